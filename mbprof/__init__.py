@@ -1,0 +1,50 @@
+"""mbprof: what a mobile network costs before it ships.
+
+The public API is imported lazily so that ``mbprof --help`` does not load torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "create_model": "mbprof.models",
+    "list_models": "mbprof.models",
+    "get_model_info": "mbprof.models",
+    "register_model": "mbprof.models",
+    "load_weights": "mbprof.models",
+    "profile": "mbprof.api",
+    "profile_spec": "mbprof.api",
+    "compare": "mbprof.api",
+    "make_spec": "mbprof.api",
+    "make_specs": "mbprof.api",
+    "ModelSpec": "mbprof.records",
+    "Profile": "mbprof.records",
+    "CountReport": "mbprof.records",
+    "LayerRow": "mbprof.records",
+    "MbprofError": "mbprof.errors",
+}
+
+__all__ = ["__version__", *_API]
+
+if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ imports lazily
+    from mbprof.api import compare, make_spec, make_specs, profile, profile_spec  # noqa: F401
+    from mbprof.errors import MbprofError  # noqa: F401
+    from mbprof.models import (  # noqa: F401
+        create_model,
+        get_model_info,
+        list_models,
+        load_weights,
+        register_model,
+    )
+    from mbprof.records import CountReport, LayerRow, ModelSpec, Profile  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'mbprof' has no attribute {name!r}")

@@ -1,0 +1,3 @@
+from mbprof.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Analysis passes: pure functions of (module, input shape[, settings]) -> records."""

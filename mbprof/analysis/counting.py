@@ -1,0 +1,127 @@
+"""MAdds and parameters, per layer and in total, with fvcore.
+
+The convention (the papers'): ``madds`` are the multiply-accumulates of
+convolutions and fully connected layers (fvcore's conv / linear / matmul
+handles, which count one fused multiply-add as one). fvcore's other estimates
+(batch norm, adaptive pooling, upsampling, normalisation) go to ``other_flops``.
+Ops that have no estimate at all (activations, additions, concatenation,
+reshapes) are listed in ``uncounted_ops`` with how often they ran, never dropped.
+All counts are for a batch of one image.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import torch
+from fvcore.nn import FlopCountAnalysis
+from torch import nn
+
+from mbprof.records import CountReport, LayerRow
+
+# fvcore handle names whose counts are multiply-accumulates of conv / FC layers.
+MADD_OPS = frozenset({"conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum"})
+
+
+def count_params(model: nn.Module) -> int:
+    """Elements of every parameter tensor (weights, biases, batch-norm affine).
+    Buffers such as batch-norm running statistics are not parameters."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def _layer_geometry(module: nn.Module) -> dict:
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return {
+            "in_channels": module.in_channels,
+            "out_channels": module.out_channels,
+            "kernel": tuple(module.kernel_size[-2:]),
+            "stride": tuple(module.stride[-2:]),
+            "groups": module.groups,
+        }
+    if isinstance(module, nn.Linear):
+        return {"in_channels": module.in_features, "out_channels": module.out_features}
+    if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm)):
+        channels = getattr(module, "num_features", None) or getattr(module, "num_channels", None)
+        return {"in_channels": channels, "out_channels": channels}
+    return {}
+
+
+def _output_sizes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple[int, int]]:
+    """The spatial size of each leaf module's output (one forward pass with hooks)."""
+    sizes: dict[str, tuple[int, int]] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if next(module.children(), None) is not None:
+            continue
+
+        def hook(_m, _inputs, output, name=name):
+            if isinstance(output, torch.Tensor) and output.dim() == 4:
+                sizes[name] = (int(output.shape[-2]), int(output.shape[-1]))
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.inference_mode():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sizes
+
+
+def count(model: nn.Module, input_shape: tuple[int, ...]) -> CountReport:
+    """Count MAdds and params of ``model`` for one input of ``input_shape`` (N, C, H, W).
+
+    The model is traced with fvcore on the CPU in float32; counts are scaled to
+    batch 1 whatever N is given. Each row of ``layers`` holds the ops a module ran
+    itself (a parent's row holds only the functional ops in its own ``forward``), so
+    the rows sum to the totals.
+    """
+    model = model.eval()
+    batch = input_shape[0]
+    example = torch.zeros(input_shape)
+    analysis = FlopCountAnalysis(model, example)
+    # Hear about every op without an estimate, not only the ones fvcore thinks notable.
+    analysis._ignored_ops = set()
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    analysis.tracer_warnings("none")
+    logging.getLogger("fvcore.nn.jit_analysis").setLevel(logging.ERROR)
+
+    by_module = analysis.by_module_and_operator()
+    uncounted = Counter(
+        {op: n for op, n in analysis.unsupported_ops().items() if op.startswith("aten::")}
+    )
+    sizes = _output_sizes(model, example)
+
+    layers: list[LayerRow] = []
+    other_by_op: Counter[str] = Counter()
+    for name, module in model.named_modules():
+        own = Counter(by_module.get(name, {}))
+        for child_name, _ in module.named_children():
+            own.subtract(by_module.get(f"{name}.{child_name}" if name else child_name, {}))
+        madds = sum(n for op, n in own.items() if op in MADD_OPS) // batch
+        other = {op: n // batch for op, n in own.items() if op not in MADD_OPS and n}
+        params = sum(p.numel() for p in module.parameters(recurse=False))
+        if not (madds or other or params):
+            continue  # activations, dropout, containers: no cost of their own
+        other_by_op.update(other)
+        layers.append(
+            LayerRow(
+                path=name or "(model)",
+                type=type(module).__name__,
+                madds=madds,
+                other_flops=sum(other.values()),
+                params=params,
+                out_hw=sizes.get(name),
+                **_layer_geometry(module),
+            )
+        )
+    return CountReport(
+        madds=sum(row.madds for row in layers),
+        params=count_params(model),
+        other_flops=sum(other_by_op.values()),
+        layers=tuple(layers),
+        other_flops_by_op=dict(other_by_op),
+        uncounted_ops=dict(uncounted),
+    )

@@ -1,0 +1,112 @@
+"""The typer app and the error policy every command shares.
+
+Bad input ends in one line on stderr and exit code 2; an unexpected failure in one
+line and exit code 1; ``--debug`` (or MBPROF_DEBUG=1) shows the traceback instead.
+Nothing here imports torch: ``mbprof --help`` must stay instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.16 vendors click; older releases depend on it
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
+
+from mbprof import __version__
+from mbprof.errors import MbprofError
+
+EXIT_BAD_INPUT = 2
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def fail(message: str) -> None:
+    typer.echo(f"mbprof: error: {_one_line(message)}", err=True)
+
+
+class MbprofGroup(TyperGroup):
+    """Runs every command under mbprof's error policy (also under typer's CliRunner)."""
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: Any = None,
+        complete_var: Any = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv or os.environ.get("MBPROF_DEBUG", "") not in ("", "0")
+        try:
+            code = super().main(
+                args=argv,
+                prog_name=prog_name or "mbprof",
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+            code = code if isinstance(code, int) else 0
+        except click_exceptions.UsageError as exc:  # bad option, missing argument, bad choice
+            if debug:
+                raise
+            fail(exc.format_message())
+            code = EXIT_BAD_INPUT
+        except MbprofError as exc:
+            if debug:
+                raise
+            fail(str(exc))
+            code = EXIT_BAD_INPUT
+        except (typer.Abort, KeyboardInterrupt):
+            typer.echo("mbprof: interrupted", err=True)
+            code = 130
+        except typer.Exit as exc:
+            code = exc.exit_code
+        except Exception as exc:  # noqa: BLE001 - the policy is one line unless --debug
+            if debug:
+                raise
+            fail(f"{type(exc).__name__}: {exc} (run again with --debug for the traceback)")
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=MbprofGroup,
+    name="mbprof",
+    help=(
+        "What a mobile network costs before it ships: MAdds, parameters, activation memory "
+        "and latency of MobileNets and their baselines, at any width and resolution.\n\n"
+        "Example: mbprof compare --widths 0.35,0.5,1.0,1.4 --res 96,224"
+    ),
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mbprof {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """mbprof: what a mobile network costs before it ships."""

@@ -1,0 +1,85 @@
+"""Options shared by every command, defined once, and the one way results leave."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from mbprof.render.document import Document
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    markdown = "markdown"
+
+
+FORMAT_OPTION = typer.Option(
+    OutputFormat.table, "--format", "-f", help="How to print results: table, csv, json or markdown."
+)
+OUTPUT_OPTION = typer.Option(
+    None,
+    "--output",
+    "-o",
+    help="Write the results to this file instead of the terminal.",
+    dir_okay=False,
+)
+WIDTH_OPTION = typer.Option("1.0", "--width", "-w", help="Width multiplier, a number > 0.")
+DEPTH_OPTION = typer.Option("1.0", "--depth", help="Depth multiplier (models that have one).")
+RES_OPTION = typer.Option(
+    "224", "--res", "-r", help="Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32)."
+)
+CLASSES_OPTION = typer.Option("1000", "--classes", help="Number of classes, an integer >= 1.")
+ARG_OPTION = typer.Option(
+    None, "--arg", help="Extra builder keyword argument KEY=VALUE (repeatable)."
+)
+WEIGHTS_OPTION = typer.Option(
+    None,
+    "--weights",
+    help="Load a local checkpoint (a state dict; read with weights_only=True).",
+    dir_okay=False,
+)
+
+
+def check_output(output: Path | None, option: str = "--output") -> None:
+    if output is not None:
+        from mbprof.render.export import check_writable
+
+        check_writable(output, option)
+
+
+def render(doc: Document, fmt: OutputFormat) -> str:
+    from mbprof.render import export
+
+    if fmt is OutputFormat.csv:
+        return export.to_csv(doc)
+    if fmt is OutputFormat.json:
+        return export.to_json(doc)
+    if fmt is OutputFormat.markdown:
+        return export.to_markdown(doc)
+    from mbprof.render.console import render_table_text
+
+    return render_table_text(doc)
+
+
+def emit(doc: Document, fmt: OutputFormat, output: Path | None = None) -> None:
+    """Print ``doc`` in ``fmt``, or write it whole to ``output``."""
+    if output is not None:
+        from mbprof.render.export import write_atomic
+
+        write_atomic(output, render(doc, fmt))
+        typer.echo(f"wrote {output}", err=True)
+        return
+    if fmt is OutputFormat.table:
+        from rich.console import Console
+
+        from mbprof.render.console import print_document
+
+        # Piped output is not squeezed into 80 columns.
+        print_document(doc, Console(width=None if sys.stdout.isatty() else 160))
+        return
+    sys.stdout.write(render(doc, fmt))

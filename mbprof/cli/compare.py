@@ -1,0 +1,97 @@
+"""mbprof compare"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mbprof.cli._app import app
+from mbprof.cli._common import (
+    ARG_OPTION,
+    FORMAT_OPTION,
+    OUTPUT_OPTION,
+    OutputFormat,
+    check_output,
+    emit,
+)
+from mbprof.parsing import (
+    parse_float_list,
+    parse_int,
+    parse_kwargs,
+    parse_name_list,
+    parse_resolution_list,
+)
+
+
+@app.command("compare")
+def compare_command(
+    models: str = typer.Option(
+        "mobilenet_v2", "--models", "-m", help="Comma-separated model names."
+    ),
+    widths: str = typer.Option("1.0", "--widths", "-w", help="Comma-separated width multipliers."),
+    depths: str = typer.Option("1.0", "--depths", help="Comma-separated depth multipliers."),
+    res: str = typer.Option(
+        "224",
+        "--res",
+        "-r",
+        help="Comma-separated resolutions: 96,224 or HEIGHTxWIDTH like 160x224.",
+    ),
+    classes: str = typer.Option("1000", "--classes", help="Number of classes, an integer >= 1."),
+    arg: list[str] | None = ARG_OPTION,
+    csv: Path | None = typer.Option(
+        None, "--csv", help="Also write the table as CSV.", dir_okay=False
+    ),
+    json: Path | None = typer.Option(
+        None, "--json", help="Also write the table as JSON.", dir_okay=False
+    ),
+    markdown: Path | None = typer.Option(
+        None, "--markdown", help="Also write the table as Markdown.", dir_okay=False
+    ),
+    fmt: OutputFormat = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+) -> None:
+    """One row per (model, width, depth, resolution): MAdds and parameters side by side.
+
+    Example: mbprof compare --widths 0.35,0.5,1.0,1.4 --res 96,224 --csv sweep.csv
+    """
+    grid = dict(
+        models=parse_name_list(models, "--models"),
+        widths=parse_float_list(widths, "--widths"),
+        depths=parse_float_list(depths, "--depths"),
+        resolutions=parse_resolution_list(res, "--res"),
+        num_classes=parse_int(classes, "--classes"),
+        kwargs=dict(parse_kwargs(arg)),
+    )
+    files = {OutputFormat.csv: csv, OutputFormat.json: json, OutputFormat.markdown: markdown}
+    for kind, path in files.items():
+        check_output(path, f"--{kind.value}")
+    check_output(output)
+
+    from mbprof.api import iter_compare, make_specs, rows_to_frame
+    from mbprof.cli._progress import sweep_progress
+    from mbprof.render.views import compare_document
+
+    specs = make_specs(**grid)
+    rows: list[dict] = []
+    interrupted = False
+    with sweep_progress(len(specs)) as advance:
+        try:
+            for row in iter_compare(specs, on_start=advance):
+                rows.append(row)
+        except KeyboardInterrupt:
+            interrupted = True  # keep the rows already measured
+    doc = compare_document(rows_to_frame(rows))
+    from mbprof.cli._common import render
+    from mbprof.render.export import write_atomic
+
+    for kind, path in files.items():
+        if path is not None:
+            write_atomic(path, render(doc, kind))
+            typer.echo(f"wrote {path}", err=True)
+    emit(doc, fmt, output)
+    if interrupted:
+        typer.echo(
+            f"mbprof: interrupted after {len(rows)} of {len(specs)} configurations", err=True
+        )
+        raise typer.Exit(130)

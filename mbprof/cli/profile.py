@@ -1,0 +1,55 @@
+"""mbprof profile"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mbprof.cli._app import app
+from mbprof.cli._common import (
+    ARG_OPTION,
+    CLASSES_OPTION,
+    DEPTH_OPTION,
+    FORMAT_OPTION,
+    OUTPUT_OPTION,
+    RES_OPTION,
+    WEIGHTS_OPTION,
+    WIDTH_OPTION,
+    OutputFormat,
+    check_output,
+    emit,
+)
+from mbprof.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
+
+
+@app.command("profile")
+def profile_command(
+    model: str = typer.Argument(..., help="Model name (see `mbprof models`)."),
+    width: str = WIDTH_OPTION,
+    depth: str = DEPTH_OPTION,
+    res: str = RES_OPTION,
+    classes: str = CLASSES_OPTION,
+    arg: list[str] | None = ARG_OPTION,
+    weights: Path | None = WEIGHTS_OPTION,
+    fmt: OutputFormat = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+) -> None:
+    """Count MAdds and parameters of one configuration, in total and per layer.
+
+    Example: mbprof profile mobilenet_v2 --width 1.0 --res 224 --format markdown
+    """
+    spec_args = dict(
+        model=model,
+        width=parse_positive_float(width, "--width"),
+        depth=parse_positive_float(depth, "--depth"),
+        resolution=parse_resolution(res, "--res"),
+        num_classes=parse_int(classes, "--classes"),
+        kwargs=dict(parse_kwargs(arg)),
+    )
+    check_output(output)
+    from mbprof.api import make_spec, profile_spec
+    from mbprof.render.views import profile_document
+
+    spec = make_spec(**spec_args)
+    emit(profile_document(profile_spec(spec, weights=weights)), fmt, output)

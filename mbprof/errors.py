@@ -1,0 +1,27 @@
+"""Errors that mbprof raises for bad input.
+
+The CLI turns every ``MbprofError`` into one line on stderr and exit code 2; the
+Python API lets them propagate. They subclass ``ValueError`` so that callers who
+do not know mbprof still catch them as bad arguments.
+"""
+
+from __future__ import annotations
+
+
+class MbprofError(ValueError):
+    """Bad input: the message names the value and what is allowed."""
+
+
+class UnknownModelError(MbprofError, KeyError):
+    """A model name that is not registered (the message suggests close names)."""
+
+    def __str__(self) -> str:  # KeyError would wrap the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsError(MbprofError):
+    """A checkpoint that is missing, unreadable or does not fit the model."""
+
+
+class ResourceError(MbprofError):
+    """A configuration that would not fit in this machine's memory."""

@@ -1,0 +1,116 @@
+"""A registry of model builders: one decorator to join, one lookup to build.
+
+A builder is a function ``(width, depth, num_classes, **kwargs) -> nn.Module``
+(``depth`` only when the model has a depth multiplier). ``ModelInfo`` records the
+knobs a model accepts so that bad values are refused before anything is built.
+This module imports no torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mbprof.errors import MbprofError, UnknownModelError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    builder: Callable[..., Any]
+    family: str
+    summary: str
+    reference: str
+    width_min: float = 0.0  # exclusive: widths must be > width_min
+    width_max: float = math.inf  # inclusive
+    has_depth: bool = False
+    min_resolution: int = 32
+
+    @property
+    def width_range(self) -> str:
+        if math.isinf(self.width_max):
+            return f"> {self.width_min:g}"
+        return f"{self.width_min:g} < w <= {self.width_max:g}"
+
+    def check(self, width: float, depth: float, num_classes: int) -> None:
+        """Refuse knob values this model does not accept, naming the allowed range."""
+        if not (math.isfinite(width) and self.width_min < width <= self.width_max):
+            raise MbprofError(
+                f"width {width:g} is outside {self.name}'s range: width must be {self.width_range}"
+            )
+        if not (math.isfinite(depth) and depth > 0):
+            raise MbprofError(f"depth {depth:g} is not allowed: depth must be a finite number > 0")
+        if not self.has_depth and depth != 1.0:
+            raise MbprofError(
+                f"{self.name} has no depth multiplier: depth must be 1.0, not {depth:g}"
+            )
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise MbprofError(f"classes {num_classes!r} is not allowed: give an integer >= 1")
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    family: str,
+    summary: str,
+    reference: str,
+    width_min: float = 0.0,
+    width_max: float = math.inf,
+    has_depth: bool = False,
+    min_resolution: int = 32,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: ``@register_model("mobilenet_v2", family=..., summary=..., reference=...)``."""
+
+    def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelInfo(
+            name=name,
+            builder=builder,
+            family=family,
+            summary=summary,
+            reference=reference,
+            width_min=width_min,
+            width_max=width_max,
+            has_depth=has_depth,
+            min_resolution=min_resolution,
+        )
+        return builder
+
+    return decorate
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style pattern, sorted."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def _squash(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "").replace(".", "")
+
+
+def suggest(name: str) -> list[str]:
+    """Close registered names: 'mobilenetv2' -> ['mobilenet_v2']."""
+    squashed = {_squash(n): n for n in _REGISTRY}
+    exact = squashed.get(_squash(name))
+    if exact:
+        return [exact]
+    close = difflib.get_close_matches(_squash(name), list(squashed), n=3, cutoff=0.6)
+    return [squashed[c] for c in close]
+
+
+def get_model_info(name: str) -> ModelInfo:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        pass
+    hints = suggest(name)
+    hint = f"; did you mean {' or '.join(hints)}?" if hints else ""
+    raise UnknownModelError(f"unknown model {name!r}{hint} (see `mbprof models` for the list)")

@@ -1,0 +1,110 @@
+"""Parse what people type on the command line into checked values.
+
+Every function raises ``MbprofError`` with one sentence that names the option,
+the bad value and what is allowed. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from mbprof.errors import MbprofError
+
+MIN_RESOLUTION = 32
+
+
+def _items(text: str, option: str) -> list[str]:
+    items = [item.strip() for item in str(text).split(",")]
+    if any(item == "" for item in items):
+        raise MbprofError(f"{option}: empty item in {text!r}; give a comma-separated list")
+    return items
+
+
+def parse_positive_float(text: str | float, option: str) -> float:
+    """A finite number > 0 (width and depth multipliers)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise MbprofError(f"{option}: {text!r} is not a number; give a finite number > 0") from None
+    if not math.isfinite(value) or value <= 0:
+        raise MbprofError(f"{option}: {text!r} is not allowed; give a finite number > 0")
+    return value
+
+
+def parse_float_list(text: str, option: str) -> list[float]:
+    """'0.35,0.5,1.0' -> [0.35, 0.5, 1.0], each a finite number > 0, duplicates dropped."""
+    values = [parse_positive_float(item, option) for item in _items(text, option)]
+    return list(dict.fromkeys(values))
+
+
+def parse_int(text: str | int, option: str, minimum: int = 1) -> int:
+    """An integer >= minimum (written as digits: 1.5 and 'abc' are refused)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    elif isinstance(text, str) and re.fullmatch(r"\s*[-+]?\d+\s*", text):
+        value = int(text)
+    else:
+        raise MbprofError(f"{option}: {text!r} is not an integer; give an integer >= {minimum}")
+    if value < minimum:
+        raise MbprofError(f"{option}: {value} is too small; give an integer >= {minimum}")
+    return value
+
+
+def parse_resolution(text: str | int, option: str = "--res") -> tuple[int, int]:
+    """'224' -> (224, 224); '160x224' -> (160, 224) as (height, width), each >= 32."""
+    text = str(text).strip()
+    parts = re.split(r"[xX]", text)
+    if len(parts) not in (1, 2) or not all(re.fullmatch(r"\d+", p.strip()) for p in parts):
+        raise MbprofError(
+            f"{option}: {text!r} is not a resolution; give an integer >= {MIN_RESOLUTION} "
+            "or HEIGHTxWIDTH such as 160x224"
+        )
+    dims = [int(p) for p in parts]
+    for dim in dims:
+        if dim < MIN_RESOLUTION:
+            raise MbprofError(
+                f"{option}: {text!r} is too small; each side must be >= {MIN_RESOLUTION} pixels"
+            )
+    return (dims[0], dims[-1])
+
+
+def parse_resolution_list(text: str, option: str = "--res") -> list[tuple[int, int]]:
+    values = [parse_resolution(item, option) for item in _items(text, option)]
+    return list(dict.fromkeys(values))
+
+
+def parse_name_list(text: str, option: str) -> list[str]:
+    return list(dict.fromkeys(_items(text, option)))
+
+
+def _parse_literal(text: str) -> Any:
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_kwargs(items: list[str] | None, option: str = "--arg") -> tuple[tuple[str, Any], ...]:
+    """['dropout=0.1', 'fix_stem_head=true'] -> (('dropout', 0.1), ('fix_stem_head', True)).
+
+    Values become bool, None, int or float when they read as one, else stay strings.
+    """
+    pairs: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise MbprofError(
+                f"{option}: {item!r} is not key=value with a Python identifier as key"
+            )
+        pairs[key] = _parse_literal(value)
+    return tuple(sorted(pairs.items()))

@@ -1,0 +1,1 @@
+"""Turn documents of records and frames into terminal tables, CSV, JSON, Markdown."""

@@ -1,0 +1,156 @@
+"""Documents as CSV, JSON and Markdown text, and files written whole or not at all."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mbprof.columns import column
+from mbprof.errors import MbprofError
+from mbprof.render.document import Document, Table
+from mbprof.render.formats import format_value, header_and_kind
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FORMATS = ("table", "csv", "json", "markdown")
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {key: _jsonable(value) for key, value in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def to_json(doc: Document) -> str:
+    columns = sorted({key for table in doc.tables for key in table.frame.columns})
+    payload = {
+        "title": doc.title,
+        **doc.meta,
+        "facts": {fact.key: _jsonable(fact.value) for fact in doc.facts},
+        "tables": {table.name: frame_records(table.frame) for table in doc.tables},
+        "columns": {key: column(key).description for key in columns if column(key).description},
+        "notes": doc.notes,
+    }
+    return json.dumps(payload, indent=2, default=str) + "\n"
+
+
+def to_csv(doc: Document) -> str:
+    """The document's main (first) table with raw numbers; facts are not repeated."""
+    if not doc.tables:
+        raise MbprofError("this result has no table to write as CSV; use --format json")
+    buffer = io.StringIO()
+    doc.tables[0].frame.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue()
+
+
+def text_rows(table: Table) -> tuple[list[str], list[str], list[list[str]]]:
+    """Headers, kinds and formatted cells of a table, for terminal and Markdown."""
+    keys = [k for k in table.frame.columns if k not in table.hidden_in_text]
+    pairs = [header_and_kind(k, table.headers, table.kinds) for k in keys]
+    rows = [
+        [format_value(value, kind) for value, (_, kind) in zip(record, pairs, strict=True)]
+        for record in table.frame[keys].itertuples(index=False, name=None)
+    ]
+    return [h for h, _ in pairs], [k for _, k in pairs], rows
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown_table(table: Table) -> str:
+    headers, kinds, rows = text_rows(table)
+    align = ["---" if k == "text" else "---:" for k in kinds]
+    lines = [
+        "| " + " | ".join(_md_escape(h) for h in headers) + " |",
+        "| " + " | ".join(align) + " |",
+    ]
+    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def to_markdown(doc: Document) -> str:
+    parts = [f"### {doc.title}"]
+    if doc.facts:
+        facts = []
+        for fact in doc.facts:
+            note = f" ({fact.note})" if fact.note else ""
+            facts.append(f"- **{fact.label}**: {format_value(fact.value, fact.kind)}{note}")
+        parts.append("\n".join(facts))
+    for table in doc.tables:
+        if table.title:
+            parts.append(f"**{table.title}**")
+        parts.append(markdown_table(table))
+    if doc.notes:
+        parts.append("\n".join(f"- {note}" for note in doc.notes))
+    return "\n\n".join(parts) + "\n"
+
+
+def check_writable(path: str | Path, option: str = "--output") -> Path:
+    """Refuse, before any work, a path that cannot be written."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise MbprofError(f"{option}: {str(path)!r} is a directory; give a file path")
+    if not parent.is_dir():
+        raise MbprofError(
+            f"{option}: cannot write {str(path)!r}: folder {str(parent)!r} does not exist"
+        )
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise MbprofError(f"{option}: cannot write {str(path)!r}: permission denied")
+    return path
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write to a temporary file beside ``path`` and rename it into place, so that a
+    reader never sees half a file and a failure leaves any old file untouched."""
+    path = Path(path)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """A frame written by mbprof: CSV, or the first table of a JSON document."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise MbprofError(f"{str(path)!r} does not exist")
+    try:
+        if path.suffix.lower() == ".json":
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            tables = payload.get("tables") if isinstance(payload, dict) else None
+            if not tables:
+                raise MbprofError(f"{str(path)!r} is not an mbprof JSON result (no 'tables')")
+            return pd.DataFrame(next(iter(tables.values())))
+        return pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        if isinstance(exc, MbprofError):
+            raise
+        raise MbprofError(f"{str(path)!r} cannot be read as CSV or JSON: {exc}") from None

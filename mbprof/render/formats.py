@@ -1,0 +1,63 @@
+"""Text for one value of a given kind (the kinds are listed in mbprof.columns)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mbprof.columns import column
+from mbprof.units import format_bytes
+
+MISSING = "-"
+
+
+def is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return isinstance(value, float) and math.isnan(value)
+    except TypeError:
+        return False
+
+
+def format_multiplier(value: float) -> str:
+    """1 -> '1.0', 0.35 -> '0.35' (as the papers write widths)."""
+    text = f"{value:g}"
+    return text if any(c in text for c in ".en") else f"{text}.0"
+
+
+def format_value(value: Any, kind: str) -> str:
+    if is_missing(value):
+        return MISSING
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        value = value.item()
+    if kind == "text":
+        return str(value)
+    if kind == "float":
+        return format_multiplier(value)
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "millions":
+        return f"{value / 1e6:,.2f}"
+    if kind == "bytes":
+        return format_bytes(value)
+    if kind == "ms":
+        return f"{value:,.2f}"
+    if kind == "percent":
+        return f"{value:.1f}%"
+    if kind == "rate":
+        return f"{value:,.1f}"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, (tuple, list)):
+        return "x".join(str(v) for v in value)
+    return str(value)
+
+
+def header_and_kind(key: str, headers: dict[str, str], kinds: dict[str, str]) -> tuple[str, str]:
+    described = column(key)
+    return headers.get(key, described.header), kinds.get(key, described.kind)

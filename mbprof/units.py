@@ -1,0 +1,99 @@
+"""The one place where numbers meet their units, both ways.
+
+Conventions used everywhere in mbprof:
+- counts (MAdds, params) use decimal prefixes: K = 1e3, M = 1e6, G = 1e9;
+- bytes use decimal prefixes too: KB = 1000 bytes, MB = 1e6 bytes (as the
+  MobileNetV2 paper's Table 3 does: 16 x 112 x 112 x 2 bytes = "400K");
+  KiB / MiB (1024-based) are accepted when parsing, never printed;
+- times are printed in milliseconds unless a field says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from mbprof.errors import MbprofError
+
+_COUNT_PREFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_BYTE_UNITS = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+}
+_TIME_UNITS = {"US": 1e-3, "MS": 1.0, "S": 1e3}  # to milliseconds
+
+_NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+
+def format_count(value: float | int | None, digits: int = 2) -> str:
+    """300774272 -> '300.77M'; 3504872 -> '3.50M'; 950 -> '950'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    for prefix in ("T", "G", "M", "K"):
+        scale = _COUNT_PREFIX[prefix]
+        if abs(value) >= scale:
+            return f"{value / scale:.{digits}f}{prefix}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def format_bytes(value: float | int | None, digits: int = 1) -> str:
+    """401408 -> '401.4 KB' (KB = 1000 bytes)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    for unit in ("GB", "MB", "KB"):
+        scale = _BYTE_UNITS[unit]
+        if abs(value) >= scale:
+            return f"{value / scale:.{digits}f} {unit}"
+    return f"{int(value)} B"
+
+
+def format_ms(value: float | None, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f} ms"
+
+
+def _split(text: str, what: str) -> tuple[float, str]:
+    match = re.fullmatch(_NUMBER + r"\s*([A-Za-z]*)", text.strip())
+    if not match:
+        raise MbprofError(f"{what} {text!r} is not a number with an optional unit")
+    return float(match.group(1)), match.group(2)
+
+
+def parse_count(text: str | int | float, what: str = "count") -> int:
+    """'300M' -> 300_000_000; '3.5M' -> 3_500_000; 1200 -> 1200."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return int(text)
+    number, unit = _split(str(text), what)
+    if unit.upper() not in _COUNT_PREFIX:
+        raise MbprofError(f"{what} {text!r} has an unknown unit {unit!r}: use K, M or G")
+    return round(number * _COUNT_PREFIX[unit.upper()])
+
+
+def parse_bytes(text: str | int | float, what: str = "size") -> int:
+    """'1.2 MB' -> 1_200_000; '400KB' -> 400_000; '1 MiB' -> 1_048_576; 512 -> 512."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return int(text)
+    number, unit = _split(str(text), what)
+    key = unit.upper() or "B"
+    if key not in _BYTE_UNITS:
+        raise MbprofError(
+            f"{what} {text!r} has an unknown unit {unit!r}: use B, KB, MB, GB, KiB, MiB or GiB"
+        )
+    return round(number * _BYTE_UNITS[key])
+
+
+def parse_ms(text: str | int | float, what: str = "time") -> float:
+    """'25 ms' -> 25.0; '0.5s' -> 500.0; '800us' -> 0.8; 12 -> 12.0 (milliseconds)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    number, unit = _split(str(text), what)
+    key = unit.upper() or "MS"
+    if key not in _TIME_UNITS:
+        raise MbprofError(f"{what} {text!r} has an unknown unit {unit!r}: use us, ms or s")
+    return number * _TIME_UNITS[key]
