@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
 
+    from mbprof.accuracy import AccuracyTable
+
 Resolution = int | str | tuple[int, int]
 
 
@@ -172,7 +174,29 @@ def compare(
     *,
     kwargs: dict[str, Any] | None = None,
     weights: str | Path | None = None,
+    accuracy: bool | str | Path = True,
 ) -> pd.DataFrame:
-    """One row per (model, width, depth, resolution) with MAdds and params."""
+    """One row per (model, width, depth, resolution) with MAdds and params.
+
+    ``accuracy``: True joins the published top-1/top-5 shipped with mbprof (see
+    ``mbprof.accuracy``), a path to a CSV puts that file's figures first, False joins none.
+    """
+    table = accuracy_for(accuracy)
     specs = make_specs(models, widths, depths, resolutions, num_classes, kwargs)
-    return rows_to_frame(iter_compare(specs, weights=weights))
+    return add_accuracy(rows_to_frame(iter_compare(specs, weights=weights)), table)
+
+
+def accuracy_for(accuracy: bool | str | Path | None) -> AccuracyTable | None:
+    """The ``AccuracyTable`` that ``accuracy`` asks for (read and checked now), or None."""
+    from mbprof import accuracy as published
+
+    if accuracy is False or accuracy is None:
+        return None
+    return published.accuracy_table(None if accuracy is True else accuracy)
+
+
+def add_accuracy(frame: pd.DataFrame, table: AccuracyTable | None) -> pd.DataFrame:
+    """``frame`` with published accuracy joined (unchanged when ``table`` is None)."""
+    from mbprof import accuracy as published
+
+    return frame if table is None else published.join(frame, table)

@@ -44,6 +44,25 @@ COLUMNS: dict[str, Column] = {
         "fvcore's element-wise estimates for batch norm, pooling, upsampling and "
         "normalisation, batch 1; not part of MAdds",
     ),
+    "top1": Column(
+        "Top-1 (%)",
+        "float",
+        "published ImageNet top-1 accuracy, single crop (not measured here; source in "
+        "accuracy_source)",
+    ),
+    "top5": Column("Top-5 (%)", "float", "published ImageNet top-5 accuracy, same source as top1"),
+    "accuracy_source": Column(
+        "Accuracy source", "text", "where top1, top5 and phone_latency_ms come from"
+    ),
+    "phone_latency_ms": Column(
+        "Phone (ms)",
+        "ms",
+        "latency published by accuracy_source, measured on the phone in phone_latency_device "
+        "(not measured here)",
+    ),
+    "phone_latency_device": Column(
+        "Phone", "text", "phone, runtime and precision of phone_latency_ms"
+    ),
     "error": Column("Error", "text", "why this configuration has no figures"),
 }
 

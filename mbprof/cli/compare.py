@@ -48,10 +48,24 @@ def compare_command(
     markdown: Path | None = typer.Option(
         None, "--markdown", help="Also write the table as Markdown.", dir_okay=False
     ),
+    accuracy: Path | None = typer.Option(
+        None,
+        "--accuracy",
+        help="CSV of your own accuracy figures (model, width, depth, resolution, top1; "
+        "optional top5, source), used before the published figures mbprof ships.",
+        dir_okay=False,
+    ),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Also draw top-1 against MAdds with the Pareto frontier (.png, .svg or .pdf).",
+        dir_okay=False,
+    ),
     fmt: OutputFormat = FORMAT_OPTION,
     output: Path | None = OUTPUT_OPTION,
 ) -> None:
-    """One row per (model, width, depth, resolution): MAdds and parameters side by side.
+    """One row per (model, width, depth, resolution): MAdds and parameters side by side,
+    with the published top-1 (and its source) where one exists.
 
     Example: mbprof compare --widths 0.35,0.5,1.0,1.4 --res 96,224 --csv sweep.csv
     """
@@ -67,12 +81,21 @@ def compare_command(
     for kind, path in files.items():
         check_output(path, f"--{kind.value}")
     check_output(output)
+    if plot is not None:
+        from mbprof.render.plots import check_figure_path
 
-    from mbprof.api import iter_compare, make_specs, rows_to_frame
+        check_figure_path(plot, "--plot")
+
+    from mbprof.api import accuracy_for, add_accuracy, iter_compare, make_specs, rows_to_frame
     from mbprof.cli._progress import sweep_progress
     from mbprof.render.views import compare_document
 
     specs = make_specs(**grid)
+    table = accuracy_for(accuracy if accuracy is not None else True)
+    if plot is not None:
+        from mbprof.accuracy import check_plottable
+
+        check_plottable(table, specs, "--plot")
     rows: list[dict] = []
     interrupted = False
     with sweep_progress(len(specs)) as advance:
@@ -81,7 +104,16 @@ def compare_command(
                 rows.append(row)
         except KeyboardInterrupt:
             interrupted = True  # keep the rows already measured
-    doc = compare_document(rows_to_frame(rows))
+    frame = add_accuracy(rows_to_frame(rows), table)
+    doc = compare_document(frame)
+    if plot is not None and rows:
+        from mbprof.render.plots import AXES, frontier_document, plot_frame
+
+        result = plot_frame(frame, AXES["madds"], AXES["top1"], plot, log_x=True)
+        typer.echo(f"wrote {plot}", err=True)
+        front = frontier_document(result, AXES["madds"], AXES["top1"], "this comparison")
+        doc.tables.append(front.tables[0])
+        doc.tables[-1].title = front.title
     from mbprof.cli._common import render
     from mbprof.render.export import write_atomic
 

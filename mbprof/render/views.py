@@ -121,6 +121,9 @@ def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Docu
     if "num_classes" in frame and frame["num_classes"].nunique() > 1:
         shown.remove("num_classes")
     notes = [f"{COLUMNS[key].header}: {COLUMNS[key].description}." for key in ("madds", "params")]
+    if "top1" in frame:  # published accuracy (mbprof.accuracy)
+        shown.append("phone_latency_device")
+        notes.append(f"{COLUMNS['top1'].header}: {COLUMNS['top1'].description}.")
     return Document(
         title=title,
         tables=[Table(name="configurations", frame=frame, hidden_in_text=tuple(shown))],

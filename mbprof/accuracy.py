@@ -1,0 +1,292 @@
+"""Published ImageNet accuracy, as data, joined to the rows of a comparison.
+
+The shipped table (``mbprof/data/accuracy.csv``, described in ``accuracy.md`` beside it)
+holds every source's figures. When several sources give a figure for one configuration
+the one with the lowest ``priority`` wins: the MobileNetV2 paper's Table 4, then the
+TF-Slim checkpoint tables, then timm. A user's file (``compare --accuracy FILE.csv``)
+comes before all of them. A joined row takes all its figures from one source, named in
+``accuracy_source``. Nothing here is measured; these are the sources' numbers.
+
+This module reads CSV with the standard library; only ``join`` needs pandas.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mbprof.errors import MbprofError
+from mbprof.parsing import parse_resolution
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DATA_FILE = Path(__file__).parent / "data" / "accuracy.csv"
+REQUIRED = ("model", "width", "depth", "resolution", "top1")
+OPTIONAL = ("top5", "source", "args", "phone_latency_ms", "phone_latency_device", "priority")
+JOINED = ("top1", "top5", "accuracy_source", "phone_latency_ms", "phone_latency_device")
+USER_PRIORITY = 0  # a user's file comes before every shipped source
+
+Key = tuple[str, float, float, str, str]
+
+
+@dataclass(frozen=True)
+class Published:
+    """One source's figures for one configuration."""
+
+    model: str
+    width: float
+    depth: float
+    resolution: str  # "224", or "160x224" (height x width)
+    args: str  # builder arguments as `compare` prints them, "" for none
+    top1: float
+    top5: float | None
+    source: str
+    priority: int
+    phone_latency_ms: float | None = None
+    phone_latency_device: str | None = None
+
+    @property
+    def key(self) -> Key:
+        return make_key(self.model, self.width, self.depth, self.resolution, self.args)
+
+    def joined(self) -> dict[str, Any]:
+        """The columns this entry adds to a comparison row."""
+        return {
+            "top1": self.top1,
+            "top5": self.top5,
+            "accuracy_source": self.source,
+            "phone_latency_ms": self.phone_latency_ms,
+            "phone_latency_device": self.phone_latency_device,
+        }
+
+
+def _norm_args(args: Any) -> str:
+    """'fix_stem_head=True' and 'fix_stem_head=true' are the same arguments."""
+    if args is None or (isinstance(args, float) and math.isnan(args)):
+        return ""
+    pairs = []
+    for item in str(args).replace(",", " ").split():
+        key, _, value = item.partition("=")
+        lowered = value.strip().lower()
+        value = lowered.capitalize() if lowered in ("true", "false", "none") else value.strip()
+        pairs.append(f"{key.strip()}={value}")
+    return " ".join(sorted(pairs))
+
+
+def _res_label(resolution: Any, option: str = "resolution") -> str:
+    if isinstance(resolution, float) and resolution.is_integer():
+        resolution = int(resolution)
+    height, width = parse_resolution(str(resolution), option)
+    return str(height) if height == width else f"{height}x{width}"
+
+
+def make_key(model: Any, width: Any, depth: Any, resolution: Any, args: Any = "") -> Key:
+    """The identity of a configuration: multipliers compared to 6 decimals."""
+    return (
+        str(model).strip(),
+        round(float(width), 6),
+        round(float(depth), 6),
+        _res_label(resolution),
+        _norm_args(args),
+    )
+
+
+class AccuracyTable:
+    """Published figures by configuration, each key's sources in order of priority."""
+
+    def __init__(self, entries: Iterable[Published]) -> None:
+        self._by_key: dict[Key, list[Published]] = {}
+        for entry in entries:
+            self._by_key.setdefault(entry.key, []).append(entry)
+        for sources in self._by_key.values():
+            sources.sort(key=lambda e: e.priority)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_key.values())
+
+    def entries(self) -> list[Published]:
+        return [e for sources in self._by_key.values() for e in sources]
+
+    def all_sources(self, model, width, depth, resolution, args="") -> list[Published]:
+        """Every source's figures for one configuration, the preferred one first."""
+        return list(self._by_key.get(make_key(model, width, depth, resolution, args), []))
+
+    def lookup(self, model, width, depth, resolution, args="") -> Published | None:
+        """The preferred source's figures for one configuration, or None."""
+        sources = self._by_key.get(make_key(model, width, depth, resolution, args))
+        return sources[0] if sources else None
+
+    def __add__(self, other: AccuracyTable) -> AccuracyTable:
+        return AccuracyTable([*self.entries(), *other.entries()])
+
+
+def _number(text: str, what: str, where: str, low: float, high: float) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and low <= value <= high):
+        raise MbprofError(f"{where}: {what} {text!r} is not a number between {low:g} and {high:g}")
+    return value
+
+
+def _optional(text: str | None) -> str | None:
+    text = (text or "").strip()
+    return text or None
+
+
+def _entry(row: Mapping[str, str], where: str, default_source: str, priority: int) -> Published:
+    model = (row.get("model") or "").strip()
+    if not model:
+        raise MbprofError(f"{where}: the model is empty")
+    width = _number(row["width"], "width", where, 1e-6, 1e3)
+    depth = _number(row["depth"], "depth", where, 1e-6, 1e3)
+    try:
+        resolution = _res_label(row["resolution"].strip(), f"{where}: resolution")
+    except AttributeError:
+        raise MbprofError(f"{where}: the resolution is empty") from None
+    top1 = _number(row["top1"], "top1", where, 0, 100)
+    top5 = _optional(row.get("top5"))
+    latency = _optional(row.get("phone_latency_ms"))
+    own_priority = _optional(row.get("priority"))
+    if own_priority is not None:
+        priority = int(_number(own_priority, "priority", where, 0, 99))
+    return Published(
+        model=model,
+        width=width,
+        depth=depth,
+        resolution=resolution,
+        args=_norm_args(row.get("args")),
+        top1=top1,
+        top5=None if top5 is None else _number(top5, "top5", where, 0, 100),
+        source=_optional(row.get("source")) or default_source,
+        priority=priority,
+        phone_latency_ms=None if latency is None else _number(latency, "latency", where, 0, 1e7),
+        phone_latency_device=_optional(row.get("phone_latency_device")),
+    )
+
+
+def read_accuracy_csv(
+    path: str | Path, option: str = "--accuracy", priority: int = USER_PRIORITY
+) -> AccuracyTable:
+    """Read and check an accuracy file: columns model, width, depth, resolution, top1
+    (optional top5, source, args, phone_latency_ms, phone_latency_device, priority).
+
+    Raises ``MbprofError`` naming the file and the first problem: missing columns, a
+    value out of range, or two rows for one configuration with the same priority.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MbprofError(f"{option}: {str(path)!r} does not exist or is not a file")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            missing = [c for c in REQUIRED if c not in columns]
+            if missing:
+                raise MbprofError(
+                    f"{option}: {str(path)!r} has no column {', '.join(missing)}; an accuracy "
+                    f"file needs the columns {', '.join(REQUIRED)} (optional: top5, source)"
+                )
+            reader.fieldnames = columns
+            default_source = f"user file {path.name}"
+            entries, seen = [], {}
+            for line, row in enumerate(reader, start=2):
+                where = f"{option}: {path.name} line {line}"
+                entry = _entry(row, where, default_source, priority)
+                ident = (entry.key, entry.priority)
+                if ident in seen:
+                    raise MbprofError(
+                        f"{where} gives {entry.model} {entry.width:g}@{entry.resolution} "
+                        f"(depth {entry.depth:g}) again, already on line {seen[ident]}; "
+                        "keep one row per configuration"
+                    )
+                seen[ident] = line
+                entries.append(entry)
+    except UnicodeDecodeError:
+        raise MbprofError(f"{option}: {str(path)!r} is not a UTF-8 text CSV file") from None
+    except csv.Error as exc:
+        raise MbprofError(f"{option}: {str(path)!r} cannot be read as CSV: {exc}") from None
+    if not entries:
+        raise MbprofError(f"{option}: {str(path)!r} has a header but no rows")
+    return AccuracyTable(entries)
+
+
+@functools.cache
+def shipped() -> AccuracyTable:
+    """The published figures that ship with mbprof (``mbprof/data/accuracy.csv``)."""
+    return read_accuracy_csv(DATA_FILE, option="shipped accuracy data", priority=9)
+
+
+def accuracy_table(user_file: str | Path | None = None) -> AccuracyTable:
+    """The shipped figures, with ``user_file``'s (if given) put first."""
+    if user_file is None:
+        return shipped()
+    return read_accuracy_csv(user_file) + shipped()
+
+
+def _row_value(row: Mapping[str, Any], key: str, default: Any = "") -> Any:
+    value = row.get(key, default)
+    return default if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def lookup_row(table: AccuracyTable, row: Mapping[str, Any]) -> Published | None:
+    """The preferred figures for one comparison row (a mapping with the frame's columns)."""
+    return table.lookup(
+        row["model"],
+        row["width"],
+        _row_value(row, "depth", 1.0),
+        row["resolution"],
+        _row_value(row, "args"),
+    )
+
+
+def join(frame: pd.DataFrame, table: AccuracyTable | None = None) -> pd.DataFrame:
+    """``frame`` with ``top1``, ``top5``, ``accuracy_source``, ``phone_latency_ms`` and
+    ``phone_latency_device`` added (empty where no source has the configuration).
+
+    A frame in which no row has a published figure is returned unchanged.
+    """
+    import pandas as pd
+
+    table = shipped() if table is None else table
+    if frame.empty or not {"model", "width", "resolution"} <= set(frame.columns):
+        return frame
+    found = [lookup_row(table, row) for row in frame.to_dict(orient="records")]
+    if not any(found):
+        return frame
+    empty = dict.fromkeys(JOINED)
+    added = pd.DataFrame(
+        [e.joined() if e else empty for e in found], index=frame.index, columns=list(JOINED)
+    )
+    for key in ("top1", "top5", "phone_latency_ms"):
+        added[key] = pd.to_numeric(added[key]).astype(float)
+    kept = frame.drop(columns=[c for c in JOINED if c in frame.columns])
+    return pd.concat([kept, added], axis=1)
+
+
+def spec_args(spec: Any) -> str:
+    """A ModelSpec's builder arguments as `compare` prints them in its ``args`` column."""
+    return " ".join(f"{k}={v}" for k, v in spec.kwargs)
+
+
+def check_plottable(table: AccuracyTable | None, specs: Iterable[Any], option: str) -> None:
+    """Refuse, before any counting, a top-1 plot of configurations none of which has a
+    published top-1."""
+    specs = list(specs)
+    if table is not None and any(
+        table.lookup(s.model, s.width, s.depth, s.res_label, spec_args(s)) for s in specs
+    ):
+        return
+    known = sorted({e.model for e in (table or shipped()).entries()})
+    raise MbprofError(
+        f"{option}: none of these {len(specs)} configurations has a published top-1 to plot "
+        f"(mbprof ships figures for {', '.join(known)} at their published widths and "
+        "resolutions); add --accuracy FILE.csv with your own"
+    )

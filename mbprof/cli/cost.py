@@ -1,0 +1,51 @@
+"""mbprof cost"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mbprof.cli._app import app
+from mbprof.cli._common import FORMAT_OPTION, OUTPUT_OPTION, OutputFormat, check_output, emit
+from mbprof.parsing import parse_int
+
+
+@app.command("cost")
+def cost_command(
+    input_shape: str = typer.Option(
+        ..., "--input", "-i", help="Input feature map HEIGHTxWIDTHxCHANNELS, such as 28x28x3."
+    ),
+    filters: str = typer.Option(..., "--filters", help="Output channels, an integer >= 1."),
+    kernel: str = typer.Option("3", "--kernel", "-k", help="Kernel side K (a KxK kernel)."),
+    stride: str = typer.Option("1", "--stride", "-s", help="Stride, an integer >= 1."),
+    padding: str = typer.Option(
+        "same",
+        "--padding",
+        help="same (output ceil(H/stride), TensorFlow's rule), valid (none), or pixels N "
+        "added on each side.",
+    ),
+    fmt: OutputFormat = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+) -> None:
+    """Multiplications of one KxK convolution layer, standard against depthwise-separable
+    (a depthwise KxK then a pointwise 1x1), by hand from the shapes.
+
+    Example: mbprof cost --input 28x28x3 --filters 64 --kernel 3
+    """
+    from mbprof.layer_cost import conv_cost, parse_input_shape, parse_padding
+
+    h, w, c = parse_input_shape(input_shape)
+    cost = conv_cost(
+        h,
+        w,
+        c,
+        parse_int(filters, "--filters"),
+        parse_int(kernel, "--kernel"),
+        parse_int(stride, "--stride"),
+        parse_padding(padding),
+    )
+    check_output(output)
+    from mbprof.render.cost_view import cost_document
+
+    emit(cost_document(cost), fmt, output)

@@ -1,0 +1,133 @@
+"""The cost of one convolution layer, standard against depthwise-separable, by hand.
+
+Multiplications of a KxK convolution from C input to F output channels on an output
+of Ho x Wo (one image, no bias):
+    standard              K*K*C*F*Ho*Wo
+    depthwise KxK         K*K*C*Ho*Wo        (one filter per input channel, same stride)
+    pointwise 1x1         C*F*Ho*Wo
+    separable = depthwise + pointwise; standard / separable = 1 / (1/F + 1/K^2).
+Output size: ``same`` padding keeps ceil(H / stride) (TensorFlow's rule), ``valid`` uses
+no padding, an integer N pads N pixels on every side. Pure Python, no torch.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from mbprof.errors import MbprofError
+
+
+@dataclass(frozen=True)
+class ConvCost:
+    in_h: int
+    in_w: int
+    in_channels: int
+    filters: int
+    kernel: int
+    stride: int
+    padding: str  # "same", "valid" or the pixels added on each side, as text
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        return (
+            output_size(self.in_h, self.kernel, self.stride, self.padding),
+            output_size(self.in_w, self.kernel, self.stride, self.padding),
+        )
+
+    @property
+    def out_pixels(self) -> int:
+        h, w = self.out_hw
+        return h * w
+
+    @property
+    def standard(self) -> int:
+        return self.kernel**2 * self.in_channels * self.filters * self.out_pixels
+
+    @property
+    def depthwise(self) -> int:
+        return self.kernel**2 * self.in_channels * self.out_pixels
+
+    @property
+    def pointwise(self) -> int:
+        return self.in_channels * self.filters * self.out_pixels
+
+    @property
+    def separable(self) -> int:
+        return self.depthwise + self.pointwise
+
+    @property
+    def ratio(self) -> float:
+        """How many times fewer multiplications the separable layer needs."""
+        return self.standard / self.separable
+
+    @property
+    def standard_params(self) -> int:
+        return self.kernel**2 * self.in_channels * self.filters
+
+    @property
+    def depthwise_params(self) -> int:
+        return self.kernel**2 * self.in_channels
+
+    @property
+    def pointwise_params(self) -> int:
+        return self.in_channels * self.filters
+
+
+def output_size(size: int, kernel: int, stride: int, padding: str) -> int:
+    """Output length along one side for ``padding`` 'same', 'valid' or an integer."""
+    if padding == "same":
+        return math.ceil(size / stride)
+    pad = 0 if padding == "valid" else int(padding)
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def parse_input_shape(text: str, option: str = "--input") -> tuple[int, int, int]:
+    """'28x28x3' -> (28, 28, 3): height x width x channels, each >= 1."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
+    if not match or min(int(g) for g in match.groups()) < 1:
+        raise MbprofError(
+            f"{option}: {text!r} is not HEIGHTxWIDTHxCHANNELS with each >= 1, such as 28x28x3"
+        )
+    h, w, c = (int(g) for g in match.groups())
+    return h, w, c
+
+
+def parse_padding(text: str, option: str = "--padding") -> str:
+    value = str(text).strip().lower()
+    if value in ("same", "valid") or re.fullmatch(r"\d+", value):
+        return value if not value.isdigit() else str(int(value))
+    raise MbprofError(f"{option}: {text!r} is not allowed; give same, valid or an integer >= 0")
+
+
+def conv_cost(
+    in_h: int,
+    in_w: int,
+    in_channels: int,
+    filters: int,
+    kernel: int,
+    stride: int = 1,
+    padding: str | int = "same",
+) -> ConvCost:
+    """A checked ``ConvCost``; refuses a kernel larger than the padded input."""
+    padding = parse_padding(str(padding))
+    for name, value in (
+        ("--filters", filters),
+        ("--kernel", kernel),
+        ("--stride", stride),
+        ("input height", in_h),
+        ("input width", in_w),
+        ("input channels", in_channels),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise MbprofError(f"{name}: {value!r} is not allowed; give an integer >= 1")
+    if padding != "same":
+        pad = 0 if padding == "valid" else int(padding)
+        smallest = min(in_h, in_w) + 2 * pad
+        if kernel > smallest:
+            raise MbprofError(
+                f"--kernel: {kernel} is larger than the padded input side {smallest}; "
+                f"give a kernel <= {smallest}"
+            )
+    return ConvCost(in_h, in_w, in_channels, filters, kernel, stride, padding)
