@@ -280,7 +280,8 @@ def plot_frame(
                 f"{y.column} against {x.column} over {len(points)} configurations: "
                 f"Pearson r = {r:.3f}, Spearman rank correlation = {rho:.3f}."
             )
-    _draw(frame, points, x, y, Path(path), log_x=log_x, title=title, pareto=pareto, fit=fit)
+    figure = draw_figure(frame, points, x, y, log_x=log_x, title=title, pareto=pareto, fit=fit)
+    save_figure(figure, Path(path))
     frontier = points[points["on_frontier"]] if pareto else points.iloc[0:0]
     frontier = frontier.sort_values([x.column, y.column]).reset_index(drop=True)
     return PlotResult(
@@ -342,7 +343,13 @@ def _candidates() -> list[tuple[float, float, str, str, bool]]:
     return out
 
 
-def _place_labels(fig, ax, xs, ys, labels, order, line_xy, fontsize: float) -> None:
+def _darker(colour: str, factor: float = 0.6) -> tuple[float, float, float]:
+    from matplotlib.colors import to_rgb
+
+    return tuple(factor * c for c in to_rgb(colour))
+
+
+def _place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsize: float) -> None:
     """Greedy placement: each label takes the first nearby spot that covers no marker,
     line or other label and stays inside the axes; failing that, the least-covered spot
     (a thin leader line joins a label set further out to its point)."""
@@ -352,8 +359,10 @@ def _place_labels(fig, ax, xs, ys, labels, order, line_xy, fontsize: float) -> N
     px_per_pt = fig.dpi / 72.0
     pts = ax.transData.transform(np.column_stack([xs, ys]))
     frame_box = ax.get_window_extent(renderer)
-    radius = 4.5 * px_per_pt
-    markers = [(x - radius, y - radius, x + radius, y + radius) for x, y in pts]
+    markers = []
+    for (x, y), ring in zip(pts, rings, strict=True):
+        radius = (6.0 if ring else 4.0) * px_per_pt
+        markers.append((x - radius, y - radius, x + radius, y + radius))
     lines = []
     if line_xy is not None and len(line_xy[0]) > 1:
         lp = ax.transData.transform(np.column_stack(line_xy))
@@ -399,34 +408,29 @@ def _place_labels(fig, ax, xs, ys, labels, order, line_xy, fontsize: float) -> N
             ha=ha,
             va=va,
             fontsize=fontsize,
-            color="0.15",
+            color=_darker(colours[i]),
             arrowprops=arrow if leader else None,
             zorder=5,
         )
         placed.append(box)
 
 
-def _draw(
+def draw_figure(
     frame: pd.DataFrame,
     points: pd.DataFrame,
     x: Axis,
     y: Axis,
-    path: Path,
     *,
-    log_x: bool,
-    title: str | None,
-    pareto: bool,
-    fit: tuple[float, float] | None,
-) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    log_x: bool = False,
+    title: str | None = None,
+    pareto: bool = True,
+    fit: tuple[float, float] | None = None,
+):
+    """The figure of ``points`` (from ``plot_points``), not yet saved."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogLocator
-
-    from mbprof.render.export import write_atomic
 
     x_factor, _ = axis_scale(x, points[x.column])
     y_factor, _ = axis_scale(y, points[y.column])
@@ -497,14 +501,28 @@ def _draw(
         key=lambda i: (not bool(points["on_frontier"].iloc[i]), -ys[i], xs[i]),
     )
     fontsize = 7.0 if len(points) > 12 else 8.0
-    _place_labels(fig, ax, xs, ys, points["label"].tolist(), order, line_xy, fontsize)
+    rings = points["on_frontier"].tolist() if pareto else [False] * len(points)
+    colours = [styles[m][0] for m in points["model"]]
+    labels = points["label"].tolist()
+    _place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsize)
     ax.legend(loc="best", fontsize=8, framealpha=0.92, edgecolor="0.8")
     footnote = _footnote(points, x, y)
     if footnote:
-        fig.text(0.01, 0.005, footnote, fontsize=6.5, color="0.35", ha="left", va="bottom")
-        fig.get_layout_engine().set(h_pad=0.04, rect=(0, 0.03, 1, 0.97))
+        import textwrap
 
+        lines = textwrap.wrap(footnote, width=150)
+        fig.text(0.01, 0.008, "\n".join(lines), fontsize=6.5, color="0.35", va="bottom")
+        bottom = 0.012 + 0.022 * len(lines)
+        fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
+    return fig
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write ``fig`` whole (PNG, SVG or PDF by the extension), without dates or versions so
+    that the same figure gives the same bytes."""
     import io
+
+    from mbprof.render.export import write_atomic
 
     buffer = io.BytesIO()
     fmt = path.suffix.lower().lstrip(".")
