@@ -1,0 +1,146 @@
+"""`mbprof reproduce`: the committed reports/ is the command's output (counts and memory
+regenerated here and compared), the paper's values are the paper's, and bad folders are
+refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mbprof.errors import MbprofError
+from mbprof.reproduce import (
+    MARKER,
+    is_measured,
+    paper_table4,
+    reproduce,
+    table3_paper_problems,
+)
+from tests.conftest import assert_one_line_error
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORTS = ROOT / "reports"
+
+
+def _counted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[[c for c in frame.columns if not is_measured(c)]]
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory) -> Path:
+    """Table 4 and Table 3 regenerated without latency (the quick, counted parts)."""
+    out = tmp_path_factory.mktemp("fresh") / "reports"
+    reproduce(out, parts=("table4", "table3"), latency=False)
+    return out
+
+
+def test_committed_table4_matches_a_fresh_run(fresh):
+    committed = pd.read_csv(REPORTS / "table4.csv")
+    regenerated = pd.read_csv(fresh / "table4.csv")
+    pd.testing.assert_frame_equal(_counted(regenerated), _counted(committed))
+
+
+def test_committed_table3_matches_a_fresh_run(fresh):
+    if not (REPORTS / "table3.csv").exists():
+        assert not (fresh / "table3.csv").exists()  # no memory analysis in either
+        return
+    pd.testing.assert_frame_equal(
+        pd.read_csv(fresh / "table3.csv"), pd.read_csv(REPORTS / "table3.csv")
+    )
+
+
+def test_committed_sweep_rows_match_fresh_counts():
+    from mbprof.api import compare
+    from mbprof.reproduce import capabilities
+
+    sweep = pd.read_csv(REPORTS / "sweep.csv")
+    extra = {"memory": True} if capabilities()["memory"] else {}
+    if capabilities()["latency"]:
+        extra["latency"] = False
+    for model, width, res in (("mobilenet_v2", 0.35, 96), ("mobilenet_v1", 0.25, 128)):
+        fresh = compare([model], [width], resolutions=[res], **extra)
+        row = sweep[(sweep["model"] == model) & (sweep["width"] == width)]
+        row = row[row["resolution"].astype(str) == str(res)].reset_index(drop=True)
+        assert len(row) == 1
+        counted = [c for c in _counted(fresh).columns if c in row.columns]
+        for column in counted:
+            assert str(row.loc[0, column]) == str(fresh.loc[0, column]), column
+
+
+def test_committed_readme_lists_files_that_exist():
+    text = (REPORTS / "README.md").read_text()
+    assert text.startswith(MARKER)
+    for name in ("table4.md", "table4.csv", "sweep.csv", "inconsistencies.md", "pareto.md"):
+        assert f"]({name})" in text and (REPORTS / name).is_file()
+    for png in REPORTS.glob("figures/*.png"):
+        assert f"(figures/{png.name})" in text
+        assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_table4_holds_the_paper_s_values():
+    # Seed 002, Table 4, as printed.
+    expected = {
+        "MobileNetV1": (70.6, 4.2, 575, 113),
+        "ShuffleNet (1.5)": (71.5, 3.4, 292, None),
+        "ShuffleNet (x2)": (73.7, 5.4, 524, None),
+        "NasNet-A": (74.0, 5.3, 564, 183),
+        "MobileNetV2": (72.0, 3.4, 300, 75),
+        "MobileNetV2 (1.4)": (74.7, 6.9, 585, 143),
+    }
+    got = {
+        r["network"]: (
+            float(r["top1"]),
+            float(r["params_m"]),
+            float(r["madds_m"]),
+            float(r["phone_ms"]) if r["phone_ms"] else None,
+        )
+        for r in paper_table4()
+    }
+    assert got == expected
+
+
+def test_fresh_table4_counts_mobilenet_v2_as_torchvision(fresh):
+    table = pd.read_csv(fresh / "table4.csv").set_index("network")
+    # architectures.md: 300,774,272 MAdds and 3,504,872 params (torchvision's count).
+    assert table.loc["MobileNetV2", "madds"] == 300_774_272
+    assert table.loc["MobileNetV2", "params"] == 3_504_872
+    # Without batch norm: 3,504,872 - 2 x 17,056 BN channels (hand sum over the layers).
+    bn_channels = (
+        32
+        + 32
+        + 16
+        + sum(c * 6 * 2 + c2 for c, c2 in [(16, 24), (24, 24), (24, 32), (32, 32), (32, 32)])
+    )
+    bn_channels += sum(c * 6 * 2 + c2 for c, c2 in [(32, 64)] + [(64, 64)] * 3)
+    bn_channels += sum(c * 6 * 2 + c2 for c, c2 in [(64, 96)] + [(96, 96)] * 2)
+    bn_channels += sum(c * 6 * 2 + c2 for c, c2 in [(96, 160)] + [(160, 160)] * 2)
+    bn_channels += 160 * 6 * 2 + 320 + 1280
+    assert table.loc["MobileNetV2", "params_without_bn"] == 3_504_872 - 2 * bn_channels
+
+
+def test_table3_arithmetic_by_hand():
+    problems = " ".join(table3_paper_problems())
+    # 1024 x 7 x 7 x 2 = 100,352 bytes, printed 199K; ShuffleNet's max 600K under its 800K.
+    assert "MobileNetV1 at 7x7: 1024 channels" in problems and "100,352 bytes" in problems
+    assert "the **max** row prints 600K, but the largest cell of the same column prints 800K" in (
+        problems
+    )
+    # 1280 x 1 x 1 x 2 = 2,560 bytes printed as 2K: whole kilobytes, not an error.
+    assert "at 1x1" not in problems
+    assert len(table3_paper_problems()) == 2
+
+
+def test_a_folder_of_other_files_is_refused(tmp_path, run):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(MbprofError, match="did not write"):
+        reproduce(tmp_path, parts=("table4",), latency=False)
+    assert_one_line_error(run("reproduce", "--out", str(tmp_path)), "--out", "did not write")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_help_has_an_example(run):
+    for command in ("reproduce", "plot", "cost"):
+        result = run(command, "--help")
+        assert result.exit_code == 0
+        assert f"Example: mbprof {command}" in result.stdout
