@@ -485,7 +485,14 @@ FIGURES: tuple[tuple[str, str, str, bool, bool, str], ...] = (
 
 def write_figures(frame: pd.DataFrame, root: Path, report: Report) -> str:
     """The Pareto figures (PNG) and, as Markdown, the frontier of each."""
-    from mbprof.render.plots import AXES, available_axes, draw_figure, plot_points, save_figure
+    from mbprof.render.plots import (
+        AXES,
+        available_axes,
+        axis_label,
+        draw_figure,
+        plot_points,
+        save_figure,
+    )
 
     have = set(available_axes(frame))
     sections = [MARKER, "# Pareto frontiers", ""]
@@ -516,10 +523,15 @@ def write_figures(frame: pd.DataFrame, root: Path, report: Report) -> str:
                 for r in front.to_dict(orient="records")
             ]
             sections += [
-                f"On the frontier: {len(front)} of {len(points)} configurations "
-                "(no other has both a lower cost and a higher top-1).",
+                f"On the frontier: {len(front)} of {len(points)} configurations (no other "
+                f"configuration has {x.name} at least as {'low' if x.lower_is_better else 'high'}"
+                " and top-1 at least as high, one of them strictly).",
                 "",
-                md_table(["Point", "Model", x.name, y.name], rows, [False, False, True, True]),
+                md_table(
+                    ["Point", "Model", axis_label(x, data, points[x.column]), f"{y.name} (%)"],
+                    rows,
+                    [False, False, True, True],
+                ),
                 "",
             ]
         elif fit is not None and not math.isnan(fit[0]):
@@ -534,11 +546,13 @@ def write_figures(frame: pd.DataFrame, root: Path, report: Report) -> str:
 
 
 def _fmt_axis(axis, value: float) -> str:
-    if axis.column in ("madds", "params"):
+    if axis.column == "madds":
         return f"{value / 1e6:.1f}M"
+    if axis.column == "params":
+        return f"{value / 1e6:.2f}M"
     if axis.unit == "bytes":
         return _kb(value)
-    return f"{value:g}" if axis.quality else f"{value:.2f}"
+    return _pct(value) if axis.quality else f"{value:.2f}"
 
 
 # --- the inconsistencies --------------------------------------------------------------

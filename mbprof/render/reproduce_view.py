@@ -14,7 +14,7 @@ def reproduce_document(report) -> Document:
     )
     notes = [f"Left out: {item}." for item in report.left_out]
     return Document(
-        title=f"Reports written to {report.out}",
+        title="mbprof reproduce",
         facts=[Fact("out", "Folder", str(report.out), "text")],
         tables=[
             Table(
