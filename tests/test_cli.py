@@ -9,10 +9,12 @@ import sys
 
 import pandas as pd
 import pytest
+import typer
 
+from mbprof.cli import app
 from tests.conftest import assert_one_line_error
 
-COMMANDS = ["models", "profile", "compare"]
+COMMANDS = sorted(typer.main.get_command(app).commands)  # every registered command
 
 
 @pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
