@@ -137,10 +137,3 @@ def test_a_folder_of_other_files_is_refused(tmp_path, run):
         reproduce(tmp_path, parts=("table4",), latency=False)
     assert_one_line_error(run("reproduce", "--out", str(tmp_path)), "--out", "did not write")
     assert (tmp_path / "notes.txt").read_text() == "mine"
-
-
-def test_help_has_an_example(run):
-    for command in ("reproduce", "plot", "cost"):
-        result = run(command, "--help")
-        assert result.exit_code == 0
-        assert f"Example: mbprof {command}" in result.stdout
