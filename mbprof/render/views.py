@@ -107,10 +107,18 @@ def profile_document(result: Profile) -> Document:
         "fvcore for one image (the papers' convention).",
         "Not counted (no cost estimate): " + (_ops_text(counts.uncounted_ops) or "none") + ".",
     ]
+    tables = [table]
+    if result.memory is not None:
+        from mbprof.render.memory_view import NOTES, profile_memory_parts
+
+        memory_facts, memory_table = profile_memory_parts(result.memory)
+        facts += memory_facts
+        tables.append(memory_table)
+        notes += NOTES
     return Document(
         title=f"{spec.label}: MAdds and parameters",
         facts=facts,
-        tables=[table],
+        tables=tables,
         notes=notes,
         meta={"mbprof_version": __version__},
     )
