@@ -879,12 +879,22 @@ def efficient_steps(
 
 
 def _block_module(graph: Graph, region: Region) -> str:
+    """The smallest module holding the block and nothing else ("features.2"), or
+    "first .. last" when there is none (a stem fused with the first block)."""
     first = graph.nodes[region.expand].module
     last = graph.nodes[region.exit_node].module
+    inside = set(region.nodes)
+    outside: set[str] = set()
+    for node in graph.nodes:
+        if node.index not in inside and node.module and graph.act_inputs(node):
+            parts = node.module.split(".")
+            outside.update(".".join(parts[: i + 1]) for i in range(len(parts)))
     common = _common_prefix([graph.nodes[n].module for n in region.nodes])
-    if common and first.startswith(common + ".") and common.count(".") >= 1:
-        return common
-    return f"{first} .. {last}" if first != last else first
+    if not common or common in outside:
+        return f"{first} .. {last}" if first != last else first
+    while "." in common and common.rsplit(".", 1)[0] not in outside:
+        common = common.rsplit(".", 1)[0]
+    return common
 
 
 def _common_prefix(paths: Sequence[str]) -> str:
@@ -904,9 +914,10 @@ def _common_prefix(paths: Sequence[str]) -> str:
 
 def simulate(
     steps: Sequence[Step], size: dict[int, int], keep: Iterable[int] = ()
-) -> list[LivePoint]:
+) -> list[tuple[Step, LivePoint]]:
     """Live bytes at each step: every buffer from the step creating it to its last use
-    (buffers in ``keep``, the model's outputs, to the end)."""
+    (buffers in ``keep``, the model's outputs, to the end). Steps that touch no activation
+    give no point."""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for i, step in enumerate(steps):
@@ -926,18 +937,23 @@ def simulate(
         alive += delta[i]
         ins = sum(size[b] for b in step.inputs)
         outs = sum(size[b] for b in step.outputs - step.inputs)
+        if not (ins or outs or step.internal):
+            continue  # touches no activation (weight views, empty allocations): not a point
         live = alive + step.internal
         points.append(
-            LivePoint(
-                step=i,
-                op=step.op,
-                module=step.module,
-                shape=step.shape,
-                live_bytes=live,
-                input_bytes=ins,
-                output_bytes=outs,
-                held_bytes=live - ins - outs - step.internal,
-                internal_bytes=step.internal,
+            (
+                step,
+                LivePoint(
+                    step=len(points),
+                    op=step.op,
+                    module=step.module,
+                    shape=step.shape,
+                    live_bytes=live,
+                    input_bytes=ins,
+                    output_bytes=outs,
+                    held_bytes=live - ins - outs - step.internal,
+                    internal_bytes=step.internal,
+                ),
             )
         )
     return points
@@ -959,12 +975,12 @@ def _resolution_of(shape: tuple[int, ...]) -> tuple[tuple[int, int], int] | None
 
 
 def resolution_table(
-    steps: Sequence[Step], size: dict[int, int], points: Sequence[LivePoint]
+    points: Sequence[tuple[Step, LivePoint]], size: dict[int, int]
 ) -> tuple[ResolutionMemory, ...]:
     """Per spatial size: the largest single buffer, and the op whose output has that size
     with the most input + output (+ internal) bytes."""
     shape_of: dict[int, tuple[int, ...]] = {}
-    for step in steps:
+    for step, _ in points:
         for b, shape in step.out_shapes:
             shape_of.setdefault(b, shape)  # the shape it was created with, not a later view
     largest: dict[tuple[int, int], tuple[int, int, tuple[int, ...]]] = {}
@@ -976,7 +992,7 @@ def resolution_table(
         if hw not in largest or size[b] > largest[hw][0]:
             largest[hw] = (size[b], channels, shape)
     biggest_op: dict[tuple[int, int], tuple[int, str]] = {}
-    for step, point in zip(steps, points, strict=True):
+    for step, point in points:
         if not step.outputs - step.inputs or step.shape is None:
             continue  # views and in-place ops create nothing
         where = _resolution_of(step.shape)
@@ -1034,7 +1050,7 @@ def analyze(
 
     eager, zero = eager_steps(graph)
     eager_size = {b: (0 if b in zero else n) for b, n in size.items()}
-    eager_points = simulate(eager, eager_size, out_buffers)
+    eager_points = [p for _, p in simulate(eager, eager_size, out_buffers)]
 
     rep, dropped = materialized_buffers(graph)
     mat = materialized_steps(graph, rep, dropped)
@@ -1045,8 +1061,8 @@ def analyze(
     eff, chunk_sizes = efficient_steps(graph, rep, dropped, regions, sizes, chunks)
     eff_points = simulate(eff, size, mat_keep)
 
-    resolutions = resolution_table(mat, size, mat_points)
-    resolutions_eff = resolution_table(eff, size, eff_points)
+    resolutions = resolution_table(mat_points, size)
+    resolutions_eff = resolution_table(eff_points, size)
     blocks = tuple(
         ChunkedBlock(
             kind=r.kind,
@@ -1072,14 +1088,14 @@ def analyze(
         input_bytes=image.numel * element if image is not None else 0,
         max_tensor_bytes=max((r.tensor_bytes for r in resolutions), default=0),
         max_tensor_bytes_efficient=max((r.tensor_bytes for r in resolutions_eff), default=0),
-        peak=_peak(mat_points),
-        peak_efficient=_peak(eff_points),
+        peak=_peak([p for _, p in mat_points]),
+        peak_efficient=_peak([p for _, p in eff_points]),
         eager_peak_bytes=_peak(eager_points).live_bytes,
         resolutions=resolutions,
         resolutions_efficient=resolutions_eff,
         blocks=blocks,
-        curve=tuple(mat_points),
-        curve_efficient=tuple(eff_points),
+        curve=tuple(p for _, p in mat_points),
+        curve_efficient=tuple(p for _, p in eff_points),
     )
     return Analysis(graph=graph, report=report, regions=regions)
 

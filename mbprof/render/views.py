@@ -129,6 +129,8 @@ def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Docu
     if "num_classes" in frame and frame["num_classes"].nunique() > 1:
         shown.remove("num_classes")
     notes = [f"{COLUMNS[key].header}: {COLUMNS[key].description}." for key in ("madds", "params")]
+    memory = [k for k in ("peak_act_bytes", "peak_act_bytes_efficient") if k in frame]
+    notes += [f"{COLUMNS[k].header}: {COLUMNS[k].description} (KB = 1000 bytes)." for k in memory]
     return Document(
         title=title,
         tables=[Table(name="configurations", frame=frame, hidden_in_text=tuple(shown))],
