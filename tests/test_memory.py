@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from mbprof.analysis.memory import analyze, analyze_memory
 from mbprof.errors import MbprofError
 from mbprof.models import create_model
+from tests.memory_models import (
+    ConcatCell,
+    DataDependent,
+    InPlaceResidual,
+    ShortcutOfInner,
+    ShuffleUnit,
+    SqueezeExcite,
+    Stem,
+)
 
 FP16 = 2  # bytes per element
 
@@ -182,36 +189,6 @@ def test_table_3_where_it_is_inconsistent(v1_224, v2_224):
 # --------------------------------------------------------------- graph rules on small models
 
 
-class Stem(nn.Module):
-    """A counted first tensor: conv 3 -> c, stride 1, so that sizes stay H x W."""
-
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, c, 1, bias=False)
-
-    def forward(self, x):
-        return self.conv(x)
-
-
-def channel_shuffle(x, groups):
-    n, c, h, w = x.shape
-    return x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
-
-
-class ShuffleUnit(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = Stem(6)
-        self.gconv = nn.Conv2d(6, 12, 1, groups=3, bias=False)
-        self.dw = nn.Conv2d(12, 12, 3, 1, 1, groups=12, bias=False)
-        self.pw = nn.Conv2d(12, 6, 1, groups=3, bias=False)
-
-    def forward(self, x):
-        x = self.stem(x)
-        y = channel_shuffle(F.relu(self.gconv(x)), 3)
-        return F.relu(x + self.pw(self.dw(y)))
-
-
 def test_channel_shuffle_views_are_not_counted_twice():
     a = analyze(ShuffleUnit().eval(), (1, 3, 8, 8))
     e = 8 * 8 * FP16  # bytes of one channel
@@ -227,23 +204,6 @@ def test_channel_shuffle_views_are_not_counted_twice():
     assert a.report.blocks == ()  # the group convs narrow, then widen: no inverted residual
 
 
-class ConcatCell(nn.Module):
-    """Three branches of the same input, concatenated (NASNet-style)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = Stem(4)
-        self.a = nn.Conv2d(4, 8, 1)
-        self.b = nn.Conv2d(4, 8, 3, padding=1)
-        self.c = nn.Conv2d(4, 8, 1)
-        self.head = nn.Conv2d(24, 4, 1)
-
-    def forward(self, x):
-        x = self.stem(x)
-        pooled = F.avg_pool2d(self.c(x), 3, 1, 1)
-        return self.head(torch.cat([self.a(x), self.b(x), pooled], 1))
-
-
 def test_concatenation_branches_stay_alive_until_the_concat():
     report = analyze_memory(ConcatCell().eval(), (1, 3, 8, 8))
     e = 8 * 8 * FP16
@@ -254,28 +214,6 @@ def test_concatenation_branches_stay_alive_until_the_concat():
     # cat: the three 8-channel branches in, 24 channels out.
     assert points[("", "cat")].live_bytes == 3 * 8 * e + 24 * e
     assert report.peak.live_bytes == 48 * e
-
-
-class SqueezeExcite(nn.Module):
-    """A MobileNetV3-style block: expand, depthwise, squeeze-excitation, project, residual."""
-
-    def __init__(self, c: int = 8, e: int = 32) -> None:
-        super().__init__()
-        self.stem = Stem(c)
-        self.expand = nn.Sequential(
-            nn.Conv2d(c, e, 1, bias=False), nn.BatchNorm2d(e), nn.Hardswish()
-        )
-        self.dw = nn.Sequential(
-            nn.Conv2d(e, e, 3, 1, 1, groups=e, bias=False), nn.BatchNorm2d(e), nn.Hardswish()
-        )
-        self.fc1, self.fc2 = nn.Conv2d(e, 8, 1), nn.Conv2d(8, e, 1)
-        self.project = nn.Sequential(nn.Conv2d(e, c, 1, bias=False), nn.BatchNorm2d(c))
-
-    def forward(self, x):
-        x = self.stem(x)
-        h = self.dw(self.expand(x))
-        gate = F.hardsigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(h, 1)))))
-        return x + self.project(h * gate)
 
 
 def test_squeeze_excitation_block_is_chunked_in_two_passes():
@@ -294,38 +232,10 @@ def test_squeeze_excitation_block_is_chunked_in_two_passes():
     assert report.peak_efficient.live_bytes == 8 * e + 8 * e + 8 * e + vectors
 
 
-class ShortcutOfInner(nn.Module):
-    """The expanded tensor is also concatenated: it must exist whole, so no chunking."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = Stem(4)
-        self.expand = nn.Conv2d(4, 16, 1)
-        self.dw = nn.Conv2d(16, 16, 3, 1, 1, groups=16)
-        self.project = nn.Conv2d(16, 4, 1)
-
-    def forward(self, x):
-        x = self.stem(x)
-        h = F.relu(self.expand(x))
-        return torch.cat([self.project(self.dw(h)), h], 1)
-
-
 def test_inner_tensor_used_elsewhere_is_not_chunked():
     report = analyze_memory(ShortcutOfInner().eval(), (1, 3, 8, 8))
     assert report.blocks == ()
     assert report.peak_efficient.live_bytes == report.peak.live_bytes
-
-
-class InPlaceResidual(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = Stem(4)
-        self.a = nn.Conv2d(4, 4, 1)
-
-    def forward(self, x):
-        y = self.stem(x)
-        y += self.a(y)
-        return y.relu_()
 
 
 def test_in_place_ops_share_their_input():
@@ -384,11 +294,6 @@ def test_model_built_on_meta_gives_the_same_report():
 
 
 # --------------------------------------------------------------- bad input
-
-
-class DataDependent(nn.Module):
-    def forward(self, x):
-        return x * 2 if x.sum().item() > 0 else x
 
 
 def test_untraceable_model_is_refused():

@@ -396,8 +396,8 @@ def _model_name(model: nn.Module) -> str:
 def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
     """Run ``model`` once on the meta device and record its ops (the model is not changed:
     its parameters are stood in for by meta tensors of the same shapes and dtypes)."""
-    state = {name: p for name, p in model.named_parameters(remove_duplicate=False)}
-    state.update(dict(model.named_buffers(remove_duplicate=False)))
+    state = dict(model.named_parameters())  # tied weights once: functional_call ties them
+    state.update(dict(model.named_buffers()))
     meta_state = {name: torch.empty_like(t, device="meta") for name, t in state.items()}
     param_keys = {_storage_key(t) for t in meta_state.values()}
     floating = [t.dtype for t in state.values() if t.is_floating_point()]
