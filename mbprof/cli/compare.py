@@ -66,8 +66,7 @@ def compare_command(
     fmt: OutputFormat = FORMAT_OPTION,
     output: Path | None = OUTPUT_OPTION,
 ) -> None:
-    """One row per (model, width, depth, resolution): MAdds, parameters and peak activation
-    memory side by side.
+    """One row per (model, width, depth, resolution): MAdds, params, peak memory side by side.
 
     Example: mbprof compare --widths 0.35,0.5,1.0,1.4 --res 96,224 --csv sweep.csv
     """

@@ -66,8 +66,9 @@ def memory_command(
     fmt: OutputFormat = FORMAT_OPTION,
     output: Path | None = OUTPUT_OPTION,
 ) -> None:
-    """Activation memory: the largest tensor per spatial size, the peak of live activations
-    over one forward pass (and the op where it happens), materialized and memory-efficient.
+    """Activation memory: largest tensor per spatial size, peak over one forward pass.
+
+    Materialized and memory-efficient (inverted residuals in T chunks); image not counted.
 
     Example: mbprof memory mobilenet_v2 --res 224 --dtype fp16 --chunks 4
     """
