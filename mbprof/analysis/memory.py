@@ -39,6 +39,7 @@ Three modes, one trace:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -243,12 +244,9 @@ class _Builder:
 
     def record(self, func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: object) -> None:
         index = len(self.graph.nodes)
-        flat_in = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
-        inputs = tuple(self.value_of(t) for t in flat_in)
+        inputs = tuple(self.value_of(t) for t in _tensors((args, kwargs)))
         outputs = []
-        for tensor in tree_flatten(out)[0]:
-            if not isinstance(tensor, torch.Tensor):
-                continue
+        for tensor in _tensors(out):
             buffer = self.storage_buffer.get(_storage_key(tensor))
             if buffer is None:
                 buffer = self._new_buffer(tensor, ACT, index)
@@ -265,6 +263,17 @@ class _Builder:
                 conv=_conv_info(name, args, kwargs),
             )
         )
+
+
+def _tensors(obj: object) -> list[torch.Tensor]:
+    """The tensors in an op's arguments or results (tuples, lists, dicts), in order."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (tuple, list)):
+        return [t for item in obj for t in _tensors(item)]
+    if isinstance(obj, dict):
+        return [t for item in obj.values() for t in _tensors(item)]
+    return []
 
 
 def _storage_key(tensor: torch.Tensor) -> int:
@@ -844,6 +853,7 @@ def efficient_steps(
     """Materialized steps with each region replaced by one op at its last node."""
     base = materialized_steps(graph, rep, dropped)
     owner = {n: r for r in regions for n in r.nodes}
+    everywhere = _module_counts(graph, range(len(graph.nodes)))
     steps: list[Step] = []
     chunk_sizes: list[tuple[Region, int]] = []
     for node in graph.nodes:
@@ -867,7 +877,7 @@ def efficient_steps(
             Step(
                 node=node.index,
                 op="chunked block" if region.kind == "project" else "chunked head",
-                module=_block_module(graph, region),
+                module=_block_module(graph, region, everywhere),
                 inputs=_counted(graph, (rep[graph.values[v].buffer] for v in region.inputs)),
                 outputs=_counted(graph, (rep[graph.values[v].buffer] for v in region.exits)),
                 internal=chunk + side,
@@ -878,21 +888,35 @@ def efficient_steps(
     return steps, chunk_sizes
 
 
-def _block_module(graph: Graph, region: Region) -> str:
+def _ancestors(module: str) -> list[str]:
+    parts = module.split(".") if module else []
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _module_counts(graph: Graph, nodes: Iterable[int]) -> Counter[str]:
+    """How many ops reading activations run inside each module path (recursively)."""
+    counts: Counter[str] = Counter()
+    for n in nodes:
+        node = graph.nodes[n]
+        if node.module and graph.act_inputs(node):
+            counts.update(_ancestors(node.module))
+    return counts
+
+
+def _block_module(graph: Graph, region: Region, everywhere: Counter[str]) -> str:
     """The smallest module holding the block and nothing else ("features.2"), or
     "first .. last" when there is none (a stem fused with the first block)."""
     first = graph.nodes[region.expand].module
     last = graph.nodes[region.exit_node].module
-    inside = set(region.nodes)
-    outside: set[str] = set()
-    for node in graph.nodes:
-        if node.index not in inside and node.module and graph.act_inputs(node):
-            parts = node.module.split(".")
-            outside.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+    inside = _module_counts(graph, region.nodes)
+
+    def only_block(path: str) -> bool:
+        return everywhere[path] == inside[path]
+
     common = _common_prefix([graph.nodes[n].module for n in region.nodes])
-    if not common or common in outside:
+    if not common or not only_block(common):
         return f"{first} .. {last}" if first != last else first
-    while "." in common and common.rsplit(".", 1)[0] not in outside:
+    while "." in common and only_block(common.rsplit(".", 1)[0]):
         common = common.rsplit(".", 1)[0]
     return common
 
@@ -1063,10 +1087,11 @@ def analyze(
 
     resolutions = resolution_table(mat_points, size)
     resolutions_eff = resolution_table(eff_points, size)
+    everywhere = _module_counts(graph, range(len(graph.nodes)))
     blocks = tuple(
         ChunkedBlock(
             kind=r.kind,
-            module=_block_module(graph, r),
+            module=_block_module(graph, r, everywhere),
             expand=graph.nodes[r.expand].module,
             exit=graph.nodes[r.exit_node].module,
             in_channels=r.in_channels,

@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from mbprof.analysis.memory import _tensors
 from mbprof.errors import MbprofError
 from mbprof.parsing import parse_mem_dtype
 from mbprof.records import MeasuredMemory
@@ -82,15 +83,13 @@ class _StorageTracker(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
-        for arg in tree_flatten((args, kwargs))[0]:
-            if isinstance(arg, torch.Tensor):
-                entry = self.live.get(arg.untyped_storage()._cdata)
-                if entry is not None:
-                    self.last_read[entry[0]] = self.ops
+        for arg in _tensors((args, kwargs)):
+            entry = self.live.get(arg.untyped_storage()._cdata)
+            if entry is not None:
+                self.last_read[entry[0]] = self.ops
         out = func(*args, **kwargs)
-        for tensor in tree_flatten(out)[0]:
-            if isinstance(tensor, torch.Tensor):
-                self._track(tensor)
+        for tensor in _tensors(out):
+            self._track(tensor)
         self.ops += 1
         return out
 
