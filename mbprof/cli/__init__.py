@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from mbprof.cli import compare, cost, models, plot, profile, reproduce  # noqa: F401  (each registers its command)
+from mbprof.cli import (  # noqa: F401  (each registers its command)
+    compare,
+    cost,
+    memory,
+    models,
+    plot,
+    profile,
+    reproduce,
+)
 from mbprof.cli._app import app
 
 
