@@ -890,6 +890,210 @@ def _swap(stage: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def table3_frame(report: Report) -> pd.DataFrame:
+    """The paper's Table 3 beside mbprof's largest tensor at each resolution (fp16, 224x224,
+    memory-efficient mode: the paper's section 5.1 rule) and the materialized one."""
+    import pandas as pd
+
+    from mbprof.api import memory
+
+    cells = paper_table3()
+    networks = list(dict.fromkeys((c["network"], c["model"], float(c["width"])) for c in cells))
+    rows = []
+    for network, model, width in networks:
+        if not registered(model):
+            line = f"Table 3, {network}: {model} not registered in this mbprof"
+            if line not in report.left_out:
+                report.left_out.append(line)
+            continue
+        mem = memory(model, width, resolution=224, dtype="fp16")
+        efficient = {
+            r.resolution[0]: r
+            for r in mem.resolutions_efficient
+            if r.resolution[0] == r.resolution[1]
+        }
+        whole = {r.resolution[0]: r for r in mem.resolutions if r.resolution[0] == r.resolution[1]}
+        for cell in (c for c in cells if c["network"] == network):
+            row: dict[str, Any] = {
+                "network": network,
+                "model": model,
+                "width": width,
+                "size": cell["size"],
+                "paper_channels": int(cell["channels"]) if cell["channels"] else None,
+                "paper_kbytes": float(cell["kbytes"]),
+            }
+            if cell["size"] == "max":
+                row.update(
+                    channels=None,
+                    tensor_bytes=mem.max_tensor_bytes_efficient,
+                    materialized_channels=None,
+                    materialized_bytes=mem.max_tensor_bytes,
+                    op_bytes=None,
+                )
+            else:
+                side = int(cell["size"])
+                eff, mat = efficient.get(side), whole.get(side)
+                row.update(
+                    channels=eff.channels if eff else None,
+                    tensor_bytes=eff.tensor_bytes if eff else None,
+                    materialized_channels=mat.channels if mat else None,
+                    materialized_bytes=mat.tensor_bytes if mat else None,
+                    op_bytes=mat.op_bytes if mat else None,
+                )
+            if row["tensor_bytes"] is not None:
+                row["delta_bytes"] = row["tensor_bytes"] - round(row["paper_kbytes"] * 1000)
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    for key in (
+        "paper_channels",
+        "channels",
+        "materialized_channels",
+        "tensor_bytes",
+        "materialized_bytes",
+        "op_bytes",
+        "delta_bytes",
+    ):
+        if key in frame.columns:
+            frame[key] = frame[key].astype("Int64")
+    return frame
+
+
+def _is_na(value: Any) -> bool:
+    import pandas as pd
+
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def table3_markdown(t3: pd.DataFrame) -> str:
+    networks = list(dict.fromkeys(t3["network"]))
+    sizes = list(dict.fromkeys(t3["size"]))
+    headers = ["Size"]
+    for network in networks:
+        headers += [f"{network}: paper", "mbprof", "Δ"]
+    rows = []
+    for size in sizes:
+        label = "max" if size == "max" else f"{size}x{size}"
+        row = [label]
+        for network in networks:
+            match = t3[(t3["network"] == network) & (t3["size"] == size)]
+            if match.empty:
+                row += ["-", "-", "-"]
+                continue
+            r = match.iloc[0]
+            paper = (
+                f"{r['paper_kbytes']:g}K"
+                if _is_na(r["paper_channels"])
+                else f"{int(r['paper_channels'])} / {r['paper_kbytes']:g}K"
+            )
+            ours = (
+                "-"
+                if _is_na(r["tensor_bytes"])
+                else (
+                    _kb(float(r["tensor_bytes"]))
+                    if _is_na(r["channels"])
+                    else f"{int(r['channels'])} / {_kb(float(r['tensor_bytes']))}"
+                )
+            )
+            delta = "-"
+            if not _is_na(r["tensor_bytes"]):
+                paper_bytes = r["paper_kbytes"] * 1000
+                diff = float(r["tensor_bytes"]) - paper_bytes
+                delta = f"{diff / 1000:+,.1f}K ({100 * diff / paper_bytes:+.1f}%)"
+            row += [paper, ours, delta]
+        rows.append(row)
+    table = md_table(headers, rows, [False] + [True] * (len(headers) - 1))
+
+    v2 = t3[(t3["model"] == "mobilenet_v2") & (t3["size"] != "max")]
+    contrast = ""
+    if not v2.empty:
+        pairs = [
+            f"{r['size']}x{r['size']}: {int(r['materialized_channels'])} / "
+            f"{_kb(float(r['materialized_bytes']))}"
+            for r in v2.to_dict(orient="records")
+            if not _is_na(r["materialized_bytes"])
+        ]
+        contrast = (
+            "- MobileNetV2 without the memory-efficient mode (every expanded tensor whole): "
+            + "; ".join(pairs)
+            + "."
+        )
+    lines = [
+        MARKER,
+        "# Table 3 of the MobileNetV2 paper, reproduced",
+        "",
+        "The largest single activation tensor at each spatial resolution for a 224x224 input, "
+        "as channels / kilobytes with 16-bit activations (K = 1000 bytes, the paper's unit). "
+        "Paper: Sandler et al. 2018, Table 3 as printed. mbprof: `mbprof memory MODEL --res 224` "
+        "(traced graph, fp16), in the memory-efficient mode of the paper's section 5.1 (an "
+        "inverted-residual block's expanded tensor is never whole; the stem runs as the "
+        "expansion of the first block). MobileNetV1 and ShuffleNet have no such blocks, so "
+        "their two modes agree.",
+        "",
+        table,
+        "",
+        "- Δ: mbprof minus the paper, in kilobytes and in percent of the paper's figure.",
+        "- The **max** row is the largest tensor of the whole network.",
+    ]
+    if contrast:
+        lines.append(contrast)
+    lines += ["", "Why cells differ: see [inconsistencies.md](inconsistencies.md).", ""]
+    return "\n".join(lines)
+
+
+def table3_explained(t3: pd.DataFrame) -> str:
+    """Sentences for the cells where mbprof and the paper differ by more than rounding."""
+    out = ["## Table 3: where mbprof differs, and why", ""]
+    for r in t3.to_dict(orient="records"):
+        if _is_na(r["tensor_bytes"]) or r["size"] == "max":
+            continue
+        paper_bytes = r["paper_kbytes"] * 1000
+        ours = float(r["tensor_bytes"])
+        if abs(ours - paper_bytes) <= max(1000.0, 0.10 * paper_bytes):
+            continue
+        size = f"{r['size']}x{r['size']}"
+        text = (
+            f"- **{r['network']} at {size}**: the paper prints {int(r['paper_channels'])} channels "
+            f"/ {r['paper_kbytes']:g}K; mbprof's largest tensor there has {int(r['channels'])} "
+            f"channels ({int(r['tensor_bytes']):,} bytes)."
+        )
+        times = round(paper_bytes / ours)
+        if r["channels"] == r["paper_channels"] and times >= 2:
+            text += (
+                f" Same channels and {paper_bytes / ours:.2f} times the bytes: the paper's "
+                f"figure is the size of {times} such tensors ({times} x {int(ours):,} = "
+                f"{times * int(ours):,} bytes), as an op that reads one and writes another "
+                "holds, not of the largest tensor."
+            )
+        elif r["model"] == "mobilenet_v2":
+            text += (
+                f" {int(r['paper_channels'])} channels is the width of a later stage; at {size} "
+                "the block's input and output (the bottlenecks that stay whole) are narrower."
+            )
+        elif r["model"].startswith("shufflenet"):
+            text += (
+                " The paper's ShuffleNet column uses other stage widths and stem than "
+                f"{r['model']} at width {r['width']:g} (see above)."
+            )
+        out.append(text)
+    if len(out) == 2:
+        out.append("- None: every cell agrees within rounding.")
+    return "\n".join(out)
+
+
 def write_table3(root: Path, report: Report) -> str | None:
-    """Table 3 beside mbprof's memory analysis (needs mbprof.analysis.memory)."""
-    return None
+    """Table 3 beside mbprof's memory analysis; returns the explanation for the
+    inconsistencies page (None when no network of the table is registered)."""
+    t3 = table3_frame(report)
+    if t3.empty:
+        return None
+    _write(
+        root, "table3.md", table3_markdown(t3), report, "Table 3 beside mbprof's memory analysis"
+    )
+    _write(
+        root,
+        "table3.csv",
+        _csv_text(t3),
+        report,
+        "Table 3 as data (paper_* columns are the paper's)",
+    )
+    return table3_explained(t3)
