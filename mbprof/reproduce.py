@@ -547,11 +547,11 @@ def write_figures(frame: pd.DataFrame, root: Path, report: Report) -> str:
 
 def _fmt_axis(axis, value: float) -> str:
     if axis.column == "madds":
-        return f"{value / 1e6:.1f}M"
+        return f"{value / 1e6:.1f}"
     if axis.column == "params":
-        return f"{value / 1e6:.2f}M"
+        return f"{value / 1e6:.2f}"
     if axis.unit == "bytes":
-        return _kb(value)
+        return f"{value / 1000:,.1f}"
     return _pct(value) if axis.quality else f"{value:.2f}"
 
 
@@ -726,6 +726,9 @@ def readme_markdown(report: Report, frame: pd.DataFrame, t4: pd.DataFrame | None
             ),
             "",
         ]
+    peaks = _peak_sentence(frame)
+    if peaks:
+        lines += ["## Activation memory in one sentence", "", peaks, ""]
     if any(is_measured(c) and c.startswith("latency") for c in frame.columns):
         lines += [
             "## Where latency was measured",
@@ -743,6 +746,23 @@ def readme_markdown(report: Report, frame: pd.DataFrame, t4: pd.DataFrame | None
         lines += [f"- {item}" for item in report.left_out]
         lines.append("")
     return "\n".join(lines)
+
+
+def _peak_sentence(frame: pd.DataFrame) -> str:
+    """MobileNetV1 against V2 at 1.0@224: the paper's section 5.1 claim, in mbprof's figures."""
+    if "peak_act_bytes_efficient" not in frame.columns:
+        return ""
+    v1 = _row_for(frame, Config("mobilenet_v1", 1.0, 224))
+    v2 = _row_for(frame, Config("mobilenet_v2", 1.0, 224))
+    if v1 is None or v2 is None:
+        return ""
+    a, b, c = v1["peak_act_bytes"], v2["peak_act_bytes"], v2["peak_act_bytes_efficient"]
+    return (
+        f"At 1.0@224 in fp16, MobileNetV1's activations peak at {_kb(a)}B; MobileNetV2's at "
+        f"{_kb(b)}B with every tensor whole and {_kb(c)}B when its blocks run the paper's "
+        f"memory-efficient way ({a / c:.1f} times less than V1). KB = 1000 bytes; the input "
+        "image is not counted; see `sweep.csv` for every configuration."
+    )
 
 
 def _load_text() -> str:

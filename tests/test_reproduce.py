@@ -137,3 +137,16 @@ def test_a_folder_of_other_files_is_refused(tmp_path, run):
         reproduce(tmp_path, parts=("table4",), latency=False)
     assert_one_line_error(run("reproduce", "--out", str(tmp_path)), "--out", "did not write")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_fresh_table3_by_hand(fresh):
+    table = pd.read_csv(fresh / "table3.csv", dtype={"size": str})
+    cell = table.set_index(["model", "size"])
+    # channels x 112 x 112 x 2 bytes (fp16): V1 64 channels, V2 16 in the efficient mode.
+    assert cell.loc[("mobilenet_v1", "112"), "tensor_bytes"] == 64 * 112 * 112 * 2
+    assert cell.loc[("mobilenet_v2", "112"), "tensor_bytes"] == 16 * 112 * 112 * 2
+    assert cell.loc[("mobilenet_v2", "112"), "materialized_bytes"] == 96 * 112 * 112 * 2
+    assert cell.loc[("mobilenet_v1", "7"), "tensor_bytes"] == 1024 * 7 * 7 * 2
+    # The paper's values as printed (seed 002): V1 7x7 1024/199, V2 max 400.
+    assert cell.loc[("mobilenet_v1", "7"), "paper_kbytes"] == 199
+    assert cell.loc[("mobilenet_v2", "max"), "paper_kbytes"] == 400
