@@ -488,7 +488,9 @@ def draw_figure(
     ax.tick_params(labelsize=9)
     ax.set_xlabel(axis_label(x, frame, points[x.column]), fontsize=10)
     ax.set_ylabel(axis_label(y, frame, points[y.column]), fontsize=10)
-    default_title = f"{y.name} against {x.name}"
+    first, _, rest = x.name.partition(" ")
+    x_name = (first.lower() if first[1:].islower() else first) + (f" {rest}" if rest else "")
+    default_title = f"{y.name} against {x_name}"
     if pareto:
         default_title += " (Pareto frontier outlined)"
     ax.set_title(title or default_title, fontsize=12)
@@ -544,7 +546,7 @@ def _footnote(points: pd.DataFrame, x: Axis, y: Axis) -> str:
     if (x.quality or y.quality) and "accuracy_source" in points.columns:
         sources = [s for s in points["accuracy_source"].dropna().unique() if str(s)]
         if sources:
-            parts.append("Accuracy as published by: " + "; ".join(map(str, sources)) + ".")
+            parts.append("Top-1 from: " + "; ".join(map(str, sources)) + ".")
     if "madds" in (x.column, y.column):
         parts.append("MAdds counted by mbprof (conv + FC multiply-accumulates, fvcore).")
     return " ".join(parts)
