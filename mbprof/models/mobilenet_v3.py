@@ -106,7 +106,12 @@ class InvertedResidual(nn.Module):
             layers.append(ConvBNAct(in_channels, expanded, 1, activation=act))
         layers.append(
             ConvBNAct(
-                expanded, expanded, block.kernel, stride=block.stride, groups=expanded, activation=act
+                expanded,
+                expanded,
+                block.kernel,
+                stride=block.stride,
+                groups=expanded,
+                activation=act,
             )
         )
         if block.se:

@@ -69,8 +69,7 @@ def resolve(path: str) -> Callable[..., Any]:
     module_name, _, attribute = path.partition(":")
     if module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
         raise MbprofError(
-            f"model {path!r}: give a module import path such as mypkg.models:build, "
-            "not a file name"
+            f"model {path!r}: give a module import path such as mypkg.models:build, not a file name"
         )
     if not (re.fullmatch(_DOTTED, module_name) and re.fullmatch(_DOTTED, attribute)):
         raise MbprofError(
@@ -110,9 +109,7 @@ def _accepted_knobs(signature: inspect.Signature | None) -> set[str]:
     if signature is None:
         return set()
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {
-        name for name, p in signature.parameters.items() if name in KNOBS and p.kind in kinds
-    }
+    return {name for name, p in signature.parameters.items() if name in KNOBS and p.kind in kinds}
 
 
 def _make_builder(
