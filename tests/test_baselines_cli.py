@@ -32,10 +32,12 @@ def test_all_registered():
 
 
 def test_compare_every_baseline_against_torch_counter():
-    result = run("compare", "--models", ",".join(BASELINES), "--res", "32", "--format", "csv")
+    """(NASNet, the slowest to count, goes through compare at width 0.5 in test_nasnet.)"""
+    names = [name for name in BASELINES if name != "nasnet_a_mobile"]
+    result = run("compare", "--models", ",".join(names), "--res", "32", "--format", "csv")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert [row["model"] for row in rows] == BASELINES
+    assert [row["model"] for row in rows] == names
     for row in rows:
         expected = torch_madds(create_model(row["model"]), (1, 3, 32, 32))
         assert int(row["madds"]) == expected, row["model"]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 
 import pytest
 import torch
 from flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
+from typer.testing import CliRunner
 
 from mbprof.analysis.counting import count
+from mbprof.cli import app
 from mbprof.errors import MbprofError
 from mbprof.models import create_model
 from mbprof.models.nasnet import FactorizedReduction
@@ -93,6 +97,15 @@ def test_small_resolutions_and_width():
     with torch.no_grad():
         assert small(torch.randn(1, 3, 32, 32)).shape == (1, 10)
         assert small(torch.randn(1, 3, 45, 70)).shape == (1, 10)
-    assert count(small, (1, 3, 32, 32)).madds == torch_madds(small, (1, 3, 32, 32))
+    # Through the compare command, against torch's counter.
+    result = CliRunner().invoke(
+        app,
+        ["compare", "--models", "nasnet_a_mobile", "--widths", "0.5", "--res", "32", "-f", "csv"],
+    )
+    assert result.exit_code == 0, result.output
+    row = next(csv.DictReader(io.StringIO(result.stdout)))
+    small = create_model("nasnet_a_mobile", width=0.5)
+    assert int(row["madds"]) == torch_madds(small, (1, 3, 32, 32))
+    assert int(row["params"]) == sum(p.numel() for p in small.parameters())
     with pytest.raises(MbprofError, match=">= 0.1"):
         create_model("nasnet_a_mobile", width=0.05)
