@@ -41,6 +41,10 @@ def test_compare_every_baseline_against_torch_counter():
     for row in rows:
         expected = torch_madds(create_model(row["model"]), (1, 3, 32, 32))
         assert int(row["madds"]) == expected, row["model"]
+        # The activation memory columns come along (fp16, 2 bytes per element).
+        assert int(row["peak_act_bytes"]) >= int(row["max_tensor_bytes"]) > 0, row["model"]
+    # Hand computation: ShuffleNet g=3's largest tensor at 32 is conv1's 24 x 16 x 16.
+    assert int(rows[2]["max_tensor_bytes"]) == 24 * 16 * 16 * 2
 
 
 def test_profile_command_markdown_and_json():
