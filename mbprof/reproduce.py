@@ -1060,8 +1060,16 @@ def table3_markdown(t3: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def table3_explained(t3: pd.DataFrame) -> str:
-    """Sentences for the cells where mbprof and the paper differ by more than rounding."""
+def _by_size(t3: pd.DataFrame, model: str) -> dict[str, dict[str, Any]]:
+    return {str(r["size"]): r for r in t3.to_dict(orient="records") if r["model"] == model}
+
+
+def table3_explained(t3: pd.DataFrame, g2: dict[int, Any] | None = None) -> str:
+    """Sentences for the cells where mbprof and the paper differ by more than rounding.
+
+    ``g2``: mbprof's largest tensor per size of ShuffleNet 2x with g=2 (``size -> (channels,
+    bytes)``), to show which network the paper's ShuffleNet column matches.
+    """
     out = ["## Table 3: where mbprof differs, and why", ""]
     for r in t3.to_dict(orient="records"):
         if _is_na(r["tensor_bytes"]) or r["size"] == "max":
@@ -1077,6 +1085,8 @@ def table3_explained(t3: pd.DataFrame) -> str:
             f"channels ({int(r['tensor_bytes']):,} bytes)."
         )
         times = round(paper_bytes / ours)
+        same = {str(k): v for k, v in _by_size(t3, r["model"]).items()}
+        side = int(r["size"])
         if r["channels"] == r["paper_channels"] and times >= 2:
             text += (
                 f" Same channels and {paper_bytes / ours:.2f} times the bytes: the paper's "
@@ -1086,15 +1096,51 @@ def table3_explained(t3: pd.DataFrame) -> str:
             )
         elif r["model"] == "mobilenet_v2":
             text += (
-                f" {int(r['paper_channels'])} channels is the width of a later stage; at {size} "
-                "the block's input and output (the bottlenecks that stay whole) are narrower."
+                f" {int(r['paper_channels'])} channels is the width of a later stage, which "
+                f"starts with a stride-2 block; at {size} the tensors that stay whole (a "
+                "block's input and output) are narrower."
             )
         elif r["model"].startswith("shufflenet"):
-            text += (
-                " The paper's ShuffleNet column uses other stage widths and stem than "
-                f"{r['model']} at width {r['width']:g} (see above)."
-            )
+            below = same.get(str(side // 2))
+            pooled = same.get(str(side // 2)) if side == 112 else None
+            if g2 and side in g2 and g2[side][0] == r["paper_channels"]:
+                text += (
+                    f" {int(r['paper_channels'])} channels is ShuffleNet 2x with **g=2**: "
+                    f"mbprof's shufflenet_v1_g2 at width 2 has {g2[side][0]} channels / "
+                    f"{_kb(g2[side][1])} there; with g=3, the column's label, the stage has "
+                    f"{int(r['channels'])}."
+                )
+            elif pooled is not None and pooled["paper_channels"] == r["channels"]:
+                text += (
+                    f" The paper's own next row has {int(pooled['paper_channels'])} channels at "
+                    f"{side // 2}x{side // 2}, after the stem's max pool, which keeps the channel "
+                    f"count: the stem has {int(r['channels'])} channels (the reference code's 2x "
+                    "stem, and mbprof's)."
+                )
+            elif below is not None and r["channels"] * 4 == below["channels"]:
+                text += (
+                    f" mbprof's tensor is the first unit's 1x1 group-conv output, a quarter of "
+                    f"the stage's {int(below['channels'])} channels, before its stride-2 "
+                    f"depthwise conv; the paper's {int(r['paper_channels'])} channels are the "
+                    "pooled stem's, smaller than that."
+                )
         out.append(text)
+    for r in t3.to_dict(orient="records"):
+        if r["size"] != "max" or _is_na(r["tensor_bytes"]):
+            continue
+        paper_bytes = r["paper_kbytes"] * 1000
+        if abs(float(r["tensor_bytes"]) - paper_bytes) <= max(1000.0, 0.10 * paper_bytes):
+            continue
+        where = [
+            f"{q['size']}x{q['size']}"
+            for q in _by_size(t3, r["model"]).values()
+            if q["size"] != "max" and q["tensor_bytes"] == r["tensor_bytes"]
+        ]
+        out.append(
+            f"- **{r['network']}, max**: the paper prints {r['paper_kbytes']:g}K; mbprof's "
+            f"largest tensor of the whole network has {int(r['tensor_bytes']):,} bytes"
+            + (f", at {where[0]} (the row above)." if where else ".")
+        )
     if len(out) == 2:
         out.append("- None: every cell agrees within rounding.")
     return "\n".join(out)
@@ -1106,6 +1152,12 @@ def write_table3(root: Path, report: Report) -> str | None:
     t3 = table3_frame(report)
     if t3.empty:
         return None
+    g2 = None
+    if registered("shufflenet_v1_g2"):
+        from mbprof.api import memory
+
+        mem = memory("shufflenet_v1_g2", 2.0, resolution=224, dtype="fp16")
+        g2 = {r.resolution[0]: (r.channels, r.tensor_bytes) for r in mem.resolutions_efficient}
     _write(
         root, "table3.md", table3_markdown(t3), report, "Table 3 beside mbprof's memory analysis"
     )
@@ -1116,4 +1168,4 @@ def write_table3(root: Path, report: Report) -> str | None:
         report,
         "Table 3 as data (paper_* columns are the paper's)",
     )
-    return table3_explained(t3)
+    return table3_explained(t3, g2)
