@@ -151,6 +151,7 @@ def measure(
     latency: bool,
     latency_options: dict[str, Any] | None = None,
     on_start: Callable[[Any], None] | None = None,
+    with_memory: bool = True,
 ) -> pd.DataFrame:
     """One comparison row per configuration, with published accuracy joined and, when
     mbprof has them, memory and latency."""
@@ -161,7 +162,7 @@ def measure(
     caps = capabilities()
     extra: dict[str, Any] = {}
     if caps["memory"]:
-        extra["memory"] = True
+        extra["memory"] = with_memory
     if caps["latency"]:
         extra["latency"] = latency
         if latency:
@@ -811,6 +812,7 @@ def reproduce(
         latency=latency and caps["latency"],
         latency_options=latency_options,
         on_start=on_start,
+        with_memory="sweep" in parts or "figures" in parts,  # Table 4 needs counts only
     )
     if not frame.empty:
         order = {c.key: i for i, c in enumerate(sweep_configs() + table4_configs())}
