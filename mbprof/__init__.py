@@ -20,6 +20,12 @@ _API = {
     "compare": "mbprof.api",
     "make_spec": "mbprof.api",
     "make_specs": "mbprof.api",
+    "bench": "mbprof.api",
+    "make_latency_settings": "mbprof.api",
+    "LatencySettings": "mbprof.records",
+    "Timing": "mbprof.records",
+    "Environment": "mbprof.records",
+    "BenchResult": "mbprof.records",
     "ModelSpec": "mbprof.records",
     "Profile": "mbprof.records",
     "CountReport": "mbprof.records",
@@ -30,7 +36,15 @@ _API = {
 __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ imports lazily
-    from mbprof.api import compare, make_spec, make_specs, profile, profile_spec  # noqa: F401
+    from mbprof.api import (  # noqa: F401
+        bench,
+        compare,
+        make_latency_settings,
+        make_spec,
+        make_specs,
+        profile,
+        profile_spec,
+    )
     from mbprof.errors import MbprofError  # noqa: F401
     from mbprof.models import (  # noqa: F401
         create_model,
@@ -39,7 +53,16 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ impo
         load_weights,
         register_model,
     )
-    from mbprof.records import CountReport, LayerRow, ModelSpec, Profile  # noqa: F401
+    from mbprof.records import (  # noqa: F401
+        BenchResult,
+        CountReport,
+        Environment,
+        LatencySettings,
+        LayerRow,
+        ModelSpec,
+        Profile,
+        Timing,
+    )
 
 
 def __getattr__(name: str) -> Any:

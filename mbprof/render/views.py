@@ -121,6 +121,11 @@ def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Docu
     if "num_classes" in frame and frame["num_classes"].nunique() > 1:
         shown.remove("num_classes")
     notes = [f"{COLUMNS[key].header}: {COLUMNS[key].description}." for key in ("madds", "params")]
+    from mbprof.render.latency_views import compare_latency_parts
+
+    latency_hidden, latency_notes = compare_latency_parts(frame)
+    shown += latency_hidden
+    notes += latency_notes
     return Document(
         title=title,
         tables=[Table(name="configurations", frame=frame, hidden_in_text=tuple(shown))],
