@@ -250,7 +250,7 @@ def compare_row(
     except (ResourceError, RuntimeError, MemoryError) as exc:
         return {**_spec_columns(spec), "error": _failure(exc)}
     if latency is not None:
-        say(f"timing ({latency.backend}, {latency.device}, {latency.threads} threads)")
+        say(f"timing {latency.backend}")
         row.update(_latency_columns(spec, latency, weights, row["madds"]))
     return row
 
@@ -271,7 +271,7 @@ def iter_compare(
 
         latency = resolve_settings(latency)
         if on_phase is not None:
-            on_phase("machine reference (large matrix product, cached)")
+            on_phase("machine reference")
         machine_peak_gflops(latency.device, latency.threads, latency.dtype)
     for spec in specs:
         if on_start is not None:

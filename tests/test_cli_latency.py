@@ -78,7 +78,7 @@ def test_compare_measures_latency_by_default(tmp_path):
     assert set(LATENCY_COLUMNS) <= set(frame.columns)
     assert (frame["latency_ms"] > 0).all() and (frame["threads"] == 1).all()
     text = md.read_text()
-    assert "Latency (ms)" in text and "Measured on cpu" in text and "1 threads" in text
+    assert "Latency (ms)" in text and "Measured on cpu" in text and "batch 1, 1 thread," in text
     assert len(json.loads(js.read_text())["tables"]["configurations"]) == 2
 
     result = run("compare", "-m", "test_tiny", "--res", "32", "--no-latency", "-f", "csv")

@@ -82,8 +82,6 @@ def bench_command(
     settings = resolve_settings(settings)  # no GPU, a dtype the device cannot run: exit 2
     with sweep_progress(1) as progress:
         progress.start(spec)
-        progress.phase(
-            f"timing ({settings.backend}, {settings.device}, {settings.threads} threads)"
-        )
+        progress.phase(f"timing {settings.backend}")
         result = bench_spec(spec, settings, weights=weights)
     emit(bench_document(result), fmt, output)

@@ -56,7 +56,8 @@ def environment_text(frame: pd.DataFrame) -> str:
     if get["batch"] is not None:
         parts.append(f"batch {int(get['batch'])}")
     if get["threads"] is not None:
-        parts.append(f"{int(get['threads'])} threads")
+        threads = int(get["threads"])
+        parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
     if get["fuse_bn"] is not None:
         parts.append("batch norm folded" if bool(get["fuse_bn"]) else "batch norm not folded")
     return "Measured on " + ", ".join(parts) + "." if parts else ""
