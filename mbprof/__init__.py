@@ -26,6 +26,9 @@ _API = {
     "Timing": "mbprof.records",
     "Environment": "mbprof.records",
     "BenchResult": "mbprof.records",
+    "memory": "mbprof.api",
+    "analyze_memory": "mbprof.analysis.memory",
+    "MemoryReport": "mbprof.records",
     "ModelSpec": "mbprof.records",
     "Profile": "mbprof.records",
     "CountReport": "mbprof.records",
@@ -36,12 +39,14 @@ _API = {
 __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ imports lazily
+    from mbprof.analysis.memory import analyze_memory  # noqa: F401
     from mbprof.api import (  # noqa: F401
         bench,
         compare,
         make_latency_settings,
         make_spec,
         make_specs,
+        memory,
         profile,
         profile_spec,
     )
@@ -59,6 +64,7 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ impo
         Environment,
         LatencySettings,
         LayerRow,
+        MemoryReport,
         ModelSpec,
         Profile,
         Timing,

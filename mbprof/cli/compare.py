@@ -28,9 +28,11 @@ from mbprof.cli._latency_options import (
     latency_settings,
 )
 from mbprof.parsing import (
+    parse_chunks,
     parse_float_list,
     parse_int,
     parse_kwargs,
+    parse_mem_dtype,
     parse_name_list,
     parse_resolution_list,
 )
@@ -39,7 +41,10 @@ from mbprof.parsing import (
 @app.command("compare")
 def compare_command(
     models: str = typer.Option(
-        "mobilenet_v2", "--models", "-m", help="Comma-separated model names."
+        "mobilenet_v2",
+        "--models",
+        "-m",
+        help="Comma-separated model names, or import paths such as mypkg.models:build.",
     ),
     widths: str = typer.Option("1.0", "--widths", "-w", help="Comma-separated width multipliers."),
     depths: str = typer.Option("1.0", "--depths", help="Comma-separated depth multipliers."),
@@ -60,6 +65,19 @@ def compare_command(
     markdown: Path | None = typer.Option(
         None, "--markdown", help="Also write the table as Markdown.", dir_okay=False
     ),
+    mem_dtype: str = typer.Option(
+        "fp16",
+        "--mem-dtype",
+        help="Activation memory columns: bytes per element, fp16/bf16 (2), fp32 (4), int8 (1).",
+    ),
+    chunks: str = typer.Option(
+        "channel",
+        "--chunks",
+        help="T of the memory-efficient peak: an integer >= 1, or 'channel' (one per chunk).",
+    ),
+    no_memory: bool = typer.Option(
+        False, "--no-memory", help="Leave out the activation memory columns."
+    ),
     device: str = DEVICE_OPTION,
     batch: str = BATCH_OPTION,
     threads: str | None = THREADS_OPTION,
@@ -70,14 +88,14 @@ def compare_command(
     min_time: str = MIN_TIME_OPTION,
     warmup: str = WARMUP_OPTION,
     no_latency: bool = typer.Option(
-        False, "--no-latency", help="Count only: skip the latency measurement."
+        False, "--no-latency", help="Skip the latency measurement (counts and memory only)."
     ),
     fmt: OutputFormat = FORMAT_OPTION,
     output: Path | None = OUTPUT_OPTION,
 ) -> None:
-    """One row per (model, width, depth, resolution): MAdds, parameters and latency on
-    this machine side by side. A configuration that fails gets an error in its row; Ctrl-C
-    keeps the rows already measured in the output files.
+    """One row per (model, width, depth, resolution): MAdds, params, peak memory and latency
+    on this machine side by side. A configuration that fails gets an error in its row;
+    Ctrl-C keeps the rows already measured in the output files.
 
     Example: mbprof compare --widths 0.35,0.5,1.0,1.4 --res 96,224 --threads 2 --csv sweep.csv
     """
@@ -88,6 +106,11 @@ def compare_command(
         resolutions=parse_resolution_list(res, "--res"),
         num_classes=parse_int(classes, "--classes"),
         kwargs=dict(parse_kwargs(arg)),
+    )
+    memory = dict(
+        memory=not no_memory,
+        mem_dtype=parse_mem_dtype(mem_dtype, "--mem-dtype"),
+        chunks=parse_chunks(chunks, "--chunks"),
     )
     settings = None
     if not no_latency:
@@ -113,7 +136,11 @@ def compare_command(
     with sweep_progress(len(specs)) as progress:
         try:
             sweep = iter_compare(
-                specs, on_start=progress.start, latency=settings, on_phase=progress.phase
+                specs,
+                on_start=progress.start,
+                latency=settings,
+                on_phase=progress.phase,
+                **memory,
             )
             for row in sweep:
                 rows.append(row)
