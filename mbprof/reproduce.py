@@ -41,27 +41,49 @@ GRIDS: tuple[tuple[str, tuple[float, ...], tuple[int, ...]], ...] = (
     ("mobilenet_v3_small", (0.75, 1.0), (224,)),
 )
 
-# Columns whose values depend on the machine and the moment; everything else in the
-# CSV files is counted and must regenerate exactly.
-MEASURED_PREFIXES = ("latency", "throughput", "achieved", "machine", "compile", "runs")
-MEASURED_COLUMNS = {
-    "device",
-    "device_name",
-    "backend",
-    "dtype",
-    "batch",
-    "threads",
-    "memory_format",
-    "fuse_bn",
-    "torch_version",
-    "cpu_model",
-    "error",
+# Columns whose values depend on the machine and the moment (latency and its environment,
+# mbprof.columns); everything else in the CSV files is counted and must regenerate exactly.
+MEASURED_COLUMNS = frozenset(
+    {
+        "latency_ms",
+        "latency_ms_per_image",
+        "latency_p10_ms",
+        "latency_p90_ms",
+        "runs",
+        "throughput_ips",
+        "achieved_gflops",
+        "machine_share_pct",
+        "compile_s",
+        "device",
+        "device_name",
+        "backend",
+        "dtype",
+        "batch",
+        "threads",
+        "memory_format",
+        "fuse_bn",
+        "torch_version",
+        "cpu_model",
+        "error",
+    }
+)
+# The settings of the CPU latency column: the deployed form (batch norm folded, NHWC), one
+# image, fp32, on one thread as the paper's phone figures use one large core.
+LATENCY_DEFAULTS: dict[str, Any] = {
+    "device": "cpu",
+    "batch": 1,
+    "threads": 1,
+    "dtype": "fp32",
+    "backend": "eager",
+    "channels_last": True,
+    "fuse_bn": True,
+    "min_time_s": 1.0,
 }
 
 
 def is_measured(column: str) -> bool:
     """True for a column that a fresh run may change (latency and its environment)."""
-    return column in MEASURED_COLUMNS or column.startswith(MEASURED_PREFIXES) or "latency" in column
+    return column in MEASURED_COLUMNS or column.startswith("latency_")
 
 
 @dataclass
@@ -151,6 +173,7 @@ def measure(
     latency: bool,
     latency_options: dict[str, Any] | None = None,
     on_start: Callable[[Any], None] | None = None,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
     with_memory: bool = True,
 ) -> pd.DataFrame:
     """One comparison row per configuration, with published accuracy joined and, when
@@ -164,9 +187,7 @@ def measure(
     if caps["memory"]:
         extra["memory"] = with_memory
     if caps["latency"]:
-        extra["latency"] = latency
-        if latency:
-            extra.update(latency_options or {})
+        extra["latency"] = latency_settings(latency_options) if latency else False
     frames = []
     from mbprof.api import make_spec
 
@@ -178,15 +199,23 @@ def measure(
                 models=[config.model],
                 widths=[config.width],
                 resolutions=[config.resolution],
-                accuracy=True,
+                accuracy=False,
                 **extra,
             )
         )
+        if on_done is not None:
+            on_done(frames[-1].iloc[0].to_dict())
     from mbprof import accuracy
 
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    # Rows joined one by one may lack the accuracy columns: join the whole frame again.
-    return accuracy.join(frame.drop(columns=list(accuracy.JOINED), errors="ignore"))
+    return accuracy.join(frame)
+
+
+def latency_settings(options: dict[str, Any] | None = None):
+    """Checked latency settings: ``LATENCY_DEFAULTS`` updated with ``options``."""
+    from mbprof.api import make_latency_settings
+
+    return make_latency_settings(**{**LATENCY_DEFAULTS, **(options or {})})
 
 
 def _row_for(frame: pd.DataFrame, config: Config) -> dict[str, Any] | None:
@@ -785,6 +814,7 @@ def reproduce(
     latency: bool = True,
     latency_options: dict[str, Any] | None = None,
     on_start: Callable[[Any], None] | None = None,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> Report:
     """Write ``out`` from scratch: Table 4, Table 3 (with memory analysis), the sweep, the
     Pareto figures, the inconsistencies and a README index. ``out`` must be new, empty,
@@ -800,6 +830,8 @@ def reproduce(
         report.left_out.append("latency (CPU here): this mbprof has no latency analysis")
     elif not latency:
         report.left_out.append("latency (CPU here): not measured in this run (--no-latency)")
+    else:
+        latency_settings(latency_options)  # refuse settings this machine cannot run, now
     if not caps["memory"]:
         report.left_out.append(
             "Table 3 beside mbprof's figures and the peak-memory figure: this mbprof has no "
@@ -812,6 +844,7 @@ def reproduce(
         latency=latency and caps["latency"],
         latency_options=latency_options,
         on_start=on_start,
+        on_done=on_done,
         with_memory="sweep" in parts or "figures" in parts,  # Table 4 needs counts only
     )
     if not frame.empty:

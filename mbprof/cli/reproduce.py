@@ -8,6 +8,7 @@ import typer
 
 from mbprof.cli._app import app
 from mbprof.cli._common import FORMAT_OPTION, OUTPUT_OPTION, OutputFormat, check_output, emit
+from mbprof.parsing import parse_int, parse_positive_float
 
 
 @app.command("reproduce")
@@ -21,22 +22,44 @@ def reproduce_command(
     no_latency: bool = typer.Option(
         False, "--no-latency", help="Count only; skip the latency measurements."
     ),
+    threads: str = typer.Option(
+        "1", "--threads", help="Threads for the CPU latency column (1: one core, as the paper)."
+    ),
+    backend: str = typer.Option(
+        "eager", "--backend", help="Latency backend: eager, compile or onnxruntime."
+    ),
+    min_time: str = typer.Option(
+        "1.0", "--min-time", help="Seconds of timed runs per configuration, at least."
+    ),
     fmt: OutputFormat = FORMAT_OPTION,
     output: Path | None = OUTPUT_OPTION,
 ) -> None:
     """Regenerate the MobileNetV2 paper's Tables 3 and 4 beside mbprof's figures, the width x
-    resolution sweep as CSV, the Pareto figures and an index, in one folder.
+    resolution sweep as CSV, the Pareto figures and an index, in one folder. Latency is
+    measured on this machine: batch 1, fp32, batch norm folded, channels-last.
 
     Example: mbprof reproduce --out reports/
     """
+    options = {
+        "threads": parse_int(threads, "--threads"),
+        "backend": backend,
+        "min_time_s": parse_positive_float(min_time, "--min-time"),
+    }
     check_output(output)
-    from mbprof.reproduce import check_out, reproduce
+    from mbprof.reproduce import check_out, latency_settings, planned_configs, reproduce
 
     check_out(out)
+    if not no_latency:
+        latency_settings(options)  # refuse what this machine cannot run before any work
     from mbprof.cli._progress import sweep_progress
     from mbprof.render.reproduce_view import reproduce_document
-    from mbprof.reproduce import planned_configs
 
-    with sweep_progress(len(planned_configs())) as advance:
-        report = reproduce(out, latency=not no_latency, on_start=advance)
+    with sweep_progress(len(planned_configs())) as progress:
+        report = reproduce(
+            out,
+            latency=not no_latency,
+            latency_options=options,
+            on_start=progress.start,
+            on_done=progress.done,
+        )
     emit(reproduce_document(report), fmt, output)
