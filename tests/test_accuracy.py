@@ -173,7 +173,18 @@ def test_compare_plot_without_any_published_figure_is_refused_before_counting(tm
 def test_compare_joins_top1_and_draws_the_plot(tmp_path):
     figure = tmp_path / "pareto.png"
     result = runner.invoke(
-        app, ["compare", "--res", "224", "--plot", str(figure), "--format", "json"]
+        app,
+        [
+            "compare",
+            "--res",
+            "224",
+            "--no-latency",
+            "--no-memory",
+            "--plot",
+            str(figure),
+            "--format",
+            "json",
+        ],
     )
     assert result.exit_code == 0, result.output
     import json
