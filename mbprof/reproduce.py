@@ -488,28 +488,39 @@ def _csv_text(frame: pd.DataFrame) -> str:
 
 # --- figures --------------------------------------------------------------------------
 
-# (file stem, x, y, log x, only 224x224, title)
-FIGURES: tuple[tuple[str, str, str, bool, bool, str], ...] = (
-    ("top1_vs_madds", "madds", "top1", True, False, "ImageNet top-1 against MAdds"),
-    ("top1_vs_params", "params", "top1", False, True, "ImageNet top-1 against parameters, 224x224"),
-    (
+
+@dataclass(frozen=True)
+class FigureSpec:
+    stem: str
+    x: str
+    y: str
+    title: str
+    log_x: bool = True
+    log_y: bool = False
+    only_224: bool = False  # parameters do not change with resolution: one point each
+
+
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("top1_vs_madds", "madds", "top1", "ImageNet top-1 against MAdds"),
+    FigureSpec(
+        "top1_vs_params",
+        "params",
+        "top1",
+        "ImageNet top-1 against parameters, 224x224",
+        log_x=False,
+        only_224=True,
+    ),
+    FigureSpec(
         "top1_vs_peak_memory",
         "peak_act_bytes_efficient",
         "top1",
-        True,
-        False,
         "ImageNet top-1 against peak activation memory (memory-efficient inference)",
     ),
-    ("top1_vs_latency", "latency_ms", "top1", True, False, "ImageNet top-1 against CPU latency"),
-    (
-        "top1_vs_throughput",
-        "throughput_ips",
-        "top1",
-        True,
-        False,
-        "ImageNet top-1 against CPU throughput",
+    FigureSpec("top1_vs_latency", "latency_ms", "top1", "ImageNet top-1 against CPU latency"),
+    FigureSpec(
+        "top1_vs_throughput", "throughput_ips", "top1", "ImageNet top-1 against CPU throughput"
     ),
-    ("latency_vs_madds", "madds", "latency_ms", False, False, "CPU latency against MAdds"),
+    FigureSpec("latency_vs_madds", "madds", "latency_ms", "CPU latency against MAdds", log_y=True),
 )
 
 
@@ -526,13 +537,14 @@ def write_figures(frame: pd.DataFrame, root: Path, report: Report) -> str:
 
     have = set(available_axes(frame))
     sections = [MARKER, "# Pareto frontiers", ""]
-    for stem, x_key, y_key, log_x, only_224, title in FIGURES:
+    for spec in FIGURES:
+        stem, x_key, y_key, title = spec.stem, spec.x, spec.y, spec.title
         if not {x_key, y_key} <= have:
             missing = ", ".join(sorted({x_key, y_key} - have))
             report.left_out.append(f"figures/{stem}.png: the sweep has no {missing}")
             continue
         x, y = AXES[x_key], AXES[y_key]
-        data = frame[frame["resolution"].astype(str) == "224"] if only_224 else frame
+        data = frame[frame["resolution"].astype(str) == "224"] if spec.only_224 else frame
         points, _ = plot_points(data, x, y)
         pareto = x.quality or y.quality
         fit = None
@@ -540,7 +552,17 @@ def write_figures(frame: pd.DataFrame, root: Path, report: Report) -> str:
             from mbprof.render.plots import correlation
 
             fit = correlation(points[x.column].tolist(), points[y.column].tolist())
-        figure = draw_figure(data, points, x, y, log_x=log_x, title=title, pareto=pareto, fit=fit)
+        figure = draw_figure(
+            data,
+            points,
+            x,
+            y,
+            log_x=spec.log_x,
+            log_y=spec.log_y,
+            title=title,
+            pareto=pareto,
+            fit=fit,
+        )
         relative = f"figures/{stem}.png"
         (root / "figures").mkdir(exist_ok=True)
         save_figure(figure, root / relative)
@@ -565,13 +587,19 @@ def write_figures(frame: pd.DataFrame, root: Path, report: Report) -> str:
                 "",
             ]
         elif fit is not None and not math.isnan(fit[0]):
-            sections += [
+            text = (
                 f"Over {len(points)} configurations: Pearson r = {fit[0]:.3f}, Spearman rank "
-                f"correlation = {fit[1]:.3f}. MAdds order the configurations' latency only as "
-                "well as these figures say; memory traffic and depthwise convolutions make the "
-                "rest.",
-                "",
-            ]
+                f"correlation = {fit[1]:.3f}."
+            )
+            v1 = _row_for(data, Config("mobilenet_v1", 1.0, 224))
+            v2 = _row_for(data, Config("mobilenet_v2", 1.0, 224))
+            if v1 is not None and v2 is not None and y.column in v1 and y.column in v2:
+                text += (
+                    f" MAdds alone do not set the latency: MobileNetV1 1.0@224 "
+                    f"({v1['madds'] / 1e6:.0f}M MAdds) took {v1[y.column]:.1f} ms here and "
+                    f"MobileNetV2 1.0@224 ({v2['madds'] / 1e6:.0f}M) {v2[y.column]:.1f} ms."
+                )
+            sections += [text, ""]
     return "\n".join(sections)
 
 
@@ -848,7 +876,9 @@ def reproduce(
         with_memory="sweep" in parts or "figures" in parts,  # Table 4 needs counts only
     )
     if not frame.empty:
-        order = {c.key: i for i, c in enumerate(sweep_configs() + table4_configs())}
+        order: dict[tuple[str, float, str], int] = {}
+        for config in sweep_configs() + table4_configs():
+            order.setdefault(config.key, len(order))
         keys = [
             (m, round(float(w), 6), str(r))
             for m, w, r in zip(frame["model"], frame["width"], frame["resolution"], strict=True)

@@ -152,3 +152,44 @@ def test_fresh_table3_by_hand(fresh):
     # The paper's values as printed (seed 002): V1 7x7 1024/199, V2 max 400.
     assert cell.loc[("mobilenet_v1", "7"), "paper_kbytes"] == 199
     assert cell.loc[("mobilenet_v2", "max"), "paper_kbytes"] == 400
+
+
+def test_latency_rows_carry_their_environment():
+    from mbprof.reproduce import Config, capabilities, measure
+
+    if not capabilities()["latency"]:
+        pytest.skip("this mbprof has no latency analysis")
+    frame = measure(
+        [Config("mobilenet_v2", 0.35, 64)],
+        latency=True,
+        latency_options={"min_time_s": 0.01, "warmup": 1},
+        with_memory=False,
+    )
+    row = frame.iloc[0]
+    assert row["latency_ms"] > 0 and row["runs"] >= 1
+    assert (row["threads"], row["batch"], row["backend"], row["dtype"]) == (1, 1, "eager", "fp32")
+    assert bool(row["fuse_bn"]) and row["memory_format"] == "channels_last"
+
+
+def test_table4_shows_the_cpu_column_beside_the_phone(tmp_path):
+    from mbprof.reproduce import table4_frame, table4_markdown
+
+    frame = pd.DataFrame(
+        [
+            {
+                "model": "mobilenet_v2",
+                "width": 1.0,
+                "resolution": "224",
+                "madds": 300_774_272,
+                "params": 3_504_872,
+                "latency_ms": 12.34,
+            }
+        ]
+    )
+    t4 = table4_frame(frame)
+    assert t4["network"].tolist() == ["MobileNetV2"]  # rows without mbprof figures left out
+    text = table4_markdown(t4, "this machine")
+    header = next(line for line in text.splitlines() if line.startswith("| Network"))
+    assert header.endswith("| Phone CPU, paper (ms) | CPU here (ms) |")
+    row = next(line for line in text.splitlines() if line.startswith("| MobileNetV2 |"))
+    assert row.endswith("| 75 | 12.3 |")

@@ -31,6 +31,7 @@ def plot_command(
         dir_okay=False,
     ),
     log_x: bool = typer.Option(False, "--log-x", help="Logarithmic horizontal axis."),
+    log_y: bool = typer.Option(False, "--log-y", help="Logarithmic vertical axis."),
     title: str | None = typer.Option(None, "--title", help="Figure title."),
     fmt: OutputFormat = FORMAT_OPTION,
     output: Path | None = OUTPUT_OPTION,
@@ -52,6 +53,8 @@ def plot_command(
     from mbprof.render.plots import frontier_document, plot_frame
 
     data = read_frame(frame)
-    result = plot_frame(data, x_axis, y_axis, figure, log_x=log_x, title=title, where=str(frame))
+    result = plot_frame(
+        data, x_axis, y_axis, figure, log_x=log_x, log_y=log_y, title=title, where=str(frame)
+    )
     typer.echo(f"wrote {figure}", err=True)
     emit(frontier_document(result, x_axis, y_axis, str(frame)), fmt, output)

@@ -251,6 +251,7 @@ def plot_frame(
     path: str | Path,
     *,
     log_x: bool = False,
+    log_y: bool = False,
     title: str | None = None,
     where: str = "the frame",
 ) -> PlotResult:
@@ -263,6 +264,8 @@ def plot_frame(
         raise MbprofError(f"no row of {where} has both {x.column} and {y.column}; nothing to plot")
     if log_x and (points[x.column] <= 0).any():
         raise MbprofError(f"--log-x: {x.column} has values <= 0 in {where}; drop --log-x")
+    if log_y and (points[y.column] <= 0).any():
+        raise MbprofError(f"--log-y: {y.column} has values <= 0 in {where}; drop --log-y")
     pareto = x.quality or y.quality
     notes: list[str] = []
     if omitted:
@@ -280,7 +283,9 @@ def plot_frame(
                 f"{y.column} against {x.column} over {len(points)} configurations: "
                 f"Pearson r = {r:.3f}, Spearman rank correlation = {rho:.3f}."
             )
-    figure = draw_figure(frame, points, x, y, log_x=log_x, title=title, pareto=pareto, fit=fit)
+    figure = draw_figure(
+        frame, points, x, y, log_x=log_x, log_y=log_y, title=title, pareto=pareto, fit=fit
+    )
     save_figure(figure, Path(path))
     frontier = points[points["on_frontier"]] if pareto else points.iloc[0:0]
     frontier = frontier.sort_values([x.column, y.column]).reset_index(drop=True)
@@ -326,20 +331,19 @@ def _overlap(box, boxes) -> float:
 
 
 def _candidates() -> list[tuple[float, float, str, str, bool]]:
-    """Offsets in points around a marker, nearest first: (dx, dy, ha, va, leader line)."""
+    """Offsets in points around a marker, nearest first: (dx, dy, ha, va, leader line).
+    Twelve directions on rings of growing radius; labels beyond the first ring get a line."""
     out = []
-    for radius, leader in ((4.0, False), (10.0, True), (18.0, True), (28.0, True)):
-        d = radius * 0.75
-        out += [
-            (d, d, "left", "bottom", leader),
-            (d, -d, "left", "top", leader),
-            (-d, d, "right", "bottom", leader),
-            (-d, -d, "right", "top", leader),
-            (radius + 1, 0.0, "left", "center", leader),
-            (-radius - 1, 0.0, "right", "center", leader),
-            (0.0, radius + 1, "center", "bottom", leader),
-            (0.0, -radius - 1, "center", "top", leader),
-        ]
+    for radius in (4.0, 9.0, 15.0, 22.0, 30.0):
+        leader = radius > 5
+        for step in (1, 11, 5, 7, 0, 6, 3, 9, 2, 10, 4, 8):  # diagonals and sides first
+            angle = math.radians(30 * step)
+            dx, dy = radius * math.cos(angle), radius * math.sin(angle)
+            ha = "left" if dx > 1e-6 else "right" if dx < -1e-6 else "center"
+            va = "bottom" if dy > 1e-6 else "top" if dy < -1e-6 else "center"
+            if ha == "center" or va == "center":  # keep a gap from the marker's edge
+                dx, dy = dx * 1.25, dy * 1.25
+            out.append((round(dx, 3), round(dy, 3), ha, va, leader))
     return out
 
 
@@ -378,28 +382,33 @@ def _place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fonts
         sizes[text] = (extent.width, extent.height)
         probe.remove()
     placed: list[tuple[float, float, float, float]] = []
+    leaders: list[tuple[float, float, float, float]] = []
+    frame_extent = [frame_box.extents]
     for i in order:
         w, h = sizes[labels[i]]
+        others = [m for j, m in enumerate(markers) if j != i]
         best, best_score = None, math.inf
         for dx, dy, ha, va, leader in _candidates():
             ax_, ay_ = pts[i][0] + dx * px_per_pt, pts[i][1] + dy * px_per_pt
             x0 = ax_ - (w if ha == "right" else w / 2 if ha == "center" else 0)
             y0 = ay_ - (h if va == "top" else h / 2 if va == "center" else 0)
             box = (x0, y0, x0 + w, y0 + h)
-            others = [m for j, m in enumerate(markers) if j != i]
-            inside = _overlap(box, [frame_box.extents])
             score = (
                 3 * _overlap(box, placed)
                 + 2 * _overlap(box, others)
                 + 0.5 * _overlap(box, lines)
-                + 5 * (w * h - inside)
+                + 0.5 * _overlap(box, leaders)
+                + 5 * (w * h - _overlap(box, frame_extent))
             )
+            segment = _segment_boxes(pts[i], (ax_, ay_), px_per_pt) if leader else []
+            if segment:
+                score += sum(3 * _overlap(b, placed) + _overlap(b, others) for b in segment)
             if score < best_score:
-                best, best_score = (dx, dy, ha, va, leader, box), score
+                best, best_score = (dx, dy, ha, va, leader, box, segment), score
             if score == 0:
                 break
-        dx, dy, ha, va, leader, box = best
-        arrow = {"arrowstyle": "-", "color": "0.55", "lw": 0.5, "shrinkA": 0, "shrinkB": 3}
+        dx, dy, ha, va, leader, box, segment = best
+        arrow = {"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB": 3}
         ax.annotate(
             labels[i],
             (xs[i], ys[i]),
@@ -413,6 +422,30 @@ def _place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fonts
             zorder=5,
         )
         placed.append(box)
+        leaders += segment
+
+
+def _label_order(ax, xs, ys, frontier) -> list[int]:
+    """Frontier points first, then the most crowded: sparse points have room to spare."""
+    import numpy as np
+
+    pts = ax.transData.transform(np.column_stack([xs, ys]))
+    dist = np.hypot(pts[:, None, 0] - pts[None, :, 0], pts[:, None, 1] - pts[None, :, 1])
+    crowd = (dist < 60).sum(axis=1)
+    first = frontier or [False] * len(xs)
+    return sorted(range(len(xs)), key=lambda i: (not first[i], -int(crowd[i]), -ys[i], xs[i]))
+
+
+def _segment_boxes(start, end, px_per_pt: float) -> list[tuple[float, float, float, float]]:
+    """Small boxes along a leader line, to keep other labels off it."""
+    (x0, y0), (x1, y1) = start, end
+    steps = max(2, int(math.hypot(x1 - x0, y1 - y0) / (3 * px_per_pt)))
+    boxes = []
+    for k in range(1, steps):  # the ends sit on the marker and the label
+        t = k / steps
+        x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+        boxes.append((x - 1.0, y - 1.0, x + 1.0, y + 1.0))
+    return boxes
 
 
 def draw_figure(
@@ -422,6 +455,7 @@ def draw_figure(
     y: Axis,
     *,
     log_x: bool = False,
+    log_y: bool = False,
     title: str | None = None,
     pareto: bool = True,
     fit: tuple[float, float] | None = None,
@@ -437,7 +471,9 @@ def draw_figure(
     xs = (points[x.column].astype(float) * x_factor).tolist()
     ys = (points[y.column].astype(float) * y_factor).tolist()
 
-    fig = Figure(figsize=(8.0, 5.6), dpi=150, layout="constrained")
+    # More room for many points: the labels keep their size, the plot grows.
+    size = (8.0, 5.6) if len(points) <= 30 else (10.0, 7.0)
+    fig = Figure(figsize=size, dpi=150, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     styles = _model_styles(points)
@@ -472,16 +508,17 @@ def draw_figure(
             color="0.4",
             lw=1.0,
             zorder=2,
-            label=f"least-squares line, r = {fit[0]:.2f}",
+            label=f"least-squares fit (linear scale), r = {fit[0]:.2f}",
         )
         line_xy = (grid.tolist(), (slope * grid + intercept).tolist())
 
-    if log_x:
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_minor_locator(LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    for on, axis, scale in ((log_x, ax.xaxis, ax.set_xscale), (log_y, ax.yaxis, ax.set_yscale)):
+        if on:
+            scale("log")
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis.set_minor_locator(LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)))
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.margins(x=0.08, y=0.08)
     ax.grid(True, which="major", color="0.88", lw=0.7)
     ax.set_axisbelow(True)
@@ -498,10 +535,7 @@ def draw_figure(
     ax.set_ylim(*ax.get_ylim())
     fig.canvas.draw()  # lay out the axes so that label positions are measured in place
 
-    order = sorted(
-        range(len(points)),
-        key=lambda i: (not bool(points["on_frontier"].iloc[i]), -ys[i], xs[i]),
-    )
+    order = _label_order(ax, xs, ys, points["on_frontier"].tolist() if pareto else None)
     fontsize = 7.0 if len(points) > 12 else 8.0
     rings = points["on_frontier"].tolist() if pareto else [False] * len(points)
     colours = [styles[m][0] for m in points["model"]]
@@ -512,7 +546,7 @@ def draw_figure(
     if footnote:
         import textwrap
 
-        lines = textwrap.wrap(footnote, width=150)
+        lines = textwrap.wrap(footnote, width=int(150 * fig.get_figwidth() / 8.0))
         fig.text(0.01, 0.008, "\n".join(lines), fontsize=6.5, color="0.35", va="bottom")
         bottom = 0.012 + 0.022 * len(lines)
         fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
