@@ -711,7 +711,7 @@ def inconsistencies_markdown(t4: pd.DataFrame, table3_text: str | None) -> str:
 
 def _environment(frame: pd.DataFrame) -> str:
     """Where latency was measured, from the frame's environment columns."""
-    parts = []
+    parts: list[str] = []
     for key, label in (
         ("cpu_model", ""),
         ("device_name", ""),
@@ -723,7 +723,7 @@ def _environment(frame: pd.DataFrame) -> str:
     ):
         if key in frame.columns:
             values = frame[key].dropna().astype(str).unique()
-            if len(values) == 1 and values[0]:
+            if len(values) == 1 and values[0] and f"{label}{values[0]}" not in parts:
                 parts.append(f"{label}{values[0]}")
     return ", ".join(parts) or "this machine"
 
@@ -823,16 +823,28 @@ def _peak_sentence(frame: pd.DataFrame) -> str:
     )
 
 
-def _load_text() -> str:
+def _load() -> tuple[float, float] | None:
     import os
 
     try:
         one, five, _ = os.getloadavg()
     except OSError:
+        return None
+    return one, five
+
+
+def _load_text(start: tuple[float, float] | None, end: tuple[float, float] | None) -> str:
+    """The machine's load around the run: latency on a shared machine is slower."""
+    import os
+
+    if start is None or end is None:
         return ""
     cores = os.cpu_count() or 1
-    shared = " (the machine was shared with other jobs)" if one > 0.75 * cores else ""
-    return f"Load average when the run ended: {one:.2f} (1 min), {five:.2f} (5 min) on {cores} cores{shared}."
+    return (
+        f"Load average (1 min) {start[0]:.2f} when the run started and {end[0]:.2f} when it "
+        f"ended, this run included, on {cores} cores; a load above the core count means "
+        "other jobs shared the CPU and the latencies are slower than on a quiet machine."
+    )
 
 
 def reproduce(
@@ -867,6 +879,7 @@ def reproduce(
         )
 
     configs = _usable(_wanted(parts), report)
+    load_at_start = _load()
     frame = measure(
         configs,
         latency=latency and caps["latency"],
@@ -932,7 +945,7 @@ def reproduce(
                 report,
                 "Where the paper's tables disagree with themselves, and why mbprof differs",
             )
-        readme = readme_markdown(report, frame, t4, _load_text())
+        readme = readme_markdown(report, frame, t4, _load_text(load_at_start, _load()))
         (stage / "README.md").write_text(readme, encoding="utf-8")
         report.files.insert(0, ("README.md", "This index"))
         _swap(stage, out)
