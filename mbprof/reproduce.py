@@ -365,7 +365,7 @@ def table4_markdown(t4: pd.DataFrame, env: str) -> str:
         )
         + ".",
         "- **Params, mbprof**: every parameter tensor, batch-norm scale and shift included. "
-        "Without batch norm (as TF-Slim's tables count): "
+        "Without batch-norm scale and shift: "
         + ", ".join(
             f"{r['network']} {_millions(r['params_without_bn'])}"
             for r in t4.to_dict(orient="records")
