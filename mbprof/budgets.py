@@ -400,7 +400,10 @@ class _Reader:
         try:
             return parse(*args)
         except MbprofError as exc:
-            raise self.fail(str(exc), index, key) from None
+            message = str(exc)
+            for prefix in (f"{key}: ", f"{key.rpartition('.')[2]}: "):
+                message = message.removeprefix(prefix)
+            raise self.fail(message, index, key) from None
 
     def unknown_keys(
         self, table: Mapping[str, Any], allowed: tuple[str, ...], index: int, where: str
@@ -509,7 +512,7 @@ class _Reader:
         self.expect(ok, index, key, value, f"a limit such as {examples}")
         if isinstance(value, float) and not math.isfinite(value):
             raise self.fail(f"{value!r} is not a finite limit", index, key)
-        number = self.wrap(index, key, _parse_limit_value, metric.kind, value, key)
+        number = self.wrap(index, key, _parse_limit_value, metric.kind, value, "limit")
         if number <= 0:
             raise self.fail(f"{value!r} is not allowed; a limit must be > 0", index, key)
         return number, str(value)
@@ -568,10 +571,10 @@ class _Reader:
 
     def limits(self, table: Mapping[str, Any], index: int) -> list[Limit]:
         limits: list[Limit] = []
-        for key, metric in METRICS.items():
-            if key not in table:
+        for key, value in table.items():  # in the file's order
+            if key not in METRICS:
                 continue
-            value = table[key]
+            metric = METRICS[key]
             if metric.kind == "count":
                 number, text = self.limit_value(value, index, key, metric)
                 limits.append(Limit(key, number, text, self.lines.budget(index, key)))
@@ -607,8 +610,8 @@ class _Reader:
         for key in data:
             if key != "budget":
                 raise self.fail(
-                    f"unknown key {key!r}{_closest(key, ['budget'])}; a budget file holds "
-                    "[[budget]] tables",
+                    f"unknown key {key!r} (a budget file holds [[budget]] tables)"
+                    + _closest(key, ["budget"]),
                     key=key,
                 )
         tables = data.get("budget")
