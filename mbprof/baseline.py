@@ -77,8 +77,10 @@ def spec_from_row(row: Mapping[str, Any], where: str) -> ModelSpec:
         height, width = _get(row, "input_h"), _get(row, "input_w")
         if height is not None and width is not None:
             resolution = (int(height), int(width))
-        else:
+        elif _get(row, "resolution") is not None:
             resolution = parse_resolution(str(_get(row, "resolution")), "resolution")
+        else:
+            raise MbprofError("no 'resolution' (or 'input_h' and 'input_w') column")
         args = _get(row, "args")
         return ModelSpec(
             model=model,

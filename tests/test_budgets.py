@@ -168,7 +168,7 @@ HEAD = '[[budget]]\nmodel = "mobilenet_v2"\n'
         (HEAD + "max_params = nan\n", 3, ["not a finite limit"]),
         (HEAD + "max_params = inf\n", 3, ["not a finite limit"]),
         (HEAD + "max_latency = []\n", 3, ["empty array"]),
-        (HEAD + 'max_latency = { threads = 2 }\n', 3, ["no 'limit'"]),
+        (HEAD + "max_latency = { threads = 2 }\n", 3, ["no 'limit'"]),
         (HEAD + 'max_peak_memory = { dtype = "fp16" }\n', 3, ["no 'limit'"]),
         (
             HEAD + 'max_peak_memory = { limit = "1 MB", dtype = "fp64" }\n',
@@ -232,7 +232,7 @@ def test_load_budgets_file_errors(tmp_path):
 def test_the_file_is_data_only(tmp_path):
     # Strings that would do something if evaluated stay strings (and are refused as models
     # only later, by the registry).
-    text = '[[budget]]\nmodel = "__import__(\'os\').system(\'false\')"\nmax_params = 1\n'
+    text = "[[budget]]\nmodel = \"__import__('os').system('false')\"\nmax_params = 1\n"
     (budget,) = parse_budgets(text).budgets
     assert budget.spec.model.startswith("__import__")
 
