@@ -264,3 +264,35 @@ def test_baseline_round_trip_and_a_regression(write, tmp_path):
     assert result.exit_code == 0, result.output
     (row,) = json.loads(base.read_text())["tables"]["configurations"]
     assert row["madds"] == MADDS
+
+
+def test_the_example_budget_file_is_valid_and_holds_for_the_published_counts():
+    from pathlib import Path
+
+    from mbprof.budgets import check, load_budgets
+    from mbprof.measure import check_specs
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "budgets.toml"
+    budgets = load_budgets(example).budgets
+    check_specs(budgets)  # every model and knob accepted by the registry
+    # Published counts (shared/reference/architectures.md; MobileNetV1 by hand above).
+    v1_madds, v1_params = mobilenet_v1_by_hand(1.0, 224, 1000)
+    rows = [
+        {
+            "model": "mobilenet_v2",
+            "width": 1.0,
+            "resolution": "224",
+            "madds": 300_774_272,
+            "params": 3_504_872,
+        },
+        {
+            "model": "mobilenet_v1",
+            "width": 1.0,
+            "resolution": "224",
+            "madds": v1_madds,
+            "params": v1_params,
+        },
+    ]
+    covered = [b for b in budgets if b.spec.width == 1.0]
+    results = check(covered, rows)
+    assert len(results) == 4 and all(r.status == "held" for r in results)
