@@ -134,3 +134,11 @@ def test_github_annotations_and_junit_statuses():
     assert cases[1].find("failure").get("type") == "exceeded"
     assert "within tolerance" in cases[2].find("system-out").text
     assert cases[3].find("error").text == "RuntimeError: boom"
+
+
+def test_annotation_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    inside = tmp_path.resolve() / "ci" / "budgets.toml"
+    assert annotation("error", "m", str(inside), 3) == "::error file=ci/budgets.toml,line=3::m"
+    assert annotation("error", "m", "./budgets.toml") == "::error file=budgets.toml::m"
+    assert annotation("error", "m", "/elsewhere/b.toml") == "::error file=/elsewhere/b.toml::m"

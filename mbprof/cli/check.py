@@ -74,8 +74,7 @@ def check_command(
 ) -> None:
     """Check limits on MAdds, params, peak memory and latency; exit 1 when one is exceeded.
 
-    Prints every limit with the measured figure and the headroom. Exit codes: 0 all limits
-    hold, 1 a limit is exceeded (or a configuration could not be measured), 2 bad input.
+    Prints every limit with its measured figure and headroom. Exit 0: all hold; 1: a limit is exceeded or could not be measured; 2: bad input.
 
     Example: mbprof check examples/budgets.toml --format github --junit budgets.xml
     """

@@ -136,13 +136,28 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+def _repo_path(file: str) -> str:
+    """GitHub matches annotation paths relative to the repository (the working directory
+    of the step): an absolute path below it is made relative, './' dropped."""
+    import os
+    from pathlib import Path
+
+    path = Path(file)
+    if path.is_absolute():
+        try:
+            path = path.relative_to(Path(os.getcwd()).resolve())
+        except ValueError:
+            pass
+    return path.as_posix()
+
+
 def annotation(
     level: str, message: str, file: str = "", line: int | None = None, title: str = ""
 ) -> str:
     """One workflow command: ``::error file=F,line=L,title=T::message``."""
     props = []
     if file:
-        props.append(f"file={_escape_property(file)}")
+        props.append(f"file={_escape_property(_repo_path(file))}")
     if line:
         props.append(f"line={int(line)}")
     if title:
