@@ -12,11 +12,15 @@ All counts are for a batch of one image.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import Counter
 
 import torch
-from fvcore.nn import FlopCountAnalysis
 from torch import nn
+
+with warnings.catch_warnings():  # fvcore scripts a loss function at import: not our concern
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from fvcore.nn import FlopCountAnalysis
 
 from mbprof.records import CountReport, LayerRow
 
@@ -47,26 +51,28 @@ def _layer_geometry(module: nn.Module) -> dict:
     return {}
 
 
-def _output_sizes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple[int, int]]:
-    """The spatial size of each leaf module's output (one forward pass with hooks)."""
-    sizes: dict[str, tuple[int, int]] = {}
-    handles = []
-    for name, module in model.named_modules():
-        if next(module.children(), None) is not None:
-            continue
+class _OutputSizes:
+    """Forward hooks that record each leaf module's output HxW while fvcore traces
+    (so the sizes cost no extra forward pass)."""
 
-        def hook(_m, _inputs, output, name=name):
+    def __init__(self, model: nn.Module) -> None:
+        self.sizes: dict[str, tuple[int, int]] = {}
+        self._handles = [
+            module.register_forward_hook(self._hook(name))
+            for name, module in model.named_modules()
+            if next(module.children(), None) is None
+        ]
+
+    def _hook(self, name: str):
+        def record(_module, _inputs, output) -> None:
             if isinstance(output, torch.Tensor) and output.dim() == 4:
-                sizes[name] = (int(output.shape[-2]), int(output.shape[-1]))
+                self.sizes[name] = (int(output.shape[-2]), int(output.shape[-1]))
 
-        handles.append(module.register_forward_hook(hook))
-    try:
-        with torch.inference_mode():
-            model(example)
-    finally:
-        for handle in handles:
+        return record
+
+    def remove(self) -> None:
+        for handle in self._handles:
             handle.remove()
-    return sizes
 
 
 def count(model: nn.Module, input_shape: tuple[int, ...]) -> CountReport:
@@ -88,11 +94,15 @@ def count(model: nn.Module, input_shape: tuple[int, ...]) -> CountReport:
     analysis.tracer_warnings("none")
     logging.getLogger("fvcore.nn.jit_analysis").setLevel(logging.ERROR)
 
-    by_module = analysis.by_module_and_operator()
+    recorder = _OutputSizes(model)
+    try:
+        by_module = analysis.by_module_and_operator()  # fvcore traces the model here
+    finally:
+        recorder.remove()
+    sizes = recorder.sizes
     uncounted = Counter(
         {op: n for op, n in analysis.unsupported_ops().items() if op.startswith("aten::")}
     )
-    sizes = _output_sizes(model, example)
 
     layers: list[LayerRow] = []
     other_by_op: Counter[str] = Counter()

@@ -58,7 +58,8 @@ class MbprofGroup(TyperGroup):
         except click_exceptions.UsageError as exc:  # bad option, missing argument, bad choice
             if debug:
                 raise
-            fail(exc.format_message())
+            where = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+            fail(exc.format_message().rstrip(".") + where)
             code = EXIT_BAD_INPUT
         except MbprofError as exc:
             if debug:

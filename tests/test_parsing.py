@@ -1,0 +1,80 @@
+"""Command-line values and units."""
+
+from __future__ import annotations
+
+import pytest
+
+from mbprof.errors import MbprofError
+from mbprof.parsing import (
+    parse_float_list,
+    parse_int,
+    parse_kwargs,
+    parse_resolution,
+    parse_resolution_list,
+)
+from mbprof.units import format_bytes, format_count, parse_bytes, parse_count, parse_ms
+
+
+def test_lists():
+    assert parse_float_list("0.35, 0.5,1.0,0.5", "--widths") == [0.35, 0.5, 1.0]
+    assert parse_resolution_list("96,160x224", "--res") == [(96, 96), (160, 224)]
+    assert parse_resolution("224") == (224, 224)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("0", "'0' is not allowed"),
+        ("-1", "'-1'"),
+        ("nan", "'nan'"),
+        ("inf", "'inf'"),
+        ("abc", "'abc' is not a number"),
+        ("0.5,,1", "empty item"),
+        ("", "empty item"),
+    ],
+)
+def test_bad_widths(text, fragment):
+    with pytest.raises(MbprofError, match=fragment):
+        parse_float_list(text, "--widths")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("31", "too small"),
+        ("0", "too small"),
+        ("22.5", "not a resolution"),
+        ("abc", "not a resolution"),
+        ("224x", "not a resolution"),
+        ("1x224", "too small"),
+    ],
+)
+def test_bad_resolutions(text, fragment):
+    with pytest.raises(MbprofError, match=fragment):
+        parse_resolution(text)
+
+
+def test_ints_and_kwargs():
+    assert parse_int("12", "--classes") == 12
+    with pytest.raises(MbprofError, match="not an integer"):
+        parse_int("1.5", "--classes")
+    assert parse_kwargs(["b=true", "a=0.1", "c=x", "d=3"]) == (
+        ("a", 0.1),
+        ("b", True),
+        ("c", "x"),
+        ("d", 3),
+    )
+    with pytest.raises(MbprofError, match="key=value"):
+        parse_kwargs(["novalue"])
+
+
+def test_units_round_trip():
+    assert parse_count("300M") == 300_000_000
+    assert parse_count("3.5M") == 3_500_000
+    assert parse_bytes("1.2 MB") == 1_200_000
+    assert parse_bytes("1 MiB") == 1_048_576
+    assert parse_ms("25 ms") == 25.0 and parse_ms("0.5s") == 500.0
+    assert format_count(300_774_272) == "300.77M"
+    assert format_bytes(401_408) == "401.4 KB"  # KB = 1000 bytes
+    with pytest.raises(MbprofError, match="unknown unit"):
+        parse_bytes("3 parsecs")
