@@ -9,6 +9,7 @@ from mbprof import __version__
 from mbprof.columns import COLUMNS
 from mbprof.records import LayerRow, Profile
 from mbprof.render.document import Document, Fact, Table
+from mbprof.units import format_count
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,7 +70,13 @@ def profile_document(result: Profile) -> Document:
             "Other FLOPs",
             counts.other_flops,
             "int",
-            "not in MAdds: " + (_ops_text(counts.other_flops_by_op) or "none"),
+            "not in MAdds: "
+            + (
+                ", ".join(
+                    f"{op} {format_count(n)}" for op, n in sorted(counts.other_flops_by_op.items())
+                )
+                or "none"
+            ),
         ),
     ]
     if spec.kwargs:
@@ -91,6 +98,8 @@ def profile_document(result: Profile) -> Document:
             "madds_share": "Share",
         },
         kinds={
+            "path": "text",
+            "type": "text",
             "kernel": "text",
             "stride": "text",
             "groups": "int",
