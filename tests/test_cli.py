@@ -9,16 +9,19 @@ import sys
 
 import pandas as pd
 import pytest
+import typer
 
+from mbprof.cli import app
 from tests.conftest import assert_one_line_error
 
-COMMANDS = ["models", "profile", "compare"]
+COMMANDS = sorted(typer.main.get_command(app).commands)  # every registered command
 
 
-def test_help_does_not_import_heavy_libraries():
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
+def test_help_does_not_import_heavy_libraries(command):
     code = (
         "import sys; from mbprof.cli import app; "
-        "from typer.testing import CliRunner; r = CliRunner().invoke(app, ['--help']); "
+        f"from typer.testing import CliRunner; r = CliRunner().invoke(app, {command + ['--help']}); "
         "assert r.exit_code == 0, r.output; "
         "heavy = [m for m in ('torch', 'fvcore', 'pandas', 'matplotlib') if m in sys.modules]; "
         "print(heavy)"
