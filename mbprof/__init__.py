@@ -20,6 +20,9 @@ _API = {
     "compare": "mbprof.api",
     "make_spec": "mbprof.api",
     "make_specs": "mbprof.api",
+    "memory": "mbprof.api",
+    "analyze_memory": "mbprof.analysis.memory",
+    "MemoryReport": "mbprof.records",
     "ModelSpec": "mbprof.records",
     "Profile": "mbprof.records",
     "CountReport": "mbprof.records",
@@ -30,7 +33,8 @@ _API = {
 __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ imports lazily
-    from mbprof.api import compare, make_spec, make_specs, profile, profile_spec  # noqa: F401
+    from mbprof.analysis.memory import analyze_memory  # noqa: F401
+    from mbprof.api import compare, make_spec, make_specs, memory, profile, profile_spec  # noqa: F401
     from mbprof.errors import MbprofError  # noqa: F401
     from mbprof.models import (  # noqa: F401
         create_model,
@@ -39,7 +43,7 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ impo
         load_weights,
         register_model,
     )
-    from mbprof.records import CountReport, LayerRow, ModelSpec, Profile  # noqa: F401
+    from mbprof.records import CountReport, LayerRow, MemoryReport, ModelSpec, Profile  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -4,6 +4,7 @@ import mbprof
 model = mbprof.create_model("mobilenet_v2", width=0.5)
 p = mbprof.profile("mobilenet_v2", width=1.0, resolution=224)
 p.counts.madds    # 300774272
+p.memory.peak_efficient.live_bytes    # 577024 (fp16, one channel a chunk)
 frame = mbprof.compare(widths=[0.35, 0.5, 1.0, 1.4], resolutions=[96, 224])
 """
 
@@ -15,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mbprof.errors import ResourceError
-from mbprof.parsing import parse_resolution
-from mbprof.records import ModelSpec, Profile
+from mbprof.parsing import parse_chunks, parse_int, parse_mem_dtype, parse_resolution
+from mbprof.records import MeasuredMemory, MemoryReport, ModelSpec, Profile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,12 +102,89 @@ def build_checked(spec: ModelSpec, weights: str | Path | None = None, batch: int
     return model
 
 
-def profile_spec(spec: ModelSpec, weights: str | Path | None = None) -> Profile:
-    """Build the model of ``spec`` and count its MAdds and parameters."""
+def profile_spec(
+    spec: ModelSpec,
+    weights: str | Path | None = None,
+    *,
+    memory: bool = True,
+    mem_dtype: str = "fp16",
+    chunks: int | str | None = None,
+) -> Profile:
+    """Build the model of ``spec``, count its MAdds and parameters and (``memory``) analyse
+    its activation memory in ``mem_dtype`` with T = ``chunks`` (None: one channel a chunk)."""
     from mbprof.analysis.counting import count
 
+    mem_dtype, chunks = parse_mem_dtype(mem_dtype, "mem_dtype"), parse_chunks(chunks, "chunks")
     model = build_checked(spec, weights=weights)
-    return Profile(spec=spec, counts=count(model, spec.input_shape()))
+    report = None
+    if memory:
+        from mbprof.analysis.memory import analyze_memory
+
+        report = analyze_memory(model, spec.input_shape(), dtype=mem_dtype, chunks=chunks)
+    return Profile(spec=spec, counts=count(model, spec.input_shape()), memory=report)
+
+
+def _build_for_shapes(spec: ModelSpec) -> nn.Module:
+    """The model of ``spec`` with parameters on the meta device (no memory, no init cost),
+    for analyses that need shapes only; built for real if its builder refuses meta."""
+    import torch
+
+    from mbprof.models import create_from_spec
+
+    try:
+        with torch.device("meta"):
+            return create_from_spec(spec)
+    except Exception:  # noqa: BLE001 - a builder that needs real tensors: build it for real
+        return build_checked(spec)
+
+
+def memory_spec(
+    spec: ModelSpec,
+    *,
+    dtype: str = "fp16",
+    chunks: int | str | None = None,
+    batch: int = 1,
+) -> MemoryReport:
+    """Activation memory of ``spec`` (see ``mbprof.analysis.memory`` for what it counts)."""
+    from mbprof.analysis.memory import analyze_memory
+
+    dtype, chunks = parse_mem_dtype(dtype, "dtype"), parse_chunks(chunks, "chunks")
+    batch = parse_int(batch, "batch")
+    return analyze_memory(_build_for_shapes(spec), spec.input_shape(batch), dtype, chunks)
+
+
+def memory(
+    model: str = "mobilenet_v2",
+    width: float = 1.0,
+    depth: float = 1.0,
+    resolution: Resolution = 224,
+    num_classes: int = 1000,
+    *,
+    dtype: str = "fp16",
+    chunks: int | str | None = None,
+    batch: int = 1,
+    kwargs: dict[str, Any] | None = None,
+) -> MemoryReport:
+    """Activation memory of one configuration: per resolution, peak, memory-efficient peak.
+
+    >>> report = memory("mobilenet_v2", resolution=224)
+    >>> report.peak_efficient.live_bytes
+    577024
+    """
+    spec = make_spec(model, width, depth, resolution, num_classes, kwargs)
+    return memory_spec(spec, dtype=dtype, chunks=chunks, batch=batch)
+
+
+def measure_memory_spec(
+    spec: ModelSpec, *, dtype: str = "fp16", batch: int = 1, device: str = "cpu"
+) -> MeasuredMemory:
+    """Run one real forward pass of ``spec`` and measure its activation storages
+    (see ``mbprof.analysis.memory_measure``)."""
+    from mbprof.analysis.memory_measure import measure
+
+    dtype, batch = parse_mem_dtype(dtype, "dtype"), parse_int(batch, "batch")
+    model = build_checked(spec, batch=batch)
+    return measure(model, spec.input_shape(batch), dtype=dtype, device=device)
 
 
 def profile(
@@ -118,10 +196,13 @@ def profile(
     *,
     weights: str | Path | None = None,
     kwargs: dict[str, Any] | None = None,
+    memory: bool = True,
+    mem_dtype: str = "fp16",
+    chunks: int | str | None = None,
 ) -> Profile:
-    """Profile one configuration; see ``Profile`` and ``CountReport`` for the fields."""
+    """Profile one configuration; see ``Profile``, ``CountReport`` and ``MemoryReport``."""
     spec = make_spec(model, width, depth, resolution, num_classes, kwargs)
-    return profile_spec(spec, weights=weights)
+    return profile_spec(spec, weights=weights, memory=memory, mem_dtype=mem_dtype, chunks=chunks)
 
 
 def profile_row(result: Profile) -> dict[str, Any]:
@@ -141,20 +222,41 @@ def profile_row(result: Profile) -> dict[str, Any]:
     }
     if spec.kwargs:
         row["args"] = " ".join(f"{k}={v}" for k, v in spec.kwargs)
+    if result.memory is not None:
+        row.update(memory_columns(result.memory))
     return row
+
+
+def memory_columns(report: MemoryReport) -> dict[str, Any]:
+    """The memory columns of a comparison frame (described in ``mbprof.columns``)."""
+    return {
+        "peak_act_bytes": report.peak.live_bytes,
+        "peak_act_bytes_efficient": report.peak_efficient.live_bytes,
+        "max_tensor_bytes": report.max_tensor_bytes,
+        "mem_dtype": report.dtype,
+        "mem_chunks": report.chunks_label,
+    }
 
 
 def iter_compare(
     specs: Sequence[ModelSpec],
     weights: str | Path | None = None,
     on_start: Callable[[ModelSpec], None] | None = None,
+    *,
+    memory: bool = True,
+    mem_dtype: str = "fp16",
+    chunks: int | str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one row per configuration as it is measured (for progress bars and for
     keeping finished rows when a sweep is interrupted)."""
+    mem_dtype, chunks = parse_mem_dtype(mem_dtype, "mem_dtype"), parse_chunks(chunks, "chunks")
     for spec in specs:
         if on_start is not None:
             on_start(spec)
-        yield profile_row(profile_spec(spec, weights=weights))
+        result = profile_spec(
+            spec, weights=weights, memory=memory, mem_dtype=mem_dtype, chunks=chunks
+        )
+        yield profile_row(result)
 
 
 def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -172,7 +274,14 @@ def compare(
     *,
     kwargs: dict[str, Any] | None = None,
     weights: str | Path | None = None,
+    memory: bool = True,
+    mem_dtype: str = "fp16",
+    chunks: int | str | None = None,
 ) -> pd.DataFrame:
-    """One row per (model, width, depth, resolution) with MAdds and params."""
+    """One row per (model, width, depth, resolution) with MAdds, params and (``memory``)
+    peak activation memory in ``mem_dtype``, materialized and memory-efficient (T =
+    ``chunks``, None for one channel a chunk)."""
+    mem_dtype, chunks = parse_mem_dtype(mem_dtype, "mem_dtype"), parse_chunks(chunks, "chunks")
     specs = make_specs(models, widths, depths, resolutions, num_classes, kwargs)
-    return rows_to_frame(iter_compare(specs, weights=weights))
+    rows = iter_compare(specs, weights=weights, memory=memory, mem_dtype=mem_dtype, chunks=chunks)
+    return rows_to_frame(rows)

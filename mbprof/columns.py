@@ -44,6 +44,48 @@ COLUMNS: dict[str, Column] = {
         "fvcore's element-wise estimates for batch norm, pooling, upsampling and "
         "normalisation, batch 1; not part of MAdds",
     ),
+    # Activation memory (mbprof.analysis.memory): bytes, KB = 1000 bytes; the input image
+    # is not counted; every floating-point element costs mem_dtype's size.
+    "peak_act_bytes": Column(
+        "Peak act",
+        "bytes",
+        "materialized peak of live activations over one forward pass, batch 1: at the worst "
+        "op, its inputs + outputs + tensors held for later (shortcuts, concat branches); "
+        "batch norm and activations written over their input; input image not counted",
+    ),
+    "peak_act_bytes_efficient": Column(
+        "Peak act (eff)",
+        "bytes",
+        "the same peak with inverted-residual blocks run memory-efficiently (MobileNetV2 "
+        "paper, section 5.1): |input| + |output| + one chunk (1/T) of the expanded tensor",
+    ),
+    "max_tensor_bytes": Column(
+        "Max tensor",
+        "bytes",
+        "largest single activation tensor (materialized), batch 1",
+    ),
+    "mem_dtype": Column(
+        "Mem dtype", "text", "bytes per activation element: fp16/bf16 2, fp32 4, int8 1"
+    ),
+    "mem_chunks": Column(
+        "T", "text", "chunks of the memory-efficient mode ('channel': one channel per chunk)"
+    ),
+    # The per-resolution table of `mbprof memory` / `mbprof profile` (the paper's Table 3).
+    "size": Column("Size", "text", "height x width of the activations"),
+    "channels": Column("Ch", "int", "channels of the largest tensor at this size"),
+    "tensor_bytes": Column("Tensor B", "int", "bytes of the largest tensor at this size"),
+    "op_bytes": Column(
+        "Op B", "int", "largest inputs + outputs of one op whose output has this size"
+    ),
+    "op": Column("Op", "text", "that op (module and aten op)"),
+    "channels_efficient": Column("Ch (eff)", "int", "the same, memory-efficient mode"),
+    "tensor_bytes_efficient": Column(
+        "Tensor B (eff)", "int", "the same, memory-efficient mode (whole tensors only)"
+    ),
+    "op_bytes_efficient": Column(
+        "Op B (eff)", "int", "the same, memory-efficient mode (a chunked block: + its chunk)"
+    ),
+    "op_efficient": Column("Op (eff)", "text", "that op, memory-efficient mode"),
     "error": Column("Error", "text", "why this configuration has no figures"),
 }
 

@@ -108,3 +108,37 @@ def parse_kwargs(items: list[str] | None, option: str = "--arg") -> tuple[tuple[
             )
         pairs[key] = _parse_literal(value)
     return tuple(sorted(pairs.items()))
+
+
+# Activation memory settings (issue 3): element sizes of the dtypes the memory analysis knows.
+MEM_DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4, "int8": 1}
+CHUNKS_PER_CHANNEL = "channel"
+
+
+def parse_mem_dtype(text: str, option: str = "--mem-dtype") -> str:
+    """'fp16' -> 'fp16' (also bf16, fp32, int8; case-insensitive)."""
+    value = str(text).strip().lower()
+    if value not in MEM_DTYPE_BYTES:
+        allowed = ", ".join(MEM_DTYPE_BYTES)
+        raise MbprofError(f"{option}: unknown dtype {text!r}; use one of {allowed}")
+    return value
+
+
+def parse_chunks(text: str | int | None, option: str = "--chunks") -> int | None:
+    """'4' -> 4 (an integer >= 1); 'channel' or None -> None (one channel per chunk)."""
+    if text is None or (isinstance(text, str) and text.strip().lower() == CHUNKS_PER_CHANNEL):
+        return None
+    if isinstance(text, bool) or not (
+        isinstance(text, int) or (isinstance(text, str) and re.fullmatch(r"\s*[-+]?\d+\s*", text))
+    ):
+        raise MbprofError(
+            f"{option}: {text!r} is not allowed; give an integer T >= 1 or "
+            f"'{CHUNKS_PER_CHANNEL}' (one channel per chunk)"
+        )
+    value = int(text)
+    if value < 1:
+        raise MbprofError(
+            f"{option}: {value} is too small; give an integer T >= 1 or "
+            f"'{CHUNKS_PER_CHANNEL}' (one channel per chunk)"
+        )
+    return value

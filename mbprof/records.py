@@ -99,8 +99,131 @@ class CountReport:
 
 
 @dataclass(frozen=True)
+class ResolutionMemory:
+    """The largest activations at one spatial size (the MobileNetV2 paper's Table 3 layout).
+
+    resolution:      (height, width) of the tensors; 2-D tensors (N, C) count as 1x1.
+    channels:        channels of the largest single tensor there (all dims between batch
+                     and height x width multiplied, so a 5-D channel-shuffle copy counts whole).
+    tensor_bytes:    its bytes, batch included, in the report's dtype.
+    op_bytes:        the largest inputs + outputs (+ chunk buffer, for a chunked block) of one
+                     op whose output has this size.
+    op:              that op, as "module op".
+    """
+
+    resolution: tuple[int, int]
+    channels: int
+    tensor_bytes: int
+    shape: tuple[int, ...]
+    op_bytes: int
+    op: str
+
+
+@dataclass(frozen=True)
+class LivePoint:
+    """Live activation bytes at one step (op) of a forward pass.
+
+    live_bytes = input_bytes + output_bytes + held_bytes + internal_bytes, where held_bytes are
+    tensors computed earlier and kept for a later op (shortcuts, concatenation branches) and
+    internal_bytes the chunk buffer (and squeeze-excitation vectors) of a chunked block.
+    """
+
+    step: int
+    op: str
+    module: str
+    shape: tuple[int, ...] | None
+    live_bytes: int
+    input_bytes: int
+    output_bytes: int
+    held_bytes: int
+    internal_bytes: int
+
+
+@dataclass(frozen=True)
+class ChunkedBlock:
+    """A block found by its structure that the memory-efficient mode runs in chunks.
+
+    kind "project": a dense conv widening the channels (1x1 expansion, or the stem before a
+    t = 1 block) -> per-channel ops with at least one depthwise conv -> 1x1 projection to fewer
+    channels (then batch norm and the residual add, when present).
+    kind "pool": a widening conv -> per-channel ops -> global pooling (a network's head).
+    two_pass: a squeeze-excitation gate needs every channel pooled before any chunk can be
+    projected, so the expansion and depthwise ops run twice (memory as below, MAdds up).
+    """
+
+    kind: str
+    module: str
+    expand: str
+    exit: str
+    in_channels: int
+    expanded_channels: int
+    out_channels: int
+    chunk_channels: int
+    chunk_bytes: int
+    residual: bool
+    two_pass: bool
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    """Activation memory of one forward pass, from the traced graph (see
+    ``mbprof.analysis.memory`` for the conventions).
+
+    peak:            materialized: the most bytes alive at one op, every tensor whole,
+                     batch norm and activations written over their input when it is not
+                     used again (as a deployed conv + BN + activation layer is).
+    peak_efficient:  the same with chunked blocks (``blocks``) run as one op each:
+                     |input| + |output| + one chunk of the expanded tensor.
+    eager_peak_bytes: op by op as eager PyTorch allocates (batch norm out of place),
+                     every tensor freed after its last use; what the real-run check compares.
+    The input image is not counted (``input_bytes`` gives its size).
+    """
+
+    dtype: str
+    bytes_per_element: int
+    chunks: int | None
+    batch: int
+    input_bytes: int
+    max_tensor_bytes: int
+    max_tensor_bytes_efficient: int
+    peak: LivePoint
+    peak_efficient: LivePoint
+    eager_peak_bytes: int
+    resolutions: tuple[ResolutionMemory, ...]
+    resolutions_efficient: tuple[ResolutionMemory, ...]
+    blocks: tuple[ChunkedBlock, ...]
+    curve: tuple[LivePoint, ...]
+    curve_efficient: tuple[LivePoint, ...]
+
+    @property
+    def chunks_label(self) -> str:
+        """'channel' (one channel per chunk) or T."""
+        return "channel" if self.chunks is None else str(self.chunks)
+
+
+@dataclass(frozen=True)
+class MeasuredMemory:
+    """Activation memory of a real forward pass (``mbprof.analysis.memory_measure``).
+
+    peak_bytes:           storages created by the forward pass, each freed when PyTorch
+                          frees it (Python references decide), at their peak sum.
+    last_use_peak_bytes:  the same storages freed right after their last use (the analysis'
+                          rule), at their peak sum.
+    allocator_peak_bytes: CUDA only: torch.cuda.max_memory_allocated() minus what was
+                          allocated before the pass (allocator rounding and workspaces included).
+    """
+
+    device: str
+    dtype: str
+    peak_bytes: int
+    last_use_peak_bytes: int
+    allocator_peak_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything mbprof knows about one configuration."""
 
     spec: ModelSpec
     counts: CountReport
+    memory: MemoryReport | None = None

@@ -16,9 +16,11 @@ from mbprof.cli._common import (
     emit,
 )
 from mbprof.parsing import (
+    parse_chunks,
     parse_float_list,
     parse_int,
     parse_kwargs,
+    parse_mem_dtype,
     parse_name_list,
     parse_resolution_list,
 )
@@ -48,10 +50,23 @@ def compare_command(
     markdown: Path | None = typer.Option(
         None, "--markdown", help="Also write the table as Markdown.", dir_okay=False
     ),
+    mem_dtype: str = typer.Option(
+        "fp16",
+        "--mem-dtype",
+        help="Activation memory columns: bytes per element, fp16/bf16 (2), fp32 (4), int8 (1).",
+    ),
+    chunks: str = typer.Option(
+        "channel",
+        "--chunks",
+        help="T of the memory-efficient peak: an integer >= 1, or 'channel' (one per chunk).",
+    ),
+    no_memory: bool = typer.Option(
+        False, "--no-memory", help="Leave out the activation memory columns."
+    ),
     fmt: OutputFormat = FORMAT_OPTION,
     output: Path | None = OUTPUT_OPTION,
 ) -> None:
-    """One row per (model, width, depth, resolution): MAdds and parameters side by side.
+    """One row per (model, width, depth, resolution): MAdds, params, peak memory side by side.
 
     Example: mbprof compare --widths 0.35,0.5,1.0,1.4 --res 96,224 --csv sweep.csv
     """
@@ -62,6 +77,11 @@ def compare_command(
         resolutions=parse_resolution_list(res, "--res"),
         num_classes=parse_int(classes, "--classes"),
         kwargs=dict(parse_kwargs(arg)),
+    )
+    memory = dict(
+        memory=not no_memory,
+        mem_dtype=parse_mem_dtype(mem_dtype, "--mem-dtype"),
+        chunks=parse_chunks(chunks, "--chunks"),
     )
     files = {OutputFormat.csv: csv, OutputFormat.json: json, OutputFormat.markdown: markdown}
     for kind, path in files.items():
@@ -77,7 +97,7 @@ def compare_command(
     interrupted = False
     with sweep_progress(len(specs)) as advance:
         try:
-            for row in iter_compare(specs, on_start=advance):
+            for row in iter_compare(specs, on_start=advance, **memory):
                 rows.append(row)
         except KeyboardInterrupt:
             interrupted = True  # keep the rows already measured

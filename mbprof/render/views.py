@@ -116,10 +116,18 @@ def profile_document(result: Profile) -> Document:
         "fvcore for one image (the papers' convention).",
         "Not counted (no cost estimate): " + (_ops_text(counts.uncounted_ops) or "none") + ".",
     ]
+    tables = [table]
+    if result.memory is not None:
+        from mbprof.render.memory_view import NOTES, profile_memory_parts
+
+        memory_facts, memory_table = profile_memory_parts(result.memory)
+        facts += memory_facts
+        tables.append(memory_table)
+        notes += NOTES
     return Document(
         title=f"{spec.label}: MAdds and parameters",
         facts=facts,
-        tables=[table],
+        tables=tables,
         notes=notes,
         meta={"mbprof_version": __version__},
     )
@@ -130,6 +138,8 @@ def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Docu
     if "num_classes" in frame and frame["num_classes"].nunique() > 1:
         shown.remove("num_classes")
     notes = [f"{COLUMNS[key].header}: {COLUMNS[key].description}." for key in ("madds", "params")]
+    memory = [k for k in ("peak_act_bytes", "peak_act_bytes_efficient") if k in frame]
+    notes += [f"{COLUMNS[k].header}: {COLUMNS[k].description} (KB = 1000 bytes)." for k in memory]
     return Document(
         title=title,
         tables=[Table(name="configurations", frame=frame, hidden_in_text=tuple(shown))],

@@ -1,0 +1,170 @@
+"""Activation memory of a real forward pass, to check the analysis against.
+
+CPU: the model runs once in the chosen dtype under a TorchDispatchMode that sees every
+storage an op creates; a weakref finalizer on each tensor tells when the last tensor using a
+storage dies, which is when PyTorch frees it. Two figures come out:
+- ``peak_bytes``: the storages alive at once as PyTorch really frees them. Python references
+  decide here: a ``forward(self, x)`` keeps ``x`` alive until it returns, so this is higher
+  than the analysis' peak, which frees a tensor right after its last use.
+- ``last_use_peak_bytes``: the same real storages, with their real sizes in the real dtype,
+  freed right after their last use. This must equal the analysis' eager peak to the byte;
+  it checks the trace (ops seen, aliasing of views and in-place ops, dtype scaling).
+Storages made inside one kernel and dropped before it returns (a convolution's scratch
+space) are not seen by either; the CUDA allocator's figure includes them.
+
+CUDA (when available): ``allocator_peak_bytes`` is ``torch.cuda.max_memory_allocated()``
+during the pass minus what was allocated before it (parameters, input), so it includes
+cuDNN workspaces and the caching allocator's rounding of every block to 512 bytes.
+
+The input tensor is made before the pass and is not counted, as in the analysis.
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from mbprof.analysis.memory import _tensors
+from mbprof.errors import MbprofError
+from mbprof.parsing import parse_mem_dtype
+from mbprof.records import MeasuredMemory
+
+TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+class _StorageTracker(TorchDispatchMode):
+    """Storages created by ops, with when each is created, read and freed."""
+
+    def __init__(self, excluded: set[int]) -> None:
+        super().__init__()
+        self.excluded = excluded  # parameters, buffers, the input
+        self.live: dict[int, list[int]] = {}  # storage key -> [allocation id, refs]
+        self.sizes: list[int] = []  # allocation id -> bytes
+        self.created: list[int] = []  # allocation id -> op index
+        self.last_read: dict[int, int] = {}  # allocation id -> last op reading it
+        self.current = 0
+        self.peak = 0
+        self.ops = 0
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # nothing here is compiled: do not import torch._dynamo for it
+
+    def _release(self, key: int) -> None:
+        entry = self.live.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.current -= self.sizes[entry[0]]
+            del self.live[key]
+
+    def _track(self, tensor: torch.Tensor) -> None:
+        key = tensor.untyped_storage()._cdata
+        if key in self.excluded:
+            return
+        entry = self.live.get(key)
+        if entry is None:
+            nbytes = tensor.untyped_storage().nbytes()
+            entry = [len(self.sizes), 0]
+            self.sizes.append(nbytes)
+            self.created.append(self.ops)
+            self.live[key] = entry
+            self.current += nbytes
+            self.peak = max(self.peak, self.current)
+        entry[1] += 1
+        weakref.finalize(tensor, self._release, key)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        for arg in _tensors((args, kwargs)):
+            entry = self.live.get(arg.untyped_storage()._cdata)
+            if entry is not None:
+                self.last_read[entry[0]] = self.ops
+        out = func(*args, **kwargs)
+        for tensor in _tensors(out):
+            self._track(tensor)
+        self.ops += 1
+        return out
+
+    def last_use_peak(self, kept: set[int]) -> int:
+        """Peak of the same storages, each freed after the last op reading it (``kept``
+        allocation ids, the model's outputs, to the end)."""
+        delta = [0] * (self.ops + 2)
+        for alloc, nbytes in enumerate(self.sizes):
+            start = self.created[alloc]
+            end = self.ops if alloc in kept else max(start, self.last_read.get(alloc, start))
+            delta[start] += nbytes
+            delta[end + 1] -= nbytes
+        peak = alive = 0
+        for change in delta:
+            alive += change
+            peak = max(peak, alive)
+        return peak
+
+
+def _prepare(model: nn.Module, dtype: str, device: str) -> tuple[nn.Module, torch.dtype]:
+    dtype = parse_mem_dtype(dtype, "dtype")
+    if dtype not in TORCH_DTYPES:
+        raise MbprofError(
+            f"dtype {dtype!r} cannot be measured: a real forward pass runs in fp16, bf16 or "
+            "fp32 (int8 needs a quantized model); the analysis itself takes int8"
+        )
+    if any(p.is_meta for p in model.parameters()):
+        raise MbprofError("a model on the meta device cannot be measured; build it on the CPU")
+    torch_dtype = TORCH_DTYPES[dtype]
+    return copy.deepcopy(model).to(device=device, dtype=torch_dtype).eval(), torch_dtype
+
+
+def _run(
+    model: nn.Module, example: torch.Tensor
+) -> tuple[_StorageTracker, int | None, torch.Tensor]:
+    excluded = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
+    excluded.add(example.untyped_storage()._cdata)
+    tracker = _StorageTracker(excluded)
+    allocator_peak = None
+    cuda = example.is_cuda
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    with torch.no_grad(), tracker:
+        output = model(example)
+    if cuda:
+        torch.cuda.synchronize()
+        allocator_peak = torch.cuda.max_memory_allocated() - before
+    return tracker, allocator_peak, output
+
+
+def measure(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    dtype: str = "fp16",
+    device: str = "cpu",
+) -> MeasuredMemory:
+    """Run ``model`` once on ``device`` in ``dtype`` (fp16, bf16 or fp32) and measure the
+    activation storages it allocates. The model is copied, not changed."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MbprofError("device 'cuda' is not available on this machine; use 'cpu'")
+    work, torch_dtype = _prepare(model, dtype, device)
+    example = torch.zeros(tuple(input_shape), dtype=torch_dtype, device=device)
+    tracker, allocator_peak, output = _run(work, example)
+    kept = set()
+    for tensor in tree_flatten(output)[0]:
+        if isinstance(tensor, torch.Tensor):
+            entry = tracker.live.get(tensor.untyped_storage()._cdata)
+            if entry is not None:
+                kept.add(entry[0])
+    return MeasuredMemory(
+        device=device,
+        dtype=parse_mem_dtype(dtype, "dtype"),
+        peak_bytes=tracker.peak,
+        last_use_peak_bytes=tracker.last_use_peak(kept),
+        allocator_peak_bytes=allocator_peak,
+    )

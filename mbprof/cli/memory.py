@@ -1,0 +1,114 @@
+"""mbprof memory"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mbprof.cli._app import app
+from mbprof.cli._common import (
+    ARG_OPTION,
+    CLASSES_OPTION,
+    DEPTH_OPTION,
+    FORMAT_OPTION,
+    OUTPUT_OPTION,
+    RES_OPTION,
+    WIDTH_OPTION,
+    OutputFormat,
+    check_output,
+    emit,
+)
+from mbprof.errors import MbprofError
+from mbprof.parsing import (
+    parse_chunks,
+    parse_int,
+    parse_kwargs,
+    parse_mem_dtype,
+    parse_positive_float,
+    parse_resolution,
+)
+
+DTYPE_OPTION = typer.Option(
+    "fp16", "--dtype", help="Bytes per activation element: fp16 or bf16 (2), fp32 (4), int8 (1)."
+)
+CHUNKS_OPTION = typer.Option(
+    "channel",
+    "--chunks",
+    "-T",
+    help="T, the chunks each expanded tensor is computed in (memory-efficient mode): an "
+    "integer >= 1, or 'channel' for one channel per chunk (the paper's Table 3).",
+)
+
+
+@app.command("memory")
+def memory_command(
+    model: str = typer.Argument(..., help="Model name (see `mbprof models`)."),
+    width: str = WIDTH_OPTION,
+    depth: str = DEPTH_OPTION,
+    res: str = RES_OPTION,
+    classes: str = CLASSES_OPTION,
+    arg: list[str] | None = ARG_OPTION,
+    dtype: str = DTYPE_OPTION,
+    chunks: str = CHUNKS_OPTION,
+    batch: str = typer.Option("1", "--batch", "-b", help="Images per forward pass (>= 1)."),
+    curve: Path | None = typer.Option(
+        None,
+        "--curve",
+        help="Also write the live bytes at every op (both modes) to FILE.csv or FILE.json.",
+        dir_okay=False,
+    ),
+    measure: bool = typer.Option(
+        False,
+        "--measure",
+        help="Also run one real forward pass on the CPU in --dtype and measure its storages.",
+    ),
+    fmt: OutputFormat = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+) -> None:
+    """Activation memory: largest tensor per spatial size, peak over one forward pass.
+
+    Materialized and memory-efficient (inverted residuals in T chunks); image not counted.
+
+    Example: mbprof memory mobilenet_v2 --res 224 --dtype fp16 --chunks 4
+    """
+    spec_args = dict(
+        model=model,
+        width=parse_positive_float(width, "--width"),
+        depth=parse_positive_float(depth, "--depth"),
+        resolution=parse_resolution(res, "--res"),
+        num_classes=parse_int(classes, "--classes"),
+        kwargs=dict(parse_kwargs(arg)),
+    )
+    mem_dtype = parse_mem_dtype(dtype, "--dtype")
+    t = parse_chunks(chunks, "--chunks")
+    images = parse_int(batch, "--batch")
+    if measure and mem_dtype == "int8":
+        raise MbprofError(
+            "--measure: a real forward pass runs in fp16, bf16 or fp32, not int8; "
+            "drop --measure or choose another --dtype"
+        )
+    if curve is not None and curve.suffix.lower() not in (".csv", ".json"):
+        raise MbprofError(f"--curve: {str(curve)!r} must end in .csv or .json")
+    check_output(curve, "--curve")
+    check_output(output)
+
+    from mbprof.api import make_spec, measure_memory_spec, memory_spec
+    from mbprof.render.memory_view import curve_frame, memory_document
+
+    spec = make_spec(**spec_args)
+    report = memory_spec(spec, dtype=mem_dtype, chunks=t, batch=images)
+    measured = measure_memory_spec(spec, dtype=mem_dtype, batch=images) if measure else None
+    if curve is not None:
+        import json
+
+        from mbprof.render.export import frame_records, write_atomic
+
+        frame = curve_frame(report)
+        if curve.suffix.lower() == ".json":
+            text = json.dumps(frame_records(frame), indent=1) + "\n"
+        else:
+            text = frame.to_csv(index=False, lineterminator="\n")
+        write_atomic(curve, text)
+        typer.echo(f"wrote {curve}", err=True)
+    emit(memory_document(spec, report, measured), fmt, output)
