@@ -15,7 +15,7 @@ from typing import Any
 
 from mbprof.budgets import Budget, Limit
 from mbprof.errors import MbprofError
-from mbprof.parsing import parse_kwargs, parse_resolution
+from mbprof.parsing import parse_chunks, parse_kwargs, parse_mem_dtype, parse_resolution
 from mbprof.records import ModelSpec
 from mbprof.units import parse_percent
 
@@ -99,9 +99,9 @@ def spec_from_row(row: Mapping[str, Any], where: str) -> ModelSpec:
 def _memory_settings(row: Mapping[str, Any], mode: str) -> tuple[tuple[str, Any], ...]:
     chunks = _get(row, "mem_chunks")
     return (
-        ("dtype", _get(row, "mem_dtype") or "fp16"),
+        ("dtype", parse_mem_dtype(_get(row, "mem_dtype") or "fp16", "mem_dtype")),
         ("mode", mode),
-        ("chunks", None if chunks is None else int(chunks)),
+        ("chunks", parse_chunks(None if chunks is None else str(chunks), "mem_chunks")),
     )
 
 
@@ -135,35 +135,45 @@ def baseline_budgets(
     for number, row in enumerate(rows, start=1):
         where = f"{source} row {number}"
         spec = spec_from_row(row, where)
-        limits = []
-        for column, key in COLUMN_KEYS.items():
-            value = _get(row, column)
-            if value is None:
-                continue
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise MbprofError(f"{where}: {column} {value!r} is not a number") from None
-            if key == "max_peak_memory":
-                mode = "efficient" if column.endswith("efficient") else "materialized"
-                settings = _memory_settings(row, mode)
-            elif key == "max_latency":
-                settings = _latency_settings(row)
-            else:
-                settings = ()
-            limits.append(
-                Limit(
-                    key,
-                    value,
-                    "baseline",
-                    None,
-                    tolerances.get(column, 0.0),
-                    settings,
-                    origin="baseline",
-                )
-            )
+        try:
+            limits = _row_limits(row, where, tolerances)
+        except MbprofError as exc:
+            if str(exc).startswith(where):
+                raise
+            raise MbprofError(f"{where}: {exc}") from None
         if limits:
             budgets.append(Budget(spec, tuple(limits), source, None, "", number))
     if not budgets:
         raise MbprofError(f"{source}: no configuration with figures to guard")
     return budgets
+
+
+def _row_limits(row: Mapping[str, Any], where: str, tolerances: Mapping[str, float]) -> list:
+    limits = []
+    for column, key in COLUMN_KEYS.items():
+        value = _get(row, column)
+        if value is None:
+            continue
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise MbprofError(f"{where}: {column} {value!r} is not a number") from None
+        if key == "max_peak_memory":
+            mode = "efficient" if column.endswith("efficient") else "materialized"
+            settings = _memory_settings(row, mode)
+        elif key == "max_latency":
+            settings = _latency_settings(row)
+        else:
+            settings = ()
+        limits.append(
+            Limit(
+                key,
+                value,
+                "baseline",
+                None,
+                tolerances.get(column, 0.0),
+                settings,
+                origin="baseline",
+            )
+        )
+    return limits

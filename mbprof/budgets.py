@@ -39,7 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from mbprof.errors import MbprofError
-from mbprof.parsing import MIN_RESOLUTION, parse_kwargs, parse_resolution
+from mbprof.parsing import (
+    CHUNKS_PER_CHANNEL,
+    MEM_DTYPE_BYTES,
+    MIN_RESOLUTION,
+    parse_chunks,
+    parse_kwargs,
+    parse_resolution,
+)
 from mbprof.records import ModelSpec
 from mbprof.units import (
     format_bytes,
@@ -52,7 +59,7 @@ from mbprof.units import (
     parse_percent,
 )
 
-MEM_DTYPES = ("fp16", "bf16", "fp32", "int8")
+MEM_DTYPES = tuple(MEM_DTYPE_BYTES)
 MEM_MODES = ("materialized", "efficient")
 DEFAULT_MEM_DTYPE = "fp16"
 DEFAULT_MEM_MODE = "materialized"
@@ -139,7 +146,7 @@ def format_amount(kind: str, value: float | None) -> str:
 class Limit:
     """One limit on one metric, with the settings it is measured under.
 
-    ``settings`` holds, for memory: dtype, mode and chunks (None when not given); for
+    ``settings`` holds, for memory: dtype, mode and chunks (T; None: one channel a chunk); for
     latency: device, backend, threads, batch, dtype, channels_last, fuse_bn (None when not
     given: the measuring code's default) and min_time_ms, warmup.
     """
@@ -186,8 +193,8 @@ class Limit:
         """The settings in words: 'fp16, efficient' or 'cpu, eager, 2 threads'."""
         if self.key == "max_peak_memory":
             parts = [self.setting("dtype"), self.setting("mode")]
-            if self.setting("chunks") is not None:
-                parts.append(f"T={self.setting('chunks')}")
+            if self.setting("mode") == "efficient":
+                parts.append(f"T={self.setting('chunks') or CHUNKS_PER_CHANNEL}")
             return ", ".join(str(p) for p in parts)
         if self.key == "max_latency":
             parts = [self.setting("device"), self.setting("backend"), self.setting("dtype")]
@@ -449,6 +456,18 @@ class _Reader:
             )
         return value
 
+    def chunks(self, table: Mapping[str, Any], index: int, where: str) -> int | None:
+        """T, the chunks of the memory-efficient mode: an integer >= 1 or "channel" (the
+        default: one channel a chunk), as mbprof memory --chunks takes it."""
+        value = table.get("chunks")
+        if value is None:
+            return None
+        ok = isinstance(value, (int, str)) and not isinstance(value, bool)
+        self.expect(
+            ok, index, f"{where}.chunks", value, f'an integer >= 1 or "{CHUNKS_PER_CHANNEL}"'
+        )
+        return self.wrap(index, f"{where}.chunks", parse_chunks, value, "chunks")
+
     def boolean(self, table: Mapping[str, Any], key: str, index: int, where: str) -> bool | None:
         value = table.get(key)
         if value is None:
@@ -530,7 +549,7 @@ class _Reader:
         settings = (
             ("dtype", self.choice(entry, "dtype", index, key, MEM_DTYPES) or DEFAULT_MEM_DTYPE),
             ("mode", self.choice(entry, "mode", index, key, MEM_MODES) or DEFAULT_MEM_MODE),
-            ("chunks", self.integer(entry, "chunks", index, 1, key)),
+            ("chunks", self.chunks(entry, index, key)),
         )
         return Limit(key, value, text, self.lines.budget(index, key), 0.0, settings)
 
@@ -712,8 +731,11 @@ def _settings_match(row: Mapping[str, Any], limit: Limit) -> bool:
     if limit.key == "max_peak_memory":
         if _get(row, "mem_dtype") not in (None, limit.setting("dtype")):
             return False
-        chunks = limit.setting("chunks")
-        return chunks is None or _get(row, "mem_chunks") in (None, chunks)
+        if limit.setting("mode") != "efficient":
+            return True  # the materialized peak does not depend on T
+        have = _get(row, "mem_chunks")
+        wanted = limit.setting("chunks") or CHUNKS_PER_CHANNEL
+        return have is None or str(have) == str(wanted)
     if limit.key == "max_latency":
         for name in LATENCY_IDENTITY:
             wanted = limit.setting(name)

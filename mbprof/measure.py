@@ -106,10 +106,11 @@ def _identity(spec: ModelSpec) -> dict[str, Any]:
 
 
 def _memory_columns(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
-    raise MbprofError(
-        "this mbprof cannot measure activation memory yet: remove max_peak_memory "
-        "from the budget file"
-    )
+    """Peak activation memory, materialized and memory-efficient (mbprof.analysis.memory)."""
+    from mbprof.api import memory_columns, memory_spec
+
+    wanted = dict(settings)
+    return memory_columns(memory_spec(spec, dtype=wanted["dtype"], chunks=wanted["chunks"]))
 
 
 def _latency_columns(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
@@ -135,7 +136,7 @@ def measure(
         row = _identity(spec)
         try:
             if spec not in counted:
-                counted[spec] = profile_row(profile_spec(spec))
+                counted[spec] = profile_row(profile_spec(spec, memory=False))
             row.update(counted[spec])
             if request.memory is not None:
                 row.update(_memory_columns(spec, request.memory))

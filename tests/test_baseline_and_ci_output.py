@@ -142,3 +142,13 @@ def test_annotation_paths_are_relative_to_the_working_directory(tmp_path, monkey
     assert annotation("error", "m", str(inside), 3) == "::error file=ci/budgets.toml,line=3::m"
     assert annotation("error", "m", "./budgets.toml") == "::error file=budgets.toml::m"
     assert annotation("error", "m", "/elsewhere/b.toml") == "::error file=/elsewhere/b.toml::m"
+
+
+def test_terminal_table_keeps_square_brackets_in_cells():
+    from mbprof.render.checks import check_document
+    from mbprof.render.console import render_table_text
+
+    text = '[[budget]]\nmodel = "mobilenet_v2"\nmax_peak_memory = "4 MB"\n'
+    results = check(parse_budgets(text, "b.toml"), [ROW])
+    out = render_table_text(check_document(results, "t"), width=200)
+    assert "mobilenet_v2 1.0@224 [fp16, materialized]" in out

@@ -181,6 +181,12 @@ HEAD = '[[budget]]\nmodel = "mobilenet_v2"\n'
             ["max_peak_memory.mode", "materialized, efficient"],
         ),
         (HEAD + 'max_peak_memory = { limit = "1 MB", chunks = 0 }\n', 3, ["chunks", ">= 1"]),
+        (
+            HEAD + 'max_peak_memory = { limit = "1 MB", chunks = "all" }\n',
+            3,
+            ["chunks", "'channel'"],
+        ),
+        (HEAD + 'max_peak_memory = { limit = "1 MB", chunks = 2.5 }\n', 3, ["chunks", "integer"]),
         (HEAD + 'max_latency = { limit = "1 ms", device = "tpu" }\n', 3, ["cpu, cuda, auto"]),
         (HEAD + 'max_latency = { limit = "1 ms", backend = "tvm" }\n', 3, ["eager, compile"]),
         (HEAD + 'max_latency = { limit = "1 ms", threads = 1.5 }\n', 3, ["threads", "integer"]),
@@ -340,3 +346,26 @@ def test_check_reads_a_frame_with_missing_values():
     results = check(parse_budgets(text), frame)
     assert [r.status for r in results] == [HELD, HELD, HELD]
     assert results[2].headroom == 3_000_000
+
+
+def test_chunks_and_efficient_rows_match_on_t():
+    text = HEAD + (
+        'max_peak_memory = [ { limit = "1 MB", mode = "efficient", chunks = 4 }, '
+        '{ limit = "1 MB", mode = "efficient", chunks = "channel" }, '
+        '{ limit = "1 MB", mode = "efficient" }, "3 MB" ]\n'
+    )
+    limits = parse_budgets(text).budgets[0].limits
+    assert [lim.setting("chunks") for lim in limits] == [4, None, None, None]
+    assert limits[0].conditions == "fp16, efficient, T=4"
+    assert limits[2].conditions == "fp16, efficient, T=channel"
+    assert limits[3].conditions == "fp16, materialized"
+    common = dict(mem_dtype="fp16", peak_act_bytes=3_010_560)
+    rows = [
+        mnv2_row(mem_chunks="channel", peak_act_bytes_efficient=577_024, **common),
+        mnv2_row(mem_chunks=4, peak_act_bytes_efficient=1_154_048, **common),  # CSV: an int
+    ]
+    t4, channel, default, materialized = check(parse_budgets(text), rows)
+    assert t4.measured == 1_154_048 and t4.status == EXCEEDED
+    assert channel.measured == default.measured == 577_024
+    assert channel.headroom == 1_000_000 - 577_024
+    assert materialized.measured == 3_010_560 and materialized.headroom == -10_560

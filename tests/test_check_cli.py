@@ -65,18 +65,29 @@ def write(tmp_path):
 
 
 def test_all_limits_hold_exit_0_with_measured_figures_and_headroom(write):
-    path = write(CONFIG + 'max_madds = "3.4M"\nmax_params = "216K"\n')
+    path = write(
+        CONFIG + 'max_madds = "3.4M"\nmax_params = "216K"\n'
+        'max_peak_memory = [ "50 KB", { limit = "49152 B", mode = "efficient" }, '
+        '{ limit = "100 KB", dtype = "fp32" } ]\n'
+    )
     result = run("check", path, "--format", "json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    madds, params = payload["tables"]["limits"]
+    madds, params, *memory = payload["tables"]["limits"]
+    # Peak activations by hand: the first pointwise conv, 8 channels in and 16 out at
+    # 32x32 (MobileNetV1 has no block that narrows, so both modes agree).
+    peak_fp16 = (8 + 16) * 32 * 32 * 2
+    assert [m["measured"] for m in memory] == [peak_fp16, peak_fp16, 2 * peak_fp16]
+    assert [m["headroom"] for m in memory] == [50_000 - 49_152, 0, 100_000 - 98_304]
+    assert memory[1]["configuration"].endswith("[fp16, efficient, T=channel]")
+    assert memory[2]["configuration"].endswith("[fp32, materialized]")
     assert (madds["metric"], madds["measured"], madds["limit"]) == ("max_madds", MADDS, 3.4e6)
     assert madds["headroom"] == 3_400_000 - MADDS == 68_928
     assert madds["headroom_pct"] == pytest.approx(100 * 68_928 / 3_400_000)
     assert params["measured"] == PARAMS and params["headroom"] == 216_000 - PARAMS == 358
     assert madds["where"] == f"{path}:6" and params["where"] == f"{path}:7"
     assert madds["status"] == params["status"] == "held"
-    assert payload["passed"] is True and payload["summary"]["held"] == 2
+    assert payload["passed"] is True and payload["summary"]["held"] == 5
 
 
 def test_exceeded_exit_1_names_metric_and_configuration_github_and_junit(
@@ -221,7 +232,10 @@ def test_results_file_instead_of_measuring_and_text_formats(write, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("where,configuration,metric,limit_text,measured_text")
     assert len(lines) == 4
-    assert "mobilenet_v1 0.25@64 [fp16, efficient]: max_peak_memory exceeded" in result.stderr
+    assert (
+        "mobilenet_v1 0.25@64 [fp16, efficient, T=channel]: max_peak_memory exceeded"
+        in result.stderr
+    )
     assert "measured 100.00 KB > limit 90.00 KB by 10.00 KB (11.1%)" in result.stderr
     markdown = run("check", path, "--results", saved, "--format", "markdown")
     assert "| 600.00 KB | 500.00 KB | 100.00 KB | 16.7% |" in markdown.stdout
@@ -238,7 +252,7 @@ def test_results_file_that_lacks_a_configuration_is_bad_input(write, tmp_path):
 
 
 def test_baseline_round_trip_and_a_regression(write, tmp_path):
-    budgets = write(CONFIG + 'max_params = "1M"\n')
+    budgets = write(CONFIG + 'max_params = "1M"\nmax_peak_memory = "1 MB"\n')
     base = tmp_path / "base.json"
     # 1. a new baseline from the budget file's configurations (a fresh measurement)
     result = run("check", budgets, "--baseline", base, "--update-baseline")
@@ -246,13 +260,25 @@ def test_baseline_round_trip_and_a_regression(write, tmp_path):
     saved = json.loads(base.read_text())
     (row,) = saved["tables"]["configurations"]
     assert (row["madds"], row["params"]) == (MADDS, PARAMS)
+    assert (row["peak_act_bytes"], row["mem_dtype"], row["mem_chunks"]) == (
+        49_152,
+        "fp16",
+        "channel",
+    )
     # 2. the baseline claims fewer MAdds than the model has: a regression, exit 1
     row["madds"] = MADDS - 1000
     base.write_text(json.dumps(saved))
     result = run("check", "--baseline", base, "--format", "json")
     assert result.exit_code == 1
-    madds = json.loads(result.stdout)["tables"]["limits"][0]
-    assert madds["metric"] == "madds" and madds["status"] == "exceeded"
+    limits = json.loads(result.stdout)["tables"]["limits"]
+    assert [lim["metric"] for lim in limits] == [
+        "madds",
+        "params",
+        "peak_act_bytes",
+        "peak_act_bytes_efficient",
+    ]
+    assert [lim["status"] for lim in limits] == ["exceeded", "held", "held", "held"]
+    madds = limits[0]
     assert madds["headroom"] == -1000 and madds["tolerance_pct"] == 0.0
     assert "madds regressed: measured 3.33M > baseline 3.33M by 1.00K (0.0%)" in result.stderr
     # 3. a 1% tolerance on MAdds lets it pass (with a warning)
@@ -275,8 +301,14 @@ def test_the_example_budget_file_is_valid_and_holds_for_the_published_counts():
     example = Path(__file__).resolve().parents[1] / "examples" / "budgets.toml"
     budgets = load_budgets(example).budgets
     check_specs(budgets)  # every model and knob accepted by the registry
-    # Published counts (shared/reference/architectures.md; MobileNetV1 by hand above).
+    # Published counts (shared/reference/architectures.md; MobileNetV1 by hand above) and
+    # peak activations by hand (fp16, 2 bytes): MobileNetV2's materialized peak is the
+    # stride-2 depthwise conv of block 2 (96 x 112 x 112 in, 96 x 56 x 56 out); its
+    # memory-efficient peak is that block run in chunks (16 x 112 x 112 in, 24 x 56 x 56
+    # out, one 112 x 112 channel); MobileNetV1's is its first pointwise conv (32 + 64
+    # channels at 112 x 112).
     v1_madds, v1_params = mobilenet_v1_by_hand(1.0, 224, 1000)
+    memory = {"mem_dtype": "fp16", "mem_chunks": "channel"}
     rows = [
         {
             "model": "mobilenet_v2",
@@ -284,6 +316,9 @@ def test_the_example_budget_file_is_valid_and_holds_for_the_published_counts():
             "resolution": "224",
             "madds": 300_774_272,
             "params": 3_504_872,
+            "peak_act_bytes": (96 * 112 * 112 + 96 * 56 * 56) * 2,
+            "peak_act_bytes_efficient": (16 * 112 * 112 + 24 * 56 * 56 + 112 * 112) * 2,
+            **memory,
         },
         {
             "model": "mobilenet_v1",
@@ -291,8 +326,16 @@ def test_the_example_budget_file_is_valid_and_holds_for_the_published_counts():
             "resolution": "224",
             "madds": v1_madds,
             "params": v1_params,
+            "peak_act_bytes": (32 + 64) * 112 * 112 * 2,
+            "peak_act_bytes_efficient": (32 + 64) * 112 * 112 * 2,
+            **memory,
         },
     ]
     covered = [b for b in budgets if b.spec.width == 1.0]
     results = check(covered, rows)
-    assert len(results) == 4 and all(r.status == "held" for r in results)
+    assert len(results) == 7 and all(r.status == "held" for r in results)
+    assert {r.measured for r in results if r.limit.key == "max_peak_memory"} == {
+        3_010_560,
+        577_024,
+        2_408_448,
+    }
