@@ -101,7 +101,9 @@ METRICS: dict[str, Metric] = {
         "max_peak_memory",
         "Peak activations",
         "bytes",
-        "peak bytes of live activations over one forward pass (KB = 1000 bytes)",
+        "peak bytes of live activations over one forward pass, batch 1, input image not "
+        "counted: materialized, or memory-efficient (inverted residuals in T chunks; "
+        "mbprof memory explains both); KB = 1000 bytes",
     ),
     "max_latency": Metric(
         "max_latency", "Latency", "ms", "median time of one forward pass of a batch"
