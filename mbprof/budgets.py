@@ -226,12 +226,7 @@ class Budget:
 
     def line_of(self, key: str = "") -> int | None:
         """The line of ``key`` (or of its nearest written parent, or of the header)."""
-        lines = dict(self.key_lines)
-        while key:
-            if key in lines:
-                return lines[key]
-            key = key.rpartition(".")[0]
-        return self.line
+        return _nearest_line(dict(self.key_lines), key) or self.line
 
     @property
     def label(self) -> str:
@@ -356,12 +351,17 @@ class _Lines:
         or of its nearest written parent, or of the budget's header."""
         if index >= len(self.budgets):
             return None
-        lines = self.budgets[index]
-        while key:
-            if key in lines:
-                return lines[key]
-            key = key.rpartition(".")[0]
-        return lines.get("")
+        return _nearest_line(self.budgets[index], key)
+
+
+def _nearest_line(lines: Mapping[str, int], key: str) -> int | None:
+    """The line of ``key``, else of its nearest written parent ('a.b' -> 'a'), else of the
+    table's header (key '')."""
+    while key:
+        if key in lines:
+            return lines[key]
+        key = key.rpartition(".")[0]
+    return lines.get("")
 
 
 def _toml_error_line(message: str, text: str) -> tuple[int | None, str]:
