@@ -29,7 +29,10 @@ from mbprof.parsing import (
 @app.command("compare")
 def compare_command(
     models: str = typer.Option(
-        "mobilenet_v2", "--models", "-m", help="Comma-separated model names."
+        "mobilenet_v2",
+        "--models",
+        "-m",
+        help="Comma-separated model names, or import paths such as mypkg.models:build.",
     ),
     widths: str = typer.Option("1.0", "--widths", "-w", help="Comma-separated width multipliers."),
     depths: str = typer.Option("1.0", "--depths", help="Comma-separated depth multipliers."),

@@ -25,7 +25,10 @@ from mbprof.parsing import parse_int, parse_kwargs, parse_positive_float, parse_
 
 @app.command("profile")
 def profile_command(
-    model: str = typer.Argument(..., help="Model name (see `mbprof models`)."),
+    model: str = typer.Argument(
+        ...,
+        help="Model name (see `mbprof models`), or your own as an import path: mypkg.models:build.",
+    ),
     width: str = WIDTH_OPTION,
     depth: str = DEPTH_OPTION,
     res: str = RES_OPTION,

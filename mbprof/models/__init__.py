@@ -13,9 +13,17 @@ from typing import Any
 from torch import nn
 
 from mbprof.errors import MbprofError
-from mbprof.models import mobilenet_v1, mobilenet_v2  # noqa: F401  (registers the models)
+from mbprof.models import (  # noqa: F401  (registers the models)
+    mobilenet_v1,
+    mobilenet_v2,
+    mobilenet_v3,
+    nasnet,
+    shufflenet,
+)
 from mbprof.models._layers import make_divisible
-from mbprof.models._registry import ModelInfo, get_model_info, list_models, register_model
+from mbprof.models._registry import ModelInfo, list_models, register_model
+from mbprof.models._registry import get_model_info as _registered_model_info
+from mbprof.models.user import is_import_path, user_model_info
 from mbprof.models.weights import load_weights
 from mbprof.records import ModelSpec
 
@@ -30,6 +38,14 @@ __all__ = [
     "make_divisible",
     "register_model",
 ]
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """A registered model's description, or a user model's (``mypkg.models:build``, which
+    imports and inspects that code)."""
+    if is_import_path(name):
+        return user_model_info(name)
+    return _registered_model_info(name)
 
 
 def _check_kwargs(info: ModelInfo, kwargs: dict[str, Any]) -> None:

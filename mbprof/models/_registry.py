@@ -25,20 +25,29 @@ class ModelInfo:
     family: str
     summary: str
     reference: str
-    width_min: float = 0.0  # exclusive: widths must be > width_min
+    width_min: float = 0.0  # exclusive unless width_min_inclusive
     width_max: float = math.inf  # inclusive
     has_depth: bool = False
     min_resolution: int = 32
+    width_min_inclusive: bool = False
+    # Further checks of (width, depth, num_classes) that only the model knows (e.g. that a
+    # group count divides its channels); raises MbprofError. Runs before anything is built.
+    validate: Callable[[float, float, int], None] | None = None
 
     @property
     def width_range(self) -> str:
+        low = ">=" if self.width_min_inclusive else ">"
         if math.isinf(self.width_max):
-            return f"> {self.width_min:g}"
-        return f"{self.width_min:g} < w <= {self.width_max:g}"
+            return f"{low} {self.width_min:g}"
+        return f"{self.width_min:g} {low.replace('>', '<')} w <= {self.width_max:g}"
+
+    def _width_ok(self, width: float) -> bool:
+        above = width >= self.width_min if self.width_min_inclusive else width > self.width_min
+        return math.isfinite(width) and above and width <= self.width_max
 
     def check(self, width: float, depth: float, num_classes: int) -> None:
         """Refuse knob values this model does not accept, naming the allowed range."""
-        if not (math.isfinite(width) and self.width_min < width <= self.width_max):
+        if not self._width_ok(width):
             raise MbprofError(
                 f"width {width:g} is outside {self.name}'s range: width must be {self.width_range}"
             )
@@ -50,6 +59,8 @@ class ModelInfo:
             )
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise MbprofError(f"classes {num_classes!r} is not allowed: give an integer >= 1")
+        if self.validate is not None:
+            self.validate(width, depth, num_classes)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -65,6 +76,8 @@ def register_model(
     width_max: float = math.inf,
     has_depth: bool = False,
     min_resolution: int = 32,
+    width_min_inclusive: bool = False,
+    validate: Callable[[float, float, int], None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: ``@register_model("mobilenet_v2", family=..., summary=..., reference=...)``."""
 
@@ -81,6 +94,8 @@ def register_model(
             width_max=width_max,
             has_depth=has_depth,
             min_resolution=min_resolution,
+            width_min_inclusive=width_min_inclusive,
+            validate=validate,
         )
         return builder
 
@@ -113,4 +128,7 @@ def get_model_info(name: str) -> ModelInfo:
         pass
     hints = suggest(name)
     hint = f"; did you mean {' or '.join(hints)}?" if hints else ""
-    raise UnknownModelError(f"unknown model {name!r}{hint} (see `mbprof models` for the list)")
+    raise UnknownModelError(
+        f"unknown model {name!r}{hint} (see `mbprof models` for the list, or give your own "
+        "model as an import path such as mypkg.models:build)"
+    )

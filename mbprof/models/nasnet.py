@@ -1,0 +1,275 @@
+"""NASNet-A Mobile, "4 @ 1056" (Zoph et al. 2018, "Learning Transferable Architectures for
+Scalable Image Recognition"), built as TF-Slim's ``build_nasnet_mobile`` builds it for
+inference (no auxiliary head, no drop path).
+
+Width multiplies F, the filter count of the cells (44 at 1.0; the penultimate layer has
+24F channels, hence "4 @ 1056"), rounded to the nearest integer and at least 4. The stem
+conv keeps its 32 filters at every width: in TF-Slim its width is a hyperparameter of its
+own (``stem_multiplier``), not a multiple of F. TF's SAME padding is symmetric here (k // 2
+on each side); output sizes are the same, so are MAdds and parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mbprof.models._layers import init_weights
+from mbprof.models._registry import register_model
+
+FILTERS = 44  # F
+STEM_FILTERS = 32
+CELLS_PER_STACK = 4  # N
+BN_EPS = 1e-3  # TF-Slim's nasnet_mobile_arg_scope
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One step of a cell: new hidden state = ``left`` op on state ``left_state`` +
+    ``right`` op on state ``right_state``. States: 0 = this cell's input after its 1x1,
+    1 = the previous cell's output matched to this cell's shape, 2.. = earlier steps."""
+
+    left: str
+    left_state: int
+    right: str
+    right_state: int
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """The five combinations of a cell and the states concatenated into its output."""
+
+    combinations: tuple[Combination, ...]
+    outputs: tuple[int, ...]
+
+
+# left op, state, right op, state (sepK = two stacked separable KxK convs, avg3 / max3 =
+# 3x3 pooling, id = identity); TF-Slim's NasNetANormalCell and NasNetAReductionCell.
+NORMAL = CellSpec(
+    combinations=(
+        Combination("sep5", 0, "sep3", 1),
+        Combination("sep5", 1, "sep3", 1),
+        Combination("avg3", 0, "id", 1),
+        Combination("avg3", 1, "avg3", 1),
+        Combination("sep3", 0, "id", 0),
+    ),
+    outputs=(1, 2, 3, 4, 5, 6),
+)
+REDUCTION = CellSpec(
+    combinations=(
+        Combination("sep5", 0, "sep7", 1),
+        Combination("max3", 0, "sep7", 1),
+        Combination("avg3", 0, "sep5", 1),
+        Combination("id", 3, "avg3", 2),
+        Combination("sep3", 2, "max3", 0),
+    ),
+    outputs=(3, 4, 5, 6),
+)
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=BN_EPS)
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU -> 1x1 conv (stride) -> BN."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__(
+            nn.ReLU(),
+            nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+            _bn(out_channels),
+        )
+
+
+class SeparableStack(nn.Sequential):
+    """TF-Slim's ``separable_KxK_2``: twice ReLU -> depthwise KxK -> pointwise 1x1 -> BN;
+    the stride is on the first depthwise conv."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int) -> None:
+        layers: list[nn.Module] = []
+        for channels, step in ((in_channels, stride), (out_channels, 1)):
+            layers += [
+                nn.ReLU(),
+                nn.Conv2d(
+                    channels,
+                    channels,
+                    kernel,
+                    stride=step,
+                    padding=kernel // 2,
+                    groups=channels,
+                    bias=False,
+                ),
+                nn.Conv2d(channels, out_channels, 1, bias=False),
+                _bn(out_channels),
+            ]
+        super().__init__(*layers)
+
+
+class Pool(nn.Sequential):
+    """3x3 pooling (SAME padding; the average counts only real pixels, as TF does), then a
+    1x1 conv + BN when the channel count has to change."""
+
+    def __init__(self, kind: str, in_channels: int, out_channels: int, stride: int) -> None:
+        layers: list[nn.Module] = [
+            nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+            if kind == "avg3"
+            else nn.MaxPool2d(3, stride=stride, padding=1)
+        ]
+        if in_channels != out_channels:
+            layers += [nn.Conv2d(in_channels, out_channels, 1, bias=False), _bn(out_channels)]
+        super().__init__(*layers)
+
+
+def make_op(kind: str, in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    if kind.startswith("sep"):
+        return SeparableStack(in_channels, out_channels, int(kind[3:]), stride)
+    if kind in ("avg3", "max3"):
+        return Pool(kind, in_channels, out_channels, stride)
+    if stride > 1 or in_channels != out_channels:  # "id" that must change shape
+        return ReLUConvBN(in_channels, out_channels, stride)
+    return nn.Identity()
+
+
+class FactorizedReduction(nn.Module):
+    """Halve the spatial size without dropping pixels: ReLU, then two paths of a stride-2
+    subsample (TF's 1x1 average pool) + 1x1 conv, the second shifted by one pixel (zero pad
+    right and bottom, drop the first row and column); concatenated; BN. With an odd count
+    the second path takes the extra filter."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        half = out_channels // 2
+        self.relu = nn.ReLU()
+        self.path1_conv = nn.Conv2d(in_channels, half, 1, bias=False)
+        self.path2_conv = nn.Conv2d(in_channels, out_channels - half, 1, bias=False)
+        self.bn = _bn(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        path1 = self.path1_conv(x[:, :, ::2, ::2])
+        shifted = nn.functional.pad(x, (0, 1, 0, 1))[:, :, 1::2, 1::2]
+        return self.bn(torch.cat((path1, self.path2_conv(shifted)), 1))
+
+
+class Cell(nn.Module):
+    """A normal or reduction cell on (cur, prev). ``prev_fit`` says how the previous output
+    is matched to this cell: "reduce" (factorized reduction, it is twice the size), "conv"
+    (ReLU-1x1-BN, when the channels differ), "none" (first stem cell: used as it is)."""
+
+    def __init__(
+        self,
+        spec: CellSpec,
+        cur_channels: int,
+        prev_channels: int,
+        prev_fit: str,
+        filters: int,
+        stride: int,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self.conv_1x1 = ReLUConvBN(cur_channels, filters)
+        if prev_fit == "reduce":
+            self.prev_fit: nn.Module = FactorizedReduction(prev_channels, filters)
+            prev_channels = filters
+        elif prev_fit == "conv" and prev_channels != filters:
+            self.prev_fit = ReLUConvBN(prev_channels, filters)
+            prev_channels = filters
+        else:
+            self.prev_fit = nn.Identity()
+        channels = [filters, prev_channels]
+        for index, combo in enumerate(spec.combinations):
+            for side, kind, state in (
+                ("left", combo.left, combo.left_state),
+                ("right", combo.right, combo.right_state),
+            ):
+                op_stride = stride if state < 2 else 1
+                self.add_module(
+                    f"comb_iter_{index}_{side}",
+                    make_op(kind, channels[state], filters, op_stride),
+                )
+            channels.append(filters)
+        self.out_channels = sum(channels[i] for i in spec.outputs)
+
+    def forward(self, cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        states = [self.conv_1x1(cur), self.prev_fit(prev)]
+        for index, combo in enumerate(self.spec.combinations):
+            left = getattr(self, f"comb_iter_{index}_left")(states[combo.left_state])
+            right = getattr(self, f"comb_iter_{index}_right")(states[combo.right_state])
+            states.append(left + right)
+        return torch.cat([states[i] for i in self.spec.outputs], 1)
+
+
+def cell_filters(width: float) -> int:
+    """F at this width: round(44 * width), at least 4."""
+    return max(4, int(round(FILTERS * width)))
+
+
+class NASNetAMobile(nn.Module):
+    def __init__(
+        self,
+        width: float = 1.0,
+        num_classes: int = 1000,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        filters = cell_filters(width)
+        self.filters = filters
+        self.conv0 = nn.Sequential(
+            nn.Conv2d(3, STEM_FILTERS, 3, stride=2, padding=0, bias=False), _bn(STEM_FILTERS)
+        )
+        # Two reduction cells at F/4 and F/2; the first sees the stem output as both inputs.
+        self.cell_stem_0 = Cell(REDUCTION, STEM_FILTERS, STEM_FILTERS, "none", filters // 4, 2)
+        self.cell_stem_1 = Cell(
+            REDUCTION, self.cell_stem_0.out_channels, STEM_FILTERS, "reduce", filters // 2, 2
+        )
+        prev, cur = self.cell_stem_0.out_channels, self.cell_stem_1.out_channels
+        prev_fit = "reduce"  # the cell before had stride 2
+        self.cells = nn.ModuleDict()
+        scaling = 1
+        for stack in range(3):
+            if stack > 0:
+                scaling *= 2
+                cell = Cell(REDUCTION, cur, prev, "conv", filters * scaling, 2)
+                self.cells[f"reduction_cell_{stack - 1}"] = cell
+                prev, cur, prev_fit = cur, cell.out_channels, "reduce"
+            for index in range(CELLS_PER_STACK):
+                cell = Cell(NORMAL, cur, prev, prev_fit, filters * scaling, 1)
+                self.cells[f"cell_{stack * CELLS_PER_STACK + index}"] = cell
+                prev, cur, prev_fit = cur, cell.out_channels, "conv"
+        self.last_channel = cur
+        self.relu = nn.ReLU()
+        self.dropout = nn.Dropout(dropout)
+        self.last_linear = nn.Linear(cur, num_classes)
+        init_weights(self)
+        # Random weights only have to keep activations finite (latency in float16): with
+        # torchvision's fan-out init and identity batch norms they grow ~2x per cell to
+        # ~35000 at 224, near float16's limit; std 1 / sqrt(fan_in) keeps them below ~10.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d) and not module.weight.is_meta:
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="linear")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stem = self.conv0(x)
+        prev = self.cell_stem_0(stem, stem)
+        cur = self.cell_stem_1(prev, stem)
+        for cell in self.cells.values():
+            prev, cur = cur, cell(cur, prev)
+        x = nn.functional.adaptive_avg_pool2d(self.relu(cur), 1)
+        return self.last_linear(self.dropout(torch.flatten(x, 1)))
+
+
+@register_model(
+    "nasnet_a_mobile",
+    family="NASNet-A",
+    summary="NASNet-A Mobile 4 @ 1056; 564M MAdds, 5.3M params at 224; width scales F (44)",
+    reference="Zoph et al. 2018 (arXiv:1707.07012); TF-Slim build_nasnet_mobile",
+    width_min=0.1,
+    width_min_inclusive=True,
+)
+def nasnet_a_mobile(width: float = 1.0, num_classes: int = 1000, dropout: float = 0.5) -> nn.Module:
+    """NASNet-A Mobile: 3 stacks of 4 normal cells, reduction cells between them, F = 44 x width
+    (TF-Slim's dense_dropout_keep_prob 0.5)."""
+    return NASNetAMobile(width=width, num_classes=num_classes, dropout=dropout)

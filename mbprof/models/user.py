@@ -1,0 +1,194 @@
+"""Your own model, by import path: ``mypkg.models:build`` or ``mypkg.models:MyNet``.
+
+This imports and runs your code (the module's top level, then the callable), as
+``python -c "from mypkg.models import build; build()"`` would. The current directory is
+searched first, so a module beside you is found as it is by ``python -m``.
+
+The callable is an ``nn.Module`` subclass or a factory that returns an ``nn.Module``.
+mbprof's knobs reach it only through parameters of these exact names in its signature:
+``width`` (--width), ``depth`` (--depth) and ``num_classes`` (--classes). A callable
+without one of them is built as it is, and that knob must stay at its default (width and
+depth 1.0, 1000 classes), so that a printed width or class count is never one the model
+did not get. Other keyword arguments come from ``--arg key=value`` and are checked
+against the signature before anything runs. The callable is called once per
+configuration on the meta device (to size the model without memory) and once for real.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from mbprof.errors import MbprofError
+from mbprof.models._registry import ModelInfo
+
+KNOBS = {"width": 1.0, "depth": 1.0, "num_classes": 1000}
+_OPTION = {"width": "--width", "depth": "--depth", "num_classes": "--classes"}
+_DOTTED = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*"
+_CACHE: dict[str, ModelInfo] = {}
+
+
+def is_import_path(name: str) -> bool:
+    """A model given as ``module:attribute`` rather than a registered name."""
+    return ":" in name
+
+
+def _import_module(module: str, path: str) -> Any:
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+            raise MbprofError(
+                f"model {path!r}: no module named {exc.name!r} (looked in the current "
+                "directory and on sys.path; install the package or run from its directory)"
+            ) from exc
+        raise MbprofError(
+            f"model {path!r}: importing {module!r} failed: it imports {exc.name!r}, "
+            "which is not installed"
+        ) from exc
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise MbprofError(
+            f"model {path!r}: importing {module!r} raised {type(exc).__name__}: {first}"
+        ) from exc
+
+
+def resolve(path: str) -> Callable[..., Any]:
+    """The class or factory named by ``module:attribute`` (attribute may be dotted)."""
+    module_name, _, attribute = path.partition(":")
+    if module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
+        raise MbprofError(
+            f"model {path!r}: give a module import path such as mypkg.models:build, not a file name"
+        )
+    if not (re.fullmatch(_DOTTED, module_name) and re.fullmatch(_DOTTED, attribute)):
+        raise MbprofError(
+            f"model {path!r} is not an import path: write module:attribute, "
+            "such as mypkg.models:build"
+        )
+    target: Any = _import_module(module_name, path)
+    where = module_name
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            names = [n for n in dir(target) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise MbprofError(f"model {path!r}: {where!r} has no attribute {part!r}{hint}")
+        target = getattr(target, part)
+        where = f"{where}.{part}"
+    if not callable(target):
+        raise MbprofError(
+            f"model {path!r} names an object of type {type(target).__name__}, not a class "
+            "or function that builds an nn.Module"
+        )
+    if inspect.isclass(target) and not issubclass(target, nn.Module):
+        raise MbprofError(f"model {path!r} is a class but not a torch.nn.Module subclass")
+    return target
+
+
+def _signature(target: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(target)
+    except (TypeError, ValueError):  # some builtins and C extensions have none
+        return None
+
+
+def _accepted_knobs(signature: inspect.Signature | None) -> set[str]:
+    """mbprof knobs the callable names as keyword-capable parameters (``**kwargs`` is not
+    taken as accepting them: it often forwards to something that does not)."""
+    if signature is None:
+        return set()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {name for name, p in signature.parameters.items() if name in KNOBS and p.kind in kinds}
+
+
+def _make_builder(
+    path: str, target: Callable[..., Any], signature: inspect.Signature | None, accepted: set[str]
+) -> Callable[..., nn.Module]:
+    def build(**given: Any) -> nn.Module:
+        knobs = {k: given.pop(k) for k in list(given) if k in KNOBS}
+        call = {k: v for k, v in knobs.items() if k in accepted}
+        call.update(given)
+        if signature is not None:
+            try:
+                signature.bind(**call)
+            except TypeError as exc:
+                raise MbprofError(
+                    f"model {path!r} cannot be called with {_describe(call)}: {exc} "
+                    "(give its arguments with --arg key=value)"
+                ) from None
+        try:
+            model = target(**call)
+        except MbprofError:
+            raise
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            where = " (on the meta device, sizing it)" if _on_meta() else ""
+            raise MbprofError(
+                f"model {path!r} raised {type(exc).__name__} while being built{where}: {first}"
+            ) from exc
+        if not isinstance(model, nn.Module):
+            raise MbprofError(
+                f"model {path!r} returned an object of type {type(model).__name__}, "
+                "not a torch.nn.Module"
+            )
+        return model
+
+    if signature is not None:  # mbprof checks --arg names against the user's signature
+        build.__signature__ = signature  # type: ignore[attr-defined]
+    return build
+
+
+def _on_meta() -> bool:
+    import torch
+
+    return torch.empty(0).device.type == "meta"
+
+
+def _describe(call: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in call.items()) or "no arguments"
+
+
+def _validator(path: str, accepted: set[str]) -> Callable[[float, float, int], None]:
+    def validate(width: float, depth: float, num_classes: int) -> None:
+        for knob, value in (("width", width), ("depth", depth), ("num_classes", num_classes)):
+            if knob not in accepted and value != KNOBS[knob]:
+                raise MbprofError(
+                    f"model {path!r} takes no {knob!r} parameter, so {_OPTION[knob]} must be "
+                    f"{KNOBS[knob]:g}, not {value:g} (pass the model's own argument with "
+                    "--arg key=value)"
+                )
+
+    return validate
+
+
+def user_model_info(path: str) -> ModelInfo:
+    """Import ``path`` and describe it as a model; refused with MbprofError (one line) when
+    it does not name a class or factory of an nn.Module."""
+    if path in _CACHE:
+        return _CACHE[path]
+    target = resolve(path)
+    signature = _signature(target)
+    accepted = _accepted_knobs(signature)
+    doc = (inspect.getdoc(target) or "").strip().splitlines()
+    info = ModelInfo(
+        name=path,
+        builder=_make_builder(path, target, signature, accepted),
+        family="user model",
+        summary=doc[0] if doc else f"your model {path}",
+        reference=f"imported from {path}",
+        has_depth="depth" in accepted,
+        validate=_validator(path, accepted),
+    )
+    _CACHE[path] = info
+    return info
