@@ -20,6 +20,12 @@ _API = {
     "compare": "mbprof.api",
     "make_spec": "mbprof.api",
     "make_specs": "mbprof.api",
+    "bench": "mbprof.api",
+    "make_latency_settings": "mbprof.api",
+    "LatencySettings": "mbprof.records",
+    "Timing": "mbprof.records",
+    "Environment": "mbprof.records",
+    "BenchResult": "mbprof.records",
     "memory": "mbprof.api",
     "analyze_memory": "mbprof.analysis.memory",
     "MemoryReport": "mbprof.records",
@@ -34,7 +40,16 @@ __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ imports lazily
     from mbprof.analysis.memory import analyze_memory  # noqa: F401
-    from mbprof.api import compare, make_spec, make_specs, memory, profile, profile_spec  # noqa: F401
+    from mbprof.api import (  # noqa: F401
+        bench,
+        compare,
+        make_latency_settings,
+        make_spec,
+        make_specs,
+        memory,
+        profile,
+        profile_spec,
+    )
     from mbprof.errors import MbprofError  # noqa: F401
     from mbprof.models import (  # noqa: F401
         create_model,
@@ -43,7 +58,17 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ impo
         load_weights,
         register_model,
     )
-    from mbprof.records import CountReport, LayerRow, MemoryReport, ModelSpec, Profile  # noqa: F401
+    from mbprof.records import (  # noqa: F401
+        BenchResult,
+        CountReport,
+        Environment,
+        LatencySettings,
+        LayerRow,
+        MemoryReport,
+        ModelSpec,
+        Profile,
+        Timing,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -6,6 +6,8 @@ p = mbprof.profile("mobilenet_v2", width=1.0, resolution=224)
 p.counts.madds    # 300774272
 p.memory.peak_efficient.live_bytes    # 577024 (fp16, one channel a chunk)
 frame = mbprof.compare(widths=[0.35, 0.5, 1.0, 1.4], resolutions=[96, 224])
+t = mbprof.bench("mobilenet_v2", settings=mbprof.make_latency_settings(threads=2)).timing
+t.latency_ms      # median wall time of one batch on this machine
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof.errors import ResourceError
 from mbprof.parsing import parse_chunks, parse_int, parse_mem_dtype, parse_resolution
-from mbprof.records import MeasuredMemory, MemoryReport, ModelSpec, Profile
+from mbprof.records import (
+    BenchResult,
+    LatencySettings,
+    MeasuredMemory,
+    MemoryReport,
+    ModelSpec,
+    Profile,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -205,10 +214,8 @@ def profile(
     return profile_spec(spec, weights=weights, memory=memory, mem_dtype=mem_dtype, chunks=chunks)
 
 
-def profile_row(result: Profile) -> dict[str, Any]:
-    """One flat row of a comparison frame (column meanings in ``mbprof.columns``)."""
-    spec = result.spec
-    row: dict[str, Any] = {
+def _spec_columns(spec: ModelSpec) -> dict[str, Any]:
+    return {
         "model": spec.model,
         "width": spec.width,
         "depth": spec.depth,
@@ -216,6 +223,14 @@ def profile_row(result: Profile) -> dict[str, Any]:
         "input_h": spec.resolution[0],
         "input_w": spec.resolution[1],
         "num_classes": spec.num_classes,
+    }
+
+
+def profile_row(result: Profile) -> dict[str, Any]:
+    """One flat row of a comparison frame (column meanings in ``mbprof.columns``)."""
+    spec = result.spec
+    row: dict[str, Any] = {
+        **_spec_columns(spec),
         "madds": result.counts.madds,
         "params": result.counts.params,
         "other_flops": result.counts.other_flops,
@@ -238,6 +253,111 @@ def memory_columns(report: MemoryReport) -> dict[str, Any]:
     }
 
 
+def make_latency_settings(
+    device: str = "auto",
+    batch: int = 1,
+    threads: int | None = None,
+    dtype: str = "fp32",
+    backend: str = "eager",
+    channels_last: bool = False,
+    fuse_bn: bool = False,
+    min_time_s: float = 1.0,
+    warmup: int = 10,
+    compile_backend: str = "inductor",
+) -> LatencySettings:
+    """Checked latency settings for this machine ("auto" device and threads decided);
+    raises ``MbprofError`` naming any value this machine cannot run. See ``LatencySettings``."""
+    from mbprof.analysis.latency import resolve_settings
+
+    return resolve_settings(
+        LatencySettings(
+            device=device,
+            batch=batch,
+            threads=threads,
+            dtype=dtype,
+            backend=backend,
+            channels_last=channels_last,
+            fuse_bn=fuse_bn,
+            min_time_s=min_time_s,
+            warmup=warmup,
+            compile_backend=compile_backend,
+        )
+    )
+
+
+def bench_spec(
+    spec: ModelSpec,
+    settings: LatencySettings | None = None,
+    weights: str | Path | None = None,
+    madds: int | None = None,
+) -> BenchResult:
+    """Build the model of ``spec`` and measure its latency with ``settings``."""
+    from mbprof.analysis.latency import measure, resolve_settings
+
+    settings = resolve_settings(settings or LatencySettings())
+    model = build_checked(spec, weights=weights, batch=settings.batch)
+    timing = measure(model, spec.input_shape(settings.batch), settings, madds=madds)
+    return BenchResult(spec=spec, timing=timing)
+
+
+def bench(
+    model: str = "mobilenet_v2",
+    width: float = 1.0,
+    depth: float = 1.0,
+    resolution: Resolution = 224,
+    num_classes: int = 1000,
+    *,
+    settings: LatencySettings | None = None,
+    weights: str | Path | None = None,
+    kwargs: dict[str, Any] | None = None,
+) -> BenchResult:
+    """Latency of one configuration on this machine; see ``Timing`` for the figures."""
+    spec = make_spec(model, width, depth, resolution, num_classes, kwargs)
+    return bench_spec(spec, settings=settings, weights=weights)
+
+
+def _failure(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _latency_columns(
+    spec: ModelSpec, settings: LatencySettings, weights: str | Path | None, madds: int
+) -> dict[str, Any]:
+    """The latency columns of one row; a failure (out of memory, export error) fills
+    ``error`` instead of the figures, so that a sweep goes on."""
+    from mbprof.analysis.environment import environment
+    from mbprof.records import environment_row
+
+    try:
+        return bench_spec(spec, settings, weights=weights, madds=madds).timing.as_row()
+    except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C still stops
+        return {**environment_row(environment(settings)), "error": _failure(exc)}
+
+
+def compare_row(
+    spec: ModelSpec,
+    weights: str | Path | None = None,
+    latency: LatencySettings | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    **memory: Any,
+) -> dict[str, Any]:
+    """One row of a comparison frame: counts, memory (``memory``, ``mem_dtype``, ``chunks``
+    as for ``profile_spec``) and latency with resolved ``latency`` settings. A
+    configuration that does not fit or fails to run gets an ``error``."""
+    say = on_phase or (lambda _text: None)
+    say("counting")
+    try:
+        row = profile_row(profile_spec(spec, weights=weights, **memory))
+    except (ResourceError, RuntimeError, MemoryError) as exc:
+        return {**_spec_columns(spec), "error": _failure(exc)}
+    if latency is not None:
+        say(f"timing {latency.backend}")
+        row.update(_latency_columns(spec, latency, weights, row["madds"]))
+    return row
+
+
 def iter_compare(
     specs: Sequence[ModelSpec],
     weights: str | Path | None = None,
@@ -246,17 +366,32 @@ def iter_compare(
     memory: bool = True,
     mem_dtype: str = "fp16",
     chunks: int | str | None = None,
+    latency: LatencySettings | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one row per configuration as it is measured (for progress bars and for
-    keeping finished rows when a sweep is interrupted)."""
+    keeping finished rows when a sweep is interrupted). With ``latency`` (settings from
+    ``make_latency_settings``) each row also holds its timing and environment."""
     mem_dtype, chunks = parse_mem_dtype(mem_dtype, "mem_dtype"), parse_chunks(chunks, "chunks")
+    if latency is not None:
+        from mbprof.analysis.latency import machine_peak_gflops, resolve_settings
+
+        latency = resolve_settings(latency)
+        if on_phase is not None:
+            on_phase("machine reference")
+        machine_peak_gflops(latency.device, latency.threads, latency.dtype)
     for spec in specs:
         if on_start is not None:
             on_start(spec)
-        result = profile_spec(
-            spec, weights=weights, memory=memory, mem_dtype=mem_dtype, chunks=chunks
+        yield compare_row(
+            spec,
+            weights=weights,
+            latency=latency,
+            on_phase=on_phase,
+            memory=memory,
+            mem_dtype=mem_dtype,
+            chunks=chunks,
         )
-        yield profile_row(result)
 
 
 def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -277,11 +412,22 @@ def compare(
     memory: bool = True,
     mem_dtype: str = "fp16",
     chunks: int | str | None = None,
+    latency: bool | LatencySettings = False,
 ) -> pd.DataFrame:
     """One row per (model, width, depth, resolution) with MAdds, params and (``memory``)
     peak activation memory in ``mem_dtype``, materialized and memory-efficient (T =
-    ``chunks``, None for one channel a chunk)."""
+    ``chunks``, None for one channel a chunk). ``latency=True`` (default settings) or a
+    ``LatencySettings`` also measures each configuration's latency on this machine;
+    ``mbprof compare`` on the command line does so by default."""
     mem_dtype, chunks = parse_mem_dtype(mem_dtype, "mem_dtype"), parse_chunks(chunks, "chunks")
     specs = make_specs(models, widths, depths, resolutions, num_classes, kwargs)
-    rows = iter_compare(specs, weights=weights, memory=memory, mem_dtype=mem_dtype, chunks=chunks)
+    settings = None
+    if latency is not False and latency is not None:
+        settings = make_latency_settings() if latency is True else latency
+        from mbprof.analysis.latency import resolve_settings
+
+        settings = resolve_settings(settings)
+    rows = iter_compare(
+        specs, weights=weights, memory=memory, mem_dtype=mem_dtype, chunks=chunks, latency=settings
+    )
     return rows_to_frame(rows)

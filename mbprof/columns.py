@@ -44,6 +44,56 @@ COLUMNS: dict[str, Column] = {
         "fvcore's element-wise estimates for batch norm, pooling, upsampling and "
         "normalisation, batch 1; not part of MAdds",
     ),
+    # Latency (mbprof.analysis.latency): measured on this machine, see the environment columns.
+    "latency_ms": Column(
+        "Latency (ms)",
+        "ms",
+        "median wall time of one forward pass of a whole batch, warm, in "
+        "torch.inference_mode (or one ONNX Runtime session.run), over timed blocks of runs",
+    ),
+    "latency_ms_per_image": Column("ms/image", "ms", "latency_ms divided by the batch size"),
+    "latency_p10_ms": Column(
+        "p10 (ms)", "ms", "10th percentile of the per-run block times (ms per batch)"
+    ),
+    "latency_p90_ms": Column(
+        "p90 (ms)", "ms", "90th percentile of the per-run block times (ms per batch)"
+    ),
+    "runs": Column("Runs", "int", "timed forward passes behind the latency figures"),
+    "throughput_ips": Column(
+        "Images/s", "rate", "images per second at the median latency: 1000 x batch / latency_ms"
+    ),
+    "achieved_gflops": Column(
+        "GFLOP/s",
+        "rate",
+        "2 x MAdds x batch / median latency, in 1e9 operations per second "
+        "(MAdds: conv + fully connected multiply-accumulates per image)",
+    ),
+    "machine_share_pct": Column(
+        "Machine %",
+        "percent",
+        "achieved_gflops as a share of the best rate of a large matrix product on the same "
+        "device, threads and dtype (measured once, cached)",
+    ),
+    "compile_s": Column(
+        "Compile (s)",
+        "rate",
+        "one-off seconds before the first timed run: torch.compile's first call, or ONNX "
+        "export + session creation; never part of the latency; empty for eager",
+    ),
+    "device": Column("Device", "text", "cpu or cuda"),
+    "device_name": Column("Device name", "text", "the GPU's name, or the CPU model on the CPU"),
+    "backend": Column("Backend", "text", "eager, compile (torch.compile) or onnxruntime"),
+    "dtype": Column("Dtype", "text", "inference dtype of weights and input: fp32, fp16, bf16"),
+    "batch": Column("Batch", "int", "images per forward pass"),
+    "threads": Column(
+        "Threads", "int", "intra-op threads (torch.set_num_threads, ONNX Runtime intra_op)"
+    ),
+    "memory_format": Column("Memory format", "text", "contiguous (NCHW) or channels_last (NHWC)"),
+    "fuse_bn": Column(
+        "Fused BN", "text", "batch norm folded into the preceding convolutions before timing"
+    ),
+    "torch_version": Column("torch", "text", "torch version that ran (and exported) the model"),
+    "cpu_model": Column("CPU", "text", "the CPU model"),
     # Activation memory (mbprof.analysis.memory): bytes, KB = 1000 bytes; the input image
     # is not counted; every floating-point element costs mem_dtype's size.
     "peak_act_bytes": Column(

@@ -110,6 +110,40 @@ def parse_kwargs(items: list[str] | None, option: str = "--arg") -> tuple[tuple[
     return tuple(sorted(pairs.items()))
 
 
+def parse_choice(text: str, option: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (case-insensitive)."""
+    value = str(text).strip().lower()
+    if value not in choices:
+        raise MbprofError(f"{option}: {text!r} is not allowed; choose one of {', '.join(choices)}")
+    return value
+
+
+def check_latency_settings(settings: Any) -> Any:
+    """A checked copy of latency settings (a ``records.LatencySettings``), names in lower
+    case and numbers as numbers. Refuses, naming the option: an unknown device, dtype or
+    backend, batch or threads < 1, a minimum time that is not a number > 0, a negative
+    warm-up."""
+    from dataclasses import replace
+
+    from mbprof.records import BACKENDS, DEVICES, DTYPES
+
+    if not isinstance(settings.compile_backend, str) or not settings.compile_backend:
+        raise MbprofError(f"compile_backend {settings.compile_backend!r} is not a backend name")
+    threads = settings.threads
+    return replace(
+        settings,
+        device=parse_choice(settings.device, "--device", DEVICES),
+        dtype=parse_choice(settings.dtype, "--dtype", DTYPES),
+        backend=parse_choice(settings.backend, "--backend", BACKENDS),
+        batch=parse_int(settings.batch, "--batch", minimum=1),
+        threads=None if threads is None else parse_int(threads, "--threads", minimum=1),
+        min_time_s=parse_positive_float(settings.min_time_s, "--min-time"),
+        warmup=parse_int(settings.warmup, "--warmup", minimum=0),
+        channels_last=bool(settings.channels_last),
+        fuse_bn=bool(settings.fuse_bn),
+    )
+
+
 # Activation memory settings (issue 3): element sizes of the dtypes the memory analysis knows.
 MEM_DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4, "int8": 1}
 CHUNKS_PER_CHANNEL = "channel"

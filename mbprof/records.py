@@ -227,3 +227,152 @@ class Profile:
     spec: ModelSpec
     counts: CountReport
     memory: MemoryReport | None = None
+
+
+# Choices of the latency settings, kept here (torch-free) so that the CLI can list them.
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("fp32", "fp16", "bf16")
+BACKENDS = ("eager", "compile", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """How to run a model for a latency measurement.
+
+    device:        "auto" (cuda when a GPU is present, else cpu), "cpu" or "cuda".
+    batch:         images per forward pass.
+    threads:       intra-op threads for every backend (torch.set_num_threads, ONNX Runtime's
+                   intra_op_num_threads); None means torch's current setting.
+    dtype:         inference dtype of weights and input: fp32, fp16 or bf16.
+    backend:       eager (the module in eval mode), compile (torch.compile) or onnxruntime
+                   (torch.onnx export, ONNX Runtime CPU session).
+    channels_last: run in the channels-last (NHWC) memory format.
+    fuse_bn:       fold batch norm into the preceding convolutions (the deployed form).
+    min_time_s:    measure blocks of runs until at least this many seconds are timed.
+    warmup:        untimed forward passes first.
+    compile_backend: torch.compile's backend (API only; "inductor" is what users deploy).
+    """
+
+    device: str = "auto"
+    batch: int = 1
+    threads: int | None = None
+    dtype: str = "fp32"
+    backend: str = "eager"
+    channels_last: bool = False
+    fuse_bn: bool = False
+    min_time_s: float = 1.0
+    warmup: int = 10
+    compile_backend: str = "inductor"
+
+    @property
+    def memory_format(self) -> str:
+        return "channels_last" if self.channels_last else "contiguous"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where and how a timing was taken; every timing carries one."""
+
+    torch_version: str
+    device: str  # "cpu" or "cuda"
+    device_name: str  # the GPU's name, or the CPU model on the CPU
+    cpu_model: str
+    cpu_count: int  # logical CPUs the OS reports
+    threads: int
+    backend: str
+    backend_version: str  # torch's version, or ONNX Runtime's for the onnxruntime backend
+    dtype: str
+    batch: int
+    memory_format: str  # "contiguous" or "channels_last"
+    fuse_bn: bool
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Latency of one configuration, measured on this machine.
+
+    latency_ms is the median wall time of one forward pass of a whole batch, over
+    ``blocks`` timed blocks of ``runs_per_block`` back-to-back runs (a block's time
+    divided by its runs); p10/p90 are the 10th and 90th percentiles of the same
+    per-run block times. ``compile_s`` is the one-off preparation (torch.compile's
+    first call, or ONNX export plus session creation) and is never part of latency.
+    ``madds`` is per image (the papers' convention); ``machine_peak_gflops`` is the
+    cached best rate of a large matrix product on the same device, threads and dtype.
+    """
+
+    latency_ms: float
+    latency_p10_ms: float
+    latency_p90_ms: float
+    runs: int
+    blocks: int
+    runs_per_block: int
+    warmup: int
+    min_time_s: float
+    environment: Environment
+    compile_s: float | None = None
+    madds: int | None = None
+    machine_peak_gflops: float | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def latency_ms_per_image(self) -> float:
+        return self.latency_ms / self.environment.batch
+
+    @property
+    def throughput_ips(self) -> float:
+        """Images per second at the median latency."""
+        return 1e3 * self.environment.batch / self.latency_ms
+
+    @property
+    def achieved_gflops(self) -> float | None:
+        """2 x MAdds x batch / median latency, in 1e9 floating-point operations per second."""
+        if self.madds is None:
+            return None
+        return 2 * self.madds * self.environment.batch / (self.latency_ms * 1e-3) / 1e9
+
+    @property
+    def machine_share_pct(self) -> float | None:
+        achieved = self.achieved_gflops
+        if achieved is None or not self.machine_peak_gflops:
+            return None
+        return 100.0 * achieved / self.machine_peak_gflops
+
+    def as_row(self) -> dict[str, Any]:
+        """The latency columns of a comparison frame (described in ``mbprof.columns``)."""
+        env = self.environment
+        return {
+            "latency_ms": self.latency_ms,
+            "latency_ms_per_image": self.latency_ms_per_image,
+            "latency_p10_ms": self.latency_p10_ms,
+            "latency_p90_ms": self.latency_p90_ms,
+            "runs": self.runs,
+            "throughput_ips": self.throughput_ips,
+            "achieved_gflops": self.achieved_gflops,
+            "machine_share_pct": self.machine_share_pct,
+            "compile_s": self.compile_s,
+            **environment_row(env),
+        }
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """One configuration's latency, with the configuration it belongs to."""
+
+    spec: ModelSpec
+    timing: Timing
+
+
+def environment_row(env: Environment) -> dict[str, Any]:
+    """The environment columns of a comparison frame."""
+    return {
+        "device": env.device,
+        "device_name": env.device_name,
+        "backend": env.backend,
+        "dtype": env.dtype,
+        "batch": env.batch,
+        "threads": env.threads,
+        "memory_format": env.memory_format,
+        "fuse_bn": env.fuse_bn,
+        "torch_version": env.torch_version,
+        "cpu_model": env.cpu_model,
+    }

@@ -85,6 +85,7 @@ def test_compare_sweep_writes_every_format(run, tmp_path):
         str(paths["json"]),
         "--markdown",
         str(paths["markdown"]),
+        "--no-latency",
     )
     assert result.exit_code == 0, result.stderr
     frame = pd.read_csv(paths["csv"])
@@ -99,7 +100,7 @@ def test_compare_sweep_writes_every_format(run, tmp_path):
 
 
 def test_compare_defaults_to_mobilenet_v2(run):
-    result = run("compare", "--res", "64", "-f", "csv")
+    result = run("compare", "--res", "64", "-f", "csv", "--no-latency")
     frame = pd.read_csv(io.StringIO(result.stdout))
     assert frame["model"].tolist() == ["mobilenet_v2"]
 

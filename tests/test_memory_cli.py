@@ -120,7 +120,7 @@ def test_untraceable_model_is_one_line_exit_2(untraceable):
 def test_compare_memory_columns():
     result = run(
         "compare", "--models", "mobilenet_v1,mobilenet_v2", "--res", "64", "--format", "csv",
-        "--mem-dtype", "fp32", "--chunks", "4",
+        "--mem-dtype", "fp32", "--chunks", "4", "--no-latency",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     from io import StringIO
@@ -149,7 +149,7 @@ def no_counting(monkeypatch):
 
 
 def test_compare_no_memory_and_bad_options(no_counting):
-    result = run("compare", "--res", "64", "--no-memory", "--format", "csv")
+    result = run("compare", "--res", "64", "--no-memory", "--format", "csv", "--no-latency")
     assert result.exit_code == 0, result.output
     assert "peak_act_bytes" not in result.stdout
     for args, message in (

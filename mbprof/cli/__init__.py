@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from mbprof.cli import check, compare, memory, models, profile  # noqa: F401  (each registers its command)
+from mbprof.cli import (  # noqa: F401  (each registers its command)
+    bench,
+    check,
+    compare,
+    memory,
+    models,
+    profile,
+)
 from mbprof.cli._app import app
 
 

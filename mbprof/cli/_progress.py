@@ -1,21 +1,64 @@
-"""A progress bar with an ETA across a sweep, on stderr (quiet when not a terminal)."""
+"""A progress bar with an ETA across a sweep, on stderr (quiet when not a terminal).
+
+It shows the configuration being measured and its phase (counting, timing...), how
+many are done, the time elapsed and an estimate of the time left; each finished
+configuration leaves one line above the bar with its headline figure.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from mbprof.records import ModelSpec
 
 
+class SweepProgress:
+    """``start(spec)`` as a configuration starts (also callable as ``progress(spec)``),
+    ``phase(text)`` as its work moves on, ``done(row)`` when its row is ready."""
+
+    def __init__(self, progress: Any, task: Any, console: Any) -> None:
+        self._progress = progress
+        self._task = task
+        self._console = console
+        self._label = ""
+
+    def __call__(self, spec: ModelSpec) -> None:
+        self.start(spec)
+
+    def start(self, spec: ModelSpec) -> None:
+        self._label = spec.label
+        self._progress.update(self._task, description=self._label)
+
+    def phase(self, text: str) -> None:
+        description = f"{self._label}: {text}" if self._label else text
+        self._progress.update(self._task, description=description)
+
+    def done(self, row: dict[str, Any]) -> None:
+        self._progress.advance(self._task)
+        if not self._console.is_terminal:
+            return
+        if row.get("error"):
+            figure = f"[red]failed[/red]: {row['error']}"
+        elif row.get("latency_ms") is not None:
+            figure = f"{row['latency_ms']:,.2f} ms"
+        elif row.get("madds") is not None:
+            figure = f"{row['madds'] / 1e6:,.2f}M MAdds"
+        else:
+            figure = ""
+        self._console.print(f"[dim]done[/dim] {self._label} {figure}", highlight=False)
+
+
 @contextmanager
-def sweep_progress(total: int) -> Iterator[Callable[[ModelSpec], None]]:
-    """Yields ``advance(spec)``, to call as each configuration starts."""
+def sweep_progress(total: int) -> Iterator[SweepProgress]:
+    """A ``SweepProgress`` over ``total`` configurations; the bar vanishes at the end."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        SpinnerColumn,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
@@ -23,6 +66,7 @@ def sweep_progress(total: int) -> Iterator[Callable[[ModelSpec], None]]:
 
     console = Console(stderr=True)
     progress = Progress(
+        SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -33,16 +77,6 @@ def sweep_progress(total: int) -> Iterator[Callable[[ModelSpec], None]]:
         transient=True,
         disable=not console.is_terminal,
     )
-    task = progress.add_task("measuring", total=total)
-    started = 0
-
-    def advance(spec: ModelSpec) -> None:
-        nonlocal started
-        if started:
-            progress.advance(task)
-        started += 1
-        progress.update(task, description=spec.label)
-
+    task = progress.add_task("starting", total=total)
     with progress:
-        yield advance
-        progress.update(task, completed=total)
+        yield SweepProgress(progress, task, console)

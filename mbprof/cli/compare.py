@@ -15,6 +15,18 @@ from mbprof.cli._common import (
     check_output,
     emit,
 )
+from mbprof.cli._latency_options import (
+    BACKEND_OPTION,
+    BATCH_OPTION,
+    CHANNELS_LAST_OPTION,
+    DEVICE_OPTION,
+    DTYPE_OPTION,
+    FUSE_BN_OPTION,
+    MIN_TIME_OPTION,
+    THREADS_OPTION,
+    WARMUP_OPTION,
+    latency_settings,
+)
 from mbprof.parsing import (
     parse_chunks,
     parse_float_list,
@@ -66,12 +78,26 @@ def compare_command(
     no_memory: bool = typer.Option(
         False, "--no-memory", help="Leave out the activation memory columns."
     ),
+    device: str = DEVICE_OPTION,
+    batch: str = BATCH_OPTION,
+    threads: str | None = THREADS_OPTION,
+    dtype: str = DTYPE_OPTION,
+    backend: str = BACKEND_OPTION,
+    channels_last: bool = CHANNELS_LAST_OPTION,
+    fuse_bn: bool = FUSE_BN_OPTION,
+    min_time: str = MIN_TIME_OPTION,
+    warmup: str = WARMUP_OPTION,
+    no_latency: bool = typer.Option(
+        False, "--no-latency", help="Skip the latency measurement (counts and memory only)."
+    ),
     fmt: OutputFormat = FORMAT_OPTION,
     output: Path | None = OUTPUT_OPTION,
 ) -> None:
-    """One row per (model, width, depth, resolution): MAdds, params, peak memory side by side.
+    """One row per (model, width, depth, resolution): MAdds, params, peak memory and latency
+    on this machine side by side. A configuration that fails gets an error in its row;
+    Ctrl-C keeps the rows already measured in the output files.
 
-    Example: mbprof compare --widths 0.35,0.5,1.0,1.4 --res 96,224 --csv sweep.csv
+    Example: mbprof compare --widths 0.35,0.5,1.0,1.4 --res 96,224 --threads 2 --csv sweep.csv
     """
     grid = dict(
         models=parse_name_list(models, "--models"),
@@ -86,6 +112,11 @@ def compare_command(
         mem_dtype=parse_mem_dtype(mem_dtype, "--mem-dtype"),
         chunks=parse_chunks(chunks, "--chunks"),
     )
+    settings = None
+    if not no_latency:
+        settings = latency_settings(
+            device, batch, threads, dtype, backend, channels_last, fuse_bn, min_time, warmup
+        )
     files = {OutputFormat.csv: csv, OutputFormat.json: json, OutputFormat.markdown: markdown}
     for kind, path in files.items():
         check_output(path, f"--{kind.value}")
@@ -96,12 +127,24 @@ def compare_command(
     from mbprof.render.views import compare_document
 
     specs = make_specs(**grid)
+    if settings is not None:
+        from mbprof.analysis.latency import resolve_settings
+
+        settings = resolve_settings(settings)  # no GPU, a dtype the device cannot run: exit 2
     rows: list[dict] = []
     interrupted = False
-    with sweep_progress(len(specs)) as advance:
+    with sweep_progress(len(specs)) as progress:
         try:
-            for row in iter_compare(specs, on_start=advance, **memory):
+            sweep = iter_compare(
+                specs,
+                on_start=progress.start,
+                latency=settings,
+                on_phase=progress.phase,
+                **memory,
+            )
+            for row in sweep:
                 rows.append(row)
+                progress.done(row)
         except KeyboardInterrupt:
             interrupted = True  # keep the rows already measured
     doc = compare_document(rows_to_frame(rows))
@@ -113,6 +156,12 @@ def compare_command(
             write_atomic(path, render(doc, kind))
             typer.echo(f"wrote {path}", err=True)
     emit(doc, fmt, output)
+    failed = sum(1 for row in rows if row.get("error"))
+    if failed:
+        typer.echo(
+            f"mbprof: {failed} of {len(rows)} configurations failed (see the error column)",
+            err=True,
+        )
     if interrupted:
         typer.echo(
             f"mbprof: interrupted after {len(rows)} of {len(specs)} configurations", err=True

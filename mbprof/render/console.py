@@ -24,6 +24,8 @@ def print_document(doc: Document, console: Console) -> None:
         console.print(facts)
         console.print()
     for index, table in enumerate(doc.tables):
+        if all(key in table.hidden_in_text for key in table.frame.columns):
+            continue  # a table kept for CSV/JSON only
         title = table.title or (doc.title if not doc.facts and index == 0 else "")
         grid = RichTable(title=title or None, title_justify="left", header_style="bold")
         headers, kinds, rows = text_rows(table)

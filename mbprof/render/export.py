@@ -95,6 +95,8 @@ def to_markdown(doc: Document) -> str:
             facts.append(f"- **{fact.label}**: {format_value(fact.value, fact.kind)}{note}")
         parts.append("\n".join(facts))
     for table in doc.tables:
+        if all(key in table.hidden_in_text for key in table.frame.columns):
+            continue  # a table kept for CSV/JSON only
         if table.title:
             parts.append(f"**{table.title}**")
         parts.append(markdown_table(table))

@@ -140,6 +140,11 @@ def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Docu
     notes = [f"{COLUMNS[key].header}: {COLUMNS[key].description}." for key in ("madds", "params")]
     memory = [k for k in ("peak_act_bytes", "peak_act_bytes_efficient") if k in frame]
     notes += [f"{COLUMNS[k].header}: {COLUMNS[k].description} (KB = 1000 bytes)." for k in memory]
+    from mbprof.render.latency_views import compare_latency_parts
+
+    latency_hidden, latency_notes = compare_latency_parts(frame)
+    shown += latency_hidden
+    notes += latency_notes
     return Document(
         title=title,
         tables=[Table(name="configurations", frame=frame, hidden_in_text=tuple(shown))],

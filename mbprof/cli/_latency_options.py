@@ -1,0 +1,66 @@
+"""The latency options, defined once, shared by `mbprof bench` and `mbprof compare`.
+
+Parsing here is torch-free: numbers and names are checked before torch is imported;
+what depends on the machine (a GPU, a dtype the device can run, ONNX Runtime being
+installed) is checked by ``mbprof.analysis.latency.resolve_settings``.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from mbprof.parsing import check_latency_settings
+from mbprof.records import LatencySettings
+
+DEVICE_OPTION = typer.Option(
+    "auto", "--device", help="Where to run: cpu, cuda, or auto (cuda when torch sees a GPU)."
+)
+BATCH_OPTION = typer.Option("1", "--batch", help="Images per forward pass, an integer >= 1.")
+THREADS_OPTION = typer.Option(
+    None,
+    "--threads",
+    help="Intra-op threads for every backend, an integer >= 1 (default: torch's current count).",
+)
+DTYPE_OPTION = typer.Option("fp32", "--dtype", help="Inference dtype: fp32, fp16 or bf16.")
+BACKEND_OPTION = typer.Option(
+    "eager",
+    "--backend",
+    help=r'eager, compile (torch.compile) or onnxruntime (needs: pip install "mbprof\[onnx]").',
+)
+CHANNELS_LAST_OPTION = typer.Option(
+    False, "--channels-last", help="Run in the channels-last (NHWC) memory format."
+)
+FUSE_BN_OPTION = typer.Option(
+    False, "--fuse-bn", help="Fold batch norm into the convolutions first (the deployed form)."
+)
+MIN_TIME_OPTION = typer.Option(
+    "1.0", "--min-time", help="Seconds of timed runs per configuration, a number > 0."
+)
+WARMUP_OPTION = typer.Option("10", "--warmup", help="Untimed warm-up runs first, >= 0.")
+
+
+def latency_settings(
+    device: str,
+    batch: str,
+    threads: str | None,
+    dtype: str,
+    backend: str,
+    channels_last: bool,
+    fuse_bn: bool,
+    min_time: str,
+    warmup: str,
+) -> LatencySettings:
+    """The options as checked settings (not yet resolved for this machine)."""
+    return check_latency_settings(
+        LatencySettings(
+            device=device,
+            batch=batch,  # type: ignore[arg-type]  (checked and converted just below)
+            threads=threads,  # type: ignore[arg-type]
+            dtype=dtype,
+            backend=backend,
+            channels_last=channels_last,
+            fuse_bn=fuse_bn,
+            min_time_s=min_time,  # type: ignore[arg-type]
+            warmup=warmup,  # type: ignore[arg-type]
+        )
+    )

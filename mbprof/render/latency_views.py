@@ -1,0 +1,176 @@
+"""Documents for latency: `mbprof bench`, and the latency part of `mbprof compare`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mbprof import __version__
+from mbprof.records import BenchResult
+from mbprof.render.document import Document, Fact, Table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LATENCY_NOTE = (
+    "Latency: median wall time of one forward pass of a whole batch on this machine, warm, "
+    "in torch.inference_mode (ONNX Runtime: one session.run), over blocks of runs timed "
+    "for at least the minimum time; p10/p90 are the 10th/90th percentiles of the same runs."
+)
+GFLOPS_NOTE = (
+    "GFLOP/s: 2 x MAdds x batch / median latency; Machine %: that rate as a share of the "
+    "best rate of a large matrix product on the same device, threads and dtype."
+)
+# Columns that describe where a timing was taken: the same for every row of a sweep,
+# so the terminal shows them once in a note (CSV and JSON keep them in every row).
+ENVIRONMENT_COLUMNS = (
+    "device",
+    "device_name",
+    "backend",
+    "dtype",
+    "batch",
+    "threads",
+    "memory_format",
+    "fuse_bn",
+    "torch_version",
+    "cpu_model",
+)
+
+
+def _constant(frame: pd.DataFrame, key: str) -> Any:
+    values = frame[key].dropna().unique() if key in frame else []
+    return values[0] if len(values) == 1 else None
+
+
+def environment_text(frame: pd.DataFrame) -> str:
+    """One sentence naming the environment shared by the rows of ``frame``."""
+    get = {key: _constant(frame, key) for key in ENVIRONMENT_COLUMNS}
+    parts = []
+    if get["device"] is not None:
+        name = f" ({get['device_name']})" if get["device_name"] is not None else ""
+        parts.append(f"{get['device']}{name}")
+    if get["torch_version"] is not None:
+        parts.append(f"torch {get['torch_version']}")
+    for key, label in (("backend", "backend"), ("dtype", ""), ("memory_format", "")):
+        if get[key] is not None:
+            parts.append(f"{label} {get[key]}".strip())
+    if get["batch"] is not None:
+        parts.append(f"batch {int(get['batch'])}")
+    if get["threads"] is not None:
+        threads = int(get["threads"])
+        parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
+    if get["fuse_bn"] is not None:
+        parts.append("batch norm folded" if bool(get["fuse_bn"]) else "batch norm not folded")
+    return "Measured on " + ", ".join(parts) + "." if parts else ""
+
+
+def compare_latency_parts(frame: pd.DataFrame) -> tuple[tuple[str, ...], list[str]]:
+    """For a comparison frame with latency columns: the columns to leave out of terminal
+    and Markdown tables (the environment, said once in a note) and the notes to add."""
+    if "latency_ms" not in frame and "device" not in frame:
+        return (), []
+    hidden = [
+        key for key in ENVIRONMENT_COLUMNS if key in frame and _constant(frame, key) is not None
+    ]
+    hidden += [key for key in ("runs", "latency_ms_per_image") if key in frame]
+    if "compile_s" in frame and frame["compile_s"].isna().all():
+        hidden.append("compile_s")
+    notes = [LATENCY_NOTE, GFLOPS_NOTE]
+    if "runs" in frame and frame["runs"].notna().any():
+        notes.append(
+            f"Runs per configuration: {int(frame['runs'].min()):,} to "
+            f"{int(frame['runs'].max()):,} (see the runs column in CSV/JSON)."
+        )
+    text = environment_text(frame)
+    if text:
+        notes.append(text)
+    return tuple(hidden), notes
+
+
+def bench_frame(result: BenchResult) -> pd.DataFrame:
+    """The one-row table of a bench result (the compare frame's columns)."""
+    import pandas as pd
+
+    spec, timing = result.spec, result.timing
+    row = {
+        "model": spec.model,
+        "width": spec.width,
+        "depth": spec.depth,
+        "resolution": spec.res_label,
+        "input_h": spec.resolution[0],
+        "input_w": spec.resolution[1],
+        "num_classes": spec.num_classes,
+        "madds": timing.madds,
+        **timing.as_row(),
+    }
+    return pd.DataFrame([row])
+
+
+def bench_document(result: BenchResult) -> Document:
+    spec, t = result.spec, result.timing
+    env = t.environment
+    h, w = spec.resolution
+    blocks = (
+        f"{t.blocks} blocks of {t.runs_per_block} run{'s' if t.runs_per_block > 1 else ''}, "
+        f">= {t.min_time_s:g} s timed after {t.warmup} warm-up runs"
+    )
+    facts = [
+        Fact("model", "Model", spec.label, "text"),
+        Fact("input", "Input", f"{env.batch}x3x{h}x{w}", "text", "batch x channels x H x W"),
+        Fact("latency_ms", "Latency", t.latency_ms, "ms", "ms per batch, median"),
+        Fact("latency_ms_per_image", "Per image", t.latency_ms_per_image, "ms", "ms"),
+        Fact("latency_p10_ms", "p10", t.latency_p10_ms, "ms", "ms per batch"),
+        Fact("latency_p90_ms", "p90", t.latency_p90_ms, "ms", "ms per batch"),
+        Fact("runs", "Runs", t.runs, "int", blocks),
+        Fact("throughput_ips", "Throughput", t.throughput_ips, "rate", "images/s"),
+        Fact("madds", "MAdds", t.madds, "int", "conv + fully connected, per image"),
+        Fact(
+            "achieved_gflops",
+            "Achieved",
+            t.achieved_gflops,
+            "rate",
+            "GFLOP/s = 2 x MAdds x batch / median latency",
+        ),
+        Fact(
+            "machine_peak_gflops",
+            "Machine peak",
+            t.machine_peak_gflops,
+            "rate",
+            "GFLOP/s, large matrix product, same device/threads/dtype (cached)",
+        ),
+        Fact("machine_share_pct", "Machine share", t.machine_share_pct, "percent"),
+    ]
+    if t.compile_s is not None:
+        facts.append(Fact("compile_s", "Compile", t.compile_s, "rate", "s, not in latency"))
+    facts += [
+        Fact("device", "Device", env.device, "text"),
+        Fact("device_name", "Device name", env.device_name, "text"),
+        Fact("cpu_model", "CPU", env.cpu_model, "text", f"{env.cpu_count} logical CPUs"),
+        Fact("threads", "Threads", env.threads, "int", "intra-op"),
+        Fact("backend", "Backend", env.backend, "text", env.backend_version),
+        Fact("dtype", "Dtype", env.dtype, "text"),
+        Fact("memory_format", "Memory format", env.memory_format, "text"),
+        Fact("fuse_bn", "Fused BN", env.fuse_bn, "text"),
+        Fact("torch_version", "torch", env.torch_version, "text"),
+    ]
+    frame = bench_frame(result)
+    table = Table(
+        name="latency",
+        frame=frame,
+        title="",
+        hidden_in_text=tuple(frame.columns),  # the facts say it all on a terminal
+    )
+    return Document(
+        title=f"{spec.label}: latency on this machine",
+        facts=facts,
+        tables=[table],
+        notes=[LATENCY_NOTE, GFLOPS_NOTE, *t.notes],
+        meta={
+            "mbprof_version": __version__,
+            "backend_version": env.backend_version,
+            "cpu_count": env.cpu_count,
+            "blocks": t.blocks,
+            "runs_per_block": t.runs_per_block,
+            "warmup": t.warmup,
+            "min_time_s": t.min_time_s,
+        },
+    )

@@ -1,0 +1,42 @@
+"""Tiny registered models for the latency tests (fast to count, build and time)."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+
+# by hand: conv 3->4, 3x3, padding 1, no bias: 4 x 3 x 9 per output pixel; linear 4->3: 12
+def tiny_madds(side: int) -> int:
+    return 4 * 3 * 9 * side * side + 12
+
+
+class Tiny(nn.Module):
+    """conv 3->4 3x3 (padding 1) and a linear 4->3; with ``batch_one`` it runs at batch 1
+    (counting) but not at batch 2: a genuine failure for a sweep to record."""
+
+    def __init__(self, batch_one: bool = False) -> None:
+        super().__init__()
+        self.batch_one = batch_one
+        self.conv = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        y = self.conv(x).mean((2, 3))
+        return self.fc(y.view(1, -1) if self.batch_one else y)
+
+
+@pytest.fixture
+def tiny_models(monkeypatch):
+    """Two registered test models: test_tiny and test_batch_one (which fails at batch 2)."""
+    from mbprof.models import _registry
+
+    for name, batch_one in (("test_tiny", False), ("test_batch_one", True)):
+        info = _registry.ModelInfo(
+            name=name,
+            builder=lambda width=1.0, num_classes=1000, b=batch_one: Tiny(b),
+            family="test",
+            summary="",
+            reference="",
+        )
+        monkeypatch.setitem(_registry._REGISTRY, name, info)

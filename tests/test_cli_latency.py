@@ -1,0 +1,168 @@
+"""`mbprof bench` and the latency part of `mbprof compare`, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import mbprof
+from mbprof.cli import app
+from tests._tiny_models import tiny_madds, tiny_models  # noqa: F401  (a fixture)
+from tests.conftest import assert_one_line_error
+
+pytestmark = pytest.mark.usefixtures("tiny_models")
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--min-time", "0.02", "--warmup", "1", "--threads", "1"]
+LATENCY_COLUMNS = (
+    "latency_ms latency_ms_per_image latency_p10_ms latency_p90_ms runs throughput_ips "
+    "achieved_gflops machine_share_pct device device_name backend dtype batch threads "
+    "memory_format fuse_bn torch_version cpu_model compile_s"
+).split()
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("MBPROF_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "mbprof-cache"))
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def test_bench_end_to_end_json_and_csv(tmp_path):
+    result = run("bench", "mobilenet_v2", "--width", "0.35", "--res", "64", *FAST, "-f", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    facts, (row,) = doc["facts"], doc["tables"]["latency"]
+    assert facts["latency_ms"] == row["latency_ms"] > 0
+    assert row["latency_p10_ms"] <= row["latency_ms"] <= row["latency_p90_ms"]
+    assert facts["madds"] == mbprof.profile("mobilenet_v2", 0.35, resolution=64).counts.madds
+    assert row["threads"] == facts["threads"] == 1 and row["batch"] == 1
+    assert row["torch_version"] == torch.__version__ and row["backend"] == "eager"
+    assert set(LATENCY_COLUMNS) <= set(row)
+    assert "latency_ms" in doc["columns"]  # the convention travels with the numbers
+
+    out = tmp_path / "bench.csv"
+    result = run(
+        "bench", "test_tiny", "--res", "32", "--batch", "2", *FAST, "-f", "csv", "-o", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert len(frame) == 1 and set(LATENCY_COLUMNS) <= set(frame.columns)
+    assert frame.loc[0, "batch"] == 2 and frame.loc[0, "madds"] == tiny_madds(32)
+
+
+def test_bench_table_names_what_it_measured():
+    result = run("bench", "test_tiny", "--res", "32", *FAST, "--fuse-bn", "--channels-last")
+    assert result.exit_code == 0, result.output
+    for text in ("Latency", "ms per batch, median", "Machine share", "channels_last", "Threads"):
+        assert text in result.stdout
+    assert "folded 0 batch norms" in result.stdout  # the tiny model has none: said, not hidden
+
+
+def test_compare_measures_latency_by_default(tmp_path):
+    csv, md, js = tmp_path / "s.csv", tmp_path / "s.md", tmp_path / "s.json"
+    result = run(
+        "compare", "-m", "test_tiny", "--res", "32,48", *FAST,
+        "--csv", str(csv), "--markdown", str(md), "--json", str(js),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(csv)
+    assert list(frame["madds"]) == [tiny_madds(32), tiny_madds(48)]
+    assert set(LATENCY_COLUMNS) <= set(frame.columns)
+    assert (frame["latency_ms"] > 0).all() and (frame["threads"] == 1).all()
+    text = md.read_text()
+    assert "Latency (ms)" in text and "Measured on cpu" in text and "batch 1, 1 thread," in text
+    assert len(json.loads(js.read_text())["tables"]["configurations"]) == 2
+
+    result = run("compare", "-m", "test_tiny", "--res", "32", "--no-latency", "-f", "csv")
+    assert result.exit_code == 0 and "latency_ms" not in result.stdout
+
+
+def test_compare_records_a_failing_configuration_and_goes_on(tmp_path):
+    csv = tmp_path / "s.csv"
+    result = run(
+        "compare", "-m", "test_batch_one,test_tiny", "--res", "32", "--batch", "2", *FAST,
+        "--csv", str(csv),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "1 of 2 configurations failed" in result.stderr
+    frame = pd.read_csv(csv)
+    assert frame.loc[0, "error"].startswith("RuntimeError") and pd.isna(frame.loc[0, "latency_ms"])
+    assert pd.isna(frame.loc[1, "error"]) and frame.loc[1, "latency_ms"] > 0
+
+
+def test_ctrl_c_keeps_the_rows_already_measured(tmp_path, monkeypatch):
+    import mbprof.api
+
+    real, calls = mbprof.api.bench_spec, []
+
+    def interrupted_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mbprof.api, "bench_spec", interrupted_on_second)
+    csv, js = tmp_path / "s.csv", tmp_path / "s.json"
+    result = run(
+        "compare", "-m", "test_tiny", "--res", "32,48,64", *FAST, "--csv", str(csv),
+        "--json", str(js),
+    )  # fmt: skip
+    assert result.exit_code == 130
+    assert "interrupted after 1 of 3 configurations" in result.stderr
+    frame = pd.read_csv(csv)
+    assert list(frame["resolution"]) == [32] and frame.loc[0, "latency_ms"] > 0
+    assert len(json.loads(js.read_text())["tables"]["configurations"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch", "0"], "--batch: 0 is too small; give an integer >= 1"),
+        (["--threads", "0"], "--threads: 0 is too small; give an integer >= 1"),
+        (["--backend", "tvm"], "--backend: 'tvm' is not allowed; choose one of eager, compile"),
+        (["--dtype", "fp64"], "--dtype: 'fp64' is not allowed; choose one of fp32, fp16, bf16"),
+        (["--device", "tpu"], "--device: 'tpu' is not allowed"),
+        (["--backend", "onnxruntime", "--dtype", "fp16"], "runs fp32 models only"),
+        (["--min-time", "0"], "--min-time"),
+        (["--warmup", "-1"], "--warmup: -1 is too small"),
+    ],
+)
+@pytest.mark.parametrize("command", ["bench", "compare"])
+def test_bad_latency_options_exit_2_in_one_line(command, args, message):
+    target = ["test_tiny"] if command == "bench" else ["-m", "test_tiny"]
+    assert_one_line_error(run(command, *target, "--res", "32", *args), message)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_exits_2():
+    for command in (["bench", "test_tiny"], ["compare", "-m", "test_tiny"]):
+        result = run(*command, "--res", "32", "--device", "cuda")
+        assert_one_line_error(result, "--device cuda", "sees no CUDA GPU", "use --device cpu")
+
+
+def test_missing_onnx_extra_exits_2_with_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    result = run("bench", "test_tiny", "--res", "32", "--backend", "onnxruntime")
+    assert_one_line_error(
+        result, "--backend onnxruntime needs onnxruntime", 'pip install "mbprof[onnx]"'
+    )
+
+
+@pytest.mark.skipif(
+    "MBPROF_SLOW_TESTS" not in __import__("os").environ, reason="set MBPROF_SLOW_TESTS=1"
+)
+def test_compile_backend_with_inductor_end_to_end():
+    """torch.compile's real backend (inductor builds C++): slow, so opt-in."""
+    result = run("bench", "mobilenet_v2", "--width", "0.35", "--res", "64", *FAST,
+                 "--backend", "compile", "-f", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)["tables"]["latency"]
+    assert row["backend"] == "compile" and row["compile_s"] > 0 and row["latency_ms"] > 0
