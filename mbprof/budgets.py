@@ -106,7 +106,11 @@ METRICS: dict[str, Metric] = {
         "mbprof memory explains both); KB = 1000 bytes",
     ),
     "max_latency": Metric(
-        "max_latency", "Latency", "ms", "median time of one forward pass of a batch"
+        "max_latency",
+        "Latency",
+        "ms",
+        "median wall time of one forward pass of a batch on this machine, under the "
+        "settings shown (mbprof bench explains the harness)",
     ),
 }
 
@@ -202,8 +206,9 @@ class Limit:
             parts = [self.setting("device"), self.setting("backend"), self.setting("dtype")]
             if self.setting("batch") is not None:
                 parts.append(f"batch {self.setting('batch')}")
-            if self.setting("threads") is not None:
-                parts.append(f"{self.setting('threads')} threads")
+            threads = self.setting("threads")
+            if threads is not None:
+                parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
             if self.setting("channels_last"):
                 parts.append("channels-last")
             if self.setting("fuse_bn"):
@@ -687,7 +692,8 @@ def load_budgets(path: str | Path) -> BudgetFile:
 # --- checking measured rows --------------------------------------------------------------
 
 
-def _get(row: Mapping[str, Any], key: str, default: Any = None) -> Any:
+def cell(row: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """``row[key]`` as a plain Python value; ``default`` when absent, None or NaN."""
     value = row.get(key, default)
     if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
         value = value.item()
@@ -705,23 +711,23 @@ def _same_number(a: Any, b: Any) -> bool:
 
 def row_spec_matches(row: Mapping[str, Any], spec: ModelSpec) -> bool:
     """Whether a frame row measured ``spec`` (model, width, depth, input size, classes, args)."""
-    if _get(row, "model") != spec.model:
+    if cell(row, "model") != spec.model:
         return False
-    if not (_same_number(_get(row, "width", 1.0), spec.width)):
+    if not (_same_number(cell(row, "width", 1.0), spec.width)):
         return False
-    if not _same_number(_get(row, "depth", 1.0), spec.depth):
+    if not _same_number(cell(row, "depth", 1.0), spec.depth):
         return False
-    height, width = _get(row, "input_h"), _get(row, "input_w")
+    height, width = cell(row, "input_h"), cell(row, "input_w")
     if height is None or width is None:
         try:
-            height, width = parse_resolution(str(_get(row, "resolution", "")), "resolution")
+            height, width = parse_resolution(str(cell(row, "resolution", "")), "resolution")
         except MbprofError:
             return False
     if (int(height), int(width)) != spec.resolution:
         return False
-    if int(_get(row, "num_classes", 1000)) != spec.num_classes:
+    if int(cell(row, "num_classes", 1000)) != spec.num_classes:
         return False
-    args = str(_get(row, "args", "") or "")
+    args = str(cell(row, "args", "") or "")
     try:
         pairs = parse_kwargs(args.split()) if args else ()
     except MbprofError:
@@ -731,11 +737,11 @@ def row_spec_matches(row: Mapping[str, Any], spec: ModelSpec) -> bool:
 
 def _settings_match(row: Mapping[str, Any], limit: Limit) -> bool:
     if limit.key == "max_peak_memory":
-        if _get(row, "mem_dtype") not in (None, limit.setting("dtype")):
+        if cell(row, "mem_dtype") not in (None, limit.setting("dtype")):
             return False
         if limit.setting("mode") != "efficient":
             return True  # the materialized peak does not depend on T
-        have = _get(row, "mem_chunks")
+        have = cell(row, "mem_chunks")
         wanted = limit.setting("chunks") or CHUNKS_PER_CHANNEL
         return have is None or str(have) == str(wanted)
     if limit.key == "max_latency":
@@ -744,11 +750,11 @@ def _settings_match(row: Mapping[str, Any], limit: Limit) -> bool:
             if wanted is None or (name == "device" and wanted == "auto"):
                 continue
             if name == "channels_last" and "memory_format" in row:
-                have = _get(row, "memory_format")
+                have = cell(row, "memory_format")
                 if have is not None and (have == "channels_last") != wanted:
                     return False
                 continue
-            have = _get(row, name)
+            have = cell(row, name)
             if have is None:
                 continue  # a frame without the column: nothing to contradict
             if isinstance(wanted, bool) or isinstance(have, bool):
@@ -768,9 +774,9 @@ def find_row(
     for row in rows:
         if not (row_spec_matches(row, spec) and _settings_match(row, limit)):
             continue
-        if _get(row, limit.column) is not None:
+        if cell(row, limit.column) is not None:
             return row
-        if fallback is None and _get(row, "error"):
+        if fallback is None and cell(row, "error"):
             fallback = row
     return fallback
 
@@ -794,9 +800,9 @@ def check_budget(budget: Budget, rows: list[Mapping[str, Any]]) -> list[Result]:
                 f"{where}no measurement of {limit.column} for {budget.spec.label}{cond}; "
                 "the results do not cover this budget"
             )
-        measured = _get(row, limit.column)
+        measured = cell(row, limit.column)
         if measured is None:
-            results.append(Result(budget, limit, None, ERROR, str(_get(row, "error"))))
+            results.append(Result(budget, limit, None, ERROR, str(cell(row, "error"))))
         else:
             results.append(Result(budget, limit, measured, judge(limit, measured)))
     return results

@@ -8,11 +8,11 @@ configuration is counted once however many limits it has.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mbprof.budgets import Budget, BudgetFileError, Limit
+from mbprof.budgets import LATENCY_IDENTITY, Budget, BudgetFileError, Limit
 from mbprof.errors import MbprofError, UnknownModelError
 from mbprof.records import ModelSpec
 
@@ -113,19 +113,77 @@ def _memory_columns(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
     return memory_columns(memory_spec(spec, dtype=wanted["dtype"], chunks=wanted["chunks"]))
 
 
-def _latency_columns(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
-    raise MbprofError(
-        "this mbprof cannot measure latency yet: remove max_latency from the budget file"
-    )
+def _latency_kwargs(settings: Settings) -> dict[str, Any]:
+    wanted = dict(settings)
+    kwargs = {key: wanted[key] for key in LATENCY_IDENTITY}
+    if wanted.get("min_time_ms") is not None:
+        kwargs["min_time_s"] = wanted["min_time_ms"] / 1e3
+    if wanted.get("warmup") is not None:
+        kwargs["warmup"] = wanted["warmup"]
+    return kwargs
+
+
+def resolve_latency(budgets: Sequence[Budget]) -> dict[Settings, Any]:
+    """Latency settings of every budget, checked for this machine (a GPU that is not
+    there, a backend that is not installed) before anything is measured, and resolved
+    ("auto" device, torch's thread count). A refusal names the file and line."""
+    from mbprof.api import make_latency_settings
+
+    resolved: dict[Settings, Any] = {}
+    for budget in budgets:
+        for limit in budget.limits:
+            if limit.key != "max_latency" or limit.settings in resolved:
+                continue
+            try:
+                resolved[limit.settings] = make_latency_settings(**_latency_kwargs(limit.settings))
+            except MbprofError as exc:
+                if budget.line is None:  # a baseline row
+                    raise MbprofError(f"{budget.source} row {budget.index}: {exc}") from None
+                raise BudgetFileError(
+                    f"budget {budget.index}, max_latency: {exc}", budget.source, limit.line
+                ) from None
+    return resolved
+
+
+def _failure(exc: BaseException) -> str:
+    """One line: the exception's type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _latency_columns(spec: ModelSpec, settings: Any, madds: int | None) -> dict[str, Any]:
+    """Latency and its environment (mbprof.analysis.latency); a run that fails (out of
+    memory, an export error) leaves ``error`` and the settings it was asked for."""
+    from mbprof.api import bench_spec
+
+    try:
+        return bench_spec(spec, settings, madds=madds).timing.as_row()
+    except MbprofError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded in the row; the others go on
+        return {
+            "device": settings.device,
+            "backend": settings.backend,
+            "dtype": settings.dtype,
+            "batch": settings.batch,
+            "threads": settings.threads,
+            "memory_format": settings.memory_format,
+            "fuse_bn": settings.fuse_bn,
+            "error": _failure(exc),
+        }
 
 
 def measure(
-    requests: Sequence[Request], on_start: Callable[[ModelSpec], None] | None = None
+    requests: Sequence[Request],
+    on_start: Callable[[ModelSpec], None] | None = None,
+    latency: Mapping[Settings, Any] | None = None,
 ) -> dict[Request, dict[str, Any]]:
-    """One row per request. Bad settings (``MbprofError``) stop everything; a failure
-    of one configuration (a model that cannot run) is written in its row's ``error``
-    column, and the limits that needed its figures are reported as errors."""
-    from mbprof.api import profile_row, profile_spec
+    """One row per request. ``latency`` maps each request's latency settings to settings
+    resolved by ``resolve_latency`` (resolved here when not given). Bad settings
+    (``MbprofError``) stop everything; a failure of one configuration (a model that
+    cannot run) is written in its row's ``error`` column, and the limits that needed its
+    figures are reported as errors."""
+    from mbprof.api import make_latency_settings, profile_row, profile_spec
 
     counted: dict[ModelSpec, dict[str, Any]] = {}
     rows: dict[Request, dict[str, Any]] = {}
@@ -141,10 +199,13 @@ def measure(
             if request.memory is not None:
                 row.update(_memory_columns(spec, request.memory))
             if request.latency is not None:
-                row.update(_latency_columns(spec, request.latency))
+                settings = (latency or {}).get(request.latency) or make_latency_settings(
+                    **_latency_kwargs(request.latency)
+                )
+                row.update(_latency_columns(spec, settings, row.get("madds")))
         except MbprofError:
             raise
         except Exception as exc:  # noqa: BLE001 - recorded in the row, the run goes on
-            row["error"] = f"{type(exc).__name__}: {exc}"
+            row["error"] = _failure(exc)
         rows[request] = row
     return rows

@@ -339,3 +339,72 @@ def test_the_example_budget_file_is_valid_and_holds_for_the_published_counts():
         577_024,
         2_408_448,
     }
+
+
+def test_latency_limits_measured_once_with_headroom_and_environment(write, tmp_path):
+    path = write(
+        CONFIG + "max_latency = [\n"
+        '  { limit = "60 s", threads = 1, min_time = "0.05 s", warmup = 1 },\n'
+        '  { limit = "1 us", threads = 1, min_time = "0.05 s", warmup = 1, tolerance = "50%" },\n'
+        "]\n"
+    )
+    junit = tmp_path / "junit.xml"
+    result = run("check", path, "--format", "json", "--junit", junit)
+    assert result.exit_code == 1, result.output
+    payload = json.loads(result.stdout)
+    held, exceeded = payload["tables"]["limits"]
+    assert held["measured"] == exceeded["measured"] > 0  # one measurement, two limits
+    assert held["status"] == "held" and held["headroom"] == pytest.approx(60_000 - held["measured"])
+    assert exceeded["status"] == "exceeded" and exceeded["tolerance_pct"] == 50.0
+    assert exceeded["headroom_pct"] == pytest.approx(100 * (0.001 - exceeded["measured"]) / 0.001)
+    assert held["configuration"] == "mobilenet_v1 0.25@64 [cpu, eager, fp32, batch 1, 1 thread]"
+    assert any(
+        note.startswith("Latency measured on this machine's CPU") for note in payload["notes"]
+    )
+    assert "max_latency exceeded" in result.stderr and "tolerance 50.0%" in result.stderr
+    (failure,) = ET.parse(junit).getroot().iter("failure")
+    assert "max_latency exceeded" in failure.get("message")
+
+
+def test_latency_settings_this_machine_cannot_run_exit_2_before_measuring(write):
+    path = write(
+        CONFIG + 'max_latency = { limit = "5 ms", backend = "onnxruntime", channels_last = true }\n'
+    )
+    result = run("check", path)
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"mbprof: error: {path}:6: budget 1, max_latency:")
+    assert "channels-last" in line
+
+
+def test_latency_baseline_tolerance_through_saved_results(tmp_path):
+    env = {
+        "device": "cpu",
+        "backend": "eager",
+        "dtype": "fp32",
+        "batch": 1,
+        "threads": 2,
+        "memory_format": "contiguous",
+        "fuse_bn": False,
+    }
+    base = _results_file(tmp_path, latency_ms=10.0, **env).rename(tmp_path / "base.json")
+
+    def check_with(ms, *options):
+        fresh = _results_file(tmp_path, latency_ms=ms, **env)
+        return run("check", "--baseline", base, "--results", fresh, "--format", "json", *options)
+
+    def latency(result):
+        return next(
+            r for r in json.loads(result.stdout)["tables"]["limits"] if r["metric"] == "latency_ms"
+        )
+
+    ok = check_with(9.0)
+    assert ok.exit_code == 0 and latency(ok)["status"] == "held"
+    noisy = check_with(11.0)  # +10%, within the default 15%
+    assert noisy.exit_code == 0 and latency(noisy)["status"] == "tolerated"
+    assert latency(noisy)["headroom_pct"] == pytest.approx(-10.0)
+    slow = check_with(12.0)  # +20%
+    assert slow.exit_code == 1 and latency(slow)["status"] == "exceeded"
+    assert "latency_ms regressed: measured 12.00 ms > baseline 10.00 ms" in slow.stderr
+    allowed = check_with(12.0, "--tolerance", "latency=25%")
+    assert allowed.exit_code == 0 and latency(allowed)["tolerance_pct"] == 25.0

@@ -99,9 +99,10 @@ def check_command(
         guarded = _load_baseline(baseline, tolerances, update_baseline, budgets)
         budget_list += guarded
 
-        from mbprof.measure import check_specs
+        from mbprof.measure import check_specs, resolve_latency
 
         check_specs(budget_list)
+        latency = resolve_latency(budget_list) if results is None else {}
     except BudgetFileError as exc:
         if fmt is CheckFormat.github:
             from mbprof.render.checks import annotation
@@ -124,13 +125,13 @@ def check_command(
         from mbprof.cli._progress import sweep_progress
 
         with sweep_progress(len(requests)) as advance:
-            fresh_of = measure(requests, on_start=advance)
+            fresh_of = measure(requests, on_start=advance, latency=latency)
         rows = list(fresh_of.values())
     seconds = time.perf_counter() - started
 
     checked = check(budget_list, rows)
     title = _title(budgets, baseline)
-    _emit(checked, title, fmt, output, junit, seconds)
+    _emit(checked, title, fmt, output, junit, seconds, rows)
 
     if update_baseline:
         # The baseline's own configurations, or, for a new baseline, the budget file's.
@@ -196,11 +197,31 @@ def _title(budgets: Path | None, baseline: Path | None) -> str:
     return "Limits: " + "; ".join(parts)
 
 
-def _emit(checked, title, fmt, output, junit, seconds) -> None:
+def _environment_notes(rows: list) -> list[str]:
+    """Where latencies were measured, from the rows' environment columns."""
+    from mbprof.budgets import cell
+
+    seen = []
+    for row in rows:
+        if cell(row, "latency_ms") is None or cell(row, "cpu_model") is None:
+            continue
+        where = f"CPU {cell(row, 'cpu_model')}"
+        if cell(row, "device") == "cuda":
+            where = f"{cell(row, 'device_name')} (host {where})"
+        note = (
+            f"Latency measured on this machine's {where}, torch {cell(row, 'torch_version')}; "
+            "timings vary with the machine and its load."
+        )
+        if note not in seen:
+            seen.append(note)
+    return seen
+
+
+def _emit(checked, title, fmt, output, junit, seconds, rows) -> None:
     from mbprof.render.checks import check_document, github_annotations, github_summary
     from mbprof.render.export import write_atomic
 
-    doc = check_document(checked, title)
+    doc = check_document(checked, title, _environment_notes(rows))
     if junit is not None:
         from mbprof.render.checks import junit_xml
 

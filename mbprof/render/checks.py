@@ -88,7 +88,9 @@ def summary_line(results: Sequence[Result]) -> str:
     return f"{len(results)} limits checked: " + ", ".join(parts)
 
 
-def check_document(results: Sequence[Result], title: str) -> Document:
+def check_document(
+    results: Sequence[Result], title: str, extra_notes: Sequence[str] = ()
+) -> Document:
     counts = tally(results)
     used = dict.fromkeys(r.limit.key for r in results)
     notes = [f"{METRICS[k].label} ({k}): {METRICS[k].what}." for k in used]
@@ -103,6 +105,7 @@ def check_document(results: Sequence[Result], title: str) -> Document:
             "Baseline rows: the limit is the saved figure; a fresh figure passes while "
             "<= saved x (1 + tolerance)."
         )
+    notes += list(extra_notes)
     notes.append(summary_line(results))
     any_tolerance = any(r.limit.tolerance_pct for r in results)
     table = Table(
