@@ -273,7 +273,11 @@ class Result:
     @property
     def where(self) -> str:
         line = self.limit.line or self.budget.line
-        return f"{self.budget.source}:{line}" if line else self.budget.source
+        if line:
+            return f"{self.budget.source}:{line}"
+        if self.limit.origin == "baseline":
+            return f"{self.budget.source} row {self.budget.index}"
+        return self.budget.source
 
     @property
     def configuration(self) -> str:

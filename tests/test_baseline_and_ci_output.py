@@ -74,6 +74,7 @@ def test_fresh_rows_against_a_baseline():
     by_name = {r.limit.name: r for r in check(budgets, [fresh])}
     assert by_name["madds"].status == EXCEEDED and by_name["madds"].headroom == -1
     assert "madds regressed" in by_name["madds"].message
+    assert by_name["madds"].where == "base.json row 1"
     assert by_name["params"].status == HELD and by_name["params"].headroom == 0
     assert by_name["peak_act_bytes"].status == HELD  # smaller is fine
     assert by_name["peak_act_bytes"].headroom == 408_448
