@@ -158,6 +158,8 @@ def _row_limits(row: Mapping[str, Any], where: str, tolerances: Mapping[str, flo
             value = float(value)
         except (TypeError, ValueError):
             raise MbprofError(f"{where}: {column} {value!r} is not a number") from None
+        if column != "latency_ms" and value.is_integer():
+            value = int(value)  # counts and bytes stay integers
         if key == "max_peak_memory":
             mode = "efficient" if column.endswith("efficient") else "materialized"
             settings = _memory_settings(row, mode)

@@ -60,6 +60,7 @@ def test_each_saved_figure_becomes_a_limit_with_its_tolerance():
         ("peak_act_bytes_efficient", 1_204_224, 0.0),
         ("latency_ms", 20.0, 15.0),
     ]
+    assert all(isinstance(lim.value, int) for lim in budget.limits[:4])
     latency = budget.limits[-1]
     assert latency.setting("threads") == 2 and latency.setting("backend") == "eager"
     # one measurement covers the whole row
