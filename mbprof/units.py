@@ -88,6 +88,24 @@ def parse_bytes(text: str | int | float, what: str = "size") -> int:
     return round(number * _BYTE_UNITS[key])
 
 
+def format_percent(value: float | None, digits: int = 1) -> str:
+    """12.345 -> '12.3%' (the value is already in percent)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}%"
+
+
+def parse_percent(text: str, what: str = "tolerance") -> float:
+    """'10%' -> 10.0; '2.5 %' -> 2.5 (in percent, >= 0). The % sign is required, so that
+    0.1 and 10 are never confused."""
+    if isinstance(text, bool) or not isinstance(text, str):
+        raise MbprofError(f"{what} {text!r} is not a percentage; write it as a string like '10%'")
+    match = re.fullmatch(_NUMBER + r"\s*%", text.strip())
+    if not match:
+        raise MbprofError(f"{what} {text!r} is not a percentage; write it like '10%' (>= 0)")
+    return float(match.group(1))
+
+
 def parse_ms(text: str | int | float, what: str = "time") -> float:
     """'25 ms' -> 25.0; '0.5s' -> 500.0; '800us' -> 0.8; 12 -> 12.0 (milliseconds)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):

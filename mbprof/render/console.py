@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from mbprof.render.document import Document
@@ -31,7 +32,7 @@ def print_document(doc: Document, console: Console) -> None:
         for header, kind in zip(headers, kinds, strict=True):
             grid.add_column(header, justify="left" if kind == "text" else "right")
         for row in rows:
-            grid.add_row(*row)
+            grid.add_row(*(escape(cell) for cell in row))  # cells are text, not markup
         console.print(grid)
     for note in doc.notes:
         console.print(f"[dim]- {note}[/dim]", highlight=False)

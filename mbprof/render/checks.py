@@ -1,0 +1,262 @@
+"""Checked limits as a document (table, CSV, JSON, Markdown), as GitHub workflow
+annotations with a step summary, and as JUnit XML (one testcase per limit)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from mbprof import __version__
+from mbprof.budgets import ERROR, EXCEEDED, HELD, METRICS, TOLERATED, Result, format_amount
+from mbprof.render.document import Document, Table
+from mbprof.render.export import to_markdown
+from mbprof.units import format_percent
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STATUS_ORDER = (HELD, TOLERATED, EXCEEDED, ERROR)
+HEADERS = {
+    "where": "Where",
+    "configuration": "Configuration",
+    "metric": "Metric",
+    "limit_text": "Limit",
+    "measured_text": "Measured",
+    "headroom_text": "Headroom",
+    "headroom_pct": "Headroom %",
+    "tolerance_pct": "Tolerance",
+    "status": "Status",
+}
+KINDS = {
+    "where": "text",
+    "configuration": "text",
+    "metric": "text",
+    "limit_text": "text",
+    "measured_text": "text",
+    "headroom_text": "text",
+    "headroom_pct": "percent",
+    "tolerance_pct": "percent",
+    "status": "text",
+    "unit": "text",
+    "line": "int",
+    "error": "text",
+}
+RAW = ("source", "line", "model", "unit", "limit", "measured", "headroom", "error")
+
+
+def results_frame(results: Sequence[Result]) -> pd.DataFrame:
+    """One row per limit: raw numbers (limit, measured, headroom in the metric's unit)
+    beside their text (for terminal and Markdown)."""
+    import pandas as pd
+
+    rows = []
+    for r in results:
+        kind = r.limit.metric.kind
+        rows.append(
+            {
+                "where": r.where,
+                "configuration": r.configuration,
+                "metric": r.limit.name,
+                "limit_text": format_amount(kind, r.limit.value),
+                "measured_text": format_amount(kind, r.measured),
+                "headroom_text": format_amount(kind, r.headroom),
+                "headroom_pct": r.headroom_pct,
+                "tolerance_pct": r.limit.tolerance_pct,
+                "status": r.status,
+                "source": r.budget.source,
+                "line": r.limit.line or r.budget.line,
+                "model": r.budget.spec.model,
+                "unit": kind,
+                "limit": r.limit.value,
+                "measured": r.measured,
+                "headroom": r.headroom,
+                "error": r.error or None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def tally(results: Sequence[Result]) -> Counter:
+    return Counter(r.status for r in results)
+
+
+def summary_line(results: Sequence[Result]) -> str:
+    counts = tally(results)
+    parts = [f"{counts[s]} {s}" for s in STATUS_ORDER if counts[s]]
+    return f"{len(results)} limits checked: " + ", ".join(parts)
+
+
+def check_document(
+    results: Sequence[Result], title: str, extra_notes: Sequence[str] = ()
+) -> Document:
+    counts = tally(results)
+    used = dict.fromkeys(r.limit.key for r in results)
+    notes = [f"{METRICS[k].label} ({k}): {METRICS[k].what}." for k in used]
+    notes += [
+        "Headroom = limit - measured, and as a percentage of the limit; negative when over.",
+        "Status: held (measured <= limit), tolerated (over the limit by no more than its "
+        "tolerance: passes with a warning), exceeded (fails), error (not measured: fails).",
+        "Counts and bytes use decimal prefixes: M = 1e6, MB = 1e6 bytes.",
+    ]
+    if any(r.limit.origin == "baseline" for r in results):
+        notes.append(
+            "Baseline rows: the limit is the saved figure; a fresh figure passes while "
+            "<= saved x (1 + tolerance)."
+        )
+    notes += list(extra_notes)
+    notes.append(summary_line(results))
+    any_tolerance = any(r.limit.tolerance_pct for r in results)
+    table = Table(
+        name="limits",
+        frame=results_frame(results),
+        headers=HEADERS,
+        kinds=KINDS,
+        hidden_in_text=RAW + (() if any_tolerance else ("tolerance_pct",)),
+    )
+    summary = {"checked": len(results), **{s: counts[s] for s in STATUS_ORDER}}
+    return Document(
+        title=title,
+        tables=[table],
+        notes=notes,
+        meta={
+            "mbprof_version": __version__,
+            "passed": all(r.passed for r in results),
+            "summary": summary,
+        },
+    )
+
+
+# --- GitHub Actions ------------------------------------------------------------------------
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _repo_path(file: str) -> str:
+    """GitHub matches annotation paths relative to the repository (the working directory
+    of the step): an absolute path below it is made relative, './' dropped."""
+    import os
+    from pathlib import Path
+
+    path = Path(file)
+    if path.is_absolute():
+        try:
+            path = path.relative_to(Path(os.getcwd()).resolve())
+        except ValueError:
+            pass
+    return path.as_posix()
+
+
+def annotation(
+    level: str, message: str, file: str = "", line: int | None = None, title: str = ""
+) -> str:
+    """One workflow command: ``::error file=F,line=L,title=T::message``."""
+    props = []
+    if file:
+        props.append(f"file={_escape_property(_repo_path(file))}")
+    if line:
+        props.append(f"line={int(line)}")
+    if title:
+        props.append(f"title={_escape_property(title)}")
+    head = f"::{level} " + ",".join(props) if props else f"::{level}"
+    return f"{head}::{_escape_data(message)}"
+
+
+def github_annotations(results: Sequence[Result]) -> str:
+    """An error for each exceeded or unmeasured limit, a warning for each tolerated one
+    (held limits are in the summary, not in annotations)."""
+    lines = []
+    for r in results:
+        if r.status == HELD:
+            continue
+        level = "warning" if r.status == TOLERATED else "error"
+        title = f"mbprof {r.limit.origin}: {r.limit.name} {r.status}"
+        lines.append(
+            annotation(level, r.message, r.budget.source, r.limit.line or r.budget.line, title)
+        )
+    return "".join(line + "\n" for line in lines)
+
+
+def github_summary(doc: Document, results: Sequence[Result]) -> str:
+    """A Markdown step summary: a verdict line, then the document."""
+    failed = [r for r in results if not r.passed]
+    verdict = (
+        f"**mbprof check failed**: {len(failed)} of {len(results)} limits not met."
+        if failed
+        else f"**mbprof check passed**: all {len(results)} limits met."
+    )
+    lines = [verdict, ""] + [f"- {r.message} ({r.where})" for r in failed]
+    return "\n".join(lines).rstrip() + "\n\n" + to_markdown(doc)
+
+
+# --- JUnit XML -------------------------------------------------------------------------------
+
+
+def junit_xml(results: Sequence[Result], seconds: float = 0.0) -> str:
+    """JUnit XML: a testsuite per file (budget file or baseline), a testcase per limit;
+    exceeded limits are failures, unmeasured ones errors, tolerated ones pass with the
+    warning in system-out."""
+    counts = tally(results)
+    root = ET.Element(
+        "testsuites",
+        name="mbprof check",
+        tests=str(len(results)),
+        failures=str(counts[EXCEEDED]),
+        errors=str(counts[ERROR]),
+        time=f"{seconds:.3f}",
+    )
+    sources = list(dict.fromkeys(r.budget.source for r in results))
+    for source in sources:
+        mine = [r for r in results if r.budget.source == source]
+        mine_counts = tally(mine)
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=source,
+            tests=str(len(mine)),
+            failures=str(mine_counts[EXCEEDED]),
+            errors=str(mine_counts[ERROR]),
+            skipped="0",
+        )
+        for r in mine:
+            cond = f" [{r.limit.conditions}]" if r.limit.conditions else ""
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=r.budget.label,
+                name=f"{r.limit.name}{cond}",
+                file=source,
+                time="0",
+            )
+            line = r.limit.line or r.budget.line
+            if line:
+                case.set("line", str(line))
+            kind = r.limit.metric.kind
+            props = ET.SubElement(case, "properties")
+            figures = {
+                "limit": format_amount(kind, r.limit.value),
+                "measured": format_amount(kind, r.measured),
+                "headroom": format_amount(kind, r.headroom),
+                "headroom_pct": format_percent(r.headroom_pct),
+                "tolerance_pct": format_percent(r.limit.tolerance_pct),
+                "status": r.status,
+            }
+            for key, value in figures.items():
+                ET.SubElement(props, "property", name=key, value=value)
+            if r.status == EXCEEDED:
+                ET.SubElement(
+                    case, "failure", message=r.message, type="exceeded"
+                ).text = f"{r.message}\n{r.where}"
+            elif r.status == ERROR:
+                ET.SubElement(case, "error", message=r.message, type="error").text = r.error
+            elif r.status == TOLERATED:
+                ET.SubElement(case, "system-out").text = r.message
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
