@@ -3,7 +3,8 @@
 This is the one place a column is described; the renderers read it for headers and
 number formats, and ``compare --json`` writes the descriptions beside the rows.
 Kinds: text, float, int (exact, with thousands separators), millions (x 1e6, two
-decimals), bytes (decimal KB/MB), ms, percent, rate.
+decimals), bytes (decimal KB/MB, unit chosen per value), kb (bytes / 1000, one decimal:
+one unit for a whole column), ms, percent, rate.
 """
 
 from __future__ import annotations
@@ -97,21 +98,21 @@ COLUMNS: dict[str, Column] = {
     # Activation memory (mbprof.analysis.memory): bytes, KB = 1000 bytes; the input image
     # is not counted; every floating-point element costs mem_dtype's size.
     "peak_act_bytes": Column(
-        "Peak act",
-        "bytes",
+        "Peak (KB)",
+        "kb",
         "materialized peak of live activations over one forward pass, batch 1: at the worst "
         "op, its inputs + outputs + tensors held for later (shortcuts, concat branches); "
         "batch norm and activations written over their input; input image not counted",
     ),
     "peak_act_bytes_efficient": Column(
-        "Peak act (eff)",
-        "bytes",
+        "Peak eff. (KB)",
+        "kb",
         "the same peak with inverted-residual blocks run memory-efficiently (MobileNetV2 "
         "paper, section 5.1): |input| + |output| + one chunk (1/T) of the expanded tensor",
     ),
     "max_tensor_bytes": Column(
-        "Max tensor",
-        "bytes",
+        "Max tensor (KB)",
+        "kb",
         "largest single activation tensor (materialized), batch 1",
     ),
     "mem_dtype": Column(

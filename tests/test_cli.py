@@ -95,8 +95,9 @@ def test_compare_sweep_writes_every_format(run, tmp_path):
     rows = json.loads(paths["json"].read_text())["tables"]["configurations"]
     assert [r["madds"] for r in rows] == frame["madds"].tolist()
     markdown = paths["markdown"].read_text()
-    assert "| Model | Width | Depth | Res | MAdds (M) | Params (M) |" in markdown
-    assert "| mobilenet_v2 | 0.35 | 1.0 | 64x96 |" in markdown
+    assert "| Model | Width | Res | MAdds (M) | Params (M) |" in markdown
+    assert "| mobilenet_v2 | 0.35 | 64x96 |" in markdown
+    assert "- Depth multiplier 1.0 for every row." in markdown
 
 
 def test_compare_defaults_to_mobilenet_v2(run):

@@ -41,6 +41,8 @@ def format_value(value: Any, kind: str) -> str:
         return f"{value / 1e6:,.2f}"
     if kind == "bytes":
         return format_bytes(value)
+    if kind == "kb":  # a column in one fixed unit, so that rows compare at a glance
+        return f"{value / 1000:,.1f}"
     if kind == "ms":
         return f"{value:,.2f}"
     if kind == "percent":
