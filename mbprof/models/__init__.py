@@ -92,7 +92,7 @@ def create_model(
         knobs["depth"] = depth
     model = info.builder(**knobs, **kwargs)
     if weights is not None:
-        load_weights(model, weights, label=f"{name} width {width:g}")
+        load_weights(model, weights, label=f"{name} width {float(width)!r}")
     return model.eval()
 
 
