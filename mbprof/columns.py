@@ -160,6 +160,34 @@ COLUMNS: dict[str, Column] = {
 }
 
 
+# Latency columns (mbprof.analysis.latency): the figures a run measures, and the columns
+# that say where it ran (the same for every row of a sweep, said once in a note on the
+# terminal; CSV and JSON keep them in every row).
+LATENCY_FIGURES = (
+    "latency_ms",
+    "latency_ms_per_image",
+    "latency_p10_ms",
+    "latency_p90_ms",
+    "runs",
+    "throughput_ips",
+    "achieved_gflops",
+    "machine_share_pct",
+    "compile_s",
+)
+ENVIRONMENT_COLUMNS = (
+    "device",
+    "device_name",
+    "backend",
+    "dtype",
+    "batch",
+    "threads",
+    "memory_format",
+    "fuse_bn",
+    "torch_version",
+    "cpu_model",
+)
+
+
 def column(key: str) -> Column:
     """The description of ``key``; an undescribed column renders as its own name."""
     return COLUMNS.get(key, Column(key, "auto", ""))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mbprof.columns import ENVIRONMENT_COLUMNS, LATENCY_FIGURES
 from mbprof.errors import MbprofError
 
 if TYPE_CHECKING:
@@ -43,30 +44,7 @@ GRIDS: tuple[tuple[str, tuple[float, ...], tuple[int, ...]], ...] = (
 
 # Columns whose values depend on the machine and the moment (latency and its environment,
 # mbprof.columns); everything else in the CSV files is counted and must regenerate exactly.
-MEASURED_COLUMNS = frozenset(
-    {
-        "latency_ms",
-        "latency_ms_per_image",
-        "latency_p10_ms",
-        "latency_p90_ms",
-        "runs",
-        "throughput_ips",
-        "achieved_gflops",
-        "machine_share_pct",
-        "compile_s",
-        "device",
-        "device_name",
-        "backend",
-        "dtype",
-        "batch",
-        "threads",
-        "memory_format",
-        "fuse_bn",
-        "torch_version",
-        "cpu_model",
-        "error",
-    }
-)
+MEASURED_COLUMNS = frozenset({*LATENCY_FIGURES, *ENVIRONMENT_COLUMNS, "error"})
 # The settings of the CPU latency column: the deployed form (batch norm folded, NHWC), one
 # image, fp32, on one thread as the paper's phone figures use one large core.
 LATENCY_DEFAULTS: dict[str, Any] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
+from mbprof.columns import ENVIRONMENT_COLUMNS
 from mbprof.records import BenchResult
 from mbprof.render.document import Document, Fact, Table
 
@@ -19,20 +20,6 @@ LATENCY_NOTE = (
 GFLOPS_NOTE = (
     "GFLOP/s: 2 x MAdds x batch / median latency; Machine %: that rate as a share of the "
     "best rate of a large matrix product on the same device, threads and dtype."
-)
-# Columns that describe where a timing was taken: the same for every row of a sweep,
-# so the terminal shows them once in a note (CSV and JSON keep them in every row).
-ENVIRONMENT_COLUMNS = (
-    "device",
-    "device_name",
-    "backend",
-    "dtype",
-    "batch",
-    "threads",
-    "memory_format",
-    "fuse_bn",
-    "torch_version",
-    "cpu_model",
 )
 
 
