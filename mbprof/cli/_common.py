@@ -45,6 +45,23 @@ WEIGHTS_OPTION = typer.Option(
 )
 
 
+def spec_options(
+    model: str, width: str, depth: str, res: str, classes: str, arg: list[str] | None
+) -> dict:
+    """The shared model options of one configuration, parsed and checked as typed
+    (``api.make_spec`` then checks them against the model)."""
+    from mbprof.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
+
+    return dict(
+        model=model,
+        width=parse_positive_float(width, "--width"),
+        depth=parse_positive_float(depth, "--depth"),
+        resolution=parse_resolution(res, "--res"),
+        num_classes=parse_int(classes, "--classes"),
+        kwargs=dict(parse_kwargs(arg)),
+    )
+
+
 def check_output(output: Path | None, option: str = "--output") -> None:
     if output is not None:
         from mbprof.render.export import check_writable

@@ -19,6 +19,7 @@ from mbprof.cli._common import (
     OutputFormat,
     check_output,
     emit,
+    spec_options,
 )
 from mbprof.cli._latency_options import (
     BACKEND_OPTION,
@@ -32,7 +33,6 @@ from mbprof.cli._latency_options import (
     WARMUP_OPTION,
     latency_settings,
 )
-from mbprof.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
 
 
 @app.command("bench")
@@ -61,14 +61,7 @@ def bench_command(
 
     Example: mbprof bench mobilenet_v2 --width 1.0 --res 224 --threads 2 --fuse-bn --channels-last
     """
-    spec_args = dict(
-        model=model,
-        width=parse_positive_float(width, "--width"),
-        depth=parse_positive_float(depth, "--depth"),
-        resolution=parse_resolution(res, "--res"),
-        num_classes=parse_int(classes, "--classes"),
-        kwargs=dict(parse_kwargs(arg)),
-    )
+    spec_args = spec_options(model, width, depth, res, classes, arg)
     settings = latency_settings(
         device, batch, threads, dtype, backend, channels_last, fuse_bn, min_time, warmup
     )

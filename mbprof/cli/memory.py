@@ -18,15 +18,13 @@ from mbprof.cli._common import (
     OutputFormat,
     check_output,
     emit,
+    spec_options,
 )
 from mbprof.errors import MbprofError
 from mbprof.parsing import (
     parse_chunks,
     parse_int,
-    parse_kwargs,
     parse_mem_dtype,
-    parse_positive_float,
-    parse_resolution,
 )
 
 DTYPE_OPTION = typer.Option(
@@ -72,14 +70,7 @@ def memory_command(
 
     Example: mbprof memory mobilenet_v2 --res 224 --dtype fp16 --chunks 4
     """
-    spec_args = dict(
-        model=model,
-        width=parse_positive_float(width, "--width"),
-        depth=parse_positive_float(depth, "--depth"),
-        resolution=parse_resolution(res, "--res"),
-        num_classes=parse_int(classes, "--classes"),
-        kwargs=dict(parse_kwargs(arg)),
-    )
+    spec_args = spec_options(model, width, depth, res, classes, arg)
     mem_dtype = parse_mem_dtype(dtype, "--dtype")
     t = parse_chunks(chunks, "--chunks")
     images = parse_int(batch, "--batch")

@@ -19,8 +19,8 @@ from mbprof.cli._common import (
     OutputFormat,
     check_output,
     emit,
+    spec_options,
 )
-from mbprof.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
 
 
 @app.command("profile")
@@ -42,14 +42,7 @@ def profile_command(
 
     Example: mbprof profile mobilenet_v2 --width 1.0 --res 224 --format markdown
     """
-    spec_args = dict(
-        model=model,
-        width=parse_positive_float(width, "--width"),
-        depth=parse_positive_float(depth, "--depth"),
-        resolution=parse_resolution(res, "--res"),
-        num_classes=parse_int(classes, "--classes"),
-        kwargs=dict(parse_kwargs(arg)),
-    )
+    spec_args = spec_options(model, width, depth, res, classes, arg)
     check_output(output)
     from mbprof.api import make_spec, profile_spec
     from mbprof.render.views import profile_document
