@@ -124,7 +124,7 @@ def resolve_settings(settings: LatencySettings) -> LatencySettings:
         missing = _onnx_modules_missing()
         if missing:
             raise MbprofError(
-                f"--backend onnxruntime needs {', '.join(missing)}, which is not installed; "
+                f"--backend onnxruntime needs {', '.join(missing)}, {'which are' if len(missing) > 1 else 'which is'} not installed; "
                 + ONNX_EXTRA_HINT
             )
     dtype = TORCH_DTYPES[settings.dtype]
