@@ -190,8 +190,8 @@ def measure_memory_spec(
     spec: ModelSpec, *, dtype: str = "fp16", batch: int = 1, device: str = "cpu"
 ) -> MeasuredMemory:
     """Run one real forward pass of ``spec`` and measure its activation storages
-    (see ``mbprof.analysis.memory_measure``)."""
-    from mbprof.analysis.memory_measure import measure
+    (see ``mbprof.analysis.memory.measured``)."""
+    from mbprof.analysis.memory.measured import measure_memory as measure
 
     dtype, batch = parse_mem_dtype(dtype, "dtype"), parse_int(batch, "batch")
     model = build_checked(spec, batch=batch)

@@ -203,7 +203,7 @@ class MemoryReport:
 
 @dataclass(frozen=True)
 class MeasuredMemory:
-    """Activation memory of a real forward pass (``mbprof.analysis.memory_measure``).
+    """Activation memory of a real forward pass (``mbprof.analysis.memory.measured``).
 
     peak_bytes:           storages created by the forward pass, each freed when PyTorch
                           frees it (Python references decide), at their peak sum.

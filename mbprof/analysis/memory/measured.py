@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from mbprof.analysis.memory import _tensors
+from mbprof.analysis.memory.trace import tensors
 from mbprof.errors import MbprofError
 from mbprof.parsing import parse_mem_dtype
 from mbprof.records import MeasuredMemory
@@ -83,12 +83,12 @@ class _StorageTracker(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
-        for arg in _tensors((args, kwargs)):
+        for arg in tensors((args, kwargs)):
             entry = self.live.get(arg.untyped_storage()._cdata)
             if entry is not None:
                 self.last_read[entry[0]] = self.ops
         out = func(*args, **kwargs)
-        for tensor in _tensors(out):
+        for tensor in tensors(out):
             self._track(tensor)
         self.ops += 1
         return out
@@ -142,7 +142,7 @@ def _run(
     return tracker, allocator_peak, output
 
 
-def measure(
+def measure_memory(
     model: nn.Module,
     input_shape: Sequence[int],
     dtype: str = "fp16",

@@ -1,0 +1,296 @@
+"""Chunkable blocks (inverted residuals, widening heads), found by the graph's structure."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from mbprof.analysis.memory.graph import Graph, Node, Value, is_unary
+from mbprof.analysis.memory.ops import ALIAS, PAD, REDUCE
+
+
+@dataclass
+class Region:
+    """A chunkable block found in the graph."""
+
+    kind: str  # "project" or "pool"
+    nodes: list[int]
+    expand: int  # node of the widening conv
+    exit_node: int  # the projection conv (or the last absorbed op), or the pooling op
+    inputs: list[int]  # activation values it reads from outside
+    exits: list[int]  # values it hands on
+    spatial: list[int]  # the per-channel inner tensors (chunked)
+    side: list[int]  # small per-channel vectors (pooled, squeeze-excitation)
+    channels: int  # expanded channels C
+    in_channels: int
+    out_channels: int
+    residual: bool = False
+    two_pass: bool = False
+
+
+def small(value: Value) -> bool:
+    """A per-channel vector: (N, C) or (N, C, 1, 1), not a feature map."""
+    return len(value.shape) <= 2 or math.prod(value.shape[2:]) == 1
+
+
+def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
+    conv = start.conv
+    if conv is None or not conv.dense or conv.out_channels <= conv.in_channels:
+        return None
+    acts = graph.act_inputs(start)
+    if len(acts) != 1 or not start.outputs:
+        return None
+    channels = conv.out_channels
+    spatial = {start.outputs[0]}
+    side: set[int] = set()
+    region = [start.index]
+    reduce_nodes: list[int] = []
+    reentry = False
+    has_depthwise = False
+    project: Node | None = None
+    outside_side_consumers: set[int] = set()
+    horizon = max(graph.consumers[start.outputs[0]], default=-1)
+
+    def grow(into: set[int], values: Iterable[int]) -> None:
+        nonlocal horizon
+        for v in values:
+            into.add(v)
+            horizon = max(horizon, *graph.consumers[v], -1)
+
+    index = start.index + 1
+    while index <= horizon:
+        node = graph.nodes[index]
+        index += 1
+        touched = [v for v in node.inputs if v in spatial or v in side]
+        if not touched:
+            continue
+        if node.index in taken:
+            return None
+        node_acts = graph.act_inputs(node)
+        outside = [v for v in node_acts if v not in spatial and v not in side]
+        in_spatial = [v for v in node_acts if v in spatial]
+        out = graph.values[node.outputs[0]] if node.outputs else None
+        c = node.conv
+        if (
+            c is not None
+            and c.dense
+            and all(k == 1 for k in c.kernel)
+            and in_spatial
+            and not outside
+            and len(node_acts) == 1
+            and c.out_channels < channels
+        ):
+            if project is not None:
+                return None
+            project = node
+            continue
+        if out is None:
+            return None
+        if not in_spatial and not outside and all(small(graph.values[v]) for v in node.outputs):
+            grow(side, node.outputs)  # squeeze-excitation branch or after global pooling
+            region.append(node.index)
+            continue
+        if not in_spatial:
+            outside_side_consumers.add(node.index)
+            continue
+        if outside:
+            return None  # mixes in an activation from outside (a shortcut, a concat)
+        source = graph.values[in_spatial[0]]
+        if (
+            node.name in REDUCE
+            and len(node_acts) == 1
+            and small(out)
+            and out.numel == source.shape[0] * channels
+        ):
+            grow(side, node.outputs[:1])
+            region.append(node.index)
+            reduce_nodes.append(node.index)
+            continue
+        if len(out.shape) != 4 or out.shape[1] != channels:
+            return None
+        if c is not None:
+            if not c.depthwise:
+                return None
+            has_depthwise = True
+        elif node.name in PAD:
+            pass
+        elif node.name in ALIAS:
+            if out.shape != source.shape:
+                return None
+        elif not node.elementwise or out.shape != source.shape:
+            return None
+        if any(v in side for v in node_acts):
+            reentry = True
+        grow(spatial, node.outputs[:1])  # batch-norm statistics are not tensors of the block
+        region.append(node.index)
+
+    outputs = set(graph.outputs)
+    if spatial & outputs:
+        return None
+    if project is not None:
+        if not has_depthwise or outside_side_consumers or side & outputs:
+            return None
+        allowed = set(region) | {project.index}
+        if any(c not in allowed for v in spatial | side for c in graph.consumers[v]):
+            return None
+        return _absorb_tail(graph, start, project, region, spatial, side, acts, reentry)
+    # A widening conv, per-channel ops, then global pooling (a head): keep only the side
+    # ops that feed back into the block; the pooled vectors leave it.
+    if not reduce_nodes or reentry:
+        return None
+    kept = {
+        n
+        for n in region
+        if n == start.index
+        or n in reduce_nodes
+        or not all(v in side for v in graph.nodes[n].outputs)
+    }
+    if any(c not in kept for v in spatial for c in graph.consumers[v]):
+        return None
+    exits = [v for n in reduce_nodes for v in graph.nodes[n].outputs[:1]]
+    return Region(
+        kind="pool",
+        nodes=sorted(kept),
+        expand=start.index,
+        exit_node=max(reduce_nodes),
+        inputs=acts,
+        exits=exits,
+        spatial=sorted(spatial),
+        side=[],
+        channels=channels,
+        in_channels=conv.in_channels,
+        out_channels=channels,
+    )
+
+
+def _absorb_tail(
+    graph: Graph,
+    start: Node,
+    project: Node,
+    region: list[int],
+    spatial: set[int],
+    side: set[int],
+    block_inputs: list[int],
+    reentry: bool,
+) -> Region:
+    """Take in what follows the projection: element-wise ops (its batch norm) and the
+    residual add of the block's input, so that the block's output is its last tensor."""
+    nodes = [*region, project.index]
+    value = project.outputs[0]
+    residual = False
+    shortcut = {graph.values[v].buffer for v in block_inputs}
+    outputs = set(graph.outputs)
+    while value not in outputs and len(graph.consumers[value]) == 1:
+        node = graph.nodes[graph.consumers[value][0]]
+        acts = graph.act_inputs(node)
+        if is_unary(graph, node) == value:
+            pass
+        elif (
+            not residual
+            and node.name == "add"
+            and len(acts) == 2
+            and value in acts
+            and graph.values[[v for v in acts if v != value][0]].buffer in shortcut
+            and graph.values[node.outputs[0]].shape == graph.values[value].shape
+        ):
+            residual = True
+        else:
+            break
+        nodes.append(node.index)
+        value = node.outputs[0]
+    return Region(
+        kind="project",
+        nodes=sorted(nodes),
+        expand=start.index,
+        exit_node=nodes[-1],
+        inputs=list(block_inputs),
+        exits=[value],
+        spatial=sorted(spatial),
+        side=sorted(side),
+        channels=start.conv.out_channels,
+        in_channels=start.conv.in_channels,
+        out_channels=project.conv.out_channels,
+        residual=residual,
+        two_pass=reentry,
+    )
+
+
+def find_blocks(graph: Graph) -> list[Region]:
+    """Chunkable blocks, found by structure (the rule; no class names):
+
+    - it starts at a dense convolution (groups = 1) that widens the channels, C_out > C_in:
+      a 1x1 expansion, or the stem when the first block has no expansion of its own;
+    - its output flows only through per-channel ops: batch norm, element-wise activations,
+      depthwise convolutions (at least one), spatial padding, and squeeze-excitation (global
+      pooling to a per-channel vector, any ops on such vectors, a per-channel gate);
+    - it ends at one dense 1x1 convolution to fewer channels than the expanded tensor (the
+      projection), with its batch norm and a residual add of the block's input taken in;
+      or, with no projection, at global pooling (a head such as MobileNetV2's 1x1 conv to
+      1280 channels, pooled channel by channel);
+    - no inner tensor is used anywhere else (a shortcut or concatenation of an inner tensor
+      means it must exist whole).
+    MobileNetV1 has none (its 1x1 convs never narrow the channels), ShuffleNet's units none
+    (their inner tensors are narrower and shuffled), MobileNetV2/V3's inverted residuals do.
+    """
+    regions: list[Region] = []
+    taken: set[int] = set()
+    for node in graph.nodes:
+        if node.index in taken or node.conv is None:
+            continue
+        region = _try_block(graph, node, taken)
+        if region is None or taken & set(region.nodes):
+            continue
+        regions.append(region)
+        taken.update(region.nodes)
+    return regions
+
+
+def chunk_channels(channels: int, chunks: int | None) -> int:
+    return 1 if chunks is None else math.ceil(channels / min(chunks, channels))
+
+
+def ancestors(module: str) -> list[str]:
+    parts = module.split(".") if module else []
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def module_counts(graph: Graph, nodes: Iterable[int]) -> Counter[str]:
+    """How many ops reading activations run inside each module path (recursively)."""
+    counts: Counter[str] = Counter()
+    for n in nodes:
+        node = graph.nodes[n]
+        if node.module and graph.act_inputs(node):
+            counts.update(ancestors(node.module))
+    return counts
+
+
+def block_module(graph: Graph, region: Region, everywhere: Counter[str]) -> str:
+    """The smallest module holding the block and nothing else ("features.2"), or
+    "first .. last" when there is none (a stem fused with the first block)."""
+    first = graph.nodes[region.expand].module
+    last = graph.nodes[region.exit_node].module
+    inside = module_counts(graph, region.nodes)
+
+    def only_block(path: str) -> bool:
+        return everywhere[path] == inside[path]
+
+    common = common_prefix([graph.nodes[n].module for n in region.nodes])
+    if not common or not only_block(common):
+        return f"{first} .. {last}" if first != last else first
+    while "." in common and only_block(common.rsplit(".", 1)[0]):
+        common = common.rsplit(".", 1)[0]
+    return common
+
+
+def common_prefix(paths: Sequence[str]) -> str:
+    parts = [p.split(".") for p in paths if p]
+    if not parts:
+        return ""
+    common: list[str] = []
+    for items in zip(*parts, strict=False):
+        if len(set(items)) != 1:
+            break
+        common.append(items[0])
+    return ".".join(common)

@@ -1,0 +1,119 @@
+"""The traced graph: buffers (storages), values (tensors), nodes (aten ops) and the
+queries the schedules and the block finder ask of it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from mbprof.analysis.memory.ops import BATCH_NORM, ELEMENTWISE_EXTRA
+
+ACT, PARAM, INPUT, CONST = "act", "param", "input", "const"
+
+
+@dataclass
+class Buffer:
+    """One storage: what an allocator would hand out."""
+
+    index: int
+    nbytes: int  # as traced
+    itemsize: int
+    floating: bool
+    kind: str  # ACT, PARAM, INPUT or CONST
+    created_at: int | None = None  # node that created it (ACT only)
+
+
+@dataclass
+class Value:
+    """One tensor an op produced (a new version after an in-place op, a view of a buffer)."""
+
+    index: int
+    buffer: int
+    shape: tuple[int, ...]
+    contiguous: bool
+    nbytes: int  # numel x traced itemsize
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class Conv:
+    in_channels: int
+    out_channels: int
+    kernel: tuple[int, ...]
+    groups: int
+    transposed: bool
+
+    @property
+    def depthwise(self) -> bool:
+        return (
+            not self.transposed
+            and self.groups > 1
+            and self.groups == self.in_channels == self.out_channels
+        )
+
+    @property
+    def dense(self) -> bool:
+        return not self.transposed and self.groups == 1
+
+
+@dataclass
+class Node:
+    index: int
+    name: str  # aten op name without namespace and overload, e.g. "convolution"
+    module: str  # the innermost module running when the op was dispatched ("" = top level)
+    inputs: tuple[int, ...]  # value ids of the tensor arguments, in order
+    outputs: tuple[int, ...]
+    pointwise: bool
+    conv: Conv | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.module or '(model)'} {self.name}"
+
+    @property
+    def batch_norm(self) -> bool:
+        return self.name in BATCH_NORM
+
+    @property
+    def elementwise(self) -> bool:
+        return self.pointwise or self.batch_norm or self.name in ELEMENTWISE_EXTRA
+
+
+@dataclass
+class Graph:
+    nodes: list[Node] = field(default_factory=list)
+    values: list[Value] = field(default_factory=list)
+    buffers: list[Buffer] = field(default_factory=list)
+    outputs: tuple[int, ...] = ()  # the model's output values
+    input_value: int | None = None
+    consumers: list[list[int]] = field(default_factory=list)  # value -> node indices
+
+    def kind(self, value: int) -> str:
+        return self.buffers[self.values[value].buffer].kind
+
+    def act_inputs(self, node: Node) -> list[int]:
+        """Activation inputs of ``node`` (the image included), scalars left out."""
+        return [
+            v
+            for v in dict.fromkeys(node.inputs)
+            if self.kind(v) in (ACT, INPUT) and self.values[v].numel > 1
+        ]
+
+
+def is_unary(graph: Graph, node: Node) -> int | None:
+    """The one activation input of an element-wise op that could be overwritten by its
+    output (same shape, whole contiguous buffers), or None."""
+    if not node.elementwise or not node.outputs:
+        return None
+    acts = graph.act_inputs(node)
+    if len(acts) != 1 or graph.kind(acts[0]) != ACT:
+        return None
+    src, out = graph.values[acts[0]], graph.values[node.outputs[0]]
+    if src.shape != out.shape or not (src.contiguous and out.contiguous):
+        return None
+    if src.nbytes != graph.buffers[src.buffer].nbytes:
+        return None  # a view of part of a buffer
+    return acts[0]

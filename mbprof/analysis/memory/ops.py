@@ -1,0 +1,124 @@
+"""The per-op rules of the memory analysis: which aten ops are element-wise, batch norm,
+convolutions, padding, views, reductions, and the meta outputs of the commonest ops.
+
+The engine (``trace``, ``schedules``, ``blocks``, ``liveness``) asks these tables about
+an op by its aten name; a new op kind is taught here, not in the engine.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Element-wise ops that torch does not tag as pointwise.
+ELEMENTWISE_EXTRA = frozenset(
+    {"hardswish", "hardswish_", "gelu_", "hardshrink", "softshrink", "prelu", "_prelu_kernel"}
+)
+BATCH_NORM = frozenset(
+    {
+        "native_batch_norm",
+        "_native_batch_norm_legit",
+        "_native_batch_norm_legit_no_training",
+        "batch_norm",
+        "cudnn_batch_norm",
+        "miopen_batch_norm",
+        "_batch_norm_impl_index",
+    }
+)
+CONV = frozenset({"convolution", "_convolution", "conv2d", "conv1d", "conv3d"})
+PAD = frozenset({"constant_pad_nd", "reflection_pad2d", "replication_pad2d", "pad"})
+ALIAS = frozenset(
+    {"view", "_unsafe_view", "reshape", "alias", "detach", "expand", "_reshape_alias", "clone"}
+)
+# Reductions that, over the spatial dims, leave one value per channel (global pooling).
+REDUCE = frozenset(
+    {
+        "mean",
+        "sum",
+        "amax",
+        "amin",
+        "max",
+        "avg_pool2d",
+        "_adaptive_avg_pool2d",
+        "adaptive_avg_pool2d",
+        "adaptive_max_pool2d",
+        "max_pool2d_with_indices",
+        "max_pool2d",
+    }
+)
+
+
+# Float -> float element-wise ops whose output is shaped and laid out like their input.
+SAME_AS_INPUT = frozenset(
+    {
+        "relu",
+        "relu6",
+        "hardtanh",
+        "hardswish",
+        "hardsigmoid",
+        "sigmoid",
+        "silu",
+        "gelu",
+        "elu",
+        "leaky_relu",
+        "tanh",
+        "clamp",
+        "clamp_min",
+        "clamp_max",
+        "mish",
+        "softplus",
+        "neg",
+    }
+)
+BINARY_SAME = frozenset({"add", "mul", "sub", "div"})
+
+
+def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object | None:
+    """The meta output of the commonest ops without their Python meta kernels (batch
+    norm's decomposition, the element-wise references), which take most of a trace's time.
+    Only cases whose result is certain: same shape, dtype and layout as the input."""
+    name = func._schema.name.split("::")[-1]
+    first = args[0] if args else None
+    if not isinstance(first, torch.Tensor) or not first.is_floating_point():
+        return None
+    if name in ("addmm", "mm") and not kwargs:
+        a, b = args[-2:] if name == "addmm" else args[:2]
+        if a.dim() == 2 and b.dim() == 2 and a.dtype == b.dtype == first.dtype:
+            return a.new_empty((a.shape[0], b.shape[1]))
+        return None
+    if name == "_native_batch_norm_legit_no_training" or (
+        name == "native_batch_norm" and len(args) > 5 and not args[5]
+    ):
+        channels = first.shape[1] if first.dim() > 1 else 0
+        stats = (channels,) if name == "native_batch_norm" else (0,)
+        return (
+            torch.empty_like(first),
+            first.new_empty(stats),
+            first.new_empty(stats),
+        )
+    if name in ("mean", "sum") and len(args) >= 2 and isinstance(args[1], (list, tuple)):
+        dims = {d % first.dim() for d in args[1]} if args[1] else set(range(first.dim()))
+        keepdim = bool(args[2]) if len(args) > 2 else bool(kwargs.get("keepdim", False))
+        dtype = kwargs.get("dtype") or first.dtype
+        shape = [
+            1 if i in dims else n for i, n in enumerate(first.shape) if keepdim or i not in dims
+        ]
+        return first.new_empty(shape, dtype=dtype)
+    base = name[:-1] if name.endswith("_") else name
+    others = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.Tensor)]
+    if base in SAME_AS_INPUT and not others:
+        pass
+    elif (
+        base in BINARY_SAME
+        and len(others) == 1
+        and others[0].shape == first.shape
+        and others[0].dtype == first.dtype
+        and others[0].stride() == first.stride()
+    ):
+        pass
+    else:
+        return None
+    if name.endswith("_"):
+        return first  # in place: the op returns its input
+    if "out" in kwargs:
+        return None
+    return torch.empty_like(first)

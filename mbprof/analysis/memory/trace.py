@@ -1,0 +1,206 @@
+"""Record one forward pass on the meta device as a ``Graph`` (shapes only, no data)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from mbprof.analysis.memory.graph import ACT, CONST, INPUT, PARAM, Buffer, Conv, Graph, Node, Value
+from mbprof.analysis.memory.ops import CONV, shortcut
+from mbprof.errors import MbprofError
+
+
+class _Builder:
+    def __init__(self, param_storages: set[int], input_tensor: torch.Tensor) -> None:
+        self.graph = Graph()
+        self.params = param_storages
+        self.input_storage = storage_key(input_tensor)
+        self.current: dict[int, int] = {}  # id(tensor object) -> its current value
+        self.storage_buffer: dict[int, int] = {}
+        self.keep: list[torch.Tensor] = []  # every tensor seen stays alive: ids stay unique
+        self.modules: list[str] = []
+        self.graph.input_value = self.value_of(input_tensor)
+
+    def _new_buffer(self, tensor: torch.Tensor, kind: str, created_at: int | None) -> int:
+        storage = tensor.untyped_storage()
+        buffer = Buffer(
+            index=len(self.graph.buffers),
+            nbytes=storage.nbytes(),
+            itemsize=tensor.element_size(),
+            floating=tensor.is_floating_point() or tensor.is_complex(),
+            kind=kind,
+            created_at=created_at,
+        )
+        self.graph.buffers.append(buffer)
+        self.storage_buffer[storage_key(tensor)] = buffer.index
+        return buffer.index
+
+    def _new_value(self, tensor: torch.Tensor, buffer: int) -> int:
+        value = Value(
+            index=len(self.graph.values),
+            buffer=buffer,
+            shape=tuple(int(d) for d in tensor.shape),
+            contiguous=tensor.is_contiguous(),
+            nbytes=tensor.numel() * tensor.element_size(),
+        )
+        self.graph.values.append(value)
+        self.current[id(tensor)] = value.index
+        self.keep.append(tensor)
+        return value.index
+
+    def value_of(self, tensor: torch.Tensor) -> int:
+        """The value a tensor argument holds; tensors made outside the trace become leaves."""
+        known = self.current.get(id(tensor))
+        if known is not None:
+            return known
+        key = storage_key(tensor)
+        buffer = self.storage_buffer.get(key)
+        if buffer is None:
+            if key in self.params:
+                kind = PARAM
+            elif key == self.input_storage:
+                kind = INPUT
+            else:
+                kind = CONST
+            buffer = self._new_buffer(tensor, kind, None)
+        return self._new_value(tensor, buffer)
+
+    def record(self, func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: object) -> None:
+        index = len(self.graph.nodes)
+        inputs = tuple(self.value_of(t) for t in tensors((args, kwargs)))
+        outputs = []
+        for tensor in tensors(out):
+            buffer = self.storage_buffer.get(storage_key(tensor))
+            if buffer is None:
+                buffer = self._new_buffer(tensor, ACT, index)
+            outputs.append(self._new_value(tensor, buffer))
+        name = func._schema.name.split("::")[-1]
+        self.graph.nodes.append(
+            Node(
+                index=index,
+                name=name,
+                module=self.modules[-1] if self.modules else "",
+                inputs=inputs,
+                outputs=tuple(outputs),
+                pointwise=torch.Tag.pointwise in func.tags,
+                conv=conv_info(name, args, kwargs),
+            )
+        )
+
+
+def tensors(obj: object) -> list[torch.Tensor]:
+    """The tensors in an op's arguments or results (tuples, lists, dicts), in order."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (tuple, list)):
+        return [t for item in obj for t in tensors(item)]
+    if isinstance(obj, dict):
+        return [t for item in obj.values() for t in tensors(item)]
+    return []
+
+
+def storage_key(tensor: torch.Tensor) -> int:
+    return tensor.untyped_storage()._cdata
+
+
+def conv_info(name: str, args: tuple, kwargs: dict) -> Conv | None:
+    if name not in CONV or len(args) < 2:
+        return None
+    weight = args[1]
+    if name in ("convolution", "_convolution"):
+        transposed = bool(args[6]) if len(args) > 6 else bool(kwargs.get("transposed", False))
+        groups = int(args[8]) if len(args) > 8 else int(kwargs.get("groups", 1))
+    else:
+        transposed = False
+        groups = int(args[6]) if len(args) > 6 else int(kwargs.get("groups", 1))
+    if transposed:
+        in_channels, out_channels = weight.shape[0], weight.shape[1] * groups
+    else:
+        in_channels, out_channels = weight.shape[1] * groups, weight.shape[0]
+    return Conv(
+        in_channels=int(in_channels),
+        out_channels=int(out_channels),
+        kernel=tuple(int(k) for k in weight.shape[2:]),
+        groups=groups,
+        transposed=transposed,
+    )
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self, builder: _Builder) -> None:
+        super().__init__()
+        self.builder = builder
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # nothing here is compiled: do not import torch._dynamo (seconds) for it
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        out = shortcut(func, args, kwargs)
+        if out is None:
+            out = func(*args, **kwargs)
+        self.builder.record(func, args, kwargs, out)
+        return out
+
+
+def _model_name(model: nn.Module) -> str:
+    return type(model).__name__
+
+
+def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
+    """Run ``model`` once on the meta device and record its ops (the model is not changed:
+    its parameters are stood in for by meta tensors of the same shapes and dtypes)."""
+    state = dict(model.named_parameters())  # tied weights once: functional_call ties them
+    state.update(dict(model.named_buffers()))
+    meta_state = {name: torch.empty_like(t, device="meta") for name, t in state.items()}
+    param_keys = {storage_key(t) for t in meta_state.values()}
+    floating = [t.dtype for t in state.values() if t.is_floating_point()]
+    dtype = floating[0] if floating else torch.float32
+    example = torch.empty(tuple(input_shape), dtype=dtype, device="meta")
+    builder = _Builder(param_keys, example)
+
+    names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
+
+    def enter(module: nn.Module, _inputs: object) -> None:
+        builder.modules.append(names.get(id(module), ""))
+
+    def leave(module: nn.Module, _inputs: object, _output: object) -> None:
+        if builder.modules:
+            builder.modules.pop()
+
+    handles = []
+    for module in model.modules():
+        handles.append(module.register_forward_pre_hook(enter))
+        handles.append(module.register_forward_hook(leave, always_call=True))
+    try:
+        with torch.no_grad(), torch.device("meta"), _Recorder(builder):
+            output = torch.func.functional_call(model, meta_state, (example,), strict=False)
+    except MbprofError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure means the graph cannot be traced
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise MbprofError(
+            f"the memory analysis cannot trace {_model_name(model)}: its forward pass does not "
+            f"run on the meta device ({type(exc).__name__}: {first}); it needs a graph without "
+            "data-dependent control flow, .item() or CPU-only ops"
+        ) from None
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    graph = builder.graph
+    graph.outputs = tuple(
+        builder.current[id(t)]
+        for t in tree_flatten(output)[0]
+        if isinstance(t, torch.Tensor) and id(t) in builder.current
+    )
+    graph.consumers = [[] for _ in graph.values]
+    for node in graph.nodes:
+        for v in dict.fromkeys(node.inputs):
+            graph.consumers[v].append(node.index)
+    return graph
