@@ -4,7 +4,7 @@ For MobileNetV2 (default 1.0 @ 224, batch 1, 2 threads) and three backends (eage
 eager with batch norm folded and channels-last; ONNX Runtime), this script times the
 model two ways, interleaved so that contention on a shared machine hits both alike:
 
-  mbprof     mbprof.analysis.latency.measure (warm-up, blocks, median)
+  mbprof     mbprof.analysis.latency.time_model (warm-up, blocks, median)
   bare loop  the few lines a user would write: torch.set_num_threads, inference_mode,
              a perf_counter around each call, the median. Batch norm is folded with
              torch.fx.experimental.optimization.fuse (not mbprof's folding), and the
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from mbprof.analysis.latency import measure, resolve_settings  # noqa: E402
+from mbprof.analysis.latency import resolve_settings, time_model  # noqa: E402
 from mbprof.models import create_model  # noqa: E402
 from mbprof.records import LatencySettings  # noqa: E402
 
@@ -118,7 +118,7 @@ def main() -> None:
                 steps = ["mbprof", "bare"] if r % 2 == 0 else ["bare", "mbprof"]
                 for step in steps:
                     if step == "mbprof":
-                        ours[n].append(measure(model, shape, settings[n], madds=1).latency_ms)
+                        ours[n].append(time_model(model, shape, settings[n], madds=1).latency_ms)
                     else:
                         bare[n].append(
                             bare_loop(runners[n], args.threads, args.warmup, args.min_time)

@@ -294,11 +294,11 @@ def bench_spec(
     madds: int | None = None,
 ) -> BenchResult:
     """Build the model of ``spec`` and measure its latency with ``settings``."""
-    from mbprof.analysis.latency import measure, resolve_settings
+    from mbprof.analysis.latency import resolve_settings, time_model
 
     settings = resolve_settings(settings or LatencySettings())
     model = build_checked(spec, weights=weights, batch=settings.batch)
-    timing = measure(model, spec.input_shape(settings.batch), settings, madds=madds)
+    timing = time_model(model, spec.input_shape(settings.batch), settings, madds=madds)
     return BenchResult(spec=spec, timing=timing)
 
 
@@ -329,7 +329,7 @@ def _latency_columns(
 ) -> dict[str, Any]:
     """The latency columns of one row; a failure (out of memory, export error) fills
     ``error`` instead of the figures, so that a sweep goes on."""
-    from mbprof.analysis.environment import environment
+    from mbprof.analysis.latency.environment import environment
     from mbprof.records import environment_row
 
     try:

@@ -12,15 +12,19 @@ import torch
 from torch import nn
 
 import mbprof
-from mbprof.analysis import latency
 from mbprof.analysis.latency import (
     CpuClock,
+    backends,
     fold_batchnorm,
+    machine,
     machine_peak_gflops,
-    measure,
     resolve_settings,
+    run,
     time_blocks,
+    time_model,
+    timer,
 )
+from mbprof.analysis.latency import settings as latency_settings
 from mbprof.errors import MbprofError
 from mbprof.models import create_model
 from mbprof.records import Environment, LatencySettings, Timing
@@ -102,7 +106,7 @@ def test_time_blocks_groups_runs_when_the_clock_costs_too_much():
     stats = time_blocks(lambda: None, min_time_s=0.01, warmup=0, clock=clock)
     assert stats.runs_per_block == 10
     assert stats.runs == stats.blocks * 10
-    assert stats.blocks >= latency.MIN_BLOCKS
+    assert stats.blocks >= timer.MIN_BLOCKS
 
 
 def test_time_blocks_percentiles_by_hand():
@@ -119,7 +123,7 @@ def test_time_blocks_percentiles_by_hand():
 
 def test_time_blocks_keeps_min_blocks_for_a_slow_run():
     stats = time_blocks(lambda: None, min_time_s=0.001, warmup=0, clock=FakeClock(run_s=0.5))
-    assert stats.blocks == latency.MIN_BLOCKS and stats.runs_per_block == 1
+    assert stats.blocks == timer.MIN_BLOCKS and stats.runs_per_block == 1
 
 
 def test_cpu_clock_times_real_work():
@@ -172,15 +176,15 @@ def test_larger_model_measures_slower():
         create_model("mobilenet_v2", width=1.4),
     )
     s = settings(min_time_s=0.05, warmup=1)
-    t_small = measure(small, (1, 3, 64, 64), s, madds=1)
-    t_large = measure(large, (1, 3, 160, 160), s, madds=1)
+    t_small = time_model(small, (1, 3, 64, 64), s, madds=1)
+    t_large = time_model(large, (1, 3, 160, 160), s, madds=1)
     # about 6M against 300M MAdds: a factor 50 in work; 2 is safe on any machine
     assert t_large.latency_ms > 2 * t_small.latency_ms
 
 
 def test_timing_carries_its_environment_and_setup():
     Recorder.seen.clear()
-    t = measure(
+    t = time_model(
         Recorder(), (2, 3, 16, 16), settings(batch=2, threads=1, channels_last=True), madds=1
     )
     env = t.environment
@@ -209,13 +213,13 @@ def test_cpu_model_matches_proc_cpuinfo():
     except OSError:
         pytest.skip("no /proc/cpuinfo")
     names = [line.split(":", 1)[1].strip() for line in text.splitlines() if ":" in line]
-    from mbprof.analysis.environment import cpu_model
+    from mbprof.analysis.latency.environment import cpu_model
 
     assert cpu_model() in names
 
 
 def test_madds_are_counted_when_not_given_and_feed_gflops():
-    t = measure(Recorder(), (1, 3, 16, 16), settings())
+    t = time_model(Recorder(), (1, 3, 16, 16), settings())
     # by hand: conv 3->8, 3x3, 16x16 output: 8 x 3 x 9 x 256 = 55,296; linear 8->5: 40
     assert t.madds == 55_296 + 40
     assert t.achieved_gflops == pytest.approx(2 * t.madds / (t.latency_ms * 1e-3) / 1e9)
@@ -224,7 +228,7 @@ def test_madds_are_counted_when_not_given_and_feed_gflops():
 
 def test_half_precision_on_the_cpu_runs_in_that_dtype():
     Recorder.seen.clear()
-    t = measure(Recorder(), (1, 3, 16, 16), settings(dtype="bf16"), madds=1)
+    t = time_model(Recorder(), (1, 3, 16, 16), settings(dtype="bf16"), madds=1)
     assert t.environment.dtype == "bf16"
     assert {s["dtype"] for s in Recorder.seen} == {torch.bfloat16}
 
@@ -239,10 +243,10 @@ def test_threads_are_restored_after_a_run_and_after_a_failure():
 
     before = torch.get_num_threads()
     other = 1 if before != 1 else 2
-    measure(Recorder(), (1, 3, 16, 16), settings(threads=other), madds=1)
+    time_model(Recorder(), (1, 3, 16, 16), settings(threads=other), madds=1)
     assert torch.get_num_threads() == before
     with pytest.raises(RuntimeError, match="boom"):
-        measure(Broken(), (1, 3, 16, 16), settings(threads=other), madds=1)
+        time_model(Broken(), (1, 3, 16, 16), settings(threads=other), madds=1)
     assert torch.get_num_threads() == before
 
 
@@ -301,7 +305,7 @@ def test_fold_batchnorm_falls_back_for_untraceable_models():
 
 def test_fuse_bn_setting_measures_the_folded_model():
     model = create_model("mobilenet_v2", width=0.35)
-    t = measure(model, (1, 3, 64, 64), settings(fuse_bn=True), madds=1)
+    t = time_model(model, (1, 3, 64, 64), settings(fuse_bn=True), madds=1)
     assert t.environment.fuse_bn is True
     assert any("folded 52 batch norms" in note for note in t.notes)
 
@@ -315,15 +319,15 @@ def test_onnxruntime_runs_a_real_session(monkeypatch):
     model = Recorder().eval()
     _randomise_bn(model)
     calls = []
-    real_session = latency.onnx_session
+    real_session = backends.onnx_session
 
     def spy(model, example, threads, folder):
         session, name = real_session(model, example, threads, folder)
         calls.append((session, name, example))
         return session, name
 
-    monkeypatch.setattr(latency, "onnx_session", spy)
-    t = measure(model, (1, 3, 16, 16), settings(backend="onnxruntime"), madds=1)
+    monkeypatch.setattr(backends, "onnx_session", spy)
+    t = time_model(model, (1, 3, 16, 16), settings(backend="onnxruntime"), madds=1)
     ((session, name, example),) = calls
     assert isinstance(session, onnxruntime.InferenceSession)
     assert session.get_session_options().intra_op_num_threads == 1
@@ -335,16 +339,16 @@ def test_onnxruntime_runs_a_real_session(monkeypatch):
     assert abs(got - expected).max() <= 1e-4 * abs(expected).max()
     assert t.environment.backend == "onnxruntime"
     assert t.environment.backend_version == onnxruntime.__version__
-    assert t.compile_s is not None and t.compile_s > 0 and t.runs >= latency.MIN_BLOCKS
+    assert t.compile_s is not None and t.compile_s > 0 and t.runs >= timer.MIN_BLOCKS
 
 
 def test_a_backend_with_another_output_is_refused():
     expected = torch.tensor([[1.0, -2.0, 3.0]])
-    latency._check_same_output(expected, expected.numpy() * (1 + 1e-6), "X")
+    backends.check_same_output(expected, expected.numpy() * (1 + 1e-6), "X")
     with pytest.raises(RuntimeError, match="X output differs from torch's"):
-        latency._check_same_output(expected, expected.numpy() * 1.01, "X")
+        backends.check_same_output(expected, expected.numpy() * 1.01, "X")
     with pytest.raises(RuntimeError, match="X returned shape"):
-        latency._check_same_output(expected, expected.numpy()[:, :2], "X")
+        backends.check_same_output(expected, expected.numpy()[:, :2], "X")
 
 
 def test_onnx_export_failure_is_one_clear_runtime_error():
@@ -358,13 +362,13 @@ def test_onnx_export_failure_is_one_clear_runtime_error():
             return y.mean((2, 3)) * (int(y.sum().item() > 0) + 1)  # data-dependent
 
     with pytest.raises(RuntimeError, match="ONNX export failed") as info:
-        measure(Unexportable().eval(), (1, 3, 16, 16), settings(backend="onnxruntime"), madds=1)
+        time_model(Unexportable().eval(), (1, 3, 16, 16), settings(backend="onnxruntime"), madds=1)
     assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
 
 
 def test_compile_time_is_reported_apart_from_latency():
     # dynamo with its "eager" backend: the same plumbing as inductor, without a C++ build
-    t = measure(
+    t = time_model(
         Recorder(), (1, 3, 16, 16), settings(backend="compile", compile_backend="eager"), madds=1
     )
     assert t.environment.backend == "compile"
@@ -418,7 +422,7 @@ def test_a_dtype_the_device_cannot_run_is_refused(monkeypatch):
     def cannot(device, dtype):
         raise RuntimeError("\"slow_conv2d_cpu\" not implemented for 'Half'\nmore text")
 
-    monkeypatch.setattr(latency, "_probe_dtype", cannot)
+    monkeypatch.setattr(latency_settings, "_probe_dtype", cannot)
     with pytest.raises(MbprofError, match=r"--dtype fp16 cannot run on cpu .*not implemented"):
         resolve_settings(LatencySettings(dtype="fp16"))
 
@@ -431,7 +435,7 @@ def test_missing_onnx_extra_says_how_to_install(monkeypatch):
 
 def test_input_batch_must_match_the_settings():
     with pytest.raises(MbprofError, match="input batch 2 differs"):
-        measure(Recorder(), (2, 3, 16, 16), settings(batch=1), madds=1)
+        time_model(Recorder(), (2, 3, 16, 16), settings(batch=1), madds=1)
 
 
 # --------------------------------------------------------------------------- machine reference
@@ -440,18 +444,18 @@ def test_input_batch_must_match_the_settings():
 def test_machine_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("MBPROF_CACHE_DIR", str(tmp_path / "cache"))
     calls = []
-    real = latency.measure_matmul_peak
+    real = machine.measure_matmul_peak
 
     def spy(device, threads, dtype, min_time_s=0.5):
         calls.append((device, threads, dtype))
         return real(device, threads, dtype, min_time_s=0.02, n=128)
 
-    monkeypatch.setattr(latency, "measure_matmul_peak", spy)
+    monkeypatch.setattr(machine, "measure_matmul_peak", spy)
     first = machine_peak_gflops("cpu", 1, "fp32")
     assert first > 0 and math.isfinite(first) and len(calls) == 1
     assert machine_peak_gflops("cpu", 1, "fp32") == first and len(calls) == 1
     path = tmp_path / "cache" / "machine_peak.json"
-    entry = json.loads(path.read_text())[latency.peak_key("cpu", 1, "fp32")]
+    entry = json.loads(path.read_text())[machine.peak_key("cpu", 1, "fp32")]
     assert entry["gflops"] == first and entry["matmul_n"] == 128
 
     machine_peak_gflops("cpu", 2, "fp32")  # other threads: another entry
@@ -461,13 +465,13 @@ def test_machine_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
 
     path.write_text("{not json")  # a damaged cache is measured again and rewritten
     machine_peak_gflops("cpu", 1, "fp32")
-    assert len(calls) == 4 and latency.peak_key("cpu", 1, "fp32") in json.loads(path.read_text())
+    assert len(calls) == 4 and machine.peak_key("cpu", 1, "fp32") in json.loads(path.read_text())
 
 
 def test_a_reference_below_a_models_rate_is_measured_again_keeping_the_best(tmp_path, monkeypatch):
     monkeypatch.setenv("MBPROF_CACHE_DIR", str(tmp_path))
     rates = iter([5.0, 3.0, 8.0])  # what three measurements of the matrix product give
-    monkeypatch.setattr(latency, "measure_matmul_peak", lambda *a, **k: (next(rates), 1024))
+    monkeypatch.setattr(machine, "measure_matmul_peak", lambda *a, **k: (next(rates), 1024))
     assert machine_peak_gflops("cpu", 1, "fp32") == 5.0
     assert machine_peak_gflops("cpu", 1, "fp32", at_least=4.0) == 5.0  # no new measurement
     assert machine_peak_gflops("cpu", 1, "fp32", at_least=6.0) == 5.0  # measured 3.0: keep 5
@@ -477,10 +481,10 @@ def test_a_reference_below_a_models_rate_is_measured_again_keeping_the_best(tmp_
 
 def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MBPROF_CACHE_DIR", str(tmp_path))
-    assert latency.cache_dir() == tmp_path
+    assert machine.cache_dir() == tmp_path
     monkeypatch.delenv("MBPROF_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert latency.cache_dir() == tmp_path / "xdg" / "mbprof"
+    assert machine.cache_dir() == tmp_path / "xdg" / "mbprof"
 
 
 # --------------------------------------------------------------------------- the API
@@ -507,7 +511,7 @@ def test_api_compare_counts_only_by_default():
 
 
 def test_a_model_faster_than_the_reference_says_so(monkeypatch):
-    monkeypatch.setattr(latency, "machine_peak_gflops", lambda *a, **k: 1e-9)
-    t = measure(Recorder(), (1, 3, 16, 16), settings(), madds=1000)
+    monkeypatch.setattr(run, "machine_peak_gflops", lambda *a, **k: 1e-9)
+    t = time_model(Recorder(), (1, 3, 16, 16), settings(), madds=1000)
     assert t.machine_share_pct > 100
     assert any("ran faster" in note and "machine_peak.json" in note for note in t.notes)

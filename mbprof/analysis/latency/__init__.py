@@ -1,0 +1,42 @@
+"""Real inference latency: eager, torch.compile and ONNX Runtime, on the CPU or a GPU.
+
+Rooms: ``settings`` (checked and resolved once), ``fold`` (batch norm folded), ``timer``
+(clocks, blocks), ``backends`` (each backend prepared and its output checked), ``machine``
+(the matrix-product reference), ``run`` (``time_model``: one model timed).
+
+What a figure measures (the convention, written where it is computed):
+- One *run* is one forward pass of a whole batch, from Python, output included
+  (``model(x)``, or ``session.run`` for ONNX Runtime), in ``torch.inference_mode``.
+- First ``warmup`` untimed runs (oneDNN / cuDNN pick their kernels there), then
+  *blocks* of back-to-back runs, timed as a whole, until at least ``min_time_s``
+  seconds are timed and at least ``MIN_BLOCKS`` blocks exist. A block has one run
+  unless the clock's own cost would exceed 0.1% of a run (then enough runs to drown it).
+- ``latency_ms`` is the median over blocks of (block time / runs in the block);
+  ``latency_p10_ms`` / ``latency_p90_ms`` are the 10th / 90th percentiles of the same.
+- On the CPU the clock is ``time.perf_counter``; on CUDA every block is bracketed by
+  CUDA events and synchronised, so queued GPU work is counted.
+- The thread count applies to every backend: torch's intra-op threads (restored
+  afterwards) and ONNX Runtime's ``intra_op_num_threads``.
+- One-off costs (torch.compile's first call; ONNX export and session creation) are
+  reported apart as ``compile_s`` and never enter the latency.
+- Achieved GFLOP/s = 2 x MAdds x batch / latency, MAdds counted by
+  ``mbprof.analysis.counting`` (conv + FC multiply-accumulates, the papers' convention);
+  the machine share compares it with the best rate of a large matrix product on the
+  same device, threads and dtype (``machine_peak_gflops``, measured once and cached).
+"""
+
+from mbprof.analysis.latency.fold import fold_batchnorm
+from mbprof.analysis.latency.machine import machine_peak_gflops
+from mbprof.analysis.latency.run import time_model
+from mbprof.analysis.latency.settings import resolve_settings
+from mbprof.analysis.latency.timer import CpuClock, CudaClock, time_blocks
+
+__all__ = [
+    "CpuClock",
+    "CudaClock",
+    "fold_batchnorm",
+    "machine_peak_gflops",
+    "resolve_settings",
+    "time_blocks",
+    "time_model",
+]
