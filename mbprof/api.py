@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mbprof.errors import ResourceError
+from mbprof.interrupts import UserCodeExit, contained
 from mbprof.parsing import parse_chunks, parse_int, parse_mem_dtype, parse_resolution
 from mbprof.records import (
     BenchResult,
@@ -126,13 +127,14 @@ def profile_spec(
     from mbprof.analysis.counting import count
 
     mem_dtype, chunks = parse_mem_dtype(mem_dtype, "mem_dtype"), parse_chunks(chunks, "chunks")
-    model = build_checked(spec, weights=weights)
-    report = None
-    if memory:
-        from mbprof.analysis.memory import analyze_memory
+    with contained(spec.model, "being measured"):  # its forward may call sys.exit
+        model = build_checked(spec, weights=weights)
+        report = None
+        if memory:
+            from mbprof.analysis.memory import analyze_memory
 
-        report = analyze_memory(model, spec.input_shape(), dtype=mem_dtype, chunks=chunks)
-    return Profile(spec=spec, counts=count(model, spec.input_shape()), memory=report)
+            report = analyze_memory(model, spec.input_shape(), dtype=mem_dtype, chunks=chunks)
+        return Profile(spec=spec, counts=count(model, spec.input_shape()), memory=report)
 
 
 def _build_for_shapes(spec: ModelSpec) -> nn.Module:
@@ -145,6 +147,8 @@ def _build_for_shapes(spec: ModelSpec) -> nn.Module:
     try:
         with torch.device("meta"):
             return create_from_spec(spec)
+    except UserCodeExit:
+        raise
     except Exception:  # noqa: BLE001 - a builder that needs real tensors: build it for real
         return build_checked(spec)
 
@@ -161,7 +165,8 @@ def memory_spec(
 
     dtype, chunks = parse_mem_dtype(dtype, "dtype"), parse_chunks(chunks, "chunks")
     batch = parse_int(batch, "batch")
-    return analyze_memory(_build_for_shapes(spec), spec.input_shape(batch), dtype, chunks)
+    with contained(spec.model, "being measured"):
+        return analyze_memory(_build_for_shapes(spec), spec.input_shape(batch), dtype, chunks)
 
 
 def memory(
@@ -194,8 +199,9 @@ def measure_memory_spec(
     from mbprof.analysis.memory_measure import measure
 
     dtype, batch = parse_mem_dtype(dtype, "dtype"), parse_int(batch, "batch")
-    model = build_checked(spec, batch=batch)
-    return measure(model, spec.input_shape(batch), dtype=dtype, device=device)
+    with contained(spec.model, "being measured"):
+        model = build_checked(spec, batch=batch)
+        return measure(model, spec.input_shape(batch), dtype=dtype, device=device)
 
 
 def profile(
@@ -297,8 +303,9 @@ def bench_spec(
     from mbprof.analysis.latency import measure, resolve_settings
 
     settings = resolve_settings(settings or LatencySettings())
-    model = build_checked(spec, weights=weights, batch=settings.batch)
-    timing = measure(model, spec.input_shape(settings.batch), settings, madds=madds)
+    with contained(spec.model, "being timed"):
+        model = build_checked(spec, weights=weights, batch=settings.batch)
+        timing = measure(model, spec.input_shape(settings.batch), settings, madds=madds)
     return BenchResult(spec=spec, timing=timing)
 
 
@@ -347,12 +354,13 @@ def compare_row(
 ) -> dict[str, Any]:
     """One row of a comparison frame: counts, memory (``memory``, ``mem_dtype``, ``chunks``
     as for ``profile_spec``) and latency with resolved ``latency`` settings. A
-    configuration that does not fit or fails to run gets an ``error``."""
+    configuration that does not fit or fails to run gets an ``error``, as does a model
+    whose code calls ``sys.exit`` (``UserCodeExit``): the sweep goes on."""
     say = on_phase or (lambda _text: None)
     say("counting")
     try:
         row = profile_row(profile_spec(spec, weights=weights, **memory))
-    except (ResourceError, RuntimeError, MemoryError) as exc:
+    except (ResourceError, RuntimeError, MemoryError, UserCodeExit) as exc:
         return {**_spec_columns(spec), "error": _failure(exc)}
     if latency is not None:
         say(f"timing {latency.backend}")
