@@ -70,6 +70,15 @@ def check_command(
         help="table, csv, json, markdown, or github (workflow annotations and a step "
         "summary, written to $GITHUB_STEP_SUMMARY when set).",
     ),
+    allow_import: list[str] | None = typer.Option(
+        None,
+        "--allow-import",
+        metavar="MODULE",
+        help="Let the files name models by import path (MODULE:build) from MODULE or its "
+        "submodules, whose code is then imported and run; without it they may name "
+        "registered models only. Repeatable, or comma-separated; '*' allows any module, "
+        "so any code the files name.",
+    ),
     output: Path | None = OUTPUT_OPTION,
 ) -> None:
     """Check limits on MAdds, params, peak memory and latency; exit 1 when one is exceeded.
@@ -79,12 +88,14 @@ def check_command(
     Example: mbprof check examples/budgets.toml --format github --junit budgets.xml
     """
     from mbprof.baseline import parse_tolerances
+    from mbprof.measure import parse_allow_import
 
     if budgets is None and baseline is None:
         raise MbprofError("give a budget file, --baseline FILE, or both")
     if update_baseline and baseline is None:
         raise MbprofError("--update-baseline needs --baseline FILE: the file to rewrite")
     tolerances = parse_tolerances(tolerance)
+    allowed = parse_allow_import(allow_import)
     check_output(output)
     check_output(junit, "--junit")
     if update_baseline:
@@ -101,7 +112,7 @@ def check_command(
 
         from mbprof.measure import check_specs, resolve_latency
 
-        check_specs(budget_list)
+        check_specs(budget_list, allowed)
         latency = resolve_latency(budget_list) if results is None else {}
     except BudgetFileError as exc:
         if fmt is CheckFormat.github:
@@ -116,16 +127,18 @@ def check_command(
     started = time.perf_counter()
     requests = requests_for(budget_list)
     if results is not None:
+        from mbprof.measure import refuse_row_imports
         from mbprof.render.export import read_frame
 
         saved = read_frame(results).to_dict(orient="records")
+        refuse_row_imports(saved, str(results), allowed)
         fresh_of = None
         rows = saved
     else:
         from mbprof.cli._progress import sweep_progress
 
         with sweep_progress(len(requests)) as advance:
-            fresh_of = measure(requests, on_start=advance, latency=latency)
+            fresh_of = measure(requests, on_start=advance, latency=latency, allow_import=allowed)
         rows = list(fresh_of.values())
     seconds = time.perf_counter() - started
 
