@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from enum import Enum
 from pathlib import Path
 
 import typer
 
-from mbprof.cli._app import app
+from mbprof.cli._app import app, results_stream
 from mbprof.cli._common import OUTPUT_OPTION, OutputFormat, check_output
 from mbprof.errors import MbprofError
 
@@ -26,10 +25,14 @@ class CheckFormat(str, Enum):
 
 
 def _fail_lines(results: list) -> None:
+    """The recap on stderr: one line per failure, each starting with ``mbprof:`` (CI
+    runners read workflow commands on stderr too, so the files' text is made safe)."""
+    from mbprof.render.safe_text import safe_text
+
     failed = [r for r in results if not r.passed]
     typer.echo(f"mbprof: {len(failed)} of {len(results)} limits not met", err=True)
     for r in failed:
-        typer.echo(f"mbprof: {r.where}: {r.message}", err=True)
+        typer.echo(f"mbprof: {safe_text(f'{r.where}: {r.message}')}", err=True)
 
 
 @app.command("check")
@@ -118,7 +121,8 @@ def check_command(
         if fmt is CheckFormat.github:
             from mbprof.render.checks import annotation
 
-            typer.echo(annotation("error", exc.reason, exc.source, exc.line, "mbprof budget file"))
+            line = annotation("error", exc.reason, exc.source, exc.line, "mbprof budget file")
+            results_stream().write(line + "\n")
         raise
 
     from mbprof.budgets import check
@@ -233,13 +237,14 @@ def _environment_notes(rows: list) -> list[str]:
 def _emit(checked, title, fmt, output, junit, seconds, rows) -> None:
     from mbprof.render.checks import check_document, github_annotations, github_summary
     from mbprof.render.export import write_atomic
+    from mbprof.render.safe_text import safe_text
 
     doc = check_document(checked, title, _environment_notes(rows))
     if junit is not None:
         from mbprof.render.checks import junit_xml
 
         write_atomic(junit, junit_xml(checked, seconds))
-        typer.echo(f"wrote {junit}", err=True)
+        typer.echo(f"wrote {safe_text(junit)}", err=True)
     if fmt is not CheckFormat.github:
         from mbprof.cli._common import emit
 
@@ -255,6 +260,6 @@ def _emit(checked, title, fmt, output, junit, seconds, rows) -> None:
         text += summary
     if output is not None:
         write_atomic(output, text)
-        typer.echo(f"wrote {output}", err=True)
+        typer.echo(f"wrote {safe_text(output)}", err=True)
     else:
-        sys.stdout.write(text)
+        results_stream().write(text)  # the real stdout: user code's prints go to stderr
