@@ -3,13 +3,16 @@ against measured rows (the columns of a comparison frame, see ``mbprof.columns``
 
 Pure: parsing turns text into ``Budget`` records, checking turns records and rows into
 ``Result`` records; nothing here measures, builds a model or imports torch. The file is
-read as data only (``tomllib``): nothing in it is executed or imported.
+read as data only (``tomllib``): nothing in it is executed or imported here, and a model
+given as an import path is refused before anything imports it unless the caller allows
+its module (``mbprof.measure.check_specs``, ``allow_import``).
 
 A budget file::
 
     [[budget]]
     name = "phone"                 # optional label
-    model = "mobilenet_v2"         # required: a registered model or "pkg.module:callable"
+    model = "mobilenet_v2"         # required: a registered model (or "pkg.module:callable",
+                                   #   imported only when its module is allowed)
     width = 1.0                    # optional: width, depth (1.0), resolution (224 or
     resolution = 224               #   "160x224"), classes (1000), args (a table)
     max_madds = "310M"             # counts: K = 1e3, M = 1e6, G = 1e9
@@ -228,6 +231,7 @@ class Budget:
     name: str = ""
     index: int = 1
     key_lines: tuple[tuple[str, int], ...] = ()  # where each key is written
+    from_rows: bool = False  # a row of a results file (a baseline), ``index`` its number
 
     def line_of(self, key: str = "") -> int | None:
         """The line of ``key`` (or of its nearest written parent, or of the header)."""
@@ -236,6 +240,14 @@ class Budget:
     @property
     def label(self) -> str:
         return f"{self.name} ({self.spec.label})" if self.name else self.spec.label
+
+    def error(self, message: str, key: str = "") -> MbprofError:
+        """A refusal that points where ``key`` was written: ``FILE:LINE: budget N, key: ...``
+        for a budget file (a ``BudgetFileError``), ``FILE row N: ...`` for a baseline row."""
+        if self.from_rows:
+            return MbprofError(f"{self.source} row {self.index}: {message}")
+        where = f"budget {self.index}, {key}" if key else f"budget {self.index}"
+        return BudgetFileError(f"{where}: {message}", self.source, self.line_of(key))
 
 
 @dataclass(frozen=True)

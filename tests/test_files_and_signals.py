@@ -426,15 +426,13 @@ def test_a_model_that_exits_while_built_or_imported_is_one_line(models_dir, mode
     assert f"model {model!r} called sys.exit(0) {where}" in line
 
 
-def test_check_stops_with_the_model_named(models_dir, monkeypatch):
-    monkeypatch.chdir(models_dir)
-    monkeypatch.syspath_prepend(str(models_dir))
-    from mbprof.api import make_spec
-    from mbprof.measure import Request, measure
-
-    spec = make_spec("um:exit_build", resolution=32)
-    with pytest.raises(interrupts.UserCodeExit, match="'um:exit_build' called sys.exit"):
-        measure([Request(spec)])
+@pytest.mark.parametrize("model", ["um:exit_build", "um:exit_forward"])
+def test_check_stops_with_the_model_named(models_dir, model):
+    budgets = models_dir / "budgets.toml"
+    budgets.write_text(f'[[budget]]\nmodel = "{model}"\nresolution = 32\nmax_madds = "1M"\n')
+    result = mbprof("check", str(budgets), "--allow-import", "um", cwd=models_dir)
+    assert result.returncode == 2, result  # it used to exit 0, having checked nothing
+    assert f"model {model!r} called sys.exit(0)" in one_error_line(result.stderr)
 
 
 def test_contained_passes_signals_and_exceptions_through(monkeypatch):

@@ -7,9 +7,12 @@ Nothing here imports torch: ``mbprof --help`` must stay instant.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 import typer
 from typer.core import TyperGroup
@@ -30,11 +33,55 @@ def _one_line(text: str) -> str:
 
 
 def fail(message: str) -> None:
-    typer.echo(f"mbprof: error: {_one_line(message)}", err=True)
+    from mbprof.render.safe_text import safe_text
+
+    # Messages quote files' text: whitespace folded to one line, control characters shown.
+    typer.echo(f"mbprof: error: {safe_text(_one_line(message))}", err=True)
+
+
+# --- stdout is for results -------------------------------------------------------------
+# While a command runs, sys.stdout points at stderr, so that whatever a user's module
+# prints (at import, in its builder, in forward) cannot corrupt a result on stdout
+# (`--format json | jq`); mbprof writes its results to `results_stream()`, the stdout the
+# command started with. Help and --version are printed before that, on stdout.
+
+_results: list[TextIO | None] = []  # the real stdout of each running command, innermost last
+
+
+def results_stream() -> TextIO | None:
+    """Where mbprof's results go: the command's real stdout."""
+    return _results[-1] if _results else sys.stdout
+
+
+@contextmanager
+def user_output_to_stderr() -> Iterator[None]:
+    real = sys.stdout
+    _results.append(real)
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = real
+        _results.pop()
+
+
+def _results_on_stdout(callback: Any) -> Any:
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with user_output_to_stderr():
+            return callback(*args, **kwargs)
+
+    return run
 
 
 class MbprofGroup(TyperGroup):
     """Runs every command under mbprof's error policy (also under typer's CliRunner)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            if command.callback is not None:
+                command.callback = _results_on_stdout(command.callback)
 
     def main(
         self,

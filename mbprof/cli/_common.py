@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
 
 import typer
 
+from mbprof.cli._app import results_stream
 from mbprof.render.document import Document
 
 
@@ -129,19 +129,22 @@ def render(doc: Document, fmt: OutputFormat) -> str:
 
 
 def emit(doc: Document, fmt: OutputFormat, output: Path | None = None) -> None:
-    """Print ``doc`` in ``fmt``, or write it whole to ``output``."""
+    """Print ``doc`` in ``fmt`` on the real stdout (user code's prints go to stderr),
+    or write it whole to ``output``."""
     if output is not None:
         from mbprof.render.export import write_atomic
+        from mbprof.render.safe_text import safe_text
 
         write_atomic(output, render(doc, fmt))
-        typer.echo(f"wrote {output}", err=True)
+        typer.echo(f"wrote {safe_text(output)}", err=True)
         return
+    stdout = results_stream()
     if fmt is OutputFormat.table:
         from rich.console import Console
 
         from mbprof.render.console import print_document
 
         # Piped output is not squeezed into 80 columns.
-        print_document(doc, Console(width=None if sys.stdout.isatty() else 160))
+        print_document(doc, Console(file=stdout, width=None if stdout.isatty() else 160))
         return
-    sys.stdout.write(render(doc, fmt))
+    stdout.write(render(doc, fmt))

@@ -136,9 +136,15 @@ def check_figure_path(path: str | Path, option: str) -> Path:
 
 
 def family_of(model: str) -> str:
-    """The registry's family of ``model`` (the model name itself when it is not registered)."""
+    """The registry's family of ``model`` (the model name itself when it is not registered).
+    A model given as an import path is a "user model": the name comes from a data file, so
+    it is never imported here."""
     try:
         from mbprof.models import get_model_info
+        from mbprof.models.user import is_import_path
+
+        if is_import_path(model):
+            return "user model"
 
         return get_model_info(model).family
     except Exception:  # noqa: BLE001 - user models and unknown names keep their own name
