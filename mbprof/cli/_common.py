@@ -50,14 +50,20 @@ def spec_options(
 ) -> dict:
     """The shared model options of one configuration, parsed and checked as typed
     (``api.make_spec`` then checks them against the model)."""
-    from mbprof.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
+    from mbprof.parsing import (
+        MAX_CLASSES,
+        parse_int,
+        parse_kwargs,
+        parse_positive_float,
+        parse_resolution,
+    )
 
     return dict(
         model=model,
         width=parse_positive_float(width, "--width"),
         depth=parse_positive_float(depth, "--depth"),
         resolution=parse_resolution(res, "--res"),
-        num_classes=parse_int(classes, "--classes"),
+        num_classes=parse_int(classes, "--classes", maximum=MAX_CLASSES),
         kwargs=dict(parse_kwargs(arg)),
     )
 
