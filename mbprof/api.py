@@ -131,6 +131,9 @@ def make_spec(
     return replace(spec, kwargs=tuple(sorted(check_kwargs(info, dict(spec.kwargs)).items())))
 
 
+_NUMBER = (numbers.Number, str)  # a lone width or depth: 0.5 or "0.5"
+
+
 def _items(value: Any, name: str, lone: tuple[type, ...]) -> list[Any]:
     """``value`` as a list: a lone string (or number, or resolution) is one item, not a
     sequence of letters; an iterable gives its items; nothing at all is refused."""
@@ -162,8 +165,8 @@ def make_specs(
     from mbprof.models import get_model_info
 
     models = [_model_name(m, "models") for m in _items(models, "models", (str,))]
-    widths = _items(widths, "widths", (numbers.Number, str))
-    depths = _items(depths, "depths", (numbers.Number, str))
+    widths = [parse_positive_float(w, "widths") for w in _items(widths, "widths", _NUMBER)]
+    depths = [parse_positive_float(d, "depths") for d in _items(depths, "depths", _NUMBER)]
     resolutions = _items(resolutions, "resolutions", (int, str))
     specs: list[ModelSpec] = []
     for model, width, depth, resolution in itertools.product(models, widths, depths, resolutions):

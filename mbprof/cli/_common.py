@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from mbprof.parsing import MAX_CLASSES
 from mbprof.render.document import Document
 
 
@@ -33,9 +34,14 @@ DEPTH_OPTION = typer.Option("1.0", "--depth", help="Depth multiplier (models tha
 RES_OPTION = typer.Option(
     "224", "--res", "-r", help="Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32)."
 )
-CLASSES_OPTION = typer.Option("1000", "--classes", help="Number of classes, an integer >= 1.")
+CLASSES_OPTION = typer.Option(
+    "1000", "--classes", help=f"Number of classes, an integer from 1 to {MAX_CLASSES:,}."
+)
 ARG_OPTION = typer.Option(
-    None, "--arg", help="Extra builder keyword argument KEY=VALUE (repeatable)."
+    None,
+    "--arg",
+    help="Extra builder keyword argument KEY=VALUE (repeatable, each key once), checked "
+    "against the builder's parameter: a bool takes true/false or 1/0.",
 )
 WEIGHTS_OPTION = typer.Option(
     None,
@@ -50,13 +56,7 @@ def spec_options(
 ) -> dict:
     """The shared model options of one configuration, parsed and checked as typed
     (``api.make_spec`` then checks them against the model)."""
-    from mbprof.parsing import (
-        MAX_CLASSES,
-        parse_int,
-        parse_kwargs,
-        parse_positive_float,
-        parse_resolution,
-    )
+    from mbprof.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
 
     return dict(
         model=model,
