@@ -23,9 +23,12 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions
 
 from mbprof import __version__
+from mbprof.cli._streams import prepare_streams
 from mbprof.errors import MbprofError
 
 EXIT_BAD_INPUT = 2
+# click >= 8.2 raises this for a bare `mbprof` (older ones print the help and exit 0).
+_NO_ARGS_IS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
 
 def _one_line(text: str) -> str:
@@ -93,6 +96,7 @@ class MbprofGroup(TyperGroup):
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or os.environ.get("MBPROF_DEBUG", "") not in ("", "0")
+        prepare_streams()  # a closed stdout, an ASCII locale: one line, not a traceback
         from mbprof import interrupts
 
         try:
@@ -106,6 +110,11 @@ class MbprofGroup(TyperGroup):
                     **extra,
                 )
             code = code if isinstance(code, int) else 0
+        except _NO_ARGS_IS_HELP as exc:  # a bare `mbprof`: the help, and no empty error line
+            message = exc.format_message()
+            if message.strip():  # typer's rich help is already printed; plain help is here
+                typer.echo(message, err=True)
+            code = EXIT_BAD_INPUT
         except click_exceptions.UsageError as exc:  # bad option, missing argument, bad choice
             if debug:
                 raise

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import results_stream
+from mbprof.parsing import MAX_CLASSES
 from mbprof.render.document import Document
 
 
@@ -33,9 +34,14 @@ DEPTH_OPTION = typer.Option("1.0", "--depth", help="Depth multiplier (models tha
 RES_OPTION = typer.Option(
     "224", "--res", "-r", help="Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32)."
 )
-CLASSES_OPTION = typer.Option("1000", "--classes", help="Number of classes, an integer >= 1.")
+CLASSES_OPTION = typer.Option(
+    "1000", "--classes", help=f"Number of classes, an integer from 1 to {MAX_CLASSES:,}."
+)
 ARG_OPTION = typer.Option(
-    None, "--arg", help="Extra builder keyword argument KEY=VALUE (repeatable)."
+    None,
+    "--arg",
+    help="Extra builder keyword argument KEY=VALUE (repeatable, each key once), checked "
+    "against the builder's parameter: a bool takes true/false or 1/0.",
 )
 WEIGHTS_OPTION = typer.Option(
     None,
@@ -57,7 +63,7 @@ def spec_options(
         width=parse_positive_float(width, "--width"),
         depth=parse_positive_float(depth, "--depth"),
         resolution=parse_resolution(res, "--res"),
-        num_classes=parse_int(classes, "--classes"),
+        num_classes=parse_int(classes, "--classes", maximum=MAX_CLASSES),
         kwargs=dict(parse_kwargs(arg)),
     )
 
