@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mbprof.errors import MbprofError, ModelRunError, ResourceError
+from mbprof.interrupts import UserCodeExit, contained
 from mbprof.parsing import (
     MAX_BATCH,
     MAX_CLASSES,
@@ -238,9 +239,11 @@ def build_checked(spec: ModelSpec, weights: str | Path | None = None, batch: int
 @contextmanager
 def _running(spec: ModelSpec, phase: str) -> Iterator[None]:
     """Name the model and what mbprof was doing when the model's own code raises
-    (``ValueError: forward is broken`` alone does not say which model, or when)."""
+    (``ValueError: forward is broken`` alone does not say which model, or when). A
+    ``sys.exit`` in it is ``UserCodeExit``, never the end of the run (``contained``)."""
     try:
-        yield
+        with contained(spec.model, phase):
+            yield
     except (MbprofError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised with the model named
@@ -299,6 +302,8 @@ def _build_for_shapes(spec: ModelSpec) -> nn.Module:
     try:
         with torch.device("meta"):
             return create_from_spec(spec)
+    except UserCodeExit:
+        raise
     except Exception:  # noqa: BLE001 - a builder that needs real tensors: build it for real
         return build_checked(spec)
 
@@ -508,12 +513,13 @@ def compare_row(
 ) -> dict[str, Any]:
     """One row of a comparison frame: counts, memory (``memory``, ``mem_dtype``, ``chunks``
     as for ``profile_spec``) and latency with resolved ``latency`` settings. A
-    configuration that does not fit or fails to run gets an ``error``."""
+    configuration that does not fit or fails to run gets an ``error``, as does a model
+    whose code calls ``sys.exit`` (``UserCodeExit``): the sweep goes on."""
     say = on_phase or (lambda _text: None)
     say("counting")
     try:
         row = profile_row(profile_spec(spec, weights=weights, **memory))
-    except (ResourceError, RuntimeError, MemoryError) as exc:
+    except (ResourceError, RuntimeError, MemoryError, UserCodeExit) as exc:
         return {**_spec_columns(spec), "error": _failure(exc)}
     if latency is not None:
         say(f"timing {latency.backend}")

@@ -75,6 +75,51 @@ def check_output(output: Path | None, option: str = "--output") -> None:
         check_writable(output, option)
 
 
+def _identity(path: Path) -> tuple | None:
+    """What ``path`` writes to: an existing file's inode (hard and symbolic links agree),
+    a new file's resolved path; None for a device or FIFO (writes go through, none
+    replaces another)."""
+    import os
+    import stat
+
+    try:
+        found = os.stat(path)
+    except OSError:
+        return ("path", os.path.realpath(path))
+    if not stat.S_ISREG(found.st_mode):
+        return None
+    return ("inode", found.st_dev, found.st_ino)
+
+
+def check_outputs(
+    outputs: dict[str, Path | None], inputs: dict[str, Path | None] | None = None
+) -> None:
+    """Refuse, before any work, two options that would write the same file (one would
+    overwrite the other) and an output that would overwrite an input. Keys are the
+    options as the user wrote them (``--csv``), values their paths or None."""
+    from mbprof.errors import MbprofError
+
+    seen: dict[tuple, tuple[str, Path]] = {}
+    for option, path in (inputs or {}).items():
+        if path is not None and (key := _identity(Path(path))) is not None:
+            seen.setdefault(key, (option, Path(path)))
+    readers = {option for option, _ in seen.values()}
+    for option, path in outputs.items():
+        if path is None or (key := _identity(Path(path))) is None:
+            continue
+        if key in seen:
+            other, first = seen[key]
+            both = (
+                f"{other} and {option} name the same file {str(path)!r}"
+                if str(first) == str(path)
+                else f"{other} {str(first)!r} and {option} {str(path)!r} are the same file"
+            )
+            if other in readers:
+                raise MbprofError(f"{both}: {option} would overwrite what mbprof reads")
+            raise MbprofError(f"{both}; give each output its own path")
+        seen[key] = (option, Path(path))
+
+
 def render(doc: Document, fmt: OutputFormat) -> str:
     from mbprof.render import export
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app, results_stream
-from mbprof.cli._common import OUTPUT_OPTION, OutputFormat, check_output
+from mbprof.cli._common import OUTPUT_OPTION, OutputFormat, check_output, check_outputs
 from mbprof.errors import MbprofError
 
 EXIT_EXCEEDED = 1
@@ -103,6 +103,10 @@ def check_command(
     check_output(junit, "--junit")
     if update_baseline:
         check_output(baseline, "--baseline")
+    written = {"--output": output, "--junit": junit}
+    read = {"BUDGETS": budgets, "--results": results}
+    (written if update_baseline else read)["--baseline"] = baseline
+    check_outputs(written, read)
 
     from mbprof.budgets import BudgetFileError, load_budgets
 
