@@ -13,12 +13,24 @@ t.latency_ms      # median wall time of one batch on this machine
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.errors import ResourceError
-from mbprof.parsing import parse_chunks, parse_int, parse_mem_dtype, parse_resolution
+from mbprof.errors import MbprofError, ModelRunError, ResourceError
+from mbprof.interrupts import UserCodeExit, contained
+from mbprof.parsing import (
+    MAX_BATCH,
+    MAX_CLASSES,
+    parse_chunks,
+    parse_int,
+    parse_mem_dtype,
+    parse_positive_float,
+    parse_resolution,
+)
 from mbprof.records import (
     BenchResult,
     LatencySettings,
@@ -37,6 +49,65 @@ if TYPE_CHECKING:
 Resolution = int | str | tuple[int, int]
 
 
+def _model_name(model: Any, name: str = "model") -> str:
+    if not isinstance(model, str) or not model.strip():
+        raise MbprofError(
+            f"{name}: {model!r} is not a model name; give a registered name such as "
+            "'mobilenet_v2' or an import path such as 'mypkg.models:build'"
+        )
+    return model
+
+
+def _resolution_text(resolution: Any) -> str:
+    """224, '160x224' or (160, 224) as the text ``parse_resolution`` reads."""
+    if isinstance(resolution, (tuple, list)):
+        if len(resolution) != 2 or not all(
+            isinstance(side, int) and not isinstance(side, bool) for side in resolution
+        ):
+            raise MbprofError(
+                f"resolution: {resolution!r} is not a resolution; give an integer, "
+                "'HEIGHTxWIDTH' or a (height, width) pair of integers"
+            )
+        return f"{resolution[0]}x{resolution[1]}"
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, str)):
+        raise MbprofError(
+            f"resolution: {resolution!r} is not a resolution; give an integer, "
+            "'HEIGHTxWIDTH' or a (height, width) pair of integers"
+        )
+    return str(resolution)
+
+
+def _kwargs_pairs(kwargs: Any) -> dict[str, Any]:
+    """A dict of builder arguments from a dict or (key, value) pairs; a key twice is refused."""
+    if kwargs is None:
+        return {}
+    if isinstance(kwargs, dict):
+        return dict(kwargs)
+    pairs: dict[str, Any] = {}
+    try:
+        items = list(kwargs)
+    except TypeError:
+        items = None
+    if (
+        items is None
+        or isinstance(kwargs, str)
+        or not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in items)
+    ):
+        raise MbprofError(f"kwargs: {kwargs!r} is not a dict of builder arguments")
+    for key, value in items:
+        if key in pairs:
+            raise MbprofError(f"kwargs: {key!r} is given twice; give each argument once")
+        pairs[key] = value
+    return pairs
+
+
+def _classes(num_classes: Any) -> Any:
+    """The bound only: the model registry refuses what is not an integer >= 1."""
+    if isinstance(num_classes, int) and num_classes > MAX_CLASSES:
+        raise MbprofError(f"classes {num_classes} is too many; give at most {MAX_CLASSES:,}")
+    return num_classes
+
+
 def make_spec(
     model: str = "mobilenet_v2",
     width: float = 1.0,
@@ -46,40 +117,59 @@ def make_spec(
     kwargs: dict[str, Any] | Sequence[tuple[str, Any]] | None = None,
 ) -> ModelSpec:
     """A checked ``ModelSpec``: raises ``MbprofError`` naming any value the model refuses."""
-    from mbprof.models import check_spec
+    from mbprof.models import check_kwargs, check_spec
 
-    if isinstance(resolution, tuple):
-        resolution = f"{resolution[0]}x{resolution[1]}"
-    pairs = dict(kwargs or {})
     spec = ModelSpec(
-        model=model,
-        width=float(width),
-        depth=float(depth),
-        resolution=parse_resolution(resolution, "resolution"),
-        num_classes=num_classes,
-        kwargs=tuple(sorted(pairs.items())),
+        model=_model_name(model),
+        width=parse_positive_float(width, "width"),
+        depth=parse_positive_float(depth, "depth"),
+        resolution=parse_resolution(_resolution_text(resolution), "resolution"),
+        num_classes=_classes(num_classes),
+        kwargs=tuple(sorted(_kwargs_pairs(kwargs).items())),
     )
-    check_spec(spec)
-    return spec
+    info = check_spec(spec)
+    # As the builder gets them (a 1 given for a bool parameter is True).
+    return replace(spec, kwargs=tuple(sorted(check_kwargs(info, dict(spec.kwargs)).items())))
+
+
+_NUMBER = (numbers.Number, str)  # a lone width or depth: 0.5 or "0.5"
+
+
+def _items(value: Any, name: str, lone: tuple[type, ...]) -> list[Any]:
+    """``value`` as a list: a lone string (or number, or resolution) is one item, not a
+    sequence of letters; an iterable gives its items; nothing at all is refused."""
+    if isinstance(value, lone):
+        return [value]
+    try:
+        items = list(value)
+    except TypeError:
+        raise MbprofError(f"{name}: {value!r} is neither one value nor a list of them") from None
+    if not items:
+        raise MbprofError(f"{name}: the list is empty; give at least one")
+    return items
 
 
 def make_specs(
-    models: Iterable[str] = ("mobilenet_v2",),
-    widths: Iterable[float] = (1.0,),
-    depths: Iterable[float] = (1.0,),
-    resolutions: Iterable[Resolution] = (224,),
+    models: Iterable[str] | str = ("mobilenet_v2",),
+    widths: Iterable[float] | float = (1.0,),
+    depths: Iterable[float] | float = (1.0,),
+    resolutions: Iterable[Resolution] | int | str = (224,),
     num_classes: int = 1000,
     kwargs: dict[str, Any] | None = None,
 ) -> list[ModelSpec]:
-    """Every (model, width, depth, resolution), all checked before any is built.
+    """Every (model, width, depth, resolution), all checked before any is built. A lone
+    value (``models="mobilenet_v2"``, ``widths=1.0``, ``resolutions=224``) is one item.
 
     Models without a depth multiplier take only depth 1.0: a sweep over depths
     gives them one row per (width, resolution).
     """
     from mbprof.models import get_model_info
 
+    models = [_model_name(m, "models") for m in _items(models, "models", (str,))]
+    widths = [parse_positive_float(w, "widths") for w in _items(widths, "widths", _NUMBER)]
+    depths = [parse_positive_float(d, "depths") for d in _items(depths, "depths", _NUMBER)]
+    resolutions = _items(resolutions, "resolutions", (int, str))
     specs: list[ModelSpec] = []
-    depths = list(depths)
     for model, width, depth, resolution in itertools.product(models, widths, depths, resolutions):
         if depth != 1.0 and 1.0 in depths and not get_model_info(model).has_depth:
             continue
@@ -89,28 +179,91 @@ def make_specs(
     return specs
 
 
-def _refuse_if_over(spec: ModelSpec, need: int, what: str) -> None:
+def _refuse_if_over(
+    spec: ModelSpec, need: int, what: str, cause: str = "", have: int | None = None
+) -> None:
+    """ResourceError when ``need`` bytes exceed the free memory (``have``, read now when not
+    given). ``cause`` names the knob to change when it alone makes the difference (fewer
+    classes, a smaller batch); otherwise resolution or width are."""
     from mbprof.analysis.footprint import available_memory_bytes
     from mbprof.units import format_bytes
 
-    have = available_memory_bytes()
+    have = available_memory_bytes() if have is None else have
     if need > have:
         raise ResourceError(
             f"{spec.label} needs about {format_bytes(need)} for its {what}, more than the "
-            f"{format_bytes(have)} of memory available; use a smaller resolution or width"
+            f"{format_bytes(have)} of memory available; {cause or 'use a smaller resolution or width'}"
         )
+
+
+def _param_cause(spec: ModelSpec, have: int) -> str:
+    """'use fewer classes' when the default 1000 classes would fit: the classifier is to blame."""
+    from mbprof.analysis.footprint import param_bytes
+    from mbprof.models import create_from_spec
+
+    if spec.num_classes <= 1000:
+        return ""
+    default = replace(spec, num_classes=1000)
+    try:
+        fits = param_bytes(lambda: create_from_spec(default)) <= have
+    except MbprofError:  # a user model that takes no num_classes
+        return ""
+    return f"use fewer classes ({spec.num_classes:,} classes are the cause)" if fits else ""
 
 
 def build_checked(spec: ModelSpec, weights: str | Path | None = None, batch: int = 1) -> nn.Module:
     """Build the model of ``spec``, first making sure that it and a float32 forward pass
     of ``batch`` images fit in free memory (refused with ``ResourceError`` otherwise)."""
-    from mbprof.analysis.footprint import activation_bytes, param_bytes
+    from mbprof.analysis.footprint import activation_bytes, available_memory_bytes, param_bytes
     from mbprof.models import create_from_spec
 
-    _refuse_if_over(spec, param_bytes(lambda: create_from_spec(spec)), "parameters")
+    have = available_memory_bytes()
+    params = param_bytes(lambda: create_from_spec(spec))
+    if params > have:
+        _refuse_if_over(spec, params, "parameters", _param_cause(spec, have), have)
     model = create_from_spec(spec, weights=weights)
-    _refuse_if_over(spec, activation_bytes(model, spec.input_shape(batch)), "activations")
+    # Sized for one image and scaled (the estimate is linear in the batch), so that a huge
+    # batch is refused before its input tensor is allocated.
+    with _running(spec, "sizing its activations"):
+        per_image = activation_bytes(model, spec.input_shape(1))
+    what, cause = "activations", ""
+    if batch > 1:
+        what = f"activations at batch {batch:,}"
+        if per_image <= have:
+            most = have // max(per_image, 1)
+            cause = f"use a smaller batch (batch {batch:,} is the cause; about {most:,} fit)"
+    _refuse_if_over(spec, per_image * batch, what, cause, have)
     return model
+
+
+@contextmanager
+def _running(spec: ModelSpec, phase: str) -> Iterator[None]:
+    """Name the model and what mbprof was doing when the model's own code raises
+    (``ValueError: forward is broken`` alone does not say which model, or when). A
+    ``sys.exit`` in it is ``UserCodeExit``, never the end of the run (``contained``)."""
+    try:
+        with contained(spec.model, phase):
+            yield
+    except (MbprofError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised with the model named
+        lines = str(exc).strip().splitlines()
+        first = f": {lines[0]}" if lines else ""
+        at = spec.label.removeprefix(spec.model).strip()
+        raise ModelRunError(
+            f"model {spec.model!r} failed while {phase} ({at}): {type(exc).__name__}{first}"
+        ) from exc
+
+
+def _check_computes(spec: ModelSpec, report: MemoryReport) -> MemoryReport:
+    """A model whose forward writes no tensor (``torch.nn:Identity``) has nothing to report."""
+    if not report.curve:
+        raise ModelRunError(
+            f"model {spec.model!r} computes nothing from its input: its forward pass runs no "
+            "operation that writes a tensor (it returns the input, or a view of it), so there "
+            "is no activation memory to report"
+        )
+    return report
 
 
 def profile_spec(
@@ -131,8 +284,12 @@ def profile_spec(
     if memory:
         from mbprof.analysis.memory import analyze_memory
 
-        report = analyze_memory(model, spec.input_shape(), dtype=mem_dtype, chunks=chunks)
-    return Profile(spec=spec, counts=count(model, spec.input_shape()), memory=report)
+        with _running(spec, "analysing its activation memory"):
+            report = analyze_memory(model, spec.input_shape(), dtype=mem_dtype, chunks=chunks)
+        _check_computes(spec, report)
+    with _running(spec, "counting its MAdds"):
+        counts = count(model, spec.input_shape())
+    return Profile(spec=spec, counts=counts, memory=report)
 
 
 def _build_for_shapes(spec: ModelSpec) -> nn.Module:
@@ -145,6 +302,8 @@ def _build_for_shapes(spec: ModelSpec) -> nn.Module:
     try:
         with torch.device("meta"):
             return create_from_spec(spec)
+    except UserCodeExit:
+        raise
     except Exception:  # noqa: BLE001 - a builder that needs real tensors: build it for real
         return build_checked(spec)
 
@@ -160,8 +319,11 @@ def memory_spec(
     from mbprof.analysis.memory import analyze_memory
 
     dtype, chunks = parse_mem_dtype(dtype, "dtype"), parse_chunks(chunks, "chunks")
-    batch = parse_int(batch, "batch")
-    return analyze_memory(_build_for_shapes(spec), spec.input_shape(batch), dtype, chunks)
+    batch = parse_int(batch, "batch", maximum=MAX_BATCH)
+    model = _build_for_shapes(spec)
+    with _running(spec, "analysing its activation memory"):
+        report = analyze_memory(model, spec.input_shape(batch), dtype, chunks)
+    return _check_computes(spec, report)
 
 
 def memory(
@@ -193,9 +355,10 @@ def measure_memory_spec(
     (see ``mbprof.analysis.memory.measured``)."""
     from mbprof.analysis.memory.measured import measure_memory as measure
 
-    dtype, batch = parse_mem_dtype(dtype, "dtype"), parse_int(batch, "batch")
+    dtype, batch = parse_mem_dtype(dtype, "dtype"), parse_int(batch, "batch", maximum=MAX_BATCH)
     model = build_checked(spec, batch=batch)
-    return measure(model, spec.input_shape(batch), dtype=dtype, device=device)
+    with _running(spec, "measuring its memory"):
+        return measure(model, spec.input_shape(batch), dtype=dtype, device=device)
 
 
 def profile(
@@ -298,7 +461,8 @@ def bench_spec(
 
     settings = resolve_settings(settings or LatencySettings())
     model = build_checked(spec, weights=weights, batch=settings.batch)
-    timing = time_model(model, spec.input_shape(settings.batch), settings, madds=madds)
+    with _running(spec, f"timing it with {settings.backend}"):
+        timing = time_model(model, spec.input_shape(settings.batch), settings, madds=madds)
     return BenchResult(spec=spec, timing=timing)
 
 
@@ -319,6 +483,8 @@ def bench(
 
 
 def _failure(exc: BaseException) -> str:
+    if isinstance(exc, ModelRunError) and exc.__cause__ is not None:
+        exc = exc.__cause__  # the row names the model and configuration already
     lines = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
@@ -347,12 +513,13 @@ def compare_row(
 ) -> dict[str, Any]:
     """One row of a comparison frame: counts, memory (``memory``, ``mem_dtype``, ``chunks``
     as for ``profile_spec``) and latency with resolved ``latency`` settings. A
-    configuration that does not fit or fails to run gets an ``error``."""
+    configuration that does not fit or fails to run gets an ``error``, as does a model
+    whose code calls ``sys.exit`` (``UserCodeExit``): the sweep goes on."""
     say = on_phase or (lambda _text: None)
     say("counting")
     try:
         row = profile_row(profile_spec(spec, weights=weights, **memory))
-    except (ResourceError, RuntimeError, MemoryError) as exc:
+    except (ResourceError, RuntimeError, MemoryError, UserCodeExit) as exc:
         return {**_spec_columns(spec), "error": _failure(exc)}
     if latency is not None:
         say(f"timing {latency.backend}")
@@ -403,10 +570,10 @@ def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def compare(
-    models: Iterable[str] = ("mobilenet_v2",),
-    widths: Iterable[float] = (1.0,),
-    depths: Iterable[float] = (1.0,),
-    resolutions: Iterable[Resolution] = (224,),
+    models: Iterable[str] | str = ("mobilenet_v2",),
+    widths: Iterable[float] | float = (1.0,),
+    depths: Iterable[float] | float = (1.0,),
+    resolutions: Iterable[Resolution] | int | str = (224,),
     num_classes: int = 1000,
     *,
     kwargs: dict[str, Any] | None = None,
@@ -417,7 +584,8 @@ def compare(
     latency: bool | LatencySettings = False,
     accuracy: bool | str | Path = True,
 ) -> pd.DataFrame:
-    """One row per (model, width, depth, resolution) with MAdds, params and (``memory``)
+    """One row per (model, width, depth, resolution) (a lone value is one item:
+    ``models="mobilenet_v2"``) with MAdds, params and (``memory``)
     peak activation memory in ``mem_dtype``, materialized and memory-efficient (T =
     ``chunks``, None for one channel a chunk). ``latency=True`` (default settings) or a
     ``LatencySettings`` also measures each configuration's latency on this machine;

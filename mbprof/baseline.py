@@ -69,7 +69,9 @@ def _get(row: Mapping[str, Any], key: str) -> Any:
 
 
 def spec_from_row(row: Mapping[str, Any], where: str) -> ModelSpec:
-    """The configuration a frame row measured (model, width, depth, size, classes, args)."""
+    """The configuration a frame row measured (model, width, depth, size, classes, args).
+    Data only: the model stays a name, checked (and an import path refused unless allowed)
+    by ``mbprof.measure.check_specs`` before anything is imported."""
     model = _get(row, "model")
     if not isinstance(model, str):
         raise MbprofError(f"{where}: no 'model' column; is this an mbprof compare result?")
@@ -88,7 +90,8 @@ def spec_from_row(row: Mapping[str, Any], where: str) -> ModelSpec:
             depth=float(_get(row, "depth") or 1.0),
             resolution=resolution,
             num_classes=int(_get(row, "num_classes") or 1000),
-            kwargs=parse_kwargs(str(args).split()) if args else (),
+            # Literal values only (numbers, true/false, none, else the text itself).
+            kwargs=parse_kwargs(str(args).split(), "args") if args else (),
         )
     except (TypeError, ValueError) as exc:
         if isinstance(exc, MbprofError):
@@ -142,7 +145,7 @@ def baseline_budgets(
                 raise
             raise MbprofError(f"{where}: {exc}") from None
         if limits:
-            budgets.append(Budget(spec, tuple(limits), source, None, "", number))
+            budgets.append(Budget(spec, tuple(limits), source, None, "", number, from_rows=True))
     if not budgets:
         raise MbprofError(f"{source}: no configuration with figures to guard")
     return budgets

@@ -3,13 +3,16 @@ against measured rows (the columns of a comparison frame, see ``mbprof.columns``
 
 Pure: parsing turns text into ``Budget`` records, checking turns records and rows into
 ``Result`` records; nothing here measures, builds a model or imports torch. The file is
-read as data only (``tomllib``): nothing in it is executed or imported.
+read as data only (``tomllib``): nothing in it is executed or imported here, and a model
+given as an import path is refused before anything imports it unless the caller allows
+its module (``mbprof.measure.check_specs``, ``allow_import``).
 
 A budget file::
 
     [[budget]]
     name = "phone"                 # optional label
-    model = "mobilenet_v2"         # required: a registered model or "pkg.module:callable"
+    model = "mobilenet_v2"         # required: a registered model (or "pkg.module:callable",
+                                   #   imported only when its module is allowed)
     width = 1.0                    # optional: width, depth (1.0), resolution (224 or
     resolution = 224               #   "160x224"), classes (1000), args (a table)
     max_madds = "310M"             # counts: K = 1e3, M = 1e6, G = 1e9
@@ -41,6 +44,10 @@ from typing import Any
 from mbprof.errors import MbprofError
 from mbprof.parsing import (
     CHUNKS_PER_CHANNEL,
+    MAX_BATCH,
+    MAX_MIN_TIME_S,
+    MAX_THREADS,
+    MAX_WARMUP,
     MEM_DTYPE_BYTES,
     MIN_RESOLUTION,
     parse_chunks,
@@ -228,6 +235,7 @@ class Budget:
     name: str = ""
     index: int = 1
     key_lines: tuple[tuple[str, int], ...] = ()  # where each key is written
+    from_rows: bool = False  # a row of a results file (a baseline), ``index`` its number
 
     def line_of(self, key: str = "") -> int | None:
         """The line of ``key`` (or of its nearest written parent, or of the header)."""
@@ -236,6 +244,14 @@ class Budget:
     @property
     def label(self) -> str:
         return f"{self.name} ({self.spec.label})" if self.name else self.spec.label
+
+    def error(self, message: str, key: str = "") -> MbprofError:
+        """A refusal that points where ``key`` was written: ``FILE:LINE: budget N, key: ...``
+        for a budget file (a ``BudgetFileError``), ``FILE row N: ...`` for a baseline row."""
+        if self.from_rows:
+            return MbprofError(f"{self.source} row {self.index}: {message}")
+        where = f"budget {self.index}, {key}" if key else f"budget {self.index}"
+        return BudgetFileError(f"{where}: {message}", self.source, self.line_of(key))
 
 
 @dataclass(frozen=True)
@@ -444,7 +460,13 @@ class _Reader:
         return float(value)
 
     def integer(
-        self, table: Mapping[str, Any], key: str, index: int, minimum: int, where: str = ""
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        index: int,
+        minimum: int,
+        where: str = "",
+        maximum: int | None = None,
     ):
         value = table.get(key)
         if value is None:
@@ -452,6 +474,8 @@ class _Reader:
         full = f"{where}.{key}" if where else key
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
         self.expect(ok, index, full, value, f"an integer >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise self.fail(f"{value} is too large; give at most {maximum:,}", index, full)
         return value
 
     def choice(self, table: Mapping[str, Any], key: str, index: int, where: str, allowed: tuple):
@@ -586,16 +610,24 @@ class _Reader:
             min_time = self.wrap(index, f"{key}.min_time", parse_ms, min_time, "min_time")
             if not (math.isfinite(min_time) and min_time > 0):
                 raise self.fail(f"{entry['min_time']!r} must be > 0", index, f"{key}.min_time")
+            if min_time > MAX_MIN_TIME_S * 1000:  # the bound --min-time has
+                raise self.fail(
+                    f"{entry['min_time']!r} is too long; give at most {MAX_MIN_TIME_S:g} s",
+                    index,
+                    f"{key}.min_time",
+                )
         settings = (
             ("device", self.choice(entry, "device", index, key, LAT_DEVICES) or "cpu"),
             ("backend", self.choice(entry, "backend", index, key, LAT_BACKENDS) or "eager"),
-            ("threads", self.integer(entry, "threads", index, 1, key)),
-            ("batch", self.integer(entry, "batch", index, 1, key) or 1),
+            # A fixed bound here: checking saved results (--results) needs no CPUs; measuring
+            # refuses more threads than this machine's logical CPUs, as --threads does.
+            ("threads", self.integer(entry, "threads", index, 1, key, MAX_THREADS)),
+            ("batch", self.integer(entry, "batch", index, 1, key, MAX_BATCH) or 1),
             ("dtype", self.choice(entry, "dtype", index, key, LAT_DTYPES) or "fp32"),
             ("channels_last", bool(self.boolean(entry, "channels_last", index, key))),
             ("fuse_bn", bool(self.boolean(entry, "fuse_bn", index, key))),
             ("min_time_ms", min_time),
-            ("warmup", self.integer(entry, "warmup", index, 0, key)),
+            ("warmup", self.integer(entry, "warmup", index, 0, key, MAX_WARMUP)),
         )
         return Limit(key, value, text, self.lines.budget(index, key), tolerance, settings)
 
@@ -672,7 +704,40 @@ def parse_budgets(text: str, source: str = "<budgets>") -> BudgetFile:
     except tomllib.TOMLDecodeError as exc:
         line, reason = _toml_error_line(str(exc), text)
         raise BudgetFileError(f"not valid TOML: {reason}", source, line) from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise BudgetFileError(
+            "arrays or tables are nested too deeply to read; a budget file needs a few levels",
+            source,
+            _deep_line(text),
+        ) from None
     return _Reader(text, source).read(data)
+
+
+def _deep_line(text: str, depth: int = 100) -> int | None:
+    """The line where brackets and braces first nest ``depth`` deep (a rough count that
+    skips quoted strings and comments: it only points at a line)."""
+    level, quote = 0, ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        escaped = False
+        for char in line:
+            if quote:
+                if escaped:
+                    escaped = False
+                elif char == "\\" and quote == '"':
+                    escaped = True
+                elif char == quote:
+                    quote = ""
+            elif char in "\"'":
+                quote = char
+            elif char == "#":
+                break
+            elif char in "[{":
+                level += 1
+                if level >= depth:
+                    return number
+            elif char in "]}":
+                level = max(0, level - 1)
+    return None
 
 
 def load_budgets(path: str | Path) -> BudgetFile:

@@ -25,3 +25,9 @@ class WeightsError(MbprofError):
 
 class ResourceError(MbprofError):
     """A configuration that would not fit in this machine's memory."""
+
+
+class ModelRunError(MbprofError, RuntimeError):
+    """A model that fails while mbprof runs it (its forward raised, or it computes nothing):
+    the message names the model and what mbprof was doing. A RuntimeError too, so that a
+    sweep records it in the configuration's row and goes on, as for a torch failure."""

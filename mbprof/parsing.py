@@ -7,12 +7,20 @@ the bad value and what is allowed. Nothing here imports torch.
 from __future__ import annotations
 
 import math
+import os
 import re
 from typing import Any
 
 from mbprof.errors import MbprofError
 
 MIN_RESOLUTION = 32
+# Upper bounds, so that a typo (an extra zero, a pasted exponent) is refused at once rather
+# than met by an allocation failure, an int64 overflow in torch or an hour of timing.
+MAX_CLASSES = 10**9  # beyond any classifier; below it the memory check names --classes
+MAX_BATCH = 10**6  # images per forward pass; below it the memory check names --batch
+MAX_MIN_TIME_S = 3600.0  # one hour of timed runs per configuration
+MAX_WARMUP = 10_000  # untimed runs before timing
+MAX_THREADS = 4096  # in a file, read anywhere; measuring allows this machine's logical CPUs
 
 
 def _items(text: str, option: str) -> list[str]:
@@ -22,14 +30,23 @@ def _items(text: str, option: str) -> list[str]:
     return items
 
 
-def parse_positive_float(text: str | float, option: str) -> float:
-    """A finite number > 0 (width and depth multipliers)."""
+def parse_positive_float(
+    text: str | float, option: str, maximum: float | None = None, unit: str = ""
+) -> float:
+    """A finite number > 0 (width and depth multipliers), and <= ``maximum`` when given.
+    A bool is refused: ``width=True`` is a slip, not 1.0."""
     try:
+        if isinstance(text, bool):
+            raise TypeError
         value = float(text)
     except (TypeError, ValueError):
         raise MbprofError(f"{option}: {text!r} is not a number; give a finite number > 0") from None
     if not math.isfinite(value) or value <= 0:
         raise MbprofError(f"{option}: {text!r} is not allowed; give a finite number > 0")
+    if maximum is not None and value > maximum:
+        raise MbprofError(
+            f"{option}: {text!r} is too large; give a number > 0 and <= {maximum:g}{unit}"
+        )
     return value
 
 
@@ -39,8 +56,11 @@ def parse_float_list(text: str, option: str) -> list[float]:
     return list(dict.fromkeys(values))
 
 
-def parse_int(text: str | int, option: str, minimum: int = 1) -> int:
-    """An integer >= minimum (written as digits: 1.5 and 'abc' are refused)."""
+def parse_int(
+    text: str | int, option: str, minimum: int = 1, maximum: int | None = None, why: str = ""
+) -> int:
+    """An integer >= minimum and <= maximum (written as digits: 1.5 and 'abc' are refused).
+    ``why`` says where the maximum comes from, when it is not a fixed bound."""
     if isinstance(text, int) and not isinstance(text, bool):
         value = text
     elif isinstance(text, str) and re.fullmatch(r"\s*[-+]?\d+\s*", text):
@@ -49,7 +69,25 @@ def parse_int(text: str | int, option: str, minimum: int = 1) -> int:
         raise MbprofError(f"{option}: {text!r} is not an integer; give an integer >= {minimum}")
     if value < minimum:
         raise MbprofError(f"{option}: {value} is too small; give an integer >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise MbprofError(
+            f"{option}: {value} is too large{why}; give an integer from {minimum} to {maximum:,}"
+        )
     return value
+
+
+def logical_cpus() -> int | None:
+    """The logical CPUs of this machine (None when the OS does not say)."""
+    return os.cpu_count()
+
+
+def parse_threads(text: str | int, option: str = "--threads") -> int:
+    """Intra-op threads: 1 to the machine's logical CPUs. More threads than CPUs only take
+    turns on them (and 10000 of them took over a minute to start): that is not a setting
+    worth timing."""
+    cpus = logical_cpus()
+    why = f" for the {cpus} logical CPUs of this machine" if cpus else ""
+    return parse_int(text, option, minimum=1, maximum=cpus, why=why)
 
 
 def parse_resolution(text: str | int, option: str = "--res") -> tuple[int, int]:
@@ -87,16 +125,23 @@ def _parse_literal(text: str) -> Any:
         return None
     for kind in (int, float):
         try:
-            return kind(text)
+            value = kind(text)
         except ValueError:
-            pass
+            continue
+        # 'inf', 'nan' and '1e309' stay text: no builder argument wants a non-finite
+        # number, and the builder's check (models.check_kwargs) then names the value.
+        if kind is int or math.isfinite(value):
+            return value
     return text
 
 
 def parse_kwargs(items: list[str] | None, option: str = "--arg") -> tuple[tuple[str, Any], ...]:
     """['dropout=0.1', 'fix_stem_head=true'] -> (('dropout', 0.1), ('fix_stem_head', True)).
 
-    Values become bool, None, int or float when they read as one, else stay strings.
+    Values become bool, None, int or a finite float when they read as one, else stay
+    strings; ``mbprof.models.check_kwargs`` then checks each against the builder's
+    parameter (a bool parameter takes true/false or 1/0, nothing else). A key given twice
+    is refused: which one was meant?
     """
     pairs: dict[str, Any] = {}
     for item in items or []:
@@ -106,6 +151,8 @@ def parse_kwargs(items: list[str] | None, option: str = "--arg") -> tuple[tuple[
             raise MbprofError(
                 f"{option}: {item!r} is not key=value with a Python identifier as key"
             )
+        if key in pairs:
+            raise MbprofError(f"{option}: {key!r} is given twice; give each argument once")
         pairs[key] = _parse_literal(value)
     return tuple(sorted(pairs.items()))
 
@@ -121,8 +168,9 @@ def parse_choice(text: str, option: str, choices: tuple[str, ...]) -> str:
 def check_latency_settings(settings: Any) -> Any:
     """A checked copy of latency settings (a ``records.LatencySettings``), names in lower
     case and numbers as numbers. Refuses, naming the option: an unknown device, dtype or
-    backend, batch or threads < 1, a minimum time that is not a number > 0, a negative
-    warm-up."""
+    backend, batch < 1 or > MAX_BATCH, threads < 1 or more than the logical CPUs, a minimum
+    time that is not a number > 0 and <= MAX_MIN_TIME_S seconds, a warm-up < 0 or >
+    MAX_WARMUP."""
     from dataclasses import replace
 
     from mbprof.records import BACKENDS, DEVICES, DTYPES
@@ -135,10 +183,12 @@ def check_latency_settings(settings: Any) -> Any:
         device=parse_choice(settings.device, "--device", DEVICES),
         dtype=parse_choice(settings.dtype, "--dtype", DTYPES),
         backend=parse_choice(settings.backend, "--backend", BACKENDS),
-        batch=parse_int(settings.batch, "--batch", minimum=1),
-        threads=None if threads is None else parse_int(threads, "--threads", minimum=1),
-        min_time_s=parse_positive_float(settings.min_time_s, "--min-time"),
-        warmup=parse_int(settings.warmup, "--warmup", minimum=0),
+        batch=parse_int(settings.batch, "--batch", minimum=1, maximum=MAX_BATCH),
+        threads=None if threads is None else parse_threads(threads, "--threads"),
+        min_time_s=parse_positive_float(
+            settings.min_time_s, "--min-time", maximum=MAX_MIN_TIME_S, unit=" s"
+        ),
+        warmup=parse_int(settings.warmup, "--warmup", minimum=0, maximum=MAX_WARMUP),
         channels_last=bool(settings.channels_last),
         fuse_bn=bool(settings.fuse_bn),
     )

@@ -14,8 +14,6 @@ from __future__ import annotations
 import csv
 import inspect
 import math
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -427,23 +425,39 @@ def table3_paper_problems() -> list[str]:
 # --- writing --------------------------------------------------------------------------
 
 
-def check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise MbprofError(f"--out: {str(out)!r} is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()):
-        readme = out / "README.md"
-        if not (readme.is_file() and MARKER in readme.read_text(encoding="utf-8", errors="ignore")):
-            raise MbprofError(
-                f"--out: {str(out)!r} already holds files that `mbprof reproduce` did not write; "
-                "give a new or empty folder"
-            )
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        raise MbprofError(f"--out: folder {str(parent)!r} does not exist")
-    import os
+def planned_files(parts: Sequence[str] = PARTS) -> set[str]:
+    """Every file (relative to ``out``) a run of ``parts`` may write: what it checks
+    before measuring, and, for all parts, the only names a manifest may list."""
+    names = {"README.md"}
+    if "table4" in parts:
+        names |= {"table4.md", "table4.csv", "inconsistencies.md"}
+    if "table3" in parts:
+        names |= {"table3.md", "table3.csv"}
+    if "sweep" in parts:
+        names.add("sweep.csv")
+    if "figures" in parts:
+        names |= {"pareto.md", *(f"figures/{spec.stem}.png" for spec in FIGURES)}
+    return names
 
-    if not os.access(parent, os.W_OK):
-        raise MbprofError(f"--out: cannot write in {str(parent)!r}: permission denied")
+
+def _written_before_manifests(out: Path) -> bool:
+    """A folder from an mbprof that kept no manifest: its README carries the marker."""
+    readme = out / "README.md"
+    return readme.is_file() and MARKER in readme.read_text(encoding="utf-8", errors="ignore")
+
+
+def check_out(out: Path, parts: Sequence[str] = PARTS) -> dict[str, list[str] | None]:
+    """Refuse, before any measuring, a folder this run cannot write without losing a
+    file: only files that mbprof wrote (listed with their hash in its manifest) are
+    replaced or removed; a file of the user's, or one changed since, is never touched."""
+    from mbprof.manifest import check_folder
+
+    return check_folder(
+        Path(out),
+        planned_files(parts),
+        planned_files(PARTS),
+        legacy=_written_before_manifests,
+    )
 
 
 def _write(root: Path, relative: str, text: str | bytes, report: Report, what: str) -> None:
@@ -836,12 +850,13 @@ def reproduce(
 ) -> Report:
     """Write ``out`` from scratch: Table 4, Table 3 (with memory analysis), the sweep, the
     Pareto figures, the inconsistencies and a README index. ``out`` must be new, empty,
-    or a folder this function wrote before (it is replaced whole)."""
+    or a folder this function wrote before: there it replaces and removes only its own
+    files (``mbprof.manifest``), never the user's."""
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         raise MbprofError(f"parts: {unknown[0]!r} is not one of {', '.join(PARTS)}")
     out = Path(out)
-    check_out(out)
+    check_out(out, parts)
     report = Report(out=out)
     caps = capabilities()
     if not caps["latency"]:
@@ -877,8 +892,11 @@ def reproduce(
         frame = frame.iloc[sorted(range(len(frame)), key=lambda i: order.get(keys[i], 1e9))]
         frame = frame.reset_index(drop=True)
 
-    parent = out.resolve().parent
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=parent))
+    from mbprof import manifest
+
+    owned = check_out(out, parts)  # again: a file may have been edited while measuring
+    created = manifest.make_folder(out)
+    stage = manifest.stage(out)
     try:
         t4 = None
         if "table4" in parts:
@@ -926,10 +944,10 @@ def reproduce(
         readme = readme_markdown(report, frame, t4, _load_text(load_at_start, _load()))
         (stage / "README.md").write_text(readme, encoding="utf-8")
         report.files.insert(0, ("README.md", "This index"))
-        _swap(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+        manifest.install(stage, out, owned)
+        created = False  # written: out stays even if removing the stage fails below
+    finally:
+        manifest.discard(stage, out, created)
     return report
 
 
@@ -952,18 +970,6 @@ def _configs_of(frame: pd.DataFrame) -> list[Config]:
         Config(m, float(w), int(str(r)))
         for m, w, r in zip(frame["model"], frame["width"], frame["resolution"], strict=True)
     ]
-
-
-def _swap(stage: Path, out: Path) -> None:
-    """Put ``stage`` where ``out`` is, replacing a previous report whole."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}-old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-    stage.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def table3_frame(report: Report) -> pd.DataFrame:

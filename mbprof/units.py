@@ -62,30 +62,48 @@ def _split(text: str, what: str) -> tuple[float, str]:
     match = re.fullmatch(_NUMBER + r"\s*([A-Za-z]*)", text.strip())
     if not match:
         raise MbprofError(f"{what} {text!r} is not a number with an optional unit")
-    return float(match.group(1)), match.group(2)
+    return _finite(float(match.group(1)), text, what), match.group(2)
+
+
+def _finite(value: float, text: object, what: str) -> float:
+    """``value``, refused when it is infinite or not a number ('1e400' reads as inf, and an
+    integer cannot hold it)."""
+    if math.isnan(value):
+        raise MbprofError(f"{what} {text!r} is not a number")
+    if math.isinf(value):
+        raise MbprofError(f"{what} {text!r} is too large: give a finite number")
+    return value
+
+
+def _scaled(number: float, scale: int, text: object, what: str) -> int:
+    return round(_finite(number * scale, text, what))
 
 
 def parse_count(text: str | int | float, what: str = "count") -> int:
     """'300M' -> 300_000_000; '3.5M' -> 3_500_000; 1200 -> 1200."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return int(text)
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    if isinstance(text, float):
+        return int(_finite(text, text, what))
     number, unit = _split(str(text), what)
     if unit.upper() not in _COUNT_PREFIX:
         raise MbprofError(f"{what} {text!r} has an unknown unit {unit!r}: use K, M or G")
-    return round(number * _COUNT_PREFIX[unit.upper()])
+    return _scaled(number, _COUNT_PREFIX[unit.upper()], text, what)
 
 
 def parse_bytes(text: str | int | float, what: str = "size") -> int:
     """'1.2 MB' -> 1_200_000; '400KB' -> 400_000; '1 MiB' -> 1_048_576; 512 -> 512."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return int(text)
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    if isinstance(text, float):
+        return int(_finite(text, text, what))
     number, unit = _split(str(text), what)
     key = unit.upper() or "B"
     if key not in _BYTE_UNITS:
         raise MbprofError(
             f"{what} {text!r} has an unknown unit {unit!r}: use B, KB, MB, GB, KiB, MiB or GiB"
         )
-    return round(number * _BYTE_UNITS[key])
+    return _scaled(number, _BYTE_UNITS[key], text, what)
 
 
 def format_percent(value: float | None, digits: int = 1) -> str:
@@ -103,15 +121,15 @@ def parse_percent(text: str, what: str = "tolerance") -> float:
     match = re.fullmatch(_NUMBER + r"\s*%", text.strip())
     if not match:
         raise MbprofError(f"{what} {text!r} is not a percentage; write it like '10%' (>= 0)")
-    return float(match.group(1))
+    return _finite(float(match.group(1)), text, what)
 
 
 def parse_ms(text: str | int | float, what: str = "time") -> float:
     """'25 ms' -> 25.0; '0.5s' -> 500.0; '800us' -> 0.8; 12 -> 12.0 (milliseconds)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
+        return _finite(float(text), text, what)
     number, unit = _split(str(text), what)
     key = unit.upper() or "MS"
     if key not in _TIME_UNITS:
         raise MbprofError(f"{what} {text!r} has an unknown unit {unit!r}: use us, ms or s")
-    return number * _TIME_UNITS[key]
+    return _finite(number * _TIME_UNITS[key], text, what)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -24,6 +26,7 @@ with warnings.catch_warnings():  # fvcore scripts a loss function at import: not
 
 from mbprof.records import CountReport, LayerRow
 
+FVCORE_LOGGER = "fvcore.nn.jit_analysis"
 # fvcore handle names whose counts are multiply-accumulates of conv / FC layers.
 MADD_OPS = frozenset({"conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum"})
 
@@ -75,6 +78,20 @@ class _OutputSizes:
             handle.remove()
 
 
+@contextmanager
+def _quiet_fvcore() -> Iterator[None]:
+    """fvcore's logger at ERROR only while mbprof's own analysis runs (what it would warn
+    about is reported in ``uncounted_ops``), then back as it was: a user's own fvcore calls
+    in the same process keep their warnings."""
+    logger = logging.getLogger(FVCORE_LOGGER)
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 def count(model: nn.Module, input_shape: tuple[int, ...]) -> CountReport:
     """Count MAdds and params of ``model`` for one input of ``input_shape`` (N, C, H, W).
 
@@ -92,17 +109,16 @@ def count(model: nn.Module, input_shape: tuple[int, ...]) -> CountReport:
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     analysis.tracer_warnings("none")
-    logging.getLogger("fvcore.nn.jit_analysis").setLevel(logging.ERROR)
 
     recorder = _OutputSizes(model)
     try:
-        by_module = analysis.by_module_and_operator()  # fvcore traces the model here
+        with _quiet_fvcore():
+            by_module = analysis.by_module_and_operator()  # fvcore traces the model here
+            unsupported = analysis.unsupported_ops()
     finally:
         recorder.remove()
     sizes = recorder.sizes
-    uncounted = Counter(
-        {op: n for op, n in analysis.unsupported_ops().items() if op.startswith("aten::")}
-    )
+    uncounted = Counter({op: n for op, n in unsupported.items() if op.startswith("aten::")})
 
     layers: list[LayerRow] = []
     other_by_op: Counter[str] = Counter()

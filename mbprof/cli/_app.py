@@ -7,9 +7,12 @@ Nothing here imports torch: ``mbprof --help`` must stay instant.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 import typer
 from typer.core import TyperGroup
@@ -20,9 +23,12 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions
 
 from mbprof import __version__
+from mbprof.cli._streams import prepare_streams
 from mbprof.errors import MbprofError
 
 EXIT_BAD_INPUT = 2
+# click >= 8.2 raises this for a bare `mbprof` (older ones print the help and exit 0).
+_NO_ARGS_IS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
 
 def _one_line(text: str) -> str:
@@ -30,11 +36,55 @@ def _one_line(text: str) -> str:
 
 
 def fail(message: str) -> None:
-    typer.echo(f"mbprof: error: {_one_line(message)}", err=True)
+    from mbprof.render.safe_text import safe_text
+
+    # Messages quote files' text: whitespace folded to one line, control characters shown.
+    typer.echo(f"mbprof: error: {safe_text(_one_line(message))}", err=True)
+
+
+# --- stdout is for results -------------------------------------------------------------
+# While a command runs, sys.stdout points at stderr, so that whatever a user's module
+# prints (at import, in its builder, in forward) cannot corrupt a result on stdout
+# (`--format json | jq`); mbprof writes its results to `results_stream()`, the stdout the
+# command started with. Help and --version are printed before that, on stdout.
+
+_results: list[TextIO | None] = []  # the real stdout of each running command, innermost last
+
+
+def results_stream() -> TextIO | None:
+    """Where mbprof's results go: the command's real stdout."""
+    return _results[-1] if _results else sys.stdout
+
+
+@contextmanager
+def user_output_to_stderr() -> Iterator[None]:
+    real = sys.stdout
+    _results.append(real)
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = real
+        _results.pop()
+
+
+def _results_on_stdout(callback: Any) -> Any:
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with user_output_to_stderr():
+            return callback(*args, **kwargs)
+
+    return run
 
 
 class MbprofGroup(TyperGroup):
     """Runs every command under mbprof's error policy (also under typer's CliRunner)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            if command.callback is not None:
+                command.callback = _results_on_stdout(command.callback)
 
     def main(
         self,
@@ -46,15 +96,25 @@ class MbprofGroup(TyperGroup):
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or os.environ.get("MBPROF_DEBUG", "") not in ("", "0")
+        prepare_streams()  # a closed stdout, an ASCII locale: one line, not a traceback
+        from mbprof import interrupts
+
         try:
-            code = super().main(
-                args=argv,
-                prog_name=prog_name or "mbprof",
-                complete_var=complete_var,
-                standalone_mode=False,
-                **extra,
-            )
+            # SIGTERM (a CI runner's timeout) stops a sweep as Ctrl-C does: finished rows kept.
+            with interrupts.watch(sigterm=True):
+                code = super().main(
+                    args=argv,
+                    prog_name=prog_name or "mbprof",
+                    complete_var=complete_var,
+                    standalone_mode=False,
+                    **extra,
+                )
             code = code if isinstance(code, int) else 0
+        except _NO_ARGS_IS_HELP as exc:  # a bare `mbprof`: the help, and no empty error line
+            message = exc.format_message()
+            if message.strip():  # typer's rich help is already printed; plain help is here
+                typer.echo(message, err=True)
+            code = EXIT_BAD_INPUT
         except click_exceptions.UsageError as exc:  # bad option, missing argument, bad choice
             if debug:
                 raise
@@ -68,7 +128,7 @@ class MbprofGroup(TyperGroup):
             code = EXIT_BAD_INPUT
         except (typer.Abort, KeyboardInterrupt):
             typer.echo("mbprof: interrupted", err=True)
-            code = 130
+            code = interrupts.exit_code()  # 130 for Ctrl-C, 143 for SIGTERM
         except typer.Exit as exc:
             code = exc.exit_code
         except Exception as exc:  # noqa: BLE001 - the policy is one line unless --debug

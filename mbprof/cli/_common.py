@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
 
 import typer
 
+from mbprof.cli._app import results_stream
+from mbprof.parsing import MAX_CLASSES
 from mbprof.render.document import Document
 
 
@@ -33,9 +34,14 @@ DEPTH_OPTION = typer.Option("1.0", "--depth", help="Depth multiplier (models tha
 RES_OPTION = typer.Option(
     "224", "--res", "-r", help="Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32)."
 )
-CLASSES_OPTION = typer.Option("1000", "--classes", help="Number of classes, an integer >= 1.")
+CLASSES_OPTION = typer.Option(
+    "1000", "--classes", help=f"Number of classes, an integer from 1 to {MAX_CLASSES:,}."
+)
 ARG_OPTION = typer.Option(
-    None, "--arg", help="Extra builder keyword argument KEY=VALUE (repeatable)."
+    None,
+    "--arg",
+    help="Extra builder keyword argument KEY=VALUE (repeatable, each key once), checked "
+    "against the builder's parameter: a bool takes true/false or 1/0.",
 )
 WEIGHTS_OPTION = typer.Option(
     None,
@@ -57,7 +63,7 @@ def spec_options(
         width=parse_positive_float(width, "--width"),
         depth=parse_positive_float(depth, "--depth"),
         resolution=parse_resolution(res, "--res"),
-        num_classes=parse_int(classes, "--classes"),
+        num_classes=parse_int(classes, "--classes", maximum=MAX_CLASSES),
         kwargs=dict(parse_kwargs(arg)),
     )
 
@@ -67,6 +73,51 @@ def check_output(output: Path | None, option: str = "--output") -> None:
         from mbprof.render.export import check_writable
 
         check_writable(output, option)
+
+
+def _identity(path: Path) -> tuple | None:
+    """What ``path`` writes to: an existing file's inode (hard and symbolic links agree),
+    a new file's resolved path; None for a device or FIFO (writes go through, none
+    replaces another)."""
+    import os
+    import stat
+
+    try:
+        found = os.stat(path)
+    except OSError:
+        return ("path", os.path.realpath(path))
+    if not stat.S_ISREG(found.st_mode):
+        return None
+    return ("inode", found.st_dev, found.st_ino)
+
+
+def check_outputs(
+    outputs: dict[str, Path | None], inputs: dict[str, Path | None] | None = None
+) -> None:
+    """Refuse, before any work, two options that would write the same file (one would
+    overwrite the other) and an output that would overwrite an input. Keys are the
+    options as the user wrote them (``--csv``), values their paths or None."""
+    from mbprof.errors import MbprofError
+
+    seen: dict[tuple, tuple[str, Path]] = {}
+    for option, path in (inputs or {}).items():
+        if path is not None and (key := _identity(Path(path))) is not None:
+            seen.setdefault(key, (option, Path(path)))
+    readers = {option for option, _ in seen.values()}
+    for option, path in outputs.items():
+        if path is None or (key := _identity(Path(path))) is None:
+            continue
+        if key in seen:
+            other, first = seen[key]
+            both = (
+                f"{other} and {option} name the same file {str(path)!r}"
+                if str(first) == str(path)
+                else f"{other} {str(first)!r} and {option} {str(path)!r} are the same file"
+            )
+            if other in readers:
+                raise MbprofError(f"{both}: {option} would overwrite what mbprof reads")
+            raise MbprofError(f"{both}; give each output its own path")
+        seen[key] = (option, Path(path))
 
 
 def render(doc: Document, fmt: OutputFormat) -> str:
@@ -84,19 +135,22 @@ def render(doc: Document, fmt: OutputFormat) -> str:
 
 
 def emit(doc: Document, fmt: OutputFormat, output: Path | None = None) -> None:
-    """Print ``doc`` in ``fmt``, or write it whole to ``output``."""
+    """Print ``doc`` in ``fmt`` on the real stdout (user code's prints go to stderr),
+    or write it whole to ``output``."""
     if output is not None:
         from mbprof.render.export import write_atomic
+        from mbprof.render.safe_text import safe_text
 
         write_atomic(output, render(doc, fmt))
-        typer.echo(f"wrote {output}", err=True)
+        typer.echo(f"wrote {safe_text(output)}", err=True)
         return
+    stdout = results_stream()
     if fmt is OutputFormat.table:
         from rich.console import Console
 
         from mbprof.render.console import print_document
 
         # Piped output is not squeezed into 80 columns.
-        print_document(doc, Console(width=None if sys.stdout.isatty() else 160))
+        print_document(doc, Console(file=stdout, width=None if stdout.isatty() else 160))
         return
-    sys.stdout.write(render(doc, fmt))
+    stdout.write(render(doc, fmt))

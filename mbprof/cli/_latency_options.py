@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import typer
 
-from mbprof.parsing import check_latency_settings
+from mbprof.parsing import MAX_BATCH, MAX_MIN_TIME_S, MAX_WARMUP, check_latency_settings
 from mbprof.records import LatencySettings
 
 DEVICE_OPTION = typer.Option(
     "auto", "--device", help="Where to run: cpu, cuda, or auto (cuda when torch sees a GPU)."
 )
-BATCH_OPTION = typer.Option("1", "--batch", help="Images per forward pass, an integer >= 1.")
+BATCH_OPTION = typer.Option(
+    "1", "--batch", help=f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}."
+)
 THREADS_OPTION = typer.Option(
     None,
     "--threads",
-    help="Intra-op threads for every backend, an integer >= 1 (default: torch's current count).",
+    help="Intra-op threads for every backend, an integer from 1 to the logical CPUs of this "
+    "machine (default: torch's current count).",
 )
 DTYPE_OPTION = typer.Option("fp32", "--dtype", help="Inference dtype: fp32, fp16 or bf16.")
 BACKEND_OPTION = typer.Option(
@@ -34,9 +37,13 @@ FUSE_BN_OPTION = typer.Option(
     False, "--fuse-bn", help="Fold batch norm into the convolutions first (the deployed form)."
 )
 MIN_TIME_OPTION = typer.Option(
-    "1.0", "--min-time", help="Seconds of timed runs per configuration, a number > 0."
+    "1.0",
+    "--min-time",
+    help=f"Seconds of timed runs per configuration, a number > 0 and <= {MAX_MIN_TIME_S:g}.",
 )
-WARMUP_OPTION = typer.Option("10", "--warmup", help="Untimed warm-up runs first, >= 0.")
+WARMUP_OPTION = typer.Option(
+    "10", "--warmup", help=f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}."
+)
 
 
 def latency_settings(

@@ -28,7 +28,9 @@ class SweepProgress:
         self.start(spec)
 
     def start(self, spec: ModelSpec) -> None:
-        self._label = spec.label
+        from mbprof.render.safe_text import safe_text
+
+        self._label = safe_text(spec.label)  # names from budget files reach the terminal
         self._progress.update(self._task, description=self._label)
 
     def phase(self, text: str) -> None:
@@ -39,15 +41,19 @@ class SweepProgress:
         self._progress.advance(self._task)
         if not self._console.is_terminal:
             return
+        from rich.text import Text
+
+        from mbprof.render.safe_text import safe_text
+
         if row.get("error"):
-            figure = f"[red]failed[/red]: {row['error']}"
+            figure = Text.assemble(("failed", "red"), f": {safe_text(row['error'])}")
         elif row.get("latency_ms") is not None:
-            figure = f"{row['latency_ms']:,.2f} ms"
+            figure = Text(f"{row['latency_ms']:,.2f} ms")
         elif row.get("madds") is not None:
-            figure = f"{row['madds'] / 1e6:,.2f}M MAdds"
+            figure = Text(f"{row['madds'] / 1e6:,.2f}M MAdds")
         else:
-            figure = ""
-        self._console.print(f"[dim]done[/dim] {self._label} {figure}", highlight=False)
+            figure = Text("")
+        self._console.print(Text.assemble(("done", "dim"), f" {self._label} ", figure))
 
 
 @contextmanager
@@ -67,7 +73,7 @@ def sweep_progress(total: int) -> Iterator[SweepProgress]:
     console = Console(stderr=True)
     progress = Progress(
         SpinnerColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # text, not markup
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),

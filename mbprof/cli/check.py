@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from enum import Enum
 from pathlib import Path
 
 import typer
 
-from mbprof.cli._app import app
-from mbprof.cli._common import OUTPUT_OPTION, OutputFormat, check_output
+from mbprof.cli._app import app, results_stream
+from mbprof.cli._common import OUTPUT_OPTION, OutputFormat, check_output, check_outputs
 from mbprof.errors import MbprofError
 
 EXIT_EXCEEDED = 1
@@ -26,10 +25,14 @@ class CheckFormat(str, Enum):
 
 
 def _fail_lines(results: list) -> None:
+    """The recap on stderr: one line per failure, each starting with ``mbprof:`` (CI
+    runners read workflow commands on stderr too, so the files' text is made safe)."""
+    from mbprof.render.safe_text import safe_text
+
     failed = [r for r in results if not r.passed]
     typer.echo(f"mbprof: {len(failed)} of {len(results)} limits not met", err=True)
     for r in failed:
-        typer.echo(f"mbprof: {r.where}: {r.message}", err=True)
+        typer.echo(f"mbprof: {safe_text(f'{r.where}: {r.message}')}", err=True)
 
 
 @app.command("check")
@@ -70,6 +73,15 @@ def check_command(
         help="table, csv, json, markdown, or github (workflow annotations and a step "
         "summary, written to $GITHUB_STEP_SUMMARY when set).",
     ),
+    allow_import: list[str] | None = typer.Option(
+        None,
+        "--allow-import",
+        metavar="MODULE",
+        help="Let the files name models by import path (MODULE:build) from MODULE or its "
+        "submodules, whose code is then imported and run; without it they may name "
+        "registered models only. Repeatable, or comma-separated; '*' allows any module, "
+        "so any code the files name.",
+    ),
     output: Path | None = OUTPUT_OPTION,
 ) -> None:
     """Check limits on MAdds, params, peak memory and latency; exit 1 when one is exceeded.
@@ -79,16 +91,22 @@ def check_command(
     Example: mbprof check examples/budgets.toml --format github --junit budgets.xml
     """
     from mbprof.baseline import parse_tolerances
+    from mbprof.measure import parse_allow_import
 
     if budgets is None and baseline is None:
         raise MbprofError("give a budget file, --baseline FILE, or both")
     if update_baseline and baseline is None:
         raise MbprofError("--update-baseline needs --baseline FILE: the file to rewrite")
     tolerances = parse_tolerances(tolerance)
+    allowed = parse_allow_import(allow_import)
     check_output(output)
     check_output(junit, "--junit")
     if update_baseline:
         check_output(baseline, "--baseline")
+    written = {"--output": output, "--junit": junit}
+    read = {"BUDGETS": budgets, "--results": results}
+    (written if update_baseline else read)["--baseline"] = baseline
+    check_outputs(written, read)
 
     from mbprof.budgets import BudgetFileError, load_budgets
 
@@ -101,13 +119,14 @@ def check_command(
 
         from mbprof.measure import check_specs, resolve_latency
 
-        check_specs(budget_list)
+        check_specs(budget_list, allowed)
         latency = resolve_latency(budget_list) if results is None else {}
     except BudgetFileError as exc:
         if fmt is CheckFormat.github:
             from mbprof.render.checks import annotation
 
-            typer.echo(annotation("error", exc.reason, exc.source, exc.line, "mbprof budget file"))
+            line = annotation("error", exc.reason, exc.source, exc.line, "mbprof budget file")
+            results_stream().write(line + "\n")
         raise
 
     from mbprof.budgets import check
@@ -116,16 +135,18 @@ def check_command(
     started = time.perf_counter()
     requests = requests_for(budget_list)
     if results is not None:
+        from mbprof.measure import refuse_row_imports
         from mbprof.render.export import read_frame
 
         saved = read_frame(results).to_dict(orient="records")
+        refuse_row_imports(saved, str(results), allowed)
         fresh_of = None
         rows = saved
     else:
         from mbprof.cli._progress import sweep_progress
 
         with sweep_progress(len(requests)) as advance:
-            fresh_of = measure(requests, on_start=advance, latency=latency)
+            fresh_of = measure(requests, on_start=advance, latency=latency, allow_import=allowed)
         rows = list(fresh_of.values())
     seconds = time.perf_counter() - started
 
@@ -220,13 +241,14 @@ def _environment_notes(rows: list) -> list[str]:
 def _emit(checked, title, fmt, output, junit, seconds, rows) -> None:
     from mbprof.render.checks import check_document, github_annotations, github_summary
     from mbprof.render.export import write_atomic
+    from mbprof.render.safe_text import safe_text
 
     doc = check_document(checked, title, _environment_notes(rows))
     if junit is not None:
         from mbprof.render.checks import junit_xml
 
         write_atomic(junit, junit_xml(checked, seconds))
-        typer.echo(f"wrote {junit}", err=True)
+        typer.echo(f"wrote {safe_text(junit)}", err=True)
     if fmt is not CheckFormat.github:
         from mbprof.cli._common import emit
 
@@ -242,6 +264,6 @@ def _emit(checked, title, fmt, output, junit, seconds, rows) -> None:
         text += summary
     if output is not None:
         write_atomic(output, text)
-        typer.echo(f"wrote {output}", err=True)
+        typer.echo(f"wrote {safe_text(output)}", err=True)
     else:
-        sys.stdout.write(text)
+        results_stream().write(text)  # the real stdout: user code's prints go to stderr

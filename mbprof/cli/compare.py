@@ -13,6 +13,7 @@ from mbprof.cli._common import (
     OUTPUT_OPTION,
     OutputFormat,
     check_output,
+    check_outputs,
     emit,
 )
 from mbprof.cli._latency_options import (
@@ -27,6 +28,7 @@ from mbprof.cli._latency_options import (
     WARMUP_OPTION,
     latency_settings,
 )
+from mbprof.errors import MbprofError
 from mbprof.parsing import (
     parse_chunks,
     parse_float_list,
@@ -139,6 +141,8 @@ def compare_command(
         from mbprof.render.plots import check_figure_path
 
         check_figure_path(plot, "--plot")
+    outputs = {f"--{kind.value}": path for kind, path in files.items()}
+    check_outputs({**outputs, "--plot": plot, "--output": output}, {"--accuracy": accuracy})
 
     from mbprof.api import accuracy_for, add_accuracy, iter_compare, make_specs, rows_to_frame
     from mbprof.cli._progress import sweep_progress
@@ -170,6 +174,14 @@ def compare_command(
                 progress.done(row)
         except KeyboardInterrupt:
             interrupted = True  # keep the rows already measured
+    from mbprof import interrupts
+
+    if interrupted and not rows:  # nothing measured: every old file stays as it was
+        typer.echo(
+            "mbprof: interrupted before any configuration was measured; no file written",
+            err=True,
+        )
+        raise typer.Exit(interrupts.exit_code())
     frame = add_accuracy(rows_to_frame(rows), table)
     doc = compare_document(frame)
     if plot is not None and rows:
@@ -189,7 +201,11 @@ def compare_command(
             typer.echo(f"wrote {path}", err=True)
     emit(doc, fmt, output)
     failed = sum(1 for row in rows if row.get("error"))
-    if failed:
+    # A model whose code called sys.exit (or raised KeyboardInterrupt, not a Ctrl-C): its
+    # row says so and the other rows are written, then the run fails with that one line.
+    prefix = f"{interrupts.UserCodeExit.__name__}: "
+    ended = [r["error"][len(prefix) :] for r in rows if str(r.get("error")).startswith(prefix)]
+    if failed and not ended:
         typer.echo(
             f"mbprof: {failed} of {len(rows)} configurations failed (see the error column)",
             err=True,
@@ -198,4 +214,8 @@ def compare_command(
         typer.echo(
             f"mbprof: interrupted after {len(rows)} of {len(specs)} configurations", err=True
         )
-        raise typer.Exit(130)
+        raise typer.Exit(interrupts.exit_code())  # 130 for Ctrl-C, 143 for SIGTERM
+    if ended:
+        raise MbprofError(
+            f"{ended[0]} ({failed} of {len(rows)} configurations failed, see the error column)"
+        )

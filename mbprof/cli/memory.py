@@ -17,6 +17,7 @@ from mbprof.cli._common import (
     WIDTH_OPTION,
     OutputFormat,
     check_output,
+    check_outputs,
     emit,
     spec_options,
 )
@@ -83,6 +84,7 @@ def memory_command(
         raise MbprofError(f"--curve: {str(curve)!r} must end in .csv or .json")
     check_output(curve, "--curve")
     check_output(output)
+    check_outputs({"--curve": curve, "--output": output})
 
     from mbprof.api import make_spec, measure_memory_spec, memory_spec
     from mbprof.render.memory_view import curve_frame, memory_document

@@ -7,7 +7,14 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app
-from mbprof.cli._common import FORMAT_OPTION, OUTPUT_OPTION, OutputFormat, check_output, emit
+from mbprof.cli._common import (
+    FORMAT_OPTION,
+    OUTPUT_OPTION,
+    OutputFormat,
+    check_output,
+    check_outputs,
+    emit,
+)
 
 
 @app.command("plot")
@@ -48,6 +55,7 @@ def plot_command(
         figure = Path(f"{frame.stem}-{y_axis.column}-vs-{x_axis.column}.png")
     check_figure_path(figure, "--figure")
     check_output(output)
+    check_outputs({"--figure": figure, "--output": output}, {"FRAME": frame})
 
     from mbprof.render.export import read_frame
     from mbprof.render.plots import frontier_document, plot_frame

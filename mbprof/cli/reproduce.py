@@ -7,7 +7,14 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app
-from mbprof.cli._common import FORMAT_OPTION, OUTPUT_OPTION, OutputFormat, check_output, emit
+from mbprof.cli._common import (
+    FORMAT_OPTION,
+    OUTPUT_OPTION,
+    OutputFormat,
+    check_output,
+    check_outputs,
+    emit,
+)
 from mbprof.parsing import parse_int, parse_positive_float
 
 
@@ -16,7 +23,8 @@ def reproduce_command(
     out: Path = typer.Option(
         Path("reports"),
         "--out",
-        help="Folder to write (new, empty, or written by reproduce before: replaced whole).",
+        help="Folder to write: new, empty, or written by reproduce before (only the files "
+        "it wrote are replaced; yours are kept).",
         file_okay=False,
     ),
     no_latency: bool = typer.Option(
@@ -46,9 +54,18 @@ def reproduce_command(
         "min_time_s": parse_positive_float(min_time, "--min-time"),
     }
     check_output(output)
-    from mbprof.reproduce import check_out, latency_settings, planned_configs, reproduce
+    from mbprof.manifest import MANIFEST
+    from mbprof.reproduce import (
+        check_out,
+        latency_settings,
+        planned_configs,
+        planned_files,
+        reproduce,
+    )
 
-    check_out(out)
+    check_out(out)  # before any measuring: a file of yours there is refused, never lost
+    written = {f"--out ({name})": out / name for name in sorted(planned_files()) + [MANIFEST]}
+    check_outputs({**written, "--output": output})
     if not no_latency:
         latency_settings(options)  # refuse what this machine cannot run before any work
     from mbprof.cli._progress import sweep_progress

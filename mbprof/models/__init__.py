@@ -7,6 +7,8 @@ way to build a model from its name and knobs.
 from __future__ import annotations
 
 import inspect
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from mbprof.records import ModelSpec
 __all__ = [
     "ModelInfo",
     "create_model",
+    "check_kwargs",
     "check_spec",
     "create_from_spec",
     "get_model_info",
@@ -48,22 +51,112 @@ def get_model_info(name: str) -> ModelInfo:
     return _registered_model_info(name)
 
 
-def _check_kwargs(info: ModelInfo, kwargs: dict[str, Any]) -> None:
-    params = inspect.signature(info.builder).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    allowed = sorted(set(params) - {"width", "depth", "num_classes"})
-    for key in kwargs:
-        if key not in allowed:
-            takes = ", ".join(allowed) if allowed else "no extra arguments"
+KNOB_NAMES = ("width", "depth", "num_classes")
+_SCALARS = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+def _annotation_type(annotation: Any) -> tuple[type | None, bool]:
+    """(bool, int, float or str, whether None is allowed) from an annotation such as
+    ``bool``, ``'float'`` (postponed), ``int | None`` or ``Optional[str]``; (None, False)
+    for anything else (unannotated, or a type this check does not know)."""
+    if annotation is inspect.Parameter.empty:
+        return None, False
+    if isinstance(annotation, type):
+        text = annotation.__name__
+    else:
+        text = str(annotation)
+    text = text.replace(" ", "").replace("typing.", "").replace("builtins.", "").strip("'\"")
+    optional = re.fullmatch(r"Optional\[(\w+)\]", text)
+    if optional:
+        text = optional.group(1) + "|None"
+    parts = text.split("|")
+    nullable = any(p in ("None", "NoneType") for p in parts)
+    named = [p for p in parts if p not in ("None", "NoneType")]
+    if len(named) == 1 and named[0] in _SCALARS:
+        return _SCALARS[named[0]], nullable
+    return None, False
+
+
+def _parameter_type(param: inspect.Parameter) -> tuple[type | None, bool]:
+    """What a builder parameter takes: its annotation when that names bool, int, float or
+    str, else the type of its default; None when neither says (then anything goes)."""
+    kind, nullable = _annotation_type(param.annotation)
+    default = param.default
+    if default is None:
+        nullable = True
+    elif kind is None and type(default) in (bool, int, float, str):
+        kind = type(default)
+    return kind, nullable
+
+
+def _typed_value(who: str, key: str, param: inspect.Parameter, value: Any) -> Any:
+    """``value`` checked against what ``param`` takes (a 1 or 0 for a bool becomes
+    True or False); MbprofError naming the argument otherwise."""
+    kind, nullable = _parameter_type(param)
+    if kind is None or (value is None and nullable):
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        allowed = "true or false (or 1 or 0)"
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        allowed = "an integer"
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(value):
+                return value
+        allowed = "a finite number"
+    else:
+        if isinstance(value, str):
+            return value
+        allowed = "a string"
+    raise MbprofError(f"{who} argument {key!r} takes {allowed}, not {value!r}")
+
+
+def check_kwargs(info: ModelInfo, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` checked against the builder's signature: every name is one of its
+    parameters (any name, for a builder with ``**kwargs``), and every value is of the
+    parameter's type, by its annotation or its default (a bool takes true/false or 1/0,
+    an int an integer, a float a finite number). The one check for ``--arg``, budget-file
+    ``args`` tables and the Python API's ``kwargs``; returns the values as the builder
+    gets them."""
+    try:
+        params = dict(inspect.signature(info.builder).parameters)
+    except (TypeError, ValueError):  # no signature to check against
+        return dict(kwargs)
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    named = {
+        k: p
+        for k, p in params.items()
+        if k not in KNOB_NAMES
+        and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    }
+    checked: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key in KNOB_NAMES:
+            raise MbprofError(
+                f"{info.name} argument {key!r} is one of mbprof's own knobs: set it as "
+                f"{key.replace('num_', '')} (--{key.replace('num_', '')}), not as an extra argument"
+            )
+        if key in named:
+            checked[key] = _typed_value(info.name, key, named[key], value)
+        elif open_ended:
+            checked[key] = value
+        else:
+            takes = ", ".join(sorted(named)) if named else "no extra arguments"
             raise MbprofError(f"{info.name} does not take argument {key!r}; it takes: {takes}")
+    return checked
 
 
 def check_spec(spec: ModelSpec) -> ModelInfo:
     """Refuse a configuration the model cannot take, before anything is built."""
     info = get_model_info(spec.model)
     info.check(spec.width, spec.depth, spec.num_classes)
-    _check_kwargs(info, spec.builder_kwargs())
+    check_kwargs(info, spec.builder_kwargs())
     if min(spec.resolution) < info.min_resolution:
         raise MbprofError(
             f"resolution {spec.res_label} is too small for {spec.model}: "
@@ -86,11 +179,22 @@ def create_model(
     """
     info = get_model_info(name)
     info.check(width, depth, num_classes)
-    _check_kwargs(info, kwargs)
+    kwargs = check_kwargs(info, kwargs)
     knobs: dict[str, Any] = {"width": width, "num_classes": num_classes}
     if info.has_depth:
         knobs["depth"] = depth
-    model = info.builder(**knobs, **kwargs)
+    try:
+        model = info.builder(**knobs, **kwargs)
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, MbprofError) or not kwargs:
+            raise
+        # A value of the right type that the builder still refuses (dropout=2).
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise MbprofError(
+            f"{name} refused its argument{'s' if len(kwargs) > 1 else ''} {given}: "
+            f"{type(exc).__name__}: {first}"
+        ) from None
     if weights is not None:
         load_weights(model, weights, label=f"{name} width {float(width)!r}")
     return model.eval()

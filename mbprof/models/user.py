@@ -28,6 +28,7 @@ from typing import Any
 from torch import nn
 
 from mbprof.errors import MbprofError
+from mbprof.interrupts import contained
 from mbprof.models._registry import ModelInfo
 
 KNOBS = {"width": 1.0, "depth": 1.0, "num_classes": 1000}
@@ -46,7 +47,10 @@ def _import_module(module: str, path: str) -> Any:
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
     try:
-        return importlib.import_module(module)
+        with contained(path, f"importing {module!r}"):  # sys.exit at import is an error
+            return importlib.import_module(module)
+    except MbprofError:
+        raise
     except ModuleNotFoundError as exc:
         if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
             raise MbprofError(
@@ -128,7 +132,8 @@ def _make_builder(
                     "(give its arguments with --arg key=value)"
                 ) from None
         try:
-            model = target(**call)
+            with contained(path, "being built"):  # sys.exit in the builder is an error
+                model = target(**call)
         except MbprofError:
             raise
         except Exception as exc:

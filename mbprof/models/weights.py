@@ -4,6 +4,7 @@ errors that say what does not fit."""
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +28,23 @@ def _unwrap(obj: object, path: Path) -> Mapping[str, torch.Tensor]:
     raise WeightsError(f"weights file {str(path)!r} does not hold a state dict of tensors")
 
 
+def _refusal(path: Path, message: str) -> str:
+    """Why torch's safe loader refused ``path``, in mbprof's words. torch's own text is
+    never passed on: it advises retrying with weights_only=False, which would run
+    whatever code the file holds."""
+    where = f"weights file {str(path)!r}"
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    if found:
+        return (
+            f"{where} refers to {found.group(1)}, which is not a tensor or a plain container; "
+            "mbprof loads checkpoints with weights_only=True and never runs code from one"
+        )
+    return (
+        f"{where} is not a readable PyTorch checkpoint: its data is not a state dict saved "
+        "by torch.save (or the file is damaged)"
+    )
+
+
 def load_weights(model: nn.Module, path: str | Path, label: str = "the model") -> nn.Module:
     """Load ``path`` into ``model`` in place; every key and shape must match."""
     path = Path(path)
@@ -35,11 +53,7 @@ def load_weights(model: nn.Module, path: str | Path, label: str = "the model") -
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
-        raise WeightsError(
-            f"weights file {str(path)!r} holds objects other than tensors, which mbprof refuses "
-            f"to unpickle (weights_only=True): {first}"
-        ) from None
+        raise WeightsError(_refusal(path, str(exc))) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise WeightsError(
             f"weights file {str(path)!r} is not a readable PyTorch checkpoint ({type(exc).__name__})"

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from mbprof import __version__
 from mbprof.budgets import ERROR, EXCEEDED, HELD, METRICS, TOLERATED, Result, format_amount
 from mbprof.render.document import Document, Table
-from mbprof.render.export import to_markdown
+from mbprof.render.export import md_text, to_markdown
+from mbprof.render.safe_text import safe_text
 from mbprof.units import format_percent
 
 if TYPE_CHECKING:
@@ -129,13 +130,20 @@ def check_document(
 
 
 # --- GitHub Actions ------------------------------------------------------------------------
+# The runner reads workflow commands on stdout and stderr, a line at a time: everything
+# printed here is either one of mbprof's own commands, whose data and properties are
+# escaped as the runner unescapes them, or Markdown whose lines start with mbprof's text.
 
 
 def _escape_data(text: str) -> str:
+    """A command's data (after the second ``::``): control characters shown escaped,
+    then %, CR and LF as the runner decodes them, so the command stays one line."""
+    text = safe_text(text, keep_newlines=True)
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _escape_property(text: str) -> str:
+    """A property value: as data, and ``:`` and ``,`` too (they end the value)."""
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
@@ -192,7 +200,7 @@ def github_summary(doc: Document, results: Sequence[Result]) -> str:
         if failed
         else f"**mbprof check passed**: all {len(results)} limits met."
     )
-    lines = [verdict, ""] + [f"- {r.message} ({r.where})" for r in failed]
+    lines = [verdict, ""] + [f"- {md_text(f'{r.message} ({r.where})')}" for r in failed]
     return "\n".join(lines).rstrip() + "\n\n" + to_markdown(doc)
 
 
@@ -202,7 +210,8 @@ def github_summary(doc: Document, results: Sequence[Result]) -> str:
 def junit_xml(results: Sequence[Result], seconds: float = 0.0) -> str:
     """JUnit XML: a testsuite per file (budget file or baseline), a testcase per limit;
     exceeded limits are failures, unmeasured ones errors, tolerated ones pass with the
-    warning in system-out."""
+    warning in system-out. Text from the files goes through ``safe_text`` (XML 1.0 cannot
+    even hold most control characters)."""
     counts = tally(results)
     root = ET.Element(
         "testsuites",
@@ -219,7 +228,7 @@ def junit_xml(results: Sequence[Result], seconds: float = 0.0) -> str:
         suite = ET.SubElement(
             root,
             "testsuite",
-            name=source,
+            name=safe_text(source),
             tests=str(len(mine)),
             failures=str(mine_counts[EXCEEDED]),
             errors=str(mine_counts[ERROR]),
@@ -230,9 +239,9 @@ def junit_xml(results: Sequence[Result], seconds: float = 0.0) -> str:
             case = ET.SubElement(
                 suite,
                 "testcase",
-                classname=r.budget.label,
-                name=f"{r.limit.name}{cond}",
-                file=source,
+                classname=safe_text(r.budget.label),
+                name=safe_text(f"{r.limit.name}{cond}"),
+                file=safe_text(source),
                 time="0",
             )
             line = r.limit.line or r.budget.line
@@ -250,13 +259,16 @@ def junit_xml(results: Sequence[Result], seconds: float = 0.0) -> str:
             }
             for key, value in figures.items():
                 ET.SubElement(props, "property", name=key, value=value)
+            message = safe_text(r.message)
             if r.status == EXCEEDED:
                 ET.SubElement(
-                    case, "failure", message=r.message, type="exceeded"
-                ).text = f"{r.message}\n{r.where}"
+                    case, "failure", message=message, type="exceeded"
+                ).text = f"{message}\n{safe_text(r.where)}"
             elif r.status == ERROR:
-                ET.SubElement(case, "error", message=r.message, type="error").text = r.error
+                ET.SubElement(case, "error", message=message, type="error").text = safe_text(
+                    r.error
+                )
             elif r.status == TOLERATED:
-                ET.SubElement(case, "system-out").text = r.message
+                ET.SubElement(case, "system-out").text = message
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

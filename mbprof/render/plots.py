@@ -13,6 +13,7 @@ matplotlib is imported inside the functions that draw, and only the Agg-based
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,6 +123,59 @@ def check_axes(frame: pd.DataFrame, axes: dict[str, Axis], where: str) -> None:
             )
 
 
+# Columns a point needs beside its axes: its label (width@resolution) and colour (model).
+LABEL_COLUMNS = ("model", "width", "resolution")
+
+
+def _cell_number(cell: Any, where: str, position: int, column: str) -> float:
+    """One cell as a float (nan when empty); MbprofError naming the file, row and column
+    of a cell that is not a finite number."""
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+        return math.nan
+    value: float | None = None
+    if isinstance(cell, numbers.Real) and not isinstance(cell, bool):
+        value = float(cell)
+    elif isinstance(cell, str):
+        if not cell.strip():
+            return math.nan
+        try:
+            value = float(cell)
+        except ValueError:
+            value = None
+    if value is None:
+        raise MbprofError(
+            f"{where}, row {position + 1}, column {column!r}: {cell!r} is not a number"
+        )
+    if math.isinf(value):
+        raise MbprofError(
+            f"{where}, row {position + 1}, column {column!r}: {cell!r} is not a finite number"
+        )
+    return value
+
+
+def check_plot_values(frame: pd.DataFrame, axes: dict[str, Axis], where: str) -> pd.DataFrame:
+    """``frame`` with its axis columns (and width, depth) as numbers. Refuses, in one line
+    naming the file, row (1 = the first row after the header) and column: a missing
+    model, width or resolution column, and a cell that is not a finite number."""
+    import pandas as pd
+
+    for column in LABEL_COLUMNS:
+        if column not in frame.columns:
+            raise MbprofError(
+                f"{where} has no {column!r} column; a frame to plot needs "
+                f"{', '.join(LABEL_COLUMNS)} beside its axes (as mbprof compare writes it)"
+            )
+    frame = frame.copy()
+    columns = [a.column for a in axes.values()] + ["width", "depth"]
+    for column in dict.fromkeys(c for c in columns if c in frame.columns):
+        numbers_ = [_cell_number(c, where, i, column) for i, c in enumerate(frame[column])]
+        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(
+            frame[column]
+        ):
+            frame[column] = pd.Series(numbers_, index=frame.index, dtype=float)
+    return frame
+
+
 def check_figure_path(path: str | Path, option: str) -> Path:
     """Refuse, before any work, a figure path with an unknown extension or that cannot be written."""
     from mbprof.render.export import check_writable
@@ -136,9 +190,15 @@ def check_figure_path(path: str | Path, option: str) -> Path:
 
 
 def family_of(model: str) -> str:
-    """The registry's family of ``model`` (the model name itself when it is not registered)."""
+    """The registry's family of ``model`` (the model name itself when it is not registered).
+    A model given as an import path is a "user model": the name comes from a data file, so
+    it is never imported here."""
     try:
         from mbprof.models import get_model_info
+        from mbprof.models.user import is_import_path
+
+        if is_import_path(model):
+            return "user model"
 
         return get_model_info(model).family
     except Exception:  # noqa: BLE001 - user models and unknown names keep their own name
@@ -258,6 +318,7 @@ def plot_frame(
     """Draw ``y`` against ``x`` for every row of ``frame`` and write the figure to ``path``
     (PNG, SVG or PDF by its extension)."""
     check_axes(frame, {"--x": x, "--y": y}, where)
+    frame = check_plot_values(frame, {"--x": x, "--y": y}, where)
     path = check_figure_path(path, "figure")
     points, omitted = plot_points(frame, x, y)
     if points.empty:

@@ -1,0 +1,211 @@
+"""A folder that mbprof writes into without losing what the user keeps there.
+
+mbprof lists the files it wrote, with their SHA-256, in ``.mbprof-manifest.json`` inside
+the folder. A later run replaces or removes only those files, and only while they hold
+what mbprof wrote: a file the user changed since, and every file mbprof did not write
+(notes, other folders), is never touched. Nothing outside the folder is written: the
+new files are staged in a fresh temporary folder inside it (created by ``mkdtemp``, so
+its name clashes with nothing) and each is renamed into place. Folders and files get
+the user's umask. Torch-free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Collection
+from pathlib import Path, PurePosixPath
+
+from mbprof.errors import MbprofError
+
+MANIFEST = ".mbprof-manifest.json"
+_WRITER = "mbprof"
+
+Owned = dict[str, list[str]]  # relative path -> the SHA-256 of each content mbprof wrote there
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _shown(out: Path, relative: str) -> str:
+    return str(out / relative)
+
+
+def read_manifest(out: Path, known: Collection[str], option: str = "--out") -> Owned | None:
+    """The files the manifest in ``out`` says mbprof wrote (None: there is no manifest).
+    An entry that is not one of the ``known`` names (a path outside the folder, a file
+    mbprof never writes) makes the whole manifest untrusted: refused."""
+    path = out / MANIFEST
+    if not os.path.lexists(path):
+        return None
+    bad = MbprofError(
+        f"{option}: {str(path)!r} is not a manifest that mbprof wrote; move it away or give "
+        "another folder"
+    )
+    if not path.is_file() or path.is_symlink():
+        raise bad
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise bad from None
+    if not isinstance(payload, dict) or payload.get("written_by") != _WRITER:
+        raise bad
+    files = payload.get("files")
+    if not isinstance(files, dict):
+        raise bad
+    owned: Owned = {}
+    for relative, hashes in files.items():
+        if relative not in known or not isinstance(hashes, list):
+            raise bad
+        owned[relative] = [h for h in hashes if isinstance(h, str)]
+    return owned
+
+
+def _holds_what_mbprof_wrote(path: Path, hashes: list[str] | None) -> bool:
+    """Whether ``path`` is a regular file (not a link) with content mbprof wrote there;
+    ``hashes`` None: a folder from before manifests, its files taken as mbprof's."""
+    found = os.lstat(path)
+    if not stat.S_ISREG(found.st_mode):
+        return False
+    return hashes is None or sha256(path) in hashes
+
+
+def check_folder(
+    out: Path,
+    planned: Collection[str],
+    known: Collection[str],
+    *,
+    option: str = "--out",
+    legacy: Callable[[Path], bool] | None = None,
+) -> dict[str, list[str] | None]:
+    """Refuse, before any work, a folder mbprof cannot write ``planned`` files into
+    without losing something: returns what mbprof owns there (None hashes: a folder
+    ``legacy`` recognises as written before manifests existed).
+
+    ``out`` is new, empty, or holds a manifest (or is ``legacy``); none of the ``planned``
+    paths may hold a file mbprof did not write or that was changed since."""
+    if os.path.lexists(out) and not out.is_dir():
+        raise MbprofError(f"{option}: {str(out)!r} is a file; give a folder")
+    if not out.exists():
+        parent = Path(os.path.realpath(out)).parent
+        if not parent.is_dir():
+            raise MbprofError(f"{option}: folder {str(parent)!r} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise MbprofError(f"{option}: cannot write in {str(parent)!r}: permission denied")
+        return {}
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise MbprofError(f"{option}: cannot write in {str(out)!r}: permission denied")
+    manifest = read_manifest(out, known, option)
+    owned: dict[str, list[str] | None]
+    if manifest is not None:
+        owned = dict(manifest)
+    elif not any(out.iterdir()):
+        owned = {}
+    elif legacy is not None and legacy(out):
+        owned = {name: None for name in known if (out / name).is_file()}
+    else:
+        raise MbprofError(
+            f"{option}: {str(out)!r} already holds files that mbprof did not write (it has no "
+            f"{MANIFEST}); give a new or empty folder"
+        )
+    for folder in sorted({str(PurePosixPath(name).parent) for name in planned} - {"."}):
+        if os.path.lexists(out / folder) and (
+            (out / folder).is_symlink() or not (out / folder).is_dir()
+        ):
+            raise MbprofError(
+                f"{option}: {_shown(out, folder)!r} is not a folder mbprof made; move it away"
+            )
+    for name in sorted(planned):
+        path = out / name
+        if not os.path.lexists(path):
+            continue
+        if name not in owned:
+            raise MbprofError(
+                f"{option}: {_shown(out, name)!r} is not a file mbprof wrote, and this run "
+                "would replace it; move it away or give another folder"
+            )
+        if not _holds_what_mbprof_wrote(path, owned[name]):
+            raise MbprofError(
+                f"{option}: {_shown(out, name)!r} was changed since mbprof wrote it, and this "
+                "run would replace it; move it away (or delete it) to regenerate it"
+            )
+    return owned
+
+
+def _write_manifest(out: Path, files: Owned) -> None:
+    from mbprof.render.export import write_atomic
+
+    payload = {"written_by": _WRITER, "files": dict(sorted(files.items()))}
+    write_atomic(out / MANIFEST, json.dumps(payload, indent=1) + "\n")
+
+
+def make_folder(out: Path) -> bool:
+    """Create ``out`` (the user's umask) if it is not there; whether it was created."""
+    try:
+        out.mkdir()
+    except FileExistsError:
+        return False
+    return True
+
+
+def stage(out: Path) -> Path:
+    """A fresh, empty folder inside ``out`` for the new files (same filesystem: each file
+    is later renamed into place)."""
+    return Path(tempfile.mkdtemp(prefix=".mbprof-stage-", dir=out))
+
+
+def install(staged: Path, out: Path, owned: dict[str, list[str] | None]) -> list[str]:
+    """Move every file in ``staged`` into ``out`` and remove the files of a previous run
+    that this one did not write again, when they still hold what mbprof wrote. Returns
+    the relative paths removed. The manifest lists old and new content of each file while
+    the files move, so that a run stopped halfway leaves a folder the next run accepts."""
+    fresh = {
+        path.relative_to(staged).as_posix(): path
+        for path in sorted(staged.rglob("*"))
+        if path.is_file()
+    }
+    hashes = {name: sha256(path) for name, path in fresh.items()}
+    during: Owned = {name: list(h or []) for name, h in owned.items()}
+    for name, digest in hashes.items():
+        during.setdefault(name, []).append(digest)
+    _write_manifest(out, during)
+    for name, path in fresh.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, out / name)
+    removed = []
+    for name, old in sorted(owned.items()):
+        path = out / name
+        if name in fresh or not os.path.lexists(path):
+            continue
+        if old is not None and _holds_what_mbprof_wrote(path, old):
+            path.unlink()
+            removed.append(name)
+            _remove_empty_parents(path.parent, out)
+    _write_manifest(out, {name: [digest] for name, digest in hashes.items()})
+    return removed
+
+
+def _remove_empty_parents(folder: Path, out: Path) -> None:
+    while folder != out and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
+
+
+def discard(staged: Path, out: Path, created: bool) -> None:
+    """Remove the staging folder (and ``out`` itself when this run created it and left
+    it empty): a run that fails or is interrupted writes nothing."""
+    shutil.rmtree(staged, ignore_errors=True)
+    if created:
+        try:
+            out.rmdir()
+        except OSError:
+            pass
