@@ -22,18 +22,18 @@ _API = {
     "make_specs": "mbprof.api",
     "bench": "mbprof.api",
     "make_latency_settings": "mbprof.api",
-    "LatencySettings": "mbprof.records",
-    "Timing": "mbprof.records",
-    "Environment": "mbprof.records",
-    "BenchResult": "mbprof.records",
+    "LatencySettings": "mbprof.core.records",
+    "Timing": "mbprof.core.records",
+    "Environment": "mbprof.core.records",
+    "BenchResult": "mbprof.core.records",
     "memory": "mbprof.api",
     "analyze_memory": "mbprof.analysis.memory",
-    "MemoryReport": "mbprof.records",
-    "ModelSpec": "mbprof.records",
-    "Profile": "mbprof.records",
-    "CountReport": "mbprof.records",
-    "LayerRow": "mbprof.records",
-    "MbprofError": "mbprof.errors",
+    "MemoryReport": "mbprof.core.records",
+    "ModelSpec": "mbprof.core.records",
+    "Profile": "mbprof.core.records",
+    "CountReport": "mbprof.core.records",
+    "LayerRow": "mbprof.core.records",
+    "MbprofError": "mbprof.core.errors",
 }
 
 __all__ = ["__version__", *_API]
@@ -50,15 +50,8 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ impo
         profile,
         profile_spec,
     )
-    from mbprof.errors import MbprofError  # noqa: F401
-    from mbprof.models import (  # noqa: F401
-        create_model,
-        get_model_info,
-        list_models,
-        load_weights,
-        register_model,
-    )
-    from mbprof.records import (  # noqa: F401
+    from mbprof.core.errors import MbprofError  # noqa: F401
+    from mbprof.core.records import (  # noqa: F401
         BenchResult,
         CountReport,
         Environment,
@@ -68,6 +61,13 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ impo
         ModelSpec,
         Profile,
         Timing,
+    )
+    from mbprof.models import (  # noqa: F401
+        create_model,
+        get_model_info,
+        list_models,
+        load_weights,
+        register_model,
     )
 
 

@@ -20,9 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.errors import MbprofError, ModelRunError, ResourceError
-from mbprof.interrupts import UserCodeExit, contained
-from mbprof.parsing import (
+from mbprof.core.errors import MbprofError, ModelRunError, ResourceError
+from mbprof.core.interrupts import UserCodeExit, contained
+from mbprof.core.parsing import (
     MAX_BATCH,
     MAX_CLASSES,
     parse_chunks,
@@ -31,7 +31,7 @@ from mbprof.parsing import (
     parse_positive_float,
     parse_resolution,
 )
-from mbprof.records import (
+from mbprof.core.records import (
     BenchResult,
     LatencySettings,
     MeasuredMemory,
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
 
-    from mbprof.accuracy import AccuracyTable
+    from mbprof.frame.accuracy import AccuracyTable
 
 Resolution = int | str | tuple[int, int]
 
@@ -186,7 +186,7 @@ def _refuse_if_over(
     given). ``cause`` names the knob to change when it alone makes the difference (fewer
     classes, a smaller batch); otherwise resolution or width are."""
     from mbprof.analysis.footprint import available_memory_bytes
-    from mbprof.units import format_bytes
+    from mbprof.core.units import format_bytes
 
     have = available_memory_bytes() if have is None else have
     if need > have:
@@ -392,7 +392,7 @@ def _spec_columns(spec: ModelSpec) -> dict[str, Any]:
 
 
 def profile_row(result: Profile) -> dict[str, Any]:
-    """One flat row of a comparison frame (column meanings in ``mbprof.columns``)."""
+    """One flat row of a comparison frame (column meanings in ``mbprof.frame.columns``)."""
     spec = result.spec
     row: dict[str, Any] = {
         **_spec_columns(spec),
@@ -408,7 +408,7 @@ def profile_row(result: Profile) -> dict[str, Any]:
 
 
 def memory_columns(report: MemoryReport) -> dict[str, Any]:
-    """The memory columns of a comparison frame (described in ``mbprof.columns``)."""
+    """The memory columns of a comparison frame (described in ``mbprof.frame.columns``)."""
     return {
         "peak_act_bytes": report.peak.live_bytes,
         "peak_act_bytes_efficient": report.peak_efficient.live_bytes,
@@ -496,7 +496,7 @@ def _latency_columns(
     """The latency columns of one row; a failure (out of memory, export error) fills
     ``error`` instead of the figures, so that a sweep goes on."""
     from mbprof.analysis.latency.environment import environment
-    from mbprof.records import environment_row
+    from mbprof.core.records import environment_row
 
     try:
         return bench_spec(spec, settings, weights=weights, madds=madds).timing.as_row()
@@ -592,7 +592,7 @@ def compare(
     ``mbprof compare`` on the command line does so by default.
 
     ``accuracy``: True joins the published top-1/top-5 shipped with mbprof (see
-    ``mbprof.accuracy``), a path to a CSV puts that file's figures first, False joins none.
+    ``mbprof.frame.accuracy``), a path to a CSV puts that file's figures first, False joins none.
     """
     mem_dtype, chunks = parse_mem_dtype(mem_dtype, "mem_dtype"), parse_chunks(chunks, "chunks")
     table = accuracy_for(accuracy)
@@ -611,8 +611,7 @@ def compare(
 
 def accuracy_for(accuracy: bool | str | Path | None) -> AccuracyTable | None:
     """The ``AccuracyTable`` that ``accuracy`` asks for (read and checked now), or None."""
-    from mbprof import accuracy as published
-
+    from mbprof.frame import accuracy as published
     if accuracy is False or accuracy is None:
         return None
     return published.accuracy_table(None if accuracy is True else accuracy)
@@ -620,6 +619,5 @@ def accuracy_for(accuracy: bool | str | Path | None) -> AccuracyTable | None:
 
 def add_accuracy(frame: pd.DataFrame, table: AccuracyTable | None) -> pd.DataFrame:
     """``frame`` with published accuracy joined (unchanged when ``table`` is None)."""
-    from mbprof import accuracy as published
-
+    from mbprof.frame import accuracy as published
     return frame if table is None else published.join(frame, table)

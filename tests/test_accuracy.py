@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from mbprof.accuracy import DATA_FILE, accuracy_table, join, read_accuracy_csv, shipped
 from mbprof.cli import app
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
+from mbprof.frame.accuracy import DATA_FILE, accuracy_table, join, read_accuracy_csv, shipped
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

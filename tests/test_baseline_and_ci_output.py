@@ -6,11 +6,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from mbprof.baseline import baseline_budgets, default_tolerances, parse_tolerances
-from mbprof.budgets import ERROR, EXCEEDED, HELD, TOLERATED, check, parse_budgets
-from mbprof.errors import MbprofError
-from mbprof.measure import requests_for
-from mbprof.render.checks import annotation, github_annotations, junit_xml
+from mbprof.checks.baseline import baseline_budgets, default_tolerances, parse_tolerances
+from mbprof.checks.budgets import ERROR, EXCEEDED, HELD, TOLERATED, check, parse_budgets
+from mbprof.checks.measuring import requests_for
+from mbprof.core.errors import MbprofError
+from mbprof.render.checks_view import annotation, github_annotations, junit_xml
 
 ROW = {
     "model": "mobilenet_v2",
@@ -147,7 +147,7 @@ def test_annotation_paths_are_relative_to_the_working_directory(tmp_path, monkey
 
 
 def test_terminal_table_keeps_square_brackets_in_cells():
-    from mbprof.render.checks import check_document
+    from mbprof.render.checks_view import check_document
     from mbprof.render.console import render_table_text
 
     text = '[[budget]]\nmodel = "mobilenet_v2"\nmax_peak_memory = "4 MB"\n'

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from mbprof.budgets import (
+from mbprof.checks.budgets import (
     ERROR,
     EXCEEDED,
     HELD,
@@ -18,8 +18,8 @@ from mbprof.budgets import (
     parse_budgets,
     violations,
 )
-from mbprof.errors import MbprofError
-from mbprof.units import parse_percent
+from mbprof.core.errors import MbprofError
+from mbprof.core.units import parse_percent
 
 ISSUE_FORM = """\
 # the form in the issue

@@ -295,8 +295,8 @@ def test_baseline_round_trip_and_a_regression(write, tmp_path):
 def test_the_example_budget_file_is_valid_and_holds_for_the_published_counts():
     from pathlib import Path
 
-    from mbprof.budgets import check, load_budgets
-    from mbprof.measure import check_specs
+    from mbprof.checks.budgets import check, load_budgets
+    from mbprof.checks.measuring import check_specs
 
     example = Path(__file__).resolve().parents[1] / "examples" / "budgets.toml"
     budgets = load_budgets(example).budgets

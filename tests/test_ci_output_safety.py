@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from mbprof.cli import _app
-from mbprof.render.checks import annotation
+from mbprof.render.checks_view import annotation
 from mbprof.render.export import md_text
 from mbprof.render.safe_text import safe_json, safe_text
 

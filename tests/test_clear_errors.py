@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 import mbprof
-from mbprof.budgets import BudgetFileError, parse_budgets
-from mbprof.errors import MbprofError, ModelRunError
+from mbprof.checks.budgets import BudgetFileError, parse_budgets
+from mbprof.core.errors import MbprofError, ModelRunError
+from mbprof.core.parsing import parse_kwargs
+from mbprof.core.units import parse_bytes, parse_count, parse_ms
 from mbprof.models import check_kwargs, create_model
 from mbprof.models._registry import ModelInfo
-from mbprof.parsing import parse_kwargs
-from mbprof.units import parse_bytes, parse_count, parse_ms
 from tests.conftest import assert_one_line_error
 
 HEAD = '[[budget]]\nmodel = "mobilenet_v2"\nresolution = 32\n'

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import mbprof
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,9 +11,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
+from mbprof.analysis.layer_cost import conv_cost
 from mbprof.cli import app
-from mbprof.errors import MbprofError
-from mbprof.layer_cost import conv_cost
+from mbprof.core.errors import MbprofError
 
 runner = CliRunner()
 

@@ -20,11 +20,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from mbprof.baseline import baseline_budgets, spec_from_row
-from mbprof.budgets import BudgetFileError, parse_budgets
-from mbprof.cli import app
-from mbprof.errors import MbprofError, UnknownModelError
-from mbprof.measure import (
+from mbprof.checks.baseline import baseline_budgets, spec_from_row
+from mbprof.checks.budgets import BudgetFileError, parse_budgets
+from mbprof.checks.measuring import (
     check_specs,
     import_allowed,
     measure,
@@ -32,6 +30,8 @@ from mbprof.measure import (
     refuse_row_imports,
     requests_for,
 )
+from mbprof.cli import app
+from mbprof.core.errors import MbprofError, UnknownModelError
 
 REPO = Path(__file__).resolve().parents[1]
 

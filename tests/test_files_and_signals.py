@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-import mbprof.reproduce as rep
-from mbprof import interrupts
-from mbprof.errors import MbprofError
-from mbprof.manifest import MANIFEST
+import mbprof.report.reproduce as rep
+from mbprof.core import interrupts
+from mbprof.core.errors import MbprofError
 from mbprof.render.export import write_atomic
+from mbprof.report.folder import MANIFEST
 from tests.conftest import assert_one_line_error
 
 COST = ["cost", "--input", "28x28x3", "--filters", "64", "--kernel", "3", "-f", "csv"]

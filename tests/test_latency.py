@@ -25,9 +25,9 @@ from mbprof.analysis.latency import (
     timer,
 )
 from mbprof.analysis.latency import settings as latency_settings
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
+from mbprof.core.records import Environment, LatencySettings, Timing
 from mbprof.models import create_model
-from mbprof.records import Environment, LatencySettings, Timing
 from tests._tiny_models import tiny_madds, tiny_models  # noqa: F401  (a fixture)
 
 FAST = dict(min_time_s=0.02, warmup=1, threads=1)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mbprof.analysis.memory import analyze, analyze_memory
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 from mbprof.models import create_model
 from tests.memory_models import (
     ConcatCell,

@@ -140,7 +140,7 @@ def test_compare_memory_columns():
 @pytest.fixture
 def no_counting(monkeypatch):
     """MAdds are counted (slowly, with fvcore) and tested elsewhere: stand them in here."""
-    from mbprof.records import CountReport
+    from mbprof.core.records import CountReport
 
     def count(model, input_shape):
         return CountReport(madds=0, params=0, other_flops=0, layers=())

@@ -8,7 +8,7 @@ import torch
 
 from mbprof.analysis.memory import analyze_memory
 from mbprof.analysis.memory.measured import measure_memory as measure
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 from mbprof.models import create_model
 from tests.memory_models import ConcatCell, InPlaceResidual, ShuffleUnit, SqueezeExcite
 

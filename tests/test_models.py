@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from mbprof.errors import MbprofError, UnknownModelError
+from mbprof.core.errors import MbprofError, UnknownModelError
 from mbprof.models import create_model, get_model_info, list_models, make_divisible
 from mbprof.models.mobilenet_v1 import slim_depth
 

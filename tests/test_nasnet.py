@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from mbprof.analysis.counting import count
 from mbprof.cli import app
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 from mbprof.models import create_model
 from mbprof.models.nasnet import FactorizedReduction
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from mbprof.errors import MbprofError
-from mbprof.parsing import (
+from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import (
     parse_float_list,
     parse_int,
     parse_kwargs,
     parse_resolution,
     parse_resolution_list,
 )
-from mbprof.units import format_bytes, format_count, parse_bytes, parse_count, parse_ms
+from mbprof.core.units import format_bytes, format_count, parse_bytes, parse_count, parse_ms
 
 
 def test_lists():

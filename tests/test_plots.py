@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mbprof.cli import app
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 from mbprof.render.plots import AXES, draw_figure, plot_frame, plot_points, resolve_axis
 
 runner = CliRunner()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mbprof.errors import MbprofError
-from mbprof.reproduce import (
+from mbprof.core.errors import MbprofError
+from mbprof.report.reproduce import (
     MARKER,
     is_measured,
     paper_table4,
@@ -53,7 +53,7 @@ def test_committed_table3_matches_a_fresh_run(fresh):
 
 def test_committed_sweep_rows_match_fresh_counts():
     from mbprof.api import compare
-    from mbprof.reproduce import capabilities
+    from mbprof.report.reproduce import capabilities
 
     sweep = pd.read_csv(REPORTS / "sweep.csv")
     extra = {"memory": True} if capabilities()["memory"] else {}
@@ -155,7 +155,7 @@ def test_fresh_table3_by_hand(fresh):
 
 
 def test_latency_rows_carry_their_environment():
-    from mbprof.reproduce import Config, capabilities, measure
+    from mbprof.report.reproduce import Config, capabilities, measure
 
     if not capabilities()["latency"]:
         pytest.skip("this mbprof has no latency analysis")
@@ -172,7 +172,7 @@ def test_latency_rows_carry_their_environment():
 
 
 def test_table4_shows_the_cpu_column_beside_the_phone(tmp_path):
-    from mbprof.reproduce import table4_frame, table4_markdown
+    from mbprof.report.reproduce import table4_frame, table4_markdown
 
     frame = pd.DataFrame(
         [

@@ -10,7 +10,7 @@ from flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
 from torch import nn
 
 from mbprof.analysis.counting import count
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 from mbprof.models import create_model, get_model_info
 from mbprof.models.shufflenet import channel_shuffle
 

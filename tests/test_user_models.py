@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import mbprof
 from mbprof.cli import app
-from mbprof.errors import MbprofError, UnknownModelError
+from mbprof.core.errors import MbprofError, UnknownModelError
 from mbprof.models import create_model, get_model_info
 
 MODELS_PY = '''

@@ -7,7 +7,7 @@ import collections
 import pytest
 import torch
 
-from mbprof.errors import WeightsError
+from mbprof.core.errors import WeightsError
 from mbprof.models import create_model, load_weights
 from tests.conftest import assert_one_line_error
 

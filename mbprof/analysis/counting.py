@@ -24,7 +24,7 @@ with warnings.catch_warnings():  # fvcore scripts a loss function at import: not
     warnings.simplefilter("ignore", DeprecationWarning)
     from fvcore.nn import FlopCountAnalysis
 
-from mbprof.records import CountReport, LayerRow
+from mbprof.core.records import CountReport, LayerRow
 
 FVCORE_LOGGER = "fvcore.nn.jit_analysis"
 # fvcore handle names whose counts are multiply-accumulates of conv / FC layers.

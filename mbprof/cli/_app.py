@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover
 
 from mbprof import __version__
 from mbprof.cli._streams import prepare_streams
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 
 EXIT_BAD_INPUT = 2
 # click >= 8.2 raises this for a bare `mbprof` (older ones print the help and exit 0).
@@ -97,8 +97,7 @@ class MbprofGroup(TyperGroup):
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or os.environ.get("MBPROF_DEBUG", "") not in ("", "0")
         prepare_streams()  # a closed stdout, an ASCII locale: one line, not a traceback
-        from mbprof import interrupts
-
+        from mbprof.core import interrupts
         try:
             # SIGTERM (a CI runner's timeout) stops a sweep as Ctrl-C does: finished rows kept.
             with interrupts.watch(sigterm=True):

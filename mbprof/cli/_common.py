@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import results_stream
-from mbprof.parsing import MAX_CLASSES
+from mbprof.core.parsing import MAX_CLASSES
 from mbprof.render.document import Document
 
 
@@ -56,7 +56,7 @@ def spec_options(
 ) -> dict:
     """The shared model options of one configuration, parsed and checked as typed
     (``api.make_spec`` then checks them against the model)."""
-    from mbprof.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
+    from mbprof.core.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
 
     return dict(
         model=model,
@@ -97,7 +97,7 @@ def check_outputs(
     """Refuse, before any work, two options that would write the same file (one would
     overwrite the other) and an output that would overwrite an input. Keys are the
     options as the user wrote them (``--csv``), values their paths or None."""
-    from mbprof.errors import MbprofError
+    from mbprof.core.errors import MbprofError
 
     seen: dict[tuple, tuple[str, Path]] = {}
     for option, path in (inputs or {}).items():

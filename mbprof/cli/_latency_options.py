@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import typer
 
-from mbprof.parsing import MAX_BATCH, MAX_MIN_TIME_S, MAX_WARMUP, check_latency_settings
-from mbprof.records import LatencySettings
+from mbprof.core.parsing import MAX_BATCH, MAX_MIN_TIME_S, MAX_WARMUP, check_latency_settings
+from mbprof.core.records import LatencySettings
 
 DEVICE_OPTION = typer.Option(
     "auto", "--device", help="Where to run: cpu, cuda, or auto (cuda when torch sees a GPU)."

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mbprof.records import ModelSpec
+from mbprof.core.records import ModelSpec
 
 
 class SweepProgress:

@@ -11,7 +11,7 @@ import os
 import sys
 import unicodedata
 
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 
 # What a terminal that cannot show Unicode (LANG=C, PYTHONIOENCODING=ascii) gets instead of
 # the characters mbprof and rich print: readable ASCII, never a UnicodeEncodeError. What can

@@ -69,7 +69,7 @@ def bench_command(
     from mbprof.analysis.latency import resolve_settings
     from mbprof.api import bench_spec, make_spec
     from mbprof.cli._progress import sweep_progress
-    from mbprof.render.latency_views import bench_document
+    from mbprof.render.latency_view import bench_document
 
     spec = make_spec(**spec_args)
     settings = resolve_settings(settings)  # no GPU, a dtype the device cannot run: exit 2

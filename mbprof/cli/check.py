@@ -11,7 +11,7 @@ import typer
 
 from mbprof.cli._app import app, results_stream
 from mbprof.cli._common import OUTPUT_OPTION, OutputFormat, check_output, check_outputs
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 
 EXIT_EXCEEDED = 1
 
@@ -90,8 +90,8 @@ def check_command(
 
     Example: mbprof check examples/budgets.toml --format github --junit budgets.xml
     """
-    from mbprof.baseline import parse_tolerances
-    from mbprof.measure import parse_allow_import
+    from mbprof.checks.baseline import parse_tolerances
+    from mbprof.checks.measuring import parse_allow_import
 
     if budgets is None and baseline is None:
         raise MbprofError("give a budget file, --baseline FILE, or both")
@@ -108,7 +108,7 @@ def check_command(
     (written if update_baseline else read)["--baseline"] = baseline
     check_outputs(written, read)
 
-    from mbprof.budgets import BudgetFileError, load_budgets
+    from mbprof.checks.budgets import BudgetFileError, load_budgets
 
     budget_list: list = []
     try:
@@ -117,25 +117,25 @@ def check_command(
         guarded = _load_baseline(baseline, tolerances, update_baseline, budgets)
         budget_list += guarded
 
-        from mbprof.measure import check_specs, resolve_latency
+        from mbprof.checks.measuring import check_specs, resolve_latency
 
         check_specs(budget_list, allowed)
         latency = resolve_latency(budget_list) if results is None else {}
     except BudgetFileError as exc:
         if fmt is CheckFormat.github:
-            from mbprof.render.checks import annotation
+            from mbprof.render.checks_view import annotation
 
             line = annotation("error", exc.reason, exc.source, exc.line, "mbprof budget file")
             results_stream().write(line + "\n")
         raise
 
-    from mbprof.budgets import check
-    from mbprof.measure import measure, requests_for
+    from mbprof.checks.budgets import check
+    from mbprof.checks.measuring import measure, requests_for
 
     started = time.perf_counter()
     requests = requests_for(budget_list)
     if results is not None:
-        from mbprof.measure import refuse_row_imports
+        from mbprof.checks.measuring import refuse_row_imports
         from mbprof.render.export import read_frame
 
         saved = read_frame(results).to_dict(orient="records")
@@ -172,7 +172,7 @@ def check_command(
 def _load_baseline(baseline, tolerances, update: bool, budgets) -> list:
     if baseline is None:
         return []
-    from mbprof.baseline import baseline_budgets
+    from mbprof.checks.baseline import baseline_budgets
     from mbprof.render.export import read_frame
 
     if not baseline.exists():
@@ -188,7 +188,7 @@ def _load_baseline(baseline, tolerances, update: bool, budgets) -> list:
 
 def _covering_rows(budget_list: list, rows: list) -> list:
     """The saved rows that some budget's limits read (in the order of the budgets)."""
-    from mbprof.budgets import find_row
+    from mbprof.checks.budgets import find_row
 
     chosen: list = []
     for budget in budget_list:
@@ -220,7 +220,7 @@ def _title(budgets: Path | None, baseline: Path | None) -> str:
 
 def _environment_notes(rows: list) -> list[str]:
     """Where latencies were measured, from the rows' environment columns."""
-    from mbprof.budgets import cell
+    from mbprof.checks.budgets import cell
 
     seen = []
     for row in rows:
@@ -239,13 +239,13 @@ def _environment_notes(rows: list) -> list[str]:
 
 
 def _emit(checked, title, fmt, output, junit, seconds, rows) -> None:
-    from mbprof.render.checks import check_document, github_annotations, github_summary
+    from mbprof.render.checks_view import check_document, github_annotations, github_summary
     from mbprof.render.export import write_atomic
     from mbprof.render.safe_text import safe_text
 
     doc = check_document(checked, title, _environment_notes(rows))
     if junit is not None:
-        from mbprof.render.checks import junit_xml
+        from mbprof.render.checks_view import junit_xml
 
         write_atomic(junit, junit_xml(checked, seconds))
         typer.echo(f"wrote {safe_text(junit)}", err=True)

@@ -28,8 +28,8 @@ from mbprof.cli._latency_options import (
     WARMUP_OPTION,
     latency_settings,
 )
-from mbprof.errors import MbprofError
-from mbprof.parsing import (
+from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import (
     parse_chunks,
     parse_float_list,
     parse_int,
@@ -155,7 +155,7 @@ def compare_command(
         settings = resolve_settings(settings)  # no GPU, a dtype the device cannot run: exit 2
     table = accuracy_for(accuracy if accuracy is not None else True)
     if plot is not None:
-        from mbprof.accuracy import check_plottable
+        from mbprof.frame.accuracy import check_plottable
 
         check_plottable(table, specs, "--plot")
     rows: list[dict] = []
@@ -174,8 +174,7 @@ def compare_command(
                 progress.done(row)
         except KeyboardInterrupt:
             interrupted = True  # keep the rows already measured
-    from mbprof import interrupts
-
+    from mbprof.core import interrupts
     if interrupted and not rows:  # nothing measured: every old file stays as it was
         typer.echo(
             "mbprof: interrupted before any configuration was measured; no file written",

@@ -8,7 +8,7 @@ import typer
 
 from mbprof.cli._app import app
 from mbprof.cli._common import FORMAT_OPTION, OUTPUT_OPTION, OutputFormat, check_output, emit
-from mbprof.parsing import parse_int
+from mbprof.core.parsing import parse_int
 
 
 @app.command("cost")
@@ -33,7 +33,7 @@ def cost_command(
 
     Example: mbprof cost --input 28x28x3 --filters 64 --kernel 3
     """
-    from mbprof.layer_cost import conv_cost, parse_input_shape, parse_padding
+    from mbprof.analysis.layer_cost import conv_cost, parse_input_shape, parse_padding
 
     h, w, c = parse_input_shape(input_shape)
     cost = conv_cost(

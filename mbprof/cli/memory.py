@@ -21,8 +21,8 @@ from mbprof.cli._common import (
     emit,
     spec_options,
 )
-from mbprof.errors import MbprofError
-from mbprof.parsing import (
+from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import (
     parse_chunks,
     parse_int,
     parse_mem_dtype,

@@ -15,7 +15,7 @@ from mbprof.cli._common import (
     check_outputs,
     emit,
 )
-from mbprof.parsing import parse_int, parse_positive_float
+from mbprof.core.parsing import parse_int, parse_positive_float
 
 
 @app.command("reproduce")
@@ -54,8 +54,8 @@ def reproduce_command(
         "min_time_s": parse_positive_float(min_time, "--min-time"),
     }
     check_output(output)
-    from mbprof.manifest import MANIFEST
-    from mbprof.reproduce import (
+    from mbprof.report.folder import MANIFEST
+    from mbprof.report.reproduce import (
         check_out,
         latency_settings,
         planned_configs,
@@ -69,7 +69,7 @@ def reproduce_command(
     if not no_latency:
         latency_settings(options)  # refuse what this machine cannot run before any work
     from mbprof.cli._progress import sweep_progress
-    from mbprof.render.reproduce_view import reproduce_document
+    from mbprof.render.report_view import reproduce_document
 
     with sweep_progress(len(planned_configs())) as progress:
         report = reproduce(

@@ -14,7 +14,8 @@ from typing import Any
 
 from torch import nn
 
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
+from mbprof.core.records import ModelSpec
 from mbprof.models import (  # noqa: F401  (registers the models)
     mobilenet_v1,
     mobilenet_v2,
@@ -27,7 +28,6 @@ from mbprof.models._registry import ModelInfo, list_models, register_model
 from mbprof.models._registry import get_model_info as _registered_model_info
 from mbprof.models.user import is_import_path, user_model_info
 from mbprof.models.weights import load_weights
-from mbprof.records import ModelSpec
 
 __all__ = [
     "ModelInfo",

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mbprof.errors import MbprofError, UnknownModelError
+from mbprof.core.errors import MbprofError, UnknownModelError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 from mbprof.models._layers import ConvBNAct, init_weights
 from mbprof.models._registry import register_model
 

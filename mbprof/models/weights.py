@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mbprof.errors import WeightsError
+from mbprof.core.errors import WeightsError
 
 # Wrappers that training scripts put around a state dict.
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "state_dict_ema", "model_ema")

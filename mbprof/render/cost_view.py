@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mbprof import __version__
-from mbprof.layer_cost import ConvCost
+from mbprof.analysis.layer_cost import ConvCost
 from mbprof.render.document import Document, Fact, Table
 
 

@@ -17,7 +17,7 @@ class Fact:
     key: str  # JSON key, e.g. "madds"
     label: str  # shown to people, e.g. "MAdds"
     value: Any
-    kind: str = "auto"  # see mbprof.columns for the kinds
+    kind: str = "auto"  # see mbprof.frame.columns for the kinds
     note: str = ""  # the convention, shown beside the value
 
 
@@ -26,7 +26,7 @@ class Table:
     name: str  # JSON key and CSV identity, e.g. "layers"
     frame: pd.DataFrame
     title: str = ""
-    headers: dict[str, str] = field(default_factory=dict)  # overrides mbprof.columns
+    headers: dict[str, str] = field(default_factory=dict)  # overrides mbprof.frame.columns
     kinds: dict[str, str] = field(default_factory=dict)
     hidden_in_text: tuple[str, ...] = ()  # columns left out of terminal/Markdown tables
 

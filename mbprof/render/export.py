@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.columns import column
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
+from mbprof.frame.columns import column
 from mbprof.render.document import Document, Table
 from mbprof.render.formats import format_value, header_and_kind
 from mbprof.render.safe_text import safe_json, safe_text

@@ -1,12 +1,12 @@
-"""Text for one value of a given kind (the kinds are listed in mbprof.columns)."""
+"""Text for one value of a given kind (the kinds are listed in mbprof.frame.columns)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from mbprof.columns import column
-from mbprof.units import format_bytes
+from mbprof.core.units import format_bytes
+from mbprof.frame.columns import column
 
 MISSING = "-"
 

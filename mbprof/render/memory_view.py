@@ -6,15 +6,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
-from mbprof.records import (
+from mbprof.core.records import (
     LivePoint,
     MeasuredMemory,
     MemoryReport,
     ModelSpec,
     ResolutionMemory,
 )
+from mbprof.core.units import format_bytes
 from mbprof.render.document import Document, Fact, Table
-from mbprof.units import format_bytes
 
 if TYPE_CHECKING:
     import pandas as pd

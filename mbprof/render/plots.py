@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.errors import MbprofError
-from mbprof.pareto import pareto_indices
+from mbprof.core.errors import MbprofError
+from mbprof.frame.pareto import pareto_indices
 
 if TYPE_CHECKING:
     import pandas as pd

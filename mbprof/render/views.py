@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mbprof import __version__
-from mbprof.columns import COLUMNS
-from mbprof.records import LayerRow, Profile
+from mbprof.core.records import LayerRow, Profile
+from mbprof.core.units import format_count
+from mbprof.frame.columns import COLUMNS
 from mbprof.render.document import Document, Fact, Table
 from mbprof.render.formats import format_multiplier, format_value
-from mbprof.units import format_count
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -207,7 +207,7 @@ def _memory_notes(frame: pd.DataFrame) -> list[str]:
 
 def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Document:
     """The comparison table: a compact view for people, every column for CSV/JSON."""
-    from mbprof.render.latency_views import compare_latency_parts
+    from mbprof.render.latency_view import compare_latency_parts
 
     shown = _compare_text_columns(frame)
     notes = [f"{COLUMNS[key].header}: {COLUMNS[key].description}." for key in ("madds", "params")]

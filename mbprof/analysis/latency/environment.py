@@ -12,7 +12,7 @@ import platform
 
 import torch
 
-from mbprof.records import Environment, LatencySettings
+from mbprof.core.records import Environment, LatencySettings
 
 
 @functools.lru_cache(maxsize=1)

@@ -12,8 +12,8 @@ from mbprof.analysis.latency.environment import environment
 from mbprof.analysis.latency.machine import PEAK_FILE, cache_dir, machine_peak_gflops
 from mbprof.analysis.latency.settings import resolve_settings
 from mbprof.analysis.latency.timer import CpuClock, CudaClock, time_blocks
-from mbprof.errors import MbprofError
-from mbprof.records import LatencySettings, Timing
+from mbprof.core.errors import MbprofError
+from mbprof.core.records import LatencySettings, Timing
 
 
 def time_model(

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from mbprof.analysis.latency.environment import device_name
-from mbprof.errors import MbprofError
-from mbprof.parsing import check_latency_settings
-from mbprof.records import LatencySettings
+from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import check_latency_settings
+from mbprof.core.records import LatencySettings
 
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 ONNX_EXTRA_HINT = 'install the optional extra: pip install "mbprof[onnx]"'

@@ -16,7 +16,7 @@ What a byte counts: every floating-point activation element costs the chosen dty
 (fp16 and bf16 2 bytes, fp32 4, int8 1), whatever the model computes in; integer tensors
 (max-pool indices) keep their own size. Parameters and buffers are not activations. The input
 image is not counted anywhere (it is the caller's buffer; ``input_bytes`` gives its size), so
-the stem's input is left out of its op. KB = 1000 bytes (``mbprof.units``).
+the stem's input is left out of its op. KB = 1000 bytes (``mbprof.core.units``).
 
 Liveness: a buffer is alive from the op that creates it to its last use by a later op (the
 model's outputs to the end). At each op, live bytes = its inputs + its outputs + tensors held

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 from mbprof.analysis.memory.schedules import Step
-from mbprof.records import LivePoint, ResolutionMemory
+from mbprof.core.records import LivePoint, ResolutionMemory
 
 
 def simulate(

@@ -31,9 +31,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from mbprof.analysis.memory.trace import tensors
-from mbprof.errors import MbprofError
-from mbprof.parsing import parse_mem_dtype
-from mbprof.records import MeasuredMemory
+from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import parse_mem_dtype
+from mbprof.core.records import MeasuredMemory
 
 TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 

@@ -24,9 +24,9 @@ from mbprof.analysis.memory.schedules import (
     materialized_steps,
 )
 from mbprof.analysis.memory.trace import trace
-from mbprof.errors import MbprofError
-from mbprof.parsing import MEM_DTYPE_BYTES, parse_chunks, parse_mem_dtype
-from mbprof.records import ChunkedBlock, MemoryReport
+from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import MEM_DTYPE_BYTES, parse_chunks, parse_mem_dtype
+from mbprof.core.records import ChunkedBlock, MemoryReport
 
 
 def check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ from torch.utils._pytree import tree_flatten
 
 from mbprof.analysis.memory.graph import ACT, CONST, INPUT, PARAM, Buffer, Conv, Graph, Node, Value
 from mbprof.analysis.memory.ops import CONV, shortcut
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 
 
 class _Builder:

@@ -1,7 +1,7 @@
 """Baselines: a saved comparison frame as a regression guard.
 
 A baseline is the JSON document that ``mbprof compare --json FILE`` writes (its first
-table, one row per configuration, with the columns of ``mbprof.columns``), or the same
+table, one row per configuration, with the columns of ``mbprof.frame.columns``), or the same
 frame as CSV. Each figure in it becomes a limit on a fresh measurement of the same
 configuration under the same settings, with a per-metric tolerance: the fresh figure
 passes while ``fresh <= saved x (1 + tolerance)``. Pure: no measuring here.
@@ -13,11 +13,11 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mbprof.budgets import Budget, Limit
-from mbprof.errors import MbprofError
-from mbprof.parsing import parse_chunks, parse_kwargs, parse_mem_dtype, parse_resolution
-from mbprof.records import ModelSpec
-from mbprof.units import parse_percent
+from mbprof.checks.budgets import Budget, Limit
+from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import parse_chunks, parse_kwargs, parse_mem_dtype, parse_resolution
+from mbprof.core.records import ModelSpec
+from mbprof.core.units import parse_percent
 
 # Metric group -> (frame columns, default tolerance in percent). Counts are exact and
 # deterministic, so any growth is a change to the model; activation memory is computed,
@@ -71,7 +71,7 @@ def _get(row: Mapping[str, Any], key: str) -> Any:
 def spec_from_row(row: Mapping[str, Any], where: str) -> ModelSpec:
     """The configuration a frame row measured (model, width, depth, size, classes, args).
     Data only: the model stays a name, checked (and an import path refused unless allowed)
-    by ``mbprof.measure.check_specs`` before anything is imported."""
+    by ``mbprof.checks.measuring.check_specs`` before anything is imported."""
     model = _get(row, "model")
     if not isinstance(model, str):
         raise MbprofError(f"{where}: no 'model' column; is this an mbprof compare result?")

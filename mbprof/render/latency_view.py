@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
-from mbprof.columns import ENVIRONMENT_COLUMNS
-from mbprof.records import BenchResult
+from mbprof.core.records import BenchResult
+from mbprof.frame.columns import ENVIRONMENT_COLUMNS
 from mbprof.render.document import Document, Fact, Table
 
 if TYPE_CHECKING:

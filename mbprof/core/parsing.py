@@ -11,7 +11,7 @@ import os
 import re
 from typing import Any
 
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 
 MIN_RESOLUTION = 32
 # Upper bounds, so that a typo (an extra zero, a pasted exponent) is refused at once rather
@@ -173,7 +173,7 @@ def check_latency_settings(settings: Any) -> Any:
     MAX_WARMUP."""
     from dataclasses import replace
 
-    from mbprof.records import BACKENDS, DEVICES, DTYPES
+    from mbprof.core.records import BACKENDS, DEVICES, DTYPES
 
     if not isinstance(settings.compile_backend, str) or not settings.compile_backend:
         raise MbprofError(f"compile_backend {settings.compile_backend!r} is not a backend name")

@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Collection
 from pathlib import Path, PurePosixPath
 
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 
 MANIFEST = ".mbprof-manifest.json"
 _WRITER = "mbprof"

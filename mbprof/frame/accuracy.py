@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.errors import MbprofError
-from mbprof.parsing import parse_resolution
+from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import parse_resolution
 
 if TYPE_CHECKING:
     import pandas as pd
 
-DATA_FILE = Path(__file__).parent / "data" / "accuracy.csv"
+DATA_FILE = Path(__file__).parent.parent / "data" / "accuracy.csv"
 REQUIRED = ("model", "width", "depth", "resolution", "top1")
 OPTIONAL = ("top5", "source", "args", "phone_latency_ms", "phone_latency_device", "priority")
 JOINED = ("top1", "top5", "accuracy_source", "phone_latency_ms", "phone_latency_device")

@@ -1,7 +1,7 @@
 """Measure what budgets and baselines ask for: one row per (configuration, settings).
 
-The rows have the columns of a comparison frame (``mbprof.columns``), so that the pure
-checks in ``mbprof.budgets`` read measured rows and saved frames alike. Each
+The rows have the columns of a comparison frame (``mbprof.frame.columns``), so that the pure
+checks in ``mbprof.checks.budgets`` read measured rows and saved frames alike. Each
 configuration is counted once however many limits it has.
 """
 
@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mbprof.budgets import LATENCY_IDENTITY, Budget, BudgetFileError, Limit
-from mbprof.errors import MbprofError, UnknownModelError
-from mbprof.records import ModelSpec
+from mbprof.checks.budgets import LATENCY_IDENTITY, Budget, BudgetFileError, Limit
+from mbprof.core.errors import MbprofError, UnknownModelError
+from mbprof.core.records import ModelSpec
 
 Settings = tuple[tuple[str, Any], ...]
 

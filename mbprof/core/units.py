@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 
 _COUNT_PREFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _BYTE_UNITS = {

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mbprof.errors import MbprofError
+from mbprof.core.errors import MbprofError
 
 _received: int | None = None  # the signal that interrupted this run, if any
 _depth = 0  # nested watch() blocks: only the outermost installs and restores

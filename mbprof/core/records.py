@@ -338,7 +338,7 @@ class Timing:
         return 100.0 * achieved / self.machine_peak_gflops
 
     def as_row(self) -> dict[str, Any]:
-        """The latency columns of a comparison frame (described in ``mbprof.columns``)."""
+        """The latency columns of a comparison frame (described in ``mbprof.frame.columns``)."""
         env = self.environment
         return {
             "latency_ms": self.latency_ms,

@@ -1,11 +1,11 @@
 """Budgets: limits on what a configuration may cost, read from a TOML file and checked
-against measured rows (the columns of a comparison frame, see ``mbprof.columns``).
+against measured rows (the columns of a comparison frame, see ``mbprof.frame.columns``).
 
 Pure: parsing turns text into ``Budget`` records, checking turns records and rows into
 ``Result`` records; nothing here measures, builds a model or imports torch. The file is
 read as data only (``tomllib``): nothing in it is executed or imported here, and a model
 given as an import path is refused before anything imports it unless the caller allows
-its module (``mbprof.measure.check_specs``, ``allow_import``).
+its module (``mbprof.checks.measuring.check_specs``, ``allow_import``).
 
 A budget file::
 
@@ -28,7 +28,7 @@ How a limit is judged: ``measured <= limit`` holds; ``limit < measured <= limit 
 tolerance)`` is *tolerated* (passes, with a warning); above that it is *exceeded*.
 Headroom is ``limit - measured`` (negative when over), and as a share of the limit.
 Only latency takes a tolerance in a budget file (counts and memory are exact); baselines
-(``mbprof.baseline``) give every metric one.
+(``mbprof.checks.baseline``) give every metric one.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mbprof.errors import MbprofError
-from mbprof.parsing import (
+from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import (
     CHUNKS_PER_CHANNEL,
     MAX_BATCH,
     MAX_MIN_TIME_S,
@@ -54,8 +54,8 @@ from mbprof.parsing import (
     parse_kwargs,
     parse_resolution,
 )
-from mbprof.records import ModelSpec
-from mbprof.units import (
+from mbprof.core.records import ModelSpec
+from mbprof.core.units import (
     format_bytes,
     format_count,
     format_ms,
@@ -697,7 +697,7 @@ def _tomllib() -> Any:
 def parse_budgets(text: str, source: str = "<budgets>") -> BudgetFile:
     """Budgets from the text of a TOML budget file; ``BudgetFileError`` names file, line
     and key of the first problem. Model names and ranges are checked later, by
-    ``mbprof.measure.check_specs``, which knows the registry."""
+    ``mbprof.checks.measuring.check_specs``, which knows the registry."""
     tomllib = _tomllib()
     try:
         data = tomllib.loads(text)
@@ -879,7 +879,7 @@ def check_budget(budget: Budget, rows: list[Mapping[str, Any]]) -> list[Result]:
 
 def check(budgets: BudgetFile | Iterable[Budget], rows: Any) -> list[Result]:
     """Every limit of ``budgets`` against the measured ``rows`` (a list of dicts or a frame
-    with the columns of ``mbprof.columns``). Raises ``MbprofError`` when no row measured a
+    with the columns of ``mbprof.frame.columns``). Raises ``MbprofError`` when no row measured a
     budget's configuration."""
     if hasattr(rows, "to_dict"):
         rows = rows.to_dict(orient="records")

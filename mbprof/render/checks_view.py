@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mbprof import __version__
-from mbprof.budgets import ERROR, EXCEEDED, HELD, METRICS, TOLERATED, Result, format_amount
+from mbprof.checks.budgets import ERROR, EXCEEDED, HELD, METRICS, TOLERATED, Result, format_amount
+from mbprof.core.units import format_percent
 from mbprof.render.document import Document, Table
 from mbprof.render.export import md_text, to_markdown
 from mbprof.render.safe_text import safe_text
-from mbprof.units import format_percent
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,0 +1,1 @@
+"""Checks: budget files, baselines, and the measurements they ask for."""

@@ -1,0 +1,2 @@
+"""The comparison frame: its columns, the rows (configuration <-> row), published accuracy
+joined to them, the Pareto frontier, and frame files read back. Torch-free."""

@@ -1,0 +1,277 @@
+"""The rows of a comparison frame: the one owner of how a configuration becomes a row and a
+row becomes a configuration again, and of what a missing cell is.
+
+A row is a plain dict whose keys are described in ``mbprof.frame.columns``. Every writer of
+rows (``compare``, ``bench``, the checks' measurements, the paper report) builds its
+identity columns with ``identity_row`` and its figures with the ``*_columns`` functions
+here; every reader (baselines, saved results, accuracy joining, plots) goes back through
+``spec_from_row`` and ``cell``. Torch-free.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import parse_resolution
+from mbprof.core.records import ModelSpec
+
+if TYPE_CHECKING:
+    from mbprof.core.records import CountReport, Environment, MemoryReport, Timing
+
+# The columns that say which configuration a row measured, in the frame's order.
+IDENTITY = ("model", "width", "depth", "resolution", "input_h", "input_w", "num_classes", "args")
+FAILURE_TEXT_MAX = 300
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN (float or numpy), pandas' NA/NaT, or an empty string (an empty CSV cell)."""
+    if value is None or (isinstance(value, str) and value == ""):
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    try:
+        return bool(value != value)  # numpy floating NaN
+    except (TypeError, ValueError):
+        return False
+
+
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds; anything else unchanged."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            return value.item()
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def cell(row: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """``row[key]`` as a plain Python value; ``default`` when absent or missing."""
+    value = plain(row.get(key, default))
+    return default if is_missing(value) else value
+
+
+# --------------------------------------------------------------------------- builder arguments
+
+
+def _needs_quotes(value: str) -> bool:
+    """A string that would read back as another type, or would not read back whole."""
+    if value == "" or re.search(r"[\s=\"']", value):
+        return True
+    return type(read_literal(value)) is not str
+
+
+def read_literal(text: str) -> Any:
+    """One builder argument's value as written in an ``args`` cell or after ``--arg k=``:
+    true/false, none/null, an integer, a finite number, a quoted string, else the text."""
+    stripped = text.strip()
+    lowered = stripped.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] == '"':
+        try:
+            return str(json.loads(stripped))
+        except ValueError:
+            return stripped
+    if re.fullmatch(r"[-+]?\d+", stripped):
+        return int(stripped)
+    try:
+        number = float(stripped)
+    except ValueError:
+        return stripped
+    return number if math.isfinite(number) else stripped
+
+
+def format_literal(value: Any) -> str:
+    """The text ``read_literal`` turns back into ``value``."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value)
+    return json.dumps(text) if _needs_quotes(text) else text
+
+
+def args_text(kwargs: tuple[tuple[str, Any], ...] | Mapping[str, Any]) -> str:
+    """Builder arguments as the ``args`` column holds them: ``a=1 b=True``, sorted by key."""
+    pairs = sorted(kwargs.items() if isinstance(kwargs, Mapping) else kwargs)
+    return " ".join(f"{key}={format_literal(value)}" for key, value in pairs)
+
+
+_ARG = re.compile(r'\s*([A-Za-z_]\w*)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def parse_args_text(text: str, where: str = "args") -> tuple[tuple[str, Any], ...]:
+    """``args_text`` read back: sorted (key, value) pairs."""
+    pairs: dict[str, Any] = {}
+    position = 0
+    text = str(text)
+    while position < len(text.rstrip()):
+        match = _ARG.match(text, position)
+        if match is None:
+            raise MbprofError(f"{where}: {text!r} is not a list of key=value builder arguments")
+        key, value = match.group(1), match.group(2)
+        if key in pairs:
+            raise MbprofError(f"{where}: argument {key!r} is given twice in {text!r}")
+        pairs[key] = read_literal(value)
+        position = match.end()
+    return tuple(sorted(pairs.items()))
+
+
+# --------------------------------------------------------------------------- spec <-> row
+
+
+def identity_row(spec: ModelSpec) -> dict[str, Any]:
+    """The columns that name the configuration ``spec`` (``args`` only when it has some)."""
+    row: dict[str, Any] = {
+        "model": spec.model,
+        "width": spec.width,
+        "depth": spec.depth,
+        "resolution": spec.res_label,
+        "input_h": spec.resolution[0],
+        "input_w": spec.resolution[1],
+        "num_classes": spec.num_classes,
+    }
+    if spec.kwargs:
+        row["args"] = args_text(spec.kwargs)
+    return row
+
+
+def _number(row: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    value = cell(row, key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise MbprofError(f"{where}: {key} {value!r} is not a number") from None
+    if not math.isfinite(number) or number <= 0:
+        raise MbprofError(f"{where}: {key} {value!r} is not allowed; it must be a number > 0")
+    return number
+
+
+def _integer(row: Mapping[str, Any], key: str, where: str) -> int | None:
+    value = cell(row, key)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise MbprofError(f"{where}: {key} {value!r} is not an integer") from None
+    if not number.is_integer() or number < 1:
+        raise MbprofError(f"{where}: {key} {value!r} is not allowed; it must be an integer >= 1")
+    return int(number)
+
+
+def spec_from_row(row: Mapping[str, Any], where: str = "row") -> ModelSpec:
+    """The configuration a row measured. ``where`` ("results.csv row 3") starts every
+    error. The model is not looked up here (see ``mbprof.models.check_spec``)."""
+    model = cell(row, "model")
+    if not isinstance(model, str) or not model.strip():
+        raise MbprofError(f"{where}: no 'model' column; is this an mbprof compare result?")
+    height, width = _integer(row, "input_h", where), _integer(row, "input_w", where)
+    if height is None or width is None:
+        label = cell(row, "resolution")
+        if label is None:
+            raise MbprofError(f"{where}: no 'resolution' (or 'input_h' and 'input_w') column")
+        if isinstance(label, float) and label.is_integer():
+            label = int(label)
+        try:
+            height, width = parse_resolution(str(label), "resolution")
+        except MbprofError as exc:
+            raise MbprofError(f"{where}: {exc}") from None
+    args = cell(row, "args")
+    return ModelSpec(
+        model=model.strip(),
+        width=_number(row, "width", 1.0, where),
+        depth=_number(row, "depth", 1.0, where),
+        resolution=(height, width),
+        num_classes=_integer(row, "num_classes", where) or 1000,
+        kwargs=parse_args_text(str(args), f"{where}: args") if args is not None else (),
+    )
+
+
+def row_measures(row: Mapping[str, Any], spec: ModelSpec) -> bool:
+    """Whether ``row`` measured ``spec`` (multipliers compared to 1e-9; a row that does not
+    read as a configuration measures nothing)."""
+    try:
+        other = spec_from_row(row)
+    except MbprofError:
+        return False
+    return (
+        other.model == spec.model
+        and math.isclose(other.width, spec.width, rel_tol=1e-9)
+        and math.isclose(other.depth, spec.depth, rel_tol=1e-9)
+        and other.resolution == spec.resolution
+        and other.num_classes == spec.num_classes
+        and dict(other.kwargs) == dict(spec.kwargs)
+    )
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def count_columns(counts: CountReport) -> dict[str, Any]:
+    """MAdds, params and fvcore's other FLOPs of one configuration (``mbprof.analysis.counting``)."""
+    return {"madds": counts.madds, "params": counts.params, "other_flops": counts.other_flops}
+
+
+def memory_columns(report: MemoryReport) -> dict[str, Any]:
+    """Peak activation memory, materialized and memory-efficient (``mbprof.analysis.memory``)."""
+    return {
+        "peak_act_bytes": report.peak.live_bytes,
+        "peak_act_bytes_efficient": report.peak_efficient.live_bytes,
+        "max_tensor_bytes": report.max_tensor_bytes,
+        "mem_dtype": report.dtype,
+        "mem_chunks": report.chunks_label,
+    }
+
+
+def environment_columns(env: Environment) -> dict[str, Any]:
+    """Where and how a timing was taken."""
+    return {
+        "device": env.device,
+        "device_name": env.device_name,
+        "backend": env.backend,
+        "dtype": env.dtype,
+        "batch": env.batch,
+        "threads": env.threads,
+        "memory_format": env.memory_format,
+        "fuse_bn": env.fuse_bn,
+        "torch_version": env.torch_version,
+        "cpu_model": env.cpu_model,
+    }
+
+
+def latency_columns(timing: Timing) -> dict[str, Any]:
+    """A timing's figures and its environment (``mbprof.analysis.latency``)."""
+    return {
+        "latency_ms": timing.latency_ms,
+        "latency_ms_per_image": timing.latency_ms_per_image,
+        "latency_p10_ms": timing.latency_p10_ms,
+        "latency_p90_ms": timing.latency_p90_ms,
+        "runs": timing.runs,
+        "throughput_ips": timing.throughput_ips,
+        "achieved_gflops": timing.achieved_gflops,
+        "machine_share_pct": timing.machine_share_pct,
+        "compile_s": timing.compile_s,
+        **environment_columns(timing.environment),
+    }
+
+
+def failure_text(exc: BaseException) -> str:
+    """What an ``error`` cell says: the exception's type and the first line of its message,
+    at most ``FAILURE_TEXT_MAX`` characters."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= FAILURE_TEXT_MAX else text[: FAILURE_TEXT_MAX - 3] + "..."

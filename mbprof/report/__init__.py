@@ -1,0 +1,1 @@
+"""The MobileNetV2 paper reproduced (``mbprof reproduce``): tables, figures and prose."""
