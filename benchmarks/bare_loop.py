@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from mbprof.analysis.latency import resolve_settings, time_model  # noqa: E402
-from mbprof.core.records import LatencySettings  # noqa: E402
+from mbprof.core.settings import LatencySettings  # noqa: E402
 from mbprof.models import create_model  # noqa: E402
 
 BACKENDS = {

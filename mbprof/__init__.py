@@ -22,7 +22,9 @@ _API = {
     "make_specs": "mbprof.api",
     "bench": "mbprof.api",
     "make_latency_settings": "mbprof.api",
-    "LatencySettings": "mbprof.core.records",
+    "LatencySettings": "mbprof.core.settings",
+    "MemorySettings": "mbprof.core.settings",
+    "memory_settings": "mbprof.api",
     "Timing": "mbprof.core.records",
     "Environment": "mbprof.core.records",
     "BenchResult": "mbprof.core.records",
@@ -47,6 +49,7 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ impo
         make_spec,
         make_specs,
         memory,
+        memory_settings,
         profile,
         profile_spec,
     )
@@ -55,13 +58,13 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ impo
         BenchResult,
         CountReport,
         Environment,
-        LatencySettings,
         LayerRow,
         MemoryReport,
         ModelSpec,
         Profile,
         Timing,
     )
+    from mbprof.core.settings import LatencySettings, MemorySettings  # noqa: F401
     from mbprof.models import (  # noqa: F401
         create_model,
         get_model_info,

@@ -187,7 +187,7 @@ HEAD = '[[budget]]\nmodel = "mobilenet_v2"\n'
             ["chunks", "'channel'"],
         ),
         (HEAD + 'max_peak_memory = { limit = "1 MB", chunks = 2.5 }\n', 3, ["chunks", "integer"]),
-        (HEAD + 'max_latency = { limit = "1 ms", device = "tpu" }\n', 3, ["cpu, cuda, auto"]),
+        (HEAD + 'max_latency = { limit = "1 ms", device = "tpu" }\n', 3, ["auto, cpu, cuda"]),
         (HEAD + 'max_latency = { limit = "1 ms", backend = "tvm" }\n', 3, ["eager, compile"]),
         (HEAD + 'max_latency = { limit = "1 ms", threads = 1.5 }\n', 3, ["threads", "integer"]),
         (HEAD + 'max_latency = { limit = "1 ms", batch = 0 }\n', 3, ["batch", ">= 1"]),

@@ -374,7 +374,7 @@ def test_latency_settings_this_machine_cannot_run_exit_2_before_measuring(write)
     assert result.exit_code == 2 and result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"mbprof: error: {path}:6: budget 1, max_latency:")
-    assert "channels-last" in line
+    assert "channels_last applies to the eager and compile backends" in line
 
 
 def test_latency_baseline_tolerance_through_saved_results(tmp_path):

@@ -205,7 +205,7 @@ def test_failure_names_the_phase(monkeypatch):
 
     monkeypatch.setattr("mbprof.analysis.counting.count", fails)
     with pytest.raises(ModelRunError, match="'mobilenet_v2' failed while counting its MAdds"):
-        mbprof.profile("mobilenet_v2", resolution=32, memory=False)
+        mbprof.profile("mobilenet_v2", resolution=32, with_memory=False)
 
 
 def test_identity_model_is_one_line(run):

@@ -34,7 +34,7 @@ def mbprof_process(*args: str, shell_tail: str = ""):
 def test_lone_values_are_one_item():
     specs = mbprof.api.make_specs(models="mobilenet_v2", widths=0.5, depths=1.0, resolutions=224)
     assert [(s.model, s.width, s.resolution) for s in specs] == [("mobilenet_v2", 0.5, (224, 224))]
-    frame = mbprof.compare(models="mobilenet_v2", resolutions="32", memory=False, accuracy=False)
+    frame = mbprof.compare(models="mobilenet_v2", resolutions="32", with_memory=False, accuracy=False)
     assert frame["model"].tolist() == ["mobilenet_v2"]
 
 
@@ -46,7 +46,7 @@ def test_lone_values_are_one_item():
         (dict(width=True), "width: True is not a number"),
         (dict(depth=False), "depth: False is not a number"),
         (dict(model=3), "model: 3 is not a model name"),
-        (dict(num_classes=10**12), "classes 1000000000000 is too many"),
+        (dict(num_classes=10**12), "num_classes: 1000000000000 is too many"),
     ],
 )
 def test_api_refuses_with_mbprof_error(kwargs, fragment):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -99,17 +100,17 @@ def test_compare_records_a_failing_configuration_and_goes_on(tmp_path):
 
 
 def test_ctrl_c_keeps_the_rows_already_measured(tmp_path, monkeypatch):
-    import mbprof.api
+    import mbprof.analysis.latency
 
-    real, calls = mbprof.api.bench_spec, []
+    real, calls = mbprof.analysis.latency.time_model, []
 
     def interrupted_on_second(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
+        if len(calls) == 2:  # a real Ctrl-C, as the terminal sends it
+            signal.raise_signal(signal.SIGINT)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(mbprof.api, "bench_spec", interrupted_on_second)
+    monkeypatch.setattr(mbprof.analysis.latency, "time_model", interrupted_on_second)
     csv, js = tmp_path / "s.csv", tmp_path / "s.json"
     result = run(
         "compare", "-m", "test_tiny", "--res", "32,48,64", *FAST, "--csv", str(csv),
@@ -145,7 +146,7 @@ def test_bad_latency_options_exit_2_in_one_line(command, args, message):
 def test_cuda_without_a_gpu_exits_2():
     for command in (["bench", "test_tiny"], ["compare", "-m", "test_tiny"]):
         result = run(*command, "--res", "32", "--device", "cuda")
-        assert_one_line_error(result, "--device cuda", "sees no CUDA GPU", "use --device cpu")
+        assert_one_line_error(result, "--device cuda", "sees no CUDA GPU", "use cpu or auto")
 
 
 def test_missing_onnx_extra_exits_2_with_the_install_command(monkeypatch):

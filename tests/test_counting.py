@@ -15,7 +15,7 @@ from mbprof.models import create_model
 
 def profile(*args, **kwargs):
     """Counting only: the memory analysis has its own tests."""
-    return _profile(*args, memory=False, **kwargs)
+    return _profile(*args, with_memory=False, **kwargs)
 
 
 def second_count(name: str, resolution: tuple[int, int], **kwargs) -> int:

@@ -26,7 +26,9 @@ from mbprof.analysis.latency import (
 )
 from mbprof.analysis.latency import settings as latency_settings
 from mbprof.core.errors import MbprofError
-from mbprof.core.records import Environment, LatencySettings, Timing
+from mbprof.core.records import Environment, Timing
+from mbprof.core.settings import LatencySettings
+from mbprof.frame.rows import latency_columns
 from mbprof.models import create_model
 from tests._tiny_models import tiny_madds, tiny_models  # noqa: F401  (a fixture)
 
@@ -166,7 +168,7 @@ def test_derived_figures_by_hand():
     assert t.throughput_ips == pytest.approx(200.0)  # 4 images / 20 ms
     assert t.achieved_gflops == pytest.approx(120.0)  # 2 x 3e8 x 4 / 0.02 s = 1.2e11
     assert t.machine_share_pct == pytest.approx(30.0)
-    row = t.as_row()
+    row = latency_columns(t)
     assert row["batch"] == 4 and row["latency_ms_per_image"] == 5.0
 
 
@@ -198,7 +200,7 @@ def test_timing_carries_its_environment_and_setup():
     assert all(s["channels_last"] and s["batch"] == 2 for s in Recorder.seen)
     assert t.runs == len(Recorder.seen) - 1 - 1  # all but 1 warm-up and 1 sizing run
     assert t.latency_p10_ms <= t.latency_ms <= t.latency_p90_ms
-    row = t.as_row()
+    row = latency_columns(t)
     for key in (
         "latency_ms latency_ms_per_image latency_p10_ms latency_p90_ms runs throughput_ips "
         "achieved_gflops machine_share_pct device device_name backend dtype batch threads "
@@ -382,13 +384,13 @@ def test_compile_time_is_reported_apart_from_latency():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(device="tpu"), "--device: 'tpu' is not allowed; choose one of auto, cpu, cuda"),
-        (dict(batch=0), "--batch: 0 is too small; give an integer >= 1"),
-        (dict(threads=0), "--threads: 0 is too small; give an integer >= 1"),
-        (dict(dtype="fp64"), "--dtype: 'fp64' is not allowed; choose one of fp32, fp16, bf16"),
-        (dict(backend="tvm"), "--backend: 'tvm' is not allowed"),
-        (dict(min_time_s=0), "--min-time"),
-        (dict(warmup=-1), "--warmup: -1 is too small; give an integer >= 0"),
+        (dict(device="tpu"), "device: 'tpu' is not allowed; choose one of auto, cpu, cuda"),
+        (dict(batch=0), "batch: 0 is too small; give an integer >= 1"),
+        (dict(threads=0), "threads: 0 is too small; give an integer >= 1"),
+        (dict(dtype="fp64"), "dtype: 'fp64' is not allowed; choose one of fp32, fp16, bf16"),
+        (dict(backend="tvm"), "backend: 'tvm' is not allowed"),
+        (dict(min_time_s=0), "min_time_s"),
+        (dict(warmup=-1), "warmup: -1 is too small; give an integer >= 0"),
         (dict(backend="onnxruntime", dtype="fp16"), "runs fp32 models only"),
         (dict(backend="onnxruntime", channels_last=True), "ONNX Runtime chooses its own"),
     ],
@@ -401,7 +403,7 @@ def test_bad_settings_are_refused_in_one_sentence(kwargs, message):
 def test_device_choice_without_a_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_settings(LatencySettings(device="auto")).device == "cpu"
-    with pytest.raises(MbprofError, match="--device cuda: torch .* sees no CUDA GPU"):
+    with pytest.raises(MbprofError, match="device cuda: torch .* sees no CUDA GPU"):
         resolve_settings(LatencySettings(device="cuda"))
 
 
@@ -412,9 +414,9 @@ def test_device_choice_with_a_gpu(monkeypatch):
     assert resolve_settings(LatencySettings(device="auto")).device == "cuda"
     # ONNX Runtime runs on the CPU, so "auto" picks the CPU for it
     assert resolve_settings(LatencySettings(device="auto", backend="onnxruntime")).device == "cpu"
-    with pytest.raises(MbprofError, match="use --device cpu"):
+    with pytest.raises(MbprofError, match="use device cpu"):
         resolve_settings(LatencySettings(device="cuda", backend="onnxruntime"))
-    with pytest.raises(MbprofError, match="--dtype bf16: Old GPU does not support bfloat16"):
+    with pytest.raises(MbprofError, match="dtype bf16: Old GPU does not support bfloat16"):
         resolve_settings(LatencySettings(device="cuda", dtype="bf16"))
 
 
@@ -423,8 +425,10 @@ def test_a_dtype_the_device_cannot_run_is_refused(monkeypatch):
         raise RuntimeError("\"slow_conv2d_cpu\" not implemented for 'Half'\nmore text")
 
     monkeypatch.setattr(latency_settings, "_probe_dtype", cannot)
-    with pytest.raises(MbprofError, match=r"--dtype fp16 cannot run on cpu .*not implemented"):
+    latency_settings._dtype_runs.cache_clear()  # the probe runs once per process
+    with pytest.raises(MbprofError, match=r"dtype fp16 cannot run on cpu .*not implemented"):
         resolve_settings(LatencySettings(dtype="fp16"))
+    latency_settings._dtype_runs.cache_clear()
 
 
 def test_missing_onnx_extra_says_how_to_install(monkeypatch):

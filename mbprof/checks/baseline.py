@@ -15,8 +15,9 @@ from typing import Any
 
 from mbprof.checks.budgets import Budget, Limit
 from mbprof.core.errors import MbprofError
-from mbprof.core.parsing import parse_chunks, parse_kwargs, parse_mem_dtype, parse_resolution
+from mbprof.core.parsing import parse_kwargs, parse_resolution
 from mbprof.core.records import ModelSpec
+from mbprof.core.settings import parse_chunks, parse_mem_dtype
 from mbprof.core.units import parse_percent
 
 # Metric group -> (frame columns, default tolerance in percent). Counts are exact and

@@ -43,18 +43,24 @@ from typing import Any
 
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import (
-    CHUNKS_PER_CHANNEL,
     MAX_BATCH,
     MAX_MIN_TIME_S,
     MAX_THREADS,
     MAX_WARMUP,
-    MEM_DTYPE_BYTES,
     MIN_RESOLUTION,
-    parse_chunks,
     parse_kwargs,
     parse_resolution,
 )
 from mbprof.core.records import ModelSpec
+from mbprof.core.settings import (
+    BACKENDS,
+    CHUNKS_PER_CHANNEL,
+    DEVICES,
+    LATENCY_DTYPES,
+    MEM_DTYPES,
+    MEM_MODES,
+    parse_chunks,
+)
 from mbprof.core.units import (
     format_bytes,
     format_count,
@@ -66,13 +72,8 @@ from mbprof.core.units import (
     parse_percent,
 )
 
-MEM_DTYPES = tuple(MEM_DTYPE_BYTES)
-MEM_MODES = ("materialized", "efficient")
 DEFAULT_MEM_DTYPE = "fp16"
 DEFAULT_MEM_MODE = "materialized"
-LAT_DEVICES = ("cpu", "cuda", "auto")
-LAT_BACKENDS = ("eager", "compile", "onnxruntime")
-LAT_DTYPES = ("fp32", "fp16", "bf16")
 DEFAULT_LATENCY_TOLERANCE_PCT = 10.0
 
 # Statuses of a checked limit, from best to worst.
@@ -617,13 +618,13 @@ class _Reader:
                     f"{key}.min_time",
                 )
         settings = (
-            ("device", self.choice(entry, "device", index, key, LAT_DEVICES) or "cpu"),
-            ("backend", self.choice(entry, "backend", index, key, LAT_BACKENDS) or "eager"),
+            ("device", self.choice(entry, "device", index, key, DEVICES) or "cpu"),
+            ("backend", self.choice(entry, "backend", index, key, BACKENDS) or "eager"),
             # A fixed bound here: checking saved results (--results) needs no CPUs; measuring
             # refuses more threads than this machine's logical CPUs, as --threads does.
             ("threads", self.integer(entry, "threads", index, 1, key, MAX_THREADS)),
             ("batch", self.integer(entry, "batch", index, 1, key, MAX_BATCH) or 1),
-            ("dtype", self.choice(entry, "dtype", index, key, LAT_DTYPES) or "fp32"),
+            ("dtype", self.choice(entry, "dtype", index, key, LATENCY_DTYPES) or "fp32"),
             ("channels_last", bool(self.boolean(entry, "channels_last", index, key))),
             ("fuse_bn", bool(self.boolean(entry, "fuse_bn", index, key))),
             ("min_time_ms", min_time),

@@ -173,29 +173,6 @@ def check_specs(budgets: Sequence[Budget], allow_import: Iterable[str] = ()) -> 
     return checked
 
 
-def _identity(spec: ModelSpec) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "model": spec.model,
-        "width": spec.width,
-        "depth": spec.depth,
-        "resolution": spec.res_label,
-        "input_h": spec.resolution[0],
-        "input_w": spec.resolution[1],
-        "num_classes": spec.num_classes,
-    }
-    if spec.kwargs:
-        row["args"] = " ".join(f"{k}={v}" for k, v in spec.kwargs)
-    return row
-
-
-def _memory_columns(spec: ModelSpec, settings: Settings) -> dict[str, Any]:
-    """Peak activation memory, materialized and memory-efficient (mbprof.analysis.memory)."""
-    from mbprof.api import memory_columns, memory_spec
-
-    wanted = dict(settings)
-    return memory_columns(memory_spec(spec, dtype=wanted["dtype"], chunks=wanted["chunks"]))
-
-
 def _latency_kwargs(settings: Settings) -> dict[str, Any]:
     wanted = dict(settings)
     kwargs = {key: wanted[key] for key in LATENCY_IDENTITY}
@@ -228,34 +205,6 @@ def resolve_latency(budgets: Sequence[Budget]) -> dict[Settings, Any]:
     return resolved
 
 
-def _failure(exc: BaseException) -> str:
-    """One line: the exception's type and the first line of its message."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
-def _latency_columns(spec: ModelSpec, settings: Any, madds: int | None) -> dict[str, Any]:
-    """Latency and its environment (mbprof.analysis.latency); a run that fails (out of
-    memory, an export error) leaves ``error`` and the settings it was asked for."""
-    from mbprof.api import bench_spec
-
-    try:
-        return bench_spec(spec, settings, madds=madds).timing.as_row()
-    except MbprofError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - recorded in the row; the others go on
-        return {
-            "device": settings.device,
-            "backend": settings.backend,
-            "dtype": settings.dtype,
-            "batch": settings.batch,
-            "threads": settings.threads,
-            "memory_format": settings.memory_format,
-            "fuse_bn": settings.fuse_bn,
-            "error": _failure(exc),
-        }
-
-
 def measure(
     requests: Sequence[Request],
     on_start: Callable[[ModelSpec], None] | None = None,
@@ -269,34 +218,34 @@ def measure(
     (``MbprofError``) stop everything; a failure of one configuration (a model that
     cannot run) is written in its row's ``error`` column, and the limits that needed its
     figures are reported as errors."""
-    from mbprof.api import make_latency_settings, profile_row, profile_spec
+    from mbprof.api import make_latency_settings, measure_rows
+    from mbprof.core.interrupts import UserCodeExit
+    from mbprof.core.settings import MemorySettings
 
     allowed = parse_allow_import(allow_import)
     for request in requests:  # all of them, before the first is built
         reason = import_refusal(request.spec.model, "budget or results file", allowed)
         if reason is not None:
             raise MbprofError(f"model {reason}")
-    counted: dict[ModelSpec, dict[str, Any]] = {}
-    rows: dict[Request, dict[str, Any]] = {}
+    by_spec: dict[ModelSpec, list[Request]] = {}
     for request in requests:
-        spec = request.spec
+        by_spec.setdefault(request.spec, []).append(request)
+    rows: dict[Request, dict[str, Any]] = {}
+    for spec, mine in by_spec.items():
         if on_start is not None:
             on_start(spec)
-        row = _identity(spec)
-        try:
-            if spec not in counted:
-                counted[spec] = profile_row(profile_spec(spec, memory=False))
-            row.update(counted[spec])
+        asked = []
+        for request in mine:
+            memory = None
             if request.memory is not None:
-                row.update(_memory_columns(spec, request.memory))
+                wanted = dict(request.memory)
+                memory = MemorySettings(wanted["dtype"], wanted["chunks"])
+            settings = None
             if request.latency is not None:
                 settings = (latency or {}).get(request.latency) or make_latency_settings(
                     **_latency_kwargs(request.latency)
                 )
-                row.update(_latency_columns(spec, settings, row.get("madds")))
-        except MbprofError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - recorded in the row, the run goes on
-            row["error"] = _failure(exc)
-        rows[request] = row
+            asked.append((memory, settings))
+        measured = measure_rows(spec, asked, stop_on=(MbprofError, UserCodeExit))
+        rows.update(zip(mine, measured, strict=True))
     return rows

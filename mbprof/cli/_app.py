@@ -27,6 +27,22 @@ from mbprof.cli._streams import prepare_streams
 from mbprof.core.errors import MbprofError
 
 EXIT_BAD_INPUT = 2
+# The API's errors name its parameters; on the command line the flags are named instead.
+FLAGS = {
+    "device": "--device",
+    "batch": "--batch",
+    "threads": "--threads",
+    "dtype": "--dtype",
+    "backend": "--backend",
+    "channels_last": "--channels-last",
+    "fuse_bn": "--fuse-bn",
+    "min_time_s": "--min-time",
+    "warmup": "--warmup",
+    "mem_dtype": "--mem-dtype",
+    "chunks": "--chunks",
+    "num_classes": "--classes",
+    "kwargs": "--arg",
+}
 # click >= 8.2 raises this for a bare `mbprof` (older ones print the help and exit 0).
 _NO_ARGS_IS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
@@ -123,7 +139,7 @@ class MbprofGroup(TyperGroup):
         except MbprofError as exc:
             if debug:
                 raise
-            fail(str(exc))
+            fail(exc.text_with(FLAGS))
             code = EXIT_BAD_INPUT
         except (typer.Abort, KeyboardInterrupt):
             typer.echo("mbprof: interrupted", err=True)

@@ -1,16 +1,17 @@
 """The latency options, defined once, shared by `mbprof bench` and `mbprof compare`.
 
-Parsing here is torch-free: numbers and names are checked before torch is imported;
-what depends on the machine (a GPU, a dtype the device can run, ONNX Runtime being
-installed) is checked by ``mbprof.analysis.latency.resolve_settings``.
+The options go to ``mbprof.api.make_latency_settings`` as typed: it checks them once
+(torch-free: bad numbers and names are refused before torch is imported), then resolves
+them for this machine (a GPU, a dtype the device can run, ONNX Runtime being installed).
+Its errors name the settings; the CLI's error policy names these flags instead.
 """
 
 from __future__ import annotations
 
 import typer
 
-from mbprof.core.parsing import MAX_BATCH, MAX_MIN_TIME_S, MAX_WARMUP, check_latency_settings
-from mbprof.core.records import LatencySettings
+from mbprof.core.parsing import MAX_BATCH, MAX_MIN_TIME_S, MAX_WARMUP
+from mbprof.core.settings import ResolvedLatency
 
 DEVICE_OPTION = typer.Option(
     "auto", "--device", help="Where to run: cpu, cuda, or auto (cuda when torch sees a GPU)."
@@ -56,18 +57,18 @@ def latency_settings(
     fuse_bn: bool,
     min_time: str,
     warmup: str,
-) -> LatencySettings:
-    """The options as checked settings (not yet resolved for this machine)."""
-    return check_latency_settings(
-        LatencySettings(
-            device=device,
-            batch=batch,  # type: ignore[arg-type]  (checked and converted just below)
-            threads=threads,  # type: ignore[arg-type]
-            dtype=dtype,
-            backend=backend,
-            channels_last=channels_last,
-            fuse_bn=fuse_bn,
-            min_time_s=min_time,  # type: ignore[arg-type]
-            warmup=warmup,  # type: ignore[arg-type]
-        )
+) -> ResolvedLatency:
+    """The options, checked and resolved for this machine (exit 2 for what it cannot run)."""
+    from mbprof.api import make_latency_settings
+
+    return make_latency_settings(
+        device=device,
+        batch=batch,  # type: ignore[arg-type]  (text as typed: checked once by the API)
+        threads=threads,  # type: ignore[arg-type]
+        dtype=dtype,
+        backend=backend,
+        channels_last=channels_last,
+        fuse_bn=fuse_bn,
+        min_time_s=min_time,  # type: ignore[arg-type]
+        warmup=warmup,  # type: ignore[arg-type]
     )

@@ -62,17 +62,15 @@ def bench_command(
     Example: mbprof bench mobilenet_v2 --width 1.0 --res 224 --threads 2 --fuse-bn --channels-last
     """
     spec_args = spec_options(model, width, depth, res, classes, arg)
-    settings = latency_settings(
-        device, batch, threads, dtype, backend, channels_last, fuse_bn, min_time, warmup
-    )
     check_output(output)
-    from mbprof.analysis.latency import resolve_settings
     from mbprof.api import bench_spec, make_spec
     from mbprof.cli._progress import sweep_progress
     from mbprof.render.latency_view import bench_document
 
+    settings = latency_settings(
+        device, batch, threads, dtype, backend, channels_last, fuse_bn, min_time, warmup
+    )
     spec = make_spec(**spec_args)
-    settings = resolve_settings(settings)  # no GPU, a dtype the device cannot run: exit 2
     with sweep_progress(1) as progress:
         progress.start(spec)
         progress.phase(f"timing {settings.backend}")

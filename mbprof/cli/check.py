@@ -201,8 +201,8 @@ def _covering_rows(budget_list: list, rows: list) -> list:
 
 def _write_baseline(path: Path, rows: list) -> None:
     from mbprof.api import rows_to_frame
+    from mbprof.render.compare_view import compare_document
     from mbprof.render.export import to_json, write_atomic
-    from mbprof.render.views import compare_document
 
     doc = compare_document(rows_to_frame(rows), title="Baseline")
     write_atomic(path, to_json(doc))

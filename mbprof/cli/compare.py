@@ -30,11 +30,9 @@ from mbprof.cli._latency_options import (
 )
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import (
-    parse_chunks,
     parse_float_list,
     parse_int,
     parse_kwargs,
-    parse_mem_dtype,
     parse_name_list,
     parse_resolution_list,
 )
@@ -123,16 +121,6 @@ def compare_command(
         num_classes=parse_int(classes, "--classes"),
         kwargs=dict(parse_kwargs(arg)),
     )
-    memory = dict(
-        memory=not no_memory,
-        mem_dtype=parse_mem_dtype(mem_dtype, "--mem-dtype"),
-        chunks=parse_chunks(chunks, "--chunks"),
-    )
-    settings = None
-    if not no_latency:
-        settings = latency_settings(
-            device, batch, threads, dtype, backend, channels_last, fuse_bn, min_time, warmup
-        )
     files = {OutputFormat.csv: csv, OutputFormat.json: json, OutputFormat.markdown: markdown}
     for kind, path in files.items():
         check_output(path, f"--{kind.value}")
@@ -144,32 +132,30 @@ def compare_command(
     outputs = {f"--{kind.value}": path for kind, path in files.items()}
     check_outputs({**outputs, "--plot": plot, "--output": output}, {"--accuracy": accuracy})
 
-    from mbprof.api import accuracy_for, add_accuracy, iter_compare, make_specs, rows_to_frame
+    from mbprof.api import prepare_compare
     from mbprof.cli._progress import sweep_progress
-    from mbprof.render.views import compare_document
+    from mbprof.render.compare_view import compare_document
 
-    specs = make_specs(**grid)
-    if settings is not None:
-        from mbprof.analysis.latency import resolve_settings
-
-        settings = resolve_settings(settings)  # no GPU, a dtype the device cannot run: exit 2
-    table = accuracy_for(accuracy if accuracy is not None else True)
-    if plot is not None:
-        from mbprof.frame.accuracy import check_plottable
-
-        check_plottable(table, specs, "--plot")
+    settings = None
+    if not no_latency:
+        settings = latency_settings(
+            device, batch, threads, dtype, backend, channels_last, fuse_bn, min_time, warmup
+        )
+    run = prepare_compare(
+        **grid,
+        with_memory=not no_memory,
+        mem_dtype=mem_dtype,
+        chunks=chunks,
+        latency=settings if settings is not None else False,
+        accuracy=accuracy if accuracy is not None else True,
+        plot_top1=plot is not None,
+    )
+    specs = run.specs
     rows: list[dict] = []
     interrupted = False
     with sweep_progress(len(specs)) as progress:
         try:
-            sweep = iter_compare(
-                specs,
-                on_start=progress.start,
-                latency=settings,
-                on_phase=progress.phase,
-                **memory,
-            )
-            for row in sweep:
+            for row in run.rows(on_start=progress.start, on_phase=progress.phase):
                 rows.append(row)
                 progress.done(row)
         except KeyboardInterrupt:
@@ -181,7 +167,7 @@ def compare_command(
             err=True,
         )
         raise typer.Exit(interrupts.exit_code())
-    frame = add_accuracy(rows_to_frame(rows), table)
+    frame = run.frame(rows)
     doc = compare_document(frame)
     if plot is not None and rows:
         from mbprof.render.plots import AXES, frontier_document, plot_frame

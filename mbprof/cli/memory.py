@@ -22,11 +22,8 @@ from mbprof.cli._common import (
     spec_options,
 )
 from mbprof.core.errors import MbprofError
-from mbprof.core.parsing import (
-    parse_chunks,
-    parse_int,
-    parse_mem_dtype,
-)
+from mbprof.core.parsing import parse_int
+from mbprof.core.settings import memory_settings
 
 DTYPE_OPTION = typer.Option(
     "fp16", "--dtype", help="Bytes per activation element: fp16 or bf16 (2), fp32 (4), int8 (1)."
@@ -72,10 +69,9 @@ def memory_command(
     Example: mbprof memory mobilenet_v2 --res 224 --dtype fp16 --chunks 4
     """
     spec_args = spec_options(model, width, depth, res, classes, arg)
-    mem_dtype = parse_mem_dtype(dtype, "--dtype")
-    t = parse_chunks(chunks, "--chunks")
+    settings = memory_settings(dtype, chunks, ("--dtype", "--chunks"))
     images = parse_int(batch, "--batch")
-    if measure and mem_dtype == "int8":
+    if measure and settings.dtype == "int8":
         raise MbprofError(
             "--measure: a real forward pass runs in fp16, bf16 or fp32, not int8; "
             "drop --measure or choose another --dtype"
@@ -90,8 +86,10 @@ def memory_command(
     from mbprof.render.memory_view import curve_frame, memory_document
 
     spec = make_spec(**spec_args)
-    report = memory_spec(spec, dtype=mem_dtype, chunks=t, batch=images)
-    measured = measure_memory_spec(spec, dtype=mem_dtype, batch=images) if measure else None
+    report = memory_spec(spec, mem_dtype=settings, batch=images)
+    measured = (
+        measure_memory_spec(spec, mem_dtype=settings.dtype, batch=images) if measure else None
+    )
     if curve is not None:
         import json
 

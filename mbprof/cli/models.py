@@ -22,6 +22,6 @@ def models_command(
     """
     check_output(output)
     from mbprof.models import get_model_info, list_models
-    from mbprof.render.views import models_document
+    from mbprof.render.models_view import models_document
 
     emit(models_document([get_model_info(n) for n in list_models(pattern)]), fmt, output)

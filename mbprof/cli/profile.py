@@ -45,7 +45,7 @@ def profile_command(
     spec_args = spec_options(model, width, depth, res, classes, arg)
     check_output(output)
     from mbprof.api import make_spec, profile_spec
-    from mbprof.render.views import profile_document
+    from mbprof.render.profile_view import profile_document
 
     spec = make_spec(**spec_args)
     emit(profile_document(profile_spec(spec, weights=weights)), fmt, output)

@@ -9,7 +9,21 @@ from __future__ import annotations
 
 
 class MbprofError(ValueError):
-    """Bad input: the message names the value and what is allowed."""
+    """Bad input: the message names the value and what is allowed.
+
+    ``field`` is the setting the message starts with (``dtype``, ``min_time_s``), when it
+    names one, so that the CLI can say its own flag (``--dtype``, ``--min-time``) instead."""
+
+    def __init__(self, *args: object, field: str | None = None) -> None:
+        super().__init__(*args)
+        self.field = field
+
+    def text_with(self, names: dict[str, str]) -> str:
+        """The message with its field called by ``names`` (field -> flag)."""
+        text = str(self)
+        if self.field in names and text.startswith(self.field):
+            return names[self.field] + text[len(self.field) :]
+        return text
 
 
 class UnknownModelError(MbprofError, KeyError):

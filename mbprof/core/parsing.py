@@ -6,6 +6,7 @@ the bad value and what is allowed. Nothing here imports torch.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -26,7 +27,9 @@ MAX_THREADS = 4096  # in a file, read anywhere; measuring allows this machine's 
 def _items(text: str, option: str) -> list[str]:
     items = [item.strip() for item in str(text).split(",")]
     if any(item == "" for item in items):
-        raise MbprofError(f"{option}: empty item in {text!r}; give a comma-separated list")
+        raise MbprofError(
+            f"{option}: empty item in {text!r}; give a comma-separated list", field=option
+        )
     return items
 
 
@@ -40,12 +43,17 @@ def parse_positive_float(
             raise TypeError
         value = float(text)
     except (TypeError, ValueError):
-        raise MbprofError(f"{option}: {text!r} is not a number; give a finite number > 0") from None
+        raise MbprofError(
+            f"{option}: {text!r} is not a number; give a finite number > 0", field=option
+        ) from None
     if not math.isfinite(value) or value <= 0:
-        raise MbprofError(f"{option}: {text!r} is not allowed; give a finite number > 0")
+        raise MbprofError(
+            f"{option}: {text!r} is not allowed; give a finite number > 0", field=option
+        )
     if maximum is not None and value > maximum:
         raise MbprofError(
-            f"{option}: {text!r} is too large; give a number > 0 and <= {maximum:g}{unit}"
+            f"{option}: {text!r} is too large; give a number > 0 and <= {maximum:g}{unit}",
+            field=option,
         )
     return value
 
@@ -66,12 +74,17 @@ def parse_int(
     elif isinstance(text, str) and re.fullmatch(r"\s*[-+]?\d+\s*", text):
         value = int(text)
     else:
-        raise MbprofError(f"{option}: {text!r} is not an integer; give an integer >= {minimum}")
+        raise MbprofError(
+            f"{option}: {text!r} is not an integer; give an integer >= {minimum}", field=option
+        )
     if value < minimum:
-        raise MbprofError(f"{option}: {value} is too small; give an integer >= {minimum}")
+        raise MbprofError(
+            f"{option}: {value} is too small; give an integer >= {minimum}", field=option
+        )
     if maximum is not None and value > maximum:
         raise MbprofError(
-            f"{option}: {value} is too large{why}; give an integer from {minimum} to {maximum:,}"
+            f"{option}: {value} is too large{why}; give an integer from {minimum} to {maximum:,}",
+            field=option,
         )
     return value
 
@@ -90,21 +103,32 @@ def parse_threads(text: str | int, option: str = "--threads") -> int:
     return parse_int(text, option, minimum=1, maximum=cpus, why=why)
 
 
-def parse_resolution(text: str | int, option: str = "--res") -> tuple[int, int]:
-    """'224' -> (224, 224); '160x224' -> (160, 224) as (height, width), each >= 32."""
-    text = str(text).strip()
-    parts = re.split(r"[xX]", text)
-    if len(parts) not in (1, 2) or not all(re.fullmatch(r"\d+", p.strip()) for p in parts):
+def parse_resolution(text: str | int | tuple[int, int], option: str = "--res") -> tuple[int, int]:
+    """'224' or 224 -> (224, 224); '160x224' or (160, 224) -> (160, 224) as (height, width),
+    each side >= 32."""
+    allowed = (
+        f"give an integer >= {MIN_RESOLUTION}, HEIGHTxWIDTH such as 160x224, "
+        "or a (height, width) pair of integers"
+    )
+    if isinstance(text, (tuple, list)):
+        sides_ok = all(isinstance(side, int) and not isinstance(side, bool) for side in text)
+        if len(text) != 2 or not sides_ok:
+            raise MbprofError(f"{option}: {text!r} is not a resolution; {allowed}", field=option)
+        dims = [int(side) for side in text]
+        shown = f"{dims[0]}x{dims[1]}"
+    elif isinstance(text, bool) or not isinstance(text, (int, str)):
+        raise MbprofError(f"{option}: {text!r} is not a resolution; {allowed}", field=option)
+    else:
+        shown = str(text).strip()
+        parts = re.split(r"[xX]", shown)
+        if len(parts) not in (1, 2) or not all(re.fullmatch(r"\d+", p.strip()) for p in parts):
+            raise MbprofError(f"{option}: {shown!r} is not a resolution; {allowed}", field=option)
+        dims = [int(p) for p in parts]
+    if any(dim < MIN_RESOLUTION for dim in dims):
         raise MbprofError(
-            f"{option}: {text!r} is not a resolution; give an integer >= {MIN_RESOLUTION} "
-            "or HEIGHTxWIDTH such as 160x224"
+            f"{option}: {shown!r} is too small; each side must be >= {MIN_RESOLUTION} pixels",
+            field=option,
         )
-    dims = [int(p) for p in parts]
-    for dim in dims:
-        if dim < MIN_RESOLUTION:
-            raise MbprofError(
-                f"{option}: {text!r} is too small; each side must be >= {MIN_RESOLUTION} pixels"
-            )
     return (dims[0], dims[-1])
 
 
@@ -117,22 +141,41 @@ def parse_name_list(text: str, option: str) -> list[str]:
     return list(dict.fromkeys(_items(text, option)))
 
 
-def _parse_literal(text: str) -> Any:
-    lowered = text.strip().lower()
+def read_literal(text: str) -> Any:
+    """One builder argument's value as typed after ``--arg key=`` or held in an ``args``
+    cell: true/false, none/null, an integer, a finite number, a "quoted string", else the
+    text itself. 'inf', 'nan' and '1e309' stay text: no builder argument wants a non-finite
+    number, and the builder's check (``mbprof.models.check_kwargs``) then names the value."""
+    stripped = text.strip()
+    lowered = stripped.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
     if lowered in ("none", "null"):
         return None
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] == '"':
+        try:
+            return str(json.loads(stripped))
+        except ValueError:
+            return stripped
     for kind in (int, float):
         try:
-            value = kind(text)
+            value = kind(stripped)
         except ValueError:
             continue
-        # 'inf', 'nan' and '1e309' stay text: no builder argument wants a non-finite
-        # number, and the builder's check (models.check_kwargs) then names the value.
         if kind is int or math.isfinite(value):
             return value
-    return text
+    return stripped
+
+
+def format_literal(value: Any) -> str:
+    """The text that ``read_literal`` turns back into ``value``."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value)
+    needs_quotes = text == "" or re.search(r"[\s=\"']", text) or type(read_literal(text)) is not str
+    return json.dumps(text) if needs_quotes else text
 
 
 def parse_kwargs(items: list[str] | None, option: str = "--arg") -> tuple[tuple[str, Any], ...]:
@@ -149,11 +192,14 @@ def parse_kwargs(items: list[str] | None, option: str = "--arg") -> tuple[tuple[
         key = key.strip()
         if not sep or not key.isidentifier():
             raise MbprofError(
-                f"{option}: {item!r} is not key=value with a Python identifier as key"
+                f"{option}: {item!r} is not key=value with a Python identifier as key",
+                field=option,
             )
         if key in pairs:
-            raise MbprofError(f"{option}: {key!r} is given twice; give each argument once")
-        pairs[key] = _parse_literal(value)
+            raise MbprofError(
+                f"{option}: {key!r} is given twice; give each argument once", field=option
+            )
+        pairs[key] = read_literal(value)
     return tuple(sorted(pairs.items()))
 
 
@@ -161,68 +207,7 @@ def parse_choice(text: str, option: str, choices: tuple[str, ...]) -> str:
     """One of ``choices`` (case-insensitive)."""
     value = str(text).strip().lower()
     if value not in choices:
-        raise MbprofError(f"{option}: {text!r} is not allowed; choose one of {', '.join(choices)}")
-    return value
-
-
-def check_latency_settings(settings: Any) -> Any:
-    """A checked copy of latency settings (a ``records.LatencySettings``), names in lower
-    case and numbers as numbers. Refuses, naming the option: an unknown device, dtype or
-    backend, batch < 1 or > MAX_BATCH, threads < 1 or more than the logical CPUs, a minimum
-    time that is not a number > 0 and <= MAX_MIN_TIME_S seconds, a warm-up < 0 or >
-    MAX_WARMUP."""
-    from dataclasses import replace
-
-    from mbprof.core.records import BACKENDS, DEVICES, DTYPES
-
-    if not isinstance(settings.compile_backend, str) or not settings.compile_backend:
-        raise MbprofError(f"compile_backend {settings.compile_backend!r} is not a backend name")
-    threads = settings.threads
-    return replace(
-        settings,
-        device=parse_choice(settings.device, "--device", DEVICES),
-        dtype=parse_choice(settings.dtype, "--dtype", DTYPES),
-        backend=parse_choice(settings.backend, "--backend", BACKENDS),
-        batch=parse_int(settings.batch, "--batch", minimum=1, maximum=MAX_BATCH),
-        threads=None if threads is None else parse_threads(threads, "--threads"),
-        min_time_s=parse_positive_float(
-            settings.min_time_s, "--min-time", maximum=MAX_MIN_TIME_S, unit=" s"
-        ),
-        warmup=parse_int(settings.warmup, "--warmup", minimum=0, maximum=MAX_WARMUP),
-        channels_last=bool(settings.channels_last),
-        fuse_bn=bool(settings.fuse_bn),
-    )
-
-
-# Activation memory settings (issue 3): element sizes of the dtypes the memory analysis knows.
-MEM_DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4, "int8": 1}
-CHUNKS_PER_CHANNEL = "channel"
-
-
-def parse_mem_dtype(text: str, option: str = "--mem-dtype") -> str:
-    """'fp16' -> 'fp16' (also bf16, fp32, int8; case-insensitive)."""
-    value = str(text).strip().lower()
-    if value not in MEM_DTYPE_BYTES:
-        allowed = ", ".join(MEM_DTYPE_BYTES)
-        raise MbprofError(f"{option}: unknown dtype {text!r}; use one of {allowed}")
-    return value
-
-
-def parse_chunks(text: str | int | None, option: str = "--chunks") -> int | None:
-    """'4' -> 4 (an integer >= 1); 'channel' or None -> None (one channel per chunk)."""
-    if text is None or (isinstance(text, str) and text.strip().lower() == CHUNKS_PER_CHANNEL):
-        return None
-    if isinstance(text, bool) or not (
-        isinstance(text, int) or (isinstance(text, str) and re.fullmatch(r"\s*[-+]?\d+\s*", text))
-    ):
         raise MbprofError(
-            f"{option}: {text!r} is not allowed; give an integer T >= 1 or "
-            f"'{CHUNKS_PER_CHANNEL}' (one channel per chunk)"
-        )
-    value = int(text)
-    if value < 1:
-        raise MbprofError(
-            f"{option}: {value} is too small; give an integer T >= 1 or "
-            f"'{CHUNKS_PER_CHANNEL}' (one channel per chunk)"
+            f"{option}: {text!r} is not allowed; choose one of {', '.join(choices)}", field=option
         )
     return value

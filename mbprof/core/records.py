@@ -229,46 +229,6 @@ class Profile:
     memory: MemoryReport | None = None
 
 
-# Choices of the latency settings, kept here (torch-free) so that the CLI can list them.
-DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("fp32", "fp16", "bf16")
-BACKENDS = ("eager", "compile", "onnxruntime")
-
-
-@dataclass(frozen=True)
-class LatencySettings:
-    """How to run a model for a latency measurement.
-
-    device:        "auto" (cuda when a GPU is present, else cpu), "cpu" or "cuda".
-    batch:         images per forward pass.
-    threads:       intra-op threads for every backend (torch.set_num_threads, ONNX Runtime's
-                   intra_op_num_threads); None means torch's current setting.
-    dtype:         inference dtype of weights and input: fp32, fp16 or bf16.
-    backend:       eager (the module in eval mode), compile (torch.compile) or onnxruntime
-                   (torch.onnx export, ONNX Runtime CPU session).
-    channels_last: run in the channels-last (NHWC) memory format.
-    fuse_bn:       fold batch norm into the preceding convolutions (the deployed form).
-    min_time_s:    measure blocks of runs until at least this many seconds are timed.
-    warmup:        untimed forward passes first.
-    compile_backend: torch.compile's backend (API only; "inductor" is what users deploy).
-    """
-
-    device: str = "auto"
-    batch: int = 1
-    threads: int | None = None
-    dtype: str = "fp32"
-    backend: str = "eager"
-    channels_last: bool = False
-    fuse_bn: bool = False
-    min_time_s: float = 1.0
-    warmup: int = 10
-    compile_backend: str = "inductor"
-
-    @property
-    def memory_format(self) -> str:
-        return "channels_last" if self.channels_last else "contiguous"
-
-
 @dataclass(frozen=True)
 class Environment:
     """Where and how a timing was taken; every timing carries one."""
@@ -337,22 +297,6 @@ class Timing:
             return None
         return 100.0 * achieved / self.machine_peak_gflops
 
-    def as_row(self) -> dict[str, Any]:
-        """The latency columns of a comparison frame (described in ``mbprof.frame.columns``)."""
-        env = self.environment
-        return {
-            "latency_ms": self.latency_ms,
-            "latency_ms_per_image": self.latency_ms_per_image,
-            "latency_p10_ms": self.latency_p10_ms,
-            "latency_p90_ms": self.latency_p90_ms,
-            "runs": self.runs,
-            "throughput_ips": self.throughput_ips,
-            "achieved_gflops": self.achieved_gflops,
-            "machine_share_pct": self.machine_share_pct,
-            "compile_s": self.compile_s,
-            **environment_row(env),
-        }
-
 
 @dataclass(frozen=True)
 class BenchResult:
@@ -360,19 +304,3 @@ class BenchResult:
 
     spec: ModelSpec
     timing: Timing
-
-
-def environment_row(env: Environment) -> dict[str, Any]:
-    """The environment columns of a comparison frame."""
-    return {
-        "device": env.device,
-        "device_name": env.device_name,
-        "backend": env.backend,
-        "dtype": env.dtype,
-        "batch": env.batch,
-        "threads": env.threads,
-        "memory_format": env.memory_format,
-        "fuse_bn": env.fuse_bn,
-        "torch_version": env.torch_version,
-        "cpu_model": env.cpu_model,
-    }

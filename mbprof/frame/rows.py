@@ -10,14 +10,13 @@ here; every reader (baselines, saved results, accuracy joining, plots) goes back
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mbprof.core.errors import MbprofError
-from mbprof.core.parsing import parse_resolution
+from mbprof.core.parsing import format_literal, parse_resolution, read_literal
 from mbprof.core.records import ModelSpec
 
 if TYPE_CHECKING:
@@ -62,46 +61,6 @@ def cell(row: Mapping[str, Any], key: str, default: Any = None) -> Any:
 
 
 # --------------------------------------------------------------------------- builder arguments
-
-
-def _needs_quotes(value: str) -> bool:
-    """A string that would read back as another type, or would not read back whole."""
-    if value == "" or re.search(r"[\s=\"']", value):
-        return True
-    return type(read_literal(value)) is not str
-
-
-def read_literal(text: str) -> Any:
-    """One builder argument's value as written in an ``args`` cell or after ``--arg k=``:
-    true/false, none/null, an integer, a finite number, a quoted string, else the text."""
-    stripped = text.strip()
-    lowered = stripped.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    if len(stripped) >= 2 and stripped[0] == stripped[-1] == '"':
-        try:
-            return str(json.loads(stripped))
-        except ValueError:
-            return stripped
-    if re.fullmatch(r"[-+]?\d+", stripped):
-        return int(stripped)
-    try:
-        number = float(stripped)
-    except ValueError:
-        return stripped
-    return number if math.isfinite(number) else stripped
-
-
-def format_literal(value: Any) -> str:
-    """The text ``read_literal`` turns back into ``value``."""
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, (int, float)):
-        return repr(value)
-    text = str(value)
-    return json.dumps(text) if _needs_quotes(text) else text
 
 
 def args_text(kwargs: tuple[tuple[str, Any], ...] | Mapping[str, Any]) -> str:
@@ -271,7 +230,12 @@ def latency_columns(timing: Timing) -> dict[str, Any]:
 
 def failure_text(exc: BaseException) -> str:
     """What an ``error`` cell says: the exception's type and the first line of its message,
-    at most ``FAILURE_TEXT_MAX`` characters."""
+    at most ``FAILURE_TEXT_MAX`` characters. A ``ModelRunError`` gives its cause: the row
+    names the model and configuration already."""
+    from mbprof.core.errors import ModelRunError
+
+    if isinstance(exc, ModelRunError) and exc.__cause__ is not None:
+        exc = exc.__cause__
     lines = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     return text if len(text) <= FAILURE_TEXT_MAX else text[: FAILURE_TEXT_MAX - 3] + "..."

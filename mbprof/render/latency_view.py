@@ -77,17 +77,12 @@ def bench_frame(result: BenchResult) -> pd.DataFrame:
     """The one-row table of a bench result (the compare frame's columns)."""
     import pandas as pd
 
-    spec, timing = result.spec, result.timing
+    from mbprof.frame.rows import identity_row, latency_columns
+
     row = {
-        "model": spec.model,
-        "width": spec.width,
-        "depth": spec.depth,
-        "resolution": spec.res_label,
-        "input_h": spec.resolution[0],
-        "input_w": spec.resolution[1],
-        "num_classes": spec.num_classes,
-        "madds": timing.madds,
-        **timing.as_row(),
+        **identity_row(result.spec),
+        "madds": result.timing.madds,
+        **latency_columns(result.timing),
     }
     return pd.DataFrame([row])
 

@@ -99,7 +99,7 @@ def capabilities() -> dict[str, bool]:
     from mbprof import api
 
     params = inspect.signature(api.compare).parameters
-    return {"memory": "memory" in params, "latency": "latency" in params}
+    return {"memory": "with_memory" in params, "latency": "latency" in params}
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def measure(
     caps = capabilities()
     extra: dict[str, Any] = {}
     if caps["memory"]:
-        extra["memory"] = with_memory
+        extra["with_memory"] = with_memory
     if caps["latency"]:
         extra["latency"] = latency_settings(latency_options) if latency else False
     frames = []
@@ -985,7 +985,7 @@ def table3_frame(report: Report) -> pd.DataFrame:
             if line not in report.left_out:
                 report.left_out.append(line)
             continue
-        mem = memory(model, width, resolution=224, dtype="fp16")
+        mem = memory(model, width, resolution=224, mem_dtype="fp16")
         efficient = {
             r.resolution[0]: r
             for r in mem.resolutions_efficient
@@ -1215,7 +1215,7 @@ def write_table3(root: Path, report: Report) -> str | None:
     if registered("shufflenet_v1_g2"):
         from mbprof.api import memory
 
-        mem = memory("shufflenet_v1_g2", 2.0, resolution=224, dtype="fp16")
+        mem = memory("shufflenet_v1_g2", 2.0, resolution=224, mem_dtype="fp16")
         g2 = {r.resolution[0]: (r.channels, r.tensor_bytes) for r in mem.resolutions_efficient}
     _write(
         root, "table3.md", table3_markdown(t3), report, "Table 3 beside mbprof's memory analysis"

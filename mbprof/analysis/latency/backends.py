@@ -21,7 +21,7 @@ from torch import nn
 from mbprof.analysis.latency.fold import fold_batchnorm
 from mbprof.analysis.latency.settings import TORCH_DTYPES
 from mbprof.analysis.latency.timer import CudaClock
-from mbprof.core.records import LatencySettings
+from mbprof.core.settings import LatencySettings
 
 
 @dataclass

@@ -12,7 +12,8 @@ import platform
 
 import torch
 
-from mbprof.core.records import Environment, LatencySettings
+from mbprof.core.records import Environment
+from mbprof.core.settings import LatencySettings
 
 
 @functools.lru_cache(maxsize=1)

@@ -13,7 +13,8 @@ from mbprof.analysis.latency.machine import PEAK_FILE, cache_dir, machine_peak_g
 from mbprof.analysis.latency.settings import resolve_settings
 from mbprof.analysis.latency.timer import CpuClock, CudaClock, time_blocks
 from mbprof.core.errors import MbprofError
-from mbprof.core.records import LatencySettings, Timing
+from mbprof.core.records import Timing
+from mbprof.core.settings import LatencySettings
 
 
 def time_model(

@@ -3,15 +3,14 @@ threads decided; a GPU, a dtype or a backend that is not there refused in one se
 
 from __future__ import annotations
 
-from dataclasses import replace
+import functools
 
 import torch
 from torch import nn
 
 from mbprof.analysis.latency.environment import device_name
 from mbprof.core.errors import MbprofError
-from mbprof.core.parsing import check_latency_settings
-from mbprof.core.records import LatencySettings
+from mbprof.core.settings import LatencySettings, ResolvedLatency, check_latency, resolved
 
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 ONNX_EXTRA_HINT = 'install the optional extra: pip install "mbprof[onnx]"'
@@ -49,55 +48,77 @@ def _probe_dtype(device: str, dtype: torch.dtype) -> None:
         torch.cuda.synchronize()
 
 
-def resolve_settings(settings: LatencySettings) -> LatencySettings:
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@functools.cache
+def _dtype_runs(device: str, dtype: str) -> str:
+    """'' when ``dtype`` runs on ``device``, else why not (probed once per process)."""
+    try:
+        _probe_dtype(device, TORCH_DTYPES[dtype])
+    except (RuntimeError, NotImplementedError) as exc:
+        return _first_line(exc)
+    return ""
+
+
+def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
     """Check ``settings`` and decide what "auto" means here: the device ("cuda" when torch
     sees a GPU, except for ONNX Runtime, which runs on the CPU) and the thread count
-    (torch's current one). Raises ``MbprofError`` with one sentence for anything this
-    machine cannot run, before any model is built."""
-    settings = check_latency_settings(settings)
+    (torch's current one). Raises ``MbprofError`` with one sentence naming the field for
+    anything this machine cannot run, before any model is built. Settings already resolved
+    are returned as they are: nothing below the API checks them again."""
+    if isinstance(settings, ResolvedLatency):
+        return settings
+    settings = check_latency(settings)  # torch-free; a no-op for checked settings
     device = settings.device
     if device == "auto":
         usable = torch.cuda.is_available() and settings.backend != "onnxruntime"
         device = "cuda" if usable else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise MbprofError(
-            f"--device cuda: torch {torch.__version__} sees no CUDA GPU on this machine; "
-            "use --device cpu or --device auto"
+            f"device cuda: torch {torch.__version__} sees no CUDA GPU on this machine; "
+            "use cpu or auto",
+            field="device",
         )
     if settings.backend == "onnxruntime":
         if device != "cpu":
             raise MbprofError(
-                "--backend onnxruntime runs an ONNX Runtime CPU session; use --device cpu"
+                "backend onnxruntime runs an ONNX Runtime CPU session; use device cpu",
+                field="backend",
             )
         if settings.dtype != "fp32":
             raise MbprofError(
-                f"--dtype {settings.dtype}: the onnxruntime backend runs fp32 models only; "
-                "use --dtype fp32"
+                f"dtype {settings.dtype}: the onnxruntime backend runs fp32 models only; "
+                "use fp32",
+                field="dtype",
             )
         if settings.channels_last:
             raise MbprofError(
-                "--channels-last applies to the eager and compile backends; ONNX Runtime "
-                "chooses its own memory layout"
+                "channels_last applies to the eager and compile backends; ONNX Runtime "
+                "chooses its own memory layout",
+                field="channels_last",
             )
         missing = _onnx_modules_missing()
         if missing:
+            which = "which are" if len(missing) > 1 else "which is"
             raise MbprofError(
-                f"--backend onnxruntime needs {', '.join(missing)}, {'which are' if len(missing) > 1 else 'which is'} not installed; "
-                + ONNX_EXTRA_HINT
+                f"backend onnxruntime needs {', '.join(missing)}, {which} not installed; "
+                + ONNX_EXTRA_HINT,
+                field="backend",
             )
-    dtype = TORCH_DTYPES[settings.dtype]
-    if device == "cuda" and dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
+    if settings.dtype == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
         raise MbprofError(
-            f"--dtype bf16: {device_name('cuda')} does not support bfloat16; use fp16 or fp32"
+            f"dtype bf16: {device_name('cuda')} does not support bfloat16; use fp16 or fp32",
+            field="dtype",
         )
-    if dtype is not torch.float32:
-        try:
-            _probe_dtype(device, dtype)
-        except (RuntimeError, NotImplementedError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if settings.dtype != "fp32":
+        why = _dtype_runs(device, settings.dtype)
+        if why:
             raise MbprofError(
-                f"--dtype {settings.dtype} cannot run on {device} ({device_name(device)}): "
-                f"{first}; use --dtype fp32"
-            ) from None
+                f"dtype {settings.dtype} cannot run on {device} ({device_name(device)}): "
+                f"{why}; use fp32",
+                field="dtype",
+            )
     threads = settings.threads if settings.threads is not None else torch.get_num_threads()
-    return replace(settings, device=device, threads=threads)
+    return resolved(settings, device=device, threads=threads)

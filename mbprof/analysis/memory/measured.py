@@ -32,8 +32,8 @@ from torch.utils._pytree import tree_flatten
 
 from mbprof.analysis.memory.trace import tensors
 from mbprof.core.errors import MbprofError
-from mbprof.core.parsing import parse_mem_dtype
 from mbprof.core.records import MeasuredMemory
+from mbprof.core.settings import parse_mem_dtype
 
 TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 

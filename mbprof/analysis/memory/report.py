@@ -25,8 +25,8 @@ from mbprof.analysis.memory.schedules import (
 )
 from mbprof.analysis.memory.trace import trace
 from mbprof.core.errors import MbprofError
-from mbprof.core.parsing import MEM_DTYPE_BYTES, parse_chunks, parse_mem_dtype
 from mbprof.core.records import ChunkedBlock, MemoryReport
+from mbprof.core.settings import MemorySettings, memory_settings
 
 
 def check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
@@ -50,15 +50,14 @@ class Analysis:
 
 
 def analyze(
-    model: nn.Module,
-    input_shape: Sequence[int],
-    dtype: str = "fp16",
-    chunks: int | None = None,
+    model: nn.Module, input_shape: Sequence[int], settings: MemorySettings | None = None
 ) -> Analysis:
-    dtype = parse_mem_dtype(dtype, "dtype")
-    chunks = parse_chunks(chunks, "chunks")
+    """The whole analysis with checked ``settings`` (``MemorySettings``; fp16, one channel
+    a chunk when None)."""
+    settings = settings or MemorySettings()
+    dtype, chunks = settings.dtype, settings.chunks
     shape = check_input_shape(input_shape)
-    element = MEM_DTYPE_BYTES[dtype]
+    element = settings.bytes_per_element
 
     graph = trace(model, shape)
     sizes = Sizes(graph, element)
@@ -130,4 +129,4 @@ def analyze_memory(
 
     A pure function: the model is traced on the meta device and left as it was.
     """
-    return analyze(model, input_shape, dtype=dtype, chunks=chunks).report
+    return analyze(model, input_shape, memory_settings(dtype, chunks, ("dtype", "chunks"))).report

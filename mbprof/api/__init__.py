@@ -1,0 +1,68 @@
+"""The Python API; the CLI is a thin layer over these functions.
+
+    import mbprof
+    model = mbprof.create_model("mobilenet_v2", width=0.5)
+    p = mbprof.profile("mobilenet_v2", width=1.0, resolution=224)
+    p.counts.madds                         # 300774272
+    p.memory.peak_efficient.live_bytes     # 577024 (fp16, one channel a chunk)
+    frame = mbprof.compare(widths=[0.35, 0.5, 1.0, 1.4], resolutions=[96, 224])
+    t = mbprof.bench("mobilenet_v2", settings=mbprof.make_latency_settings(threads=2)).timing
+    t.latency_ms                           # median wall time of one batch on this machine
+
+Rooms: ``inputs`` (what a user asks for, checked once), ``building`` (a model built once,
+guarded), ``single`` (one configuration), ``sweep`` (rows of a comparison).
+"""
+
+from mbprof.api.building import build_checked
+from mbprof.api.inputs import (
+    make_latency_settings,
+    make_spec,
+    make_specs,
+    memory_settings,
+    resolve_latency,
+)
+from mbprof.api.single import (
+    bench,
+    bench_spec,
+    measure_memory_spec,
+    memory,
+    memory_spec,
+    profile,
+    profile_spec,
+)
+from mbprof.api.sweep import (
+    CompareRun,
+    accuracy_for,
+    add_accuracy,
+    compare,
+    iter_compare,
+    measure_row,
+    measure_rows,
+    prepare_compare,
+    rows_to_frame,
+)
+
+__all__ = [
+    "CompareRun",
+    "accuracy_for",
+    "add_accuracy",
+    "bench",
+    "bench_spec",
+    "build_checked",
+    "compare",
+    "iter_compare",
+    "make_latency_settings",
+    "make_spec",
+    "make_specs",
+    "measure_memory_spec",
+    "measure_row",
+    "measure_rows",
+    "memory",
+    "memory_settings",
+    "memory_spec",
+    "prepare_compare",
+    "profile",
+    "profile_spec",
+    "resolve_latency",
+    "rows_to_frame",
+]

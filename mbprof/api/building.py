@@ -1,0 +1,120 @@
+"""Building a configuration's model once, guarded: its parameters sized on the meta device
+before anything is allocated, its activations sized before a real input is made, and the
+model's own code contained (a failure names the model and what mbprof was doing; a
+``sys.exit`` in it never ends mbprof's run)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mbprof.core.errors import MbprofError, ModelRunError, ResourceError
+from mbprof.core.interrupts import UserCodeExit, contained
+from mbprof.core.records import MemoryReport, ModelSpec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def _refuse_if_over(spec: ModelSpec, need: int, what: str, cause: str, have: int) -> None:
+    """ResourceError when ``need`` bytes exceed the free memory ``have``. ``cause`` names
+    the knob to change when it alone makes the difference (fewer classes, a smaller batch);
+    otherwise resolution or width are."""
+    from mbprof.core.units import format_bytes
+
+    if need > have:
+        raise ResourceError(
+            f"{spec.label} needs about {format_bytes(need)} for its {what}, more than the "
+            f"{format_bytes(have)} of memory available; "
+            f"{cause or 'use a smaller resolution or width'}"
+        )
+
+
+def _param_cause(spec: ModelSpec, have: int) -> str:
+    """'use fewer classes' when the default 1000 classes would fit: the classifier is to blame."""
+    from mbprof.analysis.footprint import param_bytes
+    from mbprof.models import create_from_spec
+
+    if spec.num_classes <= 1000:
+        return ""
+    default = replace(spec, num_classes=1000)
+    try:
+        fits = param_bytes(lambda: create_from_spec(default)) <= have
+    except MbprofError:  # a user model that takes no num_classes
+        return ""
+    return f"use fewer classes ({spec.num_classes:,} classes are the cause)" if fits else ""
+
+
+def build_checked(spec: ModelSpec, weights: str | Path | None = None, batch: int = 1) -> nn.Module:
+    """Build the model of ``spec`` once for real (in eval mode, ``weights`` loaded), first
+    making sure that its parameters (sized on the meta device) and a float32 forward pass
+    of ``batch`` images fit in free memory (refused with ``ResourceError`` otherwise)."""
+    from mbprof.analysis.footprint import activation_bytes, available_memory_bytes, param_bytes
+    from mbprof.models import create_from_spec
+
+    have = available_memory_bytes()
+    params = param_bytes(lambda: create_from_spec(spec))
+    if params > have:
+        _refuse_if_over(spec, params, "parameters", _param_cause(spec, have), have)
+    model = create_from_spec(spec, weights=weights)
+    # Sized for one image and scaled (the estimate is linear in the batch), so that a huge
+    # batch is refused before its input tensor is allocated.
+    with running(spec, "sizing its activations"):
+        per_image = activation_bytes(model, spec.input_shape(1))
+    what, cause = "activations", ""
+    if batch > 1:
+        what = f"activations at batch {batch:,}"
+        if per_image <= have:
+            most = have // max(per_image, 1)
+            cause = f"use a smaller batch (batch {batch:,} is the cause; about {most:,} fit)"
+    _refuse_if_over(spec, per_image * batch, what, cause, have)
+    return model
+
+
+def build_for_shapes(spec: ModelSpec) -> nn.Module:
+    """The model of ``spec`` with parameters on the meta device (no memory, no init cost),
+    for analyses that need shapes only; built for real if its builder refuses meta."""
+    import torch
+
+    from mbprof.models import create_from_spec
+
+    try:
+        with torch.device("meta"):
+            return create_from_spec(spec)
+    except UserCodeExit:
+        raise
+    except Exception:  # noqa: BLE001 - a builder that needs real tensors: build it for real
+        return build_checked(spec)
+
+
+@contextmanager
+def running(spec: ModelSpec, phase: str) -> Iterator[None]:
+    """Name the model and what mbprof was doing when the model's own code raises
+    (``ValueError: forward is broken`` alone does not say which model, or when). A
+    ``sys.exit`` in it is ``UserCodeExit``, never the end of the run (``contained``)."""
+    try:
+        with contained(spec.model, phase):
+            yield
+    except (MbprofError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised with the model named
+        lines = str(exc).strip().splitlines()
+        first = f": {lines[0]}" if lines else ""
+        at = spec.label.removeprefix(spec.model).strip()
+        raise ModelRunError(
+            f"model {spec.model!r} failed while {phase} ({at}): {type(exc).__name__}{first}"
+        ) from exc
+
+
+def check_computes(spec: ModelSpec, report: MemoryReport) -> MemoryReport:
+    """A model whose forward writes no tensor (``torch.nn:Identity``) has nothing to report."""
+    if not report.curve:
+        raise ModelRunError(
+            f"model {spec.model!r} computes nothing from its input: its forward pass runs no "
+            "operation that writes a tensor (it returns the input, or a view of it), so there "
+            "is no activation memory to report"
+        )
+    return report

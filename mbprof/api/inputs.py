@@ -1,0 +1,224 @@
+"""What a user asks for, checked once at the API's edge and turned into typed values:
+configurations (``ModelSpec``), memory settings (``MemorySettings``) and latency settings
+resolved for this machine (``ResolvedLatency``). Nothing below the API checks them again.
+
+Errors name the parameter (``width``, ``resolution``, ``dtype``); the CLI names its flags.
+"""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import MAX_CLASSES, parse_positive_float, parse_resolution
+from mbprof.core.records import ModelSpec
+from mbprof.core.settings import (
+    LatencySettings,
+    MemorySettings,
+    ResolvedLatency,
+    check_latency,
+    memory_settings,
+)
+
+Resolution = int | str | tuple[int, int]
+
+__all__ = [
+    "MemorySettings",
+    "Resolution",
+    "make_latency_settings",
+    "make_spec",
+    "make_specs",
+    "memory_settings",
+    "resolve_latency",
+]
+
+
+def _model_name(model: Any, name: str = "model") -> str:
+    if not isinstance(model, str) or not model.strip():
+        raise MbprofError(
+            f"{name}: {model!r} is not a model name; give a registered name such as "
+            "'mobilenet_v2' or an import path such as 'mypkg.models:build'",
+            field=name,
+        )
+    return model
+
+
+def _kwargs_pairs(kwargs: Any) -> dict[str, Any]:
+    """A dict of builder arguments from a dict or (key, value) pairs; a key twice is refused."""
+    if kwargs is None:
+        return {}
+    if isinstance(kwargs, dict):
+        return dict(kwargs)
+    pairs: dict[str, Any] = {}
+    try:
+        items = list(kwargs)
+    except TypeError:
+        items = None
+    if (
+        items is None
+        or isinstance(kwargs, str)
+        or not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in items)
+    ):
+        raise MbprofError(f"kwargs: {kwargs!r} is not a dict of builder arguments", field="kwargs")
+    for key, value in items:
+        if key in pairs:
+            raise MbprofError(
+                f"kwargs: {key!r} is given twice; give each argument once", field="kwargs"
+            )
+        pairs[key] = value
+    return pairs
+
+
+def _classes(num_classes: Any) -> Any:
+    """The bound only: the model registry refuses what is not an integer >= 1."""
+    if isinstance(num_classes, int) and num_classes > MAX_CLASSES:
+        raise MbprofError(
+            f"num_classes: {num_classes} is too many; give at most {MAX_CLASSES:,}",
+            field="num_classes",
+        )
+    return num_classes
+
+
+def make_spec(
+    model: str = "mobilenet_v2",
+    width: float = 1.0,
+    depth: float = 1.0,
+    resolution: Resolution = 224,
+    num_classes: int = 1000,
+    kwargs: dict[str, Any] | Sequence[tuple[str, Any]] | None = None,
+) -> ModelSpec:
+    """A checked ``ModelSpec``: raises ``MbprofError`` naming any value the model refuses.
+    A user model (``mypkg.models:build``) is imported here, to check its signature."""
+    from mbprof.models import check_kwargs, check_spec
+
+    spec = ModelSpec(
+        model=_model_name(model),
+        width=parse_positive_float(width, "width"),
+        depth=parse_positive_float(depth, "depth"),
+        resolution=parse_resolution(resolution, "resolution"),
+        num_classes=_classes(num_classes),
+        kwargs=tuple(sorted(_kwargs_pairs(kwargs).items())),
+    )
+    info = check_spec(spec)
+    # As the builder gets them (a 1 given for a bool parameter is True).
+    return replace(spec, kwargs=tuple(sorted(check_kwargs(info, dict(spec.kwargs)).items())))
+
+
+_NUMBER = (numbers.Number, str)  # a lone width or depth: 0.5 or "0.5"
+
+
+def _items(value: Any, name: str, lone: tuple[type, ...], one: Any = None) -> list[Any]:
+    """``value`` as a list: a lone string (or number, or resolution) is one item, not a
+    sequence of letters; an iterable gives its items; nothing at all is refused."""
+    if isinstance(value, lone) or (one is not None and one(value)):
+        return [value]
+    try:
+        items = list(value)
+    except TypeError:
+        raise MbprofError(
+            f"{name}: {value!r} is neither one value nor a list of them", field=name
+        ) from None
+    if not items:
+        raise MbprofError(f"{name}: the list is empty; give at least one", field=name)
+    return items
+
+
+def _is_pair(value: Any) -> bool:
+    """(160, 224): one resolution, not two."""
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    )
+
+
+def make_specs(
+    models: Iterable[str] | str = ("mobilenet_v2",),
+    widths: Iterable[float] | float = (1.0,),
+    depths: Iterable[float] | float = (1.0,),
+    resolutions: Iterable[Resolution] | Resolution = (224,),
+    num_classes: int = 1000,
+    kwargs: dict[str, Any] | None = None,
+) -> list[ModelSpec]:
+    """Every (model, width, depth, resolution), all checked before any is built. A lone
+    value (``models="mobilenet_v2"``, ``widths=1.0``, ``resolutions=224``) is one item.
+
+    Models without a depth multiplier take only depth 1.0: a sweep over depths
+    gives them one row per (width, resolution).
+    """
+    from mbprof.models import get_model_info
+
+    models = [_model_name(m, "models") for m in _items(models, "models", (str,))]
+    widths = [parse_positive_float(w, "widths") for w in _items(widths, "widths", _NUMBER)]
+    depths = [parse_positive_float(d, "depths") for d in _items(depths, "depths", _NUMBER)]
+    resolutions = [
+        parse_resolution(r, "resolutions")
+        for r in _items(resolutions, "resolutions", (int, str), _is_pair)
+    ]
+    specs: list[ModelSpec] = []
+    for model, width, depth, resolution in itertools.product(models, widths, depths, resolutions):
+        if depth != 1.0 and 1.0 in depths and not get_model_info(model).has_depth:
+            continue
+        spec = make_spec(model, width, depth, resolution, num_classes, kwargs)
+        if spec not in specs:
+            specs.append(spec)
+    return specs
+
+
+def make_latency_settings(
+    device: str = "auto",
+    batch: int = 1,
+    threads: int | None = None,
+    dtype: str = "fp32",
+    backend: str = "eager",
+    channels_last: bool = False,
+    fuse_bn: bool = False,
+    min_time_s: float = 1.0,
+    warmup: int = 10,
+    compile_backend: str = "inductor",
+) -> ResolvedLatency:
+    """Latency settings checked and resolved for this machine ("auto" device and threads
+    decided, the dtype probed); raises ``MbprofError`` naming any value this machine cannot
+    run. Numbers may be given as text ("2"), as typed on a command line. See
+    ``LatencySettings`` for what each setting means."""
+    return resolve_latency(
+        LatencySettings(
+            device=device,
+            batch=batch,
+            threads=threads,
+            dtype=dtype,
+            backend=backend,
+            channels_last=channels_last,
+            fuse_bn=fuse_bn,
+            min_time_s=min_time_s,
+            warmup=warmup,
+            compile_backend=compile_backend,
+        )
+    )
+
+
+def resolve_latency(settings: LatencySettings | bool | None) -> ResolvedLatency | None:
+    """``settings`` resolved for this machine (once: resolved settings pass as they are);
+    True means the defaults, False or None no latency."""
+    if settings is None or settings is False:
+        return None
+    if settings is True:
+        settings = LatencySettings()
+    checked = check_latency(settings)  # bad values are refused before torch is imported
+    from mbprof.analysis.latency import resolve_settings
+
+    return resolve_settings(checked)
+
+
+def memory_of(
+    with_memory: bool, mem_dtype: Any = "fp16", chunks: Any = None
+) -> MemorySettings | None:
+    """The memory settings a call asks for, or None for no memory analysis."""
+    if not isinstance(with_memory, bool):
+        raise MbprofError(f"with_memory: {with_memory!r} is not true or false", field="with_memory")
+    settings = memory_settings(mem_dtype, chunks)
+    return settings if with_memory else None

@@ -1,0 +1,156 @@
+"""One configuration: its counts (``profile``), its activation memory (``memory``), its
+latency (``bench``) and a real run's memory (``measure_memory_spec``). Each builds the
+model once (``building``) and hands it to the analyses with settings checked once
+(``inputs``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mbprof.api.building import build_checked, build_for_shapes, check_computes, running
+from mbprof.api.inputs import Resolution, make_spec, memory_of, resolve_latency
+from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import MAX_BATCH, parse_int
+from mbprof.core.records import BenchResult, MeasuredMemory, MemoryReport, ModelSpec, Profile
+from mbprof.core.settings import LatencySettings, MemorySettings, memory_settings, parse_mem_dtype
+
+
+def profile_spec(
+    spec: ModelSpec,
+    weights: str | Path | None = None,
+    *,
+    with_memory: bool = True,
+    mem_dtype: str | MemorySettings = "fp16",
+    chunks: int | str | None = None,
+) -> Profile:
+    """Build the model of ``spec`` once, count its MAdds and parameters and
+    (``with_memory``) analyse its activation memory in ``mem_dtype`` with T = ``chunks``
+    (None: one channel a chunk)."""
+    from mbprof.analysis.counting import count
+
+    memory = memory_of(with_memory, mem_dtype, chunks)
+    model = build_checked(spec, weights=weights)
+    report = None
+    if memory is not None:
+        from mbprof.analysis.memory import analyze
+
+        with running(spec, "analysing its activation memory"):
+            report = analyze(model, spec.input_shape(), memory).report
+        check_computes(spec, report)
+    with running(spec, "counting its MAdds"):
+        counts = count(model, spec.input_shape())
+    return Profile(spec=spec, counts=counts, memory=report)
+
+
+def profile(
+    model: str = "mobilenet_v2",
+    width: float = 1.0,
+    depth: float = 1.0,
+    resolution: Resolution = 224,
+    num_classes: int = 1000,
+    *,
+    weights: str | Path | None = None,
+    kwargs: dict[str, Any] | None = None,
+    with_memory: bool = True,
+    mem_dtype: str = "fp16",
+    chunks: int | str | None = None,
+) -> Profile:
+    """Profile one configuration; see ``Profile``, ``CountReport`` and ``MemoryReport``.
+
+    >>> profile("mobilenet_v2").counts.madds
+    300774272
+    """
+    spec = make_spec(model, width, depth, resolution, num_classes, kwargs)
+    return profile_spec(
+        spec, weights=weights, with_memory=with_memory, mem_dtype=mem_dtype, chunks=chunks
+    )
+
+
+def memory_spec(
+    spec: ModelSpec,
+    *,
+    mem_dtype: str | MemorySettings = "fp16",
+    chunks: int | str | None = None,
+    batch: int = 1,
+) -> MemoryReport:
+    """Activation memory of ``spec`` (see ``mbprof.analysis.memory`` for what it counts),
+    from a model built on the meta device."""
+    from mbprof.analysis.memory import analyze
+
+    settings = memory_settings(mem_dtype, chunks)
+    batch = parse_int(batch, "batch", maximum=MAX_BATCH)
+    model = build_for_shapes(spec)
+    with running(spec, "analysing its activation memory"):
+        report = analyze(model, spec.input_shape(batch), settings).report
+    return check_computes(spec, report)
+
+
+def memory(
+    model: str = "mobilenet_v2",
+    width: float = 1.0,
+    depth: float = 1.0,
+    resolution: Resolution = 224,
+    num_classes: int = 1000,
+    *,
+    mem_dtype: str = "fp16",
+    chunks: int | str | None = None,
+    batch: int = 1,
+    kwargs: dict[str, Any] | None = None,
+) -> MemoryReport:
+    """Activation memory of one configuration: per resolution, peak, memory-efficient peak.
+
+    >>> memory("mobilenet_v2", resolution=224).peak_efficient.live_bytes
+    577024
+    """
+    spec = make_spec(model, width, depth, resolution, num_classes, kwargs)
+    return memory_spec(spec, mem_dtype=mem_dtype, chunks=chunks, batch=batch)
+
+
+def measure_memory_spec(
+    spec: ModelSpec, *, mem_dtype: str = "fp16", batch: int = 1, device: str = "cpu"
+) -> MeasuredMemory:
+    """Run one real forward pass of ``spec`` and measure its activation storages
+    (see ``mbprof.analysis.memory.measured``)."""
+    from mbprof.analysis.memory.measured import measure_memory
+
+    mem_dtype = parse_mem_dtype(mem_dtype)
+    batch = parse_int(batch, "batch", maximum=MAX_BATCH)
+    model = build_checked(spec, batch=batch)
+    with running(spec, "measuring its memory"):
+        return measure_memory(model, spec.input_shape(batch), dtype=mem_dtype, device=device)
+
+
+def bench_spec(
+    spec: ModelSpec,
+    settings: LatencySettings | None = None,
+    weights: str | Path | None = None,
+    madds: int | None = None,
+) -> BenchResult:
+    """Build the model of ``spec`` once and measure its latency with ``settings``
+    (resolved here unless they already are: ``make_latency_settings``)."""
+    from mbprof.analysis.latency import time_model
+
+    resolved = resolve_latency(settings if settings is not None else True)
+    if resolved is None:
+        raise MbprofError("settings: give latency settings (make_latency_settings)")
+    model = build_checked(spec, weights=weights, batch=resolved.batch)
+    with running(spec, f"timing it with {resolved.backend}"):
+        timing = time_model(model, spec.input_shape(resolved.batch), resolved, madds=madds)
+    return BenchResult(spec=spec, timing=timing)
+
+
+def bench(
+    model: str = "mobilenet_v2",
+    width: float = 1.0,
+    depth: float = 1.0,
+    resolution: Resolution = 224,
+    num_classes: int = 1000,
+    *,
+    settings: LatencySettings | None = None,
+    weights: str | Path | None = None,
+    kwargs: dict[str, Any] | None = None,
+) -> BenchResult:
+    """Latency of one configuration on this machine; see ``Timing`` for the figures."""
+    spec = make_spec(model, width, depth, resolution, num_classes, kwargs)
+    return bench_spec(spec, settings=settings, weights=weights)

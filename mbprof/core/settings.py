@@ -1,0 +1,184 @@
+"""Settings, torch-free: the choices of every knob (one table), how activation memory is
+counted (``MemorySettings``) and how a latency is measured (``LatencySettings``; after
+``mbprof.analysis.latency.resolve_settings``, a ``ResolvedLatency`` that nothing below
+checks again).
+
+Errors name the field (``dtype``, ``min_time_s``); the CLI says its own flag instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import (
+    MAX_BATCH,
+    MAX_MIN_TIME_S,
+    MAX_WARMUP,
+    parse_choice,
+    parse_int,
+    parse_positive_float,
+    parse_threads,
+)
+
+# --------------------------------------------------------------------------- the choices
+
+DEVICES = ("auto", "cpu", "cuda")
+LATENCY_DTYPES = ("fp32", "fp16", "bf16")
+BACKENDS = ("eager", "compile", "onnxruntime")
+# Bytes per activation element of the dtypes the memory analysis knows.
+MEM_DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4, "int8": 1}
+MEM_DTYPES = tuple(MEM_DTYPE_BYTES)
+MEM_MODES = ("materialized", "efficient")
+CHUNKS_PER_CHANNEL = "channel"
+
+
+# --------------------------------------------------------------------------- memory
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """How activation memory is counted: ``dtype`` gives every floating-point element its
+    size (fp16/bf16 2 bytes, fp32 4, int8 1); ``chunks`` is T of the memory-efficient mode
+    (None: one channel per chunk, the paper's limit)."""
+
+    dtype: str = "fp16"
+    chunks: int | None = None
+
+    @property
+    def bytes_per_element(self) -> int:
+        return MEM_DTYPE_BYTES[self.dtype]
+
+    @property
+    def chunks_label(self) -> str:
+        """'channel' (one channel per chunk) or T, as the ``mem_chunks`` column holds it."""
+        return CHUNKS_PER_CHANNEL if self.chunks is None else str(self.chunks)
+
+
+def parse_mem_dtype(text: Any, option: str = "mem_dtype") -> str:
+    """'fp16' -> 'fp16' (also bf16, fp32, int8; case-insensitive)."""
+    value = str(text).strip().lower()
+    if value not in MEM_DTYPE_BYTES:
+        allowed = ", ".join(MEM_DTYPE_BYTES)
+        raise MbprofError(f"{option}: unknown dtype {text!r}; use one of {allowed}", field=option)
+    return value
+
+
+def parse_chunks(text: Any, option: str = "chunks") -> int | None:
+    """'4' -> 4 (an integer >= 1); 'channel' or None -> None (one channel per chunk)."""
+    if text is None or (isinstance(text, str) and text.strip().lower() == CHUNKS_PER_CHANNEL):
+        return None
+    allowed = f"give an integer T >= 1 or '{CHUNKS_PER_CHANNEL}' (one channel per chunk)"
+    is_int = isinstance(text, int) and not isinstance(text, bool)
+    if not (is_int or (isinstance(text, str) and text.strip().lstrip("+-").isdigit())):
+        raise MbprofError(f"{option}: {text!r} is not allowed; {allowed}", field=option)
+    value = int(text)
+    if value < 1:
+        raise MbprofError(f"{option}: {value} is too small; {allowed}", field=option)
+    return value
+
+
+def memory_settings(
+    dtype: Any = "fp16", chunks: Any = None, names: tuple[str, str] = ("mem_dtype", "chunks")
+) -> MemorySettings:
+    """Checked memory settings from what a user typed; ``names`` are the fields that errors
+    name."""
+    if isinstance(dtype, MemorySettings):
+        return dtype
+    return MemorySettings(parse_mem_dtype(dtype, names[0]), parse_chunks(chunks, names[1]))
+
+
+# --------------------------------------------------------------------------- latency
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """How to run a model for a latency measurement.
+
+    device:        "auto" (cuda when a GPU is present, else cpu), "cpu" or "cuda".
+    batch:         images per forward pass.
+    threads:       intra-op threads for every backend (torch.set_num_threads, ONNX Runtime's
+                   intra_op_num_threads); None means torch's current setting.
+    dtype:         inference dtype of weights and input: fp32, fp16 or bf16.
+    backend:       eager (the module in eval mode), compile (torch.compile) or onnxruntime
+                   (torch.onnx export, ONNX Runtime CPU session).
+    channels_last: run in the channels-last (NHWC) memory format.
+    fuse_bn:       fold batch norm into the preceding convolutions (the deployed form).
+    min_time_s:    measure blocks of runs until at least this many seconds are timed.
+    warmup:        untimed forward passes first.
+    compile_backend: torch.compile's backend (API only; "inductor" is what users deploy).
+    """
+
+    device: str = "auto"
+    batch: int = 1
+    threads: int | None = None
+    dtype: str = "fp32"
+    backend: str = "eager"
+    channels_last: bool = False
+    fuse_bn: bool = False
+    min_time_s: float = 1.0
+    warmup: int = 10
+    compile_backend: str = "inductor"
+
+    @property
+    def memory_format(self) -> str:
+        return "channels_last" if self.channels_last else "contiguous"
+
+
+@dataclass(frozen=True)
+class CheckedLatency(LatencySettings):
+    """Latency settings whose values are valid (names known, numbers in range): made only by
+    ``check_latency``, which needs no torch."""
+
+
+@dataclass(frozen=True)
+class ResolvedLatency(CheckedLatency):
+    """Latency settings checked and resolved for this machine (device and threads decided,
+    the dtype probed): made only by ``mbprof.analysis.latency.resolve_settings``. Nothing
+    below the API checks them again."""
+
+
+def _as(kind: type, settings: LatencySettings, **changed: Any) -> Any:
+    values = {f.name: getattr(settings, f.name) for f in fields(LatencySettings)}
+    return kind(**{**values, **changed})
+
+
+def check_latency(settings: LatencySettings) -> CheckedLatency:
+    """A checked copy of ``settings``: names in lower case, numbers as numbers. Refuses,
+    naming the field: an unknown device, dtype or backend, batch < 1 or > MAX_BATCH,
+    threads < 1 or more than the logical CPUs, a minimum time that is not a number > 0 and
+    <= MAX_MIN_TIME_S seconds, a warm-up < 0 or > MAX_WARMUP."""
+    if isinstance(settings, CheckedLatency):
+        return settings
+    if not isinstance(settings, LatencySettings):
+        raise MbprofError(f"settings: {settings!r} is not a LatencySettings")
+    if not isinstance(settings.compile_backend, str) or not settings.compile_backend:
+        raise MbprofError(
+            f"compile_backend: {settings.compile_backend!r} is not a backend name",
+            field="compile_backend",
+        )
+    for name in ("channels_last", "fuse_bn"):
+        if not isinstance(getattr(settings, name), bool):
+            raise MbprofError(
+                f"{name}: {getattr(settings, name)!r} is not true or false", field=name
+            )
+    threads = settings.threads
+    return _as(
+        CheckedLatency,
+        settings,
+        device=parse_choice(settings.device, "device", DEVICES),
+        dtype=parse_choice(settings.dtype, "dtype", LATENCY_DTYPES),
+        backend=parse_choice(settings.backend, "backend", BACKENDS),
+        batch=parse_int(settings.batch, "batch", minimum=1, maximum=MAX_BATCH),
+        threads=None if threads is None else parse_threads(threads, "threads"),
+        min_time_s=parse_positive_float(
+            settings.min_time_s, "min_time_s", maximum=MAX_MIN_TIME_S, unit=" s"
+        ),
+        warmup=parse_int(settings.warmup, "warmup", minimum=0, maximum=MAX_WARMUP),
+    )
+
+
+def resolved(settings: CheckedLatency, **decided: Any) -> ResolvedLatency:
+    """``settings`` as a ``ResolvedLatency`` with the ``decided`` fields (device, threads)."""
+    return _as(ResolvedLatency, settings, **decided)
