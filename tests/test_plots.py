@@ -118,6 +118,22 @@ def test_labels_do_not_overlap_on_a_sweep():
     assert all(inside.x0 <= b.x0 and b.x1 <= inside.x1 for b in boxes)
 
 
+def test_line_boxes_sample_every_3_points_and_free_a_leader_s_ends():
+    # One helper samples both the frontier line (ends included) and a leader line (ends
+    # left free: they sit on the marker and the label). A 30-pixel segment at 1 px per
+    # point is 10 steps of 3 px: centres 0, 3.33.., 30 with the ends; 3, 6, .., 27 without.
+    from mbprof.render.plots.labels import _boxes_along
+
+    line = _boxes_along((0.0, 5.0), (30.0, 5.0), 1.0, 1.5, ends=True)
+    assert len(line) == 10
+    assert line[0] == (-1.5, 3.5, 1.5, 6.5) and line[-1] == (28.5, 3.5, 31.5, 6.5)
+    leader = _boxes_along((0.0, 5.0), (30.0, 5.0), 1.0, 1.0, ends=False)
+    assert [(b[0] + b[2]) / 2 for b in leader] == pytest.approx([3, 6, 9, 12, 15, 18, 21, 24, 27])
+    assert all(b[1] == 4.0 and b[3] == 6.0 for b in leader)
+    # A segment shorter than two steps still gets two sample points with its ends.
+    assert len(_boxes_along((0.0, 0.0), (1.0, 0.0), 1.0, 1.5, ends=True)) == 2
+
+
 def test_latency_against_madds_draws_a_fit_with_numpy_s_correlation(tmp_path):
     frame = sample_frame()
     frame["latency_ms"] = [5.0, 2.1, 1.6, 9.0, 7.5, 3.0]

@@ -1,0 +1,65 @@
+"""How a model looks in a figure: a fixed colour per family, a marker per model.
+
+The colours are fixed (matplotlib's tab10 order) so that a family looks the same in
+every figure; families mbprof does not know take the remaining colours in order of
+appearance. A model given as an import path is drawn as the family "user model".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FAMILY_COLOURS = {
+    "mobilenetv2": "#1f77b4",
+    "mobilenetv1": "#ff7f0e",
+    "shufflenet": "#2ca02c",
+    "nasnet": "#d62728",
+    "mobilenetv3": "#9467bd",
+}
+OTHER_COLOURS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
+
+
+def family_of(model: str) -> str:
+    """The registry's family of ``model`` (the model name itself when it is not registered).
+    A model given as an import path is a "user model": the name comes from a data file, so
+    it is never imported here."""
+    try:
+        from mbprof.models import get_model_info
+        from mbprof.models.user import is_import_path
+
+        if is_import_path(model):
+            return "user model"
+
+        return get_model_info(model).family
+    except Exception:  # noqa: BLE001 - user models and unknown names keep their own name
+        return model
+
+
+def _family_colour(family: str, others: dict[str, str]) -> str:
+    squashed = family.lower().replace(" ", "").replace("-", "").replace("_", "")
+    for prefix, colour in FAMILY_COLOURS.items():
+        if squashed.startswith(prefix):
+            return colour
+    if family not in others:
+        others[family] = OTHER_COLOURS[len(others) % len(OTHER_COLOURS)]
+    return others[family]
+
+
+def model_styles(points: pd.DataFrame) -> dict[str, tuple[str, str, str]]:
+    """model -> (colour, marker, legend name): a colour per family, a marker per model."""
+    others: dict[str, str] = {}
+    styles: dict[str, tuple[str, str, str]] = {}
+    by_family: dict[str, list[str]] = {}
+    for model, family in dict(zip(points["model"], points["family"], strict=True)).items():
+        by_family.setdefault(family, []).append(model)
+    for family in sorted(by_family, key=lambda f: list(points["family"]).index(f)):
+        models = sorted(by_family[family])
+        for index, model in enumerate(models):
+            name = family if len(models) == 1 else f"{family} ({model})"
+            colour = _family_colour(family, others)
+            styles[model] = (colour, MARKERS[index % len(MARKERS)], name)
+    return styles
