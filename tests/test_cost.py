@@ -133,5 +133,5 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, message):
 
 
 def test_api_refuses_non_integers():
-    with pytest.raises(MbprofError, match="--kernel"):
+    with pytest.raises(MbprofError, match="kernel: 0 is not allowed"):
         conv_cost(28, 28, 3, 64, 0)

@@ -83,22 +83,25 @@ def output_size(size: int, kernel: int, stride: int, padding: str) -> int:
     return (size + 2 * pad - kernel) // stride + 1
 
 
-def parse_input_shape(text: str, option: str = "--input") -> tuple[int, int, int]:
+def parse_input_shape(text: str, option: str = "input_shape") -> tuple[int, int, int]:
     """'28x28x3' -> (28, 28, 3): height x width x channels, each >= 1."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
     if not match or min(int(g) for g in match.groups()) < 1:
         raise MbprofError(
-            f"{option}: {text!r} is not HEIGHTxWIDTHxCHANNELS with each >= 1, such as 28x28x3"
+            f"{option}: {text!r} is not HEIGHTxWIDTHxCHANNELS with each >= 1, such as 28x28x3",
+            field=option,
         )
     h, w, c = (int(g) for g in match.groups())
     return h, w, c
 
 
-def parse_padding(text: str, option: str = "--padding") -> str:
+def parse_padding(text: str, option: str = "padding") -> str:
     value = str(text).strip().lower()
     if value in ("same", "valid") or re.fullmatch(r"\d+", value):
         return value if not value.isdigit() else str(int(value))
-    raise MbprofError(f"{option}: {text!r} is not allowed; give same, valid or an integer >= 0")
+    raise MbprofError(
+        f"{option}: {text!r} is not allowed; give same, valid or an integer >= 0", field=option
+    )
 
 
 def conv_cost(
@@ -113,21 +116,22 @@ def conv_cost(
     """A checked ``ConvCost``; refuses a kernel larger than the padded input."""
     padding = parse_padding(str(padding))
     for name, value in (
-        ("--filters", filters),
-        ("--kernel", kernel),
-        ("--stride", stride),
+        ("filters", filters),
+        ("kernel", kernel),
+        ("stride", stride),
         ("input height", in_h),
         ("input width", in_w),
         ("input channels", in_channels),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise MbprofError(f"{name}: {value!r} is not allowed; give an integer >= 1")
+            raise MbprofError(f"{name}: {value!r} is not allowed; give an integer >= 1", field=name)
     if padding != "same":
         pad = 0 if padding == "valid" else int(padding)
         smallest = min(in_h, in_w) + 2 * pad
         if kernel > smallest:
             raise MbprofError(
-                f"--kernel: {kernel} is larger than the padded input side {smallest}; "
-                f"give a kernel <= {smallest}"
+                f"kernel: {kernel} is larger than the padded input side {smallest}; "
+                f"give a kernel <= {smallest}",
+                field="kernel",
             )
     return ConvCost(in_h, in_w, in_channels, filters, kernel, stride, padding)

@@ -14,6 +14,7 @@ guarded), ``single`` (one configuration), ``sweep`` (rows of a comparison).
 """
 
 from mbprof.api.building import build_checked
+from mbprof.api.cost import layer_cost
 from mbprof.api.inputs import (
     make_latency_settings,
     make_spec,
@@ -51,6 +52,7 @@ __all__ = [
     "build_checked",
     "compare",
     "iter_compare",
+    "layer_cost",
     "make_latency_settings",
     "make_spec",
     "make_specs",

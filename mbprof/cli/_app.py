@@ -42,6 +42,11 @@ FLAGS = {
     "chunks": "--chunks",
     "num_classes": "--classes",
     "kwargs": "--arg",
+    "input_shape": "--input",
+    "filters": "--filters",
+    "kernel": "--kernel",
+    "stride": "--stride",
+    "padding": "--padding",
 }
 # click >= 8.2 raises this for a bare `mbprof` (older ones print the help and exit 0).
 _NO_ARGS_IS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())

@@ -8,7 +8,6 @@ import typer
 
 from mbprof.cli._app import app
 from mbprof.cli._common import FORMAT_OPTION, OUTPUT_OPTION, OutputFormat, check_output, emit
-from mbprof.core.parsing import parse_int
 
 
 @app.command("cost")
@@ -33,19 +32,9 @@ def cost_command(
 
     Example: mbprof cost --input 28x28x3 --filters 64 --kernel 3
     """
-    from mbprof.analysis.layer_cost import conv_cost, parse_input_shape, parse_padding
-
-    h, w, c = parse_input_shape(input_shape)
-    cost = conv_cost(
-        h,
-        w,
-        c,
-        parse_int(filters, "--filters"),
-        parse_int(kernel, "--kernel"),
-        parse_int(stride, "--stride"),
-        parse_padding(padding),
-    )
     check_output(output)
+    from mbprof.api import layer_cost
     from mbprof.render.cost_view import cost_document
 
+    cost = layer_cost(input_shape, filters, kernel, stride, padding)
     emit(cost_document(cost), fmt, output)

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import parse_resolution
+from mbprof.core.records import ModelSpec
+from mbprof.frame.rows import args_text, cell, is_missing, parse_args_text, spec_from_row
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,17 +68,12 @@ class Published:
         }
 
 
-def _norm_args(args: Any) -> str:
-    """'fix_stem_head=True' and 'fix_stem_head=true' are the same arguments."""
-    if args is None or (isinstance(args, float) and math.isnan(args)):
+def _norm_args(args: Any, where: str = "args") -> str:
+    """'fix_stem_head=True' and 'fix_stem_head=true' are the same arguments (commas or
+    spaces between them), written as the ``args`` column writes them."""
+    if is_missing(args):
         return ""
-    pairs = []
-    for item in str(args).replace(",", " ").split():
-        key, _, value = item.partition("=")
-        lowered = value.strip().lower()
-        value = lowered.capitalize() if lowered in ("true", "false", "none") else value.strip()
-        pairs.append(f"{key.strip()}={value}")
-    return " ".join(sorted(pairs))
+    return args_text(parse_args_text(str(args).replace(",", " "), where))
 
 
 def _res_label(resolution: Any, option: str = "resolution") -> str:
@@ -86,14 +83,31 @@ def _res_label(resolution: Any, option: str = "resolution") -> str:
     return str(height) if height == width else f"{height}x{width}"
 
 
-def make_key(model: Any, width: Any, depth: Any, resolution: Any, args: Any = "") -> Key:
-    """The identity of a configuration: multipliers compared to 6 decimals."""
+def key_of(spec: ModelSpec) -> Key:
+    """The identity of a configuration for accuracy: multipliers compared to 6 decimals,
+    the class count left out (the published figures are ImageNet's 1000)."""
     return (
-        str(model).strip(),
-        round(float(width), 6),
-        round(float(depth), 6),
-        _res_label(resolution),
-        _norm_args(args),
+        spec.model,
+        round(spec.width, 6),
+        round(spec.depth, 6),
+        spec.res_label,
+        args_text(spec.kwargs),
+    )
+
+
+def make_key(model: Any, width: Any, depth: Any, resolution: Any, args: Any = "") -> Key:
+    """The identity of a configuration given by its parts (see ``key_of``)."""
+    return key_of(
+        spec_from_row(
+            {
+                "model": model,
+                "width": width,
+                "depth": depth,
+                "resolution": resolution,
+                "args": _norm_args(args),
+            },
+            "accuracy",
+        )
     )
 
 
@@ -120,6 +134,11 @@ class AccuracyTable:
     def lookup(self, model, width, depth, resolution, args="") -> Published | None:
         """The preferred source's figures for one configuration, or None."""
         sources = self._by_key.get(make_key(model, width, depth, resolution, args))
+        return sources[0] if sources else None
+
+    def lookup_spec(self, spec: ModelSpec) -> Published | None:
+        """The preferred source's figures for the configuration ``spec``, or None."""
+        sources = self._by_key.get(key_of(spec))
         return sources[0] if sources else None
 
     def __add__(self, other: AccuracyTable) -> AccuracyTable:
@@ -231,20 +250,12 @@ def accuracy_table(user_file: str | Path | None = None) -> AccuracyTable:
     return read_accuracy_csv(user_file) + shipped()
 
 
-def _row_value(row: Mapping[str, Any], key: str, default: Any = "") -> Any:
-    value = row.get(key, default)
-    return default if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-
 def lookup_row(table: AccuracyTable, row: Mapping[str, Any]) -> Published | None:
-    """The preferred figures for one comparison row (a mapping with the frame's columns)."""
-    return table.lookup(
-        row["model"],
-        row["width"],
-        _row_value(row, "depth", 1.0),
-        row["resolution"],
-        _row_value(row, "args"),
-    )
+    """The preferred figures for one comparison row (a mapping with the frame's columns);
+    None for a row that names no configuration."""
+    if cell(row, "model") is None:
+        return None
+    return table.lookup_spec(spec_from_row(row, "accuracy"))
 
 
 def join(frame: pd.DataFrame, table: AccuracyTable | None = None) -> pd.DataFrame:
@@ -271,18 +282,11 @@ def join(frame: pd.DataFrame, table: AccuracyTable | None = None) -> pd.DataFram
     return pd.concat([kept, added], axis=1)
 
 
-def spec_args(spec: Any) -> str:
-    """A ModelSpec's builder arguments as `compare` prints them in its ``args`` column."""
-    return " ".join(f"{k}={v}" for k, v in spec.kwargs)
-
-
 def check_plottable(table: AccuracyTable | None, specs: Iterable[Any], option: str) -> None:
     """Refuse, before any counting, a top-1 plot of configurations none of which has a
     published top-1."""
     specs = list(specs)
-    if table is not None and any(
-        table.lookup(s.model, s.width, s.depth, s.res_label, spec_args(s)) for s in specs
-    ):
+    if table is not None and any(table.lookup_spec(s) for s in specs):
         return
     known = sorted({e.model for e in (table or shipped()).entries()})
     raise MbprofError(

@@ -31,8 +31,8 @@ FAILURE_TEXT_MAX = 300
 
 
 def is_missing(value: Any) -> bool:
-    """None, NaN (float or numpy), pandas' NA/NaT, or an empty string (an empty CSV cell)."""
-    if value is None or (isinstance(value, str) and value == ""):
+    """None, NaN (float or numpy), or pandas' NA/NaT: a cell with no value."""
+    if value is None:
         return True
     if isinstance(value, float):
         return math.isnan(value)
@@ -55,9 +55,10 @@ def plain(value: Any) -> Any:
 
 
 def cell(row: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    """``row[key]`` as a plain Python value; ``default`` when absent or missing."""
+    """``row[key]`` as a plain Python value; ``default`` when absent, missing or an empty
+    string (an empty CSV cell)."""
     value = plain(row.get(key, default))
-    return default if is_missing(value) else value
+    return default if is_missing(value) or value == "" else value
 
 
 # --------------------------------------------------------------------------- builder arguments

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from mbprof.core.units import format_bytes
 from mbprof.frame.columns import column
+from mbprof.frame.rows import is_missing
 
 MISSING = "-"
-
-
-def is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return isinstance(value, float) and math.isnan(value)
-    except TypeError:
-        return False
 
 
 def format_multiplier(value: float) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mbprof.core.errors import MbprofError
-from mbprof.render.formats import is_missing
+from mbprof.frame.rows import is_missing
 from mbprof.render.plots.axes import Axis, available_axes
 
 if TYPE_CHECKING:

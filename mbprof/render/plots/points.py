@@ -13,7 +13,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from mbprof.frame.pareto import pareto_indices
-from mbprof.render.formats import format_multiplier, is_missing
+from mbprof.frame.rows import is_missing
+from mbprof.render.formats import format_multiplier
 from mbprof.render.plots.axes import Axis
 from mbprof.render.plots.styles import family_of
 
