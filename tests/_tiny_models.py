@@ -27,16 +27,19 @@ class Tiny(nn.Module):
 
 
 @pytest.fixture
-def tiny_models(monkeypatch):
-    """Two registered test models: test_tiny and test_batch_one (which fails at batch 2)."""
-    from mbprof.models import _registry
+def tiny_models():
+    """Two registered test models: test_tiny and test_batch_one (which fails at batch 2),
+    registered through the public registry and removed afterwards."""
+    from mbprof.models import register_model, unregister_model
 
+    names = []
     for name, batch_one in (("test_tiny", False), ("test_batch_one", True)):
-        info = _registry.ModelInfo(
-            name=name,
-            builder=lambda width=1.0, num_classes=1000, b=batch_one: Tiny(b),
-            family="test",
-            summary="",
-            reference="",
-        )
-        monkeypatch.setitem(_registry._REGISTRY, name, info)
+
+        def build(width: float = 1.0, num_classes: int = 1000, _b: bool = batch_one) -> nn.Module:
+            return Tiny(_b)
+
+        register_model(name, family="test", summary="", reference="")(build)
+        names.append(name)
+    yield names
+    for name in names:
+        unregister_model(name)

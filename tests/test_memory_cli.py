@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mbprof.cli import app
-from mbprof.models import _registry
+from mbprof.models import register_model, unregister_model
 from tests.memory_models import DataDependent
 
 runner = CliRunner()
@@ -100,12 +100,12 @@ def test_memory_bad_input(args, message):
 def untraceable():
     name = "test_untraceable_memory"
 
-    @_registry.register_model(name, family="test", summary="data-dependent", reference="test")
+    @register_model(name, family="test", summary="data-dependent", reference="test")
     def build(width: float = 1.0, num_classes: int = 1000):
         return DataDependent()
 
     yield name
-    del _registry._REGISTRY[name]
+    unregister_model(name)
 
 
 def test_untraceable_model_is_one_line_exit_2(untraceable):

@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-from flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
 from mbprof.analysis.counting import count
@@ -16,6 +15,7 @@ from mbprof.cli import app
 from mbprof.core.errors import MbprofError
 from mbprof.models import create_model
 from mbprof.models.nasnet import FactorizedReduction
+from tests.flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ import uuid
 
 import pytest
 import torch
-from flop_reference import single_thread  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
 import mbprof
 from mbprof.cli import app
 from mbprof.core.errors import MbprofError, UnknownModelError
 from mbprof.models import create_model, get_model_info
+from tests.flop_reference import single_thread  # noqa: F401  (fixture)
 
 MODELS_PY = '''
 """Test networks."""

@@ -24,7 +24,7 @@ from mbprof.models import (  # noqa: F401  (registers the models)
     shufflenet,
 )
 from mbprof.models._layers import make_divisible
-from mbprof.models._registry import ModelInfo, list_models, register_model
+from mbprof.models._registry import ModelInfo, list_models, register_model, unregister_model
 from mbprof.models._registry import get_model_info as _registered_model_info
 from mbprof.models.user import is_import_path, user_model_info
 from mbprof.models.weights import load_weights
@@ -40,6 +40,7 @@ __all__ = [
     "load_weights",
     "make_divisible",
     "register_model",
+    "unregister_model",
 ]
 
 

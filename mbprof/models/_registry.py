@@ -102,6 +102,14 @@ def register_model(
     return decorate
 
 
+def unregister_model(name: str) -> ModelInfo:
+    """Remove a registered model (for a model registered for a while: tests, notebooks);
+    returns its description. An unknown name raises ``UnknownModelError``."""
+    info = get_model_info(name)
+    del _REGISTRY[name]
+    return info
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a shell-style pattern, sorted."""
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
