@@ -157,9 +157,7 @@ def test_missing_onnx_extra_exits_2_with_the_install_command(monkeypatch):
     )
 
 
-@pytest.mark.skipif(
-    "MBPROF_SLOW_TESTS" not in __import__("os").environ, reason="set MBPROF_SLOW_TESTS=1"
-)
+@pytest.mark.slow  # a real inductor compile: a C++ build
 def test_compile_backend_with_inductor_end_to_end():
     """torch.compile's real backend (inductor builds C++): slow, so opt-in."""
     result = run("bench", "mobilenet_v2", "--width", "0.35", "--res", "64", *FAST,

@@ -368,6 +368,7 @@ def test_onnx_export_failure_is_one_clear_runtime_error():
     assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
 
 
+@pytest.mark.slow  # dynamo's first trace takes half a minute on 2 cores
 def test_compile_time_is_reported_apart_from_latency():
     # dynamo with its "eager" backend: the same plumbing as inductor, without a C++ build
     t = time_model(
