@@ -10,14 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mbprof.api import reproduce
 from mbprof.core.errors import MbprofError
-from mbprof.report.reproduce import (
-    MARKER,
-    is_measured,
-    paper_table4,
-    reproduce,
-    table3_paper_problems,
-)
+from mbprof.report.plan import MARKER, is_measured, paper_table4
+from mbprof.report.table3 import table3_paper_problems
 from tests.conftest import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,14 +147,12 @@ def test_fresh_table3_by_hand(fresh):
 
 
 def test_latency_rows_carry_their_environment():
-    from mbprof.report.reproduce import Config, capabilities, measure
+    from mbprof.api import make_spec
+    from mbprof.report.run import measure_configs, report_latency
 
-    if not capabilities()["latency"]:
-        pytest.skip("this mbprof has no latency analysis")
-    frame = measure(
-        [Config("mobilenet_v2", 0.35, 64)],
-        latency=True,
-        latency_options={"min_time_s": 0.01, "warmup": 1},
+    frame = measure_configs(
+        [make_spec("mobilenet_v2", 0.35, 1.0, 64)],
+        latency=report_latency({"min_time_s": 0.01, "warmup": 1}),
         with_memory=False,
     )
     row = frame.iloc[0]
@@ -168,7 +162,7 @@ def test_latency_rows_carry_their_environment():
 
 
 def test_table4_shows_the_cpu_column_beside_the_phone(tmp_path):
-    from mbprof.report.reproduce import table4_frame, table4_markdown
+    from mbprof.report.table4 import table4_frame, table4_markdown
 
     frame = pd.DataFrame(
         [
