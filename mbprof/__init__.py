@@ -29,6 +29,7 @@ _API = {
     "Environment": "mbprof.core.records",
     "BenchResult": "mbprof.core.records",
     "memory": "mbprof.api",
+    "reproduce": "mbprof.api",
     "analyze_memory": "mbprof.analysis.memory",
     "MemoryReport": "mbprof.core.records",
     "ModelSpec": "mbprof.core.records",

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-import mbprof.report.reproduce as rep
+import mbprof.api.reporting as rep
 from mbprof.core import interrupts
 from mbprof.core.errors import MbprofError
 from mbprof.render.export import write_atomic
 from mbprof.report.folder import MANIFEST
+from mbprof.report.plan import MARKER
 from tests.conftest import assert_one_line_error
 
 COST = ["cost", "--input", "28x28x3", "--filters", "64", "--kernel", "3", "-f", "csv"]
@@ -108,7 +109,7 @@ def no_measuring(monkeypatch):
     def measure(*_args, **_kwargs):
         raise AssertionError("measured before refusing")
 
-    monkeypatch.setattr(rep, "measure", measure)
+    monkeypatch.setattr(rep, "measure_configs", measure)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -144,7 +145,9 @@ def test_reproduce_removes_only_unchanged_files_it_wrote(tmp_path, monkeypatch):
     rep.reproduce(out, parts=("table3",), latency=False)
     (out / "table3.csv").write_text("my edit")  # changed since mbprof wrote it
     with monkeypatch.context() as patch:
-        patch.setattr(rep, "measure", lambda *a, **k: pytest.fail("measured before refusing"))
+        patch.setattr(
+            rep, "measure_configs", lambda *a, **k: pytest.fail("measured before refusing")
+        )
         with pytest.raises(MbprofError, match="table3.csv' was changed since mbprof wrote it"):
             rep.reproduce(out, parts=("table3",), latency=False)
     rep.reproduce(out, parts=(), latency=False)  # table3 no longer written
@@ -237,7 +240,7 @@ def test_an_interrupted_reproduce_changes_nothing(tmp_path, monkeypatch):
 def test_a_folder_from_before_manifests_keeps_the_user_s_files(tmp_path):
     out = tmp_path / "reports"
     out.mkdir()
-    (out / "README.md").write_text(rep.MARKER + "\nold index\n")
+    (out / "README.md").write_text(MARKER + "\nold index\n")
     (out / "notes.txt").write_text("mine")
     rep.reproduce(out, parts=(), latency=False)
     assert (out / "notes.txt").read_text() == "mine"

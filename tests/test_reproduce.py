@@ -10,14 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mbprof.api import reproduce
 from mbprof.core.errors import MbprofError
-from mbprof.report.reproduce import (
-    MARKER,
-    is_measured,
-    paper_table4,
-    reproduce,
-    table3_paper_problems,
-)
+from mbprof.report.plan import MARKER, is_measured, paper_table4
+from mbprof.report.table3 import table3_paper_problems
 from tests.conftest import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,14 +147,12 @@ def test_fresh_table3_by_hand(fresh):
 
 
 def test_latency_rows_carry_their_environment():
-    from mbprof.report.reproduce import Config, capabilities, measure
+    from mbprof.api import make_spec
+    from mbprof.report.run import measure_configs, report_latency
 
-    if not capabilities()["latency"]:
-        pytest.skip("this mbprof has no latency analysis")
-    frame = measure(
-        [Config("mobilenet_v2", 0.35, 64)],
-        latency=True,
-        latency_options={"min_time_s": 0.01, "warmup": 1},
+    frame = measure_configs(
+        [make_spec("mobilenet_v2", 0.35, 1.0, 64)],
+        latency=report_latency({"min_time_s": 0.01, "warmup": 1}),
         with_memory=False,
     )
     row = frame.iloc[0]
@@ -168,7 +162,7 @@ def test_latency_rows_carry_their_environment():
 
 
 def test_table4_shows_the_cpu_column_beside_the_phone(tmp_path):
-    from mbprof.report.reproduce import table4_frame, table4_markdown
+    from mbprof.report.table4 import table4_frame, table4_markdown
 
     frame = pd.DataFrame(
         [
@@ -189,3 +183,50 @@ def test_table4_shows_the_cpu_column_beside_the_phone(tmp_path):
     assert header.endswith("| Phone CPU, paper (ms) | CPU here (ms) |")
     row = next(line for line in text.splitlines() if line.startswith("| MobileNetV2 |"))
     assert row.endswith("| 75 | 12.3 |")
+
+
+def test_prepare_plans_every_configuration_before_measuring(tmp_path):
+    from mbprof.api.reporting import prepare_reproduce
+
+    run = prepare_reproduce(tmp_path / "reports", latency=False)
+    # The released checkpoints' grids: V2 6 widths x 5 resolutions, V1 4 x 4, ShuffleNet 4,
+    # NASNet 1, V3 large and small 2 each; Table 4's six networks are all among them.
+    assert len(run.specs) == 6 * 5 + 4 * 4 + 4 + 1 + 2 + 2
+    assert run.latency is None
+    assert run.left_out == ["latency (CPU here): not measured in this run (--no-latency)"]
+    table4 = prepare_reproduce(tmp_path / "reports", parts=("table4",), latency=False)
+    assert [s.label for s in table4.specs] == [
+        "mobilenet_v1 1.0@224",
+        "shufflenet_v1_g3 1.5@224",
+        "shufflenet_v1_g3 2.0@224",
+        "nasnet_a_mobile 1.0@224",
+        "mobilenet_v2 1.0@224",
+        "mobilenet_v2 1.4@224",
+    ]
+    assert set(table4.specs) <= set(run.specs)
+    assert not (tmp_path / "reports").exists()  # planning writes nothing
+
+
+def test_latency_against_madds_reports_its_fit(tmp_path):
+    from mbprof.report.figures import write_figures
+    from mbprof.report.output import ReproduceResult
+
+    # Latency exactly proportional to MAdds (0.05 ms per million): r = rho = 1.
+    frame = pd.DataFrame(
+        [
+            {"model": m, "width": w, "resolution": "224", "madds": madds, "latency_ms": ms}
+            for m, w, madds, ms in [
+                ("mobilenet_v1", 1.0, 600_000_000, 30.0),
+                ("mobilenet_v2", 1.0, 300_000_000, 15.0),
+                ("mobilenet_v2", 0.5, 100_000_000, 5.0),
+            ]
+        ]
+    )
+    result = ReproduceResult(out=tmp_path)
+    text = write_figures(frame, tmp_path, result)
+    assert result.files == [("figures/latency_vs_madds.png", "CPU latency against MAdds")]
+    assert (tmp_path / "figures" / "latency_vs_madds.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Over 3 configurations: Pearson r = 1.000, Spearman rank correlation = 1.000." in text
+    assert "MobileNetV1 1.0@224 (600M MAdds) took 30.0 ms here" in text
+    assert "MobileNetV2 1.0@224 (300M) 15.0 ms." in text
+    assert "figures/top1_vs_madds.png: the sweep has no top1" in result.left_out

@@ -22,6 +22,7 @@ from mbprof.api.inputs import (
     memory_settings,
     resolve_latency,
 )
+from mbprof.api.reporting import reproduce
 from mbprof.api.single import (
     bench,
     bench_spec,
@@ -65,6 +66,7 @@ __all__ = [
     "prepare_compare",
     "profile",
     "profile_spec",
+    "reproduce",
     "resolve_latency",
     "rows_to_frame",
 ]

@@ -55,28 +55,16 @@ def reproduce_command(
     }
     check_output(output)
     from mbprof.report.folder import MANIFEST
-    from mbprof.report.reproduce import (
-        check_out,
-        latency_settings,
-        planned_configs,
-        planned_files,
-        reproduce,
-    )
+    from mbprof.report.plan import check_out, planned_files
 
     check_out(out)  # before any measuring: a file of yours there is refused, never lost
     written = {f"--out ({name})": out / name for name in sorted(planned_files()) + [MANIFEST]}
     check_outputs({**written, "--output": output})
-    if not no_latency:
-        latency_settings(options)  # refuse what this machine cannot run before any work
+    from mbprof.api.reporting import prepare_reproduce
     from mbprof.cli._progress import sweep_progress
     from mbprof.render.report_view import reproduce_document
 
-    with sweep_progress(len(planned_configs())) as progress:
-        report = reproduce(
-            out,
-            latency=not no_latency,
-            latency_options=options,
-            on_start=progress.start,
-            on_done=progress.done,
-        )
-    emit(reproduce_document(report), fmt, output)
+    run = prepare_reproduce(out, latency=not no_latency, latency_options=options)
+    with sweep_progress(len(run.specs)) as progress:
+        result = run.write(on_start=progress.start, on_done=progress.done)
+    emit(reproduce_document(result), fmt, output)

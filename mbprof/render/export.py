@@ -9,6 +9,7 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,15 +107,23 @@ def md_text(text: str) -> str:
     return _HTML_OPEN.sub("&lt;", text)
 
 
-def markdown_table(table: Table) -> str:
-    headers, kinds, rows = text_rows(table)
-    align = ["---" if k == "text" else "---:" for k in kinds]
+def markdown_grid(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Sequence[bool]
+) -> str:
+    """A Markdown table of cells already written as text (each through ``md_text``);
+    ``right`` says, column by column, which align right (numbers)."""
+    align = ["---:" if r else "---" for r in right]
     lines = [
         "| " + " | ".join(md_text(h) for h in headers) + " |",
         "| " + " | ".join(align) + " |",
     ]
     lines += ["| " + " | ".join(md_text(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def markdown_table(table: Table) -> str:
+    headers, kinds, rows = text_rows(table)
+    return markdown_grid(headers, rows, [k != "text" for k in kinds])
 
 
 def to_markdown(doc: Document) -> str:

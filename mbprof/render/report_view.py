@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mbprof import __version__
 from mbprof.render.document import Document, Fact, Table
 
+if TYPE_CHECKING:
+    from mbprof.report.output import ReproduceResult
 
-def reproduce_document(report) -> Document:
+
+def reproduce_document(result: ReproduceResult) -> Document:
     import pandas as pd
 
     frame = pd.DataFrame(
-        [{"file": str(report.out / path), "holds": what} for path, what in report.files]
+        [{"file": str(result.out / path), "holds": what} for path, what in result.files]
     )
-    notes = [f"Left out: {item}." for item in report.left_out]
+    notes = [f"Left out: {item}." for item in result.left_out]
     return Document(
         title="mbprof reproduce",
-        facts=[Fact("out", "Folder", str(report.out), "text")],
+        facts=[Fact("out", "Folder", str(result.out), "text")],
         tables=[
             Table(
                 name="files",

@@ -1,1 +1,6 @@
-"""The MobileNetV2 paper reproduced (``mbprof reproduce``): tables, figures and prose."""
+"""The MobileNetV2 paper reproduced (``mbprof reproduce``, ``mbprof.reproduce``): what a run
+covers (``plan``), measuring it (``run``), Table 4 (``table4``), Table 3 (``table3``), the
+figures (``figures``, drawn by ``mbprof.render.plots``), the README and inconsistencies
+pages (``prose``), the numbers as the pages write them (``text``), what a run wrote
+(``output``) and the folder that keeps the user's files (``folder``). ``mbprof.api.reporting``
+puts them together."""

@@ -29,6 +29,7 @@ class PlotResult:
     frontier: pd.DataFrame  # the frontier's rows in order of x (empty for "fit")
     omitted: int  # rows without both values (or marked with an error)
     notes: list[str] = field(default_factory=list)
+    fit: tuple[float, float] | None = None  # a fit plot's Pearson r and Spearman rho
 
 
 def _in_x_order(rows: pd.DataFrame, x: Axis, y: Axis) -> pd.DataFrame:
@@ -86,6 +87,7 @@ def plot_frame(
         frontier=_in_x_order(frontier, x, y),
         omitted=omitted,
         notes=notes,
+        fit=fit,
     )
 
 

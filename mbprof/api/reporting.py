@@ -1,0 +1,166 @@
+"""The MobileNetV2 paper reproduced in one folder (``reproduce``; ``mbprof reproduce``):
+Table 4 and Table 3 beside mbprof's figures, the width x resolution sweep, the Pareto
+figures, the inconsistencies and a README index.
+
+``prepare_reproduce`` checks everything first (the parts, the folder, the latency settings,
+which configurations this mbprof can build); ``ReproduceRun.write`` measures each
+configuration once and writes the files. The paper's values come from ``mbprof/data``;
+parts whose analyses mbprof does not have (a model not registered) are left out and listed
+in the README, never filled with placeholders. Counts and memory are deterministic (a test
+regenerates them and compares); latency is measured on this machine and changes from run
+to run. The pieces live in ``mbprof.report`` (plan, run, table4, table3, figures, prose).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mbprof.core.records import ModelSpec
+from mbprof.report import folder
+from mbprof.report.figures import write_figures
+from mbprof.report.output import ReproduceResult, csv_text, write_file
+from mbprof.report.plan import (
+    PARTS,
+    check_out,
+    check_parts,
+    rows_of,
+    sweep_configs,
+    usable_specs,
+    wanted_configs,
+)
+from mbprof.report.prose import (
+    environment_text,
+    inconsistencies_markdown,
+    load_text,
+    readme_markdown,
+)
+from mbprof.report.run import machine_load, measure_configs, report_latency
+from mbprof.report.table3 import write_table3
+from mbprof.report.table4 import write_table4
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mbprof.core.settings import ResolvedLatency
+
+
+@dataclass
+class ReproduceRun:
+    """A run of ``reproduce``, checked before anything is measured: the folder, the parts,
+    the configurations to measure (``specs``, in the order the files list them) and the
+    latency settings (None: not timed)."""
+
+    out: Path
+    parts: tuple[str, ...]
+    specs: list[ModelSpec]
+    latency: ResolvedLatency | None
+    left_out: list[str] = field(default_factory=list)
+
+    def write(
+        self,
+        on_start: Callable[[ModelSpec], None] | None = None,
+        on_done: Callable[[dict[str, Any]], None] | None = None,
+    ) -> ReproduceResult:
+        """Measure every configuration (``on_start(spec)`` and ``on_done(row)`` around
+        each) and write the folder. Its new files are staged inside it and moved into
+        place at the end: a run that fails or is interrupted changes nothing there."""
+        result = ReproduceResult(out=self.out, left_out=list(self.left_out))
+        load_at_start = machine_load()
+        frame = measure_configs(
+            self.specs,
+            latency=self.latency,
+            with_memory="sweep" in self.parts or "figures" in self.parts,  # Table 4: counts only
+            on_start=on_start,
+            on_done=on_done,
+        )
+        owned = check_out(self.out, self.parts)  # again: a file may have been edited meanwhile
+        created = folder.make_folder(self.out)
+        stage = folder.stage(self.out)
+        try:
+            t4 = self._write_parts(stage, frame, result)
+            readme = readme_markdown(result, frame, t4, load_text(load_at_start, machine_load()))
+            (stage / "README.md").write_text(readme, encoding="utf-8")
+            result.files.insert(0, ("README.md", "This index"))
+            folder.install(stage, self.out, owned)
+            created = False  # written: out stays even if removing the stage fails below
+        finally:
+            folder.discard(stage, self.out, created)
+        return result
+
+    def _write_parts(
+        self, stage: Path, frame: pd.DataFrame, result: ReproduceResult
+    ) -> pd.DataFrame | None:
+        """Each part's files, in the order the README lists them; returns Table 4."""
+        parts = self.parts
+        t4 = None
+        if "table4" in parts:
+            t4 = write_table4(stage, frame, environment_text(frame), result)
+        table3_text = write_table3(stage, result) if "table3" in parts else None
+        sweep = rows_of(frame, sweep_configs()) if {"sweep", "figures"} & set(parts) else frame
+        if "sweep" in parts:
+            write_file(
+                stage,
+                "sweep.csv",
+                csv_text(sweep),
+                result,
+                "Every configuration of the width x resolution sweep and the baselines, "
+                "one row each (columns described in mbprof/columns.py)",
+            )
+        if "figures" in parts:
+            text = write_figures(sweep, stage, result)
+            write_file(
+                stage, "pareto.md", text, result, "The figures with the points on each frontier"
+            )
+        if t4 is not None:
+            write_file(
+                stage,
+                "inconsistencies.md",
+                inconsistencies_markdown(t4, table3_text),
+                result,
+                "Where the paper's tables disagree with themselves, and why mbprof differs",
+            )
+        return t4
+
+
+def prepare_reproduce(
+    out: str | Path = "reports",
+    *,
+    parts: Sequence[str] = PARTS,
+    latency: bool = True,
+    latency_options: dict[str, Any] | None = None,
+) -> ReproduceRun:
+    """Everything ``reproduce`` will do, checked first: ``parts`` (some of ``PARTS``), the
+    folder ``out`` (new, empty, or one mbprof wrote: there only its own files are replaced
+    or removed, never the user's), the latency settings (the CPU column's defaults updated
+    with ``latency_options``, resolved for this machine) and the configurations this mbprof
+    can build (the others are listed as left out)."""
+    parts = check_parts(parts)
+    out = Path(out)
+    check_out(out, parts)
+    left_out: list[str] = []
+    resolved = None
+    if latency:
+        resolved = report_latency(latency_options)  # refuse what this machine cannot run, now
+    else:
+        left_out.append("latency (CPU here): not measured in this run (--no-latency)")
+    specs = usable_specs(wanted_configs(parts), left_out)
+    return ReproduceRun(out, parts, specs, resolved, left_out)
+
+
+def reproduce(
+    out: str | Path = "reports",
+    *,
+    parts: Sequence[str] = PARTS,
+    latency: bool = True,
+    latency_options: dict[str, Any] | None = None,
+    on_start: Callable[[ModelSpec], None] | None = None,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+) -> ReproduceResult:
+    """Write ``out`` from scratch: Table 4, Table 3 (with memory analysis), the sweep, the
+    Pareto figures, the inconsistencies and a README index (see ``prepare_reproduce`` for
+    what is checked first and ``ReproduceRun.write`` for the writing)."""
+    run = prepare_reproduce(out, parts=parts, latency=latency, latency_options=latency_options)
+    return run.write(on_start=on_start, on_done=on_done)

@@ -1,0 +1,346 @@
+"""Table 3 of the MobileNetV2 paper (the largest activation tensor at each spatial
+resolution, fp16, 224x224 input) two ways: the paper's cells checked against their own
+channel counts (``table3_paper_problems``), and the paper beside mbprof's memory analysis,
+memory-efficient and materialized (``table3_frame``, ``table3.md``, ``table3.csv``), with
+sentences for the cells that differ (``table3_explained``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mbprof.frame.rows import is_missing
+from mbprof.render.export import markdown_grid
+from mbprof.report.output import ReproduceResult, csv_text, write_file
+from mbprof.report.plan import MARKER, leave_out, paper_table3, registered
+from mbprof.report.text import kilobytes
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mbprof.core.records import MemoryReport
+
+
+# --- the paper's own arithmetic --------------------------------------------------------
+
+
+def table3_paper_check() -> list[dict[str, Any]]:
+    """Each cell of the paper's Table 3 recomputed from its own channel count:
+    channels x side x side x 2 bytes (16-bit floats), in the paper's K = 1000 bytes."""
+    rows = []
+    by_network: dict[str, list[dict[str, Any]]] = {}
+    for cell in paper_table3():
+        if cell["size"] == "max":
+            continue
+        side, channels = int(cell["size"]), int(cell["channels"])
+        computed = channels * side * side * 2
+        printed = float(cell["kbytes"]) * 1000
+        row = {
+            "network": cell["network"],
+            "size": side,
+            "channels": channels,
+            "printed_kbytes": float(cell["kbytes"]),
+            "computed_bytes": computed,
+            "ratio": printed / computed,
+        }
+        rows.append(row)
+        by_network.setdefault(cell["network"], []).append(row)
+    for cell in paper_table3():
+        if cell["size"] != "max":
+            continue
+        largest = max(by_network[cell["network"]], key=lambda r: r["printed_kbytes"])
+        rows.append(
+            {
+                "network": cell["network"],
+                "size": "max",
+                "channels": None,
+                "printed_kbytes": float(cell["kbytes"]),
+                "computed_bytes": largest["printed_kbytes"] * 1000,
+                "ratio": float(cell["kbytes"]) / largest["printed_kbytes"],
+            }
+        )
+    return rows
+
+
+def table3_paper_problems() -> list[str]:
+    """Plain sentences for the cells whose printed size disagrees with their own channel
+    count by more than rounding (1K or 10%), and for a max row that is not its column's max."""
+    problems = []
+    for row in table3_paper_check():
+        computed_k = row["computed_bytes"] / 1000
+        # The paper prints whole kilobytes: allow that, and 10% for its rounding to 2 digits.
+        if abs(row["printed_kbytes"] - computed_k) <= max(1.0, 0.10 * computed_k):
+            continue
+        if row["size"] == "max":
+            problems.append(
+                f"{row['network']}: the **max** row prints {row['printed_kbytes']:g}K, but the "
+                f"largest cell of the same column prints {row['computed_bytes'] / 1000:g}K."
+            )
+        else:
+            problems.append(
+                f"{row['network']} at {row['size']}x{row['size']}: {row['channels']} channels x "
+                f"{row['size']}x{row['size']} x 2 bytes = {row['computed_bytes']:,} bytes "
+                f"({row['computed_bytes'] / 1000:.1f}K), but the paper prints "
+                f"{row['printed_kbytes']:g}K ({row['ratio']:.2f} times as much)."
+            )
+    return problems
+
+
+# --- the paper beside mbprof -----------------------------------------------------------
+
+
+def _memory_at_224(model: str, width: float) -> MemoryReport:
+    """mbprof's activation memory of one network as Table 3 has it: 224x224, fp16."""
+    from mbprof.api.single import memory
+
+    return memory(model, width, resolution=224, mem_dtype="fp16")
+
+
+def table3_frame(left_out: list[str]) -> pd.DataFrame:
+    """The paper's Table 3 beside mbprof's largest tensor at each resolution (fp16, 224x224,
+    memory-efficient mode: the paper's section 5.1 rule) and the materialized one; a
+    network this mbprof does not have is added to ``left_out``."""
+    import pandas as pd
+
+    cells = paper_table3()
+    networks = list(dict.fromkeys((c["network"], c["model"], float(c["width"])) for c in cells))
+    rows = []
+    for network, model, width in networks:
+        if not registered(model):
+            leave_out(left_out, f"Table 3, {network}: {model} not registered in this mbprof")
+            continue
+        mem = _memory_at_224(model, width)
+        efficient = {
+            r.resolution[0]: r
+            for r in mem.resolutions_efficient
+            if r.resolution[0] == r.resolution[1]
+        }
+        whole = {r.resolution[0]: r for r in mem.resolutions if r.resolution[0] == r.resolution[1]}
+        for cell in (c for c in cells if c["network"] == network):
+            row: dict[str, Any] = {
+                "network": network,
+                "model": model,
+                "width": width,
+                "size": cell["size"],
+                "paper_channels": int(cell["channels"]) if cell["channels"] else None,
+                "paper_kbytes": float(cell["kbytes"]),
+            }
+            if cell["size"] == "max":
+                row.update(
+                    channels=None,
+                    tensor_bytes=mem.max_tensor_bytes_efficient,
+                    materialized_channels=None,
+                    materialized_bytes=mem.max_tensor_bytes,
+                    op_bytes=None,
+                )
+            else:
+                side = int(cell["size"])
+                eff, mat = efficient.get(side), whole.get(side)
+                row.update(
+                    channels=eff.channels if eff else None,
+                    tensor_bytes=eff.tensor_bytes if eff else None,
+                    materialized_channels=mat.channels if mat else None,
+                    materialized_bytes=mat.tensor_bytes if mat else None,
+                    op_bytes=mat.op_bytes if mat else None,
+                )
+            if row["tensor_bytes"] is not None:
+                row["delta_bytes"] = row["tensor_bytes"] - round(row["paper_kbytes"] * 1000)
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    for key in (
+        "paper_channels",
+        "channels",
+        "materialized_channels",
+        "tensor_bytes",
+        "materialized_bytes",
+        "op_bytes",
+        "delta_bytes",
+    ):
+        if key in frame.columns:
+            frame[key] = frame[key].astype("Int64")
+    return frame
+
+
+def table3_markdown(t3: pd.DataFrame) -> str:
+    networks = list(dict.fromkeys(t3["network"]))
+    sizes = list(dict.fromkeys(t3["size"]))
+    headers = ["Size"]
+    for network in networks:
+        headers += [f"{network}: paper", "mbprof", "Δ"]
+    rows = []
+    for size in sizes:
+        label = "max" if size == "max" else f"{size}x{size}"
+        row = [label]
+        for network in networks:
+            match = t3[(t3["network"] == network) & (t3["size"] == size)]
+            if match.empty:
+                row += ["-", "-", "-"]
+                continue
+            r = match.iloc[0]
+            paper = (
+                f"{r['paper_kbytes']:g}K"
+                if is_missing(r["paper_channels"])
+                else f"{int(r['paper_channels'])} / {r['paper_kbytes']:g}K"
+            )
+            ours = (
+                "-"
+                if is_missing(r["tensor_bytes"])
+                else (
+                    kilobytes(float(r["tensor_bytes"]))
+                    if is_missing(r["channels"])
+                    else f"{int(r['channels'])} / {kilobytes(float(r['tensor_bytes']))}"
+                )
+            )
+            delta = "-"
+            if not is_missing(r["tensor_bytes"]):
+                paper_bytes = r["paper_kbytes"] * 1000
+                diff = float(r["tensor_bytes"]) - paper_bytes
+                delta = f"{diff / 1000:+,.1f}K ({100 * diff / paper_bytes:+.1f}%)"
+            row += [paper, ours, delta]
+        rows.append(row)
+    table = markdown_grid(headers, rows, [False] + [True] * (len(headers) - 1))
+
+    v2 = t3[(t3["model"] == "mobilenet_v2") & (t3["size"] != "max")]
+    contrast = ""
+    if not v2.empty:
+        pairs = [
+            f"{r['size']}x{r['size']}: {int(r['materialized_channels'])} / "
+            f"{kilobytes(float(r['materialized_bytes']))}"
+            for r in v2.to_dict(orient="records")
+            if not is_missing(r["materialized_bytes"])
+        ]
+        contrast = (
+            "- MobileNetV2 without the memory-efficient mode (every expanded tensor whole): "
+            + "; ".join(pairs)
+            + "."
+        )
+    lines = [
+        MARKER,
+        "# Table 3 of the MobileNetV2 paper, reproduced",
+        "",
+        "The largest single activation tensor at each spatial resolution for a 224x224 input, "
+        "as channels / kilobytes with 16-bit activations (K = 1000 bytes, the paper's unit). "
+        "Paper: Sandler et al. 2018, Table 3 as printed. mbprof: `mbprof memory MODEL --res 224` "
+        "(traced graph, fp16), in the memory-efficient mode of the paper's section 5.1 (an "
+        "inverted-residual block's expanded tensor is never whole; the stem runs as the "
+        "expansion of the first block). MobileNetV1 and ShuffleNet have no such blocks, so "
+        "their two modes agree.",
+        "",
+        table,
+        "",
+        "- Δ: mbprof minus the paper, in kilobytes and in percent of the paper's figure.",
+        "- The **max** row is the largest tensor of the whole network.",
+    ]
+    if contrast:
+        lines.append(contrast)
+    lines += ["", "Why cells differ: see [inconsistencies.md](inconsistencies.md).", ""]
+    return "\n".join(lines)
+
+
+def _by_size(t3: pd.DataFrame, model: str) -> dict[str, dict[str, Any]]:
+    return {str(r["size"]): r for r in t3.to_dict(orient="records") if r["model"] == model}
+
+
+def table3_explained(t3: pd.DataFrame, g2: dict[int, Any] | None = None) -> str:
+    """Sentences for the cells where mbprof and the paper differ by more than rounding.
+
+    ``g2``: mbprof's largest tensor per size of ShuffleNet 2x with g=2 (``size -> (channels,
+    bytes)``), to show which network the paper's ShuffleNet column matches.
+    """
+    out = ["## Table 3: where mbprof differs, and why", ""]
+    for r in t3.to_dict(orient="records"):
+        if is_missing(r["tensor_bytes"]) or r["size"] == "max":
+            continue
+        paper_bytes = r["paper_kbytes"] * 1000
+        ours = float(r["tensor_bytes"])
+        if abs(ours - paper_bytes) <= max(1000.0, 0.10 * paper_bytes):
+            continue
+        size = f"{r['size']}x{r['size']}"
+        text = (
+            f"- **{r['network']} at {size}**: the paper prints {int(r['paper_channels'])} channels "
+            f"/ {r['paper_kbytes']:g}K; mbprof's largest tensor there has {int(r['channels'])} "
+            f"channels ({int(r['tensor_bytes']):,} bytes)."
+        )
+        times = round(paper_bytes / ours)
+        same = {str(k): v for k, v in _by_size(t3, r["model"]).items()}
+        side = int(r["size"])
+        if r["channels"] == r["paper_channels"] and times >= 2:
+            text += (
+                f" Same channels and {paper_bytes / ours:.2f} times the bytes: the paper's "
+                f"figure is the size of {times} such tensors ({times} x {int(ours):,} = "
+                f"{times * int(ours):,} bytes), as an op that reads one and writes another "
+                "holds, not of the largest tensor."
+            )
+        elif r["model"] == "mobilenet_v2":
+            text += (
+                f" {int(r['paper_channels'])} channels is the width of a later stage, which "
+                f"starts with a stride-2 block; at {size} the tensors that stay whole (a "
+                "block's input and output) are narrower."
+            )
+        elif r["model"].startswith("shufflenet"):
+            below = same.get(str(side // 2))
+            pooled = same.get(str(side // 2)) if side == 112 else None
+            if g2 and side in g2 and g2[side][0] == r["paper_channels"]:
+                text += (
+                    f" {int(r['paper_channels'])} channels is ShuffleNet 2x with **g=2**: "
+                    f"mbprof's shufflenet_v1_g2 at width 2 has {g2[side][0]} channels / "
+                    f"{kilobytes(g2[side][1])} there; with g=3, the column's label, the stage has "
+                    f"{int(r['channels'])}."
+                )
+            elif pooled is not None and pooled["paper_channels"] == r["channels"]:
+                text += (
+                    f" The paper's own next row has {int(pooled['paper_channels'])} channels at "
+                    f"{side // 2}x{side // 2}, after the stem's max pool, which keeps the channel "
+                    f"count: the stem has {int(r['channels'])} channels (the reference code's 2x "
+                    "stem, and mbprof's)."
+                )
+            elif below is not None and r["channels"] * 4 == below["channels"]:
+                text += (
+                    f" mbprof's tensor is the first unit's 1x1 group-conv output, a quarter of "
+                    f"the stage's {int(below['channels'])} channels, before its stride-2 "
+                    f"depthwise conv; the paper's {int(r['paper_channels'])} channels are the "
+                    "pooled stem's, smaller than that."
+                )
+        out.append(text)
+    for r in t3.to_dict(orient="records"):
+        if r["size"] != "max" or is_missing(r["tensor_bytes"]):
+            continue
+        paper_bytes = r["paper_kbytes"] * 1000
+        if abs(float(r["tensor_bytes"]) - paper_bytes) <= max(1000.0, 0.10 * paper_bytes):
+            continue
+        where = [
+            f"{q['size']}x{q['size']}"
+            for q in _by_size(t3, r["model"]).values()
+            if q["size"] != "max" and q["tensor_bytes"] == r["tensor_bytes"]
+        ]
+        out.append(
+            f"- **{r['network']}, max**: the paper prints {r['paper_kbytes']:g}K; mbprof's "
+            f"largest tensor of the whole network has {int(r['tensor_bytes']):,} bytes"
+            + (f", at {where[0]} (the row above)." if where else ".")
+        )
+    if len(out) == 2:
+        out.append("- None: every cell agrees within rounding.")
+    return "\n".join(out)
+
+
+def write_table3(root: Path, result: ReproduceResult) -> str | None:
+    """Table 3 beside mbprof's memory analysis; returns the explanation for the
+    inconsistencies page (None when no network of the table is registered)."""
+    t3 = table3_frame(result.left_out)
+    if t3.empty:
+        return None
+    g2 = None
+    if registered("shufflenet_v1_g2"):
+        mem = _memory_at_224("shufflenet_v1_g2", 2.0)
+        g2 = {r.resolution[0]: (r.channels, r.tensor_bytes) for r in mem.resolutions_efficient}
+    write_file(
+        root, "table3.md", table3_markdown(t3), result, "Table 3 beside mbprof's memory analysis"
+    )
+    write_file(
+        root,
+        "table3.csv",
+        csv_text(t3),
+        result,
+        "Table 3 as data (paper_* columns are the paper's)",
+    )
+    return table3_explained(t3, g2)

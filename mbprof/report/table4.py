@@ -1,0 +1,154 @@
+"""Table 4 of the MobileNetV2 paper (ImageNet classification: top-1, params, MAdds, phone
+latency) beside mbprof's counts, and the CPU latency here when it was measured: as data
+(``table4_frame``, ``table4.csv``) and as Markdown (``table4_markdown``, ``table4.md``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mbprof.frame.rows import cell, is_missing
+from mbprof.render.export import markdown_grid
+from mbprof.report.output import ReproduceResult, csv_text, write_file
+from mbprof.report.plan import MARKER, config, find_row, paper_table4
+from mbprof.report.text import delta, millions, top1_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LATENCY_KEYS = ("latency_ms", "latency_p10_ms", "latency_p90_ms", "throughput_ips")
+
+
+def bn_params(model: str, width: float) -> int:
+    """Parameters of the batch-norm layers (scale and shift), which TF-Slim's tables leave out."""
+    from torch import nn
+
+    from mbprof.models import create_model
+
+    built = create_model(model, width=width)
+    return sum(
+        p.numel()
+        for m in built.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for p in m.parameters(recurse=False)
+    )
+
+
+def table4_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 4 beside mbprof's counts (and latency when measured); a paper row
+    that ``frame`` did not measure is left out."""
+    import pandas as pd
+
+    from mbprof.frame import accuracy
+
+    rows = []
+    for paper in paper_table4():
+        spec = config(paper["model"], paper["width"], paper["resolution"])
+        ours = find_row(frame, spec)
+        if ours is None:
+            continue
+        others = [
+            f"{top1_text(e.top1)} ({e.source})"
+            for e in accuracy.shipped().all_sources(spec.model, spec.width, 1.0, 224)
+            if not e.source.startswith("MobileNetV2 paper")
+        ]
+        row = {
+            "network": paper["network"],
+            "model": spec.model,
+            "width": spec.width,
+            "resolution": spec.resolution[0],
+            "paper_top1": float(paper["top1"]),
+            "other_top1": "; ".join(others),
+            "paper_params_m": float(paper["params_m"]),
+            "params": int(ours["params"]),
+            "params_without_bn": int(ours["params"]) - bn_params(spec.model, spec.width),
+            "paper_madds_m": float(paper["madds_m"]),
+            "madds": int(ours["madds"]),
+            "paper_phone_ms": float(paper["phone_ms"]) if paper["phone_ms"] else math.nan,
+        }
+        for key in LATENCY_KEYS:
+            if cell(ours, key) is not None:
+                row[key] = float(ours[key])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table4_markdown(t4: pd.DataFrame, env: str) -> str:
+    """Table 4 as Markdown; ``env`` says where the CPU column was measured."""
+    has_latency = "latency_ms" in t4.columns
+    headers = [
+        "Network",
+        "Top-1 (%), paper",
+        "Params, paper",
+        "Params, mbprof",
+        "Δ params",
+        "MAdds, paper",
+        "MAdds, mbprof",
+        "Δ MAdds",
+        "Phone CPU, paper (ms)",
+    ]
+    if has_latency:
+        headers.append("CPU here (ms)")
+    records = t4.to_dict(orient="records")
+    rows = []
+    for r in records:
+        row = [
+            r["network"],
+            top1_text(r["paper_top1"]),
+            f"{r['paper_params_m']:g}M",
+            f"{millions(r['params'])} ({r['params']:,})",
+            delta(r["params"] / 1e6, r["paper_params_m"]),
+            f"{r['paper_madds_m']:g}M",
+            f"{millions(r['madds'])} ({r['madds']:,})",
+            delta(r["madds"] / 1e6, r["paper_madds_m"]),
+            "-" if is_missing(r["paper_phone_ms"]) else f"{r['paper_phone_ms']:g}",
+        ]
+        if has_latency:
+            row.append("-" if is_missing(r.get("latency_ms")) else f"{r['latency_ms']:.1f}")
+        rows.append(row)
+    table = markdown_grid(headers, rows, [False] + [True] * (len(headers) - 1))
+    lines = [
+        MARKER,
+        "# Table 4 of the MobileNetV2 paper, reproduced",
+        "",
+        "ImageNet classification at 224x224, 1000 classes. Paper: Sandler et al. 2018, Table 4 "
+        "(values as printed). mbprof: counted here with fvcore, one image.",
+        "",
+        table,
+        "",
+        "- **Top-1** is the paper's, not measured here (mbprof has no ImageNet). Other "
+        "published figures for the same configuration: "
+        + "; ".join(f"{r['network']}: {r['other_top1']}" for r in records if r["other_top1"])
+        + ".",
+        "- **Params, mbprof**: every parameter tensor, batch-norm scale and shift included. "
+        "Without batch-norm scale and shift: "
+        + ", ".join(f"{r['network']} {millions(r['params_without_bn'])}" for r in records)
+        + ".",
+        "- **MAdds**: multiply-accumulates of convolutions and fully connected layers "
+        "(the paper's convention).",
+        "- **Phone CPU, paper**: Google Pixel 1, TF-Lite, one large core, as the paper reports.",
+    ]
+    if has_latency:
+        lines.append(f"- **CPU here**: median latency of one image measured by mbprof on {env}.")
+    lines += ["", "Why the columns differ: see [inconsistencies.md](inconsistencies.md).", ""]
+    return "\n".join(lines)
+
+
+def write_table4(
+    root: Path, frame: pd.DataFrame, env: str, result: ReproduceResult
+) -> pd.DataFrame:
+    """``table4.md`` and ``table4.csv`` under ``root``; returns the table, which the
+    inconsistencies page and the README explain."""
+    t4 = table4_frame(frame)
+    write_file(
+        root, "table4.md", table4_markdown(t4, env), result, "Table 4 beside mbprof's counts"
+    )
+    write_file(
+        root,
+        "table4.csv",
+        csv_text(t4),
+        result,
+        "Table 4 as data (paper_* columns are the paper's)",
+    )
+    return t4
