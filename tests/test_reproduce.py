@@ -148,7 +148,7 @@ def test_fresh_table3_by_hand(fresh):
 
 def test_latency_rows_carry_their_environment():
     from mbprof.api import make_spec
-    from mbprof.report.run import measure_configs, report_latency
+    from mbprof.api.reporting import measure_configs, report_latency
 
     frame = measure_configs(
         [make_spec("mobilenet_v2", 0.35, 1.0, 64)],

@@ -8,17 +8,23 @@ configuration once and writes the files. The paper's values come from ``mbprof/d
 parts whose analyses mbprof does not have (a model not registered) are left out and listed
 in the README, never filled with placeholders. Counts and memory are deterministic (a test
 regenerates them and compares); latency is measured on this machine and changes from run
-to run. The pieces live in ``mbprof.report`` (plan, run, table4, table3, figures, prose).
+to run. The pieces live in ``mbprof.report`` (plan, table4, table3, figures, prose): they format
+what this module measures, and never measure themselves.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.core.records import ModelSpec
+from mbprof.api.inputs import make_latency_settings, make_spec, memory_settings
+from mbprof.api.single import memory
+from mbprof.api.sweep import CompareRun, accuracy_for, rows_to_frame
+from mbprof.core.errors import MbprofError
+from mbprof.core.records import MemoryReport, ModelSpec
 from mbprof.report import folder
 from mbprof.report.figures import write_figures
 from mbprof.report.output import ReproduceResult, csv_text, write_file
@@ -26,9 +32,10 @@ from mbprof.report.plan import (
     PARTS,
     check_out,
     check_parts,
+    leave_out,
+    registered,
     rows_of,
     sweep_configs,
-    usable_specs,
     wanted_configs,
 )
 from mbprof.report.prose import (
@@ -37,7 +44,6 @@ from mbprof.report.prose import (
     load_text,
     readme_markdown,
 )
-from mbprof.report.run import machine_load, measure_configs, report_latency
 from mbprof.report.table3 import write_table3
 from mbprof.report.table4 import write_table4
 
@@ -45,6 +51,83 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mbprof.core.settings import ResolvedLatency
+
+
+LATENCY_DEFAULTS: dict[str, Any] = {
+    "device": "cpu",
+    "batch": 1,
+    "threads": 1,
+    "dtype": "fp32",
+    "backend": "eager",
+    "channels_last": True,
+    "fuse_bn": True,
+    "min_time_s": 1.0,
+}
+
+
+def report_latency(options: dict[str, Any] | None = None) -> ResolvedLatency:
+    """The latency settings of the CPU column: ``LATENCY_DEFAULTS`` updated with
+    ``options``, checked and resolved for this machine (``MbprofError`` names a setting it
+    cannot run)."""
+    return make_latency_settings(**{**LATENCY_DEFAULTS, **(options or {})})
+
+
+def measure_configs(
+    specs: Sequence[ModelSpec],
+    *,
+    latency: ResolvedLatency | None,
+    with_memory: bool = True,
+    on_start: Callable[[ModelSpec], None] | None = None,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+) -> pd.DataFrame:
+    """One comparison row per configuration, in the order of ``specs``, with published
+    accuracy joined, peak activation memory in fp16 (``with_memory``) and latency measured
+    with ``latency`` (None: not timed)."""
+    if not specs:  # nothing to measure: not even the machine reference that timing needs
+        return rows_to_frame([])
+    run = CompareRun(
+        list(specs),
+        memory_settings("fp16") if with_memory else None,
+        latency,
+        accuracy_for(True),
+    )
+    rows = []
+    for row in run.rows(on_start=on_start):
+        rows.append(row)
+        if on_done is not None:
+            on_done(row)
+    return run.frame(rows)
+
+
+def machine_load() -> tuple[float, float] | None:
+    """The load average over 1 and 5 minutes (None where the system does not say)."""
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:
+        return None
+    return one, five
+
+
+def usable_specs(configs: Sequence[ModelSpec], left_out: list[str]) -> list[ModelSpec]:
+    """The configurations this mbprof can build, checked (``make_spec``); the others are
+    added to ``left_out``, one line per model (or model and width) with the reason."""
+    kept, missing = [], {}
+    for spec in dict.fromkeys(configs):
+        if not registered(spec.model):
+            missing.setdefault(spec.model, "not registered in this mbprof")
+            continue
+        try:
+            kept.append(make_spec(spec.model, spec.width, 1.0, spec.resolution))
+        except MbprofError as exc:
+            missing.setdefault(f"{spec.model} {spec.width:g}", str(exc))
+    for name, why in missing.items():
+        leave_out(left_out, f"{name}: {why}")
+    return kept
+
+
+def _memory_at_224(model: str, width: float) -> MemoryReport:
+    """mbprof's activation memory of one network as Table 3 has it: 224x224, fp16."""
+    return memory(model, width, resolution=224, mem_dtype="fp16")
 
 
 @dataclass
@@ -98,7 +181,7 @@ class ReproduceRun:
         t4 = None
         if "table4" in parts:
             t4 = write_table4(stage, frame, environment_text(frame), result)
-        table3_text = write_table3(stage, result) if "table3" in parts else None
+        table3_text = write_table3(stage, result, _memory_at_224) if "table3" in parts else None
         sweep = rows_of(frame, sweep_configs()) if {"sweep", "figures"} & set(parts) else frame
         if "sweep" in parts:
             write_file(

@@ -146,25 +146,6 @@ def leave_out(left_out: list[str], line: str) -> None:
         left_out.append(line)
 
 
-def usable_specs(configs: Sequence[ModelSpec], left_out: list[str]) -> list[ModelSpec]:
-    """The configurations this mbprof can build, checked (``make_spec``); the others are
-    added to ``left_out``, one line per model (or model and width) with the reason."""
-    from mbprof.api.inputs import make_spec
-
-    kept, missing = [], {}
-    for spec in dict.fromkeys(configs):
-        if not registered(spec.model):
-            missing.setdefault(spec.model, "not registered in this mbprof")
-            continue
-        try:
-            kept.append(make_spec(spec.model, spec.width, 1.0, spec.resolution))
-        except MbprofError as exc:
-            missing.setdefault(f"{spec.model} {spec.width:g}", str(exc))
-    for name, why in missing.items():
-        leave_out(left_out, f"{name}: {why}")
-    return kept
-
-
 def find_row(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, Any] | None:
     """The first row of ``frame`` that measured ``spec`` (None when none did)."""
     for row in frame.to_dict(orient="records"):

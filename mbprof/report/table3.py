@@ -6,6 +6,7 @@ sentences for the cells that differ (``table3_explained``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,17 +90,13 @@ def table3_paper_problems() -> list[str]:
 # --- the paper beside mbprof -----------------------------------------------------------
 
 
-def _memory_at_224(model: str, width: float) -> MemoryReport:
-    """mbprof's activation memory of one network as Table 3 has it: 224x224, fp16."""
-    from mbprof.api.single import memory
-
-    return memory(model, width, resolution=224, mem_dtype="fp16")
-
-
-def table3_frame(left_out: list[str]) -> pd.DataFrame:
+def table3_frame(
+    left_out: list[str], memory_of: Callable[[str, float], MemoryReport]
+) -> pd.DataFrame:
     """The paper's Table 3 beside mbprof's largest tensor at each resolution (fp16, 224x224,
-    memory-efficient mode: the paper's section 5.1 rule) and the materialized one; a
-    network this mbprof does not have is added to ``left_out``."""
+    memory-efficient mode: the paper's section 5.1 rule) and the materialized one, from
+    ``memory_of(model, width)`` (the caller measures); a network this mbprof does not
+    have is added to ``left_out``."""
     import pandas as pd
 
     cells = paper_table3()
@@ -109,7 +106,7 @@ def table3_frame(left_out: list[str]) -> pd.DataFrame:
         if not registered(model):
             leave_out(left_out, f"Table 3, {network}: {model} not registered in this mbprof")
             continue
-        mem = _memory_at_224(model, width)
+        mem = memory_of(model, width)
         efficient = {
             r.resolution[0]: r
             for r in mem.resolutions_efficient
@@ -323,15 +320,17 @@ def table3_explained(t3: pd.DataFrame, g2: dict[int, Any] | None = None) -> str:
     return "\n".join(out)
 
 
-def write_table3(root: Path, result: ReproduceResult) -> str | None:
+def write_table3(
+    root: Path, result: ReproduceResult, memory_of: Callable[[str, float], MemoryReport]
+) -> str | None:
     """Table 3 beside mbprof's memory analysis; returns the explanation for the
     inconsistencies page (None when no network of the table is registered)."""
-    t3 = table3_frame(result.left_out)
+    t3 = table3_frame(result.left_out, memory_of)
     if t3.empty:
         return None
     g2 = None
     if registered("shufflenet_v1_g2"):
-        mem = _memory_at_224("shufflenet_v1_g2", 2.0)
+        mem = memory_of("shufflenet_v1_g2", 2.0)
         g2 = {r.resolution[0]: (r.channels, r.tensor_bytes) for r in mem.resolutions_efficient}
     write_file(
         root, "table3.md", table3_markdown(t3), result, "Table 3 beside mbprof's memory analysis"
