@@ -18,6 +18,9 @@ _API = {
     "profile": "mbprof.api",
     "profile_spec": "mbprof.api",
     "compare": "mbprof.api",
+    "check": "mbprof.api",
+    "write_baseline": "mbprof.api",
+    "CheckOutcome": "mbprof.api",
     "make_spec": "mbprof.api",
     "make_specs": "mbprof.api",
     "bench": "mbprof.api",
@@ -44,7 +47,9 @@ __all__ = ["__version__", *_API]
 if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ imports lazily
     from mbprof.analysis.memory import analyze_memory  # noqa: F401
     from mbprof.api import (  # noqa: F401
+        CheckOutcome,
         bench,
+        check,
         compare,
         make_latency_settings,
         make_spec,
@@ -53,6 +58,7 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ impo
         memory_settings,
         profile,
         profile_spec,
+        write_baseline,
     )
     from mbprof.core.errors import MbprofError  # noqa: F401
     from mbprof.core.records import (  # noqa: F401

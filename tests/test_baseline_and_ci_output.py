@@ -5,12 +5,24 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mbprof.checks.baseline import baseline_budgets, default_tolerances, parse_tolerances
-from mbprof.checks.budgets import ERROR, EXCEEDED, HELD, TOLERATED, check, parse_budgets
+from mbprof.checks.baseline import (
+    baseline_budgets,
+    default_tolerances,
+    parse_tolerance_items,
+    parse_tolerances,
+    tolerances_for,
+)
+from mbprof.checks.budget_file import parse_budgets
+from mbprof.checks.limits import ERROR, EXCEEDED, HELD, TOLERATED
+from mbprof.checks.matching import check_rows
 from mbprof.checks.measuring import requests_for
 from mbprof.core.errors import MbprofError
+from mbprof.frame.rows import identity_row
 from mbprof.render.checks_view import annotation, github_annotations, junit_xml
+from tests.test_budgets import SPECS
 
 ROW = {
     "model": "mobilenet_v2",
@@ -50,6 +62,39 @@ def test_default_and_parsed_tolerances():
             parse_tolerances(bad)
 
 
+def test_tolerances_from_python_and_from_the_command_line_agree():
+    assert parse_tolerance_items(["latency=25%", "madds=1%", "latency=30%"]) == {
+        "latency": 30.0,  # given twice: the last one
+        "madds": 1.0,
+    }
+    items = ["latency=25%", "memory=1%"]
+    assert parse_tolerances(items) == tolerances_for(parse_tolerance_items(items))
+    assert tolerances_for({"latency": 25}) == tolerances_for({"latency": "25%"})
+    assert tolerances_for(None) == default_tolerances()
+    both = tolerances_for({"memory": 2.5})
+    assert both["peak_act_bytes"] == both["peak_act_bytes_efficient"] == 2.5
+    for bad, words in (
+        ({"speed": "5%"}, "tolerances: 'speed' is not a metric group"),
+        ({"latency": "5"}, "'5' is not a percentage"),
+        ({"latency": -1}, "-1 is not a percentage"),
+        ({"latency": True}, "True is not a percentage"),
+        ({"latency": float("nan")}, "nan is not a percentage"),
+    ):
+        with pytest.raises(MbprofError, match=words):
+            tolerances_for(bad)
+
+
+@settings(max_examples=40, deadline=None)
+@given(SPECS, st.integers(1, 10**9))
+def test_a_baseline_row_guards_the_configuration_it_names(spec, madds):
+    (budget,) = baseline_budgets([{**identity_row(spec), "madds": madds}], "b.json")
+    assert budget.spec == spec
+    ((name, value),) = [(lim.name, lim.value) for lim in budget.limits]
+    assert (name, value) == ("madds", madds)
+    (result,) = check_rows([budget], [{**identity_row(spec), "madds": madds}])
+    assert result.status == HELD and result.headroom == 0
+
+
 def test_each_saved_figure_becomes_a_limit_with_its_tolerance():
     (budget,) = baseline_budgets([ROW], "base.json")
     names = [(lim.name, lim.value, lim.tolerance_pct) for lim in budget.limits]
@@ -72,7 +117,7 @@ def test_each_saved_figure_becomes_a_limit_with_its_tolerance():
 def test_fresh_rows_against_a_baseline():
     budgets = baseline_budgets([ROW], "base.json")
     fresh = dict(ROW, madds=ROW["madds"] + 1, latency_ms=22.0, peak_act_bytes=2_000_000)
-    by_name = {r.limit.name: r for r in check(budgets, [fresh])}
+    by_name = {r.limit.name: r for r in check_rows(budgets, [fresh])}
     assert by_name["madds"].status == EXCEEDED and by_name["madds"].headroom == -1
     assert "madds regressed" in by_name["madds"].message
     assert by_name["madds"].where == "base.json row 1"
@@ -113,7 +158,7 @@ max_peak_memory = "1 MB"
 
 def test_github_annotations_and_junit_statuses():
     row = dict(ROW, peak_act_bytes=None, error="RuntimeError: boom")
-    results = check(parse_budgets(TEXT, "b.toml"), [row])
+    results = check_rows(parse_budgets(TEXT, "b.toml"), [row])
     assert [r.status for r in results] == [HELD, EXCEEDED, TOLERATED, ERROR]
     lines = github_annotations(results).splitlines()
     assert [line.split(" ", 1)[0] for line in lines] == ["::error", "::warning", "::error"]
@@ -151,6 +196,6 @@ def test_terminal_table_keeps_square_brackets_in_cells():
     from mbprof.render.console import render_table_text
 
     text = '[[budget]]\nmodel = "mobilenet_v2"\nmax_peak_memory = "4 MB"\n'
-    results = check(parse_budgets(text, "b.toml"), [ROW])
+    results = check_rows(parse_budgets(text, "b.toml"), [ROW])
     out = render_table_text(check_document(results, "t"), width=200)
     assert "mobilenet_v2 1.0@224 [fp16, materialized]" in out

@@ -6,20 +6,23 @@ import math
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mbprof.checks.budgets import (
-    ERROR,
-    EXCEEDED,
-    HELD,
-    TOLERATED,
-    BudgetFileError,
-    check,
-    load_budgets,
-    parse_budgets,
+from mbprof.checks.budget_file import BudgetFileError, load_budgets, parse_budgets
+from mbprof.checks.file_lines import KeyLines, nearest_line
+from mbprof.checks.limits import ERROR, EXCEEDED, HELD, TOLERATED, Limit
+from mbprof.checks.matching import (
+    check_rows,
+    find_row,
+    same_setting,
+    settings_match,
     violations,
 )
 from mbprof.core.errors import MbprofError
+from mbprof.core.records import ModelSpec
 from mbprof.core.units import parse_percent
+from mbprof.frame.rows import identity_row
 
 ISSUE_FORM = """\
 # the form in the issue
@@ -259,7 +262,7 @@ def test_parse_percent():
 
 def test_held_and_exceeded_with_headroom_by_hand():
     text = HEAD + 'max_madds = "310M"\nmax_params = "3.5M"\n'
-    held, exceeded = check(parse_budgets(text, "b.toml"), [mnv2_row()])
+    held, exceeded = check_rows(parse_budgets(text, "b.toml"), [mnv2_row()])
     # 310,000,000 - 300,774,272 = 9,225,728 -> 2.976...% of the limit
     assert held.status == HELD and held.measured == MNV2_MADDS
     assert held.headroom == 9_225_728
@@ -277,7 +280,7 @@ def test_held_and_exceeded_with_headroom_by_hand():
 
 def test_limit_equal_to_measured_holds_with_zero_headroom():
     text = HEAD + f"max_madds = {MNV2_MADDS}\n"
-    (result,) = check(parse_budgets(text), [mnv2_row()])
+    (result,) = check_rows(parse_budgets(text), [mnv2_row()])
     assert result.status == HELD and result.headroom == 0 and result.headroom_pct == 0.0
 
 
@@ -287,7 +290,7 @@ def test_latency_tolerance_boundaries():
 
     def status(ms):
         row = mnv2_row(latency_ms=ms, device="cpu", backend="eager", threads=2, batch=1)
-        (result,) = check(budget_file, [row])
+        (result,) = check_rows(budget_file, [row])
         return result
 
     assert status(24.0).status == HELD and status(24.0).headroom == 1.0
@@ -315,7 +318,7 @@ def test_rows_are_matched_on_configuration_and_settings():
         mnv2_row(latency_ms=50.0, threads=1, device="cpu", backend="eager"),
         mnv2_row(latency_ms=9.0, threads=2, device="cpu", backend="eager"),
     ]
-    fp32, efficient, latency = check(parse_budgets(text), rows)
+    fp32, efficient, latency = check_rows(parse_budgets(text), rows)
     assert fp32.measured == 4_000_000 and fp32.status == EXCEEDED  # the fp32 row
     assert efficient.measured == 800_000 and efficient.status == HELD  # fp16 efficient column
     assert latency.measured == 9.0 and latency.status == HELD  # the 2-thread row
@@ -324,18 +327,18 @@ def test_rows_are_matched_on_configuration_and_settings():
 def test_args_and_classes_must_match():
     text = '[[budget]]\nmodel = "mobilenet_v2"\nargs = { dropout = 0.5 }\nmax_madds = "1G"\n'
     with pytest.raises(MbprofError, match="no measurement of madds"):
-        check(parse_budgets(text, "b.toml"), [mnv2_row()])
-    (result,) = check(parse_budgets(text), [mnv2_row(), mnv2_row(args="dropout=0.5", madds=7)])
+        check_rows(parse_budgets(text, "b.toml"), [mnv2_row()])
+    (result,) = check_rows(parse_budgets(text), [mnv2_row(), mnv2_row(args="dropout=0.5", madds=7)])
     assert result.measured == 7
     text = HEAD + "classes = 10\nmax_madds = 1\n"
     with pytest.raises(MbprofError, match=r"b.toml:4: no measurement"):
-        check(parse_budgets(text, "b.toml"), [mnv2_row()])
+        check_rows(parse_budgets(text, "b.toml"), [mnv2_row()])
 
 
 def test_error_rows_become_error_results():
     text = HEAD + 'max_latency = "10 ms"\n'
     row = mnv2_row(latency_ms=math.nan, error="RuntimeError: out of memory")
-    (result,) = check(parse_budgets(text), [row])
+    (result,) = check_rows(parse_budgets(text), [row])
     assert result.status == ERROR and not result.passed and result.headroom is None
     assert "out of memory" in result.message
 
@@ -343,7 +346,7 @@ def test_error_rows_become_error_results():
 def test_check_reads_a_frame_with_missing_values():
     frame = pd.DataFrame([mnv2_row(), mnv2_row(width=0.5, madds=97_000_000, args=None)])
     text = ISSUE_FORM + '\n[[budget]]\nmodel = "mobilenet_v2"\nwidth = 0.5\nmax_madds = "100M"\n'
-    results = check(parse_budgets(text), frame)
+    results = check_rows(parse_budgets(text), frame)
     assert [r.status for r in results] == [HELD, HELD, HELD]
     assert results[2].headroom == 3_000_000
 
@@ -364,8 +367,89 @@ def test_chunks_and_efficient_rows_match_on_t():
         mnv2_row(mem_chunks="channel", peak_act_bytes_efficient=577_024, **common),
         mnv2_row(mem_chunks=4, peak_act_bytes_efficient=1_154_048, **common),  # CSV: an int
     ]
-    t4, channel, default, materialized = check(parse_budgets(text), rows)
+    t4, channel, default, materialized = check_rows(parse_budgets(text), rows)
     assert t4.measured == 1_154_048 and t4.status == EXCEEDED
     assert channel.measured == default.measured == 577_024
     assert channel.headroom == 1_000_000 - 577_024
     assert materialized.measured == 3_010_560 and materialized.headroom == -10_560
+
+
+# --- where keys are written, and which row a limit reads (properties) ---------------------
+
+KEYS = ["model", "width", "resolution", "max_madds", "max_params", "name"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.permutations(KEYS), min_size=1, max_size=4), st.integers(0, 3))
+def test_key_lines_point_at_the_line_each_key_is_written(orders, blank):
+    # A file written line by line: the expected line of each key is counted here.
+    lines, expected = ["# budgets"], []
+    for keys in orders:
+        lines += [""] * blank + ["[[budget]]"]
+        where = {"": len(lines)}
+        for key in keys:
+            lines.append(f"{key} = 1")
+            where[key] = len(lines)
+        expected.append(where)
+    found = KeyLines("\n".join(lines) + "\n")
+    for index, where in enumerate(expected):
+        for key, line in where.items():
+            assert found.budget(index, key) == line
+        # A nested key not written points at its parent; an unknown key at the header.
+        assert found.budget(index, "width.limit") == where["width"]
+        assert found.budget(index, "nothing") == where[""]
+    assert found.budget(len(expected)) is None
+
+
+def test_nearest_line_walks_up_dotted_keys():
+    lines = {"": 3, "max_latency": 7, "max_latency.limit": 8}
+    assert nearest_line(lines, "max_latency.limit") == 8
+    assert nearest_line(lines, "max_latency.threads") == 7
+    assert nearest_line(lines, "max_madds") == 3
+    assert nearest_line({}, "x") is None
+
+
+SPECS = st.builds(
+    ModelSpec,
+    model=st.sampled_from(["mobilenet_v1", "mobilenet_v2", "mypkg.models:build"]),
+    width=st.sampled_from([0.25, 0.35, 0.5, 0.75, 1.0, 1.4]),
+    depth=st.sampled_from([0.5, 1.0]),
+    resolution=st.tuples(st.integers(32, 320), st.integers(32, 320)),
+    num_classes=st.integers(1, 2000),
+    kwargs=st.sampled_from([(), (("dropout", 0.2),), (("fix_stem_head", True), ("x", "a b"))]),
+)
+MADDS_LIMIT = Limit("max_madds", 1e9, "1G")
+
+
+@settings(max_examples=60, deadline=None)
+@given(SPECS, SPECS)
+def test_a_limit_reads_the_row_of_its_configuration(spec, other):
+    row = {**identity_row(spec), "madds": 7}
+    assert find_row([row], spec, MADDS_LIMIT) is row
+    found = find_row([row], other, MADDS_LIMIT)
+    assert (found is row) == (other == spec)
+    # The same row as a CSV gives it back (numbers as text, no args column when empty).
+    text_row = {key: str(value) for key, value in row.items()}
+    assert find_row([text_row], spec, MADDS_LIMIT) is text_row
+
+
+@given(st.integers(1, 64))
+def test_same_setting_reads_numbers_as_numbers(n):
+    assert same_setting(n, n) and same_setting(float(n), n) and same_setting(str(n), n)
+    assert not same_setting(n + 1, n) and not same_setting("channel", n)
+    assert same_setting(True, True) and not same_setting(False, True)
+
+
+def test_memory_and_latency_rows_must_not_contradict_the_limit():
+    memory = (("dtype", "fp16"), ("mode", "efficient"), ("chunks", 4))
+    fp16_t4 = Limit("max_peak_memory", 1, "1", settings=memory)
+    assert settings_match({"mem_dtype": "fp16", "mem_chunks": "4"}, fp16_t4)
+    assert settings_match({"mem_dtype": "fp16", "mem_chunks": 4.0}, fp16_t4)  # a CSV float
+    assert settings_match({}, fp16_t4)  # a frame without the columns contradicts nothing
+    assert not settings_match({"mem_dtype": "fp16", "mem_chunks": "channel"}, fp16_t4)
+    assert not settings_match({"mem_dtype": "fp32"}, fp16_t4)
+    latency = (("device", "auto"), ("threads", 2), ("channels_last", True))
+    two = Limit("max_latency", 1, "1", settings=latency)
+    assert settings_match({"device": "cuda", "threads": 2.0, "memory_format": "channels_last"}, two)
+    assert not settings_match({"threads": 1}, two)
+    assert not settings_match({"memory_format": "contiguous"}, two)

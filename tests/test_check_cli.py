@@ -295,7 +295,8 @@ def test_baseline_round_trip_and_a_regression(write, tmp_path):
 def test_the_example_budget_file_is_valid_and_holds_for_the_published_counts():
     from pathlib import Path
 
-    from mbprof.checks.budgets import check, load_budgets
+    from mbprof.checks.budget_file import load_budgets
+    from mbprof.checks.matching import check_rows
     from mbprof.checks.measuring import check_specs
 
     example = Path(__file__).resolve().parents[1] / "examples" / "budgets.toml"
@@ -332,7 +333,7 @@ def test_the_example_budget_file_is_valid_and_holds_for_the_published_counts():
         },
     ]
     covered = [b for b in budgets if b.spec.width == 1.0]
-    results = check(covered, rows)
+    results = check_rows(covered, rows)
     assert len(results) == 7 and all(r.status == "held" for r in results)
     assert {r.measured for r in results if r.limit.key == "max_peak_memory"} == {
         3_010_560,
@@ -408,3 +409,41 @@ def test_latency_baseline_tolerance_through_saved_results(tmp_path):
     assert "latency_ms regressed: measured 12.00 ms > baseline 10.00 ms" in slow.stderr
     allowed = check_with(12.0, "--tolerance", "latency=25%")
     assert allowed.exit_code == 0 and latency(allowed)["tolerance_pct"] == 25.0
+
+
+def test_the_progress_bar_counts_configurations_not_requests(write, monkeypatch):
+    # Two configurations, three requests (the first asks for two memory dtypes): the bar's
+    # total is 2, and it moves once per configuration, to its total.
+    from contextlib import contextmanager
+
+    from mbprof.cli import _progress
+
+    seen = {"started": [], "done": []}
+
+    class Recorder:
+        def start(self, spec):
+            seen["started"].append(spec.width)
+
+        def phase(self, text):
+            pass
+
+        def done(self, row):
+            seen["done"].append(row["madds"])
+
+    @contextmanager
+    def recording(total):
+        seen["total"] = total
+        yield Recorder()
+
+    monkeypatch.setattr(_progress, "sweep_progress", recording)
+    path = write(
+        CONFIG
+        + 'max_peak_memory = [ "50 KB", { limit = "100 KB", dtype = "fp32" } ]\n'
+        + CONFIG.replace("0.25", "0.5")
+        + 'max_madds = "20M"\n'
+    )
+    result = run("check", path)
+    assert result.exit_code == 0, result.output
+    assert seen["total"] == 2 == len(seen["done"])
+    assert seen["started"] == [0.25, 0.5]
+    assert seen["done"] == [MADDS, mobilenet_v1_by_hand(0.5, 64, 10)[0]]

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import mbprof
-from mbprof.checks.budgets import BudgetFileError, parse_budgets
+from mbprof.checks.budget_file import BudgetFileError, parse_budgets
 from mbprof.core.errors import MbprofError, ModelRunError
 from mbprof.core.parsing import parse_kwargs
 from mbprof.core.units import parse_bytes, parse_count, parse_ms

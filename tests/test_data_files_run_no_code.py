@@ -20,18 +20,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from mbprof.checks.baseline import baseline_budgets, spec_from_row
-from mbprof.checks.budgets import BudgetFileError, parse_budgets
-from mbprof.checks.measuring import (
-    check_specs,
-    import_allowed,
-    measure,
-    parse_allow_import,
-    refuse_row_imports,
-    requests_for,
-)
+from mbprof.checks.baseline import baseline_budgets
+from mbprof.checks.budget_file import BudgetFileError, parse_budgets
+from mbprof.checks.imports import import_allowed, parse_allow_import, refuse_row_imports
+from mbprof.checks.measuring import check_specs, measure_requests, requests_for
 from mbprof.cli import app
 from mbprof.core.errors import MbprofError, UnknownModelError
+from mbprof.frame.rows import spec_from_row
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -251,10 +246,10 @@ def test_python_api_allows_nothing_by_default(tmp_path, monkeypatch):
     with pytest.raises(BudgetFileError, match=rf"^b.toml:2: budget 1, model: '{name}:build'"):
         check_specs(budgets)
     with pytest.raises(MbprofError, match=f"pass --allow-import {name}$"):
-        measure(requests_for(budgets))  # measuring without check_specs is guarded too
+        measure_requests(requests_for(budgets))  # measuring without check_specs is guarded too
     assert not marker.exists()
     assert check_specs(budgets, allow_import=[name]) == list(budgets)
-    (row,) = measure(requests_for(budgets), allow_import=name).values()
+    (row,) = measure_requests(requests_for(budgets), allow_import=name).values()
     assert row["params"] == TINY_PARAMS and marker.read_text() == name
 
 

@@ -10,10 +10,18 @@
     t.latency_ms                           # median wall time of one batch on this machine
 
 Rooms: ``inputs`` (what a user asks for, checked once), ``building`` (a model built once,
-guarded), ``single`` (one configuration), ``sweep`` (rows of a comparison).
+guarded), ``single`` (one configuration), ``sweep`` (rows of a comparison), ``checking``
+(limits of budget files and baselines: ``check``).
 """
 
 from mbprof.api.building import build_checked
+from mbprof.api.checking import (
+    CheckOutcome,
+    CheckRun,
+    check,
+    prepare_check,
+    write_baseline,
+)
 from mbprof.api.cost import layer_cost
 from mbprof.api.inputs import (
     make_latency_settings,
@@ -45,12 +53,15 @@ from mbprof.api.sweep import (
 )
 
 __all__ = [
+    "CheckOutcome",
+    "CheckRun",
     "CompareRun",
     "accuracy_for",
     "add_accuracy",
     "bench",
     "bench_spec",
     "build_checked",
+    "check",
     "compare",
     "iter_compare",
     "layer_cost",
@@ -63,10 +74,12 @@ __all__ = [
     "memory",
     "memory_settings",
     "memory_spec",
+    "prepare_check",
     "prepare_compare",
     "profile",
     "profile_spec",
     "reproduce",
     "resolve_latency",
     "rows_to_frame",
+    "write_baseline",
 ]

@@ -13,12 +13,11 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mbprof.checks.budgets import Budget, Limit
+from mbprof.checks.limits import Budget, Limit
 from mbprof.core.errors import MbprofError
-from mbprof.core.parsing import parse_kwargs, parse_resolution
-from mbprof.core.records import ModelSpec
 from mbprof.core.settings import parse_chunks, parse_mem_dtype
 from mbprof.core.units import parse_percent
+from mbprof.frame.rows import cell, spec_from_row
 
 # Metric group -> (frame columns, default tolerance in percent). Counts are exact and
 # deterministic, so any growth is a change to the model; activation memory is computed,
@@ -43,9 +42,41 @@ def default_tolerances() -> dict[str, float]:
     return {col: pct for cols, pct in TOLERANCE_GROUPS.values() for col in cols}
 
 
-def parse_tolerances(items: Iterable[str] | None, option: str = "--tolerance") -> dict[str, float]:
-    """['latency=20%', 'madds=1%'] -> the defaults with those groups changed."""
+def tolerances_for(
+    groups: Mapping[str, float | str] | None, what: str = "tolerances"
+) -> dict[str, float]:
+    """{'latency': 20.0, 'madds': '1%'} -> frame column -> tolerance in percent: the
+    defaults, with those groups (madds, params, memory, latency) changed. A tolerance is a
+    number of percent (20.0) or a percentage ('20%'), >= 0."""
     tolerances = default_tolerances()
+    for group, value in (groups or {}).items():
+        if group not in TOLERANCE_GROUPS:
+            raise MbprofError(
+                f"{what}: {group!r} is not a metric group; use one of "
+                f"{', '.join(TOLERANCE_GROUPS)}",
+                field=what,
+            )
+        pct = _percent(value, f"{what} {group}")
+        for col in TOLERANCE_GROUPS[group][0]:
+            tolerances[col] = pct
+    return tolerances
+
+
+def _percent(value: float | str, what: str) -> float:
+    if isinstance(value, str):
+        return parse_percent(value, what)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and value >= 0):
+        raise MbprofError(f"{what} {value!r} is not a percentage; give a number >= 0 or '10%'")
+    return float(value)
+
+
+def parse_tolerance_items(
+    items: Iterable[str] | None, option: str = "--tolerance"
+) -> dict[str, float]:
+    """['latency=20%', 'madds=1%'] -> {'latency': 20.0, 'madds': 1.0} (a group given twice:
+    the last one)."""
+    groups: dict[str, float] = {}
     for item in items or []:
         group, sep, value = item.partition("=")
         group = group.strip()
@@ -54,56 +85,20 @@ def parse_tolerances(items: Iterable[str] | None, option: str = "--tolerance") -
                 f"{option}: {item!r} is not GROUP=PERCENT with GROUP one of "
                 f"{', '.join(TOLERANCE_GROUPS)} (e.g. latency=20%)"
             )
-        pct = parse_percent(value.strip(), f"{option} {group}")
-        for col in TOLERANCE_GROUPS[group][0]:
-            tolerances[col] = pct
-    return tolerances
+        groups[group] = parse_percent(value.strip(), f"{option} {group}")
+    return groups
 
 
-def _get(row: Mapping[str, Any], key: str) -> Any:
-    value = row.get(key)
-    if hasattr(value, "item") and not isinstance(value, str):
-        value = value.item()
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
-        return None
-    return value
-
-
-def spec_from_row(row: Mapping[str, Any], where: str) -> ModelSpec:
-    """The configuration a frame row measured (model, width, depth, size, classes, args).
-    Data only: the model stays a name, checked (and an import path refused unless allowed)
-    by ``mbprof.checks.measuring.check_specs`` before anything is imported."""
-    model = _get(row, "model")
-    if not isinstance(model, str):
-        raise MbprofError(f"{where}: no 'model' column; is this an mbprof compare result?")
-    try:
-        height, width = _get(row, "input_h"), _get(row, "input_w")
-        if height is not None and width is not None:
-            resolution = (int(height), int(width))
-        elif _get(row, "resolution") is not None:
-            resolution = parse_resolution(str(_get(row, "resolution")), "resolution")
-        else:
-            raise MbprofError("no 'resolution' (or 'input_h' and 'input_w') column")
-        args = _get(row, "args")
-        return ModelSpec(
-            model=model,
-            width=float(_get(row, "width") or 1.0),
-            depth=float(_get(row, "depth") or 1.0),
-            resolution=resolution,
-            num_classes=int(_get(row, "num_classes") or 1000),
-            # Literal values only (numbers, true/false, none, else the text itself).
-            kwargs=parse_kwargs(str(args).split(), "args") if args else (),
-        )
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, MbprofError):
-            raise MbprofError(f"{where}: {exc}") from None
-        raise MbprofError(f"{where}: a configuration column is not a number ({exc})") from None
+def parse_tolerances(items: Iterable[str] | None, option: str = "--tolerance") -> dict[str, float]:
+    """['latency=20%', 'madds=1%'] -> frame column -> tolerance: the defaults with those
+    groups changed."""
+    return tolerances_for(parse_tolerance_items(items, option))
 
 
 def _memory_settings(row: Mapping[str, Any], mode: str) -> tuple[tuple[str, Any], ...]:
-    chunks = _get(row, "mem_chunks")
+    chunks = cell(row, "mem_chunks")
     return (
-        ("dtype", parse_mem_dtype(_get(row, "mem_dtype") or "fp16", "mem_dtype")),
+        ("dtype", parse_mem_dtype(cell(row, "mem_dtype") or "fp16", "mem_dtype")),
         ("mode", mode),
         ("chunks", parse_chunks(None if chunks is None else str(chunks), "mem_chunks")),
     )
@@ -111,18 +106,18 @@ def _memory_settings(row: Mapping[str, Any], mode: str) -> tuple[tuple[str, Any]
 
 def _latency_settings(row: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     def integer(key: str) -> int | None:
-        value = _get(row, key)
+        value = cell(row, key)
         return None if value is None else int(value)
 
-    memory_format = _get(row, "memory_format")
+    memory_format = cell(row, "memory_format")
     return (
-        ("device", _get(row, "device") or "cpu"),
-        ("backend", _get(row, "backend") or "eager"),
+        ("device", cell(row, "device") or "cpu"),
+        ("backend", cell(row, "backend") or "eager"),
         ("threads", integer("threads")),
         ("batch", integer("batch") or 1),
-        ("dtype", _get(row, "dtype") or "fp32"),
+        ("dtype", cell(row, "dtype") or "fp32"),
         ("channels_last", memory_format == "channels_last"),
-        ("fuse_bn", bool(_get(row, "fuse_bn") or False)),
+        ("fuse_bn", bool(cell(row, "fuse_bn") or False)),
         ("min_time_ms", None),
         ("warmup", None),
     )
@@ -155,7 +150,7 @@ def baseline_budgets(
 def _row_limits(row: Mapping[str, Any], where: str, tolerances: Mapping[str, float]) -> list:
     limits = []
     for column, key in COLUMN_KEYS.items():
-        value = _get(row, column)
+        value = cell(row, column)
         if value is None:
             continue
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from enum import Enum
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import typer
 
 from mbprof.cli._app import app, results_stream
 from mbprof.cli._common import OUTPUT_OPTION, OutputFormat, check_output, check_outputs
-from mbprof.core.errors import MbprofError
 
 EXIT_EXCEEDED = 1
 
@@ -22,17 +20,6 @@ class CheckFormat(str, Enum):
     json = "json"
     markdown = "markdown"
     github = "github"
-
-
-def _fail_lines(results: list) -> None:
-    """The recap on stderr: one line per failure, each starting with ``mbprof:`` (CI
-    runners read workflow commands on stderr too, so the files' text is made safe)."""
-    from mbprof.render.safe_text import safe_text
-
-    failed = [r for r in results if not r.passed]
-    typer.echo(f"mbprof: {len(failed)} of {len(results)} limits not met", err=True)
-    for r in failed:
-        typer.echo(f"mbprof: {safe_text(f'{r.where}: {r.message}')}", err=True)
 
 
 @app.command("check")
@@ -90,14 +77,14 @@ def check_command(
 
     Example: mbprof check examples/budgets.toml --format github --junit budgets.xml
     """
-    from mbprof.checks.baseline import parse_tolerances
-    from mbprof.checks.measuring import parse_allow_import
+    from mbprof.api.checking import check_inputs, prepare_check, write_baseline
+    from mbprof.checks.baseline import parse_tolerance_items
+    from mbprof.checks.file_lines import BudgetFileError
+    from mbprof.checks.imports import parse_allow_import
 
-    if budgets is None and baseline is None:
-        raise MbprofError("give a budget file, --baseline FILE, or both")
-    if update_baseline and baseline is None:
-        raise MbprofError("--update-baseline needs --baseline FILE: the file to rewrite")
-    tolerances = parse_tolerances(tolerance)
+    names = _flag_names()
+    check_inputs(budgets, baseline, update_baseline, names)
+    tolerances = parse_tolerance_items(tolerance)
     allowed = parse_allow_import(allow_import)
     check_output(output)
     check_output(junit, "--junit")
@@ -108,19 +95,16 @@ def check_command(
     (written if update_baseline else read)["--baseline"] = baseline
     check_outputs(written, read)
 
-    from mbprof.checks.budgets import BudgetFileError, load_budgets
-
-    budget_list: list = []
     try:
-        if budgets is not None:
-            budget_list += load_budgets(budgets).budgets
-        guarded = _load_baseline(baseline, tolerances, update_baseline, budgets)
-        budget_list += guarded
-
-        from mbprof.checks.measuring import check_specs, resolve_latency
-
-        check_specs(budget_list, allowed)
-        latency = resolve_latency(budget_list) if results is None else {}
+        run = prepare_check(
+            budgets,
+            baseline=baseline,
+            tolerances=tolerances,
+            results=results,
+            allow_import=allowed,
+            update_baseline=update_baseline,
+            names=names,
+        )
     except BudgetFileError as exc:
         if fmt is CheckFormat.github:
             from mbprof.render.checks_view import annotation
@@ -128,134 +112,71 @@ def check_command(
             line = annotation("error", exc.reason, exc.source, exc.line, "mbprof budget file")
             results_stream().write(line + "\n")
         raise
-
-    from mbprof.checks.budgets import check
-    from mbprof.checks.measuring import measure, requests_for
-
-    started = time.perf_counter()
-    requests = requests_for(budget_list)
-    if results is not None:
-        from mbprof.checks.measuring import refuse_row_imports
-        from mbprof.render.export import read_frame
-
-        saved = read_frame(results).to_dict(orient="records")
-        refuse_row_imports(saved, str(results), allowed)
-        fresh_of = None
-        rows = saved
-    else:
-        from mbprof.cli._progress import sweep_progress
-
-        with sweep_progress(len(requests)) as advance:
-            fresh_of = measure(requests, on_start=advance, latency=latency, allow_import=allowed)
-        rows = list(fresh_of.values())
-    seconds = time.perf_counter() - started
-
-    checked = check(budget_list, rows)
-    title = _title(budgets, baseline)
-    _emit(checked, title, fmt, output, junit, seconds, rows)
-
+    outcome = _measure(run)
+    _emit(outcome, fmt, output, junit, budgets, baseline)
     if update_baseline:
-        # The baseline's own configurations, or, for a new baseline, the budget file's.
-        targets = guarded or budget_list
-        if fresh_of is not None:
-            new_rows = [fresh_of[request] for request in requests_for(targets)]
-        else:
-            new_rows = _covering_rows(targets, rows)
-        _write_baseline(baseline, new_rows)
-        checked = [r for r in checked if r.limit.origin != "baseline"]
+        write_baseline(outcome, baseline)
+        configurations = len(outcome.baseline_rows)
+        typer.echo(f"wrote baseline {baseline} ({configurations} configurations)", err=True)
+    if not outcome.passed:
+        from mbprof.render.checks_view import failure_lines
 
-    if not all(r.passed for r in checked):
-        _fail_lines(checked)
+        for line in failure_lines(outcome.deciding):
+            typer.echo(line, err=True)
         raise typer.Exit(EXIT_EXCEEDED)
 
 
-def _load_baseline(baseline, tolerances, update: bool, budgets) -> list:
-    if baseline is None:
-        return []
-    from mbprof.checks.baseline import baseline_budgets
-    from mbprof.render.export import read_frame
+def _flag_names():
+    """Refusals about check's inputs name its flags."""
+    from mbprof.api.checking import CheckNames
 
-    if not baseline.exists():
-        if update and budgets is not None:
-            return []  # written from the budget file's configurations
-        raise MbprofError(
-            f"--baseline: {str(baseline)!r} does not exist; create it with --update-baseline "
-            "(and a budget file), or with mbprof compare --json FILE"
+    return CheckNames(
+        budgets="a budget file",
+        baseline="--baseline",
+        baseline_file="--baseline FILE",
+        update="--update-baseline",
+    )
+
+
+def _measure(run):
+    """Measure with a progress bar (one step a configuration), or read saved results."""
+    if not run.configurations:
+        return run.run()
+    from mbprof.cli._progress import sweep_progress
+
+    with sweep_progress(run.configurations) as progress:
+        return run.run(
+            on_start=progress.start,
+            on_phase=progress.phase,
+            on_done=lambda rows: progress.done(rows[0]),
         )
-    frame = read_frame(baseline)
-    return baseline_budgets(frame.to_dict(orient="records"), str(baseline), tolerances)
 
 
-def _covering_rows(budget_list: list, rows: list) -> list:
-    """The saved rows that some budget's limits read (in the order of the budgets)."""
-    from mbprof.checks.budgets import find_row
-
-    chosen: list = []
-    for budget in budget_list:
-        for limit in budget.limits:
-            row = find_row(rows, budget.spec, limit)
-            if row is not None and not any(row is c for c in chosen):
-                chosen.append(row)
-    return chosen
-
-
-def _write_baseline(path: Path, rows: list) -> None:
-    from mbprof.api import rows_to_frame
-    from mbprof.render.compare_view import compare_document
-    from mbprof.render.export import to_json, write_atomic
-
-    doc = compare_document(rows_to_frame(rows), title="Baseline")
-    write_atomic(path, to_json(doc))
-    typer.echo(f"wrote baseline {path} ({len(rows)} configurations)", err=True)
-
-
-def _title(budgets: Path | None, baseline: Path | None) -> str:
-    parts = []
-    if budgets is not None:
-        parts.append(f"budgets {budgets}")
-    if baseline is not None:
-        parts.append(f"baseline {baseline}")
-    return "Limits: " + "; ".join(parts)
-
-
-def _environment_notes(rows: list) -> list[str]:
-    """Where latencies were measured, from the rows' environment columns."""
-    from mbprof.checks.budgets import cell
-
-    seen = []
-    for row in rows:
-        if cell(row, "latency_ms") is None or cell(row, "cpu_model") is None:
-            continue
-        where = f"CPU {cell(row, 'cpu_model')}"
-        if cell(row, "device") == "cuda":
-            where = f"{cell(row, 'device_name')} (host {where})"
-        note = (
-            f"Latency measured on this machine's {where}, torch {cell(row, 'torch_version')}; "
-            "timings vary with the machine and its load."
-        )
-        if note not in seen:
-            seen.append(note)
-    return seen
-
-
-def _emit(checked, title, fmt, output, junit, seconds, rows) -> None:
-    from mbprof.render.checks_view import check_document, github_annotations, github_summary
+def _emit(outcome, fmt, output, junit, budgets, baseline) -> None:
+    from mbprof.render.checks_view import (
+        check_document,
+        check_title,
+        environment_notes,
+        github_annotations,
+        github_summary,
+    )
     from mbprof.render.export import write_atomic
     from mbprof.render.safe_text import safe_text
 
-    doc = check_document(checked, title, _environment_notes(rows))
+    results = outcome.results
+    doc = check_document(results, check_title(budgets, baseline), environment_notes(outcome.rows))
     if junit is not None:
         from mbprof.render.checks_view import junit_xml
 
-        write_atomic(junit, junit_xml(checked, seconds))
+        write_atomic(junit, junit_xml(results, outcome.seconds))
         typer.echo(f"wrote {safe_text(junit)}", err=True)
     if fmt is not CheckFormat.github:
         from mbprof.cli._common import emit
 
         emit(doc, OutputFormat(fmt.value), output)
         return
-    text = github_annotations(checked)
-    summary = github_summary(doc, checked)
+    text = github_annotations(results)
+    summary = github_summary(doc, results)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY", "")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as handle:

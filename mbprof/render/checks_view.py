@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
-from mbprof.checks.budgets import ERROR, EXCEEDED, HELD, METRICS, TOLERATED, Result, format_amount
+from mbprof.checks.limits import ERROR, EXCEEDED, HELD, METRICS, TOLERATED, Result, format_amount
 from mbprof.core.units import format_percent
+from mbprof.frame.rows import cell
 from mbprof.render.document import Document, Table
 from mbprof.render.export import md_text, to_markdown
 from mbprof.render.safe_text import safe_text
@@ -87,6 +89,43 @@ def summary_line(results: Sequence[Result]) -> str:
     counts = tally(results)
     parts = [f"{counts[s]} {s}" for s in STATUS_ORDER if counts[s]]
     return f"{len(results)} limits checked: " + ", ".join(parts)
+
+
+def check_title(budgets: str | Path | None, baseline: str | Path | None) -> str:
+    """'Limits: budgets FILE; baseline FILE'."""
+    parts = []
+    if budgets is not None:
+        parts.append(f"budgets {budgets}")
+    if baseline is not None:
+        parts.append(f"baseline {baseline}")
+    return "Limits: " + "; ".join(parts)
+
+
+def environment_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Where latencies were measured, from the rows' environment columns."""
+    seen = []
+    for row in rows:
+        if cell(row, "latency_ms") is None or cell(row, "cpu_model") is None:
+            continue
+        where = f"CPU {cell(row, 'cpu_model')}"
+        if cell(row, "device") == "cuda":
+            where = f"{cell(row, 'device_name')} (host {where})"
+        note = (
+            f"Latency measured on this machine's {where}, torch {cell(row, 'torch_version')}; "
+            "timings vary with the machine and its load."
+        )
+        if note not in seen:
+            seen.append(note)
+    return seen
+
+
+def failure_lines(results: Sequence[Result]) -> list[str]:
+    """The recap for stderr: a count, then one line per failure, each starting with
+    ``mbprof:`` (CI runners read workflow commands on stderr too, so the files' text is
+    made safe)."""
+    failed = [r for r in results if not r.passed]
+    lines = [f"mbprof: {len(failed)} of {len(results)} limits not met"]
+    return lines + [f"mbprof: {safe_text(f'{r.where}: {r.message}')}" for r in failed]
 
 
 def check_document(

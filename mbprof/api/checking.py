@@ -1,0 +1,258 @@
+"""Limits checked from Python, as ``mbprof check`` checks them:
+
+    outcome = mbprof.check("budgets.toml")                  # measure, then judge every limit
+    outcome.passed, [r.message for r in outcome.failures]
+    outcome = mbprof.check(baseline="base.json", tolerances={"latency": "20%"})
+    mbprof.write_baseline(outcome, "base.json")             # accept the fresh figures
+
+``prepare_check`` reads and checks everything first (the budget file, the baseline, every
+configuration by the model registry, the latency settings for this machine) and refuses a
+model given as an import path unless its module is allowed; ``CheckRun.run`` then
+measures (one build and one count per configuration) or reads saved results, and judges.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mbprof.checks.baseline import baseline_budgets, tolerances_for
+from mbprof.checks.budget_file import load_budgets
+from mbprof.checks.imports import parse_allow_import, refuse_row_imports
+from mbprof.checks.limits import Budget, Result
+from mbprof.checks.matching import check_rows, covering_rows
+from mbprof.checks.measuring import (
+    Request,
+    Settings,
+    by_configuration,
+    check_specs,
+    measure_requests,
+    requests_for,
+    resolve_latency_limits,
+)
+from mbprof.core.errors import MbprofError
+from mbprof.core.records import ModelSpec
+from mbprof.core.settings import ResolvedLatency
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CheckNames:
+    """How refusals name check's inputs: its parameters here, its flags on the command
+    line (``mbprof.cli.check``)."""
+
+    budgets: str = "budgets"  # what to give: "a budget file"
+    baseline: str = "baseline"  # the input, starting a message: "--baseline"
+    baseline_file: str = "baseline"  # what to give: "--baseline FILE"
+    update: str = "update_baseline"  # "--update-baseline"
+
+
+PARAMETERS = CheckNames()
+
+
+def check_inputs(
+    budgets: str | Path | None,
+    baseline: str | Path | None,
+    update_baseline: bool,
+    names: CheckNames = PARAMETERS,
+) -> None:
+    """Refuse a check with nothing to check, and a baseline update with no baseline."""
+    if budgets is None and baseline is None:
+        raise MbprofError(f"give {names.budgets}, {names.baseline_file}, or both")
+    if update_baseline and baseline is None:
+        raise MbprofError(f"{names.update} needs {names.baseline_file}: the file to rewrite")
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What a check found. ``results``: every limit judged (the budget file's, then the
+    baseline's); ``rows``: the rows they were judged against (measured now, or read from
+    saved results); ``baseline_rows``: the rows a baseline is (re)written from (the
+    baseline's configurations, or the budget file's for a new one)."""
+
+    results: tuple[Result, ...]
+    rows: tuple[Row, ...]
+    baseline_rows: tuple[Row, ...]
+    seconds: float
+    measured: bool
+    update_baseline: bool = False
+
+    @property
+    def deciding(self) -> tuple[Result, ...]:
+        """The results that decide ``passed``: all of them, less the baseline's when the
+        baseline is being rewritten (its regressions are then accepted)."""
+        if not self.update_baseline:
+            return self.results
+        return tuple(r for r in self.results if r.limit.origin != "baseline")
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.deciding)
+
+    @property
+    def failures(self) -> tuple[Result, ...]:
+        """The deciding results that fail: exceeded, or not measured."""
+        return tuple(r for r in self.deciding if not r.passed)
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """A check, read and checked before anything is measured. ``run()`` measures (or reads
+    ``results``) and judges."""
+
+    budgets: tuple[Budget, ...]  # the budget file's, then the baseline's
+    guarded: tuple[Budget, ...]  # the baseline's
+    requests: tuple[Request, ...]
+    latency: Mapping[Settings, ResolvedLatency]
+    results: Path | None = None
+    allow_import: tuple[str, ...] = ()
+    update_baseline: bool = False
+
+    @property
+    def configurations(self) -> int:
+        """How many configurations ``run()`` builds and measures (0 with saved results)."""
+        return 0 if self.results is not None else len(by_configuration(self.requests))
+
+    def run(
+        self,
+        on_start: Callable[[ModelSpec], None] | None = None,
+        on_phase: Callable[[str], None] | None = None,
+        on_done: Callable[[list[Row]], None] | None = None,
+    ) -> CheckOutcome:
+        """Measure every configuration once (``on_start(spec)`` and ``on_done(rows)`` once
+        per configuration, ``on_phase(text)`` as its work moves on), or read the saved
+        results, then judge every limit. ``MbprofError`` when saved results lack a
+        budget's configuration or name a model by an import path not allowed."""
+        started = time.perf_counter()
+        # The baseline's own configurations, or, for a new baseline, the budget file's.
+        targets = self.guarded or self.budgets
+        if self.results is not None:
+            from mbprof.render.export import read_frame
+
+            rows = read_frame(self.results).to_dict(orient="records")
+            refuse_row_imports(rows, str(self.results), self.allow_import)
+            fresh: list[Row] | None = None
+        else:
+            fresh_of = measure_requests(
+                self.requests,
+                on_start=on_start,
+                latency=self.latency,
+                allow_import=self.allow_import,
+                on_phase=on_phase,
+                on_done=on_done,
+            )
+            rows = list(fresh_of.values())
+            fresh = [fresh_of[request] for request in requests_for(targets)]
+        seconds = time.perf_counter() - started
+        results = check_rows(self.budgets, rows)
+        return CheckOutcome(
+            results=tuple(results),
+            rows=tuple(rows),
+            baseline_rows=tuple(covering_rows(targets, rows) if fresh is None else fresh),
+            seconds=seconds,
+            measured=fresh is not None,
+            update_baseline=self.update_baseline,
+        )
+
+
+def _baseline_budgets(
+    baseline: Path | None,
+    tolerances: Mapping[str, float],
+    update: bool,
+    with_budgets: bool,
+    names: CheckNames,
+) -> list[Budget]:
+    if baseline is None:
+        return []
+    from mbprof.render.export import read_frame
+
+    if not baseline.exists():
+        if update and with_budgets:
+            return []  # written from the budget file's configurations
+        raise MbprofError(
+            f"{names.baseline}: {str(baseline)!r} does not exist; create it with "
+            f"{names.update} (and {names.budgets}), or with mbprof compare --json FILE"
+        )
+    frame = read_frame(baseline)
+    return baseline_budgets(frame.to_dict(orient="records"), str(baseline), tolerances)
+
+
+def prepare_check(
+    budgets: str | Path | None = None,
+    *,
+    baseline: str | Path | None = None,
+    tolerances: Mapping[str, float | str] | None = None,
+    results: str | Path | None = None,
+    allow_import: Iterable[str] | str = (),
+    update_baseline: bool = False,
+    names: CheckNames = PARAMETERS,
+) -> CheckRun:
+    """Everything ``check`` will do, read and checked first: the budget file, the baseline
+    (each saved figure a limit, with the tolerance of its group), every configuration by
+    the model registry, the latency settings for this machine. A model named by an import
+    path is refused, before anything is imported, unless its module is in
+    ``allow_import`` (``"*"``: any). A refusal in a budget file is a ``BudgetFileError``
+    naming file and line. ``names`` says how refusals name these inputs."""
+    check_inputs(budgets, baseline, update_baseline, names)
+    column_tolerances = tolerances_for(tolerances)
+    allowed = parse_allow_import(allow_import, "allow_import")
+    read = list(load_budgets(budgets).budgets) if budgets is not None else []
+    base = None if baseline is None else Path(baseline)
+    guarded = _baseline_budgets(
+        base, column_tolerances, update_baseline, budgets is not None, names
+    )
+    checked = check_specs(read + guarded, allowed)
+    return CheckRun(
+        budgets=tuple(checked),
+        guarded=tuple(guarded),
+        requests=tuple(requests_for(checked)),
+        latency=resolve_latency_limits(checked) if results is None else {},
+        results=None if results is None else Path(results),
+        allow_import=allowed,
+        update_baseline=update_baseline,
+    )
+
+
+def check(
+    budgets: str | Path | None = None,
+    *,
+    baseline: str | Path | None = None,
+    tolerances: Mapping[str, float | str] | None = None,
+    results: str | Path | None = None,
+    allow_import: Iterable[str] | str = (),
+    update_baseline: bool = False,
+    on_start: Callable[[ModelSpec], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    on_done: Callable[[list[Row]], None] | None = None,
+) -> CheckOutcome:
+    """Check the limits of a budget file (TOML, see examples/budgets.toml) and/or a
+    baseline (a saved ``mbprof compare --json`` result, each figure a limit with the
+    tolerance of its group: ``tolerances={"latency": "20%"}``; defaults madds, params,
+    memory 0%, latency 15%), measuring each configuration once, or judging the figures of
+    saved ``results`` instead. ``update_baseline``: the baseline is about to be rewritten
+    with ``write_baseline`` (it may not exist yet, when ``budgets`` is given; its
+    regressions do not count in ``passed``). Raises ``MbprofError`` for bad input, before
+    anything is measured; a limit that is exceeded is a result, not an error."""
+    return prepare_check(
+        budgets,
+        baseline=baseline,
+        tolerances=tolerances,
+        results=results,
+        allow_import=allow_import,
+        update_baseline=update_baseline,
+    ).run(on_start=on_start, on_phase=on_phase, on_done=on_done)
+
+
+def write_baseline(outcome: CheckOutcome, path: str | Path) -> Path:
+    """Write ``outcome.baseline_rows`` as a baseline (the JSON document of
+    ``mbprof compare --json``), whole or not at all."""
+    from mbprof.api.sweep import rows_to_frame
+    from mbprof.render.compare_view import compare_document
+    from mbprof.render.export import to_json, write_atomic
+
+    doc = compare_document(rows_to_frame(outcome.baseline_rows), title="Baseline")
+    return write_atomic(path, to_json(doc))

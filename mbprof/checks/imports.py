@@ -1,0 +1,94 @@
+"""Which code a file may import. A budget, baseline or results file is data handed around
+(CI artifacts, pull requests): it names registered models, looked up by exact name. An
+import path in it ("mypkg.models:build") would run that module's code, so it is refused,
+before anything is imported, unless the person running mbprof allowed its module
+(``allow_import``; ``--allow-import`` on the command line).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from mbprof.checks.limits import Budget
+from mbprof.core.errors import MbprofError
+
+ANY_MODULE = "*"
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def parse_allow_import(
+    items: Iterable[str] | None, option: str = "--allow-import"
+) -> tuple[str, ...]:
+    """['mypkg.models', 'a,b.c'] -> ('mypkg.models', 'a', 'b.c'): modules or packages whose
+    code a file may import; ``"*"`` (written out) allows any module."""
+    allowed: list[str] = []
+    for item in [items] if isinstance(items, str) else items or []:
+        for name in str(item).split(","):
+            name = name.strip()
+            if name != ANY_MODULE and not _MODULE_NAME.fullmatch(name):
+                raise MbprofError(
+                    f"{option}: {name!r} is not a module or package name (such as "
+                    "mypkg.models), nor '*' (any module)"
+                )
+            allowed.append(name)
+    return tuple(dict.fromkeys(allowed))
+
+
+def imported_module(model: str) -> str | None:
+    """The module that model name would import (``mypkg.models`` for
+    ``mypkg.models:build``), or None for a registered model's name (looked up, never
+    imported)."""
+    # The very test by which the model lookup decides to import (mbprof.models).
+    from mbprof.models.user import is_import_path
+
+    return model.partition(":")[0] if is_import_path(model) else None
+
+
+def import_allowed(module: str, allow_import: Iterable[str]) -> bool:
+    """Whether ``module`` is one of ``allow_import`` or inside one of them (``mypkg``
+    allows ``mypkg.sub.x`` but not ``mypkgevil``)."""
+    return any(
+        name == ANY_MODULE or module == name or module.startswith(name + ".")
+        for name in parse_allow_import(allow_import)
+    )
+
+
+def import_refusal(model: str, kind: str, allow_import: Iterable[str] = ()) -> str | None:
+    """Why ``model``, written in a ``kind`` ("budget file", "results file"), may not be
+    imported (a clause that starts with the model's name); None when it is a registered
+    name or its module is allowed."""
+    module = imported_module(model)
+    if module is None or import_allowed(module, allow_import):
+        return None
+    flag = f"--allow-import {module}" if _MODULE_NAME.fullmatch(module) else "--allow-import"
+    return (
+        f"{model!r} is an import path; a {kind} may name registered models only (see mbprof "
+        f"models); to let it import code, pass {flag}"
+    )
+
+
+def refuse_imports(budgets: Iterable[Budget], allow_import: Iterable[str] = ()) -> None:
+    """Refuse the first budget whose model is an import path outside ``allow_import``,
+    naming where it is written (``FILE:LINE`` of its ``model`` key, or ``FILE row N``)."""
+    allowed = parse_allow_import(allow_import)
+    for budget in budgets:
+        kind = "results file" if budget.from_rows else "budget file"
+        reason = import_refusal(budget.spec.model, kind, allowed)
+        if reason is not None:
+            raise budget.error(reason if not budget.from_rows else f"model {reason}", "model")
+
+
+def refuse_row_imports(
+    rows: Iterable[Mapping[str, Any]], source: str, allow_import: Iterable[str] = ()
+) -> None:
+    """The same for the rows of a results file read as figures (``check --results``):
+    ``FILE row N`` names the first row whose model is an import path not allowed."""
+    allowed = parse_allow_import(allow_import)
+    for number, row in enumerate(rows, start=1):
+        model = row.get("model")
+        if isinstance(model, str):
+            reason = import_refusal(model, "results file", allowed)
+            if reason is not None:
+                raise MbprofError(f"{source} row {number}: model {reason}")

@@ -1,0 +1,269 @@
+"""Limits and what checking one gives: the metrics a limit may bound (``METRICS``), a
+``Limit`` with the settings it is measured under, a ``Budget`` (one configuration and its
+limits, with where it is written), and a ``Result`` (a limit judged against a measured
+figure) with its one-sentence message. Pure and torch-free: budget files
+(``mbprof.checks.budget_file``) and baselines (``mbprof.checks.baseline``) make these
+records, ``mbprof.checks.matching`` judges them against rows.
+
+How a limit is judged: ``measured <= limit`` holds; ``limit < measured <= limit x (1 +
+tolerance)`` is *tolerated* (passes, with a warning); above that it is *exceeded*.
+Headroom is ``limit - measured`` (negative when over), and as a share of the limit.
+Only latency takes a tolerance in a budget file (counts and memory are exact); baselines
+give every metric one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mbprof.checks.file_lines import BudgetFileError, nearest_line
+from mbprof.core.errors import MbprofError
+from mbprof.core.records import ModelSpec
+from mbprof.core.settings import CHUNKS_PER_CHANNEL
+from mbprof.core.units import (
+    format_bytes,
+    format_count,
+    format_ms,
+    format_percent,
+    parse_bytes,
+    parse_count,
+    parse_ms,
+)
+
+# Statuses of a checked limit, from best to worst.
+HELD, TOLERATED, EXCEEDED, ERROR = "held", "tolerated", "exceeded", "error"
+PASSING = (HELD, TOLERATED)
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str  # the budget file key, e.g. "max_madds"
+    label: str  # shown to people
+    kind: str  # "count", "bytes" or "ms": how limits are parsed and printed
+    what: str  # what the measured figure counts
+
+
+METRICS: dict[str, Metric] = {
+    "max_madds": Metric(
+        "max_madds", "MAdds", "count", "multiply-accumulates of conv and FC layers, batch 1"
+    ),
+    "max_params": Metric("max_params", "Params", "count", "parameter tensor elements"),
+    "max_peak_memory": Metric(
+        "max_peak_memory",
+        "Peak activations",
+        "bytes",
+        "peak bytes of live activations over one forward pass, batch 1, input image not "
+        "counted: materialized, or memory-efficient (inverted residuals in T chunks; "
+        "mbprof memory explains both); KB = 1000 bytes",
+    ),
+    "max_latency": Metric(
+        "max_latency",
+        "Latency",
+        "ms",
+        "median wall time of one forward pass of a batch on this machine, under the "
+        "settings shown (mbprof bench explains the harness)",
+    ),
+}
+
+# Latency settings that say what was measured (the others only say how long to measure).
+LATENCY_IDENTITY = ("device", "backend", "threads", "batch", "dtype", "channels_last", "fuse_bn")
+
+
+def parse_amount(kind: str, value: Any, what: str) -> float:
+    """A limit in its metric's unit: '300M' -> 3e8 (count), '1.2 MB' -> 1.2e6 (bytes),
+    '25 ms' -> 25.0 (ms)."""
+    parse = {"count": parse_count, "bytes": parse_bytes, "ms": parse_ms}[kind]
+    return parse(value, what)
+
+
+def format_amount(kind: str, value: float | None) -> str:
+    """A measured or limit value in its metric's unit: '300.77M', '1.2 MB', '25.00 ms'."""
+    if kind == "count":
+        return format_count(value)
+    if kind == "bytes":
+        return format_bytes(value, digits=2)
+    return format_ms(value)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit on one metric, with the settings it is measured under.
+
+    ``settings`` holds, for memory: dtype, mode and chunks (T; None: one channel a chunk); for
+    latency: device, backend, threads, batch, dtype, channels_last, fuse_bn (None when not
+    given: the measuring code's default) and min_time_ms, warmup.
+    """
+
+    key: str  # a key of METRICS
+    value: float  # counts and bytes as integers, latency in ms
+    text: str  # as written in the file
+    line: int | None = None
+    tolerance_pct: float = 0.0
+    settings: tuple[tuple[str, Any], ...] = ()
+    origin: str = "budget"  # "budget" (a file's limit) or "baseline" (a saved figure)
+
+    @property
+    def name(self) -> str:
+        """What people read: the budget key (max_madds), or the column for a baseline."""
+        return self.key if self.origin == "budget" else self.column
+
+    @property
+    def metric(self) -> Metric:
+        return METRICS[self.key]
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        return dict(self.settings).get(name, default)
+
+    @property
+    def column(self) -> str:
+        """The frame column that holds the measured figure."""
+        if self.key == "max_madds":
+            return "madds"
+        if self.key == "max_params":
+            return "params"
+        if self.key == "max_peak_memory":
+            efficient = self.setting("mode") == "efficient"
+            return "peak_act_bytes_efficient" if efficient else "peak_act_bytes"
+        return "latency_ms"
+
+    @property
+    def allowed(self) -> float:
+        """The largest measured value that passes: the limit plus its tolerance."""
+        return self.value * (1.0 + self.tolerance_pct / 100.0)
+
+    @property
+    def conditions(self) -> str:
+        """The settings in words: 'fp16, efficient' or 'cpu, eager, 2 threads'."""
+        if self.key == "max_peak_memory":
+            parts = [self.setting("dtype"), self.setting("mode")]
+            if self.setting("mode") == "efficient":
+                parts.append(f"T={self.setting('chunks') or CHUNKS_PER_CHANNEL}")
+            return ", ".join(str(p) for p in parts)
+        if self.key == "max_latency":
+            parts = [self.setting("device"), self.setting("backend"), self.setting("dtype")]
+            if self.setting("batch") is not None:
+                parts.append(f"batch {self.setting('batch')}")
+            threads = self.setting("threads")
+            if threads is not None:
+                parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
+            if self.setting("channels_last"):
+                parts.append("channels-last")
+            if self.setting("fuse_bn"):
+                parts.append("fused BN")
+            return ", ".join(str(p) for p in parts if p is not None)
+        return ""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One configuration and its limits, with where it was written."""
+
+    spec: ModelSpec
+    limits: tuple[Limit, ...]
+    source: str = ""
+    line: int | None = None
+    name: str = ""
+    index: int = 1
+    key_lines: tuple[tuple[str, int], ...] = ()  # where each key is written
+    from_rows: bool = False  # a row of a results file (a baseline), ``index`` its number
+
+    def line_of(self, key: str = "") -> int | None:
+        """The line of ``key`` (or of its nearest written parent, or of the header)."""
+        return nearest_line(dict(self.key_lines), key) or self.line
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.spec.label})" if self.name else self.spec.label
+
+    def error(self, message: str, key: str = "") -> MbprofError:
+        """A refusal that points where ``key`` was written: ``FILE:LINE: budget N, key: ...``
+        for a budget file (a ``BudgetFileError``), ``FILE row N: ...`` for a baseline row."""
+        if self.from_rows:
+            return MbprofError(f"{self.source} row {self.index}: {message}")
+        where = f"budget {self.index}, {key}" if key else f"budget {self.index}"
+        return BudgetFileError(f"{where}: {message}", self.source, self.line_of(key))
+
+
+@dataclass(frozen=True)
+class BudgetFile:
+    source: str
+    budgets: tuple[Budget, ...]
+
+
+@dataclass(frozen=True)
+class Result:
+    """A limit checked against a measurement."""
+
+    budget: Budget
+    limit: Limit
+    measured: float | None
+    status: str  # HELD, TOLERATED, EXCEEDED or ERROR
+    error: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status in PASSING
+
+    @property
+    def headroom(self) -> float | None:
+        """limit - measured, in the metric's unit (negative when over the limit)."""
+        return None if self.measured is None else self.limit.value - self.measured
+
+    @property
+    def headroom_pct(self) -> float | None:
+        """The headroom as a percentage of the limit."""
+        if self.headroom is None or self.limit.value == 0:
+            return None
+        return 100.0 * self.headroom / self.limit.value
+
+    @property
+    def where(self) -> str:
+        line = self.limit.line or self.budget.line
+        if line:
+            return f"{self.budget.source}:{line}"
+        if self.limit.origin == "baseline":
+            return f"{self.budget.source} row {self.budget.index}"
+        return self.budget.source
+
+    @property
+    def configuration(self) -> str:
+        cond = self.limit.conditions
+        return f"{self.budget.label} [{cond}]" if cond else self.budget.label
+
+    @property
+    def message(self) -> str:
+        """One sentence: the metric, the configuration, the figures."""
+        kind = self.limit.metric.kind
+        name = self.limit.name
+        ref = "baseline" if self.limit.origin == "baseline" else "limit"
+        limit = format_amount(kind, self.limit.value)
+        if self.status == ERROR:
+            return f"{self.configuration}: {name} could not be measured: {self.error}"
+        measured = format_amount(kind, self.measured)
+        tol = format_percent(self.limit.tolerance_pct)
+        if self.status in (EXCEEDED, TOLERATED):
+            over = format_amount(kind, -self.headroom)
+            pct = format_percent(-self.headroom_pct)
+            verb = "regressed" if ref == "baseline" else "exceeded"
+            if self.status == TOLERATED:
+                verb = "over its " + ref + " within tolerance"
+            tail = f", tolerance {tol}" if self.limit.tolerance_pct else ""
+            return (
+                f"{self.configuration}: {name} {verb}: measured {measured} > {ref} {limit} "
+                f"by {over} ({pct}){tail}"
+            )
+        room = format_amount(kind, self.headroom)
+        return (
+            f"{self.configuration}: {name} held: measured {measured} <= {ref} {limit}, "
+            f"headroom {room} ({format_percent(self.headroom_pct)})"
+        )
+
+
+def judge(limit: Limit, measured: float) -> str:
+    """HELD, TOLERATED or EXCEEDED: ``measured`` against the limit and its tolerance."""
+    if measured <= limit.value:
+        return HELD
+    if measured <= limit.allowed:
+        return TOLERATED
+    return EXCEEDED

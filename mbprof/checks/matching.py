@@ -1,0 +1,131 @@
+"""Limits judged against measured rows (the columns of a comparison frame, see
+``mbprof.frame.columns``): each limit finds the row that measured its configuration under
+its settings, and its figure becomes a ``Result``. Pure: rows from a fresh measurement and
+rows of a saved frame are read alike; which configuration a row measured is
+``mbprof.frame.rows``' to say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from mbprof.checks.limits import (
+    ERROR,
+    LATENCY_IDENTITY,
+    Budget,
+    BudgetFile,
+    Limit,
+    Result,
+    judge,
+)
+from mbprof.core.errors import MbprofError
+from mbprof.core.records import ModelSpec
+from mbprof.core.settings import CHUNKS_PER_CHANNEL
+from mbprof.frame.rows import cell, row_measures
+
+
+def same_setting(have: Any, wanted: Any) -> bool:
+    """Whether a row's setting is the one a limit wants: true/false as booleans, numbers
+    as numbers (a CSV may give threads as 2.0, T as "4"), the rest as text."""
+    if isinstance(wanted, bool) or isinstance(have, bool):
+        return bool(have) == wanted
+    if str(have) == str(wanted):
+        return True
+    try:
+        return float(have) == float(wanted)
+    except (TypeError, ValueError):
+        return False
+
+
+def settings_match(row: Mapping[str, Any], limit: Limit) -> bool:
+    """Whether ``row`` was measured under the limit's settings (memory: dtype and, for the
+    efficient mode, T; latency: what was measured, not how long). A setting the row does
+    not record contradicts nothing."""
+    if limit.key == "max_peak_memory":
+        if cell(row, "mem_dtype") not in (None, limit.setting("dtype")):
+            return False
+        if limit.setting("mode") != "efficient":
+            return True  # the materialized peak does not depend on T
+        have = cell(row, "mem_chunks")
+        return have is None or same_setting(have, limit.setting("chunks") or CHUNKS_PER_CHANNEL)
+    if limit.key == "max_latency":
+        for name in LATENCY_IDENTITY:
+            wanted = limit.setting(name)
+            if wanted is None or (name == "device" and wanted == "auto"):
+                continue
+            if name == "channels_last" and "memory_format" in row:
+                have = cell(row, "memory_format")
+                if have is not None and (have == "channels_last") != wanted:
+                    return False
+                continue
+            have = cell(row, name)
+            if have is not None and not same_setting(have, wanted):
+                return False
+    return True
+
+
+def find_row(
+    rows: Iterable[Mapping[str, Any]], spec: ModelSpec, limit: Limit
+) -> Mapping[str, Any] | None:
+    """The first row that measured ``spec`` under the limit's settings and has its figure
+    (or an error for it); None when no row fits."""
+    fallback = None
+    for row in rows:
+        if not (row_measures(row, spec) and settings_match(row, limit)):
+            continue
+        if cell(row, limit.column) is not None:
+            return row
+        if fallback is None and cell(row, "error"):
+            fallback = row
+    return fallback
+
+
+def covering_rows(
+    budgets: Iterable[Budget], rows: list[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The rows that some budget's limits read, each once, in the order of the budgets."""
+    chosen: list[Mapping[str, Any]] = []
+    for budget in budgets:
+        for limit in budget.limits:
+            row = find_row(rows, budget.spec, limit)
+            if row is not None and not any(row is c for c in chosen):
+                chosen.append(row)
+    return chosen
+
+
+def check_budget(budget: Budget, rows: list[Mapping[str, Any]]) -> list[Result]:
+    """Every limit of ``budget`` against ``rows``; ``MbprofError`` when no row measured a
+    limit's configuration under its settings."""
+    results = []
+    for limit in budget.limits:
+        row = find_row(rows, budget.spec, limit)
+        if row is None:
+            cond = f" [{limit.conditions}]" if limit.conditions else ""
+            where = f"{budget.source}:{limit.line}: " if limit.line else f"{budget.source}: "
+            raise MbprofError(
+                f"{where}no measurement of {limit.column} for {budget.spec.label}{cond}; "
+                "the results do not cover this budget"
+            )
+        measured = cell(row, limit.column)
+        if measured is None:
+            results.append(Result(budget, limit, None, ERROR, str(cell(row, "error"))))
+        else:
+            results.append(Result(budget, limit, measured, judge(limit, measured)))
+    return results
+
+
+def check_rows(budgets: BudgetFile | Iterable[Budget], rows: Any) -> list[Result]:
+    """Every limit of ``budgets`` against the measured ``rows`` (a list of dicts or a frame
+    with the columns of ``mbprof.frame.columns``). Raises ``MbprofError`` when no row measured a
+    budget's configuration."""
+    if hasattr(rows, "to_dict"):
+        rows = rows.to_dict(orient="records")
+    rows = list(rows)
+    items = budgets.budgets if isinstance(budgets, BudgetFile) else budgets
+    return [result for budget in items for result in check_budget(budget, rows)]
+
+
+def violations(results: Iterable[Result]) -> list[Result]:
+    """The results that do not pass (exceeded, or not measured)."""
+    return [r for r in results if not r.passed]
