@@ -295,9 +295,9 @@ def test_baseline_round_trip_and_a_regression(write, tmp_path):
 def test_the_example_budget_file_is_valid_and_holds_for_the_published_counts():
     from pathlib import Path
 
+    from mbprof.api.limits import check_specs
     from mbprof.checks.budget_file import load_budgets
     from mbprof.checks.matching import check_rows
-    from mbprof.checks.measuring import check_specs
 
     example = Path(__file__).resolve().parents[1] / "examples" / "budgets.toml"
     budgets = load_budgets(example).budgets

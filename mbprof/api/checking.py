@@ -19,20 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mbprof.api.limits import check_specs, measure_requests, resolve_latency_limits
 from mbprof.checks.baseline import baseline_budgets, tolerances_for
 from mbprof.checks.budget_file import load_budgets
 from mbprof.checks.imports import parse_allow_import, refuse_row_imports
 from mbprof.checks.limits import Budget, Result
 from mbprof.checks.matching import check_rows, covering_rows
-from mbprof.checks.measuring import (
-    Request,
-    Settings,
-    by_configuration,
-    check_specs,
-    measure_requests,
-    requests_for,
-    resolve_latency_limits,
-)
+from mbprof.checks.requests import Request, Settings, by_configuration, requests_for
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import ResolvedLatency

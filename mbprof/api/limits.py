@@ -1,66 +1,23 @@
-"""Measure what budgets and baselines ask for: one row per (configuration, settings).
-
-The rows have the columns of a comparison frame (``mbprof.frame.columns``), so that the
-pure checks of ``mbprof.checks.matching`` read measured rows and saved frames alike. Each
-configuration is built and counted once however many limits it has
-(``mbprof.api.measure_rows``).
-"""
+"""The measuring that limits ask for, before and while ``check`` judges them: every
+configuration checked by the model registry, every latency setting resolved for this
+machine (both before anything is measured, a refusal naming the file and line), then one
+row per request, each configuration built and counted once (``measure_rows``)."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mbprof.api.inputs import make_latency_settings, make_spec
+from mbprof.api.sweep import measure_rows
 from mbprof.checks.file_lines import BudgetFileError
 from mbprof.checks.imports import import_refusal, parse_allow_import, refuse_imports
-from mbprof.checks.limits import LATENCY_IDENTITY, Budget, Limit
+from mbprof.checks.limits import Budget
+from mbprof.checks.requests import Request, Settings, by_configuration, latency_kwargs
 from mbprof.core.errors import MbprofError, UnknownModelError
+from mbprof.core.interrupts import UserCodeExit
 from mbprof.core.records import ModelSpec
-
-if TYPE_CHECKING:
-    from mbprof.core.settings import ResolvedLatency
-
-Settings = tuple[tuple[str, Any], ...]
-
-
-@dataclass(frozen=True)
-class Request:
-    """One measurement: a configuration, and the memory and latency settings (or None)."""
-
-    spec: ModelSpec
-    memory: Settings | None = None  # dtype, chunks
-    latency: Settings | None = None  # device, backend, threads, batch, dtype, ...
-
-
-def _memory_key(limit: Limit) -> Settings:
-    return (("dtype", limit.setting("dtype")), ("chunks", limit.setting("chunks")))
-
-
-def requests_for(budgets: Iterable[Budget]) -> list[Request]:
-    """The measurements that cover every limit, without repeats. Memory and latency
-    settings of one configuration are paired up, so that a budget with one of each is a
-    single measurement."""
-    requests: dict[Request, None] = {}
-    for budget in budgets:
-        memory = [_memory_key(lim) for lim in budget.limits if lim.key == "max_peak_memory"]
-        latency = [lim.settings for lim in budget.limits if lim.key == "max_latency"]
-        memory, latency = list(dict.fromkeys(memory)), list(dict.fromkeys(latency))
-        pairs = list(itertools.zip_longest(memory, latency)) or [(None, None)]
-        for mem, lat in pairs:
-            requests.setdefault(Request(budget.spec, mem, lat), None)
-    return list(requests)
-
-
-def by_configuration(requests: Iterable[Request]) -> dict[ModelSpec, list[Request]]:
-    """The requests of each configuration, configurations in their first request's order:
-    one build and one count each."""
-    grouped: dict[ModelSpec, list[Request]] = {}
-    for request in requests:
-        grouped.setdefault(request.spec, []).append(request)
-    return grouped
-
+from mbprof.core.settings import MemorySettings, ResolvedLatency
 
 _KEY_OF_MESSAGE = (
     ("width", "width"),
@@ -76,8 +33,6 @@ def check_specs(budgets: Sequence[Budget], allow_import: Iterable[str] = ()) -> 
     resolution ranges, builder arguments), before anything is measured. A refusal names
     the file and line of the budget. Import paths are refused first, for every budget,
     unless their module is in ``allow_import`` (``"*"``: any): nothing is imported before."""
-    from mbprof.api import make_spec
-
     refuse_imports(budgets, allow_import)
     checked = []
     for budget in budgets:
@@ -101,29 +56,17 @@ def check_specs(budgets: Sequence[Budget], allow_import: Iterable[str] = ()) -> 
     return checked
 
 
-def _latency_kwargs(settings: Settings) -> dict[str, Any]:
-    wanted = dict(settings)
-    kwargs = {key: wanted[key] for key in LATENCY_IDENTITY}
-    if wanted.get("min_time_ms") is not None:
-        kwargs["min_time_s"] = wanted["min_time_ms"] / 1e3
-    if wanted.get("warmup") is not None:
-        kwargs["warmup"] = wanted["warmup"]
-    return kwargs
-
-
 def resolve_latency_limits(budgets: Sequence[Budget]) -> dict[Settings, ResolvedLatency]:
     """Latency settings of every budget, checked for this machine (a GPU that is not
     there, a backend that is not installed) before anything is measured, and resolved
     ("auto" device, torch's thread count), once each. A refusal names the file and line."""
-    from mbprof.api import make_latency_settings
-
     resolved: dict[Settings, Any] = {}
     for budget in budgets:
         for limit in budget.limits:
             if limit.key != "max_latency" or limit.settings in resolved:
                 continue
             try:
-                resolved[limit.settings] = make_latency_settings(**_latency_kwargs(limit.settings))
+                resolved[limit.settings] = make_latency_settings(**latency_kwargs(limit.settings))
             except MbprofError as exc:
                 if budget.from_rows:
                     raise MbprofError(f"{budget.source} row {budget.index}: {exc}") from None
@@ -149,10 +92,6 @@ def measure_requests(
     (``MbprofError``) stop everything; a failure of one configuration (a model that
     cannot run) is written in its row's ``error`` column, and the limits that needed its
     figures are reported as errors."""
-    from mbprof.api import make_latency_settings, measure_rows
-    from mbprof.core.interrupts import UserCodeExit
-    from mbprof.core.settings import MemorySettings
-
     allowed = parse_allow_import(allow_import)
     for request in requests:  # all of them, before the first is built
         reason = import_refusal(request.spec.model, "budget or results file", allowed)
@@ -171,7 +110,7 @@ def measure_requests(
             settings = None
             if request.latency is not None:
                 settings = (latency or {}).get(request.latency) or make_latency_settings(
-                    **_latency_kwargs(request.latency)
+                    **latency_kwargs(request.latency)
                 )
             asked.append((memory, settings))
         measured = measure_rows(spec, asked, on_phase=on_phase, stop_on=(MbprofError, UserCodeExit))
