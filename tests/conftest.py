@@ -1,11 +1,22 @@
-"""Shared fixtures: a CLI runner and a helper that checks mbprof's one-line error policy."""
+"""Shared fixtures: a CLI runner, a helper that checks mbprof's one-line error policy, and
+the counts of a configuration computed once per test run.
+
+pytest-xdist runs the suite on every core, one process each: each of them (and the mbprof
+processes the tests start) gets one intra-op thread, so that they do not fight over the
+cores. Tests that are about threads set their own counts.
+"""
 
 from __future__ import annotations
 
-import pytest
+import functools
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported anywhere
+
+import pytest  # noqa: E402
 from typer.testing import CliRunner
 
-from mbprof.cli import app
+from mbprof.cli import app  # noqa: E402
 
 
 @pytest.fixture
@@ -32,3 +43,12 @@ def assert_one_line_error(result, *fragments: str) -> None:
     assert "Traceback" not in result.stderr + result.stdout
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+@functools.cache
+def counted(model: str, width: float = 1.0, resolution=224, **kwargs):
+    """``mbprof.profile`` without the memory analysis, once per configuration and test
+    process: the counts are deterministic, and several tests check one configuration."""
+    from mbprof.api import profile
+
+    return profile(model, width=width, resolution=resolution, with_memory=False, **kwargs)

@@ -41,7 +41,7 @@ def imported_module(model: str) -> str | None:
     ``mypkg.models:build``), or None for a registered model's name (looked up, never
     imported)."""
     # The very test by which the model lookup decides to import (mbprof.models).
-    from mbprof.models.user import is_import_path
+    from mbprof.core.records import is_import_path
 
     return model.partition(":")[0] if is_import_path(model) else None
 

@@ -14,6 +14,12 @@ from typing import Any
 IMAGE_CHANNELS = 3
 
 
+def is_import_path(model: str) -> bool:
+    """A model given as ``module:attribute`` (the user's own code) rather than a registered
+    name."""
+    return ":" in model
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One configuration: which model, at which width, depth, resolution and classes.

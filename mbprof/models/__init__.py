@@ -1,7 +1,8 @@
 """Model builders and their registry.
 
-Importing this package registers every built-in model. ``create_model`` is the one
-way to build a model from its name and knobs.
+Importing this package registers every built-in model (``catalog``: by name, without
+importing their code or torch). ``create_model`` is the one way to build a model from its
+name and knobs; only building imports torch and the builder's module.
 """
 
 from __future__ import annotations
@@ -10,24 +11,16 @@ import inspect
 import math
 import re
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from mbprof.core.errors import MbprofError
-from mbprof.core.records import ModelSpec
-from mbprof.models import (  # noqa: F401  (registers the models)
-    mobilenet_v1,
-    mobilenet_v2,
-    mobilenet_v3,
-    nasnet,
-    shufflenet,
-)
-from mbprof.models._layers import make_divisible
+from mbprof.core.records import ModelSpec, is_import_path
+from mbprof.models import catalog  # noqa: F401  (registers the built-in models)
 from mbprof.models._registry import ModelInfo, list_models, register_model, unregister_model
 from mbprof.models._registry import get_model_info as _registered_model_info
-from mbprof.models.user import is_import_path, user_model_info
-from mbprof.models.weights import load_weights
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "ModelInfo",
@@ -38,7 +31,6 @@ __all__ = [
     "get_model_info",
     "list_models",
     "load_weights",
-    "make_divisible",
     "register_model",
     "unregister_model",
 ]
@@ -48,8 +40,17 @@ def get_model_info(name: str) -> ModelInfo:
     """A registered model's description, or a user model's (``mypkg.models:build``, which
     imports and inspects that code)."""
     if is_import_path(name):
+        from mbprof.models.user import user_model_info
+
         return user_model_info(name)
     return _registered_model_info(name)
+
+
+def load_weights(model: nn.Module, path: str | Path, label: str = "the model") -> nn.Module:
+    """Load a local checkpoint into ``model`` (see ``mbprof.models.weights``)."""
+    from mbprof.models.weights import load_weights as load
+
+    return load(model, path, label=label)
 
 
 KNOB_NAMES = ("width", "depth", "num_classes")

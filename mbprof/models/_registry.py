@@ -2,14 +2,17 @@
 
 A builder is a function ``(width, depth, num_classes, **kwargs) -> nn.Module``
 (``depth`` only when the model has a depth multiplier). ``ModelInfo`` records the
-knobs a model accepts so that bad values are refused before anything is built.
-This module imports no torch.
+knobs a model accepts so that bad values are refused before anything is built. A
+builder may be given as ``"module:function"`` (the built-in models are, in
+``mbprof.models.catalog``): it is imported when a model is first built, so that listing
+and checking models imports no torch. This module imports no torch.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from mbprof.core.errors import MbprofError, UnknownModelError
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
-    builder: Callable[..., Any]
+    factory: Callable[..., Any] | str  # the builder, or "module:function" naming it
     family: str
     summary: str
     reference: str
@@ -33,6 +36,14 @@ class ModelInfo:
     # Further checks of (width, depth, num_classes) that only the model knows (e.g. that a
     # group count divides its channels); raises MbprofError. Runs before anything is built.
     validate: Callable[[float, float, int], None] | None = None
+
+    @property
+    def builder(self) -> Callable[..., Any]:
+        """The builder function (its module imported now when given by name)."""
+        if not isinstance(self.factory, str):
+            return self.factory
+        module, _, attribute = self.factory.partition(":")
+        return getattr(importlib.import_module(module), attribute)
 
     @property
     def width_range(self) -> str:
@@ -79,14 +90,17 @@ def register_model(
     width_min_inclusive: bool = False,
     validate: Callable[[float, float, int], None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: ``@register_model("mobilenet_v2", family=..., summary=..., reference=...)``."""
+    """Decorator: ``@register_model("mynet", family=..., summary=..., reference=...)`` on a
+    builder function; or called with the builder's import path instead,
+    ``register_model("mynet", ...)("mypkg.nets:build")``, so that the registry knows the model
+    without importing its code."""
 
-    def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(builder: Callable[..., Any] | str) -> Callable[..., Any] | str:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = ModelInfo(
             name=name,
-            builder=builder,
+            factory=builder,
             family=family,
             summary=summary,
             reference=reference,

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from mbprof.models._layers import ConvBNAct, init_weights
-from mbprof.models._registry import register_model
 
 
 @dataclass(frozen=True)
@@ -80,12 +79,6 @@ class MobileNetV1(nn.Module):
         return self.classifier(x)
 
 
-@register_model(
-    "mobilenet_v1",
-    family="MobileNetV1",
-    summary="Depthwise-separable convolutions; 569M MAdds, 4.2M params at 1.0@224",
-    reference="Howard et al. 2017 (arXiv:1704.04861); TF-Slim mobilenet_v1 width rule",
-)
 def mobilenet_v1(
     width: float = 1.0, num_classes: int = 1000, dropout: float = 0.001
 ) -> MobileNetV1:

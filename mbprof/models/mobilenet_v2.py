@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from mbprof.models._layers import ConvBNAct, init_weights, make_divisible
-from mbprof.models._registry import register_model
 
 
 @dataclass(frozen=True)
@@ -114,13 +113,6 @@ def stage_repeats(stage: Stage, depth: float, index: int, count: int) -> int:
     return math.ceil(stage.repeats * depth)
 
 
-@register_model(
-    "mobilenet_v2",
-    family="MobileNetV2",
-    summary="Inverted residuals with linear bottlenecks; 300M MAdds, 3.5M params at 1.0@224",
-    reference="Sandler et al. 2018 (arXiv:1801.04381); torchvision mobilenet_v2 layout",
-    has_depth=True,
-)
 def mobilenet_v2(
     width: float = 1.0,
     depth: float = 1.0,

@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from mbprof.models._layers import ConvBNAct, init_weights, make_divisible
-from mbprof.models._registry import register_model
 
 BN_EPS, BN_MOMENTUM = 1e-3, 0.01  # torchvision's (and TF's) batch-norm settings for V3
 STEM_CHANNELS = 16
@@ -166,24 +165,12 @@ class MobileNetV3(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-@register_model(
-    "mobilenet_v3_large",
-    family="MobileNetV3",
-    summary="MobileNetV3-Large: SE and hard-swish; 217M MAdds, 5.4M params at 1.0@224",
-    reference="Howard et al. 2019 (arXiv:1905.02244); torchvision mobilenet_v3_large layout",
-)
 def mobilenet_v3_large(
     width: float = 1.0, num_classes: int = 1000, dropout: float = 0.2
 ) -> MobileNetV3:
     return MobileNetV3("large", width=width, num_classes=num_classes, dropout=dropout)
 
 
-@register_model(
-    "mobilenet_v3_small",
-    family="MobileNetV3",
-    summary="MobileNetV3-Small: SE and hard-swish; 56M MAdds, 2.5M params at 1.0@224",
-    reference="Howard et al. 2019 (arXiv:1905.02244); torchvision mobilenet_v3_small layout",
-)
 def mobilenet_v3_small(
     width: float = 1.0, num_classes: int = 1000, dropout: float = 0.2
 ) -> MobileNetV3:

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from mbprof.models._layers import init_weights
-from mbprof.models._registry import register_model
 
 FILTERS = 44  # F
 STEM_FILTERS = 32
@@ -261,14 +260,6 @@ class NASNetAMobile(nn.Module):
         return self.last_linear(self.dropout(torch.flatten(x, 1)))
 
 
-@register_model(
-    "nasnet_a_mobile",
-    family="NASNet-A",
-    summary="NASNet-A Mobile 4 @ 1056; 564M MAdds, 5.3M params at 224; width scales F (44)",
-    reference="Zoph et al. 2018 (arXiv:1707.07012); TF-Slim build_nasnet_mobile",
-    width_min=0.1,
-    width_min_inclusive=True,
-)
 def nasnet_a_mobile(width: float = 1.0, num_classes: int = 1000, dropout: float = 0.5) -> nn.Module:
     """NASNet-A Mobile: 3 stacks of 4 normal cells, reduction cells between them, F = 44 x width
     (TF-Slim's dense_dropout_keep_prob 0.5)."""

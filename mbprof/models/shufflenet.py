@@ -11,65 +11,18 @@ the reference code whose figures are published (524M, 5.4M at 2x, g=3).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from mbprof.core.errors import MbprofError
 from mbprof.models._layers import ConvBNAct, init_weights
-from mbprof.models._registry import register_model
-
-GROUPS = (1, 2, 3, 4, 8)
-SCALE_MIN, SCALE_MAX = 0.25, 2.0
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One row of the paper's Table 1: ``units`` ShuffleNet units, the first with stride 2,
-    whose output channels at 1x are ``g1`` ... ``g8`` for 1 ... 8 groups."""
-
-    units: int
-    g1: int
-    g2: int
-    g3: int
-    g4: int
-    g8: int
-
-    def channels(self, groups: int, scale: float) -> int:
-        return int(round(getattr(self, f"g{groups}") * scale))
-
-
-# units, output channels at 1x for g = 1, 2, 3, 4, 8 (Stage2 at 28x28, Stage3, Stage4 at 7x7)
-STAGES: tuple[Stage, ...] = (
-    Stage(4, 144, 200, 240, 272, 384),
-    Stage(8, 288, 400, 480, 544, 768),
-    Stage(4, 576, 800, 960, 1088, 1536),
+from mbprof.models.shufflenet_channels import (
+    GROUPS,
+    STAGES,
+    check_scale,
+    conv1_channels,
+    stage_channels,
 )
-
-
-def conv1_channels(scale: float, groups: int) -> int:
-    """conv1 width: 12 up to 0.5x, 24 up to 1.5x, 48 above, rounded up to a multiple of g."""
-    base = 12 if scale <= 0.5 else 24 if scale <= 1.5 else 48
-    return math.ceil(base / groups) * groups
-
-
-def stage_channels(scale: float, groups: int) -> tuple[int, ...]:
-    return tuple(stage.channels(groups, scale) for stage in STAGES)
-
-
-def check_scale(scale: float, groups: int) -> None:
-    """Refuse a scale at which ``groups`` does not divide a stage's output or bottleneck
-    channels (the grouped 1x1 convs and the shuffle need both to be multiples of g)."""
-    for number, out in enumerate(stage_channels(scale, groups), start=2):
-        for what, channels in (("output", out), ("bottleneck", out // 4)):
-            if channels < 1 or channels % groups:
-                raise MbprofError(
-                    f"shufflenet_v1_g{groups} cannot be built at scale (width) {scale:g}: "
-                    f"{groups} groups do not divide the {channels} {what} channels of "
-                    f"stage {number}; pick another scale or group count"
-                )
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -143,67 +96,21 @@ class ShuffleNetV1(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
-def _validator(groups: int):
-    def validate(width: float, depth: float, num_classes: int) -> None:
-        check_scale(width, groups)
-
-    return validate
-
-
-_COMMON = dict(
-    family="ShuffleNet v1",
-    reference="Zhang et al. 2017 (arXiv:1707.01083); megvii-model/ShuffleNet-Series widths",
-    width_min=SCALE_MIN,
-    width_min_inclusive=True,
-    width_max=SCALE_MAX,
-)
-
-
-@register_model(
-    "shufflenet_v1_g1",
-    summary="ShuffleNet v1, 1 group (no shuffle); width = scale 0.25x..2x",
-    validate=_validator(1),
-    **_COMMON,
-)
 def shufflenet_v1_g1(width: float = 1.0, num_classes: int = 1000) -> ShuffleNetV1:
     return ShuffleNetV1(groups=1, scale=width, num_classes=num_classes)
 
 
-@register_model(
-    "shufflenet_v1_g2",
-    summary="ShuffleNet v1, 2 groups; width = scale 0.25x..2x",
-    validate=_validator(2),
-    **_COMMON,
-)
 def shufflenet_v1_g2(width: float = 1.0, num_classes: int = 1000) -> ShuffleNetV1:
     return ShuffleNetV1(groups=2, scale=width, num_classes=num_classes)
 
 
-@register_model(
-    "shufflenet_v1_g3",
-    summary="ShuffleNet v1, 3 groups; 137M MAdds at 1x, 524M and 5.4M params at 2x (224)",
-    validate=_validator(3),
-    **_COMMON,
-)
 def shufflenet_v1_g3(width: float = 1.0, num_classes: int = 1000) -> ShuffleNetV1:
     return ShuffleNetV1(groups=3, scale=width, num_classes=num_classes)
 
 
-@register_model(
-    "shufflenet_v1_g4",
-    summary="ShuffleNet v1, 4 groups; width = scale 0.25x..2x",
-    validate=_validator(4),
-    **_COMMON,
-)
 def shufflenet_v1_g4(width: float = 1.0, num_classes: int = 1000) -> ShuffleNetV1:
     return ShuffleNetV1(groups=4, scale=width, num_classes=num_classes)
 
 
-@register_model(
-    "shufflenet_v1_g8",
-    summary="ShuffleNet v1, 8 groups; width = scale 0.25x..2x",
-    validate=_validator(8),
-    **_COMMON,
-)
 def shufflenet_v1_g8(width: float = 1.0, num_classes: int = 1000) -> ShuffleNetV1:
     return ShuffleNetV1(groups=8, scale=width, num_classes=num_classes)

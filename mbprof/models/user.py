@@ -37,11 +37,6 @@ _DOTTED = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*"
 _CACHE: dict[str, ModelInfo] = {}
 
 
-def is_import_path(name: str) -> bool:
-    """A model given as ``module:attribute`` rather than a registered name."""
-    return ":" in name
-
-
 def _import_module(module: str, path: str) -> Any:
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
@@ -188,7 +183,7 @@ def user_model_info(path: str) -> ModelInfo:
     doc = (inspect.getdoc(target) or "").strip().splitlines()
     info = ModelInfo(
         name=path,
-        builder=_make_builder(path, target, signature, accepted),
+        factory=_make_builder(path, target, signature, accepted),
         family="user model",
         summary=doc[0] if doc else f"your model {path}",
         reference=f"imported from {path}",

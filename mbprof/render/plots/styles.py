@@ -28,8 +28,8 @@ def family_of(model: str) -> str:
     A model given as an import path is a "user model": the name comes from a data file, so
     it is never imported here."""
     try:
+        from mbprof.core.records import is_import_path
         from mbprof.models import get_model_info
-        from mbprof.models.user import is_import_path
 
         if is_import_path(model):
             return "user model"

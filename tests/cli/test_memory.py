@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from mbprof.cli import app
 from mbprof.models import register_model, unregister_model
-from tests.memory_models import DataDependent
+from tests.support.memory_models import DataDependent
 
 runner = CliRunner()
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from mbprof.cli import app
 from mbprof.core.errors import MbprofError
 from mbprof.frame.accuracy import DATA_FILE, accuracy_table, join, read_accuracy_csv, shipped
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 

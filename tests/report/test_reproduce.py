@@ -15,8 +15,8 @@ from mbprof.core.errors import MbprofError
 from mbprof.report.plan import MARKER, is_measured, paper_table4
 from mbprof.report.table3 import table3_paper_problems
 from tests.conftest import assert_one_line_error
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"
 
 

@@ -16,8 +16,8 @@ import mbprof
 from mbprof.api import prepare_check
 from mbprof.checks.file_lines import BudgetFileError
 from mbprof.core.errors import MbprofError
-from tests.test_check_cli import CONFIG, MADDS, PARAMS
-from tests.test_data_files_run_no_code import TINY_PARAMS, TINY_PY
+from tests.checks.test_data_files_run_no_code import TINY_PARAMS, TINY_PY
+from tests.cli.test_check import CONFIG, MADDS, PARAMS
 
 # Peak activations by hand (fp16, 2 bytes): the first pointwise conv, 8 channels in and
 # 16 out at 32x32.

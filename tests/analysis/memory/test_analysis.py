@@ -9,7 +9,7 @@ import torch
 from mbprof.analysis.memory import analyze, analyze_memory
 from mbprof.core.errors import MbprofError
 from mbprof.models import create_model
-from tests.memory_models import (
+from tests.support.memory_models import (
     ConcatCell,
     DataDependent,
     InPlaceResidual,

@@ -22,7 +22,7 @@ from mbprof.checks.requests import requests_for
 from mbprof.core.errors import MbprofError
 from mbprof.frame.rows import identity_row
 from mbprof.render.checks_view import annotation, github_annotations, junit_xml
-from tests.test_budgets import SPECS
+from tests.checks.test_budgets import SPECS
 
 ROW = {
     "model": "mobilenet_v2",

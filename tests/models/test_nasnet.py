@@ -15,7 +15,7 @@ from mbprof.cli import app
 from mbprof.core.errors import MbprofError
 from mbprof.models import create_model
 from mbprof.models.nasnet import FactorizedReduction
-from tests.flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
+from tests.support.flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")

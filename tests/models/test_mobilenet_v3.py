@@ -10,7 +10,7 @@ from torch import nn
 from mbprof.analysis.counting import count
 from mbprof.models import create_model
 from mbprof.models.mobilenet_v3 import SqueezeExcitation
-from tests.flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
+from tests.support.flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
 
 # (name, width, MAdds in M, params in M, exact params or None), as published: TF-Slim's
 # checkpoint table (Large 1.0: 217M, 5.4M; Large 0.75: 155M, 4.0M, the checkpoint that

@@ -8,7 +8,6 @@ import logging
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,8 +15,7 @@ from torch import nn
 
 import mbprof
 from mbprof.core.errors import MbprofError
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
 
 
 def mbprof_process(*args: str, shell_tail: str = ""):

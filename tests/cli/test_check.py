@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mbprof.cli import app
+from tests.support import ROOT
 
 LAYERS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5
 LAYERS += [(1024, 2), (1024, 1)]
@@ -293,13 +294,12 @@ def test_baseline_round_trip_and_a_regression(write, tmp_path):
 
 
 def test_the_example_budget_file_is_valid_and_holds_for_the_published_counts():
-    from pathlib import Path
 
     from mbprof.api.limits import check_specs
     from mbprof.checks.budget_file import load_budgets
     from mbprof.checks.matching import check_rows
 
-    example = Path(__file__).resolve().parents[1] / "examples" / "budgets.toml"
+    example = ROOT / "examples" / "budgets.toml"
     budgets = load_budgets(example).budgets
     check_specs(budgets)  # every model and knob accepted by the registry
     # Published counts (shared/reference/architectures.md; MobileNetV1 by hand above) and

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mbprof.core.errors import MbprofError, UnknownModelError
-from mbprof.models import create_model, get_model_info, list_models, make_divisible
+from mbprof.models import create_model, get_model_info, list_models
+from mbprof.models._layers import make_divisible
 from mbprof.models.mobilenet_v1 import slim_depth
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,11 +13,10 @@ from typer.testing import CliRunner
 
 import mbprof
 from mbprof.cli import app
-from tests._tiny_models import tiny_madds, tiny_models  # noqa: F401  (a fixture)
 from tests.conftest import assert_one_line_error
+from tests.support.tiny_models import tiny_madds, tiny_models  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.usefixtures("tiny_models")
-ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--min-time", "0.02", "--warmup", "1", "--threads", "1"]
 LATENCY_COLUMNS = (
     "latency_ms latency_ms_per_image latency_p10_ms latency_p90_ms runs throughput_ips "

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from mbprof.cli import app
 from mbprof.models import create_model, list_models
-from tests.flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
+from tests.support.flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
 
 BASELINES = [
     *(f"shufflenet_v1_g{g}" for g in (1, 2, 3, 4, 8)),

@@ -12,7 +12,7 @@ from mbprof.analysis.counting import count
 from mbprof.core.errors import MbprofError
 from mbprof.models import create_model, get_model_info
 from mbprof.models.shufflenet import channel_shuffle
-from tests.flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
+from tests.support.flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
 
 
 @functools.cache

@@ -14,7 +14,7 @@ import mbprof
 from mbprof.cli import app
 from mbprof.core.errors import MbprofError, UnknownModelError
 from mbprof.models import create_model, get_model_info
-from tests.flop_reference import single_thread  # noqa: F401  (fixture)
+from tests.support.flop_reference import single_thread  # noqa: F401  (fixture)
 
 MODELS_PY = '''
 """Test networks."""

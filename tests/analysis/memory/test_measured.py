@@ -10,7 +10,7 @@ from mbprof.analysis.memory import analyze_memory
 from mbprof.analysis.memory.measured import measure_memory as measure
 from mbprof.core.errors import MbprofError
 from mbprof.models import create_model
-from tests.memory_models import ConcatCell, InPlaceResidual, ShuffleUnit, SqueezeExcite
+from tests.support.memory_models import ConcatCell, InPlaceResidual, ShuffleUnit, SqueezeExcite
 
 CASES = [
     ("mobilenet_v1", 0.25, 32, "fp16"),

@@ -28,8 +28,9 @@ from mbprof.checks.requests import requests_for
 from mbprof.cli import app
 from mbprof.core.errors import MbprofError, UnknownModelError
 from mbprof.frame.rows import spec_from_row
+from tests.support import ROOT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = ROOT
 
 # A user model whose module leaves a file beside itself when it is imported.
 # By hand: conv 3->4 1x1 with bias, 3 x 4 + 4 = 16; linear 4->2 with bias, 4 x 2 + 2 = 10.

@@ -9,13 +9,8 @@ from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 from mbprof.analysis.counting import count
-from mbprof.api import profile as _profile
 from mbprof.models import create_model
-
-
-def profile(*args, **kwargs):
-    """Counting only: the memory analysis has its own tests."""
-    return _profile(*args, with_memory=False, **kwargs)
+from tests.conftest import counted as profile  # counting only; memory has its own tests
 
 
 def second_count(name: str, resolution: tuple[int, int], **kwargs) -> int:

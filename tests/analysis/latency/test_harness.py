@@ -30,7 +30,7 @@ from mbprof.core.records import Environment, Timing
 from mbprof.core.settings import LatencySettings
 from mbprof.frame.rows import latency_columns
 from mbprof.models import create_model
-from tests._tiny_models import tiny_madds, tiny_models  # noqa: F401  (a fixture)
+from tests.support.tiny_models import tiny_madds, tiny_models  # noqa: F401  (a fixture)
 
 FAST = dict(min_time_s=0.02, warmup=1, threads=1)
 
