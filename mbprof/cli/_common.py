@@ -1,71 +1,15 @@
-"""Options shared by every command, defined once, and the one way results leave."""
+"""The one way results leave a command (``emit``), and the checks of output paths made
+before any work."""
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
 
 from mbprof.cli._app import results_stream
-from mbprof.core.parsing import MAX_CLASSES
+from mbprof.cli._options import OutputFormat
 from mbprof.render.document import Document
-
-
-class OutputFormat(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-    markdown = "markdown"
-
-
-FORMAT_OPTION = typer.Option(
-    OutputFormat.table, "--format", "-f", help="How to print results: table, csv, json or markdown."
-)
-OUTPUT_OPTION = typer.Option(
-    None,
-    "--output",
-    "-o",
-    help="Write the results to this file instead of the terminal.",
-    dir_okay=False,
-)
-WIDTH_OPTION = typer.Option("1.0", "--width", "-w", help="Width multiplier, a number > 0.")
-DEPTH_OPTION = typer.Option("1.0", "--depth", help="Depth multiplier (models that have one).")
-RES_OPTION = typer.Option(
-    "224", "--res", "-r", help="Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32)."
-)
-CLASSES_OPTION = typer.Option(
-    "1000", "--classes", help=f"Number of classes, an integer from 1 to {MAX_CLASSES:,}."
-)
-ARG_OPTION = typer.Option(
-    None,
-    "--arg",
-    help="Extra builder keyword argument KEY=VALUE (repeatable, each key once), checked "
-    "against the builder's parameter: a bool takes true/false or 1/0.",
-)
-WEIGHTS_OPTION = typer.Option(
-    None,
-    "--weights",
-    help="Load a local checkpoint (a state dict; read with weights_only=True).",
-    dir_okay=False,
-)
-
-
-def spec_options(
-    model: str, width: str, depth: str, res: str, classes: str, arg: list[str] | None
-) -> dict:
-    """The shared model options of one configuration, parsed and checked as typed
-    (``api.make_spec`` then checks them against the model)."""
-    from mbprof.core.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
-
-    return dict(
-        model=model,
-        width=parse_positive_float(width, "--width"),
-        depth=parse_positive_float(depth, "--depth"),
-        resolution=parse_resolution(res, "--res"),
-        num_classes=parse_int(classes, "--classes", maximum=MAX_CLASSES),
-        kwargs=dict(parse_kwargs(arg)),
-    )
 
 
 def check_output(output: Path | None, option: str = "--output") -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app, results_stream
-from mbprof.cli._common import OUTPUT_OPTION, OutputFormat, check_output, check_outputs
+from mbprof.cli._common import check_output, check_outputs
+from mbprof.cli._options import OUTPUT_OPTION, OutputFormat
 
 EXIT_EXCEEDED = 1
 

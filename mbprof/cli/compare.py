@@ -7,26 +7,14 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app
-from mbprof.cli._common import (
+from mbprof.cli._common import check_output, check_outputs, render
+from mbprof.cli._options import (
     ARG_OPTION,
-    FORMAT_OPTION,
-    OUTPUT_OPTION,
+    CLASSES_OPTION,
+    Output,
     OutputFormat,
-    check_output,
-    check_outputs,
-    emit,
-)
-from mbprof.cli._latency_options import (
-    BACKEND_OPTION,
-    BATCH_OPTION,
-    CHANNELS_LAST_OPTION,
-    DEVICE_OPTION,
-    DTYPE_OPTION,
-    FUSE_BN_OPTION,
-    MIN_TIME_OPTION,
-    THREADS_OPTION,
-    WARMUP_OPTION,
-    latency_settings,
+    latency_options,
+    output_options,
 )
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import (
@@ -36,9 +24,12 @@ from mbprof.core.parsing import (
     parse_name_list,
     parse_resolution_list,
 )
+from mbprof.core.settings import LatencySettings
 
 
 @app.command("compare")
+@latency_options
+@output_options
 def compare_command(
     models: str = typer.Option(
         "mobilenet_v2",
@@ -54,7 +45,7 @@ def compare_command(
         "-r",
         help="Comma-separated resolutions: 96,224 or HEIGHTxWIDTH like 160x224.",
     ),
-    classes: str = typer.Option("1000", "--classes", help="Number of classes, an integer >= 1."),
+    classes: str = CLASSES_OPTION,
     arg: list[str] | None = ARG_OPTION,
     csv: Path | None = typer.Option(
         None, "--csv", help="Also write the table as CSV.", dir_okay=False
@@ -91,20 +82,12 @@ def compare_command(
     no_memory: bool = typer.Option(
         False, "--no-memory", help="Leave out the activation memory columns."
     ),
-    device: str = DEVICE_OPTION,
-    batch: str = BATCH_OPTION,
-    threads: str | None = THREADS_OPTION,
-    dtype: str = DTYPE_OPTION,
-    backend: str = BACKEND_OPTION,
-    channels_last: bool = CHANNELS_LAST_OPTION,
-    fuse_bn: bool = FUSE_BN_OPTION,
-    min_time: str = MIN_TIME_OPTION,
-    warmup: str = WARMUP_OPTION,
+    *,
+    latency: LatencySettings,
     no_latency: bool = typer.Option(
         False, "--no-latency", help="Skip the latency measurement (counts and memory only)."
     ),
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
+    out: Output,
 ) -> None:
     """One row per (model, width, depth, resolution): MAdds, params, peak memory and latency
     on this machine side by side, with the published top-1 (and its source) where one exists.
@@ -124,29 +107,24 @@ def compare_command(
     files = {OutputFormat.csv: csv, OutputFormat.json: json, OutputFormat.markdown: markdown}
     for kind, path in files.items():
         check_output(path, f"--{kind.value}")
-    check_output(output)
+    out.check()
     if plot is not None:
         from mbprof.render.plots import check_figure_path
 
         check_figure_path(plot, "--plot")
     outputs = {f"--{kind.value}": path for kind, path in files.items()}
-    check_outputs({**outputs, "--plot": plot, "--output": output}, {"--accuracy": accuracy})
+    check_outputs({**outputs, "--plot": plot, "--output": out.path}, {"--accuracy": accuracy})
 
     from mbprof.api import prepare_compare
     from mbprof.cli._progress import sweep_progress
     from mbprof.render.compare_view import compare_document
 
-    settings = None
-    if not no_latency:
-        settings = latency_settings(
-            device, batch, threads, dtype, backend, channels_last, fuse_bn, min_time, warmup
-        )
     run = prepare_compare(
         **grid,
         with_memory=not no_memory,
         mem_dtype=mem_dtype,
         chunks=chunks,
-        latency=settings if settings is not None else False,
+        latency=False if no_latency else latency,
         accuracy=accuracy if accuracy is not None else True,
         plot_top1=plot is not None,
     )
@@ -177,14 +155,13 @@ def compare_command(
         front = frontier_document(result, AXES["madds"], AXES["top1"], "this comparison")
         doc.tables.append(front.tables[0])
         doc.tables[-1].title = front.title
-    from mbprof.cli._common import render
     from mbprof.render.export import write_atomic
 
     for kind, path in files.items():
         if path is not None:
             write_atomic(path, render(doc, kind))
             typer.echo(f"wrote {path}", err=True)
-    emit(doc, fmt, output)
+    out.emit(doc)
     failed = sum(1 for row in rows if row.get("error"))
     # A model whose code called sys.exit (or raised KeyboardInterrupt, not a Ctrl-C): its
     # row says so and the other rows are written, then the run fails with that one line.

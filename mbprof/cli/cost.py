@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from mbprof.cli._app import app
-from mbprof.cli._common import FORMAT_OPTION, OUTPUT_OPTION, OutputFormat, check_output, emit
+from mbprof.cli._options import Output, output_options
 
 
 @app.command("cost")
+@output_options
 def cost_command(
     input_shape: str = typer.Option(
         ..., "--input", "-i", help="Input feature map HEIGHTxWIDTHxCHANNELS, such as 28x28x3."
@@ -24,17 +23,17 @@ def cost_command(
         help="same (output ceil(H/stride), TensorFlow's rule), valid (none), or pixels N "
         "added on each side.",
     ),
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
+    *,
+    out: Output,
 ) -> None:
     """Multiplications of one KxK convolution layer, standard against depthwise-separable
     (a depthwise KxK then a pointwise 1x1), by hand from the shapes.
 
     Example: mbprof cost --input 28x28x3 --filters 64 --kernel 3
     """
-    check_output(output)
+    out.check()
     from mbprof.api import layer_cost
     from mbprof.render.cost_view import cost_document
 
     cost = layer_cost(input_shape, filters, kernel, stride, padding)
-    emit(cost_document(cost), fmt, output)
+    out.emit(cost_document(cost))

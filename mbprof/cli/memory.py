@@ -7,20 +7,8 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app
-from mbprof.cli._common import (
-    ARG_OPTION,
-    CLASSES_OPTION,
-    DEPTH_OPTION,
-    FORMAT_OPTION,
-    OUTPUT_OPTION,
-    RES_OPTION,
-    WIDTH_OPTION,
-    OutputFormat,
-    check_output,
-    check_outputs,
-    emit,
-    spec_options,
-)
+from mbprof.cli._common import check_output, check_outputs
+from mbprof.cli._options import Output, config_options, output_options
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import parse_int
 from mbprof.core.settings import memory_settings
@@ -38,13 +26,12 @@ CHUNKS_OPTION = typer.Option(
 
 
 @app.command("memory")
+@config_options
+@output_options
 def memory_command(
     model: str = typer.Argument(..., help="Model name (see `mbprof models`)."),
-    width: str = WIDTH_OPTION,
-    depth: str = DEPTH_OPTION,
-    res: str = RES_OPTION,
-    classes: str = CLASSES_OPTION,
-    arg: list[str] | None = ARG_OPTION,
+    *,
+    config: dict,
     dtype: str = DTYPE_OPTION,
     chunks: str = CHUNKS_OPTION,
     batch: str = typer.Option("1", "--batch", "-b", help="Images per forward pass (>= 1)."),
@@ -59,8 +46,7 @@ def memory_command(
         "--measure",
         help="Also run one real forward pass on the CPU in --dtype and measure its storages.",
     ),
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
+    out: Output,
 ) -> None:
     """Activation memory: largest tensor per spatial size, peak over one forward pass.
 
@@ -68,7 +54,6 @@ def memory_command(
 
     Example: mbprof memory mobilenet_v2 --res 224 --dtype fp16 --chunks 4
     """
-    spec_args = spec_options(model, width, depth, res, classes, arg)
     settings = memory_settings(dtype, chunks, ("--dtype", "--chunks"))
     images = parse_int(batch, "--batch")
     if measure and settings.dtype == "int8":
@@ -79,13 +64,13 @@ def memory_command(
     if curve is not None and curve.suffix.lower() not in (".csv", ".json"):
         raise MbprofError(f"--curve: {str(curve)!r} must end in .csv or .json")
     check_output(curve, "--curve")
-    check_output(output)
-    check_outputs({"--curve": curve, "--output": output})
+    out.check()
+    check_outputs({"--curve": curve, "--output": out.path})
 
     from mbprof.api import make_spec, measure_memory_spec, memory_spec
     from mbprof.render.memory_view import curve_frame, memory_document
 
-    spec = make_spec(**spec_args)
+    spec = make_spec(model, **config)
     report = memory_spec(spec, mem_dtype=settings, batch=images)
     measured = (
         measure_memory_spec(spec, mem_dtype=settings.dtype, batch=images) if measure else None
@@ -102,4 +87,4 @@ def memory_command(
             text = frame.to_csv(index=False, lineterminator="\n")
         write_atomic(curve, text)
         typer.echo(f"wrote {curve}", err=True)
-    emit(memory_document(spec, report, measured), fmt, output)
+    out.emit(memory_document(spec, report, measured))

@@ -7,17 +7,12 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app
-from mbprof.cli._common import (
-    FORMAT_OPTION,
-    OUTPUT_OPTION,
-    OutputFormat,
-    check_output,
-    check_outputs,
-    emit,
-)
+from mbprof.cli._common import check_outputs
+from mbprof.cli._options import Output, output_options
 
 
 @app.command("plot")
+@output_options
 def plot_command(
     frame: Path = typer.Argument(
         ..., help="A comparison written by mbprof: CSV (compare --csv) or JSON.", dir_okay=False
@@ -40,8 +35,8 @@ def plot_command(
     log_x: bool = typer.Option(False, "--log-x", help="Logarithmic horizontal axis."),
     log_y: bool = typer.Option(False, "--log-y", help="Logarithmic vertical axis."),
     title: str | None = typer.Option(None, "--title", help="Figure title."),
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
+    *,
+    out: Output,
 ) -> None:
     """Scatter one column against another, one point per configuration, with the Pareto
     frontier drawn and printed (a least-squares line when neither axis is accuracy).
@@ -54,8 +49,8 @@ def plot_command(
     if figure is None:
         figure = Path(f"{frame.stem}-{y_axis.column}-vs-{x_axis.column}.png")
     check_figure_path(figure, "--figure")
-    check_output(output)
-    check_outputs({"--figure": figure, "--output": output}, {"FRAME": frame})
+    out.check()
+    check_outputs({"--figure": figure, "--output": out.path}, {"FRAME": frame})
 
     from mbprof.render.export import read_frame
     from mbprof.render.plots import frontier_document, plot_frame
@@ -65,4 +60,4 @@ def plot_command(
         data, x_axis, y_axis, figure, log_x=log_x, log_y=log_y, title=title, where=str(frame)
     )
     typer.echo(f"wrote {figure}", err=True)
-    emit(frontier_document(result, x_axis, y_axis, str(frame)), fmt, output)
+    out.emit(frontier_document(result, x_axis, y_axis, str(frame)))

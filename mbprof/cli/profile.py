@@ -7,45 +7,29 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app
-from mbprof.cli._common import (
-    ARG_OPTION,
-    CLASSES_OPTION,
-    DEPTH_OPTION,
-    FORMAT_OPTION,
-    OUTPUT_OPTION,
-    RES_OPTION,
-    WEIGHTS_OPTION,
-    WIDTH_OPTION,
-    OutputFormat,
-    check_output,
-    emit,
-    spec_options,
-)
+from mbprof.cli._options import WEIGHTS_OPTION, Output, config_options, output_options
 
 
 @app.command("profile")
+@config_options
+@output_options
 def profile_command(
     model: str = typer.Argument(
         ...,
         help="Model name (see `mbprof models`), or your own as an import path: mypkg.models:build.",
     ),
-    width: str = WIDTH_OPTION,
-    depth: str = DEPTH_OPTION,
-    res: str = RES_OPTION,
-    classes: str = CLASSES_OPTION,
-    arg: list[str] | None = ARG_OPTION,
+    *,
+    config: dict,
     weights: Path | None = WEIGHTS_OPTION,
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
+    out: Output,
 ) -> None:
     """Count MAdds and parameters of one configuration, in total and per layer.
 
     Example: mbprof profile mobilenet_v2 --width 1.0 --res 224 --format markdown
     """
-    spec_args = spec_options(model, width, depth, res, classes, arg)
-    check_output(output)
+    out.check()
     from mbprof.api import make_spec, profile_spec
     from mbprof.render.profile_view import profile_document
 
-    spec = make_spec(**spec_args)
-    emit(profile_document(profile_spec(spec, weights=weights)), fmt, output)
+    spec = make_spec(model, **config)
+    out.emit(profile_document(profile_spec(spec, weights=weights)))

@@ -7,20 +7,15 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app
-from mbprof.cli._common import (
-    FORMAT_OPTION,
-    OUTPUT_OPTION,
-    OutputFormat,
-    check_output,
-    check_outputs,
-    emit,
-)
+from mbprof.cli._common import check_outputs
+from mbprof.cli._options import Output, output_options
 from mbprof.core.parsing import parse_int, parse_positive_float
 
 
 @app.command("reproduce")
+@output_options
 def reproduce_command(
-    out: Path = typer.Option(
+    folder: Path = typer.Option(
         Path("reports"),
         "--out",
         help="Folder to write: new, empty, or written by reproduce before (only the files "
@@ -39,8 +34,8 @@ def reproduce_command(
     min_time: str = typer.Option(
         "1.0", "--min-time", help="Seconds of timed runs per configuration, at least."
     ),
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
+    *,
+    out: Output,
 ) -> None:
     """Regenerate the MobileNetV2 paper's Tables 3 and 4 beside mbprof's figures, the width x
     resolution sweep as CSV, the Pareto figures and an index, in one folder. Latency is
@@ -53,18 +48,18 @@ def reproduce_command(
         "backend": backend,
         "min_time_s": parse_positive_float(min_time, "--min-time"),
     }
-    check_output(output)
+    out.check()
     from mbprof.report.folder import MANIFEST
     from mbprof.report.plan import check_out, planned_files
 
-    check_out(out)  # before any measuring: a file of yours there is refused, never lost
-    written = {f"--out ({name})": out / name for name in sorted(planned_files()) + [MANIFEST]}
-    check_outputs({**written, "--output": output})
+    check_out(folder)  # before any measuring: a file of yours there is refused, never lost
+    written = {f"--out ({name})": folder / name for name in sorted(planned_files()) + [MANIFEST]}
+    check_outputs({**written, "--output": out.path})
     from mbprof.api.reporting import prepare_reproduce
     from mbprof.cli._progress import sweep_progress
     from mbprof.render.report_view import reproduce_document
 
-    run = prepare_reproduce(out, latency=not no_latency, latency_options=options)
+    run = prepare_reproduce(folder, latency=not no_latency, latency_options=options)
     with sweep_progress(len(run.specs)) as progress:
         result = run.write(on_start=progress.start, on_done=progress.done)
-    emit(reproduce_document(result), fmt, output)
+    out.emit(reproduce_document(result))

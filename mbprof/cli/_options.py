@@ -1,0 +1,242 @@
+"""Options that several commands share, declared once, as groups: a decorator adds a
+group's options to a command, and the command receives them as one value (``config``,
+``latency``, ``out``), so that no command lists them again.
+
+    @app.command("bench")
+    @config_options
+    @latency_options
+    @output_options
+    def bench_command(model: str = ..., *, config: dict, latency: LatencySettings, out: Output)
+
+Parsing here is torch-free. Latency options are handed on as typed (text): the API checks
+them once and resolves them for this machine; its errors name the settings, and the CLI's
+error policy (``_app.FLAGS``) names these flags instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from mbprof.core.parsing import MAX_BATCH, MAX_CLASSES, MAX_MIN_TIME_S, MAX_WARMUP
+from mbprof.core.settings import LatencySettings
+from mbprof.render.document import Document
+
+
+def option_group(
+    name: str, options: dict[str, tuple[Any, Any]], collect: Callable[..., Any]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator that gives a command the ``options`` (parameter -> (type, typer.Option))
+    in place of its keyword-only parameter ``name``, which receives ``collect(**values)``."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(command)
+        params = []
+        for param in signature.parameters.values():
+            if param.name != name:
+                params.append(param)
+                continue
+            params += [
+                inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+                for key, (kind, option) in options.items()
+            ]
+
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            values = {key: kwargs.pop(key) for key in options}
+            return command(*args, **kwargs, **{name: collect(**values)})
+
+        run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        annotations = {k: v for k, v in command.__annotations__.items() if k != name}
+        run.__annotations__ = {**annotations, **{k: kind for k, (kind, _) in options.items()}}
+        return run
+
+    return decorate
+
+
+# --------------------------------------------------------------------------- one configuration
+
+
+def _config(width: str, depth: str, res: str, classes: str, arg: list[str] | None) -> dict:
+    """The model options, parsed as typed (``api.make_spec`` then checks them against the
+    model): ``make_spec(model, **config)``."""
+    from mbprof.core.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
+
+    return dict(
+        width=parse_positive_float(width, "--width"),
+        depth=parse_positive_float(depth, "--depth"),
+        resolution=parse_resolution(res, "--res"),
+        num_classes=parse_int(classes, "--classes", maximum=MAX_CLASSES),
+        kwargs=dict(parse_kwargs(arg)),
+    )
+
+
+CLASSES_OPTION = typer.Option(
+    "1000", "--classes", help=f"Number of classes, an integer from 1 to {MAX_CLASSES:,}."
+)
+ARG_OPTION = typer.Option(
+    None,
+    "--arg",
+    help="Extra builder keyword argument KEY=VALUE (repeatable, each key once), checked "
+    "against the builder's parameter: a bool takes true/false or 1/0.",
+)
+config_options = option_group(
+    "config",
+    {
+        "width": (str, typer.Option("1.0", "--width", "-w", help="Width multiplier, a number > 0.")),
+        "depth": (str, typer.Option("1.0", "--depth", help="Depth multiplier (models that have one).")),
+        "res": (
+            str,
+            typer.Option(
+                "224",
+                "--res",
+                "-r",
+                help="Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32).",
+            ),
+        ),
+        "classes": (str, CLASSES_OPTION),
+        "arg": (list[str] | None, ARG_OPTION),
+    },
+    _config,
+)
+WEIGHTS_OPTION = typer.Option(
+    None,
+    "--weights",
+    help="Load a local checkpoint (a state dict; read with weights_only=True).",
+    dir_okay=False,
+)
+
+
+# --------------------------------------------------------------------------- latency
+
+
+def _latency(**typed: Any) -> LatencySettings:
+    """The latency options as typed (text), for ``api.make_latency_settings``/``resolve_latency``
+    to check once and resolve for this machine."""
+    typed["min_time_s"] = typed.pop("min_time")
+    return LatencySettings(**typed)
+
+
+latency_options = option_group(
+    "latency",
+    {
+        "device": (
+            str,
+            typer.Option(
+                "auto",
+                "--device",
+                help="Where to run: cpu, cuda, or auto (cuda when torch sees a GPU).",
+            ),
+        ),
+        "batch": (
+            str,
+            typer.Option(
+                "1", "--batch", help=f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}."
+            ),
+        ),
+        "threads": (
+            str | None,
+            typer.Option(
+                None,
+                "--threads",
+                help="Intra-op threads for every backend, an integer from 1 to the logical CPUs "
+                "of this machine (default: torch's current count).",
+            ),
+        ),
+        "dtype": (str, typer.Option("fp32", "--dtype", help="Inference dtype: fp32, fp16 or bf16.")),
+        "backend": (
+            str,
+            typer.Option(
+                "eager",
+                "--backend",
+                help='eager, compile (torch.compile) or onnxruntime (needs: pip install '
+                r'"mbprof\[onnx]").',
+            ),
+        ),
+        "channels_last": (
+            bool,
+            typer.Option(
+                False, "--channels-last", help="Run in the channels-last (NHWC) memory format."
+            ),
+        ),
+        "fuse_bn": (
+            bool,
+            typer.Option(
+                False,
+                "--fuse-bn",
+                help="Fold batch norm into the convolutions first (the deployed form).",
+            ),
+        ),
+        "min_time": (
+            str,
+            typer.Option(
+                "1.0",
+                "--min-time",
+                help="Seconds of timed runs per configuration, a number > 0 and "
+                f"<= {MAX_MIN_TIME_S:g}.",
+            ),
+        ),
+        "warmup": (
+            str,
+            typer.Option(
+                "10", "--warmup", help=f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}."
+            ),
+        ),
+    },
+    _latency,
+)
+
+
+# --------------------------------------------------------------------------- output
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    markdown = "markdown"
+
+
+FORMAT_OPTION = typer.Option(
+    OutputFormat.table, "--format", "-f", help="How to print results: table, csv, json or markdown."
+)
+OUTPUT_OPTION = typer.Option(
+    None,
+    "--output",
+    "-o",
+    help="Write the results to this file instead of the terminal.",
+    dir_okay=False,
+)
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a command's document goes: ``--format`` and ``--output``."""
+
+    fmt: OutputFormat
+    path: Path | None
+
+    def check(self) -> None:
+        """Refuse, before any work, an --output that cannot be written."""
+        from mbprof.cli._common import check_output
+
+        check_output(self.path)
+
+    def emit(self, doc: Document) -> None:
+        from mbprof.cli._common import emit
+
+        emit(doc, self.fmt, self.path)
+
+
+output_options = option_group(
+    "out",
+    {"fmt": (OutputFormat, FORMAT_OPTION), "output": (Path | None, OUTPUT_OPTION)},
+    lambda fmt, output: Output(fmt, output),
+)
