@@ -213,31 +213,23 @@ def prepare_check(
 def check(
     budgets: str | Path | None = None,
     *,
-    baseline: str | Path | None = None,
-    tolerances: Mapping[str, float | str] | None = None,
-    results: str | Path | None = None,
-    allow_import: Iterable[str] | str = (),
-    update_baseline: bool = False,
     on_start: Callable[[ModelSpec], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
     on_done: Callable[[list[Row]], None] | None = None,
+    **options: Any,
 ) -> CheckOutcome:
     """Check the limits of a budget file (TOML, see examples/budgets.toml) and/or a
-    baseline (a saved ``mbprof compare --json`` result, each figure a limit with the
+    ``baseline`` (a saved ``mbprof compare --json`` result, each figure a limit with the
     tolerance of its group: ``tolerances={"latency": "20%"}``; defaults madds, params,
     memory 0%, latency 15%), measuring each configuration once, or judging the figures of
-    saved ``results`` instead. ``update_baseline``: the baseline is about to be rewritten
-    with ``write_baseline`` (it may not exist yet, when ``budgets`` is given; its
-    regressions do not count in ``passed``). Raises ``MbprofError`` for bad input, before
-    anything is measured; a limit that is exceeded is a result, not an error."""
-    return prepare_check(
-        budgets,
-        baseline=baseline,
-        tolerances=tolerances,
-        results=results,
-        allow_import=allow_import,
-        update_baseline=update_baseline,
-    ).run(on_start=on_start, on_phase=on_phase, on_done=on_done)
+    saved ``results`` instead; ``allow_import`` names the modules a file's models may be
+    imported from. ``update_baseline``: the baseline is about to be rewritten with
+    ``write_baseline`` (it may not exist yet, when ``budgets`` is given; its regressions do
+    not count in ``passed``). ``options`` are ``prepare_check``'s. Raises ``MbprofError``
+    for bad input, before anything is measured; a limit that is exceeded is a result, not
+    an error."""
+    run = prepare_check(budgets, **options)
+    return run.run(on_start=on_start, on_phase=on_phase, on_done=on_done)
 
 
 def write_baseline(outcome: CheckOutcome, path: str | Path) -> Path:

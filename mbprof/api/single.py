@@ -5,11 +5,14 @@ model once (``building``) and hands it to the analyses with settings checked onc
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mbprof.api.building import build_checked, build_for_shapes, check_computes, running
-from mbprof.api.inputs import Resolution, make_spec, memory_of, resolve_latency
+from mbprof.api.inputs import make_spec, memory_of, resolve_latency
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import MAX_BATCH, parse_int
 from mbprof.core.records import BenchResult, MeasuredMemory, MemoryReport, ModelSpec, Profile
@@ -43,30 +46,6 @@ def profile_spec(
     return Profile(spec=spec, counts=counts, memory=report)
 
 
-def profile(
-    model: str = "mobilenet_v2",
-    width: float = 1.0,
-    depth: float = 1.0,
-    resolution: Resolution = 224,
-    num_classes: int = 1000,
-    *,
-    weights: str | Path | None = None,
-    kwargs: dict[str, Any] | None = None,
-    with_memory: bool = True,
-    mem_dtype: str = "fp16",
-    chunks: int | str | None = None,
-) -> Profile:
-    """Profile one configuration; see ``Profile``, ``CountReport`` and ``MemoryReport``.
-
-    >>> profile("mobilenet_v2").counts.madds
-    300774272
-    """
-    spec = make_spec(model, width, depth, resolution, num_classes, kwargs)
-    return profile_spec(
-        spec, weights=weights, with_memory=with_memory, mem_dtype=mem_dtype, chunks=chunks
-    )
-
-
 def memory_spec(
     spec: ModelSpec,
     *,
@@ -84,27 +63,6 @@ def memory_spec(
     with running(spec, "analysing its activation memory"):
         report = analyze(model, spec.input_shape(batch), settings).report
     return check_computes(spec, report)
-
-
-def memory(
-    model: str = "mobilenet_v2",
-    width: float = 1.0,
-    depth: float = 1.0,
-    resolution: Resolution = 224,
-    num_classes: int = 1000,
-    *,
-    mem_dtype: str = "fp16",
-    chunks: int | str | None = None,
-    batch: int = 1,
-    kwargs: dict[str, Any] | None = None,
-) -> MemoryReport:
-    """Activation memory of one configuration: per resolution, peak, memory-efficient peak.
-
-    >>> memory("mobilenet_v2", resolution=224).peak_efficient.live_bytes
-    577024
-    """
-    spec = make_spec(model, width, depth, resolution, num_classes, kwargs)
-    return memory_spec(spec, mem_dtype=mem_dtype, chunks=chunks, batch=batch)
 
 
 def measure_memory_spec(
@@ -140,17 +98,46 @@ def bench_spec(
     return BenchResult(spec=spec, timing=timing)
 
 
-def bench(
-    model: str = "mobilenet_v2",
-    width: float = 1.0,
-    depth: float = 1.0,
-    resolution: Resolution = 224,
-    num_classes: int = 1000,
-    *,
-    settings: LatencySettings | None = None,
-    weights: str | Path | None = None,
-    kwargs: dict[str, Any] | None = None,
-) -> BenchResult:
-    """Latency of one configuration on this machine; see ``Timing`` for the figures."""
-    spec = make_spec(model, width, depth, resolution, num_classes, kwargs)
-    return bench_spec(spec, settings=settings, weights=weights)
+def _one_configuration(spec_function: Callable[..., Any], doc: str) -> Callable[..., Any]:
+    """The convenience form of ``spec_function(spec, **options)``: it takes
+    ``make_spec``'s parameters (model, width, depth, resolution, num_classes, kwargs), makes
+    and checks the spec, and passes the function's own options on. Its signature says both,
+    for ``help()`` and editors."""
+    config = inspect.signature(make_spec)
+    own = list(inspect.signature(spec_function).parameters.values())[1:]  # after the spec
+
+    @functools.wraps(spec_function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        named = {key: kwargs.pop(key) for key in list(kwargs) if key in config.parameters}
+        return spec_function(make_spec(*args, **named), **kwargs)
+
+    params = [*config.parameters.values()]
+    params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+    call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        params, return_annotation=inspect.signature(spec_function).return_annotation
+    )
+    call.__doc__ = doc
+    call.__name__ = call.__qualname__ = spec_function.__name__.removesuffix("_spec")
+    return call
+
+
+profile = _one_configuration(
+    profile_spec,
+    """Profile one configuration: its MAdds and parameters, and (``with_memory``) its
+    activation memory; see ``Profile``, ``CountReport`` and ``MemoryReport``.
+
+    >>> profile("mobilenet_v2").counts.madds
+    300774272
+    """,
+)
+memory = _one_configuration(
+    memory_spec,
+    """Activation memory of one configuration: per resolution, peak, memory-efficient peak.
+
+    >>> memory("mobilenet_v2", resolution=224).peak_efficient.live_bytes
+    577024
+    """,
+)
+bench = _one_configuration(
+    bench_spec, "Latency of one configuration on this machine; see ``Timing`` for the figures."
+)

@@ -175,35 +175,30 @@ class CompareRun:
         """The rows as a frame, with published accuracy joined."""
         return add_accuracy(rows_to_frame(rows), self.accuracy)
 
+    def check_top1(self, option: str) -> None:
+        """Refuse, before any counting, a top-1 plot of configurations none of which has a
+        published top-1 (``option`` names what asked for the plot)."""
+        from mbprof.frame.accuracy import check_plottable
+
+        check_plottable(self.accuracy, self.specs, option)
+
 
 def prepare_compare(
-    models: Iterable[str] | str = ("mobilenet_v2",),
-    widths: Iterable[float] | float = (1.0,),
-    depths: Iterable[float] | float = (1.0,),
-    resolutions: Iterable[Resolution] | Resolution = (224,),
-    num_classes: int = 1000,
+    specs: Sequence[ModelSpec],
     *,
-    kwargs: dict[str, Any] | None = None,
     weights: str | Path | None = None,
     with_memory: bool = True,
     mem_dtype: str = "fp16",
     chunks: int | str | None = None,
     latency: bool | LatencySettings = False,
     accuracy: bool | str | Path = True,
-    plot_top1: bool = False,
 ) -> CompareRun:
-    """Everything ``compare`` will do, checked first: configurations, memory and latency
-    settings (resolved for this machine), the accuracy table, and (``plot_top1``) that some
-    configuration has a published top-1 to plot."""
+    """Everything ``compare`` will do with the configurations ``specs`` (from
+    ``make_specs``), checked first: memory and latency settings (resolved for this machine)
+    and the accuracy table (True: the published figures mbprof ships; a CSV path: that
+    file's first; False: none)."""
     memory = memory_of(with_memory, mem_dtype, chunks)
-    specs = make_specs(models, widths, depths, resolutions, num_classes, kwargs)
-    resolved = resolve_latency(latency)
-    table = accuracy_for(accuracy)
-    if plot_top1:
-        from mbprof.frame.accuracy import check_plottable
-
-        check_plottable(table, specs, "--plot")
-    return CompareRun(specs, memory, resolved, table, weights)
+    return CompareRun(list(specs), memory, resolve_latency(latency), accuracy_for(accuracy), weights)
 
 
 def iter_compare(
@@ -237,37 +232,17 @@ def compare(
     num_classes: int = 1000,
     *,
     kwargs: dict[str, Any] | None = None,
-    weights: str | Path | None = None,
-    with_memory: bool = True,
-    mem_dtype: str = "fp16",
-    chunks: int | str | None = None,
-    latency: bool | LatencySettings = False,
-    accuracy: bool | str | Path = True,
+    **options: Any,
 ) -> pd.DataFrame:
-    """One row per (model, width, depth, resolution) (a lone value is one item:
-    ``models="mobilenet_v2"``) with MAdds, params and (``with_memory``) peak activation
-    memory in ``mem_dtype``, materialized and memory-efficient (T = ``chunks``, None for
-    one channel a chunk). ``latency=True`` (default settings) or a ``LatencySettings``
-    also measures each configuration's latency on this machine; ``mbprof compare`` on the
-    command line does so by default.
-
-    ``accuracy``: True joins the published top-1/top-5 shipped with mbprof (see
-    ``mbprof.frame.accuracy``), a path to a CSV puts that file's figures first, False none.
-    """
-    run = prepare_compare(
-        models,
-        widths,
-        depths,
-        resolutions,
-        num_classes,
-        kwargs=kwargs,
-        weights=weights,
-        with_memory=with_memory,
-        mem_dtype=mem_dtype,
-        chunks=chunks,
-        latency=latency,
-        accuracy=accuracy,
-    )
+    """One row per (model, width, depth, resolution) (``make_specs``: a lone value is one
+    item, ``models="mobilenet_v2"``) with MAdds, params and peak activation memory,
+    materialized and memory-efficient; ``options`` are ``prepare_compare``'s:
+    ``with_memory``, ``mem_dtype``, ``chunks`` (T, None for one channel a chunk),
+    ``latency`` (True for the default settings, or a ``LatencySettings``: each
+    configuration also timed on this machine, as ``mbprof compare`` does by default),
+    ``accuracy`` (published top-1 joined) and ``weights``."""
+    specs = make_specs(models, widths, depths, resolutions, num_classes, kwargs)
+    run = prepare_compare(specs, **options)
     return run.frame(run.rows())
 
 

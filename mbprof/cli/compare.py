@@ -115,19 +115,20 @@ def compare_command(
     outputs = {f"--{kind.value}": path for kind, path in files.items()}
     check_outputs({**outputs, "--plot": plot, "--output": out.path}, {"--accuracy": accuracy})
 
-    from mbprof.api import prepare_compare
+    from mbprof.api import make_specs, prepare_compare
     from mbprof.cli._progress import sweep_progress
     from mbprof.render.compare_view import compare_document
 
     run = prepare_compare(
-        **grid,
+        make_specs(**grid),
         with_memory=not no_memory,
         mem_dtype=mem_dtype,
         chunks=chunks,
         latency=False if no_latency else latency,
         accuracy=accuracy if accuracy is not None else True,
-        plot_top1=plot is not None,
     )
+    if plot is not None:
+        run.check_top1("--plot")
     specs = run.specs
     rows: list[dict] = []
     interrupted = False

@@ -24,12 +24,15 @@ MAX_WARMUP = 10_000  # untimed runs before timing
 MAX_THREADS = 4096  # in a file, read anywhere; measuring allows this machine's logical CPUs
 
 
+def refused(option: str, why: str) -> MbprofError:
+    """The error for a bad value of ``option``: "option: why", with the option as its field."""
+    return MbprofError(f"{option}: {why}", field=option)
+
+
 def _items(text: str, option: str) -> list[str]:
     items = [item.strip() for item in str(text).split(",")]
     if any(item == "" for item in items):
-        raise MbprofError(
-            f"{option}: empty item in {text!r}; give a comma-separated list", field=option
-        )
+        raise refused(option, f"empty item in {text!r}; give a comma-separated list")
     return items
 
 
@@ -43,18 +46,11 @@ def parse_positive_float(
             raise TypeError
         value = float(text)
     except (TypeError, ValueError):
-        raise MbprofError(
-            f"{option}: {text!r} is not a number; give a finite number > 0", field=option
-        ) from None
+        raise refused(option, f"{text!r} is not a number; give a finite number > 0") from None
     if not math.isfinite(value) or value <= 0:
-        raise MbprofError(
-            f"{option}: {text!r} is not allowed; give a finite number > 0", field=option
-        )
+        raise refused(option, f"{text!r} is not allowed; give a finite number > 0")
     if maximum is not None and value > maximum:
-        raise MbprofError(
-            f"{option}: {text!r} is too large; give a number > 0 and <= {maximum:g}{unit}",
-            field=option,
-        )
+        raise refused(option, f"{text!r} is too large; give a number > 0 and <= {maximum:g}{unit}")
     return value
 
 
@@ -74,17 +70,12 @@ def parse_int(
     elif isinstance(text, str) and re.fullmatch(r"\s*[-+]?\d+\s*", text):
         value = int(text)
     else:
-        raise MbprofError(
-            f"{option}: {text!r} is not an integer; give an integer >= {minimum}", field=option
-        )
+        raise refused(option, f"{text!r} is not an integer; give an integer >= {minimum}")
     if value < minimum:
-        raise MbprofError(
-            f"{option}: {value} is too small; give an integer >= {minimum}", field=option
-        )
+        raise refused(option, f"{value} is too small; give an integer >= {minimum}")
     if maximum is not None and value > maximum:
-        raise MbprofError(
-            f"{option}: {value} is too large{why}; give an integer from {minimum} to {maximum:,}",
-            field=option,
+        raise refused(
+            option, f"{value} is too large{why}; give an integer from {minimum} to {maximum:,}"
         )
     return value
 
@@ -113,21 +104,20 @@ def parse_resolution(text: str | int | tuple[int, int], option: str = "--res") -
     if isinstance(text, (tuple, list)):
         sides_ok = all(isinstance(side, int) and not isinstance(side, bool) for side in text)
         if len(text) != 2 or not sides_ok:
-            raise MbprofError(f"{option}: {text!r} is not a resolution; {allowed}", field=option)
+            raise refused(option, f"{text!r} is not a resolution; {allowed}")
         dims = [int(side) for side in text]
         shown = f"{dims[0]}x{dims[1]}"
     elif isinstance(text, bool) or not isinstance(text, (int, str)):
-        raise MbprofError(f"{option}: {text!r} is not a resolution; {allowed}", field=option)
+        raise refused(option, f"{text!r} is not a resolution; {allowed}")
     else:
         shown = str(text).strip()
         parts = re.split(r"[xX]", shown)
         if len(parts) not in (1, 2) or not all(re.fullmatch(r"\d+", p.strip()) for p in parts):
-            raise MbprofError(f"{option}: {shown!r} is not a resolution; {allowed}", field=option)
+            raise refused(option, f"{shown!r} is not a resolution; {allowed}")
         dims = [int(p) for p in parts]
     if any(dim < MIN_RESOLUTION for dim in dims):
-        raise MbprofError(
-            f"{option}: {shown!r} is too small; each side must be >= {MIN_RESOLUTION} pixels",
-            field=option,
+        raise refused(
+            option, f"{shown!r} is too small; each side must be >= {MIN_RESOLUTION} pixels"
         )
     return (dims[0], dims[-1])
 
@@ -191,14 +181,9 @@ def parse_kwargs(items: list[str] | None, option: str = "--arg") -> tuple[tuple[
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key.isidentifier():
-            raise MbprofError(
-                f"{option}: {item!r} is not key=value with a Python identifier as key",
-                field=option,
-            )
+            raise refused(option, f"{item!r} is not key=value with a Python identifier as key")
         if key in pairs:
-            raise MbprofError(
-                f"{option}: {key!r} is given twice; give each argument once", field=option
-            )
+            raise refused(option, f"{key!r} is given twice; give each argument once")
         pairs[key] = read_literal(value)
     return tuple(sorted(pairs.items()))
 
@@ -207,7 +192,5 @@ def parse_choice(text: str, option: str, choices: tuple[str, ...]) -> str:
     """One of ``choices`` (case-insensitive)."""
     value = str(text).strip().lower()
     if value not in choices:
-        raise MbprofError(
-            f"{option}: {text!r} is not allowed; choose one of {', '.join(choices)}", field=option
-        )
+        raise refused(option, f"{text!r} is not allowed; choose one of {', '.join(choices)}")
     return value

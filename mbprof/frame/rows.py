@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import format_literal, parse_resolution, read_literal
 from mbprof.core.records import ModelSpec
+from mbprof.frame.columns import ENVIRONMENT_COLUMNS, LATENCY_FIGURES
 
 if TYPE_CHECKING:
     from mbprof.core.records import CountReport, Environment, MemoryReport, Timing
@@ -198,35 +199,14 @@ def memory_columns(report: MemoryReport) -> dict[str, Any]:
 
 
 def environment_columns(env: Environment) -> dict[str, Any]:
-    """Where and how a timing was taken."""
-    return {
-        "device": env.device,
-        "device_name": env.device_name,
-        "backend": env.backend,
-        "dtype": env.dtype,
-        "batch": env.batch,
-        "threads": env.threads,
-        "memory_format": env.memory_format,
-        "fuse_bn": env.fuse_bn,
-        "torch_version": env.torch_version,
-        "cpu_model": env.cpu_model,
-    }
+    """Where and how a timing was taken (``ENVIRONMENT_COLUMNS``)."""
+    return {key: getattr(env, key) for key in ENVIRONMENT_COLUMNS}
 
 
 def latency_columns(timing: Timing) -> dict[str, Any]:
-    """A timing's figures and its environment (``mbprof.analysis.latency``)."""
-    return {
-        "latency_ms": timing.latency_ms,
-        "latency_ms_per_image": timing.latency_ms_per_image,
-        "latency_p10_ms": timing.latency_p10_ms,
-        "latency_p90_ms": timing.latency_p90_ms,
-        "runs": timing.runs,
-        "throughput_ips": timing.throughput_ips,
-        "achieved_gflops": timing.achieved_gflops,
-        "machine_share_pct": timing.machine_share_pct,
-        "compile_s": timing.compile_s,
-        **environment_columns(timing.environment),
-    }
+    """A timing's figures (``LATENCY_FIGURES``) and its environment (``mbprof.analysis.latency``)."""
+    figures = {key: getattr(timing, key) for key in LATENCY_FIGURES}
+    return {**figures, **environment_columns(timing.environment)}
 
 
 def failure_text(exc: BaseException) -> str:
