@@ -119,6 +119,7 @@ class MbprofGroup(TyperGroup):
         debug = "--debug" in argv or os.environ.get("MBPROF_DEBUG", "") not in ("", "0")
         prepare_streams()  # a closed stdout, an ASCII locale: one line, not a traceback
         from mbprof.core import interrupts
+
         try:
             # SIGTERM (a CI runner's timeout) stops a sweep as Ctrl-C does: finished rows kept.
             with interrupts.watch(sigterm=True):

@@ -44,7 +44,9 @@ def option_group(
                 params.append(param)
                 continue
             params += [
-                inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+                inspect.Parameter(
+                    key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind
+                )
                 for key, (kind, option) in options.items()
             ]
 
@@ -59,6 +61,11 @@ def option_group(
         return run
 
     return decorate
+
+
+def file_option(flag: str, help: str) -> Any:
+    """An optional file path option (``--csv FILE``): a path, never a folder."""
+    return typer.Option(None, flag, help=help, dir_okay=False)
 
 
 # --------------------------------------------------------------------------- one configuration
@@ -90,8 +97,14 @@ ARG_OPTION = typer.Option(
 config_options = option_group(
     "config",
     {
-        "width": (str, typer.Option("1.0", "--width", "-w", help="Width multiplier, a number > 0.")),
-        "depth": (str, typer.Option("1.0", "--depth", help="Depth multiplier (models that have one).")),
+        "width": (
+            str,
+            typer.Option("1.0", "--width", "-w", help="Width multiplier, a number > 0."),
+        ),
+        "depth": (
+            str,
+            typer.Option("1.0", "--depth", help="Depth multiplier (models that have one)."),
+        ),
         "res": (
             str,
             typer.Option(
@@ -150,13 +163,16 @@ latency_options = option_group(
                 "of this machine (default: torch's current count).",
             ),
         ),
-        "dtype": (str, typer.Option("fp32", "--dtype", help="Inference dtype: fp32, fp16 or bf16.")),
+        "dtype": (
+            str,
+            typer.Option("fp32", "--dtype", help="Inference dtype: fp32, fp16 or bf16."),
+        ),
         "backend": (
             str,
             typer.Option(
                 "eager",
                 "--backend",
-                help='eager, compile (torch.compile) or onnxruntime (needs: pip install '
+                help="eager, compile (torch.compile) or onnxruntime (needs: pip install "
                 r'"mbprof\[onnx]").',
             ),
         ),

@@ -10,7 +10,7 @@ import typer
 
 from mbprof.cli._app import app, results_stream
 from mbprof.cli._common import check_output, check_outputs
-from mbprof.cli._options import OUTPUT_OPTION, OutputFormat
+from mbprof.cli._options import OUTPUT_OPTION, OutputFormat, file_option
 
 EXIT_EXCEEDED = 1
 
@@ -28,11 +28,8 @@ def check_command(
     budgets: Path | None = typer.Argument(
         None, help="A TOML budget file (see examples/budgets.toml).", dir_okay=False
     ),
-    baseline: Path | None = typer.Option(
-        None,
-        "--baseline",
-        help="A saved result (mbprof compare --json FILE) to guard against regressions.",
-        dir_okay=False,
+    baseline: Path | None = file_option(
+        "--baseline", "A saved result (mbprof compare --json FILE) to guard against regressions."
     ),
     update_baseline: bool = typer.Option(
         False,
@@ -45,15 +42,10 @@ def check_command(
         help="Baseline tolerance GROUP=PERCENT, GROUP one of madds, params, memory, latency "
         "(defaults: 0%, 0%, 0%, 15%). Repeatable.",
     ),
-    results: Path | None = typer.Option(
-        None,
-        "--results",
-        help="Check figures saved by mbprof compare (JSON or CSV) instead of measuring.",
-        dir_okay=False,
+    results: Path | None = file_option(
+        "--results", "Check figures saved by mbprof compare (JSON or CSV) instead of measuring."
     ),
-    junit: Path | None = typer.Option(
-        None, "--junit", help="Also write JUnit XML, one testcase per limit.", dir_okay=False
-    ),
+    junit: Path | None = file_option("--junit", "Also write JUnit XML, one testcase per limit."),
     fmt: CheckFormat = typer.Option(
         CheckFormat.table,
         "--format",

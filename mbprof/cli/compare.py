@@ -13,6 +13,7 @@ from mbprof.cli._options import (
     CLASSES_OPTION,
     Output,
     OutputFormat,
+    file_option,
     latency_options,
     output_options,
 )
@@ -47,27 +48,16 @@ def compare_command(
     ),
     classes: str = CLASSES_OPTION,
     arg: list[str] | None = ARG_OPTION,
-    csv: Path | None = typer.Option(
-        None, "--csv", help="Also write the table as CSV.", dir_okay=False
-    ),
-    json: Path | None = typer.Option(
-        None, "--json", help="Also write the table as JSON.", dir_okay=False
-    ),
-    markdown: Path | None = typer.Option(
-        None, "--markdown", help="Also write the table as Markdown.", dir_okay=False
-    ),
-    accuracy: Path | None = typer.Option(
-        None,
+    csv: Path | None = file_option("--csv", "Also write the table as CSV."),
+    json: Path | None = file_option("--json", "Also write the table as JSON."),
+    markdown: Path | None = file_option("--markdown", "Also write the table as Markdown."),
+    accuracy: Path | None = file_option(
         "--accuracy",
-        help="CSV of your own accuracy figures (model, width, depth, resolution, top1; "
+        "CSV of your own accuracy figures (model, width, depth, resolution, top1; "
         "optional top5, source), used before the published figures mbprof ships.",
-        dir_okay=False,
     ),
-    plot: Path | None = typer.Option(
-        None,
-        "--plot",
-        help="Also draw top-1 against MAdds with the Pareto frontier (.png, .svg or .pdf).",
-        dir_okay=False,
+    plot: Path | None = file_option(
+        "--plot", "Also draw top-1 against MAdds with the Pareto frontier (.png, .svg or .pdf)."
     ),
     mem_dtype: str = typer.Option(
         "fp16",
@@ -140,6 +130,7 @@ def compare_command(
         except KeyboardInterrupt:
             interrupted = True  # keep the rows already measured
     from mbprof.core import interrupts
+
     if interrupted and not rows:  # nothing measured: every old file stays as it was
         typer.echo(
             "mbprof: interrupted before any configuration was measured; no file written",

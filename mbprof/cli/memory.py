@@ -8,7 +8,7 @@ import typer
 
 from mbprof.cli._app import app
 from mbprof.cli._common import check_output, check_outputs
-from mbprof.cli._options import Output, config_options, output_options
+from mbprof.cli._options import Output, config_options, file_option, output_options
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import parse_int
 from mbprof.core.settings import memory_settings
@@ -35,11 +35,8 @@ def memory_command(
     dtype: str = DTYPE_OPTION,
     chunks: str = CHUNKS_OPTION,
     batch: str = typer.Option("1", "--batch", "-b", help="Images per forward pass (>= 1)."),
-    curve: Path | None = typer.Option(
-        None,
-        "--curve",
-        help="Also write the live bytes at every op (both modes) to FILE.csv or FILE.json.",
-        dir_okay=False,
+    curve: Path | None = file_option(
+        "--curve", "Also write the live bytes at every op (both modes) to FILE.csv or FILE.json."
     ),
     measure: bool = typer.Option(
         False,

@@ -47,6 +47,18 @@ class ConvBNAct(nn.Sequential):
         self.out_channels = out_channels
 
 
+class PooledClassifier(nn.Module):
+    """A network whose ``features`` end in global average pooling and a ``classifier`` on
+    the pooled vector (MobileNetV1, V2 and V3): their forward pass, written once."""
+
+    features: nn.Module
+    classifier: nn.Module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.adaptive_avg_pool2d(self.features(x), 1)
+        return self.classifier(torch.flatten(x, 1))
+
+
 def init_weights(model: nn.Module) -> None:
     """torchvision's initialisation for MobileNets (random weights are fine for costs,
     but a sensible scale keeps activations finite in latency runs)."""

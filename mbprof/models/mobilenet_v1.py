@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mbprof.models._layers import ConvBNAct, init_weights
+from mbprof.models._layers import ConvBNAct, PooledClassifier, init_weights
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class DepthwiseSeparable(nn.Module):
         return self.pw(self.dw(x))
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(PooledClassifier):
     def __init__(self, width: float = 1.0, num_classes: int = 1000, dropout: float = 0.001) -> None:
         super().__init__()
         stem = slim_depth(STEM_CHANNELS, width)
@@ -71,12 +71,6 @@ class MobileNetV1(nn.Module):
         # TF-Slim's logits are a 1x1 conv with bias on the pooled map: the same as a Linear.
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(in_channels, num_classes))
         init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        x = nn.functional.adaptive_avg_pool2d(x, 1)
-        x = torch.flatten(x, 1)
-        return self.classifier(x)
 
 
 def mobilenet_v1(

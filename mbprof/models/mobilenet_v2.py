@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mbprof.models._layers import ConvBNAct, init_weights, make_divisible
+from mbprof.models._layers import ConvBNAct, PooledClassifier, init_weights, make_divisible
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class InvertedResidual(nn.Module):
         return self.conv(x)
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(PooledClassifier):
     def __init__(
         self,
         width: float = 1.0,
@@ -97,12 +97,6 @@ class MobileNetV2(nn.Module):
             nn.Dropout(p=dropout), nn.Linear(self.last_channel, num_classes)
         )
         init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        x = nn.functional.adaptive_avg_pool2d(x, 1)
-        x = torch.flatten(x, 1)
-        return self.classifier(x)
 
 
 def stage_repeats(stage: Stage, depth: float, index: int, count: int) -> int:

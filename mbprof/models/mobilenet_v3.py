@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mbprof.models._layers import ConvBNAct, init_weights, make_divisible
+from mbprof.models._layers import ConvBNAct, PooledClassifier, init_weights, make_divisible
 
 BN_EPS, BN_MOMENTUM = 1e-3, 0.01  # torchvision's (and TF's) batch-norm settings for V3
 STEM_CHANNELS = 16
@@ -125,7 +125,7 @@ class InvertedResidual(nn.Module):
         return self.block(x)
 
 
-class MobileNetV3(nn.Module):
+class MobileNetV3(PooledClassifier):
     def __init__(
         self,
         arch: str = "large",
@@ -158,11 +158,6 @@ class MobileNetV3(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.eps, module.momentum = BN_EPS, BN_MOMENTUM
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        x = nn.functional.adaptive_avg_pool2d(x, 1)
-        return self.classifier(torch.flatten(x, 1))
 
 
 def mobilenet_v3_large(

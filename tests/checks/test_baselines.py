@@ -23,27 +23,21 @@ from mbprof.core.errors import MbprofError
 from mbprof.frame.rows import identity_row
 from mbprof.render.checks_view import annotation, github_annotations, junit_xml
 from tests.checks.test_budgets import SPECS
+from tests.support.rows import MNV2_MADDS, MNV2_PARAMS, config_row
 
-ROW = {
-    "model": "mobilenet_v2",
-    "width": 1.0,
-    "depth": 1.0,
-    "resolution": "224",
-    "input_h": 224,
-    "input_w": 224,
-    "num_classes": 1000,
-    "madds": 300_774_272,
-    "params": 3_504_872,
-    "peak_act_bytes": 2_408_448,
-    "peak_act_bytes_efficient": 1_204_224,
-    "mem_dtype": "fp16",
-    "latency_ms": 20.0,
-    "device": "cpu",
-    "backend": "eager",
-    "threads": 2,
-    "batch": 1,
-    "dtype": "fp32",
-}
+ROW = config_row(
+    madds=MNV2_MADDS,
+    params=MNV2_PARAMS,
+    peak_act_bytes=2_408_448,
+    peak_act_bytes_efficient=1_204_224,
+    mem_dtype="fp16",
+    latency_ms=20.0,
+    device="cpu",
+    backend="eager",
+    threads=2,
+    batch=1,
+    dtype="fp32",
+)
 
 
 def test_default_and_parsed_tolerances():

@@ -23,6 +23,7 @@ from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
 from mbprof.core.units import parse_percent
 from mbprof.frame.rows import identity_row
+from tests.support.rows import MNV2_MADDS, MNV2_PARAMS, config_row
 
 ISSUE_FORM = """\
 # the form in the issue
@@ -35,24 +36,10 @@ max_params = "3.6M"
 """
 
 # MobileNetV2 1.0 at 224: torchvision's counts (shared/reference/architectures.md).
-MNV2_MADDS = 300_774_272
-MNV2_PARAMS = 3_504_872
 
 
 def mnv2_row(**extra):
-    row = {
-        "model": "mobilenet_v2",
-        "width": 1.0,
-        "depth": 1.0,
-        "resolution": "224",
-        "input_h": 224,
-        "input_w": 224,
-        "num_classes": 1000,
-        "madds": MNV2_MADDS,
-        "params": MNV2_PARAMS,
-    }
-    row.update(extra)
-    return row
+    return config_row(**{"madds": MNV2_MADDS, "params": MNV2_PARAMS, **extra})
 
 
 # --- parsing -------------------------------------------------------------------------------

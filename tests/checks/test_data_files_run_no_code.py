@@ -29,6 +29,7 @@ from mbprof.cli import app
 from mbprof.core.errors import MbprofError, UnknownModelError
 from mbprof.frame.rows import spec_from_row
 from tests.support import ROOT
+from tests.support.rows import config_row
 
 REPO = ROOT
 
@@ -53,17 +54,7 @@ SYSTEM_TOML = (
 )
 # A results row that would run the shell through os.system; ${IFS} is a space to the
 # shell (the args column splits on spaces).
-SYSTEM_ROW = {
-    "model": "os:system",
-    "width": 1.0,
-    "depth": 1.0,
-    "resolution": "224",
-    "input_h": 224,
-    "input_w": 224,
-    "num_classes": 1000,
-    "args": "command=touch${IFS}marker",
-    "params": 1,
-}
+SYSTEM_ROW = config_row("os:system", args="command=touch${IFS}marker", params=1)
 V2_ROW = {**SYSTEM_ROW, "model": "mobilenet_v2", "args": "", "params": 3_504_872}
 V2_TOML = '[[budget]]\nmodel = "mobilenet_v2"\nmax_params = "4M"\n'
 
