@@ -124,7 +124,7 @@ class CheckRun:
         # The baseline's own configurations, or, for a new baseline, the budget file's.
         targets = self.guarded or self.budgets
         if self.results is not None:
-            from mbprof.render.export import read_frame
+            from mbprof.frame.files import read_frame
 
             rows = read_frame(self.results).to_dict(orient="records")
             refuse_row_imports(rows, str(self.results), self.allow_import)
@@ -161,7 +161,7 @@ def _baseline_budgets(
 ) -> list[Budget]:
     if baseline is None:
         return []
-    from mbprof.render.export import read_frame
+    from mbprof.frame.files import read_frame
 
     if not baseline.exists():
         if update and with_budgets:
@@ -236,8 +236,9 @@ def write_baseline(outcome: CheckOutcome, path: str | Path) -> Path:
     """Write ``outcome.baseline_rows`` as a baseline (the JSON document of
     ``mbprof compare --json``), whole or not at all."""
     from mbprof.api.sweep import rows_to_frame
+    from mbprof.core.files import write_atomic
     from mbprof.render.compare_view import compare_document
-    from mbprof.render.export import to_json, write_atomic
+    from mbprof.render.export import to_json
 
     doc = compare_document(rows_to_frame(outcome.baseline_rows), title="Baseline")
     return write_atomic(path, to_json(doc))

@@ -14,7 +14,7 @@ from mbprof.render.document import Document
 
 def check_output(output: Path | None, option: str = "--output") -> None:
     if output is not None:
-        from mbprof.render.export import check_writable
+        from mbprof.core.files import check_writable
 
         check_writable(output, option)
 
@@ -82,7 +82,7 @@ def emit(doc: Document, fmt: OutputFormat, output: Path | None = None) -> None:
     """Print ``doc`` in ``fmt`` on the real stdout (user code's prints go to stderr),
     or write it whole to ``output``."""
     if output is not None:
-        from mbprof.render.export import write_atomic
+        from mbprof.core.files import write_atomic
         from mbprof.render.safe_text import safe_text
 
         write_atomic(output, render(doc, fmt))

@@ -146,6 +146,7 @@ def _measure(run):
 
 
 def _emit(outcome, fmt, output, junit, budgets, baseline) -> None:
+    from mbprof.core.files import write_atomic
     from mbprof.render.checks_view import (
         check_document,
         check_title,
@@ -153,7 +154,6 @@ def _emit(outcome, fmt, output, junit, budgets, baseline) -> None:
         github_annotations,
         github_summary,
     )
-    from mbprof.render.export import write_atomic
     from mbprof.render.safe_text import safe_text
 
     results = outcome.results

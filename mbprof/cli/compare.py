@@ -147,7 +147,7 @@ def compare_command(
         front = frontier_document(result, AXES["madds"], AXES["top1"], "this comparison")
         doc.tables.append(front.tables[0])
         doc.tables[-1].title = front.title
-    from mbprof.render.export import write_atomic
+    from mbprof.core.files import write_atomic
 
     for kind, path in files.items():
         if path is not None:

@@ -75,7 +75,8 @@ def memory_command(
     if curve is not None:
         import json
 
-        from mbprof.render.export import frame_records, write_atomic
+        from mbprof.core.files import write_atomic
+        from mbprof.render.export import frame_records
 
         frame = curve_frame(report)
         if curve.suffix.lower() == ".json":

@@ -52,7 +52,7 @@ def plot_command(
     out.check()
     check_outputs({"--figure": figure, "--output": out.path}, {"FRAME": frame})
 
-    from mbprof.render.export import read_frame
+    from mbprof.frame.files import read_frame
     from mbprof.render.plots import frontier_document, plot_frame
 
     data = read_frame(frame)

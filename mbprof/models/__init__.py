@@ -125,7 +125,9 @@ def check_kwargs(info: ModelInfo, kwargs: dict[str, Any]) -> dict[str, Any]:
     parameter's type, by its annotation or its default (a bool takes true/false or 1/0,
     an int an integer, a float a finite number). The one check for ``--arg``, budget-file
     ``args`` tables and the Python API's ``kwargs``; returns the values as the builder
-    gets them."""
+    gets them. No arguments: nothing to check (and the builder's module is not imported)."""
+    if not kwargs:
+        return {}
     try:
         params = dict(inspect.signature(info.builder).parameters)
     except (TypeError, ValueError):  # no signature to check against

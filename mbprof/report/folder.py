@@ -142,7 +142,7 @@ def check_folder(
 
 
 def _write_manifest(out: Path, files: Owned) -> None:
-    from mbprof.render.export import write_atomic
+    from mbprof.core.files import write_atomic
 
     payload = {"written_by": _WRITER, "files": dict(sorted(files.items()))}
     write_atomic(out / MANIFEST, json.dumps(payload, indent=1) + "\n")

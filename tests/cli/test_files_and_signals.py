@@ -20,7 +20,7 @@ import pytest
 import mbprof.api.reporting as rep
 from mbprof.core import interrupts
 from mbprof.core.errors import MbprofError
-from mbprof.render.export import write_atomic
+from mbprof.core.files import write_atomic
 from mbprof.report.folder import MANIFEST
 from mbprof.report.plan import MARKER
 from tests.conftest import assert_one_line_error
@@ -376,7 +376,12 @@ def test_ctrl_c_before_the_first_row_leaves_old_files_untouched(models_dir):
     assert after["keep.csv"] == before["keep.csv"] and after["keep.json"] == before["keep.json"]
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+# SIGINT in a second process is slow-marked: tests/cli/test_latency.py sends a real SIGINT
+# in-process too (run by .ci/run with -m slow, like every slow test).
+@pytest.mark.parametrize(
+    ("signum", "code"),
+    [(signal.SIGTERM, 143), pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)],
+)
 def test_a_signal_mid_sweep_keeps_the_finished_rows(models_dir, signum, code):
     process = _start_sweep(models_dir, "1.0,2.0", "rows.csv")
     process.send_signal(signum)
@@ -420,7 +425,10 @@ def test_a_model_that_exits_while_measured_gets_an_error_row(models_dir):
 
 @pytest.mark.parametrize(
     ("model", "where"),
-    [("um:exit_build", "while being built"), ("exits_at_import:build", "while importing")],
+    [
+        pytest.param("um:exit_build", "while being built", marks=pytest.mark.slow),
+        ("exits_at_import:build", "while importing"),
+    ],
 )
 def test_a_model_that_exits_while_built_or_imported_is_one_line(models_dir, model, where):
     result = mbprof("profile", model, "--res", "32", cwd=models_dir)
@@ -429,7 +437,9 @@ def test_a_model_that_exits_while_built_or_imported_is_one_line(models_dir, mode
     assert f"model {model!r} called sys.exit(0) {where}" in line
 
 
-@pytest.mark.parametrize("model", ["um:exit_build", "um:exit_forward"])
+@pytest.mark.parametrize(
+    "model", ["um:exit_build", pytest.param("um:exit_forward", marks=pytest.mark.slow)]
+)
 def test_check_stops_with_the_model_named(models_dir, model):
     budgets = models_dir / "budgets.toml"
     budgets.write_text(f'[[budget]]\nmodel = "{model}"\nresolution = 32\nmax_madds = "1M"\n')

@@ -32,7 +32,9 @@ def mbprof_process(*args: str, shell_tail: str = ""):
 def test_lone_values_are_one_item():
     specs = mbprof.api.make_specs(models="mobilenet_v2", widths=0.5, depths=1.0, resolutions=224)
     assert [(s.model, s.width, s.resolution) for s in specs] == [("mobilenet_v2", 0.5, (224, 224))]
-    frame = mbprof.compare(models="mobilenet_v2", resolutions="32", with_memory=False, accuracy=False)
+    frame = mbprof.compare(
+        models="mobilenet_v2", resolutions="32", with_memory=False, accuracy=False
+    )
     assert frame["model"].tolist() == ["mobilenet_v2"]
 
 

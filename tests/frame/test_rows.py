@@ -25,7 +25,9 @@ from mbprof.frame.rows import (
     spec_from_row,
 )
 
-names = st.from_regex(r"[a-z][a-z0-9_]{0,12}(\.[a-z][a-z0-9_]{0,6})?(:[A-Za-z_][A-Za-z0-9_]{0,8})?", fullmatch=True)
+names = st.from_regex(
+    r"[a-z][a-z0-9_]{0,12}(\.[a-z][a-z0-9_]{0,6})?(:[A-Za-z_][A-Za-z0-9_]{0,8})?", fullmatch=True
+)
 multipliers = st.floats(min_value=1e-3, max_value=1e3, allow_nan=False, allow_infinity=False)
 sides = st.integers(min_value=32, max_value=4096)
 values = st.one_of(
@@ -35,7 +37,9 @@ values = st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=12),
     st.sampled_from(["1", "true", "None", "a b", "x=y", '"q"', "1e3", "inf", ""]),
 )
-kwargs = st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True), values, max_size=4)
+kwargs = st.dictionaries(
+    st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True), values, max_size=4
+)
 specs = st.builds(
     ModelSpec,
     model=names,
@@ -50,7 +54,8 @@ specs = st.builds(
 def _same_values(a: tuple, b: tuple) -> bool:
     """Builder arguments equal, with -0.0 == 0.0 and types kept (True is not 1)."""
     return len(a) == len(b) and all(
-        ka == kb and type(va) is type(vb) and va == vb for (ka, va), (kb, vb) in zip(a, b, strict=True)
+        ka == kb and type(va) is type(vb) and va == vb
+        for (ka, va), (kb, vb) in zip(a, b, strict=True)
     )
 
 

@@ -256,6 +256,7 @@ def _expected_madds(side: int = 32, classes: int = 1000) -> int:
     ],
     ids=["profile", "compare"],
 )
+@pytest.mark.slow  # two more processes; the same prints are checked in-process below
 def test_user_prints_go_to_stderr_subprocess(tmp_path, args):
     (tmp_path / "noisy.py").write_text(textwrap.dedent(NOISY))
     out = _mbprof(*args, cwd=tmp_path)

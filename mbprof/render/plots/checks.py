@@ -85,7 +85,7 @@ def check_plot_values(frame: pd.DataFrame, axes: dict[str, Axis], where: str) ->
 
 def check_figure_path(path: str | Path, option: str) -> Path:
     """Refuse, before any work, a figure path with an unknown extension or that cannot be written."""
-    from mbprof.render.export import check_writable
+    from mbprof.core.files import check_writable
 
     path = Path(path)
     if path.suffix.lower() not in FIGURE_SUFFIXES:

@@ -143,7 +143,7 @@ def save_figure(fig, path: Path) -> None:
     that the same figure gives the same bytes."""
     import io
 
-    from mbprof.render.export import write_atomic
+    from mbprof.core.files import write_atomic
 
     buffer = io.BytesIO()
     fmt = path.suffix.lower().lstrip(".")

@@ -1,0 +1,127 @@
+"""Files that mbprof writes: whole or not at all, and never over what is not a regular file
+(a device, a FIFO, ``/dev/stdout``: written through). Torch-free; every writer of a result,
+a figure or a report goes through ``write_atomic``."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tempfile
+from pathlib import Path
+
+from mbprof.core.errors import MbprofError
+
+
+def _existing(path: Path) -> os.stat_result | None:
+    """``path``'s status, links followed (None when nothing is there yet)."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):  # its folder is checked by the caller
+        return None
+
+
+_DESCRIPTOR = re.compile(r"/(proc/(self|thread-self|\d+)/fd|dev/fd)/\d+")
+
+
+def _names_a_descriptor(path: Path) -> bool:
+    """Whether ``path`` is (a link to) an open file descriptor such as ``/dev/stdout``:
+    what the shell redirected it to (``>> log``) is written through, never replaced."""
+    current = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on links followed
+        if _DESCRIPTOR.fullmatch(current):
+            return True
+        if not os.path.islink(current):
+            return False
+        current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
+    return False
+
+
+def _streamed(path: Path, found: os.stat_result | None) -> bool:
+    """Written through rather than replaced: a device, a FIFO, a socket, a descriptor."""
+    if found is None:
+        return False
+    return not stat.S_ISREG(found.st_mode) or _names_a_descriptor(path)
+
+
+def check_writable(path: str | Path, option: str = "--output") -> Path:
+    """Refuse, before any work, a path that cannot be written. A device, FIFO or
+    ``/dev/stdout`` is written through; a regular file (or a new one) is replaced by a
+    temporary file renamed into place, so its folder must be writable."""
+    path = Path(path)
+    found = _existing(path)
+    if found is not None and stat.S_ISDIR(found.st_mode):
+        raise MbprofError(f"{option}: {str(path)!r} is a directory; give a file path")
+    if _streamed(path, found):
+        if not os.access(path, os.W_OK):
+            raise MbprofError(f"{option}: cannot write {str(path)!r}: permission denied")
+        return path
+    target = Path(os.path.realpath(path))  # a link's target is written, never the link
+    parent = target.parent
+    if not parent.is_dir():
+        shown = path.parent if str(path.parent) else Path(".")
+        raise MbprofError(
+            f"{option}: cannot write {str(path)!r}: folder {str(shown)!r} does not exist"
+        )
+    if not os.access(parent, os.W_OK) or (found is not None and not os.access(path, os.W_OK)):
+        raise MbprofError(f"{option}: cannot write {str(path)!r}: permission denied")
+    return path
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it (no window for other threads)
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def _cannot_write(path: Path, exc: OSError) -> MbprofError:
+    reason = (exc.strerror or str(exc)).lower() if isinstance(exc, OSError) else str(exc)
+    return MbprofError(f"cannot write {str(path)!r}: {reason}")
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` whole or not at all, and never replace what is not a regular file.
+
+    A regular file (or a new path) gets a temporary file beside it renamed into place, so
+    a reader never sees half a file and a failure leaves the old file untouched; the new
+    file keeps the old one's permissions (a new one gets the user's umask). A symbolic
+    link's target is replaced, not the link. A character device, FIFO or socket
+    (``/dev/null``) and an open descriptor (``/dev/stdout``, whatever the shell sent it
+    to) are written through, never replaced. A failure to write (``/dev/full``: no space
+    left on device) is one ``MbprofError`` naming the path."""
+    path = Path(path)
+    payload = data if isinstance(data, bytes) else data.encode("utf-8")
+    found = _existing(path)
+    if found is not None and stat.S_ISDIR(found.st_mode):
+        raise MbprofError(f"cannot write {str(path)!r}: it is a directory")
+    if _streamed(path, found):
+        try:  # appending: a descriptor redirected with >> keeps what it holds
+            with open(path, "ab") as handle:
+                handle.write(payload)
+        except OSError as exc:
+            raise _cannot_write(path, exc) from None
+        return path
+    target = Path(os.path.realpath(path))
+    mode = stat.S_IMODE(found.st_mode) if found is not None else 0o666 & ~_umask()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _cannot_write(path, exc) from None
+        raise
+    return path
