@@ -125,6 +125,21 @@ def usable_specs(configs: Sequence[ModelSpec], left_out: list[str]) -> list[Mode
     return kept
 
 
+def _bn_params(model: str, width: float) -> int:
+    """Parameters of the batch-norm layers (scale and shift), which TF-Slim's tables leave out."""
+    from torch import nn
+
+    from mbprof.models import create_model
+
+    built = create_model(model, width=width)
+    return sum(
+        p.numel()
+        for m in built.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for p in m.parameters(recurse=False)
+    )
+
+
 def _memory_at_224(model: str, width: float) -> MemoryReport:
     """mbprof's activation memory of one network as Table 3 has it: 224x224, fp16."""
     return memory(model, width, resolution=224, mem_dtype="fp16")
@@ -180,7 +195,7 @@ class ReproduceRun:
         parts = self.parts
         t4 = None
         if "table4" in parts:
-            t4 = write_table4(stage, frame, environment_text(frame), result)
+            t4 = write_table4(stage, frame, environment_text(frame), result, _bn_params)
         table3_text = write_table3(stage, result, _memory_at_224) if "table3" in parts else None
         sweep = rows_of(frame, sweep_configs()) if {"sweep", "figures"} & set(parts) else frame
         if "sweep" in parts:

@@ -198,7 +198,9 @@ def prepare_compare(
     and the accuracy table (True: the published figures mbprof ships; a CSV path: that
     file's first; False: none)."""
     memory = memory_of(with_memory, mem_dtype, chunks)
-    return CompareRun(list(specs), memory, resolve_latency(latency), accuracy_for(accuracy), weights)
+    return CompareRun(
+        list(specs), memory, resolve_latency(latency), accuracy_for(accuracy), weights
+    )
 
 
 def iter_compare(

@@ -104,5 +104,3 @@ def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Docu
         notes=notes,
         meta={"mbprof_version": __version__},
     )
-
-

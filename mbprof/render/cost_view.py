@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mbprof import __version__
-from mbprof.analysis.layer_cost import ConvCost
 from mbprof.render.document import Document, Fact, Table
+
+if TYPE_CHECKING:
+    from mbprof.analysis.layer_cost import ConvCost
 
 
 def cost_document(cost: ConvCost) -> Document:

@@ -11,6 +11,7 @@ from mbprof.render.document import Document, Table
 if TYPE_CHECKING:
     from mbprof.models import ModelInfo
 
+
 def models_document(infos: Sequence[ModelInfo]) -> Document:
     import pandas as pd
 

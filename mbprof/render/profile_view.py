@@ -129,5 +129,3 @@ def profile_document(result: Profile) -> Document:
         notes=notes,
         meta={"mbprof_version": __version__},
     )
-
-

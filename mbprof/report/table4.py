@@ -5,6 +5,7 @@ latency) beside mbprof's counts, and the CPU latency here when it was measured: 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,24 +21,10 @@ if TYPE_CHECKING:
 LATENCY_KEYS = ("latency_ms", "latency_p10_ms", "latency_p90_ms", "throughput_ips")
 
 
-def bn_params(model: str, width: float) -> int:
-    """Parameters of the batch-norm layers (scale and shift), which TF-Slim's tables leave out."""
-    from torch import nn
-
-    from mbprof.models import create_model
-
-    built = create_model(model, width=width)
-    return sum(
-        p.numel()
-        for m in built.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm)
-        for p in m.parameters(recurse=False)
-    )
-
-
-def table4_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def table4_frame(frame: pd.DataFrame, bn_params: Callable[[str, float], int]) -> pd.DataFrame:
     """The paper's Table 4 beside mbprof's counts (and latency when measured); a paper row
-    that ``frame`` did not measure is left out."""
+    that ``frame`` did not measure is left out. ``bn_params(model, width)`` gives the
+    batch-norm parameters that TF-Slim's tables leave out (the caller counts them)."""
     import pandas as pd
 
     from mbprof.frame import accuracy
@@ -136,11 +123,15 @@ def table4_markdown(t4: pd.DataFrame, env: str) -> str:
 
 
 def write_table4(
-    root: Path, frame: pd.DataFrame, env: str, result: ReproduceResult
+    root: Path,
+    frame: pd.DataFrame,
+    env: str,
+    result: ReproduceResult,
+    bn_params: Callable[[str, float], int],
 ) -> pd.DataFrame:
     """``table4.md`` and ``table4.csv`` under ``root``; returns the table, which the
     inconsistencies page and the README explain."""
-    t4 = table4_frame(frame)
+    t4 = table4_frame(frame, bn_params)
     write_file(
         root, "table4.md", table4_markdown(t4, env), result, "Table 4 beside mbprof's counts"
     )

@@ -89,8 +89,7 @@ def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
             )
         if settings.dtype != "fp32":
             raise MbprofError(
-                f"dtype {settings.dtype}: the onnxruntime backend runs fp32 models only; "
-                "use fp32",
+                f"dtype {settings.dtype}: the onnxruntime backend runs fp32 models only; use fp32",
                 field="dtype",
             )
         if settings.channels_last:
