@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import format_literal, parse_resolution, read_literal
 from mbprof.core.records import ModelSpec
-from mbprof.frame.columns import ENVIRONMENT_COLUMNS, LATENCY_FIGURES
+from mbprof.frame.columns import DEPLOYMENT_FIGURES, ENVIRONMENT_COLUMNS, LATENCY_FIGURES
 
 if TYPE_CHECKING:
     from mbprof.core.records import CountReport, Environment, MemoryReport, Timing
@@ -206,6 +206,9 @@ def environment_columns(env: Environment) -> dict[str, Any]:
 def latency_columns(timing: Timing) -> dict[str, Any]:
     """A timing's figures (``LATENCY_FIGURES``) and its environment (``mbprof.analysis.latency``)."""
     figures = {key: getattr(timing, key) for key in LATENCY_FIGURES}
+    for key in DEPLOYMENT_FIGURES:  # only those this backend measured
+        if getattr(timing, key) is not None:
+            figures[key] = getattr(timing, key)
     return {**figures, **environment_columns(timing.environment)}
 
 

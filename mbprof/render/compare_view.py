@@ -25,12 +25,16 @@ COMPARE_TEXT_COLUMNS = (
     "args",
     "madds",
     "params",
+    "deployed_bytes",
     "peak_act_bytes",
     "peak_act_bytes_efficient",
     "latency_ms",
     "latency_ms_per_image",
     "throughput_ips",
     "achieved_gflops",
+    "int8_speedup",
+    "int8_cosine",
+    "portable_ops",
     "top1",
     "error",
 )
@@ -51,6 +55,7 @@ def _compare_text_columns(frame: pd.DataFrame) -> list[str]:
         "latency_ms_per_image": "batch" in frame and (frame["batch"].fillna(1) > 1).any(),
         "error": _has_values(frame, "error"),
         "args": _has_values(frame, "args"),
+        "portable_ops": "portable_ops" in frame and (frame["portable_ops"].fillna(0) > 0).any(),
     }
     return [k for k in COMPARE_TEXT_COLUMNS if k in frame and optional.get(k, True)]
 

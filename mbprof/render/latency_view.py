@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
-from mbprof.core.records import BenchResult
+from mbprof.core.records import BenchResult, Timing
 from mbprof.frame.columns import ENVIRONMENT_COLUMNS
 from mbprof.render.document import Document, Fact, Table
 
@@ -87,6 +87,25 @@ def bench_frame(result: BenchResult) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
+def deployment_facts(t: Timing) -> list[Fact]:
+    """The deployed file, the delegation and int8 against fp32, where the backend gave them."""
+    rows = [
+        ("quantize", "Quantize", t.environment.quantize if t.environment.quantize != "none"
+         else None, "text", "post-training static, calibrated on random batches"),
+        ("fp32_latency_ms", "fp32 latency", t.fp32_latency_ms, "ms", "same backend, fp32"),
+        ("int8_speedup", "int8 speed-up", t.int8_speedup, "rate", "x, over fp32"),
+        ("int8_cosine", "int8 cosine", t.int8_cosine, "auto",
+         "logits against fp32, random inputs: not accuracy"),
+        ("int8_top1_agreement", "int8 top-1 agree", t.int8_top1_agreement, "auto",
+         "same arg-max as fp32, random inputs: not accuracy"),
+        ("deployed_bytes", "Deployed size", t.deployed_bytes, "bytes", "the file it runs"),
+        ("fp32_deployed_bytes", "fp32 size", t.fp32_deployed_bytes, "bytes", "same backend"),
+        ("delegated_ops", "XNNPACK ops", t.delegated_ops, "int", "operators delegated"),
+        ("portable_ops", "Portable ops", t.portable_ops, "int", "operators outside XNNPACK"),
+    ]  # fmt: skip
+    return [Fact(*row) for row in rows if row[2] is not None]
+
+
 def bench_document(result: BenchResult) -> Document:
     spec, t = result.spec, result.timing
     env = t.environment
@@ -123,6 +142,7 @@ def bench_document(result: BenchResult) -> Document:
     ]
     if t.compile_s is not None:
         facts.append(Fact("compile_s", "Compile", t.compile_s, "rate", "s, not in latency"))
+    facts += deployment_facts(t)
     facts += [
         Fact("device", "Device", env.device, "text"),
         Fact("device_name", "Device name", env.device_name, "text"),

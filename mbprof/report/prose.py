@@ -200,6 +200,8 @@ def readme_markdown(
             f"{environment_text(frame)}. {load}",
             "",
         ]
+    if result.findings:
+        lines += ["## What the measurements found", "", *result.findings, ""]
     if result.left_out:
         lines += [
             "## Left out of this run",

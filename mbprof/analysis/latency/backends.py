@@ -1,5 +1,6 @@
-"""Each backend prepared for timing: eager, torch.compile and ONNX Runtime; the output of
-every exported form is checked against torch's before it is timed."""
+"""Each backend prepared for timing: eager, torch.compile, ONNX Runtime and ExecuTorch
+(``executorch``), fp32 or int8 (``quantize``); the output of every exported form is checked
+against torch's before it is timed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,6 +31,10 @@ class Prepared:
     run: Callable[[], object]
     compile_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    # An int8 run: the same backend's fp32 program, timed right after ``run`` (the speed-up).
+    reference: Callable[[], object] | None = None
+    # ``Timing`` fields the backend measured itself (deployed bytes, delegation, closeness).
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -75,11 +81,8 @@ def check_same_output(expected: torch.Tensor, got: torch.Tensor, what: str) -> N
 
 
 def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: str | Path):
-    """Export ``model`` with torch.onnx to ``folder`` and open an ONNX Runtime CPU session
-    with ``threads`` intra-op threads (one inter-op thread, sequential execution, all
-    graph optimisations). Returns (session, input name)."""
-    import onnxruntime as ort
-
+    """Export ``model`` with torch.onnx to ``folder`` (``model.onnx``) and open an ONNX
+    Runtime CPU session on it (``open_session``). Returns (session, input name)."""
     path = Path(folder) / "model.onnx"
     with quiet():
         try:
@@ -94,14 +97,22 @@ def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: 
             )
         except Exception as exc:
             raise RuntimeError(f"ONNX export failed: {root_cause(exc)}") from exc
+    session = open_session(path, threads)
+    return session, session.get_inputs()[0].name
+
+
+def open_session(path: str | Path, threads: int) -> Any:
+    """An ONNX Runtime CPU session on the file ``path`` with ``threads`` intra-op threads
+    (one inter-op thread, sequential execution, all graph optimisations)."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session, session.get_inputs()[0].name
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def prepare(
@@ -124,6 +135,15 @@ def prepare(
         model = model.to(memory_format=torch.channels_last)
         example = example.contiguous(memory_format=torch.channels_last)
 
+    if settings.backend == "executorch":
+        from mbprof.analysis.latency.executorch import prepare_executorch
+
+        return prepare_executorch(model, example, settings, notes)
+    if settings.backend == "onnxruntime" and settings.quantize == "int8":
+        from mbprof.analysis.latency.quantize import prepare_onnx_int8
+
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="mbprof-onnx-"))
+        return prepare_onnx_int8(model, example, settings, folder, notes)
     if settings.backend == "onnxruntime":
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="mbprof-onnx-"))
         start = time.perf_counter()
@@ -134,7 +154,10 @@ def prepare(
             expected = model(example)
         check_same_output(expected, session.run(None, feed)[0], "ONNX Runtime")
         notes.append("compile_s: ONNX export + ONNX Runtime session creation")
-        return Prepared(run=lambda: session.run(None, feed), compile_s=compile_s, notes=notes)
+        figures = {"deployed_bytes": (Path(folder) / "model.onnx").stat().st_size}
+        return Prepared(
+            run=lambda: session.run(None, feed), compile_s=compile_s, notes=notes, figures=figures
+        )
 
     stack.enter_context(torch.inference_mode())
     if settings.device == "cuda":

@@ -46,11 +46,20 @@ def time_model(
             prepared = prepare(model, input_shape, settings, stack)
             clock = CudaClock() if settings.device == "cuda" else CpuClock()
             stats = time_blocks(prepared.run, settings.min_time_s, settings.warmup, clock)
+            if prepared.reference is not None:  # int8: the fp32 program, for the speed-up
+                reference = time_blocks(
+                    prepared.reference, settings.min_time_s, settings.warmup, clock
+                )
+                prepared.figures["fp32_latency_ms"] = reference.median_s * 1e3
     finally:
         torch.set_num_threads(previous_threads)
     achieved = 2 * madds * settings.batch / stats.median_s / 1e9
-    peak = machine_peak_gflops(settings.device, settings.threads, settings.dtype, at_least=achieved)
-    if achieved > peak:
+    peak = None  # int8 arithmetic is not measured against an fp32 matrix product
+    if settings.quantize == "none":
+        peak = machine_peak_gflops(
+            settings.device, settings.threads, settings.dtype, at_least=achieved
+        )
+    if peak is not None and achieved > peak:
         prepared.notes.append(
             f"this model ran faster ({achieved:.1f} GFLOP/s) than the machine reference "
             f"({peak:.1f} GFLOP/s, a matrix product): the machine was busy while one of them "
@@ -70,4 +79,5 @@ def time_model(
         madds=madds,
         machine_peak_gflops=peak,
         notes=tuple(prepared.notes),
+        **prepared.figures,
     )
