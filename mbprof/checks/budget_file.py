@@ -34,7 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from mbprof.checks.file_lines import BudgetFileError, deep_line, toml_error_line
-from mbprof.checks.limits import METRICS, Budget, BudgetFile, Limit, Metric, parse_amount
+from mbprof.checks.limits import (
+    LATENCY_IDENTITY,
+    METRICS,
+    Budget,
+    BudgetFile,
+    Limit,
+    Metric,
+    parse_amount,
+)
 from mbprof.checks.toml_values import TableReader, closest, type_name
 from mbprof.core.parsing import (
     MAX_BATCH,
@@ -63,20 +71,7 @@ DEFAULT_LATENCY_TOLERANCE_PCT = 10.0
 CONFIG_KEYS = ("name", "model", "width", "depth", "resolution", "classes", "args")
 BUDGET_KEYS = CONFIG_KEYS + tuple(METRICS)
 MEMORY_KEYS = ("limit", "dtype", "mode", "chunks")
-LATENCY_KEYS = (
-    "limit",
-    "tolerance",
-    "device",
-    "backend",
-    "threads",
-    "batch",
-    "dtype",
-    "channels_last",
-    "fuse_bn",
-    "min_time",
-    "warmup",
-    "quantize",
-)
+LATENCY_KEYS = ("limit", "tolerance", *LATENCY_IDENTITY, "min_time", "warmup")
 MODEL_SIZE_KEYS = ("limit", "backend", "quantize")
 DEFAULT_SIZE_BACKEND = "executorch"
 
@@ -145,16 +140,23 @@ class _BudgetReader(TableReader):
             raise self.fail(f"{value!r} is not allowed; a limit must be > 0", index, key)
         return number, str(value)
 
-    def memory_limit(self, entry: Any, index: int, key: str) -> Limit:
-        metric = METRICS["max_peak_memory"]
+    def entry(
+        self, entry: Any, index: int, key: str, keys: tuple[str, ...], example: str
+    ) -> tuple[float, str, dict[str, Any]]:
+        """A limit alone, or a table of the limit and its settings (``keys``): (value,
+        text, the table: empty for a limit alone)."""
+        metric = METRICS[key]
         if not isinstance(entry, dict):
             value, text = self.limit_value(entry, index, key, metric)
-            entry = {}
-        else:
-            self.unknown_keys(entry, MEMORY_KEYS, index, key)
-            if "limit" not in entry:
-                raise self.fail("no 'limit' in the table, e.g. limit = \"1.2 MB\"", index, key)
-            value, text = self.limit_value(entry["limit"], index, f"{key}.limit", metric)
+            return value, text, {}
+        self.unknown_keys(entry, keys, index, key)
+        if "limit" not in entry:
+            raise self.fail(f"no 'limit' in the table, e.g. limit = \"{example}\"", index, key)
+        value, text = self.limit_value(entry["limit"], index, f"{key}.limit", metric)
+        return value, text, entry
+
+    def memory_limit(self, entry: Any, index: int, key: str) -> Limit:
+        value, text, entry = self.entry(entry, index, key, MEMORY_KEYS, "1.2 MB")
         settings = (
             ("dtype", self.choice(entry, "dtype", index, key, MEM_DTYPES) or DEFAULT_MEM_DTYPE),
             ("mode", self.choice(entry, "mode", index, key, MEM_MODES) or DEFAULT_MEM_MODE),
@@ -163,20 +165,12 @@ class _BudgetReader(TableReader):
         return Limit(key, value, text, self.lines.budget(index, key), 0.0, settings)
 
     def latency_limit(self, entry: Any, index: int, key: str) -> Limit:
-        metric = METRICS["max_latency"]
         tolerance = DEFAULT_LATENCY_TOLERANCE_PCT
-        if not isinstance(entry, dict):
-            value, text = self.limit_value(entry, index, key, metric)
-            entry = {}
-        else:
-            self.unknown_keys(entry, LATENCY_KEYS, index, key)
-            if "limit" not in entry:
-                raise self.fail("no 'limit' in the table, e.g. limit = \"25 ms\"", index, key)
-            value, text = self.limit_value(entry["limit"], index, f"{key}.limit", metric)
-            if "tolerance" in entry:
-                tolerance = self.wrap(
-                    index, f"{key}.tolerance", parse_percent, entry["tolerance"], "tolerance"
-                )
+        value, text, entry = self.entry(entry, index, key, LATENCY_KEYS, "25 ms")
+        if "tolerance" in entry:
+            tolerance = self.wrap(
+                index, f"{key}.tolerance", parse_percent, entry["tolerance"], "tolerance"
+            )
         min_time = entry.get("min_time")
         if min_time is not None:
             ok = isinstance(min_time, (str, int, float)) and not isinstance(min_time, bool)
@@ -210,15 +204,7 @@ class _BudgetReader(TableReader):
         """A size limit with the latency settings of the run that exports the file: the
         defaults, but for its backend and quantize (a timed run of that backend measures
         both, so a latency limit under the same settings shares it)."""
-        metric = METRICS["max_model_size"]
-        if not isinstance(entry, dict):
-            value, text = self.limit_value(entry, index, key, metric)
-            entry = {}
-        else:
-            self.unknown_keys(entry, MODEL_SIZE_KEYS, index, key)
-            if "limit" not in entry:
-                raise self.fail("no 'limit' in the table, e.g. limit = \"4 MB\"", index, key)
-            value, text = self.limit_value(entry["limit"], index, f"{key}.limit", metric)
+        value, text, entry = self.entry(entry, index, key, MODEL_SIZE_KEYS, "4 MB")
         backend = self.choice(entry, "backend", index, key, INT8_BACKENDS) or DEFAULT_SIZE_BACKEND
         settings = (
             ("device", "cpu"),

@@ -38,10 +38,13 @@ class Prepared:
 
 
 @contextlib.contextmanager
-def quiet() -> Iterator[io.StringIO]:
-    """Silence the ONNX exporter's progress lines, warnings and log records."""
+def quiet(
+    names: tuple[str, ...] = ("torch.onnx", "onnxscript", "torch.export"),
+) -> Iterator[io.StringIO]:
+    """Silence the ONNX exporter's (or the loggers ``names``') progress lines, warnings
+    and log records, written from Python."""
     buffer = io.StringIO()
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "torch.export")]
+    loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)

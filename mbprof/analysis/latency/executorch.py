@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import io
 import logging
 import os
 import sys
@@ -35,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mbprof.analysis.latency.backends import Prepared, check_same_output, root_cause
+from mbprof.analysis.latency.backends import Prepared, check_same_output, quiet, root_cause
 from mbprof.core.settings import LatencySettings
 
 PORTABLE_WHY = (
@@ -54,31 +53,20 @@ def native_quiet() -> Iterator[list[str]]:
     """Silence ExecuTorch for the block: its C++ logs go straight to file descriptor 2 (out
     of reach of ``contextlib.redirect_stderr``), torch.export's to a log handler, lowering's
     to warnings. Yields a list that receives the captured text."""
-    import warnings
-
     captured: list[str] = []
-    buffer = io.StringIO()
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    loggers = [logging.getLogger(name) for name in LOGGERS]
-    levels = [logger.level for logger in loggers]
     with tempfile.TemporaryFile() as tmp:
         os.dup2(tmp.fileno(), 1)
         os.dup2(tmp.fileno(), 2)
         try:
-            with (
-                warnings.catch_warnings(),
-                contextlib.redirect_stdout(buffer),
-                contextlib.redirect_stderr(buffer),
-            ):
-                warnings.simplefilter("ignore")
-                for logger in loggers:
-                    logger.setLevel(logging.ERROR)
-                yield captured
+            with quiet(LOGGERS) as buffer:
+                try:
+                    yield captured
+                finally:
+                    captured.append(buffer.getvalue())
         finally:
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)
             sys.stdout.flush()
             sys.stderr.flush()
             os.dup2(saved[0], 1)
@@ -86,7 +74,7 @@ def native_quiet() -> Iterator[list[str]]:
             os.close(saved[0])
             os.close(saved[1])
             tmp.seek(0)
-            captured.append(tmp.read().decode(errors="replace") + buffer.getvalue())
+            captured.insert(0, tmp.read().decode(errors="replace"))
 
 
 _MODULES: list[SimpleNamespace] = []
