@@ -39,9 +39,8 @@ def profile_command(
         None,
         "--max-depth",
         metavar="INT",
-        help="Module depth of --by module (features.3 is depth 2; given alone it means --by "
-        "module).",
-        show_default="2",
+        help="Module depth of --by module, 2 unless given (features.3 is depth 2); given "
+        "alone, it means --by module.",
     ),
     out: Output,
 ) -> None:
