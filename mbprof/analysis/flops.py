@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from mbprof.analysis.memory.graph import Graph, Node
-from mbprof.analysis.memory.ops import BATCH_NORM, CONV
+from mbprof.analysis.memory.ops import BATCH_NORM, CONV, REDUCE, SAME_AS_INPUT
 from mbprof.core.records import FlopsCount
 
 # kind -> its rule, in the order a report lists them.
@@ -40,60 +40,33 @@ KINDS = {
     "batch_norm": "2 per element (scale and shift; 1 without affine), as fvcore counts it",
     "pooling": "1 per input element of a pooling or mean (one sum or comparison each)",
     "activations": "1 per output element (ReLU, ReLU6, hard-swish, sigmoid, softmax, ...)",
-    "additions": "1 per output element of an element-wise add or subtract (residual adds)",
+    "additions": "1 per output element of an element-wise add, subtract or negation "
+    "(residual adds)",
     "multiplications": "1 per output element of an element-wise multiply or divide "
     "(squeeze-excitation scaling)",
 }
 MATMUL = frozenset({"addmm", "mm", "bmm", "baddbmm", "matmul"})
-POOLING = frozenset(
-    {
-        "mean",
-        "sum",
-        "amax",
-        "amin",
-        "avg_pool1d",
-        "avg_pool2d",
-        "avg_pool3d",
-        "adaptive_avg_pool1d",
-        "adaptive_avg_pool2d",
-        "_adaptive_avg_pool2d",
-        "adaptive_avg_pool3d",
-        "adaptive_max_pool2d",
-        "max_pool1d",
-        "max_pool2d",
-        "max_pool2d_with_indices",
-        "max_pool3d",
-        "max_pool3d_with_indices",
-    }
-)
-ACTIVATIONS = frozenset(
-    {
-        "relu",
-        "relu6",
-        "hardtanh",
-        "hardswish",
-        "hardsigmoid",
-        "sigmoid",
-        "silu",
-        "gelu",
-        "elu",
-        "leaky_relu",
-        "tanh",
-        "clamp",
-        "clamp_min",
-        "clamp_max",
-        "mish",
-        "softplus",
-        "prelu",
-        "_prelu_kernel",
-        "threshold",
-        "softmax",
-        "_softmax",
-        "log_softmax",
-        "_log_softmax",
-    }
-)
-ADDITIONS = frozenset({"add", "sub", "rsub"})
+# The memory analysis' tables (``ops``) name the global reductions and the activations;
+# these add the ops that only the FLOPs count tells apart.
+POOLING = REDUCE | {
+    "avg_pool1d",
+    "avg_pool3d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool3d",
+    "max_pool1d",
+    "max_pool3d",
+    "max_pool3d_with_indices",
+}
+ACTIVATIONS = (SAME_AS_INPUT - {"neg"}) | {
+    "prelu",
+    "_prelu_kernel",
+    "threshold",
+    "softmax",
+    "_softmax",
+    "log_softmax",
+    "_log_softmax",
+}
+ADDITIONS = frozenset({"add", "sub", "rsub", "neg"})
 MULTIPLICATIONS = frozenset({"mul", "div"})
 # Ops that only move or allocate data.
 FREE = frozenset(

@@ -22,6 +22,23 @@ def _ops_text(ops: dict[str, int]) -> str:
     return ", ".join(f"{op.removeprefix('aten::')} x{n}" for op, n in sorted(ops.items()))
 
 
+LAYER_COLUMNS = [
+    "path",
+    "type",
+    "kernel",
+    "stride",
+    "groups",
+    "channels",
+    "in_channels",
+    "out_channels",
+    "output_hw",
+    "madds",
+    "params",
+    "other_flops",
+    "madds_share",
+]
+
+
 def layer_frame(layers: Sequence[LayerRow], madds_total: int) -> pd.DataFrame:
     import pandas as pd
 
@@ -50,7 +67,7 @@ def layer_frame(layers: Sequence[LayerRow], madds_total: int) -> pd.DataFrame:
                 "madds_share": 100.0 * row.madds / madds_total if madds_total else 0.0,
             }
         )
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=LAYER_COLUMNS)
     for key in ("groups", "in_channels", "out_channels"):  # integers, also where a row has none
         frame[key] = frame[key].astype("Int64")
     return frame
