@@ -27,23 +27,30 @@ def profile_spec(
     mem_dtype: str | MemorySettings = "fp16",
     chunks: int | str | None = None,
 ) -> Profile:
-    """Build the model of ``spec`` once, count its MAdds and parameters and
-    (``with_memory``) analyse its activation memory in ``mem_dtype`` with T = ``chunks``
-    (None: one channel a chunk)."""
+    """Build the model of ``spec`` once, count its MAdds and parameters (and its FLOPs in
+    the 2-per-multiply-add convention, ``mbprof.analysis.flops``) and (``with_memory``)
+    analyse its activation memory in ``mem_dtype`` with T = ``chunks`` (None: one channel
+    a chunk)."""
     from mbprof.analysis.counting import count
+    from mbprof.analysis.flops import count_flops
 
     memory = memory_of(with_memory, mem_dtype, chunks)
     model = build_checked(spec, weights=weights)
-    report = None
+    report = graph = None
     if memory is not None:
         from mbprof.analysis.memory import analyze
 
         with running(spec, "analysing its activation memory"):
-            report = analyze(model, spec.input_shape(), memory).report
+            analysis = analyze(model, spec.input_shape(), memory)
+        report, graph = analysis.report, analysis.graph
         check_computes(spec, report)
     with running(spec, "counting its MAdds"):
         counts = count(model, spec.input_shape())
-    return Profile(spec=spec, counts=counts, memory=report)
+    try:  # the 2-per-multiply-add FLOPs, from the same trace as the memory analysis
+        flops = count_flops(model, spec.input_shape(), graph)
+    except MbprofError:  # no meta-device trace (data-dependent code): MAdds still stand
+        flops = None
+    return Profile(spec=spec, counts=counts, memory=report, flops=flops)
 
 
 def memory_spec(

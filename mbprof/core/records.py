@@ -227,12 +227,31 @@ class MeasuredMemory:
 
 
 @dataclass(frozen=True)
+class FlopsCount:
+    """FLOPs in the other common convention (``mbprof.analysis.flops``): 2 per
+    multiply-accumulate, plus the element-wise work, for one image.
+
+    total:         the sum of ``by_kind``.
+    by_kind:       FLOPs per kind of work ("multiply_adds" is exactly 2 x MAdds), in the
+                   order of ``rules``.
+    rules:         kind -> the rule that counted it, in words.
+    uncounted_ops: ops that ran but have no rule, with how many times each ran.
+    """
+
+    total: int
+    by_kind: Mapping[str, int]
+    rules: Mapping[str, str]
+    uncounted_ops: Mapping[str, int] = field(default_factory=_frozen)
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything mbprof knows about one configuration."""
 
     spec: ModelSpec
     counts: CountReport
     memory: MemoryReport | None = None
+    flops: FlopsCount | None = None  # None: the model does not trace on the meta device
 
 
 @dataclass(frozen=True)
