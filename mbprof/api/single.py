@@ -8,10 +8,17 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mbprof.api.building import build_checked, build_for_shapes, check_computes, running
+from mbprof.api.building import (
+    build_checked,
+    build_for_shapes,
+    build_sized,
+    check_computes,
+    running,
+)
 from mbprof.api.inputs import make_spec, memory_of, resolve_latency
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import MAX_BATCH, parse_int
@@ -33,7 +40,8 @@ def profile_spec(
     from mbprof.analysis.counting import count
 
     memory = memory_of(with_memory, mem_dtype, chunks)
-    model = build_checked(spec, weights=weights)
+    built = build_sized(spec, weights=weights)
+    model = built.model
     report = None
     if memory is not None:
         from mbprof.analysis.memory import analyze
@@ -43,7 +51,7 @@ def profile_spec(
         check_computes(spec, report)
     with running(spec, "counting its MAdds"):
         counts = count(model, spec.input_shape())
-    return Profile(spec=spec, counts=counts, memory=report)
+    return Profile(spec=spec, counts=counts, memory=report, notes=built.notes + counts.notes)
 
 
 def memory_spec(
@@ -92,9 +100,11 @@ def bench_spec(
     resolved = resolve_latency(settings if settings is not None else True)
     if resolved is None:
         raise MbprofError("settings: give latency settings (make_latency_settings)")
-    model = build_checked(spec, weights=weights, batch=resolved.batch)
+    built = build_sized(spec, weights=weights, batch=resolved.batch)
     with running(spec, f"timing it with {resolved.backend}"):
-        timing = time_model(model, spec.input_shape(resolved.batch), resolved, madds=madds)
+        timing = time_model(built.model, spec.input_shape(resolved.batch), resolved, madds=madds)
+    if built.notes:  # how the model was sized, said beside the timing's own notes
+        timing = replace(timing, notes=built.notes + timing.notes)
     return BenchResult(spec=spec, timing=timing)
 
 

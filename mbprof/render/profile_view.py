@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 MADDS_NOTE = "conv + fully connected multiply-accumulates, batch 1"
 PARAMS_NOTE = "weights, biases, batch-norm affine"
+PARAMS_USED_NOTE = "read by the inference forward pass"
+UNUSED_MARK = "not read"  # a layer whose parameters inference never reads
 
 
 def _ops_text(ops: dict[str, int]) -> str:
@@ -46,6 +48,8 @@ def layer_frame(layers: Sequence[LayerRow], madds_total: int) -> pd.DataFrame:
                 "output_hw": pair(row.out_hw),
                 "madds": row.madds,
                 "params": row.params,
+                "params_used": row.params_used,
+                "unused": UNUSED_MARK if row.params and row.params_used == 0 else "",
                 "other_flops": row.other_flops,
                 "madds_share": 100.0 * row.madds / madds_total if madds_total else 0.0,
             }
@@ -63,6 +67,7 @@ def profile_document(result: Profile) -> Document:
         Fact("num_classes", "Classes", spec.num_classes, "int"),
         Fact("madds", "MAdds", counts.madds, "int", MADDS_NOTE),
         Fact("params", "Params", counts.params, "int", PARAMS_NOTE),
+        Fact("params_used", "Params used", counts.params_used, "int", PARAMS_USED_NOTE),
         Fact(
             "other_flops",
             "Other FLOPs",
@@ -79,9 +84,11 @@ def profile_document(result: Profile) -> Document:
     ]
     if spec.kwargs:
         facts.insert(5, Fact("args", "Builder args", dict(spec.kwargs), "text"))
+    layers = layer_frame(counts.layers, counts.madds)
+    marked = "unused" in layers and (layers["unused"] != "").any()
     table = Table(
         name="layers",
-        frame=layer_frame(counts.layers, counts.madds),
+        frame=layers,
         title="Per layer (each module's own ops; rows sum to the totals)",
         headers={
             "path": "Module",
@@ -94,6 +101,7 @@ def profile_document(result: Profile) -> Document:
             "madds": "MAdds",
             "params": "Params",
             "madds_share": "Share",
+            "unused": "Inference",
         },
         kinds={
             "path": "text",
@@ -106,13 +114,17 @@ def profile_document(result: Profile) -> Document:
             "madds": "int",
             "params": "int",
             "madds_share": "percent",
+            "params_used": "int",
+            "unused": "text",
         },
-        hidden_in_text=("in_channels", "out_channels", "other_flops"),
+        hidden_in_text=("in_channels", "out_channels", "other_flops", "params_used")
+        + (() if marked else ("unused",)),
     )
     notes = [
         "MAdds: multiply-accumulates of convolutions and fully connected layers, counted by "
         "fvcore for one image (the papers' convention).",
         "Not counted (no cost estimate): " + (_ops_text(counts.uncounted_ops) or "none") + ".",
+        *(note if note.endswith(".") else f"{note}." for note in result.notes),
     ]
     tables = [table]
     if result.memory is not None:
