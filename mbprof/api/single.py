@@ -8,10 +8,17 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mbprof.api.building import build_checked, build_for_shapes, check_computes, running
+from mbprof.api.building import (
+    build_checked,
+    build_for_shapes,
+    build_sized,
+    check_computes,
+    running,
+)
 from mbprof.api.inputs import make_spec, memory_of, resolve_latency
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import MAX_BATCH, parse_int
@@ -35,7 +42,8 @@ def profile_spec(
     from mbprof.analysis.flops import count_flops
 
     memory = memory_of(with_memory, mem_dtype, chunks)
-    model = build_checked(spec, weights=weights)
+    built = build_sized(spec, weights=weights)
+    model = built.model
     report = graph = None
     if memory is not None:
         from mbprof.analysis.memory import analyze
@@ -50,7 +58,8 @@ def profile_spec(
         flops = count_flops(model, spec.input_shape(), graph)
     except MbprofError:  # no meta-device trace (data-dependent code): MAdds still stand
         flops = None
-    return Profile(spec=spec, counts=counts, memory=report, flops=flops)
+    notes = built.notes + counts.notes
+    return Profile(spec=spec, counts=counts, memory=report, flops=flops, notes=notes)
 
 
 def memory_spec(
@@ -99,9 +108,11 @@ def bench_spec(
     resolved = resolve_latency(settings if settings is not None else True)
     if resolved is None:
         raise MbprofError("settings: give latency settings (make_latency_settings)")
-    model = build_checked(spec, weights=weights, batch=resolved.batch)
+    built = build_sized(spec, weights=weights, batch=resolved.batch)
     with running(spec, f"timing it with {resolved.backend}"):
-        timing = time_model(model, spec.input_shape(resolved.batch), resolved, madds=madds)
+        timing = time_model(built.model, spec.input_shape(resolved.batch), resolved, madds=madds)
+    if built.notes:  # how the model was sized, said beside the timing's own notes
+        timing = replace(timing, notes=built.notes + timing.notes)
     return BenchResult(spec=spec, timing=timing)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.api.building import build_checked, check_computes, running
+from mbprof.api.building import build_sized, check_computes, running
 from mbprof.api.inputs import Resolution, make_specs, memory_of, resolve_latency
 from mbprof.core.errors import ResourceError
 from mbprof.core.interrupts import UserCodeExit
@@ -60,14 +60,15 @@ def measure_rows(
     batch = max([latency.batch for _, latency in requests if latency is not None] or [1])
     say("counting")
     try:
-        model = build_checked(spec, weights=weights, batch=batch)
+        built = build_sized(spec, weights=weights, batch=batch)
+        model = built.model
         with running(spec, "counting its MAdds"):
             counts = count(model, spec.input_shape())
     except ROW_FAILURES as exc:
         if isinstance(exc, stop_on):
             raise
         return [{**base, "error": failure_text(exc)} for _ in requests]
-    base.update(count_columns(counts))
+    base.update(count_columns(counts, built.notes))
     rows = []
     memory_done: dict[MemorySettings, dict[str, Any]] = {}
     for memory, latency in requests:

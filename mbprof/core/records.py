@@ -62,7 +62,8 @@ class LayerRow:
 
     ``madds`` are multiply-accumulates of convolutions and fully connected layers;
     ``other_flops`` is fvcore's estimate for the other ops it knows (batch norm,
-    pooling, upsampling, normalisation); ``params`` are the module's own parameters.
+    pooling, upsampling, normalisation); ``params`` are the module's own parameters,
+    ``params_used`` those of them that the inference forward pass reads (None: not known).
     """
 
     path: str
@@ -76,6 +77,7 @@ class LayerRow:
     stride: tuple[int, int] | None = None
     groups: int | None = None
     out_hw: tuple[int, int] | None = None
+    params_used: int | None = None
 
 
 def _frozen(mapping: Mapping[str, int] | None = None) -> Mapping[str, int]:
@@ -94,6 +96,11 @@ class CountReport:
                   normalisation layers, kept apart from ``madds``.
     uncounted_ops: ops that ran but have no cost estimate (activations, additions,
                   concatenations, reshapes), with how many times each ran.
+    params_used:  the parameters that some op of one eval-mode forward pass reads
+                  (``mbprof.analysis.used_params``): ``params`` less what inference never
+                  reads, such as auxiliary classifiers. None: not counted.
+    notes:        what a reader of the counts should know (parameters never read, a
+                  forward pass that branches on tensor values).
     """
 
     madds: int
@@ -102,6 +109,8 @@ class CountReport:
     layers: tuple[LayerRow, ...]
     other_flops_by_op: Mapping[str, int] = field(default_factory=_frozen)
     uncounted_ops: Mapping[str, int] = field(default_factory=_frozen)
+    params_used: int | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -246,12 +255,14 @@ class FlopsCount:
 
 @dataclass(frozen=True)
 class Profile:
-    """Everything mbprof knows about one configuration."""
+    """Everything mbprof knows about one configuration. ``notes``: how the model had to
+    be sized (a probe that failed, the fallback taken), then the counts' notes."""
 
     spec: ModelSpec
     counts: CountReport
     memory: MemoryReport | None = None
     flops: FlopsCount | None = None  # None: the model does not trace on the meta device
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

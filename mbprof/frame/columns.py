@@ -157,6 +157,18 @@ COLUMNS: dict[str, Column] = {
         "Phone", "text", "phone, runtime and precision of phone_latency_ms"
     ),
     "error": Column("Error", "text", "why this configuration has no figures"),
+    "params_used": Column(
+        "Params used (M)",
+        "millions",
+        "the parameters that some operation of one eval-mode forward pass reads: params "
+        "less what inference never reads, such as auxiliary classifiers",
+    ),
+    "notes": Column(
+        "Notes",
+        "text",
+        "how the model had to be sized (a probe that failed, the fallback taken) and what "
+        "its counts leave out; '; ' between notes",
+    ),
 }
 
 

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 MADDS_NOTE = "conv + fully connected multiply-accumulates, batch 1"
 PARAMS_NOTE = "weights, biases, batch-norm affine"
+PARAMS_USED_NOTE = "read by the inference forward pass"
+UNUSED_MARK = "not read"  # a layer whose parameters inference never reads
 
 
 def _ops_text(ops: dict[str, int]) -> str:
@@ -34,6 +36,8 @@ LAYER_COLUMNS = [
     "output_hw",
     "madds",
     "params",
+    "params_used",
+    "unused",
     "other_flops",
     "madds_share",
 ]
@@ -63,6 +67,8 @@ def layer_frame(layers: Sequence[LayerRow], madds_total: int) -> pd.DataFrame:
                 "output_hw": pair(row.out_hw),
                 "madds": row.madds,
                 "params": row.params,
+                "params_used": row.params_used,
+                "unused": UNUSED_MARK if row.params and row.params_used == 0 else "",
                 "other_flops": row.other_flops,
                 "madds_share": 100.0 * row.madds / madds_total if madds_total else 0.0,
             }
@@ -130,6 +136,7 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         Fact("num_classes", "Classes", spec.num_classes, "int"),
         Fact("madds", "MAdds", counts.madds, "int", MADDS_NOTE),
         Fact("params", "Params", counts.params, "int", PARAMS_NOTE),
+        Fact("params_used", "Params used", counts.params_used, "int", PARAMS_USED_NOTE),
         Fact(
             "other_flops",
             "Other FLOPs",
@@ -156,9 +163,11 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         )
     if spec.kwargs:
         facts.insert(5, Fact("args", "Builder args", dict(spec.kwargs), "text"))
+    layers = layer_frame(counts.layers, counts.madds)
+    marked = "unused" in layers and (layers["unused"] != "").any()
     table = Table(
         name="layers",
-        frame=layer_frame(counts.layers, counts.madds),
+        frame=layers,
         title="Per layer (each module's own ops; rows sum to the totals)",
         headers={
             "path": "Module",
@@ -172,6 +181,7 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
             "params": "Params",
             "other_flops": "Other FLOPs",
             "madds_share": "Share",
+            "unused": "Inference",
         },
         kinds={
             "path": "text",
@@ -185,8 +195,11 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
             "params": "int",
             "other_flops": "int",
             "madds_share": "percent",
+            "params_used": "int",
+            "unused": "text",
         },
-        hidden_in_text=("in_channels", "out_channels"),
+        hidden_in_text=("in_channels", "out_channels", "params_used")
+        + (() if marked else ("unused",)),
     )
     if by != "layer":
         table = grouped_table(counts.layers, by, max_depth)
@@ -194,6 +207,7 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         "MAdds: multiply-accumulates of convolutions and fully connected layers, counted by "
         "fvcore for one image (the papers' convention).",
         "Not counted (no cost estimate): " + (_ops_text(counts.uncounted_ops) or "none") + ".",
+        *(note if note.endswith(".") else f"{note}." for note in result.notes),
     ]
     tables = [table]
     if result.flops is not None:
