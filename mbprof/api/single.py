@@ -11,7 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mbprof.api.building import build_checked, build_for_shapes, check_computes, running
+from mbprof.api.building import (
+    build_checked,
+    build_for_shapes,
+    check_computes,
+    running,
+    timing_ready,
+)
 from mbprof.api.inputs import make_spec, memory_of, resolve_latency
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import MAX_BATCH, parse_int
@@ -92,7 +98,7 @@ def bench_spec(
     resolved = resolve_latency(settings if settings is not None else True)
     if resolved is None:
         raise MbprofError("settings: give latency settings (make_latency_settings)")
-    model = build_checked(spec, weights=weights, batch=resolved.batch)
+    model = timing_ready(spec, build_checked(spec, weights=weights, batch=resolved.batch), weights)
     with running(spec, f"timing it with {resolved.backend}"):
         timing = time_model(model, spec.input_shape(resolved.batch), resolved, madds=madds)
     return BenchResult(spec=spec, timing=timing)

@@ -60,8 +60,13 @@ def root_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+OUTPUT_RTOL = 1e-3  # an exported model's output may differ from torch's by this share
+
+
 def check_same_output(expected: torch.Tensor, got: torch.Tensor, what: str) -> None:
-    """Refuse a backend whose output is not the model's (an export that went wrong)."""
+    """Refuse a backend whose output is not the model's (an export that went wrong): every
+    exported backend's output must match torch's to ``OUTPUT_RTOL`` relative to the
+    output's scale (its largest magnitude), whatever that scale is; NaN never matches."""
     expected = expected.detach().float().cpu()
     got = torch.as_tensor(got).float().cpu()
     if got.shape != expected.shape:
@@ -70,8 +75,11 @@ def check_same_output(expected: torch.Tensor, got: torch.Tensor, what: str) -> N
         )
     scale = expected.abs().max().item()
     error = (got - expected).abs().max().item()
-    if not error <= 1e-3 * scale + 1e-30:
-        raise RuntimeError(f"{what} output differs from torch's by {error:.3g} (scale {scale:.3g})")
+    if not error <= OUTPUT_RTOL * scale + 1e-30:
+        raise RuntimeError(
+            f"{what} output differs from torch's by {error:.3g} (scale {scale:.3g}, "
+            f"relative {error / scale if scale else float('inf'):.2g} > {OUTPUT_RTOL:g})"
+        )
 
 
 def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: str | Path):
