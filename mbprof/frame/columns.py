@@ -192,9 +192,7 @@ COLUMNS: dict[str, Column] = {
         "every tensor its ops read and wrote in one pass: activations in and out, weights "
         "(batch included, in the run's dtype)",
     ),
-    "intensity": Column(
-        "FLOP/B", "rate", "arithmetic intensity: 2 x MAdds x batch per byte moved"
-    ),
+    "intensity": Column("FLOP/B", "rate", "arithmetic intensity: 2 x MAdds x batch per byte moved"),
     "layer_gflops": Column("GFLOP/s", "rate", "2 x MAdds x batch / its time"),
     "layer_gbs": Column("GB/s", "rate", "bytes moved / its time (1e9 bytes per second)"),
     "bound": Column(

@@ -31,7 +31,11 @@ def latency(batch: int = 1):
 
 def job(model: str, width: float = 1.0, res: int = 32):
     spec = mbprof.make_spec(model, width=width, resolution=res)
-    return spec, build_checked(spec, batch=2), mbprof.profile_spec(spec, with_memory=False).counts.madds
+    return (
+        spec,
+        build_checked(spec, batch=2),
+        mbprof.profile_spec(spec, with_memory=False).counts.madds,
+    )
 
 
 def test_every_job_gets_its_latency_columns_or_its_error():
@@ -80,9 +84,7 @@ def test_mbprofs_own_models_are_calibrated_once_before_timing(monkeypatch):
 
 
 def test_a_users_model_and_a_loaded_checkpoint_keep_their_weights(tmp_path, monkeypatch):
-    monkeypatch.setattr(
-        "mbprof.models.calibration.calibrate", lambda *a: pytest.fail("calibrated")
-    )
+    monkeypatch.setattr("mbprof.models.calibration.calibrate", lambda *a: pytest.fail("calibrated"))
     spec = mbprof.make_spec("test_tiny", resolution=32)
     model = build_checked(spec)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -99,9 +101,7 @@ def test_a_users_model_and_a_loaded_checkpoint_keep_their_weights(tmp_path, monk
 
 def test_counting_and_memory_never_calibrate(monkeypatch):
     monkeypatch.setattr(building_module, "timing_ready", lambda *a, **k: pytest.fail("calibrated"))
-    monkeypatch.setattr(
-        "mbprof.models.calibration.calibrate", lambda *a: pytest.fail("calibrated")
-    )
+    monkeypatch.setattr("mbprof.models.calibration.calibrate", lambda *a: pytest.fail("calibrated"))
     mbprof.profile("mobilenet_v2", width=0.35, resolution=32)
     mbprof.compare(widths=[0.35], resolutions=[32])
     mbprof.memory("mobilenet_v2", width=0.35, resolution=32)

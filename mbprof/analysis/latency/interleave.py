@@ -93,7 +93,9 @@ def outlier_rounds(rounds: Sequence[Sequence[float]]) -> list[int]:
         return []
     medians = [statistics.median(r) for r in rounds]
     middle = statistics.median(medians)
-    return [i for i, m in enumerate(medians) if 100.0 * abs(m - middle) / middle > ROUND_OUTLIER_PCT]
+    return [
+        i for i, m in enumerate(medians) if 100.0 * abs(m - middle) / middle > ROUND_OUTLIER_PCT
+    ]
 
 
 def interleave(

@@ -62,7 +62,9 @@ def time_model(
             torch.set_num_threads(settings.threads)
             prepared = prepare(model, input_shape, settings, stack)
             start = stability.sample()
-            stats = time_blocks(prepared.run, settings.min_time_s, settings.warmup, clock_for(settings))
+            stats = time_blocks(
+                prepared.run, settings.min_time_s, settings.warmup, clock_for(settings)
+            )
             load = stability.between(start, stability.sample())
             got = torch.get_num_threads() if settings.backend != "onnxruntime" else None
     finally:

@@ -24,7 +24,9 @@ def _cache(tmp_path_factory, monkeypatch):
 
 
 def calibrated(width: float = 0.25, res: int = 64):
-    spec = mbprof.make_spec("mobilenet_v1", width=width, resolution=res)  # few nodes: quick to export
+    spec = mbprof.make_spec(
+        "mobilenet_v1", width=width, resolution=res
+    )  # few nodes: quick to export
     return spec, timing_ready(spec, build_checked(spec))
 
 
@@ -68,7 +70,12 @@ def test_a_corrupted_export_fails_the_output_check(monkeypatch):
 
 def test_an_untouched_export_of_a_calibrated_model_passes():
     spec, model = calibrated()
-    t = time_model(model, spec.input_shape(), resolve_settings(LatencySettings(backend="onnxruntime", **FAST)), madds=1)
+    t = time_model(
+        model,
+        spec.input_shape(),
+        resolve_settings(LatencySettings(backend="onnxruntime", **FAST)),
+        madds=1,
+    )
     assert t.latency_ms > 0
 
 

@@ -60,7 +60,9 @@ def test_a_drift_between_the_halves_is_a_reason_even_with_a_small_spread():
     ],
 )
 def test_the_machine_while_it_ran_can_make_a_timing_unstable(load, threads, reason):
-    verdict, reasons = judge(steady(), threads=threads, load=MachineLoad(**{**QUIET.__dict__, **load}))
+    verdict, reasons = judge(
+        steady(), threads=threads, load=MachineLoad(**{**QUIET.__dict__, **load})
+    )
     assert verdict == "unstable"
     assert len(reasons) == 1 and reasons[0].startswith(reason), reasons
 
@@ -77,9 +79,13 @@ def test_the_threads_a_backend_ran_must_be_the_ones_asked_for():
 
 
 def test_machine_load_is_other_processes_cpu_time_over_the_window():
-    start = MachineSample(wall_s=10.0, own_cpu_s=1.0, busy_s=100.0, steal_s=5.0, load_average=0.5, mhz=None)
+    start = MachineSample(
+        wall_s=10.0, own_cpu_s=1.0, busy_s=100.0, steal_s=5.0, load_average=0.5, mhz=None
+    )
     # over 2 s: all processes used 3.5 CPU-seconds, this one 1.5: others kept 1 CPU busy
-    end = MachineSample(wall_s=12.0, own_cpu_s=2.5, busy_s=103.5, steal_s=5.2, load_average=1.1, mhz=None)
+    end = MachineSample(
+        wall_s=12.0, own_cpu_s=2.5, busy_s=103.5, steal_s=5.2, load_average=1.1, mhz=None
+    )
     load = stability.between(start, end)
     assert load.other_cpus == pytest.approx(1.0)
     assert load.steal_cpus == pytest.approx(0.1)
@@ -159,7 +165,9 @@ def test_a_round_that_stays_an_outlier_is_a_reason():
     jobs, _ = scripted_jobs("ab", slow={"b": {3: 2.0, 4: 2.0, 5: 2.0}})
     (_, b) = il.interleave(jobs, min_time_s=0.15, warmup=1, rounds=3, measure_load=False)
     assert b.remeasured == il.REMEASURES and b.outliers_left == 1
-    assert b.reasons() == ("1 of 3 rounds stayed more than 15% off the others after being measured again",)
+    assert b.reasons() == (
+        "1 of 3 rounds stayed more than 15% off the others after being measured again",
+    )
 
 
 def test_a_failing_configuration_is_dropped_and_the_others_go_on():
