@@ -163,3 +163,49 @@ def test_compile_backend_with_inductor_end_to_end():
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)["tables"]["latency"]
     assert row["backend"] == "compile" and row["compile_s"] > 0 and row["latency_ms"] > 0
+
+
+@pytest.fixture
+def verdict(monkeypatch):
+    """Set the verdict every timing gets (the machine's real load is the verdict tests'
+    subject, not these)."""
+    from mbprof.analysis.latency import stability
+
+    def set_to(reasons: tuple[str, ...]) -> None:
+        monkeypatch.setattr(
+            stability, "judge", lambda *a, **k: ("unstable" if reasons else "stable", reasons)
+        )
+
+    return set_to
+
+
+def test_an_unstable_latency_is_marked_in_every_format(tmp_path, verdict):
+    verdict(("spread 80% > 25% ((p90 - p10) / median)",))
+    csv, md = tmp_path / "s.csv", tmp_path / "s.md"
+    result = run("compare", "-m", "test_tiny", "--res", "32", *FAST, "--csv", str(csv),
+                 "--markdown", str(md))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    row = pd.read_csv(csv).iloc[0]
+    assert row["latency_verdict"] == "unstable" and row["latency_reasons"].startswith("spread 80%")
+    for text in (result.stdout, md.read_text()):
+        assert "Timing" in text and "| unstable |" in text.replace("│", "|").replace("  ", " ")
+        (note,) = [line for line in text.splitlines() if "UNSTABLE latency" in line]
+        assert "test_tiny 1.0@32 (spread 80% > 25%" in note
+    result = run("bench", "test_tiny", "--res", "32", *FAST)
+    assert (
+        "UNSTABLE, see Timing" in result.stdout
+        and "- UNSTABLE latency: spread 80%" in result.stdout
+    )
+    result = run("bench", "test_tiny", "--res", "32", *FAST, "-f", "json")
+    assert json.loads(result.stdout)["facts"]["latency_verdict"] == "unstable"
+
+
+def test_stable_latencies_say_so_once_and_machine_share_only_where_shown(verdict):
+    verdict(())
+    result = run("compare", "-m", "test_tiny", "--res", "32", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "Timing: every latency is stable." in result.stdout
+    assert "unstable" not in result.stdout.split("- ")[0]  # no mark column in the table
+    assert "Machine %" not in result.stdout  # not a column of compare's table
+    result = run("bench", "test_tiny", "--res", "32", *FAST)
+    assert "Machine share: that rate as a share" in result.stdout
