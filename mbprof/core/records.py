@@ -357,6 +357,7 @@ class LayerTime:
     gbs: float | None = None
     bound: str = ""
     roof_pct: float | None = None
+    kind: str = ""  # depthwise conv, pointwise conv, conv, fully connected, other
 
 
 @dataclass(frozen=True)

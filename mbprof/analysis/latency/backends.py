@@ -29,6 +29,11 @@ class Prepared:
     run: Callable[[], object]
     compile_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    # What was prepared, for a per-layer profile of the same form: the module as it runs
+    # (eval, dtype, layout, batch norm folded) and its input; the exported ONNX file.
+    module: nn.Module | None = None
+    example: torch.Tensor | None = None
+    onnx_path: Path | None = None
 
 
 @contextlib.contextmanager
@@ -102,14 +107,23 @@ def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: 
             )
         except Exception as exc:
             raise RuntimeError(f"ONNX export failed: {root_cause(exc)}") from exc
+    options = session_options(threads)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session, session.get_inputs()[0].name
+
+
+def session_options(threads: int):
+    """ONNX Runtime's options for a timed session: ``threads`` intra-op threads, one
+    inter-op thread, sequential execution, all graph optimisations, warnings silenced."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session, session.get_inputs()[0].name
+    return options
 
 
 def prepare(
@@ -142,7 +156,14 @@ def prepare(
             expected = model(example)
         check_same_output(expected, session.run(None, feed)[0], "ONNX Runtime")
         notes.append("compile_s: ONNX export + ONNX Runtime session creation")
-        return Prepared(run=lambda: session.run(None, feed), compile_s=compile_s, notes=notes)
+        return Prepared(
+            run=lambda: session.run(None, feed),
+            compile_s=compile_s,
+            notes=notes,
+            module=model,
+            example=example,
+            onnx_path=Path(folder) / "model.onnx",
+        )
 
     stack.enter_context(torch.inference_mode())
     if settings.device == "cuda":
@@ -164,4 +185,4 @@ def prepare(
             "which compiles and runs once"
         )
         return Prepared(run=lambda: compiled(example), compile_s=compile_s, notes=notes)
-    return Prepared(run=lambda: model(example), notes=notes)
+    return Prepared(run=lambda: model(example), notes=notes, module=model, example=example)
