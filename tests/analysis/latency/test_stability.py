@@ -179,3 +179,53 @@ def test_a_failing_configuration_is_dropped_and_the_others_go_on():
     jobs[0] = il.Job(run=broken)
     a, b = il.interleave(jobs, min_time_s=0.1, warmup=1, rounds=2, measure_load=False)
     assert isinstance(a.error, RuntimeError) and b.error is None and len(b.per_run_s) >= 6
+
+
+# --------------------------------------------------------------------------- wired in
+
+
+def test_a_real_timing_carries_its_verdict_and_the_machine_it_saw(tmp_path, monkeypatch):
+    monkeypatch.setenv("MBPROF_CACHE_DIR", str(tmp_path))
+    from torch import nn
+
+    from mbprof.analysis.latency import resolve_settings, time_model
+    from mbprof.core.settings import LatencySettings
+
+    monkeypatch.setattr("mbprof.analysis.latency.run.machine_peak_gflops", lambda *a, **k: 1e3)
+    settings = resolve_settings(LatencySettings(threads=1, min_time_s=0.02, warmup=1))
+    t = time_model(nn.Conv2d(3, 4, 3).eval(), (1, 3, 16, 16), settings, madds=1)
+    assert t.verdict in ("stable", "unstable") and t.stable == (t.verdict == "stable")
+    assert bool(t.reasons) == (t.verdict == "unstable")
+    assert t.latency_spread_pct == pytest.approx(
+        100 * (t.latency_p90_ms - t.latency_p10_ms) / t.latency_ms
+    )
+    if stability._read("/proc/stat"):  # Linux: what other processes did is measured
+        assert t.other_cpus is not None and t.other_cpus >= 0
+
+
+def test_the_memory_ceiling_is_measured_once_and_cached(tmp_path, monkeypatch):
+    import json
+
+    from mbprof.analysis.latency import machine
+
+    monkeypatch.setenv("MBPROF_CACHE_DIR", str(tmp_path))
+    calls = []
+    real = machine.measure_bandwidth
+
+    def small(device, threads, min_time_s=0.5):
+        calls.append(threads)
+        return real(device, threads, min_time_s=0.02, nbytes=1 << 22)
+
+    monkeypatch.setattr(machine, "measure_bandwidth", small)
+    first = machine.machine_bandwidth_gbs("cpu", 1)
+    assert first > 0 and machine.machine_bandwidth_gbs("cpu", 1) == first and calls == [1]
+    (entry,) = json.loads((tmp_path / machine.PEAK_FILE).read_text()).values()
+    assert entry["gbs"] == first and entry["copy_bytes"] == 1 << 22
+
+
+def test_the_compute_ceiling_is_the_best_over_a_few_sizes(monkeypatch):
+    from mbprof.analysis.latency import machine
+
+    monkeypatch.setitem(machine.MATMUL_SIZES, "cpu", (32, 64))
+    gflops, n = machine.measure_matmul_peak("cpu", 1, "fp32", min_time_s=0.02)
+    assert gflops > 0 and n in (32, 64)
