@@ -117,6 +117,37 @@ def _size_parameters(spec: ModelSpec, have: int) -> ParamSizing:
         raise
 
 
+# Set on a model once it is calibrated, so that timing it again does not calibrate it again.
+CALIBRATED = "_mbprof_calibrated"
+
+
+def is_builtin(spec: ModelSpec) -> bool:
+    """Whether ``spec`` names one of mbprof's own models (registered by the catalog),
+    not a model of the user's (an import path, or a builder registered from their code)."""
+    from mbprof.models import get_model_info
+
+    factory = get_model_info(spec.model).factory
+    return isinstance(factory, str) and factory.startswith("mbprof.models.")
+
+
+def timing_ready(spec: ModelSpec, model: nn.Module, weights: str | Path | None = None) -> nn.Module:
+    """``model`` (built from ``spec``) as it is timed or exported: one of mbprof's own models
+    with its random initialisation gets data-free calibrated statistics at the spec's
+    resolution (``mbprof.models.calibration``: batch-norm statistics of its own activations,
+    unit logits), as a trained network has, so that its activations neither vanish into
+    slow denormals nor make an output check meaningless. A user's model and a loaded
+    checkpoint (``weights``) keep their weights. Calibrates in place, once; counting and
+    memory never need it (they do not depend on weights)."""
+    if weights is not None or getattr(model, CALIBRATED, False) or not is_builtin(spec):
+        return model
+    from mbprof.models.calibration import calibrate
+
+    with running(spec, "calibrating its batch-norm statistics"):
+        calibrate(model, spec.resolution)
+    setattr(model, CALIBRATED, True)
+    return model
+
+
 def build_for_shapes(spec: ModelSpec) -> nn.Module:
     """The model of ``spec`` for analyses that need shapes only: with parameters on the
     meta device (no memory, no init cost) when its builder allows, built for real

@@ -18,6 +18,7 @@ from mbprof.api.building import (
     build_sized,
     check_computes,
     running,
+    timing_ready,
 )
 from mbprof.api.inputs import make_spec, memory_of, resolve_latency
 from mbprof.core.errors import MbprofError
@@ -100,20 +101,42 @@ def bench_spec(
     settings: LatencySettings | None = None,
     weights: str | Path | None = None,
     madds: int | None = None,
+    layers: bool = False,
 ) -> BenchResult:
     """Build the model of ``spec`` once and measure its latency with ``settings``
-    (resolved here unless they already are: ``make_latency_settings``)."""
+    (resolved here unless they already are: ``make_latency_settings``). mbprof's own
+    models are calibrated first (``timing_ready``). ``layers``: also where the time goes,
+    layer by layer, on the same backend (eager or onnxruntime; see ``LayerProfile``)."""
     from mbprof.analysis.latency import time_model
 
     resolved = resolve_latency(settings if settings is not None else True)
     if resolved is None:
         raise MbprofError("settings: give latency settings (make_latency_settings)")
+    if layers:
+        from mbprof.analysis.latency.per_layer import check_layer_backend
+
+        check_layer_backend(resolved.backend)  # before anything is built
     built = build_sized(spec, weights=weights, batch=resolved.batch)
+    model = timing_ready(spec, built.model, weights)
+    counts = None
+    if layers:
+        from mbprof.analysis.counting import count
+
+        with running(spec, "counting its MAdds"):
+            counts = count(model, spec.input_shape())
+        madds = counts.madds if madds is None else madds
+    shape = spec.input_shape(resolved.batch)
     with running(spec, f"timing it with {resolved.backend}"):
-        timing = time_model(built.model, spec.input_shape(resolved.batch), resolved, madds=madds)
+        timing = time_model(model, shape, resolved, madds=madds)
     if built.notes:  # how the model was sized, said beside the timing's own notes
         timing = replace(timing, notes=built.notes + timing.notes)
-    return BenchResult(spec=spec, timing=timing)
+    profile = None
+    if counts is not None:
+        from mbprof.analysis.latency.per_layer import profile_layers
+
+        with running(spec, f"profiling it layer by layer with {resolved.backend}"):
+            profile = profile_layers(model, shape, resolved, timing.latency_ms, counts)
+    return BenchResult(spec=spec, timing=timing, layers=profile)
 
 
 def _one_configuration(spec_function: Callable[..., Any], doc: str) -> Callable[..., Any]:

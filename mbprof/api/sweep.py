@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.api.building import build_sized, check_computes, running
+from mbprof.api.building import build_sized, check_computes, running, timing_ready
 from mbprof.api.inputs import Resolution, make_specs, memory_of, resolve_latency
 from mbprof.core.errors import ResourceError
 from mbprof.core.interrupts import UserCodeExit
@@ -84,7 +84,8 @@ def measure_rows(
                 rows.append({**row, "error": failure_text(exc)})
                 continue
         if latency is not None:
-            row.update(_latency_columns(spec, model, latency, counts.madds, say, stop_on))
+            timed = _latency_columns(spec, model, latency, counts.madds, say, stop_on, weights)
+            row.update(timed)
         rows.append(row)
     return rows
 
@@ -107,14 +108,17 @@ def _latency_columns(
     madds: int,
     say: Callable[[str], None],
     stop_on: tuple[type[BaseException], ...] = (),
+    weights: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Latency and its environment; a run that fails (out of memory, an export error)
-    leaves its ``error`` and the environment it was asked for."""
+    """Latency and its environment (mbprof's own models calibrated first: ``timing_ready``);
+    a run that fails (out of memory, an export error) leaves its ``error`` and the
+    environment it was asked for."""
     from mbprof.analysis.latency import time_model
     from mbprof.analysis.latency.environment import environment
 
     say(f"timing {latency.backend}")
     try:
+        model = timing_ready(spec, model, weights)
         with running(spec, f"timing it with {latency.backend}"):
             timing = time_model(model, spec.input_shape(latency.batch), latency, madds=madds)
     except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C still stops

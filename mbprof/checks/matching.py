@@ -13,6 +13,7 @@ from typing import Any
 from mbprof.checks.limits import (
     ERROR,
     LATENCY_IDENTITY,
+    UNSTABLE,
     Budget,
     BudgetFile,
     Limit,
@@ -110,6 +111,9 @@ def check_budget(budget: Budget, rows: list[Mapping[str, Any]]) -> list[Result]:
         measured = cell(row, limit.column)
         if measured is None:
             results.append(Result(budget, limit, None, ERROR, str(cell(row, "error"))))
+        elif limit.key == "max_latency" and cell(row, "latency_verdict") == UNSTABLE:
+            why = str(cell(row, "latency_reasons", ""))
+            results.append(Result(budget, limit, measured, UNSTABLE, reasons=why))
         else:
             results.append(Result(budget, limit, measured, judge(limit, measured)))
     return results
@@ -127,5 +131,5 @@ def check_rows(budgets: BudgetFile | Iterable[Budget], rows: Any) -> list[Result
 
 
 def violations(results: Iterable[Result]) -> list[Result]:
-    """The results that do not pass (exceeded, or not measured)."""
+    """The results that do not pass (exceeded, not measured, or measured unstably)."""
     return [r for r in results if not r.passed]

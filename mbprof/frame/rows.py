@@ -213,7 +213,9 @@ def environment_columns(env: Environment) -> dict[str, Any]:
 
 def latency_columns(timing: Timing) -> dict[str, Any]:
     """A timing's figures (``LATENCY_FIGURES``) and its environment (``mbprof.analysis.latency``)."""
-    figures = {key: getattr(timing, key) for key in LATENCY_FIGURES}
+    named = {"latency_verdict": "verdict", "latency_reasons": "reasons"}
+    figures = {key: getattr(timing, named.get(key, key)) for key in LATENCY_FIGURES}
+    figures["latency_reasons"] = "; ".join(timing.reasons) or None
     return {**figures, **environment_columns(timing.environment)}
 
 
