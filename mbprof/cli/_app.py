@@ -47,6 +47,10 @@ FLAGS = {
     "kernel": "--kernel",
     "stride": "--stride",
     "padding": "--padding",
+    "workers": "--workers",
+    "executor": "--executor",
+    "scheduler": "--scheduler",
+    "cache_latency": "--cache-latency",
 }
 # click >= 8.2 raises this for a bare `mbprof` (older ones print the help and exit 0).
 _NO_ARGS_IS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())
