@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -73,10 +74,13 @@ class InProcess:
         pass
 
 
-def _worker_started() -> None:
+def _worker_started(path: tuple[str, ...], folder: str) -> None:
     # Ctrl-C reaches the whole process group: the sweep's process stops the workers and
     # keeps the finished rows; a worker raising KeyboardInterrupt would only muddle that.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A user's model is imported as the sweep's process imports it: same path, same folder.
+    sys.path[:] = list(path)
+    os.chdir(folder)
 
 
 class LocalPool:
@@ -101,6 +105,9 @@ class LocalPool:
             max_workers=self.workers,
             timeout=IDLE_TIMEOUT_S,
             initializer=_worker_started,
+            # Part of the pool's identity too: a warm pool started before the path or the
+            # folder changed (a notebook, the tests) is replaced, not reused.
+            initargs=(tuple(sys.path), os.getcwd()),
             env=env,
         )
 
