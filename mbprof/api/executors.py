@@ -155,6 +155,10 @@ class LocalPool:
         pass  # the pool stays warm for IDLE_TIMEOUT_S; loky ends it with this process
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class DaskPool:
     """The workers of a dask.distributed cluster (``--executor dask --scheduler ADDRESS``).
     They must run the same mbprof, torch and fvcore as this process (rows computed with
@@ -184,12 +188,17 @@ class DaskPool:
             self.client = distributed.Client(
                 address, timeout=CONNECT_TIMEOUT_S, set_as_default=False
             )
-        except (OSError, TimeoutError, ValueError, TypeError) as exc:
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        except (ValueError, TypeError) as exc:
+            raise MbprofError(
+                f"scheduler: {address!r} is not an address ({_first_line(exc)}); give the "
+                "address that `dask scheduler` prints, such as tcp://10.0.0.5:8786",
+                field="scheduler",
+            ) from None
+        except (OSError, TimeoutError) as exc:
             raise MbprofError(
                 f"scheduler: cannot reach a dask scheduler at {address!r} within "
-                f"{CONNECT_TIMEOUT_S:g} s ({reason}); give the address that `dask scheduler` "
-                "prints, such as tcp://10.0.0.5:8786",
+                f"{CONNECT_TIMEOUT_S:g} s ({_first_line(exc)}); is the scheduler running, "
+                "and is this its address?",
                 field="scheduler",
             ) from None
 
@@ -202,7 +211,7 @@ class DaskPool:
         futures = [self.client.submit(fn, task, pure=False) for task in tasks]
         index = {future.key: i for i, future in enumerate(futures)}
         try:
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=self.client.loop):
                 try:
                     outcome = future.result()
                 except Exception as exc:  # noqa: BLE001 - the task's error, or KilledWorker

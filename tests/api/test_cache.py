@@ -13,8 +13,8 @@ import warnings
 
 import pytest
 
-from mbprof.api import make_specs, prepare_compare
 from mbprof.api import cache as rc
+from mbprof.api import make_specs, prepare_compare
 from mbprof.api.cache import ResultCache, analysis_key, key_name
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import MemorySettings
@@ -97,7 +97,9 @@ def test_the_key_holds_everything_that_can_change_a_row(monkeypatch):
 
 def test_a_user_model_is_keyed_by_its_file(tmp_path, monkeypatch):
     module = tmp_path / "cachedmodel.py"
-    module.write_text("from torch import nn\n\ndef build(num_classes=1000):\n    return nn.Linear(3, 2)\n")
+    module.write_text(
+        "from torch import nn\n\ndef build(num_classes=1000):\n    return nn.Linear(3, 2)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     spec = ModelSpec("cachedmodel:build")
     rc._module_digest.cache_clear()

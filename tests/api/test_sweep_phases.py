@@ -109,7 +109,7 @@ def events(monkeypatch):
     return seen
 
 
-def _timed_sweep(tiny_models, folder, cache_latency=True, **fast):
+def _timed_sweep(tiny_models, folder, cache_latency=True, **fast):  # noqa: F811
     specs = make_specs(tiny_models, resolutions=[32])
     run = prepare_compare(
         specs,
@@ -123,7 +123,9 @@ def _timed_sweep(tiny_models, folder, cache_latency=True, **fast):
 
 
 def test_latency_comes_after_every_analysis_and_is_cached_only_when_asked(
-    tiny_models, tmp_path, events
+    tiny_models,  # noqa: F811
+    tmp_path,
+    events,
 ):
     rows = _timed_sweep(tiny_models, tmp_path, cache_latency=False)
     assert events == ["count", "count", "time", "time"]  # analysis first, then timings

@@ -23,7 +23,7 @@ from tests.support.tiny_models import tiny_madds, tiny_models  # noqa: F401  (a 
 
 pytestmark = pytest.mark.slow
 
-USER = '''
+USER = """
 import os
 import time
 from pathlib import Path
@@ -57,7 +57,7 @@ def slow(num_classes=1000):
     Path("in_builder").touch()
     time.sleep(120)
     return Tiny()
-'''
+"""
 
 
 @pytest.fixture
@@ -81,18 +81,22 @@ def test_workers_give_the_rows_of_this_process_in_the_sweep_s_order():
         (s.width, s.resolution[0]) for s in specs
     ]
     for row in pooled:
-        assert (row["madds"], row["params"]) == mobilenet_v1_by_hand(row["width"], row["input_h"], 10)
+        assert (row["madds"], row["params"]) == mobilenet_v1_by_hand(
+            row["width"], row["input_h"], 10
+        )
 
 
 def test_a_worker_that_dies_fills_only_its_row(user_models):
-    specs = make_specs(["workerum:fast", "workerum:dies", "mobilenet_v1"], resolutions=[32], num_classes=10)
+    specs = make_specs(
+        ["workerum:fast", "workerum:dies", "mobilenet_v1"], resolutions=[32], num_classes=10
+    )
     fast, dead, v1 = _rows(specs, 2)
     assert fast["madds"] == tiny_madds(32) and "error" not in fast
     assert dead["error"].startswith("TerminatedWorkerError: ") and "madds" not in dead
     assert (v1["madds"], v1["params"]) == mobilenet_v1_by_hand(1.0, 32, 10)
 
 
-def test_a_model_registered_in_this_process_reaches_the_workers(tiny_models):
+def test_a_model_registered_in_this_process_reaches_the_workers(tiny_models):  # noqa: F811
     rows = _rows(make_specs(tiny_models, resolutions=[32, 48]), 2)
     assert [r["madds"] for r in rows] == [tiny_madds(32), tiny_madds(48)] * 2
 
