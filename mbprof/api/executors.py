@@ -13,6 +13,7 @@ Torch-free: the workers import what their tasks need.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import sys
@@ -159,6 +160,34 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+def _unreachable(address: str, reason: str) -> MbprofError:
+    return MbprofError(
+        f"scheduler: cannot reach a dask scheduler at {address!r} within "
+        f"{CONNECT_TIMEOUT_S:g} s ({reason}); is the scheduler running, and is this its address?",
+        field="scheduler",
+    )
+
+
+def _knock(address: str) -> None:
+    """Open (and close) a TCP connection to a tcp:// or tls:// scheduler address; other
+    addresses are left to dask to judge."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        port = parts.port
+    except ValueError:
+        return
+    if parts.scheme not in ("tcp", "tls") or not parts.hostname or port is None:
+        return
+    try:
+        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
+        raise _unreachable(address, reason) from None
+
+
 class DaskPool:
     """The workers of a dask.distributed cluster (``--executor dask --scheduler ADDRESS``).
     They must run the same mbprof, torch and fvcore as this process (rows computed with
@@ -166,14 +195,22 @@ class DaskPool:
     does (the same package installed, or the same folder on their path)."""
 
     def __init__(self, address: str) -> None:
+        missing = MbprofError(
+            "executor: 'dask' needs dask.distributed, which is not installed; "
+            "install it with: pip install 'mbprof[dask]'",
+            field="executor",
+        )
+        try:
+            found = importlib.util.find_spec("distributed") is not None
+        except (ImportError, ValueError):  # ValueError: a module set to None (tests)
+            found = False
+        if not found:
+            raise missing
+        _knock(address)  # before importing dask (a second): a refused address fails at once
         try:
             import distributed
         except ImportError:
-            raise MbprofError(
-                "executor: 'dask' needs dask.distributed, which is not installed; "
-                "install it with: pip install 'mbprof[dask]'",
-                field="executor",
-            ) from None
+            raise missing from None
         import logging
 
         logging.getLogger("distributed").setLevel(logging.CRITICAL)  # one line, not a log
@@ -195,12 +232,7 @@ class DaskPool:
                 field="scheduler",
             ) from None
         except (OSError, TimeoutError) as exc:
-            raise MbprofError(
-                f"scheduler: cannot reach a dask scheduler at {address!r} within "
-                f"{CONNECT_TIMEOUT_S:g} s ({_first_line(exc)}); is the scheduler running, "
-                "and is this its address?",
-                field="scheduler",
-            ) from None
+            raise _unreachable(address, _first_line(exc)) from None
 
     def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
         import distributed
