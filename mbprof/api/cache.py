@@ -136,11 +136,9 @@ def _model_code(spec: ModelSpec) -> dict[str, Any] | None:
 
 @functools.cache
 def _file_digest(path: str) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
+    from mbprof.report.folder import sha256
+
+    return sha256(Path(path))
 
 
 # --------------------------------------------------------------------------- keys

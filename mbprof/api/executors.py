@@ -82,6 +82,19 @@ def _worker_started(path: tuple[str, ...], folder: str) -> None:
     # A user's model is imported as the sweep's process imports it: same path, same folder.
     sys.path[:] = list(path)
     os.chdir(folder)
+    # A sweep's process killed outright (SIGKILL, a SIGTERM it had no handler for) leaves
+    # its workers idle forever otherwise: each ends itself once its parent is gone.
+    import threading
+
+    threading.Thread(target=_end_with, args=(os.getppid(),), daemon=True).start()
+
+
+def _end_with(parent: int) -> None:
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 class LocalPool:

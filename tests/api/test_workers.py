@@ -19,31 +19,21 @@ import pytest
 
 from mbprof.api import make_specs, prepare_compare
 from tests.cli.test_check import mobilenet_v1_by_hand
+from tests.cli.test_files_and_signals import USER_MODELS
 from tests.support.tiny_models import tiny_madds, tiny_models  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.slow
 
-USER = """
-import os
-import time
+# Ok: conv 3->4 3x3 (padding 1, no bias), then a linear 4->3 (tests/cli/test_files_and_signals)
+USER = (
+    USER_MODELS
+    + """
 from pathlib import Path
-
-from torch import nn
-
-
-class Tiny(nn.Module):  # conv 3->4 3x3 (padding 1, no bias), then a linear 4->3
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1, bias=False)
-        self.fc = nn.Linear(4, 3)
-
-    def forward(self, x):
-        return self.fc(self.conv(x).mean((2, 3)))
 
 
 def fast(num_classes=1000):
     Path("fast_built").touch()
-    return Tiny()
+    return Ok()
 
 
 def dies(num_classes=1000):
@@ -56,8 +46,9 @@ def slow(num_classes=1000):
     time.sleep(2)  # the fast row is counted and back in the sweep's process meanwhile
     Path("in_builder").touch()
     time.sleep(120)
-    return Tiny()
+    return Ok()
 """
+)
 
 
 @pytest.fixture
