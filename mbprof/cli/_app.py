@@ -50,6 +50,10 @@ FLAGS = {
     "padding": "--padding",
     "by": "--by",
     "max_depth": "--max-depth",
+    "workers": "--workers",
+    "executor": "--executor",
+    "scheduler": "--scheduler",
+    "cache_latency": "--cache-latency",
 }
 # click >= 8.2 raises this for a bare `mbprof` (older ones print the help and exit 0).
 _NO_ARGS_IS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())

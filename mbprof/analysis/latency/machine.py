@@ -17,17 +17,9 @@ import torch
 from mbprof.analysis.latency.environment import cpu_model, device_name
 from mbprof.analysis.latency.settings import TORCH_DTYPES
 from mbprof.analysis.latency.timer import CpuClock, CudaClock, time_blocks
+from mbprof.core.files import CACHE_ENV, cache_dir  # noqa: F401  (one place for the folder)
 
-CACHE_ENV = "MBPROF_CACHE_DIR"
 PEAK_FILE = "machine_peak.json"
-
-
-def cache_dir() -> Path:
-    """``$MBPROF_CACHE_DIR``, else ``$XDG_CACHE_HOME/mbprof``, else ``~/.cache/mbprof``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mbprof"
 
 
 def peak_key(device: str, threads: int, dtype: str) -> str:
