@@ -12,6 +12,10 @@ import functools
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported anywhere
+# `compare` analyses in this process and reads no result cache unless a test asks: tests
+# that replace a function in this process would otherwise see a worker's or a cached row.
+os.environ.setdefault("MBPROF_WORKERS", "1")
+os.environ.setdefault("MBPROF_NO_CACHE", "1")
 
 import pytest  # noqa: E402
 from typer.testing import CliRunner

@@ -2,11 +2,13 @@
 
 The convention (the papers'): ``madds`` are the multiply-accumulates of
 convolutions and fully connected layers (fvcore's conv / linear / matmul
-handles, which count one fused multiply-add as one). fvcore's other estimates
-(batch norm, adaptive pooling, upsampling, normalisation) go to ``other_flops``.
-Ops that have no estimate at all (activations, additions, concatenation,
-reshapes) are listed in ``uncounted_ops`` with how often they ran, never dropped.
-All counts are for a batch of one image.
+handles, which count one fused multiply-add as one, and mbprof's own for fused
+attention, ``scaled_dot_product_attention``: its two matrix products). fvcore's
+other estimates (batch norm, adaptive pooling, upsampling, normalisation) go to
+``other_flops``. Ops that have no estimate at all (activations, additions,
+concatenation, reshapes) are listed in ``uncounted_ops`` with how often they ran,
+never dropped. ``params_used`` are the parameters that inference reads
+(``mbprof.analysis.used_params``). All counts are for a batch of one image.
 """
 
 from __future__ import annotations
@@ -22,19 +24,35 @@ from torch import nn
 
 with warnings.catch_warnings():  # fvcore scripts a loss function at import: not our concern
     warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.14 deprecates torch.jit.script
     from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn.jit_handles import get_shape
 
+from mbprof.analysis import used_params
 from mbprof.core.records import CountReport, LayerRow
 
 FVCORE_LOGGER = "fvcore.nn.jit_analysis"
 # fvcore handle names whose counts are multiply-accumulates of conv / FC layers.
-MADD_OPS = frozenset({"conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum"})
+MADD_OPS = frozenset(
+    {"conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum", "scaled_dot_product_attention"}
+)
 
 
 def count_params(model: nn.Module) -> int:
     """Elements of every parameter tensor (weights, biases, batch-norm affine).
     Buffers such as batch-norm running statistics are not parameters."""
     return sum(p.numel() for p in model.parameters())
+
+
+def _sdpa_madds(inputs: list, outputs: list) -> int:
+    """fused attention (``nn.MultiheadAttention``, ViT): q @ k^T and attention @ v, for
+    q (..., L, E), k (..., S, E), v (..., S, Ev): lead x L x S x (E + Ev). fvcore has no
+    handle of its own for it."""
+    query, key, value = (get_shape(inputs[i]) for i in range(3))
+    lead = 1
+    for size in query[:-2]:
+        lead *= size
+    return lead * query[-2] * key[-2] * (query[-1] + value[-1])
 
 
 def _layer_geometry(module: nn.Module) -> dict:
@@ -104,6 +122,7 @@ def count(model: nn.Module, input_shape: tuple[int, ...]) -> CountReport:
     batch = input_shape[0]
     example = torch.zeros(input_shape)
     analysis = FlopCountAnalysis(model, example)
+    analysis.set_op_handle("aten::scaled_dot_product_attention", _sdpa_madds)
     # Hear about every op without an estimate, not only the ones fvcore thinks notable.
     analysis._ignored_ops = set()
     analysis.unsupported_ops_warnings(False)
@@ -119,6 +138,7 @@ def count(model: nn.Module, input_shape: tuple[int, ...]) -> CountReport:
         recorder.remove()
     sizes = recorder.sizes
     uncounted = Counter({op: n for op, n in unsupported.items() if op.startswith("aten::")})
+    reads = used_params.read_parameters(model, (1, *input_shape[1:]))
 
     layers: list[LayerRow] = []
     other_by_op: Counter[str] = Counter()
@@ -126,9 +146,11 @@ def count(model: nn.Module, input_shape: tuple[int, ...]) -> CountReport:
         own = Counter(by_module.get(name, {}))
         for child_name, _ in module.named_children():
             own.subtract(by_module.get(f"{name}.{child_name}" if name else child_name, {}))
-        madds = sum(n for op, n in own.items() if op in MADD_OPS) // batch
-        other = {op: n // batch for op, n in own.items() if op not in MADD_OPS and n}
+        # int(): fvcore's einsum handle counts in floats (MaxViT's attention)
+        madds = int(sum(n for op, n in own.items() if op in MADD_OPS)) // batch
+        other = {op: int(n) // batch for op, n in own.items() if op not in MADD_OPS and n}
         params = sum(p.numel() for p in module.parameters(recurse=False))
+        used = sum(p.numel() for p in module.parameters(recurse=False) if id(p) in reads.read)
         if not (madds or other or params):
             continue  # activations, dropout, containers: no cost of their own
         other_by_op.update(other)
@@ -141,13 +163,17 @@ def count(model: nn.Module, input_shape: tuple[int, ...]) -> CountReport:
                 params=params,
                 out_hw=sizes.get(name),
                 **_layer_geometry(module),
+                params_used=used,
             )
         )
+    total, read = count_params(model), used_params.count_read(model, reads)
     return CountReport(
         madds=sum(row.madds for row in layers),
-        params=count_params(model),
+        params=total,
         other_flops=sum(other_by_op.values()),
         layers=tuple(layers),
         other_flops_by_op=dict(other_by_op),
         uncounted_ops=dict(uncounted),
+        params_used=read,
+        notes=used_params.notes(model, reads, total, read),
     )

@@ -2,23 +2,55 @@
 that a 20000x20000 input or a width of 100 is refused instead of swapping.
 
 These are generous estimates that stand in for a bound, not measurements (the
-memory analysis measures): float32 parameters counted on the meta device before
-the model is built; activations from a forward pass at a small proxy resolution,
-scaled by the ratio of pixel counts, times a safety factor that covers the live
-tensors of a forward pass and fvcore's trace.
+memory analysis measures): float32 parameters and buffers counted without allocating
+them; activations from a forward pass at a small proxy resolution, scaled by the ratio
+of pixel counts, times a safety factor that covers the live tensors of a forward pass
+and fvcore's trace.
+
+A probe that fails is never a reason to refuse a model; each step falls back to a
+dearer one that still allocates nothing it has not counted, and says so in a note:
+- parameters: the builder runs on the meta device; a builder that reads a tensor back
+  to Python (RegNet computes its widths with ``torch.arange(...).tolist()``) runs on the
+  CPU with each parameter and buffer moved to the meta device as it is registered; a
+  builder that reads a parameter's value is built for real, its registrations summed
+  and the build stopped (``OverBudget``) once they pass the free memory.
+- activations: a model that refuses the proxy resolution (a ViT asserts its input size,
+  Inception's kernels outgrow a 64x64 input) is sized on the meta device at the
+  requested resolution, its parameters stood in for by meta tensors (the caller's model
+  is never changed); a forward pass that cannot run on the meta device (it reads tensor
+  values) runs for real at that resolution, stopped once its outputs pass the free memory.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.modules import module as nn_module
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from mbprof.core.errors import MbprofError, ResourceError
+from mbprof.core.interrupts import UserCodeExit
 
 FLOAT32_BYTES = 4
 SAFETY = 3
 PROXY_SIDE = 64
+# How the parameters were sized (``ParamSizing.path``), cheapest first.
+META, REGISTERED, REAL = "meta device", "moved to meta as registered", "built for real"
+
+
+class OverBudget(ResourceError):
+    """A bounded real build or forward pass stopped: ``need`` bytes (at least) of ``what``
+    passed the budget. A ``ResourceError``, so that the model's code lets it through."""
+
+    def __init__(self, need: int, what: str) -> None:
+        super().__init__(f"{what} need at least {need} bytes")
+        self.need, self.what = need, what
 
 
 def available_memory_bytes() -> int:
@@ -36,15 +68,164 @@ def available_memory_bytes() -> int:
         return 2**63 - 1  # unknown: do not refuse
 
 
+def _state_bytes(model: nn.Module) -> int:
+    return sum(t.numel() for t in [*model.parameters(), *model.buffers()]) * FLOAT32_BYTES
+
+
 def param_bytes(build: Callable[[], nn.Module]) -> int:
-    """Bytes of the float32 parameters and buffers of ``build()``, without allocating them."""
+    """Bytes of the float32 parameters and buffers of ``build()``, built on the meta device."""
     with torch.device("meta"):
         model = build()
-    tensors = [*model.parameters(), *model.buffers()]
-    return sum(t.numel() for t in tensors) * FLOAT32_BYTES
+    return _state_bytes(model)
 
 
-def _largest_op_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+def reason(exc: BaseException) -> str:
+    """``Type: first line`` of why a step failed (a builder's failure that mbprof wrapped
+    is told by its cause), at most 160 characters, for a note."""
+    if isinstance(exc, MbprofError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _retry_after(exc: Exception) -> bool:
+    """Whether a cheaper step's failure is worth a dearer step: not for mbprof's own
+    refusal of the arguments (no cause), nor for user code that tried to end the run."""
+    if isinstance(exc, UserCodeExit):
+        return False
+    return not isinstance(exc, MbprofError) or exc.__cause__ is not None
+
+
+@contextmanager
+def _registration_hooks(on_param: Callable, on_buffer: Callable) -> Iterator[None]:
+    # Global hooks (every module built in this process meanwhile): builds run one at a time.
+    handles = [
+        nn_module.register_module_parameter_registration_hook(on_param),
+        nn_module.register_module_buffer_registration_hook(on_buffer),
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def parameters_to_meta() -> Iterator[None]:
+    """Build for real, except that every parameter and buffer moves to the meta device as
+    it is registered: tensors the builder computes with stay on the CPU, and the weight
+    initialisers that run after registration touch no memory."""
+
+    def on_param(_module: nn.Module, _name: str, param: nn.Parameter | None):
+        if type(param) is not nn.Parameter or param.device.type == "meta":
+            return None  # None, lazy or custom parameters stay as they are
+        return nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    def on_buffer(_module: nn.Module, _name: str, buffer: torch.Tensor | None):
+        if buffer is None or buffer.device.type == "meta":
+            return None
+        return buffer.to("meta")
+
+    with _registration_hooks(on_param, on_buffer):
+        yield
+
+
+@contextmanager
+def parameters_bounded(budget: int) -> Iterator[None]:
+    """Build for real, summing the float32 bytes of each parameter and buffer as it is
+    registered (before its initialiser writes it): ``OverBudget`` once the sum passes
+    ``budget``."""
+    total = 0
+
+    def add(_module: nn.Module, _name: str, tensor: torch.Tensor | None) -> None:
+        nonlocal total
+        if tensor is not None:
+            total += tensor.numel() * FLOAT32_BYTES
+            if total > budget:
+                raise OverBudget(total, "parameters (counted while building it for real)")
+
+    with _registration_hooks(add, add):
+        yield
+
+
+@dataclass(frozen=True)
+class ParamSizing:
+    """The float32 bytes of a model's parameters and buffers, the model that was built to
+    count them (on the meta device for ``META`` and ``REGISTERED``, real for ``REAL``),
+    and the note that says why a cheaper path failed ("" for ``META``)."""
+
+    bytes: int
+    model: nn.Module
+    path: str
+    note: str = ""
+
+
+def size_parameters(build: Callable[[], nn.Module], budget: int) -> ParamSizing:
+    """Size ``build()``'s parameters by the cheapest path that works (see the module's
+    docstring). The last path's failure is the builder's own and propagates."""
+    try:
+        with torch.device("meta"):
+            model = build()
+        return ParamSizing(_state_bytes(model), model, META)
+    except Exception as exc:  # noqa: BLE001 - the builder cannot run on the meta device
+        if not _retry_after(exc):
+            raise
+        on_meta = reason(exc)
+    why = f"the builder does not run on the meta device ({on_meta})"
+    try:
+        with parameters_to_meta():
+            model = build()
+        note = (
+            f"parameters sized with each one moved to the meta device as it was registered: {why}"
+        )
+        return ParamSizing(_state_bytes(model), model, REGISTERED, note)
+    except Exception as exc:  # noqa: BLE001 - it reads a parameter's value: build for real
+        if not _retry_after(exc):
+            raise
+        again = reason(exc)
+        why += ", nor with its parameters there" + ("" if again == on_meta else f" ({again})")
+    with parameters_bounded(budget):
+        model = build()
+    note = (
+        f"parameters counted by building it for real, stopped had they outgrown free memory: {why}"
+    )
+    return ParamSizing(_state_bytes(model), model, REAL, note)
+
+
+def meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Meta-device stand-ins for ``model``'s parameters and buffers (tied ones once), for
+    ``torch.func.functional_call``: the model runs on shapes alone and is not changed."""
+    state = dict(model.named_parameters())
+    state.update(dict(model.named_buffers()))
+    return {name: torch.empty_like(t, device="meta") for name, t in state.items()}
+
+
+class _Bounded(TorchDispatchMode):
+    """Stops a real forward pass (``OverBudget``) once the bytes of every op's outputs,
+    summed, pass ``budget``: never more than that is allocated (the sum is more than is
+    alive at once, so a forward pass that would fit can be stopped; this is the last resort,
+    for a model that runs neither at the proxy resolution nor on the meta device)."""
+
+    def __init__(self, budget: int) -> None:
+        super().__init__()
+        self.budget, self.total = budget, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self.total += t.numel() * t.element_size()
+        if self.total > self.budget:
+            raise OverBudget(self.total, "activations (a real forward pass, stopped)")
+        return out
+
+
+def _largest_op_bytes(
+    model: nn.Module, input_shape: tuple[int, ...], *, meta: bool = False, budget: int = 0
+) -> int:
+    """The largest inputs + output of one leaf module in a forward pass of a zero input:
+    real (stopped past ``budget`` bytes when one is given) or on the meta device."""
     largest = 0
 
     def hook(_module, inputs, output):
@@ -54,23 +235,47 @@ def _largest_op_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
     try:
-        with torch.inference_mode():
-            model(torch.zeros(input_shape))
+        if meta:
+            example = torch.zeros(input_shape, device="meta")
+            with torch.no_grad(), torch.device("meta"):
+                torch.func.functional_call(model, meta_state(model), (example,), strict=False)
+        else:
+            bound = _Bounded(budget) if budget else nullcontext()
+            with torch.inference_mode(), bound:
+                model(torch.zeros(input_shape))
     finally:
         for handle in handles:
             handle.remove()
     return largest
 
 
-def activation_bytes(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Estimated bytes of the live activations of one float32 forward pass on ``input_shape``."""
+def activation_bytes(
+    model: nn.Module, input_shape: tuple[int, ...], budget: int = 2**63 - 1
+) -> tuple[int, str]:
+    """Estimated bytes of the live activations of one float32 forward pass on
+    ``input_shape``, and a note when the proxy could not be used ("" otherwise). A forward
+    pass that fails at the requested resolution itself is the model's error: it propagates."""
     *lead, height, width = input_shape
     side = PROXY_SIDE
     if height * width <= side * side:
-        return SAFETY * _largest_op_bytes(model, input_shape)
+        return SAFETY * _largest_op_bytes(model, input_shape), ""
     try:
         proxy = _largest_op_bytes(model, (*lead, side, side))
-    except RuntimeError:  # a model that needs its own resolution: measure shapes on meta
-        with torch.device("meta"):
-            return SAFETY * _largest_op_bytes(model.to("meta"), input_shape)
-    return SAFETY * proxy * (height * width) // (side * side)
+        return SAFETY * proxy * (height * width) // (side * side), ""
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a model that needs its own resolution
+        probe = f"the {side}x{side} probe failed ({reason(exc)})"
+    at = f"{height}x{width}"
+    try:
+        largest = _largest_op_bytes(model, input_shape, meta=True)
+        return SAFETY * largest, f"activations sized on the meta device at {at}: {probe}"
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - it reads tensor values: run it for real
+        on_meta = reason(exc)
+    largest = _largest_op_bytes(model, input_shape, budget=budget)
+    return SAFETY * largest, (
+        f"activations sized by a real forward pass at {at}, stopped had it outgrown free "
+        f"memory: {probe}, and it does not run on the meta device ({on_meta})"
+    )

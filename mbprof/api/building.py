@@ -7,16 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mbprof.core.errors import MbprofError, ModelRunError, ResourceError
-from mbprof.core.interrupts import UserCodeExit, contained
+from mbprof.core.interrupts import contained
 from mbprof.core.records import MemoryReport, ModelSpec
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from mbprof.analysis.footprint import ParamSizing
 
 
 def _refuse_if_over(spec: ModelSpec, need: int, what: str, cause: str, have: int) -> None:
@@ -48,22 +50,52 @@ def _param_cause(spec: ModelSpec, have: int) -> str:
     return f"use fewer classes ({spec.num_classes:,} classes are the cause)" if fits else ""
 
 
+@dataclass(frozen=True)
+class Built:
+    """A configuration's model, built for real, and the notes on how it had to be sized
+    (empty when the cheap probes worked)."""
+
+    model: nn.Module
+    notes: tuple[str, ...] = ()
+
+
 def build_checked(spec: ModelSpec, weights: str | Path | None = None, batch: int = 1) -> nn.Module:
     """Build the model of ``spec`` once for real (in eval mode, ``weights`` loaded), first
-    making sure that its parameters (sized on the meta device) and a float32 forward pass
-    of ``batch`` images fit in free memory (refused with ``ResourceError`` otherwise)."""
-    from mbprof.analysis.footprint import activation_bytes, available_memory_bytes, param_bytes
+    making sure that its parameters and a float32 forward pass of ``batch`` images fit in
+    free memory (refused with ``ResourceError`` otherwise); see ``build_sized``."""
+    return build_sized(spec, weights, batch).model
+
+
+def build_sized(spec: ModelSpec, weights: str | Path | None = None, batch: int = 1) -> Built:
+    """``build_checked`` with its notes. Parameters are sized without allocating them and
+    activations before a real input is made (``mbprof.analysis.footprint``: a probe that
+    fails falls back to a dearer one and says so in a note; it never refuses the model)."""
+    from mbprof.analysis.footprint import (
+        REAL,
+        OverBudget,
+        activation_bytes,
+        available_memory_bytes,
+    )
     from mbprof.models import create_from_spec
 
     have = available_memory_bytes()
-    params = param_bytes(lambda: create_from_spec(spec))
-    if params > have:
-        _refuse_if_over(spec, params, "parameters", _param_cause(spec, have), have)
-    model = create_from_spec(spec, weights=weights)
+    sizing = _size_parameters(spec, have)
+    if sizing.bytes > have:
+        _refuse_if_over(spec, sizing.bytes, "parameters", _param_cause(spec, have), have)
+    # Built for real already (a builder that needs real parameters): not twice.
+    model = sizing.model.eval() if sizing.path == REAL and weights is None else None
+    notes = (sizing.note,)
+    del sizing  # a meta-device model: dropped before the real one is built
+    if model is None:
+        model = create_from_spec(spec, weights=weights)
     # Sized for one image and scaled (the estimate is linear in the batch), so that a huge
     # batch is refused before its input tensor is allocated.
-    with running(spec, "sizing its activations"):
-        per_image = activation_bytes(model, spec.input_shape(1))
+    try:
+        with running(spec, "running its forward pass to size its activations"):
+            per_image, note = activation_bytes(model, spec.input_shape(1), have)
+    except OverBudget as exc:  # the last resort, a real forward pass, was stopped
+        _refuse_if_over(spec, exc.need, exc.what, "", have)
+        raise
     what, cause = "activations", ""
     if batch > 1:
         what = f"activations at batch {batch:,}"
@@ -71,23 +103,62 @@ def build_checked(spec: ModelSpec, weights: str | Path | None = None, batch: int
             most = have // max(per_image, 1)
             cause = f"use a smaller batch (batch {batch:,} is the cause; about {most:,} fit)"
     _refuse_if_over(spec, per_image * batch, what, cause, have)
+    return Built(model, tuple(n for n in (*notes, note) if n))
+
+
+def _size_parameters(spec: ModelSpec, have: int) -> ParamSizing:
+    from mbprof.analysis.footprint import OverBudget, size_parameters
+    from mbprof.models import create_from_spec
+
+    try:
+        return size_parameters(lambda: create_from_spec(spec), have)
+    except OverBudget as exc:
+        _refuse_if_over(spec, exc.need, exc.what, _param_cause(spec, have), have)
+        raise
+
+
+# Set on a model once it is calibrated, so that timing it again does not calibrate it again.
+CALIBRATED = "_mbprof_calibrated"
+
+
+def is_builtin(spec: ModelSpec) -> bool:
+    """Whether ``spec`` names one of mbprof's own models (registered by the catalog),
+    not a model of the user's (an import path, or a builder registered from their code)."""
+    from mbprof.models import get_model_info
+
+    factory = get_model_info(spec.model).factory
+    return isinstance(factory, str) and factory.startswith("mbprof.models.")
+
+
+def timing_ready(spec: ModelSpec, model: nn.Module, weights: str | Path | None = None) -> nn.Module:
+    """``model`` (built from ``spec``) as it is timed or exported: one of mbprof's own models
+    with its random initialisation gets data-free calibrated statistics at the spec's
+    resolution (``mbprof.models.calibration``: batch-norm statistics of its own activations,
+    unit logits), as a trained network has, so that its activations neither vanish into
+    slow denormals nor make an output check meaningless. A user's model and a loaded
+    checkpoint (``weights``) keep their weights. Calibrates in place, once; counting and
+    memory never need it (they do not depend on weights)."""
+    if weights is not None or getattr(model, CALIBRATED, False) or not is_builtin(spec):
+        return model
+    from mbprof.models.calibration import calibrate
+
+    with running(spec, "calibrating its batch-norm statistics"):
+        calibrate(model, spec.resolution)
+    setattr(model, CALIBRATED, True)
     return model
 
 
 def build_for_shapes(spec: ModelSpec) -> nn.Module:
-    """The model of ``spec`` with parameters on the meta device (no memory, no init cost),
-    for analyses that need shapes only; built for real if its builder refuses meta."""
-    import torch
+    """The model of ``spec`` for analyses that need shapes only: with parameters on the
+    meta device (no memory, no init cost) when its builder allows, built for real
+    (bounded by free memory) otherwise (``mbprof.analysis.footprint.size_parameters``)."""
+    from mbprof.analysis.footprint import available_memory_bytes
 
-    from mbprof.models import create_from_spec
-
-    try:
-        with torch.device("meta"):
-            return create_from_spec(spec)
-    except UserCodeExit:
-        raise
-    except Exception:  # noqa: BLE001 - a builder that needs real tensors: build it for real
-        return build_checked(spec)
+    have = available_memory_bytes()
+    sizing = _size_parameters(spec, have)
+    if sizing.bytes > have:
+        _refuse_if_over(spec, sizing.bytes, "parameters", _param_cause(spec, have), have)
+    return sizing.model
 
 
 @contextmanager

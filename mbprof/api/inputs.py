@@ -160,11 +160,17 @@ def make_specs(
         for r in _items(resolutions, "resolutions", (int, str), _is_pair)
     ]
     specs: list[ModelSpec] = []
+    seen: set[ModelSpec] = set()  # a search of 10,000 configurations: no quadratic scan
     for model, width, depth, resolution in itertools.product(models, widths, depths, resolutions):
         if depth != 1.0 and 1.0 in depths and not get_model_info(model).has_depth:
             continue
         spec = make_spec(model, width, depth, resolution, num_classes, kwargs)
-        if spec not in specs:
+        try:
+            new = spec not in seen
+            seen.add(spec)
+        except TypeError:  # a builder argument that cannot be hashed (a list)
+            new = spec not in specs
+        if new:
             specs.append(spec)
     return specs
 

@@ -24,7 +24,7 @@ from mbprof.api.inputs import make_latency_settings, make_spec, memory_settings
 from mbprof.api.single import memory
 from mbprof.api.sweep import CompareRun, accuracy_for, rows_to_frame
 from mbprof.core.errors import MbprofError
-from mbprof.core.records import MemoryReport, ModelSpec
+from mbprof.core.records import CountReport, MemoryReport, ModelSpec
 from mbprof.report import folder
 from mbprof.report.figures import write_figures
 from mbprof.report.output import ReproduceResult, csv_text, write_file
@@ -46,6 +46,7 @@ from mbprof.report.prose import (
 )
 from mbprof.report.table3 import write_table3
 from mbprof.report.table4 import write_table4
+from mbprof.report.timm_flops import TimmCounts, timm_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -141,6 +142,39 @@ def _bn_params(model: str, width: float) -> int:
     )
 
 
+def timm_counts() -> list[TimmCounts]:
+    """mbprof's counts for the lines of timm's model index (``mbprof.report.timm_flops``):
+    each architecture at the index's 224x285 input with one class, and at 224x224."""
+    from mbprof.api.single import profile_spec
+
+    def counted(spec: ModelSpec) -> CountReport:
+        checked = make_spec(
+            spec.model, spec.width, spec.depth, spec.resolution, spec.num_classes, spec.kwargs
+        )
+        return profile_spec(checked, with_memory=False).counts
+
+    def classifier(counts: CountReport) -> int:
+        return sum(r.madds for r in counts.layers if r.type == "Linear")
+
+    found = []
+    for row in timm_rows():
+        seed, square = counted(row.seed), counted(row.square)
+        found.append(
+            TimmCounts(
+                row=row,
+                madds=seed.madds,
+                classifier_madds=classifier(seed),
+                batch_norm=seed.other_flops_by_op.get("batch_norm", 0),
+                pooling=seed.other_flops_by_op.get("adaptive_avg_pool2d", 0),
+                other_flops=seed.other_flops,
+                square_madds=square.madds,
+                square_classifier_madds=classifier(square),
+                params=square.params,
+            )
+        )
+    return found
+
+
 def _memory_at_224(model: str, width: float) -> MemoryReport:
     """mbprof's activation memory of one network as Table 3 has it: 224x224, fp16."""
     return memory(model, width, resolution=224, mem_dtype="fp16")
@@ -229,7 +263,7 @@ class ReproduceRun:
             write_file(
                 stage,
                 "inconsistencies.md",
-                inconsistencies_markdown(t4, table3_text),
+                inconsistencies_markdown(t4, table3_text, timm_counts()),
                 result,
                 "Where the paper's tables disagree with themselves, and why mbprof differs",
             )

@@ -8,10 +8,18 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mbprof.api.building import build_checked, build_for_shapes, check_computes, running
+from mbprof.api.building import (
+    build_checked,
+    build_for_shapes,
+    build_sized,
+    check_computes,
+    running,
+    timing_ready,
+)
 from mbprof.api.inputs import make_spec, memory_of, resolve_latency
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import MAX_BATCH, parse_int
@@ -27,23 +35,32 @@ def profile_spec(
     mem_dtype: str | MemorySettings = "fp16",
     chunks: int | str | None = None,
 ) -> Profile:
-    """Build the model of ``spec`` once, count its MAdds and parameters and
-    (``with_memory``) analyse its activation memory in ``mem_dtype`` with T = ``chunks``
-    (None: one channel a chunk)."""
+    """Build the model of ``spec`` once, count its MAdds and parameters (and its FLOPs in
+    the 2-per-multiply-add convention, ``mbprof.analysis.flops``) and (``with_memory``)
+    analyse its activation memory in ``mem_dtype`` with T = ``chunks`` (None: one channel
+    a chunk)."""
     from mbprof.analysis.counting import count
+    from mbprof.analysis.flops import count_flops
 
     memory = memory_of(with_memory, mem_dtype, chunks)
-    model = build_checked(spec, weights=weights)
-    report = None
+    built = build_sized(spec, weights=weights)
+    model = built.model
+    report = graph = None
     if memory is not None:
         from mbprof.analysis.memory import analyze
 
         with running(spec, "analysing its activation memory"):
-            report = analyze(model, spec.input_shape(), memory).report
+            analysis = analyze(model, spec.input_shape(), memory)
+        report, graph = analysis.report, analysis.graph
         check_computes(spec, report)
     with running(spec, "counting its MAdds"):
         counts = count(model, spec.input_shape())
-    return Profile(spec=spec, counts=counts, memory=report)
+    try:  # the 2-per-multiply-add FLOPs, from the same trace as the memory analysis
+        flops = count_flops(model, spec.input_shape(), graph)
+    except MbprofError:  # no meta-device trace (data-dependent code): MAdds still stand
+        flops = None
+    notes = built.notes + counts.notes
+    return Profile(spec=spec, counts=counts, memory=report, flops=flops, notes=notes)
 
 
 def memory_spec(
@@ -84,18 +101,42 @@ def bench_spec(
     settings: LatencySettings | None = None,
     weights: str | Path | None = None,
     madds: int | None = None,
+    layers: bool = False,
 ) -> BenchResult:
     """Build the model of ``spec`` once and measure its latency with ``settings``
-    (resolved here unless they already are: ``make_latency_settings``)."""
+    (resolved here unless they already are: ``make_latency_settings``). mbprof's own
+    models are calibrated first (``timing_ready``). ``layers``: also where the time goes,
+    layer by layer, on the same backend (eager or onnxruntime; see ``LayerProfile``)."""
     from mbprof.analysis.latency import time_model
 
     resolved = resolve_latency(settings if settings is not None else True)
     if resolved is None:
         raise MbprofError("settings: give latency settings (make_latency_settings)")
-    model = build_checked(spec, weights=weights, batch=resolved.batch)
+    if layers:
+        from mbprof.analysis.latency.per_layer import check_layer_backend
+
+        check_layer_backend(resolved.backend)  # before anything is built
+    built = build_sized(spec, weights=weights, batch=resolved.batch)
+    model = timing_ready(spec, built.model, weights)
+    counts = None
+    if layers:
+        from mbprof.analysis.counting import count
+
+        with running(spec, "counting its MAdds"):
+            counts = count(model, spec.input_shape())
+        madds = counts.madds if madds is None else madds
+    shape = spec.input_shape(resolved.batch)
     with running(spec, f"timing it with {resolved.backend}"):
-        timing = time_model(model, spec.input_shape(resolved.batch), resolved, madds=madds)
-    return BenchResult(spec=spec, timing=timing)
+        timing = time_model(model, shape, resolved, madds=madds)
+    if built.notes:  # how the model was sized, said beside the timing's own notes
+        timing = replace(timing, notes=built.notes + timing.notes)
+    profile = None
+    if counts is not None:
+        from mbprof.analysis.latency.per_layer import profile_layers
+
+        with running(spec, f"profiling it layer by layer with {resolved.backend}"):
+            profile = profile_layers(model, shape, resolved, timing.latency_ms, counts)
+    return BenchResult(spec=spec, timing=timing, layers=profile)
 
 
 def _one_configuration(spec_function: Callable[..., Any], doc: str) -> Callable[..., Any]:

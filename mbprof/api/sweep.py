@@ -2,19 +2,38 @@
 and ``reproduce`` share. A row's model is built once (sized on the meta device, then
 built for real) and counted once, whatever memory and latency settings it is asked for.
 
+A sweep runs in two phases. The analysis (counts and memory) of every configuration comes
+first: from the result cache where it holds the row (``api.cache``), else in this process,
+in worker processes or on a dask cluster (``api.executors``), the rows put back in the
+sweep's order. The latency phase follows, in this process, one configuration after
+another (``time_rows``): timings taken side by side would disturb each other. For that
+phase a configuration's model is built again: keeping every model of a large sweep alive
+until it is timed would cost far more memory than building one costs time.
+
 Rows have the columns of ``mbprof.frame.columns``; ``mbprof.frame.rows`` writes them.
 """
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.api.building import build_checked, check_computes, running
+from mbprof.api.analysis_phase import analysed_rows
+from mbprof.api.building import (
+    build_checked,
+    build_sized,
+    check_computes,
+    running,
+    timing_ready,
+)
+from mbprof.api.cache import ResultCache, analysis_key, latency_key
+from mbprof.api.executors import DaskPool, InProcess, LocalPool, make_executor
 from mbprof.api.inputs import Resolution, make_specs, memory_of, resolve_latency
-from mbprof.core.errors import ResourceError
+from mbprof.core.errors import MbprofError, ResourceError
 from mbprof.core.interrupts import UserCodeExit
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import LatencySettings, MemorySettings, ResolvedLatency
@@ -60,14 +79,15 @@ def measure_rows(
     batch = max([latency.batch for _, latency in requests if latency is not None] or [1])
     say("counting")
     try:
-        model = build_checked(spec, weights=weights, batch=batch)
+        built = build_sized(spec, weights=weights, batch=batch)
+        model = built.model
         with running(spec, "counting its MAdds"):
             counts = count(model, spec.input_shape())
     except ROW_FAILURES as exc:
         if isinstance(exc, stop_on):
             raise
         return [{**base, "error": failure_text(exc)} for _ in requests]
-    base.update(count_columns(counts))
+    base.update(count_columns(counts, built.notes))
     rows = []
     memory_done: dict[MemorySettings, dict[str, Any]] = {}
     for memory, latency in requests:
@@ -83,7 +103,8 @@ def measure_rows(
                 rows.append({**row, "error": failure_text(exc)})
                 continue
         if latency is not None:
-            row.update(_latency_columns(spec, model, latency, counts.madds, say, stop_on))
+            timed = _latency_columns(spec, model, latency, counts.madds, say, stop_on, weights)
+            row.update(timed)
         rows.append(row)
     return rows
 
@@ -106,14 +127,17 @@ def _latency_columns(
     madds: int,
     say: Callable[[str], None],
     stop_on: tuple[type[BaseException], ...] = (),
+    weights: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Latency and its environment; a run that fails (out of memory, an export error)
-    leaves its ``error`` and the environment it was asked for."""
+    """Latency and its environment (mbprof's own models calibrated first: ``timing_ready``);
+    a run that fails (out of memory, an export error) leaves its ``error`` and the
+    environment it was asked for."""
     from mbprof.analysis.latency import time_model
     from mbprof.analysis.latency.environment import environment
 
     say(f"timing {latency.backend}")
     try:
+        model = timing_ready(spec, model, weights)
         with running(spec, f"timing it with {latency.backend}"):
             timing = time_model(model, spec.input_shape(latency.batch), latency, madds=madds)
     except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C still stops
@@ -136,40 +160,128 @@ def measure_row(
     return measure_rows(spec, [(memory, latency)], weights=weights, on_phase=on_phase)[0]
 
 
+# --------------------------------------------------------------------------- the latency phase
+
+
+def time_rows(
+    specs: Sequence[ModelSpec],
+    rows: Sequence[dict[str, Any]],
+    latency: ResolvedLatency,
+    *,
+    weights: str | Path | None = None,
+    cache: ResultCache | None = None,
+    keys: Sequence[dict[str, Any] | None] = (),
+    on_start: Callable[[ModelSpec], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The latency phase of a sweep, in this process, serially: each analysed row of
+    ``rows`` with its configuration's latency and environment columns added (a row whose
+    analysis failed is passed on as it is). With a ``cache`` that keeps latency, a timing is
+    read from it under the row's analysis key in ``keys`` and the whole environment."""
+    from mbprof.analysis.latency import machine_peak_gflops
+
+    say = on_phase or _quiet
+    say("machine reference")
+    machine_peak_gflops(latency.device, latency.threads, latency.dtype)
+    keep = cache is not None and cache.latency
+    for spec, row, key in zip(specs, rows, list(keys) or [None] * len(rows), strict=True):
+        if on_start is not None:
+            on_start(spec)
+        if row.get("error"):
+            yield row
+            continue
+        timed_key = latency_key(key, latency) if keep and key is not None else None
+        timed = cache.get(timed_key) if timed_key is not None else None
+        if timed is None:
+            timed = _timed_columns(spec, latency, row["madds"], weights, say)
+            if timed_key is not None:
+                cache.put(timed_key, timed)
+        yield {**row, **timed}
+
+
+def _timed_columns(
+    spec: ModelSpec,
+    latency: ResolvedLatency,
+    madds: int,
+    weights: str | Path | None,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    try:
+        model = build_checked(spec, weights=weights, batch=latency.batch)
+    except ROW_FAILURES as exc:
+        return {"error": failure_text(exc)}
+    return _latency_columns(spec, model, latency, madds, say)
+
+
+# --------------------------------------------------------------------------- a sweep
+
+
 @dataclass
 class CompareRun:
     """A sweep, checked before anything is measured: its configurations, settings and the
-    accuracy table to join. ``rows()`` measures; ``frame(rows)`` joins accuracy."""
+    accuracy table to join, where the analysis runs (``executor``: None for this process)
+    and the result cache (None: none). ``rows()`` measures; ``frame(rows)`` joins accuracy."""
 
     specs: list[ModelSpec]
     memory: MemorySettings | None
     latency: ResolvedLatency | None
     accuracy: AccuracyTable | None
     weights: str | Path | None = None
+    executor: InProcess | LocalPool | DaskPool | None = None
+    cache: ResultCache | None = None
+    warn: Callable[[str], None] | None = None
+    _warned: set[str] = field(default_factory=set, repr=False)
 
     def rows(
         self,
         on_start: Callable[[ModelSpec], None] | None = None,
         on_phase: Callable[[str], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Yield one row per configuration as it is measured (for progress bars, and for
-        keeping finished rows when a sweep is interrupted)."""
-        if self.latency is not None:
-            from mbprof.analysis.latency import machine_peak_gflops
+        """Yield one row per configuration, in the sweep's order, as each is finished (for
+        progress bars, and for keeping finished rows when a sweep is interrupted): the
+        analysis of every configuration first, then, with latency settings, the timings."""
+        keys = [self._key(spec) for spec in self.specs]
+        if self.latency is None:
+            yield from self.analysed_rows(keys, on_start, on_phase)
+            return
+        analysed = list(self.analysed_rows(keys, None, on_phase))
+        yield from time_rows(
+            self.specs,
+            analysed,
+            self.latency,
+            weights=self.weights,
+            cache=self.cache,
+            keys=keys,
+            on_start=on_start,
+            on_phase=on_phase,
+        )
 
-            if on_phase is not None:
-                on_phase("machine reference")
-            machine_peak_gflops(self.latency.device, self.latency.threads, self.latency.dtype)
-        for spec in self.specs:
-            if on_start is not None:
-                on_start(spec)
-            yield measure_row(
-                spec,
-                weights=self.weights,
-                memory=self.memory,
-                latency=self.latency,
-                on_phase=on_phase,
-            )
+    def _key(self, spec: ModelSpec) -> dict[str, Any] | None:
+        return None if self.cache is None else analysis_key(spec, self.memory, self.weights)
+
+    def _say(self, text: str) -> None:
+        if text not in self._warned:
+            self._warned.add(text)
+            (self.warn or functools.partial(warnings.warn, category=RuntimeWarning))(text)
+
+    def analysed_rows(
+        self,
+        keys: Sequence[dict[str, Any] | None],
+        on_start: Callable[[ModelSpec], None] | None = None,
+        on_phase: Callable[[str], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The analysis phase (``api.analysis_phase.analysed_rows``)."""
+        return analysed_rows(
+            self.specs,
+            self.memory,
+            keys,
+            weights=self.weights,
+            executor=self.executor,
+            cache=self.cache,
+            on_start=on_start,
+            on_phase=on_phase,
+            warn=self._say,
+        )
 
     def frame(self, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         """The rows as a frame, with published accuracy joined."""
@@ -192,15 +304,38 @@ def prepare_compare(
     chunks: int | str | None = None,
     latency: bool | LatencySettings = False,
     accuracy: bool | str | Path = True,
+    workers: int | None = 1,
+    executor: str = "local",
+    scheduler: str | None = None,
+    cache: bool | str | Path = False,
+    cache_latency: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> CompareRun:
     """Everything ``compare`` will do with the configurations ``specs`` (from
-    ``make_specs``), checked first: memory and latency settings (resolved for this machine)
-    and the accuracy table (True: the published figures mbprof ships; a CSV path: that
-    file's first; False: none)."""
+    ``make_specs``), checked first: memory and latency settings (resolved for this machine),
+    the accuracy table (True: the published figures mbprof ships; a CSV path: that file's
+    first; False: none), where the analysis runs (``executor`` "local" with ``workers``
+    processes, None for the cores available, 1 for this process; or "dask" on the cluster
+    whose ``scheduler`` address is given, connected to now) and the result cache (True:
+    ``cache_dir()``; a folder; False: none; ``cache_latency`` keeps timings there too).
+    ``warn`` receives warnings (an unwritable cache); Python's ``warnings`` by default."""
     memory = memory_of(with_memory, mem_dtype, chunks)
-    return CompareRun(
-        list(specs), memory, resolve_latency(latency), accuracy_for(accuracy), weights
-    )
+    resolved = resolve_latency(latency)
+    table = accuracy_for(accuracy)
+    if not isinstance(cache_latency, bool):
+        raise MbprofError(
+            f"cache_latency: {cache_latency!r} is not true or false", field="cache_latency"
+        )
+    store = None
+    if cache is not False and cache is not None:
+        store = ResultCache(None if cache is True else cache, latency=cache_latency, warn=warn)
+    elif cache_latency:
+        raise MbprofError(
+            "cache_latency: keeping timings needs the result cache, which is turned off",
+            field="cache_latency",
+        )
+    pool = make_executor(executor, workers, scheduler)  # last: it may connect to a cluster
+    return CompareRun(list(specs), memory, resolved, table, weights, pool, store, warn)
 
 
 def iter_compare(

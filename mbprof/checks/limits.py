@@ -9,11 +9,16 @@ How a limit is judged: ``measured <= limit`` holds; ``limit < measured <= limit 
 tolerance)`` is *tolerated* (passes, with a warning); above that it is *exceeded*.
 Headroom is ``limit - measured`` (negative when over), and as a share of the limit.
 Only latency takes a tolerance in a budget file (counts and memory are exact); baselines
-give every metric one.
+give every metric one. A latency whose measurement was unstable (its row's
+``latency_verdict``, see ``mbprof.analysis.latency.stability``) is neither held nor
+exceeded: its status is *unstable*, which fails unless the caller tolerates it
+(``failing(results, allow_unstable=True)``), so that a busy machine cannot pass or fail a
+build by chance.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +38,7 @@ from mbprof.core.units import (
 
 # Statuses of a checked limit, from best to worst.
 HELD, TOLERATED, EXCEEDED, ERROR = "held", "tolerated", "exceeded", "error"
+UNSTABLE = "unstable"  # a latency measured unstably: not judged
 PASSING = (HELD, TOLERATED)
 
 
@@ -226,8 +232,9 @@ class Result:
     budget: Budget
     limit: Limit
     measured: float | None
-    status: str  # HELD, TOLERATED, EXCEEDED or ERROR
+    status: str  # HELD, TOLERATED, EXCEEDED, ERROR or UNSTABLE
     error: str = ""
+    reasons: str = ""  # why an UNSTABLE latency was unstable
 
     @property
     def passed(self) -> bool:
@@ -269,6 +276,12 @@ class Result:
         if self.status == ERROR:
             return f"{self.configuration}: {name} could not be measured: {self.error}"
         measured = format_amount(kind, self.measured)
+        if self.status == UNSTABLE:
+            why = f" ({self.reasons})" if self.reasons else ""
+            return (
+                f"{self.configuration}: {name} neither held nor exceeded: measured {measured} "
+                f"against {ref} {limit}, unstably{why}; measure again on a quiet machine"
+            )
         tol = format_percent(self.limit.tolerance_pct)
         if self.status in (EXCEEDED, TOLERATED):
             over = format_amount(kind, -self.headroom)
@@ -286,6 +299,12 @@ class Result:
             f"{self.configuration}: {name} held: measured {measured} <= {ref} {limit}, "
             f"headroom {room} ({format_percent(self.headroom_pct)})"
         )
+
+
+def failing(results: Iterable[Result], allow_unstable: bool = False) -> list[Result]:
+    """The results that fail a check: exceeded, not measured, and unstable unless
+    ``allow_unstable``."""
+    return [r for r in results if not r.passed and not (allow_unstable and r.status == UNSTABLE)]
 
 
 def judge(limit: Limit, measured: float) -> str:

@@ -14,6 +14,7 @@ from mbprof.checks.limits import (
     ERROR,
     LATENCY_IDENTITY,
     RUN_METRICS,
+    UNSTABLE,
     Budget,
     BudgetFile,
     Limit,
@@ -111,6 +112,9 @@ def check_budget(budget: Budget, rows: list[Mapping[str, Any]]) -> list[Result]:
         measured = cell(row, limit.column)
         if measured is None:
             results.append(Result(budget, limit, None, ERROR, str(cell(row, "error"))))
+        elif limit.key == "max_latency" and cell(row, "latency_verdict") == UNSTABLE:
+            why = str(cell(row, "latency_reasons", ""))
+            results.append(Result(budget, limit, measured, UNSTABLE, reasons=why))
         else:
             results.append(Result(budget, limit, measured, judge(limit, measured)))
     return results
@@ -128,5 +132,5 @@ def check_rows(budgets: BudgetFile | Iterable[Budget], rows: Any) -> list[Result
 
 
 def violations(results: Iterable[Result]) -> list[Result]:
-    """The results that do not pass (exceeded, or not measured)."""
+    """The results that do not pass (exceeded, not measured, or measured unstably)."""
     return [r for r in results if not r.passed]

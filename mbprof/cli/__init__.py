@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mbprof.cli import (  # noqa: F401  (each registers its command)
     bench,
+    cache,
     check,
     compare,
     cost,

@@ -8,6 +8,7 @@ Nothing here imports torch: ``mbprof --help`` must stay instant.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 from collections.abc import Iterator
@@ -49,6 +50,12 @@ FLAGS = {
     "kernel": "--kernel",
     "stride": "--stride",
     "padding": "--padding",
+    "by": "--by",
+    "max_depth": "--max-depth",
+    "workers": "--workers",
+    "executor": "--executor",
+    "scheduler": "--scheduler",
+    "cache_latency": "--cache-latency",
 }
 # click >= 8.2 raises this for a bare `mbprof` (older ones print the help and exit 0).
 _NO_ARGS_IS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())
@@ -100,12 +107,60 @@ def _results_on_stdout(callback: Any) -> Any:
     return run
 
 
+# --- help that reads well at 80 columns and at 120 ----------------------------------------
+# typer's rich help keeps a docstring's single line breaks in the commands list (a sentence
+# broken where the source line ended) and shows every option's type, `<bool>` on a flag and
+# `<str>` on options that take text. The paragraphs are joined here for rich to wrap at the
+# terminal's width; a flag shows no value, an option the metavar _options gives it (or its
+# name in capitals), an argument its name alone.
+
+
+def rewrap(text: str) -> str:
+    """``text`` with each paragraph on one line (paragraphs kept; a paragraph starting with
+    click's \\b marker keeps its lines)."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
+
+
+def _value_name(param: Any) -> str:
+    """What an option's value is called in help: FILE or DIR for a path, else its long
+    flag in capitals (``--min-time`` -> MIN_TIME)."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None and descriptor.is_path:
+        return {"file": "FILE", "dir": "DIR"}.get(descriptor.path_type, "PATH")
+    flags = [o for o in param.opts if o.startswith("--")] or [param.name or "value"]
+    return flags[0].lstrip("-").upper().replace("-", "_")
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+def readable_params(params: list[Any]) -> list[Any]:
+    """``params`` with the help's type column as people read it (see above)."""
+    for param in params:
+        if param.param_type_name == "argument" or getattr(param, "is_flag", False):
+            param.display_type_rich = _no_type  # a flag takes no value; an argument is named
+        elif param.metavar is None:
+            param.metavar = _value_name(param)
+    return params
+
+
+def _readable_help(command: Any) -> None:
+    if command.help:
+        command.help = rewrap(command.help)
+    get_params = command.get_params  # --help is made on the first call: tidied there too
+    command.get_params = lambda ctx: readable_params(get_params(ctx))
+
+
 class MbprofGroup(TyperGroup):
     """Runs every command under mbprof's error policy (also under typer's CliRunner)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        _readable_help(self)
         for command in self.commands.values():
+            _readable_help(command)
             if command.callback is not None:
                 command.callback = _results_on_stdout(command.callback)
 

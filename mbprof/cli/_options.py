@@ -86,11 +86,15 @@ def _config(width: str, depth: str, res: str, classes: str, arg: list[str] | Non
 
 
 CLASSES_OPTION = typer.Option(
-    "1000", "--classes", help=f"Number of classes, an integer from 1 to {MAX_CLASSES:,}."
+    "1000",
+    "--classes",
+    metavar="INT",
+    help=f"Number of classes, an integer from 1 to {MAX_CLASSES:,}.",
 )
 ARG_OPTION = typer.Option(
     None,
     "--arg",
+    metavar="KEY=VALUE",
     help="Extra builder keyword argument KEY=VALUE (repeatable, each key once), checked "
     "against the builder's parameter: a bool takes true/false or 1/0.",
 )
@@ -99,11 +103,15 @@ config_options = option_group(
     {
         "width": (
             str,
-            typer.Option("1.0", "--width", "-w", help="Width multiplier, a number > 0."),
+            typer.Option(
+                "1.0", "--width", "-w", metavar="FLOAT", help="Width multiplier, a number > 0."
+            ),
         ),
         "depth": (
             str,
-            typer.Option("1.0", "--depth", help="Depth multiplier (models that have one)."),
+            typer.Option(
+                "1.0", "--depth", metavar="FLOAT", help="Depth multiplier (models that have one)."
+            ),
         ),
         "res": (
             str,
@@ -111,6 +119,7 @@ config_options = option_group(
                 "224",
                 "--res",
                 "-r",
+                metavar="RES",
                 help="Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32).",
             ),
         ),
@@ -122,6 +131,7 @@ config_options = option_group(
 WEIGHTS_OPTION = typer.Option(
     None,
     "--weights",
+    metavar="FILE",
     help="Load a local checkpoint (a state dict; read with weights_only=True).",
     dir_okay=False,
 )
@@ -145,13 +155,17 @@ latency_options = option_group(
             typer.Option(
                 "auto",
                 "--device",
+                metavar="DEVICE",
                 help="Where to run: cpu, cuda, or auto (cuda when torch sees a GPU).",
             ),
         ),
         "batch": (
             str,
             typer.Option(
-                "1", "--batch", help=f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}."
+                "1",
+                "--batch",
+                metavar="INT",
+                help=f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}.",
             ),
         ),
         "threads": (
@@ -159,19 +173,23 @@ latency_options = option_group(
             typer.Option(
                 None,
                 "--threads",
+                metavar="INT",
                 help="Intra-op threads for every backend, an integer from 1 to the logical CPUs "
                 "of this machine (default: torch's current count).",
             ),
         ),
         "dtype": (
             str,
-            typer.Option("fp32", "--dtype", help="Inference dtype: fp32, fp16 or bf16."),
+            typer.Option(
+                "fp32", "--dtype", metavar="DTYPE", help="Inference dtype: fp32, fp16 or bf16."
+            ),
         ),
         "backend": (
             str,
             typer.Option(
                 "eager",
                 "--backend",
+                metavar="BACKEND",
                 help="eager, compile (torch.compile), onnxruntime (needs: pip install "
                 r'"mbprof\[onnx]") or executorch (XNNPACK; needs: pip install '
                 r'"mbprof\[executorch]").',
@@ -196,6 +214,7 @@ latency_options = option_group(
             typer.Option(
                 "1.0",
                 "--min-time",
+                metavar="SECONDS",
                 help="Seconds of timed runs per configuration, a number > 0 and "
                 f"<= {MAX_MIN_TIME_S:g}.",
             ),
@@ -203,7 +222,10 @@ latency_options = option_group(
         "warmup": (
             str,
             typer.Option(
-                "10", "--warmup", help=f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}."
+                "10",
+                "--warmup",
+                metavar="INT",
+                help=f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}.",
             ),
         ),
         "quantize": (
@@ -232,12 +254,17 @@ class OutputFormat(str, Enum):
 
 
 FORMAT_OPTION = typer.Option(
-    OutputFormat.table, "--format", "-f", help="How to print results: table, csv, json or markdown."
+    OutputFormat.table,
+    "--format",
+    "-f",
+    metavar="FORMAT",
+    help="How to print results: table, csv, json or markdown.",
 )
 OUTPUT_OPTION = typer.Option(
     None,
     "--output",
     "-o",
+    metavar="FILE",
     help="Write the results to this file instead of the terminal.",
     dir_okay=False,
 )

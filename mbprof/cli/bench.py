@@ -11,6 +11,7 @@ from mbprof.cli._options import (
     WEIGHTS_OPTION,
     Output,
     config_options,
+    file_option,
     latency_options,
     output_options,
 )
@@ -27,22 +28,50 @@ def bench_command(
     config: dict,
     weights: Path | None = WEIGHTS_OPTION,
     latency: LatencySettings,
+    layers: bool = typer.Option(
+        False,
+        "--layers",
+        help="Also where the time goes, one row per layer: time and share, MAdds, bytes "
+        "moved, arithmetic intensity, achieved GFLOP/s and GB/s, the ceiling it is under "
+        "(eager: torch.profiler; onnxruntime: its own profile).",
+    ),
+    roofline: Path | None = file_option(
+        "--roofline",
+        "Also draw every layer by arithmetic intensity against achieved GFLOP/s under the "
+        "machine's compute and memory ceilings (.png, .svg or .pdf; implies --layers).",
+    ),
     out: Output,
 ) -> None:
     """Measure the real inference latency of one configuration on this machine: median and
-    spread per batch, runs, throughput, achieved GFLOP/s and its share of the machine.
+    spread per batch, runs, throughput, achieved GFLOP/s and its share of the machine, and
+    whether the figure is stable; with --layers, where the time goes layer by layer.
 
-    Example: mbprof bench mobilenet_v2 --width 1.0 --res 224 --threads 2 --fuse-bn --channels-last
+    Example: mbprof bench mobilenet_v2 --width 1.0 --res 224 --threads 2 --layers --roofline roofline.png
     """
     out.check()
+    if roofline is not None:
+        from mbprof.cli._common import check_outputs
+        from mbprof.render.plots import check_figure_path
+
+        check_figure_path(roofline, "--roofline")
+        check_outputs({"--roofline": roofline, "--output": out.path}, {})
+        layers = True
     from mbprof.api import bench_spec, make_spec, resolve_latency
     from mbprof.cli._progress import sweep_progress
-    from mbprof.render.latency_view import bench_document
+    from mbprof.render.layers_view import layers_document
 
     settings = resolve_latency(latency)  # checked once; what this machine cannot run: exit 2
     spec = make_spec(model, **config)
     with sweep_progress(1) as progress:
         progress.start(spec)
-        progress.phase(f"timing {settings.backend}")
-        result = bench_spec(spec, settings, weights=weights)
-    out.emit(bench_document(result))
+        progress.phase(f"timing {settings.backend}" + (", then per layer" if layers else ""))
+        result = bench_spec(spec, settings, weights=weights, layers=layers)  # refuses compile
+    if roofline is not None:
+        from mbprof.render.plots.roofline import plot_roofline
+
+        env = result.timing.environment
+        threads = f"{env.threads} thread{'' if env.threads == 1 else 's'}"
+        title = f"{spec.label}: roofline ({env.backend}, {env.dtype}, {threads})"
+        plot_roofline(result.layers, roofline, title)
+        typer.echo(f"wrote {roofline}", err=True)
+    out.emit(layers_document(result))

@@ -62,11 +62,17 @@ def check_command(
         "registered models only. Repeatable, or comma-separated; '*' allows any module, "
         "so any code the files name.",
     ),
+    allow_unstable: bool = typer.Option(
+        False,
+        "--allow-unstable",
+        help="Pass a latency limit whose measurement was unstable (a busy machine: it is "
+        "neither held nor exceeded), with a warning, instead of failing.",
+    ),
     output: Path | None = OUTPUT_OPTION,
 ) -> None:
     """Check limits on MAdds, params, peak memory and latency; exit 1 when one is exceeded.
 
-    Prints every limit with its measured figure and headroom. Exit 0: all hold; 1: a limit is exceeded or could not be measured; 2: bad input.
+    Prints every limit with its measured figure and headroom. A latency measured unstably (a busy machine) is neither held nor exceeded: its status is unstable. Exit 0: all hold; 1: a limit is exceeded, could not be measured or was measured unstably (unless --allow-unstable); 2: bad input.
 
     Example: mbprof check examples/budgets.toml --format github --junit budgets.xml
     """
@@ -106,16 +112,17 @@ def check_command(
             results_stream().write(line + "\n")
         raise
     outcome = _measure(run)
-    _emit(outcome, fmt, output, junit, budgets, baseline)
+    _emit(outcome, fmt, output, junit, budgets, baseline, allow_unstable)
     if update_baseline:
         write_baseline(outcome, baseline)
         configurations = len(outcome.baseline_rows)
         typer.echo(f"wrote baseline {baseline} ({configurations} configurations)", err=True)
-    if not outcome.passed:
-        from mbprof.render.checks_view import failure_lines
+    from mbprof.checks.limits import failing
+    from mbprof.render.checks_view import failure_lines
 
-        for line in failure_lines(outcome.deciding):
-            typer.echo(line, err=True)
+    for line in failure_lines(outcome.deciding, allow_unstable):
+        typer.echo(line, err=True)
+    if failing(outcome.deciding, allow_unstable):
         raise typer.Exit(EXIT_EXCEEDED)
 
 
@@ -145,7 +152,7 @@ def _measure(run):
         )
 
 
-def _emit(outcome, fmt, output, junit, budgets, baseline) -> None:
+def _emit(outcome, fmt, output, junit, budgets, baseline, allow_unstable=False) -> None:
     from mbprof.core.files import write_atomic
     from mbprof.render.checks_view import (
         check_document,
@@ -161,15 +168,15 @@ def _emit(outcome, fmt, output, junit, budgets, baseline) -> None:
     if junit is not None:
         from mbprof.render.checks_view import junit_xml
 
-        write_atomic(junit, junit_xml(results, outcome.seconds))
+        write_atomic(junit, junit_xml(results, outcome.seconds, allow_unstable))
         typer.echo(f"wrote {safe_text(junit)}", err=True)
     if fmt is not CheckFormat.github:
         from mbprof.cli._common import emit
 
         emit(doc, OutputFormat(fmt.value), output)
         return
-    text = github_annotations(results)
-    summary = github_summary(doc, results)
+    text = github_annotations(results, allow_unstable)
+    summary = github_summary(doc, results, allow_unstable)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY", "")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as handle:

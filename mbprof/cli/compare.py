@@ -72,6 +72,37 @@ def compare_command(
     no_memory: bool = typer.Option(
         False, "--no-memory", help="Leave out the activation memory columns."
     ),
+    workers: str | None = typer.Option(
+        None,
+        "--workers",
+        envvar="MBPROF_WORKERS",
+        help="Processes that count and analyse the configurations side by side (default: "
+        "the cores available; 1 when $CI is set; 1 runs them in this process). Latency is "
+        "measured afterwards, one configuration at a time, in this process.",
+        show_default=False,
+    ),
+    executor: str = typer.Option(
+        "local",
+        "--executor",
+        help="Where the analysis runs: local (worker processes on this machine) or dask "
+        "(the workers of a dask.distributed cluster: give --scheduler).",
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="The dask scheduler's address, such as tcp://10.0.0.5:8786."
+    ),
+    no_cache: bool = typer.Option(
+        False,
+        "--no-cache",
+        envvar="MBPROF_NO_CACHE",
+        help="Neither read nor write the result cache (counts and memory of each "
+        "configuration, kept by mbprof: see mbprof cache info).",
+    ),
+    cache_latency: bool = typer.Option(
+        False,
+        "--cache-latency",
+        help="Keep timings in the result cache too, keyed by this machine's whole "
+        "environment, and read them back instead of timing again.",
+    ),
     *,
     latency: LatencySettings,
     no_latency: bool = typer.Option(
@@ -81,8 +112,10 @@ def compare_command(
 ) -> None:
     """One row per (model, width, depth, resolution): MAdds, params, peak memory and latency
     on this machine side by side, with the published top-1 (and its source) where one exists.
-    A configuration that fails gets an error in its row; Ctrl-C keeps the rows already
-    measured in the output files.
+    A list may hold ranges, start:stop:step (--widths 0.25:1.5:0.05 --res 96:256:16). Counts
+    and memory are analysed in --workers processes and kept in the result cache, so that a
+    repeated sweep answers at once. A configuration that fails gets an error in its row;
+    Ctrl-C keeps the rows already measured in the output files.
 
     Example: mbprof compare --widths 0.35,0.5,1.0,1.4 --res 96,224 --threads 2 --csv sweep.csv
     """
@@ -104,6 +137,13 @@ def compare_command(
         check_figure_path(plot, "--plot")
     outputs = {f"--{kind.value}": path for kind, path in files.items()}
     check_outputs({**outputs, "--plot": plot, "--output": out.path}, {"--accuracy": accuracy})
+    pool = dict(
+        workers=None if workers is None else parse_int(workers, "--workers"),
+        executor=executor,
+        scheduler=scheduler,
+        cache=not no_cache,
+        cache_latency=cache_latency,
+    )
 
     from mbprof.api import make_specs, prepare_compare
     from mbprof.cli._progress import sweep_progress
@@ -116,6 +156,8 @@ def compare_command(
         chunks=chunks,
         latency=False if no_latency else latency,
         accuracy=accuracy if accuracy is not None else True,
+        warn=_warn,
+        **pool,
     )
     if plot is not None:
         run.check_top1("--plot")
@@ -173,3 +215,9 @@ def compare_command(
         raise MbprofError(
             f"{ended[0]} ({failed} of {len(rows)} configurations failed, see the error column)"
         )
+
+
+def _warn(text: str) -> None:
+    from mbprof.render.safe_text import safe_text
+
+    typer.echo(f"mbprof: warning: {safe_text(text)}", err=True)

@@ -20,7 +20,14 @@ def models_command(
     Example: mbprof models 'mobilenet*' --format markdown
     """
     out.check()
+    from mbprof.core.errors import MbprofError
     from mbprof.models import get_model_info, list_models
     from mbprof.render.models_view import models_document
 
-    out.emit(models_document([get_model_info(n) for n in list_models(pattern)]))
+    names = list_models(pattern)
+    if not names:
+        raise MbprofError(
+            f"no registered model matches {pattern!r}; the registered ones are "
+            + ", ".join(list_models())
+        )
+    out.emit(models_document([get_model_info(n) for n in names]))

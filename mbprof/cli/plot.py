@@ -10,6 +10,29 @@ from mbprof.cli._app import app
 from mbprof.cli._common import check_outputs
 from mbprof.cli._options import Output, output_options
 
+DEFAULT_FIGURE = "FRAME-Y-vs-X.png"
+# Extensions that say "a picture": --output FILE with one of these means the figure (those
+# mbprof cannot write, .jpg say, are then refused by name instead of receiving the table).
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".gif", ".webp", ".tif", ".tiff", ".eps")
+
+
+def figure_and_output(figure: Path | None, out: Output, default: str) -> tuple[Path, str, Output]:
+    """Where the figure goes (and the option that named it) and where the frontier table
+    goes. ``--output`` naming an image (.png, .svg, .pdf) is the figure's path, and the
+    table then goes to the terminal; with --figure as well it would be two figures, and is
+    refused."""
+    from mbprof.core.errors import MbprofError
+
+    if out.path is not None and out.path.suffix.lower() in IMAGE_SUFFIXES:
+        if figure is not None:
+            raise MbprofError(
+                f"--output {str(out.path)!r} names an image and --figure {str(figure)!r} "
+                "another; give the figure's path once (--figure FILE), and --output a file "
+                "for the frontier table in --format"
+            )
+        return out.path, "--output", Output(out.fmt, None)
+    return (figure if figure is not None else Path(default)), "--figure", out
+
 
 @app.command("plot")
 @output_options
@@ -20,35 +43,44 @@ def plot_command(
     x: str = typer.Option(
         "madds",
         "--x",
+        metavar="AXIS",
         help="Horizontal axis: madds, params, peak_act_bytes (memory), latency_ms (latency), "
         "throughput_ips (throughput), top1, ...",
     ),
-    y: str = typer.Option("top1", "--y", help="Vertical axis (same names as --x)."),
+    y: str = typer.Option("top1", "--y", metavar="AXIS", help="Vertical axis (same names as --x)."),
     figure: Path | None = typer.Option(
         None,
         "--figure",
         "--plot",
         "-p",
-        help="Write the figure here: .png, .svg or .pdf [default: FRAME-Y-vs-X.png].",
+        metavar="FILE",
+        help="Write the figure here: .png, .svg or .pdf (--output FILE.png does the same).",
+        show_default=DEFAULT_FIGURE,
         dir_okay=False,
     ),
-    log_x: bool = typer.Option(False, "--log-x", help="Logarithmic horizontal axis."),
+    log_x: bool = typer.Option(
+        False, "--log-x", help="Logarithmic horizontal axis (ticks at 1, 2, 3 and 5 a decade)."
+    ),
     log_y: bool = typer.Option(False, "--log-y", help="Logarithmic vertical axis."),
-    title: str | None = typer.Option(None, "--title", help="Figure title."),
+    title: str | None = typer.Option(None, "--title", metavar="TEXT", help="Figure title."),
     *,
     out: Output,
 ) -> None:
     """Scatter one column against another, one point per configuration, with the Pareto
     frontier drawn and printed (a least-squares line when neither axis is accuracy).
 
+    The figure goes to --figure FILE, or to --output FILE when FILE ends in .png, .svg or
+    .pdf (by default FRAME-Y-vs-X.png in the current folder); the frontier table goes to the terminal,
+    or to --output FILE in --format.
+
     Example: mbprof plot sweep.csv --x madds --y top1 --log-x --figure pareto.png
     """
     from mbprof.render.plots import check_figure_path, resolve_axis
 
     x_axis, y_axis = resolve_axis(x, "--x"), resolve_axis(y, "--y")
-    if figure is None:
-        figure = Path(f"{frame.stem}-{y_axis.column}-vs-{x_axis.column}.png")
-    check_figure_path(figure, "--figure")
+    default = f"{frame.stem}-{y_axis.column}-vs-{x_axis.column}.png"
+    figure, option, out = figure_and_output(figure, out, default)
+    check_figure_path(figure, option)
     out.check()
     check_outputs({"--figure": figure, "--output": out.path}, {"FRAME": frame})
 

@@ -125,3 +125,17 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
             raise _cannot_write(path, exc) from None
         raise
     return path
+
+
+# --------------------------------------------------------------------------- mbprof's cache folder
+
+CACHE_ENV = "MBPROF_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where mbprof keeps what it measured once (the machine reference, the result cache):
+    ``$MBPROF_CACHE_DIR``, else ``$XDG_CACHE_HOME/mbprof``, else ``~/.cache/mbprof``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mbprof"

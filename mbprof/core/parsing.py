@@ -10,6 +10,7 @@ import json
 import math
 import os
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mbprof.core.errors import MbprofError
@@ -22,6 +23,7 @@ MAX_BATCH = 10**6  # images per forward pass; below it the memory check names --
 MAX_MIN_TIME_S = 3600.0  # one hour of timed runs per configuration
 MAX_WARMUP = 10_000  # untimed runs before timing
 MAX_THREADS = 4096  # in a file, read anywhere; measuring allows this machine's logical CPUs
+MAX_GRID_VALUES = 100_000  # values of one list option (--widths 0.25:1.5:0.05 and its items)
 
 
 def refused(option: str, why: str) -> MbprofError:
@@ -54,9 +56,62 @@ def parse_positive_float(
     return value
 
 
+def grid_range(text: str, option: str, integer: bool = False) -> list[Decimal]:
+    """'start:stop:step' -> start, start + step, ... up to stop (included when it falls on
+    the grid), computed in decimal so that 0.25:1.5:0.05 gives 26 values, 1.5 the last,
+    with no float drift. The step must be > 0, the range must yield at least one value and
+    at most ``MAX_GRID_VALUES``; ``integer`` asks for whole numbers (resolutions)."""
+    shown = text.strip()
+    parts = [part.strip() for part in shown.split(":")]
+    kind = "integers" if integer else "numbers"
+    if len(parts) != 3:
+        raise refused(
+            option, f"{shown!r} is not a range; give start:stop:step such as 0.25:1.5:0.05"
+        )
+    try:
+        start, stop, step = (Decimal(part) for part in parts)
+    except InvalidOperation:
+        raise refused(option, f"{shown!r} is not a range of {kind}; give start:stop:step") from None
+    if not all(value.is_finite() for value in (start, stop, step)) or (
+        integer and any(value != value.to_integral_value() for value in (start, stop, step))
+    ):
+        raise refused(option, f"{shown!r} is not a range of finite {kind}; give start:stop:step")
+    if step <= 0:
+        raise refused(option, f"{shown!r} has step {parts[2]}; the step must be > 0")
+    if stop < start:
+        raise refused(
+            option, f"{shown!r} yields no value: stop {parts[1]} is below start {parts[0]}"
+        )
+    try:
+        count = int((stop - start) // step) + 1
+        many = f"{count:,}"
+    except InvalidOperation:  # a quotient beyond decimal precision: far too many anyway
+        count, many = MAX_GRID_VALUES + 1, f"more than {MAX_GRID_VALUES:,}"
+    if count > MAX_GRID_VALUES:
+        raise refused(option, f"{shown!r} yields {many} values; give at most {MAX_GRID_VALUES:,}")
+    return [start + index * step for index in range(count)]
+
+
+def _grid_items(text: str, option: str, integer: bool = False) -> list[str]:
+    """The items of a list option, each range (start:stop:step) expanded into its values;
+    refused when they come to more than ``MAX_GRID_VALUES`` in all."""
+    items: list[str] = []
+    for item in _items(text, option):
+        if ":" in item:
+            items += [format(value.normalize(), "f") for value in grid_range(item, option, integer)]
+        else:
+            items.append(item)
+        if len(items) > MAX_GRID_VALUES:
+            raise refused(
+                option, f"{text!r} gives more than {MAX_GRID_VALUES:,} values; give fewer"
+            )
+    return items
+
+
 def parse_float_list(text: str, option: str) -> list[float]:
-    """'0.35,0.5,1.0' -> [0.35, 0.5, 1.0], each a finite number > 0, duplicates dropped."""
-    values = [parse_positive_float(item, option) for item in _items(text, option)]
+    """'0.35,0.5,1.0' -> [0.35, 0.5, 1.0], each a finite number > 0, duplicates dropped.
+    An item may be a range, start:stop:step: '0.25:1.5:0.05' is 0.25, 0.3, ..., 1.5."""
+    values = [parse_positive_float(item, option) for item in _grid_items(text, option)]
     return list(dict.fromkeys(values))
 
 
@@ -123,7 +178,9 @@ def parse_resolution(text: str | int | tuple[int, int], option: str = "--res") -
 
 
 def parse_resolution_list(text: str, option: str = "--res") -> list[tuple[int, int]]:
-    values = [parse_resolution(item, option) for item in _items(text, option)]
+    """'96,160x224' -> [(96, 96), (160, 224)], duplicates dropped. An item may be a range of
+    square resolutions, start:stop:step: '96:256:16' is 96, 112, ..., 256."""
+    values = [parse_resolution(item, option) for item in _grid_items(text, option, integer=True)]
     return list(dict.fromkeys(values))
 
 

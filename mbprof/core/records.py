@@ -62,7 +62,8 @@ class LayerRow:
 
     ``madds`` are multiply-accumulates of convolutions and fully connected layers;
     ``other_flops`` is fvcore's estimate for the other ops it knows (batch norm,
-    pooling, upsampling, normalisation); ``params`` are the module's own parameters.
+    pooling, upsampling, normalisation); ``params`` are the module's own parameters,
+    ``params_used`` those of them that the inference forward pass reads (None: not known).
     """
 
     path: str
@@ -76,6 +77,7 @@ class LayerRow:
     stride: tuple[int, int] | None = None
     groups: int | None = None
     out_hw: tuple[int, int] | None = None
+    params_used: int | None = None
 
 
 def _frozen(mapping: Mapping[str, int] | None = None) -> Mapping[str, int]:
@@ -94,6 +96,11 @@ class CountReport:
                   normalisation layers, kept apart from ``madds``.
     uncounted_ops: ops that ran but have no cost estimate (activations, additions,
                   concatenations, reshapes), with how many times each ran.
+    params_used:  the parameters that some op of one eval-mode forward pass reads
+                  (``mbprof.analysis.used_params``): ``params`` less what inference never
+                  reads, such as auxiliary classifiers. None: not counted.
+    notes:        what a reader of the counts should know (parameters never read, a
+                  forward pass that branches on tensor values).
     """
 
     madds: int
@@ -102,6 +109,8 @@ class CountReport:
     layers: tuple[LayerRow, ...]
     other_flops_by_op: Mapping[str, int] = field(default_factory=_frozen)
     uncounted_ops: Mapping[str, int] = field(default_factory=_frozen)
+    params_used: int | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,12 +236,33 @@ class MeasuredMemory:
 
 
 @dataclass(frozen=True)
+class FlopsCount:
+    """FLOPs in the other common convention (``mbprof.analysis.flops``): 2 per
+    multiply-accumulate, plus the element-wise work, for one image.
+
+    total:         the sum of ``by_kind``.
+    by_kind:       FLOPs per kind of work ("multiply_adds" is exactly 2 x MAdds), in the
+                   order of ``rules``.
+    rules:         kind -> the rule that counted it, in words.
+    uncounted_ops: ops that ran but have no rule, with how many times each ran.
+    """
+
+    total: int
+    by_kind: Mapping[str, int]
+    rules: Mapping[str, str]
+    uncounted_ops: Mapping[str, int] = field(default_factory=_frozen)
+
+
+@dataclass(frozen=True)
 class Profile:
-    """Everything mbprof knows about one configuration."""
+    """Everything mbprof knows about one configuration. ``notes``: how the model had to
+    be sized (a probe that failed, the fallback taken), then the counts' notes."""
 
     spec: ModelSpec
     counts: CountReport
     memory: MemoryReport | None = None
+    flops: FlopsCount | None = None  # None: the model does not trace on the meta device
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -289,6 +319,16 @@ class Timing:
     madds: int | None = None
     machine_peak_gflops: float | None = None
     notes: tuple[str, ...] = ()
+    # How sound the figure is (mbprof.analysis.latency.stability): "stable" or "unstable",
+    # with one short reason per check that failed; what the machine did while it ran.
+    verdict: str = "stable"
+    reasons: tuple[str, ...] = ()
+    other_cpus: float | None = None  # CPUs other processes kept busy while it ran
+    load_average: float | None = None  # the 1-minute load average when it ended
+    cpu_mhz: float | None = None  # mean clock of the usable CPUs when it ended
+    rounds: int = 1  # interleaved rounds behind the figure (1: one run of blocks)
+    remeasured: int = 0  # outlier rounds measured again
+    # What a backend measured of the file it runs (executorch, onnxruntime) and of int8.
     deployed_bytes: int | None = None
     delegated_ops: int | None = None
     portable_ops: int | None = None
@@ -296,6 +336,15 @@ class Timing:
     fp32_deployed_bytes: int | None = None
     int8_cosine: float | None = None
     int8_top1_agreement: float | None = None
+
+    @property
+    def stable(self) -> bool:
+        return self.verdict == "stable"
+
+    @property
+    def latency_spread_pct(self) -> float:
+        """(p90 - p10) / median, in percent: the relative spread of the per-run times."""
+        return 100.0 * (self.latency_p90_ms - self.latency_p10_ms) / self.latency_ms
 
     @property
     def int8_speedup(self) -> float | None:
@@ -329,8 +378,77 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class LayerTime:
+    """Where one layer's time goes (``mbprof.analysis.latency.layers``): one row of
+    ``mbprof bench --layers``.
+
+    path:        module path ("(model)" for the model's own ops, "(outside any layer)" for
+                 the time between layers); for an op that could not be mapped to a module,
+                 the op itself, with ``mapped`` False.
+    time_ms:     median time per forward pass of the whole batch, under the profiler.
+    madds:       multiply-accumulates per image (the counting convention).
+    bytes_moved: every tensor its ops read and wrote in one pass (activations in and out,
+                 weights), batch included, in the run's dtype.
+    The figures below are derived once (``mbprof.analysis.latency.roofline``): shares of the
+    total, FLOPs (2 x MAdds x batch) per byte, achieved rates, the ceiling it is under at
+    its intensity ("compute" or "memory") and its rate as a share of that ceiling.
+    """
+
+    path: str
+    type: str
+    time_ms: float
+    madds: int = 0
+    bytes_moved: int = 0
+    mapped: bool = True
+    kernel: tuple[int, int] | None = None
+    stride: tuple[int, int] | None = None
+    groups: int | None = None
+    out_shape: tuple[int, ...] | None = None
+    ops: int = 0
+    time_share_pct: float = 0.0
+    madds_share_pct: float = 0.0
+    intensity: float | None = None
+    gflops: float | None = None
+    gbs: float | None = None
+    bound: str = ""
+    roof_pct: float | None = None
+    kind: str = ""  # depthwise conv, pointwise conv, conv, fully connected, other
+
+
+@dataclass(frozen=True)
+class LayerProfile:
+    """Per-layer time of one configuration: ``rows`` (the last is "(outside any layer)")
+    sum to ``profiled_ms``, the median profiled pass; ``latency_ms`` is the same model
+    timed the usual way (the profiler's own overhead is the difference). The ceilings are
+    the machine reference's (``mbprof.analysis.latency.machine``)."""
+
+    backend: str
+    batch: int
+    dtype: str
+    rows: tuple[LayerTime, ...]
+    profiled_ms: float
+    latency_ms: float
+    passes: int
+    compute_gflops: float
+    bandwidth_gbs: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def overhead_pct(self) -> float:
+        """How much longer a profiled pass took than one timed the usual way."""
+        return 100.0 * (self.profiled_ms - self.latency_ms) / self.latency_ms
+
+    @property
+    def ridge(self) -> float:
+        """FLOPs per byte where the memory ceiling meets the compute ceiling."""
+        return self.compute_gflops / self.bandwidth_gbs
+
+
+@dataclass(frozen=True)
 class BenchResult:
-    """One configuration's latency, with the configuration it belongs to."""
+    """One configuration's latency, with the configuration it belongs to (and, when
+    asked for, where its time goes layer by layer)."""
 
     spec: ModelSpec
     timing: Timing
+    layers: LayerProfile | None = None

@@ -161,6 +161,67 @@ COLUMNS: dict[str, Column] = {
         "Phone", "text", "phone, runtime and precision of phone_latency_ms"
     ),
     "error": Column("Error", "text", "why this configuration has no figures"),
+    "params_used": Column(
+        "Params used (M)",
+        "millions",
+        "the parameters that some operation of one eval-mode forward pass reads: params "
+        "less what inference never reads, such as auxiliary classifiers",
+    ),
+    "notes": Column(
+        "Notes",
+        "text",
+        "how the model had to be sized (a probe that failed, the fallback taken) and what "
+        "its counts leave out; '; ' between notes",
+    ),
+    # How sound a latency is (mbprof.analysis.latency.stability).
+    "latency_spread_pct": Column(
+        "Spread", "percent", "(p90 - p10) / median of the per-run block times"
+    ),
+    "latency_verdict": Column(
+        "Timing",
+        "text",
+        "stable, or unstable when a check failed: spread above 25%, fewer than 10 timed "
+        "blocks, a drift above 10% between the halves of the runs, other processes busy on "
+        "the CPUs it needed, steal time, fewer usable CPUs than threads, a changing CPU clock",
+    ),
+    "latency_reasons": Column("Why unstable", "text", "the checks that failed, ';'-separated"),
+    "other_cpus": Column(
+        "Other CPUs",
+        "rate",
+        "CPUs other processes kept busy while it ran, on average (/proc/stat less this "
+        "process' own CPU time)",
+    ),
+    "load_average": Column("Load", "rate", "the 1-minute load average when the timing ended"),
+    "cpu_mhz": Column("MHz", "rate", "mean clock of the usable CPUs when the timing ended"),
+    "rounds": Column(
+        "Rounds", "int", "interleaved round-robin rounds behind the figure (1: not interleaved)"
+    ),
+    # Per-layer time (mbprof bench --layers; mbprof.analysis.latency.layers).
+    "layer_time_ms": Column(
+        "Time (ms)", "ms", "median time per pass of the whole batch, under the profiler"
+    ),
+    "time_share_pct": Column("Time %", "percent", "share of the profiled pass's time"),
+    "madds_share_pct": Column("MAdds %", "percent", "share of the model's MAdds"),
+    "bytes_moved": Column(
+        "Bytes",
+        "bytes",
+        "every tensor its ops read and wrote in one pass: activations in and out, weights "
+        "(batch included, in the run's dtype)",
+    ),
+    "intensity": Column("FLOP/B", "rate", "arithmetic intensity: 2 x MAdds x batch per byte moved"),
+    "layer_gflops": Column("GFLOP/s", "rate", "2 x MAdds x batch / its time"),
+    "layer_gbs": Column("GB/s", "rate", "bytes moved / its time (1e9 bytes per second)"),
+    "bound": Column(
+        "Bound",
+        "text",
+        "the ceiling it is under at its intensity: memory (left of the ridge point) or compute",
+    ),
+    "roof_pct": Column(
+        "Roof %", "percent", "its GFLOP/s as a share of that ceiling at its intensity"
+    ),
+    "mapped": Column(
+        "Mapped", "text", "false: an op that could not be mapped to a module (its own row)"
+    ),
     # The deployed artifact (mbprof.analysis.latency: onnxruntime and executorch) and int8.
     "quantize": Column(
         "Quantize",
@@ -220,6 +281,13 @@ LATENCY_FIGURES = (
     "achieved_gflops",
     "machine_share_pct",
     "compile_s",
+    "latency_spread_pct",
+    "latency_verdict",
+    "latency_reasons",
+    "other_cpus",
+    "load_average",
+    "cpu_mhz",
+    "rounds",
 )
 ENVIRONMENT_COLUMNS = (
     "device",

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # The columns that say which configuration a row measured, in the frame's order.
 IDENTITY = ("model", "width", "depth", "resolution", "input_h", "input_w", "num_classes", "args")
 FAILURE_TEXT_MAX = 300
+NOTES_SEPARATOR = "; "  # between the notes of one ``notes`` cell
 
 
 # --------------------------------------------------------------------------- cells
@@ -182,9 +183,16 @@ def row_measures(row: Mapping[str, Any], spec: ModelSpec) -> bool:
 # --------------------------------------------------------------------------- figures
 
 
-def count_columns(counts: CountReport) -> dict[str, Any]:
-    """MAdds, params and fvcore's other FLOPs of one configuration (``mbprof.analysis.counting``)."""
-    return {"madds": counts.madds, "params": counts.params, "other_flops": counts.other_flops}
+def count_columns(counts: CountReport, notes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """MAdds, params and fvcore's other FLOPs of one configuration (``mbprof.analysis.counting``),
+    the parameters its inference reads, and (when there are any) ``notes`` on how it was
+    built and sized, then the counts' own, in one cell."""
+    row = {"madds": counts.madds, "params": counts.params, "other_flops": counts.other_flops}
+    if counts.params_used is not None:
+        row["params_used"] = counts.params_used
+    if notes or counts.notes:
+        row["notes"] = NOTES_SEPARATOR.join((*notes, *counts.notes))
+    return row
 
 
 def memory_columns(report: MemoryReport) -> dict[str, Any]:
@@ -205,7 +213,9 @@ def environment_columns(env: Environment) -> dict[str, Any]:
 
 def latency_columns(timing: Timing) -> dict[str, Any]:
     """A timing's figures (``LATENCY_FIGURES``) and its environment (``mbprof.analysis.latency``)."""
-    figures = {key: getattr(timing, key) for key in LATENCY_FIGURES}
+    named = {"latency_verdict": "verdict", "latency_reasons": "reasons"}
+    figures = {key: getattr(timing, named.get(key, key)) for key in LATENCY_FIGURES}
+    figures["latency_reasons"] = "; ".join(timing.reasons) or None
     for key in DEPLOYMENT_FIGURES:  # only those this backend measured
         if getattr(timing, key) is not None:
             figures[key] = getattr(timing, key)

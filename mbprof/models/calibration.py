@@ -43,9 +43,7 @@ def calibrate(
     generator = torch.Generator().manual_seed(seed)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     shape = (batch, 3, *resolution)
-    images = [
-        torch.randn(shape, generator=generator).to(device) for _ in range(max(1, batches))
-    ]
+    images = [torch.randn(shape, generator=generator).to(device) for _ in range(max(1, batches))]
     saved = [(m, m.momentum) for m in norms]
     with torch.no_grad():
         if norms:

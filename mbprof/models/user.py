@@ -12,6 +12,10 @@ depth 1.0, 1000 classes), so that a printed width or class count is never one th
 did not get. Other keyword arguments come from ``--arg key=value`` and are checked
 against the signature before anything runs. The callable is called once per
 configuration on the meta device (to size the model without memory) and once for real.
+A builder that cannot run on the meta device (it reads a tensor back, as RegNet's
+``torch.arange(...).tolist()`` does) is called again with each parameter moved to the meta
+device as it is registered, and if that fails too, built for real with its registrations
+counted against free memory (``mbprof.analysis.footprint``); a note says which.
 """
 
 from __future__ import annotations

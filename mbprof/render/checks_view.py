@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
-from mbprof.checks.limits import ERROR, EXCEEDED, HELD, METRICS, TOLERATED, Result, format_amount
+from mbprof.checks.limits import (
+    ERROR,
+    EXCEEDED,
+    HELD,
+    METRICS,
+    TOLERATED,
+    UNSTABLE,
+    Result,
+    failing,
+    format_amount,
+)
 from mbprof.core.units import format_percent
 from mbprof.frame.rows import cell
 from mbprof.render.document import Document, Table
@@ -20,7 +30,7 @@ from mbprof.render.safe_text import safe_text
 if TYPE_CHECKING:
     import pandas as pd
 
-STATUS_ORDER = (HELD, TOLERATED, EXCEEDED, ERROR)
+STATUS_ORDER = (HELD, TOLERATED, UNSTABLE, EXCEEDED, ERROR)
 HEADERS = {
     "where": "Where",
     "configuration": "Configuration",
@@ -75,7 +85,7 @@ def results_frame(results: Sequence[Result]) -> pd.DataFrame:
                 "limit": r.limit.value,
                 "measured": r.measured,
                 "headroom": r.headroom,
-                "error": r.error or None,
+                "error": r.error or r.reasons or None,
             }
         )
     return pd.DataFrame(rows)
@@ -119,13 +129,20 @@ def environment_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return seen
 
 
-def failure_lines(results: Sequence[Result]) -> list[str]:
+def failure_lines(results: Sequence[Result], allow_unstable: bool = False) -> list[str]:
     """The recap for stderr: a count, then one line per failure, each starting with
     ``mbprof:`` (CI runners read workflow commands on stderr too, so the files' text is
-    made safe)."""
-    failed = [r for r in results if not r.passed]
-    lines = [f"mbprof: {len(failed)} of {len(results)} limits not met"]
-    return lines + [f"mbprof: {safe_text(f'{r.where}: {r.message}')}" for r in failed]
+    made safe). Unstable latencies that are tolerated get a warning line each."""
+    failed = failing(results, allow_unstable)
+    lines = [f"mbprof: {len(failed)} of {len(results)} limits not met"] if failed else []
+    lines += [f"mbprof: {safe_text(f'{r.where}: {r.message}')}" for r in failed]
+    if allow_unstable:
+        lines += [
+            f"mbprof: warning: {safe_text(f'{r.where}: {r.message}')} (tolerated: --allow-unstable)"
+            for r in results
+            if r.status == UNSTABLE
+        ]
+    return lines
 
 
 def check_document(
@@ -137,7 +154,9 @@ def check_document(
     notes += [
         "Headroom = limit - measured, and as a percentage of the limit; negative when over.",
         "Status: held (measured <= limit), tolerated (over the limit by no more than its "
-        "tolerance: passes with a warning), exceeded (fails), error (not measured: fails).",
+        "tolerance: passes with a warning), exceeded (fails), error (not measured: fails), "
+        "unstable (a latency measured unstably, see why in the error column: neither held "
+        "nor exceeded; fails unless tolerated).",
         "Counts and bytes use decimal prefixes: M = 1e6, MB = 1e6 bytes.",
     ]
     if any(r.limit.origin == "baseline" for r in results):
@@ -216,14 +235,15 @@ def annotation(
     return f"{head}::{_escape_data(message)}"
 
 
-def github_annotations(results: Sequence[Result]) -> str:
-    """An error for each exceeded or unmeasured limit, a warning for each tolerated one
-    (held limits are in the summary, not in annotations)."""
+def github_annotations(results: Sequence[Result], allow_unstable: bool = False) -> str:
+    """An error for each exceeded, unmeasured or (unless tolerated) unstable limit, a
+    warning for each tolerated one (held limits are in the summary, not in annotations)."""
     lines = []
     for r in results:
         if r.status == HELD:
             continue
-        level = "warning" if r.status == TOLERATED else "error"
+        tolerated = r.status == TOLERATED or (allow_unstable and r.status == UNSTABLE)
+        level = "warning" if tolerated else "error"
         title = f"mbprof {r.limit.origin}: {r.limit.name} {r.status}"
         lines.append(
             annotation(level, r.message, r.budget.source, r.limit.line or r.budget.line, title)
@@ -231,9 +251,9 @@ def github_annotations(results: Sequence[Result]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def github_summary(doc: Document, results: Sequence[Result]) -> str:
+def github_summary(doc: Document, results: Sequence[Result], allow_unstable: bool = False) -> str:
     """A Markdown step summary: a verdict line, then the document."""
-    failed = [r for r in results if not r.passed]
+    failed = failing(results, allow_unstable)
     verdict = (
         f"**mbprof check failed**: {len(failed)} of {len(results)} limits not met."
         if failed
@@ -246,18 +266,19 @@ def github_summary(doc: Document, results: Sequence[Result]) -> str:
 # --- JUnit XML -------------------------------------------------------------------------------
 
 
-def junit_xml(results: Sequence[Result], seconds: float = 0.0) -> str:
+def junit_xml(results: Sequence[Result], seconds: float = 0.0, allow_unstable: bool = False) -> str:
     """JUnit XML: a testsuite per file (budget file or baseline), a testcase per limit;
-    exceeded limits are failures, unmeasured ones errors, tolerated ones pass with the
-    warning in system-out. Text from the files goes through ``safe_text`` (XML 1.0 cannot
-    even hold most control characters)."""
+    exceeded limits are failures, unmeasured ones errors, unstable ones errors (skipped
+    when tolerated), tolerated ones pass with the warning in system-out. Text from the
+    files goes through ``safe_text`` (XML 1.0 cannot even hold most control characters)."""
     counts = tally(results)
+    errors = counts[ERROR] + (0 if allow_unstable else counts[UNSTABLE])
     root = ET.Element(
         "testsuites",
         name="mbprof check",
         tests=str(len(results)),
         failures=str(counts[EXCEEDED]),
-        errors=str(counts[ERROR]),
+        errors=str(errors),
         time=f"{seconds:.3f}",
     )
     sources = list(dict.fromkeys(r.budget.source for r in results))
@@ -270,8 +291,8 @@ def junit_xml(results: Sequence[Result], seconds: float = 0.0) -> str:
             name=safe_text(source),
             tests=str(len(mine)),
             failures=str(mine_counts[EXCEEDED]),
-            errors=str(mine_counts[ERROR]),
-            skipped="0",
+            errors=str(mine_counts[ERROR] + (0 if allow_unstable else mine_counts[UNSTABLE])),
+            skipped=str(mine_counts[UNSTABLE] if allow_unstable else 0),
         )
         for r in mine:
             cond = f" [{r.limit.conditions}]" if r.limit.conditions else ""
@@ -306,6 +327,12 @@ def junit_xml(results: Sequence[Result], seconds: float = 0.0) -> str:
             elif r.status == ERROR:
                 ET.SubElement(case, "error", message=message, type="error").text = safe_text(
                     r.error
+                )
+            elif r.status == UNSTABLE and allow_unstable:
+                ET.SubElement(case, "skipped", message=message)
+            elif r.status == UNSTABLE:
+                ET.SubElement(case, "error", message=message, type="unstable").text = safe_text(
+                    r.reasons
                 )
             elif r.status == TOLERATED:
                 ET.SubElement(case, "system-out").text = message

@@ -29,6 +29,7 @@ COMPARE_TEXT_COLUMNS = (
     "peak_act_bytes",
     "peak_act_bytes_efficient",
     "latency_ms",
+    "latency_verdict",
     "latency_ms_per_image",
     "throughput_ips",
     "achieved_gflops",
@@ -56,6 +57,9 @@ def _compare_text_columns(frame: pd.DataFrame) -> list[str]:
         "error": _has_values(frame, "error"),
         "args": _has_values(frame, "args"),
         "portable_ops": "portable_ops" in frame and (frame["portable_ops"].fillna(0) > 0).any(),
+        # The mark of an unstable latency; when every one is stable a note says so.
+        "latency_verdict": "latency_verdict" in frame
+        and (frame["latency_verdict"] == "unstable").any(),
     }
     return [k for k in COMPARE_TEXT_COLUMNS if k in frame and optional.get(k, True)]
 
@@ -100,7 +104,7 @@ def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Docu
             value = frame[key].iloc[0]
             notes.append(f"{label} {format_value(value, COLUMNS[key].kind)} for every row.")
     notes += _memory_notes(frame)
-    notes += compare_latency_parts(frame)[1]
+    notes += compare_latency_parts(frame, shown)[1]
     notes += _accuracy_notes(frame)
     hidden = tuple(k for k in frame.columns if k not in shown)
     return Document(

@@ -24,7 +24,7 @@ class Fact:
 @dataclass
 class Table:
     name: str  # JSON key and CSV identity, e.g. "layers"
-    frame: pd.DataFrame
+    frame: pd.DataFrame | Rows  # Rows: a small table made without pandas
     title: str = ""
     headers: dict[str, str] = field(default_factory=dict)  # overrides mbprof.frame.columns
     kinds: dict[str, str] = field(default_factory=dict)
@@ -38,3 +38,28 @@ class Document:
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # JSON only (versions, conventions)
+
+
+class Rows:
+    """A small table's rows as plain dicts, for a document made without pandas (``mbprof
+    models`` stays as instant as ``--help``): the few ``DataFrame`` methods the renderers
+    call on ``Table.frame`` (``columns``, ``frame[keys]``, ``itertuples``, ``to_dict``).
+    CSV export turns it into a DataFrame."""
+
+    def __init__(self, records: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+        self.records = [dict(r) for r in records]
+        self.columns = list(columns if columns is not None else (records[0] if records else []))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, keys: list[str]) -> Rows:
+        return Rows([{k: r.get(k) for k in keys} for r in self.records], list(keys))
+
+    def itertuples(self, index: bool = False, name: str | None = None):  # noqa: ARG002
+        return iter(tuple(r.get(k) for k in self.columns) for r in self.records)
+
+    def to_dict(self, orient: str = "records") -> list[dict[str, Any]]:
+        if orient != "records":
+            raise ValueError("Rows.to_dict: only orient='records'")
+        return [{k: r.get(k) for k in self.columns} for r in self.records]

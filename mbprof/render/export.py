@@ -56,8 +56,13 @@ def to_csv(doc: Document) -> str:
     """The document's main (first) table with raw numbers; facts are not repeated."""
     if not doc.tables:
         raise MbprofError("this result has no table to write as CSV; use --format json")
+    frame = doc.tables[0].frame
+    if not hasattr(frame, "to_csv"):  # Rows: a small table made without pandas
+        import pandas as pd
+
+        frame = pd.DataFrame(frame.to_dict(orient="records"), columns=frame.columns)
     buffer = io.StringIO()
-    _safe_cells(doc.tables[0].frame).to_csv(buffer, index=False, lineterminator="\n")
+    _safe_cells(frame).to_csv(buffer, index=False, lineterminator="\n")
     return buffer.getvalue()
 
 

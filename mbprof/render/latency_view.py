@@ -17,10 +17,48 @@ LATENCY_NOTE = (
     "in torch.inference_mode (ONNX Runtime: one session.run), over blocks of runs timed "
     "for at least the minimum time; p10/p90 are the 10th/90th percentiles of the same runs."
 )
-GFLOPS_NOTE = (
-    "GFLOP/s: 2 x MAdds x batch / median latency; Machine %: that rate as a share of the "
-    "best rate of a large matrix product on the same device, threads and dtype."
+GFLOPS_NOTE = "GFLOP/s: 2 x MAdds x batch / median latency"
+MACHINE_NOTE = (
+    "that rate as a share of the best rate of a large matrix product on the same device, "
+    "threads and dtype"
 )
+STABILITY_NOTE = (
+    "Timing: stable when (p90 - p10) / median <= 25%, >= 10 timed blocks, the two halves "
+    "of the runs within 10%, no other process busy on the CPUs it needed, no steal time, "
+    "as many usable CPUs as threads and a steady CPU clock; otherwise unstable, with why."
+)
+
+
+def gflops_note(machine: str | None) -> str:
+    """The GFLOP/s footnote, with the machine share (called ``machine``: "Machine %") only
+    where that figure is shown."""
+    return f"{GFLOPS_NOTE}; {machine}: {MACHINE_NOTE}." if machine else f"{GFLOPS_NOTE}."
+
+
+def _label(row: Any) -> str:
+    from mbprof.render.formats import format_multiplier
+
+    depth = getattr(row, "depth", 1.0)
+    extra = "" if depth in (None, 1.0) or depth != depth else f" depth {depth:g}"
+    return f"{row.model} {format_multiplier(row.width)}@{row.resolution}{extra}"
+
+
+def stability_notes(frame: pd.DataFrame) -> list[str]:
+    """One line: which rows' latency is unstable and why, or that every one is stable."""
+    if "latency_verdict" not in frame or frame["latency_verdict"].isna().all():
+        return []
+    unstable = frame[frame["latency_verdict"] == "unstable"]
+    if unstable.empty:
+        return [f"Timing: every latency is stable. {STABILITY_NOTE}"]
+    parts = [
+        f"{_label(row)} ({row.latency_reasons or 'no reason recorded'})"
+        for row in unstable.itertuples()
+    ]
+    return [
+        f"UNSTABLE latency (marked in the Timing column) for {len(parts)} of "
+        f"{int(frame['latency_verdict'].notna().sum())} rows: " + "; ".join(parts) + ".",
+        STABILITY_NOTE,
+    ]
 
 
 def _constant(frame: pd.DataFrame, key: str) -> Any:
@@ -50,9 +88,12 @@ def environment_text(frame: pd.DataFrame) -> str:
     return "Measured on " + ", ".join(parts) + "." if parts else ""
 
 
-def compare_latency_parts(frame: pd.DataFrame) -> tuple[tuple[str, ...], list[str]]:
+def compare_latency_parts(
+    frame: pd.DataFrame, shown: tuple[str, ...] | list[str] = ()
+) -> tuple[tuple[str, ...], list[str]]:
     """For a comparison frame with latency columns: the columns to leave out of terminal
-    and Markdown tables (the environment, said once in a note) and the notes to add."""
+    and Markdown tables (the environment, said once in a note) and the notes to add
+    (the "Machine %" footnote only when ``shown`` holds that column)."""
     if "latency_ms" not in frame and "device" not in frame:
         return (), []
     hidden = [
@@ -61,7 +102,11 @@ def compare_latency_parts(frame: pd.DataFrame) -> tuple[tuple[str, ...], list[st
     hidden += [key for key in ("runs", "latency_ms_per_image") if key in frame]
     if "compile_s" in frame and frame["compile_s"].isna().all():
         hidden.append("compile_s")
-    notes = [LATENCY_NOTE, GFLOPS_NOTE]
+    notes = [
+        LATENCY_NOTE,
+        gflops_note("Machine %" if "machine_share_pct" in shown else None),
+        *stability_notes(frame),
+    ]
     if "runs" in frame and frame["runs"].notna().any():
         notes.append(
             f"Runs per configuration: {int(frame['runs'].min()):,} to "
@@ -117,11 +162,31 @@ def bench_document(result: BenchResult) -> Document:
     facts = [
         Fact("model", "Model", spec.label, "text"),
         Fact("input", "Input", f"{env.batch}x3x{h}x{w}", "text", "batch x channels x H x W"),
-        Fact("latency_ms", "Latency", t.latency_ms, "ms", "ms per batch, median"),
+        Fact(
+            "latency_ms",
+            "Latency",
+            t.latency_ms,
+            "ms",
+            "ms per batch, median" + ("" if t.stable else " - UNSTABLE, see Timing"),
+        ),
         Fact("latency_ms_per_image", "Per image", t.latency_ms_per_image, "ms", "ms"),
         Fact("latency_p10_ms", "p10", t.latency_p10_ms, "ms", "ms per batch"),
         Fact("latency_p90_ms", "p90", t.latency_p90_ms, "ms", "ms per batch"),
+        Fact(
+            "latency_spread_pct",
+            "Spread",
+            t.latency_spread_pct,
+            "percent",
+            "(p90 - p10) / median",
+        ),
         Fact("runs", "Runs", t.runs, "int", blocks),
+        Fact(
+            "latency_verdict",
+            "Timing",
+            t.verdict,
+            "text",
+            "; ".join(t.reasons) if t.reasons else "every check passed (see the notes)",
+        ),
         Fact("throughput_ips", "Throughput", t.throughput_ips, "rate", "images/s"),
         Fact("madds", "MAdds", t.madds, "int", "conv + fully connected, per image"),
         Fact(
@@ -148,6 +213,9 @@ def bench_document(result: BenchResult) -> Document:
         Fact("device_name", "Device name", env.device_name, "text"),
         Fact("cpu_model", "CPU", env.cpu_model, "text", f"{env.cpu_count} logical CPUs"),
         Fact("threads", "Threads", env.threads, "int", "intra-op"),
+        Fact("other_cpus", "Other load", t.other_cpus, "rate", "CPUs busy with other processes"),
+        Fact("load_average", "Load average", t.load_average, "rate", "1 minute, at the end"),
+        Fact("cpu_mhz", "CPU clock", t.cpu_mhz, "rate", "MHz, at the end"),
         Fact("backend", "Backend", env.backend, "text", env.backend_version),
         Fact("dtype", "Dtype", env.dtype, "text"),
         Fact("memory_format", "Memory format", env.memory_format, "text"),
@@ -165,7 +233,13 @@ def bench_document(result: BenchResult) -> Document:
         title=f"{spec.label}: latency on this machine",
         facts=facts,
         tables=[table],
-        notes=[LATENCY_NOTE, GFLOPS_NOTE, *t.notes],
+        notes=[
+            *([] if t.stable else [f"UNSTABLE latency: {'; '.join(t.reasons)}."]),
+            LATENCY_NOTE,
+            gflops_note("Machine share"),
+            STABILITY_NOTE,
+            *t.notes,
+        ],
         meta={
             "mbprof_version": __version__,
             "backend_version": env.backend_version,

@@ -5,6 +5,7 @@ that counted."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mbprof.render.export import markdown_grid
@@ -12,14 +13,18 @@ from mbprof.report.output import ReproduceResult
 from mbprof.report.plan import MARKER, config, find_row, is_measured
 from mbprof.report.table3 import table3_paper_problems
 from mbprof.report.text import delta, kilobytes, millions, top1_text
+from mbprof.report.timm_flops import TimmCounts, timm_flops_markdown
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def inconsistencies_markdown(t4: pd.DataFrame, table3_text: str | None) -> str:
+def inconsistencies_markdown(
+    t4: pd.DataFrame, table3_text: str | None, timm: Sequence[TimmCounts] = ()
+) -> str:
     """Where Table 4's counts and top-1, and Table 3's cells, disagree with their own
-    sources, and why mbprof's figures differ; ``table3_text`` from ``write_table3``."""
+    sources, and why mbprof's figures differ; ``table3_text`` from ``write_table3``; ``timm``
+    the counts behind timm's model-index figures (``mbprof.report.timm_flops``)."""
     lines = [
         MARKER,
         "# Where the paper's tables disagree, and why mbprof differs",
@@ -108,6 +113,7 @@ def inconsistencies_markdown(t4: pd.DataFrame, table3_text: str | None) -> str:
     ]
     if table3_text:
         lines += [table3_text, ""]
+    lines += timm_flops_markdown(timm)
     return "\n".join(lines)
 
 

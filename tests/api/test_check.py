@@ -144,3 +144,36 @@ def test_an_import_path_is_refused_unless_its_module_is_allowed(tmp_path, monkey
     (result,) = outcome.results
     assert result.measured == TINY_PARAMS and result.status == "held"
     assert (tmp_path / "imported").read_text() == name
+
+
+def test_saved_results_with_an_unstable_latency_are_not_judged(tmp_path):
+    import pandas as pd
+
+    from mbprof.checks.limits import failing
+
+    saved = tmp_path / "results.csv"
+    row = dict(model="mobilenet_v1", width=0.25, resolution=64, num_classes=10, madds=MADDS)
+    rows = [
+        {
+            **row,
+            "latency_ms": 5.0,
+            "latency_verdict": "unstable",
+            "latency_reasons": "spread 40% > 25%",
+        },
+        {**row, "resolution": 96, "latency_ms": 5.0, "latency_verdict": "stable"},
+    ]
+    pd.DataFrame(rows).to_csv(saved, index=False)
+    budgets = (
+        CONFIG + 'max_latency = "1 ms"\n' + CONFIG.replace("64", "96") + 'max_latency = "1 ms"\n'
+    )
+    outcome = mbprof.check(_budgets(tmp_path, budgets), results=saved)
+    unstable, exceeded = outcome.results
+    assert (unstable.status, unstable.measured, unstable.reasons) == (
+        "unstable",
+        5.0,
+        "spread 40% > 25%",
+    )
+    assert "neither held nor exceeded" in unstable.message
+    assert exceeded.status == "exceeded"  # a stable figure is judged as before
+    assert not outcome.passed and outcome.failures == (unstable, exceeded)
+    assert failing(outcome.results, allow_unstable=True) == [exceeded]

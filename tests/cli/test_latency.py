@@ -163,3 +163,97 @@ def test_compile_backend_with_inductor_end_to_end():
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)["tables"]["latency"]
     assert row["backend"] == "compile" and row["compile_s"] > 0 and row["latency_ms"] > 0
+
+
+@pytest.fixture
+def verdict(monkeypatch):
+    """Set the verdict every timing gets (the machine's real load is the verdict tests'
+    subject, not these)."""
+    from mbprof.analysis.latency import stability
+
+    def set_to(reasons: tuple[str, ...]) -> None:
+        monkeypatch.setattr(
+            stability, "judge", lambda *a, **k: ("unstable" if reasons else "stable", reasons)
+        )
+
+    return set_to
+
+
+def test_an_unstable_latency_is_marked_in_every_format(tmp_path, verdict):
+    verdict(("spread 80% > 25% ((p90 - p10) / median)",))
+    csv, md = tmp_path / "s.csv", tmp_path / "s.md"
+    result = run("compare", "-m", "test_tiny", "--res", "32", *FAST, "--csv", str(csv),
+                 "--markdown", str(md))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    row = pd.read_csv(csv).iloc[0]
+    assert row["latency_verdict"] == "unstable" and row["latency_reasons"].startswith("spread 80%")
+    for text in (result.stdout, md.read_text()):
+        assert "Timing" in text and "| unstable |" in text.replace("│", "|").replace("  ", " ")
+        (note,) = [line for line in text.splitlines() if "UNSTABLE latency" in line]
+        assert "test_tiny 1.0@32 (spread 80% > 25%" in note
+    result = run("bench", "test_tiny", "--res", "32", *FAST)
+    assert (
+        "UNSTABLE, see Timing" in result.stdout
+        and "- UNSTABLE latency: spread 80%" in result.stdout
+    )
+    result = run("bench", "test_tiny", "--res", "32", *FAST, "-f", "json")
+    assert json.loads(result.stdout)["facts"]["latency_verdict"] == "unstable"
+
+
+def test_stable_latencies_say_so_once_and_machine_share_only_where_shown(verdict):
+    verdict(())
+    result = run("compare", "-m", "test_tiny", "--res", "32", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "Timing: every latency is stable." in result.stdout
+    assert "unstable" not in result.stdout.split("- ")[0]  # no mark column in the table
+    assert "Machine %" not in result.stdout  # not a column of compare's table
+    result = run("bench", "test_tiny", "--res", "32", *FAST)
+    assert "Machine share: that rate as a share" in result.stdout
+
+
+@pytest.fixture
+def ceilings(monkeypatch):
+    """Fixed machine ceilings: the per-layer tests do not measure the machine."""
+    from mbprof.analysis.latency import per_layer
+
+    monkeypatch.setattr(per_layer, "machine_peak_gflops", lambda *a, **k: 50.0)
+    monkeypatch.setattr(per_layer, "machine_bandwidth_gbs", lambda *a, **k: 10.0)
+
+
+@pytest.mark.usefixtures("ceilings")
+def test_bench_layers_as_json_with_its_conventions():
+    result = run("bench", "test_tiny", "--res", "32", *FAST, "--layers", "-f", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    layers = doc["tables"]["layers"]
+    assert [r["path"] for r in layers][-1] == "(outside any layer)"
+    conv = next(r for r in layers if r["path"] == "conv")
+    assert conv["madds"] == tiny_madds(32) - 12 and conv["kernel"] == "3x3"
+    assert sum(r["time_share_pct"] for r in layers) == pytest.approx(100)
+    assert doc["layers"]["ridge_flop_per_byte"] == pytest.approx(5.0)
+    assert any("The profiler's own overhead" in note for note in doc["notes"])
+    assert "bytes_moved" in doc["columns"] and "roof_pct" in doc["columns"]
+
+
+@pytest.mark.usefixtures("ceilings")
+def test_bench_roofline_draws_the_layers_and_csv_gives_their_rows(tmp_path):
+    png = tmp_path / "roof.png"
+    result = run("bench", "test_tiny", "--res", "32", *FAST, "--roofline", str(png), "-f", "csv")
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {png}" in result.stderr
+    assert result.stdout.startswith("path,type,kind,kernel,stride,groups")  # the layers
+    assert "\nconv,Conv2d,conv,3x3,1x1,1," in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--layers", "--backend", "compile"], "--backend compile cannot be profiled per layer"),
+        (["--roofline", "roof.txt"], "--roofline"),
+    ],
+)
+def test_bench_layers_bad_input_exits_2_in_one_line(args, message):
+    result = run("bench", "test_tiny", "--res", "32", *FAST, *args)
+    assert_one_line_error(result, message)
+    if "compile" in args:
+        assert "eager or onnxruntime" in result.stderr

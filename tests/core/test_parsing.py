@@ -78,3 +78,48 @@ def test_units_round_trip():
     assert format_bytes(401_408) == "401.4 KB"  # KB = 1000 bytes
     with pytest.raises(MbprofError, match="unknown unit"):
         parse_bytes("3 parsecs")
+
+
+# --- grid ranges: start:stop:step ----------------------------------------------------
+
+
+def test_a_range_is_exact_in_decimal_and_includes_its_stop():
+    widths = parse_float_list("0.25:1.5:0.05", "--widths")
+    assert len(widths) == 26 and widths[0] == 0.25 and widths[-1] == 1.5
+    # each value is the float of its decimal text: as if typed by hand, no drift
+    assert widths == [float(f"{25 + 5 * i}e-2") for i in range(26)]
+    assert 0.3 in widths and 0.7 in widths and 1.15 in widths
+    assert parse_resolution_list("96:256:16") == [(r, r) for r in range(96, 257, 16)]
+    assert parse_float_list("0.25:1.0:0.3", "--widths") == [0.25, 0.55, 0.85]  # 1.0 is off the grid
+    assert parse_float_list("0.5:0.5:0.1,1.0,0.5", "--widths") == [0.5, 1.0]
+    assert parse_resolution_list("96,128:160:32,160x224") == [
+        (96, 96),
+        (128, 128),
+        (160, 160),
+        (160, 224),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("1:2:0", "step must be > 0"),
+        ("1:2:-0.5", "step must be > 0"),
+        ("2:1:0.5", "yields no value"),
+        ("0.00001:1.00001:0.00001", "100,001 values; give at most 100,000"),
+        ("1:1e40:1e-20", "more than 100,000 values"),
+        ("1:inf:1", "finite"),
+        ("1:2:3:4", "start:stop:step"),
+        (":2:1", "not a range"),
+    ],
+)
+def test_bad_ranges(text, fragment):
+    with pytest.raises(MbprofError, match="--widths") as caught:
+        parse_float_list(text, "--widths")
+    assert fragment in str(caught.value)
+
+
+def test_too_many_values_in_all():
+    assert len(parse_float_list("0.00001:1:0.00001", "--widths")) == 100_000  # the most allowed
+    with pytest.raises(MbprofError, match="more than 100,000 values"):
+        parse_float_list("1:60000:1,100000:160000:1", "--widths")

@@ -217,3 +217,67 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message):
     assert len(result.stderr.strip().splitlines()) == 1
     if "latency" in args:
         assert "axes available there: madds, params, top1" in result.stderr
+
+
+# --- reading a figure: whose point, which variant, what a log axis says -------------------
+
+
+def _texts(fig) -> list[str]:
+    (ax,) = fig.axes
+    return [t.get_text() for t in ax.texts]
+
+
+def test_labels_name_the_model_when_a_figure_holds_several():
+    frame = sample_frame()
+    points, _ = plot_points(frame, AXES["madds"], AXES["top1"])
+    texts = _texts(draw_figure(frame, points, AXES["madds"], AXES["top1"]))
+    # Two "1.0@224" points (V2 and V1), told apart by their family.
+    assert "MobileNetV2 1.0@224" in texts and "MobileNetV1 1.0@224" in texts
+    alone = frame[frame["model"] == "mobilenet_v2"].reset_index(drop=True)
+    points, _ = plot_points(alone, AXES["madds"], AXES["top1"])
+    assert "1.0@224" in _texts(draw_figure(alone, points, AXES["madds"], AXES["top1"]))
+
+
+def test_the_legend_names_the_variant():
+    from mbprof.render.plots.styles import variant_name
+
+    frame = pd.DataFrame(
+        [
+            {"model": m, "width": 1.0, "depth": 1.0, "resolution": "224", "madds": madds, "top1": t}
+            for m, madds, t in [
+                ("mobilenet_v3_small", 56_516_256, 67.5),
+                ("mobilenet_v3_large", 216_589_720, 75.2),
+                ("mobilenet_v2", 300_774_272, 71.8),
+            ]
+        ]
+    )
+    points, _ = plot_points(frame, AXES["madds"], AXES["top1"])
+    fig = draw_figure(frame, points, AXES["madds"], AXES["top1"])
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend[:3] == ["MobileNetV3-Large", "MobileNetV3-Small", "MobileNetV2"]
+    assert "MobileNetV3-Small 1.0@224" in _texts(fig)
+    assert variant_name("shufflenet_v1_g3", "ShuffleNet v1") == "ShuffleNet v1 (g3)"
+    assert variant_name("mypkg.nets:build", "user model") == "user model (mypkg.nets:build)"
+
+
+def _labelled(axis, low: float, high: float) -> list[float]:
+    return [v for v in axis.get_majorticklocs() if low <= v <= high]
+
+
+def test_a_log_axis_says_so_and_labels_enough_ticks():
+    frame = sample_frame()  # MAdds from 59M to 582M
+    points, _ = plot_points(frame, AXES["madds"], AXES["top1"])
+    fig = draw_figure(frame, points, AXES["madds"], AXES["top1"], log_x=True)
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "MAdds (millions, batch 1, log scale)"
+    assert ax.get_ylabel() == "ImageNet top-1 (%)"
+    low, high = ax.get_xlim()  # 59 to 582, with margins
+    assert low < 59 and high > 582
+    expected = [v for v in (50, 100, 200, 300, 500) if low <= v <= high]
+    assert _labelled(ax.xaxis, low, high) == pytest.approx(expected)
+    assert 300 in expected  # 1, 2, 3 and 5 of each decade: 300M can be read off
+    # A span under one decade (40 to 60) labels every digit: 40, 50, 60.
+    narrow = frame.iloc[:3].assign(madds=[40e6, 50e6, 60e6])
+    points, _ = plot_points(narrow, AXES["madds"], AXES["top1"])
+    (ax,) = draw_figure(narrow, points, AXES["madds"], AXES["top1"], log_x=True).axes
+    assert _labelled(ax.xaxis, *ax.get_xlim()) == pytest.approx([40, 50, 60])

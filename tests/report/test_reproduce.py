@@ -47,6 +47,13 @@ def test_committed_table3_matches_a_fresh_run(fresh):
     )
 
 
+def test_committed_inconsistencies_are_what_reproduce_writes(fresh):
+    # Counts only (no latency in its text): a run with latency writes the same bytes.
+    committed = (REPORTS / "inconsistencies.md").read_text(encoding="utf-8")
+    assert (fresh / "inconsistencies.md").read_text(encoding="utf-8") == committed
+    assert "timm's model index" in committed and "to the digit, line by line" in committed
+
+
 def test_committed_sweep_rows_match_fresh_counts():
     from mbprof.api import compare
 

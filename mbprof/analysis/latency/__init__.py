@@ -2,7 +2,10 @@
 
 Rooms: ``settings`` (checked and resolved once), ``fold`` (batch norm folded), ``timer``
 (clocks, blocks), ``backends`` (each backend prepared and its output checked), ``machine``
-(the matrix-product reference), ``run`` (``time_model``: one model timed).
+(the two ceilings: matrix product and streaming copy), ``stability`` (the verdict on a
+figure), ``run`` (``time_model``: one model timed), ``interleave`` (several timed in
+round-robin rounds), ``layers`` / ``layers_onnx`` / ``roofline`` / ``per_layer`` (where the
+time goes, per layer).
 
 What a figure measures (the convention, written where it is computed):
 - One *run* is one forward pass of a whole batch, from Python, output included
@@ -19,14 +22,19 @@ What a figure measures (the convention, written where it is computed):
   afterwards) and ONNX Runtime's ``intra_op_num_threads``.
 - One-off costs (torch.compile's first call; ONNX export and session creation) are
   reported apart as ``compile_s`` and never enter the latency.
+- Every figure carries a verdict, "stable" or "unstable" with its reasons
+  (``stability``): its spread (p90 - p10) / median, how many blocks stand behind it, a
+  drift between the halves of its runs, and what the machine did while it ran (other
+  processes' CPU time, steal time, usable CPUs against threads, the CPU clock).
 - Achieved GFLOP/s = 2 x MAdds x batch / latency, MAdds counted by
   ``mbprof.analysis.counting`` (conv + FC multiply-accumulates, the papers' convention);
-  the machine share compares it with the best rate of a large matrix product on the
-  same device, threads and dtype (``machine_peak_gflops``, measured once and cached).
+  the machine share compares it with the best rate of a matrix product (over a few
+  sizes) on the same device, threads and dtype (``machine_peak_gflops``, measured once
+  and cached; ``machine_bandwidth_gbs`` is the memory ceiling beside it).
 """
 
 from mbprof.analysis.latency.fold import fold_batchnorm
-from mbprof.analysis.latency.machine import machine_peak_gflops
+from mbprof.analysis.latency.machine import machine_bandwidth_gbs, machine_peak_gflops
 from mbprof.analysis.latency.run import time_model
 from mbprof.analysis.latency.settings import resolve_settings
 from mbprof.analysis.latency.timer import CpuClock, CudaClock, time_blocks
@@ -35,6 +43,7 @@ __all__ = [
     "CpuClock",
     "CudaClock",
     "fold_batchnorm",
+    "machine_bandwidth_gbs",
     "machine_peak_gflops",
     "resolve_settings",
     "time_blocks",

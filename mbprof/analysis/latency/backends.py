@@ -35,6 +35,11 @@ class Prepared:
     reference: Callable[[], object] | None = None
     # ``Timing`` fields the backend measured itself (deployed bytes, delegation, closeness).
     figures: dict[str, Any] = field(default_factory=dict)
+    # What was prepared, for a per-layer profile of the same form: the module as it runs
+    # (eval, dtype, layout, batch norm folded) and its input; the exported ONNX file.
+    module: nn.Module | None = None
+    example: torch.Tensor | None = None
+    onnx_path: Path | None = None
 
 
 @contextlib.contextmanager
@@ -69,8 +74,13 @@ def root_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+OUTPUT_RTOL = 1e-3  # an exported model's output may differ from torch's by this share
+
+
 def check_same_output(expected: torch.Tensor, got: torch.Tensor, what: str) -> None:
-    """Refuse a backend whose output is not the model's (an export that went wrong)."""
+    """Refuse a backend whose output is not the model's (an export that went wrong): every
+    exported backend's output must match torch's to ``OUTPUT_RTOL`` relative to the
+    output's scale (its largest magnitude), whatever that scale is; NaN never matches."""
     expected = expected.detach().float().cpu()
     got = torch.as_tensor(got).float().cpu()
     if got.shape != expected.shape:
@@ -79,8 +89,11 @@ def check_same_output(expected: torch.Tensor, got: torch.Tensor, what: str) -> N
         )
     scale = expected.abs().max().item()
     error = (got - expected).abs().max().item()
-    if not error <= 1e-3 * scale + 1e-30:
-        raise RuntimeError(f"{what} output differs from torch's by {error:.3g} (scale {scale:.3g})")
+    if not error <= OUTPUT_RTOL * scale + 1e-30:
+        raise RuntimeError(
+            f"{what} output differs from torch's by {error:.3g} (scale {scale:.3g}, "
+            f"relative {error / scale if scale else float('inf'):.2g} > {OUTPUT_RTOL:g})"
+        )
 
 
 def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: str | Path):
@@ -105,8 +118,17 @@ def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: 
 
 
 def open_session(path: str | Path, threads: int) -> Any:
-    """An ONNX Runtime CPU session on the file ``path`` with ``threads`` intra-op threads
-    (one inter-op thread, sequential execution, all graph optimisations)."""
+    """An ONNX Runtime CPU session on the file ``path`` with ``session_options(threads)``."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(
+        str(path), session_options(threads), providers=["CPUExecutionProvider"]
+    )
+
+
+def session_options(threads: int):
+    """ONNX Runtime's options for a timed session: ``threads`` intra-op threads, one
+    inter-op thread, sequential execution, all graph optimisations, warnings silenced."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -115,7 +137,7 @@ def open_session(path: str | Path, threads: int) -> Any:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return options
 
 
 def prepare(
@@ -159,7 +181,13 @@ def prepare(
         notes.append("compile_s: ONNX export + ONNX Runtime session creation")
         figures = {"deployed_bytes": (Path(folder) / "model.onnx").stat().st_size}
         return Prepared(
-            run=lambda: session.run(None, feed), compile_s=compile_s, notes=notes, figures=figures
+            run=lambda: session.run(None, feed),
+            compile_s=compile_s,
+            notes=notes,
+            figures=figures,
+            module=model,
+            example=example,
+            onnx_path=Path(folder) / "model.onnx",
         )
 
     stack.enter_context(torch.inference_mode())
@@ -182,4 +210,4 @@ def prepare(
             "which compiles and runs once"
         )
         return Prepared(run=lambda: compiled(example), compile_s=compile_s, notes=notes)
-    return Prepared(run=lambda: model(example), notes=notes)
+    return Prepared(run=lambda: model(example), notes=notes, module=model, example=example)

@@ -104,10 +104,12 @@ def axis_scale(axis: Axis, values: pd.Series) -> tuple[float, str]:
     return axis.scale, axis.unit
 
 
-def axis_label(axis: Axis, frame: pd.DataFrame, values: pd.Series) -> str:
+def axis_label(axis: Axis, frame: pd.DataFrame, values: pd.Series, log: bool = False) -> str:
+    """'MAdds (millions, batch 1)'; a logarithmic axis says so: '(..., log scale)'."""
     _, unit = axis_scale(axis, values)
     context = _context_text(frame, axis.context)
-    return f"{axis.name} ({unit}{', ' + context if context else ''})"
+    scale = ", log scale" if log else ""
+    return f"{axis.name} ({unit}{', ' + context if context else ''}{scale})"
 
 
 def _context_text(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:

@@ -2,7 +2,7 @@
 
 matplotlib is imported inside the functions that draw, and only the Agg-based
 ``Figure`` API is used (no pyplot state, no display needed). A log axis has major ticks
-at 1, 2 and 5 of each decade, written plainly (``200``, not ``2x10^2``). The frontier is
+at 1, 2, 3 and 5 of each decade (every digit on a short span), written plainly (``200``, not ``2x10^2``). The frontier is
 a line through the frontier points, each ringed; a fit plot gets a dashed least-squares
 line (on the linear values) instead. Saved figures carry no dates or versions, so the
 same input gives the same bytes.
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof.render.plots.axes import Axis, axis_label, axis_scale, has_frontier
 from mbprof.render.plots.labels import label_order, place_labels
-from mbprof.render.plots.styles import model_styles
+from mbprof.render.plots.styles import legend_names, model_styles
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,7 +38,7 @@ def draw_figure(
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    from matplotlib.ticker import FuncFormatter
 
     x_factor, _ = axis_scale(x, points[x.column])
     y_factor, _ = axis_scale(y, points[y.column])
@@ -89,16 +89,17 @@ def draw_figure(
     for on, axis, scale in ((log_x, ax.xaxis, ax.set_xscale), (log_y, ax.yaxis, ax.set_yscale)):
         if on:
             scale("log")
-            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            axis.set_minor_locator(LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)))
             axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.margins(x=0.08, y=0.08)
+    for on, axis, limits in ((log_x, ax.xaxis, ax.get_xlim), (log_y, ax.yaxis, ax.get_ylim)):
+        if on:
+            _log_ticks(axis, *limits())
     ax.grid(True, which="major", color="0.88", lw=0.7)
     ax.set_axisbelow(True)
     ax.tick_params(labelsize=9)
-    ax.set_xlabel(axis_label(x, frame, points[x.column]), fontsize=10)
-    ax.set_ylabel(axis_label(y, frame, points[y.column]), fontsize=10)
+    ax.set_xlabel(axis_label(x, frame, points[x.column], log=log_x), fontsize=10)
+    ax.set_ylabel(axis_label(y, frame, points[y.column], log=log_y), fontsize=10)
     first, _, rest = x.name.partition(" ")
     x_name = (first.lower() if first[1:].islower() else first) + (f" {rest}" if rest else "")
     default_title = f"{y.name} against {x_name}"
@@ -114,6 +115,9 @@ def draw_figure(
     rings = points["on_frontier"].tolist() if pareto else [False] * len(points)
     colours = [styles[m][0] for m in points["model"]]
     labels = points["label"].tolist()
+    if points["model"].nunique() > 1:  # two "1.0@224" points: say whose each is
+        names = legend_names(points)
+        labels = [f"{names[m]} {text}" for m, text in zip(points["model"], labels, strict=True)]
     place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsize)
     ax.legend(loc="best", fontsize=8, framealpha=0.92, edgecolor="0.8")
     footnote = _footnote(points, x, y)
@@ -125,6 +129,29 @@ def draw_figure(
         bottom = 0.012 + 0.022 * len(lines)
         fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
     return fig
+
+
+# Labelled ticks of a log axis at these multiples of each decade: 300M can be read off.
+LOG_TICKS = (1.0, 2.0, 3.0, 5.0)
+
+
+def _log_ticks(axis, low: float, high: float) -> None:
+    """Major (labelled) ticks at 1, 2, 3 and 5 of each decade, minor ones at the other
+    digits; on a span too short to hold three of those, every digit is labelled."""
+    from matplotlib.ticker import LogLocator
+
+    subs = LOG_TICKS
+    within = [
+        m * 10.0**e
+        for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+        for m in subs
+        if low <= m * 10.0**e <= high
+    ]
+    if len(within) < 3:
+        subs = tuple(float(d) for d in range(1, 10))
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    rest = tuple(float(d) for d in range(1, 10) if d not in subs)
+    axis.set_minor_locator(LogLocator(base=10, subs=rest or (1.0,)))
 
 
 def _footnote(points: pd.DataFrame, x: Axis, y: Axis) -> str:

@@ -49,17 +49,56 @@ def _family_colour(family: str, others: dict[str, str]) -> str:
     return others[family]
 
 
+def _squashed(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum())
+
+
+def variant_name(model: str, family: str) -> str:
+    """How a figure names ``model`` beside others of its ``family``, as the papers write it:
+    'MobileNetV3-Small' for mobilenet_v3_small (family MobileNetV3), 'ShuffleNet v1 (g3)'
+    for shufflenet_v1_g3; the family and the model's own name when the name does not start
+    with the family's (a user model's import path)."""
+    want, seen = _squashed(family), ""
+    for index, char in enumerate(model):
+        if seen == want:
+            rest = model[index:].strip("_-. ")
+            break
+        if char.isalnum():
+            seen += char.lower()
+            if not want.startswith(seen):
+                return f"{family} ({model})"
+    else:
+        rest = "" if seen == want else None
+    if rest is None:
+        return f"{family} ({model})"
+    if not rest:
+        return family
+    return f"{family}-{rest.title()}" if rest.isalpha() else f"{family} ({rest})"
+
+
+def legend_names(points: pd.DataFrame) -> dict[str, str]:
+    """model -> its name in the legend: the family, or the variant where the figure holds
+    several models of one family."""
+    by_family: dict[str, set[str]] = {}
+    for model, family in zip(points["model"], points["family"], strict=True):
+        by_family.setdefault(family, set()).add(model)
+    return {
+        model: family if len(by_family[family]) == 1 else variant_name(str(model), family)
+        for model, family in zip(points["model"], points["family"], strict=True)
+    }
+
+
 def model_styles(points: pd.DataFrame) -> dict[str, tuple[str, str, str]]:
     """model -> (colour, marker, legend name): a colour per family, a marker per model."""
     others: dict[str, str] = {}
     styles: dict[str, tuple[str, str, str]] = {}
     by_family: dict[str, list[str]] = {}
+    names = legend_names(points)
     for model, family in dict(zip(points["model"], points["family"], strict=True)).items():
         by_family.setdefault(family, []).append(model)
     for family in sorted(by_family, key=lambda f: list(points["family"]).index(f)):
         models = sorted(by_family[family])
         for index, model in enumerate(models):
-            name = family if len(models) == 1 else f"{family} ({model})"
             colour = _family_colour(family, others)
-            styles[model] = (colour, MARKERS[index % len(MARKERS)], name)
+            styles[model] = (colour, MARKERS[index % len(MARKERS)], names[model])
     return styles

@@ -1,0 +1,264 @@
+"""Where an eager model's time goes, layer by layer: torch.profiler, aggregated to module
+paths.
+
+The convention:
+- A first, unprofiled pass finds which modules run ops of their own (the innermost module
+  active when an op is dispatched; the model's own ops, such as a final mean, belong to
+  "(model)") and what each op reads and writes (every tensor argument and output, in the
+  run's dtype: activations in and out, weights; a tensor written in place counts twice,
+  read and written), with a ``TorchDispatchMode`` and forward hooks.
+- Then ``passes`` forward passes run under ``torch.profiler`` with a ``record_function``
+  range around each of those modules (hooks on those only, to keep the profiler's own
+  cost down). A layer's time in a pass is the total time of the top-level ops inside its
+  range (on CUDA, their kernels' device time); a layer's figure is the median over passes.
+- "(outside any layer)" is what is left of the median profiled pass: Python between the
+  ops, the hooks, the profiler's bookkeeping. Rows and it sum to the profiled pass.
+- A module whose hooks cannot be set (a TorchScript module) leaves its ops unmapped: each
+  op gets a row of its own ("aten::conv2d #3", the third conv2d of a pass).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+PREFIX = "mbprof.layer:"
+PASS = "mbprof.pass:"
+ROOT = "(model)"
+OUTSIDE = "(outside any layer)"
+
+
+@dataclass
+class RawLayer:
+    """One row before its derived figures: times per pass in microseconds."""
+
+    path: str
+    type: str
+    times_us: list[float] = field(default_factory=list)
+    bytes_moved: int = 0
+    ops: int = 0
+    mapped: bool = True
+    out_shape: tuple[int, ...] | None = None
+
+    @property
+    def time_ms(self) -> float:
+        return statistics.median(self.times_us) / 1e3 if self.times_us else 0.0
+
+
+@dataclass
+class RawProfile:
+    rows: list[RawLayer]
+    walls_ms: list[float]  # each profiled pass, end to end
+
+    @property
+    def profiled_ms(self) -> float:
+        return statistics.median(self.walls_ms)
+
+
+def display_path(path: str) -> str:
+    return path or ROOT
+
+
+def _nbytes(values) -> int:
+    from torch.utils._pytree import tree_flatten
+
+    seen, total = set(), 0
+    for value in tree_flatten(values)[0]:
+        if isinstance(value, torch.Tensor) and id(value) not in seen:
+            seen.add(id(value))
+            total += value.numel() * value.element_size()
+    return total
+
+
+@contextmanager
+def _module_stack(module: nn.Module, stack: list[str], shapes: dict[str, tuple[int, ...]]):
+    """Forward hooks on every module keeping ``stack`` (the active module paths) and the
+    last output shape of each module."""
+    handles = []
+
+    def pre(path: str):
+        return lambda _m, _i: stack.append(path)
+
+    def post(path: str):
+        def hook(_m, _i, output):
+            stack.pop()
+            if isinstance(output, torch.Tensor):
+                shapes[path] = tuple(output.shape)
+
+        return hook
+
+    try:
+        for path, child in module.named_modules():
+            try:
+                handles.append(child.register_forward_pre_hook(pre(path)))
+                handles.append(child.register_forward_hook(post(path)))
+            except RuntimeError:  # a TorchScript module: no Python hooks; its ops stay unmapped
+                continue
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def discover(module: nn.Module, example: torch.Tensor) -> tuple[dict[str, RawLayer], dict]:
+    """One pass that finds the modules with ops of their own, their bytes moved and ops,
+    and each module's output shape."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    stack: list[str] = []
+    shapes: dict[str, tuple[int, ...]] = {}
+    owners: dict[str, RawLayer] = {}
+    kinds = dict((path, type(m).__name__) for path, m in module.named_modules())
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if stack:
+                path = stack[-1]
+                row = owners.setdefault(path, RawLayer(display_path(path), kinds[path]))
+                row.bytes_moved += _nbytes((args, kwargs)) + _nbytes(out)
+                row.ops += 1
+            return out
+
+    with _module_stack(module, stack, shapes), torch.inference_mode(), Recorder():
+        module(example)
+    for path, row in owners.items():
+        row.out_shape = shapes.get(path)
+    return owners, shapes
+
+
+@contextmanager
+def _ranges(module: nn.Module, owners: set[str]) -> Iterator[None]:
+    """A profiler range named ``PREFIX + path`` around each owning module's forward."""
+    open_ranges: list = []
+    handles = []
+
+    def pre(path: str):
+        def hook(_m, _i):
+            scope = torch.profiler.record_function(PREFIX + path)
+            scope.__enter__()
+            open_ranges.append(scope)
+
+        return hook
+
+    def post(_m, _i, _o):
+        open_ranges.pop().__exit__(None, None, None)
+
+    try:
+        for path, child in module.named_modules():
+            if path in owners:
+                handles.append(child.register_forward_pre_hook(pre(path)))
+                handles.append(child.register_forward_hook(post))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def _no_fd2() -> Iterator[None]:
+    """File descriptor 2 pointed at /dev/null for a moment (what C++ code prints there)."""
+    import os
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _ops_in(event) -> list:
+    """The ops of an event: itself when it is an op, else (a TorchScript ``forward`` scope,
+    say) the ops inside it."""
+    if event.name.startswith("aten::") or not event.cpu_children:
+        return [event]
+    return [op for child in event.cpu_children for op in _ops_in(child)]
+
+
+def _pass_of(event) -> int | None:
+    """The profiled pass an event belongs to (None for the profiler's warm-up steps)."""
+    while event is not None:
+        if event.name.startswith(PASS):
+            k = int(event.name[len(PASS) :])
+            return k if k >= 0 else None
+        event = event.cpu_parent
+    return None
+
+
+def profile_eager(
+    module: nn.Module, example: torch.Tensor, passes: int, warmup: int = 2, cuda: bool = False
+) -> RawProfile:
+    """Per-layer times of ``module`` on ``example`` over ``passes`` profiled passes (see
+    the module's docstring). ``module`` is prepared as it is timed (eval, dtype, layout)."""
+    from torch.profiler import ProfilerActivity, profile, record_function, schedule
+
+    owners, _ = discover(module, example)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    walls: list[float] = []
+    # The profiler's first steps pay its own start-up: they are traced and thrown away.
+    steps = schedule(wait=0, warmup=warmup, active=passes, repeat=1)
+    with _ranges(module, set(owners)), torch.inference_mode():
+        for _ in range(warmup):
+            module(example)
+        if cuda:
+            torch.cuda.synchronize()
+        prof = profile(activities=activities, schedule=steps)
+        with _no_fd2():  # the profiler's C++ side prints its start on stderr
+            prof.__enter__()
+        try:
+            for step in range(warmup + passes):
+                k = step - warmup
+                start = time.perf_counter()
+                with record_function(f"{PASS}{k}"):
+                    module(example)
+                    if cuda:
+                        torch.cuda.synchronize()
+                if k >= 0:
+                    walls.append((time.perf_counter() - start) * 1e3)
+                with _no_fd2():  # outside the timed pass
+                    prof.step()
+        finally:
+            with _no_fd2():
+                prof.__exit__(None, None, None)
+    per_pass: dict[str, list[float]] = defaultdict(lambda: [0.0] * passes)
+    unmapped: dict[str, RawLayer] = {}
+    seen: list[Counter] = [Counter() for _ in range(passes)]
+    for event in prof.events():
+        parent = event.cpu_parent
+        if parent is None or event.name.startswith((PREFIX, PASS)):
+            continue
+        spent = event.device_time_total if cuda else event.cpu_time_total
+        k = _pass_of(parent)
+        if k is None:
+            continue
+        if parent.name.startswith(PREFIX):
+            per_pass[parent.name[len(PREFIX) :]][k] += spent
+        elif parent.name.startswith(PASS):  # ops no module's range holds
+            for op in _ops_in(event):
+                seen[k][op.name] += 1
+                key = f"{op.name} #{seen[k][op.name]}"
+                row = unmapped.setdefault(key, RawLayer(key, op.name, [0.0] * passes, mapped=False))
+                row.times_us[k] += op.device_time_total if cuda else op.cpu_time_total
+                row.ops = 1
+    rows = []
+    for path, row in owners.items():
+        if path in per_pass:
+            row.times_us = per_pass[path]
+            rows.append(row)
+    return RawProfile(rows=rows + list(unmapped.values()), walls_ms=walls)

@@ -1,0 +1,258 @@
+"""How sound a latency figure is: the spread of its runs and what the machine did while it
+ran, judged into a verdict ("stable" or "unstable") with one short reason per failed check.
+
+What pyperf and hyperfine do, and what is done here instead:
+- pyperf warns when stdev / mean exceeds 10% (an error above 20%) and when a raw value is
+  under 1 ms; ``pyperf system tune`` advises on the governor, Turbo Boost, isolated CPUs.
+  hyperfine warns about outliers (a modified z-score above 10 x 1.4826 MAD) and a slow
+  first run. Both print a warning on the terminal only: a CSV or JSON file, a plot or a
+  CI gate never learns about it, and neither looks at the machine *while* it measured.
+- Here the spread is robust to a few outliers: (p90 - p10) / median of the per-run block
+  times (a normal distribution's 10% stdev / mean is about 26% on this scale), and the
+  verdict travels with the figure into every format and into ``mbprof check``.
+- The machine is measured over the very window of the timing, not from the lagging
+  1-minute load average: the CPU time of every other process (``/proc/stat`` minus this
+  process' own), the hypervisor's steal time, the CPUs this process may use (affinity and
+  the cgroup CPU quota against the threads asked for) and the clock frequency at the start
+  and at the end. The load average is the fallback where ``/proc/stat`` cannot be read.
+- A drift between the first and the second half of the runs (a load that came or went in
+  the middle) is a reason too, even when the spread is small.
+
+Everything here is plain Python, so the verdict can be tested on synthetic timings.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SPREAD_LIMIT_PCT = 25.0  # (p90 - p10) / median
+MIN_STABLE_BLOCKS = 10  # fewer timed blocks: the deciles are interpolated extremes
+DRIFT_LIMIT_PCT = 10.0  # medians of the first and the second half of the blocks
+OTHER_LOAD_MARGIN = 0.25  # CPUs other processes may take beyond the ones left idle
+STEAL_LIMIT = 0.10  # CPUs the hypervisor may take (steal time)
+FREQUENCY_CHANGE_PCT = 10.0
+STABLE, UNSTABLE = "stable", "unstable"
+
+
+@dataclass(frozen=True)
+class MachineSample:
+    """What the machine had done up to one moment (counters; ``between`` takes the
+    difference of two)."""
+
+    wall_s: float
+    own_cpu_s: float  # this process' CPU time, all its threads
+    busy_s: float | None  # CPU time of every process on the usable CPUs (/proc/stat)
+    steal_s: float | None
+    load_average: float | None
+    mhz: float | None
+
+
+@dataclass(frozen=True)
+class MachineLoad:
+    """What the machine did over a timing's window."""
+
+    usable_cpus: int
+    other_cpus: float | None  # CPUs other processes kept busy, on average
+    steal_cpus: float | None  # CPUs the hypervisor took
+    load_average: float | None  # the 1-minute load average at the end
+    mhz_start: float | None
+    mhz_end: float | None
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity, capped by a cgroup CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _read("/sys/fs/cgroup/cpu.max")  # cgroup v2: "max 100000" or "200000 100000"
+    parts = (quota or "").split()
+    if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[1]) > 0:
+        cpus = min(cpus, max(1, round(int(parts[0]) / int(parts[1]))))
+    return max(1, cpus)
+
+
+def _allowed() -> set[int] | None:
+    try:
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def _proc_stat(allowed: set[int] | None) -> tuple[float, float] | None:
+    """(busy, steal) seconds of the allowed CPUs since boot, from /proc/stat."""
+    text = _read("/proc/stat")
+    if not text:
+        return None
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    busy = steal = 0.0
+    found = False
+    for line in text.splitlines():
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        if allowed is not None and int(name[3:]) not in allowed:
+            continue
+        values = [int(v) for v in rest.split()]
+        # user nice system idle iowait irq softirq steal guest guest_nice
+        busy += sum(values[:3]) + sum(values[5:8])
+        steal += values[7] if len(values) > 7 else 0
+        found = True
+    return (busy / tick, steal / tick) if found else None
+
+
+def _mhz(allowed: set[int] | None) -> float | None:
+    """The mean clock of the allowed CPUs: cpufreq's scaling_cur_freq, else /proc/cpuinfo."""
+    cpus = sorted(allowed) if allowed is not None else range(os.cpu_count() or 1)
+    values = []
+    for cpu in cpus:
+        text = _read(f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_cur_freq")
+        if text and text.strip().isdigit():
+            values.append(int(text) / 1000.0)  # kHz
+    if not values:
+        text = _read("/proc/cpuinfo") or ""
+        per_cpu = [line.split(":")[1] for line in text.splitlines() if line.startswith("cpu MHz")]
+        chosen = [v for i, v in enumerate(per_cpu) if allowed is None or i in allowed]
+        try:
+            values = [float(v) for v in chosen]
+        except ValueError:
+            values = []
+    return statistics.fmean(values) if values else None
+
+
+def sample() -> MachineSample:
+    allowed = _allowed()
+    stat = _proc_stat(allowed)
+    times = os.times()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = None
+    return MachineSample(
+        wall_s=time.perf_counter(),
+        own_cpu_s=times.user + times.system,
+        busy_s=None if stat is None else stat[0],
+        steal_s=None if stat is None else stat[1],
+        load_average=load,
+        mhz=_mhz(allowed),
+    )
+
+
+def between(start: MachineSample, end: MachineSample) -> MachineLoad:
+    """The machine's load over the window from ``start`` to ``end``."""
+    wall = max(end.wall_s - start.wall_s, 1e-9)
+    other = steal = None
+    if start.busy_s is not None and end.busy_s is not None:
+        own = end.own_cpu_s - start.own_cpu_s
+        other = max(0.0, (end.busy_s - start.busy_s - own) / wall)
+        steal = max(0.0, (end.steal_s - start.steal_s) / wall)  # type: ignore[operator]
+    return MachineLoad(
+        usable_cpus=usable_cpus(),
+        other_cpus=other,
+        steal_cpus=steal,
+        load_average=end.load_average,
+        mhz_start=start.mhz,
+        mhz_end=end.mhz,
+    )
+
+
+def combine(loads: Sequence[MachineLoad]) -> MachineLoad | None:
+    """One load for several windows (the rounds of an interleaved timing): the worst of
+    each figure, the first start and the last end clock."""
+    if not loads:
+        return None
+
+    def worst(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return max(known) if known else None
+
+    return MachineLoad(
+        usable_cpus=min(x.usable_cpus for x in loads),
+        other_cpus=worst([x.other_cpus for x in loads]),
+        steal_cpus=worst([x.steal_cpus for x in loads]),
+        load_average=worst([x.load_average for x in loads]),
+        mhz_start=loads[0].mhz_start,
+        mhz_end=loads[-1].mhz_end,
+    )
+
+
+def deciles(per_run_s: Sequence[float]) -> tuple[float, float, float]:
+    """(p10, median, p90) of the per-run block times (inclusive method)."""
+    if len(per_run_s) == 1:
+        return per_run_s[0], per_run_s[0], per_run_s[0]
+    cuts = statistics.quantiles(per_run_s, n=10, method="inclusive")
+    return cuts[0], statistics.median(per_run_s), cuts[-1]
+
+
+def spread_pct(per_run_s: Sequence[float]) -> float:
+    p10, median, p90 = deciles(per_run_s)
+    return 100.0 * (p90 - p10) / median
+
+
+def judge(
+    per_run_s: Sequence[float],
+    threads: int,
+    load: MachineLoad | None = None,
+    cpu: bool = True,
+    threads_got: int | None = None,
+) -> tuple[str, tuple[str, ...]]:
+    """The verdict on a timing from its per-run block times, in the order they were taken,
+    the threads it asked for, the machine's load while it ran (None: not measured) and the
+    intra-op threads the backend reported using (None: not readable). ``cpu``: it ran on
+    the CPU (threads and CPUs matter). Returns (verdict, reasons)."""
+    reasons: list[str] = []
+    blocks = len(per_run_s)
+    if blocks < MIN_STABLE_BLOCKS:
+        reasons.append(
+            f"only {blocks} timed block{'s' if blocks != 1 else ''} (fewer than "
+            f"{MIN_STABLE_BLOCKS}): measure for longer"
+        )
+    if blocks >= 2:
+        spread = spread_pct(per_run_s)
+        if spread > SPREAD_LIMIT_PCT:
+            reasons.append(f"spread {spread:.0f}% > {SPREAD_LIMIT_PCT:.0f}% ((p90 - p10) / median)")
+    if blocks >= MIN_STABLE_BLOCKS:
+        half = blocks // 2
+        first, second = statistics.median(per_run_s[:half]), statistics.median(per_run_s[half:])
+        drift = 100.0 * (second - first) / min(first, second)
+        if abs(drift) > DRIFT_LIMIT_PCT:
+            reasons.append(f"drift {drift:+.0f}% from the first to the second half of the runs")
+    if threads_got is not None and threads_got != threads:
+        reasons.append(f"{threads} threads asked for, the backend ran {threads_got}")
+    if load is not None:
+        reasons += _machine_reasons(load, threads, cpu)
+    return (UNSTABLE if reasons else STABLE), tuple(reasons)
+
+
+def _machine_reasons(load: MachineLoad, threads: int, cpu: bool) -> list[str]:
+    reasons = []
+    cpus = load.usable_cpus
+    wanted = min(threads, cpus) if cpu else 1
+    if load.other_cpus is not None:
+        if load.other_cpus > cpus - wanted + OTHER_LOAD_MARGIN:
+            reasons.append(
+                f"other processes kept {load.other_cpus:.1f} of {cpus} CPUs busy "
+                f"while it ran {wanted} thread{'s' if wanted != 1 else ''}"
+            )
+    elif load.load_average is not None and load.load_average > cpus:
+        reasons.append(f"load average {load.load_average:.1f} > {cpus} CPUs")
+    if load.steal_cpus is not None and load.steal_cpus > STEAL_LIMIT:
+        reasons.append(f"the hypervisor took {load.steal_cpus:.2f} CPUs (steal time)")
+    if cpu and threads > cpus:
+        reasons.append(f"{threads} threads asked for, {cpus} CPUs usable (affinity, CPU quota)")
+    start, end = load.mhz_start, load.mhz_end
+    if start and end and 100.0 * abs(end - start) / min(start, end) > FREQUENCY_CHANGE_PCT:
+        reasons.append(f"CPU clock changed from {start:.0f} to {end:.0f} MHz")
+    return reasons

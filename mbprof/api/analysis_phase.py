@@ -1,0 +1,175 @@
+"""The analysis phase of a sweep: every configuration's counts and memory columns, read
+from the result cache where it holds them, else computed by an executor (this process,
+local worker processes, a dask cluster), and handed on in the sweep's order as soon as
+every row before them is there. The latency phase (``api.sweep.time_rows``) follows.
+
+Torch-free: a sweep whose rows are all cached never imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mbprof.api.cache import ResultCache, code_versions
+from mbprof.api.executors import DaskPool, InProcess, LocalPool
+from mbprof.core.records import ModelSpec, is_import_path
+from mbprof.core.settings import MemorySettings
+from mbprof.frame.rows import failure_text, identity_row
+
+if TYPE_CHECKING:
+    from mbprof.models import ModelInfo
+
+Executor = InProcess | LocalPool | DaskPool
+
+
+@dataclass(frozen=True)
+class AnalysisTask:
+    """What a worker needs to analyse one configuration. ``registration`` carries a model
+    registered in the sweep's process only (``register_model`` in a script), which a fresh
+    worker process would not know."""
+
+    spec: ModelSpec
+    memory: MemorySettings | None
+    weights: str | Path | None = None
+    registration: ModelInfo | None = None
+
+
+def analyse(
+    task: AnalysisTask, on_phase: Callable[[str], None] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One configuration's counts and memory columns (``api.sweep.measure_rows``: a model
+    that fails gets its ``error``), in whichever process runs it, and the versions of the
+    code that computed them (``api.cache.code_versions``)."""
+    from mbprof.api.sweep import measure_rows
+
+    if task.registration is not None:
+        _register_here(task.registration)
+    rows = measure_rows(task.spec, [(task.memory, None)], weights=task.weights, on_phase=on_phase)
+    return rows[0], code_versions()
+
+
+def _register_here(info: ModelInfo) -> None:
+    from mbprof.core.errors import UnknownModelError
+    from mbprof.models import get_model_info, register_model
+
+    try:
+        get_model_info(info.name)
+    except UnknownModelError:
+        knobs = {f.name: getattr(info, f.name) for f in fields(info)}
+        name, factory = knobs.pop("name"), knobs.pop("factory")
+        register_model(name, **knobs)(factory)
+
+
+def _registration(spec: ModelSpec) -> ModelInfo | None:
+    """The registry entry a worker process needs sent along: none for mbprof's own models
+    and users' import paths, which every process finds by itself."""
+    from mbprof.models import get_model_info
+
+    if is_import_path(spec.model):
+        return None
+    info = get_model_info(spec.model)
+    builtin = isinstance(info.factory, str) and info.factory.startswith("mbprof.")
+    return None if builtin else info
+
+
+def _sized(executor: Executor | None, tasks: int) -> Executor:
+    """No more local workers than tasks; a single task (or none) runs in this process,
+    where starting a worker would cost as much as the task."""
+    if executor is None or (isinstance(executor, LocalPool) and tasks <= 1):
+        return InProcess()
+    if isinstance(executor, LocalPool) and tasks < executor.workers:
+        return LocalPool(tasks)
+    return executor
+
+
+def _versions_text(versions: dict[str, Any]) -> str:
+    source = str(versions.get("mbprof_source", ""))[:8]
+    return (
+        f"mbprof {versions.get('mbprof')} (source {source}), torch {versions.get('torch')}, "
+        f"fvcore {versions.get('fvcore')}, Python {versions.get('python')}"
+    )
+
+
+def analysed_rows(
+    specs: Sequence[ModelSpec],
+    memory: MemorySettings | None,
+    keys: Sequence[dict[str, Any] | None],
+    *,
+    weights: str | Path | None = None,
+    executor: Executor | None = None,
+    cache: ResultCache | None = None,
+    on_start: Callable[[ModelSpec], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] = lambda _text: None,
+) -> Iterator[dict[str, Any]]:
+    """Each configuration's counts and memory (``memory`` None: counts only), in the order
+    of ``specs``, from ``cache`` under ``keys`` (one per spec, None: not cached) or from
+    ``executor`` (None: this process). A row computed anew is stored in the cache unless
+    the worker ran other code than this process (then ``warn`` says so, once). Ctrl-C
+    stops the workers and yields every row finished so far (those finished out of order
+    too), in the sweep's order, before it is raised."""
+    done: dict[int, dict[str, Any]] = {}
+    todo = []
+    for index, key in enumerate(keys):
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None:
+            done[index] = hit
+        else:
+            todo.append(index)
+    runner = _sized(executor, len(todo))
+    here = isinstance(runner, InProcess)
+    started: set[int] = set()
+
+    def in_this_process(number: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        index = todo[number]
+        started.add(index)
+        if on_start is not None:
+            on_start(specs[index])
+        return analyse(AnalysisTask(specs[index], memory, weights), on_phase)
+
+    tasks: list[Any] = list(range(len(todo)))
+    if not here:
+        tasks = [AnalysisTask(specs[i], memory, weights, _registration(specs[i])) for i in todo]
+    waiting = 0  # the first row not yet handed on
+
+    def ready(every: bool = False) -> Iterator[dict[str, Any]]:
+        nonlocal waiting
+        indices = sorted(done) if every else []
+        while not every and waiting in done:
+            indices.append(waiting)
+            waiting += 1
+        for index in indices:
+            if on_start is not None and index not in started:
+                on_start(specs[index])
+            yield done.pop(index)
+
+    yield from ready()
+    mine = code_versions()
+    try:
+        outcomes = runner.run(in_this_process if here else analyse, tasks)
+        for finished, (number, outcome) in enumerate(outcomes, start=1):
+            index = todo[number]
+            if isinstance(outcome, BaseException):  # a worker died, the cluster gave up
+                done[index] = {**identity_row(specs[index]), "error": failure_text(outcome)}
+            else:
+                row, versions = outcome
+                if versions != mine:
+                    warn(
+                        f"the workers run {_versions_text(versions)}, this process "
+                        f"{_versions_text(mine)}: their rows are not cached"
+                    )
+                elif cache is not None:
+                    cache.put(keys[index], row)
+                done[index] = row
+            if on_phase is not None and not here:
+                on_phase(f"analysed {finished} of {len(todo)} in {runner.name}")
+            yield from ready()
+    except KeyboardInterrupt:
+        yield from ready(every=True)  # the finished rows are kept, in the sweep's order
+        raise
+    finally:
+        runner.close()
+    yield from ready()

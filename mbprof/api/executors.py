@@ -1,0 +1,301 @@
+"""Where the analysis of a sweep's configurations runs: in this process, in worker
+processes on this machine (loky's reusable pool), or on a dask.distributed cluster.
+
+Every executor runs one picklable function on each task and yields ``(index, outcome)``
+as tasks finish, in any order: the outcome is what the function returned, or the exception
+that ended it (a worker that died, a task the cluster gave up on), so that a failure fills
+one row and never ends the sweep. The sweep puts the rows back in its own order.
+
+Workers never measure latency (timings running side by side would disturb each other):
+they count and analyse memory, and the process that runs the sweep times afterwards.
+Torch-free: the workers import what their tasks need.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from mbprof.core.errors import MbprofError
+
+Outcome = tuple[int, Any]
+EXECUTORS = ("local", "dask")
+# How long to wait for a dask scheduler to answer: an unreachable address is one line
+# within a few seconds, not dask's 30-second default.
+CONNECT_TIMEOUT_S = 3.0
+# Idle loky workers stay this long, so that the next sweep of a session (a notebook, the
+# tests) finds them warm, with torch imported.
+IDLE_TIMEOUT_S = 60
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the OS says it)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """The cores available; one inside CI (``$CI`` set), where the cores the OS shows are
+    often shared with other jobs, and a run's time should not depend on its neighbours."""
+    return 1 if os.environ.get("CI") else available_cores()
+
+
+def check_workers(workers: Any) -> int | None:
+    """``workers`` as an integer >= 1, or None (the default: ``default_workers()``)."""
+    if workers is None:
+        return None
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise MbprofError(
+            f"workers: {workers!r} is not allowed; give an integer >= 1 (1 analyses the "
+            "configurations in this process)",
+            field="workers",
+        )
+    return workers
+
+
+class InProcess:
+    """One task after another, in this process (``--workers 1``)."""
+
+    name = "this process"
+
+    def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
+        for index, task in enumerate(tasks):
+            try:
+                yield index, fn(task)
+            except Exception as exc:  # noqa: BLE001 - the row's error; Ctrl-C still stops
+                yield index, exc
+
+    def close(self) -> None:
+        pass
+
+
+def _worker_started(path: tuple[str, ...], folder: str) -> None:
+    # Ctrl-C reaches the whole process group: the sweep's process stops the workers and
+    # keeps the finished rows; a worker raising KeyboardInterrupt would only muddle that.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A user's model is imported as the sweep's process imports it: same path, same folder.
+    sys.path[:] = list(path)
+    os.chdir(folder)
+    # A sweep's process killed outright (SIGKILL, a SIGTERM it had no handler for) leaves
+    # its workers idle forever otherwise: each ends itself once its parent is gone.
+    import threading
+
+    threading.Thread(target=_end_with, args=(os.getppid(),), daemon=True).start()
+
+
+def _end_with(parent: int) -> None:
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
+class LocalPool:
+    """Worker processes on this machine: loky's reusable pool (fresh interpreters, started
+    once and kept warm; a worker that dies is replaced). At most two tasks per worker are in
+    flight, so that a worker that dies takes down only the tasks it could have held: those
+    are run again one at a time, and only the one that kills its worker again gets the error.
+    Each worker gets an equal share of the cores as its intra-op threads."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.name = f"{workers} worker processes"
+
+    def _executor(self) -> Any:
+        from loky import get_reusable_executor
+
+        threads = max(1, available_cores() // self.workers)
+        if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+            threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
+        env = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        return get_reusable_executor(
+            max_workers=self.workers,
+            timeout=IDLE_TIMEOUT_S,
+            initializer=_worker_started,
+            # Part of the pool's identity too: a warm pool started before the path or the
+            # folder changed (a notebook, the tests) is replaced, not reused.
+            initargs=(tuple(sys.path), os.getcwd()),
+            env=env,
+        )
+
+    def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        executor = self._executor()
+        queue = list(range(len(tasks)))[::-1]  # popped from the end: the sweep's order
+        flying: dict[Any, int] = {}
+        suspects: list[int] = []  # tasks in flight when a worker died
+        try:
+            while queue or flying or suspects:
+                if suspects and not flying:  # alone in the pool: a death names its task
+                    index = suspects.pop(0)
+                    future = executor.submit(fn, tasks[index])
+                    try:
+                        yield index, future.result()
+                    except BrokenProcessPool as exc:
+                        executor = self._executor()  # loky gives a fresh pool
+                        yield index, exc
+                    except Exception as exc:  # noqa: BLE001 - the row's error
+                        yield index, exc
+                    continue
+                while queue and not suspects and len(flying) < 2 * self.workers:
+                    index = queue.pop()
+                    flying[executor.submit(fn, tasks[index])] = index
+                done, _ = wait(flying, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = flying.pop(future)
+                    exc = future.exception()
+                    if isinstance(exc, BrokenProcessPool):
+                        suspects.append(index)
+                    else:
+                        yield index, exc if exc is not None else future.result()
+                if suspects and not flying:
+                    suspects.sort()
+                    executor = self._executor()
+        except BaseException:
+            # Ctrl-C, SIGTERM or the sweep closed early: no worker goes on computing.
+            executor.shutdown(wait=False, kill_workers=True)
+            raise
+
+    def close(self) -> None:
+        pass  # the pool stays warm for IDLE_TIMEOUT_S; loky ends it with this process
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _unreachable(address: str, reason: str) -> MbprofError:
+    return MbprofError(
+        f"scheduler: cannot reach a dask scheduler at {address!r} within "
+        f"{CONNECT_TIMEOUT_S:g} s ({reason}); is the scheduler running, and is this its address?",
+        field="scheduler",
+    )
+
+
+def _knock(address: str) -> None:
+    """Open (and close) a TCP connection to a tcp:// or tls:// scheduler address; other
+    addresses are left to dask to judge."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        port = parts.port
+    except ValueError:
+        return
+    if parts.scheme not in ("tcp", "tls") or not parts.hostname or port is None:
+        return
+    try:
+        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
+        raise _unreachable(address, reason) from None
+
+
+class DaskPool:
+    """The workers of a dask.distributed cluster (``--executor dask --scheduler ADDRESS``).
+    They must run the same mbprof, torch and fvcore as this process (rows computed with
+    other versions are returned but not cached), and import a user's model as this process
+    does (the same package installed, or the same folder on their path)."""
+
+    def __init__(self, address: str) -> None:
+        missing = MbprofError(
+            "executor: 'dask' needs dask.distributed, which is not installed; "
+            "install it with: pip install 'mbprof[dask]'",
+            field="executor",
+        )
+        try:
+            found = importlib.util.find_spec("distributed") is not None
+        except (ImportError, ValueError):  # ValueError: a module set to None (tests)
+            found = False
+        if not found:
+            raise missing
+        _knock(address)  # before importing dask (a second): a refused address fails at once
+        try:
+            import distributed
+        except ImportError:
+            raise missing from None
+        import logging
+
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # one line, not a log
+        self.address = address
+        self.name = f"the dask cluster at {address}"
+        self.client: Any = None
+        self._connect(distributed)
+
+    def _connect(self, distributed: Any) -> None:
+        address = self.address
+        try:
+            self.client = distributed.Client(
+                address, timeout=CONNECT_TIMEOUT_S, set_as_default=False
+            )
+        except (ValueError, TypeError) as exc:
+            raise MbprofError(
+                f"scheduler: {address!r} is not an address ({_first_line(exc)}); give the "
+                "address that `dask scheduler` prints, such as tcp://10.0.0.5:8786",
+                field="scheduler",
+            ) from None
+        except (OSError, TimeoutError) as exc:
+            raise _unreachable(address, _first_line(exc)) from None
+
+    def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
+        import distributed
+        from distributed import as_completed
+
+        if self.client is None:  # closed after an earlier sweep of the same run
+            self._connect(distributed)
+        futures = [self.client.submit(fn, task, pure=False) for task in tasks]
+        index = {future.key: i for i, future in enumerate(futures)}
+        try:
+            for future in as_completed(futures, loop=self.client.loop):
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # noqa: BLE001 - the task's error, or KilledWorker
+                    outcome = exc
+                yield index[future.key], outcome
+        except BaseException:
+            self.client.cancel(futures)
+            raise
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+def make_executor(
+    executor: str = "local", workers: int | None = None, scheduler: str | None = None
+) -> InProcess | LocalPool | DaskPool:
+    """The executor a sweep asks for, checked before anything is measured (a dask scheduler
+    is connected to now). ``workers`` is for the local executor (None: the cores available)."""
+    name = str(executor).strip().lower()
+    if name not in EXECUTORS:
+        raise MbprofError(
+            f"executor: {executor!r} is not allowed; choose one of {', '.join(EXECUTORS)}",
+            field="executor",
+        )
+    workers = check_workers(workers)
+    if name == "dask":
+        if scheduler is None or not str(scheduler).strip():
+            raise MbprofError(
+                "scheduler: the dask executor needs the scheduler's address, such as "
+                "tcp://10.0.0.5:8786",
+                field="scheduler",
+            )
+        return DaskPool(str(scheduler).strip())
+    if scheduler is not None:
+        raise MbprofError(
+            f"scheduler: {scheduler!r} is for the dask executor; add executor 'dask'",
+            field="scheduler",
+        )
+    count = workers if workers is not None else default_workers()
+    return InProcess() if count == 1 else LocalPool(count)
