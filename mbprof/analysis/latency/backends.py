@@ -40,6 +40,7 @@ class Prepared:
     module: nn.Module | None = None
     example: torch.Tensor | None = None
     onnx_path: Path | None = None
+    program: Any = None  # executorch: the lowered program (``executorch.Lowered``)
 
 
 @contextlib.contextmanager
@@ -138,6 +139,18 @@ def session_options(threads: int):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     return options
+
+
+def threads_in_use(backend: str) -> int | None:
+    """The intra-op threads ``backend`` runs with now (None: ONNX Runtime does not say):
+    XNNPACK's thread pool for executorch, torch's for the others."""
+    if backend == "onnxruntime":
+        return None
+    if backend == "executorch":
+        from mbprof.analysis.latency.executorch import thread_count
+
+        return thread_count()
+    return torch.get_num_threads()
 
 
 def prepare(

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -185,18 +185,69 @@ def delegation_of(graph_module: Any) -> Delegation:
 # --------------------------------------------------------------------------- lowering
 
 
+# The graph nodes that XNNPACK runs as one operator each, by kind (its other nodes, batch
+# norm and activations, are fused into the convolution before them).
+ATEN_KINDS = {
+    "aten.convolution.default": "conv",
+    "aten.linear.default": "conv",
+    "aten.mm.default": "conv",
+    "aten.addmm.default": "conv",
+    "aten.add.Tensor": "add",
+    "aten.sub.Tensor": "sub",
+    "aten.mul.Tensor": "mul",
+    "aten.div.Tensor": "div",
+    "aten.mean.dim": "mean",
+    "aten.avg_pool2d.default": "avg_pool",
+    "aten.max_pool2d.default": "max_pool",
+    "aten.max_pool2d_with_indices.default": "max_pool",
+    "aten.hardswish.default": "hardswish",
+    "aten.sigmoid.default": "sigmoid",
+    "aten.cat.default": "cat",
+    "aten._softmax.default": "softmax",
+}
+# Per XNNPACK partition, in execution order: the kind of each compute node it holds
+# ("conv", "add", ...) -> the module paths of those nodes, in graph order (the per-layer
+# profile matches XNNPACK's operators to them: ``executorch_layers``).
+Partitions = tuple[dict[str, tuple[str, ...]], ...]
+
+
 @dataclass(frozen=True)
 class Lowered:
     """A lowered program: its bytes, delegation, the operators it needs from the runtime
-    (``aten::cumsum.out``), and the seconds its export and lowering took (None when it was
-    read from the cache; ``cached_s`` then says what it took when it was made)."""
+    (``aten::cumsum.out``), the compute nodes of its partitions, and the seconds its export
+    and lowering took (None when it was read from a cache; ``cached_s`` then says what it
+    took when it was made)."""
 
     pte: bytes
     delegation: Delegation
     operators: tuple[str, ...]
     seconds: float | None
     cached_s: float | None = None
-    edge: Any = None  # the lowered edge program (its delegates' graphs), when lowered here
+    partitions: Partitions = ()
+
+
+# Programs lowered in this process, by program key (newest last): a second preparation of
+# the same graph and weights (``bench --layers`` after the timing, an int8 run's fp32
+# reference beside the fp32 row of a sweep) does not lower again.
+_LOWERED: dict[str, Lowered] = {}
+KEEP_LOWERED = 4
+
+
+def partitions_of(graph_module: Any) -> Partitions:
+    """The compute nodes of each delegate call of a lowered edge graph, by kind (before
+    ``to_executorch``, which rewrites it)."""
+    found = []
+    for node in graph_module.graph.nodes:
+        if not (_counted(node) and _name(node) == "executorch_call_delegate"):
+            continue
+        lowered = getattr(graph_module, node.args[0].target)
+        kinds: dict[str, list[str]] = {}
+        for inner in lowered.original_module.graph.nodes:
+            kind = ATEN_KINDS.get(_name(inner)) if inner.op == "call_function" else None
+            if kind:
+                kinds.setdefault(kind, []).append(_path(inner))
+        found.append({kind: tuple(paths) for kind, paths in kinds.items()})
+    return tuple(found)
 
 
 def export(model: nn.Module, example: torch.Tensor) -> Any:
@@ -214,24 +265,42 @@ def lower(
 ) -> Lowered:
     """Export ``model`` on ``example``, quantize it (``quantize`` "int8": PT2E with the
     XNNPACK quantizer, ``mbprof.analysis.latency.quantize``), lower it to XNNPACK and
-    serialise it. With ``cache``, a program lowered before from the same graph and weights
-    is read from mbprof's cache folder instead (``mbprof.analysis.latency.deployed``)."""
+    serialise it. A program lowered in this process from the same graph and weights is
+    taken again (the last ``KEEP_LOWERED``); with ``cache``, one lowered before is read from
+    mbprof's cache folder (``mbprof.analysis.latency.deployed``). Either way its
+    ``seconds`` is None and ``cached_s`` says what the lowering took."""
     from mbprof.analysis.latency import deployed
 
     et = modules()
     start = time.perf_counter()
     with native_quiet():
         exported = export(model, example)
-        key = deployed.program_key(exported, tuple(example.shape), quantize) if cache else ""
-        found = deployed.read_program(key) if key else None
-        if found is not None:
+        key = deployed.program_key(exported, tuple(example.shape), quantize)
+        if key in _LOWERED:
+            known = _LOWERED[key]
+            return replace(known, seconds=None, cached_s=known.seconds or known.cached_s)
+        found = deployed.read_program(key) if cache else None
+        if found is not None and "partition_nodes" in found.meta:
             meta = found.meta
             delegation = Delegation(
                 meta["delegated_ops"],
                 meta["partitions"],
                 tuple(Fallback(op, path) for op, path in meta["fallbacks"]),
             )
-            return Lowered(found.pte, delegation, tuple(meta["operators"]), None, meta["seconds"])
+            partitions = tuple(
+                {kind: tuple(paths) for kind, paths in p.items()} for p in meta["partition_nodes"]
+            )
+            return _keep(
+                key,
+                Lowered(
+                    found.pte,
+                    delegation,
+                    tuple(meta["operators"]),
+                    None,
+                    meta["seconds"],
+                    partitions,
+                ),
+            )
         if quantize == "int8":
             from mbprof.analysis.latency.quantize import pt2e_int8
 
@@ -239,6 +308,7 @@ def lower(
         try:
             edge = et.lower(exported, partitioner=[et.partitioner()])
             delegation = delegation_of(edge.exported_program().graph_module)
+            partitions = partitions_of(edge.exported_program().graph_module)
             program = edge.to_executorch()
         except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
             raise RuntimeError(f"lowering to XNNPACK failed: {root_cause(exc)}") from exc
@@ -248,11 +318,25 @@ def lower(
         )
         pte = bytes(program.buffer)
     seconds = time.perf_counter() - start
-    if key:
+    if cache:
         meta = {**asdict(delegation), "operators": list(operators), "seconds": seconds}
         meta["fallbacks"] = [[f.op, f.path] for f in delegation.fallbacks]
+        meta["partition_nodes"] = [{k: list(v) for k, v in p.items()} for p in partitions]
         deployed.write_program(key, pte, meta)
-    return Lowered(pte, delegation, operators, seconds, edge=edge)
+    return _keep(key, Lowered(pte, delegation, operators, seconds, partitions=partitions))
+
+
+def _keep(key: str, lowered: Lowered) -> Lowered:
+    _LOWERED.pop(key, None)
+    _LOWERED[key] = lowered
+    while len(_LOWERED) > KEEP_LOWERED:
+        _LOWERED.pop(next(iter(_LOWERED)))
+    return lowered
+
+
+def thread_count() -> int:
+    """The threads of XNNPACK's pool (the executorch backend's intra-op threads)."""
+    return int(modules().portable._threadpool_get_thread_count())
 
 
 def missing_kernels(lowered: Lowered) -> list[str]:
@@ -318,7 +402,15 @@ def prepare_executorch(
     run = lambda: program.method.execute(inputs)  # noqa: E731 - the timed call, nothing more
     if settings.quantize == "none":
         check_same_output(expected, run()[0], "ExecuTorch")
-        return Prepared(run=run, compile_s=lowered.seconds, notes=notes, figures=figures)
+        return Prepared(
+            run=run,
+            compile_s=lowered.seconds,
+            notes=notes,
+            figures=figures,
+            module=model,
+            example=example,
+            program=lowered,
+        )
     from mbprof.analysis.latency.quantize import CALIBRATION_BATCHES, closeness
 
     notes.append(
@@ -337,4 +429,7 @@ def prepare_executorch(
         notes=notes,
         reference=lambda: reference.method.execute(inputs),
         figures=figures,
+        module=model,
+        example=example,
+        program=lowered,
     )

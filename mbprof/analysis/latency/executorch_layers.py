@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from mbprof.analysis.latency.executorch import Loaded, Lowered, lower, native_quiet
+from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, display_path
 from mbprof.core.errors import MbprofError
 from mbprof.core.settings import LatencySettings
 
@@ -51,24 +52,6 @@ XNNPACK_KINDS = {
     "Concatenate": "cat",
     "Softmax": "softmax",
 }
-ATEN_KINDS = {
-    "aten.convolution.default": "conv",
-    "aten.linear.default": "conv",
-    "aten.mm.default": "conv",
-    "aten.addmm.default": "conv",
-    "aten.add.Tensor": "add",
-    "aten.sub.Tensor": "sub",
-    "aten.mul.Tensor": "mul",
-    "aten.div.Tensor": "div",
-    "aten.mean.dim": "mean",
-    "aten.avg_pool2d.default": "avg_pool",
-    "aten.max_pool2d.default": "max_pool",
-    "aten.max_pool2d_with_indices.default": "max_pool",
-    "aten.hardswish.default": "hardswish",
-    "aten.sigmoid.default": "sigmoid",
-    "aten.cat.default": "cat",
-    "aten._softmax.default": "softmax",
-}
 
 
 @dataclass(frozen=True)
@@ -80,6 +63,7 @@ class OpTime:
     kernel: str  # XNNPACK's operator name, or "portable aten.cumsum.out"
     delegated: bool
     median_ms: float
+    runs_ms: tuple[float, ...] = ()  # its time in each profiled run, in order
 
 
 @dataclass(frozen=True)
@@ -91,6 +75,7 @@ class ExecutorchProfile:
     method_ms: float
     runs: int
     unmapped: int  # XNNPACK operators of a kind no graph node was left for
+    method_runs_ms: tuple[float, ...] = ()  # Method::execute in each profiled run
 
     def by_path(self) -> dict[str, float]:
         """Median milliseconds per module path, summed over its operators."""
@@ -98,24 +83,6 @@ class ExecutorchProfile:
         for op in self.ops:
             paths[op.path] = paths.get(op.path, 0.0) + op.median_ms
         return paths
-
-
-def _partitions(edge: Any) -> list[dict[str, list[str]]]:
-    """Per delegate call, in execution order: kind -> module paths of its nodes, in order."""
-    gm = edge.exported_program().graph_module
-    partitions = []
-    for node in gm.graph.nodes:
-        if node.op != "call_function" or "executorch_call_delegate" not in str(node.target):
-            continue
-        lowered = getattr(gm, node.args[0].target)
-        kinds: dict[str, list[str]] = {}
-        for inner in lowered.original_module.graph.nodes:
-            kind = ATEN_KINDS.get(getattr(inner.target, "__name__", ""))
-            if inner.op == "call_function" and kind:
-                stack = inner.meta.get("nn_module_stack") or {}
-                kinds.setdefault(kind, []).append(list(stack.values())[-1][0] if stack else "")
-        partitions.append(kinds)
-    return partitions
 
 
 def _events(pte_program: Any, folder: str) -> list[Any]:
@@ -146,6 +113,20 @@ def _p50(event: Any) -> float:
     return float(event.perf_data.p50) if event.perf_data is not None else 0.0
 
 
+def _last(event: Any, runs: int) -> tuple[float, ...]:
+    """The event's time in each of the last ``runs`` runs (the warm-up runs come first)."""
+    if event.perf_data is None:
+        return ()
+    return tuple(float(t) for t in event.perf_data.raw[-runs:])
+
+
+def _minus(total: tuple[float, ...], parts: list[tuple[float, ...]]) -> tuple[float, ...]:
+    """``total`` less the sum of ``parts``, run by run (empty when the runs do not line up)."""
+    if not total or any(len(p) != len(total) for p in parts):
+        return ()
+    return tuple(t - sum(p[k] for p in parts) for k, t in enumerate(total))
+
+
 def layer_profile(
     model: nn.Module,
     input_shape: tuple[int, ...],
@@ -160,23 +141,24 @@ def layer_profile(
     times and return each operator's median time, mapped to module paths (see the module's
     docstring)."""
     example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
-    if lowered is None or lowered.edge is None:
+    if lowered is None:
         lowered = lower(model, example, settings.quantize)
     program = Loaded(lowered, settings.threads or 1, etdump=True)
     for _ in range(warmup + runs):
         program(example)
     with tempfile.TemporaryDirectory(prefix="mbprof-etdump-") as folder:
         events = _events(program.program, folder)
-    partitions = iter(_partitions(lowered.edge))
+    partitions = iter(lowered.partitions)
     fallbacks = list(lowered.delegation.fallbacks)
     ops: list[OpTime] = []
     pending: list[Any] = []
     method_ms = unmapped = 0
+    method_runs: tuple[float, ...] = ()
     for event in events:
         if event.is_delegated_op:
             pending.append(event)
         elif event.name == "DELEGATE_CALL":
-            kinds = next(partitions, {})
+            kinds = {kind: list(paths) for kind, paths in next(partitions, {}).items()}
             inside = 0.0
             for op in pending:
                 kernel = re.sub(r" #\d+$", "", op.name)
@@ -188,9 +170,12 @@ def layer_profile(
                     path = paths.pop(0)
                 else:
                     path, unmapped = "(unmapped)", unmapped + 1
-                ops.append(OpTime(path, kind, kernel, True, _p50(op)))
+                ops.append(OpTime(path, kind, kernel, True, _p50(op), _last(op, runs)))
                 inside += _p50(op)
-            ops.append(OpTime(OVERHEAD, "overhead", "DELEGATE_CALL", True, _p50(event) - inside))
+            overhead = _minus(_last(event, runs), [_last(op, runs) for op in pending])
+            ops.append(
+                OpTime(OVERHEAD, "overhead", "DELEGATE_CALL", True, _p50(event) - inside, overhead)
+            )
             pending = []
         elif event.name.startswith("native_call_"):
             name = event.name.removeprefix("native_call_")
@@ -199,9 +184,52 @@ def layer_profile(
             if match is not None:
                 fallbacks.remove(match)
             path = match.path if match is not None else "(unmapped)"
-            ops.append(OpTime(path or "(model)", base, f"portable aten.{name}", False, _p50(event)))
+            ops.append(
+                OpTime(
+                    path or "(model)",
+                    base,
+                    f"portable aten.{name}",
+                    False,
+                    _p50(event),
+                    _last(event, runs),
+                )
+            )
         elif event.name == "Method::execute":
-            method_ms = _p50(event)
+            method_ms, method_runs = _p50(event), _last(event, runs)
     outside = method_ms - sum(op.median_ms for op in ops)
-    ops.append(OpTime(OUTSIDE, "overhead", "Method::execute", False, outside))
-    return ExecutorchProfile(tuple(ops), method_ms, runs, unmapped)
+    rest = _minus(method_runs, [op.runs_ms for op in ops])
+    ops.append(OpTime(OUTSIDE, "overhead", "Method::execute", False, outside, rest))
+    return ExecutorchProfile(tuple(ops), method_ms, runs, unmapped, method_runs)
+
+
+def raw_profile(
+    profile: ExecutorchProfile, module: nn.Module, example: torch.Tensor, quantize: str
+) -> RawProfile:
+    """The rows of ``bench --layers`` from an ExecuTorch profile: each module path's
+    operators summed run by run (layout operators and the delegate's overhead in rows of
+    their own; the rest of ``Method::execute`` is left to the table's "(outside any layer)"
+    row), with the bytes each module moves in the eager model (fp32: the same tensors the
+    program reads and writes; an int8 program moves about a quarter of them, so none are
+    given)."""
+    owners, shapes = discover(module, example)
+    kinds = {path: type(m).__name__ for path, m in module.named_modules()}
+    rows: dict[str, RawLayer] = {}
+    for op in profile.ops:
+        if op.path == OUTSIDE or not op.runs_ms:
+            continue
+        path = "" if op.path == "(model)" else op.path
+        key = display_path(path) if path in kinds else op.path
+        row = rows.get(key)
+        if row is None:
+            mapped = op.path != "(unmapped)"
+            row = RawLayer(key, kinds.get(path, op.kind), [0.0] * len(op.runs_ms), mapped=mapped)
+            owner = owners.get(path) if path in kinds else None
+            if owner is not None and quantize == "none":
+                row.bytes_moved = owner.bytes_moved
+            row.out_shape = shapes.get(path) if path in kinds else None
+            rows[key] = row
+        for k, t in enumerate(op.runs_ms[: len(row.times_us)]):
+            row.times_us[k] += t * 1e3
+        row.ops += 1
+    walls = list(profile.method_runs_ms) or [profile.method_ms]
+    return RawProfile(rows=list(rows.values()), walls_ms=walls)

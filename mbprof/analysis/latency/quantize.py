@@ -191,4 +191,7 @@ def prepare_onnx_int8(
         notes=notes,
         reference=lambda: fp32_session.run(None, feed),
         figures=figures,
+        module=model,
+        example=example,
+        onnx_path=int8_path,
     )

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mbprof.analysis.latency import stability
-from mbprof.analysis.latency.backends import Prepared, prepare
+from mbprof.analysis.latency.backends import Prepared, prepare, threads_in_use
 from mbprof.analysis.latency.environment import environment
 from mbprof.analysis.latency.machine import PEAK_FILE, cache_dir, machine_peak_gflops
 from mbprof.analysis.latency.settings import resolve_settings
@@ -71,7 +71,7 @@ def time_model(
                     prepared.reference, settings.min_time_s, settings.warmup, clock_for(settings)
                 )
                 prepared.figures["fp32_latency_ms"] = reference.median_s * 1e3
-            got = torch.get_num_threads() if settings.backend != "onnxruntime" else None
+            got = threads_in_use(settings.backend)
     finally:
         torch.set_num_threads(previous_threads)
     return make_timing(

@@ -13,7 +13,8 @@ from torch import nn
 
 pytest.importorskip("executorch")
 
-from mbprof.analysis.latency import deployed, time_model  # noqa: E402
+from mbprof.analysis.latency import deployed, executorch, per_layer, time_model  # noqa: E402
+from mbprof.analysis.latency.backends import threads_in_use  # noqa: E402
 from mbprof.analysis.latency.executorch import (  # noqa: E402
     Fallback,
     Loaded,
@@ -21,11 +22,13 @@ from mbprof.analysis.latency.executorch import (  # noqa: E402
     modules,
     native_quiet,
 )
-from mbprof.analysis.latency.executorch_layers import layer_profile  # noqa: E402
+from mbprof.analysis.latency.executorch_layers import _events, layer_profile  # noqa: E402
 from mbprof.analysis.latency.settings import resolve_settings  # noqa: E402
+from mbprof.api import build_checked  # noqa: E402
 from mbprof.core.errors import MbprofError  # noqa: E402
 from mbprof.core.settings import LatencySettings  # noqa: E402
 from mbprof.models.calibration import calibrate  # noqa: E402
+from tests.support.tiny_models import tiny_models  # noqa: E402, F401  (a fixture)
 
 SIDE = 16
 C, CLASSES = 32, 100  # enough weights for int8 to show in the file size
@@ -122,8 +125,9 @@ def test_the_deployed_size_holds_the_fp32_weights(lowered):
     assert weights - bn <= len(program.pte) <= weights + 100_000
 
 
-def test_a_second_lowering_reads_the_cache(lowered):
+def test_a_second_lowering_reads_the_cache(lowered, monkeypatch):
     model, program = lowered
+    monkeypatch.setattr(executorch, "_LOWERED", {})  # as in a new process: the folder only
     again = lower(model, example(), cache=True)
     assert again.seconds is None and again.cached_s == pytest.approx(program.seconds)
     assert again.pte == program.pte and again.delegation == program.delegation
@@ -133,6 +137,18 @@ def test_a_second_lowering_reads_the_cache(lowered):
     exported = torch.export.export(changed, (example(),))
     key = deployed.program_key(exported, (1, 3, SIDE, SIDE), "none")
     assert deployed.read_program(key) is None
+
+
+def test_a_program_lowered_in_this_process_is_not_lowered_again(lowered, monkeypatch):
+    model, program = lowered
+    monkeypatch.setattr(executorch, "_LOWERED", {})
+    first = lower(model, example())  # no cache folder: lowered here
+    assert first.seconds is not None and first.pte == program.pte
+    monkeypatch.setattr(deployed, "read_program", None)  # the folder is not read
+    again = lower(model, example())
+    assert again.seconds is None and again.cached_s == first.seconds
+    assert again.pte == first.pte and again.partitions == first.partitions
+    assert lower(model, example(), "int8").pte != first.pte  # another key: quantized
 
 
 def test_time_model_times_the_program_with_its_figures(lowered):
@@ -156,6 +172,7 @@ def test_the_thread_pool_gets_the_requested_count(lowered):
     for threads in (1, min(2, os.cpu_count() or 1), 1):
         loaded = Loaded(program, threads=threads)
         assert pool._threadpool_get_thread_count() == threads
+        assert threads_in_use("executorch") == threads  # what the verdict checks
         assert loaded(example()).shape == (1, CLASSES)
 
 
@@ -268,3 +285,46 @@ def test_missing_executorch_extra_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "executorch", None)
     with pytest.raises(MbprofError, match=r'pip install "mbprof\[executorch\]"'):
         resolve_settings(LatencySettings(backend="executorch"))
+
+
+def test_bench_layers_on_executorch_gives_each_convolution_its_row(lowered):
+    from mbprof.analysis.counting import count
+
+    model, program = lowered
+    settings = resolve_settings(LatencySettings(**FAST))
+    shape = (1, 3, SIDE, SIDE)
+    profile = per_layer.profile_layers(model, shape, settings, 1.0, count(model, shape))
+    rows = {row.path: row for row in profile.rows}
+    assert set(_conv_paths(model)) <= set(rows)  # each conv and linear layer once
+    assert rows["features.1.dw.0"].kind == "depthwise conv"
+    assert rows["fc"].madds == CLASSES * C and rows["stem.0"].bytes_moved > 0
+    assert all(row.time_ms >= 0 for row in profile.rows)
+    assert any("ETDump" in note for note in profile.notes)
+
+
+def test_a_build_without_the_event_tracer_says_so_in_one_line(tmp_path):
+    class NoTracer:  # a program loaded by a runtime built without ETDump
+        class _program:  # noqa: N801 - the attribute ExecuTorch's Program has
+            @staticmethod
+            def has_etdump() -> bool:
+                return False
+
+    with pytest.raises(MbprofError, match="no event tracer") as info:
+        _events(NoTracer(), str(tmp_path))
+    assert "\n" not in str(info.value) and info.value.field == "layers"
+
+
+@pytest.mark.usefixtures("tiny_models")
+def test_interleaved_timing_times_int8_against_its_fp32_program():
+    import mbprof
+    from mbprof.api.timing import interleaved_latency
+
+    spec = mbprof.make_spec("test_tiny", resolution=32)
+    latency = mbprof.make_latency_settings(
+        backend="executorch", quantize="int8", threads=1, min_time_s=0.05, warmup=1
+    )
+    (columns,) = interleaved_latency([(spec, build_checked(spec), 1)], latency, rounds=2)
+    assert "error" not in columns, columns.get("error")
+    assert columns["quantize"] == "int8" and columns["backend"] == "executorch"
+    assert columns["fp32_latency_ms"] > 0 and columns["deployed_bytes"] > 0
+    assert columns["latency_verdict"] in ("stable", "unstable") and columns["rounds"] == 2

@@ -107,7 +107,7 @@ def test_a_model_that_cannot_be_mapped_keeps_its_ops_as_rows():
 def test_compile_cannot_be_profiled_per_layer():
     with pytest.raises(MbprofError, match="backend compile cannot be profiled per layer") as info:
         per_layer.check_layer_backend("compile")
-    assert "eager or onnxruntime" in str(info.value) and info.value.field == "backend"
+    assert "eager, onnxruntime or executorch" in str(info.value) and info.value.field == "backend"
 
 
 # --------------------------------------------------------------------------- ONNX Runtime

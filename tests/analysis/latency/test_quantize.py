@@ -202,3 +202,19 @@ def test_an_export_that_fails_is_one_line_or_an_error_cell(run, unexportable):
     rows = json.loads(result.stdout)["tables"]["configurations"]
     assert "ONNX export failed" in rows[0]["error"] and rows[1]["latency_ms"] > 0
     assert rows[1]["deployed_bytes"] > 0
+
+
+def test_the_latency_cache_keeps_int8_apart_from_fp32():
+    import mbprof
+    from mbprof.api.cache import key_name, latency_key
+
+    base = {"kind": "analysis", "spec": "test"}
+    keys = {
+        quantize: key_name(
+            latency_key(
+                base, mbprof.make_latency_settings(backend="onnxruntime", quantize=quantize)
+            )
+        )
+        for quantize in ("none", "int8")
+    }
+    assert keys["none"] != keys["int8"]
