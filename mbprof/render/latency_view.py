@@ -85,6 +85,8 @@ def environment_text(frame: pd.DataFrame) -> str:
         parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
     if get["fuse_bn"] is not None:
         parts.append("batch norm folded" if bool(get["fuse_bn"]) else "batch norm not folded")
+    if get.get("quantize") == "int8":
+        parts.append("quantized to int8 from fp32")
     return "Measured on " + ", ".join(parts) + "." if parts else ""
 
 

@@ -117,6 +117,24 @@ def test_speedup_is_fp32_over_int8_and_rows_hold_what_was_measured():
     assert Timing(2.0, 1.9, 2.1, 5, 5, 1, 1, 0.1, env).int8_speedup is None
 
 
+def test_the_environment_note_says_int8():
+    import pandas as pd
+
+    from mbprof.render.latency_view import environment_text
+
+    def note(quantize: str) -> str:
+        env = Environment(
+            "t", "cpu", "c", "c", 2, 1, "executorch", "1", "fp32", 1, "contiguous", False,
+            quantize=quantize,
+        )  # fmt: skip
+        return environment_text(
+            pd.DataFrame([latency_columns(Timing(2.0, 1.9, 2.1, 5, 5, 1, 1, 0.1, env))])
+        )
+
+    assert note("int8").endswith("quantized to int8 from fp32.")
+    assert "int8" not in note("none")
+
+
 # --------------------------------------------------------------------------- ONNX Runtime
 
 
