@@ -39,7 +39,8 @@ from mbprof.core.settings import LatencySettings
 
 PORTABLE_WHY = (
     "portable kernels are ExecuTorch's plain reference loops (one thread, no SIMD), and "
-    "each one splits the XNNPACK graph, with tensors copied in and out of the delegate"
+    "one between XNNPACK operators splits the delegate's graph, with tensors copied in and "
+    "out of it"
 )
 # Loggers that write during export, lowering and quantization.
 LOGGERS = ("torch", "torchao", "executorch", "torch.fx.experimental.symbolic_shapes")
