@@ -6,9 +6,11 @@ A sweep runs in two phases. The analysis (counts and memory) of every configurat
 first: from the result cache where it holds the row (``api.cache``), else in this process,
 in worker processes or on a dask cluster (``api.executors``), the rows put back in the
 sweep's order. The latency phase follows, in this process, one configuration after
-another (``time_rows``): timings taken side by side would disturb each other. For that
-phase a configuration's model is built again: keeping every model of a large sweep alive
-until it is timed would cost far more memory than building one costs time.
+another (``time_rows``): timings taken side by side would disturb each other. Within that
+phase configurations are timed interleaved, a group at a time (round-robin rounds, so that a
+burst of load hits every row of the group alike). For that phase a configuration's model is
+built again: keeping every model of a large sweep alive until it is timed would cost far
+more memory than building one costs time.
 
 Rows have the columns of ``mbprof.frame.columns``; ``mbprof.frame.rows`` writes them.
 """
@@ -163,6 +165,12 @@ def measure_row(
 # --------------------------------------------------------------------------- the latency phase
 
 
+# Configurations timed interleaved together (``api.timing``): all their models are held
+# at once, so a large sweep is timed a group at a time; within a group a burst of load hits
+# every row alike.
+TIMING_GROUP = 16
+
+
 def time_rows(
     specs: Sequence[ModelSpec],
     rows: Sequence[dict[str, Any]],
@@ -173,44 +181,78 @@ def time_rows(
     keys: Sequence[dict[str, Any] | None] = (),
     on_start: Callable[[ModelSpec], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
+    group: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The latency phase of a sweep, in this process, serially: each analysed row of
-    ``rows`` with its configuration's latency and environment columns added (a row whose
-    analysis failed is passed on as it is). With a ``cache`` that keeps latency, a timing is
-    read from it under the row's analysis key in ``keys`` and the whole environment."""
+    """The latency phase of a sweep, in this process: each analysed row of ``rows`` with
+    its configuration's latency and environment columns added (a row whose analysis failed
+    is passed on as it is). Rows are timed interleaved (``api.timing.interleaved_latency``:
+    round-robin rounds, outlier rounds measured again), ``group`` configurations at a time
+    (default ``TIMING_GROUP``),
+    and yielded in order once their group is timed. With a ``cache`` that keeps latency, a
+    timing is read from it under the row's analysis key in ``keys`` and the whole
+    environment."""
     from mbprof.analysis.latency import machine_peak_gflops
 
     say = on_phase or _quiet
     say("machine reference")
     machine_peak_gflops(latency.device, latency.threads, latency.dtype)
     keep = cache is not None and cache.latency
-    for spec, row, key in zip(specs, rows, list(keys) or [None] * len(rows), strict=True):
-        if on_start is not None:
-            on_start(spec)
-        if row.get("error"):
-            yield row
-            continue
-        timed_key = latency_key(key, latency) if keep and key is not None else None
-        timed = cache.get(timed_key) if timed_key is not None else None
-        if timed is None:
-            timed = _timed_columns(spec, latency, row["madds"], weights, say)
-            if timed_key is not None:
-                cache.put(timed_key, timed)
-        yield {**row, **timed}
+    keys = list(keys) or [None] * len(rows)
+    group = group or TIMING_GROUP
+    for start in range(0, len(rows), group):
+        chunk = range(start, min(start + group, len(rows)))
+        timed: dict[int, dict[str, Any]] = {}
+        todo: list[int] = []
+        timed_keys: dict[int, Any] = {}
+        for i in chunk:
+            if rows[i].get("error"):
+                continue
+            if keep and keys[i] is not None:
+                timed_keys[i] = latency_key(keys[i], latency)
+                found = cache.get(timed_keys[i])
+                if found is not None:
+                    timed[i] = found
+                    continue
+            todo.append(i)
+        if todo and on_start is not None:
+            on_start(specs[todo[0]])
+        timed.update(_timed_group(specs, rows, todo, latency, weights, say))
+        for i in todo:
+            if i in timed_keys and not timed[i].get("error"):
+                cache.put(timed_keys[i], timed[i])
+        for i in chunk:
+            if on_start is not None:
+                on_start(specs[i])
+            yield {**rows[i], **timed.get(i, {})}
 
 
-def _timed_columns(
-    spec: ModelSpec,
+def _timed_group(
+    specs: Sequence[ModelSpec],
+    rows: Sequence[dict[str, Any]],
+    todo: Sequence[int],
     latency: ResolvedLatency,
-    madds: int,
     weights: str | Path | None,
     say: Callable[[str], None],
-) -> dict[str, Any]:
-    try:
-        model = build_checked(spec, weights=weights, batch=latency.batch)
-    except ROW_FAILURES as exc:
-        return {"error": failure_text(exc)}
-    return _latency_columns(spec, model, latency, madds, say)
+) -> dict[int, dict[str, Any]]:
+    """The latency columns of the rows ``todo``, their models built again and timed
+    interleaved; a model that cannot be built gets its ``error``."""
+    from mbprof.api.timing import interleaved_latency
+
+    columns: dict[int, dict[str, Any]] = {}
+    jobs, indices = [], []
+    for i in todo:
+        say(f"building {specs[i].label} to time it")
+        try:
+            model = build_checked(specs[i], weights=weights, batch=latency.batch)
+        except ROW_FAILURES as exc:
+            columns[i] = {"error": failure_text(exc)}
+            continue
+        jobs.append((specs[i], model, rows[i]["madds"]))
+        indices.append(i)
+    if jobs:
+        timed = interleaved_latency(jobs, latency, weights=weights, on_phase=say)
+        columns.update(zip(indices, timed, strict=True))
+    return columns
 
 
 # --------------------------------------------------------------------------- a sweep

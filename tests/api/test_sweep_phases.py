@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-import mbprof.analysis.latency as latency_room
+import mbprof.api.timing as timing_room
 from mbprof.api import make_latency_settings, make_specs, prepare_compare
 from mbprof.api.analysis_phase import analysed_rows
 from mbprof.api.cache import ResultCache, analysis_key
@@ -94,18 +94,18 @@ def events(monkeypatch):
     import mbprof.analysis.counting as counting
 
     seen = []
-    count, time_model = counting.count, latency_room.time_model
+    count, interleaved = counting.count, timing_room.interleaved_latency
 
     def counted(model, shape):
         seen.append("count")
         return count(model, shape)
 
-    def timed(model, shape, settings, **kw):
-        seen.append("time")
-        return time_model(model, shape, settings, **kw)
+    def timed(jobs, settings, **kw):
+        seen.extend("time" for _ in jobs)  # one per configuration, timed interleaved
+        return interleaved(jobs, settings, **kw)
 
     monkeypatch.setattr(counting, "count", counted)
-    monkeypatch.setattr(latency_room, "time_model", timed)
+    monkeypatch.setattr(timing_room, "interleaved_latency", timed)
     return seen
 
 
@@ -141,3 +141,27 @@ def test_latency_comes_after_every_analysis_and_is_cached_only_when_asked(
     assert events == [] and again == first  # both timings read back
     _timed_sweep(tiny_models, tmp_path, batch=2)
     assert events == ["time", "time"]  # other settings: timed afresh
+
+
+def test_a_sweep_is_timed_interleaved_a_group_at_a_time(tiny_models, monkeypatch):  # noqa: F811
+    import mbprof.api.sweep as sweep
+    from mbprof.analysis.latency.interleave import ROUNDS
+
+    groups, interleaved = [], timing_room.interleaved_latency
+
+    def recorded(jobs, settings, **kw):
+        groups.append([spec.label for spec, _model, _madds in jobs])
+        return interleaved(jobs, settings, **kw)
+
+    monkeypatch.setattr(timing_room, "interleaved_latency", recorded)
+    specs = make_specs("test_tiny", resolutions=[32, 48, 64])
+    run = prepare_compare(
+        specs, with_memory=False, latency=make_latency_settings(**FAST), accuracy=False
+    )
+    rows = list(run.rows())
+    assert groups == [[spec.label for spec in specs]]  # one group, every row in it
+    assert [row["rounds"] for row in rows] == [ROUNDS] * 3
+    groups.clear()
+    monkeypatch.setattr(sweep, "TIMING_GROUP", 2)
+    assert [row["resolution"] for row in run.rows()] == ["32", "48", "64"]  # in order
+    assert [len(group) for group in groups] == [2, 1]

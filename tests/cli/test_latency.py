@@ -98,9 +98,10 @@ def test_compare_records_a_failing_configuration_and_goes_on(tmp_path):
 
 
 def test_ctrl_c_keeps_the_rows_already_measured(tmp_path, monkeypatch):
-    import mbprof.analysis.latency
+    import mbprof.api.sweep
+    import mbprof.api.timing
 
-    real, calls = mbprof.analysis.latency.time_model, []
+    real, calls = mbprof.api.timing.interleaved_latency, []
 
     def interrupted_on_second(*args, **kwargs):
         calls.append(1)
@@ -108,7 +109,10 @@ def test_ctrl_c_keeps_the_rows_already_measured(tmp_path, monkeypatch):
             signal.raise_signal(signal.SIGINT)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(mbprof.analysis.latency, "time_model", interrupted_on_second)
+    # one configuration per interleaved group, so that the first row is finished when
+    # the second group is interrupted
+    monkeypatch.setattr(mbprof.api.sweep, "TIMING_GROUP", 1)
+    monkeypatch.setattr(mbprof.api.timing, "interleaved_latency", interrupted_on_second)
     csv, js = tmp_path / "s.csv", tmp_path / "s.json"
     result = run(
         "compare", "-m", "test_tiny", "--res", "32,48,64", *FAST, "--csv", str(csv),
