@@ -21,6 +21,9 @@ from mbprof.core.settings import ResolvedLatency
 
 LAYER_BACKENDS = ("eager", "onnxruntime", "executorch")
 MIN_PASSES, MAX_PASSES = 10, 50
+# XNNPACK's operator times come in whole microseconds: a layer under 20 of them is timed
+# too coarsely (5% and worse) for its rate to raise the compute ceiling.
+RESOLUTION_MS = {"executorch": 0.02}
 OVERHEAD_LIMIT_PCT = 10.0
 
 
@@ -74,7 +77,8 @@ def profile_layers(
                 raw = raw_profile(found, prepared.module, prepared.example, settings.quantize)
                 how = (
                     f"ExecuTorch's ETDump, {passes} runs, XNNPACK's own time for each of its "
-                    "operators (1 us resolution), matched to the graph's nodes in order"
+                    "operators (1 us resolution: layers under 20 us leave the compute ceiling "
+                    "as it is), matched to the graph's nodes in order"
                 )
             else:
                 from mbprof.analysis.latency.layers_onnx import profile_onnx
@@ -96,7 +100,7 @@ def profile_layers(
         (
             2 * madds[r.path] * settings.batch / (r.time_ms * 1e-3) / 1e9
             for r in raw.rows
-            if madds.get(r.path) and r.time_ms > 0
+            if madds.get(r.path) and r.time_ms > RESOLUTION_MS.get(settings.backend, 0.0)
         ),
         default=None,
     )
@@ -113,6 +117,7 @@ def profile_layers(
         latency_ms=latency_ms,
         compute_gflops=compute,
         bandwidth_gbs=bandwidth,
+        resolution_ms=RESOLUTION_MS.get(settings.backend, 0.0),
     )
     return _with_notes(profile, how)
 
