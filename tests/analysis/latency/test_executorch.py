@@ -140,15 +140,17 @@ def test_a_second_lowering_reads_the_cache(lowered, monkeypatch):
 
 
 def test_a_program_lowered_in_this_process_is_not_lowered_again(lowered, monkeypatch):
-    model, program = lowered
-    monkeypatch.setattr(executorch, "_LOWERED", {})
-    first = lower(model, example())  # no cache folder: lowered here
-    assert first.seconds is not None and first.pte == program.pte
-    monkeypatch.setattr(deployed, "read_program", None)  # the folder is not read
+    model, program = lowered  # lowered by the fixture, in this process
+    monkeypatch.setattr(deployed, "read_program", None)  # the cache folder is not read
     again = lower(model, example())
-    assert again.seconds is None and again.cached_s == first.seconds
-    assert again.pte == first.pte and again.partitions == first.partitions
-    assert lower(model, example(), "int8").pte != first.pte  # another key: quantized
+    assert again.seconds is None and again.cached_s == program.seconds
+    assert again.pte == program.pte and again.partitions == program.partitions
+    assert [sorted(p) for p in program.partitions] == [["add", "conv", "mean"]]
+    exported = torch.export.export(model, (example(),))
+    shape = (1, 3, SIDE, SIDE)  # int8 is another program: another key
+    assert deployed.program_key(exported, shape, "int8") != deployed.program_key(
+        exported, shape, "none"
+    )
 
 
 def test_time_model_times_the_program_with_its_figures(lowered):
