@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
-from mbprof.frame.rows import cell, row_measures
+from mbprof.frame.rows import cell, row_measures, spec_from_row
 from mbprof.render.export import markdown_grid
 from mbprof.render.formats import format_multiplier
 from mbprof.report.output import ReproduceResult, write_file
@@ -251,7 +252,11 @@ def _value_table(rows: Sequence[Mapping[str, Any]], series: Sequence[str]) -> st
 
 
 def phone_markdown(
-    found: Sequence[Fit], rows: Sequence[Mapping[str, Any]], environment: str, missing: list[str]
+    found: Sequence[Fit],
+    rows: Sequence[Mapping[str, Any]],
+    environment: str,
+    missing: list[str],
+    failed: Sequence[str] = (),
 ) -> str:
     present = {r["series"] for r in rows}
     series = [s for s in ORDER if s in present]
@@ -261,7 +266,8 @@ def phone_markdown(
         "",
         "The published latencies of `mbprof/data/accuracy.csv` were measured on a Pixel 1 "
         "(TF-Lite, float, one large core). Each configuration was run here, one thread, on "
-        f"every runtime. {environment} Per series, one scale factor k (least squares in log "
+        f"every runtime. {environment.rstrip('.')}. Per series, one scale factor k (least "
+        "squares in log "
         "space) maps what was measured to the phone; the error is measured x k / published "
         "- 1. The MAdds rows predict latency proportional to MAdds. Scale factors are fitted "
         "per table; the per-value table below uses the fit on every published value (TF-Slim's "
@@ -284,7 +290,24 @@ def phone_markdown(
     ]
     if missing:
         lines += ["Not measured in this run: " + "; ".join(missing) + ".", ""]
+    if failed:
+        lines += ["Failed here (left out of their series' fits):", ""]
+        lines += [f"- {text}" for text in failed] + [""]
     return "\n".join(lines)
+
+
+def failures(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """'configuration on series: error' for each measured row that has an error."""
+    found = []
+    for row in rows:
+        error = cell(row, "error")
+        if error:
+            try:
+                label = spec_from_row(row).label
+            except MbprofError:
+                label = str(cell(row, "model"))
+            found.append(f"{label} on {cell(row, 'series')}: {error}")
+    return found
 
 
 def write_phone(
@@ -304,7 +327,7 @@ def write_phone(
     values = measured_values(rows)
     found = fits(values)
     per_value = per_value_rows(values, found)
-    text = phone_markdown(found, per_value, environment, list(missing))
+    text = phone_markdown(found, per_value, environment, list(missing), failures(rows))
     write_file(stage, "phone.md", text, result, "Phone latency predicted from this machine")
     write_file(
         stage,

@@ -103,6 +103,8 @@ def test_the_runtime_that_tracks_the_phone_is_found(tmp_path):
         "executorch predicts the Pixel 1 best" in result.findings[0] and result.findings[0] in text
     )
     assert "Not measured in this run: onnxruntime (not installed)." in text
+    assert "Measured on a test. Per series" in text
+    assert "- mobilenet_v2 1.0@96 on eager: x" in text  # a failed run is said, not dropped
     assert "| mobilenet_v2 1.0@224 | TF-Slim MobileNetV2 checkpoints | 73.8 |" in text
     assert (tmp_path / FIGURE).read_bytes()[:4] == b"\x89PNG"
     import pandas as pd
@@ -148,3 +150,13 @@ def test_the_phone_runs_give_each_series_or_its_error(tmp_path_factory, monkeypa
     assert all(r["latency_ms"] > 0 and r["threads"] == 1 for r in rows)
     assert rows[1]["quantize"] == "int8" and rows[1]["madds"] == 4 * 3 * 9 * 32 * 32 + 12
     assert done == [rows[0]]
+
+
+def test_the_environment_sentence_keeps_integers_whole():
+    import pandas as pd
+
+    from mbprof.report.prose import environment_text
+
+    # a failed row leaves its batch and threads empty: the column reads as floats
+    frame = pd.DataFrame([{"cpu_model": "c", "batch": 1, "threads": 1}, {"cpu_model": "c"}])
+    assert environment_text(frame) == "c, batch 1, threads 1"
