@@ -6,8 +6,8 @@ A page holds blocks such as::
     (the command and its output, written here by cog)
     <!-- [[[end]]] -->
 
-``cog -r -I tools README.md docs/*.md`` regenerates every block; CI runs
-``cog --check -I tools README.md docs/*.md``, which fails when a page is stale. Figures that
+``cog -r -I tools -p "import docs" README.md docs/*.md`` regenerates every block; CI runs
+``cog --check -I tools -p "import docs" README.md docs/*.md``, which fails when a page is stale. Figures that
 do not depend on the machine (counts, memory, errors, help) are run again each time and
 compared exactly. Figures that do (latency, speeds) are measured by ``python
 tools/measure.py`` into ``docs/measured/NAME.md`` with the machine they came from, and pages
@@ -166,10 +166,14 @@ def by_kind(name: str) -> None:
     norm and activations left out), beside its share of the MAdds."""
     text = (MEASURED / f"{name}.md").read_text(encoding="utf-8")
     note = next(row for row in text.splitlines() if row.startswith("- By kind: "))
-    found = re.findall(r"([a-z ]+) \((\d+) layers?\): ([\d.]+)% of the time, ([\d.]+)% of the MAdds", note)
+    found = re.findall(
+        r"([a-z ]+) \((\d+) layers?\): ([\d.]+)% of the time, ([\d.]+)% of the MAdds", note
+    )
     kinds = [(k.strip(), int(n), float(t), float(m)) for k, n, t, m in found]
     counted = sum(t for _, _, t, m in kinds if m > 0)
-    cog.outl("| Layer kind | Layers | Share of all the time | Share of the time in layers with MAdds | Share of the MAdds |")
+    cog.outl(
+        "| Layer kind | Layers | Share of all the time | Share of the time in layers with MAdds | Share of the MAdds |"
+    )
     cog.outl("| --- | ---: | ---: | ---: | ---: |")
     for kind, layers, time_pct, madds_pct in kinds:
         in_layers = f"{100 * time_pct / counted:.1f}%" if madds_pct > 0 else "-"
@@ -183,7 +187,16 @@ def api_function(name: str) -> None:
     code = (
         "import inspect, mbprof\n"
         f"f = mbprof.{name}\n"
-        "print(f'{f.__name__}{inspect.signature(f)}')\n"
+        "sig = inspect.signature(f)\n"
+        "print(f.__name__ + '(')\n"
+        "star = False\n"
+        "for p in sig.parameters.values():\n"
+        "    if p.kind is p.KEYWORD_ONLY and not star:\n"
+        "        print('    *,'); star = True\n"
+        "    note = '' if p.annotation is p.empty else f': {p.annotation}'\n"
+        "    value = '' if p.default is p.empty else f' = {p.default!r}'\n"
+        "    print(f'    {p.name}{note}{value},')\n"
+        "print(f') -> {sig.return_annotation}')\n"
         "print('---')\n"
         "print(inspect.getdoc(f))\n"
     )
