@@ -20,6 +20,7 @@ def _default(param) -> str:
     value = param.default
     if getattr(param, "is_flag", False) or value in (None, (), []) or callable(value):
         return ""
+    value = getattr(value, "value", value)  # an Enum choice: its text, as typed
     if isinstance(value, (list, tuple)):
         value = ",".join(str(v) for v in value)
     return f" Default: `{value}`."

@@ -39,7 +39,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "sweep.csv"
         command = [sys.executable, "-m", "mbprof", "compare", *sys.argv[1:], "--csv", str(path)]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(done.stdout + done.stderr)
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
     print("| " + " | ".join(COLUMNS.values()) + " |")

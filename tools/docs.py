@@ -101,7 +101,7 @@ def session(
     the session's own, empty at its start (``$MBPROF_CACHE_DIR`` = ``./cache``)."""
     with tempfile.TemporaryDirectory(prefix="mbprof-docs-") as folder:
         cwd = Path(folder)
-        env = {"MBPROF_CACHE_DIR": str(cwd / "cache")} if own_cache else None
+        env = {"MBPROF_CACHE_DIR": "cache"} if own_cache else None  # as the reader would type it
         for name, text in (files or {}).items():
             (cwd / name).parent.mkdir(parents=True, exist_ok=True)
             (cwd / name).write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
