@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn.modules import module as nn_module
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
@@ -167,16 +168,19 @@ def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
     names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
 
     def enter(module: nn.Module, _inputs: object) -> None:
-        builder.modules.append(names.get(id(module), ""))
+        # a module made during the forward pass (not the model's): its ops are its caller's
+        outer = builder.modules[-1] if builder.modules else ""
+        builder.modules.append(names.get(id(module), outer))
 
     def leave(module: nn.Module, _inputs: object, _output: object) -> None:
         if builder.modules:
             builder.modules.pop()
 
-    handles = []
-    for module in model.modules():
-        handles.append(module.register_forward_pre_hook(enter))
-        handles.append(module.register_forward_hook(leave, always_call=True))
+    # Hooks common to all modules: two registrations, not two per module.
+    handles = [
+        nn_module.register_module_forward_pre_hook(enter),
+        nn_module.register_module_forward_hook(leave, always_call=True),
+    ]
     try:
         with torch.no_grad(), torch.device("meta"), _Recorder(builder):
             output = torch.func.functional_call(model, meta_state, (example,), strict=False)
