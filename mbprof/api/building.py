@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mbprof.analysis.collector import collector_paused
 from mbprof.core.errors import MbprofError, ModelRunError, ResourceError
 from mbprof.core.interrupts import contained
 from mbprof.core.records import MemoryReport, ModelSpec
@@ -71,6 +72,7 @@ def build_checked(spec: ModelSpec, weights: str | Path | None = None, batch: int
     return build_sized(spec, weights, batch).model
 
 
+@collector_paused()  # a model's construction makes thousands of objects: see collector
 def build_sized(
     spec: ModelSpec, weights: str | Path | None = None, batch: int = 1, *, trace: bool = False
 ) -> Built:

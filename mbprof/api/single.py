@@ -56,7 +56,7 @@ def profile_spec(
         report, graph = analysis.report, analysis.graph
         check_computes(spec, report)
     with running(spec, "counting its MAdds"):
-        counts = count(model, spec.input_shape())
+        counts = count(model, spec.input_shape(), graph)
     try:  # the 2-per-multiply-add FLOPs, from the same trace as the memory analysis
         flops = count_flops(model, spec.input_shape(), graph)
     except MbprofError:  # no meta-device trace (data-dependent code): MAdds still stand

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from mbprof.analysis.collector import collector_paused
 from mbprof.analysis.memory.blocks import (
     Region,
     block_module,
@@ -49,6 +50,7 @@ class Analysis:
     regions: list[Region]
 
 
+@collector_paused()
 def analyze(
     model: nn.Module,
     input_shape: Sequence[int],

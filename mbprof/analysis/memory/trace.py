@@ -10,6 +10,7 @@ from torch.nn.modules import module as nn_module
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from mbprof.analysis.collector import collector_paused
 from mbprof.analysis.memory.graph import ACT, CONST, INPUT, PARAM, Buffer, Conv, Graph, Node, Value
 from mbprof.analysis.memory.ops import CONV, shortcut
 from mbprof.core.errors import MbprofError
@@ -153,6 +154,7 @@ def _model_name(model: nn.Module) -> str:
     return type(model).__name__
 
 
+@collector_paused()
 def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
     """Run ``model`` once on the meta device and record its ops (the model is not changed:
     its parameters are stood in for by meta tensors of the same shapes and dtypes)."""
@@ -207,4 +209,10 @@ def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
     for node in graph.nodes:
         for v in dict.fromkeys(node.inputs):
             graph.consumers[v].append(node.index)
+    # A parameter's storage has a buffer once an op took it (or a view of it) as an argument.
+    graph.params_read = frozenset(
+        name
+        for name, _ in model.named_parameters()
+        if storage_key(meta_state[name]) in builder.storage_buffer
+    )
     return graph
