@@ -190,14 +190,18 @@ def _report(
     layers: list[LayerRow] = []
     other_by_op: Counter[str] = Counter()
     for name, module in model.named_modules():
-        own = Counter(by_module.get(name, {}))
+        held = list(module.parameters(recurse=False))
+        own = dict(by_module.get(name) or {})
+        if not (own or held):
+            continue  # nothing counted in it or below, no parameters: no row
         for child_name, _ in module.named_children():
-            own.subtract(by_module.get(f"{name}.{child_name}" if name else child_name, {}))
+            for op, n in by_module.get(f"{name}.{child_name}" if name else child_name, {}).items():
+                own[op] = own.get(op, 0) - n
         # int(): fvcore's einsum handle counts in floats (MaxViT's attention)
         madds = int(sum(n for op, n in own.items() if op in MADD_OPS)) // batch
         other = {op: int(n) // batch for op, n in own.items() if op not in MADD_OPS and n}
-        params = sum(p.numel() for p in module.parameters(recurse=False))
-        used = sum(p.numel() for p in module.parameters(recurse=False) if id(p) in reads.read)
+        params = sum(p.numel() for p in held)
+        used = sum(p.numel() for p in held if id(p) in reads.read)
         if not (madds or other or params):
             continue  # activations, dropout, containers: no cost of their own
         other_by_op.update(other)

@@ -72,11 +72,26 @@ SAME_AS_INPUT = frozenset(
 BINARY_SAME = frozenset({"add", "mul", "sub", "div"})
 
 
+_OP_INFO: dict[torch._ops.OpOverload, tuple[str, bool]] = {}
+
+
+def op_info(func: torch._ops.OpOverload) -> tuple[str, bool]:
+    """An op's aten name and whether torch tags it pointwise, looked up once per op (a
+    trace asks for each of its hundreds of calls)."""
+    info = _OP_INFO.get(func)
+    if info is None:
+        info = _OP_INFO[func] = (
+            func._schema.name.split("::")[-1],
+            torch.Tag.pointwise in func.tags,
+        )
+    return info
+
+
 def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object | None:
     """The meta output of the commonest ops without their Python meta kernels (batch
     norm's decomposition, the element-wise references), which take most of a trace's time.
     Only cases whose result is certain: same shape, dtype and layout as the input."""
-    name = func._schema.name.split("::")[-1]
+    name = op_info(func)[0]
     first = args[0] if args else None
     if not isinstance(first, torch.Tensor) or not first.is_floating_point():
         return None

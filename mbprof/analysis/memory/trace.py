@@ -12,7 +12,7 @@ from torch.utils._pytree import tree_flatten
 
 from mbprof.analysis.collector import collector_paused
 from mbprof.analysis.memory.graph import ACT, CONST, INPUT, PARAM, Buffer, Conv, Graph, Node, Value
-from mbprof.analysis.memory.ops import CONV, shortcut
+from mbprof.analysis.memory.ops import CONV, op_info, shortcut
 from mbprof.core.errors import MbprofError
 
 
@@ -80,7 +80,7 @@ class _Builder:
             if buffer is None:
                 buffer = self._new_buffer(tensor, ACT, index)
             outputs.append(self._new_value(tensor, buffer))
-        name = func._schema.name.split("::")[-1]
+        name, pointwise = op_info(func)
         self.graph.nodes.append(
             Node(
                 index=index,
@@ -88,7 +88,7 @@ class _Builder:
                 module=self.modules[-1] if self.modules else "",
                 inputs=inputs,
                 outputs=tuple(outputs),
-                pointwise=torch.Tag.pointwise in func.tags,
+                pointwise=pointwise,
                 conv=conv_info(name, args, kwargs),
             )
         )
@@ -98,6 +98,15 @@ def tensors(obj: object) -> list[torch.Tensor]:
     """The tensors in an op's arguments or results (tuples, lists, dicts), in order."""
     if isinstance(obj, torch.Tensor):
         return [obj]
+    if type(obj) is tuple and all(type(item) is not list for item in obj):
+        # the common flat case (a tensor or a scalar each): one pass, no recursion
+        found = []
+        for item in obj:
+            if isinstance(item, torch.Tensor):
+                found.append(item)
+            elif isinstance(item, (tuple, dict)):
+                found.extend(tensors(item))
+        return found
     if isinstance(obj, (tuple, list)):
         return [t for item in obj for t in tensors(item)]
     if isinstance(obj, dict):
@@ -158,8 +167,8 @@ def _model_name(model: nn.Module) -> str:
 def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
     """Run ``model`` once on the meta device and record its ops (the model is not changed:
     its parameters are stood in for by meta tensors of the same shapes and dtypes)."""
-    state = dict(model.named_parameters())  # tied weights once: functional_call ties them
-    state.update(dict(model.named_buffers()))
+    params = dict(model.named_parameters())  # tied weights once: functional_call ties them
+    state = {**params, **dict(model.named_buffers())}
     meta_state = {name: torch.empty_like(t, device="meta") for name, t in state.items()}
     param_keys = {storage_key(t) for t in meta_state.values()}
     floating = [t.dtype for t in state.values() if t.is_floating_point()]
@@ -211,8 +220,6 @@ def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
             graph.consumers[v].append(node.index)
     # A parameter's storage has a buffer once an op took it (or a view of it) as an argument.
     graph.params_read = frozenset(
-        name
-        for name, _ in model.named_parameters()
-        if storage_key(meta_state[name]) in builder.storage_buffer
+        name for name in params if storage_key(meta_state[name]) in builder.storage_buffer
     )
     return graph
