@@ -52,9 +52,7 @@ def serial(jobs, settings):
     """Each configuration timed on its own, one after another (no rounds)."""
     from mbprof.analysis.latency import time_model
 
-    return [
-        time_model(model, spec.input_shape(), settings, madds=madds) for spec, model, madds in jobs
-    ]
+    return [time_model(model, spec.input_shape(), settings, madds=madds) for spec, model, madds in jobs]
 
 
 def main() -> None:
@@ -87,9 +85,7 @@ def main() -> None:
     quiet = measure(jobs, settings)
     quiet_serial = serial(jobs, settings) if args.serial else None
     stop = multiprocessing.Event()
-    busy = [
-        multiprocessing.Process(target=spin, args=(stop, args.pattern)) for _ in range(args.busy)
-    ]
+    busy = [multiprocessing.Process(target=spin, args=(stop, args.pattern)) for _ in range(args.busy)]
     for process in busy:
         process.start()
     time.sleep(1.0)  # let the load settle
@@ -122,9 +118,7 @@ def main() -> None:
         print("\none by one, for comparison:")
         for (spec, _, _), q, ld in zip(jobs, quiet_serial, loaded_serial, strict=True):
             diff = 100 * (ld.latency_ms - q.latency_ms) / q.latency_ms
-            print(
-                f"{spec.label:24s} {q.latency_ms:9.2f} {q.verdict:9s} {ld.latency_ms:10.2f} {ld.verdict:9s} {diff:+6.1f}%"
-            )
+            print(f"{spec.label:24s} {q.latency_ms:9.2f} {q.verdict:9s} {ld.latency_ms:10.2f} {ld.verdict:9s} {diff:+6.1f}%")
     print(
         f"\n(every loaded figure within {args.within:g}% of the quiet one or marked unstable: "
         f"{'yes' if ok else 'NO'}; load average at the end {os.getloadavg()[0]:.2f})"
