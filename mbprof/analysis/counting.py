@@ -29,6 +29,8 @@ with warnings.catch_warnings():  # fvcore scripts a loss function at import: not
     from fvcore.nn.jit_handles import get_shape
 
 from mbprof.analysis import used_params
+from mbprof.analysis.collector import collector_paused
+from mbprof.analysis.memory.graph import Graph
 from mbprof.core.records import CountReport, LayerRow
 
 FVCORE_LOGGER = "fvcore.nn.jit_analysis"
@@ -74,7 +76,9 @@ def _layer_geometry(module: nn.Module) -> dict:
 
 class _OutputSizes:
     """Forward hooks that record each leaf module's output HxW while fvcore traces
-    (so the sizes cost no extra forward pass)."""
+    (so the sizes cost no extra forward pass). A shape read under the tracer is recorded
+    into its graph (``aten::size`` values that fvcore then walks): that made counting about
+    half as slow again, so the hook reads it with the tracer paused."""
 
     def __init__(self, model: nn.Module) -> None:
         self.sizes: dict[str, tuple[int, int]] = {}
@@ -86,8 +90,15 @@ class _OutputSizes:
 
     def _hook(self, name: str):
         def record(_module, _inputs, output) -> None:
-            if isinstance(output, torch.Tensor) and output.dim() == 4:
-                self.sizes[name] = (int(output.shape[-2]), int(output.shape[-1]))
+            if not isinstance(output, torch.Tensor):
+                return
+            tracing = torch._C._get_tracing_state()
+            torch._C._set_tracing_state(None)
+            try:
+                if output.dim() == 4:
+                    self.sizes[name] = (int(output.shape[-2]), int(output.shape[-1]))
+            finally:
+                torch._C._set_tracing_state(tracing)
 
         return record
 
@@ -110,13 +121,18 @@ def _quiet_fvcore() -> Iterator[None]:
         logger.setLevel(before)
 
 
-def count(model: nn.Module, input_shape: tuple[int, ...]) -> CountReport:
+@collector_paused()
+def count(
+    model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None = None
+) -> CountReport:
     """Count MAdds and params of ``model`` for one input of ``input_shape`` (N, C, H, W).
 
     The model is traced with fvcore on the CPU in float32; counts are scaled to
     batch 1 whatever N is given. Each row of ``layers`` holds the ops a module ran
     itself (a parent's row holds only the functional ops in its own ``forward``), so
-    the rows sum to the totals.
+    the rows sum to the totals. ``graph``: the memory analysis' meta-device trace of the
+    same model and resolution, when the caller has one: the output sizes and the
+    parameters read come from it, and fvcore's trace runs without hooks or a recorder.
     """
     model = model.eval()
     batch = input_shape[0]
@@ -129,28 +145,63 @@ def count(model: nn.Module, input_shape: tuple[int, ...]) -> CountReport:
     analysis.uncalled_modules_warnings(False)
     analysis.tracer_warnings("none")
 
-    recorder = _OutputSizes(model)
-    try:
+    if graph is not None:
         with _quiet_fvcore():
             by_module = analysis.by_module_and_operator()  # fvcore traces the model here
-            unsupported = analysis.unsupported_ops()
+        leaves = {name for name, m in model.named_modules() if next(m.children(), None) is None}
+        sizes = graph.leaf_output_sizes(leaves)
+        read = frozenset(id(p) for name, p in model.named_parameters() if name in graph.params_read)
+        reads = used_params.ParamReads(read, on_meta=True)
+    else:
+        by_module, sizes, reads = _traced(model, analysis, input_shape)
+    unsupported = analysis.unsupported_ops()
+    uncounted = Counter({op: n for op, n in unsupported.items() if op.startswith("aten::")})
+    return _report(model, batch, by_module, sizes, reads, uncounted)
+
+
+def _traced(
+    model: nn.Module, analysis: FlopCountAnalysis, input_shape: tuple[int, ...]
+) -> tuple[dict, dict[str, tuple[int, int]], used_params.ParamReads]:
+    """fvcore's trace, with the output sizes and the parameters read recorded in the same
+    forward pass (a pass of their own each cost as much as the trace)."""
+    recorder = _OutputSizes(model)
+    try:
+        with _quiet_fvcore(), used_params.recording(model) as seen:
+            by_module = analysis.by_module_and_operator()  # fvcore traces the model here
     finally:
         recorder.remove()
-    sizes = recorder.sizes
-    uncounted = Counter({op: n for op, n in unsupported.items() if op.startswith("aten::")})
-    reads = used_params.read_parameters(model, (1, *input_shape[1:]))
+    reads = seen.reads()
+    if reads.values_read:
+        # Under jit's tracer a shape is a tensor: ``x.shape[-2] == 224`` looks like a value
+        # read. Only a pass without the tracer tells (on the meta device when it runs there).
+        reads = used_params.read_parameters(model, (1, *input_shape[1:]))
+    return by_module, recorder.sizes, reads
 
+
+def _report(
+    model: nn.Module,
+    batch: int,
+    by_module: dict,
+    sizes: dict[str, tuple[int, int]],
+    reads: used_params.ParamReads,
+    uncounted: Counter[str],
+) -> CountReport:
+    """The rows and totals from fvcore's counts per module (``by_module``)."""
     layers: list[LayerRow] = []
     other_by_op: Counter[str] = Counter()
     for name, module in model.named_modules():
-        own = Counter(by_module.get(name, {}))
+        held = list(module.parameters(recurse=False))
+        own = dict(by_module.get(name) or {})
+        if not (own or held):
+            continue  # nothing counted in it or below, no parameters: no row
         for child_name, _ in module.named_children():
-            own.subtract(by_module.get(f"{name}.{child_name}" if name else child_name, {}))
+            for op, n in by_module.get(f"{name}.{child_name}" if name else child_name, {}).items():
+                own[op] = own.get(op, 0) - n
         # int(): fvcore's einsum handle counts in floats (MaxViT's attention)
         madds = int(sum(n for op, n in own.items() if op in MADD_OPS)) // batch
         other = {op: int(n) // batch for op, n in own.items() if op not in MADD_OPS and n}
-        params = sum(p.numel() for p in module.parameters(recurse=False))
-        used = sum(p.numel() for p in module.parameters(recurse=False) if id(p) in reads.read)
+        params = sum(p.numel() for p in held)
+        used = sum(p.numel() for p in held if id(p) in reads.read)
         if not (madds or other or params):
             continue  # activations, dropout, containers: no cost of their own
         other_by_op.update(other)

@@ -7,6 +7,12 @@ them; activations from a forward pass at a small proxy resolution, scaled by the
 of pixel counts, times a safety factor that covers the live tensors of a forward pass
 and fvcore's trace.
 
+mbprof's own models, whose builders register every parameter before they initialise it,
+take a cheaper path (``build_counted``, ``graph_activation_bytes``): built once for real
+with their parameters summed as they are registered (stopped past half the free memory,
+then sized as any other), and their activations sized from the meta-device trace that the
+memory analysis and the FLOPs count use anyway, at the requested resolution.
+
 A probe that fails is never a reason to refuse a model; each step falls back to a
 dearer one that still allocates nothing it has not counted, and says so in a note:
 - parameters: the builder runs on the meta device; a builder that reads a tensor back
@@ -34,6 +40,7 @@ from torch.nn.modules import module as nn_module
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from mbprof.analysis.memory.graph import ACT, INPUT, Graph
 from mbprof.core.errors import MbprofError, ResourceError
 from mbprof.core.interrupts import UserCodeExit
 
@@ -147,6 +154,29 @@ def parameters_bounded(budget: int) -> Iterator[None]:
 
     with _registration_hooks(add, add):
         yield
+
+
+def build_counted(build: Callable[[], nn.Module], budget: int) -> nn.Module | None:
+    """``build()`` once for real, its parameters and buffers summed as they are registered
+    (before they are written): None when the sum passes ``budget`` or the build fails to
+    allocate (the caller sizes it on the meta device then). Only for builders that register
+    a tensor before they write it (mbprof's own): at most ``budget`` bytes are written."""
+    try:
+        with parameters_bounded(budget):
+            return build()
+    except (OverBudget, MemoryError, RuntimeError):  # a tensor too large to allocate at all
+        return None
+
+
+def graph_activation_bytes(graph: Graph) -> int:
+    """The estimate of ``activation_bytes`` from a meta-device trace at the requested
+    resolution: ``SAFETY`` x the largest activation inputs + outputs of one op (float32 as
+    traced; parameters and buffers left out)."""
+    largest = 0
+    for node in graph.nodes:
+        values = [v for v in node.inputs if graph.kind(v) in (ACT, INPUT)] + list(node.outputs)
+        largest = max(largest, sum(graph.values[v].nbytes for v in values))
+    return SAFETY * largest
 
 
 @dataclass(frozen=True)

@@ -2,34 +2,62 @@
 
 A network built for training can hold parameters that inference never reads: GoogLeNet's
 and Inception v3's auxiliary classifiers are called only in training mode. ``params``
-counts every parameter as torch does; ``params_used`` counts those that some aten op of
-one eval-mode forward pass takes as an argument (a view of a parameter counts as the
-parameter). That is what a deployed network holds.
+counts every parameter as torch does; ``params_used`` counts those that some torch
+function of one eval-mode forward pass takes as an argument to compute with (a view of a
+parameter counts as the parameter; reading only its shape, dtype or device does not).
+That is what a deployed network holds.
 
-How: one forward pass under a TorchDispatchMode that records the storage of every tensor
-argument, on the meta device (the parameters stood in for by meta tensors: no memory, no
-arithmetic; the caller's model is not changed). Which modules were *called* is not enough:
-Swin's attention reads ``self.qkv.weight`` through ``F.linear`` without calling ``qkv``,
-and ``nn.MultiheadAttention`` reads ``out_proj`` the same way. A forward pass that does not
-run on the meta device (it reads tensor values into Python: ``.item()``, ``if x.sum() > 0``)
-runs once for real on a zero input; the dispatch mode then also sees those reads
-(``aten::_local_scalar_dense``) and the counts are for the path a zero input takes.
+How: a TorchFunctionMode (``recording``) records the storage of every tensor argument.
+Counting records it during the forward pass that fvcore traces anyway, so it costs no pass
+of its own (a TorchDispatchMode would sit below jit's tracer and hide the ops' outputs
+from it). Alone, ``read_parameters`` runs one forward pass on the meta device (the
+parameters stood in for by meta tensors: no memory, no arithmetic; the caller's model is
+not changed). Which modules were *called* is not enough: Swin's attention reads
+``self.qkv.weight`` through ``F.linear`` without calling ``qkv``, and
+``nn.MultiheadAttention`` reads ``out_proj`` the same way. A forward pass that reads tensor
+values into Python (``.item()``, ``if x.sum() > 0``) does not run on the meta device: it runs
+once for real on a zero input, the recorder notes the value reads, and the counts are for
+the path a zero input takes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
+from torch.overrides import TorchFunctionMode
 
 from mbprof.analysis.footprint import meta_state
 
-# aten ops that copy a tensor's value out to Python (bool(), .item(), torch.equal)
-VALUE_READS = frozenset({"aten::_local_scalar_dense", "aten::is_nonzero", "aten::equal"})
+# Tensor methods and functions that copy a tensor's value out to Python.
+VALUE_READS = frozenset(
+    {"item", "tolist", "__bool__", "__int__", "__float__", "__index__", "__complex__", "equal"}
+)
+# ... and those that read only its metadata (besides every property getter, ``__get__``:
+# shape, dtype, device, ``.T`` - a view, whose later use is seen by its storage).
+METADATA = frozenset(
+    {
+        "__get__",
+        "size",
+        "dim",
+        "ndimension",
+        "numel",
+        "nelement",
+        "stride",
+        "storage_offset",
+        "element_size",
+        "is_contiguous",
+        "is_floating_point",
+        "is_complex",
+        "get_device",
+        "data_ptr",
+        "untyped_storage",
+        "__len__",
+    }
+)
 NAMED_AT_MOST = 4
 
 
@@ -40,24 +68,34 @@ def _storage(tensor: torch.Tensor) -> int:
         return 0
 
 
-class _Reads(TorchDispatchMode):
+def _tensors(args: tuple, kwargs: dict) -> Iterator[torch.Tensor]:
+    """The tensor arguments, also those in a list (``torch.cat``) or a dict."""
+    for arg in (*args, *kwargs.values()):
+        if isinstance(arg, torch.Tensor):
+            yield arg
+        elif isinstance(arg, (list, tuple)):
+            yield from _tensors(arg, {})
+        elif isinstance(arg, dict):
+            yield from _tensors((), arg)
+
+
+class _Reads(TorchFunctionMode):
     def __init__(self, owners: dict[int, list[int]]) -> None:
         super().__init__()
         self.owners = owners  # storage -> ids of the model's parameters that live there
         self.read: set[int] = set()
         self.values_read = False
 
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        return False  # nothing here is compiled: do not import torch._dynamo for it
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
-        if func._schema.name in VALUE_READS:
+        name = getattr(func, "__name__", "")
+        if name in VALUE_READS:
             self.values_read = True
-        for leaf in tree_leaves((args, kwargs)):
-            if isinstance(leaf, torch.Tensor):
-                self.read.update(self.owners.get(_storage(leaf), ()))
+        if name not in METADATA:
+            for tensor in _tensors(args, kwargs):
+                owner = self.owners.get(_storage(tensor))
+                if owner:
+                    self.read.update(owner)
         return func(*args, **kwargs)
 
 
@@ -72,30 +110,46 @@ class ParamReads:
     values_read: bool = False
 
 
+class Recording:
+    """What ``recording`` saw: ``reads()`` once the forward pass has run."""
+
+    def __init__(self, mode: _Reads, on_meta: bool) -> None:
+        self._mode, self._on_meta = mode, on_meta
+
+    def reads(self) -> ParamReads:
+        return ParamReads(frozenset(self._mode.read), self._on_meta, self._mode.values_read)
+
+
+@contextmanager
+def recording(
+    model: nn.Module, state: dict[str, torch.Tensor] | None = None
+) -> Iterator[Recording]:
+    """Record which parameters of ``model`` the forward passes run inside read: its own
+    tensors, or their stand-ins in ``state`` (a ``functional_call``'s, by name)."""
+    owners: dict[int, list[int]] = {}
+    for name, param in model.named_parameters():
+        tensor = param if state is None else state[name]
+        owners.setdefault(_storage(tensor), []).append(id(param))
+    mode = _Reads(owners)
+    with mode:
+        yield Recording(mode, on_meta=state is not None)
+
+
 def read_parameters(model: nn.Module, input_shape: Sequence[int]) -> ParamReads:
     """The parameters one eval-mode forward pass of ``model`` on ``input_shape`` reads."""
-    params = dict(model.named_parameters())
     state = meta_state(model)
-    owners: dict[int, list[int]] = {}
-    for name, param in params.items():
-        owners.setdefault(_storage(state[name]), []).append(id(param))
-    mode = _Reads(owners)
     try:
         example = torch.zeros(tuple(input_shape), device="meta")
-        with torch.no_grad(), torch.device("meta"), mode:
+        with torch.no_grad(), torch.device("meta"), recording(model, state) as seen:
             torch.func.functional_call(model, state, (example,), strict=False)
-        return ParamReads(frozenset(mode.read), on_meta=True)
+        return seen.reads()
     except MemoryError:
         raise
     except Exception:  # noqa: BLE001 - it reads tensor values: once for real
         pass
-    owners = {}
-    for param in params.values():
-        owners.setdefault(_storage(param), []).append(id(param))
-    mode = _Reads(owners)
-    with torch.inference_mode(), mode:
+    with torch.inference_mode(), recording(model) as seen:
         model(torch.zeros(tuple(input_shape)))
-    return ParamReads(frozenset(mode.read), False, mode.values_read)
+    return seen.reads()
 
 
 def count_read(model: nn.Module, reads: ParamReads) -> int:

@@ -1,5 +1,6 @@
 """Building a configuration's model once, guarded: its parameters sized on the meta device
-before anything is allocated, its activations sized before a real input is made, and the
+before anything is allocated (mbprof's own models: counted as they are registered, in
+their one real build), its activations sized before a real input is made, and the
 model's own code contained (a failure names the model and what mbprof was doing; a
 ``sys.exit`` in it never ends mbprof's run)."""
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mbprof.analysis.collector import collector_paused
 from mbprof.core.errors import MbprofError, ModelRunError, ResourceError
 from mbprof.core.interrupts import contained
 from mbprof.core.records import MemoryReport, ModelSpec
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from mbprof.analysis.footprint import ParamSizing
+    from mbprof.analysis.memory.graph import Graph
 
 
 def _refuse_if_over(spec: ModelSpec, need: int, what: str, cause: str, have: int) -> None:
@@ -53,10 +56,13 @@ def _param_cause(spec: ModelSpec, have: int) -> str:
 @dataclass(frozen=True)
 class Built:
     """A configuration's model, built for real, and the notes on how it had to be sized
-    (empty when the cheap probes worked)."""
+    (empty when the cheap probes worked). ``graph``: the meta-device trace of one image
+    that sized its activations, when that is how they were sized (``build_sized(...,
+    trace=True)``), for the memory analysis and the FLOPs count to reuse."""
 
     model: nn.Module
     notes: tuple[str, ...] = ()
+    graph: Graph | None = None
 
 
 def build_checked(spec: ModelSpec, weights: str | Path | None = None, batch: int = 1) -> nn.Module:
@@ -66,36 +72,56 @@ def build_checked(spec: ModelSpec, weights: str | Path | None = None, batch: int
     return build_sized(spec, weights, batch).model
 
 
-def build_sized(spec: ModelSpec, weights: str | Path | None = None, batch: int = 1) -> Built:
+@collector_paused()  # a model's construction makes thousands of objects: see collector
+def build_sized(
+    spec: ModelSpec, weights: str | Path | None = None, batch: int = 1, *, trace: bool = False
+) -> Built:
     """``build_checked`` with its notes. Parameters are sized without allocating them and
     activations before a real input is made (``mbprof.analysis.footprint``: a probe that
-    fails falls back to a dearer one and says so in a note; it never refuses the model)."""
+    fails falls back to a dearer one and says so in a note; it never refuses the model).
+    ``trace``: the caller needs the meta-device trace (memory, FLOPs); mbprof's own models
+    then size their activations from it, and ``Built.graph`` holds it."""
     from mbprof.analysis.footprint import (
         REAL,
         OverBudget,
         activation_bytes,
         available_memory_bytes,
+        build_counted,
     )
     from mbprof.models import create_from_spec
 
     have = available_memory_bytes()
-    sizing = _size_parameters(spec, have)
-    if sizing.bytes > have:
-        _refuse_if_over(spec, sizing.bytes, "parameters", _param_cause(spec, have), have)
-    # Built for real already (a builder that needs real parameters): not twice.
-    model = sizing.model.eval() if sizing.path == REAL and weights is None else None
-    notes = (sizing.note,)
-    del sizing  # a meta-device model: dropped before the real one is built
+    builtin = is_builtin(spec)
+    notes: tuple[str, ...] = ()
+    # mbprof's own builders register each tensor before writing it: one real build, its
+    # parameters counted as registered (those past half the free memory: sized on meta).
+    model = None
+    if builtin:
+        model = build_counted(lambda: create_from_spec(spec, weights=weights), have // 2)
     if model is None:
-        model = create_from_spec(spec, weights=weights)
+        sizing = _size_parameters(spec, have)
+        if sizing.bytes > have:
+            _refuse_if_over(spec, sizing.bytes, "parameters", _param_cause(spec, have), have)
+        # Built for real already (a builder that needs real parameters): not twice.
+        model = sizing.model.eval() if sizing.path == REAL and weights is None else None
+        notes = (sizing.note,)
+        del sizing  # a meta-device model: dropped before the real one is built
+        if model is None:
+            model = create_from_spec(spec, weights=weights)
+    graph = _shapes(spec, model) if trace and builtin else None
     # Sized for one image and scaled (the estimate is linear in the batch), so that a huge
     # batch is refused before its input tensor is allocated.
-    try:
-        with running(spec, "running its forward pass to size its activations"):
-            per_image, note = activation_bytes(model, spec.input_shape(1), have)
-    except OverBudget as exc:  # the last resort, a real forward pass, was stopped
-        _refuse_if_over(spec, exc.need, exc.what, "", have)
-        raise
+    if graph is not None:
+        from mbprof.analysis.footprint import graph_activation_bytes
+
+        per_image, note = graph_activation_bytes(graph), ""
+    else:
+        try:
+            with running(spec, "running its forward pass to size its activations"):
+                per_image, note = activation_bytes(model, spec.input_shape(1), have)
+        except OverBudget as exc:  # the last resort, a real forward pass, was stopped
+            _refuse_if_over(spec, exc.need, exc.what, "", have)
+            raise
     what, cause = "activations", ""
     if batch > 1:
         what = f"activations at batch {batch:,}"
@@ -103,7 +129,18 @@ def build_sized(spec: ModelSpec, weights: str | Path | None = None, batch: int =
             most = have // max(per_image, 1)
             cause = f"use a smaller batch (batch {batch:,} is the cause; about {most:,} fit)"
     _refuse_if_over(spec, per_image * batch, what, cause, have)
-    return Built(model, tuple(n for n in (*notes, note) if n))
+    return Built(model, tuple(n for n in (*notes, note) if n), graph)
+
+
+def _shapes(spec: ModelSpec, model: nn.Module) -> Graph | None:
+    """The meta-device trace of one image (None where the model cannot run there)."""
+    from mbprof.analysis.memory.trace import trace
+
+    try:
+        with running(spec, "tracing its forward pass on the meta device"):
+            return trace(model, spec.input_shape(1))
+    except MbprofError:
+        return None
 
 
 def _size_parameters(spec: ModelSpec, have: int) -> ParamSizing:

@@ -43,18 +43,20 @@ def profile_spec(
     from mbprof.analysis.flops import count_flops
 
     memory = memory_of(with_memory, mem_dtype, chunks)
-    built = build_sized(spec, weights=weights)
-    model = built.model
-    report = graph = None
+    # One meta-device trace (mbprof's own models: the one that sized their activations)
+    # serves the memory analysis and the FLOPs.
+    built = build_sized(spec, weights=weights, trace=True)
+    model, graph = built.model, built.graph
+    report = None
     if memory is not None:
         from mbprof.analysis.memory import analyze
 
         with running(spec, "analysing its activation memory"):
-            analysis = analyze(model, spec.input_shape(), memory)
+            analysis = analyze(model, spec.input_shape(), memory, graph)
         report, graph = analysis.report, analysis.graph
         check_computes(spec, report)
     with running(spec, "counting its MAdds"):
-        counts = count(model, spec.input_shape())
+        counts = count(model, spec.input_shape(), graph)
     try:  # the 2-per-multiply-add FLOPs, from the same trace as the memory analysis
         flops = count_flops(model, spec.input_shape(), graph)
     except MbprofError:  # no meta-device trace (data-dependent code): MAdds still stand

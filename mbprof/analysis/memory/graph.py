@@ -90,6 +90,21 @@ class Graph:
     outputs: tuple[int, ...] = ()  # the model's output values
     input_value: int | None = None
     consumers: list[list[int]] = field(default_factory=list)  # value -> node indices
+    # names of the parameters some op read (``mbprof.analysis.used_params``' definition)
+    params_read: frozenset[str] = frozenset()
+
+    def leaf_output_sizes(self, leaves: set[str]) -> dict[str, tuple[int, int]]:
+        """Output HxW of each module in ``leaves`` whose last op wrote a 4-d tensor (its
+        first output: batch norm's statistics and max-pool's indices come after)."""
+        sizes: dict[str, tuple[int, int]] = {}
+        for node in self.nodes:
+            if node.module in leaves and node.outputs:
+                shape = self.values[node.outputs[0]].shape
+                if len(shape) == 4:
+                    sizes[node.module] = (shape[-2], shape[-1])
+                else:
+                    sizes.pop(node.module, None)
+        return sizes
 
     def kind(self, value: int) -> str:
         return self.buffers[self.values[value].buffer].kind

@@ -72,14 +72,31 @@ SAME_AS_INPUT = frozenset(
 BINARY_SAME = frozenset({"add", "mul", "sub", "div"})
 
 
+_OP_INFO: dict[torch._ops.OpOverload, tuple[str, bool]] = {}
+
+
+def op_info(func: torch._ops.OpOverload) -> tuple[str, bool]:
+    """An op's aten name and whether torch tags it pointwise, looked up once per op (a
+    trace asks for each of its hundreds of calls)."""
+    info = _OP_INFO.get(func)
+    if info is None:
+        info = _OP_INFO[func] = (
+            func._schema.name.split("::")[-1],
+            torch.Tag.pointwise in func.tags,
+        )
+    return info
+
+
 def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object | None:
     """The meta output of the commonest ops without their Python meta kernels (batch
     norm's decomposition, the element-wise references), which take most of a trace's time.
     Only cases whose result is certain: same shape, dtype and layout as the input."""
-    name = func._schema.name.split("::")[-1]
+    name = op_info(func)[0]
     first = args[0] if args else None
     if not isinstance(first, torch.Tensor) or not first.is_floating_point():
         return None
+    if name == "convolution":
+        return _convolution(args, kwargs)
     if name in ("addmm", "mm") and not kwargs:
         a, b = args[-2:] if name == "addmm" else args[:2]
         if a.dim() == 2 and b.dim() == 2 and a.dtype == b.dtype == first.dtype:
@@ -91,7 +108,7 @@ def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object |
         channels = first.shape[1] if first.dim() > 1 else 0
         stats = (channels,) if name == "native_batch_norm" else (0,)
         return (
-            torch.empty_like(first),
+            _like(first),
             first.new_empty(stats),
             first.new_empty(stats),
         )
@@ -121,4 +138,39 @@ def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object |
         return first  # in place: the op returns its input
     if "out" in kwargs:
         return None
-    return torch.empty_like(first)
+    return _like(first)
+
+
+def _like(tensor: torch.Tensor) -> torch.Tensor:
+    """``empty_like``, without its Python meta kernel for the common contiguous case."""
+    if tensor.is_contiguous():
+        return torch.empty(tensor.shape, dtype=tensor.dtype, device=tensor.device)
+    return torch.empty_like(tensor)
+
+
+def _convolution(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """A plain convolution's output (N, C_out, *spatial): contiguous input and weight, not
+    transposed, a stride, padding and dilation per spatial dimension (the meta kernel, in
+    Python, decides every other case, and raises where the shapes do not fit)."""
+    if kwargs or len(args) != 9 or args[6]:
+        return None
+    x, weight, bias, stride, padding, dilation = args[:6]
+    spatial = x.dim() - 2
+    if (
+        weight.dim() != x.dim()
+        or weight.dtype != x.dtype
+        or not (x.is_contiguous() and weight.is_contiguous())
+        or not len(stride) == len(padding) == len(dilation) == spatial
+        or x.shape[1] != weight.shape[1] * int(args[8])
+        or (bias is not None and tuple(bias.shape) != (weight.shape[0],))
+    ):
+        return None
+    sizes = [
+        (n + 2 * p - d * (k - 1) - 1) // s + 1  # the lengths are checked above
+        for n, k, s, p, d in zip(
+            x.shape[2:], weight.shape[2:], stride, padding, dilation, strict=True
+        )
+    ]
+    if spatial < 1 or min(sizes) < 1:
+        return None
+    return torch.empty((x.shape[0], weight.shape[0], *sizes), dtype=x.dtype, device=x.device)

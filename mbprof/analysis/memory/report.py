@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from mbprof.analysis.collector import collector_paused
 from mbprof.analysis.memory.blocks import (
     Region,
     block_module,
@@ -49,17 +50,23 @@ class Analysis:
     regions: list[Region]
 
 
+@collector_paused()
 def analyze(
-    model: nn.Module, input_shape: Sequence[int], settings: MemorySettings | None = None
+    model: nn.Module,
+    input_shape: Sequence[int],
+    settings: MemorySettings | None = None,
+    graph: Graph | None = None,
 ) -> Analysis:
     """The whole analysis with checked ``settings`` (``MemorySettings``; fp16, one channel
-    a chunk when None)."""
+    a chunk when None). ``graph``: ``trace(model, input_shape)`` when the caller has it
+    already (the analysis only reads it)."""
     settings = settings or MemorySettings()
     dtype, chunks = settings.dtype, settings.chunks
     shape = check_input_shape(input_shape)
     element = settings.bytes_per_element
 
-    graph = trace(model, shape)
+    if graph is None:
+        graph = trace(model, shape)
     sizes = Sizes(graph, element)
     size = {b.index: sizes.of(b.index) for b in graph.buffers}
     out_buffers = {graph.values[v].buffer for v in graph.outputs}

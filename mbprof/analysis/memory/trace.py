@@ -6,11 +6,13 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn.modules import module as nn_module
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from mbprof.analysis.collector import collector_paused
 from mbprof.analysis.memory.graph import ACT, CONST, INPUT, PARAM, Buffer, Conv, Graph, Node, Value
-from mbprof.analysis.memory.ops import CONV, shortcut
+from mbprof.analysis.memory.ops import CONV, op_info, shortcut
 from mbprof.core.errors import MbprofError
 
 
@@ -78,7 +80,7 @@ class _Builder:
             if buffer is None:
                 buffer = self._new_buffer(tensor, ACT, index)
             outputs.append(self._new_value(tensor, buffer))
-        name = func._schema.name.split("::")[-1]
+        name, pointwise = op_info(func)
         self.graph.nodes.append(
             Node(
                 index=index,
@@ -86,7 +88,7 @@ class _Builder:
                 module=self.modules[-1] if self.modules else "",
                 inputs=inputs,
                 outputs=tuple(outputs),
-                pointwise=torch.Tag.pointwise in func.tags,
+                pointwise=pointwise,
                 conv=conv_info(name, args, kwargs),
             )
         )
@@ -96,6 +98,15 @@ def tensors(obj: object) -> list[torch.Tensor]:
     """The tensors in an op's arguments or results (tuples, lists, dicts), in order."""
     if isinstance(obj, torch.Tensor):
         return [obj]
+    if type(obj) is tuple and all(type(item) is not list for item in obj):
+        # the common flat case (a tensor or a scalar each): one pass, no recursion
+        found = []
+        for item in obj:
+            if isinstance(item, torch.Tensor):
+                found.append(item)
+            elif isinstance(item, (tuple, dict)):
+                found.extend(tensors(item))
+        return found
     if isinstance(obj, (tuple, list)):
         return [t for item in obj for t in tensors(item)]
     if isinstance(obj, dict):
@@ -152,11 +163,12 @@ def _model_name(model: nn.Module) -> str:
     return type(model).__name__
 
 
+@collector_paused()
 def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
     """Run ``model`` once on the meta device and record its ops (the model is not changed:
     its parameters are stood in for by meta tensors of the same shapes and dtypes)."""
-    state = dict(model.named_parameters())  # tied weights once: functional_call ties them
-    state.update(dict(model.named_buffers()))
+    params = dict(model.named_parameters())  # tied weights once: functional_call ties them
+    state = {**params, **dict(model.named_buffers())}
     meta_state = {name: torch.empty_like(t, device="meta") for name, t in state.items()}
     param_keys = {storage_key(t) for t in meta_state.values()}
     floating = [t.dtype for t in state.values() if t.is_floating_point()]
@@ -167,16 +179,19 @@ def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
     names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
 
     def enter(module: nn.Module, _inputs: object) -> None:
-        builder.modules.append(names.get(id(module), ""))
+        # a module made during the forward pass (not the model's): its ops are its caller's
+        outer = builder.modules[-1] if builder.modules else ""
+        builder.modules.append(names.get(id(module), outer))
 
     def leave(module: nn.Module, _inputs: object, _output: object) -> None:
         if builder.modules:
             builder.modules.pop()
 
-    handles = []
-    for module in model.modules():
-        handles.append(module.register_forward_pre_hook(enter))
-        handles.append(module.register_forward_hook(leave, always_call=True))
+    # Hooks common to all modules: two registrations, not two per module.
+    handles = [
+        nn_module.register_module_forward_pre_hook(enter),
+        nn_module.register_module_forward_hook(leave, always_call=True),
+    ]
     try:
         with torch.no_grad(), torch.device("meta"), _Recorder(builder):
             output = torch.func.functional_call(model, meta_state, (example,), strict=False)
@@ -203,4 +218,8 @@ def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
     for node in graph.nodes:
         for v in dict.fromkeys(node.inputs):
             graph.consumers[v].append(node.index)
+    # A parameter's storage has a buffer once an op took it (or a view of it) as an argument.
+    graph.params_read = frozenset(
+        name for name in params if storage_key(meta_state[name]) in builder.storage_buffer
+    )
     return graph

@@ -1,0 +1,159 @@
+"""Measure what depends on the machine (latency, speeds) and write it, with the machine it
+came from, into ``docs/measured/NAME.md``, which the pages include (``docs.measured``).
+
+    python tools/measure.py              # every measurement, one after the other
+    python tools/measure.py bench sweep  # only these
+    python tools/measure.py --list
+
+These files are never edited by hand and never re-measured by ``cog --check`` (another
+machine would give other figures): run this script on the machine you want to show, on a
+machine as quiet as you can get, then ``cog -r -I tools -p "import docs" README.md docs/*.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from runner import ROOT, output_of, tidy  # noqa: E402
+
+MEASURED = ROOT / "docs" / "measured"
+FENCE = "```"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    line: str  # the command, as a user types it (run from the repository root)
+    what: str  # one line: what it shows
+    expect: tuple[int, ...] = (0,)  # exit codes it may end with
+    markdown: bool = False  # it prints Markdown: part of the page, so its tables render
+    stderr: bool = True  # False: stdout only (a script's library warnings are not its output)
+
+
+MEASUREMENTS = {
+    "mission": Measurement(
+        "mbprof compare --widths 0.35,0.5,1.0,1.4 --res 96,224 --format markdown",
+        "the main job: the width x resolution sweep, timed interleaved, with each timing's verdict",
+        markdown=True,
+    ),
+    "stability": Measurement(
+        "python tools/compare_stability.py --widths 0.35,1.0 --res 96,224 --threads 2",
+        "a sweep's stability columns from compare's CSV: spread, runs, rounds, verdict, why",
+        markdown=True,
+    ),
+    "bench": Measurement(
+        "mbprof bench mobilenet_v2 --width 1.0 --res 224 --threads 2",
+        "one configuration's latency, its spread and its verdict",
+    ),
+    "bench_deployed": Measurement(
+        "mbprof bench mobilenet_v2 --width 1.0 --res 224 --threads 2 --fuse-bn --channels-last",
+        "the deployed form: batch norm folded, channels-last",
+    ),
+    "bench_layers": Measurement(
+        "mbprof bench mobilenet_v2 --res 224 --layers --roofline docs/img/roofline.png",
+        "where the time goes, layer by layer, and the roofline figure",
+    ),
+    "bare_loop": Measurement(
+        "python benchmarks/bare_loop.py --rounds 4",
+        "mbprof's latency against a bare perf_counter loop of the same backend",
+        expect=(0, 1),  # 1 when a backend is not within 10% of the bare loop
+        stderr=False,
+    ),
+    "latency_budget": Measurement(
+        "mbprof check docs/examples/latency.toml --format markdown",
+        "latency limits in a budget file, with the verdict of each timing",
+        expect=(0, 1),  # 1 when a limit is exceeded or a timing unstable
+        markdown=True,
+    ),
+    "memory_speed": Measurement(
+        "python benchmarks/memory_speed.py --repeats 20",
+        "how long the activation-memory analysis takes",
+        stderr=False,
+    ),
+    "sweep_scale": Measurement(
+        # 100 of the script's 234 configurations (a fair sample: it shuffles them with a fixed
+        # seed), so that it takes minutes on a shared 2-core machine, not a quarter of an hour
+        "python benchmarks/sweep_scale.py --configs 100",
+        "a 100-configuration sweep: cold with one worker, cold with every core, warm",
+        stderr=False,
+    ),
+}
+
+
+def _cpu_model() -> str:
+    try:
+        for row in Path("/proc/cpuinfo").read_text().splitlines():
+            if row.startswith("model name"):
+                return row.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _torch_version() -> str:
+    code, text = output_of("python -c 'import torch; print(torch.__version__)'")
+    return text.strip() if code == 0 else "not importable"
+
+
+def _load() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
+
+
+def measure(name: str, item: Measurement) -> Path:
+    started, load_before = time.perf_counter(), _load()
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    code, text = output_of(item.line, stderr=item.stderr)
+    seconds = time.perf_counter() - started
+    if code not in item.expect:
+        raise SystemExit(f"{item.line!r} exited {code}, expected {item.expect}:\n{text}")
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 0
+    header = (
+        f"<!-- written by `python tools/measure.py {name}`: do not edit; measure again -->\n"
+        f"Measured on {when}: {_cpu_model()}, {cpus} logical CPUs usable, "
+        f"load average {load_before} before and {_load()} after (1 minute), "
+        f"torch {_torch_version()}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}; the command took {seconds:.0f} s.\n"
+    )
+    if item.markdown:
+        body = [f"{FENCE}console", f"$ {item.line}", FENCE, "", *tidy(text)]
+    else:
+        body = [f"{FENCE}console", f"$ {item.line}", *tidy(text), FENCE]
+    path = MEASURED / f"{name}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "\n" + "\n".join(body) + "\n", encoding="utf-8")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="measurements to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the measurements and exit")
+    args = parser.parse_args()
+    if args.list:
+        for name, item in MEASUREMENTS.items():
+            print(f"{name:16} {item.what}\n{'':16} $ {item.line}")
+        return
+    unknown = [n for n in args.names if n not in MEASUREMENTS]
+    if unknown:
+        parser.error(f"unknown measurement {', '.join(unknown)}; see --list")
+    for name in args.names or list(MEASUREMENTS):
+        print(f"measuring {name}: {MEASUREMENTS[name].line}", flush=True)
+        print(f"  wrote {measure(name, MEASUREMENTS[name]).relative_to(ROOT)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
