@@ -41,7 +41,8 @@ FAR_COSINE = 0.8  # below this, a note says the int8 output strays far from fp32
 CLOSENESS_NOTE = (
     "int8 cosine and top-1 agreement compare the int8 logits with fp32's on {n} random "
     "images that calibration never saw: how far the int8 program strays from fp32, not an "
-    "accuracy figure (random weights give nearly flat logits, so top-1 agreement is low)"
+    "accuracy figure (random weights give nearly flat logits: top-1 agreement swings widely "
+    "from one set of weights to another)"
 )
 
 
