@@ -201,6 +201,19 @@ def _knock(address: str) -> None:
         raise _unreachable(address, reason) from None
 
 
+def _collect_quietly() -> None:
+    """Collect garbage with Python's 'Exception ignored in __del__' reports silenced."""
+    import gc
+    import sys
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda _report: None
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
 class DaskPool:
     """The workers of a dask.distributed cluster (``--executor dask --scheduler ADDRESS``).
     They must run the same mbprof, torch and fvcore as this process (rows computed with
@@ -233,19 +246,34 @@ class DaskPool:
         self._connect(distributed)
 
     def _connect(self, distributed: Any) -> None:
+        from distributed.comm import get_address_host_port, parse_address
+
         address = self.address
         try:
-            self.client = distributed.Client(
-                address, timeout=CONNECT_TIMEOUT_S, set_as_default=False
-            )
+            if parse_address(address)[0] in ("tcp", "tls"):
+                get_address_host_port(address)
         except (ValueError, TypeError) as exc:
             raise MbprofError(
                 f"scheduler: {address!r} is not an address ({_first_line(exc)}); give the "
                 "address that `dask scheduler` prints, such as tcp://10.0.0.5:8786",
                 field="scheduler",
             ) from None
+        try:
+            self.client = distributed.Client(
+                address, timeout=CONNECT_TIMEOUT_S, set_as_default=False
+            )
         except (OSError, TimeoutError) as exc:
             raise _unreachable(address, _first_line(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - something answered, not as a scheduler does
+            failure = f"{type(exc).__name__}: {_first_line(exc)}"
+        else:
+            return
+        _collect_quietly()  # the half-made Client, whose __del__ would print a traceback
+        raise MbprofError(
+            f"scheduler: {address!r} answered, but not as a dask scheduler does ({failure}); "
+            "give the address that `dask scheduler` prints, such as tcp://10.0.0.5:8786",
+            field="scheduler",
+        )
 
     def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
         import distributed

@@ -65,6 +65,34 @@ def test_an_address_that_does_not_answer_is_one_line(run, monkeypatch):
     assert_one_line_error(bad, "--scheduler", "'no port here' is not an address")
 
 
+def test_an_address_that_answers_but_is_no_scheduler_is_one_line(run, monkeypatch):
+    """Something listening that speaks another protocol (here: garbage bytes, which dask
+    reads as a frame length of exabytes)."""
+    import socket
+    import threading
+
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 1.0)
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer() -> None:
+        for _ in range(4):  # the knock, then dask's tries
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.sendall(b"\xff" * 64)
+            conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        address = f"tcp://127.0.0.1:{port}"
+        result = run(*GRID, *QUICK, "--executor", "dask", "--scheduler", address)
+    finally:
+        server.close()
+    assert_one_line_error(result, "--scheduler", address, "not as a dask scheduler does")
+
+
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
