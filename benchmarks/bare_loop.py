@@ -1,14 +1,18 @@
 """Does mbprof's latency agree with a bare timing loop of the same backend?
 
-For MobileNetV2 (default 1.0 @ 224, batch 1, 2 threads) and three backends (eager;
-eager with batch norm folded and channels-last; ONNX Runtime), this script times the
-model two ways, interleaved so that contention on a shared machine hits both alike:
+For MobileNetV2 (default 1.0 @ 224, batch 1, 2 threads; batch-norm statistics calibrated
+so that activations have a trained network's scale) and four backends (eager; eager with
+batch norm folded and channels-last; ONNX Runtime; ExecuTorch with XNNPACK), this script
+times the model two ways, interleaved so that contention on a shared machine hits both
+alike:
 
   mbprof     mbprof.analysis.latency.time_model (warm-up, blocks, median)
   bare loop  the few lines a user would write: torch.set_num_threads, inference_mode,
              a perf_counter around each call, the median. Batch norm is folded with
-             torch.fx.experimental.optimization.fuse (not mbprof's folding), and the
-             ONNX session is built here with the same thread count.
+             torch.fx.experimental.optimization.fuse (not mbprof's folding), the ONNX
+             session is built here with the same thread count, and the ExecuTorch
+             program is lowered here with ExecuTorch's own API (the same bytes as the
+             program mbprof lowers and caches: checked) and run with the same thread pool.
 
 Each round runs, per backend, mbprof then the bare loop (the order alternates every
 round). Reported: the medians over rounds, and the median of the per-round ratios
@@ -35,12 +39,32 @@ import torch  # noqa: E402
 from mbprof.analysis.latency import resolve_settings, time_model  # noqa: E402
 from mbprof.core.settings import LatencySettings  # noqa: E402
 from mbprof.models import create_model  # noqa: E402
+from mbprof.models.calibration import calibrate  # noqa: E402
 
 BACKENDS = {
     "eager": dict(backend="eager"),
     "eager fused BN + channels-last": dict(backend="eager", fuse_bn=True, channels_last=True),
     "onnxruntime": dict(backend="onnxruntime"),
+    # cached: mbprof lowers the program in the first round and reads it back afterwards
+    "executorch": dict(backend="executorch", cache_programs=True),
 }
+PTE: list[bytes] = []  # the program the bare loop runs
+
+
+def bare_executorch(model: torch.nn.Module, x: torch.Tensor, threads: int):
+    """ExecuTorch as its documentation shows it: export, lower to XNNPACK, load, execute."""
+    import executorch.extension.pybindings.portable_lib as portable
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+    from executorch.runtime import Runtime
+
+    exported = torch.export.export(model, (x,))
+    program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+    PTE.append(bytes(program.to_executorch().buffer))
+    portable._unsafe_reset_threadpool(threads)  # before the program is loaded
+    method = Runtime.get().load_program(PTE[-1]).load_method("forward")
+    inputs = [x]
+    return lambda: method.execute(inputs)
 
 
 def bare_runner(name: str, model: torch.nn.Module, x: torch.Tensor, threads: int, folder: str):
@@ -55,6 +79,8 @@ def bare_runner(name: str, model: torch.nn.Module, x: torch.Tensor, threads: int
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: x.numpy()}
         return lambda: session.run(None, feed)
+    if name == "executorch":
+        return bare_executorch(model, x, threads)
     if "fused" in name:
         from torch.fx.experimental.optimization import fuse
 
@@ -78,6 +104,16 @@ def bare_loop(run, threads: int, warmup: int, seconds: float) -> float:
     return statistics.median(times) * 1e3
 
 
+def _same_program(model: torch.nn.Module, shape: tuple[int, ...]) -> None:
+    """Say whether mbprof's cached program is the bare loop's, byte for byte."""
+    from mbprof.analysis.latency import deployed
+
+    exported = torch.export.export(model, (torch.randn(shape),))
+    found = deployed.read_program(deployed.program_key(exported, shape, "none"))
+    same = found is not None and PTE and found.pte == PTE[0]
+    print(f"executorch: mbprof's program is the bare loop's, byte for byte: {bool(same)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=float, default=1.0)
@@ -91,7 +127,8 @@ def main() -> None:
     names = [n.strip() for n in args.backends.split(",")]
 
     shape = (1, 3, args.res, args.res)
-    model = create_model("mobilenet_v2", width=args.width).eval()
+    torch.manual_seed(0)
+    model = calibrate(create_model("mobilenet_v2", width=args.width), (args.res, args.res))
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     print(f"mobilenet_v2 {args.width:g}@{args.res}, batch 1, {args.threads} threads, "
           f"torch {torch.__version__}, {os.cpu_count()} logical CPUs")  # fmt: skip
@@ -126,6 +163,8 @@ def main() -> None:
                 print(f"round {r + 1} (load {load:.2f}) {n:32s} mbprof {ours[n][-1]:8.2f} ms"
                       f"   bare loop {bare[n][-1]:8.2f} ms")  # fmt: skip
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if "executorch" in names:
+        _same_program(model, shape)
     print()
     print(
         f"{'backend':32s} {'mbprof ms':>10s} {'bare ms':>10s} {'diff':>8s} {'paired':>8s}  within 10%"

@@ -85,6 +85,38 @@ MEASUREMENTS = {
         "a 100-configuration sweep: cold with one worker, cold with every core, warm",
         stderr=False,
     ),
+    # The phone runtimes (docs/phone.md): one thread, as a phone's large core; each run
+    # lowers its program (seconds to a minute: the measurements' cache folder is private).
+    "phone_bench": Measurement(
+        "mbprof bench mobilenet_v2 --width 1.0 --res 224 --backend executorch --threads 1",
+        "ExecuTorch (XNNPACK) fp32: latency, deployed size, the delegation",
+    ),
+    "phone_int8": Measurement(
+        "mbprof bench mobilenet_v2 --width 1.0 --res 224 --backend executorch --quantize int8"
+        " --threads 1",
+        "ExecuTorch int8: speed-up over fp32, closeness to fp32, both files' sizes",
+    ),
+    "phone_delegation": Measurement(
+        "mbprof bench mobilenet_v3_small --backend executorch --threads 1 --min-time 0.3",
+        "operators left to ExecuTorch's portable kernels, named with their modules",
+    ),
+    "phone_layers": Measurement(
+        "mbprof bench mobilenet_v2 --width 0.35 --res 96 --backend executorch --layers"
+        " --threads 1 --min-time 0.3 --format markdown",
+        "per-layer time from ExecuTorch's ETDump",
+        markdown=True,
+    ),
+    "phone_budget": Measurement(
+        "mbprof check docs/examples/phone.toml",
+        "max_model_size: the deployed file's bytes against a limit, int8 and fp32",
+        expect=(1,),  # the fp32 file is over the limit
+    ),
+    "phone_bare_loop": Measurement(
+        "python benchmarks/bare_loop.py --backends executorch --threads 1 --rounds 8",
+        "mbprof's ExecuTorch latency against a bare loop over the same program",
+        expect=(0, 1),
+        stderr=False,
+    ),
 }
 
 

@@ -186,6 +186,8 @@ def make_latency_settings(
     min_time_s: float = 1.0,
     warmup: int = 10,
     compile_backend: str = "inductor",
+    quantize: str = "none",
+    cache_programs: bool = False,
 ) -> ResolvedLatency:
     """Latency settings checked and resolved for this machine ("auto" device and threads
     decided, the dtype probed); raises ``MbprofError`` naming any value this machine cannot
@@ -203,6 +205,8 @@ def make_latency_settings(
             min_time_s=min_time_s,
             warmup=warmup,
             compile_backend=compile_backend,
+            quantize=quantize,
+            cache_programs=cache_programs,
         )
     )
 

@@ -12,7 +12,7 @@ from mbprof.api.inputs import make_latency_settings, make_spec
 from mbprof.api.sweep import measure_rows
 from mbprof.checks.file_lines import BudgetFileError
 from mbprof.checks.imports import import_refusal, parse_allow_import, refuse_imports
-from mbprof.checks.limits import Budget
+from mbprof.checks.limits import RUN_METRICS, Budget
 from mbprof.checks.requests import Request, Settings, by_configuration, latency_kwargs
 from mbprof.core.errors import MbprofError, UnknownModelError
 from mbprof.core.interrupts import UserCodeExit
@@ -63,7 +63,7 @@ def resolve_latency_limits(budgets: Sequence[Budget]) -> dict[Settings, Resolved
     resolved: dict[Settings, Any] = {}
     for budget in budgets:
         for limit in budget.limits:
-            if limit.key != "max_latency" or limit.settings in resolved:
+            if limit.key not in RUN_METRICS or limit.settings in resolved:
                 continue
             try:
                 resolved[limit.settings] = make_latency_settings(**latency_kwargs(limit.settings))
@@ -71,7 +71,7 @@ def resolve_latency_limits(budgets: Sequence[Budget]) -> dict[Settings, Resolved
                 if budget.from_rows:
                     raise MbprofError(f"{budget.source} row {budget.index}: {exc}") from None
                 raise BudgetFileError(
-                    f"budget {budget.index}, max_latency: {exc}", budget.source, limit.line
+                    f"budget {budget.index}, {limit.key}: {exc}", budget.source, limit.line
                 ) from None
     return resolved
 

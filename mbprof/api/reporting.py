@@ -51,6 +51,7 @@ from mbprof.report.timm_flops import TimmCounts, timm_rows
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mbprof.api.phone import PhoneRun
     from mbprof.core.settings import ResolvedLatency
 
 
@@ -190,6 +191,12 @@ class ReproduceRun:
     specs: list[ModelSpec]
     latency: ResolvedLatency | None
     left_out: list[str] = field(default_factory=list)
+    phone: PhoneRun | None = None  # the phone section (mbprof.api.phone), when asked for
+
+    @property
+    def total(self) -> int:
+        """Configurations this run measures, the phone study's included."""
+        return len(self.specs) + (len(self.phone.specs) if self.phone else 0)
 
     def write(
         self,
@@ -208,11 +215,17 @@ class ReproduceRun:
             on_start=on_start,
             on_done=on_done,
         )
+        phone_rows = self.phone.measure(on_start, on_done) if self.phone else []
         owned = check_out(self.out, self.parts)  # again: a file may have been edited meanwhile
         created = folder.make_folder(self.out)
         stage = folder.stage(self.out)
         try:
             t4 = self._write_parts(stage, frame, result)
+            if self.phone is not None:
+                from mbprof.report.phone import write_phone
+
+                phone_env = environment_text(rows_to_frame(phone_rows))
+                write_phone(stage, phone_rows, result, phone_env, self.phone.missing)
             readme = readme_markdown(result, frame, t4, load_text(load_at_start, machine_load()))
             (stage / "README.md").write_text(readme, encoding="utf-8")
             result.files.insert(0, ("README.md", "This index"))
@@ -279,7 +292,13 @@ def prepare_reproduce(
     else:
         left_out.append("latency (CPU here): not measured in this run (--no-latency)")
     specs = usable_specs(wanted_configs(parts), left_out)
-    return ReproduceRun(out, parts, specs, resolved, left_out)
+    phone = None
+    if "phone" in parts and resolved is not None:
+        from mbprof.api.phone import prepare_phone
+        from mbprof.report.phone import phone_configs
+
+        phone = prepare_phone(usable_specs(phone_configs(), left_out), resolved.min_time_s)
+    return ReproduceRun(out, parts, specs, resolved, left_out, phone)
 
 
 def reproduce(

@@ -15,6 +15,7 @@ environment and an ``error``.
 from __future__ import annotations
 
 import contextlib
+import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +54,7 @@ def interleaved_latency(
     import torch
 
     from mbprof.analysis.latency import interleave as il
-    from mbprof.analysis.latency.backends import prepare
+    from mbprof.analysis.latency.backends import prepare, threads_in_use
     from mbprof.analysis.latency.environment import environment
     from mbprof.analysis.latency.run import clock_for, make_timing
 
@@ -74,27 +75,33 @@ def interleaved_latency(
                 except Exception as exc:  # noqa: BLE001 - recorded in its row (or raised below)
                     failed[index] = exc
             order = sorted(prepared)
+            # An int8 run's fp32 program (its speed-up) is timed in the same rounds, last.
+            references = [i for i in order if prepared[i].reference is not None]
+            runs = [prepared[i].run for i in order] + [prepared[i].reference for i in references]
             timed = il.interleave(
                 [
                     il.Job(
-                        run=prepared[i].run,
+                        run=run,
                         clock=clock_for(latency),
                         guard=lambda spec=jobs[i][0]: running(
                             spec, f"timing it with {latency.backend}"
                         ),
                     )
-                    for i in order
+                    for i, run in zip([*order, *references], runs, strict=True)
                 ],
                 latency.min_time_s,
                 latency.warmup,
                 rounds=rounds or il.ROUNDS,
                 on_round=lambda text: say(f"timing {len(order)} interleaved: {text}"),
             )
-            got = torch.get_num_threads() if latency.backend != "onnxruntime" else None
+            got = threads_in_use(latency.backend)
     finally:
         torch.set_num_threads(previous)
+    for i, result in zip(references, timed[len(order) :], strict=True):
+        if result.error is None:
+            prepared[i].figures["fp32_latency_ms"] = statistics.median(result.per_run_s) * 1e3
     results: dict[int, Any] = {}
-    for i, result in zip(order, timed, strict=True):
+    for i, result in zip(order, timed[: len(order)], strict=True):
         if result.error is not None:
             failed[i] = result.error
             continue

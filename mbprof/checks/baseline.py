@@ -120,6 +120,7 @@ def _latency_settings(row: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
         ("fuse_bn", bool(cell(row, "fuse_bn") or False)),
         ("min_time_ms", None),
         ("warmup", None),
+        ("quantize", cell(row, "quantize") or "none"),
     )
 
 

@@ -16,11 +16,14 @@ A budget file::
     max_params = "3.6M"
     max_peak_memory = { limit = "2.5 MB", dtype = "fp16", mode = "efficient" }
     max_latency = { limit = "25 ms", device = "cpu", threads = 2, tolerance = "10%" }
+    max_model_size = { limit = "4 MB", backend = "executorch", quantize = "int8" }
 
-``max_peak_memory`` and ``max_latency`` take a limit alone (``"2.5 MB"``: fp16,
-materialized; ``"25 ms"``: CPU, eager) or a table with the limit and its settings, or an
-array of such tables (several settings for one configuration). How limits are judged:
-``mbprof.checks.limits``.
+``max_peak_memory``, ``max_latency`` and ``max_model_size`` take a limit alone (``"2.5
+MB"``: fp16, materialized; ``"25 ms"``: CPU, eager; ``"4 MB"``: the executorch .pte,
+fp32) or a table with the limit and its settings, or an array of such tables (several
+settings for one configuration). ``max_model_size`` is measured by a run under its
+backend (executorch or onnxruntime) and quantize, with the default latency settings. How
+limits are judged: ``mbprof.checks.limits``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from mbprof.checks.file_lines import BudgetFileError, deep_line, toml_error_line
-from mbprof.checks.limits import METRICS, Budget, BudgetFile, Limit, Metric, parse_amount
+from mbprof.checks.limits import (
+    LATENCY_IDENTITY,
+    METRICS,
+    Budget,
+    BudgetFile,
+    Limit,
+    Metric,
+    parse_amount,
+)
 from mbprof.checks.toml_values import TableReader, closest, type_name
 from mbprof.core.parsing import (
     MAX_BATCH,
@@ -42,7 +53,15 @@ from mbprof.core.parsing import (
     parse_resolution,
 )
 from mbprof.core.records import ModelSpec
-from mbprof.core.settings import BACKENDS, DEVICES, LATENCY_DTYPES, MEM_DTYPES, MEM_MODES
+from mbprof.core.settings import (
+    BACKENDS,
+    DEVICES,
+    INT8_BACKENDS,
+    LATENCY_DTYPES,
+    MEM_DTYPES,
+    MEM_MODES,
+    QUANTIZE,
+)
 from mbprof.core.units import parse_ms, parse_percent
 
 DEFAULT_MEM_DTYPE = "fp16"
@@ -52,19 +71,9 @@ DEFAULT_LATENCY_TOLERANCE_PCT = 10.0
 CONFIG_KEYS = ("name", "model", "width", "depth", "resolution", "classes", "args")
 BUDGET_KEYS = CONFIG_KEYS + tuple(METRICS)
 MEMORY_KEYS = ("limit", "dtype", "mode", "chunks")
-LATENCY_KEYS = (
-    "limit",
-    "tolerance",
-    "device",
-    "backend",
-    "threads",
-    "batch",
-    "dtype",
-    "channels_last",
-    "fuse_bn",
-    "min_time",
-    "warmup",
-)
+LATENCY_KEYS = ("limit", "tolerance", *LATENCY_IDENTITY, "min_time", "warmup")
+MODEL_SIZE_KEYS = ("limit", "backend", "quantize")
+DEFAULT_SIZE_BACKEND = "executorch"
 
 
 class _BudgetReader(TableReader):
@@ -131,16 +140,23 @@ class _BudgetReader(TableReader):
             raise self.fail(f"{value!r} is not allowed; a limit must be > 0", index, key)
         return number, str(value)
 
-    def memory_limit(self, entry: Any, index: int, key: str) -> Limit:
-        metric = METRICS["max_peak_memory"]
+    def entry(
+        self, entry: Any, index: int, key: str, keys: tuple[str, ...], example: str
+    ) -> tuple[float, str, dict[str, Any]]:
+        """A limit alone, or a table of the limit and its settings (``keys``): (value,
+        text, the table: empty for a limit alone)."""
+        metric = METRICS[key]
         if not isinstance(entry, dict):
             value, text = self.limit_value(entry, index, key, metric)
-            entry = {}
-        else:
-            self.unknown_keys(entry, MEMORY_KEYS, index, key)
-            if "limit" not in entry:
-                raise self.fail("no 'limit' in the table, e.g. limit = \"1.2 MB\"", index, key)
-            value, text = self.limit_value(entry["limit"], index, f"{key}.limit", metric)
+            return value, text, {}
+        self.unknown_keys(entry, keys, index, key)
+        if "limit" not in entry:
+            raise self.fail(f"no 'limit' in the table, e.g. limit = \"{example}\"", index, key)
+        value, text = self.limit_value(entry["limit"], index, f"{key}.limit", metric)
+        return value, text, entry
+
+    def memory_limit(self, entry: Any, index: int, key: str) -> Limit:
+        value, text, entry = self.entry(entry, index, key, MEMORY_KEYS, "1.2 MB")
         settings = (
             ("dtype", self.choice(entry, "dtype", index, key, MEM_DTYPES) or DEFAULT_MEM_DTYPE),
             ("mode", self.choice(entry, "mode", index, key, MEM_MODES) or DEFAULT_MEM_MODE),
@@ -149,20 +165,12 @@ class _BudgetReader(TableReader):
         return Limit(key, value, text, self.lines.budget(index, key), 0.0, settings)
 
     def latency_limit(self, entry: Any, index: int, key: str) -> Limit:
-        metric = METRICS["max_latency"]
         tolerance = DEFAULT_LATENCY_TOLERANCE_PCT
-        if not isinstance(entry, dict):
-            value, text = self.limit_value(entry, index, key, metric)
-            entry = {}
-        else:
-            self.unknown_keys(entry, LATENCY_KEYS, index, key)
-            if "limit" not in entry:
-                raise self.fail("no 'limit' in the table, e.g. limit = \"25 ms\"", index, key)
-            value, text = self.limit_value(entry["limit"], index, f"{key}.limit", metric)
-            if "tolerance" in entry:
-                tolerance = self.wrap(
-                    index, f"{key}.tolerance", parse_percent, entry["tolerance"], "tolerance"
-                )
+        value, text, entry = self.entry(entry, index, key, LATENCY_KEYS, "25 ms")
+        if "tolerance" in entry:
+            tolerance = self.wrap(
+                index, f"{key}.tolerance", parse_percent, entry["tolerance"], "tolerance"
+            )
         min_time = entry.get("min_time")
         if min_time is not None:
             ok = isinstance(min_time, (str, int, float)) and not isinstance(min_time, bool)
@@ -188,8 +196,29 @@ class _BudgetReader(TableReader):
             ("fuse_bn", bool(self.boolean(entry, "fuse_bn", index, key))),
             ("min_time_ms", min_time),
             ("warmup", self.integer(entry, "warmup", index, 0, key, MAX_WARMUP)),
+            ("quantize", self.choice(entry, "quantize", index, key, QUANTIZE) or "none"),
         )
         return Limit(key, value, text, self.lines.budget(index, key), tolerance, settings)
+
+    def model_size_limit(self, entry: Any, index: int, key: str) -> Limit:
+        """A size limit with the latency settings of the run that exports the file: the
+        defaults, but for its backend and quantize (a timed run of that backend measures
+        both, so a latency limit under the same settings shares it)."""
+        value, text, entry = self.entry(entry, index, key, MODEL_SIZE_KEYS, "4 MB")
+        backend = self.choice(entry, "backend", index, key, INT8_BACKENDS) or DEFAULT_SIZE_BACKEND
+        settings = (
+            ("device", "cpu"),
+            ("backend", backend),
+            ("threads", None),
+            ("batch", 1),
+            ("dtype", "fp32"),
+            ("channels_last", False),
+            ("fuse_bn", False),
+            ("min_time_ms", None),
+            ("warmup", None),
+            ("quantize", self.choice(entry, "quantize", index, key, QUANTIZE) or "none"),
+        )
+        return Limit(key, value, text, self.lines.budget(index, key), 0.0, settings)
 
     def limits(self, table: Mapping[str, Any], index: int) -> list[Limit]:
         limits: list[Limit] = []
@@ -204,7 +233,11 @@ class _BudgetReader(TableReader):
             entries = value if isinstance(value, list) else [value]
             if not entries:
                 raise self.fail("an empty array; give at least one limit", index, key)
-            read = self.memory_limit if key == "max_peak_memory" else self.latency_limit
+            read = {
+                "max_peak_memory": self.memory_limit,
+                "max_latency": self.latency_limit,
+                "max_model_size": self.model_size_limit,
+            }[key]
             limits += [read(entry, index, key) for entry in entries]
         if not limits:
             raise self.fail(f"sets no limit; give at least one of {', '.join(METRICS)}", index)

@@ -70,10 +70,29 @@ METRICS: dict[str, Metric] = {
         "median wall time of one forward pass of a batch on this machine, under the "
         "settings shown (mbprof bench explains the harness)",
     ),
+    "max_model_size": Metric(
+        "max_model_size",
+        "Deployed size",
+        "bytes",
+        "bytes of the file the backend runs (the .pte of executorch, the .onnx of "
+        "onnxruntime), weights included, fp32 or int8 as shown; KB = 1000 bytes",
+    ),
 }
+# Metrics measured by running the model under latency settings (the deployed file is the
+# one a timed run exports).
+RUN_METRICS = ("max_latency", "max_model_size")
 
 # Latency settings that say what was measured (the others only say how long to measure).
-LATENCY_IDENTITY = ("device", "backend", "threads", "batch", "dtype", "channels_last", "fuse_bn")
+LATENCY_IDENTITY = (
+    "device",
+    "backend",
+    "threads",
+    "batch",
+    "dtype",
+    "channels_last",
+    "fuse_bn",
+    "quantize",
+)
 
 
 def parse_amount(kind: str, value: Any, what: str) -> float:
@@ -131,6 +150,8 @@ class Limit:
         if self.key == "max_peak_memory":
             efficient = self.setting("mode") == "efficient"
             return "peak_act_bytes_efficient" if efficient else "peak_act_bytes"
+        if self.key == "max_model_size":
+            return "deployed_bytes"
         return "latency_ms"
 
     @property
@@ -157,7 +178,14 @@ class Limit:
                 parts.append("channels-last")
             if self.setting("fuse_bn"):
                 parts.append("fused BN")
+            if self.setting("quantize") not in (None, "none"):
+                parts.append(self.setting("quantize"))
             return ", ".join(str(p) for p in parts if p is not None)
+        if self.key == "max_model_size":
+            quantize = self.setting("quantize")
+            return (
+                f"{self.setting('backend')}, {'fp32' if quantize in (None, 'none') else quantize}"
+            )
         return ""
 
 

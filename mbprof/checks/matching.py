@@ -13,6 +13,7 @@ from typing import Any
 from mbprof.checks.limits import (
     ERROR,
     LATENCY_IDENTITY,
+    RUN_METRICS,
     UNSTABLE,
     Budget,
     BudgetFile,
@@ -50,7 +51,7 @@ def settings_match(row: Mapping[str, Any], limit: Limit) -> bool:
             return True  # the materialized peak does not depend on T
         have = cell(row, "mem_chunks")
         return have is None or same_setting(have, limit.setting("chunks") or CHUNKS_PER_CHANNEL)
-    if limit.key == "max_latency":
+    if limit.key in RUN_METRICS:
         for name in LATENCY_IDENTITY:
             wanted = limit.setting(name)
             if wanted is None or (name == "device" and wanted == "auto"):

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mbprof.checks.limits import LATENCY_IDENTITY, Budget, Limit
+from mbprof.checks.limits import LATENCY_IDENTITY, RUN_METRICS, Budget, Limit
 from mbprof.core.records import ModelSpec
 
 Settings = tuple[tuple[str, Any], ...]
@@ -36,7 +36,7 @@ def requests_for(budgets: Iterable[Budget]) -> list[Request]:
     requests: dict[Request, None] = {}
     for budget in budgets:
         memory = [_memory_key(lim) for lim in budget.limits if lim.key == "max_peak_memory"]
-        latency = [lim.settings for lim in budget.limits if lim.key == "max_latency"]
+        latency = [lim.settings for lim in budget.limits if lim.key in RUN_METRICS]
         memory, latency = list(dict.fromkeys(memory)), list(dict.fromkeys(latency))
         pairs = list(itertools.zip_longest(memory, latency)) or [(None, None)]
         for mem, lat in pairs:
@@ -55,7 +55,7 @@ def by_configuration(requests: Iterable[Request]) -> dict[ModelSpec, list[Reques
 
 def latency_kwargs(settings: Settings) -> dict[str, Any]:
     wanted = dict(settings)
-    kwargs = {key: wanted[key] for key in LATENCY_IDENTITY}
+    kwargs = {key: wanted[key] for key in LATENCY_IDENTITY if key in wanted}
     if wanted.get("min_time_ms") is not None:
         kwargs["min_time_s"] = wanted["min_time_ms"] / 1e3
     if wanted.get("warmup") is not None:

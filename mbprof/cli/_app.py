@@ -39,6 +39,8 @@ FLAGS = {
     "fuse_bn": "--fuse-bn",
     "min_time_s": "--min-time",
     "warmup": "--warmup",
+    "quantize": "--quantize",
+    "parts": "--parts",
     "mem_dtype": "--mem-dtype",
     "chunks": "--chunks",
     "num_classes": "--classes",

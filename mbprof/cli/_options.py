@@ -190,8 +190,9 @@ latency_options = option_group(
                 "eager",
                 "--backend",
                 metavar="BACKEND",
-                help="eager, compile (torch.compile) or onnxruntime (needs: pip install "
-                r'"mbprof\[onnx]").',
+                help="eager, compile (torch.compile), onnxruntime (needs: pip install "
+                r'"mbprof\[onnx]") or executorch (XNNPACK; needs: pip install '
+                r'"mbprof\[executorch]").',
             ),
         ),
         "channels_last": (
@@ -225,6 +226,16 @@ latency_options = option_group(
                 "--warmup",
                 metavar="INT",
                 help=f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}.",
+            ),
+        ),
+        "quantize": (
+            str,
+            typer.Option(
+                "none",
+                "--quantize",
+                help="none, or int8: post-training static quantization calibrated on random "
+                "batches (backends executorch and onnxruntime, from fp32); reports the speed-up "
+                "over fp32 and how close the outputs stay.",
             ),
         ),
     },

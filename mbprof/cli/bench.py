@@ -33,7 +33,7 @@ def bench_command(
         "--layers",
         help="Also where the time goes, one row per layer: time and share, MAdds, bytes "
         "moved, arithmetic intensity, achieved GFLOP/s and GB/s, the ceiling it is under "
-        "(eager: torch.profiler; onnxruntime: its own profile).",
+        "(eager: torch.profiler; onnxruntime: its own profile; executorch: its ETDump).",
     ),
     roofline: Path | None = file_option(
         "--roofline",

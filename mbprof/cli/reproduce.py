@@ -34,6 +34,12 @@ def reproduce_command(
     min_time: str = typer.Option(
         "1.0", "--min-time", help="Seconds of timed runs per configuration, at least."
     ),
+    parts: str = typer.Option(
+        "all",
+        "--parts",
+        help="Comma-separated parts to write: table4, table3, sweep, figures, phone (the "
+        "phone latencies predicted by each runtime here), or all.",
+    ),
     *,
     out: Output,
 ) -> None:
@@ -43,6 +49,11 @@ def reproduce_command(
 
     Example: mbprof reproduce --out reports/
     """
+    from mbprof.core.parsing import parse_name_list
+    from mbprof.report.plan import PARTS, check_parts
+
+    chosen = PARTS if parts.strip().lower() == "all" else parse_name_list(parts, "--parts")
+    chosen = check_parts(chosen)
     options = {
         "threads": parse_int(threads, "--threads"),
         "backend": backend,
@@ -52,14 +63,16 @@ def reproduce_command(
     from mbprof.report.folder import MANIFEST
     from mbprof.report.plan import check_out, planned_files
 
-    check_out(folder)  # before any measuring: a file of yours there is refused, never lost
-    written = {f"--out ({name})": folder / name for name in sorted(planned_files()) + [MANIFEST]}
+    check_out(folder, chosen)  # before any measuring: a file of yours is refused, never lost
+    written = {
+        f"--out ({name})": folder / name for name in sorted(planned_files(chosen)) + [MANIFEST]
+    }
     check_outputs({**written, "--output": out.path})
     from mbprof.api.reporting import prepare_reproduce
     from mbprof.cli._progress import sweep_progress
     from mbprof.render.report_view import reproduce_document
 
-    run = prepare_reproduce(folder, latency=not no_latency, latency_options=options)
-    with sweep_progress(len(run.specs)) as progress:
+    run = prepare_reproduce(folder, parts=chosen, latency=not no_latency, latency_options=options)
+    with sweep_progress(run.total) as progress:
         result = run.write(on_start=progress.start, on_done=progress.done)
     out.emit(reproduce_document(result))

@@ -281,6 +281,7 @@ class Environment:
     batch: int
     memory_format: str  # "contiguous" or "channels_last"
     fuse_bn: bool
+    quantize: str = "none"  # or "int8": post-training static quantization
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,15 @@ class Timing:
     first call, or ONNX export plus session creation) and is never part of latency.
     ``madds`` is per image (the papers' convention); ``machine_peak_gflops`` is the
     cached best rate of a large matrix product on the same device, threads and dtype.
+
+    Backends that run an exported artifact (onnxruntime, executorch) also give
+    ``deployed_bytes``, the bytes of the file they run (.onnx, .pte). ExecuTorch gives
+    ``delegated_ops`` (operators the XNNPACK delegate took) and ``portable_ops`` (operators
+    left to ExecuTorch's portable kernels). An int8 run gives the same backend's fp32
+    figures (``fp32_latency_ms``, timed right after, and ``fp32_deployed_bytes``) and how
+    close its logits stay to fp32 on random inputs that calibration never saw
+    (``int8_cosine``: mean cosine similarity; ``int8_top1_agreement``: share of inputs
+    whose arg-max class is the same). Random inputs say nothing about accuracy.
     """
 
     latency_ms: float
@@ -318,6 +328,14 @@ class Timing:
     cpu_mhz: float | None = None  # mean clock of the usable CPUs when it ended
     rounds: int = 1  # interleaved rounds behind the figure (1: one run of blocks)
     remeasured: int = 0  # outlier rounds measured again
+    # What a backend measured of the file it runs (executorch, onnxruntime) and of int8.
+    deployed_bytes: int | None = None
+    delegated_ops: int | None = None
+    portable_ops: int | None = None
+    fp32_latency_ms: float | None = None
+    fp32_deployed_bytes: int | None = None
+    int8_cosine: float | None = None
+    int8_top1_agreement: float | None = None
 
     @property
     def stable(self) -> bool:
@@ -327,6 +345,13 @@ class Timing:
     def latency_spread_pct(self) -> float:
         """(p90 - p10) / median, in percent: the relative spread of the per-run times."""
         return 100.0 * (self.latency_p90_ms - self.latency_p10_ms) / self.latency_ms
+
+    @property
+    def int8_speedup(self) -> float | None:
+        """fp32 latency / int8 latency on the same backend (an int8 run only)."""
+        if self.fp32_latency_ms is None:
+            return None
+        return self.fp32_latency_ms / self.latency_ms
 
     @property
     def latency_ms_per_image(self) -> float:

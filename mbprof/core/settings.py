@@ -26,7 +26,11 @@ from mbprof.core.parsing import (
 
 DEVICES = ("auto", "cpu", "cuda")
 LATENCY_DTYPES = ("fp32", "fp16", "bf16")
-BACKENDS = ("eager", "compile", "onnxruntime")
+BACKENDS = ("eager", "compile", "onnxruntime", "executorch")
+# Post-training quantization of a latency run, and the backends that have an int8 path:
+# ExecuTorch's XNNPACK PT2E flow and ONNX Runtime's static QDQ quantization.
+QUANTIZE = ("none", "int8")
+INT8_BACKENDS = ("executorch", "onnxruntime")
 # Bytes per activation element of the dtypes the memory analysis knows.
 MEM_DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4, "int8": 1}
 MEM_DTYPES = tuple(MEM_DTYPE_BYTES)
@@ -108,6 +112,12 @@ class LatencySettings:
     min_time_s:    measure blocks of runs until at least this many seconds are timed.
     warmup:        untimed forward passes first.
     compile_backend: torch.compile's backend (API only; "inductor" is what users deploy).
+    quantize:      "none", or "int8": post-training static quantization (weights per
+                   channel, activations calibrated on random batches of the input shape),
+                   on the executorch and onnxruntime backends, from an fp32 model.
+    cache_programs: reuse ExecuTorch programs lowered before, from mbprof's cache folder,
+                   keyed by the model's graph and weights (API only; the phone study of
+                   ``reproduce`` lowers dozens).
     """
 
     device: str = "auto"
@@ -120,6 +130,8 @@ class LatencySettings:
     min_time_s: float = 1.0
     warmup: int = 10
     compile_backend: str = "inductor"
+    quantize: str = "none"
+    cache_programs: bool = False
 
     @property
     def memory_format(self) -> str:
@@ -158,18 +170,22 @@ def check_latency(settings: LatencySettings) -> CheckedLatency:
             f"compile_backend: {settings.compile_backend!r} is not a backend name",
             field="compile_backend",
         )
-    for name in ("channels_last", "fuse_bn"):
+    for name in ("channels_last", "fuse_bn", "cache_programs"):
         if not isinstance(getattr(settings, name), bool):
             raise MbprofError(
                 f"{name}: {getattr(settings, name)!r} is not true or false", field=name
             )
     threads = settings.threads
+    dtype = parse_choice(settings.dtype, "dtype", LATENCY_DTYPES)
+    backend = parse_choice(settings.backend, "backend", BACKENDS)
+    quantize = _check_quantize(settings.quantize, backend, dtype)
     return _as(
         CheckedLatency,
         settings,
         device=parse_choice(settings.device, "device", DEVICES),
-        dtype=parse_choice(settings.dtype, "dtype", LATENCY_DTYPES),
-        backend=parse_choice(settings.backend, "backend", BACKENDS),
+        dtype=dtype,
+        backend=backend,
+        quantize=quantize,
         batch=parse_int(settings.batch, "batch", minimum=1, maximum=MAX_BATCH),
         threads=None if threads is None else parse_threads(threads, "threads"),
         min_time_s=parse_positive_float(
@@ -177,6 +193,24 @@ def check_latency(settings: LatencySettings) -> CheckedLatency:
         ),
         warmup=parse_int(settings.warmup, "warmup", minimum=0, maximum=MAX_WARMUP),
     )
+
+
+def _check_quantize(text: Any, backend: str, dtype: str) -> str:
+    """'int8' only where a backend has an int8 path, and only from fp32."""
+    quantize = parse_choice(text, "quantize", QUANTIZE)
+    if quantize == "int8" and backend not in INT8_BACKENDS:
+        raise MbprofError(
+            f"quantize int8: the {backend} backend has no int8 path here; use backend "
+            f"{' or '.join(INT8_BACKENDS)}",
+            field="quantize",
+        )
+    if quantize == "int8" and dtype != "fp32":
+        raise MbprofError(
+            f"quantize int8 quantizes an fp32 model (int8 weights and activations), so dtype "
+            f"{dtype} does not apply; use dtype fp32",
+            field="quantize",
+        )
+    return quantize
 
 
 def resolved(settings: CheckedLatency, **decided: Any) -> ResolvedLatency:

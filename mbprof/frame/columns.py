@@ -83,7 +83,11 @@ COLUMNS: dict[str, Column] = {
     ),
     "device": Column("Device", "text", "cpu or cuda"),
     "device_name": Column("Device name", "text", "the GPU's name, or the CPU model on the CPU"),
-    "backend": Column("Backend", "text", "eager, compile (torch.compile) or onnxruntime"),
+    "backend": Column(
+        "Backend",
+        "text",
+        "eager, compile (torch.compile), onnxruntime or executorch (XNNPACK delegate)",
+    ),
     "dtype": Column("Dtype", "text", "inference dtype of weights and input: fp32, fp16, bf16"),
     "batch": Column("Batch", "int", "images per forward pass"),
     "threads": Column(
@@ -218,6 +222,49 @@ COLUMNS: dict[str, Column] = {
     "mapped": Column(
         "Mapped", "text", "false: an op that could not be mapped to a module (its own row)"
     ),
+    # The deployed artifact (mbprof.analysis.latency: onnxruntime and executorch) and int8.
+    "quantize": Column(
+        "Quantize",
+        "text",
+        "none, or int8: post-training static quantization (weights per channel, activations "
+        "calibrated on random batches of the input shape)",
+    ),
+    "deployed_bytes": Column(
+        "Deployed",
+        "bytes",
+        "bytes of the file the backend runs: the .onnx (onnxruntime) or the .pte "
+        "(executorch), weights included; KB = 1000 bytes",
+    ),
+    "fp32_deployed_bytes": Column(
+        "Deployed fp32", "bytes", "an int8 run: bytes of the same backend's fp32 file"
+    ),
+    "delegated_ops": Column(
+        "XNNPACK ops", "int", "executorch: operators the XNNPACK delegate took (fast kernels)"
+    ),
+    "portable_ops": Column(
+        "Portable ops",
+        "int",
+        "executorch: operators left outside XNNPACK, run by ExecuTorch's portable kernels "
+        "(plain reference loops: slow)",
+    ),
+    "fp32_latency_ms": Column(
+        "fp32 (ms)", "ms", "an int8 run: the same backend's fp32 program, timed right after"
+    ),
+    "int8_speedup": Column(
+        "int8 speed-up", "rate", "an int8 run: fp32_latency_ms / latency_ms, same backend"
+    ),
+    "int8_cosine": Column(
+        "int8 cosine",
+        "auto",
+        "an int8 run: mean cosine similarity of its logits to fp32's, on random inputs that "
+        "calibration never saw (closeness of outputs, not an accuracy figure)",
+    ),
+    "int8_top1_agreement": Column(
+        "int8 top-1 agree",
+        "auto",
+        "an int8 run: share of those random inputs whose arg-max class is fp32's (not an "
+        "accuracy figure; random weights give nearly flat logits)",
+    ),
 }
 
 
@@ -253,6 +300,19 @@ ENVIRONMENT_COLUMNS = (
     "fuse_bn",
     "torch_version",
     "cpu_model",
+    "quantize",
+)
+# Figures only some backends give (the deployed file, the delegation, int8 against fp32):
+# a row holds those its run measured.
+DEPLOYMENT_FIGURES = (
+    "deployed_bytes",
+    "fp32_deployed_bytes",
+    "delegated_ops",
+    "portable_ops",
+    "fp32_latency_ms",
+    "int8_speedup",
+    "int8_cosine",
+    "int8_top1_agreement",
 )
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import format_literal, parse_resolution, read_literal
 from mbprof.core.records import ModelSpec
-from mbprof.frame.columns import ENVIRONMENT_COLUMNS, LATENCY_FIGURES
+from mbprof.frame.columns import DEPLOYMENT_FIGURES, ENVIRONMENT_COLUMNS, LATENCY_FIGURES
 
 if TYPE_CHECKING:
     from mbprof.core.records import CountReport, Environment, MemoryReport, Timing
@@ -216,6 +216,9 @@ def latency_columns(timing: Timing) -> dict[str, Any]:
     named = {"latency_verdict": "verdict", "latency_reasons": "reasons"}
     figures = {key: getattr(timing, named.get(key, key)) for key in LATENCY_FIGURES}
     figures["latency_reasons"] = "; ".join(timing.reasons) or None
+    for key in DEPLOYMENT_FIGURES:  # only those this backend measured
+        if getattr(timing, key) is not None:
+            figures[key] = getattr(timing, key)
     return {**figures, **environment_columns(timing.environment)}
 
 

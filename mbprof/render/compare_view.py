@@ -25,6 +25,7 @@ COMPARE_TEXT_COLUMNS = (
     "args",
     "madds",
     "params",
+    "deployed_bytes",
     "peak_act_bytes",
     "peak_act_bytes_efficient",
     "latency_ms",
@@ -32,6 +33,9 @@ COMPARE_TEXT_COLUMNS = (
     "latency_ms_per_image",
     "throughput_ips",
     "achieved_gflops",
+    "int8_speedup",
+    "int8_cosine",
+    "portable_ops",
     "top1",
     "error",
 )
@@ -52,6 +56,7 @@ def _compare_text_columns(frame: pd.DataFrame) -> list[str]:
         "latency_ms_per_image": "batch" in frame and (frame["batch"].fillna(1) > 1).any(),
         "error": _has_values(frame, "error"),
         "args": _has_values(frame, "args"),
+        "portable_ops": "portable_ops" in frame and (frame["portable_ops"].fillna(0) > 0).any(),
         # The mark of an unstable latency; when every one is stable a note says so.
         "latency_verdict": "latency_verdict" in frame
         and (frame["latency_verdict"] == "unstable").any(),

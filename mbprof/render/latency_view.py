@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
-from mbprof.core.records import BenchResult
+from mbprof.core.records import BenchResult, Timing
 from mbprof.frame.columns import ENVIRONMENT_COLUMNS
 from mbprof.render.document import Document, Fact, Table
 
@@ -85,6 +85,8 @@ def environment_text(frame: pd.DataFrame) -> str:
         parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
     if get["fuse_bn"] is not None:
         parts.append("batch norm folded" if bool(get["fuse_bn"]) else "batch norm not folded")
+    if get.get("quantize") == "int8":
+        parts.append("quantized to int8 from fp32")
     return "Measured on " + ", ".join(parts) + "." if parts else ""
 
 
@@ -130,6 +132,25 @@ def bench_frame(result: BenchResult) -> pd.DataFrame:
         **latency_columns(result.timing),
     }
     return pd.DataFrame([row])
+
+
+def deployment_facts(t: Timing) -> list[Fact]:
+    """The deployed file, the delegation and int8 against fp32, where the backend gave them."""
+    rows = [
+        ("quantize", "Quantize", t.environment.quantize if t.environment.quantize != "none"
+         else None, "text", "post-training static, calibrated on random batches"),
+        ("fp32_latency_ms", "fp32 latency", t.fp32_latency_ms, "ms", "same backend, fp32"),
+        ("int8_speedup", "int8 speed-up", t.int8_speedup, "rate", "x, over fp32"),
+        ("int8_cosine", "int8 cosine", t.int8_cosine, "auto",
+         "logits against fp32, random inputs: not accuracy"),
+        ("int8_top1_agreement", "int8 top-1 agree", t.int8_top1_agreement, "auto",
+         "same arg-max as fp32, random inputs: not accuracy"),
+        ("deployed_bytes", "Deployed size", t.deployed_bytes, "bytes", "the file it runs"),
+        ("fp32_deployed_bytes", "fp32 size", t.fp32_deployed_bytes, "bytes", "same backend"),
+        ("delegated_ops", "XNNPACK ops", t.delegated_ops, "int", "operators delegated"),
+        ("portable_ops", "Portable ops", t.portable_ops, "int", "operators outside XNNPACK"),
+    ]  # fmt: skip
+    return [Fact(*row) for row in rows if row[2] is not None]
 
 
 def bench_document(result: BenchResult) -> Document:
@@ -188,6 +209,7 @@ def bench_document(result: BenchResult) -> Document:
     ]
     if t.compile_s is not None:
         facts.append(Fact("compile_s", "Compile", t.compile_s, "rate", "s, not in latency"))
+    facts += deployment_facts(t)
     facts += [
         Fact("device", "Device", env.device, "text"),
         Fact("device_name", "Device name", env.device_name, "text"),

@@ -18,6 +18,7 @@ class ReproduceResult:
     out: Path
     files: list[tuple[str, str]] = field(default_factory=list)  # (relative path, what it holds)
     left_out: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # measured conclusions for the README
 
 
 def write_file(root: Path, relative: str, text: str, result: ReproduceResult, what: str) -> None:

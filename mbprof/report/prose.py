@@ -6,7 +6,7 @@ that counted."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mbprof.render.export import markdown_grid
 from mbprof.report.output import ReproduceResult
@@ -130,10 +130,15 @@ def environment_text(frame: pd.DataFrame) -> str:
         ("torch_version", "torch "),
     ):
         if key in frame.columns:
-            values = frame[key].dropna().astype(str).unique()
+            values = frame[key].dropna().map(_whole).astype(str).unique()
             if len(values) == 1 and values[0] and f"{label}{values[0]}" not in parts:
                 parts.append(f"{label}{values[0]}")
     return ", ".join(parts) or "this machine"
+
+
+def _whole(value: Any) -> Any:
+    """1.0 as 1: a column with empty cells (a failed row) reads its integers as floats."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _versions() -> str:
@@ -206,6 +211,8 @@ def readme_markdown(
             f"{environment_text(frame)}. {load}",
             "",
         ]
+    if result.findings:
+        lines += ["## What the measurements found", "", *result.findings, ""]
     if result.left_out:
         lines += [
             "## Left out of this run",

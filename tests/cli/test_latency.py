@@ -260,4 +260,4 @@ def test_bench_layers_bad_input_exits_2_in_one_line(args, message):
     result = run("bench", "test_tiny", "--res", "32", *FAST, *args)
     assert_one_line_error(result, message)
     if "compile" in args:
-        assert "eager or onnxruntime" in result.stderr
+        assert "eager, onnxruntime or executorch" in result.stderr

@@ -1,5 +1,6 @@
-"""Each backend prepared for timing: eager, torch.compile and ONNX Runtime; the output of
-every exported form is checked against torch's before it is timed."""
+"""Each backend prepared for timing: eager, torch.compile, ONNX Runtime and ExecuTorch
+(``executorch``), fp32 or int8 (``quantize``); the output of every exported form is checked
+against torch's before it is timed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,18 +31,26 @@ class Prepared:
     run: Callable[[], object]
     compile_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    # An int8 run: the same backend's fp32 program, timed right after ``run`` (the speed-up).
+    reference: Callable[[], object] | None = None
+    # ``Timing`` fields the backend measured itself (deployed bytes, delegation, closeness).
+    figures: dict[str, Any] = field(default_factory=dict)
     # What was prepared, for a per-layer profile of the same form: the module as it runs
     # (eval, dtype, layout, batch norm folded) and its input; the exported ONNX file.
     module: nn.Module | None = None
     example: torch.Tensor | None = None
     onnx_path: Path | None = None
+    program: Any = None  # executorch: the lowered program (``executorch.Lowered``)
 
 
 @contextlib.contextmanager
-def quiet() -> Iterator[io.StringIO]:
-    """Silence the ONNX exporter's progress lines, warnings and log records."""
+def quiet(
+    names: tuple[str, ...] = ("torch.onnx", "onnxscript", "torch.export"),
+) -> Iterator[io.StringIO]:
+    """Silence the ONNX exporter's (or the loggers ``names``') progress lines, warnings
+    and log records, written from Python."""
     buffer = io.StringIO()
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "torch.export")]
+    loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.ERROR)
@@ -88,11 +98,8 @@ def check_same_output(expected: torch.Tensor, got: torch.Tensor, what: str) -> N
 
 
 def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: str | Path):
-    """Export ``model`` with torch.onnx to ``folder`` and open an ONNX Runtime CPU session
-    with ``threads`` intra-op threads (one inter-op thread, sequential execution, all
-    graph optimisations). Returns (session, input name)."""
-    import onnxruntime as ort
-
+    """Export ``model`` with torch.onnx to ``folder`` (``model.onnx``) and open an ONNX
+    Runtime CPU session on it (``open_session``). Returns (session, input name)."""
     path = Path(folder) / "model.onnx"
     with quiet():
         try:
@@ -107,9 +114,17 @@ def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: 
             )
         except Exception as exc:
             raise RuntimeError(f"ONNX export failed: {root_cause(exc)}") from exc
-    options = session_options(threads)
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = open_session(path, threads)
     return session, session.get_inputs()[0].name
+
+
+def open_session(path: str | Path, threads: int) -> Any:
+    """An ONNX Runtime CPU session on the file ``path`` with ``session_options(threads)``."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(
+        str(path), session_options(threads), providers=["CPUExecutionProvider"]
+    )
 
 
 def session_options(threads: int):
@@ -124,6 +139,18 @@ def session_options(threads: int):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     return options
+
+
+def threads_in_use(backend: str) -> int | None:
+    """The intra-op threads ``backend`` runs with now (None: ONNX Runtime does not say):
+    XNNPACK's thread pool for executorch, torch's for the others."""
+    if backend == "onnxruntime":
+        return None
+    if backend == "executorch":
+        from mbprof.analysis.latency.executorch import thread_count
+
+        return thread_count()
+    return torch.get_num_threads()
 
 
 def prepare(
@@ -146,6 +173,15 @@ def prepare(
         model = model.to(memory_format=torch.channels_last)
         example = example.contiguous(memory_format=torch.channels_last)
 
+    if settings.backend == "executorch":
+        from mbprof.analysis.latency.executorch import prepare_executorch
+
+        return prepare_executorch(model, example, settings, notes)
+    if settings.backend == "onnxruntime" and settings.quantize == "int8":
+        from mbprof.analysis.latency.quantize import prepare_onnx_int8
+
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="mbprof-onnx-"))
+        return prepare_onnx_int8(model, example, settings, folder, notes)
     if settings.backend == "onnxruntime":
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="mbprof-onnx-"))
         start = time.perf_counter()
@@ -156,10 +192,12 @@ def prepare(
             expected = model(example)
         check_same_output(expected, session.run(None, feed)[0], "ONNX Runtime")
         notes.append("compile_s: ONNX export + ONNX Runtime session creation")
+        figures = {"deployed_bytes": (Path(folder) / "model.onnx").stat().st_size}
         return Prepared(
             run=lambda: session.run(None, feed),
             compile_s=compile_s,
             notes=notes,
+            figures=figures,
             module=model,
             example=example,
             onnx_path=Path(folder) / "model.onnx",

@@ -53,13 +53,18 @@ def onnxruntime_version() -> str:
     return onnxruntime.__version__
 
 
+def executorch_version() -> str:
+    from importlib.metadata import version
+
+    return version("executorch")
+
+
 def environment(settings: LatencySettings) -> Environment:
     """The environment of a run with resolved ``settings`` (device and threads decided)."""
     if settings.device not in ("cpu", "cuda") or settings.threads is None:
         raise ValueError("environment() needs resolved settings (see latency.resolve_settings)")
-    backend_version = (
-        onnxruntime_version() if settings.backend == "onnxruntime" else torch.__version__
-    )
+    versions = {"onnxruntime": onnxruntime_version, "executorch": executorch_version}
+    backend_version = versions.get(settings.backend, lambda: torch.__version__)()
     return Environment(
         torch_version=torch.__version__,
         device=settings.device,
@@ -73,4 +78,5 @@ def environment(settings: LatencySettings) -> Environment:
         batch=settings.batch,
         memory_format=settings.memory_format,
         fuse_bn=settings.fuse_bn,
+        quantize=settings.quantize,
     )

@@ -1,6 +1,7 @@
 """A configuration's time per layer, measured on the backend it is timed with: eager
-(torch.profiler, ``layers``) or ONNX Runtime (its own profile, ``layers_onnx``), joined to
-the counted layers and the machine's two ceilings (``roofline``)."""
+(torch.profiler, ``layers``), ONNX Runtime (its own profile, ``layers_onnx``) or ExecuTorch
+(its ETDump, ``executorch_layers``), joined to the counted layers and the machine's two
+ceilings (``roofline``)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, LayerProfile
 from mbprof.core.settings import ResolvedLatency
 
-LAYER_BACKENDS = ("eager", "onnxruntime")
+LAYER_BACKENDS = ("eager", "onnxruntime", "executorch")
 MIN_PASSES, MAX_PASSES = 10, 50
+# XNNPACK's operator times come in whole microseconds: a layer under 20 of them is timed
+# too coarsely (5% and worse) for its rate to raise the compute ceiling.
+RESOLUTION_MS = {"executorch": 0.02}
 OVERHEAD_LIMIT_PCT = 10.0
 
 
@@ -29,7 +33,8 @@ def check_layer_backend(backend: str) -> None:
     if backend not in LAYER_BACKENDS:
         raise MbprofError(
             f"backend {backend} cannot be profiled per layer (its compiled kernels belong to "
-            f"no module); per-layer times come from {' or '.join(LAYER_BACKENDS)}",
+            f"no module); per-layer times come from {', '.join(LAYER_BACKENDS[:-1])} or "
+            f"{LAYER_BACKENDS[-1]}",
             field="backend",
         )
 
@@ -63,6 +68,18 @@ def profile_layers(
                     prepared.module, prepared.example, passes, cuda=settings.device == "cuda"
                 )
                 how = f"torch.profiler, {passes} passes, each module's own ops"
+            elif settings.backend == "executorch":
+                from mbprof.analysis.latency.executorch_layers import layer_profile, raw_profile
+
+                found = layer_profile(
+                    prepared.module, input_shape, settings, runs=passes, lowered=prepared.program
+                )
+                raw = raw_profile(found, prepared.module, prepared.example, settings.quantize)
+                how = (
+                    f"ExecuTorch's ETDump, {passes} runs, XNNPACK's own time for each of its "
+                    "operators (1 us resolution: layers under 20 us leave the compute ceiling "
+                    "as it is), matched to the graph's nodes in order"
+                )
             else:
                 from mbprof.analysis.latency.layers_onnx import profile_onnx
 
@@ -83,7 +100,7 @@ def profile_layers(
         (
             2 * madds[r.path] * settings.batch / (r.time_ms * 1e-3) / 1e9
             for r in raw.rows
-            if madds.get(r.path) and r.time_ms > 0
+            if madds.get(r.path) and r.time_ms > RESOLUTION_MS.get(settings.backend, 0.0)
         ),
         default=None,
     )
@@ -100,6 +117,7 @@ def profile_layers(
         latency_ms=latency_ms,
         compute_gflops=compute,
         bandwidth_gbs=bandwidth,
+        resolution_ms=RESOLUTION_MS.get(settings.backend, 0.0),
     )
     return _with_notes(profile, how)
 

@@ -54,10 +54,13 @@ def finish(
     bandwidth_gbs: float,
     geometry: Mapping[str, LayerRow] | None = None,
     notes: Iterable[str] = (),
+    resolution_ms: float = 0.0,
 ) -> LayerProfile:
     """The ``LayerProfile`` of a raw profile: rows joined to the counted layers by path
     (MAdds per image; kernel, stride, groups from ``geometry`` or the counted rows), the
-    "(outside any layer)" row last, every derived figure, the ceilings."""
+    "(outside any layer)" row last, every derived figure, the ceilings. A layer that ran
+    faster than the compute ceiling raises it, unless its time is within
+    ``resolution_ms`` (times that coarse say nothing of its rate)."""
     by_path = {row.path: row for row in counted}
     geometry = geometry or by_path
     rows: list[RawLayer] = sorted(raw.rows, key=lambda r: -r.time_ms)
@@ -68,7 +71,7 @@ def finish(
     achieved = [
         2 * by_path[r.path].madds * batch / (r.time_ms * 1e-3) / 1e9
         for r in rows
-        if r.path in by_path and r.time_ms > 0 and by_path[r.path].madds
+        if r.path in by_path and r.time_ms > resolution_ms and by_path[r.path].madds
     ]
     compute = max([compute_gflops, *achieved])
     notes = list(notes)

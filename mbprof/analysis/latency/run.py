@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mbprof.analysis.latency import stability
-from mbprof.analysis.latency.backends import Prepared, prepare
+from mbprof.analysis.latency.backends import Prepared, prepare, threads_in_use
 from mbprof.analysis.latency.environment import environment
 from mbprof.analysis.latency.machine import PEAK_FILE, cache_dir, machine_peak_gflops
 from mbprof.analysis.latency.settings import resolve_settings
@@ -66,7 +66,12 @@ def time_model(
                 prepared.run, settings.min_time_s, settings.warmup, clock_for(settings)
             )
             load = stability.between(start, stability.sample())
-            got = torch.get_num_threads() if settings.backend != "onnxruntime" else None
+            if prepared.reference is not None:  # int8: the fp32 program, for the speed-up
+                reference = time_blocks(
+                    prepared.reference, settings.min_time_s, settings.warmup, clock_for(settings)
+                )
+                prepared.figures["fp32_latency_ms"] = reference.median_s * 1e3
+            got = threads_in_use(settings.backend)
     finally:
         torch.set_num_threads(previous_threads)
     return make_timing(
@@ -96,8 +101,12 @@ def make_timing(
     reasons = (*reasons, *extra_reasons)
     notes = list(prepared.notes)
     achieved = 2 * madds * settings.batch / median / 1e9
-    peak = machine_peak_gflops(settings.device, settings.threads, settings.dtype, at_least=achieved)
-    if achieved > peak:
+    peak = None  # int8 arithmetic is not measured against an fp32 matrix product
+    if settings.quantize == "none":
+        peak = machine_peak_gflops(
+            settings.device, settings.threads, settings.dtype, at_least=achieved
+        )
+    if peak is not None and achieved > peak:
         notes.append(
             f"this model ran faster ({achieved:.1f} GFLOP/s) than the machine reference "
             f"({peak:.1f} GFLOP/s, a matrix product): the machine was busy while one of them "
@@ -124,4 +133,5 @@ def make_timing(
         cpu_mhz=None if load is None else load.mhz_end,
         rounds=rounds,
         remeasured=remeasured,
+        **prepared.figures,
     )

@@ -13,14 +13,23 @@ from mbprof.core.errors import MbprofError
 from mbprof.core.settings import LatencySettings, ResolvedLatency, check_latency, resolved
 
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-ONNX_EXTRA_HINT = 'install the optional extra: pip install "mbprof[onnx]"'
+# Backends that run an exported file on the CPU, fp32 in (int8 with quantize), with the
+# modules each needs and the extra that installs them.
+CPU_RUNTIMES = {
+    "onnxruntime": (("onnxruntime", "onnx", "onnxscript"), "onnx", "ONNX Runtime"),
+    "executorch": (("executorch",), "executorch", "ExecuTorch"),
+}
+WHAT_RUNS = {
+    "onnxruntime": "an ONNX Runtime CPU session",
+    "executorch": "an ExecuTorch program (XNNPACK) on the CPU",
+}
 
 
-def _onnx_modules_missing() -> list[str]:
+def _onnx_modules_missing(names: tuple[str, ...] = CPU_RUNTIMES["onnxruntime"][0]) -> list[str]:
     import importlib
 
     missing = []
-    for name in ("onnxruntime", "onnx", "onnxscript"):
+    for name in names:
         try:
             importlib.import_module(name)
         except ImportError:
@@ -62,9 +71,40 @@ def _dtype_runs(device: str, dtype: str) -> str:
     return ""
 
 
+def _check_cpu_runtime(settings: LatencySettings, device: str) -> None:
+    """What ONNX Runtime and ExecuTorch can run here: the CPU, fp32 (int8 through
+    quantize), their own memory layout, and their modules installed."""
+    backend = settings.backend
+    modules, extra, name = CPU_RUNTIMES[backend]
+    if device != "cpu":
+        raise MbprofError(
+            f"backend {backend} runs {WHAT_RUNS[backend]}; use device cpu", field="backend"
+        )
+    if settings.dtype != "fp32":
+        raise MbprofError(
+            f"dtype {settings.dtype}: the {backend} backend runs fp32 models only; use fp32",
+            field="dtype",
+        )
+    if settings.channels_last:
+        raise MbprofError(
+            f"channels_last applies to the eager and compile backends; {name} chooses its "
+            "own memory layout"
+            + (" (and reads a channels-last input wrongly)" if backend == "executorch" else ""),
+            field="channels_last",
+        )
+    missing = _onnx_modules_missing(modules)
+    if missing:
+        which = "which are" if len(missing) > 1 else "which is"
+        raise MbprofError(
+            f"backend {backend} needs {', '.join(missing)}, {which} not installed; "
+            f'install the optional extra: pip install "mbprof[{extra}]"',
+            field="backend",
+        )
+
+
 def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
     """Check ``settings`` and decide what "auto" means here: the device ("cuda" when torch
-    sees a GPU, except for ONNX Runtime, which runs on the CPU) and the thread count
+    sees a GPU, except for ONNX Runtime and ExecuTorch, which run on the CPU) and the thread count
     (torch's current one). Raises ``MbprofError`` with one sentence naming the field for
     anything this machine cannot run, before any model is built. Settings already resolved
     are returned as they are: nothing below the API checks them again."""
@@ -73,7 +113,7 @@ def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
     settings = check_latency(settings)  # torch-free; a no-op for checked settings
     device = settings.device
     if device == "auto":
-        usable = torch.cuda.is_available() and settings.backend != "onnxruntime"
+        usable = torch.cuda.is_available() and settings.backend not in CPU_RUNTIMES
         device = "cuda" if usable else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise MbprofError(
@@ -81,31 +121,8 @@ def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
             "use cpu or auto",
             field="device",
         )
-    if settings.backend == "onnxruntime":
-        if device != "cpu":
-            raise MbprofError(
-                "backend onnxruntime runs an ONNX Runtime CPU session; use device cpu",
-                field="backend",
-            )
-        if settings.dtype != "fp32":
-            raise MbprofError(
-                f"dtype {settings.dtype}: the onnxruntime backend runs fp32 models only; use fp32",
-                field="dtype",
-            )
-        if settings.channels_last:
-            raise MbprofError(
-                "channels_last applies to the eager and compile backends; ONNX Runtime "
-                "chooses its own memory layout",
-                field="channels_last",
-            )
-        missing = _onnx_modules_missing()
-        if missing:
-            which = "which are" if len(missing) > 1 else "which is"
-            raise MbprofError(
-                f"backend onnxruntime needs {', '.join(missing)}, {which} not installed; "
-                + ONNX_EXTRA_HINT,
-                field="backend",
-            )
+    if settings.backend in CPU_RUNTIMES:
+        _check_cpu_runtime(settings, device)
     if settings.dtype == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
         raise MbprofError(
             f"dtype bf16: {device_name('cuda')} does not support bfloat16; use fp16 or fp32",

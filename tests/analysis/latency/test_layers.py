@@ -104,10 +104,28 @@ def test_a_model_that_cannot_be_mapped_keeps_its_ops_as_rows():
     assert all(len(r.times_us) == 3 for r in raw.rows)
 
 
+def test_a_layer_timed_within_the_resolution_leaves_the_ceiling_as_it_is():
+    from mbprof.analysis.latency.layers import RawLayer, RawProfile
+    from mbprof.analysis.latency.roofline import finish
+
+    model = Net()
+    counted = count(model, (1, 3, SIDE, SIDE)).layers
+    conv_madds = 4 * 3 * 9 * SIDE * SIDE  # by hand: 27,648
+    raw = RawProfile([RawLayer("conv", "Conv2d", [1.0])], walls_ms=[0.01])  # 1 us
+    fast = 2 * conv_madds / 1e-6 / 1e9  # 55.3 GFLOP/s > COMPUTE
+    common = dict(backend="executorch", batch=1, dtype="fp32", latency_ms=0.01)
+    raised = finish(raw, counted, compute_gflops=COMPUTE, bandwidth_gbs=BANDWIDTH, **common)
+    assert raised.compute_gflops == pytest.approx(fast)
+    kept = finish(
+        raw, counted, compute_gflops=COMPUTE, bandwidth_gbs=BANDWIDTH, resolution_ms=0.02, **common
+    )
+    assert kept.compute_gflops == COMPUTE
+
+
 def test_compile_cannot_be_profiled_per_layer():
     with pytest.raises(MbprofError, match="backend compile cannot be profiled per layer") as info:
         per_layer.check_layer_backend("compile")
-    assert "eager or onnxruntime" in str(info.value) and info.value.field == "backend"
+    assert "eager, onnxruntime or executorch" in str(info.value) and info.value.field == "backend"
 
 
 # --------------------------------------------------------------------------- ONNX Runtime

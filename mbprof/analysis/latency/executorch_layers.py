@@ -1,0 +1,235 @@
+"""Per-operator time of an ExecuTorch program (``layer_profile``), from its ETDump read by
+the devtools Inspector, mapped back to the model's module paths: what ``--layers`` gives
+on the executorch backend (the command's per-layer table dispatches here for it).
+
+How the mapping works: XNNPACK times each of its operators itself (1 us resolution) and
+names them (``Convolution (NHWC, F32) DWConv #3``), but gives them no link to the graph;
+the events before each ``DELEGATE_CALL`` are that partition's operators in order, so the
+k-th convolution event of a partition is its k-th convolution node (1x1 convolutions and
+linear layers run as XNNPACK's Fully Connected), the k-th addition its k-th ``add``, and
+so on; each node carries its module path (``nn_module_stack``). Batch norm and
+activations are fused into the convolution before them, so their time is the
+convolution's. Layout operators (transposes, reshapes, copies, int8 conversions) have no
+module: they are rows of their own. An operator on the portable kernels is matched to the
+fallbacks of the graph in order. The profile runs in a load of its own, never the timed
+one (the event tracer costs time).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from mbprof.analysis.latency.executorch import Loaded, Lowered, lower, native_quiet
+from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, display_path
+from mbprof.core.errors import MbprofError
+from mbprof.core.settings import LatencySettings
+
+LAYOUT = "(layout)"
+OVERHEAD = "(delegate overhead)"
+OUTSIDE = "(outside any operator)"
+# XNNPACK operator names -> the kind of graph node they run; names not listed are layout.
+XNNPACK_KINDS = {
+    "Convolution": "conv",
+    "Fully Connected": "conv",
+    "Deconvolution": "conv",
+    "Add": "add",
+    "Subtract": "sub",
+    "Multiply": "mul",
+    "Divide": "div",
+    "Mean": "mean",
+    "Global Average Pooling": "mean",
+    "Average Pooling": "avg_pool",
+    "Max Pooling": "max_pool",
+    "Hardswish": "hardswish",
+    "Sigmoid": "sigmoid",
+    "Concatenate": "cat",
+    "Softmax": "softmax",
+}
+
+
+@dataclass(frozen=True)
+class OpTime:
+    """One operator's median time over the profiled runs."""
+
+    path: str  # module path, or LAYOUT / OVERHEAD / OUTSIDE, or "(unmapped)"
+    kind: str  # conv, add, mean, ... ("layout" for layout operators)
+    kernel: str  # XNNPACK's operator name, or "portable aten.cumsum.out"
+    delegated: bool
+    median_ms: float
+    runs_ms: tuple[float, ...] = ()  # its time in each profiled run, in order
+
+
+@dataclass(frozen=True)
+class ExecutorchProfile:
+    """``ops`` in execution order; they sum to ``method_ms`` (the median of
+    ``Method::execute`` over ``runs`` runs) with the overhead rows included."""
+
+    ops: tuple[OpTime, ...]
+    method_ms: float
+    runs: int
+    unmapped: int  # XNNPACK operators of a kind no graph node was left for
+    method_runs_ms: tuple[float, ...] = ()  # Method::execute in each profiled run
+
+    def by_path(self) -> dict[str, float]:
+        """Median milliseconds per module path, summed over its operators."""
+        paths: dict[str, float] = {}
+        for op in self.ops:
+            paths[op.path] = paths.get(op.path, 0.0) + op.median_ms
+        return paths
+
+
+def _events(pte_program: Any, folder: str) -> list[Any]:
+    """The events of the Execute block of a profiled program's ETDump."""
+    import warnings
+
+    etdump = os.path.join(folder, "program.etdp")
+    with native_quiet():
+        has = pte_program._program.has_etdump()
+        if has:
+            pte_program.write_etdump_result_to_file(etdump, os.path.join(folder, "debug.bin"))
+    if not has or not os.path.exists(etdump):
+        raise MbprofError(
+            "layers: this ExecuTorch build has no event tracer (ETDump), so it cannot time "
+            "operators; install the executorch wheel from PyPI, which has it",
+            field="layers",
+        )
+    from executorch.devtools import Inspector
+
+    with native_quiet(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one "Unsupported kwarg" warning per graph node
+        inspector = Inspector(etdump_path=etdump)
+    blocks = [b for b in inspector.event_blocks if b.name == "Execute"]
+    return list(blocks[0].events) if blocks else []
+
+
+def _p50(event: Any) -> float:
+    return float(event.perf_data.p50) if event.perf_data is not None else 0.0
+
+
+def _last(event: Any, runs: int) -> tuple[float, ...]:
+    """The event's time in each of the last ``runs`` runs (the warm-up runs come first)."""
+    if event.perf_data is None:
+        return ()
+    return tuple(float(t) for t in event.perf_data.raw[-runs:])
+
+
+def _minus(total: tuple[float, ...], parts: list[tuple[float, ...]]) -> tuple[float, ...]:
+    """``total`` less the sum of ``parts``, run by run (empty when the runs do not line up)."""
+    if not total or any(len(p) != len(total) for p in parts):
+        return ()
+    return tuple(t - sum(p[k] for p in parts) for k, t in enumerate(total))
+
+
+def layer_profile(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    settings: LatencySettings,
+    runs: int = 20,
+    warmup: int = 3,
+    lowered: Lowered | None = None,
+) -> ExecutorchProfile:
+    """Lower ``model`` as the executorch backend does (fp32, or int8 with
+    ``settings.quantize``; or take ``lowered``, a program lowered from it in this process),
+    load it with the event tracer on ``settings.threads`` threads, run it ``warmup + runs``
+    times and return each operator's median time, mapped to module paths (see the module's
+    docstring)."""
+    example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
+    if lowered is None:
+        lowered = lower(model, example, settings.quantize)
+    program = Loaded(lowered, settings.threads or 1, etdump=True)
+    for _ in range(warmup + runs):
+        program(example)
+    with tempfile.TemporaryDirectory(prefix="mbprof-etdump-") as folder:
+        events = _events(program.program, folder)
+    partitions = iter(lowered.partitions)
+    fallbacks = list(lowered.delegation.fallbacks)
+    ops: list[OpTime] = []
+    pending: list[Any] = []
+    method_ms = unmapped = 0
+    method_runs: tuple[float, ...] = ()
+    for event in events:
+        if event.is_delegated_op:
+            pending.append(event)
+        elif event.name == "DELEGATE_CALL":
+            kinds = {kind: list(paths) for kind, paths in next(partitions, {}).items()}
+            inside = 0.0
+            for op in pending:
+                kernel = re.sub(r" #\d+$", "", op.name)
+                kind = next((v for k, v in XNNPACK_KINDS.items() if kernel.startswith(k)), None)
+                paths = kinds.get(kind or "", [])
+                if kind is None:
+                    path, kind = LAYOUT, "layout"
+                elif paths:
+                    path = paths.pop(0)
+                else:
+                    path, unmapped = "(unmapped)", unmapped + 1
+                ops.append(OpTime(path, kind, kernel, True, _p50(op), _last(op, runs)))
+                inside += _p50(op)
+            overhead = _minus(_last(event, runs), [_last(op, runs) for op in pending])
+            ops.append(
+                OpTime(OVERHEAD, "overhead", "DELEGATE_CALL", True, _p50(event) - inside, overhead)
+            )
+            pending = []
+        elif event.name.startswith("native_call_"):
+            name = event.name.removeprefix("native_call_")
+            base = name.split(".")[0]
+            match = next((f for f in fallbacks if f.op.split(".")[1] == base), None)
+            if match is not None:
+                fallbacks.remove(match)
+            path = match.path if match is not None else "(unmapped)"
+            ops.append(
+                OpTime(
+                    path or "(model)",
+                    base,
+                    f"portable aten.{name}",
+                    False,
+                    _p50(event),
+                    _last(event, runs),
+                )
+            )
+        elif event.name == "Method::execute":
+            method_ms, method_runs = _p50(event), _last(event, runs)
+    outside = method_ms - sum(op.median_ms for op in ops)
+    rest = _minus(method_runs, [op.runs_ms for op in ops])
+    ops.append(OpTime(OUTSIDE, "overhead", "Method::execute", False, outside, rest))
+    return ExecutorchProfile(tuple(ops), method_ms, runs, unmapped, method_runs)
+
+
+def raw_profile(
+    profile: ExecutorchProfile, module: nn.Module, example: torch.Tensor, quantize: str
+) -> RawProfile:
+    """The rows of ``bench --layers`` from an ExecuTorch profile: each module path's
+    operators summed run by run (layout operators and the delegate's overhead in rows of
+    their own; the rest of ``Method::execute`` is left to the table's "(outside any layer)"
+    row), with the bytes each module moves in the eager model (fp32: the same tensors the
+    program reads and writes; an int8 program moves about a quarter of them, so none are
+    given)."""
+    owners, shapes = discover(module, example)
+    kinds = {path: type(m).__name__ for path, m in module.named_modules()}
+    rows: dict[str, RawLayer] = {}
+    for op in profile.ops:
+        if op.path == OUTSIDE or not op.runs_ms:
+            continue
+        path = "" if op.path == "(model)" else op.path
+        key = display_path(path) if path in kinds else op.path
+        row = rows.get(key)
+        if row is None:
+            mapped = op.path != "(unmapped)"
+            row = RawLayer(key, kinds.get(path, op.kind), [0.0] * len(op.runs_ms), mapped=mapped)
+            owner = owners.get(path) if path in kinds else None
+            if owner is not None and quantize == "none":
+                row.bytes_moved = owner.bytes_moved
+            row.out_shape = shapes.get(path) if path in kinds else None
+            rows[key] = row
+        for k, t in enumerate(op.runs_ms[: len(row.times_us)]):
+            row.times_us[k] += t * 1e3
+        row.ops += 1
+    walls = list(profile.method_runs_ms) or [profile.method_ms]
+    return RawProfile(rows=list(rows.values()), walls_ms=walls)
