@@ -67,6 +67,12 @@ MEASUREMENTS = {
         expect=(0, 1),  # 1 when a backend is not within 10% of the bare loop
         stderr=False,
     ),
+    "under_load": Measurement(
+        "python benchmarks/under_load.py --busy 1 --pattern bursts",
+        "every latency under a competing load: within 25% of the quiet figure, or marked unstable",
+        expect=(0, 1),  # 1 when a loaded figure is neither close nor marked
+        stderr=False,
+    ),
     "latency_budget": Measurement(
         "mbprof check docs/examples/latency.toml --format markdown",
         "latency limits in a budget file, with the verdict of each timing",
@@ -79,10 +85,10 @@ MEASUREMENTS = {
         stderr=False,
     ),
     "sweep_scale": Measurement(
-        # 100 of the script's 234 configurations (a fair sample: it shuffles them with a fixed
-        # seed), so that it takes minutes on a shared 2-core machine, not a quarter of an hour
-        "python benchmarks/sweep_scale.py --configs 100",
-        "a 100-configuration sweep: cold with one worker, cold with every core, warm",
+        # all of the script's 234 configurations: about a minute and a half on a quiet
+        # 2-core machine (a busy one stretches it to a quarter of an hour)
+        "python benchmarks/sweep_scale.py",
+        "the 234-configuration sweep: cold with one worker, cold with every core, warm",
         stderr=False,
     ),
     # The phone runtimes (docs/phone.md): one thread, as a phone's large core; each run
