@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported anywhere
 # `compare` analyses in this process and reads no result cache unless a test asks: tests
@@ -21,6 +22,13 @@ import pytest  # noqa: E402
 from typer.testing import CliRunner
 
 from mbprof.cli import app  # noqa: E402
+
+# A test run started with SIGINT ignored (under nohup, or as `cmd &` in a script) would pass
+# that on to every mbprof process it starts, and the Ctrl-C tests would wait for nothing:
+# restore Python's own handler, as an interactive run has (its children then start with the
+# default disposition).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

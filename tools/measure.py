@@ -73,6 +73,14 @@ MEASUREMENTS = {
         expect=(0, 1),  # 1 when a loaded figure is neither close nor marked
         stderr=False,
     ),
+    # Needs torchvision, which does not import beside this project's CPU torch: run this one
+    # with the Python of the environment benchmarks/zoo.py's docstring describes, e.g.
+    # `PYTHONPATH=. /path/to/tv/.venv/bin/python tools/measure.py zoo`.
+    "zoo": Measurement(
+        "python benchmarks/zoo.py",
+        "every torchvision classification model against its published MAdds and parameters",
+        stderr=False,
+    ),
     "latency_budget": Measurement(
         "mbprof check docs/examples/latency.toml --format markdown",
         "latency limits in a budget file, with the verdict of each timing",
