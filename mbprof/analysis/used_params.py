@@ -64,7 +64,9 @@ NAMED_AT_MOST = 4
 def _storage(tensor: torch.Tensor) -> int:
     try:
         return tensor.untyped_storage()._cdata
-    except (RuntimeError, NotImplementedError):  # a tensor without storage (sparse, nested)
+    # NotImplementedError (a subclass of RuntimeError) for a tensor without storage (sparse,
+    # nested); RuntimeError for one whose storage cannot be read here
+    except RuntimeError:
         return 0
 
 
