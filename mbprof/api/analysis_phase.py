@@ -18,6 +18,7 @@ from mbprof.api.executors import DaskPool, InProcess, LocalPool
 from mbprof.core.records import ModelSpec, is_import_path
 from mbprof.core.settings import MemorySettings
 from mbprof.frame.rows import failure_text, identity_row
+from mbprof.models import HELD
 
 if TYPE_CHECKING:
     from mbprof.models import ModelInfo
@@ -119,6 +120,8 @@ def analysed_rows(
             done[index] = hit
         else:
             todo.append(index)
+    if any(spec.model in HELD for spec in specs):  # an instance stays in this process
+        executor = None
     runner = _sized(executor, len(todo))
     here = isinstance(runner, InProcess)
     started: set[int] = set()

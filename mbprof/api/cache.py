@@ -5,7 +5,8 @@ Counts and memory figures are deterministic: their key is the configuration (mod
 depth, resolution, classes, builder arguments), the memory settings, the weights file's
 content, and the code that computes them (mbprof's version and a digest of its source,
 torch's and fvcore's versions, Python's, and for a model outside mbprof the content of the
-files of its module's package). A latency is not deterministic: it is cached only when
+files of its module's package; an ``nn.Module`` instance given from Python is never
+cached: no file holds its code). A latency is not deterministic: it is cached only when
 asked (``latency=True``), under that key plus the latency settings and the whole
 environment of the run (machine, CPU, device, threads, backend and its version).
 
@@ -115,8 +116,10 @@ def _model_code(spec: ModelSpec) -> dict[str, Any] | None:
     """What builds the model of ``spec``, as part of its key: nothing more for mbprof's own
     models (the source digest covers them), the module's content for any other; None when
     that content cannot be read (the row is then not cached)."""
-    from mbprof.models import get_model_info
+    from mbprof.models import HELD, get_model_info
 
+    if spec.model in HELD:  # its forward's code and weights have no file to key it by
+        return None
     if is_import_path(spec.model):
         module, qualname = spec.model.partition(":")[::2]
     else:

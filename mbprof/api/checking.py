@@ -183,14 +183,18 @@ def prepare_check(
     allow_import: Iterable[str] | str = (),
     update_baseline: bool = False,
     names: CheckNames = PARAMETERS,
+    modules: Any = (),
 ) -> CheckRun:
     """Everything ``check`` will do, read and checked first: the budget file, the baseline
     (each saved figure a limit, with the tolerance of its group), every configuration by
     the model registry, the latency settings for this machine. A model named by an import
     path is refused, before anything is imported, unless its module is in
     ``allow_import`` (``"*"``: any). A refusal in a budget file is a ``BudgetFileError``
-    naming file and line. ``names`` says how refusals name these inputs."""
+    naming file and line. ``names`` says how refusals name these inputs. ``modules``: the
+    ``nn.Module`` instances that the budget file names by their labels (a dict of label to
+    module, or modules labelled by their class names)."""
     check_inputs(budgets, baseline, update_baseline, names)
+    _hold(modules)
     column_tolerances = tolerances_for(tolerances)
     allowed = parse_allow_import(allow_import, "allow_import")
     read = list(load_budgets(budgets).budgets) if budgets is not None else []
@@ -208,6 +212,24 @@ def prepare_check(
         allow_import=allowed,
         update_baseline=update_baseline,
     )
+
+
+def _hold(modules: Any) -> None:
+    from mbprof.api.inputs import is_module
+
+    if isinstance(modules, Mapping):
+        pairs = list(modules.items())
+    else:
+        pairs = [(None, m) for m in ([modules] if is_module(modules) else modules)]
+    for label, module in pairs:
+        if not is_module(module):
+            raise MbprofError(
+                f"modules: an object of type {type(module).__name__} is not an nn.Module",
+                field="modules",
+            )
+        from mbprof.models.user import hold
+
+        hold(module, label)
 
 
 def check(

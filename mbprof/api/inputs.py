@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import MAX_CLASSES, parse_positive_float, parse_resolution
-from mbprof.core.records import ModelSpec
+from mbprof.core.records import IMAGE_CHANNELS, ModelSpec
 from mbprof.core.settings import (
     LatencySettings,
     MemorySettings,
@@ -37,14 +38,47 @@ __all__ = [
 ]
 
 
-def _model_name(model: Any, name: str = "model") -> str:
+def is_module(value: Any) -> bool:
+    torch = sys.modules.get("torch")  # no module can exist before torch is imported
+    return torch is not None and isinstance(value, torch.nn.Module)
+
+
+def _target(model: Any, name: str = "model", label: str | None = None) -> str:
+    """The model's name: a registered name or an import path as it is, an ``nn.Module``
+    instance held under its label (``mbprof.models.user.hold``)."""
+    if is_module(model):
+        from mbprof.models.user import hold
+
+        return hold(model, label)
     if not isinstance(model, str) or not model.strip():
+        shown = f"an object of type {type(model).__name__}"
+        if isinstance(model, (str, type)):  # a class: the instance was meant
+            shown = repr(model) if isinstance(model, str) else f"the class {model.__name__}"
         raise MbprofError(
-            f"{name}: {model!r} is not a model name; give a registered name such as "
-            "'mobilenet_v2' or an import path such as 'mypkg.models:build'",
+            f"{name}: {shown} is not a model; give a registered name such as "
+            "'mobilenet_v2', an import path such as 'mypkg.models:build', or an nn.Module instance",
             field=name,
         )
+    if label is not None:
+        raise MbprofError(f"name: labels a module only, not {model!r}", field="name")
     return model
+
+
+def _input_size(value: Any) -> tuple[int, tuple[int, int]]:
+    """(channels, (height, width)) of ``input_size``: (C, H, W), (N, C, H, W) or an example
+    input tensor (its shape; the batch is the call's own)."""
+    dims = tuple(getattr(value, "shape", value)) if not isinstance(value, str) else ()
+    if len(dims) == 4:
+        dims = dims[1:]
+    if len(dims) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+        raise MbprofError(
+            f"input_size: an object of type {type(value).__name__} is not an input size; give (channels, "
+            "height, width), (batch, channels, height, width) or an example input tensor",
+            field="input_size",
+        )
+    if dims[0] < 1:
+        raise MbprofError(f"input_size: {dims[0]} channels; give at least 1", field="input_size")
+    return dims[0], parse_resolution(dims[1:], "input_size")
 
 
 def _kwargs_pairs(kwargs: Any) -> dict[str, Any]:
@@ -84,24 +118,36 @@ def _classes(num_classes: Any) -> Any:
 
 
 def make_spec(
-    model: str = "mobilenet_v2",
+    model: Any = "mobilenet_v2",
     width: float = 1.0,
     depth: float = 1.0,
     resolution: Resolution = 224,
     num_classes: int = 1000,
     kwargs: dict[str, Any] | Sequence[tuple[str, Any]] | None = None,
+    input_size: Any = None,
+    name: str | None = None,
 ) -> ModelSpec:
     """A checked ``ModelSpec``: raises ``MbprofError`` naming any value the model refuses.
-    A user model (``mypkg.models:build``) is imported here, to check its signature."""
+    ``model`` is a registered name, an import path (``mypkg.models:build``, imported here
+    to check its signature) or an ``nn.Module`` instance, measured as it is (in eval mode,
+    its weights kept) and labelled ``name`` (default: its class name). ``input_size``
+    ((C, H, W), (N, C, H, W) or an example input tensor) replaces ``resolution`` and the 3
+    channels of an image."""
     from mbprof.models import check_kwargs, check_spec
 
+    channels, resolution = (
+        (IMAGE_CHANNELS, parse_resolution(resolution, "resolution"))
+        if input_size is None
+        else _input_size(input_size)
+    )
     spec = ModelSpec(
-        model=_model_name(model),
+        model=_target(model, label=name),
         width=parse_positive_float(width, "width"),
         depth=parse_positive_float(depth, "depth"),
-        resolution=parse_resolution(resolution, "resolution"),
+        resolution=resolution,
         num_classes=_classes(num_classes),
         kwargs=tuple(sorted(_kwargs_pairs(kwargs).items())),
+        channels=channels,
     )
     info = check_spec(spec)
     # As the builder gets them (a 1 given for a bool parameter is True).
@@ -136,8 +182,18 @@ def _is_pair(value: Any) -> bool:
     )
 
 
+def _listed(model: Any) -> str | tuple[str, Any]:
+    """An item of ``models``: a name, or a module held (a ``(label, module)`` pair labels
+    it) returned with its label, so that two modules under one label can be refused."""
+    label = None
+    if isinstance(model, tuple) and len(model) == 2 and is_module(model[1]):
+        label, model = model
+    name = _target(model, "models", label)
+    return (name, model) if is_module(model) else name
+
+
 def make_specs(
-    models: Iterable[str] | str = ("mobilenet_v2",),
+    models: Iterable[Any] | Any = ("mobilenet_v2",),
     widths: Iterable[float] | float = (1.0,),
     depths: Iterable[float] | float = (1.0,),
     resolutions: Iterable[Resolution] | Resolution = (224,),
@@ -146,13 +202,23 @@ def make_specs(
 ) -> list[ModelSpec]:
     """Every (model, width, depth, resolution), all checked before any is built. A lone
     value (``models="mobilenet_v2"``, ``widths=1.0``, ``resolutions=224``) is one item.
+    A model is a name, an import path, an ``nn.Module`` (labelled by its class name) or a
+    ``(label, module)`` pair; a module, which has no knobs, is measured as it is at each of
+    ``resolutions``.
 
     Models without a depth multiplier take only depth 1.0: a sweep over depths
     gives them one row per (width, resolution).
     """
-    from mbprof.models import get_model_info
+    from mbprof.models import HELD, get_model_info
 
-    models = [_model_name(m, "models") for m in _items(models, "models", (str,))]
+    models = [_listed(m) for m in _items(models, "models", (str,), is_module)]
+    held = [m for m in models if isinstance(m, tuple)]
+    if len({name for name, _ in held}) < len({id(module) for _, module in held}):
+        raise MbprofError(
+            "models: two modules have the same label; label them: models=[('a', m1), ...]",
+            field="models",
+        )
+    models = [m if isinstance(m, str) else m[0] for m in models]
     widths = [parse_positive_float(w, "widths") for w in _items(widths, "widths", _NUMBER)]
     depths = [parse_positive_float(d, "depths") for d in _items(depths, "depths", _NUMBER)]
     resolutions = [
@@ -164,6 +230,8 @@ def make_specs(
     for model, width, depth, resolution in itertools.product(models, widths, depths, resolutions):
         if depth != 1.0 and 1.0 in depths and not get_model_info(model).has_depth:
             continue
+        if model in HELD:  # a module has no knobs: measured as it is at each resolution
+            width = depth = 1.0
         spec = make_spec(model, width, depth, resolution, num_classes, kwargs)
         try:
             new = spec not in seen

@@ -24,8 +24,9 @@ def is_import_path(model: str) -> bool:
 class ModelSpec:
     """One configuration: which model, at which width, depth, resolution and classes.
 
-    ``resolution`` is the input image's (height, width) in pixels. ``kwargs`` holds
-    extra keyword arguments for the model's builder as sorted (key, value) pairs so
+    ``resolution`` is the input image's (height, width) in pixels, ``channels`` its
+    channels (3 but for an ``nn.Module`` given with another ``input_size``). ``kwargs``
+    holds extra keyword arguments for the model's builder as sorted (key, value) pairs so
     that the spec stays hashable.
     """
 
@@ -35,6 +36,7 @@ class ModelSpec:
     resolution: tuple[int, int] = (224, 224)
     num_classes: int = 1000
     kwargs: tuple[tuple[str, Any], ...] = ()
+    channels: int = IMAGE_CHANNELS
 
     @property
     def res_label(self) -> str:
@@ -50,7 +52,7 @@ class ModelSpec:
         return f"{self.model} {width}@{self.res_label}{depth}"
 
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
-        return (batch, IMAGE_CHANNELS, *self.resolution)
+        return (batch, self.channels, *self.resolution)
 
     def builder_kwargs(self) -> dict[str, Any]:
         return dict(self.kwargs)

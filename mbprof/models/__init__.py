@@ -36,9 +36,16 @@ __all__ = [
 ]
 
 
+# nn.Module instances given from Python, by their label (``mbprof.models.user.hold``):
+# found by name in this process only, never listed, never cached.
+HELD: dict[str, ModelInfo] = {}
+
+
 def get_model_info(name: str) -> ModelInfo:
     """A registered model's description, or a user model's (``mypkg.models:build``, which
-    imports and inspects that code)."""
+    imports and inspects that code; an ``nn.Module`` given from Python)."""
+    if name in HELD:
+        return HELD[name]
     if is_import_path(name):
         from mbprof.models.user import user_model_info
 

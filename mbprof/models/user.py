@@ -16,6 +16,9 @@ A builder that cannot run on the meta device (it reads a tensor back, as RegNet'
 ``torch.arange(...).tolist()`` does) is called again with each parameter moved to the meta
 device as it is registered, and if that fails too, built for real with its registrations
 counted against free memory (``mbprof.analysis.footprint``); a note says which.
+
+An ``nn.Module`` instance given from Python is a model too (``hold``): measured as it is,
+its weights kept, in eval mode, under its class name or the label given.
 """
 
 from __future__ import annotations
@@ -196,3 +199,40 @@ def user_model_info(path: str) -> ModelInfo:
     )
     _CACHE[path] = info
     return info
+
+
+def hold(module: nn.Module, label: str | None = None) -> str:
+    """Make the instance ``module`` the model named ``label`` (its class name by default) in
+    this process, replacing what that label held; returns the label. It takes no knobs
+    (width, depth and classes stay at their defaults) and no builder arguments."""
+    from mbprof.models import HELD, get_model_info
+
+    name = type(module).__name__ if label is None else label
+    if not isinstance(name, str) or not re.fullmatch(r"[^\s:]+", name):
+        raise MbprofError(
+            f"name: {name!r} is not a label for a module; give a word without spaces or ':'",
+            field="name",
+        )
+    if name not in HELD:
+        try:
+            get_model_info(name)
+        except MbprofError:
+            pass
+        else:
+            raise MbprofError(
+                f"name: {name!r} is a registered model's name; label the module otherwise",
+                field="name",
+            )
+
+    def build(width: float = 1.0, num_classes: int = 1000) -> nn.Module:
+        return module
+
+    HELD[name] = ModelInfo(
+        name=name,
+        factory=build,
+        family="module",
+        summary=f"a {type(module).__name__} instance given from Python",
+        reference="an nn.Module given from Python",
+        validate=_validator(name, set()),
+    )
+    return name

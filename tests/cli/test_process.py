@@ -45,7 +45,7 @@ def test_lone_values_are_one_item():
         (dict(resolution=(224.0, 224)), "is not a resolution"),
         (dict(width=True), "width: True is not a number"),
         (dict(depth=False), "depth: False is not a number"),
-        (dict(model=3), "model: 3 is not a model name"),
+        (dict(model=3), "model: an object of type int is not a model"),
         (dict(num_classes=10**12), "num_classes: 1000000000000 is too many"),
     ],
 )

@@ -43,3 +43,19 @@ def tiny_models():
     yield names
     for name in names:
         unregister_model(name)
+
+
+class ConvBnLinear(nn.Module):
+    """conv 3->8 3x3 stride 2 (padding 1, no bias), batch norm, ReLU, global pooling and a
+    linear 8->10: small enough to count by hand (``tests/api/test_module_targets.py``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.relu(self.bn(self.conv(x)))).flatten(1))
