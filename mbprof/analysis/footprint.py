@@ -9,8 +9,8 @@ and fvcore's trace.
 
 mbprof's own models, whose builders register every parameter before they initialise it,
 take a cheaper path (``build_counted``, ``graph_activation_bytes``): built once for real
-with their parameters summed as they are registered (stopped past half the free memory,
-then sized as any other), and their activations sized from the meta-device trace that the
+with their parameters summed as they are registered (stopped past a bound that
+``mbprof.api.building`` sets, then sized as any other), and their activations sized from the meta-device trace that the
 memory analysis and the FLOPs count use anyway, at the requested resolution.
 
 A probe that fails is never a reason to refuse a model; each step falls back to a
@@ -77,13 +77,6 @@ def available_memory_bytes() -> int:
 
 def _state_bytes(model: nn.Module) -> int:
     return sum(t.numel() for t in [*model.parameters(), *model.buffers()]) * FLOAT32_BYTES
-
-
-def param_bytes(build: Callable[[], nn.Module]) -> int:
-    """Bytes of the float32 parameters and buffers of ``build()``, built on the meta device."""
-    with torch.device("meta"):
-        model = build()
-    return _state_bytes(model)
 
 
 def reason(exc: BaseException) -> str:

@@ -24,8 +24,17 @@ if TYPE_CHECKING:
     from mbprof.analysis.memory.graph import Graph
 
 
+# Of the memory the OS calls available, what a configuration may count on: the rest is
+# left to the interpreter, the allocator's slack and whatever else starts meanwhile.
+MARGIN = 0.9
+# mbprof's own models are built once for real with their registrations counted, stopped
+# past this many bytes (then sized on the meta device, as any other model is): a width of
+# 50 (21.5 GB of parameters) is refused in a second, not after writing half of memory.
+COUNTED_BUILD_MAX = 2**26
+
+
 def _refuse_if_over(spec: ModelSpec, need: int, what: str, cause: str, have: int) -> None:
-    """ResourceError when ``need`` bytes exceed the free memory ``have``. ``cause`` names
+    """ResourceError when ``need`` bytes exceed the usable memory ``have``. ``cause`` names
     the knob to change when it alone makes the difference (fewer classes, a smaller batch);
     otherwise resolution or width are."""
     from mbprof.core.units import format_bytes
@@ -33,21 +42,34 @@ def _refuse_if_over(spec: ModelSpec, need: int, what: str, cause: str, have: int
     if need > have:
         raise ResourceError(
             f"{spec.label} needs about {format_bytes(need)} for its {what}, more than the "
-            f"{format_bytes(have)} of memory available; "
+            f"{format_bytes(have)} of memory available (less a margin); "
             f"{cause or 'use a smaller resolution or width'}"
         )
 
 
+def _state(model: nn.Module) -> tuple[int, int]:
+    """The float32 bytes of ``model``'s parameters and buffers, and those bytes plus a
+    working copy of the largest one (an initialiser's or a conversion's temporary): what
+    building it needs."""
+    sizes = [t.numel() * 4 for t in [*model.parameters(), *model.buffers()]]
+    return sum(sizes), sum(sizes) + max(sizes, default=0)
+
+
+_BUILD_NEEDS = "parameters and a working copy of the largest"
+
+
 def _param_cause(spec: ModelSpec, have: int) -> str:
     """'use fewer classes' when the default 1000 classes would fit: the classifier is to blame."""
-    from mbprof.analysis.footprint import param_bytes
+    import torch
+
     from mbprof.models import create_from_spec
 
     if spec.num_classes <= 1000:
         return ""
     default = replace(spec, num_classes=1000)
     try:
-        fits = param_bytes(lambda: create_from_spec(default)) <= have
+        with torch.device("meta"):
+            fits = _state(create_from_spec(default))[1] <= have
     except MbprofError:  # a user model that takes no num_classes
         return ""
     return f"use fewer classes ({spec.num_classes:,} classes are the cause)" if fits else ""
@@ -90,24 +112,27 @@ def build_sized(
     )
     from mbprof.models import create_from_spec
 
-    have = available_memory_bytes()
+    available = available_memory_bytes()
+    have = int(available * MARGIN)
     builtin = is_builtin(spec)
     notes: tuple[str, ...] = ()
     # mbprof's own builders register each tensor before writing it: one real build, its
-    # parameters counted as registered (those past half the free memory: sized on meta).
+    # parameters counted as registered (past COUNTED_BUILD_MAX, or half the usable
+    # memory: sized on meta first).
     model = None
     if builtin:
-        model = build_counted(lambda: create_from_spec(spec, weights=weights), have // 2)
+        budget = min(have // 2, COUNTED_BUILD_MAX)
+        model = build_counted(lambda: create_from_spec(spec, weights=weights), budget)
     if model is None:
-        sizing = _size_parameters(spec, have)
-        if sizing.bytes > have:
-            _refuse_if_over(spec, sizing.bytes, "parameters", _param_cause(spec, have), have)
+        sizing = _size_parameters(spec, available)
+        _refuse_if_over(spec, _state(sizing.model)[1], _BUILD_NEEDS, _param_cause(spec, have), have)
         # Built for real already (a builder that needs real parameters): not twice.
         model = sizing.model.eval() if sizing.path == REAL and weights is None else None
         notes = (sizing.note,)
         del sizing  # a meta-device model: dropped before the real one is built
         if model is None:
             model = create_from_spec(spec, weights=weights)
+    params = _state(model)[0]
     graph = _shapes(spec, model) if trace and builtin else None
     # Sized for one image and scaled (the estimate is linear in the batch), so that a huge
     # batch is refused before its input tensor is allocated.
@@ -118,17 +143,17 @@ def build_sized(
     else:
         try:
             with running(spec, "running its forward pass to size its activations"):
-                per_image, note = activation_bytes(model, spec.input_shape(1), have)
+                per_image, note = activation_bytes(model, spec.input_shape(1), have - params)
         except OverBudget as exc:  # the last resort, a real forward pass, was stopped
-            _refuse_if_over(spec, exc.need, exc.what, "", have)
+            _refuse_if_over(spec, exc.need, exc.what, "", have - params)
             raise
-    what, cause = "activations", ""
+    what, cause = "parameters and activations", ""
     if batch > 1:
-        what = f"activations at batch {batch:,}"
-        if per_image <= have:
-            most = have // max(per_image, 1)
+        what = f"parameters and activations at batch {batch:,}"
+        if params + per_image <= have:
+            most = (have - params) // max(per_image, 1)
             cause = f"use a smaller batch (batch {batch:,} is the cause; about {most:,} fit)"
-    _refuse_if_over(spec, per_image * batch, what, cause, have)
+    _refuse_if_over(spec, params + per_image * batch, what, cause, have)
     return Built(model, tuple(n for n in (*notes, note) if n), graph)
 
 
@@ -143,13 +168,16 @@ def _shapes(spec: ModelSpec, model: nn.Module) -> Graph | None:
         return None
 
 
-def _size_parameters(spec: ModelSpec, have: int) -> ParamSizing:
+def _size_parameters(spec: ModelSpec, available: int) -> ParamSizing:
+    """Sized on the meta device, or (the last resort) built for real, stopped past the
+    memory ``available``."""
     from mbprof.analysis.footprint import OverBudget, size_parameters
     from mbprof.models import create_from_spec
 
     try:
-        return size_parameters(lambda: create_from_spec(spec), have)
+        return size_parameters(lambda: create_from_spec(spec), available)
     except OverBudget as exc:
+        have = int(available * MARGIN)
         _refuse_if_over(spec, exc.need, exc.what, _param_cause(spec, have), have)
         raise
 
@@ -191,10 +219,10 @@ def build_for_shapes(spec: ModelSpec) -> nn.Module:
     (bounded by free memory) otherwise (``mbprof.analysis.footprint.size_parameters``)."""
     from mbprof.analysis.footprint import available_memory_bytes
 
-    have = available_memory_bytes()
-    sizing = _size_parameters(spec, have)
-    if sizing.bytes > have:
-        _refuse_if_over(spec, sizing.bytes, "parameters", _param_cause(spec, have), have)
+    available = available_memory_bytes()
+    have = int(available * MARGIN)
+    sizing = _size_parameters(spec, available)
+    _refuse_if_over(spec, _state(sizing.model)[1], _BUILD_NEEDS, _param_cause(spec, have), have)
     return sizing.model
 
 

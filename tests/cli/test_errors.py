@@ -160,6 +160,64 @@ def test_large_batch_blames_batch(monkeypatch):
     assert "resolution or width" not in str(err.value)
 
 
+@pytest.fixture
+def meta_builds_only(monkeypatch):
+    """No real build of a model at all: the bounded real build of mbprof's own models is
+    skipped (they are then sized on the meta device) and any other real build fails the
+    test, so that a broken guard cannot allocate what it was meant to refuse."""
+    import mbprof.models as models
+
+    create = models.create_from_spec
+
+    def on_meta_only(spec, weights=None):
+        assert torch.empty(0).device.type == "meta", f"{spec.label} was built for real"
+        return create(spec, weights)
+
+    monkeypatch.setattr("mbprof.analysis.footprint.build_counted", lambda *_args: None)
+    monkeypatch.setattr(models, "create_from_spec", on_meta_only)
+
+
+def test_parameters_that_fit_alone_are_refused_with_a_working_copy(monkeypatch, meta_builds_only):
+    # mobilenet_v2 1.0 in 1.05 x its parameters: they alone fit (as 21.5 GB of width 50 did
+    # in 24.5 GB), with a working copy of the largest tensor (the 1280 x 1000 classifier)
+    # and a 10% margin they do not.
+    model = create_model("mobilenet_v2")
+    sizes = [t.numel() * 4 for t in [*model.parameters(), *model.buffers()]]
+    assert max(sizes) == 1280 * 1000 * 4
+    monkeypatch.setattr(
+        "mbprof.analysis.footprint.available_memory_bytes", lambda: sum(sizes) * 21 // 20
+    )
+    with pytest.raises(MbprofError) as err:
+        mbprof.profile("mobilenet_v2", resolution=32)
+    need = parse_bytes(str(err.value).split("needs about ")[1].split(" for")[0])
+    assert abs(need - (sum(sizes) + max(sizes))) < 0.005 * need  # 3 digits shown
+    assert "for its parameters and a working copy of the largest" in str(err.value)
+
+
+def test_width_50_is_refused_in_one_line_before_it_is_built(run, monkeypatch, meta_builds_only):
+    # The machine of the report: 24.5 GB available, 21.5 GB of parameters.
+    monkeypatch.setattr("mbprof.analysis.footprint.available_memory_bytes", lambda: 245 * 10**8)
+    result = run("profile", "mobilenet_v2", "--width", "50")
+    assert_one_line_error(result, "50.0@224", "parameters and a working copy", "memory available")
+
+
+def test_parameters_and_activations_are_counted_together(monkeypatch):
+    # mobilenet_v2 0.35@96 with 10 classes: its parameters and its activations each fit in
+    # 60% of what is free, not both in 90%.
+    spec = mbprof.make_spec("mobilenet_v2", 0.35, resolution=96, num_classes=10)
+    model = create_model("mobilenet_v2", width=0.35, num_classes=10)
+    params = sum(t.numel() * 4 for t in [*model.parameters(), *model.buffers()])
+    built = mbprof.api.building.build_sized(spec, trace=True)
+    from mbprof.analysis.footprint import graph_activation_bytes
+
+    activations = graph_activation_bytes(built.graph)
+    free = max(params, activations) * 10 // 6
+    assert params + activations > free * 9 // 10
+    monkeypatch.setattr("mbprof.analysis.footprint.available_memory_bytes", lambda: free)
+    with pytest.raises(MbprofError, match="for its parameters and activations, more than"):
+        mbprof.api.building.build_sized(spec, trace=True)
+
+
 def test_batch_upper_bound(run):
     assert_one_line_error(
         run("bench", "mobilenet_v2", "--batch", str(10**8)), "--batch", "1,000,000"
