@@ -21,11 +21,6 @@ PARAMS = 8 * 27 + 2 * 8 + 8 * 10 + 10  # 322
 PEAK = 8 * 16 * 16 * 2 + 8 * 2  # 4,112
 
 
-@pytest.fixture(autouse=True)
-def _seeded():
-    torch.manual_seed(0)
-
-
 def test_a_module_is_profiled_and_sized_as_counted_by_hand():
     result = mbprof.profile(ConvBnLinear(), input_size=(3, 32, 32))
     assert result.spec.label == "ConvBnLinear 1.0@32"

@@ -1,5 +1,5 @@
 """Output checks of exported backends: a relative tolerance, shown to fail on a wrong
-export (one weight of the exported model corrupted), and calibrated weights that make the
+export (one layer of the exported model corrupted), and calibrated weights that make the
 check meaningful."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def calibrated(width: float = 0.25, res: int = 64):
 
 
 def corrupting(monkeypatch, scale: float) -> list[str]:
-    """Make every ONNX export have one weight of one convolution multiplied by ``scale``
+    """Make every ONNX export have the weights of one convolution multiplied by ``scale``
     before its session opens; returns the names of the corrupted weights."""
     import onnx
     from onnx import numpy_helper
@@ -45,8 +45,10 @@ def corrupting(monkeypatch, scale: float) -> list[str]:
         graph = onnx.load(str(path))
         weights = [t for t in graph.graph.initializer if len(t.dims) == 4 and t.dims[2] == 3]
         target = weights[len(weights) // 2]  # a depthwise 3x3 filter in the middle
-        values = numpy_helper.to_array(target).copy()
-        values.flat[0] *= scale
+        # Every filter of it, not one weight: one weight could be near 0 (for one random
+        # state in about 60 it moved the output by 4e-5); the whole layer moves it by more
+        # than the output's own scale for each of 31 states tried.
+        values = numpy_helper.to_array(target) * scale
         target.CopyFrom(numpy_helper.from_array(values, target.name))
         corrupted.append(target.name)
         onnx.save(graph, str(path))
@@ -60,6 +62,7 @@ def corrupting(monkeypatch, scale: float) -> list[str]:
 
 
 def test_a_corrupted_export_fails_the_output_check(monkeypatch):
+    torch.manual_seed(49)  # the state in which one corrupted weight went unnoticed
     spec, model = calibrated()
     names = corrupting(monkeypatch, scale=-4.0)
     settings = resolve_settings(LatencySettings(backend="onnxruntime", **FAST))
