@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import mbprof
-    from mbprof.api import build_checked
+    from mbprof.api import build_sized
     from mbprof.api.building import timing_ready
 
     settings = mbprof.make_latency_settings(
@@ -76,7 +76,7 @@ def main() -> None:
     for width, res in CONFIGS:
         spec = mbprof.make_spec("mobilenet_v2", width=width, resolution=res)
         madds = mbprof.profile_spec(spec, with_memory=False).counts.madds
-        jobs.append((spec, timing_ready(spec, build_checked(spec)), madds))
+        jobs.append((spec, timing_ready(spec, build_sized(spec).model), madds))
     print(
         f"{len(jobs)} configurations, {args.threads} threads, {os.cpu_count()} logical CPUs, "
         f"load average {os.getloadavg()[0]:.2f}; competing: {args.busy} busy process(es), "

@@ -14,7 +14,7 @@ guarded), ``single`` (one configuration), ``sweep`` (rows of a comparison), ``ch
 (limits of budget files and baselines: ``check``).
 """
 
-from mbprof.api.building import build_checked
+from mbprof.api.building import build_sized
 from mbprof.api.checking import (
     CheckOutcome,
     CheckRun,
@@ -34,7 +34,10 @@ from mbprof.api.reporting import reproduce
 from mbprof.api.single import (
     bench,
     bench_spec,
+    measure,
     measure_memory_spec,
+    measure_row,
+    measure_rows,
     memory,
     memory_spec,
     profile,
@@ -46,8 +49,6 @@ from mbprof.api.sweep import (
     add_accuracy,
     compare,
     iter_compare,
-    measure_row,
-    measure_rows,
     prepare_compare,
     rows_to_frame,
 )
@@ -60,7 +61,7 @@ __all__ = [
     "add_accuracy",
     "bench",
     "bench_spec",
-    "build_checked",
+    "build_sized",
     "check",
     "compare",
     "iter_compare",
@@ -68,6 +69,7 @@ __all__ = [
     "make_latency_settings",
     "make_spec",
     "make_specs",
+    "measure",
     "measure_memory_spec",
     "measure_row",
     "measure_rows",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof.api.cache import ResultCache, code_versions
 from mbprof.api.executors import DaskPool, InProcess, LocalPool
+from mbprof.api.single import measure_rows
 from mbprof.core.records import ModelSpec, is_import_path
 from mbprof.core.settings import MemorySettings
 from mbprof.frame.rows import failure_text, identity_row
@@ -41,11 +42,9 @@ class AnalysisTask:
 def analyse(
     task: AnalysisTask, on_phase: Callable[[str], None] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One configuration's counts and memory columns (``api.sweep.measure_rows``: a model
+    """One configuration's counts and memory columns (``api.single.measure_rows``: a model
     that fails gets its ``error``), in whichever process runs it, and the versions of the
     code that computed them (``api.cache.code_versions``)."""
-    from mbprof.api.sweep import measure_rows
-
     if task.registration is not None:
         _register_here(task.registration)
     rows = measure_rows(task.spec, [(task.memory, None)], weights=task.weights, on_phase=on_phase)

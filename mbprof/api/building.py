@@ -87,18 +87,14 @@ class Built:
     graph: Graph | None = None
 
 
-def build_checked(spec: ModelSpec, weights: str | Path | None = None, batch: int = 1) -> nn.Module:
-    """Build the model of ``spec`` once for real (in eval mode, ``weights`` loaded), first
-    making sure that its parameters and a float32 forward pass of ``batch`` images fit in
-    free memory (refused with ``ResourceError`` otherwise); see ``build_sized``."""
-    return build_sized(spec, weights, batch).model
-
-
 @collector_paused()  # a model's construction makes thousands of objects: see collector
 def build_sized(
     spec: ModelSpec, weights: str | Path | None = None, batch: int = 1, *, trace: bool = False
 ) -> Built:
-    """``build_checked`` with its notes. Parameters are sized without allocating them and
+    """Build the model of ``spec`` once for real (in eval mode, ``weights`` loaded), first
+    making sure that its parameters and a float32 forward pass of ``batch`` images fit in
+    the memory available (refused with ``ResourceError`` otherwise), with the notes on how
+    it was sized. Parameters are sized without allocating them and
     activations before a real input is made (``mbprof.analysis.footprint``: a probe that
     fails falls back to a dearer one and says so in a note; it never refuses the model).
     ``trace``: the caller needs the meta-device trace (memory, FLOPs); mbprof's own models

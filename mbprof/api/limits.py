@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from mbprof.api.inputs import make_latency_settings, make_spec
-from mbprof.api.sweep import measure_rows
+from mbprof.api.single import measure_rows
 from mbprof.checks.file_lines import BudgetFileError
 from mbprof.checks.imports import import_refusal, parse_allow_import, refuse_imports
 from mbprof.checks.limits import RUN_METRICS, Budget

@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mbprof.api.building import build_checked, running
+from mbprof.api.building import build_sized, running
 from mbprof.api.inputs import make_latency_settings
-from mbprof.api.sweep import ROW_FAILURES
+from mbprof.api.single import ROW_FAILURES
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import ResolvedLatency
@@ -78,7 +78,7 @@ class PhoneRun:
         base = identity_row(spec)
         try:
             torch.manual_seed(SEED)  # the same weights every run: the cached programs fit
-            model = build_checked(spec)
+            model = build_sized(spec).model
             with running(spec, "calibrating its batch norms"):
                 calibrate(model, spec.resolution)
             with running(spec, "counting its MAdds"):

@@ -1,19 +1,20 @@
-"""One configuration: its counts (``profile``), its activation memory (``memory``), its
-latency (``bench``) and a real run's memory (``measure_memory_spec``). Each builds the
-model once (``building``) and hands it to the analyses with settings checked once
+"""One configuration: its counts and memory (``measure``: built once, traced once), seen
+as a profile (``profile``) or as rows of a comparison (``measure_rows``, which a sweep's
+workers and ``check`` call); its activation memory alone (``memory``), its latency
+(``bench``) and a real run's memory (``measure_memory_spec``). Settings come checked once
 (``inputs``)."""
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mbprof.api.building import (
-    build_checked,
+    Built,
     build_for_shapes,
     build_sized,
     check_computes,
@@ -21,10 +22,93 @@ from mbprof.api.building import (
     timing_ready,
 )
 from mbprof.api.inputs import make_spec, memory_of, resolve_latency
-from mbprof.core.errors import MbprofError
+from mbprof.core.errors import MbprofError, ResourceError
+from mbprof.core.interrupts import UserCodeExit
 from mbprof.core.parsing import MAX_BATCH, parse_int
-from mbprof.core.records import BenchResult, MeasuredMemory, MemoryReport, ModelSpec, Profile
-from mbprof.core.settings import LatencySettings, MemorySettings, memory_settings, parse_mem_dtype
+from mbprof.core.records import (
+    BenchResult,
+    CountReport,
+    MeasuredMemory,
+    MemoryReport,
+    ModelSpec,
+    Profile,
+)
+from mbprof.core.settings import (
+    LatencySettings,
+    MemorySettings,
+    ResolvedLatency,
+    memory_settings,
+    parse_mem_dtype,
+)
+from mbprof.frame.rows import (
+    count_columns,
+    environment_columns,
+    failure_text,
+    identity_row,
+    latency_columns,
+    memory_columns,
+)
+
+if TYPE_CHECKING:
+    from mbprof.analysis.memory.graph import Graph
+
+Request = tuple[MemorySettings | None, ResolvedLatency | None]
+# What a model's failure to build or run is: recorded in its row, and the sweep goes on.
+ROW_FAILURES = (ResourceError, RuntimeError, MemoryError, UserCodeExit)
+
+
+def _quiet(_text: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A configuration's counts and memory: its model (built once, with the notes on how
+    it was sized), its counts, a memory report (or the failure that stopped it) per
+    memory settings asked for, and the meta-device trace that all of them read."""
+
+    built: Built
+    counts: CountReport
+    memory: dict[MemorySettings, MemoryReport | BaseException]
+    graph: Graph | None
+
+
+def measure(
+    spec: ModelSpec,
+    memories: Sequence[MemorySettings] = (),
+    *,
+    weights: str | Path | None = None,
+    batch: int = 1,
+    say: Callable[[str], None] = _quiet,
+    stop_on: tuple[type[BaseException], ...] = (),
+) -> Measured:
+    """What ``profile`` and a sweep's row measure: the model of ``spec`` built once
+    (guarded for ``batch`` images), traced once on the meta device (mbprof's own models:
+    the trace that sized them; others: the first memory analysis' trace), that trace read
+    by the memory analysis with each of ``memories`` and by the counting. A memory analysis
+    that fails with one of ``ROW_FAILURES`` is kept as its failure, unless it is one of
+    ``stop_on``; a failure to build or count is raised."""
+    from mbprof.analysis.counting import count
+    from mbprof.analysis.memory import analyze
+
+    say("counting")
+    built = build_sized(spec, weights=weights, batch=batch, trace=True)
+    graph = built.graph
+    reports: dict[MemorySettings, MemoryReport | BaseException] = {}
+    for memory in dict.fromkeys(memories):
+        say("memory")
+        try:
+            with running(spec, "analysing its activation memory"):
+                analysis = analyze(built.model, spec.input_shape(), memory, graph)
+            reports[memory] = check_computes(spec, analysis.report)
+            graph = analysis.graph
+        except ROW_FAILURES as exc:
+            if isinstance(exc, stop_on):
+                raise
+            reports[memory] = exc
+    with running(spec, "counting its MAdds"):
+        counts = count(built.model, spec.input_shape(), graph)
+    return Measured(built, counts, reports, graph)
 
 
 def profile_spec(
@@ -38,31 +122,98 @@ def profile_spec(
     """Build the model of ``spec`` once, count its MAdds and parameters (and its FLOPs in
     the 2-per-multiply-add convention, ``mbprof.analysis.flops``) and (``with_memory``)
     analyse its activation memory in ``mem_dtype`` with T = ``chunks`` (None: one channel
-    a chunk)."""
-    from mbprof.analysis.counting import count
+    a chunk), all from one meta-device trace (``measure``)."""
     from mbprof.analysis.flops import count_flops
 
     memory = memory_of(with_memory, mem_dtype, chunks)
-    # One meta-device trace (mbprof's own models: the one that sized their activations)
-    # serves the memory analysis and the FLOPs.
-    built = build_sized(spec, weights=weights, trace=True)
-    model, graph = built.model, built.graph
-    report = None
-    if memory is not None:
-        from mbprof.analysis.memory import analyze
-
-        with running(spec, "analysing its activation memory"):
-            analysis = analyze(model, spec.input_shape(), memory, graph)
-        report, graph = analysis.report, analysis.graph
-        check_computes(spec, report)
-    with running(spec, "counting its MAdds"):
-        counts = count(model, spec.input_shape(), graph)
+    measured = measure(spec, [memory] if memory else [], weights=weights, stop_on=ROW_FAILURES)
+    counts = measured.counts
     try:  # the 2-per-multiply-add FLOPs, from the same trace as the memory analysis
-        flops = count_flops(model, spec.input_shape(), graph)
+        flops = count_flops(measured.built.model, spec.input_shape(), measured.graph)
     except MbprofError:  # no meta-device trace (data-dependent code): MAdds still stand
         flops = None
-    notes = built.notes + counts.notes
+    report = measured.memory.get(memory) if memory is not None else None
+    notes = measured.built.notes + counts.notes
     return Profile(spec=spec, counts=counts, memory=report, flops=flops, notes=notes)
+
+
+def measure_rows(
+    spec: ModelSpec,
+    requests: Sequence[Request],
+    weights: str | Path | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    stop_on: tuple[type[BaseException], ...] = (),
+) -> list[dict[str, Any]]:
+    """One row per (memory settings, latency settings) request of one configuration, the
+    model built, traced and counted once for all of them (``measure``). A configuration
+    that does not fit or fails to run gets an ``error`` in every row (or in the row whose
+    memory or latency failed), unless its failure is one of ``stop_on``, which is raised
+    (``check`` stops on a model that cannot be measured rather than judging it)."""
+    say = on_phase or _quiet
+    base = identity_row(spec)
+    batch = max([latency.batch for _, latency in requests if latency is not None] or [1])
+    memories = [memory for memory, _ in requests if memory is not None]
+    try:
+        measured = measure(spec, memories, weights=weights, batch=batch, say=say, stop_on=stop_on)
+    except ROW_FAILURES as exc:
+        if isinstance(exc, stop_on):
+            raise
+        return [{**base, "error": failure_text(exc)} for _ in requests]
+    base.update(count_columns(measured.counts, measured.built.notes))
+    rows = []
+    for memory, latency in requests:
+        row = dict(base)
+        if memory is not None:
+            report = measured.memory[memory]
+            if isinstance(report, BaseException):
+                rows.append({**row, "error": failure_text(report)})
+                continue
+            row.update(memory_columns(report))
+        if latency is not None:
+            model, madds = measured.built.model, measured.counts.madds
+            row.update(_latency_columns(spec, model, latency, madds, say, stop_on, weights))
+        rows.append(row)
+    return rows
+
+
+def _latency_columns(
+    spec: ModelSpec,
+    model: Any,
+    latency: ResolvedLatency,
+    madds: int,
+    say: Callable[[str], None],
+    stop_on: tuple[type[BaseException], ...] = (),
+    weights: str | Path | None = None,
+) -> dict[str, Any]:
+    """Latency and its environment (mbprof's own models calibrated first: ``timing_ready``);
+    a run that fails (out of memory, an export error) leaves its ``error`` and the
+    environment it was asked for."""
+    from mbprof.analysis.latency import time_model
+    from mbprof.analysis.latency.environment import environment
+
+    say(f"timing {latency.backend}")
+    try:
+        model = timing_ready(spec, model, weights)
+        with running(spec, f"timing it with {latency.backend}"):
+            timing = time_model(model, spec.input_shape(latency.batch), latency, madds=madds)
+    except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C still stops
+        if isinstance(exc, stop_on):
+            raise
+        return {**environment_columns(environment(latency)), "error": failure_text(exc)}
+    return latency_columns(timing)
+
+
+def measure_row(
+    spec: ModelSpec,
+    *,
+    weights: str | Path | None = None,
+    memory: MemorySettings | None = None,
+    latency: ResolvedLatency | None = None,
+    on_phase: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """One row of a comparison frame: counts, memory with ``memory`` settings (None: no
+    memory columns) and latency with resolved ``latency`` settings (None: not timed)."""
+    return measure_rows(spec, [(memory, latency)], weights=weights, on_phase=on_phase)[0]
 
 
 def memory_spec(
@@ -93,7 +244,7 @@ def measure_memory_spec(
 
     mem_dtype = parse_mem_dtype(mem_dtype)
     batch = parse_int(batch, "batch", maximum=MAX_BATCH)
-    model = build_checked(spec, batch=batch)
+    model = build_sized(spec, batch=batch).model
     with running(spec, "measuring its memory"):
         return measure_memory(model, spec.input_shape(batch), dtype=mem_dtype, device=device)
 

@@ -25,142 +25,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mbprof.api.analysis_phase import analysed_rows
-from mbprof.api.building import (
-    build_checked,
-    build_sized,
-    check_computes,
-    running,
-    timing_ready,
-)
+from mbprof.api.building import build_sized
 from mbprof.api.cache import ResultCache, analysis_key, latency_key
 from mbprof.api.executors import DaskPool, InProcess, LocalPool, make_executor
 from mbprof.api.inputs import Resolution, make_specs, memory_of, resolve_latency
-from mbprof.core.errors import MbprofError, ResourceError
-from mbprof.core.interrupts import UserCodeExit
+from mbprof.api.single import ROW_FAILURES
+from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import LatencySettings, MemorySettings, ResolvedLatency
-from mbprof.frame.rows import (
-    count_columns,
-    environment_columns,
-    failure_text,
-    identity_row,
-    latency_columns,
-    memory_columns,
-)
+from mbprof.frame.rows import failure_text
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from mbprof.frame.accuracy import AccuracyTable
-
-Request = tuple[MemorySettings | None, ResolvedLatency | None]
-# What a model's failure to build or run is: recorded in its row, and the sweep goes on.
-ROW_FAILURES = (ResourceError, RuntimeError, MemoryError, UserCodeExit)
-
-
-def _quiet(_text: str) -> None:
-    pass
-
-
-def measure_rows(
-    spec: ModelSpec,
-    requests: Sequence[Request],
-    weights: str | Path | None = None,
-    on_phase: Callable[[str], None] | None = None,
-    stop_on: tuple[type[BaseException], ...] = (),
-) -> list[dict[str, Any]]:
-    """One row per (memory settings, latency settings) request of one configuration, the
-    model built and counted once for all of them. A configuration that does not fit or
-    fails to run gets an ``error`` in every row (or in the row whose latency failed),
-    unless its failure is one of ``stop_on``, which is raised (``check`` stops on a model
-    that cannot be measured rather than judging it)."""
-    from mbprof.analysis.counting import count
-
-    say = on_phase or _quiet
-    base = identity_row(spec)
-    batch = max([latency.batch for _, latency in requests if latency is not None] or [1])
-    say("counting")
-    try:
-        built = build_sized(spec, weights=weights, batch=batch)
-        model = built.model
-        with running(spec, "counting its MAdds"):
-            counts = count(model, spec.input_shape())
-    except ROW_FAILURES as exc:
-        if isinstance(exc, stop_on):
-            raise
-        return [{**base, "error": failure_text(exc)} for _ in requests]
-    base.update(count_columns(counts, built.notes))
-    rows = []
-    memory_done: dict[MemorySettings, dict[str, Any]] = {}
-    for memory, latency in requests:
-        row = dict(base)
-        if memory is not None:
-            try:
-                if memory not in memory_done:
-                    memory_done[memory] = _memory_columns(spec, model, memory, say)
-                row.update(memory_done[memory])
-            except ROW_FAILURES as exc:
-                if isinstance(exc, stop_on):
-                    raise
-                rows.append({**row, "error": failure_text(exc)})
-                continue
-        if latency is not None:
-            timed = _latency_columns(spec, model, latency, counts.madds, say, stop_on, weights)
-            row.update(timed)
-        rows.append(row)
-    return rows
-
-
-def _memory_columns(
-    spec: ModelSpec, model: Any, memory: MemorySettings, say: Callable[[str], None]
-) -> dict[str, Any]:
-    from mbprof.analysis.memory import analyze
-
-    say("memory")
-    with running(spec, "analysing its activation memory"):
-        report = analyze(model, spec.input_shape(), memory).report
-    return memory_columns(check_computes(spec, report))
-
-
-def _latency_columns(
-    spec: ModelSpec,
-    model: Any,
-    latency: ResolvedLatency,
-    madds: int,
-    say: Callable[[str], None],
-    stop_on: tuple[type[BaseException], ...] = (),
-    weights: str | Path | None = None,
-) -> dict[str, Any]:
-    """Latency and its environment (mbprof's own models calibrated first: ``timing_ready``);
-    a run that fails (out of memory, an export error) leaves its ``error`` and the
-    environment it was asked for."""
-    from mbprof.analysis.latency import time_model
-    from mbprof.analysis.latency.environment import environment
-
-    say(f"timing {latency.backend}")
-    try:
-        model = timing_ready(spec, model, weights)
-        with running(spec, f"timing it with {latency.backend}"):
-            timing = time_model(model, spec.input_shape(latency.batch), latency, madds=madds)
-    except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C still stops
-        if isinstance(exc, stop_on):
-            raise
-        return {**environment_columns(environment(latency)), "error": failure_text(exc)}
-    return latency_columns(timing)
-
-
-def measure_row(
-    spec: ModelSpec,
-    *,
-    weights: str | Path | None = None,
-    memory: MemorySettings | None = None,
-    latency: ResolvedLatency | None = None,
-    on_phase: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """One row of a comparison frame: counts, memory with ``memory`` settings (None: no
-    memory columns) and latency with resolved ``latency`` settings (None: not timed)."""
-    return measure_rows(spec, [(memory, latency)], weights=weights, on_phase=on_phase)[0]
-
 
 # --------------------------------------------------------------------------- the latency phase
 
@@ -193,7 +71,7 @@ def time_rows(
     environment."""
     from mbprof.analysis.latency import machine_peak_gflops
 
-    say = on_phase or _quiet
+    say = on_phase or (lambda _text: None)
     say("machine reference")
     machine_peak_gflops(latency.device, latency.threads, latency.dtype)
     keep = cache is not None and cache.latency
@@ -243,7 +121,7 @@ def _timed_group(
     for i in todo:
         say(f"building {specs[i].label} to time it")
         try:
-            model = build_checked(specs[i], weights=weights, batch=latency.batch)
+            model = build_sized(specs[i], weights=weights, batch=latency.batch).model
         except ROW_FAILURES as exc:
             columns[i] = {"error": failure_text(exc)}
             continue

@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import results_stream
-from mbprof.cli._options import OutputFormat
 from mbprof.render.document import Document
 
 
@@ -64,21 +63,21 @@ def check_outputs(
         seen[key] = (option, Path(path))
 
 
-def render(doc: Document, fmt: OutputFormat) -> str:
+def render(doc: Document, fmt: str) -> str:
     from mbprof.render import export
 
-    if fmt is OutputFormat.csv:
+    if fmt == "csv":
         return export.to_csv(doc)
-    if fmt is OutputFormat.json:
+    if fmt == "json":
         return export.to_json(doc)
-    if fmt is OutputFormat.markdown:
+    if fmt == "markdown":
         return export.to_markdown(doc)
     from mbprof.render.console import render_table_text
 
     return render_table_text(doc)
 
 
-def emit(doc: Document, fmt: OutputFormat, output: Path | None = None) -> None:
+def emit(doc: Document, fmt: str, output: Path | None = None) -> None:
     """Print ``doc`` in ``fmt`` on the real stdout (user code's prints go to stderr),
     or write it whole to ``output``."""
     if output is not None:
@@ -89,7 +88,7 @@ def emit(doc: Document, fmt: OutputFormat, output: Path | None = None) -> None:
         typer.echo(f"wrote {safe_text(output)}", err=True)
         return
     stdout = results_stream()
-    if fmt is OutputFormat.table:
+    if fmt == "table":
         from rich.console import Console
 
         from mbprof.render.console import print_document

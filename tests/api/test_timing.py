@@ -9,7 +9,7 @@ import torch
 
 import mbprof
 from mbprof.analysis.latency import interleave
-from mbprof.api import build_checked
+from mbprof.api import build_sized
 from mbprof.api import building as building_module
 from mbprof.api.building import CALIBRATED, timing_ready
 from mbprof.api.timing import interleaved_latency
@@ -33,7 +33,7 @@ def job(model: str, width: float = 1.0, res: int = 32):
     spec = mbprof.make_spec(model, width=width, resolution=res)
     return (
         spec,
-        build_checked(spec, batch=2),
+        build_sized(spec, batch=2).model,
         mbprof.profile_spec(spec, with_memory=False).counts.madds,
     )
 
@@ -76,7 +76,7 @@ def test_mbprofs_own_models_are_calibrated_once_before_timing(monkeypatch):
     real = calibration.calibrate
     monkeypatch.setattr(calibration, "calibrate", lambda m, r: calls.append(r) or real(m, r))
     spec = mbprof.make_spec("mobilenet_v2", width=0.35, resolution=48)
-    model = build_checked(spec)
+    model = build_sized(spec).model
     assert timing_ready(spec, model) is model and calls == [(48, 48)]
     assert getattr(model, CALIBRATED) is True
     timing_ready(spec, model)
@@ -86,15 +86,15 @@ def test_mbprofs_own_models_are_calibrated_once_before_timing(monkeypatch):
 def test_a_users_model_and_a_loaded_checkpoint_keep_their_weights(tmp_path, monkeypatch):
     monkeypatch.setattr("mbprof.models.calibration.calibrate", lambda *a: pytest.fail("calibrated"))
     spec = mbprof.make_spec("test_tiny", resolution=32)
-    model = build_checked(spec)
+    model = build_sized(spec).model
     before = {k: v.clone() for k, v in model.state_dict().items()}
     timing_ready(spec, model)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
     own = mbprof.make_spec("mobilenet_v2", width=0.35, resolution=32)
     path = tmp_path / "w.pt"
-    torch.save(build_checked(own).state_dict(), path)
-    loaded = build_checked(own, weights=path)
+    torch.save(build_sized(own).model.state_dict(), path)
+    loaded = build_sized(own, weights=path).model
     timing_ready(own, loaded, weights=path)
     assert not hasattr(loaded, CALIBRATED)
 

@@ -155,7 +155,7 @@ def test_large_batch_blames_batch(monkeypatch):
     monkeypatch.setattr("mbprof.analysis.footprint.available_memory_bytes", lambda: 200 * 10**6)
     spec = mbprof.make_spec("mobilenet_v2", resolution=224)
     with pytest.raises(MbprofError, match=r"batch 100,000 is the cause; about \d+ fit") as err:
-        mbprof.api.build_checked(spec, batch=100_000)
+        mbprof.api.build_sized(spec, batch=100_000)
     assert "activations at batch 100,000" in str(err.value)
     assert "resolution or width" not in str(err.value)
 

@@ -24,7 +24,7 @@ from mbprof.analysis.latency.executorch import (  # noqa: E402
 )
 from mbprof.analysis.latency.executorch_layers import _events, layer_profile  # noqa: E402
 from mbprof.analysis.latency.settings import resolve_settings  # noqa: E402
-from mbprof.api import build_checked  # noqa: E402
+from mbprof.api import build_sized  # noqa: E402
 from mbprof.core.errors import MbprofError  # noqa: E402
 from mbprof.core.settings import LatencySettings  # noqa: E402
 from mbprof.models.calibration import calibrate  # noqa: E402
@@ -325,7 +325,7 @@ def test_interleaved_timing_times_int8_against_its_fp32_program():
     latency = mbprof.make_latency_settings(
         backend="executorch", quantize="int8", threads=1, min_time_s=0.05, warmup=1
     )
-    (columns,) = interleaved_latency([(spec, build_checked(spec), 1)], latency, rounds=2)
+    (columns,) = interleaved_latency([(spec, build_sized(spec).model, 1)], latency, rounds=2)
     assert "error" not in columns, columns.get("error")
     assert columns["quantize"] == "int8" and columns["backend"] == "executorch"
     assert columns["fp32_latency_ms"] > 0 and columns["deployed_bytes"] > 0

@@ -11,7 +11,7 @@ import torch
 
 import mbprof
 from mbprof.analysis.latency import backends, resolve_settings, time_model
-from mbprof.api import build_checked
+from mbprof.api import build_sized
 from mbprof.api.building import timing_ready
 from mbprof.core.settings import LatencySettings
 
@@ -27,7 +27,7 @@ def calibrated(width: float = 0.25, res: int = 64):
     spec = mbprof.make_spec(
         "mobilenet_v1", width=width, resolution=res
     )  # few nodes: quick to export
-    return spec, timing_ready(spec, build_checked(spec))
+    return spec, timing_ready(spec, build_sized(spec).model)
 
 
 def corrupting(monkeypatch, scale: float) -> list[str]:
@@ -100,7 +100,7 @@ def test_calibrated_models_give_logits_of_order_one(name):
     res = 64
     spec = mbprof.make_spec(name, width=0.5, resolution=res)
     torch.manual_seed(1)  # the random initialisation, as every build gets one
-    model = build_checked(spec)
+    model = build_sized(spec).model
     x = torch.randn(2, 3, res, res, generator=torch.Generator().manual_seed(3))
     with torch.inference_mode():
         before = model(x).std().item()
