@@ -318,7 +318,9 @@ def _one_configuration(spec_function: Callable[..., Any], doc: str) -> Callable[
 profile = _one_configuration(
     profile_spec,
     """Profile one configuration: its MAdds and parameters, and (``with_memory``) its
-    activation memory; see ``Profile``, ``CountReport`` and ``MemoryReport``.
+    activation memory; see ``Profile``, ``CountReport`` and ``MemoryReport``. ``model`` is
+    a registered name, an import path or an ``nn.Module`` instance (give its
+    ``input_size``; labelled by its class name unless ``name`` says otherwise).
 
     >>> profile("mobilenet_v2").counts.madds
     300774272

@@ -282,7 +282,7 @@ def iter_compare(
 
 
 def compare(
-    models: Iterable[str] | str = ("mobilenet_v2",),
+    models: Iterable[Any] | Any = ("mobilenet_v2",),
     widths: Iterable[float] | float = (1.0,),
     depths: Iterable[float] | float = (1.0,),
     resolutions: Iterable[Resolution] | Resolution = (224,),
@@ -292,7 +292,7 @@ def compare(
     **options: Any,
 ) -> pd.DataFrame:
     """One row per (model, width, depth, resolution) (``make_specs``: a lone value is one
-    item, ``models="mobilenet_v2"``) with MAdds, params and peak activation memory,
+    item, ``models="mobilenet_v2"``; a model may be an ``nn.Module``) with MAdds, params and peak activation memory,
     materialized and memory-efficient; ``options`` are ``prepare_compare``'s:
     ``with_memory``, ``mem_dtype``, ``chunks`` (T, None for one channel a chunk),
     ``latency`` (True for the default settings, or a ``LatencySettings``: each
