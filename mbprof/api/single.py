@@ -203,19 +203,6 @@ def _latency_columns(
     return latency_columns(timing)
 
 
-def measure_row(
-    spec: ModelSpec,
-    *,
-    weights: str | Path | None = None,
-    memory: MemorySettings | None = None,
-    latency: ResolvedLatency | None = None,
-    on_phase: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """One row of a comparison frame: counts, memory with ``memory`` settings (None: no
-    memory columns) and latency with resolved ``latency`` settings (None: not timed)."""
-    return measure_rows(spec, [(memory, latency)], weights=weights, on_phase=on_phase)[0]
-
-
 def memory_spec(
     spec: ModelSpec,
     *,
