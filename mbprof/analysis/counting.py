@@ -14,10 +14,12 @@ never dropped. ``params_used`` are the parameters that inference reads
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -31,6 +33,8 @@ with warnings.catch_warnings():  # fvcore scripts a loss function at import: not
 from mbprof.analysis import used_params
 from mbprof.analysis.collector import collector_paused
 from mbprof.analysis.memory.graph import Graph
+from mbprof.analysis.memory.ops import BATCH_NORM
+from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, LayerRow
 
 FVCORE_LOGGER = "fvcore.nn.jit_analysis"
@@ -121,20 +125,125 @@ def _quiet_fvcore() -> Iterator[None]:
         logger.setLevel(before)
 
 
+ENGINES = ("fvcore", "dispatch")
+# Norms' op names as fvcore's handles name them, from the ops the dispatcher sees.
+NORMS = {"native_group_norm": ("group_norm", 1), "native_layer_norm": ("layer_norm", 2)}
+
+
+def _dispatch_cost(graph: Graph, node, instance: bool) -> tuple[str, int] | None:
+    """fvcore's default handle for the op of ``node`` (the meta-device trace's aten ops,
+    below PyTorch's decompositions): (fvcore's op name, its count), or None for an op that
+    no handle counts. ``linear``, ``matmul`` and ``einsum`` reach the dispatcher as
+    addmm / mm / bmm, whose multiply-adds are theirs; adaptive average pooling to 1x1 as a
+    mean over dims (-1, -2) with keepdim; instance norm as batch norm (``instance``: the
+    module running it is an instance norm)."""
+    shape = [graph.values[v].shape for v in node.inputs]
+    name, args = node.name, node.args
+    if node.conv is not None:
+        spatial = shape[0] if node.conv.transposed else graph.values[node.outputs[0]].shape
+        return "conv", shape[0][0] * math.prod(shape[1]) * math.prod(spatial[2:])
+    if name in ("addmm", "mm", "bmm"):
+        a, b = shape[-2:]
+        return name, math.prod(a) * b[-1]
+    if name in BATCH_NORM:  # fvcore: 2 (1 without affine) per element in eval, else 5 (4)
+        affine = args[1] is ...
+        if instance or next((a for a in args if isinstance(a, bool)), False):
+            return "instance_norm" if instance else "batch_norm", (4 + affine) * math.prod(shape[0])
+        return "batch_norm", (1 + affine) * math.prod(shape[0])
+    if name in NORMS:
+        op, weight = NORMS[name]
+        return op, (4 + (args[weight] is ...)) * math.prod(shape[0])
+    if name in ("_adaptive_avg_pool2d", "mean") and (
+        name != "mean" or args[1:] == ([-1, -2], True)
+    ):
+        return "adaptive_avg_pool2d", math.prod(shape[0])
+    scale = {"upsample_nearest2d": 1, "upsample_bilinear2d": 4, "grid_sampler_2d": 4}.get(name)
+    if scale:
+        op = "grid_sampler" if name == "grid_sampler_2d" else name
+        return op, scale * math.prod(graph.values[node.outputs[0]].shape)
+    return None
+
+
+def _dispatch(model: nn.Module, graph: Graph) -> tuple[dict, Counter[str]]:
+    """fvcore's ``by_module_and_operator`` (each module's counts, its descendants' included)
+    and its unsupported ops, from ``graph``."""
+    first: dict[int, str] = {}
+    named = {}  # the trace names a shared module by its last name, fvcore by its first
+    for name, module in model.named_modules(remove_duplicate=False):
+        named[name] = first.setdefault(id(module), name)
+    instance = {
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.instancenorm._InstanceNorm)
+    }
+    by_module: dict[str, Counter] = {}
+    uncounted: Counter[str] = Counter()
+    for node in graph.nodes:
+        path = named.get(node.module, node.module)
+        cost = _dispatch_cost(graph, node, path in instance)
+        if cost is None:
+            if node.name != "empty":  # batch norm's decomposition allocates: not the model's op
+                uncounted[f"aten::{node.name}"] += 1
+            continue
+        parts = path.split(".") if path else []
+        for depth in range(len(parts) + 1):
+            by_module.setdefault(".".join(parts[:depth]), Counter())[cost[0]] += cost[1]
+    return by_module, uncounted
+
+
 @collector_paused()
 def count(
-    model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None = None
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    graph: Graph | None = None,
+    engine: str = "fvcore",
 ) -> CountReport:
     """Count MAdds and params of ``model`` for one input of ``input_shape`` (N, C, H, W).
 
-    The model is traced with fvcore on the CPU in float32; counts are scaled to
-    batch 1 whatever N is given. Each row of ``layers`` holds the ops a module ran
-    itself (a parent's row holds only the functional ops in its own ``forward``), so
+    ``engine`` "fvcore": the model is traced with fvcore (``torch.jit.trace``) on the CPU
+    in float32; "dispatch": fvcore's rules applied to the aten ops of a meta-device trace
+    (``graph`` when given), which needs no TorchScript. fvcore's engine hands over to the
+    dispatch engine, with a note, where its tracer is missing or refuses the model. Counts
+    are scaled to batch 1 whatever N is given. Each row of ``layers`` holds the ops a module
+    ran itself (a parent's row holds only the functional ops in its own ``forward``), so
     the rows sum to the totals. ``graph``: the memory analysis' meta-device trace of the
     same model and resolution, when the caller has one: the output sizes and the
     parameters read come from it, and fvcore's trace runs without hooks or a recorder.
     """
     model = model.eval()
+    notes: tuple[str, ...] = ()
+    if engine == "fvcore":
+        try:
+            return _fvcore(model, input_shape, graph)
+        except (MbprofError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - no tracer, or one that refuses the model
+            first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+            notes = (
+                f"counted by the dispatch engine: fvcore's tracer (torch.jit.trace) cannot "
+                f"trace {type(model).__name__} ({type(exc).__name__}: {first_line})",
+            )
+    if graph is None:
+        from mbprof.analysis.memory.trace import trace
+
+        graph = trace(model, (1, *input_shape[1:]))
+    by_module, uncounted = _dispatch(model, graph)
+    sizes = graph.leaf_output_sizes(_leaves(model))
+    batch = graph.values[graph.input_value].shape[0]
+    report = _report(model, batch, by_module, sizes, _graph_reads(model, graph), uncounted)
+    return replace(report, engine="dispatch", notes=notes + report.notes)
+
+
+def _leaves(model: nn.Module) -> set[str]:
+    return {name for name, m in model.named_modules() if next(m.children(), None) is None}
+
+
+def _graph_reads(model: nn.Module, graph: Graph) -> used_params.ParamReads:
+    read = frozenset(id(p) for name, p in model.named_parameters() if name in graph.params_read)
+    return used_params.ParamReads(read, on_meta=True)
+
+
+def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None) -> CountReport:
     batch = input_shape[0]
     example = torch.zeros(input_shape)
     analysis = FlopCountAnalysis(model, example)
@@ -148,10 +257,8 @@ def count(
     if graph is not None:
         with _quiet_fvcore():
             by_module = analysis.by_module_and_operator()  # fvcore traces the model here
-        leaves = {name for name, m in model.named_modules() if next(m.children(), None) is None}
-        sizes = graph.leaf_output_sizes(leaves)
-        read = frozenset(id(p) for name, p in model.named_parameters() if name in graph.params_read)
-        reads = used_params.ParamReads(read, on_meta=True)
+        sizes = graph.leaf_output_sizes(_leaves(model))
+        reads = _graph_reads(model, graph)
     else:
         by_module, sizes, reads = _traced(model, analysis, input_shape)
     unsupported = analysis.unsupported_ops()
