@@ -125,7 +125,6 @@ def _quiet_fvcore() -> Iterator[None]:
         logger.setLevel(before)
 
 
-ENGINES = ("fvcore", "dispatch")
 # Norms' op names as fvcore's handles name them, from the ops the dispatcher sees.
 NORMS = {"native_group_norm": ("group_norm", 1), "native_layer_norm": ("layer_norm", 2)}
 

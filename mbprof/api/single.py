@@ -22,9 +22,15 @@ from mbprof.api.building import (
 )
 from mbprof.api.inputs import make_spec, memory_of, resolve_latency
 from mbprof.core.errors import MbprofError
-from mbprof.core.parsing import MAX_BATCH, parse_int
+from mbprof.core.parsing import MAX_BATCH, parse_choice, parse_int
 from mbprof.core.records import BenchResult, MeasuredMemory, MemoryReport, ModelSpec, Profile
-from mbprof.core.settings import LatencySettings, MemorySettings, memory_settings, parse_mem_dtype
+from mbprof.core.settings import (
+    ENGINES,
+    LatencySettings,
+    MemorySettings,
+    memory_settings,
+    parse_mem_dtype,
+)
 
 
 def profile_spec(
@@ -34,15 +40,17 @@ def profile_spec(
     with_memory: bool = True,
     mem_dtype: str | MemorySettings = "fp16",
     chunks: int | str | None = None,
+    engine: str = "fvcore",
 ) -> Profile:
     """Build the model of ``spec`` once, count its MAdds and parameters (and its FLOPs in
     the 2-per-multiply-add convention, ``mbprof.analysis.flops``) and (``with_memory``)
     analyse its activation memory in ``mem_dtype`` with T = ``chunks`` (None: one channel
-    a chunk)."""
+    a chunk). ``engine``: what counts, "fvcore" or "dispatch" (``mbprof.analysis.counting``)."""
     from mbprof.analysis.counting import count
     from mbprof.analysis.flops import count_flops
 
     memory = memory_of(with_memory, mem_dtype, chunks)
+    engine = parse_choice(engine, "engine", ENGINES)
     # One meta-device trace (mbprof's own models: the one that sized their activations)
     # serves the memory analysis and the FLOPs.
     built = build_sized(spec, weights=weights, trace=True)
@@ -56,7 +64,7 @@ def profile_spec(
         report, graph = analysis.report, analysis.graph
         check_computes(spec, report)
     with running(spec, "counting its MAdds"):
-        counts = count(model, spec.input_shape(), graph)
+        counts = count(model, spec.input_shape(), graph, engine)
     try:  # the 2-per-multiply-add FLOPs, from the same trace as the memory analysis
         flops = count_flops(model, spec.input_shape(), graph)
     except MbprofError:  # no meta-device trace (data-dependent code): MAdds still stand

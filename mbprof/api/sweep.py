@@ -37,8 +37,9 @@ from mbprof.api.executors import DaskPool, InProcess, LocalPool, make_executor
 from mbprof.api.inputs import Resolution, make_specs, memory_of, resolve_latency
 from mbprof.core.errors import MbprofError, ResourceError
 from mbprof.core.interrupts import UserCodeExit
+from mbprof.core.parsing import parse_choice
 from mbprof.core.records import ModelSpec
-from mbprof.core.settings import LatencySettings, MemorySettings, ResolvedLatency
+from mbprof.core.settings import ENGINES, LatencySettings, MemorySettings, ResolvedLatency
 from mbprof.frame.rows import (
     count_columns,
     environment_columns,
@@ -68,12 +69,13 @@ def measure_rows(
     weights: str | Path | None = None,
     on_phase: Callable[[str], None] | None = None,
     stop_on: tuple[type[BaseException], ...] = (),
+    engine: str = "fvcore",
 ) -> list[dict[str, Any]]:
     """One row per (memory settings, latency settings) request of one configuration, the
     model built and counted once for all of them. A configuration that does not fit or
     fails to run gets an ``error`` in every row (or in the row whose latency failed),
     unless its failure is one of ``stop_on``, which is raised (``check`` stops on a model
-    that cannot be measured rather than judging it)."""
+    that cannot be measured rather than judging it). ``engine`` counts (``count``'s)."""
     from mbprof.analysis.counting import count
 
     say = on_phase or _quiet
@@ -84,7 +86,7 @@ def measure_rows(
         built = build_sized(spec, weights=weights, batch=batch)
         model = built.model
         with running(spec, "counting its MAdds"):
-            counts = count(model, spec.input_shape())
+            counts = count(model, spec.input_shape(), engine=engine)
     except ROW_FAILURES as exc:
         if isinstance(exc, stop_on):
             raise
@@ -272,6 +274,7 @@ class CompareRun:
     executor: InProcess | LocalPool | DaskPool | None = None
     cache: ResultCache | None = None
     warn: Callable[[str], None] | None = None
+    engine: str = "fvcore"
     _warned: set[str] = field(default_factory=set, repr=False)
 
     def rows(
@@ -299,7 +302,9 @@ class CompareRun:
         )
 
     def _key(self, spec: ModelSpec) -> dict[str, Any] | None:
-        return None if self.cache is None else analysis_key(spec, self.memory, self.weights)
+        if self.cache is None:
+            return None
+        return analysis_key(spec, self.memory, self.weights, self.engine)
 
     def _say(self, text: str) -> None:
         if text not in self._warned:
@@ -323,6 +328,7 @@ class CompareRun:
             on_start=on_start,
             on_phase=on_phase,
             warn=self._say,
+            engine=self.engine,
         )
 
     def frame(self, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -352,6 +358,7 @@ def prepare_compare(
     cache: bool | str | Path = False,
     cache_latency: bool = False,
     warn: Callable[[str], None] | None = None,
+    engine: str = "fvcore",
 ) -> CompareRun:
     """Everything ``compare`` will do with the configurations ``specs`` (from
     ``make_specs``), checked first: memory and latency settings (resolved for this machine),
@@ -360,8 +367,10 @@ def prepare_compare(
     processes, None for the cores available, 1 for this process; or "dask" on the cluster
     whose ``scheduler`` address is given, connected to now) and the result cache (True:
     ``cache_dir()``; a folder; False: none; ``cache_latency`` keeps timings there too).
-    ``warn`` receives warnings (an unwritable cache); Python's ``warnings`` by default."""
+    ``warn`` receives warnings (an unwritable cache); Python's ``warnings`` by default.
+    ``engine``: what counts, "fvcore" or "dispatch" (``mbprof.analysis.counting``)."""
     memory = memory_of(with_memory, mem_dtype, chunks)
+    engine = parse_choice(engine, "engine", ENGINES)
     resolved = resolve_latency(latency)
     table = accuracy_for(accuracy)
     if not isinstance(cache_latency, bool):
@@ -377,7 +386,7 @@ def prepare_compare(
             field="cache_latency",
         )
     pool = make_executor(executor, workers, scheduler)  # last: it may connect to a cluster
-    return CompareRun(list(specs), memory, resolved, table, weights, pool, store, warn)
+    return CompareRun(list(specs), memory, resolved, table, weights, pool, store, warn, engine)
 
 
 def iter_compare(
@@ -419,7 +428,7 @@ def compare(
     ``with_memory``, ``mem_dtype``, ``chunks`` (T, None for one channel a chunk),
     ``latency`` (True for the default settings, or a ``LatencySettings``: each
     configuration also timed on this machine, as ``mbprof compare`` does by default),
-    ``accuracy`` (published top-1 joined) and ``weights``."""
+    ``accuracy`` (published top-1 joined), ``weights`` and ``engine`` (what counts)."""
     specs = make_specs(models, widths, depths, resolutions, num_classes, kwargs)
     run = prepare_compare(specs, **options)
     return run.frame(run.rows())
