@@ -9,6 +9,16 @@ other estimates (batch norm, adaptive pooling, upsampling, normalisation) go to
 concatenation, reshapes) are listed in ``uncounted_ops`` with how often they ran,
 never dropped. ``params_used`` are the parameters that inference reads
 (``mbprof.analysis.used_params``). All counts are for a batch of one image.
+
+Two engines count by these rules. "fvcore" runs fvcore itself on its ``torch.jit.trace``
+of the model (deprecated by PyTorch; fvcore's last release is from 2022). "dispatch"
+applies fvcore's default handles, re-implemented here, to the aten ops of the meta-device
+trace that the memory analysis makes anyway (``memory.trace``: a TorchDispatchMode, each op
+attributed to the module running it): it needs no TorchScript and no arithmetic. Below
+PyTorch's decompositions ``linear``, ``matmul`` and ``einsum`` are addmm / mm / bmm, batch
+and instance norm ``native_batch_norm``, adaptive pooling to 1x1 a mean: the rules read
+them so. The per-layer figures agree (tests/analysis/test_counting_engines.py); the
+unsupported ops are listed by their dispatcher names.
 """
 
 from __future__ import annotations
@@ -20,15 +30,10 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
-
-with warnings.catch_warnings():  # fvcore scripts a loss function at import: not our concern
-    warnings.simplefilter("ignore", DeprecationWarning)
-    warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.14 deprecates torch.jit.script
-    from fvcore.nn import FlopCountAnalysis
-    from fvcore.nn.jit_handles import get_shape
 
 from mbprof.analysis import used_params
 from mbprof.analysis.collector import collector_paused
@@ -54,7 +59,7 @@ def _sdpa_madds(inputs: list, outputs: list) -> int:
     """fused attention (``nn.MultiheadAttention``, ViT): q @ k^T and attention @ v, for
     q (..., L, E), k (..., S, E), v (..., S, Ev): lead x L x S x (E + Ev). fvcore has no
     handle of its own for it."""
-    query, key, value = (get_shape(inputs[i]) for i in range(3))
+    query, key, value = (inputs[i].type().sizes() for i in range(3))
     lead = 1
     for size in query[:-2]:
         lead *= size
@@ -243,6 +248,13 @@ def _graph_reads(model: nn.Module, graph: Graph) -> used_params.ParamReads:
 
 
 def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None) -> CountReport:
+    with warnings.catch_warnings():  # fvcore scripts a loss function at import: not our concern
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.14 deprecates jit.script
+        # imported here: without torch.jit's tracer the import fails, and the dispatch
+        # engine counts instead
+        from fvcore.nn import FlopCountAnalysis
+
     batch = input_shape[0]
     example = torch.zeros(input_shape)
     analysis = FlopCountAnalysis(model, example)
@@ -266,7 +278,7 @@ def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None)
 
 
 def _traced(
-    model: nn.Module, analysis: FlopCountAnalysis, input_shape: tuple[int, ...]
+    model: nn.Module, analysis: Any, input_shape: tuple[int, ...]
 ) -> tuple[dict, dict[str, tuple[int, int]], used_params.ParamReads]:
     """fvcore's trace, with the output sizes and the parameters read recorded in the same
     forward pass (a pass of their own each cost as much as the trace)."""
