@@ -173,13 +173,11 @@ def _dispatch(model: nn.Module, graph: Graph) -> tuple[dict, Counter[str]]:
     and its unsupported ops, from ``graph``."""
     first: dict[int, str] = {}
     named = {}  # the trace names a shared module by its last name, fvcore by its first
+    instance = set()
     for name, module in model.named_modules(remove_duplicate=False):
         named[name] = first.setdefault(id(module), name)
-    instance = {
-        name
-        for name, m in model.named_modules()
-        if isinstance(m, nn.modules.instancenorm._InstanceNorm)
-    }
+        if isinstance(module, nn.modules.instancenorm._InstanceNorm):
+            instance.add(named[name])
     by_module: dict[str, Counter] = {}
     uncounted: Counter[str] = Counter()
     for node in graph.nodes:
@@ -308,11 +306,11 @@ def _report(
     layers: list[LayerRow] = []
     other_by_op: Counter[str] = Counter()
     for name, module in model.named_modules():
-        held = list(module.parameters(recurse=False))
+        held = [p for p in module._parameters.values() if p is not None]  # parameters(False)
         own = dict(by_module.get(name) or {})
         if not (own or held):
             continue  # nothing counted in it or below, no parameters: no row
-        for child_name, _ in module.named_children():
+        for child_name in module._modules:
             for op, n in by_module.get(f"{name}.{child_name}" if name else child_name, {}).items():
                 own[op] = own.get(op, 0) - n
         # int(): fvcore's einsum handle counts in floats (MaxViT's attention)
