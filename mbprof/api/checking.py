@@ -27,8 +27,9 @@ from mbprof.checks.limits import Budget, Result
 from mbprof.checks.matching import check_rows, covering_rows
 from mbprof.checks.requests import Request, Settings, by_configuration, requests_for
 from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import parse_choice
 from mbprof.core.records import ModelSpec
-from mbprof.core.settings import ResolvedLatency
+from mbprof.core.settings import ENGINES, ResolvedLatency
 
 Row = dict[str, Any]
 
@@ -104,6 +105,7 @@ class CheckRun:
     results: Path | None = None
     allow_import: tuple[str, ...] = ()
     update_baseline: bool = False
+    engine: str = "fvcore"
 
     @property
     def configurations(self) -> int:
@@ -137,6 +139,7 @@ class CheckRun:
                 allow_import=self.allow_import,
                 on_phase=on_phase,
                 on_done=on_done,
+                engine=self.engine,
             )
             rows = list(fresh_of.values())
             fresh = [fresh_of[request] for request in requests_for(targets)]
@@ -183,14 +186,17 @@ def prepare_check(
     allow_import: Iterable[str] | str = (),
     update_baseline: bool = False,
     names: CheckNames = PARAMETERS,
+    engine: str = "fvcore",
 ) -> CheckRun:
     """Everything ``check`` will do, read and checked first: the budget file, the baseline
     (each saved figure a limit, with the tolerance of its group), every configuration by
     the model registry, the latency settings for this machine. A model named by an import
     path is refused, before anything is imported, unless its module is in
     ``allow_import`` (``"*"``: any). A refusal in a budget file is a ``BudgetFileError``
-    naming file and line. ``names`` says how refusals name these inputs."""
+    naming file and line. ``names`` says how refusals name these inputs. ``engine``: what
+    counts, "fvcore" or "dispatch" (``mbprof.analysis.counting``)."""
     check_inputs(budgets, baseline, update_baseline, names)
+    engine = parse_choice(engine, "engine", ENGINES)
     column_tolerances = tolerances_for(tolerances)
     allowed = parse_allow_import(allow_import, "allow_import")
     read = list(load_budgets(budgets).budgets) if budgets is not None else []
@@ -207,6 +213,7 @@ def prepare_check(
         results=None if results is None else Path(results),
         allow_import=allowed,
         update_baseline=update_baseline,
+        engine=engine,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -214,5 +215,23 @@ def test_engine_is_recorded_and_checked(run):
         "json",
     )
     assert shown.exit_code == 0, shown.stderr
-    assert json.loads(shown.stdout)  # the column rides in every row
-    assert '"engine": "dispatch"' in shown.stdout.replace('":"', '": "')
+    (row,) = json.loads(shown.stdout)["tables"]["configurations"]
+    assert (row["engine"], row["madds"]) == ("dispatch", frame["madds"].iloc[0])
+
+
+def test_the_cache_keeps_the_engines_apart():
+    from mbprof.api.cache import analysis_key
+    from mbprof.core.records import ModelSpec
+
+    spec = ModelSpec("mobilenet_v2", 0.35, resolution=(96, 96))
+    assert analysis_key(spec, None) == analysis_key(spec, None, engine="fvcore")
+    assert analysis_key(spec, None) != analysis_key(spec, None, engine="dispatch")
+
+
+def test_check_takes_the_engine():
+    from mbprof.api.checking import prepare_check
+
+    budgets = Path(__file__).parents[2] / "examples" / "budgets.toml"
+    assert prepare_check(budgets, engine="dispatch").engine == "dispatch"
+    with pytest.raises(MbprofError, match="engine"):
+        prepare_check(budgets, engine="trace")
