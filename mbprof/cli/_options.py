@@ -138,6 +138,7 @@ class Engine(str, Enum):
 ENGINE_OPTION = typer.Option(
     Engine.fvcore,
     "--engine",
+    metavar="ENGINE",
     help="What counts MAdds: fvcore (its JIT trace, the default) or dispatch (fvcore's "
     "rules on PyTorch's dispatcher, no TorchScript); the same figures. See docs/counting.md.",
 )
