@@ -37,7 +37,7 @@ from torch import nn
 
 from mbprof.analysis import used_params
 from mbprof.analysis.collector import collector_paused
-from mbprof.analysis.memory.graph import Graph
+from mbprof.analysis.memory.graph import Graph, Node
 from mbprof.analysis.memory.ops import BATCH_NORM
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, LayerRow
@@ -134,7 +134,7 @@ def _quiet_fvcore() -> Iterator[None]:
 NORMS = {"native_group_norm": ("group_norm", 1), "native_layer_norm": ("layer_norm", 2)}
 
 
-def _dispatch_cost(graph: Graph, node, instance: bool) -> tuple[str, int] | None:
+def _dispatch_cost(graph: Graph, node: Node, instance: bool) -> tuple[str, int] | None:
     """fvcore's default handle for the op of ``node`` (the meta-device trace's aten ops,
     below PyTorch's decompositions): (fvcore's op name, its count), or None for an op that
     no handle counts. ``linear``, ``matmul`` and ``einsum`` reach the dispatcher as
@@ -214,13 +214,14 @@ def count(
     """
     model = model.eval()
     notes: tuple[str, ...] = ()
+    failure = None
     if engine == "fvcore":
         try:
             return _fvcore(model, input_shape, graph)
         except (MbprofError, MemoryError):
             raise
         except Exception as exc:  # noqa: BLE001 - no tracer, or one that refuses the model
-            first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+            failure, first_line = exc, (str(exc).strip().splitlines() or [""])[0][:200]
             notes = (
                 f"counted by the dispatch engine: fvcore's tracer (torch.jit.trace) cannot "
                 f"trace {type(model).__name__} ({type(exc).__name__}: {first_line})",
@@ -228,7 +229,12 @@ def count(
     if graph is None:
         from mbprof.analysis.memory.trace import trace
 
-        graph = trace(model, (1, *input_shape[1:]))
+        try:
+            graph = trace(model, (1, *input_shape[1:]))
+        except MbprofError:
+            if failure is None:
+                raise
+            raise failure from None  # neither engine can: fvcore's reason, as before
     by_module, uncounted = _dispatch(model, graph)
     sizes = graph.leaf_output_sizes(_leaves(model))
     batch = graph.values[graph.input_value].shape[0]

@@ -170,6 +170,28 @@ def test_counts_when_the_tracer_raises(monkeypatch):
     )
 
 
+class ValueBranch(nn.Module):
+    """A forward pass that reads a tensor's value: it cannot run on the meta device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x) if x.sum().item() >= 0 else x
+
+
+def test_neither_engine_can_count(monkeypatch):
+    import fvcore.nn.jit_analysis
+
+    with pytest.raises(MbprofError, match="meta device"):
+        count(ValueBranch(), (1, 4), engine="dispatch")
+    assert count(ValueBranch(), (1, 4)).madds == 8  # fvcore's engine: 4 x 2
+    monkeypatch.setattr(fvcore.nn.jit_analysis, "_get_trace_graph", refusing_tracer)
+    with pytest.raises(RuntimeError, match="the tracer is gone"):  # fvcore's reason, as before
+        count(ValueBranch(), (1, 4))
+
+
 def test_counts_without_fvcore_importable(monkeypatch):
     """A torch without the JIT tracer: fvcore's import fails (it imports the tracer)."""
     monkeypatch.setitem(sys.modules, "fvcore.nn", None)
