@@ -6,7 +6,9 @@ resolution=CROP)``, built without weights, as a user profiling an architecture w
 beside the figures torchvision publishes with the weights (``meta["_ops"]``, GFLOPS in
 torchvision's convention = GMACs, three decimals; ``meta["num_params"]``), the
 differences, and a second, independent count: torch's FlopCounterMode on a meta-device
-model, halved. Models above ``--max-gflops`` are left out (their fvcore trace takes
+model, halved. mbprof counts with both of its engines (fvcore's, and ``engine="dispatch"``:
+fvcore's rules on PyTorch's dispatcher): the dispatch engine's MAdds, and whether its
+per-layer rows, other FLOPs and params_used are identical to fvcore's. Models above ``--max-gflops`` are left out (their fvcore trace takes
 minutes and gigabytes).
 
 Parameters match when the published count equals ``params`` or ``params_used``: the
@@ -103,6 +105,15 @@ def one(name: str, memory: bool, bench: bool) -> dict:
         seconds=round(time.perf_counter() - started, 1),
     )
     row["flop_counter_madds"] = flop_counter_madds(spec)
+    try:
+        dispatched = profile_spec(spec, with_memory=False, engine="dispatch").counts
+        row["dispatch_madds"] = dispatched.madds
+        row["engines_agree"] = all(
+            getattr(dispatched, key) == getattr(counts, key)
+            for key in ("layers", "madds", "other_flops", "other_flops_by_op", "params_used")
+        )
+    except Exception as exc:  # noqa: BLE001 - the row says why
+        row["dispatch_error"] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
     if memory:
         try:
             report = memory_spec(spec)
@@ -161,12 +172,17 @@ def verdict(row: dict) -> str:
     parts = ["MAdds ok" if madds_match(row) else "MAdds differ"]
     which = params_match(row)
     parts.append(f"params ok ({which})" if which else "params differ")
+    if "dispatch_error" in row:
+        parts.append("dispatch engine ERROR " + row["dispatch_error"])
+    else:
+        parts.append("engines' rows " + ("identical" if row.get("engines_agree") else "differ"))
     return ", ".join(parts)
 
 
 def table(rows: list[dict]) -> list[str]:
     head = (
-        "| model | crop | published GMACs | mbprof GMACs | diff | FlopCounterMode GMACs | "
+        "| model | crop | published GMACs | mbprof GMACs | diff | dispatch GMACs | "
+        "FlopCounterMode GMACs | "
         "published params | params | params_used | params diff | verdict |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -174,14 +190,17 @@ def table(rows: list[dict]) -> list[str]:
         if "error" in row:
             lines.append(
                 f"| {row['model']} | {row.get('crop', '')} | {row.get('published_gmacs', '')} "
-                f"| — | — | — | {row.get('published_params', '')} | — | — | — | {verdict(row)} |"
+                f"| — | — | — | — | {row.get('published_params', '')} | — | — | — "
+                f"| {verdict(row)} |"
             )
             continue
         gmacs = round(row["madds"] / 1e9, 3)
         which = params_match(row) or "params"
+        dispatch = f"{row['dispatch_madds'] / 1e9:.3f}" if "dispatch_madds" in row else "—"
         lines.append(
             f"| {row['model']} | {row['crop']} | {row['published_gmacs']:.3f} | {gmacs:.3f} "
-            f"| {gmacs - row['published_gmacs']:+.3f} | {row['flop_counter_madds'] / 1e9:.3f} "
+            f"| {gmacs - row['published_gmacs']:+.3f} | {dispatch} "
+            f"| {row['flop_counter_madds'] / 1e9:.3f} "
             f"| {row['published_params']:,} | {row['params']:,} | {row['params_used']:,} "
             f"| {row[which] - row['published_params']:+,} | {verdict(row)} |"
         )
@@ -218,7 +237,11 @@ def summary(rows: list[dict], skipped: int) -> str:
     )
     if used:
         text += f" ({', '.join(used)} by params_used)"
-    return text + f"; FlopCounterMode agrees with the published MAdds for {counter}."
+    agree = sum(bool(r.get("engines_agree")) for r in done)
+    return text + (
+        f"; FlopCounterMode agrees with the published MAdds for {counter}; mbprof's dispatch "
+        f"engine gives fvcore's per-layer rows exactly for {agree} of {len(done)}."
+    )
 
 
 def main() -> None:

@@ -87,6 +87,11 @@ MEASUREMENTS = {
         expect=(0, 1),  # 1 when a limit is exceeded or a timing unstable
         markdown=True,
     ),
+    "counting_speed": Measurement(
+        "python benchmarks/counting_speed.py --rounds 5",
+        "counting's CPU time: mbprof's two engines against bare fvcore, FlopCounterMode and peers",
+        stderr=False,
+    ),
     "memory_speed": Measurement(
         "python benchmarks/memory_speed.py --repeats 20",
         "how long the activation-memory analysis takes",

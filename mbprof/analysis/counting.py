@@ -9,28 +9,37 @@ other estimates (batch norm, adaptive pooling, upsampling, normalisation) go to
 concatenation, reshapes) are listed in ``uncounted_ops`` with how often they ran,
 never dropped. ``params_used`` are the parameters that inference reads
 (``mbprof.analysis.used_params``). All counts are for a batch of one image.
+
+Two engines count by these rules. "fvcore" runs fvcore itself on its ``torch.jit.trace``
+of the model (deprecated by PyTorch; fvcore's last release is from 2022). "dispatch"
+applies fvcore's default handles, re-implemented here, to the aten ops of the meta-device
+trace that the memory analysis makes anyway (``memory.trace``: a TorchDispatchMode, each op
+attributed to the module running it): it needs no TorchScript and no arithmetic. Below
+PyTorch's decompositions ``linear``, ``matmul`` and ``einsum`` are addmm / mm / bmm, batch
+and instance norm ``native_batch_norm``, adaptive pooling to 1x1 a mean: the rules read
+them so. The per-layer figures agree (tests/analysis/test_counting_engines.py); the
+unsupported ops are listed by their dispatcher names.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
 
-with warnings.catch_warnings():  # fvcore scripts a loss function at import: not our concern
-    warnings.simplefilter("ignore", DeprecationWarning)
-    warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.14 deprecates torch.jit.script
-    from fvcore.nn import FlopCountAnalysis
-    from fvcore.nn.jit_handles import get_shape
-
 from mbprof.analysis import used_params
 from mbprof.analysis.collector import collector_paused
-from mbprof.analysis.memory.graph import Graph
+from mbprof.analysis.memory.graph import Graph, Node
+from mbprof.analysis.memory.ops import BATCH_NORM
+from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, LayerRow
 
 FVCORE_LOGGER = "fvcore.nn.jit_analysis"
@@ -50,7 +59,7 @@ def _sdpa_madds(inputs: list, outputs: list) -> int:
     """fused attention (``nn.MultiheadAttention``, ViT): q @ k^T and attention @ v, for
     q (..., L, E), k (..., S, E), v (..., S, Ev): lead x L x S x (E + Ev). fvcore has no
     handle of its own for it."""
-    query, key, value = (get_shape(inputs[i]) for i in range(3))
+    query, key, value = (inputs[i].type().sizes() for i in range(3))
     lead = 1
     for size in query[:-2]:
         lead *= size
@@ -121,20 +130,135 @@ def _quiet_fvcore() -> Iterator[None]:
         logger.setLevel(before)
 
 
+# Norms' op names as fvcore's handles name them, from the ops the dispatcher sees.
+NORMS = {"native_group_norm": ("group_norm", 1), "native_layer_norm": ("layer_norm", 2)}
+
+
+def _dispatch_cost(graph: Graph, node: Node, instance: bool) -> tuple[str, int] | None:
+    """fvcore's default handle for the op of ``node`` (the meta-device trace's aten ops,
+    below PyTorch's decompositions): (fvcore's op name, its count), or None for an op that
+    no handle counts. ``linear``, ``matmul`` and ``einsum`` reach the dispatcher as
+    addmm / mm / bmm, whose multiply-adds are theirs; adaptive average pooling to 1x1 as a
+    mean over dims (-1, -2) with keepdim; instance norm as batch norm (``instance``: the
+    module running it is an instance norm)."""
+    shape = [graph.values[v].shape for v in node.inputs]
+    name, args = node.name, node.args
+    if node.conv is not None:
+        spatial = shape[0] if node.conv.transposed else graph.values[node.outputs[0]].shape
+        return "conv", shape[0][0] * math.prod(shape[1]) * math.prod(spatial[2:])
+    if name in ("addmm", "mm", "bmm"):
+        a, b = shape[-2:]
+        return name, math.prod(a) * b[-1]
+    if name in BATCH_NORM:  # fvcore: 2 (1 without affine) per element in eval, else 5 (4)
+        affine = args[1] is ...
+        if instance or next((a for a in args if isinstance(a, bool)), False):
+            return "instance_norm" if instance else "batch_norm", (4 + affine) * math.prod(shape[0])
+        return "batch_norm", (1 + affine) * math.prod(shape[0])
+    if name in NORMS:
+        op, weight = NORMS[name]
+        return op, (4 + (args[weight] is ...)) * math.prod(shape[0])
+    if name in ("_adaptive_avg_pool2d", "mean") and (
+        name != "mean" or args[1:] == ([-1, -2], True)
+    ):
+        return "adaptive_avg_pool2d", math.prod(shape[0])
+    scale = {"upsample_nearest2d": 1, "upsample_bilinear2d": 4, "grid_sampler_2d": 4}.get(name)
+    if scale:
+        op = "grid_sampler" if name == "grid_sampler_2d" else name
+        return op, scale * math.prod(graph.values[node.outputs[0]].shape)
+    return None
+
+
+def _dispatch(model: nn.Module, graph: Graph) -> tuple[dict, Counter[str]]:
+    """fvcore's ``by_module_and_operator`` (each module's counts, its descendants' included)
+    and its unsupported ops, from ``graph``."""
+    first: dict[int, str] = {}
+    named = {}  # the trace names a shared module by its last name, fvcore by its first
+    instance = set()
+    for name, module in model.named_modules(remove_duplicate=False):
+        named[name] = first.setdefault(id(module), name)
+        if isinstance(module, nn.modules.instancenorm._InstanceNorm):
+            instance.add(named[name])
+    by_module: dict[str, Counter] = {}
+    uncounted: Counter[str] = Counter()
+    for node in graph.nodes:
+        path = named.get(node.module, node.module)
+        cost = _dispatch_cost(graph, node, path in instance)
+        if cost is None:
+            if node.name != "empty":  # batch norm's decomposition allocates: not the model's op
+                uncounted[f"aten::{node.name}"] += 1
+            continue
+        parts = path.split(".") if path else []
+        for depth in range(len(parts) + 1):
+            by_module.setdefault(".".join(parts[:depth]), Counter())[cost[0]] += cost[1]
+    return by_module, uncounted
+
+
 @collector_paused()
 def count(
-    model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None = None
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    graph: Graph | None = None,
+    engine: str = "fvcore",
 ) -> CountReport:
     """Count MAdds and params of ``model`` for one input of ``input_shape`` (N, C, H, W).
 
-    The model is traced with fvcore on the CPU in float32; counts are scaled to
-    batch 1 whatever N is given. Each row of ``layers`` holds the ops a module ran
-    itself (a parent's row holds only the functional ops in its own ``forward``), so
+    ``engine`` "fvcore": the model is traced with fvcore (``torch.jit.trace``) on the CPU
+    in float32; "dispatch": fvcore's rules applied to the aten ops of a meta-device trace
+    (``graph`` when given), which needs no TorchScript. fvcore's engine hands over to the
+    dispatch engine, with a note, where its tracer is missing or refuses the model. Counts
+    are scaled to batch 1 whatever N is given. Each row of ``layers`` holds the ops a module
+    ran itself (a parent's row holds only the functional ops in its own ``forward``), so
     the rows sum to the totals. ``graph``: the memory analysis' meta-device trace of the
     same model and resolution, when the caller has one: the output sizes and the
     parameters read come from it, and fvcore's trace runs without hooks or a recorder.
     """
     model = model.eval()
+    notes: tuple[str, ...] = ()
+    failure = None
+    if engine == "fvcore":
+        try:
+            return _fvcore(model, input_shape, graph)
+        except (MbprofError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - no tracer, or one that refuses the model
+            failure, first_line = exc, (str(exc).strip().splitlines() or [""])[0][:200]
+            notes = (
+                f"counted by the dispatch engine: fvcore's tracer (torch.jit.trace) cannot "
+                f"trace {type(model).__name__} ({type(exc).__name__}: {first_line})",
+            )
+    if graph is None:
+        from mbprof.analysis.memory.trace import trace
+
+        try:
+            graph = trace(model, (1, *input_shape[1:]))
+        except MbprofError:
+            if failure is None:
+                raise
+            raise failure from None  # neither engine can: fvcore's reason, as before
+    by_module, uncounted = _dispatch(model, graph)
+    sizes = graph.leaf_output_sizes(_leaves(model))
+    batch = graph.values[graph.input_value].shape[0]
+    report = _report(model, batch, by_module, sizes, _graph_reads(model, graph), uncounted)
+    return replace(report, engine="dispatch", notes=notes + report.notes)
+
+
+def _leaves(model: nn.Module) -> set[str]:
+    return {name for name, m in model.named_modules() if next(m.children(), None) is None}
+
+
+def _graph_reads(model: nn.Module, graph: Graph) -> used_params.ParamReads:
+    read = frozenset(id(p) for name, p in model.named_parameters() if name in graph.params_read)
+    return used_params.ParamReads(read, on_meta=True)
+
+
+def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None) -> CountReport:
+    with warnings.catch_warnings():  # fvcore scripts a loss function at import: not our concern
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.14 deprecates jit.script
+        # imported here: without torch.jit's tracer the import fails, and the dispatch
+        # engine counts instead
+        from fvcore.nn import FlopCountAnalysis
+
     batch = input_shape[0]
     example = torch.zeros(input_shape)
     analysis = FlopCountAnalysis(model, example)
@@ -148,10 +272,8 @@ def count(
     if graph is not None:
         with _quiet_fvcore():
             by_module = analysis.by_module_and_operator()  # fvcore traces the model here
-        leaves = {name for name, m in model.named_modules() if next(m.children(), None) is None}
-        sizes = graph.leaf_output_sizes(leaves)
-        read = frozenset(id(p) for name, p in model.named_parameters() if name in graph.params_read)
-        reads = used_params.ParamReads(read, on_meta=True)
+        sizes = graph.leaf_output_sizes(_leaves(model))
+        reads = _graph_reads(model, graph)
     else:
         by_module, sizes, reads = _traced(model, analysis, input_shape)
     unsupported = analysis.unsupported_ops()
@@ -160,7 +282,7 @@ def count(
 
 
 def _traced(
-    model: nn.Module, analysis: FlopCountAnalysis, input_shape: tuple[int, ...]
+    model: nn.Module, analysis: Any, input_shape: tuple[int, ...]
 ) -> tuple[dict, dict[str, tuple[int, int]], used_params.ParamReads]:
     """fvcore's trace, with the output sizes and the parameters read recorded in the same
     forward pass (a pass of their own each cost as much as the trace)."""
@@ -190,11 +312,11 @@ def _report(
     layers: list[LayerRow] = []
     other_by_op: Counter[str] = Counter()
     for name, module in model.named_modules():
-        held = list(module.parameters(recurse=False))
+        held = [p for p in module._parameters.values() if p is not None]  # parameters(False)
         own = dict(by_module.get(name) or {})
         if not (own or held):
             continue  # nothing counted in it or below, no parameters: no row
-        for child_name, _ in module.named_children():
+        for child_name in module._modules:
             for op, n in by_module.get(f"{name}.{child_name}" if name else child_name, {}).items():
                 own[op] = own.get(op, 0) - n
         # int(): fvcore's einsum handle counts in floats (MaxViT's attention)

@@ -37,6 +37,7 @@ class AnalysisTask:
     memory: MemorySettings | None
     weights: str | Path | None = None
     registration: ModelInfo | None = None
+    engine: str = "fvcore"
 
 
 def analyse(
@@ -47,7 +48,13 @@ def analyse(
     code that computed them (``api.cache.code_versions``)."""
     if task.registration is not None:
         _register_here(task.registration)
-    rows = measure_rows(task.spec, [(task.memory, None)], weights=task.weights, on_phase=on_phase)
+    rows = measure_rows(
+        task.spec,
+        [(task.memory, None)],
+        weights=task.weights,
+        on_phase=on_phase,
+        engine=task.engine,
+    )
     return rows[0], code_versions()
 
 
@@ -104,11 +111,13 @@ def analysed_rows(
     on_start: Callable[[ModelSpec], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
     warn: Callable[[str], None] = lambda _text: None,
+    engine: str = "fvcore",
 ) -> Iterator[dict[str, Any]]:
     """Each configuration's counts and memory (``memory`` None: counts only), in the order
     of ``specs``, from ``cache`` under ``keys`` (one per spec, None: not cached) or from
     ``executor`` (None: this process). A row computed anew is stored in the cache unless
-    the worker ran other code than this process (then ``warn`` says so, once). Ctrl-C
+    the worker ran other code than this process (then ``warn`` says so, once). ``engine``
+    counts (``mbprof.analysis.counting.count``'s). Ctrl-C
     stops the workers and yields every row finished so far (those finished out of order
     too), in the sweep's order, before it is raised."""
     done: dict[int, dict[str, Any]] = {}
@@ -130,11 +139,13 @@ def analysed_rows(
         started.add(index)
         if on_start is not None:
             on_start(specs[index])
-        return analyse(AnalysisTask(specs[index], memory, weights), on_phase)
+        return analyse(AnalysisTask(specs[index], memory, weights, engine=engine), on_phase)
 
     tasks: list[Any] = list(range(len(todo)))
     if not here:
-        tasks = [AnalysisTask(specs[i], memory, weights, _registration(specs[i])) for i in todo]
+        tasks = [
+            AnalysisTask(specs[i], memory, weights, _registration(specs[i]), engine) for i in todo
+        ]
     waiting = 0  # the first row not yet handed on
 
     def ready(every: bool = False) -> Iterator[dict[str, Any]]:

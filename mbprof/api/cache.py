@@ -3,12 +3,12 @@ that can change it, so that a repeated sweep answers without building a model.
 
 Counts and memory figures are deterministic: their key is the configuration (model, width,
 depth, resolution, classes, builder arguments), the memory settings, the weights file's
-content, and the code that computes them (mbprof's version and a digest of its source,
-torch's and fvcore's versions, Python's, and for a model outside mbprof the content of the
-files of its module's package; an ``nn.Module`` instance given from Python is never
-cached: no file holds its code). A latency is not deterministic: it is cached only when
-asked (``latency=True``), under that key plus the latency settings and the whole
-environment of the run (machine, CPU, device, threads, backend and its version).
+content, the counting engine, and the code that computes them (mbprof's version and a
+digest of its source, torch's and fvcore's versions, Python's, and for a model outside
+mbprof the content of the files of its module's package; an ``nn.Module`` instance given
+from Python is never cached: no file holds its code). A latency is not deterministic: it
+is cached only when asked (``latency=True``), under that key plus the latency settings and
+the whole environment of the run (machine, CPU, device, threads, backend and its version).
 
 Entries are JSON files in ``<cache_dir()>/results/`` named by the key's SHA-256, written
 whole (``core.files.write_atomic``). An entry that does not read back as a row with the
@@ -148,11 +148,14 @@ def _file_digest(path: str) -> str:
 
 
 def analysis_key(
-    spec: ModelSpec, memory: MemorySettings | None, weights: str | Path | None = None
+    spec: ModelSpec,
+    memory: MemorySettings | None,
+    weights: str | Path | None = None,
+    engine: str = "fvcore",
 ) -> dict[str, Any] | None:
-    """The key of a configuration's counts and memory figures, or None when the row cannot
-    be cached (builder arguments that are not plain values, a model whose code has no file,
-    a weights file that cannot be read)."""
+    """The key of a configuration's counts (by ``engine``) and memory figures, or None
+    when the row cannot be cached (builder arguments that are not plain values, a model
+    whose code has no file, a weights file that cannot be read)."""
     if not all(isinstance(value, _PLAIN) for _, value in spec.kwargs):
         return None
     code = _model_code(spec)
@@ -177,6 +180,7 @@ def analysis_key(
         },
         "memory": None if memory is None else {"dtype": memory.dtype, "chunks": memory.chunks},
         "weights": weights_key,
+        "engine": engine,
         "model_code": code,
         "versions": code_versions(),
     }

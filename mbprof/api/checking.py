@@ -27,8 +27,9 @@ from mbprof.checks.limits import Budget, Result
 from mbprof.checks.matching import check_rows, covering_rows
 from mbprof.checks.requests import Request, Settings, by_configuration, requests_for
 from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import parse_choice
 from mbprof.core.records import ModelSpec
-from mbprof.core.settings import ResolvedLatency
+from mbprof.core.settings import ENGINES, ResolvedLatency
 
 Row = dict[str, Any]
 
@@ -104,6 +105,7 @@ class CheckRun:
     results: Path | None = None
     allow_import: tuple[str, ...] = ()
     update_baseline: bool = False
+    engine: str = "fvcore"
 
     @property
     def configurations(self) -> int:
@@ -137,6 +139,7 @@ class CheckRun:
                 allow_import=self.allow_import,
                 on_phase=on_phase,
                 on_done=on_done,
+                engine=self.engine,
             )
             rows = list(fresh_of.values())
             fresh = [fresh_of[request] for request in requests_for(targets)]
@@ -184,6 +187,7 @@ def prepare_check(
     update_baseline: bool = False,
     names: CheckNames = PARAMETERS,
     modules: Any = (),
+    engine: str = "fvcore",
 ) -> CheckRun:
     """Everything ``check`` will do, read and checked first: the budget file, the baseline
     (each saved figure a limit, with the tolerance of its group), every configuration by
@@ -192,9 +196,11 @@ def prepare_check(
     ``allow_import`` (``"*"``: any). A refusal in a budget file is a ``BudgetFileError``
     naming file and line. ``names`` says how refusals name these inputs. ``modules``: the
     ``nn.Module`` instances that the budget file names by their labels (a dict of label to
-    module, or modules labelled by their class names)."""
+    module, or modules labelled by their class names). ``engine``: what counts, "fvcore" or
+    "dispatch" (``mbprof.analysis.counting``)."""
     check_inputs(budgets, baseline, update_baseline, names)
     _hold(modules)
+    engine = parse_choice(engine, "engine", ENGINES)
     column_tolerances = tolerances_for(tolerances)
     allowed = parse_allow_import(allow_import, "allow_import")
     read = list(load_budgets(budgets).budgets) if budgets is not None else []
@@ -211,6 +217,7 @@ def prepare_check(
         results=None if results is None else Path(results),
         allow_import=allowed,
         update_baseline=update_baseline,
+        engine=engine,
     )
 
 

@@ -83,6 +83,7 @@ def measure_requests(
     allow_import: Iterable[str] = (),
     on_phase: Callable[[str], None] | None = None,
     on_done: Callable[[list[dict[str, Any]]], None] | None = None,
+    engine: str = "fvcore",
 ) -> dict[Request, dict[str, Any]]:
     """One row per request. ``latency`` maps each request's latency settings to settings
     resolved by ``resolve_latency_limits`` (resolved here when not given). A model given
@@ -91,7 +92,7 @@ def measure_requests(
     configuration, ``on_phase(text)`` as its work moves on. Bad settings
     (``MbprofError``) stop everything; a failure of one configuration (a model that
     cannot run) is written in its row's ``error`` column, and the limits that needed its
-    figures are reported as errors."""
+    figures are reported as errors. ``engine`` counts (``measure_rows``')."""
     allowed = parse_allow_import(allow_import)
     for request in requests:  # all of them, before the first is built
         reason = import_refusal(request.spec.model, "budget or results file", allowed)
@@ -113,7 +114,9 @@ def measure_requests(
                     **latency_kwargs(request.latency)
                 )
             asked.append((memory, settings))
-        measured = measure_rows(spec, asked, on_phase=on_phase, stop_on=(MbprofError, UserCodeExit))
+        measured = measure_rows(
+            spec, asked, on_phase=on_phase, stop_on=(MbprofError, UserCodeExit), engine=engine
+        )
         rows.update(zip(mine, measured, strict=True))
         if on_done is not None:
             on_done(measured)

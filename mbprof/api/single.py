@@ -24,7 +24,7 @@ from mbprof.api.building import (
 from mbprof.api.inputs import make_spec, memory_of, resolve_latency
 from mbprof.core.errors import MbprofError, ResourceError
 from mbprof.core.interrupts import UserCodeExit
-from mbprof.core.parsing import MAX_BATCH, parse_int
+from mbprof.core.parsing import MAX_BATCH, parse_choice, parse_int
 from mbprof.core.records import (
     BenchResult,
     CountReport,
@@ -34,6 +34,7 @@ from mbprof.core.records import (
     Profile,
 )
 from mbprof.core.settings import (
+    ENGINES,
     LatencySettings,
     MemorySettings,
     ResolvedLatency,
@@ -81,13 +82,14 @@ def measure(
     batch: int = 1,
     say: Callable[[str], None] = _quiet,
     stop_on: tuple[type[BaseException], ...] = (),
+    engine: str = "fvcore",
 ) -> Measured:
     """What ``profile`` and a sweep's row measure: the model of ``spec`` built once
     (guarded for ``batch`` images), traced once on the meta device (mbprof's own models:
     the trace that sized them; others: the first memory analysis' trace), that trace read
     by the memory analysis with each of ``memories`` and by the counting. A memory analysis
     that fails with one of ``ROW_FAILURES`` is kept as its failure, unless it is one of
-    ``stop_on``; a failure to build or count is raised."""
+    ``stop_on``; a failure to build or count is raised. ``engine`` counts (``count``'s)."""
     from mbprof.analysis.counting import count
     from mbprof.analysis.memory import analyze
 
@@ -107,7 +109,7 @@ def measure(
                 raise
             reports[memory] = exc
     with running(spec, "counting its MAdds"):
-        counts = count(built.model, spec.input_shape(), graph)
+        counts = count(built.model, spec.input_shape(), graph, engine)
     return Measured(built, counts, reports, graph)
 
 
@@ -118,15 +120,20 @@ def profile_spec(
     with_memory: bool = True,
     mem_dtype: str | MemorySettings = "fp16",
     chunks: int | str | None = None,
+    engine: str = "fvcore",
 ) -> Profile:
     """Build the model of ``spec`` once, count its MAdds and parameters (and its FLOPs in
     the 2-per-multiply-add convention, ``mbprof.analysis.flops``) and (``with_memory``)
     analyse its activation memory in ``mem_dtype`` with T = ``chunks`` (None: one channel
-    a chunk), all from one meta-device trace (``measure``)."""
+    a chunk), all from one meta-device trace (``measure``). ``engine``: what counts,
+    "fvcore" or "dispatch" (``mbprof.analysis.counting``)."""
     from mbprof.analysis.flops import count_flops
 
     memory = memory_of(with_memory, mem_dtype, chunks)
-    measured = measure(spec, [memory] if memory else [], weights=weights, stop_on=ROW_FAILURES)
+    engine = parse_choice(engine, "engine", ENGINES)
+    measured = measure(
+        spec, [memory] if memory else [], weights=weights, stop_on=ROW_FAILURES, engine=engine
+    )
     counts = measured.counts
     try:  # the 2-per-multiply-add FLOPs, from the same trace as the memory analysis
         flops = count_flops(measured.built.model, spec.input_shape(), measured.graph)
@@ -143,18 +150,22 @@ def measure_rows(
     weights: str | Path | None = None,
     on_phase: Callable[[str], None] | None = None,
     stop_on: tuple[type[BaseException], ...] = (),
+    engine: str = "fvcore",
 ) -> list[dict[str, Any]]:
     """One row per (memory settings, latency settings) request of one configuration, the
     model built, traced and counted once for all of them (``measure``). A configuration
     that does not fit or fails to run gets an ``error`` in every row (or in the row whose
     memory or latency failed), unless its failure is one of ``stop_on``, which is raised
-    (``check`` stops on a model that cannot be measured rather than judging it)."""
+    (``check`` stops on a model that cannot be measured rather than judging it).
+    ``engine`` counts (``count``'s)."""
     say = on_phase or _quiet
     base = identity_row(spec)
     batch = max([latency.batch for _, latency in requests if latency is not None] or [1])
     memories = [memory for memory, _ in requests if memory is not None]
     try:
-        measured = measure(spec, memories, weights=weights, batch=batch, say=say, stop_on=stop_on)
+        measured = measure(
+            spec, memories, weights=weights, batch=batch, say=say, stop_on=stop_on, engine=engine
+        )
     except ROW_FAILURES as exc:
         if isinstance(exc, stop_on):
             raise

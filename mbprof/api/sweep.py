@@ -31,8 +31,9 @@ from mbprof.api.executors import DaskPool, InProcess, LocalPool, make_executor
 from mbprof.api.inputs import Resolution, make_specs, memory_of, resolve_latency
 from mbprof.api.single import ROW_FAILURES
 from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import parse_choice
 from mbprof.core.records import ModelSpec
-from mbprof.core.settings import LatencySettings, MemorySettings, ResolvedLatency
+from mbprof.core.settings import ENGINES, LatencySettings, MemorySettings, ResolvedLatency
 from mbprof.frame.rows import failure_text
 
 if TYPE_CHECKING:
@@ -150,6 +151,7 @@ class CompareRun:
     executor: InProcess | LocalPool | DaskPool | None = None
     cache: ResultCache | None = None
     warn: Callable[[str], None] | None = None
+    engine: str = "fvcore"
     _warned: set[str] = field(default_factory=set, repr=False)
 
     def rows(
@@ -177,7 +179,9 @@ class CompareRun:
         )
 
     def _key(self, spec: ModelSpec) -> dict[str, Any] | None:
-        return None if self.cache is None else analysis_key(spec, self.memory, self.weights)
+        if self.cache is None:
+            return None
+        return analysis_key(spec, self.memory, self.weights, self.engine)
 
     def _say(self, text: str) -> None:
         if text not in self._warned:
@@ -201,6 +205,7 @@ class CompareRun:
             on_start=on_start,
             on_phase=on_phase,
             warn=self._say,
+            engine=self.engine,
         )
 
     def frame(self, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -230,6 +235,7 @@ def prepare_compare(
     cache: bool | str | Path = False,
     cache_latency: bool = False,
     warn: Callable[[str], None] | None = None,
+    engine: str = "fvcore",
 ) -> CompareRun:
     """Everything ``compare`` will do with the configurations ``specs`` (from
     ``make_specs``), checked first: memory and latency settings (resolved for this machine),
@@ -238,8 +244,10 @@ def prepare_compare(
     processes, None for the cores available, 1 for this process; or "dask" on the cluster
     whose ``scheduler`` address is given, connected to now) and the result cache (True:
     ``cache_dir()``; a folder; False: none; ``cache_latency`` keeps timings there too).
-    ``warn`` receives warnings (an unwritable cache); Python's ``warnings`` by default."""
+    ``warn`` receives warnings (an unwritable cache); Python's ``warnings`` by default.
+    ``engine``: what counts, "fvcore" or "dispatch" (``mbprof.analysis.counting``)."""
     memory = memory_of(with_memory, mem_dtype, chunks)
+    engine = parse_choice(engine, "engine", ENGINES)
     resolved = resolve_latency(latency)
     table = accuracy_for(accuracy)
     if not isinstance(cache_latency, bool):
@@ -255,7 +263,7 @@ def prepare_compare(
             field="cache_latency",
         )
     pool = make_executor(executor, workers, scheduler)  # last: it may connect to a cluster
-    return CompareRun(list(specs), memory, resolved, table, weights, pool, store, warn)
+    return CompareRun(list(specs), memory, resolved, table, weights, pool, store, warn, engine)
 
 
 def iter_compare(
@@ -297,7 +305,7 @@ def compare(
     ``with_memory``, ``mem_dtype``, ``chunks`` (T, None for one channel a chunk),
     ``latency`` (True for the default settings, or a ``LatencySettings``: each
     configuration also timed on this machine, as ``mbprof compare`` does by default),
-    ``accuracy`` (published top-1 joined) and ``weights``."""
+    ``accuracy`` (published top-1 joined), ``weights`` and ``engine`` (what counts)."""
     specs = make_specs(models, widths, depths, resolutions, num_classes, kwargs)
     run = prepare_compare(specs, **options)
     return run.frame(run.rows())

@@ -128,6 +128,20 @@ config_options = option_group(
     },
     _config,
 )
+
+
+class Engine(str, Enum):
+    fvcore = "fvcore"
+    dispatch = "dispatch"
+
+
+ENGINE_OPTION = typer.Option(
+    Engine.fvcore,
+    "--engine",
+    metavar="ENGINE",
+    help="What counts MAdds: fvcore (its JIT trace, the default) or dispatch (fvcore's "
+    "rules on PyTorch's dispatcher, no TorchScript); the same figures. See docs/counting.md.",
+)
 WEIGHTS_OPTION = typer.Option(
     None,
     "--weights",

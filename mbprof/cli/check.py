@@ -10,7 +10,7 @@ import typer
 
 from mbprof.cli._app import app, results_stream
 from mbprof.cli._common import check_output, check_outputs
-from mbprof.cli._options import OUTPUT_OPTION, OutputFormat, file_option
+from mbprof.cli._options import ENGINE_OPTION, OUTPUT_OPTION, Engine, OutputFormat, file_option
 
 EXIT_EXCEEDED = 1
 
@@ -69,6 +69,7 @@ def check_command(
         "neither held nor exceeded), with a warning, instead of failing.",
     ),
     output: Path | None = OUTPUT_OPTION,
+    engine: Engine = ENGINE_OPTION,
 ) -> None:
     """Check limits on MAdds, params, peak memory and latency; exit 1 when one is exceeded.
 
@@ -103,6 +104,7 @@ def check_command(
             allow_import=allowed,
             update_baseline=update_baseline,
             names=names,
+            engine=engine.value,
         )
     except BudgetFileError as exc:
         if fmt is CheckFormat.github:

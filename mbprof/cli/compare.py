@@ -11,6 +11,8 @@ from mbprof.cli._common import check_output, check_outputs, render
 from mbprof.cli._options import (
     ARG_OPTION,
     CLASSES_OPTION,
+    ENGINE_OPTION,
+    Engine,
     Output,
     OutputFormat,
     file_option,
@@ -48,6 +50,7 @@ def compare_command(
     ),
     classes: str = CLASSES_OPTION,
     arg: list[str] | None = ARG_OPTION,
+    engine: Engine = ENGINE_OPTION,
     csv: Path | None = file_option("--csv", "Also write the table as CSV."),
     json: Path | None = file_option("--json", "Also write the table as JSON."),
     markdown: Path | None = file_option("--markdown", "Also write the table as Markdown."),
@@ -157,6 +160,7 @@ def compare_command(
         latency=False if no_latency else latency,
         accuracy=accuracy if accuracy is not None else True,
         warn=_warn,
+        engine=engine.value,
         **pool,
     )
     if plot is not None:

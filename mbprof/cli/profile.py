@@ -8,7 +8,14 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app
-from mbprof.cli._options import WEIGHTS_OPTION, Output, config_options, output_options
+from mbprof.cli._options import (
+    ENGINE_OPTION,
+    WEIGHTS_OPTION,
+    Engine,
+    Output,
+    config_options,
+    output_options,
+)
 
 
 class Grouping(str, Enum):
@@ -28,6 +35,7 @@ def profile_command(
     *,
     config: dict,
     weights: Path | None = WEIGHTS_OPTION,
+    engine: Engine = ENGINE_OPTION,
     by: Grouping = typer.Option(
         Grouping.layer,
         "--by",
@@ -57,4 +65,6 @@ def profile_command(
     from mbprof.render.profile_view import profile_document
 
     spec = make_spec(model, **config)
-    out.emit(profile_document(profile_spec(spec, weights=weights), grouping, depth))
+    out.emit(
+        profile_document(profile_spec(spec, weights=weights, engine=engine.value), grouping, depth)
+    )

@@ -103,6 +103,8 @@ class CountReport:
                   reads, such as auxiliary classifiers. None: not counted.
     notes:        what a reader of the counts should know (parameters never read, a
                   forward pass that branches on tensor values).
+    engine:       what counted: "fvcore" (its JIT trace) or "dispatch" (fvcore's rules on
+                  the aten ops of a meta-device trace; ``mbprof.analysis.counting``).
     """
 
     madds: int
@@ -113,6 +115,7 @@ class CountReport:
     uncounted_ops: Mapping[str, int] = field(default_factory=_frozen)
     params_used: int | None = None
     notes: tuple[str, ...] = ()
+    engine: str = "fvcore"
 
 
 @dataclass(frozen=True)

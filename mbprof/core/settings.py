@@ -36,6 +36,9 @@ MEM_DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4, "int8": 1}
 MEM_DTYPES = tuple(MEM_DTYPE_BYTES)
 MEM_MODES = ("materialized", "efficient")
 CHUNKS_PER_CHANNEL = "channel"
+# What counts MAdds (``mbprof.analysis.counting``): fvcore's JIT trace, or the same rules on
+# the aten ops of the meta-device trace.
+ENGINES = ("fvcore", "dispatch")
 
 
 # --------------------------------------------------------------------------- memory

@@ -45,6 +45,12 @@ COLUMNS: dict[str, Column] = {
         "fvcore's element-wise estimates for batch norm, pooling, upsampling and "
         "normalisation, batch 1; not part of MAdds",
     ),
+    "engine": Column(
+        "Engine",
+        "text",
+        "what counted madds and other_flops: fvcore (its JIT trace) or dispatch (fvcore's "
+        "rules on the aten ops of a meta-device trace); the same figures either way",
+    ),
     # Latency (mbprof.analysis.latency): measured on this machine, see the environment columns.
     "latency_ms": Column(
         "Latency (ms)",

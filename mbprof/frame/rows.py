@@ -188,6 +188,7 @@ def count_columns(counts: CountReport, notes: tuple[str, ...] = ()) -> dict[str,
     the parameters its inference reads, and (when there are any) ``notes`` on how it was
     built and sized, then the counts' own, in one cell."""
     row = {"madds": counts.madds, "params": counts.params, "other_flops": counts.other_flops}
+    row["engine"] = counts.engine
     if counts.params_used is not None:
         row["params_used"] = counts.params_used
     if notes or counts.notes:

@@ -205,7 +205,8 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         table = grouped_table(counts.layers, by, max_depth)
     notes = [
         "MAdds: multiply-accumulates of convolutions and fully connected layers, counted by "
-        "fvcore for one image (the papers' convention).",
+        + ("fvcore" if counts.engine == "fvcore" else "fvcore's rules on PyTorch's dispatcher")
+        + " for one image (the papers' convention).",
         "Not counted (no cost estimate): " + (_ops_text(counts.uncounted_ops) or "none") + ".",
         *(note if note.endswith(".") else f"{note}." for note in result.notes),
     ]

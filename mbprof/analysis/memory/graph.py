@@ -68,6 +68,9 @@ class Node:
     outputs: tuple[int, ...]
     pointwise: bool
     conv: Conv | None = None
+    # the arguments (a tensor's place holds ...) of the ops whose count reads more than
+    # shapes (``ops.ARGS_KEPT``: batch norm's ``training``, mean's dims), else ()
+    args: tuple = ()
 
     @property
     def label(self) -> str:

@@ -24,6 +24,10 @@ BATCH_NORM = frozenset(
         "_batch_norm_impl_index",
     }
 )
+# Ops whose arguments other than tensors the trace keeps (``Node.args``): the dispatch
+# counting engine (``analysis.counting``) tells batch norm in eval mode from batch statistics,
+# an affine norm from a plain one and adaptive pooling's mean from a user's by them.
+ARGS_KEPT = BATCH_NORM | {"native_group_norm", "native_layer_norm", "mean"}
 CONV = frozenset({"convolution", "_convolution", "conv2d", "conv1d", "conv3d"})
 PAD = frozenset({"constant_pad_nd", "reflection_pad2d", "replication_pad2d", "pad"})
 ALIAS = frozenset(

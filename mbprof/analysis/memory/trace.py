@@ -12,7 +12,7 @@ from torch.utils._pytree import tree_flatten
 
 from mbprof.analysis.collector import collector_paused
 from mbprof.analysis.memory.graph import ACT, CONST, INPUT, PARAM, Buffer, Conv, Graph, Node, Value
-from mbprof.analysis.memory.ops import CONV, op_info, shortcut
+from mbprof.analysis.memory.ops import ARGS_KEPT, CONV, op_info, shortcut
 from mbprof.core.errors import MbprofError
 
 
@@ -90,6 +90,9 @@ class _Builder:
                 outputs=tuple(outputs),
                 pointwise=pointwise,
                 conv=conv_info(name, args, kwargs),
+                args=tuple(... if isinstance(a, torch.Tensor) else a for a in args)
+                if name in ARGS_KEPT
+                else (),
             )
         )
 
