@@ -114,9 +114,7 @@ def read_side(payload: dict[str, Any], where: str) -> Side:
     if not isinstance(tables, dict) or not tables:
         raise MbprofError(f"{where} is not an mbprof JSON result (no 'tables')")
     facts = payload.get("facts") or {}
-    rows = tables.get("latency") or (
-        [] if "layers" in tables else next(iter(tables.values()))
-    )
+    rows = tables.get("latency") or ([] if "layers" in tables else next(iter(tables.values())))
     if len(rows) > 1:
         raise MbprofError(
             f"{where} holds {len(rows)} configurations; diff takes one a side "

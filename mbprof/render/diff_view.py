@@ -48,8 +48,7 @@ def _deltas(frame, keys: dict[str, str]) -> Table:
         frame=frame,
         headers={**keys, **{f"{k}_delta": f"Δ {NAMES.get(k, k)}" for k in figures}},
         kinds={**{k: "text" for k in keys}, **{f"{k}_delta": "delta" for k in figures}},
-        hidden_in_text=tuple(
-k for k in frame.columns if k.endswith(("_before", "_after"))),
+        hidden_in_text=tuple(k for k in frame.columns if k.endswith(("_before", "_after"))),
     )
 
 
