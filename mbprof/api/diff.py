@@ -256,7 +256,7 @@ def _settings_warning(before: Side, after: Side) -> tuple[str, ...]:
     if not differ:
         return ()
     return (
-        f"{before.label} and {after.label} were not measured alike: "
+        "before and after were not measured alike: "
         + ", ".join(differ)
         + "; their differences mix the change with the settings",
     )

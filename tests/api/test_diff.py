@@ -40,7 +40,9 @@ def test_diff_of_files_sums_per_layer_to_the_totals_and_matches_the_published_ma
     assert set(result.layers["match"]) == {"path"}
     for figure in ("params", "madds", "other_flops"):
         total = _total(result, figure)  # the profiles' own totals, not a sum of rows
-        assert result.layers[f"{figure}_delta"].sum() == total["delta"] == total.after - total.before
+        assert (
+            result.layers[f"{figure}_delta"].sum() == total["delta"] == total.after - total.before
+        )
     # TF-Slim's checkpoint table: 154M MACs at 1.0@160, 107M at 0.75@160 (rounded to 1M).
     assert abs(_total(result, "madds")["delta"] / 1e6 - (107 - 154)) <= 1
     memory = result.memory.set_index("size")
@@ -62,7 +64,9 @@ def test_diff_of_configurations_equals_the_diff_of_their_files(widths_160, run):
 
 
 def test_rows_whose_paths_differ_are_matched_by_structure_and_still_sum():
-    result = diff(make_spec("mobilenet_v1", resolution=64), make_spec("mobilenet_v2", resolution=64))
+    result = diff(
+        make_spec("mobilenet_v1", resolution=64), make_spec("mobilenet_v2", resolution=64)
+    )
     how = set(result.layers["match"])
     assert "structure" in how and "after only" in how  # v2 has more layers than v1
     structure = result.layers[result.layers["match"] == "structure"]
