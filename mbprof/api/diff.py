@@ -113,6 +113,10 @@ def read_side(payload: dict[str, Any], where: str) -> Side:
     tables = payload.get("tables") if isinstance(payload, dict) else None
     if not isinstance(tables, dict) or not tables:
         raise MbprofError(f"{where} is not an mbprof JSON result (no 'tables')")
+    if payload.get("kind", "profile") not in ("profile", "compare", "bench"):
+        raise MbprofError(
+            f"{where} is a {payload['kind']} result; diff reads profile, compare and bench results"
+        )
     facts = payload.get("facts") or {}
     rows = tables.get("latency") or ([] if "layers" in tables else next(iter(tables.values())))
     if len(rows) > 1:

@@ -94,11 +94,10 @@ def to_html(doc: Document, whole: bool = True) -> str:
     parts = [f"<h1>{_e(doc.title)}</h1>"]
     if facts:
         parts.append(f"<table>{facts}</table>")
-    for title, svg in doc.figures.items():
-        data = base64.b64encode(svg.encode()).decode()
-        parts.append(
-            f'<h2>{_e(title)}</h2><img alt="{_e(title)}" src="data:image/svg+xml;base64,{data}">'
-        )
+    for title, figure in doc.figures.items():
+        mime = "image/svg+xml" if isinstance(figure, str) else "image/png"
+        data = base64.b64encode(figure.encode() if isinstance(figure, str) else figure).decode()
+        parts.append(f'<h2>{_e(title)}</h2><img alt="{_e(title)}" src="data:{mime};base64,{data}">')
     parts += [
         _table(t) for t in doc.tables if not all(k in t.hidden_in_text for k in t.frame.columns)
     ]
