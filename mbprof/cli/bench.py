@@ -54,7 +54,7 @@ def bench_command(
         from mbprof.render.plots import check_figure_path
 
         check_figure_path(roofline, "--roofline")
-        check_outputs({"--roofline": roofline, "--output": out.path}, {})
+        check_outputs({"--roofline": roofline, "--output": out.path, "--html": out.html}, {})
         layers = True
     from mbprof.api import bench_spec, make_spec, resolve_latency
     from mbprof.cli._progress import sweep_progress

@@ -136,7 +136,8 @@ def compare_command(
 
         check_figure_path(plot, "--plot")
     outputs = {f"--{kind.value}": path for kind, path in files.items()}
-    check_outputs({**outputs, "--plot": plot, "--output": out.path}, {"--accuracy": accuracy})
+    outputs |= {"--plot": plot, "--output": out.path, "--html": out.html}
+    check_outputs(outputs, {"--accuracy": accuracy})
     pool = dict(
         workers=None if workers is None else parse_int(workers, "--workers"),
         executor=executor,

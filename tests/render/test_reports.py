@@ -13,6 +13,7 @@ from importlib import resources
 import pytest
 
 from mbprof.render.export import SCHEMA_VERSION
+from tests.conftest import assert_one_line_error
 
 jsonschema = pytest.importorskip("jsonschema")
 SCHEMA = json.loads(resources.files("mbprof").joinpath("data/results.schema.json").read_text())
@@ -149,3 +150,9 @@ def test_records_show_in_notebooks_and_convert_to_frames():
     assert frame["madds"].sum() == profile.counts.madds and "path" in frame
     html = profile._repr_html_()
     assert html.startswith("<div>") and "features.1.dw.0" in html and "<html" not in html
+
+
+def test_html_and_output_naming_one_file_are_refused_before_any_work(tmp_path, run):
+    same = str(tmp_path / "report.html")
+    result = run("profile", *SMALL, "--output", same, "--html", same)
+    assert_one_line_error(result, "--output and --html name the same file")
