@@ -33,6 +33,8 @@ _API = {
     "BenchResult": "mbprof.core.records",
     "memory": "mbprof.api",
     "reproduce": "mbprof.api",
+    "diff": "mbprof.api",
+    "DiffResult": "mbprof.api.diff",
     "analyze_memory": "mbprof.analysis.memory",
     "MemoryReport": "mbprof.core.records",
     "ModelSpec": "mbprof.core.records",
@@ -51,6 +53,7 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ impo
         bench,
         check,
         compare,
+        diff,
         make_latency_settings,
         make_spec,
         make_specs,
@@ -60,6 +63,7 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ impo
         profile_spec,
         write_baseline,
     )
+    from mbprof.api.diff import DiffResult  # noqa: F401
     from mbprof.core.errors import MbprofError  # noqa: F401
     from mbprof.core.records import (  # noqa: F401
         BenchResult,

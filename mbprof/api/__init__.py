@@ -23,6 +23,7 @@ from mbprof.api.checking import (
     write_baseline,
 )
 from mbprof.api.cost import layer_cost
+from mbprof.api.diff import DiffResult, diff
 from mbprof.api.inputs import (
     make_latency_settings,
     make_spec,
@@ -56,6 +57,7 @@ __all__ = [
     "CheckOutcome",
     "CheckRun",
     "CompareRun",
+    "DiffResult",
     "accuracy_for",
     "add_accuracy",
     "bench",
@@ -63,6 +65,7 @@ __all__ = [
     "build_sized",
     "check",
     "compare",
+    "diff",
     "iter_compare",
     "layer_cost",
     "make_latency_settings",

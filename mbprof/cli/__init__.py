@@ -8,6 +8,7 @@ from mbprof.cli import (  # noqa: F401  (each registers its command)
     check,
     compare,
     cost,
+    diff,
     memory,
     models,
     plot,

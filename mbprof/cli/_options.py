@@ -290,21 +290,45 @@ class Output:
 
     fmt: OutputFormat
     path: Path | None
+    html: Path | None = None  # also one self-contained HTML page
 
     def check(self) -> None:
-        """Refuse, before any work, an --output that cannot be written."""
-        from mbprof.cli._common import check_output
+        """Refuse, before any work, an --output or --html that cannot be written."""
+        from mbprof.cli._common import check_output, check_outputs
 
         check_output(self.path)
+        check_output(self.html, "--html")
+        check_outputs({"--output": self.path, "--html": self.html})
 
     def emit(self, doc: Document) -> None:
         from mbprof.cli._common import emit
 
+        if self.html is not None:
+            import typer
+
+            from mbprof.core.files import write_atomic
+            from mbprof.render.html import to_html
+            from mbprof.render.safe_text import safe_text
+
+            write_atomic(self.html, to_html(doc))
+            typer.echo(f"wrote {safe_text(self.html)}", err=True)
         emit(doc, self.fmt, self.path)
 
 
+HTML_OPTION = typer.Option(
+    None,
+    "--html",
+    metavar="FILE",
+    help="Also write the result as one self-contained HTML page (tables, figures, styles "
+    "and script inline; nothing fetched).",
+    dir_okay=False,
+)
 output_options = option_group(
     "out",
-    {"fmt": (OutputFormat, FORMAT_OPTION), "output": (Path | None, OUTPUT_OPTION)},
-    lambda fmt, output: Output(fmt, output),
+    {
+        "fmt": (OutputFormat, FORMAT_OPTION),
+        "path": (Path | None, OUTPUT_OPTION),
+        "html": (Path | None, HTML_OPTION),
+    },
+    Output,
 )

@@ -54,7 +54,7 @@ def bench_command(
         from mbprof.render.plots import check_figure_path
 
         check_figure_path(roofline, "--roofline")
-        check_outputs({"--roofline": roofline, "--output": out.path}, {})
+        check_outputs({"--roofline": roofline, "--output": out.path, "--html": out.html}, {})
         layers = True
     from mbprof.api import bench_spec, make_spec, resolve_latency
     from mbprof.cli._progress import sweep_progress
@@ -66,12 +66,17 @@ def bench_command(
         progress.start(spec)
         progress.phase(f"timing {settings.backend}" + (", then per layer" if layers else ""))
         result = bench_spec(spec, settings, weights=weights, layers=layers)  # refuses compile
-    if roofline is not None:
-        from mbprof.render.plots.roofline import plot_roofline
+    env = result.timing.environment
+    threads = f"{env.threads} thread{'' if env.threads == 1 else 's'}"
+    title = f"{spec.label}: roofline ({env.backend}, {env.dtype}, {threads})"
+    from mbprof.render.plots.roofline import plot_roofline
 
-        env = result.timing.environment
-        threads = f"{env.threads} thread{'' if env.threads == 1 else 's'}"
-        title = f"{spec.label}: roofline ({env.backend}, {env.dtype}, {threads})"
+    if roofline is not None:
         plot_roofline(result.layers, roofline, title)
         typer.echo(f"wrote {roofline}", err=True)
-    out.emit(layers_document(result))
+    doc = layers_document(result)
+    if out.html is not None and result.layers is not None:
+        from mbprof.render.html import figure_svg
+
+        doc.figures[title] = figure_svg(lambda path: plot_roofline(result.layers, path, title))
+    out.emit(doc)

@@ -139,7 +139,8 @@ def compare_command(
 
         check_figure_path(plot, "--plot")
     outputs = {f"--{kind.value}": path for kind, path in files.items()}
-    check_outputs({**outputs, "--plot": plot, "--output": out.path}, {"--accuracy": accuracy})
+    outputs |= {"--plot": plot, "--output": out.path, "--html": out.html}
+    check_outputs(outputs, {"--accuracy": accuracy})
     pool = dict(
         workers=None if workers is None else parse_int(workers, "--workers"),
         executor=executor,
@@ -193,6 +194,16 @@ def compare_command(
         front = frontier_document(result, AXES["madds"], AXES["top1"], "this comparison")
         doc.tables.append(front.tables[0])
         doc.tables[-1].title = front.title
+    if out.html is not None and rows:
+        from mbprof.render.html import figure_svg
+        from mbprof.render.plots import AXES, plot_frame
+
+        try:  # the Pareto plot, where rows have a published top-1
+            doc.figures["Top-1 against MAdds, Pareto frontier"] = figure_svg(
+                lambda path: plot_frame(frame, AXES["madds"], AXES["top1"], path, log_x=True)
+            )
+        except MbprofError:
+            doc.notes.append("No Pareto plot: no row has a top-1 figure.")
     from mbprof.core.files import write_atomic
 
     for kind, path in files.items():

@@ -30,7 +30,7 @@ def figure_and_output(figure: Path | None, out: Output, default: str) -> tuple[P
                 "another; give the figure's path once (--figure FILE), and --output a file "
                 "for the frontier table in --format"
             )
-        return out.path, "--output", Output(out.fmt, None)
+        return out.path, "--output", Output(out.fmt, None, out.html)
     return (figure if figure is not None else Path(default)), "--figure", out
 
 
@@ -82,7 +82,7 @@ def plot_command(
     figure, option, out = figure_and_output(figure, out, default)
     check_figure_path(figure, option)
     out.check()
-    check_outputs({"--figure": figure, "--output": out.path}, {"FRAME": frame})
+    check_outputs({"--figure": figure, "--output": out.path, "--html": out.html}, {"FRAME": frame})
 
     from mbprof.frame.files import read_frame
     from mbprof.render.plots import frontier_document, plot_frame
@@ -92,4 +92,8 @@ def plot_command(
         data, x_axis, y_axis, figure, log_x=log_x, log_y=log_y, title=title, where=str(frame)
     )
     typer.echo(f"wrote {figure}", err=True)
-    out.emit(frontier_document(result, x_axis, y_axis, str(frame)))
+    doc = frontier_document(result, x_axis, y_axis, str(frame))
+    if out.html is not None and figure.suffix.lower() in (".png", ".svg"):
+        data = figure.read_bytes()
+        doc.figures[doc.title] = data.decode() if figure.suffix.lower() == ".svg" else data
+    out.emit(doc)

@@ -75,4 +75,9 @@ def reproduce_command(
     run = prepare_reproduce(folder, parts=chosen, latency=not no_latency, latency_options=options)
     with sweep_progress(run.total) as progress:
         result = run.write(on_start=progress.start, on_done=progress.done)
-    out.emit(reproduce_document(result))
+    doc = reproduce_document(result)
+    if out.html is not None:  # the figures it wrote, inline
+        for path, what in result.files:
+            if str(path).endswith(".png"):
+                doc.figures[what] = (result.out / path).read_bytes()
+    out.emit(doc)

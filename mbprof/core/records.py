@@ -1,7 +1,9 @@
 """Plain records that flow from the analyses to the renderers.
 
 Numbers stay numbers here (integers with their unit in the field name); formatting
-happens only in ``mbprof.render``. This module imports nothing else from mbprof.
+happens only in ``mbprof.render``. This module imports nothing else from mbprof at
+import time; the notebook display of a result (``_repr_html_``, ``to_dataframe``) calls
+its renderer when asked.
 """
 
 from __future__ import annotations
@@ -269,6 +271,18 @@ class Profile:
     flops: FlopsCount | None = None  # None: the model does not trace on the meta device
     notes: tuple[str, ...] = ()
 
+    def to_dataframe(self):
+        """The per-layer table as a pandas DataFrame (the columns of ``profile --format csv``)."""
+        from mbprof.render.profile_view import layer_frame
+
+        return layer_frame(self.counts.layers, self.counts.madds)
+
+    def _repr_html_(self) -> str:
+        from mbprof.render.html import to_html
+        from mbprof.render.profile_view import profile_document
+
+        return to_html(profile_document(self), whole=False)
+
 
 @dataclass(frozen=True)
 class Environment:
@@ -457,3 +471,16 @@ class BenchResult:
     spec: ModelSpec
     timing: Timing
     layers: LayerProfile | None = None
+
+    def to_dataframe(self):
+        """One row per layer (with ``layers``), else the one-row timing, as a DataFrame."""
+        from mbprof.render.latency_view import bench_frame
+        from mbprof.render.layers_view import layers_frame
+
+        return bench_frame(self) if self.layers is None else layers_frame(self.layers)
+
+    def _repr_html_(self) -> str:
+        from mbprof.render.html import to_html
+        from mbprof.render.layers_view import layers_document
+
+        return to_html(layers_document(self), whole=False)

@@ -4,7 +4,7 @@ This is the one place a column is described; the renderers read it for headers a
 number formats, and ``compare --json`` writes the descriptions beside the rows.
 Kinds: text, float, int (exact, with thousands separators), millions (x 1e6, two
 decimals), bytes (decimal KB/MB, unit chosen per value), kb (bytes / 1000, one decimal:
-one unit for a whole column), ms, percent, rate.
+one unit for a whole column), ms, percent, rate, delta (a signed difference).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ def cache_document(info: CacheInfo, cleared: bool = False) -> Document:
     if cleared:
         notes.append("Only mbprof's result entries are removed; nothing else in the folder.")
     return Document(
+        kind="cache",
         title=title,
         tables=[
             Table(

@@ -176,6 +176,7 @@ def check_document(
     )
     summary = {"checked": len(results), **{s: counts[s] for s in STATUS_ORDER}}
     return Document(
+        kind="check",
         title=title,
         tables=[table],
         notes=notes,

@@ -108,6 +108,7 @@ def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Docu
     notes += _accuracy_notes(frame)
     hidden = tuple(k for k in frame.columns if k not in shown)
     return Document(
+        kind="compare",
         title=title,
         tables=[Table(name="configurations", frame=frame, hidden_in_text=hidden)],
         notes=notes,

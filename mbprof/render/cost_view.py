@@ -81,6 +81,7 @@ def cost_document(cost: ConvCost) -> Document:
         "produce the same output size, so the ratio does not depend on it.",
     ]
     return Document(
+        kind="cost",
         title="One convolution layer: standard against depthwise-separable",
         facts=facts,
         tables=[

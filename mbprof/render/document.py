@@ -38,6 +38,8 @@ class Document:
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # JSON only (versions, conventions)
+    kind: str = ""  # what JSON calls it, with its schema (mbprof/schema/KIND.json)
+    figures: dict[str, str | bytes] = field(default_factory=dict)  # title -> SVG text or PNG (HTML)
 
 
 class Rows:

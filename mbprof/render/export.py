@@ -38,9 +38,16 @@ def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def to_json(doc: Document) -> str:
+# Raised when a kind's schema changes in a way a reader must know (mbprof/schema/).
+SCHEMA_VERSION = 1
+
+
+def to_payload(doc: Document) -> dict[str, Any]:
+    """What ``to_json`` writes, as Python values."""
     columns = sorted({key for table in doc.tables for key in table.frame.columns})
-    payload = {
+    return {
+        "kind": doc.kind,
+        "schema_version": SCHEMA_VERSION,
         "title": doc.title,
         **doc.meta,
         "facts": {fact.key: _jsonable(fact.value) for fact in doc.facts},
@@ -48,6 +55,10 @@ def to_json(doc: Document) -> str:
         "columns": {key: column(key).description for key in columns if column(key).description},
         "notes": doc.notes,
     }
+
+
+def to_json(doc: Document) -> str:
+    payload = to_payload(doc)
     # json.dumps escapes control characters (and, ensure_ascii, all non-ASCII text).
     return safe_json(json.dumps(payload, indent=2, default=str)) + "\n"
 

@@ -36,6 +36,8 @@ def format_value(value: Any, kind: str) -> str:
         return f"{value / 1000:,.1f}"
     if kind == "ms":
         return f"{value:,.2f}"
+    if kind == "delta":  # a difference, signed
+        return f"{value:+,}" if isinstance(value, int) else f"{value:+,.3f}"
     if kind == "percent":
         return f"{value:.1f}%"
     if kind == "rate":

@@ -232,6 +232,7 @@ def bench_document(result: BenchResult) -> Document:
         hidden_in_text=tuple(frame.columns),  # the facts say it all on a terminal
     )
     return Document(
+        kind="bench",
         title=f"{spec.label}: latency on this machine",
         facts=facts,
         tables=[table],

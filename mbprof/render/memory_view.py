@@ -301,6 +301,7 @@ def memory_document(
     from mbprof.render.export import frame_records
 
     return Document(
+        kind="memory",
         title=f"{spec.label}: activation memory",
         facts=facts,
         tables=tables,

@@ -33,6 +33,7 @@ def models_document(infos: Sequence[ModelInfo]) -> Document:
         list(COLUMNS),
     )
     return Document(
+        kind="models",
         title="Registered models",
         tables=[
             Table(

@@ -226,6 +226,7 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         tables.append(memory_table)
         notes += NOTES
     return Document(
+        kind="profile",
         title=f"{spec.label}: MAdds and parameters",
         facts=facts,
         tables=tables,

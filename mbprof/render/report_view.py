@@ -19,6 +19,7 @@ def reproduce_document(result: ReproduceResult) -> Document:
     )
     notes = [f"Left out: {item}." for item in result.left_out]
     return Document(
+        kind="reproduce",
         title="mbprof reproduce",
         facts=[Fact("out", "Folder", str(result.out), "text")],
         tables=[

@@ -113,6 +113,7 @@ def frontier_document(result: PlotResult, x: Axis, y: Axis, where: str):
         notes = []
     notes += result.notes + [f"Figure written to {result.path}."]
     return Document(
+        kind="plot",
         title=title,
         tables=[
             Table(

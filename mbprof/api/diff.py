@@ -1,0 +1,340 @@
+"""Two results side by side (``mbprof diff``): what a change did, and where.
+
+Each side is a configuration (profiled here) or a result mbprof wrote (read as data: a
+result file never imports code). Every side becomes the JSON document its command writes,
+so a file and a fresh run are read by the same code. Layers are matched by module path,
+then, for the rows left, by the sequence of their types (``difflib``); a row found on one
+side only counts whole on that side, so the per-layer deltas sum to the totals'
+difference. Latency deltas are called significant only beyond the noise bound of the two
+timings: half of each side's p10-p90 spread, added (a layer's: its time times its side's
+relative spread, as the profiler gives no spread per layer).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mbprof.core.errors import MbprofError
+from mbprof.core.records import BenchResult, ModelSpec, Profile
+from mbprof.core.settings import MEM_DTYPE_BYTES
+from mbprof.frame.columns import ENVIRONMENT_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# What two results must share to be compared as alike; a difference is warned about.
+SETTINGS = (*ENVIRONMENT_COLUMNS, "mem_dtype", "mem_chunks", "engine")
+TOTALS = (
+    "params",
+    "madds",
+    "other_flops",
+    "peak_act_bytes",
+    "peak_act_bytes_efficient",
+    "max_tensor_bytes",
+    "latency_ms",
+    "profiled_ms",
+)
+LAYER_FIGURES = ("params", "madds", "other_flops", "out_elements", "out_bytes", "layer_time_ms")
+MEMORY_FIGURES = ("tensor_bytes", "op_bytes", "tensor_bytes_efficient", "op_bytes_efficient")
+TOTAL_COLUMNS = ["figure", "before", "after", "delta", "delta_pct", "noise_ms", "verdict"]
+TIMES = ("latency_ms", "profiled_ms", "layer_time_ms")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side as read from its document: totals, settings, layers and memory rows."""
+
+    label: str
+    totals: dict[str, float]
+    settings: dict[str, Any]
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    memory: list[dict[str, Any]] = field(default_factory=list)
+    spread: float | None = None  # (p90 - p10) / median of its latency
+
+    def bound(self, ms: float) -> float | None:
+        return None if self.spread is None else ms * self.spread / 2
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    """``after`` minus ``before``: ``totals`` (one row a figure), ``layers`` (one row a
+    matched pair, ``match`` saying how: path, structure, before only, after only) and
+    ``memory`` (one row a spatial size), with ``warnings`` on settings that differ."""
+
+    before: Side
+    after: Side
+    totals: pd.DataFrame
+    layers: pd.DataFrame
+    memory: pd.DataFrame
+    warnings: tuple[str, ...] = ()
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The per-layer deltas (``totals`` and ``memory`` are frames already)."""
+        return self.layers.copy()
+
+    def _repr_html_(self) -> str:
+        from mbprof.render.diff_view import diff_document
+        from mbprof.render.html import to_html
+
+        return to_html(diff_document(self), whole=False)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _elements(text: Any) -> int:
+    """'80x80' or '1x32x80x80' -> the product; 0 where there is none."""
+    try:
+        return math.prod(int(v) for v in str(text).split("x")) if text else 0
+    except ValueError:
+        return 0
+
+
+def _layer(row: dict[str, Any], dtype_bytes: int) -> dict[str, Any]:
+    if "output_shape" in row:  # bench --layers: the whole output, batch included
+        out = _elements(row.get("output_shape"))
+    else:  # profile: channels x H x W of one image
+        out = (row.get("out_channels") or 0) * _elements(row.get("output_hw"))
+    layer = {"path": str(row.get("path")), "type": str(row.get("type"))}
+    layer |= {k: _number(row[k]) or 0 for k in LAYER_FIGURES if k in row}
+    return layer | {"out_elements": out, "out_bytes": out * dtype_bytes}
+
+
+def read_side(payload: dict[str, Any], where: str) -> Side:
+    """A side from an mbprof JSON document (profile, compare with one row, bench)."""
+    tables = payload.get("tables") if isinstance(payload, dict) else None
+    if not isinstance(tables, dict) or not tables:
+        raise MbprofError(f"{where} is not an mbprof JSON result (no 'tables')")
+    if payload.get("kind", "profile") not in ("profile", "compare", "bench"):
+        raise MbprofError(
+            f"{where} is a {payload['kind']} result; diff reads profile, compare and bench results"
+        )
+    facts = payload.get("facts") or {}
+    rows = tables.get("latency") or ([] if "layers" in tables else next(iter(tables.values())))
+    if len(rows) > 1:
+        raise MbprofError(
+            f"{where} holds {len(rows)} configurations; diff takes one a side "
+            "(write each with its own compare --json)"
+        )
+    row = {**facts, **(rows[0] if rows else {})}
+    row["mem_dtype"] = str(row.get("mem_dtype") or "").split(",")[0] or None
+    settings = {k: row[k] for k in SETTINGS if row.get(k) is not None}
+    dtype = settings.get("dtype") if "latency" in tables else settings.get("mem_dtype")
+    dtype_bytes = MEM_DTYPE_BYTES.get(str(dtype), 4)
+    totals = {k: row[k] for k in TOTALS if _number(row.get(k)) is not None}
+    if isinstance(payload.get("layers"), dict):  # bench --layers: the profiled pass
+        totals["profiled_ms"] = payload["layers"]["profiled_ms"]
+    spread = None
+    if all(_number(row.get(k)) for k in ("latency_ms", "latency_p10_ms", "latency_p90_ms")):
+        spread = (row["latency_p90_ms"] - row["latency_p10_ms"]) / row["latency_ms"]
+    if "model" in row and "width" in row:  # a frame row, or profile's facts
+        res = str(row.get("resolution", "")).removesuffix("x3")
+        res = res.split("x")[0] if len(set(res.split("x"))) == 1 else res
+        from mbprof.render.formats import format_multiplier
+
+        label = f"{row['model']} {format_multiplier(row['width'])}@{res}"
+    else:
+        label = str(row.get("model") or payload.get("title", where)).partition(":")[0]
+    return Side(
+        label=label,
+        totals=totals,
+        settings=settings,
+        layers=[_layer(r, dtype_bytes) for r in tables.get("layers", [])],
+        memory=[
+            {"size": r["size"], **{k: r.get(k) for k in MEMORY_FIGURES}}
+            for r in tables.get("memory_per_resolution", [])
+        ],
+        spread=spread,
+    )
+
+
+def is_result_file(side: Any) -> bool:
+    """A path to read (never a model: no name nor import path ends in .json or .csv)."""
+    path = Path(side) if isinstance(side, (str, Path)) else None
+    return path is not None and (path.suffix.lower() in (".json", ".csv") or path.is_file())
+
+
+def load_side(side: Any) -> Side:
+    """``side`` as a ``Side``: a result file (a path, read as data), a registered name or
+    import path (profiled at its defaults), a ``ModelSpec`` (profiled), a ``Profile`` or
+    ``BenchResult``, or a JSON document already read (a dict)."""
+    from mbprof.render.export import to_payload
+
+    if isinstance(side, Side):
+        return side
+    if isinstance(side, dict):
+        return read_side(side, "the document")
+    if is_result_file(side):
+        return _read_file(Path(side))
+    if isinstance(side, str):
+        from mbprof.api.inputs import make_spec
+
+        side = make_spec(side)
+    if isinstance(side, ModelSpec):
+        from mbprof.api.single import profile_spec
+
+        side = profile_spec(side)
+    if isinstance(side, Profile):
+        from mbprof.render.profile_view import profile_document
+
+        return read_side(to_payload(profile_document(side)), side.spec.label)
+    if isinstance(side, BenchResult):
+        from mbprof.render.layers_view import layers_document
+
+        return read_side(to_payload(layers_document(side)), side.spec.label)
+    raise MbprofError(
+        f"diff: {side!r} is not a result file, model name, ModelSpec, Profile or BenchResult"
+    )
+
+
+def _read_file(path: Path) -> Side:
+    where = repr(str(path))
+    if path.suffix.lower() == ".csv":
+        from mbprof.frame.files import read_frame
+        from mbprof.render.export import frame_records
+
+        return read_side({"tables": {"rows": frame_records(read_frame(path))}}, where)
+    if not path.is_file():
+        raise MbprofError(f"{where} does not exist")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MbprofError(f"{where} cannot be read as JSON: {exc}") from None
+    return read_side(payload, where)
+
+
+def _match(before: list[dict], after: list[dict]) -> list[tuple[int | None, int | None, str]]:
+    """Pairs of row indices: same path first, then the rows left aligned by type."""
+    where = {row["path"]: j for j, row in enumerate(after)}
+    pairs = [(i, where[r["path"]], "path") for i, r in enumerate(before) if r["path"] in where]
+    left_b = [i for i in range(len(before)) if i not in {p[0] for p in pairs}]
+    left_a = [j for j in range(len(after)) if j not in {p[1] for p in pairs}]
+    types = SequenceMatcher(
+        None, [before[i]["type"] for i in left_b], [after[j]["type"] for j in left_a], False
+    )
+    for a, b, n in types.get_matching_blocks():
+        pairs += [(left_b[a + k], left_a[b + k], "structure") for k in range(n)]
+    paired_b, paired_a = {p[0] for p in pairs}, {p[1] for p in pairs}
+    pairs += [(i, None, "before only") for i in range(len(before)) if i not in paired_b]
+    pairs += [(None, j, "after only") for j in range(len(after)) if j not in paired_a]
+
+    def order(pair: tuple[int | None, int | None, str]) -> tuple[float, int]:
+        i, j, _ = pair
+        if i is not None:
+            return (i, 0)
+        earlier = [p[0] for p in pairs if p[0] is not None and p[1] is not None and p[1] < j]
+        return (max(earlier, default=-1) + 0.5, j)
+
+    return sorted(pairs, key=order)
+
+
+def _verdict(delta: float, bound: float | None) -> str | None:
+    if bound is None:
+        return None
+    if abs(delta) <= bound:
+        return "within noise"
+    return "slower" if delta > 0 else "faster"
+
+
+def _noise(before: Side, after: Side, ms_before: float, ms_after: float) -> float | None:
+    bounds = (before.bound(ms_before), after.bound(ms_after))
+    return None if None in bounds else sum(bounds)
+
+
+def _settings_warning(before: Side, after: Side) -> tuple[str, ...]:
+    differ = [
+        f"{key} ({before.settings[key]} against {after.settings[key]})"
+        for key in SETTINGS
+        if key in before.settings
+        and key in after.settings
+        and before.settings[key] != after.settings[key]
+    ]
+    if not differ:
+        return ()
+    return (
+        "before and after were not measured alike: "
+        + ", ".join(differ)
+        + "; their differences mix the change with the settings",
+    )
+
+
+def diff_sides(before: Side, after: Side) -> DiffResult:
+    import pandas as pd
+
+    totals = []
+    for key in TOTALS:
+        if key in before.totals and key in after.totals:
+            b, a = before.totals[key], after.totals[key]
+            noise = _noise(before, after, b, a) if key in TIMES else None
+            totals.append(
+                {
+                    "figure": key,
+                    "before": b,
+                    "after": a,
+                    "delta": a - b,
+                    "delta_pct": 100.0 * (a - b) / b if b else None,
+                    "noise_ms": noise,
+                    "verdict": _verdict(a - b, noise),
+                }
+            )
+    figures = [
+        k for k in LAYER_FIGURES
+        if before.layers and after.layers and k in before.layers[0] and k in after.layers[0]
+    ]  # fmt: skip
+    layers = []
+    for i, j, how in _match(before.layers, after.layers):
+        b = before.layers[i] if i is not None else {}
+        a = after.layers[j] if j is not None else {}
+        row = {
+            "match": how,
+            "path": b.get("path", a.get("path")),
+            "after_path": a.get("path") if b.get("path") != a.get("path") else None,
+            "type": b.get("type", a.get("type")),
+        }
+        for key in figures:
+            row[f"{key}_before"], row[f"{key}_after"] = b.get(key, 0), a.get(key, 0)
+            row[f"{key}_delta"] = a.get(key, 0) - b.get(key, 0)
+        if "layer_time_ms" in figures:
+            noise = _noise(before, after, b.get("layer_time_ms", 0), a.get("layer_time_ms", 0))
+            row["verdict"] = _verdict(row["layer_time_ms_delta"], noise)
+        layers.append(row)
+    sizes = dict.fromkeys([r["size"] for r in before.memory + after.memory])
+    by_size = [{r["size"]: r for r in side.memory} for side in (before, after)]
+    memory = []
+    for size in sizes:
+        b, a = (side.get(size, {}) for side in by_size)
+        row = {"size": size}
+        for key in MEMORY_FIGURES:
+            row[f"{key}_before"], row[f"{key}_after"] = b.get(key), a.get(key)
+            row[f"{key}_delta"] = (a.get(key) or 0) - (b.get(key) or 0)
+        memory.append(row)
+    return DiffResult(
+        before=before,
+        after=after,
+        totals=pd.DataFrame(totals, columns=TOTAL_COLUMNS, dtype=object),  # ints stay ints
+        layers=pd.DataFrame(layers),
+        memory=pd.DataFrame(memory),
+        warnings=_settings_warning(before, after),
+    )
+
+
+def diff(before: Any, after: Any) -> DiffResult:
+    """``after`` against ``before``, each a result file mbprof wrote (``profile --format
+    json``, ``compare --json`` of one configuration, ``bench [--layers] --format json``;
+    read as data, never importing code), a registered name or import path, a ``ModelSpec``
+    (both profiled here), a ``Profile`` or a ``BenchResult``.
+
+    >>> d = diff(make_spec("mobilenet_v2", resolution=160),
+    ...          make_spec("mobilenet_v2", width=0.75, resolution=160))
+    >>> d.layers["madds_delta"].sum() == d.after.totals["madds"] - d.before.totals["madds"]
+    True
+    """
+    return diff_sides(load_side(before), load_side(after))
