@@ -21,7 +21,7 @@ from mbprof.api.building import (
     timing_ready,
 )
 from mbprof.api.inputs import make_spec, memory_of, resolve_latency
-from mbprof.core.errors import MbprofError
+from mbprof.core.errors import MbprofError, ModelRunError
 from mbprof.core.parsing import MAX_BATCH, parse_int
 from mbprof.core.records import BenchResult, MeasuredMemory, MemoryReport, ModelSpec, Profile
 from mbprof.core.settings import LatencySettings, MemorySettings, memory_settings, parse_mem_dtype
@@ -47,14 +47,18 @@ def profile_spec(
     # serves the memory analysis and the FLOPs.
     built = build_sized(spec, weights=weights, trace=True)
     model, graph = built.model, built.graph
-    report = None
+    report, missing = None, ()
     if memory is not None:
         from mbprof.analysis.memory import analyze
 
-        with running(spec, "analysing its activation memory"):
-            analysis = analyze(model, spec.input_shape(), memory, graph)
-        report, graph = analysis.report, analysis.graph
-        check_computes(spec, report)
+        try:  # counts never withheld for want of memory: the missing part says why
+            with running(spec, "analysing its activation memory"):
+                analysis = analyze(model, spec.input_shape(), memory, graph)
+        except ModelRunError as exc:
+            missing = (f"memory: {exc}",)
+        else:
+            report, graph = analysis.report, analysis.graph
+            check_computes(spec, report)
     with running(spec, "counting its MAdds"):
         counts = count(model, spec.input_shape(), graph)
     try:  # the 2-per-multiply-add FLOPs, from the same trace as the memory analysis
@@ -62,7 +66,7 @@ def profile_spec(
     except MbprofError:  # no meta-device trace (data-dependent code): MAdds still stand
         flops = None
     notes = built.notes + counts.notes
-    return Profile(spec=spec, counts=counts, memory=report, flops=flops, notes=notes)
+    return Profile(spec, counts, report, flops, notes, missing)
 
 
 def memory_spec(

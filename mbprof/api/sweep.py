@@ -102,11 +102,13 @@ def measure_rows(
             except ROW_FAILURES as exc:
                 if isinstance(exc, stop_on):
                     raise
-                rows.append({**row, "error": failure_text(exc)})
-                continue
+                row["error"] = failure_text(exc)  # the latency is still measured
         if latency is not None:
             timed = _latency_columns(spec, model, latency, counts.madds, say, stop_on, weights)
+            errors = [e for e in (row.get("error"), timed.get("error")) if e]
             row.update(timed)
+            if errors:
+                row["error"] = "; ".join(errors)
         rows.append(row)
     return rows
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app
-from mbprof.cli._common import check_output, check_outputs, render
+from mbprof.cli._common import EXIT_MISSING, check_output, check_outputs, render
 from mbprof.cli._options import (
     ARG_OPTION,
     CLASSES_OPTION,
@@ -215,6 +215,8 @@ def compare_command(
         raise MbprofError(
             f"{ended[0]} ({failed} of {len(rows)} configurations failed, see the error column)"
         )
+    if failed:
+        raise typer.Exit(EXIT_MISSING)
 
 
 def _warn(text: str) -> None:

@@ -263,6 +263,8 @@ class Profile:
     memory: MemoryReport | None = None
     flops: FlopsCount | None = None  # None: the model does not trace on the meta device
     notes: tuple[str, ...] = ()
+    # a part asked for that could not be had, one line each ("memory: <why>")
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
