@@ -171,6 +171,7 @@ def analysis_key(
             "resolution": list(spec.resolution),
             "num_classes": spec.num_classes,
             "kwargs": [[key, value] for key, value in spec.kwargs],
+            "reparam": spec.reparam,
         },
         "memory": None if memory is None else {"dtype": memory.dtype, "chunks": memory.chunks},
         "weights": weights_key,

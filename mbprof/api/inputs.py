@@ -90,10 +90,15 @@ def make_spec(
     resolution: Resolution = 224,
     num_classes: int = 1000,
     kwargs: dict[str, Any] | Sequence[tuple[str, Any]] | None = None,
+    reparam: bool = False,
 ) -> ModelSpec:
     """A checked ``ModelSpec``: raises ``MbprofError`` naming any value the model refuses.
-    A user model (``mypkg.models:build``) is imported here, to check its signature."""
+    A user model (``mypkg.models:build``) is imported here, to check its signature.
+    ``reparam``: measure the deployed form (``mbprof.analysis.deploy``)."""
     from mbprof.models import check_kwargs, check_spec
+
+    if not isinstance(reparam, bool):
+        raise MbprofError(f"reparam: {reparam!r} is not true or false", field="reparam")
 
     spec = ModelSpec(
         model=_model_name(model),
@@ -102,6 +107,7 @@ def make_spec(
         resolution=parse_resolution(resolution, "resolution"),
         num_classes=_classes(num_classes),
         kwargs=tuple(sorted(_kwargs_pairs(kwargs).items())),
+        reparam=reparam,
     )
     info = check_spec(spec)
     # As the builder gets them (a 1 given for a bool parameter is True).
@@ -143,6 +149,7 @@ def make_specs(
     resolutions: Iterable[Resolution] | Resolution = (224,),
     num_classes: int = 1000,
     kwargs: dict[str, Any] | None = None,
+    reparam: bool = False,
 ) -> list[ModelSpec]:
     """Every (model, width, depth, resolution), all checked before any is built. A lone
     value (``models="mobilenet_v2"``, ``widths=1.0``, ``resolutions=224``) is one item.
@@ -164,7 +171,7 @@ def make_specs(
     for model, width, depth, resolution in itertools.product(models, widths, depths, resolutions):
         if depth != 1.0 and 1.0 in depths and not get_model_info(model).has_depth:
             continue
-        spec = make_spec(model, width, depth, resolution, num_classes, kwargs)
+        spec = make_spec(model, width, depth, resolution, num_classes, kwargs, reparam)
         try:
             new = spec not in seen
             seen.add(spec)

@@ -11,6 +11,7 @@ from mbprof.cli._common import EXIT_MISSING, check_output, check_outputs, render
 from mbprof.cli._options import (
     ARG_OPTION,
     CLASSES_OPTION,
+    REPARAM_OPTION,
     Output,
     OutputFormat,
     file_option,
@@ -48,6 +49,7 @@ def compare_command(
     ),
     classes: str = CLASSES_OPTION,
     arg: list[str] | None = ARG_OPTION,
+    reparam: bool = REPARAM_OPTION,
     csv: Path | None = file_option("--csv", "Also write the table as CSV."),
     json: Path | None = file_option("--json", "Also write the table as JSON."),
     markdown: Path | None = file_option("--markdown", "Also write the table as Markdown."),
@@ -126,6 +128,7 @@ def compare_command(
         resolutions=parse_resolution_list(res, "--res"),
         num_classes=parse_int(classes, "--classes"),
         kwargs=dict(parse_kwargs(arg)),
+        reparam=reparam,
     )
     files = {OutputFormat.csv: csv, OutputFormat.json: json, OutputFormat.markdown: markdown}
     for kind, path in files.items():

@@ -22,7 +22,8 @@ def is_import_path(model: str) -> bool:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One configuration: which model, at which width, depth, resolution and classes.
+    """One configuration: which model, at which width, depth, resolution and classes,
+    as built or (``reparam``) in its deployed form.
 
     ``resolution`` is the input image's (height, width) in pixels. ``kwargs`` holds
     extra keyword arguments for the model's builder as sorted (key, value) pairs so
@@ -35,6 +36,7 @@ class ModelSpec:
     resolution: tuple[int, int] = (224, 224)
     num_classes: int = 1000
     kwargs: tuple[tuple[str, Any], ...] = ()
+    reparam: bool = False  # the deployed form (``mbprof.analysis.deploy``), not as built
 
     @property
     def res_label(self) -> str:
@@ -47,7 +49,8 @@ class ModelSpec:
         """Short name such as ``mobilenet_v2 1.0@224`` (``d1.2`` added when depth != 1)."""
         depth = "" if self.depth == 1.0 else f" depth {self.depth:g}"
         width = f"{self.width:g}" if "." in f"{self.width:g}" else f"{self.width:g}.0"
-        return f"{self.model} {width}@{self.res_label}{depth}"
+        deployed = " reparam" if self.reparam else ""
+        return f"{self.model} {width}@{self.res_label}{depth}{deployed}"
 
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         return (batch, IMAGE_CHANNELS, *self.resolution)
