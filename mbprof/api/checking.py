@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -183,17 +183,21 @@ def prepare_check(
     allow_import: Iterable[str] | str = (),
     update_baseline: bool = False,
     names: CheckNames = PARAMETERS,
+    reparam: bool = False,
 ) -> CheckRun:
     """Everything ``check`` will do, read and checked first: the budget file, the baseline
     (each saved figure a limit, with the tolerance of its group), every configuration by
     the model registry, the latency settings for this machine. A model named by an import
     path is refused, before anything is imported, unless its module is in
     ``allow_import`` (``"*"``: any). A refusal in a budget file is a ``BudgetFileError``
-    naming file and line. ``names`` says how refusals name these inputs."""
+    naming file and line. ``names`` says how refusals name these inputs. ``reparam``: every
+    budget of the file measures its model's deployed form (as ``reparam = true`` does)."""
     check_inputs(budgets, baseline, update_baseline, names)
     column_tolerances = tolerances_for(tolerances)
     allowed = parse_allow_import(allow_import, "allow_import")
     read = list(load_budgets(budgets).budgets) if budgets is not None else []
+    if reparam:
+        read = [replace(b, spec=replace(b.spec, reparam=True)) for b in read]
     base = None if baseline is None else Path(baseline)
     guarded = _baseline_budgets(
         base, column_tolerances, update_baseline, budgets is not None, names

@@ -35,7 +35,7 @@ from mbprof.api.building import (
 from mbprof.api.cache import ResultCache, analysis_key, latency_key
 from mbprof.api.executors import DaskPool, InProcess, LocalPool, make_executor
 from mbprof.api.inputs import Resolution, make_specs, memory_of, resolve_latency
-from mbprof.core.errors import MbprofError, ResourceError
+from mbprof.core.errors import MbprofError, ModelRunError, ResourceError
 from mbprof.core.interrupts import UserCodeExit
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import LatencySettings, MemorySettings, ResolvedLatency
@@ -100,9 +100,9 @@ def measure_rows(
                     memory_done[memory] = _memory_columns(spec, model, memory, say)
                 row.update(memory_done[memory])
             except ROW_FAILURES as exc:
-                if isinstance(exc, stop_on):
-                    raise
-                row["error"] = failure_text(exc)  # the latency is still measured
+                if isinstance(exc, stop_on) and not isinstance(exc, ModelRunError):
+                    raise  # a model that runs no more; one that cannot be traced is judged
+                row["error"] = failure_text(exc)  # the counts and latency still stand
         if latency is not None:
             timed = _latency_columns(spec, model, latency, counts.madds, say, stop_on, weights)
             errors = [e for e in (row.get("error"), timed.get("error")) if e]

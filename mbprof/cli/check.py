@@ -10,7 +10,7 @@ import typer
 
 from mbprof.cli._app import app, results_stream
 from mbprof.cli._common import check_output, check_outputs
-from mbprof.cli._options import OUTPUT_OPTION, OutputFormat, file_option
+from mbprof.cli._options import OUTPUT_OPTION, REPARAM_OPTION, OutputFormat, file_option
 
 EXIT_EXCEEDED = 1
 
@@ -68,6 +68,7 @@ def check_command(
         help="Pass a latency limit whose measurement was unstable (a busy machine: it is "
         "neither held nor exceeded), with a warning, instead of failing.",
     ),
+    reparam: bool = REPARAM_OPTION,
     output: Path | None = OUTPUT_OPTION,
 ) -> None:
     """Check limits on MAdds, params, peak memory and latency; exit 1 when one is exceeded.
@@ -103,6 +104,7 @@ def check_command(
             allow_import=allowed,
             update_baseline=update_baseline,
             names=names,
+            reparam=reparam,
         )
     except BudgetFileError as exc:
         if fmt is CheckFormat.github:
