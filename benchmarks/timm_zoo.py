@@ -12,7 +12,8 @@ pooling and the other ops fvcore has a handle for), the deployed form by timm's 
 MAdds + other FLOPs (the same fvcore handles) and its own re-parameterization
 (``mbprof.analysis.deploy``), so the params compare two independent deployments.
 
-    python benchmarks/timm_zoo.py                        # models up to 1 GMAC
+    python benchmarks/timm_zoo.py                        # models up to 1 GMAC: prints those
+                                                         # with blocks merged or a difference
     python benchmarks/timm_zoo.py --max-gmacs 0.1 --markdown timm.md
     python benchmarks/timm_zoo.py --only mobileone_s0 efficientvit_b0 --bench
 
@@ -131,6 +132,14 @@ def causes(row: dict) -> tuple[list[str], list[str]]:
     return diffs, why
 
 
+def notable(row: dict) -> bool:
+    """A row worth printing: a difference, a part missing, or blocks merged."""
+    deployed = row.get("reparam", {})
+    return bool(causes(row)[0] or causes(row)[1]) or any(
+        "merged" in n for n in deployed.get("notes", [])
+    )
+
+
 def report(rows: list[dict]) -> list[str]:
     lines = [
         "| model | res | form | params | timm params | GMACs (fvcore total) | timm GMACs | "
@@ -217,10 +226,11 @@ def main() -> None:
                 got.append({"model": name, "res": res, "built": {"error": "no result"}})
         rows += got
         print(f"{len(rows)} of {len(models)}", file=sys.stderr, flush=True)
-    lines = [*report(rows), "", summary(rows, args.min_gmacs, args.max_gmacs)]
-    print("\n".join(lines))
+    last = summary(rows, args.min_gmacs, args.max_gmacs)
+    # printed: the models with blocks merged, a difference or a missing part; every row: --markdown
+    print("\n".join([*report([r for r in rows if notable(r)]), "", last]))
     if args.markdown:
-        args.markdown.write_text("\n".join(lines) + "\n")
+        args.markdown.write_text("\n".join([*report(rows), "", last]) + "\n")
     if args.json:
         args.json.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
