@@ -1,8 +1,8 @@
 """mbprof against timm's own convention, for every timm model of a GMAC band.
 
 For each model of ``timm.list_models()`` whose multiply-adds at its default input size fall
-in the band (by torch's FlopCounterMode on a meta-device model, halved: cheap, used to pick
-the band only), built without weights, as built and in its deployed form: mbprof's figures
+in the band (by torch's FlopCounterMode on a meta-device model in its deployed form,
+halved: cheap, used to pick the band only), built without weights, as built and in its deployed form: mbprof's figures
 (``mbprof.profile("timm/NAME", resolution=DEFAULT, reparam=...)``, memory included, so that
 a refusal shows) beside timm's ``benchmark.py`` convention, computed here the way it does:
 parameters ``sum(p.numel())`` and GMACs ``fvcore.nn.FlopCountAnalysis(model, x).total()``
@@ -38,9 +38,11 @@ FORMS = (("built", False), ("reparam", True))
 
 
 def band(names: list[str], low: float, high: float) -> list[tuple[str, int]]:
-    """(name, default input size) of the models whose FlopCounterMode GMACs are in the band."""
+    """(name, default input size) of the models whose FlopCounterMode GMACs (deployed, as
+    timm publishes them) are in the band."""
     import timm
     import torch
+    from timm.utils.model import reparameterize_model
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -53,6 +55,10 @@ def band(names: list[str], low: float, high: float) -> list[tuple[str, int]]:
                 with where(), torch.no_grad():
                     model = timm.create_model(name).eval()
                     size = tuple(model.pretrained_cfg["input_size"])
+                    try:  # the band is of the deployed form, as timm publishes it
+                        model = reparameterize_model(model)
+                    except Exception:  # noqa: BLE001, S110 - its hooks need data: as built
+                        pass
                     with counter:
                         model(torch.empty(1, *size))
                 break
