@@ -47,22 +47,19 @@ def _clone(value: object) -> object:
 
 
 def _same(built: object, deployed: object) -> bool:
-    pairs = list(zip(_tensors(built), _tensors(deployed), strict=False))
-    if len(pairs) != len(_tensors(built)) or len(pairs) != len(_tensors(deployed)):
-        return False
-    return all(
-        a.shape == b.shape
-        and float((a.float() - b.float()).abs().max()) <= RTOL * float(a.float().abs().max()) + 1e-6
-        for a, b in pairs
-        if a.numel()
+    a, b = _tensors(built), _tensors(deployed)
+    return len(a) == len(b) and all(
+        x.shape == y.shape
+        and (not x.numel() or float((x - y).abs().max()) <= RTOL * float(x.abs().max()) + 1e-6)
+        for x, y in zip((t.double() for t in a), (t.double() for t in b), strict=True)
     )
 
 
 @torch.no_grad()
 def reparameterize(model: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Module, str]:
     """A copy of ``model`` in its deployed form (eval mode) and the note saying what
-    changed; the model itself is not touched (returned as it is when no module has a hook). ``ModelRunError`` names a module whose
-    hook changed its output."""
+    changed; the model itself is not touched (and is returned when no module has a hook).
+    ``ModelRunError`` names a module whose hook changed its output."""
     built = model.eval()
     if not any(_hook(m) for m in built.modules()):
         return built, (
@@ -76,7 +73,7 @@ def reparameterize(model: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Mod
 
     def keep(name: str):  # noqa: ANN202
         def record(_module: nn.Module, args: tuple, kwargs: dict, output: object) -> None:
-            if name not in seen:  # copied: a later in-place op (ReLU(inplace=True)) would change it
+            if name not in seen:  # copied: a later in-place op (ReLU(inplace=True)) changes it
                 seen[name] = tree_map(_clone, (args, kwargs, output))
 
         return record
