@@ -81,6 +81,13 @@ MEASUREMENTS = {
         "every torchvision classification model against its published MAdds and parameters",
         stderr=False,
     ),
+    # Needs timm (benchmarks/timm_zoo.py's docstring): run with that environment's Python.
+    "timm_zoo": Measurement(
+        "python benchmarks/timm_zoo.py --band benchmarks/timm_band.json",
+        "every timm model up to 1 GMAC, as built and --reparam, against timm's convention",
+        markdown=True,
+        stderr=False,
+    ),
     "latency_budget": Measurement(
         "mbprof check docs/examples/latency.toml --format markdown",
         "latency limits in a budget file, with the verdict of each timing",

@@ -150,6 +150,15 @@ def build_sized(
             most = (have - params) // max(per_image, 1)
             cause = f"use a smaller batch (batch {batch:,} is the cause; about {most:,} fit)"
     _refuse_if_over(spec, params + per_image * batch, what, cause, have)
+    if spec.reparam:  # after the guard: one image of the model as built fits
+        from mbprof.analysis.deploy import reparameterize
+
+        with running(spec, "re-parameterizing it (reparam)"):
+            deployed, reparam_note = reparameterize(model, spec.input_shape(1))
+        notes += (reparam_note,)
+        if deployed is not model:
+            model = deployed
+            graph = _shapes(spec, model) if graph is not None else None
     return Built(model, tuple(n for n in (*notes, note) if n), graph)
 
 
@@ -212,9 +221,12 @@ def timing_ready(spec: ModelSpec, model: nn.Module, weights: str | Path | None =
 def build_for_shapes(spec: ModelSpec) -> nn.Module:
     """The model of ``spec`` for analyses that need shapes only: with parameters on the
     meta device (no memory, no init cost) when its builder allows, built for real
-    (bounded by free memory) otherwise (``mbprof.analysis.footprint.size_parameters``)."""
+    (bounded by free memory) otherwise (``mbprof.analysis.footprint.size_parameters``)
+    or for its deployed form (``spec.reparam``: the hooks need real weights)."""
     from mbprof.analysis.footprint import available_memory_bytes
 
+    if spec.reparam:
+        return build_sized(spec).model
     available = available_memory_bytes()
     have = int(available * MARGIN)
     sizing = _size_parameters(spec, available)

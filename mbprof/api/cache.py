@@ -114,12 +114,16 @@ def _module_digest(module: str) -> str | None:
 
 def _model_code(spec: ModelSpec) -> dict[str, Any] | None:
     """What builds the model of ``spec``, as part of its key: nothing more for mbprof's own
-    models (the source digest covers them), the module's content for any other; None when
+    models (the source digest covers them), the library's release for a library's
+    (timm/mobileone_s0), the module's content for any other; None when
     that content cannot be read (the row is then not cached)."""
-    from mbprof.models import HELD, get_model_info
+    from mbprof.models import HELD, get_model_info, hub_library
 
     if spec.model in HELD:  # its forward's code and weights have no file to key it by
         return None
+    library = hub_library(spec.model)
+    if library is not None:  # timm/mobileone_s0: the library's release builds it
+        return {"builder": spec.model, "library": _distribution(library)}
     if is_import_path(spec.model):
         module, qualname = spec.model.partition(":")[::2]
     else:
@@ -177,6 +181,7 @@ def analysis_key(
             "resolution": list(spec.resolution),
             "num_classes": spec.num_classes,
             "kwargs": [[key, value] for key, value in spec.kwargs],
+            "reparam": spec.reparam,
         },
         "memory": None if memory is None else {"dtype": memory.dtype, "chunks": memory.chunks},
         "weights": weights_key,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,7 @@ def prepare_check(
     names: CheckNames = PARAMETERS,
     modules: Any = (),
     engine: str = "fvcore",
+    reparam: bool = False,
 ) -> CheckRun:
     """Everything ``check`` will do, read and checked first: the budget file, the baseline
     (each saved figure a limit, with the tolerance of its group), every configuration by
@@ -197,13 +198,16 @@ def prepare_check(
     naming file and line. ``names`` says how refusals name these inputs. ``modules``: the
     ``nn.Module`` instances that the budget file names by their labels (a dict of label to
     module, or modules labelled by their class names). ``engine``: what counts, "fvcore" or
-    "dispatch" (``mbprof.analysis.counting``)."""
+    "dispatch" (``mbprof.analysis.counting``). ``reparam``: every budget of the file
+    measures its model's deployed form (as ``reparam = true`` does)."""
     check_inputs(budgets, baseline, update_baseline, names)
     _hold(modules)
     engine = parse_choice(engine, "engine", ENGINES)
     column_tolerances = tolerances_for(tolerances)
     allowed = parse_allow_import(allow_import, "allow_import")
     read = list(load_budgets(budgets).budgets) if budgets is not None else []
+    if reparam:
+        read = [replace(b, spec=replace(b.spec, reparam=True)) for b in read]
     base = None if baseline is None else Path(baseline)
     guarded = _baseline_budgets(
         base, column_tolerances, update_baseline, budgets is not None, names

@@ -126,15 +126,18 @@ def make_spec(
     kwargs: dict[str, Any] | Sequence[tuple[str, Any]] | None = None,
     input_size: Any = None,
     name: str | None = None,
+    reparam: bool = False,
 ) -> ModelSpec:
     """A checked ``ModelSpec``: raises ``MbprofError`` naming any value the model refuses.
     ``model`` is a registered name, an import path (``mypkg.models:build``, imported here
     to check its signature) or an ``nn.Module`` instance, measured as it is (in eval mode,
     its weights kept) and labelled ``name`` (default: its class name). ``input_size``
     ((C, H, W), (N, C, H, W) or an example input tensor) replaces ``resolution`` and the 3
-    channels of an image."""
+    channels of an image. ``reparam``: measure the deployed form (``mbprof.analysis.deploy``)."""
     from mbprof.models import check_kwargs, check_spec
 
+    if not isinstance(reparam, bool):
+        raise MbprofError(f"reparam: {reparam!r} is not true or false", field="reparam")
     channels, resolution = (
         (IMAGE_CHANNELS, parse_resolution(resolution, "resolution"))
         if input_size is None
@@ -148,6 +151,7 @@ def make_spec(
         num_classes=_classes(num_classes),
         kwargs=tuple(sorted(_kwargs_pairs(kwargs).items())),
         channels=channels,
+        reparam=reparam,
     )
     info = check_spec(spec)
     # As the builder gets them (a 1 given for a bool parameter is True).
@@ -199,6 +203,7 @@ def make_specs(
     resolutions: Iterable[Resolution] | Resolution = (224,),
     num_classes: int = 1000,
     kwargs: dict[str, Any] | None = None,
+    reparam: bool = False,
 ) -> list[ModelSpec]:
     """Every (model, width, depth, resolution), all checked before any is built. A lone
     value (``models="mobilenet_v2"``, ``widths=1.0``, ``resolutions=224``) is one item.
@@ -232,7 +237,7 @@ def make_specs(
             continue
         if model in HELD:  # a module has no knobs: measured as it is at each resolution
             width = depth = 1.0
-        spec = make_spec(model, width, depth, resolution, num_classes, kwargs)
+        spec = make_spec(model, width, depth, resolution, num_classes, kwargs, reparam=reparam)
         try:
             new = spec not in seen
             seen.add(spec)

@@ -22,7 +22,7 @@ from mbprof.api.building import (
     timing_ready,
 )
 from mbprof.api.inputs import make_spec, memory_of, resolve_latency
-from mbprof.core.errors import MbprofError, ResourceError
+from mbprof.core.errors import MbprofError, ModelRunError, ResourceError
 from mbprof.core.interrupts import UserCodeExit
 from mbprof.core.parsing import MAX_BATCH, parse_choice, parse_int
 from mbprof.core.records import (
@@ -89,7 +89,9 @@ def measure(
     the trace that sized them; others: the first memory analysis' trace), that trace read
     by the memory analysis with each of ``memories`` and by the counting. A memory analysis
     that fails with one of ``ROW_FAILURES`` is kept as its failure, unless it is one of
-    ``stop_on``; a failure to build or count is raised. ``engine`` counts (``count``'s)."""
+    ``stop_on`` (a model that cannot be traced is kept all the same: the memory is then the
+    part missing, never the counts); a failure to build or count is raised. ``engine``
+    counts (``count``'s)."""
     from mbprof.analysis.counting import count
     from mbprof.analysis.memory import analyze
 
@@ -99,13 +101,17 @@ def measure(
     reports: dict[MemorySettings, MemoryReport | BaseException] = {}
     for memory in dict.fromkeys(memories):
         say("memory")
+        traced = False
         try:
             with running(spec, "analysing its activation memory"):
                 analysis = analyze(built.model, spec.input_shape(), memory, graph)
+            traced = True
             reports[memory] = check_computes(spec, analysis.report)
             graph = analysis.graph
         except ROW_FAILURES as exc:
-            if isinstance(exc, stop_on):
+            # A forward pass that cannot be traced (ModelRunError) is kept even when asked to
+            # stop: the counts (and latency) still stand, the memory is named missing.
+            if isinstance(exc, stop_on) and (traced or not isinstance(exc, ModelRunError)):
                 raise
             reports[memory] = exc
     with running(spec, "counting its MAdds"):
@@ -140,8 +146,13 @@ def profile_spec(
     except MbprofError:  # no meta-device trace (data-dependent code): MAdds still stand
         flops = None
     report = measured.memory.get(memory) if memory is not None else None
+    missing: tuple[str, ...] = ()
+    if isinstance(report, BaseException):  # counts never withheld for want of memory
+        report, missing = None, (f"memory: {report}",)
     notes = measured.built.notes + counts.notes
-    return Profile(spec=spec, counts=counts, memory=report, flops=flops, notes=notes)
+    return Profile(
+        spec=spec, counts=counts, memory=report, flops=flops, notes=notes, missing=missing
+    )
 
 
 def measure_rows(
@@ -155,8 +166,9 @@ def measure_rows(
     """One row per (memory settings, latency settings) request of one configuration, the
     model built, traced and counted once for all of them (``measure``). A configuration
     that does not fit or fails to run gets an ``error`` in every row (or in the row whose
-    memory or latency failed), unless its failure is one of ``stop_on``, which is raised
-    (``check`` stops on a model that cannot be measured rather than judging it).
+    memory or latency failed, its other figures kept), unless its failure is one of
+    ``stop_on``, which is raised (``check`` stops on a model that cannot be measured
+    rather than judging it; one whose memory cannot be traced is judged, that limit failed).
     ``engine`` counts (``count``'s)."""
     say = on_phase or _quiet
     base = identity_row(spec)
@@ -173,16 +185,20 @@ def measure_rows(
     base.update(count_columns(measured.counts, measured.built.notes))
     rows = []
     for memory, latency in requests:
-        row = dict(base)
+        row, errors = dict(base), []
         if memory is not None:
             report = measured.memory[memory]
-            if isinstance(report, BaseException):
-                rows.append({**row, "error": failure_text(report)})
-                continue
-            row.update(memory_columns(report))
+            if isinstance(report, BaseException):  # the counts and latency still stand
+                errors.append(failure_text(report))
+            else:
+                row.update(memory_columns(report))
         if latency is not None:
             model, madds = measured.built.model, measured.counts.madds
-            row.update(_latency_columns(spec, model, latency, madds, say, stop_on, weights))
+            timed = _latency_columns(spec, model, latency, madds, say, stop_on, weights)
+            errors.append(timed.pop("error", ""))
+            row.update(timed)
+        if any(errors):
+            row["error"] = "; ".join(e for e in errors if e)
         rows.append(row)
     return rows
 

@@ -11,7 +11,8 @@ A budget file::
     model = "mobilenet_v2"         # required: a registered model (or "pkg.module:callable",
                                    #   imported only when its module is allowed)
     width = 1.0                    # optional: width, depth (1.0), resolution (224 or
-    resolution = 224               #   "160x224"), classes (1000), args (a table)
+    resolution = 224               #   "160x224"), classes (1000), args (a table),
+                                   #   reparam (false; true: the deployed form)
     max_madds = "310M"             # counts: K = 1e3, M = 1e6, G = 1e9
     max_params = "3.6M"
     max_peak_memory = { limit = "2.5 MB", dtype = "fp16", mode = "efficient" }
@@ -68,7 +69,7 @@ DEFAULT_MEM_DTYPE = "fp16"
 DEFAULT_MEM_MODE = "materialized"
 DEFAULT_LATENCY_TOLERANCE_PCT = 10.0
 
-CONFIG_KEYS = ("name", "model", "width", "depth", "resolution", "classes", "args")
+CONFIG_KEYS = ("name", "model", "width", "depth", "resolution", "classes", "args", "reparam")
 BUDGET_KEYS = CONFIG_KEYS + tuple(METRICS)
 MEMORY_KEYS = ("limit", "dtype", "mode", "chunks")
 LATENCY_KEYS = ("limit", "tolerance", *LATENCY_IDENTITY, "min_time", "warmup")
@@ -125,6 +126,7 @@ class _BudgetReader(TableReader):
             resolution=resolution,
             num_classes=1000 if classes is None else classes,
             kwargs=tuple(sorted(args.items())),
+            reparam=bool(self.boolean(table, "reparam", index, "budget")),
         )
 
     # -- the limits -----------------------------------------------------------------------

@@ -97,3 +97,19 @@ def emit(doc: Document, fmt: str, output: Path | None = None) -> None:
         print_document(doc, Console(file=stdout, width=None if stdout.isatty() else 160))
         return
     stdout.write(render(doc, fmt))
+
+
+# One exit-code rule for every command: 0 when every figure asked for was measured (and,
+# for `check`, every limit holds); 1 when a figure could not be had (the others are
+# printed, each missing one named on stderr in one line) or a limit is exceeded; 2 for bad
+# input or when nothing could be measured; 130 / 143 when interrupted.
+EXIT_MISSING = 1
+
+
+def exit_if_missing(missing: tuple[str, ...] | list[str]) -> None:
+    from mbprof.render.safe_text import safe_text
+
+    for line in missing:
+        typer.echo(f"mbprof: not measured: {safe_text(line)}", err=True)
+    if missing:
+        raise typer.Exit(EXIT_MISSING)

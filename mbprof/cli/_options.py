@@ -71,7 +71,9 @@ def file_option(flag: str, help: str) -> Any:
 # --------------------------------------------------------------------------- one configuration
 
 
-def _config(width: str, depth: str, res: str, classes: str, arg: list[str] | None) -> dict:
+def _config(
+    width: str, depth: str, res: str, classes: str, arg: list[str] | None, reparam: bool
+) -> dict:
     """The model options, parsed as typed (``api.make_spec`` then checks them against the
     model): ``make_spec(model, **config)``."""
     from mbprof.core.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
@@ -82,6 +84,7 @@ def _config(width: str, depth: str, res: str, classes: str, arg: list[str] | Non
         resolution=parse_resolution(res, "--res"),
         num_classes=parse_int(classes, "--classes", maximum=MAX_CLASSES),
         kwargs=dict(parse_kwargs(arg)),
+        reparam=reparam,
     )
 
 
@@ -97,6 +100,13 @@ ARG_OPTION = typer.Option(
     metavar="KEY=VALUE",
     help="Extra builder keyword argument KEY=VALUE (repeatable, each key once), checked "
     "against the builder's parameter: a bool takes true/false or 1/0.",
+)
+REPARAM_OPTION = typer.Option(
+    False,
+    "--reparam",
+    help="Measure the deployed form: each module's own re-parameterization hook (fuse, "
+    "reparameterize, switch_to_deploy: MobileOne, RepViT, FastViT, LeViT, ...) run first, "
+    "its output checked against the model as built.",
 )
 config_options = option_group(
     "config",
@@ -125,6 +135,7 @@ config_options = option_group(
         ),
         "classes": (str, CLASSES_OPTION),
         "arg": (list[str] | None, ARG_OPTION),
+        "reparam": (bool, REPARAM_OPTION),
     },
     _config,
 )

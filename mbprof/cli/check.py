@@ -10,7 +10,14 @@ import typer
 
 from mbprof.cli._app import app, results_stream
 from mbprof.cli._common import check_output, check_outputs
-from mbprof.cli._options import ENGINE_OPTION, OUTPUT_OPTION, Engine, OutputFormat, file_option
+from mbprof.cli._options import (
+    ENGINE_OPTION,
+    OUTPUT_OPTION,
+    REPARAM_OPTION,
+    Engine,
+    OutputFormat,
+    file_option,
+)
 
 EXIT_EXCEEDED = 1
 
@@ -68,6 +75,7 @@ def check_command(
         help="Pass a latency limit whose measurement was unstable (a busy machine: it is "
         "neither held nor exceeded), with a warning, instead of failing.",
     ),
+    reparam: bool = REPARAM_OPTION,
     output: Path | None = OUTPUT_OPTION,
     engine: Engine = ENGINE_OPTION,
 ) -> None:
@@ -105,6 +113,7 @@ def check_command(
             update_baseline=update_baseline,
             names=names,
             engine=engine.value,
+            reparam=reparam,
         )
     except BudgetFileError as exc:
         if fmt is CheckFormat.github:

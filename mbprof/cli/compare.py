@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app
-from mbprof.cli._common import check_output, check_outputs, render
+from mbprof.cli._common import EXIT_MISSING, check_output, check_outputs, render
 from mbprof.cli._options import (
     ARG_OPTION,
     CLASSES_OPTION,
     ENGINE_OPTION,
+    REPARAM_OPTION,
     Engine,
     Output,
     OutputFormat,
@@ -51,6 +52,7 @@ def compare_command(
     classes: str = CLASSES_OPTION,
     arg: list[str] | None = ARG_OPTION,
     engine: Engine = ENGINE_OPTION,
+    reparam: bool = REPARAM_OPTION,
     csv: Path | None = file_option("--csv", "Also write the table as CSV."),
     json: Path | None = file_option("--json", "Also write the table as JSON."),
     markdown: Path | None = file_option("--markdown", "Also write the table as Markdown."),
@@ -129,6 +131,7 @@ def compare_command(
         resolutions=parse_resolution_list(res, "--res"),
         num_classes=parse_int(classes, "--classes"),
         kwargs=dict(parse_kwargs(arg)),
+        reparam=reparam,
     )
     files = {OutputFormat.csv: csv, OutputFormat.json: json, OutputFormat.markdown: markdown}
     for kind, path in files.items():
@@ -230,6 +233,8 @@ def compare_command(
         raise MbprofError(
             f"{ended[0]} ({failed} of {len(rows)} configurations failed, see the error column)"
         )
+    if failed:
+        raise typer.Exit(EXIT_MISSING)
 
 
 def _warn(text: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app
+from mbprof.cli._common import exit_if_missing
 from mbprof.cli._options import (
     ENGINE_OPTION,
     WEIGHTS_OPTION,
@@ -65,6 +66,6 @@ def profile_command(
     from mbprof.render.profile_view import profile_document
 
     spec = make_spec(model, **config)
-    out.emit(
-        profile_document(profile_spec(spec, weights=weights, engine=engine.value), grouping, depth)
-    )
+    result = profile_spec(spec, weights=weights, engine=engine.value)
+    out.emit(profile_document(result, grouping, depth))
+    exit_if_missing(result.missing)

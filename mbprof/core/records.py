@@ -24,7 +24,8 @@ def is_import_path(model: str) -> bool:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One configuration: which model, at which width, depth, resolution and classes.
+    """One configuration: which model, at which width, depth, resolution and classes,
+    as built or (``reparam``) in its deployed form.
 
     ``resolution`` is the input image's (height, width) in pixels, ``channels`` its
     channels (3 but for an ``nn.Module`` given with another ``input_size``). ``kwargs``
@@ -39,6 +40,7 @@ class ModelSpec:
     num_classes: int = 1000
     kwargs: tuple[tuple[str, Any], ...] = ()
     channels: int = IMAGE_CHANNELS
+    reparam: bool = False  # the deployed form (``mbprof.analysis.deploy``), not as built
 
     @property
     def res_label(self) -> str:
@@ -51,7 +53,8 @@ class ModelSpec:
         """Short name such as ``mobilenet_v2 1.0@224`` (``d1.2`` added when depth != 1)."""
         depth = "" if self.depth == 1.0 else f" depth {self.depth:g}"
         width = f"{self.width:g}" if "." in f"{self.width:g}" else f"{self.width:g}.0"
-        return f"{self.model} {width}@{self.res_label}{depth}"
+        deployed = " reparam" if self.reparam else ""
+        return f"{self.model} {width}@{self.res_label}{depth}{deployed}"
 
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         return (batch, self.channels, *self.resolution)
@@ -270,6 +273,8 @@ class Profile:
     memory: MemoryReport | None = None
     flops: FlopsCount | None = None  # None: the model does not trace on the meta device
     notes: tuple[str, ...] = ()
+    # a part asked for that could not be had, one line each ("memory: <why>")
+    missing: tuple[str, ...] = ()
 
     def to_dataframe(self):
         """The per-layer table as a pandas DataFrame (the columns of ``profile --format csv``)."""

@@ -28,6 +28,9 @@ COLUMNS: dict[str, Column] = {
     "input_w": Column("W", "int", "input width in pixels"),
     "num_classes": Column("Classes", "int", "classifier outputs"),
     "args": Column("Args", "text", "extra builder keyword arguments"),
+    "reparam": Column(
+        "Reparam", "text", "deployed form: each module's re-parameterization hook run first"
+    ),
     "madds": Column(
         "MAdds (M)",
         "millions",

@@ -24,7 +24,17 @@ if TYPE_CHECKING:
     from mbprof.core.records import CountReport, Environment, MemoryReport, Timing
 
 # The columns that say which configuration a row measured, in the frame's order.
-IDENTITY = ("model", "width", "depth", "resolution", "input_h", "input_w", "num_classes", "args")
+IDENTITY = (
+    "model",
+    "width",
+    "depth",
+    "resolution",
+    "input_h",
+    "input_w",
+    "num_classes",
+    "args",
+    "reparam",
+)
 FAILURE_TEXT_MAX = 300
 NOTES_SEPARATOR = "; "  # between the notes of one ``notes`` cell
 
@@ -96,7 +106,8 @@ def parse_args_text(text: str, where: str = "args") -> tuple[tuple[str, Any], ..
 
 
 def identity_row(spec: ModelSpec) -> dict[str, Any]:
-    """The columns that name the configuration ``spec`` (``args`` only when it has some)."""
+    """The columns that name the configuration ``spec`` (``args`` and ``reparam`` only when
+    it has some, or is deployed)."""
     row: dict[str, Any] = {
         "model": spec.model,
         "width": spec.width,
@@ -108,6 +119,8 @@ def identity_row(spec: ModelSpec) -> dict[str, Any]:
     }
     if spec.kwargs:
         row["args"] = args_text(spec.kwargs)
+    if spec.reparam:
+        row["reparam"] = True
     return row
 
 
@@ -160,6 +173,7 @@ def spec_from_row(row: Mapping[str, Any], where: str = "row") -> ModelSpec:
         resolution=(height, width),
         num_classes=_integer(row, "num_classes", where) or 1000,
         kwargs=parse_args_text(str(args), f"{where}: args") if args is not None else (),
+        reparam=str(cell(row, "reparam", False)).lower() in ("true", "1", "1.0"),
     )
 
 
@@ -177,6 +191,7 @@ def row_measures(row: Mapping[str, Any], spec: ModelSpec) -> bool:
         and other.resolution == spec.resolution
         and other.num_classes == spec.num_classes
         and dict(other.kwargs) == dict(spec.kwargs)
+        and other.reparam == spec.reparam
     )
 
 

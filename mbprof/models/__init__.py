@@ -40,16 +40,37 @@ __all__ = [
 # found by name in this process only, never listed, never cached.
 HELD: dict[str, ModelInfo] = {}
 
+# Models by the names people use (``timm/mobileone_s0``, ``torchvision/resnet50``), built
+# without weights by the library's own factory: no code of a file's choosing runs, so a
+# budget file may name them without --allow-import. An argument that would load weights
+# is refused (a checkpoint comes from --weights).
+HUBS = {  # library -> (module, its list of names, its factory, how it is told "no weights")
+    "timm": ("timm", "list_models", "create_model", {"pretrained": False}),
+    "torchvision": ("torchvision.models", "list_models", "get_model", {"weights": None}),
+}
+WEIGHTS_ARGS = ("pretrained", "weights", "checkpoint_path", "pretrained_cfg", "cache_dir")
+
+
+def hub_library(name: str) -> str | None:
+    """``timm`` for ``timm/mobileone_s0`` (a library mbprof builds models of), else None."""
+    library, slash, _ = name.partition("/")
+    return library if slash and library in HUBS else None
+
 
 def get_model_info(name: str) -> ModelInfo:
-    """A registered model's description, or a user model's (``mypkg.models:build``, which
-    imports and inspects that code; an ``nn.Module`` given from Python)."""
+    """A registered model's description, a user model's (``mypkg.models:build``, which
+    imports and inspects that code; an ``nn.Module`` given from Python) or a library's
+    (``timm/mobileone_s0``, ``torchvision/resnet50``: ``mbprof.models.user.hub_model_info``)."""
     if name in HELD:
         return HELD[name]
     if is_import_path(name):
         from mbprof.models.user import user_model_info
 
         return user_model_info(name)
+    if hub_library(name):
+        from mbprof.models.user import hub_model_info
+
+        return hub_model_info(name)
     return _registered_model_info(name)
 
 

@@ -236,3 +236,68 @@ def hold(module: nn.Module, label: str | None = None) -> str:
         validate=_validator(name, set()),
     )
     return name
+
+
+# --------------------------------------------------------------------------- a library's models
+
+from mbprof.models import HUBS, WEIGHTS_ARGS, hub_library  # noqa: E402
+
+
+def _hub_module(name: str, library: str) -> Any:
+    import torch
+
+    module = HUBS[library][0]
+    try:
+        with contained(name, f"importing {module!r}"):
+            return importlib.import_module(module)
+    except MbprofError:
+        raise
+    except ModuleNotFoundError as exc:
+        missing = exc.name or library
+        raise MbprofError(
+            f"model {name!r}: {missing} is not installed; install it with: pip install {missing}"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - torchvision built for another torch raises RuntimeError
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise MbprofError(
+            f"model {name!r}: {library} is installed but does not import beside torch "
+            f"{torch.__version__} ({type(exc).__name__}: {first}); install the releases made "
+            f"for each other, e.g. pip install -U torch torchvision{' timm' * (library == 'timm')}"
+        ) from exc
+
+
+def hub_model_info(name: str) -> ModelInfo:
+    """``timm/NAME`` or ``torchvision/NAME`` as a model: refused in one line when the
+    library is missing or does not import, or has no such model (with close names)."""
+    from mbprof.core.errors import UnknownModelError
+
+    if name in _CACHE:
+        return _CACHE[name]
+    library = hub_library(name) or ""
+    model = name.partition("/")[2]
+    _, lister, maker, no_weights = HUBS[library]
+    module = _hub_module(name, library)
+    known = list(getattr(module, lister)())
+    if model.partition(".")[0] not in known:  # timm's "name.tag" names a pretrained config
+        close = difflib.get_close_matches(model, known, n=3)
+        hint = f"; did you mean {' or '.join(f'{library}/{c}' for c in close)}?" if close else ""
+        raise UnknownModelError(f"{library} has no model {model!r}{hint}")
+
+    def target(num_classes: int = 1000, **kwargs: Any) -> nn.Module:
+        for key in set(kwargs) & set(WEIGHTS_ARGS):
+            raise MbprofError(
+                f"model {name!r} is built without weights: argument {key!r} is not taken "
+                "(load a local checkpoint with --weights)"
+            )
+        return getattr(module, maker)(model, num_classes=num_classes, **no_weights, **kwargs)
+
+    info = ModelInfo(
+        name=name,
+        factory=_make_builder(name, target, inspect.signature(target), {"num_classes"}),
+        family=library,
+        summary=f"{library}'s {model}, built without weights",
+        reference=f"{library} {getattr(module, '__version__', '')}".strip(),
+        validate=_validator(name, {"num_classes"}),
+    )
+    _CACHE[name] = info
+    return info

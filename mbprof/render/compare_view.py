@@ -23,6 +23,7 @@ COMPARE_TEXT_COLUMNS = (
     "resolution",
     "num_classes",
     "args",
+    "reparam",
     "madds",
     "params",
     "deployed_bytes",
@@ -56,6 +57,7 @@ def _compare_text_columns(frame: pd.DataFrame) -> list[str]:
         "latency_ms_per_image": "batch" in frame and (frame["batch"].fillna(1) > 1).any(),
         "error": _has_values(frame, "error"),
         "args": _has_values(frame, "args"),
+        "reparam": _has_values(frame, "reparam"),
         "portable_ops": "portable_ops" in frame and (frame["portable_ops"].fillna(0) > 0).any(),
         # The mark of an unstable latency; when every one is stable a note says so.
         "latency_verdict": "latency_verdict" in frame

@@ -209,6 +209,7 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         + " for one image (the papers' convention).",
         "Not counted (no cost estimate): " + (_ops_text(counts.uncounted_ops) or "none") + ".",
         *(note if note.endswith(".") else f"{note}." for note in result.notes),
+        *(f"Not measured: {line}" for line in result.missing),
     ]
     tables = [table]
     if result.flops is not None:

@@ -1,6 +1,6 @@
 """Real inference latency: eager, torch.compile and ONNX Runtime, on the CPU or a GPU.
 
-Rooms: ``settings`` (checked and resolved once), ``fold`` (batch norm folded), ``timer``
+Rooms: ``settings`` (checked and resolved once; batch norm folded: ``analysis.deploy``), ``timer``
 (clocks, blocks), ``backends`` (each backend prepared and its output checked), ``machine``
 (the two ceilings: matrix product and streaming copy), ``stability`` (the verdict on a
 figure), ``run`` (``time_model``: one model timed), ``interleave`` (several timed in
@@ -33,7 +33,7 @@ What a figure measures (the convention, written where it is computed):
   and cached; ``machine_bandwidth_gbs`` is the memory ceiling beside it).
 """
 
-from mbprof.analysis.latency.fold import fold_batchnorm
+from mbprof.analysis.deploy import fold_batchnorm
 from mbprof.analysis.latency.machine import machine_bandwidth_gbs, machine_peak_gflops
 from mbprof.analysis.latency.run import time_model
 from mbprof.analysis.latency.settings import resolve_settings

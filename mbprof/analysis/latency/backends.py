@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mbprof.analysis.latency.fold import fold_batchnorm
+from mbprof.analysis.deploy import fold_batchnorm
 from mbprof.analysis.latency.settings import TORCH_DTYPES
 from mbprof.analysis.latency.timer import CudaClock
 from mbprof.core.settings import LatencySettings

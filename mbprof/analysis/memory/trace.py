@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import torch
 from torch import nn
@@ -13,7 +14,7 @@ from torch.utils._pytree import tree_flatten
 from mbprof.analysis.collector import collector_paused
 from mbprof.analysis.memory.graph import ACT, CONST, INPUT, PARAM, Buffer, Conv, Graph, Node, Value
 from mbprof.analysis.memory.ops import ARGS_KEPT, CONV, op_info, shortcut
-from mbprof.core.errors import MbprofError
+from mbprof.core.errors import MbprofError, ModelRunError
 
 
 class _Builder:
@@ -169,14 +170,34 @@ def _model_name(model: nn.Module) -> str:
 @collector_paused()
 def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
     """Run ``model`` once on the meta device and record its ops (the model is not changed:
-    its parameters are stood in for by meta tensors of the same shapes and dtypes)."""
-    params = dict(model.named_parameters())  # tied weights once: functional_call ties them
-    state = {**params, **dict(model.named_buffers())}
-    meta_state = {name: torch.empty_like(t, device="meta") for name, t in state.items()}
+    its parameters are stood in for by meta tensors of the same shapes and dtypes). A
+    forward pass the meta device refuses (``torch.autocast(device_type=x.device.type)``:
+    autocast has no meta device) runs again on fake CPU tensors, which allocate nothing
+    either but are slower to dispatch."""
+    try:
+        return _trace(model, input_shape, None)
+    except MbprofError as on_meta:
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        try:
+            return _trace(model, input_shape, FakeTensorMode(allow_non_fake_inputs=True))
+        except MbprofError:
+            raise on_meta from None
+
+
+def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) -> Graph:
+    device = "cpu" if fake is not None else "meta"
+    with fake or nullcontext():
+        params = dict(model.named_parameters())  # tied weights once: functional_call ties them
+        state = {**params, **dict(model.named_buffers())}
+        meta_state = {
+            name: torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
+            for name, t in state.items()
+        }
+        floating = [t.dtype for t in state.values() if t.is_floating_point()]
+        dtype = floating[0] if floating else torch.float32
+        example = torch.empty(tuple(input_shape), dtype=dtype, device=device)
     param_keys = {storage_key(t) for t in meta_state.values()}
-    floating = [t.dtype for t in state.values() if t.is_floating_point()]
-    dtype = floating[0] if floating else torch.float32
-    example = torch.empty(tuple(input_shape), dtype=dtype, device="meta")
     builder = _Builder(param_keys, example)
 
     names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
@@ -196,13 +217,13 @@ def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
         nn_module.register_module_forward_hook(leave, always_call=True),
     ]
     try:
-        with torch.no_grad(), torch.device("meta"), _Recorder(builder):
+        with torch.no_grad(), torch.device(device), fake or nullcontext(), _Recorder(builder):
             output = torch.func.functional_call(model, meta_state, (example,), strict=False)
     except MbprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure means the graph cannot be traced
         first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise MbprofError(
+        raise ModelRunError(
             f"the memory analysis cannot trace {_model_name(model)}: its forward pass does not "
             f"run on the meta device ({type(exc).__name__}: {first}); it needs a graph without "
             "data-dependent control flow, .item() or CPU-only ops"

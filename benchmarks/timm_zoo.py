@@ -1,0 +1,245 @@
+"""mbprof against timm's own convention, for every timm model of a GMAC band.
+
+For each model of ``timm.list_models()`` whose multiply-adds at its default input size fall
+in the band (by torch's FlopCounterMode on a meta-device model in its deployed form,
+halved: cheap, used to pick the band only), built without weights, as built and in its deployed form: mbprof's figures
+(``mbprof.profile("timm/NAME", resolution=DEFAULT, reparam=...)``, memory included, so that
+a refusal shows) beside timm's ``benchmark.py`` convention, computed here the way it does:
+parameters ``sum(p.numel())`` and GMACs ``fvcore.nn.FlopCountAnalysis(model, x).total()``
+(fvcore's default total: convolution, linear and matmul multiply-adds plus batch norm,
+pooling and the other ops fvcore has a handle for), the deployed form by timm's own
+``timm.utils.reparameterize_model`` (``benchmark.py --reparam``). mbprof's side is its
+MAdds + other FLOPs (the same fvcore handles) and its own re-parameterization
+(``mbprof.analysis.deploy``), so the params compare two independent deployments.
+
+    python benchmarks/timm_zoo.py                        # models up to 1 GMAC: prints those
+                                                         # with blocks merged or a difference
+    python benchmarks/timm_zoo.py --max-gmacs 0.1 --markdown timm.md
+    python benchmarks/timm_zoo.py --only mobileone_s0 efficientvit_b0 --bench
+
+Needs timm, which does not import beside this project's CPU torch: in a separate virtual
+environment, ``pip install torch==2.14.1 torchvision==0.29.1 timm==1.0.24 fvcore typer rich
+pandas matplotlib loky``, then ``pip install --no-deps -e .``. Models run in chunks, each in
+its own process (one JSON line a model), so that one model's failure touches no other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+FORMS = (("built", False), ("reparam", True))
+
+
+def band(names: list[str], low: float, high: float) -> list[tuple[str, int]]:
+    """(name, default input size) of the models whose FlopCounterMode GMACs (deployed, as
+    timm publishes them) are in the band."""
+    import timm
+    import torch
+    from timm.utils.model import reparameterize_model
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    kept, unsized = [], []
+    for name in names:
+        # the meta device, else fake CPU tensors (autocast has no meta device): no memory
+        for where in (lambda: torch.device("meta"), lambda: FakeTensorMode()):
+            counter = FlopCounterMode(display=False)
+            try:
+                with where(), torch.no_grad():
+                    model = timm.create_model(name).eval()
+                    size = tuple(model.pretrained_cfg["input_size"])
+                    try:  # the band is of the deployed form, as timm publishes it
+                        model = reparameterize_model(model)
+                    except Exception:  # noqa: BLE001, S110 - its hooks need data: as built
+                        pass
+                    with counter:
+                        model(torch.empty(1, *size))
+                break
+            except Exception:  # noqa: BLE001, S112 - the next way, then said below
+                continue
+        else:
+            unsized.append(name)
+            continue
+        if low < counter.get_total_flops() / 2e9 <= high:
+            kept.append((name, size[1]))
+    if unsized:
+        print(f"not sized for the band ({len(unsized)}): {' '.join(unsized)}", file=sys.stderr)
+    return kept
+
+
+def timm_side(name: str, resolution: int) -> dict:
+    """timm's benchmark.py convention: params and fvcore's total, as built and --reparam."""
+    import timm
+    import torch
+    from fvcore.nn import FlopCountAnalysis
+    from timm.utils.model import reparameterize_model
+
+    model = timm.create_model(name).eval()
+    x = torch.randn(1, 3, resolution, resolution)
+    out = {}
+    for form, reparam in FORMS:
+        use = reparameterize_model(model) if reparam else model
+        analysis = FlopCountAnalysis(use, x).unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        out[form] = {"params": sum(p.numel() for p in use.parameters()), "fv": analysis.total()}
+    return out
+
+
+def one(name: str, resolution: int, bench: bool) -> dict:
+    import mbprof
+
+    row: dict = {"model": name, "res": resolution}
+    try:
+        row["timm"] = timm_side(name, resolution)
+    except Exception as exc:  # noqa: BLE001 - the row says why
+        row["timm_error"] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+    for form, reparam in FORMS:
+        try:
+            result = mbprof.profile(f"timm/{name}", resolution=resolution, reparam=reparam)
+        except Exception as exc:  # noqa: BLE001
+            row[form] = {"error": f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"}
+            continue
+        counts = result.counts
+        row[form] = {
+            "madds": counts.madds,
+            "fv": counts.madds + counts.other_flops,
+            "params": counts.params,
+            "peak": result.memory.peak.live_bytes if result.memory else None,
+            "missing": list(result.missing),
+            "notes": [n for n in result.notes if n.startswith("reparam")],
+        }
+        if bench:
+            settings = mbprof.make_latency_settings(min_time_s=0.2, warmup=1, threads=1)
+            spec = mbprof.make_spec(f"timm/{name}", resolution=resolution, reparam=reparam)
+            row[form]["latency_ms"] = mbprof.bench_spec(spec, settings).timing.latency_ms
+    return row
+
+
+def causes(row: dict) -> tuple[list[str], list[str]]:
+    """(form: difference lines, form: causes) of one row."""
+    diffs, why = [], []
+    for form, _ in FORMS:
+        ours, theirs = row.get(form, {}), row.get("timm", {}).get(form)
+        if "error" in ours or theirs is None:
+            diffs.append(f"{form}: {ours.get('error') or row.get('timm_error')}")
+            continue
+        if ours["params"] != theirs["params"]:
+            diffs.append(f"{form} params {ours['params'] - theirs['params']:+,}")
+        if ours["fv"] != theirs["fv"]:
+            diffs.append(f"{form} fvcore total {ours['fv'] - theirs['fv']:+,}")
+        why += ours["missing"]
+    return diffs, why
+
+
+def notable(row: dict) -> bool:
+    """A row worth printing: a difference, a part missing, or blocks merged."""
+    deployed = row.get("reparam", {})
+    return bool(causes(row)[0] or causes(row)[1]) or any(
+        "merged" in n for n in deployed.get("notes", [])
+    )
+
+
+def report(rows: list[dict]) -> list[str]:
+    lines = [
+        "| model | res | form | params | timm params | GMACs (fvcore total) | timm GMACs | "
+        "MAdds (G) | peak act (fp16 B) | differences |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        diffs, _ = causes(row)
+        for form, _ in FORMS:
+            ours, theirs = row.get(form, {}), row.get("timm", {}).get(form, {})
+            if "error" in ours:
+                lines.append(f"| {row['model']} | {row['res']} | {form} | {ours['error']} |")
+                continue
+            peak = f"{ours['peak']:,}" if ours["peak"] is not None else "; ".join(ours["missing"])
+            lines.append(
+                f"| {row['model']} | {row['res']} | {form} | {ours['params']:,} | "
+                f"{theirs.get('params', 0):,} | {ours['fv'] / 1e9:.3f} | "
+                f"{theirs.get('fv', 0) / 1e9:.3f} | {ours['madds'] / 1e9:.3f} | {peak} | "
+                f"{'; '.join(d for d in diffs if d.startswith(form)) or 'agree'} |"
+            )
+    return lines
+
+
+def summary(rows: list[dict], low: float, high: float) -> str:
+    import timm
+
+    refused = sum(any("error" in row.get(f, {}) for f, _ in FORMS) for row in rows)
+    missing = sum(any(row.get(f, {}).get("missing") for f, _ in FORMS) for row in rows)
+    agree = {f: sum(not any(d.startswith(f) for d in causes(r)[0]) for r in rows) for f, _ in FORMS}
+    merged = sum(
+        any("merged" in n for n in row.get("reparam", {}).get("notes", [])) for row in rows
+    )
+    return (
+        f"timm {timm.__version__}: {len(rows)} models of {low:g} < GMACs <= {high:g} at their "
+        f"default input size; {len(rows) - refused} profiled whole by mbprof ({refused} refused, "
+        f"{missing} with a part missing); params and fvcore total agree with timm's "
+        f"benchmark.py convention for {agree['built']} as built and {agree['reparam']} "
+        f"deployed (--reparam; {merged} have blocks to merge)."
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", help="these models only (band not applied)")
+    parser.add_argument("--min-gmacs", type=float, default=0.0)
+    parser.add_argument("--max-gmacs", type=float, default=1.0)
+    parser.add_argument("--bench", action="store_true", help="also a short latency run")
+    parser.add_argument("--chunk", type=int, default=8, help="models per process")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per chunk")
+    parser.add_argument("--band", type=Path, help="read (or write) the band's models here")
+    parser.add_argument("--json", type=Path, help="write the rows here (JSON lines)")
+    parser.add_argument("--markdown", type=Path, help="write the table and summary here")
+    parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    if args.one:
+        for item in args.one:
+            name, _, res = item.partition("@")
+            print(json.dumps(one(name, int(res), args.bench)), flush=True)
+        return
+    import timm
+
+    if args.band and args.band.exists():
+        models = [tuple(m) for m in json.loads(args.band.read_text())]
+    else:
+        names = args.only or timm.list_models()
+        models = band(
+            names, -1 if args.only else args.min_gmacs, 1e9 if args.only else args.max_gmacs
+        )
+        if args.band:
+            args.band.write_text(json.dumps(models))
+    rows: list[dict] = []
+    for start in range(0, len(models), args.chunk):
+        chunk = [f"{name}@{res}" for name, res in models[start : start + args.chunk]]
+        command = [sys.executable, __file__, "--one", *chunk] + ["--bench"] * args.bench
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+            got = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        except subprocess.TimeoutExpired:
+            got = []
+        seen = {row["model"] for row in got}
+        for name, res in models[start : start + args.chunk]:
+            if name not in seen:  # the process died or timed out on it
+                got.append({"model": name, "res": res, "built": {"error": "no result"}})
+        rows += got
+        print(f"{len(rows)} of {len(models)}", file=sys.stderr, flush=True)
+    last = summary(rows, args.min_gmacs, args.max_gmacs)
+    # printed: the models with blocks merged, a difference or a missing part; every row: --markdown
+    print("\n".join([*report([r for r in rows if notable(r)]), "", last]))
+    if args.markdown:
+        args.markdown.write_text("\n".join([*report(rows), "", last]) + "\n")
+    if args.json:
+        args.json.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""The deployed form of a model: what ships, as opposed to what was trained.
+
+``reparameterize``: each module's own re-parameterization hook, by the conventions in use
+(timm's ``reparameterize_model`` and the papers' code): ``fuse()`` returns the module that
+replaces it (LeViT, EfficientViT-M, SHViT: conv or linear with its batch norm folded),
+``reparameterize()`` and ``switch_to_deploy()`` rewrite the module in place (MobileOne,
+FastViT, RepViT, RepGhost; RepVGG, GhostNetV3: parallel branches merged into one
+convolution). The hooks run parent first, then in the module that is left, on a copy in
+eval mode; each module's output is checked against the module as built on the input it
+had in one forward pass of the model as built (relative 1e-3 of the largest output, in
+float32): a hook that changes what its module computes is refused, naming it.
+
+``fold_batchnorm``: each BatchNorm2d that follows a Conv2d folded into it (latency's
+``fuse_bn``), for models without hooks of their own.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.utils._pytree import tree_map
+
+from mbprof.core.errors import ModelRunError
+
+# In the order timm's reparameterize_model tries them: a module answers to the first it has.
+HOOKS = ("fuse", "reparameterize", "switch_to_deploy")
+RTOL = 1e-3
+
+
+def _hook(module: nn.Module) -> str | None:
+    return next((name for name in HOOKS if callable(getattr(module, name, None))), None)
+
+
+def _tensors(value: object) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for item in value for t in _tensors(item)]
+    return []
+
+
+def _clone(value: object) -> object:
+    return value.clone() if isinstance(value, torch.Tensor) else value
+
+
+def _same(built: object, deployed: object) -> bool:
+    a, b = _tensors(built), _tensors(deployed)
+    return len(a) == len(b) and all(
+        x.shape == y.shape
+        and (not x.numel() or float((x - y).abs().max()) <= RTOL * float(x.abs().max()) + 1e-6)
+        for x, y in zip((t.double() for t in a), (t.double() for t in b), strict=True)
+    )
+
+
+@torch.no_grad()
+def reparameterize(model: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Module, str]:
+    """A copy of ``model`` in its deployed form (eval mode) and the note saying what
+    changed; the model itself is not touched (and is returned when no module has a hook).
+    ``ModelRunError`` names a module whose hook changed its output."""
+    built = model.eval()
+    if not any(_hook(m) for m in built.modules()):
+        return built, (
+            "reparam: nothing to merge (no module has "
+            + ", ".join(f"{h}()" for h in HOOKS)
+            + "); the model is as built"
+        )
+    model = copy.deepcopy(built)
+    hooked = {name: m for name, m in model.named_modules() if _hook(m)}
+    seen: dict[str, tuple[tuple, dict, object]] = {}
+
+    def keep(name: str):  # noqa: ANN202
+        def record(_module: nn.Module, args: tuple, kwargs: dict, output: object) -> None:
+            if name not in seen:  # copied: a later in-place op (ReLU(inplace=True)) changes it
+                seen[name] = tree_map(_clone, (args, kwargs, output))
+
+        return record
+
+    handles = [m.register_forward_hook(keep(n), with_kwargs=True) for n, m in hooked.items()]
+    try:
+        generator = torch.Generator().manual_seed(0)
+        model(torch.randn(tuple(input_shape), generator=generator))
+    finally:
+        for handle in handles:
+            handle.remove()
+    before = sum(p.numel() for p in built.parameters())
+    ran: dict[str, int] = {}
+
+    def deploy(module: nn.Module, name: str) -> nn.Module:
+        hook = _hook(module)
+        if hook is not None:
+            result = getattr(module, hook)()
+            new = result if hook == "fuse" and isinstance(result, nn.Module) else module
+            new.eval()
+            if name in seen:
+                args, kwargs, output = seen[name]
+                if not _same(output, new(*args, **kwargs)):
+                    raise ModelRunError(
+                        f"reparam: the {hook}() of module {name or '(model)'!r} "
+                        f"({type(module).__name__}) changes its output (more than {RTOL:g} "
+                        "relative); its deployed form would not compute what was built"
+                    )
+            ran[hook] = ran.get(hook, 0) + 1
+            module = new
+        for child_name, child in list(module.named_children()):
+            new_child = deploy(child, f"{name}.{child_name}" if name else child_name)
+            if new_child is not child:
+                setattr(module, child_name, new_child)
+        return module
+
+    model = deploy(model, "").eval()
+    after = sum(p.numel() for p in model.parameters())
+    how = ", ".join(f"{hook}() x{n}" for hook, n in ran.items())
+    return model, (
+        f"reparam: merged {sum(ran.values())} re-parameterizable blocks ({how}): "
+        f"{before:,} -> {after:,} params"
+    )
+
+
+def _is_conv_bn(conv: nn.Module, bn: nn.Module) -> bool:
+    return (
+        type(conv) is nn.Conv2d
+        and type(bn) is nn.BatchNorm2d
+        and bn.track_running_stats
+        and conv.out_channels == bn.num_features
+    )
+
+
+def _fold_traced(model: nn.Module) -> tuple[nn.Module, int]:
+    """Fold with a torch.fx trace: every call of a Conv2d whose only user is a BatchNorm2d."""
+    from torch.fx import Node, symbolic_trace
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    traced = symbolic_trace(model)
+    modules = dict(traced.named_modules())
+    calls: dict[str, int] = {}
+    for node in traced.graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    folded = 0
+    for node in list(traced.graph.nodes):
+        if node.op != "call_module" or len(node.args) != 1 or node.kwargs:
+            continue
+        prev = node.args[0]
+        if not isinstance(prev, Node) or prev.op != "call_module" or len(prev.users) != 1:
+            continue
+        conv, bn = modules[prev.target], modules[node.target]
+        if not _is_conv_bn(conv, bn) or calls[prev.target] != 1 or calls[node.target] != 1:
+            continue
+        fused = fuse_conv_bn_eval(conv.eval(), bn.eval())
+        parent_name, _, attr = prev.target.rpartition(".")
+        setattr(traced.get_submodule(parent_name) if parent_name else traced, attr, fused)
+        modules[prev.target] = fused
+        node.replace_all_uses_with(prev)
+        traced.graph.erase_node(node)
+        folded += 1
+    traced.graph.lint()
+    traced.recompile()
+    traced.delete_all_unused_submodules()
+    return traced, folded
+
+
+def _fold_sequential(model: nn.Module) -> tuple[nn.Module, int]:
+    """Fold Conv2d -> BatchNorm2d neighbours inside nn.Sequential containers (the fallback
+    for models that torch.fx cannot trace)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = 0
+    for container in model.modules():
+        if not isinstance(container, nn.Sequential):
+            continue
+        names = list(container._modules)
+        for first, second in zip(names, names[1:], strict=False):
+            conv, bn = container._modules[first], container._modules[second]
+            if conv is not None and bn is not None and _is_conv_bn(conv, bn):
+                container._modules[first] = fuse_conv_bn_eval(conv.eval(), bn.eval())
+                container._modules[second] = nn.Identity()
+                folded += 1
+    return model, folded
+
+
+def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int, int]:
+    """A copy of ``model`` (eval mode) with each BatchNorm2d that directly follows a
+    Conv2d folded into that convolution's weight and bias: the deployed form.
+
+    Returns (folded model, batch norms folded, batch norms left). The original model
+    is not touched. Output is the same up to float rounding.
+    """
+    model = copy.deepcopy(model).eval()
+    try:
+        fused, folded = _fold_traced(model)
+    except Exception:  # noqa: BLE001 - fx cannot trace every model; fall back, never fail
+        fused, folded = _fold_sequential(copy.deepcopy(model))
+    left = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in fused.modules())
+    return fused.eval(), folded, left
