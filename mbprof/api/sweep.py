@@ -63,8 +63,8 @@ def time_rows(
     group: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The latency phase of a sweep, in this process: each analysed row of ``rows`` with
-    its configuration's latency and environment columns added (a row whose analysis failed
-    is passed on as it is). Rows are timed interleaved (``api.timing.interleaved_latency``:
+    its configuration's latency and environment columns added (a row without counts is
+    passed on as it is; one whose memory alone failed is timed, both errors kept). Rows are timed interleaved (``api.timing.interleaved_latency``:
     round-robin rounds, outlier rounds measured again), ``group`` configurations at a time
     (default ``TIMING_GROUP``),
     and yielded in order once their group is timed. With a ``cache`` that keeps latency, a
@@ -84,7 +84,7 @@ def time_rows(
         todo: list[int] = []
         timed_keys: dict[int, Any] = {}
         for i in chunk:
-            if rows[i].get("error"):
+            if "madds" not in rows[i]:  # the model did not build or count
                 continue
             if keep and keys[i] is not None:
                 timed_keys[i] = latency_key(keys[i], latency)
@@ -102,7 +102,10 @@ def time_rows(
         for i in chunk:
             if on_start is not None:
                 on_start(specs[i])
-            yield {**rows[i], **timed.get(i, {})}
+            row, error = {**rows[i], **timed.get(i, {})}, timed.get(i, {}).get("error")
+            if error and rows[i].get("error"):  # the memory's failure and the timing's
+                row["error"] = f"{rows[i]['error']}; {error}"
+            yield row
 
 
 def _timed_group(

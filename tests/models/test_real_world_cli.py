@@ -43,6 +43,19 @@ def test_a_part_that_cannot_be_had_does_not_withhold_the_others(run):
     assert "cannot trace BranchesOnValues" in lines[0] and "Traceback" not in result.output
 
 
+def test_compare_keeps_the_counts_and_the_latency_when_the_memory_fails(run, tmp_path):
+    out = tmp_path / "rows.csv"
+    result = run(
+        "compare", "-m", PATH + "BranchesOnValues", "--res", "32", "--classes", "10",
+        "--min-time", "0.02", "--warmup", "1", "--threads", "1", "--csv", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output  # a figure not had (cli/_common)
+    (row,) = csv.DictReader(io.StringIO(out.read_text()))
+    assert int(row["params"]) == 3 * 8 * 9 + (8 * 8 * 9 + 8) + (8 * 10 + 10)  # by hand: 890
+    assert float(row["latency_ms"]) > 0 and not row.get("peak_act_bytes")
+    assert "cannot trace BranchesOnValues" in row["error"]
+
+
 def test_sizing_notes_are_printed(run):
     notes = profile_json(run, "ArangeWidths", 96)["notes"]
     assert any("moved to the meta device as it was registered" in n for n in notes)
@@ -78,3 +91,15 @@ def test_compare_rows_carry_params_used_and_notes(run):
     assert int(aux["params_used"]) < int(aux["params"]) and "(in aux, aux_fc)" in aux["notes"]
     assert fixed["params_used"] == fixed["params"]
     assert fixed["notes"].startswith("activations sized on the meta device at 96x96")
+
+
+def test_check_judges_a_model_whose_memory_cannot_be_traced():
+    # check stops on a model that cannot be measured, but not on its memory alone: the row
+    # keeps the counts, the memory limit then fails as an error
+    from mbprof.api import make_spec, measure_rows
+    from mbprof.core.errors import MbprofError
+    from mbprof.core.settings import memory_settings
+
+    spec = make_spec(PATH + "BranchesOnValues", resolution=32, num_classes=10)
+    (row,) = measure_rows(spec, [(memory_settings(), None)], stop_on=(MbprofError,))
+    assert row["params"] == 890 and "cannot trace BranchesOnValues" in row["error"]
