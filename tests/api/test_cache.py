@@ -54,9 +54,9 @@ def counting(monkeypatch):
     calls = []
     real = counting.count
 
-    def count(model, shape):
+    def count(model, shape, **options):
         calls.append(shape)
-        return real(model, shape)
+        return real(model, shape, **options)
 
     monkeypatch.setattr(counting, "count", count)
     return calls
@@ -132,7 +132,7 @@ def test_an_entry_under_another_key_is_not_trusted(tmp_path):
 
 
 def test_rows_with_an_error_are_not_kept(tmp_path, monkeypatch):
-    def fails(model, shape):
+    def fails(model, shape, **options):
         raise RuntimeError("counting broke")
 
     monkeypatch.setattr("mbprof.analysis.counting.count", fails)
