@@ -39,6 +39,21 @@ COMPARE_TEXT_COLUMNS = (
     "top1",
     "error",
 )
+# What a narrow terminal leaves out first, in this order (model, width, resolution, the
+# counts and the latency stay).
+_SECONDARY = (
+    "int8_cosine",
+    "portable_ops",
+    "deployed_bytes",
+    "achieved_gflops",
+    "throughput_ips",
+    "latency_ms_per_image",
+    "peak_act_bytes_efficient",
+    "args",
+    "num_classes",
+    "depth",
+    "top1",
+)
 
 
 def _varies(frame: pd.DataFrame, key: str) -> bool:
@@ -109,7 +124,14 @@ def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Docu
     hidden = tuple(k for k in frame.columns if k not in shown)
     return Document(
         title=title,
-        tables=[Table(name="configurations", frame=frame, hidden_in_text=hidden)],
+        tables=[
+            Table(
+                name="configurations",
+                frame=frame,
+                hidden_in_text=hidden,
+                secondary=_SECONDARY,
+            )
+        ],
         notes=notes,
         meta={"mbprof_version": __version__},
     )
