@@ -222,7 +222,8 @@ def judge(
     if blocks >= 2:
         spread = spread_pct(per_run_s)
         if spread > SPREAD_LIMIT_PCT:
-            reasons.append(f"spread {spread:.0f}% > {SPREAD_LIMIT_PCT:.0f}% ((p90 - p10) / median)")
+            shown = f"{spread:.1f}" if spread < 100 else f"{spread:.0f}"  # never "25% > 25%"
+            reasons.append(f"spread {shown}% > {SPREAD_LIMIT_PCT:.0f}% ((p90 - p10) / median)")
     if blocks >= MIN_STABLE_BLOCKS:
         half = blocks // 2
         first, second = statistics.median(per_run_s[:half]), statistics.median(per_run_s[half:])
