@@ -72,6 +72,7 @@ def bench_command(
         env = result.timing.environment
         threads = f"{env.threads} thread{'' if env.threads == 1 else 's'}"
         title = f"{spec.label}: roofline ({env.backend}, {env.dtype}, {threads})"
-        plot_roofline(result.layers, roofline, title)
+        unstable = "" if result.timing.stable else "; ".join(result.timing.reasons)
+        plot_roofline(result.layers, roofline, title, unstable)
         typer.echo(f"wrote {roofline}", err=True)
     out.emit(layers_document(result))
