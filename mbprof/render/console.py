@@ -49,9 +49,7 @@ def _compact(key: str, header: str, values: list) -> tuple[str, list[str]]:
     else:
         scale, unit = (1e6, "M") if top >= 1e7 else (1e3, "K")
         header = f"{header} ({unit})"
-    cells = [
-        "-" if is_missing(v) else "0" if v == 0 else f"{v / scale:,.1f}" for v in values
-    ]
+    cells = ["-" if is_missing(v) else "0" if v == 0 else f"{v / scale:,.1f}" for v in values]
     return header, cells
 
 
@@ -92,7 +90,9 @@ def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
         for column in columns[1:]:
             numbers = [v for v in values[column.key] if not is_missing(v)]
             if column.kind == "int" and numbers and max(map(abs, numbers)) >= 1e5:
-                column.header, column.cells = _compact(column.key, column.header, values[column.key])
+                column.header, column.cells = _compact(
+                    column.key, column.header, values[column.key]
+                )
     # The first column names the row: it goes only where the view says it may.
     order = iter([*table.secondary, *keys[:0:-1]])
     dropped: list[str] = []

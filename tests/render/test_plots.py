@@ -291,7 +291,9 @@ def _profile(shares):
                   intensity=2.0 + 0.01 * i, gflops=1.0 + 0.01 * i, kind="pointwise conv")
         for i, s in enumerate(shares)
     )  # fmt: skip
-    return LayerProfile("eager", 1, "fp32", rows, sum(shares) / 10, sum(shares) / 10, 5, 100.0, 10.0)
+    return LayerProfile(
+        "eager", 1, "fp32", rows, sum(shares) / 10, sum(shares) / 10, 5, 100.0, 10.0
+    )
 
 
 def test_roofline_markers_labels_and_an_unstable_timing():
