@@ -156,8 +156,9 @@ def between(start: MachineSample, end: MachineSample) -> MachineLoad:
     other = steal = None
     if start.busy_s is not None and end.busy_s is not None:
         own = end.own_cpu_s - start.own_cpu_s
-        other = max(0.0, (end.busy_s - start.busy_s - own) / wall)
-        steal = max(0.0, (end.steal_s - start.steal_s) / wall)  # type: ignore[operator]
+        # rounded: /proc/stat counts in ticks, so float noise (1.7e-13) is no load
+        other = round(max(0.0, (end.busy_s - start.busy_s - own) / wall), 3)
+        steal = round(max(0.0, (end.steal_s - start.steal_s) / wall), 3)  # type: ignore[operator]
     return MachineLoad(
         usable_cpus=usable_cpus(),
         other_cpus=other,
