@@ -90,9 +90,9 @@ def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
         for column in columns[1:]:
             numbers = [v for v in values[column.key] if not is_missing(v)]
             if column.kind == "int" and numbers and max(map(abs, numbers)) >= 1e5:
-                column.header, column.cells = _compact(
-                    column.key, column.header, values[column.key]
-                )
+                header, cells = _compact(column.key, column.header, values[column.key])
+                if max(map(len, [header, *cells])) < column.minimum:  # only where it narrows
+                    column.header, column.cells = header, cells
     # The first column names the row: it goes only where the view says it may.
     order = iter([*table.secondary, *keys[:0:-1]])
     dropped: list[str] = []
@@ -114,7 +114,11 @@ def _note(text: str, console: Console) -> None:
     # Wrapped with an indent, so that no line starts with a note's own words (a CI log
     # reads `::command::` at a line's start); piped without COLUMNS, one line.
     lines = textwrap.wrap(
-        safe_text(text), max(console.width, 20), initial_indent="- ", subsequent_indent="  "
+        safe_text(text),
+        max(console.width, 20),
+        initial_indent="- ",
+        subsequent_indent="  ",
+        break_on_hyphens=False,
     )
     console.print(Text("\n".join(lines), style="dim"), soft_wrap=True)
 

@@ -103,6 +103,7 @@ def cost_document(cost: ConvCost) -> Document:
                     "weights": "int",
                     "formula": "text",
                 },
+                secondary=("kernel", "channels", "weights"),
             )
         ],
         notes=notes,
