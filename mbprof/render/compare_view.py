@@ -53,6 +53,8 @@ _SECONDARY = (
     "num_classes",
     "depth",
     "top1",
+    "peak_act_bytes",
+    "params",
 )
 
 

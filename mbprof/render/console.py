@@ -4,8 +4,9 @@ Every piece of text goes in as a rich ``Text`` (never parsed as markup) after
 ``safe_text``: a name from a user's file can neither style, move nor clear the terminal.
 
 A table wider than the terminal is fitted here, for every command alike: first its large
-counts are written in K/M (bytes in KB) with the unit in the header, then its secondary
-columns (``Table.secondary``, then from the right) are left out and a note names them.
+counts are written in K/M (bytes in KB) with the unit in the header, then its headers take
+two lines, then its secondary columns (``Table.secondary``, then from the right) are left
+out and a note names them.
 No cell is ever cut: the first (identifying) column and the numbers keep their width,
 long text wraps.
 """
@@ -63,7 +64,7 @@ class _Column:
 
     @property
     def minimum(self) -> int:
-        natural = max(len(c) for c in [self.header, *self.cells])
+        natural = max(len(c) for c in [*self.header.split("\n"), *self.cells])
         if not self.wraps:
             return natural
         longest = max(len(w) for c in [self.header, *self.cells] for w in c.split() or [""])
@@ -93,13 +94,18 @@ def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
                 header, cells = _compact(column.key, column.header, values[column.key])
                 if max(map(len, [header, *cells])) < column.minimum:  # only where it narrows
                     column.header, column.cells = header, cells
+    if needed() > width:  # headers on two lines ("Latency\n(ms)"), split nearest the middle
+        for column in columns:
+            if spaces := [i for i, c in enumerate(column.header) if c == " "]:
+                i = min(spaces, key=lambda i: max(i, len(column.header) - i - 1))
+                column.header = column.header[:i] + "\n" + column.header[i + 1 :]
     # The first column names the row: it goes only where the view says it may.
     order = iter([*table.secondary, *keys[:0:-1]])
     dropped: list[str] = []
     while needed() > width and len(columns) > 1:
         key = next(order)
         if gone := next((c for c in columns if c.key == key), None):
-            dropped.append(gone.header)
+            dropped.append(gone.header.replace("\n", " "))
             columns.remove(gone)
     note = ""
     if dropped:
