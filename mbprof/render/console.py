@@ -92,7 +92,7 @@ def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
             numbers = [v for v in values[column.key] if not is_missing(v)]
             if column.kind == "int" and numbers and max(map(abs, numbers)) >= 1e5:
                 header, cells = _compact(column.key, column.header, values[column.key])
-                if max(map(len, [header, *cells])) < column.minimum:  # only where it narrows
+                if max(map(len, cells)) < max(map(len, column.cells)):  # where it narrows
                     column.header, column.cells = header, cells
     if needed() > width:  # headers on two lines ("Latency\n(ms)"), split nearest the middle
         for column in columns:

@@ -41,15 +41,15 @@ def test_every_line_fits(args, columns):
 
 
 def test_identifying_column_and_counts_kept_at_80():
-    """Module paths whole; MAdds in M with the unit in the header (hand
+    """Module paths whole; MAdds in M, params in K, the unit in the header (hand
     values: features.2.conv.0.0 of MobileNetV2 at 224, 16 -> 96 1x1 conv on 112x112:
     16 x 96 x 112 x 112 = 19,267,584 MAdds, 16 x 96 = 1,536 weights)."""
     result = CliRunner().invoke(app, ["profile", "mobilenet_v2"], env={"COLUMNS": "80"})
     row = next(line for line in result.stdout.splitlines() if "features.2.conv.0.0 " in line)
     cells = [c.strip() for c in row.strip("│ ").split("│")]
-    assert cells[0] == "features.2.conv.0.0" and "19.3" in cells and "1,536" in cells
-    # compact only where it narrows: "1,281,000" params is narrower than "Params (K)"
-    assert "MAdds (M)" in result.stdout and "Params (K)" not in result.stdout
+    assert cells[0] == "features.2.conv.0.0" and "19.3" in cells and "1.5" in cells
+    header = [line for line in result.stdout.splitlines() if line.startswith("┃")]
+    assert "MAdds" in header[0] and "(M)" in header[1] and "(K)" in header[1]
     assert "Left out at 80 columns: Groups, Stride, Kernel" in result.stdout
 
 
@@ -75,12 +75,12 @@ def test_fitting_steps():
     columns, note = _table(200)
     assert [c.cells[0] for c in columns] == ["a" * 30, "267,939,840", "24,084,480", "7", "x"]
     assert note == ""
-    # compact: 30 + 9 + 9 + 1 + 4 + 16 (padding, borders) = 69 > 62; without Kind, 62
+    # compact, two-line headers: 30 + 5 + 8 + 1 + 4 + 16 (padding, borders) = 64 > 62
     columns, note = _table(62)
     assert [(c.header, c.cells[0]) for c in columns] == [
         ("Name", "a" * 30),
-        ("MAdds (M)", "267.9"),
-        ("Tensor KB", "24,084.5"),
+        ("MAdds\n(M)", "267.9"),  # headers on two lines too
+        ("Tensor\nKB", "24,084.5"),
         ("N", "7"),
     ]
     assert note.startswith("Left out at 62 columns: Kind ")
