@@ -54,6 +54,14 @@ def _compact(key: str, header: str, values: list) -> tuple[str, list[str]]:
     return header, cells
 
 
+def _fold(header: str) -> str:
+    """The header on two lines ("Latency\n(ms)"), split at the space nearest the middle."""
+    if not (spaces := [i for i, c in enumerate(header) if c == " "]):
+        return header
+    i = min(spaces, key=lambda i: max(i, len(header) - i - 1))
+    return header[:i] + "\n" + header[i + 1 :]
+
+
 class _Column:
     def __init__(self, key: str, header: str, kind: str, cells: list[str]) -> None:
         self.key, self.header, self.kind, self.cells = key, header, kind, cells
@@ -92,13 +100,14 @@ def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
             numbers = [v for v in values[column.key] if not is_missing(v)]
             if column.kind == "int" and numbers and max(map(abs, numbers)) >= 1e5:
                 header, cells = _compact(column.key, column.header, values[column.key])
-                if max(map(len, cells)) < max(map(len, column.cells)):  # where it narrows
+                # only where that narrows the column (its header on two lines either way)
+                if _Column("", _fold(header), "int", cells).minimum < (
+                    _Column("", _fold(column.header), "int", column.cells).minimum
+                ):
                     column.header, column.cells = header, cells
-    if needed() > width:  # headers on two lines ("Latency\n(ms)"), split nearest the middle
+    if needed() > width:
         for column in columns:
-            if spaces := [i for i, c in enumerate(column.header) if c == " "]:
-                i = min(spaces, key=lambda i: max(i, len(column.header) - i - 1))
-                column.header = column.header[:i] + "\n" + column.header[i + 1 :]
+            column.header = _fold(column.header)
     # The first column names the row: it goes only where the view says it may.
     order = iter([*table.secondary, *keys[:0:-1]])
     dropped: list[str] = []
