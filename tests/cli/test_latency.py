@@ -263,3 +263,15 @@ def test_bench_layers_bad_input_exits_2_in_one_line(args, message):
     assert_one_line_error(result, message)
     if "compile" in args:
         assert "eager, onnxruntime or executorch" in result.stderr
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_a_timed_comparison_fits_the_terminal_with_its_latency(verdict, columns):
+    verdict(("spread 80.0% > 25% ((p90 - p10) / median)",))
+    args = ["compare", "-m", "mobilenet_v2,mobilenet_v3_large", "--widths", "0.5", "--res", "32"]
+    result = CliRunner().invoke(app, [*args, *FAST], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= columns and "…" not in result.stdout
+    header = " ".join(line for line in lines if line.startswith("┃"))
+    assert "Latency" in header and "Timing" in header and "mobilenet_v3_large" in result.stdout
