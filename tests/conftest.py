@@ -17,6 +17,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported anywhe
 # that replace a function in this process would otherwise see a worker's or a cached row.
 os.environ.setdefault("MBPROF_WORKERS", "1")
 os.environ.setdefault("MBPROF_NO_CACHE", "1")
+# pytest-xdist's workers get COLUMNS=80, and tables fit COLUMNS: a test that is about a
+# width sets its own.
+os.environ.pop("COLUMNS", None)
 
 import pytest  # noqa: E402
 from typer.testing import CliRunner

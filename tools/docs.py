@@ -155,6 +155,15 @@ def include(path: str, start: str | None = None, stop: str | None = None) -> Non
     cog.outl("\n".join(lines).strip("\n"))
 
 
+def image(path: str, alt: str) -> None:
+    """A figure a command wrote (``path`` from the repository root, such as
+    ``reports/figures/top1_vs_madds.png``), copied under docs/img/ for the site and shown."""
+    source, target = ROOT / path, ROOT / "docs" / "img" / Path(path).name
+    if source != target:
+        target.write_bytes(source.read_bytes())
+    cog.outl(f"![{alt}](img/{target.name})")
+
+
 def measured(name: str) -> None:
     """``docs/measured/NAME.md``, written by ``tools/measure.py`` on the machine it names."""
     cog.out((MEASURED / f"{name}.md").read_text(encoding="utf-8"))

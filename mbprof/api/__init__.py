@@ -14,6 +14,7 @@ guarded), ``single`` (one configuration), ``sweep`` (rows of a comparison), ``ch
 (limits of budget files and baselines: ``check``).
 """
 
+import mbprof.render.html  # noqa: F401  (the notebook display of records)
 from mbprof.api.building import build_sized
 from mbprof.api.checking import (
     CheckOutcome,

@@ -197,7 +197,9 @@ class MbprofGroup(TyperGroup):
             if debug:
                 raise
             where = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
-            fail(exc.format_message().rstrip(".") + where)
+            # typer checks a choice with pydantic, whose messages start "Value error, "
+            message = exc.format_message().replace("Value error, ", "")
+            fail(message.rstrip(".") + where)
             code = EXIT_BAD_INPUT
         except MbprofError as exc:
             if debug:

@@ -91,10 +91,9 @@ def emit(doc: Document, fmt: str, output: Path | None = None) -> None:
     if fmt == "table":
         from rich.console import Console
 
-        from mbprof.render.console import print_document
+        from mbprof.render.console import print_document, terminal_width
 
-        # Piped output is not squeezed into 80 columns.
-        print_document(doc, Console(file=stdout, width=None if stdout.isatty() else 160))
+        print_document(doc, Console(file=stdout, width=terminal_width(stdout)))
         return
     stdout.write(render(doc, fmt))
 

@@ -69,14 +69,18 @@ def bench_command(
     env = result.timing.environment
     threads = f"{env.threads} thread{'' if env.threads == 1 else 's'}"
     title = f"{spec.label}: roofline ({env.backend}, {env.dtype}, {threads})"
-    from mbprof.render.plots.roofline import plot_roofline
-
+    unstable = "" if result.timing.stable else "; ".join(result.timing.reasons)
     if roofline is not None:
-        plot_roofline(result.layers, roofline, title)
+        from mbprof.render.plots.roofline import plot_roofline
+
+        plot_roofline(result.layers, roofline, title, unstable)
         typer.echo(f"wrote {roofline}", err=True)
     doc = layers_document(result)
     if out.html is not None and result.layers is not None:
         from mbprof.render.html import figure_svg
+        from mbprof.render.plots.roofline import plot_roofline
 
-        doc.figures[title] = figure_svg(lambda path: plot_roofline(result.layers, path, title))
+        doc.figures[title] = figure_svg(
+            lambda path: plot_roofline(result.layers, path, title, unstable)
+        )
     out.emit(doc)

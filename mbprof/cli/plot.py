@@ -15,15 +15,27 @@ DEFAULT_FIGURE = "FRAME-Y-vs-X.png"
 # mbprof cannot write, .jpg say, are then refused by name instead of receiving the table).
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".gif", ".webp", ".tif", ".tiff", ".eps")
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".md", ".txt", ".html")
+
 
 def figure_and_output(figure: Path | None, out: Output, default: str) -> tuple[Path, str, Output]:
     """Where the figure goes (and the option that named it) and where the frontier table
     goes. ``--output`` naming an image (.png, .svg, .pdf) is the figure's path, and the
     table then goes to the terminal; with --figure as well it would be two figures, and is
     refused."""
+    import difflib
+
     from mbprof.core.errors import MbprofError
 
-    if out.path is not None and out.path.suffix.lower() in IMAGE_SUFFIXES:
+    suffix = out.path.suffix.lower() if out.path is not None else ""
+    near = difflib.get_close_matches(suffix, IMAGE_SUFFIXES, 1)
+    if near and suffix not in IMAGE_SUFFIXES + TABLE_SUFFIXES:
+        # a typo of an image's extension (x.pgn) would get the frontier table, not a figure
+        raise MbprofError(
+            f"--output {str(out.path)!r}: {suffix} is no figure extension (did you mean "
+            f"{near[0]}?); a figure is .png, .svg or .pdf"
+        )
+    if suffix in IMAGE_SUFFIXES:
         if figure is not None:
             raise MbprofError(
                 f"--output {str(out.path)!r} names an image and --figure {str(figure)!r} "

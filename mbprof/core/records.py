@@ -1,19 +1,34 @@
 """Plain records that flow from the analyses to the renderers.
 
 Numbers stay numbers here (integers with their unit in the field name); formatting
-happens only in ``mbprof.render``. This module imports nothing else from mbprof at
-import time; the notebook display of a result (``_repr_html_``, ``to_dataframe``) calls
-its renderer when asked.
+happens only in ``mbprof.render``. This module imports nothing else from mbprof; the
+notebook display of a result (``_repr_html_``, ``to_dataframe``) is the one its renderer
+registers in ``DISPLAY`` (``mbprof.render.html``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 IMAGE_CHANNELS = 3
+# Record class -> (its HTML for a notebook, its main table as a DataFrame), registered by
+# mbprof.render.html (imported with mbprof.api).
+DISPLAY: dict[type, tuple[Callable[[Any], str], Callable[[Any], Any]]] = {}
+
+
+class Displayed:
+    """A result that shows as a table in Jupyter and converts to a pandas DataFrame."""
+
+    def _repr_html_(self) -> str:
+        return DISPLAY[type(self)][0](self)
+
+    def to_dataframe(self):
+        """The main table: a profile's layers; a bench result's layers (with ``--layers``)
+        or its one timing row."""
+        return DISPLAY[type(self)][1](self)
 
 
 def is_import_path(model: str) -> bool:
@@ -264,7 +279,7 @@ class FlopsCount:
 
 
 @dataclass(frozen=True)
-class Profile:
+class Profile(Displayed):
     """Everything mbprof knows about one configuration. ``notes``: how the model had to
     be sized (a probe that failed, the fallback taken), then the counts' notes."""
 
@@ -275,18 +290,6 @@ class Profile:
     notes: tuple[str, ...] = ()
     # a part asked for that could not be had, one line each ("memory: <why>")
     missing: tuple[str, ...] = ()
-
-    def to_dataframe(self):
-        """The per-layer table as a pandas DataFrame (the columns of ``profile --format csv``)."""
-        from mbprof.render.profile_view import layer_frame
-
-        return layer_frame(self.counts.layers, self.counts.madds)
-
-    def _repr_html_(self) -> str:
-        from mbprof.render.html import to_html
-        from mbprof.render.profile_view import profile_document
-
-        return to_html(profile_document(self), whole=False)
 
 
 @dataclass(frozen=True)
@@ -469,23 +472,10 @@ class LayerProfile:
 
 
 @dataclass(frozen=True)
-class BenchResult:
+class BenchResult(Displayed):
     """One configuration's latency, with the configuration it belongs to (and, when
     asked for, where its time goes layer by layer)."""
 
     spec: ModelSpec
     timing: Timing
     layers: LayerProfile | None = None
-
-    def to_dataframe(self):
-        """One row per layer (with ``layers``), else the one-row timing, as a DataFrame."""
-        from mbprof.render.latency_view import bench_frame
-        from mbprof.render.layers_view import layers_frame
-
-        return bench_frame(self) if self.layers is None else layers_frame(self.layers)
-
-    def _repr_html_(self) -> str:
-        from mbprof.render.html import to_html
-        from mbprof.render.layers_view import layers_document
-
-        return to_html(layers_document(self), whole=False)

@@ -173,6 +173,7 @@ def check_document(
         headers=HEADERS,
         kinds=KINDS,
         hidden_in_text=RAW + (() if any_tolerance else ("tolerance_pct",)),
+        secondary=("tolerance_pct", "headroom_pct", "where", "headroom_text", "limit_text"),
     )
     summary = {"checked": len(results), **{s: counts[s] for s in STATUS_ORDER}}
     return Document(

@@ -40,6 +40,23 @@ COMPARE_TEXT_COLUMNS = (
     "top1",
     "error",
 )
+# What a narrow terminal leaves out first, in this order (model, width, resolution, the
+# counts and the latency stay).
+_SECONDARY = (
+    "int8_cosine",
+    "portable_ops",
+    "deployed_bytes",
+    "achieved_gflops",
+    "throughput_ips",
+    "latency_ms_per_image",
+    "peak_act_bytes_efficient",
+    "args",
+    "num_classes",
+    "depth",
+    "top1",
+    "peak_act_bytes",
+    "params",
+)
 
 
 def _varies(frame: pd.DataFrame, key: str) -> bool:
@@ -112,7 +129,14 @@ def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Docu
     return Document(
         kind="compare",
         title=title,
-        tables=[Table(name="configurations", frame=frame, hidden_in_text=hidden)],
+        tables=[
+            Table(
+                name="configurations",
+                frame=frame,
+                hidden_in_text=hidden,
+                secondary=_SECONDARY,
+            )
+        ],
         notes=notes,
         meta={"mbprof_version": __version__},
     )

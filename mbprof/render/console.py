@@ -1,25 +1,144 @@
-"""Documents as rich terminal tables.
+"""Documents as rich terminal tables that fit the terminal's width.
 
 Every piece of text goes in as a rich ``Text`` (never parsed as markup) after
 ``safe_text``: a name from a user's file can neither style, move nor clear the terminal.
+
+A table wider than the terminal is fitted here, for every command alike: first its large
+counts are written in K/M (bytes in KB) with the unit in the header, then its headers take
+two lines, then its secondary columns (``Table.secondary``, then from the right) are left
+out and a note names them.
+No cell is ever cut: the first (identifying) column and the numbers keep their width,
+long text wraps.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import textwrap
 
 from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from mbprof.render.document import Document
-from mbprof.render.export import text_rows
-from mbprof.render.formats import format_value
+from mbprof.frame.rows import is_missing
+from mbprof.render.document import Document, Table
+from mbprof.render.formats import format_value, header_and_kind
 from mbprof.render.safe_text import safe_text
+
+# Piped without COLUMNS (or written to a file): as wide as the widest line, cut nothing.
+UNBOUNDED = 100_000
+# A column of long text wraps, but not narrower than this (unless its longest word is).
+_WRAP_FLOOR = 24
 
 
 def _text(value: str, style: str = "") -> Text:
     return Text(safe_text(value), style=style)
+
+
+# Printed with crop=False throughout: a line that cannot fit overflows (and a test sees
+# it) rather than losing its end silently.
+
+
+def _compact(key: str, header: str, values: list) -> tuple[str, list[str]]:
+    """Counts in K or M (bytes in KB), one decimal, the unit in the header."""
+    numbers = [v for v in values if not is_missing(v)]
+    top = max((abs(v) for v in numbers), default=0)
+    if "bytes" in key:
+        scale = 1e3
+        header = (
+            f"{header} (KB)" if " B" not in f"{header} " else f"{header} ".replace(" B ", " KB ")
+        )
+        header = header.strip()
+    else:
+        scale, unit = (1e6, "M") if top >= 1e7 else (1e3, "K")
+        header = f"{header} ({unit})"
+    cells = ["-" if is_missing(v) else "0" if v == 0 else f"{v / scale:,.1f}" for v in values]
+    return header, cells
+
+
+def _fold(header: str) -> str:
+    """The header on two lines ("Latency\n(ms)"), split at the space nearest the middle."""
+    if not (spaces := [i for i, c in enumerate(header) if c == " "]):
+        return header
+    i = min(spaces, key=lambda i: max(i, len(header) - i - 1))
+    return header[:i] + "\n" + header[i + 1 :]
+
+
+class _Column:
+    def __init__(self, key: str, header: str, kind: str, cells: list[str]) -> None:
+        self.key, self.header, self.kind, self.cells = key, header, kind, cells
+
+    @property
+    def wraps(self) -> bool:
+        return self.kind == "text" and max(map(len, self.cells), default=0) > _WRAP_FLOOR
+
+    @property
+    def minimum(self) -> int:
+        natural = max(len(c) for c in [*self.header.split("\n"), *self.cells])
+        if not self.wraps:
+            return natural
+        longest = max(len(w) for c in [self.header, *self.cells] for w in c.split() or [""])
+        return max(longest, min(natural, _WRAP_FLOOR))
+
+
+def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
+    """The columns of ``table`` that fit ``width`` and a note naming any left out."""
+    keys = [k for k in table.frame.columns if k not in table.hidden_in_text]
+    values = {k: [] for k in keys}
+    for record in table.frame[keys].itertuples(index=False, name=None):
+        for key, value in zip(keys, record, strict=True):
+            values[key].append(value)
+    columns = []
+    for key in keys:
+        header, kind = header_and_kind(key, table.headers, table.kinds)
+        cells = [safe_text(format_value(v, kind)) for v in values[key]]
+        columns.append(_Column(key, safe_text(header), kind, cells))
+
+    def needed() -> int:  # cells + one space each side + the borders
+        return sum(c.minimum + 3 for c in columns) + 1
+
+    if needed() > width:
+        for column in columns[1:]:
+            numbers = [v for v in values[column.key] if not is_missing(v)]
+            if column.kind == "int" and numbers and max(map(abs, numbers)) >= 1e5:
+                header, cells = _compact(column.key, column.header, values[column.key])
+                # only where that narrows the column (its header on two lines either way)
+                if _Column("", _fold(header), "int", cells).minimum < (
+                    _Column("", _fold(column.header), "int", column.cells).minimum
+                ):
+                    column.header, column.cells = header, cells
+    if needed() > width:
+        for column in columns:
+            column.header = _fold(column.header)
+    # The first column names the row: it goes only where the view says it may.
+    order = iter([*table.secondary, *keys[:0:-1]])
+    dropped: list[str] = []
+    while needed() > width and len(columns) > 1:
+        key = next(order)
+        if gone := next((c for c in columns if c.key == key), None):
+            dropped.append(gone.header.replace("\n", " "))
+            columns.remove(gone)
+    note = ""
+    if dropped:
+        note = (
+            f"Left out at {width} columns: {', '.join(dropped)} (a wider terminal or "
+            "COLUMNS shows them; --format csv or json has every column)."
+        )
+    return columns, note
+
+
+def _note(text: str, console: Console) -> None:
+    # Wrapped with an indent, so that no line starts with a note's own words (a CI log
+    # reads `::command::` at a line's start); piped without COLUMNS, one line.
+    lines = textwrap.wrap(
+        safe_text(text),
+        max(console.width, 20),
+        initial_indent="- ",
+        subsequent_indent="  ",
+        break_on_hyphens=False,
+    )
+    console.print(Text("\n".join(lines), style="dim"), soft_wrap=True)
 
 
 def print_document(doc: Document, console: Console) -> None:
@@ -27,13 +146,18 @@ def print_document(doc: Document, console: Console) -> None:
         facts = RichTable(
             title=_text(doc.title, "table.title"), show_header=False, box=None, title_justify="left"
         )
-        facts.add_column(style="bold")
-        facts.add_column(justify="right")
-        facts.add_column(style="dim")
-        for fact in doc.facts:
-            value = format_value(fact.value, fact.kind)
-            facts.add_row(_text(fact.label), _text(value), _text(fact.note))
-        console.print(facts)
+        rows = [(f.label, format_value(f.value, f.kind), f.note) for f in doc.facts]
+        label, value, note = (max(len(r[i]) for r in rows) for i in range(3))
+        if label + value + min(note, _WRAP_FLOOR) + 6 > console.width:
+            # A value that is text ("fp16, 2 bytes per element") wraps; a number never does.
+            value = max(len(v) for _, v, _ in rows if " " not in v)
+        note = max(12, min(note, console.width - label - value - 6))
+        facts.add_column(style="bold", no_wrap=True, overflow="fold")
+        facts.add_column(justify="right", overflow="fold", width=value)
+        facts.add_column(style="dim", overflow="fold", width=note)
+        for row in rows:
+            facts.add_row(*map(_text, row))
+        console.print(facts, crop=False)
         console.print()
     for index, table in enumerate(doc.tables):
         if all(key in table.hidden_in_text for key in table.frame.columns):
@@ -44,20 +168,34 @@ def print_document(doc: Document, console: Console) -> None:
             title_justify="left",
             header_style="bold",
         )
-        headers, kinds, rows = text_rows(table)  # already through safe_text
-        for header, kind in zip(headers, kinds, strict=True):
-            grid.add_column(Text(header), justify="left" if kind == "text" else "right")
-        for row in rows:
+        columns, note = fitted_columns(table, console.width)
+        for column in columns:
+            grid.add_column(
+                Text(column.header),
+                justify="left" if column.kind == "text" else "right",
+                no_wrap=not column.wraps,
+                overflow="fold",
+                min_width=column.minimum,
+            )
+        for row in zip(*(c.cells for c in columns), strict=True):
             grid.add_row(*(Text(cell) for cell in row))
-        console.print(grid)
+        console.print(grid, crop=False)
+        if note:
+            _note(note, console)
     for note in doc.notes:
-        # Piped (a CI log), a note stays one line: a line folded inside a long word could
-        # start with the word's tail, and a log reads `::command::` at a line's start.
-        console.print(_text(f"- {note}", style="dim"), soft_wrap=not console.is_terminal)
+        _note(note, console)
 
 
-def render_table_text(doc: Document, width: int = 160) -> str:
+def terminal_width(stream) -> int | None:
+    """None (rich asks the terminal, or reads COLUMNS) on a terminal or where COLUMNS is
+    set; piped without it, a width that cuts nothing."""
+    if stream.isatty() or os.environ.get("COLUMNS", "").strip().isdigit():
+        return None
+    return UNBOUNDED
+
+
+def render_table_text(doc: Document, width: int = UNBOUNDED) -> str:
     """The terminal rendering as plain text (for --output FILE with --format table)."""
     console = Console(record=True, width=width, file=io.StringIO(), color_system=None)
     print_document(doc, console)
-    return console.export_text()
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"

@@ -104,6 +104,7 @@ def cost_document(cost: ConvCost) -> Document:
                     "weights": "int",
                     "formula": "text",
                 },
+                secondary=("kernel", "channels", "weights"),
             )
         ],
         notes=notes,

@@ -29,6 +29,7 @@ class Table:
     headers: dict[str, str] = field(default_factory=dict)  # overrides mbprof.frame.columns
     kinds: dict[str, str] = field(default_factory=dict)
     hidden_in_text: tuple[str, ...] = ()  # columns left out of terminal/Markdown tables
+    secondary: tuple[str, ...] = ()  # what a narrow terminal leaves out first, in order
 
 
 @dataclass

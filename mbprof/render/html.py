@@ -115,3 +115,22 @@ def to_html(doc: Document, whole: bool = True) -> str:
         f"</title><style>{STYLE}</style></head><body>{''.join(parts)}"
         f"<script>{SCRIPT}</script></body></html>\n"
     )
+
+
+def _register_display() -> None:
+    from mbprof.core.records import DISPLAY, BenchResult, Profile
+    from mbprof.render.latency_view import bench_frame
+    from mbprof.render.layers_view import layers_document, layers_frame
+    from mbprof.render.profile_view import layer_frame, profile_document
+
+    DISPLAY[Profile] = (
+        lambda p: to_html(profile_document(p), whole=False),
+        lambda p: layer_frame(p.counts.layers, p.counts.madds),
+    )
+    DISPLAY[BenchResult] = (
+        lambda b: to_html(layers_document(b), whole=False),
+        lambda b: bench_frame(b) if b.layers is None else layers_frame(b.layers),
+    )
+
+
+_register_display()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
@@ -43,22 +44,75 @@ def _label(row: Any) -> str:
     return f"{row.model} {format_multiplier(row.width)}@{row.resolution}{extra}"
 
 
+def _shared(reasons: list[str]) -> str:
+    """One reason for several rows: numbers that differ as a range ("0.9-1.3")."""
+    slots = zip(*(re.findall(_NUMBER, r) for r in reasons), strict=True)
+    values = iter(
+        v[0] if len(set(v)) == 1 else f"{min(v, key=float)}-{max(v, key=float)}" for v in slots
+    )
+    return re.sub(_NUMBER, lambda _: next(values), reasons[0])
+
+
+_NUMBER = r"\d+(?:\.\d+)?"
+_ROW_REASONS = ("spread", "drift", "only")
+
+
+def remedy(reasons: list[str], threads: int | None) -> str:
+    """What to do about the reasons seen (``threads``: the most any row asked for)."""
+    said = " ".join(reasons)
+    fixes = []
+    if any(k in said for k in ("other processes", "load average", "hypervisor")):
+        fixes.append(
+            "other processes were busy: --threads 1 leaves them a CPU, or measure on a quiet "
+            "machine"
+            if (threads or 1) > 1
+            else "other processes were busy: measure on a quiet machine"
+        )
+    if "CPUs usable" in said:
+        fixes.append("more threads than usable CPUs: a smaller --threads")
+    if "timed block" in said:
+        fixes.append("too few timed blocks: a longer --min-time")
+    if not fixes:
+        fixes.append("the runs varied: a quiet machine, or a longer --min-time")
+    return "Remedy: " + "; ".join(fixes) + "."
+
+
 def stability_notes(frame: pd.DataFrame) -> list[str]:
-    """One line: which rows' latency is unstable and why, or that every one is stable."""
+    """Which rows' latency is unstable and why (a reason several rows share said once),
+    and what to do; or that every one is stable."""
     if "latency_verdict" not in frame or frame["latency_verdict"].isna().all():
         return []
     unstable = frame[frame["latency_verdict"] == "unstable"]
     if unstable.empty:
         return [f"Timing: every latency is stable. {STABILITY_NOTE}"]
-    parts = [
-        f"{_label(row)} ({row.latency_reasons or 'no reason recorded'})"
+    rows = [
+        (_label(row), [r.strip() for r in str(row.latency_reasons or "").split(";") if r.strip()])
         for row in unstable.itertuples()
     ]
-    return [
-        f"UNSTABLE latency (marked in the Timing column) for {len(parts)} of "
-        f"{int(frame['latency_verdict'].notna().sum())} rows: " + "; ".join(parts) + ".",
-        STABILITY_NOTE,
-    ]
+    # The machine's reasons (other processes, steal, CPUs, clock) said once for the rows
+    # that share them; a row's own figures (spread, drift, blocks) on its line.
+    groups: dict[str, list[str]] = {}
+    for _, reasons in rows:
+        for reason in reasons:
+            if not reason.startswith(_ROW_REASONS):
+                groups.setdefault(re.sub(_NUMBER, "#", reason), []).append(reason)
+    shared = {key: found for key, found in groups.items() if len(found) > 1}
+    total = int(frame["latency_verdict"].notna().sum())
+    head = f"UNSTABLE latency (marked in the Timing column) for {len(rows)} of {total} rows"
+    if shared:
+        head += ": " + "; ".join(
+            _shared(found) + ("" if len(found) == len(rows) else f" ({len(found)} rows)")
+            for found in shared.values()
+        )
+    lines = []
+    for label, reasons in rows:
+        own = [r for r in reasons if re.sub(_NUMBER, "#", r) not in shared]
+        lines.append(f"{label}: {'; '.join(own) or ('as above' if reasons else 'no reason given')}")
+    if len(lines) == 1:
+        head, lines = f"{head}: {lines[0]}", []
+    threads = frame["threads"].max() if "threads" in frame else None
+    seen = [r for _, reasons in rows for r in reasons]
+    return [head + ".", *lines, remedy(seen, threads), STABILITY_NOTE]
 
 
 def _constant(frame: pd.DataFrame, key: str) -> Any:
@@ -237,7 +291,11 @@ def bench_document(result: BenchResult) -> Document:
         facts=facts,
         tables=[table],
         notes=[
-            *([] if t.stable else [f"UNSTABLE latency: {'; '.join(t.reasons)}."]),
+            *(
+                []
+                if t.stable
+                else [f"UNSTABLE latency: {'; '.join(t.reasons)}.", remedy(t.reasons, env.threads)]
+            ),
             LATENCY_NOTE,
             gflops_note("Machine share"),
             STABILITY_NOTE,

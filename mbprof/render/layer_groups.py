@@ -133,6 +133,7 @@ KINDS = {
     "madds_share": "percent",
     "params_share": "percent",
 }
+_SECONDARY = ("output_hw", "params_share", "other_flops", "layers")
 
 
 def grouped_table(layers: Sequence[LayerRow], by: str, depth: int | None) -> Table:
@@ -145,6 +146,7 @@ def grouped_table(layers: Sequence[LayerRow], by: str, depth: int | None) -> Tab
             "the totals)",
             headers={**HEADERS, "madds_share": "MAdds share"},
             kinds=KINDS,
+            secondary=_SECONDARY,
         )
     return Table(
         name="layer_types",
@@ -152,4 +154,5 @@ def grouped_table(layers: Sequence[LayerRow], by: str, depth: int | None) -> Tab
         title="Per layer type (rows sum to the totals)",
         headers={**HEADERS, "madds_share": "MAdds share"},
         kinds=KINDS,
+        secondary=_SECONDARY,
     )

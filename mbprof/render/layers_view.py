@@ -98,6 +98,7 @@ def layers_table(profile: LayerProfile) -> Table:
         headers=HEADERS,
         kinds=KINDS,
         hidden_in_text=tuple(hidden),
+        secondary=("geometry", "output_shape", "type", "mapped", "bound", "layer_gbs"),
     )
 
 

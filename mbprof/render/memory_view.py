@@ -72,9 +72,10 @@ def resolution_table(report: MemoryReport, hide_ops: bool = False) -> Table:
         frame=resolution_frame(report),
         title=(
             f"Largest activation per spatial size ({dtype_text(report)}; materialized, then "
-            f"memory-efficient with {_chunks_text(report)}; bytes)"
+            f"memory-efficient with {_chunks_text(report)})"
         ),
         hidden_in_text=("op", "op_efficient") if hide_ops else (),
+        secondary=("op_efficient", "op", "channels_efficient", "channels"),
     )
 
 
@@ -296,6 +297,7 @@ def memory_document(
                 title="Chunked blocks of the memory-efficient mode (found by structure)",
                 headers=_BLOCK_HEADERS,
                 kinds=_BLOCK_KINDS,
+                secondary=("two_pass", "residual", "exit", "expand", "kind", "chunk_ch"),
             )
         )
     from mbprof.render.export import frame_records

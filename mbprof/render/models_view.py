@@ -42,6 +42,7 @@ def models_document(infos: Sequence[ModelInfo]) -> Document:
                 headers={key: key.capitalize() for key in COLUMNS},
                 kinds=dict.fromkeys(COLUMNS, "text"),
                 hidden_in_text=("reference",),
+                secondary=("classes", "depth", "resolution", "width", "family"),
             )
         ],
         meta={"mbprof_version": __version__},

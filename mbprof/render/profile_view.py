@@ -200,6 +200,7 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         },
         hidden_in_text=("in_channels", "out_channels", "params_used")
         + (() if marked else ("unused",)),
+        secondary=("groups", "stride", "kernel", "output_hw", "channels", "other_flops", "type"),
     )
     if by != "layer":
         table = grouped_table(counts.layers, by, max_depth)

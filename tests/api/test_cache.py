@@ -54,9 +54,9 @@ def counting(monkeypatch):
     calls = []
     real = counting.count
 
-    def count(model, shape, *trace):
+    def count(model, shape, *trace, **options):
         calls.append(shape)
-        return real(model, shape, *trace)
+        return real(model, shape, *trace, **options)
 
     monkeypatch.setattr(counting, "count", count)
     return calls
@@ -132,7 +132,7 @@ def test_an_entry_under_another_key_is_not_trusted(tmp_path):
 
 
 def test_rows_with_an_error_are_not_kept(tmp_path, monkeypatch):
-    def fails(model, shape, *trace):
+    def fails(model, shape, *trace, **options):
         raise RuntimeError("counting broke")
 
     monkeypatch.setattr("mbprof.analysis.counting.count", fails)

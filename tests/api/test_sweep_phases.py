@@ -96,9 +96,9 @@ def events(monkeypatch):
     seen = []
     count, interleaved = counting.count, timing_room.interleaved_latency
 
-    def counted(model, shape, *trace):
+    def counted(model, shape, *trace, **options):
         seen.append("count")
-        return count(model, shape, *trace)
+        return count(model, shape, *trace, **options)
 
     def timed(jobs, settings, **kw):
         seen.extend("time" for _ in jobs)  # one per configuration, timed interleaved

@@ -384,3 +384,20 @@ def test_code_in_weights_is_named_not_advised(tmp_path):
         create_model("mobilenet_v2", weights=path)
     assert f"refers to {os.getcwd.__module__}.getcwd" in str(err.value)
     assert "False" not in str(err.value)
+
+
+# --- issue 23: a typo of a figure's extension, pydantic's words in a bad choice ---------
+
+
+def test_a_typo_of_a_figure_extension_is_refused_and_nothing_written(run, tmp_path):
+    target = tmp_path / "x.pgn"
+    result = run("plot", "reports/sweep.csv", "--output", str(target))
+    assert_one_line_error(result, "--output", ".pgn", "did you mean .png?")
+    assert not target.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args", [["--format", "yaml"], ["--by", "blah"]])
+def test_a_bad_choice_names_the_choices_without_pydantic(run, args):
+    result = run("profile", "mobilenet_v2", *args)
+    assert_one_line_error(result, args[0], repr(args[1]), "is not one of")
+    assert "Value error" not in result.stderr

@@ -173,9 +173,11 @@ def test_compile_backend_with_inductor_end_to_end():
 def verdict(monkeypatch):
     """Set the verdict every timing gets (the machine's real load is the verdict tests'
     subject, not these)."""
-    from mbprof.analysis.latency import stability
+    from mbprof.analysis.latency import interleave, stability
 
     def set_to(reasons: tuple[str, ...]) -> None:
+        # nor a round that stayed an outlier on a loaded machine
+        monkeypatch.setattr(interleave.Interleaved, "reasons", lambda self: ())
         monkeypatch.setattr(
             stability, "judge", lambda *a, **k: ("unstable" if reasons else "stable", reasons)
         )
@@ -194,7 +196,7 @@ def test_an_unstable_latency_is_marked_in_every_format(tmp_path, verdict):
     for text in (result.stdout, md.read_text()):
         assert "Timing" in text and "| unstable |" in text.replace("│", "|").replace("  ", " ")
         (note,) = [line for line in text.splitlines() if "UNSTABLE latency" in line]
-        assert "test_tiny 1.0@32 (spread 80% > 25%" in note
+        assert "test_tiny 1.0@32: spread 80% > 25%" in note
     result = run("bench", "test_tiny", "--res", "32", *FAST)
     assert (
         "UNSTABLE, see Timing" in result.stdout
@@ -261,3 +263,15 @@ def test_bench_layers_bad_input_exits_2_in_one_line(args, message):
     assert_one_line_error(result, message)
     if "compile" in args:
         assert "eager, onnxruntime or executorch" in result.stderr
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_a_timed_comparison_fits_the_terminal_with_its_latency(verdict, columns):
+    verdict(("spread 80.0% > 25% ((p90 - p10) / median)",))
+    args = ["compare", "-m", "mobilenet_v2,mobilenet_v3_large", "--widths", "0.5", "--res", "32"]
+    result = CliRunner().invoke(app, [*args, *FAST], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= columns and "…" not in result.stdout
+    header = " ".join(line for line in lines if line.startswith("┃"))
+    assert "Latency" in header and "Timing" in header and "mobilenet_v3_large" in result.stdout

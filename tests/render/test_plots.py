@@ -281,3 +281,32 @@ def test_a_log_axis_says_so_and_labels_enough_ticks():
     points, _ = plot_points(narrow, AXES["madds"], AXES["top1"])
     (ax,) = draw_figure(narrow, points, AXES["madds"], AXES["top1"], log_x=True).axes
     assert _labelled(ax.xaxis, *ax.get_xlim()) == pytest.approx([40, 50, 60])
+
+
+def _profile(shares):
+    from mbprof.core.records import LayerProfile, LayerTime
+
+    rows = tuple(
+        LayerTime(f"features.{i}.conv", "Conv2d", s / 10, madds=1000, time_share_pct=s,
+                  intensity=2.0 + 0.01 * i, gflops=1.0 + 0.01 * i, kind="pointwise conv")
+        for i, s in enumerate(shares)
+    )  # fmt: skip
+    return LayerProfile(
+        "eager", 1, "fp32", rows, sum(shares) / 10, sum(shares) / 10, 5, 100.0, 10.0
+    )
+
+
+def test_roofline_markers_labels_and_an_unstable_timing():
+    from mbprof.render.plots.roofline import draw_roofline
+
+    fig = draw_roofline(_profile([1.0, 10.0, 5.0, 4.0]), "t", unstable="spread 80% > 25%")
+    ax = fig.axes[0]
+    (sizes,) = [c.get_sizes() for c in ax.collections if len(c.get_sizes()) == 4]
+    assert sizes[1] == pytest.approx(10 * sizes[0])  # area proportional to the share
+    texts = [t.get_text() for t in fig.texts]
+    assert any(t.startswith("UNSTABLE timing behind this figure: spread 80%") for t in texts)
+    # four labels on four nearly coincident points: none overlaps another
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_text().startswith("feat")]
+    assert len(boxes) == 4
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])

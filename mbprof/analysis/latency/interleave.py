@@ -12,7 +12,10 @@ The convention (``time_blocks`` inside each round, see ``mbprof.analysis.latency
 - A round whose median is more than ``ROUND_OUTLIER_PCT`` off the median of its own
   configuration's round medians is an outlier: it is measured again (in the same
   rotation, over the outliers only), up to ``REMEASURES`` times, the new round replacing
-  the old. One that is still an outlier then is counted, and makes the figure unstable.
+  the old, within a time budget: re-measuring stops once it has taken
+  ``REMEASURE_BUDGET`` times as long as the rounds themselves (a loaded machine, whose
+  every round is an outlier, cannot stretch the timing further). One that is still an
+  outlier then is counted, and makes the figure unstable.
 - A configuration's figures come from its kept rounds' per-run times, pooled; the
   machine's load is the worst of its kept rounds'.
 A configuration whose run raises is dropped from later rounds with its error; the others
@@ -22,6 +25,7 @@ go on.
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -34,6 +38,7 @@ ROUND_WARMUP = 2
 MIN_ROUND_BLOCKS = 3
 ROUND_OUTLIER_PCT = 15.0
 REMEASURES = 2
+REMEASURE_BUDGET = 1.0  # x the wall time of the rounds
 
 
 @dataclass
@@ -77,7 +82,8 @@ class Interleaved:
             return ()
         return (
             f"{self.outliers_left} of {len(self.rounds)} rounds stayed more than "
-            f"{ROUND_OUTLIER_PCT:.0f}% off the others after being measured again",
+            f"{ROUND_OUTLIER_PCT:.0f}% off the others after being measured again (for at "
+            f"most {REMEASURE_BUDGET:g}x the rounds' time)",
         )
 
 
@@ -140,11 +146,13 @@ def interleave(
 
     for j in range(len(jobs)):
         attempt(j, lambda j=j: warm(j))
+    started = time.perf_counter()
     for r in range(rounds):
         if on_round is not None:
             on_round(f"round {r + 1} of {rounds}")
         for j in round_order(len(jobs), r):
             attempt(j, lambda j=j, r=r: measure(j, r))
+    deadline = time.perf_counter() + REMEASURE_BUDGET * (time.perf_counter() - started)
     for _ in range(REMEASURES):
         todo = {j: outlier_rounds(res.rounds) for j, res in enumerate(results) if res.error is None}
         todo = {j: found for j, found in todo.items() if found}
@@ -154,7 +162,7 @@ def interleave(
             on_round(f"measuring {sum(map(len, todo.values()))} outlier rounds again")
         for r in range(rounds):  # the outliers, in the rotation of their round
             for j in round_order(len(jobs), r):
-                if r in todo.get(j, ()):
+                if r in todo.get(j, ()) and time.perf_counter() < deadline:
                     results[j].remeasured += 1
                     attempt(j, lambda j=j, r=r: measure(j, r))
     for res in results:

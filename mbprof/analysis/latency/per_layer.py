@@ -25,6 +25,7 @@ MIN_PASSES, MAX_PASSES = 10, 50
 # too coarsely (5% and worse) for its rate to raise the compute ceiling.
 RESOLUTION_MS = {"executorch": 0.02}
 OVERHEAD_LIMIT_PCT = 10.0
+OUTSIDE_LIMIT_PCT = 30.0  # of the profiled pass outside any layer: said in a note
 
 
 def check_layer_backend(backend: str) -> None:
@@ -133,8 +134,11 @@ def _with_notes(profile: LayerProfile, how: str) -> LayerProfile:
         f"The profiler's own overhead: a profiled pass took {profile.profiled_ms:.2f} ms, "
         f"{overhead:+.0f}% against {profile.latency_ms:.2f} ms timed the usual way"
         + (
-            f"; above {OVERHEAD_LIMIT_PCT:.0f}%, so the shares of small layers are inflated"
-            if abs(overhead) > OVERHEAD_LIMIT_PCT
+            f"; above {OVERHEAD_LIMIT_PCT:.0f}%, so the shares of small layers are inflated."
+            if overhead > OVERHEAD_LIMIT_PCT
+            else f"; faster by more than {OVERHEAD_LIMIT_PCT:.0f}%: the plain timing was "
+            "slowed (a busy machine?), read the layers' shares rather than their milliseconds."
+            if overhead < -OVERHEAD_LIMIT_PCT
             else "."
         ),
         f"Ceilings: compute {profile.compute_gflops:.1f} GFLOP/s (the best matrix product, "
@@ -144,11 +148,18 @@ def _with_notes(profile: LayerProfile, how: str) -> LayerProfile:
     ]
     shares = kind_shares(profile)
     parts = [
-        f"{kind} ({n} layers): {time:.1f}% of the time, {madds:.1f}% of the MAdds"
+        f"{kind} ({n} layer{'s' if n != 1 else ''}): {time:.1f}% of the time, {madds:.1f}% of the MAdds"
         for kind, (n, time, madds) in sorted(shares.items(), key=lambda kv: -kv[1][1])
     ]
     if parts:
         notes.append("By kind: " + "; ".join(parts) + ".")
+    outside = profile.rows[-1].time_share_pct if profile.rows else 0.0  # the last row
+    if outside > OUTSIDE_LIMIT_PCT:
+        notes.append(
+            f"{outside:.0f}% of the profiled pass is outside any layer (Python between the "
+            "ops, the profiler's bookkeeping, or other processes on a busy machine: then try "
+            "--threads 1 or a quiet machine); the layers' shares are of the whole pass."
+        )
     unmapped = sum(1 for row in profile.rows if not row.mapped)
     if unmapped:
         notes.append(

@@ -156,8 +156,9 @@ def between(start: MachineSample, end: MachineSample) -> MachineLoad:
     other = steal = None
     if start.busy_s is not None and end.busy_s is not None:
         own = end.own_cpu_s - start.own_cpu_s
-        other = max(0.0, (end.busy_s - start.busy_s - own) / wall)
-        steal = max(0.0, (end.steal_s - start.steal_s) / wall)  # type: ignore[operator]
+        # rounded: /proc/stat counts in ticks, so float noise (1.7e-13) is no load
+        other = round(max(0.0, (end.busy_s - start.busy_s - own) / wall), 3)
+        steal = round(max(0.0, (end.steal_s - start.steal_s) / wall), 3)  # type: ignore[operator]
     return MachineLoad(
         usable_cpus=usable_cpus(),
         other_cpus=other,
@@ -222,7 +223,8 @@ def judge(
     if blocks >= 2:
         spread = spread_pct(per_run_s)
         if spread > SPREAD_LIMIT_PCT:
-            reasons.append(f"spread {spread:.0f}% > {SPREAD_LIMIT_PCT:.0f}% ((p90 - p10) / median)")
+            shown = f"{spread:.1f}" if spread < 100 else f"{spread:.0f}"  # never "25% > 25%"
+            reasons.append(f"spread {shown}% > {SPREAD_LIMIT_PCT:.0f}% ((p90 - p10) / median)")
     if blocks >= MIN_STABLE_BLOCKS:
         half = blocks // 2
         first, second = statistics.median(per_run_s[:half]), statistics.median(per_run_s[half:])

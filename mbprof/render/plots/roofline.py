@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mbprof.core.records import LayerProfile
+from mbprof.render.plots.labels import place_labels
 
 KIND_COLOURS = {
     "depthwise conv": "#d62728",
@@ -23,8 +24,15 @@ KIND_COLOURS = {
 NAMED = 5  # the slowest layers get their module path written beside them
 
 
-def draw_roofline(profile: LayerProfile, title: str):
-    """The figure, not yet saved."""
+def marker_area(share_pct: float) -> float:
+    """Points^2: proportional to the layer's share of time (a 10% layer is ten times a 1%
+    one), and at least a dot."""
+    return max(6.0, 40.0 * share_pct)
+
+
+def draw_roofline(profile: LayerProfile, title: str, unstable: str = ""):
+    """The figure, not yet saved; ``unstable``: why the timing behind it was unstable
+    (written on the figure)."""
     import math
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -67,7 +75,7 @@ def draw_roofline(profile: LayerProfile, title: str):
         ax.scatter(
             [r.intensity for r in mine],
             [r.gflops for r in mine],
-            s=[18 + 6 * r.time_share_pct for r in mine],
+            s=[marker_area(r.time_share_pct) for r in mine],
             color=colour,
             edgecolors="white",
             linewidths=0.5,
@@ -75,11 +83,6 @@ def draw_roofline(profile: LayerProfile, title: str):
             zorder=3,
             label=f"{kind} ({len(mine)}, {share:.0f}% of the time)",
         )
-    for r in sorted(drawn, key=lambda r: -r.time_ms)[:NAMED]:
-        ax.annotate(
-            r.path, (r.intensity, r.gflops), textcoords="offset points", xytext=(5, -3),
-            fontsize=6.5, color="0.3",
-        )  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(low, high)
@@ -92,7 +95,17 @@ def draw_roofline(profile: LayerProfile, title: str):
     ax.set_xlabel("Arithmetic intensity (FLOPs per byte moved: 2 x MAdds x batch / bytes)")
     ax.set_ylabel("Achieved GFLOP/s")
     ax.set_title(title, fontsize=11)
-    ax.legend(loc="lower right", fontsize=7.5, framealpha=0.92, edgecolor="0.8")
+    legend = ax.legend(loc="lower right", fontsize=7.5, framealpha=0.92, edgecolor="0.8")
+    for handle in legend.legend_handles:  # one size in the legend: colour is its key
+        handle.set_sizes([30])
+    fig.canvas.draw()  # lay out the axes so that label positions are measured in place
+    named = sorted(range(len(drawn)), key=lambda i: -drawn[i].time_ms)[:NAMED]
+    place_labels(
+        fig, ax, [r.intensity for r in drawn], [r.gflops for r in drawn],
+        [r.path if i in named else "" for i, r in enumerate(drawn)],
+        [KIND_COLOURS.get(r.kind or "other", "#7f7f7f") for r in drawn],
+        [False] * len(drawn), named, (grid, roof), 6.5,
+    )  # fmt: skip
     left_out = [r for r in profile.rows if not (r.intensity and r.gflops)]
     share = sum(r.time_share_pct for r in left_out)
     import textwrap
@@ -100,17 +113,25 @@ def draw_roofline(profile: LayerProfile, title: str):
     footnote = (
         f"Not drawn: {len(left_out)} rows without MAdds (batch norm, activations, additions, "
         f"outside any layer), {share:.0f}% of the time. Dotted: the ridge point, "
-        f"{profile.ridge:.1f} FLOP/B. A marker's area grows with its layer's share of time."
+        f"{profile.ridge:.1f} FLOP/B. A marker's area is proportional to its layer's share of "
+        "time (at least a dot)."
     )
     lines = textwrap.wrap(footnote, width=150)
     fig.text(0.01, 0.006, "\n".join(lines), fontsize=6.5, color="0.35", va="bottom")
+    if unstable:  # said on the figure, above the footnote
+        warning = textwrap.wrap(f"UNSTABLE timing behind this figure: {unstable}.", width=130)
+        fig.text(
+            0.01, 0.012 + 0.022 * len(lines), "\n".join(warning), fontsize=7.5,
+            color="#b00020", va="bottom",
+        )  # fmt: skip
+        lines += warning
     bottom = 0.012 + 0.022 * len(lines)
     fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
     return fig
 
 
-def plot_roofline(profile: LayerProfile, path: Path, title: str) -> None:
+def plot_roofline(profile: LayerProfile, path: Path, title: str, unstable: str = "") -> None:
     """Draw and save the roofline (PNG, SVG or PDF by the extension), same bytes each time."""
     from mbprof.render.plots import save_figure
 
-    save_figure(draw_roofline(profile, title), Path(path))
+    save_figure(draw_roofline(profile, title, unstable), Path(path))

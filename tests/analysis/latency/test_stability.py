@@ -30,7 +30,7 @@ def test_a_noisy_timing_is_unstable_with_its_spread():
     times = [0.010 if i % 2 else 0.015 for i in range(40)]
     verdict, reasons = judge(times, threads=1, load=QUIET)
     assert verdict == "unstable"
-    assert reasons == ("spread 40% > 25% ((p90 - p10) / median)",)
+    assert reasons == ("spread 40.0% > 25% ((p90 - p10) / median)",)
 
 
 def test_too_few_runs_is_unstable_whatever_their_spread():
@@ -166,7 +166,8 @@ def test_a_round_that_stays_an_outlier_is_a_reason():
     (_, b) = il.interleave(jobs, min_time_s=0.15, warmup=1, rounds=3, measure_load=False)
     assert b.remeasured == il.REMEASURES and b.outliers_left == 1
     assert b.reasons() == (
-        "1 of 3 rounds stayed more than 15% off the others after being measured again",
+        "1 of 3 rounds stayed more than 15% off the others after being measured again (for "
+        "at most 1x the rounds' time)",
     )
 
 
