@@ -36,7 +36,9 @@ def memory_command(
     chunks: str = CHUNKS_OPTION,
     batch: str = typer.Option("1", "--batch", "-b", help="Images per forward pass (>= 1)."),
     curve: Path | None = file_option(
-        "--curve", "Also write the live bytes at every op (both modes) to FILE.csv or FILE.json."
+        "--curve",
+        "Also write the live bytes at every op (both modes) to FILE.csv, or to FILE.json "
+        "(the memory document, whose curve holds them).",
     ),
     measure: bool = typer.Option(
         False,
@@ -72,17 +74,16 @@ def memory_command(
     measured = (
         measure_memory_spec(spec, mem_dtype=settings.dtype, batch=images) if measure else None
     )
+    doc = memory_document(spec, report, measured)
     if curve is not None:
-        import json
-
         from mbprof.core.files import write_atomic
-        from mbprof.render.export import frame_records
+        from mbprof.render.export import to_json
 
-        frame = curve_frame(report)
+        # JSON: the memory document itself (kind, schema version), whose "curve" is the rows
         if curve.suffix.lower() == ".json":
-            text = json.dumps(frame_records(frame), indent=1) + "\n"
+            text = to_json(doc)
         else:
-            text = frame.to_csv(index=False, lineterminator="\n")
+            text = curve_frame(report).to_csv(index=False, lineterminator="\n")
         write_atomic(curve, text)
         typer.echo(f"wrote {curve}", err=True)
-    out.emit(memory_document(spec, report, measured))
+    out.emit(doc)

@@ -59,7 +59,12 @@ def test_memory_curve_file(tmp_path, suffix):
     curve = tmp_path / f"curve{suffix}"
     result = run("memory", "mobilenet_v2", "--res", "64", "--chunks", "4", "--curve", str(curve))
     assert result.exit_code == 0, result.output
-    frame = pd.read_csv(curve) if suffix == ".csv" else pd.DataFrame(json.loads(curve.read_text()))
+    if suffix == ".csv":
+        frame = pd.read_csv(curve)
+    else:  # the memory document, kind and schema version included
+        payload = json.loads(curve.read_text())
+        assert (payload["kind"], payload["schema_version"]) == ("memory", 1)
+        frame = pd.DataFrame(payload["curve"])
     eff = frame[frame["mode"] == "efficient"]
     # T = 4: 24 of features.2's 96 expanded channels at 32x32 at a time.
     assert eff["live_bytes"].max() == (16 * 32 * 32 + 24 * 16 * 16 + 24 * 32 * 32) * 2
