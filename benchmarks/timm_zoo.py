@@ -19,8 +19,11 @@ MAdds + other FLOPs (the same fvcore handles) and its own re-parameterization
 
 Needs timm, which does not import beside this project's CPU torch: in a separate virtual
 environment, ``pip install torch==2.14.1 torchvision==0.29.1 timm==1.0.24 fvcore typer rich
-pandas matplotlib loky``, then ``pip install --no-deps -e .``. Models run in chunks, each in
-its own process (one JSON line a model), so that one model's failure touches no other.
+pandas matplotlib loky``, then ``pip install --no-deps -e .``. Models are sized (for the band)
+and measured in chunks, each in its own process (one JSON line a model), a chunk that crashes
+run again model by model, so that one model's failure (a segfault included) touches no other:
+it is a row that says so. ``--band FILE`` keeps the band (with the models that could not be
+sized and why) for later runs, which then skip the selection.
 """
 
 from __future__ import annotations
@@ -37,41 +40,60 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 FORMS = (("built", False), ("reparam", True))
 
 
-def band(names: list[str], low: float, high: float) -> list[tuple[str, int]]:
-    """(name, default input size) of the models whose FlopCounterMode GMACs (deployed, as
-    timm publishes them) are in the band."""
+def size(name: str) -> dict:
+    """One model's default input size and FlopCounterMode GMACs (deployed, as timm publishes
+    them), on the meta device, else fake CPU tensors (autocast has no meta device): no memory."""
     import timm
     import torch
     from timm.utils.model import reparameterize_model
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.utils.flop_counter import FlopCounterMode
 
-    kept, unsized = [], []
-    for name in names:
-        # the meta device, else fake CPU tensors (autocast has no meta device): no memory
-        for where in (lambda: torch.device("meta"), lambda: FakeTensorMode()):
-            counter = FlopCounterMode(display=False)
-            try:
-                with where(), torch.no_grad():
-                    model = timm.create_model(name).eval()
-                    size = tuple(model.pretrained_cfg["input_size"])
-                    try:  # the band is of the deployed form, as timm publishes it
-                        model = reparameterize_model(model)
-                    except Exception:  # noqa: BLE001, S110 - its hooks need data: as built
-                        pass
-                    with counter:
-                        model(torch.empty(1, *size))
-                break
-            except Exception:  # noqa: BLE001, S112 - the next way, then said below
-                continue
-        else:
-            unsized.append(name)
-            continue
-        if low < counter.get_total_flops() / 2e9 <= high:
-            kept.append((name, size[1]))
-    if unsized:
-        print(f"not sized for the band ({len(unsized)}): {' '.join(unsized)}", file=sys.stderr)
-    return kept
+    error = ""
+    for where in (lambda: torch.device("meta"), lambda: FakeTensorMode()):
+        counter = FlopCounterMode(display=False)
+        try:
+            with where(), torch.no_grad():
+                model = timm.create_model(name).eval()
+                shape = tuple(model.pretrained_cfg["input_size"])
+                try:  # the band is of the deployed form, as timm publishes it
+                    model = reparameterize_model(model)
+                except Exception:  # noqa: BLE001, S110 - its hooks need data: as built
+                    pass
+                with counter:
+                    model(torch.empty(1, *shape))
+            return {"model": name, "res": shape[1], "gmacs": counter.get_total_flops() / 2e9}
+        except Exception as exc:  # noqa: BLE001 - the next way, then said
+            error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+    return {"model": name, "error": error}
+
+
+def in_children(items: list[str], flag: str, chunk: int, timeout: int, extra=()) -> list[dict]:
+    """The rows of ``--FLAG item...`` (one JSON line an item, keyed "model"), the items in
+    chunks, each in its own process; the items of a chunk that crashed or timed out without
+    their row run again one process each, and one that fails alone is a row {"model",
+    "error"}: no model stops the run."""
+
+    def run(part: list[str]) -> list[dict]:
+        command = [sys.executable, __file__, flag, *part, *extra]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+            out, why = done.stdout, done.returncode and f"crashed (exit {done.returncode})"
+        except subprocess.TimeoutExpired as exc:
+            out, why = exc.stdout or "", f"timed out ({timeout} s)"
+        out = out.decode() if isinstance(out, bytes) else out
+        got = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        seen = {row["model"] for row in got}
+        left = [item for item in part if item.partition("@")[0] not in seen]
+        if why and len(part) == 1:
+            return got or [{"model": part[0].partition("@")[0], "error": why}]
+        return got + [row for item in left if why for row in run([item])]
+
+    rows: list[dict] = []
+    for start in range(0, len(items), chunk):
+        rows += run(items[start : start + chunk])
+        print(f"{flag[2:]}: {len(rows)} of {len(items)}", file=sys.stderr, flush=True)
+    return rows
 
 
 def timm_side(name: str, resolution: int) -> dict:
@@ -169,21 +191,24 @@ def report(rows: list[dict]) -> list[str]:
     return lines
 
 
-def summary(rows: list[dict], low: float, high: float) -> str:
-    import timm
-
+def summary(rows: list[dict], chosen: dict, low: float, high: float) -> str:
     refused = sum(any("error" in row.get(f, {}) for f, _ in FORMS) for row in rows)
+    crashed = [row["model"] for row in rows if "error" in row]
     missing = sum(any(row.get(f, {}).get("missing") for f, _ in FORMS) for row in rows)
     agree = {f: sum(not any(d.startswith(f) for d in causes(r)[0]) for r in rows) for f, _ in FORMS}
     merged = sum(
         any("merged" in n for n in row.get("reparam", {}).get("notes", [])) for row in rows
     )
+    unsized = chosen["unsized"]
     return (
-        f"timm {timm.__version__}: {len(rows)} models of {low:g} < GMACs <= {high:g} at their "
-        f"default input size; {len(rows) - refused} profiled whole by mbprof ({refused} refused, "
-        f"{missing} with a part missing); params and fvcore total agree with timm's "
-        f"benchmark.py convention for {agree['built']} as built and {agree['reparam']} "
-        f"deployed (--reparam; {merged} have blocks to merge)."
+        f"timm {chosen['timm']}: {len(rows)} of its {chosen['listed']} models of {low:g} < "
+        f"GMACs <= {high:g} at their default input size ({len(unsized)} not sized"
+        f"{': ' + ', '.join(unsized) if unsized else ''}); {len(rows) - refused} profiled whole "
+        f"by mbprof ({refused} refused, {len(crashed)} of them crashed or timed out"
+        f"{': ' + ', '.join(crashed) if crashed else ''}; {missing} with a part missing); "
+        f"params and fvcore total agree with timm's benchmark.py convention for "
+        f"{agree['built']} as built and {agree['reparam']} deployed (--reparam; {merged} have "
+        f"blocks to merge)."
     )
 
 
@@ -199,40 +224,42 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the rows here (JSON lines)")
     parser.add_argument("--markdown", type=Path, help="write the table and summary here")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--size", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    if args.one:
-        for item in args.one:
+    if args.one or args.size:
+        for item in args.one or args.size:
             name, _, res = item.partition("@")
-            print(json.dumps(one(name, int(res), args.bench)), flush=True)
+            row = one(name, int(res), args.bench) if args.one else size(name)
+            print(json.dumps(row), flush=True)
         return
     import timm
 
     if args.band and args.band.exists():
-        models = [tuple(m) for m in json.loads(args.band.read_text())]
+        chosen = json.loads(args.band.read_text())
     else:
+        low, high = (-1, 1e9) if args.only else (args.min_gmacs, args.max_gmacs)
         names = args.only or timm.list_models()
-        models = band(
-            names, -1 if args.only else args.min_gmacs, 1e9 if args.only else args.max_gmacs
-        )
+        sized = in_children(names, "--size", 64, args.timeout)
+        chosen = {
+            "timm": timm.__version__,
+            "listed": len(names),
+            "models": [(r["model"], r["res"]) for r in sized if low < r.get("gmacs", -2) <= high],
+            "unsized": {r["model"]: r["error"] for r in sized if "error" in r},
+        }
         if args.band:
-            args.band.write_text(json.dumps(models))
-    rows: list[dict] = []
-    for start in range(0, len(models), args.chunk):
-        chunk = [f"{name}@{res}" for name, res in models[start : start + args.chunk]]
-        command = [sys.executable, __file__, "--one", *chunk] + ["--bench"] * args.bench
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
-            got = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-        except subprocess.TimeoutExpired:
-            got = []
-        seen = {row["model"] for row in got}
-        for name, res in models[start : start + args.chunk]:
-            if name not in seen:  # the process died or timed out on it
-                got.append({"model": name, "res": res, "built": {"error": "no result"}})
-        rows += got
-        print(f"{len(rows)} of {len(models)}", file=sys.stderr, flush=True)
-    last = summary(rows, args.min_gmacs, args.max_gmacs)
+            args.band.write_text(json.dumps(chosen, indent=0) + "\n")
+    if chosen["unsized"]:
+        print(f"not sized for the band: {chosen['unsized']}", file=sys.stderr)
+    res = dict(chosen["models"])
+    items = [f"{name}@{res}" for name, res in chosen["models"]]
+    extra = ["--bench"] * args.bench
+    rows = in_children(items, "--one", args.chunk, args.timeout, extra)
+    for row in rows:  # a model whose process died: the row says how, both forms
+        if "error" in row:
+            row.update(res=res[row["model"]], built={"error": row["error"]})
+            row["reparam"] = row["built"]
+    last = summary(rows, chosen, args.min_gmacs, args.max_gmacs)
     # printed: the models with blocks merged, a difference or a missing part; every row: --markdown
     print("\n".join([*report([r for r in rows if notable(r)]), "", last]))
     if args.markdown:

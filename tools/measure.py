@@ -36,6 +36,7 @@ class Measurement:
     expect: tuple[int, ...] = (0,)  # exit codes it may end with
     markdown: bool = False  # it prints Markdown: part of the page, so its tables render
     stderr: bool = True  # False: stdout only (a script's library warnings are not its output)
+    timeout: int = 1800  # seconds
 
 
 MEASUREMENTS = {
@@ -87,6 +88,7 @@ MEASUREMENTS = {
         "every timm model up to 1 GMAC, as built and --reparam, against timm's convention",
         markdown=True,
         stderr=False,
+        timeout=4 * 3600,  # about 190 models, twice each, on 2 busy cores
     ),
     "latency_budget": Measurement(
         "mbprof check docs/examples/latency.toml --format markdown",
@@ -171,7 +173,7 @@ def _load() -> str:
 def measure(name: str, item: Measurement) -> Path:
     started, load_before = time.perf_counter(), _load()
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    code, text = output_of(item.line, stderr=item.stderr)
+    code, text = output_of(item.line, stderr=item.stderr, timeout=item.timeout)
     seconds = time.perf_counter() - started
     if code not in item.expect:
         raise SystemExit(f"{item.line!r} exited {code}, expected {item.expect}:\n{text}")
