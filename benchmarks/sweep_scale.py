@@ -10,6 +10,11 @@ goes through ``mbprof.api.prepare_compare`` in this process, as ``mbprof compare
   cold, N workers    workers=N (loky worker processes, their start included), an empty cache
   warm               the N-worker run's cache read back (no model built)
 
+and small sweeps as a user runs them, whole `mbprof compare --no-latency` processes with no
+result cache (2, 4, 8 (the mission's), 12 and 24 configurations), with 1 worker and with N
+(median of 3 each): the sweep's process analyses beside its workers, so that a small sweep
+is never slower with them.
+
 Reported: configurations per second of each run and the ratios; how the time grows with
 the configurations done (at 50, 100, 150 and 200: linear if the time per configuration
 stays flat); and a whole process, `mbprof compare --no-latency` of the mission's eight
@@ -38,6 +43,14 @@ from mbprof.core.parsing import parse_float_list, parse_resolution_list  # noqa:
 
 MARKS = (50, 100, 150, 200)
 MISSION = ["--widths", "0.35,0.5,1.0,1.4", "--res", "96,224"]
+SIX = "0.35,0.5,0.75,1.0,1.3,1.4"
+SMALL = {  # configurations: compare's options
+    2: ["--widths", "0.5,1.0", "--res", "224"],
+    4: ["--widths", "0.35,0.5,1.0,1.4", "--res", "224"],
+    8: MISSION,
+    12: ["--widths", SIX, "--res", "96,224"],
+    24: ["--widths", SIX, "--res", "96,128,160,224"],
+}
 
 
 def sweep(specs, workers: int, folder: Path) -> tuple[float, dict[int, float], list[dict]]:
@@ -67,6 +80,26 @@ def whole_process(folder: Path) -> tuple[float, bool]:
         times.append(time.perf_counter() - started)
         same = same and warm == cold
     return statistics.median(times), same
+
+
+def small_sweeps(workers: int) -> None:
+    """Whole cold processes, 1 worker against ``workers`` (median of 3, alternated)."""
+    env = {**os.environ, "MBPROF_NO_CACHE": "1"}
+    for count, options in SMALL.items():
+        command = [sys.executable, "-m", "mbprof", "compare", "--no-latency", *options]
+        times: dict[int, list[float]] = {1: [], workers: []}
+        for _ in range(3):
+            for n in times:
+                started = time.perf_counter()
+                subprocess.run(
+                    [*command, "--workers", str(n)], env=env, capture_output=True, check=True
+                )
+                times[n].append(time.perf_counter() - started)
+        one, many = statistics.median(times[1]), statistics.median(times[workers])
+        print(
+            f"{count:3d} configurations, whole process, cold: 1 worker {one:5.2f} s, "
+            f"{workers} workers {many:5.2f} s ({one / many:.2f}x)"
+        )
 
 
 def growth(marks: dict[int, float]) -> str:
@@ -111,6 +144,8 @@ def main() -> None:
             f"mbprof compare --no-latency {' '.join(MISSION)}, warm, whole process: "
             f"{seconds:.2f} s (median of 5), CSV byte-identical: {same}; load {os.getloadavg()}"
         )
+    small_sweeps(args.workers)
+    print(f"load {os.getloadavg()}")
 
 
 if __name__ == "__main__":

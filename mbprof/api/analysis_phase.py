@@ -70,16 +70,26 @@ def _register_here(info: ModelInfo) -> None:
         register_model(name, **knobs)(factory)
 
 
+def _ours(spec: ModelSpec) -> bool:
+    """One of mbprof's own models: every process finds it by itself, and the sweep's
+    process may analyse it beside its workers (a user's model runs in a worker, where a
+    crash costs its row, not the sweep)."""
+    from mbprof.models import get_model_info
+
+    if is_import_path(spec.model):
+        return False
+    factory = get_model_info(spec.model).factory
+    return isinstance(factory, str) and factory.startswith("mbprof.")
+
+
 def _registration(spec: ModelSpec) -> ModelInfo | None:
     """The registry entry a worker process needs sent along: none for mbprof's own models
     and users' import paths, which every process finds by itself."""
     from mbprof.models import get_model_info
 
-    if is_import_path(spec.model):
+    if is_import_path(spec.model) or _ours(spec):
         return None
-    info = get_model_info(spec.model)
-    builtin = isinstance(info.factory, str) and info.factory.startswith("mbprof.")
-    return None if builtin else info
+    return get_model_info(spec.model)
 
 
 def _sized(executor: Executor | None, tasks: int) -> Executor:
@@ -142,10 +152,12 @@ def analysed_rows(
         return analyse(AnalysisTask(specs[index], memory, weights, engine=engine), on_phase)
 
     tasks: list[Any] = list(range(len(todo)))
+    ours: list[bool] = []
     if not here:
         tasks = [
             AnalysisTask(specs[i], memory, weights, _registration(specs[i]), engine) for i in todo
         ]
+        ours = [_ours(specs[i]) for i in todo]
     waiting = 0  # the first row not yet handed on
 
     def ready(every: bool = False) -> Iterator[dict[str, Any]]:
@@ -162,7 +174,10 @@ def analysed_rows(
     yield from ready()
     mine = code_versions()
     try:
-        outcomes = runner.run(in_this_process if here else analyse, tasks)
+        if isinstance(runner, LocalPool):
+            outcomes = runner.run(analyse, tasks, here=ours)
+        else:
+            outcomes = runner.run(in_this_process if here else analyse, tasks)
         for finished, (number, outcome) in enumerate(outcomes, start=1):
             index = todo[number]
             if isinstance(outcome, BaseException):  # a worker died, the cluster gave up

@@ -13,6 +13,7 @@ Torch-free: the workers import what their tasks need.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -102,21 +103,29 @@ class LocalPool:
     once and kept warm; a worker that dies is replaced). At most two tasks per worker are in
     flight, so that a worker that dies takes down only the tasks it could have held: those
     are run again one at a time, and only the one that kills its worker again gets the error.
-    Each worker gets an equal share of the cores as its intra-op threads."""
+    Each worker gets an equal share of the cores as its intra-op threads.
+
+    The sweep's process works too, on the tasks ``run``'s ``here`` marks (mbprof's own
+    models, which cannot take the process down): it is one of the ``workers``, so only
+    ``workers - 1`` processes start, and it counts from the first second while they import
+    torch. A sweep of a few configurations is then never slower than in one process."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.name = f"{workers} worker processes"
 
-    def _executor(self) -> Any:
-        from loky import get_reusable_executor
-
+    def _threads(self) -> int:
         threads = max(1, available_cores() // self.workers)
         if os.environ.get("OMP_NUM_THREADS", "").isdigit():
             threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
-        env = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        return threads
+
+    def _executor(self, processes: int) -> Any:
+        from loky import get_reusable_executor
+
+        env = {name: str(self._threads()) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         return get_reusable_executor(
-            max_workers=self.workers,
+            max_workers=processes,
             timeout=IDLE_TIMEOUT_S,
             initializer=_worker_started,
             # Part of the pool's identity too: a warm pool started before the path or the
@@ -125,41 +134,60 @@ class LocalPool:
             env=env,
         )
 
-    def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
+    def run(
+        self, fn: Callable[[Any], Any], tasks: Sequence[Any], here: Sequence[bool] = ()
+    ) -> Iterator[Outcome]:
+        """``here[i]``: this process may run task ``i`` itself (none when empty)."""
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        executor = self._executor()
+        ours = {i for i, mine in enumerate(here) if mine}
+        processes = self.workers - 1 if ours else self.workers
+        threads = _share_of_cores(self._threads()) if ours else contextlib.nullcontext()
+        executor = self._executor(processes)
         queue = list(range(len(tasks)))[::-1]  # popped from the end: the sweep's order
         flying: dict[Any, int] = {}
         suspects: list[int] = []  # tasks in flight when a worker died
         try:
-            while queue or flying or suspects:
-                if suspects and not flying:  # alone in the pool: a death names its task
-                    index = suspects.pop(0)
-                    future = executor.submit(fn, tasks[index])
-                    try:
-                        yield index, future.result()
-                    except BrokenProcessPool as exc:
-                        executor = self._executor()  # loky gives a fresh pool
-                        yield index, exc
-                    except Exception as exc:  # noqa: BLE001 - the row's error
-                        yield index, exc
-                    continue
-                while queue and not suspects and len(flying) < 2 * self.workers:
-                    index = queue.pop()
-                    flying[executor.submit(fn, tasks[index])] = index
-                done, _ = wait(flying, return_when=FIRST_COMPLETED)
-                for future in done:
-                    index = flying.pop(future)
-                    exc = future.exception()
-                    if isinstance(exc, BrokenProcessPool):
-                        suspects.append(index)
-                    else:
-                        yield index, exc if exc is not None else future.result()
-                if suspects and not flying:
-                    suspects.sort()
-                    executor = self._executor()
+            with threads:
+                while queue or flying or suspects:
+                    if suspects and not flying:  # alone in the pool: a death names its task
+                        index = suspects.pop(0)
+                        future = executor.submit(fn, tasks[index])
+                        try:
+                            yield index, future.result()
+                        except BrokenProcessPool as exc:
+                            executor = self._executor(processes)  # loky gives a fresh pool
+                            yield index, exc
+                        except Exception as exc:  # noqa: BLE001 - the row's error
+                            yield index, exc
+                        continue
+                    while queue and not suspects and len(flying) < 2 * processes:
+                        index = queue.pop()
+                        flying[executor.submit(fn, tasks[index])] = index
+                    # This process takes the last task it may run (the pool works from the
+                    # front), then looks at the pool again without blocking.
+                    local = next((i for i in queue if i in ours), None)
+                    if local is not None:
+                        queue.remove(local)
+                        try:
+                            yield local, fn(tasks[local])
+                        except Exception as exc:  # noqa: BLE001 - the row's error
+                            yield local, exc
+                    if not flying:
+                        continue
+                    timeout = 0 if local is not None else None
+                    done, _ = wait(flying, timeout=timeout, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        index = flying.pop(future)
+                        exc = future.exception()
+                        if isinstance(exc, BrokenProcessPool):
+                            suspects.append(index)
+                        else:
+                            yield index, exc if exc is not None else future.result()
+                    if suspects and not flying:
+                        suspects.sort()
+                        executor = self._executor(processes)
         except BaseException:
             # Ctrl-C, SIGTERM or the sweep closed early: no worker goes on computing.
             executor.shutdown(wait=False, kill_workers=True)
@@ -167,6 +195,19 @@ class LocalPool:
 
     def close(self) -> None:
         pass  # the pool stays warm for IDLE_TIMEOUT_S; loky ends it with this process
+
+
+@contextlib.contextmanager
+def _share_of_cores(threads: int) -> Iterator[None]:
+    """This process's intra-op threads set to a worker's share while it works beside them."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _first_line(exc: BaseException) -> str:

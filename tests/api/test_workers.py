@@ -10,6 +10,7 @@ tests/api/test_sweep_phases.py. Figures: MobileNetV1 by hand.
 from __future__ import annotations
 
 import csv
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import time
 import pytest
 
 from mbprof.api import make_specs, prepare_compare
+from mbprof.api.executors import LocalPool
 from tests.cli.test_check import mobilenet_v1_by_hand
 from tests.cli.test_files_and_signals import USER_MODELS
 from tests.support.tiny_models import tiny_madds, tiny_models  # noqa: F401  (a fixture)
@@ -111,3 +113,19 @@ def test_ctrl_c_ends_the_workers_and_keeps_the_finished_rows(user_models):
         rows = list(csv.DictReader(handle))
     assert [r["model"] for r in rows] == ["workerum:fast"]
     assert int(rows[0]["madds"]) == tiny_madds(32)
+
+
+def pid_of(_task: int) -> int:
+    time.sleep(0.05)
+    return os.getpid()
+
+
+def test_the_sweep_s_process_works_beside_its_workers():
+    # Two workers asked for: this process is one of them, one more process is started.
+    helped = dict(LocalPool(2).run(pid_of, list(range(8)), here=[True] * 8))
+    assert sorted(helped) == list(range(8))
+    assert os.getpid() in helped.values()
+    assert len(set(helped.values()) - {os.getpid()}) == 1
+    # Tasks this process may not run (users' models) all go to the workers.
+    pooled = dict(LocalPool(2).run(pid_of, list(range(4)), here=[False] * 4))
+    assert sorted(pooled) == list(range(4)) and os.getpid() not in pooled.values()
