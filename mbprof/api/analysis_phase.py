@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mbprof.api.building import is_builtin
 from mbprof.api.cache import ResultCache, code_versions
 from mbprof.api.executors import DaskPool, InProcess, LocalPool
 from mbprof.api.single import measure_rows
@@ -70,24 +71,12 @@ def _register_here(info: ModelInfo) -> None:
         register_model(name, **knobs)(factory)
 
 
-def _ours(spec: ModelSpec) -> bool:
-    """One of mbprof's own models: every process finds it by itself, and the sweep's
-    process may analyse it beside its workers (a user's model runs in a worker, where a
-    crash costs its row, not the sweep)."""
-    from mbprof.models import get_model_info
-
-    if is_import_path(spec.model):
-        return False
-    factory = get_model_info(spec.model).factory
-    return isinstance(factory, str) and factory.startswith("mbprof.")
-
-
 def _registration(spec: ModelSpec) -> ModelInfo | None:
     """The registry entry a worker process needs sent along: none for mbprof's own models
     and users' import paths, which every process finds by itself."""
     from mbprof.models import get_model_info
 
-    if is_import_path(spec.model) or _ours(spec):
+    if is_import_path(spec.model) or is_builtin(spec):
         return None
     return get_model_info(spec.model)
 
@@ -157,7 +146,9 @@ def analysed_rows(
         tasks = [
             AnalysisTask(specs[i], memory, weights, _registration(specs[i]), engine) for i in todo
         ]
-        ours = [_ours(specs[i]) for i in todo]
+        # mbprof's own models may be analysed in this process beside the workers; a user's
+        # model runs in a worker, where a crash costs its row, not the sweep.
+        ours = [is_builtin(specs[i]) for i in todo]
     waiting = 0  # the first row not yet handed on
 
     def ready(every: bool = False) -> Iterator[dict[str, Any]]:
