@@ -192,7 +192,7 @@ CALIBRATED = "_mbprof_calibrated"
 
 
 def is_builtin(spec: ModelSpec) -> bool:
-    """Whether ``spec`` names one of mbprof's own models (registered by the catalog),
+    """Whether ``spec`` names one of mbprof's own models (registered in mbprof.models._registry),
     not a model of the user's (an import path, or a builder registered from their code)."""
     from mbprof.models import get_model_info
 

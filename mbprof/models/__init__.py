@@ -1,6 +1,6 @@
 """Model builders and their registry.
 
-Importing this package registers every built-in model (``catalog``: by name, without
+Importing this package registers every built-in model (``_registry``: by name, without
 importing their code or torch). ``create_model`` is the one way to build a model from its
 name and knobs; only building imports torch and the builder's module.
 """
@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec, is_import_path
-from mbprof.models import catalog  # noqa: F401  (registers the built-in models)
 from mbprof.models._registry import ModelInfo, list_models, register_model, unregister_model
 from mbprof.models._registry import get_model_info as _registered_model_info
 

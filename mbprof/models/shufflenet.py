@@ -16,7 +16,7 @@ from torch import nn
 
 from mbprof.core.errors import MbprofError
 from mbprof.models._layers import ConvBNAct, init_weights
-from mbprof.models.shufflenet_channels import (
+from mbprof.models._registry import (
     GROUPS,
     STAGES,
     check_scale,
