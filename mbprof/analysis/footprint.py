@@ -41,8 +41,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from mbprof.analysis.memory.graph import ACT, INPUT, Graph
-from mbprof.core.errors import MbprofError, ResourceError
-from mbprof.core.interrupts import UserCodeExit
+from mbprof.core.errors import MbprofError, ResourceError, UserCodeExit
 
 FLOAT32_BYTES = 4
 SAFETY = 3

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mbprof.analysis.collector import collector_paused
-from mbprof.core.errors import MbprofError, ModelRunError, ResourceError
-from mbprof.core.interrupts import contained
+from mbprof.core.errors import MbprofError, ModelRunError, ResourceError, contained
 from mbprof.core.records import MemoryReport, ModelSpec
 
 if TYPE_CHECKING:

@@ -14,8 +14,7 @@ from mbprof.checks.file_lines import BudgetFileError
 from mbprof.checks.imports import import_refusal, parse_allow_import, refuse_imports
 from mbprof.checks.limits import RUN_METRICS, Budget
 from mbprof.checks.requests import Request, Settings, by_configuration, latency_kwargs
-from mbprof.core.errors import MbprofError, UnknownModelError
-from mbprof.core.interrupts import UserCodeExit
+from mbprof.core.errors import MbprofError, UnknownModelError, UserCodeExit
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import MemorySettings, ResolvedLatency
 

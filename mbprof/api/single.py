@@ -22,8 +22,7 @@ from mbprof.api.building import (
     timing_ready,
 )
 from mbprof.api.inputs import make_spec, memory_of, resolve_latency
-from mbprof.core.errors import MbprofError, ModelRunError, ResourceError
-from mbprof.core.interrupts import UserCodeExit
+from mbprof.core.errors import MbprofError, ModelRunError, ResourceError, UserCodeExit
 from mbprof.core.parsing import MAX_BATCH, parse_choice, parse_int
 from mbprof.core.records import (
     BenchResult,

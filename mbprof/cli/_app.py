@@ -175,11 +175,11 @@ class MbprofGroup(TyperGroup):
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or os.environ.get("MBPROF_DEBUG", "") not in ("", "0")
         prepare_streams()  # a closed stdout, an ASCII locale: one line, not a traceback
-        from mbprof.core import interrupts
+        from mbprof.core import errors
 
         try:
             # SIGTERM (a CI runner's timeout) stops a sweep as Ctrl-C does: finished rows kept.
-            with interrupts.watch(sigterm=True):
+            with errors.watch(sigterm=True):
                 code = super().main(
                     args=argv,
                     prog_name=prog_name or "mbprof",
@@ -208,7 +208,7 @@ class MbprofGroup(TyperGroup):
             code = EXIT_BAD_INPUT
         except (typer.Abort, KeyboardInterrupt):
             typer.echo("mbprof: interrupted", err=True)
-            code = interrupts.exit_code()  # 130 for Ctrl-C, 143 for SIGTERM
+            code = errors.exit_code()  # 130 for Ctrl-C, 143 for SIGTERM
         except typer.Exit as exc:
             code = exc.exit_code
         except Exception as exc:  # noqa: BLE001 - the policy is one line unless --debug

@@ -179,14 +179,14 @@ def compare_command(
                 progress.done(row)
         except KeyboardInterrupt:
             interrupted = True  # keep the rows already measured
-    from mbprof.core import interrupts
+    from mbprof.core import errors
 
     if interrupted and not rows:  # nothing measured: every old file stays as it was
         typer.echo(
             "mbprof: interrupted before any configuration was measured; no file written",
             err=True,
         )
-        raise typer.Exit(interrupts.exit_code())
+        raise typer.Exit(errors.exit_code())
     frame = run.frame(rows)
     doc = compare_document(frame)
     if plot is not None and rows:
@@ -217,7 +217,7 @@ def compare_command(
     failed = sum(1 for row in rows if row.get("error"))
     # A model whose code called sys.exit (or raised KeyboardInterrupt, not a Ctrl-C): its
     # row says so and the other rows are written, then the run fails with that one line.
-    prefix = f"{interrupts.UserCodeExit.__name__}: "
+    prefix = f"{errors.UserCodeExit.__name__}: "
     ended = [r["error"][len(prefix) :] for r in rows if str(r.get("error")).startswith(prefix)]
     if failed and not ended:
         typer.echo(
@@ -228,7 +228,7 @@ def compare_command(
         typer.echo(
             f"mbprof: interrupted after {len(rows)} of {len(specs)} configurations", err=True
         )
-        raise typer.Exit(interrupts.exit_code())  # 130 for Ctrl-C, 143 for SIGTERM
+        raise typer.Exit(errors.exit_code())  # 130 for Ctrl-C, 143 for SIGTERM
     if ended:
         raise MbprofError(
             f"{ended[0]} ({failed} of {len(rows)} configurations failed, see the error column)"

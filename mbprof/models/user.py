@@ -34,8 +34,7 @@ from typing import Any
 
 from torch import nn
 
-from mbprof.core.errors import MbprofError
-from mbprof.core.interrupts import contained
+from mbprof.core.errors import MbprofError, contained
 from mbprof.models._registry import ModelInfo
 
 KNOBS = {"width": 1.0, "depth": 1.0, "num_classes": 1000}

@@ -12,8 +12,7 @@ import mbprof
 from mbprof.analysis import footprint
 from mbprof.analysis.footprint import META, REAL, REGISTERED, activation_bytes, size_parameters
 from mbprof.analysis.used_params import count_read, read_parameters, unused_modules
-from mbprof.core.errors import MbprofError
-from mbprof.core.interrupts import UserCodeExit
+from mbprof.core.errors import MbprofError, UserCodeExit
 from tests.support import real_world_models as zoo
 from tests.support.flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import mbprof.api.reporting as rep
-from mbprof.core import interrupts
+from mbprof.core import errors
 from mbprof.core.errors import MbprofError
 from mbprof.core.files import write_atomic
 from mbprof.report.folder import MANIFEST
@@ -450,12 +450,12 @@ def test_check_stops_with_the_model_named(models_dir, model):
 
 def test_contained_passes_signals_and_exceptions_through(monkeypatch):
     for passing in (GeneratorExit, ValueError):
-        with pytest.raises(passing), interrupts.contained("m", "testing"):
+        with pytest.raises(passing), errors.contained("m", "testing"):
             raise passing()
-    with pytest.raises(interrupts.UserCodeExit, match="'m' called sys.exit"):
-        with interrupts.contained("m", "testing"):
+    with pytest.raises(errors.UserCodeExit, match="'m' called sys.exit"):
+        with errors.contained("m", "testing"):
             sys.exit(3)
-    monkeypatch.setattr(interrupts, "_depth", 1)  # inside a run, after a real Ctrl-C:
-    monkeypatch.setattr(interrupts, "_received", signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt), interrupts.contained("m", "testing"):
+    monkeypatch.setattr(errors, "_depth", 1)  # inside a run, after a real Ctrl-C:
+    monkeypatch.setattr(errors, "_received", signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), errors.contained("m", "testing"):
         sys.exit(0)  # user code that turned the Ctrl-C into an exit still stops the run
