@@ -27,7 +27,7 @@ from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, MemoryReport, ModelSpec
 from mbprof.report import folder
 from mbprof.report.figures import write_figures
-from mbprof.report.output import ReproduceResult, csv_text, write_file
+from mbprof.report.folder import ReproduceResult, csv_text, write_file
 from mbprof.report.plan import (
     PARTS,
     check_out,

@@ -8,7 +8,7 @@ from mbprof import __version__
 from mbprof.render.document import Document, Fact, Table
 
 if TYPE_CHECKING:
-    from mbprof.report.output import ReproduceResult
+    from mbprof.report.folder import ReproduceResult
 
 
 def reproduce_document(result: ReproduceResult) -> Document:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from mbprof.render.export import markdown_grid
 from mbprof.render.formats import format_value
-from mbprof.report.output import ReproduceResult
+from mbprof.report.folder import ReproduceResult
 from mbprof.report.plan import FIGURES, MARKER, config, find_row
 
 if TYPE_CHECKING:

@@ -7,6 +7,9 @@ what mbprof wrote: a file the user changed since, and every file mbprof did not 
 new files are staged in a fresh temporary folder inside it (created by ``mkdtemp``, so
 its name clashes with nothing) and each is renamed into place. Folders and files get
 the user's umask. Torch-free.
+
+Also what a run of ``reproduce`` wrote (``ReproduceResult``) and the writing of one of its
+files into the staging folder.
 """
 
 from __future__ import annotations
@@ -18,9 +21,14 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from mbprof.core.errors import MbprofError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MANIFEST = ".mbprof-manifest.json"
 _WRITER = "mbprof"
@@ -209,3 +217,30 @@ def discard(staged: Path, out: Path, created: bool) -> None:
             out.rmdir()
         except OSError:
             pass
+
+
+@dataclass
+class ReproduceResult:
+    """What ``reproduce`` wrote and what it had to leave out."""
+
+    out: Path
+    files: list[tuple[str, str]] = field(default_factory=list)  # (relative path, what it holds)
+    left_out: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # measured conclusions for the README
+
+
+def write_file(root: Path, relative: str, text: str, result: ReproduceResult, what: str) -> None:
+    """Write ``root/relative`` and list it in ``result`` as holding ``what``."""
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    result.files.append((relative, what))
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """``frame`` as the report's CSV files hold it: no index, one LF a line."""
+    import io
+
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue()

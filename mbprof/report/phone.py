@@ -28,7 +28,7 @@ from mbprof.core.records import ModelSpec
 from mbprof.frame.rows import cell, row_measures, spec_from_row
 from mbprof.render.export import markdown_grid
 from mbprof.render.formats import format_multiplier
-from mbprof.report.output import ReproduceResult, write_file
+from mbprof.report.folder import ReproduceResult, write_file
 from mbprof.report.plan import DATA, MARKER, config
 
 # What the API measures for each configuration, in the order the tables show them.
@@ -322,7 +322,7 @@ def write_phone(
     import pandas as pd
 
     from mbprof.render.plots.phone import draw_phone
-    from mbprof.report.output import csv_text
+    from mbprof.report.folder import csv_text
 
     values = measured_values(rows)
     found = fits(values)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mbprof.render.export import markdown_grid
-from mbprof.report.output import ReproduceResult
+from mbprof.report.folder import ReproduceResult
 from mbprof.report.plan import MARKER, config, find_row, is_measured
 from mbprof.report.table3 import table3_paper_problems
 from mbprof.report.text import delta, kilobytes, millions, top1_text

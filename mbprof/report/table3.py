@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof.frame.rows import is_missing
 from mbprof.render.export import markdown_grid
-from mbprof.report.output import ReproduceResult, csv_text, write_file
+from mbprof.report.folder import ReproduceResult, csv_text, write_file
 from mbprof.report.plan import MARKER, leave_out, paper_table3, registered
 from mbprof.report.text import kilobytes
 

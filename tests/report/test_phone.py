@@ -12,7 +12,7 @@ from mbprof.api.phone import PhoneRun
 from mbprof.api.reporting import prepare_reproduce
 from mbprof.core.settings import LatencySettings
 from mbprof.frame.rows import identity_row
-from mbprof.report.output import ReproduceResult
+from mbprof.report.folder import ReproduceResult
 from mbprof.report.phone import (
     FIGURE,
     MADDS,
