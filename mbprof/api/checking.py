@@ -24,8 +24,14 @@ from mbprof.checks.baseline import baseline_budgets, tolerances_for
 from mbprof.checks.budget_file import load_budgets
 from mbprof.checks.imports import parse_allow_import, refuse_row_imports
 from mbprof.checks.limits import Budget, Result
-from mbprof.checks.matching import check_rows, covering_rows
-from mbprof.checks.requests import Request, Settings, by_configuration, requests_for
+from mbprof.checks.matching import (
+    Request,
+    Settings,
+    by_configuration,
+    check_rows,
+    covering_rows,
+    requests_for,
+)
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import parse_choice
 from mbprof.core.records import ModelSpec

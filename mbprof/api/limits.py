@@ -13,7 +13,7 @@ from mbprof.api.single import measure_rows
 from mbprof.checks.file_lines import BudgetFileError
 from mbprof.checks.imports import import_refusal, parse_allow_import, refuse_imports
 from mbprof.checks.limits import RUN_METRICS, Budget
-from mbprof.checks.requests import Request, Settings, by_configuration, latency_kwargs
+from mbprof.checks.matching import Request, Settings, by_configuration, latency_kwargs
 from mbprof.core.errors import MbprofError, UnknownModelError, UserCodeExit
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import MemorySettings, ResolvedLatency

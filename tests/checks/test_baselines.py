@@ -17,8 +17,7 @@ from mbprof.checks.baseline import (
 )
 from mbprof.checks.budget_file import parse_budgets
 from mbprof.checks.limits import ERROR, EXCEEDED, HELD, TOLERATED
-from mbprof.checks.matching import check_rows
-from mbprof.checks.requests import requests_for
+from mbprof.checks.matching import check_rows, requests_for
 from mbprof.core.errors import MbprofError
 from mbprof.frame.rows import identity_row
 from mbprof.render.checks_view import annotation, github_annotations, junit_xml

@@ -9,8 +9,7 @@ import pytest
 
 from mbprof.checks.budget_file import BudgetFileError, parse_budgets
 from mbprof.checks.limits import EXCEEDED, HELD
-from mbprof.checks.matching import check_rows
-from mbprof.checks.requests import latency_kwargs, requests_for
+from mbprof.checks.matching import check_rows, latency_kwargs, requests_for
 from tests.support.rows import config_row
 from tests.support.tiny_models import tiny_models  # noqa: F401  (a fixture)
 
