@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import parse_int
 
 
 @dataclass(frozen=True)
@@ -135,3 +136,31 @@ def conv_cost(
                 field="kernel",
             )
     return ConvCost(in_h, in_w, in_channels, filters, kernel, stride, padding)
+
+
+def layer_cost(
+    input_shape: str | tuple[int, int, int],
+    filters: int | str,
+    kernel: int | str,
+    stride: int | str = 1,
+    padding: str | int = "same",
+) -> ConvCost:
+    """The multiplications of one KxK convolution from ``input_shape`` (HEIGHTxWIDTHxCHANNELS
+    text such as '28x28x3', or a tuple) to ``filters`` channels, standard and separable.
+
+    >>> layer_cost("28x28x3", 64, 3).ratio
+    7.890...
+    """
+    if isinstance(input_shape, str):
+        height, width, channels = parse_input_shape(input_shape, "input_shape")
+    else:
+        height, width, channels = (parse_int(v, "input_shape") for v in input_shape)
+    return conv_cost(
+        height,
+        width,
+        channels,
+        parse_int(filters, "filters"),
+        parse_int(kernel, "kernel"),
+        parse_int(stride, "stride"),
+        padding,
+    )

@@ -15,6 +15,7 @@ guarded), ``single`` (one configuration), ``sweep`` (rows of a comparison), ``ch
 """
 
 import mbprof.render.html  # noqa: F401  (the notebook display of records)
+from mbprof.analysis.layer_cost import layer_cost
 from mbprof.api.building import build_sized
 from mbprof.api.checking import (
     CheckOutcome,
@@ -23,7 +24,6 @@ from mbprof.api.checking import (
     prepare_check,
     write_baseline,
 )
-from mbprof.api.cost import layer_cost
 from mbprof.api.diff import DiffResult, diff
 from mbprof.api.inputs import (
     make_latency_settings,

@@ -34,7 +34,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mbprof.checks.file_lines import BudgetFileError, deep_line, toml_error_line
+from mbprof.checks.file_lines import (
+    BudgetFileError,
+    TableReader,
+    closest,
+    deep_line,
+    toml_error_line,
+    type_name,
+)
 from mbprof.checks.limits import (
     LATENCY_IDENTITY,
     METRICS,
@@ -44,7 +51,6 @@ from mbprof.checks.limits import (
     Metric,
     parse_amount,
 )
-from mbprof.checks.toml_values import TableReader, closest, type_name
 from mbprof.core.parsing import (
     MAX_BATCH,
     MAX_MIN_TIME_S,

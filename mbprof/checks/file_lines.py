@@ -3,14 +3,22 @@ positions, so a light scan of the text finds the line of each table header and k
 (``KeyLines``), of a TOML syntax error, and of brackets nested too deeply. Nothing here
 decides what a value is; it only points at a line. ``BudgetFileError`` is the refusal that
 names ``file:line``.
+
+Then typed values read from the tables of the parsed file (``TableReader``), each refusal
+naming the file, the line and the key: numbers, bounded integers, choices, booleans, T of
+the memory-efficient mode. ``mbprof.checks.budget_file`` builds budgets with these.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from mbprof.core.errors import MbprofError
+from mbprof.core.settings import CHUNKS_PER_CHANNEL, parse_chunks
 
 
 class BudgetFileError(MbprofError):
@@ -114,3 +122,122 @@ def deep_line(text: str, depth: int = 100) -> int | None:
             elif char in "]}":
                 level = max(0, level - 1)
     return None
+
+
+def closest(word: str, allowed: Iterable[str]) -> str:
+    """'; did you mean 'max_madds'?' for a close word, else ''."""
+    close = difflib.get_close_matches(word, list(allowed), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def type_name(value: Any) -> str:
+    """How a TOML value is named in a message: "a string", "an array"."""
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+class TableReader:
+    """Reads the values of one budget file's tables; ``index`` is a budget's place in the
+    file (0-based), ``key`` a dotted key inside it; refusals read ``FILE:LINE: budget N,
+    KEY: ...``."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.source = source
+        self.lines = KeyLines(text)
+
+    def fail(self, message: str, index: int | None = None, key: str = "") -> BudgetFileError:
+        line = self.lines.budget(index, key) if index is not None else self.lines.top.get(key)
+        where = f"budget {index + 1}" if index is not None else ""
+        if index is not None and key:
+            where += f", {key}"
+        return BudgetFileError(f"{where}: {message}" if where else message, self.source, line)
+
+    def expect(self, ok: bool, index: int, key: str, value: Any, expected: str) -> None:
+        if not ok:
+            raise self.fail(f"expected {expected}, got {type_name(value)} {value!r}", index, key)
+
+    def wrap(self, index: int, key: str, parse: Any, *args: Any) -> Any:
+        try:
+            return parse(*args)
+        except MbprofError as exc:
+            message = str(exc)
+            for prefix in (f"{key}: ", f"{key.rpartition('.')[2]}: "):
+                message = message.removeprefix(prefix)
+            raise self.fail(message, index, key) from None
+
+    def unknown_keys(
+        self, table: Mapping[str, Any], allowed: tuple[str, ...], index: int, where: str
+    ):
+        for key in table:
+            if key not in allowed:
+                full = f"{where}.{key}" if where else key
+                raise self.fail(
+                    f"unknown key {key!r}{closest(key, allowed)} (allowed: {', '.join(allowed)})",
+                    index,
+                    full,
+                )
+
+    # -- the configuration ----------------------------------------------------------------
+
+    def number(self, table: Mapping[str, Any], key: str, index: int, default: float) -> float:
+        value = table.get(key, default)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        self.expect(ok and math.isfinite(value) and value > 0, index, key, value, "a number > 0")
+        return float(value)
+
+    def integer(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        index: int,
+        minimum: int,
+        where: str = "",
+        maximum: int | None = None,
+    ):
+        value = table.get(key)
+        if value is None:
+            return None
+        full = f"{where}.{key}" if where else key
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+        self.expect(ok, index, full, value, f"an integer >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise self.fail(f"{value} is too large; give at most {maximum:,}", index, full)
+        return value
+
+    def choice(self, table: Mapping[str, Any], key: str, index: int, where: str, allowed: tuple):
+        value = table.get(key)
+        if value is None:
+            return None
+        if value not in allowed:
+            raise self.fail(
+                f"{value!r} is not allowed; expected one of {', '.join(allowed)}"
+                f"{closest(str(value), allowed) if isinstance(value, str) else ''}",
+                index,
+                f"{where}.{key}",
+            )
+        return value
+
+    def chunks(self, table: Mapping[str, Any], index: int, where: str) -> int | None:
+        """T, the chunks of the memory-efficient mode: an integer >= 1 or "channel" (the
+        default: one channel a chunk), as mbprof memory --chunks takes it."""
+        value = table.get("chunks")
+        if value is None:
+            return None
+        ok = isinstance(value, (int, str)) and not isinstance(value, bool)
+        self.expect(
+            ok, index, f"{where}.chunks", value, f'an integer >= 1 or "{CHUNKS_PER_CHANNEL}"'
+        )
+        return self.wrap(index, f"{where}.chunks", parse_chunks, value, "chunks")
+
+    def boolean(self, table: Mapping[str, Any], key: str, index: int, where: str) -> bool | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        self.expect(isinstance(value, bool), index, f"{where}.{key}", value, "true or false")
+        return value
