@@ -1,7 +1,7 @@
 """Budget files: the TOML file read as data only (``tomllib``) into ``Budget`` records,
 every refusal naming file, line and key (``BudgetFileError``). Nothing in the file is
 executed or imported here, and a model given as an import path is refused before anything
-imports it unless the caller allows its module (``mbprof.api.limits.check_specs``,
+imports it unless the caller allows its module (``mbprof.api.checking.check_specs``,
 ``allow_import``).
 
 A budget file::
@@ -298,7 +298,7 @@ def _tomllib() -> Any:
 def parse_budgets(text: str, source: str = "<budgets>") -> BudgetFile:
     """Budgets from the text of a TOML budget file; ``BudgetFileError`` names file, line
     and key of the first problem. Model names and ranges are checked later, by
-    ``mbprof.api.limits.check_specs``, which knows the registry."""
+    ``mbprof.api.checking.check_specs``, which knows the registry."""
     tomllib = _tomllib()
     try:
         data = tomllib.loads(text)

@@ -6,7 +6,7 @@ rows of a saved frame are read alike; which configuration a row measured is
 
 And the other way: what budgets and baselines ask to be measured, one request per
 (configuration, memory settings, latency settings), without repeats, grouped so that each
-configuration is built and counted once however many limits it has (``mbprof.api.limits``
+configuration is built and counted once however many limits it has (``mbprof.api.checking``
 measures them).
 """
 

@@ -20,7 +20,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from mbprof.api.limits import check_specs, measure_requests
+from mbprof.api.checking import check_specs, measure_requests
 from mbprof.checks.baseline import baseline_budgets
 from mbprof.checks.budget_file import BudgetFileError, parse_budgets
 from mbprof.checks.imports import import_allowed, parse_allow_import, refuse_row_imports

@@ -295,7 +295,7 @@ def test_baseline_round_trip_and_a_regression(write, tmp_path):
 
 def test_the_example_budget_file_is_valid_and_holds_for_the_published_counts():
 
-    from mbprof.api.limits import check_specs
+    from mbprof.api.checking import check_specs
     from mbprof.checks.budget_file import load_budgets
     from mbprof.checks.matching import check_rows
 
