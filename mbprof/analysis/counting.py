@@ -3,7 +3,8 @@
 The convention (the papers'): ``madds`` are the multiply-accumulates of
 convolutions and fully connected layers (fvcore's conv / linear / matmul
 handles, which count one fused multiply-add as one, and mbprof's own for fused
-attention, ``scaled_dot_product_attention``: its two matrix products). fvcore's
+attention, ``scaled_dot_product_attention``: its two matrix products, which the papers count
+and fvcore by itself does not: ``attention_madds`` and a note say how much). fvcore's
 other estimates (batch norm, adaptive pooling, upsampling, normalisation) go to
 ``other_flops``. Ops that have no estimate at all (activations, additions,
 concatenation, reshapes) are listed in ``uncounted_ops`` with how often they ran,
@@ -186,6 +187,23 @@ def _dispatch_cost(graph: Graph, node: Node, instance: bool) -> tuple[str, int] 
     return None
 
 
+def _attention_products(graph: Graph) -> set[int]:
+    """The nodes of the two matrix products of each fused attention: on the meta device
+    ``scaled_dot_product_attention`` reaches the dispatcher decomposed (bmm, ``_safe_softmax``,
+    bmm), and only its decomposition calls ``_safe_softmax``."""
+    found: set[int] = set()
+    last, pending = None, False
+    for index, node in enumerate(graph.nodes):
+        if node.name == "_safe_softmax" and last is not None:
+            found.add(last)
+            last, pending = None, True
+        elif node.name in ("bmm", "mm"):
+            if pending:
+                found.add(index)
+            last, pending = (None if pending else index), False
+    return found
+
+
 def _dispatch(model: nn.Module, graph: Graph) -> tuple[dict, Counter[str]]:
     """fvcore's ``by_module_and_operator`` (each module's counts, its descendants' included)
     and its unsupported ops, from ``graph``."""
@@ -198,9 +216,12 @@ def _dispatch(model: nn.Module, graph: Graph) -> tuple[dict, Counter[str]]:
             instance.add(named[name])
     by_module: dict[str, Counter] = {}
     uncounted: Counter[str] = Counter()
-    for node in graph.nodes:
+    attention = _attention_products(graph)
+    for index, node in enumerate(graph.nodes):
         path = named.get(node.module, node.module)
         cost = _dispatch_cost(graph, node, path in instance)
+        if index in attention:
+            cost = "scaled_dot_product_attention", cost[1]
         if cost is None:
             if node.name != "empty":  # batch norm's decomposition allocates: not the model's op
                 uncounted[f"aten::{node.name}"] += 1
@@ -359,13 +380,21 @@ def _report(
             )
         )
     total, read = count_params(model), used_params.count_read(model, reads)
+    madds = sum(row.madds for row in layers)
+    attention = int(by_module.get("", {}).get("scaled_dot_product_attention", 0)) // batch
+    said = (
+        f"fused attention (scaled_dot_product_attention) is {attention:,} of the {madds:,} "
+        f"MAdds: fvcore's own handles, and timm's published GMACs, leave it out "
+        f"({madds - attention:,})",
+    )
     return CountReport(
-        madds=sum(row.madds for row in layers),
+        madds=madds,
         params=total,
         other_flops=sum(other_by_op.values()),
         layers=tuple(layers),
         other_flops_by_op=dict(other_by_op),
         uncounted_ops=dict(uncounted),
         params_used=read,
-        notes=used_params.notes(model, reads, total, read),
+        notes=used_params.notes(model, reads, total, read) + said * bool(attention),
+        attention_madds=attention,
     )
