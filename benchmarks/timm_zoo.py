@@ -83,7 +83,7 @@ def size(name: str, real: bool = False) -> dict:
             return model
 
     def sized():
-        return size_parameters(lambda: timm.create_model(name), 2**63 - 1).model
+        return size_parameters(lambda: timm.create_model(name), 1 << 30).model  # bytes, if real
 
     def on_meta(counter):
         model = sized()

@@ -110,7 +110,14 @@ def one(name: str, memory: bool, bench: bool) -> dict:
         row["dispatch_madds"] = dispatched.madds
         row["engines_agree"] = all(
             getattr(dispatched, key) == getattr(counts, key)
-            for key in ("layers", "madds", "other_flops", "other_flops_by_op", "params_used")
+            for key in (
+                "layers",
+                "madds",
+                "other_flops",
+                "other_flops_by_op",
+                "params_used",
+                "attention_madds",
+            )
         )
     except Exception as exc:  # noqa: BLE001 - the row says why
         row["dispatch_error"] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
