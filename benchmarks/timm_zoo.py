@@ -2,15 +2,20 @@
 
 For each model of ``timm.list_models()`` whose multiply-adds at its default input size fall
 in the band (by torch's FlopCounterMode on a meta-device model in its deployed form,
-halved: cheap, used to pick the band only), built without weights, as built and in its deployed form: mbprof's figures
+halved: cheap, used to pick the band only; a forward pass that runs neither there nor on fake
+tensors is sized by a real one, in a process of its own with its address space capped),
+built without weights, as built and in its deployed form: mbprof's figures
 (``mbprof.profile("timm/NAME", resolution=DEFAULT, reparam=...)``, memory included, so that
 a refusal shows) beside timm's ``benchmark.py`` convention, computed here the way it does:
 parameters ``sum(p.numel())`` and GMACs ``fvcore.nn.FlopCountAnalysis(model, x).total()``
 (fvcore's default total: convolution, linear and matmul multiply-adds plus batch norm,
 pooling and the other ops fvcore has a handle for), the deployed form by timm's own
 ``timm.utils.reparameterize_model`` (``benchmark.py --reparam``). mbprof's side is its
-MAdds + other FLOPs (the same fvcore handles) and its own re-parameterization
-(``mbprof.analysis.deploy``), so the params compare two independent deployments.
+MAdds + other FLOPs (the same fvcore handles) less its fused attention (``attention_madds``:
+the papers count it, fvcore has no handle for it, so timm's figures leave it out; shown in a
+column of its own) and its own re-parameterization (``mbprof.analysis.deploy``), so the params
+compare two independent deployments. Both of mbprof's engines count: the dispatch engine's
+MAdds, and whether its per-layer rows (and other figures) are fvcore's exactly.
 
     python benchmarks/timm_zoo.py                        # models up to 1 GMAC: prints those
                                                          # with blocks merged or a difference
@@ -34,38 +39,86 @@ import os
 import subprocess
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 FORMS = (("built", False), ("reparam", True))
 
 
-def size(name: str) -> dict:
-    """One model's default input size and FlopCounterMode GMACs (deployed, as timm publishes
-    them), on the meta device, else fake CPU tensors (autocast has no meta device): no memory."""
+# A model whose forward pass runs on neither the meta device nor fake tensors is sized by a
+# real one on the CPU, one process a model, its address space capped (a shared machine).
+REAL_AS_BYTES = 6 << 30
+
+
+def size(name: str, real: bool = False) -> dict:
+    """One model's default input size and FlopCounterMode GMACs, deployed (as timm publishes
+    them): built by mbprof's parameter sizing (on the meta device, else each parameter moved
+    there as registered: builders that read a tensor back), run on the meta device, else on
+    fake CPU tensors (autocast has no meta device); with ``real``, built and run for real.
+    A model with more parameters than the band's MAdds (each weight multiplies at least once
+    an image) is not run at all: ``params`` says it is above."""
+    import resource
+
     import timm
     import torch
     from timm.utils.model import reparameterize_model
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.utils.flop_counter import FlopCounterMode
 
+    from mbprof.analysis.footprint import meta_state, size_parameters
+
+    def deployed(model):
+        try:  # the band is of the deployed form, as timm publishes it
+            return reparameterize_model(model.eval())
+        except Exception:  # noqa: BLE001 - its hooks need data: as built
+            return model
+
+    def sized():
+        return size_parameters(lambda: timm.create_model(name), 1 << 30).model  # bytes, if real
+
+    def on_meta(counter):
+        model = sized()
+        with torch.device("meta"):
+            model = deployed(model)
+            example = torch.zeros(1, *model.pretrained_cfg["input_size"])
+            with counter:
+                torch.func.functional_call(model, meta_state(model), (example,), strict=False)
+        return model
+
+    def faked(counter):
+        with FakeTensorMode():
+            model = deployed(timm.create_model(name))
+            example = torch.empty(1, *model.pretrained_cfg["input_size"])
+            with counter:
+                model(example)
+        return model
+
+    def for_real(counter):
+        resource.setrlimit(resource.RLIMIT_AS, (REAL_AS_BYTES, resource.RLIM_INFINITY))
+        model = deployed(timm.create_model(name))
+        with counter:
+            model(torch.zeros(1, *model.pretrained_cfg["input_size"]))
+        return model
+
     error = ""
-    for where in (lambda: torch.device("meta"), lambda: FakeTensorMode()):
+    for way in (for_real,) if real else (on_meta, faked):
         counter = FlopCounterMode(display=False)
         try:
-            with where(), torch.no_grad():
-                model = timm.create_model(name).eval()
-                shape = tuple(model.pretrained_cfg["input_size"])
-                try:  # the band is of the deployed form, as timm publishes it
-                    model = reparameterize_model(model)
-                except Exception:  # noqa: BLE001, S110 - its hooks need data: as built
-                    pass
-                with counter:
-                    model(torch.empty(1, *shape))
-            return {"model": name, "res": shape[1], "gmacs": counter.get_total_flops() / 2e9}
+            with torch.no_grad():
+                model = way(counter)
+            res = model.pretrained_cfg["input_size"][1]
+            gmacs = counter.get_total_flops() / 2e9
+            return {"model": name, "res": res, "gmacs": gmacs, "how": way.__name__}
         except Exception as exc:  # noqa: BLE001 - the next way, then said
             error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
-    return {"model": name, "error": error}
+    row = {"model": name, "error": error}
+    if not real:  # how many parameters: too many for the band, else a real pass tells
+        try:
+            row["params"] = sum(p.numel() for p in sized().parameters())
+        except Exception:  # noqa: BLE001, S110 - not even built: the error says why
+            pass
+    return row
 
 
 def in_children(items: list[str], flag: str, chunk: int, timeout: int, extra=()) -> list[dict]:
@@ -131,12 +184,28 @@ def one(name: str, resolution: int, bench: bool) -> dict:
         counts = result.counts
         row[form] = {
             "madds": counts.madds,
-            "fv": counts.madds + counts.other_flops,
+            "fv": counts.madds + counts.other_flops - counts.attention_madds,
+            "attention": counts.attention_madds,
             "params": counts.params,
             "peak": result.memory.peak.live_bytes if result.memory else None,
             "missing": list(result.missing),
             "notes": [n for n in result.notes if n.startswith("reparam")],
         }
+        try:
+            dispatched = mbprof.profile(
+                f"timm/{name}",
+                resolution=resolution,
+                reparam=reparam,
+                engine="dispatch",
+                with_memory=False,
+            ).counts
+            row[form]["dispatch_madds"] = dispatched.madds
+            own = {"uncounted_ops": {}, "notes": (), "engine": ""}  # each engine's own op names
+            row[form]["engines_agree"] = replace(dispatched, **own) == replace(counts, **own)
+        except Exception as exc:  # noqa: BLE001 - the row says why
+            row[form]["dispatch_error"] = (
+                f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+            )
         if bench:
             settings = mbprof.make_latency_settings(min_time_s=0.2, warmup=1, threads=1)
             spec = mbprof.make_spec(f"timm/{name}", resolution=resolution, reparam=reparam)
@@ -160,19 +229,31 @@ def causes(row: dict) -> tuple[list[str], list[str]]:
     return diffs, why
 
 
+def engines(ours: dict) -> str:
+    return ours.get("dispatch_error") or ("identical" if ours.get("engines_agree") else "differ")
+
+
 def notable(row: dict) -> bool:
-    """A row worth printing: a difference, a part missing, or blocks merged."""
+    """A row worth printing: a difference, a part missing, blocks merged, or the engines'
+    rows not identical."""
     deployed = row.get("reparam", {})
-    return bool(causes(row)[0] or causes(row)[1]) or any(
-        "merged" in n for n in deployed.get("notes", [])
+    return (
+        bool(causes(row)[0] or causes(row)[1])
+        or any("merged" in n for n in deployed.get("notes", []))
+        or any(
+            engines(row.get(f, {})) != "identical"
+            for f, _ in FORMS
+            if "error" not in row.get(f, {})
+        )
     )
 
 
 def report(rows: list[dict]) -> list[str]:
     lines = [
-        "| model | res | form | params | timm params | GMACs (fvcore total) | timm GMACs | "
-        "MAdds (G) | peak act (fp16 B) | differences |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | res | form | params | timm params | GMACs (fvcore convention) | timm GMACs | "
+        "MAdds (G) | of which attention (G) | dispatch MAdds (G) | engines' rows | "
+        "peak act (fp16 B) | differences |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         diffs, _ = causes(row)
@@ -182,10 +263,14 @@ def report(rows: list[dict]) -> list[str]:
                 lines.append(f"| {row['model']} | {row['res']} | {form} | {ours['error']} |")
                 continue
             peak = f"{ours['peak']:,}" if ours["peak"] is not None else "; ".join(ours["missing"])
+            dispatch = f"{ours['dispatch_madds'] / 1e9:.3f}" if "dispatch_madds" in ours else "—"
             lines.append(
                 f"| {row['model']} | {row['res']} | {form} | {ours['params']:,} | "
                 f"{theirs.get('params', 0):,} | {ours['fv'] / 1e9:.3f} | "
-                f"{theirs.get('fv', 0) / 1e9:.3f} | {ours['madds'] / 1e9:.3f} | {peak} | "
+                f"{theirs.get('fv', 0) / 1e9:.3f} | {ours['madds'] / 1e9:.3f} | "
+                f"{ours['attention'] / 1e9:.3f} | "
+                f"{dispatch} | "
+                f"{engines(ours)} | {peak} | "
                 f"{'; '.join(d for d in diffs if d.startswith(form)) or 'agree'} |"
             )
     return lines
@@ -200,15 +285,23 @@ def summary(rows: list[dict], chosen: dict, low: float, high: float) -> str:
         any("merged" in n for n in row.get("reparam", {}).get("notes", [])) for row in rows
     )
     unsized = chosen["unsized"]
+    formed = [row[f] for row in rows for f, _ in FORMS if "error" not in row.get(f, {})]
+    same = sum(engines(ours) == "identical" for ours in formed)
+    attention = sum(bool(row.get("reparam", {}).get("attention")) for row in rows)
     return (
         f"timm {chosen['timm']}: {len(rows)} of its {chosen['listed']} models of {low:g} < "
         f"GMACs <= {high:g} at their default input size ({len(unsized)} not sized"
-        f"{': ' + ', '.join(unsized) if unsized else ''}); {len(rows) - refused} profiled whole "
+        f"{': ' + ', '.join(unsized) if unsized else ''}; "
+        f"{len(chosen.get('sized_for_real', []))} sized by a real forward pass, "
+        f"{len(chosen.get('above_by_params', []))} above the band by their parameters alone); "
+        f"{len(rows) - refused} profiled whole "
         f"by mbprof ({refused} refused, {len(crashed)} of them crashed or timed out"
         f"{': ' + ', '.join(crashed) if crashed else ''}; {missing} with a part missing); "
         f"params and fvcore total agree with timm's benchmark.py convention for "
         f"{agree['built']} as built and {agree['reparam']} deployed (--reparam; {merged} have "
-        f"blocks to merge)."
+        f"blocks to merge; fused attention, which timm's figures leave out, said apart for "
+        f"{attention}); the dispatch engine's per-layer rows are fvcore's exactly for {same} "
+        f"of {len(formed)} (model, form) pairs."
     )
 
 
@@ -225,12 +318,13 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, help="write the table and summary here")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--size", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--real", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     if args.one or args.size:
         for item in args.one or args.size:
             name, _, res = item.partition("@")
-            row = one(name, int(res), args.bench) if args.one else size(name)
+            row = one(name, int(res), args.bench) if args.one else size(name, args.real)
             print(json.dumps(row), flush=True)
         return
     import timm
@@ -241,11 +335,17 @@ def main() -> None:
         low, high = (-1, 1e9) if args.only else (args.min_gmacs, args.max_gmacs)
         names = args.only or timm.list_models()
         sized = in_children(names, "--size", 64, args.timeout)
+        above = [r["model"] for r in sized if r.get("params", 0) > high * 1e9]
+        again = [r["model"] for r in sized if "error" in r and r["model"] not in above]
+        real = {r["model"]: r for r in in_children(again, "--size", 1, args.timeout, ["--real"])}
+        sized = [real.get(r["model"], r) for r in sized if r["model"] not in above]
         chosen = {
             "timm": timm.__version__,
             "listed": len(names),
             "models": [(r["model"], r["res"]) for r in sized if low < r.get("gmacs", -2) <= high],
             "unsized": {r["model"]: r["error"] for r in sized if "error" in r},
+            "sized_for_real": sorted(name for name in real if "error" not in real[name]),
+            "above_by_params": above,
         }
         if args.band:
             args.band.write_text(json.dumps(chosen, indent=0) + "\n")

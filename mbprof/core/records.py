@@ -125,6 +125,8 @@ class CountReport:
                   forward pass that branches on tensor values).
     engine:       what counted: "fvcore" (its JIT trace) or "dispatch" (fvcore's rules on
                   the aten ops of a meta-device trace; ``mbprof.analysis.counting``).
+    attention_madds: the part of ``madds`` in fused attention (``scaled_dot_product_attention``),
+                  which the papers count and fvcore's own handles (timm's published GMACs) do not.
     """
 
     madds: int
@@ -136,6 +138,7 @@ class CountReport:
     params_used: int | None = None
     notes: tuple[str, ...] = ()
     engine: str = "fvcore"
+    attention_madds: int = 0
 
 
 @dataclass(frozen=True)

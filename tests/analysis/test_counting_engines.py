@@ -28,6 +28,7 @@ def figures(report):
         report.other_flops,
         dict(report.other_flops_by_op),
         report.params_used,
+        report.attention_madds,
     )
 
 
@@ -138,6 +139,65 @@ def test_engines_agree_on_every_handle(batch):
         "upsample_bilinear2d",
         "grid_sampler",
     }
+
+
+class WindowAttention(nn.Module):
+    """MaxViT's attention pattern: einsum over (batch, windows, heads, tokens, dim)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(13, 13, bias=False)
+
+    def forward(self, x):  # x: (1, 3 windows, 7 heads, 11 tokens, 13 dim)
+        scores = torch.einsum("bghid,bghjd->bghij", self.proj(x), x)
+        return torch.einsum("bghij,bghjd->bghid", scores.softmax(-1), x)
+
+
+def test_einsum_is_counted_exactly_by_both_engines():
+    """fvcore's own einsum handle reads numpy's count rounded to four digits (33,035 for
+    each product here); both engines give the exact figure, row by row."""
+    torch.manual_seed(0)
+    model = WindowAttention()
+    assert_engines_agree(model, (1, 3, 7, 11, 13))
+    rows = {row.path: row.madds for row in count(model, (1, 3, 7, 11, 13)).layers}
+    # proj: 3 x 7 x 11 tokens x 13 x 13 = 39,039; each einsum 3 x 7 x 11 x 11 x 13 = 33,033
+    assert rows == {"proj": 39_039, "(model)": 2 * 33_033}
+
+
+class Attention(nn.Module):
+    """A ViT block's attention: 10 tokens of 8 channels, 2 heads of 4, fused attention."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(8, 24, bias=False)
+        self.proj = nn.Linear(8, 8, bias=False)
+
+    def forward(self, x):  # x: (1, 10, 8)
+        q, k, v = self.qkv(x).reshape(1, 10, 3, 2, 4).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(1, 10, 8))
+
+
+@pytest.mark.parametrize("engine", ["fvcore", "dispatch"])
+def test_fused_attention_is_counted_and_said_apart(engine):
+    """The papers count attention's matrix products; fvcore's own handles (and so timm's
+    published GMACs) skip fused attention: mbprof counts it and says how much."""
+    from fvcore.nn import FlopCountAnalysis
+
+    torch.manual_seed(0)
+    model = Attention()
+    found = count(model, (1, 10, 8), engine=engine)
+    # qkv 10 x 8 x 24 = 1,920; proj 10 x 8 x 8 = 640; attention 2 heads x 10 x 10 x (4 + 4)
+    assert {row.path: row.madds for row in found.layers} == {
+        "qkv": 1_920,
+        "proj": 640,
+        "(model)": 1_600,
+    }
+    assert (found.madds, found.attention_madds) == (4_160, 1_600)
+    assert any("1,600 of the 4,160 MAdds" in note for note in found.notes)
+    bare = FlopCountAnalysis(model, torch.zeros(1, 10, 8)).unsupported_ops_warnings(False)
+    assert bare.total() == 4_160 - 1_600  # fvcore by itself
+    assert not count(WindowAttention(), (1, 3, 7, 11, 13), engine=engine).attention_madds
 
 
 def refusing_tracer(*_args, **_kwargs):

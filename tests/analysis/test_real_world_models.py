@@ -146,7 +146,7 @@ def test_a_parameter_read_without_calling_its_module_is_used():
     for name in ("FunctionalUse", "MultiHeadAttention"):
         result = profile(name, 32, with_memory=False)
         assert result.counts.params_used == result.counts.params, name
-        assert result.notes == ()
+        assert not [note for note in result.notes if "params_used" in note]  # attention's may be
 
 
 @pytest.mark.parametrize("name", ["FunctionalUse", "MultiHeadAttention"])
