@@ -1,15 +1,51 @@
-"""What each column of a comparison frame means: its header, its unit, its convention.
+"""The one table of quantities: every column of a frame with its header, format kind and
+convention, and, where it has them, its axis on a plot and the budget key that bounds it.
 
-This is the one place a column is described; the renderers read it for headers and
-number formats, and ``compare --json`` writes the descriptions beside the rows.
-Kinds: text, float, int (exact, with thousands separators), millions (x 1e6, two
-decimals), bytes (decimal KB/MB, unit chosen per value), kb (bytes / 1000, one decimal:
-one unit for a whole column), ms, percent, rate, delta (a signed difference).
+Tables read headers and kinds here (``mbprof.core.units.format_value`` writes the kinds),
+``compare --json`` writes the descriptions beside the rows, ``mbprof plot`` takes its axes
+(``AXES``) and budget files their keys (``METRICS``) from it: a new quantity is one entry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+
+from mbprof.core.errors import MbprofError
+
+# What a timed figure depends on: said beside its unit on a plot's axis.
+TIMED = ("device", "dtype", "batch", "threads")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """How a column is plotted: its name, its unit ('bytes': KB or MB by size) and the
+    factor from raw values to that unit, which way is better, and whether it is
+    accuracy-like (a Pareto frontier is drawn against it; a least-squares fit otherwise)."""
+
+    name: str
+    unit: str
+    scale: float = 1.0
+    lower_is_better: bool = True
+    quality: bool = False
+    context: tuple[str, ...] = field(default=())  # frame columns that qualify the unit
+    column: str = ""  # filled in from the table
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A figure a budget may bound: its key in budget files, its name for people and what
+    the measured figure counts."""
+
+    key: str
+    label: str
+    what: str
+    kind: str = ""  # "count", "bytes" or "ms": how limits are parsed (filled in)
+    column: str = ""  # the column that holds the measured figure (filled in)
+
+    @property
+    def shown(self) -> str:
+        """The ``format_value`` kind of an amount of it: '300.77M', '1.20 MB', '25.00 ms'."""
+        return {"count": "count", "bytes": "size", "ms": "duration"}[self.kind]
 
 
 @dataclass(frozen=True)
@@ -17,6 +53,8 @@ class Column:
     header: str
     kind: str
     description: str
+    axis: Axis | None = None
+    budget: Metric | None = None
 
 
 COLUMNS: dict[str, Column] = {
@@ -36,11 +74,15 @@ COLUMNS: dict[str, Column] = {
         "millions",
         "multiply-accumulates of convolutions and fully connected layers, batch 1 "
         "(the papers' convention; fvcore conv/linear/matmul handles)",
+        Axis("MAdds", "millions, batch 1", 1e-6),
+        Metric("max_madds", "MAdds", "multiply-accumulates of conv and FC layers, batch 1"),
     ),
     "params": Column(
         "Params (M)",
         "millions",
         "elements of all parameter tensors: weights, biases, batch-norm affine",
+        Axis("Parameters", "millions", 1e-6),
+        Metric("max_params", "Params", "parameter tensor elements"),
     ),
     "other_flops": Column(
         "Other (M)",
@@ -54,14 +96,62 @@ COLUMNS: dict[str, Column] = {
         "what counted madds and other_flops: fvcore (its JIT trace) or dispatch (fvcore's "
         "rules on the aten ops of a meta-device trace); the same figures either way",
     ),
+    # Activation memory (mbprof.analysis.memory): bytes, KB = 1000 bytes; the input image
+    # is not counted; every floating-point element costs mem_dtype's size.
+    "peak_act_bytes": Column(
+        "Peak (KB)",
+        "kb",
+        "materialized peak of live activations over one forward pass, batch 1: at the worst "
+        "op, its inputs + outputs + tensors held for later (shortcuts, concat branches); "
+        "batch norm and activations written over their input; input image not counted",
+        Axis("Peak activation memory", "bytes", context=("mem_dtype",)),
+        Metric(
+            "max_peak_memory",
+            "Peak activations",
+            "peak bytes of live activations over one forward pass, batch 1, input image not "
+            "counted: materialized, or memory-efficient (inverted residuals in T chunks; "
+            "mbprof memory explains both); KB = 1000 bytes",
+        ),
+    ),
+    "peak_act_bytes_efficient": Column(
+        "Peak eff. (KB)",
+        "kb",
+        "the same peak with inverted-residual blocks run memory-efficiently (MobileNetV2 "
+        "paper, section 5.1): |input| + |output| + one chunk (1/T) of the expanded tensor",
+        Axis("Peak activation memory, memory-efficient blocks", "bytes", context=("mem_dtype",)),
+    ),
+    "max_tensor_bytes": Column(
+        "Max tensor (KB)",
+        "kb",
+        "largest single activation tensor (materialized), batch 1",
+        Axis("Largest activation tensor", "bytes", context=("mem_dtype",)),
+    ),
+    "mem_dtype": Column(
+        "Mem dtype", "text", "bytes per activation element: fp16/bf16 2, fp32 4, int8 1"
+    ),
+    "mem_chunks": Column(
+        "T", "text", "chunks of the memory-efficient mode ('channel': one channel per chunk)"
+    ),
     # Latency (mbprof.analysis.latency): measured on this machine, see the environment columns.
     "latency_ms": Column(
         "Latency (ms)",
         "ms",
         "median wall time of one forward pass of a whole batch, warm, in "
         "torch.inference_mode (or one ONNX Runtime session.run), over timed blocks of runs",
+        Axis("Latency", "ms per batch", context=TIMED),
+        Metric(
+            "max_latency",
+            "Latency",
+            "median wall time of one forward pass of a batch on this machine, under the "
+            "settings shown (mbprof bench explains the harness)",
+        ),
     ),
-    "latency_ms_per_image": Column("ms/image", "ms", "latency_ms divided by the batch size"),
+    "latency_ms_per_image": Column(
+        "ms/image",
+        "ms",
+        "latency_ms divided by the batch size",
+        Axis("Latency per image", "ms", context=TIMED),
+    ),
     "latency_p10_ms": Column(
         "p10 (ms)", "ms", "10th percentile of the per-run block times (ms per batch)"
     ),
@@ -70,7 +160,10 @@ COLUMNS: dict[str, Column] = {
     ),
     "runs": Column("Runs", "int", "timed forward passes behind the latency figures"),
     "throughput_ips": Column(
-        "Images/s", "rate", "images per second at the median latency: 1000 x batch / latency_ms"
+        "Images/s",
+        "rate",
+        "images per second at the median latency: 1000 x batch / latency_ms",
+        Axis("Throughput", "images/s", lower_is_better=False, context=TIMED),
     ),
     "achieved_gflops": Column(
         "GFLOP/s",
@@ -108,32 +201,6 @@ COLUMNS: dict[str, Column] = {
     ),
     "torch_version": Column("torch", "text", "torch version that ran (and exported) the model"),
     "cpu_model": Column("CPU", "text", "the CPU model"),
-    # Activation memory (mbprof.analysis.memory): bytes, KB = 1000 bytes; the input image
-    # is not counted; every floating-point element costs mem_dtype's size.
-    "peak_act_bytes": Column(
-        "Peak (KB)",
-        "kb",
-        "materialized peak of live activations over one forward pass, batch 1: at the worst "
-        "op, its inputs + outputs + tensors held for later (shortcuts, concat branches); "
-        "batch norm and activations written over their input; input image not counted",
-    ),
-    "peak_act_bytes_efficient": Column(
-        "Peak eff. (KB)",
-        "kb",
-        "the same peak with inverted-residual blocks run memory-efficiently (MobileNetV2 "
-        "paper, section 5.1): |input| + |output| + one chunk (1/T) of the expanded tensor",
-    ),
-    "max_tensor_bytes": Column(
-        "Max tensor (KB)",
-        "kb",
-        "largest single activation tensor (materialized), batch 1",
-    ),
-    "mem_dtype": Column(
-        "Mem dtype", "text", "bytes per activation element: fp16/bf16 2, fp32 4, int8 1"
-    ),
-    "mem_chunks": Column(
-        "T", "text", "chunks of the memory-efficient mode ('channel': one channel per chunk)"
-    ),
     # The per-resolution table of `mbprof memory` / `mbprof profile` (the paper's Table 3).
     "size": Column("Size", "text", "height x width of the activations"),
     "channels": Column("Ch", "int", "channels of the largest tensor at this size"),
@@ -155,8 +222,14 @@ COLUMNS: dict[str, Column] = {
         "float",
         "published ImageNet top-1 accuracy, single crop (not measured here; source in "
         "accuracy_source)",
+        Axis("ImageNet top-1", "%", lower_is_better=False, quality=True),
     ),
-    "top5": Column("Top-5 (%)", "float", "published ImageNet top-5 accuracy, same source as top1"),
+    "top5": Column(
+        "Top-5 (%)",
+        "float",
+        "published ImageNet top-5 accuracy, same source as top1",
+        Axis("ImageNet top-5", "%", lower_is_better=False, quality=True),
+    ),
     "accuracy_source": Column(
         "Accuracy source", "text", "where top1, top5 and phone_latency_ms come from"
     ),
@@ -165,6 +238,7 @@ COLUMNS: dict[str, Column] = {
         "ms",
         "latency published by accuracy_source, measured on the phone in phone_latency_device "
         "(not measured here)",
+        Axis("Published phone latency", "ms"),
     ),
     "phone_latency_device": Column(
         "Phone", "text", "phone, runtime and precision of phone_latency_ms"
@@ -243,6 +317,12 @@ COLUMNS: dict[str, Column] = {
         "bytes",
         "bytes of the file the backend runs: the .onnx (onnxruntime) or the .pte "
         "(executorch), weights included; KB = 1000 bytes",
+        budget=Metric(
+            "max_model_size",
+            "Deployed size",
+            "bytes of the file the backend runs (the .pte of executorch, the .onnx of "
+            "onnxruntime), weights included, fp32 or int8 as shown; KB = 1000 bytes",
+        ),
     ),
     "fp32_deployed_bytes": Column(
         "Deployed fp32", "bytes", "an int8 run: bytes of the same backend's fp32 file"
@@ -328,3 +408,28 @@ DEPLOYMENT_FIGURES = (
 def column(key: str) -> Column:
     """The description of ``key``; an undescribed column renders as its own name."""
     return COLUMNS.get(key, Column(key, "auto", ""))
+
+
+AXES: dict[str, Axis] = {k: replace(c.axis, column=k) for k, c in COLUMNS.items() if c.axis}
+ALIASES = {
+    "memory": "peak_act_bytes",
+    "latency": "latency_ms",
+    "throughput": "throughput_ips",
+    "accuracy": "top1",
+}
+# The kinds of a limit, by the kind of its column.
+_LIMIT_KINDS = {"millions": "count", "kb": "bytes", "bytes": "bytes", "ms": "ms"}
+METRICS: dict[str, Metric] = {
+    c.budget.key: replace(c.budget, kind=_LIMIT_KINDS[c.kind], column=k)
+    for k, c in COLUMNS.items()
+    if c.budget
+}
+
+
+def resolve_axis(name: str, option: str) -> Axis:
+    """The axis named ``name`` (a column or an alias); unknown names are refused."""
+    key = ALIASES.get(name.strip().lower(), name.strip())
+    if key not in AXES:
+        names = ", ".join([*AXES, *ALIASES])
+        raise MbprofError(f"{option}: unknown axis {name!r}; choose one of {names}")
+    return AXES[key]

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mbprof import __version__
+from mbprof.core.units import format_multiplier, format_value
 from mbprof.frame.columns import COLUMNS
 from mbprof.render.document import Document, Table
-from mbprof.render.formats import format_multiplier, format_value
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -11,10 +11,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from mbprof.render.document import Document, Table
-from mbprof.render.export import _jsonable, text_rows
-from mbprof.render.formats import format_value
-from mbprof.render.safe_text import safe_text
+from mbprof.core.units import format_value
+from mbprof.render.document import Document, Table, _jsonable, safe_text, text_rows
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}

@@ -37,7 +37,7 @@ def gflops_note(machine: str | None) -> str:
 
 
 def _label(row: Any) -> str:
-    from mbprof.render.formats import format_multiplier
+    from mbprof.core.units import format_multiplier
 
     depth = getattr(row, "depth", 1.0)
     extra = "" if depth in (None, 1.0) or depth != depth else f" depth {depth:g}"

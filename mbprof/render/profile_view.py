@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from mbprof import __version__
 from mbprof.core.records import FlopsCount, LayerRow, Profile
-from mbprof.core.units import format_count
+from mbprof.core.units import format_value
 from mbprof.render.document import Document, Fact, Table
 
 if TYPE_CHECKING:
@@ -145,7 +145,8 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
             "not in MAdds: "
             + (
                 ", ".join(
-                    f"{op} {format_count(n)}" for op, n in sorted(counts.other_flops_by_op.items())
+                    f"{op} {format_value(n, 'count')}"
+                    for op, n in sorted(counts.other_flops_by_op.items())
                 )
                 or "none"
             ),

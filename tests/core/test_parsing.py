@@ -12,7 +12,7 @@ from mbprof.core.parsing import (
     parse_resolution,
     parse_resolution_list,
 )
-from mbprof.core.units import format_bytes, format_count, parse_bytes, parse_count, parse_ms
+from mbprof.core.units import format_value, parse_bytes, parse_count, parse_ms
 
 
 def test_lists():
@@ -74,8 +74,8 @@ def test_units_round_trip():
     assert parse_bytes("1.2 MB") == 1_200_000
     assert parse_bytes("1 MiB") == 1_048_576
     assert parse_ms("25 ms") == 25.0 and parse_ms("0.5s") == 500.0
-    assert format_count(300_774_272) == "300.77M"
-    assert format_bytes(401_408) == "401.4 KB"  # KB = 1000 bytes
+    assert format_value(300_774_272, "count") == "300.77M"
+    assert format_value(401_408, "bytes") == "401.4 KB"  # KB = 1000 bytes
     with pytest.raises(MbprofError, match="unknown unit"):
         parse_bytes("3 parsecs")
 

@@ -12,7 +12,7 @@ import pytest
 
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import LayerRow
-from mbprof.render.export import to_csv, to_json
+from mbprof.render.document import to_csv, to_json
 from mbprof.render.layer_groups import check_grouping, layer_type
 from mbprof.render.profile_view import profile_document
 from tests.conftest import counted
