@@ -78,7 +78,7 @@ class DiffResult:
         return self.layers.copy()
 
     def _repr_html_(self) -> str:
-        from mbprof.render.diff_view import diff_document
+        from mbprof.render.compare_view import diff_document
         from mbprof.render.html import to_html
 
         return to_html(diff_document(self), whole=False)
@@ -187,7 +187,7 @@ def load_side(side: Any) -> Side:
 
         return read_side(to_payload(profile_document(side)), side.spec.label)
     if isinstance(side, BenchResult):
-        from mbprof.render.layers_view import layers_document
+        from mbprof.render.latency_view import layers_document
 
         return read_side(to_payload(layers_document(side)), side.spec.label)
     raise MbprofError(

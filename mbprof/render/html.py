@@ -117,8 +117,7 @@ def to_html(doc: Document, whole: bool = True) -> str:
 
 def _register_display() -> None:
     from mbprof.core.records import DISPLAY, BenchResult, Profile
-    from mbprof.render.latency_view import bench_frame
-    from mbprof.render.layers_view import layers_document, layers_frame
+    from mbprof.render.latency_view import bench_frame, layers_document, layers_frame
     from mbprof.render.profile_view import layer_frame, profile_document
 
     DISPLAY[Profile] = (
