@@ -2,22 +2,21 @@
 their knobs, made without pandas, ``Rows``, so that listing names is as instant as
 ``--help``), `mbprof cost` (one convolution layer, standard against depthwise-separable),
 `mbprof cache info` / `cache clear`, and `mbprof reproduce` (what it wrote and what it
-left out).
+left out). The API's and the report's records are read by attribute: render imports
+neither.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
 from mbprof.render.document import Document, Fact, Rows, Table
 
 if TYPE_CHECKING:
     from mbprof.analysis.layer_cost import ConvCost
-    from mbprof.api.cache import CacheInfo
     from mbprof.models import ModelInfo
-    from mbprof.report.output import ReproduceResult
 
 
 COLUMNS = ("name", "family", "width", "depth", "resolution", "classes", "summary", "reference")
@@ -158,7 +157,8 @@ def cost_document(cost: ConvCost) -> Document:
     )
 
 
-def cache_document(info: CacheInfo, cleared: bool = False) -> Document:
+def cache_document(info: Any, cleared: bool = False) -> Document:
+    """``info``: an ``mbprof.api.cache.CacheInfo`` (read by attribute)."""
     import pandas as pd
 
     count = "removed" if cleared else "entries"
@@ -187,7 +187,8 @@ def cache_document(info: CacheInfo, cleared: bool = False) -> Document:
     )
 
 
-def reproduce_document(result: ReproduceResult) -> Document:
+def reproduce_document(result: Any) -> Document:
+    """``result``: an ``mbprof.report.output.ReproduceResult`` (read by attribute)."""
     import pandas as pd
 
     frame = pd.DataFrame(

@@ -1,8 +1,7 @@
 """The documents that set configurations side by side. `mbprof compare`: a compact table for
 people, every column for CSV/JSON, and notes that say once what is the same for every row.
 `mbprof diff`: the totals, the per-layer deltas (how each row was matched) and the
-per-resolution memory deltas, after minus before; it reads the diff by attribute (an
-``mbprof.api.diff.DiffResult``), so render imports nothing from the API.
+per-resolution memory deltas, after minus before.
 """
 
 from __future__ import annotations
@@ -189,6 +188,8 @@ def _deltas(frame, keys: dict[str, str]) -> Table:
 
 
 def diff_document(result: Any) -> Document:
+    """``result``: an ``mbprof.api.diff.DiffResult``, read by attribute (render imports
+    nothing from the API)."""
     totals = Table(
         name="totals",
         frame=result.totals.assign(figure=result.totals["figure"].map(lambda k: NAMES.get(k, k))),
