@@ -37,7 +37,6 @@ from mbprof.render.plots.draw import (
     axis_label,
     draw_figure,
     family_of,
-    has_frontier,
     save_figure,
 )
 
@@ -256,7 +255,7 @@ def plot_frame(
     for on, option, axis in ((log_x, "--log-x", x), (log_y, "--log-y", y)):
         if on and (points[axis.column] <= 0).any():
             raise MbprofError(f"{option}: {axis.column} has values <= 0 in {where}; drop {option}")
-    pareto = has_frontier(x, y)
+    pareto = x.quality or y.quality  # accuracy-like: a frontier; a fit otherwise
     notes: list[str] = []
     if omitted:
         notes.append(
@@ -293,7 +292,7 @@ def frontier_document(result: PlotResult, x: Axis, y: Axis, where: str):
     """What `plot` prints: the frontier's configurations (every point for a fit plot)."""
     shown = _in_x_order(result.frontier if result.kind == "pareto" else result.points, x, y)
     keys = ["label", "model", "width", "depth", "resolution", x.column, y.column]
-    if has_frontier(x, y) and "accuracy_source" in shown.columns:
+    if (x.quality or y.quality) and "accuracy_source" in shown.columns:
         keys.append("accuracy_source")
     keys = list(dict.fromkeys(k for k in keys if k in shown.columns))
     if result.kind == "pareto":

@@ -35,12 +35,6 @@ if TYPE_CHECKING:
 BYTES_MB_FROM = 10_000_000  # byte axes switch from KB to MB above this
 
 
-def has_frontier(x: Axis, y: Axis) -> bool:
-    """True when ``y`` against ``x`` gets a Pareto frontier (one axis is accuracy-like);
-    False when it gets a least-squares fit instead."""
-    return x.quality or y.quality
-
-
 def axis_scale(axis: Axis, values: pd.Series) -> tuple[float, str]:
     """The factor to multiply raw values by, and the unit shown on the axis."""
     if axis.unit == "bytes":
@@ -300,7 +294,7 @@ def _log_ticks(axis, low: float, high: float) -> None:
 
 def _footnote(points: pd.DataFrame, x: Axis, y: Axis) -> str:
     parts = []
-    if has_frontier(x, y) and "accuracy_source" in points.columns:
+    if (x.quality or y.quality) and "accuracy_source" in points.columns:
         sources = [s for s in points["accuracy_source"].dropna().unique() if str(s)]
         if sources:
             parts.append("Top-1 from: " + "; ".join(map(str, sources)) + ".")
