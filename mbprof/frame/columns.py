@@ -57,7 +57,8 @@ class Column:
     budget: Metric | None = None
 
 
-COLUMNS: dict[str, Column] = {
+# What a row measured, and its counts (mbprof.analysis.counting).
+_CONFIGURATION: dict[str, Column] = {
     "model": Column("Model", "text", "registered model name or import path"),
     "width": Column("Width", "float", "width multiplier"),
     "depth": Column("Depth", "float", "depth multiplier (1.0 where the model has none)"),
@@ -96,6 +97,8 @@ COLUMNS: dict[str, Column] = {
         "what counted madds and other_flops: fvcore (its JIT trace) or dispatch (fvcore's "
         "rules on the aten ops of a meta-device trace); the same figures either way",
     ),
+}
+_MEMORY: dict[str, Column] = {
     # Activation memory (mbprof.analysis.memory): bytes, KB = 1000 bytes; the input image
     # is not counted; every floating-point element costs mem_dtype's size.
     "peak_act_bytes": Column(
@@ -132,7 +135,10 @@ COLUMNS: dict[str, Column] = {
     "mem_chunks": Column(
         "T", "text", "chunks of the memory-efficient mode ('channel': one channel per chunk)"
     ),
-    # Latency (mbprof.analysis.latency): measured on this machine, see the environment columns.
+}
+# Latency (mbprof.analysis.latency): the figures a run measures on this machine, and how
+# sound they are (mbprof.analysis.latency.stability).
+LATENCY: dict[str, Column] = {
     "latency_ms": Column(
         "Latency (ms)",
         "ms",
@@ -183,6 +189,32 @@ COLUMNS: dict[str, Column] = {
         "one-off seconds before the first timed run: torch.compile's first call, or ONNX "
         "export + session creation; never part of the latency; empty for eager",
     ),
+    "latency_spread_pct": Column(
+        "Spread", "percent", "(p90 - p10) / median of the per-run block times"
+    ),
+    "latency_verdict": Column(
+        "Timing",
+        "text",
+        "stable, or unstable when a check failed: spread above 25%, fewer than 10 timed "
+        "blocks, a drift above 10% between the halves of the runs, other processes busy on "
+        "the CPUs it needed, steal time, fewer usable CPUs than threads, a changing CPU clock",
+    ),
+    "latency_reasons": Column("Why unstable", "text", "the checks that failed, ';'-separated"),
+    "other_cpus": Column(
+        "Other CPUs",
+        "rate",
+        "CPUs other processes kept busy while it ran, on average (/proc/stat less this "
+        "process' own CPU time)",
+    ),
+    "load_average": Column("Load", "rate", "the 1-minute load average when the timing ended"),
+    "cpu_mhz": Column("MHz", "rate", "mean clock of the usable CPUs when the timing ended"),
+    "rounds": Column(
+        "Rounds", "int", "interleaved round-robin rounds behind the figure (1: not interleaved)"
+    ),
+}
+# Where a timing ran: the same for every row of a sweep, said once in a note on the
+# terminal; CSV and JSON keep them in every row.
+ENVIRONMENT: dict[str, Column] = {
     "device": Column("Device", "text", "cpu or cuda"),
     "device_name": Column("Device name", "text", "the GPU's name, or the CPU model on the CPU"),
     "backend": Column(
@@ -201,6 +233,14 @@ COLUMNS: dict[str, Column] = {
     ),
     "torch_version": Column("torch", "text", "torch version that ran (and exported) the model"),
     "cpu_model": Column("CPU", "text", "the CPU model"),
+    "quantize": Column(
+        "Quantize",
+        "text",
+        "none, or int8: post-training static quantization (weights per channel, activations "
+        "calibrated on random batches of the input shape)",
+    ),
+}
+_OTHER: dict[str, Column] = {
     # The per-resolution table of `mbprof memory` / `mbprof profile` (the paper's Table 3).
     "size": Column("Size", "text", "height x width of the activations"),
     "channels": Column("Ch", "int", "channels of the largest tensor at this size"),
@@ -256,29 +296,6 @@ COLUMNS: dict[str, Column] = {
         "how the model had to be sized (a probe that failed, the fallback taken) and what "
         "its counts leave out; '; ' between notes",
     ),
-    # How sound a latency is (mbprof.analysis.latency.stability).
-    "latency_spread_pct": Column(
-        "Spread", "percent", "(p90 - p10) / median of the per-run block times"
-    ),
-    "latency_verdict": Column(
-        "Timing",
-        "text",
-        "stable, or unstable when a check failed: spread above 25%, fewer than 10 timed "
-        "blocks, a drift above 10% between the halves of the runs, other processes busy on "
-        "the CPUs it needed, steal time, fewer usable CPUs than threads, a changing CPU clock",
-    ),
-    "latency_reasons": Column("Why unstable", "text", "the checks that failed, ';'-separated"),
-    "other_cpus": Column(
-        "Other CPUs",
-        "rate",
-        "CPUs other processes kept busy while it ran, on average (/proc/stat less this "
-        "process' own CPU time)",
-    ),
-    "load_average": Column("Load", "rate", "the 1-minute load average when the timing ended"),
-    "cpu_mhz": Column("MHz", "rate", "mean clock of the usable CPUs when the timing ended"),
-    "rounds": Column(
-        "Rounds", "int", "interleaved round-robin rounds behind the figure (1: not interleaved)"
-    ),
     # Per-layer time (mbprof bench --layers; mbprof.analysis.latency.layers).
     "layer_time_ms": Column(
         "Time (ms)", "ms", "median time per pass of the whole batch, under the profiler"
@@ -305,13 +322,10 @@ COLUMNS: dict[str, Column] = {
     "mapped": Column(
         "Mapped", "text", "false: an op that could not be mapped to a module (its own row)"
     ),
-    # The deployed artifact (mbprof.analysis.latency: onnxruntime and executorch) and int8.
-    "quantize": Column(
-        "Quantize",
-        "text",
-        "none, or int8: post-training static quantization (weights per channel, activations "
-        "calibrated on random batches of the input shape)",
-    ),
+}
+# Figures only some backends give (the deployed file of onnxruntime and executorch, the
+# delegation, int8 against fp32): a row holds those its run measured.
+DEPLOYMENT: dict[str, Column] = {
     "deployed_bytes": Column(
         "Deployed",
         "bytes",
@@ -355,54 +369,9 @@ COLUMNS: dict[str, Column] = {
         "accuracy figure; random weights give nearly flat logits)",
     ),
 }
-
-
-# Latency columns (mbprof.analysis.latency): the figures a run measures, and the columns
-# that say where it ran (the same for every row of a sweep, said once in a note on the
-# terminal; CSV and JSON keep them in every row).
-LATENCY_FIGURES = (
-    "latency_ms",
-    "latency_ms_per_image",
-    "latency_p10_ms",
-    "latency_p90_ms",
-    "runs",
-    "throughput_ips",
-    "achieved_gflops",
-    "machine_share_pct",
-    "compile_s",
-    "latency_spread_pct",
-    "latency_verdict",
-    "latency_reasons",
-    "other_cpus",
-    "load_average",
-    "cpu_mhz",
-    "rounds",
-)
-ENVIRONMENT_COLUMNS = (
-    "device",
-    "device_name",
-    "backend",
-    "dtype",
-    "batch",
-    "threads",
-    "memory_format",
-    "fuse_bn",
-    "torch_version",
-    "cpu_model",
-    "quantize",
-)
-# Figures only some backends give (the deployed file, the delegation, int8 against fp32):
-# a row holds those its run measured.
-DEPLOYMENT_FIGURES = (
-    "deployed_bytes",
-    "fp32_deployed_bytes",
-    "delegated_ops",
-    "portable_ops",
-    "fp32_latency_ms",
-    "int8_speedup",
-    "int8_cosine",
-    "int8_top1_agreement",
-)
+COLUMNS = {**_CONFIGURATION, **_MEMORY, **LATENCY, **ENVIRONMENT, **_OTHER, **DEPLOYMENT}
+LATENCY_FIGURES, ENVIRONMENT_COLUMNS = tuple(LATENCY), tuple(ENVIRONMENT)
+DEPLOYMENT_FIGURES = tuple(DEPLOYMENT)
 
 
 def column(key: str) -> Column:
