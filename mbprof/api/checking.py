@@ -249,7 +249,7 @@ class CheckRun:
         # The baseline's own configurations, or, for a new baseline, the budget file's.
         targets = self.guarded or self.budgets
         if self.results is not None:
-            from mbprof.frame.files import read_frame
+            from mbprof.frame.rows import read_frame
 
             rows = read_frame(self.results).to_dict(orient="records")
             refuse_row_imports(rows, str(self.results), self.allow_import)
@@ -287,7 +287,7 @@ def _baseline_budgets(
 ) -> list[Budget]:
     if baseline is None:
         return []
-    from mbprof.frame.files import read_frame
+    from mbprof.frame.rows import read_frame
 
     if not baseline.exists():
         if update and with_budgets:
@@ -394,7 +394,7 @@ def write_baseline(outcome: CheckOutcome, path: str | Path) -> Path:
     from mbprof.api.sweep import rows_to_frame
     from mbprof.core.files import write_atomic
     from mbprof.render.compare_view import compare_document
-    from mbprof.render.export import to_json
+    from mbprof.render.document import to_json
 
     doc = compare_document(rows_to_frame(outcome.baseline_rows), title="Baseline")
     return write_atomic(path, to_json(doc))

@@ -78,7 +78,7 @@ class DiffResult:
         return self.layers.copy()
 
     def _repr_html_(self) -> str:
-        from mbprof.render.diff_view import diff_document
+        from mbprof.render.compare_view import diff_document
         from mbprof.render.html import to_html
 
         return to_html(diff_document(self), whole=False)
@@ -138,7 +138,7 @@ def read_side(payload: dict[str, Any], where: str) -> Side:
     if "model" in row and "width" in row:  # a frame row, or profile's facts
         res = str(row.get("resolution", "")).removesuffix("x3")
         res = res.split("x")[0] if len(set(res.split("x"))) == 1 else res
-        from mbprof.render.formats import format_multiplier
+        from mbprof.core.units import format_multiplier
 
         label = f"{row['model']} {format_multiplier(row['width'])}@{res}"
     else:
@@ -166,7 +166,7 @@ def load_side(side: Any) -> Side:
     """``side`` as a ``Side``: a result file (a path, read as data), a registered name or
     import path (profiled at its defaults), a ``ModelSpec`` (profiled), a ``Profile`` or
     ``BenchResult``, or a JSON document already read (a dict)."""
-    from mbprof.render.export import to_payload
+    from mbprof.render.document import to_payload
 
     if isinstance(side, Side):
         return side
@@ -187,7 +187,7 @@ def load_side(side: Any) -> Side:
 
         return read_side(to_payload(profile_document(side)), side.spec.label)
     if isinstance(side, BenchResult):
-        from mbprof.render.layers_view import layers_document
+        from mbprof.render.latency_view import layers_document
 
         return read_side(to_payload(layers_document(side)), side.spec.label)
     raise MbprofError(
@@ -198,8 +198,8 @@ def load_side(side: Any) -> Side:
 def _read_file(path: Path) -> Side:
     where = repr(str(path))
     if path.suffix.lower() == ".csv":
-        from mbprof.frame.files import read_frame
-        from mbprof.render.export import frame_records
+        from mbprof.frame.rows import read_frame
+        from mbprof.render.document import frame_records
 
         return read_side({"tables": {"rows": frame_records(read_frame(path))}}, where)
     if not path.is_file():

@@ -1,4 +1,5 @@
-"""Limits and what checking one gives: the metrics a limit may bound (``METRICS``), a
+"""Limits and what checking one gives: the metrics a limit may bound (``METRICS``, entries
+of the table of quantities, ``mbprof.frame.columns``), a
 ``Limit`` with the settings it is measured under, a ``Budget`` (one configuration and its
 limits, with where it is written), and a ``Result`` (a limit judged against a measured
 figure) with its one-sentence message. Pure and torch-free: budget files
@@ -26,15 +27,8 @@ from mbprof.checks.file_lines import BudgetFileError, nearest_line
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import CHUNKS_PER_CHANNEL
-from mbprof.core.units import (
-    format_bytes,
-    format_count,
-    format_ms,
-    format_percent,
-    parse_bytes,
-    parse_count,
-    parse_ms,
-)
+from mbprof.core.units import format_value, parse_bytes, parse_count, parse_ms
+from mbprof.frame.columns import METRICS, Metric
 
 # Statuses of a checked limit, from best to worst.
 HELD, TOLERATED, EXCEEDED, ERROR = "held", "tolerated", "exceeded", "error"
@@ -42,42 +36,6 @@ UNSTABLE = "unstable"  # a latency measured unstably: not judged
 PASSING = (HELD, TOLERATED)
 
 
-@dataclass(frozen=True)
-class Metric:
-    key: str  # the budget file key, e.g. "max_madds"
-    label: str  # shown to people
-    kind: str  # "count", "bytes" or "ms": how limits are parsed and printed
-    what: str  # what the measured figure counts
-
-
-METRICS: dict[str, Metric] = {
-    "max_madds": Metric(
-        "max_madds", "MAdds", "count", "multiply-accumulates of conv and FC layers, batch 1"
-    ),
-    "max_params": Metric("max_params", "Params", "count", "parameter tensor elements"),
-    "max_peak_memory": Metric(
-        "max_peak_memory",
-        "Peak activations",
-        "bytes",
-        "peak bytes of live activations over one forward pass, batch 1, input image not "
-        "counted: materialized, or memory-efficient (inverted residuals in T chunks; "
-        "mbprof memory explains both); KB = 1000 bytes",
-    ),
-    "max_latency": Metric(
-        "max_latency",
-        "Latency",
-        "ms",
-        "median wall time of one forward pass of a batch on this machine, under the "
-        "settings shown (mbprof bench explains the harness)",
-    ),
-    "max_model_size": Metric(
-        "max_model_size",
-        "Deployed size",
-        "bytes",
-        "bytes of the file the backend runs (the .pte of executorch, the .onnx of "
-        "onnxruntime), weights included, fp32 or int8 as shown; KB = 1000 bytes",
-    ),
-}
 # Metrics measured by running the model under latency settings (the deployed file is the
 # one a timed run exports).
 RUN_METRICS = ("max_latency", "max_model_size")
@@ -100,15 +58,6 @@ def parse_amount(kind: str, value: Any, what: str) -> float:
     '25 ms' -> 25.0 (ms)."""
     parse = {"count": parse_count, "bytes": parse_bytes, "ms": parse_ms}[kind]
     return parse(value, what)
-
-
-def format_amount(kind: str, value: float | None) -> str:
-    """A measured or limit value in its metric's unit: '300.77M', '1.2 MB', '25.00 ms'."""
-    if kind == "count":
-        return format_count(value)
-    if kind == "bytes":
-        return format_bytes(value, digits=2)
-    return format_ms(value)
 
 
 @dataclass(frozen=True)
@@ -143,16 +92,8 @@ class Limit:
     @property
     def column(self) -> str:
         """The frame column that holds the measured figure."""
-        if self.key == "max_madds":
-            return "madds"
-        if self.key == "max_params":
-            return "params"
-        if self.key == "max_peak_memory":
-            efficient = self.setting("mode") == "efficient"
-            return "peak_act_bytes_efficient" if efficient else "peak_act_bytes"
-        if self.key == "max_model_size":
-            return "deployed_bytes"
-        return "latency_ms"
+        efficient = self.key == "max_peak_memory" and self.setting("mode") == "efficient"
+        return self.metric.column + ("_efficient" if efficient else "")
 
     @property
     def allowed(self) -> float:
@@ -269,23 +210,23 @@ class Result:
     @property
     def message(self) -> str:
         """One sentence: the metric, the configuration, the figures."""
-        kind = self.limit.metric.kind
+        shown = self.limit.metric.shown
         name = self.limit.name
         ref = "baseline" if self.limit.origin == "baseline" else "limit"
-        limit = format_amount(kind, self.limit.value)
+        limit = format_value(self.limit.value, shown)
         if self.status == ERROR:
             return f"{self.configuration}: {name} could not be measured: {self.error}"
-        measured = format_amount(kind, self.measured)
+        measured = format_value(self.measured, shown)
         if self.status == UNSTABLE:
             why = f" ({self.reasons})" if self.reasons else ""
             return (
                 f"{self.configuration}: {name} neither held nor exceeded: measured {measured} "
                 f"against {ref} {limit}, unstably{why}; measure again on a quiet machine"
             )
-        tol = format_percent(self.limit.tolerance_pct)
+        tol = format_value(self.limit.tolerance_pct, "percent")
         if self.status in (EXCEEDED, TOLERATED):
-            over = format_amount(kind, -self.headroom)
-            pct = format_percent(-self.headroom_pct)
+            over = format_value(-self.headroom, shown)
+            pct = format_value(-self.headroom_pct, "percent")
             verb = "regressed" if ref == "baseline" else "exceeded"
             if self.status == TOLERATED:
                 verb = "over its " + ref + " within tolerance"
@@ -294,10 +235,10 @@ class Result:
                 f"{self.configuration}: {name} {verb}: measured {measured} > {ref} {limit} "
                 f"by {over} ({pct}){tail}"
             )
-        room = format_amount(kind, self.headroom)
+        room = format_value(self.headroom, shown)
         return (
             f"{self.configuration}: {name} held: measured {measured} <= {ref} {limit}, "
-            f"headroom {room} ({format_percent(self.headroom_pct)})"
+            f"headroom {room} ({format_value(self.headroom_pct, 'percent')})"
         )
 
 

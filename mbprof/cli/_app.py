@@ -66,7 +66,7 @@ def _one_line(text: str) -> str:
 
 
 def fail(message: str) -> None:
-    from mbprof.render.safe_text import safe_text
+    from mbprof.render.document import safe_text
 
     # Messages quote files' text: whitespace folded to one line, control characters shown.
     typer.echo(f"mbprof: error: {safe_text(_one_line(message))}", err=True)

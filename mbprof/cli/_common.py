@@ -64,7 +64,7 @@ def check_outputs(
 
 
 def render(doc: Document, fmt: str) -> str:
-    from mbprof.render import export
+    from mbprof.render import document as export
 
     if fmt == "csv":
         return export.to_csv(doc)
@@ -82,7 +82,7 @@ def emit(doc: Document, fmt: str, output: Path | None = None) -> None:
     or write it whole to ``output``."""
     if output is not None:
         from mbprof.core.files import write_atomic
-        from mbprof.render.safe_text import safe_text
+        from mbprof.render.document import safe_text
 
         write_atomic(output, render(doc, fmt))
         typer.echo(f"wrote {safe_text(output)}", err=True)
@@ -106,7 +106,7 @@ EXIT_MISSING = 1
 
 
 def exit_if_missing(missing: tuple[str, ...] | list[str]) -> None:
-    from mbprof.render.safe_text import safe_text
+    from mbprof.render.document import safe_text
 
     for line in missing:
         typer.echo(f"mbprof: not measured: {safe_text(line)}", err=True)

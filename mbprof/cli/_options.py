@@ -318,8 +318,8 @@ class Output:
             import typer
 
             from mbprof.core.files import write_atomic
+            from mbprof.render.document import safe_text
             from mbprof.render.html import to_html
-            from mbprof.render.safe_text import safe_text
 
             write_atomic(self.html, to_html(doc))
             typer.echo(f"wrote {safe_text(self.html)}", err=True)

@@ -28,7 +28,7 @@ class SweepProgress:
         self.start(spec)
 
     def start(self, spec: ModelSpec) -> None:
-        from mbprof.render.safe_text import safe_text
+        from mbprof.render.document import safe_text
 
         self._label = safe_text(spec.label)  # names from budget files reach the terminal
         self._progress.update(self._task, description=self._label)
@@ -43,7 +43,7 @@ class SweepProgress:
             return
         from rich.text import Text
 
-        from mbprof.render.safe_text import safe_text
+        from mbprof.render.document import safe_text
 
         if row.get("error"):
             figure = Text.assemble(("failed", "red"), f": {safe_text(row['error'])}")

@@ -58,7 +58,7 @@ def bench_command(
         layers = True
     from mbprof.api import bench_spec, make_spec, resolve_latency
     from mbprof.cli._progress import sweep_progress
-    from mbprof.render.layers_view import layers_document
+    from mbprof.render.latency_view import layers_document
 
     settings = resolve_latency(latency)  # checked once; what this machine cannot run: exit 2
     spec = make_spec(model, **config)

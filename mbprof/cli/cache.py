@@ -29,7 +29,7 @@ def cache_command(
     chosen = parse_choice(action, "ACTION", ACTIONS)
     out.check()
     from mbprof.api.cache import cache_info, clear_cache
-    from mbprof.render.cache_view import cache_document
+    from mbprof.render.command_views import cache_document
 
     if chosen == "clear":
         out.emit(cache_document(clear_cache(), cleared=True))

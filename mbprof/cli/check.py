@@ -172,7 +172,7 @@ def _emit(outcome, fmt, output, junit, budgets, baseline, allow_unstable=False) 
         github_annotations,
         github_summary,
     )
-    from mbprof.render.safe_text import safe_text
+    from mbprof.render.document import safe_text
 
     results = outcome.results
     doc = check_document(results, check_title(budgets, baseline), environment_notes(outcome.rows))

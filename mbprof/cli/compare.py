@@ -238,6 +238,6 @@ def compare_command(
 
 
 def _warn(text: str) -> None:
-    from mbprof.render.safe_text import safe_text
+    from mbprof.render.document import safe_text
 
     typer.echo(f"mbprof: warning: {safe_text(text)}", err=True)

@@ -33,7 +33,7 @@ def cost_command(
     """
     out.check()
     from mbprof.api import layer_cost
-    from mbprof.render.cost_view import cost_document
+    from mbprof.render.command_views import cost_document
 
     cost = layer_cost(input_shape, filters, kernel, stride, padding)
     out.emit(cost_document(cost))

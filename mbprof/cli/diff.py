@@ -54,7 +54,7 @@ def diff_command(
             after_config[key] = parse(text, flag)
     from mbprof.api import make_spec
     from mbprof.api.diff import diff, is_result_file, load_side
-    from mbprof.render.diff_view import diff_document
+    from mbprof.render.compare_view import diff_document
 
     # Both sides checked (a configuration's options, a file's existence) before any is run.
     sides = [

@@ -77,7 +77,7 @@ def memory_command(
     doc = memory_document(spec, report, measured)
     if curve is not None:
         from mbprof.core.files import write_atomic
-        from mbprof.render.export import to_json
+        from mbprof.render.document import to_json
 
         # JSON: the memory document itself (kind, schema version), whose "curve" is the rows
         if curve.suffix.lower() == ".json":

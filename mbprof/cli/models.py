@@ -22,7 +22,7 @@ def models_command(
     out.check()
     from mbprof.core.errors import MbprofError
     from mbprof.models import get_model_info, list_models
-    from mbprof.render.models_view import models_document
+    from mbprof.render.command_views import models_document
 
     names = list_models(pattern)
     if not names:

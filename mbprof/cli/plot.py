@@ -96,7 +96,7 @@ def plot_command(
     out.check()
     check_outputs({"--figure": figure, "--output": out.path, "--html": out.html}, {"FRAME": frame})
 
-    from mbprof.frame.files import read_frame
+    from mbprof.frame.rows import read_frame
     from mbprof.render.plots import frontier_document, plot_frame
 
     data = read_frame(frame)

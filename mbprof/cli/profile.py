@@ -59,7 +59,7 @@ def profile_command(
     Example: mbprof profile mobilenet_v2 --width 1.0 --res 224 --by type --format markdown
     """
     out.check()
-    from mbprof.render.layer_groups import check_grouping
+    from mbprof.render.profile_view import check_grouping
 
     grouping, depth = check_grouping(by.value, max_depth)
     from mbprof.api import make_spec, profile_spec

@@ -70,7 +70,7 @@ def reproduce_command(
     check_outputs({**written, "--output": out.path})
     from mbprof.api.reporting import prepare_reproduce
     from mbprof.cli._progress import sweep_progress
-    from mbprof.render.report_view import reproduce_document
+    from mbprof.render.command_views import reproduce_document
 
     run = prepare_reproduce(folder, parts=chosen, latency=not no_latency, latency_options=options)
     with sweep_progress(run.total) as progress:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 from mbprof.core.errors import MbprofError
 
@@ -30,21 +31,28 @@ _TIME_UNITS = {"US": 1e-3, "MS": 1.0, "S": 1e3}  # to milliseconds
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
 
-def format_count(value: float | int | None, digits: int = 2) -> str:
-    """300774272 -> '300.77M'; 3504872 -> '3.50M'; 950 -> '950'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    for prefix in ("T", "G", "M", "K"):
-        scale = _COUNT_PREFIX[prefix]
-        if abs(value) >= scale:
-            return f"{value / scale:.{digits}f}{prefix}"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+def is_missing(value: Any) -> bool:
+    """None, NaN (float or numpy), or pandas' NA/NaT: a cell with no value."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    try:
+        return bool(value != value)  # numpy floating NaN
+    except (TypeError, ValueError):
+        return False
 
 
-def format_bytes(value: float | int | None, digits: int = 1) -> str:
+def format_multiplier(value: float) -> str:
+    """1 -> '1.0', 0.35 -> '0.35' (as the papers write widths)."""
+    text = f"{value:g}"
+    return text if any(c in text for c in ".en") else f"{text}.0"
+
+
+def format_bytes(value: float | int, digits: int = 1) -> str:
     """401408 -> '401.4 KB' (KB = 1000 bytes)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
     for unit in ("GB", "MB", "KB"):
         scale = _BYTE_UNITS[unit]
         if abs(value) >= scale:
@@ -52,10 +60,56 @@ def format_bytes(value: float | int | None, digits: int = 1) -> str:
     return f"{int(value)} B"
 
 
-def format_ms(value: float | None, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def format_value(value: Any, kind: str) -> str:
+    """The one number formatter: ``value`` as text of its ``kind`` ('-' when missing).
+
+    Kinds of table cells, whose header carries the unit: text, float (a multiplier: '0.35',
+    '1.0'), int (exact, thousands separators), millions (x 1e6, two decimals), bytes
+    (decimal KB/MB chosen per value), kb (bytes / 1000, one decimal: one unit for a whole
+    column), ms, percent, rate, delta (a signed difference), auto (by the value's type).
+    Kinds of an amount written with its unit (budget limits): count ('300.77M'), size
+    ('1.20 MB'), duration ('25.00 ms').
+    """
+    if is_missing(value):
         return "-"
-    return f"{value:.{digits}f} ms"
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        value = value.item()
+    if kind == "text":
+        return str(value)
+    if kind == "float":
+        return format_multiplier(value)
+    if kind == "int":
+        return f"{int(value):,}"
+    if kind == "millions":
+        return f"{value / 1e6:,.2f}"
+    if kind in ("bytes", "size"):
+        return format_bytes(value, 2 if kind == "size" else 1)
+    if kind == "kb":  # a column in one fixed unit, so that rows compare at a glance
+        return f"{value / 1000:,.1f}"
+    if kind == "ms":
+        return f"{value:,.2f}"
+    if kind == "duration":
+        return f"{value:.2f} ms"
+    if kind == "count":
+        for prefix in ("T", "G", "M", "K"):
+            if abs(value) >= _COUNT_PREFIX[prefix]:
+                return f"{value / _COUNT_PREFIX[prefix]:.2f}{prefix}"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    if kind == "delta":  # a difference, signed
+        return f"{value:+,}" if isinstance(value, int) else f"{value:+,.3f}"
+    if kind == "percent":
+        return f"{value:.1f}%"
+    if kind == "rate":
+        return f"{value:,.1f}"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, (tuple, list)):
+        return "x".join(str(v) for v in value)
+    return str(value)
 
 
 def _split(text: str, what: str) -> tuple[float, str]:
@@ -104,13 +158,6 @@ def parse_bytes(text: str | int | float, what: str = "size") -> int:
             f"{what} {text!r} has an unknown unit {unit!r}: use B, KB, MB, GB, KiB, MiB or GiB"
         )
     return _scaled(number, _BYTE_UNITS[key], text, what)
-
-
-def format_percent(value: float | None, digits: int = 1) -> str:
-    """12.345 -> '12.3%' (the value is already in percent)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}%"
 
 
 def parse_percent(text: str, what: str = "tolerance") -> float:

@@ -1,15 +1,51 @@
-"""What each column of a comparison frame means: its header, its unit, its convention.
+"""The one table of quantities: every column of a frame with its header, format kind and
+convention, and, where it has them, its axis on a plot and the budget key that bounds it.
 
-This is the one place a column is described; the renderers read it for headers and
-number formats, and ``compare --json`` writes the descriptions beside the rows.
-Kinds: text, float, int (exact, with thousands separators), millions (x 1e6, two
-decimals), bytes (decimal KB/MB, unit chosen per value), kb (bytes / 1000, one decimal:
-one unit for a whole column), ms, percent, rate, delta (a signed difference).
+Tables read headers and kinds here (``mbprof.core.units.format_value`` writes the kinds),
+``compare --json`` writes the descriptions beside the rows, ``mbprof plot`` takes its axes
+(``AXES``) and budget files their keys (``METRICS``) from it: a new quantity is one entry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+
+from mbprof.core.errors import MbprofError
+
+# What a timed figure depends on: said beside its unit on a plot's axis.
+TIMED = ("device", "dtype", "batch", "threads")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """How a column is plotted: its name, its unit ('bytes': KB or MB by size) and the
+    factor from raw values to that unit, which way is better, and whether it is
+    accuracy-like (a Pareto frontier is drawn against it; a least-squares fit otherwise)."""
+
+    name: str
+    unit: str
+    scale: float = 1.0
+    lower_is_better: bool = True
+    quality: bool = False
+    context: tuple[str, ...] = field(default=())  # frame columns that qualify the unit
+    column: str = ""  # filled in from the table
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A figure a budget may bound: its key in budget files, its name for people and what
+    the measured figure counts."""
+
+    key: str
+    label: str
+    what: str
+    kind: str = ""  # "count", "bytes" or "ms": how limits are parsed (filled in)
+    column: str = ""  # the column that holds the measured figure (filled in)
+
+    @property
+    def shown(self) -> str:
+        """The ``format_value`` kind of an amount of it: '300.77M', '1.20 MB', '25.00 ms'."""
+        return {"count": "count", "bytes": "size", "ms": "duration"}[self.kind]
 
 
 @dataclass(frozen=True)
@@ -17,9 +53,12 @@ class Column:
     header: str
     kind: str
     description: str
+    axis: Axis | None = None
+    budget: Metric | None = None
 
 
-COLUMNS: dict[str, Column] = {
+# What a row measured, and its counts (mbprof.analysis.counting).
+_CONFIGURATION: dict[str, Column] = {
     "model": Column("Model", "text", "registered model name or import path"),
     "width": Column("Width", "float", "width multiplier"),
     "depth": Column("Depth", "float", "depth multiplier (1.0 where the model has none)"),
@@ -36,11 +75,15 @@ COLUMNS: dict[str, Column] = {
         "millions",
         "multiply-accumulates of convolutions and fully connected layers, batch 1 "
         "(the papers' convention; fvcore conv/linear/matmul handles)",
+        Axis("MAdds", "millions, batch 1", 1e-6),
+        Metric("max_madds", "MAdds", "multiply-accumulates of conv and FC layers, batch 1"),
     ),
     "params": Column(
         "Params (M)",
         "millions",
         "elements of all parameter tensors: weights, biases, batch-norm affine",
+        Axis("Parameters", "millions", 1e-6),
+        Metric("max_params", "Params", "parameter tensor elements"),
     ),
     "other_flops": Column(
         "Other (M)",
@@ -54,14 +97,67 @@ COLUMNS: dict[str, Column] = {
         "what counted madds and other_flops: fvcore (its JIT trace) or dispatch (fvcore's "
         "rules on the aten ops of a meta-device trace); the same figures either way",
     ),
-    # Latency (mbprof.analysis.latency): measured on this machine, see the environment columns.
+}
+_MEMORY: dict[str, Column] = {
+    # Activation memory (mbprof.analysis.memory): bytes, KB = 1000 bytes; the input image
+    # is not counted; every floating-point element costs mem_dtype's size.
+    "peak_act_bytes": Column(
+        "Peak (KB)",
+        "kb",
+        "materialized peak of live activations over one forward pass, batch 1: at the worst "
+        "op, its inputs + outputs + tensors held for later (shortcuts, concat branches); "
+        "batch norm and activations written over their input; input image not counted",
+        Axis("Peak activation memory", "bytes", context=("mem_dtype",)),
+        Metric(
+            "max_peak_memory",
+            "Peak activations",
+            "peak bytes of live activations over one forward pass, batch 1, input image not "
+            "counted: materialized, or memory-efficient (inverted residuals in T chunks; "
+            "mbprof memory explains both); KB = 1000 bytes",
+        ),
+    ),
+    "peak_act_bytes_efficient": Column(
+        "Peak eff. (KB)",
+        "kb",
+        "the same peak with inverted-residual blocks run memory-efficiently (MobileNetV2 "
+        "paper, section 5.1): |input| + |output| + one chunk (1/T) of the expanded tensor",
+        Axis("Peak activation memory, memory-efficient blocks", "bytes", context=("mem_dtype",)),
+    ),
+    "max_tensor_bytes": Column(
+        "Max tensor (KB)",
+        "kb",
+        "largest single activation tensor (materialized), batch 1",
+        Axis("Largest activation tensor", "bytes", context=("mem_dtype",)),
+    ),
+    "mem_dtype": Column(
+        "Mem dtype", "text", "bytes per activation element: fp16/bf16 2, fp32 4, int8 1"
+    ),
+    "mem_chunks": Column(
+        "T", "text", "chunks of the memory-efficient mode ('channel': one channel per chunk)"
+    ),
+}
+# Latency (mbprof.analysis.latency): the figures a run measures on this machine, and how
+# sound they are (mbprof.analysis.latency.stability).
+LATENCY: dict[str, Column] = {
     "latency_ms": Column(
         "Latency (ms)",
         "ms",
         "median wall time of one forward pass of a whole batch, warm, in "
         "torch.inference_mode (or one ONNX Runtime session.run), over timed blocks of runs",
+        Axis("Latency", "ms per batch", context=TIMED),
+        Metric(
+            "max_latency",
+            "Latency",
+            "median wall time of one forward pass of a batch on this machine, under the "
+            "settings shown (mbprof bench explains the harness)",
+        ),
     ),
-    "latency_ms_per_image": Column("ms/image", "ms", "latency_ms divided by the batch size"),
+    "latency_ms_per_image": Column(
+        "ms/image",
+        "ms",
+        "latency_ms divided by the batch size",
+        Axis("Latency per image", "ms", context=TIMED),
+    ),
     "latency_p10_ms": Column(
         "p10 (ms)", "ms", "10th percentile of the per-run block times (ms per batch)"
     ),
@@ -70,7 +166,10 @@ COLUMNS: dict[str, Column] = {
     ),
     "runs": Column("Runs", "int", "timed forward passes behind the latency figures"),
     "throughput_ips": Column(
-        "Images/s", "rate", "images per second at the median latency: 1000 x batch / latency_ms"
+        "Images/s",
+        "rate",
+        "images per second at the median latency: 1000 x batch / latency_ms",
+        Axis("Throughput", "images/s", lower_is_better=False, context=TIMED),
     ),
     "achieved_gflops": Column(
         "GFLOP/s",
@@ -90,99 +189,6 @@ COLUMNS: dict[str, Column] = {
         "one-off seconds before the first timed run: torch.compile's first call, or ONNX "
         "export + session creation; never part of the latency; empty for eager",
     ),
-    "device": Column("Device", "text", "cpu or cuda"),
-    "device_name": Column("Device name", "text", "the GPU's name, or the CPU model on the CPU"),
-    "backend": Column(
-        "Backend",
-        "text",
-        "eager, compile (torch.compile), onnxruntime or executorch (XNNPACK delegate)",
-    ),
-    "dtype": Column("Dtype", "text", "inference dtype of weights and input: fp32, fp16, bf16"),
-    "batch": Column("Batch", "int", "images per forward pass"),
-    "threads": Column(
-        "Threads", "int", "intra-op threads (torch.set_num_threads, ONNX Runtime intra_op)"
-    ),
-    "memory_format": Column("Memory format", "text", "contiguous (NCHW) or channels_last (NHWC)"),
-    "fuse_bn": Column(
-        "Fused BN", "text", "batch norm folded into the preceding convolutions before timing"
-    ),
-    "torch_version": Column("torch", "text", "torch version that ran (and exported) the model"),
-    "cpu_model": Column("CPU", "text", "the CPU model"),
-    # Activation memory (mbprof.analysis.memory): bytes, KB = 1000 bytes; the input image
-    # is not counted; every floating-point element costs mem_dtype's size.
-    "peak_act_bytes": Column(
-        "Peak (KB)",
-        "kb",
-        "materialized peak of live activations over one forward pass, batch 1: at the worst "
-        "op, its inputs + outputs + tensors held for later (shortcuts, concat branches); "
-        "batch norm and activations written over their input; input image not counted",
-    ),
-    "peak_act_bytes_efficient": Column(
-        "Peak eff. (KB)",
-        "kb",
-        "the same peak with inverted-residual blocks run memory-efficiently (MobileNetV2 "
-        "paper, section 5.1): |input| + |output| + one chunk (1/T) of the expanded tensor",
-    ),
-    "max_tensor_bytes": Column(
-        "Max tensor (KB)",
-        "kb",
-        "largest single activation tensor (materialized), batch 1",
-    ),
-    "mem_dtype": Column(
-        "Mem dtype", "text", "bytes per activation element: fp16/bf16 2, fp32 4, int8 1"
-    ),
-    "mem_chunks": Column(
-        "T", "text", "chunks of the memory-efficient mode ('channel': one channel per chunk)"
-    ),
-    # The per-resolution table of `mbprof memory` / `mbprof profile` (the paper's Table 3).
-    "size": Column("Size", "text", "height x width of the activations"),
-    "channels": Column("Ch", "int", "channels of the largest tensor at this size"),
-    "tensor_bytes": Column("Tensor B", "int", "bytes of the largest tensor at this size"),
-    "op_bytes": Column(
-        "Op B", "int", "largest inputs + outputs of one op whose output has this size"
-    ),
-    "op": Column("Op", "text", "that op (module and aten op)"),
-    "channels_efficient": Column("Ch (eff)", "int", "the same, memory-efficient mode"),
-    "tensor_bytes_efficient": Column(
-        "Tensor B (eff)", "int", "the same, memory-efficient mode (whole tensors only)"
-    ),
-    "op_bytes_efficient": Column(
-        "Op B (eff)", "int", "the same, memory-efficient mode (a chunked block: + its chunk)"
-    ),
-    "op_efficient": Column("Op (eff)", "text", "that op, memory-efficient mode"),
-    "top1": Column(
-        "Top-1 (%)",
-        "float",
-        "published ImageNet top-1 accuracy, single crop (not measured here; source in "
-        "accuracy_source)",
-    ),
-    "top5": Column("Top-5 (%)", "float", "published ImageNet top-5 accuracy, same source as top1"),
-    "accuracy_source": Column(
-        "Accuracy source", "text", "where top1, top5 and phone_latency_ms come from"
-    ),
-    "phone_latency_ms": Column(
-        "Phone (ms)",
-        "ms",
-        "latency published by accuracy_source, measured on the phone in phone_latency_device "
-        "(not measured here)",
-    ),
-    "phone_latency_device": Column(
-        "Phone", "text", "phone, runtime and precision of phone_latency_ms"
-    ),
-    "error": Column("Error", "text", "why this configuration has no figures"),
-    "params_used": Column(
-        "Params used (M)",
-        "millions",
-        "the parameters that some operation of one eval-mode forward pass reads: params "
-        "less what inference never reads, such as auxiliary classifiers",
-    ),
-    "notes": Column(
-        "Notes",
-        "text",
-        "how the model had to be sized (a probe that failed, the fallback taken) and what "
-        "its counts leave out; '; ' between notes",
-    ),
-    # How sound a latency is (mbprof.analysis.latency.stability).
     "latency_spread_pct": Column(
         "Spread", "percent", "(p90 - p10) / median of the per-run block times"
     ),
@@ -204,6 +210,91 @@ COLUMNS: dict[str, Column] = {
     "cpu_mhz": Column("MHz", "rate", "mean clock of the usable CPUs when the timing ended"),
     "rounds": Column(
         "Rounds", "int", "interleaved round-robin rounds behind the figure (1: not interleaved)"
+    ),
+}
+# Where a timing ran: the same for every row of a sweep, said once in a note on the
+# terminal; CSV and JSON keep them in every row.
+ENVIRONMENT: dict[str, Column] = {
+    "device": Column("Device", "text", "cpu or cuda"),
+    "device_name": Column("Device name", "text", "the GPU's name, or the CPU model on the CPU"),
+    "backend": Column(
+        "Backend",
+        "text",
+        "eager, compile (torch.compile), onnxruntime or executorch (XNNPACK delegate)",
+    ),
+    "dtype": Column("Dtype", "text", "inference dtype of weights and input: fp32, fp16, bf16"),
+    "batch": Column("Batch", "int", "images per forward pass"),
+    "threads": Column(
+        "Threads", "int", "intra-op threads (torch.set_num_threads, ONNX Runtime intra_op)"
+    ),
+    "memory_format": Column("Memory format", "text", "contiguous (NCHW) or channels_last (NHWC)"),
+    "fuse_bn": Column(
+        "Fused BN", "text", "batch norm folded into the preceding convolutions before timing"
+    ),
+    "torch_version": Column("torch", "text", "torch version that ran (and exported) the model"),
+    "cpu_model": Column("CPU", "text", "the CPU model"),
+    "quantize": Column(
+        "Quantize",
+        "text",
+        "none, or int8: post-training static quantization (weights per channel, activations "
+        "calibrated on random batches of the input shape)",
+    ),
+}
+_OTHER: dict[str, Column] = {
+    # The per-resolution table of `mbprof memory` / `mbprof profile` (the paper's Table 3).
+    "size": Column("Size", "text", "height x width of the activations"),
+    "channels": Column("Ch", "int", "channels of the largest tensor at this size"),
+    "tensor_bytes": Column("Tensor B", "int", "bytes of the largest tensor at this size"),
+    "op_bytes": Column(
+        "Op B", "int", "largest inputs + outputs of one op whose output has this size"
+    ),
+    "op": Column("Op", "text", "that op (module and aten op)"),
+    "channels_efficient": Column("Ch (eff)", "int", "the same, memory-efficient mode"),
+    "tensor_bytes_efficient": Column(
+        "Tensor B (eff)", "int", "the same, memory-efficient mode (whole tensors only)"
+    ),
+    "op_bytes_efficient": Column(
+        "Op B (eff)", "int", "the same, memory-efficient mode (a chunked block: + its chunk)"
+    ),
+    "op_efficient": Column("Op (eff)", "text", "that op, memory-efficient mode"),
+    "top1": Column(
+        "Top-1 (%)",
+        "float",
+        "published ImageNet top-1 accuracy, single crop (not measured here; source in "
+        "accuracy_source)",
+        Axis("ImageNet top-1", "%", lower_is_better=False, quality=True),
+    ),
+    "top5": Column(
+        "Top-5 (%)",
+        "float",
+        "published ImageNet top-5 accuracy, same source as top1",
+        Axis("ImageNet top-5", "%", lower_is_better=False, quality=True),
+    ),
+    "accuracy_source": Column(
+        "Accuracy source", "text", "where top1, top5 and phone_latency_ms come from"
+    ),
+    "phone_latency_ms": Column(
+        "Phone (ms)",
+        "ms",
+        "latency published by accuracy_source, measured on the phone in phone_latency_device "
+        "(not measured here)",
+        Axis("Published phone latency", "ms"),
+    ),
+    "phone_latency_device": Column(
+        "Phone", "text", "phone, runtime and precision of phone_latency_ms"
+    ),
+    "error": Column("Error", "text", "why this configuration has no figures"),
+    "params_used": Column(
+        "Params used (M)",
+        "millions",
+        "the parameters that some operation of one eval-mode forward pass reads: params "
+        "less what inference never reads, such as auxiliary classifiers",
+    ),
+    "notes": Column(
+        "Notes",
+        "text",
+        "how the model had to be sized (a probe that failed, the fallback taken) and what "
+        "its counts leave out; '; ' between notes",
     ),
     # Per-layer time (mbprof bench --layers; mbprof.analysis.latency.layers).
     "layer_time_ms": Column(
@@ -231,18 +322,21 @@ COLUMNS: dict[str, Column] = {
     "mapped": Column(
         "Mapped", "text", "false: an op that could not be mapped to a module (its own row)"
     ),
-    # The deployed artifact (mbprof.analysis.latency: onnxruntime and executorch) and int8.
-    "quantize": Column(
-        "Quantize",
-        "text",
-        "none, or int8: post-training static quantization (weights per channel, activations "
-        "calibrated on random batches of the input shape)",
-    ),
+}
+# Figures only some backends give (the deployed file of onnxruntime and executorch, the
+# delegation, int8 against fp32): a row holds those its run measured.
+DEPLOYMENT: dict[str, Column] = {
     "deployed_bytes": Column(
         "Deployed",
         "bytes",
         "bytes of the file the backend runs: the .onnx (onnxruntime) or the .pte "
         "(executorch), weights included; KB = 1000 bytes",
+        budget=Metric(
+            "max_model_size",
+            "Deployed size",
+            "bytes of the file the backend runs (the .pte of executorch, the .onnx of "
+            "onnxruntime), weights included, fp32 or int8 as shown; KB = 1000 bytes",
+        ),
     ),
     "fp32_deployed_bytes": Column(
         "Deployed fp32", "bytes", "an int8 run: bytes of the same backend's fp32 file"
@@ -275,56 +369,36 @@ COLUMNS: dict[str, Column] = {
         "accuracy figure; random weights give nearly flat logits)",
     ),
 }
-
-
-# Latency columns (mbprof.analysis.latency): the figures a run measures, and the columns
-# that say where it ran (the same for every row of a sweep, said once in a note on the
-# terminal; CSV and JSON keep them in every row).
-LATENCY_FIGURES = (
-    "latency_ms",
-    "latency_ms_per_image",
-    "latency_p10_ms",
-    "latency_p90_ms",
-    "runs",
-    "throughput_ips",
-    "achieved_gflops",
-    "machine_share_pct",
-    "compile_s",
-    "latency_spread_pct",
-    "latency_verdict",
-    "latency_reasons",
-    "other_cpus",
-    "load_average",
-    "cpu_mhz",
-    "rounds",
-)
-ENVIRONMENT_COLUMNS = (
-    "device",
-    "device_name",
-    "backend",
-    "dtype",
-    "batch",
-    "threads",
-    "memory_format",
-    "fuse_bn",
-    "torch_version",
-    "cpu_model",
-    "quantize",
-)
-# Figures only some backends give (the deployed file, the delegation, int8 against fp32):
-# a row holds those its run measured.
-DEPLOYMENT_FIGURES = (
-    "deployed_bytes",
-    "fp32_deployed_bytes",
-    "delegated_ops",
-    "portable_ops",
-    "fp32_latency_ms",
-    "int8_speedup",
-    "int8_cosine",
-    "int8_top1_agreement",
-)
+COLUMNS = {**_CONFIGURATION, **_MEMORY, **LATENCY, **ENVIRONMENT, **_OTHER, **DEPLOYMENT}
+LATENCY_FIGURES, ENVIRONMENT_COLUMNS = tuple(LATENCY), tuple(ENVIRONMENT)
+DEPLOYMENT_FIGURES = tuple(DEPLOYMENT)
 
 
 def column(key: str) -> Column:
     """The description of ``key``; an undescribed column renders as its own name."""
     return COLUMNS.get(key, Column(key, "auto", ""))
+
+
+AXES: dict[str, Axis] = {k: replace(c.axis, column=k) for k, c in COLUMNS.items() if c.axis}
+ALIASES = {
+    "memory": "peak_act_bytes",
+    "latency": "latency_ms",
+    "throughput": "throughput_ips",
+    "accuracy": "top1",
+}
+# The kinds of a limit, by the kind of its column.
+_LIMIT_KINDS = {"millions": "count", "kb": "bytes", "bytes": "bytes", "ms": "ms"}
+METRICS: dict[str, Metric] = {
+    c.budget.key: replace(c.budget, kind=_LIMIT_KINDS[c.kind], column=k)
+    for k, c in COLUMNS.items()
+    if c.budget
+}
+
+
+def resolve_axis(name: str, option: str) -> Axis:
+    """The axis named ``name`` (a column or an alias); unknown names are refused."""
+    key = ALIASES.get(name.strip().lower(), name.strip())
+    if key not in AXES:
+        names = ", ".join([*AXES, *ALIASES])
+        raise MbprofError(f"{option}: unknown axis {name!r}; choose one of {names}")
+    return AXES[key]

@@ -1,5 +1,6 @@
 """The rows of a comparison frame: the one owner of how a configuration becomes a row and a
-row becomes a configuration again, and of what a missing cell is.
+row becomes a configuration again; and frame files read back (the CSV and JSON that
+``mbprof compare`` writes: results, baselines, frames to plot).
 
 A row is a plain dict whose keys are described in ``mbprof.frame.columns``. Every writer of
 rows (``compare``, ``bench``, the checks' measurements, the paper report) builds its
@@ -10,17 +11,22 @@ here; every reader (baselines, saved results, accuracy joining, plots) goes back
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import format_literal, parse_resolution, read_literal
 from mbprof.core.records import ModelSpec
+from mbprof.core.units import is_missing
 from mbprof.frame.columns import DEPLOYMENT_FIGURES, ENVIRONMENT_COLUMNS, LATENCY_FIGURES
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from mbprof.core.records import CountReport, Environment, MemoryReport, Timing
 
 # The columns that say which configuration a row measured, in the frame's order.
@@ -40,20 +46,6 @@ NOTES_SEPARATOR = "; "  # between the notes of one ``notes`` cell
 
 
 # --------------------------------------------------------------------------- cells
-
-
-def is_missing(value: Any) -> bool:
-    """None, NaN (float or numpy), or pandas' NA/NaT: a cell with no value."""
-    if value is None:
-        return True
-    if isinstance(value, float):
-        return math.isnan(value)
-    if type(value).__name__ in ("NAType", "NaTType"):
-        return True
-    try:
-        return bool(value != value)  # numpy floating NaN
-    except (TypeError, ValueError):
-        return False
 
 
 def plain(value: Any) -> Any:
@@ -249,3 +241,24 @@ def failure_text(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     return text if len(text) <= FAILURE_TEXT_MAX else text[: FAILURE_TEXT_MAX - 3] + "..."
+
+
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """A frame written by mbprof: CSV, or the first table of a JSON document."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise MbprofError(f"{str(path)!r} does not exist")
+    try:
+        if path.suffix.lower() == ".json":
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            tables = payload.get("tables") if isinstance(payload, dict) else None
+            if not tables:
+                raise MbprofError(f"{str(path)!r} is not an mbprof JSON result (no 'tables')")
+            return pd.DataFrame(next(iter(tables.values())))
+        return pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        if isinstance(exc, MbprofError):
+            raise
+        raise MbprofError(f"{str(path)!r} cannot be read as CSV or JSON: {exc}") from None

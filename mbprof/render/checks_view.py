@@ -14,18 +14,15 @@ from mbprof.checks.limits import (
     ERROR,
     EXCEEDED,
     HELD,
-    METRICS,
     TOLERATED,
     UNSTABLE,
     Result,
     failing,
-    format_amount,
 )
-from mbprof.core.units import format_percent
+from mbprof.core.units import format_value
+from mbprof.frame.columns import METRICS
 from mbprof.frame.rows import cell
-from mbprof.render.document import Document, Table
-from mbprof.render.export import md_text, to_markdown
-from mbprof.render.safe_text import safe_text
+from mbprof.render.document import Document, Table, md_text, safe_text, to_markdown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,22 +63,22 @@ def results_frame(results: Sequence[Result]) -> pd.DataFrame:
 
     rows = []
     for r in results:
-        kind = r.limit.metric.kind
+        shown = r.limit.metric.shown
         rows.append(
             {
                 "where": r.where,
                 "configuration": r.configuration,
                 "metric": r.limit.name,
-                "limit_text": format_amount(kind, r.limit.value),
-                "measured_text": format_amount(kind, r.measured),
-                "headroom_text": format_amount(kind, r.headroom),
+                "limit_text": format_value(r.limit.value, shown),
+                "measured_text": format_value(r.measured, shown),
+                "headroom_text": format_value(r.headroom, shown),
                 "headroom_pct": r.headroom_pct,
                 "tolerance_pct": r.limit.tolerance_pct,
                 "status": r.status,
                 "source": r.budget.source,
                 "line": r.limit.line or r.budget.line,
                 "model": r.budget.spec.model,
-                "unit": kind,
+                "unit": r.limit.metric.kind,
                 "limit": r.limit.value,
                 "measured": r.measured,
                 "headroom": r.headroom,
@@ -309,14 +306,14 @@ def junit_xml(results: Sequence[Result], seconds: float = 0.0, allow_unstable: b
             line = r.limit.line or r.budget.line
             if line:
                 case.set("line", str(line))
-            kind = r.limit.metric.kind
+            shown = r.limit.metric.shown
             props = ET.SubElement(case, "properties")
             figures = {
-                "limit": format_amount(kind, r.limit.value),
-                "measured": format_amount(kind, r.measured),
-                "headroom": format_amount(kind, r.headroom),
-                "headroom_pct": format_percent(r.headroom_pct),
-                "tolerance_pct": format_percent(r.limit.tolerance_pct),
+                "limit": format_value(r.limit.value, shown),
+                "measured": format_value(r.measured, shown),
+                "headroom": format_value(r.headroom, shown),
+                "headroom_pct": format_value(r.headroom_pct, "percent"),
+                "tolerance_pct": format_value(r.limit.tolerance_pct, "percent"),
                 "status": r.status,
             }
             for key, value in figures.items():

@@ -21,10 +21,9 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from mbprof.core.units import format_value
 from mbprof.frame.rows import is_missing
-from mbprof.render.document import Document, Table
-from mbprof.render.formats import format_value, header_and_kind
-from mbprof.render.safe_text import safe_text
+from mbprof.render.document import Document, Table, header_and_kind, safe_text
 
 # Piped without COLUMNS (or written to a file): as wide as the widest line, cut nothing.
 UNBOUNDED = 100_000

@@ -1,12 +1,35 @@
-"""A document: what a command prints, before it is rendered in one format or another.
+"""A document: what a command prints, before it is rendered; and its text forms (CSV,
+JSON, Markdown), with every piece of text from users made safe to print.
 
-Numbers stay raw here; only ``mbprof.render.formats`` turns them into text.
+Numbers stay raw in a document; ``mbprof.core.units.format_value`` turns them into text.
+Budget files, results files and accuracy tables are data, yet their text (budget names,
+model names and arguments, paths, error messages) reaches terminals, pipes and CI logs.
+There it must not act (``safe_text``, the one place that sees to it):
+
+- a terminal obeys control characters (ESC[2J clears the screen, colour codes, BEL) and
+  bidi overrides reorder what is shown: they are shown escaped (``\\x1b``, ``\\u202e``);
+- a newline would let the text start a line of its own: shown as ``\\n``, so each value
+  stays on the line mbprof began;
+- GitHub's runner reads workflow commands on stdout and stderr: ``::cmd::`` at the start of
+  a line (after leading whitespace) and the legacy ``##[cmd]`` anywhere in a line. Both are
+  broken with a backslash (``\\::``, ``##\\[``), which Markdown renders as the original.
+
+Torch- and pandas-free at import (the CLI's error line uses it).
 """
 
 from __future__ import annotations
 
+import io
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from mbprof.core.errors import MbprofError
+from mbprof.core.units import format_value
+from mbprof.frame.columns import column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,7 +40,7 @@ class Fact:
     key: str  # JSON key, e.g. "madds"
     label: str  # shown to people, e.g. "MAdds"
     value: Any
-    kind: str = "auto"  # see mbprof.frame.columns for the kinds
+    kind: str = "auto"  # see mbprof.core.units.format_value for the kinds
     note: str = ""  # the convention, shown beside the value
 
 
@@ -66,3 +89,188 @@ class Rows:
         if orient != "records":
             raise ValueError("Rows.to_dict: only orient='records'")
         return [{k: r.get(k) for k in self.columns} for r in self.records]
+
+
+def header_and_kind(key: str, headers: dict[str, str], kinds: dict[str, str]) -> tuple[str, str]:
+    described = column(key)
+    return headers.get(key, described.header), kinds.get(key, described.kind)
+
+
+# C0 controls, DEL, C1 controls, line/paragraph separators, and the bidi marks, embeddings,
+# overrides and isolates (U+200E/F, U+061C, U+202A-E, U+2066-9).
+_OTHERS = "\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x1f{_OTHERS}]")
+_UNSAFE_BUT_NEWLINES = re.compile(f"[\x00-\x09\x0b\x0c\x0e-\x1f{_OTHERS}]")  # LF, CR kept
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# `::` where a line (or a wrapped line) could start with it: at the start or after whitespace.
+_COMMAND_START = re.compile(r"(^|\s)::")
+LEGACY_COMMAND = "##["
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def safe_text(value: Any, keep_newlines: bool = False) -> str:
+    """``value`` as text that cannot control a terminal or a CI log.
+
+    ``keep_newlines`` leaves LF and CR as they are, for a caller that encodes them itself
+    (GitHub annotations turn them into %0A and %0D).
+    """
+    text = str(value)
+    text = (_UNSAFE_BUT_NEWLINES if keep_newlines else _UNSAFE).sub(_escaped, text)
+    text = _COMMAND_START.sub(lambda m: m.group(1) + "\\::", text)
+    return text.replace(LEGACY_COMMAND, "##\\[")
+
+
+def safe_json(text: str) -> str:
+    """JSON text whose strings cannot hold the legacy ``##[`` command. ``json.dumps``
+    already escapes control characters; ``[`` written as ``\\u005b`` reads back as the
+    same string, so the data are unchanged. (``#`` appears only inside JSON strings.)"""
+    return text.replace(LEGACY_COMMAND, "##\\u005b")
+
+
+FORMATS = ("table", "csv", "json", "markdown")
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {key: _jsonable(value) for key, value in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+# Raised when a kind's schema changes in a way a reader must know (mbprof/schema/).
+SCHEMA_VERSION = 1
+
+
+def to_payload(doc: Document) -> dict[str, Any]:
+    """What ``to_json`` writes, as Python values."""
+    columns = sorted({key for table in doc.tables for key in table.frame.columns})
+    return {
+        "kind": doc.kind,
+        "schema_version": SCHEMA_VERSION,
+        "title": doc.title,
+        **doc.meta,
+        "facts": {fact.key: _jsonable(fact.value) for fact in doc.facts},
+        "tables": {table.name: frame_records(table.frame) for table in doc.tables},
+        "columns": {key: column(key).description for key in columns if column(key).description},
+        "notes": doc.notes,
+    }
+
+
+def to_json(doc: Document) -> str:
+    payload = to_payload(doc)
+    # json.dumps escapes control characters (and, ensure_ascii, all non-ASCII text).
+    return safe_json(json.dumps(payload, indent=2, default=str)) + "\n"
+
+
+def to_csv(doc: Document) -> str:
+    """The document's main (first) table with raw numbers; facts are not repeated."""
+    if not doc.tables:
+        raise MbprofError("this result has no table to write as CSV; use --format json")
+    frame = doc.tables[0].frame
+    if not hasattr(frame, "to_csv"):  # Rows: a small table made without pandas
+        import pandas as pd
+
+        frame = pd.DataFrame(frame.to_dict(orient="records"), columns=frame.columns)
+    buffer = io.StringIO()
+    _safe_cells(frame).to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue()
+
+
+def _safe_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its text (cells and column names) through ``safe_text``: a CSV line
+    is a row, so a cell may neither break it nor carry control characters."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    frame = frame.copy()
+    frame.columns = [safe_text(k) if isinstance(k, str) else k for k in frame.columns]
+    for index, dtype in enumerate(frame.dtypes):
+        if is_object_dtype(dtype) or is_string_dtype(dtype):
+            frame.isetitem(
+                index, frame.iloc[:, index].map(lambda v: safe_text(v) if isinstance(v, str) else v)
+            )
+    return frame
+
+
+def text_rows(table: Table) -> tuple[list[str], list[str], list[list[str]]]:
+    """Headers, kinds and formatted cells of a table, for terminal and Markdown (each
+    through ``safe_text``: one line, no control characters)."""
+    keys = [k for k in table.frame.columns if k not in table.hidden_in_text]
+    pairs = [header_and_kind(k, table.headers, table.kinds) for k in keys]
+    rows = [
+        [
+            safe_text(format_value(value, kind))
+            for value, (_, kind) in zip(record, pairs, strict=True)
+        ]
+        for record in table.frame[keys].itertuples(index=False, name=None)
+    ]
+    return [safe_text(h) for h, _ in pairs], [k for _, k in pairs], rows
+
+
+# `<` that could open an HTML tag, comment or autolink (`<=` and `< 5` stay as written).
+_HTML_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def md_text(text: str) -> str:
+    """Text for a Markdown line or table cell: ``safe_text``, then a backslash before
+    backslashes and pipes (a pipe would split the cell; an escaped backslash before one
+    would let it) and ``&lt;`` for a ``<`` that could start HTML."""
+    text = safe_text(text).replace("\\", "\\\\").replace("|", "\\|")
+    return _HTML_OPEN.sub("&lt;", text)
+
+
+def markdown_grid(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Sequence[bool]
+) -> str:
+    """A Markdown table of cells already written as text (each through ``md_text``);
+    ``right`` says, column by column, which align right (numbers)."""
+    align = ["---:" if r else "---" for r in right]
+    lines = [
+        "| " + " | ".join(md_text(h) for h in headers) + " |",
+        "| " + " | ".join(align) + " |",
+    ]
+    lines += ["| " + " | ".join(md_text(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown_table(table: Table) -> str:
+    headers, kinds, rows = text_rows(table)
+    return markdown_grid(headers, rows, [k != "text" for k in kinds])
+
+
+def to_markdown(doc: Document) -> str:
+    """Every line starts with Markdown of mbprof's own (``###``, ``-``, ``**``, ``|``);
+    the text in it goes through ``md_text``, so none of it can start a line."""
+    parts = [f"### {md_text(doc.title)}"]
+    if doc.facts:
+        facts = []
+        for fact in doc.facts:
+            note = f" ({md_text(fact.note)})" if fact.note else ""
+            value = md_text(format_value(fact.value, fact.kind))
+            facts.append(f"- **{md_text(fact.label)}**: {value}{note}")
+        parts.append("\n".join(facts))
+    for table in doc.tables:
+        if all(key in table.hidden_in_text for key in table.frame.columns):
+            continue  # a table kept for CSV/JSON only
+        if table.title:
+            parts.append(f"**{md_text(table.title)}**")
+        parts.append(markdown_table(table))
+    if doc.notes:
+        parts.append("\n".join(f"- {md_text(note)}" for note in doc.notes))
+    return "\n\n".join(parts) + "\n"

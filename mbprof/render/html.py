@@ -11,10 +11,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from mbprof.render.document import Document, Table
-from mbprof.render.export import _jsonable, text_rows
-from mbprof.render.formats import format_value
-from mbprof.render.safe_text import safe_text
+from mbprof.core.units import format_value
+from mbprof.render.document import Document, Table, _jsonable, safe_text, text_rows
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
@@ -119,8 +117,7 @@ def to_html(doc: Document, whole: bool = True) -> str:
 
 def _register_display() -> None:
     from mbprof.core.records import DISPLAY, BenchResult, Profile
-    from mbprof.render.latency_view import bench_frame
-    from mbprof.render.layers_view import layers_document, layers_frame
+    from mbprof.render.latency_view import bench_frame, layers_document, layers_frame
     from mbprof.render.profile_view import layer_frame, profile_document
 
     DISPLAY[Profile] = (

@@ -13,7 +13,7 @@ from mbprof.core.records import (
     ModelSpec,
     ResolutionMemory,
 )
-from mbprof.core.units import format_bytes
+from mbprof.core.units import format_value
 from mbprof.render.document import Document, Fact, Table
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def _where(point: LivePoint) -> str:
     ]
     if point.internal_bytes:
         parts.append(f"chunk {point.internal_bytes:,}")
-    return " + ".join(parts) + f" ({format_bytes(point.live_bytes)})"
+    return " + ".join(parts) + f" ({format_value(point.live_bytes, 'bytes')})"
 
 
 def memory_facts(report: MemoryReport) -> list[Fact]:
@@ -214,8 +214,8 @@ def memory_facts(report: MemoryReport) -> list[Fact]:
             "Largest tensor (bytes)",
             report.max_tensor_bytes,
             "int",
-            f"{format_bytes(report.max_tensor_bytes)}; memory-efficient: "
-            f"{report.max_tensor_bytes_efficient:,} ({format_bytes(report.max_tensor_bytes_efficient)})",
+            f"{format_value(report.max_tensor_bytes, 'bytes')}; memory-efficient: "
+            f"{report.max_tensor_bytes_efficient:,} ({format_value(report.max_tensor_bytes_efficient, 'bytes')})",
         ),
         Fact(
             "eager_peak_bytes",
@@ -300,7 +300,7 @@ def memory_document(
                 secondary=("two_pass", "residual", "exit", "expand", "kind", "chunk_ch"),
             )
         )
-    from mbprof.render.export import frame_records
+    from mbprof.render.document import frame_records
 
     return Document(
         kind="memory",

@@ -9,8 +9,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mbprof.render.export import markdown_grid
-from mbprof.render.formats import format_value
+from mbprof.core.units import format_value
+from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult
 from mbprof.report.plan import FIGURES, MARKER, config, find_row
 

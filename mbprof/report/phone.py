@@ -25,9 +25,9 @@ from typing import Any
 
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
+from mbprof.core.units import format_multiplier
 from mbprof.frame.rows import cell, row_measures, spec_from_row
-from mbprof.render.export import markdown_grid
-from mbprof.render.formats import format_multiplier
+from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult, write_file
 from mbprof.report.plan import DATA, MARKER, config
 
@@ -104,7 +104,7 @@ class Fit:
 
 def fit(series: str, scope: str, pairs: Sequence[tuple[float, float]]) -> Fit:
     """``pairs`` of (measured, published), both > 0, at least three."""
-    from mbprof.render.plots.points import correlation
+    from mbprof.render.plots import correlation
 
     logs = [(math.log(m), math.log(p)) for m, p in pairs]
     scale = math.exp(statistics.mean(lp - lm for lm, lp in logs))
@@ -321,7 +321,7 @@ def write_phone(
     per configuration and series); the finding goes to ``result.findings``."""
     import pandas as pd
 
-    from mbprof.render.plots.phone import draw_phone
+    from mbprof.render.plots.roofline import draw_phone
     from mbprof.report.folder import csv_text
 
     values = measured_values(rows)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mbprof.render.export import markdown_grid
+from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult
 from mbprof.report.plan import MARKER, config, find_row, is_measured
 from mbprof.report.table3 import table3_paper_problems

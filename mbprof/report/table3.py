@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mbprof.frame.rows import is_missing
-from mbprof.render.export import markdown_grid
+from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult, csv_text, write_file
 from mbprof.report.plan import MARKER, leave_out, paper_table3, registered
 from mbprof.report.text import kilobytes

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mbprof.frame.rows import cell, is_missing
-from mbprof.render.export import markdown_grid
+from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult, csv_text, write_file
 from mbprof.report.plan import MARKER, config, find_row, paper_table4
 from mbprof.report.text import delta, millions, top1_text

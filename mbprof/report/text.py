@@ -1,12 +1,12 @@
 """How the report writes a count in its tables and prose: millions with an ``M``, kilobytes
 with a ``K`` (K = 1000 bytes, the paper's unit), a difference from the paper's figure.
-The number formats themselves are render's (``mbprof.render.formats``)."""
+The number formats themselves are ``mbprof.core.units.format_value``."""
 
 from __future__ import annotations
 
 import math
 
-from mbprof.render.formats import format_multiplier, format_value
+from mbprof.core.units import format_multiplier, format_value
 
 # A top-1 figure as accuracy tables print it: 72 -> '72.0', 72.95 -> '72.95'.
 top1_text = format_multiplier

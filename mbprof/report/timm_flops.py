@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from mbprof.core.parsing import parse_kwargs
 from mbprof.core.records import ModelSpec
-from mbprof.render.export import markdown_grid
-from mbprof.render.formats import format_multiplier
+from mbprof.core.units import format_multiplier
+from mbprof.render.document import markdown_grid
 from mbprof.report.plan import DATA
 
 # pytorch/hub's dog.jpg (1546 x 1213), the model card's example image, resized to a short

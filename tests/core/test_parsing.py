@@ -12,7 +12,7 @@ from mbprof.core.parsing import (
     parse_resolution,
     parse_resolution_list,
 )
-from mbprof.core.units import format_bytes, format_count, parse_bytes, parse_count, parse_ms
+from mbprof.core.units import format_value, parse_bytes, parse_count, parse_ms
 
 
 def test_lists():
@@ -74,8 +74,8 @@ def test_units_round_trip():
     assert parse_bytes("1.2 MB") == 1_200_000
     assert parse_bytes("1 MiB") == 1_048_576
     assert parse_ms("25 ms") == 25.0 and parse_ms("0.5s") == 500.0
-    assert format_count(300_774_272) == "300.77M"
-    assert format_bytes(401_408) == "401.4 KB"  # KB = 1000 bytes
+    assert format_value(300_774_272, "count") == "300.77M"
+    assert format_value(401_408, "bytes") == "401.4 KB"  # KB = 1000 bytes
     with pytest.raises(MbprofError, match="unknown unit"):
         parse_bytes("3 parsecs")
 
@@ -123,3 +123,14 @@ def test_too_many_values_in_all():
     assert len(parse_float_list("0.00001:1:0.00001", "--widths")) == 100_000  # the most allowed
     with pytest.raises(MbprofError, match="more than 100,000 values"):
         parse_float_list("1:60000:1,100000:160000:1", "--widths")
+
+
+def test_one_formatter_writes_every_kind():
+    # By hand: 300,774,272 = 300.77 x 1e6; 1,200,000 bytes = 1.20 MB (KB = 1000 bytes).
+    assert format_value(300_774_272, "millions") == "300.77"
+    assert format_value(1_200_000, "size") == "1.20 MB"
+    assert format_value(25, "duration") == "25.00 ms"
+    assert format_value(12.345, "percent") == "12.3%"
+    assert format_value(1, "float") == "1.0" and format_value(0.35, "float") == "0.35"
+    assert format_value(-1500, "delta") == "-1,500"
+    assert format_value(float("nan"), "count") == "-" and format_value(None, "int") == "-"

@@ -111,3 +111,19 @@ def test_rows_that_name_no_configuration_are_refused_with_where():
 def test_failure_text_is_one_line_and_bounded():
     assert failure_text(ValueError("first\nsecond")) == "ValueError: first"
     assert len(failure_text(RuntimeError("x" * 1000))) == 300
+
+
+def test_axes_and_budget_metrics_are_entries_of_the_one_table():
+    from mbprof.frame.columns import AXES, COLUMNS, METRICS
+
+    assert all(AXES[key] is not None and key in COLUMNS for key in AXES)
+    assert list(METRICS) == [
+        "max_madds", "max_params", "max_peak_memory", "max_latency", "max_model_size"
+    ]  # fmt: skip
+    assert {m.key: (m.column, m.kind) for m in METRICS.values()} == {
+        "max_madds": ("madds", "count"),
+        "max_params": ("params", "count"),
+        "max_peak_memory": ("peak_act_bytes", "bytes"),
+        "max_latency": ("latency_ms", "ms"),
+        "max_model_size": ("deployed_bytes", "bytes"),
+    }

@@ -22,8 +22,7 @@ import pytest
 
 from mbprof.cli import _app
 from mbprof.render.checks_view import annotation
-from mbprof.render.export import md_text
-from mbprof.render.safe_text import safe_json, safe_text
+from mbprof.render.document import md_text, safe_json, safe_text
 
 # Everything a terminal or a log could act on, but the newline that ends a line.
 UNSAFE = re.compile(

@@ -12,9 +12,8 @@ import pytest
 
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import LayerRow
-from mbprof.render.export import to_csv, to_json
-from mbprof.render.layer_groups import check_grouping, layer_type
-from mbprof.render.profile_view import profile_document
+from mbprof.render.document import to_csv, to_json
+from mbprof.render.profile_view import check_grouping, layer_type, profile_document
 from tests.conftest import counted
 
 # MobileNetV2's depthwise convs: 32 (first block), then 6 x each block's input channels.

@@ -12,7 +12,7 @@ from importlib import resources
 
 import pytest
 
-from mbprof.render.export import SCHEMA_VERSION
+from mbprof.render.document import SCHEMA_VERSION
 from tests.conftest import assert_one_line_error
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -60,8 +60,8 @@ def written(tmp_path_factory):
             out[kind] = json.loads(path.read_text())
     out["pages"] = {kind: folder / f"{kind}.html" for kind in PAGES}
     import mbprof.api.reporting as rep
-    from mbprof.render.export import to_json
-    from mbprof.render.report_view import reproduce_document
+    from mbprof.render.command_views import reproduce_document
+    from mbprof.render.document import to_json
 
     result = rep.reproduce(folder / "reports", parts=(), latency=False)  # writes its index only
     out["reproduce"] = json.loads(to_json(reproduce_document(result)))

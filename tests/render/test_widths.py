@@ -60,7 +60,9 @@ def test_pipe_without_columns_cuts_nothing():
 
 
 def _table(width: int) -> tuple[list, str]:
-    rows = Rows([{"name": "a" * 30, "madds": 267_939_840, "bytes": 24_084_480, "n": 7, "kind": "x"}])
+    rows = Rows(
+        [{"name": "a" * 30, "madds": 267_939_840, "bytes": 24_084_480, "n": 7, "kind": "x"}]
+    )
     table = Table(
         "t",
         rows,

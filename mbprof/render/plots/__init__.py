@@ -1,74 +1,322 @@
 """Scatter plots of configurations with their Pareto frontier (matplotlib, Agg).
 
 Each point is one configuration, labelled ``width@resolution`` (``d1.2`` added when the
-depth multiplier is not 1), coloured by model family. When one axis is accuracy
-(top-1, top-5) the Pareto frontier is drawn and returned. When neither is (latency
-against MAdds) a least-squares line is drawn instead, with the correlation in the
+depth multiplier is not 1), coloured by model family. A row is drawn when it has both
+values and no error. When one axis is accuracy-like (top-1, top-5: ``Axis.quality``) the
+Pareto frontier (``pareto_indices``: no other point at least as good on both axes, better
+on one; good is lower for costs, higher for benefits) is drawn and returned; when
+neither is (latency against MAdds), a least-squares line, with the correlation in the
 legend: how well one predicts the other on this machine. A log axis is asked for
 (``log_x``, ``log_y``) and refused when a value is <= 0.
 
-One idea a file, in the order a figure is made:
-
-- ``axes``: the plottable columns (``AXES``, aliases), units and the frontier rule;
-- ``checks``: refusing a missing axis, a cell that is not a number, a bad figure path;
-- ``points``: the rows drawn, their labels, families, frontier; the correlation;
-- ``styles``: a fixed colour per family, a marker per model;
-- ``draw``: the figure itself, its footnote, saving it with the same bytes every time;
-- ``labels``: placing point labels so they do not collide, with leader lines;
-- ``frontier``: ``plot_frame`` (check, draw, save) and the document ``plot`` prints.
-
-matplotlib is imported inside the functions that draw, so importing this package is
-cheap. Import from the package, not from its files: the split is an inner matter.
+Here: refusing what cannot be plotted before any drawing (an axis the frame lacks, a cell
+that is not a finite number, a figure path with an unknown extension or that cannot be
+written: one MbprofError naming the option, file, row or column), the points, and
+``plot_frame`` (check, draw, save) with the document ``plot`` prints of it. The axes are
+the table's (``mbprof.frame.columns.AXES``); ``draw`` draws, ``roofline`` draws figures of
+other kinds. matplotlib is imported inside the functions that draw, so importing this
+package is cheap.
 """
 
-from mbprof.render.plots.axes import (
-    ALIASES,
-    AXES,
-    BYTES_MB_FROM,
-    Axis,
-    available_axes,
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mbprof import __version__
+from mbprof.core.errors import MbprofError
+from mbprof.core.units import format_multiplier
+from mbprof.frame.columns import ALIASES, AXES, Axis, resolve_axis
+from mbprof.frame.rows import is_missing
+from mbprof.render.document import Document, Table
+from mbprof.render.plots.draw import (
     axis_label,
-    axis_scale,
-    has_frontier,
-    resolve_axis,
+    draw_figure,
+    family_of,
+    save_figure,
 )
-from mbprof.render.plots.checks import (
-    FIGURE_SUFFIXES,
-    LABEL_COLUMNS,
-    check_axes,
-    check_figure_path,
-    check_plot_values,
-)
-from mbprof.render.plots.draw import draw_figure, save_figure
-from mbprof.render.plots.frontier import PlotResult, frontier_document, plot_frame
-from mbprof.render.plots.points import correlation, plot_points, point_label
-from mbprof.render.plots.styles import FAMILY_COLOURS, MARKERS, OTHER_COLOURS, family_of
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "ALIASES",
     "AXES",
-    "BYTES_MB_FROM",
-    "FAMILY_COLOURS",
-    "FIGURE_SUFFIXES",
-    "LABEL_COLUMNS",
-    "MARKERS",
-    "OTHER_COLOURS",
     "Axis",
     "PlotResult",
-    "available_axes",
     "axis_label",
-    "axis_scale",
-    "check_axes",
     "check_figure_path",
-    "check_plot_values",
     "correlation",
     "draw_figure",
-    "family_of",
     "frontier_document",
-    "has_frontier",
     "plot_frame",
     "plot_points",
-    "point_label",
     "resolve_axis",
-    "save_figure",
 ]
+
+
+def pareto_indices(
+    xs: Sequence[float],
+    ys: Sequence[float],
+    x_lower_is_better: bool = True,
+    y_higher_is_better: bool = True,
+) -> list[int]:
+    """Indices of the non-dominated points, in order of increasing x.
+
+    Points that are equal on both axes are all kept when one of them is on the frontier.
+    """
+    if len(xs) != len(ys):
+        raise ValueError(f"xs and ys differ in length: {len(xs)} and {len(ys)}")
+    # Turn both axes into "smaller is better", then sweep in order of the first.
+    cost_a = [x if x_lower_is_better else -x for x in xs]
+    cost_b = [-y if y_higher_is_better else y for y in ys]
+    order = sorted(range(len(xs)), key=lambda i: (cost_a[i], cost_b[i]))
+    kept: list[int] = []
+    best_b = float("inf")
+    last: tuple[float, float] | None = None
+    for i in order:
+        point = (cost_a[i], cost_b[i])
+        if cost_b[i] < best_b or point == last:
+            kept.append(i)
+            best_b = cost_b[i]
+            last = point
+    return sorted(kept, key=lambda i: (xs[i], ys[i]))
+
+
+def available_axes(frame: pd.DataFrame) -> list[str]:
+    """The plottable columns of ``frame`` that hold at least one number."""
+    return [key for key in AXES if key in frame.columns and frame[key].notna().any()]
+
+
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+# Columns a point needs beside its axes: its label (width@resolution) and colour (model).
+LABEL_COLUMNS = ("model", "width", "resolution")
+
+
+def check_axes(frame: pd.DataFrame, axes: dict[str, Axis], where: str) -> None:
+    """Refuse an axis whose column ``frame`` lacks (or has only empty), naming the ones it has."""
+    have = available_axes(frame)
+    for option, axis in axes.items():
+        if axis.column not in have:
+            state = "is empty in" if axis.column in frame.columns else "is not in"
+            listed = ", ".join(have) if have else "none"
+            raise MbprofError(
+                f"{option}: column {axis.column!r} {state} {where}; axes available there: {listed}"
+            )
+
+
+def _cell_number(cell: Any, where: str, position: int, column: str) -> float:
+    """One cell as a float (nan when empty); MbprofError naming the file, row and column
+    of a cell that is not a finite number."""
+    if is_missing(cell):
+        return math.nan
+    value: float | None = None
+    if isinstance(cell, numbers.Real) and not isinstance(cell, bool):
+        value = float(cell)
+    elif isinstance(cell, str):
+        if not cell.strip():
+            return math.nan
+        try:
+            value = float(cell)
+        except ValueError:
+            value = None
+    if value is None:
+        raise MbprofError(
+            f"{where}, row {position + 1}, column {column!r}: {cell!r} is not a number"
+        )
+    if math.isinf(value):
+        raise MbprofError(
+            f"{where}, row {position + 1}, column {column!r}: {cell!r} is not a finite number"
+        )
+    return value
+
+
+def check_plot_values(frame: pd.DataFrame, axes: dict[str, Axis], where: str) -> pd.DataFrame:
+    """``frame`` with its axis columns (and width, depth) as numbers. Refuses, in one line
+    naming the file, row (1 = the first row after the header) and column: a missing
+    model, width or resolution column, and a cell that is not a finite number."""
+    import pandas as pd
+
+    for column in LABEL_COLUMNS:
+        if column not in frame.columns:
+            raise MbprofError(
+                f"{where} has no {column!r} column; a frame to plot needs "
+                f"{', '.join(LABEL_COLUMNS)} beside its axes (as mbprof compare writes it)"
+            )
+    frame = frame.copy()
+    columns = [a.column for a in axes.values()] + ["width", "depth"]
+    for column in dict.fromkeys(c for c in columns if c in frame.columns):
+        numbers_ = [_cell_number(c, where, i, column) for i, c in enumerate(frame[column])]
+        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(
+            frame[column]
+        ):
+            frame[column] = pd.Series(numbers_, index=frame.index, dtype=float)
+    return frame
+
+
+def check_figure_path(path: str | Path, option: str) -> Path:
+    """Refuse, before any work, a figure path with an unknown extension or that cannot be written."""
+    from mbprof.core.files import check_writable
+
+    path = Path(path)
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        shown = path.suffix or "no extension"
+        raise MbprofError(
+            f"{option}: {str(path)!r} has {shown}; give a file ending in .png, .svg or .pdf"
+        )
+    return check_writable(path, option)
+
+
+def point_label(row: dict[str, Any]) -> str:
+    """'1.0@224', '0.35@96', '1.1@224 d1.2'."""
+    label = f"{format_multiplier(float(row['width']))}@{row['resolution']}"
+    depth = row.get("depth")
+    if not is_missing(depth):
+        if float(depth) != 1.0:
+            label += f" d{float(depth):g}"
+    return label
+
+
+def plot_points(frame: pd.DataFrame, x: Axis, y: Axis) -> tuple[pd.DataFrame, int]:
+    """The rows that can be drawn (both values present, no error), with labels and families."""
+    usable = frame[frame[x.column].notna() & frame[y.column].notna()]
+    if "error" in usable.columns:
+        usable = usable[usable["error"].isna() | (usable["error"].astype(str) == "")]
+    usable = usable.copy()
+    omitted = len(frame) - len(usable)
+    if usable.empty:
+        return usable, omitted
+    records = usable.to_dict(orient="records")
+    usable["label"] = [point_label(r) for r in records]
+    families = {m: family_of(str(m)) for m in usable["model"].unique()}
+    usable["family"] = [families[m] for m in usable["model"]]
+    front = pareto_indices(
+        usable[x.column].astype(float).tolist(),
+        usable[y.column].astype(float).tolist(),
+        x_lower_is_better=x.lower_is_better,
+        y_higher_is_better=not y.lower_is_better,
+    )
+    usable["on_frontier"] = False
+    usable.iloc[front, usable.columns.get_loc("on_frontier")] = True
+    return usable.reset_index(drop=True), omitted
+
+
+def correlation(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Pearson's r and Spearman's rank correlation of two lists (nan when undefined)."""
+    import pandas as pd
+
+    a, b = pd.Series(xs, dtype=float), pd.Series(ys, dtype=float)
+    if len(a) < 3:
+        return math.nan, math.nan
+    return float(a.corr(b)), float(a.rank().corr(b.rank()))
+
+
+@dataclass
+class PlotResult:
+    """What a figure shows: the points drawn, the frontier (or the fit), what was left out."""
+
+    path: Path
+    kind: str  # "pareto" or "fit"
+    points: pd.DataFrame  # every configuration drawn, with label and on_frontier
+    frontier: pd.DataFrame  # the frontier's rows in order of x (empty for "fit")
+    omitted: int  # rows without both values (or marked with an error)
+    notes: list[str] = field(default_factory=list)
+    fit: tuple[float, float] | None = None  # a fit plot's Pearson r and Spearman rho
+
+
+def _in_x_order(rows: pd.DataFrame, x: Axis, y: Axis) -> pd.DataFrame:
+    return rows.sort_values([x.column, y.column]).reset_index(drop=True)
+
+
+def plot_frame(
+    frame: pd.DataFrame,
+    x: Axis,
+    y: Axis,
+    path: str | Path,
+    *,
+    log_x: bool = False,
+    log_y: bool = False,
+    title: str | None = None,
+    where: str = "the frame",
+) -> PlotResult:
+    """Draw ``y`` against ``x`` for every row of ``frame`` and write the figure to ``path``
+    (PNG, SVG or PDF by its extension)."""
+    check_axes(frame, {"--x": x, "--y": y}, where)
+    frame = check_plot_values(frame, {"--x": x, "--y": y}, where)
+    path = check_figure_path(path, "figure")
+    points, omitted = plot_points(frame, x, y)
+    if points.empty:
+        raise MbprofError(f"no row of {where} has both {x.column} and {y.column}; nothing to plot")
+    for on, option, axis in ((log_x, "--log-x", x), (log_y, "--log-y", y)):
+        if on and (points[axis.column] <= 0).any():
+            raise MbprofError(f"{option}: {axis.column} has values <= 0 in {where}; drop {option}")
+    pareto = x.quality or y.quality  # accuracy-like: a frontier; a fit otherwise
+    notes: list[str] = []
+    if omitted:
+        notes.append(
+            f"{omitted} row{'s' if omitted != 1 else ''} of {where} "
+            f"{'have' if omitted != 1 else 'has'} no {x.column} or {y.column} and "
+            f"{'are' if omitted != 1 else 'is'} not drawn."
+        )
+    fit = None
+    if not pareto:
+        r, rho = correlation(points[x.column].tolist(), points[y.column].tolist())
+        fit = (r, rho)
+        if not math.isnan(r):
+            notes.append(
+                f"{y.column} against {x.column} over {len(points)} configurations: "
+                f"Pearson r = {r:.3f}, Spearman rank correlation = {rho:.3f}."
+            )
+    figure = draw_figure(
+        frame, points, x, y, log_x=log_x, log_y=log_y, title=title, pareto=pareto, fit=fit
+    )
+    save_figure(figure, Path(path))
+    frontier = points[points["on_frontier"]] if pareto else points.iloc[0:0]
+    return PlotResult(
+        path=Path(path),
+        kind="pareto" if pareto else "fit",
+        points=points,
+        frontier=_in_x_order(frontier, x, y),
+        omitted=omitted,
+        notes=notes,
+        fit=fit,
+    )
+
+
+def frontier_document(result: PlotResult, x: Axis, y: Axis, where: str):
+    """What `plot` prints: the frontier's configurations (every point for a fit plot)."""
+    shown = _in_x_order(result.frontier if result.kind == "pareto" else result.points, x, y)
+    keys = ["label", "model", "width", "depth", "resolution", x.column, y.column]
+    if (x.quality or y.quality) and "accuracy_source" in shown.columns:
+        keys.append("accuracy_source")
+    keys = list(dict.fromkeys(k for k in keys if k in shown.columns))
+    if result.kind == "pareto":
+        title = f"Pareto frontier of {y.column} against {x.column}: {len(shown)} of {len(result.points)} configurations"
+        notes = [
+            f"A configuration is on the frontier when no other has {x.column} at least as "
+            f"{'low' if x.lower_is_better else 'high'} and {y.column} at least as "
+            f"{'low' if y.lower_is_better else 'high'}, one of them strictly."
+        ]
+    else:
+        title = f"{y.column} against {x.column}: {len(shown)} configurations"
+        notes = []
+    notes += result.notes + [f"Figure written to {result.path}."]
+    return Document(
+        kind="plot",
+        title=title,
+        tables=[
+            Table(
+                name="frontier" if result.kind == "pareto" else "points",
+                frame=shown[keys],
+                headers={"label": "Point"},
+                kinds={"label": "text"},
+            )
+        ],
+        notes=notes,
+        meta={"mbprof_version": __version__, "source": where, "x": x.column, "y": y.column},
+    )

@@ -1,11 +1,24 @@
 """Drawing a figure of points and saving it byte for byte (matplotlib, Agg).
 
-matplotlib is imported inside the functions that draw, and only the Agg-based
-``Figure`` API is used (no pyplot state, no display needed). A log axis has major ticks
-at 1, 2, 3 and 5 of each decade (every digit on a short span), written plainly (``200``, not ``2x10^2``). The frontier is
-a line through the frontier points, each ringed; a fit plot gets a dashed least-squares
-line (on the linear values) instead. Saved figures carry no dates or versions, so the
-same input gives the same bytes.
+matplotlib is imported inside the functions that draw, and only the Agg-based ``Figure``
+API is used (no pyplot state, no display needed). In the order a figure is made:
+
+- units: bytes are shown in KB, or in MB from ``BYTES_MB_FROM`` up; the other units are
+  fixed per axis (``mbprof.frame.columns.AXES``);
+- styles: a fixed colour per family (matplotlib's tab10 order, so that a family looks the
+  same in every figure; families mbprof does not know take the remaining colours in order
+  of appearance), a marker per model; a model given as an import path is drawn as the
+  family "user model";
+- the figure: a log axis has major ticks at 1, 2, 3 and 5 of each decade (every digit on
+  a short span), written plainly (``200``, not ``2x10^2``). The frontier is a line through
+  the frontier points, each ringed; a fit plot gets a dashed least-squares line (on the
+  linear values) instead;
+- labels that do not collide, placed greedily in display pixels after the axes are laid
+  out: frontier points first, then the most crowded; each label takes the first candidate
+  spot around its marker (nearest first) that covers no marker, line or other label and
+  stays inside the axes, else the least-covered one; a label set beyond the first ring
+  gets a thin leader line to its point, which later labels also keep off;
+- saving: no dates or versions, so that the same input gives the same bytes.
 """
 
 from __future__ import annotations
@@ -14,12 +27,137 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.render.plots.axes import Axis, axis_label, axis_scale, has_frontier
-from mbprof.render.plots.labels import label_order, place_labels
-from mbprof.render.plots.styles import legend_names, model_styles
+from mbprof.frame.columns import Axis
 
 if TYPE_CHECKING:
     import pandas as pd
+
+BYTES_MB_FROM = 10_000_000  # byte axes switch from KB to MB above this
+
+
+def axis_scale(axis: Axis, values: pd.Series) -> tuple[float, str]:
+    """The factor to multiply raw values by, and the unit shown on the axis."""
+    if axis.unit == "bytes":
+        return (1e-6, "MB") if values.max() >= BYTES_MB_FROM else (1e-3, "KB")
+    return axis.scale, axis.unit
+
+
+def axis_label(axis: Axis, frame: pd.DataFrame, values: pd.Series, log: bool = False) -> str:
+    """'MAdds (millions, batch 1)'; a logarithmic axis says so: '(..., log scale)'."""
+    _, unit = axis_scale(axis, values)
+    context = _context_text(frame, axis.context)
+    scale = ", log scale" if log else ""
+    return f"{axis.name} ({unit}{', ' + context if context else ''}{scale})"
+
+
+def _context_text(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
+    parts = []
+    for key in columns:
+        if key not in frame.columns:
+            continue
+        values = frame[key].dropna().unique()
+        if len(values) != 1:
+            continue
+        value = values[0]
+        if key == "batch":
+            parts.append(f"batch {int(value)}")
+        elif key == "threads":
+            parts.append(f"{int(value)} thread{'s' if int(value) != 1 else ''}")
+        else:
+            parts.append(str(value))
+    return ", ".join(parts)
+
+
+FAMILY_COLOURS = {
+    "mobilenetv2": "#1f77b4",
+    "mobilenetv1": "#ff7f0e",
+    "shufflenet": "#2ca02c",
+    "nasnet": "#d62728",
+    "mobilenetv3": "#9467bd",
+}
+OTHER_COLOURS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
+
+
+def family_of(model: str) -> str:
+    """The registry's family of ``model`` (the model name itself when it is not registered).
+    A model given as an import path is a "user model": the name comes from a data file, so
+    it is never imported here."""
+    try:
+        from mbprof.core.records import is_import_path
+        from mbprof.models import get_model_info
+
+        if is_import_path(model):
+            return "user model"
+
+        return get_model_info(model).family
+    except Exception:  # noqa: BLE001 - user models and unknown names keep their own name
+        return model
+
+
+def _family_colour(family: str, others: dict[str, str]) -> str:
+    squashed = family.lower().replace(" ", "").replace("-", "").replace("_", "")
+    for prefix, colour in FAMILY_COLOURS.items():
+        if squashed.startswith(prefix):
+            return colour
+    if family not in others:
+        others[family] = OTHER_COLOURS[len(others) % len(OTHER_COLOURS)]
+    return others[family]
+
+
+def _squashed(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum())
+
+
+def variant_name(model: str, family: str) -> str:
+    """How a figure names ``model`` beside others of its ``family``, as the papers write it:
+    'MobileNetV3-Small' for mobilenet_v3_small (family MobileNetV3), 'ShuffleNet v1 (g3)'
+    for shufflenet_v1_g3; the family and the model's own name when the name does not start
+    with the family's (a user model's import path)."""
+    want, seen = _squashed(family), ""
+    for index, char in enumerate(model):
+        if seen == want:
+            rest = model[index:].strip("_-. ")
+            break
+        if char.isalnum():
+            seen += char.lower()
+            if not want.startswith(seen):
+                return f"{family} ({model})"
+    else:
+        rest = "" if seen == want else None
+    if rest is None:
+        return f"{family} ({model})"
+    if not rest:
+        return family
+    return f"{family}-{rest.title()}" if rest.isalpha() else f"{family} ({rest})"
+
+
+def legend_names(points: pd.DataFrame) -> dict[str, str]:
+    """model -> its name in the legend: the family, or the variant where the figure holds
+    several models of one family."""
+    by_family: dict[str, set[str]] = {}
+    for model, family in zip(points["model"], points["family"], strict=True):
+        by_family.setdefault(family, set()).add(model)
+    return {
+        model: family if len(by_family[family]) == 1 else variant_name(str(model), family)
+        for model, family in zip(points["model"], points["family"], strict=True)
+    }
+
+
+def model_styles(points: pd.DataFrame) -> dict[str, tuple[str, str, str]]:
+    """model -> (colour, marker, legend name): a colour per family, a marker per model."""
+    others: dict[str, str] = {}
+    styles: dict[str, tuple[str, str, str]] = {}
+    by_family: dict[str, list[str]] = {}
+    names = legend_names(points)
+    for model, family in dict(zip(points["model"], points["family"], strict=True)).items():
+        by_family.setdefault(family, []).append(model)
+    for family in sorted(by_family, key=lambda f: list(points["family"]).index(f)):
+        models = sorted(by_family[family])
+        for index, model in enumerate(models):
+            colour = _family_colour(family, others)
+            styles[model] = (colour, MARKERS[index % len(MARKERS)], names[model])
+    return styles
 
 
 def draw_figure(
@@ -156,7 +294,7 @@ def _log_ticks(axis, low: float, high: float) -> None:
 
 def _footnote(points: pd.DataFrame, x: Axis, y: Axis) -> str:
     parts = []
-    if has_frontier(x, y) and "accuracy_source" in points.columns:
+    if (x.quality or y.quality) and "accuracy_source" in points.columns:
         sources = [s for s in points["accuracy_source"].dropna().unique() if str(s)]
         if sources:
             parts.append("Top-1 from: " + "; ".join(map(str, sources)) + ".")
@@ -185,3 +323,135 @@ def _metadata(fmt: str) -> dict[str, Any]:
     if fmt == "svg":
         return {"Date": None, "Creator": None}
     return {"CreationDate": None, "Creator": None, "Producer": None}
+
+
+def _overlap(box, boxes) -> float:
+    """Summed intersection area of ``box`` (x0, y0, x1, y1) with each row of ``boxes``."""
+    import numpy as np
+
+    if len(boxes) == 0:
+        return 0.0
+    boxes = np.asarray(boxes, dtype=float)
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    return float((w * h).sum())
+
+
+def _candidates() -> list[tuple[float, float, str, str, bool]]:
+    """Offsets in points around a marker, nearest first: (dx, dy, ha, va, leader line).
+    Twelve directions on rings of growing radius; labels beyond the first ring get a line."""
+    out = []
+    for radius in (4.0, 9.0, 15.0, 22.0, 30.0):
+        leader = radius > 5
+        for step in (1, 11, 5, 7, 0, 6, 3, 9, 2, 10, 4, 8):  # diagonals and sides first
+            angle = math.radians(30 * step)
+            dx, dy = radius * math.cos(angle), radius * math.sin(angle)
+            ha = "left" if dx > 1e-6 else "right" if dx < -1e-6 else "center"
+            va = "bottom" if dy > 1e-6 else "top" if dy < -1e-6 else "center"
+            if ha == "center" or va == "center":  # keep a gap from the marker's edge
+                dx, dy = dx * 1.25, dy * 1.25
+            out.append((round(dx, 3), round(dy, 3), ha, va, leader))
+    return out
+
+
+def _darker(colour: str, factor: float = 0.6) -> tuple[float, float, float]:
+    from matplotlib.colors import to_rgb
+
+    return tuple(factor * c for c in to_rgb(colour))
+
+
+def _boxes_along(start, end, px_per_pt: float, half: float, ends: bool):
+    """Small boxes (``half`` pixels each side of a centre) about every 3 points along the
+    segment ``start`` -> ``end``, to keep labels off a line. With ``ends`` the first and
+    last sit on the ends (a frontier or fit line); without, the ends are left free (a
+    leader line: its ends sit on the marker and the label)."""
+    import numpy as np
+
+    (x0, y0), (x1, y1) = start, end
+    steps = max(2, int(math.hypot(x1 - x0, y1 - y0) / (3 * px_per_pt)))
+    ts = np.linspace(0, 1, steps) if ends else [k / steps for k in range(1, steps)]
+    boxes = []
+    for t in ts:
+        x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+        boxes.append((x - half, y - half, x + half, y + half))
+    return boxes
+
+
+def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsize: float) -> None:
+    """Greedy placement: each label takes the first nearby spot that covers no marker,
+    line or other label and stays inside the axes; failing that, the least-covered spot
+    (a thin leader line joins a label set further out to its point)."""
+    import numpy as np
+
+    renderer = fig.canvas.get_renderer()
+    px_per_pt = fig.dpi / 72.0
+    pts = ax.transData.transform(np.column_stack([xs, ys]))
+    frame_box = ax.get_window_extent(renderer)
+    markers = []
+    for (x, y), ring in zip(pts, rings, strict=True):
+        radius = (6.0 if ring else 4.0) * px_per_pt
+        markers.append((x - radius, y - radius, x + radius, y + radius))
+    lines = []
+    if line_xy is not None and len(line_xy[0]) > 1:
+        lp = ax.transData.transform(np.column_stack(line_xy))
+        for start, end in zip(lp[:-1], lp[1:], strict=True):
+            lines += _boxes_along(start, end, px_per_pt, 1.5, ends=True)
+    sizes = {}
+    for text in set(labels):
+        probe = ax.text(0, 0, text, fontsize=fontsize)
+        extent = probe.get_window_extent(renderer)
+        sizes[text] = (extent.width, extent.height)
+        probe.remove()
+    placed: list[tuple[float, float, float, float]] = []
+    leaders: list[tuple[float, float, float, float]] = []
+    frame_extent = [frame_box.extents]
+    for i in order:
+        w, h = sizes[labels[i]]
+        others = [m for j, m in enumerate(markers) if j != i]
+        best, best_score = None, math.inf
+        for dx, dy, ha, va, leader in _candidates():
+            ax_, ay_ = pts[i][0] + dx * px_per_pt, pts[i][1] + dy * px_per_pt
+            x0 = ax_ - (w if ha == "right" else w / 2 if ha == "center" else 0)
+            y0 = ay_ - (h if va == "top" else h / 2 if va == "center" else 0)
+            box = (x0, y0, x0 + w, y0 + h)
+            score = (
+                3 * _overlap(box, placed)
+                + 2 * _overlap(box, others)
+                + 0.5 * _overlap(box, lines)
+                + 0.5 * _overlap(box, leaders)
+                + 5 * (w * h - _overlap(box, frame_extent))
+            )
+            segment = _boxes_along(pts[i], (ax_, ay_), px_per_pt, 1.0, ends=False) if leader else []
+            if segment:
+                score += sum(3 * _overlap(b, placed) + _overlap(b, others) for b in segment)
+            if score < best_score:
+                best, best_score = (dx, dy, ha, va, leader, box, segment), score
+            if score == 0:
+                break
+        dx, dy, ha, va, leader, box, segment = best
+        arrow = {"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB": 3}
+        ax.annotate(
+            labels[i],
+            (xs[i], ys[i]),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontsize=fontsize,
+            color=_darker(colours[i]),
+            arrowprops=arrow if leader else None,
+            zorder=5,
+        )
+        placed.append(box)
+        leaders += segment
+
+
+def label_order(ax, xs, ys, frontier) -> list[int]:
+    """Frontier points first, then the most crowded: sparse points have room to spare."""
+    import numpy as np
+
+    pts = ax.transData.transform(np.column_stack([xs, ys]))
+    dist = np.hypot(pts[:, None, 0] - pts[None, :, 0], pts[:, None, 1] - pts[None, :, 1])
+    crowd = (dist < 60).sum(axis=1)
+    first = frontier or [False] * len(xs)
+    return sorted(range(len(xs)), key=lambda i: (not first[i], -int(crowd[i]), -ys[i], xs[i]))

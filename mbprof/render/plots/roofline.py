@@ -1,17 +1,25 @@
-"""The roofline of a per-layer profile: every layer with MAdds drawn at its arithmetic
+"""Figures of their own kind: the roofline of a per-layer profile, and the phone figure of
+``reproduce``.
+
+The roofline of a per-layer profile: every layer with MAdds drawn at its arithmetic
 intensity (FLOPs per byte moved) against the GFLOP/s it achieved, under the machine's two
 ceilings (memory bandwidth x intensity, rising, then the compute ceiling), coloured by
 layer kind; the slowest layers are named. Layers without MAdds (batch norm, activations,
 additions) have no intensity and are left out (the footnote says how much time they take).
-matplotlib (Agg) is imported inside the function that draws.
+The phone figure: each series' latency measured here, scaled by its fitted factor,
+against the published phone latency (both axes logarithmic, ms), with the line where they
+agree and a +-25% band around it. matplotlib (Agg) is imported inside the functions that
+draw.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from mbprof.core.records import LayerProfile
-from mbprof.render.plots.labels import place_labels
+from mbprof.render.plots.draw import place_labels, save_figure
 
 KIND_COLOURS = {
     "depthwise conv": "#d62728",
@@ -132,6 +140,47 @@ def draw_roofline(profile: LayerProfile, title: str, unstable: str = ""):
 
 def plot_roofline(profile: LayerProfile, path: Path, title: str, unstable: str = "") -> None:
     """Draw and save the roofline (PNG, SVG or PDF by the extension), same bytes each time."""
-    from mbprof.render.plots import save_figure
-
     save_figure(draw_roofline(profile, title, unstable), Path(path))
+
+
+PHONE_MARKERS = "osD^v<>P"
+BAND = 0.25
+
+
+def draw_phone(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """``rows`` with ``series``, ``published_ms`` and ``predicted_ms`` (``phone.csv``)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 6.0), dpi=150, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    values = [v for r in rows for v in (r["published_ms"], r["predicted_ms"])] or [1.0, 10.0]
+    low, high = min(values) / 1.3, max(values) * 1.3
+    ax.fill_between(
+        [low, high],
+        [low * (1 - BAND), high * (1 - BAND)],
+        [low * (1 + BAND), high * (1 + BAND)],
+        color="0.92",
+        label=f"within {BAND:.0%}",
+    )
+    ax.plot([low, high], [low, high], color="0.4", linewidth=1, label="measured x k = published")
+    for i, series in enumerate(dict.fromkeys(r["series"] for r in rows)):
+        mine = [r for r in rows if r["series"] == series]
+        ax.scatter(
+            [r["published_ms"] for r in mine],
+            [r["predicted_ms"] for r in mine],
+            s=22,
+            marker=PHONE_MARKERS[i % len(PHONE_MARKERS)],
+            alpha=0.8,
+            label=series,
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_xlabel("Published phone latency (ms, Pixel 1, TF-Lite, float, one core)")
+    ax.set_ylabel("Measured here x fitted scale k (ms)")
+    ax.set_title("Phone latency predicted from this machine, one thread")
+    ax.legend(fontsize=8, loc="upper left")
+    save_figure(fig, path)

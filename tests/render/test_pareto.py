@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mbprof.frame.pareto import pareto_indices
+from mbprof.render.plots import pareto_indices
 
 
 def dominated(i, xs, ys, x_low, y_high):
