@@ -1,32 +1,198 @@
-"""Where an ONNX Runtime session's time goes, layer by layer: ONNX Runtime's own per-node
-profile, mapped back to module paths through the exported graph.
+"""ONNX Runtime: the model exported with torch.onnx and run by a CPU session, fp32 or int8
+(ONNX Runtime's static QDQ quantization: QuantizeLinear / DequantizeLinear pairs, weights
+int8 per channel, activations int8 min-max), and where its time goes, layer by layer.
 
-torch.onnx's exporter writes, on every node, the module scopes it came from
-(``pkg.torch.onnx.name_scopes``: ``['', 'features', 'features.0', 'features.0.1', 'op']``,
-the innermost module last but one). ONNX Runtime then rewrites the graph (convolution,
-batch norm and activation fused into one node; NCHWc layout nodes added) and profiles the
-nodes it runs, under new names. Each profiled node is traced back, in order, by: its own
-name in the exported graph; that name less the suffixes ONNX Runtime adds (``_nchwc``,
-``_token_12``, ...) as a node or as the tensor a node wrote; the tensors the optimised
-node writes, then reads (a layout node belongs to the layer whose tensor it converts).
-A fused convolution found through its activation or batch norm is walked back to the
-convolution, and a batch norm folded into the convolution before it is that convolution's.
-A node that cannot be traced gets a row of its own, marked unmapped.
+Per layer: ONNX Runtime's own per-node profile, mapped back to module paths through the
+exported graph. torch.onnx's exporter writes, on every node, the module scopes it came
+from (``pkg.torch.onnx.name_scopes``: ``['', 'features', 'features.0', 'features.0.1',
+'op']``, the innermost module last but one). ONNX Runtime then rewrites the graph
+(convolution, batch norm and activation fused into one node; NCHWc layout nodes added) and
+profiles the nodes it runs, under new names. Each profiled node is traced back, in order,
+by: its own name in the exported graph; that name less the suffixes ONNX Runtime adds
+(``_nchwc``, ``_token_12``, ...) as a node or as the tensor a node wrote; the tensors the
+optimised node writes, then reads (a layout node belongs to the layer whose tensor it
+converts). A fused convolution found through its activation or batch norm is walked back
+to the convolution, and a batch norm folded into the convolution before it is that
+convolution's. A node that cannot be traced gets a row of its own, marked unmapped.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
+import logging
 import re
 import statistics
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from mbprof.analysis.latency.layers import RawLayer, RawProfile, display_path
+import torch
+from torch import nn
+
+from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, display_path
+from mbprof.analysis.latency.runtimes import (
+    CALIBRATION_BATCHES,
+    Prepared,
+    calibration_batches,
+    check_same_output,
+    closeness,
+    quiet,
+    root_cause,
+)
+from mbprof.core.settings import LatencySettings
+
+
+def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: Path):
+    """Export ``model`` with torch.onnx to ``folder`` (``model.onnx``) and open an ONNX
+    Runtime CPU session on it (``open_session``). Returns (session, input name)."""
+    path = folder / "model.onnx"
+    with quiet():
+        try:
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                input_names=["input"],
+                output_names=["output"],
+                external_data=False,
+                verbose=False,
+            )
+        except Exception as exc:
+            raise RuntimeError(f"ONNX export failed: {root_cause(exc)}") from exc
+    session = open_session(path, threads)
+    return session, session.get_inputs()[0].name
+
+
+def session_options(threads: int):
+    """ONNX Runtime's options for a timed session: ``threads`` intra-op threads, one
+    inter-op thread, sequential execution, all graph optimisations, warnings silenced."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return options
+
+
+def open_session(path: Path, threads: int, options: Any = None) -> Any:
+    """An ONNX Runtime CPU session on the file ``path`` (``session_options(threads)``)."""
+    import onnxruntime as ort
+
+    options = options or session_options(threads)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
+    """ONNX Runtime's static QDQ quantization of the .onnx file ``fp32_path``, calibrated
+    on random batches of ``shape``; returns the int8 file's path (beside it)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{input_name: b.numpy()} for b in calibration_batches(shape)])
+
+        def get_next(self) -> dict | None:
+            return next(self.items, None)
+
+    prepared = fp32_path.with_name("model.pre.onnx")
+    int8_path = fp32_path.with_name("model.int8.onnx")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # ONNX Runtime's quantizer advises through the root logger
+    try:
+        quant_pre_process(str(fp32_path), str(prepared))  # shape inference, basic fusions
+        quantize_static(
+            str(prepared),
+            str(int8_path),
+            Batches(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+    except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
+        raise RuntimeError(f"ONNX Runtime int8 quantization failed: {root_cause(exc)}") from exc
+    finally:
+        root.setLevel(level)
+    return int8_path
+
+
+def prepare(
+    model: nn.Module,
+    example: torch.Tensor,
+    settings: LatencySettings,
+    stack: contextlib.ExitStack,
+    notes: list[str],
+) -> Prepared:
+    """The model exported (its fp32 output checked against torch's) and opened in a session;
+    in int8, quantized to QDQ and opened too, the int8 session timed and the fp32 one beside
+    it for the speed-up."""
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mbprof-onnx-")))
+    int8 = settings.quantize == "int8"
+    start = time.perf_counter()
+    fp32, name = onnx_session(model, example, settings.threads, folder)
+    path, timed = folder / "model.onnx", fp32
+    if int8:
+        with quiet():
+            path = onnx_int8(path, name, tuple(example.shape))
+        timed = open_session(path, settings.threads)
+    compile_s = time.perf_counter() - start
+    feed = {name: example.numpy()}
+    with torch.inference_mode():
+        expected = model(example)
+    what = "ONNX Runtime (fp32)" if int8 else "ONNX Runtime"
+    check_same_output(expected, fp32.run(None, feed)[0], what)
+    figures: dict[str, Any] = {"deployed_bytes": path.stat().st_size}
+    if int8:
+        notes.append(
+            "int8: ONNX Runtime static QDQ quantization (weights int8 per channel, "
+            f"activations int8 min-max over {CALIBRATION_BATCHES} random batches of the input "
+            "shape)"
+        )
+        figures["fp32_deployed_bytes"] = (folder / "model.onnx").stat().st_size
+    quantization = "int8 quantization + " if int8 else ""
+    notes.append(f"compile_s: ONNX export + {quantization}ONNX Runtime session creation")
+    if int8:
+        int8_logits = lambda x: timed.run(None, {name: x.numpy()})[0]  # noqa: E731
+        figures.update(closeness(model, int8_logits, tuple(example.shape), notes, "onnxruntime"))
+
+    def layers(passes: int) -> tuple[RawProfile, str]:
+        raw = profile_onnx(path, feed, settings.threads, passes, model)
+        shapes = discover(model, example)[1]
+        for row in raw.rows:
+            row.out_shape = shapes.get("" if row.path == "(model)" else row.path)
+        return raw, f"ONNX Runtime's own profile, {passes} runs, each node's kernel time"
+
+    return Prepared(
+        run=lambda: timed.run(None, feed),
+        compile_s=compile_s,
+        notes=notes,
+        reference=(lambda: fp32.run(None, feed)) if int8 else None,
+        figures=figures,
+        threads=lambda: None,
+        layers=layers,
+    )
+
+
+# --------------------------------------------------------------------------- per layer
+
 
 HEAVY = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "ConvTranspose"}
 SUFFIX = re.compile(r"(_nchwc|_token_\d+|_fused\w*|_kernel_time)$", re.IGNORECASE)
@@ -138,12 +304,10 @@ def map_node(
     return None
 
 
-def folded_norms(module) -> dict[str, str]:
+def folded_norms(module: nn.Module) -> dict[str, str]:
     """Batch norm path -> the path of the convolution registered just before it with as
     many output channels (the exporter folds such a batch norm into that convolution and
     names the result after the batch norm)."""
-    from torch import nn
-
     folded, previous = {}, None
     for path, child in module.named_modules():
         if isinstance(child, nn.modules.batchnorm._BatchNorm) and previous is not None:
@@ -170,26 +334,17 @@ def node_bytes(args: Mapping, node: ExportedNode | None, weights: Mapping[str, i
 
 
 def profile_onnx(
-    onnx_path: Path,
-    feed: dict,
-    threads: int,
-    passes: int,
-    module,
-    warmup: int = 2,
+    onnx_path: Path, feed: dict, threads: int, passes: int, module: nn.Module, warmup: int = 2
 ) -> RawProfile:
     """Per-layer times of the ONNX model at ``onnx_path`` over ``passes`` profiled runs
     of ``feed`` with ``threads`` intra-op threads, mapped to the module paths of ``module``
     (the torch module it was exported from)."""
-    import onnxruntime as ort
-
-    from mbprof.analysis.latency.backends import session_options
-
     folder = onnx_path.parent
     options = session_options(threads)
     options.enable_profiling = True
     options.profile_file_prefix = str(folder / "profile")
     options.optimized_model_filepath = str(folder / "optimised.onnx")
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    session = open_session(onnx_path, threads, options)
     for _ in range(warmup):
         session.run(None, feed)
     walls = []
