@@ -3,7 +3,7 @@ a GPU.
 
 Rooms: ``stability`` (clocks, blocks of runs, the verdict on a figure), ``machine`` (this
 machine: its environment, the settings it can run, its two ceilings), ``runtimes`` (what
-every runtime shares; eager and compile), ``onnx`` (ONNX Runtime), ``lowering`` and
+every runtime shares; eager and compile), ``onnx_runtime`` (ONNX Runtime), ``lowering`` and
 ``executorch`` (ExecuTorch), ``harness`` (models timed in interleaved rounds; one model is
 the one-job case), ``layers`` and ``roofline`` (where the time goes, per layer). What each
 runtime accepts is its row of ``mbprof.core.settings.RUNTIMES``.

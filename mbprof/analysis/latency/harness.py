@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from mbprof.analysis.latency import executorch, onnx, runtimes, stability
+from mbprof.analysis.latency import executorch, onnx_runtime, runtimes, stability
 from mbprof.analysis.latency.machine import (
     PEAK_FILE,
     cache_dir,
@@ -58,7 +58,7 @@ from mbprof.core.settings import LatencySettings, ResolvedLatency
 PREPARE = {
     "eager": runtimes.eager,
     "compile": runtimes.compiled,
-    "onnxruntime": onnx.prepare,
+    "onnxruntime": onnx_runtime.prepare,
     "executorch": executorch.prepare,
 }
 ROUNDS = 5

@@ -2,7 +2,7 @@
 timed (``deployed_form``: eval, batch norm folded, dtype, layout), what a runtime hands the
 harness (``Prepared``), the check that an exported form computes the model
 (``check_same_output``), how far an int8 program strays from fp32 (``closeness``), and the
-eager and compile runtimes. ONNX Runtime is ``onnx``, ExecuTorch ``executorch``; what each
+eager and compile runtimes. ONNX Runtime is ``onnx_runtime``, ExecuTorch ``executorch``; what each
 accepts is its row of ``mbprof.core.settings.RUNTIMES``.
 
 int8 (post-training static quantization, on the runtimes that have it) calibrates on

@@ -14,7 +14,7 @@ from mbprof.analysis.counting import count
 from mbprof.analysis.latency import roofline
 from mbprof.analysis.latency.layers import OUTSIDE, profile_eager
 from mbprof.analysis.latency.machine import resolve_settings
-from mbprof.analysis.latency.onnx import (
+from mbprof.analysis.latency.onnx_runtime import (
     ExportedNode,
     Graph,
     folded_norms,
