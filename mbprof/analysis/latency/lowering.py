@@ -20,6 +20,7 @@ costs a new lowering.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -37,7 +38,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from mbprof.analysis.latency.runtimes import calibration_batches, quiet, root_cause
+from mbprof.analysis.latency.runtimes import (
+    CALIBRATION_BATCHES,
+    CALIBRATION_SEED,
+    quiet,
+    random_batches,
+    root_cause,
+)
 from mbprof.core.errors import MbprofError
 from mbprof.core.files import cache_dir, write_atomic
 
@@ -82,15 +89,11 @@ def native_quiet() -> Iterator[list[str]]:
             captured.insert(0, tmp.read().decode(errors="replace"))
 
 
-_MODULES: list[SimpleNamespace] = []
-
-
+@functools.cache
 def modules() -> SimpleNamespace:
     """ExecuTorch's pieces, imported once (seconds). Its XNNPACK partitioner calls
     ``logging.basicConfig`` when imported; the handler and level it gives the user's root
     logger are taken back."""
-    if _MODULES:
-        return _MODULES[0]
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
@@ -106,15 +109,12 @@ def modules() -> SimpleNamespace:
             if handler not in handlers:
                 root.removeHandler(handler)
         root.setLevel(level)
-    _MODULES.append(
-        SimpleNamespace(
-            portable=portable,
-            partitioner=XnnpackPartitioner,
-            lower=to_edge_transform_and_lower,
-            runtime=Runtime,
-        )
+    return SimpleNamespace(
+        portable=portable,
+        partitioner=XnnpackPartitioner,
+        lower=to_edge_transform_and_lower,
+        runtime=Runtime,
     )
-    return _MODULES[0]
 
 
 # --------------------------------------------------------------------------- delegation
@@ -169,24 +169,6 @@ def _counted(node: Any) -> bool:
     return node.op == "call_function" and _name(node) != "getitem"
 
 
-def delegation_of(graph_module: Any) -> Delegation:
-    """The delegation of a lowered edge graph (before ``to_executorch``, which rewrites it).
-    ExecuTorch's own ``get_delegation_info`` counts the ``getitem`` after each delegate call
-    as an operator left out; this walk does not."""
-    delegated = partitions = 0
-    fallbacks = []
-    for node in graph_module.graph.nodes:
-        if node.op == "get_attr" and node.name.startswith("lowered_module_"):
-            lowered = getattr(graph_module, node.target)
-            inner = [n for n in lowered.original_module.graph.nodes if _counted(n)]
-            delegated += sum(not any(q in _name(n) for q in QUANT_OPS) for n in inner)
-        elif _counted(node) and _name(node) == "executorch_call_delegate":
-            partitions += 1
-        elif _counted(node):
-            fallbacks.append(Fallback(_name(node), _path(node)))
-    return Delegation(delegated, partitions, tuple(fallbacks))
-
-
 # --------------------------------------------------------------------------- lowering
 
 
@@ -212,7 +194,7 @@ ATEN_KINDS = {
 }
 # Per XNNPACK partition, in execution order: the kind of each compute node it holds
 # ("conv", "add", ...) -> the module paths of those nodes, in graph order (the per-layer
-# profile matches XNNPACK's operators to them: ``executorch_layers``).
+# profile matches XNNPACK's operators to them: ``executorch.layer_profile``).
 Partitions = tuple[dict[str, tuple[str, ...]], ...]
 
 
@@ -238,21 +220,28 @@ _LOWERED: dict[str, Lowered] = {}
 KEEP_LOWERED = 4
 
 
-def partitions_of(graph_module: Any) -> Partitions:
-    """The compute nodes of each delegate call of a lowered edge graph, by kind (before
-    ``to_executorch``, which rewrites it)."""
-    found = []
+def delegation_of(graph_module: Any) -> tuple[Delegation, Partitions]:
+    """What the partitioner took, and the compute nodes of each partition by kind, from a
+    lowered edge graph (before ``to_executorch``, which rewrites it). ExecuTorch's own
+    ``get_delegation_info`` counts the ``getitem`` after each delegate call as an operator
+    left out; this walk does not."""
+    delegated = 0
+    fallbacks, found = [], []
     for node in graph_module.graph.nodes:
-        if not (_counted(node) and _name(node) == "executorch_call_delegate"):
+        if not _counted(node):
             continue
-        lowered = getattr(graph_module, node.args[0].target)
+        if _name(node) != "executorch_call_delegate":
+            fallbacks.append(Fallback(_name(node), _path(node)))
+            continue
+        inner = getattr(graph_module, node.args[0].target).original_module.graph.nodes
+        delegated += sum(_counted(n) and not any(q in _name(n) for q in QUANT_OPS) for n in inner)
         kinds: dict[str, list[str]] = {}
-        for inner in lowered.original_module.graph.nodes:
-            kind = ATEN_KINDS.get(_name(inner)) if inner.op == "call_function" else None
+        for n in inner:
+            kind = ATEN_KINDS.get(_name(n)) if n.op == "call_function" else None
             if kind:
-                kinds.setdefault(kind, []).append(_path(inner))
+                kinds.setdefault(kind, []).append(_path(n))
         found.append({kind: tuple(paths) for kind, paths in kinds.items()})
-    return tuple(found)
+    return Delegation(delegated, len(found), tuple(fallbacks)), tuple(found)
 
 
 def export(model: nn.Module, example: torch.Tensor) -> Any:
@@ -307,8 +296,7 @@ def lower(
             exported = pt2e_int8(exported, example)
         try:
             edge = et.lower(exported, partitioner=[et.partitioner()])
-            delegation = delegation_of(edge.exported_program().graph_module)
-            partitions = partitions_of(edge.exported_program().graph_module)
+            delegation, partitions = delegation_of(edge.exported_program().graph_module)
             program = edge.to_executorch()
         except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
             raise RuntimeError(f"lowering to XNNPACK failed: {root_cause(exc)}") from exc
@@ -349,7 +337,9 @@ def pt2e_int8(exported: Any, example: torch.Tensor) -> Any:
     try:
         prepared = prepare_pt2e(exported.module(), quantizer)
         with torch.no_grad():
-            for batch in calibration_batches(tuple(example.shape)):
+            for batch in random_batches(
+                tuple(example.shape), CALIBRATION_BATCHES, CALIBRATION_SEED
+            ):
                 prepared(batch)
         converted = convert_pt2e(prepared)
         return torch.export.export(converted, (example,))

@@ -13,7 +13,6 @@ import importlib
 import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Iterator
 from importlib.metadata import version
@@ -24,7 +23,7 @@ from torch import nn
 
 from mbprof.analysis.latency.stability import clock_for, time_blocks
 from mbprof.core.errors import MbprofError
-from mbprof.core.files import cache_dir
+from mbprof.core.files import cache_dir, write_atomic
 from mbprof.core.records import Environment
 from mbprof.core.settings import (
     RUNTIMES,
@@ -291,15 +290,9 @@ def _cached(key: str, measure, refresh: bool, at_least: float | None, unit: str)
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{PEAK_FILE}.", dir=path.parent)
-    except OSError:
-        return value
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(cache, handle, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        write_atomic(path, json.dumps(cache, indent=2, sort_keys=True))
+    except (OSError, MbprofError):
+        pass
     return value
 
 

@@ -22,6 +22,7 @@ import ast
 import contextlib
 import json
 import logging
+import math
 import re
 import statistics
 import tempfile
@@ -38,11 +39,12 @@ from torch import nn
 from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, display_path
 from mbprof.analysis.latency.runtimes import (
     CALIBRATION_BATCHES,
+    CALIBRATION_SEED,
     Prepared,
-    calibration_batches,
     check_same_output,
     closeness,
     quiet,
+    random_batches,
     root_cause,
 )
 from mbprof.core.settings import LatencySettings
@@ -105,7 +107,8 @@ def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
 
     class Batches(CalibrationDataReader):
         def __init__(self) -> None:
-            self.items = iter([{input_name: b.numpy()} for b in calibration_batches(shape)])
+            batches = random_batches(shape, CALIBRATION_BATCHES, CALIBRATION_SEED)
+            self.items = iter([{input_name: b.numpy()} for b in batches])
 
         def get_next(self) -> dict | None:
             return next(self.items, None)
@@ -235,12 +238,10 @@ def read_graph(path: str | Path) -> Graph:
     from onnx import helper
 
     model = onnx.load(str(path), load_external_data=False)
-    weights = {}
-    for tensor in model.graph.initializer:
-        count = 1
-        for d in tensor.dims:
-            count *= d
-        weights[tensor.name] = count * helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    weights = {
+        t.name: math.prod(t.dims) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+        for t in model.graph.initializer
+    }
     nodes = []
     for node in model.graph.node:
         meta = {p.key: p.value for p in node.metadata_props}

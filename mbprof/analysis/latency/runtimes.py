@@ -125,10 +125,6 @@ def random_batches(shape: tuple[int, ...], count: int, seed: int) -> list[torch.
     return [torch.randn(shape, generator=generator) for _ in range(count)]
 
 
-def calibration_batches(shape: tuple[int, ...]) -> list[torch.Tensor]:
-    return random_batches(shape, CALIBRATION_BATCHES, CALIBRATION_SEED)
-
-
 def closeness(
     model: nn.Module,
     run_int8: Callable[[torch.Tensor], Any],
