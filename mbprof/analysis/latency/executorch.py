@@ -44,6 +44,7 @@ from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, displ
 from mbprof.analysis.latency.lowering import Lowered, lower, modules, native_quiet
 from mbprof.analysis.latency.runtimes import (
     CALIBRATION_BATCHES,
+    Deployed,
     Prepared,
     check_same_output,
     closeness,
@@ -89,17 +90,12 @@ class Loaded:
         return self.method.execute([x])[0]
 
 
-def prepare(
-    model: nn.Module,
-    example: torch.Tensor,
-    settings: LatencySettings,
-    stack: contextlib.ExitStack,
-    notes: list[str],
-) -> Prepared:
+def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     """The program lowered (fp32, or int8 with the same backend's fp32 program beside it
     for the speed-up), loaded on ``settings.threads`` threads, its output checked against
     the model's, and the delegation in the notes."""
-    example = example.contiguous()
+    model, settings, notes = form.model, form.settings, form.notes
+    example = form.example.contiguous()
     with torch.inference_mode():
         expected = model(example)
     int8 = settings.quantize == "int8"

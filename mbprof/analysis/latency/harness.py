@@ -53,8 +53,8 @@ from mbprof.core.errors import MbprofError
 from mbprof.core.records import Timing
 from mbprof.core.settings import LatencySettings, ResolvedLatency
 
-# Each runtime of ``mbprof.core.settings.RUNTIMES``: (model, example, settings, stack, notes)
-# -> Prepared, the model in its deployed form (``runtimes.deployed_form``).
+# Each runtime of ``mbprof.core.settings.RUNTIMES``: (the model in the form it is timed,
+# an ExitStack that holds what it keeps) -> Prepared.
 PREPARE = {
     "eager": runtimes.eager,
     "compile": runtimes.compiled,
@@ -77,8 +77,7 @@ def prepare(
 ) -> Prepared:
     """``model`` made ready to time by its runtime; what it holds lives until ``stack``
     closes. The caller's model is not modified."""
-    model, example, notes = runtimes.deployed_form(model, input_shape, settings)
-    return PREPARE[settings.backend](model, example, settings, stack, notes)
+    return PREPARE[settings.backend](runtimes.deployed_form(model, input_shape, settings), stack)
 
 
 # --------------------------------------------------------------------------- the rounds

@@ -40,6 +40,7 @@ from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, displ
 from mbprof.analysis.latency.runtimes import (
     CALIBRATION_BATCHES,
     CALIBRATION_SEED,
+    Deployed,
     Prepared,
     check_same_output,
     closeness,
@@ -47,7 +48,6 @@ from mbprof.analysis.latency.runtimes import (
     random_batches,
     root_cause,
 )
-from mbprof.core.settings import LatencySettings
 
 
 def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: Path):
@@ -137,16 +137,11 @@ def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
     return int8_path
 
 
-def prepare(
-    model: nn.Module,
-    example: torch.Tensor,
-    settings: LatencySettings,
-    stack: contextlib.ExitStack,
-    notes: list[str],
-) -> Prepared:
+def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     """The model exported (its fp32 output checked against torch's) and opened in a session;
     in int8, quantized to QDQ and opened too, the int8 session timed and the fp32 one beside
     it for the speed-up."""
+    model, example, settings, notes = form.model, form.example, form.settings, form.notes
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mbprof-onnx-")))
     int8 = settings.quantize == "int8"
     start = time.perf_counter()

@@ -156,11 +156,22 @@ def closeness(
 # --------------------------------------------------------------------------- torch's own
 
 
+@dataclass
+class Deployed:
+    """A copy of the caller's model as it is timed, its input and the notes so far: what a
+    runtime prepares (``harness.PREPARE``)."""
+
+    model: nn.Module
+    example: torch.Tensor
+    settings: LatencySettings
+    notes: list[str]
+
+
 def deployed_form(
     model: nn.Module, input_shape: tuple[int, ...], settings: LatencySettings
-) -> tuple[nn.Module, torch.Tensor, list[str]]:
-    """A copy of ``model`` as it is timed (eval, batch norm folded with ``fuse_bn``, on the
-    device in the dtype and layout asked for), its input (seeded) and the notes so far."""
+) -> Deployed:
+    """A copy of ``model`` in eval mode, batch norm folded with ``fuse_bn``, on the device
+    in the dtype and layout asked for, with its input (seeded)."""
     notes: list[str] = []
     model = copy.deepcopy(model).eval()
     if settings.fuse_bn:
@@ -173,7 +184,7 @@ def deployed_form(
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
         example = example.contiguous(memory_format=torch.channels_last)
-    return model, example, notes
+    return Deployed(model, example, settings, notes)
 
 
 def _in_torch(settings: LatencySettings, stack: contextlib.ExitStack) -> None:
@@ -186,40 +197,30 @@ def _in_torch(settings: LatencySettings, stack: contextlib.ExitStack) -> None:
         stack.callback(torch.cuda.empty_cache)
 
 
-def eager(
-    model: nn.Module,
-    example: torch.Tensor,
-    settings: LatencySettings,
-    stack: contextlib.ExitStack,
-    notes: list[str],
-) -> Prepared:
+def eager(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     """The module itself, called in inference mode."""
+    model, example, settings = form.model, form.example, form.settings
     _in_torch(settings, stack)
 
     def layers(passes: int) -> tuple[RawProfile, str]:
         raw = profile_eager(model, example, passes, cuda=settings.device == "cuda")
         return raw, f"torch.profiler, {passes} passes, each module's own ops"
 
-    return Prepared(run=lambda: model(example), notes=notes, layers=layers)
+    return Prepared(run=lambda: model(example), notes=form.notes, layers=layers)
 
 
-def compiled(
-    model: nn.Module,
-    example: torch.Tensor,
-    settings: LatencySettings,
-    stack: contextlib.ExitStack,
-    notes: list[str],
-) -> Prepared:
+def compiled(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     """torch.compile of the module; its first call (which compiles) is ``compile_s``."""
+    settings, example = form.settings, form.example
     _in_torch(settings, stack)
     torch._dynamo.reset()  # a fresh cache: no recompilation limit carried across models
-    compiled = torch.compile(model, backend=settings.compile_backend)
+    compiled = torch.compile(form.model, backend=settings.compile_backend)
     start = time.perf_counter()
     compiled(example)
     clock_for(settings.device).sync()
     compile_s = time.perf_counter() - start
-    notes.append(
+    form.notes.append(
         f"compile_s: torch.compile ({settings.compile_backend}) first call, "
         "which compiles and runs once"
     )
-    return Prepared(run=lambda: compiled(example), compile_s=compile_s, notes=notes)
+    return Prepared(run=lambda: compiled(example), compile_s=compile_s, notes=form.notes)
