@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from mbprof.analysis.latency import resolve_settings, time_model  # noqa: E402
+from mbprof.analysis.latency.harness import time_model  # noqa: E402
+from mbprof.analysis.latency.machine import resolve_settings  # noqa: E402
 from mbprof.core.settings import LatencySettings  # noqa: E402
 from mbprof.models import create_model  # noqa: E402
 from mbprof.models.calibration import calibrate  # noqa: E402
@@ -106,10 +107,10 @@ def bare_loop(run, threads: int, warmup: int, seconds: float) -> float:
 
 def _same_program(model: torch.nn.Module, shape: tuple[int, ...]) -> None:
     """Say whether mbprof's cached program is the bare loop's, byte for byte."""
-    from mbprof.analysis.latency import deployed
+    from mbprof.analysis.latency import lowering
 
     exported = torch.export.export(model, (torch.randn(shape),))
-    found = deployed.read_program(deployed.program_key(exported, shape, "none"))
+    found = lowering.read_program(lowering.program_key(exported, shape, "none"))
     same = found is not None and PTE and found.pte == PTE[0]
     print(f"executorch: mbprof's program is the bare loop's, byte for byte: {bool(same)}")
 

@@ -50,7 +50,7 @@ def measure(jobs, settings):
 
 def serial(jobs, settings):
     """Each configuration timed on its own, one after another (no rounds)."""
-    from mbprof.analysis.latency import time_model
+    from mbprof.analysis.latency.harness import time_model
 
     return [time_model(model, spec.input_shape(), settings, madds=madds) for spec, model, madds in jobs]
 

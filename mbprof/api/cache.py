@@ -198,7 +198,7 @@ def latency_key(base: dict[str, Any], latency: ResolvedLatency) -> dict[str, Any
     import dataclasses
     import platform
 
-    from mbprof.analysis.latency.environment import environment
+    from mbprof.analysis.latency.machine import environment
 
     return {
         **base,

@@ -292,7 +292,7 @@ def resolve_latency(settings: LatencySettings | bool | None) -> ResolvedLatency 
     if settings is True:
         settings = LatencySettings()
     checked = check_latency(settings)  # bad values are refused before torch is imported
-    from mbprof.analysis.latency import resolve_settings
+    from mbprof.analysis.latency.machine import resolve_settings
 
     return resolve_settings(checked)
 

@@ -51,7 +51,7 @@ from mbprof.report.timm_flops import TimmCounts, timm_rows
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mbprof.api.phone import PhoneRun
+    from mbprof.api.timing import PhoneRun
     from mbprof.core.settings import ResolvedLatency
 
 
@@ -191,7 +191,7 @@ class ReproduceRun:
     specs: list[ModelSpec]
     latency: ResolvedLatency | None
     left_out: list[str] = field(default_factory=list)
-    phone: PhoneRun | None = None  # the phone section (mbprof.api.phone), when asked for
+    phone: PhoneRun | None = None  # the phone section (mbprof.api.timing), when asked for
 
     @property
     def total(self) -> int:
@@ -294,7 +294,7 @@ def prepare_reproduce(
     specs = usable_specs(wanted_configs(parts), left_out)
     phone = None
     if "phone" in parts and resolved is not None:
-        from mbprof.api.phone import prepare_phone
+        from mbprof.api.timing import prepare_phone
         from mbprof.report.phone import phone_configs
 
         phone = prepare_phone(usable_specs(phone_configs(), left_out), resolved.min_time_s)

@@ -214,8 +214,8 @@ def _latency_columns(
     """Latency and its environment (mbprof's own models calibrated first: ``timing_ready``);
     a run that fails (out of memory, an export error) leaves its ``error`` and the
     environment it was asked for."""
-    from mbprof.analysis.latency import time_model
-    from mbprof.analysis.latency.environment import environment
+    from mbprof.analysis.latency.harness import time_model
+    from mbprof.analysis.latency.machine import environment
 
     say(f"timing {latency.backend}")
     try:
@@ -273,13 +273,13 @@ def bench_spec(
     (resolved here unless they already are: ``make_latency_settings``). mbprof's own
     models are calibrated first (``timing_ready``). ``layers``: also where the time goes,
     layer by layer, on the same backend (eager or onnxruntime; see ``LayerProfile``)."""
-    from mbprof.analysis.latency import time_model
+    from mbprof.analysis.latency.harness import time_model
 
     resolved = resolve_latency(settings if settings is not None else True)
     if resolved is None:
         raise MbprofError("settings: give latency settings (make_latency_settings)")
     if layers:
-        from mbprof.analysis.latency.per_layer import check_layer_backend
+        from mbprof.analysis.latency.roofline import check_layer_backend
 
         check_layer_backend(resolved.backend)  # before anything is built
     built = build_sized(spec, weights=weights, batch=resolved.batch)
@@ -298,7 +298,7 @@ def bench_spec(
         timing = replace(timing, notes=built.notes + timing.notes)
     profile = None
     if counts is not None:
-        from mbprof.analysis.latency.per_layer import profile_layers
+        from mbprof.analysis.latency.roofline import profile_layers
 
         with running(spec, f"profiling it layer by layer with {resolved.backend}"):
             profile = profile_layers(model, shape, resolved, timing.latency_ms, counts)

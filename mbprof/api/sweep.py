@@ -70,7 +70,7 @@ def time_rows(
     and yielded in order once their group is timed. With a ``cache`` that keeps latency, a
     timing is read from it under the row's analysis key in ``keys`` and the whole
     environment."""
-    from mbprof.analysis.latency import machine_peak_gflops
+    from mbprof.analysis.latency.machine import machine_peak_gflops
 
     say = on_phase or (lambda _text: None)
     say("machine reference")

@@ -26,7 +26,7 @@ from typing import Any
 import typer
 
 from mbprof.core.parsing import MAX_BATCH, MAX_CLASSES, MAX_MIN_TIME_S, MAX_WARMUP
-from mbprof.core.settings import LatencySettings
+from mbprof.core.settings import INT8_BACKENDS, RUNTIMES, LatencySettings, spoken
 from mbprof.render.document import Document
 
 
@@ -215,9 +215,7 @@ latency_options = option_group(
                 "eager",
                 "--backend",
                 metavar="BACKEND",
-                help="eager, compile (torch.compile), onnxruntime (needs: pip install "
-                r'"mbprof\[onnx]") or executorch (XNNPACK; needs: pip install '
-                r'"mbprof\[executorch]").',
+                help=spoken([r.help for r in RUNTIMES.values()]).replace("[", r"\[") + ".",
             ),
         ),
         "channels_last": (
@@ -259,8 +257,8 @@ latency_options = option_group(
                 "none",
                 "--quantize",
                 help="none, or int8: post-training static quantization calibrated on random "
-                "batches (backends executorch and onnxruntime, from fp32); reports the speed-up "
-                "over fp32 and how close the outputs stay.",
+                f"batches (backends {' and '.join(INT8_BACKENDS)}, from fp32); reports the "
+                "speed-up over fp32 and how close the outputs stay.",
             ),
         ),
     },

@@ -15,7 +15,7 @@ from mbprof.cli._options import (
     latency_options,
     output_options,
 )
-from mbprof.core.settings import LatencySettings
+from mbprof.core.settings import RUNTIMES, LatencySettings
 
 
 @app.command("bench")
@@ -33,7 +33,7 @@ def bench_command(
         "--layers",
         help="Also where the time goes, one row per layer: time and share, MAdds, bytes "
         "moved, arithmetic intensity, achieved GFLOP/s and GB/s, the ceiling it is under "
-        "(eager: torch.profiler; onnxruntime: its own profile; executorch: its ETDump).",
+        f"({'; '.join(f'{n}: {r.layers}' for n, r in RUNTIMES.items() if r.layers)}).",
     ),
     roofline: Path | None = file_option(
         "--roofline",

@@ -10,6 +10,7 @@ from mbprof.cli._app import app
 from mbprof.cli._common import check_outputs
 from mbprof.cli._options import Output, output_options
 from mbprof.core.parsing import parse_int, parse_positive_float
+from mbprof.core.settings import BACKENDS, spoken
 
 
 @app.command("reproduce")
@@ -28,9 +29,7 @@ def reproduce_command(
     threads: str = typer.Option(
         "1", "--threads", help="Threads for the CPU latency column (1: one core, as the paper)."
     ),
-    backend: str = typer.Option(
-        "eager", "--backend", help="Latency backend: eager, compile or onnxruntime."
-    ),
+    backend: str = typer.Option("eager", "--backend", help=f"Latency backend: {spoken(BACKENDS)}."),
     min_time: str = typer.Option(
         "1.0", "--min-time", help="Seconds of timed runs per configuration, at least."
     ),

@@ -26,11 +26,8 @@ from mbprof.core.parsing import (
 
 DEVICES = ("auto", "cpu", "cuda")
 LATENCY_DTYPES = ("fp32", "fp16", "bf16")
-BACKENDS = ("eager", "compile", "onnxruntime", "executorch")
-# Post-training quantization of a latency run, and the backends that have an int8 path:
-# ExecuTorch's XNNPACK PT2E flow and ONNX Runtime's static QDQ quantization.
+# Post-training quantization of a latency run (on the runtimes that have an int8 path).
 QUANTIZE = ("none", "int8")
-INT8_BACKENDS = ("executorch", "onnxruntime")
 # Bytes per activation element of the dtypes the memory analysis knows.
 MEM_DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4, "int8": 1}
 MEM_DTYPES = tuple(MEM_DTYPE_BYTES)
@@ -39,6 +36,78 @@ CHUNKS_PER_CHANNEL = "channel"
 # What counts MAdds (``mbprof.analysis.counting``): fvcore's JIT trace, or the same rules on
 # the aten ops of the meta-device trace.
 ENGINES = ("fvcore", "dispatch")
+
+
+def spoken(names: tuple[str, ...] | list[str]) -> str:
+    """'a, b or c'."""
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
+
+
+# --------------------------------------------------------------------------- runtimes
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What a latency backend accepts, read by the settings' checks, the CLI's help and the
+    refusals; its code is the module of the same name in ``mbprof.analysis.latency``
+    (``harness.PREPARE``). A new runtime is a row here, that module and its docs."""
+
+    name: str
+    about: str = ""  # in --backend's help: "compile (torch.compile)"
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    dtypes: tuple[str, ...] = LATENCY_DTYPES
+    runs: str = ""  # what one run is, where the device is refused
+    layout: str = ""  # why channels_last is refused ("": accepted)
+    int8: bool = False  # post-training static quantization from fp32
+    layers: str = ""  # how --layers profiles it ("": it cannot be)
+    extra: str = ""  # the pip extra that installs it ...
+    modules: tuple[str, ...] = ()  # ... and the modules it needs
+    package: str = "torch"  # whose version the environment gives
+
+    @property
+    def help(self) -> str:
+        install = f'needs: pip install "mbprof[{self.extra}]"' if self.extra else ""
+        said = "; ".join(part for part in (self.about, install) if part)
+        return f"{self.name} ({said})" if said else self.name
+
+
+RUNTIMES = {
+    runtime.name: runtime
+    for runtime in (
+        Runtime("eager", layers="torch.profiler"),
+        Runtime("compile", about="torch.compile"),
+        Runtime(
+            "onnxruntime",
+            devices=("cpu",),
+            dtypes=("fp32",),
+            runs="an ONNX Runtime CPU session",
+            layout="ONNX Runtime chooses its own memory layout",
+            int8=True,
+            layers="its own profile",
+            extra="onnx",
+            modules=("onnxruntime", "onnx", "onnxscript"),
+            package="onnxruntime",
+        ),
+        Runtime(
+            "executorch",
+            about="XNNPACK",
+            devices=("cpu",),
+            dtypes=("fp32",),
+            runs="an ExecuTorch program (XNNPACK) on the CPU",
+            layout="ExecuTorch chooses its own memory layout (and reads a channels-last input "
+            "wrongly)",
+            int8=True,
+            layers="its ETDump",
+            extra="executorch",
+            modules=("executorch",),
+            package="executorch",
+        ),
+    )
+}
+BACKENDS = tuple(RUNTIMES)
+# Alphabetical, as the messages have always listed them.
+INT8_BACKENDS = tuple(sorted(name for name, r in RUNTIMES.items() if r.int8))
+LAYER_BACKENDS = tuple(name for name, r in RUNTIMES.items() if r.layers)
 
 
 # --------------------------------------------------------------------------- memory
@@ -108,8 +177,9 @@ class LatencySettings:
     threads:       intra-op threads for every backend (torch.set_num_threads, ONNX Runtime's
                    intra_op_num_threads); None means torch's current setting.
     dtype:         inference dtype of weights and input: fp32, fp16 or bf16.
-    backend:       eager (the module in eval mode), compile (torch.compile) or onnxruntime
-                   (torch.onnx export, ONNX Runtime CPU session).
+    backend:       one of ``RUNTIMES``: eager (the module in eval mode), compile
+                   (torch.compile), onnxruntime (torch.onnx export, ONNX Runtime CPU
+                   session) or executorch (torch.export, lowered to XNNPACK).
     channels_last: run in the channels-last (NHWC) memory format.
     fuse_bn:       fold batch norm into the preceding convolutions (the deployed form).
     min_time_s:    measure blocks of runs until at least this many seconds are timed.
@@ -204,7 +274,7 @@ def _check_quantize(text: Any, backend: str, dtype: str) -> str:
     if quantize == "int8" and backend not in INT8_BACKENDS:
         raise MbprofError(
             f"quantize int8: the {backend} backend has no int8 path here; use backend "
-            f"{' or '.join(INT8_BACKENDS)}",
+            f"{spoken(INT8_BACKENDS)}",
             field="quantize",
         )
     if quantize == "int8" and dtype != "fp32":

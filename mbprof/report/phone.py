@@ -9,7 +9,7 @@ published value: measured x k, and the error (measured x k / published - 1). Per
 Spearman's rank correlation of measured and published, the slope of log published against
 log measured (1: proportional), and the median and largest |error|. Two scopes, each with
 its own fit: the 22 MobileNetV2 checkpoints of the TF-Slim table (one phone, one runtime,
-one source), and every published value. The API measures (``mbprof.api.phone``); this
+one source), and every published value. The API measures (``mbprof.api.timing``); this
 module formats. Torch-free.
 """
 

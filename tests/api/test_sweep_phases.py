@@ -145,7 +145,7 @@ def test_latency_comes_after_every_analysis_and_is_cached_only_when_asked(
 
 def test_a_sweep_is_timed_interleaved_a_group_at_a_time(tiny_models, monkeypatch):  # noqa: F811
     import mbprof.api.sweep as sweep
-    from mbprof.analysis.latency.interleave import ROUNDS
+    from mbprof.analysis.latency.harness import ROUNDS
 
     groups, interleaved = [], timing_room.interleaved_latency
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import mbprof
-from mbprof.analysis.latency import interleave
+from mbprof.analysis.latency import harness
 from mbprof.api import build_sized
 from mbprof.api import building as building_module
 from mbprof.api.building import CALIBRATED, timing_ready
@@ -45,8 +45,8 @@ def test_every_job_gets_its_latency_columns_or_its_error():
     tiny, failed, mnv2 = columns
     for row in (tiny, mnv2):
         assert set(LATENCY_FIGURES) | set(ENVIRONMENT_COLUMNS) <= set(row)
-        assert row["rounds"] == interleave.ROUNDS and row["batch"] == 2
-        assert row["runs"] >= interleave.ROUNDS * interleave.MIN_ROUND_BLOCKS
+        assert row["rounds"] == harness.ROUNDS and row["batch"] == 2
+        assert row["runs"] >= harness.ROUNDS * harness.MIN_ROUND_BLOCKS
         assert row["latency_p10_ms"] <= row["latency_ms"] <= row["latency_p90_ms"]
         assert row["latency_verdict"] in ("stable", "unstable")
         assert (row["latency_reasons"] is None) == (row["latency_verdict"] == "stable")
@@ -109,7 +109,7 @@ def test_counting_and_memory_never_calibrate(monkeypatch):
 
 def test_bench_times_the_calibrated_model(monkeypatch):
     seen = []
-    from mbprof.analysis import latency as latency_room
+    from mbprof.analysis.latency import harness as latency_room
 
     real = latency_room.time_model
 

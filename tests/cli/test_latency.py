@@ -173,11 +173,11 @@ def test_compile_backend_with_inductor_end_to_end():
 def verdict(monkeypatch):
     """Set the verdict every timing gets (the machine's real load is the verdict tests'
     subject, not these)."""
-    from mbprof.analysis.latency import interleave, stability
+    from mbprof.analysis.latency import harness, stability
 
     def set_to(reasons: tuple[str, ...]) -> None:
         # nor a round that stayed an outlier on a loaded machine
-        monkeypatch.setattr(interleave.Interleaved, "reasons", lambda self: ())
+        monkeypatch.setattr(harness.Interleaved, "reasons", lambda self: ())
         monkeypatch.setattr(
             stability, "judge", lambda *a, **k: ("unstable" if reasons else "stable", reasons)
         )
@@ -220,10 +220,10 @@ def test_stable_latencies_say_so_once_and_machine_share_only_where_shown(verdict
 @pytest.fixture
 def ceilings(monkeypatch):
     """Fixed machine ceilings: the per-layer tests do not measure the machine."""
-    from mbprof.analysis.latency import per_layer
+    from mbprof.analysis.latency import roofline
 
-    monkeypatch.setattr(per_layer, "machine_peak_gflops", lambda *a, **k: 50.0)
-    monkeypatch.setattr(per_layer, "machine_bandwidth_gbs", lambda *a, **k: 10.0)
+    monkeypatch.setattr(roofline, "machine_peak_gflops", lambda *a, **k: 50.0)
+    monkeypatch.setattr(roofline, "machine_bandwidth_gbs", lambda *a, **k: 10.0)
 
 
 @pytest.mark.usefixtures("ceilings")

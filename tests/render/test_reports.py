@@ -47,11 +47,11 @@ def written(tmp_path_factory):
         "diff": ["diff", str(folder / "profile.json"), str(folder / "profile.json")],
     }  # fmt: skip
     out = {}
-    from mbprof.analysis.latency import per_layer
+    from mbprof.analysis.latency import roofline
 
     with pytest.MonkeyPatch.context() as patch:  # fixed ceilings: the machine is not measured
-        patch.setattr(per_layer, "machine_peak_gflops", lambda *a, **k: 50.0)
-        patch.setattr(per_layer, "machine_bandwidth_gbs", lambda *a, **k: 10.0)
+        patch.setattr(roofline, "machine_peak_gflops", lambda *a, **k: 50.0)
+        patch.setattr(roofline, "machine_bandwidth_gbs", lambda *a, **k: 10.0)
         for kind, args in commands.items():
             path = folder / f"{kind}.json"
             html = ["--html", str(folder / f"{kind}.html")] if kind in PAGES else []

@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from mbprof.api.phone import PhoneRun
 from mbprof.api.reporting import prepare_reproduce
+from mbprof.api.timing import PhoneRun
 from mbprof.core.settings import LatencySettings
 from mbprof.frame.rows import identity_row
 from mbprof.report.folder import ReproduceResult
@@ -137,7 +137,7 @@ def test_an_unknown_part_is_one_line(run, tmp_path):
 def test_the_phone_runs_give_each_series_or_its_error(tmp_path_factory, monkeypatch):
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv("MBPROF_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "mbprof-cache"))
-    from mbprof.analysis.latency import resolve_settings
+    from mbprof.analysis.latency.machine import resolve_settings
 
     fast = dict(device="cpu", threads=1, min_time_s=0.02, warmup=1)
     eager = resolve_settings(LatencySettings(**fast))

@@ -1,11 +1,12 @@
-"""Real inference latency: eager, torch.compile and ONNX Runtime, on the CPU or a GPU.
+"""Real inference latency: eager, torch.compile, ONNX Runtime and ExecuTorch, on the CPU or
+a GPU.
 
-Rooms: ``settings`` (checked and resolved once; batch norm folded: ``analysis.deploy``), ``timer``
-(clocks, blocks), ``backends`` (each backend prepared and its output checked), ``machine``
-(the two ceilings: matrix product and streaming copy), ``stability`` (the verdict on a
-figure), ``run`` (``time_model``: one model timed), ``interleave`` (several timed in
-round-robin rounds), ``layers`` / ``layers_onnx`` / ``roofline`` / ``per_layer`` (where the
-time goes, per layer).
+Rooms: ``stability`` (clocks, blocks of runs, the verdict on a figure), ``machine`` (this
+machine: its environment, the settings it can run, its two ceilings), ``runtimes`` (what
+every runtime shares; eager and compile), ``onnx_runtime`` (ONNX Runtime), ``lowering`` and
+``executorch`` (ExecuTorch), ``harness`` (models timed in interleaved rounds; one model is
+the one-job case), ``layers`` and ``roofline`` (where the time goes, per layer). What each
+runtime accepts is its row of ``mbprof.core.settings.RUNTIMES``.
 
 What a figure measures (the convention, written where it is computed):
 - One *run* is one forward pass of a whole batch, from Python, output included
@@ -32,20 +33,3 @@ What a figure measures (the convention, written where it is computed):
   sizes) on the same device, threads and dtype (``machine_peak_gflops``, measured once
   and cached; ``machine_bandwidth_gbs`` is the memory ceiling beside it).
 """
-
-from mbprof.analysis.deploy import fold_batchnorm
-from mbprof.analysis.latency.machine import machine_bandwidth_gbs, machine_peak_gflops
-from mbprof.analysis.latency.run import time_model
-from mbprof.analysis.latency.settings import resolve_settings
-from mbprof.analysis.latency.timer import CpuClock, CudaClock, time_blocks
-
-__all__ = [
-    "CpuClock",
-    "CudaClock",
-    "fold_batchnorm",
-    "machine_bandwidth_gbs",
-    "machine_peak_gflops",
-    "resolve_settings",
-    "time_blocks",
-    "time_model",
-]

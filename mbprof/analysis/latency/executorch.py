@@ -1,7 +1,7 @@
 """ExecuTorch with its XNNPACK delegate, the runtime PyTorch ships on phones (XNNPACK is
-also TensorFlow Lite's CPU kernel library on Android): the model exported with
-``torch.export``, lowered to XNNPACK, serialised to a .pte program and run by the
-ExecuTorch runtime from Python.
+also TensorFlow Lite's CPU kernel library on Android): the program lowered by ``lowering``,
+loaded and run by the ExecuTorch runtime from Python, and where its time goes, operator by
+operator.
 
 What a figure measures (the module docstring of ``mbprof.analysis.latency`` says the rest):
 - One run is ``method.execute([x])`` with ``x`` contiguous NCHW fp32: a program accepts
@@ -12,327 +12,45 @@ What a figure measures (the module docstring of ``mbprof.analysis.latency`` says
   before a resize would run on a pool that no longer exists.
 - ``compile_s`` = torch.export + lowering + serialisation (+ quantization for int8);
   ``deployed_bytes`` = the .pte's size, weights included.
-- The delegation is read from the lowered graph before serialisation: operators inside
-  XNNPACK partitions run XNNPACK's kernels; every other operator runs on ExecuTorch's
-  portable kernels (``PORTABLE_WHY``).
+
+Per layer (``layer_profile``, what ``--layers`` gives here): the program's ETDump, read by
+the devtools Inspector, mapped back to the model's module paths. XNNPACK times each of its
+operators itself (1 us resolution) and names them (``Convolution (NHWC, F32) DWConv #3``),
+but gives them no link to the graph; the events before each ``DELEGATE_CALL`` are that
+partition's operators in order, so the k-th convolution event of a partition is its k-th
+convolution node (1x1 convolutions and linear layers run as XNNPACK's Fully Connected), the
+k-th addition its k-th ``add``, and so on; each node carries its module path
+(``nn_module_stack``). Batch norm and activations are fused into the convolution before
+them, so their time is the convolution's. Layout operators (transposes, reshapes, copies,
+int8 conversions) have no module: they are rows of their own. An operator on the portable
+kernels is matched to the fallbacks of the graph in order. The profile runs in a load of
+its own, never the timed one (the event tracer costs time).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 import os
-import sys
+import re
 import tempfile
-import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from mbprof.analysis.latency.backends import Prepared, check_same_output, quiet, root_cause
-from mbprof.core.settings import LatencySettings
-
-PORTABLE_WHY = (
-    "portable kernels are ExecuTorch's plain reference loops (one thread, no SIMD), and "
-    "one between XNNPACK operators splits the delegate's graph, with tensors copied in and "
-    "out of it"
+from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, display_path
+from mbprof.analysis.latency.lowering import Lowered, lower, modules, native_quiet
+from mbprof.analysis.latency.runtimes import (
+    CALIBRATION_BATCHES,
+    Deployed,
+    Prepared,
+    check_same_output,
+    closeness,
 )
-# Loggers that write during export, lowering and quantization.
-LOGGERS = ("torch", "torchao", "executorch", "torch.fx.experimental.symbolic_shapes")
-# Conversions the int8 graph is full of: part of the quantized operators, not counted apart.
-QUANT_OPS = ("quantize_per_tensor", "quantize_per_channel", "dequantize_per_tensor",
-             "dequantize_per_channel", "choose_qparams")  # fmt: skip
-
-
-@contextlib.contextmanager
-def native_quiet() -> Iterator[list[str]]:
-    """Silence ExecuTorch for the block: its C++ logs go straight to file descriptor 2 (out
-    of reach of ``contextlib.redirect_stderr``), torch.export's to a log handler, lowering's
-    to warnings. Yields a list that receives the captured text."""
-    captured: list[str] = []
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 1)
-        os.dup2(tmp.fileno(), 2)
-        try:
-            with quiet(LOGGERS) as buffer:
-                try:
-                    yield captured
-                finally:
-                    captured.append(buffer.getvalue())
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            tmp.seek(0)
-            captured.insert(0, tmp.read().decode(errors="replace"))
-
-
-_MODULES: list[SimpleNamespace] = []
-
-
-def modules() -> SimpleNamespace:
-    """ExecuTorch's pieces, imported once (seconds). Its XNNPACK partitioner calls
-    ``logging.basicConfig`` when imported; the handler and level it gives the user's root
-    logger are taken back."""
-    if _MODULES:
-        return _MODULES[0]
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        with native_quiet():
-            import executorch.extension.pybindings.portable_lib as portable
-            from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
-                XnnpackPartitioner,
-            )
-            from executorch.exir import to_edge_transform_and_lower
-            from executorch.runtime import Runtime
-    finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-        root.setLevel(level)
-    _MODULES.append(
-        SimpleNamespace(
-            portable=portable,
-            partitioner=XnnpackPartitioner,
-            lower=to_edge_transform_and_lower,
-            runtime=Runtime,
-        )
-    )
-    return _MODULES[0]
-
-
-# --------------------------------------------------------------------------- delegation
-
-
-@dataclass(frozen=True)
-class Fallback:
-    """An operator left outside XNNPACK: its name and the module it belongs to."""
-
-    op: str  # e.g. "aten.avg_pool2d.default"
-    path: str  # e.g. "stage2.0.shortcut"; "" for the model itself
-
-
-@dataclass(frozen=True)
-class Delegation:
-    """What the XNNPACK partitioner took: ``delegated_ops`` operators in ``partitions``
-    partitions (quantize/dequantize conversions not counted), and the ``fallbacks`` that
-    run on the portable kernels."""
-
-    delegated_ops: int
-    partitions: int
-    fallbacks: tuple[Fallback, ...] = ()
-
-    def note(self) -> str:
-        took = f"XNNPACK took {self.delegated_ops} operators in {self.partitions} partition"
-        took += "" if self.partitions == 1 else "s"
-        if not self.fallbacks:
-            return f"executorch: {took}; none ran on the portable kernels"
-        groups: dict[str, list[str]] = {}
-        for fallback in self.fallbacks:
-            groups.setdefault(fallback.op, []).append(fallback.path or "(model)")
-        listed = []
-        for op, paths in groups.items():
-            where = ", ".join(list(dict.fromkeys(paths))[:4]) + (", ..." if len(paths) > 4 else "")
-            listed.append(f"{op} x{len(paths)} ({where})")
-        return (
-            f"executorch: {took}; {len(self.fallbacks)} ran on the portable kernels: "
-            f"{'; '.join(listed)}. These are slow: {PORTABLE_WHY}"
-        )
-
-
-def _name(node: Any) -> str:
-    return getattr(node.target, "__name__", str(node.target))
-
-
-def _path(node: Any) -> str:
-    stack = node.meta.get("nn_module_stack") or {}
-    return list(stack.values())[-1][0] if stack else ""
-
-
-def _counted(node: Any) -> bool:
-    return node.op == "call_function" and _name(node) != "getitem"
-
-
-def delegation_of(graph_module: Any) -> Delegation:
-    """The delegation of a lowered edge graph (before ``to_executorch``, which rewrites it).
-    ExecuTorch's own ``get_delegation_info`` counts the ``getitem`` after each delegate call
-    as an operator left out; this walk does not."""
-    delegated = partitions = 0
-    fallbacks = []
-    for node in graph_module.graph.nodes:
-        if node.op == "get_attr" and node.name.startswith("lowered_module_"):
-            lowered = getattr(graph_module, node.target)
-            inner = [n for n in lowered.original_module.graph.nodes if _counted(n)]
-            delegated += sum(not any(q in _name(n) for q in QUANT_OPS) for n in inner)
-        elif _counted(node) and _name(node) == "executorch_call_delegate":
-            partitions += 1
-        elif _counted(node):
-            fallbacks.append(Fallback(_name(node), _path(node)))
-    return Delegation(delegated, partitions, tuple(fallbacks))
-
-
-# --------------------------------------------------------------------------- lowering
-
-
-# The graph nodes that XNNPACK runs as one operator each, by kind (its other nodes, batch
-# norm and activations, are fused into the convolution before them).
-ATEN_KINDS = {
-    "aten.convolution.default": "conv",
-    "aten.linear.default": "conv",
-    "aten.mm.default": "conv",
-    "aten.addmm.default": "conv",
-    "aten.add.Tensor": "add",
-    "aten.sub.Tensor": "sub",
-    "aten.mul.Tensor": "mul",
-    "aten.div.Tensor": "div",
-    "aten.mean.dim": "mean",
-    "aten.avg_pool2d.default": "avg_pool",
-    "aten.max_pool2d.default": "max_pool",
-    "aten.max_pool2d_with_indices.default": "max_pool",
-    "aten.hardswish.default": "hardswish",
-    "aten.sigmoid.default": "sigmoid",
-    "aten.cat.default": "cat",
-    "aten._softmax.default": "softmax",
-}
-# Per XNNPACK partition, in execution order: the kind of each compute node it holds
-# ("conv", "add", ...) -> the module paths of those nodes, in graph order (the per-layer
-# profile matches XNNPACK's operators to them: ``executorch_layers``).
-Partitions = tuple[dict[str, tuple[str, ...]], ...]
-
-
-@dataclass(frozen=True)
-class Lowered:
-    """A lowered program: its bytes, delegation, the operators it needs from the runtime
-    (``aten::cumsum.out``), the compute nodes of its partitions, and the seconds its export
-    and lowering took (None when it was read from a cache; ``cached_s`` then says what it
-    took when it was made)."""
-
-    pte: bytes
-    delegation: Delegation
-    operators: tuple[str, ...]
-    seconds: float | None
-    cached_s: float | None = None
-    partitions: Partitions = ()
-
-
-# Programs lowered in this process, by program key (newest last): a second preparation of
-# the same graph and weights (``bench --layers`` after the timing, an int8 run's fp32
-# reference beside the fp32 row of a sweep) does not lower again.
-_LOWERED: dict[str, Lowered] = {}
-KEEP_LOWERED = 4
-
-
-def partitions_of(graph_module: Any) -> Partitions:
-    """The compute nodes of each delegate call of a lowered edge graph, by kind (before
-    ``to_executorch``, which rewrites it)."""
-    found = []
-    for node in graph_module.graph.nodes:
-        if not (_counted(node) and _name(node) == "executorch_call_delegate"):
-            continue
-        lowered = getattr(graph_module, node.args[0].target)
-        kinds: dict[str, list[str]] = {}
-        for inner in lowered.original_module.graph.nodes:
-            kind = ATEN_KINDS.get(_name(inner)) if inner.op == "call_function" else None
-            if kind:
-                kinds.setdefault(kind, []).append(_path(inner))
-        found.append({kind: tuple(paths) for kind, paths in kinds.items()})
-    return tuple(found)
-
-
-def export(model: nn.Module, example: torch.Tensor) -> Any:
-    """``torch.export`` of ``model`` on ``example``; a model it cannot capture (Python
-    control flow on tensor values, .numpy(), .item() as a size) is a RuntimeError that
-    names the cause in one line."""
-    try:
-        return torch.export.export(model, (example,))
-    except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
-        raise RuntimeError(f"torch.export could not capture the model: {root_cause(exc)}") from exc
-
-
-def lower(
-    model: nn.Module, example: torch.Tensor, quantize: str = "none", cache: bool = False
-) -> Lowered:
-    """Export ``model`` on ``example``, quantize it (``quantize`` "int8": PT2E with the
-    XNNPACK quantizer, ``mbprof.analysis.latency.quantize``), lower it to XNNPACK and
-    serialise it. A program lowered in this process from the same graph and weights is
-    taken again (the last ``KEEP_LOWERED``); with ``cache``, one lowered before is read from
-    mbprof's cache folder (``mbprof.analysis.latency.deployed``). Either way its
-    ``seconds`` is None and ``cached_s`` says what the lowering took."""
-    from mbprof.analysis.latency import deployed
-
-    et = modules()
-    start = time.perf_counter()
-    with native_quiet():
-        exported = export(model, example)
-        key = deployed.program_key(exported, tuple(example.shape), quantize)
-        if key in _LOWERED:
-            known = _LOWERED[key]
-            return replace(known, seconds=None, cached_s=known.seconds or known.cached_s)
-        found = deployed.read_program(key) if cache else None
-        if found is not None and "partition_nodes" in found.meta:
-            meta = found.meta
-            delegation = Delegation(
-                meta["delegated_ops"],
-                meta["partitions"],
-                tuple(Fallback(op, path) for op, path in meta["fallbacks"]),
-            )
-            partitions = tuple(
-                {kind: tuple(paths) for kind, paths in p.items()} for p in meta["partition_nodes"]
-            )
-            return _keep(
-                key,
-                Lowered(
-                    found.pte,
-                    delegation,
-                    tuple(meta["operators"]),
-                    None,
-                    meta["seconds"],
-                    partitions,
-                ),
-            )
-        if quantize == "int8":
-            from mbprof.analysis.latency.quantize import pt2e_int8
-
-            exported = pt2e_int8(exported, example)
-        try:
-            edge = et.lower(exported, partitioner=[et.partitioner()])
-            delegation = delegation_of(edge.exported_program().graph_module)
-            partitions = partitions_of(edge.exported_program().graph_module)
-            program = edge.to_executorch()
-        except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
-            raise RuntimeError(f"lowering to XNNPACK failed: {root_cause(exc)}") from exc
-        plan = program.executorch_program.execution_plan[0]
-        operators = tuple(
-            f"{o.name}.{o.overload}" if o.overload else o.name for o in plan.operators
-        )
-        pte = bytes(program.buffer)
-    seconds = time.perf_counter() - start
-    if cache:
-        meta = {**asdict(delegation), "operators": list(operators), "seconds": seconds}
-        meta["fallbacks"] = [[f.op, f.path] for f in delegation.fallbacks]
-        meta["partition_nodes"] = [{k: list(v) for k, v in p.items()} for p in partitions]
-        deployed.write_program(key, pte, meta)
-    return _keep(key, Lowered(pte, delegation, operators, seconds, partitions=partitions))
-
-
-def _keep(key: str, lowered: Lowered) -> Lowered:
-    _LOWERED.pop(key, None)
-    _LOWERED[key] = lowered
-    while len(_LOWERED) > KEEP_LOWERED:
-        _LOWERED.pop(next(iter(_LOWERED)))
-    return lowered
+from mbprof.core.errors import MbprofError
+from mbprof.core.settings import LatencySettings
 
 
 def thread_count() -> int:
@@ -372,21 +90,21 @@ class Loaded:
         return self.method.execute([x])[0]
 
 
-def prepare_executorch(
-    model: nn.Module, example: torch.Tensor, settings: LatencySettings, notes: list[str]
-) -> Prepared:
-    """The executorch backend: the program lowered (fp32, or int8 with the same backend's
-    fp32 program beside it for the speed-up), loaded on ``settings.threads`` threads, its
-    output checked against the model's, and the delegation in the notes."""
-    example = example.contiguous()
+def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
+    """The program lowered (fp32, or int8 with the same backend's fp32 program beside it
+    for the speed-up), loaded on ``settings.threads`` threads, its output checked against
+    the model's, and the delegation in the notes."""
+    model, settings, notes = form.model, form.settings, form.notes
+    example = form.example.contiguous()
     with torch.inference_mode():
         expected = model(example)
+    int8 = settings.quantize == "int8"
     lowered = lower(model, example, settings.quantize, cache=settings.cache_programs)
     program = Loaded(lowered, settings.threads)
     notes.append(lowered.delegation.note())
     notes.append(
         "compile_s: torch.export + "
-        + ("int8 quantization (PT2E) + " if settings.quantize == "int8" else "")
+        + ("int8 quantization (PT2E) + " if int8 else "")
         + "lowering to XNNPACK + serialisation to a .pte"
     )
     if lowered.seconds is None:
@@ -400,37 +118,245 @@ def prepare_executorch(
         "portable_ops": len(lowered.delegation.fallbacks),
     }
     inputs = [example]
-    run = lambda: program.method.execute(inputs)  # noqa: E731 - the timed call, nothing more
-    if settings.quantize == "none":
-        check_same_output(expected, run()[0], "ExecuTorch")
-        return Prepared(
-            run=run,
-            compile_s=lowered.seconds,
-            notes=notes,
-            figures=figures,
-            module=model,
-            example=example,
-            program=lowered,
+    reference = None
+    if int8:
+        notes.append(
+            "int8: PT2E with the XNNPACK quantizer (weights int8 symmetric per channel, "
+            f"activations int8 per tensor, calibrated on {CALIBRATION_BATCHES} random batches "
+            "of the input shape)"
         )
-    from mbprof.analysis.latency.quantize import CALIBRATION_BATCHES, closeness
+        fp32 = lower(model, example, "none", cache=settings.cache_programs)
+        reference = Loaded(fp32, settings.threads)
+        check_same_output(expected, reference(example), "ExecuTorch (fp32)")
+        figures["fp32_deployed_bytes"] = len(fp32.pte)
+        figures.update(closeness(model, program, tuple(example.shape), notes, "executorch"))
+    else:
+        check_same_output(expected, program(example), "ExecuTorch")
 
-    notes.append(
-        "int8: PT2E with the XNNPACK quantizer (weights int8 symmetric per channel, "
-        f"activations int8 per tensor, calibrated on {CALIBRATION_BATCHES} random batches of "
-        "the input shape)"
-    )
-    fp32 = lower(model, example, "none", cache=settings.cache_programs)
-    reference = Loaded(fp32, settings.threads)
-    check_same_output(expected, reference(example), "ExecuTorch (fp32)")
-    figures["fp32_deployed_bytes"] = len(fp32.pte)
-    figures.update(closeness(model, program, tuple(example.shape), notes, "executorch"))
+    def layers(passes: int) -> tuple[RawProfile, str]:
+        found = layer_profile(model, tuple(example.shape), settings, passes, lowered=lowered)
+        how = (
+            f"ExecuTorch's ETDump, {passes} runs, XNNPACK's own time for each of its "
+            "operators (1 us resolution: layers under 20 us leave the compute ceiling "
+            "as it is), matched to the graph's nodes in order"
+        )
+        return raw_profile(found, model, example, settings.quantize), how
+
     return Prepared(
-        run=run,
+        run=lambda: program.method.execute(inputs),
         compile_s=lowered.seconds,
         notes=notes,
-        reference=lambda: reference.method.execute(inputs),
+        reference=(lambda: reference.method.execute(inputs)) if reference else None,
         figures=figures,
-        module=model,
-        example=example,
-        program=lowered,
+        threads=thread_count,
+        layers=layers,
     )
+
+
+# --------------------------------------------------------------------------- per operator
+
+
+LAYOUT = "(layout)"
+OVERHEAD = "(delegate overhead)"
+OUTSIDE = "(outside any operator)"
+# XNNPACK operator names -> the kind of graph node they run; names not listed are layout.
+XNNPACK_KINDS = {
+    "Convolution": "conv",
+    "Fully Connected": "conv",
+    "Deconvolution": "conv",
+    "Add": "add",
+    "Subtract": "sub",
+    "Multiply": "mul",
+    "Divide": "div",
+    "Mean": "mean",
+    "Global Average Pooling": "mean",
+    "Average Pooling": "avg_pool",
+    "Max Pooling": "max_pool",
+    "Hardswish": "hardswish",
+    "Sigmoid": "sigmoid",
+    "Concatenate": "cat",
+    "Softmax": "softmax",
+}
+
+
+@dataclass(frozen=True)
+class OpTime:
+    """One operator's median time over the profiled runs."""
+
+    path: str  # module path, or LAYOUT / OVERHEAD / OUTSIDE, or "(unmapped)"
+    kind: str  # conv, add, mean, ... ("layout" for layout operators)
+    kernel: str  # XNNPACK's operator name, or "portable aten.cumsum.out"
+    delegated: bool
+    median_ms: float
+    runs_ms: tuple[float, ...] = ()  # its time in each profiled run, in order
+
+
+@dataclass(frozen=True)
+class ExecutorchProfile:
+    """``ops`` in execution order; they sum to ``method_ms`` (the median of
+    ``Method::execute`` over ``runs`` runs) with the overhead rows included."""
+
+    ops: tuple[OpTime, ...]
+    method_ms: float
+    runs: int
+    unmapped: int  # XNNPACK operators of a kind no graph node was left for
+    method_runs_ms: tuple[float, ...] = ()  # Method::execute in each profiled run
+
+    def by_path(self) -> dict[str, float]:
+        """Median milliseconds per module path, summed over its operators."""
+        paths: dict[str, float] = {}
+        for op in self.ops:
+            paths[op.path] = paths.get(op.path, 0.0) + op.median_ms
+        return paths
+
+
+def _events(pte_program: Any, folder: str) -> list[Any]:
+    """The events of the Execute block of a profiled program's ETDump."""
+    import warnings
+
+    etdump = os.path.join(folder, "program.etdp")
+    with native_quiet():
+        has = pte_program._program.has_etdump()
+        if has:
+            pte_program.write_etdump_result_to_file(etdump, os.path.join(folder, "debug.bin"))
+    if not has or not os.path.exists(etdump):
+        raise MbprofError(
+            "layers: this ExecuTorch build has no event tracer (ETDump), so it cannot time "
+            "operators; install the executorch wheel from PyPI, which has it",
+            field="layers",
+        )
+    from executorch.devtools import Inspector
+
+    with native_quiet(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one "Unsupported kwarg" warning per graph node
+        inspector = Inspector(etdump_path=etdump)
+    blocks = [b for b in inspector.event_blocks if b.name == "Execute"]
+    return list(blocks[0].events) if blocks else []
+
+
+def _p50(event: Any) -> float:
+    return float(event.perf_data.p50) if event.perf_data is not None else 0.0
+
+
+def _last(event: Any, runs: int) -> tuple[float, ...]:
+    """The event's time in each of the last ``runs`` runs (the warm-up runs come first)."""
+    if event.perf_data is None:
+        return ()
+    return tuple(float(t) for t in event.perf_data.raw[-runs:])
+
+
+def _minus(total: tuple[float, ...], parts: list[tuple[float, ...]]) -> tuple[float, ...]:
+    """``total`` less the sum of ``parts``, run by run (empty when the runs do not line up)."""
+    if not total or any(len(p) != len(total) for p in parts):
+        return ()
+    return tuple(t - sum(p[k] for p in parts) for k, t in enumerate(total))
+
+
+def layer_profile(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    settings: LatencySettings,
+    runs: int = 20,
+    warmup: int = 3,
+    lowered: Lowered | None = None,
+) -> ExecutorchProfile:
+    """Lower ``model`` as the executorch backend does (fp32, or int8 with
+    ``settings.quantize``; or take ``lowered``, a program lowered from it in this process),
+    load it with the event tracer on ``settings.threads`` threads, run it ``warmup + runs``
+    times and return each operator's median time, mapped to module paths (see the module's
+    docstring)."""
+    example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
+    if lowered is None:
+        lowered = lower(model, example, settings.quantize)
+    program = Loaded(lowered, settings.threads or 1, etdump=True)
+    for _ in range(warmup + runs):
+        program(example)
+    with tempfile.TemporaryDirectory(prefix="mbprof-etdump-") as folder:
+        events = _events(program.program, folder)
+    partitions = iter(lowered.partitions)
+    fallbacks = list(lowered.delegation.fallbacks)
+    ops: list[OpTime] = []
+    pending: list[Any] = []
+    method_ms = unmapped = 0
+    method_runs: tuple[float, ...] = ()
+    for event in events:
+        if event.is_delegated_op:
+            pending.append(event)
+        elif event.name == "DELEGATE_CALL":
+            kinds = {kind: list(paths) for kind, paths in next(partitions, {}).items()}
+            inside = 0.0
+            for op in pending:
+                kernel = re.sub(r" #\d+$", "", op.name)
+                kind = next((v for k, v in XNNPACK_KINDS.items() if kernel.startswith(k)), None)
+                paths = kinds.get(kind or "", [])
+                if kind is None:
+                    path, kind = LAYOUT, "layout"
+                elif paths:
+                    path = paths.pop(0)
+                else:
+                    path, unmapped = "(unmapped)", unmapped + 1
+                ops.append(OpTime(path, kind, kernel, True, _p50(op), _last(op, runs)))
+                inside += _p50(op)
+            overhead = _minus(_last(event, runs), [_last(op, runs) for op in pending])
+            ops.append(
+                OpTime(OVERHEAD, "overhead", "DELEGATE_CALL", True, _p50(event) - inside, overhead)
+            )
+            pending = []
+        elif event.name.startswith("native_call_"):
+            name = event.name.removeprefix("native_call_")
+            base = name.split(".")[0]
+            match = next((f for f in fallbacks if f.op.split(".")[1] == base), None)
+            if match is not None:
+                fallbacks.remove(match)
+            path = match.path if match is not None else "(unmapped)"
+            ops.append(
+                OpTime(
+                    path or "(model)",
+                    base,
+                    f"portable aten.{name}",
+                    False,
+                    _p50(event),
+                    _last(event, runs),
+                )
+            )
+        elif event.name == "Method::execute":
+            method_ms, method_runs = _p50(event), _last(event, runs)
+    outside = method_ms - sum(op.median_ms for op in ops)
+    rest = _minus(method_runs, [op.runs_ms for op in ops])
+    ops.append(OpTime(OUTSIDE, "overhead", "Method::execute", False, outside, rest))
+    return ExecutorchProfile(tuple(ops), method_ms, runs, unmapped, method_runs)
+
+
+def raw_profile(
+    profile: ExecutorchProfile, module: nn.Module, example: torch.Tensor, quantize: str
+) -> RawProfile:
+    """The rows of ``bench --layers`` from an ExecuTorch profile: each module path's
+    operators summed run by run (layout operators and the delegate's overhead in rows of
+    their own; the rest of ``Method::execute`` is left to the table's "(outside any layer)"
+    row), with the bytes each module moves in the eager model (fp32: the same tensors the
+    program reads and writes; an int8 program moves about a quarter of them, so none are
+    given)."""
+    owners, shapes = discover(module, example)
+    kinds = {path: type(m).__name__ for path, m in module.named_modules()}
+    rows: dict[str, RawLayer] = {}
+    for op in profile.ops:
+        if op.path == OUTSIDE or not op.runs_ms:
+            continue
+        path = "" if op.path == "(model)" else op.path
+        key = display_path(path) if path in kinds else op.path
+        row = rows.get(key)
+        if row is None:
+            mapped = op.path != "(unmapped)"
+            row = RawLayer(key, kinds.get(path, op.kind), [0.0] * len(op.runs_ms), mapped=mapped)
+            owner = owners.get(path) if path in kinds else None
+            if owner is not None and quantize == "none":
+                row.bytes_moved = owner.bytes_moved
+            row.out_shape = shapes.get(path) if path in kinds else None
+            rows[key] = row
+        for k, t in enumerate(op.runs_ms[: len(row.times_us)]):
+            row.times_us[k] += t * 1e3
+        row.ops += 1
+    walls = list(profile.method_runs_ms) or [profile.method_ms]
+    # XNNPACK's operator times come in whole microseconds: a layer under 20 of them is timed
+    # too coarsely (5% and worse) for its rate to raise the compute ceiling.
+    return RawProfile(rows=list(rows.values()), walls_ms=walls, resolution_ms=0.02)

@@ -59,6 +59,8 @@ class RawLayer:
 class RawProfile:
     rows: list[RawLayer]
     walls_ms: list[float]  # each profiled pass, end to end
+    # A layer timed within this says nothing of its rate (it cannot raise the compute ceiling).
+    resolution_ms: float = 0.0
 
     @property
     def profiled_ms(self) -> float:

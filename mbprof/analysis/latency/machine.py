@@ -1,39 +1,212 @@
-"""The machine reference, measured once and cached: two ceilings for a device and threads,
-compute (the best rate of a matrix product over a few sizes, per dtype) and memory
-bandwidth (a large streaming copy)."""
+"""This machine: what it is (the ``Environment`` every ``Timing`` carries, so that a latency
+figure never travels without the hardware and software that produced it), what it can run
+(``resolve_settings``: latency settings checked against it once, by the runtimes' table
+``mbprof.core.settings.RUNTIMES``) and its two ceilings, measured once and cached: compute
+(the best rate of a matrix product over a few sizes, per dtype) and memory bandwidth (a
+large streaming copy)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import json
 import os
-import tempfile
+import platform
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from mbprof.analysis.latency.environment import cpu_model, device_name
-from mbprof.analysis.latency.settings import TORCH_DTYPES
-from mbprof.analysis.latency.timer import CpuClock, CudaClock, time_blocks
-from mbprof.core.files import CACHE_ENV, cache_dir  # noqa: F401  (one place for the folder)
+from mbprof.analysis.latency.stability import clock_for, time_blocks
+from mbprof.core.errors import MbprofError
+from mbprof.core.files import cache_dir, write_atomic
+from mbprof.core.records import Environment
+from mbprof.core.settings import (
+    RUNTIMES,
+    LatencySettings,
+    ResolvedLatency,
+    check_latency,
+    resolved,
+    spoken,
+)
 
+TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PEAK_FILE = "machine_peak.json"
-
-
-def peak_key(device: str, threads: int, dtype: str) -> str:
-    return (
-        f"{device}|{device_name(device)}|{cpu_model()}|threads={threads}|{dtype}"
-        f"|torch {torch.__version__}"
-    )
-
-
 # A few matrix sizes: the best rate over them is the compute ceiling (one size alone can
 # miss the machine's sweet spot: too small to fill every core, or too big for the caches).
 MATMUL_SIZES = {"cpu": (256, 512, 1024), "cuda": (2048, 4096, 8192)}
-MATMUL_N = {"cpu": 1024, "cuda": 4096}  # the largest, for a quick single-size measurement
 COPY_BYTES = {"cpu": 1 << 28, "cuda": 1 << 30}  # per buffer: far beyond any cache
+
+
+# --------------------------------------------------------------------------- what it is
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's marketing name: /proc/cpuinfo's 'model name' (x86) or 'Hardware' /
+    'Model' (ARM), else what the platform module knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            fields: dict[str, str] = {}
+            for line in cpuinfo:
+                key, sep, value = line.partition(":")
+                if sep and value.strip():
+                    fields.setdefault(key.strip().lower(), value.strip())
+        for key in ("model name", "hardware", "model", "cpu model", "processor"):
+            value = fields.get(key, "")
+            if value and not value.isdigit():
+                return value
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def device_name(device: str) -> str:
+    """The GPU's name for "cuda", the CPU model for "cpu"."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return cpu_model()
+
+
+def environment(settings: LatencySettings) -> Environment:
+    """The environment of a run with resolved ``settings`` (device and threads decided)."""
+    if settings.device not in ("cpu", "cuda") or settings.threads is None:
+        raise ValueError("environment() needs resolved settings (see latency.resolve_settings)")
+    package = RUNTIMES[settings.backend].package
+    return Environment(
+        torch_version=torch.__version__,
+        device=settings.device,
+        device_name=device_name(settings.device),
+        cpu_model=cpu_model(),
+        cpu_count=os.cpu_count() or 1,
+        threads=settings.threads,
+        backend=settings.backend,
+        backend_version=torch.__version__ if package == "torch" else version(package),
+        dtype=settings.dtype,
+        batch=settings.batch,
+        memory_format=settings.memory_format,
+        fuse_bn=settings.fuse_bn,
+        quantize=settings.quantize,
+    )
+
+
+# --------------------------------------------------------------------------- what it can run
+
+
+def _probe_dtype(device: str, dtype: torch.dtype) -> None:
+    """Run the ops of a mobile network once in ``dtype`` on ``device`` (raises if it cannot)."""
+    probe = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU6(),
+        nn.Conv2d(8, 8, 3, padding=1, groups=8),
+        nn.Hardswish(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+    ).eval()
+    probe = probe.to(device=device, dtype=dtype)
+    with torch.inference_mode():
+        x = torch.randn(1, 3, 8, 8, device=device, dtype=dtype)
+        probe(x) + 1
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+@functools.cache
+def _dtype_runs(device: str, dtype: str) -> str:
+    """'' when ``dtype`` runs on ``device``, else why not (probed once per process)."""
+    try:
+        _probe_dtype(device, TORCH_DTYPES[dtype])
+    except RuntimeError as exc:  # also NotImplementedError (a subclass): no kernel for the dtype
+        text = str(exc).strip()
+        return text.splitlines()[0] if text else type(exc).__name__
+    return ""
+
+
+def _missing(modules: tuple[str, ...]) -> list[str]:
+    missing = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
+def _check_runtime(settings: LatencySettings, device: str) -> None:
+    """What the backend's runtime accepts (``RUNTIMES``): devices, dtypes, the memory layout
+    and its modules installed."""
+    backend, runtime = settings.backend, RUNTIMES[settings.backend]
+    if device not in runtime.devices:
+        raise MbprofError(
+            f"backend {backend} runs {runtime.runs}; use device {spoken(runtime.devices)}",
+            field="backend",
+        )
+    if settings.dtype not in runtime.dtypes:
+        raise MbprofError(
+            f"dtype {settings.dtype}: the {backend} backend runs {spoken(runtime.dtypes)} "
+            f"models only; use {runtime.dtypes[0]}",
+            field="dtype",
+        )
+    if settings.channels_last and runtime.layout:
+        accept = [name for name, r in RUNTIMES.items() if not r.layout]
+        raise MbprofError(
+            f"channels_last applies to the {' and '.join(accept)} backends; {runtime.layout}",
+            field="channels_last",
+        )
+    missing = _missing(runtime.modules)
+    if missing:
+        which = "which are" if len(missing) > 1 else "which is"
+        raise MbprofError(
+            f"backend {backend} needs {', '.join(missing)}, {which} not installed; "
+            f'install the optional extra: pip install "mbprof[{runtime.extra}]"',
+            field="backend",
+        )
+
+
+def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
+    """Check ``settings`` and decide what "auto" means here: the device ("cuda" when torch
+    sees a GPU and the backend runs there) and the thread count (torch's current one).
+    Raises ``MbprofError`` with one sentence naming the field for anything this machine
+    cannot run, before any model is built. Settings already resolved are returned as they
+    are: nothing below the API checks them again."""
+    if isinstance(settings, ResolvedLatency):
+        return settings
+    settings = check_latency(settings)  # torch-free; a no-op for checked settings
+    device = settings.device
+    if device == "auto":
+        usable = torch.cuda.is_available() and "cuda" in RUNTIMES[settings.backend].devices
+        device = "cuda" if usable else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MbprofError(
+            f"device cuda: torch {torch.__version__} sees no CUDA GPU on this machine; "
+            "use cpu or auto",
+            field="device",
+        )
+    _check_runtime(settings, device)
+    if settings.dtype == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
+        raise MbprofError(
+            f"dtype bf16: {device_name('cuda')} does not support bfloat16; use fp16 or fp32",
+            field="dtype",
+        )
+    if settings.dtype != "fp32":
+        why = _dtype_runs(device, settings.dtype)
+        if why:
+            raise MbprofError(
+                f"dtype {settings.dtype} cannot run on {device} ({device_name(device)}): "
+                f"{why}; use fp32",
+                field="dtype",
+            )
+    threads = settings.threads if settings.threads is not None else torch.get_num_threads()
+    return resolved(settings, device=device, threads=threads)
+
+
+# --------------------------------------------------------------------------- its ceilings
 
 
 @contextlib.contextmanager
@@ -55,15 +228,14 @@ def measure_matmul_peak(
     2 n^3 FLOPs, over the sizes of ``MATMUL_SIZES`` (or the one ``n`` given): each size's
     blocks are timed for its share of ``min_time_s`` and the fastest block is kept.
     Independent of how busy the machine is but for the noise. Returns (GFLOP/s, best n)."""
-    kind = "cuda" if device.startswith("cuda") else "cpu"
-    sizes = (n,) if n else MATMUL_SIZES[kind]
+    sizes = (n,) if n else MATMUL_SIZES["cuda" if device.startswith("cuda") else "cpu"]
     torch_dtype = TORCH_DTYPES[dtype]
-    clock = CudaClock(device) if kind == "cuda" else CpuClock()
     best = (0.0, sizes[-1])
     with _with_threads(threads):
         for size in sizes:
             a = torch.randn(size, size, device=device).to(torch_dtype)
             b = torch.randn(size, size, device=device).to(torch_dtype)
+            clock = clock_for(device)
             stats = time_blocks(lambda a=a, b=b: torch.mm(a, b), min_time_s / len(sizes), 2, clock)
             best = max(best, (2 * size**3 / min(stats.per_run_s) / 1e9, size))
     return best
@@ -81,11 +253,10 @@ def measure_bandwidth(
         from mbprof.analysis.footprint import available_memory_bytes
 
         nbytes = max(1 << 20, min(nbytes, available_memory_bytes() // 8))
-    clock = CudaClock(device) if kind == "cuda" else CpuClock()
     with _with_threads(threads):
         src = torch.ones(nbytes // 4, device=device)
         dst = torch.empty_like(src)
-        stats = time_blocks(lambda: dst.copy_(src), min_time_s, 2, clock)
+        stats = time_blocks(lambda: dst.copy_(src), min_time_s, 2, clock_for(device))
     return 2 * src.nbytes / min(stats.per_run_s) / 1e9, src.nbytes
 
 
@@ -119,16 +290,17 @@ def _cached(key: str, measure, refresh: bool, at_least: float | None, unit: str)
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{PEAK_FILE}.", dir=path.parent)
-    except OSError:
-        return value
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(cache, handle, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        write_atomic(path, json.dumps(cache, indent=2, sort_keys=True))
+    except (OSError, MbprofError):
+        pass
     return value
+
+
+def peak_key(device: str, threads: int, dtype: str) -> str:
+    return (
+        f"{device}|{device_name(device)}|{cpu_model()}|threads={threads}|{dtype}"
+        f"|torch {torch.__version__}"
+    )
 
 
 def machine_peak_gflops(

@@ -1,8 +1,10 @@
-"""The per-layer table finished: each layer's MAdds and geometry joined by module path, its
-derived figures (shares, arithmetic intensity, achieved rates, the ceiling it is under)
-and the two ceilings of the machine reference.
+"""Where a configuration's time goes, layer by layer, on the runtime it is timed with (each
+runtime's own profile: ``Prepared.layers``), joined to the counted layers and the machine's
+two ceilings.
 
-The roofline: at an arithmetic intensity I (FLOPs per byte moved) a layer can run at most
+Each layer's MAdds and geometry are joined by module path, with its derived figures
+(shares, arithmetic intensity, achieved rates, the ceiling it is under). The roofline: at
+an arithmetic intensity I (FLOPs per byte moved) a layer can run at most
 min(compute, I x bandwidth) GFLOP/s. Left of the ridge point (compute / bandwidth) the
 memory ceiling bounds it ("memory"), right of it the compute ceiling ("compute"); its
 "roof %" is its achieved rate as a share of that bound. FLOPs are 2 x MAdds x batch (the
@@ -14,12 +16,25 @@ that beat the matrix-product reference shows the reference was measured low).
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
+import torch
+from torch import nn
+
+from mbprof.analysis.latency.harness import prepare
 from mbprof.analysis.latency.layers import OUTSIDE, RawLayer, RawProfile
-from mbprof.core.records import LayerProfile, LayerRow, LayerTime
+from mbprof.analysis.latency.machine import machine_bandwidth_gbs, machine_peak_gflops
+from mbprof.core.errors import MbprofError
+from mbprof.core.records import CountReport, LayerProfile, LayerRow, LayerTime
+from mbprof.core.settings import LAYER_BACKENDS, ResolvedLatency, spoken
 
 MEMORY, COMPUTE = "memory", "compute"
+MIN_PASSES, MAX_PASSES = 10, 50
+OVERHEAD_LIMIT_PCT = 10.0
+OUTSIDE_LIMIT_PCT = 30.0  # of the profiled pass outside any layer: said in a note
 
 
 def layer_kind(module_type: str, counted: LayerRow | None) -> str:
@@ -42,6 +57,16 @@ def _geometry(row: LayerRow | None) -> dict:
     return {"kernel": row.kernel, "stride": row.stride, "groups": row.groups}
 
 
+def achieved(raw: RawProfile, madds: Mapping[str, int], batch: int) -> list[float]:
+    """The GFLOP/s of each layer with MAdds, but those timed within the profile's
+    resolution (times that coarse say nothing of a rate)."""
+    return [
+        2 * madds[r.path] * batch / (r.time_ms * 1e-3) / 1e9
+        for r in raw.rows
+        if madds.get(r.path) and r.time_ms > raw.resolution_ms
+    ]
+
+
 def finish(
     raw: RawProfile,
     counted: Iterable[LayerRow],
@@ -52,29 +77,20 @@ def finish(
     latency_ms: float,
     compute_gflops: float,
     bandwidth_gbs: float,
-    geometry: Mapping[str, LayerRow] | None = None,
-    notes: Iterable[str] = (),
-    resolution_ms: float = 0.0,
 ) -> LayerProfile:
     """The ``LayerProfile`` of a raw profile: rows joined to the counted layers by path
-    (MAdds per image; kernel, stride, groups from ``geometry`` or the counted rows), the
-    "(outside any layer)" row last, every derived figure, the ceilings. A layer that ran
-    faster than the compute ceiling raises it, unless its time is within
-    ``resolution_ms`` (times that coarse say nothing of its rate)."""
+    (MAdds per image; kernel, stride, groups), the "(outside any layer)" row last, every
+    derived figure, the ceilings. A layer that ran faster than the compute ceiling raises
+    it (``achieved``)."""
     by_path = {row.path: row for row in counted}
-    geometry = geometry or by_path
     rows: list[RawLayer] = sorted(raw.rows, key=lambda r: -r.time_ms)
     inside = sum(r.time_ms for r in rows)
     outside = max(0.0, raw.profiled_ms - inside)
     total = inside + outside
     madds_total = sum(r.madds for r in by_path.values()) or 1
-    achieved = [
-        2 * by_path[r.path].madds * batch / (r.time_ms * 1e-3) / 1e9
-        for r in rows
-        if r.path in by_path and r.time_ms > resolution_ms and by_path[r.path].madds
-    ]
-    compute = max([compute_gflops, *achieved])
-    notes = list(notes)
+    rates = achieved(raw, {path: row.madds for path, row in by_path.items()}, batch)
+    compute = max([compute_gflops, *rates])
+    notes = []
     if compute > compute_gflops:
         notes.append(
             f"a layer ran at {compute:.1f} GFLOP/s, above the matrix-product reference "
@@ -114,7 +130,7 @@ def finish(
                 bound=bound,
                 roof_pct=roof,
                 kind=layer_kind(r.type, by_path.get(r.path)) if r.mapped else "unmapped",
-                **_geometry(geometry.get(r.path)),
+                **_geometry(by_path.get(r.path)),
             )
         )
     finished.append(
@@ -151,3 +167,103 @@ def kind_shares(profile: LayerProfile) -> dict[str, tuple[int, float, float]]:
         entry[1] += row.time_share_pct
         entry[2] += row.madds_share_pct
     return {kind: (int(n), time, madds) for kind, (n, time, madds) in shares.items()}
+
+
+# --------------------------------------------------------------------------- profiled
+
+
+def check_layer_backend(backend: str) -> None:
+    """Refuse a backend whose time cannot be split per layer (torch.compile's fused
+    kernels belong to no module), naming the ones that can be."""
+    if backend not in LAYER_BACKENDS:
+        raise MbprofError(
+            f"backend {backend} cannot be profiled per layer (its compiled kernels belong to "
+            f"no module); per-layer times come from {spoken(LAYER_BACKENDS)}",
+            field="backend",
+        )
+
+
+def profile_layers(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    settings: ResolvedLatency,
+    latency_ms: float,
+    counts: CountReport,
+) -> LayerProfile:
+    """Per-layer time of ``model`` prepared as ``settings`` times it (dtype, layout, batch
+    norm folded or not, ONNX export), on an input of ``input_shape``; ``latency_ms`` is its
+    latency measured the usual way (the profiler's overhead is said against it, and the
+    passes are as many as ``min_time_s`` holds, within MIN_PASSES..MAX_PASSES) and
+    ``counts`` its counted layers (MAdds per image, geometry)."""
+    check_layer_backend(settings.backend)
+    wanted = math.ceil(settings.min_time_s / max(latency_ms * 1e-3, 1e-6))
+    passes = max(MIN_PASSES, min(MAX_PASSES, wanted))
+    previous = torch.get_num_threads()
+    try:
+        with contextlib.ExitStack() as stack:
+            torch.set_num_threads(settings.threads)
+            raw, how = prepare(model, input_shape, settings, stack).layers(passes)
+    finally:
+        torch.set_num_threads(previous)
+    # A layer faster than the cached reference: the reference was measured on a busy
+    # machine; it is measured again (the cache keeps the best), and never left below.
+    madds = {row.path: row.madds for row in counts.layers}
+    fastest = max(achieved(raw, madds, settings.batch), default=None)
+    compute = machine_peak_gflops(
+        settings.device, settings.threads, settings.dtype, at_least=fastest
+    )
+    profile = finish(
+        raw,
+        counts.layers,
+        backend=settings.backend,
+        batch=settings.batch,
+        dtype=settings.dtype,
+        latency_ms=latency_ms,
+        compute_gflops=compute,
+        bandwidth_gbs=machine_bandwidth_gbs(settings.device, settings.threads),
+    )
+    return _with_notes(profile, how)
+
+
+def _with_notes(profile: LayerProfile, how: str) -> LayerProfile:
+    overhead = profile.overhead_pct
+    notes = [
+        f"Per layer ({how}): the median over passes of a layer's time; the rows and "
+        f"'(outside any layer)' (the rest of the median profiled pass: Python between the "
+        f"ops, hooks, the profiler's bookkeeping) sum to {profile.profiled_ms:.2f} ms.",
+        f"The profiler's own overhead: a profiled pass took {profile.profiled_ms:.2f} ms, "
+        f"{overhead:+.0f}% against {profile.latency_ms:.2f} ms timed the usual way"
+        + (
+            f"; above {OVERHEAD_LIMIT_PCT:.0f}%, so the shares of small layers are inflated."
+            if overhead > OVERHEAD_LIMIT_PCT
+            else f"; faster by more than {OVERHEAD_LIMIT_PCT:.0f}%: the plain timing was "
+            "slowed (a busy machine?), read the layers' shares rather than their milliseconds."
+            if overhead < -OVERHEAD_LIMIT_PCT
+            else "."
+        ),
+        f"Ceilings: compute {profile.compute_gflops:.1f} GFLOP/s (the best matrix product, "
+        f"{profile.dtype}), memory {profile.bandwidth_gbs:.1f} GB/s (a large streaming copy); "
+        f"the ridge point is {profile.ridge:.1f} FLOP/B: a layer left of it is bound by "
+        "memory traffic. Layers above the memory ceiling ran from the caches.",
+    ]
+    shares = kind_shares(profile)
+    parts = [
+        f"{kind} ({n} layer{'s' if n != 1 else ''}): {time:.1f}% of the time, {madds:.1f}% of the MAdds"
+        for kind, (n, time, madds) in sorted(shares.items(), key=lambda kv: -kv[1][1])
+    ]
+    if parts:
+        notes.append("By kind: " + "; ".join(parts) + ".")
+    outside = profile.rows[-1].time_share_pct if profile.rows else 0.0  # the last row
+    if outside > OUTSIDE_LIMIT_PCT:
+        notes.append(
+            f"{outside:.0f}% of the profiled pass is outside any layer (Python between the "
+            "ops, the profiler's bookkeeping, or other processes on a busy machine: then try "
+            "--threads 1 or a quiet machine); the layers' shares are of the whole pass."
+        )
+    unmapped = sum(1 for row in profile.rows if not row.mapped)
+    if unmapped:
+        notes.append(
+            f"{unmapped} ops could not be mapped to a module (no module scope recorded, "
+            "or a TorchScript module): each has its own row, marked unmapped."
+        )
+    return replace(profile, notes=(*profile.notes, *notes))

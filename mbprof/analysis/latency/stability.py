@@ -1,5 +1,6 @@
-"""How sound a latency figure is: the spread of its runs and what the machine did while it
-ran, judged into a verdict ("stable" or "unstable") with one short reason per failed check.
+"""How a latency is timed and how sound the figure is: clocks, blocks of runs
+(``time_blocks``), the machine's load over the window, and the verdict ("stable" or
+"unstable", with one short reason per failed check).
 
 What pyperf and hyperfine do, and what is done here instead:
 - pyperf warns when stdev / mean exceeds 10% (an error above 20%) and when a raw value is
@@ -18,17 +19,22 @@ What pyperf and hyperfine do, and what is done here instead:
 - A drift between the first and the second half of the runs (a load that came or went in
   the middle) is a reason too, even when the spread is small.
 
-Everything here is plain Python, so the verdict can be tested on synthetic timings.
+Everything but ``CudaClock`` is plain Python, so the verdict can be tested on synthetic
+timings.
 """
 
 from __future__ import annotations
 
+import gc
+import math
 import os
 import statistics
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
+MIN_BLOCKS = 5
+CLOCK_SHARE = 1e-3  # the clock may cost at most this share of a block
 SPREAD_LIMIT_PCT = 25.0  # (p90 - p10) / median
 MIN_STABLE_BLOCKS = 10  # fewer timed blocks: the deciles are interpolated extremes
 DRIFT_LIMIT_PCT = 10.0  # medians of the first and the second half of the blocks
@@ -36,6 +42,97 @@ OTHER_LOAD_MARGIN = 0.25  # CPUs other processes may take beyond the ones left i
 STEAL_LIMIT = 0.10  # CPUs the hypervisor may take (steal time)
 FREQUENCY_CHANGE_PCT = 10.0
 STABLE, UNSTABLE = "stable", "unstable"
+
+
+# --------------------------------------------------------------------------- the timer
+
+
+class CpuClock:
+    """Wall time of a block on the CPU (``time.perf_counter``)."""
+
+    def sync(self) -> None:
+        pass
+
+    def time_block(self, fn: Callable[[], object], runs: int) -> float:
+        start = time.perf_counter()
+        for _ in range(runs):
+            fn()
+        return time.perf_counter() - start
+
+
+class CudaClock:
+    """GPU time of a block between two CUDA events, waited for at the end of the block."""
+
+    def __init__(self, device: str = "cuda") -> None:
+        self.device = device
+
+    def sync(self) -> None:
+        import torch
+
+        torch.cuda.synchronize(torch.device(self.device))
+
+    def time_block(self, fn: Callable[[], object], runs: int) -> float:
+        import torch
+
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(runs):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3  # elapsed_time is in milliseconds
+
+
+def clock_for(device: str) -> CpuClock | CudaClock:
+    return CudaClock(device) if device.startswith("cuda") else CpuClock()
+
+
+@dataclass(frozen=True)
+class BlockStats:
+    median_s: float
+    p10_s: float
+    p90_s: float
+    runs: int
+    blocks: int
+    runs_per_block: int
+    per_run_s: tuple[float, ...] = field(repr=False)
+
+
+def time_blocks(
+    fn: Callable[[], object],
+    min_time_s: float,
+    warmup: int,
+    clock: CpuClock | CudaClock | None = None,
+    min_blocks: int = MIN_BLOCKS,
+) -> BlockStats:
+    """Warm up, then time blocks of runs of ``fn`` until ``min_time_s`` seconds and
+    ``min_blocks`` blocks are collected (the convention: ``mbprof.analysis.latency``)."""
+    clock = clock or CpuClock()
+    for _ in range(warmup):
+        fn()
+    clock.sync()
+    overhead = statistics.median(clock.time_block(lambda: None, 0) for _ in range(5))
+    first = max(clock.time_block(fn, 1), 1e-9)  # one more warm run that sizes the blocks
+    runs = max(1, math.ceil(overhead / (CLOCK_SHARE * first)))
+    runs = min(runs, max(1, int(min_time_s / min_blocks / first)))
+    per_run: list[float] = []
+    total = 0.0
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        while total < min_time_s or len(per_run) < min_blocks:
+            elapsed = clock.time_block(fn, runs)
+            per_run.append(elapsed / runs)
+            total += elapsed
+    finally:
+        if was_enabled:
+            gc.enable()
+    p10, median, p90 = deciles(per_run)
+    return BlockStats(median, p10, p90, runs * len(per_run), len(per_run), runs, tuple(per_run))
+
+
+# --------------------------------------------------------------------------- the machine's load
 
 
 @dataclass(frozen=True)

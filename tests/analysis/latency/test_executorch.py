@@ -13,17 +13,16 @@ from torch import nn
 
 pytest.importorskip("executorch")
 
-from mbprof.analysis.latency import deployed, executorch, per_layer, time_model  # noqa: E402
-from mbprof.analysis.latency.backends import threads_in_use  # noqa: E402
+from mbprof.analysis.latency import lowering, roofline  # noqa: E402
 from mbprof.analysis.latency.executorch import (  # noqa: E402
-    Fallback,
     Loaded,
-    lower,
-    modules,
-    native_quiet,
+    _events,
+    layer_profile,
+    thread_count,
 )
-from mbprof.analysis.latency.executorch_layers import _events, layer_profile  # noqa: E402
-from mbprof.analysis.latency.settings import resolve_settings  # noqa: E402
+from mbprof.analysis.latency.harness import time_model  # noqa: E402
+from mbprof.analysis.latency.lowering import Fallback, lower, modules, native_quiet  # noqa: E402
+from mbprof.analysis.latency.machine import resolve_settings  # noqa: E402
 from mbprof.api import build_sized  # noqa: E402
 from mbprof.core.errors import MbprofError  # noqa: E402
 from mbprof.core.settings import LatencySettings  # noqa: E402
@@ -127,7 +126,7 @@ def test_the_deployed_size_holds_the_fp32_weights(lowered):
 
 def test_a_second_lowering_reads_the_cache(lowered, monkeypatch):
     model, program = lowered
-    monkeypatch.setattr(executorch, "_LOWERED", {})  # as in a new process: the folder only
+    monkeypatch.setattr(lowering, "_LOWERED", {})  # as in a new process: the folder only
     again = lower(model, example(), cache=True)
     assert again.seconds is None and again.cached_s == pytest.approx(program.seconds)
     assert again.pte == program.pte and again.delegation == program.delegation
@@ -135,20 +134,20 @@ def test_a_second_lowering_reads_the_cache(lowered, monkeypatch):
     with torch.no_grad():
         changed.fc.bias[0] += 1.0  # another weight: another key, never the old program
     exported = torch.export.export(changed, (example(),))
-    key = deployed.program_key(exported, (1, 3, SIDE, SIDE), "none")
-    assert deployed.read_program(key) is None
+    key = lowering.program_key(exported, (1, 3, SIDE, SIDE), "none")
+    assert lowering.read_program(key) is None
 
 
 def test_a_program_lowered_in_this_process_is_not_lowered_again(lowered, monkeypatch):
     model, program = lowered  # lowered by the fixture, in this process
-    monkeypatch.setattr(deployed, "read_program", None)  # the cache folder is not read
+    monkeypatch.setattr(lowering, "read_program", None)  # the cache folder is not read
     again = lower(model, example())
     assert again.seconds is None and again.cached_s == program.seconds
     assert again.pte == program.pte and again.partitions == program.partitions
     assert [sorted(p) for p in program.partitions] == [["add", "conv", "mean"]]
     exported = torch.export.export(model, (example(),))
     shape = (1, 3, SIDE, SIDE)  # int8 is another program: another key
-    assert deployed.program_key(exported, shape, "int8") != deployed.program_key(
+    assert lowering.program_key(exported, shape, "int8") != lowering.program_key(
         exported, shape, "none"
     )
 
@@ -174,7 +173,7 @@ def test_the_thread_pool_gets_the_requested_count(lowered):
     for threads in (1, min(2, os.cpu_count() or 1), 1):
         loaded = Loaded(program, threads=threads)
         assert pool._threadpool_get_thread_count() == threads
-        assert threads_in_use("executorch") == threads  # what the verdict checks
+        assert thread_count() == threads  # what the verdict checks
         assert loaded(example()).shape == (1, CLASSES)
 
 
@@ -295,7 +294,7 @@ def test_bench_layers_on_executorch_gives_each_convolution_its_row(lowered):
     model, program = lowered
     settings = resolve_settings(LatencySettings(**FAST))
     shape = (1, 3, SIDE, SIDE)
-    profile = per_layer.profile_layers(model, shape, settings, 1.0, count(model, shape))
+    profile = roofline.profile_layers(model, shape, settings, 1.0, count(model, shape))
     rows = {row.path: row for row in profile.rows}
     assert set(_conv_paths(model)) <= set(rows)  # each conv and linear layer once
     assert rows["features.1.dw.0"].kind == "depthwise conv"

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 import mbprof
-from mbprof.analysis.latency import backends, resolve_settings, time_model
+from mbprof.analysis.latency import onnx_runtime, runtimes
+from mbprof.analysis.latency.harness import time_model
+from mbprof.analysis.latency.machine import resolve_settings
 from mbprof.api import build_sized
 from mbprof.api.building import timing_ready
 from mbprof.core.settings import LatencySettings
@@ -36,7 +38,7 @@ def corrupting(monkeypatch, scale: float) -> list[str]:
     import onnx
     from onnx import numpy_helper
 
-    real = backends.onnx_session
+    real = onnx_runtime.onnx_session
     corrupted: list[str] = []
 
     def session(model, example, threads, folder):
@@ -57,7 +59,7 @@ def corrupting(monkeypatch, scale: float) -> list[str]:
         opened = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return opened, opened.get_inputs()[0].name
 
-    monkeypatch.setattr(backends, "onnx_session", session)
+    monkeypatch.setattr(onnx_runtime, "onnx_session", session)
     return corrupted
 
 
@@ -85,12 +87,12 @@ def test_an_untouched_export_of_a_calibrated_model_passes():
 def test_the_tolerance_is_relative_to_the_outputs_scale():
     for scale in (1e-9, 1.0, 1e4):
         expected = torch.tensor([[1.0, -2.0, 3.0]]) * scale
-        backends.check_same_output(expected, expected.numpy() * (1 + 1e-4), "X")
+        runtimes.check_same_output(expected, expected.numpy() * (1 + 1e-4), "X")
         with pytest.raises(RuntimeError, match=r"relative 0\.01 > 0\.001"):
-            backends.check_same_output(expected, expected.numpy() * 1.01, "X")
+            runtimes.check_same_output(expected, expected.numpy() * 1.01, "X")
     nan = torch.tensor([[1.0, 2.0]])
     with pytest.raises(RuntimeError, match="differs"):
-        backends.check_same_output(nan, [[1.0, float("nan")]], "X")
+        runtimes.check_same_output(nan, [[1.0, float("nan")]], "X")
 
 
 @pytest.mark.parametrize(

@@ -12,19 +12,11 @@ import torch
 from torch import nn
 
 import mbprof
-from mbprof.analysis.latency import (
-    CpuClock,
-    backends,
-    fold_batchnorm,
-    machine,
-    machine_peak_gflops,
-    resolve_settings,
-    run,
-    time_blocks,
-    time_model,
-    timer,
-)
-from mbprof.analysis.latency import settings as latency_settings
+from mbprof.analysis.deploy import fold_batchnorm
+from mbprof.analysis.latency import harness, machine, onnx_runtime, runtimes, stability
+from mbprof.analysis.latency.harness import time_model
+from mbprof.analysis.latency.machine import machine_peak_gflops, resolve_settings
+from mbprof.analysis.latency.stability import CpuClock, time_blocks
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import Environment, Timing
 from mbprof.core.settings import LatencySettings
@@ -108,7 +100,7 @@ def test_time_blocks_groups_runs_when_the_clock_costs_too_much():
     stats = time_blocks(lambda: None, min_time_s=0.01, warmup=0, clock=clock)
     assert stats.runs_per_block == 10
     assert stats.runs == stats.blocks * 10
-    assert stats.blocks >= timer.MIN_BLOCKS
+    assert stats.blocks >= stability.MIN_BLOCKS
 
 
 def test_time_blocks_percentiles_by_hand():
@@ -125,7 +117,7 @@ def test_time_blocks_percentiles_by_hand():
 
 def test_time_blocks_keeps_min_blocks_for_a_slow_run():
     stats = time_blocks(lambda: None, min_time_s=0.001, warmup=0, clock=FakeClock(run_s=0.5))
-    assert stats.blocks == timer.MIN_BLOCKS and stats.runs_per_block == 1
+    assert stats.blocks == stability.MIN_BLOCKS and stats.runs_per_block == 1
 
 
 def test_cpu_clock_times_real_work():
@@ -203,7 +195,7 @@ def test_cpu_model_matches_proc_cpuinfo():
     except OSError:
         pytest.skip("no /proc/cpuinfo")
     names = [line.split(":", 1)[1].strip() for line in text.splitlines() if ":" in line]
-    from mbprof.analysis.latency.environment import cpu_model
+    from mbprof.analysis.latency.machine import cpu_model
 
     assert cpu_model() in names
 
@@ -309,14 +301,14 @@ def test_onnxruntime_runs_a_real_session(monkeypatch):
     model = Recorder().eval()
     _randomise_bn(model)
     calls = []
-    real_session = backends.onnx_session
+    real_session = onnx_runtime.onnx_session
 
     def spy(model, example, threads, folder):
         session, name = real_session(model, example, threads, folder)
         calls.append((session, name, example))
         return session, name
 
-    monkeypatch.setattr(backends, "onnx_session", spy)
+    monkeypatch.setattr(onnx_runtime, "onnx_session", spy)
     t = time_model(model, (1, 3, 16, 16), settings(backend="onnxruntime"), madds=1)
     ((session, name, example),) = calls
     assert isinstance(session, onnxruntime.InferenceSession)
@@ -329,16 +321,16 @@ def test_onnxruntime_runs_a_real_session(monkeypatch):
     assert abs(got - expected).max() <= 1e-4 * abs(expected).max()
     assert t.environment.backend == "onnxruntime"
     assert t.environment.backend_version == onnxruntime.__version__
-    assert t.compile_s is not None and t.compile_s > 0 and t.runs >= timer.MIN_BLOCKS
+    assert t.compile_s is not None and t.compile_s > 0 and t.runs >= stability.MIN_BLOCKS
 
 
 def test_a_backend_with_another_output_is_refused():
     expected = torch.tensor([[1.0, -2.0, 3.0]])
-    backends.check_same_output(expected, expected.numpy() * (1 + 1e-6), "X")
+    runtimes.check_same_output(expected, expected.numpy() * (1 + 1e-6), "X")
     with pytest.raises(RuntimeError, match="X output differs from torch's"):
-        backends.check_same_output(expected, expected.numpy() * 1.01, "X")
+        runtimes.check_same_output(expected, expected.numpy() * 1.01, "X")
     with pytest.raises(RuntimeError, match="X returned shape"):
-        backends.check_same_output(expected, expected.numpy()[:, :2], "X")
+        runtimes.check_same_output(expected, expected.numpy()[:, :2], "X")
 
 
 def test_onnx_export_failure_is_one_clear_runtime_error():
@@ -413,11 +405,11 @@ def test_a_dtype_the_device_cannot_run_is_refused(monkeypatch):
     def cannot(device, dtype):
         raise RuntimeError("\"slow_conv2d_cpu\" not implemented for 'Half'\nmore text")
 
-    monkeypatch.setattr(latency_settings, "_probe_dtype", cannot)
-    latency_settings._dtype_runs.cache_clear()  # the probe runs once per process
+    monkeypatch.setattr(machine, "_probe_dtype", cannot)
+    machine._dtype_runs.cache_clear()  # the probe runs once per process
     with pytest.raises(MbprofError, match=r"dtype fp16 cannot run on cpu .*not implemented"):
         resolve_settings(LatencySettings(dtype="fp16"))
-    latency_settings._dtype_runs.cache_clear()
+    machine._dtype_runs.cache_clear()
 
 
 def test_missing_onnx_extra_says_how_to_install(monkeypatch):
@@ -504,7 +496,7 @@ def test_api_compare_counts_only_by_default():
 
 
 def test_a_model_faster_than_the_reference_says_so(monkeypatch):
-    monkeypatch.setattr(run, "machine_peak_gflops", lambda *a, **k: 1e-9)
+    monkeypatch.setattr(harness, "machine_peak_gflops", lambda *a, **k: 1e-9)
     t = time_model(Recorder(), (1, 3, 16, 16), settings(), madds=1000)
     assert t.machine_share_pct > 100
     assert any("ran faster" in note and "machine_peak.json" in note for note in t.notes)

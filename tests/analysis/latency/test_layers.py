@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from mbprof.analysis.counting import count
-from mbprof.analysis.latency import per_layer, resolve_settings
+from mbprof.analysis.latency import roofline
 from mbprof.analysis.latency.layers import OUTSIDE, profile_eager
-from mbprof.analysis.latency.layers_onnx import (
+from mbprof.analysis.latency.machine import resolve_settings
+from mbprof.analysis.latency.onnx_runtime import (
     ExportedNode,
     Graph,
     folded_norms,
@@ -43,8 +44,8 @@ class Net(nn.Module):
 
 @pytest.fixture(autouse=True)
 def _fixed_ceilings(monkeypatch):
-    monkeypatch.setattr(per_layer, "machine_peak_gflops", lambda *a, **k: COMPUTE)
-    monkeypatch.setattr(per_layer, "machine_bandwidth_gbs", lambda *a, **k: BANDWIDTH)
+    monkeypatch.setattr(roofline, "machine_peak_gflops", lambda *a, **k: COMPUTE)
+    monkeypatch.setattr(roofline, "machine_bandwidth_gbs", lambda *a, **k: BANDWIDTH)
 
 
 def profiled(model: nn.Module, backend: str = "eager"):
@@ -52,7 +53,7 @@ def profiled(model: nn.Module, backend: str = "eager"):
     settings = resolve_settings(
         LatencySettings(device="cpu", threads=1, min_time_s=0.01, warmup=1, backend=backend)
     )
-    return per_layer.profile_layers(model.eval(), shape, settings, 1.0, count(model, shape))
+    return roofline.profile_layers(model.eval(), shape, settings, 1.0, count(model, shape))
 
 
 def test_eager_rows_are_the_modules_with_their_figures_by_hand():
@@ -86,7 +87,7 @@ def test_eager_rows_are_the_modules_with_their_figures_by_hand():
 
 def test_rows_and_outside_sum_to_the_profiled_pass():
     profile = profiled(Net())
-    assert all(r.time_ms >= 0 for r in profile.rows) and profile.passes == per_layer.MIN_PASSES
+    assert all(r.time_ms >= 0 for r in profile.rows) and profile.passes == roofline.MIN_PASSES
     assert sum(r.time_ms for r in profile.rows) == pytest.approx(profile.profiled_ms)
     assert sum(r.time_share_pct for r in profile.rows) == pytest.approx(100)
     assert sum(r.madds_share_pct for r in profile.rows) == pytest.approx(100)
@@ -116,15 +117,14 @@ def test_a_layer_timed_within_the_resolution_leaves_the_ceiling_as_it_is():
     common = dict(backend="executorch", batch=1, dtype="fp32", latency_ms=0.01)
     raised = finish(raw, counted, compute_gflops=COMPUTE, bandwidth_gbs=BANDWIDTH, **common)
     assert raised.compute_gflops == pytest.approx(fast)
-    kept = finish(
-        raw, counted, compute_gflops=COMPUTE, bandwidth_gbs=BANDWIDTH, resolution_ms=0.02, **common
-    )
+    coarse = RawProfile(raw.rows, raw.walls_ms, resolution_ms=0.02)  # XNNPACK's 1 us ticks
+    kept = finish(coarse, counted, compute_gflops=COMPUTE, bandwidth_gbs=BANDWIDTH, **common)
     assert kept.compute_gflops == COMPUTE
 
 
 def test_compile_cannot_be_profiled_per_layer():
     with pytest.raises(MbprofError, match="backend compile cannot be profiled per layer") as info:
-        per_layer.check_layer_backend("compile")
+        roofline.check_layer_backend("compile")
     assert "eager, onnxruntime or executorch" in str(info.value) and info.value.field == "backend"
 
 

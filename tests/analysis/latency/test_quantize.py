@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from mbprof.analysis.latency import time_model
-from mbprof.analysis.latency.quantize import PROBE_IMAGES, closeness
-from mbprof.analysis.latency.settings import resolve_settings
+from mbprof.analysis.latency.harness import time_model
+from mbprof.analysis.latency.machine import resolve_settings
+from mbprof.analysis.latency.runtimes import PROBE_IMAGES, closeness
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import Environment, Timing
 from mbprof.core.settings import LatencySettings, check_latency

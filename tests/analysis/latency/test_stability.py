@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from mbprof.analysis.latency import interleave as il
+from mbprof.analysis.latency import harness as il
 from mbprof.analysis.latency import stability
 from mbprof.analysis.latency.stability import MachineLoad, MachineSample, judge
 
@@ -189,10 +189,11 @@ def test_a_real_timing_carries_its_verdict_and_the_machine_it_saw(tmp_path, monk
     monkeypatch.setenv("MBPROF_CACHE_DIR", str(tmp_path))
     from torch import nn
 
-    from mbprof.analysis.latency import resolve_settings, time_model
+    from mbprof.analysis.latency.harness import time_model
+    from mbprof.analysis.latency.machine import resolve_settings
     from mbprof.core.settings import LatencySettings
 
-    monkeypatch.setattr("mbprof.analysis.latency.run.machine_peak_gflops", lambda *a, **k: 1e3)
+    monkeypatch.setattr("mbprof.analysis.latency.harness.machine_peak_gflops", lambda *a, **k: 1e3)
     settings = resolve_settings(LatencySettings(threads=1, min_time_s=0.02, warmup=1))
     t = time_model(nn.Conv2d(3, 4, 3).eval(), (1, 3, 16, 16), settings, madds=1)
     assert t.verdict in ("stable", "unstable") and t.stable == (t.verdict == "stable")

@@ -1,0 +1,358 @@
+"""The one timing harness: models prepared by their runtime (``PREPARE``), timed in
+interleaved round-robin rounds, and each given its ``Timing``. A sweep times its rows
+together, so that a burst of load on a shared machine hits every configuration alike
+instead of one, and an outlier round is measured again; a single ``bench``
+(``time_model``) is the one-job case: one round, no outliers to judge.
+
+The convention (``time_blocks`` inside each round, see ``mbprof.analysis.latency``):
+- Every configuration is warmed up first (``warmup`` runs each, in order).
+- ``rounds`` rounds follow. Round r visits the configurations rotated by r (0 1 2, then
+  1 2 0, then 2 0 1, ...), so that each one takes every position in turn: none is always
+  the first after a pause, nor always after the same neighbour. In a round each
+  configuration gets ``ROUND_WARMUP`` untimed runs (its caches after another model's;
+  none when it is timed alone), then blocks timed for ``min_time_s / rounds`` seconds (at
+  least ``MIN_ROUND_BLOCKS``, and ``MIN_BLOCKS`` over all its rounds).
+- A round whose median is more than ``ROUND_OUTLIER_PCT`` off the median of its own
+  configuration's round medians is an outlier: it is measured again (in the same
+  rotation, over the outliers only), up to ``REMEASURES`` times, the new round replacing
+  the old, within a time budget: re-measuring stops once it has taken
+  ``REMEASURE_BUDGET`` times as long as the rounds themselves (a loaded machine, whose
+  every round is an outlier, cannot stretch the timing further). One that is still an
+  outlier then is counted, and makes the figure unstable.
+- A configuration's figures come from its kept rounds' per-run times, pooled; the
+  machine's load is the worst of its kept rounds'.
+- An int8 run's fp32 program (its speed-up) is one more configuration of the same rounds.
+A configuration whose run raises is dropped from later rounds with its error; the others
+go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from mbprof.analysis.latency import executorch, onnx_runtime, runtimes, stability
+from mbprof.analysis.latency.machine import (
+    PEAK_FILE,
+    cache_dir,
+    environment,
+    machine_peak_gflops,
+    resolve_settings,
+)
+from mbprof.analysis.latency.runtimes import Prepared
+from mbprof.analysis.latency.stability import CpuClock, CudaClock, clock_for, time_blocks
+from mbprof.core.errors import MbprofError
+from mbprof.core.records import Timing
+from mbprof.core.settings import LatencySettings, ResolvedLatency
+
+# Each runtime of ``mbprof.core.settings.RUNTIMES``: (the model in the form it is timed,
+# an ExitStack that holds what it keeps) -> Prepared.
+PREPARE = {
+    "eager": runtimes.eager,
+    "compile": runtimes.compiled,
+    "onnxruntime": onnx_runtime.prepare,
+    "executorch": executorch.prepare,
+}
+ROUNDS = 5
+ROUND_WARMUP = 2
+MIN_ROUND_BLOCKS = 3
+ROUND_OUTLIER_PCT = 15.0
+REMEASURES = 2
+REMEASURE_BUDGET = 1.0  # x the wall time of the rounds
+
+
+def prepare(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    settings: LatencySettings,
+    stack: contextlib.ExitStack,
+) -> Prepared:
+    """``model`` made ready to time by its runtime; what it holds lives until ``stack``
+    closes. The caller's model is not modified."""
+    return PREPARE[settings.backend](runtimes.deployed_form(model, input_shape, settings), stack)
+
+
+# --------------------------------------------------------------------------- the rounds
+
+
+@dataclass
+class Job:
+    """One configuration to time: its run, its clock and the context each of its rounds
+    runs in (the API's, which names the model when its code fails)."""
+
+    run: Callable[[], object]
+    clock: CpuClock | CudaClock = field(default_factory=CpuClock)
+    guard: Callable[[], AbstractContextManager] = nullcontext
+
+
+@dataclass
+class Interleaved:
+    """What the rounds gave one configuration."""
+
+    rounds: list[tuple[float, ...]] = field(default_factory=list)  # per-run times, by round
+    loads: list[stability.MachineLoad | None] = field(default_factory=list)
+    round_runs: list[int] = field(default_factory=list)  # timed runs, by round
+    runs_per_block: int = 1
+    remeasured: int = 0
+    outliers_left: int = 0
+    error: Exception | None = None
+
+    @property
+    def per_run_s(self) -> tuple[float, ...]:
+        return tuple(t for data in self.rounds for t in data)
+
+    def reasons(self) -> tuple[str, ...]:
+        """What the rounds themselves say against the figure."""
+        if not self.outliers_left:
+            return ()
+        return (
+            f"{self.outliers_left} of {len(self.rounds)} rounds stayed more than "
+            f"{ROUND_OUTLIER_PCT:.0f}% off the others after being measured again (for at "
+            f"most {REMEASURE_BUDGET:g}x the rounds' time)",
+        )
+
+
+def round_order(jobs: int, index: int) -> list[int]:
+    """The order round ``index`` visits ``jobs`` configurations: rotated by ``index``."""
+    return [(index + k) % jobs for k in range(jobs)]
+
+
+def outlier_rounds(rounds: Sequence[Sequence[float]]) -> list[int]:
+    """The rounds whose median is more than ``ROUND_OUTLIER_PCT`` off the median of the
+    round medians (none with fewer than three rounds: no majority to judge by)."""
+    if len(rounds) < 3:
+        return []
+    medians = [statistics.median(r) for r in rounds]
+    middle = statistics.median(medians)
+    return [
+        i for i, m in enumerate(medians) if 100.0 * abs(m - middle) / middle > ROUND_OUTLIER_PCT
+    ]
+
+
+def interleave(
+    jobs: Sequence[Job],
+    min_time_s: float,
+    warmup: int,
+    rounds: int = ROUNDS,
+    on_round: Callable[[str], None] | None = None,
+    measure_load: bool = True,
+) -> list[Interleaved]:
+    """Time ``jobs`` interleaved (see the module's docstring); one ``Interleaved`` per job,
+    in order. ``on_round(text)`` is told as rounds start; ``measure_load``: sample the
+    machine around each round (``stability``)."""
+    results = [
+        Interleaved(rounds=[()] * rounds, loads=[None] * rounds, round_runs=[0] * rounds)
+        for _ in jobs
+    ]
+    per_round = min_time_s / rounds
+    round_warmup = ROUND_WARMUP if len(jobs) > 1 else 0
+    min_blocks = max(MIN_ROUND_BLOCKS, math.ceil(stability.MIN_BLOCKS / rounds))
+    say = on_round or (lambda _text: None)
+
+    def attempt(j: int, action: Callable[[], None]) -> None:
+        if results[j].error is not None:
+            return
+        try:
+            with jobs[j].guard():
+                action()
+        except Exception as exc:  # noqa: BLE001 - kept with its job; the others go on
+            results[j].error = exc
+
+    def measure(j: int, r: int) -> None:
+        job, result = jobs[j], results[j]
+        start = stability.sample() if measure_load else None
+        stats = time_blocks(job.run, per_round, round_warmup, job.clock, min_blocks)
+        load = stability.between(start, stability.sample()) if start is not None else None
+        result.rounds[r], result.loads[r] = stats.per_run_s, load
+        result.round_runs[r] = stats.runs
+        result.runs_per_block = max(result.runs_per_block, stats.runs_per_block)
+
+    def warm(j: int) -> None:
+        for _ in range(warmup):
+            jobs[j].run()
+        jobs[j].clock.sync()
+
+    for j in range(len(jobs)):
+        attempt(j, lambda j=j: warm(j))
+    started = time.perf_counter()
+    for r in range(rounds):
+        say(f"round {r + 1} of {rounds}")
+        for j in round_order(len(jobs), r):
+            attempt(j, lambda j=j, r=r: measure(j, r))
+    deadline = time.perf_counter() + REMEASURE_BUDGET * (time.perf_counter() - started)
+    for _ in range(REMEASURES):
+        todo = {j: outlier_rounds(res.rounds) for j, res in enumerate(results) if res.error is None}
+        todo = {j: found for j, found in todo.items() if found}
+        if not todo:
+            break
+        say(f"measuring {sum(map(len, todo.values()))} outlier rounds again")
+        for r in range(rounds):  # the outliers, in the rotation of their round
+            for j in round_order(len(jobs), r):
+                if r in todo.get(j, ()) and time.perf_counter() < deadline:
+                    results[j].remeasured += 1
+                    attempt(j, lambda j=j, r=r: measure(j, r))
+    for res in results:
+        if res.error is None:
+            res.outliers_left = len(outlier_rounds(res.rounds))
+    return results
+
+
+# --------------------------------------------------------------------------- models timed
+
+
+@dataclass(frozen=True)
+class Target:
+    """One model to time: its input (N, C, H, W; N the settings' batch), its MAdds per
+    image, its label in the progress lines, and the context its code runs in, told what it
+    is doing (the API's names the model when its code fails)."""
+
+    model: nn.Module
+    input_shape: tuple[int, ...]
+    madds: int
+    label: str = "the model"
+    guard: Callable[[str], AbstractContextManager] = lambda _what: nullcontext()
+
+
+def time_models(
+    targets: Sequence[Target],
+    settings: ResolvedLatency,
+    rounds: int = ROUNDS,
+    on_phase: Callable[[str], None] | None = None,
+) -> list[Timing | Exception]:
+    """Each target timed with the resolved ``settings``, interleaved in ``rounds`` rounds:
+    its ``Timing``, or the exception it failed with (the others go on). Every model is
+    prepared before the first round (an ONNX export each, for onnxruntime), so all of them
+    are held at once; torch's thread count is restored afterwards, also on a failure.
+    ``on_phase(text)`` is told what is being done."""
+    say = on_phase or (lambda _text: None)
+    backend = settings.backend
+    timing = f"timing it with {backend}"
+    results: dict[int, Timing | Exception] = {}
+    prepared: dict[int, Prepared] = {}
+    previous = torch.get_num_threads()
+    try:
+        with contextlib.ExitStack() as stack:
+            torch.set_num_threads(settings.threads)
+            for i, target in enumerate(targets):
+                say(f"preparing {target.label} for {backend}")
+                try:
+                    with target.guard(f"preparing it for {backend}"):
+                        prepared[i] = prepare(target.model, target.input_shape, settings, stack)
+                except Exception as exc:  # noqa: BLE001 - its result; the others go on
+                    results[i] = exc
+            order = sorted(prepared)
+            references = [i for i in order if prepared[i].reference is not None]
+            runs = [prepared[i].run for i in order] + [prepared[i].reference for i in references]
+            jobs = [
+                Job(run, clock_for(settings.device), lambda t=targets[i]: t.guard(timing))
+                for i, run in zip([*order, *references], runs, strict=True)
+            ]
+            timed = interleave(
+                jobs,
+                settings.min_time_s,
+                settings.warmup,
+                rounds,
+                on_round=lambda text: say(f"timing {len(order)} interleaved: {text}"),
+            )
+            threads = {i: prepared[i].threads() for i in order}
+    finally:
+        torch.set_num_threads(previous)
+    for i, result in zip(references, timed[len(order) :], strict=True):
+        if result.error is None:
+            prepared[i].figures["fp32_latency_ms"] = statistics.median(result.per_run_s) * 1e3
+    for i, result in zip(order, timed[: len(order)], strict=True):
+        results[i] = result.error or make_timing(
+            result, settings, prepared[i], targets[i].madds, threads[i]
+        )
+    return [results[i] for i in range(len(targets))]
+
+
+def time_model(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    settings: LatencySettings | None = None,
+    madds: int | None = None,
+) -> Timing:
+    """Time ``model`` on a random input of ``input_shape`` (N, C, H, W) with ``settings``:
+    the one-job case of ``time_models``, in one round.
+
+    N must equal ``settings.batch``. ``madds`` is the per-image MAdds count (counted with
+    ``mbprof.analysis.counting`` when not given). The caller's model is not modified, and
+    torch's thread count is restored afterwards, also when the run fails. The timing
+    carries its verdict (``mbprof.analysis.latency.stability``).
+    """
+    settings = resolve_settings(settings or LatencySettings(batch=input_shape[0]))
+    if input_shape[0] != settings.batch:
+        raise MbprofError(
+            f"input batch {input_shape[0]} differs from the settings' batch {settings.batch}"
+        )
+    if madds is None:
+        from mbprof.analysis.counting import count
+
+        madds = count(model, (1, *input_shape[1:])).madds
+    (result,) = time_models([Target(model, input_shape, madds)], settings, rounds=1)
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def make_timing(
+    result: Interleaved,
+    settings: ResolvedLatency,
+    prepared: Prepared,
+    madds: int,
+    threads_got: int | None,
+) -> Timing:
+    """A ``Timing`` from what the rounds gave one configuration (its per-run times pooled),
+    with its verdict and the machine reference."""
+    per_run_s = result.per_run_s
+    load = stability.combine([x for x in result.loads if x is not None])
+    p10, median, p90 = stability.deciles(per_run_s)
+    verdict, reasons = stability.judge(
+        per_run_s, settings.threads, load, cpu=settings.device == "cpu", threads_got=threads_got
+    )
+    reasons = (*reasons, *result.reasons())
+    notes = list(prepared.notes)
+    achieved = 2 * madds * settings.batch / median / 1e9
+    peak = None  # int8 arithmetic is not measured against an fp32 matrix product
+    if settings.quantize == "none":
+        peak = machine_peak_gflops(
+            settings.device, settings.threads, settings.dtype, at_least=achieved
+        )
+    if peak is not None and achieved > peak:
+        notes.append(
+            f"this model ran faster ({achieved:.1f} GFLOP/s) than the machine reference "
+            f"({peak:.1f} GFLOP/s, a matrix product): the machine was busy while one of them "
+            f"ran; remove {cache_dir() / PEAK_FILE} to measure the reference again"
+        )
+    return Timing(
+        latency_ms=median * 1e3,
+        latency_p10_ms=p10 * 1e3,
+        latency_p90_ms=p90 * 1e3,
+        runs=sum(result.round_runs),
+        blocks=len(per_run_s),
+        runs_per_block=result.runs_per_block,
+        warmup=settings.warmup,
+        min_time_s=settings.min_time_s,
+        environment=environment(settings),
+        compile_s=prepared.compile_s,
+        madds=madds,
+        machine_peak_gflops=peak,
+        notes=tuple(notes),
+        verdict=stability.UNSTABLE if reasons else verdict,
+        reasons=reasons,
+        other_cpus=None if load is None else load.other_cpus,
+        load_average=None if load is None else load.load_average,
+        cpu_mhz=None if load is None else load.mhz_end,
+        rounds=len(result.rounds),
+        remeasured=result.remeasured,
+        **prepared.figures,
+    )

@@ -1,0 +1,411 @@
+"""ExecuTorch's side before anything runs: the model exported with ``torch.export``,
+quantized for int8 (PT2E with the XNNPACK quantizer: weights int8 symmetric per output
+channel, activations int8 per tensor, histogram observers), lowered to XNNPACK and
+serialised to a .pte program (``lower``), with what the partitioner took (``Delegation``)
+and the compute nodes of each partition (the per-layer profile's key).
+
+The delegation is read from the lowered graph before serialisation: operators inside
+XNNPACK partitions run XNNPACK's kernels; every other operator runs on ExecuTorch's
+portable kernels (``PORTABLE_WHY``).
+
+Lowered programs are kept in mbprof's cache folder (``cache_programs``), so that a study
+that lowers dozens of networks (``reproduce``'s phone section: about 15 s of lowering for
+each MobileNetV2) lowers each one once. A program is keyed by what decides its bytes: the
+exported graph's code, every weight and buffer (name, dtype, shape and bytes), the input
+shape, the quantization, and the torch and executorch versions. A model whose weights or
+code change gets a new key, never a stale program. An unwritable or damaged cache only
+costs a new lowering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from importlib.metadata import version
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import nn
+
+from mbprof.analysis.latency.runtimes import (
+    CALIBRATION_BATCHES,
+    CALIBRATION_SEED,
+    quiet,
+    random_batches,
+    root_cause,
+)
+from mbprof.core.errors import MbprofError
+from mbprof.core.files import cache_dir, write_atomic
+
+PORTABLE_WHY = (
+    "portable kernels are ExecuTorch's plain reference loops (one thread, no SIMD), and "
+    "one between XNNPACK operators splits the delegate's graph, with tensors copied in and "
+    "out of it"
+)
+# Loggers that write during export, lowering and quantization.
+LOGGERS = ("torch", "torchao", "executorch", "torch.fx.experimental.symbolic_shapes")
+# Conversions the int8 graph is full of: part of the quantized operators, not counted apart.
+QUANT_OPS = ("quantize_per_tensor", "quantize_per_channel", "dequantize_per_tensor",
+             "dequantize_per_channel", "choose_qparams")  # fmt: skip
+
+
+@contextlib.contextmanager
+def native_quiet() -> Iterator[list[str]]:
+    """Silence ExecuTorch for the block: its C++ logs go straight to file descriptor 2 (out
+    of reach of ``contextlib.redirect_stderr``), torch.export's to a log handler, lowering's
+    to warnings. Yields a list that receives the captured text."""
+    captured: list[str] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 1)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            with quiet(LOGGERS) as buffer:
+                try:
+                    yield captured
+                finally:
+                    captured.append(buffer.getvalue())
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            tmp.seek(0)
+            captured.insert(0, tmp.read().decode(errors="replace"))
+
+
+@functools.cache
+def modules() -> SimpleNamespace:
+    """ExecuTorch's pieces, imported once (seconds). Its XNNPACK partitioner calls
+    ``logging.basicConfig`` when imported; the handler and level it gives the user's root
+    logger are taken back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        with native_quiet():
+            import executorch.extension.pybindings.portable_lib as portable
+            from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
+                XnnpackPartitioner,
+            )
+            from executorch.exir import to_edge_transform_and_lower
+            from executorch.runtime import Runtime
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+    return SimpleNamespace(
+        portable=portable,
+        partitioner=XnnpackPartitioner,
+        lower=to_edge_transform_and_lower,
+        runtime=Runtime,
+    )
+
+
+# --------------------------------------------------------------------------- delegation
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """An operator left outside XNNPACK: its name and the module it belongs to."""
+
+    op: str  # e.g. "aten.avg_pool2d.default"
+    path: str  # e.g. "stage2.0.shortcut"; "" for the model itself
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """What the XNNPACK partitioner took: ``delegated_ops`` operators in ``partitions``
+    partitions (quantize/dequantize conversions not counted), and the ``fallbacks`` that
+    run on the portable kernels."""
+
+    delegated_ops: int
+    partitions: int
+    fallbacks: tuple[Fallback, ...] = ()
+
+    def note(self) -> str:
+        took = f"XNNPACK took {self.delegated_ops} operators in {self.partitions} partition"
+        took += "" if self.partitions == 1 else "s"
+        if not self.fallbacks:
+            return f"executorch: {took}; none ran on the portable kernels"
+        groups: dict[str, list[str]] = {}
+        for fallback in self.fallbacks:
+            groups.setdefault(fallback.op, []).append(fallback.path or "(model)")
+        listed = []
+        for op, paths in groups.items():
+            where = ", ".join(list(dict.fromkeys(paths))[:4]) + (", ..." if len(paths) > 4 else "")
+            listed.append(f"{op} x{len(paths)} ({where})")
+        return (
+            f"executorch: {took}; {len(self.fallbacks)} ran on the portable kernels: "
+            f"{'; '.join(listed)}. These are slow: {PORTABLE_WHY}"
+        )
+
+
+def _name(node: Any) -> str:
+    return getattr(node.target, "__name__", str(node.target))
+
+
+def _path(node: Any) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    return list(stack.values())[-1][0] if stack else ""
+
+
+def _counted(node: Any) -> bool:
+    return node.op == "call_function" and _name(node) != "getitem"
+
+
+# --------------------------------------------------------------------------- lowering
+
+
+# The graph nodes that XNNPACK runs as one operator each, by kind (its other nodes, batch
+# norm and activations, are fused into the convolution before them).
+ATEN_KINDS = {
+    "aten.convolution.default": "conv",
+    "aten.linear.default": "conv",
+    "aten.mm.default": "conv",
+    "aten.addmm.default": "conv",
+    "aten.add.Tensor": "add",
+    "aten.sub.Tensor": "sub",
+    "aten.mul.Tensor": "mul",
+    "aten.div.Tensor": "div",
+    "aten.mean.dim": "mean",
+    "aten.avg_pool2d.default": "avg_pool",
+    "aten.max_pool2d.default": "max_pool",
+    "aten.max_pool2d_with_indices.default": "max_pool",
+    "aten.hardswish.default": "hardswish",
+    "aten.sigmoid.default": "sigmoid",
+    "aten.cat.default": "cat",
+    "aten._softmax.default": "softmax",
+}
+# Per XNNPACK partition, in execution order: the kind of each compute node it holds
+# ("conv", "add", ...) -> the module paths of those nodes, in graph order (the per-layer
+# profile matches XNNPACK's operators to them: ``executorch.layer_profile``).
+Partitions = tuple[dict[str, tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """A lowered program: its bytes, delegation, the operators it needs from the runtime
+    (``aten::cumsum.out``), the compute nodes of its partitions, and the seconds its export
+    and lowering took (None when it was read from a cache; ``cached_s`` then says what it
+    took when it was made)."""
+
+    pte: bytes
+    delegation: Delegation
+    operators: tuple[str, ...]
+    seconds: float | None
+    cached_s: float | None = None
+    partitions: Partitions = ()
+
+
+# Programs lowered in this process, by program key (newest last): a second preparation of
+# the same graph and weights (``bench --layers`` after the timing, an int8 run's fp32
+# reference beside the fp32 row of a sweep) does not lower again.
+_LOWERED: dict[str, Lowered] = {}
+KEEP_LOWERED = 4
+
+
+def delegation_of(graph_module: Any) -> tuple[Delegation, Partitions]:
+    """What the partitioner took, and the compute nodes of each partition by kind, from a
+    lowered edge graph (before ``to_executorch``, which rewrites it). ExecuTorch's own
+    ``get_delegation_info`` counts the ``getitem`` after each delegate call as an operator
+    left out; this walk does not."""
+    delegated = 0
+    fallbacks, found = [], []
+    for node in graph_module.graph.nodes:
+        if not _counted(node):
+            continue
+        if _name(node) != "executorch_call_delegate":
+            fallbacks.append(Fallback(_name(node), _path(node)))
+            continue
+        inner = getattr(graph_module, node.args[0].target).original_module.graph.nodes
+        delegated += sum(_counted(n) and not any(q in _name(n) for q in QUANT_OPS) for n in inner)
+        kinds: dict[str, list[str]] = {}
+        for n in inner:
+            kind = ATEN_KINDS.get(_name(n)) if n.op == "call_function" else None
+            if kind:
+                kinds.setdefault(kind, []).append(_path(n))
+        found.append({kind: tuple(paths) for kind, paths in kinds.items()})
+    return Delegation(delegated, len(found), tuple(fallbacks)), tuple(found)
+
+
+def export(model: nn.Module, example: torch.Tensor) -> Any:
+    """``torch.export`` of ``model`` on ``example``; a model it cannot capture (Python
+    control flow on tensor values, .numpy(), .item() as a size) is a RuntimeError that
+    names the cause in one line."""
+    try:
+        return torch.export.export(model, (example,))
+    except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
+        raise RuntimeError(f"torch.export could not capture the model: {root_cause(exc)}") from exc
+
+
+def lower(
+    model: nn.Module, example: torch.Tensor, quantize: str = "none", cache: bool = False
+) -> Lowered:
+    """Export ``model`` on ``example``, quantize it (``quantize`` "int8": ``pt2e_int8``),
+    lower it to XNNPACK and serialise it. A program lowered in this process from the same
+    graph and weights is taken again (the last ``KEEP_LOWERED``); with ``cache``, one
+    lowered before is read from mbprof's cache folder (``read_program``). Either way its
+    ``seconds`` is None and ``cached_s`` says what the lowering took."""
+    et = modules()
+    start = time.perf_counter()
+    with native_quiet():
+        exported = export(model, example)
+        key = program_key(exported, tuple(example.shape), quantize)
+        if key in _LOWERED:
+            known = _LOWERED[key]
+            return replace(known, seconds=None, cached_s=known.seconds or known.cached_s)
+        found = read_program(key) if cache else None
+        if found is not None and "partition_nodes" in found.meta:
+            meta = found.meta
+            delegation = Delegation(
+                meta["delegated_ops"],
+                meta["partitions"],
+                tuple(Fallback(op, path) for op, path in meta["fallbacks"]),
+            )
+            partitions = tuple(
+                {kind: tuple(paths) for kind, paths in p.items()} for p in meta["partition_nodes"]
+            )
+            return _keep(
+                key,
+                Lowered(
+                    found.pte,
+                    delegation,
+                    tuple(meta["operators"]),
+                    None,
+                    meta["seconds"],
+                    partitions,
+                ),
+            )
+        if quantize == "int8":
+            exported = pt2e_int8(exported, example)
+        try:
+            edge = et.lower(exported, partitioner=[et.partitioner()])
+            delegation, partitions = delegation_of(edge.exported_program().graph_module)
+            program = edge.to_executorch()
+        except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
+            raise RuntimeError(f"lowering to XNNPACK failed: {root_cause(exc)}") from exc
+        plan = program.executorch_program.execution_plan[0]
+        operators = tuple(
+            f"{o.name}.{o.overload}" if o.overload else o.name for o in plan.operators
+        )
+        pte = bytes(program.buffer)
+    seconds = time.perf_counter() - start
+    if cache:
+        meta = {**asdict(delegation), "operators": list(operators), "seconds": seconds}
+        meta["fallbacks"] = [[f.op, f.path] for f in delegation.fallbacks]
+        meta["partition_nodes"] = [{k: list(v) for k, v in p.items()} for p in partitions]
+        write_program(key, pte, meta)
+    return _keep(key, Lowered(pte, delegation, operators, seconds, partitions=partitions))
+
+
+def _keep(key: str, lowered: Lowered) -> Lowered:
+    _LOWERED.pop(key, None)
+    _LOWERED[key] = lowered
+    while len(_LOWERED) > KEEP_LOWERED:
+        _LOWERED.pop(next(iter(_LOWERED)))
+    return lowered
+
+
+def pt2e_int8(exported: Any, example: torch.Tensor) -> Any:
+    """The fp32 ``ExportedProgram`` ``exported`` quantized for XNNPACK (PT2E: prepare,
+    calibrate on random batches, convert) and exported again."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = XNNPACKQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=True)
+    )
+    try:
+        prepared = prepare_pt2e(exported.module(), quantizer)
+        with torch.no_grad():
+            for batch in random_batches(
+                tuple(example.shape), CALIBRATION_BATCHES, CALIBRATION_SEED
+            ):
+                prepared(batch)
+        converted = convert_pt2e(prepared)
+        return torch.export.export(converted, (example,))
+    except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
+        raise RuntimeError(f"int8 quantization (PT2E) failed: {root_cause(exc)}") from exc
+
+
+# --------------------------------------------------------------------------- the program cache
+
+
+FOLDER = "executorch"
+
+
+def program_key(exported: Any, input_shape: tuple[int, ...], quantize: str) -> str:
+    """A hex digest of what decides the program lowered from ``exported`` (an
+    ``ExportedProgram``)."""
+    digest = hashlib.sha256()
+    for part in (
+        torch.__version__,
+        version("executorch"),
+        quantize,
+        repr(tuple(input_shape)),
+        exported.graph_module.code,
+    ):
+        digest.update(part.encode() + b"\0")
+    tensors = {**exported.state_dict, **getattr(exported, "constants", {})}
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        tensor = tensor.detach().contiguous().cpu()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode() + b"\0")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class CachedProgram:
+    pte: bytes
+    meta: dict[str, Any]  # what the lowering reported (delegation, seconds)
+
+
+def _paths(key: str) -> tuple[Path, Path]:
+    folder = cache_dir() / FOLDER
+    return folder / f"{key}.pte", folder / f"{key}.json"
+
+
+def read_program(key: str) -> CachedProgram | None:
+    """The program stored under ``key``, or None (missing, or damaged: lowered again)."""
+    pte_path, meta_path = _paths(key)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        pte = pte_path.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("bytes") != len(pte):
+        return None
+    return CachedProgram(pte, meta)
+
+
+def write_program(key: str, pte: bytes, meta: dict[str, Any]) -> None:
+    """Store a program (its description last, so that a half-written one is never read)."""
+    pte_path, meta_path = _paths(key)
+    try:
+        pte_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(pte_path, pte)
+        write_atomic(meta_path, json.dumps({**meta, "bytes": len(pte)}, indent=1))
+    except (OSError, MbprofError):
+        pass  # no cache here: the next run lowers again

@@ -1,0 +1,390 @@
+"""ONNX Runtime: the model exported with torch.onnx and run by a CPU session, fp32 or int8
+(ONNX Runtime's static QDQ quantization: QuantizeLinear / DequantizeLinear pairs, weights
+int8 per channel, activations int8 min-max), and where its time goes, layer by layer.
+
+Per layer: ONNX Runtime's own per-node profile, mapped back to module paths through the
+exported graph. torch.onnx's exporter writes, on every node, the module scopes it came
+from (``pkg.torch.onnx.name_scopes``: ``['', 'features', 'features.0', 'features.0.1',
+'op']``, the innermost module last but one). ONNX Runtime then rewrites the graph
+(convolution, batch norm and activation fused into one node; NCHWc layout nodes added) and
+profiles the nodes it runs, under new names. Each profiled node is traced back, in order,
+by: its own name in the exported graph; that name less the suffixes ONNX Runtime adds
+(``_nchwc``, ``_token_12``, ...) as a node or as the tensor a node wrote; the tensors the
+optimised node writes, then reads (a layout node belongs to the layer whose tensor it
+converts). A fused convolution found through its activation or batch norm is walked back
+to the convolution, and a batch norm folded into the convolution before it is that
+convolution's. A node that cannot be traced gets a row of its own, marked unmapped.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import logging
+import math
+import re
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, display_path
+from mbprof.analysis.latency.runtimes import (
+    CALIBRATION_BATCHES,
+    CALIBRATION_SEED,
+    Deployed,
+    Prepared,
+    check_same_output,
+    closeness,
+    quiet,
+    random_batches,
+    root_cause,
+)
+
+
+def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: Path):
+    """Export ``model`` with torch.onnx to ``folder`` (``model.onnx``) and open an ONNX
+    Runtime CPU session on it (``open_session``). Returns (session, input name)."""
+    path = folder / "model.onnx"
+    with quiet():
+        try:
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                input_names=["input"],
+                output_names=["output"],
+                external_data=False,
+                verbose=False,
+            )
+        except Exception as exc:
+            raise RuntimeError(f"ONNX export failed: {root_cause(exc)}") from exc
+    session = open_session(path, threads)
+    return session, session.get_inputs()[0].name
+
+
+def session_options(threads: int):
+    """ONNX Runtime's options for a timed session: ``threads`` intra-op threads, one
+    inter-op thread, sequential execution, all graph optimisations, warnings silenced."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return options
+
+
+def open_session(path: Path, threads: int, options: Any = None) -> Any:
+    """An ONNX Runtime CPU session on the file ``path`` (``session_options(threads)``)."""
+    import onnxruntime as ort
+
+    options = options or session_options(threads)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
+    """ONNX Runtime's static QDQ quantization of the .onnx file ``fp32_path``, calibrated
+    on random batches of ``shape``; returns the int8 file's path (beside it)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self) -> None:
+            batches = random_batches(shape, CALIBRATION_BATCHES, CALIBRATION_SEED)
+            self.items = iter([{input_name: b.numpy()} for b in batches])
+
+        def get_next(self) -> dict | None:
+            return next(self.items, None)
+
+    prepared = fp32_path.with_name("model.pre.onnx")
+    int8_path = fp32_path.with_name("model.int8.onnx")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # ONNX Runtime's quantizer advises through the root logger
+    try:
+        quant_pre_process(str(fp32_path), str(prepared))  # shape inference, basic fusions
+        quantize_static(
+            str(prepared),
+            str(int8_path),
+            Batches(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+    except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
+        raise RuntimeError(f"ONNX Runtime int8 quantization failed: {root_cause(exc)}") from exc
+    finally:
+        root.setLevel(level)
+    return int8_path
+
+
+def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
+    """The model exported (its fp32 output checked against torch's) and opened in a session;
+    in int8, quantized to QDQ and opened too, the int8 session timed and the fp32 one beside
+    it for the speed-up."""
+    model, example, settings, notes = form.model, form.example, form.settings, form.notes
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mbprof-onnx-")))
+    int8 = settings.quantize == "int8"
+    start = time.perf_counter()
+    fp32, name = onnx_session(model, example, settings.threads, folder)
+    path, timed = folder / "model.onnx", fp32
+    if int8:
+        with quiet():
+            path = onnx_int8(path, name, tuple(example.shape))
+        timed = open_session(path, settings.threads)
+    compile_s = time.perf_counter() - start
+    feed = {name: example.numpy()}
+    with torch.inference_mode():
+        expected = model(example)
+    what = "ONNX Runtime (fp32)" if int8 else "ONNX Runtime"
+    check_same_output(expected, fp32.run(None, feed)[0], what)
+    figures: dict[str, Any] = {"deployed_bytes": path.stat().st_size}
+    if int8:
+        notes.append(
+            "int8: ONNX Runtime static QDQ quantization (weights int8 per channel, "
+            f"activations int8 min-max over {CALIBRATION_BATCHES} random batches of the input "
+            "shape)"
+        )
+        figures["fp32_deployed_bytes"] = (folder / "model.onnx").stat().st_size
+    quantization = "int8 quantization + " if int8 else ""
+    notes.append(f"compile_s: ONNX export + {quantization}ONNX Runtime session creation")
+    if int8:
+        int8_logits = lambda x: timed.run(None, {name: x.numpy()})[0]  # noqa: E731
+        figures.update(closeness(model, int8_logits, tuple(example.shape), notes, "onnxruntime"))
+
+    def layers(passes: int) -> tuple[RawProfile, str]:
+        raw = profile_onnx(path, feed, settings.threads, passes, model)
+        shapes = discover(model, example)[1]
+        for row in raw.rows:
+            row.out_shape = shapes.get("" if row.path == "(model)" else row.path)
+        return raw, f"ONNX Runtime's own profile, {passes} runs, each node's kernel time"
+
+    return Prepared(
+        run=lambda: timed.run(None, feed),
+        compile_s=compile_s,
+        notes=notes,
+        reference=(lambda: fp32.run(None, feed)) if int8 else None,
+        figures=figures,
+        threads=lambda: None,
+        layers=layers,
+    )
+
+
+# --------------------------------------------------------------------------- per layer
+
+
+HEAVY = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "ConvTranspose"}
+SUFFIX = re.compile(r"(_nchwc|_token_\d+|_fused\w*|_kernel_time)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ExportedNode:
+    name: str
+    op: str
+    path: str | None  # the innermost module scope, None when the exporter wrote none
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The exported graph, indexed: nodes by name, and the node that writes each tensor."""
+
+    nodes: Mapping[str, ExportedNode]
+    writer: Mapping[str, str]  # tensor -> node name
+    weights: Mapping[str, int]  # initializer -> bytes
+
+    @classmethod
+    def of(cls, nodes: list[ExportedNode], weights: Mapping[str, int] | None = None) -> Graph:
+        writer = {tensor: node.name for node in nodes for tensor in node.outputs}
+        return cls({node.name: node for node in nodes}, writer, dict(weights or {}))
+
+
+def scope_path(scopes: str) -> str | None:
+    """The module path in a node's ``pkg.torch.onnx.name_scopes`` (its last module)."""
+    try:
+        names = ast.literal_eval(scopes)
+    except (ValueError, SyntaxError):
+        return None
+    return names[-2] if isinstance(names, list) and len(names) >= 2 else None
+
+
+def read_graph(path: str | Path) -> Graph:
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path), load_external_data=False)
+    weights = {
+        t.name: math.prod(t.dims) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+        for t in model.graph.initializer
+    }
+    nodes = []
+    for node in model.graph.node:
+        meta = {p.key: p.value for p in node.metadata_props}
+        scopes = meta.get("pkg.torch.onnx.name_scopes")
+        nodes.append(
+            ExportedNode(
+                name=node.name,
+                op=node.op_type,
+                path=scope_path(scopes) if scopes else None,
+                inputs=tuple(node.input),
+                outputs=tuple(node.output),
+            )
+        )
+    return Graph.of(nodes, weights)
+
+
+def _candidates(name: str, optimised: ExportedNode | None) -> list[tuple[str, str]]:
+    """(kind, key) pairs to look a profiled node up by, best first."""
+    found = [("node", name)]
+    stripped = name
+    while SUFFIX.search(stripped):
+        stripped = SUFFIX.sub("", stripped)
+        found += [("node", stripped), ("tensor", stripped)]
+    if optimised is not None:
+        found += [("tensor", t) for t in optimised.outputs if t]
+        found += [("tensor", t) for t in optimised.inputs if t]
+    return found
+
+
+def _walk_to_heavy(graph: Graph, node: ExportedNode, steps: int = 4) -> ExportedNode:
+    """From an activation or batch norm back to the convolution (or product) it follows."""
+    current = node
+    for _ in range(steps):
+        if current.op in HEAVY:
+            return current
+        if not current.inputs or current.inputs[0] not in graph.writer:
+            break
+        current = graph.nodes[graph.writer[current.inputs[0]]]
+    return node
+
+
+def map_node(
+    name: str,
+    op: str,
+    graph: Graph,
+    optimised: Mapping[str, ExportedNode],
+    folded: Mapping[str, str],
+) -> str | None:
+    """The module path of a profiled node (``name``, ONNX Runtime's ``op``), or None.
+    ``folded`` maps a batch norm's path to the convolution it was folded into."""
+    for kind, key in _candidates(name, optimised.get(name)):
+        node_name = key if kind == "node" else graph.writer.get(key)
+        node = graph.nodes.get(node_name or "")
+        if node is None:
+            continue
+        if op in HEAVY:
+            node = _walk_to_heavy(graph, node)
+        if node.path is None:
+            continue
+        return folded.get(node.path, node.path)
+    return None
+
+
+def folded_norms(module: nn.Module) -> dict[str, str]:
+    """Batch norm path -> the path of the convolution registered just before it with as
+    many output channels (the exporter folds such a batch norm into that convolution and
+    names the result after the batch norm)."""
+    folded, previous = {}, None
+    for path, child in module.named_modules():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm) and previous is not None:
+            conv_path, conv = previous
+            if conv.out_channels == child.num_features:
+                folded[path] = conv_path
+        if isinstance(child, nn.modules.conv._ConvNd):
+            previous = (path, child)
+        elif next(child.children(), None) is None and not isinstance(
+            child, nn.modules.batchnorm._BatchNorm
+        ):
+            previous = None
+    return folded
+
+
+def node_bytes(args: Mapping, node: ExportedNode | None, weights: Mapping[str, int]) -> int:
+    """What a profiled node read and wrote: its activations in and out (ONNX Runtime's
+    ``activation_size`` and ``output_size``) and its weights (the optimised graph's
+    initializers it reads: a prepacked weight is missing from the profile's own figures)."""
+    total = int(args.get("activation_size", 0)) + int(args.get("output_size", 0))
+    if node is not None:
+        total += sum(weights.get(t, 0) for t in set(node.inputs))
+    return total
+
+
+def profile_onnx(
+    onnx_path: Path, feed: dict, threads: int, passes: int, module: nn.Module, warmup: int = 2
+) -> RawProfile:
+    """Per-layer times of the ONNX model at ``onnx_path`` over ``passes`` profiled runs
+    of ``feed`` with ``threads`` intra-op threads, mapped to the module paths of ``module``
+    (the torch module it was exported from)."""
+    folder = onnx_path.parent
+    options = session_options(threads)
+    options.enable_profiling = True
+    options.profile_file_prefix = str(folder / "profile")
+    options.optimized_model_filepath = str(folder / "optimised.onnx")
+    session = open_session(onnx_path, threads, options)
+    for _ in range(warmup):
+        session.run(None, feed)
+    walls = []
+    for _ in range(passes):
+        start = time.perf_counter()
+        session.run(None, feed)
+        walls.append((time.perf_counter() - start) * 1e3)
+    events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
+    graph = read_graph(onnx_path)
+    optimised = read_graph(folder / "optimised.onnx")
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")[
+        -passes:
+    ]
+    return aggregate(events, runs, graph, optimised, folded_norms(module), module, walls)
+
+
+def aggregate(events, runs, graph, optimised: Graph, folded, module, walls) -> RawProfile:
+    """The rows of a parsed ONNX Runtime profile: node events (``cat`` "Node", names
+    ending ``_kernel_time``) within the ``runs`` windows, summed per module path."""
+    kinds = {path: type(m).__name__ for path, m in module.named_modules()}
+    per_pass: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(runs))
+    rows: dict[str, RawLayer] = {}
+    for event in events:
+        if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
+            continue
+        k = next((i for i, (a, b) in enumerate(runs) if a <= event["ts"] <= b), None)
+        if k is None:
+            continue
+        name = event["name"][: -len("_kernel_time")]
+        op = event.get("args", {}).get("op_name", "")
+        path = map_node(name, op, graph, optimised.nodes, folded)
+        key = display_path(path) if path is not None else f"{op} {name}"
+        if key not in rows:
+            kind = kinds.get(path, op) if path is not None else op
+            rows[key] = RawLayer(key, kind, mapped=path is not None)
+        per_pass[key][k] += float(event["dur"])
+        if k == 0:
+            row = rows[key]
+            row.bytes_moved += node_bytes(
+                event.get("args", {}), optimised.nodes.get(name), optimised.weights
+            )
+            row.ops += 1
+    for key, row in rows.items():
+        row.times_us = per_pass[key]
+    if len(walls) != len(runs):
+        walls = [statistics.median(walls)] * len(runs)
+    return RawProfile(rows=list(rows.values()), walls_ms=walls)
