@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from mbprof.cli import (  # noqa: F401  (each registers its command)
-    bench,
-    cache,
+from mbprof.cli import (  # noqa: F401  (each registers its commands)
     check,
     compare,
-    cost,
-    diff,
-    memory,
-    models,
-    plot,
-    profile,
-    reproduce,
+    measure,
+    tools,
 )
 from mbprof.cli._app import app
 

@@ -11,13 +11,23 @@ group's options to a command, and the command receives them as one value (``conf
 Parsing here is torch-free. Latency options are handed on as typed (text): the API checks
 them once and resolves them for this machine; its errors name the settings, and the CLI's
 error policy (``_app.FLAGS``) names these flags instead.
+
+The one way results leave a command (``emit``), and the checks of output paths made
+before any work.
+
+A progress bar with an ETA across a sweep, on stderr (quiet when not a terminal).
+
+It shows the configuration being measured and its phase (counting, timing...), how
+many are done, the time elapsed and an estimate of the time left; each finished
+configuration leaves one line above the bar with its headline figure.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -25,7 +35,9 @@ from typing import Any
 
 import typer
 
+from mbprof.cli._app import results_stream
 from mbprof.core.parsing import MAX_BATCH, MAX_CLASSES, MAX_MIN_TIME_S, MAX_WARMUP
+from mbprof.core.records import ModelSpec
 from mbprof.core.settings import INT8_BACKENDS, RUNTIMES, LatencySettings, spoken
 from mbprof.render.document import Document
 
@@ -303,14 +315,12 @@ class Output:
 
     def check(self) -> None:
         """Refuse, before any work, an --output or --html that cannot be written."""
-        from mbprof.cli._common import check_output, check_outputs
 
         check_output(self.path)
         check_output(self.html, "--html")
         check_outputs({"--output": self.path, "--html": self.html})
 
     def emit(self, doc: Document) -> None:
-        from mbprof.cli._common import emit
 
         if self.html is not None:
             import typer
@@ -341,3 +351,180 @@ output_options = option_group(
     },
     Output,
 )
+
+
+def check_output(output: Path | None, option: str = "--output") -> None:
+    if output is not None:
+        from mbprof.core.files import check_writable
+
+        check_writable(output, option)
+
+
+def _identity(path: Path) -> tuple | None:
+    """What ``path`` writes to: an existing file's inode (hard and symbolic links agree),
+    a new file's resolved path; None for a device or FIFO (writes go through, none
+    replaces another)."""
+    import os
+    import stat
+
+    try:
+        found = os.stat(path)
+    except OSError:
+        return ("path", os.path.realpath(path))
+    if not stat.S_ISREG(found.st_mode):
+        return None
+    return ("inode", found.st_dev, found.st_ino)
+
+
+def check_outputs(
+    outputs: dict[str, Path | None], inputs: dict[str, Path | None] | None = None
+) -> None:
+    """Refuse, before any work, two options that would write the same file (one would
+    overwrite the other) and an output that would overwrite an input. Keys are the
+    options as the user wrote them (``--csv``), values their paths or None."""
+    from mbprof.core.errors import MbprofError
+
+    seen: dict[tuple, tuple[str, Path]] = {}
+    for option, path in (inputs or {}).items():
+        if path is not None and (key := _identity(Path(path))) is not None:
+            seen.setdefault(key, (option, Path(path)))
+    readers = {option for option, _ in seen.values()}
+    for option, path in outputs.items():
+        if path is None or (key := _identity(Path(path))) is None:
+            continue
+        if key in seen:
+            other, first = seen[key]
+            both = (
+                f"{other} and {option} name the same file {str(path)!r}"
+                if str(first) == str(path)
+                else f"{other} {str(first)!r} and {option} {str(path)!r} are the same file"
+            )
+            if other in readers:
+                raise MbprofError(f"{both}: {option} would overwrite what mbprof reads")
+            raise MbprofError(f"{both}; give each output its own path")
+        seen[key] = (option, Path(path))
+
+
+def render(doc: Document, fmt: str) -> str:
+    from mbprof.render import document as export
+
+    if fmt == "csv":
+        return export.to_csv(doc)
+    if fmt == "json":
+        return export.to_json(doc)
+    if fmt == "markdown":
+        return export.to_markdown(doc)
+    from mbprof.render.console import render_table_text
+
+    return render_table_text(doc)
+
+
+def emit(doc: Document, fmt: str, output: Path | None = None) -> None:
+    """Print ``doc`` in ``fmt`` on the real stdout (user code's prints go to stderr),
+    or write it whole to ``output``."""
+    if output is not None:
+        from mbprof.core.files import write_atomic
+        from mbprof.render.document import safe_text
+
+        write_atomic(output, render(doc, fmt))
+        typer.echo(f"wrote {safe_text(output)}", err=True)
+        return
+    stdout = results_stream()
+    if fmt == "table":
+        from rich.console import Console
+
+        from mbprof.render.console import print_document, terminal_width
+
+        print_document(doc, Console(file=stdout, width=terminal_width(stdout)))
+        return
+    stdout.write(render(doc, fmt))
+
+
+# One exit-code rule for every command: 0 when every figure asked for was measured (and,
+# for `check`, every limit holds); 1 when a figure could not be had (the others are
+# printed, each missing one named on stderr in one line) or a limit is exceeded; 2 for bad
+# input or when nothing could be measured; 130 / 143 when interrupted.
+EXIT_MISSING = 1
+
+
+def exit_if_missing(missing: tuple[str, ...] | list[str]) -> None:
+    from mbprof.render.document import safe_text
+
+    for line in missing:
+        typer.echo(f"mbprof: not measured: {safe_text(line)}", err=True)
+    if missing:
+        raise typer.Exit(EXIT_MISSING)
+
+
+class SweepProgress:
+    """``start(spec)`` as a configuration starts (also callable as ``progress(spec)``),
+    ``phase(text)`` as its work moves on, ``done(row)`` when its row is ready."""
+
+    def __init__(self, progress: Any, task: Any, console: Any) -> None:
+        self._progress = progress
+        self._task = task
+        self._console = console
+        self._label = ""
+
+    def __call__(self, spec: ModelSpec) -> None:
+        self.start(spec)
+
+    def start(self, spec: ModelSpec) -> None:
+        from mbprof.render.document import safe_text
+
+        self._label = safe_text(spec.label)  # names from budget files reach the terminal
+        self._progress.update(self._task, description=self._label)
+
+    def phase(self, text: str) -> None:
+        description = f"{self._label}: {text}" if self._label else text
+        self._progress.update(self._task, description=description)
+
+    def done(self, row: dict[str, Any]) -> None:
+        self._progress.advance(self._task)
+        if not self._console.is_terminal:
+            return
+        from rich.text import Text
+
+        from mbprof.render.document import safe_text
+
+        if row.get("error"):
+            figure = Text.assemble(("failed", "red"), f": {safe_text(row['error'])}")
+        elif row.get("latency_ms") is not None:
+            figure = Text(f"{row['latency_ms']:,.2f} ms")
+        elif row.get("madds") is not None:
+            figure = Text(f"{row['madds'] / 1e6:,.2f}M MAdds")
+        else:
+            figure = Text("")
+        self._console.print(Text.assemble(("done", "dim"), f" {self._label} ", figure))
+
+
+@contextmanager
+def sweep_progress(total: int) -> Iterator[SweepProgress]:
+    """A ``SweepProgress`` over ``total`` configurations; the bar vanishes at the end."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = Console(stderr=True)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),  # text, not markup
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    task = progress.add_task("starting", total=total)
+    with progress:
+        yield SweepProgress(progress, task, console)

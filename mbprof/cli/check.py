@@ -9,13 +9,14 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app, results_stream
-from mbprof.cli._common import check_output, check_outputs
 from mbprof.cli._options import (
     ENGINE_OPTION,
     OUTPUT_OPTION,
     REPARAM_OPTION,
     Engine,
     OutputFormat,
+    check_output,
+    check_outputs,
     file_option,
 )
 
@@ -153,7 +154,7 @@ def _measure(run):
     """Measure with a progress bar (one step a configuration), or read saved results."""
     if not run.configurations:
         return run.run()
-    from mbprof.cli._progress import sweep_progress
+    from mbprof.cli._options import sweep_progress
 
     with sweep_progress(run.configurations) as progress:
         return run.run(
@@ -182,7 +183,7 @@ def _emit(outcome, fmt, output, junit, budgets, baseline, allow_unstable=False) 
         write_atomic(junit, junit_xml(results, outcome.seconds, allow_unstable))
         typer.echo(f"wrote {safe_text(junit)}", err=True)
     if fmt is not CheckFormat.github:
-        from mbprof.cli._common import emit
+        from mbprof.cli._options import emit
 
         emit(doc, OutputFormat(fmt.value), output)
         return

@@ -1,4 +1,4 @@
-"""mbprof compare"""
+"""mbprof compare, plot and diff: configurations and results side by side."""
 
 from __future__ import annotations
 
@@ -7,18 +7,22 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app
-from mbprof.cli._common import EXIT_MISSING, check_output, check_outputs, render
 from mbprof.cli._options import (
     ARG_OPTION,
     CLASSES_OPTION,
     ENGINE_OPTION,
+    EXIT_MISSING,
     REPARAM_OPTION,
     Engine,
     Output,
     OutputFormat,
+    check_output,
+    check_outputs,
+    config_options,
     file_option,
     latency_options,
     output_options,
+    render,
 )
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import (
@@ -153,7 +157,7 @@ def compare_command(
     )
 
     from mbprof.api import make_specs, prepare_compare
-    from mbprof.cli._progress import sweep_progress
+    from mbprof.cli._options import sweep_progress
     from mbprof.render.compare_view import compare_document
 
     run = prepare_compare(
@@ -241,3 +245,165 @@ def _warn(text: str) -> None:
     from mbprof.render.document import safe_text
 
     typer.echo(f"mbprof: warning: {safe_text(text)}", err=True)
+
+
+DEFAULT_FIGURE = "FRAME-Y-vs-X.png"
+# Extensions that say "a picture": --output FILE with one of these means the figure (those
+# mbprof cannot write, .jpg say, are then refused by name instead of receiving the table).
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".gif", ".webp", ".tif", ".tiff", ".eps")
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".md", ".txt", ".html")
+
+
+def figure_and_output(figure: Path | None, out: Output, default: str) -> tuple[Path, str, Output]:
+    """Where the figure goes (and the option that named it) and where the frontier table
+    goes. ``--output`` naming an image (.png, .svg, .pdf) is the figure's path, and the
+    table then goes to the terminal; with --figure as well it would be two figures, and is
+    refused."""
+    import difflib
+
+    from mbprof.core.errors import MbprofError
+
+    suffix = out.path.suffix.lower() if out.path is not None else ""
+    near = difflib.get_close_matches(suffix, IMAGE_SUFFIXES, 1)
+    if near and suffix not in IMAGE_SUFFIXES + TABLE_SUFFIXES:
+        # a typo of an image's extension (x.pgn) would get the frontier table, not a figure
+        raise MbprofError(
+            f"--output {str(out.path)!r}: {suffix} is no figure extension (did you mean "
+            f"{near[0]}?); a figure is .png, .svg or .pdf"
+        )
+    if suffix in IMAGE_SUFFIXES:
+        if figure is not None:
+            raise MbprofError(
+                f"--output {str(out.path)!r} names an image and --figure {str(figure)!r} "
+                "another; give the figure's path once (--figure FILE), and --output a file "
+                "for the frontier table in --format"
+            )
+        return out.path, "--output", Output(out.fmt, None, out.html)
+    return (figure if figure is not None else Path(default)), "--figure", out
+
+
+@app.command("plot")
+@output_options
+def plot_command(
+    frame: Path = typer.Argument(
+        ..., help="A comparison written by mbprof: CSV (compare --csv) or JSON.", dir_okay=False
+    ),
+    x: str = typer.Option(
+        "madds",
+        "--x",
+        metavar="AXIS",
+        help="Horizontal axis: madds, params, peak_act_bytes (memory), latency_ms (latency), "
+        "throughput_ips (throughput), top1, ...",
+    ),
+    y: str = typer.Option("top1", "--y", metavar="AXIS", help="Vertical axis (same names as --x)."),
+    figure: Path | None = typer.Option(
+        None,
+        "--figure",
+        "--plot",
+        "-p",
+        metavar="FILE",
+        help="Write the figure here: .png, .svg or .pdf (--output FILE.png does the same).",
+        show_default=DEFAULT_FIGURE,
+        dir_okay=False,
+    ),
+    log_x: bool = typer.Option(
+        False, "--log-x", help="Logarithmic horizontal axis (ticks at 1, 2, 3 and 5 a decade)."
+    ),
+    log_y: bool = typer.Option(False, "--log-y", help="Logarithmic vertical axis."),
+    title: str | None = typer.Option(None, "--title", metavar="TEXT", help="Figure title."),
+    *,
+    out: Output,
+) -> None:
+    """Scatter one column against another, one point per configuration, with the Pareto
+    frontier drawn and printed (a least-squares line when neither axis is accuracy).
+
+    The figure goes to --figure FILE, or to --output FILE when FILE ends in .png, .svg or
+    .pdf (by default FRAME-Y-vs-X.png in the current folder); the frontier table goes to the terminal,
+    or to --output FILE in --format.
+
+    Example: mbprof plot sweep.csv --x madds --y top1 --log-x --figure pareto.png
+    """
+    from mbprof.render.plots import check_figure_path, resolve_axis
+
+    x_axis, y_axis = resolve_axis(x, "--x"), resolve_axis(y, "--y")
+    default = f"{frame.stem}-{y_axis.column}-vs-{x_axis.column}.png"
+    figure, option, out = figure_and_output(figure, out, default)
+    check_figure_path(figure, option)
+    out.check()
+    check_outputs({"--figure": figure, "--output": out.path, "--html": out.html}, {"FRAME": frame})
+
+    from mbprof.frame.rows import read_frame
+    from mbprof.render.plots import frontier_document, plot_frame
+
+    data = read_frame(frame)
+    result = plot_frame(
+        data, x_axis, y_axis, figure, log_x=log_x, log_y=log_y, title=title, where=str(frame)
+    )
+    typer.echo(f"wrote {figure}", err=True)
+    doc = frontier_document(result, x_axis, y_axis, str(frame))
+    if out.html is not None and figure.suffix.lower() in (".png", ".svg"):
+        data = figure.read_bytes()
+        doc.figures[doc.title] = data.decode() if figure.suffix.lower() == ".svg" else data
+    out.emit(doc)
+
+
+SIDE = (
+    "A result file mbprof wrote (profile --format json, compare --json of one configuration, "
+    "bench [--layers] --format json; read as data, never importing code), or a model name "
+    "or import path, profiled here with the configuration options"
+)
+
+
+@app.command("diff")
+@config_options
+@output_options
+def diff_command(
+    before: str = typer.Argument(..., help=SIDE + "."),
+    after: str = typer.Argument(..., help=SIDE + " (--width-after, ... where they differ)."),
+    *,
+    config: dict,
+    width_after: str | None = typer.Option(
+        None, "--width-after", metavar="FLOAT", help="AFTER's width, when not --width's."
+    ),
+    depth_after: str | None = typer.Option(
+        None, "--depth-after", metavar="FLOAT", help="AFTER's depth, when not --depth's."
+    ),
+    res_after: str | None = typer.Option(
+        None, "--res-after", metavar="RES", help="AFTER's resolution, when not --res's."
+    ),
+    out: Output,
+) -> None:
+    """What a change did, and where: AFTER minus BEFORE, in total and per layer (matched by
+    module path, then by structure), per spatial size of the activations, and in time where
+    both sides carry a timing (significant only beyond the noise of the two). Results
+    measured with different settings or machines are compared with a warning naming them.
+
+    Example: mbprof diff mobilenet_v2 mobilenet_v2 --res 160 --width-after 0.75 --format markdown
+    """
+    out.check()
+    after_config = dict(config)
+    for key, text, flag in (
+        ("width", width_after, "--width-after"),
+        ("depth", depth_after, "--depth-after"),
+        ("resolution", res_after, "--res-after"),
+    ):
+        if text is not None:
+            from mbprof.core.parsing import parse_positive_float, parse_resolution
+
+            parse = parse_resolution if key == "resolution" else parse_positive_float
+            after_config[key] = parse(text, flag)
+    from mbprof.api import make_spec
+    from mbprof.api.diff import diff, is_result_file, load_side
+    from mbprof.render.compare_view import diff_document
+
+    # Both sides checked (a configuration's options, a file's existence) before any is run.
+    sides = [
+        side if is_result_file(side) else make_spec(side, **options)
+        for side, options in ((before, config), (after, after_config))
+    ]
+    result = diff(*[load_side(side) for side in sides])
+
+    for warning in result.warnings:
+        _warn(warning)
+    out.emit(diff_document(result))
