@@ -133,12 +133,15 @@ def _scaled(number: float, scale: int, text: object, what: str) -> int:
     return round(_finite(number * scale, text, what))
 
 
+def _given_number(value: int | float, what: str) -> int:
+    """A count or size given as a number rather than text (a TOML integer or float)."""
+    return value if isinstance(value, int) else int(_finite(value, value, what))
+
+
 def parse_count(text: str | int | float, what: str = "count") -> int:
     """'300M' -> 300_000_000; '3.5M' -> 3_500_000; 1200 -> 1200."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        return text
-    if isinstance(text, float):
-        return int(_finite(text, text, what))
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return _given_number(text, what)
     number, unit = _split(str(text), what)
     if unit.upper() not in _COUNT_PREFIX:
         raise MbprofError(f"{what} {text!r} has an unknown unit {unit!r}: use K, M or G")
@@ -147,10 +150,8 @@ def parse_count(text: str | int | float, what: str = "count") -> int:
 
 def parse_bytes(text: str | int | float, what: str = "size") -> int:
     """'1.2 MB' -> 1_200_000; '400KB' -> 400_000; '1 MiB' -> 1_048_576; 512 -> 512."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        return text
-    if isinstance(text, float):
-        return int(_finite(text, text, what))
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return _given_number(text, what)
     number, unit = _split(str(text), what)
     key = unit.upper() or "B"
     if key not in _BYTE_UNITS:
