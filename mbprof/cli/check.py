@@ -154,7 +154,7 @@ def _measure(run):
     """Measure with a progress bar (one step a configuration), or read saved results."""
     if not run.configurations:
         return run.run()
-    from mbprof.cli._options import sweep_progress
+    from mbprof.cli._app import sweep_progress
 
     with sweep_progress(run.configurations) as progress:
         return run.run(

@@ -157,7 +157,7 @@ def compare_command(
     )
 
     from mbprof.api import make_specs, prepare_compare
-    from mbprof.cli._options import sweep_progress
+    from mbprof.cli._app import sweep_progress
     from mbprof.render.compare_view import compare_document
 
     run = prepare_compare(

@@ -193,7 +193,7 @@ def bench_command(
         check_outputs({"--roofline": roofline, "--output": out.path, "--html": out.html}, {})
         layers = True
     from mbprof.api import bench_spec, make_spec, resolve_latency
-    from mbprof.cli._options import sweep_progress
+    from mbprof.cli._app import sweep_progress
     from mbprof.render.latency_view import layers_document
 
     settings = resolve_latency(latency)  # checked once; what this machine cannot run: exit 2

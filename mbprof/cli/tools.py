@@ -152,7 +152,7 @@ def reproduce_command(
     }
     check_outputs({**written, "--output": out.path})
     from mbprof.api.reporting import prepare_reproduce
-    from mbprof.cli._options import sweep_progress
+    from mbprof.cli._app import sweep_progress
     from mbprof.render.command_views import reproduce_document
 
     run = prepare_reproduce(folder, parts=chosen, latency=not no_latency, latency_options=options)

@@ -426,7 +426,7 @@ def test_the_progress_bar_counts_configurations_not_requests(write, monkeypatch)
     # total is 2, and it moves once per configuration, to its total.
     from contextlib import contextmanager
 
-    from mbprof.cli import _options as _progress
+    from mbprof.cli import _app as _progress
 
     seen = {"started": [], "done": []}
 

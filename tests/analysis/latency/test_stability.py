@@ -3,6 +3,7 @@ no real timing is asserted."""
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import pytest
@@ -149,7 +150,14 @@ def test_interleave_times_configurations_round_robin():
         assert statistics.median(res.per_run_s) == pytest.approx(0.010)
 
 
-def test_an_outlier_round_is_measured_again_and_replaced():
+@pytest.fixture
+def unbudgeted(monkeypatch):
+    """Re-measuring's time budget is wall time, which scripted clocks do not take: on a
+    loaded machine it could run out before the scripted re-measures (not these tests' point)."""
+    monkeypatch.setattr(il, "REMEASURE_BUDGET", math.inf)
+
+
+def test_an_outlier_round_is_measured_again_and_replaced(unbudgeted):
     # b's second round (visit 2; visit 0 is the warm-up) ran 1.5x slower
     jobs, log = scripted_jobs("ab", slow={"b": {2: 1.5}})
     results = il.interleave(jobs, min_time_s=0.15, warmup=1, rounds=3, measure_load=False)
@@ -160,14 +168,15 @@ def test_an_outlier_round_is_measured_again_and_replaced():
     assert b.reasons() == ()
 
 
-def test_a_round_that_stays_an_outlier_is_a_reason():
+def test_a_round_that_stays_an_outlier_is_a_reason(unbudgeted):
     # every visit of b after its first two rounds is slow: round 3 and both measured again
     jobs, _ = scripted_jobs("ab", slow={"b": {3: 2.0, 4: 2.0, 5: 2.0}})
     (_, b) = il.interleave(jobs, min_time_s=0.15, warmup=1, rounds=3, measure_load=False)
     assert b.remeasured == il.REMEASURES and b.outliers_left == 1
-    assert b.reasons() == (
+    (reason,) = b.reasons()  # the budget it names is set to inf here (unbudgeted)
+    assert reason.startswith(
         "1 of 3 rounds stayed more than 15% off the others after being measured again (for "
-        "at most 1x the rounds' time)",
+        "at most "
     )
 
 
