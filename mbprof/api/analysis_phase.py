@@ -81,13 +81,22 @@ def _registration(spec: ModelSpec) -> ModelInfo | None:
     return get_model_info(spec.model)
 
 
-def _sized(executor: Executor | None, tasks: int) -> Executor:
-    """No more local workers than tasks; a single task (or none) runs in this process,
-    where starting a worker would cost as much as the task."""
+# Local sweeps of at most this many configurations a worker run in this process: starting
+# a worker (a fresh interpreter importing torch, about 3 s here) costs more than it saves
+# (benchmarks/sweep_scale.py: 2 and 4 configurations took 0.8x as long with two workers).
+TASKS_PER_WORKER_TO_START = 4
+
+
+def _sized(executor: Executor | None, tasks: int, ours: bool) -> Executor:
+    """No more local workers than pay off: a single task, or a small sweep of mbprof's own
+    models (``ours``; a user's model keeps a worker, where a crash costs only its row), runs
+    in this process."""
     if executor is None or (isinstance(executor, LocalPool) and tasks <= 1):
         return InProcess()
-    if isinstance(executor, LocalPool) and tasks < executor.workers:
-        return LocalPool(tasks)
+    if isinstance(executor, LocalPool):
+        most = tasks // TASKS_PER_WORKER_TO_START if ours else tasks
+        workers = min(executor.workers, most)
+        return LocalPool(workers) if workers > 1 or not ours else InProcess()
     return executor
 
 
@@ -129,7 +138,7 @@ def analysed_rows(
             todo.append(index)
     if any(spec.model in HELD for spec in specs):  # an instance stays in this process
         executor = None
-    runner = _sized(executor, len(todo))
+    runner = _sized(executor, len(todo), all(is_builtin(specs[i]) for i in todo))
     here = isinstance(runner, InProcess)
     started: set[int] = set()
 

@@ -107,8 +107,9 @@ class LocalPool:
 
     The sweep's process works too, on the tasks ``run``'s ``here`` marks (mbprof's own
     models, which cannot take the process down): it is one of the ``workers``, so only
-    ``workers - 1`` processes start, and it counts from the first second while they import
-    torch. A sweep of a few configurations is then never slower than in one process."""
+    ``workers - 1`` processes start, and it counts from the first second; those tasks go to
+    the pool only once a worker has imported torch. A sweep of a few configurations is then
+    no slower than in one process."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -143,13 +144,22 @@ class LocalPool:
 
         ours = {i for i, mine in enumerate(here) if mine}
         processes = self.workers - 1 if ours else self.workers
-        threads = _share_of_cores(self._threads()) if ours else contextlib.nullcontext()
         executor = self._executor(processes)
+        # Tasks this process may run go to the pool only once a worker has imported what
+        # they need: until then this process runs them itself, from the first second.
+        ready = executor.submit(_warm_worker) if ours else None
         queue = list(range(len(tasks)))[::-1]  # popped from the end: the sweep's order
         flying: dict[Any, int] = {}
         suspects: list[int] = []  # tasks in flight when a worker died
+
+        def next_for_pool() -> int | None:
+            if ready is None or ready.done():
+                return queue.pop()
+            theirs = [k for k, i in enumerate(queue) if i not in ours]
+            return queue.pop(theirs[-1]) if theirs else None
+
         try:
-            with threads:
+            with _threads_kept() if ours else contextlib.nullcontext():
                 while queue or flying or suspects:
                     if suspects and not flying:  # alone in the pool: a death names its task
                         index = suspects.pop(0)
@@ -163,12 +173,16 @@ class LocalPool:
                             yield index, exc
                         continue
                     while queue and not suspects and len(flying) < 2 * processes:
-                        index = queue.pop()
+                        index = next_for_pool()
+                        if index is None:
+                            break
                         flying[executor.submit(fn, tasks[index])] = index
                     # This process takes the last task it may run (the pool works from the
                     # front), then looks at the pool again without blocking.
                     local = next((i for i in queue if i in ours), None)
                     if local is not None:
+                        if ready is not None and ready.done():  # the workers work too now:
+                            _set_threads(self._threads())  # one share of the cores each
                         queue.remove(local)
                         try:
                             yield local, fn(tasks[local])
@@ -192,18 +206,36 @@ class LocalPool:
             # Ctrl-C, SIGTERM or the sweep closed early: no worker goes on computing.
             executor.shutdown(wait=False, kill_workers=True)
             raise
+        if ready is not None and not ready.done():
+            # Done before a worker was ready: not kept waiting for one that never worked.
+            executor.shutdown(wait=False, kill_workers=True)
 
     def close(self) -> None:
         pass  # the pool stays warm for IDLE_TIMEOUT_S; loky ends it with this process
 
 
+def _warm_worker() -> None:
+    """Import, in a worker, what analysing a configuration needs (torch, fvcore, mbprof's
+    measuring), so that the pool answers when it is ready for real work."""
+    import fvcore.nn  # noqa: F401
+    import torch  # noqa: F401
+
+    import mbprof.api.single  # noqa: F401
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 @contextlib.contextmanager
-def _share_of_cores(threads: int) -> Iterator[None]:
-    """This process's intra-op threads set to a worker's share while it works beside them."""
+def _threads_kept() -> Iterator[None]:
+    """This process's intra-op threads as they were once the sweep ends: it takes a
+    worker's share of the cores while it works beside them (``_set_threads``)."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
     try:
         yield
     finally:
