@@ -1,19 +1,6 @@
-"""The typer app and the error policy every command shares.
-
-Bad input ends in one line on stderr and exit code 2; an unexpected failure in one
-line and exit code 1; ``--debug`` (or MBPROF_DEBUG=1) shows the traceback instead.
-Nothing here imports torch: ``mbprof --help`` must stay instant.
-
-Standard output and error that never end a command in a traceback: a closed stdout
-(``mbprof models >&-``) is one line of error, and an ASCII locale (``LANG=C``,
-``PYTHONIOENCODING=ascii``) prints ASCII look-alikes instead of a UnicodeEncodeError.
-
-A progress bar with an ETA across a sweep, on stderr (quiet when not a terminal).
-
-It shows the configuration being measured and its phase (counting, timing...), how
-many are done, the time elapsed and an estimate of the time left; each finished
-configuration leaves one line above the bar with its headline figure.
-"""
+"""The typer app, the error policy every command shares (bad input: one line, exit 2;
+``--debug`` shows the traceback), standard streams that never end a command in a traceback,
+and the sweep's progress bar. Nothing here imports torch: ``mbprof --help`` stays instant."""
 
 from __future__ import annotations
 
@@ -124,34 +111,11 @@ except ImportError:  # pragma: no cover
 
 EXIT_BAD_INPUT = 2
 # The API's errors name its parameters; on the command line the flags are named instead.
-FLAGS = {
-    "device": "--device",
-    "batch": "--batch",
-    "threads": "--threads",
-    "dtype": "--dtype",
-    "backend": "--backend",
-    "channels_last": "--channels-last",
-    "fuse_bn": "--fuse-bn",
-    "min_time_s": "--min-time",
-    "warmup": "--warmup",
-    "quantize": "--quantize",
-    "parts": "--parts",
-    "mem_dtype": "--mem-dtype",
-    "chunks": "--chunks",
-    "num_classes": "--classes",
-    "kwargs": "--arg",
-    "input_shape": "--input",
-    "filters": "--filters",
-    "kernel": "--kernel",
-    "stride": "--stride",
-    "padding": "--padding",
-    "by": "--by",
-    "max_depth": "--max-depth",
-    "workers": "--workers",
-    "executor": "--executor",
-    "scheduler": "--scheduler",
-    "cache_latency": "--cache-latency",
-}
+_SAME = "device batch threads dtype backend channels_last fuse_bn warmup quantize parts mem_dtype"
+_SAME += " chunks filters kernel stride padding by max_depth workers executor scheduler cache_latency"
+FLAGS = {field: "--" + field.replace("_", "-") for field in _SAME.split()}
+FLAGS |= {"min_time_s": "--min-time", "num_classes": "--classes", "kwargs": "--arg"}
+FLAGS |= {"input_shape": "--input"}
 # click >= 8.2 raises this for a bare `mbprof` (older ones print the help and exit 0).
 _NO_ARGS_IS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())
 

@@ -1,20 +1,8 @@
-"""Options that several commands share, declared once, as groups: a decorator adds a
-group's options to a command, and the command receives them as one value (``config``,
-``latency``, ``out``), so that no command lists them again.
-
-    @app.command("bench")
-    @config_options
-    @latency_options
-    @output_options
-    def bench_command(model: str = ..., *, config: dict, latency: LatencySettings, out: Output)
-
-Parsing here is torch-free. Latency options are handed on as typed (text): the API checks
-them once and resolves them for this machine; its errors name the settings, and the CLI's
-error policy (``_app.FLAGS``) names these flags instead.
-
-The one way results leave a command (``emit``), and the checks of output paths made
-before any work.
-"""
+"""Options that several commands share, declared once as groups: a decorator
+(``@config_options``, ``@latency_options``, ``@output_options``) adds a group's options to a
+command, which receives them as one value (``config``, ``latency``, ``out``). Parsing here is
+torch-free; latency options go on as typed, for the API to check once. Also the one way
+results leave a command (``emit``) and the output checks made before any work."""
 
 from __future__ import annotations
 
@@ -72,6 +60,15 @@ def file_option(flag: str, help: str) -> Any:
     return typer.Option(None, flag, help=help, dir_okay=False)
 
 
+def _text(default: str, flag: str, metavar: str | None, help: str, *short: str) -> tuple:
+    """A text option of a group: (its type, its typer.Option)."""
+    return str, typer.Option(default, flag, *short, metavar=metavar, help=help)
+
+
+def _flag(flag: str, help: str) -> tuple:
+    return bool, typer.Option(False, flag, help=help)
+
+
 # --------------------------------------------------------------------------- one configuration
 
 
@@ -115,27 +112,14 @@ REPARAM_OPTION = typer.Option(
 config_options = option_group(
     "config",
     {
-        "width": (
-            str,
-            typer.Option(
-                "1.0", "--width", "-w", metavar="FLOAT", help="Width multiplier, a number > 0."
-            ),
-        ),
-        "depth": (
-            str,
-            typer.Option(
-                "1.0", "--depth", metavar="FLOAT", help="Depth multiplier (models that have one)."
-            ),
-        ),
-        "res": (
-            str,
-            typer.Option(
-                "224",
-                "--res",
-                "-r",
-                metavar="RES",
-                help="Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32).",
-            ),
+        "width": _text("1.0", "--width", "FLOAT", "Width multiplier, a number > 0.", "-w"),
+        "depth": _text("1.0", "--depth", "FLOAT", "Depth multiplier (models that have one)."),
+        "res": _text(
+            "224",
+            "--res",
+            "RES",
+            "Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32).",
+            "-r",
         ),
         "classes": (str, CLASSES_OPTION),
         "arg": (list[str] | None, ARG_OPTION),
@@ -179,23 +163,14 @@ def _latency(**typed: Any) -> LatencySettings:
 latency_options = option_group(
     "latency",
     {
-        "device": (
-            str,
-            typer.Option(
-                "auto",
-                "--device",
-                metavar="DEVICE",
-                help="Where to run: cpu, cuda, or auto (cuda when torch sees a GPU).",
-            ),
+        "device": _text(
+            "auto",
+            "--device",
+            "DEVICE",
+            "Where to run: cpu, cuda, or auto (cuda when torch sees a GPU).",
         ),
-        "batch": (
-            str,
-            typer.Option(
-                "1",
-                "--batch",
-                metavar="INT",
-                help=f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}.",
-            ),
+        "batch": _text(
+            "1", "--batch", "INT", f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}."
         ),
         "threads": (
             str | None,
@@ -207,63 +182,33 @@ latency_options = option_group(
                 "of this machine (default: torch's current count).",
             ),
         ),
-        "dtype": (
-            str,
-            typer.Option(
-                "fp32", "--dtype", metavar="DTYPE", help="Inference dtype: fp32, fp16 or bf16."
-            ),
+        "dtype": _text("fp32", "--dtype", "DTYPE", "Inference dtype: fp32, fp16 or bf16."),
+        "backend": _text(
+            "eager",
+            "--backend",
+            "BACKEND",
+            spoken([r.help for r in RUNTIMES.values()]).replace("[", r"\[") + ".",
         ),
-        "backend": (
-            str,
-            typer.Option(
-                "eager",
-                "--backend",
-                metavar="BACKEND",
-                help=spoken([r.help for r in RUNTIMES.values()]).replace("[", r"\[") + ".",
-            ),
+        "channels_last": _flag("--channels-last", "Run in the channels-last (NHWC) memory format."),
+        "fuse_bn": _flag(
+            "--fuse-bn", "Fold batch norm into the convolutions first (the deployed form)."
         ),
-        "channels_last": (
-            bool,
-            typer.Option(
-                False, "--channels-last", help="Run in the channels-last (NHWC) memory format."
-            ),
+        "min_time": _text(
+            "1.0",
+            "--min-time",
+            "SECONDS",
+            f"Seconds of timed runs per configuration, a number > 0 and <= {MAX_MIN_TIME_S:g}.",
         ),
-        "fuse_bn": (
-            bool,
-            typer.Option(
-                False,
-                "--fuse-bn",
-                help="Fold batch norm into the convolutions first (the deployed form).",
-            ),
+        "warmup": _text(
+            "10", "--warmup", "INT", f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}."
         ),
-        "min_time": (
-            str,
-            typer.Option(
-                "1.0",
-                "--min-time",
-                metavar="SECONDS",
-                help="Seconds of timed runs per configuration, a number > 0 and "
-                f"<= {MAX_MIN_TIME_S:g}.",
-            ),
-        ),
-        "warmup": (
-            str,
-            typer.Option(
-                "10",
-                "--warmup",
-                metavar="INT",
-                help=f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}.",
-            ),
-        ),
-        "quantize": (
-            str,
-            typer.Option(
-                "none",
-                "--quantize",
-                help="none, or int8: post-training static quantization calibrated on random "
-                f"batches (backends {' and '.join(INT8_BACKENDS)}, from fp32); reports the "
-                "speed-up over fp32 and how close the outputs stay.",
-            ),
+        "quantize": _text(
+            "none",
+            "--quantize",
+            None,
+            "none, or int8: post-training static quantization calibrated on random batches "
+            f"(backends {' and '.join(INT8_BACKENDS)}, from fp32); reports the speed-up over "
+            "fp32 and how close the outputs stay.",
         ),
     },
     _latency,
