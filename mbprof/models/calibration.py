@@ -1,17 +1,8 @@
-"""Weights that behave like trained ones, without data: batch-norm statistics calibrated on
-random images, and a classifier scaled to unit logits.
-
-A randomly initialised network has batch-norm running statistics of 0 and 1 whatever its
-inputs, so its activations shrink (or grow) layer by layer: MobileNetV2's logits come out
-about 1e-9, where an output check cannot fail and x86 reaches slow denormal arithmetic.
-``calibrate`` runs a few batches of standard-normal images through the model in training
-mode with a cumulative average (``momentum=None``), so that every batch norm's running mean
-and variance are those of its own input: in eval mode each one then hands on activations of
-about zero mean and unit variance, as in a trained network. Last, the final fully connected
-layer is scaled so that the logits' standard deviation is one. Deterministic (a fixed seed);
-counts and memory do not depend on weights. Only mbprof's own models with their random
-initialisation are calibrated: a user's model and a loaded checkpoint keep their weights.
-"""
+"""Weights that behave like trained ones, without data (docs/latency.md, "Weights"): batch
+norms calibrated on random images in training mode, so that each hands on unit-scale
+activations, and the classifier scaled to unit logits. Random init left as it is gives logits
+of about 1e-9, where an output check cannot fail and x86 reaches slow denormals. Only
+mbprof's own models with their random init are calibrated."""
 
 from __future__ import annotations
 

@@ -1,25 +1,9 @@
-"""Your own model, by import path: ``mypkg.models:build`` or ``mypkg.models:MyNet``.
-
-This imports and runs your code (the module's top level, then the callable), as
-``python -c "from mypkg.models import build; build()"`` would. The current directory is
-searched first, so a module beside you is found as it is by ``python -m``.
-
-The callable is an ``nn.Module`` subclass or a factory that returns an ``nn.Module``.
-mbprof's knobs reach it only through parameters of these exact names in its signature:
-``width`` (--width), ``depth`` (--depth) and ``num_classes`` (--classes). A callable
-without one of them is built as it is, and that knob must stay at its default (width and
-depth 1.0, 1000 classes), so that a printed width or class count is never one the model
-did not get. Other keyword arguments come from ``--arg key=value`` and are checked
-against the signature before anything runs. The callable is called once per
-configuration on the meta device (to size the model without memory) and once for real.
-A builder that cannot run on the meta device (it reads a tensor back, as RegNet's
-``torch.arange(...).tolist()`` does) is called again with each parameter moved to the meta
-device as it is registered, and if that fails too, built for real with its registrations
-counted against free memory (``mbprof.analysis.footprint``); a note says which.
-
-An ``nn.Module`` instance given from Python is a model too (``hold``): measured as it is,
-its weights kept, in eval mode, under its class name or the label given.
-"""
+"""Your own model: an import path (``mypkg.models:build`` or ``mypkg.models:MyNet``, whose
+code this imports and runs; the current directory first) or an ``nn.Module`` instance given
+from Python (``hold``). mbprof's knobs reach a callable only through parameters named
+``width``, ``depth`` and ``num_classes``; without one, that knob must stay at its default.
+Sizing falls back from the meta device to per-parameter meta moves to a real build counted
+against free memory (docs/models.md)."""
 
 from __future__ import annotations
 
