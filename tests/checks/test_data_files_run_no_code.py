@@ -166,6 +166,7 @@ def _held(stdout: str) -> list:
     return [(r["status"], r["measured"]) for r in limits]
 
 
+@pytest.mark.slow  # a whole process that measures; the refusals above run by default
 def test_allowed_module_is_imported_and_measured(tmp_path):
     module = _tiny_files(tmp_path, "mypkg")
     flags = ["--allow-import", "other", "--allow-import", "mypkg"]  # repeatable

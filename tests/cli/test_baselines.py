@@ -31,6 +31,7 @@ def test_all_registered():
     assert set(BASELINES) <= set(list_models())
 
 
+@pytest.mark.slow  # every baseline at 224, twice
 def test_compare_every_baseline_against_torch_counter():
     """(NASNet, the slowest to count, goes through compare at width 0.5 in test_nasnet.)"""
     names = [name for name in BASELINES if name != "nasnet_a_mobile"]
@@ -73,7 +74,14 @@ def test_bad_width_is_refused_before_any_work():
     )
 
 
-@pytest.mark.parametrize("name", ["shufflenet_v1_g3", "nasnet_a_mobile", "mobilenet_v3_large"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "shufflenet_v1_g3",
+        pytest.param("nasnet_a_mobile", marks=pytest.mark.slow),
+        "mobilenet_v3_large",
+    ],
+)
 def test_fx_and_jit_trace(name):
     model = create_model(name, num_classes=10)
     x, other = torch.randn(2, 3, 32, 32), torch.randn(1, 3, 37, 53)

@@ -102,6 +102,7 @@ def test_closed_stdout_with_output_file_works(tmp_path):
     assert "mobilenet_v2" in out.read_text()
 
 
+@pytest.mark.slow  # whole processes
 def test_ascii_locale_degrades_to_ascii(tmp_path):
     path = tmp_path / "b.toml"
     path.write_text(

@@ -23,6 +23,7 @@ def model():
     return create_model("nasnet_a_mobile")
 
 
+@pytest.mark.slow  # NASNet at 224; small sizes are checked below
 def test_published_figures_at_224(model):
     """564M MAdds and 5.3M params (NASNet paper Table 2; MobileNetV2 paper Table 4), and the
     same MAdds from torch's own counter."""

@@ -32,12 +32,14 @@ def fresh(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow  # Tables 4 and 3 regenerated
 def test_committed_table4_matches_a_fresh_run(fresh):
     committed = pd.read_csv(REPORTS / "table4.csv")
     regenerated = pd.read_csv(fresh / "table4.csv")
     pd.testing.assert_frame_equal(_counted(regenerated), _counted(committed))
 
 
+@pytest.mark.slow  # Tables 4 and 3 regenerated
 def test_committed_table3_matches_a_fresh_run(fresh):
     if not (REPORTS / "table3.csv").exists():
         assert not (fresh / "table3.csv").exists()  # no memory analysis in either
@@ -47,6 +49,7 @@ def test_committed_table3_matches_a_fresh_run(fresh):
     )
 
 
+@pytest.mark.slow  # Tables 4 and 3 regenerated
 def test_committed_inconsistencies_are_what_reproduce_writes(fresh):
     # Counts only (no latency in its text): a run with latency writes the same bytes.
     committed = (REPORTS / "inconsistencies.md").read_text(encoding="utf-8")

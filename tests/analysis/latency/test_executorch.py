@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 pytest.importorskip("executorch")
+# Every program is lowered (seconds to a minute each): the whole module is in the slow tier.
+pytestmark = pytest.mark.slow
 
 from mbprof.analysis.latency import lowering, roofline  # noqa: E402
 from mbprof.analysis.latency.executorch import (  # noqa: E402
@@ -215,7 +217,6 @@ def test_an_operator_without_a_kernel_is_refused_before_loading(with_fallback):
         Loaded(needs_sort, threads=1)
 
 
-@pytest.mark.slow  # a lowering of its own; the refusal itself is tested above
 def test_a_real_program_that_sorts_has_no_kernel_here():
     program = lower(net("sort"), example())
     assert "aten::sort.values" in program.operators

@@ -63,6 +63,7 @@ def corrupting(monkeypatch, scale: float) -> list[str]:
     return corrupted
 
 
+@pytest.mark.slow  # an ONNX export (seconds)
 def test_a_corrupted_export_fails_the_output_check(monkeypatch):
     torch.manual_seed(49)  # the state in which one corrupted weight went unnoticed
     spec, model = calibrated()
@@ -73,6 +74,7 @@ def test_a_corrupted_export_fails_the_output_check(monkeypatch):
     assert len(names) == 1
 
 
+@pytest.mark.slow  # an ONNX export (seconds)
 def test_an_untouched_export_of_a_calibrated_model_passes():
     spec, model = calibrated()
     t = time_model(

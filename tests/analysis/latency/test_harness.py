@@ -298,6 +298,7 @@ def test_fuse_bn_setting_measures_the_folded_model():
 # --------------------------------------------------------------------------- backends
 
 
+@pytest.mark.slow  # an ONNX export (seconds)
 def test_onnxruntime_runs_a_real_session(monkeypatch):
     import onnxruntime
 

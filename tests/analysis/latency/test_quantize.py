@@ -138,6 +138,7 @@ def test_the_environment_note_says_int8():
 # --------------------------------------------------------------------------- ONNX Runtime
 
 
+@pytest.mark.slow  # two ONNX exports and a quantization
 def test_onnxruntime_int8_is_smaller_close_and_timed_against_fp32():
     pytest.importorskip("onnxruntime")
     settings = resolve_settings(LatencySettings(backend="onnxruntime", quantize="int8", **FAST))
@@ -151,6 +152,7 @@ def test_onnxruntime_int8_is_smaller_close_and_timed_against_fp32():
     assert any("static QDQ" in note for note in t.notes)
 
 
+@pytest.mark.slow  # an ONNX export (seconds)
 def test_onnxruntime_fp32_gives_its_file_size():
     pytest.importorskip("onnxruntime")
     settings = resolve_settings(LatencySettings(backend="onnxruntime", **FAST))
@@ -208,6 +210,7 @@ def unexportable():
     unregister_model("test_unexportable")
 
 
+@pytest.mark.slow  # whole CLI runs that export
 @pytest.mark.usefixtures("tiny_models")
 def test_an_export_that_fails_is_one_line_or_an_error_cell(run, unexportable):
     pytest.importorskip("executorch")
