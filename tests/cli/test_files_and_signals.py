@@ -140,6 +140,7 @@ def test_reproduce_again_keeps_the_user_s_files_and_the_folders_beside_it(tmp_pa
     assert not list(out.glob(".mbprof-stage-*"))
 
 
+@pytest.mark.slow  # whole mbprof processes
 def test_reproduce_removes_only_unchanged_files_it_wrote(tmp_path, monkeypatch):
     out = tmp_path / "reports"
     rep.reproduce(out, parts=("table3",), latency=False)
@@ -251,6 +252,7 @@ def test_a_folder_from_before_manifests_keeps_the_user_s_files(tmp_path):
 # --- outputs that are not regular files ----------------------------------------------
 
 
+@pytest.mark.slow  # whole mbprof processes
 def test_dev_null_and_dev_stdout_are_written_through(tmp_path):
     null = mbprof(*COST, "-o", "/dev/null", cwd=tmp_path)
     assert null.returncode == 0, null.stderr
@@ -271,6 +273,7 @@ def test_dev_null_and_dev_stdout_are_written_through(tmp_path):
     assert log.read_bytes().startswith(b"earlier line\n" + HEADER)
 
 
+@pytest.mark.slow  # a whole mbprof process
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
 def test_dev_full_is_one_line(tmp_path):
     result = mbprof(*COST, "-o", "/dev/full", cwd=tmp_path)
@@ -279,6 +282,7 @@ def test_dev_full_is_one_line(tmp_path):
     assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
 
 
+@pytest.mark.slow  # whole mbprof processes
 def test_a_fifo_is_written_through_and_stays_a_fifo(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
@@ -363,6 +367,7 @@ def _start_sweep(models_dir: Path, widths: str, *files: str) -> subprocess.Popen
     return process
 
 
+@pytest.mark.slow  # whole mbprof processes
 def test_ctrl_c_before_the_first_row_leaves_old_files_untouched(models_dir):
     (models_dir / "keep.csv").write_bytes(b"model,madds\nmine,1\n")
     (models_dir / "keep.json").write_bytes(b'{"mine": 1}\n')
@@ -403,6 +408,7 @@ def test_the_cli_restores_the_signal_handlers(run):
 # --- user code that tries to end the run ---------------------------------------------
 
 
+@pytest.mark.slow  # whole mbprof processes
 def test_a_model_that_exits_while_measured_gets_an_error_row(models_dir):
     names = ["um:ok", "um:exit_forward", "um:kbd_forward", "um:odd_forward"]
     result = mbprof(

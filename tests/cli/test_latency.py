@@ -265,7 +265,7 @@ def test_bench_layers_bad_input_exits_2_in_one_line(args, message):
         assert "eager, onnxruntime or executorch" in result.stderr
 
 
-@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("columns", [80, pytest.param(120, marks=pytest.mark.slow)])
 def test_a_timed_comparison_fits_the_terminal_with_its_latency(verdict, columns):
     verdict(("spread 80.0% > 25% ((p90 - p10) / median)",))
     args = ["compare", "-m", "mobilenet_v2,mobilenet_v3_large", "--widths", "0.5", "--res", "32"]
