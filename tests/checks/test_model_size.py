@@ -84,6 +84,7 @@ def test_size_limits_read_the_row_of_their_backend_and_quantization():
     assert "executorch, int8" in int8.message and "1.05 MB" in int8.message
 
 
+@pytest.mark.slow  # an ONNX export (seconds)
 @pytest.mark.usefixtures("tiny_models")
 def test_check_measures_a_size_limit(run, tmp_path):
     pytest.importorskip("onnxruntime")

@@ -133,6 +133,7 @@ def test_an_unknown_part_is_one_line(run, tmp_path):
     assert_one_line_error(result, "--parts: 'phones' is not one of", "phone")
 
 
+@pytest.mark.slow  # real lowerings and exports
 @pytest.mark.usefixtures("tiny_models")
 def test_the_phone_runs_give_each_series_or_its_error(tmp_path_factory, monkeypatch):
     pytest.importorskip("onnxruntime")

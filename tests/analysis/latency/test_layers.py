@@ -175,6 +175,7 @@ def test_onnx_node_bytes_add_the_weights_the_profile_leaves_out():
     assert node_bytes(args, None, {}) == 9120
 
 
+@pytest.mark.slow  # an ONNX export (seconds)
 def test_onnxruntime_rows_are_mapped_and_sum_to_the_profiled_pass():
     profile = profiled(Net(), backend="onnxruntime")
     rows = {r.path: r for r in profile.rows}
