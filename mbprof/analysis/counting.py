@@ -1,26 +1,4 @@
-"""MAdds and parameters, per layer and in total, with fvcore.
-
-The convention (the papers'): ``madds`` are the multiply-accumulates of
-convolutions and fully connected layers (fvcore's conv / linear / matmul
-handles, which count one fused multiply-add as one, and mbprof's own for fused
-attention, ``scaled_dot_product_attention``: its two matrix products, which the papers count
-and fvcore by itself does not: ``attention_madds`` and a note say how much). fvcore's
-other estimates (batch norm, adaptive pooling, upsampling, normalisation) go to
-``other_flops``. Ops that have no estimate at all (activations, additions,
-concatenation, reshapes) are listed in ``uncounted_ops`` with how often they ran,
-never dropped. ``params_used`` are the parameters that inference reads
-(``mbprof.analysis.used_params``). All counts are for a batch of one image.
-
-Two engines count by these rules. "fvcore" runs fvcore itself on its ``torch.jit.trace``
-of the model (deprecated by PyTorch; fvcore's last release is from 2022). "dispatch"
-applies fvcore's default handles, re-implemented here, to the aten ops of the meta-device
-trace that the memory analysis makes anyway (``memory.trace``: a TorchDispatchMode, each op
-attributed to the module running it): it needs no TorchScript and no arithmetic. Below
-PyTorch's decompositions ``linear``, ``matmul`` and ``einsum`` are addmm / mm / bmm, batch
-and instance norm ``native_batch_norm``, adaptive pooling to 1x1 a mean: the rules read
-them so. The per-layer figures agree (tests/analysis/test_counting_engines.py); the
-unsupported ops are listed by their dispatcher names.
-"""
+"""MAdds and parameters, per layer and in total, with fvcore."""
 
 from __future__ import annotations
 
@@ -51,15 +29,12 @@ MADD_OPS = frozenset(
 
 
 def count_params(model: nn.Module) -> int:
-    """Elements of every parameter tensor (weights, biases, batch-norm affine).
-    Buffers such as batch-norm running statistics are not parameters."""
+    """Elements of every parameter tensor (weights, biases, batch-norm affine)."""
     return sum(p.numel() for p in model.parameters())
 
 
 def _sdpa_madds(inputs: list, outputs: list) -> int:
-    """fused attention (``nn.MultiheadAttention``, ViT): q @ k^T and attention @ v, for
-    q (..., L, E), k (..., S, E), v (..., S, Ev): lead x L x S x (E + Ev). fvcore has no
-    handle of its own for it."""
+    """Fused attention's MAdds: q @ k^T and attention @ v (fvcore has no handle for it)."""
     query, key, value = (inputs[i].type().sizes() for i in range(3))
     lead = 1
     for size in query[:-2]:
@@ -68,10 +43,7 @@ def _sdpa_madds(inputs: list, outputs: list) -> int:
 
 
 def _einsum_madds(inputs: list, outputs: list) -> int | float:
-    """fvcore's einsum rule (numpy's optimal contraction path, halved) without its rounding:
-    fvcore reads numpy's count from the path's printout, four significant digits (MaxViT's
-    attention: 19,670,000 for 19,668,992). Two operands and an index summed over: the
-    product of every index's size, as the matrix products below einsum count it."""
+    """fvcore's einsum rule without its rounding to four significant digits."""
     equation = inputs[0].toIValue().replace(" ", "")
     shapes = [v.type().sizes() for v in inputs[1].node().inputs()]
     terms, _, result = equation.partition("->")
@@ -103,10 +75,7 @@ def _layer_geometry(module: nn.Module) -> dict:
 
 
 class _OutputSizes:
-    """Forward hooks that record each leaf module's output HxW while fvcore traces
-    (so the sizes cost no extra forward pass). A shape read under the tracer is recorded
-    into its graph (``aten::size`` values that fvcore then walks): that made counting about
-    half as slow again, so the hook reads it with the tracer paused."""
+    """Each leaf module's output HxW, recorded while fvcore traces."""
 
     def __init__(self, model: nn.Module) -> None:
         self.sizes: dict[str, tuple[int, int]] = {}
@@ -137,9 +106,7 @@ class _OutputSizes:
 
 @contextmanager
 def _quiet_fvcore() -> Iterator[None]:
-    """fvcore's logger at ERROR only while mbprof's own analysis runs (what it would warn
-    about is reported in ``uncounted_ops``), then back as it was: a user's own fvcore calls
-    in the same process keep their warnings."""
+    """fvcore's logger at ERROR while mbprof's own analysis runs, then back as it was."""
     logger = logging.getLogger(FVCORE_LOGGER)
     before = logger.level
     logger.setLevel(logging.ERROR)
@@ -154,12 +121,7 @@ NORMS = {"native_group_norm": ("group_norm", 1), "native_layer_norm": ("layer_no
 
 
 def _dispatch_cost(graph: Graph, node: Node, instance: bool) -> tuple[str, int] | None:
-    """fvcore's default handle for the op of ``node`` (the meta-device trace's aten ops,
-    below PyTorch's decompositions): (fvcore's op name, its count), or None for an op that
-    no handle counts. ``linear``, ``matmul`` and ``einsum`` reach the dispatcher as
-    addmm / mm / bmm, whose multiply-adds are theirs; adaptive average pooling to 1x1 as a
-    mean over dims (-1, -2) with keepdim; instance norm as batch norm (``instance``: the
-    module running it is an instance norm)."""
+    """(fvcore's op name, its count) by fvcore's default handle for ``node``'s aten op, or None."""
     shape = [graph.values[v].shape for v in node.inputs]
     name, args = node.name, node.args
     if node.conv is not None:
@@ -188,9 +150,7 @@ def _dispatch_cost(graph: Graph, node: Node, instance: bool) -> tuple[str, int] 
 
 
 def _attention_products(graph: Graph) -> set[int]:
-    """The nodes of the two matrix products of each fused attention: on the meta device
-    ``scaled_dot_product_attention`` reaches the dispatcher decomposed (bmm, ``_safe_softmax``,
-    bmm), and only its decomposition calls ``_safe_softmax``."""
+    """The nodes of the two matrix products of each fused attention (bmm, _safe_softmax, bmm)."""
     found: set[int] = set()
     last, pending = None, False
     for index, node in enumerate(graph.nodes):
@@ -205,8 +165,7 @@ def _attention_products(graph: Graph) -> set[int]:
 
 
 def _dispatch(model: nn.Module, graph: Graph) -> tuple[dict, Counter[str]]:
-    """fvcore's ``by_module_and_operator`` (each module's counts, its descendants' included)
-    and its unsupported ops, from ``graph``."""
+    """fvcore's ``by_module_and_operator`` and its unsupported ops, from ``graph``."""
     first: dict[int, str] = {}
     named = {}  # the trace names a shared module by its last name, fvcore by its first
     instance = set()
@@ -239,18 +198,7 @@ def count(
     graph: Graph | None = None,
     engine: str = "fvcore",
 ) -> CountReport:
-    """Count MAdds and params of ``model`` for one input of ``input_shape`` (N, C, H, W).
-
-    ``engine`` "fvcore": the model is traced with fvcore (``torch.jit.trace``) on the CPU
-    in float32; "dispatch": fvcore's rules applied to the aten ops of a meta-device trace
-    (``graph`` when given), which needs no TorchScript. fvcore's engine hands over to the
-    dispatch engine, with a note, where its tracer is missing or refuses the model. Counts
-    are scaled to batch 1 whatever N is given. Each row of ``layers`` holds the ops a module
-    ran itself (a parent's row holds only the functional ops in its own ``forward``), so
-    the rows sum to the totals. ``graph``: the memory analysis' meta-device trace of the
-    same model and resolution, when the caller has one: the output sizes and the
-    parameters read come from it, and fvcore's trace runs without hooks or a recorder.
-    """
+    """Count MAdds and params of ``model`` for one input of ``input_shape`` (N, C, H, W)."""
     model = model.eval()
     notes: tuple[str, ...] = ()
     failure = None
@@ -324,8 +272,7 @@ def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None)
 def _traced(
     model: nn.Module, analysis: Any, input_shape: tuple[int, ...]
 ) -> tuple[dict, dict[str, tuple[int, int]], used_params.ParamReads]:
-    """fvcore's trace, with the output sizes and the parameters read recorded in the same
-    forward pass (a pass of their own each cost as much as the trace)."""
+    """fvcore's trace, with the output sizes and the parameters read recorded in the same pass."""
     recorder = _OutputSizes(model)
     try:
         with _quiet_fvcore(), used_params.recording(model) as seen:

@@ -1,25 +1,4 @@
-"""FLOPs in the other common convention: 2 per multiply-accumulate, plus the element-wise
-work that MAdds leave out.
-
-MAdds (``counting``, the papers' headline) count one fused multiply-add as one. Profilers
-outside the mobile papers (DeepSpeed's, calflops, torch's FlopCounterMode) count it as two
-floating-point operations, and some add the element-wise ops. Here every aten op of one
-forward pass (the memory analysis' trace on the meta device: shapes only, nothing computed)
-is counted by the rule of its kind in ``KINDS``; the op names of each kind are in the tables
-below. Ops that move data (views, copies, concatenation, padding) cost 0 (``FREE``); an op
-that no rule knows is listed in ``uncounted_ops`` with how often it ran, never dropped.
-
-The rules, per image:
-- multiply_adds: 2 x (output elements x input channels per group x kernel elements) for a
-  convolution (a transposed one: its input elements instead), 2 x M x K x N for a matrix
-  product: exactly 2 x MAdds.
-- bias: 1 per output element of a convolution or matrix product that adds a bias.
-- batch_norm: 2 per element (scale and shift of eval mode; 1 without affine), as fvcore's
-  ``other_flops`` and DeepSpeed count it.
-- pooling: 1 per input element (a sum or comparison each), global or windowed, as DeepSpeed
-  and fvcore (adaptive average pooling) count it.
-- activations, additions, multiplications: 1 per output element.
-"""
+"""FLOPs in the other common convention: 2 per multiply-accumulate, plus element-wise work."""
 
 from __future__ import annotations
 
@@ -173,8 +152,7 @@ def graph_flops(graph: Graph, batch: int = 1) -> FlopsCount:
 def count_flops(
     model: nn.Module, input_shape: Sequence[int], graph: Graph | None = None
 ) -> FlopsCount:
-    """FLOPs of ``model`` for one image, from ``graph`` (the memory analysis' trace of the
-    same input) or a new trace on the meta device."""
+    """FLOPs of ``model`` for one image, from ``graph`` or a new meta-device trace."""
     if graph is None:
         from mbprof.analysis.memory.trace import trace
 

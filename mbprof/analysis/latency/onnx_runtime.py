@@ -1,20 +1,4 @@
-"""ONNX Runtime: the model exported with torch.onnx and run by a CPU session, fp32 or int8
-(ONNX Runtime's static QDQ quantization: QuantizeLinear / DequantizeLinear pairs, weights
-int8 per channel, activations int8 min-max), and where its time goes, layer by layer.
-
-Per layer: ONNX Runtime's own per-node profile, mapped back to module paths through the
-exported graph. torch.onnx's exporter writes, on every node, the module scopes it came
-from (``pkg.torch.onnx.name_scopes``: ``['', 'features', 'features.0', 'features.0.1',
-'op']``, the innermost module last but one). ONNX Runtime then rewrites the graph
-(convolution, batch norm and activation fused into one node; NCHWc layout nodes added) and
-profiles the nodes it runs, under new names. Each profiled node is traced back, in order,
-by: its own name in the exported graph; that name less the suffixes ONNX Runtime adds
-(``_nchwc``, ``_token_12``, ...) as a node or as the tensor a node wrote; the tensors the
-optimised node writes, then reads (a layout node belongs to the layer whose tensor it
-converts). A fused convolution found through its activation or batch norm is walked back
-to the convolution, and a batch norm folded into the convolution before it is that
-convolution's. A node that cannot be traced gets a row of its own, marked unmapped.
-"""
+"""ONNX Runtime: the model exported with torch.onnx, run by a CPU session (fp32 or int8 QDQ)."""
 
 from __future__ import annotations
 
@@ -51,8 +35,7 @@ from mbprof.analysis.latency.runtimes import (
 
 
 def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: Path):
-    """Export ``model`` with torch.onnx to ``folder`` (``model.onnx``) and open an ONNX
-    Runtime CPU session on it (``open_session``). Returns (session, input name)."""
+    """Export ``model`` to ``folder``/model.onnx and open a session: (session, input name)."""
     path = folder / "model.onnx"
     with quiet():
         try:
@@ -72,8 +55,7 @@ def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: 
 
 
 def session_options(threads: int):
-    """ONNX Runtime's options for a timed session: ``threads`` intra-op threads, one
-    inter-op thread, sequential execution, all graph optimisations, warnings silenced."""
+    """ONNX Runtime's options for a timed session."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -94,8 +76,7 @@ def open_session(path: Path, threads: int, options: Any = None) -> Any:
 
 
 def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
-    """ONNX Runtime's static QDQ quantization of the .onnx file ``fp32_path``, calibrated
-    on random batches of ``shape``; returns the int8 file's path (beside it)."""
+    """ONNX Runtime's static QDQ int8 quantization of ``fp32_path``; the int8 file's path."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -138,9 +119,7 @@ def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
 
 
 def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
-    """The model exported (its fp32 output checked against torch's) and opened in a session;
-    in int8, quantized to QDQ and opened too, the int8 session timed and the fp32 one beside
-    it for the speed-up."""
+    """The model exported and opened (int8: quantized too, the fp32 session as reference)."""
     model, example, settings, notes = form.model, form.example, form.settings, form.notes
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mbprof-onnx-")))
     int8 = settings.quantize == "int8"
@@ -285,8 +264,7 @@ def map_node(
     optimised: Mapping[str, ExportedNode],
     folded: Mapping[str, str],
 ) -> str | None:
-    """The module path of a profiled node (``name``, ONNX Runtime's ``op``), or None.
-    ``folded`` maps a batch norm's path to the convolution it was folded into."""
+    """The module path of a profiled node (``name``, ONNX Runtime's ``op``), or None."""
     for kind, key in _candidates(name, optimised.get(name)):
         node_name = key if kind == "node" else graph.writer.get(key)
         node = graph.nodes.get(node_name or "")
@@ -301,9 +279,7 @@ def map_node(
 
 
 def folded_norms(module: nn.Module) -> dict[str, str]:
-    """Batch norm path -> the path of the convolution registered just before it with as
-    many output channels (the exporter folds such a batch norm into that convolution and
-    names the result after the batch norm)."""
+    """Batch norm path -> the convolution before it that the exporter folds it into."""
     folded, previous = {}, None
     for path, child in module.named_modules():
         if isinstance(child, nn.modules.batchnorm._BatchNorm) and previous is not None:
@@ -320,9 +296,7 @@ def folded_norms(module: nn.Module) -> dict[str, str]:
 
 
 def node_bytes(args: Mapping, node: ExportedNode | None, weights: Mapping[str, int]) -> int:
-    """What a profiled node read and wrote: its activations in and out (ONNX Runtime's
-    ``activation_size`` and ``output_size``) and its weights (the optimised graph's
-    initializers it reads: a prepacked weight is missing from the profile's own figures)."""
+    """Bytes a profiled node read and wrote, its weights included."""
     total = int(args.get("activation_size", 0)) + int(args.get("output_size", 0))
     if node is not None:
         total += sum(weights.get(t, 0) for t in set(node.inputs))
@@ -332,9 +306,7 @@ def node_bytes(args: Mapping, node: ExportedNode | None, weights: Mapping[str, i
 def profile_onnx(
     onnx_path: Path, feed: dict, threads: int, passes: int, module: nn.Module, warmup: int = 2
 ) -> RawProfile:
-    """Per-layer times of the ONNX model at ``onnx_path`` over ``passes`` profiled runs
-    of ``feed`` with ``threads`` intra-op threads, mapped to the module paths of ``module``
-    (the torch module it was exported from)."""
+    """Per-layer times of the ONNX model at ``onnx_path``, mapped to ``module``'s paths."""
     folder = onnx_path.parent
     options = session_options(threads)
     options.enable_profiling = True
@@ -358,8 +330,7 @@ def profile_onnx(
 
 
 def aggregate(events, runs, graph, optimised: Graph, folded, module, walls) -> RawProfile:
-    """The rows of a parsed ONNX Runtime profile: node events (``cat`` "Node", names
-    ending ``_kernel_time``) within the ``runs`` windows, summed per module path."""
+    """The rows of a parsed ONNX Runtime profile, summed per module path."""
     kinds = {path: type(m).__name__ for path, m in module.named_modules()}
     per_pass: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(runs))
     rows: dict[str, RawLayer] = {}

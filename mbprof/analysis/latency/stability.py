@@ -1,27 +1,4 @@
-"""How a latency is timed and how sound the figure is: clocks, blocks of runs
-(``time_blocks``), the machine's load over the window, and the verdict ("stable" or
-"unstable", with one short reason per failed check).
-
-What pyperf and hyperfine do, and what is done here instead:
-- pyperf warns when stdev / mean exceeds 10% (an error above 20%) and when a raw value is
-  under 1 ms; ``pyperf system tune`` advises on the governor, Turbo Boost, isolated CPUs.
-  hyperfine warns about outliers (a modified z-score above 10 x 1.4826 MAD) and a slow
-  first run. Both print a warning on the terminal only: a CSV or JSON file, a plot or a
-  CI gate never learns about it, and neither looks at the machine *while* it measured.
-- Here the spread is robust to a few outliers: (p90 - p10) / median of the per-run block
-  times (a normal distribution's 10% stdev / mean is about 26% on this scale), and the
-  verdict travels with the figure into every format and into ``mbprof check``.
-- The machine is measured over the very window of the timing, not from the lagging
-  1-minute load average: the CPU time of every other process (``/proc/stat`` minus this
-  process' own), the hypervisor's steal time, the CPUs this process may use (affinity and
-  the cgroup CPU quota against the threads asked for) and the clock frequency at the start
-  and at the end. The load average is the fallback where ``/proc/stat`` cannot be read.
-- A drift between the first and the second half of the runs (a load that came or went in
-  the middle) is a reason too, even when the spread is small.
-
-Everything but ``CudaClock`` is plain Python, so the verdict can be tested on synthetic
-timings.
-"""
+"""How a latency is timed and how sound the figure is: clocks, blocks, load, the verdict."""
 
 from __future__ import annotations
 
@@ -106,8 +83,7 @@ def time_blocks(
     clock: CpuClock | CudaClock | None = None,
     min_blocks: int = MIN_BLOCKS,
 ) -> BlockStats:
-    """Warm up, then time blocks of runs of ``fn`` until ``min_time_s`` seconds and
-    ``min_blocks`` blocks are collected (the convention: ``mbprof.analysis.latency``)."""
+    """Warm up, then time blocks of runs of ``fn`` for ``min_time_s`` and ``min_blocks``."""
     clock = clock or CpuClock()
     for _ in range(warmup):
         fn()
@@ -137,8 +113,7 @@ def time_blocks(
 
 @dataclass(frozen=True)
 class MachineSample:
-    """What the machine had done up to one moment (counters; ``between`` takes the
-    difference of two)."""
+    """The machine's counters at one moment (``between`` takes the difference of two)."""
 
     wall_s: float
     own_cpu_s: float  # this process' CPU time, all its threads
@@ -267,8 +242,7 @@ def between(start: MachineSample, end: MachineSample) -> MachineLoad:
 
 
 def combine(loads: Sequence[MachineLoad]) -> MachineLoad | None:
-    """One load for several windows (the rounds of an interleaved timing): the worst of
-    each figure, the first start and the last end clock."""
+    """The worst load over several windows (the rounds of an interleaved timing)."""
     if not loads:
         return None
 
@@ -306,10 +280,7 @@ def judge(
     cpu: bool = True,
     threads_got: int | None = None,
 ) -> tuple[str, tuple[str, ...]]:
-    """The verdict on a timing from its per-run block times, in the order they were taken,
-    the threads it asked for, the machine's load while it ran (None: not measured) and the
-    intra-op threads the backend reported using (None: not readable). ``cpu``: it ran on
-    the CPU (threads and CPUs matter). Returns (verdict, reasons)."""
+    """(verdict, reasons) of a timing from its per-run block times and the machine's load."""
     reasons: list[str] = []
     blocks = len(per_run_s)
     if blocks < MIN_STABLE_BLOCKS:

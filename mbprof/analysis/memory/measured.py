@@ -1,23 +1,4 @@
-"""Activation memory of a real forward pass, to check the analysis against.
-
-CPU: the model runs once in the chosen dtype under a TorchDispatchMode that sees every
-storage an op creates; a weakref finalizer on each tensor tells when the last tensor using a
-storage dies, which is when PyTorch frees it. Two figures come out:
-- ``peak_bytes``: the storages alive at once as PyTorch really frees them. Python references
-  decide here: a ``forward(self, x)`` keeps ``x`` alive until it returns, so this is higher
-  than the analysis' peak, which frees a tensor right after its last use.
-- ``last_use_peak_bytes``: the same real storages, with their real sizes in the real dtype,
-  freed right after their last use. This must equal the analysis' eager peak to the byte;
-  it checks the trace (ops seen, aliasing of views and in-place ops, dtype scaling).
-Storages made inside one kernel and dropped before it returns (a convolution's scratch
-space) are not seen by either; the CUDA allocator's figure includes them.
-
-CUDA (when available): ``allocator_peak_bytes`` is ``torch.cuda.max_memory_allocated()``
-during the pass minus what was allocated before it (parameters, input), so it includes
-cuDNN workspaces and the caching allocator's rounding of every block to 512 bytes.
-
-The input tensor is made before the pass and is not counted, as in the analysis.
-"""
+"""Activation memory of a real forward pass, to check the analysis against."""
 
 from __future__ import annotations
 
@@ -94,8 +75,7 @@ class _StorageTracker(TorchDispatchMode):
         return out
 
     def last_use_peak(self, kept: set[int]) -> int:
-        """Peak of the same storages, each freed after the last op reading it (``kept``
-        allocation ids, the model's outputs, to the end)."""
+        """Peak of the same storages, each freed after its last read (``kept`` ones to the end)."""
         delta = [0] * (self.ops + 2)
         for alloc, nbytes in enumerate(self.sizes):
             start = self.created[alloc]
@@ -148,8 +128,7 @@ def measure_memory(
     dtype: str = "fp16",
     device: str = "cpu",
 ) -> MeasuredMemory:
-    """Run ``model`` once on ``device`` in ``dtype`` (fp16, bf16 or fp32) and measure the
-    activation storages it allocates. The model is copied, not changed."""
+    """Run a copy of ``model`` once and measure the activation storages it allocates."""
     if device == "cuda" and not torch.cuda.is_available():
         raise MbprofError("device 'cuda' is not available on this machine; use 'cpu'")
     work, torch_dtype = _prepare(model, dtype, device)

@@ -169,11 +169,7 @@ def _model_name(model: nn.Module) -> str:
 
 @collector_paused()
 def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
-    """Run ``model`` once on the meta device and record its ops (the model is not changed:
-    its parameters are stood in for by meta tensors of the same shapes and dtypes). A
-    forward pass the meta device refuses (``torch.autocast(device_type=x.device.type)``:
-    autocast has no meta device) runs again on fake CPU tensors, which allocate nothing
-    either but are slower to dispatch."""
+    """Run ``model`` once on the meta device (else fake CPU tensors) and record its ops."""
     try:
         return _trace(model, input_shape, None)
     except MbprofError as on_meta:
