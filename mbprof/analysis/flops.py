@@ -27,69 +27,30 @@ KINDS = {
 MATMUL = frozenset({"addmm", "mm", "bmm", "baddbmm", "matmul"})
 # The memory analysis' tables (``ops``) name the global reductions and the activations;
 # these add the ops that only the FLOPs count tells apart.
-POOLING = REDUCE | {
-    "avg_pool1d",
-    "avg_pool3d",
-    "adaptive_avg_pool1d",
-    "adaptive_avg_pool3d",
-    "max_pool1d",
-    "max_pool3d",
-    "max_pool3d_with_indices",
-}
-ACTIVATIONS = (SAME_AS_INPUT - {"neg"}) | {
-    "prelu",
-    "_prelu_kernel",
-    "threshold",
-    "softmax",
-    "_softmax",
-    "log_softmax",
-    "_log_softmax",
-}
+POOLING = REDUCE | set(
+    "avg_pool1d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool3d max_pool1d max_pool3d "
+    "max_pool3d_with_indices".split()
+)
+ACTIVATIONS = (SAME_AS_INPUT - {"neg"}) | set(
+    "prelu _prelu_kernel threshold softmax _softmax log_softmax _log_softmax".split()
+)
 ADDITIONS = frozenset({"add", "sub", "rsub", "neg"})
 MULTIPLICATIONS = frozenset({"mul", "div"})
+# kind -> (its ops, whether it counts their first input's elements rather than the output's)
+ELEMENTWISE = {
+    "pooling": (POOLING, True),
+    "activations": (ACTIVATIONS, False),
+    "additions": (ADDITIONS, False),
+    "multiplications": (MULTIPLICATIONS, False),
+}
 # Ops that only move or allocate data.
 FREE = frozenset(
-    {
-        "empty",
-        "empty_like",
-        "new_empty",
-        "zeros",
-        "zeros_like",
-        "ones",
-        "zero",
-        "fill",
-        "view",
-        "_unsafe_view",
-        "reshape",
-        "_reshape_alias",
-        "alias",
-        "detach",
-        "t",
-        "transpose",
-        "permute",
-        "expand",
-        "unsqueeze",
-        "squeeze",
-        "flatten",
-        "clone",
-        "contiguous",
-        "_to_copy",
-        "copy",
-        "lift_fresh",
-        "cat",
-        "stack",
-        "slice",
-        "select",
-        "narrow",
-        "split",
-        "split_with_sizes",
-        "chunk",
-        "unbind",
-        "as_strided",
-        "constant_pad_nd",
-        "pad",
-        "dropout",
-    }
+    (
+        "empty empty_like new_empty zeros zeros_like ones zero fill view _unsafe_view reshape "
+        "_reshape_alias alias detach t transpose permute expand unsqueeze squeeze flatten clone "
+        "contiguous _to_copy copy lift_fresh cat stack slice select narrow split split_with_sizes "
+        "chunk unbind as_strided constant_pad_nd pad dropout"
+    ).split()
 )
 
 
@@ -109,44 +70,10 @@ def _multiply_adds(graph: Graph, node: Node) -> tuple[int, int]:
         else:
             macs = out * (conv.in_channels // conv.groups) * kernel
         return 2 * macs, out if len(node.inputs) >= 3 else 0
-    base = node.name.rstrip("_")
-    a, b = (shape[1], shape[2]) if base in ("addmm", "baddbmm") else (shape[0], shape[1])
+    bias = node.name.rstrip("_") in ("addmm", "baddbmm")
+    a, b = (shape[1], shape[2]) if bias else (shape[0], shape[1])
     macs = math.prod(a) * b[-1]  # (..., M, K) x (..., K, N): M x K x N per matrix pair
-    return 2 * macs, out if base in ("addmm", "baddbmm") else 0
-
-
-def graph_flops(graph: Graph, batch: int = 1) -> FlopsCount:
-    """FLOPs of a traced forward pass of ``batch`` images, per image (see the module's rules)."""
-    kinds: Counter[str] = Counter(dict.fromkeys(KINDS, 0))
-    uncounted: Counter[str] = Counter()
-    for node in graph.nodes:
-        base = node.name[:-1] if node.name.endswith("_") else node.name
-        if base in FREE or not node.outputs:
-            continue
-        if (node.name in CONV and node.conv is not None) or base in MATMUL:
-            multiply_adds, bias = _multiply_adds(graph, node)
-            kinds["multiply_adds"] += multiply_adds
-            kinds["bias"] += bias
-        elif node.name in BATCH_NORM:
-            affine = len(node.inputs) >= 4  # input, weight, (bias), running mean and var
-            kinds["batch_norm"] += (2 if affine else 1) * _numel(graph, node.inputs[0])
-        elif base in POOLING:
-            kinds["pooling"] += _numel(graph, node.inputs[0])
-        elif base in ACTIVATIONS:
-            kinds["activations"] += _numel(graph, node.outputs[0])
-        elif base in ADDITIONS:
-            kinds["additions"] += _numel(graph, node.outputs[0])
-        elif base in MULTIPLICATIONS:
-            kinds["multiplications"] += _numel(graph, node.outputs[0])
-        else:
-            uncounted[f"aten::{node.name}"] += 1
-    by_kind = {kind: n // batch for kind, n in kinds.items()}
-    return FlopsCount(
-        total=sum(by_kind.values()),
-        by_kind=by_kind,
-        rules=dict(KINDS),
-        uncounted_ops=dict(uncounted),
-    )
+    return 2 * macs, out if bias else 0
 
 
 def count_flops(
@@ -157,4 +84,23 @@ def count_flops(
         from mbprof.analysis.memory.trace import trace
 
         graph = trace(model, input_shape)
-    return graph_flops(graph, int(input_shape[0]))
+    kinds: Counter[str] = Counter(dict.fromkeys(KINDS, 0))
+    uncounted: Counter[str] = Counter()
+    for node in graph.nodes:
+        base = node.name[:-1] if node.name.endswith("_") else node.name
+        if base in FREE or not node.outputs:
+            continue
+        kind = next((k for k, (ops, _) in ELEMENTWISE.items() if base in ops), None)
+        if (node.name in CONV and node.conv is not None) or base in MATMUL:
+            multiply_adds, bias = _multiply_adds(graph, node)
+            kinds["multiply_adds"] += multiply_adds
+            kinds["bias"] += bias
+        elif node.name in BATCH_NORM:
+            affine = len(node.inputs) >= 4  # input, weight, (bias), running mean and var
+            kinds["batch_norm"] += (2 if affine else 1) * _numel(graph, node.inputs[0])
+        elif kind is not None:
+            kinds[kind] += _numel(graph, (node.inputs if ELEMENTWISE[kind][1] else node.outputs)[0])
+        else:
+            uncounted[f"aten::{node.name}"] += 1
+    by_kind = {kind: n // int(input_shape[0]) for kind, n in kinds.items()}
+    return FlopsCount(sum(by_kind.values()), by_kind, dict(KINDS), dict(uncounted))

@@ -19,24 +19,10 @@ VALUE_READS = frozenset(
 # ... and those that read only its metadata (besides every property getter, ``__get__``:
 # shape, dtype, device, ``.T`` - a view, whose later use is seen by its storage).
 METADATA = frozenset(
-    {
-        "__get__",
-        "size",
-        "dim",
-        "ndimension",
-        "numel",
-        "nelement",
-        "stride",
-        "storage_offset",
-        "element_size",
-        "is_contiguous",
-        "is_floating_point",
-        "is_complex",
-        "get_device",
-        "data_ptr",
-        "untyped_storage",
-        "__len__",
-    }
+    (
+        "__get__ size dim ndimension numel nelement stride storage_offset element_size is_contiguous "
+        "is_floating_point is_complex get_device data_ptr untyped_storage __len__"
+    ).split()
 )
 NAMED_AT_MOST = 4
 

@@ -9,15 +9,10 @@ ELEMENTWISE_EXTRA = frozenset(
     {"hardswish", "hardswish_", "gelu_", "hardshrink", "softshrink", "prelu", "_prelu_kernel"}
 )
 BATCH_NORM = frozenset(
-    {
-        "native_batch_norm",
-        "_native_batch_norm_legit",
-        "_native_batch_norm_legit_no_training",
-        "batch_norm",
-        "cudnn_batch_norm",
-        "miopen_batch_norm",
-        "_batch_norm_impl_index",
-    }
+    (
+        "native_batch_norm _native_batch_norm_legit _native_batch_norm_legit_no_training batch_norm "
+        "cudnn_batch_norm miopen_batch_norm _batch_norm_impl_index"
+    ).split()
 )
 # Ops whose arguments other than tensors the trace keeps (``Node.args``): the dispatch
 # counting engine (``analysis.counting``) tells batch norm in eval mode from batch statistics,
@@ -30,43 +25,19 @@ ALIAS = frozenset(
 )
 # Reductions that, over the spatial dims, leave one value per channel (global pooling).
 REDUCE = frozenset(
-    {
-        "mean",
-        "sum",
-        "amax",
-        "amin",
-        "max",
-        "avg_pool2d",
-        "_adaptive_avg_pool2d",
-        "adaptive_avg_pool2d",
-        "adaptive_max_pool2d",
-        "max_pool2d_with_indices",
-        "max_pool2d",
-    }
+    (
+        "mean sum amax amin max avg_pool2d _adaptive_avg_pool2d adaptive_avg_pool2d "
+        "adaptive_max_pool2d max_pool2d_with_indices max_pool2d"
+    ).split()
 )
 
 
 # Float -> float element-wise ops whose output is shaped and laid out like their input.
 SAME_AS_INPUT = frozenset(
-    {
-        "relu",
-        "relu6",
-        "hardtanh",
-        "hardswish",
-        "hardsigmoid",
-        "sigmoid",
-        "silu",
-        "gelu",
-        "elu",
-        "leaky_relu",
-        "tanh",
-        "clamp",
-        "clamp_min",
-        "clamp_max",
-        "mish",
-        "softplus",
-        "neg",
-    }
+    (
+        "relu relu6 hardtanh hardswish hardsigmoid sigmoid silu gelu elu leaky_relu tanh clamp "
+        "clamp_min clamp_max mish softplus neg"
+    ).split()
 )
 BINARY_SAME = frozenset({"add", "mul", "sub", "div"})
 
