@@ -9,7 +9,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
 
 import torch
 from torch import nn
@@ -28,18 +27,10 @@ MADD_OPS = frozenset(
 )
 
 
-def count_params(model: nn.Module) -> int:
-    """Elements of every parameter tensor (weights, biases, batch-norm affine)."""
-    return sum(p.numel() for p in model.parameters())
-
-
 def _sdpa_madds(inputs: list, outputs: list) -> int:
     """Fused attention's MAdds: q @ k^T and attention @ v (fvcore has no handle for it)."""
     query, key, value = (inputs[i].type().sizes() for i in range(3))
-    lead = 1
-    for size in query[:-2]:
-        lead *= size
-    return lead * query[-2] * key[-2] * (query[-1] + value[-1])
+    return math.prod(query[:-2]) * query[-2] * key[-2] * (query[-1] + value[-1])
 
 
 def _einsum_madds(inputs: list, outputs: list) -> int | float:
@@ -74,33 +65,34 @@ def _layer_geometry(module: nn.Module) -> dict:
     return {}
 
 
-class _OutputSizes:
-    """Each leaf module's output HxW, recorded while fvcore traces."""
+@contextmanager
+def _output_sizes(model: nn.Module, sizes: dict[str, tuple[int, int]]) -> Iterator[None]:
+    """Each leaf module's output HxW into ``sizes``, recorded while fvcore traces."""
 
-    def __init__(self, model: nn.Module) -> None:
-        self.sizes: dict[str, tuple[int, int]] = {}
-        self._handles = [
-            module.register_forward_hook(self._hook(name))
-            for name, module in model.named_modules()
-            if next(module.children(), None) is None
-        ]
-
-    def _hook(self, name: str):
+    def hook(name: str):
         def record(_module, _inputs, output) -> None:
             if not isinstance(output, torch.Tensor):
                 return
+            # read with the tracer paused: under it the shape joins fvcore's graph (slower)
             tracing = torch._C._get_tracing_state()
             torch._C._set_tracing_state(None)
             try:
                 if output.dim() == 4:
-                    self.sizes[name] = (int(output.shape[-2]), int(output.shape[-1]))
+                    sizes[name] = (int(output.shape[-2]), int(output.shape[-1]))
             finally:
                 torch._C._set_tracing_state(tracing)
 
         return record
 
-    def remove(self) -> None:
-        for handle in self._handles:
+    handles = [
+        module.register_forward_hook(hook(name))
+        for name, module in model.named_modules()
+        if next(module.children(), None) is None
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
             handle.remove()
 
 
@@ -223,19 +215,16 @@ def count(
                 raise
             raise failure from None  # neither engine can: fvcore's reason, as before
     by_module, uncounted = _dispatch(model, graph)
-    sizes = graph.leaf_output_sizes(_leaves(model))
     batch = graph.values[graph.input_value].shape[0]
-    report = _report(model, batch, by_module, sizes, _graph_reads(model, graph), uncounted)
+    report = _report(model, batch, by_module, *_from_graph(model, graph), uncounted)
     return replace(report, engine="dispatch", notes=notes + report.notes)
 
 
-def _leaves(model: nn.Module) -> set[str]:
-    return {name for name, m in model.named_modules() if next(m.children(), None) is None}
-
-
-def _graph_reads(model: nn.Module, graph: Graph) -> used_params.ParamReads:
+def _from_graph(model: nn.Module, graph: Graph) -> tuple[dict, used_params.ParamReads]:
+    """The leaves' output sizes and the parameters read, from the meta-device trace."""
+    leaves = {name for name, m in model.named_modules() if next(m.children(), None) is None}
     read = frozenset(id(p) for name, p in model.named_parameters() if name in graph.params_read)
-    return used_params.ParamReads(read, on_meta=True)
+    return graph.leaf_output_sizes(leaves), used_params.ParamReads(read, on_meta=True)
 
 
 def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None) -> CountReport:
@@ -260,31 +249,19 @@ def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None)
     if graph is not None:
         with _quiet_fvcore():
             by_module = analysis.by_module_and_operator()  # fvcore traces the model here
-        sizes = graph.leaf_output_sizes(_leaves(model))
-        reads = _graph_reads(model, graph)
+        sizes, reads = _from_graph(model, graph)
     else:
-        by_module, sizes, reads = _traced(model, analysis, input_shape)
+        sizes: dict[str, tuple[int, int]] = {}
+        with _output_sizes(model, sizes), _quiet_fvcore(), used_params.recording(model) as seen:
+            by_module = analysis.by_module_and_operator()  # the sizes and reads in the same pass
+        reads = seen.reads()
+        if reads.values_read:
+            # Under jit's tracer a shape is a tensor: ``x.shape[-2] == 224`` looks like a value
+            # read. Only a pass without the tracer tells (on the meta device when it runs there).
+            reads = used_params.read_parameters(model, (1, *input_shape[1:]))
     unsupported = analysis.unsupported_ops()
     uncounted = Counter({op: n for op, n in unsupported.items() if op.startswith("aten::")})
     return _report(model, batch, by_module, sizes, reads, uncounted)
-
-
-def _traced(
-    model: nn.Module, analysis: Any, input_shape: tuple[int, ...]
-) -> tuple[dict, dict[str, tuple[int, int]], used_params.ParamReads]:
-    """fvcore's trace, with the output sizes and the parameters read recorded in the same pass."""
-    recorder = _OutputSizes(model)
-    try:
-        with _quiet_fvcore(), used_params.recording(model) as seen:
-            by_module = analysis.by_module_and_operator()  # fvcore traces the model here
-    finally:
-        recorder.remove()
-    reads = seen.reads()
-    if reads.values_read:
-        # Under jit's tracer a shape is a tensor: ``x.shape[-2] == 224`` looks like a value
-        # read. Only a pass without the tracer tells (on the meta device when it runs there).
-        reads = used_params.read_parameters(model, (1, *input_shape[1:]))
-    return by_module, recorder.sizes, reads
 
 
 def _report(
@@ -326,7 +303,7 @@ def _report(
                 params_used=used,
             )
         )
-    total, read = count_params(model), used_params.count_read(model, reads)
+    total, read = sum(p.numel() for p in model.parameters()), used_params.count_read(model, reads)
     madds = sum(row.madds for row in layers)
     attention = int(by_module.get("", {}).get("scaled_dot_product_attention", 0)) // batch
     said = (
