@@ -48,11 +48,15 @@ def _tensors(args: tuple, kwargs: dict) -> Iterator[torch.Tensor]:
 
 
 class _Reads(TorchFunctionMode):
-    def __init__(self, owners: dict[int, list[int]]) -> None:
+    def __init__(self, owners: dict[int, list[int]], on_meta: bool) -> None:
         super().__init__()
         self.owners = owners  # storage -> ids of the model's parameters that live there
         self.read: set[int] = set()
-        self.values_read = False
+        self.values_read, self.on_meta = False, on_meta
+
+    def reads(self) -> ParamReads:
+        """What it saw, once the forward pass has run."""
+        return ParamReads(frozenset(self.read), self.on_meta, self.values_read)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
@@ -76,28 +80,15 @@ class ParamReads:
     values_read: bool = False
 
 
-class Recording:
-    """What ``recording`` saw: ``reads()`` once the forward pass has run."""
-
-    def __init__(self, mode: _Reads, on_meta: bool) -> None:
-        self._mode, self._on_meta = mode, on_meta
-
-    def reads(self) -> ParamReads:
-        return ParamReads(frozenset(self._mode.read), self._on_meta, self._mode.values_read)
-
-
 @contextmanager
-def recording(
-    model: nn.Module, state: dict[str, torch.Tensor] | None = None
-) -> Iterator[Recording]:
+def recording(model: nn.Module, state: dict[str, torch.Tensor] | None = None) -> Iterator[_Reads]:
     """Record which parameters of ``model`` (or their stand-ins in ``state``) are read inside."""
     owners: dict[int, list[int]] = {}
     for name, param in model.named_parameters():
         tensor = param if state is None else state[name]
         owners.setdefault(_storage(tensor), []).append(id(param))
-    mode = _Reads(owners)
-    with mode:
-        yield Recording(mode, on_meta=state is not None)
+    with _Reads(owners, on_meta=state is not None) as mode:
+        yield mode
 
 
 def read_parameters(model: nn.Module, input_shape: Sequence[int]) -> ParamReads:

@@ -150,27 +150,6 @@ def _ranges(module: nn.Module, owners: set[str]) -> Iterator[None]:
             handle.remove()
 
 
-@contextmanager
-def _no_fd2() -> Iterator[None]:
-    """File descriptor 2 pointed at /dev/null for a moment (what C++ code prints there)."""
-    import os
-    import sys
-
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _ops_in(event) -> list:
     """The ops of an event: itself, or the ops inside it (a TorchScript scope)."""
     if event.name.startswith("aten::") or not event.cpu_children:
@@ -194,6 +173,8 @@ def profile_eager(
     """Per-layer times of ``module`` on ``example`` over ``passes`` profiled passes."""
     from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
+    from mbprof.analysis.latency.lowering import native_quiet
+
     owners, _ = discover(module, example)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     walls: list[float] = []
@@ -205,7 +186,7 @@ def profile_eager(
         if cuda:
             torch.cuda.synchronize()
         prof = profile(activities=activities, schedule=steps)
-        with _no_fd2():  # the profiler's C++ side prints its start on stderr
+        with native_quiet():  # the profiler's C++ side prints its start on stderr
             prof.__enter__()
         try:
             for step in range(warmup + passes):
@@ -217,10 +198,10 @@ def profile_eager(
                         torch.cuda.synchronize()
                 if k >= 0:
                     walls.append((time.perf_counter() - start) * 1e3)
-                with _no_fd2():  # outside the timed pass
+                with native_quiet():  # outside the timed pass
                     prof.step()
         finally:
-            with _no_fd2():
+            with native_quiet():
                 prof.__exit__(None, None, None)
     per_pass: dict[str, list[float]] = defaultdict(lambda: [0.0] * passes)
     unmapped: dict[str, RawLayer] = {}

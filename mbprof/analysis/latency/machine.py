@@ -122,16 +122,6 @@ def _dtype_runs(device: str, dtype: str) -> str:
     return ""
 
 
-def _missing(modules: tuple[str, ...]) -> list[str]:
-    missing = []
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            missing.append(name)
-    return missing
-
-
 def _check_runtime(settings: LatencySettings, device: str) -> None:
     """Refuse what the backend's runtime does not accept (``RUNTIMES``)."""
     backend, runtime = settings.backend, RUNTIMES[settings.backend]
@@ -152,7 +142,12 @@ def _check_runtime(settings: LatencySettings, device: str) -> None:
             f"channels_last applies to the {' and '.join(accept)} backends; {runtime.layout}",
             field="channels_last",
         )
-    missing = _missing(runtime.modules)
+    missing = []
+    for name in runtime.modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
         which = "which are" if len(missing) > 1 else "which is"
         raise MbprofError(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
-import logging
 import math
 import re
 import statistics
@@ -54,8 +53,8 @@ def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: 
     return session, session.get_inputs()[0].name
 
 
-def session_options(threads: int):
-    """ONNX Runtime's options for a timed session."""
+def open_session(path: Path, threads: int, profile: Path | None = None) -> Any:
+    """An ONNX Runtime CPU session on ``path`` (``profile``: profiling into that folder)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -64,14 +63,10 @@ def session_options(threads: int):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    return options
-
-
-def open_session(path: Path, threads: int, options: Any = None) -> Any:
-    """An ONNX Runtime CPU session on the file ``path`` (``session_options(threads)``)."""
-    import onnxruntime as ort
-
-    options = options or session_options(threads)
+    if profile is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile / "profile")
+        options.optimized_model_filepath = str(profile / "optimised.onnx")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -96,9 +91,6 @@ def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
 
     prepared = fp32_path.with_name("model.pre.onnx")
     int8_path = fp32_path.with_name("model.int8.onnx")
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # ONNX Runtime's quantizer advises through the root logger
     try:
         quant_pre_process(str(fp32_path), str(prepared))  # shape inference, basic fusions
         quantize_static(
@@ -113,8 +105,6 @@ def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
         )
     except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
         raise RuntimeError(f"ONNX Runtime int8 quantization failed: {root_cause(exc)}") from exc
-    finally:
-        root.setLevel(level)
     return int8_path
 
 
@@ -127,7 +117,8 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     fp32, name = onnx_session(model, example, settings.threads, folder)
     path, timed = folder / "model.onnx", fp32
     if int8:
-        with quiet():
+        # "": the root logger, through which ONNX Runtime's quantizer advises
+        with quiet(("torch.onnx", "onnxscript", "torch.export", "")):
             path = onnx_int8(path, name, tuple(example.shape))
         timed = open_session(path, settings.threads)
     compile_s = time.perf_counter() - start
@@ -308,11 +299,7 @@ def profile_onnx(
 ) -> RawProfile:
     """Per-layer times of the ONNX model at ``onnx_path``, mapped to ``module``'s paths."""
     folder = onnx_path.parent
-    options = session_options(threads)
-    options.enable_profiling = True
-    options.profile_file_prefix = str(folder / "profile")
-    options.optimized_model_filepath = str(folder / "optimised.onnx")
-    session = open_session(onnx_path, threads, options)
+    session = open_session(onnx_path, threads, profile=folder)
     for _ in range(warmup):
         session.run(None, feed)
     walls = []

@@ -36,12 +36,6 @@ def layer_kind(module_type: str, counted: LayerRow | None) -> str:
     return "other"
 
 
-def _geometry(row: LayerRow | None) -> dict:
-    if row is None:
-        return {}
-    return {"kernel": row.kernel, "stride": row.stride, "groups": row.groups}
-
-
 def achieved(raw: RawProfile, madds: Mapping[str, int], batch: int) -> list[float]:
     """The GFLOP/s of each layer with MAdds timed above the profile's resolution."""
     return [
@@ -82,6 +76,8 @@ def finish(
     finished = []
     for r in rows:
         madds = by_path[r.path].madds if r.mapped and r.path in by_path else 0
+        c = by_path.get(r.path)
+        geometry = {"kernel": c.kernel, "stride": c.stride, "groups": c.groups} if c else {}
         seconds = r.time_ms * 1e-3
         flops = 2 * madds * batch
         intensity = flops / r.bytes_moved if madds and r.bytes_moved else None
@@ -110,8 +106,8 @@ def finish(
                 gbs=gbs,
                 bound=bound,
                 roof_pct=roof,
-                kind=layer_kind(r.type, by_path.get(r.path)) if r.mapped else "unmapped",
-                **_geometry(by_path.get(r.path)),
+                kind=layer_kind(r.type, c) if r.mapped else "unmapped",
+                **geometry,
             )
         )
     finished.append(
@@ -135,19 +131,6 @@ def finish(
         bandwidth_gbs=bandwidth_gbs,
         notes=tuple(notes),
     )
-
-
-def kind_shares(profile: LayerProfile) -> dict[str, tuple[int, float, float]]:
-    """Per layer kind (``layer_kind``): (layers, share of time %, share of MAdds %)."""
-    shares: dict[str, list[float]] = {}
-    for row in profile.rows:
-        if row.path == OUTSIDE:
-            continue
-        entry = shares.setdefault(row.kind or "other", [0, 0.0, 0.0])
-        entry[0] += 1
-        entry[1] += row.time_share_pct
-        entry[2] += row.madds_share_pct
-    return {kind: (int(n), time, madds) for kind, (n, time, madds) in shares.items()}
 
 
 # --------------------------------------------------------------------------- profiled
@@ -198,10 +181,6 @@ def profile_layers(
         compute_gflops=compute,
         bandwidth_gbs=machine_bandwidth_gbs(settings.device, settings.threads),
     )
-    return _with_notes(profile, how)
-
-
-def _with_notes(profile: LayerProfile, how: str) -> LayerProfile:
     overhead = profile.overhead_pct
     notes = [
         f"Per layer ({how}): the median over passes of a layer's time; the rows and "
@@ -222,7 +201,13 @@ def _with_notes(profile: LayerProfile, how: str) -> LayerProfile:
         f"the ridge point is {profile.ridge:.1f} FLOP/B: a layer left of it is bound by "
         "memory traffic. Layers above the memory ceiling ran from the caches.",
     ]
-    shares = kind_shares(profile)
+    shares: dict[str, list] = {}  # kind -> [layers, share of time %, share of MAdds %]
+    for row in profile.rows:
+        if row.path != OUTSIDE:
+            entry = shares.setdefault(row.kind or "other", [0, 0.0, 0.0])
+            entry[0] += 1
+            entry[1] += row.time_share_pct
+            entry[2] += row.madds_share_pct
     parts = [
         f"{kind} ({n} layer{'s' if n != 1 else ''}): {time:.1f}% of the time, {madds:.1f}% of the MAdds"
         for kind, (n, time, madds) in sorted(shares.items(), key=lambda kv: -kv[1][1])

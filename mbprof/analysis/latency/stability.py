@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from mbprof.analysis.collector import collector_paused
 
 MIN_BLOCKS = 5
 CLOCK_SHARE = 1e-3  # the clock may cost at most this share of a block
@@ -94,16 +95,11 @@ def time_blocks(
     runs = min(runs, max(1, int(min_time_s / min_blocks / first)))
     per_run: list[float] = []
     total = 0.0
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         while total < min_time_s or len(per_run) < min_blocks:
             elapsed = clock.time_block(fn, runs)
             per_run.append(elapsed / runs)
             total += elapsed
-    finally:
-        if was_enabled:
-            gc.enable()
     p10, median, p90 = deciles(per_run)
     return BlockStats(median, p10, p90, runs * len(per_run), len(per_run), runs, tuple(per_run))
 
@@ -145,10 +141,8 @@ def _read(path: str) -> str | None:
 
 def usable_cpus() -> int:
     """The CPUs this process may run on: its affinity, capped by a cgroup CPU quota."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
+    allowed = _allowed()
+    cpus = len(allowed) if allowed is not None else os.cpu_count() or 1
     quota = _read("/sys/fs/cgroup/cpu.max")  # cgroup v2: "max 100000" or "200000 100000"
     parts = (quota or "").split()
     if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[1]) > 0:
@@ -268,11 +262,6 @@ def deciles(per_run_s: Sequence[float]) -> tuple[float, float, float]:
     return cuts[0], statistics.median(per_run_s), cuts[-1]
 
 
-def spread_pct(per_run_s: Sequence[float]) -> float:
-    p10, median, p90 = deciles(per_run_s)
-    return 100.0 * (p90 - p10) / median
-
-
 def judge(
     per_run_s: Sequence[float],
     threads: int,
@@ -289,7 +278,8 @@ def judge(
             f"{MIN_STABLE_BLOCKS}): measure for longer"
         )
     if blocks >= 2:
-        spread = spread_pct(per_run_s)
+        p10, median, p90 = deciles(per_run_s)
+        spread = 100.0 * (p90 - p10) / median
         if spread > SPREAD_LIMIT_PCT:
             shown = f"{spread:.1f}" if spread < 100 else f"{spread:.0f}"  # never "25% > 25%"
             reasons.append(f"spread {shown}% > {SPREAD_LIMIT_PCT:.0f}% ((p90 - p10) / median)")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mbprof.analysis.memory.graph import Graph, Node, Value, is_unary
@@ -259,21 +260,10 @@ def block_module(graph: Graph, region: Region, everywhere: Counter[str]) -> str:
     def only_block(path: str) -> bool:
         return everywhere[path] == inside[path]
 
-    common = common_prefix([graph.nodes[n].module for n in region.nodes])
+    paths = [graph.nodes[n].module.split(".") for n in region.nodes if graph.nodes[n].module]
+    common = ".".join(os.path.commonprefix(paths))
     if not common or not only_block(common):
         return f"{first} .. {last}" if first != last else first
     while "." in common and only_block(common.rsplit(".", 1)[0]):
         common = common.rsplit(".", 1)[0]
     return common
-
-
-def common_prefix(paths: Sequence[str]) -> str:
-    parts = [p.split(".") for p in paths if p]
-    if not parts:
-        return ""
-    common: list[str] = []
-    for items in zip(*parts, strict=False):
-        if len(set(items)) != 1:
-            break
-        common.append(items[0])
-    return ".".join(common)

@@ -89,39 +89,6 @@ class _StorageTracker(TorchDispatchMode):
         return peak
 
 
-def _prepare(model: nn.Module, dtype: str, device: str) -> tuple[nn.Module, torch.dtype]:
-    dtype = parse_mem_dtype(dtype, "dtype")
-    if dtype not in TORCH_DTYPES:
-        raise MbprofError(
-            f"dtype {dtype!r} cannot be measured: a real forward pass runs in fp16, bf16 or "
-            "fp32 (int8 needs a quantized model); the analysis itself takes int8"
-        )
-    if any(p.is_meta for p in model.parameters()):
-        raise MbprofError("a model on the meta device cannot be measured; build it on the CPU")
-    torch_dtype = TORCH_DTYPES[dtype]
-    return copy.deepcopy(model).to(device=device, dtype=torch_dtype).eval(), torch_dtype
-
-
-def _run(
-    model: nn.Module, example: torch.Tensor
-) -> tuple[_StorageTracker, int | None, torch.Tensor]:
-    excluded = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
-    excluded.add(example.untyped_storage()._cdata)
-    tracker = _StorageTracker(excluded)
-    allocator_peak = None
-    cuda = example.is_cuda
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-    with torch.no_grad(), tracker:
-        output = model(example)
-    if cuda:
-        torch.cuda.synchronize()
-        allocator_peak = torch.cuda.max_memory_allocated() - before
-    return tracker, allocator_peak, output
-
-
 def measure_memory(
     model: nn.Module,
     input_shape: Sequence[int],
@@ -131,9 +98,30 @@ def measure_memory(
     """Run a copy of ``model`` once and measure the activation storages it allocates."""
     if device == "cuda" and not torch.cuda.is_available():
         raise MbprofError("device 'cuda' is not available on this machine; use 'cpu'")
-    work, torch_dtype = _prepare(model, dtype, device)
+    dtype = parse_mem_dtype(dtype, "dtype")
+    if dtype not in TORCH_DTYPES:
+        raise MbprofError(
+            f"dtype {dtype!r} cannot be measured: a real forward pass runs in fp16, bf16 or "
+            "fp32 (int8 needs a quantized model); the analysis itself takes int8"
+        )
+    if any(p.is_meta for p in model.parameters()):
+        raise MbprofError("a model on the meta device cannot be measured; build it on the CPU")
+    torch_dtype = TORCH_DTYPES[dtype]
+    work = copy.deepcopy(model).to(device=device, dtype=torch_dtype).eval()
     example = torch.zeros(tuple(input_shape), dtype=torch_dtype, device=device)
-    tracker, allocator_peak, output = _run(work, example)
+    excluded = {t.untyped_storage()._cdata for t in (*work.parameters(), *work.buffers())}
+    excluded.add(example.untyped_storage()._cdata)
+    tracker = _StorageTracker(excluded)
+    allocator_peak = None
+    if example.is_cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    with torch.no_grad(), tracker:
+        output = work(example)
+    if example.is_cuda:
+        torch.cuda.synchronize()
+        allocator_peak = torch.cuda.max_memory_allocated() - before
     kept = set()
     for tensor in tree_flatten(output)[0]:
         if isinstance(tensor, torch.Tensor):
@@ -142,7 +130,7 @@ def measure_memory(
                 kept.add(entry[0])
     return MeasuredMemory(
         device=device,
-        dtype=parse_mem_dtype(dtype, "dtype"),
+        dtype=dtype,
         peak_bytes=tracker.peak,
         last_use_peak_bytes=tracker.last_use_peak(kept),
         allocator_peak_bytes=allocator_peak,

@@ -50,14 +50,14 @@ def activation_buffers(graph: Graph, buffers: Iterable[int]) -> frozenset[int]:
 
 def eager_steps(graph: Graph) -> tuple[list[Step], set[int]]:
     """Every op as dispatched, and the buffers that count zero (batch-norm statistics)."""
-    zero: set[int] = set()
-    steps = []
-    for node in graph.nodes:
-        outs = [(graph.values[v].buffer, graph.values[v].shape) for v in node.outputs]
-        if node.batch_norm:
-            zero.update(b for b, _ in outs[1:] if graph.buffers[b].created_at == node.index)
-        steps.append(_step(graph, node, [graph.values[v].buffer for v in node.inputs], outs))
-    return steps, zero
+    zero = {
+        b
+        for node in graph.nodes
+        if node.batch_norm
+        for b in (graph.values[v].buffer for v in node.outputs[1:])
+        if graph.buffers[b].created_at == node.index
+    }
+    return materialized_steps(graph, range(len(graph.buffers)), set()), zero
 
 
 def _step(
@@ -118,7 +118,7 @@ def materialized_buffers(graph: Graph) -> tuple[dict[int, int], set[int]]:
     return {b: find(b) for b in range(len(graph.buffers))}, dropped
 
 
-def materialized_steps(graph: Graph, rep: dict[int, int], dropped: set[int]) -> list[Step]:
+def materialized_steps(graph: Graph, rep: dict[int, int] | range, dropped: set[int]) -> list[Step]:
     steps = []
     for node in graph.nodes:
         ins = [rep[graph.values[v].buffer] for v in node.inputs]
