@@ -124,9 +124,6 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     )
 
 
-# --------------------------------------------------------------------------- per operator
-
-
 LAYOUT = "(layout)"
 OVERHEAD = "(delegate overhead)"
 OUTSIDE = "(outside any operator)"

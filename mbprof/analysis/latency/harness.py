@@ -53,9 +53,6 @@ def prepare(
     return PREPARE[settings.backend](runtimes.deployed_form(model, input_shape, settings), stack)
 
 
-# --------------------------------------------------------------------------- the rounds
-
-
 @dataclass
 class Job:
     """One configuration to time: its run, its clock and the context its rounds run in."""
@@ -172,9 +169,6 @@ def interleave(
         if res.error is None:
             res.outliers_left = len(outlier_rounds(res.rounds))
     return results
-
-
-# --------------------------------------------------------------------------- models timed
 
 
 @dataclass(frozen=True)

@@ -96,9 +96,6 @@ def modules() -> SimpleNamespace:
     )
 
 
-# --------------------------------------------------------------------------- delegation
-
-
 @dataclass(frozen=True)
 class Fallback:
     """An operator left outside XNNPACK: its name and the module it belongs to."""
@@ -144,9 +141,6 @@ def _path(node: Any) -> str:
 
 def _counted(node: Any) -> bool:
     return node.op == "call_function" and _name(node) != "getitem"
-
-
-# --------------------------------------------------------------------------- lowering
 
 
 # The graph nodes that XNNPACK runs as one operator each, by kind (its other nodes, batch
@@ -309,9 +303,6 @@ def pt2e_int8(exported: Any, example: torch.Tensor) -> Any:
         return torch.export.export(converted, (example,))
     except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
         raise RuntimeError(f"int8 quantization (PT2E) failed: {root_cause(exc)}") from exc
-
-
-# --------------------------------------------------------------------------- the program cache
 
 
 FOLDER = "executorch"

@@ -37,9 +37,6 @@ MATMUL_SIZES = {"cpu": (256, 512, 1024), "cuda": (2048, 4096, 8192)}
 COPY_BYTES = {"cpu": 1 << 28, "cuda": 1 << 30}  # per buffer: far beyond any cache
 
 
-# --------------------------------------------------------------------------- what it is
-
-
 @functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
     """The CPU's marketing name (/proc/cpuinfo, else the platform module)."""
@@ -86,9 +83,6 @@ def environment(settings: LatencySettings) -> Environment:
         fuse_bn=settings.fuse_bn,
         quantize=settings.quantize,
     )
-
-
-# --------------------------------------------------------------------------- what it can run
 
 
 def _probe_dtype(device: str, dtype: torch.dtype) -> None:
@@ -188,9 +182,6 @@ def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
             )
     threads = settings.threads if settings.threads is not None else torch.get_num_threads()
     return resolved(settings, device=device, threads=threads)
-
-
-# --------------------------------------------------------------------------- its ceilings
 
 
 @contextlib.contextmanager

@@ -159,9 +159,6 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     )
 
 
-# --------------------------------------------------------------------------- per layer
-
-
 HEAVY = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "ConvTranspose"}
 SUFFIX = re.compile(r"(_nchwc|_token_\d+|_fused\w*|_kernel_time)$", re.IGNORECASE)
 

@@ -133,9 +133,6 @@ def finish(
     )
 
 
-# --------------------------------------------------------------------------- profiled
-
-
 def check_layer_backend(backend: str) -> None:
     """Refuse a backend whose time cannot be split per layer."""
     if backend not in LAYER_BACKENDS:

@@ -100,9 +100,6 @@ def check_same_output(expected: torch.Tensor, got: Any, what: str) -> None:
         )
 
 
-# --------------------------------------------------------------------------- int8
-
-
 def random_batches(shape: tuple[int, ...], count: int, seed: int) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     return [torch.randn(shape, generator=generator) for _ in range(count)]
@@ -132,9 +129,6 @@ def closeness(
             "as an uncalibrated random initialisation, quantizes to zeros)"
         )
     return {"int8_cosine": cosine, "int8_top1_agreement": agreement}
-
-
-# --------------------------------------------------------------------------- torch's own
 
 
 @dataclass

@@ -22,9 +22,6 @@ FREQUENCY_CHANGE_PCT = 10.0
 STABLE, UNSTABLE = "stable", "unstable"
 
 
-# --------------------------------------------------------------------------- the timer
-
-
 class CpuClock:
     """Wall time of a block on the CPU (``time.perf_counter``)."""
 
@@ -102,9 +99,6 @@ def time_blocks(
             total += elapsed
     p10, median, p90 = deciles(per_run)
     return BlockStats(median, p10, p90, runs * len(per_run), len(per_run), runs, tuple(per_run))
-
-
-# --------------------------------------------------------------------------- the machine's load
 
 
 @dataclass(frozen=True)
