@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -61,9 +61,8 @@ def reason(exc: BaseException) -> str:
 
 def _retry_after(exc: Exception) -> bool:
     """Whether a cheaper step's failure is worth trying a dearer step."""
-    if isinstance(exc, UserCodeExit):
-        return False
-    return not isinstance(exc, MbprofError) or exc.__cause__ is not None
+    wrapped = not isinstance(exc, MbprofError) or exc.__cause__ is not None
+    return wrapped and not isinstance(exc, UserCodeExit)
 
 
 @contextmanager
@@ -80,8 +79,7 @@ def _registration_hooks(on_param: Callable, on_buffer: Callable) -> Iterator[Non
             handle.remove()
 
 
-@contextmanager
-def parameters_to_meta() -> Iterator[None]:
+def parameters_to_meta() -> AbstractContextManager:
     """Build for real, each parameter and buffer moved to the meta device as it is registered."""
 
     def on_param(_module: nn.Module, _name: str, param: nn.Parameter | None):
@@ -94,12 +92,10 @@ def parameters_to_meta() -> Iterator[None]:
             return None
         return buffer.to("meta")
 
-    with _registration_hooks(on_param, on_buffer):
-        yield
+    return _registration_hooks(on_param, on_buffer)
 
 
-@contextmanager
-def parameters_bounded(budget: int) -> Iterator[None]:
+def parameters_bounded(budget: int) -> AbstractContextManager:
     """Build for real, ``OverBudget`` once the registered float32 bytes pass ``budget``."""
     total = 0
 
@@ -110,8 +106,7 @@ def parameters_bounded(budget: int) -> Iterator[None]:
             if total > budget:
                 raise OverBudget(total, "parameters (counted while building it for real)")
 
-    with _registration_hooks(add, add):
-        yield
+    return _registration_hooks(add, add)
 
 
 def build_counted(build: Callable[[], nn.Module], budget: int) -> nn.Module | None:
@@ -175,8 +170,7 @@ def size_parameters(build: Callable[[], nn.Module], budget: int) -> ParamSizing:
 
 def meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """Meta-device stand-ins for ``model``'s parameters and buffers (tied ones once)."""
-    state = dict(model.named_parameters())
-    state.update(dict(model.named_buffers()))
+    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     return {name: torch.empty_like(t, device="meta") for name, t in state.items()}
 
 

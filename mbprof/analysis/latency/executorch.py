@@ -31,17 +31,13 @@ def thread_count() -> int:
     return int(modules().portable._threadpool_get_thread_count())
 
 
-def missing_kernels(lowered: Lowered) -> list[str]:
-    """The operators the program needs that this ExecuTorch build has no kernel for."""
-    registry = modules().runtime.get().operator_registry.operator_names
-    return [op for op in lowered.operators if op not in registry]
-
-
 class Loaded:
     """A program loaded on a thread pool of ``threads`` threads: call it with the input."""
 
     def __init__(self, lowered: Lowered, threads: int, etdump: bool = False) -> None:
-        missing = missing_kernels(lowered)
+        et = modules()
+        registry = et.runtime.get().operator_registry.operator_names
+        missing = [op for op in lowered.operators if op not in registry]  # no kernel in this build
         if missing:
             paths = [f.path for f in lowered.delegation.fallbacks if f.path]
             where = f" (outside XNNPACK: {', '.join(dict.fromkeys(paths))})" if paths else ""
@@ -49,7 +45,6 @@ class Loaded:
                 f"ExecuTorch has no kernel for {', '.join(missing)} in this build{where}: the "
                 "model lowers but cannot run; replace that operation"
             )
-        et = modules()
         with native_quiet():
             if et.portable._threadpool_get_thread_count() != threads:
                 gc.collect()  # no method loaded on the old pool may run after the resize

@@ -232,25 +232,11 @@ def lower(
         found = read_program(key) if cache else None
         if found is not None and "partition_nodes" in found.meta:
             meta = found.meta
-            delegation = Delegation(
-                meta["delegated_ops"],
-                meta["partitions"],
-                tuple(Fallback(op, path) for op, path in meta["fallbacks"]),
-            )
-            partitions = tuple(
-                {kind: tuple(paths) for kind, paths in p.items()} for p in meta["partition_nodes"]
-            )
-            return _keep(
-                key,
-                Lowered(
-                    found.pte,
-                    delegation,
-                    tuple(meta["operators"]),
-                    None,
-                    meta["seconds"],
-                    partitions,
-                ),
-            )
+            fallbacks = tuple(Fallback(op, path) for op, path in meta["fallbacks"])
+            delegation = Delegation(meta["delegated_ops"], meta["partitions"], fallbacks)
+            partitions = tuple({k: tuple(v) for k, v in p.items()} for p in meta["partition_nodes"])
+            operators, seconds = tuple(meta["operators"]), meta["seconds"]
+            return _keep(key, Lowered(found.pte, delegation, operators, None, seconds, partitions))
         if quantize == "int8":
             exported = pt2e_int8(exported, example)
         try:
