@@ -1,26 +1,4 @@
-"""MAdds and parameters, per layer and in total, with fvcore.
-
-The convention (the papers'): ``madds`` are the multiply-accumulates of
-convolutions and fully connected layers (fvcore's conv / linear / matmul
-handles, which count one fused multiply-add as one, and mbprof's own for fused
-attention, ``scaled_dot_product_attention``: its two matrix products, which the papers count
-and fvcore by itself does not: ``attention_madds`` and a note say how much). fvcore's
-other estimates (batch norm, adaptive pooling, upsampling, normalisation) go to
-``other_flops``. Ops that have no estimate at all (activations, additions,
-concatenation, reshapes) are listed in ``uncounted_ops`` with how often they ran,
-never dropped. ``params_used`` are the parameters that inference reads
-(``mbprof.analysis.used_params``). All counts are for a batch of one image.
-
-Two engines count by these rules. "fvcore" runs fvcore itself on its ``torch.jit.trace``
-of the model (deprecated by PyTorch; fvcore's last release is from 2022). "dispatch"
-applies fvcore's default handles, re-implemented here, to the aten ops of the meta-device
-trace that the memory analysis makes anyway (``memory.trace``: a TorchDispatchMode, each op
-attributed to the module running it): it needs no TorchScript and no arithmetic. Below
-PyTorch's decompositions ``linear``, ``matmul`` and ``einsum`` are addmm / mm / bmm, batch
-and instance norm ``native_batch_norm``, adaptive pooling to 1x1 a mean: the rules read
-them so. The per-layer figures agree (tests/analysis/test_counting_engines.py); the
-unsupported ops are listed by their dispatcher names.
-"""
+"""MAdds and parameters, per layer and in total, with fvcore."""
 
 from __future__ import annotations
 
@@ -31,7 +9,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
 
 import torch
 from torch import nn
@@ -50,28 +27,14 @@ MADD_OPS = frozenset(
 )
 
 
-def count_params(model: nn.Module) -> int:
-    """Elements of every parameter tensor (weights, biases, batch-norm affine).
-    Buffers such as batch-norm running statistics are not parameters."""
-    return sum(p.numel() for p in model.parameters())
-
-
 def _sdpa_madds(inputs: list, outputs: list) -> int:
-    """fused attention (``nn.MultiheadAttention``, ViT): q @ k^T and attention @ v, for
-    q (..., L, E), k (..., S, E), v (..., S, Ev): lead x L x S x (E + Ev). fvcore has no
-    handle of its own for it."""
+    """Fused attention's MAdds: q @ k^T and attention @ v (fvcore has no handle for it)."""
     query, key, value = (inputs[i].type().sizes() for i in range(3))
-    lead = 1
-    for size in query[:-2]:
-        lead *= size
-    return lead * query[-2] * key[-2] * (query[-1] + value[-1])
+    return math.prod(query[:-2]) * query[-2] * key[-2] * (query[-1] + value[-1])
 
 
 def _einsum_madds(inputs: list, outputs: list) -> int | float:
-    """fvcore's einsum rule (numpy's optimal contraction path, halved) without its rounding:
-    fvcore reads numpy's count from the path's printout, four significant digits (MaxViT's
-    attention: 19,670,000 for 19,668,992). Two operands and an index summed over: the
-    product of every index's size, as the matrix products below einsum count it."""
+    """fvcore's einsum rule without its rounding to four significant digits."""
     equation = inputs[0].toIValue().replace(" ", "")
     shapes = [v.type().sizes() for v in inputs[1].node().inputs()]
     terms, _, result = equation.partition("->")
@@ -102,44 +65,40 @@ def _layer_geometry(module: nn.Module) -> dict:
     return {}
 
 
-class _OutputSizes:
-    """Forward hooks that record each leaf module's output HxW while fvcore traces
-    (so the sizes cost no extra forward pass). A shape read under the tracer is recorded
-    into its graph (``aten::size`` values that fvcore then walks): that made counting about
-    half as slow again, so the hook reads it with the tracer paused."""
+@contextmanager
+def _output_sizes(model: nn.Module, sizes: dict[str, tuple[int, int]]) -> Iterator[None]:
+    """Each leaf module's output HxW into ``sizes``, recorded while fvcore traces."""
 
-    def __init__(self, model: nn.Module) -> None:
-        self.sizes: dict[str, tuple[int, int]] = {}
-        self._handles = [
-            module.register_forward_hook(self._hook(name))
-            for name, module in model.named_modules()
-            if next(module.children(), None) is None
-        ]
-
-    def _hook(self, name: str):
+    def hook(name: str):
         def record(_module, _inputs, output) -> None:
             if not isinstance(output, torch.Tensor):
                 return
+            # read with the tracer paused: under it the shape joins fvcore's graph (slower)
             tracing = torch._C._get_tracing_state()
             torch._C._set_tracing_state(None)
             try:
                 if output.dim() == 4:
-                    self.sizes[name] = (int(output.shape[-2]), int(output.shape[-1]))
+                    sizes[name] = (int(output.shape[-2]), int(output.shape[-1]))
             finally:
                 torch._C._set_tracing_state(tracing)
 
         return record
 
-    def remove(self) -> None:
-        for handle in self._handles:
+    handles = [
+        module.register_forward_hook(hook(name))
+        for name, module in model.named_modules()
+        if next(module.children(), None) is None
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
             handle.remove()
 
 
 @contextmanager
 def _quiet_fvcore() -> Iterator[None]:
-    """fvcore's logger at ERROR only while mbprof's own analysis runs (what it would warn
-    about is reported in ``uncounted_ops``), then back as it was: a user's own fvcore calls
-    in the same process keep their warnings."""
+    """fvcore's logger at ERROR while mbprof's own analysis runs, then back as it was."""
     logger = logging.getLogger(FVCORE_LOGGER)
     before = logger.level
     logger.setLevel(logging.ERROR)
@@ -154,12 +113,7 @@ NORMS = {"native_group_norm": ("group_norm", 1), "native_layer_norm": ("layer_no
 
 
 def _dispatch_cost(graph: Graph, node: Node, instance: bool) -> tuple[str, int] | None:
-    """fvcore's default handle for the op of ``node`` (the meta-device trace's aten ops,
-    below PyTorch's decompositions): (fvcore's op name, its count), or None for an op that
-    no handle counts. ``linear``, ``matmul`` and ``einsum`` reach the dispatcher as
-    addmm / mm / bmm, whose multiply-adds are theirs; adaptive average pooling to 1x1 as a
-    mean over dims (-1, -2) with keepdim; instance norm as batch norm (``instance``: the
-    module running it is an instance norm)."""
+    """(fvcore's op name, its count) by fvcore's default handle for ``node``'s aten op, or None."""
     shape = [graph.values[v].shape for v in node.inputs]
     name, args = node.name, node.args
     if node.conv is not None:
@@ -188,9 +142,7 @@ def _dispatch_cost(graph: Graph, node: Node, instance: bool) -> tuple[str, int] 
 
 
 def _attention_products(graph: Graph) -> set[int]:
-    """The nodes of the two matrix products of each fused attention: on the meta device
-    ``scaled_dot_product_attention`` reaches the dispatcher decomposed (bmm, ``_safe_softmax``,
-    bmm), and only its decomposition calls ``_safe_softmax``."""
+    """The nodes of the two matrix products of each fused attention (bmm, _safe_softmax, bmm)."""
     found: set[int] = set()
     last, pending = None, False
     for index, node in enumerate(graph.nodes):
@@ -205,8 +157,7 @@ def _attention_products(graph: Graph) -> set[int]:
 
 
 def _dispatch(model: nn.Module, graph: Graph) -> tuple[dict, Counter[str]]:
-    """fvcore's ``by_module_and_operator`` (each module's counts, its descendants' included)
-    and its unsupported ops, from ``graph``."""
+    """fvcore's ``by_module_and_operator`` and its unsupported ops, from ``graph``."""
     first: dict[int, str] = {}
     named = {}  # the trace names a shared module by its last name, fvcore by its first
     instance = set()
@@ -239,18 +190,7 @@ def count(
     graph: Graph | None = None,
     engine: str = "fvcore",
 ) -> CountReport:
-    """Count MAdds and params of ``model`` for one input of ``input_shape`` (N, C, H, W).
-
-    ``engine`` "fvcore": the model is traced with fvcore (``torch.jit.trace``) on the CPU
-    in float32; "dispatch": fvcore's rules applied to the aten ops of a meta-device trace
-    (``graph`` when given), which needs no TorchScript. fvcore's engine hands over to the
-    dispatch engine, with a note, where its tracer is missing or refuses the model. Counts
-    are scaled to batch 1 whatever N is given. Each row of ``layers`` holds the ops a module
-    ran itself (a parent's row holds only the functional ops in its own ``forward``), so
-    the rows sum to the totals. ``graph``: the memory analysis' meta-device trace of the
-    same model and resolution, when the caller has one: the output sizes and the
-    parameters read come from it, and fvcore's trace runs without hooks or a recorder.
-    """
+    """Count MAdds and params of ``model`` for one input of ``input_shape`` (N, C, H, W)."""
     model = model.eval()
     notes: tuple[str, ...] = ()
     failure = None
@@ -275,19 +215,16 @@ def count(
                 raise
             raise failure from None  # neither engine can: fvcore's reason, as before
     by_module, uncounted = _dispatch(model, graph)
-    sizes = graph.leaf_output_sizes(_leaves(model))
     batch = graph.values[graph.input_value].shape[0]
-    report = _report(model, batch, by_module, sizes, _graph_reads(model, graph), uncounted)
+    report = _report(model, batch, by_module, *_from_graph(model, graph), uncounted)
     return replace(report, engine="dispatch", notes=notes + report.notes)
 
 
-def _leaves(model: nn.Module) -> set[str]:
-    return {name for name, m in model.named_modules() if next(m.children(), None) is None}
-
-
-def _graph_reads(model: nn.Module, graph: Graph) -> used_params.ParamReads:
+def _from_graph(model: nn.Module, graph: Graph) -> tuple[dict, used_params.ParamReads]:
+    """The leaves' output sizes and the parameters read, from the meta-device trace."""
+    leaves = {name for name, m in model.named_modules() if next(m.children(), None) is None}
     read = frozenset(id(p) for name, p in model.named_parameters() if name in graph.params_read)
-    return used_params.ParamReads(read, on_meta=True)
+    return graph.leaf_output_sizes(leaves), used_params.ParamReads(read, on_meta=True)
 
 
 def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None) -> CountReport:
@@ -312,32 +249,19 @@ def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None)
     if graph is not None:
         with _quiet_fvcore():
             by_module = analysis.by_module_and_operator()  # fvcore traces the model here
-        sizes = graph.leaf_output_sizes(_leaves(model))
-        reads = _graph_reads(model, graph)
+        sizes, reads = _from_graph(model, graph)
     else:
-        by_module, sizes, reads = _traced(model, analysis, input_shape)
+        sizes: dict[str, tuple[int, int]] = {}
+        with _output_sizes(model, sizes), _quiet_fvcore(), used_params.recording(model) as seen:
+            by_module = analysis.by_module_and_operator()  # the sizes and reads in the same pass
+        reads = seen.reads()
+        if reads.values_read:
+            # Under jit's tracer a shape is a tensor: ``x.shape[-2] == 224`` looks like a value
+            # read. Only a pass without the tracer tells (on the meta device when it runs there).
+            reads = used_params.read_parameters(model, (1, *input_shape[1:]))
     unsupported = analysis.unsupported_ops()
     uncounted = Counter({op: n for op, n in unsupported.items() if op.startswith("aten::")})
     return _report(model, batch, by_module, sizes, reads, uncounted)
-
-
-def _traced(
-    model: nn.Module, analysis: Any, input_shape: tuple[int, ...]
-) -> tuple[dict, dict[str, tuple[int, int]], used_params.ParamReads]:
-    """fvcore's trace, with the output sizes and the parameters read recorded in the same
-    forward pass (a pass of their own each cost as much as the trace)."""
-    recorder = _OutputSizes(model)
-    try:
-        with _quiet_fvcore(), used_params.recording(model) as seen:
-            by_module = analysis.by_module_and_operator()  # fvcore traces the model here
-    finally:
-        recorder.remove()
-    reads = seen.reads()
-    if reads.values_read:
-        # Under jit's tracer a shape is a tensor: ``x.shape[-2] == 224`` looks like a value
-        # read. Only a pass without the tracer tells (on the meta device when it runs there).
-        reads = used_params.read_parameters(model, (1, *input_shape[1:]))
-    return by_module, recorder.sizes, reads
 
 
 def _report(
@@ -379,7 +303,7 @@ def _report(
                 params_used=used,
             )
         )
-    total, read = count_params(model), used_params.count_read(model, reads)
+    total, read = sum(p.numel() for p in model.parameters()), used_params.count_read(model, reads)
     madds = sum(row.madds for row in layers)
     attention = int(by_module.get("", {}).get("scaled_dot_product_attention", 0)) // batch
     said = (

@@ -1,18 +1,4 @@
-"""The deployed form of a model: what ships, as opposed to what was trained.
-
-``reparameterize``: each module's own re-parameterization hook, by the conventions in use
-(timm's ``reparameterize_model`` and the papers' code): ``fuse()`` returns the module that
-replaces it (LeViT, EfficientViT-M, SHViT: conv or linear with its batch norm folded),
-``reparameterize()`` and ``switch_to_deploy()`` rewrite the module in place (MobileOne,
-FastViT, RepViT, RepGhost; RepVGG, GhostNetV3: parallel branches merged into one
-convolution). The hooks run parent first, then in the module that is left, on a copy in
-eval mode; each module's output is checked against the module as built on the input it
-had in one forward pass of the model as built (relative 1e-3 of the largest output, in
-float32): a hook that changes what its module computes is refused, naming it.
-
-``fold_batchnorm``: each BatchNorm2d that follows a Conv2d folded into it (latency's
-``fuse_bn``), for models without hooks of their own.
-"""
+"""The deployed form of a model: what ships, as opposed to what was trained."""
 
 from __future__ import annotations
 
@@ -57,9 +43,7 @@ def _same(built: object, deployed: object) -> bool:
 
 @torch.no_grad()
 def reparameterize(model: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Module, str]:
-    """A copy of ``model`` in its deployed form (eval mode) and the note saying what
-    changed; the model itself is not touched (and is returned when no module has a hook).
-    ``ModelRunError`` names a module whose hook changed its output."""
+    """A copy of ``model`` in its deployed form and the note saying what changed."""
     built = model.eval()
     if not any(_hook(m) for m in built.modules()):
         return built, (
@@ -163,8 +147,7 @@ def _fold_traced(model: nn.Module) -> tuple[nn.Module, int]:
 
 
 def _fold_sequential(model: nn.Module) -> tuple[nn.Module, int]:
-    """Fold Conv2d -> BatchNorm2d neighbours inside nn.Sequential containers (the fallback
-    for models that torch.fx cannot trace)."""
+    """Fold Conv2d -> BatchNorm2d neighbours inside nn.Sequential (when fx cannot trace)."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     folded = 0
@@ -182,12 +165,7 @@ def _fold_sequential(model: nn.Module) -> tuple[nn.Module, int]:
 
 
 def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int, int]:
-    """A copy of ``model`` (eval mode) with each BatchNorm2d that directly follows a
-    Conv2d folded into that convolution's weight and bias: the deployed form.
-
-    Returns (folded model, batch norms folded, batch norms left). The original model
-    is not touched. Output is the same up to float rounding.
-    """
+    """(copy with each BatchNorm2d after a Conv2d folded into it, folded, left); eval mode."""
     model = copy.deepcopy(model).eval()
     try:
         fused, folded = _fold_traced(model)

@@ -1,25 +1,4 @@
-"""FLOPs in the other common convention: 2 per multiply-accumulate, plus the element-wise
-work that MAdds leave out.
-
-MAdds (``counting``, the papers' headline) count one fused multiply-add as one. Profilers
-outside the mobile papers (DeepSpeed's, calflops, torch's FlopCounterMode) count it as two
-floating-point operations, and some add the element-wise ops. Here every aten op of one
-forward pass (the memory analysis' trace on the meta device: shapes only, nothing computed)
-is counted by the rule of its kind in ``KINDS``; the op names of each kind are in the tables
-below. Ops that move data (views, copies, concatenation, padding) cost 0 (``FREE``); an op
-that no rule knows is listed in ``uncounted_ops`` with how often it ran, never dropped.
-
-The rules, per image:
-- multiply_adds: 2 x (output elements x input channels per group x kernel elements) for a
-  convolution (a transposed one: its input elements instead), 2 x M x K x N for a matrix
-  product: exactly 2 x MAdds.
-- bias: 1 per output element of a convolution or matrix product that adds a bias.
-- batch_norm: 2 per element (scale and shift of eval mode; 1 without affine), as fvcore's
-  ``other_flops`` and DeepSpeed count it.
-- pooling: 1 per input element (a sum or comparison each), global or windowed, as DeepSpeed
-  and fvcore (adaptive average pooling) count it.
-- activations, additions, multiplications: 1 per output element.
-"""
+"""FLOPs in the other common convention: 2 per multiply-accumulate, plus element-wise work."""
 
 from __future__ import annotations
 
@@ -48,69 +27,30 @@ KINDS = {
 MATMUL = frozenset({"addmm", "mm", "bmm", "baddbmm", "matmul"})
 # The memory analysis' tables (``ops``) name the global reductions and the activations;
 # these add the ops that only the FLOPs count tells apart.
-POOLING = REDUCE | {
-    "avg_pool1d",
-    "avg_pool3d",
-    "adaptive_avg_pool1d",
-    "adaptive_avg_pool3d",
-    "max_pool1d",
-    "max_pool3d",
-    "max_pool3d_with_indices",
-}
-ACTIVATIONS = (SAME_AS_INPUT - {"neg"}) | {
-    "prelu",
-    "_prelu_kernel",
-    "threshold",
-    "softmax",
-    "_softmax",
-    "log_softmax",
-    "_log_softmax",
-}
+POOLING = REDUCE | set(
+    "avg_pool1d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool3d max_pool1d max_pool3d "
+    "max_pool3d_with_indices".split()
+)
+ACTIVATIONS = (SAME_AS_INPUT - {"neg"}) | set(
+    "prelu _prelu_kernel threshold softmax _softmax log_softmax _log_softmax".split()
+)
 ADDITIONS = frozenset({"add", "sub", "rsub", "neg"})
 MULTIPLICATIONS = frozenset({"mul", "div"})
+# kind -> (its ops, whether it counts their first input's elements rather than the output's)
+ELEMENTWISE = {
+    "pooling": (POOLING, True),
+    "activations": (ACTIVATIONS, False),
+    "additions": (ADDITIONS, False),
+    "multiplications": (MULTIPLICATIONS, False),
+}
 # Ops that only move or allocate data.
 FREE = frozenset(
-    {
-        "empty",
-        "empty_like",
-        "new_empty",
-        "zeros",
-        "zeros_like",
-        "ones",
-        "zero",
-        "fill",
-        "view",
-        "_unsafe_view",
-        "reshape",
-        "_reshape_alias",
-        "alias",
-        "detach",
-        "t",
-        "transpose",
-        "permute",
-        "expand",
-        "unsqueeze",
-        "squeeze",
-        "flatten",
-        "clone",
-        "contiguous",
-        "_to_copy",
-        "copy",
-        "lift_fresh",
-        "cat",
-        "stack",
-        "slice",
-        "select",
-        "narrow",
-        "split",
-        "split_with_sizes",
-        "chunk",
-        "unbind",
-        "as_strided",
-        "constant_pad_nd",
-        "pad",
-        "dropout",
-    }
+    (
+        "empty empty_like new_empty zeros zeros_like ones zero fill view _unsafe_view reshape "
+        "_reshape_alias alias detach t transpose permute expand unsqueeze squeeze flatten clone "
+        "contiguous _to_copy copy lift_fresh cat stack slice select narrow split split_with_sizes "
+        "chunk unbind as_strided constant_pad_nd pad dropout"
+    ).split()
 )
 
 
@@ -130,20 +70,27 @@ def _multiply_adds(graph: Graph, node: Node) -> tuple[int, int]:
         else:
             macs = out * (conv.in_channels // conv.groups) * kernel
         return 2 * macs, out if len(node.inputs) >= 3 else 0
-    base = node.name.rstrip("_")
-    a, b = (shape[1], shape[2]) if base in ("addmm", "baddbmm") else (shape[0], shape[1])
+    bias = node.name.rstrip("_") in ("addmm", "baddbmm")
+    a, b = (shape[1], shape[2]) if bias else (shape[0], shape[1])
     macs = math.prod(a) * b[-1]  # (..., M, K) x (..., K, N): M x K x N per matrix pair
-    return 2 * macs, out if base in ("addmm", "baddbmm") else 0
+    return 2 * macs, out if bias else 0
 
 
-def graph_flops(graph: Graph, batch: int = 1) -> FlopsCount:
-    """FLOPs of a traced forward pass of ``batch`` images, per image (see the module's rules)."""
+def count_flops(
+    model: nn.Module, input_shape: Sequence[int], graph: Graph | None = None
+) -> FlopsCount:
+    """FLOPs of ``model`` for one image, from ``graph`` or a new meta-device trace."""
+    if graph is None:
+        from mbprof.analysis.memory.trace import trace
+
+        graph = trace(model, input_shape)
     kinds: Counter[str] = Counter(dict.fromkeys(KINDS, 0))
     uncounted: Counter[str] = Counter()
     for node in graph.nodes:
         base = node.name[:-1] if node.name.endswith("_") else node.name
         if base in FREE or not node.outputs:
             continue
+        kind = next((k for k, (ops, _) in ELEMENTWISE.items() if base in ops), None)
         if (node.name in CONV and node.conv is not None) or base in MATMUL:
             multiply_adds, bias = _multiply_adds(graph, node)
             kinds["multiply_adds"] += multiply_adds
@@ -151,32 +98,9 @@ def graph_flops(graph: Graph, batch: int = 1) -> FlopsCount:
         elif node.name in BATCH_NORM:
             affine = len(node.inputs) >= 4  # input, weight, (bias), running mean and var
             kinds["batch_norm"] += (2 if affine else 1) * _numel(graph, node.inputs[0])
-        elif base in POOLING:
-            kinds["pooling"] += _numel(graph, node.inputs[0])
-        elif base in ACTIVATIONS:
-            kinds["activations"] += _numel(graph, node.outputs[0])
-        elif base in ADDITIONS:
-            kinds["additions"] += _numel(graph, node.outputs[0])
-        elif base in MULTIPLICATIONS:
-            kinds["multiplications"] += _numel(graph, node.outputs[0])
+        elif kind is not None:
+            kinds[kind] += _numel(graph, (node.inputs if ELEMENTWISE[kind][1] else node.outputs)[0])
         else:
             uncounted[f"aten::{node.name}"] += 1
-    by_kind = {kind: n // batch for kind, n in kinds.items()}
-    return FlopsCount(
-        total=sum(by_kind.values()),
-        by_kind=by_kind,
-        rules=dict(KINDS),
-        uncounted_ops=dict(uncounted),
-    )
-
-
-def count_flops(
-    model: nn.Module, input_shape: Sequence[int], graph: Graph | None = None
-) -> FlopsCount:
-    """FLOPs of ``model`` for one image, from ``graph`` (the memory analysis' trace of the
-    same input) or a new trace on the meta device."""
-    if graph is None:
-        from mbprof.analysis.memory.trace import trace
-
-        graph = trace(model, input_shape)
-    return graph_flops(graph, int(input_shape[0]))
+    by_kind = {kind: n // int(input_shape[0]) for kind, n in kinds.items()}
+    return FlopsCount(sum(by_kind.values()), by_kind, dict(KINDS), dict(uncounted))

@@ -1,37 +1,10 @@
-"""Will a configuration fit in memory? Checked before the expensive allocations, so
-that a 20000x20000 input or a width of 100 is refused instead of swapping.
-
-These are generous estimates that stand in for a bound, not measurements (the
-memory analysis measures): float32 parameters and buffers counted without allocating
-them; activations from a forward pass at a small proxy resolution, scaled by the ratio
-of pixel counts, times a safety factor that covers the live tensors of a forward pass
-and fvcore's trace.
-
-mbprof's own models, whose builders register every parameter before they initialise it,
-take a cheaper path (``build_counted``, ``graph_activation_bytes``): built once for real
-with their parameters summed as they are registered (stopped past a bound that
-``mbprof.api.building`` sets, then sized as any other), and their activations sized from the meta-device trace that the
-memory analysis and the FLOPs count use anyway, at the requested resolution.
-
-A probe that fails is never a reason to refuse a model; each step falls back to a
-dearer one that still allocates nothing it has not counted, and says so in a note:
-- parameters: the builder runs on the meta device; a builder that reads a tensor back
-  to Python (RegNet computes its widths with ``torch.arange(...).tolist()``) runs on the
-  CPU with each parameter and buffer moved to the meta device as it is registered; a
-  builder that reads a parameter's value is built for real, its registrations summed
-  and the build stopped (``OverBudget``) once they pass the free memory.
-- activations: a model that refuses the proxy resolution (a ViT asserts its input size,
-  Inception's kernels outgrow a 64x64 input) is sized on the meta device at the
-  requested resolution, its parameters stood in for by meta tensors (the caller's model
-  is never changed); a forward pass that cannot run on the meta device (it reads tensor
-  values) runs for real at that resolution, stopped once its outputs pass the free memory.
-"""
+"""Will a configuration fit in memory? Generous estimates, checked before expensive allocations."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -51,8 +24,7 @@ META, REGISTERED, REAL = "meta device", "moved to meta as registered", "built fo
 
 
 class OverBudget(ResourceError):
-    """A bounded real build or forward pass stopped: ``need`` bytes (at least) of ``what``
-    passed the budget. A ``ResourceError``, so that the model's code lets it through."""
+    """A bounded real build or forward pass stopped past the budget."""
 
     def __init__(self, need: int, what: str) -> None:
         super().__init__(f"{what} need at least {need} bytes")
@@ -79,8 +51,7 @@ def _state_bytes(model: nn.Module) -> int:
 
 
 def reason(exc: BaseException) -> str:
-    """``Type: first line`` of why a step failed (a builder's failure that mbprof wrapped
-    is told by its cause), at most 160 characters, for a note."""
+    """``Type: first line`` of why a step failed (its cause if mbprof wrapped it), for a note."""
     if isinstance(exc, MbprofError) and exc.__cause__ is not None:
         exc = exc.__cause__
     lines = str(exc).strip().splitlines()
@@ -89,11 +60,9 @@ def reason(exc: BaseException) -> str:
 
 
 def _retry_after(exc: Exception) -> bool:
-    """Whether a cheaper step's failure is worth a dearer step: not for mbprof's own
-    refusal of the arguments (no cause), nor for user code that tried to end the run."""
-    if isinstance(exc, UserCodeExit):
-        return False
-    return not isinstance(exc, MbprofError) or exc.__cause__ is not None
+    """Whether a cheaper step's failure is worth trying a dearer step."""
+    wrapped = not isinstance(exc, MbprofError) or exc.__cause__ is not None
+    return wrapped and not isinstance(exc, UserCodeExit)
 
 
 @contextmanager
@@ -110,11 +79,8 @@ def _registration_hooks(on_param: Callable, on_buffer: Callable) -> Iterator[Non
             handle.remove()
 
 
-@contextmanager
-def parameters_to_meta() -> Iterator[None]:
-    """Build for real, except that every parameter and buffer moves to the meta device as
-    it is registered: tensors the builder computes with stay on the CPU, and the weight
-    initialisers that run after registration touch no memory."""
+def parameters_to_meta() -> AbstractContextManager:
+    """Build for real, each parameter and buffer moved to the meta device as it is registered."""
 
     def on_param(_module: nn.Module, _name: str, param: nn.Parameter | None):
         if type(param) is not nn.Parameter or param.device.type == "meta":
@@ -126,15 +92,11 @@ def parameters_to_meta() -> Iterator[None]:
             return None
         return buffer.to("meta")
 
-    with _registration_hooks(on_param, on_buffer):
-        yield
+    return _registration_hooks(on_param, on_buffer)
 
 
-@contextmanager
-def parameters_bounded(budget: int) -> Iterator[None]:
-    """Build for real, summing the float32 bytes of each parameter and buffer as it is
-    registered (before its initialiser writes it): ``OverBudget`` once the sum passes
-    ``budget``."""
+def parameters_bounded(budget: int) -> AbstractContextManager:
+    """Build for real, ``OverBudget`` once the registered float32 bytes pass ``budget``."""
     total = 0
 
     def add(_module: nn.Module, _name: str, tensor: torch.Tensor | None) -> None:
@@ -144,15 +106,11 @@ def parameters_bounded(budget: int) -> Iterator[None]:
             if total > budget:
                 raise OverBudget(total, "parameters (counted while building it for real)")
 
-    with _registration_hooks(add, add):
-        yield
+    return _registration_hooks(add, add)
 
 
 def build_counted(build: Callable[[], nn.Module], budget: int) -> nn.Module | None:
-    """``build()`` once for real, its parameters and buffers summed as they are registered
-    (before they are written): None when the sum passes ``budget`` or the build fails to
-    allocate (the caller sizes it on the meta device then). Only for builders that register
-    a tensor before they write it (mbprof's own): at most ``budget`` bytes are written."""
+    """``build()`` for real within ``budget`` bytes of parameters, else None."""
     try:
         with parameters_bounded(budget):
             return build()
@@ -161,9 +119,7 @@ def build_counted(build: Callable[[], nn.Module], budget: int) -> nn.Module | No
 
 
 def graph_activation_bytes(graph: Graph) -> int:
-    """The estimate of ``activation_bytes`` from a meta-device trace at the requested
-    resolution: ``SAFETY`` x the largest activation inputs + outputs of one op (float32 as
-    traced; parameters and buffers left out)."""
+    """``SAFETY`` x the largest activation inputs + outputs of one op of a meta-device trace."""
     largest = 0
     for node in graph.nodes:
         values = [v for v in node.inputs if graph.kind(v) in (ACT, INPUT)] + list(node.outputs)
@@ -173,9 +129,7 @@ def graph_activation_bytes(graph: Graph) -> int:
 
 @dataclass(frozen=True)
 class ParamSizing:
-    """The float32 bytes of a model's parameters and buffers, the model that was built to
-    count them (on the meta device for ``META`` and ``REGISTERED``, real for ``REAL``),
-    and the note that says why a cheaper path failed ("" for ``META``)."""
+    """A model's float32 state bytes, the model built to count them, and a note."""
 
     bytes: int
     model: nn.Module
@@ -184,8 +138,7 @@ class ParamSizing:
 
 
 def size_parameters(build: Callable[[], nn.Module], budget: int) -> ParamSizing:
-    """Size ``build()``'s parameters by the cheapest path that works (see the module's
-    docstring). The last path's failure is the builder's own and propagates."""
+    """Size ``build()``'s parameters by the cheapest path that works."""
     try:
         with torch.device("meta"):
             model = build()
@@ -216,18 +169,13 @@ def size_parameters(build: Callable[[], nn.Module], budget: int) -> ParamSizing:
 
 
 def meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Meta-device stand-ins for ``model``'s parameters and buffers (tied ones once), for
-    ``torch.func.functional_call``: the model runs on shapes alone and is not changed."""
-    state = dict(model.named_parameters())
-    state.update(dict(model.named_buffers()))
+    """Meta-device stand-ins for ``model``'s parameters and buffers (tied ones once)."""
+    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     return {name: torch.empty_like(t, device="meta") for name, t in state.items()}
 
 
 class _Bounded(TorchDispatchMode):
-    """Stops a real forward pass (``OverBudget``) once the bytes of every op's outputs,
-    summed, pass ``budget``: never more than that is allocated (the sum is more than is
-    alive at once, so a forward pass that would fit can be stopped; this is the last resort,
-    for a model that runs neither at the proxy resolution nor on the meta device)."""
+    """Stops a real forward pass once its outputs' bytes, summed, pass ``budget``."""
 
     def __init__(self, budget: int) -> None:
         super().__init__()
@@ -246,8 +194,7 @@ class _Bounded(TorchDispatchMode):
 def _largest_op_bytes(
     model: nn.Module, input_shape: tuple[int, ...], *, meta: bool = False, budget: int = 0
 ) -> int:
-    """The largest inputs + output of one leaf module in a forward pass of a zero input:
-    real (stopped past ``budget`` bytes when one is given) or on the meta device."""
+    """The largest inputs + output of one leaf module in a forward pass of a zero input."""
     largest = 0
 
     def hook(_module, inputs, output):
@@ -274,9 +221,7 @@ def _largest_op_bytes(
 def activation_bytes(
     model: nn.Module, input_shape: tuple[int, ...], budget: int = 2**63 - 1
 ) -> tuple[int, str]:
-    """Estimated bytes of the live activations of one float32 forward pass on
-    ``input_shape``, and a note when the proxy could not be used ("" otherwise). A forward
-    pass that fails at the requested resolution itself is the model's error: it propagates."""
+    """Estimated live activation bytes of one float32 forward pass, and a note on the path taken."""
     *lead, height, width = input_shape
     side = PROXY_SIDE
     if height * width <= side * side:

@@ -1,14 +1,4 @@
-"""The cost of one convolution layer, standard against depthwise-separable, by hand.
-
-Multiplications of a KxK convolution from C input to F output channels on an output
-of Ho x Wo (one image, no bias):
-    standard              K*K*C*F*Ho*Wo
-    depthwise KxK         K*K*C*Ho*Wo        (one filter per input channel, same stride)
-    pointwise 1x1         C*F*Ho*Wo
-    separable = depthwise + pointwise; standard / separable = 1 / (1/F + 1/K^2).
-Output size: ``same`` padding keeps ceil(H / stride) (TensorFlow's rule), ``valid`` uses
-no padding, an integer N pads N pixels on every side. Pure Python, no torch.
-"""
+"""The cost of one convolution layer, standard against depthwise-separable, by hand."""
 
 from __future__ import annotations
 
@@ -145,12 +135,7 @@ def layer_cost(
     stride: int | str = 1,
     padding: str | int = "same",
 ) -> ConvCost:
-    """The multiplications of one KxK convolution from ``input_shape`` (HEIGHTxWIDTHxCHANNELS
-    text such as '28x28x3', or a tuple) to ``filters`` channels, standard and separable.
-
-    >>> layer_cost("28x28x3", 64, 3).ratio
-    7.890...
-    """
+    """The multiplications of one KxK convolution, standard and separable."""
     if isinstance(input_shape, str):
         height, width, channels = parse_input_shape(input_shape, "input_shape")
     else:

@@ -1,24 +1,4 @@
-"""Which parameters the inference forward pass reads: ``params_used``.
-
-A network built for training can hold parameters that inference never reads: GoogLeNet's
-and Inception v3's auxiliary classifiers are called only in training mode. ``params``
-counts every parameter as torch does; ``params_used`` counts those that some torch
-function of one eval-mode forward pass takes as an argument to compute with (a view of a
-parameter counts as the parameter; reading only its shape, dtype or device does not).
-That is what a deployed network holds.
-
-How: a TorchFunctionMode (``recording``) records the storage of every tensor argument.
-Counting records it during the forward pass that fvcore traces anyway, so it costs no pass
-of its own (a TorchDispatchMode would sit below jit's tracer and hide the ops' outputs
-from it). Alone, ``read_parameters`` runs one forward pass on the meta device (the
-parameters stood in for by meta tensors: no memory, no arithmetic; the caller's model is
-not changed). Which modules were *called* is not enough: Swin's attention reads
-``self.qkv.weight`` through ``F.linear`` without calling ``qkv``, and
-``nn.MultiheadAttention`` reads ``out_proj`` the same way. A forward pass that reads tensor
-values into Python (``.item()``, ``if x.sum() > 0``) does not run on the meta device: it runs
-once for real on a zero input, the recorder notes the value reads, and the counts are for
-the path a zero input takes.
-"""
+"""Which parameters the inference forward pass reads: ``params_used``."""
 
 from __future__ import annotations
 
@@ -39,24 +19,10 @@ VALUE_READS = frozenset(
 # ... and those that read only its metadata (besides every property getter, ``__get__``:
 # shape, dtype, device, ``.T`` - a view, whose later use is seen by its storage).
 METADATA = frozenset(
-    {
-        "__get__",
-        "size",
-        "dim",
-        "ndimension",
-        "numel",
-        "nelement",
-        "stride",
-        "storage_offset",
-        "element_size",
-        "is_contiguous",
-        "is_floating_point",
-        "is_complex",
-        "get_device",
-        "data_ptr",
-        "untyped_storage",
-        "__len__",
-    }
+    (
+        "__get__ size dim ndimension numel nelement stride storage_offset element_size is_contiguous "
+        "is_floating_point is_complex get_device data_ptr untyped_storage __len__"
+    ).split()
 )
 NAMED_AT_MOST = 4
 
@@ -82,11 +48,15 @@ def _tensors(args: tuple, kwargs: dict) -> Iterator[torch.Tensor]:
 
 
 class _Reads(TorchFunctionMode):
-    def __init__(self, owners: dict[int, list[int]]) -> None:
+    def __init__(self, owners: dict[int, list[int]], on_meta: bool) -> None:
         super().__init__()
         self.owners = owners  # storage -> ids of the model's parameters that live there
         self.read: set[int] = set()
-        self.values_read = False
+        self.values_read, self.on_meta = False, on_meta
+
+    def reads(self) -> ParamReads:
+        """What it saw, once the forward pass has run."""
+        return ParamReads(frozenset(self.read), self.on_meta, self.values_read)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
@@ -103,38 +73,22 @@ class _Reads(TorchFunctionMode):
 
 @dataclass(frozen=True)
 class ParamReads:
-    """``read``: ``id()`` of the model's parameters that the forward pass read.
-    ``on_meta``: whether it ran on the meta device; ``values_read``: whether (run for real)
-    it read a tensor's value into Python."""
+    """``read``: ``id()`` of the model's parameters that the forward pass read."""
 
     read: frozenset[int]
     on_meta: bool
     values_read: bool = False
 
 
-class Recording:
-    """What ``recording`` saw: ``reads()`` once the forward pass has run."""
-
-    def __init__(self, mode: _Reads, on_meta: bool) -> None:
-        self._mode, self._on_meta = mode, on_meta
-
-    def reads(self) -> ParamReads:
-        return ParamReads(frozenset(self._mode.read), self._on_meta, self._mode.values_read)
-
-
 @contextmanager
-def recording(
-    model: nn.Module, state: dict[str, torch.Tensor] | None = None
-) -> Iterator[Recording]:
-    """Record which parameters of ``model`` the forward passes run inside read: its own
-    tensors, or their stand-ins in ``state`` (a ``functional_call``'s, by name)."""
+def recording(model: nn.Module, state: dict[str, torch.Tensor] | None = None) -> Iterator[_Reads]:
+    """Record which parameters of ``model`` (or their stand-ins in ``state``) are read inside."""
     owners: dict[int, list[int]] = {}
     for name, param in model.named_parameters():
         tensor = param if state is None else state[name]
         owners.setdefault(_storage(tensor), []).append(id(param))
-    mode = _Reads(owners)
-    with mode:
-        yield Recording(mode, on_meta=state is not None)
+    with _Reads(owners, on_meta=state is not None) as mode:
+        yield mode
 
 
 def read_parameters(model: nn.Module, input_shape: Sequence[int]) -> ParamReads:
@@ -172,8 +126,7 @@ def unused_modules(model: nn.Module, read: frozenset[int]) -> list[str]:
 
 
 def notes(model: nn.Module, reads: ParamReads, params: int, params_used: int) -> tuple[str, ...]:
-    """What a reader of the counts should know: parameters the forward pass never reads
-    (which modules hold them), and a forward pass that branches on tensor values."""
+    """Notes: parameters never read (and where), a forward pass that branches on values."""
     said = []
     if params_used != params:
         unused = unused_modules(model, reads.read)

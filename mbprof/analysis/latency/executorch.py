@@ -1,31 +1,4 @@
-"""ExecuTorch with its XNNPACK delegate, the runtime PyTorch ships on phones (XNNPACK is
-also TensorFlow Lite's CPU kernel library on Android): the program lowered by ``lowering``,
-loaded and run by the ExecuTorch runtime from Python, and where its time goes, operator by
-operator.
-
-What a figure measures (the module docstring of ``mbprof.analysis.latency`` says the rest):
-- One run is ``method.execute([x])`` with ``x`` contiguous NCHW fp32: a program accepts
-  only the shape it was exported with, and reads a channels-last input wrongly without an
-  error (refused by the settings).
-- The thread count is XNNPACK's thread pool, one per process, set before the program is
-  loaded: the delegate takes hold of the pool when a method loads, so a method loaded
-  before a resize would run on a pool that no longer exists.
-- ``compile_s`` = torch.export + lowering + serialisation (+ quantization for int8);
-  ``deployed_bytes`` = the .pte's size, weights included.
-
-Per layer (``layer_profile``, what ``--layers`` gives here): the program's ETDump, read by
-the devtools Inspector, mapped back to the model's module paths. XNNPACK times each of its
-operators itself (1 us resolution) and names them (``Convolution (NHWC, F32) DWConv #3``),
-but gives them no link to the graph; the events before each ``DELEGATE_CALL`` are that
-partition's operators in order, so the k-th convolution event of a partition is its k-th
-convolution node (1x1 convolutions and linear layers run as XNNPACK's Fully Connected), the
-k-th addition its k-th ``add``, and so on; each node carries its module path
-(``nn_module_stack``). Batch norm and activations are fused into the convolution before
-them, so their time is the convolution's. Layout operators (transposes, reshapes, copies,
-int8 conversions) have no module: they are rows of their own. An operator on the portable
-kernels is matched to the fallbacks of the graph in order. The profile runs in a load of
-its own, never the timed one (the event tracer costs time).
-"""
+"""ExecuTorch with its XNNPACK delegate: the lowered program run from Python, and its ETDump."""
 
 from __future__ import annotations
 
@@ -58,17 +31,13 @@ def thread_count() -> int:
     return int(modules().portable._threadpool_get_thread_count())
 
 
-def missing_kernels(lowered: Lowered) -> list[str]:
-    """The operators the program needs that this ExecuTorch build has no kernel for."""
-    registry = modules().runtime.get().operator_registry.operator_names
-    return [op for op in lowered.operators if op not in registry]
-
-
 class Loaded:
     """A program loaded on a thread pool of ``threads`` threads: call it with the input."""
 
     def __init__(self, lowered: Lowered, threads: int, etdump: bool = False) -> None:
-        missing = missing_kernels(lowered)
+        et = modules()
+        registry = et.runtime.get().operator_registry.operator_names
+        missing = [op for op in lowered.operators if op not in registry]  # no kernel in this build
         if missing:
             paths = [f.path for f in lowered.delegation.fallbacks if f.path]
             where = f" (outside XNNPACK: {', '.join(dict.fromkeys(paths))})" if paths else ""
@@ -76,7 +45,6 @@ class Loaded:
                 f"ExecuTorch has no kernel for {', '.join(missing)} in this build{where}: the "
                 "model lowers but cannot run; replace that operation"
             )
-        et = modules()
         with native_quiet():
             if et.portable._threadpool_get_thread_count() != threads:
                 gc.collect()  # no method loaded on the old pool may run after the resize
@@ -91,9 +59,7 @@ class Loaded:
 
 
 def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
-    """The program lowered (fp32, or int8 with the same backend's fp32 program beside it
-    for the speed-up), loaded on ``settings.threads`` threads, its output checked against
-    the model's, and the delegation in the notes."""
+    """The program lowered, loaded, checked against the model, with its fp32 reference in int8."""
     model, settings, notes = form.model, form.settings, form.notes
     example = form.example.contiguous()
     with torch.inference_mode():
@@ -153,9 +119,6 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     )
 
 
-# --------------------------------------------------------------------------- per operator
-
-
 LAYOUT = "(layout)"
 OVERHEAD = "(delegate overhead)"
 OUTSIDE = "(outside any operator)"
@@ -193,8 +156,7 @@ class OpTime:
 
 @dataclass(frozen=True)
 class ExecutorchProfile:
-    """``ops`` in execution order; they sum to ``method_ms`` (the median of
-    ``Method::execute`` over ``runs`` runs) with the overhead rows included."""
+    """``ops`` in execution order, summing to ``method_ms`` with the overhead rows."""
 
     ops: tuple[OpTime, ...]
     method_ms: float
@@ -260,11 +222,7 @@ def layer_profile(
     warmup: int = 3,
     lowered: Lowered | None = None,
 ) -> ExecutorchProfile:
-    """Lower ``model`` as the executorch backend does (fp32, or int8 with
-    ``settings.quantize``; or take ``lowered``, a program lowered from it in this process),
-    load it with the event tracer on ``settings.threads`` threads, run it ``warmup + runs``
-    times and return each operator's median time, mapped to module paths (see the module's
-    docstring)."""
+    """Each operator's median time of the lowered program, mapped to module paths."""
     example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
     if lowered is None:
         lowered = lower(model, example, settings.quantize)
@@ -330,12 +288,7 @@ def layer_profile(
 def raw_profile(
     profile: ExecutorchProfile, module: nn.Module, example: torch.Tensor, quantize: str
 ) -> RawProfile:
-    """The rows of ``bench --layers`` from an ExecuTorch profile: each module path's
-    operators summed run by run (layout operators and the delegate's overhead in rows of
-    their own; the rest of ``Method::execute`` is left to the table's "(outside any layer)"
-    row), with the bytes each module moves in the eager model (fp32: the same tensors the
-    program reads and writes; an int8 program moves about a quarter of them, so none are
-    given)."""
+    """The rows of ``bench --layers`` from an ExecuTorch profile."""
     owners, shapes = discover(module, example)
     kinds = {path: type(m).__name__ for path, m in module.named_modules()}
     rows: dict[str, RawLayer] = {}

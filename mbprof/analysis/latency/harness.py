@@ -1,30 +1,4 @@
-"""The one timing harness: models prepared by their runtime (``PREPARE``), timed in
-interleaved round-robin rounds, and each given its ``Timing``. A sweep times its rows
-together, so that a burst of load on a shared machine hits every configuration alike
-instead of one, and an outlier round is measured again; a single ``bench``
-(``time_model``) is the one-job case: one round, no outliers to judge.
-
-The convention (``time_blocks`` inside each round, see ``mbprof.analysis.latency``):
-- Every configuration is warmed up first (``warmup`` runs each, in order).
-- ``rounds`` rounds follow. Round r visits the configurations rotated by r (0 1 2, then
-  1 2 0, then 2 0 1, ...), so that each one takes every position in turn: none is always
-  the first after a pause, nor always after the same neighbour. In a round each
-  configuration gets ``ROUND_WARMUP`` untimed runs (its caches after another model's;
-  none when it is timed alone), then blocks timed for ``min_time_s / rounds`` seconds (at
-  least ``MIN_ROUND_BLOCKS``, and ``MIN_BLOCKS`` over all its rounds).
-- A round whose median is more than ``ROUND_OUTLIER_PCT`` off the median of its own
-  configuration's round medians is an outlier: it is measured again (in the same
-  rotation, over the outliers only), up to ``REMEASURES`` times, the new round replacing
-  the old, within a time budget: re-measuring stops once it has taken
-  ``REMEASURE_BUDGET`` times as long as the rounds themselves (a loaded machine, whose
-  every round is an outlier, cannot stretch the timing further). One that is still an
-  outlier then is counted, and makes the figure unstable.
-- A configuration's figures come from its kept rounds' per-run times, pooled; the
-  machine's load is the worst of its kept rounds'.
-- An int8 run's fp32 program (its speed-up) is one more configuration of the same rounds.
-A configuration whose run raises is dropped from later rounds with its error; the others
-go on.
-"""
+"""The one timing harness: models prepared by their runtime, timed in interleaved rounds."""
 
 from __future__ import annotations
 
@@ -75,18 +49,13 @@ def prepare(
     settings: LatencySettings,
     stack: contextlib.ExitStack,
 ) -> Prepared:
-    """``model`` made ready to time by its runtime; what it holds lives until ``stack``
-    closes. The caller's model is not modified."""
+    """``model`` made ready to time by its runtime; what it holds lives until ``stack`` closes."""
     return PREPARE[settings.backend](runtimes.deployed_form(model, input_shape, settings), stack)
-
-
-# --------------------------------------------------------------------------- the rounds
 
 
 @dataclass
 class Job:
-    """One configuration to time: its run, its clock and the context each of its rounds
-    runs in (the API's, which names the model when its code fails)."""
+    """One configuration to time: its run, its clock and the context its rounds run in."""
 
     run: Callable[[], object]
     clock: CpuClock | CudaClock = field(default_factory=CpuClock)
@@ -126,8 +95,7 @@ def round_order(jobs: int, index: int) -> list[int]:
 
 
 def outlier_rounds(rounds: Sequence[Sequence[float]]) -> list[int]:
-    """The rounds whose median is more than ``ROUND_OUTLIER_PCT`` off the median of the
-    round medians (none with fewer than three rounds: no majority to judge by)."""
+    """The rounds more than ``ROUND_OUTLIER_PCT`` off the median round (none below three)."""
     if len(rounds) < 3:
         return []
     medians = [statistics.median(r) for r in rounds]
@@ -145,9 +113,7 @@ def interleave(
     on_round: Callable[[str], None] | None = None,
     measure_load: bool = True,
 ) -> list[Interleaved]:
-    """Time ``jobs`` interleaved (see the module's docstring); one ``Interleaved`` per job,
-    in order. ``on_round(text)`` is told as rounds start; ``measure_load``: sample the
-    machine around each round (``stability``)."""
+    """Time ``jobs`` interleaved; one ``Interleaved`` per job, in order."""
     results = [
         Interleaved(rounds=[()] * rounds, loads=[None] * rounds, round_runs=[0] * rounds)
         for _ in jobs
@@ -205,14 +171,9 @@ def interleave(
     return results
 
 
-# --------------------------------------------------------------------------- models timed
-
-
 @dataclass(frozen=True)
 class Target:
-    """One model to time: its input (N, C, H, W; N the settings' batch), its MAdds per
-    image, its label in the progress lines, and the context its code runs in, told what it
-    is doing (the API's names the model when its code fails)."""
+    """One model to time: input, MAdds per image, label and the context its code runs in."""
 
     model: nn.Module
     input_shape: tuple[int, ...]
@@ -227,11 +188,7 @@ def time_models(
     rounds: int = ROUNDS,
     on_phase: Callable[[str], None] | None = None,
 ) -> list[Timing | Exception]:
-    """Each target timed with the resolved ``settings``, interleaved in ``rounds`` rounds:
-    its ``Timing``, or the exception it failed with (the others go on). Every model is
-    prepared before the first round (an ONNX export each, for onnxruntime), so all of them
-    are held at once; torch's thread count is restored afterwards, also on a failure.
-    ``on_phase(text)`` is told what is being done."""
+    """Each target timed, interleaved: its ``Timing`` or the exception it failed with."""
     say = on_phase or (lambda _text: None)
     backend = settings.backend
     timing = f"timing it with {backend}"
@@ -281,14 +238,7 @@ def time_model(
     settings: LatencySettings | None = None,
     madds: int | None = None,
 ) -> Timing:
-    """Time ``model`` on a random input of ``input_shape`` (N, C, H, W) with ``settings``:
-    the one-job case of ``time_models``, in one round.
-
-    N must equal ``settings.batch``. ``madds`` is the per-image MAdds count (counted with
-    ``mbprof.analysis.counting`` when not given). The caller's model is not modified, and
-    torch's thread count is restored afterwards, also when the run fails. The timing
-    carries its verdict (``mbprof.analysis.latency.stability``).
-    """
+    """Time ``model`` on a random input of ``input_shape``: the one-job case of ``time_models``."""
     settings = resolve_settings(settings or LatencySettings(batch=input_shape[0]))
     if input_shape[0] != settings.batch:
         raise MbprofError(
@@ -311,8 +261,7 @@ def make_timing(
     madds: int,
     threads_got: int | None,
 ) -> Timing:
-    """A ``Timing`` from what the rounds gave one configuration (its per-run times pooled),
-    with its verdict and the machine reference."""
+    """A ``Timing`` from one configuration's rounds, with its verdict and the machine reference."""
     per_run_s = result.per_run_s
     load = stability.combine([x for x in result.loads if x is not None])
     p10, median, p90 = stability.deciles(per_run_s)

@@ -1,21 +1,4 @@
-"""Where an eager model's time goes, layer by layer: torch.profiler, aggregated to module
-paths.
-
-The convention:
-- A first, unprofiled pass finds which modules run ops of their own (the innermost module
-  active when an op is dispatched; the model's own ops, such as a final mean, belong to
-  "(model)") and what each op reads and writes (every tensor argument and output, in the
-  run's dtype: activations in and out, weights; a tensor written in place counts twice,
-  read and written), with a ``TorchDispatchMode`` and forward hooks.
-- Then ``passes`` forward passes run under ``torch.profiler`` with a profiler range (the
-  low-overhead form of ``record_function``) around each of those modules (hooks on those only, to keep the profiler's own
-  cost down). A layer's time in a pass is the total time of the top-level ops inside its
-  range (on CUDA, their kernels' device time); a layer's figure is the median over passes.
-- "(outside any layer)" is what is left of the median profiled pass: Python between the
-  ops, the hooks, the profiler's bookkeeping. Rows and it sum to the profiled pass.
-- A module whose hooks cannot be set (a TorchScript module) leaves its ops unmapped: each
-  op gets a row of its own ("aten::conv2d #3", the third conv2d of a pass).
-"""
+"""Where an eager model's time goes, layer by layer: torch.profiler, aggregated to module paths."""
 
 from __future__ import annotations
 
@@ -84,8 +67,7 @@ def _nbytes(values) -> int:
 
 @contextmanager
 def _module_stack(module: nn.Module, stack: list[str], shapes: dict[str, tuple[int, ...]]):
-    """Forward hooks on every module keeping ``stack`` (the active module paths) and the
-    last output shape of each module."""
+    """Forward hooks keeping ``stack`` (the active module paths) and each module's output shape."""
     handles = []
 
     def pre(path: str):
@@ -113,8 +95,7 @@ def _module_stack(module: nn.Module, stack: list[str], shapes: dict[str, tuple[i
 
 
 def discover(module: nn.Module, example: torch.Tensor) -> tuple[dict[str, RawLayer], dict]:
-    """One pass that finds the modules with ops of their own, their bytes moved and ops,
-    and each module's output shape."""
+    """One pass: the modules with ops of their own (bytes moved, ops) and each output shape."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     stack: list[str] = []
@@ -169,30 +150,8 @@ def _ranges(module: nn.Module, owners: set[str]) -> Iterator[None]:
             handle.remove()
 
 
-@contextmanager
-def _no_fd2() -> Iterator[None]:
-    """File descriptor 2 pointed at /dev/null for a moment (what C++ code prints there)."""
-    import os
-    import sys
-
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _ops_in(event) -> list:
-    """The ops of an event: itself when it is an op, else (a TorchScript ``forward`` scope,
-    say) the ops inside it."""
+    """The ops of an event: itself, or the ops inside it (a TorchScript scope)."""
     if event.name.startswith("aten::") or not event.cpu_children:
         return [event]
     return [op for child in event.cpu_children for op in _ops_in(child)]
@@ -211,9 +170,10 @@ def _pass_of(event) -> int | None:
 def profile_eager(
     module: nn.Module, example: torch.Tensor, passes: int, warmup: int = 2, cuda: bool = False
 ) -> RawProfile:
-    """Per-layer times of ``module`` on ``example`` over ``passes`` profiled passes (see
-    the module's docstring). ``module`` is prepared as it is timed (eval, dtype, layout)."""
+    """Per-layer times of ``module`` on ``example`` over ``passes`` profiled passes."""
     from torch.profiler import ProfilerActivity, profile, record_function, schedule
+
+    from mbprof.analysis.latency.lowering import native_quiet
 
     owners, _ = discover(module, example)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
@@ -226,7 +186,7 @@ def profile_eager(
         if cuda:
             torch.cuda.synchronize()
         prof = profile(activities=activities, schedule=steps)
-        with _no_fd2():  # the profiler's C++ side prints its start on stderr
+        with native_quiet():  # the profiler's C++ side prints its start on stderr
             prof.__enter__()
         try:
             for step in range(warmup + passes):
@@ -238,10 +198,10 @@ def profile_eager(
                         torch.cuda.synchronize()
                 if k >= 0:
                     walls.append((time.perf_counter() - start) * 1e3)
-                with _no_fd2():  # outside the timed pass
+                with native_quiet():  # outside the timed pass
                     prof.step()
         finally:
-            with _no_fd2():
+            with native_quiet():
                 prof.__exit__(None, None, None)
     per_pass: dict[str, list[float]] = defaultdict(lambda: [0.0] * passes)
     unmapped: dict[str, RawLayer] = {}

@@ -1,21 +1,4 @@
-"""ExecuTorch's side before anything runs: the model exported with ``torch.export``,
-quantized for int8 (PT2E with the XNNPACK quantizer: weights int8 symmetric per output
-channel, activations int8 per tensor, histogram observers), lowered to XNNPACK and
-serialised to a .pte program (``lower``), with what the partitioner took (``Delegation``)
-and the compute nodes of each partition (the per-layer profile's key).
-
-The delegation is read from the lowered graph before serialisation: operators inside
-XNNPACK partitions run XNNPACK's kernels; every other operator runs on ExecuTorch's
-portable kernels (``PORTABLE_WHY``).
-
-Lowered programs are kept in mbprof's cache folder (``cache_programs``), so that a study
-that lowers dozens of networks (``reproduce``'s phone section: about 15 s of lowering for
-each MobileNetV2) lowers each one once. A program is keyed by what decides its bytes: the
-exported graph's code, every weight and buffer (name, dtype, shape and bytes), the input
-shape, the quantization, and the torch and executorch versions. A model whose weights or
-code change gets a new key, never a stale program. An unwritable or damaged cache only
-costs a new lowering.
-"""
+"""ExecuTorch before anything runs: export, int8 (PT2E), lowering to XNNPACK, the program cache."""
 
 from __future__ import annotations
 
@@ -62,9 +45,7 @@ QUANT_OPS = ("quantize_per_tensor", "quantize_per_channel", "dequantize_per_tens
 
 @contextlib.contextmanager
 def native_quiet() -> Iterator[list[str]]:
-    """Silence ExecuTorch for the block: its C++ logs go straight to file descriptor 2 (out
-    of reach of ``contextlib.redirect_stderr``), torch.export's to a log handler, lowering's
-    to warnings. Yields a list that receives the captured text."""
+    """Silence ExecuTorch's C++ logs (fd 2), log records and warnings; yields the captured text."""
     captured: list[str] = []
     sys.stdout.flush()
     sys.stderr.flush()
@@ -91,9 +72,7 @@ def native_quiet() -> Iterator[list[str]]:
 
 @functools.cache
 def modules() -> SimpleNamespace:
-    """ExecuTorch's pieces, imported once (seconds). Its XNNPACK partitioner calls
-    ``logging.basicConfig`` when imported; the handler and level it gives the user's root
-    logger are taken back."""
+    """ExecuTorch's pieces, imported once (seconds)."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
@@ -117,9 +96,6 @@ def modules() -> SimpleNamespace:
     )
 
 
-# --------------------------------------------------------------------------- delegation
-
-
 @dataclass(frozen=True)
 class Fallback:
     """An operator left outside XNNPACK: its name and the module it belongs to."""
@@ -130,9 +106,7 @@ class Fallback:
 
 @dataclass(frozen=True)
 class Delegation:
-    """What the XNNPACK partitioner took: ``delegated_ops`` operators in ``partitions``
-    partitions (quantize/dequantize conversions not counted), and the ``fallbacks`` that
-    run on the portable kernels."""
+    """What the XNNPACK partitioner took, and the operators left to the portable kernels."""
 
     delegated_ops: int
     partitions: int
@@ -169,9 +143,6 @@ def _counted(node: Any) -> bool:
     return node.op == "call_function" and _name(node) != "getitem"
 
 
-# --------------------------------------------------------------------------- lowering
-
-
 # The graph nodes that XNNPACK runs as one operator each, by kind (its other nodes, batch
 # norm and activations, are fused into the convolution before them).
 ATEN_KINDS = {
@@ -200,10 +171,7 @@ Partitions = tuple[dict[str, tuple[str, ...]], ...]
 
 @dataclass(frozen=True)
 class Lowered:
-    """A lowered program: its bytes, delegation, the operators it needs from the runtime
-    (``aten::cumsum.out``), the compute nodes of its partitions, and the seconds its export
-    and lowering took (None when it was read from a cache; ``cached_s`` then says what it
-    took when it was made)."""
+    """A lowered program: bytes, delegation, operators needed, partitions and lowering seconds."""
 
     pte: bytes
     delegation: Delegation
@@ -221,10 +189,7 @@ KEEP_LOWERED = 4
 
 
 def delegation_of(graph_module: Any) -> tuple[Delegation, Partitions]:
-    """What the partitioner took, and the compute nodes of each partition by kind, from a
-    lowered edge graph (before ``to_executorch``, which rewrites it). ExecuTorch's own
-    ``get_delegation_info`` counts the ``getitem`` after each delegate call as an operator
-    left out; this walk does not."""
+    """The delegation and each partition's compute nodes by kind, from a lowered edge graph."""
     delegated = 0
     fallbacks, found = [], []
     for node in graph_module.graph.nodes:
@@ -245,9 +210,7 @@ def delegation_of(graph_module: Any) -> tuple[Delegation, Partitions]:
 
 
 def export(model: nn.Module, example: torch.Tensor) -> Any:
-    """``torch.export`` of ``model`` on ``example``; a model it cannot capture (Python
-    control flow on tensor values, .numpy(), .item() as a size) is a RuntimeError that
-    names the cause in one line."""
+    """``torch.export`` of ``model``; a failure is a RuntimeError naming its cause in one line."""
     try:
         return torch.export.export(model, (example,))
     except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
@@ -257,11 +220,7 @@ def export(model: nn.Module, example: torch.Tensor) -> Any:
 def lower(
     model: nn.Module, example: torch.Tensor, quantize: str = "none", cache: bool = False
 ) -> Lowered:
-    """Export ``model`` on ``example``, quantize it (``quantize`` "int8": ``pt2e_int8``),
-    lower it to XNNPACK and serialise it. A program lowered in this process from the same
-    graph and weights is taken again (the last ``KEEP_LOWERED``); with ``cache``, one
-    lowered before is read from mbprof's cache folder (``read_program``). Either way its
-    ``seconds`` is None and ``cached_s`` says what the lowering took."""
+    """Export, quantize (int8), lower to XNNPACK and serialise ``model``, or take a cached one."""
     et = modules()
     start = time.perf_counter()
     with native_quiet():
@@ -273,25 +232,11 @@ def lower(
         found = read_program(key) if cache else None
         if found is not None and "partition_nodes" in found.meta:
             meta = found.meta
-            delegation = Delegation(
-                meta["delegated_ops"],
-                meta["partitions"],
-                tuple(Fallback(op, path) for op, path in meta["fallbacks"]),
-            )
-            partitions = tuple(
-                {kind: tuple(paths) for kind, paths in p.items()} for p in meta["partition_nodes"]
-            )
-            return _keep(
-                key,
-                Lowered(
-                    found.pte,
-                    delegation,
-                    tuple(meta["operators"]),
-                    None,
-                    meta["seconds"],
-                    partitions,
-                ),
-            )
+            fallbacks = tuple(Fallback(op, path) for op, path in meta["fallbacks"])
+            delegation = Delegation(meta["delegated_ops"], meta["partitions"], fallbacks)
+            partitions = tuple({k: tuple(v) for k, v in p.items()} for p in meta["partition_nodes"])
+            operators, seconds = tuple(meta["operators"]), meta["seconds"]
+            return _keep(key, Lowered(found.pte, delegation, operators, None, seconds, partitions))
         if quantize == "int8":
             exported = pt2e_int8(exported, example)
         try:
@@ -323,8 +268,7 @@ def _keep(key: str, lowered: Lowered) -> Lowered:
 
 
 def pt2e_int8(exported: Any, example: torch.Tensor) -> Any:
-    """The fp32 ``ExportedProgram`` ``exported`` quantized for XNNPACK (PT2E: prepare,
-    calibrate on random batches, convert) and exported again."""
+    """``exported`` quantized for XNNPACK (PT2E on random batches) and exported again."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -347,15 +291,11 @@ def pt2e_int8(exported: Any, example: torch.Tensor) -> Any:
         raise RuntimeError(f"int8 quantization (PT2E) failed: {root_cause(exc)}") from exc
 
 
-# --------------------------------------------------------------------------- the program cache
-
-
 FOLDER = "executorch"
 
 
 def program_key(exported: Any, input_shape: tuple[int, ...], quantize: str) -> str:
-    """A hex digest of what decides the program lowered from ``exported`` (an
-    ``ExportedProgram``)."""
+    """A hex digest of what decides the program lowered from ``exported``."""
     digest = hashlib.sha256()
     for part in (
         torch.__version__,

@@ -1,9 +1,4 @@
-"""This machine: what it is (the ``Environment`` every ``Timing`` carries, so that a latency
-figure never travels without the hardware and software that produced it), what it can run
-(``resolve_settings``: latency settings checked against it once, by the runtimes' table
-``mbprof.core.settings.RUNTIMES``) and its two ceilings, measured once and cached: compute
-(the best rate of a matrix product over a few sizes, per dtype) and memory bandwidth (a
-large streaming copy)."""
+"""This machine: its ``Environment``, the settings it can run and its two ceilings (cached)."""
 
 from __future__ import annotations
 
@@ -42,13 +37,9 @@ MATMUL_SIZES = {"cpu": (256, 512, 1024), "cuda": (2048, 4096, 8192)}
 COPY_BYTES = {"cpu": 1 << 28, "cuda": 1 << 30}  # per buffer: far beyond any cache
 
 
-# --------------------------------------------------------------------------- what it is
-
-
 @functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
-    """The CPU's marketing name: /proc/cpuinfo's 'model name' (x86) or 'Hardware' /
-    'Model' (ARM), else what the platform module knows."""
+    """The CPU's marketing name (/proc/cpuinfo, else the platform module)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
             fields: dict[str, str] = {}
@@ -94,9 +85,6 @@ def environment(settings: LatencySettings) -> Environment:
     )
 
 
-# --------------------------------------------------------------------------- what it can run
-
-
 def _probe_dtype(device: str, dtype: torch.dtype) -> None:
     """Run the ops of a mobile network once in ``dtype`` on ``device`` (raises if it cannot)."""
     probe = nn.Sequential(
@@ -128,19 +116,8 @@ def _dtype_runs(device: str, dtype: str) -> str:
     return ""
 
 
-def _missing(modules: tuple[str, ...]) -> list[str]:
-    missing = []
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            missing.append(name)
-    return missing
-
-
 def _check_runtime(settings: LatencySettings, device: str) -> None:
-    """What the backend's runtime accepts (``RUNTIMES``): devices, dtypes, the memory layout
-    and its modules installed."""
+    """Refuse what the backend's runtime does not accept (``RUNTIMES``)."""
     backend, runtime = settings.backend, RUNTIMES[settings.backend]
     if device not in runtime.devices:
         raise MbprofError(
@@ -159,7 +136,12 @@ def _check_runtime(settings: LatencySettings, device: str) -> None:
             f"channels_last applies to the {' and '.join(accept)} backends; {runtime.layout}",
             field="channels_last",
         )
-    missing = _missing(runtime.modules)
+    missing = []
+    for name in runtime.modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
         which = "which are" if len(missing) > 1 else "which is"
         raise MbprofError(
@@ -170,11 +152,7 @@ def _check_runtime(settings: LatencySettings, device: str) -> None:
 
 
 def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
-    """Check ``settings`` and decide what "auto" means here: the device ("cuda" when torch
-    sees a GPU and the backend runs there) and the thread count (torch's current one).
-    Raises ``MbprofError`` with one sentence naming the field for anything this machine
-    cannot run, before any model is built. Settings already resolved are returned as they
-    are: nothing below the API checks them again."""
+    """``settings`` checked against this machine, with "auto" device and threads decided."""
     if isinstance(settings, ResolvedLatency):
         return settings
     settings = check_latency(settings)  # torch-free; a no-op for checked settings
@@ -206,9 +184,6 @@ def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
     return resolved(settings, device=device, threads=threads)
 
 
-# --------------------------------------------------------------------------- its ceilings
-
-
 @contextlib.contextmanager
 def _with_threads(threads: int) -> Iterator[None]:
     """``threads`` intra-op threads and inference mode, restored afterwards."""
@@ -224,10 +199,7 @@ def _with_threads(threads: int) -> Iterator[None]:
 def measure_matmul_peak(
     device: str, threads: int, dtype: str, min_time_s: float = 0.5, n: int | None = None
 ) -> tuple[float, int]:
-    """The best rate (GFLOP/s) of an n x n by n x n matrix product in ``dtype``, counting
-    2 n^3 FLOPs, over the sizes of ``MATMUL_SIZES`` (or the one ``n`` given): each size's
-    blocks are timed for its share of ``min_time_s`` and the fastest block is kept.
-    Independent of how busy the machine is but for the noise. Returns (GFLOP/s, best n)."""
+    """(best GFLOP/s, its n) of an n x n matrix product over ``MATMUL_SIZES`` (or ``n``)."""
     sizes = (n,) if n else MATMUL_SIZES["cuda" if device.startswith("cuda") else "cpu"]
     torch_dtype = TORCH_DTYPES[dtype]
     best = (0.0, sizes[-1])
@@ -244,9 +216,7 @@ def measure_matmul_peak(
 def measure_bandwidth(
     device: str, threads: int, min_time_s: float = 0.5, nbytes: int | None = None
 ) -> tuple[float, int]:
-    """The memory ceiling (GB/s, 1e9 bytes a second): the best rate of a streaming copy of
-    one large buffer into another (``COPY_BYTES`` each, fewer when memory is short),
-    counting the bytes read and the bytes written. Returns (GB/s, bytes per buffer)."""
+    """(best GB/s of a streaming copy, counting bytes read and written, bytes per buffer)."""
     kind = "cuda" if device.startswith("cuda") else "cpu"
     nbytes = nbytes or COPY_BYTES[kind]
     if kind == "cpu":
@@ -269,9 +239,7 @@ def _read_cache(path: Path) -> dict:
 
 
 def _cached(key: str, measure, refresh: bool, at_least: float | None, unit: str) -> float:
-    """The best value ever measured for ``key`` in ``machine_peak.json`` (``unit`` names
-    it there), measured by ``measure() -> (value, detail)`` when missing, when
-    ``refresh``, or when below ``at_least``. An unwritable cache costs a re-measurement."""
+    """The best value measured for ``key``, measured again when missing, refreshed or too low."""
     path = cache_dir() / PEAK_FILE
     entry = _read_cache(path).get(key)
     cached = None
@@ -311,12 +279,7 @@ def machine_peak_gflops(
     min_time_s: float = 0.5,
     at_least: float | None = None,
 ) -> float:
-    """The compute ceiling for (device, threads, dtype), in GFLOP/s: the best rate of a
-    matrix product (over a few sizes) ever measured here, kept in ``machine_peak.json`` in
-    ``cache_dir()``. Measured (``measure_matmul_peak``) when missing, when ``refresh`` is
-    set, or when the cached value is below ``at_least`` (a model ran faster than the
-    reference: it was measured on a busy machine), where the cache keeps the larger value.
-    An unwritable cache only costs a re-measurement."""
+    """The compute ceiling for (device, threads, dtype) in GFLOP/s, cached."""
     return _cached(
         peak_key(device, threads, dtype),
         lambda: measure_matmul_peak(device, threads, dtype, min_time_s=min_time_s),
@@ -329,8 +292,7 @@ def machine_peak_gflops(
 def machine_bandwidth_gbs(
     device: str, threads: int, refresh: bool = False, min_time_s: float = 0.5
 ) -> float:
-    """The memory ceiling for (device, threads), in GB/s: the best streaming copy ever
-    measured here (``measure_bandwidth``), cached beside the compute ceiling."""
+    """The memory ceiling for (device, threads) in GB/s, cached."""
     key = f"bandwidth|{device}|{device_name(device)}|{cpu_model()}|threads={threads}"
     return _cached(
         key, lambda: measure_bandwidth(device, threads, min_time_s), refresh, None, "gbs"

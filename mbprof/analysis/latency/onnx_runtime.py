@@ -1,27 +1,10 @@
-"""ONNX Runtime: the model exported with torch.onnx and run by a CPU session, fp32 or int8
-(ONNX Runtime's static QDQ quantization: QuantizeLinear / DequantizeLinear pairs, weights
-int8 per channel, activations int8 min-max), and where its time goes, layer by layer.
-
-Per layer: ONNX Runtime's own per-node profile, mapped back to module paths through the
-exported graph. torch.onnx's exporter writes, on every node, the module scopes it came
-from (``pkg.torch.onnx.name_scopes``: ``['', 'features', 'features.0', 'features.0.1',
-'op']``, the innermost module last but one). ONNX Runtime then rewrites the graph
-(convolution, batch norm and activation fused into one node; NCHWc layout nodes added) and
-profiles the nodes it runs, under new names. Each profiled node is traced back, in order,
-by: its own name in the exported graph; that name less the suffixes ONNX Runtime adds
-(``_nchwc``, ``_token_12``, ...) as a node or as the tensor a node wrote; the tensors the
-optimised node writes, then reads (a layout node belongs to the layer whose tensor it
-converts). A fused convolution found through its activation or batch norm is walked back
-to the convolution, and a batch norm folded into the convolution before it is that
-convolution's. A node that cannot be traced gets a row of its own, marked unmapped.
-"""
+"""ONNX Runtime: the model exported with torch.onnx, run by a CPU session (fp32 or int8 QDQ)."""
 
 from __future__ import annotations
 
 import ast
 import contextlib
 import json
-import logging
 import math
 import re
 import statistics
@@ -51,8 +34,7 @@ from mbprof.analysis.latency.runtimes import (
 
 
 def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: Path):
-    """Export ``model`` with torch.onnx to ``folder`` (``model.onnx``) and open an ONNX
-    Runtime CPU session on it (``open_session``). Returns (session, input name)."""
+    """Export ``model`` to ``folder``/model.onnx and open a session: (session, input name)."""
     path = folder / "model.onnx"
     with quiet():
         try:
@@ -71,9 +53,8 @@ def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: 
     return session, session.get_inputs()[0].name
 
 
-def session_options(threads: int):
-    """ONNX Runtime's options for a timed session: ``threads`` intra-op threads, one
-    inter-op thread, sequential execution, all graph optimisations, warnings silenced."""
+def open_session(path: Path, threads: int, profile: Path | None = None) -> Any:
+    """An ONNX Runtime CPU session on ``path`` (``profile``: profiling into that folder)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -82,20 +63,15 @@ def session_options(threads: int):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    return options
-
-
-def open_session(path: Path, threads: int, options: Any = None) -> Any:
-    """An ONNX Runtime CPU session on the file ``path`` (``session_options(threads)``)."""
-    import onnxruntime as ort
-
-    options = options or session_options(threads)
+    if profile is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile / "profile")
+        options.optimized_model_filepath = str(profile / "optimised.onnx")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
-    """ONNX Runtime's static QDQ quantization of the .onnx file ``fp32_path``, calibrated
-    on random batches of ``shape``; returns the int8 file's path (beside it)."""
+    """ONNX Runtime's static QDQ int8 quantization of ``fp32_path``; the int8 file's path."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -115,9 +91,6 @@ def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
 
     prepared = fp32_path.with_name("model.pre.onnx")
     int8_path = fp32_path.with_name("model.int8.onnx")
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # ONNX Runtime's quantizer advises through the root logger
     try:
         quant_pre_process(str(fp32_path), str(prepared))  # shape inference, basic fusions
         quantize_static(
@@ -132,15 +105,11 @@ def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
         )
     except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
         raise RuntimeError(f"ONNX Runtime int8 quantization failed: {root_cause(exc)}") from exc
-    finally:
-        root.setLevel(level)
     return int8_path
 
 
 def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
-    """The model exported (its fp32 output checked against torch's) and opened in a session;
-    in int8, quantized to QDQ and opened too, the int8 session timed and the fp32 one beside
-    it for the speed-up."""
+    """The model exported and opened (int8: quantized too, the fp32 session as reference)."""
     model, example, settings, notes = form.model, form.example, form.settings, form.notes
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mbprof-onnx-")))
     int8 = settings.quantize == "int8"
@@ -148,7 +117,8 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     fp32, name = onnx_session(model, example, settings.threads, folder)
     path, timed = folder / "model.onnx", fp32
     if int8:
-        with quiet():
+        # "": the root logger, through which ONNX Runtime's quantizer advises
+        with quiet(("torch.onnx", "onnxscript", "torch.export", "")):
             path = onnx_int8(path, name, tuple(example.shape))
         timed = open_session(path, settings.threads)
     compile_s = time.perf_counter() - start
@@ -187,9 +157,6 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
         threads=lambda: None,
         layers=layers,
     )
-
-
-# --------------------------------------------------------------------------- per layer
 
 
 HEAVY = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "ConvTranspose"}
@@ -285,8 +252,7 @@ def map_node(
     optimised: Mapping[str, ExportedNode],
     folded: Mapping[str, str],
 ) -> str | None:
-    """The module path of a profiled node (``name``, ONNX Runtime's ``op``), or None.
-    ``folded`` maps a batch norm's path to the convolution it was folded into."""
+    """The module path of a profiled node (``name``, ONNX Runtime's ``op``), or None."""
     for kind, key in _candidates(name, optimised.get(name)):
         node_name = key if kind == "node" else graph.writer.get(key)
         node = graph.nodes.get(node_name or "")
@@ -301,9 +267,7 @@ def map_node(
 
 
 def folded_norms(module: nn.Module) -> dict[str, str]:
-    """Batch norm path -> the path of the convolution registered just before it with as
-    many output channels (the exporter folds such a batch norm into that convolution and
-    names the result after the batch norm)."""
+    """Batch norm path -> the convolution before it that the exporter folds it into."""
     folded, previous = {}, None
     for path, child in module.named_modules():
         if isinstance(child, nn.modules.batchnorm._BatchNorm) and previous is not None:
@@ -320,9 +284,7 @@ def folded_norms(module: nn.Module) -> dict[str, str]:
 
 
 def node_bytes(args: Mapping, node: ExportedNode | None, weights: Mapping[str, int]) -> int:
-    """What a profiled node read and wrote: its activations in and out (ONNX Runtime's
-    ``activation_size`` and ``output_size``) and its weights (the optimised graph's
-    initializers it reads: a prepacked weight is missing from the profile's own figures)."""
+    """Bytes a profiled node read and wrote, its weights included."""
     total = int(args.get("activation_size", 0)) + int(args.get("output_size", 0))
     if node is not None:
         total += sum(weights.get(t, 0) for t in set(node.inputs))
@@ -332,15 +294,9 @@ def node_bytes(args: Mapping, node: ExportedNode | None, weights: Mapping[str, i
 def profile_onnx(
     onnx_path: Path, feed: dict, threads: int, passes: int, module: nn.Module, warmup: int = 2
 ) -> RawProfile:
-    """Per-layer times of the ONNX model at ``onnx_path`` over ``passes`` profiled runs
-    of ``feed`` with ``threads`` intra-op threads, mapped to the module paths of ``module``
-    (the torch module it was exported from)."""
+    """Per-layer times of the ONNX model at ``onnx_path``, mapped to ``module``'s paths."""
     folder = onnx_path.parent
-    options = session_options(threads)
-    options.enable_profiling = True
-    options.profile_file_prefix = str(folder / "profile")
-    options.optimized_model_filepath = str(folder / "optimised.onnx")
-    session = open_session(onnx_path, threads, options)
+    session = open_session(onnx_path, threads, profile=folder)
     for _ in range(warmup):
         session.run(None, feed)
     walls = []
@@ -358,8 +314,7 @@ def profile_onnx(
 
 
 def aggregate(events, runs, graph, optimised: Graph, folded, module, walls) -> RawProfile:
-    """The rows of a parsed ONNX Runtime profile: node events (``cat`` "Node", names
-    ending ``_kernel_time``) within the ``runs`` windows, summed per module path."""
+    """The rows of a parsed ONNX Runtime profile, summed per module path."""
     kinds = {path: type(m).__name__ for path, m in module.named_modules()}
     per_pass: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(runs))
     rows: dict[str, RawLayer] = {}

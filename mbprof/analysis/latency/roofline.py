@@ -1,18 +1,4 @@
-"""Where a configuration's time goes, layer by layer, on the runtime it is timed with (each
-runtime's own profile: ``Prepared.layers``), joined to the counted layers and the machine's
-two ceilings.
-
-Each layer's MAdds and geometry are joined by module path, with its derived figures
-(shares, arithmetic intensity, achieved rates, the ceiling it is under). The roofline: at
-an arithmetic intensity I (FLOPs per byte moved) a layer can run at most
-min(compute, I x bandwidth) GFLOP/s. Left of the ridge point (compute / bandwidth) the
-memory ceiling bounds it ("memory"), right of it the compute ceiling ("compute"); its
-"roof %" is its achieved rate as a share of that bound. FLOPs are 2 x MAdds x batch (the
-counting convention: convolutions and fully connected layers only), so a layer with no
-MAdds (batch norm, an activation, an addition) has no intensity and is bound by memory
-traffic alone. The compute ceiling is never below the rate any layer achieved (a layer
-that beat the matrix-product reference shows the reference was measured low).
-"""
+"""Where a configuration's time goes, layer by layer, joined to the counted layers and ceilings."""
 
 from __future__ import annotations
 
@@ -38,8 +24,7 @@ OUTSIDE_LIMIT_PCT = 30.0  # of the profiled pass outside any layer: said in a no
 
 
 def layer_kind(module_type: str, counted: LayerRow | None) -> str:
-    """depthwise conv, pointwise conv, conv, fully connected or other: the groups a mobile
-    network's time is read by (from the counted layer's geometry)."""
+    """The layer kind a mobile network's time is read by, from the counted geometry."""
     if module_type.startswith("Conv") and counted is not None:
         if counted.groups and counted.groups > 1 and counted.groups == counted.in_channels:
             return "depthwise conv"
@@ -51,15 +36,8 @@ def layer_kind(module_type: str, counted: LayerRow | None) -> str:
     return "other"
 
 
-def _geometry(row: LayerRow | None) -> dict:
-    if row is None:
-        return {}
-    return {"kernel": row.kernel, "stride": row.stride, "groups": row.groups}
-
-
 def achieved(raw: RawProfile, madds: Mapping[str, int], batch: int) -> list[float]:
-    """The GFLOP/s of each layer with MAdds, but those timed within the profile's
-    resolution (times that coarse say nothing of a rate)."""
+    """The GFLOP/s of each layer with MAdds timed above the profile's resolution."""
     return [
         2 * madds[r.path] * batch / (r.time_ms * 1e-3) / 1e9
         for r in raw.rows
@@ -78,10 +56,7 @@ def finish(
     compute_gflops: float,
     bandwidth_gbs: float,
 ) -> LayerProfile:
-    """The ``LayerProfile`` of a raw profile: rows joined to the counted layers by path
-    (MAdds per image; kernel, stride, groups), the "(outside any layer)" row last, every
-    derived figure, the ceilings. A layer that ran faster than the compute ceiling raises
-    it (``achieved``)."""
+    """The ``LayerProfile`` of a raw profile joined to the counted layers; may raise the ceiling."""
     by_path = {row.path: row for row in counted}
     rows: list[RawLayer] = sorted(raw.rows, key=lambda r: -r.time_ms)
     inside = sum(r.time_ms for r in rows)
@@ -101,6 +76,8 @@ def finish(
     finished = []
     for r in rows:
         madds = by_path[r.path].madds if r.mapped and r.path in by_path else 0
+        c = by_path.get(r.path)
+        geometry = {"kernel": c.kernel, "stride": c.stride, "groups": c.groups} if c else {}
         seconds = r.time_ms * 1e-3
         flops = 2 * madds * batch
         intensity = flops / r.bytes_moved if madds and r.bytes_moved else None
@@ -129,8 +106,8 @@ def finish(
                 gbs=gbs,
                 bound=bound,
                 roof_pct=roof,
-                kind=layer_kind(r.type, by_path.get(r.path)) if r.mapped else "unmapped",
-                **_geometry(by_path.get(r.path)),
+                kind=layer_kind(r.type, c) if r.mapped else "unmapped",
+                **geometry,
             )
         )
     finished.append(
@@ -156,25 +133,8 @@ def finish(
     )
 
 
-def kind_shares(profile: LayerProfile) -> dict[str, tuple[int, float, float]]:
-    """Per layer kind (``layer_kind``): (layers, share of time %, share of MAdds %)."""
-    shares: dict[str, list[float]] = {}
-    for row in profile.rows:
-        if row.path == OUTSIDE:
-            continue
-        entry = shares.setdefault(row.kind or "other", [0, 0.0, 0.0])
-        entry[0] += 1
-        entry[1] += row.time_share_pct
-        entry[2] += row.madds_share_pct
-    return {kind: (int(n), time, madds) for kind, (n, time, madds) in shares.items()}
-
-
-# --------------------------------------------------------------------------- profiled
-
-
 def check_layer_backend(backend: str) -> None:
-    """Refuse a backend whose time cannot be split per layer (torch.compile's fused
-    kernels belong to no module), naming the ones that can be."""
+    """Refuse a backend whose time cannot be split per layer."""
     if backend not in LAYER_BACKENDS:
         raise MbprofError(
             f"backend {backend} cannot be profiled per layer (its compiled kernels belong to "
@@ -190,11 +150,7 @@ def profile_layers(
     latency_ms: float,
     counts: CountReport,
 ) -> LayerProfile:
-    """Per-layer time of ``model`` prepared as ``settings`` times it (dtype, layout, batch
-    norm folded or not, ONNX export), on an input of ``input_shape``; ``latency_ms`` is its
-    latency measured the usual way (the profiler's overhead is said against it, and the
-    passes are as many as ``min_time_s`` holds, within MIN_PASSES..MAX_PASSES) and
-    ``counts`` its counted layers (MAdds per image, geometry)."""
+    """Per-layer time of ``model`` prepared as ``settings`` times it."""
     check_layer_backend(settings.backend)
     wanted = math.ceil(settings.min_time_s / max(latency_ms * 1e-3, 1e-6))
     passes = max(MIN_PASSES, min(MAX_PASSES, wanted))
@@ -222,10 +178,6 @@ def profile_layers(
         compute_gflops=compute,
         bandwidth_gbs=machine_bandwidth_gbs(settings.device, settings.threads),
     )
-    return _with_notes(profile, how)
-
-
-def _with_notes(profile: LayerProfile, how: str) -> LayerProfile:
     overhead = profile.overhead_pct
     notes = [
         f"Per layer ({how}): the median over passes of a layer's time; the rows and "
@@ -246,7 +198,13 @@ def _with_notes(profile: LayerProfile, how: str) -> LayerProfile:
         f"the ridge point is {profile.ridge:.1f} FLOP/B: a layer left of it is bound by "
         "memory traffic. Layers above the memory ceiling ran from the caches.",
     ]
-    shares = kind_shares(profile)
+    shares: dict[str, list] = {}  # kind -> [layers, share of time %, share of MAdds %]
+    for row in profile.rows:
+        if row.path != OUTSIDE:
+            entry = shares.setdefault(row.kind or "other", [0, 0.0, 0.0])
+            entry[0] += 1
+            entry[1] += row.time_share_pct
+            entry[2] += row.madds_share_pct
     parts = [
         f"{kind} ({n} layer{'s' if n != 1 else ''}): {time:.1f}% of the time, {madds:.1f}% of the MAdds"
         for kind, (n, time, madds) in sorted(shares.items(), key=lambda kv: -kv[1][1])

@@ -1,18 +1,4 @@
-"""What every runtime shares, and the two that are torch itself: a model in the form it is
-timed (``deployed_form``: eval, batch norm folded, dtype, layout), what a runtime hands the
-harness (``Prepared``), the check that an exported form computes the model
-(``check_same_output``), how far an int8 program strays from fp32 (``closeness``), and the
-eager and compile runtimes. ONNX Runtime is ``onnx_runtime``, ExecuTorch ``executorch``; what each
-accepts is its row of ``mbprof.core.settings.RUNTIMES``.
-
-int8 (post-training static quantization, on the runtimes that have it) calibrates on
-``CALIBRATION_BATCHES`` random batches of the model's input shape, and is compared with
-the fp32 model on ``PROBE_IMAGES`` other random images (``closeness``): the mean cosine
-similarity of the logits and the share of images whose arg-max class is the same. Random
-images say how far the int8 program strays from fp32, nothing about its accuracy on real
-data; and random weights give nearly flat logits, so top-1 agreement is low even when the
-cosine is high.
-"""
+"""What every runtime shares, and the two that are torch itself (eager, compile)."""
 
 from __future__ import annotations
 
@@ -70,8 +56,7 @@ class Prepared:
 def quiet(
     names: tuple[str, ...] = ("torch.onnx", "onnxscript", "torch.export"),
 ) -> Iterator[io.StringIO]:
-    """Silence the ONNX exporter's (or the loggers ``names``') progress lines, warnings
-    and log records, written from Python."""
+    """Silence the loggers ``names``, their warnings and what they print."""
     buffer = io.StringIO()
     loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
@@ -99,9 +84,7 @@ def root_cause(exc: BaseException) -> str:
 
 
 def check_same_output(expected: torch.Tensor, got: Any, what: str) -> None:
-    """Refuse a backend whose output is not the model's (an export that went wrong): every
-    exported backend's output must match torch's to ``OUTPUT_RTOL`` relative to the
-    output's scale (its largest magnitude), whatever that scale is; NaN never matches."""
+    """Refuse an exported backend whose output differs from torch's by more than ``OUTPUT_RTOL``."""
     expected = expected.detach().float().cpu()
     got = torch.as_tensor(got).float().cpu()
     if got.shape != expected.shape:
@@ -117,9 +100,6 @@ def check_same_output(expected: torch.Tensor, got: Any, what: str) -> None:
         )
 
 
-# --------------------------------------------------------------------------- int8
-
-
 def random_batches(shape: tuple[int, ...], count: int, seed: int) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     return [torch.randn(shape, generator=generator) for _ in range(count)]
@@ -132,9 +112,7 @@ def closeness(
     notes: list[str],
     backend: str,
 ) -> dict[str, float]:
-    """``int8_cosine`` and ``int8_top1_agreement`` of ``run_int8`` against ``model`` (fp32)
-    on at least ``PROBE_IMAGES`` random images, in batches of ``shape``; the notes say what
-    they mean, and warn when the int8 output strays far."""
+    """``int8_cosine`` and ``int8_top1_agreement`` of ``run_int8`` against fp32 ``model``."""
     batches = random_batches(shape, math.ceil(PROBE_IMAGES / shape[0]), PROBE_SEED)
     with torch.inference_mode():
         ref = torch.cat([model(x).detach().float().reshape(shape[0], -1) for x in batches])
@@ -153,13 +131,9 @@ def closeness(
     return {"int8_cosine": cosine, "int8_top1_agreement": agreement}
 
 
-# --------------------------------------------------------------------------- torch's own
-
-
 @dataclass
 class Deployed:
-    """A copy of the caller's model as it is timed, its input and the notes so far: what a
-    runtime prepares (``harness.PREPARE``)."""
+    """A copy of the caller's model as it is timed, its input and the notes so far."""
 
     model: nn.Module
     example: torch.Tensor
@@ -170,8 +144,7 @@ class Deployed:
 def deployed_form(
     model: nn.Module, input_shape: tuple[int, ...], settings: LatencySettings
 ) -> Deployed:
-    """A copy of ``model`` in eval mode, batch norm folded with ``fuse_bn``, on the device
-    in the dtype and layout asked for, with its input (seeded)."""
+    """A copy of ``model`` as it is timed (eval, fuse_bn, device, dtype, layout), with its input."""
     notes: list[str] = []
     model = copy.deepcopy(model).eval()
     if settings.fuse_bn:

@@ -1,37 +1,15 @@
-"""How a latency is timed and how sound the figure is: clocks, blocks of runs
-(``time_blocks``), the machine's load over the window, and the verdict ("stable" or
-"unstable", with one short reason per failed check).
-
-What pyperf and hyperfine do, and what is done here instead:
-- pyperf warns when stdev / mean exceeds 10% (an error above 20%) and when a raw value is
-  under 1 ms; ``pyperf system tune`` advises on the governor, Turbo Boost, isolated CPUs.
-  hyperfine warns about outliers (a modified z-score above 10 x 1.4826 MAD) and a slow
-  first run. Both print a warning on the terminal only: a CSV or JSON file, a plot or a
-  CI gate never learns about it, and neither looks at the machine *while* it measured.
-- Here the spread is robust to a few outliers: (p90 - p10) / median of the per-run block
-  times (a normal distribution's 10% stdev / mean is about 26% on this scale), and the
-  verdict travels with the figure into every format and into ``mbprof check``.
-- The machine is measured over the very window of the timing, not from the lagging
-  1-minute load average: the CPU time of every other process (``/proc/stat`` minus this
-  process' own), the hypervisor's steal time, the CPUs this process may use (affinity and
-  the cgroup CPU quota against the threads asked for) and the clock frequency at the start
-  and at the end. The load average is the fallback where ``/proc/stat`` cannot be read.
-- A drift between the first and the second half of the runs (a load that came or went in
-  the middle) is a reason too, even when the spread is small.
-
-Everything but ``CudaClock`` is plain Python, so the verdict can be tested on synthetic
-timings.
-"""
+"""How a latency is timed and how sound the figure is: clocks, blocks, load, the verdict."""
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from mbprof.analysis.collector import collector_paused
 
 MIN_BLOCKS = 5
 CLOCK_SHARE = 1e-3  # the clock may cost at most this share of a block
@@ -42,9 +20,6 @@ OTHER_LOAD_MARGIN = 0.25  # CPUs other processes may take beyond the ones left i
 STEAL_LIMIT = 0.10  # CPUs the hypervisor may take (steal time)
 FREQUENCY_CHANGE_PCT = 10.0
 STABLE, UNSTABLE = "stable", "unstable"
-
-
-# --------------------------------------------------------------------------- the timer
 
 
 class CpuClock:
@@ -106,8 +81,7 @@ def time_blocks(
     clock: CpuClock | CudaClock | None = None,
     min_blocks: int = MIN_BLOCKS,
 ) -> BlockStats:
-    """Warm up, then time blocks of runs of ``fn`` until ``min_time_s`` seconds and
-    ``min_blocks`` blocks are collected (the convention: ``mbprof.analysis.latency``)."""
+    """Warm up, then time blocks of runs of ``fn`` for ``min_time_s`` and ``min_blocks``."""
     clock = clock or CpuClock()
     for _ in range(warmup):
         fn()
@@ -118,27 +92,18 @@ def time_blocks(
     runs = min(runs, max(1, int(min_time_s / min_blocks / first)))
     per_run: list[float] = []
     total = 0.0
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         while total < min_time_s or len(per_run) < min_blocks:
             elapsed = clock.time_block(fn, runs)
             per_run.append(elapsed / runs)
             total += elapsed
-    finally:
-        if was_enabled:
-            gc.enable()
     p10, median, p90 = deciles(per_run)
     return BlockStats(median, p10, p90, runs * len(per_run), len(per_run), runs, tuple(per_run))
 
 
-# --------------------------------------------------------------------------- the machine's load
-
-
 @dataclass(frozen=True)
 class MachineSample:
-    """What the machine had done up to one moment (counters; ``between`` takes the
-    difference of two)."""
+    """The machine's counters at one moment (``between`` takes the difference of two)."""
 
     wall_s: float
     own_cpu_s: float  # this process' CPU time, all its threads
@@ -170,10 +135,8 @@ def _read(path: str) -> str | None:
 
 def usable_cpus() -> int:
     """The CPUs this process may run on: its affinity, capped by a cgroup CPU quota."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
+    allowed = _allowed()
+    cpus = len(allowed) if allowed is not None else os.cpu_count() or 1
     quota = _read("/sys/fs/cgroup/cpu.max")  # cgroup v2: "max 100000" or "200000 100000"
     parts = (quota or "").split()
     if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[1]) > 0:
@@ -267,8 +230,7 @@ def between(start: MachineSample, end: MachineSample) -> MachineLoad:
 
 
 def combine(loads: Sequence[MachineLoad]) -> MachineLoad | None:
-    """One load for several windows (the rounds of an interleaved timing): the worst of
-    each figure, the first start and the last end clock."""
+    """The worst load over several windows (the rounds of an interleaved timing)."""
     if not loads:
         return None
 
@@ -294,11 +256,6 @@ def deciles(per_run_s: Sequence[float]) -> tuple[float, float, float]:
     return cuts[0], statistics.median(per_run_s), cuts[-1]
 
 
-def spread_pct(per_run_s: Sequence[float]) -> float:
-    p10, median, p90 = deciles(per_run_s)
-    return 100.0 * (p90 - p10) / median
-
-
 def judge(
     per_run_s: Sequence[float],
     threads: int,
@@ -306,10 +263,7 @@ def judge(
     cpu: bool = True,
     threads_got: int | None = None,
 ) -> tuple[str, tuple[str, ...]]:
-    """The verdict on a timing from its per-run block times, in the order they were taken,
-    the threads it asked for, the machine's load while it ran (None: not measured) and the
-    intra-op threads the backend reported using (None: not readable). ``cpu``: it ran on
-    the CPU (threads and CPUs matter). Returns (verdict, reasons)."""
+    """(verdict, reasons) of a timing from its per-run block times and the machine's load."""
     reasons: list[str] = []
     blocks = len(per_run_s)
     if blocks < MIN_STABLE_BLOCKS:
@@ -318,7 +272,8 @@ def judge(
             f"{MIN_STABLE_BLOCKS}): measure for longer"
         )
     if blocks >= 2:
-        spread = spread_pct(per_run_s)
+        p10, median, p90 = deciles(per_run_s)
+        spread = 100.0 * (p90 - p10) / median
         if spread > SPREAD_LIMIT_PCT:
             shown = f"{spread:.1f}" if spread < 100 else f"{spread:.0f}"  # never "25% > 25%"
             reasons.append(f"spread {shown}% > {SPREAD_LIMIT_PCT:.0f}% ((p90 - p10) / median)")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mbprof.analysis.memory.graph import Graph, Node, Value, is_unary
@@ -175,8 +176,7 @@ def _absorb_tail(
     block_inputs: list[int],
     reentry: bool,
 ) -> Region:
-    """Take in what follows the projection: element-wise ops (its batch norm) and the
-    residual add of the block's input, so that the block's output is its last tensor."""
+    """Take in the projection's element-wise ops and the residual add of the block's input."""
     nodes = [*region, project.index]
     value = project.outputs[0]
     residual = False
@@ -218,22 +218,7 @@ def _absorb_tail(
 
 
 def find_blocks(graph: Graph) -> list[Region]:
-    """Chunkable blocks, found by structure (the rule; no class names):
-
-    - it starts at a dense convolution (groups = 1) that widens the channels, C_out > C_in:
-      a 1x1 expansion, or the stem when the first block has no expansion of its own;
-    - its output flows only through per-channel ops: batch norm, element-wise activations,
-      depthwise convolutions (at least one), spatial padding, and squeeze-excitation (global
-      pooling to a per-channel vector, any ops on such vectors, a per-channel gate);
-    - it ends at one dense 1x1 convolution to fewer channels than the expanded tensor (the
-      projection), with its batch norm and a residual add of the block's input taken in;
-      or, with no projection, at global pooling (a head such as MobileNetV2's 1x1 conv to
-      1280 channels, pooled channel by channel);
-    - no inner tensor is used anywhere else (a shortcut or concatenation of an inner tensor
-      means it must exist whole).
-    MobileNetV1 has none (its 1x1 convs never narrow the channels), ShuffleNet's units none
-    (their inner tensors are narrower and shuffled), MobileNetV2/V3's inverted residuals do.
-    """
+    """Chunkable blocks, found by structure (docs/memory.md: the rule)."""
     regions: list[Region] = []
     taken: set[int] = set()
     for node in graph.nodes:
@@ -267,8 +252,7 @@ def module_counts(graph: Graph, nodes: Iterable[int]) -> Counter[str]:
 
 
 def block_module(graph: Graph, region: Region, everywhere: Counter[str]) -> str:
-    """The smallest module holding the block and nothing else ("features.2"), or
-    "first .. last" when there is none (a stem fused with the first block)."""
+    """The smallest module holding the block and nothing else, or "first .. last"."""
     first = graph.nodes[region.expand].module
     last = graph.nodes[region.exit_node].module
     inside = module_counts(graph, region.nodes)
@@ -276,21 +260,10 @@ def block_module(graph: Graph, region: Region, everywhere: Counter[str]) -> str:
     def only_block(path: str) -> bool:
         return everywhere[path] == inside[path]
 
-    common = common_prefix([graph.nodes[n].module for n in region.nodes])
+    paths = [graph.nodes[n].module.split(".") for n in region.nodes if graph.nodes[n].module]
+    common = ".".join(os.path.commonprefix(paths))
     if not common or not only_block(common):
         return f"{first} .. {last}" if first != last else first
     while "." in common and only_block(common.rsplit(".", 1)[0]):
         common = common.rsplit(".", 1)[0]
     return common
-
-
-def common_prefix(paths: Sequence[str]) -> str:
-    parts = [p.split(".") for p in paths if p]
-    if not parts:
-        return ""
-    common: list[str] = []
-    for items in zip(*parts, strict=False):
-        if len(set(items)) != 1:
-            break
-        common.append(items[0])
-    return ".".join(common)

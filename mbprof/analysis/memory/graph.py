@@ -1,5 +1,4 @@
-"""The traced graph: buffers (storages), values (tensors), nodes (aten ops) and the
-queries the schedules and the block finder ask of it."""
+"""The traced graph: buffers (storages), values (tensors), nodes (aten ops), and its queries."""
 
 from __future__ import annotations
 
@@ -97,8 +96,7 @@ class Graph:
     params_read: frozenset[str] = frozenset()
 
     def leaf_output_sizes(self, leaves: set[str]) -> dict[str, tuple[int, int]]:
-        """Output HxW of each module in ``leaves`` whose last op wrote a 4-d tensor (its
-        first output: batch norm's statistics and max-pool's indices come after)."""
+        """Output HxW of each module in ``leaves`` whose last op wrote a 4-d tensor."""
         sizes: dict[str, tuple[int, int]] = {}
         for node in self.nodes:
             if node.module in leaves and node.outputs:
@@ -122,8 +120,7 @@ class Graph:
 
 
 def is_unary(graph: Graph, node: Node) -> int | None:
-    """The one activation input of an element-wise op that could be overwritten by its
-    output (same shape, whole contiguous buffers), or None."""
+    """The one activation input an element-wise op could overwrite, or None."""
     if not node.elementwise or not node.outputs:
         return None
     acts = graph.act_inputs(node)

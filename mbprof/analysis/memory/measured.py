@@ -1,23 +1,4 @@
-"""Activation memory of a real forward pass, to check the analysis against.
-
-CPU: the model runs once in the chosen dtype under a TorchDispatchMode that sees every
-storage an op creates; a weakref finalizer on each tensor tells when the last tensor using a
-storage dies, which is when PyTorch frees it. Two figures come out:
-- ``peak_bytes``: the storages alive at once as PyTorch really frees them. Python references
-  decide here: a ``forward(self, x)`` keeps ``x`` alive until it returns, so this is higher
-  than the analysis' peak, which frees a tensor right after its last use.
-- ``last_use_peak_bytes``: the same real storages, with their real sizes in the real dtype,
-  freed right after their last use. This must equal the analysis' eager peak to the byte;
-  it checks the trace (ops seen, aliasing of views and in-place ops, dtype scaling).
-Storages made inside one kernel and dropped before it returns (a convolution's scratch
-space) are not seen by either; the CUDA allocator's figure includes them.
-
-CUDA (when available): ``allocator_peak_bytes`` is ``torch.cuda.max_memory_allocated()``
-during the pass minus what was allocated before it (parameters, input), so it includes
-cuDNN workspaces and the caching allocator's rounding of every block to 512 bytes.
-
-The input tensor is made before the pass and is not counted, as in the analysis.
-"""
+"""Activation memory of a real forward pass, to check the analysis against."""
 
 from __future__ import annotations
 
@@ -94,8 +75,7 @@ class _StorageTracker(TorchDispatchMode):
         return out
 
     def last_use_peak(self, kept: set[int]) -> int:
-        """Peak of the same storages, each freed after the last op reading it (``kept``
-        allocation ids, the model's outputs, to the end)."""
+        """Peak of the same storages, each freed after its last read (``kept`` ones to the end)."""
         delta = [0] * (self.ops + 2)
         for alloc, nbytes in enumerate(self.sizes):
             start = self.created[alloc]
@@ -109,7 +89,15 @@ class _StorageTracker(TorchDispatchMode):
         return peak
 
 
-def _prepare(model: nn.Module, dtype: str, device: str) -> tuple[nn.Module, torch.dtype]:
+def measure_memory(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    dtype: str = "fp16",
+    device: str = "cpu",
+) -> MeasuredMemory:
+    """Run a copy of ``model`` once and measure the activation storages it allocates."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MbprofError("device 'cuda' is not available on this machine; use 'cpu'")
     dtype = parse_mem_dtype(dtype, "dtype")
     if dtype not in TORCH_DTYPES:
         raise MbprofError(
@@ -119,42 +107,21 @@ def _prepare(model: nn.Module, dtype: str, device: str) -> tuple[nn.Module, torc
     if any(p.is_meta for p in model.parameters()):
         raise MbprofError("a model on the meta device cannot be measured; build it on the CPU")
     torch_dtype = TORCH_DTYPES[dtype]
-    return copy.deepcopy(model).to(device=device, dtype=torch_dtype).eval(), torch_dtype
-
-
-def _run(
-    model: nn.Module, example: torch.Tensor
-) -> tuple[_StorageTracker, int | None, torch.Tensor]:
-    excluded = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
+    work = copy.deepcopy(model).to(device=device, dtype=torch_dtype).eval()
+    example = torch.zeros(tuple(input_shape), dtype=torch_dtype, device=device)
+    excluded = {t.untyped_storage()._cdata for t in (*work.parameters(), *work.buffers())}
     excluded.add(example.untyped_storage()._cdata)
     tracker = _StorageTracker(excluded)
     allocator_peak = None
-    cuda = example.is_cuda
-    if cuda:
+    if example.is_cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     with torch.no_grad(), tracker:
-        output = model(example)
-    if cuda:
+        output = work(example)
+    if example.is_cuda:
         torch.cuda.synchronize()
         allocator_peak = torch.cuda.max_memory_allocated() - before
-    return tracker, allocator_peak, output
-
-
-def measure_memory(
-    model: nn.Module,
-    input_shape: Sequence[int],
-    dtype: str = "fp16",
-    device: str = "cpu",
-) -> MeasuredMemory:
-    """Run ``model`` once on ``device`` in ``dtype`` (fp16, bf16 or fp32) and measure the
-    activation storages it allocates. The model is copied, not changed."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise MbprofError("device 'cuda' is not available on this machine; use 'cpu'")
-    work, torch_dtype = _prepare(model, dtype, device)
-    example = torch.zeros(tuple(input_shape), dtype=torch_dtype, device=device)
-    tracker, allocator_peak, output = _run(work, example)
     kept = set()
     for tensor in tree_flatten(output)[0]:
         if isinstance(tensor, torch.Tensor):
@@ -163,7 +130,7 @@ def measure_memory(
                 kept.add(entry[0])
     return MeasuredMemory(
         device=device,
-        dtype=parse_mem_dtype(dtype, "dtype"),
+        dtype=dtype,
         peak_bytes=tracker.peak,
         last_use_peak_bytes=tracker.last_use_peak(kept),
         allocator_peak_bytes=allocator_peak,

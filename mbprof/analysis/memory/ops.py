@@ -1,9 +1,4 @@
-"""The per-op rules of the memory analysis: which aten ops are element-wise, batch norm,
-convolutions, padding, views, reductions, and the meta outputs of the commonest ops.
-
-The engine (``trace``, ``schedules``, ``blocks``, ``liveness``) asks these tables about
-an op by its aten name; a new op kind is taught here, not in the engine.
-"""
+"""The per-op rules of the memory analysis, by aten name; a new op kind is taught here."""
 
 from __future__ import annotations
 
@@ -14,15 +9,10 @@ ELEMENTWISE_EXTRA = frozenset(
     {"hardswish", "hardswish_", "gelu_", "hardshrink", "softshrink", "prelu", "_prelu_kernel"}
 )
 BATCH_NORM = frozenset(
-    {
-        "native_batch_norm",
-        "_native_batch_norm_legit",
-        "_native_batch_norm_legit_no_training",
-        "batch_norm",
-        "cudnn_batch_norm",
-        "miopen_batch_norm",
-        "_batch_norm_impl_index",
-    }
+    (
+        "native_batch_norm _native_batch_norm_legit _native_batch_norm_legit_no_training batch_norm "
+        "cudnn_batch_norm miopen_batch_norm _batch_norm_impl_index"
+    ).split()
 )
 # Ops whose arguments other than tensors the trace keeps (``Node.args``): the dispatch
 # counting engine (``analysis.counting``) tells batch norm in eval mode from batch statistics,
@@ -35,43 +25,19 @@ ALIAS = frozenset(
 )
 # Reductions that, over the spatial dims, leave one value per channel (global pooling).
 REDUCE = frozenset(
-    {
-        "mean",
-        "sum",
-        "amax",
-        "amin",
-        "max",
-        "avg_pool2d",
-        "_adaptive_avg_pool2d",
-        "adaptive_avg_pool2d",
-        "adaptive_max_pool2d",
-        "max_pool2d_with_indices",
-        "max_pool2d",
-    }
+    (
+        "mean sum amax amin max avg_pool2d _adaptive_avg_pool2d adaptive_avg_pool2d "
+        "adaptive_max_pool2d max_pool2d_with_indices max_pool2d"
+    ).split()
 )
 
 
 # Float -> float element-wise ops whose output is shaped and laid out like their input.
 SAME_AS_INPUT = frozenset(
-    {
-        "relu",
-        "relu6",
-        "hardtanh",
-        "hardswish",
-        "hardsigmoid",
-        "sigmoid",
-        "silu",
-        "gelu",
-        "elu",
-        "leaky_relu",
-        "tanh",
-        "clamp",
-        "clamp_min",
-        "clamp_max",
-        "mish",
-        "softplus",
-        "neg",
-    }
+    (
+        "relu relu6 hardtanh hardswish hardsigmoid sigmoid silu gelu elu leaky_relu tanh clamp "
+        "clamp_min clamp_max mish softplus neg"
+    ).split()
 )
 BINARY_SAME = frozenset({"add", "mul", "sub", "div"})
 
@@ -80,8 +46,7 @@ _OP_INFO: dict[torch._ops.OpOverload, tuple[str, bool]] = {}
 
 
 def op_info(func: torch._ops.OpOverload) -> tuple[str, bool]:
-    """An op's aten name and whether torch tags it pointwise, looked up once per op (a
-    trace asks for each of its hundreds of calls)."""
+    """An op's aten name and whether torch tags it pointwise, looked up once per op."""
     info = _OP_INFO.get(func)
     if info is None:
         info = _OP_INFO[func] = (
@@ -92,9 +57,7 @@ def op_info(func: torch._ops.OpOverload) -> tuple[str, bool]:
 
 
 def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object | None:
-    """The meta output of the commonest ops without their Python meta kernels (batch
-    norm's decomposition, the element-wise references), which take most of a trace's time.
-    Only cases whose result is certain: same shape, dtype and layout as the input."""
+    """The meta output of the commonest ops without their Python meta kernels, or None."""
     name = op_info(func)[0]
     first = args[0] if args else None
     if not isinstance(first, torch.Tensor) or not first.is_floating_point():
@@ -153,9 +116,7 @@ def _like(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _convolution(args: tuple, kwargs: dict) -> torch.Tensor | None:
-    """A plain convolution's output (N, C_out, *spatial): contiguous input and weight, not
-    transposed, a stride, padding and dilation per spatial dimension (the meta kernel, in
-    Python, decides every other case, and raises where the shapes do not fit)."""
+    """A plain convolution's output, or None where the meta kernel must decide."""
     if kwargs or len(args) != 9 or args[6]:
         return None
     x, weight, bias, stride, padding, dilation = args[:6]

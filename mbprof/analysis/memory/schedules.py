@@ -1,6 +1,4 @@
-"""The three schedules of one trace: eager, materialized and memory-efficient steps, each a
-list of ``Step`` (buffers in and out of one op), and the liveness simulation over them:
-live bytes step by step, the peak, and the largest tensors per spatial size."""
+"""The three schedules of one trace (eager, materialized, efficient) and the liveness over them."""
 
 from __future__ import annotations
 
@@ -51,16 +49,15 @@ def activation_buffers(graph: Graph, buffers: Iterable[int]) -> frozenset[int]:
 
 
 def eager_steps(graph: Graph) -> tuple[list[Step], set[int]]:
-    """Every op as dispatched; batch-norm statistics outputs cost nothing (the CPU eval
-    kernel returns them empty). Returns the steps and the buffers that count zero bytes."""
-    zero: set[int] = set()
-    steps = []
-    for node in graph.nodes:
-        outs = [(graph.values[v].buffer, graph.values[v].shape) for v in node.outputs]
-        if node.batch_norm:
-            zero.update(b for b, _ in outs[1:] if graph.buffers[b].created_at == node.index)
-        steps.append(_step(graph, node, [graph.values[v].buffer for v in node.inputs], outs))
-    return steps, zero
+    """Every op as dispatched, and the buffers that count zero (batch-norm statistics)."""
+    zero = {
+        b
+        for node in graph.nodes
+        if node.batch_norm
+        for b in (graph.values[v].buffer for v in node.outputs[1:])
+        if graph.buffers[b].created_at == node.index
+    }
+    return materialized_steps(graph, range(len(graph.buffers)), set()), zero
 
 
 def _step(
@@ -83,10 +80,7 @@ def _step(
 
 
 def materialized_buffers(graph: Graph) -> tuple[dict[int, int], set[int]]:
-    """Buffer merges of the materialized mode (an element-wise op writes over its input
-    when that input is not used again) and the side outputs nobody reads.
-
-    Returns (buffer -> representative buffer, dropped buffers)."""
+    """(buffer -> representative, dropped buffers) of the materialized mode."""
     parent: dict[int, int] = {}
 
     def find(b: int) -> int:
@@ -124,7 +118,7 @@ def materialized_buffers(graph: Graph) -> tuple[dict[int, int], set[int]]:
     return {b: find(b) for b in range(len(graph.buffers))}, dropped
 
 
-def materialized_steps(graph: Graph, rep: dict[int, int], dropped: set[int]) -> list[Step]:
+def materialized_steps(graph: Graph, rep: dict[int, int] | range, dropped: set[int]) -> list[Step]:
     steps = []
     for node in graph.nodes:
         ins = [rep[graph.values[v].buffer] for v in node.inputs]
@@ -190,9 +184,7 @@ def efficient_steps(
 def simulate(
     steps: Sequence[Step], size: dict[int, int], keep: Iterable[int] = ()
 ) -> list[tuple[Step, LivePoint]]:
-    """Live bytes at each step: every buffer from the step creating it to its last use
-    (buffers in ``keep``, the model's outputs, to the end). Steps that touch no activation
-    give no point."""
+    """Live bytes at each step that touches an activation."""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for i, step in enumerate(steps):
@@ -252,8 +244,7 @@ def resolution_of(shape: tuple[int, ...]) -> tuple[tuple[int, int], int] | None:
 def per_resolution(
     points: Sequence[tuple[Step, LivePoint]], size: dict[int, int]
 ) -> tuple[ResolutionMemory, ...]:
-    """Per spatial size: the largest single buffer, and the op whose output has that size
-    with the most input + output (+ internal) bytes."""
+    """Per spatial size: the largest buffer, and the op with the most bytes there."""
     shape_of: dict[int, tuple[int, ...]] = {}
     for step, _ in points:
         for b, shape in step.out_shapes:

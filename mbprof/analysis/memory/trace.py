@@ -163,17 +163,9 @@ class _Recorder(TorchDispatchMode):
         return out
 
 
-def _model_name(model: nn.Module) -> str:
-    return type(model).__name__
-
-
 @collector_paused()
 def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
-    """Run ``model`` once on the meta device and record its ops (the model is not changed:
-    its parameters are stood in for by meta tensors of the same shapes and dtypes). A
-    forward pass the meta device refuses (``torch.autocast(device_type=x.device.type)``:
-    autocast has no meta device) runs again on fake CPU tensors, which allocate nothing
-    either but are slower to dispatch."""
+    """Run ``model`` once on the meta device (else fake CPU tensors) and record its ops."""
     try:
         return _trace(model, input_shape, None)
     except MbprofError as on_meta:
@@ -224,7 +216,7 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
     except Exception as exc:  # noqa: BLE001 - any failure means the graph cannot be traced
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise ModelRunError(
-            f"the memory analysis cannot trace {_model_name(model)}: its forward pass does not "
+            f"the memory analysis cannot trace {type(model).__name__}: its forward pass does not "
             f"run on the meta device ({type(exc).__name__}: {first}); it needs a graph without "
             "data-dependent control flow, .item() or CPU-only ops"
         ) from None
