@@ -1,18 +1,4 @@
-"""The Python API; the CLI is a thin layer over these functions.
-
-    import mbprof
-    model = mbprof.create_model("mobilenet_v2", width=0.5)
-    p = mbprof.profile("mobilenet_v2", width=1.0, resolution=224)
-    p.counts.madds                         # 300774272
-    p.memory.peak_efficient.live_bytes     # 577024 (fp16, one channel a chunk)
-    frame = mbprof.compare(widths=[0.35, 0.5, 1.0, 1.4], resolutions=[96, 224])
-    t = mbprof.bench("mobilenet_v2", settings=mbprof.make_latency_settings(threads=2)).timing
-    t.latency_ms                           # median wall time of one batch on this machine
-
-Rooms: ``inputs`` (what a user asks for, checked once), ``building`` (a model built once,
-guarded), ``single`` (one configuration), ``sweep`` (rows of a comparison), ``checking``
-(limits of budget files and baselines: ``check``).
-"""
+"""The Python API (docs/api.md); the CLI is a thin layer over these functions."""
 
 import mbprof.render.html  # noqa: F401  (the notebook display of records)
 from mbprof.analysis.layer_cost import layer_cost

@@ -1,16 +1,6 @@
-"""The MobileNetV2 paper reproduced in one folder (``reproduce``; ``mbprof reproduce``):
-Table 4 and Table 3 beside mbprof's figures, the width x resolution sweep, the Pareto
-figures, the inconsistencies and a README index.
-
-``prepare_reproduce`` checks everything first (the parts, the folder, the latency settings,
-which configurations this mbprof can build); ``ReproduceRun.write`` measures each
-configuration once and writes the files. The paper's values come from ``mbprof/data``;
-parts whose analyses mbprof does not have (a model not registered) are left out and listed
-in the README, never filled with placeholders. Counts and memory are deterministic (a test
-regenerates them and compares); latency is measured on this machine and changes from run
-to run. The pieces live in ``mbprof.report`` (plan, table4, table3, figures, prose): they format
-what this module measures, and never measure themselves.
-"""
+"""The MobileNetV2 paper reproduced in one folder (``mbprof reproduce``; docs/reproduce.md):
+``prepare_reproduce`` checks everything first, ``ReproduceRun.write`` measures each
+configuration once and has ``mbprof.report`` write the files."""
 
 from __future__ import annotations
 
@@ -68,9 +58,7 @@ LATENCY_DEFAULTS: dict[str, Any] = {
 
 
 def report_latency(options: dict[str, Any] | None = None) -> ResolvedLatency:
-    """The latency settings of the CPU column: ``LATENCY_DEFAULTS`` updated with
-    ``options``, checked and resolved for this machine (``MbprofError`` names a setting it
-    cannot run)."""
+    """The CPU column's latency settings: ``LATENCY_DEFAULTS`` updated with ``options``."""
     return make_latency_settings(**{**LATENCY_DEFAULTS, **(options or {})})
 
 
@@ -82,9 +70,7 @@ def measure_configs(
     on_start: Callable[[ModelSpec], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> pd.DataFrame:
-    """One comparison row per configuration, in the order of ``specs``, with published
-    accuracy joined, peak activation memory in fp16 (``with_memory``) and latency measured
-    with ``latency`` (None: not timed)."""
+    """One comparison row per configuration, accuracy joined, fp16 memory, timed with ``latency``."""
     if not specs:  # nothing to measure: not even the machine reference that timing needs
         return rows_to_frame([])
     run = CompareRun(
@@ -102,7 +88,6 @@ def measure_configs(
 
 
 def machine_load() -> tuple[float, float] | None:
-    """The load average over 1 and 5 minutes (None where the system does not say)."""
     try:
         one, five, _ = os.getloadavg()
     except OSError:
@@ -111,8 +96,7 @@ def machine_load() -> tuple[float, float] | None:
 
 
 def usable_specs(configs: Sequence[ModelSpec], left_out: list[str]) -> list[ModelSpec]:
-    """The configurations this mbprof can build, checked (``make_spec``); the others are
-    added to ``left_out``, one line per model (or model and width) with the reason."""
+    """The configurations this mbprof can build; the others go to ``left_out`` with why."""
     kept, missing = [], {}
     for spec in dict.fromkeys(configs):
         if not registered(spec.model):
@@ -143,8 +127,7 @@ def _bn_params(model: str, width: float) -> int:
 
 
 def timm_counts() -> list[TimmCounts]:
-    """mbprof's counts for the lines of timm's model index (``mbprof.report.timm_flops``):
-    each architecture at the index's 224x285 input with one class, and at 224x224."""
+    """mbprof's counts for the lines of timm's model index (``mbprof.report.timm_flops``)."""
     from mbprof.api.single import profile_spec
 
     def counted(spec: ModelSpec) -> CountReport:
@@ -176,15 +159,12 @@ def timm_counts() -> list[TimmCounts]:
 
 
 def _memory_at_224(model: str, width: float) -> MemoryReport:
-    """mbprof's activation memory of one network as Table 3 has it: 224x224, fp16."""
     return memory(model, width, resolution=224, mem_dtype="fp16")
 
 
 @dataclass
 class ReproduceRun:
-    """A run of ``reproduce``, checked before anything is measured: the folder, the parts,
-    the configurations to measure (``specs``, in the order the files list them) and the
-    latency settings (None: not timed)."""
+    """A run of ``reproduce``, checked before anything is measured."""
 
     out: Path
     parts: tuple[str, ...]
@@ -195,7 +175,6 @@ class ReproduceRun:
 
     @property
     def total(self) -> int:
-        """Configurations this run measures, the phone study's included."""
         return len(self.specs) + (len(self.phone.specs) if self.phone else 0)
 
     def write(
@@ -203,9 +182,7 @@ class ReproduceRun:
         on_start: Callable[[ModelSpec], None] | None = None,
         on_done: Callable[[dict[str, Any]], None] | None = None,
     ) -> ReproduceResult:
-        """Measure every configuration (``on_start(spec)`` and ``on_done(row)`` around
-        each) and write the folder. Its new files are staged inside it and moved into
-        place at the end: a run that fails or is interrupted changes nothing there."""
+        """Measure every configuration and write the folder (staged: a failure changes nothing)."""
         result = ReproduceResult(out=self.out, left_out=list(self.left_out))
         load_at_start = machine_load()
         frame = measure_configs(
@@ -238,7 +215,6 @@ class ReproduceRun:
     def _write_parts(
         self, stage: Path, frame: pd.DataFrame, result: ReproduceResult
     ) -> pd.DataFrame | None:
-        """Each part's files, in the order the README lists them; returns Table 4."""
         parts = self.parts
         t4 = None
         if "table4" in parts:
@@ -277,11 +253,7 @@ def prepare_reproduce(
     latency: bool = True,
     latency_options: dict[str, Any] | None = None,
 ) -> ReproduceRun:
-    """Everything ``reproduce`` will do, checked first: ``parts`` (some of ``PARTS``), the
-    folder ``out`` (new, empty, or one mbprof wrote: there only its own files are replaced
-    or removed, never the user's), the latency settings (the CPU column's defaults updated
-    with ``latency_options``, resolved for this machine) and the configurations this mbprof
-    can build (the others are listed as left out)."""
+    """Everything ``reproduce`` will do, checked first (``out``: new, empty, or mbprof's)."""
     parts = check_parts(parts)
     out = Path(out)
     check_out(out, parts)
@@ -310,8 +282,7 @@ def reproduce(
     on_start: Callable[[ModelSpec], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> ReproduceResult:
-    """Write ``out`` from scratch: Table 4, Table 3 (with memory analysis), the sweep, the
-    Pareto figures, the inconsistencies and a README index (see ``prepare_reproduce`` for
-    what is checked first and ``ReproduceRun.write`` for the writing)."""
+    """Write ``out``: Table 4, Table 3, the sweep, the Pareto figures, the inconsistencies
+    and a README index."""
     run = prepare_reproduce(out, parts=parts, latency=latency, latency_options=latency_options)
     return run.write(on_start=on_start, on_done=on_done)
