@@ -23,16 +23,6 @@ from mbprof.core.settings import (
 
 Resolution = int | str | tuple[int, int]
 
-__all__ = [
-    "MemorySettings",
-    "Resolution",
-    "make_latency_settings",
-    "make_spec",
-    "make_specs",
-    "memory_settings",
-    "resolve_latency",
-]
-
 
 def is_module(value: Any) -> bool:
     torch = sys.modules.get("torch")  # no module can exist before torch is imported

@@ -172,40 +172,27 @@ def measure_rows(
                 errors.append(failure_text(report))
             else:
                 row.update(memory_columns(report))
-        if latency is not None:
-            model, madds = measured.built.model, measured.counts.madds
-            timed = _latency_columns(spec, model, latency, madds, say, stop_on, weights)
-            errors.append(timed.pop("error", ""))
-            row.update(timed)
+        if latency is not None:  # mbprof's own models calibrated first (timing_ready)
+            from mbprof.analysis.latency.harness import time_model
+            from mbprof.analysis.latency.machine import environment
+
+            say(f"timing {latency.backend}")
+            shape = spec.input_shape(latency.batch)
+            try:
+                model = timing_ready(spec, measured.built.model, weights)
+                with running(spec, f"timing it with {latency.backend}"):
+                    timing = time_model(model, shape, latency, madds=measured.counts.madds)
+            except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C still stops
+                if isinstance(exc, stop_on):
+                    raise
+                row.update(environment_columns(environment(latency)))
+                errors.append(failure_text(exc))
+            else:
+                row.update(latency_columns(timing))
         if any(errors):
             row["error"] = "; ".join(e for e in errors if e)
         rows.append(row)
     return rows
-
-
-def _latency_columns(
-    spec: ModelSpec,
-    model: Any,
-    latency: ResolvedLatency,
-    madds: int,
-    say: Callable[[str], None],
-    stop_on: tuple[type[BaseException], ...] = (),
-    weights: str | Path | None = None,
-) -> dict[str, Any]:
-    """Latency and its environment columns; a run that fails leaves its ``error``."""
-    from mbprof.analysis.latency.harness import time_model
-    from mbprof.analysis.latency.machine import environment
-
-    say(f"timing {latency.backend}")
-    try:
-        model = timing_ready(spec, model, weights)
-        with running(spec, f"timing it with {latency.backend}"):
-            timing = time_model(model, spec.input_shape(latency.batch), latency, madds=madds)
-    except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C still stops
-        if isinstance(exc, stop_on):
-            raise
-        return {**environment_columns(environment(latency)), "error": failure_text(exc)}
-    return latency_columns(timing)
 
 
 def memory_spec(

@@ -71,7 +71,22 @@ def time_rows(
             todo.append(i)
         if todo and on_start is not None:
             on_start(specs[todo[0]])
-        timed.update(_timed_group(specs, rows, todo, latency, weights, say))
+        jobs, indices = [], []
+        for i in todo:
+            say(f"building {specs[i].label} to time it")
+            try:
+                model = build_sized(specs[i], weights=weights, batch=latency.batch).model
+            except ROW_FAILURES as exc:
+                timed[i] = {"error": failure_text(exc)}
+                continue
+            jobs.append((specs[i], model, rows[i]["madds"]))
+            indices.append(i)
+        if jobs:
+            from mbprof.api.timing import interleaved_latency
+
+            columns = interleaved_latency(jobs, latency, weights=weights, on_phase=say)
+            timed.update(zip(indices, columns, strict=True))
+        jobs = model = None  # dropped before the rows are handed on
         for i in todo:
             if i in timed_keys and not timed[i].get("error"):
                 cache.put(timed_keys[i], timed[i])
@@ -82,33 +97,6 @@ def time_rows(
             if error and rows[i].get("error"):  # the memory's failure and the timing's
                 row["error"] = f"{rows[i]['error']}; {error}"
             yield row
-
-
-def _timed_group(
-    specs: Sequence[ModelSpec],
-    rows: Sequence[dict[str, Any]],
-    todo: Sequence[int],
-    latency: ResolvedLatency,
-    weights: str | Path | None,
-    say: Callable[[str], None],
-) -> dict[int, dict[str, Any]]:
-    from mbprof.api.timing import interleaved_latency
-
-    columns: dict[int, dict[str, Any]] = {}
-    jobs, indices = [], []
-    for i in todo:
-        say(f"building {specs[i].label} to time it")
-        try:
-            model = build_sized(specs[i], weights=weights, batch=latency.batch).model
-        except ROW_FAILURES as exc:
-            columns[i] = {"error": failure_text(exc)}
-            continue
-        jobs.append((specs[i], model, rows[i]["madds"]))
-        indices.append(i)
-    if jobs:
-        timed = interleaved_latency(jobs, latency, weights=weights, on_phase=say)
-        columns.update(zip(indices, timed, strict=True))
-    return columns
 
 
 @dataclass

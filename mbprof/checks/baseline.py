@@ -147,15 +147,6 @@ def _row_limits(row: Mapping[str, Any], where: str, tolerances: Mapping[str, flo
             settings = _latency_settings(row)
         else:
             settings = ()
-        limits.append(
-            Limit(
-                key,
-                value,
-                "baseline",
-                None,
-                tolerances.get(column, 0.0),
-                settings,
-                origin="baseline",
-            )
-        )
+        tolerance = tolerances.get(column, 0.0)
+        limits.append(Limit(key, value, "baseline", None, tolerance, settings, origin="baseline"))
     return limits

@@ -64,34 +64,19 @@ class _BudgetReader(TableReader):
                 "no 'model': name the model to check, e.g. model = \"mobilenet_v2\"", index
             )
         model = table["model"]
-        self.expect(
-            isinstance(model, str) and model.strip() != "",
-            index,
-            "model",
-            model,
-            "a model name (a non-empty string)",
-        )
+        ok = isinstance(model, str) and model.strip() != ""
+        self.expect(ok, index, "model", model, "a model name (a non-empty string)")
         width = self.number(table, "width", index, 1.0)
         depth = self.number(table, "depth", index, 1.0)
         res = table.get("resolution", 224)
         ok = (isinstance(res, int) and not isinstance(res, bool)) or isinstance(res, str)
-        self.expect(
-            ok,
-            index,
-            "resolution",
-            res,
-            f'an integer >= {MIN_RESOLUTION} or a string like "160x224"',
-        )
+        wanted = f'an integer >= {MIN_RESOLUTION} or a string like "160x224"'
+        self.expect(ok, index, "resolution", res, wanted)
         resolution = self.wrap(index, "resolution", parse_resolution, res, "resolution")
         classes = self.integer(table, "classes", index, 1)
         args = table.get("args", {})
-        self.expect(
-            isinstance(args, dict),
-            index,
-            "args",
-            args,
-            "a table of builder arguments, e.g. args = { dropout = 0.2 }",
-        )
+        wanted = "a table of builder arguments, e.g. args = { dropout = 0.2 }"
+        self.expect(isinstance(args, dict), index, "args", args, wanted)
         for key, value in args.items():
             ok = isinstance(value, (str, int, float, bool))
             self.expect(ok, index, f"args.{key}", value, "a string, number or boolean")
