@@ -52,12 +52,7 @@ def check_specs(budgets: Sequence[Budget], allow_import: Iterable[str] = ()) -> 
         spec = budget.spec
         try:
             make_spec(
-                spec.model,
-                spec.width,
-                spec.depth,
-                spec.resolution,
-                spec.num_classes,
-                spec.kwargs,
+                spec.model, spec.width, spec.depth, spec.resolution, spec.num_classes, spec.kwargs
             )
         except MbprofError as exc:
             key = "model" if isinstance(exc, UnknownModelError) else ""
@@ -237,28 +232,6 @@ class CheckRun:
         )
 
 
-def _baseline_budgets(
-    baseline: Path | None,
-    tolerances: Mapping[str, float],
-    update: bool,
-    with_budgets: bool,
-    names: CheckNames,
-) -> list[Budget]:
-    if baseline is None:
-        return []
-    from mbprof.frame.rows import read_frame
-
-    if not baseline.exists():
-        if update and with_budgets:
-            return []  # written from the budget file's configurations
-        raise MbprofError(
-            f"{names.baseline}: {str(baseline)!r} does not exist; create it with "
-            f"{names.update} (and {names.budgets}), or with mbprof compare --json FILE"
-        )
-    frame = read_frame(baseline)
-    return baseline_budgets(frame.to_dict(orient="records"), str(baseline), tolerances)
-
-
 def prepare_check(
     budgets: str | Path | None = None,
     *,
@@ -274,34 +247,10 @@ def prepare_check(
 ) -> CheckRun:
     """Everything ``check`` will do, read and checked first; ``modules``: the ``nn.Module``
     instances the budget file names by label; ``reparam``: every budget's deployed form."""
-    check_inputs(budgets, baseline, update_baseline, names)
-    _hold(modules)
-    engine = parse_choice(engine, "engine", ENGINES)
-    column_tolerances = tolerances_for(tolerances)
-    allowed = parse_allow_import(allow_import, "allow_import")
-    read = list(load_budgets(budgets).budgets) if budgets is not None else []
-    if reparam:
-        read = [replace(b, spec=replace(b.spec, reparam=True)) for b in read]
-    base = None if baseline is None else Path(baseline)
-    guarded = _baseline_budgets(
-        base, column_tolerances, update_baseline, budgets is not None, names
-    )
-    checked = check_specs(read + guarded, allowed)
-    return CheckRun(
-        budgets=tuple(checked),
-        guarded=tuple(guarded),
-        requests=tuple(requests_for(checked)),
-        latency=resolve_latency_limits(checked) if results is None else {},
-        results=None if results is None else Path(results),
-        allow_import=allowed,
-        update_baseline=update_baseline,
-        engine=engine,
-    )
-
-
-def _hold(modules: Any) -> None:
     from mbprof.api.inputs import is_module
+    from mbprof.frame.rows import read_frame
 
+    check_inputs(budgets, baseline, update_baseline, names)
     if isinstance(modules, Mapping):
         pairs = list(modules.items())
     else:
@@ -315,6 +264,32 @@ def _hold(modules: Any) -> None:
         from mbprof.models.user import hold
 
         hold(module, label)
+    engine = parse_choice(engine, "engine", ENGINES)
+    column_tolerances = tolerances_for(tolerances)
+    allowed = parse_allow_import(allow_import, "allow_import")
+    read = list(load_budgets(budgets).budgets) if budgets is not None else []
+    if reparam:
+        read = [replace(b, spec=replace(b.spec, reparam=True)) for b in read]
+    guarded: list[Budget] = []
+    if baseline is not None and Path(baseline).exists():
+        rows = read_frame(Path(baseline)).to_dict(orient="records")
+        guarded = baseline_budgets(rows, str(baseline), column_tolerances)
+    elif baseline is not None and not (update_baseline and budgets is not None):
+        raise MbprofError(  # (with both, it is written from the budget file's configurations)
+            f"{names.baseline}: {str(baseline)!r} does not exist; create it with "
+            f"{names.update} (and {names.budgets}), or with mbprof compare --json FILE"
+        )
+    checked = check_specs(read + guarded, allowed)
+    return CheckRun(
+        budgets=tuple(checked),
+        guarded=tuple(guarded),
+        requests=tuple(requests_for(checked)),
+        latency=resolve_latency_limits(checked) if results is None else {},
+        results=None if results is None else Path(results),
+        allow_import=allowed,
+        update_baseline=update_baseline,
+        engine=engine,
+    )
 
 
 def check(
