@@ -159,7 +159,20 @@ def load_side(side: Any) -> Side:
     if isinstance(side, dict):
         return read_side(side, "the document")
     if is_result_file(side):
-        return _read_file(Path(side))
+        path = Path(side)
+        where = repr(str(path))
+        if path.suffix.lower() == ".csv":
+            from mbprof.frame.rows import read_frame
+            from mbprof.render.document import frame_records
+
+            return read_side({"tables": {"rows": frame_records(read_frame(path))}}, where)
+        if not path.is_file():
+            raise MbprofError(f"{where} does not exist")
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MbprofError(f"{where} cannot be read as JSON: {exc}") from None
+        return read_side(payload, where)
     if isinstance(side, str):
         from mbprof.api.inputs import make_spec
 
@@ -179,22 +192,6 @@ def load_side(side: Any) -> Side:
     raise MbprofError(
         f"diff: {side!r} is not a result file, model name, ModelSpec, Profile or BenchResult"
     )
-
-
-def _read_file(path: Path) -> Side:
-    where = repr(str(path))
-    if path.suffix.lower() == ".csv":
-        from mbprof.frame.rows import read_frame
-        from mbprof.render.document import frame_records
-
-        return read_side({"tables": {"rows": frame_records(read_frame(path))}}, where)
-    if not path.is_file():
-        raise MbprofError(f"{where} does not exist")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MbprofError(f"{where} cannot be read as JSON: {exc}") from None
-    return read_side(payload, where)
 
 
 def _match(before: list[dict], after: list[dict]) -> list[tuple[int | None, int | None, str]]:
@@ -234,42 +231,20 @@ def _noise(before: Side, after: Side, ms_before: float, ms_after: float) -> floa
     return None if None in bounds else sum(bounds)
 
 
-def _settings_warning(before: Side, after: Side) -> tuple[str, ...]:
-    differ = [
-        f"{key} ({before.settings[key]} against {after.settings[key]})"
-        for key in SETTINGS
-        if key in before.settings
-        and key in after.settings
-        and before.settings[key] != after.settings[key]
-    ]
-    if not differ:
-        return ()
-    return (
-        "before and after were not measured alike: "
-        + ", ".join(differ)
-        + "; their differences mix the change with the settings",
-    )
-
-
-def diff_sides(before: Side, after: Side) -> DiffResult:
+def diff(before: Any, after: Any) -> DiffResult:
+    """``after`` against ``before``, each a result file mbprof wrote (read as data), a model
+    name or ``ModelSpec`` (profiled here), a ``Profile`` or a ``BenchResult``."""
     import pandas as pd
 
+    before, after = load_side(before), load_side(after)
     totals = []
     for key in TOTALS:
         if key in before.totals and key in after.totals:
             b, a = before.totals[key], after.totals[key]
             noise = _noise(before, after, b, a) if key in TIMES else None
-            totals.append(
-                {
-                    "figure": key,
-                    "before": b,
-                    "after": a,
-                    "delta": a - b,
-                    "delta_pct": 100.0 * (a - b) / b if b else None,
-                    "noise_ms": noise,
-                    "verdict": _verdict(a - b, noise),
-                }
-            )
+            pct = 100.0 * (a - b) / b if b else None
+            cells = (key, b, a, a - b, pct, noise, _verdict(a - b, noise))
+            totals.append(dict(zip(TOTAL_COLUMNS, cells, strict=True)))
     figures = [
         k for k in LAYER_FIGURES
         if before.layers and after.layers and k in before.layers[0] and k in after.layers[0]
@@ -301,17 +276,23 @@ def diff_sides(before: Side, after: Side) -> DiffResult:
             row[f"{key}_before"], row[f"{key}_after"] = b.get(key), a.get(key)
             row[f"{key}_delta"] = (a.get(key) or 0) - (b.get(key) or 0)
         memory.append(row)
+    differ = [
+        f"{key} ({before.settings[key]} against {after.settings[key]})"
+        for key in SETTINGS
+        if key in before.settings
+        and key in after.settings
+        and before.settings[key] != after.settings[key]
+    ]
+    warning = (
+        "before and after were not measured alike: "
+        + ", ".join(differ)
+        + "; their differences mix the change with the settings"
+    )
     return DiffResult(
         before=before,
         after=after,
         totals=pd.DataFrame(totals, columns=TOTAL_COLUMNS, dtype=object),  # ints stay ints
         layers=pd.DataFrame(layers),
         memory=pd.DataFrame(memory),
-        warnings=_settings_warning(before, after),
+        warnings=(warning,) if differ else (),
     )
-
-
-def diff(before: Any, after: Any) -> DiffResult:
-    """``after`` against ``before``, each a result file mbprof wrote (read as data), a model
-    name or ``ModelSpec`` (profiled here), a ``Profile`` or a ``BenchResult``."""
-    return diff_sides(load_side(before), load_side(after))
