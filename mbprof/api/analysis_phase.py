@@ -39,27 +39,19 @@ def analyse(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One configuration's row, in whichever process runs it, and the code's versions."""
     if task.registration is not None:
-        _register_here(task.registration)
+        from mbprof.core.errors import UnknownModelError
+        from mbprof.models import get_model_info, register_model
+
+        try:
+            get_model_info(task.registration.name)
+        except UnknownModelError:
+            knobs = {f.name: getattr(task.registration, f.name) for f in fields(task.registration)}
+            name, factory = knobs.pop("name"), knobs.pop("factory")
+            register_model(name, **knobs)(factory)
     rows = measure_rows(
-        task.spec,
-        [(task.memory, None)],
-        weights=task.weights,
-        on_phase=on_phase,
-        engine=task.engine,
+        task.spec, [(task.memory, None)], task.weights, on_phase, engine=task.engine
     )
     return rows[0], code_versions()
-
-
-def _register_here(info: ModelInfo) -> None:
-    from mbprof.core.errors import UnknownModelError
-    from mbprof.models import get_model_info, register_model
-
-    try:
-        get_model_info(info.name)
-    except UnknownModelError:
-        knobs = {f.name: getattr(info, f.name) for f in fields(info)}
-        name, factory = knobs.pop("name"), knobs.pop("factory")
-        register_model(name, **knobs)(factory)
 
 
 def _registration(spec: ModelSpec) -> ModelInfo | None:

@@ -14,7 +14,7 @@ from mbprof.api.inputs import make_latency_settings, make_spec, memory_settings
 from mbprof.api.single import memory
 from mbprof.api.sweep import CompareRun, accuracy_for, rows_to_frame
 from mbprof.core.errors import MbprofError
-from mbprof.core.records import CountReport, MemoryReport, ModelSpec
+from mbprof.core.records import CountReport, ModelSpec
 from mbprof.report import folder
 from mbprof.report.figures import write_figures
 from mbprof.report.folder import ReproduceResult, csv_text, write_file
@@ -158,10 +158,6 @@ def timm_counts() -> list[TimmCounts]:
     return found
 
 
-def _memory_at_224(model: str, width: float) -> MemoryReport:
-    return memory(model, width, resolution=224, mem_dtype="fp16")
-
-
 @dataclass
 class ReproduceRun:
     """A run of ``reproduce``, checked before anything is measured."""
@@ -219,7 +215,11 @@ class ReproduceRun:
         t4 = None
         if "table4" in parts:
             t4 = write_table4(stage, frame, environment_text(frame), result, _bn_params)
-        table3_text = write_table3(stage, result, _memory_at_224) if "table3" in parts else None
+        table3_text = None
+        if "table3" in parts:  # Table 3's memory: 224x224, fp16
+            table3_text = write_table3(
+                stage, result, lambda m, w: memory(m, w, resolution=224, mem_dtype="fp16")
+            )
         sweep = rows_of(frame, sweep_configs()) if {"sweep", "figures"} & set(parts) else frame
         if "sweep" in parts:
             write_file(

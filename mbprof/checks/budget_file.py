@@ -231,17 +231,12 @@ class _BudgetReader(TableReader):
         return BudgetFile(self.source, tuple(self.budget(t, i) for i, t in enumerate(tables)))
 
 
-def _tomllib() -> Any:
+def parse_budgets(text: str, source: str = "<budgets>") -> BudgetFile:
+    """Budgets from the text of a TOML budget file (model names are checked later)."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python < 3.11
         import tomli as tomllib
-    return tomllib
-
-
-def parse_budgets(text: str, source: str = "<budgets>") -> BudgetFile:
-    """Budgets from the text of a TOML budget file (model names are checked later)."""
-    tomllib = _tomllib()
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -9,6 +9,7 @@ from typing import Any
 
 from mbprof.checks.limits import Budget
 from mbprof.core.errors import MbprofError
+from mbprof.core.records import is_import_path
 
 ANY_MODULE = "*"
 _MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
@@ -31,14 +32,6 @@ def parse_allow_import(
     return tuple(dict.fromkeys(allowed))
 
 
-def imported_module(model: str) -> str | None:
-    """The module that model name would import, or None for a registered name."""
-    # The very test by which the model lookup decides to import (mbprof.models).
-    from mbprof.core.records import is_import_path
-
-    return model.partition(":")[0] if is_import_path(model) else None
-
-
 def import_allowed(module: str, allow_import: Iterable[str]) -> bool:
     """Whether ``module`` is or is inside one of ``allow_import`` (not ``mypkgevil``)."""
     return any(
@@ -49,8 +42,11 @@ def import_allowed(module: str, allow_import: Iterable[str]) -> bool:
 
 def import_refusal(model: str, kind: str, allow_import: Iterable[str] = ()) -> str | None:
     """Why ``model``, written in a ``kind`` of file, may not be imported; None when it may."""
-    module = imported_module(model)
-    if module is None or import_allowed(module, allow_import):
+    # The very test by which the model lookup decides to import (mbprof.models).
+    if not is_import_path(model):
+        return None
+    module = model.partition(":")[0]
+    if import_allowed(module, allow_import):
         return None
     flag = f"--allow-import {module}" if _MODULE_NAME.fullmatch(module) else "--allow-import"
     return (

@@ -138,15 +138,15 @@ class Request:
     latency: Settings | None = None  # device, backend, threads, batch, dtype, ...
 
 
-def _memory_key(limit: Limit) -> Settings:
-    return (("dtype", limit.setting("dtype")), ("chunks", limit.setting("chunks")))
-
-
 def requests_for(budgets: Iterable[Budget]) -> list[Request]:
     """The measurements that cover every limit, memory and latency settings paired up."""
     requests: dict[Request, None] = {}
     for budget in budgets:
-        memory = [_memory_key(lim) for lim in budget.limits if lim.key == "max_peak_memory"]
+        memory = [
+            (("dtype", lim.setting("dtype")), ("chunks", lim.setting("chunks")))
+            for lim in budget.limits
+            if lim.key == "max_peak_memory"
+        ]
         latency = [lim.settings for lim in budget.limits if lim.key in RUN_METRICS]
         memory, latency = list(dict.fromkeys(memory)), list(dict.fromkeys(latency))
         pairs = list(itertools.zip_longest(memory, latency)) or [(None, None)]

@@ -69,11 +69,6 @@ def exit_code() -> int:
     return 128 + (_received or signal.SIGINT)
 
 
-def watching() -> bool:
-    """Whether a KeyboardInterrupt from a real Ctrl-C is recorded."""
-    return signal.getsignal(signal.SIGINT) is _record
-
-
 @contextmanager
 def watch(sigterm: bool = False) -> Iterator[None]:
     """Record SIGINT (and SIGTERM) before raising KeyboardInterrupt; a handler the program
@@ -127,7 +122,10 @@ def contained(model: str, doing: str) -> Iterator[None]:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 raise KeyboardInterrupt from exc
-            if isinstance(exc, KeyboardInterrupt) and not watching():
+            if (
+                isinstance(exc, KeyboardInterrupt)
+                and signal.getsignal(signal.SIGINT) is not _record
+            ):
                 raise  # no handler of ours: cannot tell, so it counts as a real Ctrl-C
             raise UserCodeExit(
                 f"model {model!r} {_describe(exc)} while {doing}; a model's code may not "

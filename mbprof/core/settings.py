@@ -202,7 +202,19 @@ def check_latency(settings: LatencySettings) -> CheckedLatency:
     threads = settings.threads
     dtype = parse_choice(settings.dtype, "dtype", LATENCY_DTYPES)
     backend = parse_choice(settings.backend, "backend", BACKENDS)
-    quantize = _check_quantize(settings.quantize, backend, dtype)
+    quantize = parse_choice(settings.quantize, "quantize", QUANTIZE)
+    if quantize == "int8" and backend not in INT8_BACKENDS:
+        raise MbprofError(
+            f"quantize int8: the {backend} backend has no int8 path here; use backend "
+            f"{spoken(INT8_BACKENDS)}",
+            field="quantize",
+        )
+    if quantize == "int8" and dtype != "fp32":
+        raise MbprofError(
+            f"quantize int8 quantizes an fp32 model (int8 weights and activations), so dtype "
+            f"{dtype} does not apply; use dtype fp32",
+            field="quantize",
+        )
     return _as(
         CheckedLatency,
         settings,
@@ -217,23 +229,6 @@ def check_latency(settings: LatencySettings) -> CheckedLatency:
         ),
         warmup=parse_int(settings.warmup, "warmup", minimum=0, maximum=MAX_WARMUP),
     )
-
-
-def _check_quantize(text: Any, backend: str, dtype: str) -> str:
-    quantize = parse_choice(text, "quantize", QUANTIZE)
-    if quantize == "int8" and backend not in INT8_BACKENDS:
-        raise MbprofError(
-            f"quantize int8: the {backend} backend has no int8 path here; use backend "
-            f"{spoken(INT8_BACKENDS)}",
-            field="quantize",
-        )
-    if quantize == "int8" and dtype != "fp32":
-        raise MbprofError(
-            f"quantize int8 quantizes an fp32 model (int8 weights and activations), so dtype "
-            f"{dtype} does not apply; use dtype fp32",
-            field="quantize",
-        )
-    return quantize
 
 
 def resolved(settings: CheckedLatency, **decided: Any) -> ResolvedLatency:
