@@ -15,25 +15,10 @@ from mbprof.api.single import memory
 from mbprof.api.sweep import CompareRun, accuracy_for, rows_to_frame
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, ModelSpec
-from mbprof.report import folder
+from mbprof.report import folder, plan, prose
 from mbprof.report.figures import write_figures
 from mbprof.report.folder import ReproduceResult, csv_text, write_file
-from mbprof.report.plan import (
-    PARTS,
-    check_out,
-    check_parts,
-    leave_out,
-    registered,
-    rows_of,
-    sweep_configs,
-    wanted_configs,
-)
-from mbprof.report.prose import (
-    environment_text,
-    inconsistencies_markdown,
-    load_text,
-    readme_markdown,
-)
+from mbprof.report.plan import PARTS
 from mbprof.report.table3 import write_table3
 from mbprof.report.table4 import write_table4
 from mbprof.report.timm_flops import TimmCounts, timm_rows
@@ -99,7 +84,7 @@ def usable_specs(configs: Sequence[ModelSpec], left_out: list[str]) -> list[Mode
     """The configurations this mbprof can build; the others go to ``left_out`` with why."""
     kept, missing = [], {}
     for spec in dict.fromkeys(configs):
-        if not registered(spec.model):
+        if not plan.registered(spec.model):
             missing.setdefault(spec.model, "not registered in this mbprof")
             continue
         try:
@@ -107,7 +92,7 @@ def usable_specs(configs: Sequence[ModelSpec], left_out: list[str]) -> list[Mode
         except MbprofError as exc:
             missing.setdefault(f"{spec.model} {spec.width:g}", str(exc))
     for name, why in missing.items():
-        leave_out(left_out, f"{name}: {why}")
+        plan.leave_out(left_out, f"{name}: {why}")
     return kept
 
 
@@ -189,7 +174,8 @@ class ReproduceRun:
             on_done=on_done,
         )
         phone_rows = self.phone.measure(on_start, on_done) if self.phone else []
-        owned = check_out(self.out, self.parts)  # again: a file may have been edited meanwhile
+        # Checked again: a file may have been edited meanwhile.
+        owned = plan.check_out(self.out, self.parts)
         created = folder.make_folder(self.out)
         stage = folder.stage(self.out)
         try:
@@ -197,9 +183,11 @@ class ReproduceRun:
             if self.phone is not None:
                 from mbprof.report.phone import write_phone
 
-                phone_env = environment_text(rows_to_frame(phone_rows))
+                phone_env = prose.environment_text(rows_to_frame(phone_rows))
                 write_phone(stage, phone_rows, result, phone_env, self.phone.missing)
-            readme = readme_markdown(result, frame, t4, load_text(load_at_start, machine_load()))
+            readme = prose.readme_markdown(
+                result, frame, t4, prose.load_text(load_at_start, machine_load())
+            )
             (stage / "README.md").write_text(readme, encoding="utf-8")
             result.files.insert(0, ("README.md", "This index"))
             folder.install(stage, self.out, owned)
@@ -214,13 +202,17 @@ class ReproduceRun:
         parts = self.parts
         t4 = None
         if "table4" in parts:
-            t4 = write_table4(stage, frame, environment_text(frame), result, _bn_params)
+            t4 = write_table4(stage, frame, prose.environment_text(frame), result, _bn_params)
         table3_text = None
         if "table3" in parts:  # Table 3's memory: 224x224, fp16
             table3_text = write_table3(
                 stage, result, lambda m, w: memory(m, w, resolution=224, mem_dtype="fp16")
             )
-        sweep = rows_of(frame, sweep_configs()) if {"sweep", "figures"} & set(parts) else frame
+        sweep = (
+            plan.rows_of(frame, plan.sweep_configs())
+            if {"sweep", "figures"} & set(parts)
+            else frame
+        )
         if "sweep" in parts:
             write_file(
                 stage,
@@ -239,7 +231,7 @@ class ReproduceRun:
             write_file(
                 stage,
                 "inconsistencies.md",
-                inconsistencies_markdown(t4, table3_text, timm_counts()),
+                prose.inconsistencies_markdown(t4, table3_text, timm_counts()),
                 result,
                 "Where the paper's tables disagree with themselves, and why mbprof differs",
             )
@@ -254,16 +246,16 @@ def prepare_reproduce(
     latency_options: dict[str, Any] | None = None,
 ) -> ReproduceRun:
     """Everything ``reproduce`` will do, checked first (``out``: new, empty, or mbprof's)."""
-    parts = check_parts(parts)
+    parts = plan.check_parts(parts)
     out = Path(out)
-    check_out(out, parts)
+    plan.check_out(out, parts)
     left_out: list[str] = []
     resolved = None
     if latency:
         resolved = report_latency(latency_options)  # refuse what this machine cannot run, now
     else:
         left_out.append("latency (CPU here): not measured in this run (--no-latency)")
-    specs = usable_specs(wanted_configs(parts), left_out)
+    specs = usable_specs(plan.wanted_configs(parts), left_out)
     phone = None
     if "phone" in parts and resolved is not None:
         from mbprof.api.timing import prepare_phone
