@@ -53,39 +53,36 @@ def format_bytes(value: float | int, digits: int = 1) -> str:
     return f"{int(value)} B"
 
 
+# Kind of a value -> its text (the header, or the text for budgets, carries the unit).
+_FORMATS = {
+    "text": str,
+    "float": format_multiplier,
+    "int": lambda v: f"{int(v):,}",
+    "millions": lambda v: f"{v / 1e6:,.2f}",
+    "bytes": format_bytes,
+    "size": lambda v: format_bytes(v, 2),
+    "kb": lambda v: f"{v / 1000:,.1f}",  # one fixed unit, so that rows compare at a glance
+    "ms": lambda v: f"{v:,.2f}",
+    "duration": lambda v: f"{v:.2f} ms",
+    "delta": lambda v: f"{v:+,}" if isinstance(v, int) else f"{v:+,.3f}",  # signed
+    "percent": lambda v: f"{v:.1f}%",
+    "rate": lambda v: f"{v:,.1f}",
+}
+
+
 def format_value(value: Any, kind: str) -> str:
     """The one number formatter: ``value`` as text of its ``kind`` ('-' when missing)."""
     if is_missing(value):
         return "-"
     if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
         value = value.item()
-    if kind == "text":
-        return str(value)
-    if kind == "float":
-        return format_multiplier(value)
-    if kind == "int":
-        return f"{int(value):,}"
-    if kind == "millions":
-        return f"{value / 1e6:,.2f}"
-    if kind in ("bytes", "size"):
-        return format_bytes(value, 2 if kind == "size" else 1)
-    if kind == "kb":  # a column in one fixed unit, so that rows compare at a glance
-        return f"{value / 1000:,.1f}"
-    if kind == "ms":
-        return f"{value:,.2f}"
-    if kind == "duration":
-        return f"{value:.2f} ms"
+    if kind in _FORMATS:
+        return _FORMATS[kind](value)
     if kind == "count":
         for prefix in ("T", "G", "M", "K"):
             if abs(value) >= _COUNT_PREFIX[prefix]:
                 return f"{value / _COUNT_PREFIX[prefix]:.2f}{prefix}"
         return f"{value:g}" if isinstance(value, float) else str(value)
-    if kind == "delta":  # a difference, signed
-        return f"{value:+,}" if isinstance(value, int) else f"{value:+,.3f}"
-    if kind == "percent":
-        return f"{value:.1f}%"
-    if kind == "rate":
-        return f"{value:,.1f}"
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):
