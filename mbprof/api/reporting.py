@@ -19,6 +19,7 @@ from mbprof.report import folder, plan, prose
 from mbprof.report.figures import write_figures
 from mbprof.report.folder import ReproduceResult, csv_text, write_file
 from mbprof.report.plan import PARTS
+from mbprof.report.prose import readme_markdown
 from mbprof.report.table3 import write_table3
 from mbprof.report.table4 import write_table4
 from mbprof.report.timm_flops import TimmCounts, timm_rows
@@ -185,7 +186,7 @@ class ReproduceRun:
 
                 phone_env = prose.environment_text(rows_to_frame(phone_rows))
                 write_phone(stage, phone_rows, result, phone_env, self.phone.missing)
-            readme = prose.readme_markdown(
+            readme = readme_markdown(
                 result, frame, t4, prose.load_text(load_at_start, machine_load())
             )
             (stage / "README.md").write_text(readme, encoding="utf-8")
