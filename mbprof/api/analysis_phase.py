@@ -1,10 +1,5 @@
-"""The analysis phase of a sweep: every configuration's counts and memory columns, read
-from the result cache where it holds them, else computed by an executor (this process,
-local worker processes, a dask cluster), and handed on in the sweep's order as soon as
-every row before them is there. The latency phase (``api.sweep.time_rows``) follows.
-
-Torch-free: a sweep whose rows are all cached never imports torch.
-"""
+"""The analysis phase of a sweep: counts and memory from the cache or an executor, handed on
+in the sweep's order. Torch-free: a sweep whose rows are all cached never imports torch."""
 
 from __future__ import annotations
 
@@ -30,9 +25,7 @@ Executor = InProcess | LocalPool | DaskPool
 
 @dataclass(frozen=True)
 class AnalysisTask:
-    """What a worker needs to analyse one configuration. ``registration`` carries a model
-    registered in the sweep's process only (``register_model`` in a script), which a fresh
-    worker process would not know."""
+    """What a worker needs; ``registration``: a model registered in the sweep's process only."""
 
     spec: ModelSpec
     memory: MemorySettings | None
@@ -44,36 +37,25 @@ class AnalysisTask:
 def analyse(
     task: AnalysisTask, on_phase: Callable[[str], None] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One configuration's counts and memory columns (``api.single.measure_rows``: a model
-    that fails gets its ``error``), in whichever process runs it, and the versions of the
-    code that computed them (``api.cache.code_versions``)."""
+    """One configuration's row, in whichever process runs it, and the code's versions."""
     if task.registration is not None:
-        _register_here(task.registration)
+        from mbprof.core.errors import UnknownModelError
+        from mbprof.models import get_model_info, register_model
+
+        try:
+            get_model_info(task.registration.name)
+        except UnknownModelError:
+            knobs = {f.name: getattr(task.registration, f.name) for f in fields(task.registration)}
+            name, factory = knobs.pop("name"), knobs.pop("factory")
+            register_model(name, **knobs)(factory)
     rows = measure_rows(
-        task.spec,
-        [(task.memory, None)],
-        weights=task.weights,
-        on_phase=on_phase,
-        engine=task.engine,
+        task.spec, [(task.memory, None)], task.weights, on_phase, engine=task.engine
     )
     return rows[0], code_versions()
 
 
-def _register_here(info: ModelInfo) -> None:
-    from mbprof.core.errors import UnknownModelError
-    from mbprof.models import get_model_info, register_model
-
-    try:
-        get_model_info(info.name)
-    except UnknownModelError:
-        knobs = {f.name: getattr(info, f.name) for f in fields(info)}
-        name, factory = knobs.pop("name"), knobs.pop("factory")
-        register_model(name, **knobs)(factory)
-
-
 def _registration(spec: ModelSpec) -> ModelInfo | None:
-    """The registry entry a worker process needs sent along: none for mbprof's own models
-    and users' import paths, which every process finds by itself."""
+    """The registry entry a worker needs sent along (none for what every process finds)."""
     from mbprof.models import get_model_info
 
     if is_import_path(spec.model) or is_builtin(spec):
@@ -88,9 +70,7 @@ TASKS_PER_WORKER_TO_START = 4
 
 
 def _sized(executor: Executor | None, tasks: int, ours: bool) -> Executor:
-    """No more local workers than pay off: a single task, or a small sweep of mbprof's own
-    models (``ours``; a user's model keeps a worker, where a crash costs only its row), runs
-    in this process."""
+    """No more local workers than pay off (a user's model keeps a worker: a crash costs its row)."""
     if executor is None or (isinstance(executor, LocalPool) and tasks <= 1):
         return InProcess()
     if isinstance(executor, LocalPool):
@@ -121,13 +101,9 @@ def analysed_rows(
     warn: Callable[[str], None] = lambda _text: None,
     engine: str = "fvcore",
 ) -> Iterator[dict[str, Any]]:
-    """Each configuration's counts and memory (``memory`` None: counts only), in the order
-    of ``specs``, from ``cache`` under ``keys`` (one per spec, None: not cached) or from
-    ``executor`` (None: this process). A row computed anew is stored in the cache unless
-    the worker ran other code than this process (then ``warn`` says so, once). ``engine``
-    counts (``mbprof.analysis.counting.count``'s). Ctrl-C
-    stops the workers and yields every row finished so far (those finished out of order
-    too), in the sweep's order, before it is raised."""
+    """Each configuration's row in the order of ``specs``, from ``cache`` or ``executor``; a
+    row computed by other code than this process's is not cached. Ctrl-C yields every
+    finished row, in order, before it is raised."""
     done: dict[int, dict[str, Any]] = {}
     todo = []
     for index, key in enumerate(keys):

@@ -1,8 +1,5 @@
-"""Building a configuration's model once, guarded: its parameters sized on the meta device
-before anything is allocated (mbprof's own models: counted as they are registered, in
-their one real build), its activations sized before a real input is made, and the
-model's own code contained (a failure names the model and what mbprof was doing; a
-``sys.exit`` in it never ends mbprof's run)."""
+"""Building a configuration's model once, guarded: parameters and activations sized before
+they are allocated, the model's own code contained (a failure names the model)."""
 
 from __future__ import annotations
 
@@ -33,9 +30,7 @@ COUNTED_BUILD_MAX = 2**26
 
 
 def _refuse_if_over(spec: ModelSpec, need: int, what: str, cause: str, have: int) -> None:
-    """ResourceError when ``need`` bytes exceed the usable memory ``have``. ``cause`` names
-    the knob to change when it alone makes the difference (fewer classes, a smaller batch);
-    otherwise resolution or width are."""
+    """ResourceError when ``need`` bytes exceed ``have``; ``cause`` names the knob to change."""
     from mbprof.core.units import format_bytes
 
     if need > have:
@@ -47,9 +42,7 @@ def _refuse_if_over(spec: ModelSpec, need: int, what: str, cause: str, have: int
 
 
 def _state(model: nn.Module) -> tuple[int, int]:
-    """The float32 bytes of ``model``'s parameters and buffers, and those bytes plus a
-    working copy of the largest one (an initialiser's or a conversion's temporary): what
-    building it needs."""
+    """float32 bytes of parameters and buffers, and those plus a copy of the largest one."""
     sizes = [t.numel() * 4 for t in [*model.parameters(), *model.buffers()]]
     return sum(sizes), sum(sizes) + max(sizes, default=0)
 
@@ -76,10 +69,8 @@ def _param_cause(spec: ModelSpec, have: int) -> str:
 
 @dataclass(frozen=True)
 class Built:
-    """A configuration's model, built for real, and the notes on how it had to be sized
-    (empty when the cheap probes worked). ``graph``: the meta-device trace of one image
-    that sized its activations, when that is how they were sized (``build_sized(...,
-    trace=True)``), for the memory analysis and the FLOPs count to reuse."""
+    """A configuration's model, the notes on how it was sized, and the meta-device trace of
+    one image when that sized it (for the memory analysis and FLOPs to reuse)."""
 
     model: nn.Module
     notes: tuple[str, ...] = ()
@@ -90,14 +81,9 @@ class Built:
 def build_sized(
     spec: ModelSpec, weights: str | Path | None = None, batch: int = 1, *, trace: bool = False
 ) -> Built:
-    """Build the model of ``spec`` once for real (in eval mode, ``weights`` loaded), first
-    making sure that its parameters and a float32 forward pass of ``batch`` images fit in
-    the memory available (refused with ``ResourceError`` otherwise), with the notes on how
-    it was sized. Parameters are sized without allocating them and
-    activations before a real input is made (``mbprof.analysis.footprint``: a probe that
-    fails falls back to a dearer one and says so in a note; it never refuses the model).
-    ``trace``: the caller needs the meta-device trace (memory, FLOPs); mbprof's own models
-    then size their activations from it, and ``Built.graph`` holds it."""
+    """Build the model of ``spec`` once for real, in eval mode, after making sure that its
+    parameters and a float32 pass of ``batch`` images fit (``ResourceError`` otherwise);
+    ``trace``: keep the meta-device trace in ``Built.graph``."""
     from mbprof.analysis.footprint import (
         REAL,
         OverBudget,
@@ -120,7 +106,6 @@ def build_sized(
         model = build_counted(lambda: create_from_spec(spec, weights=weights), budget)
     if model is None:
         sizing = _size_parameters(spec, available)
-        _refuse_if_over(spec, _state(sizing.model)[1], _BUILD_NEEDS, _param_cause(spec, have), have)
         # Built for real already (a builder that needs real parameters): not twice.
         model = sizing.model.eval() if sizing.path == REAL and weights is None else None
         notes = (sizing.note,)
@@ -162,7 +147,6 @@ def build_sized(
 
 
 def _shapes(spec: ModelSpec, model: nn.Module) -> Graph | None:
-    """The meta-device trace of one image (None where the model cannot run there)."""
     from mbprof.analysis.memory.trace import trace
 
     try:
@@ -173,17 +157,18 @@ def _shapes(spec: ModelSpec, model: nn.Module) -> Graph | None:
 
 
 def _size_parameters(spec: ModelSpec, available: int) -> ParamSizing:
-    """Sized on the meta device, or (the last resort) built for real, stopped past the
-    memory ``available``."""
+    """Sized on the meta device (or, the last resort, for real), refused when over memory."""
     from mbprof.analysis.footprint import OverBudget, size_parameters
     from mbprof.models import create_from_spec
 
+    have = int(available * MARGIN)
     try:
-        return size_parameters(lambda: create_from_spec(spec), available)
+        sizing = size_parameters(lambda: create_from_spec(spec), available)
     except OverBudget as exc:
-        have = int(available * MARGIN)
         _refuse_if_over(spec, exc.need, exc.what, _param_cause(spec, have), have)
         raise
+    _refuse_if_over(spec, _state(sizing.model)[1], _BUILD_NEEDS, _param_cause(spec, have), have)
+    return sizing
 
 
 # Set on a model once it is calibrated, so that timing it again does not calibrate it again.
@@ -191,8 +176,7 @@ CALIBRATED = "_mbprof_calibrated"
 
 
 def is_builtin(spec: ModelSpec) -> bool:
-    """Whether ``spec`` names one of mbprof's own models (registered in mbprof.models._registry),
-    not a model of the user's (an import path, or a builder registered from their code)."""
+    """Whether ``spec`` names one of mbprof's own models, not one of the user's."""
     from mbprof.models import get_model_info
 
     factory = get_model_info(spec.model).factory
@@ -200,13 +184,8 @@ def is_builtin(spec: ModelSpec) -> bool:
 
 
 def timing_ready(spec: ModelSpec, model: nn.Module, weights: str | Path | None = None) -> nn.Module:
-    """``model`` (built from ``spec``) as it is timed or exported: one of mbprof's own models
-    with its random initialisation gets data-free calibrated statistics at the spec's
-    resolution (``mbprof.models.calibration``: batch-norm statistics of its own activations,
-    unit logits), as a trained network has, so that its activations neither vanish into
-    slow denormals nor make an output check meaningless. A user's model and a loaded
-    checkpoint (``weights``) keep their weights. Calibrates in place, once; counting and
-    memory never need it (they do not depend on weights)."""
+    """``model`` as it is timed: one of mbprof's own, randomly initialised, is calibrated once
+    in place (as a trained network, its activations do not vanish into slow denormals)."""
     if weights is not None or getattr(model, CALIBRATED, False) or not is_builtin(spec):
         return model
     from mbprof.models.calibration import calibrate
@@ -218,26 +197,17 @@ def timing_ready(spec: ModelSpec, model: nn.Module, weights: str | Path | None =
 
 
 def build_for_shapes(spec: ModelSpec) -> nn.Module:
-    """The model of ``spec`` for analyses that need shapes only: with parameters on the
-    meta device (no memory, no init cost) when its builder allows, built for real
-    (bounded by free memory) otherwise (``mbprof.analysis.footprint.size_parameters``)
-    or for its deployed form (``spec.reparam``: the hooks need real weights)."""
+    """The model of ``spec`` for shapes only: on the meta device when its builder allows."""
     from mbprof.analysis.footprint import available_memory_bytes
 
     if spec.reparam:
         return build_sized(spec).model
-    available = available_memory_bytes()
-    have = int(available * MARGIN)
-    sizing = _size_parameters(spec, available)
-    _refuse_if_over(spec, _state(sizing.model)[1], _BUILD_NEEDS, _param_cause(spec, have), have)
-    return sizing.model
+    return _size_parameters(spec, available_memory_bytes()).model
 
 
 @contextmanager
 def running(spec: ModelSpec, phase: str) -> Iterator[None]:
-    """Name the model and what mbprof was doing when the model's own code raises
-    (``ValueError: forward is broken`` alone does not say which model, or when). A
-    ``sys.exit`` in it is ``UserCodeExit``, never the end of the run (``contained``)."""
+    """Name the model and what mbprof was doing when the model's own code raises."""
     try:
         with contained(spec.model, phase):
             yield

@@ -1,23 +1,6 @@
-"""The result cache: each configuration's row kept on disk under a key made of everything
-that can change it, so that a repeated sweep answers without building a model.
-
-Counts and memory figures are deterministic: their key is the configuration (model, width,
-depth, resolution, classes, builder arguments), the memory settings, the weights file's
-content, the counting engine, and the code that computes them (mbprof's version and a
-digest of its source, torch's and fvcore's versions, Python's, and for a model outside
-mbprof the content of the files of its module's package; an ``nn.Module`` instance given
-from Python is never cached: no file holds its code). A latency is not deterministic: it
-is cached only when asked (``latency=True``), under that key plus the latency settings and
-the whole environment of the run (machine, CPU, device, threads, backend and its version).
-
-Entries are JSON files in ``<cache_dir()>/results/`` named by the key's SHA-256, written
-whole (``core.files.write_atomic``). An entry that does not read back as a row with the
-same key (corrupt, truncated, another format) is ignored, and rewritten after the row is
-measured again. Rows with an error are never cached (a model that did not fit may fit on
-another day). A folder that cannot be written costs one warning, and the sweep runs on.
-
-Torch-free: a sweep whose every row is cached imports no torch.
-"""
+"""The result cache (docs/sweeps.md): each row on disk as JSON under the SHA-256 of a key of
+everything that can change it (the code's versions included); an entry that does not read
+back whole is a miss, a row with an error is never kept. Torch-free."""
 
 from __future__ import annotations
 
@@ -48,9 +31,6 @@ _PLAIN = (str, int, float, bool, type(None))
 PACKAGE_FILES_MAX = 500
 
 
-# --------------------------------------------------------------------------- the code's identity
-
-
 def _digest(paths: list[Path], root: Path) -> str:
     sha = hashlib.sha256()
     for path in sorted(paths):
@@ -70,9 +50,8 @@ def _distribution(name: str) -> str | None:
 
 @functools.cache
 def code_versions() -> dict[str, Any]:
-    """What computes a row in this process: mbprof (version and a digest of its source,
-    so that an edited checkout never reads rows of its old code), torch, fvcore and Python.
-    Read without importing torch."""
+    """What computes a row in this process: mbprof (and a digest of its source), torch, fvcore
+    and Python, read without importing torch."""
     import mbprof
 
     root = Path(mbprof.__file__).parent
@@ -87,9 +66,7 @@ def code_versions() -> dict[str, Any]:
 
 @functools.cache
 def _module_digest(module: str) -> str | None:
-    """The content of the code of ``module``: its file, and every Python file of the
-    package it belongs to (a model's layers often live beside it). None when the module
-    has no file to read (defined in a notebook, built in memory)."""
+    """The digest of ``module``'s package (its layers often live beside it), None without a file."""
     loaded = sys.modules.get(module)
     origin = getattr(loaded, "__file__", None)
     if origin is None:
@@ -113,10 +90,7 @@ def _module_digest(module: str) -> str | None:
 
 
 def _model_code(spec: ModelSpec) -> dict[str, Any] | None:
-    """What builds the model of ``spec``, as part of its key: nothing more for mbprof's own
-    models (the source digest covers them), the library's release for a library's
-    (timm/mobileone_s0), the module's content for any other; None when
-    that content cannot be read (the row is then not cached)."""
+    """What builds the model of ``spec``, for its key; None when it cannot be read (not cached)."""
     from mbprof.models import HELD, get_model_info, hub_library
 
     if spec.model in HELD:  # its forward's code and weights have no file to key it by
@@ -148,18 +122,13 @@ def _file_digest(path: str) -> str:
     return sha256(Path(path))
 
 
-# --------------------------------------------------------------------------- keys
-
-
 def analysis_key(
     spec: ModelSpec,
     memory: MemorySettings | None,
     weights: str | Path | None = None,
     engine: str = "fvcore",
 ) -> dict[str, Any] | None:
-    """The key of a configuration's counts (by ``engine``) and memory figures, or None
-    when the row cannot be cached (builder arguments that are not plain values, a model
-    whose code has no file, a weights file that cannot be read)."""
+    """The key of a configuration's counts and memory figures, or None: not to be cached."""
     if not all(isinstance(value, _PLAIN) for _, value in spec.kwargs):
         return None
     code = _model_code(spec)
@@ -192,9 +161,7 @@ def analysis_key(
 
 
 def latency_key(base: dict[str, Any], latency: ResolvedLatency) -> dict[str, Any]:
-    """The key of a configuration's latency: its analysis key (``base``), the resolved
-    latency settings and the whole environment of the run (this machine, its CPU and
-    device, torch and the backend's versions, threads)."""
+    """The analysis key ``base`` with the latency settings and the run's whole environment."""
     import dataclasses
     import platform
 
@@ -214,12 +181,9 @@ def key_name(key: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-# --------------------------------------------------------------------------- the store
-
-
 @dataclass(frozen=True)
 class CacheInfo:
-    """What ``mbprof cache info`` says: the folder, its entries and their bytes."""
+    """What ``mbprof cache info`` says."""
 
     folder: Path
     entries: int
@@ -231,8 +195,7 @@ def _say(text: str) -> None:
 
 
 class ResultCache:
-    """Rows on disk, read and written by the process that runs the sweep (workers only
-    compute). ``warn`` receives the one warning about a folder that cannot be written."""
+    """Rows on disk, read and written by the sweep's process; ``warn`` gets one warning."""
 
     def __init__(
         self,
@@ -254,8 +217,7 @@ class ResultCache:
         return self.folder / f"{key_name(key)}.json"
 
     def get(self, key: dict[str, Any] | None) -> dict[str, Any] | None:
-        """The row stored under ``key``; None when there is none or it does not read back
-        whole (never trusted: a corrupt entry is a miss, rewritten by ``put``)."""
+        """The row stored under ``key``; None when there is none or it does not read back."""
         if key is None:
             return None
         try:
@@ -270,8 +232,7 @@ class ResultCache:
         return row
 
     def put(self, key: dict[str, Any] | None, row: dict[str, Any]) -> None:
-        """Store ``row`` under ``key`` (not a row with an error, nor one that JSON cannot
-        hold exactly). A folder that cannot be written: one warning, then no more tries."""
+        """Store ``row`` under ``key`` (not a row with an error, nor one JSON cannot hold)."""
         if key is None or not self._writable or row.get("error"):
             return
         if not all(isinstance(v, _PLAIN) for v in row.values()):
@@ -289,8 +250,7 @@ class ResultCache:
             )
 
     def entries(self) -> list[Path]:
-        """mbprof's entries (and half-written leftovers of its own); nothing else in the
-        folder is ever counted or removed."""
+        """mbprof's entries and leftovers; nothing else in the folder is counted or removed."""
         try:
             names = list(self.folder.iterdir())
         except OSError:
@@ -307,7 +267,6 @@ class ResultCache:
         return CacheInfo(self.folder, len(sizes), sum(sizes))
 
     def clear(self) -> CacheInfo:
-        """Remove mbprof's entries (only them); returns what was removed."""
         removed, size = 0, 0
         for path in self.entries():
             try:
@@ -328,10 +287,8 @@ class ResultCache:
 
 
 def cache_info(folder: str | Path | None = None) -> CacheInfo:
-    """The result cache's folder, number of entries and bytes."""
     return ResultCache(folder).info()
 
 
 def clear_cache(folder: str | Path | None = None) -> CacheInfo:
-    """Empty the result cache (mbprof's entries only); returns what was removed."""
     return ResultCache(folder).clear()

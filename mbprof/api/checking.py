@@ -1,20 +1,6 @@
-"""Limits checked from Python, as ``mbprof check`` checks them:
-
-    outcome = mbprof.check("budgets.toml")                  # measure, then judge every limit
-    outcome.passed, [r.message for r in outcome.failures]
-    outcome = mbprof.check(baseline="base.json", tolerances={"latency": "20%"})
-    mbprof.write_baseline(outcome, "base.json")             # accept the fresh figures
-
-``prepare_check`` reads and checks everything first (the budget file, the baseline, every
-configuration by the model registry, the latency settings for this machine) and refuses a
-model given as an import path unless its module is allowed; ``CheckRun.run`` then
-measures (one build and one count per configuration) or reads saved results, and judges.
-
-The measuring that limits ask for, before and while ``check`` judges them: every
-configuration checked by the model registry, every latency setting resolved for this
-machine (both before anything is measured, a refusal naming the file and line), then one
-row per request, each configuration built and counted once (``measure_rows``).
-"""
+"""Limits checked from Python, as ``mbprof check`` checks them (docs/budgets.md):
+``prepare_check`` reads and checks everything first, ``CheckRun.run`` measures each
+configuration once (or reads saved results) and judges."""
 
 from __future__ import annotations
 
@@ -53,36 +39,24 @@ from mbprof.core.settings import ENGINES, MemorySettings, ResolvedLatency
 Row = dict[str, Any]
 
 
-_KEY_OF_MESSAGE = (
-    ("width", "width"),
-    ("depth", "depth"),
-    ("resolution", "resolution"),
-    ("classes", "classes"),
-    ("argument", "args"),
-)
+# A word of the registry's refusal -> the budget key it is about.
+_KEY_OF_MESSAGE = {w: w for w in ("width", "depth", "resolution", "classes")} | {"argument": "args"}
 
 
 def check_specs(budgets: Sequence[Budget], allow_import: Iterable[str] = ()) -> list[Budget]:
-    """Each budget with its configuration checked by the model registry (names, width and
-    resolution ranges, builder arguments), before anything is measured. A refusal names
-    the file and line of the budget. Import paths are refused first, for every budget,
-    unless their module is in ``allow_import`` (``"*"``: any): nothing is imported before."""
+    """Each budget's configuration checked by the model registry, import paths refused first
+    unless their module is in ``allow_import``; a refusal names file and line."""
     refuse_imports(budgets, allow_import)
     checked = []
     for budget in budgets:
         spec = budget.spec
         try:
             make_spec(
-                spec.model,
-                spec.width,
-                spec.depth,
-                spec.resolution,
-                spec.num_classes,
-                spec.kwargs,
+                spec.model, spec.width, spec.depth, spec.resolution, spec.num_classes, spec.kwargs
             )
         except MbprofError as exc:
             key = "model" if isinstance(exc, UnknownModelError) else ""
-            for word, name in _KEY_OF_MESSAGE:
+            for word, name in _KEY_OF_MESSAGE.items():
                 if not key and word in str(exc):
                     key = name
             raise budget.error(str(exc), key or "model") from None
@@ -91,9 +65,7 @@ def check_specs(budgets: Sequence[Budget], allow_import: Iterable[str] = ()) -> 
 
 
 def resolve_latency_limits(budgets: Sequence[Budget]) -> dict[Settings, ResolvedLatency]:
-    """Latency settings of every budget, checked for this machine (a GPU that is not
-    there, a backend that is not installed) before anything is measured, and resolved
-    ("auto" device, torch's thread count), once each. A refusal names the file and line."""
+    """Latency settings of every budget, resolved for this machine once each."""
     resolved: dict[Settings, Any] = {}
     for budget in budgets:
         for limit in budget.limits:
@@ -119,14 +91,8 @@ def measure_requests(
     on_done: Callable[[list[dict[str, Any]]], None] | None = None,
     engine: str = "fvcore",
 ) -> dict[Request, dict[str, Any]]:
-    """One row per request. ``latency`` maps each request's latency settings to settings
-    resolved by ``resolve_latency_limits`` (resolved here when not given). A model given
-    as an import path is refused unless its module is in ``allow_import``, as in
-    ``check_specs``. ``on_start(spec)`` and ``on_done(rows)`` are called once per
-    configuration, ``on_phase(text)`` as its work moves on. Bad settings
-    (``MbprofError``) stop everything; a failure of one configuration (a model that
-    cannot run) is written in its row's ``error`` column, and the limits that needed its
-    figures are reported as errors. ``engine`` counts (``measure_rows``')."""
+    """One row per request, each configuration built and counted once; bad settings stop
+    everything, a model that cannot run gets its row's ``error``."""
     allowed = parse_allow_import(allow_import)
     for request in requests:  # all of them, before the first is built
         reason = import_refusal(request.spec.model, "budget or results file", allowed)
@@ -159,8 +125,7 @@ def measure_requests(
 
 @dataclass(frozen=True)
 class CheckNames:
-    """How refusals name check's inputs: its parameters here, its flags on the command
-    line (``mbprof.cli.check``)."""
+    """How refusals name check's inputs: parameters here, flags on the command line."""
 
     budgets: str = "budgets"  # what to give: "a budget file"
     baseline: str = "baseline"  # the input, starting a message: "--baseline"
@@ -177,7 +142,6 @@ def check_inputs(
     update_baseline: bool,
     names: CheckNames = PARAMETERS,
 ) -> None:
-    """Refuse a check with nothing to check, and a baseline update with no baseline."""
     if budgets is None and baseline is None:
         raise MbprofError(f"give {names.budgets}, {names.baseline_file}, or both")
     if update_baseline and baseline is None:
@@ -186,10 +150,7 @@ def check_inputs(
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """What a check found. ``results``: every limit judged (the budget file's, then the
-    baseline's); ``rows``: the rows they were judged against (measured now, or read from
-    saved results); ``baseline_rows``: the rows a baseline is (re)written from (the
-    baseline's configurations, or the budget file's for a new one)."""
+    """What a check found: every limit judged, the rows judged, the rows of the baseline."""
 
     results: tuple[Result, ...]
     rows: tuple[Row, ...]
@@ -200,8 +161,7 @@ class CheckOutcome:
 
     @property
     def deciding(self) -> tuple[Result, ...]:
-        """The results that decide ``passed``: all of them, less the baseline's when the
-        baseline is being rewritten (its regressions are then accepted)."""
+        """All results, less the baseline's when it is being rewritten."""
         if not self.update_baseline:
             return self.results
         return tuple(r for r in self.results if r.limit.origin != "baseline")
@@ -212,14 +172,12 @@ class CheckOutcome:
 
     @property
     def failures(self) -> tuple[Result, ...]:
-        """The deciding results that fail: exceeded, or not measured."""
         return tuple(r for r in self.deciding if not r.passed)
 
 
 @dataclass(frozen=True)
 class CheckRun:
-    """A check, read and checked before anything is measured. ``run()`` measures (or reads
-    ``results``) and judges."""
+    """A check, read and checked before anything is measured; ``run()`` measures and judges."""
 
     budgets: tuple[Budget, ...]  # the budget file's, then the baseline's
     guarded: tuple[Budget, ...]  # the baseline's
@@ -232,7 +190,6 @@ class CheckRun:
 
     @property
     def configurations(self) -> int:
-        """How many configurations ``run()`` builds and measures (0 with saved results)."""
         return 0 if self.results is not None else len(by_configuration(self.requests))
 
     def run(
@@ -241,10 +198,7 @@ class CheckRun:
         on_phase: Callable[[str], None] | None = None,
         on_done: Callable[[list[Row]], None] | None = None,
     ) -> CheckOutcome:
-        """Measure every configuration once (``on_start(spec)`` and ``on_done(rows)`` once
-        per configuration, ``on_phase(text)`` as its work moves on), or read the saved
-        results, then judge every limit. ``MbprofError`` when saved results lack a
-        budget's configuration or name a model by an import path not allowed."""
+        """Measure every configuration once, or read the saved results; judge every limit."""
         started = time.perf_counter()
         # The baseline's own configurations, or, for a new baseline, the budget file's.
         targets = self.guarded or self.budgets
@@ -278,28 +232,6 @@ class CheckRun:
         )
 
 
-def _baseline_budgets(
-    baseline: Path | None,
-    tolerances: Mapping[str, float],
-    update: bool,
-    with_budgets: bool,
-    names: CheckNames,
-) -> list[Budget]:
-    if baseline is None:
-        return []
-    from mbprof.frame.rows import read_frame
-
-    if not baseline.exists():
-        if update and with_budgets:
-            return []  # written from the budget file's configurations
-        raise MbprofError(
-            f"{names.baseline}: {str(baseline)!r} does not exist; create it with "
-            f"{names.update} (and {names.budgets}), or with mbprof compare --json FILE"
-        )
-    frame = read_frame(baseline)
-    return baseline_budgets(frame.to_dict(orient="records"), str(baseline), tolerances)
-
-
 def prepare_check(
     budgets: str | Path | None = None,
     *,
@@ -313,44 +245,12 @@ def prepare_check(
     engine: str = "fvcore",
     reparam: bool = False,
 ) -> CheckRun:
-    """Everything ``check`` will do, read and checked first: the budget file, the baseline
-    (each saved figure a limit, with the tolerance of its group), every configuration by
-    the model registry, the latency settings for this machine. A model named by an import
-    path is refused, before anything is imported, unless its module is in
-    ``allow_import`` (``"*"``: any). A refusal in a budget file is a ``BudgetFileError``
-    naming file and line. ``names`` says how refusals name these inputs. ``modules``: the
-    ``nn.Module`` instances that the budget file names by their labels (a dict of label to
-    module, or modules labelled by their class names). ``engine``: what counts, "fvcore" or
-    "dispatch" (``mbprof.analysis.counting``). ``reparam``: every budget of the file
-    measures its model's deployed form (as ``reparam = true`` does)."""
-    check_inputs(budgets, baseline, update_baseline, names)
-    _hold(modules)
-    engine = parse_choice(engine, "engine", ENGINES)
-    column_tolerances = tolerances_for(tolerances)
-    allowed = parse_allow_import(allow_import, "allow_import")
-    read = list(load_budgets(budgets).budgets) if budgets is not None else []
-    if reparam:
-        read = [replace(b, spec=replace(b.spec, reparam=True)) for b in read]
-    base = None if baseline is None else Path(baseline)
-    guarded = _baseline_budgets(
-        base, column_tolerances, update_baseline, budgets is not None, names
-    )
-    checked = check_specs(read + guarded, allowed)
-    return CheckRun(
-        budgets=tuple(checked),
-        guarded=tuple(guarded),
-        requests=tuple(requests_for(checked)),
-        latency=resolve_latency_limits(checked) if results is None else {},
-        results=None if results is None else Path(results),
-        allow_import=allowed,
-        update_baseline=update_baseline,
-        engine=engine,
-    )
-
-
-def _hold(modules: Any) -> None:
+    """Everything ``check`` will do, read and checked first; ``modules``: the ``nn.Module``
+    instances the budget file names by label; ``reparam``: every budget's deployed form."""
     from mbprof.api.inputs import is_module
+    from mbprof.frame.rows import read_frame
 
+    check_inputs(budgets, baseline, update_baseline, names)
     if isinstance(modules, Mapping):
         pairs = list(modules.items())
     else:
@@ -364,6 +264,32 @@ def _hold(modules: Any) -> None:
         from mbprof.models.user import hold
 
         hold(module, label)
+    engine = parse_choice(engine, "engine", ENGINES)
+    column_tolerances = tolerances_for(tolerances)
+    allowed = parse_allow_import(allow_import, "allow_import")
+    read = list(load_budgets(budgets).budgets) if budgets is not None else []
+    if reparam:
+        read = [replace(b, spec=replace(b.spec, reparam=True)) for b in read]
+    guarded: list[Budget] = []
+    if baseline is not None and Path(baseline).exists():
+        rows = read_frame(Path(baseline)).to_dict(orient="records")
+        guarded = baseline_budgets(rows, str(baseline), column_tolerances)
+    elif baseline is not None and not (update_baseline and budgets is not None):
+        raise MbprofError(  # (with both, it is written from the budget file's configurations)
+            f"{names.baseline}: {str(baseline)!r} does not exist; create it with "
+            f"{names.update} (and {names.budgets}), or with mbprof compare --json FILE"
+        )
+    checked = check_specs(read + guarded, allowed)
+    return CheckRun(
+        budgets=tuple(checked),
+        guarded=tuple(guarded),
+        requests=tuple(requests_for(checked)),
+        latency=resolve_latency_limits(checked) if results is None else {},
+        results=None if results is None else Path(results),
+        allow_import=allowed,
+        update_baseline=update_baseline,
+        engine=engine,
+    )
 
 
 def check(
@@ -374,23 +300,14 @@ def check(
     on_done: Callable[[list[Row]], None] | None = None,
     **options: Any,
 ) -> CheckOutcome:
-    """Check the limits of a budget file (TOML, see examples/budgets.toml) and/or a
-    ``baseline`` (a saved ``mbprof compare --json`` result, each figure a limit with the
-    tolerance of its group: ``tolerances={"latency": "20%"}``; defaults madds, params,
-    memory 0%, latency 15%), measuring each configuration once, or judging the figures of
-    saved ``results`` instead; ``allow_import`` names the modules a file's models may be
-    imported from. ``update_baseline``: the baseline is about to be rewritten with
-    ``write_baseline`` (it may not exist yet, when ``budgets`` is given; its regressions do
-    not count in ``passed``). ``options`` are ``prepare_check``'s. Raises ``MbprofError``
-    for bad input, before anything is measured; a limit that is exceeded is a result, not
-    an error."""
+    """Check the limits of a budget file and/or a ``baseline`` (``tolerances={"latency":
+    "20%"}``), measuring each configuration once; ``options`` are ``prepare_check``'s."""
     run = prepare_check(budgets, **options)
     return run.run(on_start=on_start, on_phase=on_phase, on_done=on_done)
 
 
 def write_baseline(outcome: CheckOutcome, path: str | Path) -> Path:
-    """Write ``outcome.baseline_rows`` as a baseline (the JSON document of
-    ``mbprof compare --json``), whole or not at all."""
+    """Write ``outcome.baseline_rows`` as a baseline (``mbprof compare --json``'s document)."""
     from mbprof.api.sweep import rows_to_frame
     from mbprof.core.files import write_atomic
     from mbprof.render.compare_view import compare_document

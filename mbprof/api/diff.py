@@ -1,14 +1,6 @@
-"""Two results side by side (``mbprof diff``): what a change did, and where.
-
-Each side is a configuration (profiled here) or a result mbprof wrote (read as data: a
-result file never imports code). Every side becomes the JSON document its command writes,
-so a file and a fresh run are read by the same code. Layers are matched by module path,
-then, for the rows left, by the sequence of their types (``difflib``); a row found on one
-side only counts whole on that side, so the per-layer deltas sum to the totals'
-difference. Latency deltas are called significant only beyond the noise bound of the two
-timings: half of each side's p10-p90 spread, added (a layer's: its time times its side's
-relative spread, as the profiler gives no spread per layer).
-"""
+"""Two results side by side (``mbprof diff``): each side becomes the JSON document its
+command writes; layers matched by path, then by type sequence; latency deltas judged
+against half of each side's p10-p90 spread (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -47,7 +39,7 @@ TIMES = ("latency_ms", "profiled_ms", "layer_time_ms")
 
 @dataclass(frozen=True)
 class Side:
-    """One side as read from its document: totals, settings, layers and memory rows."""
+    """One side as read from its document."""
 
     label: str
     totals: dict[str, float]
@@ -62,9 +54,7 @@ class Side:
 
 @dataclass(frozen=True)
 class DiffResult:
-    """``after`` minus ``before``: ``totals`` (one row a figure), ``layers`` (one row a
-    matched pair, ``match`` saying how: path, structure, before only, after only) and
-    ``memory`` (one row a spatial size), with ``warnings`` on settings that differ."""
+    """``after`` minus ``before``: totals, matched layers and memory per size, with warnings."""
 
     before: Side
     after: Side
@@ -74,7 +64,6 @@ class DiffResult:
     warnings: tuple[str, ...] = ()
 
     def to_dataframe(self) -> pd.DataFrame:
-        """The per-layer deltas (``totals`` and ``memory`` are frames already)."""
         return self.layers.copy()
 
     def _repr_html_(self) -> str:
@@ -91,7 +80,6 @@ def _number(value: Any) -> float | None:
 
 
 def _elements(text: Any) -> int:
-    """'80x80' or '1x32x80x80' -> the product; 0 where there is none."""
     try:
         return math.prod(int(v) for v in str(text).split("x")) if text else 0
     except ValueError:
@@ -109,7 +97,7 @@ def _layer(row: dict[str, Any], dtype_bytes: int) -> dict[str, Any]:
 
 
 def read_side(payload: dict[str, Any], where: str) -> Side:
-    """A side from an mbprof JSON document (profile, compare with one row, bench)."""
+    """A side from an mbprof JSON document."""
     tables = payload.get("tables") if isinstance(payload, dict) else None
     if not isinstance(tables, dict) or not tables:
         raise MbprofError(f"{where} is not an mbprof JSON result (no 'tables')")
@@ -157,15 +145,13 @@ def read_side(payload: dict[str, Any], where: str) -> Side:
 
 
 def is_result_file(side: Any) -> bool:
-    """A path to read (never a model: no name nor import path ends in .json or .csv)."""
+    """A path to read (no model name ends in .json or .csv)."""
     path = Path(side) if isinstance(side, (str, Path)) else None
     return path is not None and (path.suffix.lower() in (".json", ".csv") or path.is_file())
 
 
 def load_side(side: Any) -> Side:
-    """``side`` as a ``Side``: a result file (a path, read as data), a registered name or
-    import path (profiled at its defaults), a ``ModelSpec`` (profiled), a ``Profile`` or
-    ``BenchResult``, or a JSON document already read (a dict)."""
+    """``side`` (a result file, a model, a ``ModelSpec``, a record, a document) as a ``Side``."""
     from mbprof.render.document import to_payload
 
     if isinstance(side, Side):
@@ -173,7 +159,20 @@ def load_side(side: Any) -> Side:
     if isinstance(side, dict):
         return read_side(side, "the document")
     if is_result_file(side):
-        return _read_file(Path(side))
+        path = Path(side)
+        where = repr(str(path))
+        if path.suffix.lower() == ".csv":
+            from mbprof.frame.rows import read_frame
+            from mbprof.render.document import frame_records
+
+            return read_side({"tables": {"rows": frame_records(read_frame(path))}}, where)
+        if not path.is_file():
+            raise MbprofError(f"{where} does not exist")
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MbprofError(f"{where} cannot be read as JSON: {exc}") from None
+        return read_side(payload, where)
     if isinstance(side, str):
         from mbprof.api.inputs import make_spec
 
@@ -195,24 +194,7 @@ def load_side(side: Any) -> Side:
     )
 
 
-def _read_file(path: Path) -> Side:
-    where = repr(str(path))
-    if path.suffix.lower() == ".csv":
-        from mbprof.frame.rows import read_frame
-        from mbprof.render.document import frame_records
-
-        return read_side({"tables": {"rows": frame_records(read_frame(path))}}, where)
-    if not path.is_file():
-        raise MbprofError(f"{where} does not exist")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MbprofError(f"{where} cannot be read as JSON: {exc}") from None
-    return read_side(payload, where)
-
-
 def _match(before: list[dict], after: list[dict]) -> list[tuple[int | None, int | None, str]]:
-    """Pairs of row indices: same path first, then the rows left aligned by type."""
     where = {row["path"]: j for j, row in enumerate(after)}
     pairs = [(i, where[r["path"]], "path") for i, r in enumerate(before) if r["path"] in where]
     left_b = [i for i in range(len(before)) if i not in {p[0] for p in pairs}]
@@ -249,42 +231,20 @@ def _noise(before: Side, after: Side, ms_before: float, ms_after: float) -> floa
     return None if None in bounds else sum(bounds)
 
 
-def _settings_warning(before: Side, after: Side) -> tuple[str, ...]:
-    differ = [
-        f"{key} ({before.settings[key]} against {after.settings[key]})"
-        for key in SETTINGS
-        if key in before.settings
-        and key in after.settings
-        and before.settings[key] != after.settings[key]
-    ]
-    if not differ:
-        return ()
-    return (
-        "before and after were not measured alike: "
-        + ", ".join(differ)
-        + "; their differences mix the change with the settings",
-    )
-
-
-def diff_sides(before: Side, after: Side) -> DiffResult:
+def diff(before: Any, after: Any) -> DiffResult:
+    """``after`` against ``before``, each a result file mbprof wrote (read as data), a model
+    name or ``ModelSpec`` (profiled here), a ``Profile`` or a ``BenchResult``."""
     import pandas as pd
 
+    before, after = load_side(before), load_side(after)
     totals = []
     for key in TOTALS:
         if key in before.totals and key in after.totals:
             b, a = before.totals[key], after.totals[key]
             noise = _noise(before, after, b, a) if key in TIMES else None
-            totals.append(
-                {
-                    "figure": key,
-                    "before": b,
-                    "after": a,
-                    "delta": a - b,
-                    "delta_pct": 100.0 * (a - b) / b if b else None,
-                    "noise_ms": noise,
-                    "verdict": _verdict(a - b, noise),
-                }
-            )
+            pct = 100.0 * (a - b) / b if b else None
+            cells = (key, b, a, a - b, pct, noise, _verdict(a - b, noise))
+            totals.append(dict(zip(TOTAL_COLUMNS, cells, strict=True)))
     figures = [
         k for k in LAYER_FIGURES
         if before.layers and after.layers and k in before.layers[0] and k in after.layers[0]
@@ -316,25 +276,23 @@ def diff_sides(before: Side, after: Side) -> DiffResult:
             row[f"{key}_before"], row[f"{key}_after"] = b.get(key), a.get(key)
             row[f"{key}_delta"] = (a.get(key) or 0) - (b.get(key) or 0)
         memory.append(row)
+    differ = [
+        f"{key} ({before.settings[key]} against {after.settings[key]})"
+        for key in SETTINGS
+        if key in before.settings
+        and key in after.settings
+        and before.settings[key] != after.settings[key]
+    ]
+    warning = (
+        "before and after were not measured alike: "
+        + ", ".join(differ)
+        + "; their differences mix the change with the settings"
+    )
     return DiffResult(
         before=before,
         after=after,
         totals=pd.DataFrame(totals, columns=TOTAL_COLUMNS, dtype=object),  # ints stay ints
         layers=pd.DataFrame(layers),
         memory=pd.DataFrame(memory),
-        warnings=_settings_warning(before, after),
+        warnings=(warning,) if differ else (),
     )
-
-
-def diff(before: Any, after: Any) -> DiffResult:
-    """``after`` against ``before``, each a result file mbprof wrote (``profile --format
-    json``, ``compare --json`` of one configuration, ``bench [--layers] --format json``;
-    read as data, never importing code), a registered name or import path, a ``ModelSpec``
-    (both profiled here), a ``Profile`` or a ``BenchResult``.
-
-    >>> d = diff(make_spec("mobilenet_v2", resolution=160),
-    ...          make_spec("mobilenet_v2", width=0.75, resolution=160))
-    >>> d.layers["madds_delta"].sum() == d.after.totals["madds"] - d.before.totals["madds"]
-    True
-    """
-    return diff_sides(load_side(before), load_side(after))

@@ -1,15 +1,6 @@
-"""Where the analysis of a sweep's configurations runs: in this process, in worker
-processes on this machine (loky's reusable pool), or on a dask.distributed cluster.
-
-Every executor runs one picklable function on each task and yields ``(index, outcome)``
-as tasks finish, in any order: the outcome is what the function returned, or the exception
-that ended it (a worker that died, a task the cluster gave up on), so that a failure fills
-one row and never ends the sweep. The sweep puts the rows back in its own order.
-
-Workers never measure latency (timings running side by side would disturb each other):
-they count and analyse memory, and the process that runs the sweep times afterwards.
-Torch-free: the workers import what their tasks need.
-"""
+"""Where a sweep's analysis runs: this process, loky worker processes or a dask cluster.
+Each yields ``(index, outcome)`` as tasks finish, the outcome being the result or the
+exception that ended it (one row's error, never the sweep's end). Torch-free."""
 
 from __future__ import annotations
 
@@ -22,11 +13,11 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from mbprof.core.errors import MbprofError
+from mbprof.core.parsing import parse_choice
 
 Outcome = tuple[int, Any]
 EXECUTORS = ("local", "dask")
-# How long to wait for a dask scheduler to answer: an unreachable address is one line
-# within a few seconds, not dask's 30-second default.
+# An unreachable dask scheduler is one line within seconds, not dask's 30-second default.
 CONNECT_TIMEOUT_S = 3.0
 # Idle loky workers stay this long, so that the next sweep of a session (a notebook, the
 # tests) finds them warm, with torch imported.
@@ -34,30 +25,11 @@ IDLE_TIMEOUT_S = 60
 
 
 def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, where the OS says it)."""
+    """The cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):
         return os.cpu_count() or 1
-
-
-def default_workers() -> int:
-    """The cores available; one inside CI (``$CI`` set), where the cores the OS shows are
-    often shared with other jobs, and a run's time should not depend on its neighbours."""
-    return 1 if os.environ.get("CI") else available_cores()
-
-
-def check_workers(workers: Any) -> int | None:
-    """``workers`` as an integer >= 1, or None (the default: ``default_workers()``)."""
-    if workers is None:
-        return None
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise MbprofError(
-            f"workers: {workers!r} is not allowed; give an integer >= 1 (1 analyses the "
-            "configurations in this process)",
-            field="workers",
-        )
-    return workers
 
 
 class InProcess:
@@ -99,17 +71,9 @@ def _end_with(parent: int) -> None:
 
 
 class LocalPool:
-    """Worker processes on this machine: loky's reusable pool (fresh interpreters, started
-    once and kept warm; a worker that dies is replaced). At most two tasks per worker are in
-    flight, so that a worker that dies takes down only the tasks it could have held: those
-    are run again one at a time, and only the one that kills its worker again gets the error.
-    Each worker gets an equal share of the cores as its intra-op threads.
-
-    The sweep's process works too, on the tasks ``run``'s ``here`` marks (mbprof's own
-    models, which cannot take the process down): it is one of the ``workers``, so only
-    ``workers - 1`` processes start, and it counts from the first second; those tasks go to
-    the pool only once a worker has imported torch. A sweep of a few configurations is then
-    no slower than in one process."""
+    """loky's reusable pool (docs/sweeps.md): two tasks a worker in flight, those of a worker
+    that died run again alone; this process works on the tasks ``here`` marks beside
+    ``workers - 1`` processes, which get them only once warm."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -182,7 +146,9 @@ class LocalPool:
                     local = next((i for i in queue if i in ours), None)
                     if local is not None:
                         if ready is not None and ready.done():  # the workers work too now:
-                            _set_threads(self._threads())  # one share of the cores each
+                            import torch
+
+                            torch.set_num_threads(self._threads())  # one share of the cores
                         queue.remove(local)
                         try:
                             yield local, fn(tasks[local])
@@ -215,24 +181,16 @@ class LocalPool:
 
 
 def _warm_worker() -> None:
-    """Import, in a worker, what analysing a configuration needs (torch, fvcore, mbprof's
-    measuring), so that the pool answers when it is ready for real work."""
+    """Import, in a worker, what analysing a configuration needs."""
     import fvcore.nn  # noqa: F401
     import torch  # noqa: F401
 
     import mbprof.api.single  # noqa: F401
 
 
-def _set_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 @contextlib.contextmanager
 def _threads_kept() -> Iterator[None]:
-    """This process's intra-op threads as they were once the sweep ends: it takes a
-    worker's share of the cores while it works beside them (``_set_threads``)."""
+    """This process's intra-op threads restored once the sweep ends."""
     import torch
 
     before = torch.get_num_threads()
@@ -255,8 +213,7 @@ def _unreachable(address: str, reason: str) -> MbprofError:
 
 
 def _knock(address: str) -> None:
-    """Open (and close) a TCP connection to a tcp:// or tls:// scheduler address; other
-    addresses are left to dask to judge."""
+    """Open (and close) a TCP connection to a tcp:// or tls:// scheduler address."""
     import socket
     from urllib.parse import urlsplit
 
@@ -274,24 +231,8 @@ def _knock(address: str) -> None:
         raise _unreachable(address, reason) from None
 
 
-def _collect_quietly() -> None:
-    """Collect garbage with Python's 'Exception ignored in __del__' reports silenced."""
-    import gc
-    import sys
-
-    hook = sys.unraisablehook
-    sys.unraisablehook = lambda _report: None
-    try:
-        gc.collect()
-    finally:
-        sys.unraisablehook = hook
-
-
 class DaskPool:
-    """The workers of a dask.distributed cluster (``--executor dask --scheduler ADDRESS``).
-    They must run the same mbprof, torch and fvcore as this process (rows computed with
-    other versions are returned but not cached), and import a user's model as this process
-    does (the same package installed, or the same folder on their path)."""
+    """The workers of a dask.distributed cluster (``--executor dask --scheduler ADDRESS``)."""
 
     def __init__(self, address: str) -> None:
         missing = MbprofError(
@@ -341,7 +282,13 @@ class DaskPool:
             failure = f"{type(exc).__name__}: {_first_line(exc)}"
         else:
             return
-        _collect_quietly()  # the half-made Client, whose __del__ would print a traceback
+        import gc
+
+        hook, sys.unraisablehook = sys.unraisablehook, lambda _report: None
+        try:  # the half-made Client, whose __del__ would print a traceback
+            gc.collect()
+        finally:
+            sys.unraisablehook = hook
         raise MbprofError(
             f"scheduler: {address!r} answered, but not as a dask scheduler does ({failure}); "
             "give the address that `dask scheduler` prints, such as tcp://10.0.0.5:8786",
@@ -376,15 +323,16 @@ class DaskPool:
 def make_executor(
     executor: str = "local", workers: int | None = None, scheduler: str | None = None
 ) -> InProcess | LocalPool | DaskPool:
-    """The executor a sweep asks for, checked before anything is measured (a dask scheduler
-    is connected to now). ``workers`` is for the local executor (None: the cores available)."""
-    name = str(executor).strip().lower()
-    if name not in EXECUTORS:
+    """The executor a sweep asks for, checked now (a dask scheduler is connected to)."""
+    name = parse_choice(executor, "executor", EXECUTORS)
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
         raise MbprofError(
-            f"executor: {executor!r} is not allowed; choose one of {', '.join(EXECUTORS)}",
-            field="executor",
+            f"workers: {workers!r} is not allowed; give an integer >= 1 (1 analyses the "
+            "configurations in this process)",
+            field="workers",
         )
-    workers = check_workers(workers)
     if name == "dask":
         if scheduler is None or not str(scheduler).strip():
             raise MbprofError(
@@ -398,5 +346,6 @@ def make_executor(
             f"scheduler: {scheduler!r} is for the dask executor; add executor 'dask'",
             field="scheduler",
         )
-    count = workers if workers is not None else default_workers()
+    # One worker inside CI ($CI), whose cores are shared with other jobs.
+    count = workers or (1 if os.environ.get("CI") else available_cores())
     return InProcess() if count == 1 else LocalPool(count)

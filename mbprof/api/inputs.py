@@ -1,9 +1,5 @@
-"""What a user asks for, checked once at the API's edge and turned into typed values:
-configurations (``ModelSpec``), memory settings (``MemorySettings``) and latency settings
-resolved for this machine (``ResolvedLatency``). Nothing below the API checks them again.
-
-Errors name the parameter (``width``, ``resolution``, ``dtype``); the CLI names its flags.
-"""
+"""What a user asks for, checked once at the API's edge into typed values (errors name the
+parameter); nothing below the API checks them again."""
 
 from __future__ import annotations
 
@@ -27,16 +23,6 @@ from mbprof.core.settings import (
 
 Resolution = int | str | tuple[int, int]
 
-__all__ = [
-    "MemorySettings",
-    "Resolution",
-    "make_latency_settings",
-    "make_spec",
-    "make_specs",
-    "memory_settings",
-    "resolve_latency",
-]
-
 
 def is_module(value: Any) -> bool:
     torch = sys.modules.get("torch")  # no module can exist before torch is imported
@@ -44,8 +30,7 @@ def is_module(value: Any) -> bool:
 
 
 def _target(model: Any, name: str = "model", label: str | None = None) -> str:
-    """The model's name: a registered name or an import path as it is, an ``nn.Module``
-    instance held under its label (``mbprof.models.user.hold``)."""
+    """The model's name; an ``nn.Module`` instance is held under its label."""
     if is_module(model):
         from mbprof.models.user import hold
 
@@ -65,8 +50,6 @@ def _target(model: Any, name: str = "model", label: str | None = None) -> str:
 
 
 def _input_size(value: Any) -> tuple[int, tuple[int, int]]:
-    """(channels, (height, width)) of ``input_size``: (C, H, W), (N, C, H, W) or an example
-    input tensor (its shape; the batch is the call's own)."""
     dims = tuple(getattr(value, "shape", value)) if not isinstance(value, str) else ()
     if len(dims) == 4:
         dims = dims[1:]
@@ -82,7 +65,6 @@ def _input_size(value: Any) -> tuple[int, tuple[int, int]]:
 
 
 def _kwargs_pairs(kwargs: Any) -> dict[str, Any]:
-    """A dict of builder arguments from a dict or (key, value) pairs; a key twice is refused."""
     if kwargs is None:
         return {}
     if isinstance(kwargs, dict):
@@ -107,14 +89,25 @@ def _kwargs_pairs(kwargs: Any) -> dict[str, Any]:
     return pairs
 
 
-def _classes(num_classes: Any) -> Any:
-    """The bound only: the model registry refuses what is not an integer >= 1."""
-    if isinstance(num_classes, int) and num_classes > MAX_CLASSES:
+def _checked(spec: ModelSpec) -> ModelSpec:
+    """``spec`` (its values parsed already) checked by the model registry, its kwargs as the
+    builder gets them (a 1 given for a bool parameter is True)."""
+    from mbprof.models import check_kwargs, check_spec
+
+    # The bound only: the model registry refuses what is not an integer >= 1.
+    if isinstance(spec.num_classes, int) and spec.num_classes > MAX_CLASSES:
         raise MbprofError(
-            f"num_classes: {num_classes} is too many; give at most {MAX_CLASSES:,}",
+            f"num_classes: {spec.num_classes} is too many; give at most {MAX_CLASSES:,}",
             field="num_classes",
         )
-    return num_classes
+    info = check_spec(spec)
+    return replace(spec, kwargs=tuple(sorted(check_kwargs(info, dict(spec.kwargs)).items())))
+
+
+def _kwargs_and_reparam(kwargs: Any, reparam: Any) -> tuple[tuple[str, Any], ...]:
+    if not isinstance(reparam, bool):
+        raise MbprofError(f"reparam: {reparam!r} is not true or false", field="reparam")
+    return tuple(sorted(_kwargs_pairs(kwargs).items()))
 
 
 def make_spec(
@@ -128,42 +121,26 @@ def make_spec(
     name: str | None = None,
     reparam: bool = False,
 ) -> ModelSpec:
-    """A checked ``ModelSpec``: raises ``MbprofError`` naming any value the model refuses.
-    ``model`` is a registered name, an import path (``mypkg.models:build``, imported here
-    to check its signature) or an ``nn.Module`` instance, measured as it is (in eval mode,
-    its weights kept) and labelled ``name`` (default: its class name). ``input_size``
-    ((C, H, W), (N, C, H, W) or an example input tensor) replaces ``resolution`` and the 3
-    channels of an image. ``reparam``: measure the deployed form (``mbprof.analysis.deploy``)."""
-    from mbprof.models import check_kwargs, check_spec
-
-    if not isinstance(reparam, bool):
-        raise MbprofError(f"reparam: {reparam!r} is not true or false", field="reparam")
+    """A checked ``ModelSpec`` of a registered name, an import path or an ``nn.Module``
+    (labelled ``name``; ``input_size`` replaces ``resolution`` and the 3 image channels)."""
+    pairs = _kwargs_and_reparam(kwargs, reparam)
     channels, resolution = (
         (IMAGE_CHANNELS, parse_resolution(resolution, "resolution"))
         if input_size is None
         else _input_size(input_size)
     )
-    spec = ModelSpec(
-        model=_target(model, label=name),
-        width=parse_positive_float(width, "width"),
-        depth=parse_positive_float(depth, "depth"),
-        resolution=resolution,
-        num_classes=_classes(num_classes),
-        kwargs=tuple(sorted(_kwargs_pairs(kwargs).items())),
-        channels=channels,
-        reparam=reparam,
+    target = _target(model, label=name)
+    width, depth = parse_positive_float(width, "width"), parse_positive_float(depth, "depth")
+    return _checked(
+        ModelSpec(target, width, depth, resolution, num_classes, pairs, channels, reparam)
     )
-    info = check_spec(spec)
-    # As the builder gets them (a 1 given for a bool parameter is True).
-    return replace(spec, kwargs=tuple(sorted(check_kwargs(info, dict(spec.kwargs)).items())))
 
 
 _NUMBER = (numbers.Number, str)  # a lone width or depth: 0.5 or "0.5"
 
 
 def _items(value: Any, name: str, lone: tuple[type, ...], one: Any = None) -> list[Any]:
-    """``value`` as a list: a lone string (or number, or resolution) is one item, not a
-    sequence of letters; an iterable gives its items; nothing at all is refused."""
+    """``value`` as a list: a lone string (or number, or resolution) is one item."""
     if isinstance(value, lone) or (one is not None and one(value)):
         return [value]
     try:
@@ -187,8 +164,7 @@ def _is_pair(value: Any) -> bool:
 
 
 def _listed(model: Any) -> str | tuple[str, Any]:
-    """An item of ``models``: a name, or a module held (a ``(label, module)`` pair labels
-    it) returned with its label, so that two modules under one label can be refused."""
+    """A name, or a module held (a ``(label, module)`` pair labels it) with its label."""
     label = None
     if isinstance(model, tuple) and len(model) == 2 and is_module(model[1]):
         label, model = model
@@ -205,15 +181,9 @@ def make_specs(
     kwargs: dict[str, Any] | None = None,
     reparam: bool = False,
 ) -> list[ModelSpec]:
-    """Every (model, width, depth, resolution), all checked before any is built. A lone
-    value (``models="mobilenet_v2"``, ``widths=1.0``, ``resolutions=224``) is one item.
-    A model is a name, an import path, an ``nn.Module`` (labelled by its class name) or a
-    ``(label, module)`` pair; a module, which has no knobs, is measured as it is at each of
-    ``resolutions``.
-
-    Models without a depth multiplier take only depth 1.0: a sweep over depths
-    gives them one row per (width, resolution).
-    """
+    """Every (model, width, depth, resolution), all checked before any is built; a lone value
+    is one item, a module (or ``(label, module)`` pair) is measured as it is at each
+    resolution, and models without a depth multiplier take only depth 1.0."""
     from mbprof.models import HELD, get_model_info
 
     models = [_listed(m) for m in _items(models, "models", (str,), is_module)]
@@ -230,6 +200,7 @@ def make_specs(
         parse_resolution(r, "resolutions")
         for r in _items(resolutions, "resolutions", (int, str), _is_pair)
     ]
+    pairs = _kwargs_and_reparam(kwargs, reparam)
     specs: list[ModelSpec] = []
     seen: set[ModelSpec] = set()  # a search of 10,000 configurations: no quadratic scan
     for model, width, depth, resolution in itertools.product(models, widths, depths, resolutions):
@@ -237,7 +208,9 @@ def make_specs(
             continue
         if model in HELD:  # a module has no knobs: measured as it is at each resolution
             width = depth = 1.0
-        spec = make_spec(model, width, depth, resolution, num_classes, kwargs, reparam=reparam)
+        spec = _checked(
+            ModelSpec(model, width, depth, resolution, num_classes, pairs, reparam=reparam)
+        )
         try:
             new = spec not in seen
             seen.add(spec)
@@ -262,31 +235,12 @@ def make_latency_settings(
     quantize: str = "none",
     cache_programs: bool = False,
 ) -> ResolvedLatency:
-    """Latency settings checked and resolved for this machine ("auto" device and threads
-    decided, the dtype probed); raises ``MbprofError`` naming any value this machine cannot
-    run. Numbers may be given as text ("2"), as typed on a command line. See
-    ``LatencySettings`` for what each setting means."""
-    return resolve_latency(
-        LatencySettings(
-            device=device,
-            batch=batch,
-            threads=threads,
-            dtype=dtype,
-            backend=backend,
-            channels_last=channels_last,
-            fuse_bn=fuse_bn,
-            min_time_s=min_time_s,
-            warmup=warmup,
-            compile_backend=compile_backend,
-            quantize=quantize,
-            cache_programs=cache_programs,
-        )
-    )
+    """Latency settings checked and resolved for this machine (see ``LatencySettings``)."""
+    return resolve_latency(LatencySettings(**locals()))
 
 
 def resolve_latency(settings: LatencySettings | bool | None) -> ResolvedLatency | None:
-    """``settings`` resolved for this machine (once: resolved settings pass as they are);
-    True means the defaults, False or None no latency."""
+    """``settings`` resolved for this machine; True means the defaults, False or None none."""
     if settings is None or settings is False:
         return None
     if settings is True:
@@ -300,7 +254,6 @@ def resolve_latency(settings: LatencySettings | bool | None) -> ResolvedLatency 
 def memory_of(
     with_memory: bool, mem_dtype: Any = "fp16", chunks: Any = None
 ) -> MemorySettings | None:
-    """The memory settings a call asks for, or None for no memory analysis."""
     if not isinstance(with_memory, bool):
         raise MbprofError(f"with_memory: {with_memory!r} is not true or false", field="with_memory")
     settings = memory_settings(mem_dtype, chunks)

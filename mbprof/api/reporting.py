@@ -1,16 +1,6 @@
-"""The MobileNetV2 paper reproduced in one folder (``reproduce``; ``mbprof reproduce``):
-Table 4 and Table 3 beside mbprof's figures, the width x resolution sweep, the Pareto
-figures, the inconsistencies and a README index.
-
-``prepare_reproduce`` checks everything first (the parts, the folder, the latency settings,
-which configurations this mbprof can build); ``ReproduceRun.write`` measures each
-configuration once and writes the files. The paper's values come from ``mbprof/data``;
-parts whose analyses mbprof does not have (a model not registered) are left out and listed
-in the README, never filled with placeholders. Counts and memory are deterministic (a test
-regenerates them and compares); latency is measured on this machine and changes from run
-to run. The pieces live in ``mbprof.report`` (plan, table4, table3, figures, prose): they format
-what this module measures, and never measure themselves.
-"""
+"""The MobileNetV2 paper reproduced in one folder (``mbprof reproduce``; docs/reproduce.md):
+``prepare_reproduce`` checks everything first, ``ReproduceRun.write`` measures each
+configuration once and has ``mbprof.report`` write the files."""
 
 from __future__ import annotations
 
@@ -24,26 +14,12 @@ from mbprof.api.inputs import make_latency_settings, make_spec, memory_settings
 from mbprof.api.single import memory
 from mbprof.api.sweep import CompareRun, accuracy_for, rows_to_frame
 from mbprof.core.errors import MbprofError
-from mbprof.core.records import CountReport, MemoryReport, ModelSpec
-from mbprof.report import folder
+from mbprof.core.records import CountReport, ModelSpec
+from mbprof.report import folder, plan, prose
 from mbprof.report.figures import write_figures
 from mbprof.report.folder import ReproduceResult, csv_text, write_file
-from mbprof.report.plan import (
-    PARTS,
-    check_out,
-    check_parts,
-    leave_out,
-    registered,
-    rows_of,
-    sweep_configs,
-    wanted_configs,
-)
-from mbprof.report.prose import (
-    environment_text,
-    inconsistencies_markdown,
-    load_text,
-    readme_markdown,
-)
+from mbprof.report.plan import PARTS
+from mbprof.report.prose import readme_markdown
 from mbprof.report.table3 import write_table3
 from mbprof.report.table4 import write_table4
 from mbprof.report.timm_flops import TimmCounts, timm_rows
@@ -68,9 +44,7 @@ LATENCY_DEFAULTS: dict[str, Any] = {
 
 
 def report_latency(options: dict[str, Any] | None = None) -> ResolvedLatency:
-    """The latency settings of the CPU column: ``LATENCY_DEFAULTS`` updated with
-    ``options``, checked and resolved for this machine (``MbprofError`` names a setting it
-    cannot run)."""
+    """The CPU column's latency settings: ``LATENCY_DEFAULTS`` updated with ``options``."""
     return make_latency_settings(**{**LATENCY_DEFAULTS, **(options or {})})
 
 
@@ -82,9 +56,7 @@ def measure_configs(
     on_start: Callable[[ModelSpec], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> pd.DataFrame:
-    """One comparison row per configuration, in the order of ``specs``, with published
-    accuracy joined, peak activation memory in fp16 (``with_memory``) and latency measured
-    with ``latency`` (None: not timed)."""
+    """One comparison row per configuration, accuracy joined, fp16 memory, timed with ``latency``."""
     if not specs:  # nothing to measure: not even the machine reference that timing needs
         return rows_to_frame([])
     run = CompareRun(
@@ -102,7 +74,6 @@ def measure_configs(
 
 
 def machine_load() -> tuple[float, float] | None:
-    """The load average over 1 and 5 minutes (None where the system does not say)."""
     try:
         one, five, _ = os.getloadavg()
     except OSError:
@@ -111,11 +82,10 @@ def machine_load() -> tuple[float, float] | None:
 
 
 def usable_specs(configs: Sequence[ModelSpec], left_out: list[str]) -> list[ModelSpec]:
-    """The configurations this mbprof can build, checked (``make_spec``); the others are
-    added to ``left_out``, one line per model (or model and width) with the reason."""
+    """The configurations this mbprof can build; the others go to ``left_out`` with why."""
     kept, missing = [], {}
     for spec in dict.fromkeys(configs):
-        if not registered(spec.model):
+        if not plan.registered(spec.model):
             missing.setdefault(spec.model, "not registered in this mbprof")
             continue
         try:
@@ -123,7 +93,7 @@ def usable_specs(configs: Sequence[ModelSpec], left_out: list[str]) -> list[Mode
         except MbprofError as exc:
             missing.setdefault(f"{spec.model} {spec.width:g}", str(exc))
     for name, why in missing.items():
-        leave_out(left_out, f"{name}: {why}")
+        plan.leave_out(left_out, f"{name}: {why}")
     return kept
 
 
@@ -143,8 +113,7 @@ def _bn_params(model: str, width: float) -> int:
 
 
 def timm_counts() -> list[TimmCounts]:
-    """mbprof's counts for the lines of timm's model index (``mbprof.report.timm_flops``):
-    each architecture at the index's 224x285 input with one class, and at 224x224."""
+    """mbprof's counts for the lines of timm's model index (``mbprof.report.timm_flops``)."""
     from mbprof.api.single import profile_spec
 
     def counted(spec: ModelSpec) -> CountReport:
@@ -175,16 +144,9 @@ def timm_counts() -> list[TimmCounts]:
     return found
 
 
-def _memory_at_224(model: str, width: float) -> MemoryReport:
-    """mbprof's activation memory of one network as Table 3 has it: 224x224, fp16."""
-    return memory(model, width, resolution=224, mem_dtype="fp16")
-
-
 @dataclass
 class ReproduceRun:
-    """A run of ``reproduce``, checked before anything is measured: the folder, the parts,
-    the configurations to measure (``specs``, in the order the files list them) and the
-    latency settings (None: not timed)."""
+    """A run of ``reproduce``, checked before anything is measured."""
 
     out: Path
     parts: tuple[str, ...]
@@ -195,7 +157,6 @@ class ReproduceRun:
 
     @property
     def total(self) -> int:
-        """Configurations this run measures, the phone study's included."""
         return len(self.specs) + (len(self.phone.specs) if self.phone else 0)
 
     def write(
@@ -203,9 +164,7 @@ class ReproduceRun:
         on_start: Callable[[ModelSpec], None] | None = None,
         on_done: Callable[[dict[str, Any]], None] | None = None,
     ) -> ReproduceResult:
-        """Measure every configuration (``on_start(spec)`` and ``on_done(row)`` around
-        each) and write the folder. Its new files are staged inside it and moved into
-        place at the end: a run that fails or is interrupted changes nothing there."""
+        """Measure every configuration and write the folder (staged: a failure changes nothing)."""
         result = ReproduceResult(out=self.out, left_out=list(self.left_out))
         load_at_start = machine_load()
         frame = measure_configs(
@@ -216,7 +175,8 @@ class ReproduceRun:
             on_done=on_done,
         )
         phone_rows = self.phone.measure(on_start, on_done) if self.phone else []
-        owned = check_out(self.out, self.parts)  # again: a file may have been edited meanwhile
+        # Checked again: a file may have been edited meanwhile.
+        owned = plan.check_out(self.out, self.parts)
         created = folder.make_folder(self.out)
         stage = folder.stage(self.out)
         try:
@@ -224,9 +184,11 @@ class ReproduceRun:
             if self.phone is not None:
                 from mbprof.report.phone import write_phone
 
-                phone_env = environment_text(rows_to_frame(phone_rows))
+                phone_env = prose.environment_text(rows_to_frame(phone_rows))
                 write_phone(stage, phone_rows, result, phone_env, self.phone.missing)
-            readme = readme_markdown(result, frame, t4, load_text(load_at_start, machine_load()))
+            readme = readme_markdown(
+                result, frame, t4, prose.load_text(load_at_start, machine_load())
+            )
             (stage / "README.md").write_text(readme, encoding="utf-8")
             result.files.insert(0, ("README.md", "This index"))
             folder.install(stage, self.out, owned)
@@ -238,13 +200,20 @@ class ReproduceRun:
     def _write_parts(
         self, stage: Path, frame: pd.DataFrame, result: ReproduceResult
     ) -> pd.DataFrame | None:
-        """Each part's files, in the order the README lists them; returns Table 4."""
         parts = self.parts
         t4 = None
         if "table4" in parts:
-            t4 = write_table4(stage, frame, environment_text(frame), result, _bn_params)
-        table3_text = write_table3(stage, result, _memory_at_224) if "table3" in parts else None
-        sweep = rows_of(frame, sweep_configs()) if {"sweep", "figures"} & set(parts) else frame
+            t4 = write_table4(stage, frame, prose.environment_text(frame), result, _bn_params)
+        table3_text = None
+        if "table3" in parts:  # Table 3's memory: 224x224, fp16
+            table3_text = write_table3(
+                stage, result, lambda m, w: memory(m, w, resolution=224, mem_dtype="fp16")
+            )
+        sweep = (
+            plan.rows_of(frame, plan.sweep_configs())
+            if {"sweep", "figures"} & set(parts)
+            else frame
+        )
         if "sweep" in parts:
             write_file(
                 stage,
@@ -263,7 +232,7 @@ class ReproduceRun:
             write_file(
                 stage,
                 "inconsistencies.md",
-                inconsistencies_markdown(t4, table3_text, timm_counts()),
+                prose.inconsistencies_markdown(t4, table3_text, timm_counts()),
                 result,
                 "Where the paper's tables disagree with themselves, and why mbprof differs",
             )
@@ -277,21 +246,17 @@ def prepare_reproduce(
     latency: bool = True,
     latency_options: dict[str, Any] | None = None,
 ) -> ReproduceRun:
-    """Everything ``reproduce`` will do, checked first: ``parts`` (some of ``PARTS``), the
-    folder ``out`` (new, empty, or one mbprof wrote: there only its own files are replaced
-    or removed, never the user's), the latency settings (the CPU column's defaults updated
-    with ``latency_options``, resolved for this machine) and the configurations this mbprof
-    can build (the others are listed as left out)."""
-    parts = check_parts(parts)
+    """Everything ``reproduce`` will do, checked first (``out``: new, empty, or mbprof's)."""
+    parts = plan.check_parts(parts)
     out = Path(out)
-    check_out(out, parts)
+    plan.check_out(out, parts)
     left_out: list[str] = []
     resolved = None
     if latency:
         resolved = report_latency(latency_options)  # refuse what this machine cannot run, now
     else:
         left_out.append("latency (CPU here): not measured in this run (--no-latency)")
-    specs = usable_specs(wanted_configs(parts), left_out)
+    specs = usable_specs(plan.wanted_configs(parts), left_out)
     phone = None
     if "phone" in parts and resolved is not None:
         from mbprof.api.timing import prepare_phone
@@ -310,8 +275,7 @@ def reproduce(
     on_start: Callable[[ModelSpec], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> ReproduceResult:
-    """Write ``out`` from scratch: Table 4, Table 3 (with memory analysis), the sweep, the
-    Pareto figures, the inconsistencies and a README index (see ``prepare_reproduce`` for
-    what is checked first and ``ReproduceRun.write`` for the writing)."""
+    """Write ``out``: Table 4, Table 3, the sweep, the Pareto figures, the inconsistencies
+    and a README index."""
     run = prepare_reproduce(out, parts=parts, latency=latency, latency_options=latency_options)
     return run.write(on_start=on_start, on_done=on_done)

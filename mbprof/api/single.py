@@ -1,8 +1,5 @@
-"""One configuration: its counts and memory (``measure``: built once, traced once), seen
-as a profile (``profile``) or as rows of a comparison (``measure_rows``, which a sweep's
-workers and ``check`` call); its activation memory alone (``memory``), its latency
-(``bench``) and a real run's memory (``measure_memory_spec``). Settings come checked once
-(``inputs``)."""
+"""One configuration: counts and memory (built once, traced once) as a profile or as rows,
+its memory alone, its latency and a real run's memory."""
 
 from __future__ import annotations
 
@@ -63,9 +60,7 @@ def _quiet(_text: str) -> None:
 
 @dataclass(frozen=True)
 class Measured:
-    """A configuration's counts and memory: its model (built once, with the notes on how
-    it was sized), its counts, a memory report (or the failure that stopped it) per
-    memory settings asked for, and the meta-device trace that all of them read."""
+    """A configuration's model, counts, memory report (or failure) per settings, and trace."""
 
     built: Built
     counts: CountReport
@@ -83,14 +78,8 @@ def measure(
     stop_on: tuple[type[BaseException], ...] = (),
     engine: str = "fvcore",
 ) -> Measured:
-    """What ``profile`` and a sweep's row measure: the model of ``spec`` built once
-    (guarded for ``batch`` images), traced once on the meta device (mbprof's own models:
-    the trace that sized them; others: the first memory analysis' trace), that trace read
-    by the memory analysis with each of ``memories`` and by the counting. A memory analysis
-    that fails with one of ``ROW_FAILURES`` is kept as its failure, unless it is one of
-    ``stop_on`` (a model that cannot be traced is kept all the same: the memory is then the
-    part missing, never the counts); a failure to build or count is raised. ``engine``
-    counts (``count``'s)."""
+    """The model of ``spec`` built once, traced once, read by the memory analysis with each
+    of ``memories`` (a failure kept unless in ``stop_on``) and by the counting."""
     from mbprof.analysis.counting import count
     from mbprof.analysis.memory import analyze
 
@@ -127,11 +116,8 @@ def profile_spec(
     chunks: int | str | None = None,
     engine: str = "fvcore",
 ) -> Profile:
-    """Build the model of ``spec`` once, count its MAdds and parameters (and its FLOPs in
-    the 2-per-multiply-add convention, ``mbprof.analysis.flops``) and (``with_memory``)
-    analyse its activation memory in ``mem_dtype`` with T = ``chunks`` (None: one channel
-    a chunk), all from one meta-device trace (``measure``). ``engine``: what counts,
-    "fvcore" or "dispatch" (``mbprof.analysis.counting``)."""
+    """Count the MAdds, parameters and FLOPs of ``spec`` and (``with_memory``) analyse its
+    activation memory, all from one meta-device trace; ``engine``: "fvcore" or "dispatch"."""
     from mbprof.analysis.flops import count_flops
 
     memory = memory_of(with_memory, mem_dtype, chunks)
@@ -162,13 +148,8 @@ def measure_rows(
     stop_on: tuple[type[BaseException], ...] = (),
     engine: str = "fvcore",
 ) -> list[dict[str, Any]]:
-    """One row per (memory settings, latency settings) request of one configuration, the
-    model built, traced and counted once for all of them (``measure``). A configuration
-    that does not fit or fails to run gets an ``error`` in every row (or in the row whose
-    memory or latency failed, its other figures kept), unless its failure is one of
-    ``stop_on``, which is raised (``check`` stops on a model that cannot be measured
-    rather than judging it; one whose memory cannot be traced is judged, that limit failed).
-    ``engine`` counts (``count``'s)."""
+    """One row per (memory, latency) request of one configuration, built and counted once;
+    a failure is the rows' ``error`` unless it is one of ``stop_on``."""
     say = on_phase or _quiet
     base = identity_row(spec)
     batch = max([latency.batch for _, latency in requests if latency is not None] or [1])
@@ -191,42 +172,27 @@ def measure_rows(
                 errors.append(failure_text(report))
             else:
                 row.update(memory_columns(report))
-        if latency is not None:
-            model, madds = measured.built.model, measured.counts.madds
-            timed = _latency_columns(spec, model, latency, madds, say, stop_on, weights)
-            errors.append(timed.pop("error", ""))
-            row.update(timed)
+        if latency is not None:  # mbprof's own models calibrated first (timing_ready)
+            from mbprof.analysis.latency.harness import time_model
+            from mbprof.analysis.latency.machine import environment
+
+            say(f"timing {latency.backend}")
+            shape = spec.input_shape(latency.batch)
+            try:
+                model = timing_ready(spec, measured.built.model, weights)
+                with running(spec, f"timing it with {latency.backend}"):
+                    timing = time_model(model, shape, latency, madds=measured.counts.madds)
+            except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C still stops
+                if isinstance(exc, stop_on):
+                    raise
+                row.update(environment_columns(environment(latency)))
+                errors.append(failure_text(exc))
+            else:
+                row.update(latency_columns(timing))
         if any(errors):
             row["error"] = "; ".join(e for e in errors if e)
         rows.append(row)
     return rows
-
-
-def _latency_columns(
-    spec: ModelSpec,
-    model: Any,
-    latency: ResolvedLatency,
-    madds: int,
-    say: Callable[[str], None],
-    stop_on: tuple[type[BaseException], ...] = (),
-    weights: str | Path | None = None,
-) -> dict[str, Any]:
-    """Latency and its environment (mbprof's own models calibrated first: ``timing_ready``);
-    a run that fails (out of memory, an export error) leaves its ``error`` and the
-    environment it was asked for."""
-    from mbprof.analysis.latency.harness import time_model
-    from mbprof.analysis.latency.machine import environment
-
-    say(f"timing {latency.backend}")
-    try:
-        model = timing_ready(spec, model, weights)
-        with running(spec, f"timing it with {latency.backend}"):
-            timing = time_model(model, spec.input_shape(latency.batch), latency, madds=madds)
-    except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C still stops
-        if isinstance(exc, stop_on):
-            raise
-        return {**environment_columns(environment(latency)), "error": failure_text(exc)}
-    return latency_columns(timing)
 
 
 def memory_spec(
@@ -236,8 +202,7 @@ def memory_spec(
     chunks: int | str | None = None,
     batch: int = 1,
 ) -> MemoryReport:
-    """Activation memory of ``spec`` (see ``mbprof.analysis.memory`` for what it counts),
-    from a model built on the meta device."""
+    """Activation memory of ``spec``, from a model built on the meta device."""
     from mbprof.analysis.memory import analyze
 
     settings = memory_settings(mem_dtype, chunks)
@@ -251,8 +216,7 @@ def memory_spec(
 def measure_memory_spec(
     spec: ModelSpec, *, mem_dtype: str = "fp16", batch: int = 1, device: str = "cpu"
 ) -> MeasuredMemory:
-    """Run one real forward pass of ``spec`` and measure its activation storages
-    (see ``mbprof.analysis.memory.measured``)."""
+    """Run one real forward pass of ``spec`` and measure its activation storages."""
     from mbprof.analysis.memory.measured import measure_memory
 
     mem_dtype = parse_mem_dtype(mem_dtype)
@@ -269,10 +233,8 @@ def bench_spec(
     madds: int | None = None,
     layers: bool = False,
 ) -> BenchResult:
-    """Build the model of ``spec`` once and measure its latency with ``settings``
-    (resolved here unless they already are: ``make_latency_settings``). mbprof's own
-    models are calibrated first (``timing_ready``). ``layers``: also where the time goes,
-    layer by layer, on the same backend (eager or onnxruntime; see ``LayerProfile``)."""
+    """Build the model of ``spec`` once and measure its latency with ``settings``;
+    ``layers``: also where the time goes, layer by layer (``LayerProfile``)."""
     from mbprof.analysis.latency.harness import time_model
 
     resolved = resolve_latency(settings if settings is not None else True)
@@ -306,10 +268,7 @@ def bench_spec(
 
 
 def _one_configuration(spec_function: Callable[..., Any], doc: str) -> Callable[..., Any]:
-    """The convenience form of ``spec_function(spec, **options)``: it takes
-    ``make_spec``'s parameters (model, width, depth, resolution, num_classes, kwargs), makes
-    and checks the spec, and passes the function's own options on. Its signature says both,
-    for ``help()`` and editors."""
+    """``spec_function`` taking ``make_spec``'s parameters, its signature saying both."""
     config = inspect.signature(make_spec)
     own = list(inspect.signature(spec_function).parameters.values())[1:]  # after the spec
 

@@ -1,19 +1,6 @@
-"""Many configurations, one row each: ``compare`` and the row measurement that ``check``
-and ``reproduce`` share. A row's model is built once (sized on the meta device, then
-built for real) and counted once, whatever memory and latency settings it is asked for.
-
-A sweep runs in two phases. The analysis (counts and memory) of every configuration comes
-first: from the result cache where it holds the row (``api.cache``), else in this process,
-in worker processes or on a dask cluster (``api.executors``), the rows put back in the
-sweep's order. The latency phase follows, in this process, one configuration after
-another (``time_rows``): timings taken side by side would disturb each other. Within that
-phase configurations are timed interleaved, a group at a time (round-robin rounds, so that a
-burst of load hits every row of the group alike). For that phase a configuration's model is
-built again: keeping every model of a large sweep alive until it is timed would cost far
-more memory than building one costs time.
-
-Rows have the columns of ``mbprof.frame.columns``; ``mbprof.frame.rows`` writes them.
-"""
+"""Many configurations, one row each, in two phases (docs/sweeps.md): the analysis (cached,
+or by an executor), then the latency, in this process, interleaved a group at a time, each
+model built again (holding every model of a large sweep would cost more than building)."""
 
 from __future__ import annotations
 
@@ -41,12 +28,7 @@ if TYPE_CHECKING:
 
     from mbprof.frame.accuracy import AccuracyTable
 
-# --------------------------------------------------------------------------- the latency phase
-
-
-# Configurations timed interleaved together (``api.timing``): all their models are held
-# at once, so a large sweep is timed a group at a time; within a group a burst of load hits
-# every row alike.
+# Configurations timed interleaved together: all their models are held at once.
 TIMING_GROUP = 16
 
 
@@ -62,14 +44,8 @@ def time_rows(
     on_phase: Callable[[str], None] | None = None,
     group: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The latency phase of a sweep, in this process: each analysed row of ``rows`` with
-    its configuration's latency and environment columns added (a row without counts is
-    passed on as it is; one whose memory alone failed is timed, both errors kept). Rows are timed interleaved (``api.timing.interleaved_latency``:
-    round-robin rounds, outlier rounds measured again), ``group`` configurations at a time
-    (default ``TIMING_GROUP``),
-    and yielded in order once their group is timed. With a ``cache`` that keeps latency, a
-    timing is read from it under the row's analysis key in ``keys`` and the whole
-    environment."""
+    """Each analysed row with its latency columns added (a row without counts passed on),
+    timed interleaved ``group`` configurations at a time, yielded in order."""
     from mbprof.analysis.latency.machine import machine_peak_gflops
 
     say = on_phase or (lambda _text: None)
@@ -95,7 +71,22 @@ def time_rows(
             todo.append(i)
         if todo and on_start is not None:
             on_start(specs[todo[0]])
-        timed.update(_timed_group(specs, rows, todo, latency, weights, say))
+        jobs, indices = [], []
+        for i in todo:
+            say(f"building {specs[i].label} to time it")
+            try:
+                model = build_sized(specs[i], weights=weights, batch=latency.batch).model
+            except ROW_FAILURES as exc:
+                timed[i] = {"error": failure_text(exc)}
+                continue
+            jobs.append((specs[i], model, rows[i]["madds"]))
+            indices.append(i)
+        if jobs:
+            from mbprof.api.timing import interleaved_latency
+
+            columns = interleaved_latency(jobs, latency, weights=weights, on_phase=say)
+            timed.update(zip(indices, columns, strict=True))
+        jobs = model = None  # dropped before the rows are handed on
         for i in todo:
             if i in timed_keys and not timed[i].get("error"):
                 cache.put(timed_keys[i], timed[i])
@@ -108,43 +99,10 @@ def time_rows(
             yield row
 
 
-def _timed_group(
-    specs: Sequence[ModelSpec],
-    rows: Sequence[dict[str, Any]],
-    todo: Sequence[int],
-    latency: ResolvedLatency,
-    weights: str | Path | None,
-    say: Callable[[str], None],
-) -> dict[int, dict[str, Any]]:
-    """The latency columns of the rows ``todo``, their models built again and timed
-    interleaved; a model that cannot be built gets its ``error``."""
-    from mbprof.api.timing import interleaved_latency
-
-    columns: dict[int, dict[str, Any]] = {}
-    jobs, indices = [], []
-    for i in todo:
-        say(f"building {specs[i].label} to time it")
-        try:
-            model = build_sized(specs[i], weights=weights, batch=latency.batch).model
-        except ROW_FAILURES as exc:
-            columns[i] = {"error": failure_text(exc)}
-            continue
-        jobs.append((specs[i], model, rows[i]["madds"]))
-        indices.append(i)
-    if jobs:
-        timed = interleaved_latency(jobs, latency, weights=weights, on_phase=say)
-        columns.update(zip(indices, timed, strict=True))
-    return columns
-
-
-# --------------------------------------------------------------------------- a sweep
-
-
 @dataclass
 class CompareRun:
-    """A sweep, checked before anything is measured: its configurations, settings and the
-    accuracy table to join, where the analysis runs (``executor``: None for this process)
-    and the result cache (None: none). ``rows()`` measures; ``frame(rows)`` joins accuracy."""
+    """A sweep, checked before anything is measured: ``rows()`` measures, ``frame(rows)``
+    joins accuracy."""
 
     specs: list[ModelSpec]
     memory: MemorySettings | None
@@ -162,17 +120,29 @@ class CompareRun:
         on_start: Callable[[ModelSpec], None] | None = None,
         on_phase: Callable[[str], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Yield one row per configuration, in the sweep's order, as each is finished (for
-        progress bars, and for keeping finished rows when a sweep is interrupted): the
-        analysis of every configuration first, then, with latency settings, the timings."""
-        keys = [self._key(spec) for spec in self.specs]
+        """Yield one row per configuration, in the sweep's order, as each is finished."""
+        keys = [
+            None if self.cache is None else analysis_key(s, self.memory, self.weights, self.engine)
+            for s in self.specs
+        ]
+        analysed = analysed_rows(
+            self.specs,
+            self.memory,
+            keys,
+            weights=self.weights,
+            executor=self.executor,
+            cache=self.cache,
+            on_start=on_start if self.latency is None else None,
+            on_phase=on_phase,
+            warn=self._say,
+            engine=self.engine,
+        )
         if self.latency is None:
-            yield from self.analysed_rows(keys, on_start, on_phase)
+            yield from analysed
             return
-        analysed = list(self.analysed_rows(keys, None, on_phase))
         yield from time_rows(
             self.specs,
-            analysed,
+            list(analysed),
             self.latency,
             weights=self.weights,
             cache=self.cache,
@@ -181,43 +151,17 @@ class CompareRun:
             on_phase=on_phase,
         )
 
-    def _key(self, spec: ModelSpec) -> dict[str, Any] | None:
-        if self.cache is None:
-            return None
-        return analysis_key(spec, self.memory, self.weights, self.engine)
-
     def _say(self, text: str) -> None:
         if text not in self._warned:
             self._warned.add(text)
             (self.warn or functools.partial(warnings.warn, category=RuntimeWarning))(text)
-
-    def analysed_rows(
-        self,
-        keys: Sequence[dict[str, Any] | None],
-        on_start: Callable[[ModelSpec], None] | None = None,
-        on_phase: Callable[[str], None] | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """The analysis phase (``api.analysis_phase.analysed_rows``)."""
-        return analysed_rows(
-            self.specs,
-            self.memory,
-            keys,
-            weights=self.weights,
-            executor=self.executor,
-            cache=self.cache,
-            on_start=on_start,
-            on_phase=on_phase,
-            warn=self._say,
-            engine=self.engine,
-        )
 
     def frame(self, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         """The rows as a frame, with published accuracy joined."""
         return add_accuracy(rows_to_frame(rows), self.accuracy)
 
     def check_top1(self, option: str) -> None:
-        """Refuse, before any counting, a top-1 plot of configurations none of which has a
-        published top-1 (``option`` names what asked for the plot)."""
+        """Refuse a top-1 plot of configurations none of which has a published top-1."""
         from mbprof.frame.accuracy import check_plottable
 
         check_plottable(self.accuracy, self.specs, option)
@@ -240,15 +184,8 @@ def prepare_compare(
     warn: Callable[[str], None] | None = None,
     engine: str = "fvcore",
 ) -> CompareRun:
-    """Everything ``compare`` will do with the configurations ``specs`` (from
-    ``make_specs``), checked first: memory and latency settings (resolved for this machine),
-    the accuracy table (True: the published figures mbprof ships; a CSV path: that file's
-    first; False: none), where the analysis runs (``executor`` "local" with ``workers``
-    processes, None for the cores available, 1 for this process; or "dask" on the cluster
-    whose ``scheduler`` address is given, connected to now) and the result cache (True:
-    ``cache_dir()``; a folder; False: none; ``cache_latency`` keeps timings there too).
-    ``warn`` receives warnings (an unwritable cache); Python's ``warnings`` by default.
-    ``engine``: what counts, "fvcore" or "dispatch" (``mbprof.analysis.counting``)."""
+    """Everything ``compare`` will do with ``specs``, checked first (docs/sweeps.md explains
+    the executors and the cache)."""
     memory = memory_of(with_memory, mem_dtype, chunks)
     engine = parse_choice(engine, "engine", ENGINES)
     resolved = resolve_latency(latency)
@@ -280,8 +217,7 @@ def iter_compare(
     latency: LatencySettings | None = None,
     on_phase: Callable[[str], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield one row per configuration of ``specs`` as it is measured. With ``latency``
-    (settings from ``make_latency_settings``) each row also holds its timing."""
+    """Yield one row per configuration of ``specs`` as it is measured (timed with ``latency``)."""
     run = CompareRun(
         list(specs),
         memory_of(with_memory, mem_dtype, chunks),
@@ -302,13 +238,8 @@ def compare(
     kwargs: dict[str, Any] | None = None,
     **options: Any,
 ) -> pd.DataFrame:
-    """One row per (model, width, depth, resolution) (``make_specs``: a lone value is one
-    item, ``models="mobilenet_v2"``; a model may be an ``nn.Module``) with MAdds, params and peak activation memory,
-    materialized and memory-efficient; ``options`` are ``prepare_compare``'s:
-    ``with_memory``, ``mem_dtype``, ``chunks`` (T, None for one channel a chunk),
-    ``latency`` (True for the default settings, or a ``LatencySettings``: each
-    configuration also timed on this machine, as ``mbprof compare`` does by default),
-    ``accuracy`` (published top-1 joined), ``weights`` and ``engine`` (what counts)."""
+    """One row per (model, width, depth, resolution) of ``make_specs`` with MAdds, params and
+    peak activation memory; ``options`` are ``prepare_compare``'s."""
     specs = make_specs(models, widths, depths, resolutions, num_classes, kwargs)
     run = prepare_compare(specs, **options)
     return run.frame(run.rows())
@@ -321,7 +252,7 @@ def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def accuracy_for(accuracy: bool | str | Path | None) -> AccuracyTable | None:
-    """The ``AccuracyTable`` that ``accuracy`` asks for (read and checked now), or None."""
+    """The ``AccuracyTable`` that ``accuracy`` asks for, or None."""
     from mbprof.frame import accuracy as published
 
     if accuracy is False or accuracy is None:
@@ -330,7 +261,6 @@ def accuracy_for(accuracy: bool | str | Path | None) -> AccuracyTable | None:
 
 
 def add_accuracy(frame: pd.DataFrame, table: AccuracyTable | None) -> pd.DataFrame:
-    """``frame`` with published accuracy joined (unchanged when ``table`` is None)."""
     from mbprof.frame import accuracy as published
 
     return frame if table is None else published.join(frame, table)

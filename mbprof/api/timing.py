@@ -1,27 +1,6 @@
-"""Latency through the API, with the harness of ``mbprof.analysis.latency.harness``:
-
-- ``interleaved_latency``: what a sweep calls once for all its rows (``mbprof compare``,
-  ``mbprof check``), so that a burst of load on a shared machine hits every row alike and
-  an outlier round is measured again::
-
-      jobs = [(spec, model, madds), ...]            # built and counted by the sweep
-      columns = interleaved_latency(jobs, latency)  # one dict per job, in order
-      row.update(columns[i])
-
-  Each dict holds the latency columns of ``mbprof.frame.rows.latency_columns`` (figures,
-  verdict and environment), or, for a configuration that failed to prepare or to run, its
-  environment and an ``error``.
-- ``prepare_phone``: the measurements of ``reproduce``'s phone section
-  (``mbprof.report.phone`` formats them): every configuration with a published phone
-  latency, built once with fixed weights (seed ``SEED``, batch-norm statistics calibrated:
-  ``mbprof.models.calibration``) and timed on one thread by each runtime, batch 1, fp32
-  input: eager (as the report's CPU column runs it: batch norm folded, channels-last);
-  onnxruntime and executorch in int8, each of which times its fp32 program too. Lowered
-  programs are kept in mbprof's cache folder (``cache_programs``): the study lowers about
-  58 of them, seconds each, and a second run reuses them. A runtime that is not installed
-  is left out (and said so); a configuration that fails on one runtime gets an ``error``
-  in that series' rows and the others go on.
-"""
+"""Latency through the API: ``interleaved_latency`` (a sweep's rows timed round-robin, so a
+burst of load hits every row alike) and the phone study of ``reproduce`` (``prepare_phone``:
+fixed weights, one thread, eager and int8 runtimes, lowered programs cached)."""
 
 from __future__ import annotations
 
@@ -41,8 +20,7 @@ from mbprof.frame.rows import environment_columns, failure_text, identity_row, l
 if TYPE_CHECKING:
     from torch import nn
 
-# One configuration to time: its spec, its model (built once by the sweep) and its MAdds
-# per image (counted by the sweep).
+# One configuration to time: its spec, its model and its MAdds per image.
 TimingJob = tuple[ModelSpec, "nn.Module", int]
 
 
@@ -55,13 +33,8 @@ def interleaved_latency(
     on_phase: Callable[[str], None] | None = None,
     stop_on: tuple[type[BaseException], ...] = (),
 ) -> list[dict[str, Any]]:
-    """The latency columns of every job, measured interleaved with the resolved settings
-    ``latency`` (``make_latency_settings``): ``latency.min_time_s`` of timed runs per
-    configuration, split into ``rounds`` round-robin rounds (default
-    ``harness.ROUNDS``). mbprof's own models are calibrated first unless ``weights``
-    were loaded (``timing_ready``). A configuration that fails gets its environment and an
-    ``error``, unless its failure is one of ``stop_on``, which is raised (after the other
-    configurations are measured)."""
+    """The latency columns of every job, timed interleaved in ``rounds`` round-robin rounds;
+    a failure is its row's ``error`` unless one of ``stop_on`` (raised after the others)."""
     from mbprof.analysis.latency import harness
     from mbprof.analysis.latency.machine import environment
 
@@ -91,9 +64,6 @@ def interleaved_latency(
     ]
 
 
-# --------------------------------------------------------------------------- the phone study
-
-
 SEED = 0
 # (settings, the series its latency gives, the series its fp32 reference gives)
 RUNS: tuple[tuple[dict[str, Any], str, str | None], ...] = (
@@ -109,9 +79,8 @@ RUNS: tuple[tuple[dict[str, Any], str, str | None], ...] = (
 
 @dataclass
 class PhoneRun:
-    """The phone study, checked before anything is measured: its configurations, the
-    runtimes it can time here (resolved settings and the series each gives) and those it
-    cannot, with why."""
+    """The phone study, checked first: configurations, runtimes (settings, series) and those
+    missing here, with why."""
 
     specs: list[ModelSpec]
     runs: list[tuple[ResolvedLatency, str, str | None]]
@@ -122,8 +91,7 @@ class PhoneRun:
         on_start: Callable[[ModelSpec], None] | None = None,
         on_done: Callable[[dict[str, Any]], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """One row per configuration and series: ``series``, ``latency_ms`` (or an
-        ``error``), ``madds`` and the environment."""
+        """One row per configuration and series."""
         rows: list[dict[str, Any]] = []
         for spec in self.specs:
             if on_start is not None:
@@ -176,8 +144,7 @@ class PhoneRun:
 
 
 def prepare_phone(specs: Sequence[ModelSpec], min_time_s: float = 1.0) -> PhoneRun:
-    """The phone study of ``specs`` (``mbprof.report.phone.phone_configs``), its runtimes
-    resolved for this machine now; one that cannot run here is left out with why."""
+    """The phone study of ``specs``, its runtimes resolved for this machine now."""
     runs, missing = [], []
     for options, main, ref in RUNS:
         try:

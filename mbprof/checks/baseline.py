@@ -1,11 +1,5 @@
-"""Baselines: a saved comparison frame as a regression guard.
-
-A baseline is the JSON document that ``mbprof compare --json FILE`` writes (its first
-table, one row per configuration, with the columns of ``mbprof.frame.columns``), or the same
-frame as CSV. Each figure in it becomes a limit on a fresh measurement of the same
-configuration under the same settings, with a per-metric tolerance: the fresh figure
-passes while ``fresh <= saved x (1 + tolerance)``. Pure: no measuring here.
-"""
+"""Baselines: each figure of a saved comparison frame (``compare --json``) a limit on a fresh
+measurement, passing while ``fresh <= saved x (1 + tolerance)``."""
 
 from __future__ import annotations
 
@@ -13,7 +7,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mbprof.checks.limits import Budget, Limit
+from mbprof.checks.limits import Budget, Limit, latency_settings
 from mbprof.core.errors import MbprofError
 from mbprof.core.settings import parse_chunks, parse_mem_dtype
 from mbprof.core.units import parse_percent
@@ -38,16 +32,13 @@ COLUMN_KEYS = {
 
 
 def default_tolerances() -> dict[str, float]:
-    """Frame column -> tolerance in percent."""
     return {col: pct for cols, pct in TOLERANCE_GROUPS.values() for col in cols}
 
 
 def tolerances_for(
     groups: Mapping[str, float | str] | None, what: str = "tolerances"
 ) -> dict[str, float]:
-    """{'latency': 20.0, 'madds': '1%'} -> frame column -> tolerance in percent: the
-    defaults, with those groups (madds, params, memory, latency) changed. A tolerance is a
-    number of percent (20.0) or a percentage ('20%'), >= 0."""
+    """{'latency': 20.0, 'madds': '1%'} -> frame column -> tolerance: the defaults, changed."""
     tolerances = default_tolerances()
     for group, value in (groups or {}).items():
         if group not in TOLERANCE_GROUPS:
@@ -74,8 +65,7 @@ def _percent(value: float | str, what: str) -> float:
 def parse_tolerance_items(
     items: Iterable[str] | None, option: str = "--tolerance"
 ) -> dict[str, float]:
-    """['latency=20%', 'madds=1%'] -> {'latency': 20.0, 'madds': 1.0} (a group given twice:
-    the last one)."""
+    """['latency=20%', 'madds=1%'] -> {'latency': 20.0, 'madds': 1.0}."""
     groups: dict[str, float] = {}
     for item in items or []:
         group, sep, value = item.partition("=")
@@ -90,8 +80,6 @@ def parse_tolerance_items(
 
 
 def parse_tolerances(items: Iterable[str] | None, option: str = "--tolerance") -> dict[str, float]:
-    """['latency=20%', 'madds=1%'] -> frame column -> tolerance: the defaults with those
-    groups changed."""
     return tolerances_for(parse_tolerance_items(items, option))
 
 
@@ -109,27 +97,19 @@ def _latency_settings(row: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
         value = cell(row, key)
         return None if value is None else int(value)
 
-    memory_format = cell(row, "memory_format")
-    return (
-        ("device", cell(row, "device") or "cpu"),
-        ("backend", cell(row, "backend") or "eager"),
-        ("threads", integer("threads")),
-        ("batch", integer("batch") or 1),
-        ("dtype", cell(row, "dtype") or "fp32"),
-        ("channels_last", memory_format == "channels_last"),
-        ("fuse_bn", bool(cell(row, "fuse_bn") or False)),
-        ("min_time_ms", None),
-        ("warmup", None),
-        ("quantize", cell(row, "quantize") or "none"),
+    return latency_settings(
+        **{key: cell(row, key) or None for key in ("device", "backend", "dtype", "quantize")},
+        threads=integer("threads"),
+        batch=integer("batch") or 1,
+        channels_last=cell(row, "memory_format") == "channels_last",
+        fuse_bn=bool(cell(row, "fuse_bn") or False),
     )
 
 
 def baseline_budgets(
     rows: Iterable[Mapping[str, Any]], source: str, tolerances: Mapping[str, float] | None = None
 ) -> list[Budget]:
-    """One budget per baseline row that has figures: each figure becomes a limit equal to
-    the saved value, with the tolerance of its metric. Rows marked with an ``error`` and
-    without figures are skipped (there is nothing to guard)."""
+    """One budget per baseline row that has figures, each figure a limit."""
     tolerances = dict(default_tolerances() if tolerances is None else tolerances)
     budgets = []
     for number, row in enumerate(rows, start=1):
@@ -167,15 +147,6 @@ def _row_limits(row: Mapping[str, Any], where: str, tolerances: Mapping[str, flo
             settings = _latency_settings(row)
         else:
             settings = ()
-        limits.append(
-            Limit(
-                key,
-                value,
-                "baseline",
-                None,
-                tolerances.get(column, 0.0),
-                settings,
-                origin="baseline",
-            )
-        )
+        tolerance = tolerances.get(column, 0.0)
+        limits.append(Limit(key, value, "baseline", None, tolerance, settings, origin="baseline"))
     return limits

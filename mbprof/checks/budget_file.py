@@ -1,31 +1,5 @@
-"""Budget files: the TOML file read as data only (``tomllib``) into ``Budget`` records,
-every refusal naming file, line and key (``BudgetFileError``). Nothing in the file is
-executed or imported here, and a model given as an import path is refused before anything
-imports it unless the caller allows its module (``mbprof.api.checking.check_specs``,
-``allow_import``).
-
-A budget file::
-
-    [[budget]]
-    name = "phone"                 # optional label
-    model = "mobilenet_v2"         # required: a registered model (or "pkg.module:callable",
-                                   #   imported only when its module is allowed)
-    width = 1.0                    # optional: width, depth (1.0), resolution (224 or
-    resolution = 224               #   "160x224"), classes (1000), args (a table),
-                                   #   reparam (false; true: the deployed form)
-    max_madds = "310M"             # counts: K = 1e3, M = 1e6, G = 1e9
-    max_params = "3.6M"
-    max_peak_memory = { limit = "2.5 MB", dtype = "fp16", mode = "efficient" }
-    max_latency = { limit = "25 ms", device = "cpu", threads = 2, tolerance = "10%" }
-    max_model_size = { limit = "4 MB", backend = "executorch", quantize = "int8" }
-
-``max_peak_memory``, ``max_latency`` and ``max_model_size`` take a limit alone (``"2.5
-MB"``: fp16, materialized; ``"25 ms"``: CPU, eager; ``"4 MB"``: the executorch .pte,
-fp32) or a table with the limit and its settings, or an array of such tables (several
-settings for one configuration). ``max_model_size`` is measured by a run under its
-backend (executorch or onnxruntime) and quantize, with the default latency settings. How
-limits are judged: ``mbprof.checks.limits``.
-"""
+"""Budget files (docs/budgets.md): the TOML file read as data only into ``Budget`` records,
+every refusal naming file, line and key; nothing in it is executed or imported here."""
 
 from __future__ import annotations
 
@@ -49,6 +23,7 @@ from mbprof.checks.limits import (
     BudgetFile,
     Limit,
     Metric,
+    latency_settings,
     parse_amount,
 )
 from mbprof.core.parsing import (
@@ -80,46 +55,28 @@ BUDGET_KEYS = CONFIG_KEYS + tuple(METRICS)
 MEMORY_KEYS = ("limit", "dtype", "mode", "chunks")
 LATENCY_KEYS = ("limit", "tolerance", *LATENCY_IDENTITY, "min_time", "warmup")
 MODEL_SIZE_KEYS = ("limit", "backend", "quantize")
-DEFAULT_SIZE_BACKEND = "executorch"
 
 
 class _BudgetReader(TableReader):
-    """Turns the parsed TOML data of one file into budgets, naming file and line on error."""
-
     def spec(self, table: Mapping[str, Any], index: int) -> ModelSpec:
         if "model" not in table:
             raise self.fail(
                 "no 'model': name the model to check, e.g. model = \"mobilenet_v2\"", index
             )
         model = table["model"]
-        self.expect(
-            isinstance(model, str) and model.strip() != "",
-            index,
-            "model",
-            model,
-            "a model name (a non-empty string)",
-        )
+        ok = isinstance(model, str) and model.strip() != ""
+        self.expect(ok, index, "model", model, "a model name (a non-empty string)")
         width = self.number(table, "width", index, 1.0)
         depth = self.number(table, "depth", index, 1.0)
         res = table.get("resolution", 224)
         ok = (isinstance(res, int) and not isinstance(res, bool)) or isinstance(res, str)
-        self.expect(
-            ok,
-            index,
-            "resolution",
-            res,
-            f'an integer >= {MIN_RESOLUTION} or a string like "160x224"',
-        )
+        wanted = f'an integer >= {MIN_RESOLUTION} or a string like "160x224"'
+        self.expect(ok, index, "resolution", res, wanted)
         resolution = self.wrap(index, "resolution", parse_resolution, res, "resolution")
         classes = self.integer(table, "classes", index, 1)
         args = table.get("args", {})
-        self.expect(
-            isinstance(args, dict),
-            index,
-            "args",
-            args,
-            "a table of builder arguments, e.g. args = { dropout = 0.2 }",
-        )
+        wanted = "a table of builder arguments, e.g. args = { dropout = 0.2 }"
+        self.expect(isinstance(args, dict), index, "args", args, wanted)
         for key, value in args.items():
             ok = isinstance(value, (str, int, float, bool))
             self.expect(ok, index, f"args.{key}", value, "a string, number or boolean")
@@ -135,8 +92,6 @@ class _BudgetReader(TableReader):
             reparam=bool(self.boolean(table, "reparam", index, "budget")),
         )
 
-    # -- the limits -----------------------------------------------------------------------
-
     def limit_value(self, value: Any, index: int, key: str, metric: Metric) -> tuple[float, str]:
         ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
         examples = {"count": '"300M"', "bytes": '"1.2 MB"', "ms": '"25 ms"'}[metric.kind]
@@ -151,8 +106,7 @@ class _BudgetReader(TableReader):
     def entry(
         self, entry: Any, index: int, key: str, keys: tuple[str, ...], example: str
     ) -> tuple[float, str, dict[str, Any]]:
-        """A limit alone, or a table of the limit and its settings (``keys``): (value,
-        text, the table: empty for a limit alone)."""
+        """(value, text, table of settings) of a limit alone or a table with its settings."""
         metric = METRICS[key]
         if not isinstance(entry, dict):
             value, text = self.limit_value(entry, index, key, metric)
@@ -192,39 +146,29 @@ class _BudgetReader(TableReader):
                     index,
                     f"{key}.min_time",
                 )
-        settings = (
-            ("device", self.choice(entry, "device", index, key, DEVICES) or "cpu"),
-            ("backend", self.choice(entry, "backend", index, key, BACKENDS) or "eager"),
+        settings = latency_settings(
+            device=self.choice(entry, "device", index, key, DEVICES),
+            backend=self.choice(entry, "backend", index, key, BACKENDS),
             # A fixed bound here: checking saved results (--results) needs no CPUs; measuring
             # refuses more threads than this machine's logical CPUs, as --threads does.
-            ("threads", self.integer(entry, "threads", index, 1, key, MAX_THREADS)),
-            ("batch", self.integer(entry, "batch", index, 1, key, MAX_BATCH) or 1),
-            ("dtype", self.choice(entry, "dtype", index, key, LATENCY_DTYPES) or "fp32"),
-            ("channels_last", bool(self.boolean(entry, "channels_last", index, key))),
-            ("fuse_bn", bool(self.boolean(entry, "fuse_bn", index, key))),
-            ("min_time_ms", min_time),
-            ("warmup", self.integer(entry, "warmup", index, 0, key, MAX_WARMUP)),
-            ("quantize", self.choice(entry, "quantize", index, key, QUANTIZE) or "none"),
+            threads=self.integer(entry, "threads", index, 1, key, MAX_THREADS),
+            batch=self.integer(entry, "batch", index, 1, key, MAX_BATCH),
+            dtype=self.choice(entry, "dtype", index, key, LATENCY_DTYPES),
+            channels_last=self.boolean(entry, "channels_last", index, key),
+            fuse_bn=self.boolean(entry, "fuse_bn", index, key),
+            min_time_ms=min_time,
+            warmup=self.integer(entry, "warmup", index, 0, key, MAX_WARMUP),
+            quantize=self.choice(entry, "quantize", index, key, QUANTIZE),
         )
         return Limit(key, value, text, self.lines.budget(index, key), tolerance, settings)
 
     def model_size_limit(self, entry: Any, index: int, key: str) -> Limit:
-        """A size limit with the latency settings of the run that exports the file: the
-        defaults, but for its backend and quantize (a timed run of that backend measures
-        both, so a latency limit under the same settings shares it)."""
+        """A size limit with the default latency settings but for its backend and quantize
+        (a latency limit under the same settings shares the run)."""
         value, text, entry = self.entry(entry, index, key, MODEL_SIZE_KEYS, "4 MB")
-        backend = self.choice(entry, "backend", index, key, INT8_BACKENDS) or DEFAULT_SIZE_BACKEND
-        settings = (
-            ("device", "cpu"),
-            ("backend", backend),
-            ("threads", None),
-            ("batch", 1),
-            ("dtype", "fp32"),
-            ("channels_last", False),
-            ("fuse_bn", False),
-            ("min_time_ms", None),
-            ("warmup", None),
-            ("quantize", self.choice(entry, "quantize", index, key, QUANTIZE) or "none"),
+        settings = latency_settings(
+            backend=self.choice(entry, "backend", index, key, INT8_BACKENDS) or "executorch",
+            quantize=self.choice(entry, "quantize", index, key, QUANTIZE),
         )
         return Limit(key, value, text, self.lines.budget(index, key), 0.0, settings)
 
@@ -287,19 +231,12 @@ class _BudgetReader(TableReader):
         return BudgetFile(self.source, tuple(self.budget(t, i) for i, t in enumerate(tables)))
 
 
-def _tomllib() -> Any:
+def parse_budgets(text: str, source: str = "<budgets>") -> BudgetFile:
+    """Budgets from the text of a TOML budget file (model names are checked later)."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python < 3.11
         import tomli as tomllib
-    return tomllib
-
-
-def parse_budgets(text: str, source: str = "<budgets>") -> BudgetFile:
-    """Budgets from the text of a TOML budget file; ``BudgetFileError`` names file, line
-    and key of the first problem. Model names and ranges are checked later, by
-    ``mbprof.api.checking.check_specs``, which knows the registry."""
-    tomllib = _tomllib()
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -315,7 +252,6 @@ def parse_budgets(text: str, source: str = "<budgets>") -> BudgetFile:
 
 
 def load_budgets(path: str | Path) -> BudgetFile:
-    """Read and parse a budget file (as data only)."""
     path = Path(path)
     if not path.exists():
         raise BudgetFileError("no such file; give the path of a TOML budget file", str(path))

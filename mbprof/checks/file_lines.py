@@ -1,13 +1,6 @@
-"""Where things are written in a budget file, for messages: ``tomllib`` gives values, not
-positions, so a light scan of the text finds the line of each table header and key
-(``KeyLines``), of a TOML syntax error, and of brackets nested too deeply. Nothing here
-decides what a value is; it only points at a line. ``BudgetFileError`` is the refusal that
-names ``file:line``.
-
-Then typed values read from the tables of the parsed file (``TableReader``), each refusal
-naming the file, the line and the key: numbers, bounded integers, choices, booleans, T of
-the memory-efficient mode. ``mbprof.checks.budget_file`` builds budgets with these.
-"""
+"""Where things are written in a budget file (tomllib gives values, not positions: a light
+scan of the text points at lines), and typed values read from its tables, each refusal
+naming file, line and key."""
 
 from __future__ import annotations
 
@@ -37,11 +30,7 @@ _KEY = re.compile(r"\s*([A-Za-z0-9_.-]+|\"[^\"]*\"|'[^']*')\s*=")
 
 
 class KeyLines:
-    """Where keys are written, for messages (tomllib gives values, not positions).
-
-    A light scan of the text for table headers and ``key =`` at the start of lines; it
-    never decides what a value is, it only points at a line.
-    """
+    """Where table headers and keys are written (it only points at a line)."""
 
     def __init__(self, text: str) -> None:
         self.top: dict[str, int] = {}
@@ -67,16 +56,14 @@ class KeyLines:
                 current.setdefault(prefix + key.group(1).strip("\"'"), number)
 
     def budget(self, index: int, key: str = "") -> int | None:
-        """The line of ``key`` (dotted for nested tables) in the ``index``-th budget (0-based),
-        or of its nearest written parent, or of the budget's header."""
+        """The line of ``key`` in the ``index``-th budget (0-based), or of its nearest parent."""
         if index >= len(self.budgets):
             return None
         return nearest_line(self.budgets[index], key)
 
 
 def nearest_line(lines: Mapping[str, int], key: str) -> int | None:
-    """The line of ``key``, else of its nearest written parent ('a.b' -> 'a'), else of the
-    table's header (key '')."""
+    """The line of ``key``, else of its nearest written parent, else of the header."""
     while key:
         if key in lines:
             return lines[key]
@@ -98,8 +85,7 @@ def toml_error_line(message: str, text: str) -> tuple[int | None, str]:
 
 
 def deep_line(text: str, depth: int = 100) -> int | None:
-    """The line where brackets and braces first nest ``depth`` deep (a rough count that
-    skips quoted strings and comments: it only points at a line)."""
+    """The line where brackets and braces first nest ``depth`` deep (a rough count)."""
     level, quote = 0, ""
     for number, line in enumerate(text.splitlines(), start=1):
         escaped = False
@@ -131,7 +117,6 @@ def closest(word: str, allowed: Iterable[str]) -> str:
 
 
 def type_name(value: Any) -> str:
-    """How a TOML value is named in a message: "a string", "an array"."""
     return {
         bool: "a boolean",
         int: "an integer",
@@ -143,9 +128,7 @@ def type_name(value: Any) -> str:
 
 
 class TableReader:
-    """Reads the values of one budget file's tables; ``index`` is a budget's place in the
-    file (0-based), ``key`` a dotted key inside it; refusals read ``FILE:LINE: budget N,
-    KEY: ...``."""
+    """Reads the values of one budget file's tables (``index``: a budget's place, 0-based)."""
 
     def __init__(self, text: str, source: str) -> None:
         self.source = source
@@ -182,8 +165,6 @@ class TableReader:
                     index,
                     full,
                 )
-
-    # -- the configuration ----------------------------------------------------------------
 
     def number(self, table: Mapping[str, Any], key: str, index: int, default: float) -> float:
         value = table.get(key, default)
@@ -224,8 +205,6 @@ class TableReader:
         return value
 
     def chunks(self, table: Mapping[str, Any], index: int, where: str) -> int | None:
-        """T, the chunks of the memory-efficient mode: an integer >= 1 or "channel" (the
-        default: one channel a chunk), as mbprof memory --chunks takes it."""
         value = table.get("chunks")
         if value is None:
             return None

@@ -1,9 +1,5 @@
-"""Which code a file may import. A budget, baseline or results file is data handed around
-(CI artifacts, pull requests): it names registered models, looked up by exact name. An
-import path in it ("mypkg.models:build") would run that module's code, so it is refused,
-before anything is imported, unless the person running mbprof allowed its module
-(``allow_import``; ``--allow-import`` on the command line).
-"""
+"""Which code a file may import: a budget, baseline or results file is data, so an import
+path in it is refused, before anything is imported, unless its module is allowed."""
 
 from __future__ import annotations
 
@@ -13,6 +9,7 @@ from typing import Any
 
 from mbprof.checks.limits import Budget
 from mbprof.core.errors import MbprofError
+from mbprof.core.records import is_import_path
 
 ANY_MODULE = "*"
 _MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
@@ -21,8 +18,7 @@ _MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 def parse_allow_import(
     items: Iterable[str] | None, option: str = "--allow-import"
 ) -> tuple[str, ...]:
-    """['mypkg.models', 'a,b.c'] -> ('mypkg.models', 'a', 'b.c'): modules or packages whose
-    code a file may import; ``"*"`` (written out) allows any module."""
+    """['mypkg.models', 'a,b.c'] -> ('mypkg.models', 'a', 'b.c'); ``"*"`` allows any."""
     allowed: list[str] = []
     for item in [items] if isinstance(items, str) else items or []:
         for name in str(item).split(","):
@@ -36,19 +32,8 @@ def parse_allow_import(
     return tuple(dict.fromkeys(allowed))
 
 
-def imported_module(model: str) -> str | None:
-    """The module that model name would import (``mypkg.models`` for
-    ``mypkg.models:build``), or None for a registered model's name (looked up, never
-    imported)."""
-    # The very test by which the model lookup decides to import (mbprof.models).
-    from mbprof.core.records import is_import_path
-
-    return model.partition(":")[0] if is_import_path(model) else None
-
-
 def import_allowed(module: str, allow_import: Iterable[str]) -> bool:
-    """Whether ``module`` is one of ``allow_import`` or inside one of them (``mypkg``
-    allows ``mypkg.sub.x`` but not ``mypkgevil``)."""
+    """Whether ``module`` is or is inside one of ``allow_import`` (not ``mypkgevil``)."""
     return any(
         name == ANY_MODULE or module == name or module.startswith(name + ".")
         for name in parse_allow_import(allow_import)
@@ -56,11 +41,12 @@ def import_allowed(module: str, allow_import: Iterable[str]) -> bool:
 
 
 def import_refusal(model: str, kind: str, allow_import: Iterable[str] = ()) -> str | None:
-    """Why ``model``, written in a ``kind`` ("budget file", "results file"), may not be
-    imported (a clause that starts with the model's name); None when it is a registered
-    name or its module is allowed."""
-    module = imported_module(model)
-    if module is None or import_allowed(module, allow_import):
+    """Why ``model``, written in a ``kind`` of file, may not be imported; None when it may."""
+    # The very test by which the model lookup decides to import (mbprof.models).
+    if not is_import_path(model):
+        return None
+    module = model.partition(":")[0]
+    if import_allowed(module, allow_import):
         return None
     flag = f"--allow-import {module}" if _MODULE_NAME.fullmatch(module) else "--allow-import"
     return (
@@ -70,8 +56,7 @@ def import_refusal(model: str, kind: str, allow_import: Iterable[str] = ()) -> s
 
 
 def refuse_imports(budgets: Iterable[Budget], allow_import: Iterable[str] = ()) -> None:
-    """Refuse the first budget whose model is an import path outside ``allow_import``,
-    naming where it is written (``FILE:LINE`` of its ``model`` key, or ``FILE row N``)."""
+    """Refuse the first budget whose model is an import path outside ``allow_import``."""
     allowed = parse_allow_import(allow_import)
     for budget in budgets:
         kind = "results file" if budget.from_rows else "budget file"
@@ -83,8 +68,7 @@ def refuse_imports(budgets: Iterable[Budget], allow_import: Iterable[str] = ()) 
 def refuse_row_imports(
     rows: Iterable[Mapping[str, Any]], source: str, allow_import: Iterable[str] = ()
 ) -> None:
-    """The same for the rows of a results file read as figures (``check --results``):
-    ``FILE row N`` names the first row whose model is an import path not allowed."""
+    """The same for the rows of a results file read as figures (``check --results``)."""
     allowed = parse_allow_import(allow_import)
     for number, row in enumerate(rows, start=1):
         model = row.get("model")

@@ -1,21 +1,5 @@
-"""Limits and what checking one gives: the metrics a limit may bound (``METRICS``, entries
-of the table of quantities, ``mbprof.frame.columns``), a
-``Limit`` with the settings it is measured under, a ``Budget`` (one configuration and its
-limits, with where it is written), and a ``Result`` (a limit judged against a measured
-figure) with its one-sentence message. Pure and torch-free: budget files
-(``mbprof.checks.budget_file``) and baselines (``mbprof.checks.baseline``) make these
-records, ``mbprof.checks.matching`` judges them against rows.
-
-How a limit is judged: ``measured <= limit`` holds; ``limit < measured <= limit x (1 +
-tolerance)`` is *tolerated* (passes, with a warning); above that it is *exceeded*.
-Headroom is ``limit - measured`` (negative when over), and as a share of the limit.
-Only latency takes a tolerance in a budget file (counts and memory are exact); baselines
-give every metric one. A latency whose measurement was unstable (its row's
-``latency_verdict``, see ``mbprof.analysis.latency.stability``) is neither held nor
-exceeded: its status is *unstable*, which fails unless the caller tolerates it
-(``failing(results, allow_unstable=True)``), so that a busy machine cannot pass or fail a
-build by chance.
-"""
+"""Limits, budgets and results (docs/budgets.md says how a limit is judged: held, tolerated
+within its tolerance, exceeded, or unstable, which fails unless allowed)."""
 
 from __future__ import annotations
 
@@ -36,8 +20,7 @@ UNSTABLE = "unstable"  # a latency measured unstably: not judged
 PASSING = (HELD, TOLERATED)
 
 
-# Metrics measured by running the model under latency settings (the deployed file is the
-# one a timed run exports).
+# Metrics measured by running the model under latency settings.
 RUN_METRICS = ("max_latency", "max_model_size")
 
 # Latency settings that say what was measured (the others only say how long to measure).
@@ -53,21 +36,38 @@ LATENCY_IDENTITY = (
 )
 
 
+# A limit's latency settings in their order, with the measuring code's defaults.
+LATENCY_SETTINGS = {
+    "device": "cpu",
+    "backend": "eager",
+    "threads": None,
+    "batch": 1,
+    "dtype": "fp32",
+    "channels_last": False,
+    "fuse_bn": False,
+    "min_time_ms": None,
+    "warmup": None,
+    "quantize": "none",
+}
+
+
+def latency_settings(**given: Any) -> tuple[tuple[str, Any], ...]:
+    """A limit's latency settings: those ``given`` (None: the default), in their order."""
+    return tuple(
+        (key, default if given.get(key) is None else given[key])
+        for key, default in LATENCY_SETTINGS.items()
+    )
+
+
 def parse_amount(kind: str, value: Any, what: str) -> float:
-    """A limit in its metric's unit: '300M' -> 3e8 (count), '1.2 MB' -> 1.2e6 (bytes),
-    '25 ms' -> 25.0 (ms)."""
+    """A limit in its metric's unit: '300M' -> 3e8, '1.2 MB' -> 1.2e6, '25 ms' -> 25.0."""
     parse = {"count": parse_count, "bytes": parse_bytes, "ms": parse_ms}[kind]
     return parse(value, what)
 
 
 @dataclass(frozen=True)
 class Limit:
-    """One limit on one metric, with the settings it is measured under.
-
-    ``settings`` holds, for memory: dtype, mode and chunks (T; None: one channel a chunk); for
-    latency: device, backend, threads, batch, dtype, channels_last, fuse_bn (None when not
-    given: the measuring code's default) and min_time_ms, warmup.
-    """
+    """One limit on one metric, with the settings it is measured under."""
 
     key: str  # a key of METRICS
     value: float  # counts and bytes as integers, latency in ms
@@ -79,7 +79,7 @@ class Limit:
 
     @property
     def name(self) -> str:
-        """What people read: the budget key (max_madds), or the column for a baseline."""
+        """The budget key (max_madds), or the column for a baseline."""
         return self.key if self.origin == "budget" else self.column
 
     @property
@@ -91,13 +91,11 @@ class Limit:
 
     @property
     def column(self) -> str:
-        """The frame column that holds the measured figure."""
         efficient = self.key == "max_peak_memory" and self.setting("mode") == "efficient"
         return self.metric.column + ("_efficient" if efficient else "")
 
     @property
     def allowed(self) -> float:
-        """The largest measured value that passes: the limit plus its tolerance."""
         return self.value * (1.0 + self.tolerance_pct / 100.0)
 
     @property
@@ -152,8 +150,7 @@ class Budget:
         return f"{self.name} ({self.spec.label})" if self.name else self.spec.label
 
     def error(self, message: str, key: str = "") -> MbprofError:
-        """A refusal that points where ``key`` was written: ``FILE:LINE: budget N, key: ...``
-        for a budget file (a ``BudgetFileError``), ``FILE row N: ...`` for a baseline row."""
+        """A refusal that points where ``key`` was written (file and line, or row)."""
         if self.from_rows:
             return MbprofError(f"{self.source} row {self.index}: {message}")
         where = f"budget {self.index}, {key}" if key else f"budget {self.index}"
@@ -183,12 +180,10 @@ class Result:
 
     @property
     def headroom(self) -> float | None:
-        """limit - measured, in the metric's unit (negative when over the limit)."""
         return None if self.measured is None else self.limit.value - self.measured
 
     @property
     def headroom_pct(self) -> float | None:
-        """The headroom as a percentage of the limit."""
         if self.headroom is None or self.limit.value == 0:
             return None
         return 100.0 * self.headroom / self.limit.value
@@ -243,13 +238,11 @@ class Result:
 
 
 def failing(results: Iterable[Result], allow_unstable: bool = False) -> list[Result]:
-    """The results that fail a check: exceeded, not measured, and unstable unless
-    ``allow_unstable``."""
+    """The results that fail a check (unstable ones only unless ``allow_unstable``)."""
     return [r for r in results if not r.passed and not (allow_unstable and r.status == UNSTABLE)]
 
 
 def judge(limit: Limit, measured: float) -> str:
-    """HELD, TOLERATED or EXCEEDED: ``measured`` against the limit and its tolerance."""
     if measured <= limit.value:
         return HELD
     if measured <= limit.allowed:

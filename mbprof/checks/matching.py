@@ -1,14 +1,5 @@
-"""Limits judged against measured rows (the columns of a comparison frame, see
-``mbprof.frame.columns``): each limit finds the row that measured its configuration under
-its settings, and its figure becomes a ``Result``. Pure: rows from a fresh measurement and
-rows of a saved frame are read alike; which configuration a row measured is
-``mbprof.frame.rows``' to say.
-
-And the other way: what budgets and baselines ask to be measured, one request per
-(configuration, memory settings, latency settings), without repeats, grouped so that each
-configuration is built and counted once however many limits it has (``mbprof.api.checking``
-measures them).
-"""
+"""Limits judged against measured rows (fresh or saved, read alike), and the other way: the
+measurements budgets ask for, one request per (configuration, memory, latency settings)."""
 
 from __future__ import annotations
 
@@ -35,8 +26,7 @@ from mbprof.frame.rows import cell, row_measures
 
 
 def same_setting(have: Any, wanted: Any) -> bool:
-    """Whether a row's setting is the one a limit wants: true/false as booleans, numbers
-    as numbers (a CSV may give threads as 2.0, T as "4"), the rest as text."""
+    """Whether a row's setting is the one a limit wants (a CSV may give threads as 2.0)."""
     if isinstance(wanted, bool) or isinstance(have, bool):
         return bool(have) == wanted
     if str(have) == str(wanted):
@@ -48,9 +38,7 @@ def same_setting(have: Any, wanted: Any) -> bool:
 
 
 def settings_match(row: Mapping[str, Any], limit: Limit) -> bool:
-    """Whether ``row`` was measured under the limit's settings (memory: dtype and, for the
-    efficient mode, T; latency: what was measured, not how long). A setting the row does
-    not record contradicts nothing."""
+    """Whether ``row`` was measured under the limit's settings (one it lacks contradicts none)."""
     if limit.key == "max_peak_memory":
         if cell(row, "mem_dtype") not in (None, limit.setting("dtype")):
             return False
@@ -77,8 +65,7 @@ def settings_match(row: Mapping[str, Any], limit: Limit) -> bool:
 def find_row(
     rows: Iterable[Mapping[str, Any]], spec: ModelSpec, limit: Limit
 ) -> Mapping[str, Any] | None:
-    """The first row that measured ``spec`` under the limit's settings and has its figure
-    (or an error for it); None when no row fits."""
+    """The first row that measured ``spec`` under the limit's settings (or its error)."""
     fallback = None
     for row in rows:
         if not (row_measures(row, spec) and settings_match(row, limit)):
@@ -93,7 +80,7 @@ def find_row(
 def covering_rows(
     budgets: Iterable[Budget], rows: list[Mapping[str, Any]]
 ) -> list[Mapping[str, Any]]:
-    """The rows that some budget's limits read, each once, in the order of the budgets."""
+    """The rows that some budget's limits read, each once."""
     chosen: list[Mapping[str, Any]] = []
     for budget in budgets:
         for limit in budget.limits:
@@ -104,8 +91,7 @@ def covering_rows(
 
 
 def check_budget(budget: Budget, rows: list[Mapping[str, Any]]) -> list[Result]:
-    """Every limit of ``budget`` against ``rows``; ``MbprofError`` when no row measured a
-    limit's configuration under its settings."""
+    """Every limit of ``budget`` against ``rows``."""
     results = []
     for limit in budget.limits:
         row = find_row(rows, budget.spec, limit)
@@ -128,9 +114,7 @@ def check_budget(budget: Budget, rows: list[Mapping[str, Any]]) -> list[Result]:
 
 
 def check_rows(budgets: BudgetFile | Iterable[Budget], rows: Any) -> list[Result]:
-    """Every limit of ``budgets`` against the measured ``rows`` (a list of dicts or a frame
-    with the columns of ``mbprof.frame.columns``). Raises ``MbprofError`` when no row measured a
-    budget's configuration."""
+    """Every limit of ``budgets`` against the measured ``rows`` (dicts or a frame)."""
     if hasattr(rows, "to_dict"):
         rows = rows.to_dict(orient="records")
     rows = list(rows)
@@ -139,7 +123,6 @@ def check_rows(budgets: BudgetFile | Iterable[Budget], rows: Any) -> list[Result
 
 
 def violations(results: Iterable[Result]) -> list[Result]:
-    """The results that do not pass (exceeded, not measured, or measured unstably)."""
     return [r for r in results if not r.passed]
 
 
@@ -148,24 +131,22 @@ Settings = tuple[tuple[str, Any], ...]
 
 @dataclass(frozen=True)
 class Request:
-    """One measurement: a configuration, and the memory and latency settings (or None)."""
+    """One measurement: a configuration, memory and latency settings (or None)."""
 
     spec: ModelSpec
     memory: Settings | None = None  # dtype, chunks
     latency: Settings | None = None  # device, backend, threads, batch, dtype, ...
 
 
-def _memory_key(limit: Limit) -> Settings:
-    return (("dtype", limit.setting("dtype")), ("chunks", limit.setting("chunks")))
-
-
 def requests_for(budgets: Iterable[Budget]) -> list[Request]:
-    """The measurements that cover every limit, without repeats. Memory and latency
-    settings of one configuration are paired up, so that a budget with one of each is a
-    single measurement."""
+    """The measurements that cover every limit, memory and latency settings paired up."""
     requests: dict[Request, None] = {}
     for budget in budgets:
-        memory = [_memory_key(lim) for lim in budget.limits if lim.key == "max_peak_memory"]
+        memory = [
+            (("dtype", lim.setting("dtype")), ("chunks", lim.setting("chunks")))
+            for lim in budget.limits
+            if lim.key == "max_peak_memory"
+        ]
         latency = [lim.settings for lim in budget.limits if lim.key in RUN_METRICS]
         memory, latency = list(dict.fromkeys(memory)), list(dict.fromkeys(latency))
         pairs = list(itertools.zip_longest(memory, latency)) or [(None, None)]
@@ -175,8 +156,7 @@ def requests_for(budgets: Iterable[Budget]) -> list[Request]:
 
 
 def by_configuration(requests: Iterable[Request]) -> dict[ModelSpec, list[Request]]:
-    """The requests of each configuration, configurations in their first request's order:
-    one build and one count each."""
+    """The requests of each configuration: one build and one count each."""
     grouped: dict[ModelSpec, list[Request]] = {}
     for request in requests:
         grouped.setdefault(request.spec, []).append(request)

@@ -1,6 +1,5 @@
 """Files that mbprof writes: whole or not at all, and never over what is not a regular file
-(a device, a FIFO, ``/dev/stdout``: written through). Torch-free; every writer of a result,
-a figure or a report goes through ``write_atomic``."""
+(a device, a FIFO, ``/dev/stdout``: written through)."""
 
 from __future__ import annotations
 
@@ -14,7 +13,6 @@ from mbprof.core.errors import MbprofError
 
 
 def _existing(path: Path) -> os.stat_result | None:
-    """``path``'s status, links followed (None when nothing is there yet)."""
     try:
         return os.stat(path)
     except (FileNotFoundError, NotADirectoryError):  # its folder is checked by the caller
@@ -25,8 +23,7 @@ _DESCRIPTOR = re.compile(r"/(proc/(self|thread-self|\d+)/fd|dev/fd)/\d+")
 
 
 def _names_a_descriptor(path: Path) -> bool:
-    """Whether ``path`` is (a link to) an open file descriptor such as ``/dev/stdout``:
-    what the shell redirected it to (``>> log``) is written through, never replaced."""
+    """Whether ``path`` is (a link to) an open file descriptor such as ``/dev/stdout``."""
     current = os.path.abspath(path)
     for _ in range(40):  # the kernel's own limit on links followed
         if _DESCRIPTOR.fullmatch(current):
@@ -45,9 +42,7 @@ def _streamed(path: Path, found: os.stat_result | None) -> bool:
 
 
 def check_writable(path: str | Path, option: str = "--output") -> Path:
-    """Refuse, before any work, a path that cannot be written. A device, FIFO or
-    ``/dev/stdout`` is written through; a regular file (or a new one) is replaced by a
-    temporary file renamed into place, so its folder must be writable."""
+    """Refuse, before any work, a path that cannot be written."""
     path = Path(path)
     found = _existing(path)
     if found is not None and stat.S_ISDIR(found.st_mode):
@@ -87,15 +82,8 @@ def _cannot_write(path: Path, exc: OSError) -> MbprofError:
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` whole or not at all, and never replace what is not a regular file.
-
-    A regular file (or a new path) gets a temporary file beside it renamed into place, so
-    a reader never sees half a file and a failure leaves the old file untouched; the new
-    file keeps the old one's permissions (a new one gets the user's umask). A symbolic
-    link's target is replaced, not the link. A character device, FIFO or socket
-    (``/dev/null``) and an open descriptor (``/dev/stdout``, whatever the shell sent it
-    to) are written through, never replaced. A failure to write (``/dev/full``: no space
-    left on device) is one ``MbprofError`` naming the path."""
+    """Write ``data`` whole or not at all (a temporary file renamed into place, keeping the
+    old file's permissions); a device, FIFO or open descriptor is written through."""
     path = Path(path)
     payload = data if isinstance(data, bytes) else data.encode("utf-8")
     found = _existing(path)
@@ -127,14 +115,11 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- mbprof's cache folder
-
 CACHE_ENV = "MBPROF_CACHE_DIR"
 
 
 def cache_dir() -> Path:
-    """Where mbprof keeps what it measured once (the machine reference, the result cache):
-    ``$MBPROF_CACHE_DIR``, else ``$XDG_CACHE_HOME/mbprof``, else ``~/.cache/mbprof``."""
+    """``$MBPROF_CACHE_DIR``, else ``$XDG_CACHE_HOME/mbprof``, else ``~/.cache/mbprof``."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

@@ -1,8 +1,5 @@
-"""Parse what people type on the command line into checked values.
-
-Every function raises ``MbprofError`` with one sentence that names the option,
-the bad value and what is allowed. Nothing here imports torch.
-"""
+"""Parse what people type into checked values; refusals name the option, value and what is
+allowed."""
 
 from __future__ import annotations
 
@@ -27,7 +24,6 @@ MAX_GRID_VALUES = 100_000  # values of one list option (--widths 0.25:1.5:0.05 a
 
 
 def refused(option: str, why: str) -> MbprofError:
-    """The error for a bad value of ``option``: "option: why", with the option as its field."""
     return MbprofError(f"{option}: {why}", field=option)
 
 
@@ -41,8 +37,7 @@ def _items(text: str, option: str) -> list[str]:
 def parse_positive_float(
     text: str | float, option: str, maximum: float | None = None, unit: str = ""
 ) -> float:
-    """A finite number > 0 (width and depth multipliers), and <= ``maximum`` when given.
-    A bool is refused: ``width=True`` is a slip, not 1.0."""
+    """A finite number > 0 (not a bool), and <= ``maximum`` when given."""
     try:
         if isinstance(text, bool):
             raise TypeError
@@ -57,10 +52,7 @@ def parse_positive_float(
 
 
 def grid_range(text: str, option: str, integer: bool = False) -> list[Decimal]:
-    """'start:stop:step' -> start, start + step, ... up to stop (included when it falls on
-    the grid), computed in decimal so that 0.25:1.5:0.05 gives 26 values, 1.5 the last,
-    with no float drift. The step must be > 0, the range must yield at least one value and
-    at most ``MAX_GRID_VALUES``; ``integer`` asks for whole numbers (resolutions)."""
+    """'start:stop:step' -> start, start + step, ... up to stop, in decimal (no float drift)."""
     shown = text.strip()
     parts = [part.strip() for part in shown.split(":")]
     kind = "integers" if integer else "numbers"
@@ -93,8 +85,6 @@ def grid_range(text: str, option: str, integer: bool = False) -> list[Decimal]:
 
 
 def _grid_items(text: str, option: str, integer: bool = False) -> list[str]:
-    """The items of a list option, each range (start:stop:step) expanded into its values;
-    refused when they come to more than ``MAX_GRID_VALUES`` in all."""
     items: list[str] = []
     for item in _items(text, option):
         if ":" in item:
@@ -109,8 +99,7 @@ def _grid_items(text: str, option: str, integer: bool = False) -> list[str]:
 
 
 def parse_float_list(text: str, option: str) -> list[float]:
-    """'0.35,0.5,1.0' -> [0.35, 0.5, 1.0], each a finite number > 0, duplicates dropped.
-    An item may be a range, start:stop:step: '0.25:1.5:0.05' is 0.25, 0.3, ..., 1.5."""
+    """'0.35,0.5,1.0' or '0.25:1.5:0.05' -> the numbers, duplicates dropped."""
     values = [parse_positive_float(item, option) for item in _grid_items(text, option)]
     return list(dict.fromkeys(values))
 
@@ -118,8 +107,7 @@ def parse_float_list(text: str, option: str) -> list[float]:
 def parse_int(
     text: str | int, option: str, minimum: int = 1, maximum: int | None = None, why: str = ""
 ) -> int:
-    """An integer >= minimum and <= maximum (written as digits: 1.5 and 'abc' are refused).
-    ``why`` says where the maximum comes from, when it is not a fixed bound."""
+    """An integer >= minimum and <= maximum; ``why`` says where the maximum comes from."""
     if isinstance(text, int) and not isinstance(text, bool):
         value = text
     elif isinstance(text, str) and re.fullmatch(r"\s*[-+]?\d+\s*", text):
@@ -135,23 +123,15 @@ def parse_int(
     return value
 
 
-def logical_cpus() -> int | None:
-    """The logical CPUs of this machine (None when the OS does not say)."""
-    return os.cpu_count()
-
-
 def parse_threads(text: str | int, option: str = "--threads") -> int:
-    """Intra-op threads: 1 to the machine's logical CPUs. More threads than CPUs only take
-    turns on them (and 10000 of them took over a minute to start): that is not a setting
-    worth timing."""
-    cpus = logical_cpus()
+    """Intra-op threads: 1 to the machine's logical CPUs (more only take turns on them)."""
+    cpus = os.cpu_count()
     why = f" for the {cpus} logical CPUs of this machine" if cpus else ""
     return parse_int(text, option, minimum=1, maximum=cpus, why=why)
 
 
 def parse_resolution(text: str | int | tuple[int, int], option: str = "--res") -> tuple[int, int]:
-    """'224' or 224 -> (224, 224); '160x224' or (160, 224) -> (160, 224) as (height, width),
-    each side >= 32."""
+    """'224' or 224 -> (224, 224); '160x224' or (160, 224) -> (160, 224)."""
     allowed = (
         f"give an integer >= {MIN_RESOLUTION}, HEIGHTxWIDTH such as 160x224, "
         "or a (height, width) pair of integers"
@@ -178,8 +158,7 @@ def parse_resolution(text: str | int | tuple[int, int], option: str = "--res") -
 
 
 def parse_resolution_list(text: str, option: str = "--res") -> list[tuple[int, int]]:
-    """'96,160x224' -> [(96, 96), (160, 224)], duplicates dropped. An item may be a range of
-    square resolutions, start:stop:step: '96:256:16' is 96, 112, ..., 256."""
+    """'96,160x224' or '96:256:16' -> the resolutions, duplicates dropped."""
     values = [parse_resolution(item, option) for item in _grid_items(text, option, integer=True)]
     return list(dict.fromkeys(values))
 
@@ -189,10 +168,8 @@ def parse_name_list(text: str, option: str) -> list[str]:
 
 
 def read_literal(text: str) -> Any:
-    """One builder argument's value as typed after ``--arg key=`` or held in an ``args``
-    cell: true/false, none/null, an integer, a finite number, a "quoted string", else the
-    text itself. 'inf', 'nan' and '1e309' stay text: no builder argument wants a non-finite
-    number, and the builder's check (``mbprof.models.check_kwargs``) then names the value."""
+    """One builder argument's value as typed: bool, None, int, finite float, "quoted", else
+    the text itself."""
     stripped = text.strip()
     lowered = stripped.lower()
     if lowered in ("true", "false"):
@@ -226,13 +203,7 @@ def format_literal(value: Any) -> str:
 
 
 def parse_kwargs(items: list[str] | None, option: str = "--arg") -> tuple[tuple[str, Any], ...]:
-    """['dropout=0.1', 'fix_stem_head=true'] -> (('dropout', 0.1), ('fix_stem_head', True)).
-
-    Values become bool, None, int or a finite float when they read as one, else stay
-    strings; ``mbprof.models.check_kwargs`` then checks each against the builder's
-    parameter (a bool parameter takes true/false or 1/0, nothing else). A key given twice
-    is refused: which one was meant?
-    """
+    """['dropout=0.1', 'fix_stem_head=true'] -> (('dropout', 0.1), ('fix_stem_head', True))."""
     pairs: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")

@@ -1,10 +1,5 @@
-"""Plain records that flow from the analyses to the renderers.
-
-Numbers stay numbers here (integers with their unit in the field name); formatting
-happens only in ``mbprof.render``. This module imports nothing else from mbprof; the
-notebook display of a result (``_repr_html_``, ``to_dataframe``) is the one its renderer
-registers in ``DISPLAY`` (``mbprof.render.html``).
-"""
+"""Plain records from the analyses to the renderers: numbers stay numbers (the unit in the
+field name); a result's notebook display is registered in ``DISPLAY`` by mbprof.render.html."""
 
 from __future__ import annotations
 
@@ -14,8 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 IMAGE_CHANNELS = 3
-# Record class -> (its HTML for a notebook, its main table as a DataFrame), registered by
-# mbprof.render.html (imported with mbprof.api).
+# Record class -> (its HTML for a notebook, its main table as a DataFrame).
 DISPLAY: dict[type, tuple[Callable[[Any], str], Callable[[Any], Any]]] = {}
 
 
@@ -26,27 +20,19 @@ class Displayed:
         return DISPLAY[type(self)][0](self)
 
     def to_dataframe(self):
-        """The main table: a profile's layers; a bench result's layers (with ``--layers``)
-        or its one timing row."""
+        """The main table: a profile's layers; a bench result's layers or its timing row."""
         return DISPLAY[type(self)][1](self)
 
 
 def is_import_path(model: str) -> bool:
-    """A model given as ``module:attribute`` (the user's own code) rather than a registered
-    name."""
+    """A model given as ``module:attribute`` (the user's own code), not a registered name."""
     return ":" in model
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One configuration: which model, at which width, depth, resolution and classes,
-    as built or (``reparam``) in its deployed form.
-
-    ``resolution`` is the input image's (height, width) in pixels, ``channels`` its
-    channels (3 but for an ``nn.Module`` given with another ``input_size``). ``kwargs``
-    holds extra keyword arguments for the model's builder as sorted (key, value) pairs so
-    that the spec stays hashable.
-    """
+    """One configuration; ``resolution`` is (height, width), ``kwargs`` the builder's extra
+    arguments as sorted (key, value) pairs (hashable), ``reparam`` the deployed form."""
 
     model: str
     width: float = 1.0
@@ -55,17 +41,17 @@ class ModelSpec:
     num_classes: int = 1000
     kwargs: tuple[tuple[str, Any], ...] = ()
     channels: int = IMAGE_CHANNELS
-    reparam: bool = False  # the deployed form (``mbprof.analysis.deploy``), not as built
+    reparam: bool = False
 
     @property
     def res_label(self) -> str:
-        """``224`` for a square input, ``160x224`` (height x width) otherwise."""
+        """``224`` for a square input, ``160x224`` otherwise."""
         h, w = self.resolution
         return str(h) if h == w else f"{h}x{w}"
 
     @property
     def label(self) -> str:
-        """Short name such as ``mobilenet_v2 1.0@224`` (``d1.2`` added when depth != 1)."""
+        """Short name such as ``mobilenet_v2 1.0@224``."""
         depth = "" if self.depth == 1.0 else f" depth {self.depth:g}"
         width = f"{self.width:g}" if "." in f"{self.width:g}" else f"{self.width:g}.0"
         deployed = " reparam" if self.reparam else ""
@@ -80,13 +66,7 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class LayerRow:
-    """Cost of one module, counting only the ops it runs itself (not its children's).
-
-    ``madds`` are multiply-accumulates of convolutions and fully connected layers;
-    ``other_flops`` is fvcore's estimate for the other ops it knows (batch norm,
-    pooling, upsampling, normalisation); ``params`` are the module's own parameters,
-    ``params_used`` those of them that the inference forward pass reads (None: not known).
-    """
+    """Cost of one module's own ops (not its children's); ``params_used``: None if unknown."""
 
     path: str
     type: str
@@ -108,26 +88,8 @@ def _frozen(mapping: Mapping[str, int] | None = None) -> Mapping[str, int]:
 
 @dataclass(frozen=True)
 class CountReport:
-    """MAdds and parameters of one configuration, in total and per layer.
-
-    madds:        multiply-accumulates of convolutions and fully connected layers
-                  (the papers' convention), batch 1.
-    params:       every parameter tensor's elements (weights, biases, batch-norm
-                  affine), as ``sum(p.numel() for p in model.parameters())``.
-    other_flops:  fvcore's estimates for batch norm, pooling, upsampling and
-                  normalisation layers, kept apart from ``madds``.
-    uncounted_ops: ops that ran but have no cost estimate (activations, additions,
-                  concatenations, reshapes), with how many times each ran.
-    params_used:  the parameters that some op of one eval-mode forward pass reads
-                  (``mbprof.analysis.used_params``): ``params`` less what inference never
-                  reads, such as auxiliary classifiers. None: not counted.
-    notes:        what a reader of the counts should know (parameters never read, a
-                  forward pass that branches on tensor values).
-    engine:       what counted: "fvcore" (its JIT trace) or "dispatch" (fvcore's rules on
-                  the aten ops of a meta-device trace; ``mbprof.analysis.counting``).
-    attention_madds: the part of ``madds`` in fused attention (``scaled_dot_product_attention``),
-                  which the papers count and fvcore's own handles (timm's published GMACs) do not.
-    """
+    """MAdds (batch 1) and parameters of one configuration, in total and per layer
+    (docs/counting.md says what each figure counts)."""
 
     madds: int
     params: int
@@ -143,16 +105,7 @@ class CountReport:
 
 @dataclass(frozen=True)
 class ResolutionMemory:
-    """The largest activations at one spatial size (the MobileNetV2 paper's Table 3 layout).
-
-    resolution:      (height, width) of the tensors; 2-D tensors (N, C) count as 1x1.
-    channels:        channels of the largest single tensor there (all dims between batch
-                     and height x width multiplied, so a 5-D channel-shuffle copy counts whole).
-    tensor_bytes:    its bytes, batch included, in the report's dtype.
-    op_bytes:        the largest inputs + outputs (+ chunk buffer, for a chunked block) of one
-                     op whose output has this size.
-    op:              that op, as "module op".
-    """
+    """The largest activations at one spatial size (the paper's Table 3 layout)."""
 
     resolution: tuple[int, int]
     channels: int
@@ -164,12 +117,7 @@ class ResolutionMemory:
 
 @dataclass(frozen=True)
 class LivePoint:
-    """Live activation bytes at one step (op) of a forward pass.
-
-    live_bytes = input_bytes + output_bytes + held_bytes + internal_bytes, where held_bytes are
-    tensors computed earlier and kept for a later op (shortcuts, concatenation branches) and
-    internal_bytes the chunk buffer (and squeeze-excitation vectors) of a chunked block.
-    """
+    """Live activation bytes at one op: input + output + held + internal (chunk buffer)."""
 
     step: int
     op: str
@@ -184,15 +132,7 @@ class LivePoint:
 
 @dataclass(frozen=True)
 class ChunkedBlock:
-    """A block found by its structure that the memory-efficient mode runs in chunks.
-
-    kind "project": a dense conv widening the channels (1x1 expansion, or the stem before a
-    t = 1 block) -> per-channel ops with at least one depthwise conv -> 1x1 projection to fewer
-    channels (then batch norm and the residual add, when present).
-    kind "pool": a widening conv -> per-channel ops -> global pooling (a network's head).
-    two_pass: a squeeze-excitation gate needs every channel pooled before any chunk can be
-    projected, so the expansion and depthwise ops run twice (memory as below, MAdds up).
-    """
+    """A block the memory-efficient mode runs in chunks (kind "project" or "pool")."""
 
     kind: str
     module: str
@@ -209,18 +149,7 @@ class ChunkedBlock:
 
 @dataclass(frozen=True)
 class MemoryReport:
-    """Activation memory of one forward pass, from the traced graph (see
-    ``mbprof.analysis.memory`` for the conventions).
-
-    peak:            materialized: the most bytes alive at one op, every tensor whole,
-                     batch norm and activations written over their input when it is not
-                     used again (as a deployed conv + BN + activation layer is).
-    peak_efficient:  the same with chunked blocks (``blocks``) run as one op each:
-                     |input| + |output| + one chunk of the expanded tensor.
-    eager_peak_bytes: op by op as eager PyTorch allocates (batch norm out of place),
-                     every tensor freed after its last use; what the real-run check compares.
-    The input image is not counted (``input_bytes`` gives its size).
-    """
+    """Activation memory of one forward pass (docs/memory.md gives the conventions)."""
 
     dtype: str
     bytes_per_element: int
@@ -246,15 +175,7 @@ class MemoryReport:
 
 @dataclass(frozen=True)
 class MeasuredMemory:
-    """Activation memory of a real forward pass (``mbprof.analysis.memory.measured``).
-
-    peak_bytes:           storages created by the forward pass, each freed when PyTorch
-                          frees it (Python references decide), at their peak sum.
-    last_use_peak_bytes:  the same storages freed right after their last use (the analysis'
-                          rule), at their peak sum.
-    allocator_peak_bytes: CUDA only: torch.cuda.max_memory_allocated() minus what was
-                          allocated before the pass (allocator rounding and workspaces included).
-    """
+    """Activation memory of a real forward pass (``mbprof.analysis.memory.measured``)."""
 
     device: str
     dtype: str
@@ -265,15 +186,7 @@ class MeasuredMemory:
 
 @dataclass(frozen=True)
 class FlopsCount:
-    """FLOPs in the other common convention (``mbprof.analysis.flops``): 2 per
-    multiply-accumulate, plus the element-wise work, for one image.
-
-    total:         the sum of ``by_kind``.
-    by_kind:       FLOPs per kind of work ("multiply_adds" is exactly 2 x MAdds), in the
-                   order of ``rules``.
-    rules:         kind -> the rule that counted it, in words.
-    uncounted_ops: ops that ran but have no rule, with how many times each ran.
-    """
+    """FLOPs of one image, 2 per multiply-accumulate plus element-wise work, by kind."""
 
     total: int
     by_kind: Mapping[str, int]
@@ -283,15 +196,13 @@ class FlopsCount:
 
 @dataclass(frozen=True)
 class Profile(Displayed):
-    """Everything mbprof knows about one configuration. ``notes``: how the model had to
-    be sized (a probe that failed, the fallback taken), then the counts' notes."""
+    """Everything mbprof knows about one configuration."""
 
     spec: ModelSpec
     counts: CountReport
     memory: MemoryReport | None = None
     flops: FlopsCount | None = None  # None: the model does not trace on the meta device
     notes: tuple[str, ...] = ()
-    # a part asked for that could not be had, one line each ("memory: <why>")
     missing: tuple[str, ...] = ()
 
 
@@ -316,25 +227,8 @@ class Environment:
 
 @dataclass(frozen=True)
 class Timing:
-    """Latency of one configuration, measured on this machine.
-
-    latency_ms is the median wall time of one forward pass of a whole batch, over
-    ``blocks`` timed blocks of ``runs_per_block`` back-to-back runs (a block's time
-    divided by its runs); p10/p90 are the 10th and 90th percentiles of the same
-    per-run block times. ``compile_s`` is the one-off preparation (torch.compile's
-    first call, or ONNX export plus session creation) and is never part of latency.
-    ``madds`` is per image (the papers' convention); ``machine_peak_gflops`` is the
-    cached best rate of a large matrix product on the same device, threads and dtype.
-
-    Backends that run an exported artifact (onnxruntime, executorch) also give
-    ``deployed_bytes``, the bytes of the file they run (.onnx, .pte). ExecuTorch gives
-    ``delegated_ops`` (operators the XNNPACK delegate took) and ``portable_ops`` (operators
-    left to ExecuTorch's portable kernels). An int8 run gives the same backend's fp32
-    figures (``fp32_latency_ms``, timed right after, and ``fp32_deployed_bytes``) and how
-    close its logits stay to fp32 on random inputs that calibration never saw
-    (``int8_cosine``: mean cosine similarity; ``int8_top1_agreement``: share of inputs
-    whose arg-max class is the same). Random inputs say nothing about accuracy.
-    """
+    """Latency of one configuration on this machine: the median time of one batch
+    (docs/latency.md says how it is measured and what each figure means)."""
 
     latency_ms: float
     latency_p10_ms: float
@@ -349,8 +243,6 @@ class Timing:
     madds: int | None = None
     machine_peak_gflops: float | None = None
     notes: tuple[str, ...] = ()
-    # How sound the figure is (mbprof.analysis.latency.stability): "stable" or "unstable",
-    # with one short reason per check that failed; what the machine did while it ran.
     verdict: str = "stable"
     reasons: tuple[str, ...] = ()
     other_cpus: float | None = None  # CPUs other processes kept busy while it ran
@@ -358,7 +250,6 @@ class Timing:
     cpu_mhz: float | None = None  # mean clock of the usable CPUs when it ended
     rounds: int = 1  # interleaved rounds behind the figure (1: one run of blocks)
     remeasured: int = 0  # outlier rounds measured again
-    # What a backend measured of the file it runs (executorch, onnxruntime) and of int8.
     deployed_bytes: int | None = None
     delegated_ops: int | None = None
     portable_ops: int | None = None
@@ -373,12 +264,12 @@ class Timing:
 
     @property
     def latency_spread_pct(self) -> float:
-        """(p90 - p10) / median, in percent: the relative spread of the per-run times."""
+        """(p90 - p10) / median, in percent."""
         return 100.0 * (self.latency_p90_ms - self.latency_p10_ms) / self.latency_ms
 
     @property
     def int8_speedup(self) -> float | None:
-        """fp32 latency / int8 latency on the same backend (an int8 run only)."""
+        """fp32 latency / int8 latency on the same backend."""
         if self.fp32_latency_ms is None:
             return None
         return self.fp32_latency_ms / self.latency_ms
@@ -394,7 +285,7 @@ class Timing:
 
     @property
     def achieved_gflops(self) -> float | None:
-        """2 x MAdds x batch / median latency, in 1e9 floating-point operations per second."""
+        """2 x MAdds x batch / median latency, in GFLOP/s."""
         if self.madds is None:
             return None
         return 2 * self.madds * self.environment.batch / (self.latency_ms * 1e-3) / 1e9
@@ -409,20 +300,7 @@ class Timing:
 
 @dataclass(frozen=True)
 class LayerTime:
-    """Where one layer's time goes (``mbprof.analysis.latency.layers``): one row of
-    ``mbprof bench --layers``.
-
-    path:        module path ("(model)" for the model's own ops, "(outside any layer)" for
-                 the time between layers); for an op that could not be mapped to a module,
-                 the op itself, with ``mapped`` False.
-    time_ms:     median time per forward pass of the whole batch, under the profiler.
-    madds:       multiply-accumulates per image (the counting convention).
-    bytes_moved: every tensor its ops read and wrote in one pass (activations in and out,
-                 weights), batch included, in the run's dtype.
-    The figures below are derived once (``mbprof.analysis.latency.roofline``): shares of the
-    total, FLOPs (2 x MAdds x batch) per byte, achieved rates, the ceiling it is under at
-    its intensity ("compute" or "memory") and its rate as a share of that ceiling.
-    """
+    """Where one layer's time goes: one row of ``mbprof bench --layers``."""
 
     path: str
     type: str
@@ -447,10 +325,7 @@ class LayerTime:
 
 @dataclass(frozen=True)
 class LayerProfile:
-    """Per-layer time of one configuration: ``rows`` (the last is "(outside any layer)")
-    sum to ``profiled_ms``, the median profiled pass; ``latency_ms`` is the same model
-    timed the usual way (the profiler's own overhead is the difference). The ceilings are
-    the machine reference's (``mbprof.analysis.latency.machine``)."""
+    """Per-layer time of one configuration: ``rows`` sum to ``profiled_ms``."""
 
     backend: str
     batch: int
@@ -476,8 +351,7 @@ class LayerProfile:
 
 @dataclass(frozen=True)
 class BenchResult(Displayed):
-    """One configuration's latency, with the configuration it belongs to (and, when
-    asked for, where its time goes layer by layer)."""
+    """One configuration's latency (and, when asked for, its time layer by layer)."""
 
     spec: ModelSpec
     timing: Timing

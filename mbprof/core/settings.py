@@ -1,10 +1,5 @@
-"""Settings, torch-free: the choices of every knob (one table), how activation memory is
-counted (``MemorySettings``) and how a latency is measured (``LatencySettings``; after
-``mbprof.analysis.latency.resolve_settings``, a ``ResolvedLatency`` that nothing below
-checks again).
-
-Errors name the field (``dtype``, ``min_time_s``); the CLI says its own flag instead.
-"""
+"""Settings, torch-free: the choices of every knob, memory and latency settings (errors
+name the field; the CLI says its flag)."""
 
 from __future__ import annotations
 
@@ -22,19 +17,14 @@ from mbprof.core.parsing import (
     parse_threads,
 )
 
-# --------------------------------------------------------------------------- the choices
-
 DEVICES = ("auto", "cpu", "cuda")
 LATENCY_DTYPES = ("fp32", "fp16", "bf16")
-# Post-training quantization of a latency run (on the runtimes that have an int8 path).
 QUANTIZE = ("none", "int8")
 # Bytes per activation element of the dtypes the memory analysis knows.
 MEM_DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4, "int8": 1}
 MEM_DTYPES = tuple(MEM_DTYPE_BYTES)
 MEM_MODES = ("materialized", "efficient")
 CHUNKS_PER_CHANNEL = "channel"
-# What counts MAdds (``mbprof.analysis.counting``): fvcore's JIT trace, or the same rules on
-# the aten ops of the meta-device trace.
 ENGINES = ("fvcore", "dispatch")
 
 
@@ -43,14 +33,10 @@ def spoken(names: tuple[str, ...] | list[str]) -> str:
     return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
 
 
-# --------------------------------------------------------------------------- runtimes
-
-
 @dataclass(frozen=True)
 class Runtime:
-    """What a latency backend accepts, read by the settings' checks, the CLI's help and the
-    refusals; its code is the module of the same name in ``mbprof.analysis.latency``
-    (``harness.PREPARE``). A new runtime is a row here, that module and its docs."""
+    """What a latency backend accepts; its code is the module of the same name in
+    ``mbprof.analysis.latency``. A new runtime is a row here, that module and its docs."""
 
     name: str
     about: str = ""  # in --backend's help: "compile (torch.compile)"
@@ -110,14 +96,10 @@ INT8_BACKENDS = tuple(sorted(name for name, r in RUNTIMES.items() if r.int8))
 LAYER_BACKENDS = tuple(name for name, r in RUNTIMES.items() if r.layers)
 
 
-# --------------------------------------------------------------------------- memory
-
-
 @dataclass(frozen=True)
 class MemorySettings:
-    """How activation memory is counted: ``dtype`` gives every floating-point element its
-    size (fp16/bf16 2 bytes, fp32 4, int8 1); ``chunks`` is T of the memory-efficient mode
-    (None: one channel per chunk, the paper's limit)."""
+    """How activation memory is counted: element ``dtype`` and T ``chunks`` of the
+    memory-efficient mode (None: one channel per chunk)."""
 
     dtype: str = "fp16"
     chunks: int | None = None
@@ -128,7 +110,7 @@ class MemorySettings:
 
     @property
     def chunks_label(self) -> str:
-        """'channel' (one channel per chunk) or T, as the ``mem_chunks`` column holds it."""
+        """'channel' or T, as the ``mem_chunks`` column holds it."""
         return CHUNKS_PER_CHANNEL if self.chunks is None else str(self.chunks)
 
 
@@ -158,40 +140,15 @@ def parse_chunks(text: Any, option: str = "chunks") -> int | None:
 def memory_settings(
     dtype: Any = "fp16", chunks: Any = None, names: tuple[str, str] = ("mem_dtype", "chunks")
 ) -> MemorySettings:
-    """Checked memory settings from what a user typed; ``names`` are the fields that errors
-    name."""
+    """Checked memory settings; ``names`` are the fields that errors name."""
     if isinstance(dtype, MemorySettings):
         return dtype
     return MemorySettings(parse_mem_dtype(dtype, names[0]), parse_chunks(chunks, names[1]))
 
 
-# --------------------------------------------------------------------------- latency
-
-
 @dataclass(frozen=True)
 class LatencySettings:
-    """How to run a model for a latency measurement.
-
-    device:        "auto" (cuda when a GPU is present, else cpu), "cpu" or "cuda".
-    batch:         images per forward pass.
-    threads:       intra-op threads for every backend (torch.set_num_threads, ONNX Runtime's
-                   intra_op_num_threads); None means torch's current setting.
-    dtype:         inference dtype of weights and input: fp32, fp16 or bf16.
-    backend:       one of ``RUNTIMES``: eager (the module in eval mode), compile
-                   (torch.compile), onnxruntime (torch.onnx export, ONNX Runtime CPU
-                   session) or executorch (torch.export, lowered to XNNPACK).
-    channels_last: run in the channels-last (NHWC) memory format.
-    fuse_bn:       fold batch norm into the preceding convolutions (the deployed form).
-    min_time_s:    measure blocks of runs until at least this many seconds are timed.
-    warmup:        untimed forward passes first.
-    compile_backend: torch.compile's backend (API only; "inductor" is what users deploy).
-    quantize:      "none", or "int8": post-training static quantization (weights per
-                   channel, activations calibrated on random batches of the input shape),
-                   on the executorch and onnxruntime backends, from an fp32 model.
-    cache_programs: reuse ExecuTorch programs lowered before, from mbprof's cache folder,
-                   keyed by the model's graph and weights (API only; the phone study of
-                   ``reproduce`` lowers dozens).
-    """
+    """How to run a model for a latency measurement (docs/latency.md explains each)."""
 
     device: str = "auto"
     batch: int = 1
@@ -213,15 +170,12 @@ class LatencySettings:
 
 @dataclass(frozen=True)
 class CheckedLatency(LatencySettings):
-    """Latency settings whose values are valid (names known, numbers in range): made only by
-    ``check_latency``, which needs no torch."""
+    """Latency settings whose values are valid: made only by ``check_latency``."""
 
 
 @dataclass(frozen=True)
 class ResolvedLatency(CheckedLatency):
-    """Latency settings checked and resolved for this machine (device and threads decided,
-    the dtype probed): made only by ``mbprof.analysis.latency.resolve_settings``. Nothing
-    below the API checks them again."""
+    """Latency settings resolved for this machine (made only by ``resolve_settings``)."""
 
 
 def _as(kind: type, settings: LatencySettings, **changed: Any) -> Any:
@@ -230,10 +184,7 @@ def _as(kind: type, settings: LatencySettings, **changed: Any) -> Any:
 
 
 def check_latency(settings: LatencySettings) -> CheckedLatency:
-    """A checked copy of ``settings``: names in lower case, numbers as numbers. Refuses,
-    naming the field: an unknown device, dtype or backend, batch < 1 or > MAX_BATCH,
-    threads < 1 or more than the logical CPUs, a minimum time that is not a number > 0 and
-    <= MAX_MIN_TIME_S seconds, a warm-up < 0 or > MAX_WARMUP."""
+    """A checked copy of ``settings``: names in lower case, numbers as numbers."""
     if isinstance(settings, CheckedLatency):
         return settings
     if not isinstance(settings, LatencySettings):
@@ -251,7 +202,19 @@ def check_latency(settings: LatencySettings) -> CheckedLatency:
     threads = settings.threads
     dtype = parse_choice(settings.dtype, "dtype", LATENCY_DTYPES)
     backend = parse_choice(settings.backend, "backend", BACKENDS)
-    quantize = _check_quantize(settings.quantize, backend, dtype)
+    quantize = parse_choice(settings.quantize, "quantize", QUANTIZE)
+    if quantize == "int8" and backend not in INT8_BACKENDS:
+        raise MbprofError(
+            f"quantize int8: the {backend} backend has no int8 path here; use backend "
+            f"{spoken(INT8_BACKENDS)}",
+            field="quantize",
+        )
+    if quantize == "int8" and dtype != "fp32":
+        raise MbprofError(
+            f"quantize int8 quantizes an fp32 model (int8 weights and activations), so dtype "
+            f"{dtype} does not apply; use dtype fp32",
+            field="quantize",
+        )
     return _as(
         CheckedLatency,
         settings,
@@ -268,24 +231,5 @@ def check_latency(settings: LatencySettings) -> CheckedLatency:
     )
 
 
-def _check_quantize(text: Any, backend: str, dtype: str) -> str:
-    """'int8' only where a backend has an int8 path, and only from fp32."""
-    quantize = parse_choice(text, "quantize", QUANTIZE)
-    if quantize == "int8" and backend not in INT8_BACKENDS:
-        raise MbprofError(
-            f"quantize int8: the {backend} backend has no int8 path here; use backend "
-            f"{spoken(INT8_BACKENDS)}",
-            field="quantize",
-        )
-    if quantize == "int8" and dtype != "fp32":
-        raise MbprofError(
-            f"quantize int8 quantizes an fp32 model (int8 weights and activations), so dtype "
-            f"{dtype} does not apply; use dtype fp32",
-            field="quantize",
-        )
-    return quantize
-
-
 def resolved(settings: CheckedLatency, **decided: Any) -> ResolvedLatency:
-    """``settings`` as a ``ResolvedLatency`` with the ``decided`` fields (device, threads)."""
     return _as(ResolvedLatency, settings, **decided)

@@ -1,12 +1,5 @@
-"""The one place where numbers meet their units, both ways.
-
-Conventions used everywhere in mbprof:
-- counts (MAdds, params) use decimal prefixes: K = 1e3, M = 1e6, G = 1e9;
-- bytes use decimal prefixes too: KB = 1000 bytes, MB = 1e6 bytes (as the
-  MobileNetV2 paper's Table 3 does: 16 x 112 x 112 x 2 bytes = "400K");
-  KiB / MiB (1024-based) are accepted when parsing, never printed;
-- times are printed in milliseconds unless a field says otherwise.
-"""
+"""Numbers and their units, both ways: decimal prefixes for counts and bytes (KB = 1000
+bytes, as the paper's Table 3; KiB/MiB parsed, never printed), times in milliseconds."""
 
 from __future__ import annotations
 
@@ -60,47 +53,36 @@ def format_bytes(value: float | int, digits: int = 1) -> str:
     return f"{int(value)} B"
 
 
-def format_value(value: Any, kind: str) -> str:
-    """The one number formatter: ``value`` as text of its ``kind`` ('-' when missing).
+# Kind of a value -> its text (the header, or the text for budgets, carries the unit).
+_FORMATS = {
+    "text": str,
+    "float": format_multiplier,
+    "int": lambda v: f"{int(v):,}",
+    "millions": lambda v: f"{v / 1e6:,.2f}",
+    "bytes": format_bytes,
+    "size": lambda v: format_bytes(v, 2),
+    "kb": lambda v: f"{v / 1000:,.1f}",  # one fixed unit, so that rows compare at a glance
+    "ms": lambda v: f"{v:,.2f}",
+    "duration": lambda v: f"{v:.2f} ms",
+    "delta": lambda v: f"{v:+,}" if isinstance(v, int) else f"{v:+,.3f}",  # signed
+    "percent": lambda v: f"{v:.1f}%",
+    "rate": lambda v: f"{v:,.1f}",
+}
 
-    Kinds of table cells, whose header carries the unit: text, float (a multiplier: '0.35',
-    '1.0'), int (exact, thousands separators), millions (x 1e6, two decimals), bytes
-    (decimal KB/MB chosen per value), kb (bytes / 1000, one decimal: one unit for a whole
-    column), ms, percent, rate, delta (a signed difference), auto (by the value's type).
-    Kinds of an amount written with its unit (budget limits): count ('300.77M'), size
-    ('1.20 MB'), duration ('25.00 ms').
-    """
+
+def format_value(value: Any, kind: str) -> str:
+    """The one number formatter: ``value`` as text of its ``kind`` ('-' when missing)."""
     if is_missing(value):
         return "-"
     if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
         value = value.item()
-    if kind == "text":
-        return str(value)
-    if kind == "float":
-        return format_multiplier(value)
-    if kind == "int":
-        return f"{int(value):,}"
-    if kind == "millions":
-        return f"{value / 1e6:,.2f}"
-    if kind in ("bytes", "size"):
-        return format_bytes(value, 2 if kind == "size" else 1)
-    if kind == "kb":  # a column in one fixed unit, so that rows compare at a glance
-        return f"{value / 1000:,.1f}"
-    if kind == "ms":
-        return f"{value:,.2f}"
-    if kind == "duration":
-        return f"{value:.2f} ms"
+    if kind in _FORMATS:
+        return _FORMATS[kind](value)
     if kind == "count":
         for prefix in ("T", "G", "M", "K"):
             if abs(value) >= _COUNT_PREFIX[prefix]:
                 return f"{value / _COUNT_PREFIX[prefix]:.2f}{prefix}"
         return f"{value:g}" if isinstance(value, float) else str(value)
-    if kind == "delta":  # a difference, signed
-        return f"{value:+,}" if isinstance(value, int) else f"{value:+,.3f}"
-    if kind == "percent":
-        return f"{value:.1f}%"
-    if kind == "rate":
-        return f"{value:,.1f}"
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):
@@ -120,8 +102,6 @@ def _split(text: str, what: str) -> tuple[float, str]:
 
 
 def _finite(value: float, text: object, what: str) -> float:
-    """``value``, refused when it is infinite or not a number ('1e400' reads as inf, and an
-    integer cannot hold it)."""
     if math.isnan(value):
         raise MbprofError(f"{what} {text!r} is not a number")
     if math.isinf(value):
@@ -134,7 +114,6 @@ def _scaled(number: float, scale: int, text: object, what: str) -> int:
 
 
 def _given_number(value: int | float, what: str) -> int:
-    """A count or size given as a number rather than text (a TOML integer or float)."""
     return value if isinstance(value, int) else int(_finite(value, value, what))
 
 
@@ -162,8 +141,7 @@ def parse_bytes(text: str | int | float, what: str = "size") -> int:
 
 
 def parse_percent(text: str, what: str = "tolerance") -> float:
-    """'10%' -> 10.0; '2.5 %' -> 2.5 (in percent, >= 0). The % sign is required, so that
-    0.1 and 10 are never confused."""
+    """'10%' -> 10.0 (the % sign is required: 0.1 and 10 are never confused)."""
     if isinstance(text, bool) or not isinstance(text, str):
         raise MbprofError(f"{what} {text!r} is not a percentage; write it as a string like '10%'")
     match = re.fullmatch(_NUMBER + r"\s*%", text.strip())
