@@ -21,37 +21,26 @@ def test_lists():
     assert parse_resolution("224") == (224, 224)
 
 
-@pytest.mark.parametrize(
-    ("text", "fragment"),
-    [
-        ("0", "'0' is not allowed"),
-        ("-1", "'-1'"),
-        ("nan", "'nan'"),
-        ("inf", "'inf'"),
-        ("abc", "'abc' is not a number"),
-        ("0.5,,1", "empty item"),
-        ("", "empty item"),
-    ],
-)
-def test_bad_widths(text, fragment):
-    with pytest.raises(MbprofError, match=fragment):
-        parse_float_list(text, "--widths")
+def _widths(text):
+    return parse_float_list(text, "--widths")
 
 
 @pytest.mark.parametrize(
-    ("text", "fragment"),
+    ("parse", "text", "fragment"),
     [
-        ("31", "too small"),
-        ("0", "too small"),
-        ("22.5", "not a resolution"),
-        ("abc", "not a resolution"),
-        ("224x", "not a resolution"),
-        ("1x224", "too small"),
+        *((_widths, text, fragment) for text, fragment in [
+            ("0", "'0' is not allowed"), ("-1", "'-1'"), ("nan", "'nan'"), ("inf", "'inf'"),
+            ("abc", "'abc' is not a number"), ("0.5,,1", "empty item"), ("", "empty item"),
+        ]),
+        *((parse_resolution, text, fragment) for text, fragment in [
+            ("31", "too small"), ("0", "too small"), ("22.5", "not a resolution"),
+            ("abc", "not a resolution"), ("224x", "not a resolution"), ("1x224", "too small"),
+        ]),
     ],
-)
-def test_bad_resolutions(text, fragment):
+)  # fmt: skip
+def test_bad_widths_and_resolutions(parse, text, fragment):
     with pytest.raises(MbprofError, match=fragment):
-        parse_resolution(text)
+        parse(text)
 
 
 def test_ints_and_kwargs():
