@@ -1,8 +1,5 @@
-"""The documents that set configurations side by side. `mbprof compare`: a compact table for
-people, every column for CSV/JSON, and notes that say once what is the same for every row.
-`mbprof diff`: the totals, the per-layer deltas (how each row was matched) and the
-per-resolution memory deltas, after minus before.
-"""
+"""Configurations side by side: `mbprof compare` (a compact table, every column for CSV/JSON,
+notes for what every row shares) and `mbprof diff` (totals, per-layer and memory deltas)."""
 
 from __future__ import annotations
 
@@ -21,46 +18,16 @@ if TYPE_CHECKING:
 # What the terminal and Markdown tables of `compare` show, in this order. Every other
 # column (environment, spreads, sources, ...) stays in CSV/JSON and, where it is the
 # same for every row, is said once in a note.
-COMPARE_TEXT_COLUMNS = (
-    "model",
-    "width",
-    "depth",
-    "resolution",
-    "num_classes",
-    "args",
-    "reparam",
-    "madds",
-    "params",
-    "deployed_bytes",
-    "peak_act_bytes",
-    "peak_act_bytes_efficient",
-    "latency_ms",
-    "latency_verdict",
-    "latency_ms_per_image",
-    "throughput_ips",
-    "achieved_gflops",
-    "int8_speedup",
-    "int8_cosine",
-    "portable_ops",
-    "top1",
-    "error",
+COMPARE_TEXT_COLUMNS = tuple(
+    "model width depth resolution num_classes args reparam madds params deployed_bytes "
+    "peak_act_bytes peak_act_bytes_efficient latency_ms latency_verdict latency_ms_per_image "
+    "throughput_ips achieved_gflops int8_speedup int8_cosine portable_ops top1 error".split()
 )
 # What a narrow terminal leaves out first, in this order (model, width, resolution, the
 # counts and the latency stay).
-_SECONDARY = (
-    "int8_cosine",
-    "portable_ops",
-    "deployed_bytes",
-    "achieved_gflops",
-    "throughput_ips",
-    "latency_ms_per_image",
-    "peak_act_bytes_efficient",
-    "args",
-    "num_classes",
-    "depth",
-    "top1",
-    "peak_act_bytes",
-    "params",
+_SECONDARY = tuple(
+    "int8_cosine portable_ops deployed_bytes achieved_gflops throughput_ips latency_ms_per_image "
+    "peak_act_bytes_efficient args num_classes depth top1 peak_act_bytes params".split()
 )
 
 
@@ -119,7 +86,7 @@ def _memory_notes(frame: pd.DataFrame) -> list[str]:
 
 def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Document:
     """The comparison table: a compact view for people, every column for CSV/JSON."""
-    from mbprof.render.latency_view import compare_latency_parts
+    from mbprof.render.latency_view import latency_notes
 
     shown = _compare_text_columns(frame)
     notes = [f"{COLUMNS[key].header}: {COLUMNS[key].description}." for key in ("madds", "params")]
@@ -128,23 +95,12 @@ def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Docu
             value = frame[key].iloc[0]
             notes.append(f"{label} {format_value(value, COLUMNS[key].kind)} for every row.")
     notes += _memory_notes(frame)
-    notes += compare_latency_parts(frame, shown)[1]
+    notes += latency_notes(frame, shown)
     notes += _accuracy_notes(frame)
     hidden = tuple(k for k in frame.columns if k not in shown)
-    return Document(
-        kind="compare",
-        title=title,
-        tables=[
-            Table(
-                name="configurations",
-                frame=frame,
-                hidden_in_text=hidden,
-                secondary=_SECONDARY,
-            )
-        ],
-        notes=notes,
-        meta={"mbprof_version": __version__},
-    )
+    table = Table("configurations", frame, hidden_in_text=hidden, secondary=_SECONDARY)
+    meta = {"mbprof_version": __version__}
+    return Document(title, tables=[table], notes=notes, meta=meta, kind="compare")
 
 
 NAMES = {
@@ -188,8 +144,7 @@ def _deltas(frame, keys: dict[str, str]) -> Table:
 
 
 def diff_document(result: Any) -> Document:
-    """``result``: an ``mbprof.api.diff.DiffResult``, read by attribute (render imports
-    nothing from the API)."""
+    """``result``: an ``mbprof.api.diff.DiffResult`` (read by attribute)."""
     totals = Table(
         name="totals",
         frame=result.totals.assign(figure=result.totals["figure"].map(lambda k: NAMES.get(k, k))),
