@@ -1,25 +1,6 @@
-"""Drawing a figure of points and saving it byte for byte (matplotlib, Agg).
-
-matplotlib is imported inside the functions that draw, and only the Agg-based ``Figure``
-API is used (no pyplot state, no display needed). In the order a figure is made:
-
-- units: bytes are shown in KB, or in MB from ``BYTES_MB_FROM`` up; the other units are
-  fixed per axis (``mbprof.frame.columns.AXES``);
-- styles: a fixed colour per family (matplotlib's tab10 order, so that a family looks the
-  same in every figure; families mbprof does not know take the remaining colours in order
-  of appearance), a marker per model; a model given as an import path is drawn as the
-  family "user model";
-- the figure: a log axis has major ticks at 1, 2, 3 and 5 of each decade (every digit on
-  a short span), written plainly (``200``, not ``2x10^2``). The frontier is a line through
-  the frontier points, each ringed; a fit plot gets a dashed least-squares line (on the
-  linear values) instead;
-- labels that do not collide, placed greedily in display pixels after the axes are laid
-  out: frontier points first, then the most crowded; each label takes the first candidate
-  spot around its marker (nearest first) that covers no marker, line or other label and
-  stays inside the axes, else the least-covered one; a label set beyond the first ring
-  gets a thin leader line to its point, which later labels also keep off;
-- saving: no dates or versions, so that the same input gives the same bytes.
-"""
+"""Drawing a figure of points and saving it byte for byte (matplotlib's Agg ``Figure`` API,
+imported only to draw): units, a colour per family and a marker per model, plain log ticks,
+the frontier or fit line, labels placed greedily so that they collide with nothing."""
 
 from __future__ import annotations
 
@@ -44,28 +25,14 @@ def axis_scale(axis: Axis, values: pd.Series) -> tuple[float, str]:
 
 def axis_label(axis: Axis, frame: pd.DataFrame, values: pd.Series, log: bool = False) -> str:
     """'MAdds (millions, batch 1)'; a logarithmic axis says so: '(..., log scale)'."""
-    _, unit = axis_scale(axis, values)
-    context = _context_text(frame, axis.context)
-    scale = ", log scale" if log else ""
-    return f"{axis.name} ({unit}{', ' + context if context else ''}{scale})"
-
-
-def _context_text(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
-    parts = []
-    for key in columns:
-        if key not in frame.columns:
-            continue
-        values = frame[key].dropna().unique()
-        if len(values) != 1:
-            continue
-        value = values[0]
-        if key == "batch":
-            parts.append(f"batch {int(value)}")
-        elif key == "threads":
-            parts.append(f"{int(value)} thread{'s' if int(value) != 1 else ''}")
-        else:
-            parts.append(str(value))
-    return ", ".join(parts)
+    parts = [axis_scale(axis, values)[1]]
+    for key in (k for k in axis.context if k in frame.columns):
+        found = frame[key].dropna().unique()
+        if len(found) == 1:
+            n = int(found[0]) if key in ("batch", "threads") else 0
+            text = {"batch": f"batch {n}", "threads": f"{n} thread{'s' if n != 1 else ''}"}
+            parts.append(text.get(key, str(found[0])))
+    return f"{axis.name} ({', '.join(parts)}{', log scale' if log else ''})"
 
 
 FAMILY_COLOURS = {
@@ -80,17 +47,13 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
 
 
 def family_of(model: str) -> str:
-    """The registry's family of ``model`` (the model name itself when it is not registered).
-    A model given as an import path is a "user model": the name comes from a data file, so
-    it is never imported here."""
+    """The registry's family of ``model`` (its own name when not registered); an import path
+    is a "user model" (named by a data file: never imported here)."""
     try:
         from mbprof.core.records import is_import_path
         from mbprof.models import get_model_info
 
-        if is_import_path(model):
-            return "user model"
-
-        return get_model_info(model).family
+        return "user model" if is_import_path(model) else get_model_info(model).family
     except Exception:  # noqa: BLE001 - user models and unknown names keep their own name
         return model
 
@@ -110,10 +73,8 @@ def _squashed(text: str) -> str:
 
 
 def variant_name(model: str, family: str) -> str:
-    """How a figure names ``model`` beside others of its ``family``, as the papers write it:
-    'MobileNetV3-Small' for mobilenet_v3_small (family MobileNetV3), 'ShuffleNet v1 (g3)'
-    for shufflenet_v1_g3; the family and the model's own name when the name does not start
-    with the family's (a user model's import path)."""
+    """How a figure names ``model`` beside others of its ``family``: 'MobileNetV3-Small',
+    'ShuffleNet v1 (g3)', or 'family (model)' when the name does not start with the family's."""
     want, seen = _squashed(family), ""
     for index, char in enumerate(model):
         if seen == want:
@@ -133,8 +94,7 @@ def variant_name(model: str, family: str) -> str:
 
 
 def legend_names(points: pd.DataFrame) -> dict[str, str]:
-    """model -> its name in the legend: the family, or the variant where the figure holds
-    several models of one family."""
+    """model -> its legend name: the family, or the variant beside others of its family."""
     by_family: dict[str, set[str]] = {}
     for model, family in zip(points["model"], points["family"], strict=True):
         by_family.setdefault(family, set()).add(model)
@@ -274,8 +234,7 @@ LOG_TICKS = (1.0, 2.0, 3.0, 5.0)
 
 
 def _log_ticks(axis, low: float, high: float) -> None:
-    """Major (labelled) ticks at 1, 2, 3 and 5 of each decade, minor ones at the other
-    digits; on a span too short to hold three of those, every digit is labelled."""
+    """Labelled ticks at 1, 2, 3 and 5 of each decade (every digit on a short span)."""
     from matplotlib.ticker import LogLocator
 
     subs = LOG_TICKS
@@ -304,8 +263,7 @@ def _footnote(points: pd.DataFrame, x: Axis, y: Axis) -> str:
 
 
 def save_figure(fig, path: Path) -> None:
-    """Write ``fig`` whole (PNG, SVG or PDF by the extension), without dates or versions so
-    that the same figure gives the same bytes."""
+    """Write ``fig`` whole (PNG, SVG or PDF by the extension), the same bytes each time."""
     import io
 
     from mbprof.core.files import write_atomic
@@ -318,11 +276,8 @@ def save_figure(fig, path: Path) -> None:
 
 def _metadata(fmt: str) -> dict[str, Any]:
     """No creation dates or version strings, so that a figure regenerates byte for byte."""
-    if fmt == "png":
-        return {"Software": None}
-    if fmt == "svg":
-        return {"Date": None, "Creator": None}
-    return {"CreationDate": None, "Creator": None, "Producer": None}
+    keys = {"png": ("Software",), "svg": ("Date", "Creator")}
+    return dict.fromkeys(keys.get(fmt, ("CreationDate", "Creator", "Producer")))
 
 
 def _overlap(box, boxes) -> float:
@@ -338,8 +293,7 @@ def _overlap(box, boxes) -> float:
 
 
 def _candidates() -> list[tuple[float, float, str, str, bool]]:
-    """Offsets in points around a marker, nearest first: (dx, dy, ha, va, leader line).
-    Twelve directions on rings of growing radius; labels beyond the first ring get a line."""
+    """Offsets in points around a marker, nearest first: (dx, dy, ha, va, leader line)."""
     out = []
     for radius in (4.0, 9.0, 15.0, 22.0, 30.0):
         leader = radius > 5
@@ -361,10 +315,8 @@ def _darker(colour: str, factor: float = 0.6) -> tuple[float, float, float]:
 
 
 def _boxes_along(start, end, px_per_pt: float, half: float, ends: bool):
-    """Small boxes (``half`` pixels each side of a centre) about every 3 points along the
-    segment ``start`` -> ``end``, to keep labels off a line. With ``ends`` the first and
-    last sit on the ends (a frontier or fit line); without, the ends are left free (a
-    leader line: its ends sit on the marker and the label)."""
+    """Small boxes about every 3 points along a segment, to keep labels off a line; ``ends``
+    False leaves the ends free (a leader line's ends sit on its marker and label)."""
     import numpy as np
 
     (x0, y0), (x1, y1) = start, end
@@ -378,9 +330,8 @@ def _boxes_along(start, end, px_per_pt: float, half: float, ends: bool):
 
 
 def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsize: float) -> None:
-    """Greedy placement: each label takes the first nearby spot that covers no marker,
-    line or other label and stays inside the axes; failing that, the least-covered spot
-    (a thin leader line joins a label set further out to its point)."""
+    """Each label at the first nearby spot that covers nothing and stays inside the axes, else
+    the least-covered one (a thin leader line joins a label set further out)."""
     import numpy as np
 
     renderer = fig.canvas.get_renderer()

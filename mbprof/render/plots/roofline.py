@@ -1,16 +1,6 @@
-"""Figures of their own kind: the roofline of a per-layer profile, and the phone figure of
-``reproduce``.
-
-The roofline of a per-layer profile: every layer with MAdds drawn at its arithmetic
-intensity (FLOPs per byte moved) against the GFLOP/s it achieved, under the machine's two
-ceilings (memory bandwidth x intensity, rising, then the compute ceiling), coloured by
-layer kind; the slowest layers are named. Layers without MAdds (batch norm, activations,
-additions) have no intensity and are left out (the footnote says how much time they take).
-The phone figure: each series' latency measured here, scaled by its fitted factor,
-against the published phone latency (both axes logarithmic, ms), with the line where they
-agree and a +-25% band around it. matplotlib (Agg) is imported inside the functions that
-draw.
-"""
+"""Figures of their own kind: the roofline of a per-layer profile (layers with MAdds at their
+intensity against their GFLOP/s, under the memory and compute ceilings) and the phone figure
+of ``reproduce`` (scaled latency here against the published one, with a +-25% band)."""
 
 from __future__ import annotations
 
@@ -33,14 +23,12 @@ NAMED = 5  # the slowest layers get their module path written beside them
 
 
 def marker_area(share_pct: float) -> float:
-    """Points^2: proportional to the layer's share of time (a 10% layer is ten times a 1%
-    one), and at least a dot."""
+    """Points^2: proportional to the layer's share of time, and at least a dot."""
     return max(6.0, 40.0 * share_pct)
 
 
 def draw_roofline(profile: LayerProfile, title: str, unstable: str = ""):
-    """The figure, not yet saved; ``unstable``: why the timing behind it was unstable
-    (written on the figure)."""
+    """The figure, not yet saved; ``unstable``: why its timing was unstable (said on it)."""
     import math
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
