@@ -1,10 +1,5 @@
 """The one table of quantities: every column of a frame with its header, format kind and
-convention, and, where it has them, its axis on a plot and the budget key that bounds it.
-
-Tables read headers and kinds here (``mbprof.core.units.format_value`` writes the kinds),
-``compare --json`` writes the descriptions beside the rows, ``mbprof plot`` takes its axes
-(``AXES``) and budget files their keys (``METRICS``) from it: a new quantity is one entry.
-"""
+convention, and where it has them its plot axis (``AXES``) and budget key (``METRICS``)."""
 
 from __future__ import annotations
 
@@ -18,9 +13,7 @@ TIMED = ("device", "dtype", "batch", "threads")
 
 @dataclass(frozen=True)
 class Axis:
-    """How a column is plotted: its name, its unit ('bytes': KB or MB by size) and the
-    factor from raw values to that unit, which way is better, and whether it is
-    accuracy-like (a Pareto frontier is drawn against it; a least-squares fit otherwise)."""
+    """How a column is plotted (``quality``: accuracy-like, a Pareto frontier drawn against it)."""
 
     name: str
     unit: str
@@ -33,8 +26,7 @@ class Axis:
 
 @dataclass(frozen=True)
 class Metric:
-    """A figure a budget may bound: its key in budget files, its name for people and what
-    the measured figure counts."""
+    """A figure a budget may bound: its key in budget files, its name, what it counts."""
 
     key: str
     label: str

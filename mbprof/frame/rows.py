@@ -1,13 +1,6 @@
-"""The rows of a comparison frame: the one owner of how a configuration becomes a row and a
-row becomes a configuration again; and frame files read back (the CSV and JSON that
-``mbprof compare`` writes: results, baselines, frames to plot).
-
-A row is a plain dict whose keys are described in ``mbprof.frame.columns``. Every writer of
-rows (``compare``, ``bench``, the checks' measurements, the paper report) builds its
-identity columns with ``identity_row`` and its figures with the ``*_columns`` functions
-here; every reader (baselines, saved results, accuracy joining, plots) goes back through
-``spec_from_row`` and ``cell``. Torch-free.
-"""
+"""The rows of a comparison frame: the one owner of how a configuration becomes a row
+(``identity_row``, the ``*_columns`` functions) and a row a configuration again
+(``spec_from_row``, ``cell``); and frame files read back. Torch-free."""
 
 from __future__ import annotations
 
@@ -30,22 +23,9 @@ if TYPE_CHECKING:
     from mbprof.core.records import CountReport, Environment, MemoryReport, Timing
 
 # The columns that say which configuration a row measured, in the frame's order.
-IDENTITY = (
-    "model",
-    "width",
-    "depth",
-    "resolution",
-    "input_h",
-    "input_w",
-    "num_classes",
-    "args",
-    "reparam",
-)
+IDENTITY = tuple("model width depth resolution input_h input_w num_classes args reparam".split())
 FAILURE_TEXT_MAX = 300
 NOTES_SEPARATOR = "; "  # between the notes of one ``notes`` cell
-
-
-# --------------------------------------------------------------------------- cells
 
 
 def plain(value: Any) -> Any:
@@ -59,13 +39,9 @@ def plain(value: Any) -> Any:
 
 
 def cell(row: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    """``row[key]`` as a plain Python value; ``default`` when absent, missing or an empty
-    string (an empty CSV cell)."""
+    """``row[key]`` as a plain Python value; ``default`` when absent, missing or ''."""
     value = plain(row.get(key, default))
     return default if is_missing(value) or value == "" else value
-
-
-# --------------------------------------------------------------------------- builder arguments
 
 
 def args_text(kwargs: tuple[tuple[str, Any], ...] | Mapping[str, Any]) -> str:
@@ -94,12 +70,8 @@ def parse_args_text(text: str, where: str = "args") -> tuple[tuple[str, Any], ..
     return tuple(sorted(pairs.items()))
 
 
-# --------------------------------------------------------------------------- spec <-> row
-
-
 def identity_row(spec: ModelSpec) -> dict[str, Any]:
-    """The columns that name the configuration ``spec`` (``args`` and ``reparam`` only when
-    it has some, or is deployed)."""
+    """The columns that name ``spec`` (``args`` and ``reparam`` only where it has them)."""
     row: dict[str, Any] = {
         "model": spec.model,
         "width": spec.width,
@@ -141,8 +113,7 @@ def _integer(row: Mapping[str, Any], key: str, where: str) -> int | None:
 
 
 def spec_from_row(row: Mapping[str, Any], where: str = "row") -> ModelSpec:
-    """The configuration a row measured. ``where`` ("results.csv row 3") starts every
-    error. The model is not looked up here (see ``mbprof.models.check_spec``)."""
+    """The configuration a row measured (the model not looked up); ``where`` starts errors."""
     model = cell(row, "model")
     if not isinstance(model, str) or not model.strip():
         raise MbprofError(f"{where}: no 'model' column; is this an mbprof compare result?")
@@ -170,8 +141,7 @@ def spec_from_row(row: Mapping[str, Any], where: str = "row") -> ModelSpec:
 
 
 def row_measures(row: Mapping[str, Any], spec: ModelSpec) -> bool:
-    """Whether ``row`` measured ``spec`` (multipliers compared to 1e-9; a row that does not
-    read as a configuration measures nothing)."""
+    """Whether ``row`` measured ``spec`` (multipliers compared to 1e-9)."""
     try:
         other = spec_from_row(row)
     except MbprofError:
@@ -187,13 +157,8 @@ def row_measures(row: Mapping[str, Any], spec: ModelSpec) -> bool:
     )
 
 
-# --------------------------------------------------------------------------- figures
-
-
 def count_columns(counts: CountReport, notes: tuple[str, ...] = ()) -> dict[str, Any]:
-    """MAdds, params and fvcore's other FLOPs of one configuration (``mbprof.analysis.counting``),
-    the parameters its inference reads, and (when there are any) ``notes`` on how it was
-    built and sized, then the counts' own, in one cell."""
+    """The counts of one configuration, and its ``notes`` then the counts' own in one cell."""
     row = {"madds": counts.madds, "params": counts.params, "other_flops": counts.other_flops}
     row["engine"] = counts.engine
     if counts.params_used is not None:
@@ -231,9 +196,8 @@ def latency_columns(timing: Timing) -> dict[str, Any]:
 
 
 def failure_text(exc: BaseException) -> str:
-    """What an ``error`` cell says: the exception's type and the first line of its message,
-    at most ``FAILURE_TEXT_MAX`` characters. A ``ModelRunError`` gives its cause: the row
-    names the model and configuration already."""
+    """An ``error`` cell: the exception's type and first line, at most ``FAILURE_TEXT_MAX``
+    characters (a ``ModelRunError``'s cause: the row names the configuration already)."""
     from mbprof.core.errors import ModelRunError
 
     if isinstance(exc, ModelRunError) and exc.__cause__ is not None:

@@ -12,9 +12,6 @@ from mbprof.render.document import Document, Fact, Table, frame_records
 if TYPE_CHECKING:
     import pandas as pd
 
-def _size(hw: tuple[int, int]) -> str:
-    return f"{hw[0]}x{hw[1]}"
-
 
 def _chunks_text(report: MemoryReport) -> str:
     return "one channel per chunk" if report.chunks is None else f"T = {report.chunks} chunks"
@@ -36,7 +33,7 @@ def resolution_frame(report: MemoryReport) -> pd.DataFrame:
     sizes = sorted(set(mat) | set(eff), key=lambda hw: (-hw[0] * hw[1], -hw[0]))
     rows: list[dict[str, Any]] = []
     for hw in sizes:
-        row = {"size": _size(hw)}
+        row = {"size": f"{hw[0]}x{hw[1]}"}
         for suffix, found in (("", mat.get(hw)), ("_efficient", eff.get(hw))):
             row.update({f"{k}{suffix}": getattr(found, k, None) for k in _RESOLUTION_FIELDS})
         rows.append(row)

@@ -1,12 +1,6 @@
-"""What a run of ``reproduce`` covers, decided before anything is measured: its parts, the
-configurations they need (the paper's Table 4 and the released checkpoints' width x
-resolution grids), which of them this mbprof can build, the figures it draws, the files it
-may write (and the folder check that protects the user's), and the paper's own values
-(``mbprof/data``: ``paper_table4.csv``, ``paper_table3.csv``). Torch-free.
-
-A configuration is a ``ModelSpec`` (depth 1, a square input, 1000 classes); a frame row is
-matched to it by ``mbprof.frame.rows.row_measures``, the one owner of that mapping.
-"""
+"""What a run of ``reproduce`` covers, decided before anything is measured: its parts and
+configurations, the figures, the files it may write (and the folder check), and the paper's
+own values (``mbprof/data``). Torch-free."""
 
 from __future__ import annotations
 
@@ -60,31 +54,16 @@ class FigureSpec:
     only_224: bool = False  # parameters do not change with resolution: one point each
 
 
+_TOP1 = "ImageNet top-1 against"
 FIGURES: tuple[FigureSpec, ...] = (
-    FigureSpec("top1_vs_madds", "madds", "top1", "ImageNet top-1 against MAdds"),
-    FigureSpec(
-        "top1_vs_params",
-        "params",
-        "top1",
-        "ImageNet top-1 against parameters, 224x224",
-        log_x=False,
-        only_224=True,
-    ),
-    FigureSpec(
-        "top1_vs_peak_memory",
-        "peak_act_bytes_efficient",
-        "top1",
-        "ImageNet top-1 against peak activation memory (memory-efficient inference)",
-    ),
-    FigureSpec("top1_vs_latency", "latency_ms", "top1", "ImageNet top-1 against CPU latency"),
-    FigureSpec(
-        "top1_vs_throughput", "throughput_ips", "top1", "ImageNet top-1 against CPU throughput"
-    ),
+    FigureSpec("top1_vs_madds", "madds", "top1", f"{_TOP1} MAdds"),
+    FigureSpec("top1_vs_params", "params", "top1", f"{_TOP1} parameters, 224x224", False, False, True),
+    FigureSpec("top1_vs_peak_memory", "peak_act_bytes_efficient", "top1",
+               f"{_TOP1} peak activation memory (memory-efficient inference)"),
+    FigureSpec("top1_vs_latency", "latency_ms", "top1", f"{_TOP1} CPU latency"),
+    FigureSpec("top1_vs_throughput", "throughput_ips", "top1", f"{_TOP1} CPU throughput"),
     FigureSpec("latency_vs_madds", "madds", "latency_ms", "CPU latency against MAdds", log_y=True),
-)
-
-
-# --- the paper's values ---------------------------------------------------------------
+)  # fmt: skip
 
 
 def _read_csv(name: str) -> list[dict[str, str]]:
@@ -104,9 +83,6 @@ def registered(model: str) -> bool:
     from mbprof.models import list_models
 
     return model in list_models()
-
-
-# --- the configurations -----------------------------------------------------------------
 
 
 def config(model: str, width: float | str, resolution: int | str) -> ModelSpec:
@@ -130,8 +106,7 @@ def check_parts(parts: Sequence[str]) -> tuple[str, ...]:
 
 
 def wanted_configs(parts: Sequence[str]) -> list[ModelSpec]:
-    """The configurations ``parts`` need, in the order the files list them: the sweep's,
-    then Table 4's that are not in it."""
+    """The configurations ``parts`` need: the sweep's, then Table 4's that are not in it."""
     wanted: list[ModelSpec] = []
     if "sweep" in parts or "figures" in parts:
         wanted += sweep_configs()
@@ -160,24 +135,17 @@ def rows_of(frame: pd.DataFrame, specs: Sequence[ModelSpec]) -> pd.DataFrame:
     return frame[[any(row_measures(row, spec) for spec in specs) for row in records]]
 
 
-# --- the files --------------------------------------------------------------------------
-
-
 def planned_files(parts: Sequence[str] = PARTS) -> set[str]:
-    """Every file (relative to ``out``) a run of ``parts`` may write: what it checks
-    before measuring, and, for all parts, the only names a manifest may list."""
-    names = {"README.md"}
-    if "table4" in parts:
-        names |= {"table4.md", "table4.csv", "inconsistencies.md"}
-    if "table3" in parts:
-        names |= {"table3.md", "table3.csv"}
-    if "sweep" in parts:
-        names.add("sweep.csv")
-    if "figures" in parts:
-        names |= {"pareto.md", *(f"figures/{spec.stem}.png" for spec in FIGURES)}
-    if "phone" in parts:
-        names |= {"phone.md", "phone.csv", "figures/phone_latency.png"}
-    return names
+    """Every file (relative to ``out``) a run of ``parts`` may write (of all parts: the only
+    names a manifest may list)."""
+    files = {
+        "table4": ("table4.md", "table4.csv", "inconsistencies.md"),
+        "table3": ("table3.md", "table3.csv"),
+        "sweep": ("sweep.csv",),
+        "figures": ("pareto.md", *(f"figures/{spec.stem}.png" for spec in FIGURES)),
+        "phone": ("phone.md", "phone.csv", "figures/phone_latency.png"),
+    }
+    return {"README.md", *(name for part in parts for name in files.get(part, ()))}
 
 
 def _written_before_manifests(out: Path) -> bool:
@@ -187,9 +155,7 @@ def _written_before_manifests(out: Path) -> bool:
 
 
 def check_out(out: str | Path, parts: Sequence[str] = PARTS) -> dict[str, list[str] | None]:
-    """Refuse, before any measuring, a folder this run cannot write without losing a
-    file: only files that mbprof wrote (listed with their hash in its manifest) are
-    replaced or removed; a file of the user's, or one changed since, is never touched."""
+    """Refuse, before any measuring, a folder this run cannot write without losing a file."""
     from mbprof.report.folder import check_folder
 
     return check_folder(

@@ -1,8 +1,6 @@
-"""Table 3 of the MobileNetV2 paper (the largest activation tensor at each spatial
-resolution, fp16, 224x224 input) two ways: the paper's cells checked against their own
-channel counts (``table3_paper_problems``), and the paper beside mbprof's memory analysis,
-memory-efficient and materialized (``table3_frame``, ``table3.md``, ``table3.csv``), with
-sentences for the cells that differ (``table3_explained``)."""
+"""Table 3 of the MobileNetV2 paper (the largest activation tensor per resolution, fp16,
+224x224): its cells checked against their own channel counts, and beside mbprof's memory
+analysis, with sentences for the cells that differ."""
 
 from __future__ import annotations
 
@@ -22,12 +20,9 @@ if TYPE_CHECKING:
     from mbprof.core.records import MemoryReport
 
 
-# --- the paper's own arithmetic --------------------------------------------------------
-
-
 def table3_paper_check() -> list[dict[str, Any]]:
-    """Each cell of the paper's Table 3 recomputed from its own channel count:
-    channels x side x side x 2 bytes (16-bit floats), in the paper's K = 1000 bytes."""
+    """Each cell of the paper's Table 3 recomputed from its own channel count (x side x side
+    x 2 bytes), in the paper's K = 1000 bytes."""
     rows = []
     by_network: dict[str, list[dict[str, Any]]] = {}
     for cell in paper_table3():
@@ -64,8 +59,8 @@ def table3_paper_check() -> list[dict[str, Any]]:
 
 
 def table3_paper_problems() -> list[str]:
-    """Plain sentences for the cells whose printed size disagrees with their own channel
-    count by more than rounding (1K or 10%), and for a max row that is not its column's max."""
+    """Sentences for the cells whose printed size disagrees with their own channel count by
+    more than rounding (1K or 10%), and for a max row that is not its column's max."""
     problems = []
     for row in table3_paper_check():
         computed_k = row["computed_bytes"] / 1000
@@ -87,16 +82,19 @@ def table3_paper_problems() -> list[str]:
     return problems
 
 
-# --- the paper beside mbprof -----------------------------------------------------------
+_FOUND = ("channels", "tensor_bytes", "materialized_channels", "materialized_bytes", "op_bytes")
+
+
+def _square(rows: Any) -> dict[int, Any]:
+    return {r.resolution[0]: r for r in rows if r.resolution[0] == r.resolution[1]}
 
 
 def table3_frame(
     left_out: list[str], memory_of: Callable[[str, float], MemoryReport]
 ) -> pd.DataFrame:
-    """The paper's Table 3 beside mbprof's largest tensor at each resolution (fp16, 224x224,
-    memory-efficient mode: the paper's section 5.1 rule) and the materialized one, from
-    ``memory_of(model, width)`` (the caller measures); a network this mbprof does not
-    have is added to ``left_out``."""
+    """The paper's Table 3 beside mbprof's largest tensor per resolution, memory-efficient (the
+    paper's rule) and materialized, from ``memory_of(model, width)``; a network this mbprof
+    does not have is added to ``left_out``."""
     import pandas as pd
 
     cells = paper_table3()
@@ -107,12 +105,7 @@ def table3_frame(
             leave_out(left_out, f"Table 3, {network}: {model} not registered in this mbprof")
             continue
         mem = memory_of(model, width)
-        efficient = {
-            r.resolution[0]: r
-            for r in mem.resolutions_efficient
-            if r.resolution[0] == r.resolution[1]
-        }
-        whole = {r.resolution[0]: r for r in mem.resolutions if r.resolution[0] == r.resolution[1]}
+        efficient, whole = _square(mem.resolutions_efficient), _square(mem.resolutions)
         for cell in (c for c in cells if c["network"] == network):
             row: dict[str, Any] = {
                 "network": network,
@@ -123,39 +116,20 @@ def table3_frame(
                 "paper_kbytes": float(cell["kbytes"]),
             }
             if cell["size"] == "max":
-                row.update(
-                    channels=None,
-                    tensor_bytes=mem.max_tensor_bytes_efficient,
-                    materialized_channels=None,
-                    materialized_bytes=mem.max_tensor_bytes,
-                    op_bytes=None,
-                )
+                found = (None, mem.max_tensor_bytes_efficient, None, mem.max_tensor_bytes, None)
             else:
-                side = int(cell["size"])
-                eff, mat = efficient.get(side), whole.get(side)
-                row.update(
-                    channels=eff.channels if eff else None,
-                    tensor_bytes=eff.tensor_bytes if eff else None,
-                    materialized_channels=mat.channels if mat else None,
-                    materialized_bytes=mat.tensor_bytes if mat else None,
-                    op_bytes=mat.op_bytes if mat else None,
-                )
+                eff, mat = efficient.get(int(cell["size"])), whole.get(int(cell["size"]))
+                found = (getattr(eff, "channels", None), getattr(eff, "tensor_bytes", None),
+                         getattr(mat, "channels", None), getattr(mat, "tensor_bytes", None),
+                         getattr(mat, "op_bytes", None))  # fmt: skip
+            row.update(zip(_FOUND, found, strict=True))
             if row["tensor_bytes"] is not None:
                 row["delta_bytes"] = row["tensor_bytes"] - round(row["paper_kbytes"] * 1000)
             rows.append(row)
     frame = pd.DataFrame(rows)
-    for key in (
-        "paper_channels",
-        "channels",
-        "materialized_channels",
-        "tensor_bytes",
-        "materialized_bytes",
-        "op_bytes",
-        "delta_bytes",
-    ):
-        if key in frame.columns:
-            frame[key] = frame[key].astype("Int64")
-    return frame
+    ints = "paper_channels channels materialized_channels tensor_bytes materialized_bytes op_bytes"
+    ints = [key for key in (*ints.split(), "delta_bytes") if key in frame.columns]
+    return frame.astype(dict.fromkeys(ints, "Int64"))
 
 
 def table3_markdown(t3: pd.DataFrame) -> str:
@@ -174,22 +148,13 @@ def table3_markdown(t3: pd.DataFrame) -> str:
                 row += ["-", "-", "-"]
                 continue
             r = match.iloc[0]
-            paper = (
-                f"{r['paper_kbytes']:g}K"
-                if is_missing(r["paper_channels"])
-                else f"{int(r['paper_channels'])} / {r['paper_kbytes']:g}K"
-            )
-            ours = (
-                "-"
-                if is_missing(r["tensor_bytes"])
-                else (
-                    kilobytes(float(r["tensor_bytes"]))
-                    if is_missing(r["channels"])
-                    else f"{int(r['channels'])} / {kilobytes(float(r['tensor_bytes']))}"
-                )
-            )
-            delta = "-"
+            paper = f"{r['paper_kbytes']:g}K"
+            if not is_missing(r["paper_channels"]):
+                paper = f"{int(r['paper_channels'])} / {paper}"
+            ours = delta = "-"
             if not is_missing(r["tensor_bytes"]):
+                ours = kilobytes(float(r["tensor_bytes"]))
+                ours = ours if is_missing(r["channels"]) else f"{int(r['channels'])} / {ours}"
                 paper_bytes = r["paper_kbytes"] * 1000
                 diff = float(r["tensor_bytes"]) - paper_bytes
                 delta = f"{diff / 1000:+,.1f}K ({100 * diff / paper_bytes:+.1f}%)"
@@ -239,11 +204,8 @@ def _by_size(t3: pd.DataFrame, model: str) -> dict[str, dict[str, Any]]:
 
 
 def table3_explained(t3: pd.DataFrame, g2: dict[int, Any] | None = None) -> str:
-    """Sentences for the cells where mbprof and the paper differ by more than rounding.
-
-    ``g2``: mbprof's largest tensor per size of ShuffleNet 2x with g=2 (``size -> (channels,
-    bytes)``), to show which network the paper's ShuffleNet column matches.
-    """
+    """Sentences for the cells where mbprof and the paper differ by more than rounding;
+    ``g2``: ShuffleNet 2x g=2's ``size -> (channels, bytes)``, which the paper's column matches."""
     out = ["## Table 3: where mbprof differs, and why", ""]
     for r in t3.to_dict(orient="records"):
         if is_missing(r["tensor_bytes"]) or r["size"] == "max":
@@ -323,8 +285,7 @@ def table3_explained(t3: pd.DataFrame, g2: dict[int, Any] | None = None) -> str:
 def write_table3(
     root: Path, result: ReproduceResult, memory_of: Callable[[str, float], MemoryReport]
 ) -> str | None:
-    """Table 3 beside mbprof's memory analysis; returns the explanation for the
-    inconsistencies page (None when no network of the table is registered)."""
+    """Table 3 beside mbprof's memory analysis; returns the inconsistencies page's part."""
     t3 = table3_frame(result.left_out, memory_of)
     if t3.empty:
         return None
