@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from mbprof.frame.rows import is_missing
 from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult, csv_text, write_file
-from mbprof.report.plan import MARKER, leave_out, paper_table3, registered
+from mbprof.report.plan import AS_DATA, MARKER, leave_out, paper_table3, registered
 from mbprof.report.text import kilobytes
 
 if TYPE_CHECKING:
@@ -293,14 +293,7 @@ def write_table3(
     if registered("shufflenet_v1_g2"):
         mem = memory_of("shufflenet_v1_g2", 2.0)
         g2 = {r.resolution[0]: (r.channels, r.tensor_bytes) for r in mem.resolutions_efficient}
-    write_file(
-        root, "table3.md", table3_markdown(t3), result, "Table 3 beside mbprof's memory analysis"
-    )
-    write_file(
-        root,
-        "table3.csv",
-        csv_text(t3),
-        result,
-        "Table 3 as data (paper_* columns are the paper's)",
-    )
+    md, data = table3_markdown(t3), csv_text(t3)
+    write_file(root, "table3.md", md, result, "Table 3 beside mbprof's memory analysis")
+    write_file(root, "table3.csv", data, result, f"Table 3 {AS_DATA}")
     return table3_explained(t3, g2)

@@ -1,8 +1,6 @@
-"""timm's model-index "FLOPs" for MobileNetV2 (``mbprof/data/timm_flops.csv``, seed 004),
-explained in ``inconsistencies.md``: which configurations to count (``timm_specs``) and the
-section on them (``timm_flops_markdown``), written from the counts the API hands in. The
-figures are mbprof's MAdds + other FLOPs at an uncropped 224x285 input with a one-output
-classifier. Torch-free; formats, never measures."""
+"""timm's model-index "FLOPs" for MobileNetV2 (``mbprof/data/timm_flops.csv``) explained in
+``inconsistencies.md``: mbprof's MAdds + other FLOPs at an uncropped 224x285 input with a
+one-output classifier. Torch-free; formats the counts the API hands in."""
 
 from __future__ import annotations
 
@@ -86,20 +84,15 @@ def timm_flops_markdown(counts: Sequence[TimmCounts]) -> list[str]:
     rows = []
     for c in counts:
         total = c.madds + c.other_flops
+        figures = (c.row.flops, c.madds, c.batch_norm, c.pooling, total, c.row.flops - total)
         rows.append(
-            [
-                f"`{c.row.name}`",
-                _build(c.row.seed),
-                f"{c.row.flops:,}",
-                f"{c.madds:,}",
-                f"{c.batch_norm:,}",
-                f"{c.pooling:,}",
-                f"{total:,}",
-                f"{c.row.flops - total:,}",
-                f"{c.square_madds:,}",
-                f"{c.row.flops / c.square_madds:.3f}",
-            ]
+            [f"`{c.row.name}`", _build(c.row.seed), *(f"{n:,}" for n in figures)]
+            + [f"{c.square_madds:,}", f"{c.row.flops / c.square_madds:.3f}"]
         )
+    headers = (
+        "timm model|mbprof build|Index FLOPs|MAdds, 224x285, 1 class|+ batch norm|+ pooling|"
+        "= mbprof|Index - mbprof|MAdds at 224x224|Index / MAdds"
+    ).split("|")
     first = counts[0]
     conv, square_conv = (
         first.madds - first.classifier_madds,
@@ -120,22 +113,7 @@ def timm_flops_markdown(counts: Sequence[TimmCounts]) -> list[str]:
         "FLOPs (batch norm at 2 per element, the global average pool at 1 per input element), "
         f"{verdict}, counted on an input of **224x285** with a classifier of **one** output:",
         "",
-        markdown_grid(
-            [
-                "timm model",
-                "mbprof build",
-                "Index FLOPs",
-                "MAdds, 224x285, 1 class",
-                "+ batch norm",
-                "+ pooling",
-                "= mbprof",
-                "Index - mbprof",
-                "MAdds at 224x224",
-                "Index / MAdds",
-            ],
-            rows,
-            [False, False, True, True, True, True, True, True, True, True],
-        ),
+        markdown_grid(headers, rows, [False, False] + [True] * 8),
         "",
         "- **The input.** 224x285 is what the model card's example image gives: pytorch/hub's "
         "`dog.jpg` (1546 x 1213 pixels) resized to a short side of 224 "
