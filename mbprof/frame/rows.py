@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from mbprof.core.records import CountReport, Environment, MemoryReport, Timing
 
 # The columns that say which configuration a row measured, in the frame's order.
-IDENTITY = tuple("model width depth resolution input_h input_w num_classes args reparam".split())
 FAILURE_TEXT_MAX = 300
 NOTES_SEPARATOR = "; "  # between the notes of one ``notes`` cell
 

@@ -121,9 +121,6 @@ def safe_json(text: str) -> str:
     return text.replace(LEGACY_COMMAND, "##\\u005b")
 
 
-FORMATS = ("table", "csv", "json", "markdown")
-
-
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
@@ -232,11 +229,6 @@ def markdown_grid(
     return "\n".join(lines)
 
 
-def markdown_table(table: Table) -> str:
-    headers, kinds, rows = text_rows(table)
-    return markdown_grid(headers, rows, [k != "text" for k in kinds])
-
-
 def to_markdown(doc: Document) -> str:
     """Every line starts with mbprof's own Markdown; the text in it goes through ``md_text``."""
     parts = [f"### {md_text(doc.title)}"]
@@ -252,7 +244,8 @@ def to_markdown(doc: Document) -> str:
             continue
         if table.title:
             parts.append(f"**{md_text(table.title)}**")
-        parts.append(markdown_table(table))
+        headers, kinds, rows = text_rows(table)
+        parts.append(markdown_grid(headers, rows, [k != "text" for k in kinds]))
     if doc.notes:
         parts.append("\n".join(f"- {md_text(note)}" for note in doc.notes))
     return "\n\n".join(parts) + "\n"

@@ -91,10 +91,6 @@ def config(model: str, width: float | str, resolution: int | str) -> ModelSpec:
     return ModelSpec(model=model, width=float(width), resolution=(int(resolution),) * 2)
 
 
-def table4_configs() -> list[ModelSpec]:
-    return [config(r["model"], r["width"], r["resolution"]) for r in paper_table4()]
-
-
 def sweep_configs() -> list[ModelSpec]:
     return [config(m, w, r) for m, widths, res in GRIDS for w in widths for r in res]
 
@@ -112,7 +108,7 @@ def wanted_configs(parts: Sequence[str]) -> list[ModelSpec]:
     if "sweep" in parts or "figures" in parts:
         wanted += sweep_configs()
     if "table4" in parts:
-        wanted += table4_configs()
+        wanted += [config(r["model"], r["width"], r["resolution"]) for r in paper_table4()]
     return list(dict.fromkeys(wanted))
 
 

@@ -114,6 +114,10 @@ def inconsistencies_markdown(
     return "\n".join(lines)
 
 
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def environment_text(frame: pd.DataFrame) -> str:
     """Where latency was measured, from the frame's environment columns."""
     parts: list[str] = []
@@ -127,15 +131,11 @@ def environment_text(frame: pd.DataFrame) -> str:
         ("torch_version", "torch "),
     ):
         if key in frame.columns:
+            # 1.0 as 1: a column with empty cells (a failed row) reads its integers as floats
             values = frame[key].dropna().map(_whole).astype(str).unique()
             if len(values) == 1 and values[0] and f"{label}{values[0]}" not in parts:
                 parts.append(f"{label}{values[0]}")
     return ", ".join(parts) or "this machine"
-
-
-def _whole(value: Any) -> Any:
-    """1.0 as 1: a column with empty cells (a failed row) reads its integers as floats."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _versions() -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mbprof.frame.columns import Axis
 
@@ -111,11 +111,10 @@ def model_styles(points: pd.DataFrame) -> dict[str, tuple[str, str, str]]:
     by_family: dict[str, list[str]] = {}
     names = legend_names(points)
     for model, family in dict(zip(points["model"], points["family"], strict=True)).items():
-        by_family.setdefault(family, []).append(model)
-    for family in sorted(by_family, key=lambda f: list(points["family"]).index(f)):
-        models = sorted(by_family[family])
-        for index, model in enumerate(models):
-            colour = _family_colour(family, others)
+        by_family.setdefault(family, []).append(model)  # families in order of appearance
+    for family, models in by_family.items():
+        colour = _family_colour(family, others)
+        for index, model in enumerate(sorted(models)):
             styles[model] = (colour, MARKERS[index % len(MARKERS)], names[model])
     return styles
 
@@ -270,14 +269,11 @@ def save_figure(fig, path: Path) -> None:
 
     buffer = io.BytesIO()
     fmt = path.suffix.lower().lstrip(".")
-    fig.savefig(buffer, format=fmt, metadata=_metadata(fmt))
-    write_atomic(path, buffer.getvalue())
-
-
-def _metadata(fmt: str) -> dict[str, Any]:
-    """No creation dates or version strings, so that a figure regenerates byte for byte."""
+    # No creation dates or version strings, so that a figure regenerates byte for byte.
     keys = {"png": ("Software",), "svg": ("Date", "Creator")}
-    return dict.fromkeys(keys.get(fmt, ("CreationDate", "Creator", "Producer")))
+    metadata = dict.fromkeys(keys.get(fmt, ("CreationDate", "Creator", "Producer")))
+    fig.savefig(buffer, format=fmt, metadata=metadata)
+    write_atomic(path, buffer.getvalue())
 
 
 def _overlap(box, boxes) -> float:
@@ -308,12 +304,6 @@ def _candidates() -> list[tuple[float, float, str, str, bool]]:
     return out
 
 
-def _darker(colour: str, factor: float = 0.6) -> tuple[float, float, float]:
-    from matplotlib.colors import to_rgb
-
-    return tuple(factor * c for c in to_rgb(colour))
-
-
 def _boxes_along(start, end, px_per_pt: float, half: float, ends: bool):
     """Small boxes about every 3 points along a segment, to keep labels off a line; ``ends``
     False leaves the ends free (a leader line's ends sit on its marker and label)."""
@@ -333,6 +323,7 @@ def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsi
     """Each label at the first nearby spot that covers nothing and stays inside the axes, else
     the least-covered one (a thin leader line joins a label set further out)."""
     import numpy as np
+    from matplotlib.colors import to_rgb
 
     renderer = fig.canvas.get_renderer()
     px_per_pt = fig.dpi / 72.0
@@ -389,7 +380,7 @@ def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsi
             ha=ha,
             va=va,
             fontsize=fontsize,
-            color=_darker(colours[i]),
+            color=tuple(0.6 * c for c in to_rgb(colours[i])),
             arrowprops=arrow if leader else None,
             zorder=5,
         )

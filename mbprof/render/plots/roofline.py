@@ -22,11 +22,6 @@ KIND_COLOURS = {
 NAMED = 5  # the slowest layers get their module path written beside them
 
 
-def marker_area(share_pct: float) -> float:
-    """Points^2: proportional to the layer's share of time, and at least a dot."""
-    return max(6.0, 40.0 * share_pct)
-
-
 def draw_roofline(profile: LayerProfile, title: str, unstable: str = ""):
     """The figure, not yet saved; ``unstable``: why its timing was unstable (said on it)."""
     import math
@@ -71,7 +66,7 @@ def draw_roofline(profile: LayerProfile, title: str, unstable: str = ""):
         ax.scatter(
             [r.intensity for r in mine],
             [r.gflops for r in mine],
-            s=[marker_area(r.time_share_pct) for r in mine],
+            s=[max(6.0, 40.0 * r.time_share_pct) for r in mine],  # at least a dot
             color=colour,
             edgecolors="white",
             linewidths=0.5,
