@@ -7,9 +7,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
-from mbprof.core.records import BenchResult, LayerProfile, Timing
-from mbprof.frame.columns import ENVIRONMENT_COLUMNS
-from mbprof.render.document import Document, Fact, Table
+from mbprof.core.records import BenchResult, LayerProfile
+from mbprof.frame.columns import DEPLOYMENT_FIGURES, ENVIRONMENT, ENVIRONMENT_COLUMNS
+from mbprof.render.document import Document, Fact, Table, text_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -175,23 +175,48 @@ def bench_frame(result: BenchResult) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
-def deployment_facts(t: Timing) -> list[Fact]:
-    """The deployed file, the delegation and int8 against fp32, where the backend gave them."""
-    rows = [
-        ("quantize", "Quantize", t.environment.quantize if t.environment.quantize != "none"
-         else None, "text", "post-training static, calibrated on random batches"),
-        ("fp32_latency_ms", "fp32 latency", t.fp32_latency_ms, "ms", "same backend, fp32"),
-        ("int8_speedup", "int8 speed-up", t.int8_speedup, "rate", "x, over fp32"),
-        ("int8_cosine", "int8 cosine", t.int8_cosine, "auto",
-         "logits against fp32, random inputs: not accuracy"),
-        ("int8_top1_agreement", "int8 top-1 agree", t.int8_top1_agreement, "auto",
-         "same arg-max as fp32, random inputs: not accuracy"),
-        ("deployed_bytes", "Deployed size", t.deployed_bytes, "bytes", "the file it runs"),
-        ("fp32_deployed_bytes", "fp32 size", t.fp32_deployed_bytes, "bytes", "same backend"),
-        ("delegated_ops", "XNNPACK ops", t.delegated_ops, "int", "operators delegated"),
-        ("portable_ops", "Portable ops", t.portable_ops, "int", "operators outside XNNPACK"),
-    ]  # fmt: skip
-    return [Fact(*row) for row in rows if row[2] is not None]
+# The facts of a bench, in order: key, label, kind, note (some notes are the run's own).
+_BENCH_FACTS = text_table("""
+model | Model | text |
+input | Input | text | batch x channels x H x W
+latency_ms | Latency | ms |
+latency_ms_per_image | Per image | ms | ms
+latency_p10_ms | p10 | ms | ms per batch
+latency_p90_ms | p90 | ms | ms per batch
+latency_spread_pct | Spread | percent | (p90 - p10) / median
+runs | Runs | int |
+verdict | Timing | text |
+throughput_ips | Throughput | rate | images/s
+madds | MAdds | int | conv + fully connected, per image
+achieved_gflops | Achieved | rate | GFLOP/s = 2 x MAdds x batch / median latency
+machine_peak_gflops | Machine peak | rate | GFLOP/s, large matrix product, same device/threads/dtype (cached)
+machine_share_pct | Machine share | percent |
+compile_s | Compile | rate | s, not in latency
+quantize | Quantize | text | post-training static, calibrated on random batches
+fp32_latency_ms | fp32 latency | ms | same backend, fp32
+int8_speedup | int8 speed-up | rate | x, over fp32
+int8_cosine | int8 cosine | auto | logits against fp32, random inputs: not accuracy
+int8_top1_agreement | int8 top-1 agree | auto | same arg-max as fp32, random inputs: not accuracy
+deployed_bytes | Deployed size | bytes | the file it runs
+fp32_deployed_bytes | fp32 size | bytes | same backend
+delegated_ops | XNNPACK ops | int | operators delegated
+portable_ops | Portable ops | int | operators outside XNNPACK
+device | Device | text |
+device_name | Device name | text |
+cpu_model | CPU | text |
+threads | Threads | int | intra-op
+other_cpus | Other load | rate | CPUs busy with other processes
+load_average | Load average | rate | 1 minute, at the end
+cpu_mhz | CPU clock | rate | MHz, at the end
+backend | Backend | text |
+dtype | Dtype | text |
+memory_format | Memory format | text |
+fuse_bn | Fused BN | text |
+torch_version | torch | text |
+""")
+# Shown only where the backend gave them: compile time, the deployed file, the delegation,
+# int8 against fp32.
+_WHERE_GIVEN = {"compile_s", "quantize", *DEPLOYMENT_FIGURES}
 
 
 def bench_document(result: BenchResult) -> Document:
@@ -202,43 +227,24 @@ def bench_document(result: BenchResult) -> Document:
         f"{t.blocks} blocks of {t.runs_per_block} run{'s' if t.runs_per_block > 1 else ''}, "
         f">= {t.min_time_s:g} s timed after {t.warmup} warm-up runs"
     )
-    verdict = "; ".join(t.reasons) if t.reasons else "every check passed (see the notes)"
-    facts = [
-        ("model", "Model", spec.label, "text"),
-        ("input", "Input", f"{env.batch}x3x{h}x{w}", "text", "batch x channels x H x W"),
-        ("latency_ms", "Latency", t.latency_ms, "ms",
-         "ms per batch, median" + ("" if t.stable else " - UNSTABLE, see Timing")),
-        ("latency_ms_per_image", "Per image", t.latency_ms_per_image, "ms", "ms"),
-        ("latency_p10_ms", "p10", t.latency_p10_ms, "ms", "ms per batch"),
-        ("latency_p90_ms", "p90", t.latency_p90_ms, "ms", "ms per batch"),
-        ("latency_spread_pct", "Spread", t.latency_spread_pct, "percent", "(p90 - p10) / median"),
-        ("runs", "Runs", t.runs, "int", blocks),
-        ("latency_verdict", "Timing", t.verdict, "text", verdict),
-        ("throughput_ips", "Throughput", t.throughput_ips, "rate", "images/s"),
-        ("madds", "MAdds", t.madds, "int", "conv + fully connected, per image"),
-        ("achieved_gflops", "Achieved", t.achieved_gflops, "rate",
-         "GFLOP/s = 2 x MAdds x batch / median latency"),
-        ("machine_peak_gflops", "Machine peak", t.machine_peak_gflops, "rate",
-         "GFLOP/s, large matrix product, same device/threads/dtype (cached)"),
-        ("machine_share_pct", "Machine share", t.machine_share_pct, "percent"),
-        *([("compile_s", "Compile", t.compile_s, "rate", "s, not in latency")]
-          if t.compile_s is not None else []),
-    ]  # fmt: skip
-    facts = [Fact(*f) for f in facts] + deployment_facts(t)
-    facts += [Fact(*f) for f in (
-        ("device", "Device", env.device, "text"),
-        ("device_name", "Device name", env.device_name, "text"),
-        ("cpu_model", "CPU", env.cpu_model, "text", f"{env.cpu_count} logical CPUs"),
-        ("threads", "Threads", env.threads, "int", "intra-op"),
-        ("other_cpus", "Other load", t.other_cpus, "rate", "CPUs busy with other processes"),
-        ("load_average", "Load average", t.load_average, "rate", "1 minute, at the end"),
-        ("cpu_mhz", "CPU clock", t.cpu_mhz, "rate", "MHz, at the end"),
-        ("backend", "Backend", env.backend, "text", env.backend_version),
-        ("dtype", "Dtype", env.dtype, "text"),
-        ("memory_format", "Memory format", env.memory_format, "text"),
-        ("fuse_bn", "Fused BN", env.fuse_bn, "text"),
-        ("torch_version", "torch", env.torch_version, "text"),
-    )]  # fmt: skip
+    values = {
+        "model": spec.label,
+        "input": f"{env.batch}x3x{h}x{w}",
+        "quantize": env.quantize if env.quantize != "none" else None,
+    }
+    notes = {
+        "latency_ms": "ms per batch, median" + ("" if t.stable else " - UNSTABLE, see Timing"),
+        "runs": blocks,
+        "verdict": "; ".join(t.reasons) if t.reasons else "every check passed (see the notes)",
+        "cpu_model": f"{env.cpu_count} logical CPUs",
+        "backend": env.backend_version,
+    }
+    facts = []
+    for key, label, kind, note in _BENCH_FACTS:
+        value = values[key] if key in values else getattr(env if key in ENVIRONMENT else t, key)
+        if value is not None or key not in _WHERE_GIVEN:
+            name = "latency_verdict" if key == "verdict" else key
+            facts.append(Fact(name, label, value, kind, notes.get(key, note)))
     unstable = [f"UNSTABLE latency: {'; '.join(t.reasons)}.", remedy(t.reasons, env.threads)]
     frame = bench_frame(result)
     table = Table(
