@@ -79,11 +79,6 @@ class Rows:
         return [{k: r.get(k) for k in self.columns} for r in self.records]
 
 
-def text_table(text: str) -> list[list[str]]:
-    """The rows of a table written as text: one a line, cells between '|'."""
-    return [[cell.strip() for cell in line.split("|")] for line in text.strip().splitlines()]
-
-
 def header_and_kind(key: str, headers: dict[str, str], kinds: dict[str, str]) -> tuple[str, str]:
     described = column(key)
     return headers.get(key, described.header), kinds.get(key, described.kind)

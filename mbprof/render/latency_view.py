@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
 from mbprof.core.records import BenchResult, LayerProfile
-from mbprof.frame.columns import DEPLOYMENT_FIGURES, ENVIRONMENT, ENVIRONMENT_COLUMNS
-from mbprof.render.document import Document, Fact, Table, text_table
+from mbprof.frame.columns import DEPLOYMENT_FIGURES, ENVIRONMENT, ENVIRONMENT_COLUMNS, text_table
+from mbprof.render.document import Document, Fact, Table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -189,7 +189,8 @@ verdict | Timing | text |
 throughput_ips | Throughput | rate | images/s
 madds | MAdds | int | conv + fully connected, per image
 achieved_gflops | Achieved | rate | GFLOP/s = 2 x MAdds x batch / median latency
-machine_peak_gflops | Machine peak | rate | GFLOP/s, large matrix product, same device/threads/dtype (cached)
+machine_peak_gflops | Machine peak | rate | GFLOP/s, large matrix product,
+    same device/threads/dtype (cached)
 machine_share_pct | Machine share | percent |
 compile_s | Compile | rate | s, not in latency
 quantize | Quantize | text | post-training static, calibrated on random batches
