@@ -148,19 +148,11 @@ def draw_figure(
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     styles = model_styles(points)
+    dots = {"s": 34, "edgecolors": "white", "linewidths": 0.6, "zorder": 3}
     for model, (colour, marker, name) in styles.items():
         rows = points.index[points["model"] == model]
-        ax.scatter(
-            [xs[i] for i in rows],
-            [ys[i] for i in rows],
-            s=34,
-            color=colour,
-            marker=marker,
-            edgecolors="white",
-            linewidths=0.6,
-            label=name,
-            zorder=3,
-        )
+        mine = [xs[i] for i in rows], [ys[i] for i in rows]
+        ax.scatter(*mine, color=colour, marker=marker, label=name, **dots)
     line_xy = None
     if pareto:
         front = [i for i in range(len(points)) if points["on_frontier"].iloc[i]]
@@ -172,15 +164,8 @@ def draw_figure(
     elif fit is not None and not math.isnan(fit[0]) and len(set(xs)) > 1:
         slope, intercept = np.polyfit(xs, ys, 1)
         grid = np.linspace(min(xs), max(xs), 50)
-        ax.plot(
-            grid,
-            slope * grid + intercept,
-            "--",
-            color="0.4",
-            lw=1.0,
-            zorder=2,
-            label=f"least-squares fit (linear scale), r = {fit[0]:.2f}",
-        )
+        label = f"least-squares fit (linear scale), r = {fit[0]:.2f}"
+        ax.plot(grid, slope * grid + intercept, "--", color="0.4", lw=1.0, zorder=2, label=label)
         line_xy = (grid.tolist(), (slope * grid + intercept).tolist())
 
     for on, axis, scale in ((log_x, ax.xaxis, ax.set_xscale), (log_y, ax.yaxis, ax.set_yscale)):
@@ -199,10 +184,8 @@ def draw_figure(
     ax.set_ylabel(axis_label(y, frame, points[y.column], log=log_y), fontsize=10)
     first, _, rest = x.name.partition(" ")
     x_name = (first.lower() if first[1:].islower() else first) + (f" {rest}" if rest else "")
-    default_title = f"{y.name} against {x_name}"
-    if pareto:
-        default_title += " (Pareto frontier outlined)"
-    ax.set_title(title or default_title, fontsize=12)
+    outlined = " (Pareto frontier outlined)" if pareto else ""
+    ax.set_title(title or f"{y.name} against {x_name}{outlined}", fontsize=12)
     ax.set_xlim(*ax.get_xlim())  # freeze the limits before labels are measured
     ax.set_ylim(*ax.get_ylim())
     fig.canvas.draw()  # lay out the axes so that label positions are measured in place
@@ -372,18 +355,10 @@ def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsi
                 break
         dx, dy, ha, va, leader, box, segment = best
         arrow = {"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB": 3}
-        ax.annotate(
-            labels[i],
-            (xs[i], ys[i]),
-            xytext=(dx, dy),
-            textcoords="offset points",
-            ha=ha,
-            va=va,
-            fontsize=fontsize,
-            color=tuple(0.6 * c for c in to_rgb(colours[i])),
-            arrowprops=arrow if leader else None,
-            zorder=5,
-        )
+        darker = tuple(0.6 * c for c in to_rgb(colours[i]))
+        text = {"ha": ha, "va": va, "fontsize": fontsize, "color": darker, "zorder": 5}
+        text["arrowprops"] = arrow if leader else None
+        ax.annotate(labels[i], (xs[i], ys[i]), (dx, dy), textcoords="offset points", **text)
         placed.append(box)
         leaders += segment
 
