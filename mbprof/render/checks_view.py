@@ -10,15 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
-from mbprof.checks.limits import (
-    ERROR,
-    EXCEEDED,
-    HELD,
-    TOLERATED,
-    UNSTABLE,
-    Result,
-    failing,
-)
+from mbprof.checks.limits import ERROR, EXCEEDED, HELD, TOLERATED, UNSTABLE, Result, failing
 from mbprof.core.units import format_value
 from mbprof.frame.columns import METRICS
 from mbprof.frame.rows import cell

@@ -35,12 +35,9 @@ def _compact(key: str, header: str, values: list) -> tuple[str, list[str]]:
     """Counts in K or M (bytes in KB), one decimal, the unit in the header."""
     numbers = [v for v in values if not is_missing(v)]
     top = max((abs(v) for v in numbers), default=0)
-    if "bytes" in key:
-        scale = 1e3
-        header = (
-            f"{header} (KB)" if " B" not in f"{header} " else f"{header} ".replace(" B ", " KB ")
-        )
-        header = header.strip()
+    if "bytes" in key:  # "Tensor B" -> "Tensor KB", "Size" -> "Size (KB)"
+        scale, spaced = 1e3, f"{header} "
+        header = spaced.replace(" B ", " KB ").strip() if " B" in spaced else f"{header} (KB)"
     else:
         scale, unit = (1e6, "M") if top >= 1e7 else (1e3, "K")
         header = f"{header} ({unit})"

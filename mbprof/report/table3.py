@@ -20,64 +20,34 @@ if TYPE_CHECKING:
     from mbprof.core.records import MemoryReport
 
 
-def table3_paper_check() -> list[dict[str, Any]]:
-    """Each cell of the paper's Table 3 recomputed from its own channel count (x side x side
-    x 2 bytes), in the paper's K = 1000 bytes."""
-    rows = []
-    by_network: dict[str, list[dict[str, Any]]] = {}
-    for cell in paper_table3():
-        if cell["size"] == "max":
-            continue
-        side, channels = int(cell["size"]), int(cell["channels"])
-        computed = channels * side * side * 2
-        printed = float(cell["kbytes"]) * 1000
-        row = {
-            "network": cell["network"],
-            "size": side,
-            "channels": channels,
-            "printed_kbytes": float(cell["kbytes"]),
-            "computed_bytes": computed,
-            "ratio": printed / computed,
-        }
-        rows.append(row)
-        by_network.setdefault(cell["network"], []).append(row)
-    for cell in paper_table3():
-        if cell["size"] != "max":
-            continue
-        largest = max(by_network[cell["network"]], key=lambda r: r["printed_kbytes"])
-        rows.append(
-            {
-                "network": cell["network"],
-                "size": "max",
-                "channels": None,
-                "printed_kbytes": float(cell["kbytes"]),
-                "computed_bytes": largest["printed_kbytes"] * 1000,
-                "ratio": float(cell["kbytes"]) / largest["printed_kbytes"],
-            }
-        )
-    return rows
+def _rounding(printed_k: float, computed_k: float) -> bool:
+    """Whether the paper's whole kilobytes (and its rounding to 2 digits: 10%) explain it."""
+    return abs(printed_k - computed_k) <= max(1.0, 0.10 * computed_k)
 
 
 def table3_paper_problems() -> list[str]:
-    """Sentences for the cells whose printed size disagrees with their own channel count by
-    more than rounding (1K or 10%), and for a max row that is not its column's max."""
-    problems = []
-    for row in table3_paper_check():
-        computed_k = row["computed_bytes"] / 1000
-        # The paper prints whole kilobytes: allow that, and 10% for its rounding to 2 digits.
-        if abs(row["printed_kbytes"] - computed_k) <= max(1.0, 0.10 * computed_k):
-            continue
-        if row["size"] == "max":
+    """Sentences for the cells whose printed size disagrees with their own channel count
+    (x side x side x 2 bytes) by more than rounding, and for a max row that is not its
+    column's max; K = 1000 bytes, the paper's unit."""
+    problems, largest = [], {}
+    cells = paper_table3()
+    for cell in (c for c in cells if c["size"] != "max"):
+        network, side, channels = cell["network"], int(cell["size"]), int(cell["channels"])
+        printed = float(cell["kbytes"])
+        largest[network] = max(largest.get(network, printed), printed)
+        computed = channels * side * side * 2
+        if not _rounding(printed, computed / 1000):
             problems.append(
-                f"{row['network']}: the **max** row prints {row['printed_kbytes']:g}K, but the "
-                f"largest cell of the same column prints {row['computed_bytes'] / 1000:g}K."
+                f"{network} at {side}x{side}: {channels} channels x {side}x{side} x 2 bytes = "
+                f"{computed:,} bytes ({computed / 1000:.1f}K), but the paper prints "
+                f"{printed:g}K ({printed * 1000 / computed:.2f} times as much)."
             )
-        else:
+    for cell in (c for c in cells if c["size"] == "max"):
+        printed, top = float(cell["kbytes"]), largest[cell["network"]]
+        if not _rounding(printed, top):
             problems.append(
-                f"{row['network']} at {row['size']}x{row['size']}: {row['channels']} channels x "
-                f"{row['size']}x{row['size']} x 2 bytes = {row['computed_bytes']:,} bytes "
-                f"({row['computed_bytes'] / 1000:.1f}K), but the paper prints "
-                f"{row['printed_kbytes']:g}K ({row['ratio']:.2f} times as much)."
+                f"{cell['network']}: the **max** row prints {printed:g}K, but the largest cell "
+                f"of the same column prints {top:g}K."
             )
     return problems
 
