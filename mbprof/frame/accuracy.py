@@ -55,8 +55,7 @@ class Published:
 
 
 def key_of(spec: ModelSpec) -> Key:
-    """The identity of a configuration for accuracy: multipliers compared to 6 decimals,
-    the class count left out (the published figures are ImageNet's 1000)."""
+    """The identity of a configuration for accuracy (multipliers to 6 decimals, no class count)."""
     kwargs = args_text(spec.kwargs)
     return (spec.model, round(spec.width, 6), round(spec.depth, 6), spec.res_label, kwargs)
 
@@ -151,8 +150,7 @@ def _entry(row: Mapping[str, str], where: str, default_source: str, priority: in
 def read_accuracy_csv(
     path: str | Path, option: str = "--accuracy", priority: int = USER_PRIORITY
 ) -> AccuracyTable:
-    """Read and check an accuracy file (``REQUIRED`` and ``OPTIONAL`` columns); the first
-    problem refused, naming the file: a missing column, a bad value, a repeated row."""
+    """Read and check an accuracy file; the first problem refused, naming the file."""
     path = Path(path)
     if not path.is_file():
         raise MbprofError(f"{option}: {str(path)!r} does not exist or is not a file")
@@ -210,8 +208,7 @@ def lookup_row(table: AccuracyTable, row: Mapping[str, Any]) -> Published | None
 
 
 def join(frame: pd.DataFrame, table: AccuracyTable | None = None) -> pd.DataFrame:
-    """``frame`` with the ``JOINED`` columns added (empty where no source has the
-    configuration); unchanged when no row has a published figure."""
+    """``frame`` with the ``JOINED`` columns (unchanged when no row has a published figure)."""
     import pandas as pd
 
     table = shipped() if table is None else table

@@ -50,8 +50,7 @@ class Column:
 
 
 def text_table(text: str, cells: int = 4) -> list[list[str]]:
-    """Rows written one a line, ``cells`` cells between '|' (the last may hold '|' and goes on
-    over indented lines below it)."""
+    """Rows one a line, cells between '|'; the last cell may go on over indented lines."""
     rows: list[list[str]] = []
     for line in text.strip("\n").splitlines():
         if line.startswith(" "):

@@ -184,7 +184,7 @@ def environment_columns(env: Environment) -> dict[str, Any]:
 
 
 def latency_columns(timing: Timing) -> dict[str, Any]:
-    """A timing's figures (``LATENCY_FIGURES``) and its environment (``mbprof.analysis.latency``)."""
+    """A timing's figures (``LATENCY_FIGURES``) and its environment."""
     named = {"latency_verdict": "verdict", "latency_reasons": "reasons"}
     figures = {key: getattr(timing, named.get(key, key)) for key in LATENCY_FIGURES}
     figures["latency_reasons"] = "; ".join(timing.reasons) or None
@@ -195,8 +195,7 @@ def latency_columns(timing: Timing) -> dict[str, Any]:
 
 
 def failure_text(exc: BaseException) -> str:
-    """An ``error`` cell: the exception's type and first line, at most ``FAILURE_TEXT_MAX``
-    characters (a ``ModelRunError``'s cause: the row names the configuration already)."""
+    """An ``error`` cell: the exception's type and first line (a ``ModelRunError``'s cause)."""
     from mbprof.core.errors import ModelRunError
 
     if isinstance(exc, ModelRunError) and exc.__cause__ is not None:

@@ -105,8 +105,7 @@ def environment_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def failure_lines(results: Sequence[Result], allow_unstable: bool = False) -> list[str]:
-    """The recap for stderr, each line starting with ``mbprof:`` and its text made safe (CI
-    runners read workflow commands on stderr too); tolerated unstable latencies warn."""
+    """The recap for stderr, each line starting with ``mbprof:``, its text made safe."""
     failed = failing(results, allow_unstable)
     lines = [f"mbprof: {len(failed)} of {len(results)} limits not met"] if failed else []
     lines += [f"mbprof: {safe_text(f'{r.where}: {r.message}')}" for r in failed]
@@ -245,9 +244,7 @@ def _counts(results: Sequence[Result], allow_unstable: bool) -> dict[str, str]:
 
 
 def junit_xml(results: Sequence[Result], seconds: float = 0.0, allow_unstable: bool = False) -> str:
-    """JUnit XML: a testsuite per file, a testcase per limit (exceeded: failure; error and
-    unstable: error, skipped when tolerated; tolerated: the warning in system-out); text
-    from the files through ``safe_text`` (XML 1.0 cannot hold most control characters)."""
+    """JUnit XML: a testsuite per file, a testcase per limit, text through ``safe_text``."""
     counts = _counts(results, allow_unstable)
     root = ET.Element("testsuites", name="mbprof check", **counts, time=f"{seconds:.3f}")
     for source in dict.fromkeys(r.budget.source for r in results):

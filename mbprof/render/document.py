@@ -116,8 +116,7 @@ def safe_text(value: Any, keep_newlines: bool = False) -> str:
 
 
 def safe_json(text: str) -> str:
-    """JSON text whose strings cannot hold the legacy ``##[`` command (``[`` as ``\\u005b``
-    reads back the same; ``json.dumps`` already escapes control characters)."""
+    """JSON text whose strings cannot hold the legacy ``##[`` command."""
     return text.replace(LEGACY_COMMAND, "##\\u005b")
 
 
@@ -210,8 +209,7 @@ _HTML_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
 
 
 def md_text(text: str) -> str:
-    """Text for a Markdown line or cell: ``safe_text``, backslashes and pipes escaped, and
-    ``&lt;`` for a ``<`` that could start HTML."""
+    """Text for a Markdown line or cell: safe, backslashes, pipes and HTML escaped."""
     text = safe_text(text).replace("\\", "\\\\").replace("|", "\\|")
     return _HTML_OPEN.sub("&lt;", text)
 

@@ -100,8 +100,7 @@ def flops_table(flops: FlopsCount) -> Table:
 
 
 def profile_document(result: Profile, by: str = "layer", max_depth: int | None = None) -> Document:
-    """``by`` "layer" (the flat table), "module" (grouped to ``max_depth``, which alone
-    also means "module") or "type" (see ``grouped_table``)."""
+    """``by`` "layer", "module" (to ``max_depth``; a depth alone means it) or "type"."""
     by, max_depth = check_grouping(by, max_depth)
     spec, counts = result.spec, result.counts
     other = sorted(counts.other_flops_by_op.items())
@@ -174,8 +173,7 @@ DEFAULT_DEPTH = 2  # the blocks of the torchvision layouts (features.3)
 
 
 def check_grouping(by: str, depth: int | str | None) -> tuple[str, int | None]:
-    """``(by, depth)`` as the table uses them: a depth alone means ``by="module"``, and
-    ``by="module"`` alone groups to ``DEFAULT_DEPTH``."""
+    """``(by, depth)``: a depth alone means "module", "module" alone ``DEFAULT_DEPTH``."""
     from mbprof.core.parsing import parse_int, refused
 
     if by not in GROUPINGS:
@@ -189,9 +187,7 @@ def check_grouping(by: str, depth: int | str | None) -> tuple[str, int | None]:
 
 
 def layer_type(row: LayerRow) -> str:
-    """'depthwise conv 3x3', 'pointwise conv 1x1', 'conv 3x3', 'group conv 1x1',
-    'fully connected'; other layers by their class ('BatchNorm2d'), the top module's own
-    functional ops as "MobileNetV2's own ops"."""
+    """'depthwise conv 3x3', 'pointwise conv 1x1', 'fully connected', or the class name."""
     if row.groups is not None and row.kernel is not None:
         kernel = f"{row.kernel[0]}x{row.kernel[1]}"
         if row.groups > 1 and row.groups == row.in_channels == row.out_channels:

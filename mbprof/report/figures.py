@@ -71,8 +71,7 @@ def _fit_text(plotted: PlotResult, data: pd.DataFrame, y: Axis) -> list[str]:
 
 
 def write_figures(frame: pd.DataFrame, root: Path, result: ReproduceResult) -> str:
-    """Draw each figure the sweep ``frame`` has the columns for (the others left out);
-    returns ``pareto.md``."""
+    """Draw each figure the sweep ``frame`` has the columns for; returns ``pareto.md``."""
     from mbprof.render.plots import AXES, available_axes, plot_frame
 
     have = set(available_axes(frame))

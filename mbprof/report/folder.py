@@ -35,8 +35,7 @@ def sha256(path: Path) -> str:
 
 
 def read_manifest(out: Path, known: Collection[str], option: str = "--out") -> Owned | None:
-    """The files the manifest in ``out`` says mbprof wrote (None: no manifest); an entry not
-    among the ``known`` names makes the whole manifest untrusted: refused."""
+    """The files the manifest says mbprof wrote (None: no manifest); refused if untrusted."""
     path = out / MANIFEST
     if not os.path.lexists(path):
         return None
@@ -76,8 +75,7 @@ def check_folder(
     option: str = "--out",
     legacy: Callable[[Path], bool] | None = None,
 ) -> dict[str, list[str] | None]:
-    """Refuse, before any work, a folder mbprof cannot write ``planned`` files into without
-    losing something; returns what mbprof owns there (None hashes: a ``legacy`` folder)."""
+    """Refuse, before any work, a folder mbprof cannot write ``planned`` into safely."""
     if os.path.lexists(out) and not out.is_dir():
         raise MbprofError(f"{option}: {str(out)!r} is a file; give a folder")
     if not out.exists():
@@ -148,9 +146,7 @@ def stage(out: Path) -> Path:
 
 
 def install(staged: Path, out: Path, owned: dict[str, list[str] | None]) -> list[str]:
-    """Move the ``staged`` files into ``out``, remove a previous run's files not written again
-    (still as mbprof wrote them) and return those; meanwhile the manifest lists old and new
-    content, so that a run stopped halfway leaves a folder the next run accepts."""
+    """Move the staged files into place and remove a previous run's leftovers it still owns."""
     fresh = {
         path.relative_to(staged).as_posix(): path
         for path in sorted(staged.rglob("*"))

@@ -58,7 +58,8 @@ class FigureSpec:
 _TOP1 = "ImageNet top-1 against"
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("top1_vs_madds", "madds", "top1", f"{_TOP1} MAdds"),
-    FigureSpec("top1_vs_params", "params", "top1", f"{_TOP1} parameters, 224x224", False, False, True),
+    FigureSpec("top1_vs_params", "params", "top1", f"{_TOP1} parameters, 224x224",
+               log_x=False, only_224=True),
     FigureSpec("top1_vs_peak_memory", "peak_act_bytes_efficient", "top1",
                f"{_TOP1} peak activation memory (memory-efficient inference)"),
     FigureSpec("top1_vs_latency", "latency_ms", "top1", f"{_TOP1} CPU latency"),
@@ -133,8 +134,7 @@ def rows_of(frame: pd.DataFrame, specs: Sequence[ModelSpec]) -> pd.DataFrame:
 
 
 def planned_files(parts: Sequence[str] = PARTS) -> set[str]:
-    """Every file (relative to ``out``) a run of ``parts`` may write (of all parts: the only
-    names a manifest may list)."""
+    """Every file (relative to ``out``) a run of ``parts`` may write."""
     files = {
         "table4": ("table4.md", "table4.csv", "inconsistencies.md"),
         "table3": ("table3.md", "table3.csv"),

@@ -20,8 +20,7 @@ if TYPE_CHECKING:
 def inconsistencies_markdown(
     t4: pd.DataFrame, table3_text: str | None, timm: Sequence[TimmCounts] = ()
 ) -> str:
-    """Where Tables 4 and 3 disagree with their own sources, and why mbprof's figures differ;
-    ``table3_text`` from ``write_table3``, ``timm`` the counts behind timm's index."""
+    """Where Tables 4 and 3 disagree with their own sources, and why mbprof differs."""
     lines = [
         MARKER,
         "# Where the paper's tables disagree, and why mbprof differs",
@@ -38,8 +37,8 @@ def inconsistencies_markdown(
     if (v1 := rows.get("mobilenet_v1 1")) is not None:
         madds, params = counted(v1)
         lines.append(
-            f"- **MobileNetV1**: mbprof counts {madds}); the paper prints {v1['paper_madds_m']:g}M. "
-            "The MobileNetV1 paper and TF-Slim's checkpoint table give 569M for the same network, "
+            f"- **MobileNetV1**: mbprof counts {madds}); the paper prints "
+            f"{v1['paper_madds_m']:g}M. The MobileNetV1 paper and TF-Slim's checkpoint table give 569M for the same network, "
             "so 575M disagrees with the network's own sources, not only with mbprof. Params: "
             f"{params}; both round to the printed {v1['paper_params_m']:g}M."
         )
@@ -155,8 +154,7 @@ def _versions() -> str:
 def readme_markdown(
     result: ReproduceResult, frame: pd.DataFrame, t4: pd.DataFrame | None, load: str
 ) -> str:
-    """The README: how the folder was made, its files, the headline figures, what was left
-    out; ``load`` says how busy the machine was (``load_text``)."""
+    """The README: how the folder was made, its files, headline figures, what was left out."""
     lines = [
         MARKER,
         "# The MobileNetV2 paper, reproduced by mbprof",

@@ -26,9 +26,7 @@ def _rounding(printed_k: float, computed_k: float) -> bool:
 
 
 def table3_paper_problems() -> list[str]:
-    """Sentences for the cells whose printed size disagrees with their own channel count
-    (x side x side x 2 bytes) by more than rounding, and for a max row that is not its
-    column's max; K = 1000 bytes, the paper's unit."""
+    """The cells that disagree with their own channel count by more than rounding."""
     problems, largest = [], {}
     cells = paper_table3()
     for cell in (c for c in cells if c["size"] != "max"):
@@ -62,9 +60,7 @@ def _square(rows: Any) -> dict[int, Any]:
 def table3_frame(
     left_out: list[str], memory_of: Callable[[str, float], MemoryReport]
 ) -> pd.DataFrame:
-    """The paper's Table 3 beside mbprof's largest tensor per resolution, memory-efficient (the
-    paper's rule) and materialized, from ``memory_of(model, width)``; a network this mbprof
-    does not have is added to ``left_out``."""
+    """The paper's Table 3 beside mbprof's largest tensor per resolution, both modes."""
     import pandas as pd
 
     cells = paper_table3()
@@ -174,8 +170,7 @@ def _by_size(t3: pd.DataFrame, model: str) -> dict[str, dict[str, Any]]:
 
 
 def table3_explained(t3: pd.DataFrame, g2: dict[int, Any] | None = None) -> str:
-    """Sentences for the cells where mbprof and the paper differ by more than rounding;
-    ``g2``: ShuffleNet 2x g=2's ``size -> (channels, bytes)``, which the paper's column matches."""
+    """Sentences for the cells where mbprof and the paper differ by more than rounding."""
     out = ["## Table 3: where mbprof differs, and why", ""]
     for r in t3.to_dict(orient="records"):
         if is_missing(r["tensor_bytes"]) or r["size"] == "max":

@@ -21,8 +21,7 @@ LATENCY_KEYS = ("latency_ms", "latency_p10_ms", "latency_p90_ms", "throughput_ip
 
 
 def table4_frame(frame: pd.DataFrame, bn_params: Callable[[str, float], int]) -> pd.DataFrame:
-    """The paper's Table 4 rows that ``frame`` measured, beside mbprof's counts (and latency);
-    ``bn_params(model, width)``: the batch-norm parameters TF-Slim's tables leave out."""
+    """The paper's Table 4 rows that ``frame`` measured, beside mbprof's counts."""
     import pandas as pd
 
     from mbprof.frame import accuracy

@@ -31,8 +31,7 @@ def pareto_indices(
     x_lower_is_better: bool = True,
     y_higher_is_better: bool = True,
 ) -> list[int]:
-    """Indices of the non-dominated points, in order of increasing x (points equal on both
-    axes all kept when one of them is on the frontier)."""
+    """Indices of the non-dominated points in order of x (ties on the frontier kept)."""
     if len(xs) != len(ys):
         raise ValueError(f"xs and ys differ in length: {len(xs)} and {len(ys)}")
     # Turn both axes into "smaller is better", then sweep in order of the first.
@@ -91,8 +90,7 @@ def _cell_number(cell: Any, where: str, position: int, column: str) -> float:
 
 
 def check_plot_values(frame: pd.DataFrame, axes: dict[str, Axis], where: str) -> pd.DataFrame:
-    """``frame`` with its axis columns (and width, depth) as numbers; a missing label column
-    or a cell that is not a finite number refused, naming file, row (1: the first) and column."""
+    """``frame`` with its axis columns (and width, depth) as numbers, else refused."""
     import pandas as pd
 
     for column in LABEL_COLUMNS:
@@ -113,7 +111,7 @@ def check_plot_values(frame: pd.DataFrame, axes: dict[str, Axis], where: str) ->
 
 
 def check_figure_path(path: str | Path, option: str) -> Path:
-    """Refuse, before any work, a figure path with an unknown extension or that cannot be written."""
+    """Refuse, before any work, a figure path of an unknown kind or that cannot be written."""
     from mbprof.core.files import check_writable
 
     path = Path(path)
@@ -194,8 +192,7 @@ def plot_frame(
     title: str | None = None,
     where: str = "the frame",
 ) -> PlotResult:
-    """Draw ``y`` against ``x`` for every row of ``frame`` and write the figure to ``path``
-    (PNG, SVG or PDF by its extension)."""
+    """Draw ``y`` against ``x`` for every row of ``frame`` into ``path`` (PNG, SVG or PDF)."""
     check_axes(frame, {"--x": x, "--y": y}, where)
     frame = check_plot_values(frame, {"--x": x, "--y": y}, where)
     path = check_figure_path(path, "figure")

@@ -47,8 +47,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
 
 
 def family_of(model: str) -> str:
-    """The registry's family of ``model`` (its own name when not registered); an import path
-    is a "user model" (named by a data file: never imported here)."""
+    """The registry's family of ``model``; an import path is a "user model" (never imported)."""
     try:
         from mbprof.core.records import is_import_path
         from mbprof.models import get_model_info
@@ -73,8 +72,7 @@ def _squashed(text: str) -> str:
 
 
 def variant_name(model: str, family: str) -> str:
-    """How a figure names ``model`` beside others of its ``family``: 'MobileNetV3-Small',
-    'ShuffleNet v1 (g3)', or 'family (model)' when the name does not start with the family's."""
+    """How a figure names ``model`` beside others of its ``family``: 'MobileNetV3-Small'."""
     want, seen = _squashed(family), ""
     for index, char in enumerate(model):
         if seen == want:
@@ -288,8 +286,7 @@ def _candidates() -> list[tuple[float, float, str, str, bool]]:
 
 
 def _boxes_along(start, end, px_per_pt: float, half: float, ends: bool):
-    """Small boxes about every 3 points along a segment, to keep labels off a line; ``ends``
-    False leaves the ends free (a leader line's ends sit on its marker and label)."""
+    """Small boxes about every 3 points along a segment (``ends`` False: ends left free)."""
     import numpy as np
 
     (x0, y0), (x1, y1) = start, end
@@ -303,8 +300,7 @@ def _boxes_along(start, end, px_per_pt: float, half: float, ends: bool):
 
 
 def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsize: float) -> None:
-    """Each label at the first nearby spot that covers nothing and stays inside the axes, else
-    the least-covered one (a thin leader line joins a label set further out)."""
+    """Each label at the first nearby spot that covers nothing, else the least-covered."""
     import numpy as np
     from matplotlib.colors import to_rgb
 
