@@ -205,11 +205,9 @@ def plot_frame(
     pareto = x.quality or y.quality  # accuracy-like: a frontier; a fit otherwise
     notes: list[str] = []
     if omitted:
-        notes.append(
-            f"{omitted} row{'s' if omitted != 1 else ''} of {where} "
-            f"{'have' if omitted != 1 else 'has'} no {x.column} or {y.column} and "
-            f"{'are' if omitted != 1 else 'is'} not drawn."
-        )
+        rows, have, are = ("rows", "have", "are") if omitted != 1 else ("row", "has", "is")
+        said = f"{omitted} {rows} of {where} {have} no {x.column} or {y.column}"
+        notes.append(f"{said} and {are} not drawn.")
     fit = None
     if not pareto:
         r, rho = correlation(points[x.column].tolist(), points[y.column].tolist())
@@ -223,16 +221,9 @@ def plot_frame(
         frame, points, x, y, log_x=log_x, log_y=log_y, title=title, pareto=pareto, fit=fit
     )
     save_figure(figure, Path(path))
-    frontier = points[points["on_frontier"]] if pareto else points.iloc[0:0]
-    return PlotResult(
-        path=Path(path),
-        kind="pareto" if pareto else "fit",
-        points=points,
-        frontier=_in_x_order(frontier, x, y),
-        omitted=omitted,
-        notes=notes,
-        fit=fit,
-    )
+    frontier = _in_x_order(points[points["on_frontier"]] if pareto else points.iloc[0:0], x, y)
+    kind = "pareto" if pareto else "fit"
+    return PlotResult(Path(path), kind, points, frontier, omitted, notes, fit)
 
 
 def frontier_document(result: PlotResult, x: Axis, y: Axis, where: str):
@@ -243,7 +234,8 @@ def frontier_document(result: PlotResult, x: Axis, y: Axis, where: str):
         keys.append("accuracy_source")
     keys = list(dict.fromkeys(k for k in keys if k in shown.columns))
     if result.kind == "pareto":
-        title = f"Pareto frontier of {y.column} against {x.column}: {len(shown)} of {len(result.points)} configurations"
+        title = f"Pareto frontier of {y.column} against {x.column}: {len(shown)} of "
+        title += f"{len(result.points)} configurations"
         notes = [
             f"A configuration is on the frontier when no other has {x.column} at least as "
             f"{'low' if x.lower_is_better else 'high'} and {y.column} at least as "
@@ -253,17 +245,7 @@ def frontier_document(result: PlotResult, x: Axis, y: Axis, where: str):
         title = f"{y.column} against {x.column}: {len(shown)} configurations"
         notes = []
     notes += result.notes + [f"Figure written to {result.path}."]
-    return Document(
-        kind="plot",
-        title=title,
-        tables=[
-            Table(
-                name="frontier" if result.kind == "pareto" else "points",
-                frame=shown[keys],
-                headers={"label": "Point"},
-                kinds={"label": "text"},
-            )
-        ],
-        notes=notes,
-        meta={"mbprof_version": __version__, "source": where, "x": x.column, "y": y.column},
-    )
+    name = "frontier" if result.kind == "pareto" else "points"
+    table = Table(name, shown[keys], headers={"label": "Point"}, kinds={"label": "text"})
+    meta = {"mbprof_version": __version__, "source": where, "x": x.column, "y": y.column}
+    return Document(title, tables=[table], notes=notes, meta=meta, kind="plot")
