@@ -31,28 +31,34 @@ _SECONDARY = tuple(
 )
 
 
-def _varies(frame: pd.DataFrame, key: str) -> bool:
-    return key in frame and frame[key].nunique(dropna=False) > 1
+def _varies(values: pd.Series) -> bool:
+    return values.nunique(dropna=False) > 1
 
 
-def _has_values(frame: pd.DataFrame, key: str) -> bool:
-    return key in frame and frame[key].notna().any()
+def _has(values: pd.Series) -> bool:
+    return values.notna().any()
+
+
+# The columns shown only where they say something: the column tested, and the test. (The
+# mark of an unstable latency; when every one is stable a note says so.)
+_OPTIONAL = {
+    "depth": ("depth", _varies),
+    "num_classes": ("num_classes", _varies),
+    "latency_ms_per_image": ("batch", lambda values: (values.fillna(1) > 1).any()),
+    "error": ("error", _has),
+    "args": ("args", _has),
+    "reparam": ("reparam", _has),
+    "portable_ops": ("portable_ops", lambda values: (values.fillna(0) > 0).any()),
+    "latency_verdict": ("latency_verdict", lambda values: (values == "unstable").any()),
+}
 
 
 def _compare_text_columns(frame: pd.DataFrame) -> list[str]:
-    optional = {
-        "depth": _varies(frame, "depth"),
-        "num_classes": _varies(frame, "num_classes"),
-        "latency_ms_per_image": "batch" in frame and (frame["batch"].fillna(1) > 1).any(),
-        "error": _has_values(frame, "error"),
-        "args": _has_values(frame, "args"),
-        "reparam": _has_values(frame, "reparam"),
-        "portable_ops": "portable_ops" in frame and (frame["portable_ops"].fillna(0) > 0).any(),
-        # The mark of an unstable latency; when every one is stable a note says so.
-        "latency_verdict": "latency_verdict" in frame
-        and (frame["latency_verdict"] == "unstable").any(),
-    }
-    return [k for k in COMPARE_TEXT_COLUMNS if k in frame and optional.get(k, True)]
+    def says(key: str) -> bool:
+        column, test = _OPTIONAL.get(key, (key, None))
+        return test is None or (column in frame and bool(test(frame[column])))
+
+    return [k for k in COMPARE_TEXT_COLUMNS if k in frame and says(k)]
 
 
 def _accuracy_notes(frame: pd.DataFrame) -> list[str]:
@@ -131,15 +137,16 @@ NOISE_NOTE = (
 )
 
 
-def _deltas(frame, keys: dict[str, str]) -> Table:
+def _deltas(name: str, title: str, frame, keys: dict[str, str], hidden=()) -> Table:
     """Text shows each figure's delta; CSV/JSON keep before and after beside it."""
     figures = [k.removesuffix("_delta") for k in frame.columns if k.endswith("_delta")]
     return Table(
-        name="",
+        name=name,
         frame=frame,
+        title=title,
         headers={**keys, **{f"{k}_delta": f"Δ {NAMES.get(k, k)}" for k in figures}},
         kinds={**{k: "text" for k in keys}, **{f"{k}_delta": "delta" for k in figures}},
-        hidden_in_text=tuple(k for k in frame.columns if k.endswith(("_before", "_after"))),
+        hidden_in_text=(*(k for k in frame.columns if k.endswith(("_before", "_after"))), *hidden),
     )
 
 
@@ -161,13 +168,10 @@ def diff_document(result: Any) -> Document:
     if len(layers):
         keys = {"match": "Matched by", "path": "Module", "after_path": "Module after",
                 "type": "Type", "verdict": "Time"}  # fmt: skip
-        table = _deltas(layers, keys)
-        table.name, table.title = "layers", "Per layer (rows sum to the totals' difference)"
-        hidden = list(table.hidden_in_text)
-        hidden += [k for k in ("after_path",) if layers[k].isna().all()]
-        hidden += [k for k in ("match",) if (layers[k] == "path").all()]
-        table.hidden_in_text = tuple(hidden)
-        tables.insert(0, table)  # the main table, as CSV writes it
+        hidden = ["after_path"] if layers["after_path"].isna().all() else []
+        hidden += ["match"] if (layers["match"] == "path").all() else []
+        title = "Per layer (rows sum to the totals' difference)"
+        tables.insert(0, _deltas("layers", title, layers, keys, hidden))  # CSV's main table
         counts = Counter(layers["match"])
         notes.append(
             "Rows matched: "
@@ -175,10 +179,8 @@ def diff_document(result: Any) -> Document:
             + ("." if set(counts) == {"path"} else STRUCTURE_NOTE)
         )
     if len(result.memory):
-        table = _deltas(result.memory, {"size": "Size"})
-        table.name = "memory_per_resolution"
-        table.title = "Largest activation per spatial size (after - before)"
-        tables.append(table)
+        title = "Largest activation per spatial size (after - before)"
+        tables.append(_deltas("memory_per_resolution", title, result.memory, {"size": "Size"}))
     if any(k in result.totals["figure"].values for k in ("latency_ms", "profiled_ms")):
         notes.append(NOISE_NOTE)
     return Document(
