@@ -87,28 +87,21 @@ def identity_row(spec: ModelSpec) -> dict[str, Any]:
     return row
 
 
-def _number(row: Mapping[str, Any], key: str, default: float, where: str) -> float:
+def _number(row: Mapping[str, Any], key: str, where: str, default=None, integer=False) -> Any:
+    """``row[key]`` as a number > 0 (``integer``: an integer >= 1); None when missing."""
     value = cell(row, key, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise MbprofError(f"{where}: {key} {value!r} is not a number") from None
-    if not math.isfinite(number) or number <= 0:
-        raise MbprofError(f"{where}: {key} {value!r} is not allowed; it must be a number > 0")
-    return number
-
-
-def _integer(row: Mapping[str, Any], key: str, where: str) -> int | None:
-    value = cell(row, key)
     if value is None:
         return None
+    what = "an integer" if integer else "a number"
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise MbprofError(f"{where}: {key} {value!r} is not an integer") from None
-    if not number.is_integer() or number < 1:
-        raise MbprofError(f"{where}: {key} {value!r} is not allowed; it must be an integer >= 1")
-    return int(number)
+        raise MbprofError(f"{where}: {key} {value!r} is not {what}") from None
+    allowed = number.is_integer() and number >= 1 if integer else math.isfinite(number)
+    if not allowed or number <= 0:
+        least = ">= 1" if integer else "> 0"
+        raise MbprofError(f"{where}: {key} {value!r} is not allowed; it must be {what} {least}")
+    return int(number) if integer else number
 
 
 def spec_from_row(row: Mapping[str, Any], where: str = "row") -> ModelSpec:
@@ -116,7 +109,7 @@ def spec_from_row(row: Mapping[str, Any], where: str = "row") -> ModelSpec:
     model = cell(row, "model")
     if not isinstance(model, str) or not model.strip():
         raise MbprofError(f"{where}: no 'model' column; is this an mbprof compare result?")
-    height, width = _integer(row, "input_h", where), _integer(row, "input_w", where)
+    height, width = (_number(row, k, where, integer=True) for k in ("input_h", "input_w"))
     if height is None or width is None:
         label = cell(row, "resolution")
         if label is None:
@@ -130,10 +123,10 @@ def spec_from_row(row: Mapping[str, Any], where: str = "row") -> ModelSpec:
     args = cell(row, "args")
     return ModelSpec(
         model=model.strip(),
-        width=_number(row, "width", 1.0, where),
-        depth=_number(row, "depth", 1.0, where),
+        width=_number(row, "width", where, 1.0),
+        depth=_number(row, "depth", where, 1.0),
         resolution=(height, width),
-        num_classes=_integer(row, "num_classes", where) or 1000,
+        num_classes=_number(row, "num_classes", where, integer=True) or 1000,
         kwargs=parse_args_text(str(args), f"{where}: args") if args is not None else (),
         reparam=str(cell(row, "reparam", False)).lower() in ("true", "1", "1.0"),
     )
