@@ -68,17 +68,11 @@ def table4_markdown(t4: pd.DataFrame, env: str) -> str:
     records = t4.to_dict(orient="records")
     rows = []
     for r in records:
-        row = [
-            r["network"],
-            top1_text(r["paper_top1"]),
-            f"{r['paper_params_m']:g}M",
-            f"{millions(r['params'])} ({r['params']:,})",
-            delta(r["params"] / 1e6, r["paper_params_m"]),
-            f"{r['paper_madds_m']:g}M",
-            f"{millions(r['madds'])} ({r['madds']:,})",
-            delta(r["madds"] / 1e6, r["paper_madds_m"]),
-            "-" if is_missing(r["paper_phone_ms"]) else f"{r['paper_phone_ms']:g}",
-        ]
+        row = [r["network"], top1_text(r["paper_top1"])]
+        for key in ("params", "madds"):  # the paper's, mbprof's, the difference
+            paper = r[f"paper_{key}_m"]
+            row += [f"{paper:g}M", f"{millions(r[key])} ({r[key]:,})", delta(r[key] / 1e6, paper)]
+        row.append("-" if is_missing(r["paper_phone_ms"]) else f"{r['paper_phone_ms']:g}")
         if has_latency:
             row.append("-" if is_missing(r.get("latency_ms")) else f"{r['latency_ms']:.1f}")
         rows.append(row)
