@@ -39,27 +39,22 @@ def read_manifest(out: Path, known: Collection[str], option: str = "--out") -> O
     path = out / MANIFEST
     if not os.path.lexists(path):
         return None
-    bad = MbprofError(
-        f"{option}: {str(path)!r} is not a manifest that mbprof wrote; move it away or give "
-        "another folder"
-    )
-    if not path.is_file() or path.is_symlink():
-        raise bad
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise bad from None
-    if not isinstance(payload, dict) or payload.get("written_by") != _WRITER:
-        raise bad
-    files = payload.get("files")
-    if not isinstance(files, dict):
-        raise bad
-    owned: Owned = {}
-    for relative, hashes in files.items():
-        if relative not in known or not isinstance(hashes, list):
-            raise bad
-        owned[relative] = [h for h in hashes if isinstance(h, str)]
-    return owned
+    payload = None
+    if path.is_file() and not path.is_symlink():
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+    ours = isinstance(payload, dict) and payload.get("written_by") == _WRITER
+    files = payload.get("files") if ours else None
+    if not isinstance(files, dict) or any(
+        name not in known or not isinstance(hashes, list) for name, hashes in files.items()
+    ):
+        raise MbprofError(
+            f"{option}: {str(path)!r} is not a manifest that mbprof wrote; move it away or give "
+            "another folder"
+        )
+    return {name: [h for h in hashes if isinstance(h, str)] for name, hashes in files.items()}
 
 
 def _holds_what_mbprof_wrote(path: Path, hashes: list[str] | None) -> bool:
