@@ -148,18 +148,9 @@ def check_document(
         hidden_in_text=RAW + (() if any_tolerance else ("tolerance_pct",)),
         secondary=("tolerance_pct", "headroom_pct", "where", "headroom_text", "limit_text"),
     )
-    summary = {"checked": len(results), **{s: counts[s] for s in STATUS_ORDER}}
-    return Document(
-        kind="check",
-        title=title,
-        tables=[table],
-        notes=notes,
-        meta={
-            "mbprof_version": __version__,
-            "passed": all(r.passed for r in results),
-            "summary": summary,
-        },
-    )
+    meta = {"mbprof_version": __version__, "passed": all(r.passed for r in results)}
+    meta["summary"] = {"checked": len(results), **{s: counts[s] for s in STATUS_ORDER}}
+    return Document(title, tables=[table], notes=notes, meta=meta, kind="check")
 
 
 # --- GitHub Actions ------------------------------------------------------------------------
@@ -196,30 +187,22 @@ def annotation(
     level: str, message: str, file: str = "", line: int | None = None, title: str = ""
 ) -> str:
     """One workflow command: ``::error file=F,line=L,title=T::message``."""
-    props = []
-    if file:
-        props.append(f"file={_escape_property(_repo_path(file))}")
-    if line:
-        props.append(f"line={int(line)}")
-    if title:
-        props.append(f"title={_escape_property(title)}")
+    props = [f"file={_escape_property(_repo_path(file))}"] if file else []
+    props += [f"line={int(line)}"] if line else []
+    props += [f"title={_escape_property(title)}"] if title else []
     head = f"::{level} " + ",".join(props) if props else f"::{level}"
     return f"{head}::{_escape_data(message)}"
 
 
 def github_annotations(results: Sequence[Result], allow_unstable: bool = False) -> str:
     """An error for each failing limit, a warning for each tolerated one."""
-    lines = []
-    for r in results:
-        if r.status == HELD:
-            continue
+    lines = ""
+    for r in (r for r in results if r.status != HELD):
         tolerated = r.status == TOLERATED or (allow_unstable and r.status == UNSTABLE)
-        level = "warning" if tolerated else "error"
         title = f"mbprof {r.limit.origin}: {r.limit.name} {r.status}"
-        lines.append(
-            annotation(level, r.message, r.budget.source, r.limit.line or r.budget.line, title)
-        )
-    return "".join(line + "\n" for line in lines)
+        where = (r.budget.source, r.limit.line or r.budget.line, title)
+        lines += annotation("warning" if tolerated else "error", r.message, *where) + "\n"
+    return lines
 
 
 def github_summary(doc: Document, results: Sequence[Result], allow_unstable: bool = False) -> str:
