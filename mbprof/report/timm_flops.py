@@ -4,7 +4,6 @@ one-output classifier. Torch-free; formats the counts the API hands in."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,7 +11,7 @@ from mbprof.core.parsing import parse_kwargs
 from mbprof.core.records import ModelSpec
 from mbprof.core.units import format_multiplier
 from mbprof.render.document import markdown_grid
-from mbprof.report.plan import DATA
+from mbprof.report.plan import read_data
 
 # pytorch/hub's dog.jpg (1546 x 1213), the model card's example image, resized to a short
 # side of 224 (transforms.Resize(224): long side int(224 x 1546 / 1213) = 285), not cropped.
@@ -33,23 +32,14 @@ class TimmRow:
 
 def timm_rows() -> list[TimmRow]:
     """The index's lines, each with its two configurations to count."""
-    with (DATA / "timm_flops.csv").open(newline="", encoding="utf-8") as handle:
-        lines = list(csv.DictReader(handle))
     rows = []
-    for line in lines:
+    for line in read_data("timm_flops.csv"):
         kwargs = parse_kwargs([a for a in line["args"].split(";") if a], "args")
         arch = dict(model=line["model"], width=float(line["width"]), depth=float(line["depth"]))
-        rows.append(
-            TimmRow(
-                name=line["name"],
-                flops=int(line["flops"]),
-                params=int(line["params"]),
-                seed=ModelSpec(
-                    **arch, resolution=SEED_INPUT, num_classes=SEED_CLASSES, kwargs=kwargs
-                ),
-                square=ModelSpec(**arch, kwargs=kwargs),
-            )
-        )
+        arch["kwargs"] = kwargs
+        seed = ModelSpec(**arch, resolution=SEED_INPUT, num_classes=SEED_CLASSES)
+        figures = (line["name"], int(line["flops"]), int(line["params"]))
+        rows.append(TimmRow(*figures, seed=seed, square=ModelSpec(**arch)))
     return rows
 
 
