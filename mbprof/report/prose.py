@@ -178,34 +178,17 @@ def readme_markdown(
         "",
     ]
     if t4 is not None and not t4.empty:
-        lines += ["## In one table", ""]
-        rows = []
-        for r in t4.to_dict(orient="records"):
-            rows.append(
-                [
-                    r["network"],
-                    f"{r['paper_madds_m']:g}M / {millions(r['madds'])}",
-                    f"{r['paper_params_m']:g}M / {millions(r['params'])}",
-                ]
-            )
-        lines += [
-            markdown_grid(
-                ["Network", "MAdds: paper / mbprof", "Params: paper / mbprof"],
-                rows,
-                [False, True, True],
-            ),
-            "",
+        pair = "{:g}M / {}".format
+        rows = [
+            [r["network"], *(pair(r[f"paper_{k}_m"], millions(r[k])) for k in ("madds", "params"))]
+            for r in t4.to_dict(orient="records")
         ]
-    peaks = _peak_sentence(frame)
-    if peaks:
+        headers = ["Network", "MAdds: paper / mbprof", "Params: paper / mbprof"]
+        lines += ["## In one table", "", markdown_grid(headers, rows, [False, True, True]), ""]
+    if peaks := _peak_sentence(frame):
         lines += ["## Activation memory in one sentence", "", peaks, ""]
     if any(is_measured(c) and c.startswith("latency") for c in frame.columns):
-        lines += [
-            "## Where latency was measured",
-            "",
-            f"{environment_text(frame)}. {load}",
-            "",
-        ]
+        lines += ["## Where latency was measured", "", f"{environment_text(frame)}. {load}", ""]
     if result.findings:
         lines += ["## What the measurements found", "", *result.findings, ""]
     if result.left_out:
@@ -214,9 +197,9 @@ def readme_markdown(
             "",
             "These parts need something this mbprof does not have; they appear when it does:",
             "",
+            *(f"- {item}" for item in result.left_out),
+            "",
         ]
-        lines += [f"- {item}" for item in result.left_out]
-        lines.append("")
     return "\n".join(lines)
 
 
