@@ -155,9 +155,5 @@ def check_out(out: str | Path, parts: Sequence[str] = PARTS) -> dict[str, list[s
     """Refuse, before any measuring, a folder this run cannot write without losing a file."""
     from mbprof.report.folder import check_folder
 
-    return check_folder(
-        Path(out),
-        planned_files(parts),
-        planned_files(PARTS),
-        legacy=_written_before_manifests,
-    )
+    known, legacy = planned_files(PARTS), _written_before_manifests
+    return check_folder(Path(out), planned_files(parts), known, legacy=legacy)
