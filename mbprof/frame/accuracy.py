@@ -196,15 +196,7 @@ def shipped() -> AccuracyTable:
 
 def accuracy_table(user_file: str | Path | None = None) -> AccuracyTable:
     """The shipped figures, with ``user_file``'s (if given) put first."""
-    if user_file is None:
-        return shipped()
-    return read_accuracy_csv(user_file) + shipped()
-
-
-def lookup_row(table: AccuracyTable, row: Mapping[str, Any]) -> Published | None:
-    """The preferred figures for one comparison row (None: a row naming no configuration)."""
-    if cell(row, "model") is not None:
-        return table.lookup_spec(spec_from_row(row, "accuracy"))
+    return shipped() if user_file is None else read_accuracy_csv(user_file) + shipped()
 
 
 def join(frame: pd.DataFrame, table: AccuracyTable | None = None) -> pd.DataFrame:
@@ -214,13 +206,13 @@ def join(frame: pd.DataFrame, table: AccuracyTable | None = None) -> pd.DataFram
     table = shipped() if table is None else table
     if frame.empty or not {"model", "width", "resolution"} <= set(frame.columns):
         return frame
-    found = [lookup_row(table, row) for row in frame.to_dict(orient="records")]
+    rows = frame.to_dict(orient="records")
+    specs = [spec_from_row(r, "accuracy") if cell(r, "model") is not None else None for r in rows]
+    found = [table.lookup_spec(spec) if spec is not None else None for spec in specs]
     if not any(found):
         return frame
-    empty = dict.fromkeys(JOINED)
-    added = pd.DataFrame(
-        [e.joined() if e else empty for e in found], index=frame.index, columns=list(JOINED)
-    )
+    joined = [e.joined() if e else dict.fromkeys(JOINED) for e in found]
+    added = pd.DataFrame(joined, index=frame.index, columns=list(JOINED))
     for key in ("top1", "top5", "phone_latency_ms"):
         added[key] = pd.to_numeric(added[key]).astype(float)
     kept = frame.drop(columns=[c for c in JOINED if c in frame.columns])
