@@ -123,24 +123,19 @@ def _constant(frame: pd.DataFrame, key: str) -> Any:
 def environment_text(frame: pd.DataFrame) -> str:
     """One sentence naming the environment shared by the rows of ``frame``."""
     get = {key: _constant(frame, key) for key in ENVIRONMENT_COLUMNS}
-    parts = []
-    if get["device"] is not None:
-        name = f" ({get['device_name']})" if get["device_name"] is not None else ""
-        parts.append(f"{get['device']}{name}")
-    if get["torch_version"] is not None:
-        parts.append(f"torch {get['torch_version']}")
-    for key, label in (("backend", "backend"), ("dtype", ""), ("memory_format", "")):
-        if get[key] is not None:
-            parts.append(f"{label} {get[key]}".strip())
-    if get["batch"] is not None:
-        parts.append(f"batch {int(get['batch'])}")
-    if get["threads"] is not None:
-        threads = int(get["threads"])
-        parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
-    if get["fuse_bn"] is not None:
-        parts.append("batch norm folded" if bool(get["fuse_bn"]) else "batch norm not folded")
-    if get.get("quantize") == "int8":
-        parts.append("quantized to int8 from fp32")
+    name = f" ({get['device_name']})" if get["device_name"] is not None else ""
+    said = {  # each as the sentence says it, in order
+        "device": lambda v: f"{v}{name}",
+        "torch_version": "torch {}".format,
+        "backend": "backend {}".format,
+        "dtype": str,
+        "memory_format": str,
+        "batch": lambda v: f"batch {int(v)}",
+        "threads": lambda v: f"{int(v)} thread{'' if int(v) == 1 else 's'}",
+        "fuse_bn": lambda v: "batch norm folded" if bool(v) else "batch norm not folded",
+    }
+    parts = [say(get[key]) for key, say in said.items() if get[key] is not None]
+    parts += ["quantized to int8 from fp32"] if get.get("quantize") == "int8" else []
     return "Measured on " + ", ".join(parts) + "." if parts else ""
 
 
