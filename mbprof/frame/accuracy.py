@@ -1,14 +1,6 @@
-"""Published ImageNet accuracy, as data, joined to the rows of a comparison.
-
-The shipped table (``mbprof/data/accuracy.csv``, described in ``accuracy.md`` beside it)
-holds every source's figures. When several sources give a figure for one configuration
-the one with the lowest ``priority`` wins: the MobileNetV2 paper's Table 4, then the
-TF-Slim checkpoint tables, then timm. A user's file (``compare --accuracy FILE.csv``)
-comes before all of them. A joined row takes all its figures from one source, named in
-``accuracy_source``. Nothing here is measured; these are the sources' numbers.
-
-This module reads CSV with the standard library; only ``join`` needs pandas.
-"""
+"""Published ImageNet accuracy (``mbprof/data/accuracy.csv``, ``accuracy.md`` beside it), joined
+to the rows of a comparison: each row takes all its figures from the source of lowest
+``priority`` (a user's ``--accuracy`` file first), named in ``accuracy_source``."""
 
 from __future__ import annotations
 
@@ -59,21 +51,24 @@ class Published:
 
     def joined(self) -> dict[str, Any]:
         """The columns this entry adds to a comparison row."""
-        return {
-            "top1": self.top1,
-            "top5": self.top5,
-            "accuracy_source": self.source,
-            "phone_latency_ms": self.phone_latency_ms,
-            "phone_latency_device": self.phone_latency_device,
-        }
+        return {key: getattr(self, "source" if key == "accuracy_source" else key) for key in JOINED}
 
 
-def _norm_args(args: Any, where: str = "args") -> str:
-    """'fix_stem_head=True' and 'fix_stem_head=true' are the same arguments (commas or
-    spaces between them), written as the ``args`` column writes them."""
-    if is_missing(args):
-        return ""
-    return args_text(parse_args_text(str(args).replace(",", " "), where))
+def key_of(spec: ModelSpec) -> Key:
+    """The identity of a configuration for accuracy (multipliers to 6 decimals, no class count)."""
+    kwargs = args_text(spec.kwargs)
+    return (spec.model, round(spec.width, 6), round(spec.depth, 6), spec.res_label, kwargs)
+
+
+def make_key(model: Any, width: Any, depth: Any, resolution: Any, args: Any = "") -> Key:
+    """The identity of a configuration given by its parts (see ``key_of``)."""
+    row = {"model": model, "width": width, "depth": depth, "resolution": resolution}
+    return key_of(spec_from_row({**row, "args": _norm_args(args)}, "accuracy"))
+
+
+def _norm_args(args: Any) -> str:
+    """'a=True' and 'a=true' are the same arguments (commas or spaces between them)."""
+    return "" if is_missing(args) else args_text(parse_args_text(str(args).replace(",", " ")))
 
 
 def _res_label(resolution: Any, option: str = "resolution") -> str:
@@ -83,46 +78,15 @@ def _res_label(resolution: Any, option: str = "resolution") -> str:
     return str(height) if height == width else f"{height}x{width}"
 
 
-def key_of(spec: ModelSpec) -> Key:
-    """The identity of a configuration for accuracy: multipliers compared to 6 decimals,
-    the class count left out (the published figures are ImageNet's 1000)."""
-    return (
-        spec.model,
-        round(spec.width, 6),
-        round(spec.depth, 6),
-        spec.res_label,
-        args_text(spec.kwargs),
-    )
-
-
-def make_key(model: Any, width: Any, depth: Any, resolution: Any, args: Any = "") -> Key:
-    """The identity of a configuration given by its parts (see ``key_of``)."""
-    return key_of(
-        spec_from_row(
-            {
-                "model": model,
-                "width": width,
-                "depth": depth,
-                "resolution": resolution,
-                "args": _norm_args(args),
-            },
-            "accuracy",
-        )
-    )
-
-
 class AccuracyTable:
     """Published figures by configuration, each key's sources in order of priority."""
 
     def __init__(self, entries: Iterable[Published]) -> None:
         self._by_key: dict[Key, list[Published]] = {}
-        for entry in entries:
-            self._by_key.setdefault(entry.key, []).append(entry)
+        for e in entries:
+            self._by_key.setdefault(e.key, []).append(e)
         for sources in self._by_key.values():
             sources.sort(key=lambda e: e.priority)
-
-    def __len__(self) -> int:
-        return sum(len(v) for v in self._by_key.values())
 
     def entries(self) -> list[Published]:
         return [e for sources in self._by_key.values() for e in sources]
@@ -131,15 +95,9 @@ class AccuracyTable:
         """Every source's figures for one configuration, the preferred one first."""
         return list(self._by_key.get(make_key(model, width, depth, resolution, args), []))
 
-    def lookup(self, model, width, depth, resolution, args="") -> Published | None:
-        """The preferred source's figures for one configuration, or None."""
-        sources = self._by_key.get(make_key(model, width, depth, resolution, args))
-        return sources[0] if sources else None
-
     def lookup_spec(self, spec: ModelSpec) -> Published | None:
         """The preferred source's figures for the configuration ``spec``, or None."""
-        sources = self._by_key.get(key_of(spec))
-        return sources[0] if sources else None
+        return self._by_key.get(key_of(spec), [None])[0]
 
     def __add__(self, other: AccuracyTable) -> AccuracyTable:
         return AccuracyTable([*self.entries(), *other.entries()])
@@ -170,19 +128,17 @@ def _entry(row: Mapping[str, str], where: str, default_source: str, priority: in
         resolution = _res_label(row["resolution"].strip(), f"{where}: resolution")
     except AttributeError:
         raise MbprofError(f"{where}: the resolution is empty") from None
-    top1 = _number(row["top1"], "top1", where, 0, 100)
-    top5 = _optional(row.get("top5"))
-    latency = _optional(row.get("phone_latency_ms"))
     own_priority = _optional(row.get("priority"))
     if own_priority is not None:
         priority = int(_number(own_priority, "priority", where, 0, 99))
+    top5, latency = _optional(row.get("top5")), _optional(row.get("phone_latency_ms"))
     return Published(
         model=model,
         width=width,
         depth=depth,
         resolution=resolution,
         args=_norm_args(row.get("args")),
-        top1=top1,
+        top1=_number(row["top1"], "top1", where, 0, 100),
         top5=None if top5 is None else _number(top5, "top5", where, 0, 100),
         source=_optional(row.get("source")) or default_source,
         priority=priority,
@@ -194,12 +150,7 @@ def _entry(row: Mapping[str, str], where: str, default_source: str, priority: in
 def read_accuracy_csv(
     path: str | Path, option: str = "--accuracy", priority: int = USER_PRIORITY
 ) -> AccuracyTable:
-    """Read and check an accuracy file: columns model, width, depth, resolution, top1
-    (optional top5, source, args, phone_latency_ms, phone_latency_device, priority).
-
-    Raises ``MbprofError`` naming the file and the first problem: missing columns, a
-    value out of range, or two rows for one configuration with the same priority.
-    """
+    """Read and check an accuracy file; the first problem refused, naming the file."""
     path = Path(path)
     if not path.is_file():
         raise MbprofError(f"{option}: {str(path)!r} does not exist or is not a file")
@@ -245,37 +196,23 @@ def shipped() -> AccuracyTable:
 
 def accuracy_table(user_file: str | Path | None = None) -> AccuracyTable:
     """The shipped figures, with ``user_file``'s (if given) put first."""
-    if user_file is None:
-        return shipped()
-    return read_accuracy_csv(user_file) + shipped()
-
-
-def lookup_row(table: AccuracyTable, row: Mapping[str, Any]) -> Published | None:
-    """The preferred figures for one comparison row (a mapping with the frame's columns);
-    None for a row that names no configuration."""
-    if cell(row, "model") is None:
-        return None
-    return table.lookup_spec(spec_from_row(row, "accuracy"))
+    return shipped() if user_file is None else read_accuracy_csv(user_file) + shipped()
 
 
 def join(frame: pd.DataFrame, table: AccuracyTable | None = None) -> pd.DataFrame:
-    """``frame`` with ``top1``, ``top5``, ``accuracy_source``, ``phone_latency_ms`` and
-    ``phone_latency_device`` added (empty where no source has the configuration).
-
-    A frame in which no row has a published figure is returned unchanged.
-    """
+    """``frame`` with the ``JOINED`` columns (unchanged when no row has a published figure)."""
     import pandas as pd
 
     table = shipped() if table is None else table
     if frame.empty or not {"model", "width", "resolution"} <= set(frame.columns):
         return frame
-    found = [lookup_row(table, row) for row in frame.to_dict(orient="records")]
+    rows = frame.to_dict(orient="records")
+    specs = [spec_from_row(r, "accuracy") if cell(r, "model") is not None else None for r in rows]
+    found = [table.lookup_spec(spec) if spec is not None else None for spec in specs]
     if not any(found):
         return frame
-    empty = dict.fromkeys(JOINED)
-    added = pd.DataFrame(
-        [e.joined() if e else empty for e in found], index=frame.index, columns=list(JOINED)
-    )
+    joined = [e.joined() if e else dict.fromkeys(JOINED) for e in found]
+    added = pd.DataFrame(joined, index=frame.index, columns=list(JOINED))
     for key in ("top1", "top5", "phone_latency_ms"):
         added[key] = pd.to_numeric(added[key]).astype(float)
     kept = frame.drop(columns=[c for c in JOINED if c in frame.columns])
@@ -283,8 +220,7 @@ def join(frame: pd.DataFrame, table: AccuracyTable | None = None) -> pd.DataFram
 
 
 def check_plottable(table: AccuracyTable | None, specs: Iterable[Any], option: str) -> None:
-    """Refuse, before any counting, a top-1 plot of configurations none of which has a
-    published top-1."""
+    """Refuse, before any counting, a top-1 plot of configurations none of which has one."""
     specs = list(specs)
     if table is not None and any(table.lookup_spec(s) for s in specs):
         return

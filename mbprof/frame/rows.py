@@ -1,13 +1,6 @@
-"""The rows of a comparison frame: the one owner of how a configuration becomes a row and a
-row becomes a configuration again; and frame files read back (the CSV and JSON that
-``mbprof compare`` writes: results, baselines, frames to plot).
-
-A row is a plain dict whose keys are described in ``mbprof.frame.columns``. Every writer of
-rows (``compare``, ``bench``, the checks' measurements, the paper report) builds its
-identity columns with ``identity_row`` and its figures with the ``*_columns`` functions
-here; every reader (baselines, saved results, accuracy joining, plots) goes back through
-``spec_from_row`` and ``cell``. Torch-free.
-"""
+"""The rows of a comparison frame: the one owner of how a configuration becomes a row
+(``identity_row``, the ``*_columns`` functions) and a row a configuration again
+(``spec_from_row``, ``cell``); and frame files read back. Torch-free."""
 
 from __future__ import annotations
 
@@ -30,22 +23,8 @@ if TYPE_CHECKING:
     from mbprof.core.records import CountReport, Environment, MemoryReport, Timing
 
 # The columns that say which configuration a row measured, in the frame's order.
-IDENTITY = (
-    "model",
-    "width",
-    "depth",
-    "resolution",
-    "input_h",
-    "input_w",
-    "num_classes",
-    "args",
-    "reparam",
-)
 FAILURE_TEXT_MAX = 300
 NOTES_SEPARATOR = "; "  # between the notes of one ``notes`` cell
-
-
-# --------------------------------------------------------------------------- cells
 
 
 def plain(value: Any) -> Any:
@@ -59,13 +38,9 @@ def plain(value: Any) -> Any:
 
 
 def cell(row: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    """``row[key]`` as a plain Python value; ``default`` when absent, missing or an empty
-    string (an empty CSV cell)."""
+    """``row[key]`` as a plain Python value; ``default`` when absent, missing or ''."""
     value = plain(row.get(key, default))
     return default if is_missing(value) or value == "" else value
-
-
-# --------------------------------------------------------------------------- builder arguments
 
 
 def args_text(kwargs: tuple[tuple[str, Any], ...] | Mapping[str, Any]) -> str:
@@ -94,12 +69,8 @@ def parse_args_text(text: str, where: str = "args") -> tuple[tuple[str, Any], ..
     return tuple(sorted(pairs.items()))
 
 
-# --------------------------------------------------------------------------- spec <-> row
-
-
 def identity_row(spec: ModelSpec) -> dict[str, Any]:
-    """The columns that name the configuration ``spec`` (``args`` and ``reparam`` only when
-    it has some, or is deployed)."""
+    """The columns that name ``spec`` (``args`` and ``reparam`` only where it has them)."""
     row: dict[str, Any] = {
         "model": spec.model,
         "width": spec.width,
@@ -116,37 +87,29 @@ def identity_row(spec: ModelSpec) -> dict[str, Any]:
     return row
 
 
-def _number(row: Mapping[str, Any], key: str, default: float, where: str) -> float:
+def _number(row: Mapping[str, Any], key: str, where: str, default=None, integer=False) -> Any:
+    """``row[key]`` as a number > 0 (``integer``: an integer >= 1); None when missing."""
     value = cell(row, key, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise MbprofError(f"{where}: {key} {value!r} is not a number") from None
-    if not math.isfinite(number) or number <= 0:
-        raise MbprofError(f"{where}: {key} {value!r} is not allowed; it must be a number > 0")
-    return number
-
-
-def _integer(row: Mapping[str, Any], key: str, where: str) -> int | None:
-    value = cell(row, key)
     if value is None:
         return None
+    what = "an integer" if integer else "a number"
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise MbprofError(f"{where}: {key} {value!r} is not an integer") from None
-    if not number.is_integer() or number < 1:
-        raise MbprofError(f"{where}: {key} {value!r} is not allowed; it must be an integer >= 1")
-    return int(number)
+        raise MbprofError(f"{where}: {key} {value!r} is not {what}") from None
+    allowed = number.is_integer() and number >= 1 if integer else math.isfinite(number)
+    if not allowed or number <= 0:
+        least = ">= 1" if integer else "> 0"
+        raise MbprofError(f"{where}: {key} {value!r} is not allowed; it must be {what} {least}")
+    return int(number) if integer else number
 
 
 def spec_from_row(row: Mapping[str, Any], where: str = "row") -> ModelSpec:
-    """The configuration a row measured. ``where`` ("results.csv row 3") starts every
-    error. The model is not looked up here (see ``mbprof.models.check_spec``)."""
+    """The configuration a row measured (the model not looked up); ``where`` starts errors."""
     model = cell(row, "model")
     if not isinstance(model, str) or not model.strip():
         raise MbprofError(f"{where}: no 'model' column; is this an mbprof compare result?")
-    height, width = _integer(row, "input_h", where), _integer(row, "input_w", where)
+    height, width = (_number(row, k, where, integer=True) for k in ("input_h", "input_w"))
     if height is None or width is None:
         label = cell(row, "resolution")
         if label is None:
@@ -160,18 +123,17 @@ def spec_from_row(row: Mapping[str, Any], where: str = "row") -> ModelSpec:
     args = cell(row, "args")
     return ModelSpec(
         model=model.strip(),
-        width=_number(row, "width", 1.0, where),
-        depth=_number(row, "depth", 1.0, where),
+        width=_number(row, "width", where, 1.0),
+        depth=_number(row, "depth", where, 1.0),
         resolution=(height, width),
-        num_classes=_integer(row, "num_classes", where) or 1000,
+        num_classes=_number(row, "num_classes", where, integer=True) or 1000,
         kwargs=parse_args_text(str(args), f"{where}: args") if args is not None else (),
         reparam=str(cell(row, "reparam", False)).lower() in ("true", "1", "1.0"),
     )
 
 
 def row_measures(row: Mapping[str, Any], spec: ModelSpec) -> bool:
-    """Whether ``row`` measured ``spec`` (multipliers compared to 1e-9; a row that does not
-    read as a configuration measures nothing)."""
+    """Whether ``row`` measured ``spec`` (multipliers compared to 1e-9)."""
     try:
         other = spec_from_row(row)
     except MbprofError:
@@ -187,13 +149,8 @@ def row_measures(row: Mapping[str, Any], spec: ModelSpec) -> bool:
     )
 
 
-# --------------------------------------------------------------------------- figures
-
-
 def count_columns(counts: CountReport, notes: tuple[str, ...] = ()) -> dict[str, Any]:
-    """MAdds, params and fvcore's other FLOPs of one configuration (``mbprof.analysis.counting``),
-    the parameters its inference reads, and (when there are any) ``notes`` on how it was
-    built and sized, then the counts' own, in one cell."""
+    """The counts of one configuration, and its ``notes`` then the counts' own in one cell."""
     row = {"madds": counts.madds, "params": counts.params, "other_flops": counts.other_flops}
     row["engine"] = counts.engine
     if counts.params_used is not None:
@@ -220,7 +177,7 @@ def environment_columns(env: Environment) -> dict[str, Any]:
 
 
 def latency_columns(timing: Timing) -> dict[str, Any]:
-    """A timing's figures (``LATENCY_FIGURES``) and its environment (``mbprof.analysis.latency``)."""
+    """A timing's figures (``LATENCY_FIGURES``) and its environment."""
     named = {"latency_verdict": "verdict", "latency_reasons": "reasons"}
     figures = {key: getattr(timing, named.get(key, key)) for key in LATENCY_FIGURES}
     figures["latency_reasons"] = "; ".join(timing.reasons) or None
@@ -231,9 +188,7 @@ def latency_columns(timing: Timing) -> dict[str, Any]:
 
 
 def failure_text(exc: BaseException) -> str:
-    """What an ``error`` cell says: the exception's type and the first line of its message,
-    at most ``FAILURE_TEXT_MAX`` characters. A ``ModelRunError`` gives its cause: the row
-    names the model and configuration already."""
+    """An ``error`` cell: the exception's type and first line (a ``ModelRunError``'s cause)."""
     from mbprof.core.errors import ModelRunError
 
     if isinstance(exc, ModelRunError) and exc.__cause__ is not None:

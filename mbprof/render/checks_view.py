@@ -10,15 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
-from mbprof.checks.limits import (
-    ERROR,
-    EXCEEDED,
-    HELD,
-    TOLERATED,
-    UNSTABLE,
-    Result,
-    failing,
-)
+from mbprof.checks.limits import ERROR, EXCEEDED, HELD, TOLERATED, UNSTABLE, Result, failing
 from mbprof.core.units import format_value
 from mbprof.frame.columns import METRICS
 from mbprof.frame.rows import cell
@@ -39,39 +31,30 @@ HEADERS = {
     "tolerance_pct": "Tolerance",
     "status": "Status",
 }
-KINDS = {
-    "where": "text",
-    "configuration": "text",
-    "metric": "text",
-    "limit_text": "text",
-    "measured_text": "text",
-    "headroom_text": "text",
-    "headroom_pct": "percent",
-    "tolerance_pct": "percent",
-    "status": "text",
-    "unit": "text",
-    "line": "int",
-    "error": "text",
-}
+KINDS = {**dict.fromkeys(HEADERS, "text"), "headroom_pct": "percent", "tolerance_pct": "percent"}
+KINDS.update(unit="text", line="int", error="text")
 RAW = ("source", "line", "model", "unit", "limit", "measured", "headroom", "error")
 
 
+def _figures(r: Result) -> dict[str, str]:
+    """Limit, measured and headroom as text in the metric's unit."""
+    values = {"limit": r.limit.value, "measured": r.measured, "headroom": r.headroom}
+    return {k: format_value(v, r.limit.metric.shown) for k, v in values.items()}
+
+
 def results_frame(results: Sequence[Result]) -> pd.DataFrame:
-    """One row per limit: raw numbers (limit, measured, headroom in the metric's unit)
-    beside their text (for terminal and Markdown)."""
+    """One row per limit: raw numbers beside their text (for terminal and Markdown)."""
     import pandas as pd
 
     rows = []
     for r in results:
-        shown = r.limit.metric.shown
+        texts = {f"{k}_text": v for k, v in _figures(r).items()}
         rows.append(
             {
                 "where": r.where,
                 "configuration": r.configuration,
                 "metric": r.limit.name,
-                "limit_text": format_value(r.limit.value, shown),
-                "measured_text": format_value(r.measured, shown),
-                "headroom_text": format_value(r.headroom, shown),
+                **texts,
                 "headroom_pct": r.headroom_pct,
                 "tolerance_pct": r.limit.tolerance_pct,
                 "status": r.status,
@@ -99,13 +82,8 @@ def summary_line(results: Sequence[Result]) -> str:
 
 
 def check_title(budgets: str | Path | None, baseline: str | Path | None) -> str:
-    """'Limits: budgets FILE; baseline FILE'."""
-    parts = []
-    if budgets is not None:
-        parts.append(f"budgets {budgets}")
-    if baseline is not None:
-        parts.append(f"baseline {baseline}")
-    return "Limits: " + "; ".join(parts)
+    pairs = (("budgets", budgets), ("baseline", baseline))
+    return "Limits: " + "; ".join(f"{name} {path}" for name, path in pairs if path is not None)
 
 
 def environment_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -127,9 +105,7 @@ def environment_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def failure_lines(results: Sequence[Result], allow_unstable: bool = False) -> list[str]:
-    """The recap for stderr: a count, then one line per failure, each starting with
-    ``mbprof:`` (CI runners read workflow commands on stderr too, so the files' text is
-    made safe). Unstable latencies that are tolerated get a warning line each."""
+    """The recap for stderr, each line starting with ``mbprof:``, its text made safe."""
     failed = failing(results, allow_unstable)
     lines = [f"mbprof: {len(failed)} of {len(results)} limits not met"] if failed else []
     lines += [f"mbprof: {safe_text(f'{r.where}: {r.message}')}" for r in failed]
@@ -172,18 +148,9 @@ def check_document(
         hidden_in_text=RAW + (() if any_tolerance else ("tolerance_pct",)),
         secondary=("tolerance_pct", "headroom_pct", "where", "headroom_text", "limit_text"),
     )
-    summary = {"checked": len(results), **{s: counts[s] for s in STATUS_ORDER}}
-    return Document(
-        kind="check",
-        title=title,
-        tables=[table],
-        notes=notes,
-        meta={
-            "mbprof_version": __version__,
-            "passed": all(r.passed for r in results),
-            "summary": summary,
-        },
-    )
+    meta = {"mbprof_version": __version__, "passed": all(r.passed for r in results)}
+    meta["summary"] = {"checked": len(results), **{s: counts[s] for s in STATUS_ORDER}}
+    return Document(title, tables=[table], notes=notes, meta=meta, kind="check")
 
 
 # --- GitHub Actions ------------------------------------------------------------------------
@@ -193,8 +160,7 @@ def check_document(
 
 
 def _escape_data(text: str) -> str:
-    """A command's data (after the second ``::``): control characters shown escaped,
-    then %, CR and LF as the runner decodes them, so the command stays one line."""
+    """A command's data: safe text, then %, CR and LF as the runner decodes them."""
     text = safe_text(text, keep_newlines=True)
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
@@ -205,10 +171,8 @@ def _escape_property(text: str) -> str:
 
 
 def _repo_path(file: str) -> str:
-    """GitHub matches annotation paths relative to the repository (the working directory
-    of the step): an absolute path below it is made relative, './' dropped."""
+    """GitHub matches annotation paths relative to the repository (the step's folder)."""
     import os
-    from pathlib import Path
 
     path = Path(file)
     if path.is_absolute():
@@ -223,31 +187,22 @@ def annotation(
     level: str, message: str, file: str = "", line: int | None = None, title: str = ""
 ) -> str:
     """One workflow command: ``::error file=F,line=L,title=T::message``."""
-    props = []
-    if file:
-        props.append(f"file={_escape_property(_repo_path(file))}")
-    if line:
-        props.append(f"line={int(line)}")
-    if title:
-        props.append(f"title={_escape_property(title)}")
+    props = [f"file={_escape_property(_repo_path(file))}"] if file else []
+    props += [f"line={int(line)}"] if line else []
+    props += [f"title={_escape_property(title)}"] if title else []
     head = f"::{level} " + ",".join(props) if props else f"::{level}"
     return f"{head}::{_escape_data(message)}"
 
 
 def github_annotations(results: Sequence[Result], allow_unstable: bool = False) -> str:
-    """An error for each exceeded, unmeasured or (unless tolerated) unstable limit, a
-    warning for each tolerated one (held limits are in the summary, not in annotations)."""
-    lines = []
-    for r in results:
-        if r.status == HELD:
-            continue
+    """An error for each failing limit, a warning for each tolerated one."""
+    lines = ""
+    for r in (r for r in results if r.status != HELD):
         tolerated = r.status == TOLERATED or (allow_unstable and r.status == UNSTABLE)
-        level = "warning" if tolerated else "error"
         title = f"mbprof {r.limit.origin}: {r.limit.name} {r.status}"
-        lines.append(
-            annotation(level, r.message, r.budget.source, r.limit.line or r.budget.line, title)
-        )
-    return "".join(line + "\n" for line in lines)
+        where = (r.budget.source, r.limit.line or r.budget.line, title)
+        lines += annotation("warning" if tolerated else "error", r.message, *where) + "\n"
+    return lines
 
 
 def github_summary(doc: Document, results: Sequence[Result], allow_unstable: bool = False) -> str:
@@ -265,34 +220,21 @@ def github_summary(doc: Document, results: Sequence[Result], allow_unstable: boo
 # --- JUnit XML -------------------------------------------------------------------------------
 
 
-def junit_xml(results: Sequence[Result], seconds: float = 0.0, allow_unstable: bool = False) -> str:
-    """JUnit XML: a testsuite per file (budget file or baseline), a testcase per limit;
-    exceeded limits are failures, unmeasured ones errors, unstable ones errors (skipped
-    when tolerated), tolerated ones pass with the warning in system-out. Text from the
-    files goes through ``safe_text`` (XML 1.0 cannot even hold most control characters)."""
+def _counts(results: Sequence[Result], allow_unstable: bool) -> dict[str, str]:
     counts = tally(results)
     errors = counts[ERROR] + (0 if allow_unstable else counts[UNSTABLE])
-    root = ET.Element(
-        "testsuites",
-        name="mbprof check",
-        tests=str(len(results)),
-        failures=str(counts[EXCEEDED]),
-        errors=str(errors),
-        time=f"{seconds:.3f}",
-    )
-    sources = list(dict.fromkeys(r.budget.source for r in results))
-    for source in sources:
+    return {"tests": str(len(results)), "failures": str(counts[EXCEEDED]), "errors": str(errors)}
+
+
+def junit_xml(results: Sequence[Result], seconds: float = 0.0, allow_unstable: bool = False) -> str:
+    """JUnit XML: a testsuite per file, a testcase per limit, text through ``safe_text``."""
+    counts = _counts(results, allow_unstable)
+    root = ET.Element("testsuites", name="mbprof check", **counts, time=f"{seconds:.3f}")
+    for source in dict.fromkeys(r.budget.source for r in results):
         mine = [r for r in results if r.budget.source == source]
-        mine_counts = tally(mine)
-        suite = ET.SubElement(
-            root,
-            "testsuite",
-            name=safe_text(source),
-            tests=str(len(mine)),
-            failures=str(mine_counts[EXCEEDED]),
-            errors=str(mine_counts[ERROR] + (0 if allow_unstable else mine_counts[UNSTABLE])),
-            skipped=str(mine_counts[UNSTABLE] if allow_unstable else 0),
-        )
+        skipped = str(tally(mine)[UNSTABLE] if allow_unstable else 0)
+        counts = _counts(mine, allow_unstable)
+        suite = ET.SubElement(root, "testsuite", name=safe_text(source), **counts, skipped=skipped)
         for r in mine:
             cond = f" [{r.limit.conditions}]" if r.limit.conditions else ""
             case = ET.SubElement(
@@ -303,15 +245,11 @@ def junit_xml(results: Sequence[Result], seconds: float = 0.0, allow_unstable: b
                 file=safe_text(source),
                 time="0",
             )
-            line = r.limit.line or r.budget.line
-            if line:
+            if line := r.limit.line or r.budget.line:
                 case.set("line", str(line))
-            shown = r.limit.metric.shown
             props = ET.SubElement(case, "properties")
             figures = {
-                "limit": format_value(r.limit.value, shown),
-                "measured": format_value(r.measured, shown),
-                "headroom": format_value(r.headroom, shown),
+                **_figures(r),
                 "headroom_pct": format_value(r.headroom_pct, "percent"),
                 "tolerance_pct": format_value(r.limit.tolerance_pct, "percent"),
                 "status": r.status,
@@ -319,21 +257,15 @@ def junit_xml(results: Sequence[Result], seconds: float = 0.0, allow_unstable: b
             for key, value in figures.items():
                 ET.SubElement(props, "property", name=key, value=value)
             message = safe_text(r.message)
-            if r.status == EXCEEDED:
-                ET.SubElement(
-                    case, "failure", message=message, type="exceeded"
-                ).text = f"{message}\n{safe_text(r.where)}"
-            elif r.status == ERROR:
-                ET.SubElement(case, "error", message=message, type="error").text = safe_text(
-                    r.error
-                )
+            if r.status == TOLERATED:
+                ET.SubElement(case, "system-out").text = message
             elif r.status == UNSTABLE and allow_unstable:
                 ET.SubElement(case, "skipped", message=message)
-            elif r.status == UNSTABLE:
-                ET.SubElement(case, "error", message=message, type="unstable").text = safe_text(
-                    r.reasons
-                )
-            elif r.status == TOLERATED:
-                ET.SubElement(case, "system-out").text = message
+            elif r.status in (EXCEEDED, ERROR, UNSTABLE):
+                tag = "failure" if r.status == EXCEEDED else "error"
+                text = {EXCEEDED: f"{message}\n{safe_text(r.where)}", ERROR: safe_text(r.error)}
+                text[UNSTABLE] = safe_text(r.reasons)
+                element = ET.SubElement(case, tag, message=message, type=r.status)
+                element.text = text[r.status]
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

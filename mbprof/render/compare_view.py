@@ -1,8 +1,5 @@
-"""The documents that set configurations side by side. `mbprof compare`: a compact table for
-people, every column for CSV/JSON, and notes that say once what is the same for every row.
-`mbprof diff`: the totals, the per-layer deltas (how each row was matched) and the
-per-resolution memory deltas, after minus before.
-"""
+"""Configurations side by side: `mbprof compare` (a compact table, every column for CSV/JSON,
+notes for what every row shares) and `mbprof diff` (totals, per-layer and memory deltas)."""
 
 from __future__ import annotations
 
@@ -21,71 +18,47 @@ if TYPE_CHECKING:
 # What the terminal and Markdown tables of `compare` show, in this order. Every other
 # column (environment, spreads, sources, ...) stays in CSV/JSON and, where it is the
 # same for every row, is said once in a note.
-COMPARE_TEXT_COLUMNS = (
-    "model",
-    "width",
-    "depth",
-    "resolution",
-    "num_classes",
-    "args",
-    "reparam",
-    "madds",
-    "params",
-    "deployed_bytes",
-    "peak_act_bytes",
-    "peak_act_bytes_efficient",
-    "latency_ms",
-    "latency_verdict",
-    "latency_ms_per_image",
-    "throughput_ips",
-    "achieved_gflops",
-    "int8_speedup",
-    "int8_cosine",
-    "portable_ops",
-    "top1",
-    "error",
+COMPARE_TEXT_COLUMNS = tuple(
+    "model width depth resolution num_classes args reparam madds params deployed_bytes "
+    "peak_act_bytes peak_act_bytes_efficient latency_ms latency_verdict latency_ms_per_image "
+    "throughput_ips achieved_gflops int8_speedup int8_cosine portable_ops top1 error".split()
 )
 # What a narrow terminal leaves out first, in this order (model, width, resolution, the
 # counts and the latency stay).
-_SECONDARY = (
-    "int8_cosine",
-    "portable_ops",
-    "deployed_bytes",
-    "achieved_gflops",
-    "throughput_ips",
-    "latency_ms_per_image",
-    "peak_act_bytes_efficient",
-    "args",
-    "num_classes",
-    "depth",
-    "top1",
-    "peak_act_bytes",
-    "params",
+_SECONDARY = tuple(
+    "int8_cosine portable_ops deployed_bytes achieved_gflops throughput_ips latency_ms_per_image "
+    "peak_act_bytes_efficient args num_classes depth top1 peak_act_bytes params".split()
 )
 
 
-def _varies(frame: pd.DataFrame, key: str) -> bool:
-    return key in frame and frame[key].nunique(dropna=False) > 1
+def _varies(values: pd.Series) -> bool:
+    return values.nunique(dropna=False) > 1
 
 
-def _has_values(frame: pd.DataFrame, key: str) -> bool:
-    return key in frame and frame[key].notna().any()
+def _has(values: pd.Series) -> bool:
+    return values.notna().any()
+
+
+# The columns shown only where they say something: the column tested, and the test. (The
+# mark of an unstable latency; when every one is stable a note says so.)
+_OPTIONAL = {
+    "depth": ("depth", _varies),
+    "num_classes": ("num_classes", _varies),
+    "latency_ms_per_image": ("batch", lambda values: (values.fillna(1) > 1).any()),
+    "error": ("error", _has),
+    "args": ("args", _has),
+    "reparam": ("reparam", _has),
+    "portable_ops": ("portable_ops", lambda values: (values.fillna(0) > 0).any()),
+    "latency_verdict": ("latency_verdict", lambda values: (values == "unstable").any()),
+}
 
 
 def _compare_text_columns(frame: pd.DataFrame) -> list[str]:
-    optional = {
-        "depth": _varies(frame, "depth"),
-        "num_classes": _varies(frame, "num_classes"),
-        "latency_ms_per_image": "batch" in frame and (frame["batch"].fillna(1) > 1).any(),
-        "error": _has_values(frame, "error"),
-        "args": _has_values(frame, "args"),
-        "reparam": _has_values(frame, "reparam"),
-        "portable_ops": "portable_ops" in frame and (frame["portable_ops"].fillna(0) > 0).any(),
-        # The mark of an unstable latency; when every one is stable a note says so.
-        "latency_verdict": "latency_verdict" in frame
-        and (frame["latency_verdict"] == "unstable").any(),
-    }
-    return [k for k in COMPARE_TEXT_COLUMNS if k in frame and optional.get(k, True)]
+    def says(key: str) -> bool:
+        column, test = _OPTIONAL.get(key, (key, None))
+        return test is None or (column in frame and bool(test(frame[column])))
+
+    return [k for k in COMPARE_TEXT_COLUMNS if k in frame and says(k)]
 
 
 def _accuracy_notes(frame: pd.DataFrame) -> list[str]:
@@ -119,7 +92,7 @@ def _memory_notes(frame: pd.DataFrame) -> list[str]:
 
 def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Document:
     """The comparison table: a compact view for people, every column for CSV/JSON."""
-    from mbprof.render.latency_view import compare_latency_parts
+    from mbprof.render.latency_view import latency_notes
 
     shown = _compare_text_columns(frame)
     notes = [f"{COLUMNS[key].header}: {COLUMNS[key].description}." for key in ("madds", "params")]
@@ -128,23 +101,12 @@ def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Docu
             value = frame[key].iloc[0]
             notes.append(f"{label} {format_value(value, COLUMNS[key].kind)} for every row.")
     notes += _memory_notes(frame)
-    notes += compare_latency_parts(frame, shown)[1]
+    notes += latency_notes(frame, shown)
     notes += _accuracy_notes(frame)
     hidden = tuple(k for k in frame.columns if k not in shown)
-    return Document(
-        kind="compare",
-        title=title,
-        tables=[
-            Table(
-                name="configurations",
-                frame=frame,
-                hidden_in_text=hidden,
-                secondary=_SECONDARY,
-            )
-        ],
-        notes=notes,
-        meta={"mbprof_version": __version__},
-    )
+    table = Table("configurations", frame, hidden_in_text=hidden, secondary=_SECONDARY)
+    meta = {"mbprof_version": __version__}
+    return Document(title, tables=[table], notes=notes, meta=meta, kind="compare")
 
 
 NAMES = {
@@ -175,21 +137,21 @@ NOISE_NOTE = (
 )
 
 
-def _deltas(frame, keys: dict[str, str]) -> Table:
+def _deltas(name: str, title: str, frame, keys: dict[str, str], hidden=()) -> Table:
     """Text shows each figure's delta; CSV/JSON keep before and after beside it."""
     figures = [k.removesuffix("_delta") for k in frame.columns if k.endswith("_delta")]
     return Table(
-        name="",
+        name=name,
         frame=frame,
+        title=title,
         headers={**keys, **{f"{k}_delta": f"Δ {NAMES.get(k, k)}" for k in figures}},
         kinds={**{k: "text" for k in keys}, **{f"{k}_delta": "delta" for k in figures}},
-        hidden_in_text=tuple(k for k in frame.columns if k.endswith(("_before", "_after"))),
+        hidden_in_text=(*(k for k in frame.columns if k.endswith(("_before", "_after"))), *hidden),
     )
 
 
 def diff_document(result: Any) -> Document:
-    """``result``: an ``mbprof.api.diff.DiffResult``, read by attribute (render imports
-    nothing from the API)."""
+    """``result``: an ``mbprof.api.diff.DiffResult`` (read by attribute)."""
     totals = Table(
         name="totals",
         frame=result.totals.assign(figure=result.totals["figure"].map(lambda k: NAMES.get(k, k))),
@@ -206,13 +168,10 @@ def diff_document(result: Any) -> Document:
     if len(layers):
         keys = {"match": "Matched by", "path": "Module", "after_path": "Module after",
                 "type": "Type", "verdict": "Time"}  # fmt: skip
-        table = _deltas(layers, keys)
-        table.name, table.title = "layers", "Per layer (rows sum to the totals' difference)"
-        hidden = list(table.hidden_in_text)
-        hidden += [k for k in ("after_path",) if layers[k].isna().all()]
-        hidden += [k for k in ("match",) if (layers[k] == "path").all()]
-        table.hidden_in_text = tuple(hidden)
-        tables.insert(0, table)  # the main table, as CSV writes it
+        hidden = ["after_path"] if layers["after_path"].isna().all() else []
+        hidden += ["match"] if (layers["match"] == "path").all() else []
+        title = "Per layer (rows sum to the totals' difference)"
+        tables.insert(0, _deltas("layers", title, layers, keys, hidden))  # CSV's main table
         counts = Counter(layers["match"])
         notes.append(
             "Rows matched: "
@@ -220,10 +179,8 @@ def diff_document(result: Any) -> Document:
             + ("." if set(counts) == {"path"} else STRUCTURE_NOTE)
         )
     if len(result.memory):
-        table = _deltas(result.memory, {"size": "Size"})
-        table.name = "memory_per_resolution"
-        table.title = "Largest activation per spatial size (after - before)"
-        tables.append(table)
+        title = "Largest activation per spatial size (after - before)"
+        tables.append(_deltas("memory_per_resolution", title, result.memory, {"size": "Size"}))
     if any(k in result.totals["figure"].values for k in ("latency_ms", "profiled_ms")):
         notes.append(NOISE_NOTE)
     return Document(

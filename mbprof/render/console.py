@@ -1,15 +1,7 @@
-"""Documents as rich terminal tables that fit the terminal's width.
+"""Documents as rich terminal tables, text as ``Text`` after ``safe_text`` (never markup).
 
-Every piece of text goes in as a rich ``Text`` (never parsed as markup) after
-``safe_text``: a name from a user's file can neither style, move nor clear the terminal.
-
-A table wider than the terminal is fitted here, for every command alike: first its large
-counts are written in K/M (bytes in KB) with the unit in the header, then its headers take
-two lines, then its secondary columns (``Table.secondary``, then from the right) are left
-out and a note names them.
-No cell is ever cut: the first (identifying) column and the numbers keep their width,
-long text wraps.
-"""
+A table wider than the terminal is fitted: large counts in K/M (bytes in KB), then headers
+on two lines, then secondary columns left out and named in a note. No cell is ever cut."""
 
 from __future__ import annotations
 
@@ -43,12 +35,9 @@ def _compact(key: str, header: str, values: list) -> tuple[str, list[str]]:
     """Counts in K or M (bytes in KB), one decimal, the unit in the header."""
     numbers = [v for v in values if not is_missing(v)]
     top = max((abs(v) for v in numbers), default=0)
-    if "bytes" in key:
-        scale = 1e3
-        header = (
-            f"{header} (KB)" if " B" not in f"{header} " else f"{header} ".replace(" B ", " KB ")
-        )
-        header = header.strip()
+    if "bytes" in key:  # "Tensor B" -> "Tensor KB", "Size" -> "Size (KB)"
+        scale, spaced = 1e3, f"{header} "
+        header = spaced.replace(" B ", " KB ").strip() if " B" in spaced else f"{header} (KB)"
     else:
         scale, unit = (1e6, "M") if top >= 1e7 else (1e3, "K")
         header = f"{header} ({unit})"
@@ -83,11 +72,9 @@ class _Column:
 
 def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
     """The columns of ``table`` that fit ``width`` and a note naming any left out."""
-    keys = [k for k in table.frame.columns if k not in table.hidden_in_text]
-    values = {k: [] for k in keys}
-    for record in table.frame[keys].itertuples(index=False, name=None):
-        for key, value in zip(keys, record, strict=True):
-            values[key].append(value)
+    keys = table.text_keys
+    records = list(table.frame[keys].itertuples(index=False, name=None))
+    values = {key: [r[i] for r in records] for i, key in enumerate(keys)}
     columns = []
     for key in keys:
         header, kind = header_and_kind(key, table.headers, table.kinds)
@@ -159,7 +146,7 @@ def print_document(doc: Document, console: Console) -> None:
         console.print(facts, crop=False)
         console.print()
     for index, table in enumerate(doc.tables):
-        if all(key in table.hidden_in_text for key in table.frame.columns):
+        if not table.text_keys:
             continue  # a table kept for CSV/JSON only
         title = table.title or (doc.title if not doc.facts and index == 0 else "")
         grid = RichTable(
@@ -186,8 +173,7 @@ def print_document(doc: Document, console: Console) -> None:
 
 
 def terminal_width(stream) -> int | None:
-    """None (rich asks the terminal, or reads COLUMNS) on a terminal or where COLUMNS is
-    set; piped without it, a width that cuts nothing."""
+    """None (rich asks the terminal or COLUMNS) on a terminal or with COLUMNS; else unbounded."""
     if stream.isatty() or os.environ.get("COLUMNS", "").strip().isdigit():
         return None
     return UNBOUNDED

@@ -1,21 +1,7 @@
-"""A document: what a command prints, before it is rendered; and its text forms (CSV,
-JSON, Markdown), with every piece of text from users made safe to print.
-
-Numbers stay raw in a document; ``mbprof.core.units.format_value`` turns them into text.
-Budget files, results files and accuracy tables are data, yet their text (budget names,
-model names and arguments, paths, error messages) reaches terminals, pipes and CI logs.
-There it must not act (``safe_text``, the one place that sees to it):
-
-- a terminal obeys control characters (ESC[2J clears the screen, colour codes, BEL) and
-  bidi overrides reorder what is shown: they are shown escaped (``\\x1b``, ``\\u202e``);
-- a newline would let the text start a line of its own: shown as ``\\n``, so each value
-  stays on the line mbprof began;
-- GitHub's runner reads workflow commands on stdout and stderr: ``::cmd::`` at the start of
-  a line (after leading whitespace) and the legacy ``##[cmd]`` anywhere in a line. Both are
-  broken with a backslash (``\\::``, ``##\\[``), which Markdown renders as the original.
-
-Torch- and pandas-free at import (the CLI's error line uses it).
-"""
+"""A document: what a command prints, before it is rendered, and its text forms (CSV, JSON,
+Markdown). Text from users' files goes through ``safe_text``, the one place that keeps it
+from acting on a terminal or a CI log (control characters, bidi overrides, newlines, GitHub
+workflow commands). Torch- and pandas-free at import (the CLI's error line uses it)."""
 
 from __future__ import annotations
 
@@ -54,6 +40,11 @@ class Table:
     hidden_in_text: tuple[str, ...] = ()  # columns left out of terminal/Markdown tables
     secondary: tuple[str, ...] = ()  # what a narrow terminal leaves out first, in order
 
+    @property
+    def text_keys(self) -> list[str]:
+        """The columns terminal and Markdown show (none: a table kept for CSV/JSON only)."""
+        return [k for k in self.frame.columns if k not in self.hidden_in_text]
+
 
 @dataclass
 class Document:
@@ -67,10 +58,7 @@ class Document:
 
 
 class Rows:
-    """A small table's rows as plain dicts, for a document made without pandas (``mbprof
-    models`` stays as instant as ``--help``): the few ``DataFrame`` methods the renderers
-    call on ``Table.frame`` (``columns``, ``frame[keys]``, ``itertuples``, ``to_dict``).
-    CSV export turns it into a DataFrame."""
+    """A small table without pandas: the few ``DataFrame`` methods the renderers call."""
 
     def __init__(self, records: list[dict[str, Any]], columns: list[str] | None = None) -> None:
         self.records = [dict(r) for r in records]
@@ -116,11 +104,11 @@ def _escaped(match: re.Match[str]) -> str:
 
 
 def safe_text(value: Any, keep_newlines: bool = False) -> str:
-    """``value`` as text that cannot control a terminal or a CI log.
+    """``value`` as text that cannot control a terminal or a CI log (``keep_newlines``: LF
+    and CR left for a caller that encodes them itself, as GitHub annotations do).
 
-    ``keep_newlines`` leaves LF and CR as they are, for a caller that encodes them itself
-    (GitHub annotations turn them into %0A and %0D).
-    """
+    Control characters and bidi marks are shown escaped (``\\x1b``, ``\\u202e``), newlines as
+    ``\\n``; ``::`` that could start a line and ``##[`` anywhere are broken with a backslash."""
     text = str(value)
     text = (_UNSAFE_BUT_NEWLINES if keep_newlines else _UNSAFE).sub(_escaped, text)
     text = _COMMAND_START.sub(lambda m: m.group(1) + "\\::", text)
@@ -128,13 +116,8 @@ def safe_text(value: Any, keep_newlines: bool = False) -> str:
 
 
 def safe_json(text: str) -> str:
-    """JSON text whose strings cannot hold the legacy ``##[`` command. ``json.dumps``
-    already escapes control characters; ``[`` written as ``\\u005b`` reads back as the
-    same string, so the data are unchanged. (``#`` appears only inside JSON strings.)"""
+    """JSON text whose strings cannot hold the legacy ``##[`` command."""
     return text.replace(LEGACY_COMMAND, "##\\u005b")
-
-
-FORMATS = ("table", "csv", "json", "markdown")
 
 
 def _jsonable(value: Any) -> Any:
@@ -194,8 +177,7 @@ def to_csv(doc: Document) -> str:
 
 
 def _safe_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with its text (cells and column names) through ``safe_text``: a CSV line
-    is a row, so a cell may neither break it nor carry control characters."""
+    """The frame with its text (cells and column names) through ``safe_text``."""
     from pandas.api.types import is_object_dtype, is_string_dtype
 
     frame = frame.copy()
@@ -209,9 +191,8 @@ def _safe_cells(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def text_rows(table: Table) -> tuple[list[str], list[str], list[list[str]]]:
-    """Headers, kinds and formatted cells of a table, for terminal and Markdown (each
-    through ``safe_text``: one line, no control characters)."""
-    keys = [k for k in table.frame.columns if k not in table.hidden_in_text]
+    """Headers, kinds and formatted cells (through ``safe_text``) for terminal and Markdown."""
+    keys = table.text_keys
     pairs = [header_and_kind(k, table.headers, table.kinds) for k in keys]
     rows = [
         [
@@ -228,9 +209,7 @@ _HTML_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
 
 
 def md_text(text: str) -> str:
-    """Text for a Markdown line or table cell: ``safe_text``, then a backslash before
-    backslashes and pipes (a pipe would split the cell; an escaped backslash before one
-    would let it) and ``&lt;`` for a ``<`` that could start HTML."""
+    """Text for a Markdown line or cell: safe, backslashes, pipes and HTML escaped."""
     text = safe_text(text).replace("\\", "\\\\").replace("|", "\\|")
     return _HTML_OPEN.sub("&lt;", text)
 
@@ -238,8 +217,7 @@ def md_text(text: str) -> str:
 def markdown_grid(
     headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Sequence[bool]
 ) -> str:
-    """A Markdown table of cells already written as text (each through ``md_text``);
-    ``right`` says, column by column, which align right (numbers)."""
+    """A Markdown table of text cells; ``right``: which columns align right."""
     align = ["---:" if r else "---" for r in right]
     lines = [
         "| " + " | ".join(md_text(h) for h in headers) + " |",
@@ -249,28 +227,23 @@ def markdown_grid(
     return "\n".join(lines)
 
 
-def markdown_table(table: Table) -> str:
-    headers, kinds, rows = text_rows(table)
-    return markdown_grid(headers, rows, [k != "text" for k in kinds])
-
-
 def to_markdown(doc: Document) -> str:
-    """Every line starts with Markdown of mbprof's own (``###``, ``-``, ``**``, ``|``);
-    the text in it goes through ``md_text``, so none of it can start a line."""
+    """Every line starts with mbprof's own Markdown; the text in it goes through ``md_text``."""
     parts = [f"### {md_text(doc.title)}"]
-    if doc.facts:
-        facts = []
-        for fact in doc.facts:
-            note = f" ({md_text(fact.note)})" if fact.note else ""
-            value = md_text(format_value(fact.value, fact.kind))
-            facts.append(f"- **{md_text(fact.label)}**: {value}{note}")
+    facts = [
+        f"- **{md_text(f.label)}**: {md_text(format_value(f.value, f.kind))}"
+        + (f" ({md_text(f.note)})" if f.note else "")
+        for f in doc.facts
+    ]
+    if facts:
         parts.append("\n".join(facts))
     for table in doc.tables:
-        if all(key in table.hidden_in_text for key in table.frame.columns):
-            continue  # a table kept for CSV/JSON only
+        if not table.text_keys:
+            continue
         if table.title:
             parts.append(f"**{md_text(table.title)}**")
-        parts.append(markdown_table(table))
+        headers, kinds, rows = text_rows(table)
+        parts.append(markdown_grid(headers, rows, [k != "text" for k in kinds]))
     if doc.notes:
         parts.append("\n".join(f"- {md_text(note)}" for note in doc.notes))
     return "\n\n".join(parts) + "\n"

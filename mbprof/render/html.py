@@ -1,6 +1,5 @@
-"""A document as one self-contained HTML file (``--html FILE``): styles, the sorting script
-and the figures (SVG as data URIs) inline, nothing fetched, so that it reads offline and can
-be attached to an issue. Also the notebook display of result records (``whole=False``)."""
+"""A document as one self-contained HTML file (``--html FILE``: styles, script and figures
+inline, nothing fetched), or the fragment a notebook shows of a result record."""
 
 from __future__ import annotations
 
@@ -41,17 +40,15 @@ def _e(text: object) -> str:
     return html.escape(safe_text(str(text)))
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _number(value: object) -> object:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _table(table: Table) -> str:
     headers, kinds, rows = text_rows(table)
-    keys = [k for k in table.frame.columns if k not in table.hidden_in_text]
-    raw = list(table.frame[keys].itertuples(index=False, name=None))
+    raw = table.frame[table.text_keys].itertuples(index=False, name=None)
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    raw = [[_jsonable(v) for v in values] for values in raw]
-    numbers = [[v if _is_number(v) else None for v in values] for values in raw]
+    numbers = [[_number(_jsonable(v)) for v in values] for values in raw]
     # A share drawn as a bar behind its figure, the column's largest as a full cell.
     tops = [max((abs(r[i]) for r in numbers if r[i] is not None), default=0) or 1
             for i in range(len(kinds))]  # fmt: skip
@@ -96,9 +93,7 @@ def to_html(doc: Document, whole: bool = True) -> str:
         mime = "image/svg+xml" if isinstance(figure, str) else "image/png"
         data = base64.b64encode(figure.encode() if isinstance(figure, str) else figure).decode()
         parts.append(f'<h2>{_e(title)}</h2><img alt="{_e(title)}" src="data:{mime};base64,{data}">')
-    parts += [
-        _table(t) for t in doc.tables if not all(k in t.hidden_in_text for k in t.frame.columns)
-    ]
+    parts += [_table(t) for t in doc.tables if t.text_keys]
     if doc.notes:
         items = "".join(f"<li>{_e(n)}</li>" for n in doc.notes)
         parts.append(f'<h2>Conventions and notes</h2><ul class="notes">{items}</ul>')

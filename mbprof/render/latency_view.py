@@ -1,7 +1,5 @@
-"""Documents for latency: `mbprof bench`, the latency part of `mbprof compare`, and
-`mbprof bench --layers`: the bench facts, then one row per layer (where the time goes,
-against where the MAdds are), the "(outside any layer)" row last.
-"""
+"""Documents for latency: `mbprof bench` (and its per-layer table) and the latency notes of
+`mbprof compare`."""
 
 from __future__ import annotations
 
@@ -9,8 +7,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
-from mbprof.core.records import BenchResult, LayerProfile, Timing
-from mbprof.frame.columns import ENVIRONMENT_COLUMNS
+from mbprof.core.records import BenchResult, LayerProfile
+from mbprof.frame.columns import DEPLOYMENT_FIGURES, ENVIRONMENT, ENVIRONMENT_COLUMNS, text_table
 from mbprof.render.document import Document, Fact, Table
 
 if TYPE_CHECKING:
@@ -35,8 +33,7 @@ STABILITY_NOTE = (
 
 
 def gflops_note(machine: str | None) -> str:
-    """The GFLOP/s footnote, with the machine share (called ``machine``: "Machine %") only
-    where that figure is shown."""
+    """The GFLOP/s footnote, with the machine share only where it is shown (``machine``)."""
     return f"{GFLOPS_NOTE}; {machine}: {MACHINE_NOTE}." if machine else f"{GFLOPS_NOTE}."
 
 
@@ -82,8 +79,7 @@ def remedy(reasons: list[str], threads: int | None) -> str:
 
 
 def stability_notes(frame: pd.DataFrame) -> list[str]:
-    """Which rows' latency is unstable and why (a reason several rows share said once),
-    and what to do; or that every one is stable."""
+    """Which rows' latency is unstable and why (a shared reason said once), and what to do."""
     if "latency_verdict" not in frame or frame["latency_verdict"].isna().all():
         return []
     unstable = frame[frame["latency_verdict"] == "unstable"]
@@ -127,41 +123,26 @@ def _constant(frame: pd.DataFrame, key: str) -> Any:
 def environment_text(frame: pd.DataFrame) -> str:
     """One sentence naming the environment shared by the rows of ``frame``."""
     get = {key: _constant(frame, key) for key in ENVIRONMENT_COLUMNS}
-    parts = []
-    if get["device"] is not None:
-        name = f" ({get['device_name']})" if get["device_name"] is not None else ""
-        parts.append(f"{get['device']}{name}")
-    if get["torch_version"] is not None:
-        parts.append(f"torch {get['torch_version']}")
-    for key, label in (("backend", "backend"), ("dtype", ""), ("memory_format", "")):
-        if get[key] is not None:
-            parts.append(f"{label} {get[key]}".strip())
-    if get["batch"] is not None:
-        parts.append(f"batch {int(get['batch'])}")
-    if get["threads"] is not None:
-        threads = int(get["threads"])
-        parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
-    if get["fuse_bn"] is not None:
-        parts.append("batch norm folded" if bool(get["fuse_bn"]) else "batch norm not folded")
-    if get.get("quantize") == "int8":
-        parts.append("quantized to int8 from fp32")
+    name = f" ({get['device_name']})" if get["device_name"] is not None else ""
+    said = {  # each as the sentence says it, in order
+        "device": lambda v: f"{v}{name}",
+        "torch_version": "torch {}".format,
+        "backend": "backend {}".format,
+        "dtype": str,
+        "memory_format": str,
+        "batch": lambda v: f"batch {int(v)}",
+        "threads": lambda v: f"{int(v)} thread{'' if int(v) == 1 else 's'}",
+        "fuse_bn": lambda v: "batch norm folded" if bool(v) else "batch norm not folded",
+    }
+    parts = [say(get[key]) for key, say in said.items() if get[key] is not None]
+    parts += ["quantized to int8 from fp32"] if get.get("quantize") == "int8" else []
     return "Measured on " + ", ".join(parts) + "." if parts else ""
 
 
-def compare_latency_parts(
-    frame: pd.DataFrame, shown: tuple[str, ...] | list[str] = ()
-) -> tuple[tuple[str, ...], list[str]]:
-    """For a comparison frame with latency columns: the columns to leave out of terminal
-    and Markdown tables (the environment, said once in a note) and the notes to add
-    (the "Machine %" footnote only when ``shown`` holds that column)."""
+def latency_notes(frame: pd.DataFrame, shown: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The latency notes of a comparison (the "Machine %" footnote only where it is shown)."""
     if "latency_ms" not in frame and "device" not in frame:
-        return (), []
-    hidden = [
-        key for key in ENVIRONMENT_COLUMNS if key in frame and _constant(frame, key) is not None
-    ]
-    hidden += [key for key in ("runs", "latency_ms_per_image") if key in frame]
-    if "compile_s" in frame and frame["compile_s"].isna().all():
-        hidden.append("compile_s")
+        return []
     notes = [
         LATENCY_NOTE,
         gflops_note("Machine %" if "machine_share_pct" in shown else None),
@@ -172,10 +153,7 @@ def compare_latency_parts(
             f"Runs per configuration: {int(frame['runs'].min()):,} to "
             f"{int(frame['runs'].max()):,} (see the runs column in CSV/JSON)."
         )
-    text = environment_text(frame)
-    if text:
-        notes.append(text)
-    return tuple(hidden), notes
+    return notes + [text] if (text := environment_text(frame)) else notes
 
 
 def bench_frame(result: BenchResult) -> pd.DataFrame:
@@ -192,23 +170,49 @@ def bench_frame(result: BenchResult) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
-def deployment_facts(t: Timing) -> list[Fact]:
-    """The deployed file, the delegation and int8 against fp32, where the backend gave them."""
-    rows = [
-        ("quantize", "Quantize", t.environment.quantize if t.environment.quantize != "none"
-         else None, "text", "post-training static, calibrated on random batches"),
-        ("fp32_latency_ms", "fp32 latency", t.fp32_latency_ms, "ms", "same backend, fp32"),
-        ("int8_speedup", "int8 speed-up", t.int8_speedup, "rate", "x, over fp32"),
-        ("int8_cosine", "int8 cosine", t.int8_cosine, "auto",
-         "logits against fp32, random inputs: not accuracy"),
-        ("int8_top1_agreement", "int8 top-1 agree", t.int8_top1_agreement, "auto",
-         "same arg-max as fp32, random inputs: not accuracy"),
-        ("deployed_bytes", "Deployed size", t.deployed_bytes, "bytes", "the file it runs"),
-        ("fp32_deployed_bytes", "fp32 size", t.fp32_deployed_bytes, "bytes", "same backend"),
-        ("delegated_ops", "XNNPACK ops", t.delegated_ops, "int", "operators delegated"),
-        ("portable_ops", "Portable ops", t.portable_ops, "int", "operators outside XNNPACK"),
-    ]  # fmt: skip
-    return [Fact(*row) for row in rows if row[2] is not None]
+# The facts of a bench, in order: key, label, kind, note (some notes are the run's own).
+_BENCH_FACTS = text_table("""
+model | Model | text |
+input | Input | text | batch x channels x H x W
+latency_ms | Latency | ms |
+latency_ms_per_image | Per image | ms | ms
+latency_p10_ms | p10 | ms | ms per batch
+latency_p90_ms | p90 | ms | ms per batch
+latency_spread_pct | Spread | percent | (p90 - p10) / median
+runs | Runs | int |
+verdict | Timing | text |
+throughput_ips | Throughput | rate | images/s
+madds | MAdds | int | conv + fully connected, per image
+achieved_gflops | Achieved | rate | GFLOP/s = 2 x MAdds x batch / median latency
+machine_peak_gflops | Machine peak | rate | GFLOP/s, large matrix product,
+    same device/threads/dtype (cached)
+machine_share_pct | Machine share | percent |
+compile_s | Compile | rate | s, not in latency
+quantize | Quantize | text | post-training static, calibrated on random batches
+fp32_latency_ms | fp32 latency | ms | same backend, fp32
+int8_speedup | int8 speed-up | rate | x, over fp32
+int8_cosine | int8 cosine | auto | logits against fp32, random inputs: not accuracy
+int8_top1_agreement | int8 top-1 agree | auto | same arg-max as fp32, random inputs: not accuracy
+deployed_bytes | Deployed size | bytes | the file it runs
+fp32_deployed_bytes | fp32 size | bytes | same backend
+delegated_ops | XNNPACK ops | int | operators delegated
+portable_ops | Portable ops | int | operators outside XNNPACK
+device | Device | text |
+device_name | Device name | text |
+cpu_model | CPU | text |
+threads | Threads | int | intra-op
+other_cpus | Other load | rate | CPUs busy with other processes
+load_average | Load average | rate | 1 minute, at the end
+cpu_mhz | CPU clock | rate | MHz, at the end
+backend | Backend | text |
+dtype | Dtype | text |
+memory_format | Memory format | text |
+fuse_bn | Fused BN | text |
+torch_version | torch | text |
+""")
+# Shown only where the backend gave them: compile time, the deployed file, the delegation,
+# int8 against fp32.
+_WHERE_GIVEN = {"compile_s", "quantize", *DEPLOYMENT_FIGURES}
 
 
 def bench_document(result: BenchResult) -> Document:
@@ -219,69 +223,25 @@ def bench_document(result: BenchResult) -> Document:
         f"{t.blocks} blocks of {t.runs_per_block} run{'s' if t.runs_per_block > 1 else ''}, "
         f">= {t.min_time_s:g} s timed after {t.warmup} warm-up runs"
     )
-    facts = [
-        Fact("model", "Model", spec.label, "text"),
-        Fact("input", "Input", f"{env.batch}x3x{h}x{w}", "text", "batch x channels x H x W"),
-        Fact(
-            "latency_ms",
-            "Latency",
-            t.latency_ms,
-            "ms",
-            "ms per batch, median" + ("" if t.stable else " - UNSTABLE, see Timing"),
-        ),
-        Fact("latency_ms_per_image", "Per image", t.latency_ms_per_image, "ms", "ms"),
-        Fact("latency_p10_ms", "p10", t.latency_p10_ms, "ms", "ms per batch"),
-        Fact("latency_p90_ms", "p90", t.latency_p90_ms, "ms", "ms per batch"),
-        Fact(
-            "latency_spread_pct",
-            "Spread",
-            t.latency_spread_pct,
-            "percent",
-            "(p90 - p10) / median",
-        ),
-        Fact("runs", "Runs", t.runs, "int", blocks),
-        Fact(
-            "latency_verdict",
-            "Timing",
-            t.verdict,
-            "text",
-            "; ".join(t.reasons) if t.reasons else "every check passed (see the notes)",
-        ),
-        Fact("throughput_ips", "Throughput", t.throughput_ips, "rate", "images/s"),
-        Fact("madds", "MAdds", t.madds, "int", "conv + fully connected, per image"),
-        Fact(
-            "achieved_gflops",
-            "Achieved",
-            t.achieved_gflops,
-            "rate",
-            "GFLOP/s = 2 x MAdds x batch / median latency",
-        ),
-        Fact(
-            "machine_peak_gflops",
-            "Machine peak",
-            t.machine_peak_gflops,
-            "rate",
-            "GFLOP/s, large matrix product, same device/threads/dtype (cached)",
-        ),
-        Fact("machine_share_pct", "Machine share", t.machine_share_pct, "percent"),
-    ]
-    if t.compile_s is not None:
-        facts.append(Fact("compile_s", "Compile", t.compile_s, "rate", "s, not in latency"))
-    facts += deployment_facts(t)
-    facts += [
-        Fact("device", "Device", env.device, "text"),
-        Fact("device_name", "Device name", env.device_name, "text"),
-        Fact("cpu_model", "CPU", env.cpu_model, "text", f"{env.cpu_count} logical CPUs"),
-        Fact("threads", "Threads", env.threads, "int", "intra-op"),
-        Fact("other_cpus", "Other load", t.other_cpus, "rate", "CPUs busy with other processes"),
-        Fact("load_average", "Load average", t.load_average, "rate", "1 minute, at the end"),
-        Fact("cpu_mhz", "CPU clock", t.cpu_mhz, "rate", "MHz, at the end"),
-        Fact("backend", "Backend", env.backend, "text", env.backend_version),
-        Fact("dtype", "Dtype", env.dtype, "text"),
-        Fact("memory_format", "Memory format", env.memory_format, "text"),
-        Fact("fuse_bn", "Fused BN", env.fuse_bn, "text"),
-        Fact("torch_version", "torch", env.torch_version, "text"),
-    ]
+    values = {
+        "model": spec.label,
+        "input": f"{env.batch}x3x{h}x{w}",
+        "quantize": env.quantize if env.quantize != "none" else None,
+    }
+    notes = {
+        "latency_ms": "ms per batch, median" + ("" if t.stable else " - UNSTABLE, see Timing"),
+        "runs": blocks,
+        "verdict": "; ".join(t.reasons) if t.reasons else "every check passed (see the notes)",
+        "cpu_model": f"{env.cpu_count} logical CPUs",
+        "backend": env.backend_version,
+    }
+    facts = []
+    for key, label, kind, note in _BENCH_FACTS:
+        value = values[key] if key in values else getattr(env if key in ENVIRONMENT else t, key)
+        if value is not None or key not in _WHERE_GIVEN:
+            name = "latency_verdict" if key == "verdict" else key
+            facts.append(Fact(name, label, value, kind, notes.get(key, note)))
+    unstable = [f"UNSTABLE latency: {'; '.join(t.reasons)}.", remedy(t.reasons, env.threads)]
     frame = bench_frame(result)
     table = Table(
         name="latency",
@@ -295,11 +255,7 @@ def bench_document(result: BenchResult) -> Document:
         facts=facts,
         tables=[table],
         notes=[
-            *(
-                []
-                if t.stable
-                else [f"UNSTABLE latency: {'; '.join(t.reasons)}.", remedy(t.reasons, env.threads)]
-            ),
+            *([] if t.stable else unstable),
             LATENCY_NOTE,
             gflops_note("Machine share"),
             STABILITY_NOTE,
@@ -309,37 +265,21 @@ def bench_document(result: BenchResult) -> Document:
             "mbprof_version": __version__,
             "backend_version": env.backend_version,
             "cpu_count": env.cpu_count,
-            "blocks": t.blocks,
-            "runs_per_block": t.runs_per_block,
-            "warmup": t.warmup,
-            "min_time_s": t.min_time_s,
+            **{k: getattr(t, k) for k in ("blocks", "runs_per_block", "warmup", "min_time_s")},
         },
     )
 
 
+_TEXT = ("type", "kernel", "stride", "groups", "kind")
 HEADERS = {
+    **{k: k.capitalize() for k in _TEXT},
     "path": "Module",
-    "type": "Type",
-    "kernel": "Kernel",
-    "stride": "Stride",
-    "groups": "Groups",
     "output_shape": "Output",
     "madds": "MAdds",
-    "kind": "Kind",
     "geometry": "Kernel/stride/groups",
 }
-KINDS = {
-    "path": "text",
-    "type": "text",
-    "kernel": "text",
-    "stride": "text",
-    "groups": "int",
-    "output_shape": "text",
-    "madds": "int",
-    "kind": "text",
-    "ops": "int",
-    "geometry": "text",
-}
+KINDS = {**dict.fromkeys(_TEXT + ("path", "output_shape", "geometry"), "text")}
+KINDS.update(groups="int", madds="int", ops="int")
 
 
 def _pair(values: tuple[int, ...] | None) -> str | None:
@@ -358,52 +298,39 @@ def _geometry(row) -> str | None:
     return text
 
 
+_LAYER_KEYS = (
+    "path type kind kernel stride groups geometry output_shape layer_time_ms time_share_pct madds "
+    "madds_share_pct bytes_moved intensity layer_gflops layer_gbs bound roof_pct mapped ops"
+).split()
+_FIELDS = {"layer_time_ms": "time_ms", "layer_gflops": "gflops", "layer_gbs": "gbs"}
+
+
+def _layer_row(r: Any) -> dict[str, Any]:
+    row = {key: getattr(r, _FIELDS.get(key, key), None) for key in _LAYER_KEYS}
+    row.update(kernel=_pair(r.kernel), stride=_pair(r.stride), output_shape=_pair(r.out_shape))
+    return {**row, "geometry": _geometry(r), "bound": r.bound or None}
+
+
 def layers_frame(profile: LayerProfile) -> pd.DataFrame:
     """One row per layer, numbers raw (the columns of ``mbprof.frame.columns``)."""
     import pandas as pd
 
-    rows = [
-        {
-            "path": r.path,
-            "type": r.type,
-            "kind": r.kind,
-            "kernel": _pair(r.kernel),
-            "stride": _pair(r.stride),
-            "groups": r.groups,
-            "geometry": _geometry(r),
-            "output_shape": _pair(r.out_shape),
-            "layer_time_ms": r.time_ms,
-            "time_share_pct": r.time_share_pct,
-            "madds": r.madds,
-            "madds_share_pct": r.madds_share_pct,
-            "bytes_moved": r.bytes_moved,
-            "intensity": r.intensity,
-            "layer_gflops": r.gflops,
-            "layer_gbs": r.gbs,
-            "bound": r.bound or None,
-            "roof_pct": r.roof_pct,
-            "mapped": r.mapped,
-            "ops": r.ops,
-        }
-        for r in profile.rows
-    ]
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([_layer_row(r) for r in profile.rows])
     return frame.astype({"groups": "Int64"})  # an integer column, empty where none
 
 
 def layers_table(profile: LayerProfile) -> Table:
     frame = layers_frame(profile)
-    # Terminals get the geometry in one column; CSV/JSON keep every figure apart.
-    hidden = ["kind", "ops", "kernel", "stride", "groups", "madds", "bytes_moved"]
-    if frame["mapped"].all():
-        hidden.append("mapped")  # a column only when some op could not be mapped
+    # Terminals get the geometry in one column; CSV/JSON keep every figure apart; the
+    # mapped column only when some op could not be mapped.
+    hidden = ("kind", "ops", "kernel", "stride", "groups", "madds", "bytes_moved")
     return Table(
         name="layers",
         frame=frame,
         title=f"Per layer ({profile.backend}), slowest first",
         headers=HEADERS,
         kinds=KINDS,
-        hidden_in_text=tuple(hidden),
+        hidden_in_text=hidden + (("mapped",) if frame["mapped"].all() else ()),
         secondary=("geometry", "output_shape", "type", "mapped", "bound", "layer_gbs"),
     )
 
@@ -416,14 +343,7 @@ def layers_document(result: BenchResult) -> Document:
     doc.title = f"{result.spec.label}: latency and where it goes, per layer"
     doc.tables.insert(0, layers_table(result.layers))
     doc.notes += list(result.layers.notes)
-    doc.meta["layers"] = {
-        "backend": result.layers.backend,
-        "passes": result.layers.passes,
-        "profiled_ms": result.layers.profiled_ms,
-        "latency_ms": result.layers.latency_ms,
-        "overhead_pct": result.layers.overhead_pct,
-        "compute_gflops": result.layers.compute_gflops,
-        "bandwidth_gbs": result.layers.bandwidth_gbs,
-        "ridge_flop_per_byte": result.layers.ridge,
-    }
+    keys = ("backend", "passes", "profiled_ms", "latency_ms", "overhead_pct", "compute_gflops")
+    doc.meta["layers"] = {k: getattr(result.layers, k) for k in (*keys, "bandwidth_gbs")}
+    doc.meta["layers"]["ridge_flop_per_byte"] = result.layers.ridge
     return doc

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
-from mbprof.core.records import (
-    LivePoint,
-    MeasuredMemory,
-    MemoryReport,
-    ModelSpec,
-    ResolutionMemory,
-)
+from mbprof.core.records import LivePoint, MeasuredMemory, MemoryReport, ModelSpec
 from mbprof.core.units import format_value
-from mbprof.render.document import Document, Fact, Table
+from mbprof.render.document import Document, Fact, Table, frame_records
 
 if TYPE_CHECKING:
     import pandas as pd
-
-UNIT_NOTE = "KB = 1000 bytes"
-
-
-def _size(hw: tuple[int, int]) -> str:
-    return f"{hw[0]}x{hw[1]}"
 
 
 def _chunks_text(report: MemoryReport) -> str:
@@ -34,36 +21,25 @@ def dtype_text(report: MemoryReport) -> str:
     return f"{report.dtype}, {report.bytes_per_element} byte(s) per element"
 
 
+_RESOLUTION_FIELDS = ("channels", "tensor_bytes", "op_bytes", "op")
+
+
 def resolution_frame(report: MemoryReport) -> pd.DataFrame:
     """The paper's Table 3 layout: per size, the largest tensor and op, both modes."""
     import pandas as pd
 
-    def by_size(rows: Sequence[ResolutionMemory]) -> dict[tuple[int, int], ResolutionMemory]:
-        return {row.resolution: row for row in rows}
-
-    mat, eff = by_size(report.resolutions), by_size(report.resolutions_efficient)
+    mat = {row.resolution: row for row in report.resolutions}
+    eff = {row.resolution: row for row in report.resolutions_efficient}
     sizes = sorted(set(mat) | set(eff), key=lambda hw: (-hw[0] * hw[1], -hw[0]))
     rows: list[dict[str, Any]] = []
     for hw in sizes:
-        m, e = mat.get(hw), eff.get(hw)
-        rows.append(
-            {
-                "size": _size(hw),
-                "channels": m.channels if m else None,
-                "tensor_bytes": m.tensor_bytes if m else None,
-                "op_bytes": m.op_bytes if m else None,
-                "op": m.op if m else None,
-                "channels_efficient": e.channels if e else None,
-                "tensor_bytes_efficient": e.tensor_bytes if e else None,
-                "op_bytes_efficient": e.op_bytes if e else None,
-                "op_efficient": e.op if e else None,
-            }
-        )
+        row = {"size": f"{hw[0]}x{hw[1]}"}
+        for suffix, found in (("", mat.get(hw)), ("_efficient", eff.get(hw))):
+            row.update({f"{k}{suffix}": getattr(found, k, None) for k in _RESOLUTION_FIELDS})
+        rows.append(row)
     frame = pd.DataFrame(rows)
-    for key in ("channels", "tensor_bytes", "op_bytes"):
-        for column in (key, f"{key}_efficient"):
-            frame[column] = frame[column].astype("Int64")
-    return frame
+    ints = [f"{k}{s}" for s in ("", "_efficient") for k in _RESOLUTION_FIELDS[:3]]
+    return frame.astype(dict.fromkeys(ints, "Int64"))
 
 
 def resolution_table(report: MemoryReport, hide_ops: bool = False) -> Table:
@@ -76,42 +52,6 @@ def resolution_table(report: MemoryReport, hide_ops: bool = False) -> Table:
         ),
         hidden_in_text=("op", "op_efficient") if hide_ops else (),
         secondary=("op_efficient", "op", "channels_efficient", "channels"),
-    )
-
-
-def blocks_frame(report: MemoryReport) -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.DataFrame(
-        [
-            {
-                "block": b.module,
-                "kind": b.kind,
-                "expand": b.expand or "(model)",
-                "exit": b.exit or "(model)",
-                "in_ch": b.in_channels,
-                "expanded_ch": b.expanded_channels,
-                "out_ch": b.out_channels,
-                "chunk_ch": b.chunk_channels,
-                "chunk_bytes": b.chunk_bytes,
-                "residual": "yes" if b.residual else "no",
-                "two_pass": "yes" if b.two_pass else "no",
-            }
-            for b in report.blocks
-        ],
-        columns=[
-            "block",
-            "kind",
-            "expand",
-            "exit",
-            "in_ch",
-            "expanded_ch",
-            "out_ch",
-            "chunk_ch",
-            "chunk_bytes",
-            "residual",
-            "two_pass",
-        ],
     )
 
 
@@ -129,36 +69,39 @@ _BLOCK_HEADERS = {
     "two_pass": "Two passes",
 }
 _BLOCK_KINDS = {k: "text" for k in ("block", "kind", "expand", "exit", "residual", "two_pass")}
-_BLOCK_KINDS.update({k: "int" for k in ("in_ch", "expanded_ch", "out_ch", "chunk_ch")})
+_BLOCK_KINDS.update(dict.fromkeys(("in_ch", "expanded_ch", "out_ch", "chunk_ch"), "int"))
 _BLOCK_KINDS["chunk_bytes"] = "int"
+
+
+def blocks_frame(report: MemoryReport) -> pd.DataFrame:
+    import pandas as pd
+
+    fields = {"block": "module", "in_ch": "in_channels", "expanded_ch": "expanded_channels",
+              "out_ch": "out_channels", "chunk_ch": "chunk_channels"}  # fmt: skip
+    rows = []
+    for b in report.blocks:
+        row = {key: getattr(b, fields.get(key, key)) for key in _BLOCK_HEADERS}
+        row.update(expand=b.expand or "(model)", exit=b.exit or "(model)")
+        row.update(residual="yes" if b.residual else "no", two_pass="yes" if b.two_pass else "no")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(_BLOCK_HEADERS))
+
+
+_CURVE_FIELDS = ("step", "module", "op", "shape", "live_bytes", "input_bytes", "output_bytes",
+                 "held_bytes", "internal_bytes")  # fmt: skip
 
 
 def curve_frame(report: MemoryReport) -> pd.DataFrame:
     """Live bytes at every op, both modes (``mode`` column), for plots."""
     import pandas as pd
 
-    def rows(mode: str, points: Sequence[LivePoint]) -> list[dict[str, Any]]:
-        return [
-            {
-                "mode": mode,
-                "step": p.step,
-                "module": p.module or "(model)",
-                "op": p.op,
-                "shape": "x".join(str(d) for d in p.shape) if p.shape else "",
-                "live_bytes": p.live_bytes,
-                "input_bytes": p.input_bytes,
-                "output_bytes": p.output_bytes,
-                "held_bytes": p.held_bytes,
-                "internal_bytes": p.internal_bytes,
-                "dtype": report.dtype,
-                "chunks": report.chunks_label,
-            }
-            for p in points
-        ]
-
-    return pd.DataFrame(
-        rows("materialized", report.curve) + rows("efficient", report.curve_efficient)
-    )
+    rows = []
+    for mode, points in (("materialized", report.curve), ("efficient", report.curve_efficient)):
+        for p in points:
+            row = {"mode": mode, **{k: getattr(p, k) for k in _CURVE_FIELDS}}
+            row.update(module=p.module or "(model)", shape="x".join(map(str, p.shape or ())))
+            rows.append({**row, "dtype": report.dtype, "chunks": report.chunks_label})
+    return pd.DataFrame(rows)
 
 
 def _where(point: LivePoint) -> str:
@@ -173,88 +116,40 @@ def _where(point: LivePoint) -> str:
 
 
 def memory_facts(report: MemoryReport) -> list[Fact]:
-    ratio = (
-        report.peak.live_bytes / report.peak_efficient.live_bytes
-        if report.peak_efficient.live_bytes
-        else float("nan")
-    )
-    return [
-        Fact("mem_dtype", "Activation dtype", dtype_text(report), "text"),
-        Fact("mem_chunks", "Chunks (T)", report.chunks_label, "text", _chunks_text(report)),
-        Fact(
-            "input_bytes",
-            "Input image (bytes)",
-            report.input_bytes,
-            "int",
-            "not counted in any figure below",
-        ),
-        Fact(
-            "peak_act_bytes",
-            "Peak, materialized (bytes)",
-            report.peak.live_bytes,
-            "int",
-            _where(report.peak),
-        ),
-        Fact(
-            "peak_act_bytes_efficient",
-            "Peak, memory-efficient (bytes)",
-            report.peak_efficient.live_bytes,
-            "int",
-            _where(report.peak_efficient),
-        ),
-        Fact(
-            "peak_ratio",
-            "Materialized / efficient",
-            round(ratio, 2),
-            "auto",
-            f"{len(report.blocks)} chunked blocks",
-        ),
-        Fact(
-            "max_tensor_bytes",
-            "Largest tensor (bytes)",
-            report.max_tensor_bytes,
-            "int",
-            f"{format_value(report.max_tensor_bytes, 'bytes')}; memory-efficient: "
-            f"{report.max_tensor_bytes_efficient:,} ({format_value(report.max_tensor_bytes_efficient, 'bytes')})",
-        ),
-        Fact(
-            "eager_peak_bytes",
-            "Peak, eager PyTorch op by op (bytes)",
-            report.eager_peak_bytes,
-            "int",
-            "batch norm writes a new tensor; each tensor freed after its last use",
-        ),
-    ]
+    peak, efficient = report.peak.live_bytes, report.peak_efficient.live_bytes
+    ratio = peak / efficient if efficient else float("nan")
+    largest = report.max_tensor_bytes_efficient
+    facts = [
+        ("mem_dtype", "Activation dtype", dtype_text(report), "text"),
+        ("mem_chunks", "Chunks (T)", report.chunks_label, "text", _chunks_text(report)),
+        ("input_bytes", "Input image (bytes)", report.input_bytes, "int",
+         "not counted in any figure below"),
+        ("peak_act_bytes", "Peak, materialized (bytes)", peak, "int", _where(report.peak)),
+        ("peak_act_bytes_efficient", "Peak, memory-efficient (bytes)", efficient, "int",
+         _where(report.peak_efficient)),
+        ("peak_ratio", "Materialized / efficient", round(ratio, 2), "auto",
+         f"{len(report.blocks)} chunked blocks"),
+        ("max_tensor_bytes", "Largest tensor (bytes)", report.max_tensor_bytes, "int",
+         f"{format_value(report.max_tensor_bytes, 'bytes')}; memory-efficient: "
+         f"{largest:,} ({format_value(largest, 'bytes')})"),
+        ("eager_peak_bytes", "Peak, eager PyTorch op by op (bytes)", report.eager_peak_bytes,
+         "int", "batch norm writes a new tensor; each tensor freed after its last use"),
+    ]  # fmt: skip
+    return [Fact(*f) for f in facts]
 
 
 def measured_facts(measured: MeasuredMemory) -> list[Fact]:
     facts = [
-        Fact(
-            "measured_peak_bytes",
-            f"Measured peak, real {measured.device} pass (bytes)",
-            measured.peak_bytes,
-            "int",
-            "storages freed when PyTorch frees them (Python references keep some longer)",
-        ),
-        Fact(
-            "measured_last_use_peak_bytes",
-            "Measured, freed at last use (bytes)",
-            measured.last_use_peak_bytes,
-            "int",
-            "the real storages under the analysis' rule: equals the eager peak",
-        ),
-    ]
-    if measured.allocator_peak_bytes is not None:
-        facts.append(
-            Fact(
-                "allocator_peak_bytes",
-                "CUDA max_memory_allocated (bytes)",
-                measured.allocator_peak_bytes,
-                "int",
-                "includes workspaces and 512-byte block rounding",
-            )
-        )
-    return facts
+        ("measured_peak_bytes", f"Measured peak, real {measured.device} pass (bytes)",
+         measured.peak_bytes, "int",
+         "storages freed when PyTorch frees them (Python references keep some longer)"),
+        ("measured_last_use_peak_bytes", "Measured, freed at last use (bytes)",
+         measured.last_use_peak_bytes, "int",
+         "the real storages under the analysis' rule: equals the eager peak"),
+        ("allocator_peak_bytes", "CUDA max_memory_allocated (bytes)",
+         measured.allocator_peak_bytes, "int", "includes workspaces and 512-byte block rounding"),
+    ]  # fmt: skip
+    return [Fact(*f) for f in facts if f[2] is not None or f[0] != "allocator_peak_bytes"]
 
 
 NOTES = [
@@ -276,18 +171,10 @@ def memory_document(
     report: MemoryReport,
     measured: MeasuredMemory | None = None,
 ) -> Document:
-    facts = [
-        Fact("model", "Model", spec.label, "text"),
-        Fact(
-            "input_shape",
-            "Input",
-            "x".join(str(d) for d in spec.input_shape(report.batch)),
-            "text",
-        ),
-        *memory_facts(report),
-    ]
-    if measured is not None:
-        facts += measured_facts(measured)
+    shape = "x".join(str(d) for d in spec.input_shape(report.batch))
+    facts = [Fact("model", "Model", spec.label, "text")]
+    facts.append(Fact("input_shape", "Input", shape, "text"))
+    facts += memory_facts(report) + (measured_facts(measured) if measured is not None else [])
     tables = [resolution_table(report)]
     if report.blocks:
         tables.append(
@@ -300,8 +187,6 @@ def memory_document(
                 secondary=("two_pass", "residual", "exit", "expand", "kind", "chunk_ch"),
             )
         )
-    from mbprof.render.document import frame_records
-
     return Document(
         kind="memory",
         title=f"{spec.label}: activation memory",
@@ -314,8 +199,6 @@ def memory_document(
 
 def profile_memory_parts(report: MemoryReport) -> tuple[list[Fact], Table]:
     """What `mbprof profile` adds: the two peaks and the per-resolution table."""
-    facts = [f for f in memory_facts(report) if f.key in _PROFILE_FACTS]
+    keys = ("mem_dtype", "peak_act_bytes", "peak_act_bytes_efficient", "mem_chunks")
+    facts = [f for f in memory_facts(report) if f.key in keys]
     return facts, resolution_table(report, hide_ops=True)
-
-
-_PROFILE_FACTS = ("mem_dtype", "peak_act_bytes", "peak_act_bytes_efficient", "mem_chunks")

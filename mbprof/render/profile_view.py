@@ -1,12 +1,6 @@
-"""The document of `mbprof profile`: totals, the per-layer table and (with memory) the
-per-resolution table.
-
-The per-layer table as designers read it: flat, or grouped by module (the layers under
-each module path cut to a depth, summed, as fvcore's ``max_depth`` and torchinfo's
-``depth`` do) or by layer type (every depthwise conv together, every pointwise conv, ...:
-each type's share of MAdds and parameters). Groups only add the layers up, so every
-grouped table sums to the same totals as the flat one.
-"""
+"""The document of `mbprof profile`: totals, the per-layer table (flat, or summed by module
+path cut to a depth, or by layer type: every grouping sums to the same totals) and, with
+memory, the per-resolution table."""
 
 from __future__ import annotations
 
@@ -32,59 +26,35 @@ def _ops_text(ops: dict[str, int]) -> str:
     return ", ".join(f"{op.removeprefix('aten::')} x{n}" for op, n in sorted(ops.items()))
 
 
-LAYER_COLUMNS = [
-    "path",
-    "type",
-    "kernel",
-    "stride",
-    "groups",
-    "channels",
-    "in_channels",
-    "out_channels",
-    "output_hw",
-    "madds",
-    "params",
-    "params_used",
-    "unused",
-    "other_flops",
-    "madds_share",
-]
+LAYER_COLUMNS = (
+    "path type kernel stride groups channels in_channels out_channels output_hw madds params "
+    "params_used unused other_flops madds_share"
+).split()
+
+
+def _pair(values: tuple[int, int] | None) -> str | None:
+    return None if values is None else f"{values[0]}x{values[1]}"
 
 
 def layer_frame(layers: Sequence[LayerRow], madds_total: int) -> pd.DataFrame:
     import pandas as pd
 
-    def pair(values: tuple[int, int] | None) -> str | None:
-        return None if values is None else f"{values[0]}x{values[1]}"
-
     rows = []
     for row in layers:
-        channels = None
-        if row.in_channels is not None:
-            channels = f"{row.in_channels} -> {row.out_channels}"
-        rows.append(
-            {
-                "path": row.path,
-                "type": row.type,
-                "kernel": pair(row.kernel),
-                "stride": pair(row.stride),
-                "groups": row.groups,
-                "channels": channels,
-                "in_channels": row.in_channels,
-                "out_channels": row.out_channels,
-                "output_hw": pair(row.out_hw),
-                "madds": row.madds,
-                "params": row.params,
-                "params_used": row.params_used,
-                "unused": UNUSED_MARK if row.params and row.params_used == 0 else "",
-                "other_flops": row.other_flops,
-                "madds_share": 100.0 * row.madds / madds_total if madds_total else 0.0,
-            }
+        rows.append({key: getattr(row, key, None) for key in LAYER_COLUMNS})
+        rows[-1].update(
+            kernel=_pair(row.kernel),
+            stride=_pair(row.stride),
+            channels=None
+            if row.in_channels is None
+            else f"{row.in_channels} -> {row.out_channels}",
+            output_hw=_pair(row.out_hw),
+            unused=UNUSED_MARK if row.params and row.params_used == 0 else "",
+            madds_share=_share(row.madds, madds_total),
         )
     frame = pd.DataFrame(rows, columns=LAYER_COLUMNS)
-    for key in ("groups", "in_channels", "out_channels"):  # integers, also where a row has none
-        frame[key] = frame[key].astype("Int64")
-    return frame
+    # integers, also where a row has none
+    return frame.astype(dict.fromkeys(("groups", "in_channels", "out_channels"), "Int64"))
 
 
 FLOPS_NAMES = {
@@ -130,81 +100,35 @@ def flops_table(flops: FlopsCount) -> Table:
 
 
 def profile_document(result: Profile, by: str = "layer", max_depth: int | None = None) -> Document:
-    """``by`` "layer" (the flat table), "module" (grouped to ``max_depth``, which alone
-    also means "module") or "type" (see ``grouped_table``)."""
+    """``by`` "layer", "module" (to ``max_depth``; a depth alone means it) or "type"."""
     by, max_depth = check_grouping(by, max_depth)
     spec, counts = result.spec, result.counts
+    other = sorted(counts.other_flops_by_op.items())
+    other = ", ".join(f"{op} {format_value(n, 'count')}" for op, n in other) or "none"
     facts = [
-        Fact("model", "Model", spec.model, "text"),
-        Fact("width", "Width multiplier", spec.width, "float"),
-        Fact("depth", "Depth multiplier", spec.depth, "float"),
-        Fact("resolution", "Input", f"{spec.resolution[0]}x{spec.resolution[1]}x3", "text"),
-        Fact("num_classes", "Classes", spec.num_classes, "int"),
-        Fact("madds", "MAdds", counts.madds, "int", MADDS_NOTE),
-        Fact("params", "Params", counts.params, "int", PARAMS_NOTE),
-        Fact("params_used", "Params used", counts.params_used, "int", PARAMS_USED_NOTE),
-        Fact(
-            "other_flops",
-            "Other FLOPs",
-            counts.other_flops,
-            "int",
-            "not in MAdds: "
-            + (
-                ", ".join(
-                    f"{op} {format_value(n, 'count')}"
-                    for op, n in sorted(counts.other_flops_by_op.items())
-                )
-                or "none"
-            ),
-        ),
+        ("model", "Model", spec.model, "text"),
+        ("width", "Width multiplier", spec.width, "float"),
+        ("depth", "Depth multiplier", spec.depth, "float"),
+        ("resolution", "Input", f"{spec.resolution[0]}x{spec.resolution[1]}x3", "text"),
+        ("num_classes", "Classes", spec.num_classes, "int"),
+        *([("args", "Builder args", dict(spec.kwargs), "text")] if spec.kwargs else []),
+        ("madds", "MAdds", counts.madds, "int", MADDS_NOTE),
+        ("params", "Params", counts.params, "int", PARAMS_NOTE),
+        ("params_used", "Params used", counts.params_used, "int", PARAMS_USED_NOTE),
+        ("other_flops", "Other FLOPs", counts.other_flops, "int", f"not in MAdds: {other}"),
     ]
     if result.flops is not None:
-        facts.append(
-            Fact(
-                "flops",
-                "FLOPs",
-                result.flops.total,
-                "int",
-                "2 per multiply-add + element-wise ops (DeepSpeed/calflops style; see below)",
-            )
-        )
-    if spec.kwargs:
-        facts.insert(5, Fact("args", "Builder args", dict(spec.kwargs), "text"))
+        note = "2 per multiply-add + element-wise ops (DeepSpeed/calflops style; see below)"
+        facts.append(("flops", "FLOPs", result.flops.total, "int", note))
+    facts = [Fact(*f) for f in facts]
     layers = layer_frame(counts.layers, counts.madds)
     marked = "unused" in layers and (layers["unused"] != "").any()
     table = Table(
         name="layers",
         frame=layers,
         title="Per layer (each module's own ops; rows sum to the totals)",
-        headers={
-            "path": "Module",
-            "type": "Type",
-            "kernel": "Kernel",
-            "stride": "Stride",
-            "groups": "Groups",
-            "channels": "In -> out",
-            "output_hw": "Output HxW",
-            "madds": "MAdds",
-            "params": "Params",
-            "other_flops": "Other FLOPs",
-            "madds_share": "Share",
-            "unused": "Inference",
-        },
-        kinds={
-            "path": "text",
-            "type": "text",
-            "kernel": "text",
-            "stride": "text",
-            "groups": "int",
-            "channels": "text",
-            "output_hw": "text",
-            "madds": "int",
-            "params": "int",
-            "other_flops": "int",
-            "madds_share": "percent",
-            "params_used": "int",
-            "unused": "text",
-        },
+        headers={**HEADERS, "channels": "In -> out", "unused": "Inference"},
+        kinds={**KINDS, **dict.fromkeys(("kernel", "stride", "channels", "unused"), "text")},
         hidden_in_text=("in_channels", "out_channels", "params_used")
         + (() if marked else ("unused",)),
         secondary=("groups", "stride", "kernel", "output_hw", "channels", "other_flops", "type"),
@@ -249,8 +173,7 @@ DEFAULT_DEPTH = 2  # the blocks of the torchvision layouts (features.3)
 
 
 def check_grouping(by: str, depth: int | str | None) -> tuple[str, int | None]:
-    """``(by, depth)`` as the table uses them: a depth alone means ``by="module"``, and
-    ``by="module"`` alone groups to ``DEFAULT_DEPTH``."""
+    """``(by, depth)``: a depth alone means "module", "module" alone ``DEFAULT_DEPTH``."""
     from mbprof.core.parsing import parse_int, refused
 
     if by not in GROUPINGS:
@@ -264,9 +187,7 @@ def check_grouping(by: str, depth: int | str | None) -> tuple[str, int | None]:
 
 
 def layer_type(row: LayerRow) -> str:
-    """'depthwise conv 3x3', 'pointwise conv 1x1', 'conv 3x3', 'group conv 1x1',
-    'fully connected'; other layers by their class ('BatchNorm2d'), the top module's own
-    functional ops as "MobileNetV2's own ops"."""
+    """'depthwise conv 3x3', 'pointwise conv 1x1', 'fully connected', or the class name."""
     if row.groups is not None and row.kernel is not None:
         kernel = f"{row.kernel[0]}x{row.kernel[1]}"
         if row.groups > 1 and row.groups == row.in_channels == row.out_channels:
@@ -285,63 +206,50 @@ def _share(part: int, total: int) -> float:
     return 100.0 * part / total if total else 0.0
 
 
-def _module_of(path: str, depth: int) -> str:
-    return ".".join(path.split(".")[:depth])
+def _summed(layers: Sequence[LayerRow], name: str, key) -> list[dict]:
+    """One row per ``key(layer)``, in the order the layers run: the layers' figures summed."""
+    madds, params = sum(r.madds for r in layers), sum(r.params for r in layers)
+    groups: dict[str, list[LayerRow]] = {}
+    for row in layers:
+        groups.setdefault(key(row), []).append(row)
+    rows = []
+    for group, members in groups.items():
+        sizes = [r.out_hw for r in members if r.out_hw is not None]
+        sums = {f: sum(getattr(r, f) for r in members) for f in ("madds", "params", "other_flops")}
+        shares = {"madds_share": _share(sums["madds"], madds)}
+        shares["params_share"] = _share(sums["params"], params)
+        hw = _pair(sizes[-1]) if sizes else None
+        rows.append({name: group, "layers": len(members), "output_hw": hw, **sums, **shares})
+    return rows
 
 
 def module_frame(layers: Sequence[LayerRow], depth: int) -> pd.DataFrame:
     """One row per module path cut to ``depth`` parts, in the order the layers run."""
     import pandas as pd
 
-    madds_total = sum(r.madds for r in layers)
-    groups: dict[str, list[LayerRow]] = {}
-    for row in layers:
-        groups.setdefault(_module_of(row.path, depth), []).append(row)
-    rows = []
-    for path, members in groups.items():
-        sizes = [r.out_hw for r in members if r.out_hw is not None]
-        rows.append(
-            {
-                "module": path,
-                "layers": len(members),
-                "output_hw": f"{sizes[-1][0]}x{sizes[-1][1]}" if sizes else None,
-                "madds": sum(r.madds for r in members),
-                "params": sum(r.params for r in members),
-                "other_flops": sum(r.other_flops for r in members),
-                "madds_share": _share(sum(r.madds for r in members), madds_total),
-            }
-        )
-    return pd.DataFrame(rows)
+    rows = _summed(layers, "module", lambda r: ".".join(r.path.split(".")[:depth]))
+    keys = ("module", "layers", "output_hw", "madds", "params", "other_flops", "madds_share")
+    return pd.DataFrame(rows, columns=list(keys))
 
 
 def type_frame(layers: Sequence[LayerRow]) -> pd.DataFrame:
     """One row per layer type (``layer_type``), the most MAdds first."""
     import pandas as pd
 
-    madds_total = sum(r.madds for r in layers)
-    params_total = sum(r.params for r in layers)
-    groups: dict[str, list[LayerRow]] = {}
-    for row in layers:
-        groups.setdefault(layer_type(row), []).append(row)
-    rows = [
-        {
-            "layer_type": kind,
-            "layers": len(members),
-            "madds": sum(r.madds for r in members),
-            "madds_share": _share(sum(r.madds for r in members), madds_total),
-            "params": sum(r.params for r in members),
-            "params_share": _share(sum(r.params for r in members), params_total),
-            "other_flops": sum(r.other_flops for r in members),
-        }
-        for kind, members in groups.items()
-    ]
+    rows = _summed(layers, "layer_type", layer_type)
     rows.sort(key=lambda r: (-r["madds"], -r["params"], r["layer_type"]))
-    return pd.DataFrame(rows)
+    keys = "layer_type layers madds madds_share params params_share other_flops".split()
+    return pd.DataFrame(rows, columns=keys)
 
 
 HEADERS = {
+    "path": "Module",
     "module": "Module",
     "layer_type": "Layer type",
+    "type": "Type",
+    "kernel": "Kernel",
+    "stride": "Stride",
+    "groups": "Groups",
     "layers": "Layers",
     "output_hw": "Output HxW",
     "madds": "MAdds",
@@ -351,15 +259,9 @@ HEADERS = {
     "params_share": "Params share",
 }
 KINDS = {
-    "module": "text",
-    "layer_type": "text",
-    "layers": "int",
-    "output_hw": "text",
-    "madds": "int",
-    "params": "int",
-    "other_flops": "int",
-    "madds_share": "percent",
-    "params_share": "percent",
+    **dict.fromkeys(("path", "module", "layer_type", "type", "output_hw"), "text"),
+    **dict.fromkeys(("groups", "layers", "madds", "params", "other_flops", "params_used"), "int"),
+    **dict.fromkeys(("madds_share", "params_share"), "percent"),
 }
 _SECONDARY = ("output_hw", "params_share", "other_flops", "layers")
 
@@ -367,20 +269,11 @@ _SECONDARY = ("output_hw", "params_share", "other_flops", "layers")
 def grouped_table(layers: Sequence[LayerRow], by: str, depth: int | None) -> Table:
     """The table of ``layers`` grouped ``by`` "module" (to ``depth``) or "type"."""
     if by == "module":
-        return Table(
-            name="modules",
-            frame=module_frame(layers, depth or DEFAULT_DEPTH),
-            title=f"Per module, to depth {depth} (the layers under each summed; rows sum to "
-            "the totals)",
-            headers={**HEADERS, "madds_share": "MAdds share"},
-            kinds=KINDS,
-            secondary=_SECONDARY,
-        )
-    return Table(
-        name="layer_types",
-        frame=type_frame(layers),
-        title="Per layer type (rows sum to the totals)",
-        headers={**HEADERS, "madds_share": "MAdds share"},
-        kinds=KINDS,
-        secondary=_SECONDARY,
-    )
+        name, frame = "modules", module_frame(layers, depth or DEFAULT_DEPTH)
+        title = f"Per module, to depth {depth} (the layers under each summed; rows sum to "
+        title += "the totals)"
+    else:
+        name, frame = "layer_types", type_frame(layers)
+        title = "Per layer type (rows sum to the totals)"
+    headers = {**HEADERS, "madds_share": "MAdds share"}
+    return Table(name, frame, title, headers, KINDS, secondary=_SECONDARY)

@@ -1,7 +1,5 @@
-"""The report's figures (``FIGURES`` in ``mbprof.report.plan``), each drawn by the plot
-module (``mbprof.render.plots.plot_frame``, as ``mbprof plot`` draws it), and ``pareto.md``:
-each figure with the configurations on its frontier, or, for a figure with no accuracy
-axis, how well one axis predicts the other here."""
+"""The report's figures (``plan.FIGURES``, drawn as ``mbprof plot`` draws them) and
+``pareto.md``: each figure with its frontier, or how well one axis predicts the other."""
 
 from __future__ import annotations
 
@@ -73,8 +71,7 @@ def _fit_text(plotted: PlotResult, data: pd.DataFrame, y: Axis) -> list[str]:
 
 
 def write_figures(frame: pd.DataFrame, root: Path, result: ReproduceResult) -> str:
-    """Draw each figure the sweep ``frame`` has the columns for under ``root/figures``
-    (the others are listed in ``result.left_out``); returns ``pareto.md``."""
+    """Draw each figure the sweep ``frame`` has the columns for; returns ``pareto.md``."""
     from mbprof.render.plots import AXES, available_axes, plot_frame
 
     have = set(available_axes(frame))
@@ -88,16 +85,8 @@ def write_figures(frame: pd.DataFrame, root: Path, result: ReproduceResult) -> s
         data = frame[frame["resolution"].astype(str) == "224"] if spec.only_224 else frame
         relative = f"figures/{spec.stem}.png"
         (root / "figures").mkdir(exist_ok=True)
-        plotted = plot_frame(
-            data,
-            x,
-            y,
-            root / relative,
-            log_x=spec.log_x,
-            log_y=spec.log_y,
-            title=spec.title,
-            where="the sweep",
-        )
+        options = {"log_x": spec.log_x, "log_y": spec.log_y, "title": spec.title}
+        plotted = plot_frame(data, x, y, root / relative, **options, where="the sweep")
         result.files.append((relative, spec.title))
         sections += [f"## {spec.title}", "", f"![{spec.title}]({relative})", ""]
         if plotted.kind == "pareto":

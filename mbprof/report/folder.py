@@ -1,16 +1,6 @@
-"""A folder that mbprof writes into without losing what the user keeps there.
-
-mbprof lists the files it wrote, with their SHA-256, in ``.mbprof-manifest.json`` inside
-the folder. A later run replaces or removes only those files, and only while they hold
-what mbprof wrote: a file the user changed since, and every file mbprof did not write
-(notes, other folders), is never touched. Nothing outside the folder is written: the
-new files are staged in a fresh temporary folder inside it (created by ``mkdtemp``, so
-its name clashes with nothing) and each is renamed into place. Folders and files get
-the user's umask. Torch-free.
-
-Also what a run of ``reproduce`` wrote (``ReproduceResult``) and the writing of one of its
-files into the staging folder.
-"""
+"""A folder mbprof writes into without losing what the user keeps there: the files it wrote
+are listed with their SHA-256 in ``.mbprof-manifest.json`` and only those, unchanged, are
+ever replaced or removed; new files are staged inside the folder and renamed into place."""
 
 from __future__ import annotations
 
@@ -44,47 +34,32 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _shown(out: Path, relative: str) -> str:
-    return str(out / relative)
-
-
 def read_manifest(out: Path, known: Collection[str], option: str = "--out") -> Owned | None:
-    """The files the manifest in ``out`` says mbprof wrote (None: there is no manifest).
-    An entry that is not one of the ``known`` names (a path outside the folder, a file
-    mbprof never writes) makes the whole manifest untrusted: refused."""
+    """The files the manifest says mbprof wrote (None: no manifest); refused if untrusted."""
     path = out / MANIFEST
     if not os.path.lexists(path):
         return None
-    bad = MbprofError(
-        f"{option}: {str(path)!r} is not a manifest that mbprof wrote; move it away or give "
-        "another folder"
-    )
-    if not path.is_file() or path.is_symlink():
-        raise bad
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise bad from None
-    if not isinstance(payload, dict) or payload.get("written_by") != _WRITER:
-        raise bad
-    files = payload.get("files")
-    if not isinstance(files, dict):
-        raise bad
-    owned: Owned = {}
-    for relative, hashes in files.items():
-        if relative not in known or not isinstance(hashes, list):
-            raise bad
-        owned[relative] = [h for h in hashes if isinstance(h, str)]
-    return owned
+    payload = None
+    if path.is_file() and not path.is_symlink():
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+    ours = isinstance(payload, dict) and payload.get("written_by") == _WRITER
+    files = payload.get("files") if ours else None
+    if not isinstance(files, dict) or any(
+        name not in known or not isinstance(hashes, list) for name, hashes in files.items()
+    ):
+        raise MbprofError(
+            f"{option}: {str(path)!r} is not a manifest that mbprof wrote; move it away or give "
+            "another folder"
+        )
+    return {name: [h for h in hashes if isinstance(h, str)] for name, hashes in files.items()}
 
 
 def _holds_what_mbprof_wrote(path: Path, hashes: list[str] | None) -> bool:
-    """Whether ``path`` is a regular file (not a link) with content mbprof wrote there;
-    ``hashes`` None: a folder from before manifests, its files taken as mbprof's."""
-    found = os.lstat(path)
-    if not stat.S_ISREG(found.st_mode):
-        return False
-    return hashes is None or sha256(path) in hashes
+    """Whether ``path`` is a regular file with content mbprof wrote (None: any content)."""
+    return stat.S_ISREG(os.lstat(path).st_mode) and (hashes is None or sha256(path) in hashes)
 
 
 def check_folder(
@@ -95,12 +70,7 @@ def check_folder(
     option: str = "--out",
     legacy: Callable[[Path], bool] | None = None,
 ) -> dict[str, list[str] | None]:
-    """Refuse, before any work, a folder mbprof cannot write ``planned`` files into
-    without losing something: returns what mbprof owns there (None hashes: a folder
-    ``legacy`` recognises as written before manifests existed).
-
-    ``out`` is new, empty, or holds a manifest (or is ``legacy``); none of the ``planned``
-    paths may hold a file mbprof did not write or that was changed since."""
+    """Refuse, before any work, a folder mbprof cannot write ``planned`` into safely."""
     if os.path.lexists(out) and not out.is_dir():
         raise MbprofError(f"{option}: {str(out)!r} is a file; give a folder")
     if not out.exists():
@@ -130,7 +100,7 @@ def check_folder(
             (out / folder).is_symlink() or not (out / folder).is_dir()
         ):
             raise MbprofError(
-                f"{option}: {_shown(out, folder)!r} is not a folder mbprof made; move it away"
+                f"{option}: {str(out / folder)!r} is not a folder mbprof made; move it away"
             )
     for name in sorted(planned):
         path = out / name
@@ -138,12 +108,12 @@ def check_folder(
             continue
         if name not in owned:
             raise MbprofError(
-                f"{option}: {_shown(out, name)!r} is not a file mbprof wrote, and this run "
+                f"{option}: {str(out / name)!r} is not a file mbprof wrote, and this run "
                 "would replace it; move it away or give another folder"
             )
         if not _holds_what_mbprof_wrote(path, owned[name]):
             raise MbprofError(
-                f"{option}: {_shown(out, name)!r} was changed since mbprof wrote it, and this "
+                f"{option}: {str(out / name)!r} was changed since mbprof wrote it, and this "
                 "run would replace it; move it away (or delete it) to regenerate it"
             )
     return owned
@@ -166,16 +136,12 @@ def make_folder(out: Path) -> bool:
 
 
 def stage(out: Path) -> Path:
-    """A fresh, empty folder inside ``out`` for the new files (same filesystem: each file
-    is later renamed into place)."""
+    """A fresh, empty folder inside ``out`` for the new files (renamed into place later)."""
     return Path(tempfile.mkdtemp(prefix=".mbprof-stage-", dir=out))
 
 
 def install(staged: Path, out: Path, owned: dict[str, list[str] | None]) -> list[str]:
-    """Move every file in ``staged`` into ``out`` and remove the files of a previous run
-    that this one did not write again, when they still hold what mbprof wrote. Returns
-    the relative paths removed. The manifest lists old and new content of each file while
-    the files move, so that a run stopped halfway leaves a folder the next run accepts."""
+    """Move the staged files into place and remove a previous run's leftovers it still owns."""
     fresh = {
         path.relative_to(staged).as_posix(): path
         for path in sorted(staged.rglob("*"))
@@ -209,8 +175,7 @@ def _remove_empty_parents(folder: Path, out: Path) -> None:
 
 
 def discard(staged: Path, out: Path, created: bool) -> None:
-    """Remove the staging folder (and ``out`` itself when this run created it and left
-    it empty): a run that fails or is interrupted writes nothing."""
+    """Remove the staging folder (and ``out`` when this run created it and left it empty)."""
     shutil.rmtree(staged, ignore_errors=True)
     if created:
         try:

@@ -1,21 +1,9 @@
-"""The phone section of ``reproduce``: the published phone latencies of ``accuracy.csv``
-(Pixel 1, TF-Lite, float, one large core: the TF-Slim MobileNetV2 and MobileNetV3 tables
-and the MobileNetV2 paper's Table 4) against what each runtime measures here, one thread.
-
-A laptop CPU never gives a Pixel's milliseconds, but it may give its ratios. Per series
-(a runtime here, or MAdds alone: latency proportional to MAdds) one scale factor k is
-fitted by least squares in log space, log k = mean(log published - log measured); then per
-published value: measured x k, and the error (measured x k / published - 1). Per series:
-Spearman's rank correlation of measured and published, the slope of log published against
-log measured (1: proportional), and the median and largest |error|. Two scopes, each with
-its own fit: the 22 MobileNetV2 checkpoints of the TF-Slim table (one phone, one runtime,
-one source), and every published value. The API measures (``mbprof.api.timing``); this
-module formats. Torch-free.
-"""
+"""The phone section of ``reproduce``: published Pixel 1 latencies against what each runtime
+measures here, one thread. Per series and scope one scale factor k is fitted in log space
+(log k = mean(log published - log measured)); errors are measured x k / published - 1."""
 
 from __future__ import annotations
 
-import csv
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -29,7 +17,7 @@ from mbprof.core.units import format_multiplier
 from mbprof.frame.rows import cell, row_measures, spec_from_row
 from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult, write_file
-from mbprof.report.plan import DATA, MARKER, config
+from mbprof.report.plan import MARKER, config, read_data
 
 # What the API measures for each configuration, in the order the tables show them.
 SERIES = ("eager", "onnxruntime", "onnxruntime int8", "executorch", "executorch int8")
@@ -56,11 +44,6 @@ class PublishedLatency:
         return self.source == GRID_SOURCE
 
 
-def _data(name: str) -> list[dict[str, str]]:
-    with (DATA / name).open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
 def published_latencies() -> list[PublishedLatency]:
     """Every phone latency ``accuracy.csv`` ships, in its order."""
     return [
@@ -70,7 +53,7 @@ def published_latencies() -> list[PublishedLatency]:
             r["phone_latency_device"],
             r["source"],
         )
-        for r in _data("accuracy.csv")
+        for r in read_data("accuracy.csv")
         if r.get("phone_latency_ms")
     ]
 
@@ -84,13 +67,13 @@ def tfslim_madds() -> dict[ModelSpec, float]:
     """TF-Slim's own MACs column (millions, rounded) for the MobileNetV2 grid."""
     return {
         config(r["model"], r["width"], r["resolution"]): float(r["madds_m"]) * 1e6
-        for r in _data("tfslim_madds.csv")
+        for r in read_data("tfslim_madds.csv")
     }
 
 
 @dataclass(frozen=True)
 class Fit:
-    """One series fitted on one scope (see the module's docstring)."""
+    """One series fitted on one scope: Spearman, log-log slope, median and largest |error|."""
 
     series: str
     scope: str
@@ -120,18 +103,13 @@ def fit(series: str, scope: str, pairs: Sequence[tuple[float, float]]) -> Fit:
 
 
 def measured_values(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[ModelSpec, float]]:
-    """Per series, the value each configuration gives: its latency (ms) on a runtime, or
-    its MAdds (``MADDS``, counted by mbprof; ``MADDS_TFSLIM``, the TF-Slim table's)."""
+    """Per series, each configuration's latency (ms) on a runtime, or its MAdds."""
     values: dict[str, dict[ModelSpec, float]] = {s: {} for s in (*SERIES, MADDS)}
     for spec in phone_configs():
         for row in rows:
             if not row_measures(row, spec):
                 continue
-            series, latency, madds = (
-                cell(row, "series"),
-                cell(row, "latency_ms"),
-                cell(row, "madds"),
-            )
+            series, latency, madds = (cell(row, k) for k in ("series", "latency_ms", "madds"))
             if series in values and latency is not None and not cell(row, "error"):
                 values[series][spec] = float(latency)
             if madds is not None:
@@ -191,8 +169,7 @@ def finding(found: Sequence[Fit]) -> str:
 def per_value_rows(
     values: Mapping[str, Mapping[ModelSpec, float]], found: Sequence[Fit]
 ) -> list[dict[str, Any]]:
-    """One row per (published value, series): published, measured, scaled and error, the
-    scale of the fit on every published value (``phone.csv``)."""
+    """One row per (published value, series) with the scale of the fit on every value."""
     scales = {f.series: f.scale for f in found if f.scope == "all"}
     grid_scales = {f.series: f.scale for f in found if f.scope == "grid"}
     rows = []
@@ -223,15 +200,8 @@ def per_value_rows(
 
 def _summary_table(found: Sequence[Fit], scope: str) -> str:
     rows = [
-        [
-            f.series,
-            str(f.points),
-            f"{f.scale:.3g}",
-            f"{f.spearman:.3f}",
-            f"{f.slope:.2f}",
-            f"{f.median_error_pct:.1f}%",
-            f"{f.max_error_pct:.1f}%",
-        ]
+        [f.series, str(f.points), f"{f.scale:.3g}", f"{f.spearman:.3f}", f"{f.slope:.2f}"]
+        + [f"{f.median_error_pct:.1f}%", f"{f.max_error_pct:.1f}%"]
         for f in found
         if f.scope == scope
     ]
@@ -317,8 +287,7 @@ def write_phone(
     environment: str = "",
     missing: Sequence[str] = (),
 ) -> list[Fit]:
-    """``phone.md``, ``phone.csv`` and the figure, from the API's measured ``rows`` (one
-    per configuration and series); the finding goes to ``result.findings``."""
+    """``phone.md``, ``phone.csv`` and the figure from the measured ``rows``."""
     import pandas as pd
 
     from mbprof.render.plots.roofline import draw_phone
@@ -329,13 +298,8 @@ def write_phone(
     per_value = per_value_rows(values, found)
     text = phone_markdown(found, per_value, environment, list(missing), failures(rows))
     write_file(stage, "phone.md", text, result, "Phone latency predicted from this machine")
-    write_file(
-        stage,
-        "phone.csv",
-        csv_text(pd.DataFrame(per_value)),
-        result,
-        "Every published phone latency against each series, scaled (phone.md explains)",
-    )
+    what = "Every published phone latency against each series, scaled (phone.md explains)"
+    write_file(stage, "phone.csv", csv_text(pd.DataFrame(per_value)), result, what)
     (stage / FIGURE).parent.mkdir(parents=True, exist_ok=True)
     draw_phone(per_value, stage / FIGURE)
     result.files.append((FIGURE, "Measured (scaled) against published phone latency"))

@@ -1,7 +1,5 @@
-"""The report's prose: the README index (``readme_markdown``) and the page on where the
-paper's tables disagree with themselves and why mbprof differs (``inconsistencies_markdown``),
-with the sentences they share: where latency was measured, the machine's load, the versions
-that counted."""
+"""The report's prose: the README index and the page on where the paper's tables disagree
+with themselves and why mbprof differs, with the sentences they share."""
 
 from __future__ import annotations
 
@@ -22,9 +20,7 @@ if TYPE_CHECKING:
 def inconsistencies_markdown(
     t4: pd.DataFrame, table3_text: str | None, timm: Sequence[TimmCounts] = ()
 ) -> str:
-    """Where Table 4's counts and top-1, and Table 3's cells, disagree with their own
-    sources, and why mbprof's figures differ; ``table3_text`` from ``write_table3``; ``timm``
-    the counts behind timm's model-index figures (``mbprof.report.timm_flops``)."""
+    """Where Tables 4 and 3 disagree with their own sources, and why mbprof differs."""
     lines = [
         MARKER,
         "# Where the paper's tables disagree, and why mbprof differs",
@@ -33,32 +29,32 @@ def inconsistencies_markdown(
         "",
     ]
     rows = {r["model"] + f" {r['width']:g}": r for r in t4.to_dict(orient="records")}
-    v1 = rows.get("mobilenet_v1 1")
-    if v1 is not None:
+
+    def counted(r: dict[str, Any]) -> tuple[str, str]:
+        with_bn = f"{r['params']:,} with batch norm, {r['params_without_bn']:,} without"
+        return f"{r['madds']:,} MAdds ({millions(r['madds'])}", with_bn
+
+    if (v1 := rows.get("mobilenet_v1 1")) is not None:
+        madds, params = counted(v1)
         lines.append(
-            f"- **MobileNetV1**: mbprof counts {v1['madds']:,} MAdds ({millions(v1['madds'])}); "
-            f"the paper prints {v1['paper_madds_m']:g}M. The MobileNetV1 paper and TF-Slim's "
-            "checkpoint table give 569M for the same network, so 575M disagrees with the "
-            "network's own sources, not only with mbprof. Params: "
-            f"{v1['params']:,} with batch norm, {v1['params_without_bn']:,} without; both round "
-            f"to the printed {v1['paper_params_m']:g}M."
+            f"- **MobileNetV1**: mbprof counts {madds}); the paper prints "
+            f"{v1['paper_madds_m']:g}M. The MobileNetV1 paper and TF-Slim's checkpoint table give 569M for the same network, "
+            "so 575M disagrees with the network's own sources, not only with mbprof. Params: "
+            f"{params}; both round to the printed {v1['paper_params_m']:g}M."
         )
-    v2 = rows.get("mobilenet_v2 1")
-    if v2 is not None:
+    if (v2 := rows.get("mobilenet_v2 1")) is not None:
+        madds, params = counted(v2)
         lines.append(
-            f"- **MobileNetV2 1.0**: {v2['madds']:,} MAdds ({millions(v2['madds'])}, printed "
-            f"{v2['paper_madds_m']:g}M). Params: {v2['params']:,} with batch norm, "
-            f"{v2['params_without_bn']:,} without; the printed {v2['paper_params_m']:g}M is "
-            f"{millions(v2['params_without_bn'])} cut to one decimal (rounding would give "
-            f"{v2['params_without_bn'] / 1e6:.1f}M)."
+            f"- **MobileNetV2 1.0**: {madds}, printed {v2['paper_madds_m']:g}M). Params: {params}; "
+            f"the printed {v2['paper_params_m']:g}M is {millions(v2['params_without_bn'])} cut to "
+            f"one decimal (rounding would give {v2['params_without_bn'] / 1e6:.1f}M)."
         )
-    v14 = rows.get("mobilenet_v2 1.4")
-    if v14 is not None:
+    if (v14 := rows.get("mobilenet_v2 1.4")) is not None:
+        madds, params = counted(v14)
         lines.append(
-            f"- **MobileNetV2 1.4**: {v14['madds']:,} MAdds ({millions(v14['madds'])}, printed "
-            f"{v14['paper_madds_m']:g}M, {delta(v14['madds'] / 1e6, v14['paper_madds_m'])}). "
-            f"Params: {v14['params']:,} with batch norm, {v14['params_without_bn']:,} without, "
-            f"against a printed {v14['paper_params_m']:g}M "
+            f"- **MobileNetV2 1.4**: {madds}, printed {v14['paper_madds_m']:g}M, "
+            f"{delta(v14['madds'] / 1e6, v14['paper_madds_m'])}). Params: {params}, against a "
+            f"printed {v14['paper_params_m']:g}M "
             f"({delta(v14['params_without_bn'] / 1e6, v14['paper_params_m'])}). Every channel "
             "count follows make_divisible(c x 1.4) with the 1280 head widened to 1792, the layout "
             "whose 1.0 figures match the paper; no rounding rule we know brings 1.4 to 6.9M, "
@@ -117,6 +113,10 @@ def inconsistencies_markdown(
     return "\n".join(lines)
 
 
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def environment_text(frame: pd.DataFrame) -> str:
     """Where latency was measured, from the frame's environment columns."""
     parts: list[str] = []
@@ -130,15 +130,11 @@ def environment_text(frame: pd.DataFrame) -> str:
         ("torch_version", "torch "),
     ):
         if key in frame.columns:
+            # 1.0 as 1: a column with empty cells (a failed row) reads its integers as floats
             values = frame[key].dropna().map(_whole).astype(str).unique()
             if len(values) == 1 and values[0] and f"{label}{values[0]}" not in parts:
                 parts.append(f"{label}{values[0]}")
     return ", ".join(parts) or "this machine"
-
-
-def _whole(value: Any) -> Any:
-    """1.0 as 1: a column with empty cells (a failed row) reads its integers as floats."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _versions() -> str:
@@ -158,8 +154,7 @@ def _versions() -> str:
 def readme_markdown(
     result: ReproduceResult, frame: pd.DataFrame, t4: pd.DataFrame | None, load: str
 ) -> str:
-    """The README: how the folder was made, its files, the headline figures and what was
-    left out; ``load`` says how busy the machine was (``load_text``)."""
+    """The README: how the folder was made, its files, headline figures, what was left out."""
     lines = [
         MARKER,
         "# The MobileNetV2 paper, reproduced by mbprof",
@@ -183,34 +178,17 @@ def readme_markdown(
         "",
     ]
     if t4 is not None and not t4.empty:
-        lines += ["## In one table", ""]
-        rows = []
-        for r in t4.to_dict(orient="records"):
-            rows.append(
-                [
-                    r["network"],
-                    f"{r['paper_madds_m']:g}M / {millions(r['madds'])}",
-                    f"{r['paper_params_m']:g}M / {millions(r['params'])}",
-                ]
-            )
-        lines += [
-            markdown_grid(
-                ["Network", "MAdds: paper / mbprof", "Params: paper / mbprof"],
-                rows,
-                [False, True, True],
-            ),
-            "",
+        pair = "{:g}M / {}".format
+        rows = [
+            [r["network"], *(pair(r[f"paper_{k}_m"], millions(r[k])) for k in ("madds", "params"))]
+            for r in t4.to_dict(orient="records")
         ]
-    peaks = _peak_sentence(frame)
-    if peaks:
+        headers = ["Network", "MAdds: paper / mbprof", "Params: paper / mbprof"]
+        lines += ["## In one table", "", markdown_grid(headers, rows, [False, True, True]), ""]
+    if peaks := _peak_sentence(frame):
         lines += ["## Activation memory in one sentence", "", peaks, ""]
     if any(is_measured(c) and c.startswith("latency") for c in frame.columns):
-        lines += [
-            "## Where latency was measured",
-            "",
-            f"{environment_text(frame)}. {load}",
-            "",
-        ]
+        lines += ["## Where latency was measured", "", f"{environment_text(frame)}. {load}", ""]
     if result.findings:
         lines += ["## What the measurements found", "", *result.findings, ""]
     if result.left_out:
@@ -219,9 +197,9 @@ def readme_markdown(
             "",
             "These parts need something this mbprof does not have; they appear when it does:",
             "",
+            *(f"- {item}" for item in result.left_out),
+            "",
         ]
-        lines += [f"- {item}" for item in result.left_out]
-        lines.append("")
     return "\n".join(lines)
 
 

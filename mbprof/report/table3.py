@@ -1,8 +1,6 @@
-"""Table 3 of the MobileNetV2 paper (the largest activation tensor at each spatial
-resolution, fp16, 224x224 input) two ways: the paper's cells checked against their own
-channel counts (``table3_paper_problems``), and the paper beside mbprof's memory analysis,
-memory-efficient and materialized (``table3_frame``, ``table3.md``, ``table3.csv``), with
-sentences for the cells that differ (``table3_explained``)."""
+"""Table 3 of the MobileNetV2 paper (the largest activation tensor per resolution, fp16,
+224x224): its cells checked against their own channel counts, and beside mbprof's memory
+analysis, with sentences for the cells that differ."""
 
 from __future__ import annotations
 
@@ -13,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from mbprof.frame.rows import is_missing
 from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult, csv_text, write_file
-from mbprof.report.plan import MARKER, leave_out, paper_table3, registered
+from mbprof.report.plan import AS_DATA, MARKER, leave_out, paper_table3, registered
 from mbprof.report.text import kilobytes
 
 if TYPE_CHECKING:
@@ -22,81 +20,47 @@ if TYPE_CHECKING:
     from mbprof.core.records import MemoryReport
 
 
-# --- the paper's own arithmetic --------------------------------------------------------
-
-
-def table3_paper_check() -> list[dict[str, Any]]:
-    """Each cell of the paper's Table 3 recomputed from its own channel count:
-    channels x side x side x 2 bytes (16-bit floats), in the paper's K = 1000 bytes."""
-    rows = []
-    by_network: dict[str, list[dict[str, Any]]] = {}
-    for cell in paper_table3():
-        if cell["size"] == "max":
-            continue
-        side, channels = int(cell["size"]), int(cell["channels"])
-        computed = channels * side * side * 2
-        printed = float(cell["kbytes"]) * 1000
-        row = {
-            "network": cell["network"],
-            "size": side,
-            "channels": channels,
-            "printed_kbytes": float(cell["kbytes"]),
-            "computed_bytes": computed,
-            "ratio": printed / computed,
-        }
-        rows.append(row)
-        by_network.setdefault(cell["network"], []).append(row)
-    for cell in paper_table3():
-        if cell["size"] != "max":
-            continue
-        largest = max(by_network[cell["network"]], key=lambda r: r["printed_kbytes"])
-        rows.append(
-            {
-                "network": cell["network"],
-                "size": "max",
-                "channels": None,
-                "printed_kbytes": float(cell["kbytes"]),
-                "computed_bytes": largest["printed_kbytes"] * 1000,
-                "ratio": float(cell["kbytes"]) / largest["printed_kbytes"],
-            }
-        )
-    return rows
+def _rounding(printed_k: float, computed_k: float) -> bool:
+    """Whether the paper's whole kilobytes (and its rounding to 2 digits: 10%) explain it."""
+    return abs(printed_k - computed_k) <= max(1.0, 0.10 * computed_k)
 
 
 def table3_paper_problems() -> list[str]:
-    """Plain sentences for the cells whose printed size disagrees with their own channel
-    count by more than rounding (1K or 10%), and for a max row that is not its column's max."""
-    problems = []
-    for row in table3_paper_check():
-        computed_k = row["computed_bytes"] / 1000
-        # The paper prints whole kilobytes: allow that, and 10% for its rounding to 2 digits.
-        if abs(row["printed_kbytes"] - computed_k) <= max(1.0, 0.10 * computed_k):
-            continue
-        if row["size"] == "max":
+    """The cells that disagree with their own channel count by more than rounding."""
+    problems, largest = [], {}
+    cells = paper_table3()
+    for cell in (c for c in cells if c["size"] != "max"):
+        network, side, channels = cell["network"], int(cell["size"]), int(cell["channels"])
+        printed = float(cell["kbytes"])
+        largest[network] = max(largest.get(network, printed), printed)
+        computed = channels * side * side * 2
+        if not _rounding(printed, computed / 1000):
             problems.append(
-                f"{row['network']}: the **max** row prints {row['printed_kbytes']:g}K, but the "
-                f"largest cell of the same column prints {row['computed_bytes'] / 1000:g}K."
+                f"{network} at {side}x{side}: {channels} channels x {side}x{side} x 2 bytes = "
+                f"{computed:,} bytes ({computed / 1000:.1f}K), but the paper prints "
+                f"{printed:g}K ({printed * 1000 / computed:.2f} times as much)."
             )
-        else:
+    for cell in (c for c in cells if c["size"] == "max"):
+        printed, top = float(cell["kbytes"]), largest[cell["network"]]
+        if not _rounding(printed, top):
             problems.append(
-                f"{row['network']} at {row['size']}x{row['size']}: {row['channels']} channels x "
-                f"{row['size']}x{row['size']} x 2 bytes = {row['computed_bytes']:,} bytes "
-                f"({row['computed_bytes'] / 1000:.1f}K), but the paper prints "
-                f"{row['printed_kbytes']:g}K ({row['ratio']:.2f} times as much)."
+                f"{cell['network']}: the **max** row prints {printed:g}K, but the largest cell "
+                f"of the same column prints {top:g}K."
             )
     return problems
 
 
-# --- the paper beside mbprof -----------------------------------------------------------
+_FOUND = ("channels", "tensor_bytes", "materialized_channels", "materialized_bytes", "op_bytes")
+
+
+def _square(rows: Any) -> dict[int, Any]:
+    return {r.resolution[0]: r for r in rows if r.resolution[0] == r.resolution[1]}
 
 
 def table3_frame(
     left_out: list[str], memory_of: Callable[[str, float], MemoryReport]
 ) -> pd.DataFrame:
-    """The paper's Table 3 beside mbprof's largest tensor at each resolution (fp16, 224x224,
-    memory-efficient mode: the paper's section 5.1 rule) and the materialized one, from
-    ``memory_of(model, width)`` (the caller measures); a network this mbprof does not
-    have is added to ``left_out``."""
+    """The paper's Table 3 beside mbprof's largest tensor per resolution, both modes."""
     import pandas as pd
 
     cells = paper_table3()
@@ -107,12 +71,7 @@ def table3_frame(
             leave_out(left_out, f"Table 3, {network}: {model} not registered in this mbprof")
             continue
         mem = memory_of(model, width)
-        efficient = {
-            r.resolution[0]: r
-            for r in mem.resolutions_efficient
-            if r.resolution[0] == r.resolution[1]
-        }
-        whole = {r.resolution[0]: r for r in mem.resolutions if r.resolution[0] == r.resolution[1]}
+        efficient, whole = _square(mem.resolutions_efficient), _square(mem.resolutions)
         for cell in (c for c in cells if c["network"] == network):
             row: dict[str, Any] = {
                 "network": network,
@@ -123,39 +82,20 @@ def table3_frame(
                 "paper_kbytes": float(cell["kbytes"]),
             }
             if cell["size"] == "max":
-                row.update(
-                    channels=None,
-                    tensor_bytes=mem.max_tensor_bytes_efficient,
-                    materialized_channels=None,
-                    materialized_bytes=mem.max_tensor_bytes,
-                    op_bytes=None,
-                )
+                found = (None, mem.max_tensor_bytes_efficient, None, mem.max_tensor_bytes, None)
             else:
-                side = int(cell["size"])
-                eff, mat = efficient.get(side), whole.get(side)
-                row.update(
-                    channels=eff.channels if eff else None,
-                    tensor_bytes=eff.tensor_bytes if eff else None,
-                    materialized_channels=mat.channels if mat else None,
-                    materialized_bytes=mat.tensor_bytes if mat else None,
-                    op_bytes=mat.op_bytes if mat else None,
-                )
+                eff, mat = efficient.get(int(cell["size"])), whole.get(int(cell["size"]))
+                found = (getattr(eff, "channels", None), getattr(eff, "tensor_bytes", None),
+                         getattr(mat, "channels", None), getattr(mat, "tensor_bytes", None),
+                         getattr(mat, "op_bytes", None))  # fmt: skip
+            row.update(zip(_FOUND, found, strict=True))
             if row["tensor_bytes"] is not None:
                 row["delta_bytes"] = row["tensor_bytes"] - round(row["paper_kbytes"] * 1000)
             rows.append(row)
     frame = pd.DataFrame(rows)
-    for key in (
-        "paper_channels",
-        "channels",
-        "materialized_channels",
-        "tensor_bytes",
-        "materialized_bytes",
-        "op_bytes",
-        "delta_bytes",
-    ):
-        if key in frame.columns:
-            frame[key] = frame[key].astype("Int64")
-    return frame
+    ints = "paper_channels channels materialized_channels tensor_bytes materialized_bytes op_bytes"
+    ints = [key for key in (*ints.split(), "delta_bytes") if key in frame.columns]
+    return frame.astype(dict.fromkeys(ints, "Int64"))
 
 
 def table3_markdown(t3: pd.DataFrame) -> str:
@@ -174,22 +114,13 @@ def table3_markdown(t3: pd.DataFrame) -> str:
                 row += ["-", "-", "-"]
                 continue
             r = match.iloc[0]
-            paper = (
-                f"{r['paper_kbytes']:g}K"
-                if is_missing(r["paper_channels"])
-                else f"{int(r['paper_channels'])} / {r['paper_kbytes']:g}K"
-            )
-            ours = (
-                "-"
-                if is_missing(r["tensor_bytes"])
-                else (
-                    kilobytes(float(r["tensor_bytes"]))
-                    if is_missing(r["channels"])
-                    else f"{int(r['channels'])} / {kilobytes(float(r['tensor_bytes']))}"
-                )
-            )
-            delta = "-"
+            paper = f"{r['paper_kbytes']:g}K"
+            if not is_missing(r["paper_channels"]):
+                paper = f"{int(r['paper_channels'])} / {paper}"
+            ours = delta = "-"
             if not is_missing(r["tensor_bytes"]):
+                ours = kilobytes(float(r["tensor_bytes"]))
+                ours = ours if is_missing(r["channels"]) else f"{int(r['channels'])} / {ours}"
                 paper_bytes = r["paper_kbytes"] * 1000
                 diff = float(r["tensor_bytes"]) - paper_bytes
                 delta = f"{diff / 1000:+,.1f}K ({100 * diff / paper_bytes:+.1f}%)"
@@ -239,11 +170,7 @@ def _by_size(t3: pd.DataFrame, model: str) -> dict[str, dict[str, Any]]:
 
 
 def table3_explained(t3: pd.DataFrame, g2: dict[int, Any] | None = None) -> str:
-    """Sentences for the cells where mbprof and the paper differ by more than rounding.
-
-    ``g2``: mbprof's largest tensor per size of ShuffleNet 2x with g=2 (``size -> (channels,
-    bytes)``), to show which network the paper's ShuffleNet column matches.
-    """
+    """Sentences for the cells where mbprof and the paper differ by more than rounding."""
     out = ["## Table 3: where mbprof differs, and why", ""]
     for r in t3.to_dict(orient="records"):
         if is_missing(r["tensor_bytes"]) or r["size"] == "max":
@@ -323,8 +250,7 @@ def table3_explained(t3: pd.DataFrame, g2: dict[int, Any] | None = None) -> str:
 def write_table3(
     root: Path, result: ReproduceResult, memory_of: Callable[[str, float], MemoryReport]
 ) -> str | None:
-    """Table 3 beside mbprof's memory analysis; returns the explanation for the
-    inconsistencies page (None when no network of the table is registered)."""
+    """Table 3 beside mbprof's memory analysis; returns the inconsistencies page's part."""
     t3 = table3_frame(result.left_out, memory_of)
     if t3.empty:
         return None
@@ -332,14 +258,7 @@ def write_table3(
     if registered("shufflenet_v1_g2"):
         mem = memory_of("shufflenet_v1_g2", 2.0)
         g2 = {r.resolution[0]: (r.channels, r.tensor_bytes) for r in mem.resolutions_efficient}
-    write_file(
-        root, "table3.md", table3_markdown(t3), result, "Table 3 beside mbprof's memory analysis"
-    )
-    write_file(
-        root,
-        "table3.csv",
-        csv_text(t3),
-        result,
-        "Table 3 as data (paper_* columns are the paper's)",
-    )
+    md, data = table3_markdown(t3), csv_text(t3)
+    write_file(root, "table3.md", md, result, "Table 3 beside mbprof's memory analysis")
+    write_file(root, "table3.csv", data, result, f"Table 3 {AS_DATA}")
     return table3_explained(t3, g2)

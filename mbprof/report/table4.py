@@ -1,6 +1,5 @@
-"""Table 4 of the MobileNetV2 paper (ImageNet classification: top-1, params, MAdds, phone
-latency) beside mbprof's counts, and the CPU latency here when it was measured: as data
-(``table4_frame``, ``table4.csv``) and as Markdown (``table4_markdown``, ``table4.md``)."""
+"""Table 4 of the MobileNetV2 paper (top-1, params, MAdds, phone latency) beside mbprof's
+counts and the CPU latency here, as data (``table4.csv``) and Markdown (``table4.md``)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING
 from mbprof.frame.rows import cell, is_missing
 from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult, csv_text, write_file
-from mbprof.report.plan import MARKER, config, find_row, paper_table4
+from mbprof.report.plan import AS_DATA, MARKER, config, find_row, paper_table4
 from mbprof.report.text import delta, millions, top1_text
 
 if TYPE_CHECKING:
@@ -22,9 +21,7 @@ LATENCY_KEYS = ("latency_ms", "latency_p10_ms", "latency_p90_ms", "throughput_ip
 
 
 def table4_frame(frame: pd.DataFrame, bn_params: Callable[[str, float], int]) -> pd.DataFrame:
-    """The paper's Table 4 beside mbprof's counts (and latency when measured); a paper row
-    that ``frame`` did not measure is left out. ``bn_params(model, width)`` gives the
-    batch-norm parameters that TF-Slim's tables leave out (the caller counts them)."""
+    """The paper's Table 4 rows that ``frame`` measured, beside mbprof's counts."""
     import pandas as pd
 
     from mbprof.frame import accuracy
@@ -64,33 +61,18 @@ def table4_frame(frame: pd.DataFrame, bn_params: Callable[[str, float], int]) ->
 def table4_markdown(t4: pd.DataFrame, env: str) -> str:
     """Table 4 as Markdown; ``env`` says where the CPU column was measured."""
     has_latency = "latency_ms" in t4.columns
-    headers = [
-        "Network",
-        "Top-1 (%), paper",
-        "Params, paper",
-        "Params, mbprof",
-        "Δ params",
-        "MAdds, paper",
-        "MAdds, mbprof",
-        "Δ MAdds",
-        "Phone CPU, paper (ms)",
-    ]
-    if has_latency:
-        headers.append("CPU here (ms)")
+    headers = (
+        "Network|Top-1 (%), paper|Params, paper|Params, mbprof|Δ params|MAdds, paper|"
+        "MAdds, mbprof|Δ MAdds|Phone CPU, paper (ms)" + ("|CPU here (ms)" if has_latency else "")
+    ).split("|")
     records = t4.to_dict(orient="records")
     rows = []
     for r in records:
-        row = [
-            r["network"],
-            top1_text(r["paper_top1"]),
-            f"{r['paper_params_m']:g}M",
-            f"{millions(r['params'])} ({r['params']:,})",
-            delta(r["params"] / 1e6, r["paper_params_m"]),
-            f"{r['paper_madds_m']:g}M",
-            f"{millions(r['madds'])} ({r['madds']:,})",
-            delta(r["madds"] / 1e6, r["paper_madds_m"]),
-            "-" if is_missing(r["paper_phone_ms"]) else f"{r['paper_phone_ms']:g}",
-        ]
+        row = [r["network"], top1_text(r["paper_top1"])]
+        for key in ("params", "madds"):  # the paper's, mbprof's, the difference
+            paper = r[f"paper_{key}_m"]
+            row += [f"{paper:g}M", f"{millions(r[key])} ({r[key]:,})", delta(r[key] / 1e6, paper)]
+        row.append("-" if is_missing(r["paper_phone_ms"]) else f"{r['paper_phone_ms']:g}")
         if has_latency:
             row.append("-" if is_missing(r.get("latency_ms")) else f"{r['latency_ms']:.1f}")
         rows.append(row)
@@ -129,17 +111,9 @@ def write_table4(
     result: ReproduceResult,
     bn_params: Callable[[str, float], int],
 ) -> pd.DataFrame:
-    """``table4.md`` and ``table4.csv`` under ``root``; returns the table, which the
-    inconsistencies page and the README explain."""
+    """``table4.md`` and ``table4.csv`` under ``root``; returns the table."""
     t4 = table4_frame(frame, bn_params)
-    write_file(
-        root, "table4.md", table4_markdown(t4, env), result, "Table 4 beside mbprof's counts"
-    )
-    write_file(
-        root,
-        "table4.csv",
-        csv_text(t4),
-        result,
-        "Table 4 as data (paper_* columns are the paper's)",
-    )
+    md, data = table4_markdown(t4, env), csv_text(t4)
+    write_file(root, "table4.md", md, result, "Table 4 beside mbprof's counts")
+    write_file(root, "table4.csv", data, result, f"Table 4 {AS_DATA}")
     return t4

@@ -1,12 +1,9 @@
-"""timm's model-index "FLOPs" for MobileNetV2 (``mbprof/data/timm_flops.csv``, seed 004),
-explained in ``inconsistencies.md``: which configurations to count (``timm_specs``) and the
-section on them (``timm_flops_markdown``), written from the counts the API hands in. The
-figures are mbprof's MAdds + other FLOPs at an uncropped 224x285 input with a one-output
-classifier. Torch-free; formats, never measures."""
+"""timm's model-index "FLOPs" for MobileNetV2 (``mbprof/data/timm_flops.csv``) explained in
+``inconsistencies.md``: mbprof's MAdds + other FLOPs at an uncropped 224x285 input with a
+one-output classifier. Torch-free; formats the counts the API hands in."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,7 +11,7 @@ from mbprof.core.parsing import parse_kwargs
 from mbprof.core.records import ModelSpec
 from mbprof.core.units import format_multiplier
 from mbprof.render.document import markdown_grid
-from mbprof.report.plan import DATA
+from mbprof.report.plan import read_data
 
 # pytorch/hub's dog.jpg (1546 x 1213), the model card's example image, resized to a short
 # side of 224 (transforms.Resize(224): long side int(224 x 1546 / 1213) = 285), not cropped.
@@ -35,23 +32,14 @@ class TimmRow:
 
 def timm_rows() -> list[TimmRow]:
     """The index's lines, each with its two configurations to count."""
-    with (DATA / "timm_flops.csv").open(newline="", encoding="utf-8") as handle:
-        lines = list(csv.DictReader(handle))
     rows = []
-    for line in lines:
+    for line in read_data("timm_flops.csv"):
         kwargs = parse_kwargs([a for a in line["args"].split(";") if a], "args")
         arch = dict(model=line["model"], width=float(line["width"]), depth=float(line["depth"]))
-        rows.append(
-            TimmRow(
-                name=line["name"],
-                flops=int(line["flops"]),
-                params=int(line["params"]),
-                seed=ModelSpec(
-                    **arch, resolution=SEED_INPUT, num_classes=SEED_CLASSES, kwargs=kwargs
-                ),
-                square=ModelSpec(**arch, kwargs=kwargs),
-            )
-        )
+        arch["kwargs"] = kwargs
+        seed = ModelSpec(**arch, resolution=SEED_INPUT, num_classes=SEED_CLASSES)
+        figures = (line["name"], int(line["flops"]), int(line["params"]))
+        rows.append(TimmRow(*figures, seed=seed, square=ModelSpec(**arch)))
     return rows
 
 
@@ -86,20 +74,15 @@ def timm_flops_markdown(counts: Sequence[TimmCounts]) -> list[str]:
     rows = []
     for c in counts:
         total = c.madds + c.other_flops
+        figures = (c.row.flops, c.madds, c.batch_norm, c.pooling, total, c.row.flops - total)
         rows.append(
-            [
-                f"`{c.row.name}`",
-                _build(c.row.seed),
-                f"{c.row.flops:,}",
-                f"{c.madds:,}",
-                f"{c.batch_norm:,}",
-                f"{c.pooling:,}",
-                f"{total:,}",
-                f"{c.row.flops - total:,}",
-                f"{c.square_madds:,}",
-                f"{c.row.flops / c.square_madds:.3f}",
-            ]
+            [f"`{c.row.name}`", _build(c.row.seed), *(f"{n:,}" for n in figures)]
+            + [f"{c.square_madds:,}", f"{c.row.flops / c.square_madds:.3f}"]
         )
+    headers = (
+        "timm model|mbprof build|Index FLOPs|MAdds, 224x285, 1 class|+ batch norm|+ pooling|"
+        "= mbprof|Index - mbprof|MAdds at 224x224|Index / MAdds"
+    ).split("|")
     first = counts[0]
     conv, square_conv = (
         first.madds - first.classifier_madds,
@@ -120,22 +103,7 @@ def timm_flops_markdown(counts: Sequence[TimmCounts]) -> list[str]:
         "FLOPs (batch norm at 2 per element, the global average pool at 1 per input element), "
         f"{verdict}, counted on an input of **224x285** with a classifier of **one** output:",
         "",
-        markdown_grid(
-            [
-                "timm model",
-                "mbprof build",
-                "Index FLOPs",
-                "MAdds, 224x285, 1 class",
-                "+ batch norm",
-                "+ pooling",
-                "= mbprof",
-                "Index - mbprof",
-                "MAdds at 224x224",
-                "Index / MAdds",
-            ],
-            rows,
-            [False, False, True, True, True, True, True, True, True, True],
-        ),
+        markdown_grid(headers, rows, [False, False] + [True] * 8),
         "",
         "- **The input.** 224x285 is what the model card's example image gives: pytorch/hub's "
         "`dog.jpg` (1546 x 1213 pixels) resized to a short side of 224 "

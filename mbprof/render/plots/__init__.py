@@ -1,22 +1,6 @@
-"""Scatter plots of configurations with their Pareto frontier (matplotlib, Agg).
-
-Each point is one configuration, labelled ``width@resolution`` (``d1.2`` added when the
-depth multiplier is not 1), coloured by model family. A row is drawn when it has both
-values and no error. When one axis is accuracy-like (top-1, top-5: ``Axis.quality``) the
-Pareto frontier (``pareto_indices``: no other point at least as good on both axes, better
-on one; good is lower for costs, higher for benefits) is drawn and returned; when
-neither is (latency against MAdds), a least-squares line, with the correlation in the
-legend: how well one predicts the other on this machine. A log axis is asked for
-(``log_x``, ``log_y``) and refused when a value is <= 0.
-
-Here: refusing what cannot be plotted before any drawing (an axis the frame lacks, a cell
-that is not a finite number, a figure path with an unknown extension or that cannot be
-written: one MbprofError naming the option, file, row or column), the points, and
-``plot_frame`` (check, draw, save) with the document ``plot`` prints of it. The axes are
-the table's (``mbprof.frame.columns.AXES``); ``draw`` draws, ``roofline`` draws figures of
-other kinds. matplotlib is imported inside the functions that draw, so importing this
-package is cheap.
-"""
+"""Scatter plots of configurations (matplotlib, Agg, imported only to draw): what cannot be
+plotted refused before any drawing, the points, the Pareto frontier against an accuracy-like
+axis or a least-squares fit otherwise, and the document ``mbprof plot`` prints."""
 
 from __future__ import annotations
 
@@ -30,33 +14,15 @@ from typing import TYPE_CHECKING, Any
 from mbprof import __version__
 from mbprof.core.errors import MbprofError
 from mbprof.core.units import format_multiplier
-from mbprof.frame.columns import ALIASES, AXES, Axis, resolve_axis
+from mbprof.frame.columns import AXES, Axis, resolve_axis
 from mbprof.frame.rows import is_missing
 from mbprof.render.document import Document, Table
-from mbprof.render.plots.draw import (
-    axis_label,
-    draw_figure,
-    family_of,
-    save_figure,
-)
+from mbprof.render.plots.draw import axis_label, draw_figure, family_of, save_figure
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = [
-    "ALIASES",
-    "AXES",
-    "Axis",
-    "PlotResult",
-    "axis_label",
-    "check_figure_path",
-    "correlation",
-    "draw_figure",
-    "frontier_document",
-    "plot_frame",
-    "plot_points",
-    "resolve_axis",
-]
+__all__ = ["AXES", "Axis", "axis_label", "draw_figure", "resolve_axis"]
 
 
 def pareto_indices(
@@ -65,10 +31,7 @@ def pareto_indices(
     x_lower_is_better: bool = True,
     y_higher_is_better: bool = True,
 ) -> list[int]:
-    """Indices of the non-dominated points, in order of increasing x.
-
-    Points that are equal on both axes are all kept when one of them is on the frontier.
-    """
+    """Indices of the non-dominated points in order of x (ties on the frontier kept)."""
     if len(xs) != len(ys):
         raise ValueError(f"xs and ys differ in length: {len(xs)} and {len(ys)}")
     # Turn both axes into "smaller is better", then sweep in order of the first.
@@ -111,35 +74,23 @@ def check_axes(frame: pd.DataFrame, axes: dict[str, Axis], where: str) -> None:
 
 
 def _cell_number(cell: Any, where: str, position: int, column: str) -> float:
-    """One cell as a float (nan when empty); MbprofError naming the file, row and column
-    of a cell that is not a finite number."""
-    if is_missing(cell):
+    """One cell as a float (nan when empty); refused when not a finite number."""
+    if is_missing(cell) or (isinstance(cell, str) and not cell.strip()):
         return math.nan
-    value: float | None = None
-    if isinstance(cell, numbers.Real) and not isinstance(cell, bool):
-        value = float(cell)
-    elif isinstance(cell, str):
-        if not cell.strip():
-            return math.nan
+    value = None
+    if isinstance(cell, (numbers.Real, str)) and not isinstance(cell, bool):
         try:
             value = float(cell)
         except ValueError:
-            value = None
-    if value is None:
-        raise MbprofError(
-            f"{where}, row {position + 1}, column {column!r}: {cell!r} is not a number"
-        )
-    if math.isinf(value):
-        raise MbprofError(
-            f"{where}, row {position + 1}, column {column!r}: {cell!r} is not a finite number"
-        )
+            pass
+    said = f"{where}, row {position + 1}, column {column!r}: {cell!r} is not a"
+    if value is None or math.isinf(value):
+        raise MbprofError(f"{said} number" if value is None else f"{said} finite number")
     return value
 
 
 def check_plot_values(frame: pd.DataFrame, axes: dict[str, Axis], where: str) -> pd.DataFrame:
-    """``frame`` with its axis columns (and width, depth) as numbers. Refuses, in one line
-    naming the file, row (1 = the first row after the header) and column: a missing
-    model, width or resolution column, and a cell that is not a finite number."""
+    """``frame`` with its axis columns (and width, depth) as numbers, else refused."""
     import pandas as pd
 
     for column in LABEL_COLUMNS:
@@ -160,7 +111,7 @@ def check_plot_values(frame: pd.DataFrame, axes: dict[str, Axis], where: str) ->
 
 
 def check_figure_path(path: str | Path, option: str) -> Path:
-    """Refuse, before any work, a figure path with an unknown extension or that cannot be written."""
+    """Refuse, before any work, a figure path of an unknown kind or that cannot be written."""
     from mbprof.core.files import check_writable
 
     path = Path(path)
@@ -176,10 +127,7 @@ def point_label(row: dict[str, Any]) -> str:
     """'1.0@224', '0.35@96', '1.1@224 d1.2'."""
     label = f"{format_multiplier(float(row['width']))}@{row['resolution']}"
     depth = row.get("depth")
-    if not is_missing(depth):
-        if float(depth) != 1.0:
-            label += f" d{float(depth):g}"
-    return label
+    return label if is_missing(depth) or float(depth) == 1.0 else f"{label} d{float(depth):g}"
 
 
 def plot_points(frame: pd.DataFrame, x: Axis, y: Axis) -> tuple[pd.DataFrame, int]:
@@ -244,8 +192,7 @@ def plot_frame(
     title: str | None = None,
     where: str = "the frame",
 ) -> PlotResult:
-    """Draw ``y`` against ``x`` for every row of ``frame`` and write the figure to ``path``
-    (PNG, SVG or PDF by its extension)."""
+    """Draw ``y`` against ``x`` for every row of ``frame`` into ``path`` (PNG, SVG or PDF)."""
     check_axes(frame, {"--x": x, "--y": y}, where)
     frame = check_plot_values(frame, {"--x": x, "--y": y}, where)
     path = check_figure_path(path, "figure")
@@ -258,11 +205,9 @@ def plot_frame(
     pareto = x.quality or y.quality  # accuracy-like: a frontier; a fit otherwise
     notes: list[str] = []
     if omitted:
-        notes.append(
-            f"{omitted} row{'s' if omitted != 1 else ''} of {where} "
-            f"{'have' if omitted != 1 else 'has'} no {x.column} or {y.column} and "
-            f"{'are' if omitted != 1 else 'is'} not drawn."
-        )
+        rows, have, are = ("rows", "have", "are") if omitted != 1 else ("row", "has", "is")
+        said = f"{omitted} {rows} of {where} {have} no {x.column} or {y.column}"
+        notes.append(f"{said} and {are} not drawn.")
     fit = None
     if not pareto:
         r, rho = correlation(points[x.column].tolist(), points[y.column].tolist())
@@ -276,16 +221,9 @@ def plot_frame(
         frame, points, x, y, log_x=log_x, log_y=log_y, title=title, pareto=pareto, fit=fit
     )
     save_figure(figure, Path(path))
-    frontier = points[points["on_frontier"]] if pareto else points.iloc[0:0]
-    return PlotResult(
-        path=Path(path),
-        kind="pareto" if pareto else "fit",
-        points=points,
-        frontier=_in_x_order(frontier, x, y),
-        omitted=omitted,
-        notes=notes,
-        fit=fit,
-    )
+    frontier = _in_x_order(points[points["on_frontier"]] if pareto else points.iloc[0:0], x, y)
+    kind = "pareto" if pareto else "fit"
+    return PlotResult(Path(path), kind, points, frontier, omitted, notes, fit)
 
 
 def frontier_document(result: PlotResult, x: Axis, y: Axis, where: str):
@@ -296,7 +234,8 @@ def frontier_document(result: PlotResult, x: Axis, y: Axis, where: str):
         keys.append("accuracy_source")
     keys = list(dict.fromkeys(k for k in keys if k in shown.columns))
     if result.kind == "pareto":
-        title = f"Pareto frontier of {y.column} against {x.column}: {len(shown)} of {len(result.points)} configurations"
+        title = f"Pareto frontier of {y.column} against {x.column}: {len(shown)} of "
+        title += f"{len(result.points)} configurations"
         notes = [
             f"A configuration is on the frontier when no other has {x.column} at least as "
             f"{'low' if x.lower_is_better else 'high'} and {y.column} at least as "
@@ -306,17 +245,7 @@ def frontier_document(result: PlotResult, x: Axis, y: Axis, where: str):
         title = f"{y.column} against {x.column}: {len(shown)} configurations"
         notes = []
     notes += result.notes + [f"Figure written to {result.path}."]
-    return Document(
-        kind="plot",
-        title=title,
-        tables=[
-            Table(
-                name="frontier" if result.kind == "pareto" else "points",
-                frame=shown[keys],
-                headers={"label": "Point"},
-                kinds={"label": "text"},
-            )
-        ],
-        notes=notes,
-        meta={"mbprof_version": __version__, "source": where, "x": x.column, "y": y.column},
-    )
+    name = "frontier" if result.kind == "pareto" else "points"
+    table = Table(name, shown[keys], headers={"label": "Point"}, kinds={"label": "text"})
+    meta = {"mbprof_version": __version__, "source": where, "x": x.column, "y": y.column}
+    return Document(title, tables=[table], notes=notes, meta=meta, kind="plot")

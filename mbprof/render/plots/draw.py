@@ -1,31 +1,12 @@
-"""Drawing a figure of points and saving it byte for byte (matplotlib, Agg).
-
-matplotlib is imported inside the functions that draw, and only the Agg-based ``Figure``
-API is used (no pyplot state, no display needed). In the order a figure is made:
-
-- units: bytes are shown in KB, or in MB from ``BYTES_MB_FROM`` up; the other units are
-  fixed per axis (``mbprof.frame.columns.AXES``);
-- styles: a fixed colour per family (matplotlib's tab10 order, so that a family looks the
-  same in every figure; families mbprof does not know take the remaining colours in order
-  of appearance), a marker per model; a model given as an import path is drawn as the
-  family "user model";
-- the figure: a log axis has major ticks at 1, 2, 3 and 5 of each decade (every digit on
-  a short span), written plainly (``200``, not ``2x10^2``). The frontier is a line through
-  the frontier points, each ringed; a fit plot gets a dashed least-squares line (on the
-  linear values) instead;
-- labels that do not collide, placed greedily in display pixels after the axes are laid
-  out: frontier points first, then the most crowded; each label takes the first candidate
-  spot around its marker (nearest first) that covers no marker, line or other label and
-  stays inside the axes, else the least-covered one; a label set beyond the first ring
-  gets a thin leader line to its point, which later labels also keep off;
-- saving: no dates or versions, so that the same input gives the same bytes.
-"""
+"""Drawing a figure of points and saving it byte for byte (matplotlib's Agg ``Figure`` API,
+imported only to draw): units, a colour per family and a marker per model, plain log ticks,
+the frontier or fit line, labels placed greedily so that they collide with nothing."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mbprof.frame.columns import Axis
 
@@ -44,28 +25,14 @@ def axis_scale(axis: Axis, values: pd.Series) -> tuple[float, str]:
 
 def axis_label(axis: Axis, frame: pd.DataFrame, values: pd.Series, log: bool = False) -> str:
     """'MAdds (millions, batch 1)'; a logarithmic axis says so: '(..., log scale)'."""
-    _, unit = axis_scale(axis, values)
-    context = _context_text(frame, axis.context)
-    scale = ", log scale" if log else ""
-    return f"{axis.name} ({unit}{', ' + context if context else ''}{scale})"
-
-
-def _context_text(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
-    parts = []
-    for key in columns:
-        if key not in frame.columns:
-            continue
-        values = frame[key].dropna().unique()
-        if len(values) != 1:
-            continue
-        value = values[0]
-        if key == "batch":
-            parts.append(f"batch {int(value)}")
-        elif key == "threads":
-            parts.append(f"{int(value)} thread{'s' if int(value) != 1 else ''}")
-        else:
-            parts.append(str(value))
-    return ", ".join(parts)
+    parts = [axis_scale(axis, values)[1]]
+    for key in (k for k in axis.context if k in frame.columns):
+        found = frame[key].dropna().unique()
+        if len(found) == 1:
+            n = int(found[0]) if key in ("batch", "threads") else 0
+            text = {"batch": f"batch {n}", "threads": f"{n} thread{'s' if n != 1 else ''}"}
+            parts.append(text.get(key, str(found[0])))
+    return f"{axis.name} ({', '.join(parts)}{', log scale' if log else ''})"
 
 
 FAMILY_COLOURS = {
@@ -80,17 +47,12 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
 
 
 def family_of(model: str) -> str:
-    """The registry's family of ``model`` (the model name itself when it is not registered).
-    A model given as an import path is a "user model": the name comes from a data file, so
-    it is never imported here."""
+    """The registry's family of ``model``; an import path is a "user model" (never imported)."""
     try:
         from mbprof.core.records import is_import_path
         from mbprof.models import get_model_info
 
-        if is_import_path(model):
-            return "user model"
-
-        return get_model_info(model).family
+        return "user model" if is_import_path(model) else get_model_info(model).family
     except Exception:  # noqa: BLE001 - user models and unknown names keep their own name
         return model
 
@@ -110,10 +72,7 @@ def _squashed(text: str) -> str:
 
 
 def variant_name(model: str, family: str) -> str:
-    """How a figure names ``model`` beside others of its ``family``, as the papers write it:
-    'MobileNetV3-Small' for mobilenet_v3_small (family MobileNetV3), 'ShuffleNet v1 (g3)'
-    for shufflenet_v1_g3; the family and the model's own name when the name does not start
-    with the family's (a user model's import path)."""
+    """How a figure names ``model`` beside others of its ``family``: 'MobileNetV3-Small'."""
     want, seen = _squashed(family), ""
     for index, char in enumerate(model):
         if seen == want:
@@ -133,8 +92,7 @@ def variant_name(model: str, family: str) -> str:
 
 
 def legend_names(points: pd.DataFrame) -> dict[str, str]:
-    """model -> its name in the legend: the family, or the variant where the figure holds
-    several models of one family."""
+    """model -> its legend name: the family, or the variant beside others of its family."""
     by_family: dict[str, set[str]] = {}
     for model, family in zip(points["model"], points["family"], strict=True):
         by_family.setdefault(family, set()).add(model)
@@ -151,11 +109,10 @@ def model_styles(points: pd.DataFrame) -> dict[str, tuple[str, str, str]]:
     by_family: dict[str, list[str]] = {}
     names = legend_names(points)
     for model, family in dict(zip(points["model"], points["family"], strict=True)).items():
-        by_family.setdefault(family, []).append(model)
-    for family in sorted(by_family, key=lambda f: list(points["family"]).index(f)):
-        models = sorted(by_family[family])
-        for index, model in enumerate(models):
-            colour = _family_colour(family, others)
+        by_family.setdefault(family, []).append(model)  # families in order of appearance
+    for family, models in by_family.items():
+        colour = _family_colour(family, others)
+        for index, model in enumerate(sorted(models)):
             styles[model] = (colour, MARKERS[index % len(MARKERS)], names[model])
     return styles
 
@@ -189,19 +146,11 @@ def draw_figure(
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     styles = model_styles(points)
+    dots = {"s": 34, "edgecolors": "white", "linewidths": 0.6, "zorder": 3}
     for model, (colour, marker, name) in styles.items():
         rows = points.index[points["model"] == model]
-        ax.scatter(
-            [xs[i] for i in rows],
-            [ys[i] for i in rows],
-            s=34,
-            color=colour,
-            marker=marker,
-            edgecolors="white",
-            linewidths=0.6,
-            label=name,
-            zorder=3,
-        )
+        mine = [xs[i] for i in rows], [ys[i] for i in rows]
+        ax.scatter(*mine, color=colour, marker=marker, label=name, **dots)
     line_xy = None
     if pareto:
         front = [i for i in range(len(points)) if points["on_frontier"].iloc[i]]
@@ -213,15 +162,8 @@ def draw_figure(
     elif fit is not None and not math.isnan(fit[0]) and len(set(xs)) > 1:
         slope, intercept = np.polyfit(xs, ys, 1)
         grid = np.linspace(min(xs), max(xs), 50)
-        ax.plot(
-            grid,
-            slope * grid + intercept,
-            "--",
-            color="0.4",
-            lw=1.0,
-            zorder=2,
-            label=f"least-squares fit (linear scale), r = {fit[0]:.2f}",
-        )
+        label = f"least-squares fit (linear scale), r = {fit[0]:.2f}"
+        ax.plot(grid, slope * grid + intercept, "--", color="0.4", lw=1.0, zorder=2, label=label)
         line_xy = (grid.tolist(), (slope * grid + intercept).tolist())
 
     for on, axis, scale in ((log_x, ax.xaxis, ax.set_xscale), (log_y, ax.yaxis, ax.set_yscale)):
@@ -240,10 +182,8 @@ def draw_figure(
     ax.set_ylabel(axis_label(y, frame, points[y.column], log=log_y), fontsize=10)
     first, _, rest = x.name.partition(" ")
     x_name = (first.lower() if first[1:].islower() else first) + (f" {rest}" if rest else "")
-    default_title = f"{y.name} against {x_name}"
-    if pareto:
-        default_title += " (Pareto frontier outlined)"
-    ax.set_title(title or default_title, fontsize=12)
+    outlined = " (Pareto frontier outlined)" if pareto else ""
+    ax.set_title(title or f"{y.name} against {x_name}{outlined}", fontsize=12)
     ax.set_xlim(*ax.get_xlim())  # freeze the limits before labels are measured
     ax.set_ylim(*ax.get_ylim())
     fig.canvas.draw()  # lay out the axes so that label positions are measured in place
@@ -274,8 +214,7 @@ LOG_TICKS = (1.0, 2.0, 3.0, 5.0)
 
 
 def _log_ticks(axis, low: float, high: float) -> None:
-    """Major (labelled) ticks at 1, 2, 3 and 5 of each decade, minor ones at the other
-    digits; on a span too short to hold three of those, every digit is labelled."""
+    """Labelled ticks at 1, 2, 3 and 5 of each decade (every digit on a short span)."""
     from matplotlib.ticker import LogLocator
 
     subs = LOG_TICKS
@@ -304,25 +243,18 @@ def _footnote(points: pd.DataFrame, x: Axis, y: Axis) -> str:
 
 
 def save_figure(fig, path: Path) -> None:
-    """Write ``fig`` whole (PNG, SVG or PDF by the extension), without dates or versions so
-    that the same figure gives the same bytes."""
+    """Write ``fig`` whole (PNG, SVG or PDF by the extension), the same bytes each time."""
     import io
 
     from mbprof.core.files import write_atomic
 
     buffer = io.BytesIO()
     fmt = path.suffix.lower().lstrip(".")
-    fig.savefig(buffer, format=fmt, metadata=_metadata(fmt))
+    # No creation dates or version strings, so that a figure regenerates byte for byte.
+    keys = {"png": ("Software",), "svg": ("Date", "Creator")}
+    metadata = dict.fromkeys(keys.get(fmt, ("CreationDate", "Creator", "Producer")))
+    fig.savefig(buffer, format=fmt, metadata=metadata)
     write_atomic(path, buffer.getvalue())
-
-
-def _metadata(fmt: str) -> dict[str, Any]:
-    """No creation dates or version strings, so that a figure regenerates byte for byte."""
-    if fmt == "png":
-        return {"Software": None}
-    if fmt == "svg":
-        return {"Date": None, "Creator": None}
-    return {"CreationDate": None, "Creator": None, "Producer": None}
 
 
 def _overlap(box, boxes) -> float:
@@ -338,8 +270,7 @@ def _overlap(box, boxes) -> float:
 
 
 def _candidates() -> list[tuple[float, float, str, str, bool]]:
-    """Offsets in points around a marker, nearest first: (dx, dy, ha, va, leader line).
-    Twelve directions on rings of growing radius; labels beyond the first ring get a line."""
+    """Offsets in points around a marker, nearest first: (dx, dy, ha, va, leader line)."""
     out = []
     for radius in (4.0, 9.0, 15.0, 22.0, 30.0):
         leader = radius > 5
@@ -354,17 +285,8 @@ def _candidates() -> list[tuple[float, float, str, str, bool]]:
     return out
 
 
-def _darker(colour: str, factor: float = 0.6) -> tuple[float, float, float]:
-    from matplotlib.colors import to_rgb
-
-    return tuple(factor * c for c in to_rgb(colour))
-
-
 def _boxes_along(start, end, px_per_pt: float, half: float, ends: bool):
-    """Small boxes (``half`` pixels each side of a centre) about every 3 points along the
-    segment ``start`` -> ``end``, to keep labels off a line. With ``ends`` the first and
-    last sit on the ends (a frontier or fit line); without, the ends are left free (a
-    leader line: its ends sit on the marker and the label)."""
+    """Small boxes about every 3 points along a segment (``ends`` False: ends left free)."""
     import numpy as np
 
     (x0, y0), (x1, y1) = start, end
@@ -378,10 +300,9 @@ def _boxes_along(start, end, px_per_pt: float, half: float, ends: bool):
 
 
 def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsize: float) -> None:
-    """Greedy placement: each label takes the first nearby spot that covers no marker,
-    line or other label and stays inside the axes; failing that, the least-covered spot
-    (a thin leader line joins a label set further out to its point)."""
+    """Each label at the first nearby spot that covers nothing, else the least-covered."""
     import numpy as np
+    from matplotlib.colors import to_rgb
 
     renderer = fig.canvas.get_renderer()
     px_per_pt = fig.dpi / 72.0
@@ -430,18 +351,10 @@ def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsi
                 break
         dx, dy, ha, va, leader, box, segment = best
         arrow = {"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0, "shrinkB": 3}
-        ax.annotate(
-            labels[i],
-            (xs[i], ys[i]),
-            xytext=(dx, dy),
-            textcoords="offset points",
-            ha=ha,
-            va=va,
-            fontsize=fontsize,
-            color=_darker(colours[i]),
-            arrowprops=arrow if leader else None,
-            zorder=5,
-        )
+        darker = tuple(0.6 * c for c in to_rgb(colours[i]))
+        text = {"ha": ha, "va": va, "fontsize": fontsize, "color": darker, "zorder": 5}
+        text["arrowprops"] = arrow if leader else None
+        ax.annotate(labels[i], (xs[i], ys[i]), (dx, dy), textcoords="offset points", **text)
         placed.append(box)
         leaders += segment
 

@@ -1,16 +1,6 @@
-"""Figures of their own kind: the roofline of a per-layer profile, and the phone figure of
-``reproduce``.
-
-The roofline of a per-layer profile: every layer with MAdds drawn at its arithmetic
-intensity (FLOPs per byte moved) against the GFLOP/s it achieved, under the machine's two
-ceilings (memory bandwidth x intensity, rising, then the compute ceiling), coloured by
-layer kind; the slowest layers are named. Layers without MAdds (batch norm, activations,
-additions) have no intensity and are left out (the footnote says how much time they take).
-The phone figure: each series' latency measured here, scaled by its fitted factor,
-against the published phone latency (both axes logarithmic, ms), with the line where they
-agree and a +-25% band around it. matplotlib (Agg) is imported inside the functions that
-draw.
-"""
+"""Figures of their own kind: the roofline of a per-layer profile (layers with MAdds at their
+intensity against their GFLOP/s, under the memory and compute ceilings) and the phone figure
+of ``reproduce`` (scaled latency here against the published one, with a +-25% band)."""
 
 from __future__ import annotations
 
@@ -32,15 +22,8 @@ KIND_COLOURS = {
 NAMED = 5  # the slowest layers get their module path written beside them
 
 
-def marker_area(share_pct: float) -> float:
-    """Points^2: proportional to the layer's share of time (a 10% layer is ten times a 1%
-    one), and at least a dot."""
-    return max(6.0, 40.0 * share_pct)
-
-
 def draw_roofline(profile: LayerProfile, title: str, unstable: str = ""):
-    """The figure, not yet saved; ``unstable``: why the timing behind it was unstable
-    (written on the figure)."""
+    """The figure, not yet saved; ``unstable``: why its timing was unstable (said on it)."""
     import math
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -56,41 +39,21 @@ def draw_roofline(profile: LayerProfile, title: str, unstable: str = ""):
     grid = [low * (high / low) ** (i / 200) for i in range(201)]
     roof = [min(profile.compute_gflops, x * profile.bandwidth_gbs) for x in grid]
     ax.plot(grid, roof, "-", color="0.2", lw=1.4, zorder=2)
-    ax.annotate(
-        f"memory {profile.bandwidth_gbs:.1f} GB/s",
-        (grid[10], roof[10]),
-        textcoords="offset points",
-        xytext=(4, 6),
-        fontsize=7.5,
-        color="0.25",
-        rotation=0,
-    )
-    ax.annotate(
-        f"compute {profile.compute_gflops:.1f} GFLOP/s",
-        (grid[-1], profile.compute_gflops),
-        textcoords="offset points",
-        xytext=(-4, 5),
-        ha="right",
-        fontsize=7.5,
-        color="0.25",
-    )
+    note = {"textcoords": "offset points", "fontsize": 7.5, "color": "0.25"}
+    top = profile.compute_gflops
+    ax.annotate(f"memory {profile.bandwidth_gbs:.1f} GB/s", (grid[10], roof[10]), (4, 6), **note)
+    ax.annotate(f"compute {top:.1f} GFLOP/s", (grid[-1], top), (-4, 5), ha="right", **note)
     ax.axvline(profile.ridge, color="0.6", lw=0.8, ls=":", zorder=1)
     for kind, colour in KIND_COLOURS.items():
         mine = [r for r in drawn if (r.kind or "other") == kind]
         if not mine:
             continue
         share = sum(r.time_share_pct for r in mine)
-        ax.scatter(
-            [r.intensity for r in mine],
-            [r.gflops for r in mine],
-            s=[marker_area(r.time_share_pct) for r in mine],
-            color=colour,
-            edgecolors="white",
-            linewidths=0.5,
-            alpha=0.9,
-            zorder=3,
-            label=f"{kind} ({len(mine)}, {share:.0f}% of the time)",
-        )
+        area = [max(6.0, 40.0 * r.time_share_pct) for r in mine]  # at least a dot
+        style = {"color": colour, "edgecolors": "white", "linewidths": 0.5, "alpha": 0.9}
+        label = f"{kind} ({len(mine)}, {share:.0f}% of the time)"
+        mine_xy = [r.intensity for r in mine], [r.gflops for r in mine]
+        ax.scatter(*mine_xy, s=area, zorder=3, label=label, **style)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(low, high)
@@ -167,14 +130,9 @@ def draw_phone(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     ax.plot([low, high], [low, high], color="0.4", linewidth=1, label="measured x k = published")
     for i, series in enumerate(dict.fromkeys(r["series"] for r in rows)):
         mine = [r for r in rows if r["series"] == series]
-        ax.scatter(
-            [r["published_ms"] for r in mine],
-            [r["predicted_ms"] for r in mine],
-            s=22,
-            marker=PHONE_MARKERS[i % len(PHONE_MARKERS)],
-            alpha=0.8,
-            label=series,
-        )
+        mine_xy = [r["published_ms"] for r in mine], [r["predicted_ms"] for r in mine]
+        marker = PHONE_MARKERS[i % len(PHONE_MARKERS)]
+        ax.scatter(*mine_xy, s=22, marker=marker, alpha=0.8, label=series)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(low, high)
