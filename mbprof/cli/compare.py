@@ -192,25 +192,9 @@ def compare_command(
         )
         raise typer.Exit(errors.exit_code())
     frame = run.frame(rows)
-    doc = compare_document(frame)
+    doc = compare_document(frame, plot=plot if rows else None, figure=bool(rows and out.html))
     if plot is not None and rows:
-        from mbprof.render.plots import AXES, frontier_document, plot_frame
-
-        result = plot_frame(frame, AXES["madds"], AXES["top1"], plot, log_x=True)
         typer.echo(f"wrote {plot}", err=True)
-        front = frontier_document(result, AXES["madds"], AXES["top1"], "this comparison")
-        doc.tables.append(front.tables[0])
-        doc.tables[-1].title = front.title
-    if out.html is not None and rows:
-        from mbprof.render.html import figure_svg
-        from mbprof.render.plots import AXES, plot_frame
-
-        try:  # the Pareto plot, where rows have a published top-1
-            doc.figures["Top-1 against MAdds, Pareto frontier"] = figure_svg(
-                lambda path: plot_frame(frame, AXES["madds"], AXES["top1"], path, log_x=True)
-            )
-        except MbprofError:
-            doc.notes.append("No Pareto plot: no row has a top-1 figure.")
     from mbprof.core.files import write_atomic
 
     for kind, path in files.items():

@@ -12,6 +12,8 @@ from mbprof.frame.columns import COLUMNS
 from mbprof.render.document import Document, Fact, Table
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
 
@@ -90,8 +92,12 @@ def _memory_notes(frame: pd.DataFrame) -> list[str]:
     return notes
 
 
-def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Document:
-    """The comparison table: a compact view for people, every column for CSV/JSON."""
+def compare_document(
+    frame: pd.DataFrame, title: str = "Configurations", plot: Path | None = None, figure=False
+) -> Document:
+    """The comparison table: a compact view for people, every column for CSV/JSON; with
+    ``plot``, top-1 against MAdds drawn there and its Pareto frontier as a second table; with
+    ``figure``, that plot inline (for --html)."""
     from mbprof.render.latency_view import latency_notes
 
     shown = _compare_text_columns(frame)
@@ -106,7 +112,26 @@ def compare_document(frame: pd.DataFrame, title: str = "Configurations") -> Docu
     hidden = tuple(k for k in frame.columns if k not in shown)
     table = Table("configurations", frame, hidden_in_text=hidden, secondary=_SECONDARY)
     meta = {"mbprof_version": __version__}
-    return Document(title, tables=[table], notes=notes, meta=meta, kind="compare")
+    doc = Document(title, tables=[table], notes=notes, meta=meta, kind="compare")
+    if plot is not None or figure:
+        from mbprof.render.plots import AXES, frontier_document, plot_frame
+
+        def draw(path: Path):
+            return plot_frame(frame, AXES["madds"], AXES["top1"], path, log_x=True)
+
+        if plot is not None:
+            front = frontier_document(draw(plot), AXES["madds"], AXES["top1"], "this comparison")
+            doc.tables.append(front.tables[0])
+            doc.tables[-1].title = front.title
+        if figure:
+            from mbprof.core.errors import MbprofError
+            from mbprof.render.html import figure_svg
+
+            try:  # the Pareto plot, where rows have a published top-1
+                doc.figures["Top-1 against MAdds, Pareto frontier"] = figure_svg(draw)
+            except MbprofError:
+                doc.notes.append("No Pareto plot: no row has a top-1 figure.")
+    return doc
 
 
 NAMES = {
