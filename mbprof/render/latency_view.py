@@ -149,10 +149,9 @@ def latency_notes(frame: pd.DataFrame, shown: tuple[str, ...] | list[str] = ()) 
         *stability_notes(frame),
     ]
     if "runs" in frame and frame["runs"].notna().any():
-        notes.append(
-            f"Runs per configuration: {int(frame['runs'].min()):,} to "
-            f"{int(frame['runs'].max()):,} (see the runs column in CSV/JSON)."
-        )
+        low, high = int(frame["runs"].min()), int(frame["runs"].max())
+        runs = f"{low:,}" if low == high else f"{low:,} to {high:,}"
+        notes.append(f"Runs per configuration: {runs} (see the runs column in CSV/JSON).")
     return notes + [text] if (text := environment_text(frame)) else notes
 
 

@@ -50,3 +50,16 @@ def test_remedies_fit_the_reasons():
     assert "--threads 1" not in remedy([BUSY.format("1.0")], 1)  # already one thread
     assert "smaller --threads" in remedy(["4 threads asked for, 2 CPUs usable"], 4)
     assert "quiet machine" in remedy(["drift +20% from the first to the second half"], 2)
+
+
+def test_runs_are_a_range_only_where_rows_differ():
+    from mbprof.render.latency_view import latency_notes
+
+    def runs_note(runs):
+        frame = _frame([(0.35, ""), (1.0, "")]).assign(runs=runs, latency_ms=[1.0, 2.0])
+        return [n for n in latency_notes(frame, list(frame.columns)) if n.startswith("Runs")]
+
+    assert runs_note([15, 15]) == ["Runs per configuration: 15 (see the runs column in CSV/JSON)."]
+    assert runs_note([71, 1308]) == [
+        "Runs per configuration: 71 to 1,308 (see the runs column in CSV/JSON)."
+    ]
