@@ -200,6 +200,8 @@ def readable_params(params: list[Any]) -> list[Any]:
     for param in params:
         if param.param_type_name == "argument" or getattr(param, "is_flag", False):
             param.display_type_rich = _no_type  # a flag takes no value; an argument is named
+            if param.param_type_name == "argument" and param.metavar is None:
+                param.metavar = param.name.upper()  # usage: mbprof diff BEFORE AFTER
         elif param.metavar is None:
             param.metavar = _value_name(param)
     return params
