@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from mbprof.analysis.collector import removed_after
+
 PREFIX = "mbprof.layer:"
 PASS = "mbprof.pass:"
 ROOT = "(model)"
@@ -81,7 +83,7 @@ def _module_stack(module: nn.Module, stack: list[str], shapes: dict[str, tuple[i
 
         return hook
 
-    try:
+    with removed_after(handles):
         for path, child in module.named_modules():
             try:
                 handles.append(child.register_forward_pre_hook(pre(path)))
@@ -89,9 +91,6 @@ def _module_stack(module: nn.Module, stack: list[str], shapes: dict[str, tuple[i
             except RuntimeError:  # a TorchScript module: no Python hooks; its ops stay unmapped
                 continue
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def discover(module: nn.Module, example: torch.Tensor) -> tuple[dict[str, RawLayer], dict]:
@@ -139,15 +138,12 @@ def _ranges(module: nn.Module, owners: set[str]) -> Iterator[None]:
     def post(_m, _i, _o):
         open_ranges.pop().__exit__(None, None, None)
 
-    try:
+    with removed_after(handles):
         for path, child in module.named_modules():
             if path in owners:
                 handles.append(child.register_forward_pre_hook(pre(path)))
                 handles.append(child.register_forward_hook(post))
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _ops_in(event) -> list:
