@@ -56,6 +56,13 @@ def display_path(path: str) -> str:
     return path or ROOT
 
 
+def row_of(rows: dict[str, RawLayer], key: str, kind: str, passes: int, mapped: bool) -> RawLayer:
+    """The row ``key`` of ``rows``, added (no time yet in each of ``passes``) when missing."""
+    if key not in rows:
+        rows[key] = RawLayer(key, kind, [0.0] * passes, mapped=mapped)
+    return rows[key]
+
+
 def _nbytes(values) -> int:
     from torch.utils._pytree import tree_flatten
 
@@ -216,7 +223,7 @@ def profile_eager(
             for op in _ops_in(event):
                 seen[k][op.name] += 1
                 key = f"{op.name} #{seen[k][op.name]}"
-                row = unmapped.setdefault(key, RawLayer(key, op.name, [0.0] * passes, mapped=False))
+                row = row_of(unmapped, key, op.name, passes, mapped=False)
                 row.times_us[k] += op.device_time_total if cuda else op.cpu_time_total
                 row.ops = 1
     rows = []
