@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from mbprof.analysis.collector import removed_after
+from mbprof.analysis.memory.trace import tensors
 
 PREFIX = "mbprof.layer:"
 PASS = "mbprof.pass:"
@@ -64,14 +65,8 @@ def row_of(rows: dict[str, RawLayer], key: str, kind: str, passes: int, mapped: 
 
 
 def _nbytes(values) -> int:
-    from torch.utils._pytree import tree_flatten
-
-    seen, total = set(), 0
-    for value in tree_flatten(values)[0]:
-        if isinstance(value, torch.Tensor) and id(value) not in seen:
-            seen.add(id(value))
-            total += value.numel() * value.element_size()
-    return total
+    unique = {id(t): t for t in tensors(values)}
+    return sum(t.numel() * t.element_size() for t in unique.values())
 
 
 @contextmanager

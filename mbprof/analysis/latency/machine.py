@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mbprof.analysis.latency.stability import clock_for, time_blocks
+from mbprof.analysis.latency.stability import _read, clock_for, time_blocks
 from mbprof.core.errors import MbprofError
 from mbprof.core.files import cache_dir, write_atomic
 from mbprof.core.records import Environment
@@ -40,19 +40,15 @@ COPY_BYTES = {"cpu": 1 << 28, "cuda": 1 << 30}  # per buffer: far beyond any cac
 @functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
     """The CPU's marketing name (/proc/cpuinfo, else the platform module)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
-            fields: dict[str, str] = {}
-            for line in cpuinfo:
-                key, sep, value = line.partition(":")
-                if sep and value.strip():
-                    fields.setdefault(key.strip().lower(), value.strip())
-        for key in ("model name", "hardware", "model", "cpu model", "processor"):
-            value = fields.get(key, "")
-            if value and not value.isdigit():
-                return value
-    except OSError:
-        pass
+    fields: dict[str, str] = {}
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and value.strip():
+            fields.setdefault(key.strip().lower(), value.strip())
+    for key in ("model name", "hardware", "model", "cpu model", "processor"):
+        value = fields.get(key, "")
+        if value and not value.isdigit():
+            return value
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
@@ -185,13 +181,12 @@ def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
 
 
 @contextlib.contextmanager
-def _with_threads(threads: int) -> Iterator[None]:
-    """``threads`` intra-op threads and inference mode, restored afterwards."""
+def with_threads(threads: int) -> Iterator[None]:
+    """``threads`` intra-op threads inside, as many as before afterwards."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with torch.inference_mode():
-            yield
+        yield
     finally:
         torch.set_num_threads(previous)
 
@@ -211,7 +206,7 @@ def measure_peak(
 
             sizes = (max(1 << 20, min(sizes[0], available_memory_bytes() // 8)),)
     best = (0.0, sizes[-1])
-    with _with_threads(threads):
+    with with_threads(threads), torch.inference_mode():
         for n in sizes:
             if dtype == "copy":
                 a = torch.ones(n // 4, device=device)

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from mbprof.analysis.latency.machine import TORCH_DTYPES
 from mbprof.analysis.memory.schedules import alive
@@ -118,11 +117,10 @@ def measure_memory(
         torch.cuda.synchronize()
         allocator_peak = torch.cuda.max_memory_allocated() - before
     kept = set()
-    for tensor in tree_flatten(output)[0]:
-        if isinstance(tensor, torch.Tensor):
-            entry = tracker.live.get(tensor.untyped_storage()._cdata)
-            if entry is not None:
-                kept.add(entry[0])
+    for tensor in tensors(output):
+        entry = tracker.live.get(tensor.untyped_storage()._cdata)
+        if entry is not None:
+            kept.add(entry[0])
     return MeasuredMemory(
         device=device,
         dtype=dtype,
