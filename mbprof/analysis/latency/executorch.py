@@ -248,17 +248,9 @@ def layer_profile(
             match = next((f for f in fallbacks if f.op.split(".")[1] == base), None)
             if match is not None:
                 fallbacks.remove(match)
-            path = match.path if match is not None else "(unmapped)"
-            ops.append(
-                OpTime(
-                    path or "(model)",
-                    base,
-                    f"portable aten.{name}",
-                    False,
-                    _p50(event),
-                    _last(event, runs),
-                )
-            )
+            path = display_path(match.path) if match is not None else "(unmapped)"
+            kernel = f"portable aten.{name}"
+            ops.append(OpTime(path, base, kernel, False, _p50(event), _last(event, runs)))
         elif event.name == "Method::execute":
             method_ms, method_runs = _p50(event), _last(event, runs)
     outside = method_ms - sum(op.median_ms for op in ops)
