@@ -1,9 +1,10 @@
-"""Python's cyclic garbage collector paused while an analysis runs."""
+"""Context managers the analyses share: the cyclic collector paused, hooks removed, loggers quiet."""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 
@@ -17,3 +18,26 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@contextmanager
+def removed_after(handles: list) -> Iterator[None]:
+    """Each hook handle in ``handles`` (also those added inside) removed on the way out."""
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def loggers_at_error(names: Iterable[str]) -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

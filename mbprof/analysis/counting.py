@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import replace
 
 import torch
 from torch import nn
 
 from mbprof.analysis import used_params
-from mbprof.analysis.collector import collector_paused
+from mbprof.analysis.collector import collector_paused, loggers_at_error, removed_after
 from mbprof.analysis.memory.graph import Graph, Node
 from mbprof.analysis.memory.ops import BATCH_NORM
 from mbprof.core.errors import MbprofError
@@ -65,8 +63,7 @@ def _layer_geometry(module: nn.Module) -> dict:
     return {}
 
 
-@contextmanager
-def _output_sizes(model: nn.Module, sizes: dict[str, tuple[int, int]]) -> Iterator[None]:
+def _output_sizes(model: nn.Module, sizes: dict[str, tuple[int, int]]) -> AbstractContextManager:
     """Each leaf module's output HxW into ``sizes``, recorded while fvcore traces."""
 
     def hook(name: str):
@@ -89,23 +86,7 @@ def _output_sizes(model: nn.Module, sizes: dict[str, tuple[int, int]]) -> Iterat
         for name, module in model.named_modules()
         if next(module.children(), None) is None
     ]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-@contextmanager
-def _quiet_fvcore() -> Iterator[None]:
-    """fvcore's logger at ERROR while mbprof's own analysis runs, then back as it was."""
-    logger = logging.getLogger(FVCORE_LOGGER)
-    before = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(before)
+    return removed_after(handles)
 
 
 # Norms' op names as fvcore's handles name them, from the ops the dispatcher sees.
@@ -247,12 +228,13 @@ def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None)
     analysis.tracer_warnings("none")
 
     if graph is not None:
-        with _quiet_fvcore():
+        with loggers_at_error([FVCORE_LOGGER]):
             by_module = analysis.by_module_and_operator()  # fvcore traces the model here
         sizes, reads = _from_graph(model, graph)
     else:
         sizes: dict[str, tuple[int, int]] = {}
-        with _output_sizes(model, sizes), _quiet_fvcore(), used_params.recording(model) as seen:
+        quiet = loggers_at_error([FVCORE_LOGGER])
+        with _output_sizes(model, sizes), quiet, used_params.recording(model) as seen:
             by_module = analysis.by_module_and_operator()  # the sizes and reads in the same pass
         reads = seen.reads()
         if reads.values_read:

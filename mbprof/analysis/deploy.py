@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
+from mbprof.analysis.collector import removed_after
 from mbprof.core.errors import ModelRunError
 
 # In the order timm's reparameterize_model tries them: a module answers to the first it has.
@@ -63,12 +64,8 @@ def reparameterize(model: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Mod
         return record
 
     handles = [m.register_forward_hook(keep(n), with_kwargs=True) for n, m in hooked.items()]
-    try:
-        generator = torch.Generator().manual_seed(0)
-        model(torch.randn(tuple(input_shape), generator=generator))
-    finally:
-        for handle in handles:
-            handle.remove()
+    with removed_after(handles):
+        model(torch.randn(tuple(input_shape), generator=torch.Generator().manual_seed(0)))
     before = sum(p.numel() for p in built.parameters())
     ran: dict[str, int] = {}
 

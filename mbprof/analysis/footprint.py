@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -13,6 +13,7 @@ from torch.nn.modules import module as nn_module
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from mbprof.analysis.collector import removed_after
 from mbprof.analysis.memory.graph import ACT, INPUT, Graph
 from mbprof.core.errors import MbprofError, ResourceError, UserCodeExit
 
@@ -65,18 +66,10 @@ def _retry_after(exc: Exception) -> bool:
     return wrapped and not isinstance(exc, UserCodeExit)
 
 
-@contextmanager
-def _registration_hooks(on_param: Callable, on_buffer: Callable) -> Iterator[None]:
+def _registration_hooks(on_param: Callable, on_buffer: Callable) -> AbstractContextManager:
     # Global hooks (every module built in this process meanwhile): builds run one at a time.
-    handles = [
-        nn_module.register_module_parameter_registration_hook(on_param),
-        nn_module.register_module_buffer_registration_hook(on_buffer),
-    ]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
+    param = nn_module.register_module_parameter_registration_hook(on_param)
+    return removed_after([param, nn_module.register_module_buffer_registration_hook(on_buffer)])
 
 
 def parameters_to_meta() -> AbstractContextManager:
@@ -203,7 +196,7 @@ def _largest_op_bytes(
         largest = max(largest, sum(t.numel() * t.element_size() for t in tensors))
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
-    try:
+    with removed_after(handles):
         if meta:
             example = torch.zeros(input_shape, device="meta")
             with torch.no_grad(), torch.device("meta"):
@@ -212,9 +205,6 @@ def _largest_op_bytes(
             bound = _Bounded(budget) if budget else nullcontext()
             with torch.inference_mode(), bound:
                 model(torch.zeros(input_shape))
-    finally:
-        for handle in handles:
-            handle.remove()
     return largest
 
 

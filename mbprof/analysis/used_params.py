@@ -11,6 +11,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from mbprof.analysis.footprint import meta_state
+from mbprof.analysis.memory.trace import tensors
 
 # Tensor methods and functions that copy a tensor's value out to Python.
 VALUE_READS = frozenset(
@@ -36,17 +37,6 @@ def _storage(tensor: torch.Tensor) -> int:
         return 0
 
 
-def _tensors(args: tuple, kwargs: dict) -> Iterator[torch.Tensor]:
-    """The tensor arguments, also those in a list (``torch.cat``) or a dict."""
-    for arg in (*args, *kwargs.values()):
-        if isinstance(arg, torch.Tensor):
-            yield arg
-        elif isinstance(arg, (list, tuple)):
-            yield from _tensors(arg, {})
-        elif isinstance(arg, dict):
-            yield from _tensors((), arg)
-
-
 class _Reads(TorchFunctionMode):
     def __init__(self, owners: dict[int, list[int]], on_meta: bool) -> None:
         super().__init__()
@@ -64,7 +54,7 @@ class _Reads(TorchFunctionMode):
         if name in VALUE_READS:
             self.values_read = True
         if name not in METADATA:
-            for tensor in _tensors(args, kwargs):
+            for tensor in tensors((args, kwargs)):
                 owner = self.owners.get(_storage(tensor))
                 if owner:
                     self.read.update(owner)

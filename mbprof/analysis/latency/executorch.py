@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, display_path
-from mbprof.analysis.latency.lowering import Lowered, lower, modules, native_quiet
+from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, display_path, row_of
+from mbprof.analysis.latency.lowering import XNNPACK_KINDS, Lowered, lower, modules, native_quiet
 from mbprof.analysis.latency.runtimes import (
     CALIBRATION_BATCHES,
     Deployed,
@@ -122,24 +122,6 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
 LAYOUT = "(layout)"
 OVERHEAD = "(delegate overhead)"
 OUTSIDE = "(outside any operator)"
-# XNNPACK operator names -> the kind of graph node they run; names not listed are layout.
-XNNPACK_KINDS = {
-    "Convolution": "conv",
-    "Fully Connected": "conv",
-    "Deconvolution": "conv",
-    "Add": "add",
-    "Subtract": "sub",
-    "Multiply": "mul",
-    "Divide": "div",
-    "Mean": "mean",
-    "Global Average Pooling": "mean",
-    "Average Pooling": "avg_pool",
-    "Max Pooling": "max_pool",
-    "Hardswish": "hardswish",
-    "Sigmoid": "sigmoid",
-    "Concatenate": "cat",
-    "Softmax": "softmax",
-}
 
 
 @dataclass(frozen=True)
@@ -266,17 +248,9 @@ def layer_profile(
             match = next((f for f in fallbacks if f.op.split(".")[1] == base), None)
             if match is not None:
                 fallbacks.remove(match)
-            path = match.path if match is not None else "(unmapped)"
-            ops.append(
-                OpTime(
-                    path or "(model)",
-                    base,
-                    f"portable aten.{name}",
-                    False,
-                    _p50(event),
-                    _last(event, runs),
-                )
-            )
+            path = display_path(match.path) if match is not None else "(unmapped)"
+            kernel = f"portable aten.{name}"
+            ops.append(OpTime(path, base, kernel, False, _p50(event), _last(event, runs)))
         elif event.name == "Method::execute":
             method_ms, method_runs = _p50(event), _last(event, runs)
     outside = method_ms - sum(op.median_ms for op in ops)
@@ -297,15 +271,12 @@ def raw_profile(
             continue
         path = "" if op.path == "(model)" else op.path
         key = display_path(path) if path in kinds else op.path
-        row = rows.get(key)
-        if row is None:
-            mapped = op.path != "(unmapped)"
-            row = RawLayer(key, kinds.get(path, op.kind), [0.0] * len(op.runs_ms), mapped=mapped)
-            owner = owners.get(path) if path in kinds else None
-            if owner is not None and quantize == "none":
-                row.bytes_moved = owner.bytes_moved
-            row.out_shape = shapes.get(path) if path in kinds else None
-            rows[key] = row
+        mapped = op.path != "(unmapped)"
+        row = row_of(rows, key, kinds.get(path, op.kind), len(op.runs_ms), mapped)
+        if path in kinds:
+            row.out_shape = shapes.get(path)
+            if path in owners and quantize == "none":
+                row.bytes_moved = owners[path].bytes_moved
         for k, t in enumerate(op.runs_ms[: len(row.times_us)]):
             row.times_us[k] += t * 1e3
         row.ops += 1

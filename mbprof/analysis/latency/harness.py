@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
 from mbprof.analysis.latency import executorch, onnx_runtime, runtimes, stability
@@ -20,6 +19,7 @@ from mbprof.analysis.latency.machine import (
     environment,
     machine_peak_gflops,
     resolve_settings,
+    with_threads,
 )
 from mbprof.analysis.latency.runtimes import Prepared
 from mbprof.analysis.latency.stability import CpuClock, CudaClock, clock_for, time_blocks
@@ -194,34 +194,29 @@ def time_models(
     timing = f"timing it with {backend}"
     results: dict[int, Timing | Exception] = {}
     prepared: dict[int, Prepared] = {}
-    previous = torch.get_num_threads()
-    try:
-        with contextlib.ExitStack() as stack:
-            torch.set_num_threads(settings.threads)
-            for i, target in enumerate(targets):
-                say(f"preparing {target.label} for {backend}")
-                try:
-                    with target.guard(f"preparing it for {backend}"):
-                        prepared[i] = prepare(target.model, target.input_shape, settings, stack)
-                except Exception as exc:  # noqa: BLE001 - its result; the others go on
-                    results[i] = exc
-            order = sorted(prepared)
-            references = [i for i in order if prepared[i].reference is not None]
-            runs = [prepared[i].run for i in order] + [prepared[i].reference for i in references]
-            jobs = [
-                Job(run, clock_for(settings.device), lambda t=targets[i]: t.guard(timing))
-                for i, run in zip([*order, *references], runs, strict=True)
-            ]
-            timed = interleave(
-                jobs,
-                settings.min_time_s,
-                settings.warmup,
-                rounds,
-                on_round=lambda text: say(f"timing {len(order)} interleaved: {text}"),
-            )
-            threads = {i: prepared[i].threads() for i in order}
-    finally:
-        torch.set_num_threads(previous)
+    with with_threads(settings.threads), contextlib.ExitStack() as stack:
+        for i, target in enumerate(targets):
+            say(f"preparing {target.label} for {backend}")
+            try:
+                with target.guard(f"preparing it for {backend}"):
+                    prepared[i] = prepare(target.model, target.input_shape, settings, stack)
+            except Exception as exc:  # noqa: BLE001 - its result; the others go on
+                results[i] = exc
+        order = sorted(prepared)
+        references = [i for i in order if prepared[i].reference is not None]
+        runs = [prepared[i].run for i in order] + [prepared[i].reference for i in references]
+        jobs = [
+            Job(run, clock_for(settings.device), lambda t=targets[i]: t.guard(timing))
+            for i, run in zip([*order, *references], runs, strict=True)
+        ]
+        timed = interleave(
+            jobs,
+            settings.min_time_s,
+            settings.warmup,
+            rounds,
+            on_round=lambda text: say(f"timing {len(order)} interleaved: {text}"),
+        )
+        threads = {i: prepared[i].threads() for i in order}
     for i, result in zip(references, timed[len(order) :], strict=True):
         if result.error is None:
             prepared[i].figures["fp32_latency_ms"] = statistics.median(result.per_run_s) * 1e3

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from mbprof.analysis.collector import removed_after
+from mbprof.analysis.memory.trace import tensors
+
 PREFIX = "mbprof.layer:"
 PASS = "mbprof.pass:"
 ROOT = "(model)"
@@ -54,15 +57,16 @@ def display_path(path: str) -> str:
     return path or ROOT
 
 
-def _nbytes(values) -> int:
-    from torch.utils._pytree import tree_flatten
+def row_of(rows: dict[str, RawLayer], key: str, kind: str, passes: int, mapped: bool) -> RawLayer:
+    """The row ``key`` of ``rows``, added (no time yet in each of ``passes``) when missing."""
+    if key not in rows:
+        rows[key] = RawLayer(key, kind, [0.0] * passes, mapped=mapped)
+    return rows[key]
 
-    seen, total = set(), 0
-    for value in tree_flatten(values)[0]:
-        if isinstance(value, torch.Tensor) and id(value) not in seen:
-            seen.add(id(value))
-            total += value.numel() * value.element_size()
-    return total
+
+def _nbytes(values) -> int:
+    unique = {id(t): t for t in tensors(values)}
+    return sum(t.numel() * t.element_size() for t in unique.values())
 
 
 @contextmanager
@@ -81,7 +85,7 @@ def _module_stack(module: nn.Module, stack: list[str], shapes: dict[str, tuple[i
 
         return hook
 
-    try:
+    with removed_after(handles):
         for path, child in module.named_modules():
             try:
                 handles.append(child.register_forward_pre_hook(pre(path)))
@@ -89,9 +93,6 @@ def _module_stack(module: nn.Module, stack: list[str], shapes: dict[str, tuple[i
             except RuntimeError:  # a TorchScript module: no Python hooks; its ops stay unmapped
                 continue
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def discover(module: nn.Module, example: torch.Tensor) -> tuple[dict[str, RawLayer], dict]:
@@ -139,15 +140,12 @@ def _ranges(module: nn.Module, owners: set[str]) -> Iterator[None]:
     def post(_m, _i, _o):
         open_ranges.pop().__exit__(None, None, None)
 
-    try:
+    with removed_after(handles):
         for path, child in module.named_modules():
             if path in owners:
                 handles.append(child.register_forward_pre_hook(pre(path)))
                 handles.append(child.register_forward_hook(post))
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _ops_in(event) -> list:
@@ -220,7 +218,7 @@ def profile_eager(
             for op in _ops_in(event):
                 seen[k][op.name] += 1
                 key = f"{op.name} #{seen[k][op.name]}"
-                row = unmapped.setdefault(key, RawLayer(key, op.name, [0.0] * passes, mapped=False))
+                row = row_of(unmapped, key, op.name, passes, mapped=False)
                 row.times_us[k] += op.device_time_total if cuda else op.cpu_time_total
                 row.ops = 1
     rows = []

@@ -143,26 +143,28 @@ def _counted(node: Any) -> bool:
     return node.op == "call_function" and _name(node) != "getitem"
 
 
-# The graph nodes that XNNPACK runs as one operator each, by kind (its other nodes, batch
-# norm and activations, are fused into the convolution before them).
-ATEN_KINDS = {
-    "aten.convolution.default": "conv",
-    "aten.linear.default": "conv",
-    "aten.mm.default": "conv",
-    "aten.addmm.default": "conv",
-    "aten.add.Tensor": "add",
-    "aten.sub.Tensor": "sub",
-    "aten.mul.Tensor": "mul",
-    "aten.div.Tensor": "div",
-    "aten.mean.dim": "mean",
-    "aten.avg_pool2d.default": "avg_pool",
-    "aten.max_pool2d.default": "max_pool",
-    "aten.max_pool2d_with_indices.default": "max_pool",
-    "aten.hardswish.default": "hardswish",
-    "aten.sigmoid.default": "sigmoid",
-    "aten.cat.default": "cat",
-    "aten._softmax.default": "softmax",
+# kind -> (the graph nodes XNNPACK runs as one operator each, the names its operators of the
+# kind start with). Its other nodes (batch norm, activations) are fused into the convolution
+# before them; its operators not named here are layout.
+KINDS = {
+    "conv": (
+        "convolution.default linear.default mm.default addmm.default",
+        "Convolution|Fully Connected|Deconvolution",
+    ),
+    "add": ("add.Tensor", "Add"),
+    "sub": ("sub.Tensor", "Subtract"),
+    "mul": ("mul.Tensor", "Multiply"),
+    "div": ("div.Tensor", "Divide"),
+    "mean": ("mean.dim", "Mean|Global Average Pooling"),
+    "avg_pool": ("avg_pool2d.default", "Average Pooling"),
+    "max_pool": ("max_pool2d.default max_pool2d_with_indices.default", "Max Pooling"),
+    "hardswish": ("hardswish.default", "Hardswish"),
+    "sigmoid": ("sigmoid.default", "Sigmoid"),
+    "cat": ("cat.default", "Concatenate"),
+    "softmax": ("_softmax.default", "Softmax"),
 }
+ATEN_KINDS = {f"aten.{op}": kind for kind, (ops, _) in KINDS.items() for op in ops.split()}
+XNNPACK_KINDS = {name: kind for kind, (_, names) in KINDS.items() for name in names.split("|")}
 # Per XNNPACK partition, in execution order: the kind of each compute node it holds
 # ("conv", "add", ...) -> the module paths of those nodes, in graph order (the per-layer
 # profile matches XNNPACK's operators to them: ``executorch.layer_profile``).

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mbprof.analysis.latency.stability import clock_for, time_blocks
+from mbprof.analysis.latency.stability import _read, clock_for, time_blocks
 from mbprof.core.errors import MbprofError
 from mbprof.core.files import cache_dir, write_atomic
 from mbprof.core.records import Environment
@@ -40,19 +40,15 @@ COPY_BYTES = {"cpu": 1 << 28, "cuda": 1 << 30}  # per buffer: far beyond any cac
 @functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
     """The CPU's marketing name (/proc/cpuinfo, else the platform module)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
-            fields: dict[str, str] = {}
-            for line in cpuinfo:
-                key, sep, value = line.partition(":")
-                if sep and value.strip():
-                    fields.setdefault(key.strip().lower(), value.strip())
-        for key in ("model name", "hardware", "model", "cpu model", "processor"):
-            value = fields.get(key, "")
-            if value and not value.isdigit():
-                return value
-    except OSError:
-        pass
+    fields: dict[str, str] = {}
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and value.strip():
+            fields.setdefault(key.strip().lower(), value.strip())
+    for key in ("model name", "hardware", "model", "cpu model", "processor"):
+        value = fields.get(key, "")
+        if value and not value.isdigit():
+            return value
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
@@ -185,49 +181,44 @@ def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
 
 
 @contextlib.contextmanager
-def _with_threads(threads: int) -> Iterator[None]:
-    """``threads`` intra-op threads and inference mode, restored afterwards."""
+def with_threads(threads: int) -> Iterator[None]:
+    """``threads`` intra-op threads inside, as many as before afterwards."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with torch.inference_mode():
-            yield
+        yield
     finally:
         torch.set_num_threads(previous)
 
 
-def measure_matmul_peak(
-    device: str, threads: int, dtype: str, min_time_s: float = 0.5, n: int | None = None
+def measure_peak(
+    device: str, threads: int, dtype: str, min_time_s: float = 0.5, size: int | None = None
 ) -> tuple[float, int]:
-    """(best GFLOP/s, its n) of an n x n matrix product over ``MATMUL_SIZES`` (or ``n``)."""
-    sizes = (n,) if n else MATMUL_SIZES["cuda" if device.startswith("cuda") else "cpu"]
-    torch_dtype = TORCH_DTYPES[dtype]
-    best = (0.0, sizes[-1])
-    with _with_threads(threads):
-        for size in sizes:
-            a = torch.randn(size, size, device=device).to(torch_dtype)
-            b = torch.randn(size, size, device=device).to(torch_dtype)
-            clock = clock_for(device)
-            stats = time_blocks(lambda a=a, b=b: torch.mm(a, b), min_time_s / len(sizes), 2, clock)
-            best = max(best, (2 * size**3 / min(stats.per_run_s) / 1e9, size))
-    return best
-
-
-def measure_bandwidth(
-    device: str, threads: int, min_time_s: float = 0.5, nbytes: int | None = None
-) -> tuple[float, int]:
-    """(best GB/s of a streaming copy, counting bytes read and written, bytes per buffer)."""
+    """(best GFLOP/s, its n) of an n x n matrix product over ``MATMUL_SIZES`` (or ``size``);
+    dtype "copy": (best GB/s of a streaming copy, counting bytes read and written, bytes per
+    buffer)."""
     kind = "cuda" if device.startswith("cuda") else "cpu"
-    nbytes = nbytes or COPY_BYTES[kind]
-    if kind == "cpu":
-        from mbprof.analysis.footprint import available_memory_bytes
+    sizes = (size,) if size else MATMUL_SIZES[kind]
+    if dtype == "copy":
+        sizes = (size or COPY_BYTES[kind],)
+        if kind == "cpu":
+            from mbprof.analysis.footprint import available_memory_bytes
 
-        nbytes = max(1 << 20, min(nbytes, available_memory_bytes() // 8))
-    with _with_threads(threads):
-        src = torch.ones(nbytes // 4, device=device)
-        dst = torch.empty_like(src)
-        stats = time_blocks(lambda: dst.copy_(src), min_time_s, 2, clock_for(device))
-    return 2 * src.nbytes / min(stats.per_run_s) / 1e9, src.nbytes
+            sizes = (max(1 << 20, min(sizes[0], available_memory_bytes() // 8)),)
+    best = (0.0, sizes[-1])
+    with with_threads(threads), torch.inference_mode():
+        for n in sizes:
+            if dtype == "copy":
+                a = torch.ones(n // 4, device=device)
+                b = torch.empty_like(a)
+                run, work, n = (lambda a=a, b=b: b.copy_(a)), 2 * a.nbytes, a.nbytes
+            else:
+                a = torch.randn(n, n, device=device).to(TORCH_DTYPES[dtype])
+                b = torch.randn(n, n, device=device).to(TORCH_DTYPES[dtype])
+                run, work = (lambda a=a, b=b: torch.mm(a, b)), 2 * n**3
+            stats = time_blocks(run, min_time_s / len(sizes), 2, clock_for(device))
+            best = max(best, (work / min(stats.per_run_s) / 1e9, n))
+    return best
 
 
 def _read_cache(path: Path) -> dict:
@@ -282,7 +273,7 @@ def machine_peak_gflops(
     """The compute ceiling for (device, threads, dtype) in GFLOP/s, cached."""
     return _cached(
         peak_key(device, threads, dtype),
-        lambda: measure_matmul_peak(device, threads, dtype, min_time_s=min_time_s),
+        lambda: measure_peak(device, threads, dtype, min_time_s=min_time_s),
         refresh,
         at_least,
         "gflops",
@@ -295,5 +286,5 @@ def machine_bandwidth_gbs(
     """The memory ceiling for (device, threads) in GB/s, cached."""
     key = f"bandwidth|{device}|{device_name(device)}|{cpu_model()}|threads={threads}"
     return _cached(
-        key, lambda: measure_bandwidth(device, threads, min_time_s), refresh, None, "gbs"
+        key, lambda: measure_peak(device, threads, "copy", min_time_s), refresh, None, "gbs"
     )

@@ -10,7 +10,6 @@ import re
 import statistics
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, display_path
+from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, display_path, row_of
 from mbprof.analysis.latency.runtimes import (
     CALIBRATION_BATCHES,
     CALIBRATION_SEED,
@@ -316,7 +315,6 @@ def profile_onnx(
 def aggregate(events, runs, graph, optimised: Graph, folded, module, walls) -> RawProfile:
     """The rows of a parsed ONNX Runtime profile, summed per module path."""
     kinds = {path: type(m).__name__ for path, m in module.named_modules()}
-    per_pass: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(runs))
     rows: dict[str, RawLayer] = {}
     for event in events:
         if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
@@ -328,18 +326,13 @@ def aggregate(events, runs, graph, optimised: Graph, folded, module, walls) -> R
         op = event.get("args", {}).get("op_name", "")
         path = map_node(name, op, graph, optimised.nodes, folded)
         key = display_path(path) if path is not None else f"{op} {name}"
-        if key not in rows:
-            kind = kinds.get(path, op) if path is not None else op
-            rows[key] = RawLayer(key, kind, mapped=path is not None)
-        per_pass[key][k] += float(event["dur"])
+        row = row_of(rows, key, kinds.get(path, op), len(runs), mapped=path is not None)
+        row.times_us[k] += float(event["dur"])
         if k == 0:
-            row = rows[key]
             row.bytes_moved += node_bytes(
                 event.get("args", {}), optimised.nodes.get(name), optimised.weights
             )
             row.ops += 1
-    for key, row in rows.items():
-        row.times_us = per_pass[key]
     if len(walls) != len(runs):
         walls = [statistics.median(walls)] * len(runs)
     return RawProfile(rows=list(rows.values()), walls_ms=walls)

@@ -7,12 +7,15 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
-import torch
 from torch import nn
 
 from mbprof.analysis.latency.harness import prepare
 from mbprof.analysis.latency.layers import OUTSIDE, RawLayer, RawProfile
-from mbprof.analysis.latency.machine import machine_bandwidth_gbs, machine_peak_gflops
+from mbprof.analysis.latency.machine import (
+    machine_bandwidth_gbs,
+    machine_peak_gflops,
+    with_threads,
+)
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, LayerProfile, LayerRow, LayerTime
 from mbprof.core.settings import LAYER_BACKENDS, ResolvedLatency, spoken
@@ -154,13 +157,8 @@ def profile_layers(
     check_layer_backend(settings.backend)
     wanted = math.ceil(settings.min_time_s / max(latency_ms * 1e-3, 1e-6))
     passes = max(MIN_PASSES, min(MAX_PASSES, wanted))
-    previous = torch.get_num_threads()
-    try:
-        with contextlib.ExitStack() as stack:
-            torch.set_num_threads(settings.threads)
-            raw, how = prepare(model, input_shape, settings, stack).layers(passes)
-    finally:
-        torch.set_num_threads(previous)
+    with with_threads(settings.threads), contextlib.ExitStack() as stack:
+        raw, how = prepare(model, input_shape, settings, stack).layers(passes)
     # A layer faster than the cached reference: the reference was measured on a busy
     # machine; it is measured again (the cache keeps the best), and never left below.
     madds = {row.path: row.madds for row in counts.layers}

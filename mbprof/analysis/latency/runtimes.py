@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import logging
 import math
 import re
 import time
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mbprof.analysis.collector import loggers_at_error
 from mbprof.analysis.deploy import fold_batchnorm
 from mbprof.analysis.latency.layers import RawProfile, profile_eager
 from mbprof.analysis.latency.machine import TORCH_DTYPES
@@ -58,21 +58,14 @@ def quiet(
 ) -> Iterator[io.StringIO]:
     """Silence the loggers ``names``, their warnings and what they print."""
     buffer = io.StringIO()
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with (
-            warnings.catch_warnings(),
-            contextlib.redirect_stdout(buffer),
-            contextlib.redirect_stderr(buffer),
-        ):
-            warnings.simplefilter("ignore")
-            yield buffer
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
+    with (
+        loggers_at_error(names),
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(buffer),
+        contextlib.redirect_stderr(buffer),
+    ):
+        warnings.simplefilter("ignore")
+        yield buffer
 
 
 def root_cause(exc: BaseException) -> str:

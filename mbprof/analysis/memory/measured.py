@@ -9,14 +9,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
+from mbprof.analysis.latency.machine import TORCH_DTYPES
+from mbprof.analysis.memory.schedules import alive
 from mbprof.analysis.memory.trace import tensors
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import MeasuredMemory
 from mbprof.core.settings import parse_mem_dtype
-
-TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
 
 class _StorageTracker(TorchDispatchMode):
@@ -76,17 +75,12 @@ class _StorageTracker(TorchDispatchMode):
 
     def last_use_peak(self, kept: set[int]) -> int:
         """Peak of the same storages, each freed after its last read (``kept`` ones to the end)."""
-        delta = [0] * (self.ops + 2)
+        spans = []
         for alloc, nbytes in enumerate(self.sizes):
             start = self.created[alloc]
             end = self.ops if alloc in kept else max(start, self.last_read.get(alloc, start))
-            delta[start] += nbytes
-            delta[end + 1] -= nbytes
-        peak = alive = 0
-        for change in delta:
-            alive += change
-            peak = max(peak, alive)
-        return peak
+            spans.append((start, end, nbytes))
+        return max(alive(spans, self.ops + 1), default=0)
 
 
 def measure_memory(
@@ -123,11 +117,10 @@ def measure_memory(
         torch.cuda.synchronize()
         allocator_peak = torch.cuda.max_memory_allocated() - before
     kept = set()
-    for tensor in tree_flatten(output)[0]:
-        if isinstance(tensor, torch.Tensor):
-            entry = tracker.live.get(tensor.untyped_storage()._cdata)
-            if entry is not None:
-                kept.add(entry[0])
+    for tensor in tensors(output):
+        entry = tracker.live.get(tensor.untyped_storage()._cdata)
+        if entry is not None:
+            kept.add(entry[0])
     return MeasuredMemory(
         device=device,
         dtype=dtype,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -181,6 +182,15 @@ def efficient_steps(
     return steps, chunk_sizes
 
 
+def alive(spans: Iterable[tuple[int, int, int]], steps: int) -> list[int]:
+    """Bytes alive at each of ``steps`` steps, of (first step, last step, bytes) spans."""
+    delta = [0] * (steps + 1)
+    for first, last, nbytes in spans:
+        delta[first] += nbytes
+        delta[last + 1] -= nbytes
+    return list(itertools.accumulate(delta))[:steps]
+
+
 def simulate(
     steps: Sequence[Step], size: dict[int, int], keep: Iterable[int] = ()
 ) -> list[tuple[Step, LivePoint]]:
@@ -194,19 +204,14 @@ def simulate(
     for b in keep:
         if b in first:
             last[b] = len(steps) - 1
-    delta = [0] * (len(steps) + 1)
-    for b, i in first.items():
-        delta[i] += size[b]
-        delta[last[b] + 1] -= size[b]
+    live_at = alive([(i, last[b], size[b]) for b, i in first.items()], len(steps))
     points = []
-    alive = 0
-    for i, step in enumerate(steps):
-        alive += delta[i]
+    for step, held in zip(steps, live_at, strict=True):
         ins = sum(size[b] for b in step.inputs)
         outs = sum(size[b] for b in step.outputs - step.inputs)
         if not (ins or outs or step.internal):
             continue  # touches no activation (weight views, empty allocations): not a point
-        live = alive + step.internal
+        live = held + step.internal
         points.append(
             (
                 step,

@@ -11,7 +11,7 @@ from torch.nn.modules import module as nn_module
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from mbprof.analysis.collector import collector_paused
+from mbprof.analysis.collector import collector_paused, removed_after
 from mbprof.analysis.memory.graph import ACT, CONST, INPUT, PARAM, Buffer, Conv, Graph, Node, Value
 from mbprof.analysis.memory.ops import ARGS_KEPT, CONV, op_info, shortcut
 from mbprof.core.errors import MbprofError, ModelRunError
@@ -209,8 +209,9 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
         nn_module.register_module_forward_hook(leave, always_call=True),
     ]
     try:
-        with torch.no_grad(), torch.device(device), fake or nullcontext(), _Recorder(builder):
-            output = torch.func.functional_call(model, meta_state, (example,), strict=False)
+        with removed_after(handles), torch.no_grad(), torch.device(device), fake or nullcontext():
+            with _Recorder(builder):
+                output = torch.func.functional_call(model, meta_state, (example,), strict=False)
     except MbprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure means the graph cannot be traced
@@ -220,9 +221,6 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
             f"run on the meta device ({type(exc).__name__}: {first}); it needs a graph without "
             "data-dependent control flow, .item() or CPU-only ops"
         ) from None
-    finally:
-        for handle in handles:
-            handle.remove()
 
     graph = builder.graph
     graph.outputs = tuple(

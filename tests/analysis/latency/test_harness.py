@@ -433,13 +433,13 @@ def test_input_batch_must_match_the_settings():
 def test_machine_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("MBPROF_CACHE_DIR", str(tmp_path / "cache"))
     calls = []
-    real = machine.measure_matmul_peak
+    real = machine.measure_peak
 
     def spy(device, threads, dtype, min_time_s=0.5):
         calls.append((device, threads, dtype))
-        return real(device, threads, dtype, min_time_s=0.02, n=128)
+        return real(device, threads, dtype, min_time_s=0.02, size=128)
 
-    monkeypatch.setattr(machine, "measure_matmul_peak", spy)
+    monkeypatch.setattr(machine, "measure_peak", spy)
     first = machine_peak_gflops("cpu", 1, "fp32")
     assert first > 0 and math.isfinite(first) and len(calls) == 1
     assert machine_peak_gflops("cpu", 1, "fp32") == first and len(calls) == 1
@@ -460,7 +460,7 @@ def test_machine_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
 def test_a_reference_below_a_models_rate_is_measured_again_keeping_the_best(tmp_path, monkeypatch):
     monkeypatch.setenv("MBPROF_CACHE_DIR", str(tmp_path))
     rates = iter([5.0, 3.0, 8.0])  # what three measurements of the matrix product give
-    monkeypatch.setattr(machine, "measure_matmul_peak", lambda *a, **k: (next(rates), 1024))
+    monkeypatch.setattr(machine, "measure_peak", lambda *a, **k: (next(rates), 1024))
     assert machine_peak_gflops("cpu", 1, "fp32") == 5.0
     assert machine_peak_gflops("cpu", 1, "fp32", at_least=4.0) == 5.0  # no new measurement
     assert machine_peak_gflops("cpu", 1, "fp32", at_least=6.0) == 5.0  # measured 3.0: keep 5

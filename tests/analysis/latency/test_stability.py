@@ -221,13 +221,13 @@ def test_the_memory_ceiling_is_measured_once_and_cached(tmp_path, monkeypatch):
 
     monkeypatch.setenv("MBPROF_CACHE_DIR", str(tmp_path))
     calls = []
-    real = machine.measure_bandwidth
+    real = machine.measure_peak
 
-    def small(device, threads, min_time_s=0.5):
+    def small(device, threads, dtype, min_time_s=0.5):
         calls.append(threads)
-        return real(device, threads, min_time_s=0.02, nbytes=1 << 22)
+        return real(device, threads, dtype, min_time_s=0.02, size=1 << 22)
 
-    monkeypatch.setattr(machine, "measure_bandwidth", small)
+    monkeypatch.setattr(machine, "measure_peak", small)
     first = machine.machine_bandwidth_gbs("cpu", 1)
     assert first > 0 and machine.machine_bandwidth_gbs("cpu", 1) == first and calls == [1]
     (entry,) = json.loads((tmp_path / machine.PEAK_FILE).read_text()).values()
@@ -238,5 +238,5 @@ def test_the_compute_ceiling_is_the_best_over_a_few_sizes(monkeypatch):
     from mbprof.analysis.latency import machine
 
     monkeypatch.setitem(machine.MATMUL_SIZES, "cpu", (32, 64))
-    gflops, n = machine.measure_matmul_peak("cpu", 1, "fp32", min_time_s=0.02)
+    gflops, n = machine.measure_peak("cpu", 1, "fp32", min_time_s=0.02)
     assert gflops > 0 and n in (32, 64)
