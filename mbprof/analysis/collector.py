@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import io
 import logging
+import os
+import sys
+import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -41,3 +47,50 @@ def loggers_at_error(names: Iterable[str]) -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+@contextmanager
+def quiet(
+    names: tuple[str, ...] = ("torch.onnx", "onnxscript", "torch.export"),
+) -> Iterator[io.StringIO]:
+    """Silence the loggers ``names``, their warnings and what they print."""
+    buffer = io.StringIO()
+    with (
+        loggers_at_error(names),
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(buffer),
+        contextlib.redirect_stderr(buffer),
+    ):
+        warnings.simplefilter("ignore")
+        yield buffer
+
+
+# ExecuTorch and the export below it log through these.
+EXECUTORCH_LOGGERS = ("torch", "torchao", "executorch", "torch.fx.experimental.symbolic_shapes")
+
+
+@contextmanager
+def native_quiet(loggers: tuple[str, ...] = EXECUTORCH_LOGGERS) -> Iterator[list[str]]:
+    """Silence ExecuTorch's C++ logs (fd 2), log records and warnings; yields the captured text."""
+    captured: list[str] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 1)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            with quiet(loggers) as buffer:
+                try:
+                    yield captured
+                finally:
+                    captured.append(buffer.getvalue())
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            tmp.seek(0)
+            captured.insert(0, tmp.read().decode(errors="replace"))

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from mbprof.analysis.collector import native_quiet
 from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, display_path, row_of
-from mbprof.analysis.latency.lowering import XNNPACK_KINDS, Lowered, lower, modules, native_quiet
+from mbprof.analysis.latency.lowering import XNNPACK_KINDS, Lowered, lower, modules
 from mbprof.analysis.latency.runtimes import (
     CALIBRATION_BATCHES,
     Deployed,

@@ -171,7 +171,7 @@ def profile_eager(
     """Per-layer times of ``module`` on ``example`` over ``passes`` profiled passes."""
     from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
-    from mbprof.analysis.latency.lowering import native_quiet
+    from mbprof.analysis.collector import native_quiet
 
     owners, _ = discover(module, example)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])

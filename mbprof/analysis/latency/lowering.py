@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import logging
-import os
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
@@ -21,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from mbprof.analysis.collector import native_quiet
 from mbprof.analysis.latency.runtimes import (
     CALIBRATION_BATCHES,
     CALIBRATION_SEED,
-    quiet,
     random_batches,
     root_cause,
 )
@@ -37,37 +32,9 @@ PORTABLE_WHY = (
     "out of it"
 )
 # Loggers that write during export, lowering and quantization.
-LOGGERS = ("torch", "torchao", "executorch", "torch.fx.experimental.symbolic_shapes")
 # Conversions the int8 graph is full of: part of the quantized operators, not counted apart.
 QUANT_OPS = ("quantize_per_tensor", "quantize_per_channel", "dequantize_per_tensor",
              "dequantize_per_channel", "choose_qparams")  # fmt: skip
-
-
-@contextlib.contextmanager
-def native_quiet() -> Iterator[list[str]]:
-    """Silence ExecuTorch's C++ logs (fd 2), log records and warnings; yields the captured text."""
-    captured: list[str] = []
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 1)
-        os.dup2(tmp.fileno(), 2)
-        try:
-            with quiet(LOGGERS) as buffer:
-                try:
-                    yield captured
-                finally:
-                    captured.append(buffer.getvalue())
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            tmp.seek(0)
-            captured.insert(0, tmp.read().decode(errors="replace"))
 
 
 @functools.cache

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mbprof.analysis.collector import quiet
 from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, display_path, row_of
 from mbprof.analysis.latency.runtimes import (
     CALIBRATION_BATCHES,
@@ -26,7 +27,6 @@ from mbprof.analysis.latency.runtimes import (
     Prepared,
     check_same_output,
     closeness,
-    quiet,
     random_batches,
     root_cause,
 )

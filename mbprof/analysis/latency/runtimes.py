@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import io
 import math
 import re
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from mbprof.analysis.collector import loggers_at_error
 from mbprof.analysis.deploy import fold_batchnorm
 from mbprof.analysis.latency.layers import RawProfile, profile_eager
 from mbprof.analysis.latency.machine import TORCH_DTYPES
@@ -50,22 +47,6 @@ class Prepared:
     threads: Callable[[], int | None] = torch.get_num_threads
     # Per-layer time of the same form over n passes, and how it was taken (None: no profile).
     layers: Callable[[int], tuple[RawProfile, str]] | None = None
-
-
-@contextlib.contextmanager
-def quiet(
-    names: tuple[str, ...] = ("torch.onnx", "onnxscript", "torch.export"),
-) -> Iterator[io.StringIO]:
-    """Silence the loggers ``names``, their warnings and what they print."""
-    buffer = io.StringIO()
-    with (
-        loggers_at_error(names),
-        warnings.catch_warnings(),
-        contextlib.redirect_stdout(buffer),
-        contextlib.redirect_stderr(buffer),
-    ):
-        warnings.simplefilter("ignore")
-        yield buffer
 
 
 def root_cause(exc: BaseException) -> str:
