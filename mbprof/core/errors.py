@@ -59,11 +59,6 @@ def _record(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def received() -> int | None:
-    """The signal (SIGINT, SIGTERM) that interrupted this run, or None."""
-    return _received
-
-
 def exit_code() -> int:
     """The shell's exit status for the interruption: 128 + the signal (130 by default)."""
     return 128 + (_received or signal.SIGINT)
