@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from mbprof.core.errors import MbprofError
+from mbprof.core.errors import MbprofError, first_line
 from mbprof.core.parsing import parse_choice
 
 Outcome = tuple[int, Any]
@@ -198,10 +198,6 @@ def _threads_kept() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def _unreachable(address: str, reason: str) -> MbprofError:
     return MbprofError(
         f"scheduler: cannot reach a dask scheduler at {address!r} within "
@@ -266,7 +262,7 @@ class DaskPool:
                 get_address_host_port(address)
         except (ValueError, TypeError) as exc:
             raise MbprofError(
-                f"scheduler: {address!r} is not an address ({_first_line(exc)}); give the "
+                f"scheduler: {address!r} is not an address ({first_line(exc, type(exc).__name__)}); give the "
                 "address that `dask scheduler` prints, such as tcp://10.0.0.5:8786",
                 field="scheduler",
             ) from None
@@ -275,9 +271,9 @@ class DaskPool:
                 address, timeout=CONNECT_TIMEOUT_S, set_as_default=False
             )
         except (OSError, TimeoutError) as exc:
-            raise _unreachable(address, _first_line(exc)) from None
+            raise _unreachable(address, first_line(exc, type(exc).__name__)) from None
         except Exception as exc:  # noqa: BLE001 - something answered, not as a scheduler does
-            failure = f"{type(exc).__name__}: {_first_line(exc)}"
+            failure = f"{type(exc).__name__}: {first_line(exc, type(exc).__name__)}"
         else:
             return
         import gc
