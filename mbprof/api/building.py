@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mbprof.analysis.collector import collector_paused
-from mbprof.core.errors import MbprofError, ModelRunError, ResourceError, contained
+from mbprof.core.errors import MbprofError, ModelRunError, ResourceError, contained, first_line
 from mbprof.core.records import MemoryReport, ModelSpec
 
 if TYPE_CHECKING:
@@ -214,8 +214,7 @@ def running(spec: ModelSpec, phase: str) -> Iterator[None]:
     except (MbprofError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised with the model named
-        lines = str(exc).strip().splitlines()
-        first = f": {lines[0]}" if lines else ""
+        first = f": {first_line(exc)}" if first_line(exc) else ""
         at = spec.label.removeprefix(spec.model).strip()
         raise ModelRunError(
             f"model {spec.model!r} failed while {phase} ({at}): {type(exc).__name__}{first}"

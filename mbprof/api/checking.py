@@ -104,10 +104,7 @@ def measure_requests(
             on_start(spec)
         asked = []
         for request in mine:
-            memory = None
-            if request.memory is not None:
-                wanted = dict(request.memory)
-                memory = MemorySettings(wanted["dtype"], wanted["chunks"])
+            memory = MemorySettings(**dict(request.memory)) if request.memory else None
             settings = None
             if request.latency is not None:
                 settings = (latency or {}).get(request.latency) or make_latency_settings(

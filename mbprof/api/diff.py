@@ -231,6 +231,13 @@ def _noise(before: Side, after: Side, ms_before: float, ms_after: float) -> floa
     return None if None in bounds else sum(bounds)
 
 
+def _deltas(row: dict, keys: Any, b: dict, a: dict, missing: Any) -> dict[str, Any]:
+    for key in keys:
+        row[f"{key}_before"], row[f"{key}_after"] = b.get(key, missing), a.get(key, missing)
+        row[f"{key}_delta"] = (a.get(key) or 0) - (b.get(key) or 0)
+    return row
+
+
 def diff(before: Any, after: Any) -> DiffResult:
     """``after`` against ``before``, each a result file mbprof wrote (read as data), a model
     name or ``ModelSpec`` (profiled here), a ``Profile`` or a ``BenchResult``."""
@@ -259,9 +266,7 @@ def diff(before: Any, after: Any) -> DiffResult:
             "after_path": a.get("path") if b.get("path") != a.get("path") else None,
             "type": b.get("type", a.get("type")),
         }
-        for key in figures:
-            row[f"{key}_before"], row[f"{key}_after"] = b.get(key, 0), a.get(key, 0)
-            row[f"{key}_delta"] = a.get(key, 0) - b.get(key, 0)
+        _deltas(row, figures, b, a, 0)
         if "layer_time_ms" in figures:
             noise = _noise(before, after, b.get("layer_time_ms", 0), a.get("layer_time_ms", 0))
             row["verdict"] = _verdict(row["layer_time_ms_delta"], noise)
@@ -271,11 +276,7 @@ def diff(before: Any, after: Any) -> DiffResult:
     memory = []
     for size in sizes:
         b, a = (side.get(size, {}) for side in by_size)
-        row = {"size": size}
-        for key in MEMORY_FIGURES:
-            row[f"{key}_before"], row[f"{key}_after"] = b.get(key), a.get(key)
-            row[f"{key}_delta"] = (a.get(key) or 0) - (b.get(key) or 0)
-        memory.append(row)
+        memory.append(_deltas({"size": size}, MEMORY_FIGURES, b, a, None))
     differ = [
         f"{key} ({before.settings[key]} against {after.settings[key]})"
         for key in SETTINGS

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from mbprof.core.errors import MbprofError
+from mbprof.core.errors import MbprofError, first_line
 from mbprof.core.parsing import parse_choice
 
 Outcome = tuple[int, Any]
@@ -32,6 +32,13 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _outcome(fn: Callable[[Any], Any], task: Any) -> Any:
+    try:
+        return fn(task)
+    except Exception as exc:  # noqa: BLE001 - the row's error; Ctrl-C still stops
+        return exc
+
+
 class InProcess:
     """One task after another, in this process (``--workers 1``)."""
 
@@ -39,10 +46,7 @@ class InProcess:
 
     def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
         for index, task in enumerate(tasks):
-            try:
-                yield index, fn(task)
-            except Exception as exc:  # noqa: BLE001 - the row's error; Ctrl-C still stops
-                yield index, exc
+            yield index, _outcome(fn, task)
 
     def close(self) -> None:
         pass
@@ -128,13 +132,10 @@ class LocalPool:
                     if suspects and not flying:  # alone in the pool: a death names its task
                         index = suspects.pop(0)
                         future = executor.submit(fn, tasks[index])
-                        try:
-                            yield index, future.result()
-                        except BrokenProcessPool as exc:
+                        exc = future.exception()
+                        if isinstance(exc, BrokenProcessPool):
                             executor = self._executor(processes)  # loky gives a fresh pool
-                            yield index, exc
-                        except Exception as exc:  # noqa: BLE001 - the row's error
-                            yield index, exc
+                        yield index, exc if exc is not None else future.result()
                         continue
                     while queue and not suspects and len(flying) < 2 * processes:
                         index = next_for_pool()
@@ -150,10 +151,7 @@ class LocalPool:
 
                             torch.set_num_threads(self._threads())  # one share of the cores
                         queue.remove(local)
-                        try:
-                            yield local, fn(tasks[local])
-                        except Exception as exc:  # noqa: BLE001 - the row's error
-                            yield local, exc
+                        yield local, _outcome(fn, tasks[local])
                     if not flying:
                         continue
                     timeout = 0 if local is not None else None
@@ -198,10 +196,6 @@ def _threads_kept() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _unreachable(address: str, reason: str) -> MbprofError:
@@ -268,7 +262,7 @@ class DaskPool:
                 get_address_host_port(address)
         except (ValueError, TypeError) as exc:
             raise MbprofError(
-                f"scheduler: {address!r} is not an address ({_first_line(exc)}); give the "
+                f"scheduler: {address!r} is not an address ({first_line(exc, type(exc).__name__)}); give the "
                 "address that `dask scheduler` prints, such as tcp://10.0.0.5:8786",
                 field="scheduler",
             ) from None
@@ -277,9 +271,9 @@ class DaskPool:
                 address, timeout=CONNECT_TIMEOUT_S, set_as_default=False
             )
         except (OSError, TimeoutError) as exc:
-            raise _unreachable(address, _first_line(exc)) from None
+            raise _unreachable(address, first_line(exc, type(exc).__name__)) from None
         except Exception as exc:  # noqa: BLE001 - something answered, not as a scheduler does
-            failure = f"{type(exc).__name__}: {_first_line(exc)}"
+            failure = f"{type(exc).__name__}: {first_line(exc, type(exc).__name__)}"
         else:
             return
         import gc

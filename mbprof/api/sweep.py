@@ -56,19 +56,10 @@ def time_rows(
     group = group or TIMING_GROUP
     for start in range(0, len(rows), group):
         chunk = range(start, min(start + group, len(rows)))
-        timed: dict[int, dict[str, Any]] = {}
-        todo: list[int] = []
-        timed_keys: dict[int, Any] = {}
-        for i in chunk:
-            if "madds" not in rows[i]:  # the model did not build or count
-                continue
-            if keep and keys[i] is not None:
-                timed_keys[i] = latency_key(keys[i], latency)
-                found = cache.get(timed_keys[i])
-                if found is not None:
-                    timed[i] = found
-                    continue
-            todo.append(i)
+        counted = [i for i in chunk if "madds" in rows[i]]  # the others did not build or count
+        timed_keys = {i: latency_key(keys[i], latency) for i in counted if keep and keys[i]}
+        timed = {i: hit for i, key in timed_keys.items() if (hit := cache.get(key)) is not None}
+        todo = [i for i in counted if i not in timed]
         if todo and on_start is not None:
             on_start(specs[todo[0]])
         jobs, indices = [], []
@@ -88,7 +79,7 @@ def time_rows(
             timed.update(zip(indices, columns, strict=True))
         jobs = model = None  # dropped before the rows are handed on
         for i in todo:
-            if i in timed_keys and not timed[i].get("error"):
+            if i in timed_keys:  # (a row with an error is never kept)
                 cache.put(timed_keys[i], timed[i])
         for i in chunk:
             if on_start is not None:

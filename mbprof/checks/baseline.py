@@ -79,10 +79,6 @@ def parse_tolerance_items(
     return groups
 
 
-def parse_tolerances(items: Iterable[str] | None, option: str = "--tolerance") -> dict[str, float]:
-    return tolerances_for(parse_tolerance_items(items, option))
-
-
 def _memory_settings(row: Mapping[str, Any], mode: str) -> tuple[tuple[str, Any], ...]:
     chunks = cell(row, "mem_chunks")
     return (

@@ -52,9 +52,12 @@ DEFAULT_LATENCY_TOLERANCE_PCT = 10.0
 
 CONFIG_KEYS = ("name", "model", "width", "depth", "resolution", "classes", "args", "reparam")
 BUDGET_KEYS = CONFIG_KEYS + tuple(METRICS)
-MEMORY_KEYS = ("limit", "dtype", "mode", "chunks")
-LATENCY_KEYS = ("limit", "tolerance", *LATENCY_IDENTITY, "min_time", "warmup")
-MODEL_SIZE_KEYS = ("limit", "backend", "quantize")
+# A limit written as a table: its keys, and a limit for the example.
+TABLE_KEYS = {
+    "max_peak_memory": (("limit", "dtype", "mode", "chunks"), "1.2 MB"),
+    "max_latency": (("limit", "tolerance", *LATENCY_IDENTITY, "min_time", "warmup"), "25 ms"),
+    "max_model_size": (("limit", "backend", "quantize"), "4 MB"),
+}
 
 
 class _BudgetReader(TableReader):
@@ -103,32 +106,38 @@ class _BudgetReader(TableReader):
             raise self.fail(f"{value!r} is not allowed; a limit must be > 0", index, key)
         return number, str(value)
 
-    def entry(
-        self, entry: Any, index: int, key: str, keys: tuple[str, ...], example: str
-    ) -> tuple[float, str, dict[str, Any]]:
-        """(value, text, table of settings) of a limit alone or a table with its settings."""
+    def limit(self, entry: Any, index: int, key: str) -> Limit:
+        """A limit alone, or a table of the limit with the settings it is measured under."""
         metric = METRICS[key]
-        if not isinstance(entry, dict):
+        if metric.kind == "count" or not isinstance(entry, dict):
             value, text = self.limit_value(entry, index, key, metric)
-            return value, text, {}
-        self.unknown_keys(entry, keys, index, key)
-        if "limit" not in entry:
-            raise self.fail(f"no 'limit' in the table, e.g. limit = \"{example}\"", index, key)
-        value, text = self.limit_value(entry["limit"], index, f"{key}.limit", metric)
-        return value, text, entry
+            entry = {}
+        else:
+            keys, example = TABLE_KEYS[key]
+            self.unknown_keys(entry, keys, index, key)
+            if "limit" not in entry:
+                raise self.fail(f"no 'limit' in the table, e.g. limit = \"{example}\"", index, key)
+            value, text = self.limit_value(entry["limit"], index, f"{key}.limit", metric)
+        tolerance, settings = 0.0, ()
+        if key == "max_peak_memory":
+            settings = (
+                ("dtype", self.choice(entry, "dtype", index, key, MEM_DTYPES) or DEFAULT_MEM_DTYPE),
+                ("mode", self.choice(entry, "mode", index, key, MEM_MODES) or DEFAULT_MEM_MODE),
+                ("chunks", self.chunks(entry, index, key)),
+            )
+        elif key == "max_latency":
+            tolerance, settings = self.latency(entry, index, key)
+        elif key == "max_model_size":
+            # The default latency settings but for these (a latency limit under the same
+            # settings shares the run).
+            settings = latency_settings(
+                backend=self.choice(entry, "backend", index, key, INT8_BACKENDS) or "executorch",
+                quantize=self.choice(entry, "quantize", index, key, QUANTIZE),
+            )
+        return Limit(key, value, text, self.lines.budget(index, key), tolerance, settings)
 
-    def memory_limit(self, entry: Any, index: int, key: str) -> Limit:
-        value, text, entry = self.entry(entry, index, key, MEMORY_KEYS, "1.2 MB")
-        settings = (
-            ("dtype", self.choice(entry, "dtype", index, key, MEM_DTYPES) or DEFAULT_MEM_DTYPE),
-            ("mode", self.choice(entry, "mode", index, key, MEM_MODES) or DEFAULT_MEM_MODE),
-            ("chunks", self.chunks(entry, index, key)),
-        )
-        return Limit(key, value, text, self.lines.budget(index, key), 0.0, settings)
-
-    def latency_limit(self, entry: Any, index: int, key: str) -> Limit:
+    def latency(self, entry: dict[str, Any], index: int, key: str) -> tuple[float, Any]:
         tolerance = DEFAULT_LATENCY_TOLERANCE_PCT
-        value, text, entry = self.entry(entry, index, key, LATENCY_KEYS, "25 ms")
         if "tolerance" in entry:
             tolerance = self.wrap(
                 index, f"{key}.tolerance", parse_percent, entry["tolerance"], "tolerance"
@@ -146,7 +155,7 @@ class _BudgetReader(TableReader):
                     index,
                     f"{key}.min_time",
                 )
-        settings = latency_settings(
+        return tolerance, latency_settings(
             device=self.choice(entry, "device", index, key, DEVICES),
             backend=self.choice(entry, "backend", index, key, BACKENDS),
             # A fixed bound here: checking saved results (--results) needs no CPUs; measuring
@@ -160,37 +169,16 @@ class _BudgetReader(TableReader):
             warmup=self.integer(entry, "warmup", index, 0, key, MAX_WARMUP),
             quantize=self.choice(entry, "quantize", index, key, QUANTIZE),
         )
-        return Limit(key, value, text, self.lines.budget(index, key), tolerance, settings)
-
-    def model_size_limit(self, entry: Any, index: int, key: str) -> Limit:
-        """A size limit with the default latency settings but for its backend and quantize
-        (a latency limit under the same settings shares the run)."""
-        value, text, entry = self.entry(entry, index, key, MODEL_SIZE_KEYS, "4 MB")
-        settings = latency_settings(
-            backend=self.choice(entry, "backend", index, key, INT8_BACKENDS) or "executorch",
-            quantize=self.choice(entry, "quantize", index, key, QUANTIZE),
-        )
-        return Limit(key, value, text, self.lines.budget(index, key), 0.0, settings)
 
     def limits(self, table: Mapping[str, Any], index: int) -> list[Limit]:
         limits: list[Limit] = []
         for key, value in table.items():  # in the file's order
             if key not in METRICS:
                 continue
-            metric = METRICS[key]
-            if metric.kind == "count":
-                number, text = self.limit_value(value, index, key, metric)
-                limits.append(Limit(key, number, text, self.lines.budget(index, key)))
-                continue
-            entries = value if isinstance(value, list) else [value]
-            if not entries:
+            many = isinstance(value, list) and METRICS[key].kind != "count"
+            if many and not value:
                 raise self.fail("an empty array; give at least one limit", index, key)
-            read = {
-                "max_peak_memory": self.memory_limit,
-                "max_latency": self.latency_limit,
-                "max_model_size": self.model_size_limit,
-            }[key]
-            limits += [read(entry, index, key) for entry in entries]
+            limits += [self.limit(entry, index, key) for entry in (value if many else [value])]
         if not limits:
             raise self.fail(f"sets no limit; give at least one of {', '.join(METRICS)}", index)
         return limits

@@ -122,10 +122,6 @@ def check_rows(budgets: BudgetFile | Iterable[Budget], rows: Any) -> list[Result
     return [result for budget in items for result in check_budget(budget, rows)]
 
 
-def violations(results: Iterable[Result]) -> list[Result]:
-    return [r for r in results if not r.passed]
-
-
 Settings = tuple[tuple[str, Any], ...]
 
 

@@ -59,11 +59,6 @@ def _record(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def received() -> int | None:
-    """The signal (SIGINT, SIGTERM) that interrupted this run, or None."""
-    return _received
-
-
 def exit_code() -> int:
     """The shell's exit status for the interruption: 128 + the signal (130 by default)."""
     return 128 + (_received or signal.SIGINT)
@@ -99,12 +94,16 @@ def watch(sigterm: bool = False) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+def first_line(exc: BaseException, default: str = "") -> str:
+    return (str(exc).strip().splitlines() or [default])[0]
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"called sys.exit({exc.code!r})"
     if isinstance(exc, KeyboardInterrupt):
         return "raised KeyboardInterrupt (not a Ctrl-C)"
-    first = (str(exc).strip().splitlines() or [""])[0]
+    first = first_line(exc)
     return f"raised {type(exc).__name__}" + (f": {first}" if first else "")
 
 

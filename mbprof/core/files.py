@@ -77,8 +77,7 @@ def _umask() -> int:
 
 
 def _cannot_write(path: Path, exc: OSError) -> MbprofError:
-    reason = (exc.strerror or str(exc)).lower() if isinstance(exc, OSError) else str(exc)
-    return MbprofError(f"cannot write {str(path)!r}: {reason}")
+    return MbprofError(f"cannot write {str(path)!r}: {(exc.strerror or str(exc)).lower()}")
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:

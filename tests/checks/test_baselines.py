@@ -12,7 +12,6 @@ from mbprof.checks.baseline import (
     baseline_budgets,
     default_tolerances,
     parse_tolerance_items,
-    parse_tolerances,
     tolerances_for,
 )
 from mbprof.checks.budget_file import parse_budgets
@@ -47,12 +46,12 @@ def test_default_and_parsed_tolerances():
         "peak_act_bytes_efficient": 0.0,
         "latency_ms": 15.0,
     }
-    tol = parse_tolerances(["latency=25%", "memory=1%"])
+    tol = tolerances_for(parse_tolerance_items(["latency=25%", "memory=1%"]))
     assert tol["latency_ms"] == 25.0 and tol["peak_act_bytes_efficient"] == 1.0
     assert tol["madds"] == 0.0
     for bad in (["latency"], ["speed=5%"], ["latency=5"]):
         with pytest.raises(MbprofError):
-            parse_tolerances(bad)
+            tolerances_for(parse_tolerance_items(bad))
 
 
 def test_tolerances_from_python_and_from_the_command_line_agree():
@@ -60,8 +59,6 @@ def test_tolerances_from_python_and_from_the_command_line_agree():
         "latency": 30.0,  # given twice: the last one
         "madds": 1.0,
     }
-    items = ["latency=25%", "memory=1%"]
-    assert parse_tolerances(items) == tolerances_for(parse_tolerance_items(items))
     assert tolerances_for({"latency": 25}) == tolerances_for({"latency": "25%"})
     assert tolerances_for(None) == default_tolerances()
     both = tolerances_for({"memory": 2.5})
