@@ -135,7 +135,7 @@ def test_models_lists_the_registry(run):
         (["profile", "mobilenet_v1", "--depth", "1.4"], ["no depth multiplier"]),
         (["profile", "mobilenet_v2", "--format", "xml"], ["xml"]),
         (["profile", "mobilenet_v2", "--arg", "foo=1"], ["'foo'"]),
-        (["profile"], ["Missing argument 'model'", "mbprof profile --help"]),
+        (["profile"], ["Missing argument 'MODEL'", "mbprof profile --help"]),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(run, args, fragments):
