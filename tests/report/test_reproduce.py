@@ -104,6 +104,7 @@ def test_table4_holds_the_paper_s_values():
     assert got == expected
 
 
+@pytest.mark.slow  # Tables 4 and 3 regenerated
 def test_fresh_table4_counts_mobilenet_v2_as_torchvision(fresh):
     table = pd.read_csv(fresh / "table4.csv").set_index("network")
     # architectures.md: 300,774,272 MAdds and 3,504,872 params (torchvision's count).
@@ -143,6 +144,7 @@ def test_a_folder_of_other_files_is_refused(tmp_path, run):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow  # Tables 4 and 3 regenerated
 def test_fresh_table3_by_hand(fresh):
     table = pd.read_csv(fresh / "table3.csv", dtype={"size": str})
     cell = table.set_index(["model", "size"])

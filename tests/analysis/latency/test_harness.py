@@ -337,6 +337,7 @@ def test_a_backend_with_another_output_is_refused():
         runtimes.check_same_output(expected, expected.numpy()[:, :2], "X")
 
 
+@pytest.mark.slow  # an ONNX export attempt (seconds)
 def test_onnx_export_failure_is_one_clear_runtime_error():
     class Unexportable(nn.Module):
         def __init__(self) -> None:
