@@ -31,8 +31,14 @@ def is_import_path(model: str) -> bool:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One configuration; ``resolution`` is (height, width), ``kwargs`` the builder's extra
-    arguments as sorted (key, value) pairs (hashable), ``reparam`` the deployed form."""
+    """One configuration: which model, at which width, depth, resolution and classes,
+    as built or (``reparam``) in its deployed form.
+
+    ``resolution`` is the input image's (height, width) in pixels, ``channels`` its
+    channels (3 but for an ``nn.Module`` given with another ``input_size``). ``kwargs``
+    holds extra keyword arguments for the model's builder as sorted (key, value) pairs so
+    that the spec stays hashable.
+    """
 
     model: str
     width: float = 1.0
@@ -66,7 +72,13 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class LayerRow:
-    """Cost of one module's own ops (not its children's); ``params_used``: None if unknown."""
+    """Cost of one module, counting only the ops it runs itself (not its children's).
+
+    ``madds`` are multiply-accumulates of convolutions and fully connected layers;
+    ``other_flops`` is fvcore's estimate for the other ops it knows (batch norm,
+    pooling, upsampling, normalisation); ``params`` are the module's own parameters,
+    ``params_used`` those of them that the inference forward pass reads (None: not known).
+    """
 
     path: str
     type: str
@@ -88,8 +100,26 @@ def _frozen(mapping: Mapping[str, int] | None = None) -> Mapping[str, int]:
 
 @dataclass(frozen=True)
 class CountReport:
-    """MAdds (batch 1) and parameters of one configuration, in total and per layer
-    (docs/counting.md says what each figure counts)."""
+    """MAdds and parameters of one configuration, in total and per layer.
+
+    madds:        multiply-accumulates of convolutions and fully connected layers
+                  (the papers' convention), batch 1.
+    params:       every parameter tensor's elements (weights, biases, batch-norm
+                  affine), as ``sum(p.numel() for p in model.parameters())``.
+    other_flops:  fvcore's estimates for batch norm, pooling, upsampling and
+                  normalisation layers, kept apart from ``madds``.
+    uncounted_ops: ops that ran but have no cost estimate (activations, additions,
+                  concatenations, reshapes), with how many times each ran.
+    params_used:  the parameters that some op of one eval-mode forward pass reads
+                  (``mbprof.analysis.used_params``): ``params`` less what inference never
+                  reads, such as auxiliary classifiers. None: not counted.
+    notes:        what a reader of the counts should know (parameters never read, a
+                  forward pass that branches on tensor values).
+    engine:       what counted: "fvcore" (its JIT trace) or "dispatch" (fvcore's rules on
+                  the aten ops of a meta-device trace; ``mbprof.analysis.counting``).
+    attention_madds: the part of ``madds`` in fused attention (``scaled_dot_product_attention``),
+                  which the papers count and fvcore's own handles (timm's published GMACs) do not.
+    """
 
     madds: int
     params: int
@@ -149,7 +179,18 @@ class ChunkedBlock:
 
 @dataclass(frozen=True)
 class MemoryReport:
-    """Activation memory of one forward pass (docs/memory.md gives the conventions)."""
+    """Activation memory of one forward pass, from the traced graph (see
+    ``mbprof.analysis.memory`` for the conventions).
+
+    peak:            materialized: the most bytes alive at one op, every tensor whole,
+                     batch norm and activations written over their input when it is not
+                     used again (as a deployed conv + BN + activation layer is).
+    peak_efficient:  the same with chunked blocks (``blocks``) run as one op each:
+                     |input| + |output| + one chunk of the expanded tensor.
+    eager_peak_bytes: op by op as eager PyTorch allocates (batch norm out of place),
+                     every tensor freed after its last use; what the real-run check compares.
+    The input image is not counted (``input_bytes`` gives its size).
+    """
 
     dtype: str
     bytes_per_element: int
@@ -196,7 +237,8 @@ class FlopsCount:
 
 @dataclass(frozen=True)
 class Profile(Displayed):
-    """Everything mbprof knows about one configuration."""
+    """Everything mbprof knows about one configuration. ``notes``: how the model had to
+    be sized (a probe that failed, the fallback taken), then the counts' notes."""
 
     spec: ModelSpec
     counts: CountReport
@@ -227,8 +269,25 @@ class Environment:
 
 @dataclass(frozen=True)
 class Timing:
-    """Latency of one configuration on this machine: the median time of one batch
-    (docs/latency.md says how it is measured and what each figure means)."""
+    """Latency of one configuration, measured on this machine.
+
+    latency_ms is the median wall time of one forward pass of a whole batch, over
+    ``blocks`` timed blocks of ``runs_per_block`` back-to-back runs (a block's time
+    divided by its runs); p10/p90 are the 10th and 90th percentiles of the same
+    per-run block times. ``compile_s`` is the one-off preparation (torch.compile's
+    first call, or ONNX export plus session creation) and is never part of latency.
+    ``madds`` is per image (the papers' convention); ``machine_peak_gflops`` is the
+    cached best rate of a large matrix product on the same device, threads and dtype.
+
+    Backends that run an exported artifact (onnxruntime, executorch) also give
+    ``deployed_bytes``, the bytes of the file they run (.onnx, .pte). ExecuTorch gives
+    ``delegated_ops`` (operators the XNNPACK delegate took) and ``portable_ops`` (operators
+    left to ExecuTorch's portable kernels). An int8 run gives the same backend's fp32
+    figures (``fp32_latency_ms``, timed right after, and ``fp32_deployed_bytes``) and how
+    close its logits stay to fp32 on random inputs that calibration never saw
+    (``int8_cosine``: mean cosine similarity; ``int8_top1_agreement``: share of inputs
+    whose arg-max class is the same). Random inputs say nothing about accuracy.
+    """
 
     latency_ms: float
     latency_p10_ms: float
@@ -351,7 +410,8 @@ class LayerProfile:
 
 @dataclass(frozen=True)
 class BenchResult(Displayed):
-    """One configuration's latency (and, when asked for, its time layer by layer)."""
+    """One configuration's latency, with the configuration it belongs to (and, when
+    asked for, where its time goes layer by layer)."""
 
     spec: ModelSpec
     timing: Timing

@@ -98,8 +98,9 @@ LAYER_BACKENDS = tuple(name for name, r in RUNTIMES.items() if r.layers)
 
 @dataclass(frozen=True)
 class MemorySettings:
-    """How activation memory is counted: element ``dtype`` and T ``chunks`` of the
-    memory-efficient mode (None: one channel per chunk)."""
+    """How activation memory is counted: ``dtype`` gives every floating-point element its
+    size (fp16/bf16 2 bytes, fp32 4, int8 1); ``chunks`` is T of the memory-efficient mode
+    (None: one channel per chunk, the paper's limit)."""
 
     dtype: str = "fp16"
     chunks: int | None = None
@@ -148,7 +149,28 @@ def memory_settings(
 
 @dataclass(frozen=True)
 class LatencySettings:
-    """How to run a model for a latency measurement (docs/latency.md explains each)."""
+    """How to run a model for a latency measurement.
+
+    device:        "auto" (cuda when a GPU is present, else cpu), "cpu" or "cuda".
+    batch:         images per forward pass.
+    threads:       intra-op threads for every backend (torch.set_num_threads, ONNX Runtime's
+                   intra_op_num_threads); None means torch's current setting.
+    dtype:         inference dtype of weights and input: fp32, fp16 or bf16.
+    backend:       one of ``RUNTIMES``: eager (the module in eval mode), compile
+                   (torch.compile), onnxruntime (torch.onnx export, ONNX Runtime CPU
+                   session) or executorch (torch.export, lowered to XNNPACK).
+    channels_last: run in the channels-last (NHWC) memory format.
+    fuse_bn:       fold batch norm into the preceding convolutions (the deployed form).
+    min_time_s:    measure blocks of runs until at least this many seconds are timed.
+    warmup:        untimed forward passes first.
+    compile_backend: torch.compile's backend (API only; "inductor" is what users deploy).
+    quantize:      "none", or "int8": post-training static quantization (weights per
+                   channel, activations calibrated on random batches of the input shape),
+                   on the executorch and onnxruntime backends, from an fp32 model.
+    cache_programs: reuse ExecuTorch programs lowered before, from mbprof's cache folder,
+                   keyed by the model's graph and weights (API only; the phone study of
+                   ``reproduce`` lowers dozens).
+    """
 
     device: str = "auto"
     batch: int = 1
