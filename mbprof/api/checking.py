@@ -147,7 +147,10 @@ def check_inputs(
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """What a check found: every limit judged, the rows judged, the rows of the baseline."""
+    """What a check found. ``results``: every limit judged (the budget file's, then the
+    baseline's); ``rows``: the rows they were judged against (measured now, or read from
+    saved results); ``baseline_rows``: the rows a baseline is (re)written from (the
+    baseline's configurations, or the budget file's for a new one)."""
 
     results: tuple[Result, ...]
     rows: tuple[Row, ...]
@@ -242,8 +245,16 @@ def prepare_check(
     engine: str = "fvcore",
     reparam: bool = False,
 ) -> CheckRun:
-    """Everything ``check`` will do, read and checked first; ``modules``: the ``nn.Module``
-    instances the budget file names by label; ``reparam``: every budget's deployed form."""
+    """Everything ``check`` will do, read and checked first: the budget file, the baseline
+    (each saved figure a limit, with the tolerance of its group), every configuration by
+    the model registry, the latency settings for this machine. A model named by an import
+    path is refused, before anything is imported, unless its module is in
+    ``allow_import`` (``"*"``: any). A refusal in a budget file is a ``BudgetFileError``
+    naming file and line. ``names`` says how refusals name these inputs. ``modules``: the
+    ``nn.Module`` instances that the budget file names by their labels (a dict of label to
+    module, or modules labelled by their class names). ``engine``: what counts, "fvcore" or
+    "dispatch" (``mbprof.analysis.counting``). ``reparam``: every budget of the file
+    measures its model's deployed form (as ``reparam = true`` does)."""
     from mbprof.api.inputs import is_module
     from mbprof.frame.rows import read_frame
 
@@ -297,14 +308,23 @@ def check(
     on_done: Callable[[list[Row]], None] | None = None,
     **options: Any,
 ) -> CheckOutcome:
-    """Check the limits of a budget file and/or a ``baseline`` (``tolerances={"latency":
-    "20%"}``), measuring each configuration once; ``options`` are ``prepare_check``'s."""
+    """Check the limits of a budget file (TOML, see examples/budgets.toml) and/or a
+    ``baseline`` (a saved ``mbprof compare --json`` result, each figure a limit with the
+    tolerance of its group: ``tolerances={"latency": "20%"}``; defaults madds, params,
+    memory 0%, latency 15%), measuring each configuration once, or judging the figures of
+    saved ``results`` instead; ``allow_import`` names the modules a file's models may be
+    imported from. ``update_baseline``: the baseline is about to be rewritten with
+    ``write_baseline`` (it may not exist yet, when ``budgets`` is given; its regressions do
+    not count in ``passed``). ``options`` are ``prepare_check``'s. Raises ``MbprofError``
+    for bad input, before anything is measured; a limit that is exceeded is a result, not
+    an error."""
     run = prepare_check(budgets, **options)
     return run.run(on_start=on_start, on_phase=on_phase, on_done=on_done)
 
 
 def write_baseline(outcome: CheckOutcome, path: str | Path) -> Path:
-    """Write ``outcome.baseline_rows`` as a baseline (``mbprof compare --json``'s document)."""
+    """Write ``outcome.baseline_rows`` as a baseline (the JSON document of
+    ``mbprof compare --json``), whole or not at all."""
     from mbprof.api.sweep import rows_to_frame
     from mbprof.core.files import write_atomic
     from mbprof.render.compare_view import compare_document

@@ -54,7 +54,9 @@ class Side:
 
 @dataclass(frozen=True)
 class DiffResult:
-    """``after`` minus ``before``: totals, matched layers and memory per size, with warnings."""
+    """``after`` minus ``before``: ``totals`` (one row a figure), ``layers`` (one row a
+    matched pair, ``match`` saying how: path, structure, before only, after only) and
+    ``memory`` (one row a spatial size), with ``warnings`` on settings that differ."""
 
     before: Side
     after: Side
@@ -239,8 +241,16 @@ def _deltas(row: dict, keys: Any, b: dict, a: dict, missing: Any) -> dict[str, A
 
 
 def diff(before: Any, after: Any) -> DiffResult:
-    """``after`` against ``before``, each a result file mbprof wrote (read as data), a model
-    name or ``ModelSpec`` (profiled here), a ``Profile`` or a ``BenchResult``."""
+    """``after`` against ``before``, each a result file mbprof wrote (``profile --format
+    json``, ``compare --json`` of one configuration, ``bench [--layers] --format json``;
+    read as data, never importing code), a registered name or import path, a ``ModelSpec``
+    (both profiled here), a ``Profile`` or a ``BenchResult``.
+
+    >>> d = diff(make_spec("mobilenet_v2", resolution=160),
+    ...          make_spec("mobilenet_v2", width=0.75, resolution=160))
+    >>> d.layers["madds_delta"].sum() == d.after.totals["madds"] - d.before.totals["madds"]
+    True
+    """
     import pandas as pd
 
     before, after = load_side(before), load_side(after)

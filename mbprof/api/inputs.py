@@ -121,8 +121,12 @@ def make_spec(
     name: str | None = None,
     reparam: bool = False,
 ) -> ModelSpec:
-    """A checked ``ModelSpec`` of a registered name, an import path or an ``nn.Module``
-    (labelled ``name``; ``input_size`` replaces ``resolution`` and the 3 image channels)."""
+    """A checked ``ModelSpec``: raises ``MbprofError`` naming any value the model refuses.
+    ``model`` is a registered name, an import path (``mypkg.models:build``, imported here
+    to check its signature) or an ``nn.Module`` instance, measured as it is (in eval mode,
+    its weights kept) and labelled ``name`` (default: its class name). ``input_size``
+    ((C, H, W), (N, C, H, W) or an example input tensor) replaces ``resolution`` and the 3
+    channels of an image. ``reparam``: measure the deployed form (``mbprof.analysis.deploy``)."""
     pairs = _kwargs_and_reparam(kwargs, reparam)
     channels, resolution = (
         (IMAGE_CHANNELS, parse_resolution(resolution, "resolution"))
@@ -181,9 +185,15 @@ def make_specs(
     kwargs: dict[str, Any] | None = None,
     reparam: bool = False,
 ) -> list[ModelSpec]:
-    """Every (model, width, depth, resolution), all checked before any is built; a lone value
-    is one item, a module (or ``(label, module)`` pair) is measured as it is at each
-    resolution, and models without a depth multiplier take only depth 1.0."""
+    """Every (model, width, depth, resolution), all checked before any is built. A lone
+    value (``models="mobilenet_v2"``, ``widths=1.0``, ``resolutions=224``) is one item.
+    A model is a name, an import path, an ``nn.Module`` (labelled by its class name) or a
+    ``(label, module)`` pair; a module, which has no knobs, is measured as it is at each of
+    ``resolutions``.
+
+    Models without a depth multiplier take only depth 1.0: a sweep over depths
+    gives them one row per (width, resolution).
+    """
     from mbprof.models import HELD, get_model_info
 
     models = [_listed(m) for m in _items(models, "models", (str,), is_module)]
@@ -235,7 +245,10 @@ def make_latency_settings(
     quantize: str = "none",
     cache_programs: bool = False,
 ) -> ResolvedLatency:
-    """Latency settings checked and resolved for this machine (see ``LatencySettings``)."""
+    """Latency settings checked and resolved for this machine ("auto" device and threads
+    decided, the dtype probed); raises ``MbprofError`` naming any value this machine cannot
+    run. Numbers may be given as text ("2"), as typed on a command line. See
+    ``LatencySettings`` for what each setting means."""
     return resolve_latency(LatencySettings(**locals()))
 
 

@@ -275,7 +275,8 @@ def reproduce(
     on_start: Callable[[ModelSpec], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> ReproduceResult:
-    """Write ``out``: Table 4, Table 3, the sweep, the Pareto figures, the inconsistencies
-    and a README index."""
+    """Write ``out`` from scratch: Table 4, Table 3 (with memory analysis), the sweep, the
+    Pareto figures, the inconsistencies and a README index (see ``prepare_reproduce`` for
+    what is checked first and ``ReproduceRun.write`` for the writing)."""
     run = prepare_reproduce(out, parts=parts, latency=latency, latency_options=latency_options)
     return run.write(on_start=on_start, on_done=on_done)

@@ -116,8 +116,11 @@ def profile_spec(
     chunks: int | str | None = None,
     engine: str = "fvcore",
 ) -> Profile:
-    """Count the MAdds, parameters and FLOPs of ``spec`` and (``with_memory``) analyse its
-    activation memory, all from one meta-device trace; ``engine``: "fvcore" or "dispatch"."""
+    """Build the model of ``spec`` once, count its MAdds and parameters (and its FLOPs in
+    the 2-per-multiply-add convention, ``mbprof.analysis.flops``) and (``with_memory``)
+    analyse its activation memory in ``mem_dtype`` with T = ``chunks`` (None: one channel
+    a chunk), all from one meta-device trace (``measure``). ``engine``: what counts,
+    "fvcore" or "dispatch" (``mbprof.analysis.counting``)."""
     from mbprof.analysis.flops import count_flops
 
     memory = memory_of(with_memory, mem_dtype, chunks)
@@ -202,7 +205,8 @@ def memory_spec(
     chunks: int | str | None = None,
     batch: int = 1,
 ) -> MemoryReport:
-    """Activation memory of ``spec``, from a model built on the meta device."""
+    """Activation memory of ``spec`` (see ``mbprof.analysis.memory`` for what it counts),
+    from a model built on the meta device."""
     from mbprof.analysis.memory import analyze
 
     settings = memory_settings(mem_dtype, chunks)
@@ -233,8 +237,10 @@ def bench_spec(
     madds: int | None = None,
     layers: bool = False,
 ) -> BenchResult:
-    """Build the model of ``spec`` once and measure its latency with ``settings``;
-    ``layers``: also where the time goes, layer by layer (``LayerProfile``)."""
+    """Build the model of ``spec`` once and measure its latency with ``settings``
+    (resolved here unless they already are: ``make_latency_settings``). mbprof's own
+    models are calibrated first (``timing_ready``). ``layers``: also where the time goes,
+    layer by layer, on the same backend (eager or onnxruntime; see ``LayerProfile``)."""
     from mbprof.analysis.latency.harness import time_model
 
     resolved = resolve_latency(settings if settings is not None else True)

@@ -92,8 +92,9 @@ def time_rows(
 
 @dataclass
 class CompareRun:
-    """A sweep, checked before anything is measured: ``rows()`` measures, ``frame(rows)``
-    joins accuracy."""
+    """A sweep, checked before anything is measured: its configurations, settings and the
+    accuracy table to join, where the analysis runs (``executor``: None for this process)
+    and the result cache (None: none). ``rows()`` measures; ``frame(rows)`` joins accuracy."""
 
     specs: list[ModelSpec]
     memory: MemorySettings | None
@@ -175,8 +176,15 @@ def prepare_compare(
     warn: Callable[[str], None] | None = None,
     engine: str = "fvcore",
 ) -> CompareRun:
-    """Everything ``compare`` will do with ``specs``, checked first (docs/sweeps.md explains
-    the executors and the cache)."""
+    """Everything ``compare`` will do with the configurations ``specs`` (from
+    ``make_specs``), checked first: memory and latency settings (resolved for this machine),
+    the accuracy table (True: the published figures mbprof ships; a CSV path: that file's
+    first; False: none), where the analysis runs (``executor`` "local" with ``workers``
+    processes, None for the cores available, 1 for this process; or "dask" on the cluster
+    whose ``scheduler`` address is given, connected to now) and the result cache (True:
+    ``cache_dir()``; a folder; False: none; ``cache_latency`` keeps timings there too).
+    ``warn`` receives warnings (an unwritable cache); Python's ``warnings`` by default.
+    ``engine``: what counts, "fvcore" or "dispatch" (``mbprof.analysis.counting``)."""
     memory = memory_of(with_memory, mem_dtype, chunks)
     engine = parse_choice(engine, "engine", ENGINES)
     resolved = resolve_latency(latency)
@@ -208,7 +216,8 @@ def iter_compare(
     latency: LatencySettings | None = None,
     on_phase: Callable[[str], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield one row per configuration of ``specs`` as it is measured (timed with ``latency``)."""
+    """Yield one row per configuration of ``specs`` as it is measured. With ``latency``
+    (settings from ``make_latency_settings``) each row also holds its timing."""
     run = CompareRun(
         list(specs),
         memory_of(with_memory, mem_dtype, chunks),
@@ -229,8 +238,13 @@ def compare(
     kwargs: dict[str, Any] | None = None,
     **options: Any,
 ) -> pd.DataFrame:
-    """One row per (model, width, depth, resolution) of ``make_specs`` with MAdds, params and
-    peak activation memory; ``options`` are ``prepare_compare``'s."""
+    """One row per (model, width, depth, resolution) (``make_specs``: a lone value is one
+    item, ``models="mobilenet_v2"``; a model may be an ``nn.Module``) with MAdds, params and peak activation memory,
+    materialized and memory-efficient; ``options`` are ``prepare_compare``'s:
+    ``with_memory``, ``mem_dtype``, ``chunks`` (T, None for one channel a chunk),
+    ``latency`` (True for the default settings, or a ``LatencySettings``: each
+    configuration also timed on this machine, as ``mbprof compare`` does by default),
+    ``accuracy`` (published top-1 joined), ``weights`` and ``engine`` (what counts)."""
     specs = make_specs(models, widths, depths, resolutions, num_classes, kwargs)
     run = prepare_compare(specs, **options)
     return run.frame(run.rows())

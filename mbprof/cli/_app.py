@@ -111,8 +111,9 @@ except ImportError:  # pragma: no cover
 
 EXIT_BAD_INPUT = 2
 # The API's errors name its parameters; on the command line the flags are named instead.
-_SAME = "device batch threads dtype backend channels_last fuse_bn warmup quantize parts mem_dtype"
-_SAME += " chunks filters kernel stride padding by max_depth workers executor scheduler cache_latency"
+_SAME = "device batch threads dtype backend channels_last fuse_bn warmup quantize parts"
+_SAME += " mem_dtype chunks filters kernel stride padding by max_depth workers executor"
+_SAME += " scheduler cache_latency"
 FLAGS = {field: "--" + field.replace("_", "-") for field in _SAME.split()}
 FLAGS |= {"min_time_s": "--min-time", "num_classes": "--classes", "kwargs": "--arg"}
 FLAGS |= {"input_shape": "--input"}

@@ -12,7 +12,10 @@ from typing import Any
 
 
 class MbprofError(ValueError):
-    """Bad input; ``field`` is the setting the message starts with, for the CLI to name its flag."""
+    """Bad input: the message names the value and what is allowed.
+
+    ``field`` is the setting the message starts with (``dtype``, ``min_time_s``), when it
+    names one, so that the CLI can say its own flag (``--dtype``, ``--min-time``) instead."""
 
     def __init__(self, *args: object, field: str | None = None) -> None:
         super().__init__(*args)
