@@ -63,11 +63,16 @@ def remedy(reasons: list[str], threads: int | None) -> str:
     said = " ".join(reasons)
     fixes = []
     if any(k in said for k in ("other processes", "load average", "hypervisor")):
+        # steal time alone means other guests of the host, not processes on this machine
+        who = (
+            "other processes"
+            if "hypervisor" not in said or "other processes" in said
+            else "the hypervisor's other guests"
+        )
         fixes.append(
-            "other processes were busy: --threads 1 leaves them a CPU, or measure on a quiet "
-            "machine"
+            f"{who} were busy: --threads 1 leaves them a CPU, or measure on a quiet machine"
             if (threads or 1) > 1
-            else "other processes were busy: measure on a quiet machine"
+            else f"{who} were busy: measure on a quiet machine"
         )
     if "CPUs usable" in said:
         fixes.append("more threads than usable CPUs: a smaller --threads")

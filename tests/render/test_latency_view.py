@@ -50,6 +50,9 @@ def test_remedies_fit_the_reasons():
     assert "--threads 1" not in remedy([BUSY.format("1.0")], 1)  # already one thread
     assert "smaller --threads" in remedy(["4 threads asked for, 2 CPUs usable"], 4)
     assert "quiet machine" in remedy(["drift +20% from the first to the second half"], 2)
+    steal = "the hypervisor took 0.14 CPUs (steal time)"
+    assert remedy([steal], 2).startswith("Remedy: the hypervisor's other guests were busy:")
+    assert remedy([steal, BUSY.format("1.0")], 2).startswith("Remedy: other processes were busy:")
 
 
 def test_runs_are_a_range_only_where_rows_differ():
