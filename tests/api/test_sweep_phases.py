@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-import mbprof.api.timing as timing_room
+import mbprof.api.sweep as timing_room
 from mbprof.api import make_latency_settings, make_specs, prepare_compare
 from mbprof.api.cache import ResultCache, analysis_key
 from mbprof.api.sweep import analysed_rows
