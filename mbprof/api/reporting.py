@@ -1,6 +1,6 @@
 """The MobileNetV2 paper reproduced in one folder (``mbprof reproduce``; docs/reproduce.md):
 ``prepare_reproduce`` checks everything first, ``ReproduceRun.write`` measures each
-configuration once and has ``mbprof.report`` write the files."""
+configuration once (``PhoneRun``: the phone study) and has ``mbprof.report`` write the files."""
 
 from __future__ import annotations
 
