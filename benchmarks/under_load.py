@@ -2,7 +2,7 @@
 unstable?
 
 For a few MobileNetV2 configurations (default 0.35@96, 1.0@96, 0.35@224, 1.0@224), this
-script measures their latency the way a sweep does (``mbprof.api.timing.interleaved_latency``:
+script measures their latency the way a sweep does (``mbprof.api.sweep.interleaved_latency``:
 interleaved round-robin rounds, outlier rounds measured again, a verdict on each figure)
 twice: once on the machine as it is ("quiet"), then while busy processes compete for the
 CPUs ("loaded"): ``--busy N`` processes spinning all the time (``--pattern steady``), or
@@ -43,7 +43,7 @@ def spin(stop, pattern: str) -> None:
 
 
 def measure(jobs, settings):
-    from mbprof.api.timing import interleaved_latency
+    from mbprof.api.sweep import interleaved_latency
 
     return interleaved_latency(jobs, settings)
 

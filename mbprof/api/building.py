@@ -30,7 +30,6 @@ COUNTED_BUILD_MAX = 2**26
 
 
 def _refuse_if_over(spec: ModelSpec, need: int, what: str, cause: str, have: int) -> None:
-    """ResourceError when ``need`` bytes exceed ``have``; ``cause`` names the knob to change."""
     from mbprof.core.units import format_bytes
 
     if need > have:
@@ -45,9 +44,6 @@ def _state(model: nn.Module) -> tuple[int, int]:
     """float32 bytes of parameters and buffers, and those plus a copy of the largest one."""
     sizes = [t.numel() * 4 for t in [*model.parameters(), *model.buffers()]]
     return sum(sizes), sum(sizes) + max(sizes, default=0)
-
-
-_BUILD_NEEDS = "parameters and a working copy of the largest"
 
 
 def _param_cause(spec: ModelSpec, have: int) -> str:
@@ -69,8 +65,7 @@ def _param_cause(spec: ModelSpec, have: int) -> str:
 
 @dataclass(frozen=True)
 class Built:
-    """A configuration's model, the notes on how it was sized, and the meta-device trace of
-    one image when that sized it (for the memory analysis and FLOPs to reuse)."""
+    """A model, notes on how it was sized, and the meta-device trace of one image if any."""
 
     model: nn.Module
     notes: tuple[str, ...] = ()
@@ -90,6 +85,7 @@ def build_sized(
         activation_bytes,
         available_memory_bytes,
         build_counted,
+        graph_activation_bytes,
     )
     from mbprof.models import create_from_spec
 
@@ -102,8 +98,8 @@ def build_sized(
     # memory: sized on meta first).
     model = None
     if builtin:
-        budget = min(have // 2, COUNTED_BUILD_MAX)
-        model = build_counted(lambda: create_from_spec(spec, weights=weights), budget)
+        build = lambda: create_from_spec(spec, weights=weights)  # noqa: E731
+        model = build_counted(build, min(have // 2, COUNTED_BUILD_MAX))
     if model is None:
         sizing = _size_parameters(spec, available)
         # Built for real already (a builder that needs real parameters): not twice.
@@ -117,8 +113,6 @@ def build_sized(
     # Sized for one image and scaled (the estimate is linear in the batch), so that a huge
     # batch is refused before its input tensor is allocated.
     if graph is not None:
-        from mbprof.analysis.footprint import graph_activation_bytes
-
         per_image, note = graph_activation_bytes(graph), ""
     else:
         try:
@@ -167,7 +161,13 @@ def _size_parameters(spec: ModelSpec, available: int) -> ParamSizing:
     except OverBudget as exc:
         _refuse_if_over(spec, exc.need, exc.what, _param_cause(spec, have), have)
         raise
-    _refuse_if_over(spec, _state(sizing.model)[1], _BUILD_NEEDS, _param_cause(spec, have), have)
+    _refuse_if_over(
+        spec,
+        _state(sizing.model)[1],
+        "parameters and a working copy of the largest",
+        _param_cause(spec, have),
+        have,
+    )
     return sizing
 
 
@@ -176,7 +176,6 @@ CALIBRATED = "_mbprof_calibrated"
 
 
 def is_builtin(spec: ModelSpec) -> bool:
-    """Whether ``spec`` names one of mbprof's own models, not one of the user's."""
     from mbprof.models import get_model_info
 
     factory = get_model_info(spec.model).factory

@@ -144,13 +144,9 @@ def analysis_key(
         "format": FORMAT,
         "kind": "analysis",
         "spec": {
-            "model": spec.model,
-            "width": spec.width,
-            "depth": spec.depth,
+            **{k: getattr(spec, k) for k in ("model", "width", "depth", "num_classes", "reparam")},
             "resolution": list(spec.resolution),
-            "num_classes": spec.num_classes,
             "kwargs": [[key, value] for key, value in spec.kwargs],
-            "reparam": spec.reparam,
         },
         "memory": None if memory is None else {"dtype": memory.dtype, "chunks": memory.chunks},
         "weights": weights_key,
@@ -190,10 +186,6 @@ class CacheInfo:
     bytes: int
 
 
-def _say(text: str) -> None:
-    warnings.warn(text, RuntimeWarning, stacklevel=3)
-
-
 class ResultCache:
     """Rows on disk, read and written by the sweep's process; ``warn`` gets one warning."""
 
@@ -204,24 +196,18 @@ class ResultCache:
         latency: bool = False,
         warn: Callable[[str], None] | None = None,
     ) -> None:
-        self.root = Path(folder) if folder is not None else cache_dir()
+        self.folder = (Path(folder) if folder is not None else cache_dir()) / RESULTS
         self.latency = latency
-        self._warn = warn or _say
+        self._warn = warn or functools.partial(warnings.warn, category=RuntimeWarning)
         self._writable = True
-
-    @property
-    def folder(self) -> Path:
-        return self.root / RESULTS
-
-    def _path(self, key: dict[str, Any]) -> Path:
-        return self.folder / f"{key_name(key)}.json"
 
     def get(self, key: dict[str, Any] | None) -> dict[str, Any] | None:
         """The row stored under ``key``; None when there is none or it does not read back."""
         if key is None:
             return None
         try:
-            entry = json.loads(self._path(key).read_text(encoding="utf-8"))
+            path = self.folder / f"{key_name(key)}.json"
+            entry = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError, UnicodeDecodeError):
             return None
         if not isinstance(entry, dict) or entry.get("key") != key:
@@ -240,7 +226,7 @@ class ResultCache:
         text = json.dumps({"key": key, "row": row}, allow_nan=True)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            write_atomic(self._path(key), text)
+            write_atomic(self.folder / f"{key_name(key)}.json", text)
         except (OSError, MbprofError) as exc:
             self._writable = False
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -249,41 +235,34 @@ class ResultCache:
                 "the sweep runs on without it"
             )
 
-    def entries(self) -> list[Path]:
-        """mbprof's entries and leftovers; nothing else in the folder is counted or removed."""
+    def info(self, clear: bool = False) -> CacheInfo:
+        """mbprof's entries and leftovers (removed with ``clear``); nothing else in the folder
+        is counted or removed."""
         try:
             names = list(self.folder.iterdir())
         except OSError:
-            return []
-        return [p for p in names if (_ENTRY.fullmatch(p.name) or _LEFTOVER.fullmatch(p.name))]
-
-    def info(self) -> CacheInfo:
-        sizes = []
-        for path in self.entries():
-            try:
-                sizes.append(path.stat().st_size)
-            except OSError:
+            names = []
+        count, size = 0, 0
+        for path in names:
+            if not (_ENTRY.fullmatch(path.name) or _LEFTOVER.fullmatch(path.name)):
                 continue
-        return CacheInfo(self.folder, len(sizes), sum(sizes))
-
-    def clear(self) -> CacheInfo:
-        removed, size = 0, 0
-        for path in self.entries():
             try:
                 bytes_ = path.stat().st_size
-                path.unlink()
-            except FileNotFoundError:
-                continue
+                if clear:
+                    path.unlink()
             except OSError as exc:
+                if not clear or isinstance(exc, FileNotFoundError):
+                    continue
                 raise MbprofError(
                     f"cannot remove {str(path)!r}: {(exc.strerror or str(exc)).lower()}"
                 ) from None
-            removed, size = removed + 1, size + bytes_
-        try:
-            self.folder.rmdir()  # only when empty: a file of anyone else's keeps it
-        except OSError:
-            pass
-        return CacheInfo(self.folder, removed, size)
+            count, size = count + 1, size + bytes_
+        if clear:
+            try:
+                self.folder.rmdir()  # only when empty: a file of anyone else's keeps it
+            except OSError:
+                pass
+        return CacheInfo(self.folder, count, size)
 
 
 def cache_info(folder: str | Path | None = None) -> CacheInfo:
@@ -291,4 +270,4 @@ def cache_info(folder: str | Path | None = None) -> CacheInfo:
 
 
 def clear_cache(folder: str | Path | None = None) -> CacheInfo:
-    return ResultCache(folder).clear()
+    return ResultCache(folder).info(clear=True)

@@ -102,15 +102,16 @@ def measure_requests(
     for spec, mine in by_configuration(requests).items():
         if on_start is not None:
             on_start(spec)
-        asked = []
-        for request in mine:
-            memory = MemorySettings(**dict(request.memory)) if request.memory else None
-            settings = None
-            if request.latency is not None:
-                settings = (latency or {}).get(request.latency) or make_latency_settings(
-                    **latency_kwargs(request.latency)
-                )
-            asked.append((memory, settings))
+        asked = [
+            (
+                MemorySettings(**dict(r.memory)) if r.memory else None,
+                None
+                if r.latency is None
+                else (latency or {}).get(r.latency)
+                or make_latency_settings(**latency_kwargs(r.latency)),
+            )
+            for r in mine
+        ]
         measured = measure_rows(
             spec, asked, on_phase=on_phase, stop_on=(MbprofError, UserCodeExit), engine=engine
         )
@@ -207,27 +208,26 @@ class CheckRun:
 
             rows = read_frame(self.results).to_dict(orient="records")
             refuse_row_imports(rows, str(self.results), self.allow_import)
-            fresh: list[Row] | None = None
+            baseline_rows = covering_rows(targets, rows)
         else:
-            fresh_of = measure_requests(
+            fresh = measure_requests(
                 self.requests,
-                on_start=on_start,
-                latency=self.latency,
-                allow_import=self.allow_import,
-                on_phase=on_phase,
-                on_done=on_done,
-                engine=self.engine,
+                on_start,
+                self.latency,
+                self.allow_import,
+                on_phase,
+                on_done,
+                self.engine,
             )
-            rows = list(fresh_of.values())
-            fresh = [fresh_of[request] for request in requests_for(targets)]
+            rows = list(fresh.values())
+            baseline_rows = [fresh[request] for request in requests_for(targets)]
         seconds = time.perf_counter() - started
-        results = check_rows(self.budgets, rows)
         return CheckOutcome(
-            results=tuple(results),
-            rows=tuple(rows),
-            baseline_rows=tuple(covering_rows(targets, rows) if fresh is None else fresh),
-            seconds=seconds,
-            measured=fresh is not None,
+            tuple(check_rows(self.budgets, rows)),
+            tuple(rows),
+            tuple(baseline_rows),
+            seconds,
+            measured=self.results is None,
             update_baseline=self.update_baseline,
         )
 
@@ -257,6 +257,7 @@ def prepare_check(
     measures its model's deployed form (as ``reparam = true`` does)."""
     from mbprof.api.inputs import is_module
     from mbprof.frame.rows import read_frame
+    from mbprof.models.user import hold
 
     check_inputs(budgets, baseline, update_baseline, names)
     if isinstance(modules, Mapping):
@@ -269,8 +270,6 @@ def prepare_check(
                 f"modules: an object of type {type(module).__name__} is not an nn.Module",
                 field="modules",
             )
-        from mbprof.models.user import hold
-
         hold(module, label)
     engine = parse_choice(engine, "engine", ENGINES)
     column_tolerances = tolerances_for(tolerances)

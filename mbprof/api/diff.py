@@ -48,9 +48,6 @@ class Side:
     memory: list[dict[str, Any]] = field(default_factory=list)
     spread: float | None = None  # (p90 - p10) / median of its latency
 
-    def bound(self, ms: float) -> float | None:
-        return None if self.spread is None else ms * self.spread / 2
-
 
 @dataclass(frozen=True)
 class DiffResult:
@@ -223,14 +220,13 @@ def _match(before: list[dict], after: list[dict]) -> list[tuple[int | None, int 
 def _verdict(delta: float, bound: float | None) -> str | None:
     if bound is None:
         return None
-    if abs(delta) <= bound:
-        return "within noise"
-    return "slower" if delta > 0 else "faster"
+    return "within noise" if abs(delta) <= bound else ("slower" if delta > 0 else "faster")
 
 
 def _noise(before: Side, after: Side, ms_before: float, ms_after: float) -> float | None:
-    bounds = (before.bound(ms_before), after.bound(ms_after))
-    return None if None in bounds else sum(bounds)
+    if before.spread is None or after.spread is None:
+        return None
+    return ms_before * before.spread / 2 + ms_after * after.spread / 2
 
 
 def _deltas(row: dict, keys: Any, b: dict, a: dict, missing: Any) -> dict[str, Any]:
@@ -282,22 +278,18 @@ def diff(before: Any, after: Any) -> DiffResult:
             row["verdict"] = _verdict(row["layer_time_ms_delta"], noise)
         layers.append(row)
     sizes = dict.fromkeys([r["size"] for r in before.memory + after.memory])
-    by_size = [{r["size"]: r for r in side.memory} for side in (before, after)]
-    memory = []
-    for size in sizes:
-        b, a = (side.get(size, {}) for side in by_size)
-        memory.append(_deltas({"size": size}, MEMORY_FIGURES, b, a, None))
+    b, a = ({r["size"]: r for r in side.memory} for side in (before, after))
+    memory = [
+        _deltas({"size": size}, MEMORY_FIGURES, b.get(size, {}), a.get(size, {}), None)
+        for size in sizes
+    ]
+    b, a = before.settings, after.settings
     differ = [
-        f"{key} ({before.settings[key]} against {after.settings[key]})"
-        for key in SETTINGS
-        if key in before.settings
-        and key in after.settings
-        and before.settings[key] != after.settings[key]
+        f"{k} ({b[k]} against {a[k]})" for k in SETTINGS if k in b and k in a and b[k] != a[k]
     ]
     warning = (
-        "before and after were not measured alike: "
-        + ", ".join(differ)
-        + "; their differences mix the change with the settings"
+        f"before and after were not measured alike: {', '.join(differ)}; "
+        "their differences mix the change with the settings"
     )
     return DiffResult(
         before=before,

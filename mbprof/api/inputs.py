@@ -65,19 +65,15 @@ def _input_size(value: Any) -> tuple[int, tuple[int, int]]:
 
 
 def _kwargs_pairs(kwargs: Any) -> dict[str, Any]:
-    if kwargs is None:
-        return {}
-    if isinstance(kwargs, dict):
-        return dict(kwargs)
+    if kwargs is None or isinstance(kwargs, dict):
+        return dict(kwargs or {})
     pairs: dict[str, Any] = {}
     try:
         items = list(kwargs)
     except TypeError:
-        items = None
-    if (
-        items is None
-        or isinstance(kwargs, str)
-        or not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in items)
+        items = [None]
+    if isinstance(kwargs, str) or not all(
+        isinstance(p, (tuple, list)) and len(p) == 2 for p in items
     ):
         raise MbprofError(f"kwargs: {kwargs!r} is not a dict of builder arguments", field="kwargs")
     for key, value in items:

@@ -1,20 +1,23 @@
 """The MobileNetV2 paper reproduced in one folder (``mbprof reproduce``; docs/reproduce.md):
 ``prepare_reproduce`` checks everything first, ``ReproduceRun.write`` measures each
-configuration once and has ``mbprof.report`` write the files."""
+configuration once (``PhoneRun``: the phone study) and has ``mbprof.report`` write the files."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mbprof.api.building import build_sized, running
 from mbprof.api.inputs import make_latency_settings, make_spec, memory_settings
-from mbprof.api.single import memory
+from mbprof.api.single import ROW_FAILURES, memory
 from mbprof.api.sweep import CompareRun, accuracy_for, rows_to_frame
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, ModelSpec
+from mbprof.core.settings import ResolvedLatency
+from mbprof.frame.rows import environment_columns, failure_text, identity_row
 from mbprof.report import folder, plan, prose
 from mbprof.report.figures import write_figures
 from mbprof.report.folder import ReproduceResult, csv_text, write_file
@@ -26,9 +29,6 @@ from mbprof.report.timm_flops import TimmCounts, timm_rows
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from mbprof.api.timing import PhoneRun
-    from mbprof.core.settings import ResolvedLatency
 
 
 LATENCY_DEFAULTS: dict[str, Any] = {
@@ -144,6 +144,100 @@ def timm_counts() -> list[TimmCounts]:
     return found
 
 
+SEED = 0
+# (settings, the series its latency gives, the series its fp32 reference gives)
+RUNS: tuple[tuple[dict[str, Any], str, str | None], ...] = (
+    ({"backend": "eager", "channels_last": True, "fuse_bn": True}, "eager", None),
+    ({"backend": "onnxruntime", "quantize": "int8"}, "onnxruntime int8", "onnxruntime"),
+    (
+        {"backend": "executorch", "quantize": "int8", "cache_programs": True},
+        "executorch int8",
+        "executorch",
+    ),
+)
+
+
+@dataclass
+class PhoneRun:
+    """The phone study, checked first: configurations, runtimes (settings, series) and those
+    missing here, with why."""
+
+    specs: list[ModelSpec]
+    runs: list[tuple[ResolvedLatency, str, str | None]]
+    missing: list[str] = field(default_factory=list)
+
+    def measure(
+        self,
+        on_start: Callable[[ModelSpec], None] | None = None,
+        on_done: Callable[[dict[str, Any]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """One row per configuration and series."""
+        rows: list[dict[str, Any]] = []
+        for spec in self.specs:
+            if on_start is not None:
+                on_start(spec)
+            mine = self._measure(spec)
+            rows += mine
+            if on_done is not None:
+                on_done(mine[0])
+        return rows
+
+    def _measure(self, spec: ModelSpec) -> list[dict[str, Any]]:
+        import torch
+
+        from mbprof.analysis.counting import count
+        from mbprof.analysis.latency.harness import time_model
+        from mbprof.models.calibration import calibrate
+
+        series = [s for _, main, ref in self.runs for s in (main, ref) if s]
+        base = identity_row(spec)
+        try:
+            torch.manual_seed(SEED)  # the same weights every run: the cached programs fit
+            model = build_sized(spec).model
+            with running(spec, "calibrating its batch norms"):
+                calibrate(model, spec.resolution)
+            with running(spec, "counting its MAdds"):
+                base["madds"] = count(model, spec.input_shape()).madds
+        except ROW_FAILURES as exc:
+            return [{**base, "series": s, "error": failure_text(exc)} for s in series]
+        rows = []
+        for settings, main, ref in self.runs:
+            fp32 = replace(settings, quantize="none") if settings.quantize != "none" else None
+            for attempt, names in ((settings, (main, ref)), (fp32, (ref,))):
+                if attempt is None:
+                    break
+                try:
+                    with running(spec, f"timing it with {main}"):
+                        timing = time_model(model, spec.input_shape(1), attempt, base["madds"])
+                except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C stops
+                    rows.append({**base, "series": names[0], "error": failure_text(exc)})
+                    continue  # int8 failed: its fp32 series may still run alone
+                env = environment_columns(timing.environment)
+                figures = (timing.latency_ms, timing.fp32_latency_ms)
+                rows += [
+                    {**base, **env, "series": name, "latency_ms": ms}
+                    for name, ms in zip(names, figures, strict=False)
+                    if name is not None
+                ]
+                break
+        return rows
+
+
+def prepare_phone(specs: Sequence[ModelSpec], min_time_s: float = 1.0) -> PhoneRun:
+    """The phone study of ``specs``, its runtimes resolved for this machine now."""
+    runs, missing = [], []
+    for options, main, ref in RUNS:
+        try:
+            settings = make_latency_settings(
+                device="cpu", threads=1, batch=1, min_time_s=min_time_s, **options
+            )
+        except MbprofError as exc:
+            missing.append(f"{main}{' and ' + ref if ref else ''} ({exc})")
+            continue
+        runs.append((settings, main, ref))
+    return PhoneRun(list(specs), runs, missing)
+
+
 @dataclass
 class ReproduceRun:
     """A run of ``reproduce``, checked before anything is measured."""
@@ -153,7 +247,7 @@ class ReproduceRun:
     specs: list[ModelSpec]
     latency: ResolvedLatency | None
     left_out: list[str] = field(default_factory=list)
-    phone: PhoneRun | None = None  # the phone section (mbprof.api.timing), when asked for
+    phone: PhoneRun | None = None  # the phone section when asked for
 
     @property
     def total(self) -> int:
@@ -259,7 +353,6 @@ def prepare_reproduce(
     specs = usable_specs(plan.wanted_configs(parts), left_out)
     phone = None
     if "phone" in parts and resolved is not None:
-        from mbprof.api.timing import prepare_phone
         from mbprof.report.phone import phone_configs
 
         phone = prepare_phone(usable_specs(phone_configs(), left_out), resolved.min_time_s)

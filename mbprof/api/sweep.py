@@ -7,87 +7,229 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.api.analysis_phase import analysed_rows
-from mbprof.api.building import build_sized
-from mbprof.api.cache import ResultCache, analysis_key, latency_key
+from mbprof.api.building import build_sized, is_builtin, running, timing_ready
+from mbprof.api.cache import ResultCache, analysis_key, code_versions, latency_key
 from mbprof.api.executors import DaskPool, InProcess, LocalPool, make_executor
 from mbprof.api.inputs import Resolution, make_specs, memory_of, resolve_latency
-from mbprof.api.single import ROW_FAILURES
+from mbprof.api.single import ROW_FAILURES, measure_rows
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import parse_choice
-from mbprof.core.records import ModelSpec
+from mbprof.core.records import ModelSpec, is_import_path
 from mbprof.core.settings import ENGINES, LatencySettings, MemorySettings, ResolvedLatency
-from mbprof.frame.rows import failure_text
+from mbprof.frame.rows import environment_columns, failure_text, identity_row, latency_columns
+from mbprof.models import HELD
 
 if TYPE_CHECKING:
     import pandas as pd
+    from torch import nn
 
     from mbprof.frame.accuracy import AccuracyTable
+    from mbprof.models import ModelInfo
 
-# Configurations timed interleaved together: all their models are held at once.
-TIMING_GROUP = 16
+Executor = InProcess | LocalPool | DaskPool
 
 
-def time_rows(
+@dataclass(frozen=True)
+class AnalysisTask:
+    """What a worker needs; ``registration``: a model registered in the sweep's process only."""
+
+    spec: ModelSpec
+    memory: MemorySettings | None
+    weights: str | Path | None = None
+    registration: ModelInfo | None = None
+    engine: str = "fvcore"
+
+
+def analyse(
+    task: AnalysisTask, on_phase: Callable[[str], None] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One configuration's row, in whichever process runs it, and the code's versions."""
+    if task.registration is not None:
+        from mbprof.core.errors import UnknownModelError
+        from mbprof.models import get_model_info, register_model
+
+        try:
+            get_model_info(task.registration.name)
+        except UnknownModelError:
+            knobs = {f.name: getattr(task.registration, f.name) for f in fields(task.registration)}
+            name, factory = knobs.pop("name"), knobs.pop("factory")
+            register_model(name, **knobs)(factory)
+    rows = measure_rows(
+        task.spec, [(task.memory, None)], task.weights, on_phase, engine=task.engine
+    )
+    return rows[0], code_versions()
+
+
+def _registration(spec: ModelSpec) -> ModelInfo | None:
+    """The registry entry a worker needs sent along (none for what every process finds)."""
+    from mbprof.models import get_model_info
+
+    if is_import_path(spec.model) or is_builtin(spec):
+        return None
+    return get_model_info(spec.model)
+
+
+# Local sweeps of at most this many configurations a worker run in this process: starting
+# a worker (a fresh interpreter importing torch, about 3 s here) costs more than it saves
+# (benchmarks/sweep_scale.py: 2 and 4 configurations took 0.8x as long with two workers).
+TASKS_PER_WORKER_TO_START = 4
+
+
+def _sized(executor: Executor | None, tasks: int, ours: bool) -> Executor:
+    """No more local workers than pay off (a user's model keeps a worker: a crash costs its row)."""
+    if executor is None or (isinstance(executor, LocalPool) and tasks <= 1):
+        return InProcess()
+    if isinstance(executor, LocalPool):
+        most = tasks // TASKS_PER_WORKER_TO_START if ours else tasks
+        workers = min(executor.workers, most)
+        return LocalPool(workers) if workers > 1 or not ours else InProcess()
+    return executor
+
+
+def _versions_text(versions: dict[str, Any]) -> str:
+    source = str(versions.get("mbprof_source", ""))[:8]
+    return (
+        f"mbprof {versions.get('mbprof')} (source {source}), torch {versions.get('torch')}, "
+        f"fvcore {versions.get('fvcore')}, Python {versions.get('python')}"
+    )
+
+
+def analysed_rows(
     specs: Sequence[ModelSpec],
-    rows: Sequence[dict[str, Any]],
+    memory: MemorySettings | None,
+    keys: Sequence[dict[str, Any] | None],
+    *,
+    weights: str | Path | None = None,
+    executor: Executor | None = None,
+    cache: ResultCache | None = None,
+    on_start: Callable[[ModelSpec], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] = lambda _text: None,
+    engine: str = "fvcore",
+) -> Iterator[dict[str, Any]]:
+    """Each configuration's row in the order of ``specs``, from ``cache`` or ``executor``; a
+    row computed by other code than this process's is not cached. Ctrl-C yields every
+    finished row, in order, before it is raised."""
+    done: dict[int, dict[str, Any]] = {}
+    for index, key in enumerate(keys):
+        if cache is not None and (hit := cache.get(key)) is not None:
+            done[index] = hit
+    todo = [index for index in range(len(keys)) if index not in done]
+    if any(spec.model in HELD for spec in specs):  # an instance stays in this process
+        executor = None
+    runner = _sized(executor, len(todo), all(is_builtin(specs[i]) for i in todo))
+    here = isinstance(runner, InProcess)
+    started: set[int] = set()
+
+    def in_this_process(number: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        index = todo[number]
+        started.add(index)
+        if on_start is not None:
+            on_start(specs[index])
+        return analyse(AnalysisTask(specs[index], memory, weights, engine=engine), on_phase)
+
+    tasks: list[Any] = list(range(len(todo)))
+    if not here:
+        tasks = [
+            AnalysisTask(specs[i], memory, weights, _registration(specs[i]), engine) for i in todo
+        ]
+    waiting = 0  # the first row not yet handed on
+
+    def ready(every: bool = False) -> Iterator[dict[str, Any]]:
+        nonlocal waiting
+        indices = sorted(done) if every else []
+        while not every and waiting in done:
+            indices.append(waiting)
+            waiting += 1
+        for index in indices:
+            if on_start is not None and index not in started:
+                on_start(specs[index])
+            yield done.pop(index)
+
+    yield from ready()
+    mine = code_versions()
+    try:
+        if isinstance(runner, LocalPool):
+            # mbprof's own models may be analysed in this process beside the workers; a
+            # user's model runs in a worker, where a crash costs its row, not the sweep.
+            outcomes = runner.run(analyse, tasks, here=[is_builtin(specs[i]) for i in todo])
+        else:
+            outcomes = runner.run(in_this_process if here else analyse, tasks)
+        for finished, (number, outcome) in enumerate(outcomes, start=1):
+            index = todo[number]
+            if isinstance(outcome, BaseException):  # a worker died, the cluster gave up
+                done[index] = {**identity_row(specs[index]), "error": failure_text(outcome)}
+            else:
+                row, versions = outcome
+                if versions != mine:
+                    warn(
+                        f"the workers run {_versions_text(versions)}, this process "
+                        f"{_versions_text(mine)}: their rows are not cached"
+                    )
+                elif cache is not None:
+                    cache.put(keys[index], row)
+                done[index] = row
+            if on_phase is not None and not here:
+                on_phase(f"analysed {finished} of {len(todo)} in {runner.name}")
+            yield from ready()
+    except KeyboardInterrupt:
+        yield from ready(every=True)  # the finished rows are kept, in the sweep's order
+        raise
+    finally:
+        runner.close()
+    yield from ready()
+
+
+# One configuration to time: its spec, its model and its MAdds per image.
+TimingJob = tuple[ModelSpec, "nn.Module", int]
+
+
+def interleaved_latency(
+    jobs: Sequence[TimingJob],
     latency: ResolvedLatency,
     *,
     weights: str | Path | None = None,
-    cache: ResultCache | None = None,
-    keys: Sequence[dict[str, Any] | None] = (),
-    on_start: Callable[[ModelSpec], None] | None = None,
+    rounds: int | None = None,
     on_phase: Callable[[str], None] | None = None,
-    group: int | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Each analysed row with its latency columns added (a row without counts passed on),
-    timed interleaved ``group`` configurations at a time, yielded in order."""
-    from mbprof.analysis.latency.machine import machine_peak_gflops
+    stop_on: tuple[type[BaseException], ...] = (),
+) -> list[dict[str, Any]]:
+    """The latency columns of every job, timed interleaved in ``rounds`` round-robin rounds;
+    a failure is its row's ``error`` unless one of ``stop_on`` (raised after the others)."""
+    from mbprof.analysis.latency import harness
+    from mbprof.analysis.latency.machine import environment
 
-    say = on_phase or (lambda _text: None)
-    say("machine reference")
-    machine_peak_gflops(latency.device, latency.threads, latency.dtype)
-    keep = cache is not None and cache.latency
-    keys = list(keys) or [None] * len(rows)
-    group = group or TIMING_GROUP
-    for start in range(0, len(rows), group):
-        chunk = range(start, min(start + group, len(rows)))
-        counted = [i for i in chunk if "madds" in rows[i]]  # the others did not build or count
-        timed_keys = {i: latency_key(keys[i], latency) for i in counted if keep and keys[i]}
-        timed = {i: hit for i, key in timed_keys.items() if (hit := cache.get(key)) is not None}
-        todo = [i for i in counted if i not in timed]
-        if todo and on_start is not None:
-            on_start(specs[todo[0]])
-        jobs, indices = [], []
-        for i in todo:
-            say(f"building {specs[i].label} to time it")
-            try:
-                model = build_sized(specs[i], weights=weights, batch=latency.batch).model
-            except ROW_FAILURES as exc:
-                timed[i] = {"error": failure_text(exc)}
-                continue
-            jobs.append((specs[i], model, rows[i]["madds"]))
-            indices.append(i)
-        if jobs:
-            from mbprof.api.timing import interleaved_latency
+    failed: dict[int, BaseException] = {}
+    targets, indices = [], []
+    for index, (spec, model, madds) in enumerate(jobs):
+        try:
+            model = timing_ready(spec, model, weights)
+        except Exception as exc:  # noqa: BLE001 - recorded in its row (or raised below)
+            failed[index] = exc
+            continue
+        guard = lambda what, spec=spec: running(spec, what)  # noqa: E731
+        shape = spec.input_shape(latency.batch)
+        targets.append(harness.Target(model, shape, madds, spec.label, guard))
+        indices.append(index)
+    timed = harness.time_models(targets, latency, rounds or harness.ROUNDS, on_phase)
+    results = dict(zip(indices, timed, strict=True))
+    failed.update((i, r) for i, r in results.items() if isinstance(r, Exception))
+    for exc in failed.values():
+        if isinstance(exc, stop_on):
+            raise exc
+    return [
+        {**environment_columns(environment(latency)), "error": failure_text(failed[i])}
+        if i in failed
+        else latency_columns(results[i])
+        for i in range(len(jobs))
+    ]
 
-            columns = interleaved_latency(jobs, latency, weights=weights, on_phase=say)
-            timed.update(zip(indices, columns, strict=True))
-        jobs = model = None  # dropped before the rows are handed on
-        for i in todo:
-            if i in timed_keys:  # (a row with an error is never kept)
-                cache.put(timed_keys[i], timed[i])
-        for i in chunk:
-            if on_start is not None:
-                on_start(specs[i])
-            row, error = {**rows[i], **timed.get(i, {})}, timed.get(i, {}).get("error")
-            if error and rows[i].get("error"):  # the memory's failure and the timing's
-                row["error"] = f"{rows[i]['error']}; {error}"
-            yield row
+
+# Configurations timed interleaved together: all their models are held at once.
+TIMING_GROUP = 16
 
 
 @dataclass
@@ -101,7 +243,7 @@ class CompareRun:
     latency: ResolvedLatency | None
     accuracy: AccuracyTable | None
     weights: str | Path | None = None
-    executor: InProcess | LocalPool | DaskPool | None = None
+    executor: Executor | None = None
     cache: ResultCache | None = None
     warn: Callable[[str], None] | None = None
     engine: str = "fvcore"
@@ -131,17 +273,56 @@ class CompareRun:
         )
         if self.latency is None:
             yield from analysed
-            return
-        yield from time_rows(
-            self.specs,
-            list(analysed),
-            self.latency,
-            weights=self.weights,
-            cache=self.cache,
-            keys=keys,
-            on_start=on_start,
-            on_phase=on_phase,
-        )
+        else:
+            yield from self._timed(list(analysed), keys, on_start, on_phase or (lambda _: None))
+
+    def _timed(
+        self,
+        rows: list[dict[str, Any]],
+        keys: list[dict[str, Any] | None],
+        on_start: Callable[[ModelSpec], None] | None,
+        say: Callable[[str], None],
+    ) -> Iterator[dict[str, Any]]:
+        """Each analysed row with its latency columns added (a row without counts passed on),
+        timed interleaved ``TIMING_GROUP`` configurations at a time, yielded in order."""
+        from mbprof.analysis.latency.machine import machine_peak_gflops
+
+        specs, latency, cache = self.specs, self.latency, self.cache
+        say("machine reference")
+        machine_peak_gflops(latency.device, latency.threads, latency.dtype)
+        keep = cache is not None and cache.latency
+        for start in range(0, len(rows), TIMING_GROUP):
+            chunk = range(start, min(start + TIMING_GROUP, len(rows)))
+            counted = [i for i in chunk if "madds" in rows[i]]  # the others did not count
+            timed_keys = {i: latency_key(keys[i], latency) for i in counted if keep and keys[i]}
+            timed = {i: hit for i, key in timed_keys.items() if (hit := cache.get(key)) is not None}
+            todo = [i for i in counted if i not in timed]
+            if todo and on_start is not None:
+                on_start(specs[todo[0]])
+            jobs, indices = [], []
+            for i in todo:
+                say(f"building {specs[i].label} to time it")
+                try:
+                    model = build_sized(specs[i], weights=self.weights, batch=latency.batch).model
+                except ROW_FAILURES as exc:
+                    timed[i] = {"error": failure_text(exc)}
+                    continue
+                jobs.append((specs[i], model, rows[i]["madds"]))
+                indices.append(i)
+            if jobs:
+                columns = interleaved_latency(jobs, latency, weights=self.weights, on_phase=say)
+                timed.update(zip(indices, columns, strict=True))
+            jobs = model = None  # dropped before the rows are handed on
+            for i in todo:
+                if i in timed_keys:  # (a row with an error is never kept)
+                    cache.put(timed_keys[i], timed[i])
+            for i in chunk:
+                if on_start is not None:
+                    on_start(specs[i])
+                row, error = {**rows[i], **timed.get(i, {})}, timed.get(i, {}).get("error")
+                if error and rows[i].get("error"):  # the memory's failure and the timing's
+                    row["error"] = f"{rows[i]['error']}; {error}"
+                yield row
 
     def _say(self, text: str) -> None:
         if text not in self._warned:
@@ -150,7 +331,10 @@ class CompareRun:
 
     def frame(self, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         """The rows as a frame, with published accuracy joined."""
-        return add_accuracy(rows_to_frame(rows), self.accuracy)
+        from mbprof.frame.accuracy import join
+
+        frame = rows_to_frame(rows)
+        return frame if self.accuracy is None else join(frame, self.accuracy)
 
     def check_top1(self, option: str) -> None:
         """Refuse a top-1 plot of configurations none of which has a published top-1."""
@@ -263,9 +447,3 @@ def accuracy_for(accuracy: bool | str | Path | None) -> AccuracyTable | None:
     if accuracy is False or accuracy is None:
         return None
     return published.accuracy_table(None if accuracy is True else accuracy)
-
-
-def add_accuracy(frame: pd.DataFrame, table: AccuracyTable | None) -> pd.DataFrame:
-    from mbprof.frame import accuracy as published
-
-    return frame if table is None else published.join(frame, table)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-import mbprof.api.timing as timing_room
+import mbprof.api.sweep as timing_room
 from mbprof.api import make_latency_settings, make_specs, prepare_compare
-from mbprof.api.analysis_phase import analysed_rows
 from mbprof.api.cache import ResultCache, analysis_key
+from mbprof.api.sweep import analysed_rows
 from tests.cli.test_check import mobilenet_v1_by_hand
 from tests.support.tiny_models import tiny_madds, tiny_models  # noqa: F401  (a fixture)
 

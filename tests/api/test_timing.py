@@ -12,7 +12,7 @@ from mbprof.analysis.latency import harness
 from mbprof.api import build_sized
 from mbprof.api import building as building_module
 from mbprof.api.building import CALIBRATED, timing_ready
-from mbprof.api.timing import interleaved_latency
+from mbprof.api.sweep import interleaved_latency
 from mbprof.core.errors import ModelRunError
 from mbprof.frame.columns import ENVIRONMENT_COLUMNS, LATENCY_FIGURES
 from tests.support.tiny_models import tiny_madds, tiny_models  # noqa: F401  (a fixture)

@@ -99,9 +99,8 @@ def test_compare_records_a_failing_configuration_and_goes_on(tmp_path):
 
 def test_ctrl_c_keeps_the_rows_already_measured(tmp_path, monkeypatch):
     import mbprof.api.sweep
-    import mbprof.api.timing
 
-    real, calls = mbprof.api.timing.interleaved_latency, []
+    real, calls = mbprof.api.sweep.interleaved_latency, []
 
     def interrupted_on_second(*args, **kwargs):
         calls.append(1)
@@ -112,7 +111,7 @@ def test_ctrl_c_keeps_the_rows_already_measured(tmp_path, monkeypatch):
     # one configuration per interleaved group, so that the first row is finished when
     # the second group is interrupted
     monkeypatch.setattr(mbprof.api.sweep, "TIMING_GROUP", 1)
-    monkeypatch.setattr(mbprof.api.timing, "interleaved_latency", interrupted_on_second)
+    monkeypatch.setattr(mbprof.api.sweep, "interleaved_latency", interrupted_on_second)
     csv, js = tmp_path / "s.csv", tmp_path / "s.json"
     result = run(
         "compare", "-m", "test_tiny", "--res", "32,48,64", *FAST, "--csv", str(csv),

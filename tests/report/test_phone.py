@@ -8,8 +8,7 @@ import math
 
 import pytest
 
-from mbprof.api.reporting import prepare_reproduce
-from mbprof.api.timing import PhoneRun
+from mbprof.api.reporting import PhoneRun, prepare_reproduce
 from mbprof.core.settings import LatencySettings
 from mbprof.frame.rows import identity_row
 from mbprof.report.folder import ReproduceResult

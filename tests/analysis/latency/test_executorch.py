@@ -319,7 +319,7 @@ def test_a_build_without_the_event_tracer_says_so_in_one_line(tmp_path):
 @pytest.mark.usefixtures("tiny_models")
 def test_interleaved_timing_times_int8_against_its_fp32_program():
     import mbprof
-    from mbprof.api.timing import interleaved_latency
+    from mbprof.api.sweep import interleaved_latency
 
     spec = mbprof.make_spec("test_tiny", resolution=32)
     latency = mbprof.make_latency_settings(
