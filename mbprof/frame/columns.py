@@ -63,16 +63,16 @@ def text_table(text: str, cells: int = 4) -> list[list[str]]:
     return rows
 
 
-# The columns by group (columns.txt: ``key | header | kind | description`` after ``[group]``).
+# columns.txt: the columns by group (``key | header | kind | description`` after ``[group]``)
+# and the figures budgets bound (``column | key | label | what``, after ``[budgets]``).
 _PARTS = re.split(
     r"^\[(\w+)\]\n", Path(__file__).with_name("columns.txt").read_text("utf-8"), flags=re.M
 )
-_GROUPS = {
-    name: {key: Column(header, kind, about) for key, header, kind, about in text_table(body)}
-    for name, body in zip(_PARTS[1::2], _PARTS[2::2], strict=True)
-}
+_GROUPS = {name: text_table(body) for name, body in zip(_PARTS[1::2], _PARTS[2::2], strict=True)}
+_METRICS = {column: Metric(key, label, what) for column, key, label, what in _GROUPS.pop("budgets")}
+_GROUPS = {name: {row[0]: Column(*row[1:]) for row in rows} for name, rows in _GROUPS.items()}
 LATENCY, ENVIRONMENT, DEPLOYMENT = (_GROUPS[k] for k in ("latency", "environment", "deployment"))
-# Plot axes and budget metrics, by column.
+# Plot axes, by column.
 _AXES = {
     "madds": Axis("MAdds", "millions, batch 1", 1e-6),
     "params": Axis("Parameters", "millions", 1e-6),
@@ -87,29 +87,6 @@ _AXES = {
     "top1": Axis("ImageNet top-1", "%", lower_is_better=False, quality=True),
     "top5": Axis("ImageNet top-5", "%", lower_is_better=False, quality=True),
     "phone_latency_ms": Axis("Published phone latency", "ms"),
-}
-_METRICS = {
-    "madds": Metric("max_madds", "MAdds", "multiply-accumulates of conv and FC layers, batch 1"),
-    "params": Metric("max_params", "Params", "parameter tensor elements"),
-    "peak_act_bytes": Metric(
-        "max_peak_memory",
-        "Peak activations",
-        "peak bytes of live activations over one forward pass, batch 1, input image not "
-        "counted: materialized, or memory-efficient (inverted residuals in T chunks; "
-        "mbprof memory explains both); KB = 1000 bytes",
-    ),
-    "latency_ms": Metric(
-        "max_latency",
-        "Latency",
-        "median wall time of one forward pass of a batch on this machine, under the "
-        "settings shown (mbprof bench explains the harness)",
-    ),
-    "deployed_bytes": Metric(
-        "max_model_size",
-        "Deployed size",
-        "bytes of the file the backend runs (the .pte of executorch, the .onnx of "
-        "onnxruntime), weights included, fp32 or int8 as shown; KB = 1000 bytes",
-    ),
 }
 COLUMNS = {key: c for group in _GROUPS.values() for key, c in group.items()}
 COLUMNS = {k: replace(c, axis=_AXES.get(k), budget=_METRICS.get(k)) for k, c in COLUMNS.items()}

@@ -208,30 +208,6 @@ def _value_table(rows: Sequence[Mapping[str, Any]], series: Sequence[str]) -> st
     return markdown_grid(headers, table, [False, False, True] + [True] * len(series))
 
 
-def phone_markdown(
-    found: Sequence[Fit],
-    rows: Sequence[Mapping[str, Any]],
-    environment: str,
-    missing: list[str],
-    failed: Sequence[str] = (),
-) -> str:
-    present = {r["series"] for r in rows}
-    series = [s for s in ORDER if s in present]
-    scopes = lines(fill("phone", "scope", what=what, table=_summary_table(found, scope))
-                   for scope, what in SCOPES.items())  # fmt: skip
-    return fill(
-        "phone",
-        "document",
-        environment=environment.rstrip("."),
-        finding=finding(found),
-        scopes=scopes,
-        values=_value_table([r for r in rows if r["series"] in series], series),
-        figure=FIGURE,
-        missing=fill("phone", "missing", missing="; ".join(missing)) if missing else "",
-        failed=fill("phone", "failed", failed=lines(f"- {t}" for t in failed)) if failed else "",
-    )
-
-
 def failures(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """'configuration on series: error' for each measured row that has an error."""
     found = []
@@ -262,7 +238,22 @@ def write_phone(
     values = measured_values(rows)
     found = fits(values)
     per_value = per_value_rows(values, found)
-    text = phone_markdown(found, per_value, environment, list(missing), failures(rows))
+    series = [s for s in ORDER if s in {r["series"] for r in per_value}]
+    failed = failures(rows)
+    text = fill(
+        "phone",
+        "document",
+        environment=environment.rstrip("."),
+        finding=finding(found),
+        scopes=lines(
+            fill("phone", "scope", what=what, table=_summary_table(found, scope))
+            for scope, what in SCOPES.items()
+        ),
+        values=_value_table([r for r in per_value if r["series"] in series], series),
+        figure=FIGURE,
+        missing=fill("phone", "missing", missing="; ".join(missing)) if missing else "",
+        failed=fill("phone", "failed", failed=lines(f"- {t}" for t in failed)) if failed else "",
+    )
     write_file(stage, "phone.md", text, result, "Phone latency predicted from this machine")
     what = "Every published phone latency against each series, scaled (phone.md explains)"
     write_file(stage, "phone.csv", csv_text(pd.DataFrame(per_value)), result, what)

@@ -73,14 +73,6 @@ def read_data(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def paper_table4() -> list[dict[str, str]]:
-    return read_data("paper_table4.csv")
-
-
-def paper_table3() -> list[dict[str, str]]:
-    return read_data("paper_table3.csv")
-
-
 def registered(model: str) -> bool:
     from mbprof.models import list_models
 
@@ -109,7 +101,9 @@ def wanted_configs(parts: Sequence[str]) -> list[ModelSpec]:
     if "sweep" in parts or "figures" in parts:
         wanted += sweep_configs()
     if "table4" in parts:
-        wanted += [config(r["model"], r["width"], r["resolution"]) for r in paper_table4()]
+        wanted += [
+            config(r["model"], r["width"], r["resolution"]) for r in read_data("paper_table4.csv")
+        ]
     return list(dict.fromkeys(wanted))
 
 
@@ -155,5 +149,5 @@ def check_out(out: str | Path, parts: Sequence[str] = PARTS) -> dict[str, list[s
     """Refuse, before any measuring, a folder this run cannot write without losing a file."""
     from mbprof.report.folder import check_folder
 
-    known, legacy = planned_files(PARTS), _written_before_manifests
-    return check_folder(Path(out), planned_files(parts), known, legacy=legacy)
+    legacy = _written_before_manifests
+    return check_folder(Path(out), planned_files(parts), planned_files(), legacy=legacy)

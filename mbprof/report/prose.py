@@ -42,10 +42,16 @@ def inconsistencies_markdown(
     """Where Tables 4 and 3 disagree with their own sources, and why mbprof differs."""
     records = t4.to_dict(orient="records")
     rows = {r["model"] + f" {r['width']:g}": r for r in records}
-    counts = [fill("inconsistencies", block, **_figures(rows[key]))
-              for key, block in _EXPLAINED.items() if key in rows]  # fmt: skip
-    top1 = [fill("inconsistencies", "top1", r=r, top1=top1_text(r["paper_top1"]))
-            for r in records if r["other_top1"]]  # fmt: skip
+    counts = [
+        fill("inconsistencies", block, **_figures(rows[key]))
+        for key, block in _EXPLAINED.items()
+        if key in rows
+    ]
+    top1 = [
+        fill("inconsistencies", "top1", r=r, top1=top1_text(r["paper_top1"]))
+        for r in records
+        if r["other_top1"]
+    ]
     timm_text = timm_flops_markdown(timm)
     return fill(
         "inconsistencies",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from mbprof.frame.rows import is_missing
 from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult, csv_text, write_file
-from mbprof.report.plan import AS_DATA, leave_out, paper_table3, registered
+from mbprof.report.plan import AS_DATA, leave_out, read_data, registered
 from mbprof.report.text import fill, kilobytes
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def _rounding(printed_k: float, computed_k: float) -> bool:
 def table3_paper_problems() -> list[str]:
     """The cells that disagree with their own channel count by more than rounding."""
     problems, largest = [], {}
-    cells = paper_table3()
+    cells = read_data("paper_table3.csv")
     for cell in (c for c in cells if c["size"] != "max"):
         network, side, channels = cell["network"], int(cell["size"]), int(cell["channels"])
         printed = float(cell["kbytes"])
@@ -59,7 +59,7 @@ def table3_frame(
     """The paper's Table 3 beside mbprof's largest tensor per resolution, both modes."""
     import pandas as pd
 
-    cells = paper_table3()
+    cells = read_data("paper_table3.csv")
     networks = list(dict.fromkeys((c["network"], c["model"], float(c["width"])) for c in cells))
     rows = []
     for network, model, width in networks:
@@ -149,8 +149,11 @@ def table3_explained(t3: pd.DataFrame, g2: dict[int, Any] | None = None) -> str:
             continue
         same = _by_size(t3, r["model"])
         if r["size"] == "max":
-            where = [f"{q['size']}x{q['size']}" for q in same.values()
-                     if q["size"] != "max" and q["tensor_bytes"] == r["tensor_bytes"]]  # fmt: skip
+            where = [
+                f"{q['size']}x{q['size']}"
+                for q in same.values()
+                if q["size"] != "max" and q["tensor_bytes"] == r["tensor_bytes"]
+            ]
             where = fill("table3", "max_where", where=where[0]) if where else "."
             cells.append(fill("table3", "max", r=r, tensor_bytes=int(ours), where=where))
             continue

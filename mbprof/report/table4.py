@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from mbprof.frame.rows import cell, is_missing
 from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult, csv_text, write_file
-from mbprof.report.plan import AS_DATA, config, find_row, paper_table4
+from mbprof.report.plan import AS_DATA, config, find_row, read_data
 from mbprof.report.text import delta, fill, millions, top1_text
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def table4_frame(frame: pd.DataFrame, bn_params: Callable[[str, float], int]) ->
     from mbprof.frame import accuracy
 
     rows = []
-    for paper in paper_table4():
+    for paper in read_data("paper_table4.csv"):
         spec = config(paper["model"], paper["width"], paper["resolution"])
         ours = find_row(frame, spec)
         if ours is None:
