@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 DATA_FILE = Path(__file__).parent.parent / "data" / "accuracy.csv"
 REQUIRED = ("model", "width", "depth", "resolution", "top1")
-OPTIONAL = ("top5", "source", "args", "phone_latency_ms", "phone_latency_device", "priority")
 JOINED = ("top1", "top5", "accuracy_source", "phone_latency_ms", "phone_latency_device")
 USER_PRIORITY = 0  # a user's file comes before every shipped source
 
@@ -48,10 +47,6 @@ class Published:
     @property
     def key(self) -> Key:
         return make_key(self.model, self.width, self.depth, self.resolution, self.args)
-
-    def joined(self) -> dict[str, Any]:
-        """The columns this entry adds to a comparison row."""
-        return {key: getattr(self, "source" if key == "accuracy_source" else key) for key in JOINED}
 
 
 def key_of(spec: ModelSpec) -> Key:
@@ -98,9 +93,6 @@ class AccuracyTable:
     def lookup_spec(self, spec: ModelSpec) -> Published | None:
         """The preferred source's figures for the configuration ``spec``, or None."""
         return self._by_key.get(key_of(spec), [None])[0]
-
-    def __add__(self, other: AccuracyTable) -> AccuracyTable:
-        return AccuracyTable([*self.entries(), *other.entries()])
 
 
 def _number(text: str, what: str, where: str, low: float, high: float) -> float:
@@ -196,7 +188,9 @@ def shipped() -> AccuracyTable:
 
 def accuracy_table(user_file: str | Path | None = None) -> AccuracyTable:
     """The shipped figures, with ``user_file``'s (if given) put first."""
-    return shipped() if user_file is None else read_accuracy_csv(user_file) + shipped()
+    if user_file is None:
+        return shipped()
+    return AccuracyTable([*read_accuracy_csv(user_file).entries(), *shipped().entries()])
 
 
 def join(frame: pd.DataFrame, table: AccuracyTable | None = None) -> pd.DataFrame:
@@ -211,7 +205,8 @@ def join(frame: pd.DataFrame, table: AccuracyTable | None = None) -> pd.DataFram
     found = [table.lookup_spec(spec) if spec is not None else None for spec in specs]
     if not any(found):
         return frame
-    joined = [e.joined() if e else dict.fromkeys(JOINED) for e in found]
+    named = {key: "source" if key == "accuracy_source" else key for key in JOINED}
+    joined = [{k: getattr(e, a) if e else None for k, a in named.items()} for e in found]
     added = pd.DataFrame(joined, index=frame.index, columns=list(JOINED))
     for key in ("top1", "top5", "phone_latency_ms"):
         added[key] = pd.to_numeric(added[key]).astype(float)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.core.errors import MbprofError
+from mbprof.core.errors import MbprofError, ModelRunError, first_line
 from mbprof.core.parsing import format_literal, parse_resolution, read_literal
 from mbprof.core.records import ModelSpec
 from mbprof.core.units import is_missing
@@ -22,24 +23,15 @@ if TYPE_CHECKING:
 
     from mbprof.core.records import CountReport, Environment, MemoryReport, Timing
 
-# The columns that say which configuration a row measured, in the frame's order.
 FAILURE_TEXT_MAX = 300
-NOTES_SEPARATOR = "; "  # between the notes of one ``notes`` cell
-
-
-def plain(value: Any) -> Any:
-    """A numpy scalar as the Python number it holds; anything else unchanged."""
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
-            return value.item()
-        except (TypeError, ValueError):
-            return value
-    return value
 
 
 def cell(row: Mapping[str, Any], key: str, default: Any = None) -> Any:
     """``row[key]`` as a plain Python value; ``default`` when absent, missing or ''."""
-    value = plain(row.get(key, default))
+    value = row.get(key, default)
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        with contextlib.suppress(TypeError, ValueError):
+            value = value.item()
     return default if is_missing(value) or value == "" else value
 
 
@@ -156,7 +148,7 @@ def count_columns(counts: CountReport, notes: tuple[str, ...] = ()) -> dict[str,
     if counts.params_used is not None:
         row["params_used"] = counts.params_used
     if notes or counts.notes:
-        row["notes"] = NOTES_SEPARATOR.join((*notes, *counts.notes))
+        row["notes"] = "; ".join((*notes, *counts.notes))
     return row
 
 
@@ -189,12 +181,9 @@ def latency_columns(timing: Timing) -> dict[str, Any]:
 
 def failure_text(exc: BaseException) -> str:
     """An ``error`` cell: the exception's type and first line (a ``ModelRunError``'s cause)."""
-    from mbprof.core.errors import ModelRunError
-
     if isinstance(exc, ModelRunError) and exc.__cause__ is not None:
         exc = exc.__cause__
-    lines = str(exc).strip().splitlines()
-    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    text = type(exc).__name__ + (f": {first}" if (first := first_line(exc)) else "")
     return text if len(text) <= FAILURE_TEXT_MAX else text[: FAILURE_TEXT_MAX - 3] + "..."
 
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from mbprof.core.units import format_value
 from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult
-from mbprof.report.plan import FIGURES, MARKER, config, find_row
+from mbprof.report.plan import FIGURES, config, find_row
+from mbprof.report.text import fill
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,7 +30,7 @@ def _axis_text(axis: Axis, value: float) -> str:
     return format_value(value, "float") if axis.quality else f"{value:.2f}"
 
 
-def _frontier_text(plotted: PlotResult, data: pd.DataFrame, x: Axis, y: Axis) -> list[str]:
+def _frontier_text(plotted: PlotResult, data: pd.DataFrame, x: Axis, y: Axis) -> str:
     from mbprof.render.plots import axis_label
 
     front, points = plotted.frontier, plotted.points
@@ -37,37 +38,25 @@ def _frontier_text(plotted: PlotResult, data: pd.DataFrame, x: Axis, y: Axis) ->
         [r["label"], r["model"], _axis_text(x, r[x.column]), _axis_text(y, r[y.column])]
         for r in front.to_dict(orient="records")
     ]
-    return [
-        f"On the frontier: {len(front)} of {len(points)} configurations (no other "
-        f"configuration has {x.name} at least as {'low' if x.lower_is_better else 'high'}"
-        " and top-1 at least as high, one of them strictly).",
-        "",
-        markdown_grid(
-            ["Point", "Model", axis_label(x, data, points[x.column]), f"{y.name} (%)"],
-            rows,
-            [False, False, True, True],
-        ),
-        "",
-    ]
+    headers = ["Point", "Model", axis_label(x, data, points[x.column]), f"{y.name} (%)"]
+    table = markdown_grid(headers, rows, [False, False, True, True])
+    direction = "low" if x.lower_is_better else "high"
+    values = {"points": len(front), "total": len(points), "x": x.name, "direction": direction}
+    return fill("pareto", "frontier", **values, table=table)
 
 
-def _fit_text(plotted: PlotResult, data: pd.DataFrame, y: Axis) -> list[str]:
+def _fit_text(plotted: PlotResult, data: pd.DataFrame, y: Axis) -> str | None:
     if plotted.fit is None or math.isnan(plotted.fit[0]):
-        return []
+        return None
     r, rho = plotted.fit
-    text = (
-        f"Over {len(plotted.points)} configurations: Pearson r = {r:.3f}, Spearman rank "
-        f"correlation = {rho:.3f}."
-    )
+    latency = ""
     v1 = find_row(data, config("mobilenet_v1", 1.0, 224))
     v2 = find_row(data, config("mobilenet_v2", 1.0, 224))
     if v1 is not None and v2 is not None and y.column in v1 and y.column in v2:
-        text += (
-            f" MAdds alone do not set the latency: MobileNetV1 1.0@224 "
-            f"({v1['madds'] / 1e6:.0f}M MAdds) took {v1[y.column]:.1f} ms here and "
-            f"MobileNetV2 1.0@224 ({v2['madds'] / 1e6:.0f}M) {v2[y.column]:.1f} ms."
-        )
-    return [text, ""]
+        v1_madds, v2_madds = v1["madds"] / 1e6, v2["madds"] / 1e6
+        values = {"v1_madds": v1_madds, "v1_ms": v1[y.column], "v2_ms": v2[y.column]}
+        latency = fill("pareto", "latency", **values, v2_madds=v2_madds)
+    return fill("pareto", "fit", points=len(plotted.points), r=r, rho=rho, latency=latency)
 
 
 def write_figures(frame: pd.DataFrame, root: Path, result: ReproduceResult) -> str:
@@ -75,7 +64,7 @@ def write_figures(frame: pd.DataFrame, root: Path, result: ReproduceResult) -> s
     from mbprof.render.plots import AXES, available_axes, plot_frame
 
     have = set(available_axes(frame))
-    sections = [MARKER, "# Pareto frontiers", ""]
+    sections = [fill("pareto", "head")]
     for spec in FIGURES:
         if not {spec.x, spec.y} <= have:
             missing = ", ".join(sorted({spec.x, spec.y} - have))
@@ -88,9 +77,9 @@ def write_figures(frame: pd.DataFrame, root: Path, result: ReproduceResult) -> s
         options = {"log_x": spec.log_x, "log_y": spec.log_y, "title": spec.title}
         plotted = plot_frame(data, x, y, root / relative, **options, where="the sweep")
         result.files.append((relative, spec.title))
-        sections += [f"## {spec.title}", "", f"![{spec.title}]({relative})", ""]
+        sections.append(fill("pareto", "figure", title=spec.title, path=relative))
         if plotted.kind == "pareto":
-            sections += _frontier_text(plotted, data, x, y)
-        else:
-            sections += _fit_text(plotted, data, y)
+            sections.append(_frontier_text(plotted, data, x, y))
+        elif (fit := _fit_text(plotted, data, y)) is not None:
+            sections.append(fit)
     return "\n".join(sections)

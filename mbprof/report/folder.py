@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MANIFEST = ".mbprof-manifest.json"
-_WRITER = "mbprof"
 
 Owned = dict[str, list[str]]  # relative path -> the SHA-256 of each content mbprof wrote there
 
@@ -45,7 +44,7 @@ def read_manifest(out: Path, known: Collection[str], option: str = "--out") -> O
             payload = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             pass
-    ours = isinstance(payload, dict) and payload.get("written_by") == _WRITER
+    ours = isinstance(payload, dict) and payload.get("written_by") == "mbprof"
     files = payload.get("files") if ours else None
     if not isinstance(files, dict) or any(
         name not in known or not isinstance(hashes, list) for name, hashes in files.items()
@@ -82,26 +81,20 @@ def check_folder(
         return {}
     if not os.access(out, os.W_OK | os.X_OK):
         raise MbprofError(f"{option}: cannot write in {str(out)!r}: permission denied")
-    manifest = read_manifest(out, known, option)
-    owned: dict[str, list[str] | None]
-    if manifest is not None:
-        owned = dict(manifest)
-    elif not any(out.iterdir()):
+    owned: dict[str, list[str] | None] | None = read_manifest(out, known, option)
+    if owned is None and not any(out.iterdir()):
         owned = {}
-    elif legacy is not None and legacy(out):
+    elif owned is None and legacy is not None and legacy(out):
         owned = {name: None for name in known if (out / name).is_file()}
-    else:
+    elif owned is None:
         raise MbprofError(
             f"{option}: {str(out)!r} already holds files that mbprof did not write (it has no "
             f"{MANIFEST}); give a new or empty folder"
         )
     for folder in sorted({str(PurePosixPath(name).parent) for name in planned} - {"."}):
-        if os.path.lexists(out / folder) and (
-            (out / folder).is_symlink() or not (out / folder).is_dir()
-        ):
-            raise MbprofError(
-                f"{option}: {str(out / folder)!r} is not a folder mbprof made; move it away"
-            )
+        path = out / folder
+        if os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):
+            raise MbprofError(f"{option}: {str(path)!r} is not a folder mbprof made; move it away")
     for name in sorted(planned):
         path = out / name
         if not os.path.lexists(path):
@@ -122,7 +115,7 @@ def check_folder(
 def _write_manifest(out: Path, files: Owned) -> None:
     from mbprof.core.files import write_atomic
 
-    payload = {"written_by": _WRITER, "files": dict(sorted(files.items()))}
+    payload = {"written_by": "mbprof", "files": dict(sorted(files.items()))}
     write_atomic(out / MANIFEST, json.dumps(payload, indent=1) + "\n")
 
 
@@ -163,15 +156,12 @@ def install(staged: Path, out: Path, owned: dict[str, list[str] | None]) -> list
         if old is not None and _holds_what_mbprof_wrote(path, old):
             path.unlink()
             removed.append(name)
-            _remove_empty_parents(path.parent, out)
+            folder = path.parent
+            while folder != out and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+                folder = folder.parent
     _write_manifest(out, {name: [digest] for name, digest in hashes.items()})
     return removed
-
-
-def _remove_empty_parents(folder: Path, out: Path) -> None:
-    while folder != out and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-        folder = folder.parent
 
 
 def discard(staged: Path, out: Path, created: bool) -> None:

@@ -17,7 +17,8 @@ from mbprof.core.units import format_multiplier
 from mbprof.frame.rows import cell, row_measures, spec_from_row
 from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult, write_file
-from mbprof.report.plan import MARKER, config, read_data
+from mbprof.report.plan import config, read_data
+from mbprof.report.text import fill, lines
 
 # What the API measures for each configuration, in the order the tables show them.
 SERIES = ("eager", "onnxruntime", "onnxruntime int8", "executorch", "executorch int8")
@@ -144,26 +145,12 @@ def finding(found: Sequence[Fit]) -> str:
     """The measured answer to "which runtime here predicts a phone best", in one paragraph."""
     best = best_runtime(found)
     if best is None:
-        return "No runtime was measured on enough configurations to predict the phone."
+        return fill("phone", "none")
     madds = next((f for f in found if f.series == MADDS and f.scope == "all"), None)
     grid = best_runtime(found, "grid")
-    text = (
-        f"Of the runtimes here, {best.series} predicts the Pixel 1 best: one scale factor "
-        f"turns its single-thread latencies into the {best.points} published phone latencies "
-        f"with a median error of {best.median_error_pct:.1f}% (largest "
-        f"{best.max_error_pct:.1f}%, Spearman {best.spearman:.3f})"
-    )
-    if grid is not None:
-        text += (
-            f"; on the 22-checkpoint MobileNetV2 grid alone, {grid.series} does best "
-            f"({grid.median_error_pct:.1f}% median, {grid.max_error_pct:.1f}% largest)"
-        )
-    if madds is not None:
-        text += (
-            f". MAdds alone give {madds.median_error_pct:.1f}% median and "
-            f"{madds.max_error_pct:.1f}% largest on every published value"
-        )
-    return text + "."
+    grid = "" if grid is None else fill("phone", "grid", grid=grid)
+    madds = "" if madds is None else fill("phone", "madds", madds=madds)
+    return fill("phone", "best", best=best, grid=grid, madds=madds)
 
 
 def per_value_rows(
@@ -221,51 +208,6 @@ def _value_table(rows: Sequence[Mapping[str, Any]], series: Sequence[str]) -> st
     return markdown_grid(headers, table, [False, False, True] + [True] * len(series))
 
 
-def phone_markdown(
-    found: Sequence[Fit],
-    rows: Sequence[Mapping[str, Any]],
-    environment: str,
-    missing: list[str],
-    failed: Sequence[str] = (),
-) -> str:
-    present = {r["series"] for r in rows}
-    series = [s for s in ORDER if s in present]
-    lines = [
-        MARKER,
-        "# Phone latency, predicted from this machine",
-        "",
-        "The published latencies of `mbprof/data/accuracy.csv` were measured on a Pixel 1 "
-        "(TF-Lite, float, one large core). Each configuration was run here, one thread, on "
-        f"every runtime. {environment.rstrip('.')}. Per series, one scale factor k (least "
-        "squares in log "
-        "space) maps what was measured to the phone; the error is measured x k / published "
-        "- 1. The MAdds rows predict latency proportional to MAdds. Scale factors are fitted "
-        "per table; the per-value table below uses the fit on every published value (TF-Slim's "
-        "MACs column, which covers the grid only, its fit on the grid).",
-        "",
-        f"**{finding(found)}**",
-        "",
-    ]
-    for scope, what in SCOPES.items():
-        lines += [f"## On {what}", "", _summary_table(found, scope), ""]
-    lines += [
-        "## Every published value",
-        "",
-        "Measured x k in ms (error against the published value).",
-        "",
-        _value_table([r for r in rows if r["series"] in series], series),
-        "",
-        f"![Measured against published phone latency]({FIGURE})",
-        "",
-    ]
-    if missing:
-        lines += ["Not measured in this run: " + "; ".join(missing) + ".", ""]
-    if failed:
-        lines += ["Failed here (left out of their series' fits):", ""]
-        lines += [f"- {text}" for text in failed] + [""]
-    return "\n".join(lines)
-
-
 def failures(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """'configuration on series: error' for each measured row that has an error."""
     found = []
@@ -296,7 +238,22 @@ def write_phone(
     values = measured_values(rows)
     found = fits(values)
     per_value = per_value_rows(values, found)
-    text = phone_markdown(found, per_value, environment, list(missing), failures(rows))
+    series = [s for s in ORDER if s in {r["series"] for r in per_value}]
+    failed = failures(rows)
+    text = fill(
+        "phone",
+        "document",
+        environment=environment.rstrip("."),
+        finding=finding(found),
+        scopes=lines(
+            fill("phone", "scope", what=what, table=_summary_table(found, scope))
+            for scope, what in SCOPES.items()
+        ),
+        values=_value_table([r for r in per_value if r["series"] in series], series),
+        figure=FIGURE,
+        missing=fill("phone", "missing", missing="; ".join(missing)) if missing else "",
+        failed=fill("phone", "failed", failed=lines(f"- {t}" for t in failed)) if failed else "",
+    )
     write_file(stage, "phone.md", text, result, "Phone latency predicted from this machine")
     what = "Every published phone latency against each series, scaled (phone.md explains)"
     write_file(stage, "phone.csv", csv_text(pd.DataFrame(per_value)), result, what)

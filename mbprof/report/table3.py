@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from mbprof.frame.rows import is_missing
 from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult, csv_text, write_file
-from mbprof.report.plan import AS_DATA, MARKER, leave_out, paper_table3, registered
-from mbprof.report.text import kilobytes
+from mbprof.report.plan import AS_DATA, leave_out, read_data, registered
+from mbprof.report.text import fill, kilobytes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,25 +28,21 @@ def _rounding(printed_k: float, computed_k: float) -> bool:
 def table3_paper_problems() -> list[str]:
     """The cells that disagree with their own channel count by more than rounding."""
     problems, largest = [], {}
-    cells = paper_table3()
+    cells = read_data("paper_table3.csv")
     for cell in (c for c in cells if c["size"] != "max"):
         network, side, channels = cell["network"], int(cell["size"]), int(cell["channels"])
         printed = float(cell["kbytes"])
         largest[network] = max(largest.get(network, printed), printed)
         computed = channels * side * side * 2
         if not _rounding(printed, computed / 1000):
-            problems.append(
-                f"{network} at {side}x{side}: {channels} channels x {side}x{side} x 2 bytes = "
-                f"{computed:,} bytes ({computed / 1000:.1f}K), but the paper prints "
-                f"{printed:g}K ({printed * 1000 / computed:.2f} times as much)."
-            )
+            values = {"network": network, "side": side, "channels": channels, "printed": printed}
+            values |= {"computed": computed, "computed_k": computed / 1000}
+            ratio = printed * 1000 / computed
+            problems.append(fill("table3", "cell_problem", **values, ratio=ratio))
     for cell in (c for c in cells if c["size"] == "max"):
         printed, top = float(cell["kbytes"]), largest[cell["network"]]
         if not _rounding(printed, top):
-            problems.append(
-                f"{cell['network']}: the **max** row prints {printed:g}K, but the largest cell "
-                f"of the same column prints {top:g}K."
-            )
+            problems.append(fill("table3", "max_problem", **cell, printed=printed, top=top))
     return problems
 
 
@@ -63,7 +59,7 @@ def table3_frame(
     """The paper's Table 3 beside mbprof's largest tensor per resolution, both modes."""
     import pandas as pd
 
-    cells = paper_table3()
+    cells = read_data("paper_table3.csv")
     networks = list(dict.fromkeys((c["network"], c["model"], float(c["width"])) for c in cells))
     rows = []
     for network, model, width in networks:
@@ -127,42 +123,15 @@ def table3_markdown(t3: pd.DataFrame) -> str:
             row += [paper, ours, delta]
         rows.append(row)
     table = markdown_grid(headers, rows, [False] + [True] * (len(headers) - 1))
-
     v2 = t3[(t3["model"] == "mobilenet_v2") & (t3["size"] != "max")]
-    contrast = ""
-    if not v2.empty:
-        pairs = [
-            f"{r['size']}x{r['size']}: {int(r['materialized_channels'])} / "
-            f"{kilobytes(float(r['materialized_bytes']))}"
-            for r in v2.to_dict(orient="records")
-            if not is_missing(r["materialized_bytes"])
-        ]
-        contrast = (
-            "- MobileNetV2 without the memory-efficient mode (every expanded tensor whole): "
-            + "; ".join(pairs)
-            + "."
-        )
-    lines = [
-        MARKER,
-        "# Table 3 of the MobileNetV2 paper, reproduced",
-        "",
-        "The largest single activation tensor at each spatial resolution for a 224x224 input, "
-        "as channels / kilobytes with 16-bit activations (K = 1000 bytes, the paper's unit). "
-        "Paper: Sandler et al. 2018, Table 3 as printed. mbprof: `mbprof memory MODEL --res 224` "
-        "(traced graph, fp16), in the memory-efficient mode of the paper's section 5.1 (an "
-        "inverted-residual block's expanded tensor is never whole; the stem runs as the "
-        "expansion of the first block). MobileNetV1 and ShuffleNet have no such blocks, so "
-        "their two modes agree.",
-        "",
-        table,
-        "",
-        "- Δ: mbprof minus the paper, in kilobytes and in percent of the paper's figure.",
-        "- The **max** row is the largest tensor of the whole network.",
+    pairs = [
+        f"{r['size']}x{r['size']}: {int(r['materialized_channels'])} / "
+        f"{kilobytes(float(r['materialized_bytes']))}"
+        for r in v2.to_dict(orient="records")
+        if not is_missing(r["materialized_bytes"])
     ]
-    if contrast:
-        lines.append(contrast)
-    lines += ["", "Why cells differ: see [inconsistencies.md](inconsistencies.md).", ""]
-    return "\n".join(lines)
+    contrast = "" if v2.empty else fill("table3", "contrast", pairs="; ".join(pairs)) + "\n"
+    return fill("table3", "document", table=table, contrast=contrast)
 
 
 def _by_size(t3: pd.DataFrame, model: str) -> dict[str, dict[str, Any]]:
@@ -171,80 +140,44 @@ def _by_size(t3: pd.DataFrame, model: str) -> dict[str, dict[str, Any]]:
 
 def table3_explained(t3: pd.DataFrame, g2: dict[int, Any] | None = None) -> str:
     """Sentences for the cells where mbprof and the paper differ by more than rounding."""
-    out = ["## Table 3: where mbprof differs, and why", ""]
-    for r in t3.to_dict(orient="records"):
-        if is_missing(r["tensor_bytes"]) or r["size"] == "max":
+    cells = []
+    for r in sorted(t3.to_dict(orient="records"), key=lambda r: r["size"] == "max"):
+        if is_missing(r["tensor_bytes"]):
             continue
-        paper_bytes = r["paper_kbytes"] * 1000
-        ours = float(r["tensor_bytes"])
+        paper_bytes, ours = r["paper_kbytes"] * 1000, float(r["tensor_bytes"])
         if abs(ours - paper_bytes) <= max(1000.0, 0.10 * paper_bytes):
             continue
-        size = f"{r['size']}x{r['size']}"
-        text = (
-            f"- **{r['network']} at {size}**: the paper prints {int(r['paper_channels'])} channels "
-            f"/ {r['paper_kbytes']:g}K; mbprof's largest tensor there has {int(r['channels'])} "
-            f"channels ({int(r['tensor_bytes']):,} bytes)."
-        )
-        times = round(paper_bytes / ours)
-        same = {str(k): v for k, v in _by_size(t3, r["model"]).items()}
+        same = _by_size(t3, r["model"])
+        if r["size"] == "max":
+            where = [
+                f"{q['size']}x{q['size']}"
+                for q in same.values()
+                if q["size"] != "max" and q["tensor_bytes"] == r["tensor_bytes"]
+            ]
+            where = fill("table3", "max_where", where=where[0]) if where else "."
+            cells.append(fill("table3", "max", r=r, tensor_bytes=int(ours), where=where))
+            continue
         side = int(r["size"])
+        values = {"r": r, "size": f"{side}x{side}", "tensor_bytes": int(ours), "half": side // 2}
+        values |= {"paper_channels": int(r["paper_channels"]), "channels": int(r["channels"])}
+        text = fill("table3", "cell", **values)
+        times = round(paper_bytes / ours)
+        below = same.get(str(side // 2))
         if r["channels"] == r["paper_channels"] and times >= 2:
-            text += (
-                f" Same channels and {paper_bytes / ours:.2f} times the bytes: the paper's "
-                f"figure is the size of {times} such tensors ({times} x {int(ours):,} = "
-                f"{times * int(ours):,} bytes), as an op that reads one and writes another "
-                "holds, not of the largest tensor."
-            )
+            ratio, total = paper_bytes / ours, times * int(ours)
+            text += fill("table3", "same_channels", **values, ratio=ratio, times=times, total=total)
         elif r["model"] == "mobilenet_v2":
-            text += (
-                f" {int(r['paper_channels'])} channels is the width of a later stage, which "
-                f"starts with a stride-2 block; at {size} the tensors that stay whole (a "
-                "block's input and output) are narrower."
-            )
+            text += fill("table3", "later_stage", **values)
         elif r["model"].startswith("shufflenet"):
-            below = same.get(str(side // 2))
-            pooled = same.get(str(side // 2)) if side == 112 else None
             if g2 and side in g2 and g2[side][0] == r["paper_channels"]:
-                text += (
-                    f" {int(r['paper_channels'])} channels is ShuffleNet 2x with **g=2**: "
-                    f"mbprof's shufflenet_v1_g2 at width 2 has {g2[side][0]} channels / "
-                    f"{kilobytes(g2[side][1])} there; with g=3, the column's label, the stage has "
-                    f"{int(r['channels'])}."
-                )
-            elif pooled is not None and pooled["paper_channels"] == r["channels"]:
-                text += (
-                    f" The paper's own next row has {int(pooled['paper_channels'])} channels at "
-                    f"{side // 2}x{side // 2}, after the stem's max pool, which keeps the channel "
-                    f"count: the stem has {int(r['channels'])} channels (the reference code's 2x "
-                    "stem, and mbprof's)."
-                )
+                g2_k = kilobytes(g2[side][1])
+                text += fill("table3", "g2", **values, g2_channels=g2[side][0], g2_k=g2_k)
+            elif side == 112 and below is not None and below["paper_channels"] == r["channels"]:
+                text += fill("table3", "pooled", **values, pooled=int(below["paper_channels"]))
             elif below is not None and r["channels"] * 4 == below["channels"]:
-                text += (
-                    f" mbprof's tensor is the first unit's 1x1 group-conv output, a quarter of "
-                    f"the stage's {int(below['channels'])} channels, before its stride-2 "
-                    f"depthwise conv; the paper's {int(r['paper_channels'])} channels are the "
-                    "pooled stem's, smaller than that."
-                )
-        out.append(text)
-    for r in t3.to_dict(orient="records"):
-        if r["size"] != "max" or is_missing(r["tensor_bytes"]):
-            continue
-        paper_bytes = r["paper_kbytes"] * 1000
-        if abs(float(r["tensor_bytes"]) - paper_bytes) <= max(1000.0, 0.10 * paper_bytes):
-            continue
-        where = [
-            f"{q['size']}x{q['size']}"
-            for q in _by_size(t3, r["model"]).values()
-            if q["size"] != "max" and q["tensor_bytes"] == r["tensor_bytes"]
-        ]
-        out.append(
-            f"- **{r['network']}, max**: the paper prints {r['paper_kbytes']:g}K; mbprof's "
-            f"largest tensor of the whole network has {int(r['tensor_bytes']):,} bytes"
-            + (f", at {where[0]} (the row above)." if where else ".")
-        )
-    if len(out) == 2:
-        out.append("- None: every cell agrees within rounding.")
-    return "\n".join(out)
+                text += fill("table3", "quarter", **values, stage=int(below["channels"]))
+        cells.append(text)
+    return fill("table3", "explained", cells="\n".join(cells or [fill("table3", "none")]))
 
 
 def write_table3(

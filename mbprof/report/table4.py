@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from mbprof.frame.rows import cell, is_missing
 from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult, csv_text, write_file
-from mbprof.report.plan import AS_DATA, MARKER, config, find_row, paper_table4
-from mbprof.report.text import delta, millions, top1_text
+from mbprof.report.plan import AS_DATA, config, find_row, read_data
+from mbprof.report.text import delta, fill, millions, top1_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,7 +27,7 @@ def table4_frame(frame: pd.DataFrame, bn_params: Callable[[str, float], int]) ->
     from mbprof.frame import accuracy
 
     rows = []
-    for paper in paper_table4():
+    for paper in read_data("paper_table4.csv"):
         spec = config(paper["model"], paper["width"], paper["resolution"])
         ours = find_row(frame, spec)
         if ours is None:
@@ -61,10 +61,7 @@ def table4_frame(frame: pd.DataFrame, bn_params: Callable[[str, float], int]) ->
 def table4_markdown(t4: pd.DataFrame, env: str) -> str:
     """Table 4 as Markdown; ``env`` says where the CPU column was measured."""
     has_latency = "latency_ms" in t4.columns
-    headers = (
-        "Network|Top-1 (%), paper|Params, paper|Params, mbprof|Δ params|MAdds, paper|"
-        "MAdds, mbprof|Δ MAdds|Phone CPU, paper (ms)" + ("|CPU here (ms)" if has_latency else "")
-    ).split("|")
+    headers = fill("table4", "headers").split("|")[: None if has_latency else -1]
     records = t4.to_dict(orient="records")
     rows = []
     for r in records:
@@ -76,32 +73,14 @@ def table4_markdown(t4: pd.DataFrame, env: str) -> str:
         if has_latency:
             row.append("-" if is_missing(r.get("latency_ms")) else f"{r['latency_ms']:.1f}")
         rows.append(row)
-    table = markdown_grid(headers, rows, [False] + [True] * (len(headers) - 1))
-    lines = [
-        MARKER,
-        "# Table 4 of the MobileNetV2 paper, reproduced",
-        "",
-        "ImageNet classification at 224x224, 1000 classes. Paper: Sandler et al. 2018, Table 4 "
-        "(values as printed). mbprof: counted here with fvcore, one image.",
-        "",
-        table,
-        "",
-        "- **Top-1** is the paper's, not measured here (mbprof has no ImageNet). Other "
-        "published figures for the same configuration: "
-        + "; ".join(f"{r['network']}: {r['other_top1']}" for r in records if r["other_top1"])
-        + ".",
-        "- **Params, mbprof**: every parameter tensor, batch-norm scale and shift included. "
-        "Without batch-norm scale and shift: "
-        + ", ".join(f"{r['network']} {millions(r['params_without_bn'])}" for r in records)
-        + ".",
-        "- **MAdds**: multiply-accumulates of convolutions and fully connected layers "
-        "(the paper's convention).",
-        "- **Phone CPU, paper**: Google Pixel 1, TF-Lite, one large core, as the paper reports.",
-    ]
-    if has_latency:
-        lines.append(f"- **CPU here**: median latency of one image measured by mbprof on {env}.")
-    lines += ["", "Why the columns differ: see [inconsistencies.md](inconsistencies.md).", ""]
-    return "\n".join(lines)
+    return fill(
+        "table4",
+        "document",
+        table=markdown_grid(headers, rows, [False] + [True] * (len(headers) - 1)),
+        others="; ".join(f"{r['network']}: {r['other_top1']}" for r in records if r["other_top1"]),
+        without_bn=", ".join(f"{r['network']} {millions(r['params_without_bn'])}" for r in records),
+        cpu_here=fill("table4", "cpu_here", environment=env) + "\n" if has_latency else "",
+    )
 
 
 def write_table4(

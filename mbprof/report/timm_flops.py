@@ -12,6 +12,7 @@ from mbprof.core.records import ModelSpec
 from mbprof.core.units import format_multiplier
 from mbprof.render.document import markdown_grid
 from mbprof.report.plan import read_data
+from mbprof.report.text import fill
 
 # pytorch/hub's dog.jpg (1546 x 1213), the model card's example image, resized to a short
 # side of 224 (transforms.Resize(224): long side int(224 x 1546 / 1213) = 285), not cropped.
@@ -67,10 +68,10 @@ def _build(spec: ModelSpec) -> str:
     return ", ".join(parts)
 
 
-def timm_flops_markdown(counts: Sequence[TimmCounts]) -> list[str]:
-    """The section of ``inconsistencies.md`` on the index's figures."""
+def timm_flops_markdown(counts: Sequence[TimmCounts]) -> str:
+    """The section of ``inconsistencies.md`` on the index's figures ('' without counts)."""
     if not counts:
-        return []
+        return ""
     rows = []
     for c in counts:
         total = c.madds + c.other_flops
@@ -79,59 +80,22 @@ def timm_flops_markdown(counts: Sequence[TimmCounts]) -> list[str]:
             [f"`{c.row.name}`", _build(c.row.seed), *(f"{n:,}" for n in figures)]
             + [f"{c.square_madds:,}", f"{c.row.flops / c.square_madds:.3f}"]
         )
-    headers = (
-        "timm model|mbprof build|Index FLOPs|MAdds, 224x285, 1 class|+ batch norm|+ pooling|"
-        "= mbprof|Index - mbprof|MAdds at 224x224|Index / MAdds"
-    ).split("|")
     first = counts[0]
-    conv, square_conv = (
-        first.madds - first.classifier_madds,
-        first.square_madds - first.square_classifier_madds,
-    )
-    head = first.classifier_madds  # input channels of the classifier, times 1 output
-    params = ", ".join(f"{c.params:,} ({c.row.params / 1e6:.2f}M printed)" for c in counts)
+    conv = first.madds - first.classifier_madds
+    square_conv = first.square_madds - first.square_classifier_madds
     ratios = [c.row.flops / c.square_madds for c in counts]
-    low, high = min(ratios), max(ratios)
     exact = all(c.row.flops == c.madds + c.other_flops for c in counts)
-    verdict = "to the digit, line by line" if exact else "**not exactly** (see Index - mbprof)"
-    return [
-        '## timm\'s model index: "FLOPs" of an uncropped 224x285 image',
-        "",
-        "timm's model-index page for MobileNet V2 (the docs of March 2021, the seed this "
-        f'project started from) lists "FLOPs" of {low:.2f} to {high:.2f} times mbprof\'s '
-        "MAdds for the same architectures at 224x224. They are mbprof's MAdds plus its other "
-        "FLOPs (batch norm at 2 per element, the global average pool at 1 per input element), "
-        f"{verdict}, counted on an input of **224x285** with a classifier of **one** output:",
-        "",
-        markdown_grid(headers, rows, [False, False] + [True] * 8),
-        "",
-        "- **The input.** 224x285 is what the model card's example image gives: pytorch/hub's "
-        "`dog.jpg` (1546 x 1213 pixels) resized to a short side of 224 "
-        "(`transforms.Resize(224)`: long side int(224 x 1546 / 1213) = 285) and not cropped. "
-        f"Its last feature maps are 7x9 instead of 7x7: for `{first.row.name}` the "
-        f"convolutions do {conv:,} multiply-accumulates at 224x285 against {square_conv:,} "
-        f"at 224x224 (x{conv / square_conv:.4f}; 9/7 = 1.2857), which is most of the ratio "
-        "in the last column. Any input of 223 or 224 by 285 or 286 gives the same feature "
-        "maps and the same figures.",
-        "- **The ops counted.** The rules of thop (pytorch-OpCounter) as of early 2021: every "
-        "convolution's multiply-accumulates, batch norm at 2 per element (as mbprof's other "
-        "FLOPs count it), the adaptive average pool at k + 1 per output (k = 7 x 9 = 63 inputs "
-        "per channel), ReLU6, residual adds and dropout at 0, and the 1000-class classifier "
-        "not at all (timm leaves it out of a model made with `num_classes=0`). mbprof counts "
-        f"the pool at 1 per input element; a classifier of one output adds {head:,} MAdds "
-        f'(its {head:,} input channels x 1), the pool\'s missing "+1" per channel, which is '
-        "why the table counts one class. The numbers cannot tell these two readings apart.",
-        "- **What does not fit.** No square input reproduces the figures (each size from 192 "
-        "to 320 was tried, with batch norm, activations, adds, the pool and the classifier "
-        "counted 0 to 2 times); MAdds + other FLOPs at 256x256 (the 0.875 crop's resize) "
-        "miss by 8 to 16M; a count with the 1000-class classifier misses by 999 x the "
-        "classifier's input channels; and 2 per multiply-add (torch's FlopCounterMode, "
-        "DeepSpeed) gives about 1.5 times the index's figure.",
-        "- **Which to compare.** The papers' MAdds at 224x224, mbprof's headline (the "
-        'next-to-last column), are the comparable figures. The index\'s "FLOPs" are a '
-        "thop-style count of a 224x285 input without the classifier. mbprof's parameters "
-        f"of the same builds, {params}, match the index, so the architectures are the same. "
-        "The counter and the image are inferred from the numbers: the index was written by "
-        "Papers with Code contributors without the script that made the field.",
-        "",
-    ]
+    return fill(
+        "timm",
+        "section",
+        low=min(ratios),
+        high=max(ratios),
+        verdict=fill("timm", "exact" if exact else "not_exact"),
+        table=markdown_grid(fill("timm", "headers").split("|"), rows, [False, False] + [True] * 8),
+        name=first.row.name,
+        conv=conv,
+        square_conv=square_conv,
+        conv_ratio=conv / square_conv,
+        head=first.classifier_madds,  # input channels of the classifier, times 1 output
+        params=", ".join(f"{c.params:,} ({c.row.params / 1e6:.2f}M printed)" for c in counts),
+    )

@@ -12,7 +12,7 @@ import pytest
 
 from mbprof.api import reproduce
 from mbprof.core.errors import MbprofError
-from mbprof.report.plan import MARKER, is_measured, paper_table4
+from mbprof.report.plan import MARKER, is_measured, read_data
 from mbprof.report.table3 import table3_paper_problems
 from tests.conftest import assert_one_line_error
 from tests.support import ROOT
@@ -99,7 +99,7 @@ def test_table4_holds_the_paper_s_values():
             float(r["madds_m"]),
             float(r["phone_ms"]) if r["phone_ms"] else None,
         )
-        for r in paper_table4()
+        for r in read_data("paper_table4.csv")
     }
     assert got == expected
 

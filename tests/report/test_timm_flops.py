@@ -74,13 +74,13 @@ def _counts(flops_off: int = 0) -> TimmCounts:
 
 
 def test_the_section_reports_what_it_compared():
-    text = "\n".join(timm_flops_markdown([_counts()]))
+    text = timm_flops_markdown([_counts()])
     assert "to the digit, line by line" in text
     row = next(line for line in text.splitlines() if line.startswith("| `mobilenetv2_100`"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2:8] == ["401,920,448", "384,706,944", "17,132,864", "80,640", "401,920,448", "0"]
     assert cells[9] == "1.336"  # 401,920,448 / 300,774,272
     assert "384,705,664 multiply-accumulates at 224x285 against 299,494,272" in text
-    off = "\n".join(timm_flops_markdown([_counts(flops_off=5)]))
+    off = timm_flops_markdown([_counts(flops_off=5)])
     assert "**not exactly**" in off and "| -5 |" in off
-    assert timm_flops_markdown([]) == []
+    assert timm_flops_markdown([]) == ""
