@@ -109,10 +109,11 @@ def _with_unit(text: Any, what: str, units: dict[str, Any], use: str, integer: b
         if not integer:
             return _finite(float(text), text, what)
         return text if isinstance(text, int) else int(_finite(text, text, what))
-    match = re.fullmatch(_NUMBER + r"\s*([A-Za-z]*)", str(text).strip())
+    shown = str(text)
+    match = re.fullmatch(_NUMBER + r"\s*([A-Za-z]*)", shown.strip())
     if not match:
-        raise MbprofError(f"{what} {text!r} is not a number with an optional unit")
-    number, unit = _finite(float(match.group(1)), text, what), match.group(2)
+        raise MbprofError(f"{what} {shown!r} is not a number with an optional unit")
+    number, unit = _finite(float(match.group(1)), shown, what), match.group(2)
     if unit.upper() not in units:
         raise MbprofError(f"{what} {text!r} has an unknown unit {unit!r}: use {use}")
     value = _finite(number * units[unit.upper()], text, what)

@@ -12,24 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof.core.errors import MbprofError, first_line
 from mbprof.core.records import ModelSpec, is_import_path
-from mbprof.models._registry import ModelInfo, list_models, register_model, unregister_model
+from mbprof.models._registry import ModelInfo as ModelInfo
 from mbprof.models._registry import get_model_info as _registered_model_info
+from mbprof.models._registry import list_models as list_models
+from mbprof.models._registry import register_model as register_model
+from mbprof.models._registry import unregister_model as unregister_model
 
 if TYPE_CHECKING:
     from torch import nn
-
-__all__ = [
-    "ModelInfo",
-    "create_model",
-    "check_kwargs",
-    "check_spec",
-    "create_from_spec",
-    "get_model_info",
-    "list_models",
-    "load_weights",
-    "register_model",
-    "unregister_model",
-]
 
 
 # nn.Module instances given from Python, by their label (``mbprof.models.user.hold``):

@@ -1,10 +1,6 @@
 """A registry of model builders, torch-free: one decorator to join, one lookup to build.
-
-A builder is ``(width, depth, num_classes, **kwargs) -> nn.Module`` (``depth`` only when the
-model has a depth multiplier), or ``"module:function"`` naming one, imported when the model
-is first built (the built-in models, at the end of this module, are given so). ``ModelInfo``
-records the knobs a model accepts so that bad values are refused before anything is built.
-"""
+A builder is ``(width, [depth,] num_classes, **kwargs) -> nn.Module`` or ``"module:function"``
+naming one (imported when first built); ``ModelInfo`` says which knob values it accepts."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""MobileNetV2 (Sandler et al. 2018, "Inverted Residuals and Linear Bottlenecks").
-
-Module names follow torchvision's ``mobilenet_v2`` (features.0.0.weight,
-features.1.conv.0.0.weight, ..., classifier.1.weight), so its checkpoints load.
-"""
+"""MobileNetV2 (Sandler et al. 2018) with torchvision's module names, so its checkpoints load."""
 
 from __future__ import annotations
 

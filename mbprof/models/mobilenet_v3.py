@@ -1,16 +1,11 @@
-"""MobileNetV3 Large and Small (Howard et al. 2019, "Searching for MobileNetV3").
+"""MobileNetV3 Large and Small (Howard et al. 2019), with torchvision's module names (its
+checkpoints load) and parameter counts (5,483,032 and 2,542,856).
 
-Module names follow torchvision's ``mobilenet_v3_large`` / ``_small`` (features.0.0.weight,
-features.1.block.0.0.weight, features.4.block.2.fc1.weight, classifier.3.weight, ...), so
-its checkpoints load, and the parameter counts are torchvision's (5,483,032 and 2,542,856).
-
-Width follows TF-Slim (whose 0.75 checkpoints are the published ones: 155M / 4.0M for Large,
-which torchvision's rule misses by 15M): outputs, the stem and the last 1x1 conv before
-pooling become make_divisible(c * width); a block's expanded width is make_divisible(its
-actual input channels x the paper's expansion ratio), so it follows the rounded input; the
-1280 / 1024 layer after pooling is not reduced below width 1.0 (make_divisible(c * max(1,
-width)), as MobileNetV2's head); the squeeze-and-excitation bottleneck is
-make_divisible(expanded / 4). At width 1.0 this is exactly torchvision's model.
+Width follows TF-Slim, whose 0.75 checkpoints are the published ones (155M / 4.0M for Large;
+torchvision's rule misses by 15M): outputs, the stem and the last conv before pooling are
+make_divisible(c * width); a block's expanded width is make_divisible(its actual input x the
+paper's expansion ratio); the layer after pooling is not reduced below width 1.0; the SE
+bottleneck is make_divisible(expanded / 4). At width 1.0 this is exactly torchvision's model.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
-"""NASNet-A Mobile, "4 @ 1056" (Zoph et al. 2018, "Learning Transferable Architectures for
-Scalable Image Recognition"), built as TF-Slim's ``build_nasnet_mobile`` builds it for
-inference (no auxiliary head, no drop path).
+"""NASNet-A Mobile, "4 @ 1056" (Zoph et al. 2018), as TF-Slim's ``build_nasnet_mobile``
+builds it for inference (no auxiliary head, no drop path).
 
-Width multiplies F, the filter count of the cells (44 at 1.0; the penultimate layer has
-24F channels, hence "4 @ 1056"), rounded to the nearest integer and at least 4. The stem
-conv keeps its 32 filters at every width: in TF-Slim its width is a hyperparameter of its
-own (``stem_multiplier``), not a multiple of F. TF's SAME padding is symmetric here (k // 2
-on each side); output sizes are the same, so are MAdds and parameters.
+Width multiplies F, the cells' filter count (44 at 1.0; 24F channels before pooling), rounded
+and at least 4. The stem keeps its 32 filters (TF-Slim's own ``stem_multiplier``). TF's SAME
+padding is symmetric here (k // 2): the same output sizes, MAdds and parameters.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
-"""ShuffleNet v1 (Zhang et al. 2017, "An Extremely Efficient Convolutional Neural Network for
-Mobile Devices"), g = 1, 2, 3, 4, 8 groups, at any scale from 0.25x to 2x.
+"""ShuffleNet v1 (Zhang et al. 2017), g = 1, 2, 3, 4, 8 groups, at any scale from 0.25x to 2x.
 
-The scale (mbprof's width) multiplies the stage channels of the paper's Table 1. conv1 has
-12 channels up to 0.5x, 24 up to 1.5x and 48 above, as in the reference code
-(megvii-model/ShuffleNet-Series), rounded up to a multiple of g (that code's g=8 0.5x uses
-16). A scale whose channels the group count does not divide is refused: every grouped 1x1
-conv and the channel shuffle need ``channels % g == 0``. The classifier has no bias, as in
-the reference code whose figures are published (524M, 5.4M at 2x, g=3).
+The scale (mbprof's width) multiplies the stage channels of the paper's Table 1; conv1's
+width follows the reference code (megvii-model/ShuffleNet-Series), and so does the
+classifier without bias, as in the code whose figures are published (524M, 5.4M at 2x, g=3).
 """
 
 from __future__ import annotations

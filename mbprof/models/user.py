@@ -1,8 +1,6 @@
-"""Your own model: an import path (``mypkg.models:build`` or ``mypkg.models:MyNet``, whose
-code this imports and runs; the current directory first), an ``nn.Module`` instance given
-from Python (``hold``) or a library's model (``timm/NAME``). mbprof's knobs reach a callable
-only through parameters named ``width``, ``depth`` and ``num_classes``; without one, that knob
-must stay at its default."""
+"""Your own model: an import path (``mypkg.models:build``, imported from the current directory
+first), an ``nn.Module`` given from Python (``hold``) or a library's (``timm/NAME``). mbprof's
+knobs reach it only through parameters named ``width``, ``depth`` and ``num_classes``."""
 
 from __future__ import annotations
 
