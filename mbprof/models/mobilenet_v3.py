@@ -11,6 +11,7 @@ bottleneck is make_divisible(expanded / 4). At width 1.0 this is exactly torchvi
 from __future__ import annotations
 
 import functools
+from collections import namedtuple
 
 import torch
 from torch import nn
@@ -23,38 +24,38 @@ from mbprof.models._layers import (
     make_divisible,
 )
 
-# The paper's Tables 1 and 2, after a 16-channel 3x3 stride-2 hard-swish stem: depthwise
-# kernel, expanded channels, out channels, squeeze-and-excite, activation (RE = ReLU,
-# HS = hard-swish), stride.
-LARGE = (
-    (3, 16, 16, False, "RE", 1),
-    (3, 64, 24, False, "RE", 2),
-    (3, 72, 24, False, "RE", 1),
-    (5, 72, 40, True, "RE", 2),
-    (5, 120, 40, True, "RE", 1),
-    (5, 120, 40, True, "RE", 1),
-    (3, 240, 80, False, "HS", 2),
-    (3, 200, 80, False, "HS", 1),
-    (3, 184, 80, False, "HS", 1),
-    (3, 184, 80, False, "HS", 1),
-    (3, 480, 112, True, "HS", 1),
-    (3, 672, 112, True, "HS", 1),
-    (5, 672, 160, True, "HS", 2),
-    (5, 960, 160, True, "HS", 1),
-    (5, 960, 160, True, "HS", 1),
+# The paper's Tables 1 and 2 (activation RE = ReLU, HS = hard-swish), after a 16-channel 3x3
+# stride-2 HS stem.
+Block = namedtuple("Block", "kernel expanded out se act stride")
+LARGE: tuple[Block, ...] = (
+    Block(3, 16, 16, False, "RE", 1),
+    Block(3, 64, 24, False, "RE", 2),
+    Block(3, 72, 24, False, "RE", 1),
+    Block(5, 72, 40, True, "RE", 2),
+    Block(5, 120, 40, True, "RE", 1),
+    Block(5, 120, 40, True, "RE", 1),
+    Block(3, 240, 80, False, "HS", 2),
+    Block(3, 200, 80, False, "HS", 1),
+    Block(3, 184, 80, False, "HS", 1),
+    Block(3, 184, 80, False, "HS", 1),
+    Block(3, 480, 112, True, "HS", 1),
+    Block(3, 672, 112, True, "HS", 1),
+    Block(5, 672, 160, True, "HS", 2),
+    Block(5, 960, 160, True, "HS", 1),
+    Block(5, 960, 160, True, "HS", 1),
 )
-SMALL = (
-    (3, 16, 16, True, "RE", 2),
-    (3, 72, 24, False, "RE", 2),
-    (3, 88, 24, False, "RE", 1),
-    (5, 96, 40, True, "HS", 2),
-    (5, 240, 40, True, "HS", 1),
-    (5, 240, 40, True, "HS", 1),
-    (5, 120, 48, True, "HS", 1),
-    (5, 144, 48, True, "HS", 1),
-    (5, 288, 96, True, "HS", 2),
-    (5, 576, 96, True, "HS", 1),
-    (5, 576, 96, True, "HS", 1),
+SMALL: tuple[Block, ...] = (
+    Block(3, 16, 16, True, "RE", 2),
+    Block(3, 72, 24, False, "RE", 2),
+    Block(3, 88, 24, False, "RE", 1),
+    Block(5, 96, 40, True, "HS", 2),
+    Block(5, 240, 40, True, "HS", 1),
+    Block(5, 240, 40, True, "HS", 1),
+    Block(5, 120, 48, True, "HS", 1),
+    Block(5, 144, 48, True, "HS", 1),
+    Block(5, 288, 96, True, "HS", 2),
+    Block(5, 576, 96, True, "HS", 1),
+    Block(5, 576, 96, True, "HS", 1),
 )
 ACTIVATIONS: dict[str, type[nn.Module]] = {"RE": nn.ReLU, "HS": nn.Hardswish}
 
