@@ -48,12 +48,12 @@ class ModelRunError(MbprofError, RuntimeError):
     """A model that fails while mbprof runs it (a RuntimeError too: a sweep records it)."""
 
 
-_received: int | None = None  # the signal that interrupted this run, if any
-_depth = 0  # nested watch() blocks: only the outermost installs and restores
-
-
 class UserCodeExit(MbprofError):
     """A model's own code raised SystemExit, KeyboardInterrupt (not a signal) or the like."""
+
+
+_received: int | None = None  # the signal that interrupted this run, if any
+_depth = 0  # nested watch() blocks: only the outermost installs and restores
 
 
 def _record(signum: int, _frame: Any) -> None:
@@ -72,21 +72,17 @@ def watch(sigterm: bool = False) -> Iterator[None]:
     """Record SIGINT (and SIGTERM) before raising KeyboardInterrupt; a handler the program
     installed itself is left alone (there every KeyboardInterrupt counts as real)."""
     global _depth, _received
-    wanted = [signal.SIGINT] + ([signal.SIGTERM] if sigterm else [])
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous: dict[int, Any] = {}
     if _depth == 0:
         _received = None
-    for signum in wanted:
+    for signum in [signal.SIGINT] + ([signal.SIGTERM] if sigterm else []):
         current = signal.getsignal(signum)
-        if current is _record:
-            continue
-        usable = current is signal.default_int_handler or (
+        if current is signal.default_int_handler or (
             signum == signal.SIGTERM and current in (signal.SIG_DFL, None)
-        )
-        if usable:
+        ):
             previous[signum] = signal.signal(signum, _record)
     _depth += 1
     try:
@@ -99,15 +95,6 @@ def watch(sigterm: bool = False) -> Iterator[None]:
 
 def first_line(exc: BaseException, default: str = "") -> str:
     return (str(exc).strip().splitlines() or [default])[0]
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SystemExit):
-        return f"called sys.exit({exc.code!r})"
-    if isinstance(exc, KeyboardInterrupt):
-        return "raised KeyboardInterrupt (not a Ctrl-C)"
-    first = first_line(exc)
-    return f"raised {type(exc).__name__}" + (f": {first}" if first else "")
 
 
 @contextmanager
@@ -129,7 +116,14 @@ def contained(model: str, doing: str) -> Iterator[None]:
                 and signal.getsignal(signal.SIGINT) is not _record
             ):
                 raise  # no handler of ours: cannot tell, so it counts as a real Ctrl-C
+            if isinstance(exc, SystemExit):
+                what = f"called sys.exit({exc.code!r})"
+            elif isinstance(exc, KeyboardInterrupt):
+                what = "raised KeyboardInterrupt (not a Ctrl-C)"
+            else:
+                first = first_line(exc)
+                what = f"raised {type(exc).__name__}" + (f": {first}" if first else "")
             raise UserCodeExit(
-                f"model {model!r} {_describe(exc)} while {doing}; a model's code may not "
+                f"model {model!r} {what} while {doing}; a model's code may not "
                 "end mbprof's run (raise an exception instead)"
             ) from exc

@@ -11,43 +11,36 @@ from pathlib import Path
 
 from mbprof.core.errors import MbprofError
 
-
-def _existing(path: Path) -> os.stat_result | None:
-    try:
-        return os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):  # its folder is checked by the caller
-        return None
-
-
 _DESCRIPTOR = re.compile(r"/(proc/(self|thread-self|\d+)/fd|dev/fd)/\d+")
 
 
-def _names_a_descriptor(path: Path) -> bool:
-    """Whether ``path`` is (a link to) an open file descriptor such as ``/dev/stdout``."""
+def _found(path: Path) -> tuple[os.stat_result | None, bool]:
+    """``path``'s status (None: none yet; its folder is checked by the caller) and whether it
+    is written through rather than replaced: a device, a FIFO, a socket, or (a link to) an
+    open file descriptor such as ``/dev/stdout``."""
+    try:
+        found = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None, False
+    if not stat.S_ISREG(found.st_mode):
+        return found, True
     current = os.path.abspath(path)
     for _ in range(40):  # the kernel's own limit on links followed
         if _DESCRIPTOR.fullmatch(current):
-            return True
+            return found, True
         if not os.path.islink(current):
-            return False
+            break
         current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
-    return False
-
-
-def _streamed(path: Path, found: os.stat_result | None) -> bool:
-    """Written through rather than replaced: a device, a FIFO, a socket, a descriptor."""
-    if found is None:
-        return False
-    return not stat.S_ISREG(found.st_mode) or _names_a_descriptor(path)
+    return found, False
 
 
 def check_writable(path: str | Path, option: str = "--output") -> Path:
     """Refuse, before any work, a path that cannot be written."""
     path = Path(path)
-    found = _existing(path)
+    found, streamed = _found(path)
     if found is not None and stat.S_ISDIR(found.st_mode):
         raise MbprofError(f"{option}: {str(path)!r} is a directory; give a file path")
-    if _streamed(path, found):
+    if streamed:
         if not os.access(path, os.W_OK):
             raise MbprofError(f"{option}: cannot write {str(path)!r}: permission denied")
         return path
@@ -85,10 +78,10 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     old file's permissions); a device, FIFO or open descriptor is written through."""
     path = Path(path)
     payload = data if isinstance(data, bytes) else data.encode("utf-8")
-    found = _existing(path)
+    found, streamed = _found(path)
     if found is not None and stat.S_ISDIR(found.st_mode):
         raise MbprofError(f"cannot write {str(path)!r}: it is a directory")
-    if _streamed(path, found):
+    if streamed:
         try:  # appending: a descriptor redirected with >> keeps what it holds
             with open(path, "ab") as handle:
                 handle.write(payload)
@@ -114,12 +107,9 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     return path
 
 
-CACHE_ENV = "MBPROF_CACHE_DIR"
-
-
 def cache_dir() -> Path:
     """``$MBPROF_CACHE_DIR``, else ``$XDG_CACHE_HOME/mbprof``, else ``~/.cache/mbprof``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
+    if os.environ.get("MBPROF_CACHE_DIR"):
+        return Path(os.environ["MBPROF_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "mbprof"

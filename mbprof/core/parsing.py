@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -61,12 +62,10 @@ def grid_range(text: str, option: str, integer: bool = False) -> list[Decimal]:
             option, f"{shown!r} is not a range; give start:stop:step such as 0.25:1.5:0.05"
         )
     try:
-        start, stop, step = (Decimal(part) for part in parts)
+        start, stop, step = values = [Decimal(part) for part in parts]
     except InvalidOperation:
         raise refused(option, f"{shown!r} is not a range of {kind}; give start:stop:step") from None
-    if not all(value.is_finite() for value in (start, stop, step)) or (
-        integer and any(value != value.to_integral_value() for value in (start, stop, step))
-    ):
+    if not all(v.is_finite() and (not integer or v == v.to_integral_value()) for v in values):
         raise refused(option, f"{shown!r} is not a range of finite {kind}; give start:stop:step")
     if step <= 0:
         raise refused(option, f"{shown!r} has step {parts[2]}; the step must be > 0")
@@ -84,7 +83,8 @@ def grid_range(text: str, option: str, integer: bool = False) -> list[Decimal]:
     return [start + index * step for index in range(count)]
 
 
-def _grid_items(text: str, option: str, integer: bool = False) -> list[str]:
+def _grid(text: str, option: str, parse: Callable[[str, str], Any], integer: bool = False) -> list:
+    """A comma-separated list of values and start:stop:step ranges, parsed, duplicates dropped."""
     items: list[str] = []
     for item in _items(text, option):
         if ":" in item:
@@ -95,13 +95,12 @@ def _grid_items(text: str, option: str, integer: bool = False) -> list[str]:
             raise refused(
                 option, f"{text!r} gives more than {MAX_GRID_VALUES:,} values; give fewer"
             )
-    return items
+    return list(dict.fromkeys(parse(item, option) for item in items))
 
 
 def parse_float_list(text: str, option: str) -> list[float]:
     """'0.35,0.5,1.0' or '0.25:1.5:0.05' -> the numbers, duplicates dropped."""
-    values = [parse_positive_float(item, option) for item in _grid_items(text, option)]
-    return list(dict.fromkeys(values))
+    return _grid(text, option, parse_positive_float)
 
 
 def parse_int(
@@ -159,8 +158,7 @@ def parse_resolution(text: str | int | tuple[int, int], option: str = "--res") -
 
 def parse_resolution_list(text: str, option: str = "--res") -> list[tuple[int, int]]:
     """'96,160x224' or '96:256:16' -> the resolutions, duplicates dropped."""
-    values = [parse_resolution(item, option) for item in _grid_items(text, option, integer=True)]
-    return list(dict.fromkeys(values))
+    return _grid(text, option, parse_resolution, integer=True)
 
 
 def parse_name_list(text: str, option: str) -> list[str]:

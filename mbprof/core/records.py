@@ -210,7 +210,7 @@ class MemoryReport:
 
     @property
     def chunks_label(self) -> str:
-        """'channel' (one channel per chunk) or T."""
+        """'channel' (one channel per chunk) or T, as the ``mem_chunks`` column holds it."""
         return "channel" if self.chunks is None else str(self.chunks)
 
 
@@ -329,9 +329,7 @@ class Timing:
     @property
     def int8_speedup(self) -> float | None:
         """fp32 latency / int8 latency on the same backend."""
-        if self.fp32_latency_ms is None:
-            return None
-        return self.fp32_latency_ms / self.latency_ms
+        return None if self.fp32_latency_ms is None else self.fp32_latency_ms / self.latency_ms
 
     @property
     def latency_ms_per_image(self) -> float:
@@ -359,7 +357,7 @@ class Timing:
 
 @dataclass(frozen=True)
 class LayerTime:
-    """Where one layer's time goes: one row of ``mbprof bench --layers``."""
+    """One row of ``mbprof bench --layers``."""
 
     path: str
     type: str
@@ -379,7 +377,7 @@ class LayerTime:
     gbs: float | None = None
     bound: str = ""
     roof_pct: float | None = None
-    kind: str = ""  # depthwise conv, pointwise conv, conv, fully connected, other
+    kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -398,13 +396,11 @@ class LayerProfile:
     notes: tuple[str, ...] = ()
 
     @property
-    def overhead_pct(self) -> float:
-        """How much longer a profiled pass took than one timed the usual way."""
+    def overhead_pct(self) -> float:  # how much longer a profiled pass took than a timed one
         return 100.0 * (self.profiled_ms - self.latency_ms) / self.latency_ms
 
     @property
-    def ridge(self) -> float:
-        """FLOPs per byte where the memory ceiling meets the compute ceiling."""
+    def ridge(self) -> float:  # FLOPs per byte where the memory and compute ceilings meet
         return self.compute_gflops / self.bandwidth_gbs
 
 

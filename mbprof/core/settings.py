@@ -16,6 +16,7 @@ from mbprof.core.parsing import (
     parse_positive_float,
     parse_threads,
 )
+from mbprof.core.records import MemoryReport
 
 DEVICES = ("auto", "cpu", "cuda")
 LATENCY_DTYPES = ("fp32", "fp16", "bf16")
@@ -109,10 +110,7 @@ class MemorySettings:
     def bytes_per_element(self) -> int:
         return MEM_DTYPE_BYTES[self.dtype]
 
-    @property
-    def chunks_label(self) -> str:
-        """'channel' or T, as the ``mem_chunks`` column holds it."""
-        return CHUNKS_PER_CHANNEL if self.chunks is None else str(self.chunks)
+    chunks_label = MemoryReport.chunks_label
 
 
 def parse_mem_dtype(text: Any, option: str = "mem_dtype") -> str:

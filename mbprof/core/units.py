@@ -11,6 +11,7 @@ from mbprof.core.errors import MbprofError
 
 _COUNT_PREFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _BYTE_UNITS = {
+    "": 1,
     "B": 1,
     "KB": 10**3,
     "MB": 10**6,
@@ -19,7 +20,7 @@ _BYTE_UNITS = {
     "MIB": 2**20,
     "GIB": 2**30,
 }
-_TIME_UNITS = {"US": 1e-3, "MS": 1.0, "S": 1e3}  # to milliseconds
+_TIME_UNITS = {"": 1.0, "US": 1e-3, "MS": 1.0, "S": 1e3}  # to milliseconds
 
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
@@ -94,13 +95,6 @@ def format_value(value: Any, kind: str) -> str:
     return str(value)
 
 
-def _split(text: str, what: str) -> tuple[float, str]:
-    match = re.fullmatch(_NUMBER + r"\s*([A-Za-z]*)", text.strip())
-    if not match:
-        raise MbprofError(f"{what} {text!r} is not a number with an optional unit")
-    return _finite(float(match.group(1)), text, what), match.group(2)
-
-
 def _finite(value: float, text: object, what: str) -> float:
     if math.isnan(value):
         raise MbprofError(f"{what} {text!r} is not a number")
@@ -109,35 +103,32 @@ def _finite(value: float, text: object, what: str) -> float:
     return value
 
 
-def _scaled(number: float, scale: int, text: object, what: str) -> int:
-    return round(_finite(number * scale, text, what))
-
-
-def _given_number(value: int | float, what: str) -> int:
-    return value if isinstance(value, int) else int(_finite(value, value, what))
+def _with_unit(text: Any, what: str, units: dict[str, Any], use: str, integer: bool) -> Any:
+    """A number as given, or text: a number and a unit of ``units`` ('' for none)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if not integer:
+            return _finite(float(text), text, what)
+        return text if isinstance(text, int) else int(_finite(text, text, what))
+    shown = str(text)
+    match = re.fullmatch(_NUMBER + r"\s*([A-Za-z]*)", shown.strip())
+    if not match:
+        raise MbprofError(f"{what} {shown!r} is not a number with an optional unit")
+    number, unit = _finite(float(match.group(1)), shown, what), match.group(2)
+    if unit.upper() not in units:
+        raise MbprofError(f"{what} {text!r} has an unknown unit {unit!r}: use {use}")
+    value = _finite(number * units[unit.upper()], text, what)
+    return round(value) if integer else value
 
 
 def parse_count(text: str | int | float, what: str = "count") -> int:
     """'300M' -> 300_000_000; '3.5M' -> 3_500_000; 1200 -> 1200."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return _given_number(text, what)
-    number, unit = _split(str(text), what)
-    if unit.upper() not in _COUNT_PREFIX:
-        raise MbprofError(f"{what} {text!r} has an unknown unit {unit!r}: use K, M or G")
-    return _scaled(number, _COUNT_PREFIX[unit.upper()], text, what)
+    return _with_unit(text, what, _COUNT_PREFIX, "K, M or G", integer=True)
 
 
 def parse_bytes(text: str | int | float, what: str = "size") -> int:
     """'1.2 MB' -> 1_200_000; '400KB' -> 400_000; '1 MiB' -> 1_048_576; 512 -> 512."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return _given_number(text, what)
-    number, unit = _split(str(text), what)
-    key = unit.upper() or "B"
-    if key not in _BYTE_UNITS:
-        raise MbprofError(
-            f"{what} {text!r} has an unknown unit {unit!r}: use B, KB, MB, GB, KiB, MiB or GiB"
-        )
-    return _scaled(number, _BYTE_UNITS[key], text, what)
+    use = "B, KB, MB, GB, KiB, MiB or GiB"
+    return _with_unit(text, what, _BYTE_UNITS, use, integer=True)
 
 
 def parse_percent(text: str, what: str = "tolerance") -> float:
@@ -152,10 +143,4 @@ def parse_percent(text: str, what: str = "tolerance") -> float:
 
 def parse_ms(text: str | int | float, what: str = "time") -> float:
     """'25 ms' -> 25.0; '0.5s' -> 500.0; '800us' -> 0.8; 12 -> 12.0 (milliseconds)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return _finite(float(text), text, what)
-    number, unit = _split(str(text), what)
-    key = unit.upper() or "MS"
-    if key not in _TIME_UNITS:
-        raise MbprofError(f"{what} {text!r} has an unknown unit {unit!r}: use us, ms or s")
-    return _finite(number * _TIME_UNITS[key], text, what)
+    return _with_unit(text, what, _TIME_UNITS, "us, ms or s", integer=False)

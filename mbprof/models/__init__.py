@@ -1,38 +1,25 @@
-"""Model builders and their registry.
-
-Importing this package registers every built-in model (``_registry``: by name, without
-importing their code or torch). ``create_model`` is the one way to build a model from its
-name and knobs; only building imports torch and the builder's module.
-"""
+"""Model builders and their registry: importing this registers the built-in models by name
+(no torch); ``create_model`` builds one from its name and knobs."""
 
 from __future__ import annotations
 
 import inspect
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.core.errors import MbprofError
+from mbprof.core.errors import MbprofError, first_line
 from mbprof.core.records import ModelSpec, is_import_path
-from mbprof.models._registry import ModelInfo, list_models, register_model, unregister_model
+from mbprof.models._registry import ModelInfo as ModelInfo
 from mbprof.models._registry import get_model_info as _registered_model_info
+from mbprof.models._registry import list_models as list_models
+from mbprof.models._registry import register_model as register_model
+from mbprof.models._registry import unregister_model as unregister_model
 
 if TYPE_CHECKING:
     from torch import nn
-
-__all__ = [
-    "ModelInfo",
-    "create_model",
-    "check_kwargs",
-    "check_spec",
-    "create_from_spec",
-    "get_model_info",
-    "list_models",
-    "load_weights",
-    "register_model",
-    "unregister_model",
-]
 
 
 # nn.Module instances given from Python, by their label (``mbprof.models.user.hold``):
@@ -82,77 +69,42 @@ def load_weights(model: nn.Module, path: str | Path, label: str = "the model") -
 
 KNOB_NAMES = ("width", "depth", "num_classes")
 _SCALARS = {"bool": bool, "int": int, "float": float, "str": str}
-
-
-def _annotation_type(annotation: Any) -> tuple[type | None, bool]:
-    """(bool, int, float or str, whether None is allowed) from an annotation such as
-    ``bool``, ``'float'`` (postponed), ``int | None`` or ``Optional[str]``; (None, False)
-    for anything else (unannotated, or a type this check does not know)."""
-    if annotation is inspect.Parameter.empty:
-        return None, False
-    if isinstance(annotation, type):
-        text = annotation.__name__
-    else:
-        text = str(annotation)
-    text = text.replace(" ", "").replace("typing.", "").replace("builtins.", "").strip("'\"")
-    optional = re.fullmatch(r"Optional\[(\w+)\]", text)
-    if optional:
-        text = optional.group(1) + "|None"
-    parts = text.split("|")
-    nullable = any(p in ("None", "NoneType") for p in parts)
-    named = [p for p in parts if p not in ("None", "NoneType")]
-    if len(named) == 1 and named[0] in _SCALARS:
-        return _SCALARS[named[0]], nullable
-    return None, False
-
-
-def _parameter_type(param: inspect.Parameter) -> tuple[type | None, bool]:
-    """What a builder parameter takes: its annotation when that names bool, int, float or
-    str, else the type of its default; None when neither says (then anything goes)."""
-    kind, nullable = _annotation_type(param.annotation)
-    default = param.default
-    if default is None:
-        nullable = True
-    elif kind is None and type(default) in (bool, int, float, str):
-        kind = type(default)
-    return kind, nullable
+_TAKES: dict[type, tuple[str, Callable[[Any], bool]]] = {  # what a value of a type may be
+    bool: ("true or false (or 1 or 0)", lambda v: isinstance(v, int) and v in (0, 1)),
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: (
+        "a finite number",
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    ),
+    str: ("a string", lambda v: isinstance(v, str)),
+}
 
 
 def _typed_value(who: str, key: str, param: inspect.Parameter, value: Any) -> Any:
-    """``value`` checked against what ``param`` takes (a 1 or 0 for a bool becomes
-    True or False); MbprofError naming the argument otherwise."""
-    kind, nullable = _parameter_type(param)
+    """``value`` checked against the type a builder parameter takes: its annotation when that
+    names bool, int, float or str (``'float'``, ``int | None``, ``Optional[str]``), else the
+    type of its default (a 1 or 0 for a bool becomes True or False)."""
+    annotation = param.annotation
+    text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    text = text.replace(" ", "").replace("typing.", "").replace("builtins.", "").strip("'\"")
+    parts = re.sub(r"^Optional\[(\w+)\]$", r"\1|None", text).split("|")
+    named = [p for p in parts if p not in ("None", "NoneType")]
+    kind = _SCALARS.get(named[0]) if len(named) == 1 else None
+    nullable = param.default is None or (kind is not None and len(named) < len(parts))
+    if kind is None and type(param.default) in _SCALARS.values():
+        kind = type(param.default)
     if kind is None or (value is None and nullable):
         return value
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        allowed = "true or false (or 1 or 0)"
-    elif kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        allowed = "an integer"
-    elif kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isfinite(value):
-                return value
-        allowed = "a finite number"
-    else:
-        if isinstance(value, str):
-            return value
-        allowed = "a string"
+    allowed, accepts = _TAKES[kind]
+    if accepts(value):
+        return bool(value) if kind is bool else value
     raise MbprofError(f"{who} argument {key!r} takes {allowed}, not {value!r}")
 
 
 def check_kwargs(info: ModelInfo, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``kwargs`` checked against the builder's signature: every name is one of its
-    parameters (any name, for a builder with ``**kwargs``), and every value is of the
-    parameter's type, by its annotation or its default (a bool takes true/false or 1/0,
-    an int an integer, a float a finite number). The one check for ``--arg``, budget-file
-    ``args`` tables and the Python API's ``kwargs``; returns the values as the builder
-    gets them. No arguments: nothing to check (and the builder's module is not imported)."""
+    """``kwargs`` checked against the builder's signature (names and types): the one check
+    for ``--arg``, budget-file ``args`` and the API's ``kwargs``; returns the values as the
+    builder gets them. No arguments: the builder's module is not even imported."""
     if not kwargs:
         return {}
     try:
@@ -221,10 +173,9 @@ def create_model(
             raise
         # A value of the right type that the builder still refuses (dropout=2).
         given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        first = (str(exc).strip().splitlines() or [""])[0]
         raise MbprofError(
             f"{name} refused its argument{'s' if len(kwargs) > 1 else ''} {given}: "
-            f"{type(exc).__name__}: {first}"
+            f"{type(exc).__name__}: {first_line(exc)}"
         ) from None
     if weights is not None:
         load_weights(model, weights, label=f"{name} width {float(width)!r}")

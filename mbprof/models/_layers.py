@@ -11,9 +11,7 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     to the nearest multiple, at least ``min_value``, and never more than 10% below ``value``."""
     min_value = divisor if min_value is None else min_value
     rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return rounded
+    return rounded + divisor if rounded < 0.9 * value else rounded
 
 
 class ConvBNAct(nn.Sequential):
@@ -29,22 +27,32 @@ class ConvBNAct(nn.Sequential):
         groups: int = 1,
         activation: type[nn.Module] | None = nn.ReLU6,
     ) -> None:
-        layers: list[nn.Module] = [
+        padding = (kernel_size - 1) // 2
+        super().__init__(
             nn.Conv2d(
-                in_channels,
-                out_channels,
-                kernel_size,
-                stride=stride,
-                padding=(kernel_size - 1) // 2,
-                groups=groups,
-                bias=False,
+                in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False
             ),
             nn.BatchNorm2d(out_channels),
-        ]
-        if activation is not None:
-            layers.append(activation(inplace=True))
-        super().__init__(*layers)
+            *([activation(inplace=True)] if activation else []),
+        )
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 and V3's block: ``layers`` as the Sequential ``body`` (torchvision's
+    ``conv`` or ``block``), with a shortcut when the stride is 1 and the channels match."""
+
+    def __init__(
+        self, body: str, layers: list[nn.Module], in_channels: int, out_channels: int, stride: int
+    ) -> None:
+        super().__init__()
+        self.body = body
+        self.add_module(body, nn.Sequential(*layers))
+        self.use_res_connect = stride == 1 and in_channels == out_channels
         self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = getattr(self, self.body)(x)
+        return x + y if self.use_res_connect else y
 
 
 class PooledClassifier(nn.Module):
@@ -68,12 +76,9 @@ def init_weights(model: nn.Module) -> None:
             continue  # a shape-only model (memory estimates): random init means nothing there
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
         elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, 0, 0.01)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+        if isinstance(getattr(module, "bias", None), torch.Tensor):
+            nn.init.zeros_(module.bias)

@@ -1,15 +1,6 @@
-"""A registry of model builders: one decorator to join, one lookup to build.
-
-A builder is a function ``(width, depth, num_classes, **kwargs) -> nn.Module``
-(``depth`` only when the model has a depth multiplier). ``ModelInfo`` records the
-knobs a model accepts so that bad values are refused before anything is built. A
-builder may be given as ``"module:function"`` (the built-in models are, at the end of this
-module): it is imported when a model is first built, so that listing and checking models
-imports no torch. This module imports no torch.
-
-A new architecture: its builder in a file of its own (``mbprof/models/<name>.py``), one
-``_register`` call at the end of this module.
-"""
+"""A registry of model builders, torch-free: one decorator to join, one lookup to build.
+A builder is ``(width, [depth,] num_classes, **kwargs) -> nn.Module`` or ``"module:function"``
+naming one (imported when first built); ``ModelInfo`` says which knob values it accepts."""
 
 from __future__ import annotations
 
@@ -55,13 +46,10 @@ class ModelInfo:
             return f"{low} {self.width_min:g}"
         return f"{self.width_min:g} {low.replace('>', '<')} w <= {self.width_max:g}"
 
-    def _width_ok(self, width: float) -> bool:
-        above = width >= self.width_min if self.width_min_inclusive else width > self.width_min
-        return math.isfinite(width) and above and width <= self.width_max
-
     def check(self, width: float, depth: float, num_classes: int) -> None:
         """Refuse knob values this model does not accept, naming the allowed range."""
-        if not self._width_ok(width):
+        above = width >= self.width_min if self.width_min_inclusive else width > self.width_min
+        if not (math.isfinite(width) and above and width <= self.width_max):
             raise MbprofError(
                 f"width {width:g} is outside {self.name}'s range: width must be {self.width_range}"
             )
@@ -97,23 +85,12 @@ def register_model(
     builder function; or called with the builder's import path instead,
     ``register_model("mynet", ...)("mypkg.nets:build")``, so that the registry knows the model
     without importing its code."""
+    meta = dict(locals())
 
     def decorate(builder: Callable[..., Any] | str) -> Callable[..., Any] | str:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelInfo(
-            name=name,
-            factory=builder,
-            family=family,
-            summary=summary,
-            reference=reference,
-            width_min=width_min,
-            width_max=width_max,
-            has_depth=has_depth,
-            min_resolution=min_resolution,
-            width_min_inclusive=width_min_inclusive,
-            validate=validate,
-        )
+        _REGISTRY[name] = ModelInfo(factory=builder, **meta)
         return builder
 
     return decorate
@@ -122,9 +99,7 @@ def register_model(
 def unregister_model(name: str) -> ModelInfo:
     """Remove a registered model (for a model registered for a while: tests, notebooks);
     returns its description. An unknown name raises ``UnknownModelError``."""
-    info = get_model_info(name)
-    del _REGISTRY[name]
-    return info
+    return _REGISTRY.pop(get_model_info(name).name)
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -136,22 +111,13 @@ def _squash(name: str) -> str:
     return name.lower().replace("_", "").replace("-", "").replace(".", "")
 
 
-def suggest(name: str) -> list[str]:
-    """Close registered names: 'mobilenetv2' -> ['mobilenet_v2']."""
-    squashed = {_squash(n): n for n in _REGISTRY}
-    exact = squashed.get(_squash(name))
-    if exact:
-        return [exact]
-    close = difflib.get_close_matches(_squash(name), list(squashed), n=3, cutoff=0.6)
-    return [squashed[c] for c in close]
-
-
 def get_model_info(name: str) -> ModelInfo:
-    try:
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        pass
-    hints = suggest(name)
+    # Close registered names: 'mobilenetv2' -> mobilenet_v2.
+    squashed = {_squash(n): n for n in _REGISTRY}
+    close = difflib.get_close_matches(_squash(name), list(squashed), n=3, cutoff=0.6)
+    hints = [squashed[_squash(name)]] if _squash(name) in squashed else [squashed[c] for c in close]
     hint = f"; did you mean {' or '.join(hints)}?" if hints else ""
     raise UnknownModelError(
         f"unknown model {name!r}{hint} (see `mbprof models` for the list, or give your own "
@@ -159,33 +125,15 @@ def get_model_info(name: str) -> ModelInfo:
     )
 
 
-# ShuffleNet v1's channels at a scale, here (torch-free) so that the registry refuses a
-# scale at which a group count does not divide a stage's channels before anything is built.
+# ShuffleNet v1's channels, here (torch-free) so that the registry refuses a scale at which a
+# group count does not divide a stage's channels before anything is built. The paper's Table
+# 1 (Stage2 at 28x28, Stage3, Stage4 at 7x7): units, the first with stride 2, and the output
+# channels at 1x for g = 1, 2, 3, 4, 8.
 GROUPS = (1, 2, 3, 4, 8)
-SCALE_MIN, SCALE_MAX = 0.25, 2.0
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One row of the paper's Table 1: ``units`` ShuffleNet units, the first with stride 2,
-    whose output channels at 1x are ``g1`` ... ``g8`` for 1 ... 8 groups."""
-
-    units: int
-    g1: int
-    g2: int
-    g3: int
-    g4: int
-    g8: int
-
-    def channels(self, groups: int, scale: float) -> int:
-        return int(round(getattr(self, f"g{groups}") * scale))
-
-
-# units, output channels at 1x for g = 1, 2, 3, 4, 8 (Stage2 at 28x28, Stage3, Stage4 at 7x7)
-STAGES: tuple[Stage, ...] = (
-    Stage(4, 144, 200, 240, 272, 384),
-    Stage(8, 288, 400, 480, 544, 768),
-    Stage(4, 576, 800, 960, 1088, 1536),
+STAGES = (
+    (4, (144, 200, 240, 272, 384)),
+    (8, (288, 400, 480, 544, 768)),
+    (4, (576, 800, 960, 1088, 1536)),
 )
 
 
@@ -196,7 +144,7 @@ def conv1_channels(scale: float, groups: int) -> int:
 
 
 def stage_channels(scale: float, groups: int) -> tuple[int, ...]:
-    return tuple(stage.channels(groups, scale) for stage in STAGES)
+    return tuple(int(round(out[GROUPS.index(groups)] * scale)) for _, out in STAGES)
 
 
 def check_scale(scale: float, groups: int) -> None:
@@ -212,15 +160,6 @@ def check_scale(scale: float, groups: int) -> None:
                 )
 
 
-def validator(groups: int):
-    """The registry's check of (width, depth, classes) for ``groups`` groups."""
-
-    def validate(width: float, depth: float, num_classes: int) -> None:
-        check_scale(width, groups)
-
-    return validate
-
-
 # The built-in models, registered by name without importing their code (and torch).
 def _register(name: str, builder: str, **meta: Any) -> None:
     register_model(name, **meta)(f"mbprof.models.{builder}")
@@ -228,36 +167,30 @@ def _register(name: str, builder: str, **meta: Any) -> None:
 
 _register(
     "mobilenet_v1",
-    "mobilenet_v1:mobilenet_v1",
+    "mobilenet_v1:MobileNetV1",
     family="MobileNetV1",
     summary="Depthwise-separable convolutions; 569M MAdds, 4.2M params at 1.0@224",
     reference="Howard et al. 2017 (arXiv:1704.04861); TF-Slim mobilenet_v1 width rule",
 )
 _register(
     "mobilenet_v2",
-    "mobilenet_v2:mobilenet_v2",
+    "mobilenet_v2:MobileNetV2",
     family="MobileNetV2",
     summary="Inverted residuals with linear bottlenecks; 300M MAdds, 3.5M params at 1.0@224",
     reference="Sandler et al. 2018 (arXiv:1801.04381); torchvision mobilenet_v2 layout",
     has_depth=True,
 )
-_register(
-    "mobilenet_v3_large",
-    "mobilenet_v3:mobilenet_v3_large",
-    family="MobileNetV3",
-    summary="MobileNetV3-Large: SE and hard-swish; 217M MAdds, 5.4M params at 1.0@224",
-    reference="Howard et al. 2019 (arXiv:1905.02244); torchvision mobilenet_v3_large layout",
-)
-_register(
-    "mobilenet_v3_small",
-    "mobilenet_v3:mobilenet_v3_small",
-    family="MobileNetV3",
-    summary="MobileNetV3-Small: SE and hard-swish; 56M MAdds, 2.5M params at 1.0@224",
-    reference="Howard et al. 2019 (arXiv:1905.02244); torchvision mobilenet_v3_small layout",
-)
+for _size, _figures in (("large", "217M MAdds, 5.4M"), ("small", "56M MAdds, 2.5M")):
+    _register(
+        f"mobilenet_v3_{_size}",
+        f"mobilenet_v3:mobilenet_v3_{_size}",
+        family="MobileNetV3",
+        summary=f"MobileNetV3-{_size.title()}: SE and hard-swish; {_figures} params at 1.0@224",
+        reference=f"Howard et al. 2019 (arXiv:1905.02244); torchvision mobilenet_v3_{_size} layout",
+    )
 _register(
     "nasnet_a_mobile",
-    "nasnet:nasnet_a_mobile",
+    "nasnet:NASNetAMobile",
     family="NASNet-A",
     summary="NASNet-A Mobile 4 @ 1056; 564M MAdds, 5.3M params at 224; width scales F (44)",
     reference="Zoph et al. 2018 (arXiv:1707.07012); TF-Slim build_nasnet_mobile",
@@ -277,8 +210,8 @@ for _groups in GROUPS:
             _groups, f"ShuffleNet v1, {_groups} groups; width = scale 0.25x..2x"
         ),
         reference="Zhang et al. 2017 (arXiv:1707.01083); megvii-model/ShuffleNet-Series widths",
-        width_min=SCALE_MIN,
+        width_min=0.25,
         width_min_inclusive=True,
-        width_max=SCALE_MAX,
-        validate=validator(_groups),
+        width_max=2.0,
+        validate=lambda width, *_, groups=_groups: check_scale(width, groups),
     )

@@ -1,49 +1,27 @@
-"""NASNet-A Mobile, "4 @ 1056" (Zoph et al. 2018, "Learning Transferable Architectures for
-Scalable Image Recognition"), built as TF-Slim's ``build_nasnet_mobile`` builds it for
-inference (no auxiliary head, no drop path).
+"""NASNet-A Mobile, "4 @ 1056" (Zoph et al. 2018), as TF-Slim's ``build_nasnet_mobile``
+builds it for inference (no auxiliary head, no drop path).
 
-Width multiplies F, the filter count of the cells (44 at 1.0; the penultimate layer has
-24F channels, hence "4 @ 1056"), rounded to the nearest integer and at least 4. The stem
-conv keeps its 32 filters at every width: in TF-Slim its width is a hyperparameter of its
-own (``stem_multiplier``), not a multiple of F. TF's SAME padding is symmetric here (k // 2
-on each side); output sizes are the same, so are MAdds and parameters.
+Width multiplies F, the cells' filter count (44 at 1.0; 24F channels before pooling), rounded
+and at least 4. The stem keeps its 32 filters (TF-Slim's own ``stem_multiplier``). TF's SAME
+padding is symmetric here (k // 2): the same output sizes, MAdds and parameters.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 
 import torch
 from torch import nn
 
 from mbprof.models._layers import init_weights
 
-FILTERS = 44  # F
-STEM_FILTERS = 32
-CELLS_PER_STACK = 4  # N
 BN_EPS = 1e-3  # TF-Slim's nasnet_mobile_arg_scope
 
-
-@dataclass(frozen=True)
-class Combination:
-    """One step of a cell: new hidden state = ``left`` op on state ``left_state`` +
-    ``right`` op on state ``right_state``. States: 0 = this cell's input after its 1x1,
-    1 = the previous cell's output matched to this cell's shape, 2.. = earlier steps."""
-
-    left: str
-    left_state: int
-    right: str
-    right_state: int
-
-
-@dataclass(frozen=True)
-class CellSpec:
-    """The five combinations of a cell and the states concatenated into its output."""
-
-    combinations: tuple[Combination, ...]
-    outputs: tuple[int, ...]
-
-
+# A cell: five combinations, each a new state = left op on a state + right op on a state, then
+# the states its output concatenates. States: 0 = this cell's input after its 1x1, 1 = the
+# previous cell's output matched to this cell's shape, 2.. = earlier steps.
+Combination = namedtuple("Combination", "left left_state right right_state")
+CellSpec = namedtuple("CellSpec", "combinations outputs")
 # left op, state, right op, state (sepK = two stacked separable KxK convs, avg3 / max3 =
 # 3x3 pooling, id = identity); TF-Slim's NasNetANormalCell and NasNetAReductionCell.
 NORMAL = CellSpec(
@@ -76,11 +54,8 @@ class ReLUConvBN(nn.Sequential):
     """ReLU -> 1x1 conv (stride) -> BN."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
-        super().__init__(
-            nn.ReLU(),
-            nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-            _bn(out_channels),
-        )
+        conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+        super().__init__(nn.ReLU(), conv, _bn(out_channels))
 
 
 class SeparableStack(nn.Sequential):
@@ -89,21 +64,10 @@ class SeparableStack(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int) -> None:
         layers: list[nn.Module] = []
-        for channels, step in ((in_channels, stride), (out_channels, 1)):
-            layers += [
-                nn.ReLU(),
-                nn.Conv2d(
-                    channels,
-                    channels,
-                    kernel,
-                    stride=step,
-                    padding=kernel // 2,
-                    groups=channels,
-                    bias=False,
-                ),
-                nn.Conv2d(channels, out_channels, 1, bias=False),
-                _bn(out_channels),
-            ]
+        for c, step in ((in_channels, stride), (out_channels, 1)):
+            depthwise = nn.Conv2d(c, c, kernel, step, kernel // 2, groups=c, bias=False)
+            pointwise = nn.Conv2d(c, out_channels, 1, bias=False)
+            layers += [nn.ReLU(), depthwise, pointwise, _bn(out_channels)]
         super().__init__(*layers)
 
 
@@ -159,86 +123,55 @@ class Cell(nn.Module):
     (ReLU-1x1-BN, when the channels differ), "none" (first stem cell: used as it is)."""
 
     def __init__(
-        self,
-        spec: CellSpec,
-        cur_channels: int,
-        prev_channels: int,
-        prev_fit: str,
-        filters: int,
-        stride: int,
+        self, spec: CellSpec, cur_channels: int, prev: int, prev_fit: str, filters: int, stride: int
     ) -> None:
         super().__init__()
-        self.spec = spec
+        self.steps, self.outputs = spec.combinations, spec.outputs
         self.conv_1x1 = ReLUConvBN(cur_channels, filters)
+        self.prev_fit: nn.Module = nn.Identity()
         if prev_fit == "reduce":
-            self.prev_fit: nn.Module = FactorizedReduction(prev_channels, filters)
-            prev_channels = filters
-        elif prev_fit == "conv" and prev_channels != filters:
-            self.prev_fit = ReLUConvBN(prev_channels, filters)
-            prev_channels = filters
-        else:
-            self.prev_fit = nn.Identity()
-        channels = [filters, prev_channels]
-        for index, combo in enumerate(spec.combinations):
-            for side, kind, state in (
-                ("left", combo.left, combo.left_state),
-                ("right", combo.right, combo.right_state),
-            ):
-                op_stride = stride if state < 2 else 1
-                self.add_module(
-                    f"comb_iter_{index}_{side}",
-                    make_op(kind, channels[state], filters, op_stride),
-                )
+            self.prev_fit, prev = FactorizedReduction(prev, filters), filters
+        elif prev_fit == "conv" and prev != filters:
+            self.prev_fit, prev = ReLUConvBN(prev, filters), filters
+        channels = [filters, prev]
+        for index, (left, left_state, right, right_state) in enumerate(self.steps):
+            for side, kind, state in (("left", left, left_state), ("right", right, right_state)):
+                op = make_op(kind, channels[state], filters, stride if state < 2 else 1)
+                self.add_module(f"comb_iter_{index}_{side}", op)
             channels.append(filters)
-        self.out_channels = sum(channels[i] for i in spec.outputs)
+        self.out_channels = sum(channels[i] for i in self.outputs)
 
     def forward(self, cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
         states = [self.conv_1x1(cur), self.prev_fit(prev)]
-        for index, combo in enumerate(self.spec.combinations):
-            left = getattr(self, f"comb_iter_{index}_left")(states[combo.left_state])
-            right = getattr(self, f"comb_iter_{index}_right")(states[combo.right_state])
-            states.append(left + right)
-        return torch.cat([states[i] for i in self.spec.outputs], 1)
-
-
-def cell_filters(width: float) -> int:
-    """F at this width: round(44 * width), at least 4."""
-    return max(4, int(round(FILTERS * width)))
+        for index, (_, left, _, right) in enumerate(self.steps):
+            left = getattr(self, f"comb_iter_{index}_left")(states[left])
+            states.append(left + getattr(self, f"comb_iter_{index}_right")(states[right]))
+        return torch.cat([states[i] for i in self.outputs], 1)
 
 
 class NASNetAMobile(nn.Module):
-    def __init__(
-        self,
-        width: float = 1.0,
-        num_classes: int = 1000,
-        dropout: float = 0.5,
-    ) -> None:
+    """NASNet-A Mobile: 3 stacks of 4 normal cells, reduction cells between them, F = 44 x
+    width (TF-Slim's dense_dropout_keep_prob 0.5)."""
+
+    def __init__(self, width: float = 1.0, num_classes: int = 1000, dropout: float = 0.5) -> None:
         super().__init__()
-        filters = cell_filters(width)
-        self.filters = filters
-        self.conv0 = nn.Sequential(
-            nn.Conv2d(3, STEM_FILTERS, 3, stride=2, padding=0, bias=False), _bn(STEM_FILTERS)
-        )
+        self.filters = filters = max(4, int(round(44 * width)))  # F, at least 4
+        self.conv0 = nn.Sequential(nn.Conv2d(3, 32, 3, stride=2, padding=0, bias=False), _bn(32))
         # Two reduction cells at F/4 and F/2; the first sees the stem output as both inputs.
-        self.cell_stem_0 = Cell(REDUCTION, STEM_FILTERS, STEM_FILTERS, "none", filters // 4, 2)
-        self.cell_stem_1 = Cell(
-            REDUCTION, self.cell_stem_0.out_channels, STEM_FILTERS, "reduce", filters // 2, 2
-        )
-        prev, cur = self.cell_stem_0.out_channels, self.cell_stem_1.out_channels
-        prev_fit = "reduce"  # the cell before had stride 2
+        self.cell_stem_0 = Cell(REDUCTION, 32, 32, "none", filters // 4, 2)
+        prev = self.cell_stem_0.out_channels
+        self.cell_stem_1 = Cell(REDUCTION, prev, 32, "reduce", filters // 2, 2)
+        cur, prev_fit = self.cell_stem_1.out_channels, "reduce"  # the cell before had stride 2
         self.cells = nn.ModuleDict()
-        scaling = 1
         for stack in range(3):
             if stack > 0:
-                scaling *= 2
-                cell = Cell(REDUCTION, cur, prev, "conv", filters * scaling, 2)
+                cell = Cell(REDUCTION, cur, prev, "conv", filters * 2**stack, 2)
                 self.cells[f"reduction_cell_{stack - 1}"] = cell
                 prev, cur, prev_fit = cur, cell.out_channels, "reduce"
-            for index in range(CELLS_PER_STACK):
-                cell = Cell(NORMAL, cur, prev, prev_fit, filters * scaling, 1)
-                self.cells[f"cell_{stack * CELLS_PER_STACK + index}"] = cell
+            for index in range(4):  # N = 4 normal cells per stack
+                cell = Cell(NORMAL, cur, prev, prev_fit, filters * 2**stack, 1)
+                self.cells[f"cell_{stack * 4 + index}"] = cell
                 prev, cur, prev_fit = cur, cell.out_channels, "conv"
-        self.last_channel = cur
         self.relu = nn.ReLU()
         self.dropout = nn.Dropout(dropout)
         self.last_linear = nn.Linear(cur, num_classes)
@@ -258,9 +191,3 @@ class NASNetAMobile(nn.Module):
             prev, cur = cur, cell(cur, prev)
         x = nn.functional.adaptive_avg_pool2d(self.relu(cur), 1)
         return self.last_linear(self.dropout(torch.flatten(x, 1)))
-
-
-def nasnet_a_mobile(width: float = 1.0, num_classes: int = 1000, dropout: float = 0.5) -> nn.Module:
-    """NASNet-A Mobile: 3 stacks of 4 normal cells, reduction cells between them, F = 44 x width
-    (TF-Slim's dense_dropout_keep_prob 0.5)."""
-    return NASNetAMobile(width=width, num_classes=num_classes, dropout=dropout)

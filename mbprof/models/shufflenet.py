@@ -1,12 +1,8 @@
-"""ShuffleNet v1 (Zhang et al. 2017, "An Extremely Efficient Convolutional Neural Network for
-Mobile Devices"), g = 1, 2, 3, 4, 8 groups, at any scale from 0.25x to 2x.
+"""ShuffleNet v1 (Zhang et al. 2017), g = 1, 2, 3, 4, 8 groups, at any scale from 0.25x to 2x.
 
-The scale (mbprof's width) multiplies the stage channels of the paper's Table 1. conv1 has
-12 channels up to 0.5x, 24 up to 1.5x and 48 above, as in the reference code
-(megvii-model/ShuffleNet-Series), rounded up to a multiple of g (that code's g=8 0.5x uses
-16). A scale whose channels the group count does not divide is refused: every grouped 1x1
-conv and the channel shuffle need ``channels % g == 0``. The classifier has no bias, as in
-the reference code whose figures are published (524M, 5.4M at 2x, g=3).
+The scale (mbprof's width) multiplies the stage channels of the paper's Table 1; conv1's
+width follows the reference code (megvii-model/ShuffleNet-Series), and so does the
+classifier without bias, as in the code whose figures are published (524M, 5.4M at 2x, g=3).
 """
 
 from __future__ import annotations
@@ -16,13 +12,7 @@ from torch import nn
 
 from mbprof.core.errors import MbprofError
 from mbprof.models._layers import ConvBNAct, init_weights
-from mbprof.models._registry import (
-    GROUPS,
-    STAGES,
-    check_scale,
-    conv1_channels,
-    stage_channels,
-)
+from mbprof.models._registry import GROUPS, STAGES, check_scale, conv1_channels, stage_channels
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -40,9 +30,7 @@ class ShuffleUnit(nn.Module):
         self, in_channels: int, out_channels: int, stride: int, groups: int, group_first: bool
     ) -> None:
         super().__init__()
-        self.stride = stride
-        self.groups = groups
-        mid = out_channels // 4
+        self.stride, self.groups, mid = stride, groups, out_channels // 4
         branch_out = out_channels - in_channels if stride == 2 else out_channels
         first_groups = groups if group_first else 1
         self.compress = ConvBNAct(in_channels, mid, 1, groups=first_groups, activation=nn.ReLU)
@@ -67,50 +55,34 @@ class ShuffleNetV1(nn.Module):
         if groups not in GROUPS:
             raise MbprofError(f"ShuffleNet v1 groups {groups} is not one of {GROUPS}")
         check_scale(scale, groups)
-        self.groups = groups
-        stem = conv1_channels(scale, groups)
-        self.conv1 = ConvBNAct(3, stem, 3, stride=2, activation=nn.ReLU)
+        channels = conv1_channels(scale, groups)
+        self.conv1 = ConvBNAct(3, channels, 3, stride=2, activation=nn.ReLU)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        stages: list[nn.Module] = []
-        in_channels = stem
-        for index, (stage, out_channels) in enumerate(
+        for index, ((units, _), out) in enumerate(
             zip(STAGES, stage_channels(scale, groups), strict=True)
         ):
-            units: list[nn.Module] = []
-            for unit in range(stage.units):
+            stage = []
+            for unit in range(units):
                 # The very first pointwise conv (on conv1's few channels) is not grouped.
-                group_first = not (index == 0 and unit == 0)
-                stride = 2 if unit == 0 else 1
-                units.append(ShuffleUnit(in_channels, out_channels, stride, groups, group_first))
-                in_channels = out_channels
-            stages.append(nn.Sequential(*units))
-        self.stage2, self.stage3, self.stage4 = stages
-        self.last_channel = in_channels
-        self.fc = nn.Linear(in_channels, num_classes, bias=False)
+                first = not (index == 0 and unit == 0)
+                stage.append(ShuffleUnit(channels, out, 2 if unit == 0 else 1, groups, first))
+                channels = out
+            self.add_module(f"stage{index + 2}", nn.Sequential(*stage))
+        self.fc = nn.Linear(channels, num_classes, bias=False)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.conv1(x))
-        x = self.stage4(self.stage3(self.stage2(x)))
-        x = nn.functional.adaptive_avg_pool2d(x, 1)
-        return self.fc(torch.flatten(x, 1))
+        x = self.stage4(self.stage3(self.stage2(self.maxpool(self.conv1(x)))))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
-def shufflenet_v1_g1(width: float = 1.0, num_classes: int = 1000) -> ShuffleNetV1:
-    return ShuffleNetV1(groups=1, scale=width, num_classes=num_classes)
+def _builder(groups: int):
+    def build(width: float = 1.0, num_classes: int = 1000) -> ShuffleNetV1:
+        return ShuffleNetV1(groups=groups, scale=width, num_classes=num_classes)
+
+    return build
 
 
-def shufflenet_v1_g2(width: float = 1.0, num_classes: int = 1000) -> ShuffleNetV1:
-    return ShuffleNetV1(groups=2, scale=width, num_classes=num_classes)
-
-
-def shufflenet_v1_g3(width: float = 1.0, num_classes: int = 1000) -> ShuffleNetV1:
-    return ShuffleNetV1(groups=3, scale=width, num_classes=num_classes)
-
-
-def shufflenet_v1_g4(width: float = 1.0, num_classes: int = 1000) -> ShuffleNetV1:
-    return ShuffleNetV1(groups=4, scale=width, num_classes=num_classes)
-
-
-def shufflenet_v1_g8(width: float = 1.0, num_classes: int = 1000) -> ShuffleNetV1:
-    return ShuffleNetV1(groups=8, scale=width, num_classes=num_classes)
+shufflenet_v1_g1, shufflenet_v1_g2, shufflenet_v1_g3, shufflenet_v1_g4, shufflenet_v1_g8 = map(
+    _builder, GROUPS
+)
