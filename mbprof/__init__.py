@@ -5,7 +5,7 @@ The public API is imported lazily so that ``mbprof --help`` does not load torch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -31,6 +31,44 @@ _API = {  # name -> the module it comes from
 }
 
 __all__ = ["__version__", *_API]
+
+if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ imports lazily
+    from mbprof.analysis.memory import analyze_memory  # noqa: F401
+    from mbprof.api import (  # noqa: F401
+        CheckOutcome,
+        bench,
+        check,
+        compare,
+        diff,
+        make_latency_settings,
+        make_spec,
+        make_specs,
+        memory,
+        memory_settings,
+        profile,
+        profile_spec,
+        write_baseline,
+    )
+    from mbprof.api.diff import DiffResult  # noqa: F401
+    from mbprof.core.errors import MbprofError  # noqa: F401
+    from mbprof.core.records import (  # noqa: F401
+        BenchResult,
+        CountReport,
+        Environment,
+        LayerRow,
+        MemoryReport,
+        ModelSpec,
+        Profile,
+        Timing,
+    )
+    from mbprof.core.settings import LatencySettings, MemorySettings  # noqa: F401
+    from mbprof.models import (  # noqa: F401
+        create_model,
+        get_model_info,
+        list_models,
+        load_weights,
+        register_model,
+    )
 
 
 def __getattr__(name: str) -> Any:
