@@ -72,10 +72,6 @@ class Node:
     args: tuple = ()
 
     @property
-    def label(self) -> str:
-        return f"{self.module or '(model)'} {self.name}"
-
-    @property
     def batch_norm(self) -> bool:
         return self.name in BATCH_NORM
 
