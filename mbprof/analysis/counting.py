@@ -65,28 +65,21 @@ def _layer_geometry(module: nn.Module) -> dict:
 
 def _output_sizes(model: nn.Module, sizes: dict[str, tuple[int, int]]) -> AbstractContextManager:
     """Each leaf module's output HxW into ``sizes``, recorded while fvcore traces."""
+    leaves = {m: name for name, m in model.named_modules() if next(m.children(), None) is None}
 
-    def hook(name: str):
-        def record(_module, _inputs, output) -> None:
-            if not isinstance(output, torch.Tensor):
-                return
-            # read with the tracer paused: under it the shape joins fvcore's graph (slower)
-            tracing = torch._C._get_tracing_state()
-            torch._C._set_tracing_state(None)
-            try:
-                if output.dim() == 4:
-                    sizes[name] = (int(output.shape[-2]), int(output.shape[-1]))
-            finally:
-                torch._C._set_tracing_state(tracing)
+    def record(module: nn.Module, _inputs: object, output: object) -> None:
+        if not isinstance(output, torch.Tensor):
+            return
+        # read with the tracer paused: under it the shape joins fvcore's graph (slower)
+        tracing = torch._C._get_tracing_state()
+        torch._C._set_tracing_state(None)
+        try:
+            if output.dim() == 4:
+                sizes[leaves[module]] = (int(output.shape[-2]), int(output.shape[-1]))
+        finally:
+            torch._C._set_tracing_state(tracing)
 
-        return record
-
-    handles = [
-        module.register_forward_hook(hook(name))
-        for name, module in model.named_modules()
-        if next(module.children(), None) is None
-    ]
-    return removed_after(handles)
+    return removed_after([module.register_forward_hook(record) for module in leaves])
 
 
 # Norms' op names as fvcore's handles name them, from the ops the dispatcher sees.
