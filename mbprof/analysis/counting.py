@@ -13,6 +13,7 @@ from torch import nn
 
 from mbprof.analysis import used_params
 from mbprof.analysis.collector import collector_paused, loggers_at_error, removed_after
+from mbprof.analysis.flops import multiply_adds
 from mbprof.analysis.memory.graph import Graph, Node
 from mbprof.analysis.memory.ops import BATCH_NORM
 from mbprof.core.errors import MbprofError
@@ -90,12 +91,8 @@ def _dispatch_cost(graph: Graph, node: Node, instance: bool) -> tuple[str, int] 
     """(fvcore's op name, its count) by fvcore's default handle for ``node``'s aten op, or None."""
     shape = [graph.values[v].shape for v in node.inputs]
     name, args = node.name, node.args
-    if node.conv is not None:
-        spatial = shape[0] if node.conv.transposed else graph.values[node.outputs[0]].shape
-        return "conv", shape[0][0] * math.prod(shape[1]) * math.prod(spatial[2:])
-    if name in ("addmm", "mm", "bmm"):
-        a, b = shape[-2:]
-        return name, math.prod(a) * b[-1]
+    if node.conv is not None or name in ("addmm", "mm", "bmm"):
+        return "conv" if node.conv is not None else name, multiply_adds(graph, node)[0] // 2
     if name in BATCH_NORM:  # fvcore: 2 (1 without affine) per element in eval, else 5 (4)
         affine = args[1] is ...
         if instance or next((a for a in args if isinstance(a, bool)), False):
