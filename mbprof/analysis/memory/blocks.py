@@ -54,8 +54,9 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     outside_side_consumers: set[int] = set()
     horizon = max(graph.consumers[start.outputs[0]], default=-1)
 
-    def grow(into: set[int], values: Iterable[int]) -> None:
+    def grow(into: set[int], node: Node, values: Iterable[int]) -> None:
         nonlocal horizon
+        region.append(node.index)
         for v in values:
             into.add(v)
             horizon = max(horizon, *graph.consumers[v], -1)
@@ -64,8 +65,7 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     while index <= horizon:
         node = graph.nodes[index]
         index += 1
-        touched = [v for v in node.inputs if v in spatial or v in side]
-        if not touched:
+        if not any(v in spatial or v in side for v in node.inputs):
             continue
         if node.index in taken:
             return None
@@ -90,8 +90,7 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
         if out is None:
             return None
         if not in_spatial and not outside and all(small(graph.values[v]) for v in node.outputs):
-            grow(side, node.outputs)  # squeeze-excitation branch or after global pooling
-            region.append(node.index)
+            grow(side, node, node.outputs)  # squeeze-excitation branch or after global pooling
             continue
         if not in_spatial:
             outside_side_consumers.add(node.index)
@@ -105,8 +104,7 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
             and small(out)
             and out.numel == source.shape[0] * channels
         ):
-            grow(side, node.outputs[:1])
-            region.append(node.index)
+            grow(side, node, node.outputs[:1])
             reduce_nodes.append(node.index)
             continue
         if len(out.shape) != 4 or out.shape[1] != channels:
@@ -115,17 +113,13 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
             if not c.depthwise:
                 return None
             has_depthwise = True
-        elif node.name in PAD:
-            pass
-        elif node.name in ALIAS:
-            if out.shape != source.shape:
-                return None
-        elif not node.elementwise or out.shape != source.shape:
+        elif node.name not in PAD and (
+            out.shape != source.shape or not (node.name in ALIAS or node.elementwise)
+        ):
             return None
         if any(v in side for v in node_acts):
             reentry = True
-        grow(spatial, node.outputs[:1])  # batch-norm statistics are not tensors of the block
-        region.append(node.index)
+        grow(spatial, node, node.outputs[:1])  # batch-norm statistics are not tensors of the block
 
     outputs = set(graph.outputs)
     if spatial & outputs:

@@ -47,11 +47,7 @@ class Conv:
 
     @property
     def depthwise(self) -> bool:
-        return (
-            not self.transposed
-            and self.groups > 1
-            and self.groups == self.in_channels == self.out_channels
-        )
+        return not self.transposed and 1 < self.groups == self.in_channels == self.out_channels
 
     @property
     def dense(self) -> bool:
