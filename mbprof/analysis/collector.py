@@ -38,14 +38,13 @@ def removed_after(handles: list) -> Iterator[None]:
 
 @contextmanager
 def loggers_at_error(names: Iterable[str]) -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
+    levels = {logger: logger.level for logger in map(logging.getLogger, names)}
+    for logger in levels:
         logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        for logger, level in zip(loggers, levels, strict=True):
+        for logger, level in levels.items():
             logger.setLevel(level)
 
 
@@ -75,10 +74,10 @@ def native_quiet(loggers: tuple[str, ...] = EXECUTORCH_LOGGERS) -> Iterator[list
     captured: list[str] = []
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
+    saved = [os.dup(fd) for fd in (1, 2)]
     with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 1)
-        os.dup2(tmp.fileno(), 2)
+        for fd in (1, 2):
+            os.dup2(tmp.fileno(), fd)
         try:
             with quiet(loggers) as buffer:
                 try:
@@ -88,9 +87,8 @@ def native_quiet(loggers: tuple[str, ...] = EXECUTORCH_LOGGERS) -> Iterator[list
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+            for fd, old in zip((1, 2), saved, strict=True):
+                os.dup2(old, fd)
+                os.close(old)
             tmp.seek(0)
             captured.insert(0, tmp.read().decode(errors="replace"))

@@ -13,6 +13,7 @@ from torch import nn
 
 from mbprof.analysis import used_params
 from mbprof.analysis.collector import collector_paused, loggers_at_error, removed_after
+from mbprof.analysis.flops import multiply_adds
 from mbprof.analysis.memory.graph import Graph, Node
 from mbprof.analysis.memory.ops import BATCH_NORM
 from mbprof.core.errors import MbprofError
@@ -65,28 +66,21 @@ def _layer_geometry(module: nn.Module) -> dict:
 
 def _output_sizes(model: nn.Module, sizes: dict[str, tuple[int, int]]) -> AbstractContextManager:
     """Each leaf module's output HxW into ``sizes``, recorded while fvcore traces."""
+    leaves = {m: name for name, m in model.named_modules() if next(m.children(), None) is None}
 
-    def hook(name: str):
-        def record(_module, _inputs, output) -> None:
-            if not isinstance(output, torch.Tensor):
-                return
-            # read with the tracer paused: under it the shape joins fvcore's graph (slower)
-            tracing = torch._C._get_tracing_state()
-            torch._C._set_tracing_state(None)
-            try:
-                if output.dim() == 4:
-                    sizes[name] = (int(output.shape[-2]), int(output.shape[-1]))
-            finally:
-                torch._C._set_tracing_state(tracing)
+    def record(module: nn.Module, _inputs: object, output: object) -> None:
+        if not isinstance(output, torch.Tensor):
+            return
+        # read with the tracer paused: under it the shape joins fvcore's graph (slower)
+        tracing = torch._C._get_tracing_state()
+        torch._C._set_tracing_state(None)
+        try:
+            if output.dim() == 4:
+                sizes[leaves[module]] = (int(output.shape[-2]), int(output.shape[-1]))
+        finally:
+            torch._C._set_tracing_state(tracing)
 
-        return record
-
-    handles = [
-        module.register_forward_hook(hook(name))
-        for name, module in model.named_modules()
-        if next(module.children(), None) is None
-    ]
-    return removed_after(handles)
+    return removed_after([module.register_forward_hook(record) for module in leaves])
 
 
 # Norms' op names as fvcore's handles name them, from the ops the dispatcher sees.
@@ -97,12 +91,8 @@ def _dispatch_cost(graph: Graph, node: Node, instance: bool) -> tuple[str, int] 
     """(fvcore's op name, its count) by fvcore's default handle for ``node``'s aten op, or None."""
     shape = [graph.values[v].shape for v in node.inputs]
     name, args = node.name, node.args
-    if node.conv is not None:
-        spatial = shape[0] if node.conv.transposed else graph.values[node.outputs[0]].shape
-        return "conv", shape[0][0] * math.prod(shape[1]) * math.prod(spatial[2:])
-    if name in ("addmm", "mm", "bmm"):
-        a, b = shape[-2:]
-        return name, math.prod(a) * b[-1]
+    if node.conv is not None or name in ("addmm", "mm", "bmm"):
+        return "conv" if node.conv is not None else name, multiply_adds(graph, node)[0] // 2
     if name in BATCH_NORM:  # fvcore: 2 (1 without affine) per element in eval, else 5 (4)
         affine = args[1] is ...
         if instance or next((a for a in args if isinstance(a, bool)), False):

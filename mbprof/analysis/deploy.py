@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_map_only
 
 from mbprof.analysis.collector import removed_after
 from mbprof.core.errors import ModelRunError
@@ -27,10 +28,6 @@ def _tensors(value: object) -> list[torch.Tensor]:
     if isinstance(value, (tuple, list)):
         return [t for item in value for t in _tensors(item)]
     return []
-
-
-def _clone(value: object) -> object:
-    return value.clone() if isinstance(value, torch.Tensor) else value
 
 
 def _same(built: object, deployed: object) -> bool:
@@ -56,14 +53,13 @@ def reparameterize(model: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Mod
     hooked = {name: m for name, m in model.named_modules() if _hook(m)}
     seen: dict[str, tuple[tuple, dict, object]] = {}
 
-    def keep(name: str):  # noqa: ANN202
-        def record(_module: nn.Module, args: tuple, kwargs: dict, output: object) -> None:
-            if name not in seen:  # copied: a later in-place op (ReLU(inplace=True)) changes it
-                seen[name] = tree_map(_clone, (args, kwargs, output))
+    def keep(name: str, _module: nn.Module, args: tuple, kwargs: dict, output: object) -> None:
+        if name not in seen:  # copied: a later in-place op (ReLU(inplace=True)) changes it
+            seen[name] = tree_map_only(torch.Tensor, torch.clone, (args, kwargs, output))
 
-        return record
-
-    handles = [m.register_forward_hook(keep(n), with_kwargs=True) for n, m in hooked.items()]
+    handles = [
+        m.register_forward_hook(partial(keep, n), with_kwargs=True) for n, m in hooked.items()
+    ]
     with removed_after(handles):
         model(torch.randn(tuple(input_shape), generator=torch.Generator().manual_seed(0)))
     before = sum(p.numel() for p in built.parameters())

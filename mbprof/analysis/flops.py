@@ -54,19 +54,15 @@ FREE = frozenset(
 )
 
 
-def _numel(graph: Graph, value: int) -> int:
-    return math.prod(graph.values[value].shape)
-
-
-def _multiply_adds(graph: Graph, node: Node) -> tuple[int, int]:
+def multiply_adds(graph: Graph, node: Node) -> tuple[int, int]:
     """(2 x multiply-accumulates, bias additions) of a convolution or matrix product."""
     shape = [graph.values[v].shape for v in node.inputs]
-    out = _numel(graph, node.outputs[0])
+    out = graph.values[node.outputs[0]].numel
     if node.conv is not None:
         conv = node.conv
         kernel = math.prod(conv.kernel)
         if conv.transposed:
-            macs = _numel(graph, node.inputs[0]) * (conv.out_channels // conv.groups) * kernel
+            macs = graph.values[node.inputs[0]].numel * (conv.out_channels // conv.groups) * kernel
         else:
             macs = out * (conv.in_channels // conv.groups) * kernel
         return 2 * macs, out if len(node.inputs) >= 3 else 0
@@ -92,14 +88,15 @@ def count_flops(
             continue
         kind = next((k for k, (ops, _) in ELEMENTWISE.items() if base in ops), None)
         if (node.name in CONV and node.conv is not None) or base in MATMUL:
-            multiply_adds, bias = _multiply_adds(graph, node)
-            kinds["multiply_adds"] += multiply_adds
+            madds, bias = multiply_adds(graph, node)
+            kinds["multiply_adds"] += madds
             kinds["bias"] += bias
         elif node.name in BATCH_NORM:
             affine = len(node.inputs) >= 4  # input, weight, (bias), running mean and var
-            kinds["batch_norm"] += (2 if affine else 1) * _numel(graph, node.inputs[0])
+            kinds["batch_norm"] += (2 if affine else 1) * graph.values[node.inputs[0]].numel
         elif kind is not None:
-            kinds[kind] += _numel(graph, (node.inputs if ELEMENTWISE[kind][1] else node.outputs)[0])
+            counted = (node.inputs if ELEMENTWISE[kind][1] else node.outputs)[0]
+            kinds[kind] += graph.values[counted].numel
         else:
             uncounted[f"aten::{node.name}"] += 1
     by_kind = {kind: n // int(input_shape[0]) for kind, n in kinds.items()}

@@ -76,14 +76,12 @@ def parameters_to_meta() -> AbstractContextManager:
     """Build for real, each parameter and buffer moved to the meta device as it is registered."""
 
     def on_param(_module: nn.Module, _name: str, param: nn.Parameter | None):
-        if type(param) is not nn.Parameter or param.device.type == "meta":
-            return None  # None, lazy or custom parameters stay as they are
-        return nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        if type(param) is nn.Parameter and param.device.type != "meta":
+            return nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        return None  # None, lazy or custom parameters stay as they are
 
     def on_buffer(_module: nn.Module, _name: str, buffer: torch.Tensor | None):
-        if buffer is None or buffer.device.type == "meta":
-            return None
-        return buffer.to("meta")
+        return None if buffer is None or buffer.device.type == "meta" else buffer.to("meta")
 
     return _registration_hooks(on_param, on_buffer)
 
@@ -94,10 +92,9 @@ def parameters_bounded(budget: int) -> AbstractContextManager:
 
     def add(_module: nn.Module, _name: str, tensor: torch.Tensor | None) -> None:
         nonlocal total
-        if tensor is not None:
-            total += tensor.numel() * FLOAT32_BYTES
-            if total > budget:
-                raise OverBudget(total, "parameters (counted while building it for real)")
+        total += 0 if tensor is None else tensor.numel() * FLOAT32_BYTES
+        if total > budget:
+            raise OverBudget(total, "parameters (counted while building it for real)")
 
     return _registration_hooks(add, add)
 

@@ -86,48 +86,6 @@ def parse_input_shape(text: str, option: str = "input_shape") -> tuple[int, int,
     return h, w, c
 
 
-def parse_padding(text: str, option: str = "padding") -> str:
-    value = str(text).strip().lower()
-    if value in ("same", "valid") or re.fullmatch(r"\d+", value):
-        return value if not value.isdigit() else str(int(value))
-    raise MbprofError(
-        f"{option}: {text!r} is not allowed; give same, valid or an integer >= 0", field=option
-    )
-
-
-def conv_cost(
-    in_h: int,
-    in_w: int,
-    in_channels: int,
-    filters: int,
-    kernel: int,
-    stride: int = 1,
-    padding: str | int = "same",
-) -> ConvCost:
-    """A checked ``ConvCost``; refuses a kernel larger than the padded input."""
-    padding = parse_padding(str(padding))
-    for name, value in (
-        ("filters", filters),
-        ("kernel", kernel),
-        ("stride", stride),
-        ("input height", in_h),
-        ("input width", in_w),
-        ("input channels", in_channels),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise MbprofError(f"{name}: {value!r} is not allowed; give an integer >= 1", field=name)
-    if padding != "same":
-        pad = 0 if padding == "valid" else int(padding)
-        smallest = min(in_h, in_w) + 2 * pad
-        if kernel > smallest:
-            raise MbprofError(
-                f"kernel: {kernel} is larger than the padded input side {smallest}; "
-                f"give a kernel <= {smallest}",
-                field="kernel",
-            )
-    return ConvCost(in_h, in_w, in_channels, filters, kernel, stride, padding)
-
-
 def layer_cost(
     input_shape: str | tuple[int, int, int],
     filters: int | str,
@@ -135,17 +93,26 @@ def layer_cost(
     stride: int | str = 1,
     padding: str | int = "same",
 ) -> ConvCost:
-    """The multiplications of one KxK convolution, standard and separable."""
+    """The multiplications of one KxK convolution, standard and separable; refuses a kernel
+    larger than the padded input."""
     if isinstance(input_shape, str):
         height, width, channels = parse_input_shape(input_shape, "input_shape")
     else:
         height, width, channels = (parse_int(v, "input_shape") for v in input_shape)
-    return conv_cost(
-        height,
-        width,
-        channels,
-        parse_int(filters, "filters"),
-        parse_int(kernel, "kernel"),
-        parse_int(stride, "stride"),
-        padding,
-    )
+    filters, kernel = parse_int(filters, "filters"), parse_int(kernel, "kernel")
+    stride, text = parse_int(stride, "stride"), str(padding).strip().lower()
+    if text not in ("same", "valid") and not re.fullmatch(r"\d+", text):
+        raise MbprofError(
+            f"padding: {str(padding)!r} is not allowed; give same, valid or an integer >= 0",
+            field="padding",
+        )
+    padding = text if not text.isdigit() else str(int(text))
+    if padding != "same":
+        smallest = min(height, width) + 2 * (0 if padding == "valid" else int(padding))
+        if kernel > smallest:
+            raise MbprofError(
+                f"kernel: {kernel} is larger than the padded input side {smallest}; "
+                f"give a kernel <= {smallest}",
+                field="kernel",
+            )
+    return ConvCost(height, width, channels, filters, kernel, stride, padding)

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
-from mbprof.analysis.layer_cost import conv_cost
+from mbprof.analysis.layer_cost import layer_cost
 from mbprof.cli import app
 from mbprof.core.errors import MbprofError
 
@@ -20,7 +20,7 @@ runner = CliRunner()
 
 def test_the_seed_example_by_hand():
     # Seed 000: 3*3*3*64*28*28 = 1354752 against 3*3*3*28*28 + 3*64*28*28 = 171696.
-    cost = conv_cost(28, 28, 3, 64, 3)
+    cost = layer_cost((28, 28, 3), 64, 3)
     assert cost.out_hw == (28, 28)
     assert cost.standard == 1_354_752
     assert cost.separable == 171_696
@@ -69,7 +69,7 @@ def _torch_pair(h, w, c, f, k, stride, padding):
     ],
 )
 def test_against_torch_flop_counter(h, w, c, f, k, stride, padding):
-    cost = conv_cost(h, w, c, f, k, stride, padding)
+    cost = layer_cost((h, w, c), f, k, stride, padding)
     standard, separable = _torch_pair(h, w, c, f, k, stride, padding)
     x = torch.zeros(1, c, h, w)
     assert standard(x).shape[-2:] == cost.out_hw
@@ -88,7 +88,7 @@ def test_against_torch_flop_counter(h, w, c, f, k, stride, padding):
     padding=st.sampled_from(["same", "valid", "0", "1", "2"]),
 )
 def test_against_torch_for_many_shapes(h, w, c, f, k, stride, padding):
-    cost = conv_cost(h, w, c, f, k, stride, padding)
+    cost = layer_cost((h, w, c), f, k, stride, padding)
     standard, separable = _torch_pair(h, w, c, f, k, stride, padding)
     x = torch.zeros(1, c, h, w)
     assert standard(x).shape[-2:] == cost.out_hw
@@ -133,5 +133,5 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, message):
 
 
 def test_api_refuses_non_integers():
-    with pytest.raises(MbprofError, match="kernel: 0 is not allowed"):
-        conv_cost(28, 28, 3, 64, 0)
+    with pytest.raises(MbprofError, match="kernel: 0 is too small"):
+        layer_cost((28, 28, 3), 64, 0)

@@ -8,27 +8,19 @@ from dataclasses import dataclass
 from torch import nn
 
 from mbprof.analysis.collector import collector_paused
-from mbprof.analysis.memory.blocks import (
-    Region,
-    block_module,
-    chunk_channels,
-    find_blocks,
-    module_counts,
-)
+from mbprof.analysis.memory.blocks import find_blocks
 from mbprof.analysis.memory.graph import Graph
 from mbprof.analysis.memory.schedules import (
-    Sizes,
-    eager_steps,
-    efficient_steps,
+    batch_norm_statistics,
     materialized_buffers,
-    materialized_steps,
     peak_point,
     per_resolution,
+    schedule,
     simulate,
 )
 from mbprof.analysis.memory.trace import trace
 from mbprof.core.errors import MbprofError
-from mbprof.core.records import ChunkedBlock, MemoryReport
+from mbprof.core.records import MemoryReport
 from mbprof.core.settings import MemorySettings, memory_settings
 
 
@@ -49,7 +41,6 @@ class Analysis:
 
     graph: Graph
     report: MemoryReport
-    regions: list[Region]
 
 
 @collector_paused()
@@ -61,67 +52,42 @@ def analyze(
 ) -> Analysis:
     """The whole analysis with checked ``settings``; ``graph``: the trace when the caller has it."""
     settings = settings or MemorySettings()
-    dtype, chunks = settings.dtype, settings.chunks
     shape = check_input_shape(input_shape)
     element = settings.bytes_per_element
-
-    if graph is None:
-        graph = trace(model, shape)
-    sizes = Sizes(graph, element)
-    size = {b.index: sizes.of(b.index) for b in graph.buffers}
+    graph = graph or trace(model, shape)
+    size = {
+        b.index: b.nbytes // b.itemsize * element if b.floating else b.nbytes for b in graph.buffers
+    }
     out_buffers = {graph.values[v].buffer for v in graph.outputs}
-
-    eager, zero = eager_steps(graph)
+    zero = batch_norm_statistics(graph)
+    eager = schedule(graph, range(len(graph.buffers)))[0]
     eager_size = {b: (0 if b in zero else n) for b, n in size.items()}
-    eager_points = [p for _, p in simulate(eager, eager_size, out_buffers)]
-
     rep, dropped = materialized_buffers(graph)
-    mat = materialized_steps(graph, rep, dropped)
-    mat_keep = {rep[b] for b in out_buffers}
-    mat_points = simulate(mat, size, mat_keep)
-
+    keep = {rep[b] for b in out_buffers}
+    mat = simulate(schedule(graph, rep, dropped)[0], size, keep)
     regions = find_blocks(graph)
-    eff, chunk_sizes = efficient_steps(graph, rep, dropped, regions, sizes, chunks)
-    eff_points = simulate(eff, size, mat_keep)
-
-    resolutions = per_resolution(mat_points, size)
-    resolutions_eff = per_resolution(eff_points, size)
-    everywhere = module_counts(graph, range(len(graph.nodes)))
-    blocks = tuple(
-        ChunkedBlock(
-            kind=r.kind,
-            module=block_module(graph, r, everywhere),
-            expand=graph.nodes[r.expand].module,
-            exit=graph.nodes[r.exit_node].module,
-            in_channels=r.in_channels,
-            expanded_channels=r.channels,
-            out_channels=r.out_channels,
-            chunk_channels=chunk_channels(r.channels, chunks),
-            chunk_bytes=chunk,
-            residual=r.residual,
-            two_pass=r.two_pass,
-        )
-        for r, chunk in chunk_sizes
-    )
+    eff, blocks = schedule(graph, rep, dropped, regions, size, element, settings.chunks)
+    eff = simulate(eff, size, keep)
+    resolutions, resolutions_eff = per_resolution(mat, size), per_resolution(eff, size)
     image = graph.values[graph.input_value] if graph.input_value is not None else None
     report = MemoryReport(
-        dtype=dtype,
+        dtype=settings.dtype,
         bytes_per_element=element,
-        chunks=chunks,
+        chunks=settings.chunks,
         batch=shape[0],
         input_bytes=image.numel * element if image is not None else 0,
         max_tensor_bytes=max((r.tensor_bytes for r in resolutions), default=0),
         max_tensor_bytes_efficient=max((r.tensor_bytes for r in resolutions_eff), default=0),
-        peak=peak_point([p for _, p in mat_points]),
-        peak_efficient=peak_point([p for _, p in eff_points]),
-        eager_peak_bytes=peak_point(eager_points).live_bytes,
+        peak=peak_point(mat),
+        peak_efficient=peak_point(eff),
+        eager_peak_bytes=peak_point(simulate(eager, eager_size, out_buffers)).live_bytes,
         resolutions=resolutions,
         resolutions_efficient=resolutions_eff,
-        blocks=blocks,
-        curve=tuple(p for _, p in mat_points),
-        curve_efficient=tuple(p for _, p in eff_points),
+        blocks=tuple(blocks),
+        curve=tuple(p for _, p in mat),
+        curve_efficient=tuple(p for _, p in eff),
     )
-    return Analysis(graph=graph, report=report, regions=regions)
+    return Analysis(graph=graph, report=report)
 
 
 def analyze_memory(

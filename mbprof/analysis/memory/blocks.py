@@ -54,8 +54,9 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     outside_side_consumers: set[int] = set()
     horizon = max(graph.consumers[start.outputs[0]], default=-1)
 
-    def grow(into: set[int], values: Iterable[int]) -> None:
+    def grow(into: set[int], node: Node, values: Iterable[int]) -> None:
         nonlocal horizon
+        region.append(node.index)
         for v in values:
             into.add(v)
             horizon = max(horizon, *graph.consumers[v], -1)
@@ -64,8 +65,7 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     while index <= horizon:
         node = graph.nodes[index]
         index += 1
-        touched = [v for v in node.inputs if v in spatial or v in side]
-        if not touched:
+        if not any(v in spatial or v in side for v in node.inputs):
             continue
         if node.index in taken:
             return None
@@ -90,8 +90,7 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
         if out is None:
             return None
         if not in_spatial and not outside and all(small(graph.values[v]) for v in node.outputs):
-            grow(side, node.outputs)  # squeeze-excitation branch or after global pooling
-            region.append(node.index)
+            grow(side, node, node.outputs)  # squeeze-excitation branch or after global pooling
             continue
         if not in_spatial:
             outside_side_consumers.add(node.index)
@@ -105,8 +104,7 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
             and small(out)
             and out.numel == source.shape[0] * channels
         ):
-            grow(side, node.outputs[:1])
-            region.append(node.index)
+            grow(side, node, node.outputs[:1])
             reduce_nodes.append(node.index)
             continue
         if len(out.shape) != 4 or out.shape[1] != channels:
@@ -115,17 +113,13 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
             if not c.depthwise:
                 return None
             has_depthwise = True
-        elif node.name in PAD:
-            pass
-        elif node.name in ALIAS:
-            if out.shape != source.shape:
-                return None
-        elif not node.elementwise or out.shape != source.shape:
+        elif node.name not in PAD and (
+            out.shape != source.shape or not (node.name in ALIAS or node.elementwise)
+        ):
             return None
         if any(v in side for v in node_acts):
             reentry = True
-        grow(spatial, node.outputs[:1])  # batch-norm statistics are not tensors of the block
-        region.append(node.index)
+        grow(spatial, node, node.outputs[:1])  # batch-norm statistics are not tensors of the block
 
     outputs = set(graph.outputs)
     if spatial & outputs:
@@ -136,7 +130,42 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
         allowed = set(region) | {project.index}
         if any(c not in allowed for v in spatial | side for c in graph.consumers[v]):
             return None
-        return _absorb_tail(graph, start, project, region, spatial, side, acts, reentry)
+        # Take in the projection's element-wise ops and the residual add of the block's input.
+        nodes, value, residual = [*region, project.index], project.outputs[0], False
+        shortcut = {graph.values[v].buffer for v in acts}
+        while value not in outputs and len(graph.consumers[value]) == 1:
+            node = graph.nodes[graph.consumers[value][0]]
+            pair = graph.act_inputs(node)
+            if is_unary(graph, node) == value:
+                pass
+            elif (
+                not residual
+                and node.name == "add"
+                and len(pair) == 2
+                and value in pair
+                and graph.values[[v for v in pair if v != value][0]].buffer in shortcut
+                and graph.values[node.outputs[0]].shape == graph.values[value].shape
+            ):
+                residual = True
+            else:
+                break
+            nodes.append(node.index)
+            value = node.outputs[0]
+        return Region(
+            kind="project",
+            nodes=sorted(nodes),
+            expand=start.index,
+            exit_node=nodes[-1],
+            inputs=list(acts),
+            exits=[value],
+            spatial=sorted(spatial),
+            side=sorted(side),
+            channels=channels,
+            in_channels=conv.in_channels,
+            out_channels=project.conv.out_channels,
+            residual=residual,
+            two_pass=reentry,
+        )
     # A widening conv, per-channel ops, then global pooling (a head): keep only the side
     # ops that feed back into the block; the pooled vectors leave it.
     if not reduce_nodes or reentry:
@@ -166,57 +195,6 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     )
 
 
-def _absorb_tail(
-    graph: Graph,
-    start: Node,
-    project: Node,
-    region: list[int],
-    spatial: set[int],
-    side: set[int],
-    block_inputs: list[int],
-    reentry: bool,
-) -> Region:
-    """Take in the projection's element-wise ops and the residual add of the block's input."""
-    nodes = [*region, project.index]
-    value = project.outputs[0]
-    residual = False
-    shortcut = {graph.values[v].buffer for v in block_inputs}
-    outputs = set(graph.outputs)
-    while value not in outputs and len(graph.consumers[value]) == 1:
-        node = graph.nodes[graph.consumers[value][0]]
-        acts = graph.act_inputs(node)
-        if is_unary(graph, node) == value:
-            pass
-        elif (
-            not residual
-            and node.name == "add"
-            and len(acts) == 2
-            and value in acts
-            and graph.values[[v for v in acts if v != value][0]].buffer in shortcut
-            and graph.values[node.outputs[0]].shape == graph.values[value].shape
-        ):
-            residual = True
-        else:
-            break
-        nodes.append(node.index)
-        value = node.outputs[0]
-    return Region(
-        kind="project",
-        nodes=sorted(nodes),
-        expand=start.index,
-        exit_node=nodes[-1],
-        inputs=list(block_inputs),
-        exits=[value],
-        spatial=sorted(spatial),
-        side=sorted(side),
-        channels=start.conv.out_channels,
-        in_channels=start.conv.in_channels,
-        out_channels=project.conv.out_channels,
-        residual=residual,
-        two_pass=reentry,
-    )
-
-
 def find_blocks(graph: Graph) -> list[Region]:
     """Chunkable blocks, found by structure (docs/memory.md: the rule)."""
     regions: list[Region] = []
@@ -236,18 +214,14 @@ def chunk_channels(channels: int, chunks: int | None) -> int:
     return 1 if chunks is None else math.ceil(channels / min(chunks, channels))
 
 
-def ancestors(module: str) -> list[str]:
-    parts = module.split(".") if module else []
-    return [".".join(parts[: i + 1]) for i in range(len(parts))]
-
-
 def module_counts(graph: Graph, nodes: Iterable[int]) -> Counter[str]:
     """How many ops reading activations run inside each module path (recursively)."""
     counts: Counter[str] = Counter()
     for n in nodes:
         node = graph.nodes[n]
         if node.module and graph.act_inputs(node):
-            counts.update(ancestors(node.module))
+            parts = node.module.split(".")
+            counts.update(".".join(parts[: i + 1]) for i in range(len(parts)))
     return counts
 
 

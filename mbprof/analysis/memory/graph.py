@@ -47,11 +47,7 @@ class Conv:
 
     @property
     def depthwise(self) -> bool:
-        return (
-            not self.transposed
-            and self.groups > 1
-            and self.groups == self.in_channels == self.out_channels
-        )
+        return not self.transposed and 1 < self.groups == self.in_channels == self.out_channels
 
     @property
     def dense(self) -> bool:
@@ -70,10 +66,6 @@ class Node:
     # the arguments (a tensor's place holds ...) of the ops whose count reads more than
     # shapes (``ops.ARGS_KEPT``: batch norm's ``training``, mean's dims), else ()
     args: tuple = ()
-
-    @property
-    def label(self) -> str:
-        return f"{self.module or '(model)'} {self.name}"
 
     @property
     def batch_norm(self) -> bool:

@@ -25,12 +25,8 @@ class _StorageTracker(TorchDispatchMode):
         super().__init__()
         self.excluded = excluded  # parameters, buffers, the input
         self.live: dict[int, list[int]] = {}  # storage key -> [allocation id, refs]
-        self.sizes: list[int] = []  # allocation id -> bytes
-        self.created: list[int] = []  # allocation id -> op index
-        self.last_read: dict[int, int] = {}  # allocation id -> last op reading it
-        self.current = 0
-        self.peak = 0
-        self.ops = 0
+        self.spans: list[list[int]] = []  # allocation id -> [created at op, last read, bytes]
+        self.current = self.peak = self.ops = 0
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
@@ -42,45 +38,30 @@ class _StorageTracker(TorchDispatchMode):
             return
         entry[1] -= 1
         if entry[1] == 0:
-            self.current -= self.sizes[entry[0]]
+            self.current -= self.spans[entry[0]][2]
             del self.live[key]
-
-    def _track(self, tensor: torch.Tensor) -> None:
-        key = tensor.untyped_storage()._cdata
-        if key in self.excluded:
-            return
-        entry = self.live.get(key)
-        if entry is None:
-            nbytes = tensor.untyped_storage().nbytes()
-            entry = [len(self.sizes), 0]
-            self.sizes.append(nbytes)
-            self.created.append(self.ops)
-            self.live[key] = entry
-            self.current += nbytes
-            self.peak = max(self.peak, self.current)
-        entry[1] += 1
-        weakref.finalize(tensor, self._release, key)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
         for arg in tensors((args, kwargs)):
             entry = self.live.get(arg.untyped_storage()._cdata)
             if entry is not None:
-                self.last_read[entry[0]] = self.ops
+                self.spans[entry[0]][1] = self.ops
         out = func(*args, **kwargs)
         for tensor in tensors(out):
-            self._track(tensor)
+            key = tensor.untyped_storage()._cdata
+            if key in self.excluded:
+                continue
+            if key not in self.live:
+                nbytes = tensor.untyped_storage().nbytes()
+                self.live[key] = [len(self.spans), 0]
+                self.spans.append([self.ops, self.ops, nbytes])
+                self.current += nbytes
+                self.peak = max(self.peak, self.current)
+            self.live[key][1] += 1
+            weakref.finalize(tensor, self._release, key)
         self.ops += 1
         return out
-
-    def last_use_peak(self, kept: set[int]) -> int:
-        """Peak of the same storages, each freed after its last read (``kept`` ones to the end)."""
-        spans = []
-        for alloc, nbytes in enumerate(self.sizes):
-            start = self.created[alloc]
-            end = self.ops if alloc in kept else max(start, self.last_read.get(alloc, start))
-            spans.append((start, end, nbytes))
-        return max(alive(spans, self.ops + 1), default=0)
 
 
 def measure_memory(
@@ -103,9 +84,9 @@ def measure_memory(
     torch_dtype = TORCH_DTYPES[dtype]
     work = copy.deepcopy(model).to(device=device, dtype=torch_dtype).eval()
     example = torch.zeros(tuple(input_shape), dtype=torch_dtype, device=device)
-    excluded = {t.untyped_storage()._cdata for t in (*work.parameters(), *work.buffers())}
-    excluded.add(example.untyped_storage()._cdata)
-    tracker = _StorageTracker(excluded)
+    tracker = _StorageTracker(
+        {t.untyped_storage()._cdata for t in (*work.parameters(), *work.buffers(), example)}
+    )
     allocator_peak = None
     if example.is_cuda:
         torch.cuda.synchronize()
@@ -116,15 +97,10 @@ def measure_memory(
     if example.is_cuda:
         torch.cuda.synchronize()
         allocator_peak = torch.cuda.max_memory_allocated() - before
-    kept = set()
-    for tensor in tensors(output):
+    for tensor in tensors(output):  # the outputs are held to the end
         entry = tracker.live.get(tensor.untyped_storage()._cdata)
         if entry is not None:
-            kept.add(entry[0])
-    return MeasuredMemory(
-        device=device,
-        dtype=dtype,
-        peak_bytes=tracker.peak,
-        last_use_peak_bytes=tracker.last_use_peak(kept),
-        allocator_peak_bytes=allocator_peak,
-    )
+            tracker.spans[entry[0]][1] = tracker.ops
+    # the same storages, each freed after its last read
+    last_use_peak = max(alive(tracker.spans, tracker.ops + 1), default=0)
+    return MeasuredMemory(device, dtype, tracker.peak, last_use_peak, allocator_peak)

@@ -74,11 +74,7 @@ def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object |
     ):
         channels = first.shape[1] if first.dim() > 1 else 0
         stats = (channels,) if name == "native_batch_norm" else (0,)
-        return (
-            _like(first),
-            first.new_empty(stats),
-            first.new_empty(stats),
-        )
+        return _like(first), first.new_empty(stats), first.new_empty(stats)
     if name in ("mean", "sum") and len(args) >= 2 and isinstance(args[1], (list, tuple)):
         dims = {d % first.dim() for d in args[1]} if args[1] else set(range(first.dim()))
         keepdim = bool(args[2]) if len(args) > 2 else bool(kwargs.get("keepdim", False))
@@ -89,17 +85,16 @@ def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object |
         return first.new_empty(shape, dtype=dtype)
     base = name[:-1] if name.endswith("_") else name
     others = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.Tensor)]
-    if base in SAME_AS_INPUT and not others:
-        pass
-    elif (
-        base in BINARY_SAME
-        and len(others) == 1
-        and others[0].shape == first.shape
-        and others[0].dtype == first.dtype
-        and others[0].stride() == first.stride()
-    ):
-        pass
+    if base in BINARY_SAME and len(others) == 1:
+        other = others[0]
+        same = (other.shape, other.dtype, other.stride()) == (
+            first.shape,
+            first.dtype,
+            first.stride(),
+        )
     else:
+        same = base in SAME_AS_INPUT and not others
+    if not same:
         return None
     if name.endswith("_"):
         return first  # in place: the op returns its input

@@ -8,76 +8,32 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mbprof.analysis.memory.blocks import Region, block_module, chunk_channels, module_counts
-from mbprof.analysis.memory.graph import ACT, Graph, Node, is_unary
-from mbprof.core.records import LivePoint, ResolutionMemory
+from mbprof.analysis.memory.graph import ACT, Graph, is_unary
+from mbprof.core.records import ChunkedBlock, LivePoint, ResolutionMemory
 
 
 @dataclass(frozen=True)
 class Step:
     """One op as the liveness simulation sees it: buffers in and out, internal bytes."""
 
-    node: int  # graph node (for a chunked block: its last node)
     op: str
     module: str
     inputs: frozenset[int]
     outputs: frozenset[int]
+    shape: tuple[int, ...] | None
+    out_shapes: tuple[tuple[int, tuple[int, ...]], ...]  # (buffer, shape) of each output
     internal: int = 0
-    shape: tuple[int, ...] | None = None
-    out_shapes: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (buffer, shape) of each output
 
 
-class Sizes:
-    """Bytes of each buffer in the report's dtype."""
-
-    def __init__(self, graph: Graph, element_bytes: int) -> None:
-        self.graph = graph
-        self.element_bytes = element_bytes
-
-    def of(self, buffer: int) -> int:
-        b = self.graph.buffers[buffer]
-        if not b.floating:
-            return b.nbytes
-        return b.nbytes // b.itemsize * self.element_bytes
-
-    def of_value(self, value: int) -> int:
-        v = self.graph.values[value]
-        b = self.graph.buffers[v.buffer]
-        return v.numel * (self.element_bytes if b.floating else b.itemsize)
-
-
-def activation_buffers(graph: Graph, buffers: Iterable[int]) -> frozenset[int]:
-    return frozenset(b for b in buffers if graph.buffers[b].kind == ACT)
-
-
-def eager_steps(graph: Graph) -> tuple[list[Step], set[int]]:
-    """Every op as dispatched, and the buffers that count zero (batch-norm statistics)."""
-    zero = {
+def batch_norm_statistics(graph: Graph) -> set[int]:
+    """The buffers the eager schedule counts zero."""
+    return {
         b
         for node in graph.nodes
         if node.batch_norm
         for b in (graph.values[v].buffer for v in node.outputs[1:])
         if graph.buffers[b].created_at == node.index
     }
-    return materialized_steps(graph, range(len(graph.buffers)), set()), zero
-
-
-def _step(
-    graph: Graph,
-    node: Node,
-    inputs: Iterable[int],
-    outputs: Sequence[tuple[int, tuple[int, ...]]],
-) -> Step:
-    first = graph.values[node.outputs[0]].shape if node.outputs else None
-    counted = activation_buffers(graph, (b for b, _ in outputs))
-    return Step(
-        node=node.index,
-        op=node.name,
-        module=node.module,
-        inputs=activation_buffers(graph, inputs),
-        outputs=counted,
-        shape=first,
-        out_shapes=tuple((b, shape) for b, shape in outputs if b in counted),
-    )
 
 
 def materialized_buffers(graph: Graph) -> tuple[dict[int, int], set[int]]:
@@ -93,9 +49,8 @@ def materialized_buffers(graph: Graph) -> tuple[dict[int, int], set[int]]:
     for node in graph.nodes:
         for v in node.inputs:
             last_use[graph.values[v].buffer] = node.index
-    end = len(graph.nodes)
     for v in graph.outputs:
-        last_use[graph.values[v].buffer] = end
+        last_use[graph.values[v].buffer] = len(graph.nodes)
 
     dropped: set[int] = set()
     for node in graph.nodes:
@@ -119,67 +74,74 @@ def materialized_buffers(graph: Graph) -> tuple[dict[int, int], set[int]]:
     return {b: find(b) for b in range(len(graph.buffers))}, dropped
 
 
-def materialized_steps(graph: Graph, rep: dict[int, int] | range, dropped: set[int]) -> list[Step]:
-    steps = []
-    for node in graph.nodes:
-        ins = [rep[graph.values[v].buffer] for v in node.inputs]
-        outs = [
-            (rep[graph.values[v].buffer], graph.values[v].shape)
-            for v in node.outputs
-            if graph.values[v].buffer not in dropped
-        ]
-        steps.append(_step(graph, node, ins, outs))
-    return steps
-
-
-def efficient_steps(
+def schedule(
     graph: Graph,
-    rep: dict[int, int],
-    dropped: set[int],
-    regions: list[Region],
-    sizes: Sizes,
-    chunks: int | None,
-) -> tuple[list[Step], list[tuple[Region, int]]]:
-    """Materialized steps with each region replaced by one op at its last node."""
-    base = materialized_steps(graph, rep, dropped)
+    rep: dict[int, int] | range,
+    dropped: set[int] = frozenset(),
+    regions: Sequence[Region] = (),
+    size: dict[int, int] | None = None,
+    element: int = 0,
+    chunks: int | None = None,
+) -> tuple[list[Step], list[ChunkedBlock]]:
+    """One step per op on the buffers ``rep`` merges into; each region one chunked step at
+    its last node (``size``, ``element``: bytes of a buffer, of an element in the dtype)."""
+
+    def step(op: str, module: str, ins: Iterable[int], outs: Iterable[int], **more) -> Step:
+        def acts(values: Iterable[int]) -> list[tuple[int, tuple[int, ...]]]:
+            found = [(rep[graph.values[v].buffer], graph.values[v].shape) for v in values]
+            return [(b, shape) for b, shape in found if graph.buffers[b].kind == ACT]
+
+        kept = acts(v for v in outs if graph.values[v].buffer not in dropped)
+        inputs, outputs = (frozenset(b for b, _ in pairs) for pairs in (acts(ins), kept))
+        return Step(op, module, inputs, outputs, out_shapes=tuple(kept), **more)
+
     owner = {n: r for r in regions for n in r.nodes}
-    everywhere = module_counts(graph, range(len(graph.nodes)))
+    everywhere = module_counts(graph, range(len(graph.nodes))) if regions else None
+
+    def value_bytes(v: int) -> int:
+        b = graph.buffers[graph.values[v].buffer]
+        return graph.values[v].numel * (element if b.floating else b.itemsize)
+
     steps: list[Step] = []
-    chunk_sizes: list[tuple[Region, int]] = []
+    blocks: list[ChunkedBlock] = []
     for node in graph.nodes:
         region = owner.get(node.index)
         if region is None:
-            steps.append(base[node.index])
+            first = graph.values[node.outputs[0]].shape if node.outputs else None
+            steps.append(step(node.name, node.module, node.inputs, node.outputs, shape=first))
             continue
         if node.index != region.exit_node:
             continue
         per_chunk = chunk_channels(region.channels, chunks)
         chunk = max(
-            sizes.of_value(v) // region.channels * per_chunk
+            value_bytes(v) // region.channels * per_chunk
             for v in region.spatial
             if graph.values[v].shape[1] == region.channels
         )
-        side_buffers = {rep[graph.values[v].buffer] for v in region.side} - dropped
-        side = sum(sizes.of(b) for b in activation_buffers(graph, side_buffers))
-        chunk_sizes.append((region, chunk))
-        exit_values = [(rep[graph.values[v].buffer], graph.values[v].shape) for v in region.exits]
-        steps.append(
-            Step(
-                node=node.index,
-                op="chunked block" if region.kind == "project" else "chunked head",
-                module=block_module(graph, region, everywhere),
-                inputs=activation_buffers(
-                    graph, (rep[graph.values[v].buffer] for v in region.inputs)
-                ),
-                outputs=activation_buffers(
-                    graph, (rep[graph.values[v].buffer] for v in region.exits)
-                ),
-                internal=chunk + side,
-                shape=graph.values[region.exits[0]].shape if region.exits else None,
-                out_shapes=tuple(exit_values),
+        side = {rep[graph.values[v].buffer] for v in region.side} - dropped
+        side_bytes = sum(size[b] for b in side if graph.buffers[b].kind == ACT)
+        module = block_module(graph, region, everywhere)
+        blocks.append(
+            ChunkedBlock(
+                kind=region.kind,
+                module=module,
+                expand=graph.nodes[region.expand].module,
+                exit=graph.nodes[region.exit_node].module,
+                in_channels=region.in_channels,
+                expanded_channels=region.channels,
+                out_channels=region.out_channels,
+                chunk_channels=per_chunk,
+                chunk_bytes=chunk,
+                residual=region.residual,
+                two_pass=region.two_pass,
             )
         )
-    return steps, chunk_sizes
+        op = "chunked block" if region.kind == "project" else "chunked head"
+        shape = graph.values[region.exits[0]].shape if region.exits else None
+        steps.append(
+            step(op, module, region.inputs, region.exits, shape=shape, internal=chunk + side_bytes)
+        )
+    return steps, blocks
 
 
 def alive(spans: Iterable[tuple[int, int, int]], steps: int) -> list[int]:
@@ -211,30 +173,17 @@ def simulate(
         outs = sum(size[b] for b in step.outputs - step.inputs)
         if not (ins or outs or step.internal):
             continue  # touches no activation (weight views, empty allocations): not a point
-        live = held + step.internal
-        points.append(
-            (
-                step,
-                LivePoint(
-                    step=len(points),
-                    op=step.op,
-                    module=step.module,
-                    shape=step.shape,
-                    live_bytes=live,
-                    input_bytes=ins,
-                    output_bytes=outs,
-                    held_bytes=live - ins - outs - step.internal,
-                    internal_bytes=step.internal,
-                ),
-            )
-        )
+        where, live = (len(points), step.op, step.module, step.shape), held + step.internal
+        points.append((step, LivePoint(*where, live, ins, outs, held - ins - outs, step.internal)))
     return points
 
 
-def peak_point(points: Sequence[LivePoint]) -> LivePoint:
-    if not points:
-        return LivePoint(0, "", "", None, 0, 0, 0, 0, 0)
-    return max(points, key=lambda p: (p.live_bytes, -p.step))
+def peak_point(points: Iterable[tuple[Step, LivePoint]]) -> LivePoint:
+    return max(
+        (p for _, p in points),
+        key=lambda p: (p.live_bytes, -p.step),
+        default=LivePoint(0, "", "", None, 0, 0, 0, 0, 0),
+    )
 
 
 def resolution_of(shape: tuple[int, ...]) -> tuple[tuple[int, int], int] | None:
@@ -242,7 +191,7 @@ def resolution_of(shape: tuple[int, ...]) -> tuple[tuple[int, int], int] | None:
     if len(shape) >= 4:
         return (shape[-2], shape[-1]), math.prod(shape[1:-2])
     if len(shape) in (1, 2):
-        return (1, 1), shape[-1] if len(shape) == 2 else shape[0]
+        return (1, 1), shape[-1]
     return None
 
 
@@ -257,24 +206,18 @@ def per_resolution(
     largest: dict[tuple[int, int], tuple[int, int, tuple[int, ...]]] = {}
     for b, shape in shape_of.items():
         where = resolution_of(shape)
-        if where is None:
-            continue
-        hw, channels = where
-        if hw not in largest or size[b] > largest[hw][0]:
-            largest[hw] = (size[b], channels, shape)
+        if where is not None and (where[0] not in largest or size[b] > largest[where[0]][0]):
+            largest[where[0]] = (size[b], where[1], shape)
     biggest_op: dict[tuple[int, int], tuple[int, str]] = {}
     for step, point in points:
-        if not step.outputs - step.inputs or step.shape is None:
+        where = resolution_of(step.shape) if step.shape is not None else None
+        if not step.outputs - step.inputs or where is None:
             continue  # views and in-place ops create nothing
-        where = resolution_of(step.shape)
-        if where is None:
-            continue
         op_bytes = point.input_bytes + point.output_bytes + point.internal_bytes
         if where[0] not in biggest_op or op_bytes > biggest_op[where[0]][0]:
             biggest_op[where[0]] = (op_bytes, f"{step.module or '(model)'} {step.op}")
     rows = []
     for hw in sorted(largest, key=lambda r: (-r[0] * r[1], -r[0])):
         nbytes, channels, shape = largest[hw]
-        op_bytes, op = biggest_op.get(hw, (0, ""))
-        rows.append(ResolutionMemory(hw, channels, nbytes, shape, op_bytes, op))
+        rows.append(ResolutionMemory(hw, channels, nbytes, shape, *biggest_op.get(hw, (0, ""))))
     return tuple(rows)

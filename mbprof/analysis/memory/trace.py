@@ -17,8 +17,11 @@ from mbprof.analysis.memory.ops import ARGS_KEPT, CONV, op_info, shortcut
 from mbprof.core.errors import MbprofError, ModelRunError
 
 
-class _Builder:
+class _Recorder(TorchDispatchMode):
+    """Each op dispatched inside as a node of ``graph``, its tensors as values and buffers."""
+
     def __init__(self, param_storages: set[int], input_tensor: torch.Tensor) -> None:
+        super().__init__()
         self.graph = Graph()
         self.params = param_storages
         self.input_storage = storage_key(input_tensor)
@@ -28,32 +31,26 @@ class _Builder:
         self.modules: list[str] = []
         self.graph.input_value = self.value_of(input_tensor)
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # nothing here is compiled: do not import torch._dynamo (seconds) for it
+
     def _new_buffer(self, tensor: torch.Tensor, kind: str, created_at: int | None) -> int:
         storage = tensor.untyped_storage()
-        buffer = Buffer(
-            index=len(self.graph.buffers),
-            nbytes=storage.nbytes(),
-            itemsize=tensor.element_size(),
-            floating=tensor.is_floating_point() or tensor.is_complex(),
-            kind=kind,
-            created_at=created_at,
+        self.storage_buffer[storage_key(tensor)] = index = len(self.graph.buffers)
+        floating = tensor.is_floating_point() or tensor.is_complex()
+        self.graph.buffers.append(
+            Buffer(index, storage.nbytes(), tensor.element_size(), floating, kind, created_at)
         )
-        self.graph.buffers.append(buffer)
-        self.storage_buffer[storage_key(tensor)] = buffer.index
-        return buffer.index
+        return index
 
     def _new_value(self, tensor: torch.Tensor, buffer: int) -> int:
-        value = Value(
-            index=len(self.graph.values),
-            buffer=buffer,
-            shape=tuple(int(d) for d in tensor.shape),
-            contiguous=tensor.is_contiguous(),
-            nbytes=tensor.numel() * tensor.element_size(),
-        )
-        self.graph.values.append(value)
-        self.current[id(tensor)] = value.index
+        self.current[id(tensor)] = index = len(self.graph.values)
+        shape = tuple(int(d) for d in tensor.shape)
+        nbytes = tensor.numel() * tensor.element_size()
+        self.graph.values.append(Value(index, buffer, shape, tensor.is_contiguous(), nbytes))
         self.keep.append(tensor)
-        return value.index
+        return index
 
     def value_of(self, tensor: torch.Tensor) -> int:
         """The value a tensor argument holds; tensors made outside the trace become leaves."""
@@ -63,16 +60,15 @@ class _Builder:
         key = storage_key(tensor)
         buffer = self.storage_buffer.get(key)
         if buffer is None:
-            if key in self.params:
-                kind = PARAM
-            elif key == self.input_storage:
-                kind = INPUT
-            else:
-                kind = CONST
+            kind = PARAM if key in self.params else INPUT if key == self.input_storage else CONST
             buffer = self._new_buffer(tensor, kind, None)
         return self._new_value(tensor, buffer)
 
-    def record(self, func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: object) -> None:
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        out = shortcut(func, args, kwargs)
+        if out is None:
+            out = func(*args, **kwargs)
         index = len(self.graph.nodes)
         inputs = tuple(self.value_of(t) for t in tensors((args, kwargs)))
         outputs = []
@@ -96,6 +92,7 @@ class _Builder:
                 else (),
             )
         )
+        return out
 
 
 def tensors(obj: object) -> list[torch.Tensor]:
@@ -125,13 +122,10 @@ def storage_key(tensor: torch.Tensor) -> int:
 def conv_info(name: str, args: tuple, kwargs: dict) -> Conv | None:
     if name not in CONV or len(args) < 2:
         return None
-    weight = args[1]
-    if name in ("convolution", "_convolution"):
-        transposed = bool(args[6]) if len(args) > 6 else bool(kwargs.get("transposed", False))
-        groups = int(args[8]) if len(args) > 8 else int(kwargs.get("groups", 1))
-    else:
-        transposed = False
-        groups = int(args[6]) if len(args) > 6 else int(kwargs.get("groups", 1))
+    weight, plain = args[1], name in ("convolution", "_convolution")
+    transposed = plain and bool(args[6] if len(args) > 6 else kwargs.get("transposed", False))
+    at = 8 if plain else 6
+    groups = int(args[at] if len(args) > at else kwargs.get("groups", 1))
     if transposed:
         in_channels, out_channels = weight.shape[0], weight.shape[1] * groups
     else:
@@ -143,24 +137,6 @@ def conv_info(name: str, args: tuple, kwargs: dict) -> Conv | None:
         groups=groups,
         transposed=transposed,
     )
-
-
-class _Recorder(TorchDispatchMode):
-    def __init__(self, builder: _Builder) -> None:
-        super().__init__()
-        self.builder = builder
-
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        return False  # nothing here is compiled: do not import torch._dynamo (seconds) for it
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-        kwargs = kwargs or {}
-        out = shortcut(func, args, kwargs)
-        if out is None:
-            out = func(*args, **kwargs)
-        self.builder.record(func, args, kwargs, out)
-        return out
 
 
 @collector_paused()
@@ -190,7 +166,7 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
         dtype = floating[0] if floating else torch.float32
         example = torch.empty(tuple(input_shape), dtype=dtype, device=device)
     param_keys = {storage_key(t) for t in meta_state.values()}
-    builder = _Builder(param_keys, example)
+    builder = _Recorder(param_keys, example)
 
     names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
 
@@ -210,7 +186,7 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
     ]
     try:
         with removed_after(handles), torch.no_grad(), torch.device(device), fake or nullcontext():
-            with _Recorder(builder):
+            with builder:
                 output = torch.func.functional_call(model, meta_state, (example,), strict=False)
     except MbprofError:
         raise
