@@ -150,24 +150,20 @@ def _shapes(spec: ModelSpec, model: nn.Module) -> Graph | None:
         return None
 
 
-def _size_parameters(spec: ModelSpec, available: int) -> ParamSizing:
+def _size_parameters(spec: ModelSpec, available: int | None = None) -> ParamSizing:
     """Sized on the meta device (or, the last resort, for real), refused when over memory."""
-    from mbprof.analysis.footprint import OverBudget, size_parameters
+    from mbprof.analysis.footprint import OverBudget, available_memory_bytes, size_parameters
     from mbprof.models import create_from_spec
 
+    available = available or available_memory_bytes()
     have = int(available * MARGIN)
     try:
         sizing = size_parameters(lambda: create_from_spec(spec), available)
     except OverBudget as exc:
         _refuse_if_over(spec, exc.need, exc.what, _param_cause(spec, have), have)
         raise
-    _refuse_if_over(
-        spec,
-        _state(sizing.model)[1],
-        "parameters and a working copy of the largest",
-        _param_cause(spec, have),
-        have,
-    )
+    what = "parameters and a working copy of the largest"
+    _refuse_if_over(spec, _state(sizing.model)[1], what, _param_cause(spec, have), have)
     return sizing
 
 
@@ -197,11 +193,7 @@ def timing_ready(spec: ModelSpec, model: nn.Module, weights: str | Path | None =
 
 def build_for_shapes(spec: ModelSpec) -> nn.Module:
     """The model of ``spec`` for shapes only: on the meta device when its builder allows."""
-    from mbprof.analysis.footprint import available_memory_bytes
-
-    if spec.reparam:
-        return build_sized(spec).model
-    return _size_parameters(spec, available_memory_bytes()).model
+    return build_sized(spec).model if spec.reparam else _size_parameters(spec).model
 
 
 @contextmanager

@@ -98,17 +98,14 @@ def _model_code(spec: ModelSpec) -> dict[str, Any] | None:
     library = hub_library(spec.model)
     if library is not None:  # timm/mobileone_s0: the library's release builds it
         return {"builder": spec.model, "library": _distribution(library)}
-    if is_import_path(spec.model):
-        module, qualname = spec.model.partition(":")[::2]
+    factory = spec.model if is_import_path(spec.model) else get_model_info(spec.model).factory
+    if isinstance(factory, str):
+        module, qualname = factory.partition(":")[::2]
     else:
-        factory = get_model_info(spec.model).factory
-        if isinstance(factory, str):
-            module, qualname = factory.partition(":")[::2]
-        else:
-            module = getattr(factory, "__module__", None)
-            qualname = getattr(factory, "__qualname__", None)
-            if not isinstance(module, str) or not isinstance(qualname, str):
-                return None
+        module = getattr(factory, "__module__", None)
+        qualname = getattr(factory, "__qualname__", None)
+        if not isinstance(module, str) or not isinstance(qualname, str):
+            return None
     if module == "mbprof" or module.startswith("mbprof."):
         return {"builder": f"{module}:{qualname}"}
     content = _module_digest(module)

@@ -55,11 +55,9 @@ def check_specs(budgets: Sequence[Budget], allow_import: Iterable[str] = ()) -> 
                 spec.model, spec.width, spec.depth, spec.resolution, spec.num_classes, spec.kwargs
             )
         except MbprofError as exc:
-            key = "model" if isinstance(exc, UnknownModelError) else ""
-            for word, name in _KEY_OF_MESSAGE.items():
-                if not key and word in str(exc):
-                    key = name
-            raise budget.error(str(exc), key or "model") from None
+            keys = [k for w, k in _KEY_OF_MESSAGE.items() if w in str(exc)]
+            key = keys[0] if keys and not isinstance(exc, UnknownModelError) else "model"
+            raise budget.error(str(exc), key) from None
         checked.append(budget)
     return checked
 
@@ -99,18 +97,17 @@ def measure_requests(
         if reason is not None:
             raise MbprofError(f"model {reason}")
     rows: dict[Request, dict[str, Any]] = {}
+
+    def resolved(r: Request) -> ResolvedLatency | None:
+        if r.latency is None:
+            return None
+        return (latency or {}).get(r.latency) or make_latency_settings(**latency_kwargs(r.latency))
+
     for spec, mine in by_configuration(requests).items():
         if on_start is not None:
             on_start(spec)
         asked = [
-            (
-                MemorySettings(**dict(r.memory)) if r.memory else None,
-                None
-                if r.latency is None
-                else (latency or {}).get(r.latency)
-                or make_latency_settings(**latency_kwargs(r.latency)),
-            )
-            for r in mine
+            (MemorySettings(**dict(r.memory)) if r.memory else None, resolved(r)) for r in mine
         ]
         measured = measure_rows(
             spec, asked, on_phase=on_phase, stop_on=(MbprofError, UserCodeExit), engine=engine
@@ -210,15 +207,8 @@ class CheckRun:
             refuse_row_imports(rows, str(self.results), self.allow_import)
             baseline_rows = covering_rows(targets, rows)
         else:
-            fresh = measure_requests(
-                self.requests,
-                on_start,
-                self.latency,
-                self.allow_import,
-                on_phase,
-                on_done,
-                self.engine,
-            )
+            args = (on_start, self.latency, self.allow_import, on_phase, on_done, self.engine)
+            fresh = measure_requests(self.requests, *args)
             rows = list(fresh.values())
             baseline_rows = [fresh[request] for request in requests_for(targets)]
         seconds = time.perf_counter() - started

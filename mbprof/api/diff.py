@@ -180,14 +180,12 @@ def load_side(side: Any) -> Side:
         from mbprof.api.single import profile_spec
 
         side = profile_spec(side)
-    if isinstance(side, Profile):
+    if isinstance(side, (Profile, BenchResult)):
+        from mbprof.render.latency_view import layers_document
         from mbprof.render.profile_view import profile_document
 
-        return read_side(to_payload(profile_document(side)), side.spec.label)
-    if isinstance(side, BenchResult):
-        from mbprof.render.latency_view import layers_document
-
-        return read_side(to_payload(layers_document(side)), side.spec.label)
+        view = profile_document if isinstance(side, Profile) else layers_document
+        return read_side(to_payload(view(side)), side.spec.label)
     raise MbprofError(
         f"diff: {side!r} is not a result file, model name, ModelSpec, Profile or BenchResult"
     )

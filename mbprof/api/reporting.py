@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.api.building import build_sized, running
+from mbprof.api.building import timing_ready
 from mbprof.api.inputs import make_latency_settings, make_spec, memory_settings
-from mbprof.api.single import ROW_FAILURES, memory
+from mbprof.api.single import ROW_FAILURES, measure, memory
 from mbprof.api.sweep import CompareRun, accuracy_for, rows_to_frame
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, ModelSpec
@@ -59,12 +59,8 @@ def measure_configs(
     """One comparison row per configuration, accuracy joined, fp16 memory, timed with ``latency``."""
     if not specs:  # nothing to measure: not even the machine reference that timing needs
         return rows_to_frame([])
-    run = CompareRun(
-        list(specs),
-        memory_settings("fp16") if with_memory else None,
-        latency,
-        accuracy_for(True),
-    )
+    memory = memory_settings("fp16") if with_memory else None
+    run = CompareRun(list(specs), memory, latency, accuracy_for(True))
     rows = []
     for row in run.rows(on_start=on_start):
         rows.append(row)
@@ -185,21 +181,15 @@ class PhoneRun:
     def _measure(self, spec: ModelSpec) -> list[dict[str, Any]]:
         import torch
 
-        from mbprof.analysis.counting import count
-        from mbprof.analysis.latency.harness import time_model
-        from mbprof.models.calibration import calibrate
-
         series = [s for _, main, ref in self.runs for s in (main, ref) if s]
         base = identity_row(spec)
         try:
             torch.manual_seed(SEED)  # the same weights every run: the cached programs fit
-            model = build_sized(spec).model
-            with running(spec, "calibrating its batch norms"):
-                calibrate(model, spec.resolution)
-            with running(spec, "counting its MAdds"):
-                base["madds"] = count(model, spec.input_shape()).madds
+            measured = measure(spec)
+            timing_ready(spec, measured.built.model)
         except ROW_FAILURES as exc:
             return [{**base, "series": s, "error": failure_text(exc)} for s in series]
+        base["madds"] = measured.counts.madds
         rows = []
         for settings, main, ref in self.runs:
             fp32 = replace(settings, quantize="none") if settings.quantize != "none" else None
@@ -207,8 +197,7 @@ class PhoneRun:
                 if attempt is None:
                     break
                 try:
-                    with running(spec, f"timing it with {main}"):
-                        timing = time_model(model, spec.input_shape(1), attempt, base["madds"])
+                    timing = measured.time(attempt, main)
                 except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C stops
                     rows.append({**base, "series": names[0], "error": failure_text(exc)})
                     continue  # int8 failed: its fp32 series may still run alone

@@ -28,6 +28,7 @@ from mbprof.core.records import (
     MemoryReport,
     ModelSpec,
     Profile,
+    Timing,
 )
 from mbprof.core.settings import (
     ENGINES,
@@ -62,10 +63,22 @@ def _quiet(_text: str) -> None:
 class Measured:
     """A configuration's model, counts, memory report (or failure) per settings, and trace."""
 
+    spec: ModelSpec
     built: Built
     counts: CountReport
     memory: dict[MemorySettings, MemoryReport | BaseException]
     graph: Graph | None
+    weights: str | Path | None = None
+
+    def time(self, latency: ResolvedLatency, what: str = "", madds: int | None = None) -> Timing:
+        """Its latency with ``latency``, mbprof's own models calibrated first (``timing_ready``)."""
+        from mbprof.analysis.latency.harness import time_model
+
+        model = timing_ready(self.spec, self.built.model, self.weights)
+        with running(self.spec, f"timing it with {what or latency.backend}"):
+            shape = self.spec.input_shape(latency.batch)
+            madds = self.counts.madds if madds is None else madds
+            return time_model(model, shape, latency, madds=madds)
 
 
 def measure(
@@ -79,7 +92,8 @@ def measure(
     engine: str = "fvcore",
 ) -> Measured:
     """The model of ``spec`` built once, traced once, read by the memory analysis with each
-    of ``memories`` (a failure kept unless in ``stop_on``) and by the counting."""
+    of ``memories`` (a failure kept unless in ``stop_on``) and by the counting; timed with
+    ``Measured.time``."""
     from mbprof.analysis.counting import count
     from mbprof.analysis.memory import analyze
 
@@ -104,7 +118,7 @@ def measure(
             reports[memory] = exc
     with running(spec, "counting its MAdds"):
         counts = count(built.model, spec.input_shape(), graph, engine)
-    return Measured(built, counts, reports, graph)
+    return Measured(spec, built, counts, reports, graph, weights)
 
 
 def profile_spec(
@@ -175,23 +189,17 @@ def measure_rows(
                 errors.append(failure_text(report))
             else:
                 row.update(memory_columns(report))
-        if latency is not None:  # mbprof's own models calibrated first (timing_ready)
-            from mbprof.analysis.latency.harness import time_model
+        if latency is not None:
             from mbprof.analysis.latency.machine import environment
 
             say(f"timing {latency.backend}")
-            shape = spec.input_shape(latency.batch)
             try:
-                model = timing_ready(spec, measured.built.model, weights)
-                with running(spec, f"timing it with {latency.backend}"):
-                    timing = time_model(model, shape, latency, madds=measured.counts.madds)
+                row.update(latency_columns(measured.time(latency)))
             except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C still stops
                 if isinstance(exc, stop_on):
                     raise
                 row.update(environment_columns(environment(latency)))
                 errors.append(failure_text(exc))
-            else:
-                row.update(latency_columns(timing))
         if any(errors):
             row["error"] = "; ".join(e for e in errors if e)
         rows.append(row)
@@ -241,8 +249,6 @@ def bench_spec(
     (resolved here unless they already are: ``make_latency_settings``). mbprof's own
     models are calibrated first (``timing_ready``). ``layers``: also where the time goes,
     layer by layer, on the same backend (eager or onnxruntime; see ``LayerProfile``)."""
-    from mbprof.analysis.latency.harness import time_model
-
     resolved = resolve_latency(settings if settings is not None else True)
     if resolved is None:
         raise MbprofError("settings: give latency settings (make_latency_settings)")
@@ -250,26 +256,17 @@ def bench_spec(
         from mbprof.analysis.latency.roofline import check_layer_backend
 
         check_layer_backend(resolved.backend)  # before anything is built
-    built = build_sized(spec, weights=weights, batch=resolved.batch)
-    model = timing_ready(spec, built.model, weights)
-    counts = None
-    if layers:
-        from mbprof.analysis.counting import count
-
-        with running(spec, "counting its MAdds"):
-            counts = count(model, spec.input_shape())
-        madds = counts.madds if madds is None else madds
-    shape = spec.input_shape(resolved.batch)
-    with running(spec, f"timing it with {resolved.backend}"):
-        timing = time_model(model, shape, resolved, madds=madds)
-    if built.notes:  # how the model was sized, said beside the timing's own notes
-        timing = replace(timing, notes=built.notes + timing.notes)
+    measured = measure(spec, weights=weights, batch=resolved.batch)
+    timing = measured.time(resolved, madds=madds)
+    if measured.built.notes:  # how the model was sized, said beside the timing's own notes
+        timing = replace(timing, notes=measured.built.notes + timing.notes)
     profile = None
-    if counts is not None:
+    if layers:
         from mbprof.analysis.latency.roofline import profile_layers
 
+        shape, model = spec.input_shape(resolved.batch), measured.built.model
         with running(spec, f"profiling it layer by layer with {resolved.backend}"):
-            profile = profile_layers(model, shape, resolved, timing.latency_ms, counts)
+            profile = profile_layers(model, shape, resolved, timing.latency_ms, measured.counts)
     return BenchResult(spec=spec, timing=timing, layers=profile)
 
 

@@ -114,29 +114,23 @@ def analysed_rows(
     """Each configuration's row in the order of ``specs``, from ``cache`` or ``executor``; a
     row computed by other code than this process's is not cached. Ctrl-C yields every
     finished row, in order, before it is raised."""
-    done: dict[int, dict[str, Any]] = {}
-    for index, key in enumerate(keys):
-        if cache is not None and (hit := cache.get(key)) is not None:
-            done[index] = hit
+    done = {i: hit for i, key in enumerate(keys) if cache and (hit := cache.get(key)) is not None}
     todo = [index for index in range(len(keys)) if index not in done]
     if any(spec.model in HELD for spec in specs):  # an instance stays in this process
         executor = None
     runner = _sized(executor, len(todo), all(is_builtin(specs[i]) for i in todo))
     here = isinstance(runner, InProcess)
-    started: set[int] = set()
+    started = set(todo) if here else set()  # told to on_start as each starts
+    tasks = [
+        AnalysisTask(specs[i], memory, weights, None if here else _registration(specs[i]), engine)
+        for i in todo
+    ]
 
-    def in_this_process(number: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        index = todo[number]
-        started.add(index)
+    def in_this_process(task: AnalysisTask) -> tuple[dict[str, Any], dict[str, Any]]:
         if on_start is not None:
-            on_start(specs[index])
-        return analyse(AnalysisTask(specs[index], memory, weights, engine=engine), on_phase)
+            on_start(task.spec)
+        return analyse(task, on_phase)
 
-    tasks: list[Any] = list(range(len(todo)))
-    if not here:
-        tasks = [
-            AnalysisTask(specs[i], memory, weights, _registration(specs[i]), engine) for i in todo
-        ]
     waiting = 0  # the first row not yet handed on
 
     def ready(every: bool = False) -> Iterator[dict[str, Any]]:
@@ -299,7 +293,7 @@ class CompareRun:
             todo = [i for i in counted if i not in timed]
             if todo and on_start is not None:
                 on_start(specs[todo[0]])
-            jobs, indices = [], []
+            jobs: dict[int, TimingJob] = {}
             for i in todo:
                 say(f"building {specs[i].label} to time it")
                 try:
@@ -307,11 +301,12 @@ class CompareRun:
                 except ROW_FAILURES as exc:
                     timed[i] = {"error": failure_text(exc)}
                     continue
-                jobs.append((specs[i], model, rows[i]["madds"]))
-                indices.append(i)
+                jobs[i] = (specs[i], model, rows[i]["madds"])
             if jobs:
-                columns = interleaved_latency(jobs, latency, weights=self.weights, on_phase=say)
-                timed.update(zip(indices, columns, strict=True))
+                columns = interleaved_latency(
+                    [*jobs.values()], latency, weights=self.weights, on_phase=say
+                )
+                timed.update(zip(jobs, columns, strict=True))
             jobs = model = None  # dropped before the rows are handed on
             for i in todo:
                 if i in timed_keys:  # (a row with an error is never kept)
@@ -402,13 +397,8 @@ def iter_compare(
 ) -> Iterator[dict[str, Any]]:
     """Yield one row per configuration of ``specs`` as it is measured. With ``latency``
     (settings from ``make_latency_settings``) each row also holds its timing."""
-    run = CompareRun(
-        list(specs),
-        memory_of(with_memory, mem_dtype, chunks),
-        resolve_latency(latency),
-        None,
-        weights,
-    )
+    memory = memory_of(with_memory, mem_dtype, chunks)
+    run = CompareRun(list(specs), memory, resolve_latency(latency), None, weights)
     return run.rows(on_start=on_start, on_phase=on_phase)
 
 
