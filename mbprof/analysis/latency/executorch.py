@@ -20,8 +20,7 @@ from mbprof.analysis.latency.runtimes import (
     CALIBRATION_BATCHES,
     Deployed,
     Prepared,
-    check_same_output,
-    closeness,
+    verify,
 )
 from mbprof.core.errors import MbprofError
 from mbprof.core.settings import LatencySettings
@@ -62,9 +61,7 @@ class Loaded:
 def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     """The program lowered, loaded, checked against the model, with its fp32 reference in int8."""
     model, settings, notes = form.model, form.settings, form.notes
-    example = form.example.contiguous()
-    with torch.inference_mode():
-        expected = model(example)
+    form.example = example = form.example.contiguous()
     int8 = settings.quantize == "int8"
     lowered = lower(model, example, settings.quantize, cache=settings.cache_programs)
     program = Loaded(lowered, settings.threads)
@@ -84,8 +81,7 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
         "delegated_ops": lowered.delegation.delegated_ops,
         "portable_ops": len(lowered.delegation.fallbacks),
     }
-    inputs = [example]
-    reference = None
+    inputs, reference = [example], program
     if int8:
         notes.append(
             "int8: PT2E with the XNNPACK quantizer (weights int8 symmetric per channel, "
@@ -94,11 +90,8 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
         )
         fp32 = lower(model, example, "none", cache=settings.cache_programs)
         reference = Loaded(fp32, settings.threads)
-        check_same_output(expected, reference(example), "ExecuTorch (fp32)")
         figures["fp32_deployed_bytes"] = len(fp32.pte)
-        figures.update(closeness(model, program, tuple(example.shape), notes, "executorch"))
-    else:
-        check_same_output(expected, program(example), "ExecuTorch")
+    verify(form, "ExecuTorch", reference, program if int8 else None, figures, "executorch")
 
     def layers(passes: int) -> tuple[RawProfile, str]:
         found = layer_profile(model, tuple(example.shape), settings, passes, lowered=lowered)
@@ -107,13 +100,34 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
             "operators (1 us resolution: layers under 20 us leave the compute ceiling "
             "as it is), matched to the graph's nodes in order"
         )
-        return raw_profile(found, model, example, settings.quantize), how
+        owners, shapes = discover(model, example)
+        kinds = {path: type(m).__name__ for path, m in model.named_modules()}
+        rows: dict[str, RawLayer] = {}
+        for op in found.ops:
+            if op.path == OUTSIDE or not op.runs_ms:
+                continue
+            path = "" if op.path == "(model)" else op.path
+            key = display_path(path) if path in kinds else op.path
+            row = row_of(
+                rows, key, kinds.get(path, op.kind), len(op.runs_ms), op.path != "(unmapped)"
+            )
+            if path in kinds:
+                row.out_shape = shapes.get(path)
+                if path in owners and settings.quantize == "none":
+                    row.bytes_moved = owners[path].bytes_moved
+            for k, t in enumerate(op.runs_ms[: len(row.times_us)]):
+                row.times_us[k] += t * 1e3
+            row.ops += 1
+        walls = list(found.method_runs_ms) or [found.method_ms]
+        # XNNPACK's operator times come in whole microseconds: a layer under 20 of them is
+        # timed too coarsely (5% and worse) for its rate to raise the compute ceiling.
+        return RawProfile(rows=list(rows.values()), walls_ms=walls, resolution_ms=0.02), how
 
     return Prepared(
         run=lambda: program.method.execute(inputs),
         compile_s=lowered.seconds,
         notes=notes,
-        reference=(lambda: reference.method.execute(inputs)) if reference else None,
+        reference=(lambda: reference.method.execute(inputs)) if int8 else None,
         figures=figures,
         threads=thread_count,
         layers=layers,
@@ -146,13 +160,6 @@ class ExecutorchProfile:
     runs: int
     unmapped: int  # XNNPACK operators of a kind no graph node was left for
     method_runs_ms: tuple[float, ...] = ()  # Method::execute in each profiled run
-
-    def by_path(self) -> dict[str, float]:
-        """Median milliseconds per module path, summed over its operators."""
-        paths: dict[str, float] = {}
-        for op in self.ops:
-            paths[op.path] = paths.get(op.path, 0.0) + op.median_ms
-        return paths
 
 
 def _events(pte_program: Any, folder: str) -> list[Any]:
@@ -258,30 +265,3 @@ def layer_profile(
     rest = _minus(method_runs, [op.runs_ms for op in ops])
     ops.append(OpTime(OUTSIDE, "overhead", "Method::execute", False, outside, rest))
     return ExecutorchProfile(tuple(ops), method_ms, runs, unmapped, method_runs)
-
-
-def raw_profile(
-    profile: ExecutorchProfile, module: nn.Module, example: torch.Tensor, quantize: str
-) -> RawProfile:
-    """The rows of ``bench --layers`` from an ExecuTorch profile."""
-    owners, shapes = discover(module, example)
-    kinds = {path: type(m).__name__ for path, m in module.named_modules()}
-    rows: dict[str, RawLayer] = {}
-    for op in profile.ops:
-        if op.path == OUTSIDE or not op.runs_ms:
-            continue
-        path = "" if op.path == "(model)" else op.path
-        key = display_path(path) if path in kinds else op.path
-        mapped = op.path != "(unmapped)"
-        row = row_of(rows, key, kinds.get(path, op.kind), len(op.runs_ms), mapped)
-        if path in kinds:
-            row.out_shape = shapes.get(path)
-            if path in owners and quantize == "none":
-                row.bytes_moved = owners[path].bytes_moved
-        for k, t in enumerate(op.runs_ms[: len(row.times_us)]):
-            row.times_us[k] += t * 1e3
-        row.ops += 1
-    walls = list(profile.method_runs_ms) or [profile.method_ms]
-    # XNNPACK's operator times come in whole microseconds: a layer under 20 of them is timed
-    # too coarsely (5% and worse) for its rate to raise the compute ceiling.
-    return RawProfile(rows=list(rows.values()), walls_ms=walls, resolution_ms=0.02)
