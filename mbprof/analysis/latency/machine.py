@@ -61,8 +61,6 @@ def device_name(device: str) -> str:
 
 def environment(settings: LatencySettings) -> Environment:
     """The environment of a run with resolved ``settings`` (device and threads decided)."""
-    if settings.device not in ("cpu", "cuda") or settings.threads is None:
-        raise ValueError("environment() needs resolved settings (see latency.resolve_settings)")
     package = RUNTIMES[settings.backend].package
     return Environment(
         torch_version=torch.__version__,
@@ -83,17 +81,9 @@ def environment(settings: LatencySettings) -> Environment:
 
 def _probe_dtype(device: str, dtype: torch.dtype) -> None:
     """Run the ops of a mobile network once in ``dtype`` on ``device`` (raises if it cannot)."""
-    probe = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.BatchNorm2d(8),
-        nn.ReLU6(),
-        nn.Conv2d(8, 8, 3, padding=1, groups=8),
-        nn.Hardswish(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(8, 4),
-    ).eval()
-    probe = probe.to(device=device, dtype=dtype)
+    layers = [nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6()]
+    layers += [nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Hardswish(), nn.AdaptiveAvgPool2d(1)]
+    probe = nn.Sequential(*layers, nn.Flatten(), nn.Linear(8, 4)).eval().to(device, dtype)
     with torch.inference_mode():
         x = torch.randn(1, 3, 8, 8, device=device, dtype=dtype)
         probe(x) + 1
@@ -224,18 +214,17 @@ def measure_peak(
 def _read_cache(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _cached(key: str, measure, refresh: bool, at_least: float | None, unit: str) -> float:
     """The best value measured for ``key``, measured again when missing, refreshed or too low."""
     path = cache_dir() / PEAK_FILE
     entry = _read_cache(path).get(key)
-    cached = None
-    if isinstance(entry, dict) and isinstance(entry.get(unit), (int, float)):
-        cached = float(entry[unit])
+    ok = isinstance(entry, dict) and isinstance(entry.get(unit), (int, float))
+    cached = float(entry[unit]) if ok else None
     if cached is not None and not refresh and (at_least is None or cached >= at_least):
         return cached
     measured, detail = measure()
