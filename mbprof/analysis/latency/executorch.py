@@ -145,13 +145,6 @@ def _last(event: Any, runs: int) -> tuple[float, ...]:
     return tuple(float(t) for t in event.perf_data.raw[-runs:])
 
 
-def _minus(total: tuple[float, ...], parts: list[tuple[float, ...]]) -> tuple[float, ...]:
-    """``total`` less the sum of ``parts``, run by run (empty when the runs do not line up)."""
-    if not total or any(len(p) != len(total) for p in parts):
-        return ()
-    return tuple(t - sum(p[k] for p in parts) for k, t in enumerate(total))
-
-
 def layer_profile(
     model: nn.Module,
     input_shape: tuple[int, ...],
@@ -201,8 +194,14 @@ def layer_profile(
                 paths = kinds.get(kind or "", [])
                 path = LAYOUT if kind is None else paths.pop(0) if paths else "(unmapped)"
                 add(path, kind or "layout", _last(op, runs))
-            parts = [_last(op, runs) for op in pending]
-            add(OVERHEAD, "overhead", _minus(_last(event, runs), parts))
+            # the call less its operators, run by run (none when the runs do not line up)
+            total, parts = _last(event, runs), [_last(op, runs) for op in pending]
+            if total and all(len(p) == len(total) for p in parts):
+                add(
+                    OVERHEAD,
+                    "overhead",
+                    tuple(t - sum(p[k] for p in parts) for k, t in enumerate(total)),
+                )
             pending = []
         elif event.name.startswith("native_call_"):
             name = event.name.removeprefix("native_call_")

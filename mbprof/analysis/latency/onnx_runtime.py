@@ -201,18 +201,6 @@ def read_graph(path: str | Path) -> Graph:
     return Graph.of(nodes, weights)
 
 
-def _walk_to_heavy(graph: Graph, node: ExportedNode) -> ExportedNode:
-    """From an activation or batch norm back to the convolution (or product) it follows."""
-    current = node
-    for _ in range(4):
-        if current.op in HEAVY:
-            return current
-        if not current.inputs or current.inputs[0] not in graph.writer:
-            break
-        current = graph.nodes[graph.writer[current.inputs[0]]]
-    return node
-
-
 def map_node(
     name: str,
     op: str,
@@ -230,8 +218,15 @@ def map_node(
         keys += [("tensor", t) for t in (*optimised[name].outputs, *optimised[name].inputs) if t]
     for kind, key in keys:
         node = graph.nodes.get((key if kind == "node" else graph.writer.get(key)) or "")
-        if node is not None and op in HEAVY:
-            node = _walk_to_heavy(graph, node)
+        current = node
+        # from an activation or batch norm back to the convolution (or product) it follows
+        for _ in range(4 if node is not None and op in HEAVY else 0):
+            if current.op in HEAVY:
+                node = current
+                break
+            if not current.inputs or current.inputs[0] not in graph.writer:
+                break
+            current = graph.nodes[graph.writer[current.inputs[0]]]
         if node is not None and node.path is not None:
             return folded.get(node.path, node.path)
     return None
