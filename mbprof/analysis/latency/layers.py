@@ -120,26 +120,6 @@ def discover(module: nn.Module, example: torch.Tensor) -> tuple[dict[str, RawLay
     return owners, shapes
 
 
-def _ranges(module: nn.Module, owners: set[str]):
-    """A profiler range named ``PREFIX + path`` around each owning module's forward."""
-    open_ranges: list = []
-
-    def pre(path: str):
-        name = PREFIX + path
-
-        def hook(_m, _i):
-            scope = _FAST_RANGE(name) if _FAST_RANGE else torch.profiler.record_function(name)
-            scope.__enter__()
-            open_ranges.append(scope)
-
-        return hook
-
-    def post(_path: str):
-        return lambda _m, _i, _o: open_ranges.pop().__exit__(None, None, None)
-
-    return _hooks(module, pre, post, owners)
-
-
 def _ops_in(event) -> list:
     """The ops of an event: itself, or the ops inside it (a TorchScript scope)."""
     if event.name.startswith("aten::") or not event.cpu_children:
@@ -166,11 +146,26 @@ def profile_eager(
     from mbprof.analysis.collector import native_quiet
 
     owners, _ = discover(module, example)
+    open_ranges: list = []  # a profiler range named PREFIX + path around each owner's forward
+
+    def pre(path: str):
+        name = PREFIX + path
+
+        def hook(_m, _i):
+            scope = _FAST_RANGE(name) if _FAST_RANGE else torch.profiler.record_function(name)
+            scope.__enter__()
+            open_ranges.append(scope)
+
+        return hook
+
+    def post(_path: str):
+        return lambda _m, _i, _o: open_ranges.pop().__exit__(None, None, None)
+
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     walls: list[float] = []
     # The profiler's first steps pay its own start-up: they are traced and thrown away.
     steps = schedule(wait=0, warmup=warmup, active=passes, repeat=1)
-    with _ranges(module, set(owners)), torch.inference_mode():
+    with _hooks(module, pre, post, set(owners)), torch.inference_mode():
         for _ in range(warmup):
             module(example)
         if cuda:

@@ -190,29 +190,22 @@ def lower(
         if key in _LOWERED:
             known = _LOWERED[key]
             return replace(known, seconds=None, cached_s=known.seconds or known.cached_s)
-        found = read_program(key) if cache else None
-        if found is not None:
-            return _keep(key, found)
-        if quantize == "int8":
-            exported = pt2e_int8(exported, example)
-        try:
-            edge = et.lower(exported, partitioner=[et.partitioner()])
-            delegation, partitions = delegation_of(edge.exported_program().graph_module)
-            program = edge.to_executorch()
-        except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
-            raise RuntimeError(f"lowering to XNNPACK failed: {root_cause(exc)}") from exc
-        plan = program.executorch_program.execution_plan[0]
-        operators = tuple(
-            f"{o.name}.{o.overload}" if o.overload else o.name for o in plan.operators
-        )
-        pte = bytes(program.buffer)
-    lowered = Lowered(pte, delegation, operators, time.perf_counter() - start, None, partitions)
-    if cache:
-        write_program(key, lowered)
-    return _keep(key, lowered)
-
-
-def _keep(key: str, lowered: Lowered) -> Lowered:
+        lowered = read_program(key) if cache else None
+        if lowered is None:
+            if quantize == "int8":
+                exported = pt2e_int8(exported, example)
+            try:
+                edge = et.lower(exported, partitioner=[et.partitioner()])
+                delegation, partitions = delegation_of(edge.exported_program().graph_module)
+                program = edge.to_executorch()
+            except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
+                raise RuntimeError(f"lowering to XNNPACK failed: {root_cause(exc)}") from exc
+            plan = program.executorch_program.execution_plan[0]
+            ops = tuple(f"{o.name}.{o.overload}" if o.overload else o.name for o in plan.operators)
+            seconds = time.perf_counter() - start
+            lowered = Lowered(bytes(program.buffer), delegation, ops, seconds, None, partitions)
+            if cache:
+                write_program(key, lowered)
     _LOWERED.pop(key, None)
     _LOWERED[key] = lowered
     while len(_LOWERED) > KEEP_LOWERED:
@@ -228,14 +221,11 @@ def pt2e_int8(exported: Any, example: torch.Tensor) -> Any:
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    quantizer = XNNPACKQuantizer().set_global(
-        get_symmetric_quantization_config(is_per_channel=True)
-    )
-    shape = tuple(example.shape)
+    config = get_symmetric_quantization_config(is_per_channel=True)
     try:
-        prepared = prepare_pt2e(exported.module(), quantizer)
+        prepared = prepare_pt2e(exported.module(), XNNPACKQuantizer().set_global(config))
         with torch.no_grad():
-            for batch in random_batches(shape, CALIBRATION_BATCHES, CALIBRATION_SEED):
+            for batch in random_batches(example.shape, CALIBRATION_BATCHES, CALIBRATION_SEED):
                 prepared(batch)
         return torch.export.export(convert_pt2e(prepared), (example,))
     except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line

@@ -102,8 +102,21 @@ def _dtype_runs(device: str, dtype: str) -> str:
     return ""
 
 
-def _check_runtime(settings: LatencySettings, device: str) -> None:
-    """Refuse what the backend's runtime does not accept (``RUNTIMES``)."""
+def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
+    """``settings`` checked against this machine, with "auto" device and threads decided."""
+    if isinstance(settings, ResolvedLatency):
+        return settings
+    settings = check_latency(settings)  # torch-free; a no-op for checked settings
+    device = settings.device
+    if device == "auto":
+        usable = torch.cuda.is_available() and "cuda" in RUNTIMES[settings.backend].devices
+        device = "cuda" if usable else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MbprofError(
+            f"device cuda: torch {torch.__version__} sees no CUDA GPU on this machine; "
+            "use cpu or auto",
+            field="device",
+        )
     backend, runtime = settings.backend, RUNTIMES[settings.backend]
     if device not in runtime.devices:
         raise MbprofError(
@@ -135,24 +148,6 @@ def _check_runtime(settings: LatencySettings, device: str) -> None:
             f'install the optional extra: pip install "mbprof[{runtime.extra}]"',
             field="backend",
         )
-
-
-def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
-    """``settings`` checked against this machine, with "auto" device and threads decided."""
-    if isinstance(settings, ResolvedLatency):
-        return settings
-    settings = check_latency(settings)  # torch-free; a no-op for checked settings
-    device = settings.device
-    if device == "auto":
-        usable = torch.cuda.is_available() and "cuda" in RUNTIMES[settings.backend].devices
-        device = "cuda" if usable else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise MbprofError(
-            f"device cuda: torch {torch.__version__} sees no CUDA GPU on this machine; "
-            "use cpu or auto",
-            field="device",
-        )
-    _check_runtime(settings, device)
     if settings.dtype == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
         raise MbprofError(
             f"dtype bf16: {device_name('cuda')} does not support bfloat16; use fp16 or fp32",
