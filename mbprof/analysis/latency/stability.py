@@ -153,24 +153,18 @@ def usable_cpus() -> int:
 
 def _proc_stat(allowed: set[int] | None) -> tuple[float, float] | None:
     """(busy, steal) seconds of the allowed CPUs since boot, from /proc/stat."""
-    text = _read("/proc/stat")
-    if not text:
+    rows = []
+    for line in (_read("/proc/stat") or "").splitlines():
+        name, _, rest = line.partition(" ")
+        if name.startswith("cpu") and name != "cpu":
+            if allowed is None or int(name[3:]) in allowed:
+                rows.append([int(v) for v in rest.split()])
+    if not rows:
         return None
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    busy = steal = 0.0
-    found = False
-    for line in text.splitlines():
-        name, _, rest = line.partition(" ")
-        if not name.startswith("cpu") or name == "cpu":
-            continue
-        if allowed is not None and int(name[3:]) not in allowed:
-            continue
-        values = [int(v) for v in rest.split()]
-        # user nice system idle iowait irq softirq steal guest guest_nice
-        busy += sum(values[:3]) + sum(values[5:8])
-        steal += values[7] if len(values) > 7 else 0
-        found = True
-    return (busy / tick, steal / tick) if found else None
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    busy = sum(sum(v[:3]) + sum(v[5:8]) for v in rows)
+    return busy / tick, sum(v[7] for v in rows if len(v) > 7) / tick
 
 
 def _mhz(allowed: set[int] | None) -> float | None:
