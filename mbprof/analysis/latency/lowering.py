@@ -40,21 +40,16 @@ def modules() -> SimpleNamespace:
         with native_quiet():
             import executorch.extension.pybindings.portable_lib as portable
             from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
-                XnnpackPartitioner,
+                XnnpackPartitioner as partitioner,
             )
-            from executorch.exir import to_edge_transform_and_lower
-            from executorch.runtime import Runtime
+            from executorch.exir import to_edge_transform_and_lower as lower
+            from executorch.runtime import Runtime as runtime
     finally:
         for handler in list(root.handlers):
             if handler not in handlers:
                 root.removeHandler(handler)
         root.setLevel(level)
-    return SimpleNamespace(
-        portable=portable,
-        partitioner=XnnpackPartitioner,
-        lower=to_edge_transform_and_lower,
-        runtime=Runtime,
-    )
+    return SimpleNamespace(portable=portable, partitioner=partitioner, lower=lower, runtime=runtime)
 
 
 @dataclass(frozen=True)
