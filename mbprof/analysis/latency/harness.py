@@ -203,13 +203,8 @@ def time_models(
             Job(run, clock_for(settings.device), lambda t=targets[i]: t.guard(timing))
             for i, run in zip([*order, *references], runs, strict=True)
         ]
-        timed = interleave(
-            jobs,
-            settings.min_time_s,
-            settings.warmup,
-            rounds,
-            on_round=lambda text: say(f"timing {len(order)} interleaved: {text}"),
-        )
+        progress = lambda text: say(f"timing {len(order)} interleaved: {text}")  # noqa: E731
+        timed = interleave(jobs, settings.min_time_s, settings.warmup, rounds, progress)
         threads = {i: prepared[i].threads() for i in order}
     for i, result in zip(references, timed[len(order) :], strict=True):
         if result.error is None:

@@ -198,8 +198,7 @@ def measure_peak(
                 b = torch.empty_like(a)
                 run, work, n = (lambda a=a, b=b: b.copy_(a)), 2 * a.nbytes, a.nbytes
             else:
-                a = torch.randn(n, n, device=device).to(TORCH_DTYPES[dtype])
-                b = torch.randn(n, n, device=device).to(TORCH_DTYPES[dtype])
+                a, b = (torch.randn(n, n, device=device).to(TORCH_DTYPES[dtype]) for _ in "ab")
                 run, work = (lambda a=a, b=b: torch.mm(a, b)), 2 * n**3
             stats = time_blocks(run, min_time_s / len(sizes), 2, clock_for(device))
             best = max(best, (work / min(stats.per_run_s) / 1e9, n))
@@ -255,13 +254,8 @@ def machine_peak_gflops(
     at_least: float | None = None,
 ) -> float:
     """The compute ceiling for (device, threads, dtype) in GFLOP/s, cached."""
-    return _cached(
-        peak_key(device, threads, dtype),
-        lambda: measure_peak(device, threads, dtype, min_time_s=min_time_s),
-        refresh,
-        at_least,
-        "gflops",
-    )
+    measure = lambda: measure_peak(device, threads, dtype, min_time_s=min_time_s)  # noqa: E731
+    return _cached(peak_key(device, threads, dtype), measure, refresh, at_least, "gflops")
 
 
 def machine_bandwidth_gbs(
@@ -269,6 +263,5 @@ def machine_bandwidth_gbs(
 ) -> float:
     """The memory ceiling for (device, threads) in GB/s, cached."""
     key = f"bandwidth|{device}|{device_name(device)}|{cpu_model()}|threads={threads}"
-    return _cached(
-        key, lambda: measure_peak(device, threads, "copy", min_time_s), refresh, None, "gbs"
-    )
+    measure = lambda: measure_peak(device, threads, "copy", min_time_s)  # noqa: E731
+    return _cached(key, measure, refresh, None, "gbs")
