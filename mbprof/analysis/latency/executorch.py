@@ -140,9 +140,7 @@ def _events(pte_program: Any, folder: str) -> list[Any]:
 
 def _last(event: Any, runs: int) -> tuple[float, ...]:
     """The event's time in each of the last ``runs`` runs (the warm-up runs come first)."""
-    if event.perf_data is None:
-        return ()
-    return tuple(float(t) for t in event.perf_data.raw[-runs:])
+    return () if event.perf_data is None else tuple(float(t) for t in event.perf_data.raw[-runs:])
 
 
 def layer_profile(
