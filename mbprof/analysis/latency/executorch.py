@@ -7,7 +7,6 @@ import gc
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,8 +19,7 @@ from mbprof.analysis.latency.runtimes import (
     CALIBRATION_BATCHES,
     Deployed,
     Prepared,
-    check_same_output,
-    closeness,
+    verify,
 )
 from mbprof.core.errors import MbprofError
 from mbprof.core.settings import LatencySettings
@@ -62,9 +60,7 @@ class Loaded:
 def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     """The program lowered, loaded, checked against the model, with its fp32 reference in int8."""
     model, settings, notes = form.model, form.settings, form.notes
-    example = form.example.contiguous()
-    with torch.inference_mode():
-        expected = model(example)
+    form.example = example = form.example.contiguous()
     int8 = settings.quantize == "int8"
     lowered = lower(model, example, settings.quantize, cache=settings.cache_programs)
     program = Loaded(lowered, settings.threads)
@@ -84,8 +80,7 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
         "delegated_ops": lowered.delegation.delegated_ops,
         "portable_ops": len(lowered.delegation.fallbacks),
     }
-    inputs = [example]
-    reference = None
+    inputs, reference = [example], program
     if int8:
         notes.append(
             "int8: PT2E with the XNNPACK quantizer (weights int8 symmetric per channel, "
@@ -94,65 +89,29 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
         )
         fp32 = lower(model, example, "none", cache=settings.cache_programs)
         reference = Loaded(fp32, settings.threads)
-        check_same_output(expected, reference(example), "ExecuTorch (fp32)")
         figures["fp32_deployed_bytes"] = len(fp32.pte)
-        figures.update(closeness(model, program, tuple(example.shape), notes, "executorch"))
-    else:
-        check_same_output(expected, program(example), "ExecuTorch")
+    verify(form, "ExecuTorch", reference, program if int8 else None, figures, "executorch")
 
     def layers(passes: int) -> tuple[RawProfile, str]:
-        found = layer_profile(model, tuple(example.shape), settings, passes, lowered=lowered)
         how = (
             f"ExecuTorch's ETDump, {passes} runs, XNNPACK's own time for each of its "
             "operators (1 us resolution: layers under 20 us leave the compute ceiling "
             "as it is), matched to the graph's nodes in order"
         )
-        return raw_profile(found, model, example, settings.quantize), how
+        return layer_profile(model, tuple(example.shape), settings, passes, lowered=lowered), how
 
     return Prepared(
         run=lambda: program.method.execute(inputs),
         compile_s=lowered.seconds,
         notes=notes,
-        reference=(lambda: reference.method.execute(inputs)) if reference else None,
+        reference=(lambda: reference.method.execute(inputs)) if int8 else None,
         figures=figures,
         threads=thread_count,
         layers=layers,
     )
 
 
-LAYOUT = "(layout)"
-OVERHEAD = "(delegate overhead)"
-OUTSIDE = "(outside any operator)"
-
-
-@dataclass(frozen=True)
-class OpTime:
-    """One operator's median time over the profiled runs."""
-
-    path: str  # module path, or LAYOUT / OVERHEAD / OUTSIDE, or "(unmapped)"
-    kind: str  # conv, add, mean, ... ("layout" for layout operators)
-    kernel: str  # XNNPACK's operator name, or "portable aten.cumsum.out"
-    delegated: bool
-    median_ms: float
-    runs_ms: tuple[float, ...] = ()  # its time in each profiled run, in order
-
-
-@dataclass(frozen=True)
-class ExecutorchProfile:
-    """``ops`` in execution order, summing to ``method_ms`` with the overhead rows."""
-
-    ops: tuple[OpTime, ...]
-    method_ms: float
-    runs: int
-    unmapped: int  # XNNPACK operators of a kind no graph node was left for
-    method_runs_ms: tuple[float, ...] = ()  # Method::execute in each profiled run
-
-    def by_path(self) -> dict[str, float]:
-        """Median milliseconds per module path, summed over its operators."""
-        paths: dict[str, float] = {}
-        for op in self.ops:
-            paths[op.path] = paths.get(op.path, 0.0) + op.median_ms
-        return paths
+LAYOUT, OVERHEAD = "(layout)", "(delegate overhead)"
 
 
 def _events(pte_program: Any, folder: str) -> list[Any]:
@@ -179,22 +138,9 @@ def _events(pte_program: Any, folder: str) -> list[Any]:
     return list(blocks[0].events) if blocks else []
 
 
-def _p50(event: Any) -> float:
-    return float(event.perf_data.p50) if event.perf_data is not None else 0.0
-
-
 def _last(event: Any, runs: int) -> tuple[float, ...]:
     """The event's time in each of the last ``runs`` runs (the warm-up runs come first)."""
-    if event.perf_data is None:
-        return ()
-    return tuple(float(t) for t in event.perf_data.raw[-runs:])
-
-
-def _minus(total: tuple[float, ...], parts: list[tuple[float, ...]]) -> tuple[float, ...]:
-    """``total`` less the sum of ``parts``, run by run (empty when the runs do not line up)."""
-    if not total or any(len(p) != len(total) for p in parts):
-        return ()
-    return tuple(t - sum(p[k] for p in parts) for k, t in enumerate(total))
+    return () if event.perf_data is None else tuple(float(t) for t in event.perf_data.raw[-runs:])
 
 
 def layer_profile(
@@ -204,8 +150,8 @@ def layer_profile(
     runs: int = 20,
     warmup: int = 3,
     lowered: Lowered | None = None,
-) -> ExecutorchProfile:
-    """Each operator's median time of the lowered program, mapped to module paths."""
+) -> RawProfile:
+    """Each operator's time in each profiled run of the lowered program, summed per module path."""
     example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
     if lowered is None:
         lowered = lower(model, example, settings.quantize)
@@ -214,34 +160,46 @@ def layer_profile(
         program(example)
     with tempfile.TemporaryDirectory(prefix="mbprof-etdump-") as folder:
         events = _events(program.program, folder)
+    owners, shapes = discover(model, example)
+    types = {path: type(m).__name__ for path, m in model.named_modules()}
+    rows: dict[str, RawLayer] = {}
+
+    def add(path: str, kind: str, times_ms: tuple[float, ...]) -> None:
+        if not times_ms:
+            return
+        key = display_path(path) if path in types else path
+        row = row_of(rows, key, types.get(path, kind), len(times_ms), path != "(unmapped)")
+        if path in types:
+            row.out_shape = shapes.get(path)
+            if path in owners and settings.quantize == "none":
+                row.bytes_moved = owners[path].bytes_moved
+        for k, t in enumerate(times_ms[: len(row.times_us)]):
+            row.times_us[k] += t * 1e3
+        row.ops += 1
+
     partitions = iter(lowered.partitions)
     fallbacks = list(lowered.delegation.fallbacks)
-    ops: list[OpTime] = []
     pending: list[Any] = []
-    method_ms = unmapped = 0
-    method_runs: tuple[float, ...] = ()
+    walls: tuple[float, ...] = (0.0,)
     for event in events:
         if event.is_delegated_op:
             pending.append(event)
         elif event.name == "DELEGATE_CALL":
             kinds = {kind: list(paths) for kind, paths in next(partitions, {}).items()}
-            inside = 0.0
             for op in pending:
                 kernel = re.sub(r" #\d+$", "", op.name)
                 kind = next((v for k, v in XNNPACK_KINDS.items() if kernel.startswith(k)), None)
                 paths = kinds.get(kind or "", [])
-                if kind is None:
-                    path, kind = LAYOUT, "layout"
-                elif paths:
-                    path = paths.pop(0)
-                else:
-                    path, unmapped = "(unmapped)", unmapped + 1
-                ops.append(OpTime(path, kind, kernel, True, _p50(op), _last(op, runs)))
-                inside += _p50(op)
-            overhead = _minus(_last(event, runs), [_last(op, runs) for op in pending])
-            ops.append(
-                OpTime(OVERHEAD, "overhead", "DELEGATE_CALL", True, _p50(event) - inside, overhead)
-            )
+                path = LAYOUT if kind is None else paths.pop(0) if paths else "(unmapped)"
+                add(path, kind or "layout", _last(op, runs))
+            # the call less its operators, run by run (none when the runs do not line up)
+            total, parts = _last(event, runs), [_last(op, runs) for op in pending]
+            if total and all(len(p) == len(total) for p in parts):
+                add(
+                    OVERHEAD,
+                    "overhead",
+                    tuple(t - sum(p[k] for p in parts) for k, t in enumerate(total)),
+                )
             pending = []
         elif event.name.startswith("native_call_"):
             name = event.name.removeprefix("native_call_")
@@ -249,39 +207,10 @@ def layer_profile(
             match = next((f for f in fallbacks if f.op.split(".")[1] == base), None)
             if match is not None:
                 fallbacks.remove(match)
-            path = display_path(match.path) if match is not None else "(unmapped)"
-            kernel = f"portable aten.{name}"
-            ops.append(OpTime(path, base, kernel, False, _p50(event), _last(event, runs)))
+            add(match.path if match is not None else "(unmapped)", base, _last(event, runs))
         elif event.name == "Method::execute":
-            method_ms, method_runs = _p50(event), _last(event, runs)
-    outside = method_ms - sum(op.median_ms for op in ops)
-    rest = _minus(method_runs, [op.runs_ms for op in ops])
-    ops.append(OpTime(OUTSIDE, "overhead", "Method::execute", False, outside, rest))
-    return ExecutorchProfile(tuple(ops), method_ms, runs, unmapped, method_runs)
-
-
-def raw_profile(
-    profile: ExecutorchProfile, module: nn.Module, example: torch.Tensor, quantize: str
-) -> RawProfile:
-    """The rows of ``bench --layers`` from an ExecuTorch profile."""
-    owners, shapes = discover(module, example)
-    kinds = {path: type(m).__name__ for path, m in module.named_modules()}
-    rows: dict[str, RawLayer] = {}
-    for op in profile.ops:
-        if op.path == OUTSIDE or not op.runs_ms:
-            continue
-        path = "" if op.path == "(model)" else op.path
-        key = display_path(path) if path in kinds else op.path
-        mapped = op.path != "(unmapped)"
-        row = row_of(rows, key, kinds.get(path, op.kind), len(op.runs_ms), mapped)
-        if path in kinds:
-            row.out_shape = shapes.get(path)
-            if path in owners and quantize == "none":
-                row.bytes_moved = owners[path].bytes_moved
-        for k, t in enumerate(op.runs_ms[: len(row.times_us)]):
-            row.times_us[k] += t * 1e3
-        row.ops += 1
-    walls = list(profile.method_runs_ms) or [profile.method_ms]
+            p50 = float(event.perf_data.p50) if event.perf_data is not None else 0.0
+            walls = _last(event, runs) or (p50,)
     # XNNPACK's operator times come in whole microseconds: a layer under 20 of them is timed
     # too coarsely (5% and worse) for its rate to raise the compute ceiling.
-    return RawProfile(rows=list(rows.values()), walls_ms=walls, resolution_ms=0.02)
+    return RawProfile(rows=list(rows.values()), walls_ms=list(walls), resolution_ms=0.02)

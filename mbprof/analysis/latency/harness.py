@@ -114,45 +114,39 @@ def interleave(
     measure_load: bool = True,
 ) -> list[Interleaved]:
     """Time ``jobs`` interleaved; one ``Interleaved`` per job, in order."""
-    results = [
-        Interleaved(rounds=[()] * rounds, loads=[None] * rounds, round_runs=[0] * rounds)
-        for _ in jobs
-    ]
+    results = [Interleaved([()] * rounds, [None] * rounds, [0] * rounds) for _ in jobs]
     per_round = min_time_s / rounds
     round_warmup = ROUND_WARMUP if len(jobs) > 1 else 0
     min_blocks = max(MIN_ROUND_BLOCKS, math.ceil(stability.MIN_BLOCKS / rounds))
     say = on_round or (lambda _text: None)
 
-    def attempt(j: int, action: Callable[[], None]) -> None:
-        if results[j].error is not None:
+    def attempt(j: int, r: int | None) -> None:
+        job, result = jobs[j], results[j]
+        if result.error is not None:
             return
         try:
-            with jobs[j].guard():
-                action()
+            with job.guard():
+                if r is None:  # the warm-up
+                    for _ in range(warmup):
+                        job.run()
+                    job.clock.sync()
+                    return
+                start = stability.sample() if measure_load else None
+                stats = time_blocks(job.run, per_round, round_warmup, job.clock, min_blocks)
+                end = stability.sample() if start is not None else None
+                result.rounds[r], result.round_runs[r] = stats.per_run_s, stats.runs
+                result.loads[r] = stability.between(start, end) if start and end else None
+                result.runs_per_block = max(result.runs_per_block, stats.runs_per_block)
         except Exception as exc:  # noqa: BLE001 - kept with its job; the others go on
-            results[j].error = exc
-
-    def measure(j: int, r: int) -> None:
-        job, result = jobs[j], results[j]
-        start = stability.sample() if measure_load else None
-        stats = time_blocks(job.run, per_round, round_warmup, job.clock, min_blocks)
-        load = stability.between(start, stability.sample()) if start is not None else None
-        result.rounds[r], result.loads[r] = stats.per_run_s, load
-        result.round_runs[r] = stats.runs
-        result.runs_per_block = max(result.runs_per_block, stats.runs_per_block)
-
-    def warm(j: int) -> None:
-        for _ in range(warmup):
-            jobs[j].run()
-        jobs[j].clock.sync()
+            result.error = exc
 
     for j in range(len(jobs)):
-        attempt(j, lambda j=j: warm(j))
+        attempt(j, None)
     started = time.perf_counter()
     for r in range(rounds):
         say(f"round {r + 1} of {rounds}")
         for j in round_order(len(jobs), r):
-            attempt(j, lambda j=j, r=r: measure(j, r))
+            attempt(j, r)
     deadline = time.perf_counter() + REMEASURE_BUDGET * (time.perf_counter() - started)
     for _ in range(REMEASURES):
         todo = {j: outlier_rounds(res.rounds) for j, res in enumerate(results) if res.error is None}
@@ -164,7 +158,7 @@ def interleave(
             for j in round_order(len(jobs), r):
                 if r in todo.get(j, ()) and time.perf_counter() < deadline:
                     results[j].remeasured += 1
-                    attempt(j, lambda j=j, r=r: measure(j, r))
+                    attempt(j, r)
     for res in results:
         if res.error is None:
             res.outliers_left = len(outlier_rounds(res.rounds))
@@ -209,20 +203,58 @@ def time_models(
             Job(run, clock_for(settings.device), lambda t=targets[i]: t.guard(timing))
             for i, run in zip([*order, *references], runs, strict=True)
         ]
-        timed = interleave(
-            jobs,
-            settings.min_time_s,
-            settings.warmup,
-            rounds,
-            on_round=lambda text: say(f"timing {len(order)} interleaved: {text}"),
-        )
+        progress = lambda text: say(f"timing {len(order)} interleaved: {text}")  # noqa: E731
+        timed = interleave(jobs, settings.min_time_s, settings.warmup, rounds, progress)
         threads = {i: prepared[i].threads() for i in order}
     for i, result in zip(references, timed[len(order) :], strict=True):
         if result.error is None:
             prepared[i].figures["fp32_latency_ms"] = statistics.median(result.per_run_s) * 1e3
     for i, result in zip(order, timed[: len(order)], strict=True):
-        results[i] = result.error or make_timing(
-            result, settings, prepared[i], targets[i].madds, threads[i]
+        if result.error is not None:
+            results[i] = result.error
+            continue
+        madds, per_run_s = targets[i].madds, result.per_run_s
+        load = stability.combine([x for x in result.loads if x is not None])
+        p10, median, p90 = stability.deciles(per_run_s)
+        verdict, reasons = stability.judge(
+            per_run_s, settings.threads, load, cpu=settings.device == "cpu", threads_got=threads[i]
+        )
+        reasons = (*reasons, *result.reasons())
+        notes = list(prepared[i].notes)
+        achieved = 2 * madds * settings.batch / median / 1e9
+        peak = None  # int8 arithmetic is not measured against an fp32 matrix product
+        if settings.quantize == "none":
+            peak = machine_peak_gflops(
+                settings.device, settings.threads, settings.dtype, at_least=achieved
+            )
+        if peak is not None and achieved > peak:
+            notes.append(
+                f"this model ran faster ({achieved:.1f} GFLOP/s) than the machine reference "
+                f"({peak:.1f} GFLOP/s, a matrix product): the machine was busy while one of them "
+                f"ran; remove {cache_dir() / PEAK_FILE} to measure the reference again"
+            )
+        results[i] = Timing(
+            latency_ms=median * 1e3,
+            latency_p10_ms=p10 * 1e3,
+            latency_p90_ms=p90 * 1e3,
+            runs=sum(result.round_runs),
+            blocks=len(per_run_s),
+            runs_per_block=result.runs_per_block,
+            warmup=settings.warmup,
+            min_time_s=settings.min_time_s,
+            environment=environment(settings),
+            compile_s=prepared[i].compile_s,
+            madds=madds,
+            machine_peak_gflops=peak,
+            notes=tuple(notes),
+            verdict=stability.UNSTABLE if reasons else verdict,
+            reasons=reasons,
+            other_cpus=load and load.other_cpus,
+            load_average=load and load.load_average,
+            cpu_mhz=load and load.mhz_end,
+            rounds=len(result.rounds),
+            remeasured=result.remeasured,
+            **prepared[i].figures,
         )
     return [results[i] for i in range(len(targets))]
 
@@ -247,56 +279,3 @@ def time_model(
     if isinstance(result, Exception):
         raise result
     return result
-
-
-def make_timing(
-    result: Interleaved,
-    settings: ResolvedLatency,
-    prepared: Prepared,
-    madds: int,
-    threads_got: int | None,
-) -> Timing:
-    """A ``Timing`` from one configuration's rounds, with its verdict and the machine reference."""
-    per_run_s = result.per_run_s
-    load = stability.combine([x for x in result.loads if x is not None])
-    p10, median, p90 = stability.deciles(per_run_s)
-    verdict, reasons = stability.judge(
-        per_run_s, settings.threads, load, cpu=settings.device == "cpu", threads_got=threads_got
-    )
-    reasons = (*reasons, *result.reasons())
-    notes = list(prepared.notes)
-    achieved = 2 * madds * settings.batch / median / 1e9
-    peak = None  # int8 arithmetic is not measured against an fp32 matrix product
-    if settings.quantize == "none":
-        peak = machine_peak_gflops(
-            settings.device, settings.threads, settings.dtype, at_least=achieved
-        )
-    if peak is not None and achieved > peak:
-        notes.append(
-            f"this model ran faster ({achieved:.1f} GFLOP/s) than the machine reference "
-            f"({peak:.1f} GFLOP/s, a matrix product): the machine was busy while one of them "
-            f"ran; remove {cache_dir() / PEAK_FILE} to measure the reference again"
-        )
-    return Timing(
-        latency_ms=median * 1e3,
-        latency_p10_ms=p10 * 1e3,
-        latency_p90_ms=p90 * 1e3,
-        runs=sum(result.round_runs),
-        blocks=len(per_run_s),
-        runs_per_block=result.runs_per_block,
-        warmup=settings.warmup,
-        min_time_s=settings.min_time_s,
-        environment=environment(settings),
-        compile_s=prepared.compile_s,
-        madds=madds,
-        machine_peak_gflops=peak,
-        notes=tuple(notes),
-        verdict=stability.UNSTABLE if reasons else verdict,
-        reasons=reasons,
-        other_cpus=None if load is None else load.other_cpus,
-        load_average=None if load is None else load.load_average,
-        cpu_mhz=None if load is None else load.mhz_end,
-        rounds=len(result.rounds),
-        remeasured=result.remeasured,
-        **prepared.figures,
-    )

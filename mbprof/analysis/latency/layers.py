@@ -7,7 +7,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -70,23 +70,13 @@ def _nbytes(values) -> int:
 
 
 @contextmanager
-def _module_stack(module: nn.Module, stack: list[str], shapes: dict[str, tuple[int, ...]]):
-    """Forward hooks keeping ``stack`` (the active module paths) and each module's output shape."""
-    handles = []
-
-    def pre(path: str):
-        return lambda _m, _i: stack.append(path)
-
-    def post(path: str):
-        def hook(_m, _i, output):
-            stack.pop()
-            if isinstance(output, torch.Tensor):
-                shapes[path] = tuple(output.shape)
-
-        return hook
-
+def _hooks(module: nn.Module, pre, post, only: set[str] | None = None) -> Iterator[None]:
+    """Forward hooks ``pre(path)`` and ``post(path)`` on each module (those in ``only``)."""
+    handles: list = []
     with removed_after(handles):
         for path, child in module.named_modules():
+            if only is not None and path not in only:
+                continue
             try:
                 handles.append(child.register_forward_pre_hook(pre(path)))
                 handles.append(child.register_forward_hook(post(path)))
@@ -114,38 +104,20 @@ def discover(module: nn.Module, example: torch.Tensor) -> tuple[dict[str, RawLay
                 row.ops += 1
             return out
 
-    with _module_stack(module, stack, shapes), torch.inference_mode(), Recorder():
+    def post(path: str):
+        def hook(_m, _i, output):
+            stack.pop()
+            if isinstance(output, torch.Tensor):
+                shapes[path] = tuple(output.shape)
+
+        return hook
+
+    pre = lambda path: lambda _m, _i: stack.append(path)  # noqa: E731 - the active module paths
+    with _hooks(module, pre, post), torch.inference_mode(), Recorder():
         module(example)
     for path, row in owners.items():
         row.out_shape = shapes.get(path)
     return owners, shapes
-
-
-@contextmanager
-def _ranges(module: nn.Module, owners: set[str]) -> Iterator[None]:
-    """A profiler range named ``PREFIX + path`` around each owning module's forward."""
-    open_ranges: list = []
-    handles = []
-
-    def pre(path: str):
-        name = PREFIX + path
-
-        def hook(_m, _i):
-            scope = _FAST_RANGE(name) if _FAST_RANGE else torch.profiler.record_function(name)
-            scope.__enter__()
-            open_ranges.append(scope)
-
-        return hook
-
-    def post(_m, _i, _o):
-        open_ranges.pop().__exit__(None, None, None)
-
-    with removed_after(handles):
-        for path, child in module.named_modules():
-            if path in owners:
-                handles.append(child.register_forward_pre_hook(pre(path)))
-                handles.append(child.register_forward_hook(post))
-        yield
 
 
 def _ops_in(event) -> list:
@@ -174,11 +146,26 @@ def profile_eager(
     from mbprof.analysis.collector import native_quiet
 
     owners, _ = discover(module, example)
+    open_ranges: list = []  # a profiler range named PREFIX + path around each owner's forward
+
+    def pre(path: str):
+        name = PREFIX + path
+
+        def hook(_m, _i):
+            scope = _FAST_RANGE(name) if _FAST_RANGE else torch.profiler.record_function(name)
+            scope.__enter__()
+            open_ranges.append(scope)
+
+        return hook
+
+    def post(_path: str):
+        return lambda _m, _i, _o: open_ranges.pop().__exit__(None, None, None)
+
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     walls: list[float] = []
     # The profiler's first steps pay its own start-up: they are traced and thrown away.
     steps = schedule(wait=0, warmup=warmup, active=passes, repeat=1)
-    with _ranges(module, set(owners)), torch.inference_mode():
+    with _hooks(module, pre, post, set(owners)), torch.inference_mode():
         for _ in range(warmup):
             module(example)
         if cuda:
@@ -221,9 +208,7 @@ def profile_eager(
                 row = row_of(unmapped, key, op.name, passes, mapped=False)
                 row.times_us[k] += op.device_time_total if cuda else op.cpu_time_total
                 row.ops = 1
-    rows = []
-    for path, row in owners.items():
-        if path in per_pass:
-            row.times_us = per_pass[path]
-            rows.append(row)
+    rows = [
+        replace(row, times_us=per_pass[path]) for path, row in owners.items() if path in per_pass
+    ]
     return RawProfile(rows=rows + list(unmapped.values()), walls_ms=walls)

@@ -26,12 +26,6 @@ from mbprof.analysis.latency.runtimes import (
 from mbprof.core.errors import MbprofError
 from mbprof.core.files import cache_dir, write_atomic
 
-PORTABLE_WHY = (
-    "portable kernels are ExecuTorch's plain reference loops (one thread, no SIMD), and "
-    "one between XNNPACK operators splits the delegate's graph, with tensors copied in and "
-    "out of it"
-)
-# Loggers that write during export, lowering and quantization.
 # Conversions the int8 graph is full of: part of the quantized operators, not counted apart.
 QUANT_OPS = ("quantize_per_tensor", "quantize_per_channel", "dequantize_per_tensor",
              "dequantize_per_channel", "choose_qparams")  # fmt: skip
@@ -46,21 +40,16 @@ def modules() -> SimpleNamespace:
         with native_quiet():
             import executorch.extension.pybindings.portable_lib as portable
             from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
-                XnnpackPartitioner,
+                XnnpackPartitioner as partitioner,
             )
-            from executorch.exir import to_edge_transform_and_lower
-            from executorch.runtime import Runtime
+            from executorch.exir import to_edge_transform_and_lower as lower
+            from executorch.runtime import Runtime as runtime
     finally:
         for handler in list(root.handlers):
             if handler not in handlers:
                 root.removeHandler(handler)
         root.setLevel(level)
-    return SimpleNamespace(
-        portable=portable,
-        partitioner=XnnpackPartitioner,
-        lower=to_edge_transform_and_lower,
-        runtime=Runtime,
-    )
+    return SimpleNamespace(portable=portable, partitioner=partitioner, lower=lower, runtime=runtime)
 
 
 @dataclass(frozen=True)
@@ -93,7 +82,9 @@ class Delegation:
             listed.append(f"{op} x{len(paths)} ({where})")
         return (
             f"executorch: {took}; {len(self.fallbacks)} ran on the portable kernels: "
-            f"{'; '.join(listed)}. These are slow: {PORTABLE_WHY}"
+            f"{'; '.join(listed)}. These are slow: portable kernels are ExecuTorch's plain "
+            "reference loops (one thread, no SIMD), and one between XNNPACK operators splits "
+            "the delegate's graph, with tensors copied in and out of it"
         )
 
 
@@ -178,14 +169,6 @@ def delegation_of(graph_module: Any) -> tuple[Delegation, Partitions]:
     return Delegation(delegated, len(found), tuple(fallbacks)), tuple(found)
 
 
-def export(model: nn.Module, example: torch.Tensor) -> Any:
-    """``torch.export`` of ``model``; a failure is a RuntimeError naming its cause in one line."""
-    try:
-        return torch.export.export(model, (example,))
-    except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
-        raise RuntimeError(f"torch.export could not capture the model: {root_cause(exc)}") from exc
-
-
 def lower(
     model: nn.Module, example: torch.Tensor, quantize: str = "none", cache: bool = False
 ) -> Lowered:
@@ -193,42 +176,31 @@ def lower(
     et = modules()
     start = time.perf_counter()
     with native_quiet():
-        exported = export(model, example)
+        try:
+            exported = torch.export.export(model, (example,))
+        except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
+            why = root_cause(exc)
+            raise RuntimeError(f"torch.export could not capture the model: {why}") from exc
         key = program_key(exported, tuple(example.shape), quantize)
         if key in _LOWERED:
             known = _LOWERED[key]
             return replace(known, seconds=None, cached_s=known.seconds or known.cached_s)
-        found = read_program(key) if cache else None
-        if found is not None and "partition_nodes" in found.meta:
-            meta = found.meta
-            fallbacks = tuple(Fallback(op, path) for op, path in meta["fallbacks"])
-            delegation = Delegation(meta["delegated_ops"], meta["partitions"], fallbacks)
-            partitions = tuple({k: tuple(v) for k, v in p.items()} for p in meta["partition_nodes"])
-            operators, seconds = tuple(meta["operators"]), meta["seconds"]
-            return _keep(key, Lowered(found.pte, delegation, operators, None, seconds, partitions))
-        if quantize == "int8":
-            exported = pt2e_int8(exported, example)
-        try:
-            edge = et.lower(exported, partitioner=[et.partitioner()])
-            delegation, partitions = delegation_of(edge.exported_program().graph_module)
-            program = edge.to_executorch()
-        except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
-            raise RuntimeError(f"lowering to XNNPACK failed: {root_cause(exc)}") from exc
-        plan = program.executorch_program.execution_plan[0]
-        operators = tuple(
-            f"{o.name}.{o.overload}" if o.overload else o.name for o in plan.operators
-        )
-        pte = bytes(program.buffer)
-    seconds = time.perf_counter() - start
-    if cache:
-        meta = {**asdict(delegation), "operators": list(operators), "seconds": seconds}
-        meta["fallbacks"] = [[f.op, f.path] for f in delegation.fallbacks]
-        meta["partition_nodes"] = [{k: list(v) for k, v in p.items()} for p in partitions]
-        write_program(key, pte, meta)
-    return _keep(key, Lowered(pte, delegation, operators, seconds, partitions=partitions))
-
-
-def _keep(key: str, lowered: Lowered) -> Lowered:
+        lowered = read_program(key) if cache else None
+        if lowered is None:
+            if quantize == "int8":
+                exported = pt2e_int8(exported, example)
+            try:
+                edge = et.lower(exported, partitioner=[et.partitioner()])
+                delegation, partitions = delegation_of(edge.exported_program().graph_module)
+                program = edge.to_executorch()
+            except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
+                raise RuntimeError(f"lowering to XNNPACK failed: {root_cause(exc)}") from exc
+            plan = program.executorch_program.execution_plan[0]
+            ops = tuple(f"{o.name}.{o.overload}" if o.overload else o.name for o in plan.operators)
+            seconds = time.perf_counter() - start
+            lowered = Lowered(bytes(program.buffer), delegation, ops, seconds, None, partitions)
+            if cache:
+                write_program(key, lowered)
     _LOWERED.pop(key, None)
     _LOWERED[key] = lowered
     while len(_LOWERED) > KEEP_LOWERED:
@@ -244,35 +216,22 @@ def pt2e_int8(exported: Any, example: torch.Tensor) -> Any:
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    quantizer = XNNPACKQuantizer().set_global(
-        get_symmetric_quantization_config(is_per_channel=True)
-    )
+    config = get_symmetric_quantization_config(is_per_channel=True)
     try:
-        prepared = prepare_pt2e(exported.module(), quantizer)
+        prepared = prepare_pt2e(exported.module(), XNNPACKQuantizer().set_global(config))
         with torch.no_grad():
-            for batch in random_batches(
-                tuple(example.shape), CALIBRATION_BATCHES, CALIBRATION_SEED
-            ):
+            for batch in random_batches(example.shape, CALIBRATION_BATCHES, CALIBRATION_SEED):
                 prepared(batch)
-        converted = convert_pt2e(prepared)
-        return torch.export.export(converted, (example,))
+        return torch.export.export(convert_pt2e(prepared), (example,))
     except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
         raise RuntimeError(f"int8 quantization (PT2E) failed: {root_cause(exc)}") from exc
-
-
-FOLDER = "executorch"
 
 
 def program_key(exported: Any, input_shape: tuple[int, ...], quantize: str) -> str:
     """A hex digest of what decides the program lowered from ``exported``."""
     digest = hashlib.sha256()
-    for part in (
-        torch.__version__,
-        version("executorch"),
-        quantize,
-        repr(tuple(input_shape)),
-        exported.graph_module.code,
-    ):
+    code = exported.graph_module.code
+    for part in (torch.__version__, version("executorch"), quantize, repr(input_shape), code):
         digest.update(part.encode() + b"\0")
     tensors = {**exported.state_dict, **getattr(exported, "constants", {})}
     for name in sorted(tensors):
@@ -285,36 +244,37 @@ def program_key(exported: Any, input_shape: tuple[int, ...], quantize: str) -> s
     return digest.hexdigest()[:32]
 
 
-@dataclass(frozen=True)
-class CachedProgram:
-    pte: bytes
-    meta: dict[str, Any]  # what the lowering reported (delegation, seconds)
-
-
 def _paths(key: str) -> tuple[Path, Path]:
-    folder = cache_dir() / FOLDER
+    folder = cache_dir() / "executorch"
     return folder / f"{key}.pte", folder / f"{key}.json"
 
 
-def read_program(key: str) -> CachedProgram | None:
-    """The program stored under ``key``, or None (missing, or damaged: lowered again)."""
+def read_program(key: str) -> Lowered | None:
+    """The program stored under ``key`` (lowered earlier), or None (missing, or damaged)."""
     pte_path, meta_path = _paths(key)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         pte = pte_path.read_bytes()
-    except (OSError, ValueError):
+        if meta.get("bytes") != len(pte) or "partition_nodes" not in meta:
+            return None
+        fallbacks = tuple(Fallback(op, path) for op, path in meta["fallbacks"])
+        delegation = Delegation(meta["delegated_ops"], meta["partitions"], fallbacks)
+        partitions = tuple({k: tuple(v) for k, v in p.items()} for p in meta["partition_nodes"])
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None
-    if not isinstance(meta, dict) or meta.get("bytes") != len(pte):
-        return None
-    return CachedProgram(pte, meta)
+    return Lowered(pte, delegation, tuple(meta["operators"]), None, meta["seconds"], partitions)
 
 
-def write_program(key: str, pte: bytes, meta: dict[str, Any]) -> None:
+def write_program(key: str, lowered: Lowered) -> None:
     """Store a program (its description last, so that a half-written one is never read)."""
     pte_path, meta_path = _paths(key)
+    meta = {**asdict(lowered.delegation), "operators": list(lowered.operators)}
+    meta["fallbacks"] = [[f.op, f.path] for f in lowered.delegation.fallbacks]
+    meta["partition_nodes"] = [{k: list(v) for k, v in p.items()} for p in lowered.partitions]
     try:
         pte_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(pte_path, pte)
-        write_atomic(meta_path, json.dumps({**meta, "bytes": len(pte)}, indent=1))
+        write_atomic(pte_path, lowered.pte)
+        meta = {**meta, "seconds": lowered.seconds, "bytes": len(lowered.pte)}
+        write_atomic(meta_path, json.dumps(meta, indent=1))
     except (OSError, MbprofError):
         pass  # no cache here: the next run lowers again

@@ -61,8 +61,6 @@ def device_name(device: str) -> str:
 
 def environment(settings: LatencySettings) -> Environment:
     """The environment of a run with resolved ``settings`` (device and threads decided)."""
-    if settings.device not in ("cpu", "cuda") or settings.threads is None:
-        raise ValueError("environment() needs resolved settings (see latency.resolve_settings)")
     package = RUNTIMES[settings.backend].package
     return Environment(
         torch_version=torch.__version__,
@@ -83,17 +81,9 @@ def environment(settings: LatencySettings) -> Environment:
 
 def _probe_dtype(device: str, dtype: torch.dtype) -> None:
     """Run the ops of a mobile network once in ``dtype`` on ``device`` (raises if it cannot)."""
-    probe = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.BatchNorm2d(8),
-        nn.ReLU6(),
-        nn.Conv2d(8, 8, 3, padding=1, groups=8),
-        nn.Hardswish(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(8, 4),
-    ).eval()
-    probe = probe.to(device=device, dtype=dtype)
+    layers = [nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6()]
+    layers += [nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Hardswish(), nn.AdaptiveAvgPool2d(1)]
+    probe = nn.Sequential(*layers, nn.Flatten(), nn.Linear(8, 4)).eval().to(device, dtype)
     with torch.inference_mode():
         x = torch.randn(1, 3, 8, 8, device=device, dtype=dtype)
         probe(x) + 1
@@ -112,8 +102,21 @@ def _dtype_runs(device: str, dtype: str) -> str:
     return ""
 
 
-def _check_runtime(settings: LatencySettings, device: str) -> None:
-    """Refuse what the backend's runtime does not accept (``RUNTIMES``)."""
+def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
+    """``settings`` checked against this machine, with "auto" device and threads decided."""
+    if isinstance(settings, ResolvedLatency):
+        return settings
+    settings = check_latency(settings)  # torch-free; a no-op for checked settings
+    device = settings.device
+    if device == "auto":
+        usable = torch.cuda.is_available() and "cuda" in RUNTIMES[settings.backend].devices
+        device = "cuda" if usable else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MbprofError(
+            f"device cuda: torch {torch.__version__} sees no CUDA GPU on this machine; "
+            "use cpu or auto",
+            field="device",
+        )
     backend, runtime = settings.backend, RUNTIMES[settings.backend]
     if device not in runtime.devices:
         raise MbprofError(
@@ -145,24 +148,6 @@ def _check_runtime(settings: LatencySettings, device: str) -> None:
             f'install the optional extra: pip install "mbprof[{runtime.extra}]"',
             field="backend",
         )
-
-
-def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
-    """``settings`` checked against this machine, with "auto" device and threads decided."""
-    if isinstance(settings, ResolvedLatency):
-        return settings
-    settings = check_latency(settings)  # torch-free; a no-op for checked settings
-    device = settings.device
-    if device == "auto":
-        usable = torch.cuda.is_available() and "cuda" in RUNTIMES[settings.backend].devices
-        device = "cuda" if usable else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise MbprofError(
-            f"device cuda: torch {torch.__version__} sees no CUDA GPU on this machine; "
-            "use cpu or auto",
-            field="device",
-        )
-    _check_runtime(settings, device)
     if settings.dtype == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
         raise MbprofError(
             f"dtype bf16: {device_name('cuda')} does not support bfloat16; use fp16 or fp32",
@@ -213,8 +198,7 @@ def measure_peak(
                 b = torch.empty_like(a)
                 run, work, n = (lambda a=a, b=b: b.copy_(a)), 2 * a.nbytes, a.nbytes
             else:
-                a = torch.randn(n, n, device=device).to(TORCH_DTYPES[dtype])
-                b = torch.randn(n, n, device=device).to(TORCH_DTYPES[dtype])
+                a, b = (torch.randn(n, n, device=device).to(TORCH_DTYPES[dtype]) for _ in "ab")
                 run, work = (lambda a=a, b=b: torch.mm(a, b)), 2 * n**3
             stats = time_blocks(run, min_time_s / len(sizes), 2, clock_for(device))
             best = max(best, (work / min(stats.per_run_s) / 1e9, n))
@@ -224,18 +208,17 @@ def measure_peak(
 def _read_cache(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _cached(key: str, measure, refresh: bool, at_least: float | None, unit: str) -> float:
     """The best value measured for ``key``, measured again when missing, refreshed or too low."""
     path = cache_dir() / PEAK_FILE
     entry = _read_cache(path).get(key)
-    cached = None
-    if isinstance(entry, dict) and isinstance(entry.get(unit), (int, float)):
-        cached = float(entry[unit])
+    ok = isinstance(entry, dict) and isinstance(entry.get(unit), (int, float))
+    cached = float(entry[unit]) if ok else None
     if cached is not None and not refresh and (at_least is None or cached >= at_least):
         return cached
     measured, detail = measure()
@@ -271,13 +254,8 @@ def machine_peak_gflops(
     at_least: float | None = None,
 ) -> float:
     """The compute ceiling for (device, threads, dtype) in GFLOP/s, cached."""
-    return _cached(
-        peak_key(device, threads, dtype),
-        lambda: measure_peak(device, threads, dtype, min_time_s=min_time_s),
-        refresh,
-        at_least,
-        "gflops",
-    )
+    measure = lambda: measure_peak(device, threads, dtype, min_time_s=min_time_s)  # noqa: E731
+    return _cached(peak_key(device, threads, dtype), measure, refresh, at_least, "gflops")
 
 
 def machine_bandwidth_gbs(
@@ -285,6 +263,5 @@ def machine_bandwidth_gbs(
 ) -> float:
     """The memory ceiling for (device, threads) in GB/s, cached."""
     key = f"bandwidth|{device}|{device_name(device)}|{cpu_model()}|threads={threads}"
-    return _cached(
-        key, lambda: measure_peak(device, threads, "copy", min_time_s), refresh, None, "gbs"
-    )
+    measure = lambda: measure_peak(device, threads, "copy", min_time_s)  # noqa: E731
+    return _cached(key, measure, refresh, None, "gbs")

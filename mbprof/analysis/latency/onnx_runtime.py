@@ -25,10 +25,9 @@ from mbprof.analysis.latency.runtimes import (
     CALIBRATION_SEED,
     Deployed,
     Prepared,
-    check_same_output,
-    closeness,
     random_batches,
     root_cause,
+    verify,
 )
 
 
@@ -122,10 +121,6 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
         timed = open_session(path, settings.threads)
     compile_s = time.perf_counter() - start
     feed = {name: example.numpy()}
-    with torch.inference_mode():
-        expected = model(example)
-    what = "ONNX Runtime (fp32)" if int8 else "ONNX Runtime"
-    check_same_output(expected, fp32.run(None, feed)[0], what)
     figures: dict[str, Any] = {"deployed_bytes": path.stat().st_size}
     if int8:
         notes.append(
@@ -136,9 +131,9 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
         figures["fp32_deployed_bytes"] = (folder / "model.onnx").stat().st_size
     quantization = "int8 quantization + " if int8 else ""
     notes.append(f"compile_s: ONNX export + {quantization}ONNX Runtime session creation")
-    if int8:
-        int8_logits = lambda x: timed.run(None, {name: x.numpy()})[0]  # noqa: E731
-        figures.update(closeness(model, int8_logits, tuple(example.shape), notes, "onnxruntime"))
+    logits = lambda session: lambda x: session.run(None, {name: x.numpy()})[0]  # noqa: E731
+    int8_logits = logits(timed) if int8 else None
+    verify(form, "ONNX Runtime", logits(fp32), int8_logits, figures, "onnxruntime")
 
     def layers(passes: int) -> tuple[RawProfile, str]:
         raw = profile_onnx(path, feed, settings.threads, passes, model)
@@ -185,15 +180,6 @@ class Graph:
         return cls({node.name: node for node in nodes}, writer, dict(weights or {}))
 
 
-def scope_path(scopes: str) -> str | None:
-    """The module path in a node's ``pkg.torch.onnx.name_scopes`` (its last module)."""
-    try:
-        names = ast.literal_eval(scopes)
-    except (ValueError, SyntaxError):
-        return None
-    return names[-2] if isinstance(names, list) and len(names) >= 2 else None
-
-
 def read_graph(path: str | Path) -> Graph:
     import onnx
     from onnx import helper
@@ -205,43 +191,14 @@ def read_graph(path: str | Path) -> Graph:
     }
     nodes = []
     for node in model.graph.node:
-        meta = {p.key: p.value for p in node.metadata_props}
-        scopes = meta.get("pkg.torch.onnx.name_scopes")
-        nodes.append(
-            ExportedNode(
-                name=node.name,
-                op=node.op_type,
-                path=scope_path(scopes) if scopes else None,
-                inputs=tuple(node.input),
-                outputs=tuple(node.output),
-            )
-        )
+        scopes = {p.key: p.value for p in node.metadata_props}.get("pkg.torch.onnx.name_scopes")
+        try:  # the module path is the scopes' last module
+            names = ast.literal_eval(scopes) if scopes else None
+        except (ValueError, SyntaxError):
+            names = None
+        path = names[-2] if isinstance(names, list) and len(names) >= 2 else None
+        nodes.append(ExportedNode(node.name, node.op_type, path, (*node.input,), (*node.output,)))
     return Graph.of(nodes, weights)
-
-
-def _candidates(name: str, optimised: ExportedNode | None) -> list[tuple[str, str]]:
-    """(kind, key) pairs to look a profiled node up by, best first."""
-    found = [("node", name)]
-    stripped = name
-    while SUFFIX.search(stripped):
-        stripped = SUFFIX.sub("", stripped)
-        found += [("node", stripped), ("tensor", stripped)]
-    if optimised is not None:
-        found += [("tensor", t) for t in optimised.outputs if t]
-        found += [("tensor", t) for t in optimised.inputs if t]
-    return found
-
-
-def _walk_to_heavy(graph: Graph, node: ExportedNode, steps: int = 4) -> ExportedNode:
-    """From an activation or batch norm back to the convolution (or product) it follows."""
-    current = node
-    for _ in range(steps):
-        if current.op in HEAVY:
-            return current
-        if not current.inputs or current.inputs[0] not in graph.writer:
-            break
-        current = graph.nodes[graph.writer[current.inputs[0]]]
-    return node
 
 
 def map_node(
@@ -252,16 +209,26 @@ def map_node(
     folded: Mapping[str, str],
 ) -> str | None:
     """The module path of a profiled node (``name``, ONNX Runtime's ``op``), or None."""
-    for kind, key in _candidates(name, optimised.get(name)):
-        node_name = key if kind == "node" else graph.writer.get(key)
-        node = graph.nodes.get(node_name or "")
-        if node is None:
-            continue
-        if op in HEAVY:
-            node = _walk_to_heavy(graph, node)
-        if node.path is None:
-            continue
-        return folded.get(node.path, node.path)
+    keys = [("node", name)]  # (kind, key) pairs to look it up by, best first
+    stripped = name
+    while SUFFIX.search(stripped):
+        stripped = SUFFIX.sub("", stripped)
+        keys += [("node", stripped), ("tensor", stripped)]
+    if name in optimised:
+        keys += [("tensor", t) for t in (*optimised[name].outputs, *optimised[name].inputs) if t]
+    for kind, key in keys:
+        node = graph.nodes.get((key if kind == "node" else graph.writer.get(key)) or "")
+        current = node
+        # from an activation or batch norm back to the convolution (or product) it follows
+        for _ in range(4 if node is not None and op in HEAVY else 0):
+            if current.op in HEAVY:
+                node = current
+                break
+            if not current.inputs or current.inputs[0] not in graph.writer:
+                break
+            current = graph.nodes[graph.writer[current.inputs[0]]]
+        if node is not None and node.path is not None:
+            return folded.get(node.path, node.path)
     return None
 
 
@@ -293,9 +260,8 @@ def node_bytes(args: Mapping, node: ExportedNode | None, weights: Mapping[str, i
 def profile_onnx(
     onnx_path: Path, feed: dict, threads: int, passes: int, module: nn.Module, warmup: int = 2
 ) -> RawProfile:
-    """Per-layer times of the ONNX model at ``onnx_path``, mapped to ``module``'s paths."""
-    folder = onnx_path.parent
-    session = open_session(onnx_path, threads, profile=folder)
+    """Per-layer times of the ONNX model at ``onnx_path``, summed per path of ``module``."""
+    session = open_session(onnx_path, threads, profile=onnx_path.parent)
     for _ in range(warmup):
         session.run(None, feed)
     walls = []
@@ -305,15 +271,10 @@ def profile_onnx(
         walls.append((time.perf_counter() - start) * 1e3)
     events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
     graph = read_graph(onnx_path)
-    optimised = read_graph(folder / "optimised.onnx")
-    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")[
-        -passes:
-    ]
-    return aggregate(events, runs, graph, optimised, folded_norms(module), module, walls)
-
-
-def aggregate(events, runs, graph, optimised: Graph, folded, module, walls) -> RawProfile:
-    """The rows of a parsed ONNX Runtime profile, summed per module path."""
+    optimised = read_graph(onnx_path.parent / "optimised.onnx")
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
+    runs = runs[-passes:]
+    folded = folded_norms(module)
     kinds = {path: type(m).__name__ for path, m in module.named_modules()}
     rows: dict[str, RawLayer] = {}
     for event in events:

@@ -78,8 +78,8 @@ def finish(
     ridge = compute / bandwidth_gbs
     finished = []
     for r in rows:
-        madds = by_path[r.path].madds if r.mapped and r.path in by_path else 0
         c = by_path.get(r.path)
+        madds = c.madds if r.mapped and c is not None else 0
         geometry = {"kernel": c.kernel, "stride": c.stride, "groups": c.groups} if c else {}
         seconds = r.time_ms * 1e-3
         flops = 2 * madds * batch
@@ -113,15 +113,8 @@ def finish(
                 **geometry,
             )
         )
-    finished.append(
-        LayerTime(
-            path=OUTSIDE,
-            type="",
-            kind="outside",
-            time_ms=outside,
-            time_share_pct=100.0 * outside / total if total else 0.0,
-        )
-    )
+    share = 100.0 * outside / total if total else 0.0
+    finished.append(LayerTime(OUTSIDE, "", outside, time_share_pct=share, kind="outside"))
     return LayerProfile(
         backend=backend,
         batch=batch,
@@ -163,9 +156,8 @@ def profile_layers(
     # machine; it is measured again (the cache keeps the best), and never left below.
     madds = {row.path: row.madds for row in counts.layers}
     fastest = max(achieved(raw, madds, settings.batch), default=None)
-    compute = machine_peak_gflops(
-        settings.device, settings.threads, settings.dtype, at_least=fastest
-    )
+    device, threads = settings.device, settings.threads
+    compute = machine_peak_gflops(device, threads, settings.dtype, at_least=fastest)
     profile = finish(
         raw,
         counts.layers,
@@ -174,7 +166,7 @@ def profile_layers(
         dtype=settings.dtype,
         latency_ms=latency_ms,
         compute_gflops=compute,
-        bandwidth_gbs=machine_bandwidth_gbs(settings.device, settings.threads),
+        bandwidth_gbs=machine_bandwidth_gbs(device, threads),
     )
     overhead = profile.overhead_pct
     notes = [

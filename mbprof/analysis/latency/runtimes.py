@@ -39,14 +39,21 @@ class Prepared:
     run: Callable[[], object]
     compile_s: float | None = None
     notes: list[str] = field(default_factory=list)
-    # An int8 run: the same backend's fp32 program, timed beside ``run`` (the speed-up).
-    reference: Callable[[], object] | None = None
-    # ``Timing`` fields the backend measured itself (deployed bytes, delegation, closeness).
-    figures: dict[str, Any] = field(default_factory=dict)
-    # The intra-op threads the runtime runs with now (None: it does not say).
-    threads: Callable[[], int | None] = torch.get_num_threads
+    reference: Callable[[], object] | None = None  # int8: the fp32 program, timed beside it
+    figures: dict[str, Any] = field(default_factory=dict)  # ``Timing`` fields of its own
+    threads: Callable[[], int | None] = torch.get_num_threads  # None: the runtime does not say
     # Per-layer time of the same form over n passes, and how it was taken (None: no profile).
     layers: Callable[[int], tuple[RawProfile, str]] | None = None
+
+
+@dataclass
+class Deployed:
+    """A copy of the caller's model as it is timed, its input and the notes so far."""
+
+    model: nn.Module
+    example: torch.Tensor
+    settings: LatencySettings
+    notes: list[str]
 
 
 def root_cause(exc: BaseException) -> str:
@@ -105,14 +112,16 @@ def closeness(
     return {"int8_cosine": cosine, "int8_top1_agreement": agreement}
 
 
-@dataclass
-class Deployed:
-    """A copy of the caller's model as it is timed, its input and the notes so far."""
-
-    model: nn.Module
-    example: torch.Tensor
-    settings: LatencySettings
-    notes: list[str]
+def verify(
+    form: Deployed, what: str, fp32: Callable, int8: Callable | None, figures: dict, backend: str
+) -> None:
+    """The exported fp32 program checked against torch; int8: its closeness to fp32 too."""
+    with torch.inference_mode():
+        expected = form.model(form.example)
+    check_same_output(expected, fp32(form.example), f"{what} (fp32)" if int8 else what)
+    if int8 is not None:
+        shape = tuple(form.example.shape)
+        figures.update(closeness(form.model, int8, shape, form.notes, backend))
 
 
 def deployed_form(

@@ -133,17 +133,6 @@ def _read(path: str) -> str | None:
         return None
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on: its affinity, capped by a cgroup CPU quota."""
-    allowed = _allowed()
-    cpus = len(allowed) if allowed is not None else os.cpu_count() or 1
-    quota = _read("/sys/fs/cgroup/cpu.max")  # cgroup v2: "max 100000" or "200000 100000"
-    parts = (quota or "").split()
-    if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[1]) > 0:
-        cpus = min(cpus, max(1, round(int(parts[0]) / int(parts[1]))))
-    return max(1, cpus)
-
-
 def _allowed() -> set[int] | None:
     try:
         return set(os.sched_getaffinity(0))
@@ -151,26 +140,31 @@ def _allowed() -> set[int] | None:
         return None
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity, capped by a cgroup CPU quota."""
+    allowed = _allowed()
+    cpus = len(allowed) if allowed is not None else os.cpu_count() or 1
+    # cgroup v2: "max 100000" or "200000 100000"
+    parts = (_read("/sys/fs/cgroup/cpu.max") or "").split()
+    if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[1]) > 0:
+        cpus = min(cpus, max(1, round(int(parts[0]) / int(parts[1]))))
+    return max(1, cpus)
+
+
 def _proc_stat(allowed: set[int] | None) -> tuple[float, float] | None:
     """(busy, steal) seconds of the allowed CPUs since boot, from /proc/stat."""
-    text = _read("/proc/stat")
-    if not text:
+    rows = []
+    for line in (_read("/proc/stat") or "").splitlines():
+        name, _, rest = line.partition(" ")
+        if name.startswith("cpu") and name != "cpu":
+            if allowed is None or int(name[3:]) in allowed:
+                rows.append([int(v) for v in rest.split()])
+    if not rows:
         return None
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    busy = steal = 0.0
-    found = False
-    for line in text.splitlines():
-        name, _, rest = line.partition(" ")
-        if not name.startswith("cpu") or name == "cpu":
-            continue
-        if allowed is not None and int(name[3:]) not in allowed:
-            continue
-        values = [int(v) for v in rest.split()]
-        # user nice system idle iowait irq softirq steal guest guest_nice
-        busy += sum(values[:3]) + sum(values[5:8])
-        steal += values[7] if len(values) > 7 else 0
-        found = True
-    return (busy / tick, steal / tick) if found else None
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    busy = sum(sum(v[:3]) + sum(v[5:8]) for v in rows)
+    return busy / tick, sum(v[7] for v in rows if len(v) > 7) / tick
 
 
 def _mhz(allowed: set[int] | None) -> float | None:
@@ -200,14 +194,9 @@ def sample() -> MachineSample:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         load = None
-    return MachineSample(
-        wall_s=time.perf_counter(),
-        own_cpu_s=times.user + times.system,
-        busy_s=None if stat is None else stat[0],
-        steal_s=None if stat is None else stat[1],
-        load_average=load,
-        mhz=_mhz(allowed),
-    )
+    busy, steal = stat if stat is not None else (None, None)
+    wall = time.perf_counter()
+    return MachineSample(wall, times.user + times.system, busy, steal, load, _mhz(allowed))
 
 
 def between(start: MachineSample, end: MachineSample) -> MachineLoad:
@@ -219,14 +208,7 @@ def between(start: MachineSample, end: MachineSample) -> MachineLoad:
         # rounded: /proc/stat counts in ticks, so float noise (1.7e-13) is no load
         other = round(max(0.0, (end.busy_s - start.busy_s - own) / wall), 3)
         steal = round(max(0.0, (end.steal_s - start.steal_s) / wall), 3)  # type: ignore[operator]
-    return MachineLoad(
-        usable_cpus=usable_cpus(),
-        other_cpus=other,
-        steal_cpus=steal,
-        load_average=end.load_average,
-        mhz_start=start.mhz,
-        mhz_end=end.mhz,
-    )
+    return MachineLoad(usable_cpus(), other, steal, end.load_average, start.mhz, end.mhz)
 
 
 def combine(loads: Sequence[MachineLoad]) -> MachineLoad | None:
@@ -234,17 +216,16 @@ def combine(loads: Sequence[MachineLoad]) -> MachineLoad | None:
     if not loads:
         return None
 
-    def worst(values: list[float | None]) -> float | None:
-        known = [v for v in values if v is not None]
-        return max(known) if known else None
+    def worst(name: str) -> float | None:
+        return max((v for x in loads if (v := getattr(x, name)) is not None), default=None)
 
     return MachineLoad(
-        usable_cpus=min(x.usable_cpus for x in loads),
-        other_cpus=worst([x.other_cpus for x in loads]),
-        steal_cpus=worst([x.steal_cpus for x in loads]),
-        load_average=worst([x.load_average for x in loads]),
-        mhz_start=loads[0].mhz_start,
-        mhz_end=loads[-1].mhz_end,
+        min(x.usable_cpus for x in loads),
+        worst("other_cpus"),
+        worst("steal_cpus"),
+        worst("load_average"),
+        loads[0].mhz_start,
+        loads[-1].mhz_end,
     )
 
 
@@ -285,13 +266,8 @@ def judge(
             reasons.append(f"drift {drift:+.0f}% from the first to the second half of the runs")
     if threads_got is not None and threads_got != threads:
         reasons.append(f"{threads} threads asked for, the backend ran {threads_got}")
-    if load is not None:
-        reasons += _machine_reasons(load, threads, cpu)
-    return (UNSTABLE if reasons else STABLE), tuple(reasons)
-
-
-def _machine_reasons(load: MachineLoad, threads: int, cpu: bool) -> list[str]:
-    reasons = []
+    if load is None:
+        return (UNSTABLE if reasons else STABLE), tuple(reasons)
     cpus = load.usable_cpus
     wanted = min(threads, cpus) if cpu else 1
     if load.other_cpus is not None:
@@ -309,4 +285,4 @@ def _machine_reasons(load: MachineLoad, threads: int, cpu: bool) -> list[str]:
     start, end = load.mhz_start, load.mhz_end
     if start and end and 100.0 * abs(end - start) / min(start, end) > FREQUENCY_CHANGE_PCT:
         reasons.append(f"CPU clock changed from {start:.0f} to {end:.0f} MHz")
-    return reasons
+    return (UNSTABLE if reasons else STABLE), tuple(reasons)
