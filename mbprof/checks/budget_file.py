@@ -184,11 +184,8 @@ class _BudgetReader:
         if key == "max_peak_memory":
             dtype = self.choice(entry, "dtype", index, key, choices.MEM_DTYPES) or "fp16"
             mode = self.choice(entry, "mode", index, key, choices.MEM_MODES) or "materialized"
-            settings = (
-                ("dtype", dtype),
-                ("mode", mode),
-                ("chunks", self.chunks(entry, index, key)),
-            )
+            chunks = self.chunks(entry, index, key)
+            settings = (("dtype", dtype), ("mode", mode), ("chunks", chunks))
         elif key == "max_latency":
             tolerance, settings = self.latency(entry, index, key)
         elif key == "max_model_size":
