@@ -1,8 +1,6 @@
-"""Options that several commands share, declared once as groups: a decorator
-(``@config_options``, ``@latency_options``, ``@output_options``) adds a group's options to a
-command, which receives them as one value (``config``, ``latency``, ``out``). Parsing here is
-torch-free; latency options go on as typed, for the API to check once. Also the one way
-results leave a command (``emit``) and the output checks made before any work."""
+"""Options several commands share, as groups (``@config_options`` gives a command ``config``),
+parsed torch-free; the one way results leave a command (``emit``) and the output checks made
+before any work."""
 
 from __future__ import annotations
 
@@ -55,13 +53,17 @@ def option_group(
     return decorate
 
 
-def file_option(flag: str, help: str) -> Any:
+def file_option(flag: str, help: str, metavar: str | None = None) -> Any:
     """An optional file path option (``--csv FILE``): a path, never a folder."""
-    return typer.Option(None, flag, help=help, dir_okay=False)
+    return typer.Option(None, flag, metavar=metavar, help=help, dir_okay=False)
+
+
+def choices(name: str, *values: str) -> Any:
+    """A choice option's type: an Enum of ``values`` (typer lists and checks them)."""
+    return Enum(name, {value: value for value in values}, type=str)
 
 
 def _text(default: str, flag: str, metavar: str | None, help: str, *short: str) -> tuple:
-    """A text option of a group: (its type, its typer.Option)."""
     return str, typer.Option(default, flag, *short, metavar=metavar, help=help)
 
 
@@ -69,14 +71,10 @@ def _flag(flag: str, help: str) -> tuple:
     return bool, typer.Option(False, flag, help=help)
 
 
-# --------------------------------------------------------------------------- one configuration
-
-
 def _config(
     width: str, depth: str, res: str, classes: str, arg: list[str] | None, reparam: bool
 ) -> dict:
-    """The model options, parsed as typed (``api.make_spec`` then checks them against the
-    model): ``make_spec(model, **config)``."""
+    """``make_spec(model, **config)``: parsed here, checked against the model there."""
     from mbprof.core.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
 
     return dict(
@@ -129,11 +127,7 @@ config_options = option_group(
 )
 
 
-class Engine(str, Enum):
-    fvcore = "fvcore"
-    dispatch = "dispatch"
-
-
+Engine = choices("Engine", "fvcore", "dispatch")
 ENGINE_OPTION = typer.Option(
     Engine.fvcore,
     "--engine",
@@ -141,23 +135,14 @@ ENGINE_OPTION = typer.Option(
     help="What counts MAdds: fvcore (its JIT trace, the default) or dispatch (fvcore's "
     "rules on PyTorch's dispatcher, no TorchScript); the same figures. See docs/counting.md.",
 )
-WEIGHTS_OPTION = typer.Option(
-    None,
-    "--weights",
-    metavar="FILE",
-    help="Load a local checkpoint (a state dict; read with weights_only=True).",
-    dir_okay=False,
+WEIGHTS_OPTION = file_option(
+    "--weights", "Load a local checkpoint (a state dict; read with weights_only=True).", "FILE"
 )
 
 
-# --------------------------------------------------------------------------- latency
-
-
-def _latency(**typed: Any) -> LatencySettings:
-    """The latency options as typed (text), for ``api.make_latency_settings``/``resolve_latency``
-    to check once and resolve for this machine."""
-    typed["min_time_s"] = typed.pop("min_time")
-    return LatencySettings(**typed)
+def _latency(min_time: str, **typed: Any) -> LatencySettings:
+    """As typed: ``api.resolve_latency`` checks them once, for this machine."""
+    return LatencySettings(min_time_s=min_time, **typed)
 
 
 latency_options = option_group(
@@ -215,16 +200,7 @@ latency_options = option_group(
 )
 
 
-# --------------------------------------------------------------------------- output
-
-
-class OutputFormat(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-    markdown = "markdown"
-
-
+OutputFormat = choices("OutputFormat", "table", "csv", "json", "markdown")
 FORMAT_OPTION = typer.Option(
     OutputFormat.table,
     "--format",
@@ -252,32 +228,23 @@ class Output:
 
     def check(self) -> None:
         """Refuse, before any work, an --output or --html that cannot be written."""
-
         check_output(self.path)
         check_output(self.html, "--html")
         check_outputs({"--output": self.path, "--html": self.html})
 
     def emit(self, doc: Document) -> None:
-
         if self.html is not None:
-            import typer
-
-            from mbprof.core.files import write_atomic
-            from mbprof.render.document import safe_text
             from mbprof.render.html import to_html
 
-            write_atomic(self.html, to_html(doc))
-            typer.echo(f"wrote {safe_text(self.html)}", err=True)
+            write_file(self.html, to_html(doc))
         emit(doc, self.fmt, self.path)
 
 
-HTML_OPTION = typer.Option(
-    None,
+HTML_OPTION = file_option(
     "--html",
-    metavar="FILE",
-    help="Also write the result as one self-contained HTML page (tables, figures, styles "
-    "and script inline; nothing fetched).",
-    dir_okay=False,
+    "Also write the result as one self-contained HTML page (tables, figures, styles and "
+    "script inline; nothing fetched).",
+    "FILE",
 )
 output_options = option_group(
     "out",
@@ -298,9 +265,8 @@ def check_output(output: Path | None, option: str = "--output") -> None:
 
 
 def _identity(path: Path) -> tuple | None:
-    """What ``path`` writes to: an existing file's inode (hard and symbolic links agree),
-    a new file's resolved path; None for a device or FIFO (writes go through, none
-    replaces another)."""
+    """An existing file's inode (links agree), a new file's real path; None for a device or
+    FIFO (writes go through, none replaces another)."""
     import os
     import stat
 
@@ -316,9 +282,8 @@ def _identity(path: Path) -> tuple | None:
 def check_outputs(
     outputs: dict[str, Path | None], inputs: dict[str, Path | None] | None = None
 ) -> None:
-    """Refuse, before any work, two options that would write the same file (one would
-    overwrite the other) and an output that would overwrite an input. Keys are the
-    options as the user wrote them (``--csv``), values their paths or None."""
+    """Refuse, before any work, two options that would write the same file and an output
+    that would overwrite an input (keys: the options as written, ``--csv``)."""
     from mbprof.core.errors import MbprofError
 
     seen: dict[tuple, tuple[str, Path]] = {}
@@ -344,37 +309,35 @@ def check_outputs(
 
 def render(doc: Document, fmt: str) -> str:
     from mbprof.render import document as export
-
-    if fmt == "csv":
-        return export.to_csv(doc)
-    if fmt == "json":
-        return export.to_json(doc)
-    if fmt == "markdown":
-        return export.to_markdown(doc)
     from mbprof.render.console import render_table_text
 
-    return render_table_text(doc)
+    formats = {"csv": export.to_csv, "json": export.to_json, "markdown": export.to_markdown}
+    return formats.get(fmt, render_table_text)(doc)
+
+
+def write_file(path: Path, text: str | bytes) -> None:
+    """Write ``path`` whole, and say so on stderr."""
+    from mbprof.core.files import write_atomic
+    from mbprof.render.document import safe_text
+
+    write_atomic(path, text)
+    typer.echo(f"wrote {safe_text(path)}", err=True)
 
 
 def emit(doc: Document, fmt: str, output: Path | None = None) -> None:
     """Print ``doc`` in ``fmt`` on the real stdout (user code's prints go to stderr),
     or write it whole to ``output``."""
-    if output is not None:
-        from mbprof.core.files import write_atomic
-        from mbprof.render.document import safe_text
-
-        write_atomic(output, render(doc, fmt))
-        typer.echo(f"wrote {safe_text(output)}", err=True)
-        return
     stdout = results_stream()
-    if fmt == "table":
+    if output is not None:
+        write_file(output, render(doc, fmt))
+    elif fmt == "table":
         from rich.console import Console
 
         from mbprof.render.console import print_document, terminal_width
 
         print_document(doc, Console(file=stdout, width=terminal_width(stdout)))
-        return
-    stdout.write(render(doc, fmt))
+    else:
+        stdout.write(render(doc, fmt))
 
 
 # One exit-code rule for every command: 0 when every figure asked for was measured (and,

@@ -15,7 +15,6 @@ from mbprof.cli._options import (
     REPARAM_OPTION,
     Engine,
     Output,
-    OutputFormat,
     check_output,
     check_outputs,
     config_options,
@@ -23,6 +22,7 @@ from mbprof.cli._options import (
     latency_options,
     output_options,
     render,
+    write_file,
 )
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import (
@@ -137,27 +137,21 @@ def compare_command(
         kwargs=dict(parse_kwargs(arg)),
         reparam=reparam,
     )
-    files = {OutputFormat.csv: csv, OutputFormat.json: json, OutputFormat.markdown: markdown}
-    for kind, path in files.items():
-        check_output(path, f"--{kind.value}")
+    files = {"--csv": csv, "--json": json, "--markdown": markdown}
+    for option, path in files.items():
+        check_output(path, option)
     out.check()
     if plot is not None:
         from mbprof.render.plots import check_figure_path
 
         check_figure_path(plot, "--plot")
-    outputs = {f"--{kind.value}": path for kind, path in files.items()}
-    outputs |= {"--plot": plot, "--output": out.path, "--html": out.html}
+    outputs = {**files, "--plot": plot, "--output": out.path, "--html": out.html}
     check_outputs(outputs, {"--accuracy": accuracy})
-    pool = dict(
-        workers=None if workers is None else parse_int(workers, "--workers"),
-        executor=executor,
-        scheduler=scheduler,
-        cache=not no_cache,
-        cache_latency=cache_latency,
-    )
+    workers = None if workers is None else parse_int(workers, "--workers")
 
     from mbprof.api import make_specs, prepare_compare
     from mbprof.cli._app import sweep_progress
+    from mbprof.core import errors
     from mbprof.render.compare_view import compare_document
 
     run = prepare_compare(
@@ -169,38 +163,35 @@ def compare_command(
         accuracy=accuracy if accuracy is not None else True,
         warn=_warn,
         engine=engine.value,
-        **pool,
+        workers=workers,
+        executor=executor,
+        scheduler=scheduler,
+        cache=not no_cache,
+        cache_latency=cache_latency,
     )
     if plot is not None:
         run.check_top1("--plot")
-    specs = run.specs
     rows: list[dict] = []
     interrupted = False
-    with sweep_progress(len(specs)) as progress:
+    with sweep_progress(len(run.specs)) as progress:
         try:
             for row in run.rows(on_start=progress.start, on_phase=progress.phase):
                 rows.append(row)
                 progress.done(row)
         except KeyboardInterrupt:
             interrupted = True  # keep the rows already measured
-    from mbprof.core import errors
-
     if interrupted and not rows:  # nothing measured: every old file stays as it was
-        typer.echo(
-            "mbprof: interrupted before any configuration was measured; no file written",
-            err=True,
-        )
+        nothing = "mbprof: interrupted before any configuration was measured; no file written"
+        typer.echo(nothing, err=True)
         raise typer.Exit(errors.exit_code())
-    frame = run.frame(rows)
-    doc = compare_document(frame, plot=plot if rows else None, figure=bool(rows and out.html))
+    doc = compare_document(
+        run.frame(rows), plot=plot if rows else None, figure=bool(rows and out.html)
+    )
     if plot is not None and rows:
         typer.echo(f"wrote {plot}", err=True)
-    from mbprof.core.files import write_atomic
-
-    for kind, path in files.items():
+    for option, path in files.items():
         if path is not None:
-            write_atomic(path, render(doc, kind))
-            typer.echo(f"wrote {path}", err=True)
+            write_file(path, render(doc, option[2:]))
     out.emit(doc)
     failed = sum(1 for row in rows if row.get("error"))
     # A model whose code called sys.exit (or raised KeyboardInterrupt, not a Ctrl-C): its
@@ -208,14 +199,11 @@ def compare_command(
     prefix = f"{errors.UserCodeExit.__name__}: "
     ended = [r["error"][len(prefix) :] for r in rows if str(r.get("error")).startswith(prefix)]
     if failed and not ended:
-        typer.echo(
-            f"mbprof: {failed} of {len(rows)} configurations failed (see the error column)",
-            err=True,
-        )
+        why = f"{failed} of {len(rows)} configurations failed (see the error column)"
+        typer.echo(f"mbprof: {why}", err=True)
     if interrupted:
-        typer.echo(
-            f"mbprof: interrupted after {len(rows)} of {len(specs)} configurations", err=True
-        )
+        stopped = f"interrupted after {len(rows)} of {len(run.specs)} configurations"
+        typer.echo(f"mbprof: {stopped}", err=True)
         raise typer.Exit(errors.exit_code())  # 130 for Ctrl-C, 143 for SIGTERM
     if ended:
         raise MbprofError(
@@ -241,12 +229,8 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".md", ".txt", ".html")
 
 def figure_and_output(figure: Path | None, out: Output, default: str) -> tuple[Path, str, Output]:
     """Where the figure goes (and the option that named it) and where the frontier table
-    goes. ``--output`` naming an image (.png, .svg, .pdf) is the figure's path, and the
-    table then goes to the terminal; with --figure as well it would be two figures, and is
-    refused."""
+    goes: ``--output`` naming an image is the figure's path (with --figure too: refused)."""
     import difflib
-
-    from mbprof.core.errors import MbprofError
 
     suffix = out.path.suffix.lower() if out.path is not None else ""
     near = difflib.get_close_matches(suffix, IMAGE_SUFFIXES, 1)
@@ -366,16 +350,15 @@ def diff_command(
     Example: mbprof diff mobilenet_v2 mobilenet_v2 --res 160 --width-after 0.75 --format markdown
     """
     out.check()
+    from mbprof.core.parsing import parse_positive_float, parse_resolution
+
     after_config = dict(config)
-    for key, text, flag in (
-        ("width", width_after, "--width-after"),
-        ("depth", depth_after, "--depth-after"),
-        ("resolution", res_after, "--res-after"),
+    for key, parse, text, flag in (
+        ("width", parse_positive_float, width_after, "--width-after"),
+        ("depth", parse_positive_float, depth_after, "--depth-after"),
+        ("resolution", parse_resolution, res_after, "--res-after"),
     ):
         if text is not None:
-            from mbprof.core.parsing import parse_positive_float, parse_resolution
-
-            parse = parse_resolution if key == "resolution" else parse_positive_float
             after_config[key] = parse(text, flag)
     from mbprof.api import make_spec
     from mbprof.api.diff import diff, is_result_file, load_side
@@ -387,7 +370,6 @@ def diff_command(
         for side, options in ((before, config), (after, after_config))
     ]
     result = diff(*[load_side(side) for side in sides])
-
     for warning in result.warnings:
         _warn(warning)
     out.emit(diff_document(result))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
@@ -15,21 +14,19 @@ from mbprof.cli._options import (
     Output,
     check_output,
     check_outputs,
+    choices,
     config_options,
     exit_if_missing,
     file_option,
     latency_options,
     output_options,
+    write_file,
 )
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import parse_int
 from mbprof.core.settings import RUNTIMES, LatencySettings, memory_settings
 
-
-class Grouping(str, Enum):
-    layer = "layer"
-    module = "module"
-    type = "type"
+Grouping = choices("Grouping", "layer", "module", "type")
 
 
 @app.command("profile")
@@ -66,14 +63,11 @@ def profile_command(
     Example: mbprof profile mobilenet_v2 --width 1.0 --res 224 --by type --format markdown
     """
     out.check()
-    from mbprof.render.profile_view import check_grouping
+    from mbprof.api import make_spec, profile_spec
+    from mbprof.render.profile_view import check_grouping, profile_document
 
     grouping, depth = check_grouping(by.value, max_depth)
-    from mbprof.api import make_spec, profile_spec
-    from mbprof.render.profile_view import profile_document
-
-    spec = make_spec(model, **config)
-    result = profile_spec(spec, weights=weights, engine=engine.value)
+    result = profile_spec(make_spec(model, **config), weights=weights, engine=engine.value)
     out.emit(profile_document(result, grouping, depth))
     exit_if_missing(result.missing)
 
@@ -141,16 +135,11 @@ def memory_command(
     )
     doc = memory_document(spec, report, measured)
     if curve is not None:
-        from mbprof.core.files import write_atomic
         from mbprof.render.document import to_json
 
         # JSON: the memory document itself (kind, schema version), whose "curve" is the rows
-        if curve.suffix.lower() == ".json":
-            text = to_json(doc)
-        else:
-            text = curve_frame(report).to_csv(index=False, lineterminator="\n")
-        write_atomic(curve, text)
-        typer.echo(f"wrote {curve}", err=True)
+        text = to_json(doc) if curve.suffix.lower() == ".json" else None
+        write_file(curve, text or curve_frame(report).to_csv(index=False, lineterminator="\n"))
     out.emit(doc)
 
 
@@ -186,7 +175,6 @@ def bench_command(
     """
     out.check()
     if roofline is not None:
-        from mbprof.cli._options import check_outputs
         from mbprof.render.plots import check_figure_path
 
         check_figure_path(roofline, "--roofline")
@@ -206,17 +194,17 @@ def bench_command(
     threads = f"{env.threads} thread{'' if env.threads == 1 else 's'}"
     title = f"{spec.label}: roofline ({env.backend}, {env.dtype}, {threads})"
     unstable = "" if result.timing.stable else "; ".join(result.timing.reasons)
-    if roofline is not None:
-        from mbprof.render.plots.roofline import plot_roofline
+    from mbprof.render.plots.roofline import plot_roofline
 
-        plot_roofline(result.layers, roofline, title, unstable)
+    def draw(path: Path) -> None:
+        plot_roofline(result.layers, path, title, unstable)
+
+    if roofline is not None:
+        draw(roofline)
         typer.echo(f"wrote {roofline}", err=True)
     doc = layers_document(result)
     if out.html is not None and result.layers is not None:
         from mbprof.render.html import figure_svg
-        from mbprof.render.plots.roofline import plot_roofline
 
-        doc.figures[title] = figure_svg(
-            lambda path: plot_roofline(result.layers, path, title, unstable)
-        )
+        doc.figures[title] = figure_svg(draw)
     out.emit(doc)
