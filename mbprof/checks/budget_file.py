@@ -16,15 +16,13 @@ from mbprof.checks.limits import (
     Budget,
     BudgetFile,
     Limit,
-    Metric,
     latency_settings,
-    parse_amount,
 )
 from mbprof.core import parsing
 from mbprof.core import settings as choices
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
-from mbprof.core.units import parse_ms, parse_percent
+from mbprof.core.units import parse_bytes, parse_count, parse_ms, parse_percent
 
 BUDGET_KEYS = ("name", "model", "width", "depth", "resolution", "classes", "args", "reparam")
 BUDGET_KEYS += tuple(METRICS)
@@ -156,30 +154,32 @@ class _BudgetReader:
             reparam=bool(self.boolean(table, "reparam", index, "budget")),
         )
 
-    def limit_value(self, value: Any, index: int, key: str, metric: Metric) -> tuple[float, str]:
-        examples = {"count": '"300M"', "bytes": '"1.2 MB"', "ms": '"25 ms"'}[metric.kind]
+    def limit_value(self, value: Any, index: int, key: str, kind: str) -> tuple[float, str]:
+        """A limit in its metric's unit: '300M' -> 3e8, '1.2 MB' -> 1.2e6, '25 ms' -> 25.0."""
+        examples = {"count": '"300M"', "bytes": '"1.2 MB"', "ms": '"25 ms"'}[kind]
         self.expect(
             _plain(value, str, int, float), index, key, value, f"a limit such as {examples}"
         )
         if isinstance(value, float) and not math.isfinite(value):
             raise self.fail(f"{value!r} is not a finite limit", index, key)
-        number = self.wrap(index, key, parse_amount, metric.kind, value, "limit")
+        parse = {"count": parse_count, "bytes": parse_bytes, "ms": parse_ms}[kind]
+        number = self.wrap(index, key, parse, value, "limit")
         if number <= 0:
             raise self.fail(f"{value!r} is not allowed; a limit must be > 0", index, key)
         return number, str(value)
 
     def limit(self, entry: Any, index: int, key: str) -> Limit:
         """A limit alone, or a table of the limit with the settings it is measured under."""
-        metric = METRICS[key]
-        if metric.kind == "count" or not isinstance(entry, dict):
-            value, text = self.limit_value(entry, index, key, metric)
+        kind = METRICS[key].kind
+        if kind == "count" or not isinstance(entry, dict):
+            value, text = self.limit_value(entry, index, key, kind)
             entry = {}
         else:
             keys, example = TABLE_KEYS[key]
             self.unknown_keys(entry, keys, index, key)
             if "limit" not in entry:
                 raise self.fail(f"no 'limit' in the table, e.g. limit = \"{example}\"", index, key)
-            value, text = self.limit_value(entry["limit"], index, f"{key}.limit", metric)
+            value, text = self.limit_value(entry["limit"], index, f"{key}.limit", kind)
         tolerance, settings = 0.0, ()
         if key == "max_peak_memory":
             dtype = self.choice(entry, "dtype", index, key, choices.MEM_DTYPES) or "fp16"
@@ -206,7 +206,7 @@ class _BudgetReader:
             wanted = 'a duration such as "0.5 s"'
             self.expect(_plain(min_time, str, int, float), index, full, min_time, wanted)
             ms = self.wrap(index, full, parse_ms, min_time, "min_time")
-            if not (math.isfinite(ms) and ms > 0):
+            if ms <= 0:  # (parse_ms refuses what is not finite)
                 raise self.fail(f"{min_time!r} must be > 0", index, full)
             if ms > parsing.MAX_MIN_TIME_S * 1000:  # the bound --min-time has
                 too_long = f"{min_time!r} is too long; give at most {parsing.MAX_MIN_TIME_S:g} s"

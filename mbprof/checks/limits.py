@@ -11,7 +11,7 @@ from mbprof.checks.file_lines import BudgetFileError, nearest_line
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import CHUNKS_PER_CHANNEL
-from mbprof.core.units import format_value, parse_bytes, parse_count, parse_ms
+from mbprof.core.units import format_value
 from mbprof.frame.columns import METRICS, Metric
 
 # Statuses of a checked limit, from best to worst.
@@ -32,11 +32,6 @@ LATENCY_IDENTITY = tuple(k for k in LATENCY_SETTINGS if k not in ("min_time_ms",
 def latency_settings(**given: Any) -> tuple[tuple[str, Any], ...]:
     """A limit's latency settings: those ``given`` (None: the default), in their order."""
     return tuple((k, d if given.get(k) is None else given[k]) for k, d in LATENCY_SETTINGS.items())
-
-
-def parse_amount(kind: str, value: Any, what: str) -> float:
-    """A limit in its metric's unit: '300M' -> 3e8, '1.2 MB' -> 1.2e6, '25 ms' -> 25.0."""
-    return {"count": parse_count, "bytes": parse_bytes, "ms": parse_ms}[kind](value, what)
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,8 @@ def _text(default: str, flag: str, metavar: str | None, help: str, *short: str) 
     return str, typer.Option(default, flag, *short, metavar=metavar, help=help)
 
 
-def _flag(flag: str, help: str) -> tuple:
-    return bool, typer.Option(False, flag, help=help)
+def flag(name: str, help: str, **extra: Any) -> Any:
+    return typer.Option(False, name, help=help, **extra)
 
 
 def _config(
@@ -100,10 +100,9 @@ ARG_OPTION = typer.Option(
     help="Extra builder keyword argument KEY=VALUE (repeatable, each key once), checked "
     "against the builder's parameter: a bool takes true/false or 1/0.",
 )
-REPARAM_OPTION = typer.Option(
-    False,
+REPARAM_OPTION = flag(
     "--reparam",
-    help="Measure the deployed form: each module's own re-parameterization hook (fuse, "
+    "Measure the deployed form: each module's own re-parameterization hook (fuse, "
     "reparameterize, switch_to_deploy: MobileOne, RepViT, FastViT, LeViT, ...) run first, "
     "its output checked against the model as built.",
 )
@@ -174,9 +173,13 @@ latency_options = option_group(
             "BACKEND",
             spoken([r.help for r in RUNTIMES.values()]).replace("[", r"\[") + ".",
         ),
-        "channels_last": _flag("--channels-last", "Run in the channels-last (NHWC) memory format."),
-        "fuse_bn": _flag(
-            "--fuse-bn", "Fold batch norm into the convolutions first (the deployed form)."
+        "channels_last": (
+            bool,
+            flag("--channels-last", "Run in the channels-last (NHWC) memory format."),
+        ),
+        "fuse_bn": (
+            bool,
+            flag("--fuse-bn", "Fold batch norm into the convolutions first (the deployed form)."),
         ),
         "min_time": _text(
             "1.0",

@@ -18,6 +18,7 @@ from mbprof.cli._options import (
     choices,
     emit,
     file_option,
+    flag,
     write_file,
 )
 
@@ -35,10 +36,9 @@ def check_command(
     baseline: Path | None = file_option(
         "--baseline", "A saved result (mbprof compare --json FILE) to guard against regressions."
     ),
-    update_baseline: bool = typer.Option(
-        False,
+    update_baseline: bool = flag(
         "--update-baseline",
-        help="Rewrite the baseline with the fresh figures (its regressions then do not fail).",
+        "Rewrite the baseline with the fresh figures (its regressions then do not fail).",
     ),
     tolerance: list[str] | None = typer.Option(
         None,
@@ -66,10 +66,9 @@ def check_command(
         "registered models only. Repeatable, or comma-separated; '*' allows any module, "
         "so any code the files name.",
     ),
-    allow_unstable: bool = typer.Option(
-        False,
+    allow_unstable: bool = flag(
         "--allow-unstable",
-        help="Pass a latency limit whose measurement was unstable (a busy machine: it is "
+        "Pass a latency limit whose measurement was unstable (a busy machine: it is "
         "neither held nor exceeded), with a warning, instead of failing.",
     ),
     reparam: bool = REPARAM_OPTION,

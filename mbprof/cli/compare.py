@@ -19,6 +19,7 @@ from mbprof.cli._options import (
     check_outputs,
     config_options,
     file_option,
+    flag,
     latency_options,
     output_options,
     render,
@@ -78,9 +79,7 @@ def compare_command(
         "--chunks",
         help="T of the memory-efficient peak: an integer >= 1, or 'channel' (one per chunk).",
     ),
-    no_memory: bool = typer.Option(
-        False, "--no-memory", help="Leave out the activation memory columns."
-    ),
+    no_memory: bool = flag("--no-memory", "Leave out the activation memory columns."),
     workers: str | None = typer.Option(
         None,
         "--workers",
@@ -99,23 +98,21 @@ def compare_command(
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="The dask scheduler's address, such as tcp://10.0.0.5:8786."
     ),
-    no_cache: bool = typer.Option(
-        False,
+    no_cache: bool = flag(
         "--no-cache",
         envvar="MBPROF_NO_CACHE",
         help="Neither read nor write the result cache (counts and memory of each "
         "configuration, kept by mbprof: see mbprof cache info).",
     ),
-    cache_latency: bool = typer.Option(
-        False,
+    cache_latency: bool = flag(
         "--cache-latency",
-        help="Keep timings in the result cache too, keyed by this machine's whole "
+        "Keep timings in the result cache too, keyed by this machine's whole "
         "environment, and read them back instead of timing again.",
     ),
     *,
     latency: LatencySettings,
-    no_latency: bool = typer.Option(
-        False, "--no-latency", help="Skip the latency measurement (counts and memory only)."
+    no_latency: bool = flag(
+        "--no-latency", "Skip the latency measurement (counts and memory only)."
     ),
     out: Output,
 ) -> None:
@@ -275,10 +272,8 @@ def plot_command(
         show_default=DEFAULT_FIGURE,
         dir_okay=False,
     ),
-    log_x: bool = typer.Option(
-        False, "--log-x", help="Logarithmic horizontal axis (ticks at 1, 2, 3 and 5 a decade)."
-    ),
-    log_y: bool = typer.Option(False, "--log-y", help="Logarithmic vertical axis."),
+    log_x: bool = flag("--log-x", "Logarithmic horizontal axis (ticks at 1, 2, 3 and 5 a decade)."),
+    log_y: bool = flag("--log-y", "Logarithmic vertical axis."),
     title: str | None = typer.Option(None, "--title", metavar="TEXT", help="Figure title."),
     *,
     out: Output,
@@ -353,13 +348,13 @@ def diff_command(
     from mbprof.core.parsing import parse_positive_float, parse_resolution
 
     after_config = dict(config)
-    for key, parse, text, flag in (
+    for key, parse, text, option in (
         ("width", parse_positive_float, width_after, "--width-after"),
         ("depth", parse_positive_float, depth_after, "--depth-after"),
         ("resolution", parse_resolution, res_after, "--res-after"),
     ):
         if text is not None:
-            after_config[key] = parse(text, flag)
+            after_config[key] = parse(text, option)
     from mbprof.api import make_spec
     from mbprof.api.diff import diff, is_result_file, load_side
     from mbprof.render.compare_view import diff_document

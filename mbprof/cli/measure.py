@@ -18,6 +18,7 @@ from mbprof.cli._options import (
     config_options,
     exit_if_missing,
     file_option,
+    flag,
     latency_options,
     output_options,
     write_file,
@@ -99,10 +100,9 @@ def memory_command(
         "Also write the live bytes at every op (both modes) to FILE.csv, or to FILE.json "
         "(the memory document, whose curve holds them).",
     ),
-    measure: bool = typer.Option(
-        False,
+    measure: bool = flag(
         "--measure",
-        help="Also run one real forward pass on the CPU in --dtype and measure its storages.",
+        "Also run one real forward pass on the CPU in --dtype and measure its storages.",
     ),
     out: Output,
 ) -> None:
@@ -153,10 +153,9 @@ def bench_command(
     config: dict,
     weights: Path | None = WEIGHTS_OPTION,
     latency: LatencySettings,
-    layers: bool = typer.Option(
-        False,
+    layers: bool = flag(
         "--layers",
-        help="Also where the time goes, one row per layer: time and share, MAdds, bytes "
+        "Also where the time goes, one row per layer: time and share, MAdds, bytes "
         "moved, arithmetic intensity, achieved GFLOP/s and GB/s, the ceiling it is under "
         f"({'; '.join(f'{n}: {r.layers}' for n, r in RUNTIMES.items() if r.layers)}).",
     ),

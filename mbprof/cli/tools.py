@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app
-from mbprof.cli._options import Output, check_outputs, output_options
+from mbprof.cli._options import Output, check_outputs, flag, output_options
 from mbprof.core.parsing import parse_choice, parse_int, parse_positive_float
 from mbprof.core.settings import BACKENDS, spoken
 
@@ -28,11 +28,10 @@ def models_command(
     from mbprof.models import get_model_info, list_models
     from mbprof.render.command_views import models_document
 
-    names = list_models(pattern)
-    if not names:
+    if not (names := list_models(pattern)):
+        known = ", ".join(list_models())
         raise MbprofError(
-            f"no registered model matches {pattern!r}; the registered ones are "
-            + ", ".join(list_models())
+            f"no registered model matches {pattern!r}; the registered ones are {known}"
         )
     out.emit(models_document([get_model_info(n) for n in names]))
 
@@ -68,9 +67,6 @@ def cost_command(
     out.emit(cost_document(cost))
 
 
-ACTIONS = ("info", "clear")
-
-
 @app.command("cache")
 @output_options
 def cache_command(
@@ -86,15 +82,12 @@ def cache_command(
 
     Example: mbprof cache info
     """
-    chosen = parse_choice(action, "ACTION", ACTIONS)
+    cleared = parse_choice(action, "ACTION", ("info", "clear")) == "clear"
     out.check()
     from mbprof.api.cache import cache_info, clear_cache
     from mbprof.render.command_views import cache_document
 
-    if chosen == "clear":
-        out.emit(cache_document(clear_cache(), cleared=True))
-    else:
-        out.emit(cache_document(cache_info()))
+    out.emit(cache_document(clear_cache() if cleared else cache_info(), cleared=cleared))
 
 
 @app.command("reproduce")
@@ -107,9 +100,7 @@ def reproduce_command(
         "it wrote are replaced; yours are kept).",
         file_okay=False,
     ),
-    no_latency: bool = typer.Option(
-        False, "--no-latency", help="Count only; skip the latency measurements."
-    ),
+    no_latency: bool = flag("--no-latency", "Count only; skip the latency measurements."),
     threads: str = typer.Option(
         "1", "--threads", help="Threads for the CPU latency column (1: one core, as the paper)."
     ),
@@ -135,8 +126,9 @@ def reproduce_command(
     from mbprof.core.parsing import parse_name_list
     from mbprof.report.plan import PARTS, check_parts
 
-    chosen = PARTS if parts.strip().lower() == "all" else parse_name_list(parts, "--parts")
-    chosen = check_parts(chosen)
+    chosen = check_parts(
+        PARTS if parts.strip().lower() == "all" else parse_name_list(parts, "--parts")
+    )
     options = {
         "threads": parse_int(threads, "--threads"),
         "backend": backend,
@@ -160,7 +152,6 @@ def reproduce_command(
         result = run.write(on_start=progress.start, on_done=progress.done)
     doc = reproduce_document(result)
     if out.html is not None:  # the figures it wrote, inline
-        for path, what in result.files:
-            if str(path).endswith(".png"):
-                doc.figures[what] = (result.out / path).read_bytes()
+        pngs = [(path, what) for path, what in result.files if str(path).endswith(".png")]
+        doc.figures |= {what: (result.out / path).read_bytes() for path, what in pngs}
     out.emit(doc)
