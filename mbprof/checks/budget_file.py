@@ -10,19 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from mbprof.checks.file_lines import BudgetFileError, KeyLines, deep_line, toml_error_line
-from mbprof.checks.limits import (
-    LATENCY_IDENTITY,
-    METRICS,
-    Budget,
-    BudgetFile,
-    Limit,
-    latency_settings,
-)
+from mbprof.checks.limits import LATENCY_IDENTITY, Budget, BudgetFile, Limit, latency_settings
 from mbprof.core import parsing
 from mbprof.core import settings as choices
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
 from mbprof.core.units import parse_bytes, parse_count, parse_ms, parse_percent
+from mbprof.frame.columns import METRICS
 
 BUDGET_KEYS = ("name", "model", "width", "depth", "resolution", "classes", "args", "reparam")
 BUDGET_KEYS += tuple(METRICS)
