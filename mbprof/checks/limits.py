@@ -165,35 +165,29 @@ class Result:
     @property
     def message(self) -> str:
         """One sentence: the metric, the configuration, the figures."""
-        shown, name, config = self.limit.metric.shown, self.limit.name, self.configuration
-        ref = "baseline" if self.limit.origin == "baseline" else "limit"
-        limit = format_value(self.limit.value, shown)
+        head, shown = f"{self.configuration}: {self.limit.name}", self.limit.metric.shown
         if self.status == ERROR:
-            return f"{config}: {name} could not be measured: {self.error}"
+            return f"{head} could not be measured: {self.error}"
+        ref = "baseline" if self.limit.origin == "baseline" else "limit"
+        against = f"{ref} {format_value(self.limit.value, shown)}"
         measured = format_value(self.measured, shown)
         if self.status == UNSTABLE:
             why = f" ({self.reasons})" if self.reasons else ""
             return (
-                f"{config}: {name} neither held nor exceeded: measured {measured} "
-                f"against {ref} {limit}, unstably{why}; measure again on a quiet machine"
+                f"{head} neither held nor exceeded: measured {measured} against {against}, "
+                f"unstably{why}; measure again on a quiet machine"
             )
-        if self.status in (EXCEEDED, TOLERATED):
-            over = format_value(-self.headroom, shown)
-            pct = format_value(-self.headroom_pct, "percent")
-            verb = "regressed" if ref == "baseline" else "exceeded"
-            if self.status == TOLERATED:
-                verb = "over its " + ref + " within tolerance"
-            tol = format_value(self.limit.tolerance_pct, "percent")
-            tail = f", tolerance {tol}" if self.limit.tolerance_pct else ""
-            return (
-                f"{config}: {name} {verb}: measured {measured} > {ref} {limit} by {over} "
-                f"({pct}){tail}"
-            )
-        room = format_value(self.headroom, shown)
-        return (
-            f"{config}: {name} held: measured {measured} <= {ref} {limit}, "
-            f"headroom {room} ({format_value(self.headroom_pct, 'percent')})"
-        )
+        sign = 1 if self.status == HELD else -1
+        room = format_value(sign * self.headroom, shown)
+        pct = format_value(sign * self.headroom_pct, "percent")
+        if self.status == HELD:
+            return f"{head} held: measured {measured} <= {against}, headroom {room} ({pct})"
+        verb = "regressed" if ref == "baseline" else "exceeded"
+        if self.status == TOLERATED:
+            verb = f"over its {ref} within tolerance"
+        tol = format_value(self.limit.tolerance_pct, "percent")
+        tail = f", tolerance {tol}" if self.limit.tolerance_pct else ""
+        return f"{head} {verb}: measured {measured} > {against} by {room} ({pct}){tail}"
 
 
 def failing(results: Iterable[Result], allow_unstable: bool = False) -> list[Result]:

@@ -53,20 +53,6 @@ def _ascii_fallback(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error("mbprof-ascii", _ascii_fallback)
 
 
-def _degrade_streams() -> None:
-    """Let stdout and stderr print what their encoding lacks as ASCII look-alikes (an
-    ASCII locale would otherwise end a normal command in UnicodeEncodeError)."""
-    for stream in (sys.stdout, sys.stderr):
-        if not isinstance(stream, io.TextIOWrapper) or stream.errors != "strict":
-            continue
-        try:
-            "≤×…─".encode(stream.encoding)
-        except UnicodeEncodeError:
-            stream.reconfigure(errors="mbprof-ascii")
-        except LookupError:
-            pass
-
-
 class _ClosedStdout(io.TextIOBase):
     """Stands in for a closed standard output (``mbprof models >&-``: Python then sets
     sys.stdout to None): writing to it is one line of error, not an AttributeError.
@@ -87,12 +73,20 @@ class _ClosedStdout(io.TextIOBase):
 
 
 def prepare_streams() -> None:
-    """Make stdout and stderr safe to print to before a command runs."""
+    """Make stdout and stderr safe to print to before a command runs: closed ones, and an
+    ASCII locale (what an encoding lacks is printed as ASCII look-alikes)."""
     if sys.stdout is None:
         sys.stdout = _ClosedStdout()
     if sys.stderr is None:  # nowhere to say anything: the exit code has to do
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
-    _degrade_streams()
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            try:
+                "≤×…─".encode(stream.encoding)
+            except UnicodeEncodeError:
+                stream.reconfigure(errors="mbprof-ascii")
+            except LookupError:
+                pass
 
 
 try:  # typer >= 0.16 vendors click; older releases depend on it
@@ -271,46 +265,17 @@ def _root(
     """mbprof: what a mobile network costs before it ships."""
 
 
-class SweepProgress:
-    """``start(spec)`` as a configuration starts, ``phase(text)`` as its work moves on,
-    ``done(row)`` when its row is ready."""
-
-    def __init__(self, progress: Any, task: Any, console: Any) -> None:
-        self._progress, self._task, self._console, self._label = progress, task, console, ""
-
-    def start(self, spec: ModelSpec) -> None:
-        from mbprof.render.document import safe_text
-
-        self._label = safe_text(spec.label)  # names from budget files reach the terminal
-        self._progress.update(self._task, description=self._label)
-
-    def phase(self, text: str) -> None:
-        description = f"{self._label}: {text}" if self._label else text
-        self._progress.update(self._task, description=description)
-
-    def done(self, row: dict[str, Any]) -> None:
-        self._progress.advance(self._task)
-        if not self._console.is_terminal:
-            return
-        from rich.text import Text
-
-        from mbprof.render.document import safe_text
-
-        if row.get("error"):
-            figure = Text.assemble(("failed", "red"), f": {safe_text(row['error'])}")
-        elif row.get("latency_ms") is not None:
-            figure = Text(f"{row['latency_ms']:,.2f} ms")
-        else:
-            madds = row.get("madds")
-            figure = Text("" if madds is None else f"{madds / 1e6:,.2f}M MAdds")
-        self._console.print(Text.assemble(("done", "dim"), f" {self._label} ", figure))
-
-
 @contextmanager
-def sweep_progress(total: int) -> Iterator[SweepProgress]:
-    """A ``SweepProgress`` over ``total`` configurations; the bar vanishes at the end."""
+def sweep_progress(total: int) -> Iterator[Any]:
+    """A bar over ``total`` configurations (it vanishes at the end): ``start(spec)`` as one
+    starts, ``phase(text)`` as its work moves on, ``done(row)`` when its row is ready."""
+    from types import SimpleNamespace
+
     from rich import progress as bar
     from rich.console import Console
+    from rich.text import Text
+
+    from mbprof.render.document import safe_text
 
     console = Console(stderr=True)
     progress = bar.Progress(
@@ -326,5 +291,28 @@ def sweep_progress(total: int) -> Iterator[SweepProgress]:
         disable=not console.is_terminal,
     )
     task = progress.add_task("starting", total=total)
+    label = ""
+
+    def start(spec: ModelSpec) -> None:
+        nonlocal label
+        label = safe_text(spec.label)  # names from budget files reach the terminal
+        progress.update(task, description=label)
+
+    def phase(text: str) -> None:
+        progress.update(task, description=f"{label}: {text}" if label else text)
+
+    def done(row: dict[str, Any]) -> None:
+        progress.advance(task)
+        if not console.is_terminal:
+            return
+        if row.get("error"):
+            figure = Text.assemble(("failed", "red"), f": {safe_text(row['error'])}")
+        elif row.get("latency_ms") is not None:
+            figure = Text(f"{row['latency_ms']:,.2f} ms")
+        else:
+            madds = row.get("madds")
+            figure = Text("" if madds is None else f"{madds / 1e6:,.2f}M MAdds")
+        console.print(Text.assemble(("done", "dim"), f" {label} ", figure))
+
     with progress:
-        yield SweepProgress(progress, task, console)
+        yield SimpleNamespace(start=start, phase=phase, done=done)

@@ -20,34 +20,38 @@ from mbprof.core.settings import INT8_BACKENDS, RUNTIMES, LatencySettings, spoke
 from mbprof.render.document import Document
 
 
+def _typed(option: Any) -> tuple[Any, Any]:
+    """(type, typer.Option): as given, or as its default says (None: optional text)."""
+    if isinstance(option, tuple):
+        return option
+    return (str | None if option.default is None else type(option.default)), option
+
+
 def option_group(
-    name: str, options: dict[str, tuple[Any, Any]], collect: Callable[..., Any]
+    name: str, options: dict[str, Any], collect: Callable[..., Any]
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A decorator that gives a command the ``options`` (parameter -> (type, typer.Option))
-    in place of its keyword-only parameter ``name``, which receives ``collect(**values)``."""
+    """A decorator that gives a command the ``options`` (parameter -> typer.Option, or
+    (type, typer.Option)) in place of its keyword-only parameter ``name``, which receives
+    ``collect(**values)``."""
+    typed = {key: _typed(option) for key, option in options.items()}
+    group = [
+        inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+        for key, (kind, option) in typed.items()
+    ]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        signature = inspect.signature(command)
-        params = []
-        for param in signature.parameters.values():
-            if param.name != name:
-                params.append(param)
-                continue
-            params += [
-                inspect.Parameter(
-                    key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind
-                )
-                for key, (kind, option) in options.items()
-            ]
-
         @functools.wraps(command)
         def run(*args: Any, **kwargs: Any) -> Any:
             values = {key: kwargs.pop(key) for key in options}
             return command(*args, **kwargs, **{name: collect(**values)})
 
+        signature = inspect.signature(command)
+        params = [
+            q for p in signature.parameters.values() for q in (group if p.name == name else [p])
+        ]
         run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
         annotations = {k: v for k, v in command.__annotations__.items() if k != name}
-        run.__annotations__ = {**annotations, **{k: kind for k, (kind, _) in options.items()}}
+        run.__annotations__ = annotations | {key: kind for key, (kind, _) in typed.items()}
         return run
 
     return decorate
@@ -63,8 +67,8 @@ def choices(name: str, *values: str) -> Any:
     return Enum(name, {value: value for value in values}, type=str)
 
 
-def _text(default: str, flag: str, metavar: str | None, help: str, *short: str) -> tuple:
-    return str, typer.Option(default, flag, *short, metavar=metavar, help=help)
+def _text(default: str, flag: str, metavar: str | None, help: str, *short: str) -> Any:
+    return typer.Option(default, flag, *short, metavar=metavar, help=help)
 
 
 def flag(name: str, help: str, **extra: Any) -> Any:
@@ -118,9 +122,9 @@ config_options = option_group(
             "Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32).",
             "-r",
         ),
-        "classes": (str, CLASSES_OPTION),
+        "classes": CLASSES_OPTION,
         "arg": (list[str] | None, ARG_OPTION),
-        "reparam": (bool, REPARAM_OPTION),
+        "reparam": REPARAM_OPTION,
     },
     _config,
 )
@@ -139,11 +143,6 @@ WEIGHTS_OPTION = file_option(
 )
 
 
-def _latency(min_time: str, **typed: Any) -> LatencySettings:
-    """As typed: ``api.resolve_latency`` checks them once, for this machine."""
-    return LatencySettings(min_time_s=min_time, **typed)
-
-
 latency_options = option_group(
     "latency",
     {
@@ -156,15 +155,12 @@ latency_options = option_group(
         "batch": _text(
             "1", "--batch", "INT", f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}."
         ),
-        "threads": (
-            str | None,
-            typer.Option(
-                None,
-                "--threads",
-                metavar="INT",
-                help="Intra-op threads for every backend, an integer from 1 to the logical CPUs "
-                "of this machine (default: torch's current count).",
-            ),
+        "threads": typer.Option(
+            None,
+            "--threads",
+            metavar="INT",
+            help="Intra-op threads for every backend, an integer from 1 to the logical CPUs "
+            "of this machine (default: torch's current count).",
         ),
         "dtype": _text("fp32", "--dtype", "DTYPE", "Inference dtype: fp32, fp16 or bf16."),
         "backend": _text(
@@ -173,15 +169,11 @@ latency_options = option_group(
             "BACKEND",
             spoken([r.help for r in RUNTIMES.values()]).replace("[", r"\[") + ".",
         ),
-        "channels_last": (
-            bool,
-            flag("--channels-last", "Run in the channels-last (NHWC) memory format."),
+        "channels_last": flag("--channels-last", "Run in the channels-last (NHWC) memory format."),
+        "fuse_bn": flag(
+            "--fuse-bn", "Fold batch norm into the convolutions first (the deployed form)."
         ),
-        "fuse_bn": (
-            bool,
-            flag("--fuse-bn", "Fold batch norm into the convolutions first (the deployed form)."),
-        ),
-        "min_time": _text(
+        "min_time_s": _text(
             "1.0",
             "--min-time",
             "SECONDS",
@@ -199,7 +191,7 @@ latency_options = option_group(
             "fp32 and how close the outputs stay.",
         ),
     },
-    _latency,
+    LatencySettings,  # as typed: api.resolve_latency checks them once, for this machine
 )
 
 
@@ -229,10 +221,7 @@ class Output:
     path: Path | None
     html: Path | None = None  # also one self-contained HTML page
 
-    def check(self) -> None:
-        """Refuse, before any work, an --output or --html that cannot be written."""
-        check_output(self.path)
-        check_output(self.html, "--html")
+    def __post_init__(self) -> None:  # before any work
         check_outputs({"--output": self.path, "--html": self.html})
 
     def emit(self, doc: Document) -> None:
@@ -252,19 +241,12 @@ HTML_OPTION = file_option(
 output_options = option_group(
     "out",
     {
-        "fmt": (OutputFormat, FORMAT_OPTION),
+        "fmt": FORMAT_OPTION,
         "path": (Path | None, OUTPUT_OPTION),
         "html": (Path | None, HTML_OPTION),
     },
     Output,
 )
-
-
-def check_output(output: Path | None, option: str = "--output") -> None:
-    if output is not None:
-        from mbprof.core.files import check_writable
-
-        check_writable(output, option)
 
 
 def _identity(path: Path) -> tuple | None:
@@ -283,12 +265,17 @@ def _identity(path: Path) -> tuple | None:
 
 
 def check_outputs(
-    outputs: dict[str, Path | None], inputs: dict[str, Path | None] | None = None
+    outputs: dict[str, Path | None], inputs: dict[str, Path | None] | None = None, new=False
 ) -> None:
-    """Refuse, before any work, two options that would write the same file and an output
-    that would overwrite an input (keys: the options as written, ``--csv``)."""
+    """Refuse, before any work, an output that cannot be written (unless in a ``new``
+    folder), two options that would write the same file and an output that would overwrite
+    an input (keys: the options as written, ``--csv``)."""
     from mbprof.core.errors import MbprofError
+    from mbprof.core.files import check_writable
 
+    for option, path in outputs.items():
+        if path is not None and not new:
+            check_writable(path, option)
     seen: dict[tuple, tuple[str, Path]] = {}
     for option, path in (inputs or {}).items():
         if path is not None and (key := _identity(Path(path))) is not None:

@@ -13,7 +13,6 @@ from mbprof.cli._options import (
     OUTPUT_OPTION,
     REPARAM_OPTION,
     Engine,
-    check_output,
     check_outputs,
     choices,
     emit,
@@ -93,10 +92,6 @@ def check_command(
     check_inputs(budgets, baseline, update_baseline, names)
     tolerances = parse_tolerance_items(tolerance)
     allowed = parse_allow_import(allow_import)
-    check_output(output)
-    check_output(junit, "--junit")
-    if update_baseline:
-        check_output(baseline, "--baseline")
     written = {"--output": output, "--junit": junit}
     read = {"BUDGETS": budgets, "--results": results}
     (written if update_baseline else read)["--baseline"] = baseline

@@ -15,7 +15,6 @@ from mbprof.cli._options import (
     REPARAM_OPTION,
     Engine,
     Output,
-    check_output,
     check_outputs,
     config_options,
     file_option,
@@ -135,9 +134,6 @@ def compare_command(
         reparam=reparam,
     )
     files = {"--csv": csv, "--json": json, "--markdown": markdown}
-    for option, path in files.items():
-        check_output(path, option)
-    out.check()
     if plot is not None:
         from mbprof.render.plots import check_figure_path
 
@@ -190,22 +186,21 @@ def compare_command(
         if path is not None:
             write_file(path, render(doc, option[2:]))
     out.emit(doc)
-    failed = sum(1 for row in rows if row.get("error"))
+    failed = [str(row["error"]) for row in rows if row.get("error")]
+    tally = f"{len(failed)} of {len(rows)} configurations failed"
     # A model whose code called sys.exit (or raised KeyboardInterrupt, not a Ctrl-C): its
     # row says so and the other rows are written, then the run fails with that one line.
     prefix = f"{errors.UserCodeExit.__name__}: "
-    ended = [r["error"][len(prefix) :] for r in rows if str(r.get("error")).startswith(prefix)]
+    ended = [error.removeprefix(prefix) for error in failed if error.startswith(prefix)]
     if failed and not ended:
-        why = f"{failed} of {len(rows)} configurations failed (see the error column)"
-        typer.echo(f"mbprof: {why}", err=True)
+        typer.echo(f"mbprof: {tally} (see the error column)", err=True)
     if interrupted:
-        stopped = f"interrupted after {len(rows)} of {len(run.specs)} configurations"
-        typer.echo(f"mbprof: {stopped}", err=True)
+        typer.echo(
+            f"mbprof: interrupted after {len(rows)} of {len(run.specs)} configurations", err=True
+        )
         raise typer.Exit(errors.exit_code())  # 130 for Ctrl-C, 143 for SIGTERM
     if ended:
-        raise MbprofError(
-            f"{ended[0]} ({failed} of {len(rows)} configurations failed, see the error column)"
-        )
+        raise MbprofError(f"{ended[0]} ({tally}, see the error column)")
     if failed:
         raise typer.Exit(EXIT_MISSING)
 
@@ -216,11 +211,9 @@ def _warn(text: str) -> None:
     typer.echo(f"mbprof: warning: {safe_text(text)}", err=True)
 
 
-DEFAULT_FIGURE = "FRAME-Y-vs-X.png"
 # Extensions that say "a picture": --output FILE with one of these means the figure (those
 # mbprof cannot write, .jpg say, are then refused by name instead of receiving the table).
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".gif", ".webp", ".tif", ".tiff", ".eps")
-
 TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".md", ".txt", ".html")
 
 
@@ -269,7 +262,7 @@ def plot_command(
         "-p",
         metavar="FILE",
         help="Write the figure here: .png, .svg or .pdf (--output FILE.png does the same).",
-        show_default=DEFAULT_FIGURE,
+        show_default="FRAME-Y-vs-X.png",
         dir_okay=False,
     ),
     log_x: bool = flag("--log-x", "Logarithmic horizontal axis (ticks at 1, 2, 3 and 5 a decade)."),
@@ -293,7 +286,6 @@ def plot_command(
     default = f"{frame.stem}-{y_axis.column}-vs-{x_axis.column}.png"
     figure, option, out = figure_and_output(figure, out, default)
     check_figure_path(figure, option)
-    out.check()
     check_outputs({"--figure": figure, "--output": out.path, "--html": out.html}, {"FRAME": frame})
 
     from mbprof.frame.rows import read_frame
@@ -305,9 +297,9 @@ def plot_command(
     )
     typer.echo(f"wrote {figure}", err=True)
     doc = frontier_document(result, x_axis, y_axis, str(frame))
-    if out.html is not None and figure.suffix.lower() in (".png", ".svg"):
+    if out.html is not None and (suffix := figure.suffix.lower()) in (".png", ".svg"):
         data = figure.read_bytes()
-        doc.figures[doc.title] = data.decode() if figure.suffix.lower() == ".svg" else data
+        doc.figures[doc.title] = data.decode() if suffix == ".svg" else data
     out.emit(doc)
 
 
@@ -344,7 +336,6 @@ def diff_command(
 
     Example: mbprof diff mobilenet_v2 mobilenet_v2 --res 160 --width-after 0.75 --format markdown
     """
-    out.check()
     from mbprof.core.parsing import parse_positive_float, parse_resolution
 
     after_config = dict(config)

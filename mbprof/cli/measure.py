@@ -12,7 +12,6 @@ from mbprof.cli._options import (
     WEIGHTS_OPTION,
     Engine,
     Output,
-    check_output,
     check_outputs,
     choices,
     config_options,
@@ -63,7 +62,6 @@ def profile_command(
 
     Example: mbprof profile mobilenet_v2 --width 1.0 --res 224 --by type --format markdown
     """
-    out.check()
     from mbprof.api import make_spec, profile_spec
     from mbprof.render.profile_view import check_grouping, profile_document
 
@@ -73,18 +71,6 @@ def profile_command(
     exit_if_missing(result.missing)
 
 
-DTYPE_OPTION = typer.Option(
-    "fp16", "--dtype", help="Bytes per activation element: fp16 or bf16 (2), fp32 (4), int8 (1)."
-)
-CHUNKS_OPTION = typer.Option(
-    "channel",
-    "--chunks",
-    "-T",
-    help="T, the chunks each expanded tensor is computed in (memory-efficient mode): an "
-    "integer >= 1, or 'channel' for one channel per chunk (the paper's Table 3).",
-)
-
-
 @app.command("memory")
 @config_options
 @output_options
@@ -92,8 +78,18 @@ def memory_command(
     model: str = typer.Argument(..., help="Model name (see `mbprof models`)."),
     *,
     config: dict,
-    dtype: str = DTYPE_OPTION,
-    chunks: str = CHUNKS_OPTION,
+    dtype: str = typer.Option(
+        "fp16",
+        "--dtype",
+        help="Bytes per activation element: fp16 or bf16 (2), fp32 (4), int8 (1).",
+    ),
+    chunks: str = typer.Option(
+        "channel",
+        "--chunks",
+        "-T",
+        help="T, the chunks each expanded tensor is computed in (memory-efficient mode): an "
+        "integer >= 1, or 'channel' for one channel per chunk (the paper's Table 3).",
+    ),
     batch: str = typer.Option("1", "--batch", "-b", help="Images per forward pass (>= 1)."),
     curve: Path | None = file_option(
         "--curve",
@@ -121,8 +117,6 @@ def memory_command(
         )
     if curve is not None and curve.suffix.lower() not in (".csv", ".json"):
         raise MbprofError(f"--curve: {str(curve)!r} must end in .csv or .json")
-    check_output(curve, "--curve")
-    out.check()
     check_outputs({"--curve": curve, "--output": out.path})
 
     from mbprof.api import make_spec, measure_memory_spec, memory_spec
@@ -172,12 +166,11 @@ def bench_command(
 
     Example: mbprof bench mobilenet_v2 --width 1.0 --res 224 --threads 2 --layers --roofline roofline.png
     """
-    out.check()
     if roofline is not None:
         from mbprof.render.plots import check_figure_path
 
         check_figure_path(roofline, "--roofline")
-        check_outputs({"--roofline": roofline, "--output": out.path, "--html": out.html}, {})
+        check_outputs({"--roofline": roofline, "--output": out.path, "--html": out.html})
         layers = True
     from mbprof.api import bench_spec, make_spec, resolve_latency
     from mbprof.cli._app import sweep_progress

@@ -23,7 +23,6 @@ def models_command(
 
     Example: mbprof models 'mobilenet*' --format markdown
     """
-    out.check()
     from mbprof.core.errors import MbprofError
     from mbprof.models import get_model_info, list_models
     from mbprof.render.command_views import models_document
@@ -59,7 +58,6 @@ def cost_command(
 
     Example: mbprof cost --input 28x28x3 --filters 64 --kernel 3
     """
-    out.check()
     from mbprof.api import layer_cost
     from mbprof.render.command_views import cost_document
 
@@ -83,7 +81,6 @@ def cache_command(
     Example: mbprof cache info
     """
     cleared = parse_choice(action, "ACTION", ("info", "clear")) == "clear"
-    out.check()
     from mbprof.api.cache import cache_info, clear_cache
     from mbprof.render.command_views import cache_document
 
@@ -134,7 +131,6 @@ def reproduce_command(
         "backend": backend,
         "min_time_s": parse_positive_float(min_time, "--min-time"),
     }
-    out.check()
     from mbprof.report.folder import MANIFEST
     from mbprof.report.plan import check_out, planned_files
 
@@ -142,7 +138,7 @@ def reproduce_command(
     written = {
         f"--out ({name})": folder / name for name in sorted(planned_files(chosen)) + [MANIFEST]
     }
-    check_outputs({**written, "--output": out.path})
+    check_outputs({**written, "--output": out.path}, new=True)
     from mbprof.api.reporting import prepare_reproduce
     from mbprof.cli._app import sweep_progress
     from mbprof.render.command_views import reproduce_document
