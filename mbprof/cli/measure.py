@@ -71,6 +71,18 @@ def profile_command(
     exit_if_missing(result.missing)
 
 
+DTYPE_OPTION = typer.Option(
+    "fp16", "--dtype", help="Bytes per activation element: fp16 or bf16 (2), fp32 (4), int8 (1)."
+)
+CHUNKS_OPTION = typer.Option(
+    "channel",
+    "--chunks",
+    "-T",
+    help="T, the chunks each expanded tensor is computed in (memory-efficient mode): an "
+    "integer >= 1, or 'channel' for one channel per chunk (the paper's Table 3).",
+)
+
+
 @app.command("memory")
 @config_options
 @output_options
@@ -78,18 +90,8 @@ def memory_command(
     model: str = typer.Argument(..., help="Model name (see `mbprof models`)."),
     *,
     config: dict,
-    dtype: str = typer.Option(
-        "fp16",
-        "--dtype",
-        help="Bytes per activation element: fp16 or bf16 (2), fp32 (4), int8 (1).",
-    ),
-    chunks: str = typer.Option(
-        "channel",
-        "--chunks",
-        "-T",
-        help="T, the chunks each expanded tensor is computed in (memory-efficient mode): an "
-        "integer >= 1, or 'channel' for one channel per chunk (the paper's Table 3).",
-    ),
+    dtype: str = DTYPE_OPTION,
+    chunks: str = CHUNKS_OPTION,
     batch: str = typer.Option("1", "--batch", "-b", help="Images per forward pass (>= 1)."),
     curve: Path | None = file_option(
         "--curve",

@@ -121,7 +121,8 @@ def reproduce_command(
     Example: mbprof reproduce --out reports/
     """
     from mbprof.core.parsing import parse_name_list
-    from mbprof.report.plan import PARTS, check_parts
+    from mbprof.report.folder import MANIFEST
+    from mbprof.report.plan import PARTS, check_out, check_parts, planned_files
 
     chosen = check_parts(
         PARTS if parts.strip().lower() == "all" else parse_name_list(parts, "--parts")
@@ -131,9 +132,6 @@ def reproduce_command(
         "backend": backend,
         "min_time_s": parse_positive_float(min_time, "--min-time"),
     }
-    from mbprof.report.folder import MANIFEST
-    from mbprof.report.plan import check_out, planned_files
-
     check_out(folder, chosen)  # before any measuring: a file of yours is refused, never lost
     written = {
         f"--out ({name})": folder / name for name in sorted(planned_files(chosen)) + [MANIFEST]
