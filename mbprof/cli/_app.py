@@ -23,10 +23,8 @@ from mbprof.core.errors import MbprofError
 if TYPE_CHECKING:
     from mbprof.core.records import ModelSpec
 
-# What a terminal that cannot show Unicode (LANG=C, PYTHONIOENCODING=ascii) gets instead of
-# the characters mbprof and rich print: readable ASCII, never a UnicodeEncodeError. What can
-# sit in a table cell (rich's truncation ellipsis, a header's delta, box lines) keeps one
-# character, so that columns stay aligned.
+# What a terminal that cannot show Unicode (LANG=C) gets instead: readable ASCII, never a
+# UnicodeEncodeError; what sits in a table cell keeps one character, so columns stay aligned.
 _ASCII = {"≤": "<=", "≥": ">=", "×": "x", "…": "~", "–": "-", "—": "-", "→": "->"}
 _ASCII.update({"←": "<-", "µ": "u", "±": "+-", "·": ".", "•": "*", "≈": "~", "Δ": "D"})
 _ASCII.update({"‘": "'", "’": "'", "“": '"', "”": '"', "\u00a0": " "})
@@ -54,9 +52,7 @@ codecs.register_error("mbprof-ascii", _ascii_fallback)
 
 
 class _ClosedStdout(io.TextIOBase):
-    """Stands in for a closed standard output (``mbprof models >&-``: Python then sets
-    sys.stdout to None): writing to it is one line of error, not an AttributeError.
-    Commands that write to --output files still work."""
+    """A closed stdout (``mbprof models >&-``): printing is one line of error; --output works."""
 
     encoding, errors = "utf-8", "strict"
 
@@ -114,10 +110,8 @@ def fail(message: str) -> None:
 
 
 # --- stdout is for results -------------------------------------------------------------
-# While a command runs, sys.stdout points at stderr, so that whatever a user's module
-# prints (at import, in its builder, in forward) cannot corrupt a result on stdout
-# (`--format json | jq`); mbprof writes its results to `results_stream()`, the stdout the
-# command started with. Help and --version are printed before that, on stdout.
+# While a command runs, sys.stdout points at stderr: what a user's module prints cannot
+# corrupt a result (`--format json | jq`); results go to `results_stream()`, the real stdout.
 
 _results: list[TextIO | None] = []  # the real stdout of each running command, innermost last
 
@@ -267,8 +261,7 @@ def _root(
 
 @contextmanager
 def sweep_progress(total: int) -> Iterator[Any]:
-    """A bar over ``total`` configurations (it vanishes at the end): ``start(spec)`` as one
-    starts, ``phase(text)`` as its work moves on, ``done(row)`` when its row is ready."""
+    """A bar over ``total`` configurations: ``start(spec)``, ``phase(text)``, ``done(row)``."""
     from types import SimpleNamespace
 
     from rich import progress as bar

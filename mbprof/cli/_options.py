@@ -30,9 +30,8 @@ def _typed(option: Any) -> tuple[Any, Any]:
 def option_group(
     name: str, options: dict[str, Any], collect: Callable[..., Any]
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A decorator that gives a command the ``options`` (parameter -> typer.Option, or
-    (type, typer.Option)) in place of its keyword-only parameter ``name``, which receives
-    ``collect(**values)``."""
+    """A decorator: the ``options`` (parameter -> typer.Option, or (type, typer.Option)) in
+    place of the command's keyword-only parameter ``name``, which gets ``collect(**values)``."""
     typed = {key: _typed(option) for key, option in options.items()}
     group = [
         inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
@@ -67,8 +66,8 @@ def choices(name: str, *values: str) -> Any:
     return Enum(name, {value: value for value in values}, type=str)
 
 
-def _text(default: str, flag: str, metavar: str | None, help: str, *short: str) -> Any:
-    return typer.Option(default, flag, *short, metavar=metavar, help=help)
+def _option(default: Any, flag: str, metavar: str | None, help: str, *short: str, **extra: Any):
+    return typer.Option(default, flag, *short, metavar=metavar, help=help, **extra)
 
 
 def flag(name: str, help: str, **extra: Any) -> Any:
@@ -91,17 +90,14 @@ def _config(
     )
 
 
-CLASSES_OPTION = typer.Option(
-    "1000",
-    "--classes",
-    metavar="INT",
-    help=f"Number of classes, an integer from 1 to {MAX_CLASSES:,}.",
+CLASSES_OPTION = _option(
+    "1000", "--classes", "INT", f"Number of classes, an integer from 1 to {MAX_CLASSES:,}."
 )
-ARG_OPTION = typer.Option(
+ARG_OPTION = _option(
     None,
     "--arg",
-    metavar="KEY=VALUE",
-    help="Extra builder keyword argument KEY=VALUE (repeatable, each key once), checked "
+    "KEY=VALUE",
+    "Extra builder keyword argument KEY=VALUE (repeatable, each key once), checked "
     "against the builder's parameter: a bool takes true/false or 1/0.",
 )
 REPARAM_OPTION = flag(
@@ -113,9 +109,9 @@ REPARAM_OPTION = flag(
 config_options = option_group(
     "config",
     {
-        "width": _text("1.0", "--width", "FLOAT", "Width multiplier, a number > 0.", "-w"),
-        "depth": _text("1.0", "--depth", "FLOAT", "Depth multiplier (models that have one)."),
-        "res": _text(
+        "width": _option("1.0", "--width", "FLOAT", "Width multiplier, a number > 0.", "-w"),
+        "depth": _option("1.0", "--depth", "FLOAT", "Depth multiplier (models that have one)."),
+        "res": _option(
             "224",
             "--res",
             "RES",
@@ -146,13 +142,13 @@ WEIGHTS_OPTION = file_option(
 latency_options = option_group(
     "latency",
     {
-        "device": _text(
+        "device": _option(
             "auto",
             "--device",
             "DEVICE",
             "Where to run: cpu, cuda, or auto (cuda when torch sees a GPU).",
         ),
-        "batch": _text(
+        "batch": _option(
             "1", "--batch", "INT", f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}."
         ),
         "threads": typer.Option(
@@ -162,8 +158,8 @@ latency_options = option_group(
             help="Intra-op threads for every backend, an integer from 1 to the logical CPUs "
             "of this machine (default: torch's current count).",
         ),
-        "dtype": _text("fp32", "--dtype", "DTYPE", "Inference dtype: fp32, fp16 or bf16."),
-        "backend": _text(
+        "dtype": _option("fp32", "--dtype", "DTYPE", "Inference dtype: fp32, fp16 or bf16."),
+        "backend": _option(
             "eager",
             "--backend",
             "BACKEND",
@@ -173,16 +169,16 @@ latency_options = option_group(
         "fuse_bn": flag(
             "--fuse-bn", "Fold batch norm into the convolutions first (the deployed form)."
         ),
-        "min_time_s": _text(
+        "min_time_s": _option(
             "1.0",
             "--min-time",
             "SECONDS",
             f"Seconds of timed runs per configuration, a number > 0 and <= {MAX_MIN_TIME_S:g}.",
         ),
-        "warmup": _text(
+        "warmup": _option(
             "10", "--warmup", "INT", f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}."
         ),
-        "quantize": _text(
+        "quantize": _option(
             "none",
             "--quantize",
             None,
@@ -196,19 +192,19 @@ latency_options = option_group(
 
 
 OutputFormat = choices("OutputFormat", "table", "csv", "json", "markdown")
-FORMAT_OPTION = typer.Option(
+FORMAT_OPTION = _option(
     OutputFormat.table,
     "--format",
+    "FORMAT",
+    "How to print results: table, csv, json or markdown.",
     "-f",
-    metavar="FORMAT",
-    help="How to print results: table, csv, json or markdown.",
 )
-OUTPUT_OPTION = typer.Option(
+OUTPUT_OPTION = _option(
     None,
     "--output",
+    "FILE",
+    "Write the results to this file instead of the terminal.",
     "-o",
-    metavar="FILE",
-    help="Write the results to this file instead of the terminal.",
     dir_okay=False,
 )
 
@@ -267,9 +263,8 @@ def _identity(path: Path) -> tuple | None:
 def check_outputs(
     outputs: dict[str, Path | None], inputs: dict[str, Path | None] | None = None, new=False
 ) -> None:
-    """Refuse, before any work, an output that cannot be written (unless in a ``new``
-    folder), two options that would write the same file and an output that would overwrite
-    an input (keys: the options as written, ``--csv``)."""
+    """Refuse, before any work, outputs that cannot be written (but in a ``new`` folder),
+    write the same file, or would overwrite an input (keys: the options, ``--csv``)."""
     from mbprof.core.errors import MbprofError
     from mbprof.core.files import check_writable
 
@@ -315,8 +310,7 @@ def write_file(path: Path, text: str | bytes) -> None:
 
 
 def emit(doc: Document, fmt: str, output: Path | None = None) -> None:
-    """Print ``doc`` in ``fmt`` on the real stdout (user code's prints go to stderr),
-    or write it whole to ``output``."""
+    """Print ``doc`` in ``fmt`` on the real stdout, or write it whole to ``output``."""
     stdout = results_stream()
     if output is not None:
         write_file(output, render(doc, fmt))

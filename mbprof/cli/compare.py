@@ -218,8 +218,7 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".md", ".txt", ".html")
 
 
 def figure_and_output(figure: Path | None, out: Output, default: str) -> tuple[Path, str, Output]:
-    """Where the figure goes (and the option that named it) and where the frontier table
-    goes: ``--output`` naming an image is the figure's path (with --figure too: refused)."""
+    """(figure path, the option that named it, where the table goes): --output FILE.png too."""
     import difflib
 
     suffix = out.path.suffix.lower() if out.path is not None else ""
