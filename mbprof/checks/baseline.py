@@ -22,13 +22,8 @@ TOLERANCE_GROUPS: dict[str, tuple[tuple[str, ...], float]] = {
     "memory": (("peak_act_bytes", "peak_act_bytes_efficient"), 0.0),
     "latency": (("latency_ms",), 15.0),
 }
-COLUMN_KEYS = {
-    "madds": "max_madds",
-    "params": "max_params",
-    "peak_act_bytes": "max_peak_memory",
-    "peak_act_bytes_efficient": "max_peak_memory",
-    "latency_ms": "max_latency",
-}
+COLUMN_KEYS = {"madds": "max_madds", "params": "max_params", "peak_act_bytes": "max_peak_memory"}
+COLUMN_KEYS |= {"peak_act_bytes_efficient": "max_peak_memory", "latency_ms": "max_latency"}
 
 
 def default_tolerances() -> dict[str, float]:
@@ -79,29 +74,6 @@ def parse_tolerance_items(
     return groups
 
 
-def _memory_settings(row: Mapping[str, Any], mode: str) -> tuple[tuple[str, Any], ...]:
-    chunks = cell(row, "mem_chunks")
-    return (
-        ("dtype", parse_mem_dtype(cell(row, "mem_dtype") or "fp16", "mem_dtype")),
-        ("mode", mode),
-        ("chunks", parse_chunks(None if chunks is None else str(chunks), "mem_chunks")),
-    )
-
-
-def _latency_settings(row: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-    def integer(key: str) -> int | None:
-        value = cell(row, key)
-        return None if value is None else int(value)
-
-    return latency_settings(
-        **{key: cell(row, key) or None for key in ("device", "backend", "dtype", "quantize")},
-        threads=integer("threads"),
-        batch=integer("batch") or 1,
-        channels_last=cell(row, "memory_format") == "channels_last",
-        fuse_bn=bool(cell(row, "fuse_bn") or False),
-    )
-
-
 def baseline_budgets(
     rows: Iterable[Mapping[str, Any]], source: str, tolerances: Mapping[str, float] | None = None
 ) -> list[Budget]:
@@ -136,13 +108,24 @@ def _row_limits(row: Mapping[str, Any], where: str, tolerances: Mapping[str, flo
             raise MbprofError(f"{where}: {column} {value!r} is not a number") from None
         if column != "latency_ms" and value.is_integer():
             value = int(value)  # counts and bytes stay integers
+        settings: tuple = ()
         if key == "max_peak_memory":
-            mode = "efficient" if column.endswith("efficient") else "materialized"
-            settings = _memory_settings(row, mode)
+            chunks = cell(row, "mem_chunks")
+            settings = (
+                ("dtype", parse_mem_dtype(cell(row, "mem_dtype") or "fp16", "mem_dtype")),
+                ("mode", "efficient" if column.endswith("efficient") else "materialized"),
+                ("chunks", parse_chunks(None if chunks is None else str(chunks), "mem_chunks")),
+            )
         elif key == "max_latency":
-            settings = _latency_settings(row)
-        else:
-            settings = ()
+            threads = cell(row, "threads")
+            settings = latency_settings(
+                **{name: cell(row, name) or None for name in ("device", "backend", "dtype")},
+                quantize=cell(row, "quantize") or None,
+                threads=None if threads is None else int(threads),
+                batch=int(cell(row, "batch") or 1),
+                channels_last=cell(row, "memory_format") == "channels_last",
+                fuse_bn=bool(cell(row, "fuse_bn") or False),
+            )
         tolerance = tolerances.get(column, 0.0)
         limits.append(Limit(key, value, "baseline", None, tolerance, settings, origin="baseline"))
     return limits

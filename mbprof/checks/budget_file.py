@@ -3,64 +3,119 @@ every refusal naming file, line and key; nothing in it is executed or imported h
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mbprof.checks.file_lines import (
-    BudgetFileError,
-    TableReader,
-    closest,
-    deep_line,
-    toml_error_line,
-    type_name,
-)
-from mbprof.checks.limits import (
-    LATENCY_IDENTITY,
-    METRICS,
-    Budget,
-    BudgetFile,
-    Limit,
-    Metric,
-    latency_settings,
-    parse_amount,
-)
-from mbprof.core.parsing import (
-    MAX_BATCH,
-    MAX_MIN_TIME_S,
-    MAX_THREADS,
-    MAX_WARMUP,
-    MIN_RESOLUTION,
-    parse_resolution,
-)
+from mbprof.checks.file_lines import BudgetFileError, KeyLines, deep_line, toml_error_line
+from mbprof.checks.limits import LATENCY_IDENTITY, Budget, BudgetFile, Limit, latency_settings
+from mbprof.core import parsing
+from mbprof.core import settings as choices
+from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
-from mbprof.core.settings import (
-    BACKENDS,
-    DEVICES,
-    INT8_BACKENDS,
-    LATENCY_DTYPES,
-    MEM_DTYPES,
-    MEM_MODES,
-    QUANTIZE,
-)
-from mbprof.core.units import parse_ms, parse_percent
+from mbprof.core.units import parse_bytes, parse_count, parse_ms, parse_percent
+from mbprof.frame.columns import METRICS
 
-DEFAULT_MEM_DTYPE = "fp16"
-DEFAULT_MEM_MODE = "materialized"
-DEFAULT_LATENCY_TOLERANCE_PCT = 10.0
-
-CONFIG_KEYS = ("name", "model", "width", "depth", "resolution", "classes", "args", "reparam")
-BUDGET_KEYS = CONFIG_KEYS + tuple(METRICS)
+BUDGET_KEYS = ("name", "model", "width", "depth", "resolution", "classes", "args", "reparam")
+BUDGET_KEYS += tuple(METRICS)
 # A limit written as a table: its keys, and a limit for the example.
 TABLE_KEYS = {
     "max_peak_memory": (("limit", "dtype", "mode", "chunks"), "1.2 MB"),
     "max_latency": (("limit", "tolerance", *LATENCY_IDENTITY, "min_time", "warmup"), "25 ms"),
     "max_model_size": (("limit", "backend", "quantize"), "4 MB"),
 }
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+_TYPE_NAMES |= {list: "an array", dict: "a table"}
 
 
-class _BudgetReader(TableReader):
+def _plain(value: Any, *types: type) -> bool:
+    """Whether ``value`` is one of ``types`` (a boolean is no number here)."""
+    return isinstance(value, types) and not isinstance(value, bool)
+
+
+def closest(word: str, allowed: Iterable[str]) -> str:
+    """'; did you mean 'max_madds'?' for a close word, else ''."""
+    close = difflib.get_close_matches(word, list(allowed), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class _BudgetReader:
+    """Reads the values of one budget file's tables (``index``: a budget's place, 0-based)."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.source, self.lines = source, KeyLines(text)
+
+    def fail(self, message: str, index: int | None = None, key: str = "") -> BudgetFileError:
+        if index is None:
+            return BudgetFileError(message, self.source, self.lines.top.get(key))
+        where = f"budget {index + 1}" + (f", {key}" if key else "")
+        return BudgetFileError(f"{where}: {message}", self.source, self.lines.budget(index, key))
+
+    def expect(self, ok: bool, index: int, key: str, value: Any, expected: str) -> None:
+        if not ok:
+            kind = _TYPE_NAMES.get(type(value), type(value).__name__)
+            raise self.fail(f"expected {expected}, got {kind} {value!r}", index, key)
+
+    def wrap(self, index: int, key: str, parse: Any, *args: Any) -> Any:
+        try:
+            return parse(*args)
+        except MbprofError as exc:
+            message = str(exc)
+            for prefix in (f"{key}: ", f"{key.rpartition('.')[2]}: "):
+                message = message.removeprefix(prefix)
+            raise self.fail(message, index, key) from None
+
+    def unknown_keys(self, table: Mapping[str, Any], allowed: tuple, index: int, where: str):
+        for key in table:
+            if key not in allowed:
+                raise self.fail(
+                    f"unknown key {key!r}{closest(key, allowed)} (allowed: {', '.join(allowed)})",
+                    index,
+                    f"{where}.{key}" if where else key,
+                )
+
+    def number(self, table: Mapping[str, Any], key: str, index: int) -> float:
+        value = table.get(key, 1.0)
+        ok = _plain(value, int, float) and math.isfinite(value) and value > 0
+        self.expect(ok, index, key, value, "a number > 0")
+        return float(value)
+
+    def integer(self, table: Mapping, key: str, index: int, low: int, where="", high=None):
+        value, full = table.get(key), f"{where}.{key}" if where else key
+        if value is not None:
+            ok = _plain(value, int) and value >= low
+            self.expect(ok, index, full, value, f"an integer >= {low}")
+            if high is not None and value > high:
+                raise self.fail(f"{value} is too large; give at most {high:,}", index, full)
+        return value
+
+    def choice(self, table: Mapping[str, Any], key: str, index: int, where: str, allowed: tuple):
+        value = table.get(key)
+        if value is not None and value not in allowed:
+            raise self.fail(
+                f"{value!r} is not allowed; expected one of {', '.join(allowed)}"
+                f"{closest(str(value), allowed) if isinstance(value, str) else ''}",
+                index,
+                f"{where}.{key}",
+            )
+        return value
+
+    def boolean(self, table: Mapping[str, Any], key: str, index: int, where: str) -> bool | None:
+        value = table.get(key)
+        if value is not None:
+            self.expect(isinstance(value, bool), index, f"{where}.{key}", value, "true or false")
+        return value
+
+    def chunks(self, table: Mapping[str, Any], index: int, where: str) -> int | None:
+        value, full = table.get("chunks"), f"{where}.chunks"
+        if value is None:
+            return None
+        wanted = f'an integer >= 1 or "{choices.CHUNKS_PER_CHANNEL}"'
+        self.expect(_plain(value, int, str), index, full, value, wanted)
+        return self.wrap(index, full, choices.parse_chunks, value, "chunks")
+
     def spec(self, table: Mapping[str, Any], index: int) -> ModelSpec:
         if "model" not in table:
             raise self.fail(
@@ -69,13 +124,11 @@ class _BudgetReader(TableReader):
         model = table["model"]
         ok = isinstance(model, str) and model.strip() != ""
         self.expect(ok, index, "model", model, "a model name (a non-empty string)")
-        width = self.number(table, "width", index, 1.0)
-        depth = self.number(table, "depth", index, 1.0)
+        width, depth = self.number(table, "width", index), self.number(table, "depth", index)
         res = table.get("resolution", 224)
-        ok = (isinstance(res, int) and not isinstance(res, bool)) or isinstance(res, str)
-        wanted = f'an integer >= {MIN_RESOLUTION} or a string like "160x224"'
-        self.expect(ok, index, "resolution", res, wanted)
-        resolution = self.wrap(index, "resolution", parse_resolution, res, "resolution")
+        wanted = f'an integer >= {parsing.MIN_RESOLUTION} or a string like "160x224"'
+        self.expect(_plain(res, int, str), index, "resolution", res, wanted)
+        resolution = self.wrap(index, "resolution", parsing.parse_resolution, res, "resolution")
         classes = self.integer(table, "classes", index, 1)
         args = table.get("args", {})
         wanted = "a table of builder arguments, e.g. args = { dropout = 0.2 }"
@@ -90,84 +143,82 @@ class _BudgetReader(TableReader):
             width=width,
             depth=depth,
             resolution=resolution,
-            num_classes=1000 if classes is None else classes,
+            num_classes=classes or 1000,
             kwargs=tuple(sorted(args.items())),
             reparam=bool(self.boolean(table, "reparam", index, "budget")),
         )
 
-    def limit_value(self, value: Any, index: int, key: str, metric: Metric) -> tuple[float, str]:
-        ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
-        examples = {"count": '"300M"', "bytes": '"1.2 MB"', "ms": '"25 ms"'}[metric.kind]
-        self.expect(ok, index, key, value, f"a limit such as {examples}")
+    def limit_value(self, value: Any, index: int, key: str, kind: str) -> tuple[float, str]:
+        """A limit in its metric's unit: '300M' -> 3e8, '1.2 MB' -> 1.2e6, '25 ms' -> 25.0."""
+        examples = {"count": '"300M"', "bytes": '"1.2 MB"', "ms": '"25 ms"'}[kind]
+        self.expect(
+            _plain(value, str, int, float), index, key, value, f"a limit such as {examples}"
+        )
         if isinstance(value, float) and not math.isfinite(value):
             raise self.fail(f"{value!r} is not a finite limit", index, key)
-        number = self.wrap(index, key, parse_amount, metric.kind, value, "limit")
+        parse = {"count": parse_count, "bytes": parse_bytes, "ms": parse_ms}[kind]
+        number = self.wrap(index, key, parse, value, "limit")
         if number <= 0:
             raise self.fail(f"{value!r} is not allowed; a limit must be > 0", index, key)
         return number, str(value)
 
     def limit(self, entry: Any, index: int, key: str) -> Limit:
         """A limit alone, or a table of the limit with the settings it is measured under."""
-        metric = METRICS[key]
-        if metric.kind == "count" or not isinstance(entry, dict):
-            value, text = self.limit_value(entry, index, key, metric)
+        kind = METRICS[key].kind
+        if kind == "count" or not isinstance(entry, dict):
+            value, text = self.limit_value(entry, index, key, kind)
             entry = {}
         else:
             keys, example = TABLE_KEYS[key]
             self.unknown_keys(entry, keys, index, key)
             if "limit" not in entry:
                 raise self.fail(f"no 'limit' in the table, e.g. limit = \"{example}\"", index, key)
-            value, text = self.limit_value(entry["limit"], index, f"{key}.limit", metric)
+            value, text = self.limit_value(entry["limit"], index, f"{key}.limit", kind)
         tolerance, settings = 0.0, ()
         if key == "max_peak_memory":
-            settings = (
-                ("dtype", self.choice(entry, "dtype", index, key, MEM_DTYPES) or DEFAULT_MEM_DTYPE),
-                ("mode", self.choice(entry, "mode", index, key, MEM_MODES) or DEFAULT_MEM_MODE),
-                ("chunks", self.chunks(entry, index, key)),
-            )
+            dtype = self.choice(entry, "dtype", index, key, choices.MEM_DTYPES) or "fp16"
+            mode = self.choice(entry, "mode", index, key, choices.MEM_MODES) or "materialized"
+            chunks = self.chunks(entry, index, key)
+            settings = (("dtype", dtype), ("mode", mode), ("chunks", chunks))
         elif key == "max_latency":
             tolerance, settings = self.latency(entry, index, key)
         elif key == "max_model_size":
             # The default latency settings but for these (a latency limit under the same
             # settings shares the run).
-            settings = latency_settings(
-                backend=self.choice(entry, "backend", index, key, INT8_BACKENDS) or "executorch",
-                quantize=self.choice(entry, "quantize", index, key, QUANTIZE),
-            )
+            backend = self.choice(entry, "backend", index, key, choices.INT8_BACKENDS)
+            quantize = self.choice(entry, "quantize", index, key, choices.QUANTIZE)
+            settings = latency_settings(backend=backend or "executorch", quantize=quantize)
         return Limit(key, value, text, self.lines.budget(index, key), tolerance, settings)
 
     def latency(self, entry: dict[str, Any], index: int, key: str) -> tuple[float, Any]:
-        tolerance = DEFAULT_LATENCY_TOLERANCE_PCT
+        tolerance = 10.0
         if "tolerance" in entry:
-            tolerance = self.wrap(
-                index, f"{key}.tolerance", parse_percent, entry["tolerance"], "tolerance"
-            )
-        min_time = entry.get("min_time")
+            full = f"{key}.tolerance"
+            tolerance = self.wrap(index, full, parse_percent, entry["tolerance"], "tolerance")
+        min_time, full = entry.get("min_time"), f"{key}.min_time"
         if min_time is not None:
-            ok = isinstance(min_time, (str, int, float)) and not isinstance(min_time, bool)
-            self.expect(ok, index, f"{key}.min_time", min_time, 'a duration such as "0.5 s"')
-            min_time = self.wrap(index, f"{key}.min_time", parse_ms, min_time, "min_time")
-            if not (math.isfinite(min_time) and min_time > 0):
-                raise self.fail(f"{entry['min_time']!r} must be > 0", index, f"{key}.min_time")
-            if min_time > MAX_MIN_TIME_S * 1000:  # the bound --min-time has
-                raise self.fail(
-                    f"{entry['min_time']!r} is too long; give at most {MAX_MIN_TIME_S:g} s",
-                    index,
-                    f"{key}.min_time",
-                )
+            wanted = 'a duration such as "0.5 s"'
+            self.expect(_plain(min_time, str, int, float), index, full, min_time, wanted)
+            ms = self.wrap(index, full, parse_ms, min_time, "min_time")
+            if ms <= 0:  # (parse_ms refuses what is not finite)
+                raise self.fail(f"{min_time!r} must be > 0", index, full)
+            if ms > parsing.MAX_MIN_TIME_S * 1000:  # the bound --min-time has
+                too_long = f"{min_time!r} is too long; give at most {parsing.MAX_MIN_TIME_S:g} s"
+                raise self.fail(too_long, index, full)
+            min_time = ms
         return tolerance, latency_settings(
-            device=self.choice(entry, "device", index, key, DEVICES),
-            backend=self.choice(entry, "backend", index, key, BACKENDS),
+            device=self.choice(entry, "device", index, key, choices.DEVICES),
+            backend=self.choice(entry, "backend", index, key, choices.BACKENDS),
             # A fixed bound here: checking saved results (--results) needs no CPUs; measuring
             # refuses more threads than this machine's logical CPUs, as --threads does.
-            threads=self.integer(entry, "threads", index, 1, key, MAX_THREADS),
-            batch=self.integer(entry, "batch", index, 1, key, MAX_BATCH),
-            dtype=self.choice(entry, "dtype", index, key, LATENCY_DTYPES),
+            threads=self.integer(entry, "threads", index, 1, key, parsing.MAX_THREADS),
+            batch=self.integer(entry, "batch", index, 1, key, parsing.MAX_BATCH),
+            dtype=self.choice(entry, "dtype", index, key, choices.LATENCY_DTYPES),
             channels_last=self.boolean(entry, "channels_last", index, key),
             fuse_bn=self.boolean(entry, "fuse_bn", index, key),
             min_time_ms=min_time,
-            warmup=self.integer(entry, "warmup", index, 0, key, MAX_WARMUP),
-            quantize=self.choice(entry, "quantize", index, key, QUANTIZE),
+            warmup=self.integer(entry, "warmup", index, 0, key, parsing.MAX_WARMUP),
+            quantize=self.choice(entry, "quantize", index, key, choices.QUANTIZE),
         )
 
     def limits(self, table: Mapping[str, Any], index: int) -> list[Limit]:
@@ -185,10 +236,12 @@ class _BudgetReader(TableReader):
 
     def budget(self, table: Any, index: int) -> Budget:
         if not isinstance(table, dict):
-            raise self.fail(f"expected a table, got {type_name(table)}", index)
+            kind = _TYPE_NAMES.get(type(table), type(table).__name__)
+            raise self.fail(f"expected a table, got {kind}", index)
         self.unknown_keys(table, BUDGET_KEYS, index, "")
         name = table.get("name", "")
         self.expect(isinstance(name, str), index, "name", name, "a string")
+        lines = self.lines.budgets
         return Budget(
             spec=self.spec(table, index),
             limits=tuple(self.limits(table, index)),
@@ -196,19 +249,14 @@ class _BudgetReader(TableReader):
             line=self.lines.budget(index),
             name=name.strip(),
             index=index + 1,
-            key_lines=tuple(self.lines.budgets[index].items())
-            if index < len(self.lines.budgets)
-            else (),
+            key_lines=tuple(lines[index].items()) if index < len(lines) else (),
         )
 
     def read(self, data: Mapping[str, Any]) -> BudgetFile:
         for key in data:
             if key != "budget":
-                raise self.fail(
-                    f"unknown key {key!r} (a budget file holds [[budget]] tables)"
-                    + closest(key, ["budget"]),
-                    key=key,
-                )
+                why = f"unknown key {key!r} (a budget file holds [[budget]] tables)"
+                raise self.fail(why + closest(key, ["budget"]), key=key)
         tables = data.get("budget")
         if tables is None:
             raise BudgetFileError(

@@ -1,17 +1,12 @@
 """Where things are written in a budget file (tomllib gives values, not positions: a light
-scan of the text points at lines), and typed values read from its tables, each refusal
-naming file, line and key."""
+scan of the text points at lines), for refusals that name file, line and key."""
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from mbprof.core.errors import MbprofError
-from mbprof.core.settings import CHUNKS_PER_CHANNEL, parse_chunks
 
 
 class BudgetFileError(MbprofError):
@@ -20,9 +15,7 @@ class BudgetFileError(MbprofError):
     def __init__(self, message: str, source: str = "", line: int | None = None) -> None:
         where = f"{source}:{line}: " if line else (f"{source}: " if source else "")
         super().__init__(where + message)
-        self.source = source
-        self.line = line
-        self.reason = message
+        self.source, self.line, self.reason = source, line, message
 
 
 _HEADER = re.compile(r"\s*(\[\[|\[)\s*([A-Za-z0-9_.\"' -]+?)\s*(\]\]|\])")
@@ -57,9 +50,7 @@ class KeyLines:
 
     def budget(self, index: int, key: str = "") -> int | None:
         """The line of ``key`` in the ``index``-th budget (0-based), or of its nearest parent."""
-        if index >= len(self.budgets):
-            return None
-        return nearest_line(self.budgets[index], key)
+        return nearest_line(self.budgets[index], key) if index < len(self.budgets) else None
 
 
 def nearest_line(lines: Mapping[str, int], key: str) -> int | None:
@@ -78,9 +69,8 @@ def toml_error_line(message: str, text: str) -> tuple[int | None, str]:
         reason = message[: match.start()].strip()
         return int(match.group(1)), f"{reason} at column {match.group(2)}"
     if "(at end of document)" in message:
-        return max(1, len(text.splitlines())), message.replace(
-            "(at end of document)", "at the end of the file"
-        ).strip()
+        reason = message.replace("(at end of document)", "at the end of the file").strip()
+        return max(1, len(text.splitlines())), reason
     return None, message
 
 
@@ -91,12 +81,9 @@ def deep_line(text: str, depth: int = 100) -> int | None:
         escaped = False
         for char in line:
             if quote:
-                if escaped:
-                    escaped = False
-                elif char == "\\" and quote == '"':
-                    escaped = True
-                elif char == quote:
+                if not escaped and char == quote:
                     quote = ""
+                escaped = not escaped and char == "\\" and quote == '"'
             elif char in "\"'":
                 quote = char
             elif char == "#":
@@ -108,115 +95,3 @@ def deep_line(text: str, depth: int = 100) -> int | None:
             elif char in "]}":
                 level = max(0, level - 1)
     return None
-
-
-def closest(word: str, allowed: Iterable[str]) -> str:
-    """'; did you mean 'max_madds'?' for a close word, else ''."""
-    close = difflib.get_close_matches(word, list(allowed), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def type_name(value: Any) -> str:
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "an array",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)
-
-
-class TableReader:
-    """Reads the values of one budget file's tables (``index``: a budget's place, 0-based)."""
-
-    def __init__(self, text: str, source: str) -> None:
-        self.source = source
-        self.lines = KeyLines(text)
-
-    def fail(self, message: str, index: int | None = None, key: str = "") -> BudgetFileError:
-        line = self.lines.budget(index, key) if index is not None else self.lines.top.get(key)
-        where = f"budget {index + 1}" if index is not None else ""
-        if index is not None and key:
-            where += f", {key}"
-        return BudgetFileError(f"{where}: {message}" if where else message, self.source, line)
-
-    def expect(self, ok: bool, index: int, key: str, value: Any, expected: str) -> None:
-        if not ok:
-            raise self.fail(f"expected {expected}, got {type_name(value)} {value!r}", index, key)
-
-    def wrap(self, index: int, key: str, parse: Any, *args: Any) -> Any:
-        try:
-            return parse(*args)
-        except MbprofError as exc:
-            message = str(exc)
-            for prefix in (f"{key}: ", f"{key.rpartition('.')[2]}: "):
-                message = message.removeprefix(prefix)
-            raise self.fail(message, index, key) from None
-
-    def unknown_keys(
-        self, table: Mapping[str, Any], allowed: tuple[str, ...], index: int, where: str
-    ):
-        for key in table:
-            if key not in allowed:
-                full = f"{where}.{key}" if where else key
-                raise self.fail(
-                    f"unknown key {key!r}{closest(key, allowed)} (allowed: {', '.join(allowed)})",
-                    index,
-                    full,
-                )
-
-    def number(self, table: Mapping[str, Any], key: str, index: int, default: float) -> float:
-        value = table.get(key, default)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        self.expect(ok and math.isfinite(value) and value > 0, index, key, value, "a number > 0")
-        return float(value)
-
-    def integer(
-        self,
-        table: Mapping[str, Any],
-        key: str,
-        index: int,
-        minimum: int,
-        where: str = "",
-        maximum: int | None = None,
-    ):
-        value = table.get(key)
-        if value is None:
-            return None
-        full = f"{where}.{key}" if where else key
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-        self.expect(ok, index, full, value, f"an integer >= {minimum}")
-        if maximum is not None and value > maximum:
-            raise self.fail(f"{value} is too large; give at most {maximum:,}", index, full)
-        return value
-
-    def choice(self, table: Mapping[str, Any], key: str, index: int, where: str, allowed: tuple):
-        value = table.get(key)
-        if value is None:
-            return None
-        if value not in allowed:
-            raise self.fail(
-                f"{value!r} is not allowed; expected one of {', '.join(allowed)}"
-                f"{closest(str(value), allowed) if isinstance(value, str) else ''}",
-                index,
-                f"{where}.{key}",
-            )
-        return value
-
-    def chunks(self, table: Mapping[str, Any], index: int, where: str) -> int | None:
-        value = table.get("chunks")
-        if value is None:
-            return None
-        ok = isinstance(value, (int, str)) and not isinstance(value, bool)
-        self.expect(
-            ok, index, f"{where}.chunks", value, f'an integer >= 1 or "{CHUNKS_PER_CHANNEL}"'
-        )
-        return self.wrap(index, f"{where}.chunks", parse_chunks, value, "chunks")
-
-    def boolean(self, table: Mapping[str, Any], key: str, index: int, where: str) -> bool | None:
-        value = table.get(key)
-        if value is None:
-            return None
-        self.expect(isinstance(value, bool), index, f"{where}.{key}", value, "true or false")
-        return value

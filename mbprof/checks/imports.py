@@ -42,11 +42,9 @@ def import_allowed(module: str, allow_import: Iterable[str]) -> bool:
 
 def import_refusal(model: str, kind: str, allow_import: Iterable[str] = ()) -> str | None:
     """Why ``model``, written in a ``kind`` of file, may not be imported; None when it may."""
-    # The very test by which the model lookup decides to import (mbprof.models).
-    if not is_import_path(model):
-        return None
     module = model.partition(":")[0]
-    if import_allowed(module, allow_import):
+    # is_import_path: the very test by which the model lookup decides to import.
+    if not is_import_path(model) or import_allowed(module, allow_import):
         return None
     flag = f"--allow-import {module}" if _MODULE_NAME.fullmatch(module) else "--allow-import"
     return (
@@ -60,9 +58,8 @@ def refuse_imports(budgets: Iterable[Budget], allow_import: Iterable[str] = ()) 
     allowed = parse_allow_import(allow_import)
     for budget in budgets:
         kind = "results file" if budget.from_rows else "budget file"
-        reason = import_refusal(budget.spec.model, kind, allowed)
-        if reason is not None:
-            raise budget.error(reason if not budget.from_rows else f"model {reason}", "model")
+        if reason := import_refusal(budget.spec.model, kind, allowed):
+            raise budget.error(f"model {reason}" if budget.from_rows else reason, "model")
 
 
 def refuse_row_imports(
@@ -72,7 +69,5 @@ def refuse_row_imports(
     allowed = parse_allow_import(allow_import)
     for number, row in enumerate(rows, start=1):
         model = row.get("model")
-        if isinstance(model, str):
-            reason = import_refusal(model, "results file", allowed)
-            if reason is not None:
-                raise MbprofError(f"{source} row {number}: model {reason}")
+        if isinstance(model, str) and (reason := import_refusal(model, "results file", allowed)):
+            raise MbprofError(f"{source} row {number}: model {reason}")

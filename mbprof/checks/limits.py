@@ -11,58 +11,27 @@ from mbprof.checks.file_lines import BudgetFileError, nearest_line
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import CHUNKS_PER_CHANNEL
-from mbprof.core.units import format_value, parse_bytes, parse_count, parse_ms
+from mbprof.core.units import format_value
 from mbprof.frame.columns import METRICS, Metric
 
 # Statuses of a checked limit, from best to worst.
 HELD, TOLERATED, EXCEEDED, ERROR = "held", "tolerated", "exceeded", "error"
 UNSTABLE = "unstable"  # a latency measured unstably: not judged
-PASSING = (HELD, TOLERATED)
-
 
 # Metrics measured by running the model under latency settings.
 RUN_METRICS = ("max_latency", "max_model_size")
 
-# Latency settings that say what was measured (the others only say how long to measure).
-LATENCY_IDENTITY = (
-    "device",
-    "backend",
-    "threads",
-    "batch",
-    "dtype",
-    "channels_last",
-    "fuse_bn",
-    "quantize",
-)
-
-
 # A limit's latency settings in their order, with the measuring code's defaults.
-LATENCY_SETTINGS = {
-    "device": "cpu",
-    "backend": "eager",
-    "threads": None,
-    "batch": 1,
-    "dtype": "fp32",
-    "channels_last": False,
-    "fuse_bn": False,
-    "min_time_ms": None,
-    "warmup": None,
-    "quantize": "none",
-}
+LATENCY_SETTINGS = dict(device="cpu", backend="eager", threads=None, batch=1, dtype="fp32")
+LATENCY_SETTINGS |= dict(channels_last=False, fuse_bn=False, min_time_ms=None, warmup=None)
+LATENCY_SETTINGS |= {"quantize": "none"}
+# Those that say what was measured (the others only say how long to measure).
+LATENCY_IDENTITY = tuple(k for k in LATENCY_SETTINGS if k not in ("min_time_ms", "warmup"))
 
 
 def latency_settings(**given: Any) -> tuple[tuple[str, Any], ...]:
     """A limit's latency settings: those ``given`` (None: the default), in their order."""
-    return tuple(
-        (key, default if given.get(key) is None else given[key])
-        for key, default in LATENCY_SETTINGS.items()
-    )
-
-
-def parse_amount(kind: str, value: Any, what: str) -> float:
-    """A limit in its metric's unit: '300M' -> 3e8, '1.2 MB' -> 1.2e6, '25 ms' -> 25.0."""
-    parse = {"count": parse_count, "bytes": parse_bytes, "ms": parse_ms}[kind]
-    return parse(value, what)
+    return tuple((k, d if given.get(k) is None else given[k]) for k, d in LATENCY_SETTINGS.items())
 
 
 @dataclass(frozen=True)
@@ -101,31 +70,25 @@ class Limit:
     @property
     def conditions(self) -> str:
         """The settings in words: 'fp16, efficient' or 'cpu, eager, 2 threads'."""
+        s = dict(self.settings)
+        quantize = s.get("quantize")
         if self.key == "max_peak_memory":
-            parts = [self.setting("dtype"), self.setting("mode")]
-            if self.setting("mode") == "efficient":
-                parts.append(f"T={self.setting('chunks') or CHUNKS_PER_CHANNEL}")
+            parts = [s.get("dtype"), s.get("mode")]
+            if s.get("mode") == "efficient":
+                parts.append(f"T={s.get('chunks') or CHUNKS_PER_CHANNEL}")
             return ", ".join(str(p) for p in parts)
-        if self.key == "max_latency":
-            parts = [self.setting("device"), self.setting("backend"), self.setting("dtype")]
-            if self.setting("batch") is not None:
-                parts.append(f"batch {self.setting('batch')}")
-            threads = self.setting("threads")
-            if threads is not None:
-                parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
-            if self.setting("channels_last"):
-                parts.append("channels-last")
-            if self.setting("fuse_bn"):
-                parts.append("fused BN")
-            if self.setting("quantize") not in (None, "none"):
-                parts.append(self.setting("quantize"))
-            return ", ".join(str(p) for p in parts if p is not None)
         if self.key == "max_model_size":
-            quantize = self.setting("quantize")
-            return (
-                f"{self.setting('backend')}, {'fp32' if quantize in (None, 'none') else quantize}"
-            )
-        return ""
+            return f"{s.get('backend')}, {'fp32' if quantize in (None, 'none') else quantize}"
+        if self.key != "max_latency":
+            return ""
+        batch, threads = s.get("batch"), s.get("threads")
+        parts = [s.get("device"), s.get("backend"), s.get("dtype")]
+        parts += [f"batch {batch}" if batch is not None else None]
+        parts += [None if threads is None else f"{threads} thread{'' if threads == 1 else 's'}"]
+        parts += ["channels-last" if s.get("channels_last") else None]
+        parts += ["fused BN" if s.get("fuse_bn") else None]
+        parts += [None if quantize in (None, "none") else quantize]
+        return ", ".join(str(p) for p in parts if p is not None)
 
 
 @dataclass(frozen=True)
@@ -141,10 +104,6 @@ class Budget:
     key_lines: tuple[tuple[str, int], ...] = ()  # where each key is written
     from_rows: bool = False  # a row of a results file (a baseline), ``index`` its number
 
-    def line_of(self, key: str = "") -> int | None:
-        """The line of ``key`` (or of its nearest written parent, or of the header)."""
-        return nearest_line(dict(self.key_lines), key) or self.line
-
     @property
     def label(self) -> str:
         return f"{self.name} ({self.spec.label})" if self.name else self.spec.label
@@ -154,7 +113,8 @@ class Budget:
         if self.from_rows:
             return MbprofError(f"{self.source} row {self.index}: {message}")
         where = f"budget {self.index}, {key}" if key else f"budget {self.index}"
-        return BudgetFileError(f"{where}: {message}", self.source, self.line_of(key))
+        line = nearest_line(dict(self.key_lines), key) or self.line
+        return BudgetFileError(f"{where}: {message}", self.source, line)
 
 
 @dataclass(frozen=True)
@@ -176,7 +136,7 @@ class Result:
 
     @property
     def passed(self) -> bool:
-        return self.status in PASSING
+        return self.status in (HELD, TOLERATED)
 
     @property
     def headroom(self) -> float | None:
@@ -205,36 +165,29 @@ class Result:
     @property
     def message(self) -> str:
         """One sentence: the metric, the configuration, the figures."""
-        shown = self.limit.metric.shown
-        name = self.limit.name
-        ref = "baseline" if self.limit.origin == "baseline" else "limit"
-        limit = format_value(self.limit.value, shown)
+        head, shown = f"{self.configuration}: {self.limit.name}", self.limit.metric.shown
         if self.status == ERROR:
-            return f"{self.configuration}: {name} could not be measured: {self.error}"
+            return f"{head} could not be measured: {self.error}"
+        ref = "baseline" if self.limit.origin == "baseline" else "limit"
+        against = f"{ref} {format_value(self.limit.value, shown)}"
         measured = format_value(self.measured, shown)
         if self.status == UNSTABLE:
             why = f" ({self.reasons})" if self.reasons else ""
             return (
-                f"{self.configuration}: {name} neither held nor exceeded: measured {measured} "
-                f"against {ref} {limit}, unstably{why}; measure again on a quiet machine"
+                f"{head} neither held nor exceeded: measured {measured} against {against}, "
+                f"unstably{why}; measure again on a quiet machine"
             )
+        sign = 1 if self.status == HELD else -1
+        room = format_value(sign * self.headroom, shown)
+        pct = format_value(sign * self.headroom_pct, "percent")
+        if self.status == HELD:
+            return f"{head} held: measured {measured} <= {against}, headroom {room} ({pct})"
+        verb = "regressed" if ref == "baseline" else "exceeded"
+        if self.status == TOLERATED:
+            verb = f"over its {ref} within tolerance"
         tol = format_value(self.limit.tolerance_pct, "percent")
-        if self.status in (EXCEEDED, TOLERATED):
-            over = format_value(-self.headroom, shown)
-            pct = format_value(-self.headroom_pct, "percent")
-            verb = "regressed" if ref == "baseline" else "exceeded"
-            if self.status == TOLERATED:
-                verb = "over its " + ref + " within tolerance"
-            tail = f", tolerance {tol}" if self.limit.tolerance_pct else ""
-            return (
-                f"{self.configuration}: {name} {verb}: measured {measured} > {ref} {limit} "
-                f"by {over} ({pct}){tail}"
-            )
-        room = format_value(self.headroom, shown)
-        return (
-            f"{self.configuration}: {name} held: measured {measured} <= {ref} {limit}, "
-            f"headroom {room} ({format_value(self.headroom_pct, 'percent')})"
-        )
+        tail = f", tolerance {tol}" if self.limit.tolerance_pct else ""
+        return f"{head} {verb}: measured {measured} > {against} by {room} ({pct}){tail}"
 
 
 def failing(results: Iterable[Result], allow_unstable: bool = False) -> list[Result]:
@@ -243,8 +196,4 @@ def failing(results: Iterable[Result], allow_unstable: bool = False) -> list[Res
 
 
 def judge(limit: Limit, measured: float) -> str:
-    if measured <= limit.value:
-        return HELD
-    if measured <= limit.allowed:
-        return TOLERATED
-    return EXCEEDED
+    return HELD if measured <= limit.value else TOLERATED if measured <= limit.allowed else EXCEEDED

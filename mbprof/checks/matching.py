@@ -24,15 +24,15 @@ from mbprof.core.records import ModelSpec
 from mbprof.core.settings import CHUNKS_PER_CHANNEL
 from mbprof.frame.rows import cell, row_measures
 
+Settings = tuple[tuple[str, Any], ...]
+
 
 def same_setting(have: Any, wanted: Any) -> bool:
     """Whether a row's setting is the one a limit wants (a CSV may give threads as 2.0)."""
     if isinstance(wanted, bool) or isinstance(have, bool):
         return bool(have) == wanted
-    if str(have) == str(wanted):
-        return True
     try:
-        return float(have) == float(wanted)
+        return str(have) == str(wanted) or float(have) == float(wanted)
     except (TypeError, ValueError):
         return False
 
@@ -46,19 +46,16 @@ def settings_match(row: Mapping[str, Any], limit: Limit) -> bool:
             return True  # the materialized peak does not depend on T
         have = cell(row, "mem_chunks")
         return have is None or same_setting(have, limit.setting("chunks") or CHUNKS_PER_CHANNEL)
-    if limit.key in RUN_METRICS:
-        for name in LATENCY_IDENTITY:
-            wanted = limit.setting(name)
-            if wanted is None or (name == "device" and wanted == "auto"):
-                continue
-            if name == "channels_last" and "memory_format" in row:
-                have = cell(row, "memory_format")
-                if have is not None and (have == "channels_last") != wanted:
-                    return False
-                continue
-            have = cell(row, name)
-            if have is not None and not same_setting(have, wanted):
+    for name in LATENCY_IDENTITY if limit.key in RUN_METRICS else ():
+        wanted = limit.setting(name)
+        if wanted is None or (name == "device" and wanted == "auto"):
+            continue
+        if name == "channels_last" and "memory_format" in row:
+            have = cell(row, "memory_format")
+            if have is not None and (have == "channels_last") != wanted:
                 return False
+        elif (have := cell(row, name)) is not None and not same_setting(have, wanted):
+            return False
     return True
 
 
@@ -81,48 +78,34 @@ def covering_rows(
     budgets: Iterable[Budget], rows: list[Mapping[str, Any]]
 ) -> list[Mapping[str, Any]]:
     """The rows that some budget's limits read, each once."""
-    chosen: list[Mapping[str, Any]] = []
-    for budget in budgets:
-        for limit in budget.limits:
-            row = find_row(rows, budget.spec, limit)
-            if row is not None and not any(row is c for c in chosen):
-                chosen.append(row)
-    return chosen
-
-
-def check_budget(budget: Budget, rows: list[Mapping[str, Any]]) -> list[Result]:
-    """Every limit of ``budget`` against ``rows``."""
-    results = []
-    for limit in budget.limits:
-        row = find_row(rows, budget.spec, limit)
-        if row is None:
-            cond = f" [{limit.conditions}]" if limit.conditions else ""
-            where = f"{budget.source}:{limit.line}: " if limit.line else f"{budget.source}: "
-            raise MbprofError(
-                f"{where}no measurement of {limit.column} for {budget.spec.label}{cond}; "
-                "the results do not cover this budget"
-            )
-        measured = cell(row, limit.column)
-        if measured is None:
-            results.append(Result(budget, limit, None, ERROR, str(cell(row, "error"))))
-        elif limit.key == "max_latency" and cell(row, "latency_verdict") == UNSTABLE:
-            why = str(cell(row, "latency_reasons", ""))
-            results.append(Result(budget, limit, measured, UNSTABLE, reasons=why))
-        else:
-            results.append(Result(budget, limit, measured, judge(limit, measured)))
-    return results
+    found = [find_row(rows, budget.spec, limit) for budget in budgets for limit in budget.limits]
+    return list({id(row): row for row in found if row is not None}.values())
 
 
 def check_rows(budgets: BudgetFile | Iterable[Budget], rows: Any) -> list[Result]:
     """Every limit of ``budgets`` against the measured ``rows`` (dicts or a frame)."""
     if hasattr(rows, "to_dict"):
         rows = rows.to_dict(orient="records")
-    rows = list(rows)
-    items = budgets.budgets if isinstance(budgets, BudgetFile) else budgets
-    return [result for budget in items for result in check_budget(budget, rows)]
-
-
-Settings = tuple[tuple[str, Any], ...]
+    rows, results = list(rows), []
+    for budget in budgets.budgets if isinstance(budgets, BudgetFile) else budgets:
+        for limit in budget.limits:
+            row = find_row(rows, budget.spec, limit)
+            if row is None:
+                cond = f" [{limit.conditions}]" if limit.conditions else ""
+                where = f"{budget.source}:{limit.line}: " if limit.line else f"{budget.source}: "
+                raise MbprofError(
+                    f"{where}no measurement of {limit.column} for {budget.spec.label}{cond}; "
+                    "the results do not cover this budget"
+                )
+            measured = cell(row, limit.column)
+            if measured is None:
+                results.append(Result(budget, limit, None, ERROR, str(cell(row, "error"))))
+            elif limit.key == "max_latency" and cell(row, "latency_verdict") == UNSTABLE:
+                why = str(cell(row, "latency_reasons", ""))
+                results.append(Result(budget, limit, measured, UNSTABLE, reasons=why))
+            else:
+                results.append(Result(budget, limit, measured, judge(limit, measured)))
+    return results
 
 
 @dataclass(frozen=True)
@@ -145,8 +128,7 @@ def requests_for(budgets: Iterable[Budget]) -> list[Request]:
         ]
         latency = [lim.settings for lim in budget.limits if lim.key in RUN_METRICS]
         memory, latency = list(dict.fromkeys(memory)), list(dict.fromkeys(latency))
-        pairs = list(itertools.zip_longest(memory, latency)) or [(None, None)]
-        for mem, lat in pairs:
+        for mem, lat in list(itertools.zip_longest(memory, latency)) or [(None, None)]:
             requests.setdefault(Request(budget.spec, mem, lat), None)
     return list(requests)
 

@@ -5,7 +5,6 @@ and the sweep's progress bar. Nothing here imports torch: ``mbprof --help`` stay
 from __future__ import annotations
 
 import codecs
-import functools
 import inspect
 import io
 import os
@@ -24,10 +23,8 @@ from mbprof.core.errors import MbprofError
 if TYPE_CHECKING:
     from mbprof.core.records import ModelSpec
 
-# What a terminal that cannot show Unicode (LANG=C, PYTHONIOENCODING=ascii) gets instead of
-# the characters mbprof and rich print: readable ASCII, never a UnicodeEncodeError. What can
-# sit in a table cell (rich's truncation ellipsis, a header's delta, box lines) keeps one
-# character, so that columns stay aligned.
+# What a terminal that cannot show Unicode (LANG=C) gets instead: readable ASCII, never a
+# UnicodeEncodeError; what sits in a table cell keeps one character, so columns stay aligned.
 _ASCII = {"≤": "<=", "≥": ">=", "×": "x", "…": "~", "–": "-", "—": "-", "→": "->"}
 _ASCII.update({"←": "<-", "µ": "u", "±": "+-", "·": ".", "•": "*", "≈": "~", "Δ": "D"})
 _ASCII.update({"‘": "'", "’": "'", "“": '"', "”": '"', "\u00a0": " "})
@@ -48,40 +45,19 @@ def _ascii_for(char: str) -> str:
 def _ascii_fallback(error: UnicodeError) -> tuple[str, int]:
     if not isinstance(error, UnicodeEncodeError):
         raise error
-    text = error.object[error.start : error.end]
-    return "".join(_ascii_for(char) for char in text), error.end
+    return "".join(map(_ascii_for, error.object[error.start : error.end])), error.end
 
 
 codecs.register_error("mbprof-ascii", _ascii_fallback)
 
 
-def _degrade_streams() -> None:
-    """Let stdout and stderr print what their encoding lacks as ASCII look-alikes (an
-    ASCII locale would otherwise end a normal command in UnicodeEncodeError)."""
-    for stream in (sys.stdout, sys.stderr):
-        if not isinstance(stream, io.TextIOWrapper) or stream.errors != "strict":
-            continue
-        try:
-            "≤×…─".encode(stream.encoding)
-        except UnicodeEncodeError:
-            stream.reconfigure(errors="mbprof-ascii")
-        except LookupError:
-            pass
-
-
 class _ClosedStdout(io.TextIOBase):
-    """Stands in for a closed standard output (``mbprof models >&-``: Python then sets
-    sys.stdout to None): writing to it is one line of error, not an AttributeError.
-    Commands that write to --output files still work."""
+    """A closed stdout (``mbprof models >&-``): printing is one line of error; --output works."""
 
-    encoding = "utf-8"
-    errors = "strict"
+    encoding, errors = "utf-8", "strict"
 
     def writable(self) -> bool:
         return True
-
-    def isatty(self) -> bool:
-        return False
 
     def write(self, text: str) -> int:
         if not text:
@@ -91,17 +67,22 @@ class _ClosedStdout(io.TextIOBase):
             "file, or give --output FILE"
         )
 
-    def flush(self) -> None:
-        pass
-
 
 def prepare_streams() -> None:
-    """Make stdout and stderr safe to print to before a command runs."""
+    """Make stdout and stderr safe to print to before a command runs: closed ones, and an
+    ASCII locale (what an encoding lacks is printed as ASCII look-alikes)."""
     if sys.stdout is None:
         sys.stdout = _ClosedStdout()
     if sys.stderr is None:  # nowhere to say anything: the exit code has to do
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
-    _degrade_streams()
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            try:
+                "≤×…─".encode(stream.encoding)
+            except UnicodeEncodeError:
+                stream.reconfigure(errors="mbprof-ascii")
+            except LookupError:
+                pass
 
 
 try:  # typer >= 0.16 vendors click; older releases depend on it
@@ -121,22 +102,16 @@ FLAGS |= {"input_shape": "--input"}
 _NO_ARGS_IS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def fail(message: str) -> None:
     from mbprof.render.document import safe_text
 
     # Messages quote files' text: whitespace folded to one line, control characters shown.
-    typer.echo(f"mbprof: error: {safe_text(_one_line(message))}", err=True)
+    typer.echo(f"mbprof: error: {safe_text(' '.join(str(message).split()))}", err=True)
 
 
 # --- stdout is for results -------------------------------------------------------------
-# While a command runs, sys.stdout points at stderr, so that whatever a user's module
-# prints (at import, in its builder, in forward) cannot corrupt a result on stdout
-# (`--format json | jq`); mbprof writes its results to `results_stream()`, the stdout the
-# command started with. Help and --version are printed before that, on stdout.
+# While a command runs, sys.stdout points at stderr: what a user's module prints cannot
+# corrupt a result (`--format json | jq`); results go to `results_stream()`, the real stdout.
 
 _results: list[TextIO | None] = []  # the real stdout of each running command, innermost last
 
@@ -158,33 +133,20 @@ def user_output_to_stderr() -> Iterator[None]:
         _results.pop()
 
 
-def _results_on_stdout(callback: Any) -> Any:
-    @functools.wraps(callback)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        with user_output_to_stderr():
-            return callback(*args, **kwargs)
-
-    return run
-
-
 # --- help that reads well at 80 columns and at 120 ----------------------------------------
-# typer's rich help keeps a docstring's single line breaks in the commands list (a sentence
-# broken where the source line ended) and shows every option's type, `<bool>` on a flag and
-# `<str>` on options that take text. The paragraphs are joined here for rich to wrap at the
-# terminal's width; a flag shows no value, an option the metavar _options gives it (or its
-# name in capitals), an argument its name alone.
+# typer's rich help keeps a docstring's line breaks in the commands list and shows `<bool>` on
+# a flag, `<str>` on text options. Here paragraphs are joined for rich to wrap; a flag shows no
+# value, an option its metavar (or its flag in capitals), an argument its name alone.
 
 
 def rewrap(text: str) -> str:
-    """``text`` with each paragraph on one line (paragraphs kept; a paragraph starting with
-    click's \\b marker keeps its lines)."""
+    """``text`` with each paragraph on one line (one starting with click's \\b keeps its)."""
     paragraphs = inspect.cleandoc(text).split("\n\n")
     return "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
 
 
 def _value_name(param: Any) -> str:
-    """What an option's value is called in help: FILE or DIR for a path, else its long
-    flag in capitals (``--min-time`` -> MIN_TIME)."""
+    """FILE or DIR for a path, else the long flag in capitals (--min-time -> MIN_TIME)."""
     descriptor = getattr(param, "type_descriptor", None)
     if descriptor is not None and descriptor.is_path:
         return {"file": "FILE", "dir": "DIR"}.get(descriptor.path_type, "PATH")
@@ -192,15 +154,10 @@ def _value_name(param: Any) -> str:
     return flags[0].lstrip("-").upper().replace("-", "_")
 
 
-def _no_type(ctx: Any) -> None:
-    return None
-
-
 def readable_params(params: list[Any]) -> list[Any]:
-    """``params`` with the help's type column as people read it (see above)."""
     for param in params:
         if param.param_type_name == "argument" or getattr(param, "is_flag", False):
-            param.display_type_rich = _no_type  # a flag takes no value; an argument is named
+            param.display_type_rich = lambda ctx: None  # a flag takes no value; an argument
             if param.param_type_name == "argument" and param.metavar is None:
                 param.metavar = param.name.upper()  # usage: mbprof diff BEFORE AFTER
         elif param.metavar is None:
@@ -208,7 +165,7 @@ def readable_params(params: list[Any]) -> list[Any]:
     return params
 
 
-def _readable_help(command: Any) -> None:
+def _readable(command: Any) -> None:
     if command.help:
         command.help = rewrap(command.help)
     get_params = command.get_params  # --help is made on the first call: tidied there too
@@ -220,24 +177,17 @@ class MbprofGroup(TyperGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _readable_help(self)
+        _readable(self)
         for command in self.commands.values():
-            _readable_help(command)
-            if command.callback is not None:
-                command.callback = _results_on_stdout(command.callback)
+            _readable(command)
+            if command.callback is not None:  # a context manager wraps as a decorator too
+                command.callback = user_output_to_stderr()(command.callback)
 
     def list_commands(self, ctx: Any) -> list[str]:
         # In the order of their names, whichever module registers them.
         return sorted(self.commands)
 
-    def main(
-        self,
-        args: Any = None,
-        prog_name: Any = None,
-        complete_var: Any = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
+    def main(self, args: Any = None, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or os.environ.get("MBPROF_DEBUG", "") not in ("", "0")
         prepare_streams()  # a closed stdout, an ASCII locale: one line, not a traceback
@@ -246,43 +196,33 @@ class MbprofGroup(TyperGroup):
         try:
             # SIGTERM (a CI runner's timeout) stops a sweep as Ctrl-C does: finished rows kept.
             with errors.watch(sigterm=True):
-                code = super().main(
-                    args=argv,
-                    prog_name=prog_name or "mbprof",
-                    complete_var=complete_var,
-                    standalone_mode=False,
-                    **extra,
-                )
+                named = {"prog_name": extra.get("prog_name") or "mbprof", "standalone_mode": False}
+                code = super().main(args=argv, **extra | named)
             code = code if isinstance(code, int) else 0
-        except _NO_ARGS_IS_HELP as exc:  # a bare `mbprof`: the help, and no empty error line
-            message = exc.format_message()
-            if message.strip():  # typer's rich help is already printed; plain help is here
-                typer.echo(message, err=True)
-            code = EXIT_BAD_INPUT
-        except click_exceptions.UsageError as exc:  # bad option, missing argument, bad choice
-            if debug:
-                raise
-            where = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
-            # typer checks a choice with pydantic, whose messages start "Value error, "
-            message = exc.format_message().replace("Value error, ", "")
-            fail(message.rstrip(".") + where)
-            code = EXIT_BAD_INPUT
-        except MbprofError as exc:
-            if debug:
-                raise
-            fail(exc.text_with(FLAGS))
-            code = EXIT_BAD_INPUT
         except (typer.Abort, KeyboardInterrupt):
             typer.echo("mbprof: interrupted", err=True)
             code = errors.exit_code()  # 130 for Ctrl-C, 143 for SIGTERM
         except typer.Exit as exc:
             code = exc.exit_code
+        except _NO_ARGS_IS_HELP as exc:  # a bare `mbprof`: the help, and no empty error line
+            message = exc.format_message()
+            if message.strip():  # typer's rich help is already printed; plain help is here
+                typer.echo(message, err=True)
+            code = EXIT_BAD_INPUT
         except Exception as exc:  # noqa: BLE001 - the policy is one line unless --debug
             if debug:
                 raise
-            fail(f"{type(exc).__name__}: {exc} (run again with --debug for the traceback)")
-            code = 1
-        if standalone_mode:
+            code = EXIT_BAD_INPUT
+            if isinstance(exc, MbprofError):
+                fail(exc.text_with(FLAGS))
+            elif isinstance(exc, click_exceptions.UsageError):  # bad option, argument, choice
+                where = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+                # typer checks a choice with pydantic, whose messages start "Value error, "
+                fail(exc.format_message().replace("Value error, ", "").rstrip(".") + where)
+            else:
+                fail(f"{type(exc).__name__}: {exc} (run again with --debug for the traceback)")
+                code = 1
+        if extra.get("standalone_mode", True):
             sys.exit(code)
         return code
 
@@ -319,75 +259,53 @@ def _root(
     """mbprof: what a mobile network costs before it ships."""
 
 
-class SweepProgress:
-    """``start(spec)`` as a configuration starts (also callable as ``progress(spec)``),
-    ``phase(text)`` as its work moves on, ``done(row)`` when its row is ready."""
-
-    def __init__(self, progress: Any, task: Any, console: Any) -> None:
-        self._progress = progress
-        self._task = task
-        self._console = console
-        self._label = ""
-
-    def __call__(self, spec: ModelSpec) -> None:
-        self.start(spec)
-
-    def start(self, spec: ModelSpec) -> None:
-        from mbprof.render.document import safe_text
-
-        self._label = safe_text(spec.label)  # names from budget files reach the terminal
-        self._progress.update(self._task, description=self._label)
-
-    def phase(self, text: str) -> None:
-        description = f"{self._label}: {text}" if self._label else text
-        self._progress.update(self._task, description=description)
-
-    def done(self, row: dict[str, Any]) -> None:
-        self._progress.advance(self._task)
-        if not self._console.is_terminal:
-            return
-        from rich.text import Text
-
-        from mbprof.render.document import safe_text
-
-        if row.get("error"):
-            figure = Text.assemble(("failed", "red"), f": {safe_text(row['error'])}")
-        elif row.get("latency_ms") is not None:
-            figure = Text(f"{row['latency_ms']:,.2f} ms")
-        elif row.get("madds") is not None:
-            figure = Text(f"{row['madds'] / 1e6:,.2f}M MAdds")
-        else:
-            figure = Text("")
-        self._console.print(Text.assemble(("done", "dim"), f" {self._label} ", figure))
-
-
 @contextmanager
-def sweep_progress(total: int) -> Iterator[SweepProgress]:
-    """A ``SweepProgress`` over ``total`` configurations; the bar vanishes at the end."""
+def sweep_progress(total: int) -> Iterator[Any]:
+    """A bar over ``total`` configurations: ``start(spec)``, ``phase(text)``, ``done(row)``."""
+    from types import SimpleNamespace
+
+    from rich import progress as bar
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.text import Text
+
+    from mbprof.render.document import safe_text
 
     console = Console(stderr=True)
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}", markup=False),  # text, not markup
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
+    progress = bar.Progress(
+        bar.SpinnerColumn(),
+        bar.TextColumn("{task.description}", markup=False),  # text, not markup
+        bar.BarColumn(),
+        bar.MofNCompleteColumn(),
+        bar.TimeElapsedColumn(),
+        bar.TextColumn("eta"),
+        bar.TimeRemainingColumn(),
         console=console,
         transient=True,
         disable=not console.is_terminal,
     )
     task = progress.add_task("starting", total=total)
+    label = ""
+
+    def start(spec: ModelSpec) -> None:
+        nonlocal label
+        label = safe_text(spec.label)  # names from budget files reach the terminal
+        progress.update(task, description=label)
+
+    def phase(text: str) -> None:
+        progress.update(task, description=f"{label}: {text}" if label else text)
+
+    def done(row: dict[str, Any]) -> None:
+        progress.advance(task)
+        if not console.is_terminal:
+            return
+        if row.get("error"):
+            figure = Text.assemble(("failed", "red"), f": {safe_text(row['error'])}")
+        elif row.get("latency_ms") is not None:
+            figure = Text(f"{row['latency_ms']:,.2f} ms")
+        else:
+            madds = row.get("madds")
+            figure = Text("" if madds is None else f"{madds / 1e6:,.2f}M MAdds")
+        console.print(Text.assemble(("done", "dim"), f" {label} ", figure))
+
     with progress:
-        yield SweepProgress(progress, task, console)
+        yield SimpleNamespace(start=start, phase=phase, done=done)

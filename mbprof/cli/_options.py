@@ -1,8 +1,6 @@
-"""Options that several commands share, declared once as groups: a decorator
-(``@config_options``, ``@latency_options``, ``@output_options``) adds a group's options to a
-command, which receives them as one value (``config``, ``latency``, ``out``). Parsing here is
-torch-free; latency options go on as typed, for the API to check once. Also the one way
-results leave a command (``emit``) and the output checks made before any work."""
+"""Options several commands share, as groups (``@config_options`` gives a command ``config``),
+parsed torch-free; the one way results leave a command (``emit``) and the output checks made
+before any work."""
 
 from __future__ import annotations
 
@@ -22,61 +20,64 @@ from mbprof.core.settings import INT8_BACKENDS, RUNTIMES, LatencySettings, spoke
 from mbprof.render.document import Document
 
 
+def _typed(option: Any) -> tuple[Any, Any]:
+    """(type, typer.Option): as given, or as its default says (None: optional text)."""
+    if isinstance(option, tuple):
+        return option
+    return (str | None if option.default is None else type(option.default)), option
+
+
 def option_group(
-    name: str, options: dict[str, tuple[Any, Any]], collect: Callable[..., Any]
+    name: str, options: dict[str, Any], collect: Callable[..., Any]
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A decorator that gives a command the ``options`` (parameter -> (type, typer.Option))
-    in place of its keyword-only parameter ``name``, which receives ``collect(**values)``."""
+    """A decorator: the ``options`` (parameter -> typer.Option, or (type, typer.Option)) in
+    place of the command's keyword-only parameter ``name``, which gets ``collect(**values)``."""
+    typed = {key: _typed(option) for key, option in options.items()}
+    group = [
+        inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+        for key, (kind, option) in typed.items()
+    ]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        signature = inspect.signature(command)
-        params = []
-        for param in signature.parameters.values():
-            if param.name != name:
-                params.append(param)
-                continue
-            params += [
-                inspect.Parameter(
-                    key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind
-                )
-                for key, (kind, option) in options.items()
-            ]
-
         @functools.wraps(command)
         def run(*args: Any, **kwargs: Any) -> Any:
             values = {key: kwargs.pop(key) for key in options}
             return command(*args, **kwargs, **{name: collect(**values)})
 
+        signature = inspect.signature(command)
+        params = [
+            q for p in signature.parameters.values() for q in (group if p.name == name else [p])
+        ]
         run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
         annotations = {k: v for k, v in command.__annotations__.items() if k != name}
-        run.__annotations__ = {**annotations, **{k: kind for k, (kind, _) in options.items()}}
+        run.__annotations__ = annotations | {key: kind for key, (kind, _) in typed.items()}
         return run
 
     return decorate
 
 
-def file_option(flag: str, help: str) -> Any:
+def file_option(flag: str, help: str, metavar: str | None = None) -> Any:
     """An optional file path option (``--csv FILE``): a path, never a folder."""
-    return typer.Option(None, flag, help=help, dir_okay=False)
+    return typer.Option(None, flag, metavar=metavar, help=help, dir_okay=False)
 
 
-def _text(default: str, flag: str, metavar: str | None, help: str, *short: str) -> tuple:
-    """A text option of a group: (its type, its typer.Option)."""
-    return str, typer.Option(default, flag, *short, metavar=metavar, help=help)
+def choices(name: str, *values: str) -> Any:
+    """A choice option's type: an Enum of ``values`` (typer lists and checks them)."""
+    return Enum(name, {value: value for value in values}, type=str)
 
 
-def _flag(flag: str, help: str) -> tuple:
-    return bool, typer.Option(False, flag, help=help)
+def _option(default: Any, flag: str, metavar: str | None, help: str, *short: str, **extra: Any):
+    return typer.Option(default, flag, *short, metavar=metavar, help=help, **extra)
 
 
-# --------------------------------------------------------------------------- one configuration
+def flag(name: str, help: str, **extra: Any) -> Any:
+    return typer.Option(False, name, help=help, **extra)
 
 
 def _config(
     width: str, depth: str, res: str, classes: str, arg: list[str] | None, reparam: bool
 ) -> dict:
-    """The model options, parsed as typed (``api.make_spec`` then checks them against the
-    model): ``make_spec(model, **config)``."""
+    """``make_spec(model, **config)``: parsed here, checked against the model there."""
     from mbprof.core.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
 
     return dict(
@@ -89,51 +90,43 @@ def _config(
     )
 
 
-CLASSES_OPTION = typer.Option(
-    "1000",
-    "--classes",
-    metavar="INT",
-    help=f"Number of classes, an integer from 1 to {MAX_CLASSES:,}.",
+CLASSES_OPTION = _option(
+    "1000", "--classes", "INT", f"Number of classes, an integer from 1 to {MAX_CLASSES:,}."
 )
-ARG_OPTION = typer.Option(
+ARG_OPTION = _option(
     None,
     "--arg",
-    metavar="KEY=VALUE",
-    help="Extra builder keyword argument KEY=VALUE (repeatable, each key once), checked "
+    "KEY=VALUE",
+    "Extra builder keyword argument KEY=VALUE (repeatable, each key once), checked "
     "against the builder's parameter: a bool takes true/false or 1/0.",
 )
-REPARAM_OPTION = typer.Option(
-    False,
+REPARAM_OPTION = flag(
     "--reparam",
-    help="Measure the deployed form: each module's own re-parameterization hook (fuse, "
+    "Measure the deployed form: each module's own re-parameterization hook (fuse, "
     "reparameterize, switch_to_deploy: MobileOne, RepViT, FastViT, LeViT, ...) run first, "
     "its output checked against the model as built.",
 )
 config_options = option_group(
     "config",
     {
-        "width": _text("1.0", "--width", "FLOAT", "Width multiplier, a number > 0.", "-w"),
-        "depth": _text("1.0", "--depth", "FLOAT", "Depth multiplier (models that have one)."),
-        "res": _text(
+        "width": _option("1.0", "--width", "FLOAT", "Width multiplier, a number > 0.", "-w"),
+        "depth": _option("1.0", "--depth", "FLOAT", "Depth multiplier (models that have one)."),
+        "res": _option(
             "224",
             "--res",
             "RES",
             "Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32).",
             "-r",
         ),
-        "classes": (str, CLASSES_OPTION),
+        "classes": CLASSES_OPTION,
         "arg": (list[str] | None, ARG_OPTION),
-        "reparam": (bool, REPARAM_OPTION),
+        "reparam": REPARAM_OPTION,
     },
     _config,
 )
 
 
-class Engine(str, Enum):
-    fvcore = "fvcore"
-    dispatch = "dispatch"
-
-
+Engine = choices("Engine", "fvcore", "dispatch")
 ENGINE_OPTION = typer.Option(
     Engine.fvcore,
     "--engine",
@@ -141,68 +134,51 @@ ENGINE_OPTION = typer.Option(
     help="What counts MAdds: fvcore (its JIT trace, the default) or dispatch (fvcore's "
     "rules on PyTorch's dispatcher, no TorchScript); the same figures. See docs/counting.md.",
 )
-WEIGHTS_OPTION = typer.Option(
-    None,
-    "--weights",
-    metavar="FILE",
-    help="Load a local checkpoint (a state dict; read with weights_only=True).",
-    dir_okay=False,
+WEIGHTS_OPTION = file_option(
+    "--weights", "Load a local checkpoint (a state dict; read with weights_only=True).", "FILE"
 )
-
-
-# --------------------------------------------------------------------------- latency
-
-
-def _latency(**typed: Any) -> LatencySettings:
-    """The latency options as typed (text), for ``api.make_latency_settings``/``resolve_latency``
-    to check once and resolve for this machine."""
-    typed["min_time_s"] = typed.pop("min_time")
-    return LatencySettings(**typed)
 
 
 latency_options = option_group(
     "latency",
     {
-        "device": _text(
+        "device": _option(
             "auto",
             "--device",
             "DEVICE",
             "Where to run: cpu, cuda, or auto (cuda when torch sees a GPU).",
         ),
-        "batch": _text(
+        "batch": _option(
             "1", "--batch", "INT", f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}."
         ),
-        "threads": (
-            str | None,
-            typer.Option(
-                None,
-                "--threads",
-                metavar="INT",
-                help="Intra-op threads for every backend, an integer from 1 to the logical CPUs "
-                "of this machine (default: torch's current count).",
-            ),
+        "threads": typer.Option(
+            None,
+            "--threads",
+            metavar="INT",
+            help="Intra-op threads for every backend, an integer from 1 to the logical CPUs "
+            "of this machine (default: torch's current count).",
         ),
-        "dtype": _text("fp32", "--dtype", "DTYPE", "Inference dtype: fp32, fp16 or bf16."),
-        "backend": _text(
+        "dtype": _option("fp32", "--dtype", "DTYPE", "Inference dtype: fp32, fp16 or bf16."),
+        "backend": _option(
             "eager",
             "--backend",
             "BACKEND",
             spoken([r.help for r in RUNTIMES.values()]).replace("[", r"\[") + ".",
         ),
-        "channels_last": _flag("--channels-last", "Run in the channels-last (NHWC) memory format."),
-        "fuse_bn": _flag(
+        "channels_last": flag("--channels-last", "Run in the channels-last (NHWC) memory format."),
+        "fuse_bn": flag(
             "--fuse-bn", "Fold batch norm into the convolutions first (the deployed form)."
         ),
-        "min_time": _text(
+        "min_time_s": _option(
             "1.0",
             "--min-time",
             "SECONDS",
             f"Seconds of timed runs per configuration, a number > 0 and <= {MAX_MIN_TIME_S:g}.",
         ),
-        "warmup": _text(
+        "warmup": _option(
             "10", "--warmup", "INT", f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}."
         ),
-        "quantize": _text(
+        "quantize": _option(
             "none",
             "--quantize",
             None,
@@ -211,33 +187,24 @@ latency_options = option_group(
             "fp32 and how close the outputs stay.",
         ),
     },
-    _latency,
+    LatencySettings,  # as typed: api.resolve_latency checks them once, for this machine
 )
 
 
-# --------------------------------------------------------------------------- output
-
-
-class OutputFormat(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-    markdown = "markdown"
-
-
-FORMAT_OPTION = typer.Option(
+OutputFormat = choices("OutputFormat", "table", "csv", "json", "markdown")
+FORMAT_OPTION = _option(
     OutputFormat.table,
     "--format",
+    "FORMAT",
+    "How to print results: table, csv, json or markdown.",
     "-f",
-    metavar="FORMAT",
-    help="How to print results: table, csv, json or markdown.",
 )
-OUTPUT_OPTION = typer.Option(
+OUTPUT_OPTION = _option(
     None,
     "--output",
+    "FILE",
+    "Write the results to this file instead of the terminal.",
     "-o",
-    metavar="FILE",
-    help="Write the results to this file instead of the terminal.",
     dir_okay=False,
 )
 
@@ -250,39 +217,27 @@ class Output:
     path: Path | None
     html: Path | None = None  # also one self-contained HTML page
 
-    def check(self) -> None:
-        """Refuse, before any work, an --output or --html that cannot be written."""
-
-        check_output(self.path)
-        check_output(self.html, "--html")
+    def __post_init__(self) -> None:  # before any work
         check_outputs({"--output": self.path, "--html": self.html})
 
     def emit(self, doc: Document) -> None:
-
         if self.html is not None:
-            import typer
-
-            from mbprof.core.files import write_atomic
-            from mbprof.render.document import safe_text
             from mbprof.render.html import to_html
 
-            write_atomic(self.html, to_html(doc))
-            typer.echo(f"wrote {safe_text(self.html)}", err=True)
+            write_file(self.html, to_html(doc))
         emit(doc, self.fmt, self.path)
 
 
-HTML_OPTION = typer.Option(
-    None,
+HTML_OPTION = file_option(
     "--html",
-    metavar="FILE",
-    help="Also write the result as one self-contained HTML page (tables, figures, styles "
-    "and script inline; nothing fetched).",
-    dir_okay=False,
+    "Also write the result as one self-contained HTML page (tables, figures, styles and "
+    "script inline; nothing fetched).",
+    "FILE",
 )
 output_options = option_group(
     "out",
     {
-        "fmt": (OutputFormat, FORMAT_OPTION),
+        "fmt": FORMAT_OPTION,
         "path": (Path | None, OUTPUT_OPTION),
         "html": (Path | None, HTML_OPTION),
     },
@@ -290,17 +245,9 @@ output_options = option_group(
 )
 
 
-def check_output(output: Path | None, option: str = "--output") -> None:
-    if output is not None:
-        from mbprof.core.files import check_writable
-
-        check_writable(output, option)
-
-
 def _identity(path: Path) -> tuple | None:
-    """What ``path`` writes to: an existing file's inode (hard and symbolic links agree),
-    a new file's resolved path; None for a device or FIFO (writes go through, none
-    replaces another)."""
+    """An existing file's inode (links agree), a new file's real path; None for a device or
+    FIFO (writes go through, none replaces another)."""
     import os
     import stat
 
@@ -314,13 +261,16 @@ def _identity(path: Path) -> tuple | None:
 
 
 def check_outputs(
-    outputs: dict[str, Path | None], inputs: dict[str, Path | None] | None = None
+    outputs: dict[str, Path | None], inputs: dict[str, Path | None] | None = None, new=False
 ) -> None:
-    """Refuse, before any work, two options that would write the same file (one would
-    overwrite the other) and an output that would overwrite an input. Keys are the
-    options as the user wrote them (``--csv``), values their paths or None."""
+    """Refuse, before any work, outputs that cannot be written (but in a ``new`` folder),
+    write the same file, or would overwrite an input (keys: the options, ``--csv``)."""
     from mbprof.core.errors import MbprofError
+    from mbprof.core.files import check_writable
 
+    for option, path in outputs.items():
+        if path is not None and not new:
+            check_writable(path, option)
     seen: dict[tuple, tuple[str, Path]] = {}
     for option, path in (inputs or {}).items():
         if path is not None and (key := _identity(Path(path))) is not None:
@@ -344,37 +294,34 @@ def check_outputs(
 
 def render(doc: Document, fmt: str) -> str:
     from mbprof.render import document as export
-
-    if fmt == "csv":
-        return export.to_csv(doc)
-    if fmt == "json":
-        return export.to_json(doc)
-    if fmt == "markdown":
-        return export.to_markdown(doc)
     from mbprof.render.console import render_table_text
 
-    return render_table_text(doc)
+    formats = {"csv": export.to_csv, "json": export.to_json, "markdown": export.to_markdown}
+    return formats.get(fmt, render_table_text)(doc)
+
+
+def write_file(path: Path, text: str | bytes) -> None:
+    """Write ``path`` whole, and say so on stderr."""
+    from mbprof.core.files import write_atomic
+    from mbprof.render.document import safe_text
+
+    write_atomic(path, text)
+    typer.echo(f"wrote {safe_text(path)}", err=True)
 
 
 def emit(doc: Document, fmt: str, output: Path | None = None) -> None:
-    """Print ``doc`` in ``fmt`` on the real stdout (user code's prints go to stderr),
-    or write it whole to ``output``."""
-    if output is not None:
-        from mbprof.core.files import write_atomic
-        from mbprof.render.document import safe_text
-
-        write_atomic(output, render(doc, fmt))
-        typer.echo(f"wrote {safe_text(output)}", err=True)
-        return
+    """Print ``doc`` in ``fmt`` on the real stdout, or write it whole to ``output``."""
     stdout = results_stream()
-    if fmt == "table":
+    if output is not None:
+        write_file(output, render(doc, fmt))
+    elif fmt == "table":
         from rich.console import Console
 
         from mbprof.render.console import print_document, terminal_width
 
         print_document(doc, Console(file=stdout, width=terminal_width(stdout)))
-        return
-    stdout.write(render(doc, fmt))
+    else:
+        stdout.write(render(doc, fmt))
 
 
 # One exit-code rule for every command: 0 when every figure asked for was measured (and,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
 from pathlib import Path
 
 import typer
@@ -14,21 +13,18 @@ from mbprof.cli._options import (
     OUTPUT_OPTION,
     REPARAM_OPTION,
     Engine,
-    OutputFormat,
-    check_output,
     check_outputs,
+    choices,
+    emit,
     file_option,
+    flag,
+    write_file,
 )
 
 EXIT_EXCEEDED = 1
 
 
-class CheckFormat(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-    markdown = "markdown"
-    github = "github"
+CheckFormat = choices("CheckFormat", "table", "csv", "json", "markdown", "github")
 
 
 @app.command("check")
@@ -39,10 +35,9 @@ def check_command(
     baseline: Path | None = file_option(
         "--baseline", "A saved result (mbprof compare --json FILE) to guard against regressions."
     ),
-    update_baseline: bool = typer.Option(
-        False,
+    update_baseline: bool = flag(
         "--update-baseline",
-        help="Rewrite the baseline with the fresh figures (its regressions then do not fail).",
+        "Rewrite the baseline with the fresh figures (its regressions then do not fail).",
     ),
     tolerance: list[str] | None = typer.Option(
         None,
@@ -70,10 +65,9 @@ def check_command(
         "registered models only. Repeatable, or comma-separated; '*' allows any module, "
         "so any code the files name.",
     ),
-    allow_unstable: bool = typer.Option(
-        False,
+    allow_unstable: bool = flag(
         "--allow-unstable",
-        help="Pass a latency limit whose measurement was unstable (a busy machine: it is "
+        "Pass a latency limit whose measurement was unstable (a busy machine: it is "
         "neither held nor exceeded), with a warning, instead of failing.",
     ),
     reparam: bool = REPARAM_OPTION,
@@ -86,19 +80,18 @@ def check_command(
 
     Example: mbprof check examples/budgets.toml --format github --junit budgets.xml
     """
-    from mbprof.api.checking import check_inputs, prepare_check, write_baseline
+    from mbprof.api.checking import CheckNames, check_inputs, prepare_check, write_baseline
     from mbprof.checks.baseline import parse_tolerance_items
     from mbprof.checks.file_lines import BudgetFileError
     from mbprof.checks.imports import parse_allow_import
+    from mbprof.checks.limits import failing
+    from mbprof.render import checks_view as view
 
-    names = _flag_names()
+    # Refusals about check's inputs name its flags.
+    names = CheckNames("a budget file", "--baseline", "--baseline FILE", "--update-baseline")
     check_inputs(budgets, baseline, update_baseline, names)
     tolerances = parse_tolerance_items(tolerance)
     allowed = parse_allow_import(allow_import)
-    check_output(output)
-    check_output(junit, "--junit")
-    if update_baseline:
-        check_output(baseline, "--baseline")
     written = {"--output": output, "--junit": junit}
     read = {"BUDGETS": budgets, "--results": results}
     (written if update_baseline else read)["--baseline"] = baseline
@@ -118,85 +111,44 @@ def check_command(
         )
     except BudgetFileError as exc:
         if fmt is CheckFormat.github:
-            from mbprof.render.checks_view import annotation
-
-            line = annotation("error", exc.reason, exc.source, exc.line, "mbprof budget file")
+            line = view.annotation("error", exc.reason, exc.source, exc.line, "mbprof budget file")
             results_stream().write(line + "\n")
         raise
-    outcome = _measure(run)
-    _emit(outcome, fmt, output, junit, budgets, baseline, allow_unstable)
+    if not run.configurations:  # saved results: nothing to measure
+        outcome = run.run()
+    else:
+        from mbprof.cli._app import sweep_progress
+
+        with sweep_progress(run.configurations) as progress:  # one step a configuration
+            outcome = run.run(
+                on_start=progress.start,
+                on_phase=progress.phase,
+                on_done=lambda rows: progress.done(rows[0]),
+            )
+    results = outcome.results
+    notes = view.environment_notes(outcome.rows)
+    doc = view.check_document(results, view.check_title(budgets, baseline), notes)
+    if junit is not None:
+        write_file(junit, view.junit_xml(results, outcome.seconds, allow_unstable))
+    if fmt is not CheckFormat.github:
+        emit(doc, fmt.value, output)
+    else:
+        text = view.github_annotations(results, allow_unstable)
+        summary = view.github_summary(doc, results, allow_unstable)
+        if step_summary := os.environ.get("GITHUB_STEP_SUMMARY", ""):
+            with open(step_summary, "a", encoding="utf-8") as handle:
+                handle.write(summary)
+        else:
+            text += summary
+        if output is not None:
+            write_file(output, text)
+        else:
+            results_stream().write(text)  # the real stdout: user code's prints go to stderr
     if update_baseline:
         write_baseline(outcome, baseline)
         configurations = len(outcome.baseline_rows)
         typer.echo(f"wrote baseline {baseline} ({configurations} configurations)", err=True)
-    from mbprof.checks.limits import failing
-    from mbprof.render.checks_view import failure_lines
-
-    for line in failure_lines(outcome.deciding, allow_unstable):
+    for line in view.failure_lines(outcome.deciding, allow_unstable):
         typer.echo(line, err=True)
     if failing(outcome.deciding, allow_unstable):
         raise typer.Exit(EXIT_EXCEEDED)
-
-
-def _flag_names():
-    """Refusals about check's inputs name its flags."""
-    from mbprof.api.checking import CheckNames
-
-    return CheckNames(
-        budgets="a budget file",
-        baseline="--baseline",
-        baseline_file="--baseline FILE",
-        update="--update-baseline",
-    )
-
-
-def _measure(run):
-    """Measure with a progress bar (one step a configuration), or read saved results."""
-    if not run.configurations:
-        return run.run()
-    from mbprof.cli._app import sweep_progress
-
-    with sweep_progress(run.configurations) as progress:
-        return run.run(
-            on_start=progress.start,
-            on_phase=progress.phase,
-            on_done=lambda rows: progress.done(rows[0]),
-        )
-
-
-def _emit(outcome, fmt, output, junit, budgets, baseline, allow_unstable=False) -> None:
-    from mbprof.core.files import write_atomic
-    from mbprof.render.checks_view import (
-        check_document,
-        check_title,
-        environment_notes,
-        github_annotations,
-        github_summary,
-    )
-    from mbprof.render.document import safe_text
-
-    results = outcome.results
-    doc = check_document(results, check_title(budgets, baseline), environment_notes(outcome.rows))
-    if junit is not None:
-        from mbprof.render.checks_view import junit_xml
-
-        write_atomic(junit, junit_xml(results, outcome.seconds, allow_unstable))
-        typer.echo(f"wrote {safe_text(junit)}", err=True)
-    if fmt is not CheckFormat.github:
-        from mbprof.cli._options import emit
-
-        emit(doc, OutputFormat(fmt.value), output)
-        return
-    text = github_annotations(results, allow_unstable)
-    summary = github_summary(doc, results, allow_unstable)
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY", "")
-    if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as handle:
-            handle.write(summary)
-    else:
-        text += summary
-    if output is not None:
-        write_atomic(output, text)
-        typer.echo(f"wrote {safe_text(output)}", err=True)
-    else:
-        results_stream().write(text)  # the real stdout: user code's prints go to stderr

@@ -15,14 +15,14 @@ from mbprof.cli._options import (
     REPARAM_OPTION,
     Engine,
     Output,
-    OutputFormat,
-    check_output,
     check_outputs,
     config_options,
     file_option,
+    flag,
     latency_options,
     output_options,
     render,
+    write_file,
 )
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import (
@@ -78,9 +78,7 @@ def compare_command(
         "--chunks",
         help="T of the memory-efficient peak: an integer >= 1, or 'channel' (one per chunk).",
     ),
-    no_memory: bool = typer.Option(
-        False, "--no-memory", help="Leave out the activation memory columns."
-    ),
+    no_memory: bool = flag("--no-memory", "Leave out the activation memory columns."),
     workers: str | None = typer.Option(
         None,
         "--workers",
@@ -99,23 +97,21 @@ def compare_command(
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="The dask scheduler's address, such as tcp://10.0.0.5:8786."
     ),
-    no_cache: bool = typer.Option(
-        False,
+    no_cache: bool = flag(
         "--no-cache",
         envvar="MBPROF_NO_CACHE",
         help="Neither read nor write the result cache (counts and memory of each "
         "configuration, kept by mbprof: see mbprof cache info).",
     ),
-    cache_latency: bool = typer.Option(
-        False,
+    cache_latency: bool = flag(
         "--cache-latency",
-        help="Keep timings in the result cache too, keyed by this machine's whole "
+        "Keep timings in the result cache too, keyed by this machine's whole "
         "environment, and read them back instead of timing again.",
     ),
     *,
     latency: LatencySettings,
-    no_latency: bool = typer.Option(
-        False, "--no-latency", help="Skip the latency measurement (counts and memory only)."
+    no_latency: bool = flag(
+        "--no-latency", "Skip the latency measurement (counts and memory only)."
     ),
     out: Output,
 ) -> None:
@@ -137,27 +133,18 @@ def compare_command(
         kwargs=dict(parse_kwargs(arg)),
         reparam=reparam,
     )
-    files = {OutputFormat.csv: csv, OutputFormat.json: json, OutputFormat.markdown: markdown}
-    for kind, path in files.items():
-        check_output(path, f"--{kind.value}")
-    out.check()
+    files = {"--csv": csv, "--json": json, "--markdown": markdown}
     if plot is not None:
         from mbprof.render.plots import check_figure_path
 
         check_figure_path(plot, "--plot")
-    outputs = {f"--{kind.value}": path for kind, path in files.items()}
-    outputs |= {"--plot": plot, "--output": out.path, "--html": out.html}
+    outputs = {**files, "--plot": plot, "--output": out.path, "--html": out.html}
     check_outputs(outputs, {"--accuracy": accuracy})
-    pool = dict(
-        workers=None if workers is None else parse_int(workers, "--workers"),
-        executor=executor,
-        scheduler=scheduler,
-        cache=not no_cache,
-        cache_latency=cache_latency,
-    )
+    workers = None if workers is None else parse_int(workers, "--workers")
 
     from mbprof.api import make_specs, prepare_compare
     from mbprof.cli._app import sweep_progress
+    from mbprof.core import errors
     from mbprof.render.compare_view import compare_document
 
     run = prepare_compare(
@@ -169,58 +156,51 @@ def compare_command(
         accuracy=accuracy if accuracy is not None else True,
         warn=_warn,
         engine=engine.value,
-        **pool,
+        workers=workers,
+        executor=executor,
+        scheduler=scheduler,
+        cache=not no_cache,
+        cache_latency=cache_latency,
     )
     if plot is not None:
         run.check_top1("--plot")
-    specs = run.specs
     rows: list[dict] = []
     interrupted = False
-    with sweep_progress(len(specs)) as progress:
+    with sweep_progress(len(run.specs)) as progress:
         try:
             for row in run.rows(on_start=progress.start, on_phase=progress.phase):
                 rows.append(row)
                 progress.done(row)
         except KeyboardInterrupt:
             interrupted = True  # keep the rows already measured
-    from mbprof.core import errors
-
     if interrupted and not rows:  # nothing measured: every old file stays as it was
-        typer.echo(
-            "mbprof: interrupted before any configuration was measured; no file written",
-            err=True,
-        )
+        nothing = "mbprof: interrupted before any configuration was measured; no file written"
+        typer.echo(nothing, err=True)
         raise typer.Exit(errors.exit_code())
-    frame = run.frame(rows)
-    doc = compare_document(frame, plot=plot if rows else None, figure=bool(rows and out.html))
+    doc = compare_document(
+        run.frame(rows), plot=plot if rows else None, figure=bool(rows and out.html)
+    )
     if plot is not None and rows:
         typer.echo(f"wrote {plot}", err=True)
-    from mbprof.core.files import write_atomic
-
-    for kind, path in files.items():
+    for option, path in files.items():
         if path is not None:
-            write_atomic(path, render(doc, kind))
-            typer.echo(f"wrote {path}", err=True)
+            write_file(path, render(doc, option[2:]))
     out.emit(doc)
-    failed = sum(1 for row in rows if row.get("error"))
+    failed = [str(row["error"]) for row in rows if row.get("error")]
+    tally = f"{len(failed)} of {len(rows)} configurations failed"
     # A model whose code called sys.exit (or raised KeyboardInterrupt, not a Ctrl-C): its
     # row says so and the other rows are written, then the run fails with that one line.
     prefix = f"{errors.UserCodeExit.__name__}: "
-    ended = [r["error"][len(prefix) :] for r in rows if str(r.get("error")).startswith(prefix)]
+    ended = [error.removeprefix(prefix) for error in failed if error.startswith(prefix)]
     if failed and not ended:
-        typer.echo(
-            f"mbprof: {failed} of {len(rows)} configurations failed (see the error column)",
-            err=True,
-        )
+        typer.echo(f"mbprof: {tally} (see the error column)", err=True)
     if interrupted:
         typer.echo(
-            f"mbprof: interrupted after {len(rows)} of {len(specs)} configurations", err=True
+            f"mbprof: interrupted after {len(rows)} of {len(run.specs)} configurations", err=True
         )
         raise typer.Exit(errors.exit_code())  # 130 for Ctrl-C, 143 for SIGTERM
     if ended:
-        raise MbprofError(
-            f"{ended[0]} ({failed} of {len(rows)} configurations failed, see the error column)"
-        )
+        raise MbprofError(f"{ended[0]} ({tally}, see the error column)")
     if failed:
         raise typer.Exit(EXIT_MISSING)
 
@@ -231,22 +211,15 @@ def _warn(text: str) -> None:
     typer.echo(f"mbprof: warning: {safe_text(text)}", err=True)
 
 
-DEFAULT_FIGURE = "FRAME-Y-vs-X.png"
 # Extensions that say "a picture": --output FILE with one of these means the figure (those
 # mbprof cannot write, .jpg say, are then refused by name instead of receiving the table).
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".gif", ".webp", ".tif", ".tiff", ".eps")
-
 TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".md", ".txt", ".html")
 
 
 def figure_and_output(figure: Path | None, out: Output, default: str) -> tuple[Path, str, Output]:
-    """Where the figure goes (and the option that named it) and where the frontier table
-    goes. ``--output`` naming an image (.png, .svg, .pdf) is the figure's path, and the
-    table then goes to the terminal; with --figure as well it would be two figures, and is
-    refused."""
+    """(figure path, the option that named it, where the table goes): --output FILE.png too."""
     import difflib
-
-    from mbprof.core.errors import MbprofError
 
     suffix = out.path.suffix.lower() if out.path is not None else ""
     near = difflib.get_close_matches(suffix, IMAGE_SUFFIXES, 1)
@@ -288,13 +261,11 @@ def plot_command(
         "-p",
         metavar="FILE",
         help="Write the figure here: .png, .svg or .pdf (--output FILE.png does the same).",
-        show_default=DEFAULT_FIGURE,
+        show_default="FRAME-Y-vs-X.png",
         dir_okay=False,
     ),
-    log_x: bool = typer.Option(
-        False, "--log-x", help="Logarithmic horizontal axis (ticks at 1, 2, 3 and 5 a decade)."
-    ),
-    log_y: bool = typer.Option(False, "--log-y", help="Logarithmic vertical axis."),
+    log_x: bool = flag("--log-x", "Logarithmic horizontal axis (ticks at 1, 2, 3 and 5 a decade)."),
+    log_y: bool = flag("--log-y", "Logarithmic vertical axis."),
     title: str | None = typer.Option(None, "--title", metavar="TEXT", help="Figure title."),
     *,
     out: Output,
@@ -314,7 +285,6 @@ def plot_command(
     default = f"{frame.stem}-{y_axis.column}-vs-{x_axis.column}.png"
     figure, option, out = figure_and_output(figure, out, default)
     check_figure_path(figure, option)
-    out.check()
     check_outputs({"--figure": figure, "--output": out.path, "--html": out.html}, {"FRAME": frame})
 
     from mbprof.frame.rows import read_frame
@@ -326,9 +296,9 @@ def plot_command(
     )
     typer.echo(f"wrote {figure}", err=True)
     doc = frontier_document(result, x_axis, y_axis, str(frame))
-    if out.html is not None and figure.suffix.lower() in (".png", ".svg"):
+    if out.html is not None and (suffix := figure.suffix.lower()) in (".png", ".svg"):
         data = figure.read_bytes()
-        doc.figures[doc.title] = data.decode() if figure.suffix.lower() == ".svg" else data
+        doc.figures[doc.title] = data.decode() if suffix == ".svg" else data
     out.emit(doc)
 
 
@@ -365,18 +335,16 @@ def diff_command(
 
     Example: mbprof diff mobilenet_v2 mobilenet_v2 --res 160 --width-after 0.75 --format markdown
     """
-    out.check()
+    from mbprof.core.parsing import parse_positive_float, parse_resolution
+
     after_config = dict(config)
-    for key, text, flag in (
-        ("width", width_after, "--width-after"),
-        ("depth", depth_after, "--depth-after"),
-        ("resolution", res_after, "--res-after"),
+    for key, parse, text, option in (
+        ("width", parse_positive_float, width_after, "--width-after"),
+        ("depth", parse_positive_float, depth_after, "--depth-after"),
+        ("resolution", parse_resolution, res_after, "--res-after"),
     ):
         if text is not None:
-            from mbprof.core.parsing import parse_positive_float, parse_resolution
-
-            parse = parse_resolution if key == "resolution" else parse_positive_float
-            after_config[key] = parse(text, flag)
+            after_config[key] = parse(text, option)
     from mbprof.api import make_spec
     from mbprof.api.diff import diff, is_result_file, load_side
     from mbprof.render.compare_view import diff_document
@@ -387,7 +355,6 @@ def diff_command(
         for side, options in ((before, config), (after, after_config))
     ]
     result = diff(*[load_side(side) for side in sides])
-
     for warning in result.warnings:
         _warn(warning)
     out.emit(diff_document(result))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
@@ -13,23 +12,21 @@ from mbprof.cli._options import (
     WEIGHTS_OPTION,
     Engine,
     Output,
-    check_output,
     check_outputs,
+    choices,
     config_options,
     exit_if_missing,
     file_option,
+    flag,
     latency_options,
     output_options,
+    write_file,
 )
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import parse_int
 from mbprof.core.settings import RUNTIMES, LatencySettings, memory_settings
 
-
-class Grouping(str, Enum):
-    layer = "layer"
-    module = "module"
-    type = "type"
+Grouping = choices("Grouping", "layer", "module", "type")
 
 
 @app.command("profile")
@@ -65,15 +62,11 @@ def profile_command(
 
     Example: mbprof profile mobilenet_v2 --width 1.0 --res 224 --by type --format markdown
     """
-    out.check()
-    from mbprof.render.profile_view import check_grouping
+    from mbprof.api import make_spec, profile_spec
+    from mbprof.render.profile_view import check_grouping, profile_document
 
     grouping, depth = check_grouping(by.value, max_depth)
-    from mbprof.api import make_spec, profile_spec
-    from mbprof.render.profile_view import profile_document
-
-    spec = make_spec(model, **config)
-    result = profile_spec(spec, weights=weights, engine=engine.value)
+    result = profile_spec(make_spec(model, **config), weights=weights, engine=engine.value)
     out.emit(profile_document(result, grouping, depth))
     exit_if_missing(result.missing)
 
@@ -105,10 +98,9 @@ def memory_command(
         "Also write the live bytes at every op (both modes) to FILE.csv, or to FILE.json "
         "(the memory document, whose curve holds them).",
     ),
-    measure: bool = typer.Option(
-        False,
+    measure: bool = flag(
         "--measure",
-        help="Also run one real forward pass on the CPU in --dtype and measure its storages.",
+        "Also run one real forward pass on the CPU in --dtype and measure its storages.",
     ),
     out: Output,
 ) -> None:
@@ -127,8 +119,6 @@ def memory_command(
         )
     if curve is not None and curve.suffix.lower() not in (".csv", ".json"):
         raise MbprofError(f"--curve: {str(curve)!r} must end in .csv or .json")
-    check_output(curve, "--curve")
-    out.check()
     check_outputs({"--curve": curve, "--output": out.path})
 
     from mbprof.api import make_spec, measure_memory_spec, memory_spec
@@ -141,16 +131,11 @@ def memory_command(
     )
     doc = memory_document(spec, report, measured)
     if curve is not None:
-        from mbprof.core.files import write_atomic
         from mbprof.render.document import to_json
 
         # JSON: the memory document itself (kind, schema version), whose "curve" is the rows
-        if curve.suffix.lower() == ".json":
-            text = to_json(doc)
-        else:
-            text = curve_frame(report).to_csv(index=False, lineterminator="\n")
-        write_atomic(curve, text)
-        typer.echo(f"wrote {curve}", err=True)
+        text = to_json(doc) if curve.suffix.lower() == ".json" else None
+        write_file(curve, text or curve_frame(report).to_csv(index=False, lineterminator="\n"))
     out.emit(doc)
 
 
@@ -164,10 +149,9 @@ def bench_command(
     config: dict,
     weights: Path | None = WEIGHTS_OPTION,
     latency: LatencySettings,
-    layers: bool = typer.Option(
-        False,
+    layers: bool = flag(
         "--layers",
-        help="Also where the time goes, one row per layer: time and share, MAdds, bytes "
+        "Also where the time goes, one row per layer: time and share, MAdds, bytes "
         "moved, arithmetic intensity, achieved GFLOP/s and GB/s, the ceiling it is under "
         f"({'; '.join(f'{n}: {r.layers}' for n, r in RUNTIMES.items() if r.layers)}).",
     ),
@@ -184,13 +168,11 @@ def bench_command(
 
     Example: mbprof bench mobilenet_v2 --width 1.0 --res 224 --threads 2 --layers --roofline roofline.png
     """
-    out.check()
     if roofline is not None:
-        from mbprof.cli._options import check_outputs
         from mbprof.render.plots import check_figure_path
 
         check_figure_path(roofline, "--roofline")
-        check_outputs({"--roofline": roofline, "--output": out.path, "--html": out.html}, {})
+        check_outputs({"--roofline": roofline, "--output": out.path, "--html": out.html})
         layers = True
     from mbprof.api import bench_spec, make_spec, resolve_latency
     from mbprof.cli._app import sweep_progress
@@ -206,17 +188,17 @@ def bench_command(
     threads = f"{env.threads} thread{'' if env.threads == 1 else 's'}"
     title = f"{spec.label}: roofline ({env.backend}, {env.dtype}, {threads})"
     unstable = "" if result.timing.stable else "; ".join(result.timing.reasons)
-    if roofline is not None:
-        from mbprof.render.plots.roofline import plot_roofline
+    from mbprof.render.plots.roofline import plot_roofline
 
-        plot_roofline(result.layers, roofline, title, unstable)
+    def draw(path: Path) -> None:
+        plot_roofline(result.layers, path, title, unstable)
+
+    if roofline is not None:
+        draw(roofline)
         typer.echo(f"wrote {roofline}", err=True)
     doc = layers_document(result)
     if out.html is not None and result.layers is not None:
         from mbprof.render.html import figure_svg
-        from mbprof.render.plots.roofline import plot_roofline
 
-        doc.figures[title] = figure_svg(
-            lambda path: plot_roofline(result.layers, path, title, unstable)
-        )
+        doc.figures[title] = figure_svg(draw)
     out.emit(doc)

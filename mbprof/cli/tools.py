@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from mbprof.cli._app import app
-from mbprof.cli._options import Output, check_outputs, output_options
+from mbprof.cli._options import Output, check_outputs, flag, output_options
 from mbprof.core.parsing import parse_choice, parse_int, parse_positive_float
 from mbprof.core.settings import BACKENDS, spoken
 
@@ -23,16 +23,14 @@ def models_command(
 
     Example: mbprof models 'mobilenet*' --format markdown
     """
-    out.check()
     from mbprof.core.errors import MbprofError
     from mbprof.models import get_model_info, list_models
     from mbprof.render.command_views import models_document
 
-    names = list_models(pattern)
-    if not names:
+    if not (names := list_models(pattern)):
+        known = ", ".join(list_models())
         raise MbprofError(
-            f"no registered model matches {pattern!r}; the registered ones are "
-            + ", ".join(list_models())
+            f"no registered model matches {pattern!r}; the registered ones are {known}"
         )
     out.emit(models_document([get_model_info(n) for n in names]))
 
@@ -60,15 +58,11 @@ def cost_command(
 
     Example: mbprof cost --input 28x28x3 --filters 64 --kernel 3
     """
-    out.check()
     from mbprof.api import layer_cost
     from mbprof.render.command_views import cost_document
 
     cost = layer_cost(input_shape, filters, kernel, stride, padding)
     out.emit(cost_document(cost))
-
-
-ACTIONS = ("info", "clear")
 
 
 @app.command("cache")
@@ -86,15 +80,11 @@ def cache_command(
 
     Example: mbprof cache info
     """
-    chosen = parse_choice(action, "ACTION", ACTIONS)
-    out.check()
+    cleared = parse_choice(action, "ACTION", ("info", "clear")) == "clear"
     from mbprof.api.cache import cache_info, clear_cache
     from mbprof.render.command_views import cache_document
 
-    if chosen == "clear":
-        out.emit(cache_document(clear_cache(), cleared=True))
-    else:
-        out.emit(cache_document(cache_info()))
+    out.emit(cache_document(clear_cache() if cleared else cache_info(), cleared=cleared))
 
 
 @app.command("reproduce")
@@ -107,9 +97,7 @@ def reproduce_command(
         "it wrote are replaced; yours are kept).",
         file_okay=False,
     ),
-    no_latency: bool = typer.Option(
-        False, "--no-latency", help="Count only; skip the latency measurements."
-    ),
+    no_latency: bool = flag("--no-latency", "Count only; skip the latency measurements."),
     threads: str = typer.Option(
         "1", "--threads", help="Threads for the CPU latency column (1: one core, as the paper)."
     ),
@@ -133,24 +121,22 @@ def reproduce_command(
     Example: mbprof reproduce --out reports/
     """
     from mbprof.core.parsing import parse_name_list
-    from mbprof.report.plan import PARTS, check_parts
+    from mbprof.report.folder import MANIFEST
+    from mbprof.report.plan import PARTS, check_out, check_parts, planned_files
 
-    chosen = PARTS if parts.strip().lower() == "all" else parse_name_list(parts, "--parts")
-    chosen = check_parts(chosen)
+    chosen = check_parts(
+        PARTS if parts.strip().lower() == "all" else parse_name_list(parts, "--parts")
+    )
     options = {
         "threads": parse_int(threads, "--threads"),
         "backend": backend,
         "min_time_s": parse_positive_float(min_time, "--min-time"),
     }
-    out.check()
-    from mbprof.report.folder import MANIFEST
-    from mbprof.report.plan import check_out, planned_files
-
     check_out(folder, chosen)  # before any measuring: a file of yours is refused, never lost
     written = {
         f"--out ({name})": folder / name for name in sorted(planned_files(chosen)) + [MANIFEST]
     }
-    check_outputs({**written, "--output": out.path})
+    check_outputs({**written, "--output": out.path}, new=True)
     from mbprof.api.reporting import prepare_reproduce
     from mbprof.cli._app import sweep_progress
     from mbprof.render.command_views import reproduce_document
@@ -160,7 +146,6 @@ def reproduce_command(
         result = run.write(on_start=progress.start, on_done=progress.done)
     doc = reproduce_document(result)
     if out.html is not None:  # the figures it wrote, inline
-        for path, what in result.files:
-            if str(path).endswith(".png"):
-                doc.figures[what] = (result.out / path).read_bytes()
+        pngs = [(path, what) for path, what in result.files if str(path).endswith(".png")]
+        doc.figures |= {what: (result.out / path).read_bytes() for path, what in pngs}
     out.emit(doc)
