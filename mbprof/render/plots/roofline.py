@@ -4,12 +4,14 @@ of ``reproduce`` (scaled latency here against the published one, with a +-25% ba
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mbprof.core.records import LayerProfile
-from mbprof.render.plots.draw import place_labels, save_figure
+from mbprof.render.plots.draw import footnote, new_axes, place_labels, save_figure
 
 KIND_COLOURS = {
     "depthwise conv": "#d62728",
@@ -24,15 +26,8 @@ NAMED = 5  # the slowest layers get their module path written beside them
 
 def draw_roofline(profile: LayerProfile, title: str, unstable: str = ""):
     """The figure, not yet saved; ``unstable``: why its timing was unstable (said on it)."""
-    import math
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     drawn = [r for r in profile.rows if r.intensity and r.gflops]
-    fig = Figure(figsize=(8.0, 5.6), dpi=150, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = new_axes((8.0, 5.6))
     xs = [r.intensity for r in drawn] or [profile.ridge]
     low = 10 ** math.floor(math.log10(min(xs + [profile.ridge]) / 2))
     high = 10 ** math.ceil(math.log10(max(xs + [profile.ridge]) * 2))
@@ -79,25 +74,14 @@ def draw_roofline(profile: LayerProfile, title: str, unstable: str = ""):
     )  # fmt: skip
     left_out = [r for r in profile.rows if not (r.intensity and r.gflops)]
     share = sum(r.time_share_pct for r in left_out)
-    import textwrap
-
-    footnote = (
+    text = (
         f"Not drawn: {len(left_out)} rows without MAdds (batch norm, activations, additions, "
         f"outside any layer), {share:.0f}% of the time. Dotted: the ridge point, "
         f"{profile.ridge:.1f} FLOP/B. A marker's area is proportional to its layer's share of "
         "time (at least a dot)."
     )
-    lines = textwrap.wrap(footnote, width=150)
-    fig.text(0.01, 0.006, "\n".join(lines), fontsize=6.5, color="0.35", va="bottom")
-    if unstable:  # said on the figure, above the footnote
-        warning = textwrap.wrap(f"UNSTABLE timing behind this figure: {unstable}.", width=130)
-        fig.text(
-            0.01, 0.012 + 0.022 * len(lines), "\n".join(warning), fontsize=7.5,
-            color="#b00020", va="bottom",
-        )  # fmt: skip
-        lines += warning
-    bottom = 0.012 + 0.022 * len(lines)
-    fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
+    warning = f"UNSTABLE timing behind this figure: {unstable}." if unstable else ""
+    footnote(fig, textwrap.wrap(text, width=150), 0.006, textwrap.wrap(warning, width=130))
     return fig
 
 
@@ -112,12 +96,7 @@ BAND = 0.25
 
 def draw_phone(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     """``rows`` with ``series``, ``published_ms`` and ``predicted_ms`` (``phone.csv``)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7.0, 6.0), dpi=150, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = new_axes((7.0, 6.0))
     values = [v for r in rows for v in (r["published_ms"], r["predicted_ms"])] or [1.0, 10.0]
     low, high = min(values) / 1.3, max(values) * 1.3
     ax.fill_between(
