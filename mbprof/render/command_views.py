@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mbprof import __version__
 from mbprof.render.document import Document, Fact, Rows, Table
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ def models_document(infos: Sequence[ModelInfo]) -> Document:
 
 
 def _document(kind: str, title: str, table: Table, **parts: Any) -> Document:
-    return Document(title, tables=[table], kind=kind, meta={"mbprof_version": __version__}, **parts)
+    return Document(title, tables=[table], kind=kind, **parts)
 
 
 def cost_document(cost: ConvCost) -> Document:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mbprof import __version__
 from mbprof.core.errors import MbprofError
 from mbprof.core.units import format_value
 from mbprof.frame.columns import column
@@ -55,6 +56,9 @@ class Document:
     meta: dict[str, Any] = field(default_factory=dict)  # JSON only (versions, conventions)
     kind: str = ""  # what JSON calls it, with its schema (mbprof/schema/KIND.json)
     figures: dict[str, str | bytes] = field(default_factory=dict)  # title -> SVG text or PNG (HTML)
+
+    def __post_init__(self) -> None:
+        self.meta = {"mbprof_version": __version__, **self.meta}
 
 
 class Rows:

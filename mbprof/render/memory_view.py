@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mbprof import __version__
 from mbprof.core.records import LivePoint, MeasuredMemory, MemoryReport, ModelSpec
 from mbprof.core.units import format_value
 from mbprof.render.document import Document, Fact, Table, frame_records
@@ -193,7 +192,7 @@ def memory_document(
         facts=facts,
         tables=tables,
         notes=list(NOTES),
-        meta={"mbprof_version": __version__, "curve": frame_records(curve_frame(report))},
+        meta={"curve": frame_records(curve_frame(report))},
     )
 
 

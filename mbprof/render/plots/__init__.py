@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mbprof import __version__
 from mbprof.core.errors import MbprofError
 from mbprof.core.units import format_multiplier
 from mbprof.frame.columns import AXES, Axis, resolve_axis
@@ -123,7 +122,7 @@ def plot_points(frame: pd.DataFrame, x: Axis, y: Axis) -> tuple[pd.DataFrame, in
         return usable, omitted
     labels = []  # '1.0@224', '0.35@96', '1.1@224 d1.2'
     for row in usable.to_dict(orient="records"):
-        label, depth = f"{format_multiplier(float(row['width']))}@{row['resolution']}", None
+        label = f"{format_multiplier(float(row['width']))}@{row['resolution']}"
         plain = is_missing(depth := row.get("depth")) or float(depth) == 1.0
         labels.append(label if plain else f"{label} d{float(depth):g}")
     usable["label"] = labels
@@ -228,5 +227,5 @@ def frontier_document(result: PlotResult, x: Axis, y: Axis, where: str):
     notes += result.notes + [f"Figure written to {result.path}."]
     name = "frontier" if result.kind == "pareto" else "points"
     table = Table(name, shown[keys], headers={"label": "Point"}, kinds={"label": "text"})
-    meta = {"mbprof_version": __version__, "source": where, "x": x.column, "y": y.column}
+    meta = {"source": where, "x": x.column, "y": y.column}
     return Document(title, tables=[table], notes=notes, meta=meta, kind="plot")
