@@ -15,7 +15,7 @@ from rich.text import Text
 
 from mbprof.core.units import format_value
 from mbprof.frame.rows import is_missing
-from mbprof.render.document import Document, Table, header_and_kind, safe_text
+from mbprof.render.document import Document, Table, safe_text, text_rows
 
 # Piped without COLUMNS (or written to a file): as wide as the widest line, cut nothing.
 UNBOUNDED = 100_000
@@ -73,13 +73,11 @@ class _Column:
 def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
     """The columns of ``table`` that fit ``width`` and a note naming any left out."""
     keys = table.text_keys
-    records = list(table.frame[keys].itertuples(index=False, name=None))
+    headers, kinds, rows, records = text_rows(table)
     values = {key: [r[i] for r in records] for i, key in enumerate(keys)}
-    columns = []
-    for key in keys:
-        header, kind = header_and_kind(key, table.headers, table.kinds)
-        cells = [safe_text(format_value(v, kind)) for v in values[key]]
-        columns.append(_Column(key, safe_text(header), kind, cells))
+    columns = [
+        _Column(key, headers[i], kinds[i], [row[i] for row in rows]) for i, key in enumerate(keys)
+    ]
 
     def needed() -> int:  # cells + one space each side + the borders
         return sum(c.minimum + 3 for c in columns) + 1

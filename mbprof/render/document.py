@@ -68,18 +68,13 @@ class Rows:
         self.records = [dict(r) for r in records]
         self.columns = list(columns if columns is not None else (records[0] if records else []))
 
-    def __len__(self) -> int:
-        return len(self.records)
-
     def __getitem__(self, keys: list[str]) -> Rows:
         return Rows([{k: r.get(k) for k in keys} for r in self.records], list(keys))
 
     def itertuples(self, index: bool = False, name: str | None = None):  # noqa: ARG002
         return iter(tuple(r.get(k) for k in self.columns) for r in self.records)
 
-    def to_dict(self, orient: str = "records") -> list[dict[str, Any]]:
-        if orient != "records":
-            raise ValueError("Rows.to_dict: only orient='records'")
+    def to_dict(self, orient: str = "records") -> list[dict[str, Any]]:  # noqa: ARG002
         return [{k: r.get(k) for k in self.columns} for r in self.records]
 
 
@@ -100,11 +95,8 @@ LEGACY_COMMAND = "##["
 
 
 def _escaped(match: re.Match[str]) -> str:
-    char = match.group()
-    if char in _NAMED:
-        return _NAMED[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    char, code = match.group(), ord(match.group())
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
 
 
 def safe_text(value: Any, keep_newlines: bool = False) -> str:
@@ -194,18 +186,15 @@ def _safe_cells(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def text_rows(table: Table) -> tuple[list[str], list[str], list[list[str]]]:
-    """Headers, kinds and formatted cells (through ``safe_text``) for terminal and Markdown."""
+def text_rows(table: Table) -> tuple[list[str], list[str], list[list[str]], list[tuple]]:
+    """Headers, kinds and formatted cells (through ``safe_text``) for terminal, Markdown and
+    HTML, and the raw values behind the cells."""
     keys = table.text_keys
     pairs = [header_and_kind(k, table.headers, table.kinds) for k in keys]
-    rows = [
-        [
-            safe_text(format_value(value, kind))
-            for value, (_, kind) in zip(record, pairs, strict=True)
-        ]
-        for record in table.frame[keys].itertuples(index=False, name=None)
-    ]
-    return [safe_text(h) for h, _ in pairs], [k for _, k in pairs], rows
+    headers, kinds = [safe_text(h) for h, _ in pairs], [k for _, k in pairs]
+    raw = list(table.frame[keys].itertuples(index=False, name=None))
+    rows = [[safe_text(format_value(v, k)) for v, k in zip(r, kinds, strict=True)] for r in raw]
+    return headers, kinds, rows, raw
 
 
 # `<` that could open an HTML tag, comment or autolink (`<=` and `< 5` stay as written).
@@ -246,7 +235,7 @@ def to_markdown(doc: Document) -> str:
             continue
         if table.title:
             parts.append(f"**{md_text(table.title)}**")
-        headers, kinds, rows = text_rows(table)
+        headers, kinds, rows, _ = text_rows(table)
         parts.append(markdown_grid(headers, rows, [k != "text" for k in kinds]))
     if doc.notes:
         parts.append("\n".join(f"- {md_text(note)}" for note in doc.notes))
