@@ -3,6 +3,7 @@ annotations with a step summary, and as JUnit XML (one testcase per limit)."""
 
 from __future__ import annotations
 
+import contextlib
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -142,24 +143,15 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _repo_path(file: str) -> str:
-    """GitHub matches annotation paths relative to the repository (the step's folder)."""
-    import os
-
-    path = Path(file)
-    if path.is_absolute():
-        try:
-            path = path.relative_to(Path(os.getcwd()).resolve())
-        except ValueError:
-            pass
-    return path.as_posix()
-
-
 def annotation(
     level: str, message: str, file: str = "", line: int | None = None, title: str = ""
 ) -> str:
     """One workflow command: ``::error file=F,line=L,title=T::message``."""
-    props = [f"file={_escape_property(_repo_path(file))}"] if file else []
+    path = Path(file)
+    if file and path.is_absolute():  # GitHub matches paths relative to the repository
+        with contextlib.suppress(ValueError):
+            path = path.relative_to(Path.cwd().resolve())
+    props = [f"file={_escape_property(path.as_posix())}"] if file else []
     props += [f"line={int(line)}"] if line else []
     props += [f"title={_escape_property(title)}"] if title else []
     head = f"::{level} " + ",".join(props) if props else f"::{level}"
@@ -180,11 +172,9 @@ def github_annotations(results: Sequence[Result], allow_unstable: bool = False) 
 def github_summary(doc: Document, results: Sequence[Result], allow_unstable: bool = False) -> str:
     """A Markdown step summary: a verdict line, then the document."""
     failed = failing(results, allow_unstable)
-    verdict = (
-        f"**mbprof check failed**: {len(failed)} of {len(results)} limits not met."
-        if failed
-        else f"**mbprof check passed**: all {len(results)} limits met."
-    )
+    verdict = f"**mbprof check passed**: all {len(results)} limits met."
+    if failed:
+        verdict = f"**mbprof check failed**: {len(failed)} of {len(results)} limits not met."
     lines = [verdict, ""] + [f"- {md_text(f'{r.message} ({r.where})')}" for r in failed]
     return "\n".join(lines).rstrip() + "\n\n" + to_markdown(doc)
 

@@ -31,20 +31,6 @@ def _text(value: str, style: str = "") -> Text:
 # it) rather than losing its end silently.
 
 
-def _compact(key: str, header: str, values: list) -> tuple[str, list[str]]:
-    """Counts in K or M (bytes in KB), one decimal, the unit in the header."""
-    numbers = [v for v in values if not is_missing(v)]
-    top = max((abs(v) for v in numbers), default=0)
-    if "bytes" in key:  # "Tensor B" -> "Tensor KB", "Size" -> "Size (KB)"
-        scale, spaced = 1e3, f"{header} "
-        header = spaced.replace(" B ", " KB ").strip() if " B" in spaced else f"{header} (KB)"
-    else:
-        scale, unit = (1e6, "M") if top >= 1e7 else (1e3, "K")
-        header = f"{header} ({unit})"
-    cells = ["-" if is_missing(v) else "0" if v == 0 else f"{v / scale:,.1f}" for v in values]
-    return header, cells
-
-
 def _fold(header: str) -> str:
     """The header on two lines ("Latency\n(ms)"), split at the space nearest the middle."""
     if not (spaces := [i for i, c in enumerate(header) if c == " "]):
@@ -85,13 +71,25 @@ def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
     if needed() > width:
         for column in columns[1:]:
             numbers = [v for v in values[column.key] if not is_missing(v)]
-            if column.kind == "int" and numbers and max(map(abs, numbers)) >= 1e5:
-                header, cells = _compact(column.key, column.header, values[column.key])
-                # only where that narrows the column (its header on two lines either way)
-                if _Column("", _fold(header), "int", cells).minimum < (
-                    _Column("", _fold(column.header), "int", column.cells).minimum
-                ):
-                    column.header, column.cells = header, cells
+            if column.kind != "int" or not numbers or (top := max(map(abs, numbers))) < 1e5:
+                continue
+            # Counts in K or M (bytes in KB), one decimal, the unit in the header.
+            header, spaced = column.header, f"{column.header} "
+            if "bytes" in column.key:  # "Tensor B" -> "Tensor KB", "Size" -> "Size (KB)"
+                scale, header = 1e3, f"{header} (KB)"
+                header = spaced.replace(" B ", " KB ").strip() if " B" in spaced else header
+            else:
+                scale, unit = (1e6, "M") if top >= 1e7 else (1e3, "K")
+                header = f"{header} ({unit})"
+            cells = [
+                "-" if is_missing(v) else "0" if v == 0 else f"{v / scale:,.1f}"
+                for v in values[column.key]
+            ]
+            # only where that narrows the column (its header on two lines either way)
+            if _Column("", _fold(header), "int", cells).minimum < (
+                _Column("", _fold(column.header), "int", column.cells).minimum
+            ):
+                column.header, column.cells = header, cells
     if needed() > width:
         for column in columns:
             column.header = _fold(column.header)

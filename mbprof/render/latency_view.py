@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mbprof.core.records import BenchResult, LayerProfile
 from mbprof.core.units import format_multiplier, format_value
@@ -35,12 +35,6 @@ STABILITY_NOTE = (
 def gflops_note(machine: str | None) -> str:
     """The GFLOP/s footnote, with the machine share only where it is shown (``machine``)."""
     return f"{GFLOPS_NOTE}; {machine}: {MACHINE_NOTE}." if machine else f"{GFLOPS_NOTE}."
-
-
-def _label(row: Any) -> str:
-    depth = getattr(row, "depth", 1.0)
-    extra = "" if depth in (None, 1.0) or depth != depth else f" depth {depth:g}"
-    return f"{row.model} {format_multiplier(row.width)}@{row.resolution}{extra}"
 
 
 def _shared(reasons: list[str]) -> str:
@@ -79,10 +73,13 @@ def stability_notes(frame: pd.DataFrame) -> list[str]:
     unstable = frame[frame["latency_verdict"] == "unstable"]
     if unstable.empty:
         return [f"Timing: every latency is stable. {STABILITY_NOTE}"]
-    rows = [
-        (_label(row), [r.strip() for r in str(row.latency_reasons or "").split(";") if r.strip()])
-        for row in unstable.itertuples()
-    ]
+    rows = []
+    for row in unstable.itertuples():
+        depth = getattr(row, "depth", 1.0)
+        extra = "" if depth in (None, 1.0) or depth != depth else f" depth {depth:g}"
+        label = f"{row.model} {format_multiplier(row.width)}@{row.resolution}{extra}"
+        reasons = [r.strip() for r in str(row.latency_reasons or "").split(";") if r.strip()]
+        rows.append((label, reasons))
     # The machine's reasons (other processes, steal, CPUs, clock) said once for the rows
     # that share them; a row's own figures (spread, drift, blocks) on its line.
     groups: dict[str, list[str]] = {}
@@ -201,18 +198,12 @@ def bench_document(result: BenchResult) -> Document:
     spec, t = result.spec, result.timing
     env = t.environment
     h, w = spec.resolution
-    blocks = (
-        f"{t.blocks} blocks of {t.runs_per_block} run{'s' if t.runs_per_block > 1 else ''}, "
-        f">= {t.min_time_s:g} s timed after {t.warmup} warm-up runs"
-    )
-    values = {
-        "model": spec.label,
-        "input": f"{env.batch}x3x{h}x{w}",
-        "quantize": env.quantize if env.quantize != "none" else None,
-    }
+    values = {"model": spec.label, "input": f"{env.batch}x3x{h}x{w}"}
+    values["quantize"] = env.quantize if env.quantize != "none" else None
     notes = {
         "latency_ms": "ms per batch, median" + ("" if t.stable else " - UNSTABLE, see Timing"),
-        "runs": blocks,
+        "runs": f"{t.blocks} blocks of {t.runs_per_block} run{'s' if t.runs_per_block > 1 else ''}"
+        f", >= {t.min_time_s:g} s timed after {t.warmup} warm-up runs",
         "verdict": "; ".join(t.reasons) if t.reasons else "every check passed (see the notes)",
         "cpu_model": f"{env.cpu_count} logical CPUs",
         "backend": env.backend_version,
@@ -234,31 +225,14 @@ def bench_document(result: BenchResult) -> Document:
 
 
 _TEXT = ("type", "kernel", "stride", "groups", "kind")
-HEADERS = {
-    **{k: k.capitalize() for k in _TEXT},
-    "path": "Module",
-    "output_shape": "Output",
-    "madds": "MAdds",
-    "geometry": "Kernel/stride/groups",
-}
-KINDS = {**dict.fromkeys(_TEXT + ("path", "output_shape", "geometry"), "text")}
+HEADERS = {**{k: k.capitalize() for k in _TEXT}, "path": "Module", "output_shape": "Output"}
+HEADERS.update(madds="MAdds", geometry="Kernel/stride/groups")
+KINDS = dict.fromkeys(_TEXT + ("path", "output_shape", "geometry"), "text")
 KINDS.update(groups="int", madds="int", ops="int")
 
 
 def _pair(values: tuple[int, ...] | None) -> str | None:
     return None if values is None else format_value(values, "auto")
-
-
-def _geometry(row) -> str | None:
-    """'3x3 s2 g48': kernel, stride (when not 1) and groups (when not 1), for terminals."""
-    if row.kernel is None:
-        return None
-    text = _pair(row.kernel)
-    if row.stride and max(row.stride) > 1:
-        text += " s" + (str(row.stride[0]) if len(set(row.stride)) == 1 else _pair(row.stride))
-    if row.groups and row.groups > 1:
-        text += f" g{row.groups}"
-    return text
 
 
 _LAYER_KEYS = (
@@ -276,7 +250,13 @@ def layers_frame(profile: LayerProfile) -> pd.DataFrame:
     for r in profile.rows:
         row = {key: getattr(r, _FIELDS.get(key, key), None) for key in _LAYER_KEYS}
         row.update(kernel=_pair(r.kernel), stride=_pair(r.stride), output_shape=_pair(r.out_shape))
-        rows.append({**row, "geometry": _geometry(r), "bound": r.bound or None})
+        # '3x3 s2 g48': kernel, stride (when not 1) and groups (when not 1), for terminals
+        geometry = row["kernel"]
+        if geometry is not None and r.stride and max(r.stride) > 1:
+            geometry += " s" + (str(r.stride[0]) if len(set(r.stride)) == 1 else row["stride"])
+        if geometry is not None and r.groups and r.groups > 1:
+            geometry += f" g{r.groups}"
+        rows.append({**row, "geometry": geometry, "bound": r.bound or None})
     return pd.DataFrame(rows).astype({"groups": "Int64"})  # an integer column, empty where none
 
 
