@@ -167,23 +167,18 @@ def to_csv(doc: Document) -> str:
         import pandas as pd
 
         frame = pd.DataFrame(frame.to_dict(orient="records"), columns=frame.columns)
-    buffer = io.StringIO()
-    _safe_cells(frame).to_csv(buffer, index=False, lineterminator="\n")
-    return buffer.getvalue()
-
-
-def _safe_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with its text (cells and column names) through ``safe_text``."""
     from pandas.api.types import is_object_dtype, is_string_dtype
 
-    frame = frame.copy()
+    frame = frame.copy()  # its text (cells and column names) through safe_text
     frame.columns = [safe_text(k) if isinstance(k, str) else k for k in frame.columns]
     for index, dtype in enumerate(frame.dtypes):
         if is_object_dtype(dtype) or is_string_dtype(dtype):
             frame.isetitem(
                 index, frame.iloc[:, index].map(lambda v: safe_text(v) if isinstance(v, str) else v)
             )
-    return frame
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue()
 
 
 def text_rows(table: Table) -> tuple[list[str], list[str], list[list[str]], list[tuple]]:
@@ -211,13 +206,8 @@ def markdown_grid(
     headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Sequence[bool]
 ) -> str:
     """A Markdown table of text cells; ``right``: which columns align right."""
-    align = ["---:" if r else "---" for r in right]
-    lines = [
-        "| " + " | ".join(md_text(h) for h in headers) + " |",
-        "| " + " | ".join(align) + " |",
-    ]
-    lines += ["| " + " | ".join(md_text(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    lines = [headers, ["---:" if r else "---" for r in right], *rows]  # md_text keeps "---:"
+    return "\n".join("| " + " | ".join(md_text(c) for c in line) + " |" for line in lines)
 
 
 def to_markdown(doc: Document) -> str:

@@ -281,8 +281,7 @@ def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsi
     sizes = {}
     for text in set(labels):
         probe = ax.text(0, 0, text, fontsize=fontsize)
-        extent = probe.get_window_extent(renderer)
-        sizes[text] = (extent.width, extent.height)
+        sizes[text] = probe.get_window_extent(renderer).size
         probe.remove()
     placed: list[tuple[float, float, float, float]] = []
     leaders: list[tuple[float, float, float, float]] = []
@@ -296,13 +295,9 @@ def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsi
             x0 = ax_ - (w if ha == "right" else w / 2 if ha == "center" else 0)
             y0 = ay_ - (h if va == "top" else h / 2 if va == "center" else 0)
             box = (x0, y0, x0 + w, y0 + h)
-            score = (
-                3 * _overlap(box, placed)
-                + 2 * _overlap(box, others)
-                + 0.5 * _overlap(box, lines)
-                + 0.5 * _overlap(box, leaders)
-                + 5 * (w * h - _overlap(box, frame_extent))
-            )
+            weights = ((placed, 3), (others, 2), (lines, 0.5), (leaders, 0.5))
+            score = sum(k * _overlap(box, boxes) for boxes, k in weights)
+            score += 5 * (w * h - _overlap(box, frame_extent))
             segment = _boxes_along(pts[i], (ax_, ay_), px_per_pt, 1.0, ends=False) if leader else []
             if segment:
                 score += sum(3 * _overlap(b, placed) + _overlap(b, others) for b in segment)

@@ -49,9 +49,7 @@ def draw_roofline(profile: LayerProfile, title: str, unstable: str = ""):
         label = f"{kind} ({len(mine)}, {share:.0f}% of the time)"
         mine_xy = [r.intensity for r in mine], [r.gflops for r in mine]
         ax.scatter(*mine_xy, s=area, zorder=3, label=label, **style)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(low, high)
+    ax.set(xscale="log", yscale="log", xlim=(low, high))
     top = max([profile.compute_gflops] + [r.gflops for r in drawn])
     bottom = min([r.gflops for r in drawn] + [profile.compute_gflops / 100])
     ax.set_ylim(bottom / 2, top * 2)
@@ -99,23 +97,15 @@ def draw_phone(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     fig, ax = new_axes((7.0, 6.0))
     values = [v for r in rows for v in (r["published_ms"], r["predicted_ms"])] or [1.0, 10.0]
     low, high = min(values) / 1.3, max(values) * 1.3
-    ax.fill_between(
-        [low, high],
-        [low * (1 - BAND), high * (1 - BAND)],
-        [low * (1 + BAND), high * (1 + BAND)],
-        color="0.92",
-        label=f"within {BAND:.0%}",
-    )
+    band = [low * (1 - BAND), high * (1 - BAND)], [low * (1 + BAND), high * (1 + BAND)]
+    ax.fill_between([low, high], *band, color="0.92", label=f"within {BAND:.0%}")
     ax.plot([low, high], [low, high], color="0.4", linewidth=1, label="measured x k = published")
     for i, series in enumerate(dict.fromkeys(r["series"] for r in rows)):
         mine = [r for r in rows if r["series"] == series]
         mine_xy = [r["published_ms"] for r in mine], [r["predicted_ms"] for r in mine]
         marker = PHONE_MARKERS[i % len(PHONE_MARKERS)]
         ax.scatter(*mine_xy, s=22, marker=marker, alpha=0.8, label=series)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(low, high)
-    ax.set_ylim(low, high)
+    ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high))
     ax.set_xlabel("Published phone latency (ms, Pixel 1, TF-Lite, float, one core)")
     ax.set_ylabel("Measured here x fitted scale k (ms)")
     ax.set_title("Phone latency predicted from this machine, one thread")
