@@ -113,13 +113,8 @@ def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
 def _note(text: str, console: Console) -> None:
     # Wrapped with an indent, so that no line starts with a note's own words (a CI log
     # reads `::command::` at a line's start); piped without COLUMNS, one line.
-    lines = textwrap.wrap(
-        safe_text(text),
-        max(console.width, 20),
-        initial_indent="- ",
-        subsequent_indent="  ",
-        break_on_hyphens=False,
-    )
+    indents = {"initial_indent": "- ", "subsequent_indent": "  ", "break_on_hyphens": False}
+    lines = textwrap.wrap(safe_text(text), max(console.width, 20), **indents)
     console.print(Text("\n".join(lines), style="dim"), soft_wrap=True)
 
 
@@ -145,20 +140,13 @@ def print_document(doc: Document, console: Console) -> None:
         if not table.text_keys:
             continue  # a table kept for CSV/JSON only
         title = table.title or (doc.title if not doc.facts and index == 0 else "")
-        grid = RichTable(
-            title=_text(title, "table.title") if title else None,
-            title_justify="left",
-            header_style="bold",
-        )
+        title = _text(title, "table.title") if title else None
+        grid = RichTable(title=title, title_justify="left", header_style="bold")
         columns, note = fitted_columns(table, console.width)
-        for column in columns:
-            grid.add_column(
-                Text(column.header),
-                justify="left" if column.kind == "text" else "right",
-                no_wrap=not column.wraps,
-                overflow="fold",
-                min_width=column.minimum,
-            )
+        for c in columns:
+            justify = "left" if c.kind == "text" else "right"
+            fit = {"no_wrap": not c.wraps, "overflow": "fold", "min_width": c.minimum}
+            grid.add_column(Text(c.header), justify=justify, **fit)
         for row in zip(*(c.cells for c in columns), strict=True):
             grid.add_row(*(Text(cell) for cell in row))
         console.print(grid, crop=False)
