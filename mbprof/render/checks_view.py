@@ -3,13 +3,13 @@ annotations with a step summary, and as JUnit XML (one testcase per limit)."""
 
 from __future__ import annotations
 
+import contextlib
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof import __version__
 from mbprof.checks.limits import ERROR, EXCEEDED, HELD, TOLERATED, UNSTABLE, Result, failing
 from mbprof.core.units import format_value
 from mbprof.frame.columns import METRICS
@@ -48,35 +48,18 @@ def results_frame(results: Sequence[Result]) -> pd.DataFrame:
 
     rows = []
     for r in results:
-        texts = {f"{k}_text": v for k, v in _figures(r).items()}
-        rows.append(
-            {
-                "where": r.where,
-                "configuration": r.configuration,
-                "metric": r.limit.name,
-                **texts,
-                "headroom_pct": r.headroom_pct,
-                "tolerance_pct": r.limit.tolerance_pct,
-                "status": r.status,
-                "source": r.budget.source,
-                "line": r.limit.line or r.budget.line,
-                "model": r.budget.spec.model,
-                "unit": r.limit.metric.kind,
-                "limit": r.limit.value,
-                "measured": r.measured,
-                "headroom": r.headroom,
-                "error": r.error or r.reasons or None,
-            }
-        )
+        row = {"where": r.where, "configuration": r.configuration, "metric": r.limit.name}
+        row.update({f"{k}_text": v for k, v in _figures(r).items()})
+        row.update(headroom_pct=r.headroom_pct, tolerance_pct=r.limit.tolerance_pct)
+        row.update(status=r.status, source=r.budget.source, line=r.limit.line or r.budget.line)
+        row.update(model=r.budget.spec.model, unit=r.limit.metric.kind, limit=r.limit.value)
+        row.update(measured=r.measured, headroom=r.headroom, error=r.error or r.reasons or None)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def tally(results: Sequence[Result]) -> Counter:
-    return Counter(r.status for r in results)
-
-
 def summary_line(results: Sequence[Result]) -> str:
-    counts = tally(results)
+    counts = Counter(r.status for r in results)
     parts = [f"{counts[s]} {s}" for s in STATUS_ORDER if counts[s]]
     return f"{len(results)} limits checked: " + ", ".join(parts)
 
@@ -109,19 +92,15 @@ def failure_lines(results: Sequence[Result], allow_unstable: bool = False) -> li
     failed = failing(results, allow_unstable)
     lines = [f"mbprof: {len(failed)} of {len(results)} limits not met"] if failed else []
     lines += [f"mbprof: {safe_text(f'{r.where}: {r.message}')}" for r in failed]
-    if allow_unstable:
-        lines += [
-            f"mbprof: warning: {safe_text(f'{r.where}: {r.message}')} (tolerated: --allow-unstable)"
-            for r in results
-            if r.status == UNSTABLE
-        ]
-    return lines
+    tolerated = [r for r in results if allow_unstable and r.status == UNSTABLE]
+    warning = "mbprof: warning: {} (tolerated: --allow-unstable)"
+    return lines + [warning.format(safe_text(f"{r.where}: {r.message}")) for r in tolerated]
 
 
 def check_document(
     results: Sequence[Result], title: str, extra_notes: Sequence[str] = ()
 ) -> Document:
-    counts = tally(results)
+    counts = Counter(r.status for r in results)
     used = dict.fromkeys(r.limit.key for r in results)
     notes = [f"{METRICS[k].label} ({k}): {METRICS[k].what}." for k in used]
     notes += [
@@ -139,16 +118,10 @@ def check_document(
         )
     notes += list(extra_notes)
     notes.append(summary_line(results))
-    any_tolerance = any(r.limit.tolerance_pct for r in results)
-    table = Table(
-        name="limits",
-        frame=results_frame(results),
-        headers=HEADERS,
-        kinds=KINDS,
-        hidden_in_text=RAW + (() if any_tolerance else ("tolerance_pct",)),
-        secondary=("tolerance_pct", "headroom_pct", "where", "headroom_text", "limit_text"),
-    )
-    meta = {"mbprof_version": __version__, "passed": all(r.passed for r in results)}
+    hidden = RAW + (() if any(r.limit.tolerance_pct for r in results) else ("tolerance_pct",))
+    secondary = ("tolerance_pct", "headroom_pct", "where", "headroom_text", "limit_text")
+    table = Table("limits", results_frame(results), "", HEADERS, KINDS, hidden, secondary)
+    meta = {"passed": all(r.passed for r in results)}
     meta["summary"] = {"checked": len(results), **{s: counts[s] for s in STATUS_ORDER}}
     return Document(title, tables=[table], notes=notes, meta=meta, kind="check")
 
@@ -170,24 +143,15 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _repo_path(file: str) -> str:
-    """GitHub matches annotation paths relative to the repository (the step's folder)."""
-    import os
-
-    path = Path(file)
-    if path.is_absolute():
-        try:
-            path = path.relative_to(Path(os.getcwd()).resolve())
-        except ValueError:
-            pass
-    return path.as_posix()
-
-
 def annotation(
     level: str, message: str, file: str = "", line: int | None = None, title: str = ""
 ) -> str:
     """One workflow command: ``::error file=F,line=L,title=T::message``."""
-    props = [f"file={_escape_property(_repo_path(file))}"] if file else []
+    path = Path(file)
+    if file and path.is_absolute():  # GitHub matches paths relative to the repository
+        with contextlib.suppress(ValueError):
+            path = path.relative_to(Path.cwd().resolve())
+    props = [f"file={_escape_property(path.as_posix())}"] if file else []
     props += [f"line={int(line)}"] if line else []
     props += [f"title={_escape_property(title)}"] if title else []
     head = f"::{level} " + ",".join(props) if props else f"::{level}"
@@ -208,11 +172,9 @@ def github_annotations(results: Sequence[Result], allow_unstable: bool = False) 
 def github_summary(doc: Document, results: Sequence[Result], allow_unstable: bool = False) -> str:
     """A Markdown step summary: a verdict line, then the document."""
     failed = failing(results, allow_unstable)
-    verdict = (
-        f"**mbprof check failed**: {len(failed)} of {len(results)} limits not met."
-        if failed
-        else f"**mbprof check passed**: all {len(results)} limits met."
-    )
+    verdict = f"**mbprof check passed**: all {len(results)} limits met."
+    if failed:
+        verdict = f"**mbprof check failed**: {len(failed)} of {len(results)} limits not met."
     lines = [verdict, ""] + [f"- {md_text(f'{r.message} ({r.where})')}" for r in failed]
     return "\n".join(lines).rstrip() + "\n\n" + to_markdown(doc)
 
@@ -221,7 +183,7 @@ def github_summary(doc: Document, results: Sequence[Result], allow_unstable: boo
 
 
 def _counts(results: Sequence[Result], allow_unstable: bool) -> dict[str, str]:
-    counts = tally(results)
+    counts = Counter(r.status for r in results)
     errors = counts[ERROR] + (0 if allow_unstable else counts[UNSTABLE])
     return {"tests": str(len(results)), "failures": str(counts[EXCEEDED]), "errors": str(errors)}
 
@@ -232,29 +194,20 @@ def junit_xml(results: Sequence[Result], seconds: float = 0.0, allow_unstable: b
     root = ET.Element("testsuites", name="mbprof check", **counts, time=f"{seconds:.3f}")
     for source in dict.fromkeys(r.budget.source for r in results):
         mine = [r for r in results if r.budget.source == source]
-        skipped = str(tally(mine)[UNSTABLE] if allow_unstable else 0)
+        skipped = str(Counter(r.status for r in mine)[UNSTABLE] if allow_unstable else 0)
         counts = _counts(mine, allow_unstable)
-        suite = ET.SubElement(root, "testsuite", name=safe_text(source), **counts, skipped=skipped)
+        file = safe_text(source)
+        suite = ET.SubElement(root, "testsuite", name=file, **counts, skipped=skipped)
         for r in mine:
             cond = f" [{r.limit.conditions}]" if r.limit.conditions else ""
-            case = ET.SubElement(
-                suite,
-                "testcase",
-                classname=safe_text(r.budget.label),
-                name=safe_text(f"{r.limit.name}{cond}"),
-                file=safe_text(source),
-                time="0",
-            )
+            name, label = safe_text(f"{r.limit.name}{cond}"), safe_text(r.budget.label)
+            case = ET.SubElement(suite, "testcase", classname=label, name=name, file=file, time="0")
             if line := r.limit.line or r.budget.line:
                 case.set("line", str(line))
             props = ET.SubElement(case, "properties")
-            figures = {
-                **_figures(r),
-                "headroom_pct": format_value(r.headroom_pct, "percent"),
-                "tolerance_pct": format_value(r.limit.tolerance_pct, "percent"),
-                "status": r.status,
-            }
-            for key, value in figures.items():
+            pcts = {"headroom_pct": r.headroom_pct, "tolerance_pct": r.limit.tolerance_pct}
+            figures = {**_figures(r), **{k: format_value(v, "percent") for k, v in pcts.items()}}
+            for key, value in {**figures, "status": r.status}.items():
                 ET.SubElement(props, "property", name=key, value=value)
             message = safe_text(r.message)
             if r.status == TOLERATED:

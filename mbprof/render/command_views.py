@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mbprof import __version__
 from mbprof.render.document import Document, Fact, Rows, Table
 
 if TYPE_CHECKING:
@@ -32,19 +31,11 @@ def models_document(infos: Sequence[ModelInfo]) -> Document:
         }
         for info in infos
     ]
-    table = Table(
-        name="models",
-        frame=Rows(rows, list(COLUMNS)),
-        headers={key: key.capitalize() for key in COLUMNS},
-        kinds=dict.fromkeys(COLUMNS, "text"),
-        hidden_in_text=("reference",),
-        secondary=("classes", "depth", "resolution", "width", "family"),
-    )
-    return _document("models", "Registered models", table)
-
-
-def _document(kind: str, title: str, table: Table, **parts: Any) -> Document:
-    return Document(title, tables=[table], kind=kind, meta={"mbprof_version": __version__}, **parts)
+    headers, kinds = {key: key.capitalize() for key in COLUMNS}, dict.fromkeys(COLUMNS, "text")
+    secondary = ("classes", "depth", "resolution", "width", "family")
+    frame = Rows(rows, list(COLUMNS))
+    table = Table("models", frame, "", headers, kinds, ("reference",), secondary)
+    return Document("Registered models", tables=[table], kind="models")
 
 
 def cost_document(cost: ConvCost) -> Document:
@@ -86,7 +77,7 @@ def cost_document(cost: ConvCost) -> Document:
     secondary = ("kernel", "channels", "weights")
     table = Table("layers", frame, headers=headers, kinds=kinds, secondary=secondary)
     title = "One convolution layer: standard against depthwise-separable"
-    return _document("cost", title, table, facts=[Fact(*f) for f in facts], notes=notes)
+    return Document(title, [Fact(*f) for f in facts], [table], notes, kind="cost")
 
 
 def cache_document(info: Any, cleared: bool = False) -> Document:
@@ -105,7 +96,7 @@ def cache_document(info: Any, cleared: bool = False) -> Document:
         notes.append("Only mbprof's result entries are removed; nothing else in the folder.")
     headers = {"folder": "Folder", count: count.capitalize(), "bytes": "Size"}
     kinds = {"folder": "text", count: "int", "bytes": "bytes"}
-    return _document("cache", title, Table("cache", frame, "", headers, kinds), notes=notes)
+    return Document(title, [], [Table("cache", frame, "", headers, kinds)], notes, kind="cache")
 
 
 def reproduce_document(result: Any) -> Document:
@@ -115,10 +106,6 @@ def reproduce_document(result: Any) -> Document:
     files = [{"file": str(result.out / path), "holds": what} for path, what in result.files]
     headers = {"file": "File", "holds": "What it holds"}
     table = Table("files", pd.DataFrame(files), "", headers, dict.fromkeys(headers, "text"))
-    return _document(
-        "reproduce",
-        "mbprof reproduce",
-        table,
-        facts=[Fact("out", "Folder", str(result.out), "text")],
-        notes=[f"Left out: {item}." for item in result.left_out],
-    )
+    facts = [Fact("out", "Folder", str(result.out), "text")]
+    notes = [f"Left out: {item}." for item in result.left_out]
+    return Document("mbprof reproduce", facts, [table], notes, kind="reproduce")

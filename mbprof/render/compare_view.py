@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from mbprof import __version__
 from mbprof.core.units import format_multiplier, format_value
 from mbprof.frame.columns import COLUMNS
 from mbprof.render.document import Document, Fact, Table
@@ -33,63 +32,22 @@ _SECONDARY = tuple(
 )
 
 
-def _varies(values: pd.Series) -> bool:
-    return values.nunique(dropna=False) > 1
-
-
-def _has(values: pd.Series) -> bool:
-    return values.notna().any()
-
-
 # The columns shown only where they say something: the column tested, and the test. (The
 # mark of an unstable latency; when every one is stable a note says so.)
 _OPTIONAL = {
-    "depth": ("depth", _varies),
-    "num_classes": ("num_classes", _varies),
+    "depth": ("depth", lambda values: values.nunique(dropna=False) > 1),
+    "num_classes": ("num_classes", lambda values: values.nunique(dropna=False) > 1),
     "latency_ms_per_image": ("batch", lambda values: (values.fillna(1) > 1).any()),
-    "error": ("error", _has),
-    "args": ("args", _has),
-    "reparam": ("reparam", _has),
+    "error": ("error", lambda values: values.notna().any()),
+    "args": ("args", lambda values: values.notna().any()),
+    "reparam": ("reparam", lambda values: values.notna().any()),
     "portable_ops": ("portable_ops", lambda values: (values.fillna(0) > 0).any()),
     "latency_verdict": ("latency_verdict", lambda values: (values == "unstable").any()),
 }
 
 
-def _compare_text_columns(frame: pd.DataFrame) -> list[str]:
-    def says(key: str) -> bool:
-        column, test = _OPTIONAL.get(key, (key, None))
-        return test is None or (column in frame and bool(test(frame[column])))
-
-    return [k for k in COMPARE_TEXT_COLUMNS if k in frame and says(k)]
-
-
-def _accuracy_notes(frame: pd.DataFrame) -> list[str]:
-    """Which published source each top-1 figure comes from, one line per source."""
-    if "top1" not in frame or "accuracy_source" not in frame:
-        return []
-    notes = [f"{COLUMNS['top1'].header}: {COLUMNS['top1'].description}."]
-    rows = frame[frame["top1"].notna()]
-    for source, group in rows.groupby("accuracy_source", sort=False):
-        labels = ", ".join(
-            f"{r.model} {format_multiplier(r.width)}@{r.resolution}" for r in group.itertuples()
-        )
-        notes.append(f"Top-1 of {labels}: {source}.")
-    return notes
-
-
-def _memory_notes(frame: pd.DataFrame) -> list[str]:
-    keys = [k for k in ("peak_act_bytes", "peak_act_bytes_efficient") if k in frame]
-    notes = [f"{COLUMNS[k].header}: {COLUMNS[k].description}." for k in keys]
-    if keys:
-        dtype = frame["mem_dtype"].dropna().unique() if "mem_dtype" in frame else []
-        chunks = frame["mem_chunks"].dropna().astype(str).unique() if "mem_chunks" in frame else []
-        notes.append(
-            "Activation memory in "
-            + ", ".join(map(str, dtype))
-            + (f", T = {', '.join(chunks)}" if len(chunks) else "")
-            + "; KB = 1000 bytes; CSV/JSON keep bytes and the largest single tensor."
-        )
-    return notes
+def _about(*keys: str) -> list[str]:
+    return [f"{COLUMNS[key].header}: {COLUMNS[key].description}." for key in keys]
 
 
 def compare_document(
@@ -100,19 +58,37 @@ def compare_document(
     ``figure``, that plot inline (for --html)."""
     from mbprof.render.latency_view import latency_notes
 
-    shown = _compare_text_columns(frame)
-    notes = [f"{COLUMNS[key].header}: {COLUMNS[key].description}." for key in ("madds", "params")]
+    def says(key: str) -> bool:
+        column, test = _OPTIONAL.get(key, (key, None))
+        return test is None or (column in frame and bool(test(frame[column])))
+
+    shown = [k for k in COMPARE_TEXT_COLUMNS if k in frame and says(k)]
+    notes = _about("madds", "params")
     for key, label in (("depth", "Depth multiplier"), ("num_classes", "Classes")):
         if key in frame and key not in shown and len(frame):
             value = frame[key].iloc[0]
             notes.append(f"{label} {format_value(value, COLUMNS[key].kind)} for every row.")
-    notes += _memory_notes(frame)
+    if keys := [k for k in ("peak_act_bytes", "peak_act_bytes_efficient") if k in frame]:
+        dtype = frame["mem_dtype"].dropna().unique() if "mem_dtype" in frame else []
+        chunks = frame["mem_chunks"].dropna().astype(str).unique() if "mem_chunks" in frame else []
+        notes += _about(*keys) + [
+            "Activation memory in "
+            + ", ".join(map(str, dtype))
+            + (f", T = {', '.join(chunks)}" if len(chunks) else "")
+            + "; KB = 1000 bytes; CSV/JSON keep bytes and the largest single tensor."
+        ]
     notes += latency_notes(frame, shown)
-    notes += _accuracy_notes(frame)
+    if "top1" in frame and "accuracy_source" in frame:  # each top-1's source, one line a source
+        notes += _about("top1")
+        rows = frame[frame["top1"].notna()]
+        for source, group in rows.groupby("accuracy_source", sort=False):
+            labels = ", ".join(
+                f"{r.model} {format_multiplier(r.width)}@{r.resolution}" for r in group.itertuples()
+            )
+            notes.append(f"Top-1 of {labels}: {source}.")
     hidden = tuple(k for k in frame.columns if k not in shown)
     table = Table("configurations", frame, hidden_in_text=hidden, secondary=_SECONDARY)
-    meta = {"mbprof_version": __version__}
-    doc = Document(title, tables=[table], notes=notes, meta=meta, kind="compare")
+    doc = Document(title, tables=[table], notes=notes, kind="compare")
     if plot is not None or figure:
         from mbprof.render.plots import AXES, frontier_document, plot_frame
 
@@ -208,17 +184,8 @@ def diff_document(result: Any) -> Document:
         tables.append(_deltas("memory_per_resolution", title, result.memory, {"size": "Size"}))
     if any(k in result.totals["figure"].values for k in ("latency_ms", "profiled_ms")):
         notes.append(NOISE_NOTE)
-    return Document(
-        kind="diff",
-        title=f"{result.after.label} against {result.before.label}",
-        facts=[
-            Fact("before", "Before", result.before.label, "text"),
-            Fact("after", "After", result.after.label, "text"),
-        ],
-        tables=tables,
-        notes=notes,
-        meta={
-            "mbprof_version": __version__,
-            "settings": {"before": result.before.settings, "after": result.after.settings},
-        },
-    )
+    sides = {"before": result.before, "after": result.after}
+    facts = [Fact(key, key.capitalize(), side.label, "text") for key, side in sides.items()]
+    title = f"{result.after.label} against {result.before.label}"
+    meta = {"settings": {key: side.settings for key, side in sides.items()}}
+    return Document(title, facts, tables, notes, meta, kind="diff")

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from mbprof.core.units import format_value
 from mbprof.frame.rows import is_missing
-from mbprof.render.document import Document, Table, header_and_kind, safe_text
+from mbprof.render.document import Document, Table, safe_text, text_rows
 
 # Piped without COLUMNS (or written to a file): as wide as the widest line, cut nothing.
 UNBOUNDED = 100_000
@@ -29,20 +29,6 @@ def _text(value: str, style: str = "") -> Text:
 
 # Printed with crop=False throughout: a line that cannot fit overflows (and a test sees
 # it) rather than losing its end silently.
-
-
-def _compact(key: str, header: str, values: list) -> tuple[str, list[str]]:
-    """Counts in K or M (bytes in KB), one decimal, the unit in the header."""
-    numbers = [v for v in values if not is_missing(v)]
-    top = max((abs(v) for v in numbers), default=0)
-    if "bytes" in key:  # "Tensor B" -> "Tensor KB", "Size" -> "Size (KB)"
-        scale, spaced = 1e3, f"{header} "
-        header = spaced.replace(" B ", " KB ").strip() if " B" in spaced else f"{header} (KB)"
-    else:
-        scale, unit = (1e6, "M") if top >= 1e7 else (1e3, "K")
-        header = f"{header} ({unit})"
-    cells = ["-" if is_missing(v) else "0" if v == 0 else f"{v / scale:,.1f}" for v in values]
-    return header, cells
 
 
 def _fold(header: str) -> str:
@@ -73,13 +59,11 @@ class _Column:
 def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
     """The columns of ``table`` that fit ``width`` and a note naming any left out."""
     keys = table.text_keys
-    records = list(table.frame[keys].itertuples(index=False, name=None))
+    headers, kinds, rows, records = text_rows(table)
     values = {key: [r[i] for r in records] for i, key in enumerate(keys)}
-    columns = []
-    for key in keys:
-        header, kind = header_and_kind(key, table.headers, table.kinds)
-        cells = [safe_text(format_value(v, kind)) for v in values[key]]
-        columns.append(_Column(key, safe_text(header), kind, cells))
+    columns = [
+        _Column(key, headers[i], kinds[i], [row[i] for row in rows]) for i, key in enumerate(keys)
+    ]
 
     def needed() -> int:  # cells + one space each side + the borders
         return sum(c.minimum + 3 for c in columns) + 1
@@ -87,13 +71,25 @@ def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
     if needed() > width:
         for column in columns[1:]:
             numbers = [v for v in values[column.key] if not is_missing(v)]
-            if column.kind == "int" and numbers and max(map(abs, numbers)) >= 1e5:
-                header, cells = _compact(column.key, column.header, values[column.key])
-                # only where that narrows the column (its header on two lines either way)
-                if _Column("", _fold(header), "int", cells).minimum < (
-                    _Column("", _fold(column.header), "int", column.cells).minimum
-                ):
-                    column.header, column.cells = header, cells
+            if column.kind != "int" or not numbers or (top := max(map(abs, numbers))) < 1e5:
+                continue
+            # Counts in K or M (bytes in KB), one decimal, the unit in the header.
+            header, spaced = column.header, f"{column.header} "
+            if "bytes" in column.key:  # "Tensor B" -> "Tensor KB", "Size" -> "Size (KB)"
+                scale, header = 1e3, f"{header} (KB)"
+                header = spaced.replace(" B ", " KB ").strip() if " B" in spaced else header
+            else:
+                scale, unit = (1e6, "M") if top >= 1e7 else (1e3, "K")
+                header = f"{header} ({unit})"
+            cells = [
+                "-" if is_missing(v) else "0" if v == 0 else f"{v / scale:,.1f}"
+                for v in values[column.key]
+            ]
+            # only where that narrows the column (its header on two lines either way)
+            if _Column("", _fold(header), "int", cells).minimum < (
+                _Column("", _fold(column.header), "int", column.cells).minimum
+            ):
+                column.header, column.cells = header, cells
     if needed() > width:
         for column in columns:
             column.header = _fold(column.header)
@@ -117,13 +113,8 @@ def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
 def _note(text: str, console: Console) -> None:
     # Wrapped with an indent, so that no line starts with a note's own words (a CI log
     # reads `::command::` at a line's start); piped without COLUMNS, one line.
-    lines = textwrap.wrap(
-        safe_text(text),
-        max(console.width, 20),
-        initial_indent="- ",
-        subsequent_indent="  ",
-        break_on_hyphens=False,
-    )
+    indents = {"initial_indent": "- ", "subsequent_indent": "  ", "break_on_hyphens": False}
+    lines = textwrap.wrap(safe_text(text), max(console.width, 20), **indents)
     console.print(Text("\n".join(lines), style="dim"), soft_wrap=True)
 
 
@@ -149,20 +140,13 @@ def print_document(doc: Document, console: Console) -> None:
         if not table.text_keys:
             continue  # a table kept for CSV/JSON only
         title = table.title or (doc.title if not doc.facts and index == 0 else "")
-        grid = RichTable(
-            title=_text(title, "table.title") if title else None,
-            title_justify="left",
-            header_style="bold",
-        )
+        title = _text(title, "table.title") if title else None
+        grid = RichTable(title=title, title_justify="left", header_style="bold")
         columns, note = fitted_columns(table, console.width)
-        for column in columns:
-            grid.add_column(
-                Text(column.header),
-                justify="left" if column.kind == "text" else "right",
-                no_wrap=not column.wraps,
-                overflow="fold",
-                min_width=column.minimum,
-            )
+        for c in columns:
+            justify = "left" if c.kind == "text" else "right"
+            fit = {"no_wrap": not c.wraps, "overflow": "fold", "min_width": c.minimum}
+            grid.add_column(Text(c.header), justify=justify, **fit)
         for row in zip(*(c.cells for c in columns), strict=True):
             grid.add_row(*(Text(cell) for cell in row))
         console.print(grid, crop=False)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mbprof import __version__
 from mbprof.core.errors import MbprofError
 from mbprof.core.units import format_value
 from mbprof.frame.columns import column
@@ -56,6 +57,9 @@ class Document:
     kind: str = ""  # what JSON calls it, with its schema (mbprof/schema/KIND.json)
     figures: dict[str, str | bytes] = field(default_factory=dict)  # title -> SVG text or PNG (HTML)
 
+    def __post_init__(self) -> None:
+        self.meta = {"mbprof_version": __version__, **self.meta}
+
 
 class Rows:
     """A small table without pandas: the few ``DataFrame`` methods the renderers call."""
@@ -64,18 +68,13 @@ class Rows:
         self.records = [dict(r) for r in records]
         self.columns = list(columns if columns is not None else (records[0] if records else []))
 
-    def __len__(self) -> int:
-        return len(self.records)
-
     def __getitem__(self, keys: list[str]) -> Rows:
         return Rows([{k: r.get(k) for k in keys} for r in self.records], list(keys))
 
     def itertuples(self, index: bool = False, name: str | None = None):  # noqa: ARG002
         return iter(tuple(r.get(k) for k in self.columns) for r in self.records)
 
-    def to_dict(self, orient: str = "records") -> list[dict[str, Any]]:
-        if orient != "records":
-            raise ValueError("Rows.to_dict: only orient='records'")
+    def to_dict(self, orient: str = "records") -> list[dict[str, Any]]:  # noqa: ARG002
         return [{k: r.get(k) for k in self.columns} for r in self.records]
 
 
@@ -96,11 +95,8 @@ LEGACY_COMMAND = "##["
 
 
 def _escaped(match: re.Match[str]) -> str:
-    char = match.group()
-    if char in _NAMED:
-        return _NAMED[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    char, code = match.group(), ord(match.group())
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
 
 
 def safe_text(value: Any, keep_newlines: bool = False) -> str:
@@ -171,37 +167,29 @@ def to_csv(doc: Document) -> str:
         import pandas as pd
 
         frame = pd.DataFrame(frame.to_dict(orient="records"), columns=frame.columns)
-    buffer = io.StringIO()
-    _safe_cells(frame).to_csv(buffer, index=False, lineterminator="\n")
-    return buffer.getvalue()
-
-
-def _safe_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with its text (cells and column names) through ``safe_text``."""
     from pandas.api.types import is_object_dtype, is_string_dtype
 
-    frame = frame.copy()
+    frame = frame.copy()  # its text (cells and column names) through safe_text
     frame.columns = [safe_text(k) if isinstance(k, str) else k for k in frame.columns]
     for index, dtype in enumerate(frame.dtypes):
         if is_object_dtype(dtype) or is_string_dtype(dtype):
             frame.isetitem(
                 index, frame.iloc[:, index].map(lambda v: safe_text(v) if isinstance(v, str) else v)
             )
-    return frame
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue()
 
 
-def text_rows(table: Table) -> tuple[list[str], list[str], list[list[str]]]:
-    """Headers, kinds and formatted cells (through ``safe_text``) for terminal and Markdown."""
+def text_rows(table: Table) -> tuple[list[str], list[str], list[list[str]], list[tuple]]:
+    """Headers, kinds and formatted cells (through ``safe_text``) for terminal, Markdown and
+    HTML, and the raw values behind the cells."""
     keys = table.text_keys
     pairs = [header_and_kind(k, table.headers, table.kinds) for k in keys]
-    rows = [
-        [
-            safe_text(format_value(value, kind))
-            for value, (_, kind) in zip(record, pairs, strict=True)
-        ]
-        for record in table.frame[keys].itertuples(index=False, name=None)
-    ]
-    return [safe_text(h) for h, _ in pairs], [k for _, k in pairs], rows
+    headers, kinds = [safe_text(h) for h, _ in pairs], [k for _, k in pairs]
+    raw = list(table.frame[keys].itertuples(index=False, name=None))
+    rows = [[safe_text(format_value(v, k)) for v, k in zip(r, kinds, strict=True)] for r in raw]
+    return headers, kinds, rows, raw
 
 
 # `<` that could open an HTML tag, comment or autolink (`<=` and `< 5` stay as written).
@@ -218,13 +206,8 @@ def markdown_grid(
     headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Sequence[bool]
 ) -> str:
     """A Markdown table of text cells; ``right``: which columns align right."""
-    align = ["---:" if r else "---" for r in right]
-    lines = [
-        "| " + " | ".join(md_text(h) for h in headers) + " |",
-        "| " + " | ".join(align) + " |",
-    ]
-    lines += ["| " + " | ".join(md_text(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    lines = [headers, ["---:" if r else "---" for r in right], *rows]  # md_text keeps "---:"
+    return "\n".join("| " + " | ".join(md_text(c) for c in line) + " |" for line in lines)
 
 
 def to_markdown(doc: Document) -> str:
@@ -242,7 +225,7 @@ def to_markdown(doc: Document) -> str:
             continue
         if table.title:
             parts.append(f"**{md_text(table.title)}**")
-        headers, kinds, rows = text_rows(table)
+        headers, kinds, rows, _ = text_rows(table)
         parts.append(markdown_grid(headers, rows, [k != "text" for k in kinds]))
     if doc.notes:
         parts.append("\n".join(f"- {md_text(note)}" for note in doc.notes))

@@ -45,8 +45,7 @@ def _number(value: object) -> object:
 
 
 def _table(table: Table) -> str:
-    headers, kinds, rows = text_rows(table)
-    raw = table.frame[table.text_keys].itertuples(index=False, name=None)
+    headers, kinds, rows, raw = text_rows(table)
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     numbers = [[_number(_jsonable(v)) for v in values] for values in raw]
     # A share drawn as a bar behind its figure, the column's largest as a full cell.

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mbprof import __version__
 from mbprof.core.records import BenchResult, LayerProfile
+from mbprof.core.units import format_multiplier, format_value
 from mbprof.frame.columns import DEPLOYMENT_FIGURES, ENVIRONMENT, ENVIRONMENT_COLUMNS, text_table
 from mbprof.render.document import Document, Fact, Table
 
@@ -37,14 +37,6 @@ def gflops_note(machine: str | None) -> str:
     return f"{GFLOPS_NOTE}; {machine}: {MACHINE_NOTE}." if machine else f"{GFLOPS_NOTE}."
 
 
-def _label(row: Any) -> str:
-    from mbprof.core.units import format_multiplier
-
-    depth = getattr(row, "depth", 1.0)
-    extra = "" if depth in (None, 1.0) or depth != depth else f" depth {depth:g}"
-    return f"{row.model} {format_multiplier(row.width)}@{row.resolution}{extra}"
-
-
 def _shared(reasons: list[str]) -> str:
     """One reason for several rows: numbers that differ as a range ("0.9-1.3")."""
     slots = zip(*(re.findall(_NUMBER, r) for r in reasons), strict=True)
@@ -64,22 +56,13 @@ def remedy(reasons: list[str], threads: int | None) -> str:
     fixes = []
     if any(k in said for k in ("other processes", "load average", "hypervisor")):
         # steal time alone means other guests of the host, not processes on this machine
-        who = (
-            "other processes"
-            if "hypervisor" not in said or "other processes" in said
-            else "the hypervisor's other guests"
-        )
-        fixes.append(
-            f"{who} were busy: --threads 1 leaves them a CPU, or measure on a quiet machine"
-            if (threads or 1) > 1
-            else f"{who} were busy: measure on a quiet machine"
-        )
-    if "CPUs usable" in said:
-        fixes.append("more threads than usable CPUs: a smaller --threads")
-    if "timed block" in said:
-        fixes.append("too few timed blocks: a longer --min-time")
-    if not fixes:
-        fixes.append("the runs varied: a quiet machine, or a longer --min-time")
+        alone = "hypervisor" in said and "other processes" not in said
+        who = "the hypervisor's other guests" if alone else "other processes"
+        leave = "--threads 1 leaves them a CPU, or " if (threads or 1) > 1 else ""
+        fixes.append(f"{who} were busy: {leave}measure on a quiet machine")
+    fixes += ["more threads than usable CPUs: a smaller --threads"] * ("CPUs usable" in said)
+    fixes += ["too few timed blocks: a longer --min-time"] * ("timed block" in said)
+    fixes = fixes or ["the runs varied: a quiet machine, or a longer --min-time"]
     return "Remedy: " + "; ".join(fixes) + "."
 
 
@@ -90,10 +73,13 @@ def stability_notes(frame: pd.DataFrame) -> list[str]:
     unstable = frame[frame["latency_verdict"] == "unstable"]
     if unstable.empty:
         return [f"Timing: every latency is stable. {STABILITY_NOTE}"]
-    rows = [
-        (_label(row), [r.strip() for r in str(row.latency_reasons or "").split(";") if r.strip()])
-        for row in unstable.itertuples()
-    ]
+    rows = []
+    for row in unstable.itertuples():
+        depth = getattr(row, "depth", 1.0)
+        extra = "" if depth in (None, 1.0) or depth != depth else f" depth {depth:g}"
+        label = f"{row.model} {format_multiplier(row.width)}@{row.resolution}{extra}"
+        reasons = [r.strip() for r in str(row.latency_reasons or "").split(";") if r.strip()]
+        rows.append((label, reasons))
     # The machine's reasons (other processes, steal, CPUs, clock) said once for the rows
     # that share them; a row's own figures (spread, drift, blocks) on its line.
     groups: dict[str, list[str]] = {}
@@ -120,14 +106,10 @@ def stability_notes(frame: pd.DataFrame) -> list[str]:
     return [head + ".", *lines, remedy(seen, threads), STABILITY_NOTE]
 
 
-def _constant(frame: pd.DataFrame, key: str) -> Any:
-    values = frame[key].dropna().unique() if key in frame else []
-    return values[0] if len(values) == 1 else None
-
-
 def environment_text(frame: pd.DataFrame) -> str:
     """One sentence naming the environment shared by the rows of ``frame``."""
-    get = {key: _constant(frame, key) for key in ENVIRONMENT_COLUMNS}
+    found = {k: frame[k].dropna().unique() if k in frame else [] for k in ENVIRONMENT_COLUMNS}
+    get = {key: values[0] if len(values) == 1 else None for key, values in found.items()}
     name = f" ({get['device_name']})" if get["device_name"] is not None else ""
     said = {  # each as the sentence says it, in order
         "device": lambda v: f"{v}{name}",
@@ -148,11 +130,8 @@ def latency_notes(frame: pd.DataFrame, shown: tuple[str, ...] | list[str] = ()) 
     """The latency notes of a comparison (the "Machine %" footnote only where it is shown)."""
     if "latency_ms" not in frame and "device" not in frame:
         return []
-    notes = [
-        LATENCY_NOTE,
-        gflops_note("Machine %" if "machine_share_pct" in shown else None),
-        *stability_notes(frame),
-    ]
+    notes = [LATENCY_NOTE, gflops_note("Machine %" if "machine_share_pct" in shown else None)]
+    notes += stability_notes(frame)
     if "runs" in frame and frame["runs"].notna().any():
         low, high = int(frame["runs"].min()), int(frame["runs"].max())
         runs = f"{low:,}" if low == high else f"{low:,} to {high:,}"
@@ -166,12 +145,8 @@ def bench_frame(result: BenchResult) -> pd.DataFrame:
 
     from mbprof.frame.rows import identity_row, latency_columns
 
-    row = {
-        **identity_row(result.spec),
-        "madds": result.timing.madds,
-        **latency_columns(result.timing),
-    }
-    return pd.DataFrame([row])
+    t = result.timing
+    return pd.DataFrame([{**identity_row(result.spec), "madds": t.madds, **latency_columns(t)}])
 
 
 # The facts of a bench, in order: key, label, kind, note (some notes are the run's own).
@@ -223,18 +198,12 @@ def bench_document(result: BenchResult) -> Document:
     spec, t = result.spec, result.timing
     env = t.environment
     h, w = spec.resolution
-    blocks = (
-        f"{t.blocks} blocks of {t.runs_per_block} run{'s' if t.runs_per_block > 1 else ''}, "
-        f">= {t.min_time_s:g} s timed after {t.warmup} warm-up runs"
-    )
-    values = {
-        "model": spec.label,
-        "input": f"{env.batch}x3x{h}x{w}",
-        "quantize": env.quantize if env.quantize != "none" else None,
-    }
+    values = {"model": spec.label, "input": f"{env.batch}x3x{h}x{w}"}
+    values["quantize"] = env.quantize if env.quantize != "none" else None
     notes = {
         "latency_ms": "ms per batch, median" + ("" if t.stable else " - UNSTABLE, see Timing"),
-        "runs": blocks,
+        "runs": f"{t.blocks} blocks of {t.runs_per_block} run{'s' if t.runs_per_block > 1 else ''}"
+        f", >= {t.min_time_s:g} s timed after {t.warmup} warm-up runs",
         "verdict": "; ".join(t.reasons) if t.reasons else "every check passed (see the notes)",
         "cpu_model": f"{env.cpu_count} logical CPUs",
         "backend": env.backend_version,
@@ -246,60 +215,24 @@ def bench_document(result: BenchResult) -> Document:
             name = "latency_verdict" if key == "verdict" else key
             facts.append(Fact(name, label, value, kind, notes.get(key, note)))
     unstable = [f"UNSTABLE latency: {'; '.join(t.reasons)}.", remedy(t.reasons, env.threads)]
-    frame = bench_frame(result)
-    table = Table(
-        name="latency",
-        frame=frame,
-        title="",
-        hidden_in_text=tuple(frame.columns),  # the facts say it all on a terminal
-    )
-    return Document(
-        kind="bench",
-        title=f"{spec.label}: latency on this machine",
-        facts=facts,
-        tables=[table],
-        notes=[
-            *([] if t.stable else unstable),
-            LATENCY_NOTE,
-            gflops_note("Machine share"),
-            STABILITY_NOTE,
-            *t.notes,
-        ],
-        meta={
-            "mbprof_version": __version__,
-            "backend_version": env.backend_version,
-            "cpu_count": env.cpu_count,
-            **{k: getattr(t, k) for k in ("blocks", "runs_per_block", "warmup", "min_time_s")},
-        },
-    )
+    frame = bench_frame(result)  # the facts say it all on a terminal
+    table = Table("latency", frame, hidden_in_text=tuple(frame.columns))
+    notes = [*([] if t.stable else unstable), LATENCY_NOTE, gflops_note("Machine share")]
+    meta = {"backend_version": env.backend_version, "cpu_count": env.cpu_count}
+    meta.update({k: getattr(t, k) for k in ("blocks", "runs_per_block", "warmup", "min_time_s")})
+    title = f"{spec.label}: latency on this machine"
+    return Document(title, facts, [table], [*notes, STABILITY_NOTE, *t.notes], meta, "bench")
 
 
 _TEXT = ("type", "kernel", "stride", "groups", "kind")
-HEADERS = {
-    **{k: k.capitalize() for k in _TEXT},
-    "path": "Module",
-    "output_shape": "Output",
-    "madds": "MAdds",
-    "geometry": "Kernel/stride/groups",
-}
-KINDS = {**dict.fromkeys(_TEXT + ("path", "output_shape", "geometry"), "text")}
+HEADERS = {**{k: k.capitalize() for k in _TEXT}, "path": "Module", "output_shape": "Output"}
+HEADERS.update(madds="MAdds", geometry="Kernel/stride/groups")
+KINDS = dict.fromkeys(_TEXT + ("path", "output_shape", "geometry"), "text")
 KINDS.update(groups="int", madds="int", ops="int")
 
 
 def _pair(values: tuple[int, ...] | None) -> str | None:
-    return None if values is None else "x".join(str(v) for v in values)
-
-
-def _geometry(row) -> str | None:
-    """'3x3 s2 g48': kernel, stride (when not 1) and groups (when not 1), for terminals."""
-    if row.kernel is None:
-        return None
-    text = _pair(row.kernel)
-    if row.stride and max(row.stride) > 1:
-        text += " s" + (str(row.stride[0]) if len(set(row.stride)) == 1 else _pair(row.stride))
-    if row.groups and row.groups > 1:
-        text += f" g{row.groups}"
-    return text
+    return None if values is None else format_value(values, "auto")
 
 
 _LAYER_KEYS = (
@@ -309,34 +242,22 @@ _LAYER_KEYS = (
 _FIELDS = {"layer_time_ms": "time_ms", "layer_gflops": "gflops", "layer_gbs": "gbs"}
 
 
-def _layer_row(r: Any) -> dict[str, Any]:
-    row = {key: getattr(r, _FIELDS.get(key, key), None) for key in _LAYER_KEYS}
-    row.update(kernel=_pair(r.kernel), stride=_pair(r.stride), output_shape=_pair(r.out_shape))
-    return {**row, "geometry": _geometry(r), "bound": r.bound or None}
-
-
 def layers_frame(profile: LayerProfile) -> pd.DataFrame:
     """One row per layer, numbers raw (the columns of ``mbprof.frame.columns``)."""
     import pandas as pd
 
-    frame = pd.DataFrame([_layer_row(r) for r in profile.rows])
-    return frame.astype({"groups": "Int64"})  # an integer column, empty where none
-
-
-def layers_table(profile: LayerProfile) -> Table:
-    frame = layers_frame(profile)
-    # Terminals get the geometry in one column; CSV/JSON keep every figure apart; the
-    # mapped column only when some op could not be mapped.
-    hidden = ("kind", "ops", "kernel", "stride", "groups", "madds", "bytes_moved")
-    return Table(
-        name="layers",
-        frame=frame,
-        title=f"Per layer ({profile.backend}), slowest first",
-        headers=HEADERS,
-        kinds=KINDS,
-        hidden_in_text=hidden + (("mapped",) if frame["mapped"].all() else ()),
-        secondary=("geometry", "output_shape", "type", "mapped", "bound", "layer_gbs"),
-    )
+    rows = []
+    for r in profile.rows:
+        row = {key: getattr(r, _FIELDS.get(key, key), None) for key in _LAYER_KEYS}
+        row.update(kernel=_pair(r.kernel), stride=_pair(r.stride), output_shape=_pair(r.out_shape))
+        # '3x3 s2 g48': kernel, stride (when not 1) and groups (when not 1), for terminals
+        geometry = row["kernel"]
+        if geometry is not None and r.stride and max(r.stride) > 1:
+            geometry += " s" + (str(r.stride[0]) if len(set(r.stride)) == 1 else row["stride"])
+        if geometry is not None and r.groups and r.groups > 1:
+            geometry += f" g{r.groups}"
+        rows.append({**row, "geometry": geometry, "bound": r.bound or None})
+    return pd.DataFrame(rows).astype({"groups": "Int64"})  # an integer column, empty where none
 
 
 def layers_document(result: BenchResult) -> Document:
@@ -345,7 +266,14 @@ def layers_document(result: BenchResult) -> Document:
     if result.layers is None:
         return doc
     doc.title = f"{result.spec.label}: latency and where it goes, per layer"
-    doc.tables.insert(0, layers_table(result.layers))
+    frame = layers_frame(result.layers)
+    # Terminals get the geometry in one column; CSV/JSON keep every figure apart; the
+    # mapped column only when some op could not be mapped.
+    hidden = ("kind", "ops", "kernel", "stride", "groups", "madds", "bytes_moved")
+    hidden += ("mapped",) if frame["mapped"].all() else ()
+    secondary = ("geometry", "output_shape", "type", "mapped", "bound", "layer_gbs")
+    title = f"Per layer ({result.layers.backend}), slowest first"
+    doc.tables.insert(0, Table("layers", frame, title, HEADERS, KINDS, hidden, secondary))
     doc.notes += list(result.layers.notes)
     keys = ("backend", "passes", "profiled_ms", "latency_ms", "overhead_pct", "compute_gflops")
     doc.meta["layers"] = {k: getattr(result.layers, k) for k in (*keys, "bandwidth_gbs")}

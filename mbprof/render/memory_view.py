@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mbprof import __version__
 from mbprof.core.records import LivePoint, MeasuredMemory, MemoryReport, ModelSpec
 from mbprof.core.units import format_value
+from mbprof.frame.columns import text_table
 from mbprof.render.document import Document, Fact, Table, frame_records
 
 if TYPE_CHECKING:
@@ -55,36 +55,32 @@ def resolution_table(report: MemoryReport, hide_ops: bool = False) -> Table:
     )
 
 
-_BLOCK_HEADERS = {
-    "block": "Block",
-    "kind": "Kind",
-    "expand": "Expansion",
-    "exit": "Exit",
-    "in_ch": "In",
-    "expanded_ch": "Expanded",
-    "out_ch": "Out",
-    "chunk_ch": "Chunk ch",
-    "chunk_bytes": "Chunk B",
-    "residual": "Residual",
-    "two_pass": "Two passes",
-}
-_BLOCK_KINDS = {k: "text" for k in ("block", "kind", "expand", "exit", "residual", "two_pass")}
-_BLOCK_KINDS.update(dict.fromkeys(("in_ch", "expanded_ch", "out_ch", "chunk_ch"), "int"))
-_BLOCK_KINDS["chunk_bytes"] = "int"
+# The chunked blocks' table: key | header | kind | the block's field it shows.
+_BLOCKS = text_table("""
+block | Block | text | module
+kind | Kind | text | kind
+expand | Expansion | text | expand
+exit | Exit | text | exit
+in_ch | In | int | in_channels
+expanded_ch | Expanded | int | expanded_channels
+out_ch | Out | int | out_channels
+chunk_ch | Chunk ch | int | chunk_channels
+chunk_bytes | Chunk B | int | chunk_bytes
+residual | Residual | text | residual
+two_pass | Two passes | text | two_pass
+""")
 
 
 def blocks_frame(report: MemoryReport) -> pd.DataFrame:
     import pandas as pd
 
-    fields = {"block": "module", "in_ch": "in_channels", "expanded_ch": "expanded_channels",
-              "out_ch": "out_channels", "chunk_ch": "chunk_channels"}  # fmt: skip
     rows = []
     for b in report.blocks:
-        row = {key: getattr(b, fields.get(key, key)) for key in _BLOCK_HEADERS}
+        row = {key: getattr(b, field) for key, _, _, field in _BLOCKS}
         row.update(expand=b.expand or "(model)", exit=b.exit or "(model)")
         row.update(residual="yes" if b.residual else "no", two_pass="yes" if b.two_pass else "no")
         rows.append(row)
-    return pd.DataFrame(rows, columns=list(_BLOCK_HEADERS))
+    return pd.DataFrame(rows, columns=[key for key, *_ in _BLOCKS])
 
 
 _CURVE_FIELDS = ("step", "module", "op", "shape", "live_bytes", "input_bytes", "output_bytes",
@@ -177,24 +173,13 @@ def memory_document(
     facts += memory_facts(report) + (measured_facts(measured) if measured is not None else [])
     tables = [resolution_table(report)]
     if report.blocks:
-        tables.append(
-            Table(
-                name="chunked_blocks",
-                frame=blocks_frame(report),
-                title="Chunked blocks of the memory-efficient mode (found by structure)",
-                headers=_BLOCK_HEADERS,
-                kinds=_BLOCK_KINDS,
-                secondary=("two_pass", "residual", "exit", "expand", "kind", "chunk_ch"),
-            )
-        )
-    return Document(
-        kind="memory",
-        title=f"{spec.label}: activation memory",
-        facts=facts,
-        tables=tables,
-        notes=list(NOTES),
-        meta={"mbprof_version": __version__, "curve": frame_records(curve_frame(report))},
-    )
+        title = "Chunked blocks of the memory-efficient mode (found by structure)"
+        headers, kinds = ({row[0]: row[i] for row in _BLOCKS} for i in (1, 2))
+        secondary = ("two_pass", "residual", "exit", "expand", "kind", "chunk_ch")
+        frame = blocks_frame(report)
+        tables.append(Table("chunked_blocks", frame, title, headers, kinds, (), secondary))
+    meta = {"curve": frame_records(curve_frame(report))}
+    return Document(f"{spec.label}: activation memory", facts, tables, list(NOTES), meta, "memory")
 
 
 def profile_memory_parts(report: MemoryReport) -> tuple[list[Fact], Table]:

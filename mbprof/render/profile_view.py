@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from mbprof import __version__
 from mbprof.core.records import FlopsCount, LayerRow, Profile
 from mbprof.core.units import format_value
 from mbprof.render.document import Document, Fact, Table
@@ -42,30 +41,15 @@ def layer_frame(layers: Sequence[LayerRow], madds_total: int) -> pd.DataFrame:
     rows = []
     for row in layers:
         rows.append({key: getattr(row, key, None) for key in LAYER_COLUMNS})
-        rows[-1].update(
-            kernel=_pair(row.kernel),
-            stride=_pair(row.stride),
-            channels=None
-            if row.in_channels is None
-            else f"{row.in_channels} -> {row.out_channels}",
-            output_hw=_pair(row.out_hw),
-            unused=UNUSED_MARK if row.params and row.params_used == 0 else "",
-            madds_share=_share(row.madds, madds_total),
-        )
+        channels = None if row.in_channels is None else f"{row.in_channels} -> {row.out_channels}"
+        rows[-1].update(kernel=_pair(row.kernel), stride=_pair(row.stride), channels=channels)
+        rows[-1].update(output_hw=_pair(row.out_hw), madds_share=_share(row.madds, madds_total))
+        rows[-1]["unused"] = UNUSED_MARK if row.params and row.params_used == 0 else ""
     frame = pd.DataFrame(rows, columns=LAYER_COLUMNS)
     # integers, also where a row has none
     return frame.astype(dict.fromkeys(("groups", "in_channels", "out_channels"), "Int64"))
 
 
-FLOPS_NAMES = {
-    "multiply_adds": "Multiply-adds",
-    "bias": "Bias",
-    "batch_norm": "Batch norm",
-    "pooling": "Pooling",
-    "activations": "Activations",
-    "additions": "Additions",
-    "multiplications": "Multiplications",
-}
 FLOPS_NOTE = (
     "FLOPs: 2 per multiply-add plus 1 per element-wise operation (rules in the FLOPs table). "
     "DeepSpeed's and calflops' profilers count multiply-adds, batch norm and pooling the same "
@@ -80,23 +64,14 @@ def flops_table(flops: FlopsCount) -> Table:
     """FLOPs in the 2-per-multiply-add convention, each kind with the rule that counted it."""
     import pandas as pd
 
-    rows = [
-        {
-            "kind": kind,
-            "name": FLOPS_NAMES.get(kind, kind),
-            "flops": n,
-            "rule": flops.rules.get(kind, ""),
-        }
-        for kind, n in flops.by_kind.items()
-    ]
-    return Table(
-        name="flops",
-        frame=pd.DataFrame(rows),
-        title="FLOPs, 2 per multiply-add (the other common convention), by kind",
-        headers={"name": "Kind", "flops": "FLOPs", "rule": "Rule"},
-        kinds={"kind": "text", "name": "text", "flops": "int", "rule": "text"},
-        hidden_in_text=("kind",),
-    )
+    rows = []
+    for kind, n in flops.by_kind.items():  # 'Multiply-adds', 'Batch norm', ...
+        name = "Multiply-adds" if kind == "multiply_adds" else kind.replace("_", " ").capitalize()
+        rows.append({"kind": kind, "name": name, "flops": n, "rule": flops.rules.get(kind, "")})
+    title = "FLOPs, 2 per multiply-add (the other common convention), by kind"
+    headers = {"name": "Kind", "flops": "FLOPs", "rule": "Rule"}
+    kinds = {"kind": "text", "name": "text", "flops": "int", "rule": "text"}
+    return Table("flops", pd.DataFrame(rows), title, headers, kinds, ("kind",))
 
 
 def profile_document(result: Profile, by: str = "layer", max_depth: int | None = None) -> Document:
@@ -121,20 +96,21 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         note = "2 per multiply-add + element-wise ops (DeepSpeed/calflops style; see below)"
         facts.append(("flops", "FLOPs", result.flops.total, "int", note))
     facts = [Fact(*f) for f in facts]
-    layers = layer_frame(counts.layers, counts.madds)
-    marked = "unused" in layers and (layers["unused"] != "").any()
-    table = Table(
-        name="layers",
-        frame=layers,
-        title="Per layer (each module's own ops; rows sum to the totals)",
-        headers={**HEADERS, "channels": "In -> out", "unused": "Inference"},
-        kinds={**KINDS, **dict.fromkeys(("kernel", "stride", "channels", "unused"), "text")},
-        hidden_in_text=("in_channels", "out_channels", "params_used")
-        + (() if marked else ("unused",)),
-        secondary=("groups", "stride", "kernel", "output_hw", "channels", "other_flops", "type"),
-    )
     if by != "layer":
         table = grouped_table(counts.layers, by, max_depth)
+    else:
+        layers = layer_frame(counts.layers, counts.madds)
+        marked = "unused" in layers and (layers["unused"] != "").any()
+        hidden = ("in_channels", "out_channels", "params_used") + (() if marked else ("unused",))
+        table = Table(
+            "layers",
+            layers,
+            "Per layer (each module's own ops; rows sum to the totals)",
+            {**HEADERS, "channels": "In -> out", "unused": "Inference"},
+            {**KINDS, **dict.fromkeys(("kernel", "stride", "channels", "unused"), "text")},
+            hidden,
+            ("groups", "stride", "kernel", "output_hw", "channels", "other_flops", "type"),
+        )
     notes = [
         "MAdds: multiply-accumulates of convolutions and fully connected layers, counted by "
         + ("fvcore" if counts.engine == "fvcore" else "fvcore's rules on PyTorch's dispatcher")
@@ -158,14 +134,7 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         facts += memory_facts
         tables.append(memory_table)
         notes += NOTES
-    return Document(
-        kind="profile",
-        title=f"{spec.label}: MAdds and parameters",
-        facts=facts,
-        tables=tables,
-        notes=notes,
-        meta={"mbprof_version": __version__},
-    )
+    return Document(f"{spec.label}: MAdds and parameters", facts, tables, notes, kind="profile")
 
 
 GROUPINGS = ("layer", "module", "type")
@@ -206,42 +175,6 @@ def _share(part: int, total: int) -> float:
     return 100.0 * part / total if total else 0.0
 
 
-def _summed(layers: Sequence[LayerRow], name: str, key) -> list[dict]:
-    """One row per ``key(layer)``, in the order the layers run: the layers' figures summed."""
-    madds, params = sum(r.madds for r in layers), sum(r.params for r in layers)
-    groups: dict[str, list[LayerRow]] = {}
-    for row in layers:
-        groups.setdefault(key(row), []).append(row)
-    rows = []
-    for group, members in groups.items():
-        sizes = [r.out_hw for r in members if r.out_hw is not None]
-        sums = {f: sum(getattr(r, f) for r in members) for f in ("madds", "params", "other_flops")}
-        shares = {"madds_share": _share(sums["madds"], madds)}
-        shares["params_share"] = _share(sums["params"], params)
-        hw = _pair(sizes[-1]) if sizes else None
-        rows.append({name: group, "layers": len(members), "output_hw": hw, **sums, **shares})
-    return rows
-
-
-def module_frame(layers: Sequence[LayerRow], depth: int) -> pd.DataFrame:
-    """One row per module path cut to ``depth`` parts, in the order the layers run."""
-    import pandas as pd
-
-    rows = _summed(layers, "module", lambda r: ".".join(r.path.split(".")[:depth]))
-    keys = ("module", "layers", "output_hw", "madds", "params", "other_flops", "madds_share")
-    return pd.DataFrame(rows, columns=list(keys))
-
-
-def type_frame(layers: Sequence[LayerRow]) -> pd.DataFrame:
-    """One row per layer type (``layer_type``), the most MAdds first."""
-    import pandas as pd
-
-    rows = _summed(layers, "layer_type", layer_type)
-    rows.sort(key=lambda r: (-r["madds"], -r["params"], r["layer_type"]))
-    keys = "layer_type layers madds madds_share params params_share other_flops".split()
-    return pd.DataFrame(rows, columns=keys)
-
-
 HEADERS = {
     "path": "Module",
     "module": "Module",
@@ -267,13 +200,34 @@ _SECONDARY = ("output_hw", "params_share", "other_flops", "layers")
 
 
 def grouped_table(layers: Sequence[LayerRow], by: str, depth: int | None) -> Table:
-    """The table of ``layers`` grouped ``by`` "module" (to ``depth``) or "type"."""
+    """The table of ``layers`` grouped ``by`` "module" (paths cut to ``depth`` parts, in the
+    order the layers run) or "type" (``layer_type``, the most MAdds first), figures summed."""
+    import pandas as pd
+
+    name = "module" if by == "module" else "layer_type"
+    cut = depth or DEFAULT_DEPTH
+    key = (lambda r: ".".join(r.path.split(".")[:cut])) if by == "module" else layer_type
+    madds, params = sum(r.madds for r in layers), sum(r.params for r in layers)
+    groups: dict[str, list[LayerRow]] = {}
+    for row in layers:
+        groups.setdefault(key(row), []).append(row)
+    rows = []
+    for group, members in groups.items():
+        sizes = [r.out_hw for r in members if r.out_hw is not None]
+        sums = {f: sum(getattr(r, f) for r in members) for f in ("madds", "params", "other_flops")}
+        shares = {"madds_share": _share(sums["madds"], madds)}
+        shares["params_share"] = _share(sums["params"], params)
+        hw = _pair(sizes[-1]) if sizes else None
+        rows.append({name: group, "layers": len(members), "output_hw": hw, **sums, **shares})
     if by == "module":
-        name, frame = "modules", module_frame(layers, depth or DEFAULT_DEPTH)
+        table, keys = "modules", "module layers output_hw madds params other_flops madds_share"
         title = f"Per module, to depth {depth} (the layers under each summed; rows sum to "
         title += "the totals)"
     else:
-        name, frame = "layer_types", type_frame(layers)
+        rows.sort(key=lambda r: (-r["madds"], -r["params"], r["layer_type"]))
+        table, keys = "layer_types", "layer_type layers madds madds_share params params_share"
+        keys += " other_flops"
         title = "Per layer type (rows sum to the totals)"
+    frame = pd.DataFrame(rows, columns=keys.split())
     headers = {**HEADERS, "madds_share": "MAdds share"}
-    return Table(name, frame, title, headers, KINDS, secondary=_SECONDARY)
+    return Table(table, frame, title, headers, KINDS, secondary=_SECONDARY)

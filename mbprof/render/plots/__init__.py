@@ -9,9 +9,8 @@ import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mbprof import __version__
 from mbprof.core.errors import MbprofError
 from mbprof.core.units import format_multiplier
 from mbprof.frame.columns import AXES, Axis, resolve_axis
@@ -55,14 +54,11 @@ def available_axes(frame: pd.DataFrame) -> list[str]:
     return [key for key in AXES if key in frame.columns and frame[key].notna().any()]
 
 
-FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+def _checked(frame: pd.DataFrame, axes: dict[str, Axis], where: str) -> pd.DataFrame:
+    """``frame`` with its axis columns (and width, depth) as numbers, else refused: an axis
+    whose column it lacks (or has only empty), a label column missing, a cell not a number."""
+    import pandas as pd
 
-# Columns a point needs beside its axes: its label (width@resolution) and colour (model).
-LABEL_COLUMNS = ("model", "width", "resolution")
-
-
-def check_axes(frame: pd.DataFrame, axes: dict[str, Axis], where: str) -> None:
-    """Refuse an axis whose column ``frame`` lacks (or has only empty), naming the ones it has."""
     have = available_axes(frame)
     for option, axis in axes.items():
         if axis.column not in have:
@@ -71,42 +67,34 @@ def check_axes(frame: pd.DataFrame, axes: dict[str, Axis], where: str) -> None:
             raise MbprofError(
                 f"{option}: column {axis.column!r} {state} {where}; axes available there: {listed}"
             )
-
-
-def _cell_number(cell: Any, where: str, position: int, column: str) -> float:
-    """One cell as a float (nan when empty); refused when not a finite number."""
-    if is_missing(cell) or (isinstance(cell, str) and not cell.strip()):
-        return math.nan
-    value = None
-    if isinstance(cell, (numbers.Real, str)) and not isinstance(cell, bool):
-        try:
-            value = float(cell)
-        except ValueError:
-            pass
-    said = f"{where}, row {position + 1}, column {column!r}: {cell!r} is not a"
-    if value is None or math.isinf(value):
-        raise MbprofError(f"{said} number" if value is None else f"{said} finite number")
-    return value
-
-
-def check_plot_values(frame: pd.DataFrame, axes: dict[str, Axis], where: str) -> pd.DataFrame:
-    """``frame`` with its axis columns (and width, depth) as numbers, else refused."""
-    import pandas as pd
-
-    for column in LABEL_COLUMNS:
+    # Columns a point needs beside its axes: its label (width@resolution) and colour (model).
+    for column in ("model", "width", "resolution"):
         if column not in frame.columns:
             raise MbprofError(
                 f"{where} has no {column!r} column; a frame to plot needs "
-                f"{', '.join(LABEL_COLUMNS)} beside its axes (as mbprof compare writes it)"
+                "model, width, resolution beside its axes (as mbprof compare writes it)"
             )
     frame = frame.copy()
     columns = [a.column for a in axes.values()] + ["width", "depth"]
     for column in dict.fromkeys(c for c in columns if c in frame.columns):
-        numbers_ = [_cell_number(c, where, i, column) for i, c in enumerate(frame[column])]
-        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(
-            frame[column]
-        ):
-            frame[column] = pd.Series(numbers_, index=frame.index, dtype=float)
+        values = []
+        for position, cell in enumerate(frame[column]):
+            if is_missing(cell) or (isinstance(cell, str) and not cell.strip()):
+                values.append(math.nan)
+                continue
+            value = None
+            if isinstance(cell, (numbers.Real, str)) and not isinstance(cell, bool):
+                try:
+                    value = float(cell)
+                except ValueError:
+                    pass
+            said = f"{where}, row {position + 1}, column {column!r}: {cell!r} is not a"
+            if value is None or math.isinf(value):
+                raise MbprofError(f"{said} number" if value is None else f"{said} finite number")
+            values.append(value)
+        kind = frame[column].dtype
+        if not pd.api.types.is_numeric_dtype(kind) or pd.api.types.is_bool_dtype(kind):
+            frame[column] = pd.Series(values, index=frame.index, dtype=float)
     return frame
 
 
@@ -115,19 +103,12 @@ def check_figure_path(path: str | Path, option: str) -> Path:
     from mbprof.core.files import check_writable
 
     path = Path(path)
-    if path.suffix.lower() not in FIGURE_SUFFIXES:
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
         shown = path.suffix or "no extension"
         raise MbprofError(
             f"{option}: {str(path)!r} has {shown}; give a file ending in .png, .svg or .pdf"
         )
     return check_writable(path, option)
-
-
-def point_label(row: dict[str, Any]) -> str:
-    """'1.0@224', '0.35@96', '1.1@224 d1.2'."""
-    label = f"{format_multiplier(float(row['width']))}@{row['resolution']}"
-    depth = row.get("depth")
-    return label if is_missing(depth) or float(depth) == 1.0 else f"{label} d{float(depth):g}"
 
 
 def plot_points(frame: pd.DataFrame, x: Axis, y: Axis) -> tuple[pd.DataFrame, int]:
@@ -139,16 +120,16 @@ def plot_points(frame: pd.DataFrame, x: Axis, y: Axis) -> tuple[pd.DataFrame, in
     omitted = len(frame) - len(usable)
     if usable.empty:
         return usable, omitted
-    records = usable.to_dict(orient="records")
-    usable["label"] = [point_label(r) for r in records]
+    labels = []  # '1.0@224', '0.35@96', '1.1@224 d1.2'
+    for row in usable.to_dict(orient="records"):
+        label = f"{format_multiplier(float(row['width']))}@{row['resolution']}"
+        plain = is_missing(depth := row.get("depth")) or float(depth) == 1.0
+        labels.append(label if plain else f"{label} d{float(depth):g}")
+    usable["label"] = labels
     families = {m: family_of(str(m)) for m in usable["model"].unique()}
     usable["family"] = [families[m] for m in usable["model"]]
-    front = pareto_indices(
-        usable[x.column].astype(float).tolist(),
-        usable[y.column].astype(float).tolist(),
-        x_lower_is_better=x.lower_is_better,
-        y_higher_is_better=not y.lower_is_better,
-    )
+    xs, ys = (usable[a.column].astype(float).tolist() for a in (x, y))
+    front = pareto_indices(xs, ys, x.lower_is_better, not y.lower_is_better)
     usable["on_frontier"] = False
     usable.iloc[front, usable.columns.get_loc("on_frontier")] = True
     return usable.reset_index(drop=True), omitted
@@ -193,8 +174,7 @@ def plot_frame(
     where: str = "the frame",
 ) -> PlotResult:
     """Draw ``y`` against ``x`` for every row of ``frame`` into ``path`` (PNG, SVG or PDF)."""
-    check_axes(frame, {"--x": x, "--y": y}, where)
-    frame = check_plot_values(frame, {"--x": x, "--y": y}, where)
+    frame = _checked(frame, {"--x": x, "--y": y}, where)
     path = check_figure_path(path, "figure")
     points, omitted = plot_points(frame, x, y)
     if points.empty:
@@ -247,5 +227,5 @@ def frontier_document(result: PlotResult, x: Axis, y: Axis, where: str):
     notes += result.notes + [f"Figure written to {result.path}."]
     name = "frontier" if result.kind == "pareto" else "points"
     table = Table(name, shown[keys], headers={"label": "Point"}, kinds={"label": "text"})
-    meta = {"mbprof_version": __version__, "source": where, "x": x.column, "y": y.column}
+    meta = {"source": where, "x": x.column, "y": y.column}
     return Document(title, tables=[table], notes=notes, meta=meta, kind="plot")

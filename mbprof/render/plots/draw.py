@@ -5,6 +5,7 @@ the frontier or fit line, labels placed greedily so that they collide with nothi
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,13 +14,11 @@ from mbprof.frame.columns import Axis
 if TYPE_CHECKING:
     import pandas as pd
 
-BYTES_MB_FROM = 10_000_000  # byte axes switch from KB to MB above this
-
 
 def axis_scale(axis: Axis, values: pd.Series) -> tuple[float, str]:
     """The factor to multiply raw values by, and the unit shown on the axis."""
-    if axis.unit == "bytes":
-        return (1e-6, "MB") if values.max() >= BYTES_MB_FROM else (1e-3, "KB")
+    if axis.unit == "bytes":  # KB, MB from 10 MB
+        return (1e-6, "MB") if values.max() >= 10_000_000 else (1e-3, "KB")
     return axis.scale, axis.unit
 
 
@@ -57,63 +56,48 @@ def family_of(model: str) -> str:
         return model
 
 
-def _family_colour(family: str, others: dict[str, str]) -> str:
-    squashed = family.lower().replace(" ", "").replace("-", "").replace("_", "")
-    for prefix, colour in FAMILY_COLOURS.items():
-        if squashed.startswith(prefix):
-            return colour
-    if family not in others:
-        others[family] = OTHER_COLOURS[len(others) % len(OTHER_COLOURS)]
-    return others[family]
-
-
 def _squashed(text: str) -> str:
     return "".join(c for c in text.lower() if c.isalnum())
 
 
 def variant_name(model: str, family: str) -> str:
     """How a figure names ``model`` beside others of its ``family``: 'MobileNetV3-Small'."""
-    want, seen = _squashed(family), ""
-    for index, char in enumerate(model):
-        if seen == want:
-            rest = model[index:].strip("_-. ")
-            break
-        if char.isalnum():
-            seen += char.lower()
-            if not want.startswith(seen):
-                return f"{family} ({model})"
-    else:
-        rest = "" if seen == want else None
-    if rest is None:
+    want = _squashed(family)
+    cut = next((i for i in range(len(model) + 1) if _squashed(model[:i]) == want), None)
+    if cut is None:
         return f"{family} ({model})"
+    rest = model[cut:].strip("_-. ")
     if not rest:
         return family
     return f"{family}-{rest.title()}" if rest.isalpha() else f"{family} ({rest})"
 
 
-def legend_names(points: pd.DataFrame) -> dict[str, str]:
-    """model -> its legend name: the family, or the variant beside others of its family."""
-    by_family: dict[str, set[str]] = {}
-    for model, family in zip(points["model"], points["family"], strict=True):
-        by_family.setdefault(family, set()).add(model)
-    return {
-        model: family if len(by_family[family]) == 1 else variant_name(str(model), family)
-        for model, family in zip(points["model"], points["family"], strict=True)
-    }
+def new_axes(size: tuple[float, float]):
+    """An Agg figure of ``size`` inches (150 dpi, laid out) and its one axes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=150, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
 
 
 def model_styles(points: pd.DataFrame) -> dict[str, tuple[str, str, str]]:
-    """model -> (colour, marker, legend name): a colour per family, a marker per model."""
-    others: dict[str, str] = {}
-    styles: dict[str, tuple[str, str, str]] = {}
+    """model -> (colour, marker, legend name): a colour per family, a marker per model, the
+    legend naming the family, or the variant beside others of its family."""
     by_family: dict[str, list[str]] = {}
-    names = legend_names(points)
     for model, family in dict(zip(points["model"], points["family"], strict=True)).items():
         by_family.setdefault(family, []).append(model)  # families in order of appearance
+    others: dict[str, str] = {}
+    styles: dict[str, tuple[str, str, str]] = {}
     for family, models in by_family.items():
-        colour = _family_colour(family, others)
+        squashed = family.lower().replace(" ", "").replace("-", "").replace("_", "")
+        colour = next((c for p, c in FAMILY_COLOURS.items() if squashed.startswith(p)), None)
+        if colour is None:
+            colour = others.setdefault(family, OTHER_COLOURS[len(others) % len(OTHER_COLOURS)])
         for index, model in enumerate(sorted(models)):
-            styles[model] = (colour, MARKERS[index % len(MARKERS)], names[model])
+            name = family if len(models) == 1 else variant_name(str(model), family)
+            styles[model] = (colour, MARKERS[index % len(MARKERS)], name)
     return styles
 
 
@@ -131,20 +115,14 @@ def draw_figure(
 ):
     """The figure of ``points`` (from ``plot_points``), not yet saved."""
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
-    x_factor, _ = axis_scale(x, points[x.column])
-    y_factor, _ = axis_scale(y, points[y.column])
-    xs = (points[x.column].astype(float) * x_factor).tolist()
-    ys = (points[y.column].astype(float) * y_factor).tolist()
-
+    xs, ys = (
+        (points[a.column].astype(float) * axis_scale(a, points[a.column])[0]).tolist()
+        for a in (x, y)
+    )
     # More room for many points: the labels keep their size, the plot grows.
-    size = (8.0, 5.6) if len(points) <= 30 else (10.0, 7.0)
-    fig = Figure(figsize=size, dpi=150, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = new_axes((8.0, 5.6) if len(points) <= 30 else (10.0, 7.0))
     styles = model_styles(points)
     dots = {"s": 34, "edgecolors": "white", "linewidths": 0.6, "zorder": 3}
     for model, (colour, marker, name) in styles.items():
@@ -152,13 +130,13 @@ def draw_figure(
         mine = [xs[i] for i in rows], [ys[i] for i in rows]
         ax.scatter(*mine, color=colour, marker=marker, label=name, **dots)
     line_xy = None
+    rings = points["on_frontier"].tolist() if pareto else [False] * len(points)
     if pareto:
-        front = [i for i in range(len(points)) if points["on_frontier"].iloc[i]]
-        front.sort(key=lambda i: (xs[i], ys[i]))
-        fx, fy = [xs[i] for i in front], [ys[i] for i in front]
-        ax.plot(fx, fy, "-", color="0.3", lw=1.1, zorder=2, label=f"Pareto frontier ({len(front)})")
-        ax.scatter(fx, fy, s=95, facecolors="none", edgecolors="0.2", linewidths=0.9, zorder=4)
-        line_xy = (fx, fy)
+        front = sorted((i for i in range(len(points)) if rings[i]), key=lambda i: (xs[i], ys[i]))
+        line_xy = [xs[i] for i in front], [ys[i] for i in front]
+        label = f"Pareto frontier ({len(front)})"
+        ax.plot(*line_xy, "-", color="0.3", lw=1.1, zorder=2, label=label)
+        ax.scatter(*line_xy, s=95, facecolors="none", edgecolors="0.2", linewidths=0.9, zorder=4)
     elif fit is not None and not math.isnan(fit[0]) and len(set(xs)) > 1:
         slope, intercept = np.polyfit(xs, ys, 1)
         grid = np.linspace(min(xs), max(xs), 50)
@@ -166,15 +144,24 @@ def draw_figure(
         ax.plot(grid, slope * grid + intercept, "--", color="0.4", lw=1.0, zorder=2, label=label)
         line_xy = (grid.tolist(), (slope * grid + intercept).tolist())
 
-    for on, axis, scale in ((log_x, ax.xaxis, ax.set_xscale), (log_y, ax.yaxis, ax.set_yscale)):
-        if on:
-            scale("log")
-            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    logs = [(ax.xaxis, ax.set_xscale, ax.get_xlim)] * log_x
+    logs += [(ax.yaxis, ax.set_yscale, ax.get_ylim)] * log_y
+    for axis, scale, _ in logs:
+        scale("log")
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.margins(x=0.08, y=0.08)
-    for on, axis, limits in ((log_x, ax.xaxis, ax.get_xlim), (log_y, ax.yaxis, ax.get_ylim)):
-        if on:
-            _log_ticks(axis, *limits())
+    for axis, _, limits in logs:
+        # Labelled ticks at 1, 2, 3 and 5 of each decade (300M can be read off), every
+        # digit on a short span.
+        low, high = limits()
+        subs = (1.0, 2.0, 3.0, 5.0)
+        decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+        if sum(low <= m * 10.0**e <= high for e in decades for m in subs) < 3:
+            subs = tuple(float(d) for d in range(1, 10))
+        axis.set_major_locator(LogLocator(base=10, subs=subs))
+        rest = tuple(float(d) for d in range(1, 10) if d not in subs)
+        axis.set_minor_locator(LogLocator(base=10, subs=rest or (1.0,)))
     ax.grid(True, which="major", color="0.88", lw=0.7)
     ax.set_axisbelow(True)
     ax.tick_params(labelsize=9)
@@ -188,58 +175,37 @@ def draw_figure(
     ax.set_ylim(*ax.get_ylim())
     fig.canvas.draw()  # lay out the axes so that label positions are measured in place
 
-    order = label_order(ax, xs, ys, points["on_frontier"].tolist() if pareto else None)
-    fontsize = 7.0 if len(points) > 12 else 8.0
-    rings = points["on_frontier"].tolist() if pareto else [False] * len(points)
-    colours = [styles[m][0] for m in points["model"]]
+    # Frontier points first, then the most crowded: sparse points have room to spare.
+    pts = ax.transData.transform(np.column_stack([xs, ys]))
+    dist = np.hypot(pts[:, None, 0] - pts[None, :, 0], pts[:, None, 1] - pts[None, :, 1])
+    crowd = (dist < 60).sum(axis=1)
+    order = sorted(range(len(xs)), key=lambda i: (not rings[i], -int(crowd[i]), -ys[i], xs[i]))
     labels = points["label"].tolist()
     if points["model"].nunique() > 1:  # two "1.0@224" points: say whose each is
-        names = legend_names(points)
-        labels = [f"{names[m]} {text}" for m, text in zip(points["model"], labels, strict=True)]
+        labels = [f"{styles[m][2]} {t}" for m, t in zip(points["model"], labels, strict=True)]
+    colours = [styles[m][0] for m in points["model"]]
+    fontsize = 7.0 if len(xs) > 12 else 8.0
     place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsize)
     ax.legend(loc="best", fontsize=8, framealpha=0.92, edgecolor="0.8")
-    footnote = _footnote(points, x, y)
-    if footnote:
-        import textwrap
-
-        lines = textwrap.wrap(footnote, width=int(150 * fig.get_figwidth() / 8.0))
-        fig.text(0.01, 0.008, "\n".join(lines), fontsize=6.5, color="0.35", va="bottom")
-        bottom = 0.012 + 0.022 * len(lines)
-        fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
+    notes = []
+    if (x.quality or y.quality) and "accuracy_source" in points.columns:
+        sources = [s for s in points["accuracy_source"].dropna().unique() if str(s)]
+        notes += ["Top-1 from: " + "; ".join(map(str, sources)) + "."] if sources else []
+    if "madds" in (x.column, y.column):
+        notes.append("MAdds counted by mbprof (conv + FC multiply-accumulates, fvcore).")
+    if notes:
+        footnote(fig, textwrap.wrap(" ".join(notes), width=int(150 * fig.get_figwidth() / 8.0)))
     return fig
 
 
-# Labelled ticks of a log axis at these multiples of each decade: 300M can be read off.
-LOG_TICKS = (1.0, 2.0, 3.0, 5.0)
-
-
-def _log_ticks(axis, low: float, high: float) -> None:
-    """Labelled ticks at 1, 2, 3 and 5 of each decade (every digit on a short span)."""
-    from matplotlib.ticker import LogLocator
-
-    subs = LOG_TICKS
-    within = [
-        m * 10.0**e
-        for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
-        for m in subs
-        if low <= m * 10.0**e <= high
-    ]
-    if len(within) < 3:
-        subs = tuple(float(d) for d in range(1, 10))
-    axis.set_major_locator(LogLocator(base=10, subs=subs))
-    rest = tuple(float(d) for d in range(1, 10) if d not in subs)
-    axis.set_minor_locator(LogLocator(base=10, subs=rest or (1.0,)))
-
-
-def _footnote(points: pd.DataFrame, x: Axis, y: Axis) -> str:
-    parts = []
-    if (x.quality or y.quality) and "accuracy_source" in points.columns:
-        sources = [s for s in points["accuracy_source"].dropna().unique() if str(s)]
-        if sources:
-            parts.append("Top-1 from: " + "; ".join(map(str, sources)) + ".")
-    if "madds" in (x.column, y.column):
-        parts.append("MAdds counted by mbprof (conv + FC multiply-accumulates, fvcore).")
-    return " ".join(parts)
+def footnote(fig, lines: list[str], y: float = 0.008, warning: list[str] = ()) -> None:
+    """Small grey lines under the axes (``warning``: red lines above them), room made."""
+    fig.text(0.01, y, "\n".join(lines), fontsize=6.5, color="0.35", va="bottom")
+    if warning:
+        y = 0.012 + 0.022 * len(lines)
+        fig.text(0.01, y, "\n".join(warning), fontsize=7.5, color="#b00020", va="bottom")
+    bottom = 0.012 + 0.022 * (len(lines) + len(warning))
+    fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
 
 
 def save_figure(fig, path: Path) -> None:
@@ -292,11 +258,8 @@ def _boxes_along(start, end, px_per_pt: float, half: float, ends: bool):
     (x0, y0), (x1, y1) = start, end
     steps = max(2, int(math.hypot(x1 - x0, y1 - y0) / (3 * px_per_pt)))
     ts = np.linspace(0, 1, steps) if ends else [k / steps for k in range(1, steps)]
-    boxes = []
-    for t in ts:
-        x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
-        boxes.append((x - half, y - half, x + half, y + half))
-    return boxes
+    centres = [(x0 + t * (x1 - x0), y0 + t * (y1 - y0)) for t in ts]
+    return [(x - half, y - half, x + half, y + half) for x, y in centres]
 
 
 def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsize: float) -> None:
@@ -308,10 +271,8 @@ def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsi
     px_per_pt = fig.dpi / 72.0
     pts = ax.transData.transform(np.column_stack([xs, ys]))
     frame_box = ax.get_window_extent(renderer)
-    markers = []
-    for (x, y), ring in zip(pts, rings, strict=True):
-        radius = (6.0 if ring else 4.0) * px_per_pt
-        markers.append((x - radius, y - radius, x + radius, y + radius))
+    radii = [(6.0 if ring else 4.0) * px_per_pt for ring in rings]
+    markers = [(x - r, y - r, x + r, y + r) for (x, y), r in zip(pts, radii, strict=True)]
     lines = []
     if line_xy is not None and len(line_xy[0]) > 1:
         lp = ax.transData.transform(np.column_stack(line_xy))
@@ -320,8 +281,7 @@ def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsi
     sizes = {}
     for text in set(labels):
         probe = ax.text(0, 0, text, fontsize=fontsize)
-        extent = probe.get_window_extent(renderer)
-        sizes[text] = (extent.width, extent.height)
+        sizes[text] = probe.get_window_extent(renderer).size
         probe.remove()
     placed: list[tuple[float, float, float, float]] = []
     leaders: list[tuple[float, float, float, float]] = []
@@ -335,13 +295,9 @@ def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsi
             x0 = ax_ - (w if ha == "right" else w / 2 if ha == "center" else 0)
             y0 = ay_ - (h if va == "top" else h / 2 if va == "center" else 0)
             box = (x0, y0, x0 + w, y0 + h)
-            score = (
-                3 * _overlap(box, placed)
-                + 2 * _overlap(box, others)
-                + 0.5 * _overlap(box, lines)
-                + 0.5 * _overlap(box, leaders)
-                + 5 * (w * h - _overlap(box, frame_extent))
-            )
+            weights = ((placed, 3), (others, 2), (lines, 0.5), (leaders, 0.5))
+            score = sum(k * _overlap(box, boxes) for boxes, k in weights)
+            score += 5 * (w * h - _overlap(box, frame_extent))
             segment = _boxes_along(pts[i], (ax_, ay_), px_per_pt, 1.0, ends=False) if leader else []
             if segment:
                 score += sum(3 * _overlap(b, placed) + _overlap(b, others) for b in segment)
@@ -357,14 +313,3 @@ def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsi
         ax.annotate(labels[i], (xs[i], ys[i]), (dx, dy), textcoords="offset points", **text)
         placed.append(box)
         leaders += segment
-
-
-def label_order(ax, xs, ys, frontier) -> list[int]:
-    """Frontier points first, then the most crowded: sparse points have room to spare."""
-    import numpy as np
-
-    pts = ax.transData.transform(np.column_stack([xs, ys]))
-    dist = np.hypot(pts[:, None, 0] - pts[None, :, 0], pts[:, None, 1] - pts[None, :, 1])
-    crowd = (dist < 60).sum(axis=1)
-    first = frontier or [False] * len(xs)
-    return sorted(range(len(xs)), key=lambda i: (not first[i], -int(crowd[i]), -ys[i], xs[i]))

@@ -4,12 +4,14 @@ of ``reproduce`` (scaled latency here against the published one, with a +-25% ba
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mbprof.core.records import LayerProfile
-from mbprof.render.plots.draw import place_labels, save_figure
+from mbprof.render.plots.draw import footnote, new_axes, place_labels, save_figure
 
 KIND_COLOURS = {
     "depthwise conv": "#d62728",
@@ -24,15 +26,8 @@ NAMED = 5  # the slowest layers get their module path written beside them
 
 def draw_roofline(profile: LayerProfile, title: str, unstable: str = ""):
     """The figure, not yet saved; ``unstable``: why its timing was unstable (said on it)."""
-    import math
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     drawn = [r for r in profile.rows if r.intensity and r.gflops]
-    fig = Figure(figsize=(8.0, 5.6), dpi=150, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = new_axes((8.0, 5.6))
     xs = [r.intensity for r in drawn] or [profile.ridge]
     low = 10 ** math.floor(math.log10(min(xs + [profile.ridge]) / 2))
     high = 10 ** math.ceil(math.log10(max(xs + [profile.ridge]) * 2))
@@ -54,9 +49,7 @@ def draw_roofline(profile: LayerProfile, title: str, unstable: str = ""):
         label = f"{kind} ({len(mine)}, {share:.0f}% of the time)"
         mine_xy = [r.intensity for r in mine], [r.gflops for r in mine]
         ax.scatter(*mine_xy, s=area, zorder=3, label=label, **style)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(low, high)
+    ax.set(xscale="log", yscale="log", xlim=(low, high))
     top = max([profile.compute_gflops] + [r.gflops for r in drawn])
     bottom = min([r.gflops for r in drawn] + [profile.compute_gflops / 100])
     ax.set_ylim(bottom / 2, top * 2)
@@ -79,25 +72,14 @@ def draw_roofline(profile: LayerProfile, title: str, unstable: str = ""):
     )  # fmt: skip
     left_out = [r for r in profile.rows if not (r.intensity and r.gflops)]
     share = sum(r.time_share_pct for r in left_out)
-    import textwrap
-
-    footnote = (
+    text = (
         f"Not drawn: {len(left_out)} rows without MAdds (batch norm, activations, additions, "
         f"outside any layer), {share:.0f}% of the time. Dotted: the ridge point, "
         f"{profile.ridge:.1f} FLOP/B. A marker's area is proportional to its layer's share of "
         "time (at least a dot)."
     )
-    lines = textwrap.wrap(footnote, width=150)
-    fig.text(0.01, 0.006, "\n".join(lines), fontsize=6.5, color="0.35", va="bottom")
-    if unstable:  # said on the figure, above the footnote
-        warning = textwrap.wrap(f"UNSTABLE timing behind this figure: {unstable}.", width=130)
-        fig.text(
-            0.01, 0.012 + 0.022 * len(lines), "\n".join(warning), fontsize=7.5,
-            color="#b00020", va="bottom",
-        )  # fmt: skip
-        lines += warning
-    bottom = 0.012 + 0.022 * len(lines)
-    fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))
+    warning = f"UNSTABLE timing behind this figure: {unstable}." if unstable else ""
+    footnote(fig, textwrap.wrap(text, width=150), 0.006, textwrap.wrap(warning, width=130))
     return fig
 
 
@@ -112,31 +94,18 @@ BAND = 0.25
 
 def draw_phone(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     """``rows`` with ``series``, ``published_ms`` and ``predicted_ms`` (``phone.csv``)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7.0, 6.0), dpi=150, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = new_axes((7.0, 6.0))
     values = [v for r in rows for v in (r["published_ms"], r["predicted_ms"])] or [1.0, 10.0]
     low, high = min(values) / 1.3, max(values) * 1.3
-    ax.fill_between(
-        [low, high],
-        [low * (1 - BAND), high * (1 - BAND)],
-        [low * (1 + BAND), high * (1 + BAND)],
-        color="0.92",
-        label=f"within {BAND:.0%}",
-    )
+    band = [low * (1 - BAND), high * (1 - BAND)], [low * (1 + BAND), high * (1 + BAND)]
+    ax.fill_between([low, high], *band, color="0.92", label=f"within {BAND:.0%}")
     ax.plot([low, high], [low, high], color="0.4", linewidth=1, label="measured x k = published")
     for i, series in enumerate(dict.fromkeys(r["series"] for r in rows)):
         mine = [r for r in rows if r["series"] == series]
         mine_xy = [r["published_ms"] for r in mine], [r["predicted_ms"] for r in mine]
         marker = PHONE_MARKERS[i % len(PHONE_MARKERS)]
         ax.scatter(*mine_xy, s=22, marker=marker, alpha=0.8, label=series)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(low, high)
-    ax.set_ylim(low, high)
+    ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high))
     ax.set_xlabel("Published phone latency (ms, Pixel 1, TF-Lite, float, one core)")
     ax.set_ylabel("Measured here x fitted scale k (ms)")
     ax.set_title("Phone latency predicted from this machine, one thread")
