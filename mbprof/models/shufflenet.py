@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from mbprof.core.errors import MbprofError
+from mbprof.models import GROUPS, STAGES, check_scale, conv1_channels, stage_channels
 from mbprof.models._layers import ConvBNAct, init_weights
-from mbprof.models._registry import GROUPS, STAGES, check_scale, conv1_channels, stage_channels
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:

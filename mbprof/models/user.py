@@ -16,10 +16,8 @@ from typing import Any
 from torch import nn
 
 from mbprof.core.errors import MbprofError, UnknownModelError, contained, first_line
-from mbprof.models import HELD, HUBS, WEIGHTS_ARGS, get_model_info, hub_library
-from mbprof.models._registry import ModelInfo
+from mbprof.models import HELD, HUBS, KNOBS, WEIGHTS_ARGS, ModelInfo, get_model_info, hub_library
 
-KNOBS = {"width": 1.0, "depth": 1.0, "num_classes": 1000}
 _OPTION = {"width": "--width", "depth": "--depth", "num_classes": "--classes"}
 _DOTTED = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*"
 _CACHE: dict[str, ModelInfo] = {}
