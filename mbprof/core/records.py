@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
+
+from mbprof.core.units import format_value
 
 IMAGE_CHANNELS = 3
 # Record class -> (its HTML for a notebook, its main table as a DataFrame).
@@ -59,15 +60,11 @@ class ModelSpec:
     def label(self) -> str:
         """Short name such as ``mobilenet_v2 1.0@224``."""
         depth = "" if self.depth == 1.0 else f" depth {self.depth:g}"
-        width = f"{self.width:g}" if "." in f"{self.width:g}" else f"{self.width:g}.0"
         deployed = " reparam" if self.reparam else ""
-        return f"{self.model} {width}@{self.res_label}{depth}{deployed}"
+        return f"{self.model} {format_value(self.width, 'float')}@{self.res_label}{depth}{deployed}"
 
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         return (batch, self.channels, *self.resolution)
-
-    def builder_kwargs(self) -> dict[str, Any]:
-        return dict(self.kwargs)
 
 
 @dataclass(frozen=True)
@@ -92,10 +89,6 @@ class LayerRow:
     groups: int | None = None
     out_hw: tuple[int, int] | None = None
     params_used: int | None = None
-
-
-def _frozen(mapping: Mapping[str, int] | None = None) -> Mapping[str, int]:
-    return MappingProxyType(dict(mapping or {}))
 
 
 @dataclass(frozen=True)
@@ -125,8 +118,8 @@ class CountReport:
     params: int
     other_flops: int
     layers: tuple[LayerRow, ...]
-    other_flops_by_op: Mapping[str, int] = field(default_factory=_frozen)
-    uncounted_ops: Mapping[str, int] = field(default_factory=_frozen)
+    other_flops_by_op: Mapping[str, int] = field(default_factory=dict)
+    uncounted_ops: Mapping[str, int] = field(default_factory=dict)
     params_used: int | None = None
     notes: tuple[str, ...] = ()
     engine: str = "fvcore"
@@ -232,7 +225,7 @@ class FlopsCount:
     total: int
     by_kind: Mapping[str, int]
     rules: Mapping[str, str]
-    uncounted_ops: Mapping[str, int] = field(default_factory=_frozen)
+    uncounted_ops: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ name the field; the CLI says its flag)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from mbprof.core.errors import MbprofError
@@ -189,23 +189,13 @@ class LatencySettings:
 
 
 @dataclass(frozen=True)
-class CheckedLatency(LatencySettings):
-    """Latency settings whose values are valid: made only by ``check_latency``."""
+class ResolvedLatency(LatencySettings):
+    """Latency settings checked and resolved for this machine (made only by ``resolved``)."""
 
 
-@dataclass(frozen=True)
-class ResolvedLatency(CheckedLatency):
-    """Latency settings resolved for this machine (made only by ``resolve_settings``)."""
-
-
-def _as(kind: type, settings: LatencySettings, **changed: Any) -> Any:
-    values = {f.name: getattr(settings, f.name) for f in fields(LatencySettings)}
-    return kind(**{**values, **changed})
-
-
-def check_latency(settings: LatencySettings) -> CheckedLatency:
+def check_latency(settings: LatencySettings) -> LatencySettings:
     """A checked copy of ``settings``: names in lower case, numbers as numbers."""
-    if isinstance(settings, CheckedLatency):
+    if isinstance(settings, ResolvedLatency):
         return settings
     if not isinstance(settings, LatencySettings):
         raise MbprofError(f"settings: {settings!r} is not a LatencySettings")
@@ -235,8 +225,7 @@ def check_latency(settings: LatencySettings) -> CheckedLatency:
             f"{dtype} does not apply; use dtype fp32",
             field="quantize",
         )
-    return _as(
-        CheckedLatency,
+    return replace(
         settings,
         device=parse_choice(settings.device, "device", DEVICES),
         dtype=dtype,
@@ -251,5 +240,6 @@ def check_latency(settings: LatencySettings) -> CheckedLatency:
     )
 
 
-def resolved(settings: CheckedLatency, **decided: Any) -> ResolvedLatency:
-    return _as(ResolvedLatency, settings, **decided)
+def resolved(settings: LatencySettings, **decided: Any) -> ResolvedLatency:
+    values = {f.name: getattr(settings, f.name) for f in fields(LatencySettings)}
+    return ResolvedLatency(**{**values, **decided})

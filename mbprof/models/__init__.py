@@ -252,7 +252,7 @@ def check_spec(spec: ModelSpec) -> ModelInfo:
     """Refuse a configuration the model cannot take, before anything is built."""
     info = get_model_info(spec.model)
     info.check(spec.width, spec.depth, spec.num_classes)
-    check_kwargs(info, spec.builder_kwargs())
+    check_kwargs(info, dict(spec.kwargs))
     if min(spec.resolution) < info.min_resolution:
         raise MbprofError(
             f"resolution {spec.res_label} is too small for {spec.model}: "
@@ -302,7 +302,7 @@ def create_from_spec(spec: ModelSpec, weights: str | Path | None = None) -> nn.M
         depth=spec.depth,
         num_classes=spec.num_classes,
         weights=weights,
-        **spec.builder_kwargs(),
+        **dict(spec.kwargs),
     )
 
 

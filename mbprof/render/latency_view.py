@@ -38,11 +38,11 @@ def gflops_note(machine: str | None) -> str:
 
 
 def _label(row: Any) -> str:
-    from mbprof.core.units import format_multiplier
+    from mbprof.core.units import format_value
 
     depth = getattr(row, "depth", 1.0)
     extra = "" if depth in (None, 1.0) or depth != depth else f" depth {depth:g}"
-    return f"{row.model} {format_multiplier(row.width)}@{row.resolution}{extra}"
+    return f"{row.model} {format_value(row.width, 'float')}@{row.resolution}{extra}"
 
 
 def _shared(reasons: list[str]) -> str:

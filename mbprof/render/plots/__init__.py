@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof import __version__
 from mbprof.core.errors import MbprofError
-from mbprof.core.units import format_multiplier
+from mbprof.core.units import format_value
 from mbprof.frame.columns import AXES, Axis, resolve_axis
 from mbprof.frame.rows import is_missing
 from mbprof.render.document import Document, Table
@@ -125,7 +125,7 @@ def check_figure_path(path: str | Path, option: str) -> Path:
 
 def point_label(row: dict[str, Any]) -> str:
     """'1.0@224', '0.35@96', '1.1@224 d1.2'."""
-    label = f"{format_multiplier(float(row['width']))}@{row['resolution']}"
+    label = f"{format_value(float(row['width']), 'float')}@{row['resolution']}"
     depth = row.get("depth")
     return label if is_missing(depth) or float(depth) == 1.0 else f"{label} d{float(depth):g}"
 
