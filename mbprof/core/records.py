@@ -93,25 +93,13 @@ class LayerRow:
 
 @dataclass(frozen=True)
 class CountReport:
-    """MAdds and parameters of one configuration, in total and per layer.
+    """MAdds and parameters of one configuration, in total and per layer (docs/counting.md).
 
-    madds:        multiply-accumulates of convolutions and fully connected layers
-                  (the papers' convention), batch 1.
-    params:       every parameter tensor's elements (weights, biases, batch-norm
-                  affine), as ``sum(p.numel() for p in model.parameters())``.
-    other_flops:  fvcore's estimates for batch norm, pooling, upsampling and
-                  normalisation layers, kept apart from ``madds``.
-    uncounted_ops: ops that ran but have no cost estimate (activations, additions,
-                  concatenations, reshapes), with how many times each ran.
-    params_used:  the parameters that some op of one eval-mode forward pass reads
-                  (``mbprof.analysis.used_params``): ``params`` less what inference never
-                  reads, such as auxiliary classifiers. None: not counted.
-    notes:        what a reader of the counts should know (parameters never read, a
-                  forward pass that branches on tensor values).
-    engine:       what counted: "fvcore" (its JIT trace) or "dispatch" (fvcore's rules on
-                  the aten ops of a meta-device trace; ``mbprof.analysis.counting``).
-    attention_madds: the part of ``madds`` in fused attention (``scaled_dot_product_attention``),
-                  which the papers count and fvcore's own handles (timm's published GMACs) do not.
+    ``madds`` (batch 1) are the papers' multiply-accumulates of convolutions and fully
+    connected layers, ``other_flops`` fvcore's estimates for batch norm, pooling and
+    normalisation, ``uncounted_ops`` the ops with no estimate (how often each ran);
+    ``params_used`` the parameters an eval-mode forward pass reads (None: not counted);
+    ``attention_madds`` the part of ``madds`` in fused attention.
     """
 
     madds: int
@@ -172,18 +160,10 @@ class ChunkedBlock:
 
 @dataclass(frozen=True)
 class MemoryReport:
-    """Activation memory of one forward pass, from the traced graph (see
-    ``mbprof.analysis.memory`` for the conventions).
-
-    peak:            materialized: the most bytes alive at one op, every tensor whole,
-                     batch norm and activations written over their input when it is not
-                     used again (as a deployed conv + BN + activation layer is).
-    peak_efficient:  the same with chunked blocks (``blocks``) run as one op each:
-                     |input| + |output| + one chunk of the expanded tensor.
-    eager_peak_bytes: op by op as eager PyTorch allocates (batch norm out of place),
-                     every tensor freed after its last use; what the real-run check compares.
-    The input image is not counted (``input_bytes`` gives its size).
-    """
+    """Activation memory of one forward pass, from the traced graph (docs/memory.md):
+    ``peak`` materialized, ``peak_efficient`` with the chunked ``blocks`` run as one op each,
+    ``eager_peak_bytes`` as eager PyTorch allocates; the input image (``input_bytes``) is
+    not counted."""
 
     dtype: str
     bytes_per_element: int
@@ -262,25 +242,8 @@ class Environment:
 
 @dataclass(frozen=True)
 class Timing:
-    """Latency of one configuration, measured on this machine.
-
-    latency_ms is the median wall time of one forward pass of a whole batch, over
-    ``blocks`` timed blocks of ``runs_per_block`` back-to-back runs (a block's time
-    divided by its runs); p10/p90 are the 10th and 90th percentiles of the same
-    per-run block times. ``compile_s`` is the one-off preparation (torch.compile's
-    first call, or ONNX export plus session creation) and is never part of latency.
-    ``madds`` is per image (the papers' convention); ``machine_peak_gflops`` is the
-    cached best rate of a large matrix product on the same device, threads and dtype.
-
-    Backends that run an exported artifact (onnxruntime, executorch) also give
-    ``deployed_bytes``, the bytes of the file they run (.onnx, .pte). ExecuTorch gives
-    ``delegated_ops`` (operators the XNNPACK delegate took) and ``portable_ops`` (operators
-    left to ExecuTorch's portable kernels). An int8 run gives the same backend's fp32
-    figures (``fp32_latency_ms``, timed right after, and ``fp32_deployed_bytes``) and how
-    close its logits stay to fp32 on random inputs that calibration never saw
-    (``int8_cosine``: mean cosine similarity; ``int8_top1_agreement``: share of inputs
-    whose arg-max class is the same). Random inputs say nothing about accuracy.
-    """
+    """Latency of one configuration, measured on this machine: what each figure counts is in
+    docs/latency.md, the deployed and int8 figures in docs/phone.md. ``madds`` is per image."""
 
     latency_ms: float
     latency_p10_ms: float

@@ -16,7 +16,6 @@ from mbprof.core.parsing import (
     parse_positive_float,
     parse_threads,
 )
-from mbprof.core.records import MemoryReport
 
 DEVICES = ("auto", "cpu", "cuda")
 LATENCY_DTYPES = ("fp32", "fp16", "bf16")
@@ -110,8 +109,6 @@ class MemorySettings:
     def bytes_per_element(self) -> int:
         return MEM_DTYPE_BYTES[self.dtype]
 
-    chunks_label = MemoryReport.chunks_label
-
 
 def parse_mem_dtype(text: Any, option: str = "mem_dtype") -> str:
     """'fp16' -> 'fp16' (also bf16, fp32, int8; case-insensitive)."""
@@ -147,27 +144,11 @@ def memory_settings(
 
 @dataclass(frozen=True)
 class LatencySettings:
-    """How to run a model for a latency measurement.
-
-    device:        "auto" (cuda when a GPU is present, else cpu), "cpu" or "cuda".
-    batch:         images per forward pass.
-    threads:       intra-op threads for every backend (torch.set_num_threads, ONNX Runtime's
-                   intra_op_num_threads); None means torch's current setting.
-    dtype:         inference dtype of weights and input: fp32, fp16 or bf16.
-    backend:       one of ``RUNTIMES``: eager (the module in eval mode), compile
-                   (torch.compile), onnxruntime (torch.onnx export, ONNX Runtime CPU
-                   session) or executorch (torch.export, lowered to XNNPACK).
-    channels_last: run in the channels-last (NHWC) memory format.
-    fuse_bn:       fold batch norm into the preceding convolutions (the deployed form).
-    min_time_s:    measure blocks of runs until at least this many seconds are timed.
-    warmup:        untimed forward passes first.
-    compile_backend: torch.compile's backend (API only; "inductor" is what users deploy).
-    quantize:      "none", or "int8": post-training static quantization (weights per
-                   channel, activations calibrated on random batches of the input shape),
-                   on the executorch and onnxruntime backends, from an fp32 model.
-    cache_programs: reuse ExecuTorch programs lowered before, from mbprof's cache folder,
-                   keyed by the model's graph and weights (API only; the phone study of
-                   ``reproduce`` lowers dozens).
+    """How to run a model for a latency measurement, as the flags of the same names
+    (docs/latency.md): ``device`` "auto" takes cuda when a GPU is present, ``threads`` None
+    keeps torch's setting, ``backend`` is one of ``RUNTIMES``, ``quantize`` "int8" quantizes
+    an fp32 model (executorch, onnxruntime). API only: ``compile_backend`` (torch.compile's)
+    and ``cache_programs`` (reuse ExecuTorch programs lowered before, from the cache folder).
     """
 
     device: str = "auto"

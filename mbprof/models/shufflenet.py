@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mbprof.core.errors import MbprofError
-from mbprof.models import GROUPS, STAGES, check_scale, conv1_channels, stage_channels
+from mbprof.models import GROUPS, STAGES, conv1_channels, stage_channels
 from mbprof.models._layers import ConvBNAct, init_weights
 
 
@@ -52,9 +51,6 @@ class ShuffleUnit(nn.Module):
 class ShuffleNetV1(nn.Module):
     def __init__(self, groups: int = 3, scale: float = 1.0, num_classes: int = 1000) -> None:
         super().__init__()
-        if groups not in GROUPS:
-            raise MbprofError(f"ShuffleNet v1 groups {groups} is not one of {GROUPS}")
-        check_scale(scale, groups)
         channels = conv1_channels(scale, groups)
         self.conv1 = ConvBNAct(3, channels, 3, stride=2, activation=nn.ReLU)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
