@@ -11,12 +11,12 @@ import importlib
 import inspect
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.core.errors import MbprofError, UnknownModelError, first_line
+from mbprof.core.errors import MbprofError, UnknownModelError, WeightsError, first_line
 from mbprof.core.records import ModelSpec, is_import_path
 
 if TYPE_CHECKING:
@@ -173,11 +173,71 @@ def get_model_info(name: str) -> ModelInfo:
     raise _unknown(name)
 
 
-def load_weights(model: nn.Module, path: str | Path, label: str = "the model") -> nn.Module:
-    """Load a local checkpoint into ``model`` (see ``mbprof.models.weights``)."""
-    from mbprof.models.weights import load_weights as load
+# Wrappers that training scripts put around a state dict.
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "state_dict_ema", "model_ema")
 
-    return load(model, path, label=label)
+
+def _unwrap(obj: object, where: str) -> Mapping[str, Any]:
+    import torch
+
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            if key in obj and isinstance(obj[key], Mapping):
+                return _unwrap(obj[key], where)
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+    raise WeightsError(f"{where} does not hold a state dict of tensors")
+
+
+def load_weights(model: nn.Module, path: str | Path, label: str = "the model") -> nn.Module:
+    """Load a local checkpoint into ``model`` in place, safely (``weights_only=True``); every
+    key and shape must match, or ``WeightsError`` says what does not fit."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    where = f"weights file {str(path)!r}"
+    if not Path(path).is_file():
+        raise WeightsError(f"{where} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own text is never passed on: it advises retrying with weights_only=False,
+        # which would run whatever code the file holds.
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        raise WeightsError(
+            f"{where} refers to {found.group(1)}, which is not a tensor or a plain container; "
+            "mbprof loads checkpoints with weights_only=True and never runs code from one"
+            if found
+            else f"{where} is not a readable PyTorch checkpoint: its data is not a state dict "
+            "saved by torch.save (or the file is damaged)"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise WeightsError(
+            f"{where} is not a readable PyTorch checkpoint ({type(exc).__name__})"
+        ) from None
+    state = {k.removeprefix("module."): v for k, v in _unwrap(obj, where).items()}
+    expected = model.state_dict()
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if wrong:
+        k, more = wrong[0], f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+        raise WeightsError(
+            f"{where} does not fit {label}: {k} has shape {list(state[k].shape)} in the file "
+            f"but {list(expected[k].shape)} in the model{more}"
+        )
+    parts = [
+        f"{len(keys)} {what} keys (first: {keys[0]})"
+        for what, keys in (
+            ("missing", [k for k in expected if k not in state]),
+            ("unexpected", [k for k in state if k not in expected]),
+        )
+        if keys
+    ]
+    if parts:
+        raise WeightsError(f"{where} does not fit {label}: {', '.join(parts)}")
+    model.load_state_dict(state)
+    return model
 
 
 KNOBS = {"width": 1.0, "depth": 1.0, "num_classes": 1000}  # mbprof's knobs, their defaults

@@ -1,10 +1,5 @@
-"""NASNet-A Mobile, "4 @ 1056" (Zoph et al. 2018), as TF-Slim's ``build_nasnet_mobile``
-builds it for inference (no auxiliary head, no drop path).
-
-Width multiplies F, the cells' filter count (44 at 1.0; 24F channels before pooling), rounded
-and at least 4. The stem keeps its 32 filters (TF-Slim's own ``stem_multiplier``). TF's SAME
-padding is symmetric here (k // 2): the same output sizes, MAdds and parameters.
-"""
+"""NASNet-A Mobile, "4 @ 1056" (Zoph et al. 2018), as TF-Slim's ``build_nasnet_mobile`` builds
+it for inference (no auxiliary head, no drop path); its width and padding: docs/models.md."""
 
 from __future__ import annotations
 

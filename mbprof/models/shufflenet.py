@@ -1,9 +1,5 @@
-"""ShuffleNet v1 (Zhang et al. 2017), g = 1, 2, 3, 4, 8 groups, at any scale from 0.25x to 2x.
-
-The scale (mbprof's width) multiplies the stage channels of the paper's Table 1; conv1's
-width follows the reference code (megvii-model/ShuffleNet-Series), and so does the
-classifier without bias, as in the code whose figures are published (524M, 5.4M at 2x, g=3).
-"""
+"""ShuffleNet v1 (Zhang et al. 2017), g = 1, 2, 3, 4, 8 groups, at scales 0.25x to 2x
+(docs/models.md); no bias in the classifier, as the code whose figures are published."""
 
 from __future__ import annotations
 
