@@ -32,14 +32,9 @@ def is_import_path(model: str) -> bool:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One configuration: which model, at which width, depth, resolution and classes,
-    as built or (``reparam``) in its deployed form.
-
-    ``resolution`` is the input image's (height, width) in pixels, ``channels`` its
-    channels (3 but for an ``nn.Module`` given with another ``input_size``). ``kwargs``
-    holds extra keyword arguments for the model's builder as sorted (key, value) pairs so
-    that the spec stays hashable.
-    """
+    """One configuration, as built or (``reparam``) deployed: ``resolution`` is the input's
+    (height, width), ``channels`` its channels (3 but for a module given another
+    ``input_size``), ``kwargs`` the builder's extra arguments as sorted (key, value) pairs."""
 
     model: str
     width: float = 1.0
@@ -69,13 +64,9 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class LayerRow:
-    """Cost of one module, counting only the ops it runs itself (not its children's).
-
-    ``madds`` are multiply-accumulates of convolutions and fully connected layers;
-    ``other_flops`` is fvcore's estimate for the other ops it knows (batch norm,
-    pooling, upsampling, normalisation); ``params`` are the module's own parameters,
-    ``params_used`` those of them that the inference forward pass reads (None: not known).
-    """
+    """Cost of one module, counting only the ops it runs itself (not its children's), as
+    ``CountReport`` counts them; ``params`` are its own, ``params_used`` (None: not known)
+    those of them that the inference forward pass reads."""
 
     path: str
     type: str

@@ -57,6 +57,7 @@ class Runtime:
         return f"{self.name} ({said})" if said else self.name
 
 
+_EXPORTED = {"devices": ("cpu",), "dtypes": ("fp32",), "int8": True}  # run as files, on the CPU
 RUNTIMES = {
     runtime.name: runtime
     for runtime in (
@@ -64,29 +65,25 @@ RUNTIMES = {
         Runtime("compile", about="torch.compile"),
         Runtime(
             "onnxruntime",
-            devices=("cpu",),
-            dtypes=("fp32",),
             runs="an ONNX Runtime CPU session",
             layout="ONNX Runtime chooses its own memory layout",
-            int8=True,
             layers="its own profile",
             extra="onnx",
             modules=("onnxruntime", "onnx", "onnxscript"),
             package="onnxruntime",
+            **_EXPORTED,
         ),
         Runtime(
             "executorch",
             about="XNNPACK",
-            devices=("cpu",),
-            dtypes=("fp32",),
             runs="an ExecuTorch program (XNNPACK) on the CPU",
             layout="ExecuTorch chooses its own memory layout (and reads a channels-last input "
             "wrongly)",
-            int8=True,
             layers="its ETDump",
             extra="executorch",
             modules=("executorch",),
             package="executorch",
+            **_EXPORTED,
         ),
     )
 }

@@ -241,7 +241,6 @@ def load_weights(model: nn.Module, path: str | Path, label: str = "the model") -
 
 
 KNOBS = {"width": 1.0, "depth": 1.0, "num_classes": 1000}  # mbprof's knobs, their defaults
-_SCALARS = {"bool": bool, "int": int, "float": float, "str": str}
 _TAKES: dict[type, tuple[str, Callable[[Any], bool]]] = {  # what a value of a type may be
     bool: ("true or false (or 1 or 0)", lambda v: isinstance(v, int) and v in (0, 1)),
     int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
@@ -262,9 +261,9 @@ def _typed_value(who: str, key: str, param: inspect.Parameter, value: Any) -> An
     text = text.replace(" ", "").replace("typing.", "").replace("builtins.", "").strip("'\"")
     parts = re.sub(r"^Optional\[(\w+)\]$", r"\1|None", text).split("|")
     named = [p for p in parts if p not in ("None", "NoneType")]
-    kind = _SCALARS.get(named[0]) if len(named) == 1 else None
+    kind = next((t for t in _TAKES if len(named) == 1 and t.__name__ == named[0]), None)
     nullable = param.default is None or (kind is not None and len(named) < len(parts))
-    if kind is None and type(param.default) in _SCALARS.values():
+    if kind is None and type(param.default) in _TAKES:
         kind = type(param.default)
     if kind is None or (value is None and nullable):
         return value
