@@ -30,12 +30,12 @@ COUNTED_BUILD_MAX = 2**26
 
 
 def _refuse_if_over(spec: ModelSpec, need: int, what: str, cause: str, have: int) -> None:
-    from mbprof.core.units import format_bytes
+    from mbprof.core.units import format_value
 
     if need > have:
         raise ResourceError(
-            f"{spec.label} needs about {format_bytes(need)} for its {what}, more than the "
-            f"{format_bytes(have)} of memory available (less a margin); "
+            f"{spec.label} needs about {format_value(need, 'bytes')} for its {what}, more than the "
+            f"{format_value(have, 'bytes')} of memory available (less a margin); "
             f"{cause or 'use a smaller resolution or width'}"
         )
 

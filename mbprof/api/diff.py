@@ -125,9 +125,9 @@ def read_side(payload: dict[str, Any], where: str) -> Side:
     if "model" in row and "width" in row:  # a frame row, or profile's facts
         res = str(row.get("resolution", "")).removesuffix("x3")
         res = res.split("x")[0] if len(set(res.split("x"))) == 1 else res
-        from mbprof.core.units import format_multiplier
+        from mbprof.core.units import format_value
 
-        label = f"{row['model']} {format_multiplier(row['width'])}@{res}"
+        label = f"{row['model']} {format_value(row['width'], 'float')}@{res}"
     else:
         label = str(row.get("model") or payload.get("title", where)).partition(":")[0]
     return Side(

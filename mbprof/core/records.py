@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
+
+from mbprof.core.units import format_value
 
 IMAGE_CHANNELS = 3
 # Record class -> (its HTML for a notebook, its main table as a DataFrame).
@@ -31,14 +32,9 @@ def is_import_path(model: str) -> bool:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One configuration: which model, at which width, depth, resolution and classes,
-    as built or (``reparam``) in its deployed form.
-
-    ``resolution`` is the input image's (height, width) in pixels, ``channels`` its
-    channels (3 but for an ``nn.Module`` given with another ``input_size``). ``kwargs``
-    holds extra keyword arguments for the model's builder as sorted (key, value) pairs so
-    that the spec stays hashable.
-    """
+    """One configuration, as built or (``reparam``) deployed: ``resolution`` is the input's
+    (height, width), ``channels`` its channels (3 but for a module given another
+    ``input_size``), ``kwargs`` the builder's extra arguments as sorted (key, value) pairs."""
 
     model: str
     width: float = 1.0
@@ -59,26 +55,18 @@ class ModelSpec:
     def label(self) -> str:
         """Short name such as ``mobilenet_v2 1.0@224``."""
         depth = "" if self.depth == 1.0 else f" depth {self.depth:g}"
-        width = f"{self.width:g}" if "." in f"{self.width:g}" else f"{self.width:g}.0"
         deployed = " reparam" if self.reparam else ""
-        return f"{self.model} {width}@{self.res_label}{depth}{deployed}"
+        return f"{self.model} {format_value(self.width, 'float')}@{self.res_label}{depth}{deployed}"
 
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         return (batch, self.channels, *self.resolution)
 
-    def builder_kwargs(self) -> dict[str, Any]:
-        return dict(self.kwargs)
-
 
 @dataclass(frozen=True)
 class LayerRow:
-    """Cost of one module, counting only the ops it runs itself (not its children's).
-
-    ``madds`` are multiply-accumulates of convolutions and fully connected layers;
-    ``other_flops`` is fvcore's estimate for the other ops it knows (batch norm,
-    pooling, upsampling, normalisation); ``params`` are the module's own parameters,
-    ``params_used`` those of them that the inference forward pass reads (None: not known).
-    """
+    """Cost of one module, counting only the ops it runs itself (not its children's), as
+    ``CountReport`` counts them; ``params`` are its own, ``params_used`` (None: not known)
+    those of them that the inference forward pass reads."""
 
     path: str
     type: str
@@ -94,39 +82,23 @@ class LayerRow:
     params_used: int | None = None
 
 
-def _frozen(mapping: Mapping[str, int] | None = None) -> Mapping[str, int]:
-    return MappingProxyType(dict(mapping or {}))
-
-
 @dataclass(frozen=True)
 class CountReport:
-    """MAdds and parameters of one configuration, in total and per layer.
+    """MAdds and parameters of one configuration, in total and per layer (docs/counting.md).
 
-    madds:        multiply-accumulates of convolutions and fully connected layers
-                  (the papers' convention), batch 1.
-    params:       every parameter tensor's elements (weights, biases, batch-norm
-                  affine), as ``sum(p.numel() for p in model.parameters())``.
-    other_flops:  fvcore's estimates for batch norm, pooling, upsampling and
-                  normalisation layers, kept apart from ``madds``.
-    uncounted_ops: ops that ran but have no cost estimate (activations, additions,
-                  concatenations, reshapes), with how many times each ran.
-    params_used:  the parameters that some op of one eval-mode forward pass reads
-                  (``mbprof.analysis.used_params``): ``params`` less what inference never
-                  reads, such as auxiliary classifiers. None: not counted.
-    notes:        what a reader of the counts should know (parameters never read, a
-                  forward pass that branches on tensor values).
-    engine:       what counted: "fvcore" (its JIT trace) or "dispatch" (fvcore's rules on
-                  the aten ops of a meta-device trace; ``mbprof.analysis.counting``).
-    attention_madds: the part of ``madds`` in fused attention (``scaled_dot_product_attention``),
-                  which the papers count and fvcore's own handles (timm's published GMACs) do not.
+    ``madds`` (batch 1) are the papers' multiply-accumulates of convolutions and fully
+    connected layers, ``other_flops`` fvcore's estimates for batch norm, pooling and
+    normalisation, ``uncounted_ops`` the ops with no estimate (how often each ran);
+    ``params_used`` the parameters an eval-mode forward pass reads (None: not counted);
+    ``attention_madds`` the part of ``madds`` in fused attention.
     """
 
     madds: int
     params: int
     other_flops: int
     layers: tuple[LayerRow, ...]
-    other_flops_by_op: Mapping[str, int] = field(default_factory=_frozen)
-    uncounted_ops: Mapping[str, int] = field(default_factory=_frozen)
+    other_flops_by_op: Mapping[str, int] = field(default_factory=dict)
+    uncounted_ops: Mapping[str, int] = field(default_factory=dict)
     params_used: int | None = None
     notes: tuple[str, ...] = ()
     engine: str = "fvcore"
@@ -179,18 +151,10 @@ class ChunkedBlock:
 
 @dataclass(frozen=True)
 class MemoryReport:
-    """Activation memory of one forward pass, from the traced graph (see
-    ``mbprof.analysis.memory`` for the conventions).
-
-    peak:            materialized: the most bytes alive at one op, every tensor whole,
-                     batch norm and activations written over their input when it is not
-                     used again (as a deployed conv + BN + activation layer is).
-    peak_efficient:  the same with chunked blocks (``blocks``) run as one op each:
-                     |input| + |output| + one chunk of the expanded tensor.
-    eager_peak_bytes: op by op as eager PyTorch allocates (batch norm out of place),
-                     every tensor freed after its last use; what the real-run check compares.
-    The input image is not counted (``input_bytes`` gives its size).
-    """
+    """Activation memory of one forward pass, from the traced graph (docs/memory.md):
+    ``peak`` materialized, ``peak_efficient`` with the chunked ``blocks`` run as one op each,
+    ``eager_peak_bytes`` as eager PyTorch allocates; the input image (``input_bytes``) is
+    not counted."""
 
     dtype: str
     bytes_per_element: int
@@ -232,7 +196,7 @@ class FlopsCount:
     total: int
     by_kind: Mapping[str, int]
     rules: Mapping[str, str]
-    uncounted_ops: Mapping[str, int] = field(default_factory=_frozen)
+    uncounted_ops: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -269,25 +233,8 @@ class Environment:
 
 @dataclass(frozen=True)
 class Timing:
-    """Latency of one configuration, measured on this machine.
-
-    latency_ms is the median wall time of one forward pass of a whole batch, over
-    ``blocks`` timed blocks of ``runs_per_block`` back-to-back runs (a block's time
-    divided by its runs); p10/p90 are the 10th and 90th percentiles of the same
-    per-run block times. ``compile_s`` is the one-off preparation (torch.compile's
-    first call, or ONNX export plus session creation) and is never part of latency.
-    ``madds`` is per image (the papers' convention); ``machine_peak_gflops`` is the
-    cached best rate of a large matrix product on the same device, threads and dtype.
-
-    Backends that run an exported artifact (onnxruntime, executorch) also give
-    ``deployed_bytes``, the bytes of the file they run (.onnx, .pte). ExecuTorch gives
-    ``delegated_ops`` (operators the XNNPACK delegate took) and ``portable_ops`` (operators
-    left to ExecuTorch's portable kernels). An int8 run gives the same backend's fp32
-    figures (``fp32_latency_ms``, timed right after, and ``fp32_deployed_bytes``) and how
-    close its logits stay to fp32 on random inputs that calibration never saw
-    (``int8_cosine``: mean cosine similarity; ``int8_top1_agreement``: share of inputs
-    whose arg-max class is the same). Random inputs say nothing about accuracy.
-    """
+    """Latency of one configuration, measured on this machine: what each figure counts is in
+    docs/latency.md, the deployed and int8 figures in docs/phone.md. ``madds`` is per image."""
 
     latency_ms: float
     latency_p10_ms: float

@@ -3,7 +3,7 @@ name the field; the CLI says its flag)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from mbprof.core.errors import MbprofError
@@ -16,7 +16,6 @@ from mbprof.core.parsing import (
     parse_positive_float,
     parse_threads,
 )
-from mbprof.core.records import MemoryReport
 
 DEVICES = ("auto", "cpu", "cuda")
 LATENCY_DTYPES = ("fp32", "fp16", "bf16")
@@ -58,6 +57,7 @@ class Runtime:
         return f"{self.name} ({said})" if said else self.name
 
 
+_EXPORTED = {"devices": ("cpu",), "dtypes": ("fp32",), "int8": True}  # run as files, on the CPU
 RUNTIMES = {
     runtime.name: runtime
     for runtime in (
@@ -65,29 +65,25 @@ RUNTIMES = {
         Runtime("compile", about="torch.compile"),
         Runtime(
             "onnxruntime",
-            devices=("cpu",),
-            dtypes=("fp32",),
             runs="an ONNX Runtime CPU session",
             layout="ONNX Runtime chooses its own memory layout",
-            int8=True,
             layers="its own profile",
             extra="onnx",
             modules=("onnxruntime", "onnx", "onnxscript"),
             package="onnxruntime",
+            **_EXPORTED,
         ),
         Runtime(
             "executorch",
             about="XNNPACK",
-            devices=("cpu",),
-            dtypes=("fp32",),
             runs="an ExecuTorch program (XNNPACK) on the CPU",
             layout="ExecuTorch chooses its own memory layout (and reads a channels-last input "
             "wrongly)",
-            int8=True,
             layers="its ETDump",
             extra="executorch",
             modules=("executorch",),
             package="executorch",
+            **_EXPORTED,
         ),
     )
 }
@@ -109,8 +105,6 @@ class MemorySettings:
     @property
     def bytes_per_element(self) -> int:
         return MEM_DTYPE_BYTES[self.dtype]
-
-    chunks_label = MemoryReport.chunks_label
 
 
 def parse_mem_dtype(text: Any, option: str = "mem_dtype") -> str:
@@ -147,27 +141,11 @@ def memory_settings(
 
 @dataclass(frozen=True)
 class LatencySettings:
-    """How to run a model for a latency measurement.
-
-    device:        "auto" (cuda when a GPU is present, else cpu), "cpu" or "cuda".
-    batch:         images per forward pass.
-    threads:       intra-op threads for every backend (torch.set_num_threads, ONNX Runtime's
-                   intra_op_num_threads); None means torch's current setting.
-    dtype:         inference dtype of weights and input: fp32, fp16 or bf16.
-    backend:       one of ``RUNTIMES``: eager (the module in eval mode), compile
-                   (torch.compile), onnxruntime (torch.onnx export, ONNX Runtime CPU
-                   session) or executorch (torch.export, lowered to XNNPACK).
-    channels_last: run in the channels-last (NHWC) memory format.
-    fuse_bn:       fold batch norm into the preceding convolutions (the deployed form).
-    min_time_s:    measure blocks of runs until at least this many seconds are timed.
-    warmup:        untimed forward passes first.
-    compile_backend: torch.compile's backend (API only; "inductor" is what users deploy).
-    quantize:      "none", or "int8": post-training static quantization (weights per
-                   channel, activations calibrated on random batches of the input shape),
-                   on the executorch and onnxruntime backends, from an fp32 model.
-    cache_programs: reuse ExecuTorch programs lowered before, from mbprof's cache folder,
-                   keyed by the model's graph and weights (API only; the phone study of
-                   ``reproduce`` lowers dozens).
+    """How to run a model for a latency measurement, as the flags of the same names
+    (docs/latency.md): ``device`` "auto" takes cuda when a GPU is present, ``threads`` None
+    keeps torch's setting, ``backend`` is one of ``RUNTIMES``, ``quantize`` "int8" quantizes
+    an fp32 model (executorch, onnxruntime). API only: ``compile_backend`` (torch.compile's)
+    and ``cache_programs`` (reuse ExecuTorch programs lowered before, from the cache folder).
     """
 
     device: str = "auto"
@@ -189,23 +167,13 @@ class LatencySettings:
 
 
 @dataclass(frozen=True)
-class CheckedLatency(LatencySettings):
-    """Latency settings whose values are valid: made only by ``check_latency``."""
+class ResolvedLatency(LatencySettings):
+    """Latency settings checked and resolved for this machine (made only by ``resolved``)."""
 
 
-@dataclass(frozen=True)
-class ResolvedLatency(CheckedLatency):
-    """Latency settings resolved for this machine (made only by ``resolve_settings``)."""
-
-
-def _as(kind: type, settings: LatencySettings, **changed: Any) -> Any:
-    values = {f.name: getattr(settings, f.name) for f in fields(LatencySettings)}
-    return kind(**{**values, **changed})
-
-
-def check_latency(settings: LatencySettings) -> CheckedLatency:
+def check_latency(settings: LatencySettings) -> LatencySettings:
     """A checked copy of ``settings``: names in lower case, numbers as numbers."""
-    if isinstance(settings, CheckedLatency):
+    if isinstance(settings, ResolvedLatency):
         return settings
     if not isinstance(settings, LatencySettings):
         raise MbprofError(f"settings: {settings!r} is not a LatencySettings")
@@ -235,8 +203,7 @@ def check_latency(settings: LatencySettings) -> CheckedLatency:
             f"{dtype} does not apply; use dtype fp32",
             field="quantize",
         )
-    return _as(
-        CheckedLatency,
+    return replace(
         settings,
         device=parse_choice(settings.device, "device", DEVICES),
         dtype=dtype,
@@ -251,5 +218,6 @@ def check_latency(settings: LatencySettings) -> CheckedLatency:
     )
 
 
-def resolved(settings: CheckedLatency, **decided: Any) -> ResolvedLatency:
-    return _as(ResolvedLatency, settings, **decided)
+def resolved(settings: LatencySettings, **decided: Any) -> ResolvedLatency:
+    values = {f.name: getattr(settings, f.name) for f in fields(LatencySettings)}
+    return ResolvedLatency(**{**values, **decided})

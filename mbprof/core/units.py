@@ -39,29 +39,31 @@ def is_missing(value: Any) -> bool:
         return False
 
 
-def format_multiplier(value: float) -> str:
+def _multiplier(value: float) -> str:
     """1 -> '1.0', 0.35 -> '0.35' (as the papers write widths)."""
     text = f"{value:g}"
     return text if any(c in text for c in ".en") else f"{text}.0"
 
 
-def format_bytes(value: float | int, digits: int = 1) -> str:
-    """401408 -> '401.4 KB' (KB = 1000 bytes)."""
-    for unit in ("GB", "MB", "KB"):
-        scale = _BYTE_UNITS[unit]
+def _scaled(value: float, units: tuple[tuple[str, int], ...], digits: int, small: str) -> str:
+    """``value`` in the largest of ``units`` that it reaches, else ``small``."""
+    for unit, scale in units:
         if abs(value) >= scale:
-            return f"{value / scale:.{digits}f} {unit}"
-    return f"{int(value)} B"
+            return f"{value / scale:.{digits}f}{unit}"
+    return small
 
 
+_COUNTS = tuple((prefix, _COUNT_PREFIX[prefix]) for prefix in "TGMK")
+_BYTES = tuple((f" {unit}", _BYTE_UNITS[unit]) for unit in ("GB", "MB", "KB"))
 # Kind of a value -> its text (the header, or the text for budgets, carries the unit).
 _FORMATS = {
     "text": str,
-    "float": format_multiplier,
+    "float": _multiplier,
     "int": lambda v: f"{int(v):,}",
+    "count": lambda v: _scaled(v, _COUNTS, 2, f"{v:g}" if isinstance(v, float) else str(v)),
     "millions": lambda v: f"{v / 1e6:,.2f}",
-    "bytes": format_bytes,
-    "size": lambda v: format_bytes(v, 2),
+    "bytes": lambda v: _scaled(v, _BYTES, 1, f"{int(v)} B"),  # 401408 -> '401.4 KB'
+    "size": lambda v: _scaled(v, _BYTES, 2, f"{int(v)} B"),
     "kb": lambda v: f"{v / 1000:,.1f}",  # one fixed unit, so that rows compare at a glance
     "ms": lambda v: f"{v:,.2f}",
     "duration": lambda v: f"{v:.2f} ms",
@@ -79,11 +81,6 @@ def format_value(value: Any, kind: str) -> str:
         value = value.item()
     if kind in _FORMATS:
         return _FORMATS[kind](value)
-    if kind == "count":
-        for prefix in ("T", "G", "M", "K"):
-            if abs(value) >= _COUNT_PREFIX[prefix]:
-                return f"{value / _COUNT_PREFIX[prefix]:.2f}{prefix}"
-        return f"{value:g}" if isinstance(value, float) else str(value)
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):

@@ -1,25 +1,120 @@
-"""Model builders and their registry: importing this registers the built-in models by name
-(no torch); ``create_model`` builds one from its name and knobs."""
+"""Model builders and their registry, torch-free: importing this registers the built-in models
+by name; ``create_model`` builds one from its name and knobs. A builder is ``(width, [depth,]
+num_classes, **kwargs) -> nn.Module`` or ``"module:function"`` naming one (imported when first
+built); ``ModelInfo`` says which knob values it accepts."""
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
+import importlib
 import inspect
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.core.errors import MbprofError, first_line
+from mbprof.core.errors import MbprofError, UnknownModelError, WeightsError, first_line
 from mbprof.core.records import ModelSpec, is_import_path
-from mbprof.models._registry import ModelInfo as ModelInfo
-from mbprof.models._registry import get_model_info as _registered_model_info
-from mbprof.models._registry import list_models as list_models
-from mbprof.models._registry import register_model as register_model
-from mbprof.models._registry import unregister_model as unregister_model
 
 if TYPE_CHECKING:
     from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    factory: Callable[..., Any] | str  # the builder, or "module:function" naming it
+    family: str
+    summary: str
+    reference: str
+    width_min: float = 0.0  # exclusive unless width_min_inclusive
+    width_max: float = math.inf  # inclusive
+    has_depth: bool = False
+    min_resolution: int = 32
+    width_min_inclusive: bool = False
+    # Further checks of (width, depth, num_classes) that only the model knows (e.g. that a
+    # group count divides its channels); raises MbprofError. Runs before anything is built.
+    validate: Callable[[float, float, int], None] | None = None
+
+    @property
+    def builder(self) -> Callable[..., Any]:
+        """The builder function (its module imported now when given by name)."""
+        if not isinstance(self.factory, str):
+            return self.factory
+        module, _, attribute = self.factory.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    @property
+    def width_range(self) -> str:
+        low = ">=" if self.width_min_inclusive else ">"
+        if math.isinf(self.width_max):
+            return f"{low} {self.width_min:g}"
+        return f"{self.width_min:g} {low.replace('>', '<')} w <= {self.width_max:g}"
+
+    def check(self, width: float, depth: float, num_classes: int) -> None:
+        """Refuse knob values this model does not accept, naming the allowed range."""
+        above = width >= self.width_min if self.width_min_inclusive else width > self.width_min
+        if not (math.isfinite(width) and above and width <= self.width_max):
+            raise MbprofError(
+                f"width {width:g} is outside {self.name}'s range: width must be {self.width_range}"
+            )
+        if not (math.isfinite(depth) and depth > 0):
+            raise MbprofError(f"depth {depth:g} is not allowed: depth must be a finite number > 0")
+        if not self.has_depth and depth != 1.0:
+            raise MbprofError(
+                f"{self.name} has no depth multiplier: depth must be 1.0, not {depth:g}"
+            )
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise MbprofError(f"classes {num_classes!r} is not allowed: give an integer >= 1")
+        if self.validate is not None:
+            self.validate(width, depth, num_classes)
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    family: str,
+    summary: str,
+    reference: str,
+    width_min: float = 0.0,
+    width_max: float = math.inf,
+    has_depth: bool = False,
+    min_resolution: int = 32,
+    width_min_inclusive: bool = False,
+    validate: Callable[[float, float, int], None] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: ``@register_model("mynet", family=..., summary=..., reference=...)`` on a
+    builder function; or called with the builder's import path instead,
+    ``register_model("mynet", ...)("mypkg.nets:build")``, so that the registry knows the model
+    without importing its code."""
+    meta = dict(locals())
+
+    def decorate(builder: Callable[..., Any] | str) -> Callable[..., Any] | str:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelInfo(factory=builder, **meta)
+        return builder
+
+    return decorate
+
+
+def unregister_model(name: str) -> ModelInfo:
+    """Remove a registered model (for a model registered for a while: tests, notebooks);
+    returns its description. An unknown name raises ``UnknownModelError``."""
+    if name not in _REGISTRY:
+        raise _unknown(name)
+    return _REGISTRY.pop(name)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style pattern, sorted."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
 # nn.Module instances given from Python, by their label (``mbprof.models.user.hold``):
@@ -43,6 +138,22 @@ def hub_library(name: str) -> str | None:
     return library if slash and library in HUBS else None
 
 
+def _squash(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "").replace(".", "")
+
+
+def _unknown(name: str) -> UnknownModelError:
+    # Close registered names: 'mobilenetv2' -> mobilenet_v2.
+    squashed = {_squash(n): n for n in _REGISTRY}
+    close = difflib.get_close_matches(_squash(name), list(squashed), n=3, cutoff=0.6)
+    hints = [squashed[_squash(name)]] if _squash(name) in squashed else [squashed[c] for c in close]
+    hint = f"; did you mean {' or '.join(hints)}?" if hints else ""
+    return UnknownModelError(
+        f"unknown model {name!r}{hint} (see `mbprof models` for the list, or give your own "
+        "model as an import path such as mypkg.models:build)"
+    )
+
+
 def get_model_info(name: str) -> ModelInfo:
     """A registered model's description, a user model's (``mypkg.models:build``, which
     imports and inspects that code; an ``nn.Module`` given from Python) or a library's
@@ -57,18 +168,79 @@ def get_model_info(name: str) -> ModelInfo:
         from mbprof.models.user import hub_model_info
 
         return hub_model_info(name)
-    return _registered_model_info(name)
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    raise _unknown(name)
+
+
+# Wrappers that training scripts put around a state dict.
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "state_dict_ema", "model_ema")
+
+
+def _unwrap(obj: object, where: str) -> Mapping[str, Any]:
+    import torch
+
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            if key in obj and isinstance(obj[key], Mapping):
+                return _unwrap(obj[key], where)
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+    raise WeightsError(f"{where} does not hold a state dict of tensors")
 
 
 def load_weights(model: nn.Module, path: str | Path, label: str = "the model") -> nn.Module:
-    """Load a local checkpoint into ``model`` (see ``mbprof.models.weights``)."""
-    from mbprof.models.weights import load_weights as load
+    """Load a local checkpoint into ``model`` in place, safely (``weights_only=True``); every
+    key and shape must match, or ``WeightsError`` says what does not fit."""
+    import pickle
+    import zipfile
 
-    return load(model, path, label=label)
+    import torch
+
+    where = f"weights file {str(path)!r}"
+    if not Path(path).is_file():
+        raise WeightsError(f"{where} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own text is never passed on: it advises retrying with weights_only=False,
+        # which would run whatever code the file holds.
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        raise WeightsError(
+            f"{where} refers to {found.group(1)}, which is not a tensor or a plain container; "
+            "mbprof loads checkpoints with weights_only=True and never runs code from one"
+            if found
+            else f"{where} is not a readable PyTorch checkpoint: its data is not a state dict "
+            "saved by torch.save (or the file is damaged)"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise WeightsError(
+            f"{where} is not a readable PyTorch checkpoint ({type(exc).__name__})"
+        ) from None
+    state = {k.removeprefix("module."): v for k, v in _unwrap(obj, where).items()}
+    expected = model.state_dict()
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if wrong:
+        k, more = wrong[0], f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+        raise WeightsError(
+            f"{where} does not fit {label}: {k} has shape {list(state[k].shape)} in the file "
+            f"but {list(expected[k].shape)} in the model{more}"
+        )
+    parts = [
+        f"{len(keys)} {what} keys (first: {keys[0]})"
+        for what, keys in (
+            ("missing", [k for k in expected if k not in state]),
+            ("unexpected", [k for k in state if k not in expected]),
+        )
+        if keys
+    ]
+    if parts:
+        raise WeightsError(f"{where} does not fit {label}: {', '.join(parts)}")
+    model.load_state_dict(state)
+    return model
 
 
-KNOB_NAMES = ("width", "depth", "num_classes")
-_SCALARS = {"bool": bool, "int": int, "float": float, "str": str}
+KNOBS = {"width": 1.0, "depth": 1.0, "num_classes": 1000}  # mbprof's knobs, their defaults
 _TAKES: dict[type, tuple[str, Callable[[Any], bool]]] = {  # what a value of a type may be
     bool: ("true or false (or 1 or 0)", lambda v: isinstance(v, int) and v in (0, 1)),
     int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
@@ -89,9 +261,9 @@ def _typed_value(who: str, key: str, param: inspect.Parameter, value: Any) -> An
     text = text.replace(" ", "").replace("typing.", "").replace("builtins.", "").strip("'\"")
     parts = re.sub(r"^Optional\[(\w+)\]$", r"\1|None", text).split("|")
     named = [p for p in parts if p not in ("None", "NoneType")]
-    kind = _SCALARS.get(named[0]) if len(named) == 1 else None
+    kind = next((t for t in _TAKES if len(named) == 1 and t.__name__ == named[0]), None)
     nullable = param.default is None or (kind is not None and len(named) < len(parts))
-    if kind is None and type(param.default) in _SCALARS.values():
+    if kind is None and type(param.default) in _TAKES:
         kind = type(param.default)
     if kind is None or (value is None and nullable):
         return value
@@ -115,12 +287,12 @@ def check_kwargs(info: ModelInfo, kwargs: dict[str, Any]) -> dict[str, Any]:
     named = {
         k: p
         for k, p in params.items()
-        if k not in KNOB_NAMES
+        if k not in KNOBS
         and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
     }
     checked: dict[str, Any] = {}
     for key, value in kwargs.items():
-        if key in KNOB_NAMES:
+        if key in KNOBS:
             raise MbprofError(
                 f"{info.name} argument {key!r} is one of mbprof's own knobs: set it as "
                 f"{key.replace('num_', '')} (--{key.replace('num_', '')}), not as an extra argument"
@@ -139,7 +311,7 @@ def check_spec(spec: ModelSpec) -> ModelInfo:
     """Refuse a configuration the model cannot take, before anything is built."""
     info = get_model_info(spec.model)
     info.check(spec.width, spec.depth, spec.num_classes)
-    check_kwargs(info, spec.builder_kwargs())
+    check_kwargs(info, dict(spec.kwargs))
     if min(spec.resolution) < info.min_resolution:
         raise MbprofError(
             f"resolution {spec.res_label} is too small for {spec.model}: "
@@ -189,5 +361,97 @@ def create_from_spec(spec: ModelSpec, weights: str | Path | None = None) -> nn.M
         depth=spec.depth,
         num_classes=spec.num_classes,
         weights=weights,
-        **spec.builder_kwargs(),
+        **dict(spec.kwargs),
+    )
+
+
+# ShuffleNet v1's channels, here (torch-free) so that the registry refuses a scale at which a
+# group count does not divide a stage's channels before anything is built. The paper's Table
+# 1 (Stage2 at 28x28, Stage3, Stage4 at 7x7): units, the first with stride 2, and the output
+# channels at 1x for g = 1, 2, 3, 4, 8.
+GROUPS = (1, 2, 3, 4, 8)
+STAGES = (
+    (4, (144, 200, 240, 272, 384)),
+    (8, (288, 400, 480, 544, 768)),
+    (4, (576, 800, 960, 1088, 1536)),
+)
+
+
+def conv1_channels(scale: float, groups: int) -> int:
+    """conv1 width: 12 up to 0.5x, 24 up to 1.5x, 48 above, rounded up to a multiple of g."""
+    base = 12 if scale <= 0.5 else 24 if scale <= 1.5 else 48
+    return math.ceil(base / groups) * groups
+
+
+def stage_channels(scale: float, groups: int) -> tuple[int, ...]:
+    return tuple(int(round(out[GROUPS.index(groups)] * scale)) for _, out in STAGES)
+
+
+def check_scale(scale: float, groups: int) -> None:
+    """Refuse a scale at which ``groups`` does not divide a stage's output or bottleneck
+    channels (the grouped 1x1 convs and the shuffle need both to be multiples of g)."""
+    for number, out in enumerate(stage_channels(scale, groups), start=2):
+        for what, channels in (("output", out), ("bottleneck", out // 4)):
+            if channels < 1 or channels % groups:
+                raise MbprofError(
+                    f"shufflenet_v1_g{groups} cannot be built at scale (width) {scale:g}: "
+                    f"{groups} groups do not divide the {channels} {what} channels of "
+                    f"stage {number}; pick another scale or group count"
+                )
+
+
+# The built-in models, registered by name without importing their code (and torch).
+def _register(name: str, builder: str, **meta: Any) -> None:
+    register_model(name, **meta)(f"mbprof.models.{builder}")
+
+
+_register(
+    "mobilenet_v1",
+    "mobilenet_v1:MobileNetV1",
+    family="MobileNetV1",
+    summary="Depthwise-separable convolutions; 569M MAdds, 4.2M params at 1.0@224",
+    reference="Howard et al. 2017 (arXiv:1704.04861); TF-Slim mobilenet_v1 width rule",
+)
+_register(
+    "mobilenet_v2",
+    "mobilenet_v2:MobileNetV2",
+    family="MobileNetV2",
+    summary="Inverted residuals with linear bottlenecks; 300M MAdds, 3.5M params at 1.0@224",
+    reference="Sandler et al. 2018 (arXiv:1801.04381); torchvision mobilenet_v2 layout",
+    has_depth=True,
+)
+for _size, _figures in (("large", "217M MAdds, 5.4M"), ("small", "56M MAdds, 2.5M")):
+    _register(
+        f"mobilenet_v3_{_size}",
+        f"mobilenet_v3:mobilenet_v3_{_size}",
+        family="MobileNetV3",
+        summary=f"MobileNetV3-{_size.title()}: SE and hard-swish; {_figures} params at 1.0@224",
+        reference=f"Howard et al. 2019 (arXiv:1905.02244); torchvision mobilenet_v3_{_size} layout",
+    )
+_register(
+    "nasnet_a_mobile",
+    "nasnet:NASNetAMobile",
+    family="NASNet-A",
+    summary="NASNet-A Mobile 4 @ 1056; 564M MAdds, 5.3M params at 224; width scales F (44)",
+    reference="Zoph et al. 2018 (arXiv:1707.07012); TF-Slim build_nasnet_mobile",
+    width_min=0.1,
+    width_min_inclusive=True,
+)
+_SHUFFLENET_SUMMARY = {
+    1: "ShuffleNet v1, 1 group (no shuffle); width = scale 0.25x..2x",
+    3: "ShuffleNet v1, 3 groups; 137M MAdds at 1x, 524M and 5.4M params at 2x (224)",
+}
+for _groups in GROUPS:
+    _register(
+        f"shufflenet_v1_g{_groups}",
+        f"shufflenet:shufflenet_v1_g{_groups}",
+        family="ShuffleNet v1",
+        summary=_SHUFFLENET_SUMMARY.get(
+            _groups, f"ShuffleNet v1, {_groups} groups; width = scale 0.25x..2x"
+        ),
+        reference="Zhang et al. 2017 (arXiv:1707.01083); megvii-model/ShuffleNet-Series widths",
+        width_min=0.25,
+        width_min_inclusive=True,
+        width_max=2.0,
+        validate=lambda width, *_, groups=_groups: check_scale(width, groups),
     )

@@ -42,6 +42,3 @@ class MobileNetV1(PooledClassifier):
         # (dropout keep_prob 0.999 as in TF-Slim).
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(channels, num_classes))
         init_weights(self)
-
-
-mobilenet_v1 = MobileNetV1

@@ -19,24 +19,6 @@ STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3,
 STAGES += ((6, 160, 3, 2), (6, 320, 1, 1))
 
 
-def inverted_residual(in_channels: int, out_channels: int, stride: int, t: int) -> nn.Module:
-    """1x1 expansion (skipped when t = 1) -> 3x3 depthwise -> linear 1x1 projection."""
-    hidden = in_channels * t
-    expand = [ConvBNAct(in_channels, hidden, 1)] if t != 1 else []
-    return InvertedResidual(
-        "conv",
-        [
-            *expand,
-            ConvBNAct(hidden, hidden, 3, stride=stride, groups=hidden),
-            nn.Conv2d(hidden, out_channels, 1, bias=False),
-            nn.BatchNorm2d(out_channels),
-        ],
-        in_channels,
-        out_channels,
-        stride,
-    )
-
-
 class MobileNetV2(PooledClassifier):
     """MobileNetV2. ``fix_stem_head=True`` keeps the 32-channel stem and 1280-channel head
     at every width, as timm's mobilenetv2_110d and _120d do."""
@@ -58,8 +40,19 @@ class MobileNetV2(PooledClassifier):
             # timm's depth rule: ceil(n * depth), but the first and last stages keep their block.
             repeats = n if index in (0, len(STAGES) - 1) else math.ceil(n * depth)
             for block in range(repeats):
-                out = make_divisible(c * width)
-                features.append(inverted_residual(channels, out, s if block == 0 else 1, t))
+                out, stride, hidden = (
+                    make_divisible(c * width),
+                    s if block == 0 else 1,
+                    channels * t,
+                )
+                # 1x1 expansion (none when t = 1) -> 3x3 depthwise -> linear 1x1 projection.
+                layers = [ConvBNAct(channels, hidden, 1)] if t != 1 else []
+                layers += [
+                    ConvBNAct(hidden, hidden, 3, stride=stride, groups=hidden),
+                    nn.Conv2d(hidden, out, 1, bias=False),
+                    nn.BatchNorm2d(out),
+                ]
+                features.append(InvertedResidual("conv", layers, channels, out, stride))
                 channels = out
         features.append(ConvBNAct(channels, head, 1))
         self.features = nn.Sequential(*features)

@@ -1,12 +1,5 @@
-"""MobileNetV3 Large and Small (Howard et al. 2019), with torchvision's module names (its
-checkpoints load) and parameter counts (5,483,032 and 2,542,856).
-
-Width follows TF-Slim, whose 0.75 checkpoints are the published ones (155M / 4.0M for Large;
-torchvision's rule misses by 15M): outputs, the stem and the last conv before pooling are
-make_divisible(c * width); a block's expanded width is make_divisible(its actual input x the
-paper's expansion ratio); the layer after pooling is not reduced below width 1.0; the SE
-bottleneck is make_divisible(expanded / 4). At width 1.0 this is exactly torchvision's model.
-"""
+"""MobileNetV3 Large and Small (Howard et al. 2019) with torchvision's module names (its
+checkpoints load) and TF-Slim's width rule (docs/models.md): at 1.0, torchvision's model."""
 
 from __future__ import annotations
 

@@ -1,14 +1,7 @@
-"""NASNet-A Mobile, "4 @ 1056" (Zoph et al. 2018), as TF-Slim's ``build_nasnet_mobile``
-builds it for inference (no auxiliary head, no drop path).
-
-Width multiplies F, the cells' filter count (44 at 1.0; 24F channels before pooling), rounded
-and at least 4. The stem keeps its 32 filters (TF-Slim's own ``stem_multiplier``). TF's SAME
-padding is symmetric here (k // 2): the same output sizes, MAdds and parameters.
-"""
+"""NASNet-A Mobile, "4 @ 1056" (Zoph et al. 2018), as TF-Slim's ``build_nasnet_mobile`` builds
+it for inference (no auxiliary head, no drop path); its width and padding: docs/models.md."""
 
 from __future__ import annotations
-
-from collections import namedtuple
 
 import torch
 from torch import nn
@@ -17,32 +10,30 @@ from mbprof.models._layers import init_weights
 
 BN_EPS = 1e-3  # TF-Slim's nasnet_mobile_arg_scope
 
-# A cell: five combinations, each a new state = left op on a state + right op on a state, then
-# the states its output concatenates. States: 0 = this cell's input after its 1x1, 1 = the
-# previous cell's output matched to this cell's shape, 2.. = earlier steps.
-Combination = namedtuple("Combination", "left left_state right right_state")
-CellSpec = namedtuple("CellSpec", "combinations outputs")
-# left op, state, right op, state (sepK = two stacked separable KxK convs, avg3 / max3 =
-# 3x3 pooling, id = identity); TF-Slim's NasNetANormalCell and NasNetAReductionCell.
-NORMAL = CellSpec(
-    combinations=(
-        Combination("sep5", 0, "sep3", 1),
-        Combination("sep5", 1, "sep3", 1),
-        Combination("avg3", 0, "id", 1),
-        Combination("avg3", 1, "avg3", 1),
-        Combination("sep3", 0, "id", 0),
+# A cell: five combinations (left op, its state, right op, its state), each a new state = left
+# op on a state + right op on a state, then the states its output concatenates. States: 0 =
+# this cell's input after its 1x1, 1 = the previous cell's output matched to this cell's shape,
+# 2.. = earlier steps. sepK = two stacked separable KxK convs, avg3 / max3 = 3x3 pooling, id =
+# identity; TF-Slim's NasNetANormalCell and NasNetAReductionCell.
+NORMAL = (
+    (
+        ("sep5", 0, "sep3", 1),
+        ("sep5", 1, "sep3", 1),
+        ("avg3", 0, "id", 1),
+        ("avg3", 1, "avg3", 1),
+        ("sep3", 0, "id", 0),
     ),
-    outputs=(1, 2, 3, 4, 5, 6),
+    (1, 2, 3, 4, 5, 6),
 )
-REDUCTION = CellSpec(
-    combinations=(
-        Combination("sep5", 0, "sep7", 1),
-        Combination("max3", 0, "sep7", 1),
-        Combination("avg3", 0, "sep5", 1),
-        Combination("id", 3, "avg3", 2),
-        Combination("sep3", 2, "max3", 0),
+REDUCTION = (
+    (
+        ("sep5", 0, "sep7", 1),
+        ("max3", 0, "sep7", 1),
+        ("avg3", 0, "sep5", 1),
+        ("id", 3, "avg3", 2),
+        ("sep3", 2, "max3", 0),
     ),
-    outputs=(3, 4, 5, 6),
+    (3, 4, 5, 6),
 )
 
 
@@ -123,10 +114,10 @@ class Cell(nn.Module):
     (ReLU-1x1-BN, when the channels differ), "none" (first stem cell: used as it is)."""
 
     def __init__(
-        self, spec: CellSpec, cur_channels: int, prev: int, prev_fit: str, filters: int, stride: int
+        self, spec: tuple, cur_channels: int, prev: int, prev_fit: str, filters: int, stride: int
     ) -> None:
         super().__init__()
-        self.steps, self.outputs = spec.combinations, spec.outputs
+        self.steps, self.outputs = spec
         self.conv_1x1 = ReLUConvBN(cur_channels, filters)
         self.prev_fit: nn.Module = nn.Identity()
         if prev_fit == "reduce":

@@ -1,18 +1,13 @@
-"""ShuffleNet v1 (Zhang et al. 2017), g = 1, 2, 3, 4, 8 groups, at any scale from 0.25x to 2x.
-
-The scale (mbprof's width) multiplies the stage channels of the paper's Table 1; conv1's
-width follows the reference code (megvii-model/ShuffleNet-Series), and so does the
-classifier without bias, as in the code whose figures are published (524M, 5.4M at 2x, g=3).
-"""
+"""ShuffleNet v1 (Zhang et al. 2017), g = 1, 2, 3, 4, 8 groups, at scales 0.25x to 2x
+(docs/models.md); no bias in the classifier, as the code whose figures are published."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from mbprof.core.errors import MbprofError
+from mbprof.models import GROUPS, STAGES, conv1_channels, stage_channels
 from mbprof.models._layers import ConvBNAct, init_weights
-from mbprof.models._registry import GROUPS, STAGES, check_scale, conv1_channels, stage_channels
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -52,9 +47,6 @@ class ShuffleUnit(nn.Module):
 class ShuffleNetV1(nn.Module):
     def __init__(self, groups: int = 3, scale: float = 1.0, num_classes: int = 1000) -> None:
         super().__init__()
-        if groups not in GROUPS:
-            raise MbprofError(f"ShuffleNet v1 groups {groups} is not one of {GROUPS}")
-        check_scale(scale, groups)
         channels = conv1_channels(scale, groups)
         self.conv1 = ConvBNAct(3, channels, 3, stride=2, activation=nn.ReLU)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)

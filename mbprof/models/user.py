@@ -16,10 +16,8 @@ from typing import Any
 from torch import nn
 
 from mbprof.core.errors import MbprofError, UnknownModelError, contained, first_line
-from mbprof.models import HELD, HUBS, WEIGHTS_ARGS, get_model_info, hub_library
-from mbprof.models._registry import ModelInfo
+from mbprof.models import HELD, HUBS, KNOBS, WEIGHTS_ARGS, ModelInfo, hub_library, list_models
 
-KNOBS = {"width": 1.0, "depth": 1.0, "num_classes": 1000}
 _OPTION = {"width": "--width", "depth": "--depth", "num_classes": "--classes"}
 _DOTTED = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*"
 _CACHE: dict[str, ModelInfo] = {}
@@ -168,16 +166,11 @@ def hold(module: nn.Module, label: str | None = None) -> str:
             f"name: {name!r} is not a label for a module; give a word without spaces or ':'",
             field="name",
         )
-    if name not in HELD:
-        try:
-            get_model_info(name)
-        except MbprofError:
-            pass
-        else:
-            raise MbprofError(
-                f"name: {name!r} is a registered model's name; label the module otherwise",
-                field="name",
-            )
+    if name not in HELD and (name in list_models() or hub_library(name)):
+        raise MbprofError(
+            f"name: {name!r} is a registered model's name; label the module otherwise",
+            field="name",
+        )
     HELD[name] = _model_info(
         name,
         lambda: module,

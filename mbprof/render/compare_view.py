@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from mbprof.core.units import format_multiplier, format_value
+from mbprof.core.units import format_value
 from mbprof.frame.columns import COLUMNS
 from mbprof.render.document import Document, Fact, Table
 
@@ -83,7 +83,8 @@ def compare_document(
         rows = frame[frame["top1"].notna()]
         for source, group in rows.groupby("accuracy_source", sort=False):
             labels = ", ".join(
-                f"{r.model} {format_multiplier(r.width)}@{r.resolution}" for r in group.itertuples()
+                f"{r.model} {format_value(r.width, 'float')}@{r.resolution}"
+                for r in group.itertuples()
             )
             notes.append(f"Top-1 of {labels}: {source}.")
     hidden = tuple(k for k in frame.columns if k not in shown)

@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 from mbprof.core.records import BenchResult, LayerProfile
-from mbprof.core.units import format_multiplier, format_value
+from mbprof.core.units import format_value
 from mbprof.frame.columns import DEPLOYMENT_FIGURES, ENVIRONMENT, ENVIRONMENT_COLUMNS, text_table
 from mbprof.render.document import Document, Fact, Table
 
@@ -77,7 +77,7 @@ def stability_notes(frame: pd.DataFrame) -> list[str]:
     for row in unstable.itertuples():
         depth = getattr(row, "depth", 1.0)
         extra = "" if depth in (None, 1.0) or depth != depth else f" depth {depth:g}"
-        label = f"{row.model} {format_multiplier(row.width)}@{row.resolution}{extra}"
+        label = f"{row.model} {format_value(row.width, 'float')}@{row.resolution}{extra}"
         reasons = [r.strip() for r in str(row.latency_reasons or "").split(";") if r.strip()]
         rows.append((label, reasons))
     # The machine's reasons (other processes, steal, CPUs, clock) said once for the rows

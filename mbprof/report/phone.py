@@ -13,7 +13,7 @@ from typing import Any
 
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
-from mbprof.core.units import format_multiplier
+from mbprof.core.units import format_value
 from mbprof.frame.rows import cell, row_measures, spec_from_row
 from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult, write_file
@@ -199,7 +199,7 @@ def _summary_table(found: Sequence[Fit], scope: str) -> str:
 def _value_table(rows: Sequence[Mapping[str, Any]], series: Sequence[str]) -> str:
     cells: dict[tuple[str, str, float], dict[str, str]] = {}
     for r in rows:
-        name = f"{r['model']} {format_multiplier(r['width'])}@{r['resolution']}"
+        name = f"{r['model']} {format_value(r['width'], 'float')}@{r['resolution']}"
         key = (name, r["source"], r["published_ms"])
         cells.setdefault(key, {})[r["series"]] = f"{r['predicted_ms']:.1f} ({r['error_pct']:+.0f}%)"
     table = [[*map(str, key[:2]), f"{key[2]:g}", *(c.get(s, "-") for s in series)]

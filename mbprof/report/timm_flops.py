@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from mbprof.core.parsing import parse_kwargs
 from mbprof.core.records import ModelSpec
-from mbprof.core.units import format_multiplier
+from mbprof.core.units import format_value
 from mbprof.render.document import markdown_grid
 from mbprof.report.plan import read_data
 from mbprof.report.text import fill
@@ -61,7 +61,7 @@ class TimmCounts:
 
 def _build(spec: ModelSpec) -> str:
     """'mobilenet_v2 1.1, depth 1.2, fix_stem_head'."""
-    parts = [f"{spec.model} {format_multiplier(spec.width)}"]
+    parts = [f"{spec.model} {format_value(spec.width, 'float')}"]
     if spec.depth != 1.0:
         parts.append(f"depth {spec.depth:g}")
     parts += [key if value is True else f"{key}={value}" for key, value in spec.kwargs]

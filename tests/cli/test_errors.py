@@ -18,8 +18,7 @@ from mbprof.checks.budget_file import BudgetFileError, parse_budgets
 from mbprof.core.errors import MbprofError, ModelRunError
 from mbprof.core.parsing import parse_kwargs
 from mbprof.core.units import parse_bytes, parse_count, parse_ms
-from mbprof.models import check_kwargs, create_model
-from mbprof.models._registry import ModelInfo
+from mbprof.models import ModelInfo, check_kwargs, create_model
 from tests.conftest import assert_one_line_error
 
 HEAD = '[[budget]]\nmodel = "mobilenet_v2"\nresolution = 32\n'

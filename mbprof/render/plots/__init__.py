@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mbprof.core.errors import MbprofError
-from mbprof.core.units import format_multiplier
+from mbprof.core.units import format_value
 from mbprof.frame.columns import AXES, Axis, resolve_axis
 from mbprof.frame.rows import is_missing
 from mbprof.render.document import Document, Table
@@ -122,7 +122,7 @@ def plot_points(frame: pd.DataFrame, x: Axis, y: Axis) -> tuple[pd.DataFrame, in
         return usable, omitted
     labels = []  # '1.0@224', '0.35@96', '1.1@224 d1.2'
     for row in usable.to_dict(orient="records"):
-        label = f"{format_multiplier(float(row['width']))}@{row['resolution']}"
+        label = f"{format_value(float(row['width']), 'float')}@{row['resolution']}"
         plain = is_missing(depth := row.get("depth")) or float(depth) == 1.0
         labels.append(label if plain else f"{label} d{float(depth):g}")
     usable["label"] = labels
