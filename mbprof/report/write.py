@@ -42,15 +42,12 @@ def write_report(
     runtimes it missed), staged: a failure changes nothing. ``memory_of`` gives Table 3's
     memory (224x224, fp16), ``bn_params`` the batch-norm parameters TF-Slim's tables leave out,
     ``timm`` the counts for timm's index."""
-    out = result.out
-    owned = plan.check_out(out, parts)  # checked again: a file may have been edited meanwhile
-    created = folder.make_folder(out)
-    stage = folder.stage(out)
+    owned = plan.check_out(result.out, parts)  # again: a file may have been edited meanwhile
+    with folder.staged(result.out, owned) as stage:
 
-    def write(relative: str, text: str, what: str) -> None:
-        folder.write_file(stage, relative, text, result, what)
+        def write(relative: str, text: str, what: str) -> None:
+            folder.write_file(stage, relative, text, result, what)
 
-    try:
         t4 = explained = None
         if "table4" in parts:
             t4 = tables.table4_frame(frame, bn_params)
@@ -95,10 +92,6 @@ def write_report(
         load = load_text(load_at_start, machine_load())
         (stage / "README.md").write_text(readme_markdown(result, frame, t4, load), encoding="utf-8")
         result.files.insert(0, ("README.md", "This index"))
-        folder.install(stage, out, owned)
-        created = False  # written: out stays even if removing the stage fails below
-    finally:
-        folder.discard(stage, out, created)
 
 
 def _whole(value: Any) -> Any:
