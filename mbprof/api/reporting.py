@@ -159,13 +159,13 @@ class PhoneRun:
     def _measure(self, spec: ModelSpec) -> list[dict[str, Any]]:
         import torch
 
-        series = [s for _, main, ref in self.runs for s in (main, ref) if s]
         base = identity_row(spec)
         try:
             torch.manual_seed(SEED)  # the same weights every run: the cached programs fit
             measured = measure(spec)
             timing_ready(spec, measured.built.model)
         except ROW_FAILURES as exc:
+            series = [s for _, main, ref in self.runs for s in (main, ref) if s]
             return [{**base, "series": s, "error": failure_text(exc)} for s in series]
         base["madds"] = measured.counts.madds
         rows = []

@@ -148,17 +148,14 @@ def planned_files(parts: Sequence[str] = PARTS) -> set[str]:
     return {"README.md", *(name for part in parts for name in files.get(part, ()))}
 
 
-def _written_before_manifests(out: Path) -> bool:
-    """A folder from an mbprof that kept no manifest: its README carries the marker."""
-    readme = out / "README.md"
-    return readme.is_file() and MARKER in readme.read_text(encoding="utf-8", errors="ignore")
-
-
 def check_out(out: str | Path, parts: Sequence[str] = PARTS) -> dict[str, list[str] | None]:
     """Refuse, before any measuring, a folder this run cannot write without losing a file."""
     from mbprof.report.folder import check_folder
 
-    legacy = _written_before_manifests
+    def legacy(out: Path) -> bool:  # an mbprof that kept no manifest: its README has the marker
+        readme = out / "README.md"
+        return readme.is_file() and MARKER in readme.read_text(encoding="utf-8", errors="ignore")
+
     return check_folder(Path(out), planned_files(parts), planned_files(), legacy=legacy)
 
 

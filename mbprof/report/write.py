@@ -18,15 +18,6 @@ if TYPE_CHECKING:
     from mbprof.core.records import MemoryReport
 
 
-def machine_load() -> tuple[float, float] | None:
-    """The 1- and 5-minute load averages (None where the system has none)."""
-    try:
-        one, five, _ = os.getloadavg()
-    except OSError:
-        return None
-    return one, five
-
-
 def write_report(
     result: ReproduceResult,
     parts: Sequence[str],
@@ -89,7 +80,7 @@ def write_report(
 
             rows, missing = phone
             write_phone(stage, rows, result, environment_text(pd.DataFrame(rows)), missing)
-        load = load_text(load_at_start, machine_load())
+        load = load_text(load_at_start)
         (stage / "README.md").write_text(readme_markdown(result, frame, t4, load), encoding="utf-8")
         result.files.insert(0, ("README.md", "This index"))
 
@@ -158,8 +149,11 @@ def readme_markdown(
         headers = ["Network", "MAdds: paper / mbprof", "Params: paper / mbprof"]
         table = markdown_grid(headers, rows, [False, True, True])
         sections.append(fill("readme", "table", table=table))
-    if peaks := _peaks(frame):
-        sections.append(fill("readme", "peaks", **peaks))
+    v1, v2 = plan.v1_v2(frame)  # the paper's section 5.1 claim, in mbprof's figures
+    if "peak_act_bytes_efficient" in frame.columns and v1 is not None and v2 is not None:
+        a, b, c = v1["peak_act_bytes"], v2["peak_act_bytes"], v2["peak_act_bytes_efficient"]
+        peaks = {"v1": kilobytes(a), "v2": kilobytes(b), "efficient": kilobytes(c)}
+        sections.append(fill("readme", "peaks", **peaks, ratio=a / c))
     if any(plan.is_measured(c) and c.startswith("latency") for c in frame.columns):
         sections.append(fill("readme", "latency", environment=environment_text(frame), load=load))
     if result.findings:
@@ -172,17 +166,17 @@ def readme_markdown(
     return fill("readme", "document", versions=_versions(), files=files, sections="".join(sections))
 
 
-def _peaks(frame: pd.DataFrame) -> dict[str, Any] | None:
-    """MobileNetV1 against V2 at 1.0@224: the paper's section 5.1 claim, in mbprof's figures."""
-    v1, v2 = plan.v1_v2(frame)
-    if "peak_act_bytes_efficient" not in frame.columns or v1 is None or v2 is None:
+def machine_load() -> tuple[float, float] | None:
+    """The 1- and 5-minute load averages (None where the system has none)."""
+    try:
+        return os.getloadavg()[:2]
+    except OSError:
         return None
-    a, b, c = v1["peak_act_bytes"], v2["peak_act_bytes"], v2["peak_act_bytes_efficient"]
-    return {"v1": kilobytes(a), "v2": kilobytes(b), "efficient": kilobytes(c), "ratio": a / c}
 
 
-def load_text(start: tuple[float, float] | None, end: tuple[float, float] | None) -> str:
-    """The machine's load around the run: latency on a shared machine is slower."""
+def load_text(start: tuple[float, float] | None) -> str:
+    """The machine's load from ``start`` to now: latency on a shared machine is slower."""
+    end = machine_load()
     if start is None or end is None:
         return ""
     return fill("readme", "load", start=start[0], end=end[0], cores=os.cpu_count() or 1)
