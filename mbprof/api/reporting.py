@@ -1,10 +1,9 @@
 """The MobileNetV2 paper reproduced in one folder (``mbprof reproduce``; docs/reproduce.md):
 ``prepare_reproduce`` checks everything first, ``ReproduceRun.write`` measures each
-configuration once (``PhoneRun``: the phone study) and has ``mbprof.report`` write the files."""
+configuration once (``PhoneRun``: the phone study) and hands the rows to ``mbprof.report``."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,34 +17,21 @@ from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, ModelSpec
 from mbprof.core.settings import ResolvedLatency
 from mbprof.frame.rows import environment_columns, failure_text, identity_row
-from mbprof.report import folder, plan, prose
-from mbprof.report.figures import write_figures
-from mbprof.report.folder import ReproduceResult, csv_text, write_file
+from mbprof.report import plan
+from mbprof.report.folder import ReproduceResult
 from mbprof.report.plan import PARTS
-from mbprof.report.prose import readme_markdown
-from mbprof.report.table3 import write_table3
-from mbprof.report.table4 import write_table4
-from mbprof.report.timm_flops import TimmCounts, timm_rows
+from mbprof.report.tables import TimmCounts, timm_rows
+from mbprof.report.write import machine_load, write_report
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-LATENCY_DEFAULTS: dict[str, Any] = {
-    "device": "cpu",
-    "batch": 1,
-    "threads": 1,
-    "dtype": "fp32",
-    "backend": "eager",
-    "channels_last": True,
-    "fuse_bn": True,
-    "min_time_s": 1.0,
-}
-
-
 def report_latency(options: dict[str, Any] | None = None) -> ResolvedLatency:
-    """The CPU column's latency settings: ``LATENCY_DEFAULTS`` updated with ``options``."""
-    return make_latency_settings(**{**LATENCY_DEFAULTS, **(options or {})})
+    """The CPU column's latency settings: one thread, channels-last, batch norm folded,
+    ``options`` over them."""
+    defaults = {"device": "cpu", "threads": 1, "channels_last": True, "fuse_bn": True}
+    return make_latency_settings(**{**defaults, **(options or {})})
 
 
 def measure_configs(
@@ -67,14 +53,6 @@ def measure_configs(
         if on_done is not None:
             on_done(row)
     return run.frame(rows)
-
-
-def machine_load() -> tuple[float, float] | None:
-    try:
-        one, five, _ = os.getloadavg()
-    except OSError:
-        return None
-    return one, five
 
 
 def usable_specs(configs: Sequence[ModelSpec], left_out: list[str]) -> list[ModelSpec]:
@@ -109,7 +87,7 @@ def _bn_params(model: str, width: float) -> int:
 
 
 def timm_counts() -> list[TimmCounts]:
-    """mbprof's counts for the lines of timm's model index (``mbprof.report.timm_flops``)."""
+    """mbprof's counts for the lines of timm's model index (``mbprof.report.tables``)."""
     from mbprof.api.single import profile_spec
 
     def counted(spec: ModelSpec) -> CountReport:
@@ -181,13 +159,13 @@ class PhoneRun:
     def _measure(self, spec: ModelSpec) -> list[dict[str, Any]]:
         import torch
 
-        series = [s for _, main, ref in self.runs for s in (main, ref) if s]
         base = identity_row(spec)
         try:
             torch.manual_seed(SEED)  # the same weights every run: the cached programs fit
             measured = measure(spec)
             timing_ready(spec, measured.built.model)
         except ROW_FAILURES as exc:
+            series = [s for _, main, ref in self.runs for s in (main, ref) if s]
             return [{**base, "series": s, "error": failure_text(exc)} for s in series]
         base["madds"] = measured.counts.madds
         rows = []
@@ -247,7 +225,7 @@ class ReproduceRun:
         on_start: Callable[[ModelSpec], None] | None = None,
         on_done: Callable[[dict[str, Any]], None] | None = None,
     ) -> ReproduceResult:
-        """Measure every configuration and write the folder (staged: a failure changes nothing)."""
+        """Measure every configuration, then have ``mbprof.report`` write the folder."""
         result = ReproduceResult(out=self.out, left_out=list(self.left_out))
         load_at_start = machine_load()
         frame = measure_configs(
@@ -257,69 +235,18 @@ class ReproduceRun:
             on_start=on_start,
             on_done=on_done,
         )
-        phone_rows = self.phone.measure(on_start, on_done) if self.phone else []
-        # Checked again: a file may have been edited meanwhile.
-        owned = plan.check_out(self.out, self.parts)
-        created = folder.make_folder(self.out)
-        stage = folder.stage(self.out)
-        try:
-            t4 = self._write_parts(stage, frame, result)
-            if self.phone is not None:
-                from mbprof.report.phone import write_phone
-
-                phone_env = prose.environment_text(rows_to_frame(phone_rows))
-                write_phone(stage, phone_rows, result, phone_env, self.phone.missing)
-            readme = readme_markdown(
-                result, frame, t4, prose.load_text(load_at_start, machine_load())
-            )
-            (stage / "README.md").write_text(readme, encoding="utf-8")
-            result.files.insert(0, ("README.md", "This index"))
-            folder.install(stage, self.out, owned)
-            created = False  # written: out stays even if removing the stage fails below
-        finally:
-            folder.discard(stage, self.out, created)
-        return result
-
-    def _write_parts(
-        self, stage: Path, frame: pd.DataFrame, result: ReproduceResult
-    ) -> pd.DataFrame | None:
-        parts = self.parts
-        t4 = None
-        if "table4" in parts:
-            t4 = write_table4(stage, frame, prose.environment_text(frame), result, _bn_params)
-        table3_text = None
-        if "table3" in parts:  # Table 3's memory: 224x224, fp16
-            table3_text = write_table3(
-                stage, result, lambda m, w: memory(m, w, resolution=224, mem_dtype="fp16")
-            )
-        sweep = (
-            plan.rows_of(frame, plan.sweep_configs())
-            if {"sweep", "figures"} & set(parts)
-            else frame
+        phone = (self.phone.measure(on_start, on_done), self.phone.missing) if self.phone else None
+        write_report(
+            result,
+            self.parts,
+            frame,
+            memory_of=lambda m, w: memory(m, w, resolution=224, mem_dtype="fp16"),
+            bn_params=_bn_params,
+            timm=timm_counts,
+            phone=phone,
+            load_at_start=load_at_start,
         )
-        if "sweep" in parts:
-            write_file(
-                stage,
-                "sweep.csv",
-                csv_text(sweep),
-                result,
-                "Every configuration of the width x resolution sweep and the baselines, "
-                "one row each (columns described in mbprof/columns.py)",
-            )
-        if "figures" in parts:
-            text = write_figures(sweep, stage, result)
-            write_file(
-                stage, "pareto.md", text, result, "The figures with the points on each frontier"
-            )
-        if t4 is not None:
-            write_file(
-                stage,
-                "inconsistencies.md",
-                prose.inconsistencies_markdown(t4, table3_text, timm_counts()),
-                result,
-                "Where the paper's tables disagree with themselves, and why mbprof differs",
-            )
-        return t4
+        return result
 
 
 def prepare_reproduce(
@@ -342,7 +269,7 @@ def prepare_reproduce(
     specs = usable_specs(plan.wanted_configs(parts), left_out)
     phone = None
     if "phone" in parts and resolved is not None:
-        from mbprof.report.phone import phone_configs
+        from mbprof.report.figures import phone_configs
 
         phone = prepare_phone(usable_specs(phone_configs(), left_out), resolved.min_time_s)
     return ReproduceRun(out, parts, specs, resolved, left_out, phone)

@@ -95,7 +95,10 @@ class AccuracyTable:
         return self._by_key.get(key_of(spec), [None])[0]
 
 
-def _number(text: str, what: str, where: str, low: float, high: float) -> float:
+def _number(text: Any, what: str, where: str, low: float, high: float, optional=False) -> Any:
+    """``text`` as a number in [low, high]; None for an empty ``optional`` cell."""
+    if optional and not (text := (text or "").strip()):
+        return None
     try:
         value = float(text)
     except (TypeError, ValueError):
@@ -103,11 +106,6 @@ def _number(text: str, what: str, where: str, low: float, high: float) -> float:
     if not (math.isfinite(value) and low <= value <= high):
         raise MbprofError(f"{where}: {what} {text!r} is not a number between {low:g} and {high:g}")
     return value
-
-
-def _optional(text: str | None) -> str | None:
-    text = (text or "").strip()
-    return text or None
 
 
 def _entry(row: Mapping[str, str], where: str, default_source: str, priority: int) -> Published:
@@ -120,10 +118,7 @@ def _entry(row: Mapping[str, str], where: str, default_source: str, priority: in
         resolution = _res_label(row["resolution"].strip(), f"{where}: resolution")
     except AttributeError:
         raise MbprofError(f"{where}: the resolution is empty") from None
-    own_priority = _optional(row.get("priority"))
-    if own_priority is not None:
-        priority = int(_number(own_priority, "priority", where, 0, 99))
-    top5, latency = _optional(row.get("top5")), _optional(row.get("phone_latency_ms"))
+    own = _number(row.get("priority"), "priority", where, 0, 99, optional=True)
     return Published(
         model=model,
         width=width,
@@ -131,11 +126,13 @@ def _entry(row: Mapping[str, str], where: str, default_source: str, priority: in
         resolution=resolution,
         args=_norm_args(row.get("args")),
         top1=_number(row["top1"], "top1", where, 0, 100),
-        top5=None if top5 is None else _number(top5, "top5", where, 0, 100),
-        source=_optional(row.get("source")) or default_source,
-        priority=priority,
-        phone_latency_ms=None if latency is None else _number(latency, "latency", where, 0, 1e7),
-        phone_latency_device=_optional(row.get("phone_latency_device")),
+        top5=_number(row.get("top5"), "top5", where, 0, 100, optional=True),
+        source=(row.get("source") or "").strip() or default_source,
+        priority=priority if own is None else int(own),
+        phone_latency_ms=_number(
+            row.get("phone_latency_ms"), "latency", where, 0, 1e7, optional=True
+        ),
+        phone_latency_device=(row.get("phone_latency_device") or "").strip() or None,
     )
 
 

@@ -9,9 +9,6 @@ from pathlib import Path
 
 from mbprof.core.errors import MbprofError
 
-# What a timed figure depends on: said beside its unit on a plot's axis.
-TIMED = ("device", "dtype", "batch", "threads")
-
 
 @dataclass(frozen=True)
 class Axis:
@@ -63,31 +60,22 @@ def text_table(text: str, cells: int = 4) -> list[list[str]]:
     return rows
 
 
-# columns.txt: the columns by group (``key | header | kind | description`` after ``[group]``)
-# and the figures budgets bound (``column | key | label | what``, after ``[budgets]``).
+# columns.txt: the columns by group (``key | header | kind | description`` after ``[group]``),
+# the plot axes (after ``[axes]``) and the figures budgets bound (after ``[budgets]``).
 _PARTS = re.split(
     r"^\[(\w+)\]\n", Path(__file__).with_name("columns.txt").read_text("utf-8"), flags=re.M
 )
-_GROUPS = {name: text_table(body) for name, body in zip(_PARTS[1::2], _PARTS[2::2], strict=True)}
+_GROUPS = {
+    name: text_table(body, 6 if name == "axes" else 4)
+    for name, body in zip(_PARTS[1::2], _PARTS[2::2], strict=True)
+}
 _METRICS = {column: Metric(key, label, what) for column, key, label, what in _GROUPS.pop("budgets")}
+_AXES = {
+    key: Axis(name, unit, float(scale), how == "lower", how == "quality", tuple(context.split()))
+    for key, name, unit, scale, how, context in _GROUPS.pop("axes")
+}
 _GROUPS = {name: {row[0]: Column(*row[1:]) for row in rows} for name, rows in _GROUPS.items()}
 LATENCY, ENVIRONMENT, DEPLOYMENT = (_GROUPS[k] for k in ("latency", "environment", "deployment"))
-# Plot axes, by column.
-_AXES = {
-    "madds": Axis("MAdds", "millions, batch 1", 1e-6),
-    "params": Axis("Parameters", "millions", 1e-6),
-    "peak_act_bytes": Axis("Peak activation memory", "bytes", context=("mem_dtype",)),
-    "peak_act_bytes_efficient": Axis(
-        "Peak activation memory, memory-efficient blocks", "bytes", context=("mem_dtype",)
-    ),
-    "max_tensor_bytes": Axis("Largest activation tensor", "bytes", context=("mem_dtype",)),
-    "latency_ms": Axis("Latency", "ms per batch", context=TIMED),
-    "latency_ms_per_image": Axis("Latency per image", "ms", context=TIMED),
-    "throughput_ips": Axis("Throughput", "images/s", lower_is_better=False, context=TIMED),
-    "top1": Axis("ImageNet top-1", "%", lower_is_better=False, quality=True),
-    "top5": Axis("ImageNet top-5", "%", lower_is_better=False, quality=True),
-    "phone_latency_ms": Axis("Published phone latency", "ms"),
-}
 COLUMNS = {key: c for group in _GROUPS.values() for key, c in group.items()}
 COLUMNS = {k: replace(c, axis=_AXES.get(k), budget=_METRICS.get(k)) for k, c in COLUMNS.items()}
 LATENCY_FIGURES, ENVIRONMENT_COLUMNS = tuple(LATENCY), tuple(ENVIRONMENT)

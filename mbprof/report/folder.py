@@ -4,13 +4,14 @@ ever replaced or removed; new files are staged inside the folder and renamed int
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -119,21 +120,7 @@ def _write_manifest(out: Path, files: Owned) -> None:
     write_atomic(out / MANIFEST, json.dumps(payload, indent=1) + "\n")
 
 
-def make_folder(out: Path) -> bool:
-    """Create ``out`` (the user's umask) if it is not there; whether it was created."""
-    try:
-        out.mkdir()
-    except FileExistsError:
-        return False
-    return True
-
-
-def stage(out: Path) -> Path:
-    """A fresh, empty folder inside ``out`` for the new files (renamed into place later)."""
-    return Path(tempfile.mkdtemp(prefix=".mbprof-stage-", dir=out))
-
-
-def install(staged: Path, out: Path, owned: dict[str, list[str] | None]) -> list[str]:
+def install(staged: Path, out: Path, owned: dict[str, list[str] | None]) -> None:
     """Move the staged files into place and remove a previous run's leftovers it still owns."""
     fresh = {
         path.relative_to(staged).as_posix(): path
@@ -148,30 +135,38 @@ def install(staged: Path, out: Path, owned: dict[str, list[str] | None]) -> list
     for name, path in fresh.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, out / name)
-    removed = []
     for name, old in sorted(owned.items()):
         path = out / name
         if name in fresh or not os.path.lexists(path):
             continue
         if old is not None and _holds_what_mbprof_wrote(path, old):
             path.unlink()
-            removed.append(name)
             folder = path.parent
             while folder != out and folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
                 folder = folder.parent
     _write_manifest(out, {name: [digest] for name, digest in hashes.items()})
-    return removed
 
 
-def discard(staged: Path, out: Path, created: bool) -> None:
-    """Remove the staging folder (and ``out`` when this run created it and left it empty)."""
-    shutil.rmtree(staged, ignore_errors=True)
-    if created:
-        try:
-            out.rmdir()
-        except OSError:
-            pass
+@contextlib.contextmanager
+def staged(out: Path, owned: dict[str, list[str] | None]) -> Iterator[Path]:
+    """A fresh folder inside ``out`` (made with the user's umask if missing) for the new files,
+    installed when the block ends; on an error nothing changes (and a new ``out`` goes)."""
+    try:
+        out.mkdir()
+        created = True
+    except FileExistsError:
+        created = False
+    stage = Path(tempfile.mkdtemp(prefix=".mbprof-stage-", dir=out))
+    try:
+        yield stage
+        install(stage, out, owned)
+        created = False  # written: out stays even if removing the stage fails below
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import mbprof.api.reporting as rep
+import mbprof.report.write as report_write
 from mbprof.core import errors
 from mbprof.core.errors import MbprofError
 from mbprof.core.files import write_atomic
@@ -228,7 +229,7 @@ def test_an_interrupted_reproduce_changes_nothing(tmp_path, monkeypatch):
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(rep, "readme_markdown", interrupted)  # while writing the files
+    monkeypatch.setattr(report_write, "readme_markdown", interrupted)  # while writing the files
     with pytest.raises(KeyboardInterrupt):
         rep.reproduce(out, parts=(), latency=False)
     with pytest.raises(KeyboardInterrupt):

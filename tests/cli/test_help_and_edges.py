@@ -184,12 +184,9 @@ def test_reproduce_subfolders_take_the_umask(tmp_path):
     out = tmp_path / "reports"
     old = os.umask(0o002)
     try:
-        assert folder.make_folder(out)
-        staged = folder.stage(out)
-        (staged / "figures").mkdir()
-        (staged / "figures" / "a.png").write_bytes(b"\x89PNG")
-        folder.install(staged, out, {})
-        folder.discard(staged, out, created=False)
+        with folder.staged(out, {}) as staged:
+            (staged / "figures").mkdir()
+            (staged / "figures" / "a.png").write_bytes(b"\x89PNG")
     finally:
         os.umask(old)
     mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731

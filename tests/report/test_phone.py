@@ -11,8 +11,7 @@ import pytest
 from mbprof.api.reporting import PhoneRun, prepare_reproduce
 from mbprof.core.settings import LatencySettings
 from mbprof.frame.rows import identity_row
-from mbprof.report.folder import ReproduceResult
-from mbprof.report.phone import (
+from mbprof.report.figures import (
     FIGURE,
     MADDS,
     MADDS_TFSLIM,
@@ -24,6 +23,7 @@ from mbprof.report.phone import (
     published_latencies,
     write_phone,
 )
+from mbprof.report.folder import ReproduceResult
 from mbprof.report.plan import config
 from tests.conftest import assert_one_line_error
 from tests.support.tiny_models import tiny_models  # noqa: F401  (a fixture)
@@ -155,7 +155,7 @@ def test_the_phone_runs_give_each_series_or_its_error(tmp_path_factory, monkeypa
 def test_the_environment_sentence_keeps_integers_whole():
     import pandas as pd
 
-    from mbprof.report.prose import environment_text
+    from mbprof.report.write import environment_text
 
     # a failed row leaves its batch and threads empty: the column reads as floats
     frame = pd.DataFrame([{"cpu_model": "c", "batch": 1, "threads": 1}, {"cpu_model": "c"}])

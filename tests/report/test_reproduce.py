@@ -13,7 +13,7 @@ import pytest
 from mbprof.api import reproduce
 from mbprof.core.errors import MbprofError
 from mbprof.report.plan import MARKER, is_measured, read_data
-from mbprof.report.table3 import table3_paper_problems
+from mbprof.report.tables import table3_paper_problems
 from tests.conftest import assert_one_line_error
 from tests.support import ROOT
 
@@ -174,7 +174,7 @@ def test_latency_rows_carry_their_environment():
 
 
 def test_table4_shows_the_cpu_column_beside_the_phone(tmp_path):
-    from mbprof.report.table4 import table4_frame, table4_markdown
+    from mbprof.report.tables import table4_frame, table4_markdown
 
     frame = pd.DataFrame(
         [

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from mbprof.models import create_model
-from mbprof.report.timm_flops import SEED_INPUT, TimmCounts, timm_flops_markdown, timm_rows
+from mbprof.report.tables import SEED_INPUT, TimmCounts, timm_flops_markdown, timm_rows
 
 
 def thop_style(model: nn.Module, resolution: tuple[int, int]) -> int:
