@@ -247,7 +247,6 @@ def prepare_check(
     measures its model's deployed form (as ``reparam = true`` does)."""
     from mbprof.api.inputs import is_module
     from mbprof.frame.rows import read_frame
-    from mbprof.models.user import hold
 
     check_inputs(budgets, baseline, update_baseline, names)
     if isinstance(modules, Mapping):
@@ -260,6 +259,8 @@ def prepare_check(
                 f"modules: an object of type {type(module).__name__} is not an nn.Module",
                 field="modules",
             )
+        from mbprof.models.user import hold  # torch: only when there is a module to hold
+
         hold(module, label)
     engine = parse_choice(engine, "engine", ENGINES)
     column_tolerances = tolerances_for(tolerances)

@@ -177,3 +177,24 @@ def test_saved_results_with_an_unstable_latency_are_not_judged(tmp_path):
     assert exceeded.status == "exceeded"  # a stable figure is judged as before
     assert not outcome.passed and outcome.failures == (unstable, exceeded)
     assert failing(outcome.results, allow_unstable=True) == [exceeded]
+
+
+def test_a_refused_budget_file_loads_no_torch(tmp_path):
+    # Reading and refusing a data file is instant: torch is imported only to measure.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    budgets = _budgets(tmp_path, '[[budget]]\nmodel = "os:system"\nmax_params = 1\n')
+    code = (
+        "import sys\nfrom mbprof.api import check\nfrom mbprof.core.errors import MbprofError\n"
+        f"try:\n    check({str(budgets)!r})\nexcept MbprofError as exc:\n    print(exc)\n"
+        "print(sorted({'torch', 'fvcore', 'matplotlib'} & set(sys.modules)))"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, timeout=120
+    )
+    lines = out.stdout.splitlines()
+    assert "'os:system' is an import path" in lines[0], out.stderr
+    assert lines[-1] == "[]", out.stdout
