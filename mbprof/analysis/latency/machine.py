@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mbprof.analysis.latency.stability import _read, clock_for, time_blocks
+from mbprof.analysis.latency.stability import Clock, _read, time_blocks
 from mbprof.core.errors import MbprofError
 from mbprof.core.files import cache_dir, write_atomic
 from mbprof.core.records import Environment
@@ -200,8 +200,8 @@ def measure_peak(
             else:
                 a, b = (torch.randn(n, n, device=device).to(TORCH_DTYPES[dtype]) for _ in "ab")
                 run, work = (lambda a=a, b=b: torch.mm(a, b)), 2 * n**3
-            stats = time_blocks(run, min_time_s / len(sizes), 2, clock_for(device))
-            best = max(best, (work / min(stats.per_run_s) / 1e9, n))
+            per_run, _ = time_blocks(run, min_time_s / len(sizes), 2, Clock(device))
+            best = max(best, (work / min(per_run) / 1e9, n))
     return best
 
 

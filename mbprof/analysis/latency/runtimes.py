@@ -17,7 +17,7 @@ from torch import nn
 from mbprof.analysis.deploy import fold_batchnorm
 from mbprof.analysis.latency.layers import RawProfile, profile_eager
 from mbprof.analysis.latency.machine import TORCH_DTYPES
-from mbprof.analysis.latency.stability import clock_for
+from mbprof.analysis.latency.stability import Clock
 from mbprof.core.settings import LatencySettings
 
 OUTPUT_RTOL = 1e-3  # an exported model's output may differ from torch's by this share
@@ -173,7 +173,7 @@ def compiled(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     compiled = torch.compile(form.model, backend=settings.compile_backend)
     start = time.perf_counter()
     compiled(example)
-    clock_for(settings.device).sync()
+    Clock(settings.device).sync()
     compile_s = time.perf_counter() - start
     form.notes.append(
         f"compile_s: torch.compile ({settings.compile_backend}) first call, "
