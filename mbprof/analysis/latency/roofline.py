@@ -10,12 +10,12 @@ from dataclasses import replace
 from torch import nn
 
 from mbprof.analysis.latency.harness import prepare
-from mbprof.analysis.latency.layers import OUTSIDE, RawLayer, RawProfile
 from mbprof.analysis.latency.machine import (
     machine_bandwidth_gbs,
     machine_peak_gflops,
     with_threads,
 )
+from mbprof.analysis.latency.runtimes import OUTSIDE, RawLayer, RawProfile
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, LayerProfile, LayerRow, LayerTime
 from mbprof.core.settings import LAYER_BACKENDS, ResolvedLatency, spoken
