@@ -29,6 +29,8 @@ from mbprof.core.settings import (
     spoken,
 )
 
+# The settings an ``Environment`` repeats as they are.
+SETTINGS_FIELDS = "device threads backend dtype batch memory_format fuse_bn quantize".split()
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PEAK_FILE = "machine_peak.json"
 # A few matrix sizes: the best rate over them is the compute ceiling (one size alone can
@@ -64,18 +66,11 @@ def environment(settings: LatencySettings) -> Environment:
     package = RUNTIMES[settings.backend].package
     return Environment(
         torch_version=torch.__version__,
-        device=settings.device,
         device_name=device_name(settings.device),
         cpu_model=cpu_model(),
         cpu_count=os.cpu_count() or 1,
-        threads=settings.threads,
-        backend=settings.backend,
         backend_version=torch.__version__ if package == "torch" else version(package),
-        dtype=settings.dtype,
-        batch=settings.batch,
-        memory_format=settings.memory_format,
-        fuse_bn=settings.fuse_bn,
-        quantize=settings.quantize,
+        **{name: getattr(settings, name) for name in SETTINGS_FIELDS},
     )
 
 
