@@ -283,8 +283,7 @@ class Rows(dict):
             row.out_shape = self.shapes.get(path)
 
     def at(self, path: str | None, key: str, kind: str, mapped: bool) -> RawLayer:
-        """The row of module ``path`` (else the row ``key``, an op of ``kind``), added (no time
-        yet in each pass) when missing."""
+        """The row of module ``path`` (else the row ``key``, an op of ``kind``); added if new."""
         module = path in self.types
         key = (path or ROOT) if module else key
         if key not in self:

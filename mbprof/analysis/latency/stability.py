@@ -23,8 +23,7 @@ STABLE, UNSTABLE = "stable", "unstable"
 
 
 class Clock:
-    """Wall time of a block (``time.perf_counter``); on CUDA, GPU time between two events,
-    waited for at the end of the block."""
+    """A block's wall time on the CPU; on CUDA, GPU time between two events it waits for."""
 
     def __init__(self, device: str = "cpu") -> None:
         self.cuda = device if device.startswith("cuda") else None
@@ -59,8 +58,7 @@ def time_blocks(
     clock: Clock | None = None,
     min_blocks: int = MIN_BLOCKS,
 ) -> tuple[tuple[float, ...], int]:
-    """(per-run time of each block, runs per block): after ``warmup`` runs, blocks of runs of
-    ``fn`` timed for ``min_time_s`` and ``min_blocks``."""
+    """(per-run time of each block, runs per block) of ``fn``, warmed up, over ``min_time_s``."""
     clock = clock or Clock()
     for _ in range(warmup):
         fn()
