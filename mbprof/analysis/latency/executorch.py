@@ -13,12 +13,13 @@ import torch
 from torch import nn
 
 from mbprof.analysis.collector import native_quiet
-from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, display_path, row_of
 from mbprof.analysis.latency.lowering import XNNPACK_KINDS, Lowered, lower, modules
 from mbprof.analysis.latency.runtimes import (
     CALIBRATION_BATCHES,
     Deployed,
     Prepared,
+    RawProfile,
+    Rows,
     verify,
 )
 from mbprof.core.errors import MbprofError
@@ -160,19 +161,14 @@ def layer_profile(
         program(example)
     with tempfile.TemporaryDirectory(prefix="mbprof-etdump-") as folder:
         events = _events(program.program, folder)
-    owners, shapes = discover(model, example)
-    types = {path: type(m).__name__ for path, m in model.named_modules()}
-    rows: dict[str, RawLayer] = {}
+    rows = Rows(model, example, runs)
 
     def add(path: str, kind: str, times_ms: tuple[float, ...]) -> None:
         if not times_ms:
             return
-        key = display_path(path) if path in types else path
-        row = row_of(rows, key, types.get(path, kind), len(times_ms), path != "(unmapped)")
-        if path in types:
-            row.out_shape = shapes.get(path)
-            if path in owners and settings.quantize == "none":
-                row.bytes_moved = owners[path].bytes_moved
+        row = rows.at(path, path, kind, mapped=path != "(unmapped)")
+        if path in rows.owners and settings.quantize == "none":
+            row.bytes_moved = rows.owners[path].bytes_moved
         for k, t in enumerate(times_ms[: len(row.times_us)]):
             row.times_us[k] += t * 1e3
         row.ops += 1

@@ -22,7 +22,7 @@ from mbprof.analysis.latency.machine import (
     with_threads,
 )
 from mbprof.analysis.latency.runtimes import Prepared
-from mbprof.analysis.latency.stability import CpuClock, CudaClock, clock_for, time_blocks
+from mbprof.analysis.latency.stability import Clock, time_blocks
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import Timing
 from mbprof.core.settings import LatencySettings, ResolvedLatency
@@ -58,7 +58,7 @@ class Job:
     """One configuration to time: its run, its clock and the context its rounds run in."""
 
     run: Callable[[], object]
-    clock: CpuClock | CudaClock = field(default_factory=CpuClock)
+    clock: Clock = field(default_factory=Clock)
     guard: Callable[[], AbstractContextManager] = nullcontext
 
 
@@ -132,11 +132,11 @@ def interleave(
                     job.clock.sync()
                     return
                 start = stability.sample() if measure_load else None
-                stats = time_blocks(job.run, per_round, round_warmup, job.clock, min_blocks)
+                per_run, runs = time_blocks(job.run, per_round, round_warmup, job.clock, min_blocks)
                 end = stability.sample() if start is not None else None
-                result.rounds[r], result.round_runs[r] = stats.per_run_s, stats.runs
+                result.rounds[r], result.round_runs[r] = per_run, runs * len(per_run)
                 result.loads[r] = stability.between(start, end) if start and end else None
-                result.runs_per_block = max(result.runs_per_block, stats.runs_per_block)
+                result.runs_per_block = max(result.runs_per_block, runs)
         except Exception as exc:  # noqa: BLE001 - kept with its job; the others go on
             result.error = exc
 
@@ -200,7 +200,7 @@ def time_models(
         references = [i for i in order if prepared[i].reference is not None]
         runs = [prepared[i].run for i in order] + [prepared[i].reference for i in references]
         jobs = [
-            Job(run, clock_for(settings.device), lambda t=targets[i]: t.guard(timing))
+            Job(run, Clock(settings.device), lambda t=targets[i]: t.guard(timing))
             for i, run in zip([*order, *references], runs, strict=True)
         ]
         progress = lambda text: say(f"timing {len(order)} interleaved: {text}")  # noqa: E731

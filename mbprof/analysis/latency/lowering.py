@@ -254,12 +254,12 @@ def read_program(key: str) -> Lowered | None:
     pte_path, meta_path = _paths(key)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        pte = pte_path.read_bytes()
-        if meta.get("bytes") != len(pte) or "partition_nodes" not in meta:
+        pte, found = pte_path.read_bytes(), meta["delegation"]
+        if meta["pte"] != len(pte):
             return None
-        fallbacks = tuple(Fallback(op, path) for op, path in meta["fallbacks"])
-        delegation = Delegation(meta["delegated_ops"], meta["partitions"], fallbacks)
-        partitions = tuple({k: tuple(v) for k, v in p.items()} for p in meta["partition_nodes"])
+        fallbacks = tuple(Fallback(**f) for f in found.pop("fallbacks"))
+        delegation = Delegation(**found, fallbacks=fallbacks)
+        partitions = tuple({k: tuple(v) for k, v in p.items()} for p in meta["partitions"])
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None
     return Lowered(pte, delegation, tuple(meta["operators"]), None, meta["seconds"], partitions)
@@ -268,13 +268,10 @@ def read_program(key: str) -> Lowered | None:
 def write_program(key: str, lowered: Lowered) -> None:
     """Store a program (its description last, so that a half-written one is never read)."""
     pte_path, meta_path = _paths(key)
-    meta = {**asdict(lowered.delegation), "operators": list(lowered.operators)}
-    meta["fallbacks"] = [[f.op, f.path] for f in lowered.delegation.fallbacks]
-    meta["partition_nodes"] = [{k: list(v) for k, v in p.items()} for p in lowered.partitions]
     try:
         pte_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(pte_path, lowered.pte)
-        meta = {**meta, "seconds": lowered.seconds, "bytes": len(lowered.pte)}
+        meta = {**asdict(lowered), "pte": len(lowered.pte)}  # the size of the .pte beside it
         write_atomic(meta_path, json.dumps(meta, indent=1))
     except (OSError, MbprofError):
         pass  # no cache here: the next run lowers again

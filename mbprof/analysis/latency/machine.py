@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mbprof.analysis.latency.stability import _read, clock_for, time_blocks
+from mbprof.analysis.latency.stability import Clock, _read, time_blocks
 from mbprof.core.errors import MbprofError
 from mbprof.core.files import cache_dir, write_atomic
 from mbprof.core.records import Environment
@@ -29,6 +29,8 @@ from mbprof.core.settings import (
     spoken,
 )
 
+# The settings an ``Environment`` repeats as they are.
+SETTINGS_FIELDS = "device threads backend dtype batch memory_format fuse_bn quantize".split()
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PEAK_FILE = "machine_peak.json"
 # A few matrix sizes: the best rate over them is the compute ceiling (one size alone can
@@ -64,18 +66,11 @@ def environment(settings: LatencySettings) -> Environment:
     package = RUNTIMES[settings.backend].package
     return Environment(
         torch_version=torch.__version__,
-        device=settings.device,
         device_name=device_name(settings.device),
         cpu_model=cpu_model(),
         cpu_count=os.cpu_count() or 1,
-        threads=settings.threads,
-        backend=settings.backend,
         backend_version=torch.__version__ if package == "torch" else version(package),
-        dtype=settings.dtype,
-        batch=settings.batch,
-        memory_format=settings.memory_format,
-        fuse_bn=settings.fuse_bn,
-        quantize=settings.quantize,
+        **{name: getattr(settings, name) for name in SETTINGS_FIELDS},
     )
 
 
@@ -200,8 +195,8 @@ def measure_peak(
             else:
                 a, b = (torch.randn(n, n, device=device).to(TORCH_DTYPES[dtype]) for _ in "ab")
                 run, work = (lambda a=a, b=b: torch.mm(a, b)), 2 * n**3
-            stats = time_blocks(run, min_time_s / len(sizes), 2, clock_for(device))
-            best = max(best, (work / min(stats.per_run_s) / 1e9, n))
+            per_run, _ = time_blocks(run, min_time_s / len(sizes), 2, Clock(device))
+            best = max(best, (work / min(per_run) / 1e9, n))
     return best
 
 

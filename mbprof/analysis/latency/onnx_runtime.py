@@ -19,12 +19,13 @@ import torch
 from torch import nn
 
 from mbprof.analysis.collector import quiet
-from mbprof.analysis.latency.layers import RawLayer, RawProfile, discover, display_path, row_of
 from mbprof.analysis.latency.runtimes import (
     CALIBRATION_BATCHES,
     CALIBRATION_SEED,
     Deployed,
     Prepared,
+    RawProfile,
+    Rows,
     random_batches,
     root_cause,
     verify,
@@ -136,10 +137,7 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     verify(form, "ONNX Runtime", logits(fp32), int8_logits, figures, "onnxruntime")
 
     def layers(passes: int) -> tuple[RawProfile, str]:
-        raw = profile_onnx(path, feed, settings.threads, passes, model)
-        shapes = discover(model, example)[1]
-        for row in raw.rows:
-            row.out_shape = shapes.get("" if row.path == "(model)" else row.path)
+        raw = profile_onnx(path, feed, settings.threads, Rows(model, example, passes))
         return raw, f"ONNX Runtime's own profile, {passes} runs, each node's kernel time"
 
     return Prepared(
@@ -258,9 +256,10 @@ def node_bytes(args: Mapping, node: ExportedNode | None, weights: Mapping[str, i
 
 
 def profile_onnx(
-    onnx_path: Path, feed: dict, threads: int, passes: int, module: nn.Module, warmup: int = 2
+    onnx_path: Path, feed: dict, threads: int, rows: Rows, warmup: int = 2
 ) -> RawProfile:
-    """Per-layer times of the ONNX model at ``onnx_path``, summed per path of ``module``."""
+    """Per-layer times of the ONNX model at ``onnx_path``, summed into ``rows`` (its module's)."""
+    passes = rows.passes
     session = open_session(onnx_path, threads, profile=onnx_path.parent)
     for _ in range(warmup):
         session.run(None, feed)
@@ -274,9 +273,8 @@ def profile_onnx(
     optimised = read_graph(onnx_path.parent / "optimised.onnx")
     runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
     runs = runs[-passes:]
-    folded = folded_norms(module)
-    kinds = {path: type(m).__name__ for path, m in module.named_modules()}
-    rows: dict[str, RawLayer] = {}
+    rows.passes = len(runs)  # the passes the profile kept
+    folded = folded_norms(rows.module)
     for event in events:
         if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
             continue
@@ -286,8 +284,7 @@ def profile_onnx(
         name = event["name"][: -len("_kernel_time")]
         op = event.get("args", {}).get("op_name", "")
         path = map_node(name, op, graph, optimised.nodes, folded)
-        key = display_path(path) if path is not None else f"{op} {name}"
-        row = row_of(rows, key, kinds.get(path, op), len(runs), mapped=path is not None)
+        row = rows.at(path, path or f"{op} {name}", op, mapped=path is not None)
         row.times_us[k] += float(event["dur"])
         if k == 0:
             row.bytes_moved += node_bytes(

@@ -10,12 +10,12 @@ from dataclasses import replace
 from torch import nn
 
 from mbprof.analysis.latency.harness import prepare
-from mbprof.analysis.latency.layers import OUTSIDE, RawLayer, RawProfile
 from mbprof.analysis.latency.machine import (
     machine_bandwidth_gbs,
     machine_peak_gflops,
     with_threads,
 )
+from mbprof.analysis.latency.runtimes import OUTSIDE, RawLayer, RawProfile
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, LayerProfile, LayerRow, LayerTime
 from mbprof.core.settings import LAYER_BACKENDS, ResolvedLatency, spoken
@@ -24,6 +24,7 @@ MEMORY, COMPUTE = "memory", "compute"
 MIN_PASSES, MAX_PASSES = 10, 50
 OVERHEAD_LIMIT_PCT = 10.0
 OUTSIDE_LIMIT_PCT = 30.0  # of the profiled pass outside any layer: said in a note
+RAW_FIELDS = "path type time_ms bytes_moved mapped out_shape ops".split()  # as they are
 
 
 def layer_kind(module_type: str, counted: LayerRow | None) -> str:
@@ -94,14 +95,8 @@ def finish(
             bound, roof = MEMORY, 100.0 * gbs / bandwidth_gbs
         finished.append(
             LayerTime(
-                path=r.path,
-                type=r.type,
-                time_ms=r.time_ms,
+                **{name: getattr(r, name) for name in RAW_FIELDS},
                 madds=madds,
-                bytes_moved=r.bytes_moved,
-                mapped=r.mapped,
-                out_shape=r.out_shape,
-                ops=r.ops,
                 time_share_pct=100.0 * r.time_ms / total if total else 0.0,
                 madds_share_pct=100.0 * madds / madds_total,
                 intensity=intensity,

@@ -1,4 +1,5 @@
-"""What every runtime shares, and the two that are torch itself (eager, compile)."""
+"""What every runtime shares (the output checks, per-layer rows) and the two that are torch
+itself: eager (its per-layer profile by torch.profiler) and compile."""
 
 from __future__ import annotations
 
@@ -6,18 +7,21 @@ import contextlib
 import copy
 import math
 import re
+import statistics
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
+from mbprof.analysis.collector import removed_after
 from mbprof.analysis.deploy import fold_batchnorm
-from mbprof.analysis.latency.layers import RawProfile, profile_eager
 from mbprof.analysis.latency.machine import TORCH_DTYPES
-from mbprof.analysis.latency.stability import clock_for
+from mbprof.analysis.latency.stability import Clock
+from mbprof.analysis.memory.trace import tensors
 from mbprof.core.settings import LatencySettings
 
 OUTPUT_RTOL = 1e-3  # an exported model's output may differ from torch's by this share
@@ -173,10 +177,207 @@ def compiled(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     compiled = torch.compile(form.model, backend=settings.compile_backend)
     start = time.perf_counter()
     compiled(example)
-    clock_for(settings.device).sync()
+    Clock(settings.device).sync()
     compile_s = time.perf_counter() - start
     form.notes.append(
         f"compile_s: torch.compile ({settings.compile_backend}) first call, "
         "which compiles and runs once"
     )
     return Prepared(run=lambda: compiled(example), compile_s=compile_s, notes=form.notes)
+
+
+PREFIX = "mbprof.layer:"
+PASS = "mbprof.pass:"
+ROOT = "(model)"
+OUTSIDE = "(outside any layer)"
+# The profiler's low-overhead range (no Python object per call, no op dispatch): about half
+# the cost that record_function adds to a pass of ~150 ranges. Private, hence the fallback.
+_FAST_RANGE = getattr(torch._C._profiler, "_RecordFunctionFast", None)
+
+
+@dataclass
+class RawLayer:
+    """One row before its derived figures: times per pass in microseconds."""
+
+    path: str
+    type: str
+    times_us: list[float] = field(default_factory=list)
+    bytes_moved: int = 0
+    ops: int = 0
+    mapped: bool = True
+    out_shape: tuple[int, ...] | None = None
+
+    @property
+    def time_ms(self) -> float:
+        return statistics.median(self.times_us) / 1e3 if self.times_us else 0.0
+
+
+@dataclass
+class RawProfile:
+    rows: list[RawLayer]
+    walls_ms: list[float]  # each profiled pass, end to end
+    # A layer timed within this says nothing of its rate (it cannot raise the compute ceiling).
+    resolution_ms: float = 0.0
+
+    @property
+    def profiled_ms(self) -> float:
+        return statistics.median(self.walls_ms)
+
+
+def _nbytes(values) -> int:
+    unique = {id(t): t for t in tensors(values)}
+    return sum(t.numel() * t.element_size() for t in unique.values())
+
+
+@contextlib.contextmanager
+def _hooks(module: nn.Module, pre, post, only: set[str] | None = None) -> Iterator[None]:
+    """Forward hooks ``pre(path)`` and ``post(path)`` on each module (those in ``only``)."""
+    handles: list = []
+    with removed_after(handles):
+        for path, child in module.named_modules():
+            if only is not None and path not in only:
+                continue
+            try:
+                handles.append(child.register_forward_pre_hook(pre(path)))
+                handles.append(child.register_forward_hook(post(path)))
+            except RuntimeError:  # a TorchScript module: no Python hooks; its ops stay unmapped
+                continue
+        yield
+
+
+class Rows(dict):
+    """Per-layer rows by key, after one pass of ``module`` that finds the modules with ops of
+    their own (``owners``: bytes moved, ops) and each module's output shape."""
+
+    def __init__(self, module: nn.Module, example: torch.Tensor, passes: int) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        super().__init__()
+        self.module, self.passes, self.owners, self.shapes = module, passes, {}, {}
+        self.types = {path: type(m).__name__ for path, m in module.named_modules()}
+        stack: list[str] = []
+        owners, types = self.owners, self.types
+
+        class Recorder(TorchDispatchMode):
+            def __torch_dispatch__(self, func, _types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                if stack:
+                    path = stack[-1]
+                    row = owners.setdefault(path, RawLayer(path or ROOT, types[path]))
+                    row.bytes_moved += _nbytes((args, kwargs)) + _nbytes(out)
+                    row.ops += 1
+                return out
+
+        def post(path: str):
+            def hook(_m, _i, output):
+                stack.pop()
+                if isinstance(output, torch.Tensor):
+                    self.shapes[path] = tuple(output.shape)
+
+            return hook
+
+        pre = lambda path: lambda _m, _i: stack.append(path)  # noqa: E731 - the active modules
+        with _hooks(module, pre, post), torch.inference_mode(), Recorder():
+            module(example)
+        for path, row in owners.items():
+            row.out_shape = self.shapes.get(path)
+
+    def at(self, path: str | None, key: str, kind: str, mapped: bool) -> RawLayer:
+        """The row of module ``path`` (else the row ``key``, an op of ``kind``); added if new."""
+        module = path in self.types
+        key = (path or ROOT) if module else key
+        if key not in self:
+            shape = self.shapes.get(path) if module else None
+            kind = self.types[path] if module else kind
+            self[key] = RawLayer(key, kind, [0.0] * self.passes, mapped=mapped, out_shape=shape)
+        return self[key]
+
+
+def _ops_in(event) -> list:
+    """The ops of an event: itself, or the ops inside it (a TorchScript scope)."""
+    if event.name.startswith("aten::") or not event.cpu_children:
+        return [event]
+    return [op for child in event.cpu_children for op in _ops_in(child)]
+
+
+def _pass_of(event) -> int | None:
+    """The profiled pass an event belongs to (None for the profiler's warm-up steps)."""
+    while event is not None:
+        if event.name.startswith(PASS):
+            k = int(event.name[len(PASS) :])
+            return k if k >= 0 else None
+        event = event.cpu_parent
+    return None
+
+
+def profile_eager(
+    module: nn.Module, example: torch.Tensor, passes: int, warmup: int = 2, cuda: bool = False
+) -> RawProfile:
+    """Per-layer times of ``module`` on ``example`` over ``passes`` profiled passes."""
+    from torch.profiler import ProfilerActivity, profile, record_function, schedule
+
+    from mbprof.analysis.collector import native_quiet
+
+    rows = Rows(module, example, passes)
+    open_ranges: list = []  # a profiler range named PREFIX + path around each owner's forward
+
+    def pre(path: str):
+        name = PREFIX + path
+
+        def hook(_m, _i):
+            scope = _FAST_RANGE(name) if _FAST_RANGE else torch.profiler.record_function(name)
+            scope.__enter__()
+            open_ranges.append(scope)
+
+        return hook
+
+    def post(_path: str):
+        return lambda _m, _i, _o: open_ranges.pop().__exit__(None, None, None)
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    walls: list[float] = []
+    # The profiler's first steps pay its own start-up: they are traced and thrown away.
+    steps = schedule(wait=0, warmup=warmup, active=passes, repeat=1)
+    with _hooks(module, pre, post, set(rows.owners)), torch.inference_mode():
+        for _ in range(warmup):
+            module(example)
+        if cuda:
+            torch.cuda.synchronize()
+        prof = profile(activities=activities, schedule=steps)
+        with native_quiet():  # the profiler's C++ side prints its start on stderr
+            prof.__enter__()
+        try:
+            for step in range(warmup + passes):
+                k = step - warmup
+                start = time.perf_counter()
+                with record_function(f"{PASS}{k}"):
+                    module(example)
+                    if cuda:
+                        torch.cuda.synchronize()
+                if k >= 0:
+                    walls.append((time.perf_counter() - start) * 1e3)
+                with native_quiet():  # outside the timed pass
+                    prof.step()
+        finally:
+            with native_quiet():
+                prof.__exit__(None, None, None)
+    per_pass: dict[str, list[float]] = defaultdict(lambda: [0.0] * passes)
+    seen: list[Counter] = [Counter() for _ in range(passes)]
+    for event in prof.events():
+        parent = event.cpu_parent
+        if parent is None or event.name.startswith((PREFIX, PASS)):
+            continue
+        spent = event.device_time_total if cuda else event.cpu_time_total
+        k = _pass_of(parent)
+        if k is None:
+            continue
+        if parent.name.startswith(PREFIX):
+            per_pass[parent.name[len(PREFIX) :]][k] += spent
+        elif parent.name.startswith(PASS):  # ops no module's range holds
+            for op in _ops_in(event):
+                seen[k][op.name] += 1
+                row = rows.at(None, f"{op.name} #{seen[k][op.name]}", op.name, mapped=False)
+                row.times_us[k] += op.device_time_total if cuda else op.cpu_time_total
+                row.ops = 1
+    owned = [replace(r, times_us=per_pass[p]) for p, r in rows.owners.items() if p in per_pass]
+    return RawProfile(rows=owned + list(rows.values()), walls_ms=walls)

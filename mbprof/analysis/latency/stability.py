@@ -7,7 +7,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mbprof.analysis.collector import collector_paused
 
@@ -22,35 +22,27 @@ FREQUENCY_CHANGE_PCT = 10.0
 STABLE, UNSTABLE = "stable", "unstable"
 
 
-class CpuClock:
-    """Wall time of a block on the CPU (``time.perf_counter``)."""
+class Clock:
+    """A block's wall time on the CPU; on CUDA, GPU time between two events it waits for."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.cuda = device if device.startswith("cuda") else None
 
     def sync(self) -> None:
-        pass
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize(torch.device(self.cuda))
 
     def time_block(self, fn: Callable[[], object], runs: int) -> float:
-        start = time.perf_counter()
-        for _ in range(runs):
-            fn()
-        return time.perf_counter() - start
-
-
-class CudaClock:
-    """GPU time of a block between two CUDA events, waited for at the end of the block."""
-
-    def __init__(self, device: str = "cuda") -> None:
-        self.device = device
-
-    def sync(self) -> None:
+        if not self.cuda:
+            start = time.perf_counter()
+            for _ in range(runs):
+                fn()
+            return time.perf_counter() - start
         import torch
 
-        torch.cuda.synchronize(torch.device(self.device))
-
-    def time_block(self, fn: Callable[[], object], runs: int) -> float:
-        import torch
-
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
+        start, end = (torch.cuda.Event(enable_timing=True) for _ in "se")
         start.record()
         for _ in range(runs):
             fn()
@@ -59,30 +51,15 @@ class CudaClock:
         return start.elapsed_time(end) / 1e3  # elapsed_time is in milliseconds
 
 
-def clock_for(device: str) -> CpuClock | CudaClock:
-    return CudaClock(device) if device.startswith("cuda") else CpuClock()
-
-
-@dataclass(frozen=True)
-class BlockStats:
-    median_s: float
-    p10_s: float
-    p90_s: float
-    runs: int
-    blocks: int
-    runs_per_block: int
-    per_run_s: tuple[float, ...] = field(repr=False)
-
-
 def time_blocks(
     fn: Callable[[], object],
     min_time_s: float,
     warmup: int,
-    clock: CpuClock | CudaClock | None = None,
+    clock: Clock | None = None,
     min_blocks: int = MIN_BLOCKS,
-) -> BlockStats:
-    """Warm up, then time blocks of runs of ``fn`` for ``min_time_s`` and ``min_blocks``."""
-    clock = clock or CpuClock()
+) -> tuple[tuple[float, ...], int]:
+    """(per-run time of each block, runs per block) of ``fn``, warmed up, over ``min_time_s``."""
+    clock = clock or Clock()
     for _ in range(warmup):
         fn()
     clock.sync()
@@ -97,8 +74,7 @@ def time_blocks(
             elapsed = clock.time_block(fn, runs)
             per_run.append(elapsed / runs)
             total += elapsed
-    p10, median, p90 = deciles(per_run)
-    return BlockStats(median, p10, p90, runs * len(per_run), len(per_run), runs, tuple(per_run))
+    return tuple(per_run), runs
 
 
 @dataclass(frozen=True)

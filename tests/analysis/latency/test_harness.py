@@ -16,7 +16,7 @@ from mbprof.analysis.deploy import fold_batchnorm
 from mbprof.analysis.latency import harness, machine, onnx_runtime, runtimes, stability
 from mbprof.analysis.latency.harness import time_model
 from mbprof.analysis.latency.machine import machine_peak_gflops, resolve_settings
-from mbprof.analysis.latency.stability import CpuClock, time_blocks
+from mbprof.analysis.latency.stability import Clock, time_blocks
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import Environment, Timing
 from mbprof.core.settings import LatencySettings
@@ -86,42 +86,47 @@ def test_time_blocks_warms_up_then_times_until_min_time():
     calls = []
     run_s = 1 / 128  # binary fractions: the sums below are exact
     clock = FakeClock(run_s=run_s)
-    stats = time_blocks(lambda: calls.append(1), min_time_s=10 * run_s, warmup=3, clock=clock)
+    per_run, runs = time_blocks(
+        lambda: calls.append(1), min_time_s=10 * run_s, warmup=3, clock=clock
+    )
     # 3 warm-up calls + 1 sizing run + timed runs: ten one-run blocks fill the minimum time
-    assert stats.runs_per_block == 1
-    assert stats.blocks == 10 and stats.runs == 10
+    assert runs == 1
+    assert len(per_run) == 10
     assert len(calls) == 3 + 1 + 10
-    assert stats.median_s == run_s
+    assert statistics.median(per_run) == run_s
 
 
 def test_time_blocks_groups_runs_when_the_clock_costs_too_much():
     # the clock costs 1 us, a run 100 us: 1e-6 / (1e-3 x 1e-4) = 10 runs per block
     clock = FakeClock(run_s=1e-4, overhead_s=1e-6)
-    stats = time_blocks(lambda: None, min_time_s=0.01, warmup=0, clock=clock)
-    assert stats.runs_per_block == 10
-    assert stats.runs == stats.blocks * 10
-    assert stats.blocks >= stability.MIN_BLOCKS
+    per_run, runs = time_blocks(lambda: None, min_time_s=0.01, warmup=0, clock=clock)
+    assert runs == 10
+    assert sum(clock.blocks[-len(per_run) :]) == len(per_run) * 10
+    assert len(per_run) >= stability.MIN_BLOCKS
 
 
 def test_time_blocks_percentiles_by_hand():
     # block k (1-based, after 6 sizing blocks) takes k ms: per-run times 1..20 ms
     clock = FakeClock(run_s=0.0, jitter=lambda k: max(k - 6, 0) * 1e-3)
-    stats = time_blocks(lambda: None, min_time_s=0.2095, warmup=0, clock=clock, min_blocks=5)
-    times = [k * 1e-3 for k in range(1, stats.blocks + 1)]
-    assert stats.blocks == 20  # 1 + 2 + ... + 19 ms = 190 ms < 209.5 ms <= 210 ms
-    assert stats.median_s == pytest.approx(statistics.median(times))
+    per_run, _ = time_blocks(lambda: None, min_time_s=0.2095, warmup=0, clock=clock, min_blocks=5)
+    times = [k * 1e-3 for k in range(1, len(per_run) + 1)]
+    assert len(per_run) == 20  # 1 + 2 + ... + 19 ms = 190 ms < 209.5 ms <= 210 ms
+    p10, median, p90 = stability.deciles(per_run)
+    assert median == pytest.approx(statistics.median(times))
     # inclusive deciles of 1..20: p10 = 1 + 0.1 x 19 = 2.9, p90 = 1 + 0.9 x 19 = 18.1 (ms)
-    assert stats.p10_s == pytest.approx(2.9e-3)
-    assert stats.p90_s == pytest.approx(18.1e-3)
+    assert p10 == pytest.approx(2.9e-3)
+    assert p90 == pytest.approx(18.1e-3)
 
 
 def test_time_blocks_keeps_min_blocks_for_a_slow_run():
-    stats = time_blocks(lambda: None, min_time_s=0.001, warmup=0, clock=FakeClock(run_s=0.5))
-    assert stats.blocks == stability.MIN_BLOCKS and stats.runs_per_block == 1
+    per_run, runs = time_blocks(
+        lambda: None, min_time_s=0.001, warmup=0, clock=FakeClock(run_s=0.5)
+    )
+    assert len(per_run) == stability.MIN_BLOCKS and runs == 1
 
 
 def test_cpu_clock_times_real_work():
-    clock = CpuClock()
+    clock = Clock()
     assert clock.time_block(lambda: sum(range(10_000)), 3) > 0
 
 

@@ -12,7 +12,6 @@ from torch import nn
 
 from mbprof.analysis.counting import count
 from mbprof.analysis.latency import roofline
-from mbprof.analysis.latency.layers import OUTSIDE, profile_eager
 from mbprof.analysis.latency.machine import resolve_settings
 from mbprof.analysis.latency.onnx_runtime import (
     ExportedNode,
@@ -21,6 +20,7 @@ from mbprof.analysis.latency.onnx_runtime import (
     map_node,
     node_bytes,
 )
+from mbprof.analysis.latency.runtimes import OUTSIDE, profile_eager
 from mbprof.core.errors import MbprofError
 from mbprof.core.settings import LatencySettings
 
@@ -106,8 +106,8 @@ def test_a_model_that_cannot_be_mapped_keeps_its_ops_as_rows():
 
 
 def test_a_layer_timed_within_the_resolution_leaves_the_ceiling_as_it_is():
-    from mbprof.analysis.latency.layers import RawLayer, RawProfile
     from mbprof.analysis.latency.roofline import finish
+    from mbprof.analysis.latency.runtimes import RawLayer, RawProfile
 
     model = Net()
     counted = count(model, (1, 3, SIDE, SIDE)).layers

@@ -175,8 +175,7 @@ def test_a_round_that_stays_an_outlier_is_a_reason(unbudgeted):
     assert b.remeasured == il.REMEASURES and b.outliers_left == 1
     (reason,) = b.reasons()  # the budget it names is set to inf here (unbudgeted)
     assert reason.startswith(
-        "1 of 3 rounds stayed more than 15% off the others after being measured again (for "
-        "at most "
+        "1 of 3 rounds stayed more than 15% off the others after being measured again (for at most "
     )
 
 
