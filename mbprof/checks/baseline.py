@@ -127,5 +127,5 @@ def _row_limits(row: Mapping[str, Any], where: str, tolerances: Mapping[str, flo
                 fuse_bn=bool(cell(row, "fuse_bn") or False),
             )
         tolerance = tolerances.get(column, 0.0)
-        limits.append(Limit(key, value, "baseline", None, tolerance, settings, origin="baseline"))
+        limits.append(Limit(key, value, None, tolerance, settings, origin="baseline"))
     return limits
