@@ -271,25 +271,21 @@ def check_outputs(
     for option, path in outputs.items():
         if path is not None and not new:
             check_writable(path, option)
-    seen: dict[tuple, tuple[str, Path]] = {}
-    for option, path in (inputs or {}).items():
-        if path is not None and (key := _identity(Path(path))) is not None:
-            seen.setdefault(key, (option, Path(path)))
-    readers = {option for option, _ in seen.values()}
-    for option, path in outputs.items():
+    seen: dict[tuple, tuple[str, Path]] = {}  # inputs first: an output may not overwrite one
+    for option, path in [*(inputs or {}).items(), *outputs.items()]:
         if path is None or (key := _identity(Path(path))) is None:
             continue
-        if key in seen:
+        if key in seen and option in outputs:
             other, first = seen[key]
             both = (
                 f"{other} and {option} name the same file {str(path)!r}"
                 if str(first) == str(path)
                 else f"{other} {str(first)!r} and {option} {str(path)!r} are the same file"
             )
-            if other in readers:
+            if other not in outputs:
                 raise MbprofError(f"{both}: {option} would overwrite what mbprof reads")
             raise MbprofError(f"{both}; give each output its own path")
-        seen[key] = (option, Path(path))
+        seen.setdefault(key, (option, Path(path)))
 
 
 def render(doc: Document, fmt: str) -> str:

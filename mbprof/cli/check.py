@@ -7,24 +7,13 @@ from pathlib import Path
 
 import typer
 
+from mbprof.cli import _options as opt
 from mbprof.cli._app import app, results_stream
-from mbprof.cli._options import (
-    ENGINE_OPTION,
-    OUTPUT_OPTION,
-    REPARAM_OPTION,
-    Engine,
-    check_outputs,
-    choices,
-    emit,
-    file_option,
-    flag,
-    write_file,
-)
 
 EXIT_EXCEEDED = 1
 
 
-CheckFormat = choices("CheckFormat", "table", "csv", "json", "markdown", "github")
+CheckFormat = opt.choices("CheckFormat", "table", "csv", "json", "markdown", "github")
 
 
 @app.command("check")
@@ -32,10 +21,10 @@ def check_command(
     budgets: Path | None = typer.Argument(
         None, help="A TOML budget file (see examples/budgets.toml).", dir_okay=False
     ),
-    baseline: Path | None = file_option(
+    baseline: Path | None = opt.file_option(
         "--baseline", "A saved result (mbprof compare --json FILE) to guard against regressions."
     ),
-    update_baseline: bool = flag(
+    update_baseline: bool = opt.flag(
         "--update-baseline",
         "Rewrite the baseline with the fresh figures (its regressions then do not fail).",
     ),
@@ -45,10 +34,12 @@ def check_command(
         help="Baseline tolerance GROUP=PERCENT, GROUP one of madds, params, memory, latency "
         "(defaults: 0%, 0%, 0%, 15%). Repeatable.",
     ),
-    results: Path | None = file_option(
+    results: Path | None = opt.file_option(
         "--results", "Check figures saved by mbprof compare (JSON or CSV) instead of measuring."
     ),
-    junit: Path | None = file_option("--junit", "Also write JUnit XML, one testcase per limit."),
+    junit: Path | None = opt.file_option(
+        "--junit", "Also write JUnit XML, one testcase per limit."
+    ),
     fmt: CheckFormat = typer.Option(
         CheckFormat.table,
         "--format",
@@ -65,14 +56,14 @@ def check_command(
         "registered models only. Repeatable, or comma-separated; '*' allows any module, "
         "so any code the files name.",
     ),
-    allow_unstable: bool = flag(
+    allow_unstable: bool = opt.flag(
         "--allow-unstable",
         "Pass a latency limit whose measurement was unstable (a busy machine: it is "
         "neither held nor exceeded), with a warning, instead of failing.",
     ),
-    reparam: bool = REPARAM_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    engine: Engine = ENGINE_OPTION,
+    reparam: bool = opt.REPARAM_OPTION,
+    output: Path | None = opt.OUTPUT_OPTION,
+    engine: opt.Engine = opt.ENGINE_OPTION,
 ) -> None:
     """Check limits on MAdds, params, peak memory and latency; exit 1 when one is exceeded.
 
@@ -95,7 +86,7 @@ def check_command(
     written = {"--output": output, "--junit": junit}
     read = {"BUDGETS": budgets, "--results": results}
     (written if update_baseline else read)["--baseline"] = baseline
-    check_outputs(written, read)
+    opt.check_outputs(written, read)
 
     try:
         run = prepare_check(
@@ -129,9 +120,9 @@ def check_command(
     notes = view.environment_notes(outcome.rows)
     doc = view.check_document(results, view.check_title(budgets, baseline), notes)
     if junit is not None:
-        write_file(junit, view.junit_xml(results, outcome.seconds, allow_unstable))
+        opt.write_file(junit, view.junit_xml(results, outcome.seconds, allow_unstable))
     if fmt is not CheckFormat.github:
-        emit(doc, fmt.value, output)
+        opt.emit(doc, fmt.value, output)
     else:
         text = view.github_annotations(results, allow_unstable)
         summary = view.github_summary(doc, results, allow_unstable)
@@ -141,7 +132,7 @@ def check_command(
         else:
             text += summary
         if output is not None:
-            write_file(output, text)
+            opt.write_file(output, text)
         else:
             results_stream().write(text)  # the real stdout: user code's prints go to stderr
     if update_baseline:

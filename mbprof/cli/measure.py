@@ -6,32 +6,18 @@ from pathlib import Path
 
 import typer
 
+from mbprof.cli import _options as opt
 from mbprof.cli._app import app
-from mbprof.cli._options import (
-    ENGINE_OPTION,
-    WEIGHTS_OPTION,
-    Engine,
-    Output,
-    check_outputs,
-    choices,
-    config_options,
-    exit_if_missing,
-    file_option,
-    flag,
-    latency_options,
-    output_options,
-    write_file,
-)
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import parse_int
 from mbprof.core.settings import RUNTIMES, LatencySettings, memory_settings
 
-Grouping = choices("Grouping", "layer", "module", "type")
+Grouping = opt.choices("Grouping", "layer", "module", "type")
 
 
 @app.command("profile")
-@config_options
-@output_options
+@opt.config_options
+@opt.output_options
 def profile_command(
     model: str = typer.Argument(
         ...,
@@ -39,8 +25,8 @@ def profile_command(
     ),
     *,
     config: dict,
-    weights: Path | None = WEIGHTS_OPTION,
-    engine: Engine = ENGINE_OPTION,
+    weights: Path | None = opt.WEIGHTS_OPTION,
+    engine: opt.Engine = opt.ENGINE_OPTION,
     by: Grouping = typer.Option(
         Grouping.layer,
         "--by",
@@ -55,7 +41,7 @@ def profile_command(
         help="Module depth of --by module, 2 unless given (features.3 is depth 2); given "
         "alone, it means --by module.",
     ),
-    out: Output,
+    out: opt.Output,
 ) -> None:
     """Count MAdds and parameters of one configuration, in total and per layer, with its
     FLOPs in the 2-per-multiply-add convention beside them.
@@ -68,7 +54,7 @@ def profile_command(
     grouping, depth = check_grouping(by.value, max_depth)
     result = profile_spec(make_spec(model, **config), weights=weights, engine=engine.value)
     out.emit(profile_document(result, grouping, depth))
-    exit_if_missing(result.missing)
+    opt.exit_if_missing(result.missing)
 
 
 DTYPE_OPTION = typer.Option(
@@ -84,8 +70,8 @@ CHUNKS_OPTION = typer.Option(
 
 
 @app.command("memory")
-@config_options
-@output_options
+@opt.config_options
+@opt.output_options
 def memory_command(
     model: str = typer.Argument(..., help="Model name (see `mbprof models`)."),
     *,
@@ -93,16 +79,16 @@ def memory_command(
     dtype: str = DTYPE_OPTION,
     chunks: str = CHUNKS_OPTION,
     batch: str = typer.Option("1", "--batch", "-b", help="Images per forward pass (>= 1)."),
-    curve: Path | None = file_option(
+    curve: Path | None = opt.file_option(
         "--curve",
         "Also write the live bytes at every op (both modes) to FILE.csv, or to FILE.json "
         "(the memory document, whose curve holds them).",
     ),
-    measure: bool = flag(
+    measure: bool = opt.flag(
         "--measure",
         "Also run one real forward pass on the CPU in --dtype and measure its storages.",
     ),
-    out: Output,
+    out: opt.Output,
 ) -> None:
     """Activation memory: largest tensor per spatial size, peak over one forward pass.
 
@@ -119,7 +105,7 @@ def memory_command(
         )
     if curve is not None and curve.suffix.lower() not in (".csv", ".json"):
         raise MbprofError(f"--curve: {str(curve)!r} must end in .csv or .json")
-    check_outputs({"--curve": curve, "--output": out.path})
+    opt.check_outputs({"--curve": curve, "--output": out.path})
 
     from mbprof.api import make_spec, measure_memory_spec, memory_spec
     from mbprof.render.memory_view import curve_frame, memory_document
@@ -135,32 +121,32 @@ def memory_command(
 
         # JSON: the memory document itself (kind, schema version), whose "curve" is the rows
         text = to_json(doc) if curve.suffix.lower() == ".json" else None
-        write_file(curve, text or curve_frame(report).to_csv(index=False, lineterminator="\n"))
+        opt.write_file(curve, text or curve_frame(report).to_csv(index=False, lineterminator="\n"))
     out.emit(doc)
 
 
 @app.command("bench")
-@config_options
-@latency_options
-@output_options
+@opt.config_options
+@opt.latency_options
+@opt.output_options
 def bench_command(
     model: str = typer.Argument(..., help="Model name (see `mbprof models`)."),
     *,
     config: dict,
-    weights: Path | None = WEIGHTS_OPTION,
+    weights: Path | None = opt.WEIGHTS_OPTION,
     latency: LatencySettings,
-    layers: bool = flag(
+    layers: bool = opt.flag(
         "--layers",
         "Also where the time goes, one row per layer: time and share, MAdds, bytes "
         "moved, arithmetic intensity, achieved GFLOP/s and GB/s, the ceiling it is under "
         f"({'; '.join(f'{n}: {r.layers}' for n, r in RUNTIMES.items() if r.layers)}).",
     ),
-    roofline: Path | None = file_option(
+    roofline: Path | None = opt.file_option(
         "--roofline",
         "Also draw every layer by arithmetic intensity against achieved GFLOP/s under the "
         "machine's compute and memory ceilings (.png, .svg or .pdf; implies --layers).",
     ),
-    out: Output,
+    out: opt.Output,
 ) -> None:
     """Measure the real inference latency of one configuration on this machine: median and
     spread per batch, runs, throughput, achieved GFLOP/s and its share of the machine, and
@@ -172,7 +158,7 @@ def bench_command(
         from mbprof.render.plots import check_figure_path
 
         check_figure_path(roofline, "--roofline")
-        check_outputs({"--roofline": roofline, "--output": out.path, "--html": out.html})
+        opt.check_outputs({"--roofline": roofline, "--output": out.path, "--html": out.html})
         layers = True
     from mbprof.api import bench_spec, make_spec, resolve_latency
     from mbprof.cli._app import sweep_progress
