@@ -8,8 +8,8 @@ import typer
 
 from mbprof.cli import _options as opt
 from mbprof.cli._app import app
-from mbprof.core.errors import MbprofError
 from mbprof.core import parsing
+from mbprof.core.errors import MbprofError
 from mbprof.core.settings import LatencySettings
 
 
