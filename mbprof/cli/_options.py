@@ -288,12 +288,13 @@ def check_outputs(
         seen.setdefault(key, (option, Path(path)))
 
 
-def render(doc: Document, fmt: str) -> str:
+def render(doc: Document | str, fmt: str) -> str:
+    """``doc`` in ``fmt`` (text as it is)."""
     from mbprof.render import document as export
     from mbprof.render.console import render_table_text
 
     formats = {"csv": export.to_csv, "json": export.to_json, "markdown": export.to_markdown}
-    return formats.get(fmt, render_table_text)(doc)
+    return doc if isinstance(doc, str) else formats.get(fmt, render_table_text)(doc)
 
 
 def write_file(path: Path, text: str | bytes) -> None:
@@ -305,7 +306,7 @@ def write_file(path: Path, text: str | bytes) -> None:
     typer.echo(f"wrote {safe_text(path)}", err=True)
 
 
-def emit(doc: Document, fmt: str, output: Path | None = None) -> None:
+def emit(doc: Document | str, fmt: str, output: Path | None = None) -> None:
     """Print ``doc`` in ``fmt`` on the real stdout, or write it whole to ``output``."""
     stdout = results_stream()
     if output is not None:

@@ -121,9 +121,7 @@ def check_command(
     doc = view.check_document(results, view.check_title(budgets, baseline), notes)
     if junit is not None:
         opt.write_file(junit, view.junit_xml(results, outcome.seconds, allow_unstable))
-    if fmt is not CheckFormat.github:
-        opt.emit(doc, fmt.value, output)
-    else:
+    if fmt is CheckFormat.github:
         text = view.github_annotations(results, allow_unstable)
         summary = view.github_summary(doc, results, allow_unstable)
         if step_summary := os.environ.get("GITHUB_STEP_SUMMARY", ""):
@@ -131,10 +129,7 @@ def check_command(
                 handle.write(summary)
         else:
             text += summary
-        if output is not None:
-            opt.write_file(output, text)
-        else:
-            results_stream().write(text)  # the real stdout: user code's prints go to stderr
+    opt.emit(text if fmt is CheckFormat.github else doc, fmt.value, output)
     if update_baseline:
         write_baseline(outcome, baseline)
         configurations = len(outcome.baseline_rows)

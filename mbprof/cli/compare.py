@@ -195,31 +195,6 @@ IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".gif", ".webp", ".ti
 TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".md", ".txt", ".html")
 
 
-def figure_and_output(
-    figure: Path | None, out: opt.Output, default: str
-) -> tuple[Path, str, opt.Output]:
-    """(figure path, the option that named it, where the table goes): --output FILE.png too."""
-    import difflib
-
-    suffix = out.path.suffix.lower() if out.path is not None else ""
-    near = difflib.get_close_matches(suffix, IMAGE_SUFFIXES, 1)
-    if near and suffix not in IMAGE_SUFFIXES + TABLE_SUFFIXES:
-        # a typo of an image's extension (x.pgn) would get the frontier table, not a figure
-        raise MbprofError(
-            f"--output {str(out.path)!r}: {suffix} is no figure extension (did you mean "
-            f"{near[0]}?); a figure is .png, .svg or .pdf"
-        )
-    if suffix in IMAGE_SUFFIXES:
-        if figure is not None:
-            raise MbprofError(
-                f"--output {str(out.path)!r} names an image and --figure {str(figure)!r} "
-                "another; give the figure's path once (--figure FILE), and --output a file "
-                "for the frontier table in --format"
-            )
-        return out.path, "--output", opt.Output(out.fmt, None, out.html)
-    return (figure if figure is not None else Path(default)), "--figure", out
-
-
 @app.command("plot")
 @opt.output_options
 def plot_command(
@@ -261,11 +236,28 @@ def plot_command(
 
     Example: mbprof plot sweep.csv --x madds --y top1 --log-x --figure pareto.png
     """
+    import difflib
+
     from mbprof.render.plots import check_figure_path, resolve_axis
 
     x_axis, y_axis = resolve_axis(x, "--x"), resolve_axis(y, "--y")
-    default = f"{frame.stem}-{y_axis.column}-vs-{x_axis.column}.png"
-    figure, option, out = figure_and_output(figure, out, default)
+    suffix, option = out.path.suffix.lower() if out.path is not None else "", "--figure"
+    near = difflib.get_close_matches(suffix, IMAGE_SUFFIXES, 1)
+    if near and suffix not in IMAGE_SUFFIXES + TABLE_SUFFIXES:
+        # a typo of an image's extension (x.pgn) would get the frontier table, not a figure
+        raise MbprofError(
+            f"--output {str(out.path)!r}: {suffix} is no figure extension (did you mean "
+            f"{near[0]}?); a figure is .png, .svg or .pdf"
+        )
+    if suffix in IMAGE_SUFFIXES:  # --output FILE.png: the figure, and the table to stdout
+        if figure is not None:
+            raise MbprofError(
+                f"--output {str(out.path)!r} names an image and --figure {str(figure)!r} "
+                "another; give the figure's path once (--figure FILE), and --output a file "
+                "for the frontier table in --format"
+            )
+        figure, option, out = out.path, "--output", opt.Output(out.fmt, None, out.html)
+    figure = figure or Path(f"{frame.stem}-{y_axis.column}-vs-{x_axis.column}.png")
     check_figure_path(figure, option)
     opt.check_outputs(
         {"--figure": figure, "--output": out.path, "--html": out.html}, {"FRAME": frame}
