@@ -325,13 +325,4 @@ def emit(doc: Document | str, fmt: str, output: Path | None = None) -> None:
 # for `check`, every limit holds); 1 when a figure could not be had (the others are
 # printed, each missing one named on stderr in one line) or a limit is exceeded; 2 for bad
 # input or when nothing could be measured; 130 / 143 when interrupted.
-EXIT_MISSING = 1
-
-
-def exit_if_missing(missing: tuple[str, ...] | list[str]) -> None:
-    from mbprof.render.document import safe_text
-
-    for line in missing:
-        typer.echo(f"mbprof: not measured: {safe_text(line)}", err=True)
-    if missing:
-        raise typer.Exit(EXIT_MISSING)
+EXIT_FAILED = 1

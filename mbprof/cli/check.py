@@ -10,9 +10,6 @@ import typer
 from mbprof.cli import _options as opt
 from mbprof.cli._app import app, results_stream
 
-EXIT_EXCEEDED = 1
-
-
 CheckFormat = opt.choices("CheckFormat", "table", "csv", "json", "markdown", "github")
 
 
@@ -137,4 +134,4 @@ def check_command(
     for line in view.failure_lines(outcome.deciding, allow_unstable):
         typer.echo(line, err=True)
     if failing(outcome.deciding, allow_unstable):
-        raise typer.Exit(EXIT_EXCEEDED)
+        raise typer.Exit(opt.EXIT_FAILED)

@@ -180,7 +180,7 @@ def compare_command(
     if ended:
         raise MbprofError(f"{ended[0]} ({tally}, see the error column)")
     if failed:
-        raise typer.Exit(opt.EXIT_MISSING)
+        raise typer.Exit(opt.EXIT_FAILED)
 
 
 def _warn(text: str) -> None:

@@ -49,24 +49,16 @@ def profile_command(
     Example: mbprof profile mobilenet_v2 --width 1.0 --res 224 --by type --format markdown
     """
     from mbprof.api import make_spec, profile_spec
+    from mbprof.render.document import safe_text
     from mbprof.render.profile_view import check_grouping, profile_document
 
     grouping, depth = check_grouping(by.value, max_depth)
     result = profile_spec(make_spec(model, **config), weights=weights, engine=engine.value)
     out.emit(profile_document(result, grouping, depth))
-    opt.exit_if_missing(result.missing)
-
-
-DTYPE_OPTION = typer.Option(
-    "fp16", "--dtype", help="Bytes per activation element: fp16 or bf16 (2), fp32 (4), int8 (1)."
-)
-CHUNKS_OPTION = typer.Option(
-    "channel",
-    "--chunks",
-    "-T",
-    help="T, the chunks each expanded tensor is computed in (memory-efficient mode): an "
-    "integer >= 1, or 'channel' for one channel per chunk (the paper's Table 3).",
-)
+    for line in result.missing:
+        typer.echo(f"mbprof: not measured: {safe_text(line)}", err=True)
+    if result.missing:
+        raise typer.Exit(opt.EXIT_FAILED)
 
 
 @app.command("memory")
@@ -76,8 +68,18 @@ def memory_command(
     model: str = typer.Argument(..., help="Model name (see `mbprof models`)."),
     *,
     config: dict,
-    dtype: str = DTYPE_OPTION,
-    chunks: str = CHUNKS_OPTION,
+    dtype: str = typer.Option(
+        "fp16",
+        "--dtype",
+        help="Bytes per activation element: fp16 or bf16 (2), fp32 (4), int8 (1).",
+    ),
+    chunks: str = typer.Option(
+        "channel",
+        "--chunks",
+        "-T",
+        help="T, the chunks each expanded tensor is computed in (memory-efficient mode): an "
+        "integer >= 1, or 'channel' for one channel per chunk (the paper's Table 3).",
+    ),
     batch: str = typer.Option("1", "--batch", "-b", help="Images per forward pass (>= 1)."),
     curve: Path | None = opt.file_option(
         "--curve",
