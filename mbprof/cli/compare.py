@@ -6,16 +6,15 @@ from pathlib import Path
 
 import typer
 
-from mbprof.cli import _options as opt
-from mbprof.cli._app import app
+from mbprof.cli import _app as cli
 from mbprof.core import parsing
 from mbprof.core.errors import MbprofError
 from mbprof.core.settings import LatencySettings
 
 
-@app.command("compare")
-@opt.latency_options
-@opt.output_options
+@cli.app.command("compare")
+@cli.latency_options
+@cli.output_options
 def compare_command(
     models: str = typer.Option(
         "mobilenet_v2",
@@ -31,19 +30,19 @@ def compare_command(
         "-r",
         help="Comma-separated resolutions: 96,224 or HEIGHTxWIDTH like 160x224.",
     ),
-    classes: str = opt.CLASSES_OPTION,
-    arg: list[str] | None = opt.ARG_OPTION,
-    engine: opt.Engine = opt.ENGINE_OPTION,
-    reparam: bool = opt.REPARAM_OPTION,
-    csv: Path | None = opt.file_option("--csv", "Also write the table as CSV."),
-    json: Path | None = opt.file_option("--json", "Also write the table as JSON."),
-    markdown: Path | None = opt.file_option("--markdown", "Also write the table as Markdown."),
-    accuracy: Path | None = opt.file_option(
+    classes: str = cli.CLASSES_OPTION,
+    arg: list[str] | None = cli.ARG_OPTION,
+    engine: cli.Engine = cli.ENGINE_OPTION,
+    reparam: bool = cli.REPARAM_OPTION,
+    csv: Path | None = cli.file_option("--csv", "Also write the table as CSV."),
+    json: Path | None = cli.file_option("--json", "Also write the table as JSON."),
+    markdown: Path | None = cli.file_option("--markdown", "Also write the table as Markdown."),
+    accuracy: Path | None = cli.file_option(
         "--accuracy",
         "CSV of your own accuracy figures (model, width, depth, resolution, top1; "
         "optional top5, source), used before the published figures mbprof ships.",
     ),
-    plot: Path | None = opt.file_option(
+    plot: Path | None = cli.file_option(
         "--plot", "Also draw top-1 against MAdds with the Pareto frontier (.png, .svg or .pdf)."
     ),
     mem_dtype: str = typer.Option(
@@ -56,7 +55,7 @@ def compare_command(
         "--chunks",
         help="T of the memory-efficient peak: an integer >= 1, or 'channel' (one per chunk).",
     ),
-    no_memory: bool = opt.flag("--no-memory", "Leave out the activation memory columns."),
+    no_memory: bool = cli.flag("--no-memory", "Leave out the activation memory columns."),
     workers: str | None = typer.Option(
         None,
         "--workers",
@@ -75,23 +74,23 @@ def compare_command(
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="The dask scheduler's address, such as tcp://10.0.0.5:8786."
     ),
-    no_cache: bool = opt.flag(
+    no_cache: bool = cli.flag(
         "--no-cache",
         envvar="MBPROF_NO_CACHE",
         help="Neither read nor write the result cache (counts and memory of each "
         "configuration, kept by mbprof: see mbprof cache info).",
     ),
-    cache_latency: bool = opt.flag(
+    cache_latency: bool = cli.flag(
         "--cache-latency",
         "Keep timings in the result cache too, keyed by this machine's whole "
         "environment, and read them back instead of timing again.",
     ),
     *,
     latency: LatencySettings,
-    no_latency: bool = opt.flag(
+    no_latency: bool = cli.flag(
         "--no-latency", "Skip the latency measurement (counts and memory only)."
     ),
-    out: opt.Output,
+    out: cli.Output,
 ) -> None:
     """One row per (model, width, depth, resolution): MAdds, params, peak memory and latency
     on this machine side by side, with the published top-1 (and its source) where one exists.
@@ -117,11 +116,10 @@ def compare_command(
 
         check_figure_path(plot, "--plot")
     outputs = {**files, "--plot": plot, "--output": out.path, "--html": out.html}
-    opt.check_outputs(outputs, {"--accuracy": accuracy})
+    cli.check_outputs(outputs, {"--accuracy": accuracy})
     workers = None if workers is None else parsing.parse_int(workers, "--workers")
 
     from mbprof.api import make_specs, prepare_compare
-    from mbprof.cli._app import sweep_progress
     from mbprof.core import errors
     from mbprof.render.compare_view import compare_document
 
@@ -144,7 +142,7 @@ def compare_command(
         run.check_top1("--plot")
     rows: list[dict] = []
     interrupted = False
-    with sweep_progress(len(run.specs)) as progress:
+    with cli.sweep_progress(len(run.specs)) as progress:
         try:
             for row in run.rows(on_start=progress.start, on_phase=progress.phase):
                 rows.append(row)
@@ -162,7 +160,7 @@ def compare_command(
         typer.echo(f"wrote {plot}", err=True)
     for option, path in files.items():
         if path is not None:
-            opt.write_file(path, opt.render(doc, option[2:]))
+            cli.write_file(path, cli.render(doc, option[2:]))
     out.emit(doc)
     failed = [str(row["error"]) for row in rows if row.get("error")]
     tally = f"{len(failed)} of {len(rows)} configurations failed"
@@ -180,7 +178,7 @@ def compare_command(
     if ended:
         raise MbprofError(f"{ended[0]} ({tally}, see the error column)")
     if failed:
-        raise typer.Exit(opt.EXIT_FAILED)
+        raise typer.Exit(cli.EXIT_FAILED)
 
 
 def _warn(text: str) -> None:
@@ -195,8 +193,8 @@ IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".gif", ".webp", ".ti
 TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".md", ".txt", ".html")
 
 
-@app.command("plot")
-@opt.output_options
+@cli.app.command("plot")
+@cli.output_options
 def plot_command(
     frame: Path = typer.Argument(
         ..., help="A comparison written by mbprof: CSV (compare --csv) or JSON.", dir_okay=False
@@ -219,13 +217,13 @@ def plot_command(
         show_default="FRAME-Y-vs-X.png",
         dir_okay=False,
     ),
-    log_x: bool = opt.flag(
+    log_x: bool = cli.flag(
         "--log-x", "Logarithmic horizontal axis (ticks at 1, 2, 3 and 5 a decade)."
     ),
-    log_y: bool = opt.flag("--log-y", "Logarithmic vertical axis."),
+    log_y: bool = cli.flag("--log-y", "Logarithmic vertical axis."),
     title: str | None = typer.Option(None, "--title", metavar="TEXT", help="Figure title."),
     *,
-    out: opt.Output,
+    out: cli.Output,
 ) -> None:
     """Scatter one column against another, one point per configuration, with the Pareto
     frontier drawn and printed (a least-squares line when neither axis is accuracy).
@@ -256,10 +254,10 @@ def plot_command(
                 "another; give the figure's path once (--figure FILE), and --output a file "
                 "for the frontier table in --format"
             )
-        figure, option, out = out.path, "--output", opt.Output(out.fmt, None, out.html)
+        figure, option, out = out.path, "--output", cli.Output(out.fmt, None, out.html)
     figure = figure or Path(f"{frame.stem}-{y_axis.column}-vs-{x_axis.column}.png")
     check_figure_path(figure, option)
-    opt.check_outputs(
+    cli.check_outputs(
         {"--figure": figure, "--output": out.path, "--html": out.html}, {"FRAME": frame}
     )
 
@@ -285,9 +283,9 @@ SIDE = (
 )
 
 
-@app.command("diff")
-@opt.config_options
-@opt.output_options
+@cli.app.command("diff")
+@cli.config_options
+@cli.output_options
 def diff_command(
     before: str = typer.Argument(..., help=SIDE + "."),
     after: str = typer.Argument(..., help=SIDE + " (--width-after, ... where they differ)."),
@@ -302,7 +300,7 @@ def diff_command(
     res_after: str | None = typer.Option(
         None, "--res-after", metavar="RES", help="AFTER's resolution, when not --res's."
     ),
-    out: opt.Output,
+    out: cli.Output,
 ) -> None:
     """What a change did, and where: AFTER minus BEFORE, in total and per layer (matched by
     module path, then by structure), per spatial size of the activations, and in time where

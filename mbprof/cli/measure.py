@@ -6,18 +6,17 @@ from pathlib import Path
 
 import typer
 
-from mbprof.cli import _options as opt
-from mbprof.cli._app import app
+from mbprof.cli import _app as cli
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import parse_int
 from mbprof.core.settings import RUNTIMES, LatencySettings, memory_settings
 
-Grouping = opt.choices("Grouping", "layer", "module", "type")
+Grouping = cli.choices("Grouping", "layer", "module", "type")
 
 
-@app.command("profile")
-@opt.config_options
-@opt.output_options
+@cli.app.command("profile")
+@cli.config_options
+@cli.output_options
 def profile_command(
     model: str = typer.Argument(
         ...,
@@ -25,8 +24,8 @@ def profile_command(
     ),
     *,
     config: dict,
-    weights: Path | None = opt.WEIGHTS_OPTION,
-    engine: opt.Engine = opt.ENGINE_OPTION,
+    weights: Path | None = cli.WEIGHTS_OPTION,
+    engine: cli.Engine = cli.ENGINE_OPTION,
     by: Grouping = typer.Option(
         Grouping.layer,
         "--by",
@@ -41,7 +40,7 @@ def profile_command(
         help="Module depth of --by module, 2 unless given (features.3 is depth 2); given "
         "alone, it means --by module.",
     ),
-    out: opt.Output,
+    out: cli.Output,
 ) -> None:
     """Count MAdds and parameters of one configuration, in total and per layer, with its
     FLOPs in the 2-per-multiply-add convention beside them.
@@ -58,12 +57,12 @@ def profile_command(
     for line in result.missing:
         typer.echo(f"mbprof: not measured: {safe_text(line)}", err=True)
     if result.missing:
-        raise typer.Exit(opt.EXIT_FAILED)
+        raise typer.Exit(cli.EXIT_FAILED)
 
 
-@app.command("memory")
-@opt.config_options
-@opt.output_options
+@cli.app.command("memory")
+@cli.config_options
+@cli.output_options
 def memory_command(
     model: str = typer.Argument(..., help="Model name (see `mbprof models`)."),
     *,
@@ -81,16 +80,16 @@ def memory_command(
         "integer >= 1, or 'channel' for one channel per chunk (the paper's Table 3).",
     ),
     batch: str = typer.Option("1", "--batch", "-b", help="Images per forward pass (>= 1)."),
-    curve: Path | None = opt.file_option(
+    curve: Path | None = cli.file_option(
         "--curve",
         "Also write the live bytes at every op (both modes) to FILE.csv, or to FILE.json "
         "(the memory document, whose curve holds them).",
     ),
-    measure: bool = opt.flag(
+    measure: bool = cli.flag(
         "--measure",
         "Also run one real forward pass on the CPU in --dtype and measure its storages.",
     ),
-    out: opt.Output,
+    out: cli.Output,
 ) -> None:
     """Activation memory: largest tensor per spatial size, peak over one forward pass.
 
@@ -107,7 +106,7 @@ def memory_command(
         )
     if curve is not None and curve.suffix.lower() not in (".csv", ".json"):
         raise MbprofError(f"--curve: {str(curve)!r} must end in .csv or .json")
-    opt.check_outputs({"--curve": curve, "--output": out.path})
+    cli.check_outputs({"--curve": curve, "--output": out.path})
 
     from mbprof.api import make_spec, measure_memory_spec, memory_spec
     from mbprof.render.memory_view import curve_frame, memory_document
@@ -123,32 +122,32 @@ def memory_command(
 
         # JSON: the memory document itself (kind, schema version), whose "curve" is the rows
         text = to_json(doc) if curve.suffix.lower() == ".json" else None
-        opt.write_file(curve, text or curve_frame(report).to_csv(index=False, lineterminator="\n"))
+        cli.write_file(curve, text or curve_frame(report).to_csv(index=False, lineterminator="\n"))
     out.emit(doc)
 
 
-@app.command("bench")
-@opt.config_options
-@opt.latency_options
-@opt.output_options
+@cli.app.command("bench")
+@cli.config_options
+@cli.latency_options
+@cli.output_options
 def bench_command(
     model: str = typer.Argument(..., help="Model name (see `mbprof models`)."),
     *,
     config: dict,
-    weights: Path | None = opt.WEIGHTS_OPTION,
+    weights: Path | None = cli.WEIGHTS_OPTION,
     latency: LatencySettings,
-    layers: bool = opt.flag(
+    layers: bool = cli.flag(
         "--layers",
         "Also where the time goes, one row per layer: time and share, MAdds, bytes "
         "moved, arithmetic intensity, achieved GFLOP/s and GB/s, the ceiling it is under "
         f"({'; '.join(f'{n}: {r.layers}' for n, r in RUNTIMES.items() if r.layers)}).",
     ),
-    roofline: Path | None = opt.file_option(
+    roofline: Path | None = cli.file_option(
         "--roofline",
         "Also draw every layer by arithmetic intensity against achieved GFLOP/s under the "
         "machine's compute and memory ceilings (.png, .svg or .pdf; implies --layers).",
     ),
-    out: opt.Output,
+    out: cli.Output,
 ) -> None:
     """Measure the real inference latency of one configuration on this machine: median and
     spread per batch, runs, throughput, achieved GFLOP/s and its share of the machine, and
@@ -160,15 +159,14 @@ def bench_command(
         from mbprof.render.plots import check_figure_path
 
         check_figure_path(roofline, "--roofline")
-        opt.check_outputs({"--roofline": roofline, "--output": out.path, "--html": out.html})
+        cli.check_outputs({"--roofline": roofline, "--output": out.path, "--html": out.html})
         layers = True
     from mbprof.api import bench_spec, make_spec, resolve_latency
-    from mbprof.cli._app import sweep_progress
     from mbprof.render.latency_view import layers_document
 
     settings = resolve_latency(latency)  # checked once; what this machine cannot run: exit 2
     spec = make_spec(model, **config)
-    with sweep_progress(1) as progress:
+    with cli.sweep_progress(1) as progress:
         progress.start(spec)
         progress.phase(f"timing {settings.backend}" + (", then per layer" if layers else ""))
         result = bench_spec(spec, settings, weights=weights, layers=layers)  # refuses compile
