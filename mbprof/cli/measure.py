@@ -60,6 +60,15 @@ def profile_command(
         raise typer.Exit(cli.EXIT_FAILED)
 
 
+CHUNKS_OPTION = typer.Option(
+    "channel",
+    "--chunks",
+    "-T",
+    help="T, the chunks each expanded tensor is computed in (memory-efficient mode): an "
+    "integer >= 1, or 'channel' for one channel per chunk (the paper's Table 3).",
+)
+
+
 @cli.app.command("memory")
 @cli.config_options
 @cli.output_options
@@ -72,13 +81,7 @@ def memory_command(
         "--dtype",
         help="Bytes per activation element: fp16 or bf16 (2), fp32 (4), int8 (1).",
     ),
-    chunks: str = typer.Option(
-        "channel",
-        "--chunks",
-        "-T",
-        help="T, the chunks each expanded tensor is computed in (memory-efficient mode): an "
-        "integer >= 1, or 'channel' for one channel per chunk (the paper's Table 3).",
-    ),
+    chunks: str = CHUNKS_OPTION,
     batch: str = typer.Option("1", "--batch", "-b", help="Images per forward pass (>= 1)."),
     curve: Path | None = cli.file_option(
         "--curve",
