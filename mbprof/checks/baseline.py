@@ -84,10 +84,8 @@ def baseline_budgets(
         where = f"{source} row {number}"
         spec = spec_from_row(row, where)
         try:
-            limits = _row_limits(row, where, tolerances)
+            limits = _row_limits(row, tolerances)
         except MbprofError as exc:
-            if str(exc).startswith(where):
-                raise
             raise MbprofError(f"{where}: {exc}") from None
         if limits:
             budgets.append(Budget(spec, tuple(limits), source, None, "", number, from_rows=True))
@@ -96,7 +94,7 @@ def baseline_budgets(
     return budgets
 
 
-def _row_limits(row: Mapping[str, Any], where: str, tolerances: Mapping[str, float]) -> list:
+def _row_limits(row: Mapping[str, Any], tolerances: Mapping[str, float]) -> list:
     limits = []
     for column, key in COLUMN_KEYS.items():
         value = cell(row, column)
@@ -105,7 +103,7 @@ def _row_limits(row: Mapping[str, Any], where: str, tolerances: Mapping[str, flo
         try:
             value = float(value)
         except (TypeError, ValueError):
-            raise MbprofError(f"{where}: {column} {value!r} is not a number") from None
+            raise MbprofError(f"{column} {value!r} is not a number") from None
         if column != "latency_ms" and value.is_integer():
             value = int(value)  # counts and bytes stay integers
         settings: tuple = ()
@@ -127,5 +125,5 @@ def _row_limits(row: Mapping[str, Any], where: str, tolerances: Mapping[str, flo
                 fuse_bn=bool(cell(row, "fuse_bn") or False),
             )
         tolerance = tolerances.get(column, 0.0)
-        limits.append(Limit(key, value, "baseline", None, tolerance, settings, origin="baseline"))
+        limits.append(Limit(key, value, None, tolerance, settings, origin="baseline"))
     return limits

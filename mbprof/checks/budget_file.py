@@ -26,6 +26,15 @@ TABLE_KEYS = {
     "max_latency": (("limit", "tolerance", *LATENCY_IDENTITY, "min_time", "warmup"), "25 ms"),
     "max_model_size": (("limit", "backend", "quantize"), "4 MB"),
 }
+# What a limit's table may set, each checked by its rule: bool, (lowest, highest) integers,
+# or the values allowed. Threads have a fixed bound: checking saved results (--results) needs
+# no CPUs; measuring refuses more threads than this machine's logical CPUs, as --threads does.
+_LATENCY = dict(device=choices.DEVICES, backend=choices.BACKENDS, threads=(1, parsing.MAX_THREADS))
+_LATENCY |= dict(batch=(1, parsing.MAX_BATCH), dtype=choices.LATENCY_DTYPES, channels_last=bool)
+_LATENCY |= dict(fuse_bn=bool, warmup=(0, parsing.MAX_WARMUP), quantize=choices.QUANTIZE)
+_MEMORY = dict(dtype=choices.MEM_DTYPES, mode=choices.MEM_MODES)
+_SIZE = dict(backend=choices.INT8_BACKENDS, quantize=choices.QUANTIZE)
+SETTINGS = {"max_peak_memory": _MEMORY, "max_latency": _LATENCY, "max_model_size": _SIZE}
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
 _TYPE_NAMES |= {list: "an array", dict: "a table"}
 
@@ -82,39 +91,28 @@ class _BudgetReader:
         self.expect(ok, index, key, value, "a number > 0")
         return float(value)
 
-    def integer(self, table: Mapping, key: str, index: int, low: int, where="", high=None):
-        value, full = table.get(key), f"{where}.{key}" if where else key
-        if value is not None:
-            ok = _plain(value, int) and value >= low
-            self.expect(ok, index, full, value, f"an integer >= {low}")
-            if high is not None and value > high:
-                raise self.fail(f"{value} is too large; give at most {high:,}", index, full)
-        return value
-
-    def choice(self, table: Mapping[str, Any], key: str, index: int, where: str, allowed: tuple):
-        value = table.get(key)
-        if value is not None and value not in allowed:
-            raise self.fail(
-                f"{value!r} is not allowed; expected one of {', '.join(allowed)}"
-                f"{closest(str(value), allowed) if isinstance(value, str) else ''}",
-                index,
-                f"{where}.{key}",
-            )
-        return value
-
-    def boolean(self, table: Mapping[str, Any], key: str, index: int, where: str) -> bool | None:
-        value = table.get(key)
-        if value is not None:
-            self.expect(isinstance(value, bool), index, f"{where}.{key}", value, "true or false")
-        return value
-
-    def chunks(self, table: Mapping[str, Any], index: int, where: str) -> int | None:
-        value, full = table.get("chunks"), f"{where}.chunks"
+    def setting(self, table: Mapping, name: str, index: int, where: str, rule: Any) -> Any:
+        """``table[name]`` checked by ``rule``: bool, (lowest, highest) integers, or choices."""
+        value, full = table.get(name), f"{where}.{name}" if where else name
         if value is None:
             return None
-        wanted = f'an integer >= 1 or "{choices.CHUNKS_PER_CHANNEL}"'
-        self.expect(_plain(value, int, str), index, full, value, wanted)
-        return self.wrap(index, full, choices.parse_chunks, value, "chunks")
+        if rule is bool:
+            self.expect(isinstance(value, bool), index, full, value, "true or false")
+        elif isinstance(rule[0], int):
+            low, high = rule
+            self.expect(
+                _plain(value, int) and value >= low, index, full, value, f"an integer >= {low}"
+            )
+            if high is not None and value > high:
+                raise self.fail(f"{value} is too large; give at most {high:,}", index, full)
+        elif value not in rule:
+            raise self.fail(
+                f"{value!r} is not allowed; expected one of {', '.join(rule)}"
+                f"{closest(str(value), rule) if isinstance(value, str) else ''}",
+                index,
+                full,
+            )
+        return value
 
     def spec(self, table: Mapping[str, Any], index: int) -> ModelSpec:
         if "model" not in table:
@@ -129,7 +127,7 @@ class _BudgetReader:
         wanted = f'an integer >= {parsing.MIN_RESOLUTION} or a string like "160x224"'
         self.expect(_plain(res, int, str), index, "resolution", res, wanted)
         resolution = self.wrap(index, "resolution", parsing.parse_resolution, res, "resolution")
-        classes = self.integer(table, "classes", index, 1)
+        classes = self.setting(table, "classes", index, "", (1, None))
         args = table.get("args", {})
         wanted = "a table of builder arguments, e.g. args = { dropout = 0.2 }"
         self.expect(isinstance(args, dict), index, "args", args, wanted)
@@ -145,10 +143,10 @@ class _BudgetReader:
             resolution=resolution,
             num_classes=classes or 1000,
             kwargs=tuple(sorted(args.items())),
-            reparam=bool(self.boolean(table, "reparam", index, "budget")),
+            reparam=bool(self.setting(table, "reparam", index, "budget", bool)),
         )
 
-    def limit_value(self, value: Any, index: int, key: str, kind: str) -> tuple[float, str]:
+    def limit_value(self, value: Any, index: int, key: str, kind: str) -> float:
         """A limit in its metric's unit: '300M' -> 3e8, '1.2 MB' -> 1.2e6, '25 ms' -> 25.0."""
         examples = {"count": '"300M"', "bytes": '"1.2 MB"', "ms": '"25 ms"'}[kind]
         self.expect(
@@ -160,37 +158,42 @@ class _BudgetReader:
         number = self.wrap(index, key, parse, value, "limit")
         if number <= 0:
             raise self.fail(f"{value!r} is not allowed; a limit must be > 0", index, key)
-        return number, str(value)
+        return number
 
     def limit(self, entry: Any, index: int, key: str) -> Limit:
         """A limit alone, or a table of the limit with the settings it is measured under."""
         kind = METRICS[key].kind
         if kind == "count" or not isinstance(entry, dict):
-            value, text = self.limit_value(entry, index, key, kind)
-            entry = {}
+            value, entry = self.limit_value(entry, index, key, kind), {}
         else:
             keys, example = TABLE_KEYS[key]
             self.unknown_keys(entry, keys, index, key)
             if "limit" not in entry:
                 raise self.fail(f"no 'limit' in the table, e.g. limit = \"{example}\"", index, key)
-            value, text = self.limit_value(entry["limit"], index, f"{key}.limit", kind)
-        tolerance, settings = 0.0, ()
+            value = self.limit_value(entry["limit"], index, f"{key}.limit", kind)
+        tolerance, min_time = (
+            self.latency(entry, index, key) if key == "max_latency" else (0.0, None)
+        )
+        rules = SETTINGS.get(key, {})
+        given = {name: self.setting(entry, name, index, key, rule) for name, rule in rules.items()}
+        settings: tuple = ()
         if key == "max_peak_memory":
-            dtype = self.choice(entry, "dtype", index, key, choices.MEM_DTYPES) or "fp16"
-            mode = self.choice(entry, "mode", index, key, choices.MEM_MODES) or "materialized"
-            chunks = self.chunks(entry, index, key)
+            chunks, full = entry.get("chunks"), f"{key}.chunks"
+            if chunks is not None:
+                wanted = f'an integer >= 1 or "{choices.CHUNKS_PER_CHANNEL}"'
+                self.expect(_plain(chunks, int, str), index, full, chunks, wanted)
+                chunks = self.wrap(index, full, choices.parse_chunks, chunks, "chunks")
+            dtype, mode = given["dtype"] or "fp16", given["mode"] or "materialized"
             settings = (("dtype", dtype), ("mode", mode), ("chunks", chunks))
         elif key == "max_latency":
-            tolerance, settings = self.latency(entry, index, key)
+            settings = latency_settings(**given, min_time_ms=min_time)
         elif key == "max_model_size":
             # The default latency settings but for these (a latency limit under the same
             # settings shares the run).
-            backend = self.choice(entry, "backend", index, key, choices.INT8_BACKENDS)
-            quantize = self.choice(entry, "quantize", index, key, choices.QUANTIZE)
-            settings = latency_settings(backend=backend or "executorch", quantize=quantize)
-        return Limit(key, value, text, self.lines.budget(index, key), tolerance, settings)
+            settings = latency_settings(**given | {"backend": given["backend"] or "executorch"})
+        return Limit(key, value, self.lines.budget(index, key), tolerance, settings)
 
-    def latency(self, entry: dict[str, Any], index: int, key: str) -> tuple[float, Any]:
+    def latency(self, entry: dict[str, Any], index: int, key: str) -> tuple[float, float | None]:
         tolerance = 10.0
         if "tolerance" in entry:
             full = f"{key}.tolerance"
@@ -206,20 +209,7 @@ class _BudgetReader:
                 too_long = f"{min_time!r} is too long; give at most {parsing.MAX_MIN_TIME_S:g} s"
                 raise self.fail(too_long, index, full)
             min_time = ms
-        return tolerance, latency_settings(
-            device=self.choice(entry, "device", index, key, choices.DEVICES),
-            backend=self.choice(entry, "backend", index, key, choices.BACKENDS),
-            # A fixed bound here: checking saved results (--results) needs no CPUs; measuring
-            # refuses more threads than this machine's logical CPUs, as --threads does.
-            threads=self.integer(entry, "threads", index, 1, key, parsing.MAX_THREADS),
-            batch=self.integer(entry, "batch", index, 1, key, parsing.MAX_BATCH),
-            dtype=self.choice(entry, "dtype", index, key, choices.LATENCY_DTYPES),
-            channels_last=self.boolean(entry, "channels_last", index, key),
-            fuse_bn=self.boolean(entry, "fuse_bn", index, key),
-            min_time_ms=min_time,
-            warmup=self.integer(entry, "warmup", index, 0, key, parsing.MAX_WARMUP),
-            quantize=self.choice(entry, "quantize", index, key, choices.QUANTIZE),
-        )
+        return tolerance, min_time
 
     def limits(self, table: Mapping[str, Any], index: int) -> list[Limit]:
         limits: list[Limit] = []

@@ -40,7 +40,6 @@ class Limit:
 
     key: str  # a key of METRICS
     value: float  # counts and bytes as integers, latency in ms
-    text: str  # as written in the file
     line: int | None = None
     tolerance_pct: float = 0.0
     settings: tuple[tuple[str, Any], ...] = ()

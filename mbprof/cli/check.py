@@ -7,35 +7,20 @@ from pathlib import Path
 
 import typer
 
-from mbprof.cli._app import app, results_stream
-from mbprof.cli._options import (
-    ENGINE_OPTION,
-    OUTPUT_OPTION,
-    REPARAM_OPTION,
-    Engine,
-    check_outputs,
-    choices,
-    emit,
-    file_option,
-    flag,
-    write_file,
-)
+from mbprof.cli import _app as cli
 
-EXIT_EXCEEDED = 1
+CheckFormat = cli.choices("CheckFormat", "table", "csv", "json", "markdown", "github")
 
 
-CheckFormat = choices("CheckFormat", "table", "csv", "json", "markdown", "github")
-
-
-@app.command("check")
+@cli.app.command("check")
 def check_command(
     budgets: Path | None = typer.Argument(
         None, help="A TOML budget file (see examples/budgets.toml).", dir_okay=False
     ),
-    baseline: Path | None = file_option(
+    baseline: Path | None = cli.file_option(
         "--baseline", "A saved result (mbprof compare --json FILE) to guard against regressions."
     ),
-    update_baseline: bool = flag(
+    update_baseline: bool = cli.flag(
         "--update-baseline",
         "Rewrite the baseline with the fresh figures (its regressions then do not fail).",
     ),
@@ -45,10 +30,12 @@ def check_command(
         help="Baseline tolerance GROUP=PERCENT, GROUP one of madds, params, memory, latency "
         "(defaults: 0%, 0%, 0%, 15%). Repeatable.",
     ),
-    results: Path | None = file_option(
+    results: Path | None = cli.file_option(
         "--results", "Check figures saved by mbprof compare (JSON or CSV) instead of measuring."
     ),
-    junit: Path | None = file_option("--junit", "Also write JUnit XML, one testcase per limit."),
+    junit: Path | None = cli.file_option(
+        "--junit", "Also write JUnit XML, one testcase per limit."
+    ),
     fmt: CheckFormat = typer.Option(
         CheckFormat.table,
         "--format",
@@ -65,14 +52,14 @@ def check_command(
         "registered models only. Repeatable, or comma-separated; '*' allows any module, "
         "so any code the files name.",
     ),
-    allow_unstable: bool = flag(
+    allow_unstable: bool = cli.flag(
         "--allow-unstable",
         "Pass a latency limit whose measurement was unstable (a busy machine: it is "
         "neither held nor exceeded), with a warning, instead of failing.",
     ),
-    reparam: bool = REPARAM_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    engine: Engine = ENGINE_OPTION,
+    reparam: bool = cli.REPARAM_OPTION,
+    output: Path | None = cli.OUTPUT_OPTION,
+    engine: cli.Engine = cli.ENGINE_OPTION,
 ) -> None:
     """Check limits on MAdds, params, peak memory and latency; exit 1 when one is exceeded.
 
@@ -95,7 +82,7 @@ def check_command(
     written = {"--output": output, "--junit": junit}
     read = {"BUDGETS": budgets, "--results": results}
     (written if update_baseline else read)["--baseline"] = baseline
-    check_outputs(written, read)
+    cli.check_outputs(written, read)
 
     try:
         run = prepare_check(
@@ -112,14 +99,12 @@ def check_command(
     except BudgetFileError as exc:
         if fmt is CheckFormat.github:
             line = view.annotation("error", exc.reason, exc.source, exc.line, "mbprof budget file")
-            results_stream().write(line + "\n")
+            cli.results_stream().write(line + "\n")
         raise
     if not run.configurations:  # saved results: nothing to measure
         outcome = run.run()
     else:
-        from mbprof.cli._app import sweep_progress
-
-        with sweep_progress(run.configurations) as progress:  # one step a configuration
+        with cli.sweep_progress(run.configurations) as progress:  # one step a configuration
             outcome = run.run(
                 on_start=progress.start,
                 on_phase=progress.phase,
@@ -129,10 +114,8 @@ def check_command(
     notes = view.environment_notes(outcome.rows)
     doc = view.check_document(results, view.check_title(budgets, baseline), notes)
     if junit is not None:
-        write_file(junit, view.junit_xml(results, outcome.seconds, allow_unstable))
-    if fmt is not CheckFormat.github:
-        emit(doc, fmt.value, output)
-    else:
+        cli.write_file(junit, view.junit_xml(results, outcome.seconds, allow_unstable))
+    if fmt is CheckFormat.github:
         text = view.github_annotations(results, allow_unstable)
         summary = view.github_summary(doc, results, allow_unstable)
         if step_summary := os.environ.get("GITHUB_STEP_SUMMARY", ""):
@@ -140,10 +123,7 @@ def check_command(
                 handle.write(summary)
         else:
             text += summary
-        if output is not None:
-            write_file(output, text)
-        else:
-            results_stream().write(text)  # the real stdout: user code's prints go to stderr
+    cli.emit(text if fmt is CheckFormat.github else doc, fmt.value, output)
     if update_baseline:
         write_baseline(outcome, baseline)
         configurations = len(outcome.baseline_rows)
@@ -151,4 +131,4 @@ def check_command(
     for line in view.failure_lines(outcome.deciding, allow_unstable):
         typer.echo(line, err=True)
     if failing(outcome.deciding, allow_unstable):
-        raise typer.Exit(EXIT_EXCEEDED)
+        raise typer.Exit(cli.EXIT_FAILED)

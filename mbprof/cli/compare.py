@@ -6,38 +6,15 @@ from pathlib import Path
 
 import typer
 
-from mbprof.cli._app import app
-from mbprof.cli._options import (
-    ARG_OPTION,
-    CLASSES_OPTION,
-    ENGINE_OPTION,
-    EXIT_MISSING,
-    REPARAM_OPTION,
-    Engine,
-    Output,
-    check_outputs,
-    config_options,
-    file_option,
-    flag,
-    latency_options,
-    output_options,
-    render,
-    write_file,
-)
+from mbprof.cli import _app as cli
+from mbprof.core import parsing
 from mbprof.core.errors import MbprofError
-from mbprof.core.parsing import (
-    parse_float_list,
-    parse_int,
-    parse_kwargs,
-    parse_name_list,
-    parse_resolution_list,
-)
 from mbprof.core.settings import LatencySettings
 
 
-@app.command("compare")
-@latency_options
-@output_options
+@cli.app.command("compare")
+@cli.latency_options
+@cli.output_options
 def compare_command(
     models: str = typer.Option(
         "mobilenet_v2",
@@ -53,19 +30,19 @@ def compare_command(
         "-r",
         help="Comma-separated resolutions: 96,224 or HEIGHTxWIDTH like 160x224.",
     ),
-    classes: str = CLASSES_OPTION,
-    arg: list[str] | None = ARG_OPTION,
-    engine: Engine = ENGINE_OPTION,
-    reparam: bool = REPARAM_OPTION,
-    csv: Path | None = file_option("--csv", "Also write the table as CSV."),
-    json: Path | None = file_option("--json", "Also write the table as JSON."),
-    markdown: Path | None = file_option("--markdown", "Also write the table as Markdown."),
-    accuracy: Path | None = file_option(
+    classes: str = cli.CLASSES_OPTION,
+    arg: list[str] | None = cli.ARG_OPTION,
+    engine: cli.Engine = cli.ENGINE_OPTION,
+    reparam: bool = cli.REPARAM_OPTION,
+    csv: Path | None = cli.file_option("--csv", "Also write the table as CSV."),
+    json: Path | None = cli.file_option("--json", "Also write the table as JSON."),
+    markdown: Path | None = cli.file_option("--markdown", "Also write the table as Markdown."),
+    accuracy: Path | None = cli.file_option(
         "--accuracy",
         "CSV of your own accuracy figures (model, width, depth, resolution, top1; "
         "optional top5, source), used before the published figures mbprof ships.",
     ),
-    plot: Path | None = file_option(
+    plot: Path | None = cli.file_option(
         "--plot", "Also draw top-1 against MAdds with the Pareto frontier (.png, .svg or .pdf)."
     ),
     mem_dtype: str = typer.Option(
@@ -78,7 +55,7 @@ def compare_command(
         "--chunks",
         help="T of the memory-efficient peak: an integer >= 1, or 'channel' (one per chunk).",
     ),
-    no_memory: bool = flag("--no-memory", "Leave out the activation memory columns."),
+    no_memory: bool = cli.flag("--no-memory", "Leave out the activation memory columns."),
     workers: str | None = typer.Option(
         None,
         "--workers",
@@ -97,23 +74,23 @@ def compare_command(
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="The dask scheduler's address, such as tcp://10.0.0.5:8786."
     ),
-    no_cache: bool = flag(
+    no_cache: bool = cli.flag(
         "--no-cache",
         envvar="MBPROF_NO_CACHE",
         help="Neither read nor write the result cache (counts and memory of each "
         "configuration, kept by mbprof: see mbprof cache info).",
     ),
-    cache_latency: bool = flag(
+    cache_latency: bool = cli.flag(
         "--cache-latency",
         "Keep timings in the result cache too, keyed by this machine's whole "
         "environment, and read them back instead of timing again.",
     ),
     *,
     latency: LatencySettings,
-    no_latency: bool = flag(
+    no_latency: bool = cli.flag(
         "--no-latency", "Skip the latency measurement (counts and memory only)."
     ),
-    out: Output,
+    out: cli.Output,
 ) -> None:
     """One row per (model, width, depth, resolution): MAdds, params, peak memory and latency
     on this machine side by side, with the published top-1 (and its source) where one exists.
@@ -125,12 +102,12 @@ def compare_command(
     Example: mbprof compare --widths 0.35,0.5,1.0,1.4 --res 96,224 --threads 2 --csv sweep.csv
     """
     grid = dict(
-        models=parse_name_list(models, "--models"),
-        widths=parse_float_list(widths, "--widths"),
-        depths=parse_float_list(depths, "--depths"),
-        resolutions=parse_resolution_list(res, "--res"),
-        num_classes=parse_int(classes, "--classes"),
-        kwargs=dict(parse_kwargs(arg)),
+        models=parsing.parse_name_list(models, "--models"),
+        widths=parsing.parse_float_list(widths, "--widths"),
+        depths=parsing.parse_float_list(depths, "--depths"),
+        resolutions=parsing.parse_resolution_list(res, "--res"),
+        num_classes=parsing.parse_int(classes, "--classes"),
+        kwargs=dict(parsing.parse_kwargs(arg)),
         reparam=reparam,
     )
     files = {"--csv": csv, "--json": json, "--markdown": markdown}
@@ -139,11 +116,10 @@ def compare_command(
 
         check_figure_path(plot, "--plot")
     outputs = {**files, "--plot": plot, "--output": out.path, "--html": out.html}
-    check_outputs(outputs, {"--accuracy": accuracy})
-    workers = None if workers is None else parse_int(workers, "--workers")
+    cli.check_outputs(outputs, {"--accuracy": accuracy})
+    workers = None if workers is None else parsing.parse_int(workers, "--workers")
 
     from mbprof.api import make_specs, prepare_compare
-    from mbprof.cli._app import sweep_progress
     from mbprof.core import errors
     from mbprof.render.compare_view import compare_document
 
@@ -166,7 +142,7 @@ def compare_command(
         run.check_top1("--plot")
     rows: list[dict] = []
     interrupted = False
-    with sweep_progress(len(run.specs)) as progress:
+    with cli.sweep_progress(len(run.specs)) as progress:
         try:
             for row in run.rows(on_start=progress.start, on_phase=progress.phase):
                 rows.append(row)
@@ -184,7 +160,7 @@ def compare_command(
         typer.echo(f"wrote {plot}", err=True)
     for option, path in files.items():
         if path is not None:
-            write_file(path, render(doc, option[2:]))
+            cli.write_file(path, cli.render(doc, option[2:]))
     out.emit(doc)
     failed = [str(row["error"]) for row in rows if row.get("error")]
     tally = f"{len(failed)} of {len(rows)} configurations failed"
@@ -202,7 +178,7 @@ def compare_command(
     if ended:
         raise MbprofError(f"{ended[0]} ({tally}, see the error column)")
     if failed:
-        raise typer.Exit(EXIT_MISSING)
+        raise typer.Exit(cli.EXIT_FAILED)
 
 
 def _warn(text: str) -> None:
@@ -217,31 +193,8 @@ IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".gif", ".webp", ".ti
 TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".md", ".txt", ".html")
 
 
-def figure_and_output(figure: Path | None, out: Output, default: str) -> tuple[Path, str, Output]:
-    """(figure path, the option that named it, where the table goes): --output FILE.png too."""
-    import difflib
-
-    suffix = out.path.suffix.lower() if out.path is not None else ""
-    near = difflib.get_close_matches(suffix, IMAGE_SUFFIXES, 1)
-    if near and suffix not in IMAGE_SUFFIXES + TABLE_SUFFIXES:
-        # a typo of an image's extension (x.pgn) would get the frontier table, not a figure
-        raise MbprofError(
-            f"--output {str(out.path)!r}: {suffix} is no figure extension (did you mean "
-            f"{near[0]}?); a figure is .png, .svg or .pdf"
-        )
-    if suffix in IMAGE_SUFFIXES:
-        if figure is not None:
-            raise MbprofError(
-                f"--output {str(out.path)!r} names an image and --figure {str(figure)!r} "
-                "another; give the figure's path once (--figure FILE), and --output a file "
-                "for the frontier table in --format"
-            )
-        return out.path, "--output", Output(out.fmt, None, out.html)
-    return (figure if figure is not None else Path(default)), "--figure", out
-
-
-@app.command("plot")
-@output_options
+@cli.app.command("plot")
+@cli.output_options
 def plot_command(
     frame: Path = typer.Argument(
         ..., help="A comparison written by mbprof: CSV (compare --csv) or JSON.", dir_okay=False
@@ -264,11 +217,13 @@ def plot_command(
         show_default="FRAME-Y-vs-X.png",
         dir_okay=False,
     ),
-    log_x: bool = flag("--log-x", "Logarithmic horizontal axis (ticks at 1, 2, 3 and 5 a decade)."),
-    log_y: bool = flag("--log-y", "Logarithmic vertical axis."),
+    log_x: bool = cli.flag(
+        "--log-x", "Logarithmic horizontal axis (ticks at 1, 2, 3 and 5 a decade)."
+    ),
+    log_y: bool = cli.flag("--log-y", "Logarithmic vertical axis."),
     title: str | None = typer.Option(None, "--title", metavar="TEXT", help="Figure title."),
     *,
-    out: Output,
+    out: cli.Output,
 ) -> None:
     """Scatter one column against another, one point per configuration, with the Pareto
     frontier drawn and printed (a least-squares line when neither axis is accuracy).
@@ -279,13 +234,32 @@ def plot_command(
 
     Example: mbprof plot sweep.csv --x madds --y top1 --log-x --figure pareto.png
     """
+    import difflib
+
     from mbprof.render.plots import check_figure_path, resolve_axis
 
     x_axis, y_axis = resolve_axis(x, "--x"), resolve_axis(y, "--y")
-    default = f"{frame.stem}-{y_axis.column}-vs-{x_axis.column}.png"
-    figure, option, out = figure_and_output(figure, out, default)
+    suffix, option = out.path.suffix.lower() if out.path is not None else "", "--figure"
+    near = difflib.get_close_matches(suffix, IMAGE_SUFFIXES, 1)
+    if near and suffix not in IMAGE_SUFFIXES + TABLE_SUFFIXES:
+        # a typo of an image's extension (x.pgn) would get the frontier table, not a figure
+        raise MbprofError(
+            f"--output {str(out.path)!r}: {suffix} is no figure extension (did you mean "
+            f"{near[0]}?); a figure is .png, .svg or .pdf"
+        )
+    if suffix in IMAGE_SUFFIXES:  # --output FILE.png: the figure, and the table to stdout
+        if figure is not None:
+            raise MbprofError(
+                f"--output {str(out.path)!r} names an image and --figure {str(figure)!r} "
+                "another; give the figure's path once (--figure FILE), and --output a file "
+                "for the frontier table in --format"
+            )
+        figure, option, out = out.path, "--output", cli.Output(out.fmt, None, out.html)
+    figure = figure or Path(f"{frame.stem}-{y_axis.column}-vs-{x_axis.column}.png")
     check_figure_path(figure, option)
-    check_outputs({"--figure": figure, "--output": out.path, "--html": out.html}, {"FRAME": frame})
+    cli.check_outputs(
+        {"--figure": figure, "--output": out.path, "--html": out.html}, {"FRAME": frame}
+    )
 
     from mbprof.frame.rows import read_frame
     from mbprof.render.plots import frontier_document, plot_frame
@@ -309,9 +283,9 @@ SIDE = (
 )
 
 
-@app.command("diff")
-@config_options
-@output_options
+@cli.app.command("diff")
+@cli.config_options
+@cli.output_options
 def diff_command(
     before: str = typer.Argument(..., help=SIDE + "."),
     after: str = typer.Argument(..., help=SIDE + " (--width-after, ... where they differ)."),
@@ -326,7 +300,7 @@ def diff_command(
     res_after: str | None = typer.Option(
         None, "--res-after", metavar="RES", help="AFTER's resolution, when not --res's."
     ),
-    out: Output,
+    out: cli.Output,
 ) -> None:
     """What a change did, and where: AFTER minus BEFORE, in total and per layer (matched by
     module path, then by structure), per spatial size of the activations, and in time where

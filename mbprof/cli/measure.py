@@ -6,32 +6,17 @@ from pathlib import Path
 
 import typer
 
-from mbprof.cli._app import app
-from mbprof.cli._options import (
-    ENGINE_OPTION,
-    WEIGHTS_OPTION,
-    Engine,
-    Output,
-    check_outputs,
-    choices,
-    config_options,
-    exit_if_missing,
-    file_option,
-    flag,
-    latency_options,
-    output_options,
-    write_file,
-)
+from mbprof.cli import _app as cli
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import parse_int
 from mbprof.core.settings import RUNTIMES, LatencySettings, memory_settings
 
-Grouping = choices("Grouping", "layer", "module", "type")
+Grouping = cli.choices("Grouping", "layer", "module", "type")
 
 
-@app.command("profile")
-@config_options
-@output_options
+@cli.app.command("profile")
+@cli.config_options
+@cli.output_options
 def profile_command(
     model: str = typer.Argument(
         ...,
@@ -39,8 +24,8 @@ def profile_command(
     ),
     *,
     config: dict,
-    weights: Path | None = WEIGHTS_OPTION,
-    engine: Engine = ENGINE_OPTION,
+    weights: Path | None = cli.WEIGHTS_OPTION,
+    engine: cli.Engine = cli.ENGINE_OPTION,
     by: Grouping = typer.Option(
         Grouping.layer,
         "--by",
@@ -55,7 +40,7 @@ def profile_command(
         help="Module depth of --by module, 2 unless given (features.3 is depth 2); given "
         "alone, it means --by module.",
     ),
-    out: Output,
+    out: cli.Output,
 ) -> None:
     """Count MAdds and parameters of one configuration, in total and per layer, with its
     FLOPs in the 2-per-multiply-add convention beside them.
@@ -63,17 +48,18 @@ def profile_command(
     Example: mbprof profile mobilenet_v2 --width 1.0 --res 224 --by type --format markdown
     """
     from mbprof.api import make_spec, profile_spec
+    from mbprof.render.document import safe_text
     from mbprof.render.profile_view import check_grouping, profile_document
 
     grouping, depth = check_grouping(by.value, max_depth)
     result = profile_spec(make_spec(model, **config), weights=weights, engine=engine.value)
     out.emit(profile_document(result, grouping, depth))
-    exit_if_missing(result.missing)
+    for line in result.missing:
+        typer.echo(f"mbprof: not measured: {safe_text(line)}", err=True)
+    if result.missing:
+        raise typer.Exit(cli.EXIT_FAILED)
 
 
-DTYPE_OPTION = typer.Option(
-    "fp16", "--dtype", help="Bytes per activation element: fp16 or bf16 (2), fp32 (4), int8 (1)."
-)
 CHUNKS_OPTION = typer.Option(
     "channel",
     "--chunks",
@@ -83,26 +69,30 @@ CHUNKS_OPTION = typer.Option(
 )
 
 
-@app.command("memory")
-@config_options
-@output_options
+@cli.app.command("memory")
+@cli.config_options
+@cli.output_options
 def memory_command(
     model: str = typer.Argument(..., help="Model name (see `mbprof models`)."),
     *,
     config: dict,
-    dtype: str = DTYPE_OPTION,
+    dtype: str = typer.Option(
+        "fp16",
+        "--dtype",
+        help="Bytes per activation element: fp16 or bf16 (2), fp32 (4), int8 (1).",
+    ),
     chunks: str = CHUNKS_OPTION,
     batch: str = typer.Option("1", "--batch", "-b", help="Images per forward pass (>= 1)."),
-    curve: Path | None = file_option(
+    curve: Path | None = cli.file_option(
         "--curve",
         "Also write the live bytes at every op (both modes) to FILE.csv, or to FILE.json "
         "(the memory document, whose curve holds them).",
     ),
-    measure: bool = flag(
+    measure: bool = cli.flag(
         "--measure",
         "Also run one real forward pass on the CPU in --dtype and measure its storages.",
     ),
-    out: Output,
+    out: cli.Output,
 ) -> None:
     """Activation memory: largest tensor per spatial size, peak over one forward pass.
 
@@ -119,7 +109,7 @@ def memory_command(
         )
     if curve is not None and curve.suffix.lower() not in (".csv", ".json"):
         raise MbprofError(f"--curve: {str(curve)!r} must end in .csv or .json")
-    check_outputs({"--curve": curve, "--output": out.path})
+    cli.check_outputs({"--curve": curve, "--output": out.path})
 
     from mbprof.api import make_spec, measure_memory_spec, memory_spec
     from mbprof.render.memory_view import curve_frame, memory_document
@@ -135,32 +125,32 @@ def memory_command(
 
         # JSON: the memory document itself (kind, schema version), whose "curve" is the rows
         text = to_json(doc) if curve.suffix.lower() == ".json" else None
-        write_file(curve, text or curve_frame(report).to_csv(index=False, lineterminator="\n"))
+        cli.write_file(curve, text or curve_frame(report).to_csv(index=False, lineterminator="\n"))
     out.emit(doc)
 
 
-@app.command("bench")
-@config_options
-@latency_options
-@output_options
+@cli.app.command("bench")
+@cli.config_options
+@cli.latency_options
+@cli.output_options
 def bench_command(
     model: str = typer.Argument(..., help="Model name (see `mbprof models`)."),
     *,
     config: dict,
-    weights: Path | None = WEIGHTS_OPTION,
+    weights: Path | None = cli.WEIGHTS_OPTION,
     latency: LatencySettings,
-    layers: bool = flag(
+    layers: bool = cli.flag(
         "--layers",
         "Also where the time goes, one row per layer: time and share, MAdds, bytes "
         "moved, arithmetic intensity, achieved GFLOP/s and GB/s, the ceiling it is under "
         f"({'; '.join(f'{n}: {r.layers}' for n, r in RUNTIMES.items() if r.layers)}).",
     ),
-    roofline: Path | None = file_option(
+    roofline: Path | None = cli.file_option(
         "--roofline",
         "Also draw every layer by arithmetic intensity against achieved GFLOP/s under the "
         "machine's compute and memory ceilings (.png, .svg or .pdf; implies --layers).",
     ),
-    out: Output,
+    out: cli.Output,
 ) -> None:
     """Measure the real inference latency of one configuration on this machine: median and
     spread per batch, runs, throughput, achieved GFLOP/s and its share of the machine, and
@@ -172,15 +162,14 @@ def bench_command(
         from mbprof.render.plots import check_figure_path
 
         check_figure_path(roofline, "--roofline")
-        check_outputs({"--roofline": roofline, "--output": out.path, "--html": out.html})
+        cli.check_outputs({"--roofline": roofline, "--output": out.path, "--html": out.html})
         layers = True
     from mbprof.api import bench_spec, make_spec, resolve_latency
-    from mbprof.cli._app import sweep_progress
     from mbprof.render.latency_view import layers_document
 
     settings = resolve_latency(latency)  # checked once; what this machine cannot run: exit 2
     spec = make_spec(model, **config)
-    with sweep_progress(1) as progress:
+    with cli.sweep_progress(1) as progress:
         progress.start(spec)
         progress.phase(f"timing {settings.backend}" + (", then per layer" if layers else ""))
         result = bench_spec(spec, settings, weights=weights, layers=layers)  # refuses compile

@@ -6,18 +6,17 @@ from pathlib import Path
 
 import typer
 
-from mbprof.cli._app import app
-from mbprof.cli._options import Output, check_outputs, flag, output_options
+from mbprof.cli import _app as cli
 from mbprof.core.parsing import parse_choice, parse_int, parse_positive_float
 from mbprof.core.settings import BACKENDS, spoken
 
 
-@app.command("models")
-@output_options
+@cli.app.command("models")
+@cli.output_options
 def models_command(
     pattern: str = typer.Argument("*", help="Shell-style filter such as 'mobilenet*'."),
     *,
-    out: Output,
+    out: cli.Output,
 ) -> None:
     """List the registered architectures and the knobs each one takes.
 
@@ -35,8 +34,8 @@ def models_command(
     out.emit(models_document([get_model_info(n) for n in names]))
 
 
-@app.command("cost")
-@output_options
+@cli.app.command("cost")
+@cli.output_options
 def cost_command(
     input_shape: str = typer.Option(
         ..., "--input", "-i", help="Input feature map HEIGHTxWIDTHxCHANNELS, such as 28x28x3."
@@ -51,7 +50,7 @@ def cost_command(
         "added on each side.",
     ),
     *,
-    out: Output,
+    out: cli.Output,
 ) -> None:
     """Multiplications of one KxK convolution layer, standard against depthwise-separable
     (a depthwise KxK then a pointwise 1x1), by hand from the shapes.
@@ -65,14 +64,14 @@ def cost_command(
     out.emit(cost_document(cost))
 
 
-@app.command("cache")
-@output_options
+@cli.app.command("cache")
+@cli.output_options
 def cache_command(
     action: str = typer.Argument(
         "info", help="info (the folder, its entries and their size) or clear (remove them)."
     ),
     *,
-    out: Output,
+    out: cli.Output,
 ) -> None:
     """The result cache that compare reads and writes: counts and memory of each
     configuration (and, with --cache-latency, timings), in $MBPROF_CACHE_DIR or
@@ -87,8 +86,8 @@ def cache_command(
     out.emit(cache_document(clear_cache() if cleared else cache_info(), cleared=cleared))
 
 
-@app.command("reproduce")
-@output_options
+@cli.app.command("reproduce")
+@cli.output_options
 def reproduce_command(
     folder: Path = typer.Option(
         Path("reports"),
@@ -97,7 +96,7 @@ def reproduce_command(
         "it wrote are replaced; yours are kept).",
         file_okay=False,
     ),
-    no_latency: bool = flag("--no-latency", "Count only; skip the latency measurements."),
+    no_latency: bool = cli.flag("--no-latency", "Count only; skip the latency measurements."),
     threads: str = typer.Option(
         "1", "--threads", help="Threads for the CPU latency column (1: one core, as the paper)."
     ),
@@ -112,7 +111,7 @@ def reproduce_command(
         "phone latencies predicted by each runtime here), or all.",
     ),
     *,
-    out: Output,
+    out: cli.Output,
 ) -> None:
     """Regenerate the MobileNetV2 paper's Tables 3 and 4 beside mbprof's figures, the width x
     resolution sweep as CSV, the Pareto figures and an index, in one folder. Latency is
@@ -136,13 +135,12 @@ def reproduce_command(
     written = {
         f"--out ({name})": folder / name for name in sorted(planned_files(chosen)) + [MANIFEST]
     }
-    check_outputs({**written, "--output": out.path}, new=True)
+    cli.check_outputs({**written, "--output": out.path}, new=True)
     from mbprof.api.reporting import prepare_reproduce
-    from mbprof.cli._app import sweep_progress
     from mbprof.render.command_views import reproduce_document
 
     run = prepare_reproduce(folder, parts=chosen, latency=not no_latency, latency_options=options)
-    with sweep_progress(run.total) as progress:
+    with cli.sweep_progress(run.total) as progress:
         result = run.write(on_start=progress.start, on_done=progress.done)
     doc = reproduce_document(result)
     if out.html is not None:  # the figures it wrote, inline
