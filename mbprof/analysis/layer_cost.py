@@ -12,6 +12,8 @@ from mbprof.core.parsing import parse_int
 
 @dataclass(frozen=True)
 class ConvCost:
+    """Multiplications and weights of one KxK convolution, standard and depthwise-separable."""
+
     in_h: int
     in_w: int
     in_channels: int
@@ -19,51 +21,15 @@ class ConvCost:
     kernel: int
     stride: int
     padding: str  # "same", "valid" or the pixels added on each side, as text
-
-    @property
-    def out_hw(self) -> tuple[int, int]:
-        return (
-            output_size(self.in_h, self.kernel, self.stride, self.padding),
-            output_size(self.in_w, self.kernel, self.stride, self.padding),
-        )
-
-    @property
-    def out_pixels(self) -> int:
-        h, w = self.out_hw
-        return h * w
-
-    @property
-    def standard(self) -> int:
-        return self.kernel**2 * self.in_channels * self.filters * self.out_pixels
-
-    @property
-    def depthwise(self) -> int:
-        return self.kernel**2 * self.in_channels * self.out_pixels
-
-    @property
-    def pointwise(self) -> int:
-        return self.in_channels * self.filters * self.out_pixels
-
-    @property
-    def separable(self) -> int:
-        return self.depthwise + self.pointwise
-
-    @property
-    def ratio(self) -> float:
-        """How many times fewer multiplications the separable layer needs."""
-        return self.standard / self.separable
-
-    @property
-    def standard_params(self) -> int:
-        return self.kernel**2 * self.in_channels * self.filters
-
-    @property
-    def depthwise_params(self) -> int:
-        return self.kernel**2 * self.in_channels
-
-    @property
-    def pointwise_params(self) -> int:
-        return self.in_channels * self.filters
+    out_hw: tuple[int, int]
+    depthwise_params: int
+    pointwise_params: int
+    standard_params: int
+    depthwise: int
+    pointwise: int
+    standard: int
+    separable: int
+    ratio: float  # how many times fewer multiplications the separable layer needs
 
 
 def output_size(size: int, kernel: int, stride: int, padding: str) -> int:
@@ -115,4 +81,8 @@ def layer_cost(
                 f"give a kernel <= {smallest}",
                 field="kernel",
             )
-    return ConvCost(height, width, channels, filters, kernel, stride, padding)
+    out_hw = tuple(output_size(n, kernel, stride, padding) for n in (height, width))
+    pixels, dw, pw = math.prod(out_hw), kernel**2 * channels, channels * filters
+    std, sep = dw * filters * pixels, (dw + pw) * pixels
+    geometry = (height, width, channels, filters, kernel, stride, padding, out_hw)
+    return ConvCost(*geometry, dw, pw, dw * filters, dw * pixels, pw * pixels, std, sep, std / sep)
