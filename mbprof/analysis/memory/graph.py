@@ -84,7 +84,7 @@ class Graph:
     outputs: tuple[int, ...] = ()  # the model's output values
     input_value: int | None = None
     consumers: list[list[int]] = field(default_factory=list)  # value -> node indices
-    # names of the parameters some op read (``mbprof.analysis.used_params``' definition)
+    # names of the parameters some op read (``params_used`` of ``mbprof.analysis.counting``)
     params_read: frozenset[str] = frozenset()
 
     def leaf_output_sizes(self, leaves: set[str]) -> dict[str, tuple[int, int]]:
