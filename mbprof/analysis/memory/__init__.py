@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from torch import nn
 
 from mbprof.analysis.collector import collector_paused
-from mbprof.analysis.memory.blocks import find_blocks
 from mbprof.analysis.memory.graph import Graph
 from mbprof.analysis.memory.schedules import (
     batch_norm_statistics,
+    find_blocks,
     materialized_buffers,
     peak_point,
     per_resolution,
