@@ -275,8 +275,13 @@ def count(
 def _from_graph(model: nn.Module, graph: Graph) -> tuple[dict, set[int]]:
     """The leaves' output sizes and the parameters read, from the meta-device trace."""
     leaves = {name for name, m in model.named_modules() if next(m.children(), None) is None}
+    sizes: dict[str, tuple[int, int]] = {}
+    for node in graph.nodes:  # a leaf's last op: its output
+        if node.module in leaves and node.outputs:
+            shape = graph.values[node.outputs[0]].shape
+            sizes[node.module] = (shape[-2], shape[-1]) if len(shape) == 4 else None
     read = {id(p) for name, p in model.named_parameters() if name in graph.params_read}
-    return graph.leaf_output_sizes(leaves), read
+    return {name: hw for name, hw in sizes.items() if hw}, read
 
 
 def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None) -> CountReport:

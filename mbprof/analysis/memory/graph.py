@@ -68,12 +68,8 @@ class Node:
     args: tuple = ()
 
     @property
-    def batch_norm(self) -> bool:
-        return self.name in BATCH_NORM
-
-    @property
     def elementwise(self) -> bool:
-        return self.pointwise or self.batch_norm or self.name in ELEMENTWISE_EXTRA
+        return self.pointwise or self.name in BATCH_NORM or self.name in ELEMENTWISE_EXTRA
 
 
 @dataclass
@@ -86,18 +82,6 @@ class Graph:
     consumers: list[list[int]] = field(default_factory=list)  # value -> node indices
     # names of the parameters some op read (``params_used`` of ``mbprof.analysis.counting``)
     params_read: frozenset[str] = frozenset()
-
-    def leaf_output_sizes(self, leaves: set[str]) -> dict[str, tuple[int, int]]:
-        """Output HxW of each module in ``leaves`` whose last op wrote a 4-d tensor."""
-        sizes: dict[str, tuple[int, int]] = {}
-        for node in self.nodes:
-            if node.module in leaves and node.outputs:
-                shape = self.values[node.outputs[0]].shape
-                if len(shape) == 4:
-                    sizes[node.module] = (shape[-2], shape[-1])
-                else:
-                    sizes.pop(node.module, None)
-        return sizes
 
     def kind(self, value: int) -> str:
         return self.buffers[self.values[value].buffer].kind

@@ -86,15 +86,10 @@ def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object |
     base = name[:-1] if name.endswith("_") else name
     others = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.Tensor)]
     if base in BINARY_SAME and len(others) == 1:
-        other = others[0]
-        same = (other.shape, other.dtype, other.stride()) == (
-            first.shape,
-            first.dtype,
-            first.stride(),
-        )
-    else:
-        same = base in SAME_AS_INPUT and not others
-    if not same:
+        same = [(t.shape, t.dtype, t.stride()) for t in (first, others[0])]
+        if same[0] != same[1]:
+            return None
+    elif base not in SAME_AS_INPUT or others:
         return None
     if name.endswith("_"):
         return first  # in place: the op returns its input

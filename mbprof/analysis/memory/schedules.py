@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mbprof.analysis.memory.graph import ACT, Graph, Node, Value, is_unary
-from mbprof.analysis.memory.ops import ALIAS, PAD, REDUCE
+from mbprof.analysis.memory.ops import ALIAS, BATCH_NORM, PAD, REDUCE
 from mbprof.core.records import ChunkedBlock, LivePoint, ResolutionMemory
 
 
@@ -213,10 +213,6 @@ def find_blocks(graph: Graph) -> list[Region]:
     return regions
 
 
-def chunk_channels(channels: int, chunks: int | None) -> int:
-    return 1 if chunks is None else math.ceil(channels / min(chunks, channels))
-
-
 def module_counts(graph: Graph, nodes: Iterable[int]) -> Counter[str]:
     """How many ops reading activations run inside each module path (recursively)."""
     counts: Counter[str] = Counter()
@@ -264,7 +260,7 @@ def batch_norm_statistics(graph: Graph) -> set[int]:
     return {
         b
         for node in graph.nodes
-        if node.batch_norm
+        if node.name in BATCH_NORM
         for b in (graph.values[v].buffer for v in node.outputs[1:])
         if graph.buffers[b].created_at == node.index
     }
@@ -346,7 +342,7 @@ def schedule(
             continue
         if node.index != region.exit_node:
             continue
-        per_chunk = chunk_channels(region.channels, chunks)
+        per_chunk = math.ceil(region.channels / min(chunks or region.channels, region.channels))
         chunk = max(
             value_bytes(v) // region.channels * per_chunk
             for v in region.spatial

@@ -130,13 +130,8 @@ def conv_info(name: str, args: tuple, kwargs: dict) -> Conv | None:
         in_channels, out_channels = weight.shape[0], weight.shape[1] * groups
     else:
         in_channels, out_channels = weight.shape[1] * groups, weight.shape[0]
-    return Conv(
-        in_channels=int(in_channels),
-        out_channels=int(out_channels),
-        kernel=tuple(int(k) for k in weight.shape[2:]),
-        groups=groups,
-        transposed=transposed,
-    )
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    return Conv(int(in_channels), int(out_channels), kernel, groups, transposed)
 
 
 @collector_paused()
