@@ -14,7 +14,6 @@ ACT, PARAM, INPUT, CONST = "act", "param", "input", "const"
 class Buffer:
     """One storage: what an allocator would hand out."""
 
-    index: int
     nbytes: int  # as traced
     itemsize: int
     floating: bool
@@ -26,7 +25,6 @@ class Buffer:
 class Value:
     """One tensor an op produced (a new version after an in-place op, a view of a buffer)."""
 
-    index: int
     buffer: int
     shape: tuple[int, ...]
     contiguous: bool

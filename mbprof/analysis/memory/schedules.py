@@ -309,7 +309,7 @@ def schedule(
     rep: dict[int, int] | range,
     dropped: set[int] = frozenset(),
     regions: Sequence[Region] = (),
-    size: dict[int, int] | None = None,
+    size: Sequence[int] | None = None,
     element: int = 0,
     chunks: int | None = None,
 ) -> tuple[list[Step], list[ChunkedBlock]]:
@@ -384,7 +384,7 @@ def alive(spans: Iterable[tuple[int, int, int]], steps: int) -> list[int]:
 
 
 def simulate(
-    steps: Sequence[Step], size: dict[int, int], keep: Iterable[int] = ()
+    steps: Sequence[Step], size: Sequence[int], keep: Iterable[int] = ()
 ) -> list[tuple[Step, LivePoint]]:
     """Live bytes at each step that touches an activation."""
     first: dict[int, int] = {}
@@ -426,7 +426,7 @@ def resolution_of(shape: tuple[int, ...]) -> tuple[tuple[int, int], int] | None:
 
 
 def per_resolution(
-    points: Sequence[tuple[Step, LivePoint]], size: dict[int, int]
+    points: Sequence[tuple[Step, LivePoint]], size: Sequence[int]
 ) -> tuple[ResolutionMemory, ...]:
     """Per spatial size: the largest buffer, and the op with the most bytes there."""
     shape_of: dict[int, tuple[int, ...]] = {}

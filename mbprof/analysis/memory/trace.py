@@ -40,7 +40,7 @@ class _Recorder(TorchDispatchMode):
         self.storage_buffer[storage_key(tensor)] = index = len(self.graph.buffers)
         floating = tensor.is_floating_point() or tensor.is_complex()
         self.graph.buffers.append(
-            Buffer(index, storage.nbytes(), tensor.element_size(), floating, kind, created_at)
+            Buffer(storage.nbytes(), tensor.element_size(), floating, kind, created_at)
         )
         return index
 
@@ -48,7 +48,7 @@ class _Recorder(TorchDispatchMode):
         self.current[id(tensor)] = index = len(self.graph.values)
         shape = tuple(int(d) for d in tensor.shape)
         nbytes = tensor.numel() * tensor.element_size()
-        self.graph.values.append(Value(index, buffer, shape, tensor.is_contiguous(), nbytes))
+        self.graph.values.append(Value(buffer, shape, tensor.is_contiguous(), nbytes))
         self.keep.append(tensor)
         return index
 
