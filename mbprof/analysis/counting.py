@@ -16,10 +16,9 @@ from torch.overrides import TorchFunctionMode
 
 from mbprof.analysis.collector import collector_paused, loggers_at_error, removed_after
 from mbprof.analysis.flops import multiply_adds
-from mbprof.analysis.footprint import meta_state
 from mbprof.analysis.memory.graph import Graph, Node
 from mbprof.analysis.memory.ops import BATCH_NORM
-from mbprof.analysis.memory.trace import tensors
+from mbprof.analysis.memory.trace import meta_state, tensors
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, LayerRow
 

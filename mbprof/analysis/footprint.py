@@ -15,6 +15,7 @@ from torch.utils._pytree import tree_leaves
 
 from mbprof.analysis.collector import removed_after
 from mbprof.analysis.memory.graph import ACT, INPUT, Graph
+from mbprof.analysis.memory.trace import meta_state
 from mbprof.core.errors import MbprofError, ResourceError, UserCodeExit
 
 FLOAT32_BYTES = 4
@@ -146,12 +147,6 @@ def size_parameters(build: Callable[[], nn.Module], budget: int) -> ParamSizing:
         model = build()
     note = "parameters counted by building it for real, stopped had they outgrown free memory"
     return ParamSizing(model, REAL, f"{note}: {why}")
-
-
-def meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Meta-device stand-ins for ``model``'s parameters and buffers (tied ones once)."""
-    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-    return {name: torch.empty_like(t, device="meta") for name, t in state.items()}
 
 
 class _Bounded(TorchDispatchMode):

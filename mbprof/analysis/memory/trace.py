@@ -134,6 +134,13 @@ def conv_info(name: str, args: tuple, kwargs: dict) -> Conv | None:
     return Conv(int(in_channels), int(out_channels), kernel, groups, transposed)
 
 
+def meta_state(model: nn.Module, device: str = "meta") -> dict[str, torch.Tensor]:
+    """Stand-ins without data for ``model``'s parameters and buffers (tied ones once, as
+    ``functional_call`` ties them)."""
+    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    return {name: torch.empty_like(t, device=device) for name, t in state.items()}
+
+
 @collector_paused()
 def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
     """Run ``model`` once on the meta device (else fake CPU tensors) and record its ops."""
@@ -151,17 +158,11 @@ def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
 def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) -> Graph:
     device = "cpu" if fake is not None else "meta"
     with fake or nullcontext():
-        params = dict(model.named_parameters())  # tied weights once: functional_call ties them
-        state = {**params, **dict(model.named_buffers())}
-        meta_state = {
-            name: torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
-            for name, t in state.items()
-        }
+        state = meta_state(model, device)
         floating = [t.dtype for t in state.values() if t.is_floating_point()]
         dtype = floating[0] if floating else torch.float32
         example = torch.empty(tuple(input_shape), dtype=dtype, device=device)
-    param_keys = {storage_key(t) for t in meta_state.values()}
-    builder = _Recorder(param_keys, example)
+    builder = _Recorder({storage_key(t) for t in state.values()}, example)
 
     names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
 
@@ -182,7 +183,7 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
     try:
         with removed_after(handles), torch.no_grad(), torch.device(device), fake or nullcontext():
             with builder:
-                output = torch.func.functional_call(model, meta_state, (example,), strict=False)
+                output = torch.func.functional_call(model, state, (example,), strict=False)
     except MbprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure means the graph cannot be traced
@@ -205,6 +206,8 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
             graph.consumers[v].append(node.index)
     # A parameter's storage has a buffer once an op took it (or a view of it) as an argument.
     graph.params_read = frozenset(
-        name for name in params if storage_key(meta_state[name]) in builder.storage_buffer
+        name
+        for name, _ in model.named_parameters()
+        if storage_key(state[name]) in builder.storage_buffer
     )
     return graph
