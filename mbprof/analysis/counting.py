@@ -18,7 +18,7 @@ from mbprof.analysis.collector import collector_paused, loggers_at_error, remove
 from mbprof.analysis.flops import multiply_adds
 from mbprof.analysis.memory.graph import Graph, Node
 from mbprof.analysis.memory.ops import BATCH_NORM
-from mbprof.analysis.memory.trace import meta_state, tensors
+from mbprof.analysis.memory.trace import meta_state, tensors, trace
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, LayerRow
 
@@ -257,8 +257,6 @@ def count(
                 f"trace {type(model).__name__} ({type(exc).__name__}: {first_line})",
             )
     if graph is None:
-        from mbprof.analysis.memory.trace import trace
-
         try:
             graph = trace(model, (1, *input_shape[1:]))
         except MbprofError:
@@ -272,7 +270,6 @@ def count(
 
 
 def _from_graph(model: nn.Module, graph: Graph) -> tuple[dict, set[int]]:
-    """The leaves' output sizes and the parameters read, from the meta-device trace."""
     leaves = {name for name, m in model.named_modules() if next(m.children(), None) is None}
     sizes: dict[str, tuple[int, int]] = {}
     for node in graph.nodes:  # a leaf's last op: its output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 # Element-wise ops that torch does not tag as pointwise.
@@ -42,18 +44,10 @@ SAME_AS_INPUT = frozenset(
 BINARY_SAME = frozenset({"add", "mul", "sub", "div"})
 
 
-_OP_INFO: dict[torch._ops.OpOverload, tuple[str, bool]] = {}
-
-
+@functools.cache
 def op_info(func: torch._ops.OpOverload) -> tuple[str, bool]:
     """An op's aten name and whether torch tags it pointwise, looked up once per op."""
-    info = _OP_INFO.get(func)
-    if info is None:
-        info = _OP_INFO[func] = (
-            func._schema.name.split("::")[-1],
-            torch.Tag.pointwise in func.tags,
-        )
-    return info
+    return func._schema.name.split("::")[-1], torch.Tag.pointwise in func.tags
 
 
 def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object | None:

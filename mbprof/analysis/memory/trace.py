@@ -36,12 +36,10 @@ class _Recorder(TorchDispatchMode):
         return False  # nothing here is compiled: do not import torch._dynamo (seconds) for it
 
     def _new_buffer(self, tensor: torch.Tensor, kind: str, created_at: int | None) -> int:
-        storage = tensor.untyped_storage()
         self.storage_buffer[storage_key(tensor)] = index = len(self.graph.buffers)
         floating = tensor.is_floating_point() or tensor.is_complex()
-        self.graph.buffers.append(
-            Buffer(storage.nbytes(), tensor.element_size(), floating, kind, created_at)
-        )
+        nbytes = tensor.untyped_storage().nbytes()
+        self.graph.buffers.append(Buffer(nbytes, tensor.element_size(), floating, kind, created_at))
         return index
 
     def _new_value(self, tensor: torch.Tensor, buffer: int) -> int:
