@@ -43,14 +43,6 @@ class Conv:
     groups: int
     transposed: bool
 
-    @property
-    def depthwise(self) -> bool:
-        return not self.transposed and 1 < self.groups == self.in_channels == self.out_channels
-
-    @property
-    def dense(self) -> bool:
-        return not self.transposed and self.groups == 1
-
 
 @dataclass
 class Node:

@@ -41,7 +41,7 @@ def small(value: Value) -> bool:
 
 def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     conv = start.conv
-    if conv is None or not conv.dense or conv.out_channels <= conv.in_channels:
+    if conv is None or conv.transposed or conv.groups != 1 or conv.out_channels <= conv.in_channels:
         return None
     acts = graph.act_inputs(start)
     if len(acts) != 1 or not start.outputs:
@@ -51,8 +51,7 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     side: set[int] = set()
     region = [start.index]
     reduce_nodes: list[int] = []
-    reentry = False
-    has_depthwise = False
+    reentry = has_depthwise = False
     project: Node | None = None
     outside_side_consumers: set[int] = set()
     horizon = max(graph.consumers[start.outputs[0]], default=-1)
@@ -79,7 +78,7 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
         c = node.conv
         if (
             c is not None
-            and c.dense
+            and (c.groups, c.transposed) == (1, False)
             and all(k == 1 for k in c.kernel)
             and in_spatial
             and not outside
@@ -113,7 +112,7 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
         if len(out.shape) != 4 or out.shape[1] != channels:
             return None
         if c is not None:
-            if not c.depthwise:
+            if c.transposed or not 1 < c.groups == c.in_channels == c.out_channels:  # depthwise
                 return None
             has_depthwise = True
         elif node.name not in PAD and (
