@@ -11,11 +11,10 @@ import torch
 from torch import nn
 from torch.nn.modules import module as nn_module
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from mbprof.analysis.collector import removed_after
 from mbprof.analysis.memory.graph import ACT, INPUT, Graph
-from mbprof.analysis.memory.trace import meta_state
+from mbprof.analysis.memory.trace import meta_state, tensors
 from mbprof.core.errors import MbprofError, ResourceError, UserCodeExit
 
 FLOAT32_BYTES = 4
@@ -158,9 +157,7 @@ class _Bounded(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         out = func(*args, **(kwargs or {}))
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor):
-                self.total += t.numel() * t.element_size()
+        self.total += sum(t.numel() * t.element_size() for t in tensors(out))
         if self.total > self.budget:
             raise OverBudget(self.total, "activations (a real forward pass, stopped)")
         return out

@@ -69,14 +69,6 @@ def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object |
         channels = first.shape[1] if first.dim() > 1 else 0
         stats = (channels,) if name == "native_batch_norm" else (0,)
         return _like(first), first.new_empty(stats), first.new_empty(stats)
-    if name in ("mean", "sum") and len(args) >= 2 and isinstance(args[1], (list, tuple)):
-        dims = {d % first.dim() for d in args[1]} if args[1] else set(range(first.dim()))
-        keepdim = bool(args[2]) if len(args) > 2 else bool(kwargs.get("keepdim", False))
-        dtype = kwargs.get("dtype") or first.dtype
-        shape = [
-            1 if i in dims else n for i, n in enumerate(first.shape) if keepdim or i not in dims
-        ]
-        return first.new_empty(shape, dtype=dtype)
     base = name[:-1] if name.endswith("_") else name
     others = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.Tensor)]
     if base in BINARY_SAME and len(others) == 1:
