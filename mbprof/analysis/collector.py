@@ -64,12 +64,8 @@ def quiet(
         yield buffer
 
 
-# ExecuTorch and the export below it log through these.
-EXECUTORCH_LOGGERS = ("torch", "torchao", "executorch", "torch.fx.experimental.symbolic_shapes")
-
-
 @contextmanager
-def native_quiet(loggers: tuple[str, ...] = EXECUTORCH_LOGGERS) -> Iterator[list[str]]:
+def native_quiet() -> Iterator[list[str]]:
     """Silence ExecuTorch's C++ logs (fd 2), log records and warnings; yields the captured text."""
     captured: list[str] = []
     sys.stdout.flush()
@@ -79,6 +75,8 @@ def native_quiet(loggers: tuple[str, ...] = EXECUTORCH_LOGGERS) -> Iterator[list
         for fd in (1, 2):
             os.dup2(tmp.fileno(), fd)
         try:
+            # ExecuTorch and the export below it log through these
+            loggers = ("torch", "torchao", "executorch", "torch.fx.experimental.symbolic_shapes")
             with quiet(loggers) as buffer:
                 try:
                     yield captured

@@ -1,21 +1,24 @@
-"""MAdds and parameters, per layer and in total, with fvcore."""
+"""MAdds and parameters, per layer and in total, with fvcore (or from the meta-device trace),
+and the parameters the inference forward pass reads: ``params_used``."""
 
 from __future__ import annotations
 
 import math
 import warnings
 from collections import Counter
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
-from mbprof.analysis import used_params
 from mbprof.analysis.collector import collector_paused, loggers_at_error, removed_after
 from mbprof.analysis.flops import multiply_adds
 from mbprof.analysis.memory.graph import Graph, Node
 from mbprof.analysis.memory.ops import BATCH_NORM
+from mbprof.analysis.memory.trace import meta_state, tensors, trace
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, LayerRow
 
@@ -154,6 +157,83 @@ def _dispatch(model: nn.Module, graph: Graph) -> tuple[dict, Counter[str]]:
     return by_module, uncounted
 
 
+# Tensor methods and functions that copy a tensor's value out to Python.
+VALUE_READS = frozenset(
+    {"item", "tolist", "__bool__", "__int__", "__float__", "__index__", "__complex__", "equal"}
+)
+# ... and those that read only its metadata (besides every property getter, ``__get__``:
+# shape, dtype, device, ``.T`` - a view, whose later use is seen by its storage).
+METADATA = frozenset(
+    (
+        "__get__ size dim ndimension numel nelement stride storage_offset element_size is_contiguous "
+        "is_floating_point is_complex get_device data_ptr untyped_storage __len__"
+    ).split()
+)
+NAMED_AT_MOST = 4
+
+
+def _storage(tensor: torch.Tensor) -> int:
+    try:
+        return tensor.untyped_storage()._cdata
+    # NotImplementedError (a subclass of RuntimeError) for a tensor without storage (sparse,
+    # nested); RuntimeError for one whose storage cannot be read here
+    except RuntimeError:
+        return 0
+
+
+class _Reads(TorchFunctionMode):
+    """Inside it: the ``id()`` of each parameter of ``model`` (or of its stand-in in ``state``)
+    an op reads, into ``read``; ``values_read``: whether a tensor's value went to Python."""
+
+    def __init__(self, model: nn.Module, state: dict[str, torch.Tensor] | None = None) -> None:
+        super().__init__()
+        self.owners: dict[int, list[int]] = {}  # storage -> ids of the parameters there
+        for name, param in model.named_parameters():
+            tensor = param if state is None else state[name]
+            self.owners.setdefault(_storage(tensor), []).append(id(param))
+        self.read: set[int] = set()
+        self.values_read = False
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in VALUE_READS:
+            self.values_read = True
+        if name not in METADATA:
+            for tensor in tensors((args, kwargs)):
+                self.read.update(self.owners.get(_storage(tensor), ()))
+        return func(*args, **kwargs)
+
+
+def read_parameters(model: nn.Module, input_shape: Sequence[int]) -> _Reads:
+    """The parameters one eval-mode forward pass of ``model`` on ``input_shape`` reads."""
+    state = meta_state(model)
+    try:
+        example = torch.zeros(tuple(input_shape), device="meta")
+        with torch.no_grad(), torch.device("meta"), _Reads(model, state) as seen:
+            torch.func.functional_call(model, state, (example,), strict=False)
+        return seen
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - it reads tensor values: once for real
+        pass
+    with torch.inference_mode(), _Reads(model) as seen:
+        model(torch.zeros(tuple(input_shape)))
+    return seen
+
+
+def unused_modules(model: nn.Module, read: Collection[int]) -> list[str]:
+    """The outermost modules that hold parameters none of which was read."""
+    names: list[str] = []
+    for name, module in model.named_modules():
+        if not name or any(name.startswith(f"{outer}.") for outer in names):
+            continue
+        held = list(module.parameters())
+        if held and not any(id(p) in read for p in held):
+            names.append(name)
+    return names
+
+
 @collector_paused()
 def count(
     model: nn.Module,
@@ -177,8 +257,6 @@ def count(
                 f"trace {type(model).__name__} ({type(exc).__name__}: {first_line})",
             )
     if graph is None:
-        from mbprof.analysis.memory.trace import trace
-
         try:
             graph = trace(model, (1, *input_shape[1:]))
         except MbprofError:
@@ -187,15 +265,19 @@ def count(
             raise failure from None  # neither engine can: fvcore's reason, as before
     by_module, uncounted = _dispatch(model, graph)
     batch = graph.values[graph.input_value].shape[0]
-    report = _report(model, batch, by_module, *_from_graph(model, graph), uncounted)
+    report = _report(model, batch, by_module, uncounted, *_from_graph(model, graph))
     return replace(report, engine="dispatch", notes=notes + report.notes)
 
 
-def _from_graph(model: nn.Module, graph: Graph) -> tuple[dict, used_params.ParamReads]:
-    """The leaves' output sizes and the parameters read, from the meta-device trace."""
+def _from_graph(model: nn.Module, graph: Graph) -> tuple[dict, set[int]]:
     leaves = {name for name, m in model.named_modules() if next(m.children(), None) is None}
-    read = frozenset(id(p) for name, p in model.named_parameters() if name in graph.params_read)
-    return graph.leaf_output_sizes(leaves), used_params.ParamReads(read, on_meta=True)
+    sizes: dict[str, tuple[int, int]] = {}
+    for node in graph.nodes:  # a leaf's last op: its output
+        if node.module in leaves and node.outputs:
+            shape = graph.values[node.outputs[0]].shape
+            sizes[node.module] = (shape[-2], shape[-1]) if len(shape) == 4 else None
+    read = {id(p) for name, p in model.named_parameters() if name in graph.params_read}
+    return {name: hw for name, hw in sizes.items() if hw}, read
 
 
 def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None) -> CountReport:
@@ -220,29 +302,30 @@ def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None)
     if graph is not None:
         with loggers_at_error([FVCORE_LOGGER]):
             by_module = analysis.by_module_and_operator()  # fvcore traces the model here
-        sizes, reads = _from_graph(model, graph)
+        sizes, read, values_read = *_from_graph(model, graph), False
     else:
         sizes: dict[str, tuple[int, int]] = {}
         quiet = loggers_at_error([FVCORE_LOGGER])
-        with _output_sizes(model, sizes), quiet, used_params.recording(model) as seen:
+        with _output_sizes(model, sizes), quiet, _Reads(model) as seen:
             by_module = analysis.by_module_and_operator()  # the sizes and reads in the same pass
-        reads = seen.reads()
-        if reads.values_read:
+        if seen.values_read:
             # Under jit's tracer a shape is a tensor: ``x.shape[-2] == 224`` looks like a value
             # read. Only a pass without the tracer tells (on the meta device when it runs there).
-            reads = used_params.read_parameters(model, (1, *input_shape[1:]))
+            seen = read_parameters(model, (1, *input_shape[1:]))
+        read, values_read = seen.read, seen.values_read
     unsupported = analysis.unsupported_ops()
     uncounted = Counter({op: n for op, n in unsupported.items() if op.startswith("aten::")})
-    return _report(model, batch, by_module, sizes, reads, uncounted)
+    return _report(model, batch, by_module, uncounted, sizes, read, values_read)
 
 
 def _report(
     model: nn.Module,
     batch: int,
     by_module: dict,
-    sizes: dict[str, tuple[int, int]],
-    reads: used_params.ParamReads,
     uncounted: Counter[str],
+    sizes: dict[str, tuple[int, int]],
+    read: set[int],
+    values_read: bool = False,
 ) -> CountReport:
     """The rows and totals from fvcore's counts per module (``by_module``)."""
     layers: list[LayerRow] = []
@@ -259,7 +342,6 @@ def _report(
         madds = int(sum(n for op, n in own.items() if op in MADD_OPS)) // batch
         other = {op: int(n) // batch for op, n in own.items() if op not in MADD_OPS and n}
         params = sum(p.numel() for p in held)
-        used = sum(p.numel() for p in held if id(p) in reads.read)
         if not (madds or other or params):
             continue  # activations, dropout, containers: no cost of their own
         other_by_op.update(other)
@@ -272,17 +354,34 @@ def _report(
                 params=params,
                 out_hw=sizes.get(name),
                 **_layer_geometry(module),
-                params_used=used,
+                params_used=sum(p.numel() for p in held if id(p) in read),
             )
         )
-    total, read = sum(p.numel() for p in model.parameters()), used_params.count_read(model, reads)
+    total = sum(p.numel() for p in model.parameters())
+    used = sum(p.numel() for p in model.parameters() if id(p) in read)  # tied ones once
     madds = sum(row.madds for row in layers)
     attention = int(by_module.get("", {}).get("scaled_dot_product_attention", 0)) // batch
-    said = (
-        f"fused attention (scaled_dot_product_attention) is {attention:,} of the {madds:,} "
-        f"MAdds: fvcore's own handles, and timm's published GMACs, leave it out "
-        f"({madds - attention:,})",
-    )
+    notes = []
+    if used != total:
+        unused = unused_modules(model, read)
+        named = ", ".join(unused[:NAMED_AT_MOST])
+        if len(unused) > NAMED_AT_MOST:
+            named += f" and {len(unused) - NAMED_AT_MOST} more"
+        notes.append(
+            f"params_used {used:,} of {total:,}: the inference forward pass never "
+            f"reads {total - used:,} parameters" + (f" (in {named})" if named else "")
+        )
+    if values_read:
+        notes.append(
+            "the forward pass reads tensor values into Python (.item(), a tensor as an if "
+            "condition): the counts are for the path an all-zeros input takes"
+        )
+    if attention:
+        notes.append(
+            f"fused attention (scaled_dot_product_attention) is {attention:,} of the {madds:,} "
+            f"MAdds: fvcore's own handles, and timm's published GMACs, leave it out "
+            f"({madds - attention:,})"
+        )
     return CountReport(
         madds=madds,
         params=total,
@@ -290,7 +389,7 @@ def _report(
         layers=tuple(layers),
         other_flops_by_op=dict(other_by_op),
         uncounted_ops=dict(uncounted),
-        params_used=read,
-        notes=used_params.notes(model, reads, total, read) + said * bool(attention),
+        params_used=used,
+        notes=tuple(notes),
         attention_madds=attention,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Sequence
 from functools import partial
 
@@ -11,6 +12,7 @@ from torch import nn
 from torch.utils._pytree import tree_map_only
 
 from mbprof.analysis.collector import removed_after
+from mbprof.analysis.memory.trace import tensors
 from mbprof.core.errors import ModelRunError
 
 # In the order timm's reparameterize_model tries them: a module answers to the first it has.
@@ -22,16 +24,8 @@ def _hook(module: nn.Module) -> str | None:
     return next((name for name in HOOKS if callable(getattr(module, name, None))), None)
 
 
-def _tensors(value: object) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [t for item in value for t in _tensors(item)]
-    return []
-
-
 def _same(built: object, deployed: object) -> bool:
-    a, b = _tensors(built), _tensors(deployed)
+    a, b = tensors(built), tensors(deployed)
     return len(a) == len(b) and all(
         x.shape == y.shape
         and (not x.numel() or float((x - y).abs().max()) <= RTOL * float(x.abs().max()) + 1e-6)
@@ -63,7 +57,7 @@ def reparameterize(model: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Mod
     with removed_after(handles):
         model(torch.randn(tuple(input_shape), generator=torch.Generator().manual_seed(0)))
     before = sum(p.numel() for p in built.parameters())
-    ran: dict[str, int] = {}
+    ran: Counter[str] = Counter()
 
     def deploy(module: nn.Module, name: str) -> nn.Module:
         hook = _hook(module)
@@ -79,7 +73,7 @@ def reparameterize(model: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Mod
                         f"({type(module).__name__}) changes its output (more than {RTOL:g} "
                         "relative); its deployed form would not compute what was built"
                     )
-            ran[hook] = ran.get(hook, 0) + 1
+            ran[hook] += 1
             module = new
         for child_name, child in list(module.named_children()):
             new_child = deploy(child, f"{name}.{child_name}" if name else child_name)
@@ -112,10 +106,7 @@ def _fold_traced(model: nn.Module) -> tuple[nn.Module, int]:
 
     traced = symbolic_trace(model)
     modules = dict(traced.named_modules())
-    calls: dict[str, int] = {}
-    for node in traced.graph.nodes:
-        if node.op == "call_module":
-            calls[node.target] = calls.get(node.target, 0) + 1
+    calls = Counter(node.target for node in traced.graph.nodes if node.op == "call_module")
     folded = 0
     for node in list(traced.graph.nodes):
         if node.op != "call_module" or len(node.args) != 1 or node.kwargs:

@@ -10,6 +10,7 @@ from torch import nn
 
 from mbprof.analysis.memory.graph import Graph, Node
 from mbprof.analysis.memory.ops import BATCH_NORM, CONV, REDUCE, SAME_AS_INPUT
+from mbprof.analysis.memory.trace import trace
 from mbprof.core.records import FlopsCount
 
 # kind -> its rule, in the order a report lists them.
@@ -76,10 +77,7 @@ def count_flops(
     model: nn.Module, input_shape: Sequence[int], graph: Graph | None = None
 ) -> FlopsCount:
     """FLOPs of ``model`` for one image, from ``graph`` or a new meta-device trace."""
-    if graph is None:
-        from mbprof.analysis.memory.trace import trace
-
-        graph = trace(model, input_shape)
+    graph = graph or trace(model, input_shape)
     kinds: Counter[str] = Counter(dict.fromkeys(KINDS, 0))
     uncounted: Counter[str] = Counter()
     for node in graph.nodes:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn.modules import module as nn_module
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from mbprof.analysis.collector import removed_after
 from mbprof.analysis.memory.graph import ACT, INPUT, Graph
+from mbprof.analysis.memory.trace import meta_state, tensors
 from mbprof.core.errors import MbprofError, ResourceError, UserCodeExit
 
 FLOAT32_BYTES = 4
@@ -45,10 +45,6 @@ def available_memory_bytes() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return 2**63 - 1  # unknown: do not refuse
-
-
-def _state_bytes(model: nn.Module) -> int:
-    return sum(t.numel() for t in [*model.parameters(), *model.buffers()]) * FLOAT32_BYTES
 
 
 def reason(exc: BaseException) -> str:
@@ -117,11 +113,9 @@ def graph_activation_bytes(graph: Graph) -> int:
     return SAFETY * largest
 
 
-@dataclass(frozen=True)
-class ParamSizing:
-    """A model's float32 state bytes, the model built to count them, and a note."""
+class ParamSizing(NamedTuple):
+    """The model built to size its parameters, the path that worked, and a note."""
 
-    bytes: int
     model: nn.Module
     path: str
     note: str = ""
@@ -132,7 +126,7 @@ def size_parameters(build: Callable[[], nn.Module], budget: int) -> ParamSizing:
     try:
         with torch.device("meta"):
             model = build()
-        return ParamSizing(_state_bytes(model), model, META)
+        return ParamSizing(model, META)
     except Exception as exc:  # noqa: BLE001 - the builder cannot run on the meta device
         if not _retry_after(exc):
             raise
@@ -141,10 +135,8 @@ def size_parameters(build: Callable[[], nn.Module], budget: int) -> ParamSizing:
     try:
         with parameters_to_meta():
             model = build()
-        note = (
-            f"parameters sized with each one moved to the meta device as it was registered: {why}"
-        )
-        return ParamSizing(_state_bytes(model), model, REGISTERED, note)
+        note = "parameters sized with each one moved to the meta device as it was registered"
+        return ParamSizing(model, REGISTERED, f"{note}: {why}")
     except Exception as exc:  # noqa: BLE001 - it reads a parameter's value: build for real
         if not _retry_after(exc):
             raise
@@ -152,16 +144,8 @@ def size_parameters(build: Callable[[], nn.Module], budget: int) -> ParamSizing:
         why += ", nor with its parameters there" + ("" if again == on_meta else f" ({again})")
     with parameters_bounded(budget):
         model = build()
-    note = (
-        f"parameters counted by building it for real, stopped had they outgrown free memory: {why}"
-    )
-    return ParamSizing(_state_bytes(model), model, REAL, note)
-
-
-def meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Meta-device stand-ins for ``model``'s parameters and buffers (tied ones once)."""
-    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-    return {name: torch.empty_like(t, device="meta") for name, t in state.items()}
+    note = "parameters counted by building it for real, stopped had they outgrown free memory"
+    return ParamSizing(model, REAL, f"{note}: {why}")
 
 
 class _Bounded(TorchDispatchMode):
@@ -173,9 +157,7 @@ class _Bounded(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         out = func(*args, **(kwargs or {}))
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor):
-                self.total += t.numel() * t.element_size()
+        self.total += sum(t.numel() * t.element_size() for t in tensors(out))
         if self.total > self.budget:
             raise OverBudget(self.total, "activations (a real forward pass, stopped)")
         return out

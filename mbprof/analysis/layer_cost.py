@@ -12,6 +12,8 @@ from mbprof.core.parsing import parse_int
 
 @dataclass(frozen=True)
 class ConvCost:
+    """Multiplications and weights of one KxK convolution, standard and depthwise-separable."""
+
     in_h: int
     in_w: int
     in_channels: int
@@ -19,71 +21,15 @@ class ConvCost:
     kernel: int
     stride: int
     padding: str  # "same", "valid" or the pixels added on each side, as text
-
-    @property
-    def out_hw(self) -> tuple[int, int]:
-        return (
-            output_size(self.in_h, self.kernel, self.stride, self.padding),
-            output_size(self.in_w, self.kernel, self.stride, self.padding),
-        )
-
-    @property
-    def out_pixels(self) -> int:
-        h, w = self.out_hw
-        return h * w
-
-    @property
-    def standard(self) -> int:
-        return self.kernel**2 * self.in_channels * self.filters * self.out_pixels
-
-    @property
-    def depthwise(self) -> int:
-        return self.kernel**2 * self.in_channels * self.out_pixels
-
-    @property
-    def pointwise(self) -> int:
-        return self.in_channels * self.filters * self.out_pixels
-
-    @property
-    def separable(self) -> int:
-        return self.depthwise + self.pointwise
-
-    @property
-    def ratio(self) -> float:
-        """How many times fewer multiplications the separable layer needs."""
-        return self.standard / self.separable
-
-    @property
-    def standard_params(self) -> int:
-        return self.kernel**2 * self.in_channels * self.filters
-
-    @property
-    def depthwise_params(self) -> int:
-        return self.kernel**2 * self.in_channels
-
-    @property
-    def pointwise_params(self) -> int:
-        return self.in_channels * self.filters
-
-
-def output_size(size: int, kernel: int, stride: int, padding: str) -> int:
-    """Output length along one side for ``padding`` 'same', 'valid' or an integer."""
-    if padding == "same":
-        return math.ceil(size / stride)
-    pad = 0 if padding == "valid" else int(padding)
-    return (size + 2 * pad - kernel) // stride + 1
-
-
-def parse_input_shape(text: str, option: str = "input_shape") -> tuple[int, int, int]:
-    """'28x28x3' -> (28, 28, 3): height x width x channels, each >= 1."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
-    if not match or min(int(g) for g in match.groups()) < 1:
-        raise MbprofError(
-            f"{option}: {text!r} is not HEIGHTxWIDTHxCHANNELS with each >= 1, such as 28x28x3",
-            field=option,
-        )
-    h, w, c = (int(g) for g in match.groups())
-    return h, w, c
+    out_hw: tuple[int, int]
+    depthwise_params: int
+    pointwise_params: int
+    standard_params: int
+    depthwise: int
+    pointwise: int
+    standard: int
+    separable: int
+    ratio: float  # how many times fewer multiplications the separable layer needs
 
 
 def layer_cost(
@@ -93,12 +39,18 @@ def layer_cost(
     stride: int | str = 1,
     padding: str | int = "same",
 ) -> ConvCost:
-    """The multiplications of one KxK convolution, standard and separable; refuses a kernel
-    larger than the padded input."""
+    """The multiplications of one KxK convolution, standard and separable; ``input_shape``:
+    (height, width, channels) or '28x28x3'; refuses a kernel larger than the padded input."""
     if isinstance(input_shape, str):
-        height, width, channels = parse_input_shape(input_shape, "input_shape")
-    else:
-        height, width, channels = (parse_int(v, "input_shape") for v in input_shape)
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*", input_shape)
+        if not match or min(int(g) for g in match.groups()) < 1:
+            raise MbprofError(
+                f"input_shape: {input_shape!r} is not HEIGHTxWIDTHxCHANNELS with each >= 1, "
+                "such as 28x28x3",
+                field="input_shape",
+            )
+        input_shape = match.groups()
+    height, width, channels = (parse_int(v, "input_shape") for v in input_shape)
     filters, kernel = parse_int(filters, "filters"), parse_int(kernel, "kernel")
     stride, text = parse_int(stride, "stride"), str(padding).strip().lower()
     if text not in ("same", "valid") and not re.fullmatch(r"\d+", text):
@@ -107,12 +59,19 @@ def layer_cost(
             field="padding",
         )
     padding = text if not text.isdigit() else str(int(text))
-    if padding != "same":
-        smallest = min(height, width) + 2 * (0 if padding == "valid" else int(padding))
-        if kernel > smallest:
-            raise MbprofError(
-                f"kernel: {kernel} is larger than the padded input side {smallest}; "
-                f"give a kernel <= {smallest}",
-                field="kernel",
-            )
-    return ConvCost(height, width, channels, filters, kernel, stride, padding)
+    pad = 0 if padding in ("same", "valid") else int(padding)
+    smallest = min(height, width) + 2 * pad
+    if padding != "same" and kernel > smallest:
+        raise MbprofError(
+            f"kernel: {kernel} is larger than the padded input side {smallest}; "
+            f"give a kernel <= {smallest}",
+            field="kernel",
+        )
+    out_hw = tuple(
+        math.ceil(n / stride) if padding == "same" else (n + 2 * pad - kernel) // stride + 1
+        for n in (height, width)
+    )
+    pixels, dw, pw = math.prod(out_hw), kernel**2 * channels, channels * filters
+    std, sep = dw * filters * pixels, (dw + pw) * pixels
+    geometry = (height, width, channels, filters, kernel, stride, padding, out_hw)
+    return ConvCost(*geometry, dw, pw, dw * filters, dw * pixels, pw * pixels, std, sep, std / sep)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from torch import nn
 
 from mbprof.analysis.collector import collector_paused
-from mbprof.analysis.memory.blocks import find_blocks
 from mbprof.analysis.memory.graph import Graph
 from mbprof.analysis.memory.schedules import (
     batch_norm_statistics,
+    find_blocks,
     materialized_buffers,
     peak_point,
     per_resolution,
@@ -35,10 +35,7 @@ def check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
-@dataclass
-class Analysis:
-    """Everything the analysis computed, for the report and for tests that look inside."""
-
+class Analysis(NamedTuple):  # the report, and the trace for the analyses after it
     graph: Graph
     report: MemoryReport
 
@@ -55,13 +52,11 @@ def analyze(
     shape = check_input_shape(input_shape)
     element = settings.bytes_per_element
     graph = graph or trace(model, shape)
-    size = {
-        b.index: b.nbytes // b.itemsize * element if b.floating else b.nbytes for b in graph.buffers
-    }
+    size = [b.nbytes // b.itemsize * element if b.floating else b.nbytes for b in graph.buffers]
     out_buffers = {graph.values[v].buffer for v in graph.outputs}
     zero = batch_norm_statistics(graph)
     eager = schedule(graph, range(len(graph.buffers)))[0]
-    eager_size = {b: (0 if b in zero else n) for b, n in size.items()}
+    eager_size = [0 if b in zero else n for b, n in enumerate(size)]
     rep, dropped = materialized_buffers(graph)
     keep = {rep[b] for b in out_buffers}
     mat = simulate(schedule(graph, rep, dropped)[0], size, keep)

@@ -14,7 +14,6 @@ ACT, PARAM, INPUT, CONST = "act", "param", "input", "const"
 class Buffer:
     """One storage: what an allocator would hand out."""
 
-    index: int
     nbytes: int  # as traced
     itemsize: int
     floating: bool
@@ -26,7 +25,6 @@ class Buffer:
 class Value:
     """One tensor an op produced (a new version after an in-place op, a view of a buffer)."""
 
-    index: int
     buffer: int
     shape: tuple[int, ...]
     contiguous: bool
@@ -45,14 +43,6 @@ class Conv:
     groups: int
     transposed: bool
 
-    @property
-    def depthwise(self) -> bool:
-        return not self.transposed and 1 < self.groups == self.in_channels == self.out_channels
-
-    @property
-    def dense(self) -> bool:
-        return not self.transposed and self.groups == 1
-
 
 @dataclass
 class Node:
@@ -68,12 +58,8 @@ class Node:
     args: tuple = ()
 
     @property
-    def batch_norm(self) -> bool:
-        return self.name in BATCH_NORM
-
-    @property
     def elementwise(self) -> bool:
-        return self.pointwise or self.batch_norm or self.name in ELEMENTWISE_EXTRA
+        return self.pointwise or self.name in BATCH_NORM or self.name in ELEMENTWISE_EXTRA
 
 
 @dataclass
@@ -84,20 +70,8 @@ class Graph:
     outputs: tuple[int, ...] = ()  # the model's output values
     input_value: int | None = None
     consumers: list[list[int]] = field(default_factory=list)  # value -> node indices
-    # names of the parameters some op read (``mbprof.analysis.used_params``' definition)
+    # names of the parameters some op read (``params_used`` of ``mbprof.analysis.counting``)
     params_read: frozenset[str] = frozenset()
-
-    def leaf_output_sizes(self, leaves: set[str]) -> dict[str, tuple[int, int]]:
-        """Output HxW of each module in ``leaves`` whose last op wrote a 4-d tensor."""
-        sizes: dict[str, tuple[int, int]] = {}
-        for node in self.nodes:
-            if node.module in leaves and node.outputs:
-                shape = self.values[node.outputs[0]].shape
-                if len(shape) == 4:
-                    sizes[node.module] = (shape[-2], shape[-1])
-                else:
-                    sizes.pop(node.module, None)
-        return sizes
 
     def kind(self, value: int) -> str:
         return self.buffers[self.values[value].buffer].kind

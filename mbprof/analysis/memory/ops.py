@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 # Element-wise ops that torch does not tag as pointwise.
@@ -42,18 +44,10 @@ SAME_AS_INPUT = frozenset(
 BINARY_SAME = frozenset({"add", "mul", "sub", "div"})
 
 
-_OP_INFO: dict[torch._ops.OpOverload, tuple[str, bool]] = {}
-
-
+@functools.cache
 def op_info(func: torch._ops.OpOverload) -> tuple[str, bool]:
     """An op's aten name and whether torch tags it pointwise, looked up once per op."""
-    info = _OP_INFO.get(func)
-    if info is None:
-        info = _OP_INFO[func] = (
-            func._schema.name.split("::")[-1],
-            torch.Tag.pointwise in func.tags,
-        )
-    return info
+    return func._schema.name.split("::")[-1], torch.Tag.pointwise in func.tags
 
 
 def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object | None:
@@ -75,26 +69,13 @@ def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object |
         channels = first.shape[1] if first.dim() > 1 else 0
         stats = (channels,) if name == "native_batch_norm" else (0,)
         return _like(first), first.new_empty(stats), first.new_empty(stats)
-    if name in ("mean", "sum") and len(args) >= 2 and isinstance(args[1], (list, tuple)):
-        dims = {d % first.dim() for d in args[1]} if args[1] else set(range(first.dim()))
-        keepdim = bool(args[2]) if len(args) > 2 else bool(kwargs.get("keepdim", False))
-        dtype = kwargs.get("dtype") or first.dtype
-        shape = [
-            1 if i in dims else n for i, n in enumerate(first.shape) if keepdim or i not in dims
-        ]
-        return first.new_empty(shape, dtype=dtype)
     base = name[:-1] if name.endswith("_") else name
     others = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.Tensor)]
     if base in BINARY_SAME and len(others) == 1:
-        other = others[0]
-        same = (other.shape, other.dtype, other.stride()) == (
-            first.shape,
-            first.dtype,
-            first.stride(),
-        )
-    else:
-        same = base in SAME_AS_INPUT and not others
-    if not same:
+        same = [(t.shape, t.dtype, t.stride()) for t in (first, others[0])]
+        if same[0] != same[1]:
+            return None
+    elif base not in SAME_AS_INPUT or others:
         return None
     if name.endswith("_"):
         return first  # in place: the op returns its input

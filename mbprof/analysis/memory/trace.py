@@ -36,19 +36,17 @@ class _Recorder(TorchDispatchMode):
         return False  # nothing here is compiled: do not import torch._dynamo (seconds) for it
 
     def _new_buffer(self, tensor: torch.Tensor, kind: str, created_at: int | None) -> int:
-        storage = tensor.untyped_storage()
         self.storage_buffer[storage_key(tensor)] = index = len(self.graph.buffers)
         floating = tensor.is_floating_point() or tensor.is_complex()
-        self.graph.buffers.append(
-            Buffer(index, storage.nbytes(), tensor.element_size(), floating, kind, created_at)
-        )
+        nbytes = tensor.untyped_storage().nbytes()
+        self.graph.buffers.append(Buffer(nbytes, tensor.element_size(), floating, kind, created_at))
         return index
 
     def _new_value(self, tensor: torch.Tensor, buffer: int) -> int:
         self.current[id(tensor)] = index = len(self.graph.values)
         shape = tuple(int(d) for d in tensor.shape)
         nbytes = tensor.numel() * tensor.element_size()
-        self.graph.values.append(Value(index, buffer, shape, tensor.is_contiguous(), nbytes))
+        self.graph.values.append(Value(buffer, shape, tensor.is_contiguous(), nbytes))
         self.keep.append(tensor)
         return index
 
@@ -130,13 +128,15 @@ def conv_info(name: str, args: tuple, kwargs: dict) -> Conv | None:
         in_channels, out_channels = weight.shape[0], weight.shape[1] * groups
     else:
         in_channels, out_channels = weight.shape[1] * groups, weight.shape[0]
-    return Conv(
-        in_channels=int(in_channels),
-        out_channels=int(out_channels),
-        kernel=tuple(int(k) for k in weight.shape[2:]),
-        groups=groups,
-        transposed=transposed,
-    )
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    return Conv(int(in_channels), int(out_channels), kernel, groups, transposed)
+
+
+def meta_state(model: nn.Module, device: str = "meta") -> dict[str, torch.Tensor]:
+    """Stand-ins without data for ``model``'s parameters and buffers (tied ones once, as
+    ``functional_call`` ties them)."""
+    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    return {name: torch.empty_like(t, device=device) for name, t in state.items()}
 
 
 @collector_paused()
@@ -156,17 +156,11 @@ def trace(model: nn.Module, input_shape: Sequence[int]) -> Graph:
 def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) -> Graph:
     device = "cpu" if fake is not None else "meta"
     with fake or nullcontext():
-        params = dict(model.named_parameters())  # tied weights once: functional_call ties them
-        state = {**params, **dict(model.named_buffers())}
-        meta_state = {
-            name: torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
-            for name, t in state.items()
-        }
+        state = meta_state(model, device)
         floating = [t.dtype for t in state.values() if t.is_floating_point()]
         dtype = floating[0] if floating else torch.float32
         example = torch.empty(tuple(input_shape), dtype=dtype, device=device)
-    param_keys = {storage_key(t) for t in meta_state.values()}
-    builder = _Recorder(param_keys, example)
+    builder = _Recorder({storage_key(t) for t in state.values()}, example)
 
     names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
 
@@ -187,7 +181,7 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
     try:
         with removed_after(handles), torch.no_grad(), torch.device(device), fake or nullcontext():
             with builder:
-                output = torch.func.functional_call(model, meta_state, (example,), strict=False)
+                output = torch.func.functional_call(model, state, (example,), strict=False)
     except MbprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure means the graph cannot be traced
@@ -210,6 +204,8 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
             graph.consumers[v].append(node.index)
     # A parameter's storage has a buffer once an op took it (or a view of it) as an argument.
     graph.params_read = frozenset(
-        name for name in params if storage_key(meta_state[name]) in builder.storage_buffer
+        name
+        for name, _ in model.named_parameters()
+        if storage_key(state[name]) in builder.storage_buffer
     )
     return graph
