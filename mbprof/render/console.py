@@ -127,7 +127,8 @@ def print_document(doc: Document, console: Console) -> None:
         label, value, note = (max(len(r[i]) for r in rows) for i in range(3))
         if label + value + min(note, _WRAP_FLOOR) + 6 > console.width:
             # A value that is text ("fp16, 2 bytes per element") wraps; a number never does.
-            value = max(len(v) for _, v, _ in rows if " " not in v)
+            words = [len(w) for _, v, _ in rows for w in v.split()]  # all text: its words
+            value = max((len(v) for _, v, _ in rows if " " not in v), default=max(words))
         note = max(12, min(note, console.width - label - value - 6))
         facts.add_column(style="bold", no_wrap=True, overflow="fold")
         facts.add_column(justify="right", overflow="fold", width=value)
