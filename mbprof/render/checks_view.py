@@ -20,19 +20,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 STATUS_ORDER = (HELD, TOLERATED, UNSTABLE, EXCEEDED, ERROR)
-HEADERS = {
-    "where": "Where",
-    "configuration": "Configuration",
-    "metric": "Metric",
-    "limit_text": "Limit",
-    "measured_text": "Measured",
-    "headroom_text": "Headroom",
-    "headroom_pct": "Headroom %",
-    "tolerance_pct": "Tolerance",
-    "status": "Status",
-}
-KINDS = {**dict.fromkeys(HEADERS, "text"), "headroom_pct": "percent", "tolerance_pct": "percent"}
-KINDS.update(unit="text", line="int", error="text")
 RAW = ("source", "line", "model", "unit", "limit", "measured", "headroom", "error")
 
 
@@ -120,7 +107,7 @@ def check_document(
     notes.append(summary_line(results))
     hidden = RAW + (() if any(r.limit.tolerance_pct for r in results) else ("tolerance_pct",))
     secondary = ("tolerance_pct", "headroom_pct", "where", "headroom_text", "limit_text")
-    table = Table("limits", results_frame(results), "", HEADERS, KINDS, hidden, secondary)
+    table = Table("limits", results_frame(results), hidden_in_text=hidden, secondary=secondary)
     meta = {"passed": all(r.passed for r in results)}
     meta["summary"] = {"checked": len(results), **{s: counts[s] for s in STATUS_ORDER}}
     return Document(title, tables=[table], notes=notes, meta=meta, kind="check")

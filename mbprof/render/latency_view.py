@@ -224,13 +224,6 @@ def bench_document(result: BenchResult) -> Document:
     return Document(title, facts, [table], [*notes, STABILITY_NOTE, *t.notes], meta, "bench")
 
 
-_TEXT = ("type", "kernel", "stride", "groups", "kind")
-HEADERS = {**{k: k.capitalize() for k in _TEXT}, "path": "Module", "output_shape": "Output"}
-HEADERS.update(madds="MAdds", geometry="Kernel/stride/groups")
-KINDS = dict.fromkeys(_TEXT + ("path", "output_shape", "geometry"), "text")
-KINDS.update(groups="int", madds="int", ops="int")
-
-
 def _pair(values: tuple[int, ...] | None) -> str | None:
     return None if values is None else format_value(values, "auto")
 
@@ -273,7 +266,7 @@ def layers_document(result: BenchResult) -> Document:
     hidden += ("mapped",) if frame["mapped"].all() else ()
     secondary = ("geometry", "output_shape", "type", "mapped", "bound", "layer_gbs")
     title = f"Per layer ({result.layers.backend}), slowest first"
-    doc.tables.insert(0, Table("layers", frame, title, HEADERS, KINDS, hidden, secondary))
+    doc.tables.insert(0, Table("layers", frame, title, hidden_in_text=hidden, secondary=secondary))
     doc.notes += list(result.layers.notes)
     keys = ("backend", "passes", "profiled_ms", "latency_ms", "overhead_pct", "compute_gflops")
     doc.meta["layers"] = {k: getattr(result.layers, k) for k in (*keys, "bandwidth_gbs")}

@@ -106,8 +106,8 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
             "layers",
             layers,
             "Per layer (each module's own ops; rows sum to the totals)",
-            {**HEADERS, "channels": "In -> out", "unused": "Inference"},
-            {**KINDS, **dict.fromkeys(("kernel", "stride", "channels", "unused"), "text")},
+            {**COUNTS, "channels": "In -> out"},
+            {**KINDS, "channels": "text"},
             hidden,
             ("groups", "stride", "kernel", "output_hw", "channels", "other_flops", "type"),
         )
@@ -175,27 +175,9 @@ def _share(part: int, total: int) -> float:
     return 100.0 * part / total if total else 0.0
 
 
-HEADERS = {
-    "path": "Module",
-    "module": "Module",
-    "layer_type": "Layer type",
-    "type": "Type",
-    "kernel": "Kernel",
-    "stride": "Stride",
-    "groups": "Groups",
-    "layers": "Layers",
-    "output_hw": "Output HxW",
-    "madds": "MAdds",
-    "params": "Params",
-    "other_flops": "Other FLOPs",
-    "madds_share": "Share",
-    "params_share": "Params share",
-}
-KINDS = {
-    **dict.fromkeys(("path", "module", "layer_type", "type", "output_hw"), "text"),
-    **dict.fromkeys(("groups", "layers", "madds", "params", "other_flops", "params_used"), "int"),
-    **dict.fromkeys(("madds_share", "params_share"), "percent"),
-}
+# The counts in full (mbprof.frame.columns shows them in millions).
+COUNTS = {"madds": "MAdds", "params": "Params", "other_flops": "Other FLOPs"}
+KINDS = dict.fromkeys(COUNTS, "int")
 _SECONDARY = ("output_hw", "params_share", "other_flops", "layers")
 
 
@@ -229,5 +211,5 @@ def grouped_table(layers: Sequence[LayerRow], by: str, depth: int | None) -> Tab
         keys += " other_flops"
         title = "Per layer type (rows sum to the totals)"
     frame = pd.DataFrame(rows, columns=keys.split())
-    headers = {**HEADERS, "madds_share": "MAdds share"}
+    headers = {**COUNTS, "madds_share": "MAdds share"}
     return Table(table, frame, title, headers, KINDS, secondary=_SECONDARY)
