@@ -57,21 +57,17 @@ def check_title(budgets: str | Path | None, baseline: str | Path | None) -> str:
 
 
 def environment_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Where latencies were measured, from the rows' environment columns."""
-    seen = []
-    for row in rows:
-        if cell(row, "latency_ms") is None or cell(row, "cpu_model") is None:
-            continue
-        where = f"CPU {cell(row, 'cpu_model')}"
-        if cell(row, "device") == "cuda":
-            where = f"{cell(row, 'device_name')} (host {where})"
-        note = (
-            f"Latency measured on this machine's {where}, torch {cell(row, 'torch_version')}; "
-            "timings vary with the machine and its load."
-        )
-        if note not in seen:
-            seen.append(note)
-    return seen
+    """Where latencies were measured, from the rows' environment columns (each said once)."""
+    seen: dict[str, None] = {}
+    for row in (r for r in rows if cell(r, "latency_ms") is not None):
+        if (where := cell(row, "cpu_model")) is not None:
+            gpu = cell(row, "device") == "cuda"
+            where = f"{cell(row, 'device_name')} (host CPU {where})" if gpu else f"CPU {where}"
+            seen[
+                f"Latency measured on this machine's {where}, torch {cell(row, 'torch_version')}; "
+                "timings vary with the machine and its load."
+            ] = None
+    return list(seen)
 
 
 def failure_lines(results: Sequence[Result], allow_unstable: bool = False) -> list[str]:

@@ -33,17 +33,14 @@ _SECONDARY = tuple(
 )
 
 
-# The columns shown only where they say something: the column tested, and the test. (The
-# mark of an unstable latency; when every one is stable a note says so.)
+# The columns shown only where they say something, and the test of their values (per image:
+# of the batch; the mark of an unstable latency: when every one is stable a note says so).
 _OPTIONAL = {
-    "depth": ("depth", lambda values: values.nunique(dropna=False) > 1),
-    "num_classes": ("num_classes", lambda values: values.nunique(dropna=False) > 1),
-    "latency_ms_per_image": ("batch", lambda values: (values.fillna(1) > 1).any()),
-    "error": ("error", lambda values: values.notna().any()),
-    "args": ("args", lambda values: values.notna().any()),
-    "reparam": ("reparam", lambda values: values.notna().any()),
-    "portable_ops": ("portable_ops", lambda values: (values.fillna(0) > 0).any()),
-    "latency_verdict": ("latency_verdict", lambda values: (values == "unstable").any()),
+    **dict.fromkeys(("depth", "num_classes"), lambda values: values.nunique(dropna=False) > 1),
+    **dict.fromkeys(("error", "args", "reparam"), lambda values: values.notna().any()),
+    "latency_ms_per_image": lambda values: (values.fillna(1) > 1).any(),
+    "portable_ops": lambda values: (values.fillna(0) > 0).any(),
+    "latency_verdict": lambda values: (values == "unstable").any(),
 }
 
 
@@ -60,8 +57,8 @@ def compare_document(
     from mbprof.render.latency_view import latency_notes
 
     def says(key: str) -> bool:
-        column, test = _OPTIONAL.get(key, (key, None))
-        return test is None or (column in frame and bool(test(frame[column])))
+        column = "batch" if key == "latency_ms_per_image" else key
+        return key not in _OPTIONAL or (column in frame and bool(_OPTIONAL[key](frame[column])))
 
     shown = [k for k in COMPARE_TEXT_COLUMNS if k in frame and says(k)]
     notes = _about("madds", "params")

@@ -74,13 +74,11 @@ def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
             if column.kind != "int" or not numbers or (top := max(map(abs, numbers))) < 1e5:
                 continue
             # Counts in K or M (bytes in KB), one decimal, the unit in the header.
-            header, spaced = column.header, f"{column.header} "
-            if "bytes" in column.key:  # "Tensor B" -> "Tensor KB", "Size" -> "Size (KB)"
-                scale, header = 1e3, f"{header} (KB)"
-                header = spaced.replace(" B ", " KB ").strip() if " B" in spaced else header
-            else:
-                scale, unit = (1e6, "M") if top >= 1e7 else (1e3, "K")
-                header = f"{header} ({unit})"
+            scale, unit = (1e6, "M") if top >= 1e7 else (1e3, "K")
+            scale, unit = (1e3, "KB") if "bytes" in column.key else (scale, unit)
+            header, spaced = f"{column.header} ({unit})", f"{column.header} "
+            if unit == "KB" and " B" in spaced:  # "Tensor B" -> "Tensor KB", "Size" -> "Size (KB)"
+                header = spaced.replace(" B ", " KB ").strip()
             cells = [
                 "-" if is_missing(v) else "0" if v == 0 else f"{v / scale:,.1f}"
                 for v in values[column.key]
