@@ -20,19 +20,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 STATUS_ORDER = (HELD, TOLERATED, UNSTABLE, EXCEEDED, ERROR)
-HEADERS = {
-    "where": "Where",
-    "configuration": "Configuration",
-    "metric": "Metric",
-    "limit_text": "Limit",
-    "measured_text": "Measured",
-    "headroom_text": "Headroom",
-    "headroom_pct": "Headroom %",
-    "tolerance_pct": "Tolerance",
-    "status": "Status",
-}
-KINDS = {**dict.fromkeys(HEADERS, "text"), "headroom_pct": "percent", "tolerance_pct": "percent"}
-KINDS.update(unit="text", line="int", error="text")
 RAW = ("source", "line", "model", "unit", "limit", "measured", "headroom", "error")
 
 
@@ -70,21 +57,17 @@ def check_title(budgets: str | Path | None, baseline: str | Path | None) -> str:
 
 
 def environment_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Where latencies were measured, from the rows' environment columns."""
-    seen = []
-    for row in rows:
-        if cell(row, "latency_ms") is None or cell(row, "cpu_model") is None:
-            continue
-        where = f"CPU {cell(row, 'cpu_model')}"
-        if cell(row, "device") == "cuda":
-            where = f"{cell(row, 'device_name')} (host {where})"
-        note = (
-            f"Latency measured on this machine's {where}, torch {cell(row, 'torch_version')}; "
-            "timings vary with the machine and its load."
-        )
-        if note not in seen:
-            seen.append(note)
-    return seen
+    """Where latencies were measured, from the rows' environment columns (each said once)."""
+    seen: dict[str, None] = {}
+    for row in (r for r in rows if cell(r, "latency_ms") is not None):
+        if (where := cell(row, "cpu_model")) is not None:
+            gpu = cell(row, "device") == "cuda"
+            where = f"{cell(row, 'device_name')} (host CPU {where})" if gpu else f"CPU {where}"
+            seen[
+                f"Latency measured on this machine's {where}, torch {cell(row, 'torch_version')}; "
+                "timings vary with the machine and its load."
+            ] = None
+    return list(seen)
 
 
 def failure_lines(results: Sequence[Result], allow_unstable: bool = False) -> list[str]:
@@ -120,7 +103,7 @@ def check_document(
     notes.append(summary_line(results))
     hidden = RAW + (() if any(r.limit.tolerance_pct for r in results) else ("tolerance_pct",))
     secondary = ("tolerance_pct", "headroom_pct", "where", "headroom_text", "limit_text")
-    table = Table("limits", results_frame(results), "", HEADERS, KINDS, hidden, secondary)
+    table = Table("limits", results_frame(results), hidden_in_text=hidden, secondary=secondary)
     meta = {"passed": all(r.passed for r in results)}
     meta["summary"] = {"checked": len(results), **{s: counts[s] for s in STATUS_ORDER}}
     return Document(title, tables=[table], notes=notes, meta=meta, kind="check")

@@ -7,8 +7,9 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from mbprof.core.units import format_value
-from mbprof.frame.columns import COLUMNS
+from mbprof.frame.columns import COLUMNS, column
 from mbprof.render.document import Document, Fact, Table
+from mbprof.render.profile_view import COUNTS
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,17 +33,14 @@ _SECONDARY = tuple(
 )
 
 
-# The columns shown only where they say something: the column tested, and the test. (The
-# mark of an unstable latency; when every one is stable a note says so.)
+# The columns shown only where they say something, and the test of their values (per image:
+# of the batch; the mark of an unstable latency: when every one is stable a note says so).
 _OPTIONAL = {
-    "depth": ("depth", lambda values: values.nunique(dropna=False) > 1),
-    "num_classes": ("num_classes", lambda values: values.nunique(dropna=False) > 1),
-    "latency_ms_per_image": ("batch", lambda values: (values.fillna(1) > 1).any()),
-    "error": ("error", lambda values: values.notna().any()),
-    "args": ("args", lambda values: values.notna().any()),
-    "reparam": ("reparam", lambda values: values.notna().any()),
-    "portable_ops": ("portable_ops", lambda values: (values.fillna(0) > 0).any()),
-    "latency_verdict": ("latency_verdict", lambda values: (values == "unstable").any()),
+    **dict.fromkeys(("depth", "num_classes"), lambda values: values.nunique(dropna=False) > 1),
+    **dict.fromkeys(("error", "args", "reparam"), lambda values: values.notna().any()),
+    "latency_ms_per_image": lambda values: (values.fillna(1) > 1).any(),
+    "portable_ops": lambda values: (values.fillna(0) > 0).any(),
+    "latency_verdict": lambda values: (values == "unstable").any(),
 }
 
 
@@ -59,8 +57,8 @@ def compare_document(
     from mbprof.render.latency_view import latency_notes
 
     def says(key: str) -> bool:
-        column, test = _OPTIONAL.get(key, (key, None))
-        return test is None or (column in frame and bool(test(frame[column])))
+        column = "batch" if key == "latency_ms_per_image" else key
+        return key not in _OPTIONAL or (column in frame and bool(_OPTIONAL[key](frame[column])))
 
     shown = [k for k in COMPARE_TEXT_COLUMNS if k in frame and says(k)]
     notes = _about("madds", "params")
@@ -111,23 +109,17 @@ def compare_document(
     return doc
 
 
-NAMES = {
-    "params": "Params",
-    "madds": "MAdds",
-    "other_flops": "Other FLOPs",
-    "out_elements": "Out elems",
-    "out_bytes": "Out bytes",
-    "layer_time_ms": "Time (ms)",
-    "peak_act_bytes": "Peak activations (bytes)",
-    "peak_act_bytes_efficient": "Peak, memory-efficient (bytes)",
-    "max_tensor_bytes": "Largest tensor (bytes)",
-    "latency_ms": "Latency (ms, median)",
-    "profiled_ms": "Profiled pass (ms, sum of layers)",
-    "tensor_bytes": "Tensor B",
-    "op_bytes": "Op B",
-    "tensor_bytes_efficient": "Tensor B (eff)",
-    "op_bytes_efficient": "Op B (eff)",
-}
+# A figure's name in the totals and the Δ headers (else its column's header).
+NAMES = {**COUNTS, "out_elements": "Out elems", "out_bytes": "Out bytes"}
+NAMES.update(peak_act_bytes="Peak activations (bytes)", max_tensor_bytes="Largest tensor (bytes)")
+NAMES.update(peak_act_bytes_efficient="Peak, memory-efficient (bytes)")
+NAMES.update(latency_ms="Latency (ms, median)", profiled_ms="Profiled pass (ms, sum of layers)")
+
+
+def _name(key: str) -> str:
+    return NAMES.get(key) or column(key).header
+
+
 STRUCTURE_NOTE = (
     " (by structure: the rows left, aligned by the sequence of their types; a row on one "
     "side only counts whole on that side)."
@@ -146,7 +138,7 @@ def _deltas(name: str, title: str, frame, keys: dict[str, str], hidden=()) -> Ta
         name=name,
         frame=frame,
         title=title,
-        headers={**keys, **{f"{k}_delta": f"Δ {NAMES.get(k, k)}" for k in figures}},
+        headers={**keys, **{f"{k}_delta": f"Δ {_name(k)}" for k in figures}},
         kinds={**{k: "text" for k in keys}, **{f"{k}_delta": "delta" for k in figures}},
         hidden_in_text=(*(k for k in frame.columns if k.endswith(("_before", "_after"))), *hidden),
     )
@@ -156,7 +148,7 @@ def diff_document(result: Any) -> Document:
     """``result``: an ``mbprof.api.diff.DiffResult`` (read by attribute)."""
     totals = Table(
         name="totals",
-        frame=result.totals.assign(figure=result.totals["figure"].map(lambda k: NAMES.get(k, k))),
+        frame=result.totals.assign(figure=result.totals["figure"].map(_name)),
         title="Totals (after - before)",
         headers={"figure": "Figure", "before": "Before", "after": "After", "delta": "Δ",
                  "delta_pct": "Δ %", "noise_ms": "Noise (ms)", "verdict": "Verdict"},

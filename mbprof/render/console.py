@@ -74,13 +74,11 @@ def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
             if column.kind != "int" or not numbers or (top := max(map(abs, numbers))) < 1e5:
                 continue
             # Counts in K or M (bytes in KB), one decimal, the unit in the header.
-            header, spaced = column.header, f"{column.header} "
-            if "bytes" in column.key:  # "Tensor B" -> "Tensor KB", "Size" -> "Size (KB)"
-                scale, header = 1e3, f"{header} (KB)"
-                header = spaced.replace(" B ", " KB ").strip() if " B" in spaced else header
-            else:
-                scale, unit = (1e6, "M") if top >= 1e7 else (1e3, "K")
-                header = f"{header} ({unit})"
+            scale, unit = (1e6, "M") if top >= 1e7 else (1e3, "K")
+            scale, unit = (1e3, "KB") if "bytes" in column.key else (scale, unit)
+            header, spaced = f"{column.header} ({unit})", f"{column.header} "
+            if unit == "KB" and " B" in spaced:  # "Tensor B" -> "Tensor KB", "Size" -> "Size (KB)"
+                header = spaced.replace(" B ", " KB ").strip()
             cells = [
                 "-" if is_missing(v) else "0" if v == 0 else f"{v / scale:,.1f}"
                 for v in values[column.key]
@@ -127,7 +125,8 @@ def print_document(doc: Document, console: Console) -> None:
         label, value, note = (max(len(r[i]) for r in rows) for i in range(3))
         if label + value + min(note, _WRAP_FLOOR) + 6 > console.width:
             # A value that is text ("fp16, 2 bytes per element") wraps; a number never does.
-            value = max(len(v) for _, v, _ in rows if " " not in v)
+            words = [len(w) for _, v, _ in rows for w in v.split()]  # all text: its words
+            value = max((len(v) for _, v, _ in rows if " " not in v), default=max(words))
         note = max(12, min(note, console.width - label - value - 6))
         facts.add_column(style="bold", no_wrap=True, overflow="fold")
         facts.add_column(justify="right", overflow="fold", width=value)

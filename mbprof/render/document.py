@@ -78,11 +78,6 @@ class Rows:
         return [{k: r.get(k) for k in self.columns} for r in self.records]
 
 
-def header_and_kind(key: str, headers: dict[str, str], kinds: dict[str, str]) -> tuple[str, str]:
-    described = column(key)
-    return headers.get(key, described.header), kinds.get(key, described.kind)
-
-
 # C0 controls, DEL, C1 controls, line/paragraph separators, and the bidi marks, embeddings,
 # overrides and isolates (U+200E/F, U+061C, U+202A-E, U+2066-9).
 _OTHERS = "\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
@@ -100,13 +95,10 @@ def _escaped(match: re.Match[str]) -> str:
 
 
 def safe_text(value: Any, keep_newlines: bool = False) -> str:
-    """``value`` as text that cannot control a terminal or a CI log (``keep_newlines``: LF
-    and CR left for a caller that encodes them itself, as GitHub annotations do).
-
-    Control characters and bidi marks are shown escaped (``\\x1b``, ``\\u202e``), newlines as
-    ``\\n``; ``::`` that could start a line and ``##[`` anywhere are broken with a backslash."""
-    text = str(value)
-    text = (_UNSAFE_BUT_NEWLINES if keep_newlines else _UNSAFE).sub(_escaped, text)
+    """``value`` as text that cannot control a terminal or a CI log: controls and bidi marks
+    escaped (``\\x1b``), ``::`` that could start a line and ``##[`` broken with a backslash
+    (``keep_newlines``: LF and CR left for a caller that encodes them, as annotations do)."""
+    text = (_UNSAFE_BUT_NEWLINES if keep_newlines else _UNSAFE).sub(_escaped, str(value))
     text = _COMMAND_START.sub(lambda m: m.group(1) + "\\::", text)
     return text.replace(LEGACY_COMMAND, "##\\[")
 
@@ -185,8 +177,8 @@ def text_rows(table: Table) -> tuple[list[str], list[str], list[list[str]], list
     """Headers, kinds and formatted cells (through ``safe_text``) for terminal, Markdown and
     HTML, and the raw values behind the cells."""
     keys = table.text_keys
-    pairs = [header_and_kind(k, table.headers, table.kinds) for k in keys]
-    headers, kinds = [safe_text(h) for h, _ in pairs], [k for _, k in pairs]
+    headers = [safe_text(table.headers.get(k, column(k).header)) for k in keys]
+    kinds = [table.kinds.get(k, column(k).kind) for k in keys]
     raw = list(table.frame[keys].itertuples(index=False, name=None))
     rows = [[safe_text(format_value(v, k)) for v, k in zip(r, kinds, strict=True)] for r in raw]
     return headers, kinds, rows, raw

@@ -10,6 +10,7 @@ from mbprof.core.records import BenchResult, LayerProfile
 from mbprof.core.units import format_value
 from mbprof.frame.columns import DEPLOYMENT_FIGURES, ENVIRONMENT, ENVIRONMENT_COLUMNS, text_table
 from mbprof.render.document import Document, Fact, Table
+from mbprof.render.profile_view import pair
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,11 +21,6 @@ LATENCY_NOTE = (
     "in torch.inference_mode (ONNX Runtime: one session.run), over blocks of runs timed "
     "for at least the minimum time; p10/p90 are the 10th/90th percentiles of the same runs."
 )
-GFLOPS_NOTE = "GFLOP/s: 2 x MAdds x batch / median latency"
-MACHINE_NOTE = (
-    "that rate as a share of the best rate of a large matrix product on the same device, "
-    "threads and dtype"
-)
 STABILITY_NOTE = (
     "Timing: stable when (p90 - p10) / median <= 25%, >= 10 timed blocks, the two halves "
     "of the runs within 10%, no other process busy on the CPUs it needed, no steal time, "
@@ -34,7 +30,9 @@ STABILITY_NOTE = (
 
 def gflops_note(machine: str | None) -> str:
     """The GFLOP/s footnote, with the machine share only where it is shown (``machine``)."""
-    return f"{GFLOPS_NOTE}; {machine}: {MACHINE_NOTE}." if machine else f"{GFLOPS_NOTE}."
+    share = "that rate as a share of the best rate of a large matrix product on the same device"
+    share = f"; {machine}: {share}, threads and dtype" if machine else ""
+    return f"GFLOP/s: 2 x MAdds x batch / median latency{share}."
 
 
 def _shared(reasons: list[str]) -> str:
@@ -224,17 +222,6 @@ def bench_document(result: BenchResult) -> Document:
     return Document(title, facts, [table], [*notes, STABILITY_NOTE, *t.notes], meta, "bench")
 
 
-_TEXT = ("type", "kernel", "stride", "groups", "kind")
-HEADERS = {**{k: k.capitalize() for k in _TEXT}, "path": "Module", "output_shape": "Output"}
-HEADERS.update(madds="MAdds", geometry="Kernel/stride/groups")
-KINDS = dict.fromkeys(_TEXT + ("path", "output_shape", "geometry"), "text")
-KINDS.update(groups="int", madds="int", ops="int")
-
-
-def _pair(values: tuple[int, ...] | None) -> str | None:
-    return None if values is None else format_value(values, "auto")
-
-
 _LAYER_KEYS = (
     "path type kind kernel stride groups geometry output_shape layer_time_ms time_share_pct madds "
     "madds_share_pct bytes_moved intensity layer_gflops layer_gbs bound roof_pct mapped ops"
@@ -249,7 +236,7 @@ def layers_frame(profile: LayerProfile) -> pd.DataFrame:
     rows = []
     for r in profile.rows:
         row = {key: getattr(r, _FIELDS.get(key, key), None) for key in _LAYER_KEYS}
-        row.update(kernel=_pair(r.kernel), stride=_pair(r.stride), output_shape=_pair(r.out_shape))
+        row.update(kernel=pair(r.kernel), stride=pair(r.stride), output_shape=pair(r.out_shape))
         # '3x3 s2 g48': kernel, stride (when not 1) and groups (when not 1), for terminals
         geometry = row["kernel"]
         if geometry is not None and r.stride and max(r.stride) > 1:
@@ -273,7 +260,7 @@ def layers_document(result: BenchResult) -> Document:
     hidden += ("mapped",) if frame["mapped"].all() else ()
     secondary = ("geometry", "output_shape", "type", "mapped", "bound", "layer_gbs")
     title = f"Per layer ({result.layers.backend}), slowest first"
-    doc.tables.insert(0, Table("layers", frame, title, HEADERS, KINDS, hidden, secondary))
+    doc.tables.insert(0, Table("layers", frame, title, hidden_in_text=hidden, secondary=secondary))
     doc.notes += list(result.layers.notes)
     keys = ("backend", "passes", "profiled_ms", "latency_ms", "overhead_pct", "compute_gflops")
     doc.meta["layers"] = {k: getattr(result.layers, k) for k in (*keys, "bandwidth_gbs")}

@@ -16,9 +16,7 @@ if TYPE_CHECKING:
 
 
 MADDS_NOTE = "conv + fully connected multiply-accumulates, batch 1"
-PARAMS_NOTE = "weights, biases, batch-norm affine"
-PARAMS_USED_NOTE = "read by the inference forward pass"
-UNUSED_MARK = "not read"  # a layer whose parameters inference never reads
+USED_NOTE = "read by the inference forward pass"
 
 
 def _ops_text(ops: dict[str, int]) -> str:
@@ -31,8 +29,8 @@ LAYER_COLUMNS = (
 ).split()
 
 
-def _pair(values: tuple[int, int] | None) -> str | None:
-    return None if values is None else f"{values[0]}x{values[1]}"
+def pair(values: tuple[int, ...] | None) -> str | None:
+    return None if values is None else "x".join(map(str, values))
 
 
 def layer_frame(layers: Sequence[LayerRow], madds_total: int) -> pd.DataFrame:
@@ -42,9 +40,9 @@ def layer_frame(layers: Sequence[LayerRow], madds_total: int) -> pd.DataFrame:
     for row in layers:
         rows.append({key: getattr(row, key, None) for key in LAYER_COLUMNS})
         channels = None if row.in_channels is None else f"{row.in_channels} -> {row.out_channels}"
-        rows[-1].update(kernel=_pair(row.kernel), stride=_pair(row.stride), channels=channels)
-        rows[-1].update(output_hw=_pair(row.out_hw), madds_share=_share(row.madds, madds_total))
-        rows[-1]["unused"] = UNUSED_MARK if row.params and row.params_used == 0 else ""
+        rows[-1].update(kernel=pair(row.kernel), stride=pair(row.stride), channels=channels)
+        rows[-1].update(output_hw=pair(row.out_hw), madds_share=_share(row.madds, madds_total))
+        rows[-1]["unused"] = "not read" if row.params and row.params_used == 0 else ""
     frame = pd.DataFrame(rows, columns=LAYER_COLUMNS)
     # integers, also where a row has none
     return frame.astype(dict.fromkeys(("groups", "in_channels", "out_channels"), "Int64"))
@@ -88,8 +86,8 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         ("num_classes", "Classes", spec.num_classes, "int"),
         *([("args", "Builder args", dict(spec.kwargs), "text")] if spec.kwargs else []),
         ("madds", "MAdds", counts.madds, "int", MADDS_NOTE),
-        ("params", "Params", counts.params, "int", PARAMS_NOTE),
-        ("params_used", "Params used", counts.params_used, "int", PARAMS_USED_NOTE),
+        ("params", "Params", counts.params, "int", "weights, biases, batch-norm affine"),
+        ("params_used", "Params used", counts.params_used, "int", USED_NOTE),
         ("other_flops", "Other FLOPs", counts.other_flops, "int", f"not in MAdds: {other}"),
     ]
     if result.flops is not None:
@@ -106,8 +104,8 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
             "layers",
             layers,
             "Per layer (each module's own ops; rows sum to the totals)",
-            {**HEADERS, "channels": "In -> out", "unused": "Inference"},
-            {**KINDS, **dict.fromkeys(("kernel", "stride", "channels", "unused"), "text")},
+            {**COUNTS, "channels": "In -> out"},
+            {**KINDS, "channels": "text"},
             hidden,
             ("groups", "stride", "kernel", "output_hw", "channels", "other_flops", "type"),
         )
@@ -175,27 +173,9 @@ def _share(part: int, total: int) -> float:
     return 100.0 * part / total if total else 0.0
 
 
-HEADERS = {
-    "path": "Module",
-    "module": "Module",
-    "layer_type": "Layer type",
-    "type": "Type",
-    "kernel": "Kernel",
-    "stride": "Stride",
-    "groups": "Groups",
-    "layers": "Layers",
-    "output_hw": "Output HxW",
-    "madds": "MAdds",
-    "params": "Params",
-    "other_flops": "Other FLOPs",
-    "madds_share": "Share",
-    "params_share": "Params share",
-}
-KINDS = {
-    **dict.fromkeys(("path", "module", "layer_type", "type", "output_hw"), "text"),
-    **dict.fromkeys(("groups", "layers", "madds", "params", "other_flops", "params_used"), "int"),
-    **dict.fromkeys(("madds_share", "params_share"), "percent"),
-}
+# The counts in full (mbprof.frame.columns shows them in millions).
+COUNTS = {"madds": "MAdds", "params": "Params", "other_flops": "Other FLOPs"}
+KINDS = dict.fromkeys(COUNTS, "int")
 _SECONDARY = ("output_hw", "params_share", "other_flops", "layers")
 
 
@@ -217,7 +197,7 @@ def grouped_table(layers: Sequence[LayerRow], by: str, depth: int | None) -> Tab
         sums = {f: sum(getattr(r, f) for r in members) for f in ("madds", "params", "other_flops")}
         shares = {"madds_share": _share(sums["madds"], madds)}
         shares["params_share"] = _share(sums["params"], params)
-        hw = _pair(sizes[-1]) if sizes else None
+        hw = pair(sizes[-1]) if sizes else None
         rows.append({name: group, "layers": len(members), "output_hw": hw, **sums, **shares})
     if by == "module":
         table, keys = "modules", "module layers output_hw madds params other_flops madds_share"
@@ -229,5 +209,5 @@ def grouped_table(layers: Sequence[LayerRow], by: str, depth: int | None) -> Tab
         keys += " other_flops"
         title = "Per layer type (rows sum to the totals)"
     frame = pd.DataFrame(rows, columns=keys.split())
-    headers = {**HEADERS, "madds_share": "MAdds share"}
+    headers = {**COUNTS, "madds_share": "MAdds share"}
     return Table(table, frame, title, headers, KINDS, secondary=_SECONDARY)

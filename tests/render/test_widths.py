@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from mbprof.cli import app
 from mbprof.render.console import fitted_columns, render_table_text
-from mbprof.render.document import Document, Rows, Table
+from mbprof.render.document import Document, Fact, Rows, Table
 
 COMMANDS = [
     ("models",),
@@ -95,3 +95,11 @@ def test_notes_wrap_with_an_indent():
     lines = render_table_text(doc, width=40).splitlines()
     assert lines[0].startswith("- word") and len(lines) > 1
     assert all(line.startswith("  ") and len(line) <= 40 for line in lines[1:])
+
+
+def test_facts_that_are_all_text_fit_a_narrow_terminal():
+    """A diff's facts (Before, After) are all text with spaces: at 30 columns they wrap."""
+    doc = Document("T", [Fact(k, k.capitalize(), f"mobilenet_v2 {w}@96", "text") for k, w in
+                         (("before", "1.0"), ("after", "0.75"))])  # fmt: skip
+    text = render_table_text(doc, width=30)
+    assert "mobilenet_" in text and "0.75@96" in text
