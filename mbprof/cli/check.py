@@ -7,12 +7,13 @@ from pathlib import Path
 
 import typer
 
-from mbprof.cli import _app as cli
+from mbprof.cli import _app
+from mbprof.cli import _options as cli
 
 CheckFormat = cli.choices("CheckFormat", "table", "csv", "json", "markdown", "github")
 
 
-@cli.app.command("check")
+@_app.app.command("check")
 def check_command(
     budgets: Path | None = typer.Argument(
         None, help="A TOML budget file (see examples/budgets.toml).", dir_okay=False
@@ -99,12 +100,12 @@ def check_command(
     except BudgetFileError as exc:
         if fmt is CheckFormat.github:
             line = view.annotation("error", exc.reason, exc.source, exc.line, "mbprof budget file")
-            cli.results_stream().write(line + "\n")
+            _app.results_stream().write(line + "\n")
         raise
     if not run.configurations:  # saved results: nothing to measure
         outcome = run.run()
     else:
-        with cli.sweep_progress(run.configurations) as progress:  # one step a configuration
+        with _app.sweep_progress(run.configurations) as progress:  # one step a configuration
             outcome = run.run(
                 on_start=progress.start,
                 on_phase=progress.phase,

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 
-from mbprof.cli import _app as cli
+from mbprof.cli import _app
+from mbprof.cli import _options as cli
 from mbprof.core import parsing
 from mbprof.core.errors import MbprofError
 from mbprof.core.settings import LatencySettings
 
 
-@cli.app.command("compare")
+@_app.app.command("compare")
 @cli.latency_options
 @cli.output_options
 def compare_command(
@@ -142,7 +143,7 @@ def compare_command(
         run.check_top1("--plot")
     rows: list[dict] = []
     interrupted = False
-    with cli.sweep_progress(len(run.specs)) as progress:
+    with _app.sweep_progress(len(run.specs)) as progress:
         try:
             for row in run.rows(on_start=progress.start, on_phase=progress.phase):
                 rows.append(row)
@@ -193,7 +194,7 @@ IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".gif", ".webp", ".ti
 TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".md", ".txt", ".html")
 
 
-@cli.app.command("plot")
+@_app.app.command("plot")
 @cli.output_options
 def plot_command(
     frame: Path = typer.Argument(
@@ -283,7 +284,7 @@ SIDE = (
 )
 
 
-@cli.app.command("diff")
+@_app.app.command("diff")
 @cli.config_options
 @cli.output_options
 def diff_command(

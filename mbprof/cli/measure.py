@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from mbprof.cli import _app as cli
+from mbprof.cli import _app
+from mbprof.cli import _options as cli
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import parse_int
 from mbprof.core.settings import RUNTIMES, LatencySettings, memory_settings
@@ -14,7 +15,7 @@ from mbprof.core.settings import RUNTIMES, LatencySettings, memory_settings
 Grouping = cli.choices("Grouping", "layer", "module", "type")
 
 
-@cli.app.command("profile")
+@_app.app.command("profile")
 @cli.config_options
 @cli.output_options
 def profile_command(
@@ -69,7 +70,7 @@ CHUNKS_OPTION = typer.Option(
 )
 
 
-@cli.app.command("memory")
+@_app.app.command("memory")
 @cli.config_options
 @cli.output_options
 def memory_command(
@@ -129,7 +130,7 @@ def memory_command(
     out.emit(doc)
 
 
-@cli.app.command("bench")
+@_app.app.command("bench")
 @cli.config_options
 @cli.latency_options
 @cli.output_options
@@ -169,7 +170,7 @@ def bench_command(
 
     settings = resolve_latency(latency)  # checked once; what this machine cannot run: exit 2
     spec = make_spec(model, **config)
-    with cli.sweep_progress(1) as progress:
+    with _app.sweep_progress(1) as progress:
         progress.start(spec)
         progress.phase(f"timing {settings.backend}" + (", then per layer" if layers else ""))
         result = bench_spec(spec, settings, weights=weights, layers=layers)  # refuses compile

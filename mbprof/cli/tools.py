@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
-from mbprof.cli import _app as cli
+from mbprof.cli import _app
+from mbprof.cli import _options as cli
 from mbprof.core.parsing import parse_choice, parse_int, parse_positive_float
 from mbprof.core.settings import BACKENDS, spoken
 
 
-@cli.app.command("models")
+@_app.app.command("models")
 @cli.output_options
 def models_command(
     pattern: str = typer.Argument("*", help="Shell-style filter such as 'mobilenet*'."),
@@ -34,7 +35,7 @@ def models_command(
     out.emit(models_document([get_model_info(n) for n in names]))
 
 
-@cli.app.command("cost")
+@_app.app.command("cost")
 @cli.output_options
 def cost_command(
     input_shape: str = typer.Option(
@@ -64,7 +65,7 @@ def cost_command(
     out.emit(cost_document(cost))
 
 
-@cli.app.command("cache")
+@_app.app.command("cache")
 @cli.output_options
 def cache_command(
     action: str = typer.Argument(
@@ -86,7 +87,7 @@ def cache_command(
     out.emit(cache_document(clear_cache() if cleared else cache_info(), cleared=cleared))
 
 
-@cli.app.command("reproduce")
+@_app.app.command("reproduce")
 @cli.output_options
 def reproduce_command(
     folder: Path = typer.Option(
@@ -140,7 +141,7 @@ def reproduce_command(
     from mbprof.render.command_views import reproduce_document
 
     run = prepare_reproduce(folder, parts=chosen, latency=not no_latency, latency_options=options)
-    with cli.sweep_progress(run.total) as progress:
+    with _app.sweep_progress(run.total) as progress:
         result = run.write(on_start=progress.start, on_done=progress.done)
     doc = reproduce_document(result)
     if out.html is not None:  # the figures it wrote, inline

@@ -343,7 +343,7 @@ def test_one_file_for_two_options_is_refused_before_any_work(
 
 
 def test_devices_may_take_several_outputs():
-    from mbprof.cli._app import check_outputs
+    from mbprof.cli._options import check_outputs
 
     check_outputs({"--csv": Path("/dev/null"), "--json": Path("/dev/null")})
 
