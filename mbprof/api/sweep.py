@@ -73,10 +73,11 @@ def _registration(spec: ModelSpec) -> ModelInfo | None:
     return get_model_info(spec.model)
 
 
-# Local sweeps of at most this many configurations a worker run in this process: starting
-# a worker (a fresh interpreter importing torch, about 3 s here) costs more than it saves
-# (benchmarks/sweep_scale.py: 2 and 4 configurations took 0.8x as long with two workers).
-TASKS_PER_WORKER_TO_START = 4
+# A local sweep starts no more workers than one per this many configurations (fewer than
+# twice as many run in this process): starting a worker (a fresh interpreter importing torch,
+# about 3 s here) costs more than it saves (benchmarks/sweep_scale.py: 8 configurations took
+# 0.87x to 1.00x as long with two workers as with one).
+TASKS_PER_WORKER_TO_START = 6
 
 
 def _sized(executor: Executor | None, tasks: int, ours: bool) -> Executor:
