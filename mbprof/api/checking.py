@@ -14,14 +14,16 @@ from mbprof.api.inputs import make_latency_settings, make_spec
 from mbprof.api.single import measure_rows
 from mbprof.checks.baseline import baseline_budgets, tolerances_for
 from mbprof.checks.budget_file import load_budgets
-from mbprof.checks.file_lines import BudgetFileError
-from mbprof.checks.imports import (
+from mbprof.checks.limits import (
+    RUN_METRICS,
+    Budget,
+    BudgetFileError,
+    Result,
     import_refusal,
     parse_allow_import,
     refuse_imports,
     refuse_row_imports,
 )
-from mbprof.checks.limits import RUN_METRICS, Budget, Result
 from mbprof.checks.matching import (
     Request,
     Settings,

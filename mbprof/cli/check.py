@@ -70,9 +70,7 @@ def check_command(
     """
     from mbprof.api.checking import CheckNames, check_inputs, prepare_check, write_baseline
     from mbprof.checks.baseline import parse_tolerance_items
-    from mbprof.checks.file_lines import BudgetFileError
-    from mbprof.checks.imports import parse_allow_import
-    from mbprof.checks.limits import failing
+    from mbprof.checks.limits import BudgetFileError, failing, parse_allow_import
     from mbprof.render import checks_view as view
 
     # Refusals about check's inputs name its flags.

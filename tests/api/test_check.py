@@ -14,7 +14,7 @@ import pytest
 
 import mbprof
 from mbprof.api import prepare_check
-from mbprof.checks.file_lines import BudgetFileError
+from mbprof.checks.limits import BudgetFileError
 from mbprof.core.errors import MbprofError
 from tests.checks.test_data_files_run_no_code import TINY_PARAMS, TINY_PY
 from tests.cli.test_check import CONFIG, MADDS, PARAMS

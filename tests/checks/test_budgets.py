@@ -9,8 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mbprof.checks.budget_file import BudgetFileError, load_budgets, parse_budgets
-from mbprof.checks.file_lines import KeyLines, nearest_line
+from mbprof.checks.budget_file import (
+    BudgetFileError,
+    KeyLines,
+    load_budgets,
+    nearest_line,
+    parse_budgets,
+)
 from mbprof.checks.limits import ERROR, EXCEEDED, HELD, TOLERATED, Limit
 from mbprof.checks.matching import (
     check_rows,

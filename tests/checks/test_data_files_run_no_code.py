@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from mbprof.api.checking import check_specs, measure_requests
 from mbprof.checks.baseline import baseline_budgets
 from mbprof.checks.budget_file import BudgetFileError, parse_budgets
-from mbprof.checks.imports import import_allowed, parse_allow_import, refuse_row_imports
+from mbprof.checks.limits import import_allowed, parse_allow_import, refuse_row_imports
 from mbprof.checks.matching import requests_for
 from mbprof.cli import app
 from mbprof.core.errors import MbprofError, UnknownModelError
