@@ -58,22 +58,25 @@ def option_group(
     return decorate
 
 
-def file_option(flag: str, help: str, metavar: str | None = None) -> Any:
+def option(default: Any, flags: str, help: str, **extra: Any) -> Any:
+    """A typer.Option from "--res -r RES": its flags, then the name of its value (if any)."""
+    names = flags.split()
+    metavar = None if names[-1].startswith("-") else names.pop()
+    return typer.Option(default, *names, metavar=metavar, help=help, **extra)
+
+
+def file_option(flags: str, help: str, **extra: Any) -> Any:
     """An optional file path option (``--csv FILE``): a path, never a folder."""
-    return typer.Option(None, flag, metavar=metavar, help=help, dir_okay=False)
+    return option(None, flags, help, dir_okay=False, **extra)
+
+
+def flag(flags: str, help: str, **extra: Any) -> Any:
+    return option(False, flags, help, **extra)
 
 
 def choices(name: str, *values: str) -> Any:
     """A choice option's type: an Enum of ``values`` (typer lists and checks them)."""
     return Enum(name, {value: value for value in values}, type=str)
-
-
-def _option(default: Any, flag: str, metavar: str | None, help: str, *short: str, **extra: Any):
-    return typer.Option(default, flag, *short, metavar=metavar, help=help, **extra)
-
-
-def flag(name: str, help: str, **extra: Any) -> Any:
-    return typer.Option(False, name, help=help, **extra)
 
 
 def _config(
@@ -92,13 +95,12 @@ def _config(
     )
 
 
-CLASSES_OPTION = _option(
-    "1000", "--classes", "INT", f"Number of classes, an integer from 1 to {MAX_CLASSES:,}."
+CLASSES_OPTION = option(
+    "1000", "--classes INT", f"Number of classes, an integer from 1 to {MAX_CLASSES:,}."
 )
-ARG_OPTION = _option(
+ARG_OPTION = option(
     None,
-    "--arg",
-    "KEY=VALUE",
+    "--arg KEY=VALUE",
     "Extra builder keyword argument KEY=VALUE (repeatable, each key once), checked "
     "against the builder's parameter: a bool takes true/false or 1/0.",
 )
@@ -111,14 +113,10 @@ REPARAM_OPTION = flag(
 config_options = option_group(
     "config",
     {
-        "width": _option("1.0", "--width", "FLOAT", "Width multiplier, a number > 0.", "-w"),
-        "depth": _option("1.0", "--depth", "FLOAT", "Depth multiplier (models that have one)."),
-        "res": _option(
-            "224",
-            "--res",
-            "RES",
-            "Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32).",
-            "-r",
+        "width": option("1.0", "--width -w FLOAT", "Width multiplier, a number > 0."),
+        "depth": option("1.0", "--depth FLOAT", "Depth multiplier (models that have one)."),
+        "res": option(
+            "224", "--res -r RES", "Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32)."
         ),
         "classes": CLASSES_OPTION,
         "arg": (list[str] | None, ARG_OPTION),
@@ -129,61 +127,50 @@ config_options = option_group(
 
 
 Engine = choices("Engine", "fvcore", "dispatch")
-ENGINE_OPTION = typer.Option(
+ENGINE_OPTION = option(
     Engine.fvcore,
-    "--engine",
-    metavar="ENGINE",
-    help="What counts MAdds: fvcore (its JIT trace, the default) or dispatch (fvcore's "
+    "--engine ENGINE",
+    "What counts MAdds: fvcore (its JIT trace, the default) or dispatch (fvcore's "
     "rules on PyTorch's dispatcher, no TorchScript); the same figures. See docs/counting.md.",
 )
 WEIGHTS_OPTION = file_option(
-    "--weights", "Load a local checkpoint (a state dict; read with weights_only=True).", "FILE"
+    "--weights FILE", "Load a local checkpoint (a state dict; read with weights_only=True)."
 )
-
-
+BACKENDS_HELP = spoken([r.help for r in RUNTIMES.values()]).replace("[", r"\[") + "."
 latency_options = option_group(
     "latency",
     {
-        "device": _option(
+        "device": option(
             "auto",
-            "--device",
-            "DEVICE",
+            "--device DEVICE",
             "Where to run: cpu, cuda, or auto (cuda when torch sees a GPU).",
         ),
-        "batch": _option(
-            "1", "--batch", "INT", f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}."
+        "batch": option(
+            "1", "--batch INT", f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}."
         ),
-        "threads": typer.Option(
+        "threads": option(
             None,
-            "--threads",
-            metavar="INT",
-            help="Intra-op threads for every backend, an integer from 1 to the logical CPUs "
+            "--threads INT",
+            "Intra-op threads for every backend, an integer from 1 to the logical CPUs "
             "of this machine (default: torch's current count).",
         ),
-        "dtype": _option("fp32", "--dtype", "DTYPE", "Inference dtype: fp32, fp16 or bf16."),
-        "backend": _option(
-            "eager",
-            "--backend",
-            "BACKEND",
-            spoken([r.help for r in RUNTIMES.values()]).replace("[", r"\[") + ".",
-        ),
+        "dtype": option("fp32", "--dtype DTYPE", "Inference dtype: fp32, fp16 or bf16."),
+        "backend": option("eager", "--backend BACKEND", BACKENDS_HELP),
         "channels_last": flag("--channels-last", "Run in the channels-last (NHWC) memory format."),
         "fuse_bn": flag(
             "--fuse-bn", "Fold batch norm into the convolutions first (the deployed form)."
         ),
-        "min_time_s": _option(
+        "min_time_s": option(
             "1.0",
-            "--min-time",
-            "SECONDS",
+            "--min-time SECONDS",
             f"Seconds of timed runs per configuration, a number > 0 and <= {MAX_MIN_TIME_S:g}.",
         ),
-        "warmup": _option(
-            "10", "--warmup", "INT", f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}."
+        "warmup": option(
+            "10", "--warmup INT", f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}."
         ),
-        "quantize": _option(
+        "quantize": option(
             "none",
             "--quantize",
-            None,
             "none, or int8: post-training static quantization calibrated on random batches "
             f"(backends {' and '.join(INT8_BACKENDS)}, from fp32); reports the speed-up over "
             "fp32 and how close the outputs stay.",
@@ -194,20 +181,11 @@ latency_options = option_group(
 
 
 OutputFormat = choices("OutputFormat", "table", "csv", "json", "markdown")
-FORMAT_OPTION = _option(
-    OutputFormat.table,
-    "--format",
-    "FORMAT",
-    "How to print results: table, csv, json or markdown.",
-    "-f",
+FORMAT_OPTION = option(
+    OutputFormat.table, "--format -f FORMAT", "How to print results: table, csv, json or markdown."
 )
-OUTPUT_OPTION = _option(
-    None,
-    "--output",
-    "FILE",
-    "Write the results to this file instead of the terminal.",
-    "-o",
-    dir_okay=False,
+OUTPUT_OPTION = file_option(
+    "--output -o FILE", "Write the results to this file instead of the terminal."
 )
 
 
@@ -231,10 +209,9 @@ class Output:
 
 
 HTML_OPTION = file_option(
-    "--html",
+    "--html FILE",
     "Also write the result as one self-contained HTML page (tables, figures, styles and "
     "script inline; nothing fetched).",
-    "FILE",
 )
 output_options = option_group(
     "out",

@@ -25,10 +25,10 @@ def check_command(
         "--update-baseline",
         "Rewrite the baseline with the fresh figures (its regressions then do not fail).",
     ),
-    tolerance: list[str] | None = typer.Option(
+    tolerance: list[str] | None = cli.option(
         None,
         "--tolerance",
-        help="Baseline tolerance GROUP=PERCENT, GROUP one of madds, params, memory, latency "
+        "Baseline tolerance GROUP=PERCENT, GROUP one of madds, params, memory, latency "
         "(defaults: 0%, 0%, 0%, 15%). Repeatable.",
     ),
     results: Path | None = cli.file_option(
@@ -37,18 +37,16 @@ def check_command(
     junit: Path | None = cli.file_option(
         "--junit", "Also write JUnit XML, one testcase per limit."
     ),
-    fmt: CheckFormat = typer.Option(
+    fmt: CheckFormat = cli.option(
         CheckFormat.table,
-        "--format",
-        "-f",
-        help="table, csv, json, markdown, or github (workflow annotations and a step "
+        "--format -f",
+        "table, csv, json, markdown, or github (workflow annotations and a step "
         "summary, written to $GITHUB_STEP_SUMMARY when set).",
     ),
-    allow_import: list[str] | None = typer.Option(
+    allow_import: list[str] | None = cli.option(
         None,
-        "--allow-import",
-        metavar="MODULE",
-        help="Let the files name models by import path (MODULE:build) from MODULE or its "
+        "--allow-import MODULE",
+        "Let the files name models by import path (MODULE:build) from MODULE or its "
         "submodules, whose code is then imported and run; without it they may name "
         "registered models only. Repeatable, or comma-separated; '*' allows any module, "
         "so any code the files name.",

@@ -17,19 +17,15 @@ from mbprof.core.settings import LatencySettings
 @cli.latency_options
 @cli.output_options
 def compare_command(
-    models: str = typer.Option(
+    models: str = cli.option(
         "mobilenet_v2",
-        "--models",
-        "-m",
-        help="Comma-separated model names, or import paths such as mypkg.models:build.",
+        "--models -m",
+        "Comma-separated model names, or import paths such as mypkg.models:build.",
     ),
     widths: str = typer.Option("1.0", "--widths", "-w", help="Comma-separated width multipliers."),
     depths: str = typer.Option("1.0", "--depths", help="Comma-separated depth multipliers."),
-    res: str = typer.Option(
-        "224",
-        "--res",
-        "-r",
-        help="Comma-separated resolutions: 96,224 or HEIGHTxWIDTH like 160x224.",
+    res: str = cli.option(
+        "224", "--res -r", "Comma-separated resolutions: 96,224 or HEIGHTxWIDTH like 160x224."
     ),
     classes: str = cli.CLASSES_OPTION,
     arg: list[str] | None = cli.ARG_OPTION,
@@ -66,10 +62,10 @@ def compare_command(
         "measured afterwards, one configuration at a time, in this process.",
         show_default=False,
     ),
-    executor: str = typer.Option(
+    executor: str = cli.option(
         "local",
         "--executor",
-        help="Where the analysis runs: local (worker processes on this machine) or dask "
+        "Where the analysis runs: local (worker processes on this machine) or dask "
         "(the workers of a dask.distributed cluster: give --scheduler).",
     ),
     scheduler: str | None = typer.Option(
@@ -200,23 +196,17 @@ def plot_command(
     frame: Path = typer.Argument(
         ..., help="A comparison written by mbprof: CSV (compare --csv) or JSON.", dir_okay=False
     ),
-    x: str = typer.Option(
+    x: str = cli.option(
         "madds",
-        "--x",
-        metavar="AXIS",
-        help="Horizontal axis: madds, params, peak_act_bytes (memory), latency_ms (latency), "
+        "--x AXIS",
+        "Horizontal axis: madds, params, peak_act_bytes (memory), latency_ms (latency), "
         "throughput_ips (throughput), top1, ...",
     ),
     y: str = typer.Option("top1", "--y", metavar="AXIS", help="Vertical axis (same names as --x)."),
-    figure: Path | None = typer.Option(
-        None,
-        "--figure",
-        "--plot",
-        "-p",
-        metavar="FILE",
-        help="Write the figure here: .png, .svg or .pdf (--output FILE.png does the same).",
+    figure: Path | None = cli.file_option(
+        "--figure --plot -p FILE",
+        "Write the figure here: .png, .svg or .pdf (--output FILE.png does the same).",
         show_default="FRAME-Y-vs-X.png",
-        dir_okay=False,
     ),
     log_x: bool = cli.flag(
         "--log-x", "Logarithmic horizontal axis (ticks at 1, 2, 3 and 5 a decade)."

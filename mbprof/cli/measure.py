@@ -27,18 +27,16 @@ def profile_command(
     config: dict,
     weights: Path | None = cli.WEIGHTS_OPTION,
     engine: cli.Engine = cli.ENGINE_OPTION,
-    by: Grouping = typer.Option(
+    by: Grouping = cli.option(
         Grouping.layer,
-        "--by",
-        metavar="GROUPING",
-        help="The per-layer table as it is (layer), summed per module (module, to --max-depth) "
+        "--by GROUPING",
+        "The per-layer table as it is (layer), summed per module (module, to --max-depth) "
         "or per layer type (type: depthwise convs, pointwise convs, ...).",
     ),
-    max_depth: str | None = typer.Option(
+    max_depth: str | None = cli.option(
         None,
-        "--max-depth",
-        metavar="INT",
-        help="Module depth of --by module, 2 unless given (features.3 is depth 2); given "
+        "--max-depth INT",
+        "Module depth of --by module, 2 unless given (features.3 is depth 2); given "
         "alone, it means --by module.",
     ),
     out: cli.Output,
@@ -61,11 +59,10 @@ def profile_command(
         raise typer.Exit(cli.EXIT_FAILED)
 
 
-CHUNKS_OPTION = typer.Option(
+CHUNKS_OPTION = cli.option(
     "channel",
-    "--chunks",
-    "-T",
-    help="T, the chunks each expanded tensor is computed in (memory-efficient mode): an "
+    "--chunks -T",
+    "T, the chunks each expanded tensor is computed in (memory-efficient mode): an "
     "integer >= 1, or 'channel' for one channel per chunk (the paper's Table 3).",
 )
 
@@ -77,10 +74,8 @@ def memory_command(
     model: str = typer.Argument(..., help="Model name (see `mbprof models`)."),
     *,
     config: dict,
-    dtype: str = typer.Option(
-        "fp16",
-        "--dtype",
-        help="Bytes per activation element: fp16 or bf16 (2), fp32 (4), int8 (1).",
+    dtype: str = cli.option(
+        "fp16", "--dtype", "Bytes per activation element: fp16 or bf16 (2), fp32 (4), int8 (1)."
     ),
     chunks: str = CHUNKS_OPTION,
     batch: str = typer.Option("1", "--batch", "-b", help="Images per forward pass (>= 1)."),
