@@ -15,8 +15,12 @@ import mbprof
 from mbprof.analysis.deploy import fold_batchnorm
 from mbprof.analysis.latency import harness, machine, onnx_runtime, runtimes
 from mbprof.analysis.latency.harness import time_model
-from mbprof.analysis.latency.machine import machine_peak_gflops, resolve_settings
-from mbprof.analysis.latency.machine import Clock, time_blocks
+from mbprof.analysis.latency.machine import (
+    Clock,
+    machine_peak_gflops,
+    resolve_settings,
+    time_blocks,
+)
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import Environment, Timing
 from mbprof.core.settings import LatencySettings
