@@ -397,15 +397,28 @@ def _read_cache(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _cached(key: str, measure, refresh: bool, at_least: float | None, unit: str) -> float:
-    """The best value measured for ``key``, measured again when missing, refreshed or too low."""
-    path = cache_dir() / PEAK_FILE
+def peak_key(device: str, threads: int, dtype: str) -> str:
+    if dtype == "copy":
+        return f"bandwidth|{device}|{device_name(device)}|{cpu_model()}|threads={threads}"
+    return (
+        f"{device}|{device_name(device)}|{cpu_model()}|threads={threads}|{dtype}"
+        f"|torch {torch.__version__}"
+    )
+
+
+def machine_peak_gflops(
+    device: str, threads: int, dtype: str, refresh: bool = False, at_least: float | None = None
+) -> float:
+    """The compute ceiling for (device, threads, dtype) in GFLOP/s (dtype "copy": the memory
+    ceiling in GB/s), cached: measured again when missing, refreshed or below ``at_least``."""
+    path, key = cache_dir() / PEAK_FILE, peak_key(device, threads, dtype)
+    unit = "gbs" if dtype == "copy" else "gflops"
     entry = _read_cache(path).get(key)
     ok = isinstance(entry, dict) and isinstance(entry.get(unit), (int, float))
     cached = float(entry[unit]) if ok else None
     if cached is not None and not refresh and (at_least is None or cached >= at_least):
         return cached
-    measured, detail = measure()
+    measured, detail = measure_peak(device, threads, dtype)
     value = measured if refresh else max(measured, cached or 0.0)
     cache = _read_cache(path)  # another process may have written meanwhile
     cache[key] = {
@@ -422,30 +435,6 @@ def _cached(key: str, measure, refresh: bool, at_least: float | None, unit: str)
     return value
 
 
-def peak_key(device: str, threads: int, dtype: str) -> str:
-    return (
-        f"{device}|{device_name(device)}|{cpu_model()}|threads={threads}|{dtype}"
-        f"|torch {torch.__version__}"
-    )
-
-
-def machine_peak_gflops(
-    device: str,
-    threads: int,
-    dtype: str,
-    refresh: bool = False,
-    min_time_s: float = 0.5,
-    at_least: float | None = None,
-) -> float:
-    """The compute ceiling for (device, threads, dtype) in GFLOP/s, cached."""
-    measure = lambda: measure_peak(device, threads, dtype, min_time_s=min_time_s)  # noqa: E731
-    return _cached(peak_key(device, threads, dtype), measure, refresh, at_least, "gflops")
-
-
-def machine_bandwidth_gbs(
-    device: str, threads: int, refresh: bool = False, min_time_s: float = 0.5
-) -> float:
+def machine_bandwidth_gbs(device: str, threads: int, refresh: bool = False) -> float:
     """The memory ceiling for (device, threads) in GB/s, cached."""
-    key = f"bandwidth|{device}|{device_name(device)}|{cpu_model()}|threads={threads}"
-    measure = lambda: measure_peak(device, threads, "copy", min_time_s)  # noqa: E731
-    return _cached(key, measure, refresh, None, "gbs")
+    return machine_peak_gflops(device, threads, "copy", refresh)
