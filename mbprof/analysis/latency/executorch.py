@@ -362,7 +362,7 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
             "operators (1 us resolution: layers under 20 us leave the compute ceiling "
             "as it is), matched to the graph's nodes in order"
         )
-        return layer_profile(model, tuple(example.shape), settings, passes, lowered=lowered), how
+        return layer_profile(model, tuple(example.shape), settings, passes, lowered), how
 
     return Prepared(
         run=lambda: program.method.execute(inputs),
@@ -411,14 +411,12 @@ def layer_profile(
     model: nn.Module,
     input_shape: tuple[int, ...],
     settings: LatencySettings,
-    runs: int = 20,
+    runs: int,
+    lowered: Lowered,
     warmup: int = 3,
-    lowered: Lowered | None = None,
 ) -> RawProfile:
-    """Each operator's time in each profiled run of the lowered program, summed per module path."""
+    """Each operator's time in each profiled run of ``lowered``, summed per module path."""
     example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
-    if lowered is None:
-        lowered = lower(model, example, settings.quantize)
     program = Loaded(lowered, settings.threads or 1, etdump=True)
     for _ in range(warmup + runs):
         program(example)

@@ -214,17 +214,12 @@ def combine(loads: Sequence[MachineLoad]) -> MachineLoad | None:
     """The worst load over several windows (the rounds of an interleaved timing)."""
     if not loads:
         return None
-
-    def worst(name: str) -> float | None:
-        return max((v for x in loads if (v := getattr(x, name)) is not None), default=None)
-
+    worst = [
+        max((v for x in loads if (v := getattr(x, name)) is not None), default=None)
+        for name in ("other_cpus", "steal_cpus", "load_average")
+    ]
     return MachineLoad(
-        min(x.usable_cpus for x in loads),
-        worst("other_cpus"),
-        worst("steal_cpus"),
-        worst("load_average"),
-        loads[0].mhz_start,
-        loads[-1].mhz_end,
+        min(x.usable_cpus for x in loads), *worst, loads[0].mhz_start, loads[-1].mhz_end
     )
 
 
