@@ -107,7 +107,7 @@ def bare_loop(run, threads: int, warmup: int, seconds: float) -> float:
 
 def _same_program(model: torch.nn.Module, shape: tuple[int, ...]) -> None:
     """Say whether mbprof's cached program is the bare loop's, byte for byte."""
-    from mbprof.analysis.latency import lowering
+    from mbprof.analysis.latency import executorch as lowering
 
     exported = torch.export.export(model, (torch.randn(shape),))
     found = lowering.read_program(lowering.program_key(exported, shape, "none"))

@@ -346,9 +346,9 @@ def test_the_example_budget_file_is_valid_and_holds_for_the_published_counts():
 def steady(monkeypatch):
     """Every timing judged stable: these tests are about limits, not about how busy the
     (shared) test machine is; the verdict has its own tests."""
-    from mbprof.analysis.latency import stability
+    from mbprof.analysis.latency import harness
 
-    monkeypatch.setattr(stability, "judge", lambda *a, **k: ("stable", ()))
+    monkeypatch.setattr(harness, "judge", lambda *a, **k: ("stable", ()))
 
 
 @pytest.mark.usefixtures("steady")

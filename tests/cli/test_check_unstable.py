@@ -15,9 +15,9 @@ from tests.cli.test_check import CONFIG, run
 @pytest.fixture
 def shaky(monkeypatch):
     """Every timing judged unstable, for one reason."""
-    from mbprof.analysis.latency import stability
+    from mbprof.analysis.latency import harness
 
-    monkeypatch.setattr(stability, "judge", lambda *a, **k: ("unstable", ("spread 80% > 25%",)))
+    monkeypatch.setattr(harness, "judge", lambda *a, **k: ("unstable", ("spread 80% > 25%",)))
 
 
 LATENCY_BUDGET = 'max_latency = { limit = "60 s", threads = 1, min_time = "0.05 s", warmup = 1 }\n'

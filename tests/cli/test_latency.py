@@ -172,13 +172,13 @@ def test_compile_backend_with_inductor_end_to_end():
 def verdict(monkeypatch):
     """Set the verdict every timing gets (the machine's real load is the verdict tests'
     subject, not these)."""
-    from mbprof.analysis.latency import harness, stability
+    from mbprof.analysis.latency import harness
 
     def set_to(reasons: tuple[str, ...]) -> None:
         # nor a round that stayed an outlier on a loaded machine
         monkeypatch.setattr(harness.Interleaved, "reasons", lambda self: ())
         monkeypatch.setattr(
-            stability, "judge", lambda *a, **k: ("unstable" if reasons else "stable", reasons)
+            harness, "judge", lambda *a, **k: ("unstable" if reasons else "stable", reasons)
         )
 
     return set_to

@@ -1,4 +1,5 @@
-"""The one timing harness: models prepared by their runtime, timed in interleaved rounds."""
+"""The one timing harness: models prepared by their runtime, timed in interleaved rounds, and
+the verdict on how sound each figure is."""
 
 from __future__ import annotations
 
@@ -12,17 +13,9 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from mbprof.analysis.latency import executorch, onnx_runtime, runtimes, stability
-from mbprof.analysis.latency.machine import (
-    PEAK_FILE,
-    cache_dir,
-    environment,
-    machine_peak_gflops,
-    resolve_settings,
-    with_threads,
-)
+from mbprof.analysis.latency import executorch, machine, onnx_runtime, runtimes
+from mbprof.analysis.latency.machine import Clock, MachineLoad, machine_peak_gflops, time_blocks
 from mbprof.analysis.latency.runtimes import Prepared
-from mbprof.analysis.latency.stability import Clock, time_blocks
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import Timing
 from mbprof.core.settings import LatencySettings, ResolvedLatency
@@ -41,6 +34,13 @@ MIN_ROUND_BLOCKS = 3
 ROUND_OUTLIER_PCT = 15.0
 REMEASURES = 2
 REMEASURE_BUDGET = 1.0  # x the wall time of the rounds
+SPREAD_LIMIT_PCT = 25.0  # (p90 - p10) / median
+MIN_STABLE_BLOCKS = 10  # fewer timed blocks: the deciles are interpolated extremes
+DRIFT_LIMIT_PCT = 10.0  # medians of the first and the second half of the blocks
+OTHER_LOAD_MARGIN = 0.25  # CPUs other processes may take beyond the ones left idle
+STEAL_LIMIT = 0.10  # CPUs the hypervisor may take (steal time)
+FREQUENCY_CHANGE_PCT = 10.0
+STABLE, UNSTABLE = "stable", "unstable"
 
 
 def prepare(
@@ -67,7 +67,7 @@ class Interleaved:
     """What the rounds gave one configuration."""
 
     rounds: list[tuple[float, ...]] = field(default_factory=list)  # per-run times, by round
-    loads: list[stability.MachineLoad | None] = field(default_factory=list)
+    loads: list[MachineLoad | None] = field(default_factory=list)
     round_runs: list[int] = field(default_factory=list)  # timed runs, by round
     runs_per_block: int = 1
     remeasured: int = 0
@@ -117,7 +117,7 @@ def interleave(
     results = [Interleaved([()] * rounds, [None] * rounds, [0] * rounds) for _ in jobs]
     per_round = min_time_s / rounds
     round_warmup = ROUND_WARMUP if len(jobs) > 1 else 0
-    min_blocks = max(MIN_ROUND_BLOCKS, math.ceil(stability.MIN_BLOCKS / rounds))
+    min_blocks = max(MIN_ROUND_BLOCKS, math.ceil(machine.MIN_BLOCKS / rounds))
     say = on_round or (lambda _text: None)
 
     def attempt(j: int, r: int | None) -> None:
@@ -131,11 +131,11 @@ def interleave(
                         job.run()
                     job.clock.sync()
                     return
-                start = stability.sample() if measure_load else None
+                start = machine.sample() if measure_load else None
                 per_run, runs = time_blocks(job.run, per_round, round_warmup, job.clock, min_blocks)
-                end = stability.sample() if start is not None else None
+                end = machine.sample() if start is not None else None
                 result.rounds[r], result.round_runs[r] = per_run, runs * len(per_run)
-                result.loads[r] = stability.between(start, end) if start and end else None
+                result.loads[r] = machine.between(start, end) if start and end else None
                 result.runs_per_block = max(result.runs_per_block, runs)
         except Exception as exc:  # noqa: BLE001 - kept with its job; the others go on
             result.error = exc
@@ -188,7 +188,7 @@ def time_models(
     timing = f"timing it with {backend}"
     results: dict[int, Timing | Exception] = {}
     prepared: dict[int, Prepared] = {}
-    with with_threads(settings.threads), contextlib.ExitStack() as stack:
+    with machine.with_threads(settings.threads), contextlib.ExitStack() as stack:
         for i, target in enumerate(targets):
             say(f"preparing {target.label} for {backend}")
             try:
@@ -214,9 +214,9 @@ def time_models(
             results[i] = result.error
             continue
         madds, per_run_s = targets[i].madds, result.per_run_s
-        load = stability.combine([x for x in result.loads if x is not None])
-        p10, median, p90 = stability.deciles(per_run_s)
-        verdict, reasons = stability.judge(
+        load = machine.combine([x for x in result.loads if x is not None])
+        p10, median, p90 = deciles(per_run_s)
+        verdict, reasons = judge(
             per_run_s, settings.threads, load, cpu=settings.device == "cpu", threads_got=threads[i]
         )
         reasons = (*reasons, *result.reasons())
@@ -231,7 +231,8 @@ def time_models(
             notes.append(
                 f"this model ran faster ({achieved:.1f} GFLOP/s) than the machine reference "
                 f"({peak:.1f} GFLOP/s, a matrix product): the machine was busy while one of them "
-                f"ran; remove {cache_dir() / PEAK_FILE} to measure the reference again"
+                f"ran; remove {machine.cache_dir() / machine.PEAK_FILE} to measure the reference "
+                "again"
             )
         results[i] = Timing(
             latency_ms=median * 1e3,
@@ -242,12 +243,12 @@ def time_models(
             runs_per_block=result.runs_per_block,
             warmup=settings.warmup,
             min_time_s=settings.min_time_s,
-            environment=environment(settings),
+            environment=machine.environment(settings),
             compile_s=prepared[i].compile_s,
             madds=madds,
             machine_peak_gflops=peak,
             notes=tuple(notes),
-            verdict=stability.UNSTABLE if reasons else verdict,
+            verdict=UNSTABLE if reasons else verdict,
             reasons=reasons,
             other_cpus=load and load.other_cpus,
             load_average=load and load.load_average,
@@ -266,7 +267,7 @@ def time_model(
     madds: int | None = None,
 ) -> Timing:
     """Time ``model`` on a random input of ``input_shape``: the one-job case of ``time_models``."""
-    settings = resolve_settings(settings or LatencySettings(batch=input_shape[0]))
+    settings = machine.resolve_settings(settings or LatencySettings(batch=input_shape[0]))
     if input_shape[0] != settings.batch:
         raise MbprofError(
             f"input batch {input_shape[0]} differs from the settings' batch {settings.batch}"
@@ -279,3 +280,62 @@ def time_model(
     if isinstance(result, Exception):
         raise result
     return result
+
+
+def deciles(per_run_s: Sequence[float]) -> tuple[float, float, float]:
+    """(p10, median, p90) of the per-run block times (inclusive method)."""
+    if len(per_run_s) == 1:
+        return per_run_s[0], per_run_s[0], per_run_s[0]
+    cuts = statistics.quantiles(per_run_s, n=10, method="inclusive")
+    return cuts[0], statistics.median(per_run_s), cuts[-1]
+
+
+def judge(
+    per_run_s: Sequence[float],
+    threads: int,
+    load: MachineLoad | None = None,
+    cpu: bool = True,
+    threads_got: int | None = None,
+) -> tuple[str, tuple[str, ...]]:
+    """(verdict, reasons) of a timing from its per-run block times and the machine's load."""
+    reasons: list[str] = []
+    blocks = len(per_run_s)
+    if blocks < MIN_STABLE_BLOCKS:
+        reasons.append(
+            f"only {blocks} timed block{'s' if blocks != 1 else ''} (fewer than "
+            f"{MIN_STABLE_BLOCKS}): measure for longer"
+        )
+    if blocks >= 2:
+        p10, median, p90 = deciles(per_run_s)
+        spread = 100.0 * (p90 - p10) / median
+        if spread > SPREAD_LIMIT_PCT:
+            shown = f"{spread:.1f}" if spread < 100 else f"{spread:.0f}"  # never "25% > 25%"
+            reasons.append(f"spread {shown}% > {SPREAD_LIMIT_PCT:.0f}% ((p90 - p10) / median)")
+    if blocks >= MIN_STABLE_BLOCKS:
+        half = blocks // 2
+        first, second = statistics.median(per_run_s[:half]), statistics.median(per_run_s[half:])
+        drift = 100.0 * (second - first) / min(first, second)
+        if abs(drift) > DRIFT_LIMIT_PCT:
+            reasons.append(f"drift {drift:+.0f}% from the first to the second half of the runs")
+    if threads_got is not None and threads_got != threads:
+        reasons.append(f"{threads} threads asked for, the backend ran {threads_got}")
+    if load is None:
+        return (UNSTABLE if reasons else STABLE), tuple(reasons)
+    cpus = load.usable_cpus
+    wanted = min(threads, cpus) if cpu else 1
+    if load.other_cpus is not None:
+        if load.other_cpus > cpus - wanted + OTHER_LOAD_MARGIN:
+            reasons.append(
+                f"other processes kept {load.other_cpus:.1f} of {cpus} CPUs busy "
+                f"while it ran {wanted} thread{'s' if wanted != 1 else ''}"
+            )
+    elif load.load_average is not None and load.load_average > cpus:
+        reasons.append(f"load average {load.load_average:.1f} > {cpus} CPUs")
+    if load.steal_cpus is not None and load.steal_cpus > STEAL_LIMIT:
+        reasons.append(f"the hypervisor took {load.steal_cpus:.2f} CPUs (steal time)")
+    if cpu and threads > cpus:
+        reasons.append(f"{threads} threads asked for, {cpus} CPUs usable (affinity, CPU quota)")
+    start, end = load.mhz_start, load.mhz_end
+    if start and end and 100.0 * abs(end - start) / min(start, end) > FREQUENCY_CHANGE_PCT:
+        reasons.append(f"CPU clock changed from {start:.0f} to {end:.0f} MHz")
+    return (UNSTABLE if reasons else STABLE), tuple(reasons)

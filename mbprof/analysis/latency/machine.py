@@ -1,4 +1,5 @@
-"""This machine: its ``Environment``, the settings it can run and its two ceilings (cached)."""
+"""This machine: its ``Environment``, the settings it can run, its two ceilings (cached), its
+clock (timed blocks) and its load while a timing ran."""
 
 from __future__ import annotations
 
@@ -6,17 +7,20 @@ import contextlib
 import functools
 import importlib
 import json
+import math
 import os
 import platform
+import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from mbprof.analysis.latency.stability import Clock, _read, time_blocks
+from mbprof.analysis.collector import collector_paused
 from mbprof.core.errors import MbprofError
 from mbprof.core.files import cache_dir, write_atomic
 from mbprof.core.records import Environment
@@ -37,6 +41,186 @@ PEAK_FILE = "machine_peak.json"
 # miss the machine's sweet spot: too small to fill every core, or too big for the caches).
 MATMUL_SIZES = {"cpu": (256, 512, 1024), "cuda": (2048, 4096, 8192)}
 COPY_BYTES = {"cpu": 1 << 28, "cuda": 1 << 30}  # per buffer: far beyond any cache
+MIN_BLOCKS = 5
+CLOCK_SHARE = 1e-3  # the clock may cost at most this share of a block
+
+
+class Clock:
+    """A block's wall time on the CPU; on CUDA, GPU time between two events it waits for."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.cuda = device if device.startswith("cuda") else None
+
+    def sync(self) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize(torch.device(self.cuda))
+
+    def time_block(self, fn: Callable[[], object], runs: int) -> float:
+        if not self.cuda:
+            start = time.perf_counter()
+            for _ in range(runs):
+                fn()
+            return time.perf_counter() - start
+        import torch
+
+        start, end = (torch.cuda.Event(enable_timing=True) for _ in "se")
+        start.record()
+        for _ in range(runs):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3  # elapsed_time is in milliseconds
+
+
+def time_blocks(
+    fn: Callable[[], object],
+    min_time_s: float,
+    warmup: int,
+    clock: Clock | None = None,
+    min_blocks: int = MIN_BLOCKS,
+) -> tuple[tuple[float, ...], int]:
+    """(per-run time of each block, runs per block) of ``fn``, warmed up, over ``min_time_s``."""
+    clock = clock or Clock()
+    for _ in range(warmup):
+        fn()
+    clock.sync()
+    overhead = statistics.median(clock.time_block(lambda: None, 0) for _ in range(5))
+    first = max(clock.time_block(fn, 1), 1e-9)  # one more warm run that sizes the blocks
+    runs = max(1, math.ceil(overhead / (CLOCK_SHARE * first)))
+    runs = min(runs, max(1, int(min_time_s / min_blocks / first)))
+    per_run: list[float] = []
+    total = 0.0
+    with collector_paused():
+        while total < min_time_s or len(per_run) < min_blocks:
+            elapsed = clock.time_block(fn, runs)
+            per_run.append(elapsed / runs)
+            total += elapsed
+    return tuple(per_run), runs
+
+
+@dataclass(frozen=True)
+class MachineSample:
+    """The machine's counters at one moment (``between`` takes the difference of two)."""
+
+    wall_s: float
+    own_cpu_s: float  # this process' CPU time, all its threads
+    busy_s: float | None  # CPU time of every process on the usable CPUs (/proc/stat)
+    steal_s: float | None
+    load_average: float | None
+    mhz: float | None
+
+
+@dataclass(frozen=True)
+class MachineLoad:
+    """What the machine did over a timing's window."""
+
+    usable_cpus: int
+    other_cpus: float | None  # CPUs other processes kept busy, on average
+    steal_cpus: float | None  # CPUs the hypervisor took
+    load_average: float | None  # the 1-minute load average at the end
+    mhz_start: float | None
+    mhz_end: float | None
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _allowed() -> set[int] | None:
+    try:
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity, capped by a cgroup CPU quota."""
+    allowed = _allowed()
+    cpus = len(allowed) if allowed is not None else os.cpu_count() or 1
+    # cgroup v2: "max 100000" or "200000 100000"
+    parts = (_read("/sys/fs/cgroup/cpu.max") or "").split()
+    if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[1]) > 0:
+        cpus = min(cpus, max(1, round(int(parts[0]) / int(parts[1]))))
+    return max(1, cpus)
+
+
+def _proc_stat(allowed: set[int] | None) -> tuple[float, float] | None:
+    """(busy, steal) seconds of the allowed CPUs since boot, from /proc/stat."""
+    rows = []
+    for line in (_read("/proc/stat") or "").splitlines():
+        name, _, rest = line.partition(" ")
+        if name.startswith("cpu") and name != "cpu":
+            if allowed is None or int(name[3:]) in allowed:
+                rows.append([int(v) for v in rest.split()])
+    if not rows:
+        return None
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    busy = sum(sum(v[:3]) + sum(v[5:8]) for v in rows)
+    return busy / tick, sum(v[7] for v in rows if len(v) > 7) / tick
+
+
+def _mhz(allowed: set[int] | None) -> float | None:
+    """The mean clock of the allowed CPUs: cpufreq's scaling_cur_freq, else /proc/cpuinfo."""
+    cpus = sorted(allowed) if allowed is not None else range(os.cpu_count() or 1)
+    values = []
+    for cpu in cpus:
+        text = _read(f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_cur_freq")
+        if text and text.strip().isdigit():
+            values.append(int(text) / 1000.0)  # kHz
+    if not values:
+        text = _read("/proc/cpuinfo") or ""
+        per_cpu = [line.split(":")[1] for line in text.splitlines() if line.startswith("cpu MHz")]
+        chosen = [v for i, v in enumerate(per_cpu) if allowed is None or i in allowed]
+        try:
+            values = [float(v) for v in chosen]
+        except ValueError:
+            values = []
+    return statistics.fmean(values) if values else None
+
+
+def sample() -> MachineSample:
+    allowed = _allowed()
+    stat = _proc_stat(allowed)
+    times = os.times()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = None
+    busy, steal = stat if stat is not None else (None, None)
+    wall = time.perf_counter()
+    return MachineSample(wall, times.user + times.system, busy, steal, load, _mhz(allowed))
+
+
+def between(start: MachineSample, end: MachineSample) -> MachineLoad:
+    """The machine's load over the window from ``start`` to ``end``."""
+    wall = max(end.wall_s - start.wall_s, 1e-9)
+    other = steal = None
+    if start.busy_s is not None and end.busy_s is not None:
+        own = end.own_cpu_s - start.own_cpu_s
+        # rounded: /proc/stat counts in ticks, so float noise (1.7e-13) is no load
+        other = round(max(0.0, (end.busy_s - start.busy_s - own) / wall), 3)
+        steal = round(max(0.0, (end.steal_s - start.steal_s) / wall), 3)  # type: ignore[operator]
+    return MachineLoad(usable_cpus(), other, steal, end.load_average, start.mhz, end.mhz)
+
+
+def combine(loads: Sequence[MachineLoad]) -> MachineLoad | None:
+    """The worst load over several windows (the rounds of an interleaved timing)."""
+    if not loads:
+        return None
+    worst = [
+        max((v for x in loads if (v := getattr(x, name)) is not None), default=None)
+        for name in ("other_cpus", "steal_cpus", "load_average")
+    ]
+    return MachineLoad(
+        min(x.usable_cpus for x in loads), *worst, loads[0].mhz_start, loads[-1].mhz_end
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -208,15 +392,28 @@ def _read_cache(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _cached(key: str, measure, refresh: bool, at_least: float | None, unit: str) -> float:
-    """The best value measured for ``key``, measured again when missing, refreshed or too low."""
-    path = cache_dir() / PEAK_FILE
+def peak_key(device: str, threads: int, dtype: str) -> str:
+    if dtype == "copy":
+        return f"bandwidth|{device}|{device_name(device)}|{cpu_model()}|threads={threads}"
+    return (
+        f"{device}|{device_name(device)}|{cpu_model()}|threads={threads}|{dtype}"
+        f"|torch {torch.__version__}"
+    )
+
+
+def machine_peak_gflops(
+    device: str, threads: int, dtype: str, refresh: bool = False, at_least: float | None = None
+) -> float:
+    """The compute ceiling for (device, threads, dtype) in GFLOP/s (dtype "copy": the memory
+    ceiling in GB/s), cached: measured again when missing, refreshed or below ``at_least``."""
+    path, key = cache_dir() / PEAK_FILE, peak_key(device, threads, dtype)
+    unit = "gbs" if dtype == "copy" else "gflops"
     entry = _read_cache(path).get(key)
     ok = isinstance(entry, dict) and isinstance(entry.get(unit), (int, float))
     cached = float(entry[unit]) if ok else None
     if cached is not None and not refresh and (at_least is None or cached >= at_least):
         return cached
-    measured, detail = measure()
+    measured, detail = measure_peak(device, threads, dtype)
     value = measured if refresh else max(measured, cached or 0.0)
     cache = _read_cache(path)  # another process may have written meanwhile
     cache[key] = {
@@ -233,30 +430,6 @@ def _cached(key: str, measure, refresh: bool, at_least: float | None, unit: str)
     return value
 
 
-def peak_key(device: str, threads: int, dtype: str) -> str:
-    return (
-        f"{device}|{device_name(device)}|{cpu_model()}|threads={threads}|{dtype}"
-        f"|torch {torch.__version__}"
-    )
-
-
-def machine_peak_gflops(
-    device: str,
-    threads: int,
-    dtype: str,
-    refresh: bool = False,
-    min_time_s: float = 0.5,
-    at_least: float | None = None,
-) -> float:
-    """The compute ceiling for (device, threads, dtype) in GFLOP/s, cached."""
-    measure = lambda: measure_peak(device, threads, dtype, min_time_s=min_time_s)  # noqa: E731
-    return _cached(peak_key(device, threads, dtype), measure, refresh, at_least, "gflops")
-
-
-def machine_bandwidth_gbs(
-    device: str, threads: int, refresh: bool = False, min_time_s: float = 0.5
-) -> float:
+def machine_bandwidth_gbs(device: str, threads: int, refresh: bool = False) -> float:
     """The memory ceiling for (device, threads) in GB/s, cached."""
-    key = f"bandwidth|{device}|{device_name(device)}|{cpu_model()}|threads={threads}"
-    measure = lambda: measure_peak(device, threads, "copy", min_time_s)  # noqa: E731
-    return _cached(key, measure, refresh, None, "gbs")
+    return machine_peak_gflops(device, threads, "copy", refresh)

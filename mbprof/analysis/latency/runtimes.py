@@ -19,8 +19,7 @@ from torch import nn
 
 from mbprof.analysis.collector import removed_after
 from mbprof.analysis.deploy import fold_batchnorm
-from mbprof.analysis.latency.machine import TORCH_DTYPES
-from mbprof.analysis.latency.stability import Clock
+from mbprof.analysis.latency.machine import TORCH_DTYPES, Clock
 from mbprof.analysis.memory.trace import tensors
 from mbprof.core.settings import LatencySettings
 

@@ -15,15 +15,19 @@ pytest.importorskip("executorch")
 # Every program is lowered (seconds to a minute each): the whole module is in the slow tier.
 pytestmark = pytest.mark.slow
 
-from mbprof.analysis.latency import lowering, roofline  # noqa: E402
+from mbprof.analysis.latency import executorch as lowering  # noqa: E402
+from mbprof.analysis.latency import roofline  # noqa: E402
 from mbprof.analysis.latency.executorch import (  # noqa: E402
+    Fallback,
     Loaded,
     _events,
     layer_profile,
+    lower,
+    modules,
+    native_quiet,
     thread_count,
 )
 from mbprof.analysis.latency.harness import time_model  # noqa: E402
-from mbprof.analysis.latency.lowering import Fallback, lower, modules, native_quiet  # noqa: E402
 from mbprof.analysis.latency.machine import resolve_settings  # noqa: E402
 from mbprof.api import build_sized  # noqa: E402
 from mbprof.core.errors import MbprofError  # noqa: E402

@@ -13,10 +13,14 @@ from torch import nn
 
 import mbprof
 from mbprof.analysis.deploy import fold_batchnorm
-from mbprof.analysis.latency import harness, machine, onnx_runtime, runtimes, stability
+from mbprof.analysis.latency import harness, machine, onnx_runtime, runtimes
 from mbprof.analysis.latency.harness import time_model
-from mbprof.analysis.latency.machine import machine_peak_gflops, resolve_settings
-from mbprof.analysis.latency.stability import Clock, time_blocks
+from mbprof.analysis.latency.machine import (
+    Clock,
+    machine_peak_gflops,
+    resolve_settings,
+    time_blocks,
+)
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import Environment, Timing
 from mbprof.core.settings import LatencySettings
@@ -102,7 +106,7 @@ def test_time_blocks_groups_runs_when_the_clock_costs_too_much():
     per_run, runs = time_blocks(lambda: None, min_time_s=0.01, warmup=0, clock=clock)
     assert runs == 10
     assert sum(clock.blocks[-len(per_run) :]) == len(per_run) * 10
-    assert len(per_run) >= stability.MIN_BLOCKS
+    assert len(per_run) >= machine.MIN_BLOCKS
 
 
 def test_time_blocks_percentiles_by_hand():
@@ -111,7 +115,7 @@ def test_time_blocks_percentiles_by_hand():
     per_run, _ = time_blocks(lambda: None, min_time_s=0.2095, warmup=0, clock=clock, min_blocks=5)
     times = [k * 1e-3 for k in range(1, len(per_run) + 1)]
     assert len(per_run) == 20  # 1 + 2 + ... + 19 ms = 190 ms < 209.5 ms <= 210 ms
-    p10, median, p90 = stability.deciles(per_run)
+    p10, median, p90 = harness.deciles(per_run)
     assert median == pytest.approx(statistics.median(times))
     # inclusive deciles of 1..20: p10 = 1 + 0.1 x 19 = 2.9, p90 = 1 + 0.9 x 19 = 18.1 (ms)
     assert p10 == pytest.approx(2.9e-3)
@@ -122,7 +126,7 @@ def test_time_blocks_keeps_min_blocks_for_a_slow_run():
     per_run, runs = time_blocks(
         lambda: None, min_time_s=0.001, warmup=0, clock=FakeClock(run_s=0.5)
     )
-    assert len(per_run) == stability.MIN_BLOCKS and runs == 1
+    assert len(per_run) == machine.MIN_BLOCKS and runs == 1
 
 
 def test_cpu_clock_times_real_work():
@@ -330,7 +334,7 @@ def test_onnxruntime_runs_a_real_session(monkeypatch):
     assert abs(got - expected).max() <= 1e-4 * abs(expected).max()
     assert t.environment.backend == "onnxruntime"
     assert t.environment.backend_version == onnxruntime.__version__
-    assert t.compile_s is not None and t.compile_s > 0 and t.runs >= stability.MIN_BLOCKS
+    assert t.compile_s is not None and t.compile_s > 0 and t.runs >= machine.MIN_BLOCKS
 
 
 def test_a_backend_with_another_output_is_refused():

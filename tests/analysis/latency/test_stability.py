@@ -9,8 +9,9 @@ import statistics
 import pytest
 
 from mbprof.analysis.latency import harness as il
-from mbprof.analysis.latency import stability
-from mbprof.analysis.latency.stability import MachineLoad, MachineSample, judge
+from mbprof.analysis.latency import machine as stability
+from mbprof.analysis.latency.harness import judge
+from mbprof.analysis.latency.machine import MachineLoad, MachineSample
 
 QUIET = MachineLoad(
     usable_cpus=2, other_cpus=0.05, steal_cpus=0.0, load_average=0.3, mhz_start=2600, mhz_end=2600
@@ -42,8 +43,8 @@ def test_too_few_runs_is_unstable_whatever_their_spread():
 
 def test_a_drift_between_the_halves_is_a_reason_even_with_a_small_spread():
     times = [0.010] * 20 + [0.0115] * 20  # a load that came in the middle: +15%
-    p10, median, p90 = stability.deciles(times)
-    assert 100 * (p90 - p10) / median < stability.SPREAD_LIMIT_PCT
+    p10, median, p90 = il.deciles(times)
+    assert 100 * (p90 - p10) / median < il.SPREAD_LIMIT_PCT
     verdict, reasons = judge(times, threads=1)
     assert verdict == "unstable" and reasons == (
         "drift +15% from the first to the second half of the runs",
