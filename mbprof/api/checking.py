@@ -14,7 +14,6 @@ from mbprof.api.inputs import make_latency_settings, make_spec
 from mbprof.api.single import measure_rows
 from mbprof.checks.baseline import baseline_budgets, tolerances_for
 from mbprof.checks.budget_file import load_budgets
-from mbprof.checks.file_lines import BudgetFileError
 from mbprof.checks.imports import (
     import_refusal,
     parse_allow_import,
@@ -72,11 +71,7 @@ def resolve_latency_limits(budgets: Sequence[Budget]) -> dict[Settings, Resolved
             try:
                 resolved[limit.settings] = make_latency_settings(**latency_kwargs(limit.settings))
             except MbprofError as exc:
-                if budget.from_rows:
-                    raise MbprofError(f"{budget.source} row {budget.index}: {exc}") from None
-                raise BudgetFileError(
-                    f"budget {budget.index}, {limit.key}: {exc}", budget.source, limit.line
-                ) from None
+                raise budget.error(str(exc), limit.key) from None
     return resolved
 
 

@@ -48,6 +48,8 @@ from mbprof.frame.rows import (
 )
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from mbprof.analysis.memory.graph import Graph
 
 Request = tuple[MemorySettings | None, ResolvedLatency | None]
@@ -190,20 +192,59 @@ def measure_rows(
             else:
                 row.update(memory_columns(report))
         if latency is not None:
-            from mbprof.analysis.latency.machine import environment
-
             say(f"timing {latency.backend}")
-            try:
-                row.update(latency_columns(measured.time(latency)))
-            except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C still stops
-                if isinstance(exc, stop_on):
-                    raise
-                row.update(environment_columns(environment(latency)))
-                errors.append(failure_text(exc))
+            jobs = [(spec, measured.built.model, measured.counts.madds)]
+            (columns,) = interleaved_latency(jobs, latency, weights, rounds=1, stop_on=stop_on)
+            errors.append(columns.pop("error", None))
+            row.update(columns)
         if any(errors):
             row["error"] = "; ".join(e for e in errors if e)
         rows.append(row)
     return rows
+
+
+# One configuration to time: its spec, its model and its MAdds per image.
+TimingJob = tuple[ModelSpec, "nn.Module", int]
+
+
+def interleaved_latency(
+    jobs: Sequence[TimingJob],
+    latency: ResolvedLatency,
+    weights: str | Path | None = None,
+    *,
+    rounds: int | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    stop_on: tuple[type[BaseException], ...] = (),
+) -> list[dict[str, Any]]:
+    """The latency columns of every job, timed interleaved in ``rounds`` round-robin rounds;
+    a failure is its row's ``error`` unless one of ``stop_on`` (raised after the others)."""
+    from mbprof.analysis.latency import harness
+    from mbprof.analysis.latency.machine import environment
+
+    failed: dict[int, BaseException] = {}
+    targets, indices = [], []
+    for index, (spec, model, madds) in enumerate(jobs):
+        try:
+            model = timing_ready(spec, model, weights)
+        except Exception as exc:  # noqa: BLE001 - recorded in its row (or raised below)
+            failed[index] = exc
+            continue
+        guard = lambda what, spec=spec: running(spec, what)  # noqa: E731
+        shape = spec.input_shape(latency.batch)
+        targets.append(harness.Target(model, shape, madds, spec.label, guard))
+        indices.append(index)
+    timed = harness.time_models(targets, latency, rounds or harness.ROUNDS, on_phase)
+    results = dict(zip(indices, timed, strict=True))
+    failed.update((i, r) for i, r in results.items() if isinstance(r, Exception))
+    for exc in failed.values():
+        if isinstance(exc, stop_on):
+            raise exc
+    return [
+        {**environment_columns(environment(latency)), "error": failure_text(failed[i])}
+        if i in failed
+        else latency_columns(results[i])
+        for i in range(len(jobs))
+    ]
 
 
 def memory_spec(

@@ -11,21 +11,20 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.api.building import build_sized, is_builtin, running, timing_ready
+from mbprof.api.building import build_sized, is_builtin
 from mbprof.api.cache import ResultCache, analysis_key, code_versions, latency_key
 from mbprof.api.executors import DaskPool, InProcess, LocalPool, make_executor
 from mbprof.api.inputs import Resolution, make_specs, memory_of, resolve_latency
-from mbprof.api.single import ROW_FAILURES, measure_rows
+from mbprof.api.single import ROW_FAILURES, TimingJob, interleaved_latency, measure_rows
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import parse_choice
 from mbprof.core.records import ModelSpec, is_import_path
 from mbprof.core.settings import ENGINES, LatencySettings, MemorySettings, ResolvedLatency
-from mbprof.frame.rows import environment_columns, failure_text, identity_row, latency_columns
+from mbprof.frame.rows import failure_text, identity_row
 from mbprof.models import HELD
 
 if TYPE_CHECKING:
     import pandas as pd
-    from torch import nn
 
     from mbprof.frame.accuracy import AccuracyTable
     from mbprof.models import ModelInfo
@@ -177,50 +176,6 @@ def analysed_rows(
     finally:
         runner.close()
     yield from ready()
-
-
-# One configuration to time: its spec, its model and its MAdds per image.
-TimingJob = tuple[ModelSpec, "nn.Module", int]
-
-
-def interleaved_latency(
-    jobs: Sequence[TimingJob],
-    latency: ResolvedLatency,
-    *,
-    weights: str | Path | None = None,
-    rounds: int | None = None,
-    on_phase: Callable[[str], None] | None = None,
-    stop_on: tuple[type[BaseException], ...] = (),
-) -> list[dict[str, Any]]:
-    """The latency columns of every job, timed interleaved in ``rounds`` round-robin rounds;
-    a failure is its row's ``error`` unless one of ``stop_on`` (raised after the others)."""
-    from mbprof.analysis.latency import harness
-    from mbprof.analysis.latency.machine import environment
-
-    failed: dict[int, BaseException] = {}
-    targets, indices = [], []
-    for index, (spec, model, madds) in enumerate(jobs):
-        try:
-            model = timing_ready(spec, model, weights)
-        except Exception as exc:  # noqa: BLE001 - recorded in its row (or raised below)
-            failed[index] = exc
-            continue
-        guard = lambda what, spec=spec: running(spec, what)  # noqa: E731
-        shape = spec.input_shape(latency.batch)
-        targets.append(harness.Target(model, shape, madds, spec.label, guard))
-        indices.append(index)
-    timed = harness.time_models(targets, latency, rounds or harness.ROUNDS, on_phase)
-    results = dict(zip(indices, timed, strict=True))
-    failed.update((i, r) for i, r in results.items() if isinstance(r, Exception))
-    for exc in failed.values():
-        if isinstance(exc, stop_on):
-            raise exc
-    return [
-        {**environment_columns(environment(latency)), "error": failure_text(failed[i])}
-        if i in failed
-        else latency_columns(results[i])
-        for i in range(len(jobs))
-    ]
 
 
 # Configurations timed interleaved together: all their models are held at once.
