@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof.api.building import (
     Built,
-    build_for_shapes,
+    _size_parameters,
     build_sized,
     check_computes,
     running,
@@ -57,10 +57,6 @@ Request = tuple[MemorySettings | None, ResolvedLatency | None]
 ROW_FAILURES = (ResourceError, RuntimeError, MemoryError, UserCodeExit)
 
 
-def _quiet(_text: str) -> None:
-    pass
-
-
 @dataclass(frozen=True)
 class Measured:
     """A configuration's model, counts, memory report (or failure) per settings, and trace."""
@@ -89,7 +85,7 @@ def measure(
     *,
     weights: str | Path | None = None,
     batch: int = 1,
-    say: Callable[[str], None] = _quiet,
+    say: Callable[[str], None] = lambda _text: None,
     stop_on: tuple[type[BaseException], ...] = (),
     engine: str = "fvcore",
 ) -> Measured:
@@ -169,7 +165,7 @@ def measure_rows(
 ) -> list[dict[str, Any]]:
     """One row per (memory, latency) request of one configuration, built and counted once;
     a failure is the rows' ``error`` unless it is one of ``stop_on``."""
-    say = on_phase or _quiet
+    say = on_phase or (lambda _text: None)
     base = identity_row(spec)
     batch = max([latency.batch for _, latency in requests if latency is not None] or [1])
     memories = [memory for memory, _ in requests if memory is not None]
@@ -260,7 +256,7 @@ def memory_spec(
 
     settings = memory_settings(mem_dtype, chunks)
     batch = parse_int(batch, "batch", maximum=MAX_BATCH)
-    model = build_for_shapes(spec)
+    model = build_sized(spec).model if spec.reparam else _size_parameters(spec).model  # meta
     with running(spec, "analysing its activation memory"):
         report = analyze(model, spec.input_shape(batch), settings).report
     return check_computes(spec, report)

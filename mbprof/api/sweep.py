@@ -21,7 +21,7 @@ from mbprof.core.parsing import parse_choice
 from mbprof.core.records import ModelSpec, is_import_path
 from mbprof.core.settings import ENGINES, LatencySettings, MemorySettings, ResolvedLatency
 from mbprof.frame.rows import failure_text, identity_row
-from mbprof.models import HELD
+from mbprof.models import HELD, get_model_info
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,15 +61,6 @@ def analyse(
         task.spec, [(task.memory, None)], task.weights, on_phase, engine=task.engine
     )
     return rows[0], code_versions()
-
-
-def _registration(spec: ModelSpec) -> ModelInfo | None:
-    """The registry entry a worker needs sent along (none for what every process finds)."""
-    from mbprof.models import get_model_info
-
-    if is_import_path(spec.model) or is_builtin(spec):
-        return None
-    return get_model_info(spec.model)
 
 
 # A local sweep starts no more workers than one per this many configurations (fewer than
@@ -121,10 +112,10 @@ def analysed_rows(
     runner = _sized(executor, len(todo), all(is_builtin(specs[i]) for i in todo))
     here = isinstance(runner, InProcess)
     started = set(todo) if here else set()  # told to on_start as each starts
-    tasks = [
-        AnalysisTask(specs[i], memory, weights, None if here else _registration(specs[i]), engine)
-        for i in todo
-    ]
+    # A worker is sent the registry entry of a model registered in this process only.
+    found = [here or is_import_path(s.model) or is_builtin(s) for s in specs]
+    entry = {i: get_model_info(specs[i].model) for i in todo if not found[i]}
+    tasks = [AnalysisTask(specs[i], memory, weights, entry.get(i), engine) for i in todo]
 
     def in_this_process(task: AnalysisTask) -> tuple[dict[str, Any], dict[str, Any]]:
         if on_start is not None:
@@ -244,8 +235,8 @@ class CompareRun:
         for start in range(0, len(rows), TIMING_GROUP):
             chunk = range(start, min(start + TIMING_GROUP, len(rows)))
             counted = [i for i in chunk if "madds" in rows[i]]  # the others did not count
-            timed_keys = {i: latency_key(keys[i], latency) for i in counted if keep and keys[i]}
-            timed = {i: hit for i, key in timed_keys.items() if (hit := cache.get(key)) is not None}
+            kept = {i: latency_key(keys[i], latency) for i in counted if keep and keys[i]}
+            timed = {i: hit for i, key in kept.items() if (hit := cache.get(key)) is not None}
             todo = [i for i in counted if i not in timed]
             if todo and on_start is not None:
                 on_start(specs[todo[0]])
@@ -254,25 +245,24 @@ class CompareRun:
                 say(f"building {specs[i].label} to time it")
                 try:
                     model = build_sized(specs[i], weights=self.weights, batch=latency.batch).model
+                    jobs[i] = (specs[i], model, rows[i]["madds"])
                 except ROW_FAILURES as exc:
                     timed[i] = {"error": failure_text(exc)}
-                    continue
-                jobs[i] = (specs[i], model, rows[i]["madds"])
             if jobs:
                 columns = interleaved_latency(
                     [*jobs.values()], latency, weights=self.weights, on_phase=say
                 )
                 timed.update(zip(jobs, columns, strict=True))
             jobs = model = None  # dropped before the rows are handed on
-            for i in todo:
-                if i in timed_keys:  # (a row with an error is never kept)
-                    cache.put(timed_keys[i], timed[i])
+            for i in kept.keys() & set(todo):  # (a row with an error is never kept)
+                cache.put(kept[i], timed[i])
             for i in chunk:
                 if on_start is not None:
                     on_start(specs[i])
-                row, error = {**rows[i], **timed.get(i, {})}, timed.get(i, {}).get("error")
-                if error and rows[i].get("error"):  # the memory's failure and the timing's
-                    row["error"] = f"{rows[i]['error']}; {error}"
+                errors = [rows[i].get("error"), timed.get(i, {}).get("error")]
+                row = {**rows[i], **timed.get(i, {})}
+                if all(errors):  # the memory's failure and the timing's
+                    row["error"] = "; ".join(errors)
                 yield row
 
     def _say(self, text: str) -> None:
