@@ -191,11 +191,6 @@ def timing_ready(spec: ModelSpec, model: nn.Module, weights: str | Path | None =
     return model
 
 
-def build_for_shapes(spec: ModelSpec) -> nn.Module:
-    """The model of ``spec`` for shapes only: on the meta device when its builder allows."""
-    return build_sized(spec).model if spec.reparam else _size_parameters(spec).model
-
-
 @contextmanager
 def running(spec: ModelSpec, phase: str) -> Iterator[None]:
     """Name the model and what mbprof was doing when the model's own code raises."""

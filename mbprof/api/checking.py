@@ -17,7 +17,6 @@ from mbprof.checks.budget_file import load_budgets
 from mbprof.checks.limits import (
     RUN_METRICS,
     Budget,
-    BudgetFileError,
     Result,
     import_refusal,
     parse_allow_import,
@@ -74,11 +73,7 @@ def resolve_latency_limits(budgets: Sequence[Budget]) -> dict[Settings, Resolved
             try:
                 resolved[limit.settings] = make_latency_settings(**latency_kwargs(limit.settings))
             except MbprofError as exc:
-                if budget.from_rows:
-                    raise MbprofError(f"{budget.source} row {budget.index}: {exc}") from None
-                raise BudgetFileError(
-                    f"budget {budget.index}, {limit.key}: {exc}", budget.source, limit.line
-                ) from None
+                raise budget.error(str(exc), limit.key) from None
     return resolved
 
 

@@ -215,16 +215,12 @@ def _match(before: list[dict], after: list[dict]) -> list[tuple[int | None, int 
     return sorted(pairs, key=order)
 
 
-def _verdict(delta: float, bound: float | None) -> str | None:
-    if bound is None:
-        return None
-    return "within noise" if abs(delta) <= bound else ("slower" if delta > 0 else "faster")
-
-
-def _noise(before: Side, after: Side, ms_before: float, ms_after: float) -> float | None:
+def _judged(before: Side, after: Side, b: float, a: float) -> tuple[float | None, str | None]:
+    """The noise bound of ``a - b`` (half of each side's spread) and the verdict on it."""
     if before.spread is None or after.spread is None:
-        return None
-    return ms_before * before.spread / 2 + ms_after * after.spread / 2
+        return None, None
+    noise = b * before.spread / 2 + a * after.spread / 2
+    return noise, "within noise" if abs(a - b) <= noise else ("slower" if a > b else "faster")
 
 
 def _deltas(row: dict, keys: Any, b: dict, a: dict, missing: Any) -> dict[str, Any]:
@@ -252,9 +248,9 @@ def diff(before: Any, after: Any) -> DiffResult:
     for key in TOTALS:
         if key in before.totals and key in after.totals:
             b, a = before.totals[key], after.totals[key]
-            noise = _noise(before, after, b, a) if key in TIMES else None
+            noise, verdict = _judged(before, after, b, a) if key in TIMES else (None, None)
             pct = 100.0 * (a - b) / b if b else None
-            cells = (key, b, a, a - b, pct, noise, _verdict(a - b, noise))
+            cells = (key, b, a, a - b, pct, noise, verdict)
             totals.append(dict(zip(TOTAL_COLUMNS, cells, strict=True)))
     figures = [
         k for k in LAYER_FIGURES
@@ -272,8 +268,8 @@ def diff(before: Any, after: Any) -> DiffResult:
         }
         _deltas(row, figures, b, a, 0)
         if "layer_time_ms" in figures:
-            noise = _noise(before, after, b.get("layer_time_ms", 0), a.get("layer_time_ms", 0))
-            row["verdict"] = _verdict(row["layer_time_ms_delta"], noise)
+            times = (b.get("layer_time_ms", 0), a.get("layer_time_ms", 0))
+            row["verdict"] = _judged(before, after, *times)[1]
         layers.append(row)
     sizes = dict.fromkeys([r["size"] for r in before.memory + after.memory])
     b, a = ({r["size"]: r for r in side.memory} for side in (before, after))

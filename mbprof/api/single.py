@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof.api.building import (
     Built,
-    build_for_shapes,
+    _size_parameters,
     build_sized,
     check_computes,
     running,
@@ -48,15 +48,13 @@ from mbprof.frame.rows import (
 )
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from mbprof.analysis.memory.graph import Graph
 
 Request = tuple[MemorySettings | None, ResolvedLatency | None]
 # What a model's failure to build or run is: recorded in its row, and the sweep goes on.
 ROW_FAILURES = (ResourceError, RuntimeError, MemoryError, UserCodeExit)
-
-
-def _quiet(_text: str) -> None:
-    pass
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ def measure(
     *,
     weights: str | Path | None = None,
     batch: int = 1,
-    say: Callable[[str], None] = _quiet,
+    say: Callable[[str], None] = lambda _text: None,
     stop_on: tuple[type[BaseException], ...] = (),
     engine: str = "fvcore",
 ) -> Measured:
@@ -167,7 +165,7 @@ def measure_rows(
 ) -> list[dict[str, Any]]:
     """One row per (memory, latency) request of one configuration, built and counted once;
     a failure is the rows' ``error`` unless it is one of ``stop_on``."""
-    say = on_phase or _quiet
+    say = on_phase or (lambda _text: None)
     base = identity_row(spec)
     batch = max([latency.batch for _, latency in requests if latency is not None] or [1])
     memories = [memory for memory, _ in requests if memory is not None]
@@ -190,20 +188,59 @@ def measure_rows(
             else:
                 row.update(memory_columns(report))
         if latency is not None:
-            from mbprof.analysis.latency.machine import environment
-
             say(f"timing {latency.backend}")
-            try:
-                row.update(latency_columns(measured.time(latency)))
-            except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C still stops
-                if isinstance(exc, stop_on):
-                    raise
-                row.update(environment_columns(environment(latency)))
-                errors.append(failure_text(exc))
+            jobs = [(spec, measured.built.model, measured.counts.madds)]
+            (columns,) = interleaved_latency(jobs, latency, weights, rounds=1, stop_on=stop_on)
+            errors.append(columns.pop("error", None))
+            row.update(columns)
         if any(errors):
             row["error"] = "; ".join(e for e in errors if e)
         rows.append(row)
     return rows
+
+
+# One configuration to time: its spec, its model and its MAdds per image.
+TimingJob = tuple[ModelSpec, "nn.Module", int]
+
+
+def interleaved_latency(
+    jobs: Sequence[TimingJob],
+    latency: ResolvedLatency,
+    weights: str | Path | None = None,
+    *,
+    rounds: int | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    stop_on: tuple[type[BaseException], ...] = (),
+) -> list[dict[str, Any]]:
+    """The latency columns of every job, timed interleaved in ``rounds`` round-robin rounds;
+    a failure is its row's ``error`` unless one of ``stop_on`` (raised after the others)."""
+    from mbprof.analysis.latency import harness
+    from mbprof.analysis.latency.machine import environment
+
+    failed: dict[int, BaseException] = {}
+    targets, indices = [], []
+    for index, (spec, model, madds) in enumerate(jobs):
+        try:
+            model = timing_ready(spec, model, weights)
+        except Exception as exc:  # noqa: BLE001 - recorded in its row (or raised below)
+            failed[index] = exc
+            continue
+        guard = lambda what, spec=spec: running(spec, what)  # noqa: E731
+        shape = spec.input_shape(latency.batch)
+        targets.append(harness.Target(model, shape, madds, spec.label, guard))
+        indices.append(index)
+    timed = harness.time_models(targets, latency, rounds or harness.ROUNDS, on_phase)
+    results = dict(zip(indices, timed, strict=True))
+    failed.update((i, r) for i, r in results.items() if isinstance(r, Exception))
+    for exc in failed.values():
+        if isinstance(exc, stop_on):
+            raise exc
+    return [
+        {**environment_columns(environment(latency)), "error": failure_text(failed[i])}
+        if i in failed
+        else latency_columns(results[i])
+        for i in range(len(jobs))
+    ]
 
 
 def memory_spec(
@@ -219,7 +256,7 @@ def memory_spec(
 
     settings = memory_settings(mem_dtype, chunks)
     batch = parse_int(batch, "batch", maximum=MAX_BATCH)
-    model = build_for_shapes(spec)
+    model = build_sized(spec).model if spec.reparam else _size_parameters(spec).model  # meta
     with running(spec, "analysing its activation memory"):
         report = analyze(model, spec.input_shape(batch), settings).report
     return check_computes(spec, report)

@@ -11,21 +11,20 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.api.building import build_sized, is_builtin, running, timing_ready
+from mbprof.api.building import build_sized, is_builtin
 from mbprof.api.cache import ResultCache, analysis_key, code_versions, latency_key
 from mbprof.api.executors import DaskPool, InProcess, LocalPool, make_executor
 from mbprof.api.inputs import Resolution, make_specs, memory_of, resolve_latency
-from mbprof.api.single import ROW_FAILURES, measure_rows
+from mbprof.api.single import ROW_FAILURES, TimingJob, interleaved_latency, measure_rows
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import parse_choice
 from mbprof.core.records import ModelSpec, is_import_path
 from mbprof.core.settings import ENGINES, LatencySettings, MemorySettings, ResolvedLatency
-from mbprof.frame.rows import environment_columns, failure_text, identity_row, latency_columns
-from mbprof.models import HELD
+from mbprof.frame.rows import failure_text, identity_row
+from mbprof.models import HELD, get_model_info
 
 if TYPE_CHECKING:
     import pandas as pd
-    from torch import nn
 
     from mbprof.frame.accuracy import AccuracyTable
     from mbprof.models import ModelInfo
@@ -62,15 +61,6 @@ def analyse(
         task.spec, [(task.memory, None)], task.weights, on_phase, engine=task.engine
     )
     return rows[0], code_versions()
-
-
-def _registration(spec: ModelSpec) -> ModelInfo | None:
-    """The registry entry a worker needs sent along (none for what every process finds)."""
-    from mbprof.models import get_model_info
-
-    if is_import_path(spec.model) or is_builtin(spec):
-        return None
-    return get_model_info(spec.model)
 
 
 # A local sweep starts no more workers than one per this many configurations (fewer than
@@ -122,10 +112,10 @@ def analysed_rows(
     runner = _sized(executor, len(todo), all(is_builtin(specs[i]) for i in todo))
     here = isinstance(runner, InProcess)
     started = set(todo) if here else set()  # told to on_start as each starts
-    tasks = [
-        AnalysisTask(specs[i], memory, weights, None if here else _registration(specs[i]), engine)
-        for i in todo
-    ]
+    # A worker is sent the registry entry of a model registered in this process only.
+    found = [here or is_import_path(s.model) or is_builtin(s) for s in specs]
+    entry = {i: get_model_info(specs[i].model) for i in todo if not found[i]}
+    tasks = [AnalysisTask(specs[i], memory, weights, entry.get(i), engine) for i in todo]
 
     def in_this_process(task: AnalysisTask) -> tuple[dict[str, Any], dict[str, Any]]:
         if on_start is not None:
@@ -177,50 +167,6 @@ def analysed_rows(
     finally:
         runner.close()
     yield from ready()
-
-
-# One configuration to time: its spec, its model and its MAdds per image.
-TimingJob = tuple[ModelSpec, "nn.Module", int]
-
-
-def interleaved_latency(
-    jobs: Sequence[TimingJob],
-    latency: ResolvedLatency,
-    *,
-    weights: str | Path | None = None,
-    rounds: int | None = None,
-    on_phase: Callable[[str], None] | None = None,
-    stop_on: tuple[type[BaseException], ...] = (),
-) -> list[dict[str, Any]]:
-    """The latency columns of every job, timed interleaved in ``rounds`` round-robin rounds;
-    a failure is its row's ``error`` unless one of ``stop_on`` (raised after the others)."""
-    from mbprof.analysis.latency import harness
-    from mbprof.analysis.latency.machine import environment
-
-    failed: dict[int, BaseException] = {}
-    targets, indices = [], []
-    for index, (spec, model, madds) in enumerate(jobs):
-        try:
-            model = timing_ready(spec, model, weights)
-        except Exception as exc:  # noqa: BLE001 - recorded in its row (or raised below)
-            failed[index] = exc
-            continue
-        guard = lambda what, spec=spec: running(spec, what)  # noqa: E731
-        shape = spec.input_shape(latency.batch)
-        targets.append(harness.Target(model, shape, madds, spec.label, guard))
-        indices.append(index)
-    timed = harness.time_models(targets, latency, rounds or harness.ROUNDS, on_phase)
-    results = dict(zip(indices, timed, strict=True))
-    failed.update((i, r) for i, r in results.items() if isinstance(r, Exception))
-    for exc in failed.values():
-        if isinstance(exc, stop_on):
-            raise exc
-    return [
-        {**environment_columns(environment(latency)), "error": failure_text(failed[i])}
-        if i in failed
-        else latency_columns(results[i])
-        for i in range(len(jobs))
-    ]
 
 
 # Configurations timed interleaved together: all their models are held at once.
@@ -289,8 +235,8 @@ class CompareRun:
         for start in range(0, len(rows), TIMING_GROUP):
             chunk = range(start, min(start + TIMING_GROUP, len(rows)))
             counted = [i for i in chunk if "madds" in rows[i]]  # the others did not count
-            timed_keys = {i: latency_key(keys[i], latency) for i in counted if keep and keys[i]}
-            timed = {i: hit for i, key in timed_keys.items() if (hit := cache.get(key)) is not None}
+            kept = {i: latency_key(keys[i], latency) for i in counted if keep and keys[i]}
+            timed = {i: hit for i, key in kept.items() if (hit := cache.get(key)) is not None}
             todo = [i for i in counted if i not in timed]
             if todo and on_start is not None:
                 on_start(specs[todo[0]])
@@ -299,25 +245,24 @@ class CompareRun:
                 say(f"building {specs[i].label} to time it")
                 try:
                     model = build_sized(specs[i], weights=self.weights, batch=latency.batch).model
+                    jobs[i] = (specs[i], model, rows[i]["madds"])
                 except ROW_FAILURES as exc:
                     timed[i] = {"error": failure_text(exc)}
-                    continue
-                jobs[i] = (specs[i], model, rows[i]["madds"])
             if jobs:
                 columns = interleaved_latency(
                     [*jobs.values()], latency, weights=self.weights, on_phase=say
                 )
                 timed.update(zip(jobs, columns, strict=True))
             jobs = model = None  # dropped before the rows are handed on
-            for i in todo:
-                if i in timed_keys:  # (a row with an error is never kept)
-                    cache.put(timed_keys[i], timed[i])
+            for i in kept.keys() & set(todo):  # (a row with an error is never kept)
+                cache.put(kept[i], timed[i])
             for i in chunk:
                 if on_start is not None:
                     on_start(specs[i])
-                row, error = {**rows[i], **timed.get(i, {})}, timed.get(i, {}).get("error")
-                if error and rows[i].get("error"):  # the memory's failure and the timing's
-                    row["error"] = f"{rows[i]['error']}; {error}"
+                errors = [rows[i].get("error"), timed.get(i, {}).get("error")]
+                row = {**rows[i], **timed.get(i, {})}
+                if all(errors):  # the memory's failure and the timing's
+                    row["error"] = "; ".join(errors)
                 yield row
 
     def _say(self, text: str) -> None:
