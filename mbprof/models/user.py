@@ -16,9 +16,9 @@ from typing import Any
 from torch import nn
 
 from mbprof.core.errors import MbprofError, UnknownModelError, contained, first_line
+from mbprof.core.parsing import refused
 from mbprof.models import HELD, HUBS, KNOBS, WEIGHTS_ARGS, ModelInfo, hub_library, list_models
 
-_OPTION = {"width": "--width", "depth": "--depth", "num_classes": "--classes"}
 _DOTTED = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*"
 _CACHE: dict[str, ModelInfo] = {}
 
@@ -132,7 +132,7 @@ def _model_info(name: str, target: Callable[..., Any], **meta: Any) -> ModelInfo
         for knob, value in (("width", width), ("depth", depth), ("num_classes", num_classes)):
             if knob not in accepted and value != KNOBS[knob]:
                 raise MbprofError(
-                    f"model {name!r} takes no {knob!r} parameter, so {_OPTION[knob]} must be "
+                    f"model {name!r} takes no {knob!r} parameter, so --{knob.replace('num_', '')} must be "
                     f"{KNOBS[knob]:g}, not {value:g} (pass the model's own argument with "
                     "--arg key=value)"
                 )
@@ -162,15 +162,11 @@ def hold(module: nn.Module, label: str | None = None) -> str:
     (width, depth and classes stay at their defaults) and no builder arguments."""
     name = type(module).__name__ if label is None else label
     if not isinstance(name, str) or not re.fullmatch(r"[^\s:]+", name):
-        raise MbprofError(
-            f"name: {name!r} is not a label for a module; give a word without spaces or ':'",
-            field="name",
+        raise refused(
+            "name", f"{name!r} is not a label for a module; give a word without spaces or ':'"
         )
     if name not in HELD and (name in list_models() or hub_library(name)):
-        raise MbprofError(
-            f"name: {name!r} is a registered model's name; label the module otherwise",
-            field="name",
-        )
+        raise refused("name", f"{name!r} is a registered model's name; label the module otherwise")
     HELD[name] = _model_info(
         name,
         lambda: module,
