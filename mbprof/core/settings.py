@@ -183,7 +183,6 @@ def check_latency(settings: LatencySettings) -> LatencySettings:
     for name in ("channels_last", "fuse_bn", "cache_programs"):
         if not isinstance(getattr(settings, name), bool):
             raise refused(name, f"{getattr(settings, name)!r} is not true or false")
-    threads = settings.threads
     dtype = parse_choice(settings.dtype, "dtype", LATENCY_DTYPES)
     backend = parse_choice(settings.backend, "backend", BACKENDS)
     quantize = parse_choice(settings.quantize, "quantize", QUANTIZE)
@@ -206,7 +205,7 @@ def check_latency(settings: LatencySettings) -> LatencySettings:
         backend=backend,
         quantize=quantize,
         batch=parse_int(settings.batch, "batch", minimum=1, maximum=MAX_BATCH),
-        threads=None if threads is None else parse_threads(threads, "threads"),
+        threads=None if settings.threads is None else parse_threads(settings.threads, "threads"),
         min_time_s=parse_positive_float(
             settings.min_time_s, "min_time_s", maximum=MAX_MIN_TIME_S, unit=" s"
         ),
