@@ -9,30 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_API = {  # name -> the module it comes from
-    name: module
-    for module, names in (
-        ("mbprof.models", "create_model list_models get_model_info register_model load_weights"),
-        (
-            "mbprof.api",
-            "profile profile_spec compare check write_baseline CheckOutcome make_spec make_specs "
-            "bench make_latency_settings memory_settings memory reproduce diff",
-        ),
-        ("mbprof.api.diff", "DiffResult"),
-        ("mbprof.analysis.memory", "analyze_memory"),
-        ("mbprof.core.settings", "LatencySettings MemorySettings"),
-        (
-            "mbprof.core.records",
-            "Timing Environment BenchResult MemoryReport ModelSpec Profile CountReport LayerRow",
-        ),
-        ("mbprof.core.errors", "MbprofError"),
-    )
-    for name in names.split()
-}
-
-__all__ = ["__version__", *_API]
-
-if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ imports lazily
+if TYPE_CHECKING:  # the public API, named once: editors read these imports, __getattr__ too
     from mbprof.analysis.memory import analyze_memory  # noqa: F401
     from mbprof.api import (  # noqa: F401
         CheckOutcome,
@@ -47,6 +24,7 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ impo
         memory_settings,
         profile,
         profile_spec,
+        reproduce,
         write_baseline,
     )
     from mbprof.api.diff import DiffResult  # noqa: F401
@@ -69,6 +47,19 @@ if TYPE_CHECKING:  # for editors and type checkers; at run time __getattr__ impo
         load_weights,
         register_model,
     )
+
+
+def _public() -> dict[str, str]:
+    """Name -> the module it comes from, read from the imports above (never run)."""
+    import ast
+
+    with open(__file__, encoding="utf-8") as source:
+        block = next(node for node in ast.parse(source.read()).body if isinstance(node, ast.If))
+    return {alias.name: node.module for node in block.body for alias in node.names}
+
+
+_API = _public()
+__all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str) -> Any:

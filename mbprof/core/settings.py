@@ -15,6 +15,7 @@ from mbprof.core.parsing import (
     parse_int,
     parse_positive_float,
     parse_threads,
+    refused,
 )
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -112,7 +113,7 @@ def parse_mem_dtype(text: Any, option: str = "mem_dtype") -> str:
     value = str(text).strip().lower()
     if value not in MEM_DTYPE_BYTES:
         allowed = ", ".join(MEM_DTYPE_BYTES)
-        raise MbprofError(f"{option}: unknown dtype {text!r}; use one of {allowed}", field=option)
+        raise refused(option, f"unknown dtype {text!r}; use one of {allowed}")
     return value
 
 
@@ -123,10 +124,10 @@ def parse_chunks(text: Any, option: str = "chunks") -> int | None:
     allowed = f"give an integer T >= 1 or '{CHUNKS_PER_CHANNEL}' (one channel per chunk)"
     is_int = isinstance(text, int) and not isinstance(text, bool)
     if not (is_int or (isinstance(text, str) and text.strip().lstrip("+-").isdigit())):
-        raise MbprofError(f"{option}: {text!r} is not allowed; {allowed}", field=option)
+        raise refused(option, f"{text!r} is not allowed; {allowed}")
     value = int(text)
     if value < 1:
-        raise MbprofError(f"{option}: {value} is too small; {allowed}", field=option)
+        raise refused(option, f"{value} is too small; {allowed}")
     return value
 
 
@@ -178,16 +179,10 @@ def check_latency(settings: LatencySettings) -> LatencySettings:
     if not isinstance(settings, LatencySettings):
         raise MbprofError(f"settings: {settings!r} is not a LatencySettings")
     if not isinstance(settings.compile_backend, str) or not settings.compile_backend:
-        raise MbprofError(
-            f"compile_backend: {settings.compile_backend!r} is not a backend name",
-            field="compile_backend",
-        )
+        raise refused("compile_backend", f"{settings.compile_backend!r} is not a backend name")
     for name in ("channels_last", "fuse_bn", "cache_programs"):
         if not isinstance(getattr(settings, name), bool):
-            raise MbprofError(
-                f"{name}: {getattr(settings, name)!r} is not true or false", field=name
-            )
-    threads = settings.threads
+            raise refused(name, f"{getattr(settings, name)!r} is not true or false")
     dtype = parse_choice(settings.dtype, "dtype", LATENCY_DTYPES)
     backend = parse_choice(settings.backend, "backend", BACKENDS)
     quantize = parse_choice(settings.quantize, "quantize", QUANTIZE)
@@ -210,7 +205,7 @@ def check_latency(settings: LatencySettings) -> LatencySettings:
         backend=backend,
         quantize=quantize,
         batch=parse_int(settings.batch, "batch", minimum=1, maximum=MAX_BATCH),
-        threads=None if threads is None else parse_threads(threads, "threads"),
+        threads=None if settings.threads is None else parse_threads(settings.threads, "threads"),
         min_time_s=parse_positive_float(
             settings.min_time_s, "min_time_s", maximum=MAX_MIN_TIME_S, unit=" s"
         ),

@@ -1,7 +1,5 @@
-"""Model builders and their registry, torch-free: importing this registers the built-in models
-by name; ``create_model`` builds one from its name and knobs. A builder is ``(width, [depth,]
-num_classes, **kwargs) -> nn.Module`` or ``"module:function"`` naming one (imported when first
-built); ``ModelInfo`` says which knob values it accepts."""
+"""The registry, torch-free: a builder ``(width, [depth,] num_classes, **kwargs) -> nn.Module``
+(or ``"module:function"``, imported when first built) by name, with the knob values it accepts."""
 
 from __future__ import annotations
 
@@ -41,7 +39,6 @@ class ModelInfo:
 
     @property
     def builder(self) -> Callable[..., Any]:
-        """The builder function (its module imported now when given by name)."""
         if not isinstance(self.factory, str):
             return self.factory
         module, _, attribute = self.factory.partition(":")
@@ -105,8 +102,7 @@ def register_model(
 
 
 def unregister_model(name: str) -> ModelInfo:
-    """Remove a registered model (for a model registered for a while: tests, notebooks);
-    returns its description. An unknown name raises ``UnknownModelError``."""
+    """Remove a registered model (tests, notebooks); an unknown name raises UnknownModelError."""
     if name not in _REGISTRY:
         raise _unknown(name)
     return _REGISTRY.pop(name)
@@ -355,14 +351,8 @@ def create_model(
 
 
 def create_from_spec(spec: ModelSpec, weights: str | Path | None = None) -> nn.Module:
-    return create_model(
-        spec.model,
-        width=spec.width,
-        depth=spec.depth,
-        num_classes=spec.num_classes,
-        weights=weights,
-        **dict(spec.kwargs),
-    )
+    knobs = (spec.model, spec.width, spec.depth, spec.num_classes, weights)
+    return create_model(*knobs, **dict(spec.kwargs))
 
 
 # ShuffleNet v1's channels, here (torch-free) so that the registry refuses a scale at which a
@@ -401,50 +391,41 @@ def check_scale(scale: float, groups: int) -> None:
 
 
 # The built-in models, registered by name without importing their code (and torch).
-def _register(name: str, builder: str, **meta: Any) -> None:
-    register_model(name, **meta)(f"mbprof.models.{builder}")
-
-
-_register(
+register_model(
     "mobilenet_v1",
-    "mobilenet_v1:MobileNetV1",
     family="MobileNetV1",
     summary="Depthwise-separable convolutions; 569M MAdds, 4.2M params at 1.0@224",
     reference="Howard et al. 2017 (arXiv:1704.04861); TF-Slim mobilenet_v1 width rule",
-)
-_register(
+)("mbprof.models.mobilenet_v1:MobileNetV1")
+register_model(
     "mobilenet_v2",
-    "mobilenet_v2:MobileNetV2",
     family="MobileNetV2",
     summary="Inverted residuals with linear bottlenecks; 300M MAdds, 3.5M params at 1.0@224",
     reference="Sandler et al. 2018 (arXiv:1801.04381); torchvision mobilenet_v2 layout",
     has_depth=True,
-)
+)("mbprof.models.mobilenet_v2:MobileNetV2")
 for _size, _figures in (("large", "217M MAdds, 5.4M"), ("small", "56M MAdds, 2.5M")):
-    _register(
+    register_model(
         f"mobilenet_v3_{_size}",
-        f"mobilenet_v3:mobilenet_v3_{_size}",
         family="MobileNetV3",
         summary=f"MobileNetV3-{_size.title()}: SE and hard-swish; {_figures} params at 1.0@224",
         reference=f"Howard et al. 2019 (arXiv:1905.02244); torchvision mobilenet_v3_{_size} layout",
-    )
-_register(
+    )(f"mbprof.models.mobilenet_v3:mobilenet_v3_{_size}")
+register_model(
     "nasnet_a_mobile",
-    "nasnet:NASNetAMobile",
     family="NASNet-A",
     summary="NASNet-A Mobile 4 @ 1056; 564M MAdds, 5.3M params at 224; width scales F (44)",
     reference="Zoph et al. 2018 (arXiv:1707.07012); TF-Slim build_nasnet_mobile",
     width_min=0.1,
     width_min_inclusive=True,
-)
+)("mbprof.models.nasnet:NASNetAMobile")
 _SHUFFLENET_SUMMARY = {
     1: "ShuffleNet v1, 1 group (no shuffle); width = scale 0.25x..2x",
     3: "ShuffleNet v1, 3 groups; 137M MAdds at 1x, 524M and 5.4M params at 2x (224)",
 }
 for _groups in GROUPS:
-    _register(
+    register_model(
         f"shufflenet_v1_g{_groups}",
-        f"shufflenet:shufflenet_v1_g{_groups}",
         family="ShuffleNet v1",
         summary=_SHUFFLENET_SUMMARY.get(
             _groups, f"ShuffleNet v1, {_groups} groups; width = scale 0.25x..2x"
@@ -454,4 +435,4 @@ for _groups in GROUPS:
         width_min_inclusive=True,
         width_max=2.0,
         validate=lambda width, *_, groups=_groups: check_scale(width, groups),
-    )
+    )(f"mbprof.models.shufflenet:shufflenet_v1_g{_groups}")

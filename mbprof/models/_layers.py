@@ -6,12 +6,11 @@ import torch
 from torch import nn
 
 
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round a channel count to a multiple of ``divisor`` as TF-Slim, torchvision and timm do:
-    to the nearest multiple, at least ``min_value``, and never more than 10% below ``value``."""
-    min_value = divisor if min_value is None else min_value
-    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
+def make_divisible(value: float) -> int:
+    """Round a channel count to a multiple of 8 as TF-Slim, torchvision and timm do: to the
+    nearest multiple, at least 8, and never more than 10% below ``value``."""
+    rounded = max(8, int(value + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * value else rounded
 
 
 class ConvBNAct(nn.Sequential):

@@ -40,11 +40,8 @@ class MobileNetV2(PooledClassifier):
             # timm's depth rule: ceil(n * depth), but the first and last stages keep their block.
             repeats = n if index in (0, len(STAGES) - 1) else math.ceil(n * depth)
             for block in range(repeats):
-                out, stride, hidden = (
-                    make_divisible(c * width),
-                    s if block == 0 else 1,
-                    channels * t,
-                )
+                out, hidden = make_divisible(c * width), channels * t
+                stride = s if block == 0 else 1
                 # 1x1 expansion (none when t = 1) -> 3x3 depthwise -> linear 1x1 projection.
                 layers = [ConvBNAct(channels, hidden, 1)] if t != 1 else []
                 layers += [

@@ -5,6 +5,7 @@ knobs reach it only through parameters named ``width``, ``depth`` and ``num_clas
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import inspect
 import os
@@ -16,11 +17,10 @@ from typing import Any
 from torch import nn
 
 from mbprof.core.errors import MbprofError, UnknownModelError, contained, first_line
+from mbprof.core.parsing import refused
 from mbprof.models import HELD, HUBS, KNOBS, WEIGHTS_ARGS, ModelInfo, hub_library, list_models
 
-_OPTION = {"width": "--width", "depth": "--depth", "num_classes": "--classes"}
 _DOTTED = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*"
-_CACHE: dict[str, ModelInfo] = {}
 
 
 def _import(name: str, module: str, missing: Callable[[str | None], str], failed: str) -> Any:
@@ -132,7 +132,7 @@ def _model_info(name: str, target: Callable[..., Any], **meta: Any) -> ModelInfo
         for knob, value in (("width", width), ("depth", depth), ("num_classes", num_classes)):
             if knob not in accepted and value != KNOBS[knob]:
                 raise MbprofError(
-                    f"model {name!r} takes no {knob!r} parameter, so {_OPTION[knob]} must be "
+                    f"model {name!r} takes no {knob!r} parameter, so --{knob.replace('num_', '')} must be "
                     f"{KNOBS[knob]:g}, not {value:g} (pass the model's own argument with "
                     "--arg key=value)"
                 )
@@ -140,20 +140,19 @@ def _model_info(name: str, target: Callable[..., Any], **meta: Any) -> ModelInfo
     return ModelInfo(name, build, has_depth="depth" in accepted, validate=validate, **meta)
 
 
+@functools.cache
 def user_model_info(path: str) -> ModelInfo:
     """Import ``path`` and describe it as a model; refused with MbprofError (one line) when
     it does not name a class or factory of an nn.Module."""
-    if path not in _CACHE:
-        target = resolve(path)
-        doc = (inspect.getdoc(target) or "").strip().splitlines()
-        _CACHE[path] = _model_info(
-            path,
-            target,
-            family="user model",
-            summary=doc[0] if doc else f"your model {path}",
-            reference=f"imported from {path}",
-        )
-    return _CACHE[path]
+    target = resolve(path)
+    doc = (inspect.getdoc(target) or "").strip().splitlines()
+    return _model_info(
+        path,
+        target,
+        family="user model",
+        summary=doc[0] if doc else f"your model {path}",
+        reference=f"imported from {path}",
+    )
 
 
 def hold(module: nn.Module, label: str | None = None) -> str:
@@ -162,15 +161,11 @@ def hold(module: nn.Module, label: str | None = None) -> str:
     (width, depth and classes stay at their defaults) and no builder arguments."""
     name = type(module).__name__ if label is None else label
     if not isinstance(name, str) or not re.fullmatch(r"[^\s:]+", name):
-        raise MbprofError(
-            f"name: {name!r} is not a label for a module; give a word without spaces or ':'",
-            field="name",
+        raise refused(
+            "name", f"{name!r} is not a label for a module; give a word without spaces or ':'"
         )
     if name not in HELD and (name in list_models() or hub_library(name)):
-        raise MbprofError(
-            f"name: {name!r} is a registered model's name; label the module otherwise",
-            field="name",
-        )
+        raise refused("name", f"{name!r} is a registered model's name; label the module otherwise")
     HELD[name] = _model_info(
         name,
         lambda: module,
@@ -181,11 +176,10 @@ def hold(module: nn.Module, label: str | None = None) -> str:
     return name
 
 
+@functools.cache
 def hub_model_info(name: str) -> ModelInfo:
     """``timm/NAME`` or ``torchvision/NAME`` as a model: refused in one line when the
     library is missing or does not import, or has no such model (with close names)."""
-    if name in _CACHE:
-        return _CACHE[name]
     import torch
 
     library = hub_library(name) or ""
@@ -216,11 +210,10 @@ def hub_model_info(name: str) -> ModelInfo:
             )
         return getattr(module, maker)(model, num_classes=num_classes, **no_weights, **kwargs)
 
-    _CACHE[name] = _model_info(
+    return _model_info(
         name,
         target,
         family=library,
         summary=f"{library}'s {model}, built without weights",
         reference=f"{library} {getattr(module, '__version__', '')}".strip(),
     )
-    return _CACHE[name]

@@ -28,7 +28,7 @@ def create_model(name, pretrained=True, num_classes=1000, **kwargs):
 @pytest.fixture
 def library(tmp_path, monkeypatch):
     """Write a stand-in package: library("timm", source)."""
-    monkeypatch.setattr(user, "_CACHE", {})
+    user.hub_model_info.cache_clear()
 
     def write(name: str, source: str) -> None:
         (tmp_path / name).mkdir()
@@ -36,7 +36,8 @@ def library(tmp_path, monkeypatch):
         monkeypatch.syspath_prepend(str(tmp_path))
         monkeypatch.delitem(sys.modules, name, raising=False)
 
-    return write
+    yield write
+    user.hub_model_info.cache_clear()
 
 
 def test_a_timm_name_is_built_by_timm_without_weights(run, library):
