@@ -18,10 +18,9 @@ from mbprof.core.records import CountReport, ModelSpec
 from mbprof.core.settings import ResolvedLatency
 from mbprof.frame.rows import environment_columns, failure_text, identity_row
 from mbprof.report import plan
-from mbprof.report.folder import ReproduceResult
+from mbprof.report.folder import ReproduceResult, machine_load, write_report
 from mbprof.report.plan import PARTS
 from mbprof.report.tables import TimmCounts, timm_rows
-from mbprof.report.write import machine_load, write_report
 
 if TYPE_CHECKING:
     import pandas as pd

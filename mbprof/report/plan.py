@@ -152,11 +152,7 @@ def check_out(out: str | Path, parts: Sequence[str] = PARTS) -> dict[str, list[s
     """Refuse, before any measuring, a folder this run cannot write without losing a file."""
     from mbprof.report.folder import check_folder
 
-    def legacy(out: Path) -> bool:  # an mbprof that kept no manifest: its README has the marker
-        readme = out / "README.md"
-        return readme.is_file() and MARKER in readme.read_text(encoding="utf-8", errors="ignore")
-
-    return check_folder(Path(out), planned_files(parts), planned_files(), legacy=legacy)
+    return check_folder(Path(out), planned_files(parts), planned_files())
 
 
 # A top-1 figure as accuracy tables print it: 72 -> '72.0', 72.95 -> '72.95'.
