@@ -20,7 +20,7 @@ from mbprof.frame.rows import environment_columns, failure_text, identity_row
 from mbprof.report import plan
 from mbprof.report.folder import ReproduceResult, machine_load, write_report
 from mbprof.report.plan import PARTS
-from mbprof.report.tables import TimmCounts, timm_rows
+from mbprof.report.tables import TimmRow, timm_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,8 +85,9 @@ def _bn_params(model: str, width: float) -> int:
     )
 
 
-def timm_counts() -> list[TimmCounts]:
-    """mbprof's counts for the lines of timm's model index (``mbprof.report.tables``)."""
+def timm_counts() -> list[tuple[TimmRow, CountReport, CountReport]]:
+    """mbprof's counts for the lines of timm's model index (``mbprof.report.tables``): each
+    line's ``seed`` and ``square`` configurations counted."""
     from mbprof.api.single import profile_spec
 
     def counted(spec: ModelSpec) -> CountReport:
@@ -95,26 +96,7 @@ def timm_counts() -> list[TimmCounts]:
         )
         return profile_spec(checked, with_memory=False).counts
 
-    def classifier(counts: CountReport) -> int:
-        return sum(r.madds for r in counts.layers if r.type == "Linear")
-
-    found = []
-    for row in timm_rows():
-        seed, square = counted(row.seed), counted(row.square)
-        found.append(
-            TimmCounts(
-                row=row,
-                madds=seed.madds,
-                classifier_madds=classifier(seed),
-                batch_norm=seed.other_flops_by_op.get("batch_norm", 0),
-                pooling=seed.other_flops_by_op.get("adaptive_avg_pool2d", 0),
-                other_flops=seed.other_flops,
-                square_madds=square.madds,
-                square_classifier_madds=classifier(square),
-                params=square.params,
-            )
-        )
-    return found
+    return [(row, counted(row.seed), counted(row.square)) for row in timm_rows()]
 
 
 SEED = 0

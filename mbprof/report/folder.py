@@ -218,7 +218,7 @@ def write_report(
     *,
     memory_of: Callable[[str, float], MemoryReport],
     bn_params: Callable[[str, float], int],
-    timm: Callable[[], Sequence[tables.TimmCounts]],
+    timm: Callable[[], Sequence[tuple[tables.TimmRow, Any, Any]]],
     phone: tuple[list[dict[str, Any]], Sequence[str]] | None = None,
     load_at_start: tuple[float, float] | None = None,
 ) -> None:

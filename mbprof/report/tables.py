@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mbprof.core.parsing import parse_kwargs
-from mbprof.core.records import ModelSpec
+from mbprof.core.records import CountReport, ModelSpec
 from mbprof.core.units import format_value
 from mbprof.frame.rows import cell, is_missing
 from mbprof.render.document import markdown_grid
@@ -282,21 +282,6 @@ def timm_rows() -> list[TimmRow]:
     return rows
 
 
-@dataclass(frozen=True)
-class TimmCounts:
-    """mbprof's counts for one ``TimmRow`` (the API measures them)."""
-
-    row: TimmRow
-    madds: int  # at SEED_INPUT, SEED_CLASSES: convolutions + the one-output classifier
-    classifier_madds: int  # of those, the classifier's (its input channels x 1)
-    batch_norm: int  # other FLOPs: batch norm, 2 per element
-    pooling: int  # other FLOPs: the global average pool, 1 per input element
-    other_flops: int  # every other FLOP (batch_norm + pooling for these networks)
-    square_madds: int  # MAdds at 224x224, 1000 classes
-    square_classifier_madds: int
-    params: int  # at 224x224, 1000 classes
-
-
 def _build(spec: ModelSpec) -> str:
     """'mobilenet_v2 1.1, depth 1.2, fix_stem_head'."""
     parts = [f"{spec.model} {format_value(spec.width, 'float')}"]
@@ -306,23 +291,28 @@ def _build(spec: ModelSpec) -> str:
     return ", ".join(parts)
 
 
-def timm_flops_markdown(counts: Sequence[TimmCounts]) -> str:
-    """The section of ``inconsistencies.md`` on the index's figures ('' without counts)."""
+def timm_flops_markdown(counts: Sequence[tuple[TimmRow, CountReport, CountReport]]) -> str:
+    """The section of ``inconsistencies.md`` on the index's figures ('' without counts): each
+    line with mbprof's counts of its ``seed`` and its ``square`` configuration."""
     if not counts:
         return ""
+
+    def head(counts: CountReport) -> int:  # the classifier's MAdds
+        return sum(r.madds for r in counts.layers if r.type == "Linear")
+
     rows = []
-    for c in counts:
-        total = c.madds + c.other_flops
-        figures = (c.row.flops, c.madds, c.batch_norm, c.pooling, total, c.row.flops - total)
+    for row, seed, square in counts:
+        total = seed.madds + seed.other_flops
+        by_op = [seed.other_flops_by_op.get(op, 0) for op in ("batch_norm", "adaptive_avg_pool2d")]
+        figures = (row.flops, seed.madds, *by_op, total, row.flops - total)
         rows.append(
-            [f"`{c.row.name}`", _build(c.row.seed), *(f"{n:,}" for n in figures)]
-            + [f"{c.square_madds:,}", f"{c.row.flops / c.square_madds:.3f}"]
+            [f"`{row.name}`", _build(row.seed), *(f"{n:,}" for n in figures)]
+            + [f"{square.madds:,}", f"{row.flops / square.madds:.3f}"]
         )
-    first = counts[0]
-    conv = first.madds - first.classifier_madds
-    square_conv = first.square_madds - first.square_classifier_madds
-    ratios = [c.row.flops / c.square_madds for c in counts]
-    exact = all(c.row.flops == c.madds + c.other_flops for c in counts)
+    first, seed, square = counts[0]
+    conv, square_conv = seed.madds - head(seed), square.madds - head(square)
+    ratios = [row.flops / square.madds for row, _, square in counts]
+    exact = all(row.flops == seed.madds + seed.other_flops for row, seed, _ in counts)
     return fill(
         "timm",
         "section",
@@ -330,12 +320,14 @@ def timm_flops_markdown(counts: Sequence[TimmCounts]) -> str:
         high=max(ratios),
         verdict=fill("timm", "exact" if exact else "not_exact"),
         table=markdown_grid(fill("timm", "headers").split("|"), rows, [False, False] + [True] * 8),
-        name=first.row.name,
+        name=first.name,
         conv=conv,
         square_conv=square_conv,
         conv_ratio=conv / square_conv,
-        head=first.classifier_madds,  # input channels of the classifier, times 1 output
-        params=", ".join(f"{c.params:,} ({c.row.params / 1e6:.2f}M printed)" for c in counts),
+        head=head(seed),  # input channels of the classifier, times 1 output
+        params=", ".join(
+            f"{sq.params:,} ({row.params / 1e6:.2f}M printed)" for row, _, sq in counts
+        ),
     )
 
 
@@ -360,7 +352,7 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def inconsistencies_markdown(
-    t4: pd.DataFrame, table3_text: str | None, timm: Sequence[TimmCounts] = ()
+    t4: pd.DataFrame, table3_text: str | None, timm: Sequence[tuple[TimmRow, Any, Any]] = ()
 ) -> str:
     """Where Tables 4 and 3 disagree with their own sources, and why mbprof differs."""
     records = t4.to_dict(orient="records")
