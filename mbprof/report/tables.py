@@ -50,7 +50,7 @@ def table4_frame(frame: pd.DataFrame, bn_params: Callable[[str, float], int]) ->
             continue
         others = [
             f"{top1_text(e.top1)} ({e.source})"
-            for e in accuracy.shipped().all_sources(spec.model, spec.width, 1.0, 224)
+            for e in accuracy.shipped().all_sources(config(spec.model, spec.width, 224))
             if not e.source.startswith("MobileNetV2 paper")
         ]
         row = {
