@@ -171,21 +171,6 @@ class PhoneRun:
         return rows
 
 
-def prepare_phone(specs: Sequence[ModelSpec], min_time_s: float = 1.0) -> PhoneRun:
-    """The phone study of ``specs``, its runtimes resolved for this machine now."""
-    runs, missing = [], []
-    for options, main, ref in RUNS:
-        try:
-            settings = make_latency_settings(
-                device="cpu", threads=1, batch=1, min_time_s=min_time_s, **options
-            )
-        except MbprofError as exc:
-            missing.append(f"{main}{' and ' + ref if ref else ''} ({exc})")
-            continue
-        runs.append((settings, main, ref))
-    return PhoneRun(list(specs), runs, missing)
-
-
 @dataclass
 class ReproduceRun:
     """A run of ``reproduce``, checked before anything is measured."""
@@ -252,7 +237,17 @@ def prepare_reproduce(
     if "phone" in parts and resolved is not None:
         from mbprof.report.figures import phone_configs
 
-        phone = prepare_phone(usable_specs(phone_configs(), left_out), resolved.min_time_s)
+        runs, missing = [], []  # the phone study's runtimes, resolved for this machine now
+        for options, main, ref in RUNS:
+            try:
+                settings = make_latency_settings(
+                    device="cpu", threads=1, batch=1, min_time_s=resolved.min_time_s, **options
+                )
+            except MbprofError as exc:
+                missing.append(f"{main}{' and ' + ref if ref else ''} ({exc})")
+                continue
+            runs.append((settings, main, ref))
+        phone = PhoneRun(usable_specs(phone_configs(), left_out), runs, missing)
     return ReproduceRun(out, parts, specs, resolved, left_out, phone)
 
 

@@ -136,14 +136,6 @@ def phone_configs() -> list[ModelSpec]:
     return list(dict.fromkeys(p.spec for p in published_latencies()))
 
 
-def tfslim_madds() -> dict[ModelSpec, float]:
-    """TF-Slim's own MACs column (millions, rounded) for the MobileNetV2 grid."""
-    return {
-        config(r["model"], r["width"], r["resolution"]): float(r["madds_m"]) * 1e6
-        for r in read_data("tfslim_madds.csv")
-    }
-
-
 @dataclass(frozen=True)
 class Fit:
     """One series fitted on one scope: Spearman, log-log slope, median and largest |error|."""
@@ -187,7 +179,10 @@ def measured_values(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[ModelSp
                 values[series][spec] = float(latency)
             if madds is not None:
                 values[MADDS][spec] = float(madds)
-    values[MADDS_TFSLIM] = tfslim_madds()
+    values[MADDS_TFSLIM] = {  # TF-Slim's own MACs column (millions, rounded) for its grid
+        config(r["model"], r["width"], r["resolution"]): float(r["madds_m"]) * 1e6
+        for r in read_data("tfslim_madds.csv")
+    }
     return {series: values[series] for series in ORDER if values.get(series)}
 
 

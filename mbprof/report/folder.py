@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mbprof.core.errors import MbprofError
+from mbprof.frame.rows import row_measures
 from mbprof.render.document import markdown_grid
 from mbprof.report import plan, tables
 from mbprof.report.plan import AS_DATA, fill, kilobytes, lines, millions
@@ -243,7 +244,8 @@ def write_report(
             write("table3.csv", csv_text(t3))
             explained = tables.table3_explained(t3, tables.shufflenet_g2(memory_of))
         if {"sweep", "figures"} & set(parts):
-            sweep = plan.rows_of(frame, plan.sweep_configs())
+            records, specs = frame.to_dict(orient="records"), plan.sweep_configs()
+            sweep = frame[[any(row_measures(r, s) for s in specs) for r in records]]
         if "sweep" in parts:
             write("sweep.csv", csv_text(sweep))
         if "figures" in parts:

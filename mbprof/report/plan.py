@@ -130,12 +130,6 @@ def v1_v2(frame: pd.DataFrame) -> tuple[dict[str, Any] | None, dict[str, Any] | 
     return tuple(find_row(frame, config(f"mobilenet_{v}", 1.0, 224)) for v in ("v1", "v2"))
 
 
-def rows_of(frame: pd.DataFrame, specs: Sequence[ModelSpec]) -> pd.DataFrame:
-    """The rows of ``frame`` that measured one of ``specs``."""
-    records = frame.to_dict(orient="records")
-    return frame[[any(row_measures(row, spec) for spec in specs) for row in records]]
-
-
 def planned_files(parts: Sequence[str] = PARTS) -> set[str]:
     """Every file (relative to ``out``) a run of ``parts`` may write."""
     files = {
