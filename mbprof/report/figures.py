@@ -111,10 +111,7 @@ class PublishedLatency:
     ms: float
     device: str
     source: str
-
-    @property
-    def in_grid(self) -> bool:
-        return self.source == GRID_SOURCE
+    in_grid: bool  # one of the TF-Slim grid's checkpoints
 
 
 def published_latencies() -> list[PublishedLatency]:
@@ -125,6 +122,7 @@ def published_latencies() -> list[PublishedLatency]:
             float(r["phone_latency_ms"]),
             r["phone_latency_device"],
             r["source"],
+            r["source"] == GRID_SOURCE,
         )
         for r in read_data("accuracy.csv")
         if r.get("phone_latency_ms")
@@ -237,10 +235,8 @@ def per_value_rows(
                 continue
             unit = "madds" if series.startswith("MAdds") else "ms"
             row = {**where, "series": series, "measured": measured, "measured_unit": unit}
-            error = 100.0 * (measured * scale / p.ms - 1.0)
-            rows.append(
-                {**row, "scale": scale, "predicted_ms": measured * scale, "error_pct": error}
-            )
+            row |= {"scale": scale, "predicted_ms": measured * scale}
+            rows.append({**row, "error_pct": 100.0 * (measured * scale / p.ms - 1.0)})
     return rows
 
 

@@ -191,11 +191,7 @@ def write_file(root: Path, relative: str, text: str, result: ReproduceResult, wh
 
 def csv_text(frame: pd.DataFrame) -> str:
     """``frame`` as the report's CSV files hold it: no index, one LF a line."""
-    import io
-
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, lineterminator="\n")
-    return buffer.getvalue()
+    return frame.to_csv(index=False, lineterminator="\n")
 
 
 # What each file of the tables and the sweep holds, as the README lists it.
