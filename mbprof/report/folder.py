@@ -238,7 +238,7 @@ def write_report(
         if t3 is not None and not t3.empty:
             write("table3.md", tables.table3_markdown(t3))
             write("table3.csv", csv_text(t3))
-            explained = tables.table3_explained(t3, tables.shufflenet_g2(memory_of))
+            explained = tables.table3_explained(t3, memory_of)
         if {"sweep", "figures"} & set(parts):
             records, specs = frame.to_dict(orient="records"), plan.sweep_configs()
             sweep = frame[[any(row_measures(r, s) for s in specs) for r in records]]

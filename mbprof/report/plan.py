@@ -38,14 +38,13 @@ GRIDS: tuple[tuple[str, tuple[float, ...], tuple[int, ...]], ...] = (
     ("mobilenet_v3_small", (0.75, 1.0), (224,)),
 )
 
-# Columns whose values depend on the machine and the moment (latency and its environment,
-# mbprof.frame.columns); everything else in the CSV files is counted and must regenerate exactly.
-MEASURED_COLUMNS = frozenset({*LATENCY_FIGURES, *ENVIRONMENT_COLUMNS, "error"})
-
 
 def is_measured(column: str) -> bool:
-    """True for a column that a fresh run may change (latency and its environment)."""
-    return column in MEASURED_COLUMNS or column.startswith("latency_")
+    """True for a column that a fresh run may change (latency and its environment,
+    mbprof.frame.columns); everything else in the CSV files is counted and must regenerate
+    exactly."""
+    measured = column in {*LATENCY_FIGURES, *ENVIRONMENT_COLUMNS, "error"}
+    return measured or column.startswith("latency_")
 
 
 @dataclass(frozen=True)

@@ -201,8 +201,14 @@ def table3_markdown(t3: pd.DataFrame) -> str:
     return fill("table3", "document", table=table, contrast=contrast)
 
 
-def table3_explained(t3: pd.DataFrame, g2: dict[int, Any] | None = None) -> str:
+def table3_explained(
+    t3: pd.DataFrame, memory_of: Callable[[str, float], MemoryReport] | None = None
+) -> str:
     """Sentences for the cells where mbprof and the paper differ by more than rounding."""
+    g2 = None  # ShuffleNet g=2 2.0's largest tensor per side, (channels, bytes): Table 3's other
+    if memory_of is not None and registered("shufflenet_v1_g2"):
+        mem = memory_of("shufflenet_v1_g2", 2.0)
+        g2 = {r.resolution[0]: (r.channels, r.tensor_bytes) for r in mem.resolutions_efficient}
     cells = []
     for r in sorted(t3.to_dict(orient="records"), key=lambda r: r["size"] == "max"):
         if is_missing(r["tensor_bytes"]):
@@ -241,14 +247,6 @@ def table3_explained(t3: pd.DataFrame, g2: dict[int, Any] | None = None) -> str:
                 text += fill("table3", "quarter", **values, stage=int(below["channels"]))
         cells.append(text)
     return fill("table3", "explained", cells="\n".join(cells or [fill("table3", "none")]))
-
-
-def shufflenet_g2(memory_of: Callable[[str, float], MemoryReport]) -> dict[int, Any] | None:
-    """ShuffleNet g=2 2.0's largest tensor per side, (channels, bytes): Table 3's other column."""
-    if not registered("shufflenet_v1_g2"):
-        return None
-    mem = memory_of("shufflenet_v1_g2", 2.0)
-    return {r.resolution[0]: (r.channels, r.tensor_bytes) for r in mem.resolutions_efficient}
 
 
 # pytorch/hub's dog.jpg (1546 x 1213), the model card's example image, resized to a short
