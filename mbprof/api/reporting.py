@@ -18,10 +18,9 @@ from mbprof.core.records import CountReport, ModelSpec
 from mbprof.core.settings import ResolvedLatency
 from mbprof.frame.rows import environment_columns, failure_text, identity_row
 from mbprof.report import plan
-from mbprof.report.folder import ReproduceResult
+from mbprof.report.folder import ReproduceResult, machine_load, write_report
 from mbprof.report.plan import PARTS
-from mbprof.report.tables import TimmCounts, timm_rows
-from mbprof.report.write import machine_load, write_report
+from mbprof.report.tables import TimmRow, timm_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,8 +85,9 @@ def _bn_params(model: str, width: float) -> int:
     )
 
 
-def timm_counts() -> list[TimmCounts]:
-    """mbprof's counts for the lines of timm's model index (``mbprof.report.tables``)."""
+def timm_counts() -> list[tuple[TimmRow, CountReport, CountReport]]:
+    """mbprof's counts for the lines of timm's model index (``mbprof.report.tables``): each
+    line's ``seed`` and ``square`` configurations counted."""
     from mbprof.api.single import profile_spec
 
     def counted(spec: ModelSpec) -> CountReport:
@@ -96,26 +96,7 @@ def timm_counts() -> list[TimmCounts]:
         )
         return profile_spec(checked, with_memory=False).counts
 
-    def classifier(counts: CountReport) -> int:
-        return sum(r.madds for r in counts.layers if r.type == "Linear")
-
-    found = []
-    for row in timm_rows():
-        seed, square = counted(row.seed), counted(row.square)
-        found.append(
-            TimmCounts(
-                row=row,
-                madds=seed.madds,
-                classifier_madds=classifier(seed),
-                batch_norm=seed.other_flops_by_op.get("batch_norm", 0),
-                pooling=seed.other_flops_by_op.get("adaptive_avg_pool2d", 0),
-                other_flops=seed.other_flops,
-                square_madds=square.madds,
-                square_classifier_madds=classifier(square),
-                params=square.params,
-            )
-        )
-    return found
+    return [(row, counted(row.seed), counted(row.square)) for row in timm_rows()]
 
 
 SEED = 0
@@ -190,21 +171,6 @@ class PhoneRun:
         return rows
 
 
-def prepare_phone(specs: Sequence[ModelSpec], min_time_s: float = 1.0) -> PhoneRun:
-    """The phone study of ``specs``, its runtimes resolved for this machine now."""
-    runs, missing = [], []
-    for options, main, ref in RUNS:
-        try:
-            settings = make_latency_settings(
-                device="cpu", threads=1, batch=1, min_time_s=min_time_s, **options
-            )
-        except MbprofError as exc:
-            missing.append(f"{main}{' and ' + ref if ref else ''} ({exc})")
-            continue
-        runs.append((settings, main, ref))
-    return PhoneRun(list(specs), runs, missing)
-
-
 @dataclass
 class ReproduceRun:
     """A run of ``reproduce``, checked before anything is measured."""
@@ -271,7 +237,17 @@ def prepare_reproduce(
     if "phone" in parts and resolved is not None:
         from mbprof.report.figures import phone_configs
 
-        phone = prepare_phone(usable_specs(phone_configs(), left_out), resolved.min_time_s)
+        runs, missing = [], []  # the phone study's runtimes, resolved for this machine now
+        for options, main, ref in RUNS:
+            try:
+                settings = make_latency_settings(
+                    device="cpu", threads=1, batch=1, min_time_s=resolved.min_time_s, **options
+                )
+            except MbprofError as exc:
+                missing.append(f"{main}{' and ' + ref if ref else ''} ({exc})")
+                continue
+            runs.append((settings, main, ref))
+        phone = PhoneRun(usable_specs(phone_configs(), left_out), runs, missing)
     return ReproduceRun(out, parts, specs, resolved, left_out, phone)
 
 

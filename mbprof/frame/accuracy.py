@@ -45,8 +45,8 @@ class Published:
     phone_latency_device: str | None = None
 
     @property
-    def key(self) -> Key:
-        return make_key(self.model, self.width, self.depth, self.resolution, self.args)
+    def key(self) -> Key:  # as ``key_of`` makes it: the fields are read normalized
+        return (self.model, round(self.width, 6), round(self.depth, 6), self.resolution, self.args)
 
 
 def key_of(spec: ModelSpec) -> Key:
@@ -55,22 +55,9 @@ def key_of(spec: ModelSpec) -> Key:
     return (spec.model, round(spec.width, 6), round(spec.depth, 6), spec.res_label, kwargs)
 
 
-def make_key(model: Any, width: Any, depth: Any, resolution: Any, args: Any = "") -> Key:
-    """The identity of a configuration given by its parts (see ``key_of``)."""
-    row = {"model": model, "width": width, "depth": depth, "resolution": resolution}
-    return key_of(spec_from_row({**row, "args": _norm_args(args)}, "accuracy"))
-
-
 def _norm_args(args: Any) -> str:
     """'a=True' and 'a=true' are the same arguments (commas or spaces between them)."""
     return "" if is_missing(args) else args_text(parse_args_text(str(args).replace(",", " ")))
-
-
-def _res_label(resolution: Any, option: str = "resolution") -> str:
-    if isinstance(resolution, float) and resolution.is_integer():
-        resolution = int(resolution)
-    height, width = parse_resolution(str(resolution), option)
-    return str(height) if height == width else f"{height}x{width}"
 
 
 class AccuracyTable:
@@ -86,9 +73,9 @@ class AccuracyTable:
     def entries(self) -> list[Published]:
         return [e for sources in self._by_key.values() for e in sources]
 
-    def all_sources(self, model, width, depth, resolution, args="") -> list[Published]:
-        """Every source's figures for one configuration, the preferred one first."""
-        return list(self._by_key.get(make_key(model, width, depth, resolution, args), []))
+    def all_sources(self, spec: ModelSpec) -> list[Published]:
+        """Every source's figures for the configuration ``spec``, the preferred one first."""
+        return list(self._by_key.get(key_of(spec), []))
 
     def lookup_spec(self, spec: ModelSpec) -> Published | None:
         """The preferred source's figures for the configuration ``spec``, or None."""
@@ -115,7 +102,7 @@ def _entry(row: Mapping[str, str], where: str, default_source: str, priority: in
     width = _number(row["width"], "width", where, 1e-6, 1e3)
     depth = _number(row["depth"], "depth", where, 1e-6, 1e3)
     try:
-        resolution = _res_label(row["resolution"].strip(), f"{where}: resolution")
+        height, across = parse_resolution(row["resolution"].strip(), f"{where}: resolution")
     except AttributeError:
         raise MbprofError(f"{where}: the resolution is empty") from None
     own = _number(row.get("priority"), "priority", where, 0, 99, optional=True)
@@ -123,7 +110,7 @@ def _entry(row: Mapping[str, str], where: str, default_source: str, priority: in
         model=model,
         width=width,
         depth=depth,
-        resolution=resolution,
+        resolution=str(height) if height == across else f"{height}x{across}",
         args=_norm_args(row.get("args")),
         top1=_number(row["top1"], "top1", where, 0, 100),
         top5=_number(row.get("top5"), "top5", where, 0, 100, optional=True),

@@ -111,10 +111,7 @@ class PublishedLatency:
     ms: float
     device: str
     source: str
-
-    @property
-    def in_grid(self) -> bool:
-        return self.source == GRID_SOURCE
+    in_grid: bool  # one of the TF-Slim grid's checkpoints
 
 
 def published_latencies() -> list[PublishedLatency]:
@@ -125,6 +122,7 @@ def published_latencies() -> list[PublishedLatency]:
             float(r["phone_latency_ms"]),
             r["phone_latency_device"],
             r["source"],
+            r["source"] == GRID_SOURCE,
         )
         for r in read_data("accuracy.csv")
         if r.get("phone_latency_ms")
@@ -134,14 +132,6 @@ def published_latencies() -> list[PublishedLatency]:
 def phone_configs() -> list[ModelSpec]:
     """The configurations that have a published phone latency, each once."""
     return list(dict.fromkeys(p.spec for p in published_latencies()))
-
-
-def tfslim_madds() -> dict[ModelSpec, float]:
-    """TF-Slim's own MACs column (millions, rounded) for the MobileNetV2 grid."""
-    return {
-        config(r["model"], r["width"], r["resolution"]): float(r["madds_m"]) * 1e6
-        for r in read_data("tfslim_madds.csv")
-    }
 
 
 @dataclass(frozen=True)
@@ -187,7 +177,10 @@ def measured_values(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[ModelSp
                 values[series][spec] = float(latency)
             if madds is not None:
                 values[MADDS][spec] = float(madds)
-    values[MADDS_TFSLIM] = tfslim_madds()
+    values[MADDS_TFSLIM] = {  # TF-Slim's own MACs column (millions, rounded) for its grid
+        config(r["model"], r["width"], r["resolution"]): float(r["madds_m"]) * 1e6
+        for r in read_data("tfslim_madds.csv")
+    }
     return {series: values[series] for series in ORDER if values.get(series)}
 
 
@@ -242,10 +235,8 @@ def per_value_rows(
                 continue
             unit = "madds" if series.startswith("MAdds") else "ms"
             row = {**where, "series": series, "measured": measured, "measured_unit": unit}
-            error = 100.0 * (measured * scale / p.ms - 1.0)
-            rows.append(
-                {**row, "scale": scale, "predicted_ms": measured * scale, "error_pct": error}
-            )
+            row |= {"scale": scale, "predicted_ms": measured * scale}
+            rows.append({**row, "error_pct": 100.0 * (measured * scale / p.ms - 1.0)})
     return rows
 
 

@@ -1,6 +1,6 @@
-"""A folder mbprof writes into without losing what the user keeps there: the files it wrote
-are listed with their SHA-256 in ``.mbprof-manifest.json`` and only those, unchanged, are
-ever replaced or removed; new files are staged inside the folder and renamed into place."""
+"""The folder a run of ``reproduce`` writes: each part's files and the README index, staged
+inside it and renamed into place; the files mbprof wrote are listed with their SHA-256 in
+``.mbprof-manifest.json`` and only those, unchanged, are ever replaced or removed."""
 
 from __future__ import annotations
 
@@ -11,15 +11,21 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mbprof.core.errors import MbprofError
+from mbprof.frame.rows import row_measures
+from mbprof.render.document import markdown_grid
+from mbprof.report import plan, tables
+from mbprof.report.plan import AS_DATA, fill, kilobytes, lines, millions
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from mbprof.core.records import MemoryReport
 
 MANIFEST = ".mbprof-manifest.json"
 
@@ -34,7 +40,7 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_manifest(out: Path, known: Collection[str], option: str = "--out") -> Owned | None:
+def read_manifest(out: Path, known: Collection[str], option: str) -> Owned | None:
     """The files the manifest says mbprof wrote (None: no manifest); refused if untrusted."""
     path = out / MANIFEST
     if not os.path.lexists(path):
@@ -63,14 +69,10 @@ def _holds_what_mbprof_wrote(path: Path, hashes: list[str] | None) -> bool:
 
 
 def check_folder(
-    out: Path,
-    planned: Collection[str],
-    known: Collection[str],
-    *,
-    option: str = "--out",
-    legacy: Callable[[Path], bool] | None = None,
+    out: Path, planned: Collection[str], known: Collection[str]
 ) -> dict[str, list[str] | None]:
     """Refuse, before any work, a folder mbprof cannot write ``planned`` into safely."""
+    option = "--out"
     if os.path.lexists(out) and not out.is_dir():
         raise MbprofError(f"{option}: {str(out)!r} is a file; give a folder")
     if not out.exists():
@@ -85,7 +87,11 @@ def check_folder(
     owned: dict[str, list[str] | None] | None = read_manifest(out, known, option)
     if owned is None and not any(out.iterdir()):
         owned = {}
-    elif owned is None and legacy is not None and legacy(out):
+    elif (
+        owned is None
+        and (readme := out / "README.md").is_file()
+        and plan.MARKER in (readme.read_text(encoding="utf-8", errors="ignore"))
+    ):  # an mbprof that kept no manifest: its README has the marker
         owned = {name: None for name in known if (out / name).is_file()}
     elif owned is None:
         raise MbprofError(
@@ -120,34 +126,6 @@ def _write_manifest(out: Path, files: Owned) -> None:
     write_atomic(out / MANIFEST, json.dumps(payload, indent=1) + "\n")
 
 
-def install(staged: Path, out: Path, owned: dict[str, list[str] | None]) -> None:
-    """Move the staged files into place and remove a previous run's leftovers it still owns."""
-    fresh = {
-        path.relative_to(staged).as_posix(): path
-        for path in sorted(staged.rglob("*"))
-        if path.is_file()
-    }
-    hashes = {name: sha256(path) for name, path in fresh.items()}
-    during: Owned = {name: list(h or []) for name, h in owned.items()}
-    for name, digest in hashes.items():
-        during.setdefault(name, []).append(digest)
-    _write_manifest(out, during)
-    for name, path in fresh.items():
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, out / name)
-    for name, old in sorted(owned.items()):
-        path = out / name
-        if name in fresh or not os.path.lexists(path):
-            continue
-        if old is not None and _holds_what_mbprof_wrote(path, old):
-            path.unlink()
-            folder = path.parent
-            while folder != out and folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
-                folder = folder.parent
-    _write_manifest(out, {name: [digest] for name, digest in hashes.items()})
-
-
 @contextlib.contextmanager
 def staged(out: Path, owned: dict[str, list[str] | None]) -> Iterator[Path]:
     """A fresh folder inside ``out`` (made with the user's umask if missing) for the new files,
@@ -160,7 +138,31 @@ def staged(out: Path, owned: dict[str, list[str] | None]) -> Iterator[Path]:
     stage = Path(tempfile.mkdtemp(prefix=".mbprof-stage-", dir=out))
     try:
         yield stage
-        install(stage, out, owned)
+        # the staged files moved into place, a previous run's leftovers it still owns removed
+        fresh = {
+            path.relative_to(stage).as_posix(): path
+            for path in sorted(stage.rglob("*"))
+            if path.is_file()
+        }
+        hashes = {name: sha256(path) for name, path in fresh.items()}
+        during: Owned = {name: list(h or []) for name, h in owned.items()}
+        for name, digest in hashes.items():
+            during.setdefault(name, []).append(digest)
+        _write_manifest(out, during)
+        for name, path in fresh.items():
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, out / name)
+        for name, old in sorted(owned.items()):
+            path = out / name
+            if name in fresh or not os.path.lexists(path):
+                continue
+            if old is not None and _holds_what_mbprof_wrote(path, old):
+                path.unlink()
+                folder = path.parent
+                while folder != out and folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+                    folder = folder.parent
+        _write_manifest(out, {name: [digest] for name, digest in hashes.items()})
         created = False  # written: out stays even if removing the stage fails below
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -189,8 +191,156 @@ def write_file(root: Path, relative: str, text: str, result: ReproduceResult, wh
 
 def csv_text(frame: pd.DataFrame) -> str:
     """``frame`` as the report's CSV files hold it: no index, one LF a line."""
-    import io
+    return frame.to_csv(index=False, lineterminator="\n")
 
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, lineterminator="\n")
-    return buffer.getvalue()
+
+# What each file of the tables and the sweep holds, as the README lists it.
+_HOLDS = {
+    "table4.md": "Table 4 beside mbprof's counts",
+    "table4.csv": f"Table 4 {AS_DATA}",
+    "table3.md": "Table 3 beside mbprof's memory analysis",
+    "table3.csv": f"Table 3 {AS_DATA}",
+    "sweep.csv": "Every configuration of the width x resolution sweep and the baselines, "
+    "one row each (columns described in mbprof/columns.py)",
+    "pareto.md": "The figures with the points on each frontier",
+    "inconsistencies.md": "Where the paper's tables disagree with themselves, and why mbprof "
+    "differs",
+}
+
+
+def write_report(
+    result: ReproduceResult,
+    parts: Sequence[str],
+    frame: pd.DataFrame,
+    *,
+    memory_of: Callable[[str, float], MemoryReport],
+    bn_params: Callable[[str, float], int],
+    timm: Callable[[], Sequence[tuple[tables.TimmRow, Any, Any]]],
+    phone: tuple[list[dict[str, Any]], Sequence[str]] | None = None,
+    load_at_start: tuple[float, float] | None = None,
+) -> None:
+    """Write ``result.out`` from the measured ``frame`` (and the phone study's rows and the
+    runtimes it missed), staged: a failure changes nothing. ``memory_of`` gives Table 3's
+    memory (224x224, fp16), ``bn_params`` the batch-norm parameters TF-Slim's tables leave out,
+    ``timm`` the counts for timm's index."""
+    owned = plan.check_out(result.out, parts)  # again: a file may have been edited meanwhile
+    with staged(result.out, owned) as stage:
+
+        def write(relative: str, text: str) -> None:
+            write_file(stage, relative, text, result, _HOLDS[relative])
+
+        t4 = explained = None
+        if "table4" in parts:
+            t4 = tables.table4_frame(frame, bn_params)
+            write("table4.md", tables.table4_markdown(t4, environment_text(frame)))
+            write("table4.csv", csv_text(t4))
+        t3 = tables.table3_frame(result.left_out, memory_of) if "table3" in parts else None
+        if t3 is not None and not t3.empty:
+            write("table3.md", tables.table3_markdown(t3))
+            write("table3.csv", csv_text(t3))
+            explained = tables.table3_explained(t3, memory_of)
+        if {"sweep", "figures"} & set(parts):
+            records, specs = frame.to_dict(orient="records"), plan.sweep_configs()
+            sweep = frame[[any(row_measures(r, s) for s in specs) for r in records]]
+        if "sweep" in parts:
+            write("sweep.csv", csv_text(sweep))
+        if "figures" in parts:
+            from mbprof.report.figures import write_figures
+
+            write("pareto.md", write_figures(sweep, stage, result))
+        if t4 is not None:
+            write("inconsistencies.md", tables.inconsistencies_markdown(t4, explained, timm()))
+        if phone is not None:
+            import pandas as pd
+
+            from mbprof.report.figures import write_phone
+
+            rows, missing = phone
+            write_phone(stage, rows, result, environment_text(pd.DataFrame(rows)), missing)
+        text = readme_markdown(result, frame, t4, load_at_start)
+        (stage / "README.md").write_text(text, encoding="utf-8")
+        result.files.insert(0, ("README.md", "This index"))
+
+
+# The environment columns the sentence names, in its order, each with its label.
+_LABELS = {
+    "cpu_model": "",
+    "device_name": "",
+    "backend": "backend ",
+    "dtype": "",
+    "batch": "batch ",
+    "threads": "threads ",
+    "torch_version": "torch ",
+}
+
+
+def environment_text(frame: pd.DataFrame) -> str:
+    """Where latency was measured, from the frame's environment columns."""
+    parts: list[str] = []
+    for key in (k for k in _LABELS if k in frame.columns):
+        # 1.0 as 1: a column with empty cells (a failed row) reads its integers as floats
+        values = frame[key].dropna()
+        values = values.map(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)
+        values = values.astype(str).unique()
+        text = f"{_LABELS[key]}{values[0]}" if len(values) == 1 and values[0] else ""
+        if text and text not in parts:
+            parts.append(text)
+    return ", ".join(parts) or "this machine"
+
+
+def readme_markdown(
+    result: ReproduceResult,
+    frame: pd.DataFrame,
+    t4: pd.DataFrame | None,
+    load_at_start: tuple[float, float] | None,
+) -> str:
+    """The README: how the folder was made, its files, headline figures, what was left out."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from mbprof import __version__
+
+    sections = []
+    if t4 is not None and not t4.empty:
+        pair = "{:g}M / {}".format
+        rows = [
+            [
+                r["network"],
+                *(pair(r[f"paper_{k}_m"], millions(r[k])) for k in ("madds", "params")),
+            ]
+            for r in t4.to_dict(orient="records")
+        ]
+        headers = ["Network", "MAdds: paper / mbprof", "Params: paper / mbprof"]
+        table = markdown_grid(headers, rows, [False, True, True])
+        sections.append(fill("readme", "table", table=table))
+    v1, v2 = plan.v1_v2(frame)  # the paper's section 5.1 claim, in mbprof's figures
+    if "peak_act_bytes_efficient" in frame.columns and v1 is not None and v2 is not None:
+        a, b, c = v1["peak_act_bytes"], v2["peak_act_bytes"], v2["peak_act_bytes_efficient"]
+        peaks = {"v1": kilobytes(a), "v2": kilobytes(b), "efficient": kilobytes(c)}
+        sections.append(fill("readme", "peaks", **peaks, ratio=a / c))
+    if any(plan.is_measured(c) and c.startswith("latency") for c in frame.columns):
+        # the machine's load from the start to now: latency on a shared machine is slower
+        end, start, load = machine_load(), load_at_start, ""
+        if start is not None and end is not None:
+            load = fill("readme", "load", start=start[0], end=end[0], cores=os.cpu_count() or 1)
+        sections.append(fill("readme", "latency", environment=environment_text(frame), load=load))
+    if result.findings:
+        sections.append(fill("readme", "findings", findings=lines(result.findings)))
+    if result.left_out:
+        left_out = lines(f"- {item}" for item in result.left_out)
+        sections.append(fill("readme", "left_out", left_out=left_out))
+    files = [[f"[{p}]({p})", w] for p, w in result.files]
+    files = markdown_grid(["File", "What it holds"], files, [False, False])
+    versions = [f"mbprof {__version__}"]
+    for package in ("torch", "fvcore"):
+        with contextlib.suppress(PackageNotFoundError):
+            versions.append(f"{package} {version(package)}")
+    versions = ", ".join(versions)
+    return fill("readme", "document", versions=versions, files=files, sections="".join(sections))
+
+
+def machine_load() -> tuple[float, float] | None:
+    """The 1- and 5-minute load averages (None where the system has none)."""
+    try:
+        return os.getloadavg()[:2]
+    except OSError:
+        return None

@@ -38,14 +38,13 @@ GRIDS: tuple[tuple[str, tuple[float, ...], tuple[int, ...]], ...] = (
     ("mobilenet_v3_small", (0.75, 1.0), (224,)),
 )
 
-# Columns whose values depend on the machine and the moment (latency and its environment,
-# mbprof.frame.columns); everything else in the CSV files is counted and must regenerate exactly.
-MEASURED_COLUMNS = frozenset({*LATENCY_FIGURES, *ENVIRONMENT_COLUMNS, "error"})
-
 
 def is_measured(column: str) -> bool:
-    """True for a column that a fresh run may change (latency and its environment)."""
-    return column in MEASURED_COLUMNS or column.startswith("latency_")
+    """True for a column that a fresh run may change (latency and its environment,
+    mbprof.frame.columns); everything else in the CSV files is counted and must regenerate
+    exactly."""
+    measured = column in {*LATENCY_FIGURES, *ENVIRONMENT_COLUMNS, "error"}
+    return measured or column.startswith("latency_")
 
 
 @dataclass(frozen=True)
@@ -130,12 +129,6 @@ def v1_v2(frame: pd.DataFrame) -> tuple[dict[str, Any] | None, dict[str, Any] | 
     return tuple(find_row(frame, config(f"mobilenet_{v}", 1.0, 224)) for v in ("v1", "v2"))
 
 
-def rows_of(frame: pd.DataFrame, specs: Sequence[ModelSpec]) -> pd.DataFrame:
-    """The rows of ``frame`` that measured one of ``specs``."""
-    records = frame.to_dict(orient="records")
-    return frame[[any(row_measures(row, spec) for spec in specs) for row in records]]
-
-
 def planned_files(parts: Sequence[str] = PARTS) -> set[str]:
     """Every file (relative to ``out``) a run of ``parts`` may write."""
     files = {
@@ -152,11 +145,7 @@ def check_out(out: str | Path, parts: Sequence[str] = PARTS) -> dict[str, list[s
     """Refuse, before any measuring, a folder this run cannot write without losing a file."""
     from mbprof.report.folder import check_folder
 
-    def legacy(out: Path) -> bool:  # an mbprof that kept no manifest: its README has the marker
-        readme = out / "README.md"
-        return readme.is_file() and MARKER in readme.read_text(encoding="utf-8", errors="ignore")
-
-    return check_folder(Path(out), planned_files(parts), planned_files(), legacy=legacy)
+    return check_folder(Path(out), planned_files(parts), planned_files())
 
 
 # A top-1 figure as accuracy tables print it: 72 -> '72.0', 72.95 -> '72.95'.

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mbprof.core.parsing import parse_kwargs
-from mbprof.core.records import ModelSpec
+from mbprof.core.records import CountReport, ModelSpec
 from mbprof.core.units import format_value
 from mbprof.frame.rows import cell, is_missing
 from mbprof.render.document import markdown_grid
@@ -50,7 +50,7 @@ def table4_frame(frame: pd.DataFrame, bn_params: Callable[[str, float], int]) ->
             continue
         others = [
             f"{top1_text(e.top1)} ({e.source})"
-            for e in accuracy.shipped().all_sources(spec.model, spec.width, 1.0, 224)
+            for e in accuracy.shipped().all_sources(config(spec.model, spec.width, 224))
             if not e.source.startswith("MobileNetV2 paper")
         ]
         row = {
@@ -201,8 +201,14 @@ def table3_markdown(t3: pd.DataFrame) -> str:
     return fill("table3", "document", table=table, contrast=contrast)
 
 
-def table3_explained(t3: pd.DataFrame, g2: dict[int, Any] | None = None) -> str:
+def table3_explained(
+    t3: pd.DataFrame, memory_of: Callable[[str, float], MemoryReport] | None = None
+) -> str:
     """Sentences for the cells where mbprof and the paper differ by more than rounding."""
+    g2 = None  # ShuffleNet g=2 2.0's largest tensor per side, (channels, bytes): Table 3's other
+    if memory_of is not None and registered("shufflenet_v1_g2"):
+        mem = memory_of("shufflenet_v1_g2", 2.0)
+        g2 = {r.resolution[0]: (r.channels, r.tensor_bytes) for r in mem.resolutions_efficient}
     cells = []
     for r in sorted(t3.to_dict(orient="records"), key=lambda r: r["size"] == "max"):
         if is_missing(r["tensor_bytes"]):
@@ -243,14 +249,6 @@ def table3_explained(t3: pd.DataFrame, g2: dict[int, Any] | None = None) -> str:
     return fill("table3", "explained", cells="\n".join(cells or [fill("table3", "none")]))
 
 
-def shufflenet_g2(memory_of: Callable[[str, float], MemoryReport]) -> dict[int, Any] | None:
-    """ShuffleNet g=2 2.0's largest tensor per side, (channels, bytes): Table 3's other column."""
-    if not registered("shufflenet_v1_g2"):
-        return None
-    mem = memory_of("shufflenet_v1_g2", 2.0)
-    return {r.resolution[0]: (r.channels, r.tensor_bytes) for r in mem.resolutions_efficient}
-
-
 # pytorch/hub's dog.jpg (1546 x 1213), the model card's example image, resized to a short
 # side of 224 (transforms.Resize(224): long side int(224 x 1546 / 1213) = 285), not cropped.
 SEED_INPUT = (224, 285)
@@ -282,21 +280,6 @@ def timm_rows() -> list[TimmRow]:
     return rows
 
 
-@dataclass(frozen=True)
-class TimmCounts:
-    """mbprof's counts for one ``TimmRow`` (the API measures them)."""
-
-    row: TimmRow
-    madds: int  # at SEED_INPUT, SEED_CLASSES: convolutions + the one-output classifier
-    classifier_madds: int  # of those, the classifier's (its input channels x 1)
-    batch_norm: int  # other FLOPs: batch norm, 2 per element
-    pooling: int  # other FLOPs: the global average pool, 1 per input element
-    other_flops: int  # every other FLOP (batch_norm + pooling for these networks)
-    square_madds: int  # MAdds at 224x224, 1000 classes
-    square_classifier_madds: int
-    params: int  # at 224x224, 1000 classes
-
-
 def _build(spec: ModelSpec) -> str:
     """'mobilenet_v2 1.1, depth 1.2, fix_stem_head'."""
     parts = [f"{spec.model} {format_value(spec.width, 'float')}"]
@@ -306,23 +289,28 @@ def _build(spec: ModelSpec) -> str:
     return ", ".join(parts)
 
 
-def timm_flops_markdown(counts: Sequence[TimmCounts]) -> str:
-    """The section of ``inconsistencies.md`` on the index's figures ('' without counts)."""
+def timm_flops_markdown(counts: Sequence[tuple[TimmRow, CountReport, CountReport]]) -> str:
+    """The section of ``inconsistencies.md`` on the index's figures ('' without counts): each
+    line with mbprof's counts of its ``seed`` and its ``square`` configuration."""
     if not counts:
         return ""
+
+    def head(counts: CountReport) -> int:  # the classifier's MAdds
+        return sum(r.madds for r in counts.layers if r.type == "Linear")
+
     rows = []
-    for c in counts:
-        total = c.madds + c.other_flops
-        figures = (c.row.flops, c.madds, c.batch_norm, c.pooling, total, c.row.flops - total)
+    for row, seed, square in counts:
+        total = seed.madds + seed.other_flops
+        by_op = [seed.other_flops_by_op.get(op, 0) for op in ("batch_norm", "adaptive_avg_pool2d")]
+        figures = (row.flops, seed.madds, *by_op, total, row.flops - total)
         rows.append(
-            [f"`{c.row.name}`", _build(c.row.seed), *(f"{n:,}" for n in figures)]
-            + [f"{c.square_madds:,}", f"{c.row.flops / c.square_madds:.3f}"]
+            [f"`{row.name}`", _build(row.seed), *(f"{n:,}" for n in figures)]
+            + [f"{square.madds:,}", f"{row.flops / square.madds:.3f}"]
         )
-    first = counts[0]
-    conv = first.madds - first.classifier_madds
-    square_conv = first.square_madds - first.square_classifier_madds
-    ratios = [c.row.flops / c.square_madds for c in counts]
-    exact = all(c.row.flops == c.madds + c.other_flops for c in counts)
+    first, seed, square = counts[0]
+    conv, square_conv = seed.madds - head(seed), square.madds - head(square)
+    ratios = [row.flops / square.madds for row, _, square in counts]
+    exact = all(row.flops == seed.madds + seed.other_flops for row, seed, _ in counts)
     return fill(
         "timm",
         "section",
@@ -330,12 +318,14 @@ def timm_flops_markdown(counts: Sequence[TimmCounts]) -> str:
         high=max(ratios),
         verdict=fill("timm", "exact" if exact else "not_exact"),
         table=markdown_grid(fill("timm", "headers").split("|"), rows, [False, False] + [True] * 8),
-        name=first.row.name,
+        name=first.name,
         conv=conv,
         square_conv=square_conv,
         conv_ratio=conv / square_conv,
-        head=first.classifier_madds,  # input channels of the classifier, times 1 output
-        params=", ".join(f"{c.params:,} ({c.row.params / 1e6:.2f}M printed)" for c in counts),
+        head=head(seed),  # input channels of the classifier, times 1 output
+        params=", ".join(
+            f"{sq.params:,} ({row.params / 1e6:.2f}M printed)" for row, _, sq in counts
+        ),
     )
 
 
@@ -360,7 +350,7 @@ def _figures(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def inconsistencies_markdown(
-    t4: pd.DataFrame, table3_text: str | None, timm: Sequence[TimmCounts] = ()
+    t4: pd.DataFrame, table3_text: str | None, timm: Sequence[tuple[TimmRow, Any, Any]] = ()
 ) -> str:
     """Where Tables 4 and 3 disagree with their own sources, and why mbprof differs."""
     records = t4.to_dict(orient="records")

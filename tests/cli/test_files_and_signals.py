@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import mbprof.api.reporting as rep
-import mbprof.report.write as report_write
+import mbprof.report.folder as report_write
 from mbprof.core import errors
 from mbprof.core.errors import MbprofError
 from mbprof.core.files import write_atomic

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from mbprof.cli import app
 from mbprof.core.errors import MbprofError
+from mbprof.core.records import ModelSpec
 from mbprof.frame.accuracy import DATA_FILE, accuracy_table, join, read_accuracy_csv, shipped
 from tests.support import ROOT
 
@@ -91,7 +92,7 @@ def test_paper_table4_is_preferred_then_tfslim_then_timm():
 
 
 def test_all_sources_are_kept_for_the_report():
-    sources = shipped().all_sources("mobilenet_v2", 1.0, 1.0, 224)
+    sources = shipped().all_sources(ModelSpec("mobilenet_v2"))  # 1.0@224
     assert [(s.source, s.top1) for s in sources] == [
         ("MobileNetV2 paper, Table 4", 72.0),
         ("TF-Slim MobileNetV2 checkpoints", 71.8),

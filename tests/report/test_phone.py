@@ -155,7 +155,7 @@ def test_the_phone_runs_give_each_series_or_its_error(tmp_path_factory, monkeypa
 def test_the_environment_sentence_keeps_integers_whole():
     import pandas as pd
 
-    from mbprof.report.write import environment_text
+    from mbprof.report.folder import environment_text
 
     # a failed row leaves its batch and threads empty: the column reads as floats
     frame = pd.DataFrame([{"cpu_model": "c", "batch": 1, "threads": 1}, {"cpu_model": "c"}])

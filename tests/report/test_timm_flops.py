@@ -6,8 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mbprof.core.records import CountReport, LayerRow
 from mbprof.models import create_model
-from mbprof.report.tables import SEED_INPUT, TimmCounts, timm_flops_markdown, timm_rows
+from mbprof.report.tables import SEED_INPUT, timm_flops_markdown, timm_rows
 
 
 def thop_style(model: nn.Module, resolution: tuple[int, int]) -> int:
@@ -57,20 +58,24 @@ def test_the_rows_name_timm_s_four_builds():
     assert rows["mobilenetv2_140"].square.resolution == (224, 224)
 
 
-def _counts(flops_off: int = 0) -> TimmCounts:
+def _counts(flops_off: int = 0) -> tuple:
     row = timm_rows()[0]
     # mbprof's figures for mobilenetv2_100 (conv MACs + one-output classifier, BN, pool).
-    return TimmCounts(
-        row=row,
+    by_op = {"batch_norm": 17_132_864, "adaptive_avg_pool2d": 80_640}
+    seed = CountReport(
         madds=384_705_664 + 1280 + flops_off,
-        classifier_madds=1280,
-        batch_norm=17_132_864,
-        pooling=80_640,
+        params=0,
         other_flops=17_132_864 + 80_640,
-        square_madds=300_774_272,
-        square_classifier_madds=1_280_000,
-        params=3_504_872,
+        layers=(LayerRow("classifier", "Linear", 1280, 0, 0),),
+        other_flops_by_op=by_op,
     )
+    square = CountReport(
+        madds=300_774_272,
+        params=3_504_872,
+        other_flops=0,
+        layers=(LayerRow("classifier", "Linear", 1_280_000, 0, 0),),
+    )
+    return row, seed, square
 
 
 def test_the_section_reports_what_it_compared():
