@@ -3,8 +3,8 @@
 A model written in such a file as an import path (``os:system``, ``mypkg.models:build``)
 is refused with the file and line (or row) before anything is imported, unless the
 person running ``mbprof check`` allows its module with ``--allow-import``. The
-subprocess tests run from a temporary directory, so that ``touch marker`` and a module's
-import-time marker would land there if anything ran.
+commands run from a temporary directory (one in a process of its own, as CI runs it), so
+that ``touch marker`` and a module's import-time marker would land there if anything ran.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from mbprof.checks.matching import requests_for
 from mbprof.cli import app
 from mbprof.core.errors import MbprofError, UnknownModelError
 from mbprof.frame.rows import spec_from_row
+from tests.conftest import assert_one_line_error
 from tests.support import ROOT
 from tests.support.rows import config_row
 
@@ -71,6 +72,14 @@ def mbprof(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def in_process(cwd: Path, monkeypatch, *args: str):
+    """The command in this process, run from ``cwd`` with ``cwd`` importable: a module the
+    refusal let through would be imported (and leave its marker) as in a process of its own."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.syspath_prepend(str(cwd))
+    return CliRunner().invoke(app, list(args))
+
+
 def assert_refused(out: subprocess.CompletedProcess, *fragments: str) -> None:
     assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
     lines = out.stderr.strip().splitlines()
@@ -99,7 +108,7 @@ def user_package(root: Path, name: str) -> Path:
     return module
 
 
-# --- the command line, as CI runs it ------------------------------------------------------
+# --- the command line, as CI runs it (a whole process once; the other files in-process) --
 
 
 def test_budget_file_import_path_runs_nothing(tmp_path):
@@ -115,10 +124,10 @@ def test_budget_file_import_path_runs_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["base.json", "base.csv"])
-def test_baseline_import_path_runs_nothing(tmp_path, name):
+def test_baseline_import_path_runs_nothing(tmp_path, monkeypatch, name):
     write_rows(tmp_path / name, [V2_ROW, SYSTEM_ROW])
-    out = mbprof(tmp_path, "check", "--baseline", name)
-    assert_refused(
+    out = in_process(tmp_path, monkeypatch, "check", "--baseline", name)
+    assert_one_line_error(
         out,
         f"{name} row 2: model 'os:system' is an import path",
         "a results file may name registered models only",
@@ -128,24 +137,28 @@ def test_baseline_import_path_runs_nothing(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", ["results.json", "results.csv"])
-def test_results_file_import_path_is_refused(tmp_path, name):
+def test_results_file_import_path_is_refused(tmp_path, monkeypatch, name):
     # The budget names a registered model; the saved results carry an import path, which
     # --update-baseline would otherwise copy into a baseline that a later run imports.
     (tmp_path / "b.toml").write_text(V2_TOML)
     write_rows(tmp_path / name, [V2_ROW, SYSTEM_ROW])
-    out = mbprof(tmp_path, "check", "b.toml", "--results", name)
-    assert_refused(out, f"{name} row 2: model 'os:system' is an import path", "--allow-import os")
+    out = in_process(tmp_path, monkeypatch, "check", "b.toml", "--results", name)
+    assert_one_line_error(
+        out, f"{name} row 2: model 'os:system' is an import path", "--allow-import os"
+    )
     assert not (tmp_path / "marker").exists()
 
 
-def test_a_module_is_not_imported_when_not_allowed_and_prefixes_are_whole_names(tmp_path):
+def test_a_module_is_not_imported_when_not_allowed_and_prefixes_are_whole_names(
+    tmp_path, monkeypatch
+):
     evil = f"mypkg{uuid.uuid4().hex[:6]}"  # starts with "mypkg", is not inside it
     user_package(tmp_path, evil)
     (tmp_path / "b.toml").write_text(
         f'[[budget]]\nname = "mine"\nmodel = "{evil}.sub.x:build"\nmax_params = 30\n'
     )
-    out = mbprof(tmp_path, "check", "b.toml", "--allow-import", "other,mypkg")
-    assert_refused(out, "b.toml:3: budget 1, model:", f"pass --allow-import {evil}.sub.x")
+    out = in_process(tmp_path, monkeypatch, "check", "b.toml", "--allow-import", "other,mypkg")
+    assert_one_line_error(out, "b.toml:3: budget 1, model:", f"pass --allow-import {evil}.sub.x")
     assert not (tmp_path / evil / "sub" / "imported").exists()
 
 

@@ -79,7 +79,7 @@ def test_compare_sweep_writes_every_format(run, tmp_path):
         "--models",
         "mobilenet_v2,mobilenet_v1",
         "--widths",
-        "0.35,1.0",
+        "0.35,0.5",
         "--res",
         "64,64x96",
         "--csv",

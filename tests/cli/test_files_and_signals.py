@@ -430,13 +430,31 @@ def test_a_model_that_exits_while_measured_gets_an_error_row(models_dir):
         assert f"model {name!r}" in rows[name]["error"]
 
 
-@pytest.mark.parametrize(
-    ("model", "where"),
-    [
-        pytest.param("um:exit_build", "while being built", marks=pytest.mark.slow),
-        ("exits_at_import:build", "while importing"),
-    ],
-)
+EXITS = [("um:exit_build", "while being built"), ("exits_at_import:build", "while importing")]
+
+
+@pytest.fixture
+def user_modules(models_dir, monkeypatch):
+    """models_dir as the current, importable folder of this process; its modules forgotten
+    after the test (another test's um.py is another file)."""
+    monkeypatch.chdir(models_dir)
+    monkeypatch.syspath_prepend(str(models_dir))
+    yield models_dir
+    for name in ("um", "exits_at_import"):
+        sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize(("model", "where"), EXITS)
+def test_a_model_that_exits_while_built_or_imported_is_one_line_in_process(
+    user_modules, run, model, where
+):
+    result = run("profile", model, "--res", "32")
+    assert_one_line_error(result, f"model {model!r} called sys.exit(0) {where}")
+    assert not result.stdout
+
+
+@pytest.mark.slow  # whole mbprof processes; in-process above
+@pytest.mark.parametrize(("model", "where"), EXITS)
 def test_a_model_that_exits_while_built_or_imported_is_one_line(models_dir, model, where):
     result = mbprof("profile", model, "--res", "32", cwd=models_dir)
     assert result.returncode == 2 and not result.stdout
@@ -444,9 +462,15 @@ def test_a_model_that_exits_while_built_or_imported_is_one_line(models_dir, mode
     assert f"model {model!r} called sys.exit(0) {where}" in line
 
 
-@pytest.mark.parametrize(
-    "model", ["um:exit_build", pytest.param("um:exit_forward", marks=pytest.mark.slow)]
-)
+def test_check_stops_with_the_model_named_in_process(user_modules, run):
+    budgets = user_modules / "budgets.toml"
+    budgets.write_text('[[budget]]\nmodel = "um:exit_build"\nresolution = 32\nmax_madds = "1M"\n')
+    result = run("check", str(budgets), "--allow-import", "um")
+    assert_one_line_error(result, "model 'um:exit_build' called sys.exit(0)")
+
+
+@pytest.mark.slow  # whole mbprof processes; in-process above
+@pytest.mark.parametrize("model", ["um:exit_build", "um:exit_forward"])
 def test_check_stops_with_the_model_named(models_dir, model):
     budgets = models_dir / "budgets.toml"
     budgets.write_text(f'[[budget]]\nmodel = "{model}"\nresolution = 32\nmax_madds = "1M"\n')
