@@ -4,7 +4,6 @@ exception that ended it (one row's error, never the sweep's end). Torch-free."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import signal
@@ -116,60 +115,57 @@ class LocalPool:
         # Tasks this process may run go to the pool only once a worker has imported what
         # they need: until then this process runs them itself, from the first second.
         ready = executor.submit(_warm_worker) if ours else None
-        queue = list(range(len(tasks)))[::-1]  # popped from the end: the sweep's order
+        queue = list(range(len(tasks)))  # the pool takes from the front, this process the back
         flying: dict[Any, int] = {}
-        suspects: list[int] = []  # tasks in flight when a worker died
+        alone: list[int] = []  # in flight when a worker died: run again alone, to name the death
+        broken = False
+        if ours:
+            import torch
 
-        def next_for_pool() -> int | None:
-            if ready is None or ready.done():
-                return queue.pop()
-            theirs = [k for k, i in enumerate(queue) if i not in ours]
-            return queue.pop(theirs[-1]) if theirs else None
-
+            before = torch.get_num_threads()  # restored once the sweep ends
         try:
-            with _threads_kept() if ours else contextlib.nullcontext():
-                while queue or flying or suspects:
-                    if suspects and not flying:  # alone in the pool: a death names its task
-                        index = suspects.pop(0)
-                        future = executor.submit(fn, tasks[index])
-                        exc = future.exception()
-                        if isinstance(exc, BrokenProcessPool):
-                            executor = self._executor(processes)  # loky gives a fresh pool
-                        yield index, exc if exc is not None else future.result()
-                        continue
-                    while queue and not suspects and len(flying) < 2 * processes:
-                        index = next_for_pool()
+            while queue or flying or alone:
+                if broken and not flying:
+                    executor, broken = self._executor(processes), False  # loky: a fresh pool
+                while not broken and len(flying) < (1 if alone else 2 * processes):
+                    if alone:
+                        index = min(alone)
+                    else:
+                        warm = ready is None or ready.done()
+                        index = next((i for i in queue if warm or i not in ours), None)
                         if index is None:
                             break
-                        flying[executor.submit(fn, tasks[index])] = index
-                    # This process takes the last task it may run (the pool works from the
-                    # front), then looks at the pool again without blocking.
-                    local = next((i for i in queue if i in ours), None)
-                    if local is not None:
-                        if ready is not None and ready.done():  # the workers work too now:
-                            import torch
-
-                            torch.set_num_threads(self._threads())  # one share of the cores
-                        queue.remove(local)
-                        yield local, _outcome(fn, tasks[local])
-                    if not flying:
+                        queue.remove(index)
+                    flying[executor.submit(fn, tasks[index])] = index
+                # This process takes the last task it may run (the pool works from the
+                # front), then looks at the pool again without blocking.
+                local = next((i for i in reversed(queue) if i in ours), None)
+                if local is not None:
+                    if ready is not None and ready.done():  # the workers work too now:
+                        torch.set_num_threads(self._threads())  # one share of the cores
+                    queue.remove(local)
+                    yield local, _outcome(fn, tasks[local])
+                if not flying:
+                    continue
+                timeout = 0 if local is not None else None
+                done, _ = wait(flying, timeout=timeout, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = flying.pop(future)
+                    exc = future.exception()
+                    broken = broken or isinstance(exc, BrokenProcessPool)
+                    if index in alone:  # it ran alone: a death is its own
+                        alone.remove(index)
+                    elif isinstance(exc, BrokenProcessPool):
+                        alone.append(index)
                         continue
-                    timeout = 0 if local is not None else None
-                    done, _ = wait(flying, timeout=timeout, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        index = flying.pop(future)
-                        exc = future.exception()
-                        if isinstance(exc, BrokenProcessPool):
-                            suspects.append(index)
-                        else:
-                            yield index, exc if exc is not None else future.result()
-                    if suspects and not flying:
-                        suspects.sort()
-                        executor = self._executor(processes)
+                    yield index, exc if exc is not None else future.result()
         except BaseException:
             # Ctrl-C, SIGTERM or the sweep closed early: no worker goes on computing.
             executor.shutdown(wait=False, kill_workers=True)
             raise
+        finally:
+            if ours:
+                torch.set_num_threads(before)
         if ready is not None and not ready.done():
             # Done before a worker was ready: not kept waiting for one that never worked.
             executor.shutdown(wait=False, kill_workers=True)
@@ -184,18 +180,6 @@ def _warm_worker() -> None:
     import torch  # noqa: F401
 
     import mbprof.api.single  # noqa: F401
-
-
-@contextlib.contextmanager
-def _threads_kept() -> Iterator[None]:
-    """This process's intra-op threads restored once the sweep ends."""
-    import torch
-
-    before = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _unreachable(address: str, reason: str) -> MbprofError:
