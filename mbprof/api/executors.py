@@ -81,17 +81,13 @@ class LocalPool:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.name = f"{workers} worker processes"
-
-    def _threads(self) -> int:
-        threads = max(1, available_cores() // self.workers)
+        self.threads = max(1, available_cores() // workers)  # each process's share of the cores
         if os.environ.get("OMP_NUM_THREADS", "").isdigit():
-            threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
-        return threads
+            self.threads = max(1, min(self.threads, int(os.environ["OMP_NUM_THREADS"])))
 
     def _executor(self, processes: int) -> Any:
         from loky import get_reusable_executor
 
-        env = {name: str(self._threads()) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         return get_reusable_executor(
             max_workers=processes,
             timeout=IDLE_TIMEOUT_S,
@@ -99,7 +95,7 @@ class LocalPool:
             # Part of the pool's identity too: a warm pool started before the path or the
             # folder changed (a notebook, the tests) is replaced, not reused.
             initargs=(tuple(sys.path), os.getcwd()),
-            env=env,
+            env=dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS"), str(self.threads)),
         )
 
     def run(
@@ -142,7 +138,7 @@ class LocalPool:
                 local = next((i for i in reversed(queue) if i in ours), None)
                 if local is not None:
                     if ready is not None and ready.done():  # the workers work too now:
-                        torch.set_num_threads(self._threads())  # one share of the cores
+                        torch.set_num_threads(self.threads)  # one share of the cores
                     queue.remove(local)
                     yield local, _outcome(fn, tasks[local])
                 if not flying:
@@ -197,13 +193,10 @@ def _knock(address: str) -> None:
 
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
     try:
-        port = parts.port
-    except ValueError:
-        return
-    if parts.scheme not in ("tcp", "tls") or not parts.hostname or port is None:
-        return
-    try:
-        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+        if parts.scheme in ("tcp", "tls") and parts.hostname and parts.port is not None:
+            socket.create_connection((parts.hostname, parts.port), CONNECT_TIMEOUT_S).close()
+    except ValueError:  # not a port: dask's own check names the address
+        pass
     except OSError as exc:
         reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
         raise _unreachable(address, reason) from None
@@ -213,34 +206,28 @@ class DaskPool:
     """The workers of a dask.distributed cluster (``--executor dask --scheduler ADDRESS``)."""
 
     def __init__(self, address: str) -> None:
-        missing = MbprofError(
-            "executor: 'dask' needs dask.distributed, which is not installed; "
-            "install it with: pip install 'mbprof[dask]'",
-            field="executor",
-        )
-        try:
-            found = importlib.util.find_spec("distributed") is not None
-        except (ImportError, ValueError):  # ValueError: a module set to None (tests)
-            found = False
-        if not found:
-            raise missing
-        _knock(address)  # before importing dask (a second): a refused address fails at once
-        try:
-            import distributed
-        except ImportError:
-            raise missing from None
-        import logging
-
-        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # one line, not a log
         self.address = address
         self.name = f"the dask cluster at {address}"
         self.client: Any = None
-        self._connect(distributed)
+        self._connect()
 
-    def _connect(self, distributed: Any) -> None:
-        from distributed.comm import get_address_host_port, parse_address
+    def _connect(self) -> None:
+        import gc
+        import logging
 
         address = self.address
+        if sys.modules.get("distributed") or importlib.util.find_spec("distributed"):
+            _knock(address)  # before importing dask (a second): a refused address fails at once
+        try:
+            import distributed
+            from distributed.comm import get_address_host_port, parse_address
+        except ImportError:
+            raise MbprofError(
+                "executor: 'dask' needs dask.distributed, which is not installed; "
+                "install it with: pip install 'mbprof[dask]'",
+                field="executor",
+            ) from None
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # one line, not a log
         try:
             if parse_address(address)[0] in ("tcp", "tls"):
                 get_address_host_port(address)
@@ -254,14 +241,11 @@ class DaskPool:
             self.client = distributed.Client(
                 address, timeout=CONNECT_TIMEOUT_S, set_as_default=False
             )
+            return
         except (OSError, TimeoutError) as exc:
             raise _unreachable(address, first_line(exc, type(exc).__name__)) from None
         except Exception as exc:  # noqa: BLE001 - something answered, not as a scheduler does
             failure = f"{type(exc).__name__}: {first_line(exc, type(exc).__name__)}"
-        else:
-            return
-        import gc
-
         hook, sys.unraisablehook = sys.unraisablehook, lambda _report: None
         try:  # the half-made Client, whose __del__ would print a traceback
             gc.collect()
@@ -274,11 +258,10 @@ class DaskPool:
         )
 
     def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
-        import distributed
         from distributed import as_completed
 
         if self.client is None:  # closed after an earlier sweep of the same run
-            self._connect(distributed)
+            self._connect()
         futures = [self.client.submit(fn, task, pure=False) for task in tasks]
         index = {future.key: i for i, future in enumerate(futures)}
         try:
