@@ -63,6 +63,11 @@ def _worker_started(path: tuple[str, ...], folder: str) -> None:
     import threading
 
     threading.Thread(target=_end_with, args=(os.getppid(),), daemon=True).start()
+    # Warm before its first task: what analysing a configuration needs.
+    import fvcore.nn  # noqa: F401
+    import torch  # noqa: F401
+
+    import mbprof.api.single  # noqa: F401
 
 
 def _end_with(parent: int) -> None:
@@ -110,7 +115,7 @@ class LocalPool:
         executor = self._executor(processes)
         # Tasks this process may run go to the pool only once a worker has imported what
         # they need: until then this process runs them itself, from the first second.
-        ready = executor.submit(_warm_worker) if ours else None
+        ready = executor.submit(int) if ours else None  # done once a worker has started
         queue = list(range(len(tasks)))  # the pool takes from the front, this process the back
         flying: dict[Any, int] = {}
         alone: list[int] = []  # in flight when a worker died: run again alone, to name the death
@@ -170,36 +175,12 @@ class LocalPool:
         pass  # the pool stays warm for IDLE_TIMEOUT_S; loky ends it with this process
 
 
-def _warm_worker() -> None:
-    """Import, in a worker, what analysing a configuration needs."""
-    import fvcore.nn  # noqa: F401
-    import torch  # noqa: F401
-
-    import mbprof.api.single  # noqa: F401
-
-
 def _unreachable(address: str, reason: str) -> MbprofError:
     return MbprofError(
         f"scheduler: cannot reach a dask scheduler at {address!r} within "
         f"{CONNECT_TIMEOUT_S:g} s ({reason}); is the scheduler running, and is this its address?",
         field="scheduler",
     )
-
-
-def _knock(address: str) -> None:
-    """Open (and close) a TCP connection to a tcp:// or tls:// scheduler address."""
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(address if "://" in address else f"tcp://{address}")
-    try:
-        if parts.scheme in ("tcp", "tls") and parts.hostname and parts.port is not None:
-            socket.create_connection((parts.hostname, parts.port), CONNECT_TIMEOUT_S).close()
-    except ValueError:  # not a port: dask's own check names the address
-        pass
-    except OSError as exc:
-        reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
-        raise _unreachable(address, reason) from None
 
 
 class DaskPool:
@@ -214,10 +195,21 @@ class DaskPool:
     def _connect(self) -> None:
         import gc
         import logging
+        import socket
+        from urllib.parse import urlsplit
 
         address = self.address
-        if sys.modules.get("distributed") or importlib.util.find_spec("distributed"):
-            _knock(address)  # before importing dask (a second): a refused address fails at once
+        parts = urlsplit(address if "://" in address else f"tcp://{address}")
+        try:  # knocked before importing dask (a second): a refused address fails at once
+            if (sys.modules.get("distributed") or importlib.util.find_spec("distributed")) and (
+                parts.scheme in ("tcp", "tls") and parts.hostname and parts.port is not None
+            ):
+                socket.create_connection((parts.hostname, parts.port), CONNECT_TIMEOUT_S).close()
+        except ValueError:  # not a port: dask's own check names the address
+            pass
+        except OSError as exc:
+            reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
+            raise _unreachable(address, reason) from None
         try:
             import distributed
             from distributed.comm import get_address_host_port, parse_address
