@@ -44,8 +44,7 @@ class InProcess:
     name = "this process"
 
     def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
-        for index, task in enumerate(tasks):
-            yield index, _outcome(fn, task)
+        return ((index, _outcome(fn, task)) for index, task in enumerate(tasks))
 
     def close(self) -> None:
         pass
@@ -107,33 +106,28 @@ class LocalPool:
         self, fn: Callable[[Any], Any], tasks: Sequence[Any], here: Sequence[bool] = ()
     ) -> Iterator[Outcome]:
         """``here[i]``: this process may run task ``i`` itself (none when empty)."""
-        from concurrent.futures import FIRST_COMPLETED, wait
-        from concurrent.futures.process import BrokenProcessPool
+        from loky import FIRST_COMPLETED, BrokenProcessPool, wait
 
         ours = {i for i, mine in enumerate(here) if mine}
         processes = self.workers - 1 if ours else self.workers
         executor = self._executor(processes)
         # Tasks this process may run go to the pool only once a worker has imported what
         # they need: until then this process runs them itself, from the first second.
-        ready = executor.submit(int) if ours else None  # done once a worker has started
+        ready = executor.submit(int)  # done once a worker has started
         queue = list(range(len(tasks)))  # the pool takes from the front, this process the back
         flying: dict[Any, int] = {}
         alone: list[int] = []  # in flight when a worker died: run again alone, to name the death
-        broken = False
         if ours:
             import torch
 
             before = torch.get_num_threads()  # restored once the sweep ends
         try:
             while queue or flying or alone:
-                if broken and not flying:
-                    executor, broken = self._executor(processes), False  # loky: a fresh pool
-                while not broken and len(flying) < (1 if alone else 2 * processes):
+                while len(flying) < (1 if alone else 2 * processes):
                     if alone:
                         index = min(alone)
                     else:
-                        warm = ready is None or ready.done()
-                        index = next((i for i in queue if warm or i not in ours), None)
+                        index = next((i for i in queue if ready.done() or i not in ours), None)
                         if index is None:
                             break
                         queue.remove(index)
@@ -142,7 +136,7 @@ class LocalPool:
                 # front), then looks at the pool again without blocking.
                 local = next((i for i in reversed(queue) if i in ours), None)
                 if local is not None:
-                    if ready is not None and ready.done():  # the workers work too now:
+                    if ready.done():  # the workers work too now:
                         torch.set_num_threads(self.threads)  # one share of the cores
                     queue.remove(local)
                     yield local, _outcome(fn, tasks[local])
@@ -153,7 +147,8 @@ class LocalPool:
                 for future in done:
                     index = flying.pop(future)
                     exc = future.exception()
-                    broken = broken or isinstance(exc, BrokenProcessPool)
+                    if isinstance(exc, BrokenProcessPool):  # loky: a fresh pool (flagged first)
+                        executor = self._executor(processes)
                     if index in alone:  # it ran alone: a death is its own
                         alone.remove(index)
                     elif isinstance(exc, BrokenProcessPool):
@@ -167,7 +162,7 @@ class LocalPool:
         finally:
             if ours:
                 torch.set_num_threads(before)
-        if ready is not None and not ready.done():
+        if not ready.done():
             # Done before a worker was ready: not kept waiting for one that never worked.
             executor.shutdown(wait=False, kill_workers=True)
 
