@@ -4,7 +4,6 @@ exception that ended it (one row's error, never the sweep's end). Torch-free."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import signal
@@ -45,8 +44,7 @@ class InProcess:
     name = "this process"
 
     def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
-        for index, task in enumerate(tasks):
-            yield index, _outcome(fn, task)
+        return ((index, _outcome(fn, task)) for index, task in enumerate(tasks))
 
     def close(self) -> None:
         pass
@@ -64,6 +62,11 @@ def _worker_started(path: tuple[str, ...], folder: str) -> None:
     import threading
 
     threading.Thread(target=_end_with, args=(os.getppid(),), daemon=True).start()
+    # Warm before its first task: what analysing a configuration needs.
+    import fvcore.nn  # noqa: F401
+    import torch  # noqa: F401
+
+    import mbprof.api.single  # noqa: F401
 
 
 def _end_with(parent: int) -> None:
@@ -82,17 +85,13 @@ class LocalPool:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self.name = f"{workers} worker processes"
-
-    def _threads(self) -> int:
-        threads = max(1, available_cores() // self.workers)
+        self.threads = max(1, available_cores() // workers)  # each process's share of the cores
         if os.environ.get("OMP_NUM_THREADS", "").isdigit():
-            threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
-        return threads
+            self.threads = max(1, min(self.threads, int(os.environ["OMP_NUM_THREADS"])))
 
     def _executor(self, processes: int) -> Any:
         from loky import get_reusable_executor
 
-        env = {name: str(self._threads()) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         return get_reusable_executor(
             max_workers=processes,
             timeout=IDLE_TIMEOUT_S,
@@ -100,102 +99,75 @@ class LocalPool:
             # Part of the pool's identity too: a warm pool started before the path or the
             # folder changed (a notebook, the tests) is replaced, not reused.
             initargs=(tuple(sys.path), os.getcwd()),
-            env=env,
+            env=dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS"), str(self.threads)),
         )
 
     def run(
         self, fn: Callable[[Any], Any], tasks: Sequence[Any], here: Sequence[bool] = ()
     ) -> Iterator[Outcome]:
         """``here[i]``: this process may run task ``i`` itself (none when empty)."""
-        from concurrent.futures import FIRST_COMPLETED, wait
-        from concurrent.futures.process import BrokenProcessPool
+        from loky import FIRST_COMPLETED, BrokenProcessPool, wait
 
         ours = {i for i, mine in enumerate(here) if mine}
         processes = self.workers - 1 if ours else self.workers
         executor = self._executor(processes)
         # Tasks this process may run go to the pool only once a worker has imported what
         # they need: until then this process runs them itself, from the first second.
-        ready = executor.submit(_warm_worker) if ours else None
-        queue = list(range(len(tasks)))[::-1]  # popped from the end: the sweep's order
+        ready = executor.submit(int)  # done once a worker has started
+        queue = list(range(len(tasks)))  # the pool takes from the front, this process the back
         flying: dict[Any, int] = {}
-        suspects: list[int] = []  # tasks in flight when a worker died
+        alone: list[int] = []  # in flight when a worker died: run again alone, to name the death
+        if ours:
+            import torch
 
-        def next_for_pool() -> int | None:
-            if ready is None or ready.done():
-                return queue.pop()
-            theirs = [k for k, i in enumerate(queue) if i not in ours]
-            return queue.pop(theirs[-1]) if theirs else None
-
+            before = torch.get_num_threads()  # restored once the sweep ends
         try:
-            with _threads_kept() if ours else contextlib.nullcontext():
-                while queue or flying or suspects:
-                    if suspects and not flying:  # alone in the pool: a death names its task
-                        index = suspects.pop(0)
-                        future = executor.submit(fn, tasks[index])
-                        exc = future.exception()
-                        if isinstance(exc, BrokenProcessPool):
-                            executor = self._executor(processes)  # loky gives a fresh pool
-                        yield index, exc if exc is not None else future.result()
-                        continue
-                    while queue and not suspects and len(flying) < 2 * processes:
-                        index = next_for_pool()
+            while queue or flying or alone:
+                while len(flying) < (1 if alone else 2 * processes):
+                    if alone:
+                        index = min(alone)
+                    else:
+                        index = next((i for i in queue if ready.done() or i not in ours), None)
                         if index is None:
                             break
-                        flying[executor.submit(fn, tasks[index])] = index
-                    # This process takes the last task it may run (the pool works from the
-                    # front), then looks at the pool again without blocking.
-                    local = next((i for i in queue if i in ours), None)
-                    if local is not None:
-                        if ready is not None and ready.done():  # the workers work too now:
-                            import torch
-
-                            torch.set_num_threads(self._threads())  # one share of the cores
-                        queue.remove(local)
-                        yield local, _outcome(fn, tasks[local])
-                    if not flying:
-                        continue
-                    timeout = 0 if local is not None else None
-                    done, _ = wait(flying, timeout=timeout, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        index = flying.pop(future)
-                        exc = future.exception()
-                        if isinstance(exc, BrokenProcessPool):
-                            suspects.append(index)
-                        else:
-                            yield index, exc if exc is not None else future.result()
-                    if suspects and not flying:
-                        suspects.sort()
+                        queue.remove(index)
+                    flying[executor.submit(fn, tasks[index])] = index
+                # This process takes the last task it may run (the pool works from the
+                # front), then looks at the pool again without blocking.
+                local = next((i for i in reversed(queue) if i in ours), None)
+                if local is not None:
+                    if ready.done():  # the workers work too now:
+                        torch.set_num_threads(self.threads)  # one share of the cores
+                    queue.remove(local)
+                    yield local, _outcome(fn, tasks[local])
+                if not flying:
+                    continue
+                timeout = 0 if local is not None else None
+                done, _ = wait(flying, timeout=timeout, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = flying.pop(future)
+                    exc = future.exception()
+                    if isinstance(exc, BrokenProcessPool):  # loky: a fresh pool (flagged first)
                         executor = self._executor(processes)
+                    if index in alone:  # it ran alone: a death is its own
+                        alone.remove(index)
+                    elif isinstance(exc, BrokenProcessPool):
+                        alone.append(index)
+                        continue
+                    yield index, exc if exc is not None else future.result()
         except BaseException:
             # Ctrl-C, SIGTERM or the sweep closed early: no worker goes on computing.
             executor.shutdown(wait=False, kill_workers=True)
             raise
-        if ready is not None and not ready.done():
+        finally:
+            if ours:
+                torch.set_num_threads(before)
+        if not ready.done():
             # Done before a worker was ready: not kept waiting for one that never worked.
             executor.shutdown(wait=False, kill_workers=True)
 
     def close(self) -> None:
         pass  # the pool stays warm for IDLE_TIMEOUT_S; loky ends it with this process
-
-
-def _warm_worker() -> None:
-    """Import, in a worker, what analysing a configuration needs."""
-    import fvcore.nn  # noqa: F401
-    import torch  # noqa: F401
-
-    import mbprof.api.single  # noqa: F401
-
-
-@contextlib.contextmanager
-def _threads_kept() -> Iterator[None]:
-    """This process's intra-op threads restored once the sweep ends."""
-    import torch
-
-    before = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _unreachable(address: str, reason: str) -> MbprofError:
@@ -206,57 +178,43 @@ def _unreachable(address: str, reason: str) -> MbprofError:
     )
 
 
-def _knock(address: str) -> None:
-    """Open (and close) a TCP connection to a tcp:// or tls:// scheduler address."""
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(address if "://" in address else f"tcp://{address}")
-    try:
-        port = parts.port
-    except ValueError:
-        return
-    if parts.scheme not in ("tcp", "tls") or not parts.hostname or port is None:
-        return
-    try:
-        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
-        raise _unreachable(address, reason) from None
-
-
 class DaskPool:
     """The workers of a dask.distributed cluster (``--executor dask --scheduler ADDRESS``)."""
 
     def __init__(self, address: str) -> None:
-        missing = MbprofError(
-            "executor: 'dask' needs dask.distributed, which is not installed; "
-            "install it with: pip install 'mbprof[dask]'",
-            field="executor",
-        )
-        try:
-            found = importlib.util.find_spec("distributed") is not None
-        except (ImportError, ValueError):  # ValueError: a module set to None (tests)
-            found = False
-        if not found:
-            raise missing
-        _knock(address)  # before importing dask (a second): a refused address fails at once
-        try:
-            import distributed
-        except ImportError:
-            raise missing from None
-        import logging
-
-        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # one line, not a log
         self.address = address
         self.name = f"the dask cluster at {address}"
         self.client: Any = None
-        self._connect(distributed)
+        self._connect()
 
-    def _connect(self, distributed: Any) -> None:
-        from distributed.comm import get_address_host_port, parse_address
+    def _connect(self) -> None:
+        import gc
+        import logging
+        import socket
+        from urllib.parse import urlsplit
 
         address = self.address
+        parts = urlsplit(address if "://" in address else f"tcp://{address}")
+        try:  # knocked before importing dask (a second): a refused address fails at once
+            if (sys.modules.get("distributed") or importlib.util.find_spec("distributed")) and (
+                parts.scheme in ("tcp", "tls") and parts.hostname and parts.port is not None
+            ):
+                socket.create_connection((parts.hostname, parts.port), CONNECT_TIMEOUT_S).close()
+        except ValueError:  # not a port: dask's own check names the address
+            pass
+        except OSError as exc:
+            reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
+            raise _unreachable(address, reason) from None
+        try:
+            import distributed
+            from distributed.comm import get_address_host_port, parse_address
+        except ImportError:
+            raise MbprofError(
+                "executor: 'dask' needs dask.distributed, which is not installed; "
+                "install it with: pip install 'mbprof[dask]'",
+                field="executor",
+            ) from None
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)  # one line, not a log
         try:
             if parse_address(address)[0] in ("tcp", "tls"):
                 get_address_host_port(address)
@@ -270,14 +228,11 @@ class DaskPool:
             self.client = distributed.Client(
                 address, timeout=CONNECT_TIMEOUT_S, set_as_default=False
             )
+            return
         except (OSError, TimeoutError) as exc:
             raise _unreachable(address, first_line(exc, type(exc).__name__)) from None
         except Exception as exc:  # noqa: BLE001 - something answered, not as a scheduler does
             failure = f"{type(exc).__name__}: {first_line(exc, type(exc).__name__)}"
-        else:
-            return
-        import gc
-
         hook, sys.unraisablehook = sys.unraisablehook, lambda _report: None
         try:  # the half-made Client, whose __del__ would print a traceback
             gc.collect()
@@ -290,11 +245,10 @@ class DaskPool:
         )
 
     def run(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Outcome]:
-        import distributed
         from distributed import as_completed
 
         if self.client is None:  # closed after an earlier sweep of the same run
-            self._connect(distributed)
+            self._connect()
         futures = [self.client.submit(fn, task, pure=False) for task in tasks]
         index = {future.key: i for i, future in enumerate(futures)}
         try:
