@@ -9,8 +9,8 @@ from torch import nn
 
 from mbprof.analysis.collector import collector_paused
 from mbprof.analysis.memory.graph import Graph
+from mbprof.analysis.memory.ops import BATCH_NORM
 from mbprof.analysis.memory.schedules import (
-    batch_norm_statistics,
     find_blocks,
     materialized_buffers,
     peak_point,
@@ -54,7 +54,13 @@ def analyze(
     graph = graph or trace(model, shape)
     size = [b.nbytes // b.itemsize * element if b.floating else b.nbytes for b in graph.buffers]
     out_buffers = {graph.values[v].buffer for v in graph.outputs}
-    zero = batch_norm_statistics(graph)
+    zero = {  # batch norm's statistics: the eager schedule counts them zero
+        b
+        for node in graph.nodes
+        if node.name in BATCH_NORM
+        for b in (graph.values[v].buffer for v in node.outputs[1:])
+        if graph.buffers[b].created_at == node.index
+    }
     eager = schedule(graph, range(len(graph.buffers)))[0]
     eager_size = [0 if b in zero else n for b, n in enumerate(size)]
     rep, dropped = materialized_buffers(graph)
