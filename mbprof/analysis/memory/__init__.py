@@ -24,17 +24,6 @@ from mbprof.core.records import MemoryReport
 from mbprof.core.settings import MemorySettings, memory_settings
 
 
-def check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
-    shape = tuple(input_shape)
-    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
-        raise MbprofError(
-            f"input shape {shape!r} is not a tuple of integers such as (1, 3, 224, 224)"
-        )
-    if any(d < 1 for d in shape):
-        raise MbprofError(f"input shape {shape!r} has a dimension < 1; every size must be >= 1")
-    return shape
-
-
 class Analysis(NamedTuple):  # the report, and the trace for the analyses after it
     graph: Graph
     report: MemoryReport
@@ -49,7 +38,13 @@ def analyze(
 ) -> Analysis:
     """The whole analysis with checked ``settings``; ``graph``: the trace when the caller has it."""
     settings = settings or MemorySettings()
-    shape = check_input_shape(input_shape)
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        raise MbprofError(
+            f"input shape {shape!r} is not a tuple of integers such as (1, 3, 224, 224)"
+        )
+    if any(d < 1 for d in shape):
+        raise MbprofError(f"input shape {shape!r} has a dimension < 1; every size must be >= 1")
     element = settings.bytes_per_element
     graph = graph or trace(model, shape)
     size = [b.nbytes // b.itemsize * element if b.floating else b.nbytes for b in graph.buffers]
@@ -106,4 +101,4 @@ def analyze_memory(
     return analyze(model, input_shape, memory_settings(dtype, chunks, ("dtype", "chunks"))).report
 
 
-__all__ = ["Analysis", "analyze", "analyze_memory", "check_input_shape"]
+__all__ = ["Analysis", "analyze", "analyze_memory"]
