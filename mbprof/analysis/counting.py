@@ -299,13 +299,13 @@ def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None)
     analysis.uncalled_modules_warnings(False)
     analysis.tracer_warnings("none")
 
+    quiet = loggers_at_error([FVCORE_LOGGER])
     if graph is not None:
-        with loggers_at_error([FVCORE_LOGGER]):
+        with quiet:
             by_module = analysis.by_module_and_operator()  # fvcore traces the model here
         sizes, read, values_read = *_from_graph(model, graph), False
     else:
         sizes: dict[str, tuple[int, int]] = {}
-        quiet = loggers_at_error([FVCORE_LOGGER])
         with _output_sizes(model, sizes), quiet, _Reads(model) as seen:
             by_module = analysis.by_module_and_operator()  # the sizes and reads in the same pass
         if seen.values_read:

@@ -9,8 +9,8 @@ from torch import nn
 
 from mbprof.analysis.collector import collector_paused
 from mbprof.analysis.memory.graph import Graph
+from mbprof.analysis.memory.ops import BATCH_NORM
 from mbprof.analysis.memory.schedules import (
-    batch_norm_statistics,
     find_blocks,
     materialized_buffers,
     peak_point,
@@ -22,17 +22,6 @@ from mbprof.analysis.memory.trace import trace
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import MemoryReport
 from mbprof.core.settings import MemorySettings, memory_settings
-
-
-def check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
-    shape = tuple(input_shape)
-    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
-        raise MbprofError(
-            f"input shape {shape!r} is not a tuple of integers such as (1, 3, 224, 224)"
-        )
-    if any(d < 1 for d in shape):
-        raise MbprofError(f"input shape {shape!r} has a dimension < 1; every size must be >= 1")
-    return shape
 
 
 class Analysis(NamedTuple):  # the report, and the trace for the analyses after it
@@ -49,12 +38,24 @@ def analyze(
 ) -> Analysis:
     """The whole analysis with checked ``settings``; ``graph``: the trace when the caller has it."""
     settings = settings or MemorySettings()
-    shape = check_input_shape(input_shape)
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        raise MbprofError(
+            f"input shape {shape!r} is not a tuple of integers such as (1, 3, 224, 224)"
+        )
+    if any(d < 1 for d in shape):
+        raise MbprofError(f"input shape {shape!r} has a dimension < 1; every size must be >= 1")
     element = settings.bytes_per_element
     graph = graph or trace(model, shape)
     size = [b.nbytes // b.itemsize * element if b.floating else b.nbytes for b in graph.buffers]
     out_buffers = {graph.values[v].buffer for v in graph.outputs}
-    zero = batch_norm_statistics(graph)
+    zero = {  # batch norm's statistics: the eager schedule counts them zero
+        b
+        for node in graph.nodes
+        if node.name in BATCH_NORM
+        for b in (graph.values[v].buffer for v in node.outputs[1:])
+        if graph.buffers[b].created_at == node.index
+    }
     eager = schedule(graph, range(len(graph.buffers)))[0]
     eager_size = [0 if b in zero else n for b, n in enumerate(size)]
     rep, dropped = materialized_buffers(graph)
@@ -100,4 +101,4 @@ def analyze_memory(
     return analyze(model, input_shape, memory_settings(dtype, chunks, ("dtype", "chunks"))).report
 
 
-__all__ = ["Analysis", "analyze", "analyze_memory", "check_input_shape"]
+__all__ = ["Analysis", "analyze", "analyze_memory"]

@@ -8,17 +8,16 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from mbprof.analysis.latency.machine import TORCH_DTYPES
 from mbprof.analysis.memory.schedules import alive
-from mbprof.analysis.memory.trace import tensors
+from mbprof.analysis.memory.trace import Mode, tensors
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import MeasuredMemory
 from mbprof.core.settings import parse_mem_dtype
 
 
-class _StorageTracker(TorchDispatchMode):
+class _StorageTracker(Mode):
     """Storages created by ops, with when each is created, read and freed."""
 
     def __init__(self, excluded: set[int]) -> None:
@@ -27,10 +26,6 @@ class _StorageTracker(TorchDispatchMode):
         self.live: dict[int, list[int]] = {}  # storage key -> [allocation id, refs]
         self.spans: list[list[int]] = []  # allocation id -> [created at op, last read, bytes]
         self.current = self.peak = self.ops = 0
-
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        return False  # nothing here is compiled: do not import torch._dynamo for it
 
     def _release(self, key: int) -> None:
         entry = self.live.get(key)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mbprof.analysis.memory.graph import ACT, Graph, Node, Value, is_unary
-from mbprof.analysis.memory.ops import ALIAS, BATCH_NORM, PAD, REDUCE
+from mbprof.analysis.memory.ops import ALIAS, PAD, REDUCE
 from mbprof.core.records import ChunkedBlock, LivePoint, ResolutionMemory
 
 
@@ -20,15 +20,13 @@ class Region:
     """A chunkable block found in the graph."""
 
     kind: str  # "project" or "pool"
-    nodes: list[int]
-    expand: int  # node of the widening conv
+    nodes: list[int]  # the first: the widening conv
     exit_node: int  # the projection conv (or the last absorbed op), or the pooling op
     inputs: list[int]  # activation values it reads from outside
     exits: list[int]  # values it hands on
     spatial: list[int]  # the per-channel inner tensors (chunked)
     side: list[int]  # small per-channel vectors (pooled, squeeze-excitation)
     channels: int  # expanded channels C
-    in_channels: int
     out_channels: int
     residual: bool = False
     two_pass: bool = False
@@ -153,48 +151,27 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
                 break
             nodes.append(node.index)
             value = node.outputs[0]
-        return Region(
-            kind="project",
-            nodes=sorted(nodes),
-            expand=start.index,
-            exit_node=nodes[-1],
-            inputs=list(acts),
-            exits=[value],
-            spatial=sorted(spatial),
-            side=sorted(side),
-            channels=channels,
-            in_channels=conv.in_channels,
-            out_channels=project.conv.out_channels,
-            residual=residual,
-            two_pass=reentry,
-        )
-    # A widening conv, per-channel ops, then global pooling (a head): keep only the side
-    # ops that feed back into the block; the pooled vectors leave it.
-    if not reduce_nodes or reentry:
-        return None
-    kept = {
-        n
-        for n in region
-        if n == start.index
-        or n in reduce_nodes
-        or not all(v in side for v in graph.nodes[n].outputs)
-    }
-    if any(c not in kept for v in spatial for c in graph.consumers[v]):
-        return None
-    exits = [v for n in reduce_nodes for v in graph.nodes[n].outputs[:1]]
-    return Region(
-        kind="pool",
-        nodes=sorted(kept),
-        expand=start.index,
-        exit_node=max(reduce_nodes),
-        inputs=acts,
-        exits=exits,
-        spatial=sorted(spatial),
-        side=[],
-        channels=channels,
-        in_channels=conv.in_channels,
-        out_channels=channels,
-    )
+        kind, exit_node, exits = "project", nodes[-1], [value]
+        out_channels = project.conv.out_channels
+    else:
+        # A widening conv, per-channel ops, then global pooling (a head): keep only the side
+        # ops that feed back into the block; the pooled vectors leave it.
+        if not reduce_nodes or reentry:
+            return None
+        nodes = {
+            n
+            for n in region
+            if n == start.index
+            or n in reduce_nodes
+            or not all(v in side for v in graph.nodes[n].outputs)
+        }
+        if any(c not in nodes for v in spatial for c in graph.consumers[v]):
+            return None
+        kind, exit_node, out_channels, side = "pool", max(reduce_nodes), channels, ()
+        residual = False
+        exits = [v for n in reduce_nodes for v in graph.nodes[n].outputs[:1]]
+    found = sorted(nodes), exit_node, acts, exits, sorted(spatial), sorted(side), channels
+    return Region(kind, *found, out_channels, residual, reentry)
 
 
 def find_blocks(graph: Graph) -> list[Region]:
@@ -225,7 +202,7 @@ def module_counts(graph: Graph, nodes: Iterable[int]) -> Counter[str]:
 
 def block_module(graph: Graph, region: Region, everywhere: Counter[str]) -> str:
     """The smallest module holding the block and nothing else, or "first .. last"."""
-    first = graph.nodes[region.expand].module
+    first = graph.nodes[region.nodes[0]].module
     last = graph.nodes[region.exit_node].module
     inside = module_counts(graph, region.nodes)
 
@@ -254,26 +231,11 @@ class Step:
     internal: int = 0
 
 
-def batch_norm_statistics(graph: Graph) -> set[int]:
-    """The buffers the eager schedule counts zero."""
-    return {
-        b
-        for node in graph.nodes
-        if node.name in BATCH_NORM
-        for b in (graph.values[v].buffer for v in node.outputs[1:])
-        if graph.buffers[b].created_at == node.index
-    }
-
-
 def materialized_buffers(graph: Graph) -> tuple[dict[int, int], set[int]]:
     """(buffer -> representative, dropped buffers) of the materialized mode."""
+    # a buffer -> the one it overwrites: never a chain, as a buffer gets its parent at the op
+    # that creates it, before any later op can take it as a parent
     parent: dict[int, int] = {}
-
-    def find(b: int) -> int:
-        while b in parent:
-            b = parent[b]
-        return b
-
     last_use: dict[int, int] = {}
     for node in graph.nodes:
         for v in node.inputs:
@@ -290,9 +252,9 @@ def materialized_buffers(graph: Graph) -> tuple[dict[int, int], set[int]]:
         src = is_unary(graph, node)
         if src is None:
             continue
-        into = find(graph.values[src].buffer)
+        into = parent.get(graph.values[src].buffer, graph.values[src].buffer)
         fresh = graph.values[node.outputs[0]].buffer
-        if graph.buffers[fresh].created_at != node.index or fresh in parent:
+        if graph.buffers[fresh].created_at != node.index:
             continue
         if graph.buffers[fresh].nbytes != graph.buffers[graph.values[src].buffer].nbytes:
             continue
@@ -300,7 +262,7 @@ def materialized_buffers(graph: Graph) -> tuple[dict[int, int], set[int]]:
             continue  # the input is read later (a shortcut): the op needs a new tensor
         parent[fresh] = into
         last_use[into] = last_use.get(fresh, node.index)
-    return {b: find(b) for b in range(len(graph.buffers))}, dropped
+    return {b: parent.get(b, b) for b in range(len(graph.buffers))}, dropped
 
 
 def schedule(
@@ -354,9 +316,9 @@ def schedule(
             ChunkedBlock(
                 kind=region.kind,
                 module=module,
-                expand=graph.nodes[region.expand].module,
+                expand=graph.nodes[region.nodes[0]].module,
                 exit=graph.nodes[region.exit_node].module,
-                in_channels=region.in_channels,
+                in_channels=graph.nodes[region.nodes[0]].conv.in_channels,
                 expanded_channels=region.channels,
                 out_channels=region.out_channels,
                 chunk_channels=per_chunk,

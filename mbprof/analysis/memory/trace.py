@@ -17,7 +17,13 @@ from mbprof.analysis.memory.ops import ARGS_KEPT, CONV, op_info, shortcut
 from mbprof.core.errors import MbprofError, ModelRunError
 
 
-class _Recorder(TorchDispatchMode):
+class Mode(TorchDispatchMode):
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # nothing here is compiled: do not import torch._dynamo (seconds) for it
+
+
+class _Recorder(Mode):
     """Each op dispatched inside as a node of ``graph``, its tensors as values and buffers."""
 
     def __init__(self, param_storages: set[int], input_tensor: torch.Tensor) -> None:
@@ -30,10 +36,6 @@ class _Recorder(TorchDispatchMode):
         self.keep: list[torch.Tensor] = []  # every tensor seen stays alive: ids stay unique
         self.modules: list[str] = []
         self.graph.input_value = self.value_of(input_tensor)
-
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        return False  # nothing here is compiled: do not import torch._dynamo (seconds) for it
 
     def _new_buffer(self, tensor: torch.Tensor, kind: str, created_at: int | None) -> int:
         self.storage_buffer[storage_key(tensor)] = index = len(self.graph.buffers)
