@@ -150,12 +150,8 @@ def diff_document(result: Any) -> Document:
         name="totals",
         frame=result.totals.assign(figure=result.totals["figure"].map(_name)),
         title="Totals (after - before)",
-        headers={"figure": "Figure", "before": "Before", "after": "After", "delta": "Δ",
-                 "delta_pct": "Δ %", "noise_ms": "Noise (ms)", "verdict": "Verdict"},
-        kinds={"figure": "text", "delta": "delta", "delta_pct": "percent",
-               "noise_ms": "ms", "verdict": "text"},
         hidden_in_text=() if result.totals["verdict"].notna().any() else ("noise_ms", "verdict"),
-    )  # fmt: skip
+    )
     tables = [totals]
     notes = list(result.warnings)
     layers = result.layers

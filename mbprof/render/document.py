@@ -125,6 +125,16 @@ def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def data_frame(
+    rows: Iterable[Any], columns: Sequence[str] | None = None, ints: Iterable[str] = ()
+) -> pd.DataFrame:
+    """A pandas frame of ``rows``; ``ints``: integer columns, empty where a row has none."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.astype(dict.fromkeys(ints, "Int64")) if ints else frame
+
+
 # Raised when a kind's schema changes in a way a reader must know (mbprof/schema/).
 SCHEMA_VERSION = 1
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from mbprof.core.records import BenchResult, LayerProfile
 from mbprof.core.units import format_value
 from mbprof.frame.columns import DEPLOYMENT_FIGURES, ENVIRONMENT, ENVIRONMENT_COLUMNS, text_table
-from mbprof.render.document import Document, Fact, Table
+from mbprof.render.document import Document, Fact, Table, data_frame
 from mbprof.render.profile_view import pair
 
 if TYPE_CHECKING:
@@ -139,12 +139,10 @@ def latency_notes(frame: pd.DataFrame, shown: tuple[str, ...] | list[str] = ()) 
 
 def bench_frame(result: BenchResult) -> pd.DataFrame:
     """The one-row table of a bench result (the compare frame's columns)."""
-    import pandas as pd
-
     from mbprof.frame.rows import identity_row, latency_columns
 
     t = result.timing
-    return pd.DataFrame([{**identity_row(result.spec), "madds": t.madds, **latency_columns(t)}])
+    return data_frame([{**identity_row(result.spec), "madds": t.madds, **latency_columns(t)}])
 
 
 # The facts of a bench, in order: key, label, kind, note (some notes are the run's own).
@@ -231,8 +229,6 @@ _FIELDS = {"layer_time_ms": "time_ms", "layer_gflops": "gflops", "layer_gbs": "g
 
 def layers_frame(profile: LayerProfile) -> pd.DataFrame:
     """One row per layer, numbers raw (the columns of ``mbprof.frame.columns``)."""
-    import pandas as pd
-
     rows = []
     for r in profile.rows:
         row = {key: getattr(r, _FIELDS.get(key, key), None) for key in _LAYER_KEYS}
@@ -244,7 +240,7 @@ def layers_frame(profile: LayerProfile) -> pd.DataFrame:
         if geometry is not None and r.groups and r.groups > 1:
             geometry += f" g{r.groups}"
         rows.append({**row, "geometry": geometry, "bound": r.bound or None})
-    return pd.DataFrame(rows).astype({"groups": "Int64"})  # an integer column, empty where none
+    return data_frame(rows, ints=("groups",))
 
 
 def layers_document(result: BenchResult) -> Document:
