@@ -18,19 +18,11 @@ COLUMNS = ("name", "family", "width", "depth", "resolution", "classes", "summary
 
 
 def models_document(infos: Sequence[ModelInfo]) -> Document:
-    rows = [
-        {
-            "name": info.name,
-            "family": info.family,
-            "width": info.width_range,
-            "depth": "yes" if info.has_depth else "1.0 only",
-            "resolution": f">= {info.min_resolution}",
-            "classes": ">= 1",
-            "summary": info.summary,
-            "reference": info.reference,
-        }
-        for info in infos
-    ]
+    rows = []
+    for i in infos:
+        depth = "yes" if i.has_depth else "1.0 only"
+        cells = (i.name, i.family, i.width_range, depth, f">= {i.min_resolution}", ">= 1")
+        rows.append(dict(zip(COLUMNS, (*cells, i.summary, i.reference), strict=True)))
     headers, kinds = {key: key.capitalize() for key in COLUMNS}, dict.fromkeys(COLUMNS, "text")
     secondary = ("classes", "depth", "resolution", "width", "family")
     frame = Rows(rows, list(COLUMNS))

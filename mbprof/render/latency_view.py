@@ -155,7 +155,7 @@ latency_p10_ms | p10 | ms | ms per batch
 latency_p90_ms | p90 | ms | ms per batch
 latency_spread_pct | Spread | percent | (p90 - p10) / median
 runs | Runs | int |
-verdict | Timing | text |
+latency_verdict | Timing | text |
 throughput_ips | Throughput | rate | images/s
 madds | MAdds | int | conv + fully connected, per image
 achieved_gflops | Achieved | rate | GFLOP/s = 2 x MAdds x batch / median latency
@@ -194,13 +194,13 @@ def bench_document(result: BenchResult) -> Document:
     spec, t = result.spec, result.timing
     env = t.environment
     h, w = spec.resolution
-    values = {"model": spec.label, "input": f"{env.batch}x3x{h}x{w}"}
+    values = {"model": spec.label, "input": f"{env.batch}x3x{h}x{w}", "latency_verdict": t.verdict}
     values["quantize"] = env.quantize if env.quantize != "none" else None
     notes = {
         "latency_ms": "ms per batch, median" + ("" if t.stable else " - UNSTABLE, see Timing"),
         "runs": f"{t.blocks} blocks of {t.runs_per_block} run{'s' if t.runs_per_block > 1 else ''}"
         f", >= {t.min_time_s:g} s timed after {t.warmup} warm-up runs",
-        "verdict": "; ".join(t.reasons) if t.reasons else "every check passed (see the notes)",
+        "latency_verdict": "; ".join(t.reasons) or "every check passed (see the notes)",
         "cpu_model": f"{env.cpu_count} logical CPUs",
         "backend": env.backend_version,
     }
@@ -208,8 +208,7 @@ def bench_document(result: BenchResult) -> Document:
     for key, label, kind, note in _BENCH_FACTS:
         value = values[key] if key in values else getattr(env if key in ENVIRONMENT else t, key)
         if value is not None or key not in _WHERE_GIVEN:
-            name = "latency_verdict" if key == "verdict" else key
-            facts.append(Fact(name, label, value, kind, notes.get(key, note)))
+            facts.append(Fact(key, label, value, kind, notes.get(key, note)))
     unstable = [f"UNSTABLE latency: {'; '.join(t.reasons)}.", remedy(t.reasons, env.threads)]
     frame = bench_frame(result)  # the facts say it all on a terminal
     table = Table("latency", frame, hidden_in_text=tuple(frame.columns))

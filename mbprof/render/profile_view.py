@@ -84,9 +84,6 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         ("params_used", "Params used", counts.params_used, "int", USED_NOTE),
         ("other_flops", "Other FLOPs", counts.other_flops, "int", f"not in MAdds: {other}"),
     ]
-    if result.flops is not None:
-        note = "2 per multiply-add + element-wise ops (DeepSpeed/calflops style; see below)"
-        facts.append(("flops", "FLOPs", result.flops.total, "int", note))
     facts = [Fact(*f) for f in facts]
     if by != "layer":
         table = grouped_table(counts.layers, by, max_depth)
@@ -94,15 +91,10 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         layers = layer_frame(counts.layers, counts.madds)
         marked = "unused" in layers and (layers["unused"] != "").any()
         hidden = ("in_channels", "out_channels", "params_used") + (() if marked else ("unused",))
-        table = Table(
-            "layers",
-            layers,
-            "Per layer (each module's own ops; rows sum to the totals)",
-            {**COUNTS, "channels": "In -> out"},
-            {**KINDS, "channels": "text"},
-            hidden,
-            ("groups", "stride", "kernel", "output_hw", "channels", "other_flops", "type"),
-        )
+        title = "Per layer (each module's own ops; rows sum to the totals)"
+        secondary = ("groups", "stride", "kernel", "output_hw", "channels", "other_flops", "type")
+        headers, kinds = {**COUNTS, "channels": "In -> out"}, {**KINDS, "channels": "text"}
+        table = Table("layers", layers, title, headers, kinds, hidden, secondary)
     notes = [
         "MAdds: multiply-accumulates of convolutions and fully connected layers, counted by "
         + ("fvcore" if counts.engine == "fvcore" else "fvcore's rules on PyTorch's dispatcher")
@@ -113,6 +105,8 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
     ]
     tables = [table]
     if result.flops is not None:
+        note = "2 per multiply-add + element-wise ops (DeepSpeed/calflops style; see below)"
+        facts.append(Fact("flops", "FLOPs", result.flops.total, "int", note))
         tables.append(flops_table(result.flops))
         notes.append(FLOPS_NOTE)
         if result.flops.uncounted_ops:
