@@ -190,35 +190,6 @@ torch_version | torch | text |
 _WHERE_GIVEN = {"compile_s", "quantize", *DEPLOYMENT_FIGURES}
 
 
-def bench_document(result: BenchResult) -> Document:
-    spec, t = result.spec, result.timing
-    env = t.environment
-    h, w = spec.resolution
-    values = {"model": spec.label, "input": f"{env.batch}x3x{h}x{w}", "latency_verdict": t.verdict}
-    values["quantize"] = env.quantize if env.quantize != "none" else None
-    notes = {
-        "latency_ms": "ms per batch, median" + ("" if t.stable else " - UNSTABLE, see Timing"),
-        "runs": f"{t.blocks} blocks of {t.runs_per_block} run{'s' if t.runs_per_block > 1 else ''}"
-        f", >= {t.min_time_s:g} s timed after {t.warmup} warm-up runs",
-        "latency_verdict": "; ".join(t.reasons) or "every check passed (see the notes)",
-        "cpu_model": f"{env.cpu_count} logical CPUs",
-        "backend": env.backend_version,
-    }
-    facts = []
-    for key, label, kind, note in _BENCH_FACTS:
-        value = values[key] if key in values else getattr(env if key in ENVIRONMENT else t, key)
-        if value is not None or key not in _WHERE_GIVEN:
-            facts.append(Fact(key, label, value, kind, notes.get(key, note)))
-    unstable = [f"UNSTABLE latency: {'; '.join(t.reasons)}.", remedy(t.reasons, env.threads)]
-    frame = bench_frame(result)  # the facts say it all on a terminal
-    table = Table("latency", frame, hidden_in_text=tuple(frame.columns))
-    notes = [*([] if t.stable else unstable), LATENCY_NOTE, gflops_note("Machine share")]
-    meta = {"backend_version": env.backend_version, "cpu_count": env.cpu_count}
-    meta.update({k: getattr(t, k) for k in ("blocks", "runs_per_block", "warmup", "min_time_s")})
-    title = f"{spec.label}: latency on this machine"
-    return Document(title, facts, [table], [*notes, STABILITY_NOTE, *t.notes], meta, "bench")
-
-
 _LAYER_KEYS = (
     "path type kind kernel stride groups geometry output_shape layer_time_ms time_share_pct madds "
     "madds_share_pct bytes_moved intensity layer_gflops layer_gbs bound roof_pct mapped ops"
@@ -244,7 +215,32 @@ def layers_frame(profile: LayerProfile) -> pd.DataFrame:
 
 def layers_document(result: BenchResult) -> Document:
     """The bench document with the per-layer table first (so that CSV writes the layers)."""
-    doc = bench_document(result)
+    spec, t = result.spec, result.timing
+    env = t.environment
+    h, w = spec.resolution
+    values = {"model": spec.label, "input": f"{env.batch}x3x{h}x{w}", "latency_verdict": t.verdict}
+    values["quantize"] = env.quantize if env.quantize != "none" else None
+    notes = {
+        "latency_ms": "ms per batch, median" + ("" if t.stable else " - UNSTABLE, see Timing"),
+        "runs": f"{t.blocks} blocks of {t.runs_per_block} run{'s' if t.runs_per_block > 1 else ''}"
+        f", >= {t.min_time_s:g} s timed after {t.warmup} warm-up runs",
+        "latency_verdict": "; ".join(t.reasons) or "every check passed (see the notes)",
+        "cpu_model": f"{env.cpu_count} logical CPUs",
+        "backend": env.backend_version,
+    }
+    facts = []
+    for key, label, kind, note in _BENCH_FACTS:
+        value = values[key] if key in values else getattr(env if key in ENVIRONMENT else t, key)
+        if value is not None or key not in _WHERE_GIVEN:
+            facts.append(Fact(key, label, value, kind, notes.get(key, note)))
+    unstable = [f"UNSTABLE latency: {'; '.join(t.reasons)}.", remedy(t.reasons, env.threads)]
+    frame = bench_frame(result)  # the facts say it all on a terminal
+    table = Table("latency", frame, hidden_in_text=tuple(frame.columns))
+    notes = [*([] if t.stable else unstable), LATENCY_NOTE, gflops_note("Machine share")]
+    meta = {"backend_version": env.backend_version, "cpu_count": env.cpu_count}
+    meta.update({k: getattr(t, k) for k in ("blocks", "runs_per_block", "warmup", "min_time_s")})
+    title = f"{spec.label}: latency on this machine"
+    doc = Document(title, facts, [table], [*notes, STABILITY_NOTE, *t.notes], meta, "bench")
     if result.layers is None:
         return doc
     doc.title = f"{result.spec.label}: latency and where it goes, per layer"
