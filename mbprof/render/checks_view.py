@@ -14,7 +14,7 @@ from mbprof.checks.limits import ERROR, EXCEEDED, HELD, TOLERATED, UNSTABLE, Res
 from mbprof.core.units import format_value
 from mbprof.frame.columns import METRICS
 from mbprof.frame.rows import cell
-from mbprof.render.document import Document, Table, md_text, safe_text, to_markdown
+from mbprof.render.document import Document, Table, data_frame, md_text, safe_text, to_markdown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,8 +31,6 @@ def _figures(r: Result) -> dict[str, str]:
 
 def results_frame(results: Sequence[Result]) -> pd.DataFrame:
     """One row per limit: raw numbers beside their text (for terminal and Markdown)."""
-    import pandas as pd
-
     rows = []
     for r in results:
         row = {"where": r.where, "configuration": r.configuration, "metric": r.limit.name}
@@ -42,7 +40,7 @@ def results_frame(results: Sequence[Result]) -> pd.DataFrame:
         row.update(model=r.budget.spec.model, unit=r.limit.metric.kind, limit=r.limit.value)
         row.update(measured=r.measured, headroom=r.headroom, error=r.error or r.reasons or None)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return data_frame(rows)
 
 
 def summary_line(results: Sequence[Result]) -> str:
@@ -115,15 +113,12 @@ def check_document(
 # escaped as the runner unescapes them, or Markdown whose lines start with mbprof's text.
 
 
-def _escape_data(text: str) -> str:
-    """A command's data: safe text, then %, CR and LF as the runner decodes them."""
+def _escaped(text: str, value: bool = False) -> str:
+    """A command's data: safe text, then %, CR and LF as the runner decodes them; a property
+    ``value``: ``:`` and ``,`` too (they end the value)."""
     text = safe_text(text, keep_newlines=True)
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    """A property value: as data, and ``:`` and ``,`` too (they end the value)."""
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if value else text
 
 
 def annotation(
@@ -134,11 +129,11 @@ def annotation(
     if file and path.is_absolute():  # GitHub matches paths relative to the repository
         with contextlib.suppress(ValueError):
             path = path.relative_to(Path.cwd().resolve())
-    props = [f"file={_escape_property(path.as_posix())}"] if file else []
+    props = [f"file={_escaped(path.as_posix(), True)}"] if file else []
     props += [f"line={int(line)}"] if line else []
-    props += [f"title={_escape_property(title)}"] if title else []
+    props += [f"title={_escaped(title, True)}"] if title else []
     head = f"::{level} " + ",".join(props) if props else f"::{level}"
-    return f"{head}::{_escape_data(message)}"
+    return f"{head}::{_escaped(message)}"
 
 
 def github_annotations(results: Sequence[Result], allow_unstable: bool = False) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mbprof.render.document import Document, Fact, Rows, Table
+from mbprof.render.document import Document, Fact, Rows, Table, data_frame
 
 if TYPE_CHECKING:
     from mbprof.analysis.layer_cost import ConvCost
@@ -18,19 +18,11 @@ COLUMNS = ("name", "family", "width", "depth", "resolution", "classes", "summary
 
 
 def models_document(infos: Sequence[ModelInfo]) -> Document:
-    rows = [
-        {
-            "name": info.name,
-            "family": info.family,
-            "width": info.width_range,
-            "depth": "yes" if info.has_depth else "1.0 only",
-            "resolution": f">= {info.min_resolution}",
-            "classes": ">= 1",
-            "summary": info.summary,
-            "reference": info.reference,
-        }
-        for info in infos
-    ]
+    rows = []
+    for i in infos:
+        depth = "yes" if i.has_depth else "1.0 only"
+        cells = (i.name, i.family, i.width_range, depth, f">= {i.min_resolution}", ">= 1")
+        rows.append(dict(zip(COLUMNS, (*cells, i.summary, i.reference), strict=True)))
     headers, kinds = {key: key.capitalize() for key in COLUMNS}, dict.fromkeys(COLUMNS, "text")
     secondary = ("classes", "depth", "resolution", "width", "family")
     frame = Rows(rows, list(COLUMNS))
@@ -39,8 +31,6 @@ def models_document(infos: Sequence[ModelInfo]) -> Document:
 
 
 def cost_document(cost: ConvCost) -> Document:
-    import pandas as pd
-
     k, c, f = cost.kernel, cost.in_channels, cost.filters
     oh, ow = cost.out_hw
     px = f"{oh}*{ow}"
@@ -53,10 +43,7 @@ def cost_document(cost: ConvCost) -> Document:
         ("separable (depthwise + pointwise)", "", f"{c} -> {f}", cost.separable,
          cost.depthwise_params + cost.pointwise_params, f"{k}*{k}*{c}*{px} + {c}*{f}*{px}"),
     ]  # fmt: skip
-    headers = {"layer": "Layer", "kernel": "Kernel", "channels": "In -> out"}
-    headers.update(multiplications="Multiplications", weights="Weights", formula="Formula")
-    keys = list(headers)
-    kinds = {**dict.fromkeys(keys, "text"), "multiplications": "int", "weights": "int"}
+    keys = "layer kernel channels multiplications weights formula".split()
     padding = cost.padding if not cost.padding.isdigit() else f"{cost.padding} px each side"
     facts = [
         ("input", "Input", f"{cost.in_h}x{cost.in_w}x{c}", "text", "height x width x channels"),
@@ -73,19 +60,17 @@ def cost_document(cost: ConvCost) -> Document:
         "In the separable layer the stride is the depthwise convolution's; both halves "
         "produce the same output size, so the ratio does not depend on it.",
     ]
-    frame = pd.DataFrame(rows, columns=keys)
     secondary = ("kernel", "channels", "weights")
-    table = Table("layers", frame, headers=headers, kinds=kinds, secondary=secondary)
+    headers, kinds = {"channels": "In -> out"}, {"channels": "text"}  # not the Ch column
+    table = Table("layers", data_frame(rows, keys), "", headers, kinds, (), secondary)
     title = "One convolution layer: standard against depthwise-separable"
     return Document(title, [Fact(*f) for f in facts], [table], notes, kind="cost")
 
 
 def cache_document(info: Any, cleared: bool = False) -> Document:
     """``info``: an ``mbprof.api.cache.CacheInfo`` (read by attribute)."""
-    import pandas as pd
-
     count = "removed" if cleared else "entries"
-    frame = pd.DataFrame([{"folder": str(info.folder), count: info.entries, "bytes": info.bytes}])
+    frame = data_frame([{"folder": str(info.folder), count: info.entries, "bytes": info.bytes}])
     title = "Result cache cleared" if cleared else "Result cache"
     notes = [
         "One entry per configuration and settings: counts and memory (and latency, with "
@@ -94,18 +79,13 @@ def cache_document(info: Any, cleared: bool = False) -> Document:
     ]
     if cleared:
         notes.append("Only mbprof's result entries are removed; nothing else in the folder.")
-    headers = {"folder": "Folder", count: count.capitalize(), "bytes": "Size"}
-    kinds = {"folder": "text", count: "int", "bytes": "bytes"}
-    return Document(title, [], [Table("cache", frame, "", headers, kinds)], notes, kind="cache")
+    return Document(title, [], [Table("cache", frame)], notes, kind="cache")
 
 
 def reproduce_document(result: Any) -> Document:
     """``result``: an ``mbprof.report.folder.ReproduceResult`` (read by attribute)."""
-    import pandas as pd
-
     files = [{"file": str(result.out / path), "holds": what} for path, what in result.files]
-    headers = {"file": "File", "holds": "What it holds"}
-    table = Table("files", pd.DataFrame(files), "", headers, dict.fromkeys(headers, "text"))
+    table = Table("files", data_frame(files))
     facts = [Fact("out", "Folder", str(result.out), "text")]
     notes = [f"Left out: {item}." for item in result.left_out]
     return Document("mbprof reproduce", facts, [table], notes, kind="reproduce")

@@ -69,12 +69,9 @@ def compare_document(
     if keys := [k for k in ("peak_act_bytes", "peak_act_bytes_efficient") if k in frame]:
         dtype = frame["mem_dtype"].dropna().unique() if "mem_dtype" in frame else []
         chunks = frame["mem_chunks"].dropna().astype(str).unique() if "mem_chunks" in frame else []
-        notes += _about(*keys) + [
-            "Activation memory in "
-            + ", ".join(map(str, dtype))
-            + (f", T = {', '.join(chunks)}" if len(chunks) else "")
-            + "; KB = 1000 bytes; CSV/JSON keep bytes and the largest single tensor."
-        ]
+        said = ", ".join(map(str, dtype)) + (f", T = {', '.join(chunks)}" if len(chunks) else "")
+        said = f"Activation memory in {said}; KB = 1000 bytes; CSV/JSON keep bytes and the "
+        notes += _about(*keys) + [said + "largest single tensor."]
     notes += latency_notes(frame, shown)
     if "top1" in frame and "accuracy_source" in frame:  # each top-1's source, one line a source
         notes += _about("top1")
@@ -150,12 +147,8 @@ def diff_document(result: Any) -> Document:
         name="totals",
         frame=result.totals.assign(figure=result.totals["figure"].map(_name)),
         title="Totals (after - before)",
-        headers={"figure": "Figure", "before": "Before", "after": "After", "delta": "Δ",
-                 "delta_pct": "Δ %", "noise_ms": "Noise (ms)", "verdict": "Verdict"},
-        kinds={"figure": "text", "delta": "delta", "delta_pct": "percent",
-               "noise_ms": "ms", "verdict": "text"},
         hidden_in_text=() if result.totals["verdict"].notna().any() else ("noise_ms", "verdict"),
-    )  # fmt: skip
+    )
     tables = [totals]
     notes = list(result.warnings)
     layers = result.layers

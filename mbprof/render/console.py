@@ -99,13 +99,8 @@ def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
         if gone := next((c for c in columns if c.key == key), None):
             dropped.append(gone.header.replace("\n", " "))
             columns.remove(gone)
-    note = ""
-    if dropped:
-        note = (
-            f"Left out at {width} columns: {', '.join(dropped)} (a wider terminal or "
-            "COLUMNS shows them; --format csv or json has every column)."
-        )
-    return columns, note
+    said = f"Left out at {width} columns: {', '.join(dropped)} (a wider terminal or COLUMNS "
+    return columns, said + "shows them; --format csv or json has every column)." if dropped else ""
 
 
 def _note(text: str, console: Console) -> None:

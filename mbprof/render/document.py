@@ -125,6 +125,16 @@ def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def data_frame(
+    rows: Iterable[Any], columns: Sequence[str] | None = None, ints: Iterable[str] = ()
+) -> pd.DataFrame:
+    """A pandas frame of ``rows``; ``ints``: integer columns, empty where a row has none."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.astype(dict.fromkeys(ints, "Int64")) if ints else frame
+
+
 # Raised when a kind's schema changes in a way a reader must know (mbprof/schema/).
 SCHEMA_VERSION = 1
 
@@ -156,9 +166,7 @@ def to_csv(doc: Document) -> str:
         raise MbprofError("this result has no table to write as CSV; use --format json")
     frame = doc.tables[0].frame
     if not hasattr(frame, "to_csv"):  # Rows: a small table made without pandas
-        import pandas as pd
-
-        frame = pd.DataFrame(frame.to_dict(orient="records"), columns=frame.columns)
+        frame = data_frame(frame.to_dict(orient="records"), frame.columns)
     from pandas.api.types import is_object_dtype, is_string_dtype
 
     frame = frame.copy()  # its text (cells and column names) through safe_text

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from mbprof.core.records import BenchResult, LayerProfile
 from mbprof.core.units import format_value
 from mbprof.frame.columns import DEPLOYMENT_FIGURES, ENVIRONMENT, ENVIRONMENT_COLUMNS, text_table
-from mbprof.render.document import Document, Fact, Table
+from mbprof.render.document import Document, Fact, Table, data_frame
 from mbprof.render.profile_view import pair
 
 if TYPE_CHECKING:
@@ -139,12 +139,10 @@ def latency_notes(frame: pd.DataFrame, shown: tuple[str, ...] | list[str] = ()) 
 
 def bench_frame(result: BenchResult) -> pd.DataFrame:
     """The one-row table of a bench result (the compare frame's columns)."""
-    import pandas as pd
-
     from mbprof.frame.rows import identity_row, latency_columns
 
     t = result.timing
-    return pd.DataFrame([{**identity_row(result.spec), "madds": t.madds, **latency_columns(t)}])
+    return data_frame([{**identity_row(result.spec), "madds": t.madds, **latency_columns(t)}])
 
 
 # The facts of a bench, in order: key, label, kind, note (some notes are the run's own).
@@ -157,7 +155,7 @@ latency_p10_ms | p10 | ms | ms per batch
 latency_p90_ms | p90 | ms | ms per batch
 latency_spread_pct | Spread | percent | (p90 - p10) / median
 runs | Runs | int |
-verdict | Timing | text |
+latency_verdict | Timing | text |
 throughput_ips | Throughput | rate | images/s
 madds | MAdds | int | conv + fully connected, per image
 achieved_gflops | Achieved | rate | GFLOP/s = 2 x MAdds x batch / median latency
@@ -192,36 +190,6 @@ torch_version | torch | text |
 _WHERE_GIVEN = {"compile_s", "quantize", *DEPLOYMENT_FIGURES}
 
 
-def bench_document(result: BenchResult) -> Document:
-    spec, t = result.spec, result.timing
-    env = t.environment
-    h, w = spec.resolution
-    values = {"model": spec.label, "input": f"{env.batch}x3x{h}x{w}"}
-    values["quantize"] = env.quantize if env.quantize != "none" else None
-    notes = {
-        "latency_ms": "ms per batch, median" + ("" if t.stable else " - UNSTABLE, see Timing"),
-        "runs": f"{t.blocks} blocks of {t.runs_per_block} run{'s' if t.runs_per_block > 1 else ''}"
-        f", >= {t.min_time_s:g} s timed after {t.warmup} warm-up runs",
-        "verdict": "; ".join(t.reasons) if t.reasons else "every check passed (see the notes)",
-        "cpu_model": f"{env.cpu_count} logical CPUs",
-        "backend": env.backend_version,
-    }
-    facts = []
-    for key, label, kind, note in _BENCH_FACTS:
-        value = values[key] if key in values else getattr(env if key in ENVIRONMENT else t, key)
-        if value is not None or key not in _WHERE_GIVEN:
-            name = "latency_verdict" if key == "verdict" else key
-            facts.append(Fact(name, label, value, kind, notes.get(key, note)))
-    unstable = [f"UNSTABLE latency: {'; '.join(t.reasons)}.", remedy(t.reasons, env.threads)]
-    frame = bench_frame(result)  # the facts say it all on a terminal
-    table = Table("latency", frame, hidden_in_text=tuple(frame.columns))
-    notes = [*([] if t.stable else unstable), LATENCY_NOTE, gflops_note("Machine share")]
-    meta = {"backend_version": env.backend_version, "cpu_count": env.cpu_count}
-    meta.update({k: getattr(t, k) for k in ("blocks", "runs_per_block", "warmup", "min_time_s")})
-    title = f"{spec.label}: latency on this machine"
-    return Document(title, facts, [table], [*notes, STABILITY_NOTE, *t.notes], meta, "bench")
-
-
 _LAYER_KEYS = (
     "path type kind kernel stride groups geometry output_shape layer_time_ms time_share_pct madds "
     "madds_share_pct bytes_moved intensity layer_gflops layer_gbs bound roof_pct mapped ops"
@@ -231,8 +199,6 @@ _FIELDS = {"layer_time_ms": "time_ms", "layer_gflops": "gflops", "layer_gbs": "g
 
 def layers_frame(profile: LayerProfile) -> pd.DataFrame:
     """One row per layer, numbers raw (the columns of ``mbprof.frame.columns``)."""
-    import pandas as pd
-
     rows = []
     for r in profile.rows:
         row = {key: getattr(r, _FIELDS.get(key, key), None) for key in _LAYER_KEYS}
@@ -244,12 +210,37 @@ def layers_frame(profile: LayerProfile) -> pd.DataFrame:
         if geometry is not None and r.groups and r.groups > 1:
             geometry += f" g{r.groups}"
         rows.append({**row, "geometry": geometry, "bound": r.bound or None})
-    return pd.DataFrame(rows).astype({"groups": "Int64"})  # an integer column, empty where none
+    return data_frame(rows, ints=("groups",))
 
 
 def layers_document(result: BenchResult) -> Document:
     """The bench document with the per-layer table first (so that CSV writes the layers)."""
-    doc = bench_document(result)
+    spec, t = result.spec, result.timing
+    env = t.environment
+    h, w = spec.resolution
+    values = {"model": spec.label, "input": f"{env.batch}x3x{h}x{w}", "latency_verdict": t.verdict}
+    values["quantize"] = env.quantize if env.quantize != "none" else None
+    notes = {
+        "latency_ms": "ms per batch, median" + ("" if t.stable else " - UNSTABLE, see Timing"),
+        "runs": f"{t.blocks} blocks of {t.runs_per_block} run{'s' if t.runs_per_block > 1 else ''}"
+        f", >= {t.min_time_s:g} s timed after {t.warmup} warm-up runs",
+        "latency_verdict": "; ".join(t.reasons) or "every check passed (see the notes)",
+        "cpu_model": f"{env.cpu_count} logical CPUs",
+        "backend": env.backend_version,
+    }
+    facts = []
+    for key, label, kind, note in _BENCH_FACTS:
+        value = values[key] if key in values else getattr(env if key in ENVIRONMENT else t, key)
+        if value is not None or key not in _WHERE_GIVEN:
+            facts.append(Fact(key, label, value, kind, notes.get(key, note)))
+    unstable = [f"UNSTABLE latency: {'; '.join(t.reasons)}.", remedy(t.reasons, env.threads)]
+    frame = bench_frame(result)  # the facts say it all on a terminal
+    table = Table("latency", frame, hidden_in_text=tuple(frame.columns))
+    notes = [*([] if t.stable else unstable), LATENCY_NOTE, gflops_note("Machine share")]
+    meta = {"backend_version": env.backend_version, "cpu_count": env.cpu_count}
+    meta.update({k: getattr(t, k) for k in ("blocks", "runs_per_block", "warmup", "min_time_s")})
+    title = f"{spec.label}: latency on this machine"
+    doc = Document(title, facts, [table], [*notes, STABILITY_NOTE, *t.notes], meta, "bench")
     if result.layers is None:
         return doc
     doc.title = f"{result.spec.label}: latency and where it goes, per layer"

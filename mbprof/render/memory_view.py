@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof.core.records import LivePoint, MeasuredMemory, MemoryReport, ModelSpec
 from mbprof.core.units import format_value
-from mbprof.frame.columns import text_table
-from mbprof.render.document import Document, Fact, Table, frame_records
+from mbprof.render.document import Document, Fact, Table, data_frame, frame_records
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,8 +25,6 @@ _RESOLUTION_FIELDS = ("channels", "tensor_bytes", "op_bytes", "op")
 
 def resolution_frame(report: MemoryReport) -> pd.DataFrame:
     """The paper's Table 3 layout: per size, the largest tensor and op, both modes."""
-    import pandas as pd
-
     mat = {row.resolution: row for row in report.resolutions}
     eff = {row.resolution: row for row in report.resolutions_efficient}
     sizes = sorted(set(mat) | set(eff), key=lambda hw: (-hw[0] * hw[1], -hw[0]))
@@ -37,9 +34,8 @@ def resolution_frame(report: MemoryReport) -> pd.DataFrame:
         for suffix, found in (("", mat.get(hw)), ("_efficient", eff.get(hw))):
             row.update({f"{k}{suffix}": getattr(found, k, None) for k in _RESOLUTION_FIELDS})
         rows.append(row)
-    frame = pd.DataFrame(rows)
     ints = [f"{k}{s}" for s in ("", "_efficient") for k in _RESOLUTION_FIELDS[:3]]
-    return frame.astype(dict.fromkeys(ints, "Int64"))
+    return data_frame(rows, ints=ints)
 
 
 def resolution_table(report: MemoryReport, hide_ops: bool = False) -> Table:
@@ -55,32 +51,23 @@ def resolution_table(report: MemoryReport, hide_ops: bool = False) -> Table:
     )
 
 
-# The chunked blocks' table: key | header | kind | the block's field it shows.
-_BLOCKS = text_table("""
-block | Block | text | module
-kind | Kind | text | kind
-expand | Expansion | text | expand
-exit | Exit | text | exit
-in_ch | In | int | in_channels
-expanded_ch | Expanded | int | expanded_channels
-out_ch | Out | int | out_channels
-chunk_ch | Chunk ch | int | chunk_channels
-chunk_bytes | Chunk B | int | chunk_bytes
-residual | Residual | text | residual
-two_pass | Two passes | text | two_pass
-""")
+# The chunked blocks' table: its columns (mbprof.frame.columns), each with the block's
+# field it shows where that has another name.
+_BLOCKS = (
+    "block:module kind expand exit in_ch:in_channels expanded_ch:expanded_channels "
+    "out_ch:out_channels chunk_ch:chunk_channels chunk_bytes residual two_pass"
+)
+_BLOCKS = {key: field or key for key, _, field in (w.partition(":") for w in _BLOCKS.split())}
 
 
 def blocks_frame(report: MemoryReport) -> pd.DataFrame:
-    import pandas as pd
-
     rows = []
     for b in report.blocks:
-        row = {key: getattr(b, field) for key, _, _, field in _BLOCKS}
+        row = {key: getattr(b, field) for key, field in _BLOCKS.items()}
         row.update(expand=b.expand or "(model)", exit=b.exit or "(model)")
         row.update(residual="yes" if b.residual else "no", two_pass="yes" if b.two_pass else "no")
         rows.append(row)
-    return pd.DataFrame(rows, columns=[key for key, *_ in _BLOCKS])
+    return data_frame(rows, list(_BLOCKS))
 
 
 _CURVE_FIELDS = ("step", "module", "op", "shape", "live_bytes", "input_bytes", "output_bytes",
@@ -89,15 +76,13 @@ _CURVE_FIELDS = ("step", "module", "op", "shape", "live_bytes", "input_bytes", "
 
 def curve_frame(report: MemoryReport) -> pd.DataFrame:
     """Live bytes at every op, both modes (``mode`` column), for plots."""
-    import pandas as pd
-
     rows = []
     for mode, points in (("materialized", report.curve), ("efficient", report.curve_efficient)):
         for p in points:
             row = {"mode": mode, **{k: getattr(p, k) for k in _CURVE_FIELDS}}
             row.update(module=p.module or "(model)", shape="x".join(map(str, p.shape or ())))
             rows.append({**row, "dtype": report.dtype, "chunks": report.chunks_label})
-    return pd.DataFrame(rows)
+    return data_frame(rows)
 
 
 def _where(point: LivePoint) -> str:
@@ -174,10 +159,9 @@ def memory_document(
     tables = [resolution_table(report)]
     if report.blocks:
         title = "Chunked blocks of the memory-efficient mode (found by structure)"
-        headers, kinds = ({row[0]: row[i] for row in _BLOCKS} for i in (1, 2))
         secondary = ("two_pass", "residual", "exit", "expand", "kind", "chunk_ch")
         frame = blocks_frame(report)
-        tables.append(Table("chunked_blocks", frame, title, headers, kinds, (), secondary))
+        tables.append(Table("chunked_blocks", frame, title, secondary=secondary))
     meta = {"curve": frame_records(curve_frame(report))}
     return Document(f"{spec.label}: activation memory", facts, tables, list(NOTES), meta, "memory")
 

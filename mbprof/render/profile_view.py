@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from mbprof.core.records import FlopsCount, LayerRow, Profile
 from mbprof.core.units import format_value
-from mbprof.render.document import Document, Fact, Table
+from mbprof.render.document import Document, Fact, Table, data_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,8 +34,6 @@ def pair(values: tuple[int, ...] | None) -> str | None:
 
 
 def layer_frame(layers: Sequence[LayerRow], madds_total: int) -> pd.DataFrame:
-    import pandas as pd
-
     rows = []
     for row in layers:
         rows.append({key: getattr(row, key, None) for key in LAYER_COLUMNS})
@@ -43,9 +41,7 @@ def layer_frame(layers: Sequence[LayerRow], madds_total: int) -> pd.DataFrame:
         rows[-1].update(kernel=pair(row.kernel), stride=pair(row.stride), channels=channels)
         rows[-1].update(output_hw=pair(row.out_hw), madds_share=_share(row.madds, madds_total))
         rows[-1]["unused"] = "not read" if row.params and row.params_used == 0 else ""
-    frame = pd.DataFrame(rows, columns=LAYER_COLUMNS)
-    # integers, also where a row has none
-    return frame.astype(dict.fromkeys(("groups", "in_channels", "out_channels"), "Int64"))
+    return data_frame(rows, LAYER_COLUMNS, ("groups", "in_channels", "out_channels"))
 
 
 FLOPS_NOTE = (
@@ -60,8 +56,6 @@ FLOPS_NOTE = (
 
 def flops_table(flops: FlopsCount) -> Table:
     """FLOPs in the 2-per-multiply-add convention, each kind with the rule that counted it."""
-    import pandas as pd
-
     rows = []
     for kind, n in flops.by_kind.items():  # 'Multiply-adds', 'Batch norm', ...
         name = "Multiply-adds" if kind == "multiply_adds" else kind.replace("_", " ").capitalize()
@@ -69,7 +63,7 @@ def flops_table(flops: FlopsCount) -> Table:
     title = "FLOPs, 2 per multiply-add (the other common convention), by kind"
     headers = {"name": "Kind", "flops": "FLOPs", "rule": "Rule"}
     kinds = {"kind": "text", "name": "text", "flops": "int", "rule": "text"}
-    return Table("flops", pd.DataFrame(rows), title, headers, kinds, ("kind",))
+    return Table("flops", data_frame(rows), title, headers, kinds, ("kind",))
 
 
 def profile_document(result: Profile, by: str = "layer", max_depth: int | None = None) -> Document:
@@ -90,9 +84,6 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         ("params_used", "Params used", counts.params_used, "int", USED_NOTE),
         ("other_flops", "Other FLOPs", counts.other_flops, "int", f"not in MAdds: {other}"),
     ]
-    if result.flops is not None:
-        note = "2 per multiply-add + element-wise ops (DeepSpeed/calflops style; see below)"
-        facts.append(("flops", "FLOPs", result.flops.total, "int", note))
     facts = [Fact(*f) for f in facts]
     if by != "layer":
         table = grouped_table(counts.layers, by, max_depth)
@@ -100,15 +91,10 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         layers = layer_frame(counts.layers, counts.madds)
         marked = "unused" in layers and (layers["unused"] != "").any()
         hidden = ("in_channels", "out_channels", "params_used") + (() if marked else ("unused",))
-        table = Table(
-            "layers",
-            layers,
-            "Per layer (each module's own ops; rows sum to the totals)",
-            {**COUNTS, "channels": "In -> out"},
-            {**KINDS, "channels": "text"},
-            hidden,
-            ("groups", "stride", "kernel", "output_hw", "channels", "other_flops", "type"),
-        )
+        title = "Per layer (each module's own ops; rows sum to the totals)"
+        secondary = ("groups", "stride", "kernel", "output_hw", "channels", "other_flops", "type")
+        headers, kinds = {**COUNTS, "channels": "In -> out"}, {**KINDS, "channels": "text"}
+        table = Table("layers", layers, title, headers, kinds, hidden, secondary)
     notes = [
         "MAdds: multiply-accumulates of convolutions and fully connected layers, counted by "
         + ("fvcore" if counts.engine == "fvcore" else "fvcore's rules on PyTorch's dispatcher")
@@ -119,6 +105,8 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
     ]
     tables = [table]
     if result.flops is not None:
+        note = "2 per multiply-add + element-wise ops (DeepSpeed/calflops style; see below)"
+        facts.append(Fact("flops", "FLOPs", result.flops.total, "int", note))
         tables.append(flops_table(result.flops))
         notes.append(FLOPS_NOTE)
         if result.flops.uncounted_ops:
@@ -182,8 +170,6 @@ _SECONDARY = ("output_hw", "params_share", "other_flops", "layers")
 def grouped_table(layers: Sequence[LayerRow], by: str, depth: int | None) -> Table:
     """The table of ``layers`` grouped ``by`` "module" (paths cut to ``depth`` parts, in the
     order the layers run) or "type" (``layer_type``, the most MAdds first), figures summed."""
-    import pandas as pd
-
     name = "module" if by == "module" else "layer_type"
     cut = depth or DEFAULT_DEPTH
     key = (lambda r: ".".join(r.path.split(".")[:cut])) if by == "module" else layer_type
@@ -208,6 +194,5 @@ def grouped_table(layers: Sequence[LayerRow], by: str, depth: int | None) -> Tab
         table, keys = "layer_types", "layer_type layers madds madds_share params params_share"
         keys += " other_flops"
         title = "Per layer type (rows sum to the totals)"
-    frame = pd.DataFrame(rows, columns=keys.split())
     headers = {**COUNTS, "madds_share": "MAdds share"}
-    return Table(table, frame, title, headers, KINDS, secondary=_SECONDARY)
+    return Table(table, data_frame(rows, keys.split()), title, headers, KINDS, secondary=_SECONDARY)

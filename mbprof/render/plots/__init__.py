@@ -4,6 +4,7 @@ axis or a least-squares fit otherwise, and the document ``mbprof plot`` prints."
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from collections.abc import Sequence
@@ -34,18 +35,14 @@ def pareto_indices(
     if len(xs) != len(ys):
         raise ValueError(f"xs and ys differ in length: {len(xs)} and {len(ys)}")
     # Turn both axes into "smaller is better", then sweep in order of the first.
-    cost_a = [x if x_lower_is_better else -x for x in xs]
-    cost_b = [-y if y_higher_is_better else y for y in ys]
-    order = sorted(range(len(xs)), key=lambda i: (cost_a[i], cost_b[i]))
+    signs = (1 if x_lower_is_better else -1, -1 if y_higher_is_better else 1)
+    costs = [(signs[0] * x, signs[1] * y) for x, y in zip(xs, ys, strict=True)]
     kept: list[int] = []
-    best_b = float("inf")
-    last: tuple[float, float] | None = None
-    for i in order:
-        point = (cost_a[i], cost_b[i])
-        if cost_b[i] < best_b or point == last:
+    last = (None, math.inf)  # the last point kept (ties with it are kept too)
+    for i in sorted(range(len(xs)), key=costs.__getitem__):
+        if costs[i][1] < last[1] or costs[i] == last:
             kept.append(i)
-            best_b = cost_b[i]
-            last = point
+            last = costs[i]
     return sorted(kept, key=lambda i: (xs[i], ys[i]))
 
 
@@ -84,10 +81,8 @@ def _checked(frame: pd.DataFrame, axes: dict[str, Axis], where: str) -> pd.DataF
                 continue
             value = None
             if isinstance(cell, (numbers.Real, str)) and not isinstance(cell, bool):
-                try:
+                with contextlib.suppress(ValueError):
                     value = float(cell)
-                except ValueError:
-                    pass
             said = f"{where}, row {position + 1}, column {column!r}: {cell!r} is not a"
             if value is None or math.isinf(value):
                 raise MbprofError(f"{said} number" if value is None else f"{said} finite number")
@@ -188,15 +183,12 @@ def plot_frame(
         rows, have, are = ("rows", "have", "are") if omitted != 1 else ("row", "has", "is")
         said = f"{omitted} {rows} of {where} {have} no {x.column} or {y.column}"
         notes.append(f"{said} and {are} not drawn.")
-    fit = None
-    if not pareto:
-        r, rho = correlation(points[x.column].tolist(), points[y.column].tolist())
-        fit = (r, rho)
-        if not math.isnan(r):
-            notes.append(
-                f"{y.column} against {x.column} over {len(points)} configurations: "
-                f"Pearson r = {r:.3f}, Spearman rank correlation = {rho:.3f}."
-            )
+    fit = None if pareto else correlation(points[x.column].tolist(), points[y.column].tolist())
+    if fit and not math.isnan(fit[0]):
+        notes.append(
+            f"{y.column} against {x.column} over {len(points)} configurations: "
+            f"Pearson r = {fit[0]:.3f}, Spearman rank correlation = {fit[1]:.3f}."
+        )
     figure = draw_figure(
         frame, points, x, y, log_x=log_x, log_y=log_y, title=title, pareto=pareto, fit=fit
     )
