@@ -51,23 +51,21 @@ def resolution_table(report: MemoryReport, hide_ops: bool = False) -> Table:
     )
 
 
-# The chunked blocks' table: its columns (mbprof.frame.columns), each with the block's
-# field it shows where that has another name.
-_BLOCKS = (
-    "block:module kind expand exit in_ch:in_channels expanded_ch:expanded_channels "
-    "out_ch:out_channels chunk_ch:chunk_channels chunk_bytes residual two_pass"
-)
-_BLOCKS = {key: field or key for key, _, field in (w.partition(":") for w in _BLOCKS.split())}
+# The chunked blocks' table: its columns (mbprof.frame.columns), in order, and the block
+# fields shown under another name.
+_BLOCKS = "block kind expand exit in_ch expanded_ch out_ch chunk_ch chunk_bytes residual two_pass"
+_FIELDS = {"block": "module", "in_ch": "in_channels", "expanded_ch": "expanded_channels"}
+_FIELDS.update(out_ch="out_channels", chunk_ch="chunk_channels")
 
 
 def blocks_frame(report: MemoryReport) -> pd.DataFrame:
     rows = []
     for b in report.blocks:
-        row = {key: getattr(b, field) for key, field in _BLOCKS.items()}
+        row = {key: getattr(b, _FIELDS.get(key, key)) for key in _BLOCKS.split()}
         row.update(expand=b.expand or "(model)", exit=b.exit or "(model)")
         row.update(residual="yes" if b.residual else "no", two_pass="yes" if b.two_pass else "no")
         rows.append(row)
-    return data_frame(rows, list(_BLOCKS))
+    return data_frame(rows, _BLOCKS.split())
 
 
 _CURVE_FIELDS = ("step", "module", "op", "shape", "live_bytes", "input_bytes", "output_bytes",
