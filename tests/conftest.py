@@ -80,3 +80,23 @@ def counted(model: str, width: float = 1.0, resolution=224, **kwargs):
     from mbprof.api import profile
 
     return profile(model, width=width, resolution=resolution, with_memory=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def measure_once():
+    """``mbprof.api.single.measure`` (what profile, compare and check build, trace and count
+    with) memoized for one module: its tests that render one configuration several ways (at
+    two widths, in two formats) measure it once. Only for modules that replace nothing below."""
+    from mbprof.api import single
+
+    real, seen = single.measure, {}
+
+    def measure(spec, memories=(), *, weights=None, batch=1, engine="fvcore", **kwargs):
+        key = (spec, tuple(memories), weights, batch, engine)
+        if key not in seen:
+            seen[key] = real(spec, memories, weights=weights, batch=batch, engine=engine, **kwargs)
+        return seen[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(single, "measure", measure)
+        yield

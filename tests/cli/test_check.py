@@ -41,6 +41,8 @@ def mobilenet_v1_by_hand(width: float, res: int, classes: int) -> tuple[int, int
 
 
 MADDS, PARAMS = mobilenet_v1_by_hand(0.25, 64, 10)
+# The budget files below name CONFIG again and again: it is built and counted once.
+pytestmark = pytest.mark.usefixtures("measure_once")
 CONFIG = '[[budget]]\nmodel = "mobilenet_v1"\nwidth = 0.25\nresolution = 64\nclasses = 10\n'
 
 

@@ -59,9 +59,8 @@ def _budget_files(tmp_path):
     return budgets, results
 
 
-def _mbprof(*args, cwd, env_extra=None, unset=()):
+def _mbprof(*args, cwd, unset=()):
     env = {k: v for k, v in os.environ.items() if k not in unset}
-    env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "mbprof", *args],
         capture_output=True, text=True, encoding="utf-8", cwd=cwd, env=env, timeout=300,
@@ -109,16 +108,19 @@ def _assert_summary(summary: str, budgets) -> None:
 
 
 @pytest.mark.parametrize("step_summary", [True, False], ids=["summary-file", "summary-stdout"])
-def test_github_format_cannot_be_forged(tmp_path, step_summary):
+def test_github_format_cannot_be_forged(tmp_path, step_summary, run, monkeypatch):
     budgets, results = _budget_files(tmp_path)
     summary_file = tmp_path / "summary.md"
-    if step_summary:
-        out = _mbprof("check", str(budgets), "--results", str(results), "--format", "github",
-                      cwd=tmp_path, env_extra={"GITHUB_STEP_SUMMARY": str(summary_file)})  # fmt: skip
-    else:
-        out = _mbprof("check", str(budgets), "--results", str(results), "--format", "github",
-                      cwd=tmp_path, unset=("GITHUB_STEP_SUMMARY",))  # fmt: skip
-    assert out.returncode == 1, out.stderr
+    args = ("check", str(budgets), "--results", str(results), "--format", "github")
+    if step_summary:  # in this process: what is written is the subject, not the process
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
+        out = run(*args)
+        code = out.exit_code
+    else:  # a whole process: its own stdout and stderr
+        out = _mbprof(*args, cwd=tmp_path, unset=("GITHUB_STEP_SUMMARY",))
+        code = out.returncode
+    assert code == 1, out.stderr
     # stdout: mbprof's own annotations (one per failed limit), then Markdown if no file.
     lines = out.stdout.splitlines()
     commands = [(line, _runner_command(line)) for line in lines if _runner_command(line)]

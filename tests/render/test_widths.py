@@ -10,6 +10,9 @@ from mbprof.cli import app
 from mbprof.render.console import fitted_columns, render_table_text
 from mbprof.render.document import Document, Fact, Rows, Table
 
+# Each command measures once for both widths (and for the test at 80 below).
+pytestmark = pytest.mark.usefixtures("measure_once")
+
 COMMANDS = [
     ("models",),
     ("profile", "mobilenet_v2", "--res", "96"),
