@@ -15,6 +15,8 @@ from mbprof.cli import app
 from tests.conftest import assert_one_line_error
 
 COMMANDS = sorted(typer.main.get_command(app).commands)  # every registered command
+# A configuration shown in several formats (profile's CSV and JSON, ...) is measured once.
+pytestmark = pytest.mark.usefixtures("measure_once")
 
 
 def test_help_does_not_import_heavy_libraries():

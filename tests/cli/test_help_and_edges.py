@@ -22,6 +22,8 @@ from mbprof.cli._app import rewrap
 from tests.conftest import assert_one_line_error
 
 COMMANDS = sorted(typer.main.get_command(app).commands)
+# profile --by type and --max-depth 2 of one configuration: measured once.
+pytestmark = pytest.mark.usefixtures("measure_once")
 TYPE_PLACEHOLDER = re.compile(r"<(bool|str|int|float|file|dir|path|list\[[^>]*\]|[a-z]+\|[^>]*)>")
 
 

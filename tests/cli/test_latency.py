@@ -11,9 +11,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import mbprof
 from mbprof.cli import app
-from tests.conftest import assert_one_line_error
+from tests.conftest import assert_one_line_error, counted
 from tests.support.tiny_models import tiny_madds, tiny_models  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.usefixtures("tiny_models")
@@ -41,7 +40,7 @@ def test_bench_end_to_end_json_and_csv(tmp_path):
     facts, (row,) = doc["facts"], doc["tables"]["latency"]
     assert facts["latency_ms"] == row["latency_ms"] > 0
     assert row["latency_p10_ms"] <= row["latency_ms"] <= row["latency_p90_ms"]
-    assert facts["madds"] == mbprof.profile("mobilenet_v2", 0.35, resolution=64).counts.madds
+    assert facts["madds"] == counted("mobilenet_v2", 0.35, resolution=64).counts.madds
     assert row["threads"] == facts["threads"] == 1 and row["batch"] == 1
     assert row["torch_version"] == torch.__version__ and row["backend"] == "eager"
     assert set(LATENCY_COLUMNS) <= set(row)
