@@ -90,7 +90,7 @@ def test_a_fixed_input_size_is_sized_on_meta_at_the_requested_resolution():
         "(AssertionError: Wrong image height! Expected 96 but got 64!)",
     )
     assert result.memory is not None and result.memory.peak.live_bytes > 0
-    settings = mbprof.make_latency_settings(min_time_s=0.01, warmup=0, threads=1)
+    settings = mbprof.make_latency_settings(min_time_s=0.001, warmup=0, threads=1)
     timed = mbprof.bench(PATH + "FixedInput", resolution=96, num_classes=10, settings=settings)
     assert timed.timing.latency_ms > 0 and timed.timing.madds == result.counts.madds
     assert timed.timing.notes[0] == result.notes[0]

@@ -43,7 +43,7 @@ def test_the_same_module_by_import_path_gives_the_same_figures():
 def test_a_module_is_timed_with_its_own_weights():
     module = ConvBnLinear()
     before = {k: v.clone() for k, v in module.state_dict().items()}
-    settings = mbprof.make_latency_settings(min_time_s=0.01, warmup=0, threads=1)
+    settings = mbprof.make_latency_settings(min_time_s=0.001, warmup=0, threads=1)
     result = mbprof.bench(module, input_size=(1, 3, 32, 32), settings=settings)
     assert result.timing.madds == MADDS and result.timing.latency_ms > 0
     after = module.state_dict()
@@ -51,7 +51,7 @@ def test_a_module_is_timed_with_its_own_weights():
 
 
 def test_a_module_is_compared_beside_a_registered_model(tmp_path):
-    settings = mbprof.make_latency_settings(min_time_s=0.01, warmup=0, threads=1)
+    settings = mbprof.make_latency_settings(min_time_s=0.001, warmup=0, threads=1)
     frame = mbprof.compare(
         models=["mobilenet_v2", ConvBnLinear(), ("other", ConvBnLinear())],
         widths=[0.35, 1.0],  # a module has no width: one row per resolution

@@ -85,7 +85,7 @@ def test_rows_of_workers_that_run_other_code_are_not_cached(tmp_path):
     assert len(set(said)) == 1 and "mbprof 0.0.1" in said[0] and "not cached" in said[0]
 
 
-FAST = dict(min_time_s=0.02, warmup=1, threads=1)
+FAST = dict(min_time_s=0.001, warmup=1, threads=1)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ def _cache(tmp_path_factory, monkeypatch):
 
 
 def latency(batch: int = 1):
-    return mbprof.make_latency_settings(batch=batch, threads=1, min_time_s=0.05, warmup=1)
+    return mbprof.make_latency_settings(batch=batch, threads=1, min_time_s=0.001, warmup=1)
 
 
 def job(model: str, width: float = 1.0, res: int = 32):

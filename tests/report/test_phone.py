@@ -139,7 +139,7 @@ def test_the_phone_runs_give_each_series_or_its_error(tmp_path_factory, monkeypa
     monkeypatch.setenv("MBPROF_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "mbprof-cache"))
     from mbprof.analysis.latency.machine import resolve_settings
 
-    fast = dict(device="cpu", threads=1, min_time_s=0.02, warmup=1)
+    fast = dict(device="cpu", threads=1, min_time_s=0.001, warmup=1)
     eager = resolve_settings(LatencySettings(**fast))
     int8 = resolve_settings(LatencySettings(**fast, backend="onnxruntime", quantize="int8"))
     tiny = config("test_tiny", 1.0, 32)

@@ -37,7 +37,7 @@ from tests.support.tiny_models import tiny_models  # noqa: E402, F401  (a fixtur
 
 SIDE = 16
 C, CLASSES = 32, 100  # enough weights for int8 to show in the file size
-FAST = dict(min_time_s=0.02, warmup=1, threads=1, backend="executorch")
+FAST = dict(min_time_s=0.001, warmup=1, threads=1, backend="executorch")
 
 
 class Block(nn.Module):

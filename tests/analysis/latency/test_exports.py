@@ -17,7 +17,7 @@ from mbprof.api import build_sized
 from mbprof.api.building import timing_ready
 from mbprof.core.settings import LatencySettings
 
-FAST = dict(min_time_s=0.02, warmup=1, threads=1)
+FAST = dict(min_time_s=0.001, warmup=1, threads=1)
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,7 @@ from mbprof.frame.rows import latency_columns
 from mbprof.models import create_model
 from tests.support.tiny_models import tiny_madds, tiny_models  # noqa: F401  (a fixture)
 
-FAST = dict(min_time_s=0.02, warmup=1, threads=1)
+FAST = dict(min_time_s=0.001, warmup=1, threads=1)
 
 
 @pytest.fixture(autouse=True)
@@ -491,7 +491,7 @@ def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
 
 @pytest.mark.usefixtures("tiny_models")
 def test_api_compare_with_latency_and_a_failing_configuration():
-    s = mbprof.make_latency_settings(batch=2, threads=1, min_time_s=0.02, warmup=1)
+    s = mbprof.make_latency_settings(batch=2, threads=1, min_time_s=0.001, warmup=1)
     frame = mbprof.compare(models=["test_batch_one", "test_tiny"], resolutions=[32], latency=s)
     assert list(frame["model"]) == ["test_batch_one", "test_tiny"]
     failed, ok = frame.iloc[0], frame.iloc[1]

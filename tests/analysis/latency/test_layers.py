@@ -51,7 +51,7 @@ def _fixed_ceilings(monkeypatch):
 def profiled(model: nn.Module, backend: str = "eager"):
     shape = (1, 3, SIDE, SIDE)
     settings = resolve_settings(
-        LatencySettings(device="cpu", threads=1, min_time_s=0.01, warmup=1, backend=backend)
+        LatencySettings(device="cpu", threads=1, min_time_s=0.001, warmup=1, backend=backend)
     )
     return roofline.profile_layers(model.eval(), shape, settings, 1.0, count(model, shape))
 

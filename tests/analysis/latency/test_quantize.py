@@ -23,7 +23,7 @@ from mbprof.models.calibration import calibrate
 from tests.conftest import assert_one_line_error
 from tests.support.tiny_models import tiny_models  # noqa: F401  (a fixture)
 
-FAST = dict(min_time_s=0.02, warmup=1, threads=1)
+FAST = dict(min_time_s=0.001, warmup=1, threads=1)
 
 
 @pytest.fixture(autouse=True)
@@ -214,7 +214,7 @@ def unexportable():
 @pytest.mark.usefixtures("tiny_models")
 def test_an_export_that_fails_is_one_line_or_an_error_cell(run, unexportable):
     pytest.importorskip("executorch")
-    fast = ["--res", "32", "--min-time", "0.02", "--warmup", "1", "--threads", "1"]
+    fast = ["--res", "32", "--min-time", "0.001", "--warmup", "1", "--threads", "1"]
     result = run("bench", unexportable, *fast, "--backend", "executorch")
     assert_one_line_error(result, "torch.export could not capture the model")
     result = run("compare", "-m", f"{unexportable},test_tiny", *fast,
