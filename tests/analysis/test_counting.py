@@ -112,17 +112,12 @@ widths = st.sampled_from([0.25, 0.35, 0.5, 0.75, 1.0, 1.3])
 sides = st.integers(min_value=4, max_value=12).map(lambda k: 8 * k)  # 32..96
 
 
-def counted_at(model, side: int):
-    """count() of one built model: a property's examples need no sweep API around it."""
-    return count(model, (1, 3, side, side))
-
-
 @FAST
 @given(a=widths, b=widths, side=sides, name=st.sampled_from(["mobilenet_v1", "mobilenet_v2"]))
 def test_madds_grow_with_width(a, b, side, name):
     lo, hi = sorted((a, b))
-    small = counted_at(create_model(name, width=lo), side)
-    large = counted_at(create_model(name, width=hi), side)
+    small = profile(name, width=lo, resolution=side).counts
+    large = profile(name, width=hi, resolution=side).counts
     assert small.madds <= large.madds
     assert small.params <= large.params
     if lo < hi:
@@ -133,9 +128,8 @@ def test_madds_grow_with_width(a, b, side, name):
 @given(width=widths, a=sides, b=sides)
 def test_madds_grow_with_resolution_and_params_do_not(width, a, b):
     lo, hi = sorted((a, b))
-    model = create_model("mobilenet_v2", width=width)  # one model, counted at both sides
-    small = counted_at(model, lo)
-    large = counted_at(model, hi)
+    small = profile("mobilenet_v2", width=width, resolution=lo).counts
+    large = profile("mobilenet_v2", width=width, resolution=hi).counts
     assert small.madds <= large.madds
     assert small.params == large.params
     assert sum(r.madds for r in large.layers) == large.madds
