@@ -73,10 +73,16 @@ def assert_one_line_error(result, *fragments: str) -> None:
         assert fragment in lines[0], (fragment, lines[0])
 
 
-@functools.cache
 def counted(model: str, width: float = 1.0, resolution=224, **kwargs):
     """``mbprof.profile`` without the memory analysis, once per configuration and test
-    process: the counts are deterministic, and several tests check one configuration."""
+    process: the counts are deterministic, and several tests check one configuration
+    (224, (224, 224) and a left-out width are one configuration)."""
+    side = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
+    return _counted(model, float(width), side, **kwargs)
+
+
+@functools.cache
+def _counted(model: str, width: float, resolution: tuple[int, int], **kwargs):
     from mbprof.api import profile
 
     return profile(model, width=width, resolution=resolution, with_memory=False, **kwargs)

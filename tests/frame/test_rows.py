@@ -59,7 +59,7 @@ def _same_values(a: tuple, b: tuple) -> bool:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(specs)
 def test_a_spec_round_trips_through_its_row(spec):
     back = spec_from_row(identity_row(spec))
@@ -67,7 +67,7 @@ def test_a_spec_round_trips_through_its_row(spec):
     assert row_measures(identity_row(spec), spec)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(st.lists(specs, min_size=1, max_size=4))
 def test_specs_round_trip_through_csv_and_json(many):
     frame = pd.DataFrame([identity_row(s) for s in many])

@@ -47,7 +47,7 @@ def test_compare_keeps_the_counts_and_the_latency_when_the_memory_fails(run, tmp
     out = tmp_path / "rows.csv"
     result = run(
         "compare", "-m", PATH + "BranchesOnValues", "--res", "32", "--classes", "10",
-        "--min-time", "0.02", "--warmup", "1", "--threads", "1", "--csv", str(out),
+        "--min-time", "0.001", "--warmup", "1", "--threads", "1", "--csv", str(out),
     )  # fmt: skip
     assert result.exit_code == 1, result.output  # a figure not had (cli/_common)
     (row,) = csv.DictReader(io.StringIO(out.read_text()))

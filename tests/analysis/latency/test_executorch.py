@@ -328,7 +328,7 @@ def test_interleaved_timing_times_int8_against_its_fp32_program():
 
     spec = mbprof.make_spec("test_tiny", resolution=32)
     latency = mbprof.make_latency_settings(
-        backend="executorch", quantize="int8", threads=1, min_time_s=0.05, warmup=1
+        backend="executorch", quantize="int8", threads=1, min_time_s=0.001, warmup=1
     )
     (columns,) = interleaved_latency([(spec, build_sized(spec).model, 1)], latency, rounds=2)
     assert "error" not in columns, columns.get("error")
