@@ -7,6 +7,8 @@ garbage collector back as it was."""
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -112,6 +114,71 @@ def test_other_convolutions_are_left_to_torch():
     assert shortcut(op, (plain, weight, None, *common, True, [0, 0], 1), {}) is None  # transposed
     small = torch.empty(1, 4, 2, 2, device="meta")
     assert shortcut(op, (small, weight, None, *common, False, [0, 0], 1), {}) is None  # too small
+
+
+def _meta(*shape):
+    return torch.empty(shape, device="meta")
+
+
+OTHER_OPS = [
+    # (op, arguments): global pooling, pooling windows, joins, a broadcast scale
+    (torch.ops.aten.mean.dim, (_meta(2, 8, 7, 5), [-1, -2], True)),
+    (torch.ops.aten.mean.dim, (_meta(2, 8, 7, 5), [1])),
+    (torch.ops.aten.mean.dim, (_meta(2, 8, 7), [0, 2], False)),
+    (torch.ops.aten.max_pool2d_with_indices.default, (_meta(1, 3, 17, 20), [3, 3], [2, 2], [1, 1])),
+    (
+        torch.ops.aten.max_pool2d_with_indices.default,
+        (_meta(1, 3, 17, 20), [3], [2], [1], [2], True),
+    ),
+    (torch.ops.aten.max_pool2d_with_indices.default, (_meta(2, 4, 9, 9), [2, 3])),
+    (torch.ops.aten.avg_pool2d.default, (_meta(1, 3, 17, 20), [3, 3], [2, 2], [1, 1])),
+    (torch.ops.aten.avg_pool2d.default, (_meta(1, 3, 10, 11), [3], [2], [1], True)),
+    (torch.ops.aten.avg_pool2d.default, (_meta(1, 3, 7, 7), [7, 7])),
+    (torch.ops.aten.cat.default, ([_meta(1, 2, 5, 5), _meta(1, 6, 5, 5)], 1)),
+    (torch.ops.aten.cat.default, ([_meta(3, 4), _meta(3, 4), _meta(3, 1)], -1)),
+    (torch.ops.aten.cat.default, ([_meta(2, 3)],)),
+    (torch.ops.aten.mul.Tensor, (_meta(2, 8, 5, 5), _meta(2, 8, 1, 1))),
+    (torch.ops.aten.add.Tensor, (_meta(2, 8, 5, 5), _meta(5))),
+]
+
+
+@pytest.mark.parametrize(("op", "args"), OTHER_OPS)
+def test_the_other_shortcuts_match_torch_s_meta_kernels(op, args):
+    mine, torch_s = shortcut(op, args, {}), op(*args)
+    assert mine is not None
+    for a, b in zip(*[m if isinstance(m, tuple) else (m,) for m in (mine, torch_s)], strict=True):
+        assert (a.shape, a.dtype, a.is_contiguous()) == (b.shape, b.dtype, b.is_contiguous())
+
+
+@pytest.mark.parametrize(
+    ("op", "args"),
+    [
+        (torch.ops.aten.mean.dim, (_meta(2, 8), [0, -2])),  # one dim twice
+        (torch.ops.aten.mean.dim, (_meta(2, 8), [2])),  # no such dim
+        (torch.ops.aten.cat.default, ([_meta(1, 2, 5, 5), _meta(1, 2, 4, 5)], 1)),
+        (torch.ops.aten.cat.default, ([_meta(2, 3), _meta(2, 3).half()], 0)),
+        (torch.ops.aten.mul.Tensor, (_meta(2, 8, 1, 1), _meta(2, 8, 5, 5))),  # first broadcast
+        (torch.ops.aten.mul.Tensor, (_meta(2, 8, 5, 5), _meta(3, 1, 1))),
+        (torch.ops.aten.max_pool2d_with_indices.default, (_meta(1, 3, 2, 2), [3, 3])),
+        (torch.ops.aten.max_pool2d_with_indices.default, (_meta(1, 3, 9, 9), [3], [1], [2])),
+        (torch.ops.aten.avg_pool2d.default, (_meta(1, 3, 9, 9), [3], [0])),
+    ],
+)
+def test_what_the_shortcuts_cannot_tell_is_left_to_torch(op, args):
+    assert shortcut(op, args, {}) is None
+
+
+def test_mbprof_s_models_trace_without_torch_s_python_meta_kernels():
+    # Their first call imports torch._dynamo (seconds of every command's start-up).
+    code = (
+        "import sys; from mbprof.analysis.memory.trace import trace; "
+        "from mbprof.models import create_model\n"
+        "for name in ('mobilenet_v1', 'mobilenet_v2', 'mobilenet_v3_small', 'shufflenet_v1_g3'):\n"
+        "    trace(create_model(name, width=0.25 if 'v1_g' not in name else 1.0), (1, 3, 64, 64))\n"
+        "print('torch._dynamo' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
 
 
 def test_a_builtin_is_built_once_with_its_parameters_counted_as_registered(monkeypatch):

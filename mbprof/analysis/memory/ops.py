@@ -53,6 +53,8 @@ def op_info(func: torch._ops.OpOverload) -> tuple[str, bool]:
 def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object | None:
     """The meta output of the commonest ops without their Python meta kernels, or None."""
     name = op_info(func)[0]
+    if name == "cat" and not kwargs and args and type(args[0]) in (list, tuple):
+        return _cat(args[0], args[1] if len(args) > 1 else 0)
     first = args[0] if args else None
     if not isinstance(first, torch.Tensor) or not first.is_floating_point():
         return None
@@ -69,11 +71,28 @@ def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object |
         channels = first.shape[1] if first.dim() > 1 else 0
         stats = (channels,) if name == "native_batch_norm" else (0,)
         return _like(first), first.new_empty(stats), first.new_empty(stats)
+    if name == "mean" and not kwargs and len(args) in (2, 3) and args[1]:
+        rank, keep = first.dim(), len(args) == 3 and args[2]
+        dims = {d % rank for d in args[1] if -rank <= d < rank}
+        if len(dims) != len(args[1]):
+            return None  # the meta kernel says why
+        return first.new_empty(
+            [1 if i in dims else n for i, n in enumerate(first.shape) if keep or i not in dims]
+        )
+    if name in ("max_pool2d_with_indices", "avg_pool2d") and not kwargs and first.dim() == 4:
+        return _pool(name, args) if first.is_contiguous() else None
     base = name[:-1] if name.endswith("_") else name
     others = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.Tensor)]
     if base in BINARY_SAME and len(others) == 1:
-        same = [(t.shape, t.dtype, t.stride()) for t in (first, others[0])]
-        if same[0] != same[1]:
+        other = others[0]
+        if other.shape == first.shape:
+            fits = other.stride() == first.stride()
+        else:  # broadcast to ``first`` (squeeze-and-excite's scale): laid out like ``first``
+            tail = first.shape[first.dim() - other.dim() :]
+            fits = other.dim() <= first.dim() and all(
+                o in (1, f) for o, f in zip(other.shape, tail, strict=True)
+            )
+        if other.dtype != first.dtype or not fits:
             return None
     elif base not in SAME_AS_INPUT or others:
         return None
@@ -89,6 +108,46 @@ def _like(tensor: torch.Tensor) -> torch.Tensor:
     if tensor.is_contiguous():
         return torch.empty(tensor.shape, dtype=tensor.dtype, device=tensor.device)
     return torch.empty_like(tensor)
+
+
+def _cat(tensors: list, dim: int) -> torch.Tensor | None:
+    """Contiguous float tensors of one dtype and rank joined along ``dim``."""
+    if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
+        return None
+    head, rank = tensors[0], tensors[0].dim()
+    if not -rank <= dim < rank:
+        return None
+    dim %= rank
+    rest = {(t.dtype, t.dim(), *t.shape[:dim], *t.shape[dim + 1 :]) for t in tensors}
+    if len(rest) != 1 or not all(t.is_floating_point() and t.is_contiguous() for t in tensors):
+        return None
+    joined = sum(t.shape[dim] for t in tensors)
+    return head.new_empty((*head.shape[:dim], joined, *head.shape[dim + 1 :]))
+
+
+def _pool(name: str, args: tuple) -> object | None:
+    """max_pool2d_with_indices' output and indices, or avg_pool2d's output (NCHW, contiguous)."""
+    x, pooled, given = args[0], name.startswith("max"), [*args[1:], None, None, None, None]
+    # kernel, stride ([]: the kernel's), padding, then max's dilation and ceil_mode or avg's
+    # ceil_mode; each size one number for both sides or two
+    sides = (given[0], given[1] or given[0], given[2] or [0], pooled and given[3] or [1])
+    if any(len(v) not in (1, 2) for v in sides):
+        return None
+    kernel, stride, padding, dilation = ([*v] * (3 - len(v)) for v in sides)
+    ceil = bool(given[4] if pooled else given[3])
+    windows = zip(kernel, padding, dilation, strict=True)
+    if min(kernel + stride + dilation) < 1 or any(
+        p < 0 or 2 * p > d * (k - 1) + 1 for k, p, d in windows
+    ):
+        return None  # the meta kernel says why
+    sizes = []
+    for n, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation, strict=True):
+        out = (n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0)) // s + 1
+        sizes.append(out - 1 if ceil and (out - 1) * s >= n + p else out)
+    if min(sizes) < 1:
+        return None  # the meta kernel says why
+    out = x.new_empty((*x.shape[:2], *sizes))
+    return (out, x.new_empty(out.shape, dtype=torch.int64)) if pooled else out
 
 
 def _convolution(args: tuple, kwargs: dict) -> torch.Tensor | None:
