@@ -168,6 +168,7 @@ def test_what_the_shortcuts_cannot_tell_is_left_to_torch(op, args):
     assert shortcut(op, args, {}) is None
 
 
+@pytest.mark.slow  # a whole process (the shortcuts themselves are checked above)
 def test_mbprof_s_models_trace_without_torch_s_python_meta_kernels():
     # Their first call imports torch._dynamo (seconds of every command's start-up).
     code = (
