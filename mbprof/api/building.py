@@ -101,7 +101,7 @@ def build_sized(
         build = lambda: create_from_spec(spec, weights=weights)  # noqa: E731
         model = build_counted(build, min(have // 2, COUNTED_BUILD_MAX))
     if model is None:
-        sizing = _size_parameters(spec, available)
+        sizing = size_parameters_of(spec, available)
         # Built for real already (a builder that needs real parameters): not twice.
         model = sizing.model.eval() if sizing.path == REAL and weights is None else None
         notes = (sizing.note,)
@@ -150,7 +150,7 @@ def _shapes(spec: ModelSpec, model: nn.Module) -> Graph | None:
         return None
 
 
-def _size_parameters(spec: ModelSpec, available: int | None = None) -> ParamSizing:
+def size_parameters_of(spec: ModelSpec, available: int | None = None) -> ParamSizing:
     """Sized on the meta device (or, the last resort, for real), refused when over memory."""
     from mbprof.analysis.footprint import OverBudget, available_memory_bytes, size_parameters
     from mbprof.models import create_from_spec

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof.api.building import (
     Built,
-    _size_parameters,
     build_sized,
     check_computes,
     running,
+    size_parameters_of,
     timing_ready,
 )
 from mbprof.api.inputs import make_spec, memory_of, resolve_latency
@@ -256,7 +256,9 @@ def memory_spec(
 
     settings = memory_settings(mem_dtype, chunks)
     batch = parse_int(batch, "batch", maximum=MAX_BATCH)
-    model = build_sized(spec).model if spec.reparam else _size_parameters(spec).model  # meta
+    # On the meta device where it can be (shapes are all the analysis reads); re-parameterizing
+    # folds real weights, so that model is built for real.
+    model = build_sized(spec).model if spec.reparam else size_parameters_of(spec).model
     with running(spec, "analysing its activation memory"):
         report = analyze(model, spec.input_shape(batch), settings).report
     return check_computes(spec, report)

@@ -113,7 +113,7 @@ def check_document(
 # escaped as the runner unescapes them, or Markdown whose lines start with mbprof's text.
 
 
-def _escaped(text: str, value: bool = False) -> str:
+def _escaped(text: str, *, value: bool = False) -> str:
     """A command's data: safe text, then %, CR and LF as the runner decodes them; a property
     ``value``: ``:`` and ``,`` too (they end the value)."""
     text = safe_text(text, keep_newlines=True)
@@ -129,9 +129,9 @@ def annotation(
     if file and path.is_absolute():  # GitHub matches paths relative to the repository
         with contextlib.suppress(ValueError):
             path = path.relative_to(Path.cwd().resolve())
-    props = [f"file={_escaped(path.as_posix(), True)}"] if file else []
+    props = [f"file={_escaped(path.as_posix(), value=True)}"] if file else []
     props += [f"line={int(line)}"] if line else []
-    props += [f"title={_escaped(title, True)}"] if title else []
+    props += [f"title={_escaped(title, value=True)}"] if title else []
     head = f"::{level} " + ",".join(props) if props else f"::{level}"
     return f"{head}::{_escaped(message)}"
 
