@@ -22,6 +22,7 @@ os.environ.setdefault("MBPROF_NO_CACHE", "1")
 os.environ.pop("COLUMNS", None)
 
 import pytest  # noqa: E402
+from hypothesis import settings
 from typer.testing import CliRunner
 
 from mbprof.cli import app  # noqa: E402
@@ -32,6 +33,11 @@ from mbprof.cli import app  # noqa: E402
 # default disposition).
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# Property tests draw their examples from a fixed seed too: a run in CI fails only where a
+# run here fails (hypothesis's own per-test settings still set the number of examples).
+settings.register_profile("mbprof", derandomize=True, deadline=None, database=None)
+settings.load_profile("mbprof")
 
 
 @pytest.fixture(autouse=True)
