@@ -80,7 +80,7 @@ def _end_with(parent: int) -> None:
 class LocalPool:
     """loky's reusable pool (docs/sweeps.md): two tasks a worker in flight, those of a worker
     that died run again alone; this process works on the tasks ``here`` marks beside
-    ``workers - 1`` processes, which get them only once warm."""
+    ``workers - 1`` processes, which hold one task each until warm."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -111,8 +111,9 @@ class LocalPool:
         ours = {i for i, mine in enumerate(here) if mine}
         processes = self.workers - 1 if ours else self.workers
         executor = self._executor(processes)
-        # Tasks this process may run go to the pool only once a worker has imported what
-        # they need: until then this process runs them itself, from the first second.
+        # Until a worker has imported what the tasks need, the pool holds one task a process
+        # (taken the moment it is ready, even while this process is in the middle of a task)
+        # and this process runs the rest itself, from the first second.
         ready = executor.submit(int)  # done once a worker has started
         queue = list(range(len(tasks)))  # the pool takes from the front, this process the back
         flying: dict[Any, int] = {}
@@ -127,7 +128,8 @@ class LocalPool:
                     if alone:
                         index = min(alone)
                     else:
-                        index = next((i for i in queue if ready.done() or i not in ours), None)
+                        warm = ready.done() or len(flying) < processes
+                        index = next((i for i in queue if warm or i not in ours), None)
                         if index is None:
                             break
                         queue.remove(index)
