@@ -80,7 +80,7 @@ def _end_with(parent: int) -> None:
 class LocalPool:
     """loky's reusable pool (docs/sweeps.md): two tasks a worker in flight, those of a worker
     that died run again alone; this process works on the tasks ``here`` marks beside
-    ``workers - 1`` processes, which hold one task each until warm."""
+    ``workers - 1`` processes."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -111,9 +111,9 @@ class LocalPool:
         ours = {i for i, mine in enumerate(here) if mine}
         processes = self.workers - 1 if ours else self.workers
         executor = self._executor(processes)
-        # Until a worker has imported what the tasks need, the pool holds one task a process
-        # (taken the moment it is ready, even while this process is in the middle of a task)
-        # and this process runs the rest itself, from the first second.
+        # The pool holds two tasks a process from the start, taken the moment a worker has
+        # imported what they need (even while this process is in the middle of a task); this
+        # process runs the rest itself, from the first second.
         ready = executor.submit(int)  # done once a worker has started
         queue = list(range(len(tasks)))  # the pool takes from the front, this process the back
         flying: dict[Any, int] = {}
@@ -127,12 +127,10 @@ class LocalPool:
                 while len(flying) < (1 if alone else 2 * processes):
                     if alone:
                         index = min(alone)
+                    elif queue:
+                        index = queue.pop(0)
                     else:
-                        warm = ready.done() or len(flying) < processes
-                        index = next((i for i in queue if warm or i not in ours), None)
-                        if index is None:
-                            break
-                        queue.remove(index)
+                        break
                     flying[executor.submit(fn, tasks[index])] = index
                 # This process takes the last task it may run (the pool works from the
                 # front), then looks at the pool again without blocking.
@@ -164,9 +162,6 @@ class LocalPool:
         finally:
             if ours:
                 torch.set_num_threads(before)
-        if not ready.done():
-            # Done before a worker was ready: not kept waiting for one that never worked.
-            executor.shutdown(wait=False, kill_workers=True)
 
     def close(self) -> None:
         pass  # the pool stays warm for IDLE_TIMEOUT_S; loky ends it with this process
