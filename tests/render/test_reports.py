@@ -23,13 +23,31 @@ BUDGET = '[[budget]]\nmodel = "mobilenet_v1"\nwidth = 0.25\nresolution = 64\nmax
 
 
 @pytest.fixture(scope="module")
-def written(tmp_path_factory):
-    """Each command's JSON as it writes it (small configurations, a short timing)."""
+def written(tmp_path_factory, worker_id):
+    """Each command's JSON as it writes it (small configurations, a short timing), written
+    once a test run: pytest-xdist's workers read the folder the first of them wrote."""
+    from filelock import FileLock
+
+    if worker_id == "master":
+        folder = tmp_path_factory.mktemp("json")
+        write_every_kind(folder)
+    else:
+        folder = tmp_path_factory.getbasetemp().parent / "reports-json"
+        with FileLock(f"{folder}.lock"):
+            if not (folder / "done").exists():
+                folder.mkdir(exist_ok=True)
+                write_every_kind(folder)
+                (folder / "done").touch()
+    out = {path.stem: json.loads(path.read_text()) for path in folder.glob("*.json")}
+    out["pages"] = {kind: folder / f"{kind}.html" for kind in PAGES}
+    return out
+
+
+def write_every_kind(folder):
     from typer.testing import CliRunner
 
     from mbprof.cli import app
 
-    folder = tmp_path_factory.mktemp("json")
     (folder / "budgets.toml").write_text(BUDGET)
     timing = ("--min-time", "0.02", "--warmup", "1", "--threads", "1")
     commands = {
@@ -46,7 +64,6 @@ def written(tmp_path_factory):
                  "--figure", str(folder / "plot.svg")],
         "diff": ["diff", str(folder / "profile.json"), str(folder / "profile.json")],
     }  # fmt: skip
-    out = {}
     from mbprof.analysis.latency import roofline
 
     with pytest.MonkeyPatch.context() as patch:  # fixed ceilings: the machine is not measured
@@ -57,15 +74,12 @@ def written(tmp_path_factory):
             html = ["--html", str(folder / f"{kind}.html")] if kind in PAGES else []
             result = CliRunner().invoke(app, [*args, "-f", "json", "-o", str(path), *html])
             assert result.exit_code == 0, (kind, result.output)
-            out[kind] = json.loads(path.read_text())
-    out["pages"] = {kind: folder / f"{kind}.html" for kind in PAGES}
     import mbprof.api.reporting as rep
     from mbprof.render.command_views import reproduce_document
     from mbprof.render.document import to_json
 
     result = rep.reproduce(folder / "reports", parts=(), latency=False)  # writes its index only
-    out["reproduce"] = json.loads(to_json(reproduce_document(result)))
-    return out
+    (folder / "reproduce.json").write_text(to_json(reproduce_document(result)))
 
 
 def test_the_schema_is_a_valid_json_schema_naming_every_kind(written):
