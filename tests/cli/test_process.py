@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import mbprof
+import mbprof.api
 from mbprof.core.errors import MbprofError
 from tests.support import ROOT
 
