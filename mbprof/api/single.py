@@ -309,27 +309,32 @@ def bench_spec(
     return BenchResult(spec=spec, timing=timing, layers=profile)
 
 
-def _one_configuration(spec_function: Callable[..., Any], doc: str) -> Callable[..., Any]:
-    """``spec_function`` taking ``make_spec``'s parameters, its signature saying both."""
-    config = inspect.signature(make_spec)
-    own = list(inspect.signature(spec_function).parameters.values())[1:]  # after the spec
+def configured(
+    function: Callable[..., Any], doc: str, make: Callable[..., Any] = make_spec, then: Any = None
+) -> Callable[..., Any]:
+    """``function`` (its result handed to ``then``, if given) taking ``make``'s parameters in
+    place of the first of its own (the rest keyword-only), its signature saying both."""
+    config = inspect.signature(make)
+    own = list(inspect.signature(function).parameters.values())[1:]
 
-    @functools.wraps(spec_function)
+    @functools.wraps(function)
     def call(*args: Any, **kwargs: Any) -> Any:
         named = {key: kwargs.pop(key) for key in list(kwargs) if key in config.parameters}
-        return spec_function(make_spec(*args, **named), **kwargs)
+        result = function(make(*args, **named), **kwargs)
+        return result if then is None else then(result)
 
     params = [*config.parameters.values()]
     params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
     call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        params, return_annotation=inspect.signature(spec_function).return_annotation
+        params, return_annotation=inspect.signature(then or function).return_annotation
     )
     call.__doc__ = doc
-    call.__name__ = call.__qualname__ = spec_function.__name__.removesuffix("_spec")
+    name = function.__name__.removeprefix("prepare_").removesuffix("_spec")
+    call.__name__ = call.__qualname__ = name
     return call
 
 
-profile = _one_configuration(
+profile: Callable[..., Profile] = configured(
     profile_spec,
     """Profile one configuration: its MAdds and parameters, and (``with_memory``) its
     activation memory; see ``Profile``, ``CountReport`` and ``MemoryReport``. ``model`` is
@@ -340,7 +345,7 @@ profile = _one_configuration(
     300774272
     """,
 )
-memory = _one_configuration(
+memory: Callable[..., MemoryReport] = configured(
     memory_spec,
     """Activation memory of one configuration: per resolution, peak, memory-efficient peak.
 
@@ -348,6 +353,6 @@ memory = _one_configuration(
     577024
     """,
 )
-bench = _one_configuration(
+bench: Callable[..., BenchResult] = configured(
     bench_spec, "Latency of one configuration on this machine; see ``Timing`` for the figures."
 )
