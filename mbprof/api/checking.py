@@ -33,7 +33,7 @@ from mbprof.checks.matching import (
     requests_for,
 )
 from mbprof.core.errors import MbprofError, UnknownModelError, UserCodeExit
-from mbprof.core.parsing import parse_choice
+from mbprof.core.parsing import parse_choice, refused
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import ENGINES, MemorySettings, ResolvedLatency
 
@@ -252,9 +252,8 @@ def prepare_check(
         pairs = [(None, m) for m in ([modules] if is_module(modules) else modules)]
     for label, module in pairs:
         if not is_module(module):
-            raise MbprofError(
-                f"modules: an object of type {type(module).__name__} is not an nn.Module",
-                field="modules",
+            raise refused(
+                "modules", f"an object of type {type(module).__name__} is not an nn.Module"
             )
         from mbprof.models.user import hold  # torch: only when there is a module to hold
 

@@ -22,8 +22,7 @@ from mbprof.api.single import (
     interleaved_latency,
     measure_rows,
 )
-from mbprof.core.errors import MbprofError
-from mbprof.core.parsing import parse_choice
+from mbprof.core.parsing import parse_choice, refused
 from mbprof.core.records import ModelSpec, is_import_path
 from mbprof.core.settings import ENGINES, LatencySettings, MemorySettings, ResolvedLatency
 from mbprof.frame.rows import failure_text, identity_row
@@ -321,16 +320,13 @@ def prepare_compare(
     resolved = resolve_latency(latency)
     table = accuracy_for(accuracy)
     if not isinstance(cache_latency, bool):
-        raise MbprofError(
-            f"cache_latency: {cache_latency!r} is not true or false", field="cache_latency"
-        )
+        raise refused("cache_latency", f"{cache_latency!r} is not true or false")
     store = None
     if cache is not False and cache is not None:
         store = ResultCache(None if cache is True else cache, latency=cache_latency, warn=warn)
     elif cache_latency:
-        raise MbprofError(
-            "cache_latency: keeping timings needs the result cache, which is turned off",
-            field="cache_latency",
+        raise refused(
+            "cache_latency", "keeping timings needs the result cache, which is turned off"
         )
     pool = make_executor(executor, workers, scheduler)  # last: it may connect to a cluster
     return CompareRun(list(specs), memory, resolved, table, weights, pool, store, warn, engine)
