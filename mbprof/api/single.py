@@ -101,17 +101,16 @@ def measure(
     reports: dict[MemorySettings, MemoryReport | BaseException] = {}
     for memory in dict.fromkeys(memories):
         say("memory")
-        traced = False
+        analysis = None
         try:
             with running(spec, "analysing its activation memory"):
                 analysis = analyze(built.model, spec.input_shape(), memory, graph)
-            traced = True
             reports[memory] = check_computes(spec, analysis.report)
             graph = analysis.graph
         except ROW_FAILURES as exc:
             # A forward pass that cannot be traced (ModelRunError) is kept even when asked to
             # stop: the counts (and latency) still stand, the memory is named missing.
-            if isinstance(exc, stop_on) and (traced or not isinstance(exc, ModelRunError)):
+            if isinstance(exc, stop_on) and (analysis or not isinstance(exc, ModelRunError)):
                 raise
             reports[memory] = exc
     with running(spec, "counting its MAdds"):
@@ -140,19 +139,16 @@ def profile_spec(
     measured = measure(
         spec, [memory] if memory else [], weights=weights, stop_on=ROW_FAILURES, engine=engine
     )
-    counts = measured.counts
     try:  # the 2-per-multiply-add FLOPs, from the same trace as the memory analysis
         flops = count_flops(measured.built.model, spec.input_shape(), measured.graph)
     except MbprofError:  # no meta-device trace (data-dependent code): MAdds still stand
         flops = None
-    report = measured.memory.get(memory) if memory is not None else None
+    report = measured.memory.get(memory)
     missing: tuple[str, ...] = ()
     if isinstance(report, BaseException):  # counts never withheld for want of memory
         report, missing = None, (f"memory: {report}",)
-    notes = measured.built.notes + counts.notes
-    return Profile(
-        spec=spec, counts=counts, memory=report, flops=flops, notes=notes, missing=missing
-    )
+    notes = measured.built.notes + measured.counts.notes
+    return Profile(spec, measured.counts, report, flops, notes, missing)
 
 
 def measure_rows(
@@ -292,17 +288,15 @@ def bench_spec(
     if resolved is None:
         raise MbprofError("settings: give latency settings (make_latency_settings)")
     if layers:
-        from mbprof.analysis.latency.roofline import check_layer_backend
+        from mbprof.analysis.latency.roofline import check_layer_backend, profile_layers
 
         check_layer_backend(resolved.backend)  # before anything is built
     measured = measure(spec, weights=weights, batch=resolved.batch)
     timing = measured.time(resolved, madds=madds)
-    if measured.built.notes:  # how the model was sized, said beside the timing's own notes
-        timing = replace(timing, notes=measured.built.notes + timing.notes)
+    # How the model was sized, said beside the timing's own notes.
+    timing = replace(timing, notes=measured.built.notes + timing.notes)
     profile = None
     if layers:
-        from mbprof.analysis.latency.roofline import profile_layers
-
         shape, model = spec.input_shape(resolved.batch), measured.built.model
         with running(spec, f"profiling it layer by layer with {resolved.backend}"):
             profile = profile_layers(model, shape, resolved, timing.latency_ms, measured.counts)
