@@ -191,8 +191,9 @@ def by_kind(name: str) -> None:
 
 def api_function(name: str) -> None:
     """One public function of ``mbprof`` that is made at import time (``profile``,
-    ``memory``, ``bench``: from their ``*_spec`` forms), which static analysis cannot
-    document: its heading, signature and docstring, read from the imported function."""
+    ``memory``, ``bench``, ``compare``: from ``*_spec`` and ``prepare_*`` forms), which static
+    analysis cannot document: its heading, signature and docstring, read from the imported
+    function."""
     code = (
         "import inspect, mbprof\n"
         f"f = mbprof.{name}\n"

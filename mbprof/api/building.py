@@ -54,10 +54,9 @@ def _param_cause(spec: ModelSpec, have: int) -> str:
 
     if spec.num_classes <= 1000:
         return ""
-    default = replace(spec, num_classes=1000)
     try:
         with torch.device("meta"):
-            fits = _state(create_from_spec(default))[1] <= have
+            fits = _state(create_from_spec(replace(spec, num_classes=1000)))[1] <= have
     except MbprofError:  # a user model that takes no num_classes
         return ""
     return f"use fewer classes ({spec.num_classes:,} classes are the cause)" if fits else ""

@@ -74,12 +74,10 @@ def _module_digest(module: str) -> str | None:
             found = importlib.util.find_spec(module)
         except (ImportError, ValueError):
             return None
-        origin = found.origin if found is not None else None
+        origin = getattr(found, "origin", None)
     if not origin or not Path(origin).is_file():
         return None
-    top = module.partition(".")[0]
-    package = sys.modules.get(top)
-    folders = getattr(package, "__path__", None) if package is not None else None
+    folders = getattr(sys.modules.get(module.partition(".")[0]), "__path__", None)
     if "." in module and folders:
         root = Path(list(folders)[0])
         files = [p for p in root.rglob("*.py") if p.is_file()]
@@ -126,9 +124,7 @@ def analysis_key(
     engine: str = "fvcore",
 ) -> dict[str, Any] | None:
     """The key of a configuration's counts and memory figures, or None: not to be cached."""
-    if not all(isinstance(value, _PLAIN) for _, value in spec.kwargs):
-        return None
-    code = _model_code(spec)
+    code = _model_code(spec) if all(isinstance(v, _PLAIN) for _, v in spec.kwargs) else None
     if code is None:
         return None
     weights_key = None
@@ -174,6 +170,10 @@ def key_name(key: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _plain(row: Any) -> bool:
+    return isinstance(row, dict) and all(isinstance(v, _PLAIN) for v in row.values())
+
+
 @dataclass(frozen=True)
 class CacheInfo:
     """What ``mbprof cache info`` says."""
@@ -203,22 +203,15 @@ class ResultCache:
         if key is None:
             return None
         try:
-            path = self.folder / f"{key_name(key)}.json"
-            entry = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError):
+            entry = json.loads((self.folder / f"{key_name(key)}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # (a UnicodeDecodeError is a ValueError)
             return None
-        if not isinstance(entry, dict) or entry.get("key") != key:
-            return None
-        row = entry.get("row")
-        if not isinstance(row, dict) or not all(isinstance(v, _PLAIN) for v in row.values()):
-            return None
-        return row
+        row = entry.get("row") if isinstance(entry, dict) and entry.get("key") == key else None
+        return row if _plain(row) else None
 
     def put(self, key: dict[str, Any] | None, row: dict[str, Any]) -> None:
         """Store ``row`` under ``key`` (not a row with an error, nor one JSON cannot hold)."""
-        if key is None or not self._writable or row.get("error"):
-            return
-        if not all(isinstance(v, _PLAIN) for v in row.values()):
+        if key is None or not self._writable or row.get("error") or not _plain(row):
             return
         text = json.dumps({"key": key, "row": row}, allow_nan=True)
         try:

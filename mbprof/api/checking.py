@@ -33,7 +33,7 @@ from mbprof.checks.matching import (
     requests_for,
 )
 from mbprof.core.errors import MbprofError, UnknownModelError, UserCodeExit
-from mbprof.core.parsing import parse_choice
+from mbprof.core.parsing import parse_choice, refused
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import ENGINES, MemorySettings, ResolvedLatency
 
@@ -61,20 +61,6 @@ def check_specs(budgets: Sequence[Budget], allow_import: Iterable[str] = ()) -> 
             raise budget.error(str(exc), key) from None
         checked.append(budget)
     return checked
-
-
-def resolve_latency_limits(budgets: Sequence[Budget]) -> dict[Settings, ResolvedLatency]:
-    """Latency settings of every budget, resolved for this machine once each."""
-    resolved: dict[Settings, Any] = {}
-    for budget in budgets:
-        for limit in budget.limits:
-            if limit.key not in RUN_METRICS or limit.settings in resolved:
-                continue
-            try:
-                resolved[limit.settings] = make_latency_settings(**latency_kwargs(limit.settings))
-            except MbprofError as exc:
-                raise budget.error(str(exc), limit.key) from None
-    return resolved
 
 
 def measure_requests(
@@ -252,9 +238,8 @@ def prepare_check(
         pairs = [(None, m) for m in ([modules] if is_module(modules) else modules)]
     for label, module in pairs:
         if not is_module(module):
-            raise MbprofError(
-                f"modules: an object of type {type(module).__name__} is not an nn.Module",
-                field="modules",
+            raise refused(
+                "modules", f"an object of type {type(module).__name__} is not an nn.Module"
             )
         from mbprof.models.user import hold  # torch: only when there is a module to hold
 
@@ -275,11 +260,20 @@ def prepare_check(
             f"{names.update} (and {names.budgets}), or with mbprof compare --json FILE"
         )
     checked = check_specs(read + guarded, allowed)
+    latency: dict[Settings, ResolvedLatency] = {}  # resolved for this machine once each
+    for budget in checked if results is None else ():
+        for limit in budget.limits:
+            if limit.key not in RUN_METRICS or limit.settings in latency:
+                continue
+            try:
+                latency[limit.settings] = make_latency_settings(**latency_kwargs(limit.settings))
+            except MbprofError as exc:
+                raise budget.error(str(exc), limit.key) from None
     return CheckRun(
         budgets=tuple(checked),
         guarded=tuple(guarded),
         requests=tuple(requests_for(checked)),
-        latency=resolve_latency_limits(checked) if results is None else {},
+        latency=latency,
         results=None if results is None else Path(results),
         allow_import=allowed,
         update_baseline=update_baseline,

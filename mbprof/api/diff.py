@@ -172,14 +172,11 @@ def load_side(side: Any) -> Side:
         except (ValueError, UnicodeDecodeError) as exc:
             raise MbprofError(f"{where} cannot be read as JSON: {exc}") from None
         return read_side(payload, where)
-    if isinstance(side, str):
+    if isinstance(side, (str, ModelSpec)):  # profiled here
         from mbprof.api.inputs import make_spec
-
-        side = make_spec(side)
-    if isinstance(side, ModelSpec):
         from mbprof.api.single import profile_spec
 
-        side = profile_spec(side)
+        side = profile_spec(side if isinstance(side, ModelSpec) else make_spec(side))
     if isinstance(side, (Profile, BenchResult)):
         from mbprof.render.latency_view import layers_document
         from mbprof.render.profile_view import profile_document
@@ -245,13 +242,10 @@ def diff(before: Any, after: Any) -> DiffResult:
 
     before, after = load_side(before), load_side(after)
     totals = []
-    for key in TOTALS:
-        if key in before.totals and key in after.totals:
-            b, a = before.totals[key], after.totals[key]
-            noise, verdict = _judged(before, after, b, a) if key in TIMES else (None, None)
-            pct = 100.0 * (a - b) / b if b else None
-            cells = (key, b, a, a - b, pct, noise, verdict)
-            totals.append(dict(zip(TOTAL_COLUMNS, cells, strict=True)))
+    for key in [k for k in TOTALS if k in before.totals and k in after.totals]:
+        b, a = before.totals[key], after.totals[key]
+        judged = _judged(before, after, b, a) if key in TIMES else (None, None)
+        totals.append((key, b, a, a - b, 100.0 * (a - b) / b if b else None, *judged))
     figures = [
         k for k in LAYER_FIGURES
         if before.layers and after.layers and k in before.layers[0] and k in after.layers[0]

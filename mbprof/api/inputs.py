@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from mbprof.core.errors import MbprofError
-from mbprof.core.parsing import MAX_CLASSES, parse_positive_float, parse_resolution
+from mbprof.core.parsing import MAX_CLASSES, parse_positive_float, parse_resolution, refused
 from mbprof.core.records import IMAGE_CHANNELS, ModelSpec
 from mbprof.core.settings import (
     LatencySettings,
@@ -39,10 +39,10 @@ def _target(model: Any, name: str = "model", label: str | None = None) -> str:
         shown = f"an object of type {type(model).__name__}"
         if isinstance(model, (str, type)):  # a class: the instance was meant
             shown = repr(model) if isinstance(model, str) else f"the class {model.__name__}"
-        raise MbprofError(
-            f"{name}: {shown} is not a model; give a registered name such as "
-            "'mobilenet_v2', an import path such as 'mypkg.models:build', or an nn.Module instance",
-            field=name,
+        raise refused(
+            name,
+            f"{shown} is not a model; give a registered name such as 'mobilenet_v2', an "
+            "import path such as 'mypkg.models:build', or an nn.Module instance",
         )
     if label is not None:
         raise MbprofError(f"name: labels a module only, not {model!r}", field="name")
@@ -54,10 +54,10 @@ def _input_size(value: Any) -> tuple[int, tuple[int, int]]:
     if len(dims) == 4:
         dims = dims[1:]
     if len(dims) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
-        raise MbprofError(
-            f"input_size: an object of type {type(value).__name__} is not an input size; give (channels, "
-            "height, width), (batch, channels, height, width) or an example input tensor",
-            field="input_size",
+        raise refused(
+            "input_size",
+            f"an object of type {type(value).__name__} is not an input size; give "
+            "(channels, height, width), (batch, channels, height, width) or an example input tensor",
         )
     if dims[0] < 1:
         raise MbprofError(f"input_size: {dims[0]} channels; give at least 1", field="input_size")
@@ -78,9 +78,7 @@ def _kwargs_pairs(kwargs: Any) -> dict[str, Any]:
         raise MbprofError(f"kwargs: {kwargs!r} is not a dict of builder arguments", field="kwargs")
     for key, value in items:
         if key in pairs:
-            raise MbprofError(
-                f"kwargs: {key!r} is given twice; give each argument once", field="kwargs"
-            )
+            raise refused("kwargs", f"{key!r} is given twice; give each argument once")
         pairs[key] = value
     return pairs
 
@@ -92,9 +90,8 @@ def _checked(spec: ModelSpec) -> ModelSpec:
 
     # The bound only: the model registry refuses what is not an integer >= 1.
     if isinstance(spec.num_classes, int) and spec.num_classes > MAX_CLASSES:
-        raise MbprofError(
-            f"num_classes: {spec.num_classes} is too many; give at most {MAX_CLASSES:,}",
-            field="num_classes",
+        raise refused(
+            "num_classes", f"{spec.num_classes} is too many; give at most {MAX_CLASSES:,}"
         )
     info = check_spec(spec)
     return replace(spec, kwargs=tuple(sorted(check_kwargs(info, dict(spec.kwargs)).items())))
@@ -146,9 +143,7 @@ def _items(value: Any, name: str, lone: tuple[type, ...], one: Any = None) -> li
     try:
         items = list(value)
     except TypeError:
-        raise MbprofError(
-            f"{name}: {value!r} is neither one value nor a list of them", field=name
-        ) from None
+        raise refused(name, f"{value!r} is neither one value nor a list of them") from None
     if not items:
         raise MbprofError(f"{name}: the list is empty; give at least one", field=name)
     return items
@@ -195,10 +190,8 @@ def make_specs(
     models = [_listed(m) for m in _items(models, "models", (str,), is_module)]
     held = [m for m in models if isinstance(m, tuple)]
     if len({name for name, _ in held}) < len({id(module) for _, module in held}):
-        raise MbprofError(
-            "models: two modules have the same label; label them: models=[('a', m1), ...]",
-            field="models",
-        )
+        why = "two modules have the same label; label them: models=[('a', m1), ...]"
+        raise refused("models", why)
     models = [m if isinstance(m, str) else m[0] for m in models]
     widths = [parse_positive_float(w, "widths") for w in _items(widths, "widths", _NUMBER)]
     depths = [parse_positive_float(d, "depths") for d in _items(depths, "depths", _NUMBER)]

@@ -101,17 +101,16 @@ def measure(
     reports: dict[MemorySettings, MemoryReport | BaseException] = {}
     for memory in dict.fromkeys(memories):
         say("memory")
-        traced = False
+        analysis = None
         try:
             with running(spec, "analysing its activation memory"):
                 analysis = analyze(built.model, spec.input_shape(), memory, graph)
-            traced = True
             reports[memory] = check_computes(spec, analysis.report)
             graph = analysis.graph
         except ROW_FAILURES as exc:
             # A forward pass that cannot be traced (ModelRunError) is kept even when asked to
             # stop: the counts (and latency) still stand, the memory is named missing.
-            if isinstance(exc, stop_on) and (traced or not isinstance(exc, ModelRunError)):
+            if isinstance(exc, stop_on) and (analysis or not isinstance(exc, ModelRunError)):
                 raise
             reports[memory] = exc
     with running(spec, "counting its MAdds"):
@@ -140,19 +139,16 @@ def profile_spec(
     measured = measure(
         spec, [memory] if memory else [], weights=weights, stop_on=ROW_FAILURES, engine=engine
     )
-    counts = measured.counts
     try:  # the 2-per-multiply-add FLOPs, from the same trace as the memory analysis
         flops = count_flops(measured.built.model, spec.input_shape(), measured.graph)
     except MbprofError:  # no meta-device trace (data-dependent code): MAdds still stand
         flops = None
-    report = measured.memory.get(memory) if memory is not None else None
+    report = measured.memory.get(memory)
     missing: tuple[str, ...] = ()
     if isinstance(report, BaseException):  # counts never withheld for want of memory
         report, missing = None, (f"memory: {report}",)
-    notes = measured.built.notes + counts.notes
-    return Profile(
-        spec=spec, counts=counts, memory=report, flops=flops, notes=notes, missing=missing
-    )
+    notes = measured.built.notes + measured.counts.notes
+    return Profile(spec, measured.counts, report, flops, notes, missing)
 
 
 def measure_rows(
@@ -292,44 +288,47 @@ def bench_spec(
     if resolved is None:
         raise MbprofError("settings: give latency settings (make_latency_settings)")
     if layers:
-        from mbprof.analysis.latency.roofline import check_layer_backend
+        from mbprof.analysis.latency.roofline import check_layer_backend, profile_layers
 
         check_layer_backend(resolved.backend)  # before anything is built
     measured = measure(spec, weights=weights, batch=resolved.batch)
     timing = measured.time(resolved, madds=madds)
-    if measured.built.notes:  # how the model was sized, said beside the timing's own notes
-        timing = replace(timing, notes=measured.built.notes + timing.notes)
+    # How the model was sized, said beside the timing's own notes.
+    timing = replace(timing, notes=measured.built.notes + timing.notes)
     profile = None
     if layers:
-        from mbprof.analysis.latency.roofline import profile_layers
-
         shape, model = spec.input_shape(resolved.batch), measured.built.model
         with running(spec, f"profiling it layer by layer with {resolved.backend}"):
             profile = profile_layers(model, shape, resolved, timing.latency_ms, measured.counts)
     return BenchResult(spec=spec, timing=timing, layers=profile)
 
 
-def _one_configuration(spec_function: Callable[..., Any], doc: str) -> Callable[..., Any]:
-    """``spec_function`` taking ``make_spec``'s parameters, its signature saying both."""
-    config = inspect.signature(make_spec)
-    own = list(inspect.signature(spec_function).parameters.values())[1:]  # after the spec
+def configured(
+    function: Callable[..., Any], doc: str, make: Callable[..., Any] = make_spec, then: Any = None
+) -> Callable[..., Any]:
+    """``function`` (its result handed to ``then``, if given) taking ``make``'s parameters in
+    place of the first of its own (the rest keyword-only), its signature saying both."""
+    config = inspect.signature(make)
+    own = list(inspect.signature(function).parameters.values())[1:]
 
-    @functools.wraps(spec_function)
+    @functools.wraps(function)
     def call(*args: Any, **kwargs: Any) -> Any:
         named = {key: kwargs.pop(key) for key in list(kwargs) if key in config.parameters}
-        return spec_function(make_spec(*args, **named), **kwargs)
+        result = function(make(*args, **named), **kwargs)
+        return result if then is None else then(result)
 
     params = [*config.parameters.values()]
     params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
     call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        params, return_annotation=inspect.signature(spec_function).return_annotation
+        params, return_annotation=inspect.signature(then or function).return_annotation
     )
     call.__doc__ = doc
-    call.__name__ = call.__qualname__ = spec_function.__name__.removesuffix("_spec")
+    name = function.__name__.removeprefix("prepare_").removesuffix("_spec")
+    call.__name__ = call.__qualname__ = name
     return call
 
 
-profile = _one_configuration(
+profile: Callable[..., Profile] = configured(
     profile_spec,
     """Profile one configuration: its MAdds and parameters, and (``with_memory``) its
     activation memory; see ``Profile``, ``CountReport`` and ``MemoryReport``. ``model`` is
@@ -340,7 +339,7 @@ profile = _one_configuration(
     300774272
     """,
 )
-memory = _one_configuration(
+memory: Callable[..., MemoryReport] = configured(
     memory_spec,
     """Activation memory of one configuration: per resolution, peak, memory-efficient peak.
 
@@ -348,6 +347,6 @@ memory = _one_configuration(
     577024
     """,
 )
-bench = _one_configuration(
+bench: Callable[..., BenchResult] = configured(
     bench_spec, "Latency of one configuration on this machine; see ``Timing`` for the figures."
 )

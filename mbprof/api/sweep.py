@@ -14,10 +14,15 @@ from typing import TYPE_CHECKING, Any
 from mbprof.api.building import build_sized, is_builtin
 from mbprof.api.cache import ResultCache, analysis_key, code_versions, latency_key
 from mbprof.api.executors import DaskPool, InProcess, LocalPool, make_executor
-from mbprof.api.inputs import Resolution, make_specs, memory_of, resolve_latency
-from mbprof.api.single import ROW_FAILURES, TimingJob, interleaved_latency, measure_rows
-from mbprof.core.errors import MbprofError
-from mbprof.core.parsing import parse_choice
+from mbprof.api.inputs import make_specs, memory_of, resolve_latency
+from mbprof.api.single import (
+    ROW_FAILURES,
+    TimingJob,
+    configured,
+    interleaved_latency,
+    measure_rows,
+)
+from mbprof.core.parsing import parse_choice, refused
 from mbprof.core.records import ModelSpec, is_import_path
 from mbprof.core.settings import ENGINES, LatencySettings, MemorySettings, ResolvedLatency
 from mbprof.frame.rows import failure_text, identity_row
@@ -315,16 +320,13 @@ def prepare_compare(
     resolved = resolve_latency(latency)
     table = accuracy_for(accuracy)
     if not isinstance(cache_latency, bool):
-        raise MbprofError(
-            f"cache_latency: {cache_latency!r} is not true or false", field="cache_latency"
-        )
+        raise refused("cache_latency", f"{cache_latency!r} is not true or false")
     store = None
     if cache is not False and cache is not None:
         store = ResultCache(None if cache is True else cache, latency=cache_latency, warn=warn)
     elif cache_latency:
-        raise MbprofError(
-            "cache_latency: keeping timings needs the result cache, which is turned off",
-            field="cache_latency",
+        raise refused(
+            "cache_latency", "keeping timings needs the result cache, which is turned off"
         )
     pool = make_executor(executor, workers, scheduler)  # last: it may connect to a cluster
     return CompareRun(list(specs), memory, resolved, table, weights, pool, store, warn, engine)
@@ -348,26 +350,20 @@ def iter_compare(
     return run.rows(on_start=on_start, on_phase=on_phase)
 
 
-def compare(
-    models: Iterable[Any] | Any = ("mobilenet_v2",),
-    widths: Iterable[float] | float = (1.0,),
-    depths: Iterable[float] | float = (1.0,),
-    resolutions: Iterable[Resolution] | Resolution = (224,),
-    num_classes: int = 1000,
-    *,
-    kwargs: dict[str, Any] | None = None,
-    **options: Any,
-) -> pd.DataFrame:
-    """One row per (model, width, depth, resolution) (``make_specs``: a lone value is one
-    item, ``models="mobilenet_v2"``; a model may be an ``nn.Module``) with MAdds, params and peak activation memory,
-    materialized and memory-efficient; ``options`` are ``prepare_compare``'s:
-    ``with_memory``, ``mem_dtype``, ``chunks`` (T, None for one channel a chunk),
-    ``latency`` (True for the default settings, or a ``LatencySettings``: each
-    configuration also timed on this machine, as ``mbprof compare`` does by default),
-    ``accuracy`` (published top-1 joined), ``weights`` and ``engine`` (what counts)."""
-    specs = make_specs(models, widths, depths, resolutions, num_classes, kwargs)
-    run = prepare_compare(specs, **options)
+def _frame(run: CompareRun) -> pd.DataFrame:
     return run.frame(run.rows())
+
+
+compare: Callable[..., pd.DataFrame] = configured(
+    prepare_compare,
+    """One row per (model, width, depth, resolution) of ``make_specs`` (a lone value is one
+    item; a model may be an ``nn.Module``) with MAdds, params and peak activation memory,
+    materialized and memory-efficient, measured as ``prepare_compare`` says: ``latency``
+    (True for the default settings: each configuration also timed on this machine, as
+    ``mbprof compare`` does by default), ``accuracy`` (published top-1 joined).""",
+    make=make_specs,
+    then=_frame,
+)
 
 
 def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
