@@ -76,18 +76,6 @@ def key_lines(text: str) -> tuple[dict[str, int], list[dict[str, int]]]:
     return top, budgets
 
 
-def toml_error_line(message: str, text: str) -> tuple[int | None, str]:
-    """The line of a tomllib error and its reason in words ("at column 7")."""
-    match = re.search(r"\(at line (\d+), column (\d+)\)", message)
-    if match:
-        reason = message[: match.start()].strip()
-        return int(match.group(1)), f"{reason} at column {match.group(2)}"
-    if "(at end of document)" in message:
-        reason = message.replace("(at end of document)", "at the end of the file").strip()
-        return max(1, len(text.splitlines())), reason
-    return None, message
-
-
 def deep_line(text: str, depth: int = 100) -> int | None:
     """The line where brackets and braces first nest ``depth`` deep (a rough count)."""
     level, quote = 0, ""
@@ -141,16 +129,15 @@ class _BudgetReader:
         if not ok:
             raise self.fail(f"expected {expected}, got {_kind(value)} {value!r}", key)
 
-    def parsed(self, key: str, parse: Any, value: Any, name: str, types=(), wanted="") -> Any:
-        """``parse(value, name)`` (``value`` one of ``types`` first), refusals naming ``key``."""
+    def parsed(self, key: str, parse: Any, value: Any, types=(), wanted="") -> Any:
+        """``value`` (one of ``types``) read by ``parse``, refusals naming ``key``."""
         self.expect(not types or _plain(value, *types), key, value, wanted)
+        name = key.rpartition(".")[2]
+        name = "limit" if name in METRICS else name  # (a limit written alone)
         try:
             return parse(value, name)
         except MbprofError as exc:
-            message = str(exc)
-            for prefix in (f"{key}: ", f"{key.rpartition('.')[2]}: "):
-                message = message.removeprefix(prefix)
-            raise self.fail(message, key) from None
+            raise self.fail(str(exc).removeprefix(f"{name}: "), key) from None
 
     def unknown_keys(self, table: Mapping[str, Any], allowed: tuple, where: str = "") -> None:
         for key in table:
@@ -195,9 +182,7 @@ class _BudgetReader:
         width, depth = self.number(table, "width"), self.number(table, "depth")
         wanted = f'an integer >= {parsing.MIN_RESOLUTION} or a string like "160x224"'
         res = table.get("resolution", 224)
-        resolution = self.parsed(
-            "resolution", parsing.parse_resolution, res, "resolution", (int, str), wanted
-        )
+        resolution = self.parsed("resolution", parsing.parse_resolution, res, (int, str), wanted)
         classes = self.setting(table, "classes", "", (1, None))
         args = table.get("args", {})
         wanted = "a table of builder arguments, e.g. args = { dropout = 0.2 }"
@@ -224,7 +209,7 @@ class _BudgetReader:
         if isinstance(value, float) and not math.isfinite(value):
             raise self.fail(f"{value!r} is not a finite limit", key)
         parse = {"count": parse_count, "bytes": parse_bytes, "ms": parse_ms}[kind]
-        number = self.parsed(key, parse, value, "limit")
+        number = self.parsed(key, parse, value)
         if number <= 0:
             raise self.fail(f"{value!r} is not allowed; a limit must be > 0", key)
         return number
@@ -240,7 +225,19 @@ class _BudgetReader:
             if "limit" not in entry:
                 raise self.fail(f"no 'limit' in the table, e.g. limit = \"{example}\"", key)
             value = self.limit_value(entry["limit"], f"{key}.limit", kind)
-        tolerance, min_time = self.latency(entry, key) if key == "max_latency" else (0.0, None)
+        tolerance, min_time = 0.0, entry.get("min_time")  # (only latency tables have these)
+        if key == "max_latency":
+            tol = entry.get("tolerance", "10%")
+            tolerance = self.parsed(f"{key}.tolerance", parse_percent, tol)
+        if min_time is not None:
+            full, wanted = f"{key}.min_time", 'a duration such as "0.5 s"'
+            ms = self.parsed(full, parse_ms, min_time, (str, int, float), wanted)
+            if ms <= 0:  # (parse_ms refuses what is not finite)
+                raise self.fail(f"{min_time!r} must be > 0", full)
+            if ms > parsing.MAX_MIN_TIME_S * 1000:  # the bound --min-time has
+                too_long = f"{min_time!r} is too long; give at most {parsing.MAX_MIN_TIME_S:g} s"
+                raise self.fail(too_long, full)
+            min_time = ms
         rules = SETTINGS.get(key, {})
         given = {name: self.setting(entry, name, key, rule) for name, rule in rules.items()}
         settings: tuple = ()
@@ -248,9 +245,7 @@ class _BudgetReader:
             chunks, full = entry.get("chunks"), f"{key}.chunks"
             if chunks is not None:
                 wanted = f'an integer >= 1 or "{choices.CHUNKS_PER_CHANNEL}"'
-                chunks = self.parsed(
-                    full, choices.parse_chunks, chunks, "chunks", (int, str), wanted
-                )
+                chunks = self.parsed(full, choices.parse_chunks, chunks, (int, str), wanted)
             dtype, mode = given["dtype"] or "fp16", given["mode"] or "materialized"
             settings = (("dtype", dtype), ("mode", mode), ("chunks", chunks))
         elif key == "max_latency":
@@ -260,24 +255,6 @@ class _BudgetReader:
             # settings shares the run).
             settings = latency_settings(**given | {"backend": given["backend"] or "executorch"})
         return Limit(key, value, nearest_line(self.lines, key), tolerance, settings)
-
-    def latency(self, entry: dict[str, Any], key: str) -> tuple[float, float | None]:
-        tolerance = 10.0
-        if "tolerance" in entry:
-            tolerance = self.parsed(
-                f"{key}.tolerance", parse_percent, entry["tolerance"], "tolerance"
-            )
-        min_time, full = entry.get("min_time"), f"{key}.min_time"
-        if min_time is not None:
-            wanted = 'a duration such as "0.5 s"'
-            ms = self.parsed(full, parse_ms, min_time, "min_time", (str, int, float), wanted)
-            if ms <= 0:  # (parse_ms refuses what is not finite)
-                raise self.fail(f"{min_time!r} must be > 0", full)
-            if ms > parsing.MAX_MIN_TIME_S * 1000:  # the bound --min-time has
-                too_long = f"{min_time!r} is too long; give at most {parsing.MAX_MIN_TIME_S:g} s"
-                raise self.fail(too_long, full)
-            min_time = ms
-        return tolerance, min_time
 
     def limits(self, table: Mapping[str, Any]) -> list[Limit]:
         limits: list[Limit] = []
@@ -311,14 +288,16 @@ def parse_budgets(text: str, source: str = "<budgets>") -> BudgetFile:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line, reason = toml_error_line(str(exc), text)
+        reason, line = str(exc), None
+        if match := re.search(r"\(at line (\d+), column (\d+)\)", reason):
+            reason, line = f"{reason[: match.start()].strip()} at column {match[2]}", int(match[1])
+        elif "(at end of document)" in reason:
+            reason = reason.replace("(at end of document)", "at the end of the file").strip()
+            line = max(1, len(text.splitlines()))
         raise BudgetFileError(f"not valid TOML: {reason}", source, line) from None
     except RecursionError:  # tomllib recurses once per nested array or inline table
-        raise BudgetFileError(
-            "arrays or tables are nested too deeply to read; a budget file needs a few levels",
-            source,
-            deep_line(text),
-        ) from None
+        why = "arrays or tables are nested too deeply to read; a budget file needs a few levels"
+        raise BudgetFileError(why, source, deep_line(text)) from None
     top, budgets = key_lines(text)
     for key in data:
         if key != "budget":
@@ -326,9 +305,8 @@ def parse_budgets(text: str, source: str = "<budgets>") -> BudgetFile:
             raise BudgetFileError(why + closest(key, ["budget"]), source, top.get(key))
     tables = data.get("budget")
     if tables is None:
-        raise BudgetFileError(
-            "no [[budget]] tables; see examples/budgets.toml for the form", source
-        )
+        why = "no [[budget]] tables; see examples/budgets.toml for the form"
+        raise BudgetFileError(why, source)
     if not isinstance(tables, list):
         why = "'budget' must be an array of tables: write [[budget]]"
         raise BudgetFileError(why, source, top.get("budget"))
@@ -339,10 +317,8 @@ def parse_budgets(text: str, source: str = "<budgets>") -> BudgetFile:
 
 def load_budgets(path: str | Path) -> BudgetFile:
     path = Path(path)
-    if not path.exists():
-        raise BudgetFileError("no such file; give the path of a TOML budget file", str(path))
-    if not path.is_file():
-        raise BudgetFileError("is not a file; give the path of a TOML budget file", str(path))
+    if why := "no such file" if not path.exists() else "" if path.is_file() else "is not a file":
+        raise BudgetFileError(f"{why}; give the path of a TOML budget file", str(path))
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:

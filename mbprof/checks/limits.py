@@ -90,23 +90,22 @@ class Limit:
     def conditions(self) -> str:
         """The settings in words: 'fp16, efficient' or 'cpu, eager, 2 threads'."""
         s = dict(self.settings)
-        quantize = s.get("quantize")
+        quantize = None if s.get("quantize") in (None, "none") else s["quantize"]
         if self.key == "max_peak_memory":
             parts = [s.get("dtype"), s.get("mode")]
             if s.get("mode") == "efficient":
                 parts.append(f"T={s.get('chunks') or CHUNKS_PER_CHANNEL}")
             return ", ".join(str(p) for p in parts)
         if self.key == "max_model_size":
-            return f"{s.get('backend')}, {'fp32' if quantize in (None, 'none') else quantize}"
+            return f"{s.get('backend')}, {quantize or 'fp32'}"
         if self.key != "max_latency":
             return ""
         batch, threads = s.get("batch"), s.get("threads")
         parts = [s.get("device"), s.get("backend"), s.get("dtype")]
-        parts += [f"batch {batch}" if batch is not None else None]
+        parts += [None if batch is None else f"batch {batch}"]
         parts += [None if threads is None else f"{threads} thread{'' if threads == 1 else 's'}"]
         parts += ["channels-last" if s.get("channels_last") else None]
-        parts += ["fused BN" if s.get("fuse_bn") else None]
-        parts += [None if quantize in (None, "none") else quantize]
+        parts += ["fused BN" if s.get("fuse_bn") else None, quantize]
         return ", ".join(str(p) for p in parts if p is not None)
 
 
@@ -275,8 +274,6 @@ def refuse_row_imports(
     rows: Iterable[Mapping[str, Any]], source: str, allow_import: Iterable[str] = ()
 ) -> None:
     """The same for the rows of a results file read as figures (``check --results``)."""
-    allowed = parse_allow_import(allow_import)
-    for number, row in enumerate(rows, start=1):
-        model = row.get("model")
-        if isinstance(model, str) and (reason := import_refusal(model, "results file", allowed)):
-            raise MbprofError(f"{source} row {number}: model {reason}")
+    models = ((n, row.get("model")) for n, row in enumerate(rows, start=1))
+    stubs = (Budget(ModelSpec(m), (), source, index=n, from_rows=True) for n, m in models)
+    refuse_imports((b for b in stubs if isinstance(b.spec.model, str)), allow_import)
