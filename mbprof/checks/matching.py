@@ -142,10 +142,6 @@ def by_configuration(requests: Iterable[Request]) -> dict[ModelSpec, list[Reques
 
 
 def latency_kwargs(settings: Settings) -> dict[str, Any]:
-    wanted = dict(settings)
-    kwargs = {key: wanted[key] for key in LATENCY_IDENTITY if key in wanted}
-    if wanted.get("min_time_ms") is not None:
-        kwargs["min_time_s"] = wanted["min_time_ms"] / 1e3
-    if wanted.get("warmup") is not None:
-        kwargs["warmup"] = wanted["warmup"]
-    return kwargs
+    kwargs = {k: v for k, v in settings if k in LATENCY_IDENTITY or k == "warmup" and v is not None}
+    ms = dict(settings).get("min_time_ms")
+    return kwargs if ms is None else kwargs | {"min_time_s": ms / 1e3}

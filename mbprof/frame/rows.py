@@ -84,14 +84,13 @@ def _number(row: Mapping[str, Any], key: str, where: str, default=None, integer=
     value = cell(row, key, default)
     if value is None:
         return None
-    what = "an integer" if integer else "a number"
+    what, least = ("an integer", ">= 1") if integer else ("a number", "> 0")
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise MbprofError(f"{where}: {key} {value!r} is not {what}") from None
     allowed = number.is_integer() and number >= 1 if integer else math.isfinite(number)
     if not allowed or number <= 0:
-        least = ">= 1" if integer else "> 0"
         raise MbprofError(f"{where}: {key} {value!r} is not allowed; it must be {what} {least}")
     return int(number) if integer else number
 
@@ -195,14 +194,11 @@ def read_frame(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise MbprofError(f"{str(path)!r} does not exist")
     try:
-        if path.suffix.lower() == ".json":
-            payload = json.loads(path.read_text(encoding="utf-8"))
-            tables = payload.get("tables") if isinstance(payload, dict) else None
-            if not tables:
-                raise MbprofError(f"{str(path)!r} is not an mbprof JSON result (no 'tables')")
+        if path.suffix.lower() != ".json":
+            return pd.read_csv(path)
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        if tables := payload.get("tables") if isinstance(payload, dict) else None:
             return pd.DataFrame(next(iter(tables.values())))
-        return pd.read_csv(path)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        if isinstance(exc, MbprofError):
-            raise
+    except ValueError as exc:  # (a UnicodeDecodeError and pandas' ParserError are ValueErrors)
         raise MbprofError(f"{str(path)!r} cannot be read as CSV or JSON: {exc}") from None
+    raise MbprofError(f"{str(path)!r} is not an mbprof JSON result (no 'tables')")
