@@ -55,31 +55,25 @@ def key_of(spec: ModelSpec) -> Key:
     return (spec.model, round(spec.width, 6), round(spec.depth, 6), spec.res_label, kwargs)
 
 
-def _norm_args(args: Any) -> str:
-    """'a=True' and 'a=true' are the same arguments (commas or spaces between them)."""
-    return "" if is_missing(args) else args_text(parse_args_text(str(args).replace(",", " ")))
-
-
-class AccuracyTable:
-    """Published figures by configuration, each key's sources in order of priority."""
+class AccuracyTable(dict[Key, list[Published]]):
+    """Published figures by configuration (``key_of``), each key's sources in order of priority."""
 
     def __init__(self, entries: Iterable[Published]) -> None:
-        self._by_key: dict[Key, list[Published]] = {}
+        super().__init__()
         for e in entries:
-            self._by_key.setdefault(e.key, []).append(e)
-        for sources in self._by_key.values():
+            self.setdefault(e.key, []).append(e)
+        for sources in self.values():
             sources.sort(key=lambda e: e.priority)
 
     def entries(self) -> list[Published]:
-        return [e for sources in self._by_key.values() for e in sources]
+        return [e for sources in self.values() for e in sources]
 
     def all_sources(self, spec: ModelSpec) -> list[Published]:
         """Every source's figures for the configuration ``spec``, the preferred one first."""
-        return list(self._by_key.get(key_of(spec), []))
+        return list(self.get(key_of(spec), []))
 
     def lookup_spec(self, spec: ModelSpec) -> Published | None:
-        """The preferred source's figures for the configuration ``spec``, or None."""
-        return self._by_key.get(key_of(spec), [None])[0]
+        return self.get(key_of(spec), [None])[0]
 
 
 def _number(text: Any, what: str, where: str, low: float, high: float, optional=False) -> Any:
@@ -99,19 +93,19 @@ def _entry(row: Mapping[str, str], where: str, default_source: str, priority: in
     model = (row.get("model") or "").strip()
     if not model:
         raise MbprofError(f"{where}: the model is empty")
-    width = _number(row["width"], "width", where, 1e-6, 1e3)
-    depth = _number(row["depth"], "depth", where, 1e-6, 1e3)
+    width, depth = (_number(row[k], k, where, 1e-6, 1e3) for k in ("width", "depth"))
     try:
         height, across = parse_resolution(row["resolution"].strip(), f"{where}: resolution")
     except AttributeError:
         raise MbprofError(f"{where}: the resolution is empty") from None
     own = _number(row.get("priority"), "priority", where, 0, 99, optional=True)
+    args = row.get("args")  # 'a=True' and 'a=true, b=1' are read alike
     return Published(
         model=model,
         width=width,
         depth=depth,
         resolution=str(height) if height == across else f"{height}x{across}",
-        args=_norm_args(row.get("args")),
+        args="" if is_missing(args) else args_text(parse_args_text(str(args).replace(",", " "))),
         top1=_number(row["top1"], "top1", where, 0, 100),
         top5=_number(row.get("top5"), "top5", where, 0, 100, optional=True),
         source=(row.get("source") or "").strip() or default_source,
@@ -203,7 +197,7 @@ def check_plottable(table: AccuracyTable | None, specs: Iterable[Any], option: s
     specs = list(specs)
     if table is not None and any(table.lookup_spec(s) for s in specs):
         return
-    known = sorted({e.model for e in (table or shipped()).entries()})
+    known = sorted({e.model for e in (shipped() if table is None else table).entries()})
     raise MbprofError(
         f"{option}: none of these {len(specs)} configurations has a published top-1 to plot "
         f"(mbprof ships figures for {', '.join(known)} at their published widths and "
