@@ -47,14 +47,11 @@ def settings_match(row: Mapping[str, Any], limit: Limit) -> bool:
         have = cell(row, "mem_chunks")
         return have is None or same_setting(have, limit.setting("chunks") or CHUNKS_PER_CHANNEL)
     for name in LATENCY_IDENTITY if limit.key in RUN_METRICS else ():
-        wanted = limit.setting(name)
-        if wanted is None or (name == "device" and wanted == "auto"):
-            continue
+        wanted, have = limit.setting(name), cell(row, name)
         if name == "channels_last" and "memory_format" in row:
-            have = cell(row, "memory_format")
-            if have is not None and (have == "channels_last") != wanted:
-                return False
-        elif (have := cell(row, name)) is not None and not same_setting(have, wanted):
+            have = None if (form := cell(row, "memory_format")) is None else form == "channels_last"
+        unsaid = wanted is None or have is None or (name == "device" and wanted == "auto")
+        if not unsaid and not same_setting(have, wanted):
             return False
     return True
 

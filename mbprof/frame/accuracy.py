@@ -122,24 +122,23 @@ def read_accuracy_csv(
 ) -> AccuracyTable:
     """Read and check an accuracy file; the first problem refused, naming the file."""
     path = Path(path)
+    file = f"{option}: {str(path)!r}"
     if not path.is_file():
-        raise MbprofError(f"{option}: {str(path)!r} does not exist or is not a file")
+        raise MbprofError(f"{file} does not exist or is not a file")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             columns = [c.strip() for c in (reader.fieldnames or [])]
-            missing = [c for c in REQUIRED if c not in columns]
-            if missing:
+            if missing := [c for c in REQUIRED if c not in columns]:
                 raise MbprofError(
-                    f"{option}: {str(path)!r} has no column {', '.join(missing)}; an accuracy "
-                    f"file needs the columns {', '.join(REQUIRED)} (optional: top5, source)"
+                    f"{file} has no column {', '.join(missing)}; an accuracy file needs the "
+                    f"columns {', '.join(REQUIRED)} (optional: top5, source)"
                 )
             reader.fieldnames = columns
-            default_source = f"user file {path.name}"
             entries, seen = [], {}
             for line, row in enumerate(reader, start=2):
                 where = f"{option}: {path.name} line {line}"
-                entry = _entry(row, where, default_source, priority)
+                entry = _entry(row, where, f"user file {path.name}", priority)
                 ident = (entry.key, entry.priority)
                 if ident in seen:
                     raise MbprofError(
@@ -150,11 +149,11 @@ def read_accuracy_csv(
                 seen[ident] = line
                 entries.append(entry)
     except UnicodeDecodeError:
-        raise MbprofError(f"{option}: {str(path)!r} is not a UTF-8 text CSV file") from None
+        raise MbprofError(f"{file} is not a UTF-8 text CSV file") from None
     except csv.Error as exc:
-        raise MbprofError(f"{option}: {str(path)!r} cannot be read as CSV: {exc}") from None
+        raise MbprofError(f"{file} cannot be read as CSV: {exc}") from None
     if not entries:
-        raise MbprofError(f"{option}: {str(path)!r} has a header but no rows")
+        raise MbprofError(f"{file} has a header but no rows")
     return AccuracyTable(entries)
 
 

@@ -129,15 +129,12 @@ def row_measures(row: Mapping[str, Any], spec: ModelSpec) -> bool:
         other = spec_from_row(row)
     except MbprofError:
         return False
-    return (
-        other.model == spec.model
-        and math.isclose(other.width, spec.width, rel_tol=1e-9)
-        and math.isclose(other.depth, spec.depth, rel_tol=1e-9)
-        and other.resolution == spec.resolution
-        and other.num_classes == spec.num_classes
-        and dict(other.kwargs) == dict(spec.kwargs)
-        and other.reparam == spec.reparam
-    )
+    same = [getattr(other, k) == getattr(spec, k) for k in ("model", "resolution", "num_classes")]
+    same += [other.reparam == spec.reparam, dict(other.kwargs) == dict(spec.kwargs)]
+    same += [
+        math.isclose(getattr(other, k), getattr(spec, k), rel_tol=1e-9) for k in ("width", "depth")
+    ]
+    return all(same)
 
 
 def count_columns(counts: CountReport, notes: tuple[str, ...] = ()) -> dict[str, Any]:
