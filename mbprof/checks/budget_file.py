@@ -1,6 +1,5 @@
-"""Budget files (docs/budgets.md): the TOML file read as data only into ``Budget`` records,
-every refusal naming file, line and key (tomllib gives values, not positions: a light scan of
-the text points at lines); nothing in it is executed or imported here."""
+"""Budget files (docs/budgets.md) read as data only into ``Budget`` records, each refusal naming
+file, line and key (tomllib gives no positions: a light scan of the text points at lines)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Limits, budgets and results (docs/budgets.md says how a limit is judged: held, tolerated
-within its tolerance, exceeded, or unstable, which fails unless allowed); refusals that point
-at a file's line; the import gate."""
+"""Limits, budgets and results (docs/budgets.md: held, tolerated, exceeded or unstable);
+refusals that point at a file's line; the import gate."""
 
 from __future__ import annotations
 
@@ -143,8 +142,6 @@ class BudgetFile:
 
 @dataclass(frozen=True)
 class Result:
-    """A limit checked against a measurement."""
-
     budget: Budget
     limit: Limit
     measured: float | None
@@ -168,12 +165,10 @@ class Result:
 
     @property
     def where(self) -> str:
-        line = self.limit.line or self.budget.line
-        if line:
+        if line := self.limit.line or self.budget.line:
             return f"{self.budget.source}:{line}"
-        if self.limit.origin == "baseline":
-            return f"{self.budget.source} row {self.budget.index}"
-        return self.budget.source
+        row = f" row {self.budget.index}" if self.limit.origin == "baseline" else ""
+        return self.budget.source + row
 
     @property
     def configuration(self) -> str:

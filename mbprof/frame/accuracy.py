@@ -1,6 +1,5 @@
-"""Published ImageNet accuracy (``mbprof/data/accuracy.csv``, ``accuracy.md`` beside it), joined
-to the rows of a comparison: each row takes all its figures from the source of lowest
-``priority`` (a user's ``--accuracy`` file first), named in ``accuracy_source``."""
+"""Published ImageNet accuracy (``mbprof/data/accuracy.csv``) joined to a comparison's rows:
+each row's figures from its source of lowest ``priority`` (a user's ``--accuracy`` file first)."""
 
 from __future__ import annotations
 
@@ -159,7 +158,6 @@ def read_accuracy_csv(
 
 @functools.cache
 def shipped() -> AccuracyTable:
-    """The published figures that ship with mbprof (``mbprof/data/accuracy.csv``)."""
     return read_accuracy_csv(DATA_FILE, option="shipped accuracy data", priority=9)
 
 

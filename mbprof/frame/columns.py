@@ -45,8 +45,7 @@ class Column:
 
 
 def text_table(text: str, cells: int = 4) -> list[list[str]]:
-    """Rows one a line, cells between '|'; the last cell may go on over indented lines; blank
-    lines and '#' comments skipped."""
+    """Rows one a line, cells between '|' (the last may go on over indented lines); '#' skipped."""
     rows: list[list[str]] = []
     for line in text.strip("\n").splitlines():
         if line.startswith(" "):
@@ -73,11 +72,12 @@ _AXES = {
 }
 ALIASES = dict(_GROUPS.pop("aliases"))
 _GROUPS = {name: {row[0]: Column(*row[1:]) for row in rows} for name, rows in _GROUPS.items()}
-LATENCY, ENVIRONMENT, DEPLOYMENT = (_GROUPS[k] for k in ("latency", "environment", "deployment"))
 COLUMNS = {key: c for group in _GROUPS.values() for key, c in group.items()}
 COLUMNS = {k: replace(c, axis=_AXES.get(k), budget=_METRICS.get(k)) for k, c in COLUMNS.items()}
-LATENCY_FIGURES, ENVIRONMENT_COLUMNS = tuple(LATENCY), tuple(ENVIRONMENT)
-DEPLOYMENT_FIGURES = tuple(DEPLOYMENT)
+ENVIRONMENT = _GROUPS["environment"]
+LATENCY_FIGURES, ENVIRONMENT_COLUMNS, DEPLOYMENT_FIGURES = map(
+    tuple, (_GROUPS["latency"], ENVIRONMENT, _GROUPS["deployment"])
+)
 
 
 def column(key: str) -> Column:

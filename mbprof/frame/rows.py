@@ -1,6 +1,5 @@
-"""The rows of a comparison frame: the one owner of how a configuration becomes a row
-(``identity_row``, the ``*_columns`` functions) and a row a configuration again
-(``spec_from_row``, ``cell``); and frame files read back. Torch-free."""
+"""The rows of a comparison frame, torch-free: the one owner of configuration -> row
+(``identity_row``, ``*_columns``) and back (``spec_from_row``, ``cell``); frame files read back."""
 
 from __future__ import annotations
 
@@ -160,7 +159,6 @@ def memory_columns(report: MemoryReport) -> dict[str, Any]:
 
 
 def environment_columns(env: Environment) -> dict[str, Any]:
-    """Where and how a timing was taken (``ENVIRONMENT_COLUMNS``)."""
     return {key: getattr(env, key) for key in ENVIRONMENT_COLUMNS}
 
 
