@@ -60,15 +60,9 @@ def find_row(
     rows: Iterable[Mapping[str, Any]], spec: ModelSpec, limit: Limit
 ) -> Mapping[str, Any] | None:
     """The first row that measured ``spec`` under the limit's settings (or its error)."""
-    fallback = None
-    for row in rows:
-        if not (row_measures(row, spec) and settings_match(row, limit)):
-            continue
-        if cell(row, limit.column) is not None:
-            return row
-        if fallback is None and cell(row, "error"):
-            fallback = row
-    return fallback
+    found = [row for row in rows if row_measures(row, spec) and settings_match(row, limit)]
+    measured = [row for row in found if cell(row, limit.column) is not None]
+    return next(iter(measured or [row for row in found if cell(row, "error")]), None)
 
 
 def covering_rows(

@@ -167,9 +167,8 @@ def latency_columns(timing: Timing) -> dict[str, Any]:
     named = {"latency_verdict": "verdict", "latency_reasons": "reasons"}
     figures = {key: getattr(timing, named.get(key, key)) for key in LATENCY_FIGURES}
     figures["latency_reasons"] = "; ".join(timing.reasons) or None
-    for key in DEPLOYMENT_FIGURES:  # only those this backend measured
-        if getattr(timing, key) is not None:
-            figures[key] = getattr(timing, key)
+    # The deployment figures only where this backend measured them.
+    figures |= {k: v for k in DEPLOYMENT_FIGURES if (v := getattr(timing, k)) is not None}
     return {**figures, **environment_columns(timing.environment)}
 
 
