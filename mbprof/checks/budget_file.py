@@ -120,9 +120,7 @@ class _BudgetReader:
         self.lines = budgets[index] if index < len(budgets) else {}
         where = dict(line=self.lines.get(""), index=index + 1, key_lines=tuple(self.lines.items()))
         self.budget = Budget(ModelSpec(""), (), source, **where)
-
-    def fail(self, message: str, key: str = "") -> MbprofError:
-        return self.budget.error(message, key)
+        self.fail = self.budget.error  # (message, key="") -> the refusal to raise
 
     def expect(self, ok: bool, key: str, value: Any, expected: str) -> None:
         if not ok:
@@ -145,12 +143,6 @@ class _BudgetReader:
                     f"unknown key {key!r}{closest(key, allowed)} (allowed: {', '.join(allowed)})",
                     f"{where}.{key}" if where else key,
                 )
-
-    def number(self, table: Mapping[str, Any], key: str) -> float:
-        value = table.get(key, 1.0)
-        ok = _plain(value, int, float) and math.isfinite(value) and value > 0
-        self.expect(ok, key, value, "a number > 0")
-        return float(value)
 
     def setting(self, table: Mapping, name: str, where: str, rule: Any) -> Any:
         """``table[name]`` checked by ``rule``: bool, (lowest, highest) integers, or choices."""
@@ -178,7 +170,10 @@ class _BudgetReader:
         model = table["model"]
         ok = isinstance(model, str) and model.strip() != ""
         self.expect(ok, "model", model, "a model name (a non-empty string)")
-        width, depth = self.number(table, "width"), self.number(table, "depth")
+        width, depth = table.get("width", 1.0), table.get("depth", 1.0)
+        for key, value in (("width", width), ("depth", depth)):
+            ok = _plain(value, int, float) and math.isfinite(value) and value > 0
+            self.expect(ok, key, value, "a number > 0")
         wanted = f'an integer >= {parsing.MIN_RESOLUTION} or a string like "160x224"'
         res = table.get("resolution", 224)
         resolution = self.parsed("resolution", parsing.parse_resolution, res, (int, str), wanted)
@@ -193,8 +188,8 @@ class _BudgetReader:
                 raise self.fail(f"{key!r} is not a Python identifier", f"args.{key}")
         return ModelSpec(
             model=model.strip(),
-            width=width,
-            depth=depth,
+            width=float(width),
+            depth=float(depth),
             resolution=resolution,
             num_classes=classes or 1000,
             kwargs=tuple(sorted(args.items())),

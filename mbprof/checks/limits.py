@@ -222,16 +222,14 @@ def parse_allow_import(
     items: Iterable[str] | None, option: str = "--allow-import"
 ) -> tuple[str, ...]:
     """['mypkg.models', 'a,b.c'] -> ('mypkg.models', 'a', 'b.c'); ``"*"`` allows any."""
-    allowed: list[str] = []
-    for item in [items] if isinstance(items, str) else items or []:
-        for name in str(item).split(","):
-            name = name.strip()
-            if name != ANY_MODULE and not _MODULE_NAME.fullmatch(name):
-                raise MbprofError(
-                    f"{option}: {name!r} is not a module or package name (such as "
-                    "mypkg.models), nor '*' (any module)"
-                )
-            allowed.append(name)
+    items = [items] if isinstance(items, str) else items or []
+    allowed = [name.strip() for item in items for name in str(item).split(",")]
+    for name in allowed:
+        if name != ANY_MODULE and not _MODULE_NAME.fullmatch(name):
+            raise MbprofError(
+                f"{option}: {name!r} is not a module or package name (such as "
+                "mypkg.models), nor '*' (any module)"
+            )
     return tuple(dict.fromkeys(allowed))
 
 

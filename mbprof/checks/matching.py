@@ -75,9 +75,8 @@ def covering_rows(
 
 def check_rows(budgets: BudgetFile | Iterable[Budget], rows: Any) -> list[Result]:
     """Every limit of ``budgets`` against the measured ``rows`` (dicts or a frame)."""
-    if hasattr(rows, "to_dict"):
-        rows = rows.to_dict(orient="records")
-    rows, results = list(rows), []
+    rows = rows.to_dict(orient="records") if hasattr(rows, "to_dict") else list(rows)
+    results = []
     for budget in budgets.budgets if isinstance(budgets, BudgetFile) else budgets:
         for limit in budget.limits:
             row = find_row(rows, budget.spec, limit)
@@ -112,11 +111,8 @@ def requests_for(budgets: Iterable[Budget]) -> list[Request]:
     """The measurements that cover every limit, memory and latency settings paired up."""
     requests: dict[Request, None] = {}
     for budget in budgets:
-        memory = [
-            (("dtype", lim.setting("dtype")), ("chunks", lim.setting("chunks")))
-            for lim in budget.limits
-            if lim.key == "max_peak_memory"
-        ]
+        memory = [lim for lim in budget.limits if lim.key == "max_peak_memory"]
+        memory = [(("dtype", m.setting("dtype")), ("chunks", m.setting("chunks"))) for m in memory]
         latency = [lim.settings for lim in budget.limits if lim.key in RUN_METRICS]
         memory, latency = list(dict.fromkeys(memory)), list(dict.fromkeys(latency))
         for mem, lat in list(itertools.zip_longest(memory, latency)) or [(None, None)]:
