@@ -245,8 +245,7 @@ class _BudgetReader:
         elif key == "max_latency":
             settings = latency_settings(**given, min_time_ms=min_time)
         elif key == "max_model_size":
-            # The default latency settings but for these (a latency limit under the same
-            # settings shares the run).
+            # The default latency settings but these: a latency limit under them shares the run.
             settings = latency_settings(**given | {"backend": given["backend"] or "executorch"})
         return Limit(key, value, nearest_line(self.lines, key), tolerance, settings)
 

@@ -91,10 +91,9 @@ class Limit:
         s = dict(self.settings)
         quantize = None if s.get("quantize") in (None, "none") else s["quantize"]
         if self.key == "max_peak_memory":
-            parts = [s.get("dtype"), s.get("mode")]
-            if s.get("mode") == "efficient":
-                parts.append(f"T={s.get('chunks') or CHUNKS_PER_CHANNEL}")
-            return ", ".join(str(p) for p in parts)
+            efficient = s.get("mode") == "efficient"
+            t = f", T={s.get('chunks') or CHUNKS_PER_CHANNEL}" if efficient else ""
+            return f"{s.get('dtype')}, {s.get('mode')}{t}"
         if self.key == "max_model_size":
             return f"{s.get('backend')}, {quantize or 'fp32'}"
         if self.key != "max_latency":
