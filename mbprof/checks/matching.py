@@ -25,6 +25,7 @@ from mbprof.core.settings import CHUNKS_PER_CHANNEL
 from mbprof.frame.rows import cell, row_measures
 
 Settings = tuple[tuple[str, Any], ...]
+Row = Mapping[str, Any]
 
 
 def same_setting(have: Any, wanted: Any) -> bool:
@@ -37,7 +38,7 @@ def same_setting(have: Any, wanted: Any) -> bool:
         return False
 
 
-def settings_match(row: Mapping[str, Any], limit: Limit) -> bool:
+def settings_match(row: Row, limit: Limit) -> bool:
     """Whether ``row`` was measured under the limit's settings (one it lacks contradicts none)."""
     if limit.key == "max_peak_memory":
         if cell(row, "mem_dtype") not in (None, limit.setting("dtype")):
@@ -56,18 +57,14 @@ def settings_match(row: Mapping[str, Any], limit: Limit) -> bool:
     return True
 
 
-def find_row(
-    rows: Iterable[Mapping[str, Any]], spec: ModelSpec, limit: Limit
-) -> Mapping[str, Any] | None:
+def find_row(rows: Iterable[Row], spec: ModelSpec, limit: Limit) -> Row | None:
     """The first row that measured ``spec`` under the limit's settings (or its error)."""
     found = [row for row in rows if row_measures(row, spec) and settings_match(row, limit)]
     measured = [row for row in found if cell(row, limit.column) is not None]
     return next(iter(measured or [row for row in found if cell(row, "error")]), None)
 
 
-def covering_rows(
-    budgets: Iterable[Budget], rows: list[Mapping[str, Any]]
-) -> list[Mapping[str, Any]]:
+def covering_rows(budgets: Iterable[Budget], rows: list[Row]) -> list[Row]:
     """The rows that some budget's limits read, each once."""
     found = [find_row(rows, budget.spec, limit) for budget in budgets for limit in budget.limits]
     return list({id(row): row for row in found if row is not None}.values())

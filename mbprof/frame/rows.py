@@ -104,8 +104,7 @@ def spec_from_row(row: Mapping[str, Any], where: str = "row") -> ModelSpec:
         label = cell(row, "resolution")
         if label is None:
             raise MbprofError(f"{where}: no 'resolution' (or 'input_h' and 'input_w') column")
-        if isinstance(label, float) and label.is_integer():
-            label = int(label)
+        label = int(label) if isinstance(label, float) and label.is_integer() else label
         try:
             height, width = parse_resolution(str(label), "resolution")
         except MbprofError as exc:
