@@ -92,8 +92,7 @@ def baseline_budgets(
 def _row_limits(row: Mapping[str, Any], tolerances: Mapping[str, float]) -> list:
     limits = []
     for column, key in COLUMN_KEYS.items():
-        value = cell(row, column)
-        if value is None:
+        if (value := cell(row, column)) is None:
             continue
         try:
             value = float(value)

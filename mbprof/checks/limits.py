@@ -39,6 +39,7 @@ UNSTABLE = "unstable"  # a latency measured unstably: not judged
 
 # Metrics measured by running the model under latency settings.
 RUN_METRICS = ("max_latency", "max_model_size")
+Row = Mapping[str, Any]  # a row of a comparison frame, fresh or read back
 
 # A limit's latency settings in their order, with the measuring code's defaults.
 LATENCY_SETTINGS = dict(device="cpu", backend="eager", threads=None, batch=1, dtype="fp32")
@@ -262,9 +263,7 @@ def refuse_imports(budgets: Iterable[Budget], allow_import: Iterable[str] = ()) 
             raise budget.error(f"model {reason}" if budget.from_rows else reason, "model")
 
 
-def refuse_row_imports(
-    rows: Iterable[Mapping[str, Any]], source: str, allow_import: Iterable[str] = ()
-) -> None:
+def refuse_row_imports(rows: Iterable[Row], source: str, allow_import: Iterable[str] = ()) -> None:
     """The same for the rows of a results file read as figures (``check --results``)."""
     models = ((n, row.get("model")) for n, row in enumerate(rows, start=1))
     stubs = (Budget(ModelSpec(m), (), source, index=n, from_rows=True) for n, m in models)

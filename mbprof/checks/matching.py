@@ -4,7 +4,7 @@ measurements budgets ask for, one request per (configuration, memory, latency se
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from mbprof.checks.limits import (
     BudgetFile,
     Limit,
     Result,
+    Row,
     judge,
 )
 from mbprof.core.errors import MbprofError
@@ -25,7 +26,6 @@ from mbprof.core.settings import CHUNKS_PER_CHANNEL
 from mbprof.frame.rows import cell, row_measures
 
 Settings = tuple[tuple[str, Any], ...]
-Row = Mapping[str, Any]
 
 
 def same_setting(have: Any, wanted: Any) -> bool:

@@ -89,8 +89,7 @@ def _number(text: Any, what: str, where: str, low: float, high: float, optional=
 
 
 def _entry(row: Mapping[str, str], where: str, default_source: str, priority: int) -> Published:
-    model = (row.get("model") or "").strip()
-    if not model:
+    if not (model := (row.get("model") or "").strip()):
         raise MbprofError(f"{where}: the model is empty")
     width, depth = (_number(row[k], k, where, 1e-6, 1e3) for k in ("width", "depth"))
     try:

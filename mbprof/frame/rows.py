@@ -49,8 +49,7 @@ def parse_args_text(text: str, where: str = "args") -> tuple[tuple[str, Any], ..
     position = 0
     text = str(text)
     while position < len(text.rstrip()):
-        match = _ARG.match(text, position)
-        if match is None:
+        if (match := _ARG.match(text, position)) is None:
             raise MbprofError(f"{where}: {text!r} is not a list of key=value builder arguments")
         key, value = match.group(1), match.group(2)
         if key in pairs:
@@ -80,8 +79,7 @@ def identity_row(spec: ModelSpec) -> dict[str, Any]:
 
 def _number(row: Mapping[str, Any], key: str, where: str, default=None, integer=False) -> Any:
     """``row[key]`` as a number > 0 (``integer``: an integer >= 1); None when missing."""
-    value = cell(row, key, default)
-    if value is None:
+    if (value := cell(row, key, default)) is None:
         return None
     what, least = ("an integer", ">= 1") if integer else ("a number", "> 0")
     try:
