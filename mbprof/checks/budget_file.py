@@ -137,12 +137,9 @@ class _BudgetReader:
             raise self.fail(str(exc).removeprefix(f"{name}: "), key) from None
 
     def unknown_keys(self, table: Mapping[str, Any], allowed: tuple, where: str = "") -> None:
-        for key in table:
-            if key not in allowed:
-                raise self.fail(
-                    f"unknown key {key!r}{closest(key, allowed)} (allowed: {', '.join(allowed)})",
-                    f"{where}.{key}" if where else key,
-                )
+        if (key := next((k for k in table if k not in allowed), None)) is not None:
+            why = f"unknown key {key!r}{closest(key, allowed)} (allowed: {', '.join(allowed)})"
+            raise self.fail(why, f"{where}.{key}" if where else key)
 
     def setting(self, table: Mapping, name: str, where: str, rule: Any) -> Any:
         """``table[name]`` checked by ``rule``: bool, (lowest, highest) integers, or choices."""
