@@ -42,19 +42,14 @@ def tolerances_for(
                 f"{', '.join(TOLERANCE_GROUPS)}",
                 field=what,
             )
-        pct = _percent(value, f"{what} {group}")
-        for col in TOLERANCE_GROUPS[group][0]:
-            tolerances[col] = pct
+        plain = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(value, str):
+            value = parse_percent(value, f"{what} {group}")
+        elif not (plain and math.isfinite(value) and value >= 0):
+            why = "is not a percentage; give a number >= 0 or '10%'"
+            raise MbprofError(f"{what} {group} {value!r} {why}")
+        tolerances |= dict.fromkeys(TOLERANCE_GROUPS[group][0], float(value))
     return tolerances
-
-
-def _percent(value: float | str, what: str) -> float:
-    if isinstance(value, str):
-        return parse_percent(value, what)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not (ok and math.isfinite(value) and value >= 0):
-        raise MbprofError(f"{what} {value!r} is not a percentage; give a number >= 0 or '10%'")
-    return float(value)
 
 
 def parse_tolerance_items(
@@ -97,8 +92,7 @@ def baseline_budgets(
 def _row_limits(row: Mapping[str, Any], tolerances: Mapping[str, float]) -> list:
     limits = []
     for column, key in COLUMN_KEYS.items():
-        value = cell(row, column)
-        if value is None:
+        if (value := cell(row, column)) is None:
             continue
         try:
             value = float(value)
@@ -117,12 +111,11 @@ def _row_limits(row: Mapping[str, Any], tolerances: Mapping[str, float]) -> list
         elif key == "max_latency":
             threads = cell(row, "threads")
             settings = latency_settings(
-                **{name: cell(row, name) or None for name in ("device", "backend", "dtype")},
-                quantize=cell(row, "quantize") or None,
+                **{k: cell(row, k) or None for k in ("device", "backend", "dtype", "quantize")},
                 threads=None if threads is None else int(threads),
                 batch=int(cell(row, "batch") or 1),
                 channels_last=cell(row, "memory_format") == "channels_last",
-                fuse_bn=bool(cell(row, "fuse_bn") or False),
+                fuse_bn=bool(cell(row, "fuse_bn")),
             )
         tolerance = tolerances.get(column, 0.0)
         limits.append(Limit(key, value, None, tolerance, settings, origin="baseline"))

@@ -1,6 +1,5 @@
-"""Limits, budgets and results (docs/budgets.md says how a limit is judged: held, tolerated
-within its tolerance, exceeded, or unstable, which fails unless allowed); refusals that point
-at a file's line; the import gate."""
+"""Limits, budgets and results (docs/budgets.md: held, tolerated, exceeded or unstable);
+refusals that point at a file's line; the import gate."""
 
 from __future__ import annotations
 
@@ -40,6 +39,7 @@ UNSTABLE = "unstable"  # a latency measured unstably: not judged
 
 # Metrics measured by running the model under latency settings.
 RUN_METRICS = ("max_latency", "max_model_size")
+Row = Mapping[str, Any]  # a row of a comparison frame, fresh or read back
 
 # A limit's latency settings in their order, with the measuring code's defaults.
 LATENCY_SETTINGS = dict(device="cpu", backend="eager", threads=None, batch=1, dtype="fp32")
@@ -90,23 +90,21 @@ class Limit:
     def conditions(self) -> str:
         """The settings in words: 'fp16, efficient' or 'cpu, eager, 2 threads'."""
         s = dict(self.settings)
-        quantize = s.get("quantize")
+        quantize = None if s.get("quantize") in (None, "none") else s["quantize"]
         if self.key == "max_peak_memory":
-            parts = [s.get("dtype"), s.get("mode")]
-            if s.get("mode") == "efficient":
-                parts.append(f"T={s.get('chunks') or CHUNKS_PER_CHANNEL}")
-            return ", ".join(str(p) for p in parts)
+            efficient = s.get("mode") == "efficient"
+            t = f", T={s.get('chunks') or CHUNKS_PER_CHANNEL}" if efficient else ""
+            return f"{s.get('dtype')}, {s.get('mode')}{t}"
         if self.key == "max_model_size":
-            return f"{s.get('backend')}, {'fp32' if quantize in (None, 'none') else quantize}"
+            return f"{s.get('backend')}, {quantize or 'fp32'}"
         if self.key != "max_latency":
             return ""
         batch, threads = s.get("batch"), s.get("threads")
         parts = [s.get("device"), s.get("backend"), s.get("dtype")]
-        parts += [f"batch {batch}" if batch is not None else None]
+        parts += [None if batch is None else f"batch {batch}"]
         parts += [None if threads is None else f"{threads} thread{'' if threads == 1 else 's'}"]
         parts += ["channels-last" if s.get("channels_last") else None]
-        parts += ["fused BN" if s.get("fuse_bn") else None]
-        parts += [None if quantize in (None, "none") else quantize]
+        parts += ["fused BN" if s.get("fuse_bn") else None, quantize]
         return ", ".join(str(p) for p in parts if p is not None)
 
 
@@ -144,8 +142,6 @@ class BudgetFile:
 
 @dataclass(frozen=True)
 class Result:
-    """A limit checked against a measurement."""
-
     budget: Budget
     limit: Limit
     measured: float | None
@@ -169,12 +165,10 @@ class Result:
 
     @property
     def where(self) -> str:
-        line = self.limit.line or self.budget.line
-        if line:
+        if line := self.limit.line or self.budget.line:
             return f"{self.budget.source}:{line}"
-        if self.limit.origin == "baseline":
-            return f"{self.budget.source} row {self.budget.index}"
-        return self.budget.source
+        row = f" row {self.budget.index}" if self.limit.origin == "baseline" else ""
+        return self.budget.source + row
 
     @property
     def configuration(self) -> str:
@@ -228,16 +222,14 @@ def parse_allow_import(
     items: Iterable[str] | None, option: str = "--allow-import"
 ) -> tuple[str, ...]:
     """['mypkg.models', 'a,b.c'] -> ('mypkg.models', 'a', 'b.c'); ``"*"`` allows any."""
-    allowed: list[str] = []
-    for item in [items] if isinstance(items, str) else items or []:
-        for name in str(item).split(","):
-            name = name.strip()
-            if name != ANY_MODULE and not _MODULE_NAME.fullmatch(name):
-                raise MbprofError(
-                    f"{option}: {name!r} is not a module or package name (such as "
-                    "mypkg.models), nor '*' (any module)"
-                )
-            allowed.append(name)
+    items = [items] if isinstance(items, str) else items or []
+    allowed = [name.strip() for item in items for name in str(item).split(",")]
+    for name in allowed:
+        if name != ANY_MODULE and not _MODULE_NAME.fullmatch(name):
+            raise MbprofError(
+                f"{option}: {name!r} is not a module or package name (such as "
+                "mypkg.models), nor '*' (any module)"
+            )
     return tuple(dict.fromkeys(allowed))
 
 
@@ -271,12 +263,8 @@ def refuse_imports(budgets: Iterable[Budget], allow_import: Iterable[str] = ()) 
             raise budget.error(f"model {reason}" if budget.from_rows else reason, "model")
 
 
-def refuse_row_imports(
-    rows: Iterable[Mapping[str, Any]], source: str, allow_import: Iterable[str] = ()
-) -> None:
+def refuse_row_imports(rows: Iterable[Row], source: str, allow_import: Iterable[str] = ()) -> None:
     """The same for the rows of a results file read as figures (``check --results``)."""
-    allowed = parse_allow_import(allow_import)
-    for number, row in enumerate(rows, start=1):
-        model = row.get("model")
-        if isinstance(model, str) and (reason := import_refusal(model, "results file", allowed)):
-            raise MbprofError(f"{source} row {number}: model {reason}")
+    models = ((n, row.get("model")) for n, row in enumerate(rows, start=1))
+    stubs = (Budget(ModelSpec(m), (), source, index=n, from_rows=True) for n, m in models)
+    refuse_imports((b for b in stubs if isinstance(b.spec.model, str)), allow_import)

@@ -4,7 +4,7 @@ measurements budgets ask for, one request per (configuration, memory, latency se
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from mbprof.checks.limits import (
     BudgetFile,
     Limit,
     Result,
+    Row,
     judge,
 )
 from mbprof.core.errors import MbprofError
@@ -37,7 +38,7 @@ def same_setting(have: Any, wanted: Any) -> bool:
         return False
 
 
-def settings_match(row: Mapping[str, Any], limit: Limit) -> bool:
+def settings_match(row: Row, limit: Limit) -> bool:
     """Whether ``row`` was measured under the limit's settings (one it lacks contradicts none)."""
     if limit.key == "max_peak_memory":
         if cell(row, "mem_dtype") not in (None, limit.setting("dtype")):
@@ -47,36 +48,23 @@ def settings_match(row: Mapping[str, Any], limit: Limit) -> bool:
         have = cell(row, "mem_chunks")
         return have is None or same_setting(have, limit.setting("chunks") or CHUNKS_PER_CHANNEL)
     for name in LATENCY_IDENTITY if limit.key in RUN_METRICS else ():
-        wanted = limit.setting(name)
-        if wanted is None or (name == "device" and wanted == "auto"):
-            continue
+        wanted, have = limit.setting(name), cell(row, name)
         if name == "channels_last" and "memory_format" in row:
-            have = cell(row, "memory_format")
-            if have is not None and (have == "channels_last") != wanted:
-                return False
-        elif (have := cell(row, name)) is not None and not same_setting(have, wanted):
+            have = None if (form := cell(row, "memory_format")) is None else form == "channels_last"
+        unsaid = wanted is None or have is None or (name == "device" and wanted == "auto")
+        if not unsaid and not same_setting(have, wanted):
             return False
     return True
 
 
-def find_row(
-    rows: Iterable[Mapping[str, Any]], spec: ModelSpec, limit: Limit
-) -> Mapping[str, Any] | None:
+def find_row(rows: Iterable[Row], spec: ModelSpec, limit: Limit) -> Row | None:
     """The first row that measured ``spec`` under the limit's settings (or its error)."""
-    fallback = None
-    for row in rows:
-        if not (row_measures(row, spec) and settings_match(row, limit)):
-            continue
-        if cell(row, limit.column) is not None:
-            return row
-        if fallback is None and cell(row, "error"):
-            fallback = row
-    return fallback
+    found = [row for row in rows if row_measures(row, spec) and settings_match(row, limit)]
+    measured = [row for row in found if cell(row, limit.column) is not None]
+    return next(iter(measured or [row for row in found if cell(row, "error")]), None)
 
 
-def covering_rows(
-    budgets: Iterable[Budget], rows: list[Mapping[str, Any]]
-) -> list[Mapping[str, Any]]:
+def covering_rows(budgets: Iterable[Budget], rows: list[Row]) -> list[Row]:
     """The rows that some budget's limits read, each once."""
     found = [find_row(rows, budget.spec, limit) for budget in budgets for limit in budget.limits]
     return list({id(row): row for row in found if row is not None}.values())
@@ -84,9 +72,8 @@ def covering_rows(
 
 def check_rows(budgets: BudgetFile | Iterable[Budget], rows: Any) -> list[Result]:
     """Every limit of ``budgets`` against the measured ``rows`` (dicts or a frame)."""
-    if hasattr(rows, "to_dict"):
-        rows = rows.to_dict(orient="records")
-    rows, results = list(rows), []
+    rows = rows.to_dict(orient="records") if hasattr(rows, "to_dict") else list(rows)
+    results = []
     for budget in budgets.budgets if isinstance(budgets, BudgetFile) else budgets:
         for limit in budget.limits:
             row = find_row(rows, budget.spec, limit)
@@ -121,11 +108,8 @@ def requests_for(budgets: Iterable[Budget]) -> list[Request]:
     """The measurements that cover every limit, memory and latency settings paired up."""
     requests: dict[Request, None] = {}
     for budget in budgets:
-        memory = [
-            (("dtype", lim.setting("dtype")), ("chunks", lim.setting("chunks")))
-            for lim in budget.limits
-            if lim.key == "max_peak_memory"
-        ]
+        memory = [lim for lim in budget.limits if lim.key == "max_peak_memory"]
+        memory = [(("dtype", m.setting("dtype")), ("chunks", m.setting("chunks"))) for m in memory]
         latency = [lim.settings for lim in budget.limits if lim.key in RUN_METRICS]
         memory, latency = list(dict.fromkeys(memory)), list(dict.fromkeys(latency))
         for mem, lat in list(itertools.zip_longest(memory, latency)) or [(None, None)]:
@@ -142,10 +126,6 @@ def by_configuration(requests: Iterable[Request]) -> dict[ModelSpec, list[Reques
 
 
 def latency_kwargs(settings: Settings) -> dict[str, Any]:
-    wanted = dict(settings)
-    kwargs = {key: wanted[key] for key in LATENCY_IDENTITY if key in wanted}
-    if wanted.get("min_time_ms") is not None:
-        kwargs["min_time_s"] = wanted["min_time_ms"] / 1e3
-    if wanted.get("warmup") is not None:
-        kwargs["warmup"] = wanted["warmup"]
-    return kwargs
+    kwargs = {k: v for k, v in settings if k in LATENCY_IDENTITY or k == "warmup" and v is not None}
+    ms = dict(settings).get("min_time_ms")
+    return kwargs if ms is None else kwargs | {"min_time_s": ms / 1e3}

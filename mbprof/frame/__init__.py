@@ -1,2 +1,1 @@
-"""The comparison frame: its columns, the rows (configuration <-> row), published accuracy
-joined to them, the Pareto frontier, and frame files read back. Torch-free."""
+"""The comparison frame, torch-free: its columns, rows (configuration <-> row), published accuracy."""

@@ -1,6 +1,5 @@
-"""Published ImageNet accuracy (``mbprof/data/accuracy.csv``, ``accuracy.md`` beside it), joined
-to the rows of a comparison: each row takes all its figures from the source of lowest
-``priority`` (a user's ``--accuracy`` file first), named in ``accuracy_source``."""
+"""Published ImageNet accuracy (``mbprof/data/accuracy.csv``) joined to a comparison's rows:
+each row's figures from its source of lowest ``priority`` (a user's ``--accuracy`` file first)."""
 
 from __future__ import annotations
 
@@ -55,31 +54,25 @@ def key_of(spec: ModelSpec) -> Key:
     return (spec.model, round(spec.width, 6), round(spec.depth, 6), spec.res_label, kwargs)
 
 
-def _norm_args(args: Any) -> str:
-    """'a=True' and 'a=true' are the same arguments (commas or spaces between them)."""
-    return "" if is_missing(args) else args_text(parse_args_text(str(args).replace(",", " ")))
-
-
-class AccuracyTable:
-    """Published figures by configuration, each key's sources in order of priority."""
+class AccuracyTable(dict[Key, list[Published]]):
+    """Published figures by configuration (``key_of``), each key's sources in order of priority."""
 
     def __init__(self, entries: Iterable[Published]) -> None:
-        self._by_key: dict[Key, list[Published]] = {}
+        super().__init__()
         for e in entries:
-            self._by_key.setdefault(e.key, []).append(e)
-        for sources in self._by_key.values():
+            self.setdefault(e.key, []).append(e)
+        for sources in self.values():
             sources.sort(key=lambda e: e.priority)
 
     def entries(self) -> list[Published]:
-        return [e for sources in self._by_key.values() for e in sources]
+        return [e for sources in self.values() for e in sources]
 
     def all_sources(self, spec: ModelSpec) -> list[Published]:
         """Every source's figures for the configuration ``spec``, the preferred one first."""
-        return list(self._by_key.get(key_of(spec), []))
+        return list(self.get(key_of(spec), []))
 
     def lookup_spec(self, spec: ModelSpec) -> Published | None:
-        """The preferred source's figures for the configuration ``spec``, or None."""
-        return self._by_key.get(key_of(spec), [None])[0]
+        return self.get(key_of(spec), [None])[0]
 
 
 def _number(text: Any, what: str, where: str, low: float, high: float, optional=False) -> Any:
@@ -96,22 +89,21 @@ def _number(text: Any, what: str, where: str, low: float, high: float, optional=
 
 
 def _entry(row: Mapping[str, str], where: str, default_source: str, priority: int) -> Published:
-    model = (row.get("model") or "").strip()
-    if not model:
+    if not (model := (row.get("model") or "").strip()):
         raise MbprofError(f"{where}: the model is empty")
-    width = _number(row["width"], "width", where, 1e-6, 1e3)
-    depth = _number(row["depth"], "depth", where, 1e-6, 1e3)
+    width, depth = (_number(row[k], k, where, 1e-6, 1e3) for k in ("width", "depth"))
     try:
         height, across = parse_resolution(row["resolution"].strip(), f"{where}: resolution")
     except AttributeError:
         raise MbprofError(f"{where}: the resolution is empty") from None
     own = _number(row.get("priority"), "priority", where, 0, 99, optional=True)
+    args = row.get("args")  # 'a=True' and 'a=true, b=1' are read alike
     return Published(
         model=model,
         width=width,
         depth=depth,
         resolution=str(height) if height == across else f"{height}x{across}",
-        args=_norm_args(row.get("args")),
+        args="" if is_missing(args) else args_text(parse_args_text(str(args).replace(",", " "))),
         top1=_number(row["top1"], "top1", where, 0, 100),
         top5=_number(row.get("top5"), "top5", where, 0, 100, optional=True),
         source=(row.get("source") or "").strip() or default_source,
@@ -128,24 +120,23 @@ def read_accuracy_csv(
 ) -> AccuracyTable:
     """Read and check an accuracy file; the first problem refused, naming the file."""
     path = Path(path)
+    file = f"{option}: {str(path)!r}"
     if not path.is_file():
-        raise MbprofError(f"{option}: {str(path)!r} does not exist or is not a file")
+        raise MbprofError(f"{file} does not exist or is not a file")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             columns = [c.strip() for c in (reader.fieldnames or [])]
-            missing = [c for c in REQUIRED if c not in columns]
-            if missing:
+            if missing := [c for c in REQUIRED if c not in columns]:
                 raise MbprofError(
-                    f"{option}: {str(path)!r} has no column {', '.join(missing)}; an accuracy "
-                    f"file needs the columns {', '.join(REQUIRED)} (optional: top5, source)"
+                    f"{file} has no column {', '.join(missing)}; an accuracy file needs the "
+                    f"columns {', '.join(REQUIRED)} (optional: top5, source)"
                 )
             reader.fieldnames = columns
-            default_source = f"user file {path.name}"
             entries, seen = [], {}
             for line, row in enumerate(reader, start=2):
                 where = f"{option}: {path.name} line {line}"
-                entry = _entry(row, where, default_source, priority)
+                entry = _entry(row, where, f"user file {path.name}", priority)
                 ident = (entry.key, entry.priority)
                 if ident in seen:
                     raise MbprofError(
@@ -156,17 +147,16 @@ def read_accuracy_csv(
                 seen[ident] = line
                 entries.append(entry)
     except UnicodeDecodeError:
-        raise MbprofError(f"{option}: {str(path)!r} is not a UTF-8 text CSV file") from None
+        raise MbprofError(f"{file} is not a UTF-8 text CSV file") from None
     except csv.Error as exc:
-        raise MbprofError(f"{option}: {str(path)!r} cannot be read as CSV: {exc}") from None
+        raise MbprofError(f"{file} cannot be read as CSV: {exc}") from None
     if not entries:
-        raise MbprofError(f"{option}: {str(path)!r} has a header but no rows")
+        raise MbprofError(f"{file} has a header but no rows")
     return AccuracyTable(entries)
 
 
 @functools.cache
 def shipped() -> AccuracyTable:
-    """The published figures that ship with mbprof (``mbprof/data/accuracy.csv``)."""
     return read_accuracy_csv(DATA_FILE, option="shipped accuracy data", priority=9)
 
 
@@ -203,7 +193,7 @@ def check_plottable(table: AccuracyTable | None, specs: Iterable[Any], option: s
     specs = list(specs)
     if table is not None and any(table.lookup_spec(s) for s in specs):
         return
-    known = sorted({e.model for e in (table or shipped()).entries()})
+    known = sorted({e.model for e in (shipped() if table is None else table).entries()})
     raise MbprofError(
         f"{option}: none of these {len(specs)} configurations has a published top-1 to plot "
         f"(mbprof ships figures for {', '.join(known)} at their published widths and "

@@ -32,11 +32,7 @@ class Metric:
     what: str
     kind: str = ""  # "count", "bytes" or "ms": how limits are parsed (filled in)
     column: str = ""  # the column that holds the measured figure (filled in)
-
-    @property
-    def shown(self) -> str:
-        """The ``format_value`` kind of an amount of it: '300.77M', '1.20 MB', '25.00 ms'."""
-        return {"count": "count", "bytes": "size", "ms": "duration"}[self.kind]
+    shown: str = ""  # format_value's kind of an amount: '300.77M', '1.20 MB' (filled in)
 
 
 @dataclass(frozen=True)
@@ -49,8 +45,7 @@ class Column:
 
 
 def text_table(text: str, cells: int = 4) -> list[list[str]]:
-    """Rows one a line, cells between '|'; the last cell may go on over indented lines; blank
-    lines and '#' comments skipped."""
+    """Rows one a line, cells between '|' (the last may go on over indented lines); '#' skipped."""
     rows: list[list[str]] = []
     for line in text.strip("\n").splitlines():
         if line.startswith(" "):
@@ -61,7 +56,8 @@ def text_table(text: str, cells: int = 4) -> list[list[str]]:
 
 
 # columns.txt: the columns by group (``key | header | kind | description`` after ``[group]``),
-# the plot axes (after ``[axes]``) and the figures budgets bound (after ``[budgets]``).
+# the plot axes (after ``[axes]``), the figures budgets bound (after ``[budgets]``) and the
+# axes' short names (after ``[aliases]``).
 _PARTS = re.split(
     r"^\[(\w+)\]\n", Path(__file__).with_name("columns.txt").read_text("utf-8"), flags=re.M
 )
@@ -74,12 +70,14 @@ _AXES = {
     key: Axis(name, unit, float(scale), how == "lower", how == "quality", tuple(context.split()))
     for key, name, unit, scale, how, context in _GROUPS.pop("axes")
 }
+ALIASES = dict(_GROUPS.pop("aliases"))
 _GROUPS = {name: {row[0]: Column(*row[1:]) for row in rows} for name, rows in _GROUPS.items()}
-LATENCY, ENVIRONMENT, DEPLOYMENT = (_GROUPS[k] for k in ("latency", "environment", "deployment"))
 COLUMNS = {key: c for group in _GROUPS.values() for key, c in group.items()}
 COLUMNS = {k: replace(c, axis=_AXES.get(k), budget=_METRICS.get(k)) for k, c in COLUMNS.items()}
-LATENCY_FIGURES, ENVIRONMENT_COLUMNS = tuple(LATENCY), tuple(ENVIRONMENT)
-DEPLOYMENT_FIGURES = tuple(DEPLOYMENT)
+ENVIRONMENT = _GROUPS["environment"]
+LATENCY_FIGURES, ENVIRONMENT_COLUMNS, DEPLOYMENT_FIGURES = map(
+    tuple, (_GROUPS["latency"], ENVIRONMENT, _GROUPS["deployment"])
+)
 
 
 def column(key: str) -> Column:
@@ -88,18 +86,14 @@ def column(key: str) -> Column:
 
 
 AXES: dict[str, Axis] = {k: replace(c.axis, column=k) for k, c in COLUMNS.items() if c.axis}
-ALIASES = {
-    "memory": "peak_act_bytes",
-    "latency": "latency_ms",
-    "throughput": "throughput_ips",
-    "accuracy": "top1",
-}
-# The kinds of a limit, by the kind of its column.
-_LIMIT_KINDS = {"millions": "count", "kb": "bytes", "bytes": "bytes", "ms": "ms"}
+# The kinds of a limit (and of format_value for it), by the kind of its column.
+_LIMIT_KINDS = {"millions": ("count", "count"), "kb": ("bytes", "size"), "ms": ("ms", "duration")}
+_LIMIT_KINDS["bytes"] = _LIMIT_KINDS["kb"]
 METRICS: dict[str, Metric] = {
-    c.budget.key: replace(c.budget, kind=_LIMIT_KINDS[c.kind], column=k)
+    c.budget.key: replace(c.budget, kind=kind, shown=shown, column=k)
     for k, c in COLUMNS.items()
     if c.budget
+    for kind, shown in [_LIMIT_KINDS[c.kind]]
 }
 
 

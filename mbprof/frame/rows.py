@@ -1,6 +1,5 @@
-"""The rows of a comparison frame: the one owner of how a configuration becomes a row
-(``identity_row``, the ``*_columns`` functions) and a row a configuration again
-(``spec_from_row``, ``cell``); and frame files read back. Torch-free."""
+"""The rows of a comparison frame, torch-free: the one owner of configuration -> row
+(``identity_row``, ``*_columns``) and back (``spec_from_row``, ``cell``); frame files read back."""
 
 from __future__ import annotations
 
@@ -50,8 +49,7 @@ def parse_args_text(text: str, where: str = "args") -> tuple[tuple[str, Any], ..
     position = 0
     text = str(text)
     while position < len(text.rstrip()):
-        match = _ARG.match(text, position)
-        if match is None:
+        if (match := _ARG.match(text, position)) is None:
             raise MbprofError(f"{where}: {text!r} is not a list of key=value builder arguments")
         key, value = match.group(1), match.group(2)
         if key in pairs:
@@ -81,17 +79,15 @@ def identity_row(spec: ModelSpec) -> dict[str, Any]:
 
 def _number(row: Mapping[str, Any], key: str, where: str, default=None, integer=False) -> Any:
     """``row[key]`` as a number > 0 (``integer``: an integer >= 1); None when missing."""
-    value = cell(row, key, default)
-    if value is None:
+    if (value := cell(row, key, default)) is None:
         return None
-    what = "an integer" if integer else "a number"
+    what, least = ("an integer", ">= 1") if integer else ("a number", "> 0")
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise MbprofError(f"{where}: {key} {value!r} is not {what}") from None
     allowed = number.is_integer() and number >= 1 if integer else math.isfinite(number)
     if not allowed or number <= 0:
-        least = ">= 1" if integer else "> 0"
         raise MbprofError(f"{where}: {key} {value!r} is not allowed; it must be {what} {least}")
     return int(number) if integer else number
 
@@ -106,8 +102,7 @@ def spec_from_row(row: Mapping[str, Any], where: str = "row") -> ModelSpec:
         label = cell(row, "resolution")
         if label is None:
             raise MbprofError(f"{where}: no 'resolution' (or 'input_h' and 'input_w') column")
-        if isinstance(label, float) and label.is_integer():
-            label = int(label)
+        label = int(label) if isinstance(label, float) and label.is_integer() else label
         try:
             height, width = parse_resolution(str(label), "resolution")
         except MbprofError as exc:
@@ -130,15 +125,12 @@ def row_measures(row: Mapping[str, Any], spec: ModelSpec) -> bool:
         other = spec_from_row(row)
     except MbprofError:
         return False
-    return (
-        other.model == spec.model
-        and math.isclose(other.width, spec.width, rel_tol=1e-9)
-        and math.isclose(other.depth, spec.depth, rel_tol=1e-9)
-        and other.resolution == spec.resolution
-        and other.num_classes == spec.num_classes
-        and dict(other.kwargs) == dict(spec.kwargs)
-        and other.reparam == spec.reparam
-    )
+    same = [getattr(other, k) == getattr(spec, k) for k in ("model", "resolution", "num_classes")]
+    same += [other.reparam == spec.reparam, dict(other.kwargs) == dict(spec.kwargs)]
+    same += [
+        math.isclose(getattr(other, k), getattr(spec, k), rel_tol=1e-9) for k in ("width", "depth")
+    ]
+    return all(same)
 
 
 def count_columns(counts: CountReport, notes: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -164,7 +156,6 @@ def memory_columns(report: MemoryReport) -> dict[str, Any]:
 
 
 def environment_columns(env: Environment) -> dict[str, Any]:
-    """Where and how a timing was taken (``ENVIRONMENT_COLUMNS``)."""
     return {key: getattr(env, key) for key in ENVIRONMENT_COLUMNS}
 
 
@@ -173,9 +164,8 @@ def latency_columns(timing: Timing) -> dict[str, Any]:
     named = {"latency_verdict": "verdict", "latency_reasons": "reasons"}
     figures = {key: getattr(timing, named.get(key, key)) for key in LATENCY_FIGURES}
     figures["latency_reasons"] = "; ".join(timing.reasons) or None
-    for key in DEPLOYMENT_FIGURES:  # only those this backend measured
-        if getattr(timing, key) is not None:
-            figures[key] = getattr(timing, key)
+    # The deployment figures only where this backend measured them.
+    figures |= {k: v for k in DEPLOYMENT_FIGURES if (v := getattr(timing, k)) is not None}
     return {**figures, **environment_columns(timing.environment)}
 
 
@@ -195,14 +185,11 @@ def read_frame(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise MbprofError(f"{str(path)!r} does not exist")
     try:
-        if path.suffix.lower() == ".json":
-            payload = json.loads(path.read_text(encoding="utf-8"))
-            tables = payload.get("tables") if isinstance(payload, dict) else None
-            if not tables:
-                raise MbprofError(f"{str(path)!r} is not an mbprof JSON result (no 'tables')")
+        if path.suffix.lower() != ".json":
+            return pd.read_csv(path)
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        if tables := payload.get("tables") if isinstance(payload, dict) else None:
             return pd.DataFrame(next(iter(tables.values())))
-        return pd.read_csv(path)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        if isinstance(exc, MbprofError):
-            raise
+    except ValueError as exc:  # (a UnicodeDecodeError and pandas' ParserError are ValueErrors)
         raise MbprofError(f"{str(path)!r} cannot be read as CSV or JSON: {exc}") from None
+    raise MbprofError(f"{str(path)!r} is not an mbprof JSON result (no 'tables')")

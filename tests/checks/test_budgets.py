@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from mbprof.checks.budget_file import (
     BudgetFileError,
-    KeyLines,
+    key_lines,
     load_budgets,
     nearest_line,
     parse_budgets,
@@ -382,14 +382,14 @@ def test_key_lines_point_at_the_line_each_key_is_written(orders, blank):
             lines.append(f"{key} = 1")
             where[key] = len(lines)
         expected.append(where)
-    found = KeyLines("\n".join(lines) + "\n")
-    for index, where in enumerate(expected):
+    found = key_lines("\n".join(lines) + "\n")[1]
+    assert len(found) == len(expected)
+    for budget, where in zip(found, expected, strict=True):
         for key, line in where.items():
-            assert found.budget(index, key) == line
+            assert nearest_line(budget, key) == line
         # A nested key not written points at its parent; an unknown key at the header.
-        assert found.budget(index, "width.limit") == where["width"]
-        assert found.budget(index, "nothing") == where[""]
-    assert found.budget(len(expected)) is None
+        assert nearest_line(budget, "width.limit") == where["width"]
+        assert nearest_line(budget, "nothing") == where[""]
 
 
 def test_nearest_line_walks_up_dotted_keys():
