@@ -18,7 +18,7 @@ from mbprof.core.records import ModelSpec
 from mbprof.core.units import format_value
 from mbprof.frame.rows import cell, row_measures, spec_from_row
 from mbprof.render.document import markdown_grid
-from mbprof.report.folder import ReproduceResult, csv_text, write_file
+from mbprof.report.folder import ReproduceResult, write_file
 from mbprof.report.plan import FIGURES, config, fill, lines, read_data, v1_v2
 
 if TYPE_CHECKING:
@@ -307,7 +307,7 @@ def write_phone(
     )
     write_file(stage, "phone.md", text, result, "Phone latency predicted from this machine")
     what = "Every published phone latency against each series, scaled (phone.md explains)"
-    write_file(stage, "phone.csv", csv_text(pd.DataFrame(per_value)), result, what)
+    write_file(stage, "phone.csv", pd.DataFrame(per_value), result, what)
     (stage / FIGURE).parent.mkdir(parents=True, exist_ok=True)
     draw_phone(per_value, stage / FIGURE)
     result.files.append((FIGURE, "Measured (scaled) against published phone latency"))
