@@ -19,7 +19,7 @@ from mbprof.core.units import format_value
 from mbprof.frame.rows import cell, row_measures, spec_from_row
 from mbprof.render.document import markdown_grid
 from mbprof.report.folder import ReproduceResult, write_file
-from mbprof.report.plan import FIGURES, config, fill, lines, read_data, v1_v2
+from mbprof.report.plan import FIGURES, config, fill, holds, lines, read_data, v1_v2
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -305,11 +305,10 @@ def write_phone(
         missing=fill("phone", "missing", missing="; ".join(missing)) if missing else "",
         failed=fill("phone", "failed", failed=lines(failed)) if failed else "",
     )
-    write_file(stage, "phone.md", text, result, "Phone latency predicted from this machine")
-    what = "Every published phone latency against each series, scaled (phone.md explains)"
-    write_file(stage, "phone.csv", pd.DataFrame(per_value), result, what)
+    write_file(stage, result, "phone.md", text)
+    write_file(stage, result, "phone.csv", pd.DataFrame(per_value))
     (stage / FIGURE).parent.mkdir(parents=True, exist_ok=True)
     draw_phone(per_value, stage / FIGURE)
-    result.files.append((FIGURE, "Measured (scaled) against published phone latency"))
+    result.files.append((FIGURE, holds(FIGURE)))
     result.findings.append(finding(found))
     return found

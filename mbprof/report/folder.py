@@ -5,6 +5,7 @@ inside it and renamed into place; the files mbprof wrote are listed with their S
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ from mbprof.core.errors import MbprofError
 from mbprof.frame.rows import row_measures
 from mbprof.render.document import markdown_grid
 from mbprof.report import plan, tables
-from mbprof.report.plan import AS_DATA, fill, kilobytes, lines, millions
+from mbprof.report.plan import fill, kilobytes, lines, millions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -172,30 +173,15 @@ class ReproduceResult:
 
 
 def write_file(
-    root: Path, relative: str, text: str | pd.DataFrame, result: ReproduceResult, what: str
+    root: Path, result: ReproduceResult, relative: str, text: str | pd.DataFrame
 ) -> None:
-    """Write ``root/relative`` (a frame as CSV: no index, one LF a line) and list it in
-    ``result`` as holding ``what``."""
+    """Write ``root/relative`` (a frame as CSV: no index, LF) and list it with what it holds."""
     if not isinstance(text, str):
         text = text.to_csv(index=False, lineterminator="\n")
     path = root / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    result.files.append((relative, what))
-
-
-# What each file of the tables and the sweep holds, as the README lists it.
-_HOLDS = {
-    "table4.md": "Table 4 beside mbprof's counts",
-    "table4.csv": f"Table 4 {AS_DATA}",
-    "table3.md": "Table 3 beside mbprof's memory analysis",
-    "table3.csv": f"Table 3 {AS_DATA}",
-    "sweep.csv": "Every configuration of the width x resolution sweep and the baselines, "
-    "one row each (columns described in mbprof/columns.py)",
-    "pareto.md": "The figures with the points on each frontier",
-    "inconsistencies.md": "Where the paper's tables disagree with themselves, and why mbprof "
-    "differs",
-}
+    result.files.append((relative, plan.holds(relative)))
 
 
 def write_report(
@@ -215,10 +201,7 @@ def write_report(
     ``timm`` the counts for timm's index."""
     owned = plan.check_out(result.out, parts)  # again: a file may have been edited meanwhile
     with staged(result.out, owned) as stage:
-
-        def write(relative: str, text: str) -> None:
-            write_file(stage, relative, text, result, _HOLDS[relative])
-
+        write = functools.partial(write_file, stage, result)
         t4 = explained = None
         if "table4" in parts:
             t4 = tables.table4_frame(frame, bn_params)
