@@ -19,7 +19,6 @@ from mbprof.core.settings import ResolvedLatency
 from mbprof.frame.rows import environment_columns, failure_text, identity_row
 from mbprof.report import plan
 from mbprof.report.folder import ReproduceResult, machine_load, write_report
-from mbprof.report.plan import PARTS
 from mbprof.report.tables import TimmRow, timm_rows
 
 if TYPE_CHECKING:
@@ -64,8 +63,7 @@ def usable_specs(configs: Sequence[ModelSpec], left_out: list[str]) -> list[Mode
             kept.append(make_spec(spec.model, spec.width, 1.0, spec.resolution))
         except MbprofError as exc:
             missing.setdefault(f"{spec.model} {spec.width:g}", str(exc))
-    for name, why in missing.items():
-        plan.leave_out(left_out, f"{name}: {why}")
+    left_out += [f"{n}: {why}" for n, why in missing.items() if f"{n}: {why}" not in left_out]
     return kept
 
 
@@ -76,12 +74,8 @@ def _bn_params(model: str, width: float) -> int:
     from mbprof.models import create_model
 
     built = create_model(model, width=width)
-    return sum(
-        p.numel()
-        for m in built.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm)
-        for p in m.parameters(recurse=False)
-    )
+    norms = [m for m in built.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    return sum(p.numel() for m in norms for p in m.parameters(recurse=False))
 
 
 def timm_counts() -> list[tuple[TimmRow, CountReport, CountReport]]:
@@ -213,7 +207,7 @@ class ReproduceRun:
 def prepare_reproduce(
     out: str | Path = "reports",
     *,
-    parts: Sequence[str] = PARTS,
+    parts: Sequence[str] = plan.PARTS,
     latency: bool = True,
     latency_options: dict[str, Any] | None = None,
 ) -> ReproduceRun:
@@ -244,7 +238,7 @@ def prepare_reproduce(
 def reproduce(
     out: str | Path = "reports",
     *,
-    parts: Sequence[str] = PARTS,
+    parts: Sequence[str] = plan.PARTS,
     latency: bool = True,
     latency_options: dict[str, Any] | None = None,
     on_start: Callable[[ModelSpec], None] | None = None,

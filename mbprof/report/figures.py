@@ -1,8 +1,6 @@
-"""The report's figures (``plan.FIGURES``, drawn as ``mbprof plot`` draws them) with
-``pareto.md`` (each figure's frontier, or how well one axis predicts the other), and the phone
-section: published Pixel 1 latencies against what each runtime measures here, one thread. Per
-series and scope one scale factor k is fitted in log space (log k = mean(log published - log
-measured)); errors are measured x k / published - 1."""
+"""The report's figures (``plan.FIGURES``, as ``mbprof plot`` draws them) with ``pareto.md``,
+and the phone section: published Pixel 1 latencies against each runtime here, one thread, one
+scale factor k per series and scope (log k = mean(log published - log measured))."""
 
 from __future__ import annotations
 
@@ -169,9 +167,7 @@ def measured_values(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[ModelSp
     """Per series, each configuration's latency (ms) on a runtime, or its MAdds."""
     values: dict[str, dict[ModelSpec, float]] = {s: {} for s in (*SERIES, MADDS)}
     for spec in phone_configs():
-        for row in rows:
-            if not row_measures(row, spec):
-                continue
+        for row in (row for row in rows if row_measures(row, spec)):
             series, latency, madds = (cell(row, k) for k in ("series", "latency_ms", "madds"))
             if series in values and latency is not None and not cell(row, "error"):
                 values[series][spec] = float(latency)

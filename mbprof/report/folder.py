@@ -132,9 +132,7 @@ def staged(out: Path, owned: dict[str, list[str] | None]) -> Iterator[Path]:
         yield stage
         # the staged files moved into place, a previous run's leftovers it still owns removed
         fresh = {
-            path.relative_to(stage).as_posix(): path
-            for path in sorted(stage.rglob("*"))
-            if path.is_file()
+            p.relative_to(stage).as_posix(): p for p in sorted(stage.rglob("*")) if p.is_file()
         }
         hashes = {name: sha256(path) for name, path in fresh.items()}
         during: Owned = {name: list(h or []) for name, h in owned.items()}
@@ -195,10 +193,8 @@ def write_report(
     phone: tuple[list[dict[str, Any]], Sequence[str]] | None = None,
     load_at_start: tuple[float, float] | None = None,
 ) -> None:
-    """Write ``result.out`` from the measured ``frame`` (and the phone study's rows and the
-    runtimes it missed), staged: a failure changes nothing. ``memory_of`` gives Table 3's
-    memory (224x224, fp16), ``bn_params`` the batch-norm parameters TF-Slim's tables leave out,
-    ``timm`` the counts for timm's index."""
+    """Write ``result.out`` from ``frame`` (and the phone study's rows and missed runtimes),
+    staged: a failure changes nothing. The callables give what the report cannot measure."""
     owned = plan.check_out(result.out, parts)  # again: a file may have been edited meanwhile
     with staged(result.out, owned) as stage:
         write = functools.partial(write_file, stage, result)
@@ -310,7 +306,6 @@ def readme_markdown(
 
 def machine_load() -> tuple[float, float] | None:
     """The 1- and 5-minute load averages (None where the system has none)."""
-    try:
+    with contextlib.suppress(OSError):
         return os.getloadavg()[:2]
-    except OSError:
-        return None
+    return None

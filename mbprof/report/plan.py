@@ -39,9 +39,7 @@ GRIDS: tuple[tuple[str, tuple[float, ...], tuple[int, ...]], ...] = (
 
 
 def is_measured(column: str) -> bool:
-    """True for a column that a fresh run may change (latency and its environment,
-    mbprof.frame.columns); everything else in the CSV files is counted and must regenerate
-    exactly."""
+    """Whether a fresh run may change ``column`` (latency, its environment); the rest may not."""
     measured = column in {*LATENCY_FIGURES, *ENVIRONMENT_COLUMNS, "error"}
     return measured or column.startswith("latency_")
 
@@ -107,12 +105,6 @@ def wanted_configs(parts: Sequence[str]) -> list[ModelSpec]:
             config(r["model"], r["width"], r["resolution"]) for r in read_data("paper_table4.csv")
         ]
     return list(dict.fromkeys(wanted))
-
-
-def leave_out(left_out: list[str], line: str) -> None:
-    """Add ``line`` to what a run leaves out, once."""
-    if line not in left_out:
-        left_out.append(line)
 
 
 def find_row(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, Any] | None:

@@ -20,7 +20,6 @@ from mbprof.report.plan import (
     fill,
     find_row,
     kilobytes,
-    leave_out,
     lines,
     millions,
     read_data,
@@ -138,7 +137,7 @@ def table3_frame(
         (c["network"], c["model"], c["width"]) for c in cells
     ):
         if not registered(model):
-            leave_out(left_out, f"Table 3, {network}: {model} not registered in this mbprof")
+            left_out.append(f"Table 3, {network}: {model} not registered in this mbprof")
             continue
         mem = memory_of(model, float(width))
         efficient, whole = ({r.resolution[0]: r for r in m if r.resolution[0] == r.resolution[1]}
@@ -257,8 +256,7 @@ SEED_CLASSES = 1  # the classifier left out: its 1280 x 1 MAdds stand for the po
 
 @dataclass(frozen=True)
 class TimmRow:
-    """One line of timm's model index ``mbprof/data/timm_flops.csv`` and the configurations
-    that explain it: ``seed`` at SEED_INPUT with SEED_CLASSES, ``square`` at 224x224."""
+    """A line of ``mbprof/data/timm_flops.csv``: ``seed`` at SEED_INPUT, ``square`` at 224x224."""
 
     name: str
     flops: int  # as printed
@@ -271,9 +269,8 @@ def timm_rows() -> list[TimmRow]:
     """The index's lines, each with its two configurations to count."""
     rows = []
     for line in read_data("timm_flops.csv"):
-        kwargs = parse_kwargs([a for a in line["args"].split(";") if a], "args")
         arch = dict(model=line["model"], width=float(line["width"]), depth=float(line["depth"]))
-        arch["kwargs"] = kwargs
+        arch["kwargs"] = parse_kwargs([a for a in line["args"].split(";") if a], "args")
         seed = ModelSpec(**arch, resolution=SEED_INPUT, num_classes=SEED_CLASSES)
         figures = (line["name"], int(line["flops"]), int(line["params"]))
         rows.append(TimmRow(*figures, seed=seed, square=ModelSpec(**arch)))
@@ -283,15 +280,13 @@ def timm_rows() -> list[TimmRow]:
 def _build(spec: ModelSpec) -> str:
     """'mobilenet_v2 1.1, depth 1.2, fix_stem_head'."""
     parts = [f"{spec.model} {format_value(spec.width, 'float')}"]
-    if spec.depth != 1.0:
-        parts.append(f"depth {spec.depth:g}")
+    parts += [f"depth {spec.depth:g}"] if spec.depth != 1.0 else []
     parts += [key if value is True else f"{key}={value}" for key, value in spec.kwargs]
     return ", ".join(parts)
 
 
 def timm_flops_markdown(counts: Sequence[tuple[TimmRow, CountReport, CountReport]]) -> str:
-    """The section of ``inconsistencies.md`` on the index's figures ('' without counts): each
-    line with mbprof's counts of its ``seed`` and its ``square`` configuration."""
+    """The section of ``inconsistencies.md`` on timm's index ('' without counts)."""
     if not counts:
         return ""
 
