@@ -94,7 +94,6 @@ def write_figures(frame: pd.DataFrame, root: Path, result: ReproduceResult) -> s
 SERIES = ("eager", "onnxruntime", "onnxruntime int8", "executorch", "executorch int8")
 MADDS = "MAdds alone (mbprof's count)"
 MADDS_TFSLIM = "MAdds alone (TF-Slim's MACs column)"
-GRID_SOURCE = "TF-Slim MobileNetV2 checkpoints"
 SCOPES = {
     "grid": "the 22 MobileNetV2 checkpoints of the TF-Slim table",
     "all": "every published phone latency",
@@ -120,7 +119,7 @@ def published_latencies() -> list[PublishedLatency]:
             float(r["phone_latency_ms"]),
             r["phone_latency_device"],
             r["source"],
-            r["source"] == GRID_SOURCE,
+            r["source"] == "TF-Slim MobileNetV2 checkpoints",
         )
         for r in read_data("accuracy.csv")
         if r.get("phone_latency_ms")
@@ -153,10 +152,8 @@ def fit(series: str, scope: str, pairs: Sequence[tuple[float, float]]) -> Fit:
     logs = [(math.log(m), math.log(p)) for m, p in pairs]
     scale = math.exp(statistics.mean(lp - lm for lm, lp in logs))
     errors = [abs(100.0 * (m * scale / p - 1.0)) for m, p in pairs]
-    mean_x = statistics.mean(lm for lm, _ in logs)
-    mean_y = statistics.mean(lp for _, lp in logs)
-    spread = sum((lm - mean_x) ** 2 for lm, _ in logs)
-    slope = sum((lm - mean_x) * (lp - mean_y) for lm, lp in logs) / spread if spread else math.nan
+    xs, ys = zip(*logs, strict=True)
+    slope = statistics.linear_regression(xs, ys).slope if len(set(xs)) > 1 else math.nan
     _, spearman = correlation([m for m, _ in pairs], [p for _, p in pairs])
     return Fit(
         series, scope, len(pairs), scale, spearman, slope, statistics.median(errors), max(errors)
@@ -182,15 +179,11 @@ def measured_values(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[ModelSp
 
 def fits(values: Mapping[str, Mapping[ModelSpec, float]]) -> list[Fit]:
     """Every series on every scope where it has at least three points."""
-    published = published_latencies()
     found = []
     for scope in SCOPES:
+        published = [p for p in published_latencies() if scope == "all" or p.in_grid]
         for series, by_spec in values.items():
-            pairs = [
-                (by_spec[p.spec], p.ms)
-                for p in published
-                if p.spec in by_spec and (scope == "all" or p.in_grid)
-            ]
+            pairs = [(by_spec[p.spec], p.ms) for p in published if p.spec in by_spec]
             if len(pairs) >= 3 and not (series == MADDS_TFSLIM and scope == "all"):
                 found.append(fit(series, scope, pairs))
     return found
@@ -222,12 +215,11 @@ def per_value_rows(
     grid_scales = {f.series: f.scale for f in found if f.scope == "grid"}
     rows = []
     for p in published_latencies():
-        spec = p.spec
-        where = {"model": spec.model, "width": spec.width, "resolution": spec.res_label}
+        where = {"model": p.spec.model, "width": p.spec.width, "resolution": p.spec.res_label}
         where |= {"source": p.source, "phone_latency_device": p.device, "published_ms": p.ms}
         for series, by_spec in values.items():
             scale = scales.get(series, grid_scales.get(series) if p.in_grid else None)
-            if scale is None or (measured := by_spec.get(spec)) is None:
+            if scale is None or (measured := by_spec.get(p.spec)) is None:
                 continue
             unit = "madds" if series.startswith("MAdds") else "ms"
             row = {**where, "series": series, "measured": measured, "measured_unit": unit}
@@ -296,7 +288,7 @@ def write_phone(
             fill("phone", "scope", what=what, table=_summary_table(found, scope))
             for scope, what in SCOPES.items()
         ),
-        values=_value_table([r for r in per_value if r["series"] in series], series),
+        values=_value_table(per_value, series),
         figure=FIGURE,
         missing=fill("phone", "missing", missing="; ".join(missing)) if missing else "",
         failed=fill("phone", "failed", failed=lines(failed)) if failed else "",
