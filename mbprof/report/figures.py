@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
 from mbprof.core.units import format_value
 from mbprof.frame.rows import cell, row_measures, spec_from_row
@@ -251,13 +250,6 @@ def _value_table(rows: Sequence[Mapping[str, Any]], series: Sequence[str]) -> st
     return markdown_grid(headers, table, [False, False, True] + [True] * len(series))
 
 
-def _label(row: Mapping[str, Any]) -> str:
-    try:
-        return spec_from_row(row).label
-    except MbprofError:
-        return str(cell(row, "model"))
-
-
 def write_phone(
     stage: Path,
     rows: Sequence[Mapping[str, Any]],
@@ -275,28 +267,24 @@ def write_phone(
     per_value = per_value_rows(values, found)
     series = [s for s in ORDER if s in {r["series"] for r in per_value}]
     failed = [
-        f"- {_label(r)} on {cell(r, 'series')}: {cell(r, 'error')}"
+        f"- {spec_from_row(r).label} on {cell(r, 'series')}: {cell(r, 'error')}"
         for r in rows
         if cell(r, "error")
     ]
+    values = {"environment": environment.rstrip("."), "finding": finding(found), "figure": FIGURE}
+    values["missing"] = fill("phone", "missing", missing="; ".join(missing)) if missing else ""
+    values["failed"] = fill("phone", "failed", failed=lines(failed)) if failed else ""
+    scopes = lines(
+        fill("phone", "scope", what=what, table=_summary_table(found, scope))
+        for scope, what in SCOPES.items()
+    )
     text = fill(
-        "phone",
-        "document",
-        environment=environment.rstrip("."),
-        finding=finding(found),
-        scopes=lines(
-            fill("phone", "scope", what=what, table=_summary_table(found, scope))
-            for scope, what in SCOPES.items()
-        ),
-        values=_value_table(per_value, series),
-        figure=FIGURE,
-        missing=fill("phone", "missing", missing="; ".join(missing)) if missing else "",
-        failed=fill("phone", "failed", failed=lines(failed)) if failed else "",
+        "phone", "document", **values, scopes=scopes, values=_value_table(per_value, series)
     )
     write_file(stage, result, "phone.md", text)
     write_file(stage, result, "phone.csv", pd.DataFrame(per_value))
     (stage / FIGURE).parent.mkdir(parents=True, exist_ok=True)
     draw_phone(per_value, stage / FIGURE)
     result.files.append((FIGURE, holds(FIGURE)))
-    result.findings.append(finding(found))
+    result.findings.append(values["finding"])
     return found

@@ -83,9 +83,8 @@ def table4_markdown(t4: pd.DataFrame, env: str) -> str:
             paper = r[f"paper_{key}_m"]
             row += [f"{paper:g}M", f"{millions(r[key])} ({r[key]:,})", delta(r[key] / 1e6, paper)]
         row.append("-" if is_missing(r["paper_phone_ms"]) else f"{r['paper_phone_ms']:g}")
-        if has_latency:
-            row.append("-" if is_missing(r.get("latency_ms")) else f"{r['latency_ms']:.1f}")
-        rows.append(row)
+        row.append("-" if is_missing(r.get("latency_ms")) else f"{r['latency_ms']:.1f}")
+        rows.append(row[: len(headers)])
     return fill(
         "table4",
         "document",
@@ -111,10 +110,9 @@ def table3_paper_problems() -> list[str]:
         largest[network] = max(largest.get(network, printed), printed)
         computed = channels * side * side * 2
         if not _rounding(printed, computed / 1000):
-            values = {"network": network, "side": side, "channels": channels, "printed": printed}
-            values |= {"computed": computed, "computed_k": computed / 1000}
-            ratio = printed * 1000 / computed
-            problems.append(fill("table3", "cell_problem", **values, ratio=ratio))
+            values = {"side": side, "printed": printed, "computed": computed}
+            values |= {"computed_k": computed / 1000, "ratio": printed * 1000 / computed}
+            problems.append(fill("table3", "cell_problem", **cell_, **values))
     for cell_ in (c for c in cells if c["size"] == "max"):
         printed, top = float(cell_["kbytes"]), largest[cell_["network"]]
         if not _rounding(printed, top):
@@ -306,22 +304,15 @@ def timm_flops_markdown(counts: Sequence[tuple[TimmRow, CountReport, CountReport
     conv, square_conv = seed.madds - head(seed), square.madds - head(square)
     ratios = [row.flops / square.madds for row, _, square in counts]
     exact = all(row.flops == seed.madds + seed.other_flops for row, seed, _ in counts)
-    return fill(
-        "timm",
-        "section",
-        low=min(ratios),
-        high=max(ratios),
-        verdict=fill("timm", "exact" if exact else "not_exact"),
-        table=markdown_grid(fill("timm", "headers").split("|"), rows, [False, False] + [True] * 8),
-        name=first.name,
-        conv=conv,
-        square_conv=square_conv,
-        conv_ratio=conv / square_conv,
-        head=head(seed),  # input channels of the classifier, times 1 output
-        params=", ".join(
-            f"{sq.params:,} ({row.params / 1e6:.2f}M printed)" for row, _, sq in counts
-        ),
+    values = {"low": min(ratios), "high": max(ratios), "name": first.name, "conv": conv}
+    values |= {"square_conv": square_conv, "conv_ratio": conv / square_conv}
+    values["head"] = head(seed)  # input channels of the classifier, times 1 output
+    values["verdict"] = fill("timm", "exact" if exact else "not_exact")
+    values["params"] = ", ".join(
+        f"{s.params:,} ({r.params / 1e6:.2f}M printed)" for r, _, s in counts
     )
+    table = markdown_grid(fill("timm", "headers").split("|"), rows, [False, False] + [True] * 8)
+    return fill("timm", "section", **values, table=table)
 
 
 # Table 4's rows in the order the page explains them, each with its template.
@@ -361,12 +352,7 @@ def inconsistencies_markdown(
         if r["other_top1"]
     ]
     timm_text = timm_flops_markdown(timm)
-    return fill(
-        "inconsistencies",
-        "document",
-        counts=lines(counts),
-        top1=lines(top1),
-        problems=lines(f"- {p}" for p in table3_paper_problems()),
-        table3=f"\n{table3_text}\n" if table3_text else "",
-        timm=f"\n{timm_text}" if timm_text else "",
-    )
+    values = {"problems": lines(f"- {p}" for p in table3_paper_problems()), "top1": lines(top1)}
+    values["table3"] = f"\n{table3_text}\n" if table3_text else ""
+    values["timm"] = f"\n{timm_text}" if timm_text else ""
+    return fill("inconsistencies", "document", **values, counts=lines(counts))
