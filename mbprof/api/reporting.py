@@ -4,6 +4,7 @@ configuration once (``PhoneRun``: the phone study) and hands the rows to ``mbpro
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -182,25 +183,13 @@ class ReproduceRun:
     ) -> ReproduceResult:
         """Measure every configuration, then have ``mbprof.report`` write the folder."""
         result = ReproduceResult(out=self.out, left_out=list(self.left_out))
-        load_at_start = machine_load()
-        frame = measure_configs(
-            self.specs,
-            latency=self.latency,
-            with_memory="sweep" in self.parts or "figures" in self.parts,  # Table 4: counts only
-            on_start=on_start,
-            on_done=on_done,
-        )
-        phone = (self.phone.measure(on_start, on_done), self.phone.missing) if self.phone else None
-        write_report(
-            result,
-            self.parts,
-            frame,
-            memory_of=lambda m, w: memory(m, w, resolution=224, mem_dtype="fp16"),
-            bn_params=_bn_params,
-            timm=timm_counts,
-            phone=phone,
-            load_at_start=load_at_start,
-        )
+        given = {"bn_params": _bn_params, "timm": timm_counts, "load_at_start": machine_load()}
+        progress = {"on_start": on_start, "on_done": on_done}
+        with_mem = "sweep" in self.parts or "figures" in self.parts  # Table 4: counts only
+        frame = measure_configs(self.specs, latency=self.latency, with_memory=with_mem, **progress)
+        phone = (self.phone.measure(**progress), self.phone.missing) if self.phone else None
+        memory_of = functools.partial(memory, resolution=224, mem_dtype="fp16")
+        write_report(result, self.parts, frame, memory_of=memory_of, phone=phone, **given)
         return result
 
 

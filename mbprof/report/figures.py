@@ -210,14 +210,13 @@ def per_value_rows(
     values: Mapping[str, Mapping[ModelSpec, float]], found: Sequence[Fit]
 ) -> list[dict[str, Any]]:
     """One row per (published value, series) with the scale of the fit on every value."""
-    scales = {f.series: f.scale for f in found if f.scope == "all"}
-    grid_scales = {f.series: f.scale for f in found if f.scope == "grid"}
+    scales = {(f.scope, f.series): f.scale for f in found}
     rows = []
     for p in published_latencies():
         where = {"model": p.spec.model, "width": p.spec.width, "resolution": p.spec.res_label}
         where |= {"source": p.source, "phone_latency_device": p.device, "published_ms": p.ms}
         for series, by_spec in values.items():
-            scale = scales.get(series, grid_scales.get(series) if p.in_grid else None)
+            scale = scales.get(("all", series), scales.get(("grid", series)) if p.in_grid else None)
             if scale is None or (measured := by_spec.get(p.spec)) is None:
                 continue
             unit = "madds" if series.startswith("MAdds") else "ms"

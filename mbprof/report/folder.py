@@ -224,8 +224,7 @@ def write_report(
 
             from mbprof.report.figures import write_phone
 
-            rows, missing = phone
-            write_phone(stage, rows, result, environment_text(pd.DataFrame(rows)), missing)
+            write_phone(stage, phone[0], result, environment_text(pd.DataFrame(phone[0])), phone[1])
         text = readme_markdown(result, frame, t4, load_at_start)
         (stage / "README.md").write_text(text, encoding="utf-8")
         result.files.insert(0, ("README.md", "This index"))
