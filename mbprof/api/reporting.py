@@ -121,8 +121,7 @@ class PhoneRun:
         for spec in self.specs:
             if on_start is not None:
                 on_start(spec)
-            mine = self._measure(spec)
-            rows += mine
+            rows += (mine := self._measure(spec))
             if on_done is not None:
                 on_done(mine[0])
         return rows

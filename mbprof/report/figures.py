@@ -57,9 +57,8 @@ def _fit_text(plotted: PlotResult, data: pd.DataFrame, y: Axis) -> str | None:
     latency = ""
     v1, v2 = v1_v2(data)
     if v1 is not None and v2 is not None and y.column in v1 and y.column in v2:
-        v1_madds, v2_madds = v1["madds"] / 1e6, v2["madds"] / 1e6
-        values = {"v1_madds": v1_madds, "v1_ms": v1[y.column], "v2_ms": v2[y.column]}
-        latency = fill("pareto", "latency", **values, v2_madds=v2_madds)
+        values = {"v1_madds": v1["madds"] / 1e6, "v2_madds": v2["madds"] / 1e6}
+        latency = fill("pareto", "latency", **values, v1_ms=v1[y.column], v2_ms=v2[y.column])
     return fill("pareto", "fit", points=len(plotted.points), r=r, rho=rho, latency=latency)
 
 

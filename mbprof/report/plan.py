@@ -89,8 +89,7 @@ def sweep_configs() -> list[ModelSpec]:
 
 
 def check_parts(parts: Sequence[str]) -> tuple[str, ...]:
-    unknown = [p for p in parts if p not in PARTS]
-    if unknown:
+    if unknown := [p for p in parts if p not in PARTS]:
         raise MbprofError(f"parts: {unknown[0]!r} is not one of {', '.join(PARTS)}", field="parts")
     return tuple(parts)
 
@@ -109,10 +108,7 @@ def wanted_configs(parts: Sequence[str]) -> list[ModelSpec]:
 
 def find_row(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, Any] | None:
     """The first row of ``frame`` that measured ``spec`` (None when none did)."""
-    for row in frame.to_dict(orient="records"):
-        if row_measures(row, spec):
-            return row
-    return None
+    return next((row for row in frame.to_dict(orient="records") if row_measures(row, spec)), None)
 
 
 def v1_v2(frame: pd.DataFrame) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
