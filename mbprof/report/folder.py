@@ -231,15 +231,8 @@ def write_report(
 
 
 # The environment columns the sentence names, in its order, each with its label.
-_LABELS = {
-    "cpu_model": "",
-    "device_name": "",
-    "backend": "backend ",
-    "dtype": "",
-    "batch": "batch ",
-    "threads": "threads ",
-    "torch_version": "torch ",
-}
+_LABELS = {"cpu_model": "", "device_name": "", "backend": "backend ", "dtype": ""}
+_LABELS |= {"batch": "batch ", "threads": "threads ", "torch_version": "torch "}
 
 
 def environment_text(frame: pd.DataFrame) -> str:
