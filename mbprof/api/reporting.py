@@ -4,6 +4,7 @@ configuration once (``PhoneRun``: the phone study) and hands the rows to ``mbpro
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +20,6 @@ from mbprof.core.settings import ResolvedLatency
 from mbprof.frame.rows import environment_columns, failure_text, identity_row
 from mbprof.report import plan
 from mbprof.report.folder import ReproduceResult, machine_load, write_report
-from mbprof.report.plan import PARTS
 from mbprof.report.tables import TimmRow, timm_rows
 
 if TYPE_CHECKING:
@@ -27,8 +27,7 @@ if TYPE_CHECKING:
 
 
 def report_latency(options: dict[str, Any] | None = None) -> ResolvedLatency:
-    """The CPU column's latency settings: one thread, channels-last, batch norm folded,
-    ``options`` over them."""
+    """The CPU column's settings: one thread, channels-last, batch norm folded; then ``options``."""
     defaults = {"device": "cpu", "threads": 1, "channels_last": True, "fuse_bn": True}
     return make_latency_settings(**{**defaults, **(options or {})})
 
@@ -65,8 +64,7 @@ def usable_specs(configs: Sequence[ModelSpec], left_out: list[str]) -> list[Mode
             kept.append(make_spec(spec.model, spec.width, 1.0, spec.resolution))
         except MbprofError as exc:
             missing.setdefault(f"{spec.model} {spec.width:g}", str(exc))
-    for name, why in missing.items():
-        plan.leave_out(left_out, f"{name}: {why}")
+    left_out += [f"{n}: {why}" for n, why in missing.items() if f"{n}: {why}" not in left_out]
     return kept
 
 
@@ -77,29 +75,21 @@ def _bn_params(model: str, width: float) -> int:
     from mbprof.models import create_model
 
     built = create_model(model, width=width)
-    return sum(
-        p.numel()
-        for m in built.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm)
-        for p in m.parameters(recurse=False)
-    )
+    norms = [m for m in built.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    return sum(p.numel() for m in norms for p in m.parameters(recurse=False))
 
 
 def timm_counts() -> list[tuple[TimmRow, CountReport, CountReport]]:
-    """mbprof's counts for the lines of timm's model index (``mbprof.report.tables``): each
-    line's ``seed`` and ``square`` configurations counted."""
+    """mbprof's counts of each line of timm's model index: its ``seed`` and ``square``."""
     from mbprof.api.single import profile_spec
 
-    def counted(spec: ModelSpec) -> CountReport:
-        checked = make_spec(
-            spec.model, spec.width, spec.depth, spec.resolution, spec.num_classes, spec.kwargs
-        )
-        return profile_spec(checked, with_memory=False).counts
+    def counted(s: ModelSpec) -> CountReport:
+        spec = make_spec(s.model, s.width, s.depth, s.resolution, s.num_classes, s.kwargs)
+        return profile_spec(spec, with_memory=False).counts
 
     return [(row, counted(row.seed), counted(row.square)) for row in timm_rows()]
 
 
-SEED = 0
 # (settings, the series its latency gives, the series its fp32 reference gives)
 RUNS: tuple[tuple[dict[str, Any], str, str | None], ...] = (
     ({"backend": "eager", "channels_last": True, "fuse_bn": True}, "eager", None),
@@ -131,8 +121,7 @@ class PhoneRun:
         for spec in self.specs:
             if on_start is not None:
                 on_start(spec)
-            mine = self._measure(spec)
-            rows += mine
+            rows += (mine := self._measure(spec))
             if on_done is not None:
                 on_done(mine[0])
         return rows
@@ -142,7 +131,7 @@ class PhoneRun:
 
         base = identity_row(spec)
         try:
-            torch.manual_seed(SEED)  # the same weights every run: the cached programs fit
+            torch.manual_seed(0)  # the same weights every run: the cached programs fit
             measured = measure(spec)
             timing_ready(spec, measured.built.model)
         except ROW_FAILURES as exc:
@@ -151,21 +140,21 @@ class PhoneRun:
         base["madds"] = measured.counts.madds
         rows = []
         for settings, main, ref in self.runs:
-            fp32 = replace(settings, quantize="none") if settings.quantize != "none" else None
-            for attempt, names in ((settings, (main, ref)), (fp32, (ref,))):
-                if attempt is None:
-                    break
+            attempts = [(settings, (main, ref))]
+            if settings.quantize != "none":  # int8 failing, its fp32 series may still run alone
+                attempts.append((replace(settings, quantize="none"), (ref,)))
+            for attempt, names in attempts:
                 try:
                     timing = measured.time(attempt, main)
                 except Exception as exc:  # noqa: BLE001 - recorded in the row; Ctrl-C stops
                     rows.append({**base, "series": names[0], "error": failure_text(exc)})
-                    continue  # int8 failed: its fp32 series may still run alone
+                    continue
                 env = environment_columns(timing.environment)
                 figures = (timing.latency_ms, timing.fp32_latency_ms)
                 rows += [
                     {**base, **env, "series": name, "latency_ms": ms}
                     for name, ms in zip(names, figures, strict=False)
-                    if name is not None
+                    if name
                 ]
                 break
         return rows
@@ -193,32 +182,20 @@ class ReproduceRun:
     ) -> ReproduceResult:
         """Measure every configuration, then have ``mbprof.report`` write the folder."""
         result = ReproduceResult(out=self.out, left_out=list(self.left_out))
-        load_at_start = machine_load()
-        frame = measure_configs(
-            self.specs,
-            latency=self.latency,
-            with_memory="sweep" in self.parts or "figures" in self.parts,  # Table 4: counts only
-            on_start=on_start,
-            on_done=on_done,
-        )
-        phone = (self.phone.measure(on_start, on_done), self.phone.missing) if self.phone else None
-        write_report(
-            result,
-            self.parts,
-            frame,
-            memory_of=lambda m, w: memory(m, w, resolution=224, mem_dtype="fp16"),
-            bn_params=_bn_params,
-            timm=timm_counts,
-            phone=phone,
-            load_at_start=load_at_start,
-        )
+        given = {"bn_params": _bn_params, "timm": timm_counts, "load_at_start": machine_load()}
+        progress = {"on_start": on_start, "on_done": on_done}
+        with_mem = "sweep" in self.parts or "figures" in self.parts  # Table 4: counts only
+        frame = measure_configs(self.specs, latency=self.latency, with_memory=with_mem, **progress)
+        phone = (self.phone.measure(**progress), self.phone.missing) if self.phone else None
+        memory_of = functools.partial(memory, resolution=224, mem_dtype="fp16")
+        write_report(result, self.parts, frame, memory_of=memory_of, phone=phone, **given)
         return result
 
 
 def prepare_reproduce(
     out: str | Path = "reports",
     *,
-    parts: Sequence[str] = PARTS,
+    parts: Sequence[str] = plan.PARTS,
     latency: bool = True,
     latency_options: dict[str, Any] | None = None,
 ) -> ReproduceRun:
@@ -226,12 +203,8 @@ def prepare_reproduce(
     parts = plan.check_parts(parts)
     out = Path(out)
     plan.check_out(out, parts)
-    left_out: list[str] = []
-    resolved = None
-    if latency:
-        resolved = report_latency(latency_options)  # refuse what this machine cannot run, now
-    else:
-        left_out.append("latency (CPU here): not measured in this run (--no-latency)")
+    resolved = report_latency(latency_options) if latency else None  # refused now if it can't run
+    left_out = [] if latency else ["latency (CPU here): not measured in this run (--no-latency)"]
     specs = usable_specs(plan.wanted_configs(parts), left_out)
     phone = None
     if "phone" in parts and resolved is not None:
@@ -243,10 +216,9 @@ def prepare_reproduce(
                 settings = make_latency_settings(
                     device="cpu", threads=1, batch=1, min_time_s=resolved.min_time_s, **options
                 )
+                runs.append((settings, main, ref))
             except MbprofError as exc:
                 missing.append(f"{main}{' and ' + ref if ref else ''} ({exc})")
-                continue
-            runs.append((settings, main, ref))
         phone = PhoneRun(usable_specs(phone_configs(), left_out), runs, missing)
     return ReproduceRun(out, parts, specs, resolved, left_out, phone)
 
@@ -254,7 +226,7 @@ def prepare_reproduce(
 def reproduce(
     out: str | Path = "reports",
     *,
-    parts: Sequence[str] = PARTS,
+    parts: Sequence[str] = plan.PARTS,
     latency: bool = True,
     latency_options: dict[str, Any] | None = None,
     on_start: Callable[[ModelSpec], None] | None = None,

@@ -1,8 +1,6 @@
-"""The report's figures (``plan.FIGURES``, drawn as ``mbprof plot`` draws them) with
-``pareto.md`` (each figure's frontier, or how well one axis predicts the other), and the phone
-section: published Pixel 1 latencies against what each runtime measures here, one thread. Per
-series and scope one scale factor k is fitted in log space (log k = mean(log published - log
-measured)); errors are measured x k / published - 1."""
+"""The report's figures (``plan.FIGURES``, as ``mbprof plot`` draws them) with ``pareto.md``,
+and the phone section: published Pixel 1 latencies against each runtime here, one thread, one
+scale factor k per series and scope (log k = mean(log published - log measured))."""
 
 from __future__ import annotations
 
@@ -13,13 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mbprof.core.errors import MbprofError
 from mbprof.core.records import ModelSpec
 from mbprof.core.units import format_value
 from mbprof.frame.rows import cell, row_measures, spec_from_row
 from mbprof.render.document import markdown_grid
-from mbprof.report.folder import ReproduceResult, csv_text, write_file
-from mbprof.report.plan import FIGURES, config, fill, lines, read_data, v1_v2
+from mbprof.report.folder import ReproduceResult, write_file
+from mbprof.report.plan import FIGURES, config, fill, holds, lines, read_data, v1_v2
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,9 +57,8 @@ def _fit_text(plotted: PlotResult, data: pd.DataFrame, y: Axis) -> str | None:
     latency = ""
     v1, v2 = v1_v2(data)
     if v1 is not None and v2 is not None and y.column in v1 and y.column in v2:
-        v1_madds, v2_madds = v1["madds"] / 1e6, v2["madds"] / 1e6
-        values = {"v1_madds": v1_madds, "v1_ms": v1[y.column], "v2_ms": v2[y.column]}
-        latency = fill("pareto", "latency", **values, v2_madds=v2_madds)
+        values = {"v1_madds": v1["madds"] / 1e6, "v2_madds": v2["madds"] / 1e6}
+        latency = fill("pareto", "latency", **values, v1_ms=v1[y.column], v2_ms=v2[y.column])
     return fill("pareto", "fit", points=len(plotted.points), r=r, rho=rho, latency=latency)
 
 
@@ -96,11 +92,8 @@ def write_figures(frame: pd.DataFrame, root: Path, result: ReproduceResult) -> s
 SERIES = ("eager", "onnxruntime", "onnxruntime int8", "executorch", "executorch int8")
 MADDS = "MAdds alone (mbprof's count)"
 MADDS_TFSLIM = "MAdds alone (TF-Slim's MACs column)"
-GRID_SOURCE = "TF-Slim MobileNetV2 checkpoints"
-SCOPES = {
-    "grid": "the 22 MobileNetV2 checkpoints of the TF-Slim table",
-    "all": "every published phone latency",
-}
+SCOPES = {"grid": "the 22 MobileNetV2 checkpoints of the TF-Slim table"}
+SCOPES["all"] = "every published phone latency"
 FIGURE = "figures/phone_latency.png"
 ORDER = (*SERIES, MADDS, MADDS_TFSLIM)  # the order of rows and columns
 
@@ -122,7 +115,7 @@ def published_latencies() -> list[PublishedLatency]:
             float(r["phone_latency_ms"]),
             r["phone_latency_device"],
             r["source"],
-            r["source"] == GRID_SOURCE,
+            r["source"] == "TF-Slim MobileNetV2 checkpoints",
         )
         for r in read_data("accuracy.csv")
         if r.get("phone_latency_ms")
@@ -155,10 +148,8 @@ def fit(series: str, scope: str, pairs: Sequence[tuple[float, float]]) -> Fit:
     logs = [(math.log(m), math.log(p)) for m, p in pairs]
     scale = math.exp(statistics.mean(lp - lm for lm, lp in logs))
     errors = [abs(100.0 * (m * scale / p - 1.0)) for m, p in pairs]
-    mean_x = statistics.mean(lm for lm, _ in logs)
-    mean_y = statistics.mean(lp for _, lp in logs)
-    spread = sum((lm - mean_x) ** 2 for lm, _ in logs)
-    slope = sum((lm - mean_x) * (lp - mean_y) for lm, lp in logs) / spread if spread else math.nan
+    xs, ys = zip(*logs, strict=True)
+    slope = statistics.linear_regression(xs, ys).slope if len(set(xs)) > 1 else math.nan
     _, spearman = correlation([m for m, _ in pairs], [p for _, p in pairs])
     return Fit(
         series, scope, len(pairs), scale, spearman, slope, statistics.median(errors), max(errors)
@@ -169,9 +160,7 @@ def measured_values(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[ModelSp
     """Per series, each configuration's latency (ms) on a runtime, or its MAdds."""
     values: dict[str, dict[ModelSpec, float]] = {s: {} for s in (*SERIES, MADDS)}
     for spec in phone_configs():
-        for row in rows:
-            if not row_measures(row, spec):
-                continue
+        for row in (row for row in rows if row_measures(row, spec)):
             series, latency, madds = (cell(row, k) for k in ("series", "latency_ms", "madds"))
             if series in values and latency is not None and not cell(row, "error"):
                 values[series][spec] = float(latency)
@@ -186,15 +175,11 @@ def measured_values(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[ModelSp
 
 def fits(values: Mapping[str, Mapping[ModelSpec, float]]) -> list[Fit]:
     """Every series on every scope where it has at least three points."""
-    published = published_latencies()
     found = []
     for scope in SCOPES:
+        published = [p for p in published_latencies() if scope == "all" or p.in_grid]
         for series, by_spec in values.items():
-            pairs = [
-                (by_spec[p.spec], p.ms)
-                for p in published
-                if p.spec in by_spec and (scope == "all" or p.in_grid)
-            ]
+            pairs = [(by_spec[p.spec], p.ms) for p in published if p.spec in by_spec]
             if len(pairs) >= 3 and not (series == MADDS_TFSLIM and scope == "all"):
                 found.append(fit(series, scope, pairs))
     return found
@@ -222,16 +207,14 @@ def per_value_rows(
     values: Mapping[str, Mapping[ModelSpec, float]], found: Sequence[Fit]
 ) -> list[dict[str, Any]]:
     """One row per (published value, series) with the scale of the fit on every value."""
-    scales = {f.series: f.scale for f in found if f.scope == "all"}
-    grid_scales = {f.series: f.scale for f in found if f.scope == "grid"}
+    scales = {(f.scope, f.series): f.scale for f in found}
     rows = []
     for p in published_latencies():
-        spec = p.spec
-        where = {"model": spec.model, "width": spec.width, "resolution": spec.res_label}
+        where = {"model": p.spec.model, "width": p.spec.width, "resolution": p.spec.res_label}
         where |= {"source": p.source, "phone_latency_device": p.device, "published_ms": p.ms}
         for series, by_spec in values.items():
-            scale = scales.get(series, grid_scales.get(series) if p.in_grid else None)
-            if scale is None or (measured := by_spec.get(spec)) is None:
+            scale = scales.get(("all", series), scales.get(("grid", series)) if p.in_grid else None)
+            if scale is None or (measured := by_spec.get(p.spec)) is None:
                 continue
             unit = "madds" if series.startswith("MAdds") else "ms"
             row = {**where, "series": series, "measured": measured, "measured_unit": unit}
@@ -263,13 +246,6 @@ def _value_table(rows: Sequence[Mapping[str, Any]], series: Sequence[str]) -> st
     return markdown_grid(headers, table, [False, False, True] + [True] * len(series))
 
 
-def _label(row: Mapping[str, Any]) -> str:
-    try:
-        return spec_from_row(row).label
-    except MbprofError:
-        return str(cell(row, "model"))
-
-
 def write_phone(
     stage: Path,
     rows: Sequence[Mapping[str, Any]],
@@ -287,29 +263,24 @@ def write_phone(
     per_value = per_value_rows(values, found)
     series = [s for s in ORDER if s in {r["series"] for r in per_value}]
     failed = [
-        f"- {_label(r)} on {cell(r, 'series')}: {cell(r, 'error')}"
+        f"- {spec_from_row(r).label} on {cell(r, 'series')}: {cell(r, 'error')}"
         for r in rows
         if cell(r, "error")
     ]
-    text = fill(
-        "phone",
-        "document",
-        environment=environment.rstrip("."),
-        finding=finding(found),
-        scopes=lines(
-            fill("phone", "scope", what=what, table=_summary_table(found, scope))
-            for scope, what in SCOPES.items()
-        ),
-        values=_value_table([r for r in per_value if r["series"] in series], series),
-        figure=FIGURE,
-        missing=fill("phone", "missing", missing="; ".join(missing)) if missing else "",
-        failed=fill("phone", "failed", failed=lines(failed)) if failed else "",
+    values = {"environment": environment.rstrip("."), "finding": finding(found), "figure": FIGURE}
+    values["missing"] = fill("phone", "missing", missing="; ".join(missing)) if missing else ""
+    values["failed"] = fill("phone", "failed", failed=lines(failed)) if failed else ""
+    scopes = lines(
+        fill("phone", "scope", what=what, table=_summary_table(found, scope))
+        for scope, what in SCOPES.items()
     )
-    write_file(stage, "phone.md", text, result, "Phone latency predicted from this machine")
-    what = "Every published phone latency against each series, scaled (phone.md explains)"
-    write_file(stage, "phone.csv", csv_text(pd.DataFrame(per_value)), result, what)
+    text = fill(
+        "phone", "document", **values, scopes=scopes, values=_value_table(per_value, series)
+    )
+    write_file(stage, result, "phone.md", text)
+    write_file(stage, result, "phone.csv", pd.DataFrame(per_value))
     (stage / FIGURE).parent.mkdir(parents=True, exist_ok=True)
     draw_phone(per_value, stage / FIGURE)
-    result.files.append((FIGURE, "Measured (scaled) against published phone latency"))
-    result.findings.append(finding(found))
+    result.files.append((FIGURE, holds(FIGURE)))
+    result.findings.append(values["finding"])
     return found

@@ -5,6 +5,7 @@ inside it and renamed into place; the files mbprof wrote are listed with their S
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ from mbprof.core.errors import MbprofError
 from mbprof.frame.rows import row_measures
 from mbprof.render.document import markdown_grid
 from mbprof.report import plan, tables
-from mbprof.report.plan import AS_DATA, fill, kilobytes, lines, millions
+from mbprof.report.plan import fill, kilobytes, lines, millions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,24 +41,22 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_manifest(out: Path, known: Collection[str], option: str) -> Owned | None:
+def read_manifest(out: Path, known: Collection[str]) -> Owned | None:
     """The files the manifest says mbprof wrote (None: no manifest); refused if untrusted."""
     path = out / MANIFEST
     if not os.path.lexists(path):
         return None
     payload = None
     if path.is_file() and not path.is_symlink():
-        try:
+        with contextlib.suppress(OSError, ValueError):
             payload = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            pass
     ours = isinstance(payload, dict) and payload.get("written_by") == "mbprof"
     files = payload.get("files") if ours else None
     if not isinstance(files, dict) or any(
         name not in known or not isinstance(hashes, list) for name, hashes in files.items()
     ):
         raise MbprofError(
-            f"{option}: {str(path)!r} is not a manifest that mbprof wrote; move it away or give "
+            f"--out: {str(path)!r} is not a manifest that mbprof wrote; move it away or give "
             "another folder"
         )
     return {name: [h for h in hashes if isinstance(h, str)] for name, hashes in files.items()}
@@ -72,48 +71,41 @@ def check_folder(
     out: Path, planned: Collection[str], known: Collection[str]
 ) -> dict[str, list[str] | None]:
     """Refuse, before any work, a folder mbprof cannot write ``planned`` into safely."""
-    option = "--out"
     if os.path.lexists(out) and not out.is_dir():
-        raise MbprofError(f"{option}: {str(out)!r} is a file; give a folder")
+        raise MbprofError(f"--out: {str(out)!r} is a file; give a folder")
     if not out.exists():
         parent = Path(os.path.realpath(out)).parent
         if not parent.is_dir():
-            raise MbprofError(f"{option}: folder {str(parent)!r} does not exist")
+            raise MbprofError(f"--out: folder {str(parent)!r} does not exist")
         if not os.access(parent, os.W_OK):
-            raise MbprofError(f"{option}: cannot write in {str(parent)!r}: permission denied")
+            raise MbprofError(f"--out: cannot write in {str(parent)!r}: permission denied")
         return {}
     if not os.access(out, os.W_OK | os.X_OK):
-        raise MbprofError(f"{option}: cannot write in {str(out)!r}: permission denied")
-    owned: dict[str, list[str] | None] | None = read_manifest(out, known, option)
+        raise MbprofError(f"--out: cannot write in {str(out)!r}: permission denied")
+    owned: dict[str, list[str] | None] | None = read_manifest(out, known)
+    readme = out / "README.md"
     if owned is None and not any(out.iterdir()):
         owned = {}
-    elif (
-        owned is None
-        and (readme := out / "README.md").is_file()
-        and plan.MARKER in (readme.read_text(encoding="utf-8", errors="ignore"))
-    ):  # an mbprof that kept no manifest: its README has the marker
-        owned = {name: None for name in known if (out / name).is_file()}
+    elif owned is None and readme.is_file() and plan.MARKER.encode() in readme.read_bytes():
+        owned = {name: None for name in known if (out / name).is_file()}  # an older mbprof's
     elif owned is None:
         raise MbprofError(
-            f"{option}: {str(out)!r} already holds files that mbprof did not write (it has no "
+            f"--out: {str(out)!r} already holds files that mbprof did not write (it has no "
             f"{MANIFEST}); give a new or empty folder"
         )
     for folder in sorted({str(PurePosixPath(name).parent) for name in planned} - {"."}):
         path = out / folder
         if os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):
-            raise MbprofError(f"{option}: {str(path)!r} is not a folder mbprof made; move it away")
-    for name in sorted(planned):
-        path = out / name
-        if not os.path.lexists(path):
-            continue
+            raise MbprofError(f"--out: {str(path)!r} is not a folder mbprof made; move it away")
+    for name in sorted(name for name in planned if os.path.lexists(out / name)):
         if name not in owned:
             raise MbprofError(
-                f"{option}: {str(out / name)!r} is not a file mbprof wrote, and this run "
+                f"--out: {str(out / name)!r} is not a file mbprof wrote, and this run "
                 "would replace it; move it away or give another folder"
             )
-        if not _holds_what_mbprof_wrote(path, owned[name]):
+        if not _holds_what_mbprof_wrote(out / name, owned[name]):
             raise MbprofError(
-                f"{option}: {str(out / name)!r} was changed since mbprof wrote it, and this "
+                f"--out: {str(out / name)!r} was changed since mbprof wrote it, and this "
                 "run would replace it; move it away (or delete it) to regenerate it"
             )
     return owned
@@ -140,9 +132,7 @@ def staged(out: Path, owned: dict[str, list[str] | None]) -> Iterator[Path]:
         yield stage
         # the staged files moved into place, a previous run's leftovers it still owns removed
         fresh = {
-            path.relative_to(stage).as_posix(): path
-            for path in sorted(stage.rglob("*"))
-            if path.is_file()
+            p.relative_to(stage).as_posix(): p for p in sorted(stage.rglob("*")) if p.is_file()
         }
         hashes = {name: sha256(path) for name, path in fresh.items()}
         during: Owned = {name: list(h or []) for name, h in owned.items()}
@@ -154,9 +144,8 @@ def staged(out: Path, owned: dict[str, list[str] | None]) -> Iterator[Path]:
             os.replace(path, out / name)
         for name, old in sorted(owned.items()):
             path = out / name
-            if name in fresh or not os.path.lexists(path):
-                continue
-            if old is not None and _holds_what_mbprof_wrote(path, old):
+            gone = name in fresh or old is None or not os.path.lexists(path)
+            if not gone and _holds_what_mbprof_wrote(path, old):
                 path.unlink()
                 folder = path.parent
                 while folder != out and folder.is_dir() and not any(folder.iterdir()):
@@ -181,31 +170,16 @@ class ReproduceResult:
     findings: list[str] = field(default_factory=list)  # measured conclusions for the README
 
 
-def write_file(root: Path, relative: str, text: str, result: ReproduceResult, what: str) -> None:
-    """Write ``root/relative`` and list it in ``result`` as holding ``what``."""
+def write_file(
+    root: Path, result: ReproduceResult, relative: str, text: str | pd.DataFrame
+) -> None:
+    """Write ``root/relative`` (a frame as CSV: no index, LF) and list it with what it holds."""
+    if not isinstance(text, str):
+        text = text.to_csv(index=False, lineterminator="\n")
     path = root / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    result.files.append((relative, what))
-
-
-def csv_text(frame: pd.DataFrame) -> str:
-    """``frame`` as the report's CSV files hold it: no index, one LF a line."""
-    return frame.to_csv(index=False, lineterminator="\n")
-
-
-# What each file of the tables and the sweep holds, as the README lists it.
-_HOLDS = {
-    "table4.md": "Table 4 beside mbprof's counts",
-    "table4.csv": f"Table 4 {AS_DATA}",
-    "table3.md": "Table 3 beside mbprof's memory analysis",
-    "table3.csv": f"Table 3 {AS_DATA}",
-    "sweep.csv": "Every configuration of the width x resolution sweep and the baselines, "
-    "one row each (columns described in mbprof/columns.py)",
-    "pareto.md": "The figures with the points on each frontier",
-    "inconsistencies.md": "Where the paper's tables disagree with themselves, and why mbprof "
-    "differs",
-}
+    result.files.append((relative, plan.holds(relative)))
 
 
 def write_report(
@@ -219,31 +193,26 @@ def write_report(
     phone: tuple[list[dict[str, Any]], Sequence[str]] | None = None,
     load_at_start: tuple[float, float] | None = None,
 ) -> None:
-    """Write ``result.out`` from the measured ``frame`` (and the phone study's rows and the
-    runtimes it missed), staged: a failure changes nothing. ``memory_of`` gives Table 3's
-    memory (224x224, fp16), ``bn_params`` the batch-norm parameters TF-Slim's tables leave out,
-    ``timm`` the counts for timm's index."""
+    """Write ``result.out`` from ``frame`` (and the phone study's rows and missed runtimes),
+    staged: a failure changes nothing. The callables give what the report cannot measure."""
     owned = plan.check_out(result.out, parts)  # again: a file may have been edited meanwhile
     with staged(result.out, owned) as stage:
-
-        def write(relative: str, text: str) -> None:
-            write_file(stage, relative, text, result, _HOLDS[relative])
-
+        write = functools.partial(write_file, stage, result)
         t4 = explained = None
         if "table4" in parts:
             t4 = tables.table4_frame(frame, bn_params)
             write("table4.md", tables.table4_markdown(t4, environment_text(frame)))
-            write("table4.csv", csv_text(t4))
+            write("table4.csv", t4)
         t3 = tables.table3_frame(result.left_out, memory_of) if "table3" in parts else None
         if t3 is not None and not t3.empty:
             write("table3.md", tables.table3_markdown(t3))
-            write("table3.csv", csv_text(t3))
+            write("table3.csv", t3)
             explained = tables.table3_explained(t3, memory_of)
         if {"sweep", "figures"} & set(parts):
             records, specs = frame.to_dict(orient="records"), plan.sweep_configs()
             sweep = frame[[any(row_measures(r, s) for s in specs) for r in records]]
         if "sweep" in parts:
-            write("sweep.csv", csv_text(sweep))
+            write("sweep.csv", sweep)
         if "figures" in parts:
             from mbprof.report.figures import write_figures
 
@@ -255,23 +224,15 @@ def write_report(
 
             from mbprof.report.figures import write_phone
 
-            rows, missing = phone
-            write_phone(stage, rows, result, environment_text(pd.DataFrame(rows)), missing)
+            write_phone(stage, phone[0], result, environment_text(pd.DataFrame(phone[0])), phone[1])
         text = readme_markdown(result, frame, t4, load_at_start)
         (stage / "README.md").write_text(text, encoding="utf-8")
         result.files.insert(0, ("README.md", "This index"))
 
 
 # The environment columns the sentence names, in its order, each with its label.
-_LABELS = {
-    "cpu_model": "",
-    "device_name": "",
-    "backend": "backend ",
-    "dtype": "",
-    "batch": "batch ",
-    "threads": "threads ",
-    "torch_version": "torch ",
-}
+_LABELS = {"cpu_model": "", "device_name": "", "backend": "backend ", "dtype": ""}
+_LABELS |= {"batch": "batch ", "threads": "threads ", "torch_version": "torch "}
 
 
 def environment_text(frame: pd.DataFrame) -> str:
@@ -301,12 +262,9 @@ def readme_markdown(
 
     sections = []
     if t4 is not None and not t4.empty:
-        pair = "{:g}M / {}".format
+        keys = ("madds", "params")
         rows = [
-            [
-                r["network"],
-                *(pair(r[f"paper_{k}_m"], millions(r[k])) for k in ("madds", "params")),
-            ]
+            [r["network"]] + [f"{r[f'paper_{k}_m']:g}M / {millions(r[k])}" for k in keys]
             for r in t4.to_dict(orient="records")
         ]
         headers = ["Network", "MAdds: paper / mbprof", "Params: paper / mbprof"]
@@ -340,7 +298,6 @@ def readme_markdown(
 
 def machine_load() -> tuple[float, float] | None:
     """The 1- and 5-minute load averages (None where the system has none)."""
-    try:
+    with contextlib.suppress(OSError):
         return os.getloadavg()[:2]
-    except OSError:
-        return None
+    return None

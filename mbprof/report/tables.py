@@ -20,7 +20,6 @@ from mbprof.report.plan import (
     fill,
     find_row,
     kilobytes,
-    leave_out,
     lines,
     millions,
     read_data,
@@ -84,9 +83,8 @@ def table4_markdown(t4: pd.DataFrame, env: str) -> str:
             paper = r[f"paper_{key}_m"]
             row += [f"{paper:g}M", f"{millions(r[key])} ({r[key]:,})", delta(r[key] / 1e6, paper)]
         row.append("-" if is_missing(r["paper_phone_ms"]) else f"{r['paper_phone_ms']:g}")
-        if has_latency:
-            row.append("-" if is_missing(r.get("latency_ms")) else f"{r['latency_ms']:.1f}")
-        rows.append(row)
+        row.append("-" if is_missing(r.get("latency_ms")) else f"{r['latency_ms']:.1f}")
+        rows.append(row[: len(headers)])
     return fill(
         "table4",
         "document",
@@ -112,10 +110,9 @@ def table3_paper_problems() -> list[str]:
         largest[network] = max(largest.get(network, printed), printed)
         computed = channels * side * side * 2
         if not _rounding(printed, computed / 1000):
-            values = {"network": network, "side": side, "channels": channels, "printed": printed}
-            values |= {"computed": computed, "computed_k": computed / 1000}
-            ratio = printed * 1000 / computed
-            problems.append(fill("table3", "cell_problem", **values, ratio=ratio))
+            values = {"side": side, "printed": printed, "computed": computed}
+            values |= {"computed_k": computed / 1000, "ratio": printed * 1000 / computed}
+            problems.append(fill("table3", "cell_problem", **cell_, **values))
     for cell_ in (c for c in cells if c["size"] == "max"):
         printed, top = float(cell_["kbytes"]), largest[cell_["network"]]
         if not _rounding(printed, top):
@@ -138,7 +135,7 @@ def table3_frame(
         (c["network"], c["model"], c["width"]) for c in cells
     ):
         if not registered(model):
-            leave_out(left_out, f"Table 3, {network}: {model} not registered in this mbprof")
+            left_out.append(f"Table 3, {network}: {model} not registered in this mbprof")
             continue
         mem = memory_of(model, float(width))
         efficient, whole = ({r.resolution[0]: r for r in m if r.resolution[0] == r.resolution[1]}
@@ -257,8 +254,7 @@ SEED_CLASSES = 1  # the classifier left out: its 1280 x 1 MAdds stand for the po
 
 @dataclass(frozen=True)
 class TimmRow:
-    """One line of timm's model index ``mbprof/data/timm_flops.csv`` and the configurations
-    that explain it: ``seed`` at SEED_INPUT with SEED_CLASSES, ``square`` at 224x224."""
+    """A line of ``mbprof/data/timm_flops.csv``: ``seed`` at SEED_INPUT, ``square`` at 224x224."""
 
     name: str
     flops: int  # as printed
@@ -271,9 +267,8 @@ def timm_rows() -> list[TimmRow]:
     """The index's lines, each with its two configurations to count."""
     rows = []
     for line in read_data("timm_flops.csv"):
-        kwargs = parse_kwargs([a for a in line["args"].split(";") if a], "args")
         arch = dict(model=line["model"], width=float(line["width"]), depth=float(line["depth"]))
-        arch["kwargs"] = kwargs
+        arch["kwargs"] = parse_kwargs([a for a in line["args"].split(";") if a], "args")
         seed = ModelSpec(**arch, resolution=SEED_INPUT, num_classes=SEED_CLASSES)
         figures = (line["name"], int(line["flops"]), int(line["params"]))
         rows.append(TimmRow(*figures, seed=seed, square=ModelSpec(**arch)))
@@ -283,15 +278,13 @@ def timm_rows() -> list[TimmRow]:
 def _build(spec: ModelSpec) -> str:
     """'mobilenet_v2 1.1, depth 1.2, fix_stem_head'."""
     parts = [f"{spec.model} {format_value(spec.width, 'float')}"]
-    if spec.depth != 1.0:
-        parts.append(f"depth {spec.depth:g}")
+    parts += [f"depth {spec.depth:g}"] if spec.depth != 1.0 else []
     parts += [key if value is True else f"{key}={value}" for key, value in spec.kwargs]
     return ", ".join(parts)
 
 
 def timm_flops_markdown(counts: Sequence[tuple[TimmRow, CountReport, CountReport]]) -> str:
-    """The section of ``inconsistencies.md`` on the index's figures ('' without counts): each
-    line with mbprof's counts of its ``seed`` and its ``square`` configuration."""
+    """The section of ``inconsistencies.md`` on timm's index ('' without counts)."""
     if not counts:
         return ""
 
@@ -311,33 +304,21 @@ def timm_flops_markdown(counts: Sequence[tuple[TimmRow, CountReport, CountReport
     conv, square_conv = seed.madds - head(seed), square.madds - head(square)
     ratios = [row.flops / square.madds for row, _, square in counts]
     exact = all(row.flops == seed.madds + seed.other_flops for row, seed, _ in counts)
-    return fill(
-        "timm",
-        "section",
-        low=min(ratios),
-        high=max(ratios),
-        verdict=fill("timm", "exact" if exact else "not_exact"),
-        table=markdown_grid(fill("timm", "headers").split("|"), rows, [False, False] + [True] * 8),
-        name=first.name,
-        conv=conv,
-        square_conv=square_conv,
-        conv_ratio=conv / square_conv,
-        head=head(seed),  # input channels of the classifier, times 1 output
-        params=", ".join(
-            f"{sq.params:,} ({row.params / 1e6:.2f}M printed)" for row, _, sq in counts
-        ),
+    values = {"low": min(ratios), "high": max(ratios), "name": first.name, "conv": conv}
+    values |= {"square_conv": square_conv, "conv_ratio": conv / square_conv}
+    values["head"] = head(seed)  # input channels of the classifier, times 1 output
+    values["verdict"] = fill("timm", "exact" if exact else "not_exact")
+    values["params"] = ", ".join(
+        f"{s.params:,} ({r.params / 1e6:.2f}M printed)" for r, _, s in counts
     )
+    table = markdown_grid(fill("timm", "headers").split("|"), rows, [False, False] + [True] * 8)
+    return fill("timm", "section", **values, table=table)
 
 
 # Table 4's rows in the order the page explains them, each with its template.
-_EXPLAINED = {
-    "mobilenet_v1 1": "mobilenet_v1",
-    "mobilenet_v2 1": "mobilenet_v2",
-    "mobilenet_v2 1.4": "mobilenet_v2_14",
-    "shufflenet_v1_g3 1.5": "baseline",
-    "shufflenet_v1_g3 2": "baseline",
-    "nasnet_a_mobile 1": "baseline",
-}
+_EXPLAINED = {"mobilenet_v1 1": "mobilenet_v1", "mobilenet_v2 1": "mobilenet_v2"}
+_EXPLAINED |= {"mobilenet_v2 1.4": "mobilenet_v2_14", "shufflenet_v1_g3 1.5": "baseline"}
+_EXPLAINED |= dict.fromkeys(("shufflenet_v1_g3 2", "nasnet_a_mobile 1"), "baseline")
 
 
 def _figures(r: dict[str, Any]) -> dict[str, Any]:
@@ -366,12 +347,7 @@ def inconsistencies_markdown(
         if r["other_top1"]
     ]
     timm_text = timm_flops_markdown(timm)
-    return fill(
-        "inconsistencies",
-        "document",
-        counts=lines(counts),
-        top1=lines(top1),
-        problems=lines(f"- {p}" for p in table3_paper_problems()),
-        table3=f"\n{table3_text}\n" if table3_text else "",
-        timm=f"\n{timm_text}" if timm_text else "",
-    )
+    values = {"problems": lines(f"- {p}" for p in table3_paper_problems()), "top1": lines(top1)}
+    values["table3"] = f"\n{table3_text}\n" if table3_text else ""
+    values["timm"] = f"\n{timm_text}" if timm_text else ""
+    return fill("inconsistencies", "document", **values, counts=lines(counts))
