@@ -1,6 +1,5 @@
-"""Options several commands share, as groups (``@config_options`` gives a command
-``config``), parsed torch-free; the one way results leave a command (``emit``), with the output
-checks made before any work."""
+"""Options several commands share, as groups (``@config_options`` gives a command ``config``),
+parsed torch-free; the one way results leave a command (``emit``), outputs checked first."""
 
 from __future__ import annotations
 
@@ -22,23 +21,19 @@ from mbprof.core.settings import INT8_BACKENDS, RUNTIMES, LatencySettings, spoke
 from mbprof.render.document import Document
 
 
-def _typed(option: Any) -> tuple[Any, Any]:
-    """(type, typer.Option): as given, or as its default says (None: optional text)."""
-    if isinstance(option, tuple):
-        return option
-    return (str | None if option.default is None else type(option.default)), option
-
-
 def option_group(
     name: str, options: dict[str, Any], collect: Callable[..., Any]
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A decorator: the ``options`` (parameter -> typer.Option, or (type, typer.Option)) in
-    place of the command's keyword-only parameter ``name``, which gets ``collect(**values)``."""
-    typed = {key: _typed(option) for key, option in options.items()}
-    group = [
-        inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
-        for key, (kind, option) in typed.items()
-    ]
+    """A decorator: the ``options`` (parameter -> typer.Option, or (type, typer.Option); the
+    type is the default's, None meaning optional text) in place of the command's keyword-only
+    parameter ``name``, which gets ``collect(**values)``."""
+    group = []
+    for key, option in options.items():
+        kind, option = option if isinstance(option, tuple) else (type(option.default), option)
+        kind = str | None if kind is type(None) else kind
+        group.append(
+            inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+        )
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(command)
@@ -51,8 +46,6 @@ def option_group(
             q for p in signature.parameters.values() for q in (group if p.name == name else [p])
         ]
         run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-        annotations = {k: v for k, v in command.__annotations__.items() if k != name}
-        run.__annotations__ = annotations | {key: kind for key, (kind, _) in typed.items()}
         return run
 
     return decorate
@@ -298,8 +291,6 @@ def emit(doc: Document | str, fmt: str, output: Path | None = None) -> None:
         stdout.write(render(doc, fmt))
 
 
-# One exit-code rule for every command: 0 when every figure asked for was measured (and,
-# for `check`, every limit holds); 1 when a figure could not be had (the others are
-# printed, each missing one named on stderr in one line) or a limit is exceeded; 2 for bad
-# input or when nothing could be measured; 130 / 143 when interrupted.
+# Exit codes: 0 when every figure asked for was measured (for `check`, every limit holds); 1
+# when one could not be had or a limit is exceeded; 2 for bad input; 130 / 143 interrupted.
 EXIT_FAILED = 1

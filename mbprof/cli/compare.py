@@ -8,8 +8,7 @@ import typer
 
 from mbprof.cli import _app
 from mbprof.cli import _options as cli
-from mbprof.core import parsing
-from mbprof.core.errors import MbprofError
+from mbprof.core import errors, parsing
 from mbprof.core.settings import LatencySettings
 
 
@@ -22,8 +21,8 @@ def compare_command(
         "--models -m",
         "Comma-separated model names, or import paths such as mypkg.models:build.",
     ),
-    widths: str = typer.Option("1.0", "--widths", "-w", help="Comma-separated width multipliers."),
-    depths: str = typer.Option("1.0", "--depths", help="Comma-separated depth multipliers."),
+    widths: str = cli.option("1.0", "--widths -w", "Comma-separated width multipliers."),
+    depths: str = cli.option("1.0", "--depths", "Comma-separated depth multipliers."),
     res: str = cli.option(
         "224", "--res -r", "Comma-separated resolutions: 96,224 or HEIGHTxWIDTH like 160x224."
     ),
@@ -42,15 +41,15 @@ def compare_command(
     plot: Path | None = cli.file_option(
         "--plot", "Also draw top-1 against MAdds with the Pareto frontier (.png, .svg or .pdf)."
     ),
-    mem_dtype: str = typer.Option(
+    mem_dtype: str = cli.option(
         "fp16",
         "--mem-dtype",
-        help="Activation memory columns: bytes per element, fp16/bf16 (2), fp32 (4), int8 (1).",
+        "Activation memory columns: bytes per element, fp16/bf16 (2), fp32 (4), int8 (1).",
     ),
-    chunks: str = typer.Option(
+    chunks: str = cli.option(
         "channel",
         "--chunks",
-        help="T of the memory-efficient peak: an integer >= 1, or 'channel' (one per chunk).",
+        "T of the memory-efficient peak: an integer >= 1, or 'channel' (one per chunk).",
     ),
     no_memory: bool = cli.flag("--no-memory", "Leave out the activation memory columns."),
     workers: str | None = typer.Option(
@@ -117,7 +116,6 @@ def compare_command(
     workers = None if workers is None else parsing.parse_int(workers, "--workers")
 
     from mbprof.api import make_specs, prepare_compare
-    from mbprof.core import errors
     from mbprof.render.compare_view import compare_document
 
     run = prepare_compare(
@@ -173,7 +171,7 @@ def compare_command(
         )
         raise typer.Exit(errors.exit_code())  # 130 for Ctrl-C, 143 for SIGTERM
     if ended:
-        raise MbprofError(f"{ended[0]} ({tally}, see the error column)")
+        raise errors.MbprofError(f"{ended[0]} ({tally}, see the error column)")
     if failed:
         raise typer.Exit(cli.EXIT_FAILED)
 
@@ -234,13 +232,13 @@ def plot_command(
     near = difflib.get_close_matches(suffix, IMAGE_SUFFIXES, 1)
     if near and suffix not in IMAGE_SUFFIXES + TABLE_SUFFIXES:
         # a typo of an image's extension (x.pgn) would get the frontier table, not a figure
-        raise MbprofError(
+        raise errors.MbprofError(
             f"--output {str(out.path)!r}: {suffix} is no figure extension (did you mean "
             f"{near[0]}?); a figure is .png, .svg or .pdf"
         )
     if suffix in IMAGE_SUFFIXES:  # --output FILE.png: the figure, and the table to stdout
         if figure is not None:
-            raise MbprofError(
+            raise errors.MbprofError(
                 f"--output {str(out.path)!r} names an image and --figure {str(figure)!r} "
                 "another; give the figure's path once (--figure FILE), and --output a file "
                 "for the frontier table in --format"

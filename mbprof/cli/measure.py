@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -117,10 +118,8 @@ def memory_command(
     )
     doc = memory_document(spec, report, measured)
     if curve is not None:
-        from mbprof.render.document import to_json
-
         # JSON: the memory document itself (kind, schema version), whose "curve" is the rows
-        text = to_json(doc) if curve.suffix.lower() == ".json" else None
+        text = cli.render(doc, "json") if curve.suffix.lower() == ".json" else None
         cli.write_file(curve, text or curve_frame(report).to_csv(index=False, lineterminator="\n"))
     out.emit(doc)
 
@@ -175,9 +174,7 @@ def bench_command(
     unstable = "" if result.timing.stable else "; ".join(result.timing.reasons)
     from mbprof.render.plots.roofline import plot_roofline
 
-    def draw(path: Path) -> None:
-        plot_roofline(result.layers, path, title, unstable)
-
+    draw = partial(plot_roofline, result.layers, title=title, unstable=unstable)
     if roofline is not None:
         draw(roofline)
         typer.echo(f"wrote {roofline}", err=True)

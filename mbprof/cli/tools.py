@@ -61,8 +61,7 @@ def cost_command(
     from mbprof.api import layer_cost
     from mbprof.render.command_views import cost_document
 
-    cost = layer_cost(input_shape, filters, kernel, stride, padding)
-    out.emit(cost_document(cost))
+    out.emit(cost_document(layer_cost(input_shape, filters, kernel, stride, padding)))
 
 
 @_app.app.command("cache")
