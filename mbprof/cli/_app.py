@@ -11,16 +11,13 @@ import sys
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import typer
 from typer.core import TyperGroup
 
 from mbprof import __version__
 from mbprof.core import errors
-
-if TYPE_CHECKING:
-    from mbprof.core.records import ModelSpec
 
 # What a terminal that cannot show Unicode (LANG=C) gets instead: readable ASCII, never a
 # UnicodeEncodeError; what sits in a table cell keeps one character, so columns stay aligned.
@@ -65,8 +62,7 @@ class _ClosedStdout(io.TextIOBase):
 
 
 def prepare_streams() -> None:
-    """Make stdout and stderr safe to print to before a command runs: closed ones, and an
-    ASCII locale (what an encoding lacks is printed as ASCII look-alikes)."""
+    """Make closed stdout and stderr safe to print to, and an ASCII locale (look-alikes)."""
     if sys.stdout is None:
         sys.stdout = _ClosedStdout()
     if sys.stderr is None:  # nowhere to say anything: the exit code has to do
@@ -77,8 +73,6 @@ def prepare_streams() -> None:
                 "≤×…─".encode(stream.encoding)
             except UnicodeEncodeError:
                 stream.reconfigure(errors="mbprof-ascii")
-            except LookupError:
-                pass
 
 
 try:  # typer >= 0.16 vendors click; older releases depend on it
@@ -186,8 +180,6 @@ class MbprofGroup(TyperGroup):
         except (typer.Abort, KeyboardInterrupt):
             typer.echo("mbprof: interrupted", err=True)
             code = errors.exit_code()  # 130 for Ctrl-C, 143 for SIGTERM
-        except typer.Exit as exc:
-            code = exc.exit_code
         except _NO_ARGS_IS_HELP as exc:  # a bare `mbprof`: the help, and no empty error line
             message = exc.format_message()
             if message.strip():  # typer's rich help is already printed; plain help is here
@@ -270,7 +262,7 @@ def sweep_progress(total: int) -> Iterator[Any]:
     task = progress.add_task("starting", total=total)
     label = ""
 
-    def start(spec: ModelSpec) -> None:
+    def start(spec: Any) -> None:  # a ModelSpec
         nonlocal label
         label = safe_text(spec.label)  # names from budget files reach the terminal
         progress.update(task, description=label)

@@ -22,7 +22,7 @@ from mbprof.render.document import Document
 
 
 def option_group(
-    name: str, options: dict[str, Any], collect: Callable[..., Any]
+    name: str, collect: Callable[..., Any], **options: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A decorator: the ``options`` (parameter -> typer.Option, or (type, typer.Option); the
     type is the default's, None meaning optional text) in place of the command's keyword-only
@@ -105,17 +105,15 @@ REPARAM_OPTION = flag(
 )
 config_options = option_group(
     "config",
-    {
-        "width": option("1.0", "--width -w FLOAT", "Width multiplier, a number > 0."),
-        "depth": option("1.0", "--depth FLOAT", "Depth multiplier (models that have one)."),
-        "res": option(
-            "224", "--res -r RES", "Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32)."
-        ),
-        "classes": CLASSES_OPTION,
-        "arg": (list[str] | None, ARG_OPTION),
-        "reparam": REPARAM_OPTION,
-    },
     _config,
+    width=option("1.0", "--width -w FLOAT", "Width multiplier, a number > 0."),
+    depth=option("1.0", "--depth FLOAT", "Depth multiplier (models that have one)."),
+    res=option(
+        "224", "--res -r RES", "Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32)."
+    ),
+    classes=CLASSES_OPTION,
+    arg=(list[str] | None, ARG_OPTION),
+    reparam=REPARAM_OPTION,
 )
 
 
@@ -132,51 +130,40 @@ WEIGHTS_OPTION = file_option(
 BACKENDS_HELP = spoken([r.help for r in RUNTIMES.values()]).replace("[", r"\[") + "."
 latency_options = option_group(
     "latency",
-    {
-        "device": option(
-            "auto",
-            "--device DEVICE",
-            "Where to run: cpu, cuda, or auto (cuda when torch sees a GPU).",
-        ),
-        "batch": option(
-            "1", "--batch INT", f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}."
-        ),
-        "threads": option(
-            None,
-            "--threads INT",
-            "Intra-op threads for every backend, an integer from 1 to the logical CPUs "
-            "of this machine (default: torch's current count).",
-        ),
-        "dtype": option("fp32", "--dtype DTYPE", "Inference dtype: fp32, fp16 or bf16."),
-        "backend": option("eager", "--backend BACKEND", BACKENDS_HELP),
-        "channels_last": flag("--channels-last", "Run in the channels-last (NHWC) memory format."),
-        "fuse_bn": flag(
-            "--fuse-bn", "Fold batch norm into the convolutions first (the deployed form)."
-        ),
-        "min_time_s": option(
-            "1.0",
-            "--min-time SECONDS",
-            f"Seconds of timed runs per configuration, a number > 0 and <= {MAX_MIN_TIME_S:g}.",
-        ),
-        "warmup": option(
-            "10", "--warmup INT", f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}."
-        ),
-        "quantize": option(
-            "none",
-            "--quantize",
-            "none, or int8: post-training static quantization calibrated on random batches "
-            f"(backends {' and '.join(INT8_BACKENDS)}, from fp32); reports the speed-up over "
-            "fp32 and how close the outputs stay.",
-        ),
-    },
     LatencySettings,  # as typed: api.resolve_latency checks them once, for this machine
+    device=option(
+        "auto", "--device DEVICE", "Where to run: cpu, cuda, or auto (cuda when torch sees a GPU)."
+    ),
+    batch=option(
+        "1", "--batch INT", f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}."
+    ),
+    threads=option(
+        None,
+        "--threads INT",
+        "Intra-op threads for every backend, an integer from 1 to the logical CPUs "
+        "of this machine (default: torch's current count).",
+    ),
+    dtype=option("fp32", "--dtype DTYPE", "Inference dtype: fp32, fp16 or bf16."),
+    backend=option("eager", "--backend BACKEND", BACKENDS_HELP),
+    channels_last=flag("--channels-last", "Run in the channels-last (NHWC) memory format."),
+    fuse_bn=flag("--fuse-bn", "Fold batch norm into the convolutions first (the deployed form)."),
+    min_time_s=option(
+        "1.0",
+        "--min-time SECONDS",
+        f"Seconds of timed runs per configuration, a number > 0 and <= {MAX_MIN_TIME_S:g}.",
+    ),
+    warmup=option("10", "--warmup INT", f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}."),
+    quantize=option(
+        "none",
+        "--quantize",
+        "none, or int8: post-training static quantization calibrated on random batches "
+        f"(backends {' and '.join(INT8_BACKENDS)}, from fp32); reports the speed-up over "
+        "fp32 and how close the outputs stay.",
+    ),
 )
 
 
 OutputFormat = choices("OutputFormat", "table", "csv", "json", "markdown")
-FORMAT_OPTION = option(
-    OutputFormat.table, "--format -f FORMAT", "How to print results: table, csv, json or markdown."
-)
 OUTPUT_OPTION = file_option(
     "--output -o FILE", "Write the results to this file instead of the terminal."
 )
@@ -208,18 +195,19 @@ HTML_OPTION = file_option(
 )
 output_options = option_group(
     "out",
-    {
-        "fmt": FORMAT_OPTION,
-        "path": (Path | None, OUTPUT_OPTION),
-        "html": (Path | None, HTML_OPTION),
-    },
     Output,
+    fmt=option(
+        OutputFormat.table,
+        "--format -f FORMAT",
+        "How to print results: table, csv, json or markdown.",
+    ),
+    path=(Path | None, OUTPUT_OPTION),
+    html=(Path | None, HTML_OPTION),
 )
 
 
 def _identity(path: Path) -> tuple | None:
-    """An existing file's inode (links agree), a new file's real path; None for a device or
-    FIFO (writes go through, none replaces another)."""
+    """An existing file's inode (links agree), a new file's real path; None for a device."""
     import stat
 
     try:
@@ -234,8 +222,8 @@ def _identity(path: Path) -> tuple | None:
 def check_outputs(
     outputs: dict[str, Path | None], inputs: dict[str, Path | None] | None = None, new=False
 ) -> None:
-    """Refuse, before any work, outputs that cannot be written (but in a ``new`` folder),
-    write the same file, or would overwrite an input (keys: the options, ``--csv``)."""
+    """Refuse outputs (option -> path) that cannot be written (unless ``new``), write one
+    file twice or would overwrite an input."""
     from mbprof.core.files import check_writable
 
     for option, path in outputs.items():

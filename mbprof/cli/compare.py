@@ -148,10 +148,8 @@ def compare_command(
         nothing = "mbprof: interrupted before any configuration was measured; no file written"
         typer.echo(nothing, err=True)
         raise typer.Exit(errors.exit_code())
-    doc = compare_document(
-        run.frame(rows), plot=plot if rows else None, figure=bool(rows and out.html)
-    )
-    if plot is not None and rows:
+    doc = compare_document(run.frame(rows), plot=plot, figure=out.html is not None)  # rows: 1+
+    if plot is not None:
         typer.echo(f"wrote {plot}", err=True)
     for option, path in files.items():
         if path is not None:
