@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from mbprof import __version__
 from mbprof.core import errors
+from mbprof.render.document import safe_text
 
 # What a terminal that cannot show Unicode (LANG=C) gets instead: readable ASCII, never a
 # UnicodeEncodeError; what sits in a table cell keeps one character, so columns stay aligned.
@@ -93,8 +94,6 @@ _NO_ARGS_IS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
 
 def fail(message: str) -> None:
-    from mbprof.render.document import safe_text
-
     # Messages quote files' text: whitespace folded to one line, control characters shown.
     typer.echo(f"mbprof: error: {safe_text(' '.join(str(message).split()))}", err=True)
 
@@ -243,8 +242,6 @@ def sweep_progress(total: int) -> Iterator[Any]:
     from rich import progress as bar
     from rich.console import Console
     from rich.text import Text
-
-    from mbprof.render.document import safe_text
 
     console = Console(stderr=True)
     progress = bar.Progress(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -16,9 +17,10 @@ import typer
 
 from mbprof.cli._app import results_stream
 from mbprof.core.errors import MbprofError
+from mbprof.core.files import check_writable, write_atomic
 from mbprof.core.parsing import MAX_BATCH, MAX_CLASSES, MAX_MIN_TIME_S, MAX_WARMUP
 from mbprof.core.settings import INT8_BACKENDS, RUNTIMES, LatencySettings, spoken
-from mbprof.render.document import Document
+from mbprof.render.document import Document, safe_text, to_csv, to_json, to_markdown
 
 
 def option_group(
@@ -208,15 +210,11 @@ output_options = option_group(
 
 def _identity(path: Path) -> tuple | None:
     """An existing file's inode (links agree), a new file's real path; None for a device."""
-    import stat
-
     try:
         found = os.stat(path)
     except OSError:
         return ("path", os.path.realpath(path))
-    if not stat.S_ISREG(found.st_mode):
-        return None
-    return ("inode", found.st_dev, found.st_ino)
+    return ("inode", found.st_dev, found.st_ino) if stat.S_ISREG(found.st_mode) else None
 
 
 def check_outputs(
@@ -224,8 +222,6 @@ def check_outputs(
 ) -> None:
     """Refuse outputs (option -> path) that cannot be written (unless ``new``), write one
     file twice or would overwrite an input."""
-    from mbprof.core.files import check_writable
-
     for option, path in outputs.items():
         if path is not None and not new:
             check_writable(path, option)
@@ -248,18 +244,14 @@ def check_outputs(
 
 def render(doc: Document | str, fmt: str) -> str:
     """``doc`` in ``fmt`` (text as it is)."""
-    from mbprof.render import document as export
     from mbprof.render.console import render_table_text
 
-    formats = {"csv": export.to_csv, "json": export.to_json, "markdown": export.to_markdown}
+    formats = {"csv": to_csv, "json": to_json, "markdown": to_markdown}
     return doc if isinstance(doc, str) else formats.get(fmt, render_table_text)(doc)
 
 
 def write_file(path: Path, text: str | bytes) -> None:
     """Write ``path`` whole, and say so on stderr."""
-    from mbprof.core.files import write_atomic
-    from mbprof.render.document import safe_text
-
     write_atomic(path, text)
     typer.echo(f"wrote {safe_text(path)}", err=True)
 

@@ -10,6 +10,7 @@ from mbprof.cli import _app
 from mbprof.cli import _options as cli
 from mbprof.core import errors, parsing
 from mbprof.core.settings import LatencySettings
+from mbprof.render.document import safe_text
 
 
 @_app.app.command("compare")
@@ -59,7 +60,6 @@ def compare_command(
         help="Processes that count and analyse the configurations side by side (default: "
         "the cores available; 1 when $CI is set; 1 runs them in this process). Latency is "
         "measured afterwards, one configuration at a time, in this process.",
-        show_default=False,
     ),
     executor: str = cli.option(
         "local",
@@ -175,8 +175,6 @@ def compare_command(
 
 
 def _warn(text: str) -> None:
-    from mbprof.render.document import safe_text
-
     typer.echo(f"mbprof: warning: {safe_text(text)}", err=True)
 
 
