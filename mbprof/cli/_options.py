@@ -16,6 +16,7 @@ from typing import Any
 import typer
 
 from mbprof.cli._app import results_stream
+from mbprof.core import parsing
 from mbprof.core.errors import MbprofError
 from mbprof.core.files import check_writable, write_atomic
 from mbprof.core.parsing import MAX_BATCH, MAX_CLASSES, MAX_MIN_TIME_S, MAX_WARMUP
@@ -78,14 +79,12 @@ def _config(
     width: str, depth: str, res: str, classes: str, arg: list[str] | None, reparam: bool
 ) -> dict:
     """``make_spec(model, **config)``: parsed here, checked against the model there."""
-    from mbprof.core.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
-
     return dict(
-        width=parse_positive_float(width, "--width"),
-        depth=parse_positive_float(depth, "--depth"),
-        resolution=parse_resolution(res, "--res"),
-        num_classes=parse_int(classes, "--classes", maximum=MAX_CLASSES),
-        kwargs=dict(parse_kwargs(arg)),
+        width=parsing.parse_positive_float(width, "--width"),
+        depth=parsing.parse_positive_float(depth, "--depth"),
+        resolution=parsing.parse_resolution(res, "--res"),
+        num_classes=parsing.parse_int(classes, "--classes", maximum=MAX_CLASSES),
+        kwargs=dict(parsing.parse_kwargs(arg)),
         reparam=reparam,
     )
 

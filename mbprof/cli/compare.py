@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import typer
@@ -219,8 +220,6 @@ def plot_command(
 
     Example: mbprof plot sweep.csv --x madds --y top1 --log-x --figure pareto.png
     """
-    import difflib
-
     from mbprof.render.plots import check_figure_path, resolve_axis
 
     x_axis, y_axis = resolve_axis(x, "--x"), resolve_axis(y, "--y")
@@ -294,13 +293,11 @@ def diff_command(
 
     Example: mbprof diff mobilenet_v2 mobilenet_v2 --res 160 --width-after 0.75 --format markdown
     """
-    from mbprof.core.parsing import parse_positive_float, parse_resolution
-
     after_config = dict(config)
     for key, parse, text, option in (
-        ("width", parse_positive_float, width_after, "--width-after"),
-        ("depth", parse_positive_float, depth_after, "--depth-after"),
-        ("resolution", parse_resolution, res_after, "--res-after"),
+        ("width", parsing.parse_positive_float, width_after, "--width-after"),
+        ("depth", parsing.parse_positive_float, depth_after, "--depth-after"),
+        ("resolution", parsing.parse_resolution, res_after, "--res-after"),
     ):
         if text is not None:
             after_config[key] = parse(text, option)

@@ -8,7 +8,7 @@ import typer
 
 from mbprof.cli import _app
 from mbprof.cli import _options as cli
-from mbprof.core.parsing import parse_choice, parse_int, parse_positive_float
+from mbprof.core.parsing import parse_choice, parse_int, parse_name_list, parse_positive_float
 from mbprof.core.settings import BACKENDS, spoken
 
 
@@ -119,7 +119,6 @@ def reproduce_command(
 
     Example: mbprof reproduce --out reports/
     """
-    from mbprof.core.parsing import parse_name_list
     from mbprof.report.folder import MANIFEST
     from mbprof.report.plan import PARTS, check_out, check_parts, planned_files
 
