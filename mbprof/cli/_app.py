@@ -1,7 +1,5 @@
-"""The command line's app, torch-free (``mbprof --help`` stays instant): the typer app, the
-error policy every command shares (bad input: one line, exit 2; ``--debug`` shows the
-traceback), standard streams that never end a command in a traceback, and the sweep's
-progress bar."""
+"""The typer app, torch-free: the error policy every command shares (bad input: one line,
+exit 2), standard streams that never end a command in a traceback, the sweep's progress bar."""
 
 from __future__ import annotations
 
@@ -13,22 +11,19 @@ import sys
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import typer
 from typer.core import TyperGroup
 
 from mbprof import __version__
-from mbprof.core.errors import MbprofError
-
-if TYPE_CHECKING:
-    from mbprof.core.records import ModelSpec
+from mbprof.core import errors
+from mbprof.render.document import safe_text
 
 # What a terminal that cannot show Unicode (LANG=C) gets instead: readable ASCII, never a
 # UnicodeEncodeError; what sits in a table cell keeps one character, so columns stay aligned.
-_ASCII = {"≤": "<=", "≥": ">=", "×": "x", "…": "~", "–": "-", "—": "-", "→": "->"}
-_ASCII.update({"←": "<-", "µ": "u", "±": "+-", "·": ".", "•": "*", "≈": "~", "Δ": "D"})
-_ASCII.update({"‘": "'", "’": "'", "“": '"', "”": '"', "\u00a0": " "})
+_PLAIN = "<= >= x ~ - - -> <- u +- . * ~ D ' ' \" \"".split()
+_ASCII = dict(zip("≤≥×…–—→←µ±·•≈Δ‘’“”", _PLAIN, strict=True))
 
 
 def _ascii_for(char: str) -> str:
@@ -43,9 +38,7 @@ def _ascii_for(char: str) -> str:
     return plain or "?"
 
 
-def _ascii_fallback(error: UnicodeError) -> tuple[str, int]:
-    if not isinstance(error, UnicodeEncodeError):
-        raise error
+def _ascii_fallback(error: UnicodeEncodeError) -> tuple[str, int]:  # encoding only
     return "".join(map(_ascii_for, error.object[error.start : error.end])), error.end
 
 
@@ -63,15 +56,14 @@ class _ClosedStdout(io.TextIOBase):
     def write(self, text: str) -> int:
         if not text:
             return 0
-        raise MbprofError(
+        raise errors.MbprofError(
             "standard output is closed, so the results cannot be printed; redirect it to a "
             "file, or give --output FILE"
         )
 
 
 def prepare_streams() -> None:
-    """Make stdout and stderr safe to print to before a command runs: closed ones, and an
-    ASCII locale (what an encoding lacks is printed as ASCII look-alikes)."""
+    """Make closed stdout and stderr safe to print to, and an ASCII locale (look-alikes)."""
     if sys.stdout is None:
         sys.stdout = _ClosedStdout()
     if sys.stderr is None:  # nowhere to say anything: the exit code has to do
@@ -82,8 +74,6 @@ def prepare_streams() -> None:
                 "≤×…─".encode(stream.encoding)
             except UnicodeEncodeError:
                 stream.reconfigure(errors="mbprof-ascii")
-            except LookupError:
-                pass
 
 
 try:  # typer >= 0.16 vendors click; older releases depend on it
@@ -104,16 +94,12 @@ _NO_ARGS_IS_HELP = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
 
 def fail(message: str) -> None:
-    from mbprof.render.document import safe_text
-
     # Messages quote files' text: whitespace folded to one line, control characters shown.
     typer.echo(f"mbprof: error: {safe_text(' '.join(str(message).split()))}", err=True)
 
 
-# --- stdout is for results -------------------------------------------------------------
-# While a command runs, sys.stdout points at stderr: what a user's module prints cannot
-# corrupt a result (`--format json | jq`); results go to `results_stream()`, the real stdout.
-
+# stdout is for results: while a command runs, sys.stdout points at stderr, so what a user's
+# module prints cannot corrupt a result (`--format json | jq`); results go to the real stdout.
 _results: list[TextIO | None] = []  # the real stdout of each running command, innermost last
 
 
@@ -124,20 +110,18 @@ def results_stream() -> TextIO | None:
 
 @contextmanager
 def user_output_to_stderr() -> Iterator[None]:
-    real = sys.stdout
-    _results.append(real)
+    _results.append(sys.stdout)
     sys.stdout = sys.stderr
     try:
         yield
     finally:
-        sys.stdout = real
-        _results.pop()
+        sys.stdout = _results.pop()
 
 
-# --- help that reads well at 80 columns and at 120 ----------------------------------------
-# typer's rich help keeps a docstring's line breaks in the commands list and shows `<bool>` on
-# a flag, `<str>` on text options. Here paragraphs are joined for rich to wrap; a flag shows no
-# value, an option its metavar (or its flag in capitals), an argument its name alone.
+# Help that reads well at 80 columns and at 120: typer's rich help keeps a docstring's line
+# breaks in the commands list and shows `<bool>` on a flag, `<str>` on text options. Here
+# paragraphs are joined for rich to wrap; a flag shows no value, an option its metavar (or its
+# flag in capitals), an argument its name alone.
 
 
 def rewrap(text: str) -> str:
@@ -166,22 +150,16 @@ def readable_params(params: list[Any]) -> list[Any]:
     return params
 
 
-def _readable(command: Any) -> None:
-    if command.help:
-        command.help = rewrap(command.help)
-    get_params = command.get_params  # --help is made on the first call: tidied there too
-    command.get_params = lambda ctx: readable_params(get_params(ctx))
-
-
 class MbprofGroup(TyperGroup):
     """Runs every command under mbprof's error policy (also under typer's CliRunner)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _readable(self)
-        for command in self.commands.values():
-            _readable(command)
-            if command.callback is not None:  # a context manager wraps as a decorator too
+        for command in [self, *self.commands.values()]:
+            command.help = command.help and rewrap(command.help)
+            # --help is made on the first call of get_params: tidied there too
+            command.get_params = lambda ctx, get=command.get_params: readable_params(get(ctx))
+            if command is not self and command.callback is not None:
                 command.callback = user_output_to_stderr()(command.callback)
 
     def list_commands(self, ctx: Any) -> list[str]:
@@ -192,8 +170,6 @@ class MbprofGroup(TyperGroup):
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or os.environ.get("MBPROF_DEBUG", "") not in ("", "0")
         prepare_streams()  # a closed stdout, an ASCII locale: one line, not a traceback
-        from mbprof.core import errors
-
         try:
             # SIGTERM (a CI runner's timeout) stops a sweep as Ctrl-C does: finished rows kept.
             with errors.watch(sigterm=True):
@@ -203,8 +179,6 @@ class MbprofGroup(TyperGroup):
         except (typer.Abort, KeyboardInterrupt):
             typer.echo("mbprof: interrupted", err=True)
             code = errors.exit_code()  # 130 for Ctrl-C, 143 for SIGTERM
-        except typer.Exit as exc:
-            code = exc.exit_code
         except _NO_ARGS_IS_HELP as exc:  # a bare `mbprof`: the help, and no empty error line
             message = exc.format_message()
             if message.strip():  # typer's rich help is already printed; plain help is here
@@ -214,7 +188,7 @@ class MbprofGroup(TyperGroup):
             if debug:
                 raise
             code = EXIT_BAD_INPUT
-            if isinstance(exc, MbprofError):
+            if isinstance(exc, errors.MbprofError):
                 fail(exc.text_with(FLAGS))
             elif isinstance(exc, click_exceptions.UsageError):  # bad option, argument, choice
                 where = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
@@ -269,8 +243,6 @@ def sweep_progress(total: int) -> Iterator[Any]:
     from rich.console import Console
     from rich.text import Text
 
-    from mbprof.render.document import safe_text
-
     console = Console(stderr=True)
     progress = bar.Progress(
         bar.SpinnerColumn(),
@@ -287,7 +259,7 @@ def sweep_progress(total: int) -> Iterator[Any]:
     task = progress.add_task("starting", total=total)
     label = ""
 
-    def start(spec: ModelSpec) -> None:
+    def start(spec: Any) -> None:  # a ModelSpec
         nonlocal label
         label = safe_text(spec.label)  # names from budget files reach the terminal
         progress.update(task, description=label)

@@ -1,12 +1,12 @@
-"""Options several commands share, as groups (``@config_options`` gives a command
-``config``), parsed torch-free; the one way results leave a command (``emit``), with the output
-checks made before any work."""
+"""Options several commands share, as groups (``@config_options`` gives a command ``config``),
+parsed torch-free; the one way results leave a command (``emit``), outputs checked first."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -16,29 +16,27 @@ from typing import Any
 import typer
 
 from mbprof.cli._app import results_stream
+from mbprof.core import parsing
 from mbprof.core.errors import MbprofError
+from mbprof.core.files import check_writable, write_atomic
 from mbprof.core.parsing import MAX_BATCH, MAX_CLASSES, MAX_MIN_TIME_S, MAX_WARMUP
 from mbprof.core.settings import INT8_BACKENDS, RUNTIMES, LatencySettings, spoken
-from mbprof.render.document import Document
-
-
-def _typed(option: Any) -> tuple[Any, Any]:
-    """(type, typer.Option): as given, or as its default says (None: optional text)."""
-    if isinstance(option, tuple):
-        return option
-    return (str | None if option.default is None else type(option.default)), option
+from mbprof.render.document import Document, safe_text, to_csv, to_json, to_markdown
 
 
 def option_group(
-    name: str, options: dict[str, Any], collect: Callable[..., Any]
+    name: str, collect: Callable[..., Any], **options: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A decorator: the ``options`` (parameter -> typer.Option, or (type, typer.Option)) in
-    place of the command's keyword-only parameter ``name``, which gets ``collect(**values)``."""
-    typed = {key: _typed(option) for key, option in options.items()}
-    group = [
-        inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
-        for key, (kind, option) in typed.items()
-    ]
+    """A decorator: the ``options`` (parameter -> typer.Option, or (type, typer.Option); the
+    type is the default's, None meaning optional text) in place of the command's keyword-only
+    parameter ``name``, which gets ``collect(**values)``."""
+    group = []
+    for key, option in options.items():
+        kind, option = option if isinstance(option, tuple) else (type(option.default), option)
+        kind = str | None if kind is type(None) else kind
+        group.append(
+            inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+        )
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(command)
@@ -51,8 +49,6 @@ def option_group(
             q for p in signature.parameters.values() for q in (group if p.name == name else [p])
         ]
         run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-        annotations = {k: v for k, v in command.__annotations__.items() if k != name}
-        run.__annotations__ = annotations | {key: kind for key, (kind, _) in typed.items()}
         return run
 
     return decorate
@@ -83,14 +79,12 @@ def _config(
     width: str, depth: str, res: str, classes: str, arg: list[str] | None, reparam: bool
 ) -> dict:
     """``make_spec(model, **config)``: parsed here, checked against the model there."""
-    from mbprof.core.parsing import parse_int, parse_kwargs, parse_positive_float, parse_resolution
-
     return dict(
-        width=parse_positive_float(width, "--width"),
-        depth=parse_positive_float(depth, "--depth"),
-        resolution=parse_resolution(res, "--res"),
-        num_classes=parse_int(classes, "--classes", maximum=MAX_CLASSES),
-        kwargs=dict(parse_kwargs(arg)),
+        width=parsing.parse_positive_float(width, "--width"),
+        depth=parsing.parse_positive_float(depth, "--depth"),
+        resolution=parsing.parse_resolution(res, "--res"),
+        num_classes=parsing.parse_int(classes, "--classes", maximum=MAX_CLASSES),
+        kwargs=dict(parsing.parse_kwargs(arg)),
         reparam=reparam,
     )
 
@@ -112,17 +106,15 @@ REPARAM_OPTION = flag(
 )
 config_options = option_group(
     "config",
-    {
-        "width": option("1.0", "--width -w FLOAT", "Width multiplier, a number > 0."),
-        "depth": option("1.0", "--depth FLOAT", "Depth multiplier (models that have one)."),
-        "res": option(
-            "224", "--res -r RES", "Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32)."
-        ),
-        "classes": CLASSES_OPTION,
-        "arg": (list[str] | None, ARG_OPTION),
-        "reparam": REPARAM_OPTION,
-    },
     _config,
+    width=option("1.0", "--width -w FLOAT", "Width multiplier, a number > 0."),
+    depth=option("1.0", "--depth FLOAT", "Depth multiplier (models that have one)."),
+    res=option(
+        "224", "--res -r RES", "Input resolution: 224, or HEIGHTxWIDTH such as 160x224 (>= 32)."
+    ),
+    classes=CLASSES_OPTION,
+    arg=(list[str] | None, ARG_OPTION),
+    reparam=REPARAM_OPTION,
 )
 
 
@@ -139,51 +131,40 @@ WEIGHTS_OPTION = file_option(
 BACKENDS_HELP = spoken([r.help for r in RUNTIMES.values()]).replace("[", r"\[") + "."
 latency_options = option_group(
     "latency",
-    {
-        "device": option(
-            "auto",
-            "--device DEVICE",
-            "Where to run: cpu, cuda, or auto (cuda when torch sees a GPU).",
-        ),
-        "batch": option(
-            "1", "--batch INT", f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}."
-        ),
-        "threads": option(
-            None,
-            "--threads INT",
-            "Intra-op threads for every backend, an integer from 1 to the logical CPUs "
-            "of this machine (default: torch's current count).",
-        ),
-        "dtype": option("fp32", "--dtype DTYPE", "Inference dtype: fp32, fp16 or bf16."),
-        "backend": option("eager", "--backend BACKEND", BACKENDS_HELP),
-        "channels_last": flag("--channels-last", "Run in the channels-last (NHWC) memory format."),
-        "fuse_bn": flag(
-            "--fuse-bn", "Fold batch norm into the convolutions first (the deployed form)."
-        ),
-        "min_time_s": option(
-            "1.0",
-            "--min-time SECONDS",
-            f"Seconds of timed runs per configuration, a number > 0 and <= {MAX_MIN_TIME_S:g}.",
-        ),
-        "warmup": option(
-            "10", "--warmup INT", f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}."
-        ),
-        "quantize": option(
-            "none",
-            "--quantize",
-            "none, or int8: post-training static quantization calibrated on random batches "
-            f"(backends {' and '.join(INT8_BACKENDS)}, from fp32); reports the speed-up over "
-            "fp32 and how close the outputs stay.",
-        ),
-    },
     LatencySettings,  # as typed: api.resolve_latency checks them once, for this machine
+    device=option(
+        "auto", "--device DEVICE", "Where to run: cpu, cuda, or auto (cuda when torch sees a GPU)."
+    ),
+    batch=option(
+        "1", "--batch INT", f"Images per forward pass, an integer from 1 to {MAX_BATCH:,}."
+    ),
+    threads=option(
+        None,
+        "--threads INT",
+        "Intra-op threads for every backend, an integer from 1 to the logical CPUs "
+        "of this machine (default: torch's current count).",
+    ),
+    dtype=option("fp32", "--dtype DTYPE", "Inference dtype: fp32, fp16 or bf16."),
+    backend=option("eager", "--backend BACKEND", BACKENDS_HELP),
+    channels_last=flag("--channels-last", "Run in the channels-last (NHWC) memory format."),
+    fuse_bn=flag("--fuse-bn", "Fold batch norm into the convolutions first (the deployed form)."),
+    min_time_s=option(
+        "1.0",
+        "--min-time SECONDS",
+        f"Seconds of timed runs per configuration, a number > 0 and <= {MAX_MIN_TIME_S:g}.",
+    ),
+    warmup=option("10", "--warmup INT", f"Untimed warm-up runs first, from 0 to {MAX_WARMUP:,}."),
+    quantize=option(
+        "none",
+        "--quantize",
+        "none, or int8: post-training static quantization calibrated on random batches "
+        f"(backends {' and '.join(INT8_BACKENDS)}, from fp32); reports the speed-up over "
+        "fp32 and how close the outputs stay.",
+    ),
 )
 
 
 OutputFormat = choices("OutputFormat", "table", "csv", "json", "markdown")
-FORMAT_OPTION = option(
-    OutputFormat.table, "--format -f FORMAT", "How to print results: table, csv, json or markdown."
-)
 OUTPUT_OPTION = file_option(
     "--output -o FILE", "Write the results to this file instead of the terminal."
 )
@@ -215,36 +196,31 @@ HTML_OPTION = file_option(
 )
 output_options = option_group(
     "out",
-    {
-        "fmt": FORMAT_OPTION,
-        "path": (Path | None, OUTPUT_OPTION),
-        "html": (Path | None, HTML_OPTION),
-    },
     Output,
+    fmt=option(
+        OutputFormat.table,
+        "--format -f FORMAT",
+        "How to print results: table, csv, json or markdown.",
+    ),
+    path=(Path | None, OUTPUT_OPTION),
+    html=(Path | None, HTML_OPTION),
 )
 
 
 def _identity(path: Path) -> tuple | None:
-    """An existing file's inode (links agree), a new file's real path; None for a device or
-    FIFO (writes go through, none replaces another)."""
-    import stat
-
+    """An existing file's inode (links agree), a new file's real path; None for a device."""
     try:
         found = os.stat(path)
     except OSError:
         return ("path", os.path.realpath(path))
-    if not stat.S_ISREG(found.st_mode):
-        return None
-    return ("inode", found.st_dev, found.st_ino)
+    return ("inode", found.st_dev, found.st_ino) if stat.S_ISREG(found.st_mode) else None
 
 
 def check_outputs(
     outputs: dict[str, Path | None], inputs: dict[str, Path | None] | None = None, new=False
 ) -> None:
-    """Refuse, before any work, outputs that cannot be written (but in a ``new`` folder),
-    write the same file, or would overwrite an input (keys: the options, ``--csv``)."""
-    from mbprof.core.files import check_writable
-
+    """Refuse outputs (option -> path) that cannot be written (unless ``new``), write one
+    file twice or would overwrite an input."""
     for option, path in outputs.items():
         if path is not None and not new:
             check_writable(path, option)
@@ -267,18 +243,14 @@ def check_outputs(
 
 def render(doc: Document | str, fmt: str) -> str:
     """``doc`` in ``fmt`` (text as it is)."""
-    from mbprof.render import document as export
     from mbprof.render.console import render_table_text
 
-    formats = {"csv": export.to_csv, "json": export.to_json, "markdown": export.to_markdown}
+    formats = {"csv": to_csv, "json": to_json, "markdown": to_markdown}
     return doc if isinstance(doc, str) else formats.get(fmt, render_table_text)(doc)
 
 
 def write_file(path: Path, text: str | bytes) -> None:
     """Write ``path`` whole, and say so on stderr."""
-    from mbprof.core.files import write_atomic
-    from mbprof.render.document import safe_text
-
     write_atomic(path, text)
     typer.echo(f"wrote {safe_text(path)}", err=True)
 
@@ -298,8 +270,6 @@ def emit(doc: Document | str, fmt: str, output: Path | None = None) -> None:
         stdout.write(render(doc, fmt))
 
 
-# One exit-code rule for every command: 0 when every figure asked for was measured (and,
-# for `check`, every limit holds); 1 when a figure could not be had (the others are
-# printed, each missing one named on stderr in one line) or a limit is exceeded; 2 for bad
-# input or when nothing could be measured; 130 / 143 when interrupted.
+# Exit codes: 0 when every figure asked for was measured (for `check`, every limit holds); 1
+# when one could not be had or a limit is exceeded; 2 for bad input; 130 / 143 interrupted.
 EXIT_FAILED = 1

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import typer
 
 from mbprof.cli import _app
 from mbprof.cli import _options as cli
-from mbprof.core import parsing
-from mbprof.core.errors import MbprofError
+from mbprof.core import errors, parsing
 from mbprof.core.settings import LatencySettings
+from mbprof.render.document import safe_text
 
 
 @_app.app.command("compare")
@@ -22,8 +23,8 @@ def compare_command(
         "--models -m",
         "Comma-separated model names, or import paths such as mypkg.models:build.",
     ),
-    widths: str = typer.Option("1.0", "--widths", "-w", help="Comma-separated width multipliers."),
-    depths: str = typer.Option("1.0", "--depths", help="Comma-separated depth multipliers."),
+    widths: str = cli.option("1.0", "--widths -w", "Comma-separated width multipliers."),
+    depths: str = cli.option("1.0", "--depths", "Comma-separated depth multipliers."),
     res: str = cli.option(
         "224", "--res -r", "Comma-separated resolutions: 96,224 or HEIGHTxWIDTH like 160x224."
     ),
@@ -42,15 +43,15 @@ def compare_command(
     plot: Path | None = cli.file_option(
         "--plot", "Also draw top-1 against MAdds with the Pareto frontier (.png, .svg or .pdf)."
     ),
-    mem_dtype: str = typer.Option(
+    mem_dtype: str = cli.option(
         "fp16",
         "--mem-dtype",
-        help="Activation memory columns: bytes per element, fp16/bf16 (2), fp32 (4), int8 (1).",
+        "Activation memory columns: bytes per element, fp16/bf16 (2), fp32 (4), int8 (1).",
     ),
-    chunks: str = typer.Option(
+    chunks: str = cli.option(
         "channel",
         "--chunks",
-        help="T of the memory-efficient peak: an integer >= 1, or 'channel' (one per chunk).",
+        "T of the memory-efficient peak: an integer >= 1, or 'channel' (one per chunk).",
     ),
     no_memory: bool = cli.flag("--no-memory", "Leave out the activation memory columns."),
     workers: str | None = typer.Option(
@@ -60,7 +61,6 @@ def compare_command(
         help="Processes that count and analyse the configurations side by side (default: "
         "the cores available; 1 when $CI is set; 1 runs them in this process). Latency is "
         "measured afterwards, one configuration at a time, in this process.",
-        show_default=False,
     ),
     executor: str = cli.option(
         "local",
@@ -117,7 +117,6 @@ def compare_command(
     workers = None if workers is None else parsing.parse_int(workers, "--workers")
 
     from mbprof.api import make_specs, prepare_compare
-    from mbprof.core import errors
     from mbprof.render.compare_view import compare_document
 
     run = prepare_compare(
@@ -150,10 +149,8 @@ def compare_command(
         nothing = "mbprof: interrupted before any configuration was measured; no file written"
         typer.echo(nothing, err=True)
         raise typer.Exit(errors.exit_code())
-    doc = compare_document(
-        run.frame(rows), plot=plot if rows else None, figure=bool(rows and out.html)
-    )
-    if plot is not None and rows:
+    doc = compare_document(run.frame(rows), plot=plot, figure=out.html is not None)  # rows: 1+
+    if plot is not None:
         typer.echo(f"wrote {plot}", err=True)
     for option, path in files.items():
         if path is not None:
@@ -173,14 +170,12 @@ def compare_command(
         )
         raise typer.Exit(errors.exit_code())  # 130 for Ctrl-C, 143 for SIGTERM
     if ended:
-        raise MbprofError(f"{ended[0]} ({tally}, see the error column)")
+        raise errors.MbprofError(f"{ended[0]} ({tally}, see the error column)")
     if failed:
         raise typer.Exit(cli.EXIT_FAILED)
 
 
 def _warn(text: str) -> None:
-    from mbprof.render.document import safe_text
-
     typer.echo(f"mbprof: warning: {safe_text(text)}", err=True)
 
 
@@ -225,8 +220,6 @@ def plot_command(
 
     Example: mbprof plot sweep.csv --x madds --y top1 --log-x --figure pareto.png
     """
-    import difflib
-
     from mbprof.render.plots import check_figure_path, resolve_axis
 
     x_axis, y_axis = resolve_axis(x, "--x"), resolve_axis(y, "--y")
@@ -234,13 +227,13 @@ def plot_command(
     near = difflib.get_close_matches(suffix, IMAGE_SUFFIXES, 1)
     if near and suffix not in IMAGE_SUFFIXES + TABLE_SUFFIXES:
         # a typo of an image's extension (x.pgn) would get the frontier table, not a figure
-        raise MbprofError(
+        raise errors.MbprofError(
             f"--output {str(out.path)!r}: {suffix} is no figure extension (did you mean "
             f"{near[0]}?); a figure is .png, .svg or .pdf"
         )
     if suffix in IMAGE_SUFFIXES:  # --output FILE.png: the figure, and the table to stdout
         if figure is not None:
-            raise MbprofError(
+            raise errors.MbprofError(
                 f"--output {str(out.path)!r} names an image and --figure {str(figure)!r} "
                 "another; give the figure's path once (--figure FILE), and --output a file "
                 "for the frontier table in --format"
@@ -300,13 +293,11 @@ def diff_command(
 
     Example: mbprof diff mobilenet_v2 mobilenet_v2 --res 160 --width-after 0.75 --format markdown
     """
-    from mbprof.core.parsing import parse_positive_float, parse_resolution
-
     after_config = dict(config)
     for key, parse, text, option in (
-        ("width", parse_positive_float, width_after, "--width-after"),
-        ("depth", parse_positive_float, depth_after, "--depth-after"),
-        ("resolution", parse_resolution, res_after, "--res-after"),
+        ("width", parsing.parse_positive_float, width_after, "--width-after"),
+        ("depth", parsing.parse_positive_float, depth_after, "--depth-after"),
+        ("resolution", parsing.parse_resolution, res_after, "--res-after"),
     ):
         if text is not None:
             after_config[key] = parse(text, option)

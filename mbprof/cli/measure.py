@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -11,6 +12,7 @@ from mbprof.cli import _options as cli
 from mbprof.core.errors import MbprofError
 from mbprof.core.parsing import parse_int
 from mbprof.core.settings import RUNTIMES, LatencySettings, memory_settings
+from mbprof.render.document import safe_text
 
 Grouping = cli.choices("Grouping", "layer", "module", "type")
 
@@ -47,7 +49,6 @@ def profile_command(
     Example: mbprof profile mobilenet_v2 --width 1.0 --res 224 --by type --format markdown
     """
     from mbprof.api import make_spec, profile_spec
-    from mbprof.render.document import safe_text
     from mbprof.render.profile_view import check_grouping, profile_document
 
     grouping, depth = check_grouping(by.value, max_depth)
@@ -57,14 +58,6 @@ def profile_command(
         typer.echo(f"mbprof: not measured: {safe_text(line)}", err=True)
     if result.missing:
         raise typer.Exit(cli.EXIT_FAILED)
-
-
-CHUNKS_OPTION = cli.option(
-    "channel",
-    "--chunks -T",
-    "T, the chunks each expanded tensor is computed in (memory-efficient mode): an "
-    "integer >= 1, or 'channel' for one channel per chunk (the paper's Table 3).",
-)
 
 
 @_app.app.command("memory")
@@ -77,7 +70,12 @@ def memory_command(
     dtype: str = cli.option(
         "fp16", "--dtype", "Bytes per activation element: fp16 or bf16 (2), fp32 (4), int8 (1)."
     ),
-    chunks: str = CHUNKS_OPTION,
+    chunks: str = cli.option(
+        "channel",
+        "--chunks -T",
+        "T, the chunks each expanded tensor is computed in (memory-efficient mode): an "
+        "integer >= 1, or 'channel' for one channel per chunk (the paper's Table 3).",
+    ),
     batch: str = typer.Option("1", "--batch", "-b", help="Images per forward pass (>= 1)."),
     curve: Path | None = cli.file_option(
         "--curve",
@@ -117,10 +115,8 @@ def memory_command(
     )
     doc = memory_document(spec, report, measured)
     if curve is not None:
-        from mbprof.render.document import to_json
-
         # JSON: the memory document itself (kind, schema version), whose "curve" is the rows
-        text = to_json(doc) if curve.suffix.lower() == ".json" else None
+        text = cli.render(doc, "json") if curve.suffix.lower() == ".json" else None
         cli.write_file(curve, text or curve_frame(report).to_csv(index=False, lineterminator="\n"))
     out.emit(doc)
 
@@ -175,9 +171,7 @@ def bench_command(
     unstable = "" if result.timing.stable else "; ".join(result.timing.reasons)
     from mbprof.render.plots.roofline import plot_roofline
 
-    def draw(path: Path) -> None:
-        plot_roofline(result.layers, path, title, unstable)
-
+    draw = partial(plot_roofline, result.layers, title=title, unstable=unstable)
     if roofline is not None:
         draw(roofline)
         typer.echo(f"wrote {roofline}", err=True)

@@ -8,7 +8,7 @@ import typer
 
 from mbprof.cli import _app
 from mbprof.cli import _options as cli
-from mbprof.core.parsing import parse_choice, parse_int, parse_positive_float
+from mbprof.core.parsing import parse_choice, parse_int, parse_name_list, parse_positive_float
 from mbprof.core.settings import BACKENDS, spoken
 
 
@@ -61,8 +61,7 @@ def cost_command(
     from mbprof.api import layer_cost
     from mbprof.render.command_views import cost_document
 
-    cost = layer_cost(input_shape, filters, kernel, stride, padding)
-    out.emit(cost_document(cost))
+    out.emit(cost_document(layer_cost(input_shape, filters, kernel, stride, padding)))
 
 
 @_app.app.command("cache")
@@ -120,7 +119,6 @@ def reproduce_command(
 
     Example: mbprof reproduce --out reports/
     """
-    from mbprof.core.parsing import parse_name_list
     from mbprof.report.folder import MANIFEST
     from mbprof.report.plan import PARTS, check_out, check_parts, planned_files
 
