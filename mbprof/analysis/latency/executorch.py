@@ -23,17 +23,8 @@ import torch
 from torch import nn
 
 from mbprof.analysis.collector import native_quiet
-from mbprof.analysis.latency.runtimes import (
-    CALIBRATION_BATCHES,
-    CALIBRATION_SEED,
-    Deployed,
-    Prepared,
-    RawProfile,
-    Rows,
-    random_batches,
-    root_cause,
-    verify,
-)
+from mbprof.analysis.latency import runtimes
+from mbprof.analysis.latency.runtimes import Deployed, Prepared, RawProfile, Rows
 from mbprof.core.errors import MbprofError
 from mbprof.core.files import cache_dir, write_atomic
 from mbprof.core.settings import LatencySettings
@@ -188,11 +179,8 @@ def lower(
     et = modules()
     start = time.perf_counter()
     with native_quiet():
-        try:
+        with runtimes.failing("torch.export could not capture the model"):
             exported = torch.export.export(model, (example,))
-        except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
-            why = root_cause(exc)
-            raise RuntimeError(f"torch.export could not capture the model: {why}") from exc
         key = program_key(exported, tuple(example.shape), quantize)
         if key in _LOWERED:
             known = _LOWERED[key]
@@ -201,12 +189,10 @@ def lower(
         if lowered is None:
             if quantize == "int8":
                 exported = pt2e_int8(exported, example)
-            try:
+            with runtimes.failing("lowering to XNNPACK failed"):
                 edge = et.lower(exported, partitioner=[et.partitioner()])
                 delegation, partitions = delegation_of(edge.exported_program().graph_module)
                 program = edge.to_executorch()
-            except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
-                raise RuntimeError(f"lowering to XNNPACK failed: {root_cause(exc)}") from exc
             plan = program.executorch_program.execution_plan[0]
             ops = tuple(f"{o.name}.{o.overload}" if o.overload else o.name for o in plan.operators)
             seconds = time.perf_counter() - start
@@ -229,14 +215,12 @@ def pt2e_int8(exported: Any, example: torch.Tensor) -> Any:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     config = get_symmetric_quantization_config(is_per_channel=True)
-    try:
+    with runtimes.failing("int8 quantization (PT2E) failed"):
         prepared = prepare_pt2e(exported.module(), XNNPACKQuantizer().set_global(config))
         with torch.no_grad():
-            for batch in random_batches(example.shape, CALIBRATION_BATCHES, CALIBRATION_SEED):
+            for batch in runtimes.random_batches(example.shape):
                 prepared(batch)
         return torch.export.export(convert_pt2e(prepared), (example,))
-    except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
-        raise RuntimeError(f"int8 quantization (PT2E) failed: {root_cause(exc)}") from exc
 
 
 def program_key(exported: Any, input_shape: tuple[int, ...], quantize: str) -> str:
@@ -348,30 +332,26 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     if int8:
         notes.append(
             "int8: PT2E with the XNNPACK quantizer (weights int8 symmetric per channel, "
-            f"activations int8 per tensor, calibrated on {CALIBRATION_BATCHES} random batches "
-            "of the input shape)"
+            f"activations int8 per tensor, calibrated on {runtimes.CALIBRATION_BATCHES} random "
+            "batches of the input shape)"
         )
         fp32 = lower(model, example, "none", cache=settings.cache_programs)
         reference = Loaded(fp32, settings.threads)
         figures["fp32_deployed_bytes"] = len(fp32.pte)
-    verify(form, "ExecuTorch", reference, program if int8 else None, figures, "executorch")
-
-    def layers(passes: int) -> tuple[RawProfile, str]:
-        how = (
-            f"ExecuTorch's ETDump, {passes} runs, XNNPACK's own time for each of its "
-            "operators (1 us resolution: layers under 20 us leave the compute ceiling "
-            "as it is), matched to the graph's nodes in order"
-        )
-        return layer_profile(model, tuple(example.shape), settings, passes, lowered), how
-
-    return Prepared(
+    return runtimes.exported(
+        form,
+        "ExecuTorch",
+        reference,
+        program if int8 else None,
         run=lambda: program.method.execute(inputs),
         compile_s=lowered.seconds,
-        notes=notes,
-        reference=(lambda: reference.method.execute(inputs)) if int8 else None,
+        reference=lambda: reference.method.execute(inputs),
         figures=figures,
         threads=thread_count,
-        layers=layers,
+        layers=lambda n: layer_profile(model, tuple(example.shape), settings, n, lowered),
+        how="ExecuTorch's ETDump, {passes} runs, XNNPACK's own time for each of its operators "
+        "(1 us resolution: layers under 20 us leave the compute ceiling as it is), matched to "
+        "the graph's nodes in order",
     )
 
 

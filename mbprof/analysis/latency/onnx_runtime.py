@@ -19,35 +19,23 @@ import torch
 from torch import nn
 
 from mbprof.analysis.collector import quiet
-from mbprof.analysis.latency.runtimes import (
-    CALIBRATION_BATCHES,
-    CALIBRATION_SEED,
-    Deployed,
-    Prepared,
-    RawProfile,
-    Rows,
-    random_batches,
-    root_cause,
-    verify,
-)
+from mbprof.analysis.latency import runtimes
+from mbprof.analysis.latency.runtimes import Deployed, Prepared, RawProfile, Rows
 
 
 def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: Path):
     """Export ``model`` to ``folder``/model.onnx and open a session: (session, input name)."""
     path = folder / "model.onnx"
-    with quiet():
-        try:
-            torch.onnx.export(
-                model,
-                (example,),
-                str(path),
-                input_names=["input"],
-                output_names=["output"],
-                external_data=False,
-                verbose=False,
-            )
-        except Exception as exc:
-            raise RuntimeError(f"ONNX export failed: {root_cause(exc)}") from exc
+    with quiet(), runtimes.failing("ONNX export failed"):
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=["input"],
+            output_names=["output"],
+            external_data=False,
+            verbose=False,
+        )
     session = open_session(path, threads)
     return session, session.get_inputs()[0].name
 
@@ -82,15 +70,14 @@ def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
 
     class Batches(CalibrationDataReader):
         def __init__(self) -> None:
-            batches = random_batches(shape, CALIBRATION_BATCHES, CALIBRATION_SEED)
-            self.items = iter([{input_name: b.numpy()} for b in batches])
+            self.items = iter([{input_name: b.numpy()} for b in runtimes.random_batches(shape)])
 
         def get_next(self) -> dict | None:
             return next(self.items, None)
 
     prepared = fp32_path.with_name("model.pre.onnx")
     int8_path = fp32_path.with_name("model.int8.onnx")
-    try:
+    with runtimes.failing("ONNX Runtime int8 quantization failed"):
         quant_pre_process(str(fp32_path), str(prepared))  # shape inference, basic fusions
         quantize_static(
             str(prepared),
@@ -102,8 +89,6 @@ def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
         )
-    except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
-        raise RuntimeError(f"ONNX Runtime int8 quantization failed: {root_cause(exc)}") from exc
     return int8_path
 
 
@@ -126,28 +111,25 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     if int8:
         notes.append(
             "int8: ONNX Runtime static QDQ quantization (weights int8 per channel, "
-            f"activations int8 min-max over {CALIBRATION_BATCHES} random batches of the input "
-            "shape)"
+            f"activations int8 min-max over {runtimes.CALIBRATION_BATCHES} random batches of "
+            "the input shape)"
         )
         figures["fp32_deployed_bytes"] = (folder / "model.onnx").stat().st_size
     quantization = "int8 quantization + " if int8 else ""
     notes.append(f"compile_s: ONNX export + {quantization}ONNX Runtime session creation")
     logits = lambda session: lambda x: session.run(None, {name: x.numpy()})[0]  # noqa: E731
-    int8_logits = logits(timed) if int8 else None
-    verify(form, "ONNX Runtime", logits(fp32), int8_logits, figures, "onnxruntime")
-
-    def layers(passes: int) -> tuple[RawProfile, str]:
-        raw = profile_onnx(path, feed, settings.threads, Rows(model, example, passes))
-        return raw, f"ONNX Runtime's own profile, {passes} runs, each node's kernel time"
-
-    return Prepared(
+    return runtimes.exported(
+        form,
+        "ONNX Runtime",
+        logits(fp32),
+        logits(timed) if int8 else None,
         run=lambda: timed.run(None, feed),
         compile_s=compile_s,
-        notes=notes,
-        reference=(lambda: fp32.run(None, feed)) if int8 else None,
+        reference=lambda: fp32.run(None, feed),
         figures=figures,
         threads=lambda: None,
-        layers=layers,
+        layers=lambda n: profile_onnx(path, feed, settings.threads, Rows(model, example, n)),
+        how="ONNX Runtime's own profile, {passes} runs, each node's kernel time",
     )
 
 

@@ -146,7 +146,8 @@ def profile_layers(
     wanted = math.ceil(settings.min_time_s / max(latency_ms * 1e-3, 1e-6))
     passes = max(MIN_PASSES, min(MAX_PASSES, wanted))
     with with_threads(settings.threads), contextlib.ExitStack() as stack:
-        raw, how = prepare(model, input_shape, settings, stack).layers(passes)
+        prepared = prepare(model, input_shape, settings, stack)
+        raw, how = prepared.layers(passes), prepared.how.format(passes=passes)
     # A layer faster than the cached reference: the reference was measured on a busy
     # machine; it is measured again (the cache keeps the best), and never left below.
     madds = {row.path: row.madds for row in counts.layers}

@@ -45,8 +45,9 @@ class Prepared:
     reference: Callable[[], object] | None = None  # int8: the fp32 program, timed beside it
     figures: dict[str, Any] = field(default_factory=dict)  # ``Timing`` fields of its own
     threads: Callable[[], int | None] = torch.get_num_threads  # None: the runtime does not say
-    # Per-layer time of the same form over n passes, and how it was taken (None: no profile).
-    layers: Callable[[int], tuple[RawProfile, str]] | None = None
+    # Per-layer time of the same form over n passes (None: no profile), and how it was taken.
+    layers: Callable[[int], RawProfile] | None = None
+    how: str = ""  # "{passes}" stands for n
 
 
 @dataclass
@@ -67,6 +68,15 @@ def root_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+@contextlib.contextmanager
+def failing(what: str) -> Iterator[None]:
+    """What fails inside raised again as ``RuntimeError("what: <its root cause>")``."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
+        raise RuntimeError(f"{what}: {root_cause(exc)}") from exc
+
+
 def check_same_output(expected: torch.Tensor, got: Any, what: str) -> None:
     """Refuse an exported backend whose output differs from torch's by more than ``OUTPUT_RTOL``."""
     expected = expected.detach().float().cpu()
@@ -84,7 +94,9 @@ def check_same_output(expected: torch.Tensor, got: Any, what: str) -> None:
         )
 
 
-def random_batches(shape: tuple[int, ...], count: int, seed: int) -> list[torch.Tensor]:
+def random_batches(
+    shape: tuple[int, ...], count: int = CALIBRATION_BATCHES, seed: int = CALIBRATION_SEED
+) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     return [torch.randn(shape, generator=generator) for _ in range(count)]
 
@@ -115,16 +127,19 @@ def closeness(
     return {"int8_cosine": cosine, "int8_top1_agreement": agreement}
 
 
-def verify(
-    form: Deployed, what: str, fp32: Callable, int8: Callable | None, figures: dict, backend: str
-) -> None:
-    """The exported fp32 program checked against torch; int8: its closeness to fp32 too."""
+def exported(
+    form: Deployed, what: str, fp32: Callable, int8: Callable | None, **prepared: Any
+) -> Prepared:
+    """The exported fp32 program checked against torch (int8: its closeness to fp32 too)."""
     with torch.inference_mode():
         expected = form.model(form.example)
     check_same_output(expected, fp32(form.example), f"{what} (fp32)" if int8 else what)
     if int8 is not None:
-        shape = tuple(form.example.shape)
-        figures.update(closeness(form.model, int8, shape, form.notes, backend))
+        shape, backend = tuple(form.example.shape), form.settings.backend
+        prepared["figures"].update(closeness(form.model, int8, shape, form.notes, backend))
+    else:
+        prepared["reference"] = None
+    return Prepared(notes=form.notes, **prepared)
 
 
 def deployed_form(
@@ -160,12 +175,12 @@ def eager(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     """The module itself, called in inference mode."""
     model, example, settings = form.model, form.example, form.settings
     _in_torch(settings, stack)
-
-    def layers(passes: int) -> tuple[RawProfile, str]:
-        raw = profile_eager(model, example, passes, cuda=settings.device == "cuda")
-        return raw, f"torch.profiler, {passes} passes, each module's own ops"
-
-    return Prepared(run=lambda: model(example), notes=form.notes, layers=layers)
+    return Prepared(
+        run=lambda: model(example),
+        notes=form.notes,
+        layers=lambda n: profile_eager(model, example, n, cuda=settings.device == "cuda"),
+        how="torch.profiler, {passes} passes, each module's own ops",
+    )
 
 
 def compiled(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
