@@ -15,7 +15,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from importlib.metadata import version
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -48,9 +47,7 @@ def modules() -> SimpleNamespace:
             from executorch.exir import to_edge_transform_and_lower as lower
             from executorch.runtime import Runtime as runtime
     finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
+        root.handlers[:] = handlers
         root.setLevel(level)
     return SimpleNamespace(portable=portable, partitioner=partitioner, lower=lower, runtime=runtime)
 
@@ -182,8 +179,7 @@ def lower(
         with runtimes.failing("torch.export could not capture the model"):
             exported = torch.export.export(model, (example,))
         key = program_key(exported, tuple(example.shape), quantize)
-        if key in _LOWERED:
-            known = _LOWERED[key]
+        if (known := _LOWERED.get(key)) is not None:
             return replace(known, seconds=None, cached_s=known.seconds or known.cached_s)
         lowered = read_program(key) if cache else None
         if lowered is None:
@@ -230,8 +226,7 @@ def program_key(exported: Any, input_shape: tuple[int, ...], quantize: str) -> s
     for part in (torch.__version__, version("executorch"), quantize, repr(input_shape), code):
         digest.update(part.encode() + b"\0")
     tensors = {**exported.state_dict, **getattr(exported, "constants", {})}
-    for name in sorted(tensors):
-        tensor = tensors[name]
+    for name, tensor in sorted(tensors.items()):  # names are unique: tensors never compared
         if not isinstance(tensor, torch.Tensor):
             continue
         tensor = tensor.detach().contiguous().cpu()
@@ -240,14 +235,9 @@ def program_key(exported: Any, input_shape: tuple[int, ...], quantize: str) -> s
     return digest.hexdigest()[:32]
 
 
-def _paths(key: str) -> tuple[Path, Path]:
-    folder = cache_dir() / "executorch"
-    return folder / f"{key}.pte", folder / f"{key}.json"
-
-
 def read_program(key: str) -> Lowered | None:
     """The program stored under ``key`` (lowered earlier), or None (missing, or damaged)."""
-    pte_path, meta_path = _paths(key)
+    pte_path, meta_path = (cache_dir() / "executorch" / f"{key}.{x}" for x in ("pte", "json"))
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         pte, found = pte_path.read_bytes(), meta["delegation"]
@@ -263,7 +253,7 @@ def read_program(key: str) -> Lowered | None:
 
 def write_program(key: str, lowered: Lowered) -> None:
     """Store a program (its description last, so that a half-written one is never read)."""
-    pte_path, meta_path = _paths(key)
+    pte_path, meta_path = (cache_dir() / "executorch" / f"{key}.{x}" for x in ("pte", "json"))
     try:
         pte_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(pte_path, lowered.pte)
@@ -432,22 +422,17 @@ def layer_profile(
             # the call less its operators, run by run (none when the runs do not line up)
             total, parts = _last(event, runs), [_last(op, runs) for op in pending]
             if total and all(len(p) == len(total) for p in parts):
-                add(
-                    OVERHEAD,
-                    "overhead",
-                    tuple(t - sum(p[k] for p in parts) for k, t in enumerate(total)),
-                )
+                overhead = tuple(t - sum(p[k] for p in parts) for k, t in enumerate(total))
+                add(OVERHEAD, "overhead", overhead)
             pending = []
         elif event.name.startswith("native_call_"):
-            name = event.name.removeprefix("native_call_")
-            base = name.split(".")[0]
+            base = event.name.removeprefix("native_call_").split(".")[0]
             match = next((f for f in fallbacks if f.op.split(".")[1] == base), None)
             if match is not None:
                 fallbacks.remove(match)
             add(match.path if match is not None else "(unmapped)", base, _last(event, runs))
         elif event.name == "Method::execute":
-            p50 = float(event.perf_data.p50) if event.perf_data is not None else 0.0
-            walls = _last(event, runs) or (p50,)
+            walls = _last(event, runs) or (0.0,)
     # XNNPACK's operator times come in whole microseconds: a layer under 20 of them is timed
     # too coarsely (5% and worse) for its rate to raise the compute ceiling.
     return RawProfile(rows=list(rows.values()), walls_ms=list(walls), resolution_ms=0.02)

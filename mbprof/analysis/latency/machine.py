@@ -53,8 +53,6 @@ class Clock:
 
     def sync(self) -> None:
         if self.cuda:
-            import torch
-
             torch.cuda.synchronize(torch.device(self.cuda))
 
     def time_block(self, fn: Callable[[], object], runs: int) -> float:
@@ -63,8 +61,6 @@ class Clock:
             for _ in range(runs):
                 fn()
             return time.perf_counter() - start
-        import torch
-
         start, end = (torch.cuda.Event(enable_timing=True) for _ in "se")
         start.record()
         for _ in range(runs):
@@ -150,7 +146,7 @@ def usable_cpus() -> int:
     return max(1, cpus)
 
 
-def _proc_stat(allowed: set[int] | None) -> tuple[float, float] | None:
+def _proc_stat(allowed: set[int] | None) -> tuple[float, float] | tuple[None, None]:
     """(busy, steal) seconds of the allowed CPUs since boot, from /proc/stat."""
     rows = []
     for line in (_read("/proc/stat") or "").splitlines():
@@ -159,7 +155,7 @@ def _proc_stat(allowed: set[int] | None) -> tuple[float, float] | None:
             if allowed is None or int(name[3:]) in allowed:
                 rows.append([int(v) for v in rest.split()])
     if not rows:
-        return None
+        return None, None
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     # user nice system idle iowait irq softirq steal guest guest_nice
     busy = sum(sum(v[:3]) + sum(v[5:8]) for v in rows)
@@ -187,13 +183,12 @@ def _mhz(allowed: set[int] | None) -> float | None:
 
 def sample() -> MachineSample:
     allowed = _allowed()
-    stat = _proc_stat(allowed)
+    busy, steal = _proc_stat(allowed)
     times = os.times()
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         load = None
-    busy, steal = stat if stat is not None else (None, None)
     wall = time.perf_counter()
     return MachineSample(wall, times.user + times.system, busy, steal, load, _mhz(allowed))
 
@@ -258,23 +253,19 @@ def environment(settings: LatencySettings) -> Environment:
     )
 
 
-def _probe_dtype(device: str, dtype: torch.dtype) -> None:
-    """Run the ops of a mobile network once in ``dtype`` on ``device`` (raises if it cannot)."""
-    layers = [nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6()]
-    layers += [nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Hardswish(), nn.AdaptiveAvgPool2d(1)]
-    probe = nn.Sequential(*layers, nn.Flatten(), nn.Linear(8, 4)).eval().to(device, dtype)
-    with torch.inference_mode():
-        x = torch.randn(1, 3, 8, 8, device=device, dtype=dtype)
-        probe(x) + 1
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 @functools.cache
 def _dtype_runs(device: str, dtype: str) -> str:
-    """'' when ``dtype`` runs on ``device``, else why not (probed once per process)."""
+    """'' when the ops of a mobile network run in ``dtype`` on ``device``, else why not (probed
+    once per process)."""
+    layers = [nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6()]
+    layers += [nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Hardswish(), nn.AdaptiveAvgPool2d(1)]
     try:
-        _probe_dtype(device, TORCH_DTYPES[dtype])
+        probe = nn.Sequential(*layers, nn.Flatten(), nn.Linear(8, 4)).eval()
+        probe = probe.to(device, TORCH_DTYPES[dtype])
+        with torch.inference_mode():
+            probe(torch.randn(1, 3, 8, 8, device=device, dtype=TORCH_DTYPES[dtype])) + 1
+        if device == "cuda":
+            torch.cuda.synchronize()
     except RuntimeError as exc:  # also NotImplementedError (a subclass): no kernel for the dtype
         text = str(exc).strip()
         return text.splitlines()[0] if text else type(exc).__name__
@@ -358,9 +349,8 @@ def with_threads(threads: int) -> Iterator[None]:
 def measure_peak(
     device: str, threads: int, dtype: str, min_time_s: float = 0.5, size: int | None = None
 ) -> tuple[float, int]:
-    """(best GFLOP/s, its n) of an n x n matrix product over ``MATMUL_SIZES`` (or ``size``);
-    dtype "copy": (best GB/s of a streaming copy, counting bytes read and written, bytes per
-    buffer)."""
+    """(best GFLOP/s, its n) of n x n matrix products over ``MATMUL_SIZES`` (or ``size``); dtype
+    "copy": (best GB/s of a streaming copy, bytes read and written counted, bytes per buffer)."""
     kind = "cuda" if device.startswith("cuda") else "cpu"
     sizes = (size,) if size else MATMUL_SIZES[kind]
     if dtype == "copy":

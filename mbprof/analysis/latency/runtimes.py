@@ -151,10 +151,9 @@ def deployed_form(
     if settings.fuse_bn:
         model, folded, left = fold_batchnorm(model)
         notes.append(f"fuse_bn: folded {folded} batch norms into convolutions, {left} left")
-    dtype = TORCH_DTYPES[settings.dtype]
-    example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
-    model = model.to(device=settings.device, dtype=dtype)
-    example = example.to(device=settings.device, dtype=dtype)
+    on = dict(device=settings.device, dtype=TORCH_DTYPES[settings.dtype])
+    model = model.to(**on)
+    example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0)).to(**on)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
         example = example.contiguous(memory_format=torch.channels_last)
@@ -361,8 +360,7 @@ def profile_eager(
         with native_quiet():  # the profiler's C++ side prints its start on stderr
             prof.__enter__()
         try:
-            for step in range(warmup + passes):
-                k = step - warmup
+            for k in range(-warmup, passes):
                 start = time.perf_counter()
                 with record_function(f"{PASS}{k}"):
                     module(example)
@@ -381,12 +379,12 @@ def profile_eager(
         parent = event.cpu_parent
         if parent is None or event.name.startswith((PREFIX, PASS)):
             continue
-        spent = event.device_time_total if cuda else event.cpu_time_total
-        k = _pass_of(parent)
-        if k is None:
+        if (k := _pass_of(parent)) is None:
             continue
         if parent.name.startswith(PREFIX):
-            per_pass[parent.name[len(PREFIX) :]][k] += spent
+            per_pass[parent.name[len(PREFIX) :]][k] += (
+                event.device_time_total if cuda else event.cpu_time_total
+            )
         elif parent.name.startswith(PASS):  # ops no module's range holds
             for op in _ops_in(event):
                 seen[k][op.name] += 1

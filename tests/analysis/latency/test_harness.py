@@ -416,10 +416,10 @@ def test_device_choice_with_a_gpu(monkeypatch):
 
 
 def test_a_dtype_the_device_cannot_run_is_refused(monkeypatch):
-    def cannot(device, dtype):
+    def cannot(self, x):
         raise RuntimeError("\"slow_conv2d_cpu\" not implemented for 'Half'\nmore text")
 
-    monkeypatch.setattr(machine, "_probe_dtype", cannot)
+    monkeypatch.setattr(nn.Hardswish, "forward", cannot)
     machine._dtype_runs.cache_clear()  # the probe runs once per process
     with pytest.raises(MbprofError, match=r"dtype fp16 cannot run on cpu .*not implemented"):
         resolve_settings(LatencySettings(dtype="fp16"))
