@@ -146,18 +146,14 @@ class ExportedNode:
     outputs: tuple[str, ...]
 
 
-@dataclass(frozen=True)
 class Graph:
-    """The exported graph, indexed: nodes by name, and the node that writes each tensor."""
+    """The exported graph, indexed: nodes by name, the node that writes each tensor, and each
+    initializer's bytes."""
 
-    nodes: Mapping[str, ExportedNode]
-    writer: Mapping[str, str]  # tensor -> node name
-    weights: Mapping[str, int]  # initializer -> bytes
-
-    @classmethod
-    def of(cls, nodes: list[ExportedNode], weights: Mapping[str, int] | None = None) -> Graph:
-        writer = {tensor: node.name for node in nodes for tensor in node.outputs}
-        return cls({node.name: node for node in nodes}, writer, dict(weights or {}))
+    def __init__(self, nodes: list[ExportedNode], weights: Mapping[str, int] | None = None):
+        self.nodes = {node.name: node for node in nodes}
+        self.writer = {tensor: node.name for node in nodes for tensor in node.outputs}
+        self.weights = dict(weights or {})
 
 
 def read_graph(path: str | Path) -> Graph:
@@ -178,7 +174,7 @@ def read_graph(path: str | Path) -> Graph:
             names = None
         path = names[-2] if isinstance(names, list) and len(names) >= 2 else None
         nodes.append(ExportedNode(node.name, node.op_type, path, (*node.input,), (*node.output,)))
-    return Graph.of(nodes, weights)
+    return Graph(nodes, weights)
 
 
 def map_node(

@@ -132,7 +132,7 @@ def test_compile_cannot_be_profiled_per_layer():
 
 
 def test_onnx_nodes_are_traced_back_to_modules():
-    graph = Graph.of(
+    graph = Graph(
         [
             # the exporter folded batch norm features.0.1 into its convolution
             ExportedNode("node_Conv_1", "Conv", "features.0.1", ("input", "w"), ("bn_out",)),
