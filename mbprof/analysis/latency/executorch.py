@@ -263,11 +263,6 @@ def write_program(key: str, lowered: Lowered) -> None:
         pass  # no cache here: the next run lowers again
 
 
-def thread_count() -> int:
-    """The threads of XNNPACK's pool (the executorch backend's intra-op threads)."""
-    return int(modules().portable._threadpool_get_thread_count())
-
-
 class Loaded:
     """A program loaded on a thread pool of ``threads`` threads: call it with the input."""
 
@@ -337,7 +332,7 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
         compile_s=lowered.seconds,
         reference=lambda: reference.method.execute(inputs),
         figures=figures,
-        threads=thread_count,
+        threads=modules().portable._threadpool_get_thread_count,  # XNNPACK's pool
         layers=lambda n: layer_profile(model, tuple(example.shape), settings, n, lowered),
         how="ExecuTorch's ETDump, {passes} runs, XNNPACK's own time for each of its operators "
         "(1 us resolution: layers under 20 us leave the compute ceiling as it is), matched to "

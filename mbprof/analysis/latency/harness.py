@@ -111,7 +111,6 @@ def interleave(
     warmup: int,
     rounds: int = ROUNDS,
     on_round: Callable[[str], None] | None = None,
-    measure_load: bool = True,
 ) -> list[Interleaved]:
     """Time ``jobs`` interleaved; one ``Interleaved`` per job, in order."""
     results = [Interleaved([()] * rounds, [None] * rounds, [0] * rounds) for _ in jobs]
@@ -131,11 +130,10 @@ def interleave(
                         job.run()
                     job.clock.sync()
                     return
-                start = machine.sample() if measure_load else None
+                start = machine.sample()
                 per_run, runs = time_blocks(job.run, per_round, round_warmup, job.clock, min_blocks)
-                end = machine.sample() if start is not None else None
+                result.loads[r] = machine.between(start, machine.sample())
                 result.rounds[r], result.round_runs[r] = per_run, runs * len(per_run)
-                result.loads[r] = machine.between(start, end) if start and end else None
                 result.runs_per_block = max(result.runs_per_block, runs)
         except Exception as exc:  # noqa: BLE001 - kept with its job; the others go on
             result.error = exc
@@ -216,10 +214,8 @@ def time_models(
         madds, per_run_s = targets[i].madds, result.per_run_s
         load = machine.combine([x for x in result.loads if x is not None])
         p10, median, p90 = deciles(per_run_s)
-        verdict, reasons = judge(
-            per_run_s, settings.threads, load, cpu=settings.device == "cpu", threads_got=threads[i]
-        )
-        reasons = (*reasons, *result.reasons())
+        _, reasons = judge(per_run_s, settings.threads, load, settings.device == "cpu", threads[i])
+        reasons += result.reasons()
         notes = list(prepared[i].notes)
         achieved = 2 * madds * settings.batch / median / 1e9
         peak = None  # int8 arithmetic is not measured against an fp32 matrix product
@@ -248,7 +244,7 @@ def time_models(
             madds=madds,
             machine_peak_gflops=peak,
             notes=tuple(notes),
-            verdict=UNSTABLE if reasons else verdict,
+            verdict=UNSTABLE if reasons else STABLE,
             reasons=reasons,
             other_cpus=load and load.other_cpus,
             load_average=load and load.load_average,
@@ -319,23 +315,22 @@ def judge(
             reasons.append(f"drift {drift:+.0f}% from the first to the second half of the runs")
     if threads_got is not None and threads_got != threads:
         reasons.append(f"{threads} threads asked for, the backend ran {threads_got}")
-    if load is None:
-        return (UNSTABLE if reasons else STABLE), tuple(reasons)
-    cpus = load.usable_cpus
-    wanted = min(threads, cpus) if cpu else 1
-    if load.other_cpus is not None:
-        if load.other_cpus > cpus - wanted + OTHER_LOAD_MARGIN:
-            reasons.append(
-                f"other processes kept {load.other_cpus:.1f} of {cpus} CPUs busy "
-                f"while it ran {wanted} thread{'s' if wanted != 1 else ''}"
-            )
-    elif load.load_average is not None and load.load_average > cpus:
-        reasons.append(f"load average {load.load_average:.1f} > {cpus} CPUs")
-    if load.steal_cpus is not None and load.steal_cpus > STEAL_LIMIT:
-        reasons.append(f"the hypervisor took {load.steal_cpus:.2f} CPUs (steal time)")
-    if cpu and threads > cpus:
-        reasons.append(f"{threads} threads asked for, {cpus} CPUs usable (affinity, CPU quota)")
-    start, end = load.mhz_start, load.mhz_end
-    if start and end and 100.0 * abs(end - start) / min(start, end) > FREQUENCY_CHANGE_PCT:
-        reasons.append(f"CPU clock changed from {start:.0f} to {end:.0f} MHz")
+    if load is not None:
+        cpus = load.usable_cpus
+        wanted = min(threads, cpus) if cpu else 1
+        if load.other_cpus is not None:
+            if load.other_cpus > cpus - wanted + OTHER_LOAD_MARGIN:
+                reasons.append(
+                    f"other processes kept {load.other_cpus:.1f} of {cpus} CPUs busy "
+                    f"while it ran {wanted} thread{'s' if wanted != 1 else ''}"
+                )
+        elif load.load_average is not None and load.load_average > cpus:
+            reasons.append(f"load average {load.load_average:.1f} > {cpus} CPUs")
+        if load.steal_cpus is not None and load.steal_cpus > STEAL_LIMIT:
+            reasons.append(f"the hypervisor took {load.steal_cpus:.2f} CPUs (steal time)")
+        if cpu and threads > cpus:
+            reasons.append(f"{threads} threads asked for, {cpus} CPUs usable (affinity, CPU quota)")
+        start, end = load.mhz_start, load.mhz_end
+        if start and end and 100.0 * abs(end - start) / min(start, end) > FREQUENCY_CHANGE_PCT:
+            reasons.append(f"CPU clock changed from {start:.0f} to {end:.0f} MHz")
     return (UNSTABLE if reasons else STABLE), tuple(reasons)

@@ -120,12 +120,12 @@ class MachineLoad:
     mhz_end: float | None
 
 
-def _read(path: str) -> str | None:
+def _read(path: str) -> str:
     try:
         with open(path, encoding="ascii", errors="replace") as handle:
             return handle.read()
     except OSError:
-        return None
+        return ""
 
 
 def _allowed() -> set[int] | None:
@@ -140,7 +140,7 @@ def usable_cpus() -> int:
     allowed = _allowed()
     cpus = len(allowed) if allowed is not None else os.cpu_count() or 1
     # cgroup v2: "max 100000" or "200000 100000"
-    parts = (_read("/sys/fs/cgroup/cpu.max") or "").split()
+    parts = _read("/sys/fs/cgroup/cpu.max").split()
     if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[1]) > 0:
         cpus = min(cpus, max(1, round(int(parts[0]) / int(parts[1]))))
     return max(1, cpus)
@@ -149,7 +149,7 @@ def usable_cpus() -> int:
 def _proc_stat(allowed: set[int] | None) -> tuple[float, float] | tuple[None, None]:
     """(busy, steal) seconds of the allowed CPUs since boot, from /proc/stat."""
     rows = []
-    for line in (_read("/proc/stat") or "").splitlines():
+    for line in _read("/proc/stat").splitlines():
         name, _, rest = line.partition(" ")
         if name.startswith("cpu") and name != "cpu":
             if allowed is None or int(name[3:]) in allowed:
@@ -165,14 +165,11 @@ def _proc_stat(allowed: set[int] | None) -> tuple[float, float] | tuple[None, No
 def _mhz(allowed: set[int] | None) -> float | None:
     """The mean clock of the allowed CPUs: cpufreq's scaling_cur_freq, else /proc/cpuinfo."""
     cpus = sorted(allowed) if allowed is not None else range(os.cpu_count() or 1)
-    values = []
-    for cpu in cpus:
-        text = _read(f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_cur_freq")
-        if text and text.strip().isdigit():
-            values.append(int(text) / 1000.0)  # kHz
+    texts = [_read(f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_cur_freq") for cpu in cpus]
+    values = [int(text) / 1000.0 for text in texts if text.strip().isdigit()]  # kHz
     if not values:
-        text = _read("/proc/cpuinfo") or ""
-        per_cpu = [line.split(":")[1] for line in text.splitlines() if line.startswith("cpu MHz")]
+        lines = _read("/proc/cpuinfo").splitlines()
+        per_cpu = [line.split(":")[1] for line in lines if line.startswith("cpu MHz")]
         chosen = [v for i, v in enumerate(per_cpu) if allowed is None or i in allowed]
         try:
             values = [float(v) for v in chosen]
@@ -222,7 +219,7 @@ def combine(loads: Sequence[MachineLoad]) -> MachineLoad | None:
 def cpu_model() -> str:
     """The CPU's marketing name (/proc/cpuinfo, else the platform module)."""
     fields: dict[str, str] = {}
-    for line in (_read("/proc/cpuinfo") or "").splitlines():
+    for line in _read("/proc/cpuinfo").splitlines():
         key, sep, value = line.partition(":")
         if sep and value.strip():
             fields.setdefault(key.strip().lower(), value.strip())
