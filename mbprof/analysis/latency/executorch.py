@@ -73,11 +73,9 @@ class Delegation:
         took += "" if self.partitions == 1 else "s"
         if not self.fallbacks:
             return f"executorch: {took}; none ran on the portable kernels"
-        groups: dict[str, list[str]] = {}
-        for fallback in self.fallbacks:
-            groups.setdefault(fallback.op, []).append(fallback.path or "(model)")
         listed = []
-        for op, paths in groups.items():
+        for op in dict.fromkeys(f.op for f in self.fallbacks):
+            paths = [f.path or "(model)" for f in self.fallbacks if f.op == op]
             where = ", ".join(list(dict.fromkeys(paths))[:4]) + (", ..." if len(paths) > 4 else "")
             listed.append(f"{op} x{len(paths)} ({where})")
         return (
@@ -101,9 +99,8 @@ def _counted(node: Any) -> bool:
     return node.op == "call_function" and _name(node) != "getitem"
 
 
-# kind -> (the graph nodes XNNPACK runs as one operator each, the names its operators of the
-# kind start with). Its other nodes (batch norm, activations) are fused into the convolution
-# before them; its operators not named here are layout.
+# kind -> (graph nodes XNNPACK runs as one operator each, its operators' name prefixes); other
+# nodes (batch norm, activations) fuse into the convolution before them, other operators are layout
 KINDS = {
     "conv": (
         "convolution.default linear.default mm.default addmm.default",
@@ -123,9 +120,8 @@ KINDS = {
 }
 ATEN_KINDS = {f"aten.{op}": kind for kind, (ops, _) in KINDS.items() for op in ops.split()}
 XNNPACK_KINDS = {name: kind for kind, (_, names) in KINDS.items() for name in names.split("|")}
-# Per XNNPACK partition, in execution order: the kind of each compute node it holds
-# ("conv", "add", ...) -> the module paths of those nodes, in graph order (the per-layer
-# profile matches XNNPACK's operators to them: ``executorch.layer_profile``).
+# Per XNNPACK partition, in execution order: kind ("conv", "add", ...) -> the module paths of
+# its nodes of that kind, in graph order (``layer_profile`` matches XNNPACK's operators to them).
 Partitions = tuple[dict[str, tuple[str, ...]], ...]
 
 
@@ -141,9 +137,8 @@ class Lowered:
     partitions: Partitions = ()
 
 
-# Programs lowered in this process, by program key (newest last): a second preparation of
-# the same graph and weights (``bench --layers`` after the timing, an int8 run's fp32
-# reference beside the fp32 row of a sweep) does not lower again.
+# Programs lowered in this process, by program key (newest last): the same graph and weights
+# prepared again (``bench --layers``, an int8 run's fp32 reference) are not lowered again.
 _LOWERED: dict[str, Lowered] = {}
 KEEP_LOWERED = 4
 

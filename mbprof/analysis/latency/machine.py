@@ -380,12 +380,8 @@ def _read_cache(path: Path) -> dict:
 
 
 def peak_key(device: str, threads: int, dtype: str) -> str:
-    if dtype == "copy":
-        return f"bandwidth|{device}|{device_name(device)}|{cpu_model()}|threads={threads}"
-    return (
-        f"{device}|{device_name(device)}|{cpu_model()}|threads={threads}|{dtype}"
-        f"|torch {torch.__version__}"
-    )
+    where = f"{device}|{device_name(device)}|{cpu_model()}|threads={threads}"
+    return f"bandwidth|{where}" if dtype == "copy" else f"{where}|{dtype}|torch {torch.__version__}"
 
 
 def machine_peak_gflops(

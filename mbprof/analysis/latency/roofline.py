@@ -185,19 +185,17 @@ def profile_layers(
         "memory traffic. Layers above the memory ceiling ran from the caches.",
     ]
     shares: dict[str, list] = {}  # kind -> [layers, share of time %, share of MAdds %]
-    for row in profile.rows:
-        if row.path != OUTSIDE:
-            entry = shares.setdefault(row.kind or "other", [0, 0.0, 0.0])
-            entry[0] += 1
-            entry[1] += row.time_share_pct
-            entry[2] += row.madds_share_pct
+    for row in profile.rows[:-1]:  # the last row is outside any layer
+        entry = shares.setdefault(row.kind or "other", [0, 0.0, 0.0])
+        for n, value in enumerate((1, row.time_share_pct, row.madds_share_pct)):
+            entry[n] += value
     parts = [
         f"{kind} ({n} layer{'s' if n != 1 else ''}): {time:.1f}% of the time, {madds:.1f}% of the MAdds"
         for kind, (n, time, madds) in sorted(shares.items(), key=lambda kv: -kv[1][1])
     ]
     if parts:
         notes.append("By kind: " + "; ".join(parts) + ".")
-    outside = profile.rows[-1].time_share_pct if profile.rows else 0.0  # the last row
+    outside = profile.rows[-1].time_share_pct
     if outside > OUTSIDE_LIMIT_PCT:
         notes.append(
             f"{outside:.0f}% of the profiled pass is outside any layer (Python between the "
