@@ -146,22 +146,6 @@ def usable_cpus() -> int:
     return max(1, cpus)
 
 
-def _proc_stat(allowed: set[int] | None) -> tuple[float, float] | tuple[None, None]:
-    """(busy, steal) seconds of the allowed CPUs since boot, from /proc/stat."""
-    rows = []
-    for line in _read("/proc/stat").splitlines():
-        name, _, rest = line.partition(" ")
-        if name.startswith("cpu") and name != "cpu":
-            if allowed is None or int(name[3:]) in allowed:
-                rows.append([int(v) for v in rest.split()])
-    if not rows:
-        return None, None
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    # user nice system idle iowait irq softirq steal guest guest_nice
-    busy = sum(sum(v[:3]) + sum(v[5:8]) for v in rows)
-    return busy / tick, sum(v[7] for v in rows if len(v) > 7) / tick
-
-
 def _mhz(allowed: set[int] | None) -> float | None:
     """The mean clock of the allowed CPUs: cpufreq's scaling_cur_freq, else /proc/cpuinfo."""
     cpus = sorted(allowed) if allowed is not None else range(os.cpu_count() or 1)
@@ -180,7 +164,18 @@ def _mhz(allowed: set[int] | None) -> float | None:
 
 def sample() -> MachineSample:
     allowed = _allowed()
-    busy, steal = _proc_stat(allowed)
+    rows = []  # the allowed CPUs' ticks since boot (/proc/stat)
+    for line in _read("/proc/stat").splitlines():
+        name, _, rest = line.partition(" ")
+        if name.startswith("cpu") and name != "cpu":
+            if allowed is None or int(name[3:]) in allowed:
+                rows.append([int(v) for v in rest.split()])
+    busy = steal = None
+    if rows:
+        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        # user nice system idle iowait irq softirq steal guest guest_nice
+        busy = sum(sum(v[:3]) + sum(v[5:8]) for v in rows) / tick
+        steal = sum(v[7] for v in rows if len(v) > 7) / tick
     times = os.times()
     try:
         load = os.getloadavg()[0]

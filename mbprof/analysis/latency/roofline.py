@@ -52,15 +52,13 @@ def achieved(raw: RawProfile, madds: Mapping[str, int], batch: int) -> list[floa
 def finish(
     raw: RawProfile,
     counted: Iterable[LayerRow],
-    *,
-    backend: str,
-    batch: int,
-    dtype: str,
+    settings: ResolvedLatency,
     latency_ms: float,
     compute_gflops: float,
     bandwidth_gbs: float,
 ) -> LayerProfile:
     """The ``LayerProfile`` of a raw profile joined to the counted layers; may raise the ceiling."""
+    batch = settings.batch
     by_path = {row.path: row for row in counted}
     rows: list[RawLayer] = sorted(raw.rows, key=lambda r: -r.time_ms)
     inside = sum(r.time_ms for r in rows)
@@ -111,9 +109,9 @@ def finish(
     share = 100.0 * outside / total if total else 0.0
     finished.append(LayerTime(OUTSIDE, "", outside, time_share_pct=share, kind="outside"))
     return LayerProfile(
-        backend=backend,
+        backend=settings.backend,
         batch=batch,
-        dtype=dtype,
+        dtype=settings.dtype,
         rows=tuple(finished),
         profiled_ms=total,
         latency_ms=latency_ms,
@@ -154,16 +152,8 @@ def profile_layers(
     fastest = max(achieved(raw, madds, settings.batch), default=None)
     device, threads = settings.device, settings.threads
     compute = machine_peak_gflops(device, threads, settings.dtype, at_least=fastest)
-    profile = finish(
-        raw,
-        counts.layers,
-        backend=settings.backend,
-        batch=settings.batch,
-        dtype=settings.dtype,
-        latency_ms=latency_ms,
-        compute_gflops=compute,
-        bandwidth_gbs=machine_bandwidth_gbs(device, threads),
-    )
+    bandwidth = machine_bandwidth_gbs(device, threads)
+    profile = finish(raw, counts.layers, settings, latency_ms, compute, bandwidth)
     overhead = profile.overhead_pct
     notes = [
         f"Per layer ({how}): the median over passes of a layer's time; the rows and "

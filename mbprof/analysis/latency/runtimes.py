@@ -336,14 +336,15 @@ def profile_eager(
 
     rows = Rows(module, example, passes)
     open_ranges: list = []  # a profiler range named PREFIX + path around each owner's forward
+    scope = _FAST_RANGE or record_function
+    spent = (lambda e: e.device_time_total) if cuda else (lambda e: e.cpu_time_total)
 
     def pre(path: str):
         name = PREFIX + path
 
         def hook(_m, _i):
-            scope = _FAST_RANGE(name) if _FAST_RANGE else torch.profiler.record_function(name)
-            scope.__enter__()
-            open_ranges.append(scope)
+            open_ranges.append(scope(name))
+            open_ranges[-1].__enter__()
 
         return hook
 
@@ -385,14 +386,12 @@ def profile_eager(
         if (k := _pass_of(parent)) is None:
             continue
         if parent.name.startswith(PREFIX):
-            per_pass[parent.name[len(PREFIX) :]][k] += (
-                event.device_time_total if cuda else event.cpu_time_total
-            )
+            per_pass[parent.name[len(PREFIX) :]][k] += spent(event)
         elif parent.name.startswith(PASS):  # ops no module's range holds
             for op in _ops_in(event):
                 seen[k][op.name] += 1
                 row = rows.at(None, f"{op.name} #{seen[k][op.name]}", op.name, mapped=False)
-                row.times_us[k] += op.device_time_total if cuda else op.cpu_time_total
+                row.times_us[k] += spent(op)
                 row.ops = 1
     owned = [replace(r, times_us=per_pass[p]) for p, r in rows.owners.items() if p in per_pass]
     return RawProfile(rows=owned + list(rows.values()), walls_ms=walls)
