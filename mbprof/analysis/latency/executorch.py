@@ -249,13 +249,11 @@ def read_program(key: str) -> Lowered | None:
 def write_program(key: str, lowered: Lowered) -> None:
     """Store a program (its description last, so that a half-written one is never read)."""
     pte_path, meta_path = (cache_dir() / "executorch" / f"{key}.{x}" for x in ("pte", "json"))
-    try:
+    with contextlib.suppress(OSError, MbprofError):  # no cache here: the next run lowers again
         pte_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(pte_path, lowered.pte)
         meta = {**asdict(lowered), "pte": len(lowered.pte)}  # the size of the .pte beside it
         write_atomic(meta_path, json.dumps(meta, indent=1))
-    except (OSError, MbprofError):
-        pass  # no cache here: the next run lowers again
 
 
 class Loaded:

@@ -86,8 +86,7 @@ def time_blocks(
     first = max(clock.time_block(fn, 1), 1e-9)  # one more warm run that sizes the blocks
     runs = max(1, math.ceil(overhead / (CLOCK_SHARE * first)))
     runs = min(runs, max(1, int(min_time_s / min_blocks / first)))
-    per_run: list[float] = []
-    total = 0.0
+    per_run, total = [], 0.0
     with collector_paused():
         while total < min_time_s or len(per_run) < min_blocks:
             elapsed = clock.time_block(fn, runs)
@@ -155,10 +154,8 @@ def _mhz(allowed: set[int] | None) -> float | None:
         lines = _read("/proc/cpuinfo").splitlines()
         per_cpu = [line.split(":")[1] for line in lines if line.startswith("cpu MHz")]
         chosen = [v for i, v in enumerate(per_cpu) if allowed is None or i in allowed]
-        try:
+        with contextlib.suppress(ValueError):  # values stay []
             values = [float(v) for v in chosen]
-        except ValueError:
-            values = []
     return statistics.fmean(values) if values else None
 
 
@@ -400,11 +397,9 @@ def machine_peak_gflops(
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         f"last_measured_{unit}": measured,
     }
-    try:
+    with contextlib.suppress(OSError, MbprofError):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(cache, indent=2, sort_keys=True))
-    except (OSError, MbprofError):
-        pass
     return value
 
 

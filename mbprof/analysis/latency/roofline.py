@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
@@ -62,7 +63,7 @@ def finish(
     by_path = {row.path: row for row in counted}
     rows: list[RawLayer] = sorted(raw.rows, key=lambda r: -r.time_ms)
     inside = sum(r.time_ms for r in rows)
-    outside = max(0.0, raw.profiled_ms - inside)
+    outside = max(0.0, statistics.median(raw.walls_ms) - inside)  # of the median profiled pass
     total = inside + outside
     madds_total = sum(r.madds for r in by_path.values()) or 1
     rates = achieved(raw, {path: row.madds for path, row in by_path.items()}, batch)

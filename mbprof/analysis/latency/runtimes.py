@@ -115,11 +115,10 @@ def closeness(
 ) -> dict[str, float]:
     """``int8_cosine`` and ``int8_top1_agreement`` of ``run_int8`` against fp32 ``model``."""
     batches = random_batches(shape, math.ceil(PROBE_IMAGES / shape[0]), PROBE_SEED)
+    flat = lambda y: torch.as_tensor(y).detach().float().reshape(shape[0], -1)  # noqa: E731
     with torch.inference_mode():
-        ref = torch.cat([model(x).detach().float().reshape(shape[0], -1) for x in batches])
-    got = torch.cat(
-        [torch.as_tensor(run_int8(x)).detach().float().reshape(shape[0], -1) for x in batches]
-    )
+        ref = torch.cat([flat(model(x)) for x in batches])
+    got = torch.cat([flat(run_int8(x)) for x in batches])
     cosine = torch.nn.functional.cosine_similarity(ref, got, dim=1).mean().item()
     agreement = (ref.argmax(1) == got.argmax(1)).float().mean().item()
     notes.append(CLOSENESS_NOTE.format(n=len(ref)))
@@ -236,10 +235,6 @@ class RawProfile:
     walls_ms: list[float]  # each profiled pass, end to end
     # A layer timed within this says nothing of its rate (it cannot raise the compute ceiling).
     resolution_ms: float = 0.0
-
-    @property
-    def profiled_ms(self) -> float:
-        return statistics.median(self.walls_ms)
 
 
 def _nbytes(values) -> int:
