@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -402,8 +401,7 @@ def layer_profile(
         elif event.name == "DELEGATE_CALL":
             kinds = {kind: list(paths) for kind, paths in next(partitions, {}).items()}
             for op in pending:
-                kernel = re.sub(r" #\d+$", "", op.name)
-                kind = next((v for k, v in XNNPACK_KINDS.items() if kernel.startswith(k)), None)
+                kind = next((v for k, v in XNNPACK_KINDS.items() if op.name.startswith(k)), None)
                 paths = kinds.get(kind or "", [])
                 path = LAYOUT if kind is None else paths.pop(0) if paths else "(unmapped)"
                 add(path, kind or "layout", _last(op, runs))

@@ -621,18 +621,15 @@ def profile_onnx(
     for event in events:
         if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
             continue
-        k = next((i for i, (a, b) in enumerate(runs) if a <= event["ts"] <= b), None)
-        if k is None:
+        if (k := next((i for i, (a, b) in enumerate(runs) if a <= event["ts"] <= b), None)) is None:
             continue
-        name = event["name"][: -len("_kernel_time")]
-        op = event.get("args", {}).get("op_name", "")
+        name, args = event["name"][: -len("_kernel_time")], event.get("args", {})
+        op = args.get("op_name", "")
         path = map_node(name, op, graph, optimised.nodes, folded)
         row = rows.at(path, path or f"{op} {name}", op, mapped=path is not None)
         row.times_us[k] += float(event["dur"])
         if k == 0:
-            row.bytes_moved += node_bytes(
-                event.get("args", {}), optimised.nodes.get(name), optimised.weights
-            )
+            row.bytes_moved += node_bytes(args, optimised.nodes.get(name), optimised.weights)
             row.ops += 1
     if len(walls) != len(runs):
         walls = [statistics.median(walls)] * len(runs)
