@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, replace
 from importlib.metadata import version
 from types import SimpleNamespace
@@ -337,8 +338,6 @@ LAYOUT, OVERHEAD = "(layout)", "(delegate overhead)"
 
 def _events(pte_program: Any, folder: str) -> list[Any]:
     """The events of the Execute block of a profiled program's ETDump."""
-    import warnings
-
     etdump = os.path.join(folder, "program.etdp")
     with native_quiet():
         has = pte_program._program.has_etdump()

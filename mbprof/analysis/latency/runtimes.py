@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mbprof.analysis.collector import quiet, removed_after
+from mbprof.analysis.collector import native_quiet, quiet, removed_after
 from mbprof.analysis.deploy import fold_batchnorm
 from mbprof.analysis.latency.machine import TORCH_DTYPES, Clock
 from mbprof.analysis.memory.trace import tensors
@@ -327,8 +327,6 @@ def profile_eager(
     """Per-layer times of ``module`` on ``example`` over ``passes`` profiled passes."""
     from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
-    from mbprof.analysis.collector import native_quiet
-
     rows = Rows(module, example, passes)
     open_ranges: list = []  # a profiler range named PREFIX + path around each owner's forward
     scope = _FAST_RANGE or record_function
@@ -526,10 +524,9 @@ class Graph:
 
 
 def read_graph(path: str | Path) -> Graph:
-    import onnx
-    from onnx import helper
+    from onnx import helper, load
 
-    model = onnx.load(str(path), load_external_data=False)
+    model = load(str(path), load_external_data=False)
     weights = {
         t.name: math.prod(t.dims) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
         for t in model.graph.initializer
@@ -537,10 +534,9 @@ def read_graph(path: str | Path) -> Graph:
     nodes = []
     for node in model.graph.node:
         scopes = {p.key: p.value for p in node.metadata_props}.get("pkg.torch.onnx.name_scopes")
-        try:  # the module path is the scopes' last module
+        names = None
+        with contextlib.suppress(ValueError, SyntaxError):  # the path: the scopes' last module
             names = ast.literal_eval(scopes) if scopes else None
-        except (ValueError, SyntaxError):
-            names = None
         path = names[-2] if isinstance(names, list) and len(names) >= 2 else None
         nodes.append(ExportedNode(node.name, node.op_type, path, (*node.input,), (*node.output,)))
     return Graph(nodes, weights)
