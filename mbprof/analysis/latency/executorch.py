@@ -326,7 +326,7 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
         reference=lambda: reference.method.execute(inputs),
         figures=figures,
         threads=modules().portable._threadpool_get_thread_count,  # XNNPACK's pool
-        layers=lambda n: layer_profile(model, tuple(example.shape), settings, n, lowered),
+        layers=lambda n: layer_profile(model, example, settings, n, lowered),
         how="ExecuTorch's ETDump, {passes} runs, XNNPACK's own time for each of its operators "
         "(1 us resolution: layers under 20 us leave the compute ceiling as it is), matched to "
         "the graph's nodes in order",
@@ -365,14 +365,13 @@ def _last(event: Any, runs: int) -> tuple[float, ...]:
 
 def layer_profile(
     model: nn.Module,
-    input_shape: tuple[int, ...],
+    example: torch.Tensor,
     settings: LatencySettings,
     runs: int,
     lowered: Lowered,
     warmup: int = 3,
 ) -> RawProfile:
-    """Each operator's time in each profiled run of ``lowered``, summed per module path."""
-    example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
+    """Each operator's time in each profiled run of ``lowered`` on ``example``, per module path."""
     program = Loaded(lowered, settings.threads or 1, etdump=True)
     for _ in range(warmup + runs):
         program(example)

@@ -215,11 +215,9 @@ def cpu_model() -> str:
         key, sep, value = line.partition(":")
         if sep and value.strip():
             fields.setdefault(key.strip().lower(), value.strip())
-    for key in ("model name", "hardware", "model", "cpu model", "processor"):
-        value = fields.get(key, "")
-        if value and not value.isdigit():
-            return value
-    return platform.processor() or platform.machine() or "unknown CPU"
+    names = ("model name", "hardware", "model", "cpu model", "processor")
+    found = (value for key in names if (value := fields.get(key, "")) and not value.isdigit())
+    return next(found, "") or platform.processor() or platform.machine() or "unknown CPU"
 
 
 def device_name(device: str) -> str:

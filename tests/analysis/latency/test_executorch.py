@@ -245,7 +245,7 @@ def _conv_paths(model: nn.Module) -> list[str]:
 def test_layer_profile_maps_every_convolution_to_its_module(lowered):
     model, program = lowered
     settings = LatencySettings(threads=1)
-    profile = layer_profile(model, (1, 3, SIDE, SIDE), settings, runs=3, lowered=program)
+    profile = layer_profile(model, example(), settings, runs=3, lowered=program)
     convs = [r for r in profile.rows if r.type in ("Conv2d", "Linear")]
     assert sorted(r.path for r in convs) == _conv_paths(model)
     assert all(r.ops == 1 and len(r.times_us) == 3 for r in convs)  # each operator once a run
@@ -255,7 +255,7 @@ def test_layer_profile_maps_every_convolution_to_its_module(lowered):
 def test_layer_profile_names_the_portable_operator(with_fallback):
     model, program = with_fallback
     settings = LatencySettings(threads=1)
-    profile = layer_profile(model, (1, 3, SIDE, SIDE), settings, runs=3, lowered=program)
+    profile = layer_profile(model, example(), settings, runs=3, lowered=program)
     rows = {r.path: r for r in profile.rows}
     assert rows["features.1"].ops == 2  # the addition (XNNPACK) and the portable cumsum
     assert sorted(r.path for r in profile.rows if r.type in ("Conv2d", "Linear")) == _conv_paths(
