@@ -190,8 +190,7 @@ def lower(
             lowered = Lowered(bytes(program.buffer), delegation, ops, seconds, None, partitions)
             if cache:
                 write_program(key, lowered)
-    _LOWERED.pop(key, None)
-    _LOWERED[key] = lowered
+    _LOWERED[key] = lowered  # not there: it would have been returned above
     while len(_LOWERED) > KEEP_LOWERED:
         _LOWERED.pop(next(iter(_LOWERED)))
     return lowered

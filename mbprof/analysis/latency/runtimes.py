@@ -106,25 +106,20 @@ def random_batches(
     return [torch.randn(shape, generator=generator) for _ in range(count)]
 
 
-def closeness(
-    model: nn.Module,
-    run_int8: Callable[[torch.Tensor], Any],
-    shape: tuple[int, ...],
-    notes: list[str],
-    backend: str,
-) -> dict[str, float]:
-    """``int8_cosine`` and ``int8_top1_agreement`` of ``run_int8`` against fp32 ``model``."""
+def closeness(form: Deployed, run_int8: Callable[[torch.Tensor], Any]) -> dict[str, float]:
+    """``int8_cosine`` and ``int8_top1_agreement`` of ``run_int8`` against fp32 ``form.model``."""
+    shape, notes = tuple(form.example.shape), form.notes
     batches = random_batches(shape, math.ceil(PROBE_IMAGES / shape[0]), PROBE_SEED)
     flat = lambda y: torch.as_tensor(y).detach().float().reshape(shape[0], -1)  # noqa: E731
     with torch.inference_mode():
-        ref = torch.cat([flat(model(x)) for x in batches])
+        ref = torch.cat([flat(form.model(x)) for x in batches])
     got = torch.cat([flat(run_int8(x)) for x in batches])
     cosine = torch.nn.functional.cosine_similarity(ref, got, dim=1).mean().item()
     agreement = (ref.argmax(1) == got.argmax(1)).float().mean().item()
     notes.append(CLOSENESS_NOTE.format(n=len(ref)))
     if not cosine >= FAR_COSINE:
         notes.append(
-            f"{backend} int8 output strays far from fp32 (cosine {cosine:.2f}): the int8 "
+            f"{form.settings.backend} int8 output strays far from fp32 (cosine {cosine:.2f}): the int8 "
             "ranges do not fit the model's activations (a model whose outputs are tiny, such "
             "as an uncalibrated random initialisation, quantizes to zeros)"
         )
@@ -139,8 +134,7 @@ def exported(
         expected = form.model(form.example)
     check_same_output(expected, fp32(form.example), f"{what} (fp32)" if int8 else what)
     if int8 is not None:
-        shape, backend = tuple(form.example.shape), form.settings.backend
-        prepared["figures"].update(closeness(form.model, int8, shape, form.notes, backend))
+        prepared["figures"].update(closeness(form, int8))
     else:
         prepared["reference"] = None
     return Prepared(notes=form.notes, **prepared)
