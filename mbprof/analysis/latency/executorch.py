@@ -338,11 +338,10 @@ LAYOUT, OVERHEAD = "(layout)", "(delegate overhead)"
 def _events(pte_program: Any, folder: str) -> list[Any]:
     """The events of the Execute block of a profiled program's ETDump."""
     etdump = os.path.join(folder, "program.etdp")
-    with native_quiet():
-        has = pte_program._program.has_etdump()
-        if has:
+    with native_quiet():  # a fresh folder: no file there unless the program wrote it
+        if pte_program._program.has_etdump():
             pte_program.write_etdump_result_to_file(etdump, os.path.join(folder, "debug.bin"))
-    if not has or not os.path.exists(etdump):
+    if not os.path.exists(etdump):
         raise MbprofError(
             "layers: this ExecuTorch build has no event tracer (ETDump), so it cannot time "
             "operators; install the executorch wheel from PyPI, which has it",
@@ -353,8 +352,7 @@ def _events(pte_program: Any, folder: str) -> list[Any]:
     with native_quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one "Unsupported kwarg" warning per graph node
         inspector = Inspector(etdump_path=etdump)
-    blocks = [b for b in inspector.event_blocks if b.name == "Execute"]
-    return list(blocks[0].events) if blocks else []
+    return next((list(b.events) for b in inspector.event_blocks if b.name == "Execute"), [])
 
 
 def _last(event: Any, runs: int) -> tuple[float, ...]:

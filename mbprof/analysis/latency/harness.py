@@ -148,8 +148,7 @@ def interleave(
     deadline = time.perf_counter() + REMEASURE_BUDGET * (time.perf_counter() - started)
     for _ in range(REMEASURES):
         todo = {j: outlier_rounds(res.rounds) for j, res in enumerate(results) if res.error is None}
-        todo = {j: found for j, found in todo.items() if found}
-        if not todo:
+        if not any(todo.values()):
             break
         say(f"measuring {sum(map(len, todo.values()))} outlier rounds again")
         for r in range(rounds):  # the outliers, in the rotation of their round

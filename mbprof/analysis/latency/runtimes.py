@@ -162,9 +162,8 @@ def _in_torch(settings: LatencySettings, stack: contextlib.ExitStack) -> None:
     """Inference mode for the runs; on CUDA, cuDNN picks its kernels during warm-up."""
     stack.enter_context(torch.inference_mode())
     if settings.device == "cuda":
-        previous = torch.backends.cudnn.benchmark
+        stack.callback(setattr, torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)
         torch.backends.cudnn.benchmark = True
-        stack.callback(setattr, torch.backends.cudnn, "benchmark", previous)
         stack.callback(torch.cuda.empty_cache)
 
 
