@@ -20,8 +20,7 @@ from mbprof.core.errors import MbprofError
 from mbprof.core.records import Timing
 from mbprof.core.settings import LatencySettings, ResolvedLatency
 
-# Each runtime of ``mbprof.core.settings.RUNTIMES``: (the model in the form it is timed,
-# an ExitStack that holds what it keeps) -> Prepared.
+# Each backend of core.settings.RUNTIMES: (the model as it is timed, an ExitStack) -> Prepared.
 PREPARE = {
     "eager": runtimes.eager,
     "compile": runtimes.compiled,

@@ -242,8 +242,7 @@ def environment(settings: LatencySettings) -> Environment:
 
 @functools.cache
 def _dtype_runs(device: str, dtype: str) -> str:
-    """'' when the ops of a mobile network run in ``dtype`` on ``device``, else why not (probed
-    once per process)."""
+    """'' when a mobile network's ops run in ``dtype`` on ``device``, else why not (probed once)."""
     layers = [nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6()]
     layers += [nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Hardswish(), nn.AdaptiveAvgPool2d(1)]
     try:
@@ -310,14 +309,12 @@ def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
             f"dtype bf16: {device_name('cuda')} does not support bfloat16; use fp16 or fp32",
             field="dtype",
         )
-    if settings.dtype != "fp32":
-        why = _dtype_runs(device, settings.dtype)
-        if why:
-            raise MbprofError(
-                f"dtype {settings.dtype} cannot run on {device} ({device_name(device)}): "
-                f"{why}; use fp32",
-                field="dtype",
-            )
+    if settings.dtype != "fp32" and (why := _dtype_runs(device, settings.dtype)):
+        raise MbprofError(
+            f"dtype {settings.dtype} cannot run on {device} ({device_name(device)}): {why}; "
+            "use fp32",
+            field="dtype",
+        )
     threads = settings.threads if settings.threads is not None else torch.get_num_threads()
     return resolved(settings, device=device, threads=threads)
 

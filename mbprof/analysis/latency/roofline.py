@@ -36,9 +36,7 @@ def layer_kind(module_type: str, counted: LayerRow | None) -> str:
         if counted.kernel == (1, 1) and (counted.groups or 1) == 1:
             return "pointwise conv"
         return "conv"
-    if module_type == "Linear":
-        return "fully connected"
-    return "other"
+    return "fully connected" if module_type == "Linear" else "other"
 
 
 def achieved(raw: RawProfile, madds: Mapping[str, int], batch: int) -> list[float]:
@@ -75,7 +73,6 @@ def finish(
             f"({compute_gflops:.1f} GFLOP/s, measured on a busy machine): the compute ceiling "
             "is raised to it"
         )
-    ridge = compute / bandwidth_gbs
     finished = []
     for r in rows:
         c = by_path.get(r.path)
@@ -88,7 +85,7 @@ def finish(
         gbs = r.bytes_moved / seconds / 1e9 if seconds > 0 and r.bytes_moved else None
         bound, roof = "", None
         if intensity is not None and gflops is not None:
-            bound = MEMORY if intensity < ridge else COMPUTE
+            bound = MEMORY if intensity < compute / bandwidth_gbs else COMPUTE  # the ridge
             roof = 100.0 * gflops / min(compute, intensity * bandwidth_gbs)
         elif gbs is not None:
             bound, roof = MEMORY, 100.0 * gbs / bandwidth_gbs

@@ -50,9 +50,8 @@ class Prepared:
     reference: Callable[[], object] | None = None  # int8: the fp32 program, timed beside it
     figures: dict[str, Any] = field(default_factory=dict)  # ``Timing`` fields of its own
     threads: Callable[[], int | None] = torch.get_num_threads  # None: the runtime does not say
-    # Per-layer time of the same form over n passes (None: no profile), and how it was taken.
-    layers: Callable[[int], RawProfile] | None = None
-    how: str = ""  # "{passes}" stands for n
+    layers: Callable[[int], RawProfile] | None = None  # per-layer time of n passes (None: none)
+    how: str = ""  # how ``layers`` times them; "{passes}" stands for n
 
 
 @dataclass
@@ -108,7 +107,7 @@ def random_batches(
 
 def closeness(form: Deployed, run_int8: Callable[[torch.Tensor], Any]) -> dict[str, float]:
     """``int8_cosine`` and ``int8_top1_agreement`` of ``run_int8`` against fp32 ``form.model``."""
-    shape, notes = tuple(form.example.shape), form.notes
+    shape, notes, backend = tuple(form.example.shape), form.notes, form.settings.backend
     batches = random_batches(shape, math.ceil(PROBE_IMAGES / shape[0]), PROBE_SEED)
     flat = lambda y: torch.as_tensor(y).detach().float().reshape(shape[0], -1)  # noqa: E731
     with torch.inference_mode():
@@ -119,7 +118,7 @@ def closeness(form: Deployed, run_int8: Callable[[torch.Tensor], Any]) -> dict[s
     notes.append(CLOSENESS_NOTE.format(n=len(ref)))
     if not cosine >= FAR_COSINE:
         notes.append(
-            f"{form.settings.backend} int8 output strays far from fp32 (cosine {cosine:.2f}): the int8 "
+            f"{backend} int8 output strays far from fp32 (cosine {cosine:.2f}): the int8 "
             "ranges do not fit the model's activations (a model whose outputs are tiny, such "
             "as an uncalibrated random initialisation, quantizes to zeros)"
         )
@@ -196,10 +195,8 @@ def compiled(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     return Prepared(run=lambda: compiled(example), compile_s=compile_s, notes=form.notes)
 
 
-PREFIX = "mbprof.layer:"
-PASS = "mbprof.pass:"
-ROOT = "(model)"
-OUTSIDE = "(outside any layer)"
+PREFIX, PASS = "mbprof.layer:", "mbprof.pass:"
+ROOT, OUTSIDE = "(model)", "(outside any layer)"
 # The profiler's low-overhead range (no Python object per call, no op dispatch): about half
 # the cost that record_function adds to a pass of ~150 ranges. Private, hence the fallback.
 _FAST_RANGE = getattr(torch._C._profiler, "_RecordFunctionFast", None)
@@ -226,8 +223,7 @@ class RawLayer:
 class RawProfile:
     rows: list[RawLayer]
     walls_ms: list[float]  # each profiled pass, end to end
-    # A layer timed within this says nothing of its rate (it cannot raise the compute ceiling).
-    resolution_ms: float = 0.0
+    resolution_ms: float = 0.0  # a layer timed within it cannot raise the compute ceiling
 
 
 def _nbytes(values) -> int:
@@ -507,8 +503,7 @@ class ExportedNode:
 
 
 class Graph:
-    """The exported graph, indexed: nodes by name, the node that writes each tensor, and each
-    initializer's bytes."""
+    """The exported graph, indexed: nodes by name, each tensor's writer, initializers' bytes."""
 
     def __init__(self, nodes: list[ExportedNode], weights: Mapping[str, int] | None = None):
         self.nodes = {node.name: node for node in nodes}
