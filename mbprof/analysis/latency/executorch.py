@@ -10,12 +10,11 @@ import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, replace
 from importlib.metadata import version
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,17 +22,8 @@ import torch
 from torch import nn
 
 from mbprof.analysis.collector import native_quiet
-from mbprof.analysis.latency.runtimes import (
-    CALIBRATION_BATCHES,
-    CALIBRATION_SEED,
-    Deployed,
-    Prepared,
-    RawProfile,
-    Rows,
-    random_batches,
-    root_cause,
-    verify,
-)
+from mbprof.analysis.latency import runtimes
+from mbprof.analysis.latency.runtimes import Deployed, Prepared, RawProfile, Rows
 from mbprof.core.errors import MbprofError
 from mbprof.core.files import cache_dir, write_atomic
 from mbprof.core.settings import LatencySettings
@@ -57,9 +47,7 @@ def modules() -> SimpleNamespace:
             from executorch.exir import to_edge_transform_and_lower as lower
             from executorch.runtime import Runtime as runtime
     finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
+        root.handlers[:] = handlers
         root.setLevel(level)
     return SimpleNamespace(portable=portable, partitioner=partitioner, lower=lower, runtime=runtime)
 
@@ -85,11 +73,9 @@ class Delegation:
         took += "" if self.partitions == 1 else "s"
         if not self.fallbacks:
             return f"executorch: {took}; none ran on the portable kernels"
-        groups: dict[str, list[str]] = {}
-        for fallback in self.fallbacks:
-            groups.setdefault(fallback.op, []).append(fallback.path or "(model)")
         listed = []
-        for op, paths in groups.items():
+        for op in dict.fromkeys(f.op for f in self.fallbacks):
+            paths = [f.path or "(model)" for f in self.fallbacks if f.op == op]
             where = ", ".join(list(dict.fromkeys(paths))[:4]) + (", ..." if len(paths) > 4 else "")
             listed.append(f"{op} x{len(paths)} ({where})")
         return (
@@ -113,9 +99,8 @@ def _counted(node: Any) -> bool:
     return node.op == "call_function" and _name(node) != "getitem"
 
 
-# kind -> (the graph nodes XNNPACK runs as one operator each, the names its operators of the
-# kind start with). Its other nodes (batch norm, activations) are fused into the convolution
-# before them; its operators not named here are layout.
+# kind -> (graph nodes XNNPACK runs as one operator each, its operators' name prefixes); other
+# nodes (batch norm, activations) fuse into the convolution before them, other operators are layout
 KINDS = {
     "conv": (
         "convolution.default linear.default mm.default addmm.default",
@@ -135,9 +120,8 @@ KINDS = {
 }
 ATEN_KINDS = {f"aten.{op}": kind for kind, (ops, _) in KINDS.items() for op in ops.split()}
 XNNPACK_KINDS = {name: kind for kind, (_, names) in KINDS.items() for name in names.split("|")}
-# Per XNNPACK partition, in execution order: the kind of each compute node it holds
-# ("conv", "add", ...) -> the module paths of those nodes, in graph order (the per-layer
-# profile matches XNNPACK's operators to them: ``executorch.layer_profile``).
+# Per XNNPACK partition, in execution order: kind ("conv", "add", ...) -> the module paths of
+# its nodes of that kind, in graph order (``layer_profile`` matches XNNPACK's operators to them).
 Partitions = tuple[dict[str, tuple[str, ...]], ...]
 
 
@@ -153,9 +137,8 @@ class Lowered:
     partitions: Partitions = ()
 
 
-# Programs lowered in this process, by program key (newest last): a second preparation of
-# the same graph and weights (``bench --layers`` after the timing, an int8 run's fp32
-# reference beside the fp32 row of a sweep) does not lower again.
+# Programs lowered in this process, by program key (newest last): the same graph and weights
+# prepared again (``bench --layers``, an int8 run's fp32 reference) are not lowered again.
 _LOWERED: dict[str, Lowered] = {}
 KEEP_LOWERED = 4
 
@@ -188,33 +171,26 @@ def lower(
     et = modules()
     start = time.perf_counter()
     with native_quiet():
-        try:
+        with runtimes.failing("torch.export could not capture the model"):
             exported = torch.export.export(model, (example,))
-        except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
-            why = root_cause(exc)
-            raise RuntimeError(f"torch.export could not capture the model: {why}") from exc
         key = program_key(exported, tuple(example.shape), quantize)
-        if key in _LOWERED:
-            known = _LOWERED[key]
+        if (known := _LOWERED.get(key)) is not None:
             return replace(known, seconds=None, cached_s=known.seconds or known.cached_s)
         lowered = read_program(key) if cache else None
         if lowered is None:
             if quantize == "int8":
                 exported = pt2e_int8(exported, example)
-            try:
+            with runtimes.failing("lowering to XNNPACK failed"):
                 edge = et.lower(exported, partitioner=[et.partitioner()])
                 delegation, partitions = delegation_of(edge.exported_program().graph_module)
                 program = edge.to_executorch()
-            except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
-                raise RuntimeError(f"lowering to XNNPACK failed: {root_cause(exc)}") from exc
             plan = program.executorch_program.execution_plan[0]
             ops = tuple(f"{o.name}.{o.overload}" if o.overload else o.name for o in plan.operators)
             seconds = time.perf_counter() - start
             lowered = Lowered(bytes(program.buffer), delegation, ops, seconds, None, partitions)
             if cache:
                 write_program(key, lowered)
-    _LOWERED.pop(key, None)
-    _LOWERED[key] = lowered
+    _LOWERED[key] = lowered  # not there: it would have been returned above
     while len(_LOWERED) > KEEP_LOWERED:
         _LOWERED.pop(next(iter(_LOWERED)))
     return lowered
@@ -229,14 +205,12 @@ def pt2e_int8(exported: Any, example: torch.Tensor) -> Any:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     config = get_symmetric_quantization_config(is_per_channel=True)
-    try:
+    with runtimes.failing("int8 quantization (PT2E) failed"):
         prepared = prepare_pt2e(exported.module(), XNNPACKQuantizer().set_global(config))
         with torch.no_grad():
-            for batch in random_batches(example.shape, CALIBRATION_BATCHES, CALIBRATION_SEED):
+            for batch in runtimes.random_batches(example.shape):
                 prepared(batch)
         return torch.export.export(convert_pt2e(prepared), (example,))
-    except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
-        raise RuntimeError(f"int8 quantization (PT2E) failed: {root_cause(exc)}") from exc
 
 
 def program_key(exported: Any, input_shape: tuple[int, ...], quantize: str) -> str:
@@ -246,8 +220,7 @@ def program_key(exported: Any, input_shape: tuple[int, ...], quantize: str) -> s
     for part in (torch.__version__, version("executorch"), quantize, repr(input_shape), code):
         digest.update(part.encode() + b"\0")
     tensors = {**exported.state_dict, **getattr(exported, "constants", {})}
-    for name in sorted(tensors):
-        tensor = tensors[name]
+    for name, tensor in sorted(tensors.items()):  # names are unique: tensors never compared
         if not isinstance(tensor, torch.Tensor):
             continue
         tensor = tensor.detach().contiguous().cpu()
@@ -256,14 +229,9 @@ def program_key(exported: Any, input_shape: tuple[int, ...], quantize: str) -> s
     return digest.hexdigest()[:32]
 
 
-def _paths(key: str) -> tuple[Path, Path]:
-    folder = cache_dir() / "executorch"
-    return folder / f"{key}.pte", folder / f"{key}.json"
-
-
 def read_program(key: str) -> Lowered | None:
     """The program stored under ``key`` (lowered earlier), or None (missing, or damaged)."""
-    pte_path, meta_path = _paths(key)
+    pte_path, meta_path = (cache_dir() / "executorch" / f"{key}.{x}" for x in ("pte", "json"))
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         pte, found = pte_path.read_bytes(), meta["delegation"]
@@ -279,19 +247,12 @@ def read_program(key: str) -> Lowered | None:
 
 def write_program(key: str, lowered: Lowered) -> None:
     """Store a program (its description last, so that a half-written one is never read)."""
-    pte_path, meta_path = _paths(key)
-    try:
+    pte_path, meta_path = (cache_dir() / "executorch" / f"{key}.{x}" for x in ("pte", "json"))
+    with contextlib.suppress(OSError, MbprofError):  # no cache here: the next run lowers again
         pte_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(pte_path, lowered.pte)
         meta = {**asdict(lowered), "pte": len(lowered.pte)}  # the size of the .pte beside it
         write_atomic(meta_path, json.dumps(meta, indent=1))
-    except (OSError, MbprofError):
-        pass  # no cache here: the next run lowers again
-
-
-def thread_count() -> int:
-    """The threads of XNNPACK's pool (the executorch backend's intra-op threads)."""
-    return int(modules().portable._threadpool_get_thread_count())
 
 
 class Loaded:
@@ -348,30 +309,26 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     if int8:
         notes.append(
             "int8: PT2E with the XNNPACK quantizer (weights int8 symmetric per channel, "
-            f"activations int8 per tensor, calibrated on {CALIBRATION_BATCHES} random batches "
-            "of the input shape)"
+            f"activations int8 per tensor, calibrated on {runtimes.CALIBRATION_BATCHES} random "
+            "batches of the input shape)"
         )
         fp32 = lower(model, example, "none", cache=settings.cache_programs)
         reference = Loaded(fp32, settings.threads)
         figures["fp32_deployed_bytes"] = len(fp32.pte)
-    verify(form, "ExecuTorch", reference, program if int8 else None, figures, "executorch")
-
-    def layers(passes: int) -> tuple[RawProfile, str]:
-        how = (
-            f"ExecuTorch's ETDump, {passes} runs, XNNPACK's own time for each of its "
-            "operators (1 us resolution: layers under 20 us leave the compute ceiling "
-            "as it is), matched to the graph's nodes in order"
-        )
-        return layer_profile(model, tuple(example.shape), settings, passes, lowered), how
-
-    return Prepared(
+    return runtimes.exported(
+        form,
+        "ExecuTorch",
+        reference,
+        program if int8 else None,
         run=lambda: program.method.execute(inputs),
         compile_s=lowered.seconds,
-        notes=notes,
-        reference=(lambda: reference.method.execute(inputs)) if int8 else None,
+        reference=lambda: reference.method.execute(inputs),
         figures=figures,
-        threads=thread_count,
-        layers=layers,
+        threads=modules().portable._threadpool_get_thread_count,  # XNNPACK's pool
+        layers=lambda n: layer_profile(model, example, settings, n, lowered),
+        how="ExecuTorch's ETDump, {passes} runs, XNNPACK's own time for each of its operators "
+        "(1 us resolution: layers under 20 us leave the compute ceiling as it is), matched to "
+        "the graph's nodes in order",
     )
 
 
@@ -380,14 +337,11 @@ LAYOUT, OVERHEAD = "(layout)", "(delegate overhead)"
 
 def _events(pte_program: Any, folder: str) -> list[Any]:
     """The events of the Execute block of a profiled program's ETDump."""
-    import warnings
-
     etdump = os.path.join(folder, "program.etdp")
-    with native_quiet():
-        has = pte_program._program.has_etdump()
-        if has:
+    with native_quiet():  # a fresh folder: no file there unless the program wrote it
+        if pte_program._program.has_etdump():
             pte_program.write_etdump_result_to_file(etdump, os.path.join(folder, "debug.bin"))
-    if not has or not os.path.exists(etdump):
+    if not os.path.exists(etdump):
         raise MbprofError(
             "layers: this ExecuTorch build has no event tracer (ETDump), so it cannot time "
             "operators; install the executorch wheel from PyPI, which has it",
@@ -398,8 +352,7 @@ def _events(pte_program: Any, folder: str) -> list[Any]:
     with native_quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one "Unsupported kwarg" warning per graph node
         inspector = Inspector(etdump_path=etdump)
-    blocks = [b for b in inspector.event_blocks if b.name == "Execute"]
-    return list(blocks[0].events) if blocks else []
+    return next((list(b.events) for b in inspector.event_blocks if b.name == "Execute"), [])
 
 
 def _last(event: Any, runs: int) -> tuple[float, ...]:
@@ -409,14 +362,13 @@ def _last(event: Any, runs: int) -> tuple[float, ...]:
 
 def layer_profile(
     model: nn.Module,
-    input_shape: tuple[int, ...],
+    example: torch.Tensor,
     settings: LatencySettings,
     runs: int,
     lowered: Lowered,
     warmup: int = 3,
 ) -> RawProfile:
-    """Each operator's time in each profiled run of ``lowered``, summed per module path."""
-    example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
+    """Each operator's time in each profiled run of ``lowered`` on ``example``, per module path."""
     program = Loaded(lowered, settings.threads or 1, etdump=True)
     for _ in range(warmup + runs):
         program(example)
@@ -444,30 +396,24 @@ def layer_profile(
         elif event.name == "DELEGATE_CALL":
             kinds = {kind: list(paths) for kind, paths in next(partitions, {}).items()}
             for op in pending:
-                kernel = re.sub(r" #\d+$", "", op.name)
-                kind = next((v for k, v in XNNPACK_KINDS.items() if kernel.startswith(k)), None)
+                kind = next((v for k, v in XNNPACK_KINDS.items() if op.name.startswith(k)), None)
                 paths = kinds.get(kind or "", [])
                 path = LAYOUT if kind is None else paths.pop(0) if paths else "(unmapped)"
                 add(path, kind or "layout", _last(op, runs))
             # the call less its operators, run by run (none when the runs do not line up)
             total, parts = _last(event, runs), [_last(op, runs) for op in pending]
             if total and all(len(p) == len(total) for p in parts):
-                add(
-                    OVERHEAD,
-                    "overhead",
-                    tuple(t - sum(p[k] for p in parts) for k, t in enumerate(total)),
-                )
+                overhead = tuple(t - sum(p[k] for p in parts) for k, t in enumerate(total))
+                add(OVERHEAD, "overhead", overhead)
             pending = []
         elif event.name.startswith("native_call_"):
-            name = event.name.removeprefix("native_call_")
-            base = name.split(".")[0]
+            base = event.name.removeprefix("native_call_").split(".")[0]
             match = next((f for f in fallbacks if f.op.split(".")[1] == base), None)
             if match is not None:
                 fallbacks.remove(match)
             add(match.path if match is not None else "(unmapped)", base, _last(event, runs))
         elif event.name == "Method::execute":
-            p50 = float(event.perf_data.p50) if event.perf_data is not None else 0.0
-            walls = _last(event, runs) or (p50,)
+            walls = _last(event, runs) or (0.0,)
     # XNNPACK's operator times come in whole microseconds: a layer under 20 of them is timed
     # too coarsely (5% and worse) for its rate to raise the compute ceiling.
     return RawProfile(rows=list(rows.values()), walls_ms=list(walls), resolution_ms=0.02)

@@ -13,19 +13,18 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from mbprof.analysis.latency import executorch, machine, onnx_runtime, runtimes
+from mbprof.analysis.latency import executorch, machine, runtimes
 from mbprof.analysis.latency.machine import Clock, MachineLoad, machine_peak_gflops, time_blocks
 from mbprof.analysis.latency.runtimes import Prepared
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import Timing
 from mbprof.core.settings import LatencySettings, ResolvedLatency
 
-# Each runtime of ``mbprof.core.settings.RUNTIMES``: (the model in the form it is timed,
-# an ExitStack that holds what it keeps) -> Prepared.
+# Each backend of core.settings.RUNTIMES: (the model as it is timed, an ExitStack) -> Prepared.
 PREPARE = {
     "eager": runtimes.eager,
     "compile": runtimes.compiled,
-    "onnxruntime": onnx_runtime.prepare,
+    "onnxruntime": runtimes.onnx_runtime,
     "executorch": executorch.prepare,
 }
 ROUNDS = 5
@@ -111,7 +110,6 @@ def interleave(
     warmup: int,
     rounds: int = ROUNDS,
     on_round: Callable[[str], None] | None = None,
-    measure_load: bool = True,
 ) -> list[Interleaved]:
     """Time ``jobs`` interleaved; one ``Interleaved`` per job, in order."""
     results = [Interleaved([()] * rounds, [None] * rounds, [0] * rounds) for _ in jobs]
@@ -131,11 +129,10 @@ def interleave(
                         job.run()
                     job.clock.sync()
                     return
-                start = machine.sample() if measure_load else None
+                start = machine.sample()
                 per_run, runs = time_blocks(job.run, per_round, round_warmup, job.clock, min_blocks)
-                end = machine.sample() if start is not None else None
+                result.loads[r] = machine.between(start, machine.sample())
                 result.rounds[r], result.round_runs[r] = per_run, runs * len(per_run)
-                result.loads[r] = machine.between(start, end) if start and end else None
                 result.runs_per_block = max(result.runs_per_block, runs)
         except Exception as exc:  # noqa: BLE001 - kept with its job; the others go on
             result.error = exc
@@ -150,8 +147,7 @@ def interleave(
     deadline = time.perf_counter() + REMEASURE_BUDGET * (time.perf_counter() - started)
     for _ in range(REMEASURES):
         todo = {j: outlier_rounds(res.rounds) for j, res in enumerate(results) if res.error is None}
-        todo = {j: found for j, found in todo.items() if found}
-        if not todo:
+        if not any(todo.values()):
             break
         say(f"measuring {sum(map(len, todo.values()))} outlier rounds again")
         for r in range(rounds):  # the outliers, in the rotation of their round
@@ -216,10 +212,8 @@ def time_models(
         madds, per_run_s = targets[i].madds, result.per_run_s
         load = machine.combine([x for x in result.loads if x is not None])
         p10, median, p90 = deciles(per_run_s)
-        verdict, reasons = judge(
-            per_run_s, settings.threads, load, cpu=settings.device == "cpu", threads_got=threads[i]
-        )
-        reasons = (*reasons, *result.reasons())
+        _, reasons = judge(per_run_s, settings.threads, load, settings.device == "cpu", threads[i])
+        reasons += result.reasons()
         notes = list(prepared[i].notes)
         achieved = 2 * madds * settings.batch / median / 1e9
         peak = None  # int8 arithmetic is not measured against an fp32 matrix product
@@ -248,7 +242,7 @@ def time_models(
             madds=madds,
             machine_peak_gflops=peak,
             notes=tuple(notes),
-            verdict=UNSTABLE if reasons else verdict,
+            verdict=UNSTABLE if reasons else STABLE,
             reasons=reasons,
             other_cpus=load and load.other_cpus,
             load_average=load and load.load_average,
@@ -319,23 +313,22 @@ def judge(
             reasons.append(f"drift {drift:+.0f}% from the first to the second half of the runs")
     if threads_got is not None and threads_got != threads:
         reasons.append(f"{threads} threads asked for, the backend ran {threads_got}")
-    if load is None:
-        return (UNSTABLE if reasons else STABLE), tuple(reasons)
-    cpus = load.usable_cpus
-    wanted = min(threads, cpus) if cpu else 1
-    if load.other_cpus is not None:
-        if load.other_cpus > cpus - wanted + OTHER_LOAD_MARGIN:
-            reasons.append(
-                f"other processes kept {load.other_cpus:.1f} of {cpus} CPUs busy "
-                f"while it ran {wanted} thread{'s' if wanted != 1 else ''}"
-            )
-    elif load.load_average is not None and load.load_average > cpus:
-        reasons.append(f"load average {load.load_average:.1f} > {cpus} CPUs")
-    if load.steal_cpus is not None and load.steal_cpus > STEAL_LIMIT:
-        reasons.append(f"the hypervisor took {load.steal_cpus:.2f} CPUs (steal time)")
-    if cpu and threads > cpus:
-        reasons.append(f"{threads} threads asked for, {cpus} CPUs usable (affinity, CPU quota)")
-    start, end = load.mhz_start, load.mhz_end
-    if start and end and 100.0 * abs(end - start) / min(start, end) > FREQUENCY_CHANGE_PCT:
-        reasons.append(f"CPU clock changed from {start:.0f} to {end:.0f} MHz")
+    if load is not None:
+        cpus = load.usable_cpus
+        wanted = min(threads, cpus) if cpu else 1
+        if load.other_cpus is not None:
+            if load.other_cpus > cpus - wanted + OTHER_LOAD_MARGIN:
+                reasons.append(
+                    f"other processes kept {load.other_cpus:.1f} of {cpus} CPUs busy "
+                    f"while it ran {wanted} thread{'s' if wanted != 1 else ''}"
+                )
+        elif load.load_average is not None and load.load_average > cpus:
+            reasons.append(f"load average {load.load_average:.1f} > {cpus} CPUs")
+        if load.steal_cpus is not None and load.steal_cpus > STEAL_LIMIT:
+            reasons.append(f"the hypervisor took {load.steal_cpus:.2f} CPUs (steal time)")
+        if cpu and threads > cpus:
+            reasons.append(f"{threads} threads asked for, {cpus} CPUs usable (affinity, CPU quota)")
+        start, end = load.mhz_start, load.mhz_end
+        if start and end and 100.0 * abs(end - start) / min(start, end) > FREQUENCY_CHANGE_PCT:
+            reasons.append(f"CPU clock changed from {start:.0f} to {end:.0f} MHz")
     return (UNSTABLE if reasons else STABLE), tuple(reasons)

@@ -53,8 +53,6 @@ class Clock:
 
     def sync(self) -> None:
         if self.cuda:
-            import torch
-
             torch.cuda.synchronize(torch.device(self.cuda))
 
     def time_block(self, fn: Callable[[], object], runs: int) -> float:
@@ -63,8 +61,6 @@ class Clock:
             for _ in range(runs):
                 fn()
             return time.perf_counter() - start
-        import torch
-
         start, end = (torch.cuda.Event(enable_timing=True) for _ in "se")
         start.record()
         for _ in range(runs):
@@ -90,8 +86,7 @@ def time_blocks(
     first = max(clock.time_block(fn, 1), 1e-9)  # one more warm run that sizes the blocks
     runs = max(1, math.ceil(overhead / (CLOCK_SHARE * first)))
     runs = min(runs, max(1, int(min_time_s / min_blocks / first)))
-    per_run: list[float] = []
-    total = 0.0
+    per_run, total = [], 0.0
     with collector_paused():
         while total < min_time_s or len(per_run) < min_blocks:
             elapsed = clock.time_block(fn, runs)
@@ -124,12 +119,12 @@ class MachineLoad:
     mhz_end: float | None
 
 
-def _read(path: str) -> str | None:
+def _read(path: str) -> str:
     try:
         with open(path, encoding="ascii", errors="replace") as handle:
             return handle.read()
     except OSError:
-        return None
+        return ""
 
 
 def _allowed() -> set[int] | None:
@@ -144,56 +139,45 @@ def usable_cpus() -> int:
     allowed = _allowed()
     cpus = len(allowed) if allowed is not None else os.cpu_count() or 1
     # cgroup v2: "max 100000" or "200000 100000"
-    parts = (_read("/sys/fs/cgroup/cpu.max") or "").split()
+    parts = _read("/sys/fs/cgroup/cpu.max").split()
     if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[1]) > 0:
         cpus = min(cpus, max(1, round(int(parts[0]) / int(parts[1]))))
     return max(1, cpus)
 
 
-def _proc_stat(allowed: set[int] | None) -> tuple[float, float] | None:
-    """(busy, steal) seconds of the allowed CPUs since boot, from /proc/stat."""
-    rows = []
-    for line in (_read("/proc/stat") or "").splitlines():
-        name, _, rest = line.partition(" ")
-        if name.startswith("cpu") and name != "cpu":
-            if allowed is None or int(name[3:]) in allowed:
-                rows.append([int(v) for v in rest.split()])
-    if not rows:
-        return None
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    # user nice system idle iowait irq softirq steal guest guest_nice
-    busy = sum(sum(v[:3]) + sum(v[5:8]) for v in rows)
-    return busy / tick, sum(v[7] for v in rows if len(v) > 7) / tick
-
-
 def _mhz(allowed: set[int] | None) -> float | None:
     """The mean clock of the allowed CPUs: cpufreq's scaling_cur_freq, else /proc/cpuinfo."""
     cpus = sorted(allowed) if allowed is not None else range(os.cpu_count() or 1)
-    values = []
-    for cpu in cpus:
-        text = _read(f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_cur_freq")
-        if text and text.strip().isdigit():
-            values.append(int(text) / 1000.0)  # kHz
+    texts = [_read(f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_cur_freq") for cpu in cpus]
+    values = [int(text) / 1000.0 for text in texts if text.strip().isdigit()]  # kHz
     if not values:
-        text = _read("/proc/cpuinfo") or ""
-        per_cpu = [line.split(":")[1] for line in text.splitlines() if line.startswith("cpu MHz")]
+        lines = _read("/proc/cpuinfo").splitlines()
+        per_cpu = [line.split(":")[1] for line in lines if line.startswith("cpu MHz")]
         chosen = [v for i, v in enumerate(per_cpu) if allowed is None or i in allowed]
-        try:
+        with contextlib.suppress(ValueError):  # values stay []
             values = [float(v) for v in chosen]
-        except ValueError:
-            values = []
     return statistics.fmean(values) if values else None
 
 
 def sample() -> MachineSample:
     allowed = _allowed()
-    stat = _proc_stat(allowed)
+    rows = []  # the allowed CPUs' ticks since boot (/proc/stat)
+    for line in _read("/proc/stat").splitlines():
+        name, _, rest = line.partition(" ")
+        if name.startswith("cpu") and name != "cpu":
+            if allowed is None or int(name[3:]) in allowed:
+                rows.append([int(v) for v in rest.split()])
+    busy = steal = None
+    if rows:
+        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        # user nice system idle iowait irq softirq steal guest guest_nice
+        busy = sum(sum(v[:3]) + sum(v[5:8]) for v in rows) / tick
+        steal = sum(v[7] for v in rows if len(v) > 7) / tick
     times = os.times()
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         load = None
-    busy, steal = stat if stat is not None else (None, None)
     wall = time.perf_counter()
     return MachineSample(wall, times.user + times.system, busy, steal, load, _mhz(allowed))
 
@@ -227,15 +211,13 @@ def combine(loads: Sequence[MachineLoad]) -> MachineLoad | None:
 def cpu_model() -> str:
     """The CPU's marketing name (/proc/cpuinfo, else the platform module)."""
     fields: dict[str, str] = {}
-    for line in (_read("/proc/cpuinfo") or "").splitlines():
+    for line in _read("/proc/cpuinfo").splitlines():
         key, sep, value = line.partition(":")
         if sep and value.strip():
             fields.setdefault(key.strip().lower(), value.strip())
-    for key in ("model name", "hardware", "model", "cpu model", "processor"):
-        value = fields.get(key, "")
-        if value and not value.isdigit():
-            return value
-    return platform.processor() or platform.machine() or "unknown CPU"
+    names = ("model name", "hardware", "model", "cpu model", "processor")
+    found = (value for key in names if (value := fields.get(key, "")) and not value.isdigit())
+    return next(found, "") or platform.processor() or platform.machine() or "unknown CPU"
 
 
 def device_name(device: str) -> str:
@@ -258,23 +240,18 @@ def environment(settings: LatencySettings) -> Environment:
     )
 
 
-def _probe_dtype(device: str, dtype: torch.dtype) -> None:
-    """Run the ops of a mobile network once in ``dtype`` on ``device`` (raises if it cannot)."""
-    layers = [nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6()]
-    layers += [nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Hardswish(), nn.AdaptiveAvgPool2d(1)]
-    probe = nn.Sequential(*layers, nn.Flatten(), nn.Linear(8, 4)).eval().to(device, dtype)
-    with torch.inference_mode():
-        x = torch.randn(1, 3, 8, 8, device=device, dtype=dtype)
-        probe(x) + 1
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 @functools.cache
 def _dtype_runs(device: str, dtype: str) -> str:
-    """'' when ``dtype`` runs on ``device``, else why not (probed once per process)."""
+    """'' when a mobile network's ops run in ``dtype`` on ``device``, else why not (probed once)."""
+    layers = [nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6()]
+    layers += [nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Hardswish(), nn.AdaptiveAvgPool2d(1)]
     try:
-        _probe_dtype(device, TORCH_DTYPES[dtype])
+        probe = nn.Sequential(*layers, nn.Flatten(), nn.Linear(8, 4)).eval()
+        probe = probe.to(device, TORCH_DTYPES[dtype])
+        with torch.inference_mode():
+            probe(torch.randn(1, 3, 8, 8, device=device, dtype=TORCH_DTYPES[dtype])) + 1
+        if device == "cuda":
+            torch.cuda.synchronize()
     except RuntimeError as exc:  # also NotImplementedError (a subclass): no kernel for the dtype
         text = str(exc).strip()
         return text.splitlines()[0] if text else type(exc).__name__
@@ -332,14 +309,12 @@ def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
             f"dtype bf16: {device_name('cuda')} does not support bfloat16; use fp16 or fp32",
             field="dtype",
         )
-    if settings.dtype != "fp32":
-        why = _dtype_runs(device, settings.dtype)
-        if why:
-            raise MbprofError(
-                f"dtype {settings.dtype} cannot run on {device} ({device_name(device)}): "
-                f"{why}; use fp32",
-                field="dtype",
-            )
+    if settings.dtype != "fp32" and (why := _dtype_runs(device, settings.dtype)):
+        raise MbprofError(
+            f"dtype {settings.dtype} cannot run on {device} ({device_name(device)}): {why}; "
+            "use fp32",
+            field="dtype",
+        )
     threads = settings.threads if settings.threads is not None else torch.get_num_threads()
     return resolved(settings, device=device, threads=threads)
 
@@ -358,9 +333,8 @@ def with_threads(threads: int) -> Iterator[None]:
 def measure_peak(
     device: str, threads: int, dtype: str, min_time_s: float = 0.5, size: int | None = None
 ) -> tuple[float, int]:
-    """(best GFLOP/s, its n) of an n x n matrix product over ``MATMUL_SIZES`` (or ``size``);
-    dtype "copy": (best GB/s of a streaming copy, counting bytes read and written, bytes per
-    buffer)."""
+    """(best GFLOP/s, its n) of n x n matrix products over ``MATMUL_SIZES`` (or ``size``); dtype
+    "copy": (best GB/s of a streaming copy, bytes read and written counted, bytes per buffer)."""
     kind = "cuda" if device.startswith("cuda") else "cpu"
     sizes = (size,) if size else MATMUL_SIZES[kind]
     if dtype == "copy":
@@ -393,12 +367,8 @@ def _read_cache(path: Path) -> dict:
 
 
 def peak_key(device: str, threads: int, dtype: str) -> str:
-    if dtype == "copy":
-        return f"bandwidth|{device}|{device_name(device)}|{cpu_model()}|threads={threads}"
-    return (
-        f"{device}|{device_name(device)}|{cpu_model()}|threads={threads}|{dtype}"
-        f"|torch {torch.__version__}"
-    )
+    where = f"{device}|{device_name(device)}|{cpu_model()}|threads={threads}"
+    return f"bandwidth|{where}" if dtype == "copy" else f"{where}|{dtype}|torch {torch.__version__}"
 
 
 def machine_peak_gflops(
@@ -422,11 +392,9 @@ def machine_peak_gflops(
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         f"last_measured_{unit}": measured,
     }
-    try:
+    with contextlib.suppress(OSError, MbprofError):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(cache, indent=2, sort_keys=True))
-    except (OSError, MbprofError):
-        pass
     return value
 
 

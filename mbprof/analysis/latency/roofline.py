@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
@@ -35,9 +36,7 @@ def layer_kind(module_type: str, counted: LayerRow | None) -> str:
         if counted.kernel == (1, 1) and (counted.groups or 1) == 1:
             return "pointwise conv"
         return "conv"
-    if module_type == "Linear":
-        return "fully connected"
-    return "other"
+    return "fully connected" if module_type == "Linear" else "other"
 
 
 def achieved(raw: RawProfile, madds: Mapping[str, int], batch: int) -> list[float]:
@@ -52,19 +51,17 @@ def achieved(raw: RawProfile, madds: Mapping[str, int], batch: int) -> list[floa
 def finish(
     raw: RawProfile,
     counted: Iterable[LayerRow],
-    *,
-    backend: str,
-    batch: int,
-    dtype: str,
+    settings: ResolvedLatency,
     latency_ms: float,
     compute_gflops: float,
     bandwidth_gbs: float,
 ) -> LayerProfile:
     """The ``LayerProfile`` of a raw profile joined to the counted layers; may raise the ceiling."""
+    batch = settings.batch
     by_path = {row.path: row for row in counted}
     rows: list[RawLayer] = sorted(raw.rows, key=lambda r: -r.time_ms)
     inside = sum(r.time_ms for r in rows)
-    outside = max(0.0, raw.profiled_ms - inside)
+    outside = max(0.0, statistics.median(raw.walls_ms) - inside)  # of the median profiled pass
     total = inside + outside
     madds_total = sum(r.madds for r in by_path.values()) or 1
     rates = achieved(raw, {path: row.madds for path, row in by_path.items()}, batch)
@@ -76,7 +73,6 @@ def finish(
             f"({compute_gflops:.1f} GFLOP/s, measured on a busy machine): the compute ceiling "
             "is raised to it"
         )
-    ridge = compute / bandwidth_gbs
     finished = []
     for r in rows:
         c = by_path.get(r.path)
@@ -89,7 +85,7 @@ def finish(
         gbs = r.bytes_moved / seconds / 1e9 if seconds > 0 and r.bytes_moved else None
         bound, roof = "", None
         if intensity is not None and gflops is not None:
-            bound = MEMORY if intensity < ridge else COMPUTE
+            bound = MEMORY if intensity < compute / bandwidth_gbs else COMPUTE  # the ridge
             roof = 100.0 * gflops / min(compute, intensity * bandwidth_gbs)
         elif gbs is not None:
             bound, roof = MEMORY, 100.0 * gbs / bandwidth_gbs
@@ -111,9 +107,9 @@ def finish(
     share = 100.0 * outside / total if total else 0.0
     finished.append(LayerTime(OUTSIDE, "", outside, time_share_pct=share, kind="outside"))
     return LayerProfile(
-        backend=backend,
+        backend=settings.backend,
         batch=batch,
-        dtype=dtype,
+        dtype=settings.dtype,
         rows=tuple(finished),
         profiled_ms=total,
         latency_ms=latency_ms,
@@ -146,23 +142,16 @@ def profile_layers(
     wanted = math.ceil(settings.min_time_s / max(latency_ms * 1e-3, 1e-6))
     passes = max(MIN_PASSES, min(MAX_PASSES, wanted))
     with with_threads(settings.threads), contextlib.ExitStack() as stack:
-        raw, how = prepare(model, input_shape, settings, stack).layers(passes)
+        prepared = prepare(model, input_shape, settings, stack)
+        raw, how = prepared.layers(passes), prepared.how.format(passes=passes)
     # A layer faster than the cached reference: the reference was measured on a busy
     # machine; it is measured again (the cache keeps the best), and never left below.
     madds = {row.path: row.madds for row in counts.layers}
     fastest = max(achieved(raw, madds, settings.batch), default=None)
     device, threads = settings.device, settings.threads
     compute = machine_peak_gflops(device, threads, settings.dtype, at_least=fastest)
-    profile = finish(
-        raw,
-        counts.layers,
-        backend=settings.backend,
-        batch=settings.batch,
-        dtype=settings.dtype,
-        latency_ms=latency_ms,
-        compute_gflops=compute,
-        bandwidth_gbs=machine_bandwidth_gbs(device, threads),
-    )
+    bandwidth = machine_bandwidth_gbs(device, threads)
+    profile = finish(raw, counts.layers, settings, latency_ms, compute, bandwidth)
     overhead = profile.overhead_pct
     notes = [
         f"Per layer ({how}): the median over passes of a layer's time; the rows and "
@@ -184,19 +173,17 @@ def profile_layers(
         "memory traffic. Layers above the memory ceiling ran from the caches.",
     ]
     shares: dict[str, list] = {}  # kind -> [layers, share of time %, share of MAdds %]
-    for row in profile.rows:
-        if row.path != OUTSIDE:
-            entry = shares.setdefault(row.kind or "other", [0, 0.0, 0.0])
-            entry[0] += 1
-            entry[1] += row.time_share_pct
-            entry[2] += row.madds_share_pct
+    for row in profile.rows[:-1]:  # the last row is outside any layer
+        entry = shares.setdefault(row.kind or "other", [0, 0.0, 0.0])
+        for n, value in enumerate((1, row.time_share_pct, row.madds_share_pct)):
+            entry[n] += value
     parts = [
         f"{kind} ({n} layer{'s' if n != 1 else ''}): {time:.1f}% of the time, {madds:.1f}% of the MAdds"
         for kind, (n, time, madds) in sorted(shares.items(), key=lambda kv: -kv[1][1])
     ]
     if parts:
         notes.append("By kind: " + "; ".join(parts) + ".")
-    outside = profile.rows[-1].time_share_pct if profile.rows else 0.0  # the last row
+    outside = profile.rows[-1].time_share_pct
     if outside > OUTSIDE_LIMIT_PCT:
         notes.append(
             f"{outside:.0f}% of the profiled pass is outside any layer (Python between the "

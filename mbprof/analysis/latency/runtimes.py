@@ -1,23 +1,28 @@
-"""What every runtime shares (the output checks, per-layer rows) and the two that are torch
-itself: eager (its per-layer profile by torch.profiler) and compile."""
+"""What every runtime shares (the output checks, per-layer rows), the two that are torch itself
+(eager, profiled per layer by torch.profiler, and compile) and ONNX Runtime (a CPU session on
+the model exported with torch.onnx, fp32 or int8 QDQ, profiled by its own profiler)."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import copy
+import json
 import math
 import re
 import statistics
+import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from mbprof.analysis.collector import removed_after
+from mbprof.analysis.collector import native_quiet, quiet, removed_after
 from mbprof.analysis.deploy import fold_batchnorm
 from mbprof.analysis.latency.machine import TORCH_DTYPES, Clock
 from mbprof.analysis.memory.trace import tensors
@@ -45,8 +50,8 @@ class Prepared:
     reference: Callable[[], object] | None = None  # int8: the fp32 program, timed beside it
     figures: dict[str, Any] = field(default_factory=dict)  # ``Timing`` fields of its own
     threads: Callable[[], int | None] = torch.get_num_threads  # None: the runtime does not say
-    # Per-layer time of the same form over n passes, and how it was taken (None: no profile).
-    layers: Callable[[int], tuple[RawProfile, str]] | None = None
+    layers: Callable[[int], RawProfile] | None = None  # per-layer time of n passes (None: none)
+    how: str = ""  # how ``layers`` times them; "{passes}" stands for n
 
 
 @dataclass
@@ -67,6 +72,15 @@ def root_cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+@contextlib.contextmanager
+def failing(what: str) -> Iterator[None]:
+    """What fails inside raised again as ``RuntimeError("what: <its root cause>")``."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
+        raise RuntimeError(f"{what}: {root_cause(exc)}") from exc
+
+
 def check_same_output(expected: torch.Tensor, got: Any, what: str) -> None:
     """Refuse an exported backend whose output differs from torch's by more than ``OUTPUT_RTOL``."""
     expected = expected.detach().float().cpu()
@@ -84,25 +98,21 @@ def check_same_output(expected: torch.Tensor, got: Any, what: str) -> None:
         )
 
 
-def random_batches(shape: tuple[int, ...], count: int, seed: int) -> list[torch.Tensor]:
+def random_batches(
+    shape: tuple[int, ...], count: int = CALIBRATION_BATCHES, seed: int = CALIBRATION_SEED
+) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     return [torch.randn(shape, generator=generator) for _ in range(count)]
 
 
-def closeness(
-    model: nn.Module,
-    run_int8: Callable[[torch.Tensor], Any],
-    shape: tuple[int, ...],
-    notes: list[str],
-    backend: str,
-) -> dict[str, float]:
-    """``int8_cosine`` and ``int8_top1_agreement`` of ``run_int8`` against fp32 ``model``."""
+def closeness(form: Deployed, run_int8: Callable[[torch.Tensor], Any]) -> dict[str, float]:
+    """``int8_cosine`` and ``int8_top1_agreement`` of ``run_int8`` against fp32 ``form.model``."""
+    shape, notes, backend = tuple(form.example.shape), form.notes, form.settings.backend
     batches = random_batches(shape, math.ceil(PROBE_IMAGES / shape[0]), PROBE_SEED)
+    flat = lambda y: torch.as_tensor(y).detach().float().reshape(shape[0], -1)  # noqa: E731
     with torch.inference_mode():
-        ref = torch.cat([model(x).detach().float().reshape(shape[0], -1) for x in batches])
-    got = torch.cat(
-        [torch.as_tensor(run_int8(x)).detach().float().reshape(shape[0], -1) for x in batches]
-    )
+        ref = torch.cat([flat(form.model(x)) for x in batches])
+    got = torch.cat([flat(run_int8(x)) for x in batches])
     cosine = torch.nn.functional.cosine_similarity(ref, got, dim=1).mean().item()
     agreement = (ref.argmax(1) == got.argmax(1)).float().mean().item()
     notes.append(CLOSENESS_NOTE.format(n=len(ref)))
@@ -115,16 +125,18 @@ def closeness(
     return {"int8_cosine": cosine, "int8_top1_agreement": agreement}
 
 
-def verify(
-    form: Deployed, what: str, fp32: Callable, int8: Callable | None, figures: dict, backend: str
-) -> None:
-    """The exported fp32 program checked against torch; int8: its closeness to fp32 too."""
+def exported(
+    form: Deployed, what: str, fp32: Callable, int8: Callable | None, **prepared: Any
+) -> Prepared:
+    """The exported fp32 program checked against torch (int8: its closeness to fp32 too)."""
     with torch.inference_mode():
         expected = form.model(form.example)
     check_same_output(expected, fp32(form.example), f"{what} (fp32)" if int8 else what)
     if int8 is not None:
-        shape = tuple(form.example.shape)
-        figures.update(closeness(form.model, int8, shape, form.notes, backend))
+        prepared["figures"].update(closeness(form, int8))
+    else:
+        prepared["reference"] = None
+    return Prepared(notes=form.notes, **prepared)
 
 
 def deployed_form(
@@ -136,10 +148,9 @@ def deployed_form(
     if settings.fuse_bn:
         model, folded, left = fold_batchnorm(model)
         notes.append(f"fuse_bn: folded {folded} batch norms into convolutions, {left} left")
-    dtype = TORCH_DTYPES[settings.dtype]
-    example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
-    model = model.to(device=settings.device, dtype=dtype)
-    example = example.to(device=settings.device, dtype=dtype)
+    on = dict(device=settings.device, dtype=TORCH_DTYPES[settings.dtype])
+    model = model.to(**on)
+    example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0)).to(**on)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
         example = example.contiguous(memory_format=torch.channels_last)
@@ -150,9 +161,8 @@ def _in_torch(settings: LatencySettings, stack: contextlib.ExitStack) -> None:
     """Inference mode for the runs; on CUDA, cuDNN picks its kernels during warm-up."""
     stack.enter_context(torch.inference_mode())
     if settings.device == "cuda":
-        previous = torch.backends.cudnn.benchmark
+        stack.callback(setattr, torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)
         torch.backends.cudnn.benchmark = True
-        stack.callback(setattr, torch.backends.cudnn, "benchmark", previous)
         stack.callback(torch.cuda.empty_cache)
 
 
@@ -160,12 +170,12 @@ def eager(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     """The module itself, called in inference mode."""
     model, example, settings = form.model, form.example, form.settings
     _in_torch(settings, stack)
-
-    def layers(passes: int) -> tuple[RawProfile, str]:
-        raw = profile_eager(model, example, passes, cuda=settings.device == "cuda")
-        return raw, f"torch.profiler, {passes} passes, each module's own ops"
-
-    return Prepared(run=lambda: model(example), notes=form.notes, layers=layers)
+    return Prepared(
+        run=lambda: model(example),
+        notes=form.notes,
+        layers=lambda n: profile_eager(model, example, n, cuda=settings.device == "cuda"),
+        how="torch.profiler, {passes} passes, each module's own ops",
+    )
 
 
 def compiled(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
@@ -185,10 +195,8 @@ def compiled(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     return Prepared(run=lambda: compiled(example), compile_s=compile_s, notes=form.notes)
 
 
-PREFIX = "mbprof.layer:"
-PASS = "mbprof.pass:"
-ROOT = "(model)"
-OUTSIDE = "(outside any layer)"
+PREFIX, PASS = "mbprof.layer:", "mbprof.pass:"
+ROOT, OUTSIDE = "(model)", "(outside any layer)"
 # The profiler's low-overhead range (no Python object per call, no op dispatch): about half
 # the cost that record_function adds to a pass of ~150 ranges. Private, hence the fallback.
 _FAST_RANGE = getattr(torch._C._profiler, "_RecordFunctionFast", None)
@@ -215,12 +223,7 @@ class RawLayer:
 class RawProfile:
     rows: list[RawLayer]
     walls_ms: list[float]  # each profiled pass, end to end
-    # A layer timed within this says nothing of its rate (it cannot raise the compute ceiling).
-    resolution_ms: float = 0.0
-
-    @property
-    def profiled_ms(self) -> float:
-        return statistics.median(self.walls_ms)
+    resolution_ms: float = 0.0  # a layer timed within it cannot raise the compute ceiling
 
 
 def _nbytes(values) -> int:
@@ -283,11 +286,9 @@ class Rows(dict):
 
     def at(self, path: str | None, key: str, kind: str, mapped: bool) -> RawLayer:
         """The row of module ``path`` (else the row ``key``, an op of ``kind``); added if new."""
-        module = path in self.types
-        key = (path or ROOT) if module else key
+        key = (path or ROOT) if path in self.types else key
         if key not in self:
-            shape = self.shapes.get(path) if module else None
-            kind = self.types[path] if module else kind
+            kind, shape = self.types.get(path, kind), self.shapes.get(path)
             self[key] = RawLayer(key, kind, [0.0] * self.passes, mapped=mapped, out_shape=shape)
         return self[key]
 
@@ -315,18 +316,17 @@ def profile_eager(
     """Per-layer times of ``module`` on ``example`` over ``passes`` profiled passes."""
     from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
-    from mbprof.analysis.collector import native_quiet
-
     rows = Rows(module, example, passes)
     open_ranges: list = []  # a profiler range named PREFIX + path around each owner's forward
+    scope = _FAST_RANGE or record_function
+    spent = (lambda e: e.device_time_total) if cuda else (lambda e: e.cpu_time_total)
 
     def pre(path: str):
         name = PREFIX + path
 
         def hook(_m, _i):
-            scope = _FAST_RANGE(name) if _FAST_RANGE else torch.profiler.record_function(name)
-            scope.__enter__()
-            open_ranges.append(scope)
+            open_ranges.append(scope(name))
+            open_ranges[-1].__enter__()
 
         return hook
 
@@ -346,8 +346,7 @@ def profile_eager(
         with native_quiet():  # the profiler's C++ side prints its start on stderr
             prof.__enter__()
         try:
-            for step in range(warmup + passes):
-                k = step - warmup
+            for k in range(-warmup, passes):
                 start = time.perf_counter()
                 with record_function(f"{PASS}{k}"):
                     module(example)
@@ -366,17 +365,256 @@ def profile_eager(
         parent = event.cpu_parent
         if parent is None or event.name.startswith((PREFIX, PASS)):
             continue
-        spent = event.device_time_total if cuda else event.cpu_time_total
-        k = _pass_of(parent)
-        if k is None:
+        if (k := _pass_of(parent)) is None:
             continue
         if parent.name.startswith(PREFIX):
-            per_pass[parent.name[len(PREFIX) :]][k] += spent
+            per_pass[parent.name[len(PREFIX) :]][k] += spent(event)
         elif parent.name.startswith(PASS):  # ops no module's range holds
             for op in _ops_in(event):
                 seen[k][op.name] += 1
                 row = rows.at(None, f"{op.name} #{seen[k][op.name]}", op.name, mapped=False)
-                row.times_us[k] += op.device_time_total if cuda else op.cpu_time_total
+                row.times_us[k] += spent(op)
                 row.ops = 1
     owned = [replace(r, times_us=per_pass[p]) for p, r in rows.owners.items() if p in per_pass]
     return RawProfile(rows=owned + list(rows.values()), walls_ms=walls)
+
+
+def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: Path):
+    """Export ``model`` to ``folder``/model.onnx and open a session: (session, input name)."""
+    path = folder / "model.onnx"
+    with quiet(), failing("ONNX export failed"):
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=["input"],
+            output_names=["output"],
+            external_data=False,
+            verbose=False,
+        )
+    session = open_session(path, threads)
+    return session, session.get_inputs()[0].name
+
+
+def open_session(path: Path, threads: int, profile: Path | None = None) -> Any:
+    """An ONNX Runtime CPU session on ``path`` (``profile``: profiling into that folder)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if profile is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile / "profile")
+        options.optimized_model_filepath = str(profile / "optimised.onnx")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
+    """ONNX Runtime's static QDQ int8 quantization of ``fp32_path``; the int8 file's path."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{input_name: b.numpy()} for b in random_batches(shape)])
+
+        def get_next(self) -> dict | None:
+            return next(self.items, None)
+
+    prepared = fp32_path.with_name("model.pre.onnx")
+    int8_path = fp32_path.with_name("model.int8.onnx")
+    with failing("ONNX Runtime int8 quantization failed"):
+        quant_pre_process(str(fp32_path), str(prepared))  # shape inference, basic fusions
+        quantize_static(
+            str(prepared),
+            str(int8_path),
+            Batches(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+    return int8_path
+
+
+def onnx_runtime(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
+    """ONNX Runtime: the model exported and opened (int8: quantized, fp32 timed beside it)."""
+    model, example, settings, notes = form.model, form.example, form.settings, form.notes
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mbprof-onnx-")))
+    int8 = settings.quantize == "int8"
+    start = time.perf_counter()
+    fp32, name = onnx_session(model, example, settings.threads, folder)
+    path, timed = folder / "model.onnx", fp32
+    if int8:
+        # "": the root logger, through which ONNX Runtime's quantizer advises
+        with quiet(("torch.onnx", "onnxscript", "torch.export", "")):
+            path = onnx_int8(path, name, tuple(example.shape))
+        timed = open_session(path, settings.threads)
+    compile_s = time.perf_counter() - start
+    feed = {name: example.numpy()}
+    figures: dict[str, Any] = {"deployed_bytes": path.stat().st_size}
+    if int8:
+        notes.append(
+            "int8: ONNX Runtime static QDQ quantization (weights int8 per channel, "
+            f"activations int8 min-max over {CALIBRATION_BATCHES} random batches of "
+            "the input shape)"
+        )
+        figures["fp32_deployed_bytes"] = (folder / "model.onnx").stat().st_size
+    quantization = "int8 quantization + " if int8 else ""
+    notes.append(f"compile_s: ONNX export + {quantization}ONNX Runtime session creation")
+    logits = lambda session: lambda x: session.run(None, {name: x.numpy()})[0]  # noqa: E731
+    return exported(
+        form,
+        "ONNX Runtime",
+        logits(fp32),
+        logits(timed) if int8 else None,
+        run=lambda: timed.run(None, feed),
+        compile_s=compile_s,
+        reference=lambda: fp32.run(None, feed),
+        figures=figures,
+        threads=lambda: None,
+        layers=lambda n: profile_onnx(path, feed, settings.threads, Rows(model, example, n)),
+        how="ONNX Runtime's own profile, {passes} runs, each node's kernel time",
+    )
+
+
+HEAVY = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul", "ConvTranspose"}
+SUFFIX = re.compile(r"(_nchwc|_token_\d+|_fused\w*|_kernel_time)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ExportedNode:
+    name: str
+    op: str
+    path: str | None  # the innermost module scope, None when the exporter wrote none
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+class Graph:
+    """The exported graph, indexed: nodes by name, each tensor's writer, initializers' bytes."""
+
+    def __init__(self, nodes: list[ExportedNode], weights: Mapping[str, int] | None = None):
+        self.nodes = {node.name: node for node in nodes}
+        self.writer = {tensor: node.name for node in nodes for tensor in node.outputs}
+        self.weights = dict(weights or {})
+
+
+def read_graph(path: str | Path) -> Graph:
+    from onnx import helper, load
+
+    model = load(str(path), load_external_data=False)
+    weights = {
+        t.name: math.prod(t.dims) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+        for t in model.graph.initializer
+    }
+    nodes = []
+    for node in model.graph.node:
+        scopes = {p.key: p.value for p in node.metadata_props}.get("pkg.torch.onnx.name_scopes")
+        names = None
+        with contextlib.suppress(ValueError, SyntaxError):  # the path: the scopes' last module
+            names = ast.literal_eval(scopes) if scopes else None
+        path = names[-2] if isinstance(names, list) and len(names) >= 2 else None
+        nodes.append(ExportedNode(node.name, node.op_type, path, (*node.input,), (*node.output,)))
+    return Graph(nodes, weights)
+
+
+def map_node(
+    name: str,
+    op: str,
+    graph: Graph,
+    optimised: Mapping[str, ExportedNode],
+    folded: Mapping[str, str],
+) -> str | None:
+    """The module path of a profiled node (``name``, ONNX Runtime's ``op``), or None."""
+    keys = [("node", name)]  # (kind, key) pairs to look it up by, best first
+    stripped = name
+    while SUFFIX.search(stripped):
+        stripped = SUFFIX.sub("", stripped)
+        keys += [("node", stripped), ("tensor", stripped)]
+    if name in optimised:
+        keys += [("tensor", t) for t in (*optimised[name].outputs, *optimised[name].inputs) if t]
+    for kind, key in keys:
+        node = graph.nodes.get((key if kind == "node" else graph.writer.get(key)) or "")
+        current = node
+        # from an activation or batch norm back to the convolution (or product) it follows
+        for _ in range(4 if node is not None and op in HEAVY else 0):
+            if current.op in HEAVY:
+                node = current
+                break
+            if not current.inputs or current.inputs[0] not in graph.writer:
+                break
+            current = graph.nodes[graph.writer[current.inputs[0]]]
+        if node is not None and node.path is not None:
+            return folded.get(node.path, node.path)
+    return None
+
+
+def folded_norms(module: nn.Module) -> dict[str, str]:
+    """Batch norm path -> the convolution before it that the exporter folds it into."""
+    folded, previous = {}, None
+    for path, child in module.named_modules():
+        norm = isinstance(child, nn.modules.batchnorm._BatchNorm)
+        if norm and previous is not None and previous[1].out_channels == child.num_features:
+            folded[path] = previous[0]
+        if isinstance(child, nn.modules.conv._ConvNd):
+            previous = (path, child)
+        elif next(child.children(), None) is None and not norm:
+            previous = None
+    return folded
+
+
+def node_bytes(args: Mapping, node: ExportedNode | None, weights: Mapping[str, int]) -> int:
+    """Bytes a profiled node read and wrote, its weights included."""
+    total = int(args.get("activation_size", 0)) + int(args.get("output_size", 0))
+    if node is not None:
+        total += sum(weights.get(t, 0) for t in set(node.inputs))
+    return total
+
+
+def profile_onnx(
+    onnx_path: Path, feed: dict, threads: int, rows: Rows, warmup: int = 2
+) -> RawProfile:
+    """Per-layer times of the ONNX model at ``onnx_path``, summed into ``rows`` (its module's)."""
+    passes = rows.passes
+    session = open_session(onnx_path, threads, profile=onnx_path.parent)
+    walls = []
+    for k in range(-warmup, passes):
+        start = time.perf_counter()
+        session.run(None, feed)
+        if k >= 0:
+            walls.append((time.perf_counter() - start) * 1e3)
+    events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
+    graph = read_graph(onnx_path)
+    optimised = read_graph(onnx_path.parent / "optimised.onnx")
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
+    runs = runs[-passes:]
+    rows.passes = len(runs)  # the passes the profile kept
+    folded = folded_norms(rows.module)
+    for event in events:
+        if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
+            continue
+        if (k := next((i for i, (a, b) in enumerate(runs) if a <= event["ts"] <= b), None)) is None:
+            continue
+        name, args = event["name"][: -len("_kernel_time")], event.get("args", {})
+        op = args.get("op_name", "")
+        path = map_node(name, op, graph, optimised.nodes, folded)
+        row = rows.at(path, path or f"{op} {name}", op, mapped=path is not None)
+        row.times_us[k] += float(event["dur"])
+        if k == 0:
+            row.bytes_moved += node_bytes(args, optimised.nodes.get(name), optimised.weights)
+            row.ops += 1
+    if len(walls) != len(runs):
+        walls = [statistics.median(walls)] * len(runs)
+    return RawProfile(rows=list(rows.values()), walls_ms=walls)

@@ -13,7 +13,7 @@ from torch import nn
 
 import mbprof
 from mbprof.analysis.deploy import fold_batchnorm
-from mbprof.analysis.latency import harness, machine, onnx_runtime, runtimes
+from mbprof.analysis.latency import harness, machine, runtimes
 from mbprof.analysis.latency.harness import time_model
 from mbprof.analysis.latency.machine import (
     Clock,
@@ -314,14 +314,14 @@ def test_onnxruntime_runs_a_real_session(monkeypatch):
     model = Recorder().eval()
     _randomise_bn(model)
     calls = []
-    real_session = onnx_runtime.onnx_session
+    real_session = runtimes.onnx_session
 
     def spy(model, example, threads, folder):
         session, name = real_session(model, example, threads, folder)
         calls.append((session, name, example))
         return session, name
 
-    monkeypatch.setattr(onnx_runtime, "onnx_session", spy)
+    monkeypatch.setattr(runtimes, "onnx_session", spy)
     t = time_model(model, (1, 3, 16, 16), settings(backend="onnxruntime"), madds=1)
     ((session, name, example),) = calls
     assert isinstance(session, onnxruntime.InferenceSession)
@@ -416,10 +416,10 @@ def test_device_choice_with_a_gpu(monkeypatch):
 
 
 def test_a_dtype_the_device_cannot_run_is_refused(monkeypatch):
-    def cannot(device, dtype):
+    def cannot(self, x):
         raise RuntimeError("\"slow_conv2d_cpu\" not implemented for 'Half'\nmore text")
 
-    monkeypatch.setattr(machine, "_probe_dtype", cannot)
+    monkeypatch.setattr(nn.Hardswish, "forward", cannot)
     machine._dtype_runs.cache_clear()  # the probe runs once per process
     with pytest.raises(MbprofError, match=r"dtype fp16 cannot run on cpu .*not implemented"):
         resolve_settings(LatencySettings(dtype="fp16"))

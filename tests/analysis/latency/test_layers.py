@@ -13,14 +13,15 @@ from torch import nn
 from mbprof.analysis.counting import count
 from mbprof.analysis.latency import roofline
 from mbprof.analysis.latency.machine import resolve_settings
-from mbprof.analysis.latency.onnx_runtime import (
+from mbprof.analysis.latency.runtimes import (
+    OUTSIDE,
     ExportedNode,
     Graph,
     folded_norms,
     map_node,
     node_bytes,
+    profile_eager,
 )
-from mbprof.analysis.latency.runtimes import OUTSIDE, profile_eager
 from mbprof.core.errors import MbprofError
 from mbprof.core.settings import LatencySettings
 
@@ -114,11 +115,11 @@ def test_a_layer_timed_within_the_resolution_leaves_the_ceiling_as_it_is():
     conv_madds = 4 * 3 * 9 * SIDE * SIDE  # by hand: 27,648
     raw = RawProfile([RawLayer("conv", "Conv2d", [1.0])], walls_ms=[0.01])  # 1 us
     fast = 2 * conv_madds / 1e-6 / 1e9  # 55.3 GFLOP/s > COMPUTE
-    common = dict(backend="executorch", batch=1, dtype="fp32", latency_ms=0.01)
-    raised = finish(raw, counted, compute_gflops=COMPUTE, bandwidth_gbs=BANDWIDTH, **common)
+    settings = LatencySettings(backend="executorch", batch=1, dtype="fp32")
+    raised = finish(raw, counted, settings, 0.01, compute_gflops=COMPUTE, bandwidth_gbs=BANDWIDTH)
     assert raised.compute_gflops == pytest.approx(fast)
     coarse = RawProfile(raw.rows, raw.walls_ms, resolution_ms=0.02)  # XNNPACK's 1 us ticks
-    kept = finish(coarse, counted, compute_gflops=COMPUTE, bandwidth_gbs=BANDWIDTH, **common)
+    kept = finish(coarse, counted, settings, 0.01, compute_gflops=COMPUTE, bandwidth_gbs=BANDWIDTH)
     assert kept.compute_gflops == COMPUTE
 
 
@@ -132,7 +133,7 @@ def test_compile_cannot_be_profiled_per_layer():
 
 
 def test_onnx_nodes_are_traced_back_to_modules():
-    graph = Graph.of(
+    graph = Graph(
         [
             # the exporter folded batch norm features.0.1 into its convolution
             ExportedNode("node_Conv_1", "Conv", "features.0.1", ("input", "w"), ("bn_out",)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -78,17 +79,23 @@ def test_quantize_is_lower_cased_and_kept():
 # --------------------------------------------------------------------------- closeness
 
 
+def form(model, shape=(1, 3, 16, 16), notes=None):
+    """What closeness reads of a deployed model (its backend named "x")."""
+    settings = SimpleNamespace(backend="x")
+    return SimpleNamespace(model=model, example=torch.zeros(shape), notes=notes, settings=settings)
+
+
 def test_closeness_of_outputs_whose_answer_is_known():
     model = small_net()
     notes: list[str] = []
-    same = closeness(model, model, (1, 3, 16, 16), notes, "x")
+    same = closeness(form(model, notes=notes), model)
     assert same == {"int8_cosine": pytest.approx(1.0), "int8_top1_agreement": 1.0}
     assert len(notes) == 1 and "not an accuracy figure" in notes[0]
     assert f"on {PROBE_IMAGES} random images" in notes[0]
-    flipped = closeness(model, lambda x: -model(x), (1, 3, 16, 16), [], "x")
+    flipped = closeness(form(model, notes=[]), lambda x: -model(x))
     assert flipped["int8_cosine"] == pytest.approx(-1.0)
     warned: list[str] = []
-    zeros = closeness(model, lambda x: torch.zeros(1, 100), (1, 3, 16, 16), warned, "x")
+    zeros = closeness(form(model, notes=warned), lambda x: torch.zeros(1, 100))
     assert zeros["int8_cosine"] == 0.0  # all-zero logits: what an int8 model of ~1e-9 gives
     assert any("strays far from fp32 (cosine 0.00)" in note for note in warned)
 
@@ -101,7 +108,7 @@ def test_closeness_covers_the_probe_images_at_any_batch():
         calls.append(x.shape[0])
         return model(x)
 
-    closeness(model, counting, (5, 3, 16, 16), [], "x")
+    closeness(form(model, (5, 3, 16, 16), []), counting)
     assert sum(calls) >= PROBE_IMAGES and all(n == 5 for n in calls)
 
 

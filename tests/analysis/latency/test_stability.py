@@ -142,7 +142,7 @@ def scripted_jobs(names, slow=None):
 
 def test_interleave_times_configurations_round_robin():
     jobs, log = scripted_jobs("abc")
-    results = il.interleave(jobs, min_time_s=0.15, warmup=1, rounds=3, measure_load=False)
+    results = il.interleave(jobs, min_time_s=0.15, warmup=1, rounds=3)
     # warm-up in order, then rounds rotated: abc, bca, cab
     assert "".join(log) == "abc" + "abc" + "bca" + "cab"
     for res in results:
@@ -161,7 +161,7 @@ def unbudgeted(monkeypatch):
 def test_an_outlier_round_is_measured_again_and_replaced(unbudgeted):
     # b's second round (visit 2; visit 0 is the warm-up) ran 1.5x slower
     jobs, log = scripted_jobs("ab", slow={"b": {2: 1.5}})
-    results = il.interleave(jobs, min_time_s=0.15, warmup=1, rounds=3, measure_load=False)
+    results = il.interleave(jobs, min_time_s=0.15, warmup=1, rounds=3)
     a, b = results
     assert a.remeasured == 0 and b.remeasured == 1 and b.outliers_left == 0
     assert "".join(log) == "ab" + "ab" + "ba" + "ab" + "b"  # b measured again at the end
@@ -172,7 +172,7 @@ def test_an_outlier_round_is_measured_again_and_replaced(unbudgeted):
 def test_a_round_that_stays_an_outlier_is_a_reason(unbudgeted):
     # every visit of b after its first two rounds is slow: round 3 and both measured again
     jobs, _ = scripted_jobs("ab", slow={"b": {3: 2.0, 4: 2.0, 5: 2.0}})
-    (_, b) = il.interleave(jobs, min_time_s=0.15, warmup=1, rounds=3, measure_load=False)
+    (_, b) = il.interleave(jobs, min_time_s=0.15, warmup=1, rounds=3)
     assert b.remeasured == il.REMEASURES and b.outliers_left == 1
     (reason,) = b.reasons()  # the budget it names is set to inf here (unbudgeted)
     assert reason.startswith(
@@ -187,7 +187,7 @@ def test_a_failing_configuration_is_dropped_and_the_others_go_on():
         raise RuntimeError("no")
 
     jobs[0] = il.Job(run=broken)
-    a, b = il.interleave(jobs, min_time_s=0.1, warmup=1, rounds=2, measure_load=False)
+    a, b = il.interleave(jobs, min_time_s=0.1, warmup=1, rounds=2)
     assert isinstance(a.error, RuntimeError) and b.error is None and len(b.per_run_s) >= 6
 
 
