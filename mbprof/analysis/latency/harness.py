@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from mbprof.analysis.latency import executorch, machine, runtimes
+from mbprof.analysis.latency import executorch, machine, onnx_runtime, runtimes
 from mbprof.analysis.latency.machine import Clock, MachineLoad, machine_peak_gflops, time_blocks
 from mbprof.analysis.latency.runtimes import Prepared
 from mbprof.core.errors import MbprofError
@@ -24,7 +24,7 @@ from mbprof.core.settings import LatencySettings, ResolvedLatency
 PREPARE = {
     "eager": runtimes.eager,
     "compile": runtimes.compiled,
-    "onnxruntime": runtimes.onnx_runtime,
+    "onnxruntime": onnx_runtime.prepare,
     "executorch": executorch.prepare,
 }
 ROUNDS = 5

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import mbprof
-from mbprof.analysis.latency import runtimes
+from mbprof.analysis.latency import onnx_runtime, runtimes
 from mbprof.analysis.latency.harness import time_model
 from mbprof.analysis.latency.machine import resolve_settings
 from mbprof.api import build_sized
@@ -38,7 +38,7 @@ def corrupting(monkeypatch, scale: float) -> list[str]:
     import onnx
     from onnx import numpy_helper
 
-    real = runtimes.onnx_session
+    real = onnx_runtime.onnx_session
     corrupted: list[str] = []
 
     def session(model, example, threads, folder):
@@ -59,7 +59,7 @@ def corrupting(monkeypatch, scale: float) -> list[str]:
         opened = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return opened, opened.get_inputs()[0].name
 
-    monkeypatch.setattr(runtimes, "onnx_session", session)
+    monkeypatch.setattr(onnx_runtime, "onnx_session", session)
     return corrupted
 
 

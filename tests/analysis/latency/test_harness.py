@@ -13,7 +13,7 @@ from torch import nn
 
 import mbprof
 from mbprof.analysis.deploy import fold_batchnorm
-from mbprof.analysis.latency import harness, machine, runtimes
+from mbprof.analysis.latency import harness, machine, onnx_runtime, runtimes
 from mbprof.analysis.latency.harness import time_model
 from mbprof.analysis.latency.machine import (
     Clock,
@@ -314,14 +314,14 @@ def test_onnxruntime_runs_a_real_session(monkeypatch):
     model = Recorder().eval()
     _randomise_bn(model)
     calls = []
-    real_session = runtimes.onnx_session
+    real_session = onnx_runtime.onnx_session
 
     def spy(model, example, threads, folder):
         session, name = real_session(model, example, threads, folder)
         calls.append((session, name, example))
         return session, name
 
-    monkeypatch.setattr(runtimes, "onnx_session", spy)
+    monkeypatch.setattr(onnx_runtime, "onnx_session", spy)
     t = time_model(model, (1, 3, 16, 16), settings(backend="onnxruntime"), madds=1)
     ((session, name, example),) = calls
     assert isinstance(session, onnxruntime.InferenceSession)

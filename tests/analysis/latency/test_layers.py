@@ -13,15 +13,14 @@ from torch import nn
 from mbprof.analysis.counting import count
 from mbprof.analysis.latency import roofline
 from mbprof.analysis.latency.machine import resolve_settings
-from mbprof.analysis.latency.runtimes import (
-    OUTSIDE,
+from mbprof.analysis.latency.onnx_runtime import (
     ExportedNode,
     Graph,
     folded_norms,
     map_node,
     node_bytes,
-    profile_eager,
 )
+from mbprof.analysis.latency.runtimes import OUTSIDE, profile_eager
 from mbprof.core.errors import MbprofError
 from mbprof.core.settings import LatencySettings
 
