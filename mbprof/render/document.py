@@ -62,17 +62,11 @@ class Document:
 
 
 class Rows:
-    """A small table without pandas: the few ``DataFrame`` methods the renderers call."""
+    """A small table without pandas: the one ``DataFrame`` method the renderers call."""
 
     def __init__(self, records: list[dict[str, Any]], columns: list[str] | None = None) -> None:
         self.records = [dict(r) for r in records]
         self.columns = list(columns if columns is not None else (records[0] if records else []))
-
-    def __getitem__(self, keys: list[str]) -> Rows:
-        return Rows([{k: r.get(k) for k in keys} for r in self.records], list(keys))
-
-    def itertuples(self, index: bool = False, name: str | None = None):  # noqa: ARG002
-        return iter(tuple(r.get(k) for k in self.columns) for r in self.records)
 
     def to_dict(self, orient: str = "records") -> list[dict[str, Any]]:  # noqa: ARG002
         return [{k: r.get(k) for k in self.columns} for r in self.records]
@@ -187,7 +181,7 @@ def text_rows(table: Table) -> tuple[list[str], list[str], list[list[str]], list
     keys = table.text_keys
     headers = [safe_text(table.headers.get(k, column(k).header)) for k in keys]
     kinds = [table.kinds.get(k, column(k).kind) for k in keys]
-    raw = list(table.frame[keys].itertuples(index=False, name=None))
+    raw = [tuple(r[k] for k in keys) for r in table.frame.to_dict(orient="records")]
     rows = [[safe_text(format_value(v, k)) for v, k in zip(r, kinds, strict=True)] for r in raw]
     return headers, kinds, rows, raw
 

@@ -40,29 +40,26 @@ def _e(text: object) -> str:
     return html.escape(safe_text(str(text)))
 
 
-def _number(value: object) -> object:
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def _td(cell: str, kind: str, value: object, top: float) -> str:
+    if kind == "text":
+        return f"<td>{_e(cell)}</td>"
+    if kind == "percent" and value is not None:
+        size = f"background-size:{100 * abs(value) / top:.1f}% 100%"
+        return f'<td class="n bar" style="{size}" data-v="{value}">{_e(cell)}</td>'
+    return f'<td class=n data-v="{"" if value is None else value}">{_e(cell)}</td>'
 
 
 def _table(table: Table) -> str:
     headers, kinds, rows, raw = text_rows(table)
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    numbers = [[_number(_jsonable(v)) for v in values] for values in raw]
+    numbers = [[v if type(v := _jsonable(x)) in (int, float) else None for x in r] for r in raw]
     # A share drawn as a bar behind its figure, the column's largest as a full cell.
     tops = [max((abs(r[i]) for r in numbers if r[i] is not None), default=0) or 1
             for i in range(len(kinds))]  # fmt: skip
-    body = []
-    for cells, values in zip(rows, numbers, strict=True):
-        tds = []
-        for i, (cell, kind, value) in enumerate(zip(cells, kinds, values, strict=True)):
-            if kind == "text":
-                tds.append(f"<td>{_e(cell)}</td>")
-            elif kind == "percent" and value is not None:
-                size = f"background-size:{100 * abs(value) / tops[i]:.1f}% 100%"
-                tds.append(f'<td class="n bar" style="{size}" data-v="{value}">{_e(cell)}</td>')
-            else:
-                tds.append(f'<td class=n data-v="{"" if value is None else value}">{_e(cell)}</td>')
-        body.append("<tr>" + "".join(tds) + "</tr>")
+    body = [
+        "<tr>" + "".join(map(_td, cells, kinds, values, tops)) + "</tr>"
+        for cells, values in zip(rows, numbers, strict=True)
+    ]
     title = f"<h2>{_e(table.title)}</h2>" if table.title else ""
     return (
         f'{title}<table class="rows"><thead><tr>{head}</tr></thead>'

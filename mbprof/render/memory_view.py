@@ -39,16 +39,12 @@ def resolution_frame(report: MemoryReport) -> pd.DataFrame:
 
 
 def resolution_table(report: MemoryReport, hide_ops: bool = False) -> Table:
-    return Table(
-        name="memory_per_resolution",
-        frame=resolution_frame(report),
-        title=(
-            f"Largest activation per spatial size ({dtype_text(report)}; materialized, then "
-            f"memory-efficient with {_chunks_text(report)})"
-        ),
-        hidden_in_text=("op", "op_efficient") if hide_ops else (),
-        secondary=("op_efficient", "op", "channels_efficient", "channels"),
-    )
+    title = f"Largest activation per spatial size ({dtype_text(report)}; materialized, then "
+    title += f"memory-efficient with {_chunks_text(report)})"
+    hidden = ("op", "op_efficient") if hide_ops else ()
+    secondary = ("op_efficient", "op", "channels_efficient", "channels")
+    frame = resolution_frame(report)
+    return Table("memory_per_resolution", frame, title, {}, {}, hidden, secondary)
 
 
 # The chunked blocks' table: its columns (mbprof.frame.columns), in order, and the block
@@ -94,7 +90,8 @@ def _where(point: LivePoint) -> str:
     return " + ".join(parts) + f" ({format_value(point.live_bytes, 'bytes')})"
 
 
-def memory_facts(report: MemoryReport) -> list[Fact]:
+def memory_facts(report: MemoryReport, measured: MeasuredMemory | None = None) -> list[Fact]:
+    """The facts of ``report`` (and of a ``measured`` pass beside it, where one ran)."""
     peak, efficient = report.peak.live_bytes, report.peak_efficient.live_bytes
     ratio = peak / efficient if efficient else float("nan")
     largest = report.max_tensor_bytes_efficient
@@ -114,20 +111,18 @@ def memory_facts(report: MemoryReport) -> list[Fact]:
         ("eager_peak_bytes", "Peak, eager PyTorch op by op (bytes)", report.eager_peak_bytes,
          "int", "batch norm writes a new tensor; each tensor freed after its last use"),
     ]  # fmt: skip
-    return [Fact(*f) for f in facts]
-
-
-def measured_facts(measured: MeasuredMemory) -> list[Fact]:
-    facts = [
-        ("measured_peak_bytes", f"Measured peak, real {measured.device} pass (bytes)",
-         measured.peak_bytes, "int",
-         "storages freed when PyTorch frees them (Python references keep some longer)"),
-        ("measured_last_use_peak_bytes", "Measured, freed at last use (bytes)",
-         measured.last_use_peak_bytes, "int",
-         "the real storages under the analysis' rule: equals the eager peak"),
-        ("allocator_peak_bytes", "CUDA max_memory_allocated (bytes)",
-         measured.allocator_peak_bytes, "int", "includes workspaces and 512-byte block rounding"),
-    ]  # fmt: skip
+    if measured is not None:
+        facts += [
+            ("measured_peak_bytes", f"Measured peak, real {measured.device} pass (bytes)",
+             measured.peak_bytes, "int",
+             "storages freed when PyTorch frees them (Python references keep some longer)"),
+            ("measured_last_use_peak_bytes", "Measured, freed at last use (bytes)",
+             measured.last_use_peak_bytes, "int",
+             "the real storages under the analysis' rule: equals the eager peak"),
+            ("allocator_peak_bytes", "CUDA max_memory_allocated (bytes)",
+             measured.allocator_peak_bytes, "int",
+             "includes workspaces and 512-byte block rounding"),
+        ]  # fmt: skip
     return [Fact(*f) for f in facts if f[2] is not None or f[0] != "allocator_peak_bytes"]
 
 
@@ -145,15 +140,10 @@ NOTES = [
 ]
 
 
-def memory_document(
-    spec: ModelSpec,
-    report: MemoryReport,
-    measured: MeasuredMemory | None = None,
-) -> Document:
+def memory_document(spec: ModelSpec, report: MemoryReport, measured: MeasuredMemory | None = None):
     shape = "x".join(str(d) for d in spec.input_shape(report.batch))
     facts = [Fact("model", "Model", spec.label, "text")]
-    facts.append(Fact("input_shape", "Input", shape, "text"))
-    facts += memory_facts(report) + (measured_facts(measured) if measured is not None else [])
+    facts += [Fact("input_shape", "Input", shape, "text"), *memory_facts(report, measured)]
     tables = [resolution_table(report)]
     if report.blocks:
         title = "Chunked blocks of the memory-efficient mode (found by structure)"

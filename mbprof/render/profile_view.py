@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from mbprof.core.records import FlopsCount, LayerRow, Profile
+from mbprof.core.records import LayerRow, Profile
 from mbprof.core.units import format_value
 from mbprof.render.document import Document, Fact, Table, data_frame
 
@@ -54,18 +54,6 @@ FLOPS_NOTE = (
 )
 
 
-def flops_table(flops: FlopsCount) -> Table:
-    """FLOPs in the 2-per-multiply-add convention, each kind with the rule that counted it."""
-    rows = []
-    for kind, n in flops.by_kind.items():  # 'Multiply-adds', 'Batch norm', ...
-        name = "Multiply-adds" if kind == "multiply_adds" else kind.replace("_", " ").capitalize()
-        rows.append({"kind": kind, "name": name, "flops": n, "rule": flops.rules.get(kind, "")})
-    title = "FLOPs, 2 per multiply-add (the other common convention), by kind"
-    headers = {"name": "Kind", "flops": "FLOPs", "rule": "Rule"}
-    kinds = {"kind": "text", "name": "text", "flops": "int", "rule": "text"}
-    return Table("flops", data_frame(rows), title, headers, kinds, ("kind",))
-
-
 def profile_document(result: Profile, by: str = "layer", max_depth: int | None = None) -> Document:
     """``by`` "layer", "module" (to ``max_depth``; a depth alone means it) or "type"."""
     by, max_depth = check_grouping(by, max_depth)
@@ -104,15 +92,20 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         *(f"Not measured: {line}" for line in result.missing),
     ]
     tables = [table]
-    if result.flops is not None:
+    if (flops := result.flops) is not None:
         note = "2 per multiply-add + element-wise ops (DeepSpeed/calflops style; see below)"
-        facts.append(Fact("flops", "FLOPs", result.flops.total, "int", note))
-        tables.append(flops_table(result.flops))
+        facts.append(Fact("flops", "FLOPs", flops.total, "int", note))
+        rows = []  # each kind with the rule that counted it
+        for kind, n in flops.by_kind.items():  # 'Multiply-adds', 'Batch norm', ...
+            name = kind.replace("_", " ").capitalize().replace("Multiply adds", "Multiply-adds")
+            rows.append({"kind": kind, "name": name, "flops": n, "rule": flops.rules.get(kind, "")})
+        title = "FLOPs, 2 per multiply-add (the other common convention), by kind"
+        headers = {"name": "Kind", "flops": "FLOPs", "rule": "Rule"}
+        kinds = {"name": "text", "flops": "int", "rule": "text"}
+        tables.append(Table("flops", data_frame(rows), title, headers, kinds, ("kind",)))
         notes.append(FLOPS_NOTE)
-        if result.flops.uncounted_ops:
-            notes.append(
-                "Not in FLOPs (no rule): " + _ops_text(dict(result.flops.uncounted_ops)) + "."
-            )
+        if flops.uncounted_ops:
+            notes.append("Not in FLOPs (no rule): " + _ops_text(dict(flops.uncounted_ops)) + ".")
     if result.memory is not None:
         from mbprof.render.memory_view import NOTES, profile_memory_parts
 
