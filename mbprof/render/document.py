@@ -5,7 +5,6 @@ workflow commands). Torch- and pandas-free at import (the CLI's error line uses 
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
@@ -149,9 +148,8 @@ def to_payload(doc: Document) -> dict[str, Any]:
 
 
 def to_json(doc: Document) -> str:
-    payload = to_payload(doc)
     # json.dumps escapes control characters (and, ensure_ascii, all non-ASCII text).
-    return safe_json(json.dumps(payload, indent=2, default=str)) + "\n"
+    return safe_json(json.dumps(to_payload(doc), indent=2, default=str)) + "\n"
 
 
 def to_csv(doc: Document) -> str:
@@ -170,9 +168,7 @@ def to_csv(doc: Document) -> str:
             frame.isetitem(
                 index, frame.iloc[:, index].map(lambda v: safe_text(v) if isinstance(v, str) else v)
             )
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, lineterminator="\n")
-    return buffer.getvalue()
+    return frame.to_csv(index=False, lineterminator="\n")
 
 
 def text_rows(table: Table) -> tuple[list[str], list[str], list[list[str]], list[tuple]]:

@@ -6,6 +6,8 @@ for byte; and the document ``mbprof plot`` prints."""
 from __future__ import annotations
 
 import contextlib
+import io
+import itertools
 import math
 import numbers
 import textwrap
@@ -14,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from mbprof.core.errors import MbprofError
+from mbprof.core.files import check_writable, write_atomic
 from mbprof.core.units import format_value
 from mbprof.frame.columns import AXES, Axis, resolve_axis  # noqa: F401  (re-exported)
 from mbprof.frame.rows import is_missing
@@ -73,11 +78,9 @@ def _checked(frame: pd.DataFrame, axes: dict[str, Axis], where: str) -> pd.DataF
     for column in dict.fromkeys(c for c in columns if c in frame.columns):
         values = []
         for position, cell in enumerate(frame[column]):
-            if is_missing(cell) or (isinstance(cell, str) and not cell.strip()):
-                values.append(math.nan)
-                continue
-            value = None
-            if isinstance(cell, (numbers.Real, str)) and not isinstance(cell, bool):
+            blank = is_missing(cell) or (isinstance(cell, str) and not cell.strip())
+            value = math.nan if blank else None
+            if not blank and isinstance(cell, (numbers.Real, str)) and not isinstance(cell, bool):
                 with contextlib.suppress(ValueError):
                     value = float(cell)
             said = f"{where}, row {position + 1}, column {column!r}: {cell!r} is not a"
@@ -92,8 +95,6 @@ def _checked(frame: pd.DataFrame, axes: dict[str, Axis], where: str) -> pd.DataF
 
 def check_figure_path(path: str | Path, option: str) -> Path:
     """Refuse, before any work, a figure path of an unknown kind or that cannot be written."""
-    from mbprof.core.files import check_writable
-
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg", ".pdf"):
         shown = path.suffix or "no extension"
@@ -150,10 +151,6 @@ class PlotResult:
     fit: tuple[float, float] | None = None  # a fit plot's Pearson r and Spearman rho
 
 
-def _in_x_order(rows: pd.DataFrame, x: Axis, y: Axis) -> pd.DataFrame:
-    return rows.sort_values([x.column, y.column]).reset_index(drop=True)
-
-
 def plot_frame(
     frame: pd.DataFrame,
     x: Axis,
@@ -189,15 +186,16 @@ def plot_frame(
     figure = draw_figure(
         frame, points, x, y, log_x=log_x, log_y=log_y, title=title, pareto=pareto, fit=fit
     )
-    save_figure(figure, Path(path))
-    frontier = _in_x_order(points[points["on_frontier"]] if pareto else points.iloc[0:0], x, y)
-    kind = "pareto" if pareto else "fit"
-    return PlotResult(Path(path), kind, points, frontier, omitted, notes, fit)
+    save_figure(figure, path)
+    frontier = points[points["on_frontier"]] if pareto else points.iloc[0:0]
+    frontier = frontier.sort_values([x.column, y.column]).reset_index(drop=True)
+    return PlotResult(path, "pareto" if pareto else "fit", points, frontier, omitted, notes, fit)
 
 
 def frontier_document(result: PlotResult, x: Axis, y: Axis, where: str):
     """What `plot` prints: the frontier's configurations (every point for a fit plot)."""
-    shown = _in_x_order(result.frontier if result.kind == "pareto" else result.points, x, y)
+    shown = result.frontier if result.kind == "pareto" else result.points
+    shown = shown.sort_values([x.column, y.column]).reset_index(drop=True)
     keys = ["label", "model", "width", "depth", "resolution", x.column, y.column]
     if (x.quality or y.quality) and "accuracy_source" in shown.columns:
         keys.append("accuracy_source")
@@ -287,25 +285,6 @@ def new_axes(size: tuple[float, float]):
     return fig, fig.add_subplot()
 
 
-def model_styles(points: pd.DataFrame) -> dict[str, tuple[str, str, str]]:
-    """model -> (colour, marker, legend name): a colour per family, a marker per model, the
-    legend naming the family, or the variant beside others of its family."""
-    by_family: dict[str, list[str]] = {}
-    for model, family in dict(zip(points["model"], points["family"], strict=True)).items():
-        by_family.setdefault(family, []).append(model)  # families in order of appearance
-    others: dict[str, str] = {}
-    styles: dict[str, tuple[str, str, str]] = {}
-    for family, models in by_family.items():
-        squashed = family.lower().replace(" ", "").replace("-", "").replace("_", "")
-        colour = next((c for p, c in FAMILY_COLOURS.items() if squashed.startswith(p)), None)
-        if colour is None:
-            colour = others.setdefault(family, OTHER_COLOURS[len(others) % len(OTHER_COLOURS)])
-        for index, model in enumerate(sorted(models)):
-            name = family if len(models) == 1 else variant_name(str(model), family)
-            styles[model] = (colour, MARKERS[index % len(MARKERS)], name)
-    return styles
-
-
 def draw_figure(
     frame: pd.DataFrame,
     points: pd.DataFrame,
@@ -319,7 +298,6 @@ def draw_figure(
     fit: tuple[float, float] | None = None,
 ):
     """The figure of ``points`` (from ``plot_points``), not yet saved."""
-    import numpy as np
     from matplotlib.ticker import FuncFormatter, LogLocator
 
     xs, ys = (
@@ -328,7 +306,18 @@ def draw_figure(
     )
     # More room for many points: the labels keep their size, the plot grows.
     fig, ax = new_axes((8.0, 5.6) if len(points) <= 30 else (10.0, 7.0))
-    styles = model_styles(points)
+    # model -> (colour, marker, legend name): a colour per family, a marker per model, the
+    # legend naming the family, or the variant beside others of its family.
+    families = dict(zip(points["model"], points["family"], strict=True))
+    spare, styles = itertools.cycle(OTHER_COLOURS), {}
+    for family in dict.fromkeys(families.values()):  # in order of appearance
+        models = sorted(m for m, f in families.items() if f == family)
+        squashed = family.lower().replace(" ", "").replace("-", "").replace("_", "")
+        preset = (c for p, c in FAMILY_COLOURS.items() if squashed.startswith(p))
+        colour = next(preset, None) or next(spare)
+        for index, model in enumerate(models):
+            name = family if len(models) == 1 else variant_name(str(model), family)
+            styles[model] = (colour, MARKERS[index % len(MARKERS)], name)
     dots = {"s": 34, "edgecolors": "white", "linewidths": 0.6, "zorder": 3}
     for model, (colour, marker, name) in styles.items():
         rows = points.index[points["model"] == model]
@@ -415,10 +404,6 @@ def footnote(fig, lines: list[str], y: float = 0.008, warning: list[str] = ()) -
 
 def save_figure(fig, path: Path) -> None:
     """Write ``fig`` whole (PNG, SVG or PDF by the extension), the same bytes each time."""
-    import io
-
-    from mbprof.core.files import write_atomic
-
     buffer = io.BytesIO()
     fmt = path.suffix.lower().lstrip(".")
     # No creation dates or version strings, so that a figure regenerates byte for byte.
@@ -430,8 +415,6 @@ def save_figure(fig, path: Path) -> None:
 
 def _overlap(box, boxes) -> float:
     """Summed intersection area of ``box`` (x0, y0, x1, y1) with each row of ``boxes``."""
-    import numpy as np
-
     if len(boxes) == 0:
         return 0.0
     boxes = np.asarray(boxes, dtype=float)
@@ -458,8 +441,6 @@ def _candidates() -> list[tuple[float, float, str, str, bool]]:
 
 def _boxes_along(start, end, px_per_pt: float, half: float, ends: bool):
     """Small boxes about every 3 points along a segment (``ends`` False: ends left free)."""
-    import numpy as np
-
     (x0, y0), (x1, y1) = start, end
     steps = max(2, int(math.hypot(x1 - x0, y1 - y0) / (3 * px_per_pt)))
     ts = np.linspace(0, 1, steps) if ends else [k / steps for k in range(1, steps)]
@@ -469,7 +450,6 @@ def _boxes_along(start, end, px_per_pt: float, half: float, ends: bool):
 
 def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsize: float) -> None:
     """Each label at the first nearby spot that covers nothing, else the least-covered."""
-    import numpy as np
     from matplotlib.colors import to_rgb
 
     renderer = fig.canvas.get_renderer()
