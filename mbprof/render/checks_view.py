@@ -55,10 +55,8 @@ def environment_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         if (where := cell(row, "cpu_model")) is not None:
             gpu = cell(row, "device") == "cuda"
             where = f"{cell(row, 'device_name')} (host CPU {where})" if gpu else f"CPU {where}"
-            seen[
-                f"Latency measured on this machine's {where}, torch {cell(row, 'torch_version')}; "
-                "timings vary with the machine and its load."
-            ] = None
+            said = f"Latency measured on this machine's {where}, torch {cell(row, 'torch_version')}"
+            seen[said + "; timings vary with the machine and its load."] = None
     return list(seen)
 
 

@@ -81,10 +81,9 @@ def stability_notes(frame: pd.DataFrame) -> list[str]:
     # The machine's reasons (other processes, steal, CPUs, clock) said once for the rows
     # that share them; a row's own figures (spread, drift, blocks) on its line.
     groups: dict[str, list[str]] = {}
-    for _, reasons in rows:
-        for reason in reasons:
-            if not reason.startswith(_ROW_REASONS):
-                groups.setdefault(re.sub(_NUMBER, "#", reason), []).append(reason)
+    seen = [r for _, reasons in rows for r in reasons]
+    for reason in (r for r in seen if not r.startswith(_ROW_REASONS)):
+        groups.setdefault(re.sub(_NUMBER, "#", reason), []).append(reason)
     shared = {key: found for key, found in groups.items() if len(found) > 1}
     total = int(frame["latency_verdict"].notna().sum())
     head = f"UNSTABLE latency (marked in the Timing column) for {len(rows)} of {total} rows"
@@ -100,7 +99,6 @@ def stability_notes(frame: pd.DataFrame) -> list[str]:
     if len(lines) == 1:
         head, lines = f"{head}: {lines[0]}", []
     threads = frame["threads"].max() if "threads" in frame else None
-    seen = [r for _, reasons in rows for r in reasons]
     return [head + ".", *lines, remedy(seen, threads), STABILITY_NOTE]
 
 

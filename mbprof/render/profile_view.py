@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 from mbprof.core.records import LayerRow, Profile
 from mbprof.core.units import format_value
 from mbprof.render.document import Document, Fact, Table, data_frame
+from mbprof.render.memory_view import NOTES as MEMORY_NOTES
+from mbprof.render.memory_view import memory_facts, resolution_table
 
 if TYPE_CHECKING:
     import pandas as pd
-
 
 MADDS_NOTE = "conv + fully connected multiply-accumulates, batch 1"
 USED_NOTE = "read by the inference forward pass"
@@ -106,13 +107,11 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         notes.append(FLOPS_NOTE)
         if flops.uncounted_ops:
             notes.append("Not in FLOPs (no rule): " + _ops_text(dict(flops.uncounted_ops)) + ".")
-    if result.memory is not None:
-        from mbprof.render.memory_view import NOTES, profile_memory_parts
-
-        memory_facts, memory_table = profile_memory_parts(result.memory)
-        facts += memory_facts
-        tables.append(memory_table)
-        notes += NOTES
+    if result.memory is not None:  # the two peaks and the per-resolution table
+        keys = ("mem_dtype", "peak_act_bytes", "peak_act_bytes_efficient", "mem_chunks")
+        facts += [f for f in memory_facts(result.memory) if f.key in keys]
+        tables.append(resolution_table(result.memory, hide_ops=True))
+        notes += MEMORY_NOTES
     return Document(f"{spec.label}: MAdds and parameters", facts, tables, notes, kind="profile")
 
 
@@ -172,11 +171,10 @@ def grouped_table(layers: Sequence[LayerRow], by: str, depth: int | None) -> Tab
         groups.setdefault(key(row), []).append(row)
     rows = []
     for group, members in groups.items():
-        sizes = [r.out_hw for r in members if r.out_hw is not None]
         sums = {f: sum(getattr(r, f) for r in members) for f in ("madds", "params", "other_flops")}
         shares = {"madds_share": _share(sums["madds"], madds)}
         shares["params_share"] = _share(sums["params"], params)
-        hw = pair(sizes[-1]) if sizes else None
+        hw = next((pair(r.out_hw) for r in reversed(members) if r.out_hw is not None), None)
         rows.append({name: group, "layers": len(members), "output_hw": hw, **sums, **shares})
     if by == "module":
         table, keys = "modules", "module layers output_hw madds params other_flops madds_share"

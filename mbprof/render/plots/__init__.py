@@ -119,8 +119,16 @@ def plot_points(frame: pd.DataFrame, x: Axis, y: Axis) -> tuple[pd.DataFrame, in
         plain = is_missing(depth := row.get("depth")) or float(depth) == 1.0
         labels.append(label if plain else f"{label} d{float(depth):g}")
     usable["label"] = labels
-    families = {m: family_of(str(m)) for m in usable["model"].unique()}
-    usable["family"] = [families[m] for m in usable["model"]]
+    from mbprof.core.records import is_import_path
+    from mbprof.models import get_model_info
+
+    families = {}  # the registry's, "user model" for an import path (never imported)
+    for m in map(str, usable["model"].unique()):
+        try:
+            families[m] = "user model" if is_import_path(m) else get_model_info(m).family
+        except Exception:  # noqa: BLE001 - user models and unknown names keep their own name
+            families[m] = m
+    usable["family"] = [families[str(m)] for m in usable["model"]]
     xs, ys = (usable[a.column].astype(float).tolist() for a in (x, y))
     front = pareto_indices(xs, ys, x.lower_is_better, not y.lower_is_better)
     usable["on_frontier"] = False
@@ -246,17 +254,6 @@ FAMILY_COLOURS = {
 }
 OTHER_COLOURS = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">")
-
-
-def family_of(model: str) -> str:
-    """The registry's family of ``model``; an import path is a "user model" (never imported)."""
-    try:
-        from mbprof.core.records import is_import_path
-        from mbprof.models import get_model_info
-
-        return "user model" if is_import_path(model) else get_model_info(model).family
-    except Exception:  # noqa: BLE001 - user models and unknown names keep their own name
-        return model
 
 
 def _squashed(text: str) -> str:
@@ -427,15 +424,13 @@ def _candidates() -> list[tuple[float, float, str, str, bool]]:
     """Offsets in points around a marker, nearest first: (dx, dy, ha, va, leader line)."""
     out = []
     for radius in (4.0, 9.0, 15.0, 22.0, 30.0):
-        leader = radius > 5
         for step in (1, 11, 5, 7, 0, 6, 3, 9, 2, 10, 4, 8):  # diagonals and sides first
+            gap = 1.25 if step % 3 == 0 else 1.0  # on the sides: a gap from the marker's edge
             angle = math.radians(30 * step)
-            dx, dy = radius * math.cos(angle), radius * math.sin(angle)
+            dx, dy = radius * math.cos(angle) * gap, radius * math.sin(angle) * gap
             ha = "left" if dx > 1e-6 else "right" if dx < -1e-6 else "center"
             va = "bottom" if dy > 1e-6 else "top" if dy < -1e-6 else "center"
-            if ha == "center" or va == "center":  # keep a gap from the marker's edge
-                dx, dy = dx * 1.25, dy * 1.25
-            out.append((round(dx, 3), round(dy, 3), ha, va, leader))
+            out.append((round(dx, 3), round(dy, 3), ha, va, radius > 5))
     return out
 
 
@@ -455,7 +450,7 @@ def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsi
     renderer = fig.canvas.get_renderer()
     px_per_pt = fig.dpi / 72.0
     pts = ax.transData.transform(np.column_stack([xs, ys]))
-    frame_box = ax.get_window_extent(renderer)
+    frame_extent = [ax.get_window_extent(renderer).extents]
     radii = [(6.0 if ring else 4.0) * px_per_pt for ring in rings]
     markers = [(x - r, y - r, x + r, y + r) for (x, y), r in zip(pts, radii, strict=True)]
     lines = []
@@ -470,7 +465,6 @@ def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsi
         probe.remove()
     placed: list[tuple[float, float, float, float]] = []
     leaders: list[tuple[float, float, float, float]] = []
-    frame_extent = [frame_box.extents]
     for i in order:
         w, h = sizes[labels[i]]
         others = [m for j, m in enumerate(markers) if j != i]
@@ -484,8 +478,7 @@ def place_labels(fig, ax, xs, ys, labels, colours, rings, order, line_xy, fontsi
             score = sum(k * _overlap(box, boxes) for boxes, k in weights)
             score += 5 * (w * h - _overlap(box, frame_extent))
             segment = _boxes_along(pts[i], (ax_, ay_), px_per_pt, 1.0, ends=False) if leader else []
-            if segment:
-                score += sum(3 * _overlap(b, placed) + _overlap(b, others) for b in segment)
+            score += sum(3 * _overlap(b, placed) + _overlap(b, others) for b in segment)
             if score < best_score:
                 best, best_score = (dx, dy, ha, va, leader, box, segment), score
             if score == 0:
