@@ -10,6 +10,8 @@ from mbprof.core.errors import MbprofError
 from mbprof.core.units import format_value
 from mbprof.frame.columns import COLUMNS, column
 from mbprof.render.document import Document, Fact, Table
+from mbprof.render.latency_view import latency_notes
+from mbprof.render.plots import AXES, frontier_document, plot_frame
 from mbprof.render.profile_view import COUNTS
 
 if TYPE_CHECKING:
@@ -55,8 +57,6 @@ def compare_document(
     """The comparison table: a compact view for people, every column for CSV/JSON; with
     ``plot``, top-1 against MAdds drawn there and its Pareto frontier as a second table; with
     ``figure``, that plot inline (for --html)."""
-    from mbprof.render.latency_view import latency_notes
-    from mbprof.render.plots import AXES, frontier_document, plot_frame
 
     def says(key: str) -> bool:
         column = "batch" if key == "latency_ms_per_image" else key

@@ -1,7 +1,6 @@
-"""Documents as rich terminal tables, text as ``Text`` after ``safe_text`` (never markup).
-
-A table wider than the terminal is fitted: large counts in K/M (bytes in KB), then headers
-on two lines, then secondary columns left out and named in a note. No cell is ever cut."""
+"""Documents as rich terminal tables, text as ``Text`` after ``safe_text`` (never markup). A
+table wider than the terminal is fitted: large counts in K/M (bytes in KB), then headers on two
+lines, then secondary columns left out and named in a note. No cell is ever cut."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""A document: what a command prints, before it is rendered, and its text forms (CSV, JSON,
-Markdown). Text from users' files goes through ``safe_text``, the one place that keeps it
-from acting on a terminal or a CI log (control characters, bidi overrides, newlines, GitHub
-workflow commands). Torch- and pandas-free at import (the CLI's error line uses it)."""
+"""A document: what a command prints, before it is rendered, and its CSV, JSON and Markdown.
+User text goes through ``safe_text``, the one place that keeps it from acting on a terminal or
+a CI log. Torch- and pandas-free at import (the CLI's error line uses it)."""
 
 from __future__ import annotations
 
@@ -172,8 +171,7 @@ def to_csv(doc: Document) -> str:
 
 
 def text_rows(table: Table) -> tuple[list[str], list[str], list[list[str]], list[tuple]]:
-    """Headers, kinds and formatted cells (through ``safe_text``) for terminal, Markdown and
-    HTML, and the raw values behind the cells."""
+    """Headers, kinds, formatted cells (through ``safe_text``) and raw values of the text."""
     keys = table.text_keys
     headers = [safe_text(table.headers.get(k, column(k).header)) for k in keys]
     kinds = [table.kinds.get(k, column(k).kind) for k in keys]

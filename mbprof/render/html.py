@@ -10,8 +10,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from mbprof.core.records import DISPLAY, BenchResult, Profile
 from mbprof.core.units import format_value
 from mbprof.render.document import Document, Table, _jsonable, safe_text, text_rows
+from mbprof.render.latency_view import bench_frame, layers_document, layers_frame
+from mbprof.render.profile_view import layer_frame, profile_document
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
@@ -106,19 +109,11 @@ def to_html(doc: Document, whole: bool = True) -> str:
     )
 
 
-def _register_display() -> None:
-    from mbprof.core.records import DISPLAY, BenchResult, Profile
-    from mbprof.render.latency_view import bench_frame, layers_document, layers_frame
-    from mbprof.render.profile_view import layer_frame, profile_document
-
-    DISPLAY[Profile] = (
-        lambda p: to_html(profile_document(p), whole=False),
-        lambda p: layer_frame(p.counts.layers, p.counts.madds),
-    )
-    DISPLAY[BenchResult] = (
-        lambda b: to_html(layers_document(b), whole=False),
-        lambda b: bench_frame(b) if b.layers is None else layers_frame(b.layers),
-    )
-
-
-_register_display()
+DISPLAY[Profile] = (
+    lambda p: to_html(profile_document(p), whole=False),
+    lambda p: layer_frame(p.counts.layers, p.counts.madds),
+)
+DISPLAY[BenchResult] = (
+    lambda b: to_html(layers_document(b), whole=False),
+    lambda b: bench_frame(b) if b.layers is None else layers_frame(b.layers),
+)

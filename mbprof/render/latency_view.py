@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from mbprof.core.records import BenchResult, LayerProfile
 from mbprof.core.units import format_value
 from mbprof.frame.columns import DEPLOYMENT_FIGURES, ENVIRONMENT, ENVIRONMENT_COLUMNS, text_table
+from mbprof.frame.rows import identity_row, latency_columns
 from mbprof.render.document import Document, Fact, Table, data_frame
 from mbprof.render.profile_view import pair
 
@@ -137,8 +138,6 @@ def latency_notes(frame: pd.DataFrame, shown: tuple[str, ...] | list[str] = ()) 
 
 def bench_frame(result: BenchResult) -> pd.DataFrame:
     """The one-row table of a bench result (the compare frame's columns)."""
-    from mbprof.frame.rows import identity_row, latency_columns
-
     t = result.timing
     return data_frame([{**identity_row(result.spec), "madds": t.madds, **latency_columns(t)}])
 

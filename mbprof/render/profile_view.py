@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from mbprof.core.parsing import parse_int, refused
 from mbprof.core.records import LayerRow, Profile
 from mbprof.core.units import format_value
 from mbprof.render.document import Document, Fact, Table, data_frame
@@ -121,8 +122,6 @@ DEFAULT_DEPTH = 2  # the blocks of the torchvision layouts (features.3)
 
 def check_grouping(by: str, depth: int | str | None) -> tuple[str, int | None]:
     """``(by, depth)``: a depth alone means "module", "module" alone ``DEFAULT_DEPTH``."""
-    from mbprof.core.parsing import parse_int, refused
-
     if by not in GROUPINGS:
         raise refused("by", f"{by!r} is not a grouping; choose one of {', '.join(GROUPINGS)}")
     if depth is not None:

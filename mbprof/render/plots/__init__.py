@@ -1,7 +1,6 @@
-"""Scatter plots of configurations (matplotlib's Agg ``Figure`` API, imported only to draw):
-what cannot be plotted refused first, the points, a colour per family and a marker per model,
-the Pareto frontier or a least-squares fit, labels placed to collide with nothing, saved byte
-for byte; and the document ``mbprof plot`` prints."""
+"""Scatter plots of configurations (matplotlib's Agg, imported only to draw): bad input refused
+first, a colour per family and a marker per model, the Pareto frontier or a least-squares fit,
+labels placed to collide with nothing, saved byte for byte; and what ``mbprof plot`` prints."""
 
 from __future__ import annotations
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from mbprof.core.errors import MbprofError
 from mbprof.core.files import check_writable, write_atomic
+from mbprof.core.records import is_import_path
 from mbprof.core.units import format_value
 from mbprof.frame.columns import AXES, Axis, resolve_axis  # noqa: F401  (re-exported)
 from mbprof.frame.rows import is_missing
@@ -119,7 +119,6 @@ def plot_points(frame: pd.DataFrame, x: Axis, y: Axis) -> tuple[pd.DataFrame, in
         plain = is_missing(depth := row.get("depth")) or float(depth) == 1.0
         labels.append(label if plain else f"{label} d{float(depth):g}")
     usable["label"] = labels
-    from mbprof.core.records import is_import_path
     from mbprof.models import get_model_info
 
     families = {}  # the registry's, "user model" for an import path (never imported)
