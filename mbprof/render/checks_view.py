@@ -43,12 +43,6 @@ def results_frame(results: Sequence[Result]) -> pd.DataFrame:
     return data_frame(rows)
 
 
-def summary_line(results: Sequence[Result]) -> str:
-    counts = Counter(r.status for r in results)
-    parts = [f"{counts[s]} {s}" for s in STATUS_ORDER if counts[s]]
-    return f"{len(results)} limits checked: " + ", ".join(parts)
-
-
 def check_title(budgets: str | Path | None, baseline: str | Path | None) -> str:
     pairs = (("budgets", budgets), ("baseline", baseline))
     return "Limits: " + "; ".join(f"{name} {path}" for name, path in pairs if path is not None)
@@ -61,10 +55,8 @@ def environment_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         if (where := cell(row, "cpu_model")) is not None:
             gpu = cell(row, "device") == "cuda"
             where = f"{cell(row, 'device_name')} (host CPU {where})" if gpu else f"CPU {where}"
-            seen[
-                f"Latency measured on this machine's {where}, torch {cell(row, 'torch_version')}; "
-                "timings vary with the machine and its load."
-            ] = None
+            said = f"Latency measured on this machine's {where}, torch {cell(row, 'torch_version')}"
+            seen[said + "; timings vary with the machine and its load."] = None
     return list(seen)
 
 
@@ -98,7 +90,8 @@ def check_document(
             "<= saved x (1 + tolerance)."
         )
     notes += list(extra_notes)
-    notes.append(summary_line(results))
+    parts = [f"{counts[s]} {s}" for s in STATUS_ORDER if counts[s]]
+    notes.append(f"{len(results)} limits checked: " + ", ".join(parts))
     hidden = RAW + (() if any(r.limit.tolerance_pct for r in results) else ("tolerance_pct",))
     secondary = ("tolerance_pct", "headroom_pct", "where", "headroom_text", "limit_text")
     table = Table("limits", results_frame(results), hidden_in_text=hidden, secondary=secondary)
@@ -194,9 +187,8 @@ def junit_xml(results: Sequence[Result], seconds: float = 0.0, allow_unstable: b
                 ET.SubElement(case, "skipped", message=message)
             elif r.status in (EXCEEDED, ERROR, UNSTABLE):
                 tag = "failure" if r.status == EXCEEDED else "error"
-                text = {EXCEEDED: f"{message}\n{safe_text(r.where)}", ERROR: safe_text(r.error)}
-                text[UNSTABLE] = safe_text(r.reasons)
-                element = ET.SubElement(case, tag, message=message, type=r.status)
-                element.text = text[r.status]
+                text = safe_text(r.error if r.status == ERROR else r.reasons)
+                text = f"{message}\n{safe_text(r.where)}" if r.status == EXCEEDED else text
+                ET.SubElement(case, tag, message=message, type=r.status).text = text
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from mbprof.core.errors import MbprofError
 from mbprof.core.units import format_value
 from mbprof.frame.columns import COLUMNS, column
 from mbprof.render.document import Document, Fact, Table
+from mbprof.render.latency_view import latency_notes
+from mbprof.render.plots import AXES, frontier_document, plot_frame
 from mbprof.render.profile_view import COUNTS
 
 if TYPE_CHECKING:
@@ -54,7 +57,6 @@ def compare_document(
     """The comparison table: a compact view for people, every column for CSV/JSON; with
     ``plot``, top-1 against MAdds drawn there and its Pareto frontier as a second table; with
     ``figure``, that plot inline (for --html)."""
-    from mbprof.render.latency_view import latency_notes
 
     def says(key: str) -> bool:
         column = "batch" if key == "latency_ms_per_image" else key
@@ -85,24 +87,21 @@ def compare_document(
     hidden = tuple(k for k in frame.columns if k not in shown)
     table = Table("configurations", frame, hidden_in_text=hidden, secondary=_SECONDARY)
     doc = Document(title, tables=[table], notes=notes, kind="compare")
-    if plot is not None or figure:
-        from mbprof.render.plots import AXES, frontier_document, plot_frame
 
-        def draw(path: Path):
-            return plot_frame(frame, AXES["madds"], AXES["top1"], path, log_x=True)
+    def draw(path: Path):
+        return plot_frame(frame, AXES["madds"], AXES["top1"], path, log_x=True)
 
-        if plot is not None:
-            front = frontier_document(draw(plot), AXES["madds"], AXES["top1"], "this comparison")
-            doc.tables.append(front.tables[0])
-            doc.tables[-1].title = front.title
-        if figure:
-            from mbprof.core.errors import MbprofError
-            from mbprof.render.html import figure_svg
+    if plot is not None:
+        front = frontier_document(draw(plot), AXES["madds"], AXES["top1"], "this comparison")
+        doc.tables.append(front.tables[0])
+        doc.tables[-1].title = front.title
+    if figure:
+        from mbprof.render.html import figure_svg
 
-            try:  # the Pareto plot, where rows have a published top-1
-                doc.figures["Top-1 against MAdds, Pareto frontier"] = figure_svg(draw)
-            except MbprofError:
-                doc.notes.append("No Pareto plot: no row has a top-1 figure.")
+        try:  # the Pareto plot, where rows have a published top-1
+            doc.figures["Top-1 against MAdds, Pareto frontier"] = figure_svg(draw)
+        except MbprofError:
+            doc.notes.append("No Pareto plot: no row has a top-1 figure.")
     return doc
 
 
@@ -131,25 +130,17 @@ NOISE_NOTE = (
 def _deltas(name: str, title: str, frame, keys: dict[str, str], hidden=()) -> Table:
     """Text shows each figure's delta; CSV/JSON keep before and after beside it."""
     figures = [k.removesuffix("_delta") for k in frame.columns if k.endswith("_delta")]
-    return Table(
-        name=name,
-        frame=frame,
-        title=title,
-        headers={**keys, **{f"{k}_delta": f"Δ {_name(k)}" for k in figures}},
-        kinds={**{k: "text" for k in keys}, **{f"{k}_delta": "delta" for k in figures}},
-        hidden_in_text=(*(k for k in frame.columns if k.endswith(("_before", "_after"))), *hidden),
-    )
+    headers = {**keys, **{f"{k}_delta": f"Δ {_name(k)}" for k in figures}}
+    kinds = {**dict.fromkeys(keys, "text"), **{f"{k}_delta": "delta" for k in figures}}
+    sides = [k for k in frame.columns if k.endswith(("_before", "_after"))]
+    return Table(name, frame, title, headers, kinds, (*sides, *hidden))
 
 
 def diff_document(result: Any) -> Document:
     """``result``: an ``mbprof.api.diff.DiffResult`` (read by attribute)."""
-    totals = Table(
-        name="totals",
-        frame=result.totals.assign(figure=result.totals["figure"].map(_name)),
-        title="Totals (after - before)",
-        hidden_in_text=() if result.totals["verdict"].notna().any() else ("noise_ms", "verdict"),
-    )
-    tables = [totals]
+    totals = result.totals.assign(figure=result.totals["figure"].map(_name))
+    quiet = () if result.totals["verdict"].notna().any() else ("noise_ms", "verdict")
+    tables = [Table("totals", totals, "Totals (after - before)", hidden_in_text=quiet)]
     notes = list(result.warnings)
     layers = result.layers
     if len(layers):

@@ -1,7 +1,6 @@
-"""Documents as rich terminal tables, text as ``Text`` after ``safe_text`` (never markup).
-
-A table wider than the terminal is fitted: large counts in K/M (bytes in KB), then headers
-on two lines, then secondary columns left out and named in a note. No cell is ever cut."""
+"""Documents as rich terminal tables, text as ``Text`` after ``safe_text`` (never markup). A
+table wider than the terminal is fitted: large counts in K/M (bytes in KB), then headers on two
+lines, then secondary columns left out and named in a note. No cell is ever cut."""
 
 from __future__ import annotations
 
@@ -61,9 +60,7 @@ def fitted_columns(table: Table, width: int) -> tuple[list[_Column], str]:
     keys = table.text_keys
     headers, kinds, rows, records = text_rows(table)
     values = {key: [r[i] for r in records] for i, key in enumerate(keys)}
-    columns = [
-        _Column(key, headers[i], kinds[i], [row[i] for row in rows]) for i, key in enumerate(keys)
-    ]
+    columns = [_Column(k, headers[i], kinds[i], [r[i] for r in rows]) for i, k in enumerate(keys)]
 
     def needed() -> int:  # cells + one space each side + the borders
         return sum(c.minimum + 3 for c in columns) + 1
@@ -113,9 +110,8 @@ def _note(text: str, console: Console) -> None:
 
 def print_document(doc: Document, console: Console) -> None:
     if doc.facts:
-        facts = RichTable(
-            title=_text(doc.title, "table.title"), show_header=False, box=None, title_justify="left"
-        )
+        title = _text(doc.title, "table.title")
+        facts = RichTable(title=title, show_header=False, box=None, title_justify="left")
         rows = [(f.label, format_value(f.value, f.kind), f.note) for f in doc.facts]
         label, value, note = (max(len(r[i]) for r in rows) for i in range(3))
         if label + value + min(note, _WRAP_FLOOR) + 6 > console.width:

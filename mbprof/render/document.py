@@ -1,11 +1,9 @@
-"""A document: what a command prints, before it is rendered, and its text forms (CSV, JSON,
-Markdown). Text from users' files goes through ``safe_text``, the one place that keeps it
-from acting on a terminal or a CI log (control characters, bidi overrides, newlines, GitHub
-workflow commands). Torch- and pandas-free at import (the CLI's error line uses it)."""
+"""A document: what a command prints, before it is rendered, and its CSV, JSON and Markdown.
+User text goes through ``safe_text``, the one place that keeps it from acting on a terminal or
+a CI log. Torch- and pandas-free at import (the CLI's error line uses it)."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
@@ -62,17 +60,11 @@ class Document:
 
 
 class Rows:
-    """A small table without pandas: the few ``DataFrame`` methods the renderers call."""
+    """A small table without pandas: the one ``DataFrame`` method the renderers call."""
 
     def __init__(self, records: list[dict[str, Any]], columns: list[str] | None = None) -> None:
         self.records = [dict(r) for r in records]
         self.columns = list(columns if columns is not None else (records[0] if records else []))
-
-    def __getitem__(self, keys: list[str]) -> Rows:
-        return Rows([{k: r.get(k) for k in keys} for r in self.records], list(keys))
-
-    def itertuples(self, index: bool = False, name: str | None = None):  # noqa: ARG002
-        return iter(tuple(r.get(k) for k in self.columns) for r in self.records)
 
     def to_dict(self, orient: str = "records") -> list[dict[str, Any]]:  # noqa: ARG002
         return [{k: r.get(k) for k in self.columns} for r in self.records]
@@ -155,9 +147,8 @@ def to_payload(doc: Document) -> dict[str, Any]:
 
 
 def to_json(doc: Document) -> str:
-    payload = to_payload(doc)
     # json.dumps escapes control characters (and, ensure_ascii, all non-ASCII text).
-    return safe_json(json.dumps(payload, indent=2, default=str)) + "\n"
+    return safe_json(json.dumps(to_payload(doc), indent=2, default=str)) + "\n"
 
 
 def to_csv(doc: Document) -> str:
@@ -176,18 +167,15 @@ def to_csv(doc: Document) -> str:
             frame.isetitem(
                 index, frame.iloc[:, index].map(lambda v: safe_text(v) if isinstance(v, str) else v)
             )
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, lineterminator="\n")
-    return buffer.getvalue()
+    return frame.to_csv(index=False, lineterminator="\n")
 
 
 def text_rows(table: Table) -> tuple[list[str], list[str], list[list[str]], list[tuple]]:
-    """Headers, kinds and formatted cells (through ``safe_text``) for terminal, Markdown and
-    HTML, and the raw values behind the cells."""
+    """Headers, kinds, formatted cells (through ``safe_text``) and raw values of the text."""
     keys = table.text_keys
     headers = [safe_text(table.headers.get(k, column(k).header)) for k in keys]
     kinds = [table.kinds.get(k, column(k).kind) for k in keys]
-    raw = list(table.frame[keys].itertuples(index=False, name=None))
+    raw = [tuple(r[k] for k in keys) for r in table.frame.to_dict(orient="records")]
     rows = [[safe_text(format_value(v, k)) for v, k in zip(r, kinds, strict=True)] for r in raw]
     return headers, kinds, rows, raw
 

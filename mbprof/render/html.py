@@ -10,8 +10,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from mbprof.core.records import DISPLAY, BenchResult, Profile
 from mbprof.core.units import format_value
 from mbprof.render.document import Document, Table, _jsonable, safe_text, text_rows
+from mbprof.render.latency_view import bench_frame, layers_document, layers_frame
+from mbprof.render.profile_view import layer_frame, profile_document
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
@@ -40,29 +43,26 @@ def _e(text: object) -> str:
     return html.escape(safe_text(str(text)))
 
 
-def _number(value: object) -> object:
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def _td(cell: str, kind: str, value: object, top: float) -> str:
+    if kind == "text":
+        return f"<td>{_e(cell)}</td>"
+    if kind == "percent" and value is not None:
+        size = f"background-size:{100 * abs(value) / top:.1f}% 100%"
+        return f'<td class="n bar" style="{size}" data-v="{value}">{_e(cell)}</td>'
+    return f'<td class=n data-v="{"" if value is None else value}">{_e(cell)}</td>'
 
 
 def _table(table: Table) -> str:
     headers, kinds, rows, raw = text_rows(table)
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    numbers = [[_number(_jsonable(v)) for v in values] for values in raw]
+    numbers = [[v if type(v := _jsonable(x)) in (int, float) else None for x in r] for r in raw]
     # A share drawn as a bar behind its figure, the column's largest as a full cell.
     tops = [max((abs(r[i]) for r in numbers if r[i] is not None), default=0) or 1
             for i in range(len(kinds))]  # fmt: skip
-    body = []
-    for cells, values in zip(rows, numbers, strict=True):
-        tds = []
-        for i, (cell, kind, value) in enumerate(zip(cells, kinds, values, strict=True)):
-            if kind == "text":
-                tds.append(f"<td>{_e(cell)}</td>")
-            elif kind == "percent" and value is not None:
-                size = f"background-size:{100 * abs(value) / tops[i]:.1f}% 100%"
-                tds.append(f'<td class="n bar" style="{size}" data-v="{value}">{_e(cell)}</td>')
-            else:
-                tds.append(f'<td class=n data-v="{"" if value is None else value}">{_e(cell)}</td>')
-        body.append("<tr>" + "".join(tds) + "</tr>")
+    body = [
+        "<tr>" + "".join(map(_td, cells, kinds, values, tops)) + "</tr>"
+        for cells, values in zip(rows, numbers, strict=True)
+    ]
     title = f"<h2>{_e(table.title)}</h2>" if table.title else ""
     return (
         f'{title}<table class="rows"><thead><tr>{head}</tr></thead>'
@@ -109,19 +109,11 @@ def to_html(doc: Document, whole: bool = True) -> str:
     )
 
 
-def _register_display() -> None:
-    from mbprof.core.records import DISPLAY, BenchResult, Profile
-    from mbprof.render.latency_view import bench_frame, layers_document, layers_frame
-    from mbprof.render.profile_view import layer_frame, profile_document
-
-    DISPLAY[Profile] = (
-        lambda p: to_html(profile_document(p), whole=False),
-        lambda p: layer_frame(p.counts.layers, p.counts.madds),
-    )
-    DISPLAY[BenchResult] = (
-        lambda b: to_html(layers_document(b), whole=False),
-        lambda b: bench_frame(b) if b.layers is None else layers_frame(b.layers),
-    )
-
-
-_register_display()
+DISPLAY[Profile] = (
+    lambda p: to_html(profile_document(p), whole=False),
+    lambda p: layer_frame(p.counts.layers, p.counts.madds),
+)
+DISPLAY[BenchResult] = (
+    lambda b: to_html(layers_document(b), whole=False),
+    lambda b: bench_frame(b) if b.layers is None else layers_frame(b.layers),
+)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from mbprof.core.records import BenchResult, LayerProfile
 from mbprof.core.units import format_value
 from mbprof.frame.columns import DEPLOYMENT_FIGURES, ENVIRONMENT, ENVIRONMENT_COLUMNS, text_table
+from mbprof.frame.rows import identity_row, latency_columns
 from mbprof.render.document import Document, Fact, Table, data_frame
 from mbprof.render.profile_view import pair
 
@@ -81,10 +82,9 @@ def stability_notes(frame: pd.DataFrame) -> list[str]:
     # The machine's reasons (other processes, steal, CPUs, clock) said once for the rows
     # that share them; a row's own figures (spread, drift, blocks) on its line.
     groups: dict[str, list[str]] = {}
-    for _, reasons in rows:
-        for reason in reasons:
-            if not reason.startswith(_ROW_REASONS):
-                groups.setdefault(re.sub(_NUMBER, "#", reason), []).append(reason)
+    seen = [r for _, reasons in rows for r in reasons]
+    for reason in (r for r in seen if not r.startswith(_ROW_REASONS)):
+        groups.setdefault(re.sub(_NUMBER, "#", reason), []).append(reason)
     shared = {key: found for key, found in groups.items() if len(found) > 1}
     total = int(frame["latency_verdict"].notna().sum())
     head = f"UNSTABLE latency (marked in the Timing column) for {len(rows)} of {total} rows"
@@ -100,7 +100,6 @@ def stability_notes(frame: pd.DataFrame) -> list[str]:
     if len(lines) == 1:
         head, lines = f"{head}: {lines[0]}", []
     threads = frame["threads"].max() if "threads" in frame else None
-    seen = [r for _, reasons in rows for r in reasons]
     return [head + ".", *lines, remedy(seen, threads), STABILITY_NOTE]
 
 
@@ -139,8 +138,6 @@ def latency_notes(frame: pd.DataFrame, shown: tuple[str, ...] | list[str] = ()) 
 
 def bench_frame(result: BenchResult) -> pd.DataFrame:
     """The one-row table of a bench result (the compare frame's columns)."""
-    from mbprof.frame.rows import identity_row, latency_columns
-
     t = result.timing
     return data_frame([{**identity_row(result.spec), "madds": t.madds, **latency_columns(t)}])
 

@@ -23,32 +23,23 @@ def dtype_text(report: MemoryReport) -> str:
 _RESOLUTION_FIELDS = ("channels", "tensor_bytes", "op_bytes", "op")
 
 
-def resolution_frame(report: MemoryReport) -> pd.DataFrame:
+def resolution_table(report: MemoryReport, hide_ops: bool = False) -> Table:
     """The paper's Table 3 layout: per size, the largest tensor and op, both modes."""
     mat = {row.resolution: row for row in report.resolutions}
     eff = {row.resolution: row for row in report.resolutions_efficient}
-    sizes = sorted(set(mat) | set(eff), key=lambda hw: (-hw[0] * hw[1], -hw[0]))
     rows: list[dict[str, Any]] = []
-    for hw in sizes:
+    for hw in sorted(set(mat) | set(eff), key=lambda hw: (-hw[0] * hw[1], -hw[0])):
         row = {"size": f"{hw[0]}x{hw[1]}"}
         for suffix, found in (("", mat.get(hw)), ("_efficient", eff.get(hw))):
             row.update({f"{k}{suffix}": getattr(found, k, None) for k in _RESOLUTION_FIELDS})
         rows.append(row)
     ints = [f"{k}{s}" for s in ("", "_efficient") for k in _RESOLUTION_FIELDS[:3]]
-    return data_frame(rows, ints=ints)
-
-
-def resolution_table(report: MemoryReport, hide_ops: bool = False) -> Table:
-    return Table(
-        name="memory_per_resolution",
-        frame=resolution_frame(report),
-        title=(
-            f"Largest activation per spatial size ({dtype_text(report)}; materialized, then "
-            f"memory-efficient with {_chunks_text(report)})"
-        ),
-        hidden_in_text=("op", "op_efficient") if hide_ops else (),
-        secondary=("op_efficient", "op", "channels_efficient", "channels"),
-    )
+    title = f"Largest activation per spatial size ({dtype_text(report)}; materialized, then "
+    title += f"memory-efficient with {_chunks_text(report)})"
+    hidden = ("op", "op_efficient") if hide_ops else ()
+    secondary = ("op_efficient", "op", "channels_efficient", "channels")
+    frame = data_frame(rows, ints=ints)
+    return Table("memory_per_resolution", frame, title, {}, {}, hidden, secondary)
 
 
 # The chunked blocks' table: its columns (mbprof.frame.columns), in order, and the block
@@ -56,16 +47,6 @@ def resolution_table(report: MemoryReport, hide_ops: bool = False) -> Table:
 _BLOCKS = "block kind expand exit in_ch expanded_ch out_ch chunk_ch chunk_bytes residual two_pass"
 _FIELDS = {"block": "module", "in_ch": "in_channels", "expanded_ch": "expanded_channels"}
 _FIELDS.update(out_ch="out_channels", chunk_ch="chunk_channels")
-
-
-def blocks_frame(report: MemoryReport) -> pd.DataFrame:
-    rows = []
-    for b in report.blocks:
-        row = {key: getattr(b, _FIELDS.get(key, key)) for key in _BLOCKS.split()}
-        row.update(expand=b.expand or "(model)", exit=b.exit or "(model)")
-        row.update(residual="yes" if b.residual else "no", two_pass="yes" if b.two_pass else "no")
-        rows.append(row)
-    return data_frame(rows, _BLOCKS.split())
 
 
 _CURVE_FIELDS = ("step", "module", "op", "shape", "live_bytes", "input_bytes", "output_bytes",
@@ -94,7 +75,8 @@ def _where(point: LivePoint) -> str:
     return " + ".join(parts) + f" ({format_value(point.live_bytes, 'bytes')})"
 
 
-def memory_facts(report: MemoryReport) -> list[Fact]:
+def memory_facts(report: MemoryReport, measured: MeasuredMemory | None = None) -> list[Fact]:
+    """The facts of ``report`` (and of a ``measured`` pass beside it, where one ran)."""
     peak, efficient = report.peak.live_bytes, report.peak_efficient.live_bytes
     ratio = peak / efficient if efficient else float("nan")
     largest = report.max_tensor_bytes_efficient
@@ -114,20 +96,18 @@ def memory_facts(report: MemoryReport) -> list[Fact]:
         ("eager_peak_bytes", "Peak, eager PyTorch op by op (bytes)", report.eager_peak_bytes,
          "int", "batch norm writes a new tensor; each tensor freed after its last use"),
     ]  # fmt: skip
-    return [Fact(*f) for f in facts]
-
-
-def measured_facts(measured: MeasuredMemory) -> list[Fact]:
-    facts = [
-        ("measured_peak_bytes", f"Measured peak, real {measured.device} pass (bytes)",
-         measured.peak_bytes, "int",
-         "storages freed when PyTorch frees them (Python references keep some longer)"),
-        ("measured_last_use_peak_bytes", "Measured, freed at last use (bytes)",
-         measured.last_use_peak_bytes, "int",
-         "the real storages under the analysis' rule: equals the eager peak"),
-        ("allocator_peak_bytes", "CUDA max_memory_allocated (bytes)",
-         measured.allocator_peak_bytes, "int", "includes workspaces and 512-byte block rounding"),
-    ]  # fmt: skip
+    if measured is not None:
+        facts += [
+            ("measured_peak_bytes", f"Measured peak, real {measured.device} pass (bytes)",
+             measured.peak_bytes, "int",
+             "storages freed when PyTorch frees them (Python references keep some longer)"),
+            ("measured_last_use_peak_bytes", "Measured, freed at last use (bytes)",
+             measured.last_use_peak_bytes, "int",
+             "the real storages under the analysis' rule: equals the eager peak"),
+            ("allocator_peak_bytes", "CUDA max_memory_allocated (bytes)",
+             measured.allocator_peak_bytes, "int",
+             "includes workspaces and 512-byte block rounding"),
+        ]  # fmt: skip
     return [Fact(*f) for f in facts if f[2] is not None or f[0] != "allocator_peak_bytes"]
 
 
@@ -145,27 +125,21 @@ NOTES = [
 ]
 
 
-def memory_document(
-    spec: ModelSpec,
-    report: MemoryReport,
-    measured: MeasuredMemory | None = None,
-) -> Document:
+def memory_document(spec: ModelSpec, report: MemoryReport, measured: MeasuredMemory | None = None):
     shape = "x".join(str(d) for d in spec.input_shape(report.batch))
     facts = [Fact("model", "Model", spec.label, "text")]
-    facts.append(Fact("input_shape", "Input", shape, "text"))
-    facts += memory_facts(report) + (measured_facts(measured) if measured is not None else [])
+    facts += [Fact("input_shape", "Input", shape, "text"), *memory_facts(report, measured)]
     tables = [resolution_table(report)]
     if report.blocks:
+        rows = []
+        for b in report.blocks:
+            row = {key: getattr(b, _FIELDS.get(key, key)) for key in _BLOCKS.split()}
+            row.update(expand=b.expand or "(model)", exit=b.exit or "(model)")
+            row.update({k: "yes" if getattr(b, k) else "no" for k in ("residual", "two_pass")})
+            rows.append(row)
         title = "Chunked blocks of the memory-efficient mode (found by structure)"
         secondary = ("two_pass", "residual", "exit", "expand", "kind", "chunk_ch")
-        frame = blocks_frame(report)
+        frame = data_frame(rows, _BLOCKS.split())
         tables.append(Table("chunked_blocks", frame, title, secondary=secondary))
     meta = {"curve": frame_records(curve_frame(report))}
     return Document(f"{spec.label}: activation memory", facts, tables, list(NOTES), meta, "memory")
-
-
-def profile_memory_parts(report: MemoryReport) -> tuple[list[Fact], Table]:
-    """What `mbprof profile` adds: the two peaks and the per-resolution table."""
-    keys = ("mem_dtype", "peak_act_bytes", "peak_act_bytes_efficient", "mem_chunks")
-    facts = [f for f in memory_facts(report) if f.key in keys]
-    return facts, resolution_table(report, hide_ops=True)

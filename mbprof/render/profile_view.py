@@ -7,13 +7,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from mbprof.core.records import FlopsCount, LayerRow, Profile
+from mbprof.core.parsing import parse_int, refused
+from mbprof.core.records import LayerRow, Profile
 from mbprof.core.units import format_value
 from mbprof.render.document import Document, Fact, Table, data_frame
+from mbprof.render.memory_view import NOTES as MEMORY_NOTES
+from mbprof.render.memory_view import memory_facts, resolution_table
 
 if TYPE_CHECKING:
     import pandas as pd
-
 
 MADDS_NOTE = "conv + fully connected multiply-accumulates, batch 1"
 USED_NOTE = "read by the inference forward pass"
@@ -54,18 +56,6 @@ FLOPS_NOTE = (
 )
 
 
-def flops_table(flops: FlopsCount) -> Table:
-    """FLOPs in the 2-per-multiply-add convention, each kind with the rule that counted it."""
-    rows = []
-    for kind, n in flops.by_kind.items():  # 'Multiply-adds', 'Batch norm', ...
-        name = "Multiply-adds" if kind == "multiply_adds" else kind.replace("_", " ").capitalize()
-        rows.append({"kind": kind, "name": name, "flops": n, "rule": flops.rules.get(kind, "")})
-    title = "FLOPs, 2 per multiply-add (the other common convention), by kind"
-    headers = {"name": "Kind", "flops": "FLOPs", "rule": "Rule"}
-    kinds = {"kind": "text", "name": "text", "flops": "int", "rule": "text"}
-    return Table("flops", data_frame(rows), title, headers, kinds, ("kind",))
-
-
 def profile_document(result: Profile, by: str = "layer", max_depth: int | None = None) -> Document:
     """``by`` "layer", "module" (to ``max_depth``; a depth alone means it) or "type"."""
     by, max_depth = check_grouping(by, max_depth)
@@ -104,22 +94,25 @@ def profile_document(result: Profile, by: str = "layer", max_depth: int | None =
         *(f"Not measured: {line}" for line in result.missing),
     ]
     tables = [table]
-    if result.flops is not None:
+    if (flops := result.flops) is not None:
         note = "2 per multiply-add + element-wise ops (DeepSpeed/calflops style; see below)"
-        facts.append(Fact("flops", "FLOPs", result.flops.total, "int", note))
-        tables.append(flops_table(result.flops))
+        facts.append(Fact("flops", "FLOPs", flops.total, "int", note))
+        rows = []  # each kind with the rule that counted it
+        for kind, n in flops.by_kind.items():  # 'Multiply-adds', 'Batch norm', ...
+            name = kind.replace("_", " ").capitalize().replace("Multiply adds", "Multiply-adds")
+            rows.append({"kind": kind, "name": name, "flops": n, "rule": flops.rules.get(kind, "")})
+        title = "FLOPs, 2 per multiply-add (the other common convention), by kind"
+        headers = {"name": "Kind", "flops": "FLOPs", "rule": "Rule"}
+        kinds = {"name": "text", "flops": "int", "rule": "text"}
+        tables.append(Table("flops", data_frame(rows), title, headers, kinds, ("kind",)))
         notes.append(FLOPS_NOTE)
-        if result.flops.uncounted_ops:
-            notes.append(
-                "Not in FLOPs (no rule): " + _ops_text(dict(result.flops.uncounted_ops)) + "."
-            )
-    if result.memory is not None:
-        from mbprof.render.memory_view import NOTES, profile_memory_parts
-
-        memory_facts, memory_table = profile_memory_parts(result.memory)
-        facts += memory_facts
-        tables.append(memory_table)
-        notes += NOTES
+        if flops.uncounted_ops:
+            notes.append("Not in FLOPs (no rule): " + _ops_text(dict(flops.uncounted_ops)) + ".")
+    if result.memory is not None:  # the two peaks and the per-resolution table
+        keys = ("mem_dtype", "peak_act_bytes", "peak_act_bytes_efficient", "mem_chunks")
+        facts += [f for f in memory_facts(result.memory) if f.key in keys]
+        tables.append(resolution_table(result.memory, hide_ops=True))
+        notes += MEMORY_NOTES
     return Document(f"{spec.label}: MAdds and parameters", facts, tables, notes, kind="profile")
 
 
@@ -129,8 +122,6 @@ DEFAULT_DEPTH = 2  # the blocks of the torchvision layouts (features.3)
 
 def check_grouping(by: str, depth: int | str | None) -> tuple[str, int | None]:
     """``(by, depth)``: a depth alone means "module", "module" alone ``DEFAULT_DEPTH``."""
-    from mbprof.core.parsing import parse_int, refused
-
     if by not in GROUPINGS:
         raise refused("by", f"{by!r} is not a grouping; choose one of {', '.join(GROUPINGS)}")
     if depth is not None:
@@ -179,11 +170,10 @@ def grouped_table(layers: Sequence[LayerRow], by: str, depth: int | None) -> Tab
         groups.setdefault(key(row), []).append(row)
     rows = []
     for group, members in groups.items():
-        sizes = [r.out_hw for r in members if r.out_hw is not None]
         sums = {f: sum(getattr(r, f) for r in members) for f in ("madds", "params", "other_flops")}
         shares = {"madds_share": _share(sums["madds"], madds)}
         shares["params_share"] = _share(sums["params"], params)
-        hw = pair(sizes[-1]) if sizes else None
+        hw = next((pair(r.out_hw) for r in reversed(members) if r.out_hw is not None), None)
         rows.append({name: group, "layers": len(members), "output_hw": hw, **sums, **shares})
     if by == "module":
         table, keys = "modules", "module layers output_hw madds params other_flops madds_share"

@@ -122,7 +122,7 @@ def test_line_boxes_sample_every_3_points_and_free_a_leader_s_ends():
     # One helper samples both the frontier line (ends included) and a leader line (ends
     # left free: they sit on the marker and the label). A 30-pixel segment at 1 px per
     # point is 10 steps of 3 px: centres 0, 3.33.., 30 with the ends; 3, 6, .., 27 without.
-    from mbprof.render.plots.draw import _boxes_along
+    from mbprof.render.plots import _boxes_along
 
     line = _boxes_along((0.0, 5.0), (30.0, 5.0), 1.0, 1.5, ends=True)
     assert len(line) == 10
@@ -238,7 +238,7 @@ def test_labels_name_the_model_when_a_figure_holds_several():
 
 
 def test_the_legend_names_the_variant():
-    from mbprof.render.plots.draw import variant_name
+    from mbprof.render.plots import variant_name
 
     frame = pd.DataFrame(
         [

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mbprof.core.records import LayerProfile
-from mbprof.render.plots.draw import footnote, new_axes, place_labels, save_figure
+from mbprof.render.plots import footnote, new_axes, place_labels, save_figure
 
 KIND_COLOURS = {
     "depthwise conv": "#d62728",
