@@ -33,8 +33,7 @@ class ModelInfo:
     has_depth: bool = False
     min_resolution: int = 32
     width_min_inclusive: bool = False
-    # Further checks of (width, depth, num_classes) that only the model knows (e.g. that a
-    # group count divides its channels); raises MbprofError. Runs before anything is built.
+    # Checks of (width, depth, num_classes) only the model knows, before anything is built.
     validate: Callable[[float, float, int], None] | None = None
 
     @property
@@ -73,29 +72,16 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register_model(
-    name: str,
-    *,
-    family: str,
-    summary: str,
-    reference: str,
-    width_min: float = 0.0,
-    width_max: float = math.inf,
-    has_depth: bool = False,
-    min_resolution: int = 32,
-    width_min_inclusive: bool = False,
-    validate: Callable[[float, float, int], None] | None = None,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: ``@register_model("mynet", family=..., summary=..., reference=...)`` on a
-    builder function; or called with the builder's import path instead,
-    ``register_model("mynet", ...)("mypkg.nets:build")``, so that the registry knows the model
-    without importing its code."""
-    meta = dict(locals())
+def register_model(name: str, **meta: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: ``@register_model("mynet", family=..., summary=..., reference=...)`` (and
+    any other field of ``ModelInfo``) on a builder function; or called with the builder's
+    import path instead, ``register_model("mynet", ...)("mypkg.nets:build")``, so that the
+    registry knows the model without importing its code."""
 
     def decorate(builder: Callable[..., Any] | str) -> Callable[..., Any] | str:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelInfo(factory=builder, **meta)
+        _REGISTRY[name] = ModelInfo(name, builder, **meta)
         return builder
 
     return decorate
@@ -331,9 +317,8 @@ def create_model(
     info = get_model_info(name)
     info.check(width, depth, num_classes)
     kwargs = check_kwargs(info, kwargs)
-    knobs: dict[str, Any] = {"width": width, "num_classes": num_classes}
-    if info.has_depth:
-        knobs["depth"] = depth
+    knobs = {"width": width, "num_classes": num_classes}
+    knobs.update({"depth": depth} if info.has_depth else {})
     try:
         model = info.builder(**knobs, **kwargs)
     except (ValueError, TypeError) as exc:
@@ -355,10 +340,8 @@ def create_from_spec(spec: ModelSpec, weights: str | Path | None = None) -> nn.M
     return create_model(*knobs, **dict(spec.kwargs))
 
 
-# ShuffleNet v1's channels, here (torch-free) so that the registry refuses a scale at which a
-# group count does not divide a stage's channels before anything is built. The paper's Table
-# 1 (Stage2 at 28x28, Stage3, Stage4 at 7x7): units, the first with stride 2, and the output
-# channels at 1x for g = 1, 2, 3, 4, 8.
+# ShuffleNet v1's channels (torch-free: a scale is refused before anything is built): the
+# paper's Table 1, per stage its units (the first with stride 2) and channels at 1x for each g.
 GROUPS = (1, 2, 3, 4, 8)
 STAGES = (
     (4, (144, 200, 240, 272, 384)),

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -45,19 +47,16 @@ class ShuffleUnit(nn.Module):
 
 
 class ShuffleNetV1(nn.Module):
-    def __init__(self, groups: int = 3, scale: float = 1.0, num_classes: int = 1000) -> None:
+    def __init__(self, groups: int = 3, width: float = 1.0, num_classes: int = 1000) -> None:
         super().__init__()
-        channels = conv1_channels(scale, groups)
+        channels = conv1_channels(width, groups)
         self.conv1 = ConvBNAct(3, channels, 3, stride=2, activation=nn.ReLU)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        for index, ((units, _), out) in enumerate(
-            zip(STAGES, stage_channels(scale, groups), strict=True)
-        ):
+        for index, out in enumerate(stage_channels(width, groups)):
             stage = []
-            for unit in range(units):
+            for u in range(STAGES[index][0]):
                 # The very first pointwise conv (on conv1's few channels) is not grouped.
-                first = not (index == 0 and unit == 0)
-                stage.append(ShuffleUnit(channels, out, 2 if unit == 0 else 1, groups, first))
+                stage.append(ShuffleUnit(channels, out, 2 if u == 0 else 1, groups, index + u > 0))
                 channels = out
             self.add_module(f"stage{index + 2}", nn.Sequential(*stage))
         self.fc = nn.Linear(channels, num_classes, bias=False)
@@ -68,13 +67,6 @@ class ShuffleNetV1(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
-def _builder(groups: int):
-    def build(width: float = 1.0, num_classes: int = 1000) -> ShuffleNetV1:
-        return ShuffleNetV1(groups=groups, scale=width, num_classes=num_classes)
-
-    return build
-
-
-shufflenet_v1_g1, shufflenet_v1_g2, shufflenet_v1_g3, shufflenet_v1_g4, shufflenet_v1_g8 = map(
-    _builder, GROUPS
+shufflenet_v1_g1, shufflenet_v1_g2, shufflenet_v1_g3, shufflenet_v1_g4, shufflenet_v1_g8 = (
+    functools.partial(ShuffleNetV1, groups) for groups in GROUPS
 )
