@@ -103,10 +103,9 @@ def list_models(pattern: str = "*") -> list[str]:
 # found by name in this process only, never listed, never cached.
 HELD: dict[str, ModelInfo] = {}
 
-# Models by the names people use (``timm/mobileone_s0``, ``torchvision/resnet50``), built
-# without weights by the library's own factory: no code of a file's choosing runs, so a
-# budget file may name them without --allow-import. An argument that would load weights
-# is refused (a checkpoint comes from --weights).
+# Models by the names people use (``timm/mobileone_s0``), built without weights by the
+# library's own factory: no code of a file's choosing runs, so a budget file may name them
+# without --allow-import. An argument that would load weights is refused (use --weights).
 HUBS = {  # library -> (module, its list of names, its factory, how it is told "no weights")
     "timm": ("timm", "list_models", "create_model", {"pretrained": False}),
     "torchvision": ("torchvision.models", "list_models", "get_model", {"weights": None}),
@@ -351,7 +350,6 @@ STAGES = (
 
 
 def conv1_channels(scale: float, groups: int) -> int:
-    """conv1 width: 12 up to 0.5x, 24 up to 1.5x, 48 above, rounded up to a multiple of g."""
     base = 12 if scale <= 0.5 else 24 if scale <= 1.5 else 48
     return math.ceil(base / groups) * groups
 
@@ -361,8 +359,7 @@ def stage_channels(scale: float, groups: int) -> tuple[int, ...]:
 
 
 def check_scale(scale: float, groups: int) -> None:
-    """Refuse a scale at which ``groups`` does not divide a stage's output or bottleneck
-    channels (the grouped 1x1 convs and the shuffle need both to be multiples of g)."""
+    """Refuse a scale at which ``groups`` does not divide a stage's output or bottleneck."""
     for number, out in enumerate(stage_channels(scale, groups), start=2):
         for what, channels in (("output", out), ("bottleneck", out // 4)):
             if channels < 1 or channels % groups:

@@ -1,10 +1,10 @@
-"""MobileNetV1 (Howard et al. 2017) with TF-Slim's width rule: every layer, the stem and the
-1024-channel head included, gets ``max(int(c * width), 8)`` channels (no rounding to 8). The
-last depthwise layer has stride 1, as in the reference code (the paper's table shows 2)."""
+"""MobileNetV1 (Howard et al. 2017) with TF-Slim's width rule (``slim_depth``: no rounding to
+8); the last depthwise layer has stride 1, as in the reference code (the paper's table: 2)."""
 
 from __future__ import annotations
 
-import torch
+from collections import OrderedDict
+
 from torch import nn
 
 from mbprof.models._layers import ConvBNAct, PooledClassifier, init_weights
@@ -19,14 +19,10 @@ def slim_depth(channels: int, width: float, min_depth: int = 8) -> int:
     return max(int(channels * width), min_depth)
 
 
-class DepthwiseSeparable(nn.Module):
+class DepthwiseSeparable(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
-        super().__init__()
-        self.dw = ConvBNAct(in_channels, in_channels, 3, stride=stride, groups=in_channels)
-        self.pw = ConvBNAct(in_channels, out_channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pw(self.dw(x))
+        dw = ConvBNAct(in_channels, in_channels, 3, stride=stride, groups=in_channels)
+        super().__init__(OrderedDict(dw=dw, pw=ConvBNAct(in_channels, out_channels, 1)))
 
 
 class MobileNetV1(PooledClassifier):

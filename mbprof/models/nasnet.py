@@ -88,10 +88,8 @@ def make_op(kind: str, in_channels: int, out_channels: int, stride: int) -> nn.M
 
 
 class FactorizedReduction(nn.Module):
-    """Halve the spatial size without dropping pixels: ReLU, then two paths of a stride-2
-    subsample (TF's 1x1 average pool) + 1x1 conv, the second shifted by one pixel (zero pad
-    right and bottom, drop the first row and column); concatenated; BN. With an odd count
-    the second path takes the extra filter."""
+    """Halve the spatial size without dropping pixels: two paths of a stride-2 subsample + 1x1
+    conv, the second shifted by one pixel (it takes the extra filter of an odd count)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()

@@ -18,10 +18,8 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 class ShuffleUnit(nn.Module):
-    """1x1 group conv + BN + ReLU -> channel shuffle -> 3x3 depthwise (stride) + BN ->
-    1x1 group conv + BN. Stride 1: add the input, then ReLU. Stride 2: concatenate a 3x3
-    average pool (stride 2) of the input with the branch, then ReLU; the branch makes the
-    ``out - in`` new channels. Bottleneck width = out / 4."""
+    """1x1 group conv -> shuffle -> 3x3 depthwise -> 1x1 group conv (bottleneck out / 4),
+    added to the input (stride 1) or concatenated with its 3x3 average pool (stride 2)."""
 
     def __init__(
         self, in_channels: int, out_channels: int, stride: int, groups: int, group_first: bool
