@@ -264,13 +264,9 @@ def check_kwargs(info: ModelInfo, kwargs: dict[str, Any]) -> dict[str, Any]:
         params = dict(inspect.signature(info.builder).parameters)
     except (TypeError, ValueError):  # no signature to check against
         return dict(kwargs)
+    variadic = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
     open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    named = {
-        k: p
-        for k, p in params.items()
-        if k not in KNOBS
-        and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
-    }
+    named = {k: p for k, p in params.items() if k not in KNOBS and p.kind not in variadic}
     checked: dict[str, Any] = {}
     for key, value in kwargs.items():
         if key in KNOBS:

@@ -10,29 +10,17 @@ from mbprof.models._layers import init_weights
 
 BN_EPS = 1e-3  # TF-Slim's nasnet_mobile_arg_scope
 
-# A cell: five combinations (left op, its state, right op, its state), each a new state = left
-# op on a state + right op on a state, then the states its output concatenates. States: 0 =
-# this cell's input after its 1x1, 1 = the previous cell's output matched to this cell's shape,
-# 2.. = earlier steps. sepK = two stacked separable KxK convs, avg3 / max3 = 3x3 pooling, id =
-# identity; TF-Slim's NasNetANormalCell and NasNetAReductionCell.
+# A cell: five combinations, each a new state = an op on a state + an op on a state, then the
+# states its output concatenates. States: 0 = this cell's input after its 1x1, 1 = the previous
+# cell's output matched to this cell's shape, 2.. = earlier steps. sepK = two stacked separable
+# KxK convs, avg3 / max3 = 3x3 pooling, id = identity; TF-Slim's NasNetANormalCell and
+# NasNetAReductionCell.
 NORMAL = (
-    (
-        ("sep5", 0, "sep3", 1),
-        ("sep5", 1, "sep3", 1),
-        ("avg3", 0, "id", 1),
-        ("avg3", 1, "avg3", 1),
-        ("sep3", 0, "id", 0),
-    ),
+    "sep5 0 + sep3 1, sep5 1 + sep3 1, avg3 0 + id 1, avg3 1 + avg3 1, sep3 0 + id 0",
     (1, 2, 3, 4, 5, 6),
 )
 REDUCTION = (
-    (
-        ("sep5", 0, "sep7", 1),
-        ("max3", 0, "sep7", 1),
-        ("avg3", 0, "sep5", 1),
-        ("id", 3, "avg3", 2),
-        ("sep3", 2, "max3", 0),
-    ),
+    "sep5 0 + sep7 1, max3 0 + sep7 1, avg3 0 + sep5 1, id 3 + avg3 2, sep3 2 + max3 0",
     (3, 4, 5, 6),
 )
 
@@ -115,7 +103,11 @@ class Cell(nn.Module):
         self, spec: tuple, cur_channels: int, prev: int, prev_fit: str, filters: int, stride: int
     ) -> None:
         super().__init__()
-        self.steps, self.outputs = spec
+        steps, self.outputs = spec
+        self.steps = [
+            (left, int(a), right, int(b))
+            for left, a, _, right, b in (step.split() for step in steps.split(", "))
+        ]
         self.conv_1x1 = ReLUConvBN(cur_channels, filters)
         self.prev_fit: nn.Module = nn.Identity()
         if prev_fit == "reduce":
