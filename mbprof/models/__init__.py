@@ -372,21 +372,21 @@ register_model(
     family="MobileNetV1",
     summary="Depthwise-separable convolutions; 569M MAdds, 4.2M params at 1.0@224",
     reference="Howard et al. 2017 (arXiv:1704.04861); TF-Slim mobilenet_v1 width rule",
-)("mbprof.models.mobilenet_v1:MobileNetV1")
+)("mbprof.models.mobilenet:MobileNetV1")
 register_model(
     "mobilenet_v2",
     family="MobileNetV2",
     summary="Inverted residuals with linear bottlenecks; 300M MAdds, 3.5M params at 1.0@224",
     reference="Sandler et al. 2018 (arXiv:1801.04381); torchvision mobilenet_v2 layout",
     has_depth=True,
-)("mbprof.models.mobilenet_v2:MobileNetV2")
+)("mbprof.models.mobilenet:MobileNetV2")
 for _size, _figures in (("large", "217M MAdds, 5.4M"), ("small", "56M MAdds, 2.5M")):
     register_model(
         f"mobilenet_v3_{_size}",
         family="MobileNetV3",
         summary=f"MobileNetV3-{_size.title()}: SE and hard-swish; {_figures} params at 1.0@224",
         reference=f"Howard et al. 2019 (arXiv:1905.02244); torchvision mobilenet_v3_{_size} layout",
-    )(f"mbprof.models.mobilenet_v3:mobilenet_v3_{_size}")
+    )(f"mbprof.models.mobilenet:mobilenet_v3_{_size}")
 register_model(
     "nasnet_a_mobile",
     family="NASNet-A",

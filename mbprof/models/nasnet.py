@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mbprof.models._layers import init_weights
+from mbprof.models.mobilenet import init_weights
 
 BN_EPS = 1e-3  # TF-Slim's nasnet_mobile_arg_scope
 

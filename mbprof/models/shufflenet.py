@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mbprof.models import GROUPS, STAGES, conv1_channels, stage_channels
-from mbprof.models._layers import ConvBNAct, init_weights
+from mbprof.models.mobilenet import ConvBNAct, init_weights
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
