@@ -372,21 +372,21 @@ register_model(
     family="MobileNetV1",
     summary="Depthwise-separable convolutions; 569M MAdds, 4.2M params at 1.0@224",
     reference="Howard et al. 2017 (arXiv:1704.04861); TF-Slim mobilenet_v1 width rule",
-)("mbprof.models.mobilenet:MobileNetV1")
+)("mbprof.models.builders:MobileNetV1")
 register_model(
     "mobilenet_v2",
     family="MobileNetV2",
     summary="Inverted residuals with linear bottlenecks; 300M MAdds, 3.5M params at 1.0@224",
     reference="Sandler et al. 2018 (arXiv:1801.04381); torchvision mobilenet_v2 layout",
     has_depth=True,
-)("mbprof.models.mobilenet:MobileNetV2")
+)("mbprof.models.builders:MobileNetV2")
 for _size, _figures in (("large", "217M MAdds, 5.4M"), ("small", "56M MAdds, 2.5M")):
     register_model(
         f"mobilenet_v3_{_size}",
         family="MobileNetV3",
         summary=f"MobileNetV3-{_size.title()}: SE and hard-swish; {_figures} params at 1.0@224",
         reference=f"Howard et al. 2019 (arXiv:1905.02244); torchvision mobilenet_v3_{_size} layout",
-    )(f"mbprof.models.mobilenet:mobilenet_v3_{_size}")
+    )(f"mbprof.models.builders:mobilenet_v3_{_size}")
 register_model(
     "nasnet_a_mobile",
     family="NASNet-A",
@@ -394,7 +394,7 @@ register_model(
     reference="Zoph et al. 2018 (arXiv:1707.07012); TF-Slim build_nasnet_mobile",
     width_min=0.1,
     width_min_inclusive=True,
-)("mbprof.models.nasnet:NASNetAMobile")
+)("mbprof.models.builders:NASNetAMobile")
 _SHUFFLENET_SUMMARY = {
     1: "ShuffleNet v1, 1 group (no shuffle); width = scale 0.25x..2x",
     3: "ShuffleNet v1, 3 groups; 137M MAdds at 1x, 524M and 5.4M params at 2x (224)",
@@ -411,4 +411,4 @@ for _groups in GROUPS:
         width_min_inclusive=True,
         width_max=2.0,
         validate=lambda width, *_, groups=_groups: check_scale(width, groups),
-    )(f"mbprof.models.shufflenet:shufflenet_v1_g{_groups}")
+    )(f"mbprof.models.builders:shufflenet_v1_g{_groups}")
