@@ -400,12 +400,11 @@ _SHUFFLENET_SUMMARY = {
     3: "ShuffleNet v1, 3 groups; 137M MAdds at 1x, 524M and 5.4M params at 2x (224)",
 }
 for _groups in GROUPS:
+    _summary = f"ShuffleNet v1, {_groups} groups; width = scale 0.25x..2x"
     register_model(
         f"shufflenet_v1_g{_groups}",
         family="ShuffleNet v1",
-        summary=_SHUFFLENET_SUMMARY.get(
-            _groups, f"ShuffleNet v1, {_groups} groups; width = scale 0.25x..2x"
-        ),
+        summary=_SHUFFLENET_SUMMARY.get(_groups, _summary),
         reference="Zhang et al. 2017 (arXiv:1707.01083); megvii-model/ShuffleNet-Series widths",
         width_min=0.25,
         width_min_inclusive=True,

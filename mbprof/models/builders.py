@@ -63,8 +63,7 @@ class InvertedResidual(nn.Module):
 
 
 class PooledClassifier(nn.Module):
-    """A network whose ``features`` end in global average pooling and a ``classifier`` on
-    the pooled vector (MobileNetV1, V2 and V3): their forward pass, written once."""
+    """MobileNetV1, V2 and V3's forward pass: ``features``, global pooling, ``classifier``."""
 
     features: nn.Module
     classifier: nn.Module
@@ -153,7 +152,6 @@ class MobileNetV2(PooledClassifier):
             for block in range(repeats):
                 out, hidden = make_divisible(c * width), channels * t
                 stride = s if block == 0 else 1
-                # 1x1 expansion (none when t = 1) -> 3x3 depthwise -> linear 1x1 projection.
                 layers = [ConvBNAct(channels, hidden, 1)] if t != 1 else []
                 layers += [
                     ConvBNAct(hidden, hidden, 3, stride=stride, groups=hidden),
@@ -231,7 +229,6 @@ class MobileNetV3(PooledClassifier):
         channels, paper_in = make_divisible(16 * width), 16
         features: list[nn.Module] = [ConvBNAct(3, channels, 3, 2, activation=nn.Hardswish)]
         for kernel, expanded, out, se, act, stride in blocks:
-            # 1x1 expansion (none when expanded == in) -> depthwise -> SE -> linear 1x1.
             hidden = make_divisible(channels * expanded / paper_in)
             out_channels, act = make_divisible(out * width), ACTIVATIONS[act]
             layers = [ConvBNAct(channels, hidden, 1, activation=act)] if hidden != channels else []
@@ -345,8 +342,6 @@ def _bn(channels: int) -> nn.BatchNorm2d:
 
 
 class ReLUConvBN(nn.Sequential):
-    """ReLU -> 1x1 conv (stride) -> BN."""
-
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
         super().__init__(nn.ReLU(), conv, _bn(out_channels))
