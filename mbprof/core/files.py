@@ -69,10 +69,6 @@ def _umask() -> int:
     return mask
 
 
-def _cannot_write(path: Path, exc: OSError) -> MbprofError:
-    return MbprofError(f"cannot write {str(path)!r}: {(exc.strerror or str(exc)).lower()}")
-
-
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write ``data`` whole or not at all (a temporary file renamed into place, keeping the
     old file's permissions); a device, FIFO or open descriptor is written through."""
@@ -81,28 +77,25 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     found, streamed = _found(path)
     if found is not None and stat.S_ISDIR(found.st_mode):
         raise MbprofError(f"cannot write {str(path)!r}: it is a directory")
-    if streamed:
-        try:  # appending: a descriptor redirected with >> keeps what it holds
+    tmp = None
+    try:
+        if streamed:  # appending: a descriptor redirected with >> keeps what it holds
             with open(path, "ab") as handle:
                 handle.write(payload)
-        except OSError as exc:
-            raise _cannot_write(path, exc) from None
-        return path
-    target = Path(os.path.realpath(path))
-    mode = stat.S_IMODE(found.st_mode) if found is not None else 0o666 & ~_umask()
-    try:
+            return path
+        target = Path(os.path.realpath(path))
+        mode = stat.S_IMODE(found.st_mode) if found is not None else 0o666 & ~_umask()
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise _cannot_write(path, exc) from None
-    try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
         os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise _cannot_write(path, exc) from None
+            error = (exc.strerror or str(exc)).lower()
+            raise MbprofError(f"cannot write {str(path)!r}: {error}") from None
         raise
     return path
 

@@ -169,11 +169,9 @@ def read_literal(text: str) -> Any:
     """One builder argument's value as typed: bool, None, int, finite float, "quoted", else
     the text itself."""
     stripped = text.strip()
-    lowered = stripped.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
+    words = {"true": True, "false": False, "none": None, "null": None}
+    if stripped.lower() in words:
+        return words[stripped.lower()]
     if len(stripped) >= 2 and stripped[0] == stripped[-1] == '"':
         try:
             return str(json.loads(stripped))

@@ -296,10 +296,9 @@ class Timing:
 
     @property
     def machine_share_pct(self) -> float | None:
-        achieved = self.achieved_gflops
-        if achieved is None or not self.machine_peak_gflops:
+        if self.achieved_gflops is None or not self.machine_peak_gflops:
             return None
-        return 100.0 * achieved / self.machine_peak_gflops
+        return 100.0 * self.achieved_gflops / self.machine_peak_gflops
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,8 @@ from typing import Any
 from mbprof.core.errors import MbprofError
 
 _COUNT_PREFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
-_BYTE_UNITS = {
-    "": 1,
-    "B": 1,
-    "KB": 10**3,
-    "MB": 10**6,
-    "GB": 10**9,
-    "KIB": 2**10,
-    "MIB": 2**20,
-    "GIB": 2**30,
-}
+_BYTE_UNITS = {"": 1, "B": 1, **{f"{p}B": 1000**i for i, p in enumerate("KMG", 1)}}
+_BYTE_UNITS |= {f"{p}IB": 1024**i for i, p in enumerate("KMG", 1)}  # KiB, MiB, GiB
 _TIME_UNITS = {"": 1.0, "US": 1e-3, "MS": 1.0, "S": 1e3}  # to milliseconds
 
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
@@ -27,14 +19,10 @@ _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
 def is_missing(value: Any) -> bool:
     """None, NaN (float or numpy), or pandas' NA/NaT: a cell with no value."""
-    if value is None:
-        return True
-    if isinstance(value, float):
-        return math.isnan(value)
-    if type(value).__name__ in ("NAType", "NaTType"):
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
         return True
     try:
-        return bool(value != value)  # numpy floating NaN
+        return bool(value != value)  # NaN, float or numpy
     except (TypeError, ValueError):
         return False
 

@@ -33,8 +33,7 @@ class ModelInfo:
     has_depth: bool = False
     min_resolution: int = 32
     width_min_inclusive: bool = False
-    # Further checks of (width, depth, num_classes) that only the model knows (e.g. that a
-    # group count divides its channels); raises MbprofError. Runs before anything is built.
+    # Checks of (width, depth, num_classes) only the model knows, before anything is built.
     validate: Callable[[float, float, int], None] | None = None
 
     @property
@@ -73,29 +72,16 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register_model(
-    name: str,
-    *,
-    family: str,
-    summary: str,
-    reference: str,
-    width_min: float = 0.0,
-    width_max: float = math.inf,
-    has_depth: bool = False,
-    min_resolution: int = 32,
-    width_min_inclusive: bool = False,
-    validate: Callable[[float, float, int], None] | None = None,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: ``@register_model("mynet", family=..., summary=..., reference=...)`` on a
-    builder function; or called with the builder's import path instead,
-    ``register_model("mynet", ...)("mypkg.nets:build")``, so that the registry knows the model
-    without importing its code."""
-    meta = dict(locals())
+def register_model(name: str, **meta: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: ``@register_model("mynet", family=..., summary=..., reference=...)`` (and
+    any other field of ``ModelInfo``) on a builder function; or called with the builder's
+    import path instead, ``register_model("mynet", ...)("mypkg.nets:build")``, so that the
+    registry knows the model without importing its code."""
 
     def decorate(builder: Callable[..., Any] | str) -> Callable[..., Any] | str:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelInfo(factory=builder, **meta)
+        _REGISTRY[name] = ModelInfo(name, builder, **meta)
         return builder
 
     return decorate
@@ -117,10 +103,9 @@ def list_models(pattern: str = "*") -> list[str]:
 # found by name in this process only, never listed, never cached.
 HELD: dict[str, ModelInfo] = {}
 
-# Models by the names people use (``timm/mobileone_s0``, ``torchvision/resnet50``), built
-# without weights by the library's own factory: no code of a file's choosing runs, so a
-# budget file may name them without --allow-import. An argument that would load weights
-# is refused (a checkpoint comes from --weights).
+# Models by the names people use (``timm/mobileone_s0``), built without weights by the
+# library's own factory: no code of a file's choosing runs, so a budget file may name them
+# without --allow-import. An argument that would load weights is refused (use --weights).
 HUBS = {  # library -> (module, its list of names, its factory, how it is told "no weights")
     "timm": ("timm", "list_models", "create_model", {"pretrained": False}),
     "torchvision": ("torchvision.models", "list_models", "get_model", {"weights": None}),
@@ -279,13 +264,9 @@ def check_kwargs(info: ModelInfo, kwargs: dict[str, Any]) -> dict[str, Any]:
         params = dict(inspect.signature(info.builder).parameters)
     except (TypeError, ValueError):  # no signature to check against
         return dict(kwargs)
+    variadic = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
     open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    named = {
-        k: p
-        for k, p in params.items()
-        if k not in KNOBS
-        and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
-    }
+    named = {k: p for k, p in params.items() if k not in KNOBS and p.kind not in variadic}
     checked: dict[str, Any] = {}
     for key, value in kwargs.items():
         if key in KNOBS:
@@ -331,9 +312,8 @@ def create_model(
     info = get_model_info(name)
     info.check(width, depth, num_classes)
     kwargs = check_kwargs(info, kwargs)
-    knobs: dict[str, Any] = {"width": width, "num_classes": num_classes}
-    if info.has_depth:
-        knobs["depth"] = depth
+    knobs = {"width": width, "num_classes": num_classes}
+    knobs.update({"depth": depth} if info.has_depth else {})
     try:
         model = info.builder(**knobs, **kwargs)
     except (ValueError, TypeError) as exc:
@@ -355,10 +335,8 @@ def create_from_spec(spec: ModelSpec, weights: str | Path | None = None) -> nn.M
     return create_model(*knobs, **dict(spec.kwargs))
 
 
-# ShuffleNet v1's channels, here (torch-free) so that the registry refuses a scale at which a
-# group count does not divide a stage's channels before anything is built. The paper's Table
-# 1 (Stage2 at 28x28, Stage3, Stage4 at 7x7): units, the first with stride 2, and the output
-# channels at 1x for g = 1, 2, 3, 4, 8.
+# ShuffleNet v1's channels (torch-free: a scale is refused before anything is built): the
+# paper's Table 1, per stage its units (the first with stride 2) and channels at 1x for each g.
 GROUPS = (1, 2, 3, 4, 8)
 STAGES = (
     (4, (144, 200, 240, 272, 384)),
@@ -368,7 +346,6 @@ STAGES = (
 
 
 def conv1_channels(scale: float, groups: int) -> int:
-    """conv1 width: 12 up to 0.5x, 24 up to 1.5x, 48 above, rounded up to a multiple of g."""
     base = 12 if scale <= 0.5 else 24 if scale <= 1.5 else 48
     return math.ceil(base / groups) * groups
 
@@ -378,8 +355,7 @@ def stage_channels(scale: float, groups: int) -> tuple[int, ...]:
 
 
 def check_scale(scale: float, groups: int) -> None:
-    """Refuse a scale at which ``groups`` does not divide a stage's output or bottleneck
-    channels (the grouped 1x1 convs and the shuffle need both to be multiples of g)."""
+    """Refuse a scale at which ``groups`` does not divide a stage's output or bottleneck."""
     for number, out in enumerate(stage_channels(scale, groups), start=2):
         for what, channels in (("output", out), ("bottleneck", out // 4)):
             if channels < 1 or channels % groups:
@@ -396,21 +372,21 @@ register_model(
     family="MobileNetV1",
     summary="Depthwise-separable convolutions; 569M MAdds, 4.2M params at 1.0@224",
     reference="Howard et al. 2017 (arXiv:1704.04861); TF-Slim mobilenet_v1 width rule",
-)("mbprof.models.mobilenet_v1:MobileNetV1")
+)("mbprof.models.builders:MobileNetV1")
 register_model(
     "mobilenet_v2",
     family="MobileNetV2",
     summary="Inverted residuals with linear bottlenecks; 300M MAdds, 3.5M params at 1.0@224",
     reference="Sandler et al. 2018 (arXiv:1801.04381); torchvision mobilenet_v2 layout",
     has_depth=True,
-)("mbprof.models.mobilenet_v2:MobileNetV2")
+)("mbprof.models.builders:MobileNetV2")
 for _size, _figures in (("large", "217M MAdds, 5.4M"), ("small", "56M MAdds, 2.5M")):
     register_model(
         f"mobilenet_v3_{_size}",
         family="MobileNetV3",
         summary=f"MobileNetV3-{_size.title()}: SE and hard-swish; {_figures} params at 1.0@224",
         reference=f"Howard et al. 2019 (arXiv:1905.02244); torchvision mobilenet_v3_{_size} layout",
-    )(f"mbprof.models.mobilenet_v3:mobilenet_v3_{_size}")
+    )(f"mbprof.models.builders:mobilenet_v3_{_size}")
 register_model(
     "nasnet_a_mobile",
     family="NASNet-A",
@@ -418,21 +394,20 @@ register_model(
     reference="Zoph et al. 2018 (arXiv:1707.07012); TF-Slim build_nasnet_mobile",
     width_min=0.1,
     width_min_inclusive=True,
-)("mbprof.models.nasnet:NASNetAMobile")
+)("mbprof.models.builders:NASNetAMobile")
 _SHUFFLENET_SUMMARY = {
     1: "ShuffleNet v1, 1 group (no shuffle); width = scale 0.25x..2x",
     3: "ShuffleNet v1, 3 groups; 137M MAdds at 1x, 524M and 5.4M params at 2x (224)",
 }
 for _groups in GROUPS:
+    _summary = f"ShuffleNet v1, {_groups} groups; width = scale 0.25x..2x"
     register_model(
         f"shufflenet_v1_g{_groups}",
         family="ShuffleNet v1",
-        summary=_SHUFFLENET_SUMMARY.get(
-            _groups, f"ShuffleNet v1, {_groups} groups; width = scale 0.25x..2x"
-        ),
+        summary=_SHUFFLENET_SUMMARY.get(_groups, _summary),
         reference="Zhang et al. 2017 (arXiv:1707.01083); megvii-model/ShuffleNet-Series widths",
         width_min=0.25,
         width_min_inclusive=True,
         width_max=2.0,
         validate=lambda width, *_, groups=_groups: check_scale(width, groups),
-    )(f"mbprof.models.shufflenet:shufflenet_v1_g{_groups}")
+    )(f"mbprof.models.builders:shufflenet_v1_g{_groups}")

@@ -9,7 +9,7 @@ from torch import nn
 
 from mbprof.analysis.counting import count
 from mbprof.models import create_model
-from mbprof.models.mobilenet_v3 import SqueezeExcitation
+from mbprof.models.builders import SqueezeExcitation
 from tests.support.flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
 
 # (name, width, MAdds in M, params in M, exact params or None), as published: TF-Slim's

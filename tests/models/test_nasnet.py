@@ -14,7 +14,7 @@ from mbprof.analysis.counting import count
 from mbprof.cli import app
 from mbprof.core.errors import MbprofError
 from mbprof.models import create_model
-from mbprof.models.nasnet import FactorizedReduction
+from mbprof.models.builders import FactorizedReduction
 from tests.support.flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
 
 

@@ -9,8 +9,7 @@ import torch
 
 from mbprof.core.errors import MbprofError, UnknownModelError
 from mbprof.models import create_model, get_model_info, list_models
-from mbprof.models._layers import make_divisible
-from mbprof.models.mobilenet_v1 import slim_depth
+from mbprof.models.builders import make_divisible, slim_depth
 
 
 def n_params(model: torch.nn.Module) -> int:

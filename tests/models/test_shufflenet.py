@@ -11,7 +11,7 @@ from torch import nn
 from mbprof.analysis.counting import count
 from mbprof.core.errors import MbprofError
 from mbprof.models import create_model, get_model_info
-from mbprof.models.shufflenet import channel_shuffle
+from mbprof.models.builders import channel_shuffle
 from tests.support.flop_reference import single_thread, torch_madds  # noqa: F401  (fixture)
 
 
