@@ -19,7 +19,7 @@ from mbprof.analysis.flops import multiply_adds
 from mbprof.analysis.memory.graph import Graph, Node
 from mbprof.analysis.memory.ops import BATCH_NORM
 from mbprof.analysis.memory.trace import meta_state, tensors, trace
-from mbprof.core.errors import MbprofError
+from mbprof.core.errors import MbprofError, first_line
 from mbprof.core.records import CountReport, LayerRow
 
 FVCORE_LOGGER = "fvcore.nn.jit_analysis"
@@ -86,10 +86,6 @@ def _output_sizes(model: nn.Module, sizes: dict[str, tuple[int, int]]) -> Abstra
     return removed_after([module.register_forward_hook(record) for module in leaves])
 
 
-# Norms' op names as fvcore's handles name them, from the ops the dispatcher sees.
-NORMS = {"native_group_norm": ("group_norm", 1), "native_layer_norm": ("layer_norm", 2)}
-
-
 def _dispatch_cost(graph: Graph, node: Node, instance: bool) -> tuple[str, int] | None:
     """(fvcore's op name, its count) by fvcore's default handle for ``node``'s aten op, or None."""
     shape = [graph.values[v].shape for v in node.inputs]
@@ -101,9 +97,9 @@ def _dispatch_cost(graph: Graph, node: Node, instance: bool) -> tuple[str, int] 
         if instance or next((a for a in args if isinstance(a, bool)), False):
             return "instance_norm" if instance else "batch_norm", (4 + affine) * math.prod(shape[0])
         return "batch_norm", (1 + affine) * math.prod(shape[0])
-    if name in NORMS:
-        op, weight = NORMS[name]
-        return op, (4 + (args[weight] is ...)) * math.prod(shape[0])
+    if name in ("native_group_norm", "native_layer_norm"):  # fvcore's group_norm, layer_norm
+        affine = args[1 if name == "native_group_norm" else 2] is ...
+        return name.removeprefix("native_"), (4 + affine) * math.prod(shape[0])
     if name in ("_adaptive_avg_pool2d", "mean") and (
         name != "mean" or args[1:] == ([-1, -2], True)
     ):
@@ -251,10 +247,10 @@ def count(
         except (MbprofError, MemoryError):
             raise
         except Exception as exc:  # noqa: BLE001 - no tracer, or one that refuses the model
-            failure, first_line = exc, (str(exc).strip().splitlines() or [""])[0][:200]
+            failure, why = exc, f"{type(exc).__name__}: {first_line(exc)[:200]}"
             notes = (
                 f"counted by the dispatch engine: fvcore's tracer (torch.jit.trace) cannot "
-                f"trace {type(model).__name__} ({type(exc).__name__}: {first_line})",
+                f"trace {type(model).__name__} ({why})",
             )
     if graph is None:
         try:
@@ -288,15 +284,12 @@ def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None)
         # engine counts instead
         from fvcore.nn import FlopCountAnalysis
 
-    batch = input_shape[0]
-    example = torch.zeros(input_shape)
-    analysis = FlopCountAnalysis(model, example)
-    analysis.set_op_handle("aten::scaled_dot_product_attention", _sdpa_madds)
-    analysis.set_op_handle("aten::einsum", _einsum_madds)
+    analysis = FlopCountAnalysis(model, torch.zeros(input_shape)).set_op_handle(
+        "aten::scaled_dot_product_attention", _sdpa_madds, "aten::einsum", _einsum_madds
+    )
     # Hear about every op without an estimate, not only the ones fvcore thinks notable.
     analysis._ignored_ops = set()
-    analysis.unsupported_ops_warnings(False)
-    analysis.uncalled_modules_warnings(False)
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     analysis.tracer_warnings("none")
 
     quiet = loggers_at_error([FVCORE_LOGGER])
@@ -315,7 +308,7 @@ def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None)
         read, values_read = seen.read, seen.values_read
     unsupported = analysis.unsupported_ops()
     uncounted = Counter({op: n for op, n in unsupported.items() if op.startswith("aten::")})
-    return _report(model, batch, by_module, uncounted, sizes, read, values_read)
+    return _report(model, input_shape[0], by_module, uncounted, sizes, read, values_read)
 
 
 def _report(

@@ -38,11 +38,8 @@ def reparameterize(model: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Mod
     """A copy of ``model`` in its deployed form and the note saying what changed."""
     built = model.eval()
     if not any(_hook(m) for m in built.modules()):
-        return built, (
-            "reparam: nothing to merge (no module has "
-            + ", ".join(f"{h}()" for h in HOOKS)
-            + "); the model is as built"
-        )
+        hooks = ", ".join(f"{h}()" for h in HOOKS)
+        return built, f"reparam: nothing to merge (no module has {hooks}); the model is as built"
     model = copy.deepcopy(built)
     hooked = {name: m for name, m in model.named_modules() if _hook(m)}
     seen: dict[str, tuple[tuple, dict, object]] = {}

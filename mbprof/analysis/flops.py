@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from mbprof.analysis.memory.graph import Graph, Node
-from mbprof.analysis.memory.ops import BATCH_NORM, CONV, REDUCE, SAME_AS_INPUT
+from mbprof.analysis.memory.ops import BATCH_NORM, REDUCE, SAME_AS_INPUT
 from mbprof.analysis.memory.trace import trace
 from mbprof.core.records import FlopsCount
 
@@ -26,23 +26,20 @@ KINDS = {
     "(squeeze-excitation scaling)",
 }
 MATMUL = frozenset({"addmm", "mm", "bmm", "baddbmm", "matmul"})
-# The memory analysis' tables (``ops``) name the global reductions and the activations;
-# these add the ops that only the FLOPs count tells apart.
-POOLING = REDUCE | set(
-    "avg_pool1d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool3d max_pool1d max_pool3d "
-    "max_pool3d_with_indices".split()
-)
-ACTIVATIONS = (SAME_AS_INPUT - {"neg"}) | set(
-    "prelu _prelu_kernel threshold softmax _softmax log_softmax _log_softmax".split()
-)
-ADDITIONS = frozenset({"add", "sub", "rsub", "neg"})
-MULTIPLICATIONS = frozenset({"mul", "div"})
-# kind -> (its ops, whether it counts their first input's elements rather than the output's)
+# op -> its kind of element-wise work (pooling counts its first input's elements, the others
+# their output's). The memory analysis' tables (``ops``) name the global reductions and the
+# activations; these add the ops that only the FLOPs count tells apart.
 ELEMENTWISE = {
-    "pooling": (POOLING, True),
-    "activations": (ACTIVATIONS, False),
-    "additions": (ADDITIONS, False),
-    "multiplications": (MULTIPLICATIONS, False),
+    op: kind
+    for kind, ops in (
+        ("pooling", REDUCE | {"avg_pool1d", "avg_pool3d", "adaptive_avg_pool1d", "max_pool1d"}),
+        ("pooling", {"adaptive_avg_pool3d", "max_pool3d", "max_pool3d_with_indices"}),
+        ("activations", (SAME_AS_INPUT - {"neg"}) | {"prelu", "_prelu_kernel", "threshold"}),
+        ("activations", {"softmax", "_softmax", "log_softmax", "_log_softmax"}),
+        ("additions", {"add", "sub", "rsub", "neg"}),
+        ("multiplications", {"mul", "div"}),
+    )
+    for op in ops
 }
 # Ops that only move or allocate data.
 FREE = frozenset(
@@ -84,8 +81,8 @@ def count_flops(
         base = node.name[:-1] if node.name.endswith("_") else node.name
         if base in FREE or not node.outputs:
             continue
-        kind = next((k for k, (ops, _) in ELEMENTWISE.items() if base in ops), None)
-        if (node.name in CONV and node.conv is not None) or base in MATMUL:
+        kind = ELEMENTWISE.get(base)
+        if node.conv is not None or base in MATMUL:
             madds, bias = multiply_adds(graph, node)
             kinds["multiply_adds"] += madds
             kinds["bias"] += bias
@@ -93,7 +90,7 @@ def count_flops(
             affine = len(node.inputs) >= 4  # input, weight, (bias), running mean and var
             kinds["batch_norm"] += (2 if affine else 1) * graph.values[node.inputs[0]].numel
         elif kind is not None:
-            counted = (node.inputs if ELEMENTWISE[kind][1] else node.outputs)[0]
+            counted = (node.inputs if kind == "pooling" else node.outputs)[0]
             kinds[kind] += graph.values[counted].numel
         else:
             uncounted[f"aten::{node.name}"] += 1

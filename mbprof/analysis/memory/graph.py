@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from mbprof.analysis.memory.ops import BATCH_NORM, ELEMENTWISE_EXTRA
-
 ACT, PARAM, INPUT, CONST = "act", "param", "input", "const"
 
 
@@ -51,15 +49,11 @@ class Node:
     module: str  # the innermost module running when the op was dispatched ("" = top level)
     inputs: tuple[int, ...]  # value ids of the tensor arguments, in order
     outputs: tuple[int, ...]
-    pointwise: bool
+    elementwise: bool  # torch tags it pointwise, or a batch norm, hard-swish, ...
     conv: Conv | None = None
     # the arguments (a tensor's place holds ...) of the ops whose count reads more than
     # shapes (``ops.ARGS_KEPT``: batch norm's ``training``, mean's dims), else ()
     args: tuple = ()
-
-    @property
-    def elementwise(self) -> bool:
-        return self.pointwise or self.name in BATCH_NORM or self.name in ELEMENTWISE_EXTRA
 
 
 @dataclass

@@ -46,8 +46,9 @@ BINARY_SAME = frozenset({"add", "mul", "sub", "div"})
 
 @functools.cache
 def op_info(func: torch._ops.OpOverload) -> tuple[str, bool]:
-    """An op's aten name and whether torch tags it pointwise, looked up once per op."""
-    return func._schema.name.split("::")[-1], torch.Tag.pointwise in func.tags
+    """An op's aten name and whether it is element-wise, looked up once per op."""
+    name = func._schema.name.split("::")[-1]
+    return name, torch.Tag.pointwise in func.tags or name in BATCH_NORM | ELEMENTWISE_EXTRA
 
 
 def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object | None:

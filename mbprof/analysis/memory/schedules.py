@@ -38,10 +38,9 @@ def small(value: Value) -> bool:
 
 
 def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
-    conv = start.conv
-    if conv is None or conv.transposed or conv.groups != 1 or conv.out_channels <= conv.in_channels:
+    conv, acts = start.conv, graph.act_inputs(start)  # a conv: find_blocks asks of no other op
+    if conv.transposed or conv.groups != 1 or conv.out_channels <= conv.in_channels:
         return None
-    acts = graph.act_inputs(start)
     if len(acts) != 1 or not start.outputs:
         return None
     channels = conv.out_channels
@@ -51,7 +50,7 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     reduce_nodes: list[int] = []
     reentry = has_depthwise = False
     project: Node | None = None
-    outside_side_consumers: set[int] = set()
+    side_read_outside = False
     horizon = max(graph.consumers[start.outputs[0]], default=-1)
 
     def grow(into: set[int], node: Node, values: Iterable[int]) -> None:
@@ -93,7 +92,7 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
             grow(side, node, node.outputs)  # squeeze-excitation branch or after global pooling
             continue
         if not in_spatial:
-            outside_side_consumers.add(node.index)
+            side_read_outside = True
             continue
         if outside:
             return None  # mixes in an activation from outside (a shortcut, a concat)
@@ -125,7 +124,7 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     if spatial & outputs:
         return None
     if project is not None:
-        if not has_depthwise or outside_side_consumers or side & outputs:
+        if not has_depthwise or side_read_outside or side & outputs:
             return None
         allowed = set(region) | {project.index}
         if any(c not in allowed for v in spatial | side for c in graph.consumers[v]):
@@ -202,19 +201,14 @@ def module_counts(graph: Graph, nodes: Iterable[int]) -> Counter[str]:
 
 def block_module(graph: Graph, region: Region, everywhere: Counter[str]) -> str:
     """The smallest module holding the block and nothing else, or "first .. last"."""
-    first = graph.nodes[region.nodes[0]].module
-    last = graph.nodes[region.exit_node].module
+    first, last = graph.nodes[region.nodes[0]].module, graph.nodes[region.exit_node].module
     inside = module_counts(graph, region.nodes)
-
-    def only_block(path: str) -> bool:
-        return everywhere[path] == inside[path]
-
     paths = [graph.nodes[n].module.split(".") for n in region.nodes if graph.nodes[n].module]
     common = ".".join(os.path.commonprefix(paths))
-    if not common or not only_block(common):
+    if not common or everywhere[common] != inside[common]:
         return f"{first} .. {last}" if first != last else first
-    while "." in common and only_block(common.rsplit(".", 1)[0]):
-        common = common.rsplit(".", 1)[0]
+    while "." in common and everywhere[outer := common.rsplit(".", 1)[0]] == inside[outer]:
+        common = outer
     return common
 
 
@@ -311,22 +305,10 @@ def schedule(
         )
         side = {rep[graph.values[v].buffer] for v in region.side} - dropped
         side_bytes = sum(size[b] for b in side if graph.buffers[b].kind == ACT)
-        module = block_module(graph, region, everywhere)
-        blocks.append(
-            ChunkedBlock(
-                kind=region.kind,
-                module=module,
-                expand=graph.nodes[region.nodes[0]].module,
-                exit=graph.nodes[region.exit_node].module,
-                in_channels=graph.nodes[region.nodes[0]].conv.in_channels,
-                expanded_channels=region.channels,
-                out_channels=region.out_channels,
-                chunk_channels=per_chunk,
-                chunk_bytes=chunk,
-                residual=region.residual,
-                two_pass=region.two_pass,
-            )
-        )
+        module, expand = block_module(graph, region, everywhere), graph.nodes[region.nodes[0]]
+        names = region.kind, module, expand.module, graph.nodes[region.exit_node].module
+        channels = expand.conv.in_channels, region.channels, region.out_channels, per_chunk
+        blocks.append(ChunkedBlock(*names, *channels, chunk, region.residual, region.two_pass))
         op = "chunked block" if region.kind == "project" else "chunked head"
         shape = graph.values[region.exits[0]].shape if region.exits else None
         steps.append(
