@@ -325,12 +325,11 @@ def _report(
     other_by_op: Counter[str] = Counter()
     for name, module in model.named_modules():
         held = [p for p in module._parameters.values() if p is not None]  # parameters(False)
-        own = dict(by_module.get(name) or {})
+        own = Counter(by_module.get(name) or {})
         if not (own or held):
             continue  # nothing counted in it or below, no parameters: no row
         for child_name in module._modules:
-            for op, n in by_module.get(f"{name}.{child_name}" if name else child_name, {}).items():
-                own[op] = own.get(op, 0) - n
+            own.subtract(by_module.get(f"{name}.{child_name}" if name else child_name, {}))
         # int(): fvcore's einsum handle counts in floats (the equations ours leaves to it)
         madds = int(sum(n for op, n in own.items() if op in MADD_OPS)) // batch
         other = {op: int(n) // batch for op, n in own.items() if op not in MADD_OPS and n}
@@ -338,18 +337,10 @@ def _report(
         if not (madds or other or params):
             continue  # activations, dropout, containers: no cost of their own
         other_by_op.update(other)
-        layers.append(
-            LayerRow(
-                path=name or "(model)",
-                type=type(module).__name__,
-                madds=madds,
-                other_flops=sum(other.values()),
-                params=params,
-                out_hw=sizes.get(name),
-                **_layer_geometry(module),
-                params_used=sum(p.numel() for p in held if id(p) in read),
-            )
-        )
+        row = name or "(model)", type(module).__name__, madds, sum(other.values()), params
+        geometry = _layer_geometry(module) | {"out_hw": sizes.get(name)}
+        used = sum(p.numel() for p in held if id(p) in read)
+        layers.append(LayerRow(*row, **geometry, params_used=used))
     total = sum(p.numel() for p in model.parameters())
     used = sum(p.numel() for p in model.parameters() if id(p) in read)  # tied ones once
     madds = sum(row.madds for row in layers)
@@ -375,14 +366,5 @@ def _report(
             f"MAdds: fvcore's own handles, and timm's published GMACs, leave it out "
             f"({madds - attention:,})"
         )
-    return CountReport(
-        madds=madds,
-        params=total,
-        other_flops=sum(other_by_op.values()),
-        layers=tuple(layers),
-        other_flops_by_op=dict(other_by_op),
-        uncounted_ops=dict(uncounted),
-        params_used=used,
-        notes=tuple(notes),
-        attention_madds=attention,
-    )
+    found = madds, total, sum(other_by_op.values()), tuple(layers), dict(other_by_op)
+    return CountReport(*found, dict(uncounted), used, tuple(notes), attention_madds=attention)

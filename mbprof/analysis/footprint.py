@@ -15,7 +15,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from mbprof.analysis.collector import removed_after
 from mbprof.analysis.memory.graph import ACT, INPUT, Graph
 from mbprof.analysis.memory.trace import meta_state, tensors
-from mbprof.core.errors import MbprofError, ResourceError, UserCodeExit
+from mbprof.core.errors import MbprofError, ResourceError, UserCodeExit, first_line
 
 FLOAT32_BYTES = 4
 SAFETY = 3
@@ -51,8 +51,7 @@ def reason(exc: BaseException) -> str:
     """``Type: first line`` of why a step failed (its cause if mbprof wrapped it), for a note."""
     if isinstance(exc, MbprofError) and exc.__cause__ is not None:
         exc = exc.__cause__
-    lines = str(exc).strip().splitlines()
-    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    text = ": ".join(filter(None, (type(exc).__name__, first_line(exc))))
     return text if len(text) <= 160 else text[:157] + "..."
 
 

@@ -157,13 +157,8 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
         # ops that feed back into the block; the pooled vectors leave it.
         if not reduce_nodes or reentry:
             return None
-        nodes = {
-            n
-            for n in region
-            if n == start.index
-            or n in reduce_nodes
-            or not all(v in side for v in graph.nodes[n].outputs)
-        }
+        nodes = {start.index, *reduce_nodes}
+        nodes |= {n for n in region if not all(v in side for v in graph.nodes[n].outputs)}
         if any(c not in nodes for v in spatial for c in graph.consumers[v]):
             return None
         kind, exit_node, out_channels, side = "pool", max(reduce_nodes), channels, ()
@@ -271,14 +266,15 @@ def schedule(
     """One step per op on the buffers ``rep`` merges into; each region one chunked step at
     its last node (``size``, ``element``: bytes of a buffer, of an element in the dtype)."""
 
-    def step(op: str, module: str, ins: Iterable[int], outs: Iterable[int], **more) -> Step:
+    def step(op: str, module: str, ins: Iterable[int], outs: Sequence[int], internal=0) -> Step:
         def acts(values: Iterable[int]) -> list[tuple[int, tuple[int, ...]]]:
             found = [(rep[graph.values[v].buffer], graph.values[v].shape) for v in values]
             return [(b, shape) for b, shape in found if graph.buffers[b].kind == ACT]
 
         kept = acts(v for v in outs if graph.values[v].buffer not in dropped)
         inputs, outputs = (frozenset(b for b, _ in pairs) for pairs in (acts(ins), kept))
-        return Step(op, module, inputs, outputs, out_shapes=tuple(kept), **more)
+        shape = graph.values[outs[0]].shape if outs else None
+        return Step(op, module, inputs, outputs, shape, tuple(kept), internal)
 
     owner = {n: r for r in regions for n in r.nodes}
     everywhere = module_counts(graph, range(len(graph.nodes))) if regions else None
@@ -292,8 +288,7 @@ def schedule(
     for node in graph.nodes:
         region = owner.get(node.index)
         if region is None:
-            first = graph.values[node.outputs[0]].shape if node.outputs else None
-            steps.append(step(node.name, node.module, node.inputs, node.outputs, shape=first))
+            steps.append(step(node.name, node.module, node.inputs, node.outputs))
             continue
         if node.index != region.exit_node:
             continue
@@ -310,10 +305,7 @@ def schedule(
         channels = expand.conv.in_channels, region.channels, region.out_channels, per_chunk
         blocks.append(ChunkedBlock(*names, *channels, chunk, region.residual, region.two_pass))
         op = "chunked block" if region.kind == "project" else "chunked head"
-        shape = graph.values[region.exits[0]].shape if region.exits else None
-        steps.append(
-            step(op, module, region.inputs, region.exits, shape=shape, internal=chunk + side_bytes)
-        )
+        steps.append(step(op, module, region.inputs, region.exits, chunk + side_bytes))
     return steps, blocks
 
 
@@ -376,11 +368,11 @@ def per_resolution(
     for step, _ in points:
         for b, shape in step.out_shapes:
             shape_of.setdefault(b, shape)  # the shape it was created with, not a later view
-    largest: dict[tuple[int, int], tuple[int, int, tuple[int, ...]]] = {}
+    largest: dict[tuple[int, int], tuple[int, int, tuple[int, ...]]] = {}  # channels, bytes, shape
     for b, shape in shape_of.items():
         where = resolution_of(shape)
-        if where is not None and (where[0] not in largest or size[b] > largest[where[0]][0]):
-            largest[where[0]] = (size[b], where[1], shape)
+        if where is not None and (where[0] not in largest or size[b] > largest[where[0]][1]):
+            largest[where[0]] = (where[1], size[b], shape)
     biggest_op: dict[tuple[int, int], tuple[int, str]] = {}
     for step, point in points:
         where = resolution_of(step.shape) if step.shape is not None else None
@@ -389,8 +381,5 @@ def per_resolution(
         op_bytes = point.input_bytes + point.output_bytes + point.internal_bytes
         if where[0] not in biggest_op or op_bytes > biggest_op[where[0]][0]:
             biggest_op[where[0]] = (op_bytes, f"{step.module or '(model)'} {step.op}")
-    rows = []
-    for hw in sorted(largest, key=lambda r: (-r[0] * r[1], -r[0])):
-        nbytes, channels, shape = largest[hw]
-        rows.append(ResolutionMemory(hw, channels, nbytes, shape, *biggest_op.get(hw, (0, ""))))
-    return tuple(rows)
+    order = sorted(largest, key=lambda r: (-r[0] * r[1], -r[0]))
+    return tuple(ResolutionMemory(hw, *largest[hw], *biggest_op.get(hw, (0, ""))) for hw in order)

@@ -68,7 +68,7 @@ class _Recorder(Mode):
         inputs = tuple(self.value_of(t) for t in tensors((args, kwargs)))
         outputs = tuple(self.value_of(t, index) for t in tensors(out))
         name, elementwise = op_info(func)
-        kept = ()  # the arguments of the ops ``ARGS_KEPT`` names, a tensor's place holding ...
+        kept = ()
         if name in ARGS_KEPT:
             kept = tuple(... if isinstance(a, torch.Tensor) else a for a in args)
         module, conv = self.modules[-1] if self.modules else "", conv_info(name, args, kwargs)
@@ -107,10 +107,8 @@ def conv_info(name: str, args: tuple, kwargs: dict) -> Conv | None:
     transposed = plain and bool(args[6] if len(args) > 6 else kwargs.get("transposed", False))
     at = 8 if plain else 6
     groups = int(args[at] if len(args) > at else kwargs.get("groups", 1))
-    if transposed:
-        in_channels, out_channels = weight.shape[0], weight.shape[1] * groups
-    else:
-        in_channels, out_channels = weight.shape[1] * groups, weight.shape[0]
+    channels = weight.shape[0], weight.shape[1] * groups  # (in, out) when transposed
+    in_channels, out_channels = channels if transposed else channels[::-1]
     kernel = tuple(int(k) for k in weight.shape[2:])
     return Conv(int(in_channels), int(out_channels), kernel, groups, transposed)
 
