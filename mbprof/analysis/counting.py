@@ -193,8 +193,7 @@ class _Reads(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
-        if name in VALUE_READS:
-            self.values_read = True
+        self.values_read |= name in VALUE_READS
         if name not in METADATA:
             for tensor in tensors((args, kwargs)):
                 self.read.update(self.owners.get(_storage(tensor), ()))

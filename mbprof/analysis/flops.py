@@ -54,16 +54,14 @@ FREE = frozenset(
 
 def multiply_adds(graph: Graph, node: Node) -> tuple[int, int]:
     """(2 x multiply-accumulates, bias additions) of a convolution or matrix product."""
-    shape = [graph.values[v].shape for v in node.inputs]
-    out = graph.values[node.outputs[0]].numel
-    if node.conv is not None:
-        conv = node.conv
-        kernel = math.prod(conv.kernel)
-        if conv.transposed:
-            macs = graph.values[node.inputs[0]].numel * (conv.out_channels // conv.groups) * kernel
-        else:
-            macs = out * (conv.in_channels // conv.groups) * kernel
+    out, conv = graph.values[node.outputs[0]].numel, node.conv
+    if conv is not None:
+        channels, elements = conv.in_channels, out
+        if conv.transposed:  # each input element meets out_channels / groups x kernel weights
+            channels, elements = conv.out_channels, graph.values[node.inputs[0]].numel
+        macs = elements * (channels // conv.groups) * math.prod(conv.kernel)
         return 2 * macs, out if len(node.inputs) >= 3 else 0
+    shape = [graph.values[v].shape for v in node.inputs]
     bias = node.name.rstrip("_") in ("addmm", "baddbmm")
     a, b = (shape[1], shape[2]) if bias else (shape[0], shape[1])
     macs = math.prod(a) * b[-1]  # (..., M, K) x (..., K, N): M x K x N per matrix pair
@@ -81,7 +79,6 @@ def count_flops(
         base = node.name[:-1] if node.name.endswith("_") else node.name
         if base in FREE or not node.outputs:
             continue
-        kind = ELEMENTWISE.get(base)
         if node.conv is not None or base in MATMUL:
             madds, bias = multiply_adds(graph, node)
             kinds["multiply_adds"] += madds
@@ -89,7 +86,7 @@ def count_flops(
         elif node.name in BATCH_NORM:
             affine = len(node.inputs) >= 4  # input, weight, (bias), running mean and var
             kinds["batch_norm"] += (2 if affine else 1) * graph.values[node.inputs[0]].numel
-        elif kind is not None:
+        elif (kind := ELEMENTWISE.get(base)) is not None:
             counted = (node.inputs if kind == "pooling" else node.outputs)[0]
             kinds[kind] += graph.values[counted].numel
         else:

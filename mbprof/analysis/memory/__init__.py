@@ -49,15 +49,12 @@ def analyze(
     graph = graph or trace(model, shape)
     size = [b.nbytes // b.itemsize * element if b.floating else b.nbytes for b in graph.buffers]
     out_buffers = {graph.values[v].buffer for v in graph.outputs}
-    zero = {  # batch norm's statistics: the eager schedule counts them zero
-        b
-        for node in graph.nodes
-        if node.name in BATCH_NORM
-        for b in (graph.values[v].buffer for v in node.outputs[1:])
-        if graph.buffers[b].created_at == node.index
-    }
     eager = schedule(graph, range(len(graph.buffers)))[0]
-    eager_size = [0 if b in zero else n for b, n in enumerate(size)]
+    eager_size = list(size)  # batch norm's statistics: the eager schedule counts them zero
+    for node in graph.nodes:
+        for b in (graph.values[v].buffer for v in node.outputs[1:]):
+            if node.name in BATCH_NORM and graph.buffers[b].created_at == node.index:
+                eager_size[b] = 0
     eager_peak = peak_point(simulate(eager, eager_size, out_buffers)).live_bytes
     rep, dropped = materialized_buffers(graph)
     keep = {rep[b] for b in out_buffers}

@@ -32,8 +32,6 @@ REDUCE = frozenset(
         "adaptive_max_pool2d max_pool2d_with_indices max_pool2d"
     ).split()
 )
-
-
 # Float -> float element-wise ops whose output is shaped and laid out like their input.
 SAME_AS_INPUT = frozenset(
     (
@@ -41,7 +39,6 @@ SAME_AS_INPUT = frozenset(
         "clamp_min clamp_max mish softplus neg"
     ).split()
 )
-BINARY_SAME = frozenset({"add", "mul", "sub", "div"})
 
 
 @functools.cache
@@ -84,7 +81,7 @@ def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object |
         return _pool(name, args) if first.is_contiguous() else None
     base = name[:-1] if name.endswith("_") else name
     others = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.Tensor)]
-    if base in BINARY_SAME and len(others) == 1:
+    if base in ("add", "mul", "sub", "div") and len(others) == 1:
         other = others[0]
         if other.shape == first.shape:
             fits = other.stride() == first.stride()

@@ -48,9 +48,8 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     side: set[int] = set()
     region = [start.index]
     reduce_nodes: list[int] = []
-    reentry = has_depthwise = False
+    reentry = has_depthwise = side_read_outside = False
     project: Node | None = None
-    side_read_outside = False
     horizon = max(graph.consumers[start.outputs[0]], default=-1)
 
     def grow(into: set[int], node: Node, values: Iterable[int]) -> None:
@@ -73,14 +72,11 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
         in_spatial = [v for v in node_acts if v in spatial]
         out = graph.values[node.outputs[0]] if node.outputs else None
         c = node.conv
-        if (
+        if (  # a 1x1 conv of the block's tensor alone, narrowing: the projection
             c is not None
-            and (c.groups, c.transposed) == (1, False)
-            and all(k == 1 for k in c.kernel)
-            and in_spatial
-            and not outside
-            and len(node_acts) == 1
-            and c.out_channels < channels
+            and (c.groups, c.transposed, c.out_channels < channels) == (1, False, True)
+            and set(c.kernel) <= {1}
+            and len(in_spatial) == len(node_acts) == 1
         ):
             if project is not None:
                 return None
@@ -126,11 +122,10 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     if project is not None:
         if not has_depthwise or side_read_outside or side & outputs:
             return None
-        allowed = set(region) | {project.index}
-        if any(c not in allowed for v in spatial | side for c in graph.consumers[v]):
+        nodes, value, residual = [*region, project.index], project.outputs[0], False
+        if any(c not in nodes for v in spatial | side for c in graph.consumers[v]):
             return None
         # Take in the projection's element-wise ops and the residual add of the block's input.
-        nodes, value, residual = [*region, project.index], project.outputs[0], False
         shortcut = {graph.values[v].buffer for v in acts}
         while value not in outputs and len(graph.consumers[value]) == 1:
             node = graph.nodes[graph.consumers[value][0]]
