@@ -279,8 +279,7 @@ def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None)
     with warnings.catch_warnings():  # fvcore scripts a loss function at import: not our concern
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.14 deprecates jit.script
-        # imported here: without torch.jit's tracer the import fails, and the dispatch
-        # engine counts instead
+        # imported here: without torch.jit's tracer the import fails (the dispatch engine counts)
         from fvcore.nn import FlopCountAnalysis
 
     analysis = FlopCountAnalysis(model, torch.zeros(input_shape)).set_op_handle(
@@ -347,9 +346,8 @@ def _report(
     notes = []
     if used != total:
         unused = unused_modules(model, read)
-        named = ", ".join(unused[:NAMED_AT_MOST])
-        if len(unused) > NAMED_AT_MOST:
-            named += f" and {len(unused) - NAMED_AT_MOST} more"
+        more = len(unused) - NAMED_AT_MOST
+        named = ", ".join(unused[:NAMED_AT_MOST]) + (f" and {more} more" if more > 0 else "")
         notes.append(
             f"params_used {used:,} of {total:,}: the inference forward pass never "
             f"reads {total - used:,} parameters" + (f" (in {named})" if named else "")

@@ -96,9 +96,7 @@ def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object |
         return None
     if name.endswith("_"):
         return first  # in place: the op returns its input
-    if "out" in kwargs:
-        return None
-    return _like(first)
+    return None if "out" in kwargs else _like(first)
 
 
 def _like(tensor: torch.Tensor) -> torch.Tensor:

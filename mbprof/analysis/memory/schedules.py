@@ -93,12 +93,8 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
         if outside:
             return None  # mixes in an activation from outside (a shortcut, a concat)
         source = graph.values[in_spatial[0]]
-        if (
-            node.name in REDUCE
-            and len(node_acts) == 1
-            and small(out)
-            and out.numel == source.shape[0] * channels
-        ):
+        per_channel = source.shape[0] * channels  # one value per image and channel
+        if node.name in REDUCE and len(node_acts) == 1 and small(out) and out.numel == per_channel:
             grow(side, node, node.outputs[:1])
             reduce_nodes.append(node.index)
             continue
@@ -224,23 +220,19 @@ def materialized_buffers(graph: Graph) -> tuple[dict[int, int], set[int]]:
     for node in graph.nodes:
         for v in node.inputs:
             last_use[graph.values[v].buffer] = node.index
-    for v in graph.outputs:
-        last_use[graph.values[v].buffer] = len(graph.nodes)
+    last_use.update((graph.values[v].buffer, len(graph.nodes)) for v in graph.outputs)
 
     dropped: set[int] = set()
     for node in graph.nodes:
-        for v in node.outputs[1:]:
-            b = graph.values[v].buffer
+        for b in (graph.values[v].buffer for v in node.outputs[1:]):
             if graph.buffers[b].created_at == node.index and b not in last_use:
                 dropped.add(b)  # never read: max-pool indices, batch-norm statistics
         src = is_unary(graph, node)
         if src is None:
             continue
-        into = parent.get(graph.values[src].buffer, graph.values[src].buffer)
-        fresh = graph.values[node.outputs[0]].buffer
-        if graph.buffers[fresh].created_at != node.index:
-            continue
-        if graph.buffers[fresh].nbytes != graph.buffers[graph.values[src].buffer].nbytes:
+        source, fresh = graph.values[src].buffer, graph.values[node.outputs[0]].buffer
+        into, made = parent.get(source, source), graph.buffers[fresh]
+        if made.created_at != node.index or made.nbytes != graph.buffers[source].nbytes:
             continue
         if last_use.get(into) != node.index:
             continue  # the input is read later (a shortcut): the op needs a new tensor
@@ -323,9 +315,7 @@ def simulate(
         for b in step.outputs | step.inputs:
             first.setdefault(b, i)
             last[b] = i
-    for b in keep:
-        if b in first:
-            last[b] = len(steps) - 1
+    last.update((b, len(steps) - 1) for b in keep if b in first)
     live_at = alive([(i, last[b], size[b]) for b, i in first.items()], len(steps))
     points = []
     for step, held in zip(steps, live_at, strict=True):

@@ -142,7 +142,6 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
         dtype = floating[0] if floating else torch.float32
         example = torch.empty(tuple(input_shape), dtype=dtype, device=device)
     builder = _Recorder({storage_key(t) for t in state.values()}, example)
-
     names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
 
     def enter(module: nn.Module, _inputs: object) -> None:
@@ -183,9 +182,6 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
         for v in dict.fromkeys(node.inputs):
             graph.consumers[v].append(node.index)
     # A parameter's storage has a buffer once an op took it (or a view of it) as an argument.
-    graph.params_read = frozenset(
-        name
-        for name, _ in model.named_parameters()
-        if storage_key(state[name]) in builder.storage_buffer
-    )
+    params, seen = [name for name, _ in model.named_parameters()], builder.storage_buffer
+    graph.params_read = frozenset(name for name in params if storage_key(state[name]) in seen)
     return graph
