@@ -128,13 +128,11 @@ def _attention_products(graph: Graph) -> set[int]:
 
 def _dispatch(model: nn.Module, graph: Graph) -> tuple[dict, Counter[str]]:
     """fvcore's ``by_module_and_operator`` and its unsupported ops, from ``graph``."""
+    # the trace names a shared module by its last name, fvcore by its first
     first: dict[int, str] = {}
-    named = {}  # the trace names a shared module by its last name, fvcore by its first
-    instance = set()
-    for name, module in model.named_modules(remove_duplicate=False):
-        named[name] = first.setdefault(id(module), name)
-        if isinstance(module, nn.modules.instancenorm._InstanceNorm):
-            instance.add(named[name])
+    named = {n: first.setdefault(id(m), n) for n, m in model.named_modules(remove_duplicate=False)}
+    norm = nn.modules.instancenorm._InstanceNorm
+    instance = {name for name, module in model.named_modules() if isinstance(module, norm)}
     by_module: dict[str, Counter] = {}
     uncounted: Counter[str] = Counter()
     attention = _attention_products(graph)

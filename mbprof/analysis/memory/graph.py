@@ -72,11 +72,8 @@ class Graph:
 
     def act_inputs(self, node: Node) -> list[int]:
         """Activation inputs of ``node`` (the image included), scalars left out."""
-        return [
-            v
-            for v in dict.fromkeys(node.inputs)
-            if self.kind(v) in (ACT, INPUT) and self.values[v].numel > 1
-        ]
+        found = dict.fromkeys(node.inputs)
+        return [v for v in found if self.kind(v) in (ACT, INPUT) and self.values[v].numel > 1]
 
 
 def is_unary(graph: Graph, node: Node) -> int | None:
@@ -87,8 +84,6 @@ def is_unary(graph: Graph, node: Node) -> int | None:
     if len(acts) != 1 or graph.kind(acts[0]) != ACT:
         return None
     src, out = graph.values[acts[0]], graph.values[node.outputs[0]]
-    if src.shape != out.shape or not (src.contiguous and out.contiguous):
-        return None
-    if src.nbytes != graph.buffers[src.buffer].nbytes:
-        return None  # a view of part of a buffer
-    return acts[0]
+    fits = src.shape == out.shape and src.contiguous and out.contiguous
+    whole = src.nbytes == graph.buffers[src.buffer].nbytes  # not a view of part of a buffer
+    return acts[0] if fits and whole else None

@@ -74,9 +74,8 @@ def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object |
         dims = {d % rank for d in args[1] if -rank <= d < rank}
         if len(dims) != len(args[1]):
             return None  # the meta kernel says why
-        return first.new_empty(
-            [1 if i in dims else n for i, n in enumerate(first.shape) if keep or i not in dims]
-        )
+        shape = [1 if i in dims else n for i, n in enumerate(first.shape) if keep or i not in dims]
+        return first.new_empty(shape)
     if name in ("max_pool2d_with_indices", "avg_pool2d") and not kwargs and first.dim() == 4:
         return _pool(name, args) if first.is_contiguous() else None
     base = name[:-1] if name.endswith("_") else name

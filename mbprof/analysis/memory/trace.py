@@ -80,20 +80,17 @@ def tensors(obj: object) -> list[torch.Tensor]:
     """The tensors in an op's arguments or results (tuples, lists, dicts), in order."""
     if isinstance(obj, torch.Tensor):
         return [obj]
-    if type(obj) is tuple and all(type(item) is not list for item in obj):
-        # the common flat case (a tensor or a scalar each): one pass, no recursion
-        found = []
-        for item in obj:
-            if isinstance(item, torch.Tensor):
-                found.append(item)
-            elif isinstance(item, (tuple, dict)):
-                found.extend(tensors(item))
-        return found
-    if isinstance(obj, (tuple, list)):
-        return [t for item in obj for t in tensors(item)]
     if isinstance(obj, dict):
-        return [t for item in obj.values() for t in tensors(item)]
-    return []
+        obj = obj.values()
+    elif not isinstance(obj, (tuple, list)):
+        return []
+    found = []
+    for item in obj:  # one pass, a call only for a nested container
+        if isinstance(item, torch.Tensor):
+            found.append(item)
+        elif isinstance(item, (tuple, list, dict)):
+            found.extend(tensors(item))
+    return found
 
 
 def storage_key(tensor: torch.Tensor) -> int:
