@@ -72,14 +72,13 @@ def _output_sizes(model: nn.Module, sizes: dict[str, tuple[int, int]]) -> Abstra
     leaves = {m: name for name, m in model.named_modules() if next(m.children(), None) is None}
 
     def record(module: nn.Module, _inputs: object, output: object) -> None:
-        if not isinstance(output, torch.Tensor):
+        if not isinstance(output, torch.Tensor) or output.dim() != 4:  # dim(): not traced
             return
         # read with the tracer paused: under it the shape joins fvcore's graph (slower)
         tracing = torch._C._get_tracing_state()
         torch._C._set_tracing_state(None)
         try:
-            if output.dim() == 4:
-                sizes[leaves[module]] = (int(output.shape[-2]), int(output.shape[-1]))
+            sizes[leaves[module]] = (int(output.shape[-2]), int(output.shape[-1]))
         finally:
             torch._C._set_tracing_state(tracing)
 
@@ -88,26 +87,24 @@ def _output_sizes(model: nn.Module, sizes: dict[str, tuple[int, int]]) -> Abstra
 
 def _dispatch_cost(graph: Graph, node: Node, instance: bool) -> tuple[str, int] | None:
     """(fvcore's op name, its count) by fvcore's default handle for ``node``'s aten op, or None."""
-    shape = [graph.values[v].shape for v in node.inputs]
     name, args = node.name, node.args
+    elements = graph.values[node.inputs[0]].numel if node.inputs else 0  # of the first input
     if node.conv is not None or name in ("addmm", "mm", "bmm"):
         return "conv" if node.conv is not None else name, multiply_adds(graph, node)[0] // 2
     if name in BATCH_NORM:  # fvcore: 2 (1 without affine) per element in eval, else 5 (4)
         affine = args[1] is ...
         if instance or next((a for a in args if isinstance(a, bool)), False):
-            return "instance_norm" if instance else "batch_norm", (4 + affine) * math.prod(shape[0])
-        return "batch_norm", (1 + affine) * math.prod(shape[0])
+            return "instance_norm" if instance else "batch_norm", (4 + affine) * elements
+        return "batch_norm", (1 + affine) * elements
     if name in ("native_group_norm", "native_layer_norm"):  # fvcore's group_norm, layer_norm
         affine = args[1 if name == "native_group_norm" else 2] is ...
-        return name.removeprefix("native_"), (4 + affine) * math.prod(shape[0])
-    if name in ("_adaptive_avg_pool2d", "mean") and (
-        name != "mean" or args[1:] == ([-1, -2], True)
-    ):
-        return "adaptive_avg_pool2d", math.prod(shape[0])
+        return name.removeprefix("native_"), (4 + affine) * elements
+    if name == "_adaptive_avg_pool2d" or (name == "mean" and args[1:] == ([-1, -2], True)):
+        return "adaptive_avg_pool2d", elements
     scale = {"upsample_nearest2d": 1, "upsample_bilinear2d": 4, "grid_sampler_2d": 4}.get(name)
     if scale:
         op = "grid_sampler" if name == "grid_sampler_2d" else name
-        return op, scale * math.prod(graph.values[node.outputs[0]].shape)
+        return op, scale * graph.values[node.outputs[0]].numel
     return None
 
 
@@ -256,9 +253,8 @@ def count(
             if failure is None:
                 raise
             raise failure from None  # neither engine can: fvcore's reason, as before
-    by_module, uncounted = _dispatch(model, graph)
     batch = graph.values[graph.input_value].shape[0]
-    report = _report(model, batch, by_module, uncounted, *_from_graph(model, graph))
+    report = _report(model, batch, *_dispatch(model, graph), *_from_graph(model, graph))
     return replace(report, engine="dispatch", notes=notes + report.notes)
 
 

@@ -87,12 +87,8 @@ def reparameterize(model: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Mod
 
 
 def _is_conv_bn(conv: nn.Module, bn: nn.Module) -> bool:
-    return (
-        type(conv) is nn.Conv2d
-        and type(bn) is nn.BatchNorm2d
-        and bn.track_running_stats
-        and conv.out_channels == bn.num_features
-    )
+    pair = (type(conv), type(bn)) == (nn.Conv2d, nn.BatchNorm2d)
+    return pair and bn.track_running_stats and conv.out_channels == bn.num_features
 
 
 def _fold_traced(model: nn.Module) -> tuple[nn.Module, int]:

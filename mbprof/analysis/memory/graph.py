@@ -51,8 +51,7 @@ class Node:
     outputs: tuple[int, ...]
     elementwise: bool  # torch tags it pointwise, or a batch norm, hard-swish, ...
     conv: Conv | None = None
-    # the arguments (a tensor's place holds ...) of the ops whose count reads more than
-    # shapes (``ops.ARGS_KEPT``: batch norm's ``training``, mean's dims), else ()
+    # the arguments of the ops ``ops.ARGS_KEPT`` names (a tensor's place holds ...), else ()
     args: tuple = ()
 
 

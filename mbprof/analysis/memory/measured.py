@@ -82,9 +82,8 @@ def measure_memory(
     torch_dtype = TORCH_DTYPES[dtype]
     work = copy.deepcopy(model).to(device=device, dtype=torch_dtype).eval()
     example = torch.zeros(tuple(input_shape), dtype=torch_dtype, device=device)
-    tracker = _StorageTracker(
-        {t.untyped_storage()._cdata for t in (*work.parameters(), *work.buffers(), example)}
-    )
+    held = (*work.parameters(), *work.buffers(), example)
+    tracker = _StorageTracker({t.untyped_storage()._cdata for t in held})
     allocator_peak = None
     if example.is_cuda:
         torch.cuda.synchronize()

@@ -48,7 +48,7 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     side: set[int] = set()
     region = [start.index]
     reduce_nodes: list[int] = []
-    reentry = has_depthwise = side_read_outside = False
+    reentry = has_depthwise = side_read_outside = residual = False
     project: Node | None = None
     horizon = max(graph.consumers[start.outputs[0]], default=-1)
 
@@ -118,7 +118,7 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     if project is not None:
         if not has_depthwise or side_read_outside or side & outputs:
             return None
-        nodes, value, residual = [*region, project.index], project.outputs[0], False
+        nodes, value = [*region, project.index], project.outputs[0]
         if any(c not in nodes for v in spatial | side for c in graph.consumers[v]):
             return None
         # Take in the projection's element-wise ops and the residual add of the block's input.
@@ -153,7 +153,6 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
         if any(c not in nodes for v in spatial for c in graph.consumers[v]):
             return None
         kind, exit_node, out_channels, side = "pool", max(reduce_nodes), channels, ()
-        residual = False
         exits = [v for n in reduce_nodes for v in graph.nodes[n].outputs[:1]]
     found = sorted(nodes), exit_node, acts, exits, sorted(spatial), sorted(side), channels
     return Region(kind, *found, out_channels, residual, reentry)

@@ -111,8 +111,7 @@ def conv_info(name: str, args: tuple, kwargs: dict) -> Conv | None:
 
 
 def meta_state(model: nn.Module, device: str = "meta") -> dict[str, torch.Tensor]:
-    """Stand-ins without data for ``model``'s parameters and buffers (tied ones once, as
-    ``functional_call`` ties them)."""
+    """Data-free stand-ins of ``model``'s parameters and buffers (tied ones: one stand-in)."""
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     return {name: torch.empty_like(t, device=device) for name, t in state.items()}
 
@@ -135,8 +134,7 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
     device = "cpu" if fake is not None else "meta"
     with fake or nullcontext():
         state = meta_state(model, device)
-        floating = [t.dtype for t in state.values() if t.is_floating_point()]
-        dtype = floating[0] if floating else torch.float32
+        dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.float32)
         example = torch.empty(tuple(input_shape), dtype=dtype, device=device)
     builder = _Recorder({storage_key(t) for t in state.values()}, example)
     names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
