@@ -19,7 +19,7 @@ from mbprof.analysis.flops import multiply_adds
 from mbprof.analysis.memory.graph import Graph, Node
 from mbprof.analysis.memory.ops import BATCH_NORM
 from mbprof.analysis.memory.trace import meta_state, tensors, trace
-from mbprof.core.errors import MbprofError
+from mbprof.core.errors import MbprofError, first_line
 from mbprof.core.records import CountReport, LayerRow
 
 FVCORE_LOGGER = "fvcore.nn.jit_analysis"
@@ -72,46 +72,39 @@ def _output_sizes(model: nn.Module, sizes: dict[str, tuple[int, int]]) -> Abstra
     leaves = {m: name for name, m in model.named_modules() if next(m.children(), None) is None}
 
     def record(module: nn.Module, _inputs: object, output: object) -> None:
-        if not isinstance(output, torch.Tensor):
+        if not isinstance(output, torch.Tensor) or output.dim() != 4:  # dim(): not traced
             return
         # read with the tracer paused: under it the shape joins fvcore's graph (slower)
         tracing = torch._C._get_tracing_state()
         torch._C._set_tracing_state(None)
         try:
-            if output.dim() == 4:
-                sizes[leaves[module]] = (int(output.shape[-2]), int(output.shape[-1]))
+            sizes[leaves[module]] = (int(output.shape[-2]), int(output.shape[-1]))
         finally:
             torch._C._set_tracing_state(tracing)
 
     return removed_after([module.register_forward_hook(record) for module in leaves])
 
 
-# Norms' op names as fvcore's handles name them, from the ops the dispatcher sees.
-NORMS = {"native_group_norm": ("group_norm", 1), "native_layer_norm": ("layer_norm", 2)}
-
-
 def _dispatch_cost(graph: Graph, node: Node, instance: bool) -> tuple[str, int] | None:
     """(fvcore's op name, its count) by fvcore's default handle for ``node``'s aten op, or None."""
-    shape = [graph.values[v].shape for v in node.inputs]
     name, args = node.name, node.args
+    elements = graph.values[node.inputs[0]].numel if node.inputs else 0  # of the first input
     if node.conv is not None or name in ("addmm", "mm", "bmm"):
         return "conv" if node.conv is not None else name, multiply_adds(graph, node)[0] // 2
     if name in BATCH_NORM:  # fvcore: 2 (1 without affine) per element in eval, else 5 (4)
         affine = args[1] is ...
         if instance or next((a for a in args if isinstance(a, bool)), False):
-            return "instance_norm" if instance else "batch_norm", (4 + affine) * math.prod(shape[0])
-        return "batch_norm", (1 + affine) * math.prod(shape[0])
-    if name in NORMS:
-        op, weight = NORMS[name]
-        return op, (4 + (args[weight] is ...)) * math.prod(shape[0])
-    if name in ("_adaptive_avg_pool2d", "mean") and (
-        name != "mean" or args[1:] == ([-1, -2], True)
-    ):
-        return "adaptive_avg_pool2d", math.prod(shape[0])
+            return "instance_norm" if instance else "batch_norm", (4 + affine) * elements
+        return "batch_norm", (1 + affine) * elements
+    if name in ("native_group_norm", "native_layer_norm"):  # fvcore's group_norm, layer_norm
+        affine = args[1 if name == "native_group_norm" else 2] is ...
+        return name.removeprefix("native_"), (4 + affine) * elements
+    if name == "_adaptive_avg_pool2d" or (name == "mean" and args[1:] == ([-1, -2], True)):
+        return "adaptive_avg_pool2d", elements
     scale = {"upsample_nearest2d": 1, "upsample_bilinear2d": 4, "grid_sampler_2d": 4}.get(name)
     if scale:
         op = "grid_sampler" if name == "grid_sampler_2d" else name
-        return op, scale * math.prod(graph.values[node.outputs[0]].shape)
+        return op, scale * graph.values[node.outputs[0]].numel
     return None
 
 
@@ -132,13 +125,11 @@ def _attention_products(graph: Graph) -> set[int]:
 
 def _dispatch(model: nn.Module, graph: Graph) -> tuple[dict, Counter[str]]:
     """fvcore's ``by_module_and_operator`` and its unsupported ops, from ``graph``."""
+    # the trace names a shared module by its last name, fvcore by its first
     first: dict[int, str] = {}
-    named = {}  # the trace names a shared module by its last name, fvcore by its first
-    instance = set()
-    for name, module in model.named_modules(remove_duplicate=False):
-        named[name] = first.setdefault(id(module), name)
-        if isinstance(module, nn.modules.instancenorm._InstanceNorm):
-            instance.add(named[name])
+    named = {n: first.setdefault(id(m), n) for n, m in model.named_modules(remove_duplicate=False)}
+    norm = nn.modules.instancenorm._InstanceNorm
+    instance = {name for name, module in model.named_modules() if isinstance(module, norm)}
     by_module: dict[str, Counter] = {}
     uncounted: Counter[str] = Counter()
     attention = _attention_products(graph)
@@ -197,8 +188,7 @@ class _Reads(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
-        if name in VALUE_READS:
-            self.values_read = True
+        self.values_read |= name in VALUE_READS
         if name not in METADATA:
             for tensor in tensors((args, kwargs)):
                 self.read.update(self.owners.get(_storage(tensor), ()))
@@ -251,10 +241,10 @@ def count(
         except (MbprofError, MemoryError):
             raise
         except Exception as exc:  # noqa: BLE001 - no tracer, or one that refuses the model
-            failure, first_line = exc, (str(exc).strip().splitlines() or [""])[0][:200]
+            failure, why = exc, f"{type(exc).__name__}: {first_line(exc)[:200]}"
             notes = (
                 f"counted by the dispatch engine: fvcore's tracer (torch.jit.trace) cannot "
-                f"trace {type(model).__name__} ({type(exc).__name__}: {first_line})",
+                f"trace {type(model).__name__} ({why})",
             )
     if graph is None:
         try:
@@ -263,9 +253,8 @@ def count(
             if failure is None:
                 raise
             raise failure from None  # neither engine can: fvcore's reason, as before
-    by_module, uncounted = _dispatch(model, graph)
     batch = graph.values[graph.input_value].shape[0]
-    report = _report(model, batch, by_module, uncounted, *_from_graph(model, graph))
+    report = _report(model, batch, *_dispatch(model, graph), *_from_graph(model, graph))
     return replace(report, engine="dispatch", notes=notes + report.notes)
 
 
@@ -284,19 +273,15 @@ def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None)
     with warnings.catch_warnings():  # fvcore scripts a loss function at import: not our concern
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)  # torch >= 2.14 deprecates jit.script
-        # imported here: without torch.jit's tracer the import fails, and the dispatch
-        # engine counts instead
+        # imported here: without torch.jit's tracer the import fails (the dispatch engine counts)
         from fvcore.nn import FlopCountAnalysis
 
-    batch = input_shape[0]
-    example = torch.zeros(input_shape)
-    analysis = FlopCountAnalysis(model, example)
-    analysis.set_op_handle("aten::scaled_dot_product_attention", _sdpa_madds)
-    analysis.set_op_handle("aten::einsum", _einsum_madds)
+    analysis = FlopCountAnalysis(model, torch.zeros(input_shape)).set_op_handle(
+        "aten::scaled_dot_product_attention", _sdpa_madds, "aten::einsum", _einsum_madds
+    )
     # Hear about every op without an estimate, not only the ones fvcore thinks notable.
     analysis._ignored_ops = set()
-    analysis.unsupported_ops_warnings(False)
-    analysis.uncalled_modules_warnings(False)
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     analysis.tracer_warnings("none")
 
     quiet = loggers_at_error([FVCORE_LOGGER])
@@ -315,7 +300,7 @@ def _fvcore(model: nn.Module, input_shape: tuple[int, ...], graph: Graph | None)
         read, values_read = seen.read, seen.values_read
     unsupported = analysis.unsupported_ops()
     uncounted = Counter({op: n for op, n in unsupported.items() if op.startswith("aten::")})
-    return _report(model, batch, by_module, uncounted, sizes, read, values_read)
+    return _report(model, input_shape[0], by_module, uncounted, sizes, read, values_read)
 
 
 def _report(
@@ -332,12 +317,11 @@ def _report(
     other_by_op: Counter[str] = Counter()
     for name, module in model.named_modules():
         held = [p for p in module._parameters.values() if p is not None]  # parameters(False)
-        own = dict(by_module.get(name) or {})
+        own = Counter(by_module.get(name) or {})
         if not (own or held):
             continue  # nothing counted in it or below, no parameters: no row
         for child_name in module._modules:
-            for op, n in by_module.get(f"{name}.{child_name}" if name else child_name, {}).items():
-                own[op] = own.get(op, 0) - n
+            own.subtract(by_module.get(f"{name}.{child_name}" if name else child_name, {}))
         # int(): fvcore's einsum handle counts in floats (the equations ours leaves to it)
         madds = int(sum(n for op, n in own.items() if op in MADD_OPS)) // batch
         other = {op: int(n) // batch for op, n in own.items() if op not in MADD_OPS and n}
@@ -345,18 +329,10 @@ def _report(
         if not (madds or other or params):
             continue  # activations, dropout, containers: no cost of their own
         other_by_op.update(other)
-        layers.append(
-            LayerRow(
-                path=name or "(model)",
-                type=type(module).__name__,
-                madds=madds,
-                other_flops=sum(other.values()),
-                params=params,
-                out_hw=sizes.get(name),
-                **_layer_geometry(module),
-                params_used=sum(p.numel() for p in held if id(p) in read),
-            )
-        )
+        row = name or "(model)", type(module).__name__, madds, sum(other.values()), params
+        geometry = _layer_geometry(module) | {"out_hw": sizes.get(name)}
+        used = sum(p.numel() for p in held if id(p) in read)
+        layers.append(LayerRow(*row, **geometry, params_used=used))
     total = sum(p.numel() for p in model.parameters())
     used = sum(p.numel() for p in model.parameters() if id(p) in read)  # tied ones once
     madds = sum(row.madds for row in layers)
@@ -364,9 +340,8 @@ def _report(
     notes = []
     if used != total:
         unused = unused_modules(model, read)
-        named = ", ".join(unused[:NAMED_AT_MOST])
-        if len(unused) > NAMED_AT_MOST:
-            named += f" and {len(unused) - NAMED_AT_MOST} more"
+        more = len(unused) - NAMED_AT_MOST
+        named = ", ".join(unused[:NAMED_AT_MOST]) + (f" and {more} more" if more > 0 else "")
         notes.append(
             f"params_used {used:,} of {total:,}: the inference forward pass never "
             f"reads {total - used:,} parameters" + (f" (in {named})" if named else "")
@@ -382,14 +357,5 @@ def _report(
             f"MAdds: fvcore's own handles, and timm's published GMACs, leave it out "
             f"({madds - attention:,})"
         )
-    return CountReport(
-        madds=madds,
-        params=total,
-        other_flops=sum(other_by_op.values()),
-        layers=tuple(layers),
-        other_flops_by_op=dict(other_by_op),
-        uncounted_ops=dict(uncounted),
-        params_used=used,
-        notes=tuple(notes),
-        attention_madds=attention,
-    )
+    found = madds, total, sum(other_by_op.values()), tuple(layers), dict(other_by_op)
+    return CountReport(*found, dict(uncounted), used, tuple(notes), attention_madds=attention)

@@ -38,11 +38,8 @@ def reparameterize(model: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Mod
     """A copy of ``model`` in its deployed form and the note saying what changed."""
     built = model.eval()
     if not any(_hook(m) for m in built.modules()):
-        return built, (
-            "reparam: nothing to merge (no module has "
-            + ", ".join(f"{h}()" for h in HOOKS)
-            + "); the model is as built"
-        )
+        hooks = ", ".join(f"{h}()" for h in HOOKS)
+        return built, f"reparam: nothing to merge (no module has {hooks}); the model is as built"
     model = copy.deepcopy(built)
     hooked = {name: m for name, m in model.named_modules() if _hook(m)}
     seen: dict[str, tuple[tuple, dict, object]] = {}
@@ -76,9 +73,8 @@ def reparameterize(model: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Mod
             ran[hook] += 1
             module = new
         for child_name, child in list(module.named_children()):
-            new_child = deploy(child, f"{name}.{child_name}" if name else child_name)
-            if new_child is not child:
-                setattr(module, child_name, new_child)
+            path = f"{name}.{child_name}" if name else child_name
+            setattr(module, child_name, deploy(child, path))  # the same module, or its new form
         return module
 
     model = deploy(model, "").eval()
@@ -91,12 +87,8 @@ def reparameterize(model: nn.Module, input_shape: Sequence[int]) -> tuple[nn.Mod
 
 
 def _is_conv_bn(conv: nn.Module, bn: nn.Module) -> bool:
-    return (
-        type(conv) is nn.Conv2d
-        and type(bn) is nn.BatchNorm2d
-        and bn.track_running_stats
-        and conv.out_channels == bn.num_features
-    )
+    pair = (type(conv), type(bn)) == (nn.Conv2d, nn.BatchNorm2d)
+    return pair and bn.track_running_stats and conv.out_channels == bn.num_features
 
 
 def _fold_traced(model: nn.Module) -> tuple[nn.Module, int]:
@@ -135,13 +127,11 @@ def _fold_sequential(model: nn.Module) -> tuple[nn.Module, int]:
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     folded = 0
-    for container in model.modules():
-        if not isinstance(container, nn.Sequential):
-            continue
+    for container in (m for m in model.modules() if isinstance(m, nn.Sequential)):
         names = list(container._modules)
         for first, second in zip(names, names[1:], strict=False):
             conv, bn = container._modules[first], container._modules[second]
-            if conv is not None and bn is not None and _is_conv_bn(conv, bn):
+            if _is_conv_bn(conv, bn):  # neither None
                 container._modules[first] = fuse_conv_bn_eval(conv.eval(), bn.eval())
                 container._modules[second] = nn.Identity()
                 folded += 1

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from mbprof.analysis.memory.graph import Graph, Node
-from mbprof.analysis.memory.ops import BATCH_NORM, CONV, REDUCE, SAME_AS_INPUT
+from mbprof.analysis.memory.ops import BATCH_NORM, REDUCE, SAME_AS_INPUT
 from mbprof.analysis.memory.trace import trace
 from mbprof.core.records import FlopsCount
 
@@ -26,23 +26,20 @@ KINDS = {
     "(squeeze-excitation scaling)",
 }
 MATMUL = frozenset({"addmm", "mm", "bmm", "baddbmm", "matmul"})
-# The memory analysis' tables (``ops``) name the global reductions and the activations;
-# these add the ops that only the FLOPs count tells apart.
-POOLING = REDUCE | set(
-    "avg_pool1d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool3d max_pool1d max_pool3d "
-    "max_pool3d_with_indices".split()
-)
-ACTIVATIONS = (SAME_AS_INPUT - {"neg"}) | set(
-    "prelu _prelu_kernel threshold softmax _softmax log_softmax _log_softmax".split()
-)
-ADDITIONS = frozenset({"add", "sub", "rsub", "neg"})
-MULTIPLICATIONS = frozenset({"mul", "div"})
-# kind -> (its ops, whether it counts their first input's elements rather than the output's)
+# op -> its kind of element-wise work (pooling counts its first input's elements, the others
+# their output's). The memory analysis' tables (``ops``) name the global reductions and the
+# activations; these add the ops that only the FLOPs count tells apart.
 ELEMENTWISE = {
-    "pooling": (POOLING, True),
-    "activations": (ACTIVATIONS, False),
-    "additions": (ADDITIONS, False),
-    "multiplications": (MULTIPLICATIONS, False),
+    op: kind
+    for kind, ops in (
+        ("pooling", REDUCE | {"avg_pool1d", "avg_pool3d", "adaptive_avg_pool1d", "max_pool1d"}),
+        ("pooling", {"adaptive_avg_pool3d", "max_pool3d", "max_pool3d_with_indices"}),
+        ("activations", (SAME_AS_INPUT - {"neg"}) | {"prelu", "_prelu_kernel", "threshold"}),
+        ("activations", {"softmax", "_softmax", "log_softmax", "_log_softmax"}),
+        ("additions", {"add", "sub", "rsub", "neg"}),
+        ("multiplications", {"mul", "div"}),
+    )
+    for op in ops
 }
 # Ops that only move or allocate data.
 FREE = frozenset(
@@ -57,16 +54,14 @@ FREE = frozenset(
 
 def multiply_adds(graph: Graph, node: Node) -> tuple[int, int]:
     """(2 x multiply-accumulates, bias additions) of a convolution or matrix product."""
-    shape = [graph.values[v].shape for v in node.inputs]
-    out = graph.values[node.outputs[0]].numel
-    if node.conv is not None:
-        conv = node.conv
-        kernel = math.prod(conv.kernel)
-        if conv.transposed:
-            macs = graph.values[node.inputs[0]].numel * (conv.out_channels // conv.groups) * kernel
-        else:
-            macs = out * (conv.in_channels // conv.groups) * kernel
+    out, conv = graph.values[node.outputs[0]].numel, node.conv
+    if conv is not None:
+        channels, elements = conv.in_channels, out
+        if conv.transposed:  # each input element meets out_channels / groups x kernel weights
+            channels, elements = conv.out_channels, graph.values[node.inputs[0]].numel
+        macs = elements * (channels // conv.groups) * math.prod(conv.kernel)
         return 2 * macs, out if len(node.inputs) >= 3 else 0
+    shape = [graph.values[v].shape for v in node.inputs]
     bias = node.name.rstrip("_") in ("addmm", "baddbmm")
     a, b = (shape[1], shape[2]) if bias else (shape[0], shape[1])
     macs = math.prod(a) * b[-1]  # (..., M, K) x (..., K, N): M x K x N per matrix pair
@@ -84,16 +79,15 @@ def count_flops(
         base = node.name[:-1] if node.name.endswith("_") else node.name
         if base in FREE or not node.outputs:
             continue
-        kind = next((k for k, (ops, _) in ELEMENTWISE.items() if base in ops), None)
-        if (node.name in CONV and node.conv is not None) or base in MATMUL:
+        if node.conv is not None or base in MATMUL:
             madds, bias = multiply_adds(graph, node)
             kinds["multiply_adds"] += madds
             kinds["bias"] += bias
         elif node.name in BATCH_NORM:
             affine = len(node.inputs) >= 4  # input, weight, (bias), running mean and var
             kinds["batch_norm"] += (2 if affine else 1) * graph.values[node.inputs[0]].numel
-        elif kind is not None:
-            counted = (node.inputs if ELEMENTWISE[kind][1] else node.outputs)[0]
+        elif (kind := ELEMENTWISE.get(base)) is not None:
+            counted = (node.inputs if kind == "pooling" else node.outputs)[0]
             kinds[kind] += graph.values[counted].numel
         else:
             uncounted[f"aten::{node.name}"] += 1

@@ -15,7 +15,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from mbprof.analysis.collector import removed_after
 from mbprof.analysis.memory.graph import ACT, INPUT, Graph
 from mbprof.analysis.memory.trace import meta_state, tensors
-from mbprof.core.errors import MbprofError, ResourceError, UserCodeExit
+from mbprof.core.errors import MbprofError, ResourceError, UserCodeExit, first_line
 
 FLOAT32_BYTES = 4
 SAFETY = 3
@@ -51,8 +51,7 @@ def reason(exc: BaseException) -> str:
     """``Type: first line`` of why a step failed (its cause if mbprof wrapped it), for a note."""
     if isinstance(exc, MbprofError) and exc.__cause__ is not None:
         exc = exc.__cause__
-    lines = str(exc).strip().splitlines()
-    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    text = ": ".join(filter(None, (type(exc).__name__, first_line(exc))))
     return text if len(text) <= 160 else text[:157] + "..."
 
 
@@ -125,27 +124,24 @@ def size_parameters(build: Callable[[], nn.Module], budget: int) -> ParamSizing:
     """Size ``build()``'s parameters by the cheapest path that works."""
     try:
         with torch.device("meta"):
-            model = build()
-        return ParamSizing(model, META)
+            return ParamSizing(build(), META)
     except Exception as exc:  # noqa: BLE001 - the builder cannot run on the meta device
         if not _retry_after(exc):
             raise
         on_meta = reason(exc)
     why = f"the builder does not run on the meta device ({on_meta})"
     try:
-        with parameters_to_meta():
-            model = build()
         note = "parameters sized with each one moved to the meta device as it was registered"
-        return ParamSizing(model, REGISTERED, f"{note}: {why}")
+        with parameters_to_meta():
+            return ParamSizing(build(), REGISTERED, f"{note}: {why}")
     except Exception as exc:  # noqa: BLE001 - it reads a parameter's value: build for real
         if not _retry_after(exc):
             raise
         again = reason(exc)
         why += ", nor with its parameters there" + ("" if again == on_meta else f" ({again})")
-    with parameters_bounded(budget):
-        model = build()
     note = "parameters counted by building it for real, stopped had they outgrown free memory"
-    return ParamSizing(model, REAL, f"{note}: {why}")
+    with parameters_bounded(budget):
+        return ParamSizing(build(), REAL, f"{note}: {why}")
 
 
 class _Bounded(TorchDispatchMode):

@@ -49,41 +49,27 @@ def analyze(
     graph = graph or trace(model, shape)
     size = [b.nbytes // b.itemsize * element if b.floating else b.nbytes for b in graph.buffers]
     out_buffers = {graph.values[v].buffer for v in graph.outputs}
-    zero = {  # batch norm's statistics: the eager schedule counts them zero
-        b
-        for node in graph.nodes
-        if node.name in BATCH_NORM
-        for b in (graph.values[v].buffer for v in node.outputs[1:])
-        if graph.buffers[b].created_at == node.index
-    }
     eager = schedule(graph, range(len(graph.buffers)))[0]
-    eager_size = [0 if b in zero else n for b, n in enumerate(size)]
+    eager_size = list(size)  # batch norm's statistics: the eager schedule counts them zero
+    for node in graph.nodes:
+        for b in (graph.values[v].buffer for v in node.outputs[1:]):
+            if node.name in BATCH_NORM and graph.buffers[b].created_at == node.index:
+                eager_size[b] = 0
+    eager_peak = peak_point(simulate(eager, eager_size, out_buffers)).live_bytes
     rep, dropped = materialized_buffers(graph)
     keep = {rep[b] for b in out_buffers}
     mat = simulate(schedule(graph, rep, dropped)[0], size, keep)
-    regions = find_blocks(graph)
-    eff, blocks = schedule(graph, rep, dropped, regions, size, element, settings.chunks)
+    eff, blocks = schedule(graph, rep, dropped, find_blocks(graph), size, element, settings.chunks)
     eff = simulate(eff, size, keep)
-    resolutions, resolutions_eff = per_resolution(mat, size), per_resolution(eff, size)
-    image = graph.values[graph.input_value] if graph.input_value is not None else None
-    report = MemoryReport(
-        dtype=settings.dtype,
-        bytes_per_element=element,
-        chunks=settings.chunks,
-        batch=shape[0],
-        input_bytes=image.numel * element if image is not None else 0,
-        max_tensor_bytes=max((r.tensor_bytes for r in resolutions), default=0),
-        max_tensor_bytes_efficient=max((r.tensor_bytes for r in resolutions_eff), default=0),
-        peak=peak_point(mat),
-        peak_efficient=peak_point(eff),
-        eager_peak_bytes=peak_point(simulate(eager, eager_size, out_buffers)).live_bytes,
-        resolutions=resolutions,
-        resolutions_efficient=resolutions_eff,
-        blocks=tuple(blocks),
-        curve=tuple(p for _, p in mat),
-        curve_efficient=tuple(p for _, p in eff),
-    )
-    return Analysis(graph=graph, report=report)
+    # MemoryReport's fields in order: the settings and input, then (materialized, efficient)
+    # pairs of the largest tensor and the peak, the eager peak, the resolutions, the blocks ...
+    image = graph.values[graph.input_value].numel * element
+    head = settings.dtype, element, settings.chunks, shape[0], image
+    per = per_resolution(mat, size), per_resolution(eff, size)
+    largest = [max((r.tensor_bytes for r in rows), default=0) for rows in per]
+    curves = [tuple(p for _, p in points) for points in (mat, eff)]
+    peaks = peak_point(mat), peak_point(eff), eager_peak
+    return Analysis(graph, MemoryReport(*head, *largest, *peaks, *per, tuple(blocks), *curves))
 
 
 def analyze_memory(

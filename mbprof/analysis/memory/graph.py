@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from mbprof.analysis.memory.ops import BATCH_NORM, ELEMENTWISE_EXTRA
-
 ACT, PARAM, INPUT, CONST = "act", "param", "input", "const"
 
 
@@ -51,15 +49,10 @@ class Node:
     module: str  # the innermost module running when the op was dispatched ("" = top level)
     inputs: tuple[int, ...]  # value ids of the tensor arguments, in order
     outputs: tuple[int, ...]
-    pointwise: bool
+    elementwise: bool  # torch tags it pointwise, or a batch norm, hard-swish, ...
     conv: Conv | None = None
-    # the arguments (a tensor's place holds ...) of the ops whose count reads more than
-    # shapes (``ops.ARGS_KEPT``: batch norm's ``training``, mean's dims), else ()
+    # the arguments of the ops ``ops.ARGS_KEPT`` names (a tensor's place holds ...), else ()
     args: tuple = ()
-
-    @property
-    def elementwise(self) -> bool:
-        return self.pointwise or self.name in BATCH_NORM or self.name in ELEMENTWISE_EXTRA
 
 
 @dataclass
@@ -78,11 +71,8 @@ class Graph:
 
     def act_inputs(self, node: Node) -> list[int]:
         """Activation inputs of ``node`` (the image included), scalars left out."""
-        return [
-            v
-            for v in dict.fromkeys(node.inputs)
-            if self.kind(v) in (ACT, INPUT) and self.values[v].numel > 1
-        ]
+        found = dict.fromkeys(node.inputs)
+        return [v for v in found if self.kind(v) in (ACT, INPUT) and self.values[v].numel > 1]
 
 
 def is_unary(graph: Graph, node: Node) -> int | None:
@@ -93,8 +83,6 @@ def is_unary(graph: Graph, node: Node) -> int | None:
     if len(acts) != 1 or graph.kind(acts[0]) != ACT:
         return None
     src, out = graph.values[acts[0]], graph.values[node.outputs[0]]
-    if src.shape != out.shape or not (src.contiguous and out.contiguous):
-        return None
-    if src.nbytes != graph.buffers[src.buffer].nbytes:
-        return None  # a view of part of a buffer
-    return acts[0]
+    fits = src.shape == out.shape and src.contiguous and out.contiguous
+    whole = src.nbytes == graph.buffers[src.buffer].nbytes  # not a view of part of a buffer
+    return acts[0] if fits and whole else None

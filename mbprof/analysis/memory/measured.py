@@ -29,19 +29,22 @@ class _StorageTracker(Mode):
 
     def _release(self, key: int) -> None:
         entry = self.live.get(key)
-        if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] == 0:
-            self.current -= self.spans[entry[0]][2]
-            del self.live[key]
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] == 0:
+                self.current -= self.spans[entry[0]][2]
+                del self.live[key]
+
+    def read(self, found: object) -> None:
+        """The storages of the tensors in ``found`` read at the current op."""
+        for tensor in tensors(found):
+            entry = self.live.get(tensor.untyped_storage()._cdata)
+            if entry is not None:
+                self.spans[entry[0]][1] = self.ops
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
-        for arg in tensors((args, kwargs)):
-            entry = self.live.get(arg.untyped_storage()._cdata)
-            if entry is not None:
-                self.spans[entry[0]][1] = self.ops
+        self.read((args, kwargs))
         out = func(*args, **kwargs)
         for tensor in tensors(out):
             key = tensor.untyped_storage()._cdata
@@ -79,9 +82,8 @@ def measure_memory(
     torch_dtype = TORCH_DTYPES[dtype]
     work = copy.deepcopy(model).to(device=device, dtype=torch_dtype).eval()
     example = torch.zeros(tuple(input_shape), dtype=torch_dtype, device=device)
-    tracker = _StorageTracker(
-        {t.untyped_storage()._cdata for t in (*work.parameters(), *work.buffers(), example)}
-    )
+    held = (*work.parameters(), *work.buffers(), example)
+    tracker = _StorageTracker({t.untyped_storage()._cdata for t in held})
     allocator_peak = None
     if example.is_cuda:
         torch.cuda.synchronize()
@@ -92,10 +94,7 @@ def measure_memory(
     if example.is_cuda:
         torch.cuda.synchronize()
         allocator_peak = torch.cuda.max_memory_allocated() - before
-    for tensor in tensors(output):  # the outputs are held to the end
-        entry = tracker.live.get(tensor.untyped_storage()._cdata)
-        if entry is not None:
-            tracker.spans[entry[0]][1] = tracker.ops
+    tracker.read(output)  # the outputs are held to the end
     # the same storages, each freed after its last read
     last_use_peak = max(alive(tracker.spans, tracker.ops + 1), default=0)
     return MeasuredMemory(device, dtype, tracker.peak, last_use_peak, allocator_peak)

@@ -16,9 +16,8 @@ BATCH_NORM = frozenset(
         "cudnn_batch_norm miopen_batch_norm _batch_norm_impl_index"
     ).split()
 )
-# Ops whose arguments other than tensors the trace keeps (``Node.args``): the dispatch
-# counting engine (``analysis.counting``) tells batch norm in eval mode from batch statistics,
-# an affine norm from a plain one and adaptive pooling's mean from a user's by them.
+# Ops whose other arguments the trace keeps (``Node.args``): by them the dispatch engine
+# (``counting``) tells eval batch norm, affine norms and adaptive pooling's mean apart.
 ARGS_KEPT = BATCH_NORM | {"native_group_norm", "native_layer_norm", "mean"}
 CONV = frozenset({"convolution", "_convolution", "conv2d", "conv1d", "conv3d"})
 PAD = frozenset({"constant_pad_nd", "reflection_pad2d", "replication_pad2d", "pad"})
@@ -32,8 +31,6 @@ REDUCE = frozenset(
         "adaptive_max_pool2d max_pool2d_with_indices max_pool2d"
     ).split()
 )
-
-
 # Float -> float element-wise ops whose output is shaped and laid out like their input.
 SAME_AS_INPUT = frozenset(
     (
@@ -41,13 +38,13 @@ SAME_AS_INPUT = frozenset(
         "clamp_min clamp_max mish softplus neg"
     ).split()
 )
-BINARY_SAME = frozenset({"add", "mul", "sub", "div"})
 
 
 @functools.cache
 def op_info(func: torch._ops.OpOverload) -> tuple[str, bool]:
-    """An op's aten name and whether torch tags it pointwise, looked up once per op."""
-    return func._schema.name.split("::")[-1], torch.Tag.pointwise in func.tags
+    """An op's aten name and whether it is element-wise, looked up once per op."""
+    name = func._schema.name.split("::")[-1]
+    return name, torch.Tag.pointwise in func.tags or name in BATCH_NORM | ELEMENTWISE_EXTRA
 
 
 def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object | None:
@@ -62,28 +59,25 @@ def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object |
         return _convolution(args, kwargs)
     if name in ("addmm", "mm") and not kwargs:
         a, b = args[-2:] if name == "addmm" else args[:2]
-        if a.dim() == 2 and b.dim() == 2 and a.dtype == b.dtype == first.dtype:
-            return a.new_empty((a.shape[0], b.shape[1]))
-        return None
+        fits = a.dim() == b.dim() == 2 and a.dtype == b.dtype == first.dtype
+        return a.new_empty((a.shape[0], b.shape[1])) if fits else None
     if name == "_native_batch_norm_legit_no_training" or (
         name == "native_batch_norm" and len(args) > 5 and not args[5]
     ):
-        channels = first.shape[1] if first.dim() > 1 else 0
-        stats = (channels,) if name == "native_batch_norm" else (0,)
+        stats = (first.shape[1] if first.dim() > 1 else 0,) if name == "native_batch_norm" else (0,)
         return _like(first), first.new_empty(stats), first.new_empty(stats)
     if name == "mean" and not kwargs and len(args) in (2, 3) and args[1]:
         rank, keep = first.dim(), len(args) == 3 and args[2]
         dims = {d % rank for d in args[1] if -rank <= d < rank}
         if len(dims) != len(args[1]):
             return None  # the meta kernel says why
-        return first.new_empty(
-            [1 if i in dims else n for i, n in enumerate(first.shape) if keep or i not in dims]
-        )
+        shape = [1 if i in dims else n for i, n in enumerate(first.shape) if keep or i not in dims]
+        return first.new_empty(shape)
     if name in ("max_pool2d_with_indices", "avg_pool2d") and not kwargs and first.dim() == 4:
         return _pool(name, args) if first.is_contiguous() else None
     base = name[:-1] if name.endswith("_") else name
     others = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.Tensor)]
-    if base in BINARY_SAME and len(others) == 1:
+    if base in ("add", "mul", "sub", "div") and len(others) == 1:
         other = others[0]
         if other.shape == first.shape:
             fits = other.stride() == first.stride()
@@ -98,9 +92,7 @@ def shortcut(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> object |
         return None
     if name.endswith("_"):
         return first  # in place: the op returns its input
-    if "out" in kwargs:
-        return None
-    return _like(first)
+    return None if "out" in kwargs else _like(first)
 
 
 def _like(tensor: torch.Tensor) -> torch.Tensor:
@@ -136,9 +128,8 @@ def _pool(name: str, args: tuple) -> object | None:
     kernel, stride, padding, dilation = ([*v] * (3 - len(v)) for v in sides)
     ceil = bool(given[4] if pooled else given[3])
     windows = zip(kernel, padding, dilation, strict=True)
-    if min(kernel + stride + dilation) < 1 or any(
-        p < 0 or 2 * p > d * (k - 1) + 1 for k, p, d in windows
-    ):
+    too_wide = any(p < 0 or 2 * p > d * (k - 1) + 1 for k, p, d in windows)
+    if min(kernel + stride + dilation) < 1 or too_wide:
         return None  # the meta kernel says why
     sizes = []
     for n, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation, strict=True):
@@ -165,12 +156,8 @@ def _convolution(args: tuple, kwargs: dict) -> torch.Tensor | None:
         or (bias is not None and tuple(bias.shape) != (weight.shape[0],))
     ):
         return None
-    sizes = [
-        (n + 2 * p - d * (k - 1) - 1) // s + 1  # the lengths are checked above
-        for n, k, s, p, d in zip(
-            x.shape[2:], weight.shape[2:], stride, padding, dilation, strict=True
-        )
-    ]
+    sides = zip(x.shape[2:], weight.shape[2:], stride, padding, dilation, strict=True)  # checked
+    sizes = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in sides]
     if spatial < 1 or min(sizes) < 1:
         return None
     return torch.empty((x.shape[0], weight.shape[0], *sizes), dtype=x.dtype, device=x.device)

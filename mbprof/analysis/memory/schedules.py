@@ -38,10 +38,9 @@ def small(value: Value) -> bool:
 
 
 def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
-    conv = start.conv
-    if conv is None or conv.transposed or conv.groups != 1 or conv.out_channels <= conv.in_channels:
+    conv, acts = start.conv, graph.act_inputs(start)  # a conv: find_blocks asks of no other op
+    if conv.transposed or conv.groups != 1 or conv.out_channels <= conv.in_channels:
         return None
-    acts = graph.act_inputs(start)
     if len(acts) != 1 or not start.outputs:
         return None
     channels = conv.out_channels
@@ -49,9 +48,8 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     side: set[int] = set()
     region = [start.index]
     reduce_nodes: list[int] = []
-    reentry = has_depthwise = False
+    reentry = has_depthwise = side_read_outside = residual = False
     project: Node | None = None
-    outside_side_consumers: set[int] = set()
     horizon = max(graph.consumers[start.outputs[0]], default=-1)
 
     def grow(into: set[int], node: Node, values: Iterable[int]) -> None:
@@ -74,14 +72,11 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
         in_spatial = [v for v in node_acts if v in spatial]
         out = graph.values[node.outputs[0]] if node.outputs else None
         c = node.conv
-        if (
+        if (  # a 1x1 conv of the block's tensor alone, narrowing: the projection
             c is not None
-            and (c.groups, c.transposed) == (1, False)
-            and all(k == 1 for k in c.kernel)
-            and in_spatial
-            and not outside
-            and len(node_acts) == 1
-            and c.out_channels < channels
+            and (c.groups, c.transposed, c.out_channels < channels) == (1, False, True)
+            and set(c.kernel) <= {1}
+            and len(in_spatial) == len(node_acts) == 1
         ):
             if project is not None:
                 return None
@@ -93,17 +88,13 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
             grow(side, node, node.outputs)  # squeeze-excitation branch or after global pooling
             continue
         if not in_spatial:
-            outside_side_consumers.add(node.index)
+            side_read_outside = True
             continue
         if outside:
             return None  # mixes in an activation from outside (a shortcut, a concat)
         source = graph.values[in_spatial[0]]
-        if (
-            node.name in REDUCE
-            and len(node_acts) == 1
-            and small(out)
-            and out.numel == source.shape[0] * channels
-        ):
+        per_channel = source.shape[0] * channels  # one value per image and channel
+        if node.name in REDUCE and len(node_acts) == 1 and small(out) and out.numel == per_channel:
             grow(side, node, node.outputs[:1])
             reduce_nodes.append(node.index)
             continue
@@ -125,13 +116,12 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
     if spatial & outputs:
         return None
     if project is not None:
-        if not has_depthwise or outside_side_consumers or side & outputs:
+        if not has_depthwise or side_read_outside or side & outputs:
             return None
-        allowed = set(region) | {project.index}
-        if any(c not in allowed for v in spatial | side for c in graph.consumers[v]):
+        nodes, value = [*region, project.index], project.outputs[0]
+        if any(c not in nodes for v in spatial | side for c in graph.consumers[v]):
             return None
         # Take in the projection's element-wise ops and the residual add of the block's input.
-        nodes, value, residual = [*region, project.index], project.outputs[0], False
         shortcut = {graph.values[v].buffer for v in acts}
         while value not in outputs and len(graph.consumers[value]) == 1:
             node = graph.nodes[graph.consumers[value][0]]
@@ -158,17 +148,11 @@ def _try_block(graph: Graph, start: Node, taken: set[int]) -> Region | None:
         # ops that feed back into the block; the pooled vectors leave it.
         if not reduce_nodes or reentry:
             return None
-        nodes = {
-            n
-            for n in region
-            if n == start.index
-            or n in reduce_nodes
-            or not all(v in side for v in graph.nodes[n].outputs)
-        }
+        nodes = {start.index, *reduce_nodes}
+        nodes |= {n for n in region if not all(v in side for v in graph.nodes[n].outputs)}
         if any(c not in nodes for v in spatial for c in graph.consumers[v]):
             return None
         kind, exit_node, out_channels, side = "pool", max(reduce_nodes), channels, ()
-        residual = False
         exits = [v for n in reduce_nodes for v in graph.nodes[n].outputs[:1]]
     found = sorted(nodes), exit_node, acts, exits, sorted(spatial), sorted(side), channels
     return Region(kind, *found, out_channels, residual, reentry)
@@ -202,19 +186,14 @@ def module_counts(graph: Graph, nodes: Iterable[int]) -> Counter[str]:
 
 def block_module(graph: Graph, region: Region, everywhere: Counter[str]) -> str:
     """The smallest module holding the block and nothing else, or "first .. last"."""
-    first = graph.nodes[region.nodes[0]].module
-    last = graph.nodes[region.exit_node].module
+    first, last = graph.nodes[region.nodes[0]].module, graph.nodes[region.exit_node].module
     inside = module_counts(graph, region.nodes)
-
-    def only_block(path: str) -> bool:
-        return everywhere[path] == inside[path]
-
     paths = [graph.nodes[n].module.split(".") for n in region.nodes if graph.nodes[n].module]
     common = ".".join(os.path.commonprefix(paths))
-    if not common or not only_block(common):
+    if not common or everywhere[common] != inside[common]:
         return f"{first} .. {last}" if first != last else first
-    while "." in common and only_block(common.rsplit(".", 1)[0]):
-        common = common.rsplit(".", 1)[0]
+    while "." in common and everywhere[outer := common.rsplit(".", 1)[0]] == inside[outer]:
+        common = outer
     return common
 
 
@@ -240,23 +219,19 @@ def materialized_buffers(graph: Graph) -> tuple[dict[int, int], set[int]]:
     for node in graph.nodes:
         for v in node.inputs:
             last_use[graph.values[v].buffer] = node.index
-    for v in graph.outputs:
-        last_use[graph.values[v].buffer] = len(graph.nodes)
+    last_use.update((graph.values[v].buffer, len(graph.nodes)) for v in graph.outputs)
 
     dropped: set[int] = set()
     for node in graph.nodes:
-        for v in node.outputs[1:]:
-            b = graph.values[v].buffer
+        for b in (graph.values[v].buffer for v in node.outputs[1:]):
             if graph.buffers[b].created_at == node.index and b not in last_use:
                 dropped.add(b)  # never read: max-pool indices, batch-norm statistics
         src = is_unary(graph, node)
         if src is None:
             continue
-        into = parent.get(graph.values[src].buffer, graph.values[src].buffer)
-        fresh = graph.values[node.outputs[0]].buffer
-        if graph.buffers[fresh].created_at != node.index:
-            continue
-        if graph.buffers[fresh].nbytes != graph.buffers[graph.values[src].buffer].nbytes:
+        source, fresh = graph.values[src].buffer, graph.values[node.outputs[0]].buffer
+        into, made = parent.get(source, source), graph.buffers[fresh]
+        if made.created_at != node.index or made.nbytes != graph.buffers[source].nbytes:
             continue
         if last_use.get(into) != node.index:
             continue  # the input is read later (a shortcut): the op needs a new tensor
@@ -277,14 +252,15 @@ def schedule(
     """One step per op on the buffers ``rep`` merges into; each region one chunked step at
     its last node (``size``, ``element``: bytes of a buffer, of an element in the dtype)."""
 
-    def step(op: str, module: str, ins: Iterable[int], outs: Iterable[int], **more) -> Step:
+    def step(op: str, module: str, ins: Iterable[int], outs: Sequence[int], internal=0) -> Step:
         def acts(values: Iterable[int]) -> list[tuple[int, tuple[int, ...]]]:
             found = [(rep[graph.values[v].buffer], graph.values[v].shape) for v in values]
             return [(b, shape) for b, shape in found if graph.buffers[b].kind == ACT]
 
         kept = acts(v for v in outs if graph.values[v].buffer not in dropped)
         inputs, outputs = (frozenset(b for b, _ in pairs) for pairs in (acts(ins), kept))
-        return Step(op, module, inputs, outputs, out_shapes=tuple(kept), **more)
+        shape = graph.values[outs[0]].shape if outs else None
+        return Step(op, module, inputs, outputs, shape, tuple(kept), internal)
 
     owner = {n: r for r in regions for n in r.nodes}
     everywhere = module_counts(graph, range(len(graph.nodes))) if regions else None
@@ -298,8 +274,7 @@ def schedule(
     for node in graph.nodes:
         region = owner.get(node.index)
         if region is None:
-            first = graph.values[node.outputs[0]].shape if node.outputs else None
-            steps.append(step(node.name, node.module, node.inputs, node.outputs, shape=first))
+            steps.append(step(node.name, node.module, node.inputs, node.outputs))
             continue
         if node.index != region.exit_node:
             continue
@@ -311,27 +286,12 @@ def schedule(
         )
         side = {rep[graph.values[v].buffer] for v in region.side} - dropped
         side_bytes = sum(size[b] for b in side if graph.buffers[b].kind == ACT)
-        module = block_module(graph, region, everywhere)
-        blocks.append(
-            ChunkedBlock(
-                kind=region.kind,
-                module=module,
-                expand=graph.nodes[region.nodes[0]].module,
-                exit=graph.nodes[region.exit_node].module,
-                in_channels=graph.nodes[region.nodes[0]].conv.in_channels,
-                expanded_channels=region.channels,
-                out_channels=region.out_channels,
-                chunk_channels=per_chunk,
-                chunk_bytes=chunk,
-                residual=region.residual,
-                two_pass=region.two_pass,
-            )
-        )
+        module, expand = block_module(graph, region, everywhere), graph.nodes[region.nodes[0]]
+        names = region.kind, module, expand.module, graph.nodes[region.exit_node].module
+        channels = expand.conv.in_channels, region.channels, region.out_channels, per_chunk
+        blocks.append(ChunkedBlock(*names, *channels, chunk, region.residual, region.two_pass))
         op = "chunked block" if region.kind == "project" else "chunked head"
-        shape = graph.values[region.exits[0]].shape if region.exits else None
-        steps.append(
-            step(op, module, region.inputs, region.exits, shape=shape, internal=chunk + side_bytes)
-        )
+        steps.append(step(op, module, region.inputs, region.exits, chunk + side_bytes))
     return steps, blocks
 
 
@@ -354,9 +314,7 @@ def simulate(
         for b in step.outputs | step.inputs:
             first.setdefault(b, i)
             last[b] = i
-    for b in keep:
-        if b in first:
-            last[b] = len(steps) - 1
+    last.update((b, len(steps) - 1) for b in keep if b in first)
     live_at = alive([(i, last[b], size[b]) for b, i in first.items()], len(steps))
     points = []
     for step, held in zip(steps, live_at, strict=True):
@@ -394,11 +352,11 @@ def per_resolution(
     for step, _ in points:
         for b, shape in step.out_shapes:
             shape_of.setdefault(b, shape)  # the shape it was created with, not a later view
-    largest: dict[tuple[int, int], tuple[int, int, tuple[int, ...]]] = {}
+    largest: dict[tuple[int, int], tuple[int, int, tuple[int, ...]]] = {}  # channels, bytes, shape
     for b, shape in shape_of.items():
         where = resolution_of(shape)
-        if where is not None and (where[0] not in largest or size[b] > largest[where[0]][0]):
-            largest[where[0]] = (size[b], where[1], shape)
+        if where is not None and (where[0] not in largest or size[b] > largest[where[0]][1]):
+            largest[where[0]] = (where[1], size[b], shape)
     biggest_op: dict[tuple[int, int], tuple[int, str]] = {}
     for step, point in points:
         where = resolution_of(step.shape) if step.shape is not None else None
@@ -407,8 +365,5 @@ def per_resolution(
         op_bytes = point.input_bytes + point.output_bytes + point.internal_bytes
         if where[0] not in biggest_op or op_bytes > biggest_op[where[0]][0]:
             biggest_op[where[0]] = (op_bytes, f"{step.module or '(model)'} {step.op}")
-    rows = []
-    for hw in sorted(largest, key=lambda r: (-r[0] * r[1], -r[0])):
-        nbytes, channels, shape = largest[hw]
-        rows.append(ResolutionMemory(hw, channels, nbytes, shape, *biggest_op.get(hw, (0, ""))))
-    return tuple(rows)
+    order = sorted(largest, key=lambda r: (-r[0] * r[1], -r[0]))
+    return tuple(ResolutionMemory(hw, *largest[hw], *biggest_op.get(hw, (0, ""))) for hw in order)

@@ -14,7 +14,7 @@ from torch.utils._pytree import tree_flatten
 from mbprof.analysis.collector import collector_paused, removed_after
 from mbprof.analysis.memory.graph import ACT, CONST, INPUT, PARAM, Buffer, Conv, Graph, Node, Value
 from mbprof.analysis.memory.ops import ARGS_KEPT, CONV, op_info, shortcut
-from mbprof.core.errors import MbprofError, ModelRunError
+from mbprof.core.errors import MbprofError, ModelRunError, first_line
 
 
 class Mode(TorchDispatchMode):
@@ -37,32 +37,27 @@ class _Recorder(Mode):
         self.modules: list[str] = []
         self.graph.input_value = self.value_of(input_tensor)
 
-    def _new_buffer(self, tensor: torch.Tensor, kind: str, created_at: int | None) -> int:
-        self.storage_buffer[storage_key(tensor)] = index = len(self.graph.buffers)
-        floating = tensor.is_floating_point() or tensor.is_complex()
-        nbytes = tensor.untyped_storage().nbytes()
-        self.graph.buffers.append(Buffer(nbytes, tensor.element_size(), floating, kind, created_at))
-        return index
-
-    def _new_value(self, tensor: torch.Tensor, buffer: int) -> int:
-        self.current[id(tensor)] = index = len(self.graph.values)
-        shape = tuple(int(d) for d in tensor.shape)
-        nbytes = tensor.numel() * tensor.element_size()
-        self.graph.values.append(Value(buffer, shape, tensor.is_contiguous(), nbytes))
-        self.keep.append(tensor)
-        return index
-
-    def value_of(self, tensor: torch.Tensor) -> int:
-        """The value a tensor argument holds; tensors made outside the trace become leaves."""
-        known = self.current.get(id(tensor))
+    def value_of(self, tensor: torch.Tensor, created_at: int | None = None) -> int:
+        """A new value for an op's output (made by op ``created_at``), else the value a tensor
+        argument holds; tensors made outside the trace become leaves."""
+        known = self.current.get(id(tensor)) if created_at is None else None
         if known is not None:
             return known
         key = storage_key(tensor)
         buffer = self.storage_buffer.get(key)
         if buffer is None:
             kind = PARAM if key in self.params else INPUT if key == self.input_storage else CONST
-            buffer = self._new_buffer(tensor, kind, None)
-        return self._new_value(tensor, buffer)
+            self.storage_buffer[key] = buffer = len(self.graph.buffers)
+            floating = tensor.is_floating_point() or tensor.is_complex()
+            kind, size = kind if created_at is None else ACT, tensor.element_size()
+            nbytes = tensor.untyped_storage().nbytes()
+            self.graph.buffers.append(Buffer(nbytes, size, floating, kind, created_at))
+        self.current[id(tensor)] = index = len(self.graph.values)
+        shape = tuple(int(d) for d in tensor.shape)
+        nbytes = tensor.numel() * tensor.element_size()
+        self.graph.values.append(Value(buffer, shape, tensor.is_contiguous(), nbytes))
+        self.keep.append(tensor)
+        return index
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
@@ -71,27 +66,13 @@ class _Recorder(Mode):
             out = func(*args, **kwargs)
         index = len(self.graph.nodes)
         inputs = tuple(self.value_of(t) for t in tensors((args, kwargs)))
-        outputs = []
-        for tensor in tensors(out):
-            buffer = self.storage_buffer.get(storage_key(tensor))
-            if buffer is None:
-                buffer = self._new_buffer(tensor, ACT, index)
-            outputs.append(self._new_value(tensor, buffer))
-        name, pointwise = op_info(func)
-        self.graph.nodes.append(
-            Node(
-                index=index,
-                name=name,
-                module=self.modules[-1] if self.modules else "",
-                inputs=inputs,
-                outputs=tuple(outputs),
-                pointwise=pointwise,
-                conv=conv_info(name, args, kwargs),
-                args=tuple(... if isinstance(a, torch.Tensor) else a for a in args)
-                if name in ARGS_KEPT
-                else (),
-            )
-        )
+        outputs = tuple(self.value_of(t, index) for t in tensors(out))
+        name, elementwise = op_info(func)
+        kept = ()
+        if name in ARGS_KEPT:
+            kept = tuple(... if isinstance(a, torch.Tensor) else a for a in args)
+        module, conv = self.modules[-1] if self.modules else "", conv_info(name, args, kwargs)
+        self.graph.nodes.append(Node(index, name, module, inputs, outputs, elementwise, conv, kept))
         return out
 
 
@@ -99,20 +80,17 @@ def tensors(obj: object) -> list[torch.Tensor]:
     """The tensors in an op's arguments or results (tuples, lists, dicts), in order."""
     if isinstance(obj, torch.Tensor):
         return [obj]
-    if type(obj) is tuple and all(type(item) is not list for item in obj):
-        # the common flat case (a tensor or a scalar each): one pass, no recursion
-        found = []
-        for item in obj:
-            if isinstance(item, torch.Tensor):
-                found.append(item)
-            elif isinstance(item, (tuple, dict)):
-                found.extend(tensors(item))
-        return found
-    if isinstance(obj, (tuple, list)):
-        return [t for item in obj for t in tensors(item)]
     if isinstance(obj, dict):
-        return [t for item in obj.values() for t in tensors(item)]
-    return []
+        obj = obj.values()
+    elif not isinstance(obj, (tuple, list)):
+        return []
+    found = []
+    for item in obj:  # one pass, a call only for a nested container
+        if isinstance(item, torch.Tensor):
+            found.append(item)
+        elif isinstance(item, (tuple, list, dict)):
+            found.extend(tensors(item))
+    return found
 
 
 def storage_key(tensor: torch.Tensor) -> int:
@@ -126,17 +104,14 @@ def conv_info(name: str, args: tuple, kwargs: dict) -> Conv | None:
     transposed = plain and bool(args[6] if len(args) > 6 else kwargs.get("transposed", False))
     at = 8 if plain else 6
     groups = int(args[at] if len(args) > at else kwargs.get("groups", 1))
-    if transposed:
-        in_channels, out_channels = weight.shape[0], weight.shape[1] * groups
-    else:
-        in_channels, out_channels = weight.shape[1] * groups, weight.shape[0]
+    channels = weight.shape[0], weight.shape[1] * groups  # (in, out) when transposed
+    in_channels, out_channels = channels if transposed else channels[::-1]
     kernel = tuple(int(k) for k in weight.shape[2:])
     return Conv(int(in_channels), int(out_channels), kernel, groups, transposed)
 
 
 def meta_state(model: nn.Module, device: str = "meta") -> dict[str, torch.Tensor]:
-    """Stand-ins without data for ``model``'s parameters and buffers (tied ones once, as
-    ``functional_call`` ties them)."""
+    """Data-free stand-ins of ``model``'s parameters and buffers (tied ones: one stand-in)."""
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     return {name: torch.empty_like(t, device=device) for name, t in state.items()}
 
@@ -159,11 +134,9 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
     device = "cpu" if fake is not None else "meta"
     with fake or nullcontext():
         state = meta_state(model, device)
-        floating = [t.dtype for t in state.values() if t.is_floating_point()]
-        dtype = floating[0] if floating else torch.float32
+        dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.float32)
         example = torch.empty(tuple(input_shape), dtype=dtype, device=device)
     builder = _Recorder({storage_key(t) for t in state.values()}, example)
-
     names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
 
     def enter(module: nn.Module, _inputs: object) -> None:
@@ -187,11 +160,10 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
     except MbprofError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure means the graph cannot be traced
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise ModelRunError(
             f"the memory analysis cannot trace {type(model).__name__}: its forward pass does not "
-            f"run on the meta device ({type(exc).__name__}: {first}); it needs a graph without "
-            "data-dependent control flow, .item() or CPU-only ops"
+            f"run on the meta device ({type(exc).__name__}: {first_line(exc)[:200]}); it needs a "
+            "graph without data-dependent control flow, .item() or CPU-only ops"
         ) from None
 
     graph = builder.graph
@@ -205,9 +177,6 @@ def _trace(model: nn.Module, input_shape: Sequence[int], fake: object | None) ->
         for v in dict.fromkeys(node.inputs):
             graph.consumers[v].append(node.index)
     # A parameter's storage has a buffer once an op took it (or a view of it) as an argument.
-    graph.params_read = frozenset(
-        name
-        for name, _ in model.named_parameters()
-        if storage_key(state[name]) in builder.storage_buffer
-    )
+    params, seen = [name for name, _ in model.named_parameters()], builder.storage_buffer
+    graph.params_read = frozenset(name for name in params if storage_key(state[name]) in seen)
     return graph
