@@ -329,10 +329,18 @@ def _report(
         if not (madds or other or params):
             continue  # activations, dropout, containers: no cost of their own
         other_by_op.update(other)
-        row = name or "(model)", type(module).__name__, madds, sum(other.values()), params
-        geometry = _layer_geometry(module) | {"out_hw": sizes.get(name)}
-        used = sum(p.numel() for p in held if id(p) in read)
-        layers.append(LayerRow(*row, **geometry, params_used=used))
+        layers.append(
+            LayerRow(
+                path=name or "(model)",
+                type=type(module).__name__,
+                madds=madds,
+                other_flops=sum(other.values()),
+                params=params,
+                out_hw=sizes.get(name),
+                **_layer_geometry(module),
+                params_used=sum(p.numel() for p in held if id(p) in read),
+            )
+        )
     total = sum(p.numel() for p in model.parameters())
     used = sum(p.numel() for p in model.parameters() if id(p) in read)  # tied ones once
     madds = sum(row.madds for row in layers)
@@ -357,5 +365,14 @@ def _report(
             f"MAdds: fvcore's own handles, and timm's published GMACs, leave it out "
             f"({madds - attention:,})"
         )
-    found = madds, total, sum(other_by_op.values()), tuple(layers), dict(other_by_op)
-    return CountReport(*found, dict(uncounted), used, tuple(notes), attention_madds=attention)
+    return CountReport(
+        madds=madds,
+        params=total,
+        other_flops=sum(other_by_op.values()),
+        layers=tuple(layers),
+        other_flops_by_op=dict(other_by_op),
+        uncounted_ops=dict(uncounted),
+        params_used=used,
+        notes=tuple(notes),
+        attention_madds=attention,
+    )

@@ -61,15 +61,25 @@ def analyze(
     mat = simulate(schedule(graph, rep, dropped)[0], size, keep)
     eff, blocks = schedule(graph, rep, dropped, find_blocks(graph), size, element, settings.chunks)
     eff = simulate(eff, size, keep)
-    # MemoryReport's fields in order: the settings and input, then (materialized, efficient)
-    # pairs of the largest tensor and the peak, the eager peak, the resolutions, the blocks ...
-    image = graph.values[graph.input_value].numel * element
-    head = settings.dtype, element, settings.chunks, shape[0], image
-    per = per_resolution(mat, size), per_resolution(eff, size)
-    largest = [max((r.tensor_bytes for r in rows), default=0) for rows in per]
-    curves = [tuple(p for _, p in points) for points in (mat, eff)]
-    peaks = peak_point(mat), peak_point(eff), eager_peak
-    return Analysis(graph, MemoryReport(*head, *largest, *peaks, *per, tuple(blocks), *curves))
+    resolutions, resolutions_eff = per_resolution(mat, size), per_resolution(eff, size)
+    report = MemoryReport(
+        dtype=settings.dtype,
+        bytes_per_element=element,
+        chunks=settings.chunks,
+        batch=shape[0],
+        input_bytes=graph.values[graph.input_value].numel * element,
+        max_tensor_bytes=max((r.tensor_bytes for r in resolutions), default=0),
+        max_tensor_bytes_efficient=max((r.tensor_bytes for r in resolutions_eff), default=0),
+        peak=peak_point(mat),
+        peak_efficient=peak_point(eff),
+        eager_peak_bytes=eager_peak,
+        resolutions=resolutions,
+        resolutions_efficient=resolutions_eff,
+        blocks=tuple(blocks),
+        curve=tuple(p for _, p in mat),
+        curve_efficient=tuple(p for _, p in eff),
+    )
+    return Analysis(graph=graph, report=report)
 
 
 def analyze_memory(

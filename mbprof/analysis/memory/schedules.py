@@ -287,9 +287,21 @@ def schedule(
         side = {rep[graph.values[v].buffer] for v in region.side} - dropped
         side_bytes = sum(size[b] for b in side if graph.buffers[b].kind == ACT)
         module, expand = block_module(graph, region, everywhere), graph.nodes[region.nodes[0]]
-        names = region.kind, module, expand.module, graph.nodes[region.exit_node].module
-        channels = expand.conv.in_channels, region.channels, region.out_channels, per_chunk
-        blocks.append(ChunkedBlock(*names, *channels, chunk, region.residual, region.two_pass))
+        blocks.append(
+            ChunkedBlock(
+                kind=region.kind,
+                module=module,
+                expand=expand.module,
+                exit=graph.nodes[region.exit_node].module,
+                in_channels=expand.conv.in_channels,
+                expanded_channels=region.channels,
+                out_channels=region.out_channels,
+                chunk_channels=per_chunk,
+                chunk_bytes=chunk,
+                residual=region.residual,
+                two_pass=region.two_pass,
+            )
+        )
         op = "chunked block" if region.kind == "project" else "chunked head"
         steps.append(step(op, module, region.inputs, region.exits, chunk + side_bytes))
     return steps, blocks
