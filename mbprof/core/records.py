@@ -25,8 +25,7 @@ class Displayed:
         return DISPLAY[type(self)][1](self)
 
 
-def is_import_path(model: str) -> bool:
-    """A model given as ``module:attribute`` (the user's own code), not a registered name."""
+def is_import_path(model: str) -> bool:  # the user's own code, ``module:attribute``
     return ":" in model
 
 

@@ -3,7 +3,7 @@ name the field; the CLI says its flag)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mbprof.core.errors import MbprofError
@@ -112,8 +112,7 @@ def parse_mem_dtype(text: Any, option: str = "mem_dtype") -> str:
     """'fp16' -> 'fp16' (also bf16, fp32, int8; case-insensitive)."""
     value = str(text).strip().lower()
     if value not in MEM_DTYPE_BYTES:
-        allowed = ", ".join(MEM_DTYPE_BYTES)
-        raise refused(option, f"unknown dtype {text!r}; use one of {allowed}")
+        raise refused(option, f"unknown dtype {text!r}; use one of {', '.join(MEM_DTYPES)}")
     return value
 
 
@@ -214,5 +213,4 @@ def check_latency(settings: LatencySettings) -> LatencySettings:
 
 
 def resolved(settings: LatencySettings, **decided: Any) -> ResolvedLatency:
-    values = {f.name: getattr(settings, f.name) for f in fields(LatencySettings)}
-    return ResolvedLatency(**{**values, **decided})
+    return ResolvedLatency(**{**vars(settings), **decided})

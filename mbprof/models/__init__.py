@@ -234,9 +234,8 @@ _TAKES: dict[type, tuple[str, Callable[[Any], bool]]] = {  # what a value of a t
 
 
 def _typed_value(who: str, key: str, param: inspect.Parameter, value: Any) -> Any:
-    """``value`` checked against the type a builder parameter takes: its annotation when that
-    names bool, int, float or str (``'float'``, ``int | None``, ``Optional[str]``), else the
-    type of its default (a 1 or 0 for a bool becomes True or False)."""
+    """``value`` checked against the bool, int, float or str that a builder parameter's
+    annotation (``'float'``, ``int | None``, ``Optional[str]``) or else its default names."""
     annotation = param.annotation
     text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
     text = text.replace(" ", "").replace("typing.", "").replace("builtins.", "").strip("'\"")
@@ -255,9 +254,8 @@ def _typed_value(who: str, key: str, param: inspect.Parameter, value: Any) -> An
 
 
 def check_kwargs(info: ModelInfo, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``kwargs`` checked against the builder's signature (names and types): the one check
-    for ``--arg``, budget-file ``args`` and the API's ``kwargs``; returns the values as the
-    builder gets them. No arguments: the builder's module is not even imported."""
+    """``kwargs`` (``--arg``, budget-file ``args``, the API's) checked against the builder's
+    signature, as the builder gets them; none: the builder's module is not even imported."""
     if not kwargs:
         return {}
     try:

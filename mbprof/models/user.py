@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from mbprof.core.errors import MbprofError, UnknownModelError, contained, first_line
@@ -24,8 +25,7 @@ _DOTTED = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*"
 
 
 def _import(name: str, module: str, missing: Callable[[str | None], str], failed: str) -> Any:
-    """Import ``module`` for the model ``name`` (sys.exit at import is an error): a module not
-    found is said by ``missing(its name)``, another error by ``failed`` with ``{error}``."""
+    """Import ``module``; a module not found is said by ``missing``, another error by ``failed``."""
     try:
         with contained(name, f"importing {module!r}"):
             return importlib.import_module(module)
@@ -83,9 +83,8 @@ def resolve(path: str) -> Callable[..., Any]:
 
 
 def _model_info(name: str, target: Callable[..., Any], **meta: Any) -> ModelInfo:
-    """``target`` as the model ``name``: it takes the knobs its signature names as parameters
-    (``**kwargs`` is not taken as accepting them: it often forwards to something that does
-    not); the others must stay at their defaults."""
+    """``target`` takes the knobs its signature names (``**kwargs`` does not count: it often
+    forwards to something that does not take them); the others must stay at their defaults."""
     try:
         signature: inspect.Signature | None = inspect.signature(target)
     except (TypeError, ValueError):  # some builtins and C extensions have none
@@ -111,8 +110,6 @@ def _model_info(name: str, target: Callable[..., Any], **meta: Any) -> ModelInfo
         except MbprofError:
             raise
         except Exception as exc:
-            import torch
-
             where = " (on the meta device, sizing it)" if torch.empty(0).is_meta else ""
             raise MbprofError(
                 f"model {name!r} raised {type(exc).__name__} while being built{where}: "
@@ -142,8 +139,7 @@ def _model_info(name: str, target: Callable[..., Any], **meta: Any) -> ModelInfo
 
 @functools.cache
 def user_model_info(path: str) -> ModelInfo:
-    """Import ``path`` and describe it as a model; refused with MbprofError (one line) when
-    it does not name a class or factory of an nn.Module."""
+    """Import ``path`` and describe it as a model (MbprofError when it builds no nn.Module)."""
     target = resolve(path)
     doc = (inspect.getdoc(target) or "").strip().splitlines()
     return _model_info(
@@ -178,12 +174,8 @@ def hold(module: nn.Module, label: str | None = None) -> str:
 
 @functools.cache
 def hub_model_info(name: str) -> ModelInfo:
-    """``timm/NAME`` or ``torchvision/NAME`` as a model: refused in one line when the
-    library is missing or does not import, or has no such model (with close names)."""
-    import torch
-
-    library = hub_library(name) or ""
-    model = name.partition("/")[2]
+    """``timm/NAME`` or ``torchvision/NAME`` as a model, refused if it cannot be built."""
+    library, _, model = name.partition("/")
     module_name, lister, maker, no_weights = HUBS[library]
     module = _import(
         name,
