@@ -189,9 +189,7 @@ def read_literal(text: str) -> Any:
 
 def format_literal(value: Any) -> str:
     """The text that ``read_literal`` turns back into ``value``."""
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, (int, float)):
+    if value is None or isinstance(value, (int, float)):  # bools too: True, not 1
         return repr(value)
     text = str(value)
     needs_quotes = text == "" or re.search(r"[\s=\"']", text) or type(read_literal(text)) is not str

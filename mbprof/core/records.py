@@ -351,8 +351,7 @@ class LayerProfile:
 
 @dataclass(frozen=True)
 class BenchResult(Displayed):
-    """One configuration's latency, with the configuration it belongs to (and, when
-    asked for, where its time goes layer by layer)."""
+    """One configuration's latency (and, when asked for, where its time goes layer by layer)."""
 
     spec: ModelSpec
     timing: Timing

@@ -141,14 +141,10 @@ def get_model_info(name: str) -> ModelInfo:
     (``timm/mobileone_s0``, ``torchvision/resnet50``: ``mbprof.models.user.hub_model_info``)."""
     if name in HELD:
         return HELD[name]
-    if is_import_path(name):
-        from mbprof.models.user import user_model_info
+    if is_import_path(name) or hub_library(name):
+        from mbprof.models import user  # imports torch
 
-        return user_model_info(name)
-    if hub_library(name):
-        from mbprof.models.user import hub_model_info
-
-        return hub_model_info(name)
+        return (user.user_model_info if is_import_path(name) else user.hub_model_info)(name)
     if name in _REGISTRY:
         return _REGISTRY[name]
     raise _unknown(name)
