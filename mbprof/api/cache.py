@@ -8,11 +8,12 @@ import functools
 import hashlib
 import importlib.util
 import json
+import platform
 import re
 import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,16 +152,13 @@ def analysis_key(
 
 def latency_key(base: dict[str, Any], latency: ResolvedLatency) -> dict[str, Any]:
     """The analysis key ``base`` with the latency settings and the run's whole environment."""
-    import dataclasses
-    import platform
-
     from mbprof.analysis.latency.machine import environment
 
     return {
         **base,
         "kind": "latency",
-        "latency": dataclasses.asdict(latency),
-        "environment": dataclasses.asdict(environment(latency)),
+        "latency": asdict(latency),
+        "environment": asdict(environment(latency)),
         "machine": [platform.node(), platform.machine(), platform.platform()],
     }
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import BenchResult, ModelSpec, Profile
 from mbprof.core.settings import MEM_DTYPE_BYTES
+from mbprof.core.units import format_value
 from mbprof.frame.columns import ENVIRONMENT_COLUMNS
 
 if TYPE_CHECKING:
@@ -125,8 +126,6 @@ def read_side(payload: dict[str, Any], where: str) -> Side:
     if "model" in row and "width" in row:  # a frame row, or profile's facts
         res = str(row.get("resolution", "")).removesuffix("x3")
         res = res.split("x")[0] if len(set(res.split("x"))) == 1 else res
-        from mbprof.core.units import format_value
-
         label = f"{row['model']} {format_value(row['width'], 'float')}@{res}"
     else:
         label = str(row.get("model") or payload.get("title", where)).partition(":")[0]
