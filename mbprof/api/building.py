@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from mbprof.analysis.collector import collector_paused
 from mbprof.core.errors import MbprofError, ModelRunError, ResourceError, contained, first_line
 from mbprof.core.records import MemoryReport, ModelSpec
+from mbprof.core.units import format_value
 
 if TYPE_CHECKING:
     from torch import nn
@@ -30,8 +31,6 @@ COUNTED_BUILD_MAX = 2**26
 
 
 def _refuse_if_over(spec: ModelSpec, need: int, what: str, cause: str, have: int) -> None:
-    from mbprof.core.units import format_value
-
     if need > have:
         raise ResourceError(
             f"{spec.label} needs about {format_value(need, 'bytes')} for its {what}, more than the "

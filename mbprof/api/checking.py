@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mbprof.api.inputs import make_latency_settings, make_spec
+from mbprof.api.inputs import is_module, make_latency_settings, make_spec
 from mbprof.api.single import measure_rows
 from mbprof.checks.baseline import baseline_budgets, tolerances_for
 from mbprof.checks.budget_file import load_budgets
@@ -36,6 +36,7 @@ from mbprof.core.errors import MbprofError, UnknownModelError, UserCodeExit
 from mbprof.core.parsing import parse_choice, refused
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import ENGINES, MemorySettings, ResolvedLatency
+from mbprof.frame.rows import read_frame
 
 Row = dict[str, Any]
 
@@ -178,8 +179,6 @@ class CheckRun:
         # The baseline's own configurations, or, for a new baseline, the budget file's.
         targets = self.guarded or self.budgets
         if self.results is not None:
-            from mbprof.frame.rows import read_frame
-
             rows = read_frame(self.results).to_dict(orient="records")
             refuse_row_imports(rows, str(self.results), self.allow_import)
             baseline_rows = covering_rows(targets, rows)
@@ -222,9 +221,6 @@ def prepare_check(
     module, or modules labelled by their class names). ``engine``: what counts, "fvcore" or
     "dispatch" (``mbprof.analysis.counting``). ``reparam``: every budget of the file
     measures its model's deployed form (as ``reparam = true`` does)."""
-    from mbprof.api.inputs import is_module
-    from mbprof.frame.rows import read_frame
-
     check_inputs(budgets, baseline, update_baseline, names)
     if isinstance(modules, Mapping):
         pairs = list(modules.items())

@@ -16,6 +16,8 @@ from mbprof.core.records import BenchResult, ModelSpec, Profile
 from mbprof.core.settings import MEM_DTYPE_BYTES
 from mbprof.core.units import format_value
 from mbprof.frame.columns import ENVIRONMENT_COLUMNS
+from mbprof.frame.rows import read_frame
+from mbprof.render.document import frame_records, to_payload
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -150,8 +152,6 @@ def is_result_file(side: Any) -> bool:
 
 def load_side(side: Any) -> Side:
     """``side`` (a result file, a model, a ``ModelSpec``, a record, a document) as a ``Side``."""
-    from mbprof.render.document import to_payload
-
     if isinstance(side, Side):
         return side
     if isinstance(side, dict):
@@ -160,9 +160,6 @@ def load_side(side: Any) -> Side:
         path = Path(side)
         where = repr(str(path))
         if path.suffix.lower() == ".csv":
-            from mbprof.frame.rows import read_frame
-            from mbprof.render.document import frame_records
-
             return read_side({"tables": {"rows": frame_records(read_frame(path))}}, where)
         if not path.is_file():
             raise MbprofError(f"{where} does not exist")

@@ -121,11 +121,10 @@ def make_spec(
     ((C, H, W), (N, C, H, W) or an example input tensor) replaces ``resolution`` and the 3
     channels of an image. ``reparam``: measure the deployed form (``mbprof.analysis.deploy``)."""
     pairs = _kwargs_and_reparam(kwargs, reparam)
-    channels, resolution = (
-        (IMAGE_CHANNELS, parse_resolution(resolution, "resolution"))
-        if input_size is None
-        else _input_size(input_size)
-    )
+    if input_size is None:
+        channels, resolution = IMAGE_CHANNELS, parse_resolution(resolution, "resolution")
+    else:
+        channels, resolution = _input_size(input_size)
     target = _target(model, label=name)
     width, depth = parse_positive_float(width, "width"), parse_positive_float(depth, "depth")
     return _checked(
