@@ -11,6 +11,8 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mbprof.api.inputs import make_spec
+from mbprof.api.single import profile_spec
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import BenchResult, ModelSpec, Profile
 from mbprof.core.settings import MEM_DTYPE_BYTES
@@ -18,6 +20,8 @@ from mbprof.core.units import format_value
 from mbprof.frame.columns import ENVIRONMENT_COLUMNS
 from mbprof.frame.rows import read_frame
 from mbprof.render.document import frame_records, to_payload
+from mbprof.render.latency_view import layers_document
+from mbprof.render.profile_view import profile_document
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -169,14 +173,8 @@ def load_side(side: Any) -> Side:
             raise MbprofError(f"{where} cannot be read as JSON: {exc}") from None
         return read_side(payload, where)
     if isinstance(side, (str, ModelSpec)):  # profiled here
-        from mbprof.api.inputs import make_spec
-        from mbprof.api.single import profile_spec
-
         side = profile_spec(side if isinstance(side, ModelSpec) else make_spec(side))
     if isinstance(side, (Profile, BenchResult)):
-        from mbprof.render.latency_view import layers_document
-        from mbprof.render.profile_view import profile_document
-
         view = profile_document if isinstance(side, Profile) else layers_document
         return read_side(to_payload(view(side)), side.spec.label)
     raise MbprofError(

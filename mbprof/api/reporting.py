@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof.api.building import timing_ready
 from mbprof.api.inputs import make_latency_settings, make_spec, memory_settings
-from mbprof.api.single import ROW_FAILURES, measure, memory
+from mbprof.api.single import ROW_FAILURES, measure, memory, profile_spec
 from mbprof.api.sweep import CompareRun, accuracy_for, rows_to_frame
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, ModelSpec
@@ -81,8 +81,6 @@ def _bn_params(model: str, width: float) -> int:
 
 def timm_counts() -> list[tuple[TimmRow, CountReport, CountReport]]:
     """mbprof's counts of each line of timm's model index: its ``seed`` and ``square``."""
-    from mbprof.api.single import profile_spec
-
     def counted(s: ModelSpec) -> CountReport:
         spec = make_spec(s.model, s.width, s.depth, s.resolution, s.num_classes, s.kwargs)
         return profile_spec(spec, with_memory=False).counts
