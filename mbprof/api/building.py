@@ -13,6 +13,7 @@ from mbprof.analysis.collector import collector_paused
 from mbprof.core.errors import MbprofError, ModelRunError, ResourceError, contained, first_line
 from mbprof.core.records import MemoryReport, ModelSpec
 from mbprof.core.units import format_value
+from mbprof.models import get_model_info
 
 if TYPE_CHECKING:
     from torch import nn
@@ -170,8 +171,6 @@ CALIBRATED = "_mbprof_calibrated"
 
 
 def is_builtin(spec: ModelSpec) -> bool:
-    from mbprof.models import get_model_info
-
     factory = get_model_info(spec.model).factory
     return isinstance(factory, str) and factory.startswith("mbprof.models.")
 

@@ -20,6 +20,7 @@ from mbprof.core.settings import (
     check_latency,
     memory_settings,
 )
+from mbprof.models import HELD, check_kwargs, check_spec, get_model_info
 
 Resolution = int | str | tuple[int, int]
 
@@ -86,8 +87,6 @@ def _kwargs_pairs(kwargs: Any) -> dict[str, Any]:
 def _checked(spec: ModelSpec) -> ModelSpec:
     """``spec`` (its values parsed already) checked by the model registry, its kwargs as the
     builder gets them (a 1 given for a bool parameter is True)."""
-    from mbprof.models import check_kwargs, check_spec
-
     # The bound only: the model registry refuses what is not an integer >= 1.
     if isinstance(spec.num_classes, int) and spec.num_classes > MAX_CLASSES:
         raise refused(
@@ -184,8 +183,6 @@ def make_specs(
     Models without a depth multiplier take only depth 1.0: a sweep over depths
     gives them one row per (width, resolution).
     """
-    from mbprof.models import HELD, get_model_info
-
     models = [_listed(m) for m in _items(models, "models", (str,), is_module)]
     held = [m for m in models if isinstance(m, tuple)]
     if len({name for name, _ in held}) < len({id(module) for _, module in held}):

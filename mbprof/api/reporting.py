@@ -18,6 +18,7 @@ from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, ModelSpec
 from mbprof.core.settings import ResolvedLatency
 from mbprof.frame.rows import environment_columns, failure_text, identity_row
+from mbprof.models import create_model
 from mbprof.report import plan
 from mbprof.report.folder import ReproduceResult, machine_load, write_report
 from mbprof.report.tables import TimmRow, timm_rows
@@ -71,8 +72,6 @@ def usable_specs(configs: Sequence[ModelSpec], left_out: list[str]) -> list[Mode
 def _bn_params(model: str, width: float) -> int:
     """Parameters of the batch-norm layers (scale and shift), which TF-Slim's tables leave out."""
     from torch import nn
-
-    from mbprof.models import create_model
 
     built = create_model(model, width=width)
     norms = [m for m in built.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
