@@ -22,12 +22,13 @@ from mbprof.api.single import (
     interleaved_latency,
     measure_rows,
 )
+from mbprof.core.errors import UnknownModelError
 from mbprof.core.parsing import parse_choice, refused
 from mbprof.core.records import ModelSpec, is_import_path
 from mbprof.core.settings import ENGINES, LatencySettings, MemorySettings, ResolvedLatency
 from mbprof.frame.accuracy import AccuracyTable, accuracy_table, check_plottable, join
 from mbprof.frame.rows import failure_text, identity_row
-from mbprof.models import HELD, get_model_info
+from mbprof.models import HELD, get_model_info, register_model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,9 +54,6 @@ def analyse(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One configuration's row, in whichever process runs it, and the code's versions."""
     if task.registration is not None:
-        from mbprof.core.errors import UnknownModelError
-        from mbprof.models import get_model_info, register_model
-
         try:
             get_model_info(task.registration.name)
         except UnknownModelError:
