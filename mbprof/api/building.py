@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from mbprof.analysis.collector import collector_paused
 from mbprof.core.errors import MbprofError, ModelRunError, ResourceError, contained, first_line
 from mbprof.core.records import MemoryReport, ModelSpec
+from mbprof.core.units import format_value
+from mbprof.models import get_model_info
 
 if TYPE_CHECKING:
     from torch import nn
@@ -30,8 +32,6 @@ COUNTED_BUILD_MAX = 2**26
 
 
 def _refuse_if_over(spec: ModelSpec, need: int, what: str, cause: str, have: int) -> None:
-    from mbprof.core.units import format_value
-
     if need > have:
         raise ResourceError(
             f"{spec.label} needs about {format_value(need, 'bytes')} for its {what}, more than the "
@@ -171,8 +171,6 @@ CALIBRATED = "_mbprof_calibrated"
 
 
 def is_builtin(spec: ModelSpec) -> bool:
-    from mbprof.models import get_model_info
-
     factory = get_model_info(spec.model).factory
     return isinstance(factory, str) and factory.startswith("mbprof.models.")
 

@@ -8,11 +8,12 @@ import functools
 import hashlib
 import importlib.util
 import json
+import platform
 import re
 import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from mbprof.core.errors import MbprofError
 from mbprof.core.files import cache_dir, write_atomic
 from mbprof.core.records import ModelSpec, is_import_path
 from mbprof.core.settings import MemorySettings, ResolvedLatency
+from mbprof.models import HELD, get_model_info, hub_library
 
 FORMAT = 1  # of an entry; part of every key, so a new format never reads an old entry
 RESULTS = "results"  # the folder under cache_dir() that holds mbprof's entries, and only them
@@ -89,8 +91,6 @@ def _module_digest(module: str) -> str | None:
 
 def _model_code(spec: ModelSpec) -> dict[str, Any] | None:
     """What builds the model of ``spec``, for its key; None when it cannot be read (not cached)."""
-    from mbprof.models import HELD, get_model_info, hub_library
-
     if spec.model in HELD:  # its forward's code and weights have no file to key it by
         return None
     library = hub_library(spec.model)
@@ -151,16 +151,13 @@ def analysis_key(
 
 def latency_key(base: dict[str, Any], latency: ResolvedLatency) -> dict[str, Any]:
     """The analysis key ``base`` with the latency settings and the run's whole environment."""
-    import dataclasses
-    import platform
-
     from mbprof.analysis.latency.machine import environment
 
     return {
         **base,
         "kind": "latency",
-        "latency": dataclasses.asdict(latency),
-        "environment": dataclasses.asdict(environment(latency)),
+        "latency": asdict(latency),
+        "environment": asdict(environment(latency)),
         "machine": [platform.node(), platform.machine(), platform.platform()],
     }
 

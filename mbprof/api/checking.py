@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mbprof.api.inputs import make_latency_settings, make_spec
+from mbprof.api.inputs import is_module, make_latency_settings, make_spec
 from mbprof.api.single import measure_rows
 from mbprof.checks.baseline import baseline_budgets, tolerances_for
 from mbprof.checks.budget_file import load_budgets
@@ -36,6 +36,7 @@ from mbprof.core.errors import MbprofError, UnknownModelError, UserCodeExit
 from mbprof.core.parsing import parse_choice, refused
 from mbprof.core.records import ModelSpec
 from mbprof.core.settings import ENGINES, MemorySettings, ResolvedLatency
+from mbprof.frame.rows import read_frame
 
 Row = dict[str, Any]
 
@@ -48,7 +49,6 @@ def check_specs(budgets: Sequence[Budget], allow_import: Iterable[str] = ()) -> 
     """Each budget's configuration checked by the model registry, import paths refused first
     unless their module is in ``allow_import``; a refusal names file and line."""
     refuse_imports(budgets, allow_import)
-    checked = []
     for budget in budgets:
         spec = budget.spec
         try:
@@ -59,8 +59,7 @@ def check_specs(budgets: Sequence[Budget], allow_import: Iterable[str] = ()) -> 
             keys = [k for w, k in _KEY_OF_MESSAGE.items() if w in str(exc)]
             key = keys[0] if keys and not isinstance(exc, UnknownModelError) else "model"
             raise budget.error(str(exc), key) from None
-        checked.append(budget)
-    return checked
+    return list(budgets)
 
 
 def measure_requests(
@@ -76,8 +75,7 @@ def measure_requests(
     everything, a model that cannot run gets its row's ``error``."""
     allowed = parse_allow_import(allow_import)
     for request in requests:  # all of them, before the first is built
-        reason = import_refusal(request.spec.model, "budget or results file", allowed)
-        if reason is not None:
+        if reason := import_refusal(request.spec.model, "budget or results file", allowed):
             raise MbprofError(f"model {reason}")
     rows: dict[Request, dict[str, Any]] = {}
 
@@ -111,14 +109,11 @@ class CheckNames:
     update: str = "update_baseline"  # "--update-baseline"
 
 
-PARAMETERS = CheckNames()
-
-
 def check_inputs(
     budgets: str | Path | None,
     baseline: str | Path | None,
     update_baseline: bool,
-    names: CheckNames = PARAMETERS,
+    names: CheckNames = CheckNames(),
 ) -> None:
     if budgets is None and baseline is None:
         raise MbprofError(f"give {names.budgets}, {names.baseline_file}, or both")
@@ -184,8 +179,6 @@ class CheckRun:
         # The baseline's own configurations, or, for a new baseline, the budget file's.
         targets = self.guarded or self.budgets
         if self.results is not None:
-            from mbprof.frame.rows import read_frame
-
             rows = read_frame(self.results).to_dict(orient="records")
             refuse_row_imports(rows, str(self.results), self.allow_import)
             baseline_rows = covering_rows(targets, rows)
@@ -213,7 +206,7 @@ def prepare_check(
     results: str | Path | None = None,
     allow_import: Iterable[str] | str = (),
     update_baseline: bool = False,
-    names: CheckNames = PARAMETERS,
+    names: CheckNames = CheckNames(),
     modules: Any = (),
     engine: str = "fvcore",
     reparam: bool = False,
@@ -228,9 +221,6 @@ def prepare_check(
     module, or modules labelled by their class names). ``engine``: what counts, "fvcore" or
     "dispatch" (``mbprof.analysis.counting``). ``reparam``: every budget of the file
     measures its model's deployed form (as ``reparam = true`` does)."""
-    from mbprof.api.inputs import is_module
-    from mbprof.frame.rows import read_frame
-
     check_inputs(budgets, baseline, update_baseline, names)
     if isinstance(modules, Mapping):
         pairs = list(modules.items())
@@ -299,8 +289,7 @@ def check(
     not count in ``passed``). ``options`` are ``prepare_check``'s. Raises ``MbprofError``
     for bad input, before anything is measured; a limit that is exceeded is a result, not
     an error."""
-    run = prepare_check(budgets, **options)
-    return run.run(on_start=on_start, on_phase=on_phase, on_done=on_done)
+    return prepare_check(budgets, **options).run(on_start, on_phase, on_done)
 
 
 def write_baseline(outcome: CheckOutcome, path: str | Path) -> Path:

@@ -11,10 +11,17 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mbprof.api.inputs import make_spec
+from mbprof.api.single import profile_spec
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import BenchResult, ModelSpec, Profile
 from mbprof.core.settings import MEM_DTYPE_BYTES
+from mbprof.core.units import format_value
 from mbprof.frame.columns import ENVIRONMENT_COLUMNS
+from mbprof.frame.rows import read_frame
+from mbprof.render.document import frame_records, to_payload
+from mbprof.render.latency_view import layers_document
+from mbprof.render.profile_view import profile_document
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -125,8 +132,6 @@ def read_side(payload: dict[str, Any], where: str) -> Side:
     if "model" in row and "width" in row:  # a frame row, or profile's facts
         res = str(row.get("resolution", "")).removesuffix("x3")
         res = res.split("x")[0] if len(set(res.split("x"))) == 1 else res
-        from mbprof.core.units import format_value
-
         label = f"{row['model']} {format_value(row['width'], 'float')}@{res}"
     else:
         label = str(row.get("model") or payload.get("title", where)).partition(":")[0]
@@ -151,8 +156,6 @@ def is_result_file(side: Any) -> bool:
 
 def load_side(side: Any) -> Side:
     """``side`` (a result file, a model, a ``ModelSpec``, a record, a document) as a ``Side``."""
-    from mbprof.render.document import to_payload
-
     if isinstance(side, Side):
         return side
     if isinstance(side, dict):
@@ -161,9 +164,6 @@ def load_side(side: Any) -> Side:
         path = Path(side)
         where = repr(str(path))
         if path.suffix.lower() == ".csv":
-            from mbprof.frame.rows import read_frame
-            from mbprof.render.document import frame_records
-
             return read_side({"tables": {"rows": frame_records(read_frame(path))}}, where)
         if not path.is_file():
             raise MbprofError(f"{where} does not exist")
@@ -173,14 +173,8 @@ def load_side(side: Any) -> Side:
             raise MbprofError(f"{where} cannot be read as JSON: {exc}") from None
         return read_side(payload, where)
     if isinstance(side, (str, ModelSpec)):  # profiled here
-        from mbprof.api.inputs import make_spec
-        from mbprof.api.single import profile_spec
-
         side = profile_spec(side if isinstance(side, ModelSpec) else make_spec(side))
     if isinstance(side, (Profile, BenchResult)):
-        from mbprof.render.latency_view import layers_document
-        from mbprof.render.profile_view import profile_document
-
         view = profile_document if isinstance(side, Profile) else layers_document
         return read_side(to_payload(view(side)), side.spec.label)
     raise MbprofError(

@@ -20,6 +20,7 @@ from mbprof.core.settings import (
     check_latency,
     memory_settings,
 )
+from mbprof.models import HELD, check_kwargs, check_spec, get_model_info
 
 Resolution = int | str | tuple[int, int]
 
@@ -86,8 +87,6 @@ def _kwargs_pairs(kwargs: Any) -> dict[str, Any]:
 def _checked(spec: ModelSpec) -> ModelSpec:
     """``spec`` (its values parsed already) checked by the model registry, its kwargs as the
     builder gets them (a 1 given for a bool parameter is True)."""
-    from mbprof.models import check_kwargs, check_spec
-
     # The bound only: the model registry refuses what is not an integer >= 1.
     if isinstance(spec.num_classes, int) and spec.num_classes > MAX_CLASSES:
         raise refused(
@@ -121,11 +120,10 @@ def make_spec(
     ((C, H, W), (N, C, H, W) or an example input tensor) replaces ``resolution`` and the 3
     channels of an image. ``reparam``: measure the deployed form (``mbprof.analysis.deploy``)."""
     pairs = _kwargs_and_reparam(kwargs, reparam)
-    channels, resolution = (
-        (IMAGE_CHANNELS, parse_resolution(resolution, "resolution"))
-        if input_size is None
-        else _input_size(input_size)
-    )
+    if input_size is None:
+        channels, resolution = IMAGE_CHANNELS, parse_resolution(resolution, "resolution")
+    else:
+        channels, resolution = _input_size(input_size)
     target = _target(model, label=name)
     width, depth = parse_positive_float(width, "width"), parse_positive_float(depth, "depth")
     return _checked(
@@ -185,8 +183,6 @@ def make_specs(
     Models without a depth multiplier take only depth 1.0: a sweep over depths
     gives them one row per (width, resolution).
     """
-    from mbprof.models import HELD, get_model_info
-
     models = [_listed(m) for m in _items(models, "models", (str,), is_module)]
     held = [m for m in models if isinstance(m, tuple)]
     if len({name for name, _ in held}) < len({id(module) for _, module in held}):

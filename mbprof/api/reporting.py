@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from mbprof.api.building import timing_ready
 from mbprof.api.inputs import make_latency_settings, make_spec, memory_settings
-from mbprof.api.single import ROW_FAILURES, measure, memory
+from mbprof.api.single import ROW_FAILURES, measure, memory, profile_spec
 from mbprof.api.sweep import CompareRun, accuracy_for, rows_to_frame
 from mbprof.core.errors import MbprofError
 from mbprof.core.records import CountReport, ModelSpec
 from mbprof.core.settings import ResolvedLatency
 from mbprof.frame.rows import environment_columns, failure_text, identity_row
+from mbprof.models import create_model
 from mbprof.report import plan
 from mbprof.report.folder import ReproduceResult, machine_load, write_report
 from mbprof.report.tables import TimmRow, timm_rows
@@ -72,8 +73,6 @@ def _bn_params(model: str, width: float) -> int:
     """Parameters of the batch-norm layers (scale and shift), which TF-Slim's tables leave out."""
     from torch import nn
 
-    from mbprof.models import create_model
-
     built = create_model(model, width=width)
     norms = [m for m in built.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     return sum(p.numel() for m in norms for p in m.parameters(recurse=False))
@@ -81,8 +80,6 @@ def _bn_params(model: str, width: float) -> int:
 
 def timm_counts() -> list[tuple[TimmRow, CountReport, CountReport]]:
     """mbprof's counts of each line of timm's model index: its ``seed`` and ``square``."""
-    from mbprof.api.single import profile_spec
-
     def counted(s: ModelSpec) -> CountReport:
         spec = make_spec(s.model, s.width, s.depth, s.resolution, s.num_classes, s.kwargs)
         return profile_spec(spec, with_memory=False).counts

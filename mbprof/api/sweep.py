@@ -22,16 +22,17 @@ from mbprof.api.single import (
     interleaved_latency,
     measure_rows,
 )
+from mbprof.core.errors import UnknownModelError
 from mbprof.core.parsing import parse_choice, refused
 from mbprof.core.records import ModelSpec, is_import_path
 from mbprof.core.settings import ENGINES, LatencySettings, MemorySettings, ResolvedLatency
+from mbprof.frame.accuracy import AccuracyTable, accuracy_table, check_plottable, join
 from mbprof.frame.rows import failure_text, identity_row
-from mbprof.models import HELD, get_model_info
+from mbprof.models import HELD, get_model_info, register_model
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mbprof.frame.accuracy import AccuracyTable
     from mbprof.models import ModelInfo
 
 Executor = InProcess | LocalPool | DaskPool
@@ -53,9 +54,6 @@ def analyse(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One configuration's row, in whichever process runs it, and the code's versions."""
     if task.registration is not None:
-        from mbprof.core.errors import UnknownModelError
-        from mbprof.models import get_model_info, register_model
-
         try:
             get_model_info(task.registration.name)
         except UnknownModelError:
@@ -277,15 +275,11 @@ class CompareRun:
 
     def frame(self, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         """The rows as a frame, with published accuracy joined."""
-        from mbprof.frame.accuracy import join
-
         frame = rows_to_frame(rows)
         return frame if self.accuracy is None else join(frame, self.accuracy)
 
     def check_top1(self, option: str) -> None:
         """Refuse a top-1 plot of configurations none of which has a published top-1."""
-        from mbprof.frame.accuracy import check_plottable
-
         check_plottable(self.accuracy, self.specs, option)
 
 
@@ -374,8 +368,6 @@ def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 def accuracy_for(accuracy: bool | str | Path | None) -> AccuracyTable | None:
     """The ``AccuracyTable`` that ``accuracy`` asks for, or None."""
-    from mbprof.frame import accuracy as published
-
     if accuracy is False or accuracy is None:
         return None
-    return published.accuracy_table(None if accuracy is True else accuracy)
+    return accuracy_table(None if accuracy is True else accuracy)
