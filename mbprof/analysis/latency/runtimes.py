@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import re
 import statistics
@@ -228,15 +229,15 @@ def _nbytes(values) -> int:
 
 @contextlib.contextmanager
 def _hooks(module: nn.Module, pre, post, only: set[str] | None = None) -> Iterator[None]:
-    """Forward hooks ``pre(path)`` and ``post(path)`` on each module (those in ``only``)."""
+    """Forward hooks ``pre`` and ``post``, path first, on each module (those in ``only``)."""
     handles: list = []
     with removed_after(handles):
         for path, child in module.named_modules():
             if only is not None and path not in only:
                 continue
             try:
-                handles.append(child.register_forward_pre_hook(pre(path)))
-                handles.append(child.register_forward_hook(post(path)))
+                handles.append(child.register_forward_pre_hook(functools.partial(pre, path)))
+                handles.append(child.register_forward_hook(functools.partial(post, path)))
             except RuntimeError:  # a TorchScript module: no Python hooks; its ops stay unmapped
                 continue
         yield
@@ -265,15 +266,12 @@ class Rows(dict):
                     row.ops += 1
                 return out
 
-        def post(path: str):
-            def hook(_m, _i, output):
-                stack.pop()
-                if isinstance(output, torch.Tensor):
-                    self.shapes[path] = tuple(output.shape)
+        def post(path: str, _m, _i, output) -> None:
+            stack.pop()
+            if isinstance(output, torch.Tensor):
+                self.shapes[path] = tuple(output.shape)
 
-            return hook
-
-        pre = lambda path: lambda _m, _i: stack.append(path)  # noqa: E731 - the active modules
+        pre = lambda path, _m, _i: stack.append(path)  # noqa: E731 - the active modules
         with _hooks(module, pre, post), torch.inference_mode(), Recorder():
             module(example)
         for path, row in owners.items():
@@ -316,17 +314,12 @@ def profile_eager(
     scope = _FAST_RANGE or record_function
     spent = (lambda e: e.device_time_total) if cuda else (lambda e: e.cpu_time_total)
 
-    def pre(path: str):
-        name = PREFIX + path
+    def pre(path: str, _m, _i) -> None:
+        open_ranges.append(scope(PREFIX + path))
+        open_ranges[-1].__enter__()
 
-        def hook(_m, _i):
-            open_ranges.append(scope(name))
-            open_ranges[-1].__enter__()
-
-        return hook
-
-    def post(_path: str):
-        return lambda _m, _i, _o: open_ranges.pop().__exit__(None, None, None)
+    def post(_path: str, _m, _i, _o) -> None:
+        open_ranges.pop().__exit__(None, None, None)
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     walls: list[float] = []
