@@ -60,21 +60,19 @@ class Deployed:
     notes: list[str]
 
 
-def root_cause(exc: BaseException) -> str:
-    """'Type: first line' of the innermost cause (exporters wrap the informative error)."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
 @contextlib.contextmanager
 def failing(what: str) -> Iterator[None]:
-    """What fails inside raised again as ``RuntimeError("what: <its root cause>")``."""
+    """What fails inside raised again as ``RuntimeError("what: Type: first line")`` of its
+    innermost cause (exporters wrap the informative error)."""
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
-        raise RuntimeError(f"{what}: {root_cause(exc)}") from exc
+        cause = exc
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        lines = re.sub(r"\x1b\[[0-9;]*m", "", str(cause)).strip().splitlines()
+        said = f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
+        raise RuntimeError(f"{what}: {said}") from exc
 
 
 def check_same_output(expected: torch.Tensor, got: Any, what: str) -> None:
@@ -313,6 +311,7 @@ def profile_eager(
     open_ranges: list = []  # a profiler range named PREFIX + path around each owner's forward
     scope = _FAST_RANGE or record_function
     spent = (lambda e: e.device_time_total) if cuda else (lambda e: e.cpu_time_total)
+    clock = Clock("cuda" if cuda else "cpu")
 
     def pre(path: str, _m, _i) -> None:
         open_ranges.append(scope(PREFIX + path))
@@ -328,8 +327,7 @@ def profile_eager(
     with _hooks(module, pre, post, set(rows.owners)), torch.inference_mode():
         for _ in range(warmup):
             module(example)
-        if cuda:
-            torch.cuda.synchronize()
+        clock.sync()
         prof = profile(activities=activities, schedule=steps)
         with native_quiet():  # the profiler's C++ side prints its start on stderr
             prof.__enter__()
@@ -338,8 +336,7 @@ def profile_eager(
                 start = time.perf_counter()
                 with record_function(f"{PASS}{k}"):
                     module(example)
-                    if cuda:
-                        torch.cuda.synchronize()
+                    clock.sync()
                 if k >= 0:
                     walls.append((time.perf_counter() - start) * 1e3)
                 with native_quiet():  # outside the timed pass
