@@ -322,7 +322,7 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
         program if int8 else None,
         run=lambda: program.method.execute(inputs),
         compile_s=lowered.seconds,
-        reference=lambda: reference.method.execute(inputs),
+        reference=(lambda: reference.method.execute(inputs)) if int8 else None,
         figures=figures,
         threads=modules().portable._threadpool_get_thread_count,  # XNNPACK's pool
         layers=lambda n: layer_profile(model, example, settings, n, lowered),

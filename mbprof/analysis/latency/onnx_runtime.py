@@ -134,7 +134,7 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
         logits(timed) if int8 else None,
         run=lambda: timed.run(None, feed),
         compile_s=compile_s,
-        reference=lambda: fp32.run(None, feed),
+        reference=(lambda: fp32.run(None, feed)) if int8 else None,
         figures=figures,
         threads=lambda: None,
         layers=lambda n: profile_onnx(path, feed, settings.threads, Rows(model, example, n)),

@@ -128,8 +128,6 @@ def exported(
     check_same_output(expected, fp32(form.example), f"{what} (fp32)" if int8 else what)
     if int8 is not None:
         prepared["figures"].update(closeness(form, int8))
-    else:
-        prepared["reference"] = None
     return Prepared(notes=form.notes, **prepared)
 
 
