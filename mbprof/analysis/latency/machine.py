@@ -121,8 +121,7 @@ class MachineLoad:
 
 def _read(path: str) -> str:
     try:
-        with open(path, encoding="ascii", errors="replace") as handle:
-            return handle.read()
+        return Path(path).read_text(encoding="ascii", errors="replace")
     except OSError:
         return ""
 
@@ -221,7 +220,6 @@ def cpu_model() -> str:
 
 
 def device_name(device: str) -> str:
-    """The GPU's name for "cuda", the CPU model for "cpu"."""
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
     return cpu_model()
@@ -321,7 +319,6 @@ def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
 
 @contextlib.contextmanager
 def with_threads(threads: int) -> Iterator[None]:
-    """``threads`` intra-op threads inside, as many as before afterwards."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
