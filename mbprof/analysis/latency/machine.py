@@ -182,7 +182,6 @@ def sample() -> MachineSample:
 
 
 def between(start: MachineSample, end: MachineSample) -> MachineLoad:
-    """The machine's load over the window from ``start`` to ``end``."""
     wall = max(end.wall_s - start.wall_s, 1e-9)
     other = steal = None
     if start.busy_s is not None and end.busy_s is not None:
@@ -248,8 +247,7 @@ def _dtype_runs(device: str, dtype: str) -> str:
         probe = probe.to(device, TORCH_DTYPES[dtype])
         with torch.inference_mode():
             probe(torch.randn(1, 3, 8, 8, device=device, dtype=TORCH_DTYPES[dtype])) + 1
-        if device == "cuda":
-            torch.cuda.synchronize()
+        Clock(device).sync()
     except RuntimeError as exc:  # also NotImplementedError (a subclass): no kernel for the dtype
         text = str(exc).strip()
         return text.splitlines()[0] if text else type(exc).__name__
