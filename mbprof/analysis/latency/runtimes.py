@@ -345,10 +345,8 @@ def profile_eager(
     per_pass: dict[str, list[float]] = defaultdict(lambda: [0.0] * passes)
     seen: list[Counter] = [Counter() for _ in range(passes)]
     for event in prof.events():
-        parent = event.cpu_parent
-        if parent is None or event.name.startswith((PREFIX, PASS)):
-            continue
-        if (k := _pass_of(parent)) is None:
+        parent = event.cpu_parent  # _pass_of(None) is None: an event outside any range
+        if event.name.startswith((PREFIX, PASS)) or (k := _pass_of(parent)) is None:
             continue
         if parent.name.startswith(PREFIX):
             per_pass[parent.name[len(PREFIX) :]][k] += spent(event)
