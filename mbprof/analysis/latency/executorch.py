@@ -157,8 +157,7 @@ def delegation_of(graph_module: Any) -> tuple[Delegation, Partitions]:
         delegated += sum(_counted(n) and not any(q in _name(n) for q in QUANT_OPS) for n in inner)
         kinds: dict[str, list[str]] = {}
         for n in inner:
-            kind = ATEN_KINDS.get(_name(n)) if n.op == "call_function" else None
-            if kind:
+            if n.op == "call_function" and (kind := ATEN_KINDS.get(_name(n))):
                 kinds.setdefault(kind, []).append(_path(n))
         found.append({kind: tuple(paths) for kind, paths in kinds.items()})
     return Delegation(delegated, len(found), tuple(fallbacks)), tuple(found)
@@ -322,7 +321,7 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
         program if int8 else None,
         run=lambda: program.method.execute(inputs),
         compile_s=lowered.seconds,
-        reference=lambda: reference.method.execute(inputs),
+        reference=(lambda: reference.method.execute(inputs)) if int8 else None,
         figures=figures,
         threads=modules().portable._threadpool_get_thread_count,  # XNNPACK's pool
         layers=lambda n: layer_profile(model, example, settings, n, lowered),

@@ -89,7 +89,6 @@ class Interleaved:
 
 
 def round_order(jobs: int, index: int) -> list[int]:
-    """The order round ``index`` visits ``jobs`` configurations: rotated by ``index``."""
     return [(index + k) % jobs for k in range(jobs)]
 
 

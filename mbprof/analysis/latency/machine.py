@@ -121,8 +121,7 @@ class MachineLoad:
 
 def _read(path: str) -> str:
     try:
-        with open(path, encoding="ascii", errors="replace") as handle:
-            return handle.read()
+        return Path(path).read_text(encoding="ascii", errors="replace")
     except OSError:
         return ""
 
@@ -183,7 +182,6 @@ def sample() -> MachineSample:
 
 
 def between(start: MachineSample, end: MachineSample) -> MachineLoad:
-    """The machine's load over the window from ``start`` to ``end``."""
     wall = max(end.wall_s - start.wall_s, 1e-9)
     other = steal = None
     if start.busy_s is not None and end.busy_s is not None:
@@ -221,7 +219,6 @@ def cpu_model() -> str:
 
 
 def device_name(device: str) -> str:
-    """The GPU's name for "cuda", the CPU model for "cpu"."""
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
     return cpu_model()
@@ -250,8 +247,7 @@ def _dtype_runs(device: str, dtype: str) -> str:
         probe = probe.to(device, TORCH_DTYPES[dtype])
         with torch.inference_mode():
             probe(torch.randn(1, 3, 8, 8, device=device, dtype=TORCH_DTYPES[dtype])) + 1
-        if device == "cuda":
-            torch.cuda.synchronize()
+        Clock(device).sync()
     except RuntimeError as exc:  # also NotImplementedError (a subclass): no kernel for the dtype
         text = str(exc).strip()
         return text.splitlines()[0] if text else type(exc).__name__
@@ -321,7 +317,6 @@ def resolve_settings(settings: LatencySettings) -> ResolvedLatency:
 
 @contextlib.contextmanager
 def with_threads(threads: int) -> Iterator[None]:
-    """``threads`` intra-op threads inside, as many as before afterwards."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

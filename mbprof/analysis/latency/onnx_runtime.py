@@ -20,22 +20,14 @@ import torch
 from torch import nn
 
 from mbprof.analysis.collector import quiet
-from mbprof.analysis.latency.runtimes import (
-    CALIBRATION_BATCHES,
-    Deployed,
-    Prepared,
-    RawProfile,
-    Rows,
-    exported,
-    failing,
-    random_batches,
-)
+from mbprof.analysis.latency import runtimes
+from mbprof.analysis.latency.runtimes import Deployed, Prepared, RawProfile, Rows
 
 
 def onnx_session(model: nn.Module, example: torch.Tensor, threads: int, folder: Path):
     """Export ``model`` to ``folder``/model.onnx and open a session: (session, input name)."""
     path = folder / "model.onnx"
-    with quiet(), failing("ONNX export failed"):
+    with quiet(), runtimes.failing("ONNX export failed"):
         torch.onnx.export(
             model,
             (example,),
@@ -79,14 +71,14 @@ def onnx_int8(fp32_path: Path, input_name: str, shape: tuple[int, ...]) -> Path:
 
     class Batches(CalibrationDataReader):
         def __init__(self) -> None:
-            self.items = iter([{input_name: b.numpy()} for b in random_batches(shape)])
+            self.items = iter([{input_name: b.numpy()} for b in runtimes.random_batches(shape)])
 
         def get_next(self) -> dict | None:
             return next(self.items, None)
 
     prepared = fp32_path.with_name("model.pre.onnx")
     int8_path = fp32_path.with_name("model.int8.onnx")
-    with failing("ONNX Runtime int8 quantization failed"):
+    with runtimes.failing("ONNX Runtime int8 quantization failed"):
         quant_pre_process(str(fp32_path), str(prepared))  # shape inference, basic fusions
         quantize_static(
             str(prepared),
@@ -120,21 +112,21 @@ def prepare(form: Deployed, stack: contextlib.ExitStack) -> Prepared:
     if int8:
         notes.append(
             "int8: ONNX Runtime static QDQ quantization (weights int8 per channel, "
-            f"activations int8 min-max over {CALIBRATION_BATCHES} random batches of "
+            f"activations int8 min-max over {runtimes.CALIBRATION_BATCHES} random batches of "
             "the input shape)"
         )
         figures["fp32_deployed_bytes"] = (folder / "model.onnx").stat().st_size
     quantization = "int8 quantization + " if int8 else ""
     notes.append(f"compile_s: ONNX export + {quantization}ONNX Runtime session creation")
     logits = lambda session: lambda x: session.run(None, {name: x.numpy()})[0]  # noqa: E731
-    return exported(
+    return runtimes.exported(
         form,
         "ONNX Runtime",
         logits(fp32),
         logits(timed) if int8 else None,
         run=lambda: timed.run(None, feed),
         compile_s=compile_s,
-        reference=lambda: fp32.run(None, feed),
+        reference=(lambda: fp32.run(None, feed)) if int8 else None,
         figures=figures,
         threads=lambda: None,
         layers=lambda n: profile_onnx(path, feed, settings.threads, Rows(model, example, n)),

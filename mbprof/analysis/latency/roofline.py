@@ -121,7 +121,6 @@ def finish(
 
 
 def check_layer_backend(backend: str) -> None:
-    """Refuse a backend whose time cannot be split per layer."""
     if backend not in LAYER_BACKENDS:
         raise MbprofError(
             f"backend {backend} cannot be profiled per layer (its compiled kernels belong to "

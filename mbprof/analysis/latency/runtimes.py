@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import re
 import statistics
@@ -59,21 +60,19 @@ class Deployed:
     notes: list[str]
 
 
-def root_cause(exc: BaseException) -> str:
-    """'Type: first line' of the innermost cause (exporters wrap the informative error)."""
-    while exc.__cause__ is not None:
-        exc = exc.__cause__
-    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
 @contextlib.contextmanager
 def failing(what: str) -> Iterator[None]:
-    """What fails inside raised again as ``RuntimeError("what: <its root cause>")``."""
+    """What fails inside raised again as ``RuntimeError("what: Type: first line")`` of its
+    innermost cause (exporters wrap the informative error)."""
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - re-raised with its cause in one line
-        raise RuntimeError(f"{what}: {root_cause(exc)}") from exc
+        cause = exc
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        lines = re.sub(r"\x1b\[[0-9;]*m", "", str(cause)).strip().splitlines()
+        said = f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
+        raise RuntimeError(f"{what}: {said}") from exc
 
 
 def check_same_output(expected: torch.Tensor, got: Any, what: str) -> None:
@@ -129,8 +128,6 @@ def exported(
     check_same_output(expected, fp32(form.example), f"{what} (fp32)" if int8 else what)
     if int8 is not None:
         prepared["figures"].update(closeness(form, int8))
-    else:
-        prepared["reference"] = None
     return Prepared(notes=form.notes, **prepared)
 
 
@@ -228,15 +225,15 @@ def _nbytes(values) -> int:
 
 @contextlib.contextmanager
 def _hooks(module: nn.Module, pre, post, only: set[str] | None = None) -> Iterator[None]:
-    """Forward hooks ``pre(path)`` and ``post(path)`` on each module (those in ``only``)."""
+    """Forward hooks ``pre`` and ``post``, path first, on each module (those in ``only``)."""
     handles: list = []
     with removed_after(handles):
         for path, child in module.named_modules():
             if only is not None and path not in only:
                 continue
             try:
-                handles.append(child.register_forward_pre_hook(pre(path)))
-                handles.append(child.register_forward_hook(post(path)))
+                handles.append(child.register_forward_pre_hook(functools.partial(pre, path)))
+                handles.append(child.register_forward_hook(functools.partial(post, path)))
             except RuntimeError:  # a TorchScript module: no Python hooks; its ops stay unmapped
                 continue
         yield
@@ -265,15 +262,12 @@ class Rows(dict):
                     row.ops += 1
                 return out
 
-        def post(path: str):
-            def hook(_m, _i, output):
-                stack.pop()
-                if isinstance(output, torch.Tensor):
-                    self.shapes[path] = tuple(output.shape)
+        def post(path: str, _m, _i, output) -> None:
+            stack.pop()
+            if isinstance(output, torch.Tensor):
+                self.shapes[path] = tuple(output.shape)
 
-            return hook
-
-        pre = lambda path: lambda _m, _i: stack.append(path)  # noqa: E731 - the active modules
+        pre = lambda path, _m, _i: stack.append(path)  # noqa: E731 - the active modules
         with _hooks(module, pre, post), torch.inference_mode(), Recorder():
             module(example)
         for path, row in owners.items():
@@ -315,18 +309,14 @@ def profile_eager(
     open_ranges: list = []  # a profiler range named PREFIX + path around each owner's forward
     scope = _FAST_RANGE or record_function
     spent = (lambda e: e.device_time_total) if cuda else (lambda e: e.cpu_time_total)
+    clock = Clock("cuda" if cuda else "cpu")
 
-    def pre(path: str):
-        name = PREFIX + path
+    def pre(path: str, _m, _i) -> None:
+        open_ranges.append(scope(PREFIX + path))
+        open_ranges[-1].__enter__()
 
-        def hook(_m, _i):
-            open_ranges.append(scope(name))
-            open_ranges[-1].__enter__()
-
-        return hook
-
-    def post(_path: str):
-        return lambda _m, _i, _o: open_ranges.pop().__exit__(None, None, None)
+    def post(_path: str, _m, _i, _o) -> None:
+        open_ranges.pop().__exit__(None, None, None)
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     walls: list[float] = []
@@ -335,8 +325,7 @@ def profile_eager(
     with _hooks(module, pre, post, set(rows.owners)), torch.inference_mode():
         for _ in range(warmup):
             module(example)
-        if cuda:
-            torch.cuda.synchronize()
+        clock.sync()
         prof = profile(activities=activities, schedule=steps)
         with native_quiet():  # the profiler's C++ side prints its start on stderr
             prof.__enter__()
@@ -345,8 +334,7 @@ def profile_eager(
                 start = time.perf_counter()
                 with record_function(f"{PASS}{k}"):
                     module(example)
-                    if cuda:
-                        torch.cuda.synchronize()
+                    clock.sync()
                 if k >= 0:
                     walls.append((time.perf_counter() - start) * 1e3)
                 with native_quiet():  # outside the timed pass
@@ -357,10 +345,8 @@ def profile_eager(
     per_pass: dict[str, list[float]] = defaultdict(lambda: [0.0] * passes)
     seen: list[Counter] = [Counter() for _ in range(passes)]
     for event in prof.events():
-        parent = event.cpu_parent
-        if parent is None or event.name.startswith((PREFIX, PASS)):
-            continue
-        if (k := _pass_of(parent)) is None:
+        parent = event.cpu_parent  # _pass_of(None) is None: an event outside any range
+        if event.name.startswith((PREFIX, PASS)) or (k := _pass_of(parent)) is None:
             continue
         if parent.name.startswith(PREFIX):
             per_pass[parent.name[len(PREFIX) :]][k] += spent(event)
