@@ -144,9 +144,7 @@ def _blocks(name: str) -> dict[str, str]:
     """``templates/NAME.md`` by block: the lines after ``<!-- block -->``, up to the next."""
     text = (Path(__file__).parent / "templates" / f"{name}.md").read_text(encoding="utf-8")
     parts = re.split(r"^<!-- (\w+) -->\n", text, flags=re.MULTILINE)
-    return {
-        key: body.removesuffix("\n") for key, body in zip(parts[1::2], parts[2::2], strict=True)
-    }
+    return dict(zip(parts[1::2], [body.removesuffix("\n") for body in parts[2::2]], strict=True))
 
 
 def holds(relative: str) -> str:
