@@ -54,9 +54,7 @@ def _about(*keys: str) -> list[str]:
 def compare_document(
     frame: pd.DataFrame, title: str = "Configurations", plot: Path | None = None, figure=False
 ) -> Document:
-    """The comparison table: a compact view for people, every column for CSV/JSON; with
-    ``plot``, top-1 against MAdds drawn there and its Pareto frontier as a second table; with
-    ``figure``, that plot inline (for --html)."""
+    """With ``plot``, top-1 against MAdds drawn there, its frontier a table; ``figure``: inline."""
 
     def says(key: str) -> bool:
         column = "batch" if key == "latency_ms_per_image" else key
