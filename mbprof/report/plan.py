@@ -100,9 +100,8 @@ def wanted_configs(parts: Sequence[str]) -> list[ModelSpec]:
     if "sweep" in parts or "figures" in parts:
         wanted += sweep_configs()
     if "table4" in parts:
-        wanted += [
-            config(r["model"], r["width"], r["resolution"]) for r in read_data("paper_table4.csv")
-        ]
+        paper = read_data("paper_table4.csv")
+        wanted += [config(r["model"], r["width"], r["resolution"]) for r in paper]
     return list(dict.fromkeys(wanted))
 
 

@@ -205,12 +205,8 @@ def table3_explained(
             continue
         same = {str(q["size"]): q for q in t3.to_dict(orient="records") if q["model"] == r["model"]}
         if r["size"] == "max":
-            where = [
-                f"{q['size']}x{q['size']}"
-                for q in same.values()
-                if q["size"] != "max" and q["tensor_bytes"] == r["tensor_bytes"]
-            ]
-            where = fill("table3", "max_where", where=where[0]) if where else "."
+            at = [s for s, q in same.items() if s != "max" and q["tensor_bytes"] == ours]
+            where = fill("table3", "max_where", where=f"{at[0]}x{at[0]}") if at else "."
             cells.append(fill("table3", "max", r=r, tensor_bytes=int(ours), where=where))
             continue
         side = int(r["size"])
