@@ -3,6 +3,7 @@ notes for what every row shares) and `mbprof diff` (totals, per-layer and memory
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -85,10 +86,7 @@ def compare_document(
     hidden = tuple(k for k in frame.columns if k not in shown)
     table = Table("configurations", frame, hidden_in_text=hidden, secondary=_SECONDARY)
     doc = Document(title, tables=[table], notes=notes, kind="compare")
-
-    def draw(path: Path):
-        return plot_frame(frame, AXES["madds"], AXES["top1"], path, log_x=True)
-
+    draw = functools.partial(plot_frame, frame, AXES["madds"], AXES["top1"], log_x=True)
     if plot is not None:
         front = frontier_document(draw(plot), AXES["madds"], AXES["top1"], "this comparison")
         doc.tables.append(front.tables[0])
