@@ -107,8 +107,7 @@ def check_document(
 
 
 def _escaped(text: str, *, value: bool = False) -> str:
-    """A command's data: safe text, then %, CR and LF as the runner decodes them; a property
-    ``value``: ``:`` and ``,`` too (they end the value)."""
+    """A command's data as the runner decodes it (a property ``value``: ``:`` and ``,`` too)."""
     text = safe_text(text, keep_newlines=True)
     text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     return text.replace(":", "%3A").replace(",", "%2C") if value else text

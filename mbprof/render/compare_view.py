@@ -3,6 +3,7 @@ notes for what every row shares) and `mbprof diff` (totals, per-layer and memory
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -54,9 +55,7 @@ def _about(*keys: str) -> list[str]:
 def compare_document(
     frame: pd.DataFrame, title: str = "Configurations", plot: Path | None = None, figure=False
 ) -> Document:
-    """The comparison table: a compact view for people, every column for CSV/JSON; with
-    ``plot``, top-1 against MAdds drawn there and its Pareto frontier as a second table; with
-    ``figure``, that plot inline (for --html)."""
+    """With ``plot``, top-1 against MAdds drawn there, its frontier a table; ``figure``: inline."""
 
     def says(key: str) -> bool:
         column = "batch" if key == "latency_ms_per_image" else key
@@ -87,10 +86,7 @@ def compare_document(
     hidden = tuple(k for k in frame.columns if k not in shown)
     table = Table("configurations", frame, hidden_in_text=hidden, secondary=_SECONDARY)
     doc = Document(title, tables=[table], notes=notes, kind="compare")
-
-    def draw(path: Path):
-        return plot_frame(frame, AXES["madds"], AXES["top1"], path, log_x=True)
-
+    draw = functools.partial(plot_frame, frame, AXES["madds"], AXES["top1"], log_x=True)
     if plot is not None:
         front = frontier_document(draw(plot), AXES["madds"], AXES["top1"], "this comparison")
         doc.tables.append(front.tables[0])

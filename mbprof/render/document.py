@@ -88,8 +88,7 @@ def _escaped(match: re.Match[str]) -> str:
 
 def safe_text(value: Any, keep_newlines: bool = False) -> str:
     """``value`` as text that cannot control a terminal or a CI log: controls and bidi marks
-    escaped (``\\x1b``), ``::`` that could start a line and ``##[`` broken with a backslash
-    (``keep_newlines``: LF and CR left for a caller that encodes them, as annotations do)."""
+    escaped, ``::`` and ``##[`` broken (``keep_newlines``: LF and CR left for the caller)."""
     text = (_UNSAFE_BUT_NEWLINES if keep_newlines else _UNSAFE).sub(_escaped, str(value))
     text = _COMMAND_START.sub(lambda m: m.group(1) + "\\::", text)
     return text.replace(LEGACY_COMMAND, "##\\[")

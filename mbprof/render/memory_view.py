@@ -64,15 +64,11 @@ def curve_frame(report: MemoryReport) -> pd.DataFrame:
     return data_frame(rows)
 
 
-def _where(point: LivePoint) -> str:
-    parts = [
-        f"at {point.module or '(model)'} {point.op}: inputs {point.input_bytes:,}",
-        f"outputs {point.output_bytes:,}",
-        f"held {point.held_bytes:,}",
-    ]
-    if point.internal_bytes:
-        parts.append(f"chunk {point.internal_bytes:,}")
-    return " + ".join(parts) + f" ({format_value(point.live_bytes, 'bytes')})"
+def _where(p: LivePoint) -> str:
+    chunk = f" + chunk {p.internal_bytes:,}" if p.internal_bytes else ""
+    parts = f"inputs {p.input_bytes:,} + outputs {p.output_bytes:,} + held {p.held_bytes:,}"
+    live = format_value(p.live_bytes, "bytes")
+    return f"at {p.module or '(model)'} {p.op}: {parts}{chunk} ({live})"
 
 
 def memory_facts(report: MemoryReport, measured: MeasuredMemory | None = None) -> list[Fact]:

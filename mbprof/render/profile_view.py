@@ -159,8 +159,7 @@ _SECONDARY = ("output_hw", "params_share", "other_flops", "layers")
 
 
 def grouped_table(layers: Sequence[LayerRow], by: str, depth: int | None) -> Table:
-    """The table of ``layers`` grouped ``by`` "module" (paths cut to ``depth`` parts, in the
-    order the layers run) or "type" (``layer_type``, the most MAdds first), figures summed."""
+    """``layers`` summed by "module" (paths cut to ``depth``) or "type" (most MAdds first)."""
     name = "module" if by == "module" else "layer_type"
     cut = depth or DEFAULT_DEPTH
     key = (lambda r: ".".join(r.path.split(".")[:cut])) if by == "module" else layer_type

@@ -270,14 +270,12 @@ def write_phone(
     values = {"environment": environment.rstrip("."), "finding": finding(found), "figure": FIGURE}
     values["missing"] = fill("phone", "missing", missing="; ".join(missing)) if missing else ""
     values["failed"] = fill("phone", "failed", failed=lines(failed)) if failed else ""
-    scopes = lines(
+    values["scopes"] = lines(
         fill("phone", "scope", what=what, table=_summary_table(found, scope))
         for scope, what in SCOPES.items()
     )
-    text = fill(
-        "phone", "document", **values, scopes=scopes, values=_value_table(per_value, series)
-    )
-    write_file(stage, result, "phone.md", text)
+    values["values"] = _value_table(per_value, series)
+    write_file(stage, result, "phone.md", fill("phone", "document", **values))
     write_file(stage, result, "phone.csv", pd.DataFrame(per_value))
     (stage / FIGURE).parent.mkdir(parents=True, exist_ok=True)
     draw_phone(per_value, stage / FIGURE)

@@ -120,8 +120,7 @@ def _write_manifest(out: Path, files: Owned) -> None:
 
 @contextlib.contextmanager
 def staged(out: Path, owned: dict[str, list[str] | None]) -> Iterator[Path]:
-    """A fresh folder inside ``out`` (made with the user's umask if missing) for the new files,
-    installed when the block ends; on an error nothing changes (and a new ``out`` goes)."""
+    """A folder in ``out`` for the new files, installed at the end; an error changes nothing."""
     try:
         out.mkdir()
         created = True
@@ -193,8 +192,7 @@ def write_report(
     phone: tuple[list[dict[str, Any]], Sequence[str]] | None = None,
     load_at_start: tuple[float, float] | None = None,
 ) -> None:
-    """Write ``result.out`` from ``frame`` (and the phone study's rows and missed runtimes),
-    staged: a failure changes nothing. The callables give what the report cannot measure."""
+    """Write ``result.out``, staged; the callables give what the report cannot measure."""
     owned = plan.check_out(result.out, parts)  # again: a file may have been edited meanwhile
     with staged(result.out, owned) as stage:
         write = functools.partial(write_file, stage, result)

@@ -100,9 +100,8 @@ def wanted_configs(parts: Sequence[str]) -> list[ModelSpec]:
     if "sweep" in parts or "figures" in parts:
         wanted += sweep_configs()
     if "table4" in parts:
-        wanted += [
-            config(r["model"], r["width"], r["resolution"]) for r in read_data("paper_table4.csv")
-        ]
+        paper = read_data("paper_table4.csv")
+        wanted += [config(r["model"], r["width"], r["resolution"]) for r in paper]
     return list(dict.fromkeys(wanted))
 
 
@@ -144,9 +143,7 @@ def _blocks(name: str) -> dict[str, str]:
     """``templates/NAME.md`` by block: the lines after ``<!-- block -->``, up to the next."""
     text = (Path(__file__).parent / "templates" / f"{name}.md").read_text(encoding="utf-8")
     parts = re.split(r"^<!-- (\w+) -->\n", text, flags=re.MULTILINE)
-    return {
-        key: body.removesuffix("\n") for key, body in zip(parts[1::2], parts[2::2], strict=True)
-    }
+    return dict(zip(parts[1::2], [body.removesuffix("\n") for body in parts[2::2]], strict=True))
 
 
 def holds(relative: str) -> str:

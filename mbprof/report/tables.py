@@ -14,18 +14,8 @@ from mbprof.core.records import CountReport, ModelSpec
 from mbprof.core.units import format_value
 from mbprof.frame.rows import cell, is_missing
 from mbprof.render.document import markdown_grid
-from mbprof.report.plan import (
-    config,
-    delta,
-    fill,
-    find_row,
-    kilobytes,
-    lines,
-    millions,
-    read_data,
-    registered,
-    top1_text,
-)
+from mbprof.report import plan
+from mbprof.report.plan import config, delta, fill, kilobytes, lines, millions, read_data
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,11 +34,11 @@ def table4_frame(frame: pd.DataFrame, bn_params: Callable[[str, float], int]) ->
     rows = []
     for paper in read_data("paper_table4.csv"):
         spec = config(paper["model"], paper["width"], paper["resolution"])
-        ours = find_row(frame, spec)
+        ours = plan.find_row(frame, spec)
         if ours is None:
             continue
         others = [
-            f"{top1_text(e.top1)} ({e.source})"
+            f"{plan.top1_text(e.top1)} ({e.source})"
             for e in accuracy.shipped().all_sources(config(spec.model, spec.width, 224))
             if not e.source.startswith("MobileNetV2 paper")
         ]
@@ -78,7 +68,7 @@ def table4_markdown(t4: pd.DataFrame, env: str) -> str:
     records = t4.to_dict(orient="records")
     rows = []
     for r in records:
-        row = [r["network"], top1_text(r["paper_top1"])]
+        row = [r["network"], plan.top1_text(r["paper_top1"])]
         for key in ("params", "madds"):  # the paper's, mbprof's, the difference
             paper = r[f"paper_{key}_m"]
             row += [f"{paper:g}M", f"{millions(r[key])} ({r[key]:,})", delta(r[key] / 1e6, paper)]
@@ -134,7 +124,7 @@ def table3_frame(
     for network, model, width in dict.fromkeys(
         (c["network"], c["model"], c["width"]) for c in cells
     ):
-        if not registered(model):
+        if not plan.registered(model):
             left_out.append(f"Table 3, {network}: {model} not registered in this mbprof")
             continue
         mem = memory_of(model, float(width))
@@ -203,7 +193,7 @@ def table3_explained(
 ) -> str:
     """Sentences for the cells where mbprof and the paper differ by more than rounding."""
     g2 = None  # ShuffleNet g=2 2.0's largest tensor per side, (channels, bytes): Table 3's other
-    if memory_of is not None and registered("shufflenet_v1_g2"):
+    if memory_of is not None and plan.registered("shufflenet_v1_g2"):
         mem = memory_of("shufflenet_v1_g2", 2.0)
         g2 = {r.resolution[0]: (r.channels, r.tensor_bytes) for r in mem.resolutions_efficient}
     cells = []
@@ -215,12 +205,8 @@ def table3_explained(
             continue
         same = {str(q["size"]): q for q in t3.to_dict(orient="records") if q["model"] == r["model"]}
         if r["size"] == "max":
-            where = [
-                f"{q['size']}x{q['size']}"
-                for q in same.values()
-                if q["size"] != "max" and q["tensor_bytes"] == r["tensor_bytes"]
-            ]
-            where = fill("table3", "max_where", where=where[0]) if where else "."
+            at = [s for s, q in same.items() if s != "max" and q["tensor_bytes"] == ours]
+            where = fill("table3", "max_where", where=f"{at[0]}x{at[0]}") if at else "."
             cells.append(fill("table3", "max", r=r, tensor_bytes=int(ours), where=where))
             continue
         side = int(r["size"])
@@ -342,7 +328,7 @@ def inconsistencies_markdown(
         if key in rows
     ]
     top1 = [
-        fill("inconsistencies", "top1", r=r, top1=top1_text(r["paper_top1"]))
+        fill("inconsistencies", "top1", r=r, top1=plan.top1_text(r["paper_top1"]))
         for r in records
         if r["other_top1"]
     ]
