@@ -80,6 +80,7 @@ def _bn_params(model: str, width: float) -> int:
 
 def timm_counts() -> list[tuple[TimmRow, CountReport, CountReport]]:
     """mbprof's counts of each line of timm's model index: its ``seed`` and ``square``."""
+
     def counted(s: ModelSpec) -> CountReport:
         spec = make_spec(s.model, s.width, s.depth, s.resolution, s.num_classes, s.kwargs)
         return profile_spec(spec, with_memory=False).counts
