@@ -20,7 +20,8 @@ from mbprof.core.settings import ResolvedLatency
 from mbprof.frame.rows import environment_columns, failure_text, identity_row
 from mbprof.models import create_model
 from mbprof.report import plan
-from mbprof.report.folder import ReproduceResult, machine_load, write_report
+from mbprof.report.folder import check_out, machine_load, write_report
+from mbprof.report.plan import ReproduceResult
 from mbprof.report.tables import TimmRow, timm_rows
 
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ def prepare_reproduce(
     """Everything ``reproduce`` will do, checked first (``out``: new, empty, or mbprof's)."""
     parts = plan.check_parts(parts)
     out = Path(out)
-    plan.check_out(out, parts)
+    check_out(out, parts)
     resolved = report_latency(latency_options) if latency else None  # refused now if it can't run
     left_out = [] if latency else ["latency (CPU here): not measured in this run (--no-latency)"]
     specs = usable_specs(plan.wanted_configs(parts), left_out)

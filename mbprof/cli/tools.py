@@ -119,8 +119,8 @@ def reproduce_command(
 
     Example: mbprof reproduce --out reports/
     """
-    from mbprof.report.folder import MANIFEST
-    from mbprof.report.plan import PARTS, check_out, check_parts, planned_files
+    from mbprof.report.folder import MANIFEST, check_out
+    from mbprof.report.plan import PARTS, check_parts, planned_files
 
     chosen = check_parts(
         PARTS if parts.strip().lower() == "all" else parse_name_list(parts, "--parts")

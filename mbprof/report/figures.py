@@ -15,8 +15,17 @@ from mbprof.core.records import ModelSpec
 from mbprof.core.units import format_value
 from mbprof.frame.rows import cell, row_measures, spec_from_row
 from mbprof.render.document import markdown_grid
-from mbprof.report.folder import ReproduceResult, write_file
-from mbprof.report.plan import FIGURES, config, fill, holds, lines, read_data, v1_v2
+from mbprof.report.plan import (
+    FIGURES,
+    ReproduceResult,
+    config,
+    fill,
+    holds,
+    lines,
+    read_data,
+    v1_v2,
+    write_file,
+)
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -13,7 +13,6 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ from mbprof.core.errors import MbprofError
 from mbprof.frame.rows import row_measures
 from mbprof.render.document import markdown_grid
 from mbprof.report import plan, tables
-from mbprof.report.plan import fill, kilobytes, lines, millions
+from mbprof.report.plan import ReproduceResult, fill, kilobytes, lines, millions, write_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -111,6 +110,11 @@ def check_folder(
     return owned
 
 
+def check_out(out: str | Path, parts: Sequence[str] = plan.PARTS) -> dict[str, list[str] | None]:
+    """Refuse, before any measuring, a folder this run cannot write without losing a file."""
+    return check_folder(Path(out), plan.planned_files(parts), plan.planned_files())
+
+
 def _write_manifest(out: Path, files: Owned) -> None:
     from mbprof.core.files import write_atomic
 
@@ -159,28 +163,6 @@ def staged(out: Path, owned: dict[str, list[str] | None]) -> Iterator[Path]:
                 out.rmdir()
 
 
-@dataclass
-class ReproduceResult:
-    """What ``reproduce`` wrote and what it had to leave out."""
-
-    out: Path
-    files: list[tuple[str, str]] = field(default_factory=list)  # (relative path, what it holds)
-    left_out: list[str] = field(default_factory=list)
-    findings: list[str] = field(default_factory=list)  # measured conclusions for the README
-
-
-def write_file(
-    root: Path, result: ReproduceResult, relative: str, text: str | pd.DataFrame
-) -> None:
-    """Write ``root/relative`` (a frame as CSV: no index, LF) and list it with what it holds."""
-    if not isinstance(text, str):
-        text = text.to_csv(index=False, lineterminator="\n")
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    result.files.append((relative, plan.holds(relative)))
-
-
 def write_report(
     result: ReproduceResult,
     parts: Sequence[str],
@@ -193,7 +175,7 @@ def write_report(
     load_at_start: tuple[float, float] | None = None,
 ) -> None:
     """Write ``result.out``, staged; the callables give what the report cannot measure."""
-    owned = plan.check_out(result.out, parts)  # again: a file may have been edited meanwhile
+    owned = check_out(result.out, parts)  # again: a file may have been edited meanwhile
     with staged(result.out, owned) as stage:
         write = functools.partial(write_file, stage, result)
         t4 = explained = None

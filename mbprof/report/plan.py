@@ -9,7 +9,7 @@ import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,13 +127,6 @@ def planned_files(parts: Sequence[str] = PARTS) -> set[str]:
     return {"README.md", *(name for part in parts for name in files.get(part, ()))}
 
 
-def check_out(out: str | Path, parts: Sequence[str] = PARTS) -> dict[str, list[str] | None]:
-    """Refuse, before any measuring, a folder this run cannot write without losing a file."""
-    from mbprof.report.folder import check_folder
-
-    return check_folder(Path(out), planned_files(parts), planned_files())
-
-
 # A top-1 figure as accuracy tables print it: 72 -> '72.0', 72.95 -> '72.95'.
 top1_text = functools.partial(format_value, kind="float")
 
@@ -176,3 +169,25 @@ def delta(ours: float, paper: float, unit: str = "M") -> str:
     diff = ours - paper
     pct = 100.0 * diff / paper if paper else math.nan
     return f"{diff:+.2f}{unit} ({pct:+.1f}%)"
+
+
+@dataclass
+class ReproduceResult:
+    """What ``reproduce`` wrote and what it had to leave out."""
+
+    out: Path
+    files: list[tuple[str, str]] = field(default_factory=list)  # (relative path, what it holds)
+    left_out: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # measured conclusions for the README
+
+
+def write_file(
+    root: Path, result: ReproduceResult, relative: str, text: str | pd.DataFrame
+) -> None:
+    """Write ``root/relative`` (a frame as CSV: no index, LF) and list it with what it holds."""
+    if not isinstance(text, str):
+        text = text.to_csv(index=False, lineterminator="\n")
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    result.files.append((relative, holds(relative)))

@@ -23,8 +23,7 @@ from mbprof.report.figures import (
     published_latencies,
     write_phone,
 )
-from mbprof.report.folder import ReproduceResult
-from mbprof.report.plan import config
+from mbprof.report.plan import ReproduceResult, config
 from tests.conftest import assert_one_line_error
 from tests.support.tiny_models import tiny_models  # noqa: F401  (a fixture)
 

@@ -221,7 +221,7 @@ def test_prepare_plans_every_configuration_before_measuring(tmp_path):
 
 def test_latency_against_madds_reports_its_fit(tmp_path):
     from mbprof.report.figures import write_figures
-    from mbprof.report.folder import ReproduceResult
+    from mbprof.report.plan import ReproduceResult
 
     # Latency exactly proportional to MAdds (0.05 ms per million): r = rho = 1.
     frame = pd.DataFrame(
